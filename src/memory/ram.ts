@@ -1,0 +1,26 @@
+// Machine RAM: one ArrayBuffer per NUMA node, with the typed views the CPU's fast paths use.
+
+export class RamRegion {
+  readonly buffer: ArrayBuffer;
+  readonly u8: Uint8Array;
+  readonly u16: Uint16Array;
+  readonly i32: Int32Array;
+  readonly view: DataView;
+  /** One past the last physical address of the region. */
+  readonly end: number;
+
+  constructor(readonly node: number, readonly base: number, readonly size: number) {
+    if (size <= 0 || size % 4096 !== 0) throw new Error(`RAM size must be a positive multiple of 4 KiB, not ${size}`);
+    if (base % 4096 !== 0) throw new Error(`RAM base must be page aligned, not 0x${base.toString(16)}`);
+    this.buffer = new ArrayBuffer(size);
+    this.u8 = new Uint8Array(this.buffer);
+    this.u16 = new Uint16Array(this.buffer);
+    this.i32 = new Int32Array(this.buffer);
+    this.view = new DataView(this.buffer);
+    this.end = base + size;
+  }
+
+  contains(address: number, length = 1): boolean {
+    return address >= this.base && address + length <= this.end;
+  }
+}
