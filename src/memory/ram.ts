@@ -5,6 +5,7 @@ export class RamRegion {
   readonly u8: Uint8Array;
   readonly u16: Uint16Array;
   readonly i32: Int32Array;
+  readonly i64: BigInt64Array;
   readonly view: DataView;
   /** One past the last physical address of the region. */
   readonly end: number;
@@ -16,6 +17,7 @@ export class RamRegion {
     this.u8 = new Uint8Array(this.buffer);
     this.u16 = new Uint16Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
+    this.i64 = new BigInt64Array(this.buffer);
     this.view = new DataView(this.buffer);
     this.end = base + size;
   }

@@ -1,0 +1,205 @@
+// Loads and stores of a hart: the TLB fast path and the slow path (walk, MMIO, misaligned, page-crossing).
+
+import {
+  CAUSE_LOAD_ACCESS, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, CAUSE_STORE_ACCESS,
+} from '../isa/opcodes.js';
+import { BusError } from '../memory/bus.js';
+import type { AccessSize } from '../memory/device.js';
+import type { RamRegion } from '../memory/ram.js';
+import { HartState } from './hart-state.js';
+import { ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
+import { TLB_MASK } from './tlb.js';
+
+export class HartMemory extends HartState {
+  /** The high word of the last 64-bit slow-path load. */
+  protected loadHi = 0;
+  /** Set by `locate`: the RAM region of the last translated access (undefined for MMIO). */
+  protected locRegion: RamRegion | undefined = undefined;
+  /** Set by `locate`: byte offset in `locRegion`, or the physical address for MMIO. */
+  locOffset = 0;
+
+  /** Translates one page's worth of access and fills the TLB if it is RAM. */
+  protected locate(va: number, access: Access): void {
+    const pa = translate(this, va, access);
+    const region = this.env.bus.ramAt(pa);
+    this.locRegion = region;
+    if (region === undefined) {
+      this.locOffset = pa;
+      return;
+    }
+    this.locOffset = pa - region.base;
+    const vpn = Math.floor(va / 4096);
+    const page = pa - (pa & 4095);
+    const tlb = access === ACCESS_READ ? this.readTlb : access === ACCESS_WRITE ? this.writeTlb : this.execTlb;
+    tlb.insert(vpn, region, page);
+  }
+
+  // ---- loads: return the value zero-extended (size < 4) or as an int32 (size 4) ----
+
+  load8(va: number): number {
+    const vpn = Math.floor(va / 4096);
+    const t = this.readTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn) return t.mem[i].u8[va + t.delta[i]];
+    return this.loadSlow(va, 1);
+  }
+
+  load16(va: number): number {
+    const vpn = Math.floor(va / 4096);
+    const t = this.readTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn && (va & 1) === 0) return t.mem[i].u16[(va + t.delta[i]) >>> 1];
+    return this.loadSlow(va, 2);
+  }
+
+  load32(va: number): number {
+    const vpn = Math.floor(va / 4096);
+    const t = this.readTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn && (va & 3) === 0) return t.mem[i].i32[(va + t.delta[i]) >>> 2];
+    return this.loadSlow(va, 4) | 0;
+  }
+
+  /** Returns the low word; the high word is left in `loadHi`. */
+  load64(va: number): number {
+    const vpn = Math.floor(va / 4096);
+    const t = this.readTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn && (va & 7) === 0) {
+      const w = (va + t.delta[i]) >>> 2;
+      const m = t.mem[i].i32;
+      this.loadHi = m[w + 1];
+      return m[w];
+    }
+    const lo = this.loadSlow(va, 4) | 0;
+    const hi = this.loadSlow(va + 4, 4) | 0;
+    this.loadHi = hi;
+    return lo;
+  }
+
+  /** A load the TLB could not serve: misaligned, page-crossing, TLB miss or MMIO. */
+  private loadSlow(va: number, size: AccessSize): number {
+    if ((va & (size - 1)) !== 0) {
+      // Misaligned: assembled from bytes, each of which may fault on its own page (restartable).
+      let v = 0;
+      for (let k = size - 1; k >= 0; k--) v = v * 256 + this.load8(va + k);
+      return v;
+    }
+    this.locate(va, ACCESS_READ);
+    const region = this.locRegion;
+    const o = this.locOffset;
+    if (region !== undefined) {
+      if (size === 1) return region.u8[o];
+      if (size === 2) return region.u16[o >>> 1];
+      return region.i32[o >>> 2] >>> 0;
+    }
+    try {
+      return this.env.bus.mmioRead(o, size, this.id);
+    } catch (e) {
+      if (e instanceof BusError) return this.raise(CAUSE_LOAD_ACCESS, va);
+      throw e;
+    }
+  }
+
+  // ---- stores ----
+
+  store8(va: number, v: number): void {
+    const vpn = Math.floor(va / 4096);
+    const t = this.writeTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn) {
+      const o = va + t.delta[i];
+      t.mem[i].u8[o] = v;
+      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 1);
+      return;
+    }
+    this.storeSlow(va, 1, v);
+  }
+
+  store16(va: number, v: number): void {
+    const vpn = Math.floor(va / 4096);
+    const t = this.writeTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn && (va & 1) === 0) {
+      const o = va + t.delta[i];
+      t.mem[i].u16[o >>> 1] = v;
+      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 2);
+      return;
+    }
+    this.storeSlow(va, 2, v);
+  }
+
+  store32(va: number, v: number): void {
+    const vpn = Math.floor(va / 4096);
+    const t = this.writeTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn && (va & 3) === 0) {
+      const o = va + t.delta[i];
+      t.mem[i].i32[o >>> 2] = v;
+      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 4);
+      return;
+    }
+    this.storeSlow(va, 4, v);
+  }
+
+  store64(va: number, lo: number, hi: number): void {
+    const vpn = Math.floor(va / 4096);
+    const t = this.writeTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] === vpn && (va & 7) === 0) {
+      const o = va + t.delta[i];
+      const m = t.mem[i].i32;
+      m[o >>> 2] = lo;
+      m[(o >>> 2) + 1] = hi;
+      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 8);
+      return;
+    }
+    if ((va & 7) !== 0 && (va & 4095) > 4088) this.probeWrite(va, 8);
+    this.storeSlow(va, 4, lo);
+    this.storeSlow(va + 4, 4, hi);
+  }
+
+  /** Translates both pages of a page-crossing store before any byte is written, so a fault changes nothing. */
+  private probeWrite(va: number, size: number): void {
+    this.locate(va, ACCESS_WRITE);
+    this.locate(va + size - 1, ACCESS_WRITE);
+  }
+
+  private storeSlow(va: number, size: AccessSize, v: number): void {
+    if ((va & (size - 1)) !== 0) {
+      if ((va & 4095) > 4096 - size) this.probeWrite(va, size);
+      for (let k = 0; k < size; k++) this.store8(va + k, (v >>> (8 * k)) & 0xff);
+      return;
+    }
+    this.locate(va, ACCESS_WRITE);
+    const region = this.locRegion;
+    const o = this.locOffset;
+    if (region !== undefined) {
+      if (size === 1) region.u8[o] = v;
+      else if (size === 2) region.u16[o >>> 1] = v;
+      else region.i32[o >>> 2] = v;
+      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, region.base + o, size);
+      return;
+    }
+    try {
+      this.env.bus.mmioWrite(o, size, v, this.id);
+    } catch (e) {
+      if (e instanceof BusError) this.raise(CAUSE_STORE_ACCESS, va);
+      throw e;
+    }
+    // A device may have raised an interrupt line of this hart: end the slice so it is seen.
+    this.stop = true;
+  }
+
+  /**
+   * Finds the RAM word for an atomic access (AMO, LR, SC): must be naturally aligned and in RAM.
+   * Leaves region and byte offset in locRegion/locOffset.
+   */
+  atomicLocate(va: number, size: number, access: Access): RamRegion {
+    if ((va & (size - 1)) !== 0) this.raise(access === ACCESS_READ ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, va);
+    this.locate(va, access);
+    const region = this.locRegion;
+    if (region === undefined) return this.raise(access === ACCESS_READ ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, va);
+    return region;
+  }
+}

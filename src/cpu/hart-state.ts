@@ -1,0 +1,242 @@
+// A hart's architectural state in typed arrays and numbers, its trap entry and interrupt selection.
+
+import type { FpState } from '../isa/fp-state.js';
+import {
+  IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_M, PRIV_S, PRIV_U,
+} from '../isa/opcodes.js';
+import type { Bus } from '../memory/bus.js';
+import type { Clock } from '../memory/device.js';
+import type { Reservations } from './reservations.js';
+import { TlbSet, type Tlb } from './tlb.js';
+
+/** mstatus bits (privileged spec §3.1.6). */
+export const MSTATUS_SIE = 1 << 1;
+export const MSTATUS_MIE = 1 << 3;
+export const MSTATUS_SPIE = 1 << 5;
+export const MSTATUS_MPIE = 1 << 7;
+export const MSTATUS_SPP = 1 << 8;
+export const MSTATUS_MPP_SHIFT = 11;
+export const MSTATUS_MPP = 3 << MSTATUS_MPP_SHIFT;
+export const MSTATUS_FS_SHIFT = 13;
+export const MSTATUS_FS = 3 << MSTATUS_FS_SHIFT;
+export const MSTATUS_MPRV = 1 << 17;
+export const MSTATUS_SUM = 1 << 18;
+export const MSTATUS_MXR = 1 << 19;
+export const MSTATUS_TVM = 1 << 20;
+export const MSTATUS_TW = 1 << 21;
+export const MSTATUS_TSR = 1 << 22;
+
+export const SATP_MODE_BARE = 0;
+export const SATP_MODE_SV39 = 8;
+export const SATP_MODE_SV48 = 9;
+
+/** Thrown (always this one object) to abandon the current instruction after a trap has been recorded. */
+export const TRAP = { trap: true } as const;
+
+/** What a hart needs from the machine around it. */
+export interface HartEnvironment {
+  readonly bus: Bus;
+  readonly clock: Clock;
+  readonly reservations: Reservations;
+  /**
+   * Firmware written in TypeScript that answers ECALLs made in S-mode (the SBI), when the machine boots
+   * without M-mode firmware. Returns false to let the ECALL trap as the spec says.
+   */
+  ecallFromSupervisor?(hart: HartState): boolean;
+}
+
+/** Interrupts in the priority order of privileged spec §3.1.9. */
+const PRIORITY = [IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER];
+
+export class HartState implements FpState {
+  readonly x = new Int32Array(64);
+  readonly x64 = new BigInt64Array(this.x.buffer);
+  readonly f = new Int32Array(64);
+  readonly f64 = new Float64Array(this.f.buffer);
+  frm = 0;
+  fflags = 0;
+  /** The program counter as a signed 64-bit value held exactly in a double. */
+  pc = 0;
+  priv = PRIV_M;
+
+  /** The low 32 bits of mstatus; UXL and SXL are fixed at 64 bits and SD is derived from FS. */
+  mstatus = 0;
+  /** Software-writable pending bits (SSIP, STIP, SEIP as written by M-mode). */
+  mip = 0;
+  /** Pending bits driven by wires: CLINT (MSIP, MTIP) and PLIC (MEIP, SEIP). */
+  mipLines = 0;
+  mie = 0;
+  medeleg = 0;
+  mideleg = 0;
+  mtvec = 0;
+  stvec = 0;
+  mepc = 0;
+  sepc = 0;
+  mcause = 0n;
+  scause = 0n;
+  mtval = 0;
+  stval = 0;
+  mscratch = 0n;
+  sscratch = 0n;
+  mcounteren = 0;
+  scounteren = 0;
+  mcountinhibit = 0;
+  menvcfg = 0n;
+  senvcfg = 0n;
+  satpMode = SATP_MODE_BARE;
+  satpAsid = 0;
+  satpPpn = 0;
+  readonly pmpcfg = new Array<bigint>(16).fill(0n);
+  readonly pmpaddr = new Array<bigint>(64).fill(0n);
+  /** Instructions retired. */
+  instret = 0;
+  /** In WFI, waiting for an interrupt. */
+  waiting = false;
+  /** Powered off (SBI HSM stopped): not run at all until started. */
+  parked = false;
+  /** Set to end the current slice early (an interrupt may have become deliverable). */
+  stop = false;
+
+  /** Per privilege level (U, S, -, M) sets of TLBs; `readTlb`/`writeTlb`/`execTlb` point into them. */
+  readonly tlbSets = [new TlbSet(), new TlbSet(), new TlbSet(), new TlbSet()];
+  readTlb: Tlb;
+  writeTlb: Tlb;
+  execTlb: Tlb;
+  /** The privilege level data accesses are checked at (differs from priv under MPRV). */
+  dataPriv = PRIV_M;
+
+  /** The trap recorded before TRAP was thrown. */
+  pendingCause = 0;
+  pendingTval = 0;
+
+  constructor(readonly id: number, readonly env: HartEnvironment) {
+    const m = this.tlbSets[PRIV_M];
+    this.readTlb = m.read;
+    this.writeTlb = m.write;
+    this.execTlb = m.exec;
+  }
+
+  /** Integer register i as an address (a double; exact for every canonical address). */
+  reg(i: number): number {
+    return this.x[2 * i + 1] * 4294967296 + (this.x[2 * i] >>> 0);
+  }
+
+  /** Writes a double holding a signed 64-bit integer (|v| < 2^53) to register i. */
+  setReg(i: number, v: number): void {
+    if (i === 0) return;
+    this.x[2 * i] = v | 0;
+    this.x[2 * i + 1] = Math.floor(v / 4294967296) | 0;
+  }
+
+  get fsEnabled(): boolean {
+    return (this.mstatus & MSTATUS_FS) !== 0;
+  }
+
+  markFpDirty(): void {
+    this.mstatus |= MSTATUS_FS;
+  }
+
+  /** Recompute which TLBs serve fetches and data accesses after priv, MPRV or MPP changed. */
+  updateTranslation(): void {
+    let d = this.priv;
+    if (d === PRIV_M && (this.mstatus & MSTATUS_MPRV) !== 0) d = (this.mstatus & MSTATUS_MPP) >>> MSTATUS_MPP_SHIFT;
+    this.dataPriv = d;
+    this.readTlb = this.tlbSets[d].read;
+    this.writeTlb = this.tlbSets[d].write;
+    this.execTlb = this.tlbSets[this.priv].exec;
+    this.fetchInvalidate();
+  }
+
+  /** Flushes the TLBs of the translated privilege levels (SFENCE.VMA, a satp or mstatus change). */
+  flushTlb(): void {
+    this.tlbSets[PRIV_U].flush();
+    this.tlbSets[PRIV_S].flush();
+    this.fetchInvalidate();
+  }
+
+  /** Overridden by the interpreter, which caches the current fetch page. */
+  fetchInvalidate(): void {}
+
+  /** Records a synchronous exception and abandons the instruction. */
+  raise(cause: number, tval: number): never {
+    this.pendingCause = cause;
+    this.pendingTval = tval;
+    throw TRAP;
+  }
+
+  /** Trap entry (privileged spec §3.1.6.1, §4.1.1): delegation, the xPP/xPIE stack, the vector. */
+  enterTrap(cause: number, tval: number, interrupt: boolean): void {
+    const deleg = interrupt ? this.mideleg : this.medeleg;
+    const causeValue = interrupt ? (1n << 63n) | BigInt(cause) : BigInt(cause);
+    const from = this.priv;
+    if (from <= PRIV_S && ((deleg >>> cause) & 1) !== 0) {
+      this.scause = causeValue;
+      this.sepc = this.pc;
+      this.stval = tval;
+      let s = this.mstatus & ~(MSTATUS_SPP | MSTATUS_SPIE | MSTATUS_SIE);
+      if (this.mstatus & MSTATUS_SIE) s |= MSTATUS_SPIE;
+      if (from === PRIV_S) s |= MSTATUS_SPP;
+      this.mstatus = s;
+      this.priv = PRIV_S;
+      this.pc = this.vector(this.stvec, cause, interrupt);
+    } else {
+      this.mcause = causeValue;
+      this.mepc = this.pc;
+      this.mtval = tval;
+      let s = this.mstatus & ~(MSTATUS_MPP | MSTATUS_MPIE | MSTATUS_MIE);
+      if (this.mstatus & MSTATUS_MIE) s |= MSTATUS_MPIE;
+      s |= from << MSTATUS_MPP_SHIFT;
+      this.mstatus = s;
+      this.priv = PRIV_M;
+      this.pc = this.vector(this.mtvec, cause, interrupt);
+    }
+    this.updateTranslation();
+  }
+
+  private vector(tvec: number, cause: number, interrupt: boolean): number {
+    const base = tvec - (tvec & 3);
+    return interrupt && (tvec & 3) === 1 ? base + 4 * cause : base;
+  }
+
+  /** The interrupt to take now, or -1 (privileged spec §3.1.9: enables, delegation and priority). */
+  pendingInterrupt(): number {
+    const pending = (this.mip | this.mipLines) & this.mie;
+    if (pending === 0) return -1;
+    const mEnabled = this.priv < PRIV_M || (this.mstatus & MSTATUS_MIE) !== 0;
+    const sEnabled = this.priv < PRIV_S || (this.priv === PRIV_S && (this.mstatus & MSTATUS_SIE) !== 0);
+    let take = 0;
+    if (mEnabled) take |= pending & ~this.mideleg;
+    if (sEnabled) take |= pending & this.mideleg;
+    if (take === 0) return -1;
+    for (const irq of PRIORITY) if ((take >>> irq) & 1) return irq;
+    return -1;
+  }
+
+  /** Sets or clears a wire-driven pending bit (called by the CLINT and PLIC through the machine). */
+  setInterruptLine(bit: number, level: boolean): void {
+    const mask = 1 << bit;
+    this.mipLines = level ? this.mipLines | mask : this.mipLines & ~mask;
+    if (level) this.stop = true;
+  }
+
+  /** True when an interrupt is pending and enabled in mie, which is what wakes a WFI (§3.3.3). */
+  get wakeable(): boolean {
+    return ((this.mip | this.mipLines) & this.mie) !== 0;
+  }
+
+  /** Reset state (privileged spec §3.4): M-mode, MIE clear, pc at the reset vector. */
+  reset(pc: number): void {
+    this.x.fill(0);
+    this.f.fill(0);
+    this.pc = pc;
+    this.priv = PRIV_M;
+    this.mstatus = 0;
+    this.mip = 0;
+    this.mie = 0;
+    this.waiting = false;
+    this.satpMode = SATP_MODE_BARE;
+    for (const set of this.tlbSets) set.flush();
+    this.env.reservations.clear(this.id);
+    this.updateTranslation();
+  }
+}

@@ -1,0 +1,394 @@
+// The interpreter: fetch (through a cached page pointer), decode and execute RV64IMAFDC + Zicsr + Zifencei.
+
+import { expandCompressed } from '../isa/compressed.js';
+import { executeFp } from '../isa/fp/execute.js';
+import {
+  CAUSE_BREAKPOINT, CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_USER_ECALL,
+  OP_AMO, OP_AUIPC, OP_BRANCH, OP_IMM, OP_IMM_32, OP_JAL, OP_JALR, OP_LOAD, OP_LOAD_FP, OP_LUI, OP_MADD,
+  OP_MISC_MEM, OP_MSUB, OP_NMADD, OP_NMSUB, OP_OP, OP_OP_32, OP_OP_FP, OP_STORE, OP_STORE_FP, OP_SYSTEM,
+  PRIV_M, PRIV_S,
+} from '../isa/opcodes.js';
+import { add, lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
+import { executeAmo } from './amo.js';
+import { csrRead, csrWrite } from './csr.js';
+import { TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
+  MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
+import { HartMemory } from './hart-memory.js';
+import { ACCESS_EXEC } from './mmu.js';
+import { TLB_MASK } from './tlb.js';
+
+/** Expansions of all 65536 halfwords, filled on first use; ILLEGAL_C marks a reserved encoding. */
+const rvcTable = new Int32Array(65536);
+const ILLEGAL_C = 1;
+
+const INSN_ECALL = 0x00000073;
+const INSN_EBREAK = 0x00100073;
+const INSN_SRET = 0x10200073;
+const INSN_MRET = 0x30200073;
+const INSN_WFI = 0x10500073;
+const FUNCT7_SFENCE_VMA = 0x09;
+
+export class Hart extends HartMemory {
+  /** Virtual address of the page instructions are fetched from, its halfword index and memory. */
+  private fetchPage = 2 ** 60;
+  private fetchBase = 0;
+  private fetchMem: Uint16Array = new Uint16Array(0);
+
+  override fetchInvalidate(): void {
+    this.fetchPage = 2 ** 60;
+  }
+
+  /** Runs up to `budget` instructions; returns how many ran (fewer if the hart waits in WFI). */
+  run(budget: number): number {
+    let n = 0;
+    const x = this.x;
+    while (n < budget) {
+      this.stop = false;
+      const irq = this.pendingInterrupt();
+      if (irq >= 0) {
+        this.waiting = false;
+        this.enterTrap(irq, 0, true);
+      }
+      if (this.waiting) break;
+      while (n < budget && !this.stop) {
+        x[0] = 0;
+        x[1] = 0;
+        try {
+          this.step();
+        } catch (e) {
+          if (e !== TRAP) throw e;
+          this.enterTrap(this.pendingCause, this.pendingTval, false);
+        }
+        n++;
+      }
+    }
+    x[0] = 0;
+    x[1] = 0;
+    this.instret += n;
+    return n;
+  }
+
+  private fetchRefill(pc: number): void {
+    const vpn = Math.floor(pc / 4096);
+    const t = this.execTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] !== vpn) {
+      this.locate(pc, ACCESS_EXEC);
+      if (this.locRegion === undefined) this.raise(CAUSE_FETCH_ACCESS, pc);
+    }
+    const region = t.mem[i];
+    this.fetchPage = vpn * 4096;
+    this.fetchBase = (vpn * 4096 + t.delta[i]) / 2;
+    this.fetchMem = region.u16;
+  }
+
+  /** Fetches the halfword at `va` through the TLB (used for the second half of a page-crossing insn). */
+  private fetchHalf(va: number): number {
+    const vpn = Math.floor(va / 4096);
+    const t = this.execTlb;
+    const i = vpn & TLB_MASK;
+    if (t.tag[i] !== vpn) {
+      this.locate(va, ACCESS_EXEC);
+      if (this.locRegion === undefined) this.raise(CAUSE_FETCH_ACCESS, va);
+    }
+    return t.mem[i].u16[(va + t.delta[i]) / 2];
+  }
+
+  step(): void {
+    const pc = this.pc;
+    let off = pc - this.fetchPage;
+    if (off < 0 || off >= 4096) {
+      this.fetchRefill(pc);
+      off = pc - this.fetchPage;
+    }
+    const half = this.fetchMem[this.fetchBase + (off >>> 1)];
+    if ((half & 3) === 3) {
+      const upper = off === 4094 ? this.fetchHalf(pc + 2) : this.fetchMem[this.fetchBase + (off >>> 1) + 1];
+      this.execute(half | (upper << 16), pc, 4);
+    } else {
+      let insn = rvcTable[half];
+      if (insn === 0) {
+        insn = expandCompressed(half) || ILLEGAL_C;
+        rvcTable[half] = insn;
+      }
+      if (insn === ILLEGAL_C) this.raise(CAUSE_ILLEGAL_INSTRUCTION, half);
+      this.execute(insn, pc, 2);
+    }
+  }
+
+  private illegal(insn: number, len: number): never {
+    return this.raise(CAUSE_ILLEGAL_INSTRUCTION, len === 4 ? insn >>> 0 : 0);
+  }
+
+  execute(insn: number, pc: number, len: number): void {
+    const x = this.x;
+    const rd = (insn >>> 7) & 31;
+    const rs1 = (insn >>> 15) & 31;
+    const rs2 = (insn >>> 20) & 31;
+    const f3 = (insn >>> 12) & 7;
+    const d = rd << 1;
+    const al = x[rs1 << 1];
+    const ah = x[(rs1 << 1) + 1];
+    switch (insn & 0x7f) {
+      case OP_IMM: {
+        const imm = insn >> 20;
+        switch (f3) {
+          case 0: add(x, d, al, ah, imm, imm >> 31); break;
+          case 1: if (imm & 0xfc0) this.illegal(insn, len); sll(x, d, al, ah, imm & 63); break;
+          case 2: x[d] = lt(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
+          case 3: x[d] = ltu(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
+          case 4: x[d] = al ^ imm; x[d + 1] = ah ^ (imm >> 31); break;
+          case 5:
+            if ((imm & 0xbc0) !== 0) this.illegal(insn, len);
+            if (imm & 0x400) sra(x, d, al, ah, imm & 63); else srl(x, d, al, ah, imm & 63);
+            break;
+          case 6: x[d] = al | imm; x[d + 1] = ah | (imm >> 31); break;
+          default: x[d] = al & imm; x[d + 1] = ah & (imm >> 31); break;
+        }
+        this.pc = pc + len;
+        return;
+      }
+      case OP_LUI: {
+        const v = insn & 0xfffff000;
+        x[d] = v; x[d + 1] = v >> 31;
+        this.pc = pc + len;
+        return;
+      }
+      case OP_AUIPC:
+        this.setReg(rd, pc + (insn & 0xfffff000));
+        this.pc = pc + len;
+        return;
+      case OP_OP: {
+        const bl = x[rs2 << 1];
+        const bh = x[(rs2 << 1) + 1];
+        const f7 = insn >>> 25;
+        if (f7 === 0) {
+          switch (f3) {
+            case 0: add(x, d, al, ah, bl, bh); break;
+            case 1: sll(x, d, al, ah, bl & 63); break;
+            case 2: x[d] = lt(al, ah, bl, bh) ? 1 : 0; x[d + 1] = 0; break;
+            case 3: x[d] = ltu(al, ah, bl, bh) ? 1 : 0; x[d + 1] = 0; break;
+            case 4: x[d] = al ^ bl; x[d + 1] = ah ^ bh; break;
+            case 5: srl(x, d, al, ah, bl & 63); break;
+            case 6: x[d] = al | bl; x[d + 1] = ah | bh; break;
+            default: x[d] = al & bl; x[d + 1] = ah & bh; break;
+          }
+        } else if (f7 === 0x20 && (f3 === 0 || f3 === 5)) {
+          if (f3 === 0) sub(x, d, al, ah, bl, bh); else sra(x, d, al, ah, bl & 63);
+        } else if (f7 === 1) {
+          if (f3 === 0) mul(x, d, al, ah, bl, bh);
+          else mulDiv64(this.x64, rd, f3, this.x64[rs1], this.x64[rs2]);
+        } else this.illegal(insn, len);
+        this.pc = pc + len;
+        return;
+      }
+      case OP_IMM_32: {
+        const imm = insn >> 20;
+        let v: number;
+        if (f3 === 0) v = (al + imm) | 0;
+        else if (f3 === 1 && (imm & 0xfe0) === 0) v = al << (imm & 31);
+        else if (f3 === 5 && (imm & 0xfe0) === 0) v = (al >>> (imm & 31)) | 0;
+        else if (f3 === 5 && (imm & 0xfe0) === 0x400) v = al >> (imm & 31);
+        else return this.illegal(insn, len);
+        x[d] = v; x[d + 1] = v >> 31;
+        this.pc = pc + len;
+        return;
+      }
+      case OP_OP_32: {
+        const b = x[rs2 << 1];
+        const f7 = insn >>> 25;
+        let v: number;
+        if (f7 === 0 && f3 === 0) v = (al + b) | 0;
+        else if (f7 === 0x20 && f3 === 0) v = (al - b) | 0;
+        else if (f7 === 0 && f3 === 1) v = al << (b & 31);
+        else if (f7 === 0 && f3 === 5) v = (al >>> (b & 31)) | 0;
+        else if (f7 === 0x20 && f3 === 5) v = al >> (b & 31);
+        else if (f7 === 1 && (f3 === 0 || f3 >= 4)) v = mulDiv32(f3, al, b);
+        else return this.illegal(insn, len);
+        x[d] = v; x[d + 1] = v >> 31;
+        this.pc = pc + len;
+        return;
+      }
+      case OP_LOAD: {
+        const va = ah * 4294967296 + (al >>> 0) + (insn >> 20);
+        let v: number;
+        switch (f3) {
+          case 0: v = (this.load8(va) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
+          case 1: v = (this.load16(va) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
+          case 2: v = this.load32(va); x[d] = v; x[d + 1] = v >> 31; break;
+          case 3: v = this.load64(va); x[d] = v; x[d + 1] = this.loadHi; break;
+          case 4: x[d] = this.load8(va); x[d + 1] = 0; break;
+          case 5: x[d] = this.load16(va); x[d + 1] = 0; break;
+          case 6: x[d] = this.load32(va); x[d + 1] = 0; break;
+          default: this.illegal(insn, len);
+        }
+        this.pc = pc + len;
+        return;
+      }
+      case OP_STORE: {
+        const va = ah * 4294967296 + (al >>> 0) + (((insn >> 25) << 5) | rd);
+        const s = rs2 << 1;
+        switch (f3) {
+          case 0: this.store8(va, x[s] & 0xff); break;
+          case 1: this.store16(va, x[s] & 0xffff); break;
+          case 2: this.store32(va, x[s]); break;
+          case 3: this.store64(va, x[s], x[s + 1]); break;
+          default: this.illegal(insn, len);
+        }
+        this.pc = pc + len;
+        return;
+      }
+      case OP_BRANCH: {
+        const bl = x[rs2 << 1];
+        const bh = x[(rs2 << 1) + 1];
+        let taken: boolean;
+        switch (f3) {
+          case 0: taken = al === bl && ah === bh; break;
+          case 1: taken = al !== bl || ah !== bh; break;
+          case 4: taken = lt(al, ah, bl, bh); break;
+          case 5: taken = !lt(al, ah, bl, bh); break;
+          case 6: taken = ltu(al, ah, bl, bh); break;
+          case 7: taken = !ltu(al, ah, bl, bh); break;
+          default: return this.illegal(insn, len);
+        }
+        if (taken) {
+          this.pc = pc + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
+        } else this.pc = pc + len;
+        return;
+      }
+      case OP_JAL:
+        this.setReg(rd, pc + len);
+        this.pc = pc + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1));
+        return;
+      case OP_JALR: {
+        if (f3 !== 0) this.illegal(insn, len);
+        const target = ah * 4294967296 + ((al & ~1) >>> 0) + (insn >> 20);
+        this.setReg(rd, pc + len);
+        this.pc = target - (target & 1);
+        return;
+      }
+      case OP_MISC_MEM:
+        // FENCE and FENCE.I: one thread, and fetches read memory directly, so there is nothing to order.
+        if (f3 > 1) this.illegal(insn, len);
+        this.pc = pc + len;
+        return;
+      case OP_AMO:
+        executeAmo(this, insn, ah * 4294967296 + (al >>> 0));
+        this.pc = pc + len;
+        return;
+      case OP_SYSTEM:
+        this.system(insn, pc, len);
+        return;
+      case OP_LOAD_FP: {
+        if (!this.fsEnabled || (f3 !== 2 && f3 !== 3)) this.illegal(insn, len);
+        const va = ah * 4294967296 + (al >>> 0) + (insn >> 20);
+        const f = this.f;
+        if (f3 === 2) { f[d] = this.load32(va); f[d + 1] = -1; }
+        else { const lo = this.load64(va); f[d] = lo; f[d + 1] = this.loadHi; }
+        this.markFpDirty();
+        this.pc = pc + len;
+        return;
+      }
+      case OP_STORE_FP: {
+        if (!this.fsEnabled || (f3 !== 2 && f3 !== 3)) this.illegal(insn, len);
+        const va = ah * 4294967296 + (al >>> 0) + (((insn >> 25) << 5) | rd);
+        const s = rs2 << 1;
+        if (f3 === 2) this.store32(va, this.f[s]); else this.store64(va, this.f[s], this.f[s + 1]);
+        this.pc = pc + len;
+        return;
+      }
+      case OP_MADD: case OP_MSUB: case OP_NMSUB: case OP_NMADD: case OP_OP_FP:
+        if (!this.fsEnabled || !executeFp(this, insn)) this.illegal(insn, len);
+        this.markFpDirty();
+        this.pc = pc + len;
+        return;
+      default:
+        this.illegal(insn, len);
+    }
+  }
+
+  private system(insn: number, pc: number, len: number): void {
+    const f3 = (insn >>> 12) & 7;
+    if (f3 === 0) {
+      this.privileged(insn, pc, len);
+      return;
+    }
+    if (f3 === 4) this.illegal(insn, len);
+    const csr = insn >>> 20;
+    const rd = (insn >>> 7) & 31;
+    const rs1 = (insn >>> 15) & 31;
+    // Privilege needed is in bits 9..8; bits 11..10 == 3 means read-only (§2.1).
+    if (((csr >>> 8) & 3) > this.priv) this.illegal(insn, len);
+    const operand = f3 >= 5 ? BigInt(rs1) : this.x64[rs1];
+    const op = f3 & 3;
+    const writes = op === 1 || rs1 !== 0;
+    if (writes && (csr >>> 10) === 3) this.illegal(insn, len);
+    const old = csrRead(this, csr);
+    if (old === undefined) return this.illegal(insn, len);
+    if (writes) {
+      const value = op === 1 ? operand : op === 2 ? old | operand : old & ~operand;
+      if (!csrWrite(this, csr, BigInt.asUintN(64, value))) this.illegal(insn, len);
+    }
+    if (rd !== 0) this.x64[rd] = BigInt.asIntN(64, old);
+    this.pc = pc + len;
+  }
+
+  private privileged(insn: number, pc: number, len: number): void {
+    const f7 = insn >>> 25;
+    if (f7 === FUNCT7_SFENCE_VMA && ((insn >>> 7) & 31) === 0) {
+      if (this.priv < PRIV_S || (this.priv === PRIV_S && (this.mstatus & MSTATUS_TVM))) this.illegal(insn, len);
+      this.flushTlb();
+      this.pc = pc + len;
+      return;
+    }
+    switch (insn) {
+      case INSN_ECALL:
+        if (this.priv === PRIV_S && this.env.ecallFromSupervisor?.(this)) {
+          this.pc = pc + len;
+          return;
+        }
+        this.raise(CAUSE_USER_ECALL + this.priv, 0);
+      // falls through: raise never returns
+      case INSN_EBREAK:
+        this.raise(CAUSE_BREAKPOINT, pc);
+      // falls through
+      case INSN_SRET: {
+        if (this.priv < PRIV_S || (this.priv === PRIV_S && (this.mstatus & MSTATUS_TSR))) this.illegal(insn, len);
+        const s = this.mstatus;
+        this.priv = s & MSTATUS_SPP ? PRIV_S : 0;
+        let next = (s & ~(MSTATUS_SPP | MSTATUS_SIE)) | MSTATUS_SPIE;
+        if (s & MSTATUS_SPIE) next |= MSTATUS_SIE;
+        next &= ~MSTATUS_MPRV; // returning below M clears MPRV (§3.1.6.3)
+        this.mstatus = next;
+        this.pc = this.sepc;
+        this.updateTranslation();
+        this.stop = true;
+        return;
+      }
+      case INSN_MRET: {
+        if (this.priv !== PRIV_M) this.illegal(insn, len);
+        const s = this.mstatus;
+        this.priv = (s & MSTATUS_MPP) >>> MSTATUS_MPP_SHIFT;
+        let next = (s & ~(MSTATUS_MPP | MSTATUS_MIE)) | MSTATUS_MPIE;
+        if (s & MSTATUS_MPIE) next |= MSTATUS_MIE;
+        if (this.priv !== PRIV_M) next &= ~MSTATUS_MPRV;
+        this.mstatus = next;
+        this.pc = this.mepc;
+        this.updateTranslation();
+        this.stop = true;
+        return;
+      }
+      case INSN_WFI:
+        if (this.priv === 0 || (this.priv === PRIV_S && (this.mstatus & MSTATUS_TW))) this.illegal(insn, len);
+        this.pc = pc + len;
+        if (!this.wakeable) {
+          this.waiting = true;
+          this.stop = true;
+        }
+        return;
+      default:
+        this.illegal(insn, len);
+    }
+  }
+}
+

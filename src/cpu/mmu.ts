@@ -1,0 +1,74 @@
+// Sv39/Sv48 address translation with hardware A/D updates, SUM and MXR (privileged spec §4.3–4.4).
+
+import {
+  CAUSE_FETCH_ACCESS, CAUSE_FETCH_PAGE_FAULT, CAUSE_LOAD_ACCESS, CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_ACCESS,
+  CAUSE_STORE_PAGE_FAULT, PRIV_M, PRIV_S, PRIV_U,
+} from '../isa/opcodes.js';
+import { MSTATUS_MXR, MSTATUS_SUM, SATP_MODE_SV39, type HartState } from './hart-state.js';
+
+export const ACCESS_READ = 0;
+export const ACCESS_WRITE = 1;
+export const ACCESS_EXEC = 2;
+export type Access = typeof ACCESS_READ | typeof ACCESS_WRITE | typeof ACCESS_EXEC;
+
+const PTE_V = 1;
+const PTE_R = 2;
+const PTE_W = 4;
+const PTE_X = 8;
+const PTE_U = 16;
+const PTE_A = 64;
+const PTE_D = 128;
+
+const PAGE_FAULT = [CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_PAGE_FAULT, CAUSE_FETCH_PAGE_FAULT];
+const ACCESS_FAULT = [CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_ACCESS];
+
+export function accessFault(access: Access): number {
+  return ACCESS_FAULT[access];
+}
+
+/**
+ * Translates virtual address `va` for `access` at the hart's current effective privilege and returns
+ * the physical address, or records a page/access fault and throws TRAP. Nothing is changed before the
+ * walk succeeds except A/D bits of the leaf PTE, which the spec allows.
+ */
+export function translate(h: HartState, va: number, access: Access): number {
+  const priv = access === ACCESS_EXEC ? h.priv : h.dataPriv;
+  if (priv === PRIV_M || h.satpMode === 0) return va;
+  const levels = h.satpMode === SATP_MODE_SV39 ? 3 : 4;
+  const half = 2 ** (levels * 9 + 11);
+  if (va < -half || va >= half) h.raise(PAGE_FAULT[access], va);
+  const bus = h.env.bus;
+  let table = h.satpPpn * 4096;
+  for (let level = levels - 1; level >= 0; level--) {
+    const vpn = Math.floor(va / 2 ** (12 + 9 * level)) & 511;
+    const pteAddress = table + vpn * 8;
+    const region = bus.ramAt(pteAddress);
+    if (region === undefined) h.raise(ACCESS_FAULT[access], va);
+    const word = (pteAddress - region.base) >>> 2;
+    const lo = region.i32[word];
+    const hi = region.i32[word + 1];
+    // Bits 63..54 are reserved (or Svpbmt/Svnapot, which we do not implement): a set bit faults.
+    if ((lo & PTE_V) === 0 || (lo & (PTE_R | PTE_W)) === PTE_W || (hi >>> 22) !== 0) h.raise(PAGE_FAULT[access], va);
+    const ppn = (lo >>> 10) + (hi & 0x3fffff) * 4194304;
+    if ((lo & (PTE_R | PTE_X)) === 0) {
+      table = ppn * 4096;
+      continue;
+    }
+    // A leaf: permissions (§4.3.1), then superpage alignment, then A/D.
+    let ok: boolean;
+    if (access === ACCESS_EXEC) ok = (lo & PTE_X) !== 0;
+    else if (access === ACCESS_WRITE) ok = (lo & PTE_W) !== 0;
+    else ok = (lo & PTE_R) !== 0 || ((h.mstatus & MSTATUS_MXR) !== 0 && (lo & PTE_X) !== 0);
+    if ((lo & PTE_U) !== 0) {
+      if (priv === PRIV_S && (access === ACCESS_EXEC || (h.mstatus & MSTATUS_SUM) === 0)) ok = false;
+    } else if (priv === PRIV_U) ok = false;
+    const span = 2 ** (9 * level);
+    if (!ok || ppn % span !== 0) h.raise(PAGE_FAULT[access], va);
+    const want = access === ACCESS_WRITE ? PTE_A | PTE_D : PTE_A;
+    if ((lo & want) !== want) region.i32[word] = lo | want;
+    const pageInSpan = Math.floor(va / 4096) & (span - 1);
+    return (ppn + pageInSpan) * 4096 + (va & 4095);
+  }
+  return h.raise(PAGE_FAULT[access], va);
+}
+

@@ -1,0 +1,52 @@
+// A direct-mapped software TLB caching virtual page → (RAM region, offset): TinyEMU's shape.
+// Only RAM pages are cached; MMIO always takes the slow path. Entries hold machine memory, so the
+// monitor can later shoot down exactly the entries of one machine page.
+
+import type { RamRegion } from '../memory/ram.js';
+
+export const TLB_SIZE = 256;
+export const TLB_MASK = TLB_SIZE - 1;
+/** A tag no virtual page number can equal. */
+export const TLB_INVALID = 2 ** 60;
+
+export class Tlb {
+  /** Virtual page number (address / 4096, floored; negative for the upper half) of each entry. */
+  readonly tag = new Float64Array(TLB_SIZE).fill(TLB_INVALID);
+  /** Added to a virtual address to get the byte offset in `mem[i]`. */
+  readonly delta = new Float64Array(TLB_SIZE);
+  readonly mem: RamRegion[] = new Array<RamRegion>(TLB_SIZE);
+
+  flush(): void {
+    this.tag.fill(TLB_INVALID);
+  }
+
+  insert(vpn: number, region: RamRegion, physicalPage: number): void {
+    const i = vpn & TLB_MASK;
+    this.tag[i] = vpn;
+    this.delta[i] = physicalPage - region.base - vpn * 4096;
+    this.mem[i] = region;
+  }
+
+  /** Drops every entry that maps the machine page at `physicalPage` (a TLB shootdown). */
+  flushPhysical(physicalPage: number): void {
+    for (let i = 0; i < TLB_SIZE; i++) {
+      const region = this.mem[i];
+      if (region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i] * 4096 + this.delta[i] + region.base === physicalPage) {
+        this.tag[i] = TLB_INVALID;
+      }
+    }
+  }
+}
+
+/** The three TLBs (read, write, execute) for one privilege level's view of memory. */
+export class TlbSet {
+  readonly read = new Tlb();
+  readonly write = new Tlb();
+  readonly exec = new Tlb();
+
+  flush(): void {
+    this.read.flush();
+    this.write.flush();
+    this.exec.flush();
+  }
+}

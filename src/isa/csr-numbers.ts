@@ -1,0 +1,52 @@
+// CSR addresses used by the hart (privileged spec v1.12, tables 2.2–2.5).
+
+export const CSR_FFLAGS = 0x001;
+export const CSR_FRM = 0x002;
+export const CSR_FCSR = 0x003;
+export const CSR_CYCLE = 0xc00;
+export const CSR_TIME = 0xc01;
+export const CSR_INSTRET = 0xc02;
+export const CSR_HPMCOUNTER3 = 0xc03;
+export const CSR_HPMCOUNTER31 = 0xc1f;
+
+export const CSR_SSTATUS = 0x100;
+export const CSR_SIE = 0x104;
+export const CSR_STVEC = 0x105;
+export const CSR_SCOUNTEREN = 0x106;
+export const CSR_SENVCFG = 0x10a;
+export const CSR_SSCRATCH = 0x140;
+export const CSR_SEPC = 0x141;
+export const CSR_SCAUSE = 0x142;
+export const CSR_STVAL = 0x143;
+export const CSR_SIP = 0x144;
+export const CSR_SATP = 0x180;
+
+export const CSR_MSTATUS = 0x300;
+export const CSR_MISA = 0x301;
+export const CSR_MEDELEG = 0x302;
+export const CSR_MIDELEG = 0x303;
+export const CSR_MIE = 0x304;
+export const CSR_MTVEC = 0x305;
+export const CSR_MCOUNTEREN = 0x306;
+export const CSR_MENVCFG = 0x30a;
+export const CSR_MCOUNTINHIBIT = 0x320;
+export const CSR_MHPMEVENT3 = 0x323;
+export const CSR_MHPMEVENT31 = 0x33f;
+export const CSR_MSCRATCH = 0x340;
+export const CSR_MEPC = 0x341;
+export const CSR_MCAUSE = 0x342;
+export const CSR_MTVAL = 0x343;
+export const CSR_MIP = 0x344;
+export const CSR_PMPCFG0 = 0x3a0;
+export const CSR_PMPCFG15 = 0x3af;
+export const CSR_PMPADDR0 = 0x3b0;
+export const CSR_PMPADDR63 = 0x3ef;
+export const CSR_MCYCLE = 0xb00;
+export const CSR_MINSTRET = 0xb02;
+export const CSR_MHPMCOUNTER3 = 0xb03;
+export const CSR_MHPMCOUNTER31 = 0xb1f;
+export const CSR_MVENDORID = 0xf11;
+export const CSR_MARCHID = 0xf12;
+export const CSR_MIMPID = 0xf13;
+export const CSR_MHARTID = 0xf14;
+export const CSR_MCONFIGPTR = 0xf15;
