@@ -45,7 +45,7 @@ export class Clint implements Device {
 
   /** The mtimecmp of `hart` (values near 2^64 are rounded, but stay far in the future). */
   mtimecmp(hart: number): number {
-    return this.compareHigh[hart]! * WORD + this.compareLow[hart]!;
+    return this.compareHigh[hart] * WORD + this.compareLow[hart];
   }
 
   /** The earliest mtimecmp of all harts: no timer interrupt can become pending before it. */
@@ -78,10 +78,10 @@ export class Clint implements Device {
     if (offset >= MTIMECMP_BASE) {
       const hart = (offset - MTIMECMP_BASE) >>> 3;
       if (hart >= this.harts) return 0;
-      return (offset & 4) === 0 ? this.compareLow[hart]! : this.compareHigh[hart]!;
+      return (offset & 4) === 0 ? this.compareLow[hart] : this.compareHigh[hart];
     }
     const hart = (offset - MSIP_BASE) / MSIP_STRIDE;
-    return hart < this.harts ? this.msip[hart]! : 0;
+    return hart < this.harts ? this.msip[hart] : 0;
   }
 
   private writeWord(offset: number, value: number): void {

@@ -114,7 +114,7 @@ export class Uart implements Device, Pollable {
   poll(): void {
     if (this.loopback) return; // in loopback the receiver listens only to the transmitter
     while (this.hostInputHead < this.hostInput.length && this.rxFifo.length < this.rxCapacity) {
-      this.rxFifo.push(this.hostInput[this.hostInputHead++]!);
+      this.rxFifo.push(this.hostInput[this.hostInputHead++]);
     }
     if (this.hostInputHead > COMPACT_AFTER || this.hostInputHead === this.hostInput.length) {
       this.hostInput.splice(0, this.hostInputHead);
@@ -260,7 +260,7 @@ export class Uart implements Device, Pollable {
     if (this.ier & IER_RX_DATA && this.rxFifo.length > 0) {
       // Below the trigger level the FIFO reports a character timeout; we raise it at once rather than
       // after four character times, which Linux handles the same way.
-      const trigger = this.fifoEnabled ? RX_TRIGGER_LEVELS[this.fcr >>> FCR_TRIGGER_SHIFT]! : 1;
+      const trigger = this.fifoEnabled ? RX_TRIGGER_LEVELS[this.fcr >>> FCR_TRIGGER_SHIFT] : 1;
       return this.rxFifo.length >= trigger ? IIR_RX_DATA : IIR_RX_TIMEOUT;
     }
     if (this.ier & IER_THR_EMPTY && this.thrInterrupt) return IIR_THR_EMPTY;
