@@ -114,7 +114,11 @@ test('each mistake gets its own message', () => {
         { memoryBytes: 16 * MiB, harts: [0] },
       ],
     }),
-    ['node 0 lists hart 5, but harts are numbered 0 to 2', 'hart 0 is listed in node 0 and again in node 1', 'harts 1, 2 belong to no node'],
+    [
+      'node 0 lists hart 5, but harts are numbered 0 to 2',
+      'hart 0 is listed in node 0 and again in node 1',
+      'harts 1, 2 belong to no node',
+    ],
   );
 });
 
@@ -143,7 +147,10 @@ test('distance mistakes: shape, diagonal, range, symmetry', () => {
         [256, 10],
       ],
     }),
-    ['distance from node 0 to node 1 must be an integer from 11 to 255, not 10', 'distance from node 1 to node 0 must be an integer from 11 to 255, not 256'],
+    [
+      'distance from node 0 to node 1 must be an integer from 11 to 255, not 10',
+      'distance from node 1 to node 0 must be an integer from 11 to 255, not 256',
+    ],
   );
   assert.deepEqual(
     problemsOf({

@@ -161,15 +161,18 @@ test('each kind of wrong file gets its own clear error', () => {
     [corrupt((_, v) => v.setBigUint64(64 + 8, 1n << 40n, true)), /segment 0 contents lies past its end/],
     [corrupt((_, v) => v.setBigUint64(32, 1n << 62n, true)), /e_phoff 0x4000000000000000 is too large/],
   ];
-  for (const [bytes, message] of cases) assert.throws(() => parseElf(bytes), (e: unknown) => e instanceof ElfError && message.test(e.message));
+  for (const [bytes, message] of cases) {
+    assert.throws(() => parseElf(bytes), (e: unknown) => e instanceof ElfError && message.test(e.message));
+  }
 });
 
 test('damaged files only ever raise ElfError', () => {
   const good = makeElf([{ address: RAM, data: [1, 2, 3, 4], memorySize: 8 }], { tohost: RAM });
+  const edits = fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 });
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(good.length), (edits, cut) => {
+    fc.property(edits, fc.nat(good.length), (changes, cut) => {
       const bytes = good.slice(0, Math.max(cut, 4));
-      for (const [at, value] of edits) if (at < bytes.length) bytes[at] = value;
+      for (const [at, value] of changes) if (at < bytes.length) bytes[at] = value;
       try {
         loadElf(busWith(MiB), parseElf(bytes));
       } catch (e) {
@@ -187,9 +190,11 @@ function build(source: string, base: number): Uint8Array {
   const dir = mkdtempSync(join(tmpdir(), 'mirrorball-elf-'));
   try {
     writeFileSync(join(dir, 'prog.S'), source);
-    const script = `ENTRY(_start)\nSECTIONS {\n . = 0x${base.toString(16)};\n .text : { *(.text*) }\n . = ALIGN(0x1000);\n .data : { *(.data*) }\n .bss : { *(.bss*) }\n}\n`;
+    const sections = ['.text : { *(.text*) }', '. = ALIGN(0x1000);', '.data : { *(.data*) }', '.bss : { *(.bss*) }'];
+    const script = `ENTRY(_start)\nSECTIONS {\n. = 0x${base.toString(16)};\n${sections.join('\n')}\n}\n`;
     writeFileSync(join(dir, 'link.ld'), script);
-    const args = ['-nostdlib', '-static', '-Wl,--build-id=none', '-T', join(dir, 'link.ld'), '-o', join(dir, 'prog'), join(dir, 'prog.S')];
+    const args = ['-nostdlib', '-static', '-Wl,--build-id=none', '-T', join(dir, 'link.ld')];
+    args.push('-o', join(dir, 'prog'), join(dir, 'prog.S'));
     const result = spawnSync(GCC, args, { encoding: 'utf8' });
     assert.equal(result.status, 0, result.stderr);
     return new Uint8Array(readFileSync(join(dir, 'prog')));

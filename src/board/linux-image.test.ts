@@ -22,7 +22,15 @@ import {
 const MiB = 1024 * 1024;
 
 /** An Image with a real-looking header (version 0.2, both magics) followed by `body` bytes of code. */
-function makeImage(options: { imageSize?: number; body?: number; flags?: bigint; magic?: boolean; magic2?: boolean } = {}): Uint8Array {
+interface ImageOptions {
+  imageSize?: number;
+  body?: number;
+  flags?: bigint;
+  magic?: boolean;
+  magic2?: boolean;
+}
+
+function makeImage(options: ImageOptions = {}): Uint8Array {
   const bytes = new Uint8Array(64 + (options.body ?? 4096));
   const v = new DataView(bytes.buffer);
   v.setUint32(0, 0x0000006f, true); // a jump over the header, as head.S begins
