@@ -1,0 +1,169 @@
+// The virtio block device (virtio 1.1 §5.2): one request queue over a BlockBackend.
+
+import type { AccessSize } from '../../memory/device.js';
+import { ConfigSpace } from './config-space.js';
+import type { VirtioContext, VirtioDevice } from './device.js';
+import { type DescriptorChain, VirtqueueError, gather, scatter } from './queue.js';
+import { DEVICE_ID_BLOCK, feature } from './spec.js';
+
+/** Where the disk's bytes live. Errors are thrown and become VIRTIO_BLK_S_IOERR for the guest. */
+export interface BlockBackend {
+  /** Bytes; the guest sees floor(size / 512) sectors. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  read(offset: number, into: Uint8Array): void;
+  write(offset: number, data: Uint8Array): void;
+  /** Makes every completed write durable (fsync for files). */
+  flush(): void;
+}
+
+/** Feature bits (§5.2.3). */
+export const VIRTIO_BLK_F_SEG_MAX = 2;
+export const VIRTIO_BLK_F_RO = 5;
+export const VIRTIO_BLK_F_BLK_SIZE = 6;
+export const VIRTIO_BLK_F_FLUSH = 9;
+
+/** Request types and statuses (§5.2.6). */
+export const VIRTIO_BLK_T_IN = 0;
+export const VIRTIO_BLK_T_OUT = 1;
+export const VIRTIO_BLK_T_FLUSH = 4;
+export const VIRTIO_BLK_T_GET_ID = 8;
+export const VIRTIO_BLK_S_OK = 0;
+export const VIRTIO_BLK_S_IOERR = 1;
+export const VIRTIO_BLK_S_UNSUPP = 2;
+
+export const SECTOR_SIZE = 512;
+/** The request header: type u32, reserved u32, sector u64 (§5.2.6). */
+const HEADER_SIZE = 16;
+const HEADER_SECTOR = 8;
+/** GET_ID answers with up to 20 bytes, not NUL-terminated when all are used (§5.2.6). */
+const ID_BYTES = 20;
+const QUEUE_SIZE = 256;
+/** Header and status take two descriptors of a chain; the rest may be data (as QEMU advertises). */
+const SEG_MAX = QUEUE_SIZE - 2;
+/** Data moves through the host in pieces of this size, whatever length the guest asks for. */
+const CHUNK = 64 * 1024;
+
+// Configuration space offsets (§5.2.4, struct virtio_blk_config up to write_zeroes_may_unmap).
+const CONFIG_CAPACITY = 0;
+const CONFIG_SEG_MAX = 12;
+const CONFIG_BLK_SIZE = 20;
+const CONFIG_SIZE = 60;
+
+export interface VirtioBlkOptions {
+  /** The serial number GET_ID returns (at most 20 bytes are used). */
+  id?: string;
+  /** Where host I/O errors are reported (the guest sees VIRTIO_BLK_S_IOERR). */
+  log?: (message: string) => void;
+}
+
+export class VirtioBlk implements VirtioDevice {
+  readonly deviceId = DEVICE_ID_BLOCK;
+  readonly features: bigint;
+  readonly queueMaxSizes = [QUEUE_SIZE];
+  readonly configSize = CONFIG_SIZE;
+  private readonly config = new ConfigSpace(CONFIG_SIZE);
+  private readonly capacity: number;
+  private readonly id: Uint8Array;
+  private readonly log: (message: string) => void;
+  private context: VirtioContext | undefined;
+
+  constructor(private readonly backend: BlockBackend, options: VirtioBlkOptions = {}) {
+    this.capacity = Math.floor(backend.size / SECTOR_SIZE);
+    this.features = feature(VIRTIO_BLK_F_SEG_MAX) | feature(VIRTIO_BLK_F_BLK_SIZE) | feature(VIRTIO_BLK_F_FLUSH)
+      | (backend.readOnly ? feature(VIRTIO_BLK_F_RO) : 0n);
+    this.config.setU64(CONFIG_CAPACITY, this.capacity);
+    this.config.setU32(CONFIG_SEG_MAX, SEG_MAX);
+    this.config.setU32(CONFIG_BLK_SIZE, SECTOR_SIZE);
+    this.id = new Uint8Array(ID_BYTES);
+    this.id.set(new TextEncoder().encode(options.id ?? 'mirrorball').subarray(0, ID_BYTES));
+    this.log = options.log ?? (() => {});
+  }
+
+  readConfig(offset: number, size: AccessSize): number {
+    return this.config.read(offset, size);
+  }
+
+  writeConfig(): void {} // every field we offer is read-only (no VIRTIO_BLK_F_CONFIG_WCE)
+
+  activate(context: VirtioContext): void {
+    this.context = context;
+  }
+
+  reset(): void {
+    this.context = undefined;
+  }
+
+  notify(index: number): void {
+    const context = this.context;
+    const queue = context?.queue(index);
+    if (context === undefined || queue === undefined) return;
+    for (const chain of queue.drain()) queue.push(chain.head, this.serve(context, chain));
+    context.usedBuffers(index);
+  }
+
+  /**
+   * Carries out one request and writes its status byte. The used length is the whole writable part, as
+   * QEMU reports it: the status byte is its last byte whatever happened to the data before it.
+   */
+  private serve(context: VirtioContext, chain: DescriptorChain): number {
+    // Without a status byte there is nowhere to report anything: the chain itself is malformed.
+    if (chain.writableLength < 1) throw new VirtqueueError('block request without a status byte');
+    const status = this.execute(context, chain);
+    scatter(context.memory, chain.writable, chain.writableLength - 1, Uint8Array.of(status));
+    return chain.writableLength;
+  }
+
+  private execute(context: VirtioContext, chain: DescriptorChain): number {
+    if (chain.readableLength < HEADER_SIZE) return VIRTIO_BLK_S_IOERR;
+    const header = gather(context.memory, chain.readable, 0, HEADER_SIZE);
+    const view = new DataView(header.buffer);
+    const type = view.getUint32(0, true);
+    const sector = view.getUint32(HEADER_SECTOR, true) + view.getUint32(HEADER_SECTOR + 4, true) * 2 ** 32;
+    switch (type) {
+      case VIRTIO_BLK_T_IN: {
+        const length = chain.writableLength - 1;
+        if (!this.inRange(sector, length)) return VIRTIO_BLK_S_IOERR;
+        const buffer = new Uint8Array(Math.min(length, CHUNK));
+        for (let done = 0; done < length; done += buffer.length) {
+          const piece = buffer.subarray(0, Math.min(buffer.length, length - done));
+          if (!this.attempt(() => this.backend.read(sector * SECTOR_SIZE + done, piece))) return VIRTIO_BLK_S_IOERR;
+          scatter(context.memory, chain.writable, done, piece);
+        }
+        return VIRTIO_BLK_S_OK;
+      }
+      case VIRTIO_BLK_T_OUT: {
+        const length = chain.readableLength - HEADER_SIZE;
+        if (this.backend.readOnly || !this.inRange(sector, length)) return VIRTIO_BLK_S_IOERR;
+        for (let done = 0; done < length; done += CHUNK) {
+          const piece = gather(context.memory, chain.readable, HEADER_SIZE + done, Math.min(CHUNK, length - done));
+          if (!this.attempt(() => this.backend.write(sector * SECTOR_SIZE + done, piece))) return VIRTIO_BLK_S_IOERR;
+        }
+        return VIRTIO_BLK_S_OK;
+      }
+      case VIRTIO_BLK_T_FLUSH:
+        return this.attempt(() => this.backend.flush()) ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+      case VIRTIO_BLK_T_GET_ID:
+        scatter(context.memory, chain.writable, 0, this.id.subarray(0, Math.min(ID_BYTES, chain.writableLength - 1)));
+        return VIRTIO_BLK_S_OK;
+      default:
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+  }
+
+  /** §5.2.6.1: whole sectors, and none past the end of the disk. */
+  private inRange(sector: number, length: number): boolean {
+    return length % SECTOR_SIZE === 0 && sector * SECTOR_SIZE + length <= this.capacity * SECTOR_SIZE;
+  }
+
+  /** Runs a backend call; a host I/O failure is the guest's IOERR, not the host's crash. */
+  private attempt(operation: () => void): boolean {
+    try {
+      operation();
+      return true;
+    } catch (error) {
+      this.log(`virtio-blk: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    }
+  }
+}
