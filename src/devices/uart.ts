@@ -1,6 +1,7 @@
 // The ns16550a UART of the virt board: enough of the National Semiconductor PC16550D for Linux's 8250 driver.
 
 import type { AccessSize, Device, IrqLine } from '../memory/device.js';
+import { ByteQueue } from './byte-queue.js';
 import type { Pollable } from './pollable.js';
 
 // Register offsets (PC16550D datasheet, table II; reg-shift 0 as on QEMU virt).
@@ -62,8 +63,6 @@ const MSR_DELTAS = 0x0f;
 const MSR_CONNECTED = MSR_CTS | MSR_DSR | MSR_DCD;
 
 const FIFO_DEPTH = 16;
-/** Consumed host input is dropped from the queue's front once this many bytes have gone. */
-const COMPACT_AFTER = 4096;
 
 export interface UartOptions {
   /** Called with every byte the guest transmits (outside loopback mode). */
@@ -81,8 +80,7 @@ export class Uart implements Device, Pollable {
   readonly name = 'ns16550a';
   private readonly onOutput: (byte: number) => void;
   private readonly irq: IrqLine;
-  private readonly hostInput: number[] = [];
-  private hostInputHead = 0;
+  private readonly hostInput = new ByteQueue();
   private readonly rxFifo: number[] = [];
   private ier = 0;
   private fcr = 0;
@@ -103,23 +101,17 @@ export class Uart implements Device, Pollable {
 
   /** Queues bytes from the host for the guest to receive; they enter the FIFO at the next `poll()`. */
   input(bytes: Uint8Array | readonly number[]): void {
-    for (const byte of bytes) this.hostInput.push(byte & 0xff);
+    this.hostInput.push(bytes);
   }
 
   /** Bytes queued by `input()` and not yet moved into the FIFO. */
   get queuedInput(): number {
-    return this.hostInput.length - this.hostInputHead;
+    return this.hostInput.length;
   }
 
   poll(): void {
     if (this.loopback) return; // in loopback the receiver listens only to the transmitter
-    while (this.hostInputHead < this.hostInput.length && this.rxFifo.length < this.rxCapacity) {
-      this.rxFifo.push(this.hostInput[this.hostInputHead++]);
-    }
-    if (this.hostInputHead > COMPACT_AFTER || this.hostInputHead === this.hostInput.length) {
-      this.hostInput.splice(0, this.hostInputHead);
-      this.hostInputHead = 0;
-    }
+    for (const byte of this.hostInput.take(this.rxCapacity - this.rxFifo.length)) this.rxFifo.push(byte);
     this.updateIrq();
   }
 
