@@ -2,7 +2,6 @@
 
 import type { AccessSize } from '../../memory/device.js';
 import { ByteQueue } from '../byte-queue.js';
-import type { Pollable } from '../pollable.js';
 import { ConfigSpace } from './config-space.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { gather, scatter } from './queue.js';
@@ -26,7 +25,7 @@ export interface VirtioConsoleOptions {
  * No features are offered (no F_SIZE, no F_MULTIPORT), so Linux creates one hvc port over queues 0 and 1.
  * Input waits in a host-side queue until `poll()` finds receive buffers, so none is lost or reordered.
  */
-export class VirtioConsole implements VirtioDevice, Pollable {
+export class VirtioConsole implements VirtioDevice {
   readonly deviceId = DEVICE_ID_CONSOLE;
   readonly features = 0n;
   readonly queueMaxSizes = [QUEUE_SIZE, QUEUE_SIZE];

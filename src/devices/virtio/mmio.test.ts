@@ -162,6 +162,18 @@ describe('VirtioMmio', () => {
     assert.match(log.join('\n'), /device fault: boom/);
   });
 
+  it('moves ConfigGeneration and interrupts when the device changes its configuration', () => {
+    const { driver, device, transport } = setup();
+    driver.start([8]);
+    const before = driver.read(R.configGeneration);
+    device.context!.configChanged();
+    assert.equal(driver.read(R.configGeneration), before + 1);
+    assert.equal(driver.acknowledge(), INTERRUPT_CONFIG_CHANGE);
+    assert.equal(transport.interruptStatus, 0);
+    driver.write(R.status, 0);
+    device.context = undefined;
+  });
+
   it('honours VIRTQ_AVAIL_F_NO_INTERRUPT', () => {
     const { driver, transport } = setup();
     const [queue] = driver.start([8]);

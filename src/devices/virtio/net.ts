@@ -1,7 +1,6 @@
 // The virtio network device (virtio 1.1 §5.1): one queue pair, a MAC address, frames to and from a NetBackend.
 
 import type { AccessSize } from '../../memory/device.js';
-import type { Pollable } from '../pollable.js';
 import { ConfigSpace } from './config-space.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { gather, scatter } from './queue.js';
@@ -65,7 +64,7 @@ export function parseMac(text: string): Uint8Array {
   return Uint8Array.from(parts.map((p) => parseInt(p, 16)));
 }
 
-export class VirtioNet implements VirtioDevice, Pollable {
+export class VirtioNet implements VirtioDevice {
   readonly deviceId = DEVICE_ID_NET;
   readonly features = feature(VIRTIO_NET_F_MAC);
   readonly queueMaxSizes = [QUEUE_SIZE, QUEUE_SIZE];
