@@ -26,7 +26,7 @@ let available: boolean | undefined;
 /** True when the cross assembler, compiler driver and objcopy are all installed. */
 export function toolchainAvailable(): boolean {
   if (available === undefined) {
-    available = ['gcc', 'objcopy', 'nm'].every((tool) => {
+    available = ['gcc', 'objcopy', 'nm', 'objdump'].every((tool) => {
       try {
         execFileSync(PREFIX + tool, ['--version'], { stdio: 'ignore' });
         return true;
@@ -41,7 +41,7 @@ export function toolchainAvailable(): boolean {
 /** Marks the test skipped (with the reason) and returns false when the toolchain is missing. */
 export function requireToolchain(t: TestContext): boolean {
   if (toolchainAvailable()) return true;
-  t.skip(`the RISC-V cross toolchain (${PREFIX}gcc, objcopy, nm) is not installed: apt-get install gcc-riscv64-linux-gnu`);
+  t.skip(`the RISC-V cross toolchain (${PREFIX}gcc, objcopy, nm, objdump) is not installed: apt-get install gcc-riscv64-linux-gnu`);
   return false;
 }
 
@@ -119,4 +119,27 @@ export function encode(lines: readonly string[], rvc: boolean): number[] {
     }
   }
   return words;
+}
+
+/**
+ * The toolchain's disassembly of raw bytes (objdump, no aliases, numeric register names): one entry per
+ * instruction with its byte offset, the raw encoding, the mnemonic and the operand text.
+ */
+export function disassemble(bytes: Uint8Array): { offset: number; raw: number; mnemonic: string; operands: string }[] {
+  mkdirSync(CACHE_DIR, { recursive: true });
+  const file = join(CACHE_DIR, `disassemble.${process.pid}.bin`);
+  writeFileSync(file, bytes);
+  let text: string;
+  try {
+    text = execFileSync(PREFIX + 'objdump', ['-D', '-b', 'binary', '-m', 'riscv:rv64', '-M', 'no-aliases,numeric', file],
+      { encoding: 'utf8', maxBuffer: 1 << 28 });
+  } finally {
+    rmSync(file, { force: true });
+  }
+  const out: { offset: number; raw: number; mnemonic: string; operands: string }[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*([0-9a-f]+):\t([0-9a-f]+)\s*\t(\S+)\t?(.*)$/.exec(line);
+    if (m) out.push({ offset: Number.parseInt(m[1], 16), raw: Number.parseInt(m[2], 16), mnemonic: m[3], operands: m[4].trim() });
+  }
+  return out;
 }

@@ -16,6 +16,8 @@ export const CLINT_BASE = 0x0200_0000;
 const EXIT_SIZE = 0x1000;
 const DEFAULT_RAM = 4 << 20;
 const DEFAULT_SLICE = 50;
+/** Rounds in which no hart runs an instruction before the harness calls the machine stuck. */
+const MAX_IDLE_ROUNDS = 1000;
 
 /**
  * Source text to put before a test program: the device addresses and `pass`/`fail` macros.
@@ -114,14 +116,19 @@ export class BareMachine {
    * pass first or every hart waits with no timer to wake it.
    */
   run(maxInstructions = 1_000_000): number {
+    let idleRounds = 0;
     while (this.exitCode === undefined) {
       let runnable = false;
+      let ran = 0;
       for (const h of this.harts) {
         if (h.parked) continue;
-        this.instructions += h.run(this.slice);
+        ran += h.run(this.slice);
         if (!h.waiting) runnable = true;
         if (this.exitCode !== undefined) break;
       }
+      this.instructions += ran;
+      idleRounds = ran === 0 ? idleRounds + 1 : 0;
+      if (idleRounds > MAX_IDLE_ROUNDS) throw new Error(`harts stuck waiting (no instruction in ${MAX_IDLE_ROUNDS} rounds); pcs ${this.pcs()}`);
       if (this.tohost !== undefined) this.pollTohost(this.tohost);
       if (this.exitCode !== undefined) break;
       if (runnable) this.clock.ticks++;
