@@ -49,16 +49,22 @@ export class Hart extends HartMemory {
         this.waiting = false;
         this.enterTrap(irq, 0, true);
       }
-      if (this.waiting) break;
-      while (n < budget && !this.stop) {
-        x[0] = 0;
-        x[1] = 0;
-        try {
+      if (this.waiting) {
+        // WFI resumes once an interrupt is pending and enabled in mie, whatever mstatus.MIE/SIE say (§3.3.3).
+        if (!this.wakeable) break;
+        this.waiting = false;
+      }
+      // The try sits outside the hot loop; a trap abandons one instruction and the loop resumes.
+      try {
+        while (n < budget && !this.stop) {
+          x[0] = 0;
+          x[1] = 0;
           this.step();
-        } catch (e) {
-          if (e !== TRAP) throw e;
-          this.enterTrap(this.pendingCause, this.pendingTval, false);
+          n++;
         }
+      } catch (e) {
+        if (e !== TRAP) throw e;
+        this.enterTrap(this.pendingCause, this.pendingTval, false);
         n++;
       }
     }
@@ -78,7 +84,7 @@ export class Hart extends HartMemory {
     }
     const region = t.mem[i];
     this.fetchPage = vpn * 4096;
-    this.fetchBase = (vpn * 4096 + t.delta[i]) / 2;
+    this.fetchBase = ((vpn * 4096 + t.delta[i]) / 2) | 0;
     this.fetchMem = region.u16;
   }
 
@@ -101,9 +107,10 @@ export class Hart extends HartMemory {
       this.fetchRefill(pc);
       off = pc - this.fetchPage;
     }
-    const half = this.fetchMem[this.fetchBase + (off >>> 1)];
+    const index = (this.fetchBase + (off >>> 1)) | 0;
+    const half = this.fetchMem[index];
     if ((half & 3) === 3) {
-      const upper = off === 4094 ? this.fetchHalf(pc + 2) : this.fetchMem[this.fetchBase + (off >>> 1) + 1];
+      const upper = off === 4094 ? this.fetchHalf(pc + 2) : this.fetchMem[index + 1];
       this.execute(half | (upper << 16), pc, 4);
     } else {
       let insn = rvcTable[half];
