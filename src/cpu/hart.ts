@@ -269,7 +269,8 @@ export class Hart extends HartMemory {
         return;
       case OP_JALR: {
         if (f3 !== 0) this.illegal(insn, len);
-        const target = ah * 4294967296 + ((al & ~1) >>> 0) + (insn >> 20);
+        // Bit 0 of the sum is cleared, not of rs1 (ISA §2.5): odd rs1 + odd imm is even and kept.
+        const target = ah * 4294967296 + (al >>> 0) + (insn >> 20);
         this.setReg(rd, pc + len);
         this.pc = target - (target & 1);
         return;
