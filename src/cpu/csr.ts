@@ -11,8 +11,9 @@ import {
 
 /** misa: RV64 with A, C, D, F, I, M, S, U (§3.1.1). */
 const MISA = (2n << 62n) | BigInt((1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20));
-/** UXL = SXL = 2 (64-bit), fixed. */
-const XL_BITS = (2n << 32n) | (2n << 34n);
+/** UXL = SXL = 2 (64-bit), fixed; sstatus shows only UXL (§4.1.1). */
+const UXL_BITS = 2n << 32n;
+const XL_BITS = UXL_BITS | (2n << 34n);
 const MSTATUS_WRITABLE = MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | MSTATUS_MPP |
   MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR;
 const SSTATUS_MASK = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM | MSTATUS_MXR;
@@ -26,10 +27,10 @@ const SD_FS_DIRTY = 3 << 13;
 const u64 = (v: number): bigint => BigInt.asUintN(64, BigInt(v));
 const toAddress = (v: bigint): number => Number(BigInt.asIntN(64, v));
 
-function readMstatus(h: HartState, mask: number): bigint {
+function readMstatus(h: HartState, mask: number, xl: bigint): bigint {
   const s = h.mstatus & mask;
   const sd = (h.mstatus & MSTATUS_FS) === SD_FS_DIRTY ? 1n << 63n : 0n;
-  return BigInt(s >>> 0) | XL_BITS | sd;
+  return BigInt(s >>> 0) | xl | sd;
 }
 
 function writeMstatus(h: HartState, value: bigint, mask: number): void {
@@ -60,7 +61,7 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case C.CSR_CYCLE: case C.CSR_INSTRET:
       return counterAllowed(h, csr - C.CSR_CYCLE) ? u64(h.instret) : undefined;
     case C.CSR_TIME: return counterAllowed(h, 1) ? u64(h.env.clock.now()) : undefined;
-    case C.CSR_SSTATUS: return readMstatus(h, SSTATUS_MASK);
+    case C.CSR_SSTATUS: return readMstatus(h, SSTATUS_MASK, UXL_BITS);
     case C.CSR_SIE: return BigInt(h.mie & h.mideleg);
     case C.CSR_STVEC: return u64(h.stvec);
     case C.CSR_SCOUNTEREN: return BigInt(h.scounteren);
@@ -73,7 +74,7 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case C.CSR_SATP:
       if (h.priv === PRIV_S && (h.mstatus & MSTATUS_TVM)) return undefined;
       return (BigInt(h.satpMode) << 60n) | (BigInt(h.satpAsid) << 44n) | BigInt(h.satpPpn);
-    case C.CSR_MSTATUS: return readMstatus(h, -1);
+    case C.CSR_MSTATUS: return readMstatus(h, -1, XL_BITS);
     case C.CSR_MISA: return MISA;
     case C.CSR_MEDELEG: return BigInt(h.medeleg);
     case C.CSR_MIDELEG: return BigInt(h.mideleg);
