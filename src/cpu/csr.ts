@@ -24,6 +24,17 @@ const ALL_INTERRUPTS = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
 const MEDELEG_WRITABLE = 0xb3ff;
 const SD_FS_DIRTY = 3 << 13;
 
+/**
+ * Sdtrig trigger CSRs (debug spec 1.0 §5.7). No triggers are implemented: tselect reads 0, tdata1
+ * reads type 0 ("no trigger here") and tinfo reads 1 (only type 0), so software probing them — as
+ * Linux and the riscv-tests do — finds none instead of taking an illegal-instruction trap.
+ */
+const CSR_TSELECT = 0x7a0;
+const CSR_TDATA1 = 0x7a1;
+const CSR_TDATA3 = 0x7a3;
+const CSR_TINFO = 0x7a4;
+const TINFO_NONE = 1n;
+
 const u64 = (v: number): bigint => BigInt.asUintN(64, BigInt(v));
 const toAddress = (v: bigint): number => Number(BigInt.asIntN(64, v));
 
@@ -91,7 +102,9 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case C.CSR_MCYCLE: case C.CSR_MINSTRET: return u64(h.instret);
     case C.CSR_MVENDORID: case C.CSR_MARCHID: case C.CSR_MIMPID: case C.CSR_MCONFIGPTR: return 0n;
     case C.CSR_MHARTID: return BigInt(h.id);
+    case CSR_TINFO: return TINFO_NONE;
   }
+  if (csr >= CSR_TSELECT && csr <= CSR_TDATA3) return 0n;
   if (csr >= C.CSR_PMPCFG0 && csr <= C.CSR_PMPCFG15) return (csr & 1) === 0 ? h.pmpcfg[csr - C.CSR_PMPCFG0] : undefined;
   if (csr >= C.CSR_PMPADDR0 && csr <= C.CSR_PMPADDR63) return h.pmpaddr[csr - C.CSR_PMPADDR0];
   if (csr >= C.CSR_MHPMCOUNTER3 && csr <= C.CSR_MHPMCOUNTER31) return 0n;
@@ -155,6 +168,7 @@ export function csrWrite(h: HartState, csr: number, value: bigint): boolean {
   }
   if (csr >= C.CSR_MHPMCOUNTER3 && csr <= C.CSR_MHPMCOUNTER31) return true;
   if (csr >= C.CSR_MHPMEVENT3 && csr <= C.CSR_MHPMEVENT31) return true;
+  if (csr >= CSR_TSELECT && csr <= CSR_TINFO) return true; // WARL, nothing to select or arm
   return false;
 }
 

@@ -278,3 +278,19 @@ test('writes to x0 are discarded by every kind of instruction', (t) => {
   if (!got) return;
   assert.deepEqual(got, [0n, 10n]);
 });
+
+test('a 32-bit instruction that straddles a page boundary executes (fetched in two halves)', (t) => {
+  const got = run(t, `
+  li a0, 1
+  j cross
+.balign 4096
+.skip 4094
+cross:
+  addi a0, a0, 41
+  rec a0
+  pass
+`);
+  if (!got) return;
+  assert.deepEqual(got, [42n]);
+  assert.equal(symbols.get('cross')! % 4096, 4094);
+});

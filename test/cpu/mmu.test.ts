@@ -419,3 +419,23 @@ test('a page-table walk that leaves RAM is an access fault of the access type', 
   if (!r) return;
   assert.deepEqual(causes(r.log), ['5@3', '7@3']);
 });
+
+test('a fetch that straddles into an unmapped page: mepc = start of the instruction, mtval = the faulting half', (t) => {
+  // page(0) holds, at offset 4094, the first half of `addi a0, a0, 1` (0x00150513); its second half
+  // would be on the next page, which is not mapped.
+  const start = va(1) - 2n;
+  const r = runMmu(t, 3, (pt, m) => {
+    pt.map(va(0), page(0), PTE_X | PTE_A);
+    m.ram.view.setUint16(page(0) + 4094 - RAM_BASE, 0x0513, true);
+  }, `
+  enter_mode 1
+  li a1, ${start}
+  jalr ra, 0(a1)
+  to_m
+  pass
+`);
+  if (!r) return;
+  assert.deepEqual(causes(r.log), ['12@3', '9@3']);
+  assert.equal(r.log[0].epc, start);
+  assert.equal(r.log[0].tval, va(1));
+});

@@ -307,3 +307,19 @@ main:
   assert.equal(r.machine.reg(12), 0x80001234n, 'mepc[0] is always zero');
   assert.equal(r.machine.reg(13), 0x80001234n);
 });
+
+test('trigger CSRs exist but offer no trigger: tselect 0, tdata1 type 0, tinfo 1, writes ignored', (t) => {
+  const r = runPrivileged(t, `
+main:
+  csrw tselect, zero
+  csrr a0, tselect
+  li t0, (2 << 60) | (1 << 6) | (1 << 2)
+  csrw tdata1, t0
+  csrr a1, tdata1
+  csrr a2, tinfo
+  pass
+`);
+  if (!r) return;
+  assert.deepEqual(causes(r.log), []);
+  assert.deepEqual([r.machine.reg(10), r.machine.reg(11), r.machine.reg(12)], [0n, 0n, 1n]);
+});
