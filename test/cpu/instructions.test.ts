@@ -294,3 +294,78 @@ cross:
   assert.deepEqual(got, [42n]);
   assert.equal(symbols.get('cross')! % 4096, 4094);
 });
+
+test('Zicsr: each CSR instruction returns the old value and writes set/clear/replace, immediates too', (t) => {
+  const got = run(t, `
+  li t0, 0xf0
+  csrw mscratch, t0
+  li t1, 0x0f
+  csrrw a0, mscratch, t1
+  rec a0
+  csrrs a0, mscratch, t0
+  rec a0
+  csrrc a0, mscratch, t1
+  rec a0
+  csrrwi a0, mscratch, 0x1f
+  rec a0
+  csrrsi a0, mscratch, 0x10
+  rec a0
+  csrrci a0, mscratch, 0x3
+  rec a0
+  csrr a0, mscratch
+  rec a0
+  li a0, 0x55
+  csrrw a0, mscratch, a0
+  rec a0
+  csrr a0, mscratch
+  rec a0
+  li t0, -1
+  csrw mscratch, t0
+  csrr a0, mscratch
+  rec a0
+  pass
+`);
+  if (!got) return;
+  assert.deepEqual(got, [0xf0n, 0x0fn, 0xffn, 0xf0n, 0x1fn, 0x1fn, 0x1cn, 0x1cn, 0x55n, -1n]);
+});
+
+test('compressed code runs with 2-byte steps; C.JALR links pc + 2; an illegal RVC traps with its bits in mtval', (t) => {
+  const r = runAsm(t, `
+.option rvc
+.globl _start
+_start:
+  la t0, trap
+  csrw mtvec, t0
+  c.li a0, 0
+  c.li a1, 10
+1: c.addi a0, 3
+  c.addi a1, -1
+  c.bnez a1, 1b
+  la a2, func
+  c.jalr a2
+after_jalr:
+  c.mv a4, ra
+  .2byte 0x6101
+  c.j done
+func:
+  c.li a3, 7
+  c.jr ra
+.balign 4
+trap:
+  csrr s0, mcause
+  csrr s1, mtval
+  csrr s2, mepc
+  addi s2, s2, 2
+  csrw mepc, s2
+  mret
+done:
+  pass
+`);
+  if (!r) return;
+  const m = r.machine;
+  assert.equal(m.reg(10), 30n);
+  assert.equal(m.reg(13), 7n);
+  assert.equal(m.reg(14), BigInt(r.program.symbols.get('after_jalr')!));
+  assert.equal(m.reg(8), 2n, 'illegal instruction');
+  assert.equal(m.reg(9), 0x6101n, 'mtval = the 16-bit encoding');
+});

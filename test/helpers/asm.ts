@@ -12,7 +12,7 @@ const PREFIX = 'riscv64-linux-gnu-';
 export const TEXT_BASE = 0x8000_0000;
 const CACHE_DIR = join(tmpdir(), 'mirrorball-asm-cache');
 /** Bump when the build recipe changes so stale cache entries are not reused. */
-const RECIPE_VERSION = 2;
+const RECIPE_VERSION = 3;
 
 export interface Program {
   /** The loadable image, starting at TEXT_BASE (objcopy -O binary). */
@@ -73,7 +73,7 @@ export function assemble(source: string, march = 'rv64gc'): Program {
   writeFileSync(`${base}.S`, source.endsWith('\n') ? source : source + '\n');
   try {
     execFileSync(PREFIX + 'gcc', [
-      `-march=${march}`, '-mabi=lp64', '-nostdlib', '-nostartfiles', '-static', '-fno-pic',
+      `-march=${march}`, '-mabi=lp64', '-nostdlib', '-nostartfiles', '-static', '-fno-pic', '-fno-pie', '-no-pie',
       `-Wl,-Ttext=0x${TEXT_BASE.toString(16)}`, '-Wl,--build-id=none', '-Wl,--no-relax', '-Wl,-e,0x80000000',
       '-o', `${base}.elf`, `${base}.S`,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
