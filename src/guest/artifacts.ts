@@ -1,0 +1,67 @@
+// Where a built guest lives in the cache, and a fast check for one built from the current recipe.
+
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { loadRecipe, recipeDir } from './recipe.js';
+
+export interface GuestArtifacts {
+  /** The Linux `Image` (RISC-V boot image, loaded at a 2 MiB-aligned address). */
+  kernel: string;
+  /** The uncompressed cpio newc initramfs. */
+  initramfs: string;
+  /** The ext4 root disk image (`root=/dev/vda`). */
+  disk: string;
+  /** Directory of the workload binaries (host copies of what the guest has in /usr/bin). */
+  workloads: string;
+  /** The artifact directory. */
+  dir: string;
+  /** The recipe hash naming `dir`. */
+  hash: string;
+}
+
+/** File names inside an artifact directory. */
+export const ARTIFACT_FILES = {
+  kernel: 'Image',
+  initramfs: 'initramfs.cpio',
+  disk: 'rootfs.ext4',
+  workloads: 'workloads',
+  manifest: 'manifest.json',
+} as const;
+
+/** $MIRRORBALL_CACHE, else $XDG_CACHE_HOME/mirrorball, else ~/.cache/mirrorball. */
+export function defaultCacheDir(): string {
+  const explicit = process.env.MIRRORBALL_CACHE;
+  if (explicit) return explicit;
+  const xdg = process.env.XDG_CACHE_HOME;
+  if (xdg) return join(xdg, 'mirrorball');
+  return join(homedir(), '.cache', 'mirrorball');
+}
+
+/** The directory that holds (or will hold) the guest built from the recipe with this hash. */
+export function artifactDir(cacheDir: string, hash: string): string {
+  return join(cacheDir, 'guest', hash);
+}
+
+export function artifactsIn(dir: string, hash: string): GuestArtifacts {
+  return {
+    kernel: join(dir, ARTIFACT_FILES.kernel),
+    initramfs: join(dir, ARTIFACT_FILES.initramfs),
+    disk: join(dir, ARTIFACT_FILES.disk),
+    workloads: join(dir, ARTIFACT_FILES.workloads),
+    dir,
+    hash,
+  };
+}
+
+/**
+ * The guest built from the current recipe, or undefined when there is none. Builds nothing: hashes the
+ * recipe files (a few milliseconds) and looks for the finished directory, which a build only creates by
+ * renaming a complete one into place.
+ */
+export function findBuiltGuest(cacheDir = defaultCacheDir()): GuestArtifacts | undefined {
+  const { hash } = loadRecipe(recipeDir());
+  const dir = artifactDir(cacheDir, hash);
+  if (!existsSync(join(dir, ARTIFACT_FILES.manifest))) return undefined;
+  return artifactsIn(dir, hash);
+}

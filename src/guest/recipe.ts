@@ -1,0 +1,129 @@
+// The guest recipe: the files under guest/ and their hash, which names the cache entry of a build.
+
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Bump when the build code changes what it produces from the same recipe files (a new step, other compiler
+ * flags, another image layout): the hash then changes and old cache entries are no longer used.
+ */
+export const RECIPE_FORMAT = 'mirrorball-guest/1';
+
+/** Hex digits of the recipe hash used in directory names: 64 bits, plenty for a local cache. */
+export const HASH_DIGITS = 16;
+
+/** Names the hash never includes: editor and OS litter that is not part of the recipe. */
+const IGNORED = /(^|\/)(\.DS_Store|[^/]*~|\.#[^/]*|[^/]*\.swp)$/;
+const EXEC_BITS = 0o111;
+
+export interface RecipeConfig {
+  debian: {
+    release: string;
+    /** Source packages built here, name → exact Debian version. */
+    sources: Record<string, string>;
+    kernelSource: { package: string; version: string; tarball: string };
+    /** Binary packages of the cross toolchain, used when it is not installed: name → exact version. */
+    toolchain: Record<string, string>;
+  };
+  /** Every timestamp in the images. */
+  sourceDateEpoch: number;
+  disk: { sizeMiB: number; uuid: string; hashSeed: string; label: string };
+}
+
+export interface RecipeFile {
+  /** Relative to the recipe directory, '/'-separated. */
+  path: string;
+  executable: boolean;
+  data: Buffer;
+}
+
+export interface Recipe {
+  dir: string;
+  hash: string;
+  files: RecipeFile[];
+  config: RecipeConfig;
+}
+
+export class RecipeError extends Error {}
+
+/** The guest/ directory of this package: two levels up from this module, both from src/ (tests) and dist/. */
+export function recipeDir(): string {
+  return fileURLToPath(new URL('../../guest/', import.meta.url));
+}
+
+/** Every regular file under `dir`, sorted by path, with its content and executable bit. */
+export function readRecipeFiles(dir: string): RecipeFile[] {
+  const files: RecipeFile[] = [];
+  const walk = (rel: string) => {
+    const names = readdirSync(join(dir, rel)).sort();
+    for (const name of names) {
+      const path = rel === '' ? name : `${rel}/${name}`;
+      if (IGNORED.test(path)) continue;
+      const stat = statSync(join(dir, path));
+      if (stat.isDirectory()) walk(path);
+      else if (stat.isFile()) files.push({ path, executable: (stat.mode & EXEC_BITS) !== 0, data: readFileSync(join(dir, path)) });
+    }
+  };
+  walk('');
+  return files;
+}
+
+/**
+ * The hash of a recipe: the format version, then for each file its path, executable bit, length and
+ * bytes. Lengths make the encoding unambiguous, so no two different recipes hash the same input.
+ */
+export function hashRecipeFiles(files: readonly RecipeFile[]): string {
+  const hash = createHash('sha256');
+  hash.update(`${RECIPE_FORMAT}\n`);
+  for (const file of files) {
+    hash.update(`${file.path}\n${file.executable ? 'x' : '-'}\n${file.data.length}\n`);
+    hash.update(file.data);
+  }
+  return hash.digest('hex').slice(0, HASH_DIGITS);
+}
+
+/** A short hash of any values, for naming cached intermediate steps. */
+export function hashParts(parts: ReadonlyArray<string | Uint8Array>): string {
+  const hash = createHash('sha256');
+  for (const part of parts) {
+    const bytes = typeof part === 'string' ? Buffer.from(part) : part;
+    hash.update(`${bytes.length}\n`);
+    hash.update(bytes);
+  }
+  return hash.digest('hex').slice(0, HASH_DIGITS);
+}
+
+export function loadRecipe(dir = recipeDir()): Recipe {
+  let files: RecipeFile[];
+  try {
+    files = readRecipeFiles(dir);
+  } catch (error) {
+    throw new RecipeError(`cannot read the guest recipe in ${dir}: ${(error as Error).message}`);
+  }
+  const configFile = files.find((f) => f.path === 'recipe.json');
+  if (configFile === undefined) throw new RecipeError(`${dir} has no recipe.json`);
+  let config: RecipeConfig;
+  try {
+    config = JSON.parse(configFile.data.toString('utf8')) as RecipeConfig;
+  } catch (error) {
+    throw new RecipeError(`${join(dir, 'recipe.json')}: ${(error as Error).message}`);
+  }
+  validate(config);
+  return { dir, hash: hashRecipeFiles(files), files, config };
+}
+
+function validate(config: RecipeConfig): void {
+  const problems: string[] = [];
+  if (typeof config.debian?.release !== 'string') problems.push('debian.release must be a string');
+  if (typeof config.debian?.sources !== 'object') problems.push('debian.sources must map package names to versions');
+  if (typeof config.debian?.kernelSource?.version !== 'string') problems.push('debian.kernelSource.version must be a string');
+  if (typeof config.debian?.toolchain !== 'object') problems.push('debian.toolchain must map package names to versions');
+  if (!Number.isInteger(config.sourceDateEpoch) || config.sourceDateEpoch < 0) problems.push('sourceDateEpoch must be a non-negative integer');
+  if (!Number.isInteger(config.disk?.sizeMiB) || config.disk.sizeMiB < 8) problems.push('disk.sizeMiB must be an integer of at least 8');
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  if (!uuid.test(config.disk?.uuid ?? '')) problems.push('disk.uuid must be a lower-case UUID');
+  if (!uuid.test(config.disk?.hashSeed ?? '')) problems.push('disk.hashSeed must be a lower-case UUID');
+  if (problems.length > 0) throw new RecipeError(`guest/recipe.json: ${problems.join('; ')}`);
+}
