@@ -25,7 +25,7 @@ const AMOS: [string, number, (m: bigint, r: bigint, u: (v: bigint) => bigint) =>
 ];
 
 /** AMO encoding (ISA §8.4): funct5 | aq | rl | rs2 | rs1 | funct3 | rd | 0x2f. */
-const amo = (funct5: number, width: 2 | 3, rd: number, rs1: number, rs2: number, aqrl = 0): number =>
+const amo = (funct5: number, width: number, rd: number, rs1: number, rs2: number, aqrl = 0): number =>
   ((funct5 << 27) | (aqrl << 25) | (rs2 << 20) | (rs1 << 15) | (width << 12) | (rd << 7) | 0x2f) | 0;
 
 const MIN64 = -(1n << 63n);
