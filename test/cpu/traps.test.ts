@@ -323,3 +323,30 @@ main:
   assert.deepEqual(causes(r.log), []);
   assert.deepEqual([r.machine.reg(10), r.machine.reg(11), r.machine.reg(12)], [0n, 0n, 1n]);
 });
+
+test('mhartid names each hart; time reads the machine clock (the CLINT mtime)', (t) => {
+  const r = runPrivileged(t, `
+main:
+  csrr a1, mhartid
+  bnez a1, 2f
+1: li t0, CLINT_BASE + 0xbff8
+  ld a2, 0(t0)
+  csrr a3, time
+  bne a2, a3, 1b
+  la t0, other
+3: ld a4, 0(t0)
+  beqz a4, 3b
+  pass
+2: la t0, other
+  addi a1, a1, 100
+  sd a1, 0(t0)
+4: j 4b
+.data
+.align 3
+other: .dword 0
+`, { harts: 2 });
+  if (!r) return;
+  assert.equal(r.machine.reg(11, 0), 0n);
+  assert.equal(r.machine.reg(14, 0), 101n, 'hart 1 read mhartid 1');
+  assert.equal(r.machine.reg(12), r.machine.reg(13));
+});
