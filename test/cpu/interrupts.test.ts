@@ -180,7 +180,7 @@ in_user:
   nop
   to_m
   pass
-`, { setup: () => {} });
+`);
   if (!r) return;
   assert.deepEqual(causes(r.log), ['irq1@1', '8@3']);
   assert.equal(r.log[0].epc, BigInt(r.program.symbols.get('in_user')!));
