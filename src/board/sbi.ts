@@ -88,6 +88,15 @@ export class SbiFirmware {
     return next;
   }
 
+  /** The earliest timer deadline that has not fired yet (Infinity if none). */
+  nextDeadline(): number {
+    let next = Infinity;
+    for (let i = 0; i < this.timerDeadline.length; i++) {
+      if ((this.platform.harts[i].mip & MIP_STIP) === 0 && this.timerDeadline[i] < next) next = this.timerDeadline[i];
+    }
+    return next;
+  }
+
   /** Handles an ECALL from S-mode on hart `h`; always returns true (unknown calls get NOT_SUPPORTED). */
   handle(h: HartState): boolean {
     const eid = h.x[A7 * 2] >>> 0;

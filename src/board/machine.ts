@@ -1,0 +1,202 @@
+// The machine: harts, RAM per node, the devices of the address map, firmware, and the round-robin run loop.
+
+import { Hart } from '../cpu/hart.js';
+import type { HartEnvironment, HartState } from '../cpu/hart-state.js';
+import { Reservations } from '../cpu/reservations.js';
+import { Clint } from '../devices/clint.js';
+import { Plic } from '../devices/plic.js';
+import type { Pollable } from '../devices/pollable.js';
+import { TestDevice } from '../devices/syscon.js';
+import { Uart } from '../devices/uart.js';
+import type { VirtioDevice } from '../devices/virtio/device.js';
+import { EmptyVirtioSlot } from '../devices/virtio/empty-slot.js';
+import { VirtioMmio } from '../devices/virtio/mmio.js';
+import { Bus } from '../memory/bus.js';
+import type { AccessSize, Device, HartInterruptSink } from '../memory/device.js';
+import { RamRegion } from '../memory/ram.js';
+import { HostClock, InstructionClock, type MachineClock } from '../timing/clock.js';
+import {
+  CLINT, PLIC, PLIC_SOURCES, TEST_DEVICE, UART0, VIRTIO_SLOTS, layoutMachine, virtioSlot, type MachineConfig, type MachineLayout,
+} from './address-map.js';
+import { SbiFirmware } from './sbi.js';
+
+/** Instructions each hart runs per round before the others get their turn (DESIGN.md: fixed slices). */
+export const SLICE = 4096;
+
+/** Why the machine stopped. */
+export type ExitReason =
+  | { kind: 'poweroff'; code: number }
+  | { kind: 'reboot' }
+  | { kind: 'htif'; code: number }
+  | { kind: 'limit' }
+  | { kind: 'quit' };
+
+export interface MachineOptions {
+  config: MachineConfig;
+  /** 'instructions' (default, reproducible) or 'host' (wall-clock guest time). */
+  time?: 'instructions' | 'host';
+  /** Milliseconds from a monotonic host clock; required for host time. */
+  hostMilliseconds?: () => number;
+  /** Where console output goes (the UART and the SBI console). */
+  console?: (bytes: Uint8Array) => void;
+  /** Answer S-mode ECALLs with the built-in SBI firmware (no M-mode firmware). */
+  builtinSbi: boolean;
+  /** Where devices report guest mistakes and host I/O errors (default: nowhere). */
+  log?: (message: string) => void;
+}
+
+/** One virtio-mmio window of the address map; what is plugged into it can change before boot. */
+class VirtioSlotWindow implements Device {
+  occupant: Device = new EmptyVirtioSlot();
+  get name(): string { return this.occupant.name; }
+  read(offset: number, size: AccessSize, hart: number): number { return this.occupant.read(offset, size, hart); }
+  write(offset: number, size: AccessSize, value: number, hart: number): void { this.occupant.write(offset, size, value, hart); }
+}
+
+export class Machine {
+  readonly bus = new Bus();
+  readonly layout: MachineLayout;
+  readonly harts: Hart[] = [];
+  readonly clock: MachineClock;
+  readonly reservations: Reservations;
+  readonly clint: Clint;
+  readonly plic: Plic;
+  readonly uart: Uart;
+  readonly sbi: SbiFirmware | undefined;
+  /** Devices with host-side input, polled between rounds. */
+  readonly pollables: Pollable[] = [];
+  exit: ExitReason | undefined;
+  /** Total instructions executed by all harts. */
+  instructions = 0;
+  /** HTIF `tohost`/`fromhost` physical addresses, when a bare-metal ELF defines them. */
+  htif: { tohost: number; fromhost: number } | undefined;
+  readonly log: (message: string) => void;
+  private readonly virtioSlots: VirtioSlotWindow[] = [];
+  private readonly consoleOut: (bytes: Uint8Array) => void;
+
+  constructor(options: MachineOptions) {
+    this.layout = layoutMachine(options.config);
+    for (const node of this.layout.nodes) this.bus.addRam(new RamRegion(node.id, node.base, node.size));
+    this.clock = options.time === 'host'
+      ? new HostClock(options.hostMilliseconds ?? (() => { throw new Error('host time needs a host clock'); }))
+      : new InstructionClock();
+    this.consoleOut = options.console ?? (() => {});
+    this.reservations = new Reservations(this.layout.harts);
+    const env: HartEnvironment = {
+      bus: this.bus,
+      clock: this.clock,
+      reservations: this.reservations,
+      ecallFromSupervisor: options.builtinSbi ? (h: HartState) => this.sbi!.handle(h) : undefined,
+    };
+    for (let i = 0; i < this.layout.harts; i++) this.harts.push(new Hart(i, env));
+    const sink: HartInterruptSink = { setPending: (hart, bit, level) => this.harts[hart]?.setInterruptLine(bit, level) };
+
+    this.clint = new Clint(this.layout.harts, this.clock, sink);
+    this.plic = new Plic(this.layout.harts, PLIC_SOURCES, sink);
+    this.uart = new Uart({ onOutput: (byte) => this.consoleOut(Uint8Array.of(byte)), irq: this.plic.irqLine(UART0.irq!) });
+    const test = new TestDevice((kind, code) => this.stopWith(kind === 'reboot' ? { kind: 'reboot' } : { kind: 'poweroff', code }));
+    this.bus.addDevice(TEST_DEVICE.base, TEST_DEVICE.size, test);
+    this.bus.addDevice(CLINT.base, CLINT.size, this.clint);
+    this.bus.addDevice(PLIC.base, PLIC.size, this.plic);
+    this.bus.addDevice(UART0.base, UART0.size, this.uart);
+    this.pollables.push(this.uart);
+    this.log = options.log ?? (() => {});
+    for (let i = 0; i < VIRTIO_SLOTS; i++) {
+      const window = new VirtioSlotWindow();
+      this.virtioSlots.push(window);
+      const region = virtioSlot(i);
+      this.bus.addDevice(region.base, region.size, window);
+    }
+
+    this.sbi = options.builtinSbi
+      ? new SbiFirmware({
+        harts: this.harts,
+        now: () => this.clock.now(),
+        consoleWrite: (bytes) => this.consoleOut(bytes),
+        consoleRead: () => -1,
+        reset: (type, reason) => this.stopWith(type === 0 ? { kind: 'poweroff', code: reason === 0 ? 0 : 1 } : { kind: 'reboot' }),
+        readPhysical: (address, length) => {
+          const memory = this.bus.guestMemory();
+          return memory.isRam(address, length) ? memory.read(address, length) : undefined;
+        },
+        wake: (hart) => { this.harts[hart].stop = true; },
+      })
+      : undefined;
+  }
+
+  /** Plugs a virtio device into the first free slot (in address-map order, as QEMU does) and returns its transport. */
+  attachVirtio(device: VirtioDevice): VirtioMmio {
+    const slot = this.virtioSlots.findIndex((w) => w.occupant instanceof EmptyVirtioSlot);
+    if (slot < 0) throw new Error(`all ${VIRTIO_SLOTS} virtio-mmio slots are in use`);
+    const transport = new VirtioMmio(device, this.bus.guestMemory(), this.plic.irqLine(virtioSlot(slot).irq!), { log: this.log });
+    this.virtioSlots[slot].occupant = transport;
+    this.pollables.push(transport);
+    return transport;
+  }
+
+  stopWith(reason: ExitReason): void {
+    if (this.exit === undefined) this.exit = reason;
+    for (const h of this.harts) h.stop = true;
+  }
+
+  /** Starts hart 0 at `pc` in M-mode (firmware or bare-metal program); the others wait in M-mode too. */
+  resetAll(pc: number, a0IsHartId: boolean, a1: number): void {
+    for (const h of this.harts) {
+      h.reset(pc);
+      if (a0IsHartId) h.setReg(10, h.id);
+      h.setReg(11, a1);
+    }
+  }
+
+  /** Runs one round: every runnable hart gets a slice, then time, timers and devices move on. */
+  runRound(): void {
+    let ran = 0;
+    let runnable = false;
+    for (const h of this.harts) {
+      if (h.parked) continue;
+      const n = h.run(SLICE);
+      ran += n;
+      if (!h.waiting) runnable = true;
+      if (this.exit !== undefined) break;
+    }
+    this.instructions += ran;
+    if (runnable) this.clock.advanceInstructions(SLICE);
+    else this.skipIdle();
+    this.clint.update();
+    this.sbi?.updateTimers(this.clock.now());
+    for (const p of this.pollables) p.poll();
+    if (this.htif !== undefined) this.pollHtif();
+  }
+
+  /** Every hart waits: jump to the next timer deadline, the deterministic equivalent of sleeping. */
+  private skipIdle(): void {
+    const next = Math.min(this.clint.nextDeadline(), this.sbi?.nextDeadline() ?? Infinity);
+    if (next !== Infinity) this.clock.advanceTo(next);
+    else this.clock.advanceInstructions(SLICE);
+  }
+
+  /** True when no hart can run until something outside (a timer, input) happens. */
+  get idle(): boolean {
+    return this.harts.every((h) => h.parked || (h.waiting && !h.wakeable));
+  }
+
+  /** HTIF (riscv-tests convention): tohost = 1 | code << 1 ends the run; device 1 command 1 prints a byte. */
+  private pollHtif(): void {
+    const memory = this.bus.guestMemory();
+    const { tohost, fromhost } = this.htif!;
+    const lo = memory.readU32(tohost);
+    const hi = memory.readU32(tohost + 4);
+    if (lo === 0 && hi === 0) return;
+    const device = hi >>> 24;
+    const command = (hi >>> 16) & 0xff;
+    if (device === 0 && (lo & 1) === 1) {
+      this.stopWith({ kind: 'htif', code: (lo >>> 1) + (hi & 0xffff) * 2 ** 31 });
+    } else if (device === 1 && command === 1) {
+      this.consoleOut(Uint8Array.of(lo & 0xff));
+      memory.writeU32(fromhost, 1);
+      memory.writeU32(fromhost + 4, (1 << 24) | (1 << 16));
+    }
+    memory.writeU32(tohost, 0);
+    memory.writeU32(tohost + 4, 0);
+  }
+}
