@@ -2,6 +2,11 @@
 
 import { Command, CommanderError } from 'commander';
 import { registerGuestCommands } from './guest.js';
+import { UsageError } from './options.js';
+import { registerRunCommand } from './run.js';
+
+/** QEMU spells some options with one dash and several letters; accept those spellings too. */
+const QEMU_SPELLINGS: Record<string, string> = { '-smp': '--smp', '-kernel': '--kernel', '-initrd': '--initrd', '-append': '--append', '-bios': '--bios', '-drive': '--drive' };
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -9,12 +14,25 @@ export async function main(argv: string[]): Promise<void> {
     .name('mirrorball')
     .description('A virtual machine monitor for an emulated RISC-V ccNUMA machine')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(text) });
+    .showHelpAfterError('(run with --help for usage)');
+  registerRunCommand(program);
   registerGuestCommands(program);
+  const args = argv.map((a, i) => (i >= 2 ? QEMU_SPELLINGS[a] ?? a : a));
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(args);
   } catch (error) {
-    if (error instanceof CommanderError) process.exit(error.exitCode);
-    throw error;
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`mirrorball: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    if (process.env.MIRRORBALL_DEBUG) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`mirrorball: internal error: ${message} (set MIRRORBALL_DEBUG=1 for details)\n`);
+    process.exitCode = 70;
   }
 }

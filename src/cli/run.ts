@@ -1,0 +1,159 @@
+// `mirrorball run`: boot a kernel (by default the built guest) or a bare-metal ELF on the emulated machine.
+
+import { readFileSync, statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import type { Command } from 'commander';
+import { MachineConfigError, type MachineConfig } from '../board/address-map.js';
+import { bootElf, bootLinux } from '../board/boot.js';
+import { Machine, type ExitReason } from '../board/machine.js';
+import { findBuiltGuest } from '../guest/artifacts.js';
+import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
+import { runMachine } from '../host/runner.js';
+import { Terminal } from '../host/terminal.js';
+import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
+
+export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
+
+interface RunFlags {
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  memory: string;
+  smp: string;
+  nodes: string;
+  drive: string[];
+  bios?: string;
+  elf?: string;
+  consoleLog?: string;
+  time: string;
+  maxInstructions?: string;
+}
+
+/** Reads a file the user named, or fails with one line saying which and why. */
+export function readInput(path: string, what: string): Uint8Array {
+  try {
+    if (statSync(path).isDirectory()) throw new UsageError(`${what} '${path}' is a directory`);
+    return readFileSync(path);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code ?? error);
+    throw new UsageError(`cannot read ${what} '${path}': ${why}`);
+  }
+}
+
+/** Splits memory and harts evenly over the nodes (the first nodes get any remainder). */
+export function evenTopology(harts: number, memoryBytes: number, nodes: number): MachineConfig {
+  if (nodes > harts) throw new UsageError(`--nodes ${nodes} needs at least ${nodes} harts (--smp)`);
+  const page = 4096;
+  const perNode = Math.floor(memoryBytes / nodes / page) * page;
+  return {
+    harts,
+    nodes: Array.from({ length: nodes }, (_, n) => ({
+      memoryBytes: perNode,
+      harts: Array.from({ length: harts }, (_, h) => h).filter((h) => h % nodes === n),
+    })),
+  };
+}
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('Boot Linux (by default the guest built by `mirrorball guest build`) or a bare-metal ELF')
+    .option('--kernel <file>', 'Linux Image (RISC-V boot header) to boot')
+    .option('--initrd <file>', 'initial ramdisk (cpio) to load')
+    .option('--append <cmdline>', `kernel command line (default: "${DEFAULT_APPEND}")`)
+    .option('-m, --memory <size>', 'RAM, split evenly over the nodes (e.g. 512M, 2G)', '512M')
+    .option('--smp <harts>', 'number of harts (1-32)', '1')
+    .option('--nodes <n>', 'NUMA nodes; harts and memory are spread evenly over them', '1')
+    .option('--drive <spec>', 'virtio-blk disk: file=IMAGE[,readonly=on] (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--bios <file>', 'M-mode firmware such as OpenSBI fw_jump.bin (default: built-in SBI in TypeScript)')
+    .option('--elf <file>', 'run a bare-metal ELF in M-mode; exits with its HTIF exit code')
+    .option('--console-log <file>', 'also write everything the guest prints to this file')
+    .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
+    .option('--max-instructions <n>', 'stop after this many instructions')
+    .action(async (flags: RunFlags) => {
+      process.exitCode = await run(flags);
+    });
+}
+
+async function run(flags: RunFlags): Promise<number> {
+  const harts = parseCount(flags.smp, '--smp', 1, 32);
+  const nodes = parseCount(flags.nodes, '--nodes', 1, 32);
+  const memory = parseSize(flags.memory, '-m');
+  if (flags.time !== 'instructions' && flags.time !== 'host') throw new UsageError(`--time must be "instructions" or "host", not '${flags.time}'`);
+  const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
+  const drives: DriveSpec[] = flags.drive.map(parseDrive);
+
+  let machine: Machine;
+  let terminal: Terminal | undefined;
+  const output = (bytes: Uint8Array): void => { terminal === undefined ? process.stdout.write(bytes) : terminal.write(bytes); };
+  try {
+    machine = new Machine({
+      config: evenTopology(harts, memory, nodes),
+      time: flags.time as 'instructions' | 'host',
+      hostMilliseconds: () => performance.now(),
+      console: output,
+      builtinSbi: flags.bios === undefined && flags.elf === undefined,
+      log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
+    });
+  } catch (error) {
+    if (error instanceof MachineConfigError) throw new UsageError(error.problems.join('; '));
+    throw error;
+  }
+  let disks;
+  try {
+    disks = attachDrives(machine, drives);
+  } catch (error) {
+    if (error instanceof DriveError) throw new UsageError(error.message);
+    throw error;
+  }
+
+  if (flags.elf !== undefined) {
+    bootElf(machine, readInput(flags.elf, 'ELF program'));
+  } else {
+    let kernelPath = flags.kernel;
+    let initrdPath = flags.initrd;
+    if (kernelPath === undefined) {
+      const guest = findBuiltGuest();
+      if (guest === undefined) throw new UsageError('no kernel given and no guest built yet: run `mirrorball guest build` or pass --kernel');
+      kernelPath = guest.kernel;
+      initrdPath ??= guest.initramfs;
+    }
+    bootLinux(machine, {
+      kernel: readInput(kernelPath, 'kernel'),
+      initrd: initrdPath === undefined ? undefined : readInput(initrdPath, 'initrd'),
+      append: flags.append ?? DEFAULT_APPEND,
+      firmware: flags.bios === undefined ? undefined : readInput(flags.bios, 'firmware'),
+    });
+  }
+
+  const interactive = process.stdin.isTTY === true;
+  terminal = new Terminal({
+    logFile: flags.consoleLog,
+    onInput: (bytes) => machine.uart.input(bytes),
+    onQuit: () => machine.stopWith({ kind: 'quit' }),
+  });
+  let exit: ExitReason;
+  try {
+    exit = await runMachine(machine, { maxInstructions, pace: interactive });
+  } finally {
+    terminal.close();
+    for (const disk of disks) disk.close();
+  }
+  return exitStatus(exit);
+}
+
+function exitStatus(exit: ExitReason): number {
+  switch (exit.kind) {
+    case 'poweroff': return exit.code;
+    case 'htif': return exit.code;
+    case 'reboot':
+      process.stderr.write('mirrorball: the guest asked for a reboot; stopping\n');
+      return 0;
+    case 'limit':
+      process.stderr.write('mirrorball: instruction limit reached\n');
+      return 3;
+    case 'quit': return 0;
+  }
+}

@@ -1,0 +1,60 @@
+// The guest console on the host terminal: raw mode, Ctrl-A x to quit, output optionally copied to a file.
+
+import { closeSync, openSync, writeSync } from 'node:fs';
+
+const CTRL_A = 0x01;
+
+export interface TerminalOptions {
+  /** Copy of everything the guest prints. */
+  logFile?: string;
+  /** Called with each chunk the user types (after Ctrl-A handling). */
+  onInput(bytes: Uint8Array): void;
+  /** Called when the user presses Ctrl-A x. */
+  onQuit(): void;
+}
+
+export class Terminal {
+  private escape = false;
+  private readonly logFd: number | undefined;
+  private readonly listener: (chunk: Buffer) => void;
+  private readonly raw: boolean;
+
+  constructor(private readonly options: TerminalOptions) {
+    this.logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'w');
+    this.raw = process.stdin.isTTY === true;
+    this.listener = (chunk) => this.input(chunk);
+    if (this.raw) process.stdin.setRawMode(true);
+    process.stdin.on('data', this.listener);
+    process.stdin.resume();
+  }
+
+  write(bytes: Uint8Array): void {
+    process.stdout.write(bytes);
+    if (this.logFd !== undefined) writeSync(this.logFd, bytes);
+  }
+
+  private input(chunk: Buffer): void {
+    const out: number[] = [];
+    for (const byte of chunk) {
+      if (this.escape) {
+        this.escape = false;
+        if (byte === 0x78 /* x */) {
+          this.options.onQuit();
+          return;
+        }
+        if (byte === CTRL_A) out.push(CTRL_A); // Ctrl-A Ctrl-A sends one Ctrl-A
+        continue;
+      }
+      if (byte === CTRL_A && this.raw) this.escape = true;
+      else out.push(byte);
+    }
+    if (out.length > 0) this.options.onInput(Uint8Array.from(out));
+  }
+
+  close(): void {
+    process.stdin.off('data', this.listener);
+    if (this.raw) process.stdin.setRawMode(false);
+    process.stdin.pause();
+    if (this.logFd !== undefined) closeSync(this.logFd);
+  }
+}
