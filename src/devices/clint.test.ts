@@ -73,9 +73,16 @@ describe('Clint', () => {
 
   it('reports the earliest deadline for idle skipping', () => {
     const { clint, setCompare } = setup(3);
-    assert.ok(clint.nextDeadline() > 2 ** 63);
+    assert.equal(clint.nextDeadline(), Infinity, 'the reset value is no deadline');
     setCompare(2, 500);
     setCompare(0, 700);
+    assert.equal(clint.nextDeadline(), 500);
+  });
+
+  it('gives the deadline in clock time when the guest has moved mtime', () => {
+    const { clint, setCompare } = setup(1);
+    clint.write(MTIME, 4, 1000, 0);
+    setCompare(0, 1500);
     assert.equal(clint.nextDeadline(), 500);
   });
 

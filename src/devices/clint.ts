@@ -16,6 +16,8 @@ const MTIMECMP_STRIDE = 8;
 /** The layout leaves room for 4095 harts below mtime. */
 const MAX_HARTS = (MTIME - MTIMECMP_BASE) / MTIMECMP_STRIDE;
 const WORD = 2 ** 32;
+/** mtimecmp values from here up are treated as no deadline (29,000 years at 10 MHz). */
+const NEVER = 2 ** 63;
 
 export class Clint implements Device {
   readonly name = 'clint';
@@ -48,10 +50,17 @@ export class Clint implements Device {
     return this.compareHigh[hart] * WORD + this.compareLow[hart];
   }
 
-  /** The earliest mtimecmp of all harts: no timer interrupt can become pending before it. */
+  /**
+   * The earliest clock time (not mtime: the guest may have moved mtime) at which a timer interrupt can
+   * become pending, or Infinity when no hart has a deadline. A compare value of 2^63 or more (such as the
+   * all-ones reset value) means "never": skipping ahead to it would only make guest time absurd.
+   */
   nextDeadline(): number {
     let deadline = Infinity;
-    for (let hart = 0; hart < this.harts; hart++) deadline = Math.min(deadline, this.mtimecmp(hart));
+    for (let hart = 0; hart < this.harts; hart++) {
+      const compare = this.mtimecmp(hart);
+      if (compare < NEVER) deadline = Math.min(deadline, compare - this.timeOffset);
+    }
     return deadline;
   }
 
