@@ -10,6 +10,7 @@ import { findBuiltGuest } from '../guest/artifacts.js';
 import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
 import { runMachine } from '../host/runner.js';
 import { Terminal } from '../host/terminal.js';
+import { TIMEBASE_HZ } from '../timing/clock.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
@@ -27,6 +28,7 @@ interface RunFlags {
   consoleLog?: string;
   time: string;
   maxInstructions?: string;
+  stats?: boolean;
 }
 
 /** Reads a file the user named, or fails with one line saying which and why. */
@@ -72,6 +74,7 @@ export function registerRunCommand(program: Command): void {
     .option('--console-log <file>', 'also write everything the guest prints to this file')
     .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
     .option('--max-instructions <n>', 'stop after this many instructions')
+    .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
     .action(async (flags: RunFlags) => {
       process.exitCode = await run(flags);
     });
@@ -135,13 +138,23 @@ async function run(flags: RunFlags): Promise<number> {
     onQuit: () => machine.stopWith({ kind: 'quit' }),
   });
   let exit: ExitReason;
+  const started = performance.now();
   try {
     exit = await runMachine(machine, { maxInstructions, pace: interactive });
   } finally {
     terminal.close();
     for (const disk of disks) disk.close();
   }
+  if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000)}\n`);
   return exitStatus(exit);
+}
+
+/** One line for --stats; `bench` parses its `instructions=` field. */
+export function statsLine(machine: Machine, hostSeconds: number): string {
+  const guestSeconds = machine.clock.now() / TIMEBASE_HZ;
+  const mips = machine.instructions / hostSeconds / 1e6;
+  return `mirrorball: stats instructions=${machine.instructions} guest-seconds=${guestSeconds.toFixed(3)} ` +
+    `host-seconds=${hostSeconds.toFixed(3)} mips=${mips.toFixed(1)}`;
 }
 
 function exitStatus(exit: ExitReason): number {
