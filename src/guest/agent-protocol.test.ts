@@ -35,7 +35,7 @@ describe('AgentProtocol', () => {
   it('waits for READY, types the command, and resolves with output and status', async () => {
     const { agent, typed } = harness();
     const result = agent.exec('echo hello; exit 3');
-    assert.deepEqual(typed, [], 'nothing is typed before the agent is ready');
+    assert.equal(typed.length, 0, 'nothing is typed before the agent is ready');
     agent.feed('[    1.234] Run /init as init process\r\n@@MB READY 1@@\r\n');
     assert.equal(agent.ready, true);
     assert.deepEqual(typed.map((l) => l.split(' ')[0]), ['mbc', 'mbx']);
