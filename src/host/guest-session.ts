@@ -1,0 +1,129 @@
+// A booted guest driven through its console agent: what end-to-end tests and tools use to run commands in Linux.
+
+import { performance } from 'node:perf_hooks';
+import { bootLinux } from '../board/boot.js';
+import { Machine, type ExitReason } from '../board/machine.js';
+import type { MachineConfig } from '../board/address-map.js';
+import { AgentProtocol, type AgentResult } from '../guest/agent-protocol.js';
+import { attachDrives, type DriveSpec } from './drives.js';
+import type { FileBlockBackend } from './file-block.js';
+import { runMachine } from './runner.js';
+
+export interface GuestSessionOptions {
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  /** Kernel arguments added after `console=ttyS0 mb.agent=1`. */
+  append?: string;
+  config: MachineConfig;
+  drives?: DriveSpec[];
+  /** M-mode firmware; without it the built-in SBI. */
+  firmware?: Uint8Array;
+  /** Give up on the boot after this many instructions (all harts). Default 20 billion. */
+  maxInstructions?: number;
+}
+
+export class GuestSessionError extends Error {}
+
+const AGENT_APPEND = 'console=ttyS0 mb.agent=1';
+const DEFAULT_MAX_INSTRUCTIONS = 20e9;
+const encoder = new TextEncoder();
+
+/**
+ * One machine running Linux with the guest agent. `exec` runs a shell command in the guest and resolves
+ * with its output and status; `poweroff` stops the guest cleanly. The console transcript is kept for
+ * error messages. Everything runs in this process, on the event loop, deterministically.
+ */
+export class GuestSession {
+  readonly machine: Machine;
+  private readonly agent: AgentProtocol;
+  private readonly disks: FileBlockBackend[];
+  private readonly running: Promise<ExitReason>;
+  private transcript = '';
+  private stopped: ExitReason | undefined;
+  readonly started = performance.now();
+
+  private constructor(options: GuestSessionOptions) {
+    let machine!: Machine;
+    this.agent = new AgentProtocol({
+      send: (bytes) => machine.uart.input(bytes),
+      onOther: (line) => { this.transcript = `${this.transcript}${line}\n`.slice(-64 * 1024); },
+    });
+    machine = new Machine({
+      config: options.config,
+      builtinSbi: options.firmware === undefined,
+      console: (bytes) => this.agent.feed(bytes),
+    });
+    this.machine = machine;
+    this.disks = attachDrives(machine, options.drives ?? []);
+    bootLinux(machine, {
+      kernel: options.kernel,
+      initrd: options.initrd,
+      append: options.append === undefined ? AGENT_APPEND : `${AGENT_APPEND} ${options.append}`,
+      firmware: options.firmware,
+    });
+    this.running = runMachine(machine, { maxInstructions: options.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS }).then((exit) => {
+      this.stopped = exit;
+      for (const disk of this.disks) disk.close();
+      this.agent.abort(`the guest stopped (${describeExit(exit)}) before answering; console ends with:\n${this.tail()}`);
+      return exit;
+    });
+  }
+
+  /** Boots and waits for the agent's READY. */
+  static async boot(options: GuestSessionOptions): Promise<GuestSession> {
+    const session = new GuestSession(options);
+    const ready = session.agent.whenReady();
+    const exit = session.running.then((e) => e);
+    const first = await Promise.race([ready.then(() => undefined), exit]);
+    if (first !== undefined) {
+      throw new GuestSessionError(`the guest stopped (${describeExit(first)}) before its agent was ready; console ends with:\n${session.tail()}`);
+    }
+    return session;
+  }
+
+  /** Runs `command` with sh in the guest. */
+  exec(command: string): Promise<AgentResult> {
+    if (this.stopped !== undefined) return Promise.reject(new GuestSessionError(`the guest has stopped (${describeExit(this.stopped)})`));
+    return this.agent.exec(command);
+  }
+
+  /** Types raw bytes on the console (outside the agent protocol). */
+  type(text: string): void {
+    this.machine.uart.input(encoder.encode(text));
+  }
+
+  /** Asks the guest to power off and waits for the machine to stop. */
+  async poweroff(): Promise<ExitReason> {
+    if (this.stopped === undefined) {
+      // The agent answers nothing once the machine is gone: the command's own failure is expected.
+      this.agent.exec('sync; poweroff -f').catch(() => {});
+    }
+    return this.running;
+  }
+
+  /** Stops the machine at once (like pulling the plug), for a test that failed midway. */
+  async kill(): Promise<void> {
+    if (this.stopped === undefined) this.machine.stopWith({ kind: 'quit' });
+    await this.running;
+  }
+
+  /** The last lines the console printed outside the protocol. */
+  tail(lines = 30): string {
+    return this.transcript.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+
+  /** Instructions executed so far by all harts. */
+  get instructions(): number {
+    return this.machine.instructions;
+  }
+}
+
+function describeExit(exit: ExitReason): string {
+  switch (exit.kind) {
+    case 'poweroff': return `powered off with code ${exit.code}`;
+    case 'htif': return `HTIF exit ${exit.code}`;
+    case 'reboot': return 'reboot';
+    case 'limit': return 'instruction limit reached';
+    case 'quit': return 'stopped by the host';
+  }
+}
