@@ -17,6 +17,8 @@ const FAST_MAX = 2 ** 1023;
 const FAST_MIN = 2 ** -968;
 /** Veltkamp's split of a larger operand would overflow. */
 const SPLIT_MAX = 2 ** 995;
+/** A residual a − d·b or a − s·s whose partial products could overflow. */
+const RESIDUAL_MAX = 2 ** 1020;
 
 /** Whether x is negative, counting −0. */
 export function isNegative(x: number): boolean {
@@ -78,7 +80,7 @@ export function add64(a: number, b: number, rm: number): number {
   // A sum below 2^-1021 is always exact (it is a multiple of 2^-1074), so only overflow is hard.
   if (m < FAST_MAX && d !== 0) return adjust(d, eftError, rm, true);
   if (d === 0) return rm === RM_RNE ? d : zeroSum(isNegative(a), isNegative(b), rm);
-  if (a === d || b === d) return d;
+  if (!Number.isFinite(a) || !Number.isFinite(b)) return d;
   return f64FromBigBits(exactAdd(exact(a), exact(b), BINARY64, rm));
 }
 
@@ -106,7 +108,7 @@ export function div64(a: number, b: number, rm: number): number {
   const ma = Math.abs(a);
   const mb = Math.abs(b);
   const md = Math.abs(d);
-  if (md >= FAST_MIN && md < SPLIT_MAX && ma >= FAST_MIN && mb < SPLIT_MAX) {
+  if (md >= FAST_MIN && md < SPLIT_MAX && ma >= FAST_MIN && ma < RESIDUAL_MAX && mb < SPLIT_MAX) {
     // The residual a − d·b is exactly representable and has the sign of (a/b − d)·b.
     const p = twoProduct(d, b);
     const residual = (a - p) - eftError;
@@ -119,7 +121,7 @@ export function sqrt64(a: number, rm: number): number {
   if (a === 0 || a === Infinity) return a;
   if (a < 0) return invalid();
   const s = Math.sqrt(a);
-  if (a >= FAST_MIN) {
+  if (a >= FAST_MIN && a < RESIDUAL_MAX) {
     const p = twoProduct(s, s);
     return adjust(s, (a - p) - eftError, rm, false);
   }

@@ -1,0 +1,192 @@
+// F/D instructions compared bit for bit, flags included, with the host's IEEE 754 hardware (oracle.c).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { executeFp } from '../../src/isa/fp/execute.js';
+import {
+  buildOracle, doubleBits, encode, getF64, getX, hex, intBits, newState, OPCODE_MADD, OPCODE_OP_FP, runOracle,
+  setF32, setF64, setX, singleBits, type OracleCase, type OracleResult,
+} from './harness.js';
+
+const oracle = buildOracle();
+const skip = 'skip' in oracle ? oracle.skip : false;
+const RM_DYN = 7;
+const ROUNDING_MODES = [0, 1, 2, 3, 4];
+const CASES_PER_MODE = 700;
+const NV = 16;
+const NX = 1;
+
+const F1 = 1, F2 = 2, F3 = 3, FD = 4, X_IN = 5, X_OUT = 6;
+
+/** How an operation is encoded and where its operands and result live. */
+interface Shape {
+  op: string;
+  insn: (rm: number) => number;
+  operands: 'ff' | 'f' | 'fff' | 'x';
+  /** Operand and result formats: s or d (or x for an integer result). */
+  input: 's' | 'd';
+  output: 's' | 'd' | 'x';
+  /** Negations applied to (a, c) to express this instruction as an oracle fma. */
+  negate?: [boolean, boolean];
+  oracleOp?: string;
+}
+
+const fmtBit = (f: 's' | 'd'): number => (f === 'd' ? 1 : 0);
+const opfp = (funct5: number, fmt: 's' | 'd', rs2: number, rd = FD) => (rm: number) => encode(OPCODE_OP_FP, (funct5 << 2) | fmtBit(fmt), rs2, F1, rm, rd);
+
+function arithmeticShapes(fmt: 's' | 'd'): Shape[] {
+  const fused = (opcode: number, negate: [boolean, boolean]): Shape => ({
+    op: `fma${opcode.toString(16)}.${fmt}`, oracleOp: `fma.${fmt}`, operands: 'fff', input: fmt, output: fmt, negate,
+    insn: (rm) => encode(opcode, fmtBit(fmt), F2, F1, rm, FD, F3),
+  });
+  return [
+    { op: `add.${fmt}`, insn: opfp(0x00, fmt, F2), operands: 'ff', input: fmt, output: fmt },
+    { op: `sub.${fmt}`, insn: opfp(0x01, fmt, F2), operands: 'ff', input: fmt, output: fmt },
+    { op: `mul.${fmt}`, insn: opfp(0x02, fmt, F2), operands: 'ff', input: fmt, output: fmt },
+    { op: `div.${fmt}`, insn: opfp(0x03, fmt, F2), operands: 'ff', input: fmt, output: fmt },
+    { op: `sqrt.${fmt}`, insn: opfp(0x0b, fmt, 0), operands: 'f', input: fmt, output: fmt },
+    fused(OPCODE_MADD, [false, false]),
+    fused(0x47, [false, true]),
+    fused(0x4b, [true, false]),
+    fused(0x4f, [true, true]),
+  ];
+}
+
+const conversionShapes: Shape[] = [
+  { op: 'cvt.s.d', insn: opfp(0x08, 's', 1), operands: 'f', input: 'd', output: 's' },
+  { op: 'cvt.d.s', insn: opfp(0x08, 'd', 0), operands: 'f', input: 's', output: 'd' },
+  ...(['s', 'd'] as const).flatMap((fmt) => ['w', 'wu', 'l', 'lu'].map((kind, rs2): Shape => ({
+    op: `cvt.${fmt}.${kind}`, operands: 'x', input: fmt, output: fmt,
+    insn: (rm) => encode(OPCODE_OP_FP, (0x1a << 2) | fmtBit(fmt), rs2, X_IN, rm, FD),
+  }))),
+];
+
+function sample(shape: Shape, seed: number): OracleCase[] {
+  const gen = shape.operands === 'x' ? intBits() : shape.input === 'd' ? doubleBits() : singleBits();
+  const triples = fc.sample(fc.tuple(gen, gen, gen), { seed, numRuns: CASES_PER_MODE });
+  const signBit = shape.input === 'd' ? 1n << 63n : 1n << 31n;
+  return ROUNDING_MODES.flatMap((rm) => triples.map(([a, b, c]) => {
+    const [negA, negC] = shape.negate ?? [false, false];
+    return { op: shape.oracleOp ?? shape.op, rm, a: negA ? a ^ signBit : a, b, c: negC ? c ^ signBit : c };
+  }));
+}
+
+function isNanBits(bits: bigint, f: 's' | 'd'): boolean {
+  return f === 'd' ? (bits & 0x7fffffffffffffffn) > 0x7ff0000000000000n : (bits & 0x7fffffffn) > 0x7f800000n;
+}
+
+const CANONICAL = { s: 0xffffffff7fc00000n, d: 0x7ff8000000000000n };
+
+/** Runs one case on the implementation; returns its result bits and flags. */
+function execute(shape: Shape, k: OracleCase, index: number): OracleResult {
+  const s = newState();
+  const [negA, negC] = shape.negate ?? [false, false];
+  const signBit = shape.input === 'd' ? 1n << 63n : 1n << 31n;
+  const operands = [negA ? k.a ^ signBit : k.a, k.b, negC ? k.c ^ signBit : k.c];
+  if (shape.operands === 'x') setX(s, X_IN, operands[0]);
+  else operands.forEach((v, i) => (shape.input === 'd' ? setF64 : setF32)(s, F1 + i, v));
+  // Half the cases use the dynamic mode from frm, half the static field.
+  const dynamic = index % 2 === 1;
+  s.frm = dynamic ? k.rm : 0;
+  assert.equal(executeFp(s, shape.insn(dynamic ? RM_DYN : k.rm)), true, `${shape.op} rejected`);
+  return { bits: shape.output === 'x' ? getX(s, X_OUT) : getF64(s, FD), flags: s.fflags };
+}
+
+/** The oracle's answer made RISC-V's: NaN results are the canonical NaN, singles NaN-boxed. */
+function expected(shape: Shape, r: OracleResult): OracleResult {
+  const f = shape.output as 's' | 'd';
+  if (isNanBits(r.bits, f)) return { bits: CANONICAL[f], flags: r.flags };
+  return { bits: f === 's' ? r.bits | 0xffffffff00000000n : r.bits, flags: r.flags };
+}
+
+function check(shapes: Shape[], seed: number): void {
+  const cases = shapes.map((shape, i) => sample(shape, seed + i));
+  const answers = runOracle((oracle as { path: string }).path, cases.flat());
+  const failures: string[] = [];
+  let next = 0;
+  shapes.forEach((shape, i) => cases[i].forEach((k, j) => {
+    const want = expected(shape, answers[next++]);
+    const got = execute(shape, k, j);
+    if ((got.bits !== want.bits || got.flags !== want.flags) && failures.length < 12) {
+      failures.push(`${shape.op} rm=${k.rm} ${hex(k.a)} ${hex(k.b)} ${hex(k.c)}: got ${hex(got.bits)}/${got.flags}, want ${hex(want.bits)}/${want.flags}`);
+    }
+  }));
+  assert.deepEqual(failures, []);
+}
+
+test('binary32 arithmetic and fused multiply-add match the hardware in every rounding mode', { skip }, () => {
+  check(arithmeticShapes('s'), 1000);
+});
+
+test('binary64 arithmetic and fused multiply-add match the hardware in every rounding mode', { skip }, () => {
+  check(arithmeticShapes('d'), 2000);
+});
+
+test('conversions between formats and from integers match the hardware', { skip }, () => {
+  check(conversionShapes, 3000);
+});
+
+/** RISC-V table 11.4: saturated results of FCVT to integer, as 64-bit register patterns. */
+const INT_KINDS = [
+  { name: 'w', min: -(2n ** 31n), max: 2n ** 31n - 1n, wide: false },
+  { name: 'wu', min: 0n, max: 2n ** 32n - 1n, wide: false },
+  { name: 'l', min: -(2n ** 63n), max: 2n ** 63n - 1n, wide: true },
+  { name: 'lu', min: 0n, max: 2n ** 64n - 1n, wide: true },
+];
+
+test('conversions to integers round like the hardware and saturate as table 11.4 says', { skip }, () => {
+  const failures: string[] = [];
+  for (const fmt of ['s', 'd'] as const) {
+    const shape: Shape = { op: `rint.${fmt}`, insn: () => 0, operands: 'f', input: fmt, output: 'd' };
+    const cases = sample(shape, fmt === 's' ? 4000 : 5000);
+    const answers = runOracle((oracle as { path: string }).path, cases);
+    cases.forEach((k, j) => INT_KINDS.forEach((kind, rs2) => {
+      const s = newState();
+      (fmt === 'd' ? setF64 : setF32)(s, F1, k.a);
+      s.frm = k.rm;
+      assert.equal(executeFp(s, encode(OPCODE_OP_FP, (0x18 << 2) | fmtBit(fmt), rs2, F1, j % 2 ? RM_DYN : k.rm, X_OUT)), true);
+      const rounded = new DataView(new ArrayBuffer(8));
+      rounded.setBigUint64(0, answers[j].bits);
+      const r = rounded.getFloat64(0);
+      let want: bigint;
+      let flags: number;
+      if (Number.isNaN(r)) {
+        [want, flags] = [kind.max, NV];
+      } else if (r < Number(kind.min) || r > Number(kind.max)) {
+        [want, flags] = [r < 0 ? kind.min : kind.max, NV];
+      } else {
+        [want, flags] = [BigInt(r), answers[j].flags & NX];
+      }
+      // 32-bit results are sign-extended to the register (ISA §12.5).
+      want = kind.wide ? BigInt.asUintN(64, want) : BigInt.asUintN(64, BigInt.asIntN(32, want));
+      const got = getX(s, X_OUT);
+      if ((got !== want || s.fflags !== flags) && failures.length < 12) {
+        failures.push(`fcvt.${kind.name}.${fmt} rm=${k.rm} ${hex(k.a)}: got ${hex(got)}/${s.fflags}, want ${hex(want)}/${flags}`);
+      }
+    }));
+  }
+  assert.deepEqual(failures, []);
+});
+
+test('min, max and comparisons match IEEE 754-2019 minimumNumber/maximumNumber and the hardware compares', { skip }, () => {
+  const shapes: Shape[] = (['s', 'd'] as const).flatMap((fmt) => [
+    { op: `min.${fmt}`, insn: () => opfp(0x05, fmt, F2)(0), operands: 'ff', input: fmt, output: fmt },
+    { op: `max.${fmt}`, insn: () => opfp(0x05, fmt, F2)(1), operands: 'ff', input: fmt, output: fmt },
+    { op: `le.${fmt}`, insn: () => opfp(0x14, fmt, F2, X_OUT)(0), operands: 'ff', input: fmt, output: 'x' },
+    { op: `lt.${fmt}`, insn: () => opfp(0x14, fmt, F2, X_OUT)(1), operands: 'ff', input: fmt, output: 'x' },
+    { op: `eq.${fmt}`, insn: () => opfp(0x14, fmt, F2, X_OUT)(2), operands: 'ff', input: fmt, output: 'x' },
+  ] satisfies Shape[]);
+  const failures: string[] = [];
+  const cases = shapes.map((shape, i) => sample(shape, 6000 + i).filter((k) => k.rm === 0));
+  const answers = runOracle((oracle as { path: string }).path, cases.flat());
+  let next = 0;
+  shapes.forEach((shape, i) => cases[i].forEach((k, j) => {
+    const answer = answers[next++];
+    const want = shape.output === 'x' ? answer : expected(shape, answer);
+    const got = execute(shape, k, j);
+    if ((got.bits !== want.bits || got.flags !== want.flags) && failures.length < 12) {
+      failures.push(`${shape.op} ${hex(k.a)} ${hex(k.b)}: got ${hex(got.bits)}/${got.flags}, want ${hex(want.bits)}/${want.flags}`);
+    }
+  }));
+  assert.deepEqual(failures, []);
+});
