@@ -20,6 +20,10 @@ export interface GuestSessionOptions {
   firmware?: Uint8Array;
   /** Give up on the boot after this many instructions (all harts). Default 20 billion. */
   maxInstructions?: number;
+  /** Called with the machine before it boots, to plug in more devices (after the drives). */
+  configure?: (machine: Machine) => void;
+  /** Called with every console line outside the agent protocol (kernel messages, shell output). */
+  onConsoleLine?: (line: string) => void;
 }
 
 export class GuestSessionError extends Error {}
@@ -27,6 +31,8 @@ export class GuestSessionError extends Error {}
 const AGENT_APPEND = 'console=ttyS0 mb.agent=1';
 const DEFAULT_MAX_INSTRUCTIONS = 20e9;
 const encoder = new TextEncoder();
+/** How much of the console the session keeps for error messages. */
+const TRANSCRIPT_BYTES = 64 * 1024;
 
 /**
  * One machine running Linux with the guest agent. `exec` runs a shell command in the guest and resolves
@@ -40,21 +46,33 @@ export class GuestSession {
   private readonly running: Promise<ExitReason>;
   private transcript = '';
   private stopped: ExitReason | undefined;
+  /** Instructions executed (counted at the start of the round) when the agent's READY arrived. */
+  bootInstructions: number | undefined;
+  /** Every console line before READY: the boot, byte for byte reproducible. */
+  bootConsole = '';
   readonly started = performance.now();
 
   private constructor(options: GuestSessionOptions) {
     let machine!: Machine;
     this.agent = new AgentProtocol({
       send: (bytes) => machine.uart.input(bytes),
-      onOther: (line) => { this.transcript = `${this.transcript}${line}\n`.slice(-64 * 1024); },
+      onOther: (line) => {
+        this.transcript = `${this.transcript}${line}\n`.slice(-TRANSCRIPT_BYTES);
+        if (this.bootInstructions === undefined) this.bootConsole += `${line}\n`;
+        options.onConsoleLine?.(line);
+      },
     });
     machine = new Machine({
       config: options.config,
       builtinSbi: options.firmware === undefined,
-      console: (bytes) => this.agent.feed(bytes),
+      console: (bytes) => {
+        this.agent.feed(bytes);
+        if (this.bootInstructions === undefined && this.agent.ready) this.bootInstructions = machine.instructions;
+      },
     });
     this.machine = machine;
     this.disks = attachDrives(machine, options.drives ?? []);
+    options.configure?.(machine);
     bootLinux(machine, {
       kernel: options.kernel,
       initrd: options.initrd,
