@@ -152,3 +152,21 @@ export function intBits(): fc.Arbitrary<bigint> {
     .map(([m, sh, neg]) => ((neg ? -m : m) << BigInt(sh)) & ((1n << 64n) - 1n));
   return fc.oneof(edges, fc.bigInt(0n, (1n << 64n) - 1n), short, fc.bigInt(0n, 0xffffffffn));
 }
+
+/**
+ * Operand triples whose product, quotient or sum lands within a few ulps of the smallest normal, where
+ * tininess after rounding matters: a is random in [1, 2), b ≈ target / a, c a few subnormal steps.
+ */
+export function nearMinNormalTriple(fmt: 's' | 'd'): fc.Arbitrary<[bigint, bigint, bigint]> {
+  const minNormal = fmt === 'd' ? 2 ** -1022 : 2 ** -126;
+  const ulp = fmt === 'd' ? 2 ** -1074 : 2 ** -149;
+  const round = fmt === 'd' ? (v: number) => v : Math.fround;
+  const bits = fmt === 'd' ? D : S;
+  return fc.tuple(fc.double({ min: 1, max: 2, noNaN: true }), fc.integer({ min: -8, max: 8 }), fc.integer({ min: -4, max: 4 }), fc.boolean())
+    .map(([x, k, j, neg]) => {
+      const a = round(x);
+      const target = minNormal + k * ulp;
+      const b = round((neg ? -target : target) / a);
+      return [bits(a), bits(b), bits(j * ulp)];
+    });
+}
