@@ -4,8 +4,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { MachineConfigError, type MachineConfig } from '../board/address-map.js';
-import { bootElf, bootLinux } from '../board/boot.js';
+import { BootError, bootElf, bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
+import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
 import { runMachine } from '../host/runner.js';
@@ -29,6 +30,7 @@ interface RunFlags {
   time: string;
   maxInstructions?: string;
   stats?: boolean;
+  rng?: string | boolean;
 }
 
 /** Reads a file the user named, or fails with one line saying which and why. */
@@ -74,6 +76,7 @@ export function registerRunCommand(program: Command): void {
     .option('--console-log <file>', 'also write everything the guest prints to this file')
     .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
     .option('--max-instructions <n>', 'stop after this many instructions')
+    .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
     .action(async (flags: RunFlags) => {
       process.exitCode = await run(flags);
@@ -87,6 +90,7 @@ async function run(flags: RunFlags): Promise<number> {
   if (flags.time !== 'instructions' && flags.time !== 'host') throw new UsageError(`--time must be "instructions" or "host", not '${flags.time}'`);
   const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
   const drives: DriveSpec[] = flags.drive.map(parseDrive);
+  const rngSeed = flags.rng === undefined ? undefined : flags.rng === true ? 0 : parseCount(String(flags.rng), '--rng', 0, 2 ** 32 - 1);
 
   let machine: Machine;
   let terminal: Terminal | undefined;
@@ -112,23 +116,32 @@ async function run(flags: RunFlags): Promise<number> {
     throw error;
   }
 
-  if (flags.elf !== undefined) {
-    bootElf(machine, readInput(flags.elf, 'ELF program'));
-  } else {
-    let kernelPath = flags.kernel;
-    let initrdPath = flags.initrd;
-    if (kernelPath === undefined) {
-      const guest = findBuiltGuest();
-      if (guest === undefined) throw new UsageError('no kernel given and no guest built yet: run `mirrorball guest build` or pass --kernel');
-      kernelPath = guest.kernel;
-      initrdPath ??= guest.initramfs;
+  if (rngSeed !== undefined) machine.attachVirtio(new VirtioRng(new SeededEntropy(rngSeed)));
+
+  try {
+    if (flags.elf !== undefined) {
+      bootElf(machine, readInput(flags.elf, 'ELF program'));
+    } else {
+      let kernelPath = flags.kernel;
+      let initrdPath = flags.initrd;
+      if (kernelPath === undefined) {
+        const guest = findBuiltGuest();
+        if (guest === undefined) throw new UsageError('no kernel given and no guest built yet: run `mirrorball guest build` or pass --kernel');
+        kernelPath = guest.kernel;
+        initrdPath ??= guest.initramfs;
+      }
+      bootLinux(machine, {
+        kernel: readInput(kernelPath, 'kernel'),
+        initrd: initrdPath === undefined ? undefined : readInput(initrdPath, 'initrd'),
+        append: flags.append ?? DEFAULT_APPEND,
+        firmware: flags.bios === undefined ? undefined : readInput(flags.bios, 'firmware'),
+      });
     }
-    bootLinux(machine, {
-      kernel: readInput(kernelPath, 'kernel'),
-      initrd: initrdPath === undefined ? undefined : readInput(initrdPath, 'initrd'),
-      append: flags.append ?? DEFAULT_APPEND,
-      firmware: flags.bios === undefined ? undefined : readInput(flags.bios, 'firmware'),
-    });
+  } catch (error) {
+    for (const disk of disks) disk.close();
+    // A kernel, initrd, ELF or firmware we cannot place is the user's input, not our bug: one line.
+    if (error instanceof BootError) throw new UsageError(error.message);
+    throw error;
   }
 
   const interactive = process.stdin.isTTY === true;

@@ -1,0 +1,114 @@
+// `mirrorball run` as a user meets it: bad input gives one line and a non-zero exit, never a stack trace;
+// a bare-metal ELF's HTIF exit code becomes the process's exit code.
+
+import assert from 'node:assert/strict';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { toolchainAvailable } from '../helpers/asm.js';
+
+const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
+
+function mirrorball(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, MIRRORBALL_CACHE: dir } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let dir: string;
+
+/** Asserts a usage failure: exit 2 and exactly one line on stderr, starting with `mirrorball:`. */
+function assertOneLineError(r: ReturnType<typeof mirrorball>, pattern: RegExp): void {
+  assert.equal(r.status, 2, `exit status; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
+  assert.match(lines[0], /^mirrorball: /);
+  assert.match(lines[0], pattern);
+}
+
+describe('mirrorball run: bad input', () => {
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'mirrorball-cli-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names a missing kernel file', () => {
+    assertOneLineError(mirrorball('run', '--kernel', join(dir, 'nope')), /cannot read kernel .*nope.*no such file/);
+  });
+
+  it('refuses a file that is not a RISC-V Linux Image', () => {
+    const junk = join(dir, 'junk');
+    writeFileSync(junk, Buffer.alloc(4096, 0x41));
+    assertOneLineError(mirrorball('run', '--kernel', junk), /Image|magic|header/i);
+  });
+
+  it('refuses a file that is not an ELF, and an ELF that does not fit in RAM', (t) => {
+    const junk = join(dir, 'junk.elf');
+    writeFileSync(junk, Buffer.alloc(256, 0x41));
+    assertOneLineError(mirrorball('run', '--elf', junk), /ELF/);
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    const source = join(dir, 'low.S');
+    writeFileSync(source, '.globl _start\n_start: j _start\n');
+    const low = join(dir, 'low.elf');
+    execFileSync('riscv64-linux-gnu-gcc', ['-nostdlib', '-static', '-no-pie', '-Wl,-N,-Ttext=0x1000,--build-id=none', source, '-o', low],
+      { stdio: ['ignore', 'ignore', 'ignore'] });
+    assertOneLineError(mirrorball('run', '--elf', low), /outside RAM/);
+  });
+
+  it('refuses too little memory, a bad hart count and a bad size', () => {
+    assertOneLineError(mirrorball('run', '-m', '1M'), /16 MiB|memory/i);
+    assertOneLineError(mirrorball('run', '--smp', '0'), /--smp/);
+    assertOneLineError(mirrorball('run', '-m', 'lots'), /-m/);
+    assertOneLineError(mirrorball('run', '--nodes', '3', '--smp', '2'), /--nodes 3 needs at least 3 harts/);
+  });
+
+  it('names a missing disk image', () => {
+    assertOneLineError(mirrorball('run', '--drive', `file=${join(dir, 'disk.img')}`, '--kernel', join(dir, 'nope')), /nope|disk\.img/);
+  });
+
+  it('rejects an unknown option with a non-zero exit and no stack trace', () => {
+    const r = mirrorball('run', '--frobnicate');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /unknown option '--frobnicate'/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('says what to do when no kernel is given and no guest is built', () => {
+    assertOneLineError(mirrorball('run'), /guest build/);
+  });
+});
+
+describe('mirrorball run --elf', () => {
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'mirrorball-cli-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('exits with the code the program writes to HTIF tohost, and prints what it sends to the console', (t) => {
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    const source = join(dir, 'exit.S');
+    writeFileSync(source, [
+      '.globl _start',
+      '_start:',
+      '  la t0, tohost',
+      // HTIF device 1 (console), command 1 (write a byte): 'K'.
+      '  li t1, 0x0101000000000000 + 0x4b',
+      '  sd t1, 0(t0)',
+      '1: ld t1, 0(t0)', // the host clears tohost once it has taken the byte
+      '  bnez t1, 1b',
+      '  li t1, (42 << 1) | 1',
+      '  sd t1, 0(t0)',
+      '2: j 2b',
+      '.section .tohost, "aw"',
+      '.align 3',
+      '.globl tohost',
+      'tohost: .dword 0',
+      '.globl fromhost',
+      'fromhost: .dword 0',
+    ].join('\n'));
+    const elf = join(dir, 'exit.elf');
+    execFileSync('riscv64-linux-gnu-gcc', ['-nostdlib', '-static', '-no-pie', '-Wl,-N,-Ttext=0x80000000,--build-id=none', source, '-o', elf],
+      { stdio: ['ignore', 'ignore', 'ignore'] });
+    const r = mirrorball('run', '--elf', elf);
+    assert.equal(r.status, 42, r.stderr);
+    assert.equal(r.stdout, 'K');
+  });
+});
