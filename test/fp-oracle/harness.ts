@@ -170,3 +170,21 @@ export function nearMinNormalTriple(fmt: 's' | 'd'): fc.Arbitrary<[bigint, bigin
       return [bits(a), bits(b), bits(j * ulp)];
     });
 }
+
+/**
+ * FMA operands whose exact result sits on or next to a halfway point: c is an odd multiple of half
+ * an ulp of the rounded product, so the product's low part alone decides the rounding.
+ */
+export function fmaHalfwayTriple(fmt: 's' | 'd'): fc.Arbitrary<[bigint, bigint, bigint]> {
+  const p = fmt === 'd' ? 53 : 24;
+  const round = fmt === 'd' ? (v: number) => v : Math.fround;
+  const bits = fmt === 'd' ? D : S;
+  return fc.tuple(fc.double({ min: 1, max: 2, noNaN: true }), fc.double({ min: 1, max: 2, noNaN: true }), fc.integer({ min: -7, max: 7 }), fc.boolean())
+    .map(([x, y, k, neg]) => {
+      const a = round(x);
+      const b = round(neg ? -y : y);
+      const product = round(a * b);
+      const halfUlp = 2 ** (Math.floor(Math.log2(Math.abs(product))) - p);
+      return [bits(a), bits(b), bits((2 * k + 1) * halfUlp)];
+    });
+}

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { executeFp } from '../../src/isa/fp/execute.js';
 import {
-  buildOracle, doubleBits, encode, getF64, getX, hex, intBits, nearMinNormalTriple, newState, OPCODE_MADD, OPCODE_OP_FP, runOracle,
+  buildOracle, doubleBits, encode, fmaHalfwayTriple, getF64, getX, hex, intBits, nearMinNormalTriple, newState, OPCODE_MADD, OPCODE_OP_FP, runOracle,
   setF32, setF64, setX, singleBits, type OracleCase, type OracleResult,
 } from './harness.js';
 
@@ -65,7 +65,8 @@ function sample(shape: Shape, seed: number): OracleCase[] {
   const gen = shape.operands === 'x' ? intBits() : shape.input === 'd' ? doubleBits() : singleBits();
   const independent = fc.tuple(gen, gen, gen);
   const triples = fc.sample(shape.operands === 'x' ? independent : fc.oneof({ arbitrary: independent, weight: 4 },
-    { arbitrary: nearMinNormalTriple(shape.input), weight: 1 }), { seed, numRuns: CASES_PER_MODE });
+    { arbitrary: nearMinNormalTriple(shape.input), weight: 1 },
+    { arbitrary: fmaHalfwayTriple(shape.input), weight: shape.operands === 'fff' ? 2 : 0 }), { seed, numRuns: CASES_PER_MODE });
   const signBit = shape.input === 'd' ? 1n << 63n : 1n << 31n;
   return ROUNDING_MODES.flatMap((rm) => triples.map(([a, b, c]) => {
     const [negA, negC] = shape.negate ?? [false, false];

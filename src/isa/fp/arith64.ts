@@ -143,5 +143,34 @@ export function fma64(a: number, b: number, c: number, rm: number): number {
     if (c !== 0) return c;
     return zeroSum(isNegative(a) !== isNegative(b), isNegative(c), rm);
   }
+  const fast = fmaFast(a, b, c, rm);
+  if (fast === fast) return fast;
   return f64FromBigBits(exactFma(exact(a), exact(b), exact(c), BINARY64, rm));
+}
+
+/**
+ * a·b + c for finite a, b, c with a nonzero product, or NaN when the case is too hard. The exact
+ * value ph + pl + c (Dekker's product) is renormalised by TwoSums into r + re + te, r = RN(s + t).
+ * When te is zero, re is the exact error. Otherwise te is far below the granularity of re, so
+ * r is still RN(exact) and sign(re) the error's sign, except when re is exactly half an ulp of r
+ * (te then breaks the tie), and when re is zero (te is then the error and cannot make a tie).
+ */
+function fmaFast(a: number, b: number, c: number, rm: number): number {
+  if (Math.abs(a) >= SPLIT_MAX || Math.abs(b) >= SPLIT_MAX || Math.abs(c) >= RESIDUAL_MAX) return NaN;
+  const ph = twoProduct(a, b);
+  const pl = eftError;
+  const mp = Math.abs(ph);
+  if (mp < FAST_MIN || mp >= RESIDUAL_MAX) return NaN;
+  const s = twoSum(ph, c);
+  const t = twoSum(eftError, pl);
+  const te = eftError;
+  const r = twoSum(s, t);
+  const re = eftError;
+  const mr = Math.abs(r);
+  if (mr < FAST_MIN || mr >= RESIDUAL_MAX) return NaN;
+  if (te === 0) return adjust(r, re, rm, true);
+  if (re === 0) return adjust(r, te, rm, false);
+  const other = re > 0 ? nextUp64(r) : nextDown64(r);
+  if (other - r === 2 * re) return NaN;
+  return adjust(r, re, rm, false);
 }
