@@ -12,7 +12,7 @@ const oracle = buildOracle();
 const skip = 'skip' in oracle ? oracle.skip : false;
 const RM_DYN = 7;
 const ROUNDING_MODES = [0, 1, 2, 3, 4];
-const CASES_PER_MODE = 700;
+const CASES_PER_MODE = 1500;
 const NV = 16;
 const NX = 1;
 
