@@ -140,3 +140,26 @@ test('results of arithmetic on NaNs are canonical, NV only for a signalling inpu
   run(s, opfp(FADD, D, 2, 1, 0, 3));
   assert.deepEqual([s.f[6], s.f[7], s.fflags], [0, 0x7ff80000, FFLAG_NV]);
 });
+
+test('∞·0 in a fused multiply-add is invalid even when the addend is a quiet NaN (ISA §11.6)', () => {
+  const s = state();
+  s.f64[1] = Infinity;
+  s.f64[2] = 0;
+  s.f[6] = 0;
+  s.f[7] = 0x7ff80000; // quiet NaN addend
+  const fmaddD = ((3 << 27) | (D << 25) | (2 << 20) | (1 << 15) | (0 << 12) | (4 << 7) | 0x43) >>> 0;
+  run(s, fmaddD);
+  assert.deepEqual([s.f[8], s.f[9], s.fflags], [0, 0x7ff80000, FFLAG_NV]);
+  s.fflags = 0;
+  s.f64[2] = 1; // ∞·1 + qNaN: just the NaN, no flag
+  run(s, fmaddD);
+  assert.deepEqual([s.f[8], s.f[9], s.fflags], [0, 0x7ff80000, 0]);
+});
+
+test('FCVT.W.S of an improperly boxed single converts the canonical NaN: 2^31 − 1 and NV', () => {
+  const s = state();
+  s.f[2] = 0x3f800000;
+  s.f[3] = 0;
+  run(s, opfp(FCVT_INT, S, 0, 1, 1, 5));
+  assert.deepEqual([s.x[10], s.x[11], s.fflags], [0x7fffffff, 0, FFLAG_NV]);
+});

@@ -84,14 +84,15 @@ function writeFloat(s: FpState, rd: number, v: number, double: boolean): void {
 }
 
 function arithmetic(s: FpState, funct5: number, rd: number, rs1: number, rs2: number, rm: number, double: boolean): void {
-  const nan1 = nanOperand(s, rs1, double);
-  const nan2 = funct5 !== FSQRT && nanOperand(s, rs2, double);
-  if (nan1 || nan2) {
+  const a = value(s, rs1, double);
+  const b = value(s, rs2, double);
+  // NaN operands are rare: look at their bits (signalling or not) only when there is one.
+  if (a !== a || (b !== b && funct5 !== FSQRT)) {
+    nanOperand(s, rs1, double);
+    if (funct5 !== FSQRT) nanOperand(s, rs2, double);
     writeFloat(s, rd, NaN, double);
     return;
   }
-  const a = value(s, rs1, double);
-  const b = value(s, rs2, double);
   let r: number;
   switch (funct5) {
     case FADD: r = double ? add64(a, b, rm) : add32(a, b, rm); break;
