@@ -12,6 +12,10 @@ const scratchU64 = new BigUint64Array(scratch);
 export const CANONICAL_NAN_32 = 0x7fc00000;
 export const CANONICAL_NAN_64_HI = 0x7ff80000;
 
+const F32_MIN_SUBNORMAL = 2 ** -149;
+export const F32_MIN_NORMAL = 2 ** -126;
+export const F32_MAX = (2 - 2 ** -23) * 2 ** 127;
+
 /** The value of the binary32 whose bits are `bits` (a NaN comes out as some NaN). */
 export function f32FromBits(bits: number): number {
   scratchI32[0] = bits;
@@ -21,23 +25,6 @@ export function f32FromBits(bits: number): number {
 /** The bits of `v`, which must be exactly representable as a binary32 (not NaN). */
 export function f32Bits(v: number): number {
   scratchF32[0] = v;
-  return scratchI32[0];
-}
-
-export function f64FromWords(lo: number, hi: number): number {
-  scratchI32[0] = lo;
-  scratchI32[1] = hi;
-  return scratchF64[0];
-}
-
-/** High word of the bits of `v` (low word via `f64LoWord` right after). */
-export function f64HiWord(v: number): number {
-  scratchF64[0] = v;
-  return scratchI32[1];
-}
-
-export function f64LoWord(v: number): number {
-  scratchF64[0] = v;
   return scratchI32[0];
 }
 
@@ -100,10 +87,6 @@ export function nextDown32(v: number): number {
   return -nextUp32(-v);
 }
 
-export const F32_MIN_SUBNORMAL = 2 ** -149;
-export const F32_MIN_NORMAL = 2 ** -126;
-export const F32_MAX = (2 - 2 ** -23) * 2 ** 127;
-export const F64_MIN_NORMAL = 2 ** -1022;
 
 /** Error of the last `twoSum`/`twoProduct`: the exact result is the returned value plus this. */
 export let eftError = 0;
