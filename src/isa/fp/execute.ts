@@ -119,15 +119,15 @@ function fused(s: FpState, insn: number, opcode: number): boolean {
   const rs2 = (insn >>> 20) & 31;
   const rs3 = insn >>> 27;
   status.flags = 0;
-  const nan1 = nanOperand(s, rs1, double);
-  const nan2 = nanOperand(s, rs2, double);
-  const nan3 = nanOperand(s, rs3, double);
   let a = value(s, rs1, double);
   const b = value(s, rs2, double);
   let c = value(s, rs3, double);
-  if (nan1 || nan2 || nan3) {
+  if (a !== a || b !== b || c !== c) {
+    nanOperand(s, rs1, double);
+    nanOperand(s, rs2, double);
+    nanOperand(s, rs3, double);
     // ∞·0 is invalid even when the addend is a quiet NaN (ISA §11.6).
-    if (!nan1 && !nan2 && ((isInfinite(a) && b === 0) || (a === 0 && isInfinite(b)))) status.flags |= FFLAG_NV;
+    if ((isInfinite(a) && b === 0) || (a === 0 && isInfinite(b))) status.flags |= FFLAG_NV;
     writeFloat(s, rd, NaN, double);
   } else {
     if (opcode === OP_NMSUB || opcode === OP_NMADD) a = -a;
