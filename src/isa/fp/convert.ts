@@ -1,4 +1,4 @@
-// FCVT between floating-point values and 32/64-bit integers (ISA §11.7, §12.5), with saturation.
+// FCVT between floating-point values and 32/64-bit integers (ISA §11.7, §12.5), saturating as table 11.4 says.
 import type { FpState } from '../fp-state.js';
 import { FFLAG_NV, FFLAG_NX, RM_RDN, RM_RMM, RM_RNE, RM_RTZ, RM_RUP } from '../fp-state.js';
 import { adjust } from './arith64.js';

@@ -2,7 +2,7 @@
 import { FFLAG_NX, FFLAG_OF, FFLAG_UF, RM_RDN, RM_RMM, RM_RNE, RM_RTZ, RM_RUP } from '../fp-state.js';
 import { status } from './float-bits.js';
 
-/** An IEEE binary interchange format: precision p (with the hidden bit) and exponent range (§3.3). */
+/** An IEEE binary interchange format: precision p (with the hidden bit) and exponent range (IEEE 754 §3.3). */
 export interface Format {
   readonly precision: number;
   readonly emin: number;
@@ -72,7 +72,7 @@ function roundShift(m: bigint, shift: number, sticky: boolean, negative: boolean
 
 /**
  * The bits of (-1)^negative·(m + sticky·ε)·2^e rounded to `fmt` by `rm`, with NX/UF/OF ORed into
- * status.flags. Tininess is detected after rounding, as RISC-V does (ISA §11.2, IEEE 754 §7.5).
+ * status.flags. Tininess is detected after rounding, as RISC-V does (ISA §11.4, IEEE 754 §7.5).
  * m must be nonzero; when sticky it must have at least precision+2 bits.
  */
 export function roundExact(negative: boolean, m: bigint, e: number, sticky: boolean, fmt: Format, rm: number): bigint {

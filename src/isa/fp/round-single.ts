@@ -44,7 +44,7 @@ function roundCore(d: number, errSign: number, rm: number): number {
 
 /**
  * The binary32 value of d + ε·errSign rounded by `rm`, flags ORed into status.flags.
- * d is finite and nonzero when errSign is nonzero. Tininess is detected after rounding (ISA §11.2).
+ * d is finite and nonzero when errSign is nonzero. Tininess is detected after rounding (ISA §11.4).
  */
 export function roundSingle(d: number, errSign: number, rm: number): number {
   if (d >= F32_MAX || d <= -F32_MAX) {
