@@ -1,6 +1,6 @@
 // Test harness for the F/D semantics: builds the C oracle, encodes instructions, runs them on a bare FpState.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 /** Compiles oracle.c with the host compiler; returns the executable, or a reason to skip. */
 export function buildOracle(): { path: string } | { skip: string } {
-  const out = join(mkdtempSync(join(tmpdir(), 'fp-oracle-')), 'oracle');
+  const dir = mkdtempSync(join(tmpdir(), 'fp-oracle-'));
+  const out = join(dir, 'oracle');
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   try {
     // -frounding-math and -fsignaling-nans keep the compiler from folding or reordering FP operations.
     execFileSync('cc', ['-O1', '-frounding-math', '-fsignaling-nans', '-ffp-contract=off', '-o', out, join(here, 'oracle.c'), '-lm'], { stdio: 'pipe' });
