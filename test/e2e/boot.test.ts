@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import type { MachineConfig } from '../../src/board/address-map.js';
 import { LinkedNics, VirtioNet, type NetBackend } from '../../src/devices/virtio/net.js';
 import { findBuiltGuest, type GuestArtifacts } from '../../src/guest/artifacts.js';
-import { GuestSession, type GuestSessionOptions } from '../../src/host/guest-session.js';
+import { GuestSession, type GuestSessionOptions } from '../../src/guest/session.js';
 
 const OPENSBI_FW_JUMP = '/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin';
 const MiB = 1024 * 1024;

@@ -4,10 +4,10 @@ import { performance } from 'node:perf_hooks';
 import { bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
 import type { MachineConfig } from '../board/address-map.js';
-import { AgentProtocol, type AgentResult } from '../guest/agent-protocol.js';
-import { attachDrives, type DriveSpec } from './drives.js';
-import type { FileBlockBackend } from './file-block.js';
-import { runMachine } from './runner.js';
+import { AgentProtocol, type AgentResult } from './agent-protocol.js';
+import { attachDrives, type DriveSpec } from '../host/drives.js';
+import type { FileBlockBackend } from '../host/file-block.js';
+import { runMachine } from '../host/runner.js';
 
 export interface GuestSessionOptions {
   kernel: Uint8Array;
