@@ -1,12 +1,13 @@
 // `npm run bench`: Mirrorball against QEMU (the reference), side by side in the same run, as ratios.
 //
 //   cpu   a bare-metal CPU-bound program (src/bench/programs/cpu.c) to its HTIF exit: time, MIPS, peak RSS
-//   boot  the built guest from power-on to the agent's READY line on the console, 1 hart
+//   boot  the built guest from power-on to its agent, then `poweroff -f` typed on the console, 1 hart
 //
 // Options: --only cpu|boot, --iterations N (cpu rounds, default 100), --json FILE (also write the results).
 
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { AgentProtocol } from '../guest/agent-protocol.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { BenchError, measure, onPath, type Measurement } from './measure.js';
 import { buildProgram } from './programs.js';
@@ -56,14 +57,33 @@ async function cpuBench(iterations: number): Promise<Row> {
   return { bench: `cpu (${iterations} rounds)`, mirrorball: ours, qemu, instructions: match === null ? undefined : Number(match[1]) };
 }
 
+/**
+ * Boots `command` to the agent's READY, asks the guest to power off, and measures until the process ends:
+ * the issue's "boot to the shell and power off", the same for Mirrorball and QEMU.
+ */
+function bootAndPowerOff(command: string, args: string[], timeoutSeconds: number): Promise<Measurement> {
+  let agent: AgentProtocol | undefined;
+  return measure(command, args, {
+    timeoutSeconds,
+    interact: (output, type) => {
+      agent ??= new AgentProtocol({ send: type });
+      const asked = agent.ready;
+      agent.feed(output);
+      if (!asked && agent.ready) agent.exec('poweroff -f').catch(() => {});
+    },
+  });
+}
+
 async function bootBench(): Promise<Row | string> {
   const guest = findBuiltGuest();
   if (guest === undefined) return 'boot: skipped, no guest built (run `mirrorball guest build`)';
-  const ours = await measure(process.execPath, [MIRRORBALL, 'run', '--kernel', guest.kernel, '--initrd', guest.initramfs, '--append', BOOT_APPEND],
-    { marker: READY_MARKER, timeoutSeconds: 1800 });
-  const qemu = await measure(QEMU, ['-machine', 'virt', '-smp', '1', '-m', '512M', '-bios', QEMU_FIRMWARE, '-kernel', guest.kernel,
-    '-initrd', guest.initramfs, '-append', BOOT_APPEND, '-nographic'], { marker: READY_MARKER, timeoutSeconds: 600 });
-  return { bench: 'boot to agent READY (1 hart)', mirrorball: ours, qemu };
+  const ours = await bootAndPowerOff(process.execPath, [MIRRORBALL, 'run', '--kernel', guest.kernel, '--initrd', guest.initramfs, '--append', BOOT_APPEND], 1800);
+  const qemu = await bootAndPowerOff(QEMU, ['-machine', 'virt', '-smp', '1', '-m', '512M', '-bios', QEMU_FIRMWARE, '-kernel', guest.kernel,
+    '-initrd', guest.initramfs, '-append', BOOT_APPEND, '-nographic'], 600);
+  for (const [who, m] of [['mirrorball', ours], ['qemu', qemu]] as const) {
+    if (!m.output.includes(READY_MARKER)) throw new BenchError(`boot: ${who} never reached the agent: ${lastLine(m.output)}`);
+  }
+  return { bench: 'boot to agent, power off (1 hart)', mirrorball: ours, qemu };
 }
 
 function lastLine(text: string): string {
