@@ -14,8 +14,9 @@ import { csrRead, csrWrite } from './csr.js';
 import { TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
 import { HartMemory } from './hart-memory.js';
-import { ACCESS_EXEC } from './mmu.js';
+import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
+import { Translator } from './translator.js';
 
 /** Expansions of all 65536 halfwords, filled on first use; ILLEGAL_C marks a reserved encoding. */
 const rvcTable = new Int32Array(65536);
@@ -38,6 +39,28 @@ export class Hart extends HartMemory {
     this.fetchPage = 2 ** 60;
   }
 
+  /** The block translator, or undefined to interpret every instruction (MIRRORBALL_TRANSLATE=0). */
+  private translator: Translator | undefined = undefined;
+
+  /**
+   * Turns the block translator on or off (the board turns it on). `hotBlock` is how many times a block is
+   * interpreted before it is compiled (tests pass 0).
+   */
+  setTranslation(on: boolean, hotBlock?: number): void {
+    this.translator = on ? new Translator(this, hotBlock) : undefined;
+  }
+
+  get translating(): boolean {
+    return this.translator !== undefined;
+  }
+
+  /** A store found a write translation: if its page holds translated code, that code is stale (ends the block). */
+  protected override locate(va: number, access: Access): void {
+    super.locate(va, access);
+    if (access === ACCESS_WRITE && this.translator !== undefined && this.locRegion !== undefined &&
+      this.translator.written(this.locRegion, this.locOffset)) this.stop = true;
+  }
+
   /** Runs up to `budget` instructions; returns how many ran (fewer if the hart waits in WFI). */
   run(budget: number): number {
     let n = 0;
@@ -56,6 +79,37 @@ export class Hart extends HartMemory {
       }
       // The try sits outside the hot loop; a trap abandons one instruction and the loop resumes.
       try {
+        // Translated blocks (docs/translator.md): one runs only if it fits the budget, so slices end where
+        // the interpreter's would; a block returns early after a load or store that set this.stop.
+        const tr = this.translator;
+        if (tr !== undefined) {
+          while (n < budget && !this.stop) {
+            x[0] = 0;
+            x[1] = 0;
+            const pc = this.pc;
+            const off = pc - this.fetchPage;
+            if (off < 0 || off >= 4096) this.fetchRefill(pc);
+            const b = tr.find(pc, this.fetchMem, this.fetchBase);
+            if (b.count !== 0 && b.count <= budget - n) {
+              if (b.run !== undefined) n += b.run(this, x, tr);
+              else {
+                // Cold: interpreted until it has run often enough to be worth compiling.
+                let k = b.count;
+                do {
+                  x[0] = 0;
+                  x[1] = 0;
+                  this.step();
+                  n++;
+                } while (--k !== 0 && !this.stop);
+                tr.warm(b);
+              }
+            } else {
+              this.step();
+              n++;
+              if (b.fenceI) tr.fenceI();
+            }
+          }
+        }
         while (n < budget && !this.stop) {
           x[0] = 0;
           x[1] = 0;
@@ -64,6 +118,11 @@ export class Hart extends HartMemory {
         }
       } catch (e) {
         if (e !== TRAP) throw e;
+        if (this.translator !== undefined) {
+          // Instructions a block completed before the trapping one (0 outside blocks).
+          n += this.translator.done;
+          this.translator.done = 0;
+        }
         this.enterTrap(this.pendingCause, this.pendingTval, false);
         n++;
       }

@@ -1,0 +1,280 @@
+// The block translator: per-hart caches of compiled basic blocks, keyed by virtual pc and checked against
+// the physical page they were read from, and a machine-wide record of which RAM pages hold code.
+// docs/translator.md explains the design.
+
+import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
+import type { Bus } from '../memory/bus.js';
+import type { RamRegion } from '../memory/ram.js';
+import { add, lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
+import { generateBlock, measureBlock } from './codegen.js';
+import type { HartState } from './hart-state.js';
+
+const PAGE_SHIFT = 12;
+const PAGE_BYTES = 1 << PAGE_SHIFT;
+/** Halfwords per page: a block's halfword base shifted right by this is its page number in the region. */
+const HALFWORDS_PER_PAGE_SHIFT = PAGE_SHIFT - 1;
+/** Longest block: the budget check runs between blocks, so this bounds how much is interpreted at a slice end. */
+export const MAX_BLOCK_INSTRUCTIONS = 48;
+/** Direct-mapped front of each hart's block cache (entries indexed by pc / 2). */
+const CACHE_BITS = 14;
+const CACHE_MASK = (1 << CACHE_BITS) - 1;
+/**
+ * Executions of a block before it is compiled. A new function runs in V8's bytecode interpreter, slower
+ * than our (optimized) interpreter, until V8 has seen it run thousands of times: measured on a Linux boot,
+ * compiling after 100 runs made it 1.9x slower, after 10 000 as fast; loops that matter run millions of times.
+ */
+export const HOT_BLOCK = 10000;
+/** A page whose code is overwritten this many times is interpreted from then on (code and data mixed). */
+const MAX_PAGE_INVALIDATIONS = 32;
+/** Bound on the shared table of compiled functions, so a long run cannot grow it without limit. */
+const MAX_COMPILED = 1 << 16;
+
+/** The compiled form of a block: runs it and returns how many instructions ran. */
+export type BlockFunction = (h: HartState, x: Int32Array, t: Translator) => number;
+
+/** Helpers the generated code calls; they are closure constants of each compiled block, so V8 inlines them. */
+const HELPERS = { add, sub, sll, srl, sra, lt, ltu, mul, mulDiv32, mulDiv64 };
+type Factory = (helpers: typeof HELPERS, pcs: number[]) => BlockFunction;
+
+export class Block {
+  /** Times the block was interpreted while cold; it is compiled when this reaches HOT_BLOCK. */
+  heat = 0;
+
+  constructor(
+    readonly pc: number,
+    /** Instructions; 0 means the instruction at pc is left to the interpreter. */
+    readonly count: number,
+    /** The compiled block, once it is hot; until then the interpreter runs its instructions. */
+    public run: BlockFunction | undefined,
+    /** The halfword view and index of the physical page the block was read from. */
+    readonly mem: Uint16Array,
+    readonly base: number,
+    /** The code version of that page when the block was read; a store to the page bumps it. */
+    readonly versions: Uint32Array,
+    readonly page: number,
+    readonly version: number,
+    /** The instruction at pc is FENCE.I: after interpreting it, every cache is flushed. */
+    readonly fenceI: boolean,
+    /** The halfwords the block was decoded from, to recheck it after a FENCE.I (memory written by DMA). */
+    readonly text: Uint16Array,
+    /** The FENCE.I epoch the block was last checked in. */
+    public epoch: number,
+  ) {}
+
+  /** True if memory still holds the instructions the block was decoded from. */
+  unchanged(): boolean {
+    const start = this.base + ((this.pc & (PAGE_BYTES - 1)) >>> 1);
+    const text = this.text;
+    const mem = this.mem;
+    for (let i = 0; i < text.length; i++) if (mem[start + i] !== text[i]) return false;
+    return true;
+  }
+}
+
+/** Code tracking of one RAM region: a version per page, bumped when a page holding code is written. */
+class RegionCode {
+  readonly versions: Uint32Array;
+  readonly hasCode: Uint8Array;
+  readonly invalidations: Uint8Array;
+
+  constructor(readonly region: RamRegion) {
+    const pages = region.size >>> PAGE_SHIFT;
+    this.versions = new Uint32Array(pages);
+    this.hasCode = new Uint8Array(pages);
+    this.invalidations = new Uint8Array(pages);
+  }
+}
+
+/**
+ * What every hart of one machine shares: which RAM pages hold translated code, and the compiled functions.
+ * Found through the bus (one per bus), so the harts need no new wiring from the board.
+ */
+export class CodePages {
+  private readonly regions = new Map<RamRegion, RegionCode>();
+  private readonly translators: Translator[] = [];
+  private readonly compiled = new Map<string, BlockFunction>();
+  private readonly harts: HartState[] = [];
+
+  constructor(private readonly bus: Bus) {}
+
+  /** The RAM region whose halfword view is `mem` (the hart's fetch pointer holds only the view). */
+  regionByView(mem: Uint16Array): RamRegion {
+    const region = this.bus.ram.find((r) => r.u16 === mem);
+    if (region === undefined) throw new Error('fetching from memory that is not a RAM region of this bus');
+    return region;
+  }
+
+  add(t: Translator, hart: HartState): void {
+    this.translators.push(t);
+    this.harts.push(hart);
+  }
+
+  regionCode(region: RamRegion): RegionCode {
+    let r = this.regions.get(region);
+    if (r === undefined) {
+      r = new RegionCode(region);
+      this.regions.set(region, r);
+    }
+    return r;
+  }
+
+  /**
+   * Marks a page as holding code. Every hart's write-TLB entries for it are dropped, so the next store to
+   * it from any hart takes the slow path, where `written` sees it.
+   */
+  markCode(code: RegionCode, page: number): void {
+    if (code.hasCode[page] !== 0) return;
+    code.hasCode[page] = 1;
+    const physical = code.region.base + page * PAGE_BYTES;
+    for (const h of this.harts) {
+      for (const priv of [PRIV_U, PRIV_S, PRIV_M]) h.tlbSets[priv].write.flushPhysical(physical);
+    }
+  }
+
+  /** A store is about to write RAM at byte `offset` of `region` (a write translation was just made). */
+  written(region: RamRegion, offset: number): boolean {
+    const code = this.regions.get(region);
+    if (code === undefined) return false;
+    const page = offset >>> PAGE_SHIFT;
+    if (code.hasCode[page] === 0) return false;
+    code.hasCode[page] = 0;
+    code.versions[page]++;
+    if (code.invalidations[page] < MAX_PAGE_INVALIDATIONS) code.invalidations[page]++;
+    return true;
+  }
+
+  /** Counts FENCE.I instructions; a block decoded in an earlier epoch is compared with memory before use. */
+  epoch = 0;
+
+  /**
+   * FENCE.I (ISA §5.1) on any hart. Stores by harts are seen as they happen (`written`), but devices write
+   * RAM by DMA unseen; the guest then executes FENCE.I (Linux does, and asks the SBI to do it on the other
+   * harts), so every block is rechecked against memory before its next use.
+   */
+  fenceI(): void {
+    this.epoch++;
+    for (const t of this.translators) t.flushFront();
+    for (const code of this.regions.values()) code.invalidations.fill(0);
+  }
+
+  compile(body: string, pcs: number[], touchesMemory: boolean): BlockFunction {
+    const key = body;
+    let fn = this.compiled.get(key);
+    if (fn !== undefined) return fn;
+    const inner = touchesMemory
+      ? `let c = 0;\ntry {\n${body}\n} catch (e) { t.done = c; h.pc = pcs[c]; throw e; }`
+      : body;
+    const source = `'use strict';\nconst { add, sub, sll, srl, sra, lt, ltu, mul, mulDiv32, mulDiv64 } = helpers;\n` +
+      `return function block(h, x, t) {\nconst x64 = h.x64;\n${inner}\n};`;
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- compiling guest code is the point
+    const factory = new Function('helpers', 'pcs', source) as Factory;
+    fn = factory(HELPERS, pcs);
+    if (this.compiled.size >= MAX_COMPILED) this.compiled.clear();
+    this.compiled.set(key, fn);
+    return fn;
+  }
+}
+
+const shared = new WeakMap<Bus, CodePages>();
+
+/** The code record shared by the harts on `bus`. */
+function codePagesOf(bus: Bus): CodePages {
+  let c = shared.get(bus);
+  if (c === undefined) {
+    c = new CodePages(bus);
+    shared.set(bus, c);
+  }
+  return c;
+}
+
+/** One hart's translator: its block cache and the bookkeeping of precise traps. */
+export class Translator {
+  /** Instructions a block completed before one of its loads or stores trapped (read and reset by run). */
+  done = 0;
+  private readonly code: CodePages;
+  private readonly front: (Block | undefined)[] = new Array<Block | undefined>(CACHE_MASK + 1);
+  private readonly all = new Map<number, Block>();
+
+  /**
+   * `hotBlock`: interpreted runs before a block is compiled (0 compiles it at once: tests use that so that
+   * short programs exercise the generated code).
+   */
+  constructor(hart: HartState, private readonly hotBlock = HOT_BLOCK) {
+    this.code = codePagesOf(hart.env.bus);
+    this.code.add(this, hart);
+  }
+
+  /**
+   * The block at `pc`, whose page the hart currently fetches from halfword `base` of `mem`; translated now
+   * if there is none, or if the one cached was read from another physical page or from overwritten code.
+   */
+  find(pc: number, mem: Uint16Array, base: number): Block {
+    const slot = (pc >>> 1) & CACHE_MASK;
+    let b = this.front[slot];
+    if (b !== undefined && b.pc === pc && b.mem === mem && b.base === base && b.versions[b.page] === b.version) return b;
+    b = this.all.get(pc);
+    if (b === undefined || b.mem !== mem || b.base !== base || b.versions[b.page] !== b.version ||
+      (b.epoch !== this.code.epoch && !b.unchanged())) {
+      b = this.translate(pc, mem, base);
+      this.all.set(pc, b);
+    }
+    b.epoch = this.code.epoch;
+    this.front[slot] = b;
+    return b;
+  }
+
+  private translate(pc: number, mem: Uint16Array, base: number): Block {
+    const region = this.regionOf(mem);
+    const code = this.code.regionCode(region);
+    const page = base >>> HALFWORDS_PER_PAGE_SHIFT;
+    const version = code.versions[page];
+    const offset = pc & (PAGE_BYTES - 1);
+    const limit = code.invalidations[page] >= MAX_PAGE_INVALIDATIONS ? 0 : MAX_BLOCK_INSTRUCTIONS;
+    const shape = measureBlock(mem, base, offset, limit);
+    // The page is watched from now on, so a store to it between now and compiling is seen too.
+    if (shape.count > 0) this.code.markCode(code, page);
+    const start = base + (offset >>> 1);
+    const text = mem.slice(start, start + (shape.bytes >>> 1));
+    const b = new Block(pc, shape.count, undefined, mem, base, code.versions, page, version, shape.fenceI, text, this.code.epoch);
+    if (this.hotBlock === 0 && b.count > 0) this.compileBlock(b);
+    return b;
+  }
+
+  /** The cold block `b` was just interpreted once more: compile it when it is hot. */
+  warm(b: Block): void {
+    if (++b.heat >= this.hotBlock) this.compileBlock(b);
+  }
+
+  private compileBlock(b: Block): void {
+    const offset = b.pc & (PAGE_BYTES - 1);
+    const source = generateBlock(b.mem, b.base, offset, b.pc, b.count);
+    b.run = this.code.compile(source.body, source.pcs, source.touchesMemory);
+  }
+
+  /** The RAM region whose halfword view is `mem`. */
+  private regionOf(mem: Uint16Array): RamRegion {
+    let r = this.regionCache;
+    if (r === undefined || r.u16 !== mem) {
+      r = this.code.regionByView(mem);
+      this.regionCache = r;
+    }
+    return r;
+  }
+
+  private regionCache: RamRegion | undefined = undefined;
+
+  /** A store is about to write RAM; true if that invalidated code (the caller ends the block). */
+  written(region: RamRegion, offset: number): boolean {
+    return this.code.written(region, offset);
+  }
+
+  /** FENCE.I was executed: every hart's blocks are dropped. */
+  fenceI(): void {
+    this.code.fenceI();
+  }
+
+  /** Empties the direct-mapped front, so every block passes the full check of `find` again. */
+  flushFront(): void {
+    this.front.fill(undefined);
+  }
+}
