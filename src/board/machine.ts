@@ -43,6 +43,8 @@ export interface MachineOptions {
   builtinSbi: boolean;
   /** Where devices report guest mistakes and host I/O errors (default: nowhere). */
   log?: (message: string) => void;
+  /** Run translated basic blocks (default) or interpret every instruction (to bisect the translator). */
+  translate?: boolean;
 }
 
 /** One virtio-mmio window of the address map; what is plugged into it can change before boot. */
@@ -89,6 +91,7 @@ export class Machine {
       ecallFromSupervisor: options.builtinSbi ? (h: HartState) => this.sbi!.handle(h) : undefined,
     };
     for (let i = 0; i < this.layout.harts; i++) this.harts.push(new Hart(i, env));
+    for (const h of this.harts) h.setTranslation(options.translate ?? true);
     const sink: HartInterruptSink = { setPending: (hart, bit, level) => this.harts[hart]?.setInterruptLine(bit, level) };
 
     this.clint = new Clint(this.layout.harts, this.clock, sink);

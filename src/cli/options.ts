@@ -17,6 +17,11 @@ export function parseSize(text: string, what: string): number {
   return Math.floor(bytes);
 }
 
+/** MIRRORBALL_TRANSLATE=0 turns the block translator off, to bisect it; anything else leaves it on. */
+export function translationWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.MIRRORBALL_TRANSLATE !== '0';
+}
+
 export function parseCount(text: string, what: string, min: number, max: number): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${what} must be an integer from ${min} to ${max}, not '${text}'`);

@@ -12,7 +12,7 @@ import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
 import { runMachine } from '../host/runner.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
-import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
+import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
 
@@ -103,6 +103,7 @@ async function run(flags: RunFlags): Promise<number> {
       console: output,
       builtinSbi: flags.bios === undefined && flags.elf === undefined,
       log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
+      translate: translationWanted(),
     });
   } catch (error) {
     if (error instanceof MachineConfigError) throw new UsageError(error.problems.join('; '));

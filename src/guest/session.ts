@@ -65,6 +65,8 @@ export class GuestSession {
     machine = new Machine({
       config: options.config,
       builtinSbi: options.firmware === undefined,
+      // MIRRORBALL_TRANSLATE=0 interprets every instruction, to bisect the block translator.
+      translate: process.env.MIRRORBALL_TRANSLATE !== '0',
       console: (bytes) => {
         this.agent.feed(bytes);
         if (this.bootInstructions === undefined && this.agent.ready) this.bootInstructions = machine.instructions;

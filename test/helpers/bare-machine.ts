@@ -96,6 +96,9 @@ export class BareMachine {
     const env = { bus: this.bus, clock: this.clock, reservations: this.reservations };
     for (let i = 0; i < count; i++) {
       const h = new Hart(i, env);
+      // The suite runs with the block translator, compiling every block at once so that short programs
+      // exercise the generated code, unless MIRRORBALL_TRANSLATE=0 (to bisect it).
+      h.setTranslation(process.env.MIRRORBALL_TRANSLATE !== '0', 0);
       h.reset(RAM_BASE);
       h.setReg(10, i);
       this.harts.push(h);
