@@ -1,8 +1,9 @@
 // JavaScript source for one basic block: RV64IM integer ops, loads/stores through the hart, branches and jumps.
 //
-// The generated body runs as `function (h, x, t)`: h the hart, x its Int32Array register file (register i in
-// x[2i] low, x[2i+1] high), t the translator (which receives the count of completed instructions when a
-// load or store traps). It returns the number of instructions it executed and leaves h.pc at the next one.
+// The generated body runs as `function (h, x, t, left)`: h the hart, x its Int32Array register file (register
+// i in x[2i] low, x[2i+1] high), t the translator (which receives the count of completed instructions when a
+// load or store traps), left the instructions the slice may still run. It returns the number of instructions
+// it executed and leaves h.pc at the next one. A block that jumps to its own start loops inside the function.
 // Semantics mirror Hart.execute exactly; any encoding it reserves or we do not translate ends the block.
 
 import { expandCompressed } from '../isa/compressed.js';
@@ -29,6 +30,8 @@ export interface BlockSource {
   readonly touchesMemory: boolean;
   /** Bytes of code in the block. */
   readonly bytes: number;
+  /** The block ends with a jump back to its own start: it loops inside while the budget allows. */
+  readonly loops: boolean;
 }
 
 /** Translation of an instruction whose result goes to x0: nothing, if the encoding is one we translate. */
@@ -180,6 +183,18 @@ function condition(f3: number, rs1: number, rs2: number): string | undefined {
   }
 }
 
+/** Marks an instruction count in a return statement, made relative to the loop iteration once the block is known. */
+const RET = '\u0001';
+const RETURN_COUNT = /\u0001(\d+)/g;
+
+/**
+ * A jump back to the block's start: run it again if a whole iteration (`count` instructions) still fits in
+ * the budget `left`, as the run loop would have, else leave with the pc at the start.
+ */
+function again(count: number, pc: number): string {
+  return `n += ${count}; if (n + ${count} <= left) continue; h.pc = ${pc}; return n;`;
+}
+
 /**
  * True if the generators translate `insn` (a 32-bit or expanded compressed word): the same rules, without
  * building source, so a block can be measured cheaply while it is still interpreted.
@@ -250,6 +265,7 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
   let fenceI = false;
   let touchesMemory = false;
   let jumped = false;
+  let loops = false;
   let at = pc;
   while (offset < PAGE_BYTES && pcs.length < limit) {
     const half = mem[base + (offset >>> 1)];
@@ -287,20 +303,25 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
       case OP_BRANCH: {
         const cond = condition(f3, rs1, rs2);
         if (cond !== undefined) {
-          code = `if (${cond}) { h.pc = ${at + immB(insn)}; return ${k + 1}; } h.pc = ${next}; return ${k + 1};`;
+          const target = at + immB(insn);
+          const taken = target === pc ? again(k + 1, pc) : `h.pc = ${target}; return ${RET}${k + 1};`;
+          code = `if (${cond}) { ${taken} } h.pc = ${next}; return ${RET}${k + 1};`;
+          loops = target === pc;
         }
         jump = true;
         break;
       }
       case OP_JAL:
-        code = `${rd === 0 ? '' : setConst(rd, next)} h.pc = ${at + immJ(insn)}; return ${k + 1};`;
+        code = `${rd === 0 ? '' : setConst(rd, next)} ` +
+          (at + immJ(insn) === pc ? again(k + 1, pc) : `h.pc = ${at + immJ(insn)}; return ${RET}${k + 1};`);
+        loops = at + immJ(insn) === pc;
         jump = true;
         break;
       case OP_JALR:
         if (f3 === 0) {
           // Bit 0 of the sum is cleared, not of rs1 (ISA §2.5); the target is read before rd is written.
           code = `{ const target = ${address(rs1, immI(insn))}; ${rd === 0 ? '' : setConst(rd, next)}` +
-            ` h.pc = target - (target & 1); return ${k + 1}; }`;
+            ` h.pc = target - (target & 1); return ${RET}${k + 1}; }`;
         }
         jump = true;
         break;
@@ -312,7 +333,7 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
     pcs.push(at);
     if (memory) {
       touchesMemory = true;
-      lines.push(`c = ${k}; ${code} if (h.stop) { h.pc = ${next}; return ${k + 1}; }`);
+      lines.push(`c = ${k}; ${code} if (h.stop) { h.pc = ${next}; return ${RET}${k + 1}; }`);
     } else lines.push(code);
     at = next;
     offset += len;
@@ -321,6 +342,9 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
       break;
     }
   }
-  if (!jumped) lines.push(`h.pc = ${at}; return ${pcs.length};`);
-  return { count: pcs.length, body: lines.join('\n'), pcs, fenceI, touchesMemory, bytes: at - pc };
+  if (!jumped) lines.push(`h.pc = ${at}; return ${RET}${pcs.length};`);
+  // Instruction counts are relative to the current iteration in a loop, absolute otherwise.
+  let body = lines.join('\n').replace(RETURN_COUNT, loops ? 'n + $1' : '$1');
+  if (loops) body = `for (;;) {\n${body}\n}`;
+  return { count: pcs.length, body, pcs, fenceI, touchesMemory, loops, bytes: at - pc };
 }

@@ -91,7 +91,7 @@ export class Hart extends HartMemory {
             if (off < 0 || off >= 4096) this.fetchRefill(pc);
             const b = tr.find(pc, this.fetchMem, this.fetchBase);
             if (b.count !== 0 && b.count <= budget - n) {
-              if (b.run !== undefined) n += b.run(this, x, tr);
+              if (b.run !== undefined) n += b.run(this, x, tr, budget - n);
               else {
                 // Cold: interpreted until it has run often enough to be worth compiling.
                 let k = b.count;

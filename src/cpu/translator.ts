@@ -30,7 +30,7 @@ const MAX_PAGE_INVALIDATIONS = 32;
 const MAX_COMPILED = 1 << 16;
 
 /** The compiled form of a block: runs it and returns how many instructions ran. */
-export type BlockFunction = (h: HartState, x: Int32Array, t: Translator) => number;
+export type BlockFunction = (h: HartState, x: Int32Array, t: Translator, left: number) => number;
 
 /** Helpers the generated code calls; they are closure constants of each compiled block, so V8 inlines them. */
 const HELPERS = { add, sub, sll, srl, sra, lt, ltu, mul, mulDiv32, mulDiv64 };
@@ -157,15 +157,15 @@ export class CodePages {
     for (const code of this.regions.values()) code.invalidations.fill(0);
   }
 
-  compile(body: string, pcs: number[], touchesMemory: boolean): BlockFunction {
+  compile(body: string, pcs: number[], touchesMemory: boolean, loops: boolean): BlockFunction {
     const key = body;
     let fn = this.compiled.get(key);
     if (fn !== undefined) return fn;
     const inner = touchesMemory
-      ? `let c = 0;\ntry {\n${body}\n} catch (e) { t.done = c; h.pc = pcs[c]; throw e; }`
+      ? `let c = 0;\ntry {\n${body}\n} catch (e) { t.done = ${loops ? 'n + ' : ''}c; h.pc = pcs[c]; throw e; }`
       : body;
     const source = `'use strict';\nconst { add, sub, sll, srl, sra, lt, ltu, mul, mulDiv32, mulDiv64 } = helpers;\n` +
-      `return function block(h, x, t) {\nconst x64 = h.x64;\n${inner}\n};`;
+      `return function block(h, x, t, left) {\nconst x64 = h.x64;\n${loops ? 'let n = 0;\n' : ''}${inner}\n};`;
     // eslint-disable-next-line @typescript-eslint/no-implied-eval -- compiling guest code is the point
     const factory = new Function('helpers', 'pcs', source) as Factory;
     fn = factory(HELPERS, pcs);
@@ -248,7 +248,7 @@ export class Translator {
   private compileBlock(b: Block): void {
     const offset = b.pc & (PAGE_BYTES - 1);
     const source = generateBlock(b.mem, b.base, offset, b.pc, b.count);
-    b.run = this.code.compile(source.body, source.pcs, source.touchesMemory);
+    b.run = this.code.compile(source.body, source.pcs, source.touchesMemory, source.loops);
   }
 
   /** The RAM region whose halfword view is `mem`. */
