@@ -186,13 +186,15 @@ function condition(f3: number, rs1: number, rs2: number): string | undefined {
 /** Marks an instruction count in a return statement, made relative to the loop iteration once the block is known. */
 const RET = '\u0001';
 const RETURN_COUNT = /\u0001(\d+)/g;
+/** Stands for the block's instruction count, known only at its end. */
+const BLOCK_COUNT = '\u0002';
 
 /**
- * A jump back to the block's start: run it again if a whole iteration (`count` instructions) still fits in
- * the budget `left`, as the run loop would have, else leave with the pc at the start.
+ * A jump back to the block's start after `done` instructions: run it again if its longest path still fits
+ * in the budget `left`, as the run loop would have, else leave with the pc at the start.
  */
-function again(count: number, pc: number): string {
-  return `n += ${count}; if (n + ${count} <= left) continue; h.pc = ${pc}; return n;`;
+function again(done: number, pc: number): string {
+  return `n += ${done}; if (n + ${BLOCK_COUNT} <= left) continue; h.pc = ${pc}; return n;`;
 }
 
 /**
@@ -220,17 +222,28 @@ export function translatable(insn: number): boolean {
   }
 }
 
-/** True for the instructions that end a block after themselves. */
-const transfersControl = (insn: number): boolean => {
+/** True for the instructions that end a block after themselves (a conditional branch is a side exit). */
+const endsBlock = (insn: number): boolean => {
   const opcode = insn & 0x7f;
-  return opcode === OP_BRANCH || opcode === OP_JAL || opcode === OP_JALR;
+  return opcode === OP_JAL || opcode === OP_JALR;
 };
 
-/** The length of the block at `pc` (as generateBlock would decode it) and whether it is a lone FENCE.I. */
-export function measureBlock(mem: Uint16Array, base: number, offset: number, limit: number): { count: number; bytes: number; fenceI: boolean } {
-  let count = 0;
+export interface BlockShape {
+  /** Instructions on the block's longest path. */
+  readonly count: number;
+  /** The pc of each of them. */
+  readonly pcs: number[];
+  /** Bytes of code they occupy. */
+  readonly bytes: number;
+  /** The instruction at the block's pc is FENCE.I (count is then 0). */
+  readonly fenceI: boolean;
+}
+
+/** The extent of the block at `pc` (as generateBlock would decode it) and whether it is a lone FENCE.I. */
+export function measureBlock(mem: Uint16Array, base: number, offset: number, pc: number, limit: number): BlockShape {
+  const pcs: number[] = [];
   const start = offset;
-  while (offset < PAGE_BYTES && count < limit) {
+  while (offset < PAGE_BYTES && pcs.length < limit) {
     const half = mem[base + (offset >>> 1)];
     let insn: number;
     let len: number;
@@ -244,19 +257,19 @@ export function measureBlock(mem: Uint16Array, base: number, offset: number, lim
       len = 2;
     }
     if (!translatable(insn)) {
-      const fenceI = count === 0 && (insn & 0x7f) === OP_MISC_MEM && ((insn >>> 12) & 7) === FUNCT3_FENCE_I;
-      return { count, bytes: offset - start, fenceI };
+      const fenceI = pcs.length === 0 && (insn & 0x7f) === OP_MISC_MEM && ((insn >>> 12) & 7) === FUNCT3_FENCE_I;
+      return { count: pcs.length, pcs, bytes: offset - start, fenceI };
     }
-    count++;
+    pcs.push(pc + offset - start);
     offset += len;
-    if (transfersControl(insn)) break;
+    if (endsBlock(insn)) break;
   }
-  return { count, bytes: offset - start, fenceI: false };
+  return { count: pcs.length, pcs, bytes: offset - start, fenceI: false };
 }
 
 /**
  * Decodes from `pc` (at byte `offset` of its page, whose halfwords start at `mem[base]`) up to and
- * including the first control transfer, stopping before an instruction we do not translate, before a
+ * including the first JAL or JALR (conditional branches are side exits), stopping before an instruction we do not translate, before a
  * 32-bit instruction that straddles the page end, at the page end, or after `limit` instructions.
  */
 export function generateBlock(mem: Uint16Array, base: number, offset: number, pc: number, limit: number): BlockSource {
@@ -305,16 +318,15 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
         if (cond !== undefined) {
           const target = at + immB(insn);
           const taken = target === pc ? again(k + 1, pc) : `h.pc = ${target}; return ${RET}${k + 1};`;
-          code = `if (${cond}) { ${taken} } h.pc = ${next}; return ${RET}${k + 1};`;
-          loops = target === pc;
+          code = `if (${cond}) { ${taken} }`;
+          if (target === pc) loops = true;
         }
-        jump = true;
         break;
       }
       case OP_JAL:
         code = `${rd === 0 ? '' : setConst(rd, next)} ` +
           (at + immJ(insn) === pc ? again(k + 1, pc) : `h.pc = ${at + immJ(insn)}; return ${RET}${k + 1};`);
-        loops = at + immJ(insn) === pc;
+        if (at + immJ(insn) === pc) loops = true;
         jump = true;
         break;
       case OP_JALR:
@@ -344,7 +356,7 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
   }
   if (!jumped) lines.push(`h.pc = ${at}; return ${RET}${pcs.length};`);
   // Instruction counts are relative to the current iteration in a loop, absolute otherwise.
-  let body = lines.join('\n').replace(RETURN_COUNT, loops ? 'n + $1' : '$1');
+  let body = lines.join('\n').replace(RETURN_COUNT, loops ? 'n + $1' : '$1').replaceAll(BLOCK_COUNT, `${pcs.length}`);
   if (loops) body = `for (;;) {\n${body}\n}`;
   return { count: pcs.length, body, pcs, fenceI, touchesMemory, loops, bytes: at - pc };
 }

@@ -93,14 +93,15 @@ export class Hart extends HartMemory {
             if (b.count !== 0 && b.count <= budget - n) {
               if (b.run !== undefined) n += b.run(this, x, tr, budget - n);
               else {
-                // Cold: interpreted until it has run often enough to be worth compiling.
-                let k = b.count;
+                // Cold: interpreted until it has run often enough to be worth compiling (until a side exit).
+                const pcs = b.pcs;
+                let k = 0;
                 do {
                   x[0] = 0;
                   x[1] = 0;
                   this.step();
                   n++;
-                } while (--k !== 0 && !this.stop);
+                } while (++k < b.count && !this.stop && this.pc === pcs[k]);
                 tr.warm(b);
               }
             } else {

@@ -42,8 +42,10 @@ export class Block {
 
   constructor(
     readonly pc: number,
-    /** Instructions; 0 means the instruction at pc is left to the interpreter. */
+    /** Instructions on its longest path; 0 means the instruction at pc is left to the interpreter. */
     readonly count: number,
+    /** The pc of each instruction (a cold block is interpreted while the pc follows them). */
+    readonly pcs: number[],
     /** The compiled block, once it is hot; until then the interpreter runs its instructions. */
     public run: BlockFunction | undefined,
     /** The halfword view and index of the physical page the block was read from. */
@@ -230,12 +232,12 @@ export class Translator {
     const version = code.versions[page];
     const offset = pc & (PAGE_BYTES - 1);
     const limit = code.invalidations[page] >= MAX_PAGE_INVALIDATIONS ? 0 : MAX_BLOCK_INSTRUCTIONS;
-    const shape = measureBlock(mem, base, offset, limit);
+    const shape = measureBlock(mem, base, offset, pc, limit);
     // The page is watched from now on, so a store to it between now and compiling is seen too.
     if (shape.count > 0) this.code.markCode(code, page);
     const start = base + (offset >>> 1);
     const text = mem.slice(start, start + (shape.bytes >>> 1));
-    const b = new Block(pc, shape.count, undefined, mem, base, code.versions, page, version, shape.fenceI, text, this.code.epoch);
+    const b = new Block(pc, shape.count, shape.pcs, undefined, mem, base, code.versions, page, version, shape.fenceI, text, this.code.epoch);
     if (this.hotBlock === 0 && b.count > 0) this.compileBlock(b);
     return b;
   }
