@@ -89,11 +89,11 @@ export class Hart extends HartMemory {
             const pc = this.pc;
             const off = pc - this.fetchPage;
             if (off < 0 || off >= 4096) this.fetchRefill(pc);
-            const b = tr.find(pc, this.fetchMem, this.fetchBase);
-            if (b.count !== 0 && b.count <= budget - n) {
+            const b = tr.lookup(pc, this.fetchMem, this.fetchBase);
+            if (b !== undefined && b.count !== 0 && b.count <= budget - n) {
               if (b.run !== undefined) n += b.run(this, x, tr, budget - n);
               else {
-                // Cold: interpreted until it has run often enough to be worth compiling (until a side exit).
+                // Warm: interpreted until it has run often enough to be worth compiling (until a side exit).
                 const pcs = b.pcs;
                 let k = 0;
                 do {
@@ -105,9 +105,17 @@ export class Hart extends HartMemory {
                 tr.warm(b);
               }
             } else {
-              this.step();
-              n++;
-              if (b.fenceI) tr.fenceI();
+              // Cold, not translated, or longer than the budget left: interpreted up to the next jump
+              // (or the one instruction a block could not start with), where the next look-up happens.
+              do {
+                x[0] = 0;
+                x[1] = 0;
+                const from = this.pc;
+                this.step();
+                n++;
+                const step = this.pc - from;
+                if (b !== undefined || (step !== 2 && step !== 4)) break;
+              } while (n < budget && !this.stop);
             }
           }
         }
@@ -336,8 +344,10 @@ export class Hart extends HartMemory {
         return;
       }
       case OP_MISC_MEM:
-        // FENCE and FENCE.I: one thread, and fetches read memory directly, so there is nothing to order.
+        // FENCE and FENCE.I: one thread, and fetches read memory directly, so there is nothing to order;
+        // translated blocks are rechecked against memory after FENCE.I (docs/translator.md).
         if (f3 > 1) this.illegal(insn, len);
+        if (f3 === 1) this.translator?.fenceI();
         this.pc = pc + len;
         return;
       case OP_AMO:

@@ -8,7 +8,8 @@ import { expandCompressed } from '../isa/compressed.js';
 import { CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS } from '../isa/opcodes.js';
 import { Bus } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
-import { generateBlock, translatable } from './codegen.js';
+import { generateBlock } from './block-source.js';
+import { translatable } from './codegen.js';
 import { Hart } from './hart.js';
 import { Reservations } from './reservations.js';
 

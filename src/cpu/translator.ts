@@ -5,8 +5,8 @@
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import type { Bus } from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
-import { add, lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
-import { generateBlock, measureBlock } from './codegen.js';
+import { lt, ltu, mulDiv32, mulDiv64, mulhu32 } from './alu.js';
+import { generateBlock, measureBlock } from './block-source.js';
 import type { HartState } from './hart-state.js';
 
 const PAGE_SHIFT = 12;
@@ -24,6 +24,8 @@ const CACHE_MASK = (1 << CACHE_BITS) - 1;
  * compiling after 100 runs made it 1.9x slower, after 10 000 as fast; loops that matter run millions of times.
  */
 export const HOT_BLOCK = 10000;
+/** Look-ups of a pc (a jump target, or the instruction after a block) before its block is measured. */
+export const WARM_BLOCK = 128;
 /** A page whose code is overwritten this many times is interpreted from then on (code and data mixed). */
 const MAX_PAGE_INVALIDATIONS = 32;
 /** Bound on the shared table of compiled functions, so a long run cannot grow it without limit. */
@@ -33,7 +35,7 @@ const MAX_COMPILED = 1 << 16;
 export type BlockFunction = (h: HartState, x: Int32Array, t: Translator, left: number) => number;
 
 /** Helpers the generated code calls; they are closure constants of each compiled block, so V8 inlines them. */
-const HELPERS = { add, sub, sll, srl, sra, lt, ltu, mul, mulDiv32, mulDiv64 };
+const HELPERS = { lt, ltu, mulhu32, mulDiv32, mulDiv64 };
 type Factory = (helpers: typeof HELPERS, pcs: number[]) => BlockFunction;
 
 export class Block {
@@ -55,8 +57,6 @@ export class Block {
     readonly versions: Uint32Array,
     readonly page: number,
     readonly version: number,
-    /** The instruction at pc is FENCE.I: after interpreting it, every cache is flushed. */
-    readonly fenceI: boolean,
     /** The halfwords the block was decoded from, to recheck it after a FENCE.I (memory written by DMA). */
     readonly text: Uint16Array,
     /** The FENCE.I epoch the block was last checked in. */
@@ -159,20 +159,16 @@ export class CodePages {
     for (const code of this.regions.values()) code.invalidations.fill(0);
   }
 
-  compile(body: string, pcs: number[], touchesMemory: boolean, loops: boolean): BlockFunction {
-    const key = body;
-    let fn = this.compiled.get(key);
+  compile(body: string, pcs: number[]): BlockFunction {
+    let fn = this.compiled.get(body);
     if (fn !== undefined) return fn;
-    const inner = touchesMemory
-      ? `let c = 0;\ntry {\n${body}\n} catch (e) { t.done = ${loops ? 'n + ' : ''}c; h.pc = pcs[c]; throw e; }`
-      : body;
-    const source = `'use strict';\nconst { add, sub, sll, srl, sra, lt, ltu, mul, mulDiv32, mulDiv64 } = helpers;\n` +
-      `return function block(h, x, t, left) {\nconst x64 = h.x64;\n${loops ? 'let n = 0;\n' : ''}${inner}\n};`;
+    const source = `'use strict';\nconst { lt, ltu, mulhu32, mulDiv32, mulDiv64 } = helpers;\n` +
+      `return function block(h, x, t, left) {\n${body}\n};`;
     // eslint-disable-next-line @typescript-eslint/no-implied-eval -- compiling guest code is the point
     const factory = new Function('helpers', 'pcs', source) as Factory;
     fn = factory(HELPERS, pcs);
     if (this.compiled.size >= MAX_COMPILED) this.compiled.clear();
-    this.compiled.set(key, fn);
+    this.compiled.set(body, fn);
     return fn;
   }
 }
@@ -196,25 +192,36 @@ export class Translator {
   private readonly code: CodePages;
   private readonly front: (Block | undefined)[] = new Array<Block | undefined>(CACHE_MASK + 1);
   private readonly all = new Map<number, Block>();
+  /** Look-ups per front slot that found no block, since that slot last measured one. */
+  private readonly heat = new Uint8Array(CACHE_MASK + 1);
 
   /**
    * `hotBlock`: interpreted runs before a block is compiled (0 compiles it at once: tests use that so that
    * short programs exercise the generated code).
    */
-  constructor(hart: HartState, private readonly hotBlock = HOT_BLOCK) {
+  constructor(hart: HartState, private readonly hotBlock = HOT_BLOCK, private readonly warmBlock = Math.min(WARM_BLOCK, hotBlock)) {
     this.code = codePagesOf(hart.env.bus);
     this.code.add(this, hart);
   }
 
   /**
-   * The block at `pc`, whose page the hart currently fetches from halfword `base` of `mem`; translated now
-   * if there is none, or if the one cached was read from another physical page or from overwritten code.
+   * The block at `pc`, whose page the hart currently fetches from halfword `base` of `mem`, or undefined
+   * while that pc is still cold (the caller interprets). A block is measured when its pc has been looked
+   * up warmBlock times, and again if the one cached was read from another physical page or from
+   * overwritten code.
    */
-  find(pc: number, mem: Uint16Array, base: number): Block {
+  lookup(pc: number, mem: Uint16Array, base: number): Block | undefined {
     const slot = (pc >>> 1) & CACHE_MASK;
-    let b = this.front[slot];
+    const b = this.front[slot];
     if (b !== undefined && b.pc === pc && b.mem === mem && b.base === base && b.versions[b.page] === b.version) return b;
-    b = this.all.get(pc);
+    // Code reached fewer than warmBlock times is not even measured: most of a boot runs a few times only.
+    if (++this.heat[slot] < this.warmBlock) return undefined;
+    this.heat[slot] = 0;
+    return this.find(pc, mem, base, slot);
+  }
+
+  private find(pc: number, mem: Uint16Array, base: number, slot: number): Block {
+    let b = this.all.get(pc);
     if (b === undefined || b.mem !== mem || b.base !== base || b.versions[b.page] !== b.version ||
       (b.epoch !== this.code.epoch && !b.unchanged())) {
       b = this.translate(pc, mem, base);
@@ -237,7 +244,7 @@ export class Translator {
     if (shape.count > 0) this.code.markCode(code, page);
     const start = base + (offset >>> 1);
     const text = mem.slice(start, start + (shape.bytes >>> 1));
-    const b = new Block(pc, shape.count, shape.pcs, undefined, mem, base, code.versions, page, version, shape.fenceI, text, this.code.epoch);
+    const b = new Block(pc, shape.count, shape.pcs, undefined, mem, base, code.versions, page, version, text, this.code.epoch);
     if (this.hotBlock === 0 && b.count > 0) this.compileBlock(b);
     return b;
   }
@@ -250,7 +257,7 @@ export class Translator {
   private compileBlock(b: Block): void {
     const offset = b.pc & (PAGE_BYTES - 1);
     const source = generateBlock(b.mem, b.base, offset, b.pc, b.count);
-    b.run = this.code.compile(source.body, source.pcs, source.touchesMemory, source.loops);
+    b.run = this.code.compile(source.body, source.pcs);
   }
 
   /** The RAM region whose halfword view is `mem`. */
@@ -270,7 +277,7 @@ export class Translator {
     return this.code.written(region, offset);
   }
 
-  /** FENCE.I was executed: every hart's blocks are dropped. */
+  /** FENCE.I was executed: every hart's blocks are rechecked before their next use. */
   fenceI(): void {
     this.code.fenceI();
   }

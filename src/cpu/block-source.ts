@@ -1,0 +1,161 @@
+// A block's extent and its JavaScript: straight-line code up to the first JAL or JALR, with conditional
+// branches as side exits, registers in locals, one exit path that writes them back, and precise traps.
+//
+// The generated body runs as `function (h, x, t, left)`: h the hart, x its Int32Array register file
+// (register i in x[2i] low, x[2i+1] high), t the translator (told how many instructions completed when a
+// load or store traps), left the instructions the slice may still run. It returns the number of instructions
+// it executed and leaves h.pc at the next one. A block that jumps to its own start loops inside the function.
+
+import { expandCompressed } from '../isa/compressed.js';
+import { OP_AUIPC, OP_BRANCH, OP_IMM, OP_IMM_32, OP_JAL, OP_JALR, OP_LOAD, OP_LUI, OP_OP, OP_OP_32, OP_STORE } from '../isa/opcodes.js';
+import { hi, immB, immI, immJ, immS, InstructionWriter, lo, translatable, type RegisterUse } from './codegen.js';
+
+const PAGE_BYTES = 4096;
+/** Stands for the block's instruction count, known only at its end. */
+const BLOCK_COUNT = '\u0002';
+
+export interface BlockShape {
+  /** Instructions on the block's longest path (0: the first one must be interpreted). */
+  readonly count: number;
+  /** The pc of each of them. */
+  readonly pcs: number[];
+  /** Bytes of code they occupy. */
+  readonly bytes: number;
+}
+
+export interface BlockSource {
+  readonly count: number;
+  /** The pc of each instruction, for precise traps. */
+  readonly pcs: number[];
+  /** The function body. */
+  readonly body: string;
+}
+
+/** Fetches the instruction at byte `offset` of the page: [word, length], or undefined if it cannot be decoded here. */
+function fetch(mem: Uint16Array, base: number, offset: number): [number, number] | undefined {
+  const half = mem[base + (offset >>> 1)];
+  if ((half & 3) === 3) {
+    // A 32-bit instruction whose upper half is on the next page: the interpreter fetches it (and its fault).
+    if (offset + 2 >= PAGE_BYTES) return undefined;
+    return [half | (mem[base + (offset >>> 1) + 1] << 16), 4];
+  }
+  const insn = expandCompressed(half);
+  return insn === 0 ? undefined : [insn, 2];
+}
+
+const endsBlock = (insn: number): boolean => (insn & 0x7f) === OP_JAL || (insn & 0x7f) === OP_JALR;
+
+/**
+ * The extent of the block at `pc`, at byte `offset` of its page (whose halfwords start at `mem[base]`):
+ * up to and including the first JAL or JALR, stopping before an instruction we do not translate, before a
+ * 32-bit instruction straddling the page end, at the page end, or after `limit` instructions.
+ */
+export function measureBlock(mem: Uint16Array, base: number, offset: number, pc: number, limit: number): BlockShape {
+  const pcs: number[] = [];
+  const start = offset;
+  while (offset < PAGE_BYTES && pcs.length < limit) {
+    const fetched = fetch(mem, base, offset);
+    if (fetched === undefined) break;
+    const [insn, len] = fetched;
+    if (!translatable(insn)) break;
+    pcs.push(pc + offset - start);
+    offset += len;
+    if (endsBlock(insn)) break;
+  }
+  return { count: pcs.length, pcs, bytes: offset - start };
+}
+
+/** The registers a block reads and writes. */
+class Registers implements RegisterUse {
+  readonly used = new Set<number>();
+  readonly dirty = new Set<number>();
+  read(r: number): void { if (r !== 0) this.used.add(r); }
+  written(r: number): void {
+    if (r === 0) return;
+    this.used.add(r);
+    this.dirty.add(r);
+  }
+}
+
+/** The JavaScript of the block measured by measureBlock with the same arguments. */
+export function generateBlock(mem: Uint16Array, base: number, offset: number, pc: number, limit: number): BlockSource {
+  const regs = new Registers();
+  const w = new InstructionWriter(regs);
+  const lines: string[] = [];
+  const pcs: number[] = [];
+  let touchesMemory = false;
+  let loops = false;
+  let bigInts = false;
+  let ended = false;
+  /** Leaves the block with the pc at `target` after `done` instructions of this iteration. */
+  const exit = (target: string | number, done: number): string => `h.pc = ${target}; ret = n + ${done}; break block;`;
+  /** Back to the start after `done` instructions, if a whole iteration still fits in the budget. */
+  const again = (done: number): string => {
+    loops = true;
+    return `n += ${done}; if (n + ${BLOCK_COUNT} <= left) continue block; h.pc = ${pc}; ret = n; break block;`;
+  };
+  let at = pc;
+  while (offset < PAGE_BYTES && pcs.length < limit) {
+    const fetched = fetch(mem, base, offset);
+    if (fetched === undefined) break;
+    const [insn, len] = fetched;
+    const k = pcs.length;
+    const next = at + len;
+    const rd = (insn >>> 7) & 31;
+    const rs1 = (insn >>> 15) & 31;
+    const rs2 = (insn >>> 20) & 31;
+    const f3 = (insn >>> 12) & 7;
+    const f7 = insn >>> 25;
+    let code: string | undefined;
+    let memory = false;
+    switch (insn & 0x7f) {
+      case OP_IMM: code = w.opImm(f3, rd, rs1, immI(insn)); break;
+      case OP_LUI: code = w.setConst(rd, insn & 0xfffff000); break;
+      case OP_AUIPC: code = w.setConst(rd, at + (insn & 0xfffff000)); break;
+      case OP_OP: code = w.op(f3, f7, rd, rs1, rs2); bigInts ||= f7 === 1 && f3 !== 0; break;
+      case OP_IMM_32: code = w.opImm32(f3, rd, rs1, immI(insn)); break;
+      case OP_OP_32: code = w.op32(f3, f7, rd, rs1, rs2); break;
+      case OP_LOAD: code = w.load(f3, rd, rs1, immI(insn)); memory = true; break;
+      case OP_STORE: code = w.store(f3, rs1, rs2, immS(insn)); memory = true; break;
+      case OP_BRANCH: {
+        const cond = w.condition(f3, rs1, rs2);
+        const target = at + immB(insn);
+        if (cond !== undefined) code = `if (${cond}) { ${target === pc ? again(k + 1) : exit(target, k + 1)} }`;
+        break;
+      }
+      case OP_JAL: {
+        const target = at + immJ(insn);
+        code = `${w.setConst(rd, next)} ${target === pc ? again(k + 1) : exit(target, k + 1)}`;
+        break;
+      }
+      case OP_JALR:
+        // Bit 0 of the sum is cleared, not of rs1 (ISA §2.5); the target is read before rd is written.
+        if (f3 === 0) code = `{ const target = ${w.address(rs1, immI(insn))}; ${w.setConst(rd, next)} ${exit('target - (target & 1)', k + 1)} }`;
+        break;
+    }
+    if (code === undefined) break;
+    pcs.push(at);
+    if (memory) {
+      // A trap leaves c on this instruction; MMIO may set h.stop, which ends the block after it.
+      touchesMemory = true;
+      lines.push(`c = ${k}; ${code} if (h.stop) { ${exit(next, k + 1)} }`);
+    } else lines.push(code);
+    at = next;
+    offset += len;
+    if (endsBlock(insn)) {
+      ended = true;
+      break;
+    }
+  }
+  if (!ended) lines.push(exit(at, pcs.length));
+  const used = [...regs.used].sort((a, b) => a - b);
+  const dirty = [...regs.dirty].sort((a, b) => a - b);
+  const load = used.length === 0 ? '' : `let ${used.map((r) => `${lo(r)} = x[${2 * r}], ${hi(r)} = x[${2 * r + 1}]`).join(', ')};`;
+  const writeBack = dirty.map((r) => `x[${2 * r}] = ${lo(r)}; x[${2 * r + 1}] = ${hi(r)};`).join(' ');
+  let body = `block: ${loops ? 'for (;;)' : ''} {\n${lines.join('\n')}\n}`.replaceAll(BLOCK_COUNT, `${pcs.length}`);
+  if (touchesMemory) {
+    body = `let c = 0;\ntry {\n${body}\n} catch (e) { ${writeBack} t.done = n + c; h.pc = pcs[c]; throw e; }`;
+  }
+  const prologue = `${bigInts ? 'const x64 = h.x64;\n' : ''}${load}\nlet n = 0, ret = 0;\n`;
+  return { count: pcs.length, pcs, body: `${prologue}${body}\n${writeBack}\nreturn ret;` };
+}
