@@ -54,6 +54,11 @@ export class Hart extends HartMemory {
     return this.translator !== undefined;
   }
 
+  /** RAM holding code was written behind the harts' back (a loader): recheck every hart's blocks, as FENCE.I does. */
+  codeWritten(): void {
+    this.translator?.fenceI();
+  }
+
   /** A store found a write translation: if its page holds translated code, that code is stale (ends the block). */
   protected override locate(va: number, access: Access): void {
     super.locate(va, access);
