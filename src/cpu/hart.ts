@@ -109,9 +109,17 @@ export class Hart extends HartMemory {
                 } while (++k < b.count && !this.stop && this.pc === pcs[k]);
                 tr.warm(b);
               }
+            } else if (b !== undefined && b.count !== 0) {
+              // The block does not fit in what is left of the slice (under 48 instructions): interpret that.
+              do {
+                x[0] = 0;
+                x[1] = 0;
+                this.step();
+                n++;
+              } while (n < budget && !this.stop);
             } else {
-              // Cold, not translated, or longer than the budget left: interpreted up to the next jump
-              // (or the one instruction a block could not start with), where the next look-up happens.
+              // Cold, or an instruction a block cannot start with: interpreted up to the next jump (or that
+              // one instruction), where the next look-up happens.
               do {
                 x[0] = 0;
                 x[1] = 0;
