@@ -13,7 +13,7 @@ const PAGE_SHIFT = 12;
 const PAGE_BYTES = 1 << PAGE_SHIFT;
 /** Halfwords per page: a block's halfword base shifted right by this is its page number in the region. */
 const HALFWORDS_PER_PAGE_SHIFT = PAGE_SHIFT - 1;
-/** Longest block: the budget check runs between blocks, so this bounds how much is interpreted at a slice end. */
+/** Longest block: a block runs only if it fits in the slice, so this bounds what is interpreted at a slice end. */
 export const MAX_BLOCK_INSTRUCTIONS = 48;
 /** Direct-mapped front of each hart's block cache (entries indexed by pc / 2). */
 const CACHE_BITS = 14;
@@ -29,7 +29,7 @@ export const WARM_BLOCK = 128;
 /** A page whose code is overwritten this many times is interpreted from then on (code and data mixed). */
 const MAX_PAGE_INVALIDATIONS = 32;
 /** Bound on the shared table of compiled functions, so a long run cannot grow it without limit. */
-const MAX_COMPILED = 1 << 16;
+const MAX_COMPILED = 1 << 14;
 
 /** The compiled form of a block: runs it and returns how many instructions ran. */
 export type BlockFunction = (h: HartState, x: Int32Array, t: Translator, left: number) => number;
@@ -39,7 +39,7 @@ const HELPERS = { lt, ltu, mulhu32, mulDiv32, mulDiv64 };
 type Factory = (helpers: typeof HELPERS, pcs: number[]) => BlockFunction;
 
 export class Block {
-  /** Times the block was interpreted while cold; it is compiled when this reaches HOT_BLOCK. */
+  /** Times the block was interpreted since it was measured; it is compiled when this reaches hotBlock. */
   heat = 0;
 
   constructor(
