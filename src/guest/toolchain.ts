@@ -1,0 +1,72 @@
+// The riscv64 cross compiler: the host's if installed, else Debian's packages unpacked into the cache (no root).
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { extractDebs, type PrivateApt } from './debian.js';
+import { hashParts } from './recipe.js';
+import type { StepLog } from './steps.js';
+
+/** The GNU triplet of the guest, and so the prefix of every cross tool (CROSS_COMPILE). */
+export const TRIPLET = 'riscv64-linux-gnu';
+export const CROSS_PREFIX = `${TRIPLET}-`;
+
+/** Set to `debian` to ignore an installed cross compiler and use the unpacked packages (tests the fallback). */
+export const TOOLCHAIN_ENV = 'MIRRORBALL_GUEST_TOOLCHAIN';
+
+export interface Toolchain {
+  /** Where the tools came from. */
+  origin: 'host' | 'debian';
+  /** The environment to build with: PATH leads to `riscv64-linux-gnu-gcc` and friends. */
+  env: NodeJS.ProcessEnv;
+  /** `riscv64-linux-gnu-gcc --version`, first line. */
+  version: string;
+}
+
+/** The first line of `<tool> --version` using `env`'s PATH, or undefined when the tool is not there. */
+function toolVersion(tool: string, env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return execFileSync(tool, ['--version'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Finds the cross toolchain. Without one on PATH (or with MIRRORBALL_GUEST_TOOLCHAIN=debian), downloads the
+ * pinned packages with the private apt and unpacks them with dpkg -x under `<cacheDir>/toolchain/<hash>`:
+ * Debian's cross gcc finds its cc1, assembler, linker, headers and libraries relative to its own path,
+ * so it runs from there. Only the unversioned `riscv64-linux-gnu-gcc` names (from the package
+ * gcc-riscv64-linux-gnu, which depends on the whole toolchain) are added as symlinks.
+ */
+export async function findToolchain(log: StepLog, apt: PrivateApt, cacheDir: string, packages: Record<string, string>): Promise<Toolchain> {
+  const hostVersion = process.env[TOOLCHAIN_ENV] === 'debian' ? undefined : toolVersion(`${CROSS_PREFIX}gcc`, process.env);
+  if (hostVersion !== undefined) {
+    log.write(`using the installed ${CROSS_PREFIX}gcc: ${hostVersion}\n`);
+    return { origin: 'host', env: process.env, version: hostVersion };
+  }
+  const dir = join(cacheDir, 'toolchain', hashParts(Object.entries(packages).flat()));
+  const root = join(dir, 'root');
+  if (!existsSync(root)) {
+    log.write(`no ${CROSS_PREFIX}gcc on PATH: unpacking Debian's cross toolchain into ${dir}\n`);
+    const staging = join(dir, 'root.partial');
+    rmSync(staging, { recursive: true, force: true });
+    const debs = await apt.download(log, packages, join(dir, 'debs'));
+    await extractDebs(log, debs, staging);
+    const bin = join(staging, 'usr', 'bin');
+    for (const tool of ['gcc', 'cpp', 'gcc-ar', 'gcc-nm', 'gcc-ranlib']) {
+      const versioned = Object.keys(packages).find((p) => p.startsWith(`${tool === 'cpp' ? 'cpp' : 'gcc'}-`) && p.endsWith(`-${TRIPLET}`));
+      const major = versioned?.split('-')[1];
+      const target = `${CROSS_PREFIX}${tool}-${major}`;
+      if (major !== undefined && existsSync(join(bin, target)) && !existsSync(join(bin, `${CROSS_PREFIX}${tool}`))) symlinkSync(target, join(bin, `${CROSS_PREFIX}${tool}`));
+    }
+    rmSync(join(dir, 'debs'), { recursive: true, force: true });
+    renameSync(staging, root);
+  }
+  mkdirSync(dir, { recursive: true });
+  const env = { ...process.env, PATH: `${join(root, 'usr', 'bin')}${delimiter}${process.env.PATH ?? ''}` };
+  const version = toolVersion(join(root, 'usr', 'bin', `${CROSS_PREFIX}gcc`), env);
+  if (version === undefined) throw new Error(`the unpacked cross compiler in ${root} does not run`);
+  log.write(`using Debian's cross toolchain unpacked in ${root}: ${version}\n`);
+  return { origin: 'debian', env, version };
+}
