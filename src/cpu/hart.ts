@@ -1,6 +1,7 @@
 // The interpreter: fetch (through a cached page pointer), decode and execute RV64IMAFDC + Zicsr + Zifencei.
 
 import { expandCompressed } from '../isa/compressed.js';
+import { CSR_MIP } from '../isa/csr-numbers.js';
 import { executeFp } from '../isa/fp/execute.js';
 import {
   CAUSE_BREAKPOINT, CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_USER_ECALL,
@@ -417,7 +418,10 @@ export class Hart extends HartMemory {
     const old = csrRead(this, csr);
     if (old === undefined) return this.illegal(insn, len);
     if (writes) {
-      const value = op === 1 ? operand : op === 2 ? old | operand : old & ~operand;
+      // CSRRS/CSRRC on mip start from the software-writable bits only: the external SEIP signal shows in
+      // what is read but must not be latched into the writable SEIP bit (privileged spec §3.1.9).
+      const base = csr === CSR_MIP ? BigInt(this.mip) : old;
+      const value = op === 1 ? operand : op === 2 ? base | operand : base & ~operand;
       if (!csrWrite(this, csr, BigInt.asUintN(64, value))) this.illegal(insn, len);
     }
     if (rd !== 0) this.x64[rd] = BigInt.asIntN(64, old);
