@@ -1,7 +1,7 @@
 // Debian packages without root: apt-get with its own sources, lists and archives in the cache, and dpkg -x.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { StepLog } from './steps.js';
 
 /** One apt source: the archive URIs, suites and components (deb822 fields, apt sources.list(5)). */
@@ -148,10 +148,11 @@ export class PrivateApt {
    * a finished tree into place, so an interrupted unpack is never taken for a complete one).
    */
   async source(log: StepLog, name: string, version: string, into: string): Promise<string> {
-    const tree = join(into, `${name}-${version}`);
+    // No ':' of a version's epoch in the path: make reads it as a target separator.
+    const tree = join(into, `${name}-${version.replace(/[^A-Za-z0-9.+~-]/g, '_')}`);
     if (existsSync(tree)) return tree;
     await this.update(log);
-    const download = join(into, `.${name}-${version}.download`);
+    const download = join(into, `.${basename(tree)}.download`);
     rmSync(download, { recursive: true, force: true });
     mkdirSync(download, { recursive: true });
     await log.run('apt-get', [...this.options(), '-q', 'source', '--download-only', `${name}=${version}`], { cwd: download });
