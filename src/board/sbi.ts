@@ -1,5 +1,5 @@
 // Mirrorball's own SBI firmware, in TypeScript: answers S-mode ECALLs with no M-mode code running.
-// RISC-V SBI specification v2.0: BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN and the legacy calls.
+// RISC-V SBI specification v2.0: BASE, TIME, IPI, RFENCE, HSM, SRST, PMU, DBCN and the legacy calls.
 
 import type { HartState } from '../cpu/hart-state.js';
 import { MIP_SSIP, MIP_STIP, PRIV_S } from '../isa/opcodes.js';
@@ -10,6 +10,7 @@ export const SBI_ERR_NOT_SUPPORTED = -2;
 export const SBI_ERR_INVALID_PARAM = -3;
 export const SBI_ERR_INVALID_ADDRESS = -5;
 export const SBI_ERR_ALREADY_AVAILABLE = -6;
+export const SBI_ERR_ALREADY_STOPPED = -8;
 
 export const EXT_BASE = 0x10;
 export const EXT_TIME = 0x54494d45;
@@ -18,6 +19,7 @@ export const EXT_RFENCE = 0x52464e43;
 export const EXT_HSM = 0x48534d;
 export const EXT_SRST = 0x53525354;
 export const EXT_DBCN = 0x4442434e;
+export const EXT_PMU = 0x504d55;
 const LEGACY_SET_TIMER = 0;
 const LEGACY_PUTCHAR = 1;
 const LEGACY_GETCHAR = 2;
@@ -37,6 +39,14 @@ export const HSM_STARTED = 0;
 export const HSM_STOPPED = 1;
 const HSM_SUSPEND_RETENTIVE = 0;
 const HSM_SUSPEND_NON_RETENTIVE = 0x80000000;
+
+const PMU_NUM_COUNTERS = 0;
+const PMU_COUNTER_GET_INFO = 1;
+const PMU_COUNTER_STOP = 4;
+/** cycle, time and instret. */
+const PMU_FIXED_COUNTERS = 3;
+const PMU_COUNTER_WIDTH = 64;
+const CSR_CYCLE = 0xc00;
 
 const A0 = 10;
 const A1 = 11;
@@ -127,6 +137,7 @@ export class SbiFirmware {
         else ret(SBI_ERR_INVALID_PARAM);
         break;
       case EXT_DBCN: this.debugConsole(h, fid, ret); break;
+      case EXT_PMU: this.pmu(h, fid, ret); break;
       case LEGACY_SET_TIMER: this.setTimer(h, h.reg(A0)); h.setReg(A0, 0); return true;
       case LEGACY_PUTCHAR: this.platform.consoleWrite(Uint8Array.of(h.x[A0 * 2] & 0xff)); h.setReg(A0, 0); return true;
       case LEGACY_GETCHAR: h.setReg(A0, this.platform.consoleRead()); return true;
@@ -157,12 +168,31 @@ export class SbiFirmware {
       case 2: ret(SBI_SUCCESS, 1); break;
       case 3: {
         const ext = h.x[A0 * 2] >>> 0;
-        const known = [EXT_BASE, EXT_TIME, EXT_IPI, EXT_RFENCE, EXT_HSM, EXT_SRST, EXT_DBCN].includes(ext) || ext <= LEGACY_SHUTDOWN;
+        const known = [EXT_BASE, EXT_TIME, EXT_IPI, EXT_RFENCE, EXT_HSM, EXT_SRST, EXT_DBCN, EXT_PMU].includes(ext) || ext <= LEGACY_SHUTDOWN;
         ret(SBI_SUCCESS, known ? 1 : 0);
         break;
       }
       case 4: case 5: case 6: ret(SBI_SUCCESS, 0); break;
       default: ret(SBI_ERR_NOT_SUPPORTED);
+    }
+  }
+
+  /**
+   * PMU (SBI §11), just the fixed counters: cycle, time and instret, as logical counters 0-2 that S-mode
+   * reads directly. Linux's SBI PMU driver is what sets scounteren so that user space may read them (its
+   * vDSO reads the time CSR); there are no programmable or firmware counters to configure or start.
+   */
+  private pmu(h: HartState, fid: number, ret: (e: number, v?: number) => void): void {
+    switch (fid) {
+      case PMU_NUM_COUNTERS: return ret(SBI_SUCCESS, PMU_FIXED_COUNTERS);
+      case PMU_COUNTER_GET_INFO: {
+        const counter = h.reg(A0);
+        if (counter < 0 || counter >= PMU_FIXED_COUNTERS) return ret(SBI_ERR_INVALID_PARAM);
+        // counter_info: CSR number in bits 11:0, width - 1 in bits 17:12, type 0 (hardware) in bit 63.
+        return ret(SBI_SUCCESS, (CSR_CYCLE + counter) | (PMU_COUNTER_WIDTH - 1) << 12);
+      }
+      case PMU_COUNTER_STOP: return ret(SBI_ERR_ALREADY_STOPPED);
+      default: return ret(SBI_ERR_NOT_SUPPORTED); // matching, start, firmware counter reads
     }
   }
 
