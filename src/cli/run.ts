@@ -1,6 +1,6 @@
 // `mirrorball run`: boot a kernel (by default the built guest) or a bare-metal ELF on the emulated machine.
 
-import { readFileSync, statSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { MachineConfigError, type MachineConfig } from '../board/address-map.js';
@@ -145,7 +145,9 @@ async function run(flags: RunFlags): Promise<number> {
     throw error;
   }
 
-  const interactive = process.stdin.isTTY === true;
+  // Someone (a person or a program on a pipe) may type: keep guest time from racing ahead while the guest
+  // idles waiting for them. With no input possible (stdin from a file or /dev/null), idle time is skipped.
+  const interactive = process.stdin.isTTY === true || stdinIsStream();
   terminal = new Terminal({
     logFile: flags.consoleLog,
     onInput: (bytes) => machine.uart.input(bytes),
@@ -161,6 +163,15 @@ async function run(flags: RunFlags): Promise<number> {
   }
   if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000)}\n`);
   return exitStatus(exit);
+}
+
+function stdinIsStream(): boolean {
+  try {
+    const stat = fstatSync(0);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
+  }
 }
 
 /** One line for --stats; `bench` parses its `instructions=` field. */
