@@ -1,0 +1,215 @@
+// Per-CPU set-associative caches over physical addresses, kept coherent by snooping (MESI), for timing mode.
+
+/** Shape of each CPU's cache. All three are powers of two. */
+export interface CacheGeometry {
+  sizeBytes: number;
+  ways: number;
+  lineBytes: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/**
+ * Defaults: the board-level (secondary) cache of the MIPS R10000 as Disco's FLASH configuration had it:
+ * 1 MiB per processor (Disco, SOSP 1997, experimental setup), 2-way set associative with 128-byte lines (R10000
+ * User's Manual, secondary cache chapter: 2-way, 64- or 128-byte lines; FLASH used 128 to match its
+ * coherence unit). There is one level: the first-level caches are folded into the hit cost.
+ */
+export const DEFAULT_CACHE_GEOMETRY: Readonly<CacheGeometry> = { sizeBytes: 1 * MiB, ways: 2, lineBytes: 128 };
+
+/** What `access` found. An upgrade is a write to a line held Shared: no data moves, but others are invalidated. */
+export const ACCESS_HIT = 0;
+export const ACCESS_MISS = 1;
+export const ACCESS_UPGRADE = 2;
+export type AccessResult = typeof ACCESS_HIT | typeof ACCESS_MISS | typeof ACCESS_UPGRADE;
+
+/**
+ * Line states (MESI; Papamarcos & Patel 1984, and the R10000's clean-exclusive state). Exclusive lets a
+ * lone reader write without a bus transaction, so a single CPU never pays for coherence it does not need.
+ */
+export const LINE_INVALID = 0;
+export const LINE_SHARED = 1;
+export const LINE_EXCLUSIVE = 2;
+export const LINE_MODIFIED = 3;
+export type LineState = typeof LINE_INVALID | typeof LINE_SHARED | typeof LINE_EXCLUSIVE | typeof LINE_MODIFIED;
+
+const NO_LINE = -1;
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0 && n <= 2 ** 30;
+}
+
+/** Checks a geometry; returns one sentence per mistake (empty when it is usable). */
+export function cacheGeometryProblems(g: CacheGeometry): string[] {
+  const problems: string[] = [];
+  for (const key of ['sizeBytes', 'ways', 'lineBytes'] as const) {
+    if (!isPowerOfTwo(g[key])) problems.push(`cache ${key} must be a power of two, not ${g[key]}`);
+  }
+  if (problems.length === 0 && g.ways * g.lineBytes > g.sizeBytes) {
+    problems.push(`a cache of ${g.sizeBytes} bytes cannot hold ${g.ways} ways of ${g.lineBytes}-byte lines`);
+  }
+  return problems;
+}
+
+/**
+ * The caches of all CPUs of the machine. Coherence is by snooping the other caches on a miss or an
+ * upgrade only: a line held Modified or Exclusive is known to be nowhere else, so hits never snoop.
+ * Everything lives in typed arrays indexed [cpu][set][way]; `access` allocates nothing.
+ */
+export class CoherentCaches {
+  readonly geometry: Readonly<CacheGeometry>;
+  readonly sets: number;
+  /** Line number (paddr / lineBytes) held by each way, or -1. Float64 so that any physical address fits. */
+  private readonly tags: Float64Array;
+  private readonly states: Uint8Array;
+  /** Time of last use of each way, for LRU; a per-cache counter, exact in a double up to 2^53 uses. */
+  private readonly stamps: Float64Array;
+  private readonly clock: Float64Array;
+  private readonly setMask: number;
+  private readonly waysPerCpu: number;
+  /** Lines of each CPU invalidated by another CPU's write. */
+  readonly invalidationsReceived: Float64Array;
+  /** Copies in other caches that each CPU's writes invalidated. */
+  readonly invalidationsSent: Float64Array;
+  /** Modified lines each CPU wrote back (evicted dirty, or supplied to another CPU's read). */
+  readonly writebacks: Float64Array;
+  /**
+   * Physical address of the line the last `access` wrote back to memory because it evicted it dirty,
+   * or -1. The timing model reads it to charge the traffic to that line's home node.
+   */
+  lastWriteback = NO_LINE;
+
+  constructor(readonly cpus: number, geometry: Partial<CacheGeometry> = {}) {
+    const g = { ...DEFAULT_CACHE_GEOMETRY, ...geometry };
+    const problems = cacheGeometryProblems(g);
+    if (!Number.isInteger(cpus) || cpus < 1) problems.push(`caches need at least one CPU, not ${cpus}`);
+    if (problems.length > 0) throw new RangeError(`invalid cache: ${problems.join('; ')}`);
+    this.geometry = g;
+    this.sets = g.sizeBytes / (g.ways * g.lineBytes);
+    this.setMask = this.sets - 1;
+    this.waysPerCpu = this.sets * g.ways;
+    const entries = cpus * this.waysPerCpu;
+    this.tags = new Float64Array(entries).fill(NO_LINE);
+    this.states = new Uint8Array(entries);
+    this.stamps = new Float64Array(entries);
+    this.clock = new Float64Array(cpus);
+    this.invalidationsReceived = new Float64Array(cpus);
+    this.invalidationsSent = new Float64Array(cpus);
+    this.writebacks = new Float64Array(cpus);
+  }
+
+  /** One load (`isWrite` false) or store by `cpu` to physical address `paddr`. */
+  access(cpu: number, paddr: number, isWrite: boolean): AccessResult {
+    const ways = this.geometry.ways;
+    const line = Math.floor(paddr / this.geometry.lineBytes);
+    // `line | 0` keeps the low 32 bits (ECMAScript ToInt32 is modulo 2^32), enough for the set index.
+    const first = cpu * this.waysPerCpu + ((line | 0) & this.setMask) * ways;
+    const stamp = this.clock[cpu]! + 1;
+    this.clock[cpu] = stamp;
+    this.lastWriteback = NO_LINE;
+    const tags = this.tags;
+    for (let i = first; i < first + ways; i++) {
+      if (tags[i] !== line) continue;
+      this.stamps[i] = stamp;
+      const state = this.states[i]!;
+      if (!isWrite || state === LINE_MODIFIED) return ACCESS_HIT;
+      this.states[i] = LINE_MODIFIED;
+      if (state === LINE_EXCLUSIVE) return ACCESS_HIT;
+      this.snoop(cpu, line, true);
+      return ACCESS_UPGRADE;
+    }
+    const sharers = this.snoop(cpu, line, isWrite);
+    const victim = this.victim(first, ways);
+    if (this.states[victim] === LINE_MODIFIED) {
+      this.writebacks[cpu]++;
+      this.lastWriteback = tags[victim]! * this.geometry.lineBytes;
+    }
+    tags[victim] = line;
+    this.stamps[victim] = stamp;
+    this.states[victim] = isWrite ? LINE_MODIFIED : sharers > 0 ? LINE_SHARED : LINE_EXCLUSIVE;
+    return ACCESS_MISS;
+  }
+
+  /** The state of the line holding `paddr` in `cpu`'s cache (for tests and the monitor's inspection). */
+  stateOf(cpu: number, paddr: number): LineState {
+    const way = this.find(cpu, Math.floor(paddr / this.geometry.lineBytes));
+    return way < 0 ? LINE_INVALID : (this.states[way] as LineState);
+  }
+
+  /**
+   * Drops every copy of the lines covering [paddr, paddr + bytes), e.g. after a device's DMA wrote there
+   * (DMA is coherent on this machine, as on FLASH, whose controller invalidated cached copies).
+   */
+  invalidateRange(paddr: number, bytes: number): void {
+    const lineBytes = this.geometry.lineBytes;
+    const last = Math.floor((paddr + Math.max(bytes, 1) - 1) / lineBytes);
+    for (let line = Math.floor(paddr / lineBytes); line <= last; line++) {
+      for (let cpu = 0; cpu < this.cpus; cpu++) {
+        const way = this.find(cpu, line);
+        if (way >= 0) this.drop(way);
+      }
+    }
+  }
+
+  /** Empties every cache (as at reset); counters are kept. */
+  flushAll(): void {
+    this.tags.fill(NO_LINE);
+    this.states.fill(LINE_INVALID);
+    this.stamps.fill(0);
+  }
+
+  /** Zeroes the invalidation and write-back counters. */
+  resetCounters(): void {
+    this.invalidationsReceived.fill(0);
+    this.invalidationsSent.fill(0);
+    this.writebacks.fill(0);
+  }
+
+  /**
+   * What the other caches do when `cpu` misses on (or upgrades) `line`: on a write every other copy is
+   * invalidated; on a read a Modified or Exclusive copy becomes Shared (a Modified one is written back).
+   * Returns how many other caches still hold the line.
+   */
+  private snoop(cpu: number, line: number, isWrite: boolean): number {
+    let sharers = 0;
+    for (let other = 0; other < this.cpus; other++) {
+      if (other === cpu) continue;
+      const way = this.find(other, line);
+      if (way < 0) continue;
+      if (isWrite) {
+        if (this.states[way] === LINE_MODIFIED) this.writebacks[other]++;
+        this.drop(way);
+        this.invalidationsReceived[other]++;
+        this.invalidationsSent[cpu]++;
+      } else {
+        if (this.states[way] === LINE_MODIFIED) this.writebacks[other]++;
+        this.states[way] = LINE_SHARED;
+        sharers++;
+      }
+    }
+    return sharers;
+  }
+
+  private find(cpu: number, line: number): number {
+    const ways = this.geometry.ways;
+    const first = cpu * this.waysPerCpu + ((line | 0) & this.setMask) * ways;
+    for (let i = first; i < first + ways; i++) if (this.tags[i] === line) return i;
+    return -1;
+  }
+
+  /** An empty way of the set if there is one, otherwise the least recently used. */
+  private victim(first: number, ways: number): number {
+    let best = first;
+    for (let i = first; i < first + ways; i++) {
+      if (this.tags[i] === NO_LINE) return i;
+      if (this.stamps[i]! < this.stamps[best]!) best = i;
+    }
+    return best;
+  }
+
+  private drop(way: number): void {
+    this.tags[way] = NO_LINE;
+    this.states[way] = LINE_INVALID;
+  }
+}
