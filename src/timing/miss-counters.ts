@@ -1,0 +1,102 @@
+// Per machine page, per node cache-miss counters, as FLASH's memory controller kept them, with a hot-page event.
+
+/** Called once when a page's count from one node reaches the threshold; again only after that count is reset. */
+export type HotPageListener = (page: number, node: number, count: number) => void;
+
+/** Counts saturate here instead of wrapping (a Uint32Array holds 0..2^32-1). */
+const MAX_COUNT = 0xffffffff;
+
+/**
+ * One counter per (machine page, requesting node), in one Uint32Array laid out [page][node]. Disco used
+ * FLASH's counters to find pages worth migrating or replicating (Disco, SOSP 1997, "NUMA memory
+ * management": a page is hot when its misses from one node pass a threshold); the monitor subscribes to
+ * the hot-page event for the same purpose. Pages are numbered from `ramBase`, the first byte of RAM.
+ */
+export class MissCounters {
+  readonly pages: number;
+  private readonly counts: Uint32Array;
+  private threshold = 0;
+  private listener: HotPageListener | undefined;
+
+  constructor(readonly ramBase: number, readonly ramBytes: number, readonly nodes: number, readonly pageBytes = 4096) {
+    const problems: string[] = [];
+    if (!Number.isInteger(nodes) || nodes < 1) problems.push(`at least one node, not ${nodes}`);
+    if (!Number.isInteger(pageBytes) || pageBytes < 1) problems.push(`pages of a positive size, not ${pageBytes}`);
+    if (!Number.isInteger(ramBytes) || ramBytes < 0 || ramBytes % pageBytes !== 0) problems.push(`RAM a whole number of pages, not ${ramBytes} bytes`);
+    if (problems.length > 0) throw new RangeError(`miss counters need ${problems.join('; ')}`);
+    this.pages = ramBytes / pageBytes;
+    this.counts = new Uint32Array(this.pages * nodes);
+  }
+
+  /** The page number of `paddr`, or -1 when it is not RAM (MMIO has no counters). */
+  pageOf(paddr: number): number {
+    const offset = paddr - this.ramBase;
+    if (offset < 0 || offset >= this.ramBytes) return -1;
+    return Math.floor(offset / this.pageBytes);
+  }
+
+  /** The physical address of the first byte of `page`. */
+  addressOf(page: number): number {
+    return this.ramBase + page * this.pageBytes;
+  }
+
+  /** Counts one miss to `paddr` from `node`. Allocates nothing; addresses outside RAM are ignored. */
+  record(paddr: number, node: number): void {
+    const page = this.pageOf(paddr);
+    if (page < 0) return;
+    const index = page * this.nodes + node;
+    const count = this.counts[index]!;
+    if (count === MAX_COUNT) return;
+    this.counts[index] = count + 1;
+    // Equality, not >=: counts rise by one, so the event fires exactly once until this counter is reset.
+    if (count + 1 === this.threshold && this.listener !== undefined) this.listener(page, node, count + 1);
+  }
+
+  /** Misses to `page` from `node`. */
+  count(page: number, node: number): number {
+    return this.counts[page * this.nodes + node] ?? 0;
+  }
+
+  /** Misses to `page` from all nodes. */
+  total(page: number): number {
+    let sum = 0;
+    for (let node = 0; node < this.nodes; node++) sum += this.counts[page * this.nodes + node] ?? 0;
+    return sum;
+  }
+
+  /** A copy of `page`'s counters, one per node. */
+  countsOf(page: number): number[] {
+    return Array.from(this.counts.subarray(page * this.nodes, (page + 1) * this.nodes));
+  }
+
+  /** Zeroes `page`'s counters (e.g. after the monitor migrated it), re-arming its hot-page events. */
+  resetPage(page: number): void {
+    if (page >= 0 && page < this.pages) this.counts.fill(0, page * this.nodes, (page + 1) * this.nodes);
+  }
+
+  /** Zeroes every counter (FLASH's periodic reset, or `mbctl stats reset`). */
+  resetAll(): void {
+    this.counts.fill(0);
+  }
+
+  /**
+   * Calls `listener` when a page's count from a node reaches `threshold`; a threshold of 0 turns the
+   * event off. Counts already past the new threshold do not fire until reset.
+   */
+  onHotPage(threshold: number, listener: HotPageListener | undefined): void {
+    if (!Number.isInteger(threshold) || threshold < 0) throw new RangeError(`hot-page threshold must be a whole number, not ${threshold}`);
+    this.threshold = listener === undefined ? 0 : threshold;
+    this.listener = listener;
+  }
+
+  /** The `limit` pages with the most misses, most first (ties by page number): for reports and heat maps. */
+  hottest(limit: number): { page: number; total: number; perNode: number[] }[] {
+    const found: { page: number; total: number }[] = [];
+    for (let page = 0; page < this.pages; page++) {
+      const total = this.total(page);
+      if (total > 0) found.push({ page, total });
+    }
+    found.sort((a, b) => b.total - a.total || a.page - b.page);
+    return found.slice(0, Math.max(0, limit)).map(({ page, total }) => ({ page, total, perNode: this.countsOf(page) }));
+  }
+}
