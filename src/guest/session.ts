@@ -20,6 +20,12 @@ export interface GuestSessionOptions {
   firmware?: Uint8Array;
   /** Give up on the boot after this many instructions (all harts). Default 20 billion. */
   maxInstructions?: number;
+  /**
+   * Keep guest time from running ahead of host time while the guest idles. Needed when the guest waits on
+   * something outside its machine (a network peer in another machine): otherwise an idle guest skips
+   * ahead to its next timer and its timeouts expire before the peer has run at all. Default false.
+   */
+  pace?: boolean;
   /** Called with the machine before it boots, to plug in more devices (after the drives). */
   configure?: (machine: Machine) => void;
   /** Called with every console line outside the agent protocol (kernel messages, shell output). */
@@ -81,7 +87,7 @@ export class GuestSession {
       append: options.append === undefined ? AGENT_APPEND : `${AGENT_APPEND} ${options.append}`,
       firmware: options.firmware,
     });
-    this.running = runMachine(machine, { maxInstructions: options.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS }).then((exit) => {
+    this.running = runMachine(machine, { maxInstructions: options.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS, pace: options.pace }).then((exit) => {
       this.stopped = exit;
       for (const disk of this.disks) disk.close();
       this.agent.abort(`the guest stopped (${describeExit(exit)}) before answering; console ends with:\n${this.tail()}`);

@@ -119,7 +119,7 @@ describe('two machines on one virtual cable', { skip }, () => {
   it('ping each other over virtio-net (LinkedNics)', async () => {
     const cable = new LinkedNics();
     const boot = (backend: NetBackend, mac: string, ip: string): Promise<GuestSession> =>
-      GuestSession.boot(options(guest!, { append: `mb.ip=${ip}/24`, configure: (m) => { m.attachVirtio(new VirtioNet(backend, { mac })); } }));
+      GuestSession.boot(options(guest!, { append: `mb.ip=${ip}/24`, pace: true, configure: (m) => { m.attachVirtio(new VirtioNet(backend, { mac })); } }));
     const [a, b] = await Promise.all([boot(cable.a, '52:54:00:00:00:01', '10.0.2.1'), boot(cable.b, '52:54:00:00:00:02', '10.0.2.2')]);
     try {
       const r = await a.exec('ping -c 3 -W 5 10.0.2.2');
