@@ -82,6 +82,9 @@ test('a store invalidates the other CPU\'s copy, and its re-read misses and shar
   assert.equal(caches.stateOf(0, 0x80), LINE_SHARED, 'the owner supplies the line and keeps a Shared copy');
   assert.equal(caches.stateOf(1, 0x80), LINE_SHARED);
   assert.equal(caches.writebacks[0], 1, 'the Modified copy was written back');
+  assert.equal(caches.lastFromModified, true);
+  assert.equal(caches.access(0, 0x100, false), M);
+  assert.equal(caches.lastFromModified, false);
 });
 
 test('a write miss takes the line from a Modified owner', () => {

@@ -79,6 +79,11 @@ export class CoherentCaches {
    * or -1. The timing model reads it to charge the traffic to that line's home node.
    */
   lastWriteback = NO_LINE;
+  /**
+   * Whether the last `access` took its line from another CPU's Modified copy (a dirty line written back
+   * to its home as it is handed over; FLASH's protocol sent such "sharing write-backs" to the home node).
+   */
+  lastFromModified = false;
 
   constructor(readonly cpus: number, geometry: Partial<CacheGeometry> = {}) {
     const g = { ...DEFAULT_CACHE_GEOMETRY, ...geometry };
@@ -108,6 +113,7 @@ export class CoherentCaches {
     const stamp = this.clock[cpu]! + 1;
     this.clock[cpu] = stamp;
     this.lastWriteback = NO_LINE;
+    this.lastFromModified = false;
     const tags = this.tags;
     for (let i = first; i < first + ways; i++) {
       if (tags[i] !== line) continue;
@@ -177,13 +183,16 @@ export class CoherentCaches {
       if (other === cpu) continue;
       const way = this.find(other, line);
       if (way < 0) continue;
+      const modified = this.states[way] === LINE_MODIFIED;
+      if (modified) {
+        this.writebacks[other]++;
+        this.lastFromModified = true;
+      }
       if (isWrite) {
-        if (this.states[way] === LINE_MODIFIED) this.writebacks[other]++;
         this.drop(way);
         this.invalidationsReceived[other]++;
         this.invalidationsSent[cpu]++;
       } else {
-        if (this.states[way] === LINE_MODIFIED) this.writebacks[other]++;
         this.states[way] = LINE_SHARED;
         sharers++;
       }
