@@ -70,6 +70,8 @@ export class Machine {
   exit: ExitReason | undefined;
   /** Total instructions executed by all harts. */
   instructions = 0;
+  /** Idle harts skip guest time ahead at most to this tick (Infinity: to the next timer deadline). */
+  idleSkipLimit = Infinity;
   /** HTIF `tohost`/`fromhost` physical addresses, when a bare-metal ELF defines them. */
   htif: { tohost: number; fromhost: number } | undefined;
   readonly log: (message: string) => void;
@@ -171,10 +173,14 @@ export class Machine {
     if (this.htif !== undefined) this.pollHtif();
   }
 
-  /** Every hart waits: jump to the next timer deadline, the deterministic equivalent of sleeping. */
+  /**
+   * Every hart waits: jump to the next timer deadline, the deterministic equivalent of sleeping, but not
+   * past `idleSkipLimit` (a paced runner sets it to the host's time, so an idle guest waits for the world).
+   */
   private skipIdle(): void {
     const next = Math.min(this.clint.nextDeadline(), this.sbi?.nextDeadline() ?? Infinity);
-    if (next !== Infinity) this.clock.advanceTo(next);
+    const target = Math.min(next, this.idleSkipLimit);
+    if (target !== Infinity) this.clock.advanceTo(target);
     else this.clock.advanceInstructions(SLICE);
   }
 
