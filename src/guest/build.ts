@@ -71,8 +71,10 @@ export async function buildGuest(options: BuildOptions = {}): Promise<BuildResul
     cpSync(runner.logDir, join(staging, 'logs'), { recursive: true });
     rmSync(finalDir, { recursive: true, force: true });
     renameSync(staging, finalDir);
+    runner.finish();
+    // build.log went with the logs into the guest; the work directory is no longer needed.
     rmSync(work, { recursive: true, force: true });
-    runner.note(`guest: built in ${seconds().toFixed(0)} s: ${finalDir}`);
+    (options.out ?? process.stderr).write(`guest: built in ${seconds().toFixed(0)} s: ${finalDir}\n`);
     return { artifacts: artifactsIn(finalDir, recipe.hash), cached: false, seconds: seconds() };
   } catch (error) {
     runner.fail();
