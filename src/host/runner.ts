@@ -20,31 +20,35 @@ export interface RunOptions {
 
 /** Host milliseconds of emulation between two yields to the event loop. */
 const BATCH_MS = 20;
-/** Longest sleep of an idle paced machine before it looks at its input again. */
-const MAX_SLEEP_MS = 10;
+/** How long an idle paced machine sleeps before it looks at the time and its input again. */
+const IDLE_SLEEP_MS = 2;
 const TICKS_PER_MS = TIMEBASE_HZ / 1000;
 
 export async function runMachine(machine: Machine, options: RunOptions = {}): Promise<ExitReason> {
   const limit = options.maxInstructions ?? Infinity;
-  const start = performance.now();
   const pace = options.pace === true;
-  const hostTicks = (): number => (performance.now() - start) * TICKS_PER_MS;
-  // Paced: an idle machine's time may catch up with the host's but not pass it.
+  // Paced, idle time flows at the host's rate from the moment the machine went idle: busy time still
+  // comes from instructions, but a guest waiting on the outside world waits in host time.
+  let anchorGuest = machine.clock.now();
+  let anchorHost = performance.now();
+  const idleLimit = (): number => anchorGuest + (performance.now() - anchorHost) * TICKS_PER_MS;
   const waiting = (): boolean => pace && machine.idle && machine.clock.now() >= machine.idleSkipLimit;
   while (machine.exit === undefined) {
     const until = performance.now() + BATCH_MS;
     do {
-      if (pace) machine.idleSkipLimit = hostTicks();
+      if (pace) {
+        if (!machine.idle) {
+          anchorGuest = machine.clock.now();
+          anchorHost = performance.now();
+        }
+        machine.idleSkipLimit = idleLimit();
+      }
       machine.runRound();
       if (machine.instructions >= limit) machine.stopWith({ kind: 'limit' });
     } while (machine.exit === undefined && performance.now() < until && !waiting());
     options.onBatch?.();
-    if (machine.exit === undefined && waiting()) {
-      const ahead = (machine.clock.now() - hostTicks()) / TICKS_PER_MS;
-      await sleep(Math.max(1, Math.min(ahead, MAX_SLEEP_MS)));
-    } else {
-      await yieldToEventLoop();
-    }
+    if (machine.exit === undefined && waiting()) await sleep(IDLE_SLEEP_MS);
+    else await yieldToEventLoop();
   }
   return machine.exit;
 }
