@@ -46,12 +46,14 @@ export async function kernelSource(log: StepLog, apt: PrivateApt, cacheDir: stri
   if (existsSync(tree)) return tree;
   let archive = join('/', tarball);
   const installed = installedVersion(name);
-  const useInstalled = installed === version && existsSync(archive) && process.env[TOOLCHAIN_ENV] !== 'debian';
+  const forced = process.env[TOOLCHAIN_ENV] === 'debian';
+  const useInstalled = installed === version && existsSync(archive) && !forced;
   const download = join(srcRoot, `.${name}-${version}.download`);
   rmSync(download, { recursive: true, force: true });
   if (useInstalled) log.write(`using the installed ${name} ${installed}: ${archive}\n`);
   else {
-    log.write(`${name} ${version} is not installed (installed: ${installed ?? 'none'}): downloading it\n`);
+    const why = forced ? `${TOOLCHAIN_ENV}=debian` : `installed: ${installed ?? 'none'}`;
+    log.write(`downloading ${name} ${version} (${why})\n`);
     const debs = await apt.download(log, { [name]: version }, join(download, 'debs'));
     await extractDebs(log, debs, join(download, 'root'));
     archive = join(download, 'root', tarball);

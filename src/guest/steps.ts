@@ -1,7 +1,7 @@
 // Build steps of `mirrorball guest build`: one log file per step, progress on stderr, commands run into the log.
 
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -120,7 +120,11 @@ export class StepRunner {
         const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', captureOut ? 'pipe' : fd, fd], detached: true });
         if (child.pid !== undefined) this.children.add(child.pid);
         child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+        let finished = false;
+        // A command that cannot start emits both 'error' and 'close'.
         const done = (error: Error | undefined, code: number | null, signal: NodeJS.Signals | null) => {
+          if (finished) return;
+          finished = true;
           if (child.pid !== undefined) this.children.delete(child.pid);
           closeSync(fd);
           if (error) return reject(new StepError(step, path, `cannot run ${command}: ${error.message}`));
@@ -158,16 +162,5 @@ export class StepRunner {
     const parts = [...this.active].map(([name, started]) => `${name} ${Math.floor((now - started) / MS_PER_SECOND)}s`);
     const width = this.out.columns ?? 80;
     this.out.write(`\r\x1b[K${`guest: ${parts.join(', ')}`.slice(0, width - 1)}`);
-  }
-}
-
-/** Writes a whole file through one descriptor (used for large images). */
-export function writeWhole(path: string, data: Uint8Array): void {
-  const fd = openSync(path, 'w');
-  try {
-    let at = 0;
-    while (at < data.length) at += writeSync(fd, data, at, data.length - at);
-  } finally {
-    closeSync(fd);
   }
 }
