@@ -1,7 +1,7 @@
 // `mirrorball guest build`: every step from Debian packages to the kernel, initramfs, disk and workloads, cached by recipe hash.
 
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -37,7 +37,8 @@ const MS_PER_SECOND = 1000;
 
 /**
  * Builds the guest of the current recipe into `<cache>/guest/<hash>` unless it is there already. Work
- * happens in `<cache>/guest/.work-<hash>` (kept after a failure, with the logs) and the artifacts are
+ * happens in `<cache>/guest/.work-<hash>-<pid>` (kept after a failure, with the logs, until the next
+ * build) and the artifacts are
  * assembled in a private directory renamed into place last, so the cache never holds a partial guest.
  * Downloads, unpacked sources and an unpacked toolchain are kept in the cache for the next build.
  */
@@ -51,10 +52,10 @@ export async function buildGuest(options: BuildOptions = {}): Promise<BuildResul
     return { artifacts: artifactsIn(finalDir, recipe.hash), cached: true, seconds: seconds() };
   }
   const guestDir = join(cacheDir, 'guest');
-  const work = join(guestDir, `.work-${recipe.hash}`);
+  // Per process, so that two builds at once (two test runs) cannot mix their files; the last rename wins.
+  const work = join(guestDir, `.work-${recipe.hash}-${process.pid}`);
   const staging = join(guestDir, `.new-${recipe.hash}-${process.pid}`);
-  if (options.force) rmSync(work, { recursive: true, force: true });
-  rmSync(staging, { recursive: true, force: true });
+  removeAbandoned(guestDir);
   mkdirSync(staging, { recursive: true });
   const runner = new StepRunner(join(work, 'logs'), options.out);
   const onSignal = () => {
@@ -84,6 +85,25 @@ export async function buildGuest(options: BuildOptions = {}): Promise<BuildResul
   } finally {
     runner.finish();
     process.removeListener('SIGINT', onSignal);
+  }
+}
+
+/** Work and staging directories left by builds whose process is gone (failed or killed). */
+function removeAbandoned(guestDir: string): void {
+  if (!existsSync(guestDir)) return;
+  for (const name of readdirSync(guestDir)) {
+    const match = /^\.(?:work|new)-[0-9a-f]+-(\d+)$/.exec(name);
+    if (match && !isAlive(Number(match[1]))) rmSync(join(guestDir, name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
