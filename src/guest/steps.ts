@@ -35,6 +35,8 @@ export interface RunOptions {
 /** How often the terminal status line is redrawn. */
 const REDRAW_MS = 1000;
 const MS_PER_SECOND = 1000;
+/** Width of the status line when the terminal does not say. */
+const DEFAULT_COLUMNS = 80;
 
 /**
  * Runs named steps with a log each, reports progress (a redrawn status line on a terminal, plain lines
@@ -160,7 +162,7 @@ export class StepRunner {
     if (!this.tty || this.active.size === 0) return;
     const now = performance.now();
     const parts = [...this.active].map(([name, started]) => `${name} ${Math.floor((now - started) / MS_PER_SECOND)}s`);
-    const width = this.out.columns ?? 80;
+    const width = this.out.columns || DEFAULT_COLUMNS;
     this.out.write(`\r\x1b[K${`guest: ${parts.join(', ')}`.slice(0, width - 1)}`);
   }
 }
