@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { MachineConfigError, layoutMachine } from './address-map.js';
 import {
   DEFAULT_LOCAL_MISS_CYCLES, FLASH_REMOTE_DISTANCE, TOPOLOGY_PRESETS, describePreset, distanceProblems, latenciesFromDistances,
-  nanosecondsToCycles, parseDistanceMatrix, topologyPreset,
+  nanosecondsToCycles, parseDistanceMatrix, timingModelFor, topologyPreset,
 } from './topology.js';
 
 const MiB = 1024 * 1024;
@@ -110,4 +110,13 @@ test('distance matrix mistakes are all reported', () => {
   ]);
   assert.deepEqual(distanceProblems([[10, 20], [30, 10]]), ['distances must be symmetric: node 0 to 1 is 20 but node 1 to 0 is 30']);
   assert.deepEqual(distanceProblems([[10, 300], [300, 10]]), ['distance from node 0 to node 1 must be 11 to 255, not 300', 'distance from node 1 to node 0 must be 11 to 255, not 300']);
+});
+
+test('a timing model for a laid-out preset charges remote misses by node', () => {
+  const { config, latencies } = topologyPreset('numa4x2', 256 * MiB);
+  const layout = layoutMachine(config);
+  const model = timingModelFor(layout, latencies);
+  assert.equal(model.cpus, 8);
+  assert.equal(model.chargeAccess(0, layout.nodes[3]!.base, false), 90, 'hart 0 on node 0 to node 3: two hops');
+  assert.equal(model.chargeAccess(7, layout.nodes[3]!.base + 4096, false), 30, 'hart 7 is on node 3');
 });

@@ -1,8 +1,9 @@
 // NUMA topologies: the presets (flash8, numa4x2, uma), numactl-style distance matrices, and the miss latencies they imply.
 
 import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
-import type { TimingLatencies } from '../timing/timing-model.js';
-import { LOCAL_DISTANCE, MachineConfigError, PAGE_SIZE, layoutMachine, type MachineConfig } from './address-map.js';
+import type { CacheGeometry } from '../timing/cache.js';
+import { TimingModel, type TimingLatencies } from '../timing/timing-model.js';
+import { LOCAL_DISTANCE, MachineConfigError, PAGE_SIZE, layoutMachine, type MachineConfig, type MachineLayout } from './address-map.js';
 
 /** The simulated CPU's cycle rate: deterministic time runs one instruction per cycle at 100 MHz (timing/clock.ts). */
 export const CPU_CYCLES_PER_SECOND = TIMEBASE_HZ * INSTRUCTIONS_PER_TICK;
@@ -45,6 +46,11 @@ export function latenciesFromDistances(
     uncachedCycles: DEFAULT_UNCACHED_CYCLES,
     tlbLevelCycles: DEFAULT_TLB_LEVEL_CYCLES,
   };
+}
+
+/** Timing mode's model for a laid-out machine: one cache per hart, counters over all of its RAM. */
+export function timingModelFor(layout: MachineLayout, latencies: TimingLatencies, cache?: Partial<CacheGeometry>): TimingModel {
+  return new TimingModel({ cpuNode: layout.hartNode, nodes: layout.nodes, latencies, cache });
 }
 
 /** A machine topology and the latencies of timing mode on it. */

@@ -35,6 +35,14 @@ export const LINE_MODIFIED = 3;
 export type LineState = typeof LINE_INVALID | typeof LINE_SHARED | typeof LINE_EXCLUSIVE | typeof LINE_MODIFIED;
 
 const NO_LINE = -1;
+/** Snoop filter size: about 8 buckets per cache line of the machine, between 2^10 and 2^22 buckets. */
+const FILTER_BUCKETS_PER_LINE = 8;
+const MIN_FILTER_BITS = 10;
+const MAX_FILTER_BITS = 22;
+/** Knuth's multiplicative hash constant (2^32 / golden ratio), to spread line numbers over the filter. */
+const GOLDEN_RATIO_32 = 0x9e3779b1;
+const LAST_WRITEBACK = 0;
+const LAST_FROM_MODIFIED = 1;
 
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0 && n <= 2 ** 30;
@@ -68,6 +76,17 @@ export class CoherentCaches {
   private readonly clock: Float64Array;
   private readonly setMask: number;
   private readonly waysPerCpu: number;
+  private readonly ways: number;
+  private readonly lineBytes: number;
+  /** Each CPU's most recently used way: a repeat access to its line needs no set search or LRU update. */
+  private readonly lastWay: Int32Array;
+  /**
+   * A counting snoop filter (as in real snoop-based multiprocessors): how many cached copies of lines
+   * hashing to each bucket exist in all caches. A miss whose bucket holds none skips the snoop of the
+   * other caches. Collisions only cost a useless snoop; they never hide a copy.
+   */
+  private readonly presence: Int32Array;
+  private readonly presenceShift: number;
   /** Lines of each CPU invalidated by another CPU's write. */
   readonly invalidationsReceived: Float64Array;
   /** Copies in other caches that each CPU's writes invalidated. */
@@ -75,15 +94,12 @@ export class CoherentCaches {
   /** Modified lines each CPU wrote back (evicted dirty, or supplied to another CPU's read). */
   readonly writebacks: Float64Array;
   /**
-   * Physical address of the line the last `access` wrote back to memory because it evicted it dirty,
-   * or -1. The timing model reads it to charge the traffic to that line's home node.
+   * What the last `access` that missed or upgraded did besides its result: [LAST_WRITEBACK] is the physical address of a line it
+   * evicted dirty (or -1), [LAST_FROM_MODIFIED] is 1 when it took its line from another CPU's Modified copy
+   * (FLASH's protocol sends that "sharing write-back" to the home node). A Float64Array rather than fields,
+   * so that V8 never changes the fields' representation (Smi to double) and deoptimizes the hot path.
    */
-  lastWriteback = NO_LINE;
-  /**
-   * Whether the last `access` took its line from another CPU's Modified copy (a dirty line written back
-   * to its home as it is handed over; FLASH's protocol sent such "sharing write-backs" to the home node).
-   */
-  lastFromModified = false;
+  private readonly last = new Float64Array(2);
 
   constructor(readonly cpus: number, geometry: Partial<CacheGeometry> = {}) {
     const g = { ...DEFAULT_CACHE_GEOMETRY, ...geometry };
@@ -91,6 +107,8 @@ export class CoherentCaches {
     if (!Number.isInteger(cpus) || cpus < 1) problems.push(`caches need at least one CPU, not ${cpus}`);
     if (problems.length > 0) throw new RangeError(`invalid cache: ${problems.join('; ')}`);
     this.geometry = g;
+    this.ways = g.ways;
+    this.lineBytes = g.lineBytes;
     this.sets = g.sizeBytes / (g.ways * g.lineBytes);
     this.setMask = this.sets - 1;
     this.waysPerCpu = this.sets * g.ways;
@@ -99,6 +117,11 @@ export class CoherentCaches {
     this.states = new Uint8Array(entries);
     this.stamps = new Float64Array(entries);
     this.clock = new Float64Array(cpus);
+    // Each starts at the CPU's first way, which holds no line yet, so the check needs no "none" case.
+    this.lastWay = Int32Array.from({ length: cpus }, (_, cpu) => cpu * this.waysPerCpu);
+    const buckets = Math.min(MAX_FILTER_BITS, Math.max(MIN_FILTER_BITS, Math.ceil(Math.log2(entries * FILTER_BUCKETS_PER_LINE))));
+    this.presence = new Int32Array(2 ** buckets);
+    this.presenceShift = 32 - buckets;
     this.invalidationsReceived = new Float64Array(cpus);
     this.invalidationsSent = new Float64Array(cpus);
     this.writebacks = new Float64Array(cpus);
@@ -106,35 +129,69 @@ export class CoherentCaches {
 
   /** One load (`isWrite` false) or store by `cpu` to physical address `paddr`. */
   access(cpu: number, paddr: number, isWrite: boolean): AccessResult {
-    const ways = this.geometry.ways;
-    const line = Math.floor(paddr / this.geometry.lineBytes);
+    return this.accessLine(cpu, Math.floor(paddr / this.lineBytes), isWrite);
+  }
+
+  /**
+   * `access` by line number (paddr / lineBytes). Line numbers of RAM fit V8's small integers where
+   * physical addresses (from 0x8000_0000) do not, so callers that know the line avoid boxing a double.
+   */
+  accessLine(cpu: number, line: number, isWrite: boolean): AccessResult {
+    // The line this CPU touched last is already the most recently used of its set: no LRU update needed.
+    // Kept this small so that V8 inlines it into the caller; the rest is in `lookUp`.
+    const mru = this.lastWay[cpu]!;
+    if (this.tags[mru] === line && (!isWrite || this.states[mru] === LINE_MODIFIED)) return ACCESS_HIT;
+    return this.lookUp(cpu, line, isWrite);
+  }
+
+  private lookUp(cpu: number, line: number, isWrite: boolean): AccessResult {
+    const tags = this.tags;
+    const states = this.states;
+    const ways = this.ways;
     // `line | 0` keeps the low 32 bits (ECMAScript ToInt32 is modulo 2^32), enough for the set index.
     const first = cpu * this.waysPerCpu + ((line | 0) & this.setMask) * ways;
     const stamp = this.clock[cpu]! + 1;
     this.clock[cpu] = stamp;
-    this.lastWriteback = NO_LINE;
-    this.lastFromModified = false;
-    const tags = this.tags;
     for (let i = first; i < first + ways; i++) {
       if (tags[i] !== line) continue;
       this.stamps[i] = stamp;
-      const state = this.states[i]!;
+      this.lastWay[cpu] = i;
+      const state = states[i]!;
       if (!isWrite || state === LINE_MODIFIED) return ACCESS_HIT;
-      this.states[i] = LINE_MODIFIED;
+      states[i] = LINE_MODIFIED;
       if (state === LINE_EXCLUSIVE) return ACCESS_HIT;
-      this.snoop(cpu, line, true);
+      this.clearLast();
+      if (this.presence[this.bucket(line)]! > 1) this.snoop(cpu, line, true);
       return ACCESS_UPGRADE;
     }
-    const sharers = this.snoop(cpu, line, isWrite);
+    this.clearLast();
+    const bucket = this.bucket(line);
+    const sharers = this.presence[bucket]! > 0 ? this.snoop(cpu, line, isWrite) : 0;
     const victim = this.victim(first, ways);
-    if (this.states[victim] === LINE_MODIFIED) {
-      this.writebacks[cpu]++;
-      this.lastWriteback = tags[victim]! * this.geometry.lineBytes;
+    const evicted = tags[victim]!;
+    if (evicted !== NO_LINE) {
+      this.presence[this.bucket(evicted)]--;
+      if (states[victim] === LINE_MODIFIED) {
+        this.writebacks[cpu]++;
+        this.last[LAST_WRITEBACK] = evicted * this.lineBytes;
+      }
     }
     tags[victim] = line;
+    this.presence[bucket]++;
     this.stamps[victim] = stamp;
-    this.states[victim] = isWrite ? LINE_MODIFIED : sharers > 0 ? LINE_SHARED : LINE_EXCLUSIVE;
+    this.lastWay[cpu] = victim;
+    states[victim] = isWrite ? LINE_MODIFIED : sharers > 0 ? LINE_SHARED : LINE_EXCLUSIVE;
     return ACCESS_MISS;
+  }
+
+  /** After an access that missed or upgraded: the physical address of the line it evicted dirty (written back), or -1. */
+  get lastWriteback(): number {
+    return this.last[LAST_WRITEBACK]!;
+  }
+
+  /** After an access that missed or upgraded: whether it took its line from another CPU's Modified copy (written back). */
+  get lastFromModified(): boolean {
+    return this.last[LAST_FROM_MODIFIED] === 1;
   }
 
   /** The state of the line holding `paddr` in `cpu`'s cache (for tests and the monitor's inspection). */
@@ -163,6 +220,7 @@ export class CoherentCaches {
     this.tags.fill(NO_LINE);
     this.states.fill(LINE_INVALID);
     this.stamps.fill(0);
+    this.presence.fill(0);
   }
 
   /** Zeroes the invalidation and write-back counters. */
@@ -186,7 +244,7 @@ export class CoherentCaches {
       const modified = this.states[way] === LINE_MODIFIED;
       if (modified) {
         this.writebacks[other]++;
-        this.lastFromModified = true;
+        this.last[LAST_FROM_MODIFIED] = 1;
       }
       if (isWrite) {
         this.drop(way);
@@ -200,8 +258,17 @@ export class CoherentCaches {
     return sharers;
   }
 
+  private clearLast(): void {
+    this.last[LAST_WRITEBACK] = NO_LINE;
+    this.last[LAST_FROM_MODIFIED] = 0;
+  }
+
+  private bucket(line: number): number {
+    return Math.imul(line | 0, GOLDEN_RATIO_32) >>> this.presenceShift;
+  }
+
   private find(cpu: number, line: number): number {
-    const ways = this.geometry.ways;
+    const ways = this.ways;
     const first = cpu * this.waysPerCpu + ((line | 0) & this.setMask) * ways;
     for (let i = first; i < first + ways; i++) if (this.tags[i] === line) return i;
     return -1;
@@ -218,6 +285,7 @@ export class CoherentCaches {
   }
 
   private drop(way: number): void {
+    if (this.tags[way] !== NO_LINE) this.presence[this.bucket(this.tags[way]!)]--;
     this.tags[way] = NO_LINE;
     this.states[way] = LINE_INVALID;
   }

@@ -43,7 +43,11 @@ export class MissCounters {
   /** Counts one miss to `paddr` from `node`. Allocates nothing; addresses outside RAM are ignored. */
   record(paddr: number, node: number): void {
     const page = this.pageOf(paddr);
-    if (page < 0) return;
+    if (page >= 0) this.recordPage(page, node);
+  }
+
+  /** Counts one miss to page number `page` (0 is the page at ramBase) from `node`. */
+  recordPage(page: number, node: number): void {
     const index = page * this.nodes + node;
     const count = this.counts[index]!;
     if (count === MAX_COUNT) return;

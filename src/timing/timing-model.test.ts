@@ -34,14 +34,15 @@ test('hits, local and remote misses, upgrades and MMIO cost what the latencies s
   assert.equal(t.chargeAccess(1, NODE1 + 0x40, false), LOCAL, 're-read after invalidation');
   assert.equal(t.chargeAccess(1, 0x10000000, true), 5, 'MMIO is uncached');
 
-  assert.deepEqual([...t.accesses], [4, 2]);
+  assert.deepEqual([t.accesses(0), t.accesses(1)], [4, 2]);
   assert.deepEqual([...t.hits], [1, 0]);
   assert.deepEqual([...t.missesLocal], [1, 2]);
   assert.deepEqual([...t.missesRemote], [1, 0]);
   assert.deepEqual([...t.upgrades], [1, 0]);
   assert.deepEqual([...t.uncached], [0, 1]);
   assert.deepEqual([...t.caches.invalidationsReceived], [0, 1]);
-  assert.deepEqual([...t.memoryCycles], [LOCAL + REMOTE + 1 + REMOTE, LOCAL + LOCAL + 5]);
+  assert.deepEqual([...t.stallCycles], [LOCAL + REMOTE + REMOTE, LOCAL + LOCAL + 5]);
+  assert.deepEqual([t.memoryCycles(0), t.memoryCycles(1)], [LOCAL + REMOTE + 1 + REMOTE, LOCAL + LOCAL + 5]);
   assert.deepEqual([...t.linesRead], [1, 3]);
   assert.deepEqual([...t.linesWritten], [0, 1], 'CPU 0\'s dirty line went home when CPU 1 re-read it');
 });
@@ -67,12 +68,25 @@ test('a dirty line evicted from the cache is written back to its home node', () 
   assert.deepEqual([...t.linesWritten], [0, 1]);
 });
 
+test('an access given as node and offset costs the same as by physical address', () => {
+  const byAddress = twoNodes();
+  const byOffset = twoNodes();
+  const trace: [number, number, boolean][] = [[0, 0x40, false], [1, 16 * MiB + 0x40, true], [0, 16 * MiB + 0x48, false], [0, 0x40, true]];
+  for (const [cpu, offset, write] of trace) {
+    const node = offset >= 16 * MiB ? 1 : 0;
+    assert.equal(byOffset.chargeRamAccess(cpu, node, offset - node * 16 * MiB, write), byAddress.chargeAccess(cpu, BASE + offset, write));
+  }
+  assert.deepEqual(byOffset.counters.countsOf(byOffset.counters.pageOf(NODE1)), [1, 1]);
+  assert.deepEqual([...byOffset.linesWritten], [...byAddress.linesWritten]);
+});
+
 test('TLB refills cost per level walked', () => {
   const t = twoNodes();
   assert.equal(t.chargeTlbRefill(1, 3), 12);
   assert.equal(t.chargeTlbRefill(1, 4), 16);
   assert.deepEqual([...t.tlbRefills], [0, 2]);
   assert.deepEqual([...t.tlbCycles], [0, 28]);
+  assert.equal(t.memoryCycles(1), 28);
 });
 
 test('the home node of an address follows the node layout', () => {

@@ -36,7 +36,7 @@ export interface TimingModelOptions {
 /**
  * Ties the caches, the per-page miss counters and the latencies together. `chargeAccess` is the one call
  * the CPU makes per memory access in timing mode: it allocates nothing and its hit path is a cache probe
- * and two counter increments. All counters are per CPU or per node in Float64Arrays (exact to 2^53).
+ * and one counter increment. All counters are per CPU or per node in Float64Arrays (exact to 2^53).
  */
 export class TimingModel {
   readonly caches: CoherentCaches;
@@ -46,14 +46,13 @@ export class TimingModel {
   readonly ramBase: number;
   readonly ramEnd: number;
 
-  readonly accesses: Float64Array;
   readonly hits: Float64Array;
   readonly missesLocal: Float64Array;
   readonly missesRemote: Float64Array;
   readonly upgrades: Float64Array;
   readonly uncached: Float64Array;
-  /** Cycles charged for memory beyond the instructions' own (hits, misses, upgrades, MMIO). */
-  readonly memoryCycles: Float64Array;
+  /** Cycles charged for misses, upgrades and MMIO (hits are counted, and cost hits x hitCycles). */
+  readonly stallCycles: Float64Array;
   readonly tlbRefills: Float64Array;
   readonly tlbCycles: Float64Array;
   /** Per home node: lines its memory supplied, and dirty lines written back to it. */
@@ -61,7 +60,16 @@ export class TimingModel {
   readonly linesWritten: Float64Array;
 
   private readonly cpuNode: Int32Array;
+  private readonly nodeBase: Float64Array;
   private readonly nodeEnd: Float64Array;
+  /** Line and counter-page number of each node's first byte (small integers, unlike its address). */
+  private readonly nodeFirstLine: Float64Array;
+  private readonly nodeFirstPage: Float64Array;
+  private readonly lineBytes: number;
+  private readonly pageBytes: number;
+  /** log2 of the line and page sizes: offsets in a node are below 2^32, so `>>>` divides exactly. */
+  private readonly lineShift: number;
+  private readonly pageShift: number;
   /** missCycles flattened as [requester * nodes + home]. */
   private readonly missCycles: Float64Array;
   private readonly hitCycles: number;
@@ -77,6 +85,7 @@ export class TimingModel {
     this.ramBase = nodes[0]!.base;
     this.ramEnd = nodes[nodes.length - 1]!.base + nodes[nodes.length - 1]!.size;
     this.cpuNode = Int32Array.from(cpuNode);
+    this.nodeBase = Float64Array.from(nodes, (n) => n.base);
     this.nodeEnd = Float64Array.from(nodes, (n) => n.base + n.size);
     this.missCycles = Float64Array.from(latencies.missCycles.flat());
     this.hitCycles = latencies.hitCycles;
@@ -84,14 +93,21 @@ export class TimingModel {
     this.tlbLevelCycles = latencies.tlbLevelCycles;
     this.caches = new CoherentCaches(this.cpus, options.cache);
     this.counters = new MissCounters(this.ramBase, this.ramEnd - this.ramBase, this.nodeCount, options.pageBytes);
+    this.lineBytes = this.caches.geometry.lineBytes;
+    this.pageBytes = this.counters.pageBytes;
+    this.lineShift = Math.log2(this.lineBytes);
+    this.pageShift = Math.log2(this.pageBytes);
+    const nodeProblems = nodes.flatMap((n, id) => (n.base % this.lineBytes === 0 && (n.base - this.ramBase) % this.pageBytes === 0 ? [] : [id]));
+    if (nodeProblems.length > 0) throw new RangeError(`invalid timing model: nodes ${nodeProblems.join(', ')} do not start on a page boundary`);
+    this.nodeFirstLine = Float64Array.from(nodes, (n) => n.base / this.lineBytes);
+    this.nodeFirstPage = Float64Array.from(nodes, (n) => (n.base - this.ramBase) / this.pageBytes);
     const perCpu = (): Float64Array => new Float64Array(this.cpus);
-    this.accesses = perCpu();
     this.hits = perCpu();
     this.missesLocal = perCpu();
     this.missesRemote = perCpu();
     this.upgrades = perCpu();
     this.uncached = perCpu();
-    this.memoryCycles = perCpu();
+    this.stallCycles = perCpu();
     this.tlbRefills = perCpu();
     this.tlbCycles = perCpu();
     this.linesRead = new Float64Array(this.nodeCount);
@@ -107,19 +123,27 @@ export class TimingModel {
 
   /** Cycles that `cpu`'s load or store to physical address `paddr` costs beyond the instruction itself. */
   chargeAccess(cpu: number, paddr: number, isWrite: boolean): number {
-    if (paddr < this.ramBase || paddr >= this.ramEnd) {
+    const node = this.homeNode(paddr);
+    if (node < 0) {
       this.uncached[cpu]++;
-      this.memoryCycles[cpu] += this.uncachedCycles;
+      this.stallCycles[cpu] += this.uncachedCycles;
       return this.uncachedCycles;
     }
-    this.accesses[cpu]++;
-    const result = this.caches.access(cpu, paddr, isWrite);
+    return this.chargeRamAccess(cpu, node, paddr - this.nodeBase[node]!, isWrite);
+  }
+
+  /**
+   * `chargeAccess` for an access the CPU already resolved to RAM: `offset` bytes into node `node`'s
+   * memory (the RamRegion and offset its TLB yields). The hot path: no address search, and every
+   * argument a small integer for nodes up to 1 GiB, so V8 passes them without boxing.
+   */
+  chargeRamAccess(cpu: number, node: number, offset: number, isWrite: boolean): number {
+    const result = this.caches.accessLine(cpu, this.nodeFirstLine[node]! + (offset >>> this.lineShift), isWrite);
     if (result === ACCESS_HIT) {
       this.hits[cpu]++;
-      this.memoryCycles[cpu] += this.hitCycles;
       return this.hitCycles;
     }
-    return this.chargeMiss(cpu, paddr, result === ACCESS_UPGRADE);
+    return this.chargeMiss(cpu, node, offset, result === ACCESS_UPGRADE);
   }
 
   /** Cycles of a TLB refill that walked `levels` page-table levels (3 for Sv39, 4 for Sv48). */
@@ -130,10 +154,20 @@ export class TimingModel {
     return cycles;
   }
 
+  /** Loads and stores to RAM by `cpu` (every one is a hit, a miss or an upgrade). */
+  accesses(cpu: number): number {
+    return this.hits[cpu]! + this.missesLocal[cpu]! + this.missesRemote[cpu]! + this.upgrades[cpu]!;
+  }
+
+  /** All cycles charged to `cpu` for memory: hits, misses, upgrades, MMIO and TLB refills. */
+  memoryCycles(cpu: number): number {
+    return this.hits[cpu]! * this.hitCycles + this.stallCycles[cpu]! + this.tlbCycles[cpu]!;
+  }
+
   /** Zeroes the statistics (not the miss counters, which belong to whoever watches hot pages). */
   resetStatistics(): void {
-    for (const a of [this.accesses, this.hits, this.missesLocal, this.missesRemote, this.upgrades, this.uncached,
-      this.memoryCycles, this.tlbRefills, this.tlbCycles, this.linesRead, this.linesWritten]) a.fill(0);
+    for (const a of [this.hits, this.missesLocal, this.missesRemote, this.upgrades, this.uncached,
+      this.stallCycles, this.tlbRefills, this.tlbCycles, this.linesRead, this.linesWritten]) a.fill(0);
     this.caches.resetCounters();
   }
 
@@ -149,8 +183,8 @@ export class TimingModel {
 
   /** Registers per-CPU statistics as `<prefix>.cpuN.…` and per-node ones as `<prefix>.memory.…` vectors. */
   registerStats(stats: StatsRegistry, prefix = 'system'): void {
-    const perCpu: [string, string, string, Float64Array][] = [
-      ['cache.accesses', 'Loads and stores to RAM seen by the cache', 'Count', this.accesses],
+    const perCpu: [string, string, string, Float64Array | ((cpu: number) => number)][] = [
+      ['cache.accesses', 'Loads and stores to RAM seen by the cache', 'Count', (cpu) => this.accesses(cpu)],
       ['cache.hits', 'Accesses that hit in the cache', 'Count', this.hits],
       ['cache.missesLocal', 'Misses served by the memory of the CPU\'s own node', 'Count', this.missesLocal],
       ['cache.missesRemote', 'Misses served by another node\'s memory', 'Count', this.missesRemote],
@@ -158,13 +192,14 @@ export class TimingModel {
       ['cache.invalidations', 'Lines of this cache invalidated by other CPUs\' writes', 'Count', this.caches.invalidationsReceived],
       ['cache.writebacks', 'Modified lines written back', 'Count', this.caches.writebacks],
       ['uncachedAccesses', 'Loads and stores outside RAM (MMIO)', 'Count', this.uncached],
-      ['memoryCycles', 'Cycles charged for memory accesses', 'Cycle', this.memoryCycles],
+      ['memoryCycles', 'Cycles charged for memory (hits, misses, upgrades, MMIO, TLB refills)', 'Cycle', (cpu) => this.memoryCycles(cpu)],
       ['tlb.refills', 'TLB refills (page-table walks)', 'Count', this.tlbRefills],
       ['tlb.refillCycles', 'Cycles charged for TLB refills', 'Cycle', this.tlbCycles],
     ];
     for (let cpu = 0; cpu < this.cpus; cpu++) {
-      for (const [name, description, unit, array] of perCpu) {
-        stats.scalar(`${prefix}.cpu${cpu}.${name}`, description, unit, () => array[cpu]!);
+      for (const [name, description, unit, source] of perCpu) {
+        const read = typeof source === 'function' ? () => source(cpu) : () => source[cpu]!;
+        stats.scalar(`${prefix}.cpu${cpu}.${name}`, description, unit, read);
       }
     }
     const labels = Array.from({ length: this.nodeCount }, (_, n) => `node${n}`);
@@ -177,9 +212,8 @@ export class TimingModel {
   }
 
   /** A miss or an upgrade: charged the latency from the CPU's node to the line's home node. */
-  private chargeMiss(cpu: number, paddr: number, upgrade: boolean): number {
+  private chargeMiss(cpu: number, home: number, offset: number, upgrade: boolean): number {
     const from = this.cpuNode[cpu]!;
-    const home = this.homeNode(paddr);
     if (upgrade) {
       this.upgrades[cpu]++;
     } else {
@@ -191,15 +225,18 @@ export class TimingModel {
     if (this.caches.lastFromModified) this.linesWritten[home]++;
     const evicted = this.caches.lastWriteback;
     if (evicted >= 0) this.linesWritten[this.homeNode(evicted)]++;
-    this.counters.record(paddr, from);
+    this.counters.recordPage(this.nodeFirstPage[home]! + (offset >>> this.pageShift), from);
     const cycles = this.missCycles[from * this.nodeCount + home]!;
-    this.memoryCycles[cpu] += cycles;
+    this.stallCycles[cpu] += cycles;
     return cycles;
   }
 }
 
-function optionProblems({ cpuNode, nodes, latencies }: TimingModelOptions): string[] {
+function optionProblems({ cpuNode, nodes, latencies, pageBytes }: TimingModelOptions): string[] {
   const problems: string[] = [];
+  if (pageBytes !== undefined && !(Number.isInteger(pageBytes) && pageBytes > 0 && (pageBytes & (pageBytes - 1)) === 0)) {
+    problems.push(`pageBytes must be a power of two, not ${pageBytes}`);
+  }
   if (cpuNode.length === 0) problems.push('there must be at least one CPU');
   if (nodes.length === 0) problems.push('there must be at least one node');
   const badCpus = cpuNode.flatMap((node, cpu) => (Number.isInteger(node) && node >= 0 && node < nodes.length ? [] : [cpu]));
