@@ -79,8 +79,18 @@ function meshDistances(nodes: number): number[][] {
 }
 
 const PRESETS: Record<string, Preset> = {
-  flash8: { description: '8 nodes x 1 CPU, every remote node 3x the local latency (FLASH as in Disco\'s experiments)', nodes: 8, hartsPerNode: 1, distances: uniformDistances(FLASH_REMOTE_DISTANCE) },
-  numa4x2: { description: '4 nodes x 2 CPUs on a 2x2 mesh (distance 20 one hop away, 30 two hops away)', nodes: 4, hartsPerNode: 2, distances: meshDistances },
+  flash8: {
+    description: '8 nodes x 1 CPU, every remote node 3x the local latency (FLASH as in Disco\'s experiments)',
+    nodes: 8,
+    hartsPerNode: 1,
+    distances: uniformDistances(FLASH_REMOTE_DISTANCE),
+  },
+  numa4x2: {
+    description: '4 nodes x 2 CPUs on a 2x2 mesh (distance 20 one hop away, 30 two hops away)',
+    nodes: 4,
+    hartsPerNode: 2,
+    distances: meshDistances,
+  },
   uma: { description: 'one node: every CPU equally close to all memory', nodes: 1, distances: uniformDistances(LOCAL_DISTANCE) },
 };
 
@@ -172,9 +182,13 @@ export function distanceProblems(d: readonly (readonly number[])[]): string[] {
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
       const v = d[i]![j]!;
-      if (i === j && v !== LOCAL_DISTANCE) problems.push(`distance from node ${i} to itself must be ${LOCAL_DISTANCE}, not ${v}`);
-      else if (i !== j && (!Number.isInteger(v) || v <= LOCAL_DISTANCE || v > MAX_DISTANCE)) problems.push(`distance from node ${i} to node ${j} must be 11 to ${MAX_DISTANCE}, not ${v}`);
-      else if (i < j && v !== d[j]![i]) problems.push(`distances must be symmetric: node ${i} to ${j} is ${v} but node ${j} to ${i} is ${d[j]![i]}`);
+      if (i === j && v !== LOCAL_DISTANCE) {
+        problems.push(`distance from node ${i} to itself must be ${LOCAL_DISTANCE}, not ${v}`);
+      } else if (i !== j && (!Number.isInteger(v) || v <= LOCAL_DISTANCE || v > MAX_DISTANCE)) {
+        problems.push(`distance from node ${i} to node ${j} must be 11 to ${MAX_DISTANCE}, not ${v}`);
+      } else if (i < j && v !== d[j]![i]) {
+        problems.push(`distances must be symmetric: node ${i} to ${j} is ${v} but node ${j} to ${i} is ${d[j]![i]}`);
+      }
     }
   }
   return problems;

@@ -94,9 +94,9 @@ export class CoherentCaches {
   /** Modified lines each CPU wrote back (evicted dirty, or supplied to another CPU's read). */
   readonly writebacks: Float64Array;
   /**
-   * What the last `access` that missed or upgraded did besides its result: [LAST_WRITEBACK] is the physical address of a line it
-   * evicted dirty (or -1), [LAST_FROM_MODIFIED] is 1 when it took its line from another CPU's Modified copy
-   * (FLASH's protocol sends that "sharing write-back" to the home node). A Float64Array rather than fields,
+   * What the last access that missed or upgraded did besides its result: [LAST_WRITEBACK] is the
+   * physical address of a line it evicted dirty (or -1), [LAST_FROM_MODIFIED] is 1 when it took its line
+   * from another CPU's Modified copy (FLASH's protocol sends that "sharing write-back" to the home node). A Float64Array rather than fields,
    * so that V8 never changes the fields' representation (Smi to double) and deoptimizes the hot path.
    */
   private readonly last = new Float64Array(2);
