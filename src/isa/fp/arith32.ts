@@ -1,6 +1,6 @@
 // Binary32 arithmetic, computed in binary64 with the exact error and rounded once to binary32.
-import { FFLAG_DZ, FFLAG_NV, RM_RNE } from '../fp-state.js';
-import { isNegative, zeroSum } from './arith64.js';
+import { FFLAG_DZ, RM_RNE } from '../fp-state.js';
+import { fmaInfinite, invalid, isNegative, zeroSum } from './arith64.js';
 import { eftError, status, twoProduct, twoSum } from './float-bits.js';
 import { roundSingle } from './round-single.js';
 
@@ -11,10 +11,6 @@ import { roundSingle } from './round-single.js';
  * A NaN return means the canonical NaN.
  */
 
-function invalid(): number {
-  status.flags |= FFLAG_NV;
-  return NaN;
-}
 
 export function add32(a: number, b: number, rm: number): number {
   const d = twoSum(a, b);
@@ -55,15 +51,8 @@ export function sqrt32(a: number, rm: number): number {
 
 /** a·b + c rounded once; the binary32 product is exact in binary64 (24 + 24 ≤ 53 bits). */
 export function fma32(a: number, b: number, c: number, rm: number): number {
-  const aInf = a === Infinity || a === -Infinity;
-  const bInf = b === Infinity || b === -Infinity;
-  if (aInf || bInf) {
-    if (a === 0 || b === 0) return invalid();
-    const product = a * b;
-    const sum = product + c;
-    return sum !== sum ? invalid() : product;
-  }
-  if (c === Infinity || c === -Infinity) return c;
+  const special = fmaInfinite(a, b, c);
+  if (special !== undefined) return special;
   const p = a * b;
   if (p === 0 && c === 0) return zeroSum(isNegative(a) !== isNegative(b), isNegative(c), rm);
   const d = twoSum(p, c);

@@ -32,9 +32,24 @@ export function zeroSum(aNegative: boolean, bNegative: boolean, rm: number): num
   return rm === RM_RDN ? -0 : 0;
 }
 
-function invalid(): number {
+export function invalid(): number {
   status.flags |= FFLAG_NV;
   return NaN;
+}
+
+/**
+ * a·b + c when an operand is infinite (no NaN operands reach here): ∞·0 and ∞ − ∞ are invalid, otherwise
+ * the infinity; undefined when all operands are finite. Shared by the binary32 and binary64 forms.
+ */
+export function fmaInfinite(a: number, b: number, c: number): number | undefined {
+  if (a === Infinity || a === -Infinity || b === Infinity || b === -Infinity) {
+    if (a === 0 || b === 0) return invalid();
+    const product = a * b;
+    const sum = product + c;
+    return sum !== sum ? invalid() : product;
+  }
+  if (c === Infinity || c === -Infinity) return c;
+  return undefined;
 }
 
 function exact(x: number): Exact {
@@ -130,15 +145,8 @@ export function sqrt64(a: number, rm: number): number {
 
 /** a·b + c rounded once (ISA §11.6); the caller has negated operands for the other three forms. */
 export function fma64(a: number, b: number, c: number, rm: number): number {
-  const aInf = a === Infinity || a === -Infinity;
-  const bInf = b === Infinity || b === -Infinity;
-  if (aInf || bInf) {
-    if (a === 0 || b === 0) return invalid();
-    const product = a * b;
-    const sum = product + c;
-    return sum !== sum ? invalid() : product;
-  }
-  if (c === Infinity || c === -Infinity) return c;
+  const special = fmaInfinite(a, b, c);
+  if (special !== undefined) return special;
   if (a === 0 || b === 0) {
     if (c !== 0) return c;
     return zeroSum(isNegative(a) !== isNegative(b), isNegative(c), rm);
