@@ -1,7 +1,7 @@
 // The interpreter: fetch (through a cached page pointer), decode and execute RV64IMAFDC + Zicsr + Zifencei.
 
 import { expandCompressed } from '../isa/compressed.js';
-import { CSR_MIP } from '../isa/csr-numbers.js';
+import { CSR_CYCLE, CSR_INSTRET, CSR_MCYCLE, CSR_MINSTRET, CSR_MIP } from '../isa/csr-numbers.js';
 import { executeFp } from '../isa/fp/execute.js';
 import {
   CAUSE_BREAKPOINT, CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_USER_ECALL,
@@ -30,6 +30,13 @@ const INSN_MRET = 0x30200073;
 const INSN_WFI = 0x10500073;
 const FUNCT7_SFENCE_VMA = 0x09;
 
+/** Thrown (outside the hot path) by an access to cycle/instret so that run() can count what ran so far. */
+const COUNTER_SYNC = new Error('counter sync');
+
+function isCounter(csr: number): boolean {
+  return csr === CSR_CYCLE || csr === CSR_INSTRET || csr === CSR_MCYCLE || csr === CSR_MINSTRET;
+}
+
 export class Hart extends HartMemory {
   /** Virtual address of the page instructions are fetched from, its halfword index and memory. */
   private fetchPage = 2 ** 60;
@@ -39,6 +46,9 @@ export class Hart extends HartMemory {
   override fetchInvalidate(): void {
     this.fetchPage = 2 ** 60;
   }
+
+  /** Set once run() has brought instret up to date for the counter access about to execute. */
+  private countersSynced = false;
 
   /** The block translator, or undefined to interpret every instruction (MIRRORBALL_TRANSLATE=0). */
   private translator: Translator | undefined = undefined;
@@ -70,12 +80,15 @@ export class Hart extends HartMemory {
   /** Runs up to `budget` instructions; returns how many ran (fewer if the hart waits in WFI). */
   run(budget: number): number {
     let n = 0;
+    /** Instructions of this run already added to instret (by a counter access mid-run). */
+    let counted = 0;
     const x = this.x;
     while (n < budget) {
       this.stop = false;
       const irq = this.pendingInterrupt();
       if (irq >= 0) {
         this.waiting = false;
+        this.countersSynced = false; // the counter access that asked for it now runs after the handler
         this.enterTrap(irq, 0, true);
       }
       if (this.waiting) {
@@ -140,6 +153,13 @@ export class Hart extends HartMemory {
           n++;
         }
       } catch (e) {
+        if (e === COUNTER_SYNC) {
+          // A counter CSR is about to be accessed: bring instret up to date, then run that instruction again.
+          this.instret += n - counted;
+          counted = n;
+          this.countersSynced = true;
+          continue;
+        }
         if (e !== TRAP) throw e;
         if (this.translator !== undefined) {
           // Instructions a block completed before the trapping one (0 outside blocks).
@@ -152,7 +172,7 @@ export class Hart extends HartMemory {
     }
     x[0] = 0;
     x[1] = 0;
-    this.instret += n;
+    this.instret += n - counted;
     return n;
   }
 
@@ -407,6 +427,11 @@ export class Hart extends HartMemory {
     }
     if (f3 === 4) this.illegal(insn, len);
     const csr = insn >>> 20;
+    if (isCounter(csr)) {
+      // instret is added up per run, not per instruction; the run brings it up to date first (see run()).
+      if (!this.countersSynced) throw COUNTER_SYNC;
+      this.countersSynced = false;
+    }
     const rd = (insn >>> 7) & 31;
     const rs1 = (insn >>> 15) & 31;
     // Privilege needed is in bits 9..8; bits 11..10 == 3 means read-only (§2.1).
