@@ -3,7 +3,8 @@
 import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { MachineConfigError, type MachineConfig } from '../board/address-map.js';
+import { MachineConfigError } from '../board/address-map.js';
+import { describePreset, TOPOLOGY_PRESETS } from '../board/topology.js';
 import { BootError, bootElf, bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
@@ -13,6 +14,7 @@ import { runMachine } from '../host/runner.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
+import { chooseTopology } from './topology-options.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
 
@@ -21,8 +23,10 @@ interface RunFlags {
   initrd?: string;
   append?: string;
   memory: string;
-  smp: string;
-  nodes: string;
+  smp?: string;
+  nodes?: string;
+  topology?: string;
+  distances?: string;
   drive: string[];
   bios?: string;
   elf?: string;
@@ -46,20 +50,6 @@ export function readInput(path: string, what: string): Uint8Array {
   }
 }
 
-/** Splits memory and harts evenly over the nodes (the first nodes get any remainder). */
-export function evenTopology(harts: number, memoryBytes: number, nodes: number): MachineConfig {
-  if (nodes > harts) throw new UsageError(`--nodes ${nodes} needs at least ${nodes} harts (--smp)`);
-  const page = 4096;
-  const perNode = Math.floor(memoryBytes / nodes / page) * page;
-  return {
-    harts,
-    nodes: Array.from({ length: nodes }, (_, n) => ({
-      memoryBytes: perNode,
-      harts: Array.from({ length: harts }, (_, h) => h).filter((h) => h % nodes === n),
-    })),
-  };
-}
-
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
@@ -68,8 +58,10 @@ export function registerRunCommand(program: Command): void {
     .option('--initrd <file>', 'initial ramdisk (cpio) to load')
     .option('--append <cmdline>', `kernel command line (default: "${DEFAULT_APPEND}")`)
     .option('-m, --memory <size>', 'RAM, split evenly over the nodes (e.g. 512M, 2G)', '512M')
-    .option('--smp <harts>', 'number of harts (1-32)', '1')
-    .option('--nodes <n>', 'NUMA nodes; harts and memory are spread evenly over them', '1')
+    .option('--smp <harts>', 'number of harts (1-32; default 1, or as many as --topology has)')
+    .option('--nodes <n>', 'NUMA nodes; harts and memory are spread evenly over them (default 1)')
+    .option('--topology <preset>', `NUMA machine preset, instead of --nodes: ${TOPOLOGY_PRESETS.map((n) => `${n} (${describePreset(n)})`).join('; ')}`)
+    .option('--distances <matrix>', 'node distance matrix, numactl style, rows split by ";" (e.g. "10,20;20,10")')
     .option('--drive <spec>', 'virtio-blk disk: file=IMAGE[,readonly=on] (repeatable)', (v: string, all: string[]) => [...all, v], [])
     .option('--bios <file>', 'M-mode firmware such as OpenSBI fw_jump.bin (default: built-in SBI in TypeScript)')
     .option('--elf <file>', 'run a bare-metal ELF in M-mode; exits with its HTIF exit code')
@@ -84,9 +76,8 @@ export function registerRunCommand(program: Command): void {
 }
 
 async function run(flags: RunFlags): Promise<number> {
-  const harts = parseCount(flags.smp, '--smp', 1, 32);
-  const nodes = parseCount(flags.nodes, '--nodes', 1, 32);
   const memory = parseSize(flags.memory, '-m');
+  const topology = chooseTopology(flags, memory);
   if (flags.time !== 'instructions' && flags.time !== 'host') throw new UsageError(`--time must be "instructions" or "host", not '${flags.time}'`);
   const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
   const drives: DriveSpec[] = flags.drive.map(parseDrive);
@@ -97,7 +88,7 @@ async function run(flags: RunFlags): Promise<number> {
   const output = (bytes: Uint8Array): void => { terminal === undefined ? process.stdout.write(bytes) : terminal.write(bytes); };
   try {
     machine = new Machine({
-      config: evenTopology(harts, memory, nodes),
+      config: topology.config,
       time: flags.time as 'instructions' | 'host',
       hostMilliseconds: () => performance.now(),
       console: output,

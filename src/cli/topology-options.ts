@@ -1,0 +1,86 @@
+// The machine shape `mirrorball run` asks for: --topology PRESET or --nodes N, with --smp, -m and --distances.
+
+import { MIN_NODE_MEMORY, MachineConfigError, defaultDistances, type MachineConfig } from '../board/address-map.js';
+import { TOPOLOGY_PRESETS, latenciesFromDistances, parseDistanceMatrix, topologyPreset } from '../board/topology.js';
+import type { TimingLatencies } from '../timing/timing-model.js';
+import { UsageError, parseCount } from './options.js';
+
+/** What the user typed; undefined means the option was not given. */
+export interface TopologyFlags {
+  topology?: string;
+  nodes?: string;
+  smp?: string;
+  distances?: string;
+}
+
+export interface ChosenTopology {
+  /** The preset's name, or `nodes` for an even split by --nodes. */
+  name: string;
+  config: MachineConfig;
+  /** What timing mode charges on this machine. */
+  latencies: TimingLatencies;
+}
+
+const PAGE = 4096;
+const MiB = 2 ** 20;
+const MAX_HARTS = 32;
+const DEFAULT_HARTS = 1;
+const DEFAULT_NODES = 1;
+
+/** Splits memory and harts evenly over the nodes, hart h on node h mod nodes. */
+export function evenTopology(harts: number, memoryBytes: number, nodes: number): MachineConfig {
+  if (nodes > harts) throw new UsageError(`--nodes ${nodes} needs at least ${nodes} harts (--smp)`);
+  const perNode = Math.floor(memoryBytes / nodes / PAGE) * PAGE;
+  return {
+    harts,
+    nodes: Array.from({ length: nodes }, (_, n) => ({
+      memoryBytes: perNode,
+      harts: Array.from({ length: harts }, (_, h) => h).filter((h) => h % nodes === n),
+    })),
+  };
+}
+
+/**
+ * The machine from the topology flags. A preset fixes the nodes (so --nodes with --topology is refused);
+ * --smp must then agree with the preset's CPU count (uma takes any). Every mistake is one UsageError line.
+ */
+export function chooseTopology(flags: TopologyFlags, memoryBytes: number): ChosenTopology {
+  if (flags.topology !== undefined && flags.nodes !== undefined) {
+    throw new UsageError('--topology and --nodes cannot be used together: the topology fixes the nodes');
+  }
+  const distances = flags.distances === undefined ? undefined : parseDistances(flags.distances);
+  const harts = flags.smp === undefined ? undefined : parseCount(flags.smp, '--smp', 1, MAX_HARTS);
+  if (flags.topology !== undefined) {
+    if (!TOPOLOGY_PRESETS.includes(flags.topology)) {
+      throw new UsageError(`--topology must be one of ${TOPOLOGY_PRESETS.join(', ')}, not '${flags.topology}'`);
+    }
+    // Too little memory fails on every node alike: say it once, as the total the preset needs.
+    const presetNodes = topologyPreset(flags.topology, MIN_NODE_MEMORY * MAX_HARTS).config.nodes.length;
+    if (memoryBytes < presetNodes * MIN_NODE_MEMORY) {
+      throw new UsageError(`--topology ${flags.topology} has ${presetNodes} nodes of at least ${MIN_NODE_MEMORY / MiB} MiB each: -m must be at least ${presetNodes * MIN_NODE_MEMORY / MiB}M`);
+    }
+    try {
+      const chosen = topologyPreset(flags.topology, memoryBytes, { harts, distances });
+      return { name: chosen.name, config: chosen.config, latencies: chosen.latencies };
+    } catch (error) {
+      if (error instanceof MachineConfigError) throw new UsageError(`--topology ${flags.topology}: ${error.problems.join('; ')}`);
+      throw error;
+    }
+  }
+  const nodes = flags.nodes === undefined ? DEFAULT_NODES : parseCount(flags.nodes, '--nodes', 1, MAX_HARTS);
+  const config = evenTopology(harts ?? DEFAULT_HARTS, memoryBytes, nodes);
+  if (distances !== undefined) {
+    if (distances.length !== nodes) throw new UsageError(`--distances has ${distances.length} row${distances.length === 1 ? '' : 's'} but the machine has ${nodes} node${nodes === 1 ? '' : 's'}`);
+    config.distances = distances;
+  }
+  return { name: 'nodes', config, latencies: latenciesFromDistances(config.distances ?? defaultDistances(nodes)) };
+}
+
+function parseDistances(text: string): number[][] {
+  try {
+    return parseDistanceMatrix(text);
+  } catch (error) {
+    if (error instanceof MachineConfigError) throw new UsageError(`--distances: ${error.problems.join('; ')}`);
+    throw error;
+  }
+}
