@@ -1,14 +1,19 @@
 // Loads and stores of a hart: the TLB fast path and the slow path (walk, MMIO, misaligned, page-crossing).
 
 import {
-  CAUSE_LOAD_ACCESS, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, CAUSE_STORE_ACCESS,
+  CAUSE_LOAD_ACCESS, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, CAUSE_STORE_ACCESS, PRIV_M,
 } from '../isa/opcodes.js';
 import { BusError } from '../memory/bus.js';
 import type { AccessSize } from '../memory/device.js';
 import type { RamRegion } from '../memory/ram.js';
-import { HartState } from './hart-state.js';
-import { ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
+import { HartState, SATP_MODE_SV39 } from './hart-state.js';
+import type { MemoryTiming } from './memory-timing.js';
+import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
+
+/** Page-table levels a full walk reads (privileged spec §4.4, §4.5). */
+const SV39_LEVELS = 3;
+const SV48_LEVELS = 4;
 
 export class HartMemory extends HartState {
   /** The high word of the last 64-bit slow-path load. */
@@ -17,6 +22,25 @@ export class HartMemory extends HartState {
   protected locRegion: RamRegion | undefined = undefined;
   /** Set by `locate`: byte offset in `locRegion`, or the physical address for MMIO. */
   locOffset = 0;
+  /** Timing mode's memory model (board/timing-mode.ts), or undefined in fast mode: one check per access. */
+  protected timing: MemoryTiming | undefined = undefined;
+  /** Cycles timing mode charged this hart beyond one per instruction (memory stalls and TLB refills). */
+  stallCycles = 0;
+
+  /** Charges every later fetch, load, store and TLB refill to `timing` (undefined: back to fast mode). */
+  setMemoryTiming(timing: MemoryTiming | undefined): void {
+    this.timing = timing;
+  }
+
+  /** Simulated cycles so far: one per instruction retired plus the stalls timing mode charged. */
+  get simulatedCycles(): number {
+    return this.instret + this.stallCycles;
+  }
+
+  /** Timing mode: a fetch, load or store at byte `offset` of `region`. */
+  protected chargeRam(timing: MemoryTiming, region: RamRegion, offset: number, isWrite: boolean): void {
+    this.stallCycles += timing.chargeRamAccess(this.id, region.node, offset, isWrite);
+  }
 
   /** Translates one page's worth of access and fills the TLB if it is RAM. */
   protected locate(va: number, access: Access): void {
@@ -27,11 +51,22 @@ export class HartMemory extends HartState {
       this.locOffset = pa;
       return;
     }
+    if (this.timing !== undefined) this.chargeRefill(this.timing, access);
     this.locOffset = pa - region.base;
     const vpn = Math.floor(va / 4096);
     const page = pa - (pa & 4095);
     const tlb = access === ACCESS_READ ? this.readTlb : access === ACCESS_WRITE ? this.writeTlb : this.execTlb;
     tlb.insert(vpn, region, page);
+  }
+
+  /**
+   * Timing mode: a TLB fill under paging walked the page table. Charged the full depth of the mode (3
+   * levels for Sv39, 4 for Sv48): a superpage leaf ends the walk sooner, which this overcharges.
+   */
+  private chargeRefill(timing: MemoryTiming, access: Access): void {
+    const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv;
+    if (priv === PRIV_M || this.satpMode === 0) return;
+    this.stallCycles += timing.chargeTlbRefill(this.id, this.satpMode === SATP_MODE_SV39 ? SV39_LEVELS : SV48_LEVELS);
   }
 
   // ---- loads: return the value zero-extended (size < 4) or as an int32 (size 4) ----
@@ -40,7 +75,10 @@ export class HartMemory extends HartState {
     const vpn = Math.floor(va / 4096);
     const t = this.readTlb;
     const i = vpn & TLB_MASK;
-    if (t.tag[i] === vpn) return t.mem[i].u8[va + t.delta[i]];
+    if (t.tag[i] === vpn) {
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], va + t.delta[i], false);
+      return t.mem[i].u8[va + t.delta[i]];
+    }
     return this.loadSlow(va, 1);
   }
 
@@ -48,7 +86,10 @@ export class HartMemory extends HartState {
     const vpn = Math.floor(va / 4096);
     const t = this.readTlb;
     const i = vpn & TLB_MASK;
-    if (t.tag[i] === vpn && (va & 1) === 0) return t.mem[i].u16[(va + t.delta[i]) >>> 1];
+    if (t.tag[i] === vpn && (va & 1) === 0) {
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], va + t.delta[i], false);
+      return t.mem[i].u16[(va + t.delta[i]) >>> 1];
+    }
     return this.loadSlow(va, 2);
   }
 
@@ -56,7 +97,10 @@ export class HartMemory extends HartState {
     const vpn = Math.floor(va / 4096);
     const t = this.readTlb;
     const i = vpn & TLB_MASK;
-    if (t.tag[i] === vpn && (va & 3) === 0) return t.mem[i].i32[(va + t.delta[i]) >>> 2];
+    if (t.tag[i] === vpn && (va & 3) === 0) {
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], va + t.delta[i], false);
+      return t.mem[i].i32[(va + t.delta[i]) >>> 2];
+    }
     return this.loadSlow(va, 4) | 0;
   }
 
@@ -66,19 +110,21 @@ export class HartMemory extends HartState {
     const t = this.readTlb;
     const i = vpn & TLB_MASK;
     if (t.tag[i] === vpn && (va & 7) === 0) {
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], va + t.delta[i], false);
       const w = (va + t.delta[i]) >>> 2;
       const m = t.mem[i].i32;
       this.loadHi = m[w + 1];
       return m[w];
     }
     const lo = this.loadSlow(va, 4) | 0;
-    const hi = this.loadSlow(va + 4, 4) | 0;
+    // An aligned doubleword is one access to the cache: the low half charged it.
+    const hi = this.loadSlow(va + 4, 4, (va & 7) !== 0) | 0;
     this.loadHi = hi;
     return lo;
   }
 
   /** A load the TLB could not serve: misaligned, page-crossing, TLB miss or MMIO. */
-  private loadSlow(va: number, size: AccessSize): number {
+  private loadSlow(va: number, size: AccessSize, charged = true): number {
     if ((va & (size - 1)) !== 0) {
       // Misaligned: assembled from bytes, each of which may fault on its own page (restartable).
       let v = 0;
@@ -88,6 +134,7 @@ export class HartMemory extends HartState {
     this.locate(va, ACCESS_READ);
     const region = this.locRegion;
     const o = this.locOffset;
+    if (charged && this.timing !== undefined) this.chargeLocated(this.timing, false);
     if (region !== undefined) {
       if (size === 1) return region.u8[o];
       if (size === 2) return region.u16[o >>> 1];
@@ -101,6 +148,13 @@ export class HartMemory extends HartState {
     }
   }
 
+  /** Timing mode: the access `locate` just resolved, to RAM (cached) or MMIO (uncached). */
+  private chargeLocated(timing: MemoryTiming, isWrite: boolean): void {
+    const region = this.locRegion;
+    if (region !== undefined) this.chargeRam(timing, region, this.locOffset, isWrite);
+    else this.stallCycles += timing.chargeAccess(this.id, this.locOffset, isWrite);
+  }
+
   // ---- stores ----
 
   store8(va: number, v: number): void {
@@ -109,6 +163,7 @@ export class HartMemory extends HartState {
     const i = vpn & TLB_MASK;
     if (t.tag[i] === vpn) {
       const o = va + t.delta[i];
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
       t.mem[i].u8[o] = v;
       if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 1);
       return;
@@ -122,6 +177,7 @@ export class HartMemory extends HartState {
     const i = vpn & TLB_MASK;
     if (t.tag[i] === vpn && (va & 1) === 0) {
       const o = va + t.delta[i];
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
       t.mem[i].u16[o >>> 1] = v;
       if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 2);
       return;
@@ -135,6 +191,7 @@ export class HartMemory extends HartState {
     const i = vpn & TLB_MASK;
     if (t.tag[i] === vpn && (va & 3) === 0) {
       const o = va + t.delta[i];
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
       t.mem[i].i32[o >>> 2] = v;
       if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 4);
       return;
@@ -148,6 +205,7 @@ export class HartMemory extends HartState {
     const i = vpn & TLB_MASK;
     if (t.tag[i] === vpn && (va & 7) === 0) {
       const o = va + t.delta[i];
+      if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
       const m = t.mem[i].i32;
       m[o >>> 2] = lo;
       m[(o >>> 2) + 1] = hi;
@@ -156,7 +214,7 @@ export class HartMemory extends HartState {
     }
     if ((va & 7) !== 0 && (va & 4095) > 4088) this.probeWrite(va, 8);
     this.storeSlow(va, 4, lo);
-    this.storeSlow(va + 4, 4, hi);
+    this.storeSlow(va + 4, 4, hi, (va & 7) !== 0);
   }
 
   /** Translates both pages of a page-crossing store before any byte is written, so a fault changes nothing. */
@@ -165,7 +223,8 @@ export class HartMemory extends HartState {
     this.locate(va + size - 1, ACCESS_WRITE);
   }
 
-  private storeSlow(va: number, size: AccessSize, v: number): void {
+  /** `charged` false: the high half of an aligned doubleword, whose low half was the one cache access. */
+  private storeSlow(va: number, size: AccessSize, v: number, charged = true): void {
     if ((va & (size - 1)) !== 0) {
       if ((va & 4095) > 4096 - size) this.probeWrite(va, size);
       for (let k = 0; k < size; k++) this.store8(va + k, (v >>> (8 * k)) & 0xff);
@@ -174,6 +233,7 @@ export class HartMemory extends HartState {
     this.locate(va, ACCESS_WRITE);
     const region = this.locRegion;
     const o = this.locOffset;
+    if (charged && this.timing !== undefined) this.chargeLocated(this.timing, true);
     if (region !== undefined) {
       if (size === 1) region.u8[o] = v;
       else if (size === 2) region.u16[o >>> 1] = v;
@@ -200,6 +260,7 @@ export class HartMemory extends HartState {
     this.locate(va, access);
     const region = this.locRegion;
     if (region === undefined) return this.raise(access === ACCESS_READ ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, va);
+    if (this.timing !== undefined) this.chargeRam(this.timing, region, this.locOffset, access === ACCESS_WRITE);
     return region;
   }
 }

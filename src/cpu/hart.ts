@@ -15,6 +15,7 @@ import { csrRead, csrWrite } from './csr.js';
 import { TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
 import { HartMemory } from './hart-memory.js';
+import type { RamRegion } from '../memory/ram.js';
 import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
 import { Translator } from './translator.js';
@@ -42,6 +43,8 @@ export class Hart extends HartMemory {
   private fetchPage = 2 ** 60;
   private fetchBase = 0;
   private fetchMem: Uint16Array = new Uint16Array(0);
+  /** The RAM region fetches come from (timing mode charges each fetch to its node). */
+  private fetchRegion: RamRegion | undefined = undefined;
 
   override fetchInvalidate(): void {
     this.fetchPage = 2 ** 60;
@@ -188,6 +191,7 @@ export class Hart extends HartMemory {
     this.fetchPage = vpn * 4096;
     this.fetchBase = ((vpn * 4096 + t.delta[i]) / 2) | 0;
     this.fetchMem = region.u16;
+    this.fetchRegion = region;
   }
 
   /** Fetches the halfword at `va` through the TLB (used for the second half of a page-crossing insn). */
@@ -210,6 +214,8 @@ export class Hart extends HartMemory {
       off = pc - this.fetchPage;
     }
     const index = (this.fetchBase + (off >>> 1)) | 0;
+    // Timing mode: every fetch is an access to the (unified) cache; index is a halfword in the region.
+    if (this.timing !== undefined) this.chargeRam(this.timing, this.fetchRegion!, index * 2, false);
     const half = this.fetchMem[index];
     if ((half & 3) === 3) {
       const upper = off === 4094 ? this.fetchHalf(pc + 2) : this.fetchMem[index + 1];

@@ -1,0 +1,15 @@
+// What a hart asks the memory system in timing mode: the cycles each access and TLB refill costs.
+
+/**
+ * The hart's side of timing mode. The cpu layer may not import the timing layer, so it names what it
+ * needs here and the board hands it timing/timing-model.ts's TimingModel, which has these methods.
+ * Each call returns the cycles the access costs beyond the instruction's own cycle, and counts it.
+ */
+export interface MemoryTiming {
+  /** A load, store or fetch by hart `cpu` to RAM: `offset` bytes into node `node`'s memory. */
+  chargeRamAccess(cpu: number, node: number, offset: number, isWrite: boolean): number;
+  /** A load or store by hart `cpu` to physical address `paddr` outside RAM (MMIO: uncached). */
+  chargeAccess(cpu: number, paddr: number, isWrite: boolean): number;
+  /** A page-table walk that read `levels` levels to refill hart `cpu`'s TLB. */
+  chargeTlbRefill(cpu: number, levels: number): number;
+}
