@@ -7,12 +7,16 @@ import { MachineConfigError } from '../board/address-map.js';
 import { describePreset, TOPOLOGY_PRESETS } from '../board/topology.js';
 import { BootError, bootElf, bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
+import { enableTiming, registerMachineStats } from '../board/timing-mode.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
 import { runMachine } from '../host/runner.js';
+import { writeStatsOutput } from '../host/stats-output.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
+import { StatsRegistry } from '../timing/stats.js';
+import type { TimingModel } from '../timing/timing-model.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
 import { chooseTopology } from './topology-options.js';
 
@@ -34,6 +38,8 @@ interface RunFlags {
   time: string;
   maxInstructions?: string;
   stats?: boolean;
+  statsDir?: string;
+  timing?: boolean;
   rng?: string | boolean;
 }
 
@@ -70,6 +76,8 @@ export function registerRunCommand(program: Command): void {
     .option('--max-instructions <n>', 'stop after this many instructions')
     .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
+    .option('--timing', 'timing mode: charge every access the ccNUMA cache model\'s cycles (slower; no block translator)')
+    .option('--stats-dir <dir>', 'on exit, write config.json, stats.txt (gem5 format) and stats.json into this directory')
     .action(async (flags: RunFlags) => {
       process.exitCode = await run(flags);
     });
@@ -84,6 +92,7 @@ async function run(flags: RunFlags): Promise<number> {
   const rngSeed = flags.rng === undefined ? undefined : flags.rng === true ? 0 : parseCount(String(flags.rng), '--rng', 0, 2 ** 32 - 1);
 
   let machine: Machine;
+  let model: TimingModel | undefined;
   let terminal: Terminal | undefined;
   const output = (bytes: Uint8Array): void => { terminal === undefined ? process.stdout.write(bytes) : terminal.write(bytes); };
   try {
@@ -96,6 +105,7 @@ async function run(flags: RunFlags): Promise<number> {
       log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
       translate: translationWanted(),
     });
+    if (flags.timing === true) model = enableTiming(machine, topology.latencies);
   } catch (error) {
     if (error instanceof MachineConfigError) throw new UsageError(error.problems.join('; '));
     throw error;
@@ -153,6 +163,27 @@ async function run(flags: RunFlags): Promise<number> {
     for (const disk of disks) disk.close();
   }
   if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000)}\n`);
+  if (flags.statsDir !== undefined) {
+    const stats = new StatsRegistry();
+    registerMachineStats(stats, machine, model);
+    const ticks = machine.clock.now();
+    stats.scalar('system.guestTicks', `Guest time at exit, in ticks of the ${TIMEBASE_HZ} Hz timebase`, 'Tick', () => ticks);
+    const config = {
+      topology: topology.name,
+      machine: topology.config,
+      memoryBytes: memory,
+      mode: model === undefined ? 'fast' : 'timing',
+      timing: model?.parameters() ?? null,
+      time: flags.time,
+      maxInstructions: maxInstructions ?? null,
+      program: flags.elf !== undefined ? { elf: flags.elf } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? DEFAULT_APPEND },
+    };
+    try {
+      writeStatsOutput(flags.statsDir, config, stats);
+    } catch (error) {
+      throw new UsageError(`cannot write statistics to '${flags.statsDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  }
   return exitStatus(exit);
 }
 
