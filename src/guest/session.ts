@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
+import { VirtioConsole } from '../devices/virtio/console.js';
 import type { MachineConfig } from '../board/address-map.js';
 import { AgentProtocol, type AgentResult } from './agent-protocol.js';
 import { attachDrives, type DriveSpec } from '../host/drives.js';
@@ -26,6 +27,16 @@ export interface GuestSessionOptions {
    * ahead to its next timer and its timeouts expire before the peer has run at all. Default false.
    */
   pace?: boolean;
+  /**
+   * Which console the agent talks over: the ns16550a UART (`ttyS0`, default) or a virtio console (plugged in
+   * after the drives). The virtio console is `hvc1`: the guest kernel's `hvc0` is the SBI console.
+   */
+  console?: 'uart' | 'virtio';
+  /**
+   * Host wall-clock milliseconds that booting to the agent, and then each command, may take before the
+   * session gives up on it (a guest that never answers must fail a test, not hang it). Default 10 minutes.
+   */
+  timeoutMs?: number;
   /** Called with the machine before it boots, to plug in more devices (after the drives). */
   configure?: (machine: Machine) => void;
   /** Called with every console line outside the agent protocol (kernel messages, shell output). */
@@ -34,8 +45,9 @@ export interface GuestSessionOptions {
 
 export class GuestSessionError extends Error {}
 
-const AGENT_APPEND = 'console=ttyS0 mb.agent=1';
+const AGENT_APPEND = { uart: 'console=ttyS0 mb.agent=1', virtio: 'console=hvc1 mb.agent=1' } as const;
 const DEFAULT_MAX_INSTRUCTIONS = 20e9;
+const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 const encoder = new TextEncoder();
 /** How much of the console the session keeps for error messages. */
 const TRANSCRIPT_BYTES = 64 * 1024;
@@ -51,7 +63,10 @@ export class GuestSession {
   private readonly disks: FileBlockBackend[];
   private readonly running: Promise<ExitReason>;
   private transcript = '';
+  /** Where typed bytes go: the UART, or the virtio console when the session uses it. */
+  private typeBytes: (bytes: Uint8Array) => void = (bytes) => this.machine.uart.input(bytes);
   private stopped: ExitReason | undefined;
+  private readonly timeoutMs: number;
   /** Instructions executed (counted at the start of the round) when the agent's READY arrived. */
   bootInstructions: number | undefined;
   /** Every console line before READY: the boot, byte for byte reproducible. */
@@ -60,8 +75,10 @@ export class GuestSession {
 
   private constructor(options: GuestSessionOptions) {
     let machine!: Machine;
+    const consoleKind = options.console ?? 'uart';
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.agent = new AgentProtocol({
-      send: (bytes) => machine.uart.input(bytes),
+      send: (bytes) => this.typeBytes(bytes),
       onOther: (line) => {
         this.transcript = `${this.transcript}${line}\n`.slice(-TRANSCRIPT_BYTES);
         if (this.bootInstructions === undefined) this.bootConsole += `${line}\n`;
@@ -73,18 +90,20 @@ export class GuestSession {
       builtinSbi: options.firmware === undefined,
       // MIRRORBALL_TRANSLATE=0 interprets every instruction, to bisect the block translator.
       translate: process.env.MIRRORBALL_TRANSLATE !== '0',
-      console: (bytes) => {
-        this.agent.feed(bytes);
-        if (this.bootInstructions === undefined && this.agent.ready) this.bootInstructions = machine.instructions;
-      },
+      console: (bytes) => this.consoleOutput(bytes),
     });
     this.machine = machine;
     this.disks = attachDrives(machine, options.drives ?? []);
+    if (consoleKind === 'virtio') {
+      const virtioConsole = new VirtioConsole({ onOutput: (bytes) => this.consoleOutput(bytes) });
+      machine.attachVirtio(virtioConsole);
+      this.typeBytes = (bytes) => virtioConsole.input(bytes);
+    }
     options.configure?.(machine);
     bootLinux(machine, {
       kernel: options.kernel,
       initrd: options.initrd,
-      append: options.append === undefined ? AGENT_APPEND : `${AGENT_APPEND} ${options.append}`,
+      append: options.append === undefined ? AGENT_APPEND[consoleKind] : `${AGENT_APPEND[consoleKind]} ${options.append}`,
       firmware: options.firmware,
     });
     this.running = runMachine(machine, { maxInstructions: options.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS, pace: options.pace }).then((exit) => {
@@ -95,12 +114,20 @@ export class GuestSession {
     });
   }
 
+  private consoleOutput(bytes: Uint8Array): void {
+    this.agent.feed(bytes);
+    if (this.bootInstructions === undefined && this.agent.ready) this.bootInstructions = this.machine.instructions;
+  }
+
   /** Boots and waits for the agent's READY. */
   static async boot(options: GuestSessionOptions): Promise<GuestSession> {
     const session = new GuestSession(options);
     const ready = session.agent.whenReady();
     const exit = session.running.then((e) => e);
-    const first = await Promise.race([ready.then(() => undefined), exit]);
+    const first = await session.withTimeout(Promise.race([ready.then(() => undefined), exit]), 'its agent to be ready').catch(async (error) => {
+      await session.kill();
+      throw error;
+    });
     if (first !== undefined) {
       throw new GuestSessionError(`the guest stopped (${describeExit(first)}) before its agent was ready; console ends with:\n${session.tail()}`);
     }
@@ -110,12 +137,25 @@ export class GuestSession {
   /** Runs `command` with sh in the guest. */
   exec(command: string): Promise<AgentResult> {
     if (this.stopped !== undefined) return Promise.reject(new GuestSessionError(`the guest has stopped (${describeExit(this.stopped)})`));
-    return this.agent.exec(command);
+    return this.withTimeout(this.agent.exec(command), `command ${JSON.stringify(command.slice(0, 60))}`);
+  }
+
+  /** Rejects (and fails the agent's commands) when `promise` has not settled within the session's timeout. */
+  private withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const message = `waited ${this.timeoutMs / 1000} s for ${what}; console ends with:\n${this.tail()}`;
+        reject(new GuestSessionError(message)); // first, so that the race settles with this error
+        this.agent.abort(message);
+      }, this.timeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Types raw bytes on the console (outside the agent protocol). */
   type(text: string): void {
-    this.machine.uart.input(encoder.encode(text));
+    this.typeBytes(encoder.encode(text));
   }
 
   /** Asks the guest to power off and waits for the machine to stop. */

@@ -82,6 +82,17 @@ describe('the guest boots and runs commands', { skip }, () => {
     });
   });
 
+  it('over a virtio console (hvc1) instead of the UART', async () => {
+    await withGuest(options(guest!, { console: 'virtio' }), async (s) => {
+      const r = await s.exec('cat /sys/class/tty/console/active; grep virtio /proc/interrupts');
+      assert.equal(r.status, 0, r.output);
+      assert.match(r.output, /^hvc1$/m);
+      // The agent's frames crossed the virtio queues: the device's interrupt has fired.
+      const interrupts = /^\s*\d+:\s+(\d+)\s.*virtio0$/m.exec(r.output);
+      assert.ok(interrupts !== null && Number(interrupts[1]) > 0, r.output);
+    });
+  });
+
   it('with OpenSBI fw_jump as M-mode firmware', { skip: existsSync(OPENSBI_FW_JUMP) ? false : `${OPENSBI_FW_JUMP} missing (apt-get install opensbi)` }, async () => {
     await withGuest(options(guest!, { firmware: readFileSync(OPENSBI_FW_JUMP), config: topology(2) }), async (s) => {
       const r = await s.exec('cat /sys/devices/system/cpu/online; dmesg | grep -o "SBI implementation ID=0x[0-9a-f]*"');
