@@ -180,8 +180,17 @@ function checkDistances(d: readonly (readonly number[])[], nodes: number, proble
     problems.push(`distances must be a ${nodes}x${nodes} matrix (one row and column per node)`);
     return;
   }
-  for (let i = 0; i < nodes; i++) {
-    for (let j = 0; j < nodes; j++) {
+  problems.push(...distanceValueProblems(d));
+}
+
+/**
+ * The ACPI SLIT rules for the values of a square distance matrix: 10 on the diagonal, symmetric, integers
+ * from 11 to 255 elsewhere. One message per bad value.
+ */
+export function distanceValueProblems(d: readonly (readonly number[])[]): string[] {
+  const problems: string[] = [];
+  for (let i = 0; i < d.length; i++) {
+    for (let j = 0; j < d.length; j++) {
       const v = d[i]![j]!;
       if (i === j && v !== LOCAL_DISTANCE) {
         problems.push(`distance from node ${i} to itself must be ${LOCAL_DISTANCE}, not ${v}`);
@@ -192,6 +201,7 @@ function checkDistances(d: readonly (readonly number[])[], nodes: number, proble
       }
     }
   }
+  return problems;
 }
 
 function describeBytes(n: number): string {

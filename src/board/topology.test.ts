@@ -109,7 +109,7 @@ test('distance matrix mistakes are all reported', () => {
     'distances must be symmetric: node 0 to 1 is 20 but node 1 to 0 is 30',
   ]);
   assert.deepEqual(distanceProblems([[10, 20], [30, 10]]), ['distances must be symmetric: node 0 to 1 is 20 but node 1 to 0 is 30']);
-  assert.deepEqual(distanceProblems([[10, 300], [300, 10]]), ['distance from node 0 to node 1 must be 11 to 255, not 300', 'distance from node 1 to node 0 must be 11 to 255, not 300']);
+  assert.deepEqual(distanceProblems([[10, 300], [300, 10]]), ['distance from node 0 to node 1 must be an integer from 11 to 255, not 300', 'distance from node 1 to node 0 must be an integer from 11 to 255, not 300']);
 });
 
 test('a timing model for a laid-out preset charges remote misses by node', () => {

@@ -3,7 +3,7 @@
 import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import { TimingModel, type TimingLatencies } from '../timing/timing-model.js';
-import { LOCAL_DISTANCE, MachineConfigError, PAGE_SIZE, layoutMachine, type MachineConfig, type MachineLayout } from './address-map.js';
+import { LOCAL_DISTANCE, MachineConfigError, PAGE_SIZE, distanceValueProblems, layoutMachine, type MachineConfig, type MachineLayout } from './address-map.js';
 
 /** The simulated CPU's cycle rate: deterministic time runs one instruction per cycle at 100 MHz (timing/clock.ts). */
 export const CPU_CYCLES_PER_SECOND = TIMEBASE_HZ * INSTRUCTIONS_PER_TICK;
@@ -178,18 +178,5 @@ export function distanceProblems(d: readonly (readonly number[])[]): string[] {
   const n = d.length;
   const bad = d.flatMap((row, i) => (row.length === n ? [] : [i]));
   if (bad.length > 0) return [`the distance matrix has ${n} rows, so every row needs ${n} values (rows ${bad.join(', ')} do not)`];
-  const problems: string[] = [];
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const v = d[i]![j]!;
-      if (i === j && v !== LOCAL_DISTANCE) {
-        problems.push(`distance from node ${i} to itself must be ${LOCAL_DISTANCE}, not ${v}`);
-      } else if (i !== j && (!Number.isInteger(v) || v <= LOCAL_DISTANCE || v > MAX_DISTANCE)) {
-        problems.push(`distance from node ${i} to node ${j} must be 11 to ${MAX_DISTANCE}, not ${v}`);
-      } else if (i < j && v !== d[j]![i]) {
-        problems.push(`distances must be symmetric: node ${i} to ${j} is ${v} but node ${j} to ${i} is ${d[j]![i]}`);
-      }
-    }
-  }
-  return problems;
+  return distanceValueProblems(d);
 }
