@@ -170,9 +170,6 @@ export function parseDistanceMatrix(text: string): number[][] {
   return rows;
 }
 
-/** Distances are one byte, as address-map.ts notes; 11..255 between distinct nodes. */
-const MAX_DISTANCE = 255;
-
 /** ACPI SLIT rules as layoutMachine applies them: square, 10 on the diagonal, symmetric, 11..255 elsewhere. */
 export function distanceProblems(d: readonly (readonly number[])[]): string[] {
   const n = d.length;
