@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { toolchainAvailable } from '../helpers/asm.js';
+import { linkHtifElf, toolchainAvailable } from '../helpers/asm.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
 
@@ -84,8 +84,7 @@ describe('mirrorball run --elf', () => {
 
   it('exits with the code the program writes to HTIF tohost, and prints what it sends to the console', (t) => {
     if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
-    const source = join(dir, 'exit.S');
-    writeFileSync(source, [
+    const elf = linkHtifElf(dir, 'exit', [
       '.globl _start',
       '_start:',
       '  la t0, tohost',
@@ -97,16 +96,7 @@ describe('mirrorball run --elf', () => {
       '  li t1, (42 << 1) | 1',
       '  sd t1, 0(t0)',
       '2: j 2b',
-      '.section .tohost, "aw"',
-      '.align 3',
-      '.globl tohost',
-      'tohost: .dword 0',
-      '.globl fromhost',
-      'fromhost: .dword 0',
-    ].join('\n'));
-    const elf = join(dir, 'exit.elf');
-    execFileSync('riscv64-linux-gnu-gcc', ['-nostdlib', '-static', '-no-pie', '-Wl,-N,-Ttext=0x80000000,--build-id=none', source, '-o', elf],
-      { stdio: ['ignore', 'ignore', 'ignore'] });
+    ]);
     const r = mirrorball('run', '--elf', elf);
     assert.equal(r.status, 42, r.stderr);
     assert.equal(r.stdout, 'K');

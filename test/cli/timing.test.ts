@@ -1,13 +1,13 @@
 // `mirrorball run --timing --stats-dir`: a bare-metal program in timing mode writes the same statistics twice.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { toolchainAvailable } from '../helpers/asm.js';
+import { linkHtifElf, toolchainAvailable } from '../helpers/asm.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
 const FILES = ['config.json', 'stats.txt', 'stats.json'];
@@ -43,13 +43,7 @@ const PROGRAM = [
   '  addi t2, t2, -1',
   '  bnez t2, 2b',
   '  ret',
-  '.section .tohost, "aw"',
-  '.align 3',
-  '.globl tohost',
-  'tohost: .dword 0',
-  '.globl fromhost',
-  'fromhost: .dword 0',
-].join('\n');
+];
 
 describe('mirrorball run --timing --stats-dir', () => {
   let dir: string;
@@ -58,11 +52,7 @@ describe('mirrorball run --timing --stats-dir', () => {
 
   it('two runs of the same program give identical stats files, with the remote misses it made', (t) => {
     if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
-    const source = join(dir, 'walk.S');
-    writeFileSync(source, PROGRAM);
-    const elf = join(dir, 'walk.elf');
-    execFileSync('riscv64-linux-gnu-gcc', ['-nostdlib', '-static', '-no-pie', '-Wl,-N,-Ttext=0x80000000,--build-id=none', source, '-o', elf],
-      { stdio: ['ignore', 'ignore', 'ignore'] });
+    const elf = linkHtifElf(dir, 'walk', PROGRAM);
     const outputs = ['a', 'b'].map((name) => {
       const out = join(dir, name);
       const r = spawnSync(process.execPath, [CLI, 'run', '--elf', elf, '--topology', 'numa4x2', '-m', '256M', '--timing', '--stats-dir', out],

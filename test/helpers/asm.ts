@@ -96,6 +96,22 @@ export function assemble(source: string, march = 'rv64gc'): Program {
   return { image: new Uint8Array(readFileSync(bin)), symbols: new Map(entries) };
 }
 
+/** The HTIF mailbox that `run --elf` watches (riscv-tests convention): `tohost` and `fromhost`, 8 bytes each. */
+const HTIF_SECTION = ['.section .tohost, "aw"', '.align 3', '.globl tohost', 'tohost: .dword 0', '.globl fromhost', 'fromhost: .dword 0'];
+
+/**
+ * Writes `lines` (GNU as, entry `_start`) plus the HTIF mailbox to `<dir>/<name>.S` and links them into the
+ * ELF `<dir>/<name>.elf` at TEXT_BASE, as a bare-metal program for `mirrorball run --elf`. Returns its path.
+ */
+export function linkHtifElf(dir: string, name: string, lines: readonly string[]): string {
+  const source = join(dir, `${name}.S`);
+  const elf = join(dir, `${name}.elf`);
+  writeFileSync(source, [...lines, ...HTIF_SECTION, ''].join('\n'));
+  execFileSync(PREFIX + 'gcc', ['-nostdlib', '-static', '-no-pie', `-Wl,-N,-Ttext=0x${TEXT_BASE.toString(16)},--build-id=none`, source, '-o', elf],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  return elf;
+}
+
 /**
  * The machine encodings of `lines`, one instruction each, as the toolchain emits them: with `rvc`
  * the assembler may pick a 16-bit form (returned as the halfword), without it every line is 32 bits.
