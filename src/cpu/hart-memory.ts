@@ -51,11 +51,13 @@ export class HartMemory extends HartState {
       this.locOffset = pa;
       return;
     }
-    if (this.timing !== undefined) this.chargeRefill(this.timing, access);
     this.locOffset = pa - region.base;
     const vpn = Math.floor(va / 4096);
     const page = pa - (pa & 4095);
     const tlb = access === ACCESS_READ ? this.readTlb : access === ACCESS_WRITE ? this.writeTlb : this.execTlb;
+    // Only a TLB miss walks the table: the slow path also runs for entries the TLB holds (page-crossing
+    // and atomic accesses, the second half of a doubleword, entries hidden by the translator).
+    if (this.timing !== undefined && !tlb.holds(vpn)) this.chargeRefill(this.timing, access);
     tlb.insert(vpn, region, page);
   }
 

@@ -15,14 +15,28 @@ export class Tlb {
   /** Added to a virtual address to get the byte offset in `mem[i]`. */
   readonly delta = new Float64Array(TLB_SIZE);
   readonly mem: RamRegion[] = new Array<RamRegion>(TLB_SIZE);
+  /**
+   * Tags of entries hidden by `hidePhysical`: still valid, but kept off the fast path so that a store
+   * takes the slow path (the translator watches code pages this way). A refill of a hidden entry is
+   * not a TLB miss for timing mode, so the statistics do not depend on the translator.
+   */
+  readonly hidden = new Float64Array(TLB_SIZE).fill(TLB_INVALID);
 
   flush(): void {
     this.tag.fill(TLB_INVALID);
+    this.hidden.fill(TLB_INVALID);
+  }
+
+  /** True if the entry for `vpn` is present, on the fast path or hidden. */
+  holds(vpn: number): boolean {
+    const i = vpn & TLB_MASK;
+    return this.tag[i] === vpn || this.hidden[i] === vpn;
   }
 
   insert(vpn: number, region: RamRegion, physicalPage: number): void {
     const i = vpn & TLB_MASK;
     this.tag[i] = vpn;
+    this.hidden[i] = TLB_INVALID;
     this.delta[i] = physicalPage - region.base - vpn * 4096;
     this.mem[i] = region;
   }
@@ -32,6 +46,17 @@ export class Tlb {
     for (let i = 0; i < TLB_SIZE; i++) {
       const region = this.mem[i];
       if (region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i] * 4096 + this.delta[i] + region.base === physicalPage) {
+        this.tag[i] = TLB_INVALID;
+      }
+    }
+  }
+
+  /** Takes the entries that map the machine page at `physicalPage` off the fast path, keeping them (see `hidden`). */
+  hidePhysical(physicalPage: number): void {
+    for (let i = 0; i < TLB_SIZE; i++) {
+      const region = this.mem[i];
+      if (region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i] * 4096 + this.delta[i] + region.base === physicalPage) {
+        this.hidden[i] = this.tag[i];
         this.tag[i] = TLB_INVALID;
       }
     }
