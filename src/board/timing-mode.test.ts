@@ -55,7 +55,7 @@ describe('timing mode on the hart', () => {
   it('enableTiming: the model sees the remote accesses and the statistics name them per CPU', () => {
     const { machine } = machineWithProgram();
     const model = enableTiming(machine, topologyPreset('numa4x2', 256 * MiB).latencies);
-    assert.equal(machine.harts.every((h) => !h.translating), true, 'the block translator is off');
+    assert.equal(machine.harts.every((h) => h.translating), true, 'the block translator stays on: its blocks charge too');
     const stats = new StatsRegistry();
     registerMachineStats(stats, machine, model);
     machine.harts[0]!.run(3);

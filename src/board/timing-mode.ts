@@ -8,13 +8,11 @@ import { timingModelFor } from './topology.js';
 
 /**
  * Builds the timing model for `machine` and makes every hart charge it for each fetch, load, store and
- * TLB refill. The block translator is turned off: its blocks fetch without going through the
- * interpreter's fetch, so their instruction fetches would go uncharged (docs/timing.md).
+ * TLB refill; translated blocks charge exactly what the interpreter would (docs/translator.md).
  */
 export function enableTiming(machine: Machine, latencies: TimingLatencies, cache?: Partial<CacheGeometry>): TimingModel {
   const model = timingModelFor(machine.layout, latencies, cache);
   for (const hart of machine.harts) {
-    hart.setTranslation(false);
     hart.setMemoryTiming(model);
   }
   return model;

@@ -31,6 +31,16 @@ export interface BlockSource {
   readonly body: string;
 }
 
+/** What a block compiled for timing mode needs to charge its instruction fetches as the interpreter does. */
+export interface FetchTiming {
+  /** The NUMA node of the RAM region the block's page is in. */
+  readonly node: number;
+  /** Byte offset of the block's page in that region. */
+  readonly pageOffset: number;
+  /** The cache line size: a run of fetches in one line with no load or store between is one charge and line hits; 0 charges each. */
+  readonly lineBytes: number;
+}
+
 /** Fetches the instruction at byte `offset` of the page: [word, length], or undefined if it cannot be decoded here. */
 function fetch(mem: Uint16Array, base: number, offset: number): [number, number] | undefined {
   const half = mem[base + (offset >>> 1)];
@@ -77,8 +87,15 @@ class Registers implements RegisterUse {
   }
 }
 
-/** The JavaScript of the block measured by measureBlock with the same arguments. */
-export function generateBlock(mem: Uint16Array, base: number, offset: number, pc: number, limit: number): BlockSource {
+/**
+ * The JavaScript of the block measured by measureBlock with the same arguments. With `timing` (timing mode)
+ * the block also charges the model `t.timing` for each instruction fetch, right before the instruction, as
+ * the interpreter's `step` does: the first instruction, the first in a new cache line and the first after a
+ * load or store are charged as accesses; every other fetch re-reads the line the hart's previous access (the
+ * previous fetch) touched, so it is a hit that changes no cache state, and such hits are counted in one
+ * `chargeLineHits` call before the next access or exit (docs/translator.md, "Timing mode").
+ */
+export function generateBlock(mem: Uint16Array, base: number, offset: number, pc: number, limit: number, timing?: FetchTiming): BlockSource {
   const regs = new Registers();
   const w = new InstructionWriter(regs);
   const lines: string[] = [];
@@ -87,12 +104,34 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
   let loops = false;
   let bigInts = false;
   let ended = false;
+  /** Timing mode: fetches since the last charged access that are line hits not yet counted. */
+  let pending = 0;
+  let afterMemory = true;
+  let lastLine = -1;
+  /** Counts the pending line hits (statically known on every path through the block). */
+  const hits = (): string => (pending === 0 ? '' : `h.stallCycles += tm.chargeLineHits(cpu, ${pending}); `);
   /** Leaves the block with the pc at `target` after `done` instructions of this iteration. */
-  const exit = (target: string | number, done: number): string => `h.pc = ${target}; ret = n + ${done}; break block;`;
+  const exit = (target: string | number, done: number): string => `${hits()}h.pc = ${target}; ret = n + ${done}; break block;`;
   /** Back to the start after `done` instructions, if a whole iteration still fits in the budget. */
   const again = (done: number): string => {
     loops = true;
-    return `n += ${done}; if (n + ${BLOCK_COUNT} <= left) continue block; h.pc = ${pc}; ret = n; break block;`;
+    return `${hits()}n += ${done}; if (n + ${BLOCK_COUNT} <= left) continue block; h.pc = ${pc}; ret = n; break block;`;
+  };
+  /** Timing mode: the charge of the fetch at byte `offset` of the page, updating `pending`. */
+  const fetchCharge = (at: number, isFirst: boolean): string => {
+    if (timing === undefined) return '';
+    const where = timing.pageOffset + at;
+    const line = timing.lineBytes === 0 ? -1 : Math.floor(where / timing.lineBytes);
+    const sameLine = !isFirst && !afterMemory && line >= 0 && line === lastLine;
+    lastLine = line;
+    afterMemory = false;
+    if (sameLine) {
+      pending++;
+      return '';
+    }
+    const counted = hits();
+    pending = 0;
+    return `${counted}h.stallCycles += tm.chargeRamAccess(cpu, ${timing.node}, ${where}, false); `;
   };
   let at = pc;
   while (offset < PAGE_BYTES && pcs.length < limit) {
@@ -108,6 +147,9 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
     const f7 = insn >>> 25;
     let code: string | undefined;
     let memory = false;
+    // The fetch is charged before the instruction's own code, whose exits count it (restored if untranslated).
+    const saved = [pending, afterMemory, lastLine] as const;
+    const charge = fetchCharge(offset, k === 0);
     switch (insn & 0x7f) {
       case OP_IMM: code = w.opImm(f3, rd, rs1, immI(insn)); break;
       case OP_LUI: code = w.setConst(rd, insn & 0xfffff000); break;
@@ -133,13 +175,19 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
         if (f3 === 0) code = `{ const target = ${w.address(rs1, immI(insn))}; ${w.setConst(rd, next)} ${exit('target - (target & 1)', k + 1)} }`;
         break;
     }
-    if (code === undefined) break;
+    if (code === undefined) {
+      [pending, afterMemory, lastLine] = saved;
+      break;
+    }
     pcs.push(at);
     if (memory) {
       // A trap leaves c on this instruction; MMIO may set h.stop, which ends the block after it.
       touchesMemory = true;
-      lines.push(`c = ${k}; ${code} if (h.stop) { ${exit(next, k + 1)} }`);
-    } else lines.push(code);
+      const counted = hits();
+      pending = 0;
+      afterMemory = true;
+      lines.push(`${charge}c = ${k}; ${counted}${code} if (h.stop) { ${exit(next, k + 1)} }`);
+    } else lines.push(charge + code);
     at = next;
     offset += len;
     if (endsBlock(insn)) {
@@ -156,6 +204,7 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
   if (touchesMemory) {
     body = `let c = 0;\ntry {\n${body}\n} catch (e) { ${writeBack} t.done = n + c; h.pc = pcs[c]; throw e; }`;
   }
-  const prologue = `${bigInts ? 'const x64 = h.x64;\n' : ''}${load}\nlet n = 0, ret = 0;\n`;
+  const prologue = `${bigInts ? 'const x64 = h.x64;\n' : ''}${timing === undefined ? '' : 'const tm = t.timing, cpu = h.id;\n'}` +
+    `${load}\nlet n = 0, ret = 0;\n`;
   return { count: pcs.length, pcs, body: `${prologue}${body}\n${writeBack}\nreturn ret;` };
 }

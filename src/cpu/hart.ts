@@ -15,6 +15,7 @@ import { csrRead, csrWrite } from './csr.js';
 import { TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
 import { HartMemory } from './hart-memory.js';
+import type { MemoryTiming } from './memory-timing.js';
 import type { RamRegion } from '../memory/ram.js';
 import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
@@ -62,6 +63,13 @@ export class Hart extends HartMemory {
    */
   setTranslation(on: boolean, hotBlock?: number): void {
     this.translator = on ? new Translator(this, hotBlock) : undefined;
+    this.translator?.setTiming(this.timing);
+  }
+
+  /** Timing mode on or off: the translator also recompiles its blocks, with or without the charges. */
+  override setMemoryTiming(timing: MemoryTiming | undefined): void {
+    super.setMemoryTiming(timing);
+    this.translator?.setTiming(timing);
   }
 
   get translating(): boolean {

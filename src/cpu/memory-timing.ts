@@ -12,4 +12,15 @@ export interface MemoryTiming {
   chargeAccess(cpu: number, paddr: number, isWrite: boolean): number;
   /** A page-table walk that read `levels` levels to refill hart `cpu`'s TLB. */
   chargeTlbRefill(cpu: number, levels: number): number;
+  /**
+   * Optional, with `chargeLineHits`: the cache line size. Translated blocks then charge a run of fetches
+   * from one line with nothing between them as one `chargeRamAccess` and `count` line hits.
+   */
+  readonly lineBytes?: number;
+  /**
+   * `count` more reads by hart `cpu` of the line its last access touched, with no other access between:
+   * each is a hit that changes no cache state, so this must count exactly what `count` calls of
+   * `chargeRamAccess` on that line would (docs/translator.md, "Timing mode").
+   */
+  chargeLineHits?(cpu: number, count: number): number;
 }

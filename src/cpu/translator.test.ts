@@ -12,6 +12,9 @@ import { generateBlock } from './block-source.js';
 import { translatable } from './codegen.js';
 import { Hart } from './hart.js';
 import { Reservations } from './reservations.js';
+import type { CacheGeometry } from '../timing/cache.js';
+import { StatsRegistry } from '../timing/stats.js';
+import { TimingModel } from '../timing/timing-model.js';
 
 const RAM_BASE = 0x8000_0000;
 const RAM_BYTES = 64 * 1024;
@@ -53,13 +56,19 @@ const CSRR_MSCRATCH: number = 0x340027f3; // csrrs a5, mscratch, x0
 class Rig {
   readonly ram = new RamRegion(0, RAM_BASE, RAM_BYTES);
   readonly hart: Hart;
+  /** Timing mode's model, when the rig runs in timing mode. */
+  readonly model: TimingModel | undefined;
 
-  /** `hotBlock`: interpreted runs of a block before it is compiled (0: at once). */
-  constructor(translate: boolean, hotBlock = 0) {
+  /** `hotBlock`: interpreted runs of a block before it is compiled (0: at once); `cache`: run in timing mode. */
+  constructor(translate: boolean, hotBlock = 0, cache?: Partial<CacheGeometry>) {
     const bus = new Bus();
     bus.addRam(this.ram);
     this.hart = new Hart(0, { bus, clock: { now: () => 0 }, reservations: new Reservations(1) });
     this.hart.setTranslation(translate, hotBlock);
+    if (cache !== undefined) {
+      this.model = new TimingModel({ cpuNode: [0], nodes: [{ base: RAM_BASE, size: RAM_BYTES }], latencies: LATENCIES, cache });
+      this.hart.setMemoryTiming(this.model);
+    }
     this.hart.reset(CODE);
     this.hart.mtvec = VECTOR;
     // The trap handler counts in x31 forever, so a miscounted instruction shows in the registers.
@@ -86,13 +95,28 @@ class Rig {
     return {
       x: Array.from(h.x64.subarray(1)), pc: h.pc, instret: h.instret, mcause: h.mcause, mepc: h.mepc, mtval: h.mtval,
       data: Buffer.from(this.ram.u8.subarray(DATA - RAM_BASE, DATA - RAM_BASE + 4096)).toString('hex'),
+      timing: this.model === undefined ? undefined : timingState(this.model, [h]),
     };
   }
 }
 
+/** Hit cycles are not 0 here, so that a miscounted line hit shows in the cycles too. */
+const LATENCIES = { hitCycles: 1, missCycles: [[30]], uncachedCycles: 20, tlbLevelCycles: 5 };
+
+/** Every statistic of timing mode: the model's counters, the miss counters and each hart's stall cycles. */
+export function timingState(model: TimingModel, harts: readonly Hart[]): unknown {
+  const stats = new StatsRegistry();
+  model.registerStats(stats);
+  return {
+    stats: stats.snapshot(),
+    pages: model.counters.hottest(1 << 20),
+    stalls: harts.map((h) => h.stallCycles),
+  };
+}
+
 /** Runs the same program and register file on an interpreting and a translating hart, slice by slice. */
-function differential(parcels: number[], registers: bigint[], slices: number[], hotBlock: number): void {
-  const rigs = [new Rig(false), new Rig(true, hotBlock)];
+function differential(parcels: number[], registers: bigint[], slices: number[], hotBlock: number, cache?: Partial<CacheGeometry>): void {
+  const rigs = [new Rig(false, 0, cache), new Rig(true, hotBlock, cache)];
   for (const rig of rigs) {
     rig.put(CODE, parcels);
     for (let i = 1; i < 32; i++) rig.hart.x64[i] = registers[i];
@@ -156,6 +180,56 @@ test('random programs: translating and interpreting harts agree after every slic
     ),
     { numRuns: 400 },
   );
+});
+
+test('random programs in timing mode: translated blocks charge exactly what the interpreter charges', () => {
+  fc.assert(
+    fc.property(
+      fc.array(instruction, { minLength: 1, maxLength: 60 }),
+      fc.array(value64, { minLength: 32, maxLength: 32 }),
+      fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 6 }),
+      fc.constantFrom(0, 1, 3),
+      // Tiny caches with short lines: fetches cross lines often, and loads and stores evict the code's
+      // lines (direct-mapped), so a fetch after a load or store is a miss that must not be counted as a hit.
+      fc.record({ sets: fc.constantFrom(4, 16, 64), ways: fc.constantFrom(1, 2), lineBytes: fc.constantFrom(8, 16, 64) })
+        .map(({ sets, ways, lineBytes }) => ({ sizeBytes: sets * ways * lineBytes, ways, lineBytes })),
+      (program, registers, slices, hotBlock, cache) => differential(program.flat(), registers, slices, hotBlock, cache),
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('timing mode: a fetch after a load is an access: the load may have evicted the code\'s line', () => {
+  // ld x7, 0(x8); addi x5, x5, 1; j +8 to a self-loop in the next line. In a direct-mapped cache of four
+  // 16-byte lines the data line maps to the set of the first code line: the load evicts it and the fetch
+  // of the addi misses. Counting that fetch as a line hit would lose a miss, as the line is not fetched again.
+  const cache = { sizeBytes: 64, ways: 1, lineBytes: 16 };
+  const rigs = [new Rig(false, 0, cache), new Rig(true, 0, cache)];
+  for (const rig of rigs) {
+    rig.put(CODE, [ld(7, 8, 0), addi(5, 5, 1), jType(0, 8), 0, 0, JUMP_SELF]);
+    rig.hart.x64[8] = BigInt(DATA);
+  }
+  for (const rig of rigs) assert.equal(rig.hart.run(10), 10);
+  assert.deepEqual(rigs[1].snapshot(), rigs[0].snapshot());
+  // The ld's fetch, the load, the addi's fetch and the self-loop's line; the j's fetch and the loop hit.
+  assert.equal(rigs[1].model!.missesLocal[0], 4);
+});
+
+test('timing mode: a loop of straight-line code charges one access per line and line hits for the rest', () => {
+  // Twelve 4-byte additions and a branch back: 52 bytes, so with 16-byte lines each iteration spans 4 lines.
+  const body = [...Array.from({ length: 12 }, () => addi(5, 5, 1)), bType(1, 5, 6, -48), JUMP_SELF];
+  const cache = { sizeBytes: 1024, ways: 2, lineBytes: 16 };
+  const rigs = [new Rig(false, 0, cache), new Rig(true, 0, cache)];
+  for (const rig of rigs) {
+    rig.put(CODE, body);
+    rig.hart.x64[6] = 120n; // ten iterations
+  }
+  for (const rig of rigs) assert.equal(rig.hart.run(130), 130);
+  assert.deepEqual(rigs[1].snapshot(), rigs[0].snapshot());
+  const model = rigs[1].model!;
+  assert.equal(model.accesses(0), 130, 'one access per fetch');
+  assert.equal(model.missesLocal[0], 4, 'the four lines of the loop, once');
+  assert.equal(rigs[1].hart.stallCycles, 126 * LATENCIES.hitCycles + 4 * 30);
 });
 
 test('the cheap measure agrees with the generator on which instructions are translated', () => {

@@ -6,8 +6,9 @@ import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import type { Bus } from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
 import { lt, ltu, mulDiv32, mulDiv64, mulhu32 } from './alu.js';
-import { generateBlock, measureBlock } from './block-source.js';
+import { generateBlock, measureBlock, type FetchTiming } from './block-source.js';
 import type { HartState } from './hart-state.js';
+import type { MemoryTiming } from './memory-timing.js';
 
 const PAGE_SHIFT = 12;
 const PAGE_BYTES = 1 << PAGE_SHIFT;
@@ -129,7 +130,7 @@ export class CodePages {
     code.hasCode[page] = 1;
     const physical = code.region.base + page * PAGE_BYTES;
     for (const h of this.harts) {
-      for (const priv of [PRIV_U, PRIV_S, PRIV_M]) h.tlbSets[priv].write.flushPhysical(physical);
+      for (const priv of [PRIV_U, PRIV_S, PRIV_M]) h.tlbSets[priv].write.hidePhysical(physical);
     }
   }
 
@@ -189,6 +190,8 @@ function codePagesOf(bus: Bus): CodePages {
 export class Translator {
   /** Instructions a block completed before one of its loads or stores trapped (read and reset by run). */
   done = 0;
+  /** Timing mode's memory model, which compiled blocks charge (read by the generated code), or undefined. */
+  timing: MemoryTiming | undefined = undefined;
   private readonly code: CodePages;
   private readonly front: (Block | undefined)[] = new Array<Block | undefined>(CACHE_MASK + 1);
   private readonly all = new Map<number, Block>();
@@ -249,6 +252,17 @@ export class Translator {
     return b;
   }
 
+  /**
+   * Timing mode on (`timing`) or off. Blocks compiled for the other mode are dropped, so fast mode runs
+   * the same code as if timing mode never existed, and timing mode's blocks charge every fetch.
+   */
+  setTiming(timing: MemoryTiming | undefined): void {
+    if (timing === this.timing) return;
+    this.timing = timing;
+    this.front.fill(undefined);
+    this.all.clear();
+  }
+
   /** The cold block `b` was just interpreted once more: compile it when it is hot. */
   warm(b: Block): void {
     if (++b.heat >= this.hotBlock) this.compileBlock(b);
@@ -256,8 +270,17 @@ export class Translator {
 
   private compileBlock(b: Block): void {
     const offset = b.pc & (PAGE_BYTES - 1);
-    const source = generateBlock(b.mem, b.base, offset, b.pc, b.count);
+    const source = generateBlock(b.mem, b.base, offset, b.pc, b.count, this.fetchTiming(b));
     b.run = this.code.compile(source.body, source.pcs);
+  }
+
+  /** What a block compiled in timing mode needs to charge its fetches, or undefined in fast mode. */
+  private fetchTiming(b: Block): FetchTiming | undefined {
+    const timing = this.timing;
+    if (timing === undefined) return undefined;
+    // Without chargeLineHits every fetch is charged on its own (lineBytes 0).
+    const lineBytes = timing.chargeLineHits !== undefined ? timing.lineBytes ?? 0 : 0;
+    return { node: this.regionOf(b.mem).node, pageOffset: b.base * 2, lineBytes };
   }
 
   /** The RAM region whose halfword view is `mem`. */

@@ -65,7 +65,8 @@ export class TimingModel {
   /** Line and counter-page number of each node's first byte (small integers, unlike its address). */
   private readonly nodeFirstLine: Float64Array;
   private readonly nodeFirstPage: Float64Array;
-  private readonly lineBytes: number;
+  /** The caches' line size (MemoryTiming: translated blocks charge runs of fetches in one line as line hits). */
+  readonly lineBytes: number;
   private readonly pageBytes: number;
   /** log2 of the line and page sizes: offsets in a node are below 2^32, so `>>>` divides exactly. */
   private readonly lineShift: number;
@@ -144,6 +145,16 @@ export class TimingModel {
       return this.hitCycles;
     }
     return this.chargeMiss(cpu, node, offset, result === ACCESS_UPGRADE);
+  }
+
+  /**
+   * `count` more reads by `cpu` of the line its last access touched, nothing else in between: each would
+   * find that line in the CPU's most recently used way, a hit that changes no cache state, so only the
+   * hits are counted (what `count` calls of `chargeRamAccess` would do).
+   */
+  chargeLineHits(cpu: number, count: number): number {
+    this.hits[cpu] += count;
+    return count * this.hitCycles;
   }
 
   /** Cycles of a TLB refill that walked `levels` page-table levels (3 for Sv39, 4 for Sv48). */
