@@ -78,8 +78,12 @@ export class CoherentCaches {
   private readonly waysPerCpu: number;
   private readonly ways: number;
   private readonly lineBytes: number;
-  /** Each CPU's most recently used way: a repeat access to its line needs no set search or LRU update. */
-  private readonly lastWay: Int32Array;
+  /**
+   * The most recently used way of each set of each CPU ([cpu * sets + set]): a hit there needs no search and
+   * no LRU update, since that way's stamp is already the newest of its set (code and data lines in different
+   * sets both stay on this path, where a single most-recent way per CPU would lose one of them).
+   */
+  private readonly mruWay: Int32Array;
   /**
    * A counting snoop filter (as in real snoop-based multiprocessors): how many cached copies of lines
    * hashing to each bucket exist in all caches. A miss whose bucket holds none skips the snoop of the
@@ -117,8 +121,8 @@ export class CoherentCaches {
     this.states = new Uint8Array(entries);
     this.stamps = new Float64Array(entries);
     this.clock = new Float64Array(cpus);
-    // Each starts at the CPU's first way, which holds no line yet, so the check needs no "none" case.
-    this.lastWay = Int32Array.from({ length: cpus }, (_, cpu) => cpu * this.waysPerCpu);
+    // Each starts at the set's first way, which holds no line yet, so the check needs no "none" case.
+    this.mruWay = Int32Array.from({ length: cpus * this.sets }, (_, k) => k * g.ways);
     const buckets = Math.min(MAX_FILTER_BITS, Math.max(MIN_FILTER_BITS, Math.ceil(Math.log2(entries * FILTER_BUCKETS_PER_LINE))));
     this.presence = new Int32Array(2 ** buckets);
     this.presenceShift = 32 - buckets;
@@ -137,25 +141,27 @@ export class CoherentCaches {
    * physical addresses (from 0x8000_0000) do not, so callers that know the line avoid boxing a double.
    */
   accessLine(cpu: number, line: number, isWrite: boolean): AccessResult {
-    // The line this CPU touched last is already the most recently used of its set: no LRU update needed.
-    // Kept this small so that V8 inlines it into the caller; the rest is in `lookUp`.
-    const mru = this.lastWay[cpu]!;
+    // A hit on the most recently used way of its set needs no LRU update: its stamp is already the newest
+    // of the set (skipping the clock tick keeps every later stamp newer than every earlier one, so the LRU
+    // order is what it would have been). Kept this small so that V8 inlines it; the rest is in `lookUp`.
+    // `line | 0` keeps the low 32 bits (ECMAScript ToInt32 is modulo 2^32), enough for the set index.
+    const slot = cpu * this.sets + ((line | 0) & this.setMask);
+    const mru = this.mruWay[slot]!;
     if (this.tags[mru] === line && (!isWrite || this.states[mru] === LINE_MODIFIED)) return ACCESS_HIT;
-    return this.lookUp(cpu, line, isWrite);
+    return this.lookUp(cpu, line, isWrite, slot);
   }
 
-  private lookUp(cpu: number, line: number, isWrite: boolean): AccessResult {
+  private lookUp(cpu: number, line: number, isWrite: boolean, slot: number): AccessResult {
     const tags = this.tags;
     const states = this.states;
     const ways = this.ways;
-    // `line | 0` keeps the low 32 bits (ECMAScript ToInt32 is modulo 2^32), enough for the set index.
-    const first = cpu * this.waysPerCpu + ((line | 0) & this.setMask) * ways;
+    const first = slot * ways;
     const stamp = this.clock[cpu]! + 1;
     this.clock[cpu] = stamp;
     for (let i = first; i < first + ways; i++) {
       if (tags[i] !== line) continue;
       this.stamps[i] = stamp;
-      this.lastWay[cpu] = i;
+      this.mruWay[slot] = i;
       const state = states[i]!;
       if (!isWrite || state === LINE_MODIFIED) return ACCESS_HIT;
       states[i] = LINE_MODIFIED;
@@ -179,7 +185,7 @@ export class CoherentCaches {
     tags[victim] = line;
     this.presence[bucket]++;
     this.stamps[victim] = stamp;
-    this.lastWay[cpu] = victim;
+    this.mruWay[slot] = victim;
     states[victim] = isWrite ? LINE_MODIFIED : sharers > 0 ? LINE_SHARED : LINE_EXCLUSIVE;
     return ACCESS_MISS;
   }

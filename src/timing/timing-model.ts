@@ -149,7 +149,7 @@ export class TimingModel {
 
   /**
    * `count` more reads by `cpu` of the line its last access touched, nothing else in between: each would
-   * find that line in the CPU's most recently used way, a hit that changes no cache state, so only the
+   * find that line in the most recently used way of its set, a hit that changes no cache state, so only the
    * hits are counted (what `count` calls of `chargeRamAccess` would do).
    */
   chargeLineHits(cpu: number, count: number): number {
