@@ -44,22 +44,24 @@ export class Tlb {
   /** Drops every entry that maps the machine page at `physicalPage` (a TLB shootdown). */
   flushPhysical(physicalPage: number): void {
     for (let i = 0; i < TLB_SIZE; i++) {
-      const region = this.mem[i];
-      if (region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i] * 4096 + this.delta[i] + region.base === physicalPage) {
-        this.tag[i] = TLB_INVALID;
-      }
+      if (this.maps(i, physicalPage)) this.tag[i] = TLB_INVALID;
     }
   }
 
   /** Takes the entries that map the machine page at `physicalPage` off the fast path, keeping them (see `hidden`). */
   hidePhysical(physicalPage: number): void {
     for (let i = 0; i < TLB_SIZE; i++) {
-      const region = this.mem[i];
-      if (region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i] * 4096 + this.delta[i] + region.base === physicalPage) {
+      if (this.maps(i, physicalPage)) {
         this.hidden[i] = this.tag[i];
         this.tag[i] = TLB_INVALID;
       }
     }
+  }
+
+  /** True if entry `i` is on the fast path and maps the machine page at `physicalPage`. */
+  private maps(i: number, physicalPage: number): boolean {
+    const region = this.mem[i];
+    return region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i]! * 4096 + this.delta[i]! + region.base === physicalPage;
   }
 }
 
