@@ -9,6 +9,7 @@
 import { expandCompressed } from '../isa/compressed.js';
 import { OP_AUIPC, OP_BRANCH, OP_IMM, OP_IMM_32, OP_JAL, OP_JALR, OP_LOAD, OP_LUI, OP_OP, OP_OP_32, OP_STORE } from '../isa/opcodes.js';
 import { hi, immB, immI, immJ, immS, InstructionWriter, lo, translatable, type RegisterUse } from './codegen.js';
+import type { FetchProbe } from './memory-timing.js';
 
 const PAGE_BYTES = 4096;
 /** Stands for the block's instruction count, known only at its end. */
@@ -39,6 +40,8 @@ export interface FetchTiming {
   readonly pageOffset: number;
   /** The cache line size: a run of fetches in one line with no load or store between is one charge and line hits; 0 charges each. */
   readonly lineBytes: number;
+  /** When the model offers one: fetches test for a most-recently-used-way hit inline, calling it only otherwise. */
+  readonly probe?: FetchProbe;
 }
 
 /** Fetches the instruction at byte `offset` of the page: [word, length], or undefined if it cannot be decoded here. */
@@ -131,7 +134,11 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
     }
     const counted = hits();
     pending = 0;
-    return `${counted}h.stallCycles += tm.chargeRamAccess(cpu, ${timing.node}, ${where}, false); `;
+    const call = `h.stallCycles += tm.chargeRamAccess(cpu, ${timing.node}, ${where}, false);`;
+    const probe = timing.probe;
+    if (probe === undefined) return `${counted}${call} `;
+    const probed = probe.line(timing.node, where);
+    return `${counted}if (pt[pm[pb + ${probe.set(probed)}]] === ${probed}) { ph[cpu]++; h.stallCycles += ${probe.hitCycles}; } else ${call} `;
   };
   let at = pc;
   while (offset < PAGE_BYTES && pcs.length < limit) {
@@ -204,7 +211,9 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
   if (touchesMemory) {
     body = `let c = 0;\ntry {\n${body}\n} catch (e) { ${writeBack} t.done = n + c; h.pc = pcs[c]; throw e; }`;
   }
-  const prologue = `${bigInts ? 'const x64 = h.x64;\n' : ''}${timing === undefined ? '' : 'const tm = t.timing, cpu = h.id;\n'}` +
+  const probe = timing?.probe;
+  const probing = probe === undefined ? '' : `const fp = t.fetchProbe, pt = fp.tags, pm = fp.mruWay, ph = fp.hits, pb = cpu * ${probe.sets};\n`;
+  const prologue = `${bigInts ? 'const x64 = h.x64;\n' : ''}${timing === undefined ? '' : `const tm = t.timing, cpu = h.id;\n${probing}`}` +
     `${load}\nlet n = 0, ret = 0;\n`;
   return { count: pcs.length, pcs, body: `${prologue}${body}\n${writeBack}\nreturn ret;` };
 }

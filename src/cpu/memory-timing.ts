@@ -23,4 +23,23 @@ export interface MemoryTiming {
    * `chargeRamAccess` on that line would (docs/translator.md, "Timing mode").
    */
   chargeLineHits?(cpu: number, count: number): number;
+  /** Optional: lets generated code test for a fetch hit without a call (see FetchProbe). */
+  fetchProbe?(): FetchProbe;
+}
+
+/**
+ * The arrays behind the cache model's fast path, for translated blocks: a read of `line` by hart `cpu` is
+ * a hit that changes no cache state exactly when `tags[mruWay[cpu * sets + set(line)]] === line`; it then
+ * adds one to `hits[cpu]` and costs `hitCycles`, which is all `chargeRamAccess` would have done.
+ */
+export interface FetchProbe {
+  readonly tags: Float64Array;
+  readonly mruWay: Int32Array;
+  readonly sets: number;
+  readonly hits: Float64Array;
+  readonly hitCycles: number;
+  /** The line number `chargeRamAccess(cpu, node, offset, …)` looks up. */
+  line(node: number, offset: number): number;
+  /** The set of `line` in every CPU's cache. */
+  set(line: number): number;
 }

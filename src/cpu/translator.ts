@@ -8,7 +8,7 @@ import type { RamRegion } from '../memory/ram.js';
 import { lt, ltu, mulDiv32, mulDiv64, mulhu32 } from './alu.js';
 import { generateBlock, measureBlock, type FetchTiming } from './block-source.js';
 import type { HartState } from './hart-state.js';
-import type { MemoryTiming } from './memory-timing.js';
+import type { FetchProbe, MemoryTiming } from './memory-timing.js';
 
 const PAGE_SHIFT = 12;
 const PAGE_BYTES = 1 << PAGE_SHIFT;
@@ -192,6 +192,8 @@ export class Translator {
   done = 0;
   /** Timing mode's memory model, which compiled blocks charge (read by the generated code), or undefined. */
   timing: MemoryTiming | undefined = undefined;
+  /** The model's fetch probe while timing (read by the generated code), or undefined. */
+  fetchProbe: FetchProbe | undefined = undefined;
   private readonly code: CodePages;
   private readonly front: (Block | undefined)[] = new Array<Block | undefined>(CACHE_MASK + 1);
   private readonly all = new Map<number, Block>();
@@ -259,6 +261,7 @@ export class Translator {
   setTiming(timing: MemoryTiming | undefined): void {
     if (timing === this.timing) return;
     this.timing = timing;
+    this.fetchProbe = timing?.fetchProbe?.();
     this.front.fill(undefined);
     this.all.clear();
   }
@@ -280,7 +283,7 @@ export class Translator {
     if (timing === undefined) return undefined;
     // Without chargeLineHits every fetch is charged on its own (lineBytes 0).
     const lineBytes = timing.chargeLineHits !== undefined ? timing.lineBytes ?? 0 : 0;
-    return { node: this.regionOf(b.mem).node, pageOffset: b.base * 2, lineBytes };
+    return { node: this.regionOf(b.mem).node, pageOffset: b.base * 2, lineBytes, probe: this.fetchProbe };
   }
 
   /** The RAM region whose halfword view is `mem`. */

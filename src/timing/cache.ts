@@ -69,12 +69,13 @@ export class CoherentCaches {
   readonly geometry: Readonly<CacheGeometry>;
   readonly sets: number;
   /** Line number (paddr / lineBytes) held by each way, or -1. Float64 so that any physical address fits. */
-  private readonly tags: Float64Array;
+  /** The line held by each way ([cpu][set][way], flattened); read by `TimingModel.fetchProbe`'s generated checks. */
+  readonly tags: Float64Array;
   private readonly states: Uint8Array;
   /** Time of last use of each way, for LRU; a per-cache counter, exact in a double up to 2^53 uses. */
   private readonly stamps: Float64Array;
   private readonly clock: Float64Array;
-  private readonly setMask: number;
+  readonly setMask: number;
   private readonly waysPerCpu: number;
   private readonly ways: number;
   private readonly lineBytes: number;
@@ -83,7 +84,7 @@ export class CoherentCaches {
    * no LRU update, since that way's stamp is already the newest of its set (code and data lines in different
    * sets both stay on this path, where a single most-recent way per CPU would lose one of them).
    */
-  private readonly mruWay: Int32Array;
+  readonly mruWay: Int32Array;
   /**
    * A counting snoop filter (as in real snoop-based multiprocessors): how many cached copies of lines
    * hashing to each bucket exist in all caches. A miss whose bucket holds none skips the snoop of the

@@ -148,6 +148,23 @@ export class TimingModel {
   }
 
   /**
+   * The cache arrays a translated block reads to count a fetch hit without calling chargeRamAccess (the
+   * cpu layer's FetchProbe, src/cpu/memory-timing.ts, which this layer may not import).
+   */
+  fetchProbe() {
+    const caches = this.caches;
+    return {
+      tags: caches.tags,
+      mruWay: caches.mruWay,
+      sets: caches.sets,
+      hits: this.hits,
+      hitCycles: this.hitCycles,
+      line: (node: number, offset: number): number => this.nodeFirstLine[node]! + (offset >>> this.lineShift),
+      set: (line: number): number => (line | 0) & caches.setMask,
+    };
+  }
+
+  /**
    * `count` more reads by `cpu` of the line its last access touched, nothing else in between: each would
    * find that line in the most recently used way of its set, a hit that changes no cache state, so only the
    * hits are counted (what `count` calls of `chargeRamAccess` would do).
