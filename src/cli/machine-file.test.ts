@@ -1,0 +1,124 @@
+// The machine file of `mirrorball up`: what a good file gives, and one clear line per mistake in a bad one.
+
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { MachineFileError, parseMachineFile } from './machine-file.js';
+
+const MiB = 2 ** 20;
+
+/** The problems reported for `text`, or [] if it parses. */
+function problems(text: string): string[] {
+  try {
+    parseMachineFile(text, 'm.yaml');
+    return [];
+  } catch (error) {
+    if (error instanceof MachineFileError) return error.problems;
+    throw error;
+  }
+}
+
+describe('machine file', () => {
+  it('reads the machine and its VMs with the command-line words, and fills the defaults', () => {
+    const spec = parseMachineFile([
+      'machine:',
+      '  topology: numa4x2',
+      '  memory: 2G',
+      '  timing: true',
+      'vms:',
+      '  - name: web',
+      '    smp: 2',
+      '    memory: 256M',
+      '    append: "quiet"',
+      '    drive: file=disks/web.img,readonly=on',
+      '    console-log: logs/web.log',
+      '    rng: 7',
+      '  - name: db',
+      '    drive: [disks/db.img, "file=/abs/scratch.img"]',
+    ].join('\n'), 'conf/m.yaml');
+    assert.equal(spec.machine.name, 'numa4x2');
+    assert.equal(spec.machine.config.nodes.length, 4);
+    assert.equal(spec.machine.config.harts, 8);
+    assert.equal(spec.machine.memoryBytes, 2048 * MiB);
+    assert.equal(spec.machine.timing, true);
+    assert.deepEqual(spec.vms[0], {
+      name: 'web', smp: 2, memoryBytes: 256 * MiB, kernel: undefined, initrd: undefined, append: 'quiet',
+      drives: [{ file: resolve('conf/disks/web.img'), readOnly: true }], consoleLog: resolve('conf/logs/web.log'), rng: 7,
+    });
+    assert.deepEqual(spec.vms[1], {
+      name: 'db', smp: 1, memoryBytes: 128 * MiB, kernel: undefined, initrd: undefined, append: undefined,
+      drives: [{ file: resolve('conf/disks/db.img'), readOnly: false }, { file: '/abs/scratch.img', readOnly: false }],
+      consoleLog: undefined, rng: undefined,
+    });
+  });
+
+  it('a machine section is optional: 1 GiB, one hart, one node', () => {
+    const spec = parseMachineFile('vms:\n  - name: a\n', 'm.yaml');
+    assert.equal(spec.machine.memoryBytes, 1024 * MiB);
+    assert.equal(spec.machine.config.harts, 1);
+    assert.equal(spec.machine.config.nodes.length, 1);
+    assert.equal(spec.machine.timing, false);
+  });
+
+  it('reports every mistake, each on one line with its place and the option as written in the file', () => {
+    const found = problems([
+      'machine:',
+      '  smp: 40',
+      '  colour: blue',
+      'vms:',
+      '  - name: a',
+      '    memory: lots',
+      '  - name: a',
+      '    smp: 0',
+      '    drive: file=x.img,readonly=maybe',
+      '  - smp: 2',
+      '  - name: -bad',
+    ].join('\n'));
+    assert.deepEqual(found, [
+      "m.yaml:3:3: machine: unknown key 'colour' (known: memory, smp, nodes, topology, distances, timing)",
+      'm.yaml:2:3: machine.smp must be an integer from 1 to 32, not \'40\'',
+      "m.yaml:6:13: vms[0].memory: 'lots' is not a size (try 512M or 2G)",
+      "m.yaml:7:11: vms[1].name: 'a' is already the name of vms[0]",
+      "m.yaml:8:10: vms[1].smp must be an integer from 1 to 32, not '0'",
+      "m.yaml:9:12: vms[1].drive: readonly must be on or off, not 'maybe'",
+      "m.yaml:10:5: vms[2]: needs a 'name'",
+      "m.yaml:11:11: vms[3].name: '-bad' is not a VM name (letters, digits, '-' and '_', at most 32, not starting with '-' or '_')",
+    ]);
+    for (const line of found) assert.ok(!line.includes('\n'));
+  });
+
+  it('refuses VMs that need more memory than the machine has', () => {
+    assert.deepEqual(problems('machine:\n  memory: 256M\nvms:\n  - name: a\n    memory: 200M\n  - name: b\n    memory: 100M\n'),
+      ['m.yaml:4:3: vms: the VMs need 300 MiB together but machine.memory is 256 MiB']);
+  });
+
+  it('names the machine options as the file spells them in topology errors', () => {
+    assert.deepEqual(problems('machine:\n  topology: numa4x2\n  nodes: 2\nvms:\n  - name: a\n'),
+      ['m.yaml:2:3: machine.topology and machine.nodes cannot be used together: the topology fixes the nodes']);
+  });
+
+  it('gives a YAML syntax error as one line with its position', () => {
+    const found = problems('vms:\n  - name: a\n    smp: [1,\n');
+    assert.equal(found.length >= 1, true);
+    assert.match(found[0]!, /^m\.yaml:\d+:\d+: \S/);
+  });
+
+  it('rejects a file that is not a mapping, a missing or empty VM list, and duplicated keys', () => {
+    assert.match(problems('- a\n- b\n')[0]!, /^m\.yaml:1:1: the machine file must be a mapping/);
+    assert.deepEqual(problems('machine:\n  memory: 1G\n'), ["m.yaml:1:1: no 'vms': list the virtual machines to start (at least one)"]);
+    assert.deepEqual(problems('vms: []\n'), ['m.yaml:1:6: vms: must be a list of virtual machines (at least one)']);
+    assert.match(problems('vms:\n  - name: a\n    name: b\n')[0]!, /^m\.yaml:3:\d+: .*[Mm]ap keys must be unique/);
+  });
+
+  it('any text gives a spec or MachineFileError lines, never another exception', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 200 }), (text) => {
+      const found = problems(text);
+      for (const line of found) assert.match(line, /^m\.yaml(:\d+:\d+)?: /);
+    }), { numRuns: 300 });
+    const yamlish = fc.array(fc.constantFrom('vms:', '  - name: a', '    smp: 3', 'machine:', '  memory: 1G', '  - x', ': :', '    drive: [', '  nodes: 2', '\t', '"'), { maxLength: 12 });
+    fc.assert(fc.property(yamlish, (lines) => {
+      for (const line of problems(lines.join('\n'))) assert.match(line, /^m\.yaml(:\d+:\d+)?: /);
+    }), { numRuns: 300 });
+  });
+});

@@ -1,0 +1,224 @@
+// The machine file of `mirrorball up` (issue 5): a YAML description of the machine and the VMs it runs,
+// with the same words as the command-line options. Every mistake is reported, one line each.
+
+import { dirname, resolve } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
+import type { DriveSpec } from '../host/drives.js';
+import { chooseTopology, type ChosenTopology } from './topology-options.js';
+import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
+
+export interface VmFileSpec {
+  name: string;
+  /** Virtual CPUs. */
+  smp: number;
+  memoryBytes: number;
+  /** Absolute paths (relative ones are taken from the machine file's directory); undefined: the built guest. */
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  drives: DriveSpec[];
+  consoleLog?: string;
+  /** A virtio-rng with this seed, when given. */
+  rng?: number;
+}
+
+export interface MachineFileSpec {
+  machine: ChosenTopology & { memoryBytes: number; timing: boolean };
+  vms: VmFileSpec[];
+}
+
+/** Every mistake in a machine file, each already a whole line such as `vms.yaml:7:13: vms[1].smp: …`. */
+export class MachineFileError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing'] as const;
+const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng'] as const;
+const DEFAULT_MACHINE_MEMORY = '1G';
+const DEFAULT_VM_MEMORY = '128M';
+const MAX_VCPUS = 32;
+const MAX_VMS = 64;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+const MiB = 2 ** 20;
+
+/**
+ * Parses and checks the text of machine file `fileName` (used in messages and to resolve relative paths).
+ * Throws MachineFileError listing every problem found.
+ */
+export function parseMachineFile(text: string, fileName: string): MachineFileSpec {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const where = (node: Node | null | undefined): string => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return fileName;
+    const { line, col } = lines.linePos(offset);
+    return `${fileName}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    throw new MachineFileError(doc.errors.map((e) => {
+      const { line, col } = lines.linePos(e.pos[0]);
+      return `${fileName}:${line}:${col}: ${firstLine(e.message)}`;
+    }));
+  }
+  const problems: string[] = [];
+  const problem = (node: Node | null | undefined, path: string, message: string): void => {
+    problems.push(`${where(node)}: ${path === '' ? '' : `${path}: `}${message}`);
+  };
+  const root = doc.contents;
+  if (!isMap(root)) {
+    throw new MachineFileError([`${where(root)}: the machine file must be a mapping with 'machine' and 'vms' (see docs/machine-file.md)`]);
+  }
+  checkKeys(root, ['machine', 'vms'], '', problem);
+  const baseDir = dirname(resolve(fileName));
+
+  // The machine.
+  const machineNode = root.get('machine', true) as Node | undefined;
+  let machineMap: YAMLMap | undefined;
+  if (machineNode !== undefined && !isMap(machineNode)) problem(machineNode, 'machine', 'must be a mapping of machine options');
+  else if (machineNode !== undefined) {
+    machineMap = machineNode;
+    checkKeys(machineMap, MACHINE_KEYS, 'machine', problem);
+  }
+  const machineValue = (key: string): { text: string; node: Node } | undefined => scalarOption(machineMap, key, `machine.${key}`, problem);
+  const memory = machineValue('memory');
+  const machineMemory = attempt(memory?.node, 'machine', problem, () => parseSize(memory?.text ?? DEFAULT_MACHINE_MEMORY, 'machine.memory'));
+  const timing = machineValue('timing');
+  let timingOn = false;
+  if (timing !== undefined) {
+    if (timing.text === 'true' || timing.text === 'false') timingOn = timing.text === 'true';
+    else problem(timing.node, 'machine.timing', `must be true or false, not '${timing.text}'`);
+  }
+  let topology: ChosenTopology | undefined;
+  if (machineMemory !== undefined) {
+    const flags = {
+      topology: machineValue('topology')?.text,
+      nodes: machineValue('nodes')?.text,
+      smp: machineValue('smp')?.text,
+      distances: machineValue('distances')?.text,
+    };
+    topology = attempt(machineNode ?? root, 'machine', problem, () => chooseTopology(flags, machineMemory));
+  }
+
+  // The VMs.
+  const vmsNode = root.get('vms', true) as Node | undefined;
+  const vms: VmFileSpec[] = [];
+  if (vmsNode === undefined) problem(root, '', "no 'vms': list the virtual machines to start (at least one)");
+  else if (!isSeq(vmsNode) || vmsNode.items.length === 0) problem(vmsNode, 'vms', 'must be a list of virtual machines (at least one)');
+  else if (vmsNode.items.length > MAX_VMS) problem(vmsNode, 'vms', `at most ${MAX_VMS} virtual machines, not ${vmsNode.items.length}`);
+  else {
+    const seen = new Map<string, number>();
+    vmsNode.items.forEach((item, index) => {
+      const path = `vms[${index}]`;
+      if (!isMap(item)) {
+        problem(item as Node, path, 'must be a mapping of VM options (name, smp, memory, …)');
+        return;
+      }
+      checkKeys(item, VM_KEYS, path, problem);
+      const value = (key: string): { text: string; node: Node } | undefined => scalarOption(item, key, `${path}.${key}`, problem);
+      const name = value('name');
+      if (name === undefined) problem(item, path, "needs a 'name'");
+      else if (!NAME.test(name.text)) problem(name.node, `${path}.name`, `'${name.text}' is not a VM name (letters, digits, '-' and '_', at most 32, not starting with '-' or '_')`);
+      else if (seen.has(name.text)) problem(name.node, `${path}.name`, `'${name.text}' is already the name of vms[${seen.get(name.text)}]`);
+      else seen.set(name.text, index);
+      const smp = value('smp');
+      const vcpus = smp === undefined ? 1 : attempt(smp.node, path, problem, () => parseCount(smp.text, `${path}.smp`, 1, MAX_VCPUS));
+      const mem = value('memory');
+      const memoryBytes = attempt(mem?.node ?? item, path, problem, () => parseSize(mem?.text ?? DEFAULT_VM_MEMORY, `${path}.memory`));
+      const path_ = (key: string): string | undefined => {
+        const v = value(key);
+        if (v === undefined) return undefined;
+        if (v.text === '') {
+          problem(v.node, `${path}.${key}`, 'is empty');
+          return undefined;
+        }
+        return resolve(baseDir, v.text);
+      };
+      const drives: DriveSpec[] = [];
+      const driveNode = item.get('drive', true) as Node | undefined;
+      const driveItems = driveNode === undefined ? [] : isSeq(driveNode) ? driveNode.items as Node[] : [driveNode];
+      driveItems.forEach((d, k) => {
+        const at = isSeq(driveNode) ? `${path}.drive[${k}]` : `${path}.drive`;
+        if (!isScalar(d) || typeof d.value !== 'string') {
+          problem(d, at, 'must be a drive like file=disk.img,readonly=on');
+          return;
+        }
+        const drive = attempt(d, path, problem, () => parseDrive(d.value as string));
+        if (drive !== undefined) drives.push({ ...drive, file: resolve(baseDir, drive.file) });
+      });
+      const rng = value('rng');
+      const seed = rng === undefined ? undefined : attempt(rng.node, path, problem, () => parseCount(rng.text, `${path}.rng`, 0, 2 ** 32 - 1));
+      if (name === undefined || vcpus === undefined || memoryBytes === undefined) return;
+      vms.push({
+        name: name.text,
+        smp: vcpus,
+        memoryBytes,
+        kernel: path_('kernel'),
+        initrd: path_('initrd'),
+        append: value('append')?.text,
+        drives,
+        consoleLog: path_('console-log'),
+        rng: seed,
+      });
+    });
+  }
+
+  // Disco gives every VM real machine memory: together they must fit in the machine.
+  if (problems.length === 0 && machineMemory !== undefined) {
+    const total = vms.reduce((sum, vm) => sum + vm.memoryBytes, 0);
+    if (total > machineMemory) {
+      problem(vmsNode, 'vms', `the VMs need ${mib(total)} MiB together but machine.memory is ${mib(machineMemory)} MiB`);
+    }
+  }
+  if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, vms };
+}
+
+type Problem = (node: Node | null | undefined, path: string, message: string) => void;
+
+/** Reports every key of `map` that is not in `known`, naming the known ones. */
+function checkKeys(map: YAMLMap, known: readonly string[], path: string, problem: Problem): void {
+  for (const pair of map.items as Pair<Node, Node>[]) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+    if (key === undefined || !known.includes(key)) {
+      problem(pair.key, path, `unknown key '${key ?? '?'}' (known: ${known.join(', ')})`);
+    }
+  }
+}
+
+/** The value of `key` as text, when it is a scalar (numbers and booleans as written); a problem otherwise. */
+function scalarOption(map: YAMLMap | undefined, key: string, path: string, problem: Problem): { text: string; node: Node } | undefined {
+  const node = map?.get(key, true) as Node | undefined;
+  if (node === undefined) return undefined;
+  if (!isScalar(node) || node.value === null || typeof node.value === 'object') {
+    problem(node, path, 'must be a single value');
+    return undefined;
+  }
+  return { text: String(node.value), node };
+}
+
+/**
+ * Runs a command-line parser and turns its UsageError into a problem at `node`. The parsers name options as
+ * typed on the command line (`--smp`, `-m`, `--drive`); `prefix` says where they are in the file instead.
+ */
+function attempt<T>(node: Node | null | undefined, prefix: string, problem: Problem, parse: () => T): T | undefined {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    const message = error.message
+      .replace(/(^|[\s(])--([a-z][a-z-]*)/g, (_, before: string, option: string) => `${before}${prefix}.${option}`)
+      .replace(/(^|[\s(])-m\b/g, (_, before: string) => `${before}${prefix}.memory`);
+    problem(node, '', message);
+    return undefined;
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0]!.trim();
+}
+
+function mib(bytes: number): string {
+  return (bytes / MiB).toFixed(bytes % MiB === 0 ? 0 : 1);
+}
