@@ -6,14 +6,11 @@ import {
 import { BusError } from '../memory/bus.js';
 import type { AccessSize } from '../memory/device.js';
 import type { RamRegion } from '../memory/ram.js';
-import { HartState, SATP_MODE_SV39 } from './hart-state.js';
+import { HartState } from './hart-state.js';
 import type { MemoryTiming } from './memory-timing.js';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
 
-/** Page-table levels a full walk reads (privileged spec §4.4, §4.5). */
-const SV39_LEVELS = 3;
-const SV48_LEVELS = 4;
 
 export class HartMemory extends HartState {
   /** The high word of the last 64-bit slow-path load. */
@@ -62,13 +59,13 @@ export class HartMemory extends HartState {
   }
 
   /**
-   * Timing mode: a TLB fill under paging walked the page table. Charged the full depth of the mode (3
-   * levels for Sv39, 4 for Sv48): a superpage leaf ends the walk sooner, which this overcharges.
+   * Timing mode: a TLB fill under paging walked the page table, reading as many levels as `translate`
+   * went through (a superpage leaf ends the walk early: under Sv39 a 2 MiB page takes 2 levels, a 1 GiB page 1).
    */
   private chargeRefill(timing: MemoryTiming, access: Access): void {
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv;
     if (priv === PRIV_M || this.satpMode === 0) return;
-    this.stallCycles += timing.chargeTlbRefill(this.id, this.satpMode === SATP_MODE_SV39 ? SV39_LEVELS : SV48_LEVELS);
+    this.stallCycles += timing.chargeTlbRefill(this.id, this.walkLevels);
   }
 
   // ---- loads: return the value zero-extended (size < 4) or as an int32 (size 4) ----

@@ -84,6 +84,8 @@ export class HartState implements FpState {
   menvcfg = 0n;
   senvcfg = 0n;
   satpMode = SATP_MODE_BARE;
+  /** Page-table levels the last successful walk read (mmu.ts `translate`), for timing mode's refill charge. */
+  walkLevels = 0;
   satpAsid = 0;
   satpPpn = 0;
   readonly pmpcfg = new Array<bigint>(16).fill(0n);

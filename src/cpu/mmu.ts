@@ -29,7 +29,8 @@ export function accessFault(access: Access): number {
 /**
  * Translates virtual address `va` for `access` at the hart's current effective privilege and returns
  * the physical address, or records a page/access fault and throws TRAP. Nothing is changed before the
- * walk succeeds except A/D bits of the leaf PTE, which the spec allows.
+ * walk succeeds except A/D bits of the leaf PTE, which the spec allows. A successful walk leaves in
+ * `h.walkLevels` how many levels it read (fewer than the mode's for a superpage).
  */
 export function translate(h: HartState, va: number, access: Access): number {
   const priv = access === ACCESS_EXEC ? h.priv : h.dataPriv;
@@ -67,6 +68,7 @@ export function translate(h: HartState, va: number, access: Access): number {
     const want = access === ACCESS_WRITE ? PTE_A | PTE_D : PTE_A;
     if ((lo & want) !== want) region.i32[word] = lo | want;
     const pageInSpan = Math.floor(va / 4096) & (span - 1);
+    h.walkLevels = levels - level;
     return (ppn + pageInSpan) * 4096 + (va & 4095);
   }
   return h.raise(PAGE_FAULT[access], va);
