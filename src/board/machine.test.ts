@@ -45,3 +45,29 @@ describe('Machine rounds', () => {
     assert.equal(machine.clock.now(), 50_000_000);
   });
 });
+
+describe('DMA and LR/SC', () => {
+  it('a device writing a reserved line breaks every hart\'s reservation on it, and only on it', () => {
+    const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false });
+    const base = machine.layout.nodes[0]!.base;
+    machine.reservations.reserve(0, base + 0x1000);
+    machine.reservations.reserve(1, base + 0x2000);
+    machine.bus.guestMemory().writeU32(base + 0x103c, 1); // same 64-byte granule as hart 0's reservation
+    assert.equal(machine.reservations.take(0, base + 0x1000), false, 'hart 0 lost its reservation');
+    assert.equal(machine.reservations.take(1, base + 0x2000), true, 'hart 1 kept its own');
+  });
+
+  it('observers of DMA writes see each write\'s range until they stop watching', () => {
+    const machine = new Machine({ config: { harts: 1, nodes: [{ memoryBytes: 16 << 20, harts: [0] }] }, builtinSbi: false });
+    const base = machine.layout.nodes[0]!.base;
+    const seen: [number, number][] = [];
+    const stop = machine.bus.observeDmaWrites((address, length) => seen.push([address, length]));
+    const memory = machine.bus.guestMemory();
+    memory.write(base, new Uint8Array(10));
+    memory.writeU16(base + 16, 1);
+    memory.writeU32(base + 32, 1);
+    stop();
+    memory.writeU32(base + 64, 1);
+    assert.deepEqual(seen, [[base, 10], [base + 16, 2], [base + 32, 4]]);
+  });
+});

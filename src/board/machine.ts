@@ -86,6 +86,10 @@ export class Machine {
       : new InstructionClock();
     this.consoleOut = options.console ?? (() => {});
     this.reservations = new Reservations(this.layout.harts);
+    // A device writing memory breaks every hart's reservation on those lines, as another hart's store does.
+    this.bus.observeDmaWrites((address, length) => {
+      if (this.reservations.count > 0) this.reservations.storeBy(-1, address, length);
+    });
     const env: HartEnvironment = {
       bus: this.bus,
       clock: this.clock,

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
+import { LINE_INVALID } from '../timing/cache.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { RAM_BASE } from './address-map.js';
 import { Machine } from './machine.js';
@@ -72,5 +73,15 @@ describe('timing mode on the hart', () => {
     stats.reset();
     assert.equal(value('system.cpu0.instructions'), 0);
     assert.equal(value('system.cpu0.cycles'), 0);
+  });
+
+  it('a device writing memory by DMA drops the cached copies of those lines (coherent DMA)', () => {
+    const { machine, data } = machineWithProgram();
+    const model = enableTiming(machine, topologyPreset('numa4x2', 256 * MiB).latencies);
+    machine.harts[0]!.run(3);
+    assert.notEqual(model.caches.stateOf(0, data), LINE_INVALID, 'the load brought the line in');
+    machine.bus.guestMemory().write(data - 4, new Uint8Array(8)); // a virtio buffer over the line
+    assert.equal(model.caches.stateOf(0, data), LINE_INVALID);
+    assert.notEqual(model.caches.stateOf(0, RAM_BASE), LINE_INVALID, 'the code line was not written');
   });
 });

@@ -12,6 +12,8 @@ import { timingModelFor } from './topology.js';
  */
 export function enableTiming(machine: Machine, latencies: TimingLatencies, cache?: Partial<CacheGeometry>): TimingModel {
   const model = timingModelFor(machine.layout, latencies, cache);
+  // DMA is coherent (FLASH's controller invalidated cached copies): a device's write drops every CPU's copy.
+  machine.bus.observeDmaWrites((address, length) => model.caches.invalidateRange(address, length));
   for (const hart of machine.harts) {
     hart.setMemoryTiming(model);
   }

@@ -20,6 +20,23 @@ export class BusError extends Error {
 export class Bus {
   readonly ram: RamRegion[] = [];
   private windows: MmioWindow[] = [];
+  private dmaObservers: ((address: number, length: number) => void)[] = [];
+
+  /**
+   * Calls `observer` after every write a device's DMA makes through `guestMemory()` (the machine breaks LR
+   * reservations on those lines; timing mode drops the cached copies). Returns the function that stops it.
+   */
+  observeDmaWrites(observer: (address: number, length: number) => void): () => void {
+    this.dmaObservers = [...this.dmaObservers, observer];
+    return () => {
+      this.dmaObservers = this.dmaObservers.filter((o) => o !== observer);
+    };
+  }
+
+  /** For BusMemory: tells the observers that DMA wrote [address, address + length). */
+  dmaWrote(address: number, length: number): void {
+    for (const observer of this.dmaObservers) observer(address, length);
+  }
 
   addRam(region: RamRegion): void {
     this.checkFree(region.base, region.size, `RAM of node ${region.node}`);
@@ -103,6 +120,7 @@ class BusMemory implements GuestMemory {
   write(address: number, data: Uint8Array): void {
     const r = this.region(address, data.length);
     r.u8.set(data, address - r.base);
+    this.bus.dmaWrote(address, data.length);
   }
 
   readU16(address: number): number {
@@ -124,10 +142,12 @@ class BusMemory implements GuestMemory {
   writeU16(address: number, value: number): void {
     const r = this.region(address, 2);
     r.view.setUint16(address - r.base, value, true);
+    this.bus.dmaWrote(address, 2);
   }
 
   writeU32(address: number, value: number): void {
     const r = this.region(address, 4);
     r.view.setUint32(address - r.base, value >>> 0, true);
+    this.bus.dmaWrote(address, 4);
   }
 }
