@@ -7,7 +7,7 @@ import { LINE_INVALID } from '../timing/cache.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { RAM_BASE } from './address-map.js';
 import { Machine } from './machine.js';
-import { enableTiming, registerMachineStats } from './timing-mode.js';
+import { configureTiming, enableTiming, executionMode, registerMachineStats, setExecutionMode } from './timing-mode.js';
 import { topologyPreset } from './topology.js';
 
 const MiB = 2 ** 20;
@@ -83,5 +83,29 @@ describe('timing mode on the hart', () => {
     machine.bus.guestMemory().write(data - 4, new Uint8Array(8)); // a virtio buffer over the line
     assert.equal(model.caches.stateOf(0, data), LINE_INVALID);
     assert.notEqual(model.caches.stateOf(0, RAM_BASE), LINE_INVALID, 'the code line was not written');
+  });
+
+  it('setExecutionMode switches while running: the model counts only what ran in timing mode', () => {
+    const { machine } = machineWithProgram();
+    const hart = machine.harts[0]!;
+    assert.throws(() => setExecutionMode(machine, 'timing'), /needs a timing configuration/);
+    const model = configureTiming(machine, topologyPreset('numa4x2', 256 * MiB).latencies);
+    assert.equal(configureTiming(machine, topologyPreset('numa4x2', 256 * MiB).latencies), model, 'configured once');
+    assert.equal(executionMode(machine), 'fast');
+    hart.run(30);
+    assert.equal(model.accesses(0), 0, 'fast mode charges nothing');
+    assert.equal(hart.stallCycles, 0);
+    setExecutionMode(machine, 'timing');
+    assert.equal(executionMode(machine), 'timing');
+    hart.run(3); // the fetch of j, then ld and sd again
+    const timed = model.accesses(0);
+    const stalls = hart.stallCycles;
+    assert.ok(timed >= 3, `accesses while timing: ${timed}`);
+    assert.ok(stalls > 0);
+    setExecutionMode(machine, 'fast');
+    hart.run(3000);
+    assert.equal(model.accesses(0), timed, 'nothing more is charged after switching back');
+    assert.equal(hart.stallCycles, stalls);
+    assert.equal(hart.instret, 30 + 3 + 3000);
   });
 });

@@ -6,17 +6,57 @@ import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import type { Machine } from './machine.js';
 import { timingModelFor } from './topology.js';
 
+export type ExecutionMode = 'fast' | 'timing';
+
+/** The timing model each configured machine has, and whether its harts charge it now. */
+const configured = new WeakMap<Machine, { model: TimingModel; mode: ExecutionMode }>();
+
 /**
- * Builds the timing model for `machine` and makes every hart charge it for each fetch, load, store and
- * TLB refill; translated blocks charge exactly what the interpreter would (docs/translator.md).
+ * Builds the timing model for `machine` (once: a second call returns the same model) without charging it
+ * yet: the machine stays in fast mode until `setExecutionMode(machine, 'timing')`. DMA is coherent, as on
+ * FLASH whose controller invalidated cached copies: in timing mode a device's write drops every CPU's copy.
  */
-export function enableTiming(machine: Machine, latencies: TimingLatencies, cache?: Partial<CacheGeometry>): TimingModel {
+export function configureTiming(machine: Machine, latencies: TimingLatencies, cache?: Partial<CacheGeometry>): TimingModel {
+  const existing = configured.get(machine);
+  if (existing !== undefined) return existing.model;
   const model = timingModelFor(machine.layout, latencies, cache);
-  // DMA is coherent (FLASH's controller invalidated cached copies): a device's write drops every CPU's copy.
-  machine.bus.observeDmaWrites((address, length) => model.caches.invalidateRange(address, length));
-  for (const hart of machine.harts) {
-    hart.setMemoryTiming(model);
-  }
+  const state = { model, mode: 'fast' as ExecutionMode };
+  configured.set(machine, state);
+  machine.bus.observeDmaWrites((address, length) => {
+    if (state.mode === 'timing') model.caches.invalidateRange(address, length);
+  });
+  return model;
+}
+
+/**
+ * Switches `machine` between fast mode (instructions only) and timing mode (every fetch, load, store and
+ * TLB refill charged to the model; translated blocks are recompiled to charge exactly what the interpreter
+ * would, docs/translator.md). Call it between rounds. The caches keep their contents across a fast period
+ * (what the harts did meanwhile is not in them), as a sampled simulation warms them again. Throws when
+ * the machine has no timing configuration.
+ */
+export function setExecutionMode(machine: Machine, mode: ExecutionMode): void {
+  const state = configured.get(machine);
+  if (state === undefined) throw new Error('timing mode needs a timing configuration (configureTiming)');
+  if (state.mode === mode) return;
+  state.mode = mode;
+  for (const hart of machine.harts) hart.setMemoryTiming(mode === 'timing' ? state.model : undefined);
+}
+
+/** The machine's current mode: fast unless timing is configured and on. */
+export function executionMode(machine: Machine): ExecutionMode {
+  return configured.get(machine)?.mode ?? 'fast';
+}
+
+/** The machine's timing model, if it has a timing configuration. */
+export function timingModelOf(machine: Machine): TimingModel | undefined {
+  return configured.get(machine)?.model;
+}
+
+/** configureTiming, then timing mode from now on: what `run --timing` does. */
+export function enableTiming(machine: Machine, latencies: TimingLatencies, cache?: Partial<CacheGeometry>): TimingModel {
+  const model = configureTiming(machine, latencies, cache);
+  setExecutionMode(machine, 'timing');
   return model;
 }
 
