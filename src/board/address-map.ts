@@ -44,6 +44,8 @@ const VIRTIO_FIRST_IRQ = 1;
 
 /** The fixed MMIO windows; their bases and sizes are QEMU virt's (hw/riscv/virt.c memory map). */
 export const TEST_DEVICE: BoardRegion = { name: 'test', base: 0x100000, size: 0x1000 };
+/** Mirrorball's control device (devices/control.ts): a page where QEMU virt has nothing. */
+export const CONTROL_DEVICE: BoardRegion = { name: 'control', base: 0x110000, size: 0x1000 };
 export const CLINT: BoardRegion = { name: 'clint', base: 0x2000000, size: 0x10000 };
 export const PLIC: BoardRegion = { name: 'plic', base: 0xc000000, size: PLIC_WINDOW_SIZE };
 export const UART0: BoardRegion = { name: 'uart0', base: 0x10000000, size: 0x100, irq: 10 };
@@ -57,7 +59,7 @@ export function virtioSlot(slot: number): BoardRegion {
 /** Every MMIO window of the board, in address order. */
 export function boardRegions(): BoardRegion[] {
   const virtio = Array.from({ length: VIRTIO_SLOTS }, (_, i) => virtioSlot(i));
-  return [TEST_DEVICE, CLINT, PLIC, UART0, ...virtio];
+  return [TEST_DEVICE, CONTROL_DEVICE, CLINT, PLIC, UART0, ...virtio];
 }
 
 /** RAM starts here (QEMU virt); node memories follow one another from this address. */

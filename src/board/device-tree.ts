@@ -10,6 +10,7 @@ import {
   PLIC,
   PLIC_SOURCES,
   TEST_DEVICE,
+  CONTROL_DEVICE,
   TIMEBASE_FREQUENCY,
   UART0,
   UART_CLOCK_FREQUENCY,
@@ -156,6 +157,12 @@ function addSoc(fdt: Fdt, intcs: readonly number[]): void {
   const reboot = fdt.root.addChild('reboot');
   reboot.setString('compatible', 'syscon-reboot').setU32('regmap', regmap);
   reboot.setU32('offset', 0).setU32('value', FINISHER_RESET);
+
+  // Mirrorball's control device (devices/control.ts): no driver binds to it; the guest's mbctl maps it
+  // through /dev/mem, so it is in the tree to say where it is, and so that the kernel leaves it alone.
+  const control = soc.addChild(`control@${hex(CONTROL_DEVICE.base)}`);
+  control.setString('compatible', 'mirrorball,control');
+  setReg(control, CONTROL_DEVICE);
 
   const clint = soc.addChild(`clint@${hex(CLINT.base)}`);
   clint.setStrings('compatible', ['sifive,clint0', 'riscv,clint0']);

@@ -7,6 +7,7 @@ import { Clint } from '../devices/clint.js';
 import { Plic } from '../devices/plic.js';
 import type { Pollable } from '../devices/pollable.js';
 import { TestDevice } from '../devices/syscon.js';
+import { ControlDevice, runControlRequest, type ControlHandler } from '../devices/control.js';
 import { Uart } from '../devices/uart.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { EmptyVirtioSlot } from '../devices/virtio/empty-slot.js';
@@ -16,7 +17,7 @@ import type { AccessSize, Device, HartInterruptSink } from '../memory/device.js'
 import { RamRegion } from '../memory/ram.js';
 import { HostClock, InstructionClock, type MachineClock } from '../timing/clock.js';
 import {
-  CLINT, PLIC, PLIC_SOURCES, TEST_DEVICE, UART0, VIRTIO_SLOTS, layoutMachine, virtioSlot, type MachineConfig, type MachineLayout,
+  CLINT, CONTROL_DEVICE, PLIC, PLIC_SOURCES, TEST_DEVICE, UART0, VIRTIO_SLOTS, layoutMachine, virtioSlot, type MachineConfig, type MachineLayout,
 } from './address-map.js';
 import { SbiFirmware } from './sbi.js';
 
@@ -67,6 +68,11 @@ export class Machine {
   readonly sbi: SbiFirmware | undefined;
   /** Devices with host-side input, polled between rounds. */
   readonly pollables: Pollable[] = [];
+  /**
+   * What the guest's simulation requests do (control device and SBI vendor extension): set by whoever runs
+   * the machine with a timing configuration; undefined answers every request "not supported".
+   */
+  control: ControlHandler | undefined = undefined;
   exit: ExitReason | undefined;
   /** Total instructions executed by all harts. */
   instructions = 0;
@@ -105,6 +111,7 @@ export class Machine {
     this.uart = new Uart({ onOutput: (byte) => this.consoleOut(Uint8Array.of(byte)), irq: this.plic.irqLine(UART0.irq!) });
     const test = new TestDevice((kind, code) => this.stopWith(kind === 'reboot' ? { kind: 'reboot' } : { kind: 'poweroff', code }));
     this.bus.addDevice(TEST_DEVICE.base, TEST_DEVICE.size, test);
+    this.bus.addDevice(CONTROL_DEVICE.base, CONTROL_DEVICE.size, new ControlDevice(() => this.control));
     this.bus.addDevice(CLINT.base, CLINT.size, this.clint);
     this.bus.addDevice(PLIC.base, PLIC.size, this.plic);
     this.bus.addDevice(UART0.base, UART0.size, this.uart);
@@ -124,6 +131,7 @@ export class Machine {
         consoleWrite: (bytes) => this.consoleOut(bytes),
         consoleRead: () => -1,
         reset: (type, reason) => this.stopWith(type === 0 ? { kind: 'poweroff', code: reason === 0 ? 0 : 1 } : { kind: 'reboot' }),
+        control: (request, argument) => runControlRequest(this.control, request, argument),
         readPhysical: (address, length) => {
           const memory = this.bus.guestMemory();
           return memory.isRam(address, length) ? memory.read(address, length) : undefined;

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { MIP_SSIP, MIP_STIP, PRIV_S } from '../isa/opcodes.js';
 import { Machine, type ExitReason } from './machine.js';
 import {
-  EXT_BASE, EXT_DBCN, EXT_HSM, EXT_IPI, EXT_PMU, EXT_SRST, EXT_TIME, HSM_STARTED, HSM_STOPPED, IMPL_ID,
+  EXT_BASE, EXT_DBCN, EXT_HSM, EXT_IPI, EXT_MIRRORBALL, EXT_PMU, EXT_SRST, EXT_TIME, HSM_STARTED, HSM_STOPPED, IMPL_ID,
   SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED, SBI_SUCCESS,
 } from './sbi.js';
 
@@ -120,5 +120,22 @@ describe('SBI firmware', () => {
     }
     assert.equal(call(EXT_PMU, 1, [3])[0], SBI_ERR_INVALID_PARAM);
     assert.equal(call(EXT_PMU, 2, [0, 7, 0, 0, 0])[0], SBI_ERR_NOT_SUPPORTED, 'no programmable counters to match');
+  });
+
+  it('the Mirrorball vendor extension passes requests to the machine\'s control handler, and errors back', () => {
+    const { machine, call } = setup();
+    assert.deepEqual(call(EXT_BASE, 3, [EXT_MIRRORBALL]), [SBI_SUCCESS, 1]);
+    // No timing configuration: every request is refused, none is lost silently.
+    assert.deepEqual(call(EXT_MIRRORBALL, 0), [SBI_ERR_NOT_SUPPORTED, 0]);
+    const seen: [number, number][] = [];
+    machine.control = (request, argument) => {
+      seen.push([request, argument]);
+      return request === 4 ? 1 : 0;
+    };
+    assert.deepEqual(call(EXT_MIRRORBALL, 0, [0]), [SBI_SUCCESS, 0]);
+    assert.deepEqual(call(EXT_MIRRORBALL, 2, [7]), [SBI_SUCCESS, 0]);
+    assert.deepEqual(call(EXT_MIRRORBALL, 4, [0]), [SBI_SUCCESS, 1]);
+    assert.deepEqual(call(EXT_MIRRORBALL, 9), [SBI_ERR_INVALID_PARAM, 0], 'unknown request');
+    assert.deepEqual(seen, [[0, 0], [2, 7], [4, 0]]);
   });
 });

@@ -20,6 +20,8 @@ export const EXT_HSM = 0x48534d;
 export const EXT_SRST = 0x53525354;
 export const EXT_DBCN = 0x4442434e;
 export const EXT_PMU = 0x504d55;
+/** Mirrorball's vendor extension ("MBC" in the vendor range): simulation control, as the control device. */
+export const EXT_MIRRORBALL = 0x094d4243;
 const LEGACY_SET_TIMER = 0;
 const LEGACY_PUTCHAR = 1;
 const LEGACY_GETCHAR = 2;
@@ -67,6 +69,8 @@ export interface SbiPlatform {
   readPhysical(address: number, length: number): Uint8Array | undefined;
   /** Wakes a parked or waiting hart so the scheduler runs it. */
   wake(hart: number): void;
+  /** A simulation request (devices/control.ts numbering): a result ≥ 0 or a negative SBI error. */
+  control?(request: number, argument: number): number;
 }
 
 export class SbiFirmware {
@@ -138,6 +142,13 @@ export class SbiFirmware {
         break;
       case EXT_DBCN: this.debugConsole(h, fid, ret); break;
       case EXT_PMU: this.pmu(h, fid, ret); break;
+      case EXT_MIRRORBALL: {
+        // FID = request, a0 = its argument; a1 = the result (the mode for QUERY_MODE).
+        const result = this.platform.control?.(fid, h.x[A0 * 2] >>> 0) ?? SBI_ERR_NOT_SUPPORTED;
+        if (result < 0) ret(result);
+        else ret(SBI_SUCCESS, result);
+        break;
+      }
       case LEGACY_SET_TIMER: this.setTimer(h, h.reg(A0)); h.setReg(A0, 0); return true;
       case LEGACY_PUTCHAR: this.platform.consoleWrite(Uint8Array.of(h.x[A0 * 2] & 0xff)); h.setReg(A0, 0); return true;
       case LEGACY_GETCHAR: h.setReg(A0, this.platform.consoleRead()); return true;
@@ -168,7 +179,8 @@ export class SbiFirmware {
       case 2: ret(SBI_SUCCESS, 1); break;
       case 3: {
         const ext = h.x[A0 * 2] >>> 0;
-        const known = [EXT_BASE, EXT_TIME, EXT_IPI, EXT_RFENCE, EXT_HSM, EXT_SRST, EXT_DBCN, EXT_PMU].includes(ext) || ext <= LEGACY_SHUTDOWN;
+        const known = [EXT_BASE, EXT_TIME, EXT_IPI, EXT_RFENCE, EXT_HSM, EXT_SRST, EXT_DBCN, EXT_PMU].includes(ext) || ext <= LEGACY_SHUTDOWN ||
+          (ext === EXT_MIRRORBALL && this.platform.control !== undefined);
         ret(SBI_SUCCESS, known ? 1 : 0);
         break;
       }
