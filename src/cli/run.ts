@@ -7,7 +7,8 @@ import { MachineConfigError } from '../board/address-map.js';
 import { describePreset, TOPOLOGY_PRESETS } from '../board/topology.js';
 import { BootError, bootElf, bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
-import { enableTiming, registerMachineStats } from '../board/timing-mode.js';
+import { Simulation } from '../board/simulation.js';
+import { configureTiming, enableTiming } from '../board/timing-mode.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
@@ -15,7 +16,6 @@ import { runMachine } from '../host/runner.js';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
-import { StatsRegistry } from '../timing/stats.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
 import { chooseTopology } from './topology-options.js';
@@ -39,7 +39,7 @@ interface RunFlags {
   maxInstructions?: string;
   stats?: boolean;
   statsDir?: string;
-  timing?: boolean;
+  timing?: string | boolean;
   rng?: string | boolean;
 }
 
@@ -76,7 +76,8 @@ export function registerRunCommand(program: Command): void {
     .option('--max-instructions <n>', 'stop after this many instructions')
     .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
-    .option('--timing', 'timing mode: charge every access the ccNUMA cache model\'s cycles (slower; no block translator)')
+    .option('--timing [from]', 'timing mode: charge every access the ccNUMA cache model\'s cycles (2-3x slower); ' +
+      '"start" (default) from the first instruction, "roi" only inside the guest\'s regions of interest (mbctl roi begin/end)')
     .option('--stats-dir <dir>', 'on exit, write config.json, stats.txt (gem5 format) and stats.json into this directory')
     .action(async (flags: RunFlags) => {
       process.exitCode = await run(flags);
@@ -89,6 +90,10 @@ async function run(flags: RunFlags): Promise<number> {
   if (flags.time !== 'instructions' && flags.time !== 'host') throw new UsageError(`--time must be "instructions" or "host", not '${flags.time}'`);
   const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
   const drives: DriveSpec[] = flags.drive.map(parseDrive);
+  const timingFrom = flags.timing === undefined ? undefined : flags.timing === true ? 'start' : flags.timing;
+  if (timingFrom !== undefined && timingFrom !== 'start' && timingFrom !== 'roi') {
+    throw new UsageError(`--timing takes "start" or "roi", not '${timingFrom}'`);
+  }
   const rngSeed = flags.rng === undefined ? undefined : flags.rng === true ? 0 : parseCount(String(flags.rng), '--rng', 0, 2 ** 32 - 1);
 
   let machine: Machine;
@@ -105,11 +110,14 @@ async function run(flags: RunFlags): Promise<number> {
       log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
       translate: translationWanted(),
     });
-    if (flags.timing === true) model = enableTiming(machine, topology.latencies);
+    if (timingFrom === 'start') model = enableTiming(machine, topology.latencies);
+    else if (timingFrom === 'roi') model = configureTiming(machine, topology.latencies);
   } catch (error) {
     if (error instanceof MachineConfigError) throw new UsageError(error.problems.join('; '));
     throw error;
   }
+  // Statistics, and the answers to the guest's requests (mbctl): from the first instruction.
+  const simulation = new Simulation(machine, model);
   let disks;
   try {
     disks = attachDrives(machine, drives);
@@ -164,22 +172,18 @@ async function run(flags: RunFlags): Promise<number> {
   }
   if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000)}\n`);
   if (flags.statsDir !== undefined) {
-    const stats = new StatsRegistry();
-    registerMachineStats(stats, machine, model);
-    const ticks = machine.clock.now();
-    stats.scalar('system.guestTicks', `Guest time at exit, in ticks of the ${TIMEBASE_HZ} Hz timebase`, 'Tick', () => ticks);
     const config = {
       topology: topology.name,
       machine: topology.config,
       memoryBytes: memory,
-      mode: model === undefined ? 'fast' : 'timing',
+      mode: model === undefined ? 'fast' : timingFrom === 'roi' ? 'timing in regions of interest' : 'timing',
       timing: model?.parameters() ?? null,
       time: flags.time,
       maxInstructions: maxInstructions ?? null,
       program: flags.elf !== undefined ? { elf: flags.elf } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? DEFAULT_APPEND },
     };
     try {
-      writeStatsOutput(flags.statsDir, config, stats);
+      writeStatsOutput(flags.statsDir, config, simulation.stats, simulation.dumps);
     } catch (error) {
       throw new UsageError(`cannot write statistics to '${flags.statsDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }

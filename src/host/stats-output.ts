@@ -2,11 +2,13 @@
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatStatsJson, formatStatsText, type StatsRegistry } from '../timing/stats.js';
+import type { StatsDump } from '../board/simulation.js';
+import { formatStatsJson, formatStatsText, type StatSample, type StatsRegistry } from '../timing/stats.js';
 
 export const CONFIG_FILE = 'config.json';
 export const STATS_TEXT_FILE = 'stats.txt';
 export const STATS_JSON_FILE = 'stats.json';
+export const DUMPS_JSON_FILE = 'dumps.json';
 
 /** JSON with object keys sorted at every level, so that equal configurations give identical files. */
 export function sortedJson(value: unknown): string {
@@ -21,17 +23,28 @@ export function sortedJson(value: unknown): string {
 }
 
 /**
- * Creates `directory` if needed and writes the three files from one snapshot of `stats`. Each file is
- * written beside its final name and renamed over it, so a reader never sees half a file.
+ * Creates `directory` if needed and writes the three files from one snapshot of `stats`. The dumps the
+ * guest asked for come first in stats.txt, one gem5 Begin/End block each (its first line `dump.tag`), and
+ * the snapshot at exit last; they are also in dumps.json (written only when there are dumps), while
+ * stats.json holds the snapshot at exit. Each file is written beside its final name and renamed over it,
+ * so a reader never sees half a file.
  */
-export function writeStatsOutput(directory: string, config: unknown, stats: StatsRegistry): void {
+export function writeStatsOutput(directory: string, config: unknown, stats: StatsRegistry, dumps: readonly StatsDump[] = []): void {
   mkdirSync(directory, { recursive: true });
   const samples = stats.snapshot();
+  const tagged = dumps.map((d): StatSample[] => [
+    { kind: 'scalar', name: 'dump.tag', description: 'Tag the guest gave this dump (mbctl stats dump TAG)', unit: 'Count', value: d.tag },
+    ...d.samples,
+  ]);
   const files: [string, string][] = [
     [CONFIG_FILE, sortedJson(config)],
-    [STATS_TEXT_FILE, formatStatsText(samples)],
+    [STATS_TEXT_FILE, [...tagged, samples].map(formatStatsText).join('')],
     [STATS_JSON_FILE, formatStatsJson(samples)],
   ];
+  if (dumps.length > 0) {
+    const entries = dumps.map((d) => ({ tag: d.tag, stats: JSON.parse(formatStatsJson(d.samples)) as unknown }));
+    files.push([DUMPS_JSON_FILE, `${JSON.stringify(entries, null, 2)}\n`]);
+  }
   for (const [name, text] of files) {
     const path = join(directory, name);
     writeFileSync(`${path}.partial`, text);

@@ -79,3 +79,67 @@ describe('mirrorball run --timing --stats-dir', () => {
     assert.equal(config.mode, 'timing');
   });
 });
+
+/** A bare program that asks the control device for a region of interest around its middle loop only. */
+const ROI_PROGRAM = [
+  '.globl _start',
+  '_start:',
+  '  li s0, 0x110000', // the control device
+  '  li s1, 0x80100000',
+  '  li t2, 500', // before the region: fast mode
+  '1: ld t0, 0(s1)',
+  '  addi t2, t2, -1',
+  '  bnez t2, 1b',
+  '  sw zero, 12(s0)', // REQUEST = ROI begin
+  '  li t2, 300', // the region: 300 loads, 300 x 3 fetches
+  '2: ld t0, 0(s1)',
+  '  addi t2, t2, -1',
+  '  bnez t2, 2b',
+  '  li t1, 1',
+  '  sw t1, 12(s0)', // REQUEST = ROI end
+  '  li t1, 7',
+  '  sw t1, 8(s0)', // ARGUMENT = 7
+  '  li t1, 2',
+  '  sw t1, 12(s0)', // REQUEST = stats dump
+  '  li t2, 500', // after the region: fast mode again
+  '3: ld t0, 0(s1)',
+  '  addi t2, t2, -1',
+  '  bnez t2, 3b',
+  '  la t0, tohost',
+  '  li t1, 1',
+  '  sd t1, 0(t0)',
+  '4: j 4b',
+];
+
+describe('mirrorball run --timing roi', () => {
+  let dir: string;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'mirrorball-roi-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('charges only the region of interest the program marks through the control device, and keeps its dump', (t) => {
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    const elf = linkHtifElf(dir, 'roi', ROI_PROGRAM);
+    const out = join(dir, 'out');
+    const r = spawnSync(process.execPath, [CLI, 'run', '--elf', elf, '-m', '64M', '--timing', 'roi', '--stats-dir', out],
+      { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(r.status, 0, r.stderr);
+    const dumps = JSON.parse(readFileSync(join(out, 'dumps.json'), 'utf8')) as { tag: number; stats: Record<string, { value: number }> }[];
+    assert.equal(dumps.length, 1);
+    assert.equal(dumps[0]!.tag, 7);
+    const accesses = dumps[0]!.stats['system.cpu0.cache.accesses']!.value;
+    // The region's 300 iterations of 3 instructions (one load each), plus the few instructions around it.
+    assert.ok(accesses >= 1200 && accesses < 1220, `accesses in the region: ${accesses}`);
+    const final = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as Record<string, { value: number }>;
+    assert.equal(final['system.cpu0.cache.accesses']!.value, accesses, 'nothing charged after the region ended');
+    assert.ok(final['system.cpu0.instructions']!.value > 4000, 'the loops outside the region ran');
+    const text = readFileSync(join(out, 'stats.txt'), 'utf8');
+    assert.equal(text.split('Begin Simulation Statistics').length - 1, 2, 'the dump, then the statistics at exit');
+    assert.match(text, /^dump\.tag\s+7\s/m);
+  });
+
+  it('refuses a --timing it does not know in one line', () => {
+    const r = spawnSync(process.execPath, [CLI, 'run', '--elf', '/nonexistent', '--timing', 'later'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.trim(), `mirrorball: --timing takes "start" or "roi", not 'later'`);
+  });
+});
