@@ -75,4 +75,7 @@ test('bad names, labels, duplicates and vector lengths are refused', () => {
   stats.vector('u', 'x', 'Count', ['a', 'b'], () => [1]);
   assert.throws(() => stats.snapshot(), /read 1 values for 2 labels/);
   assert.equal(stats.has('a.b'), true);
+  assert.equal(stats.read('a.b'), 0);
+  assert.throws(() => stats.read('u'), /no scalar statistic u/);
+  assert.throws(() => stats.read('missing'), /no scalar statistic missing/);
 });

@@ -70,6 +70,13 @@ export class StatsRegistry {
     return this.entries.has(name);
   }
 
+  /** The current value of one scalar statistic; throws if there is no scalar of that name. */
+  read(name: string): number {
+    const e = this.entries.get(name);
+    if (e === undefined || e.kind !== 'scalar') throw new Error(`no scalar statistic ${name}`);
+    return e.read() as number;
+  }
+
   /** Every statistic's current value, sorted by name. */
   snapshot(): StatSample[] {
     const names = [...this.entries.keys()].sort();

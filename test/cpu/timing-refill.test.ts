@@ -50,8 +50,7 @@ satp_value: .dword 0
   assert.equal(run.exitCode, 0);
   const stats = new StatsRegistry();
   model!.registerStats(stats);
-  const value = (name: string): number => stats.snapshot().find((s) => s.name === name)!.value!;
-  return { refills: value('system.cpu0.tlb.refills'), cycles: value('system.cpu0.tlb.refillCycles') };
+  return { refills: stats.read('system.cpu0.tlb.refills'), cycles: stats.read('system.cpu0.tlb.refillCycles') };
 }
 
 test('a refill costs the levels its walk read: fewer for a superpage leaf', (t) => {
