@@ -18,6 +18,7 @@ static const struct {
 	{ "pmake", pmake_main, "parallel make: many short-lived processes doing file I/O and text processing" },
 	{ "raytrace", raytrace_main, "threads ray tracing a large shared scene (NUMA-sensitive)" },
 	{ "dbbench", dbbench_main, "a scripted sqlite3 load: inserts, indexed updates, joins" },
+	{ "mbctl", mbctl_main, "not a workload: asks the machine for timing mode and statistics (mbctl -h)" },
 };
 
 static int dispatch(const char *name, int argc, char **argv)

@@ -48,6 +48,7 @@ export function baseTree(c: GuestContents, epoch: number): FsTree {
   tree.symlink('sbin/init', '/init');
   tree.file('usr/bin/mbwork', c.mbwork, EXEC_MODE);
   for (const name of WORKLOAD_NAMES) tree.symlink(`usr/bin/${name}`, 'mbwork');
+  tree.symlink('usr/bin/mbctl', 'mbwork'); // the machine's control tool rides in the same binary
   tree.file('usr/share/mirrorball/reference.txt', c.reference);
   tree.file('etc/mirrorball-release', c.release);
   return tree;
