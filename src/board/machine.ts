@@ -21,8 +21,20 @@ import {
 } from './address-map.js';
 import { SbiFirmware } from './sbi.js';
 
-/** Instructions each hart runs per round before the others get their turn (DESIGN.md: fixed slices). */
+/**
+ * Simulated cycles per round (DESIGN.md: fixed slices). In fast mode a cycle is an instruction, so each
+ * hart runs this many instructions a round; in timing mode a hart runs until its own time (instructions
+ * plus memory stalls) reaches the round's end, so harts interleave by simulated time.
+ */
 export const SLICE = 4096;
+
+/** Timing mode: a hart closer than this to a round's end stops there; the difference carries over. */
+const TAIL_CYCLES = 64;
+/**
+ * Timing mode: at most this many instructions per run() call, so a hart whose stalls grow mid-chunk
+ * overshoots the round's end by at most a chunk's worth of surprise.
+ */
+const TIMING_CHUNK = 1024;
 
 /** Why the machine stopped. */
 export type ExitReason =
@@ -76,6 +88,13 @@ export class Machine {
   exit: ExitReason | undefined;
   /** Total instructions executed by all harts. */
   instructions = 0;
+  /**
+   * The machine's simulated time in cycles (guest time follows it: INSTRUCTIONS_PER_TICK cycles a timebase tick).
+   * Each hart's `localCycles` stays within a slice of it: a waiting or stopped hart is idle up to it.
+   */
+  cycles = 0;
+  /** Each hart's cycles per instruction in its last run() chunk (1 in fast mode), to size the next. */
+  private readonly cpi: Float64Array;
   /** Idle harts skip guest time ahead at most to this tick (Infinity: to the next timer deadline). */
   idleSkipLimit = Infinity;
   /** HTIF `tohost`/`fromhost` physical addresses, when a bare-metal ELF defines them. */
@@ -92,6 +111,7 @@ export class Machine {
       : new InstructionClock();
     this.consoleOut = options.console ?? (() => {});
     this.reservations = new Reservations(this.layout.harts);
+    this.cpi = new Float64Array(this.layout.harts).fill(1);
     // A device writing memory breaks every hart's reservation on those lines, as another hart's store does.
     this.bus.observeDmaWrites((address, length) => {
       if (this.reservations.count > 0) this.reservations.storeBy(-1, address, length);
@@ -165,20 +185,32 @@ export class Machine {
     }
   }
 
-  /** Runs one round: every runnable hart gets a slice, then time, timers and devices move on. */
+  /**
+   * Runs one round: every hart runs until its simulated time reaches the round's end (a slice of
+   * instructions in fast mode; fewer when timing mode charges stalls, and a hart that overshot runs that
+   * much less next round), then time, timers and devices move on.
+   */
   runRound(): void {
     let ran = 0;
     let runnable = false;
+    const end = this.cycles + SLICE;
     for (const h of this.harts) {
-      if (h.parked) continue;
-      const n = h.run(SLICE);
-      ran += n;
-      if (!h.waiting) runnable = true;
+      // Stopped: idle for the round. Waiting since the last round (or an idle skip): idle up to now.
+      if (h.parked) {
+        this.idleUntil(h, end);
+        continue;
+      }
+      if (h.waiting) this.idleUntil(h, this.cycles);
+      ran += this.runUntil(h, end);
+      if (h.waiting) this.idleUntil(h, end);
+      else runnable = true;
       if (this.exit !== undefined) break;
     }
     this.instructions += ran;
-    if (runnable) this.clock.advanceInstructions(SLICE);
-    else this.skipIdle();
+    if (runnable) {
+      this.cycles = end;
+      this.clock.advanceInstructions(SLICE);
+    } else this.skipIdle();
     this.clint.update();
     this.sbi?.updateTimers(this.clock.now());
     for (const p of this.pollables) p.poll();
@@ -192,8 +224,39 @@ export class Machine {
   private skipIdle(): void {
     const next = Math.min(this.clint.nextDeadline(), this.sbi?.nextDeadline() ?? Infinity);
     const target = Math.min(next, this.idleSkipLimit);
-    if (target !== Infinity) this.clock.advanceTo(target);
-    else this.clock.advanceInstructions(SLICE);
+    const clock = this.clock;
+    const before = clock instanceof InstructionClock ? clock.instructions : 0;
+    if (target !== Infinity) clock.advanceTo(target);
+    else clock.advanceInstructions(SLICE);
+    // Host time moves by itself: the skip is then a slice.
+    this.cycles += clock instanceof InstructionClock ? clock.instructions - before : SLICE;
+  }
+
+  /**
+   * Runs `h` until its time reaches `end` (or it waits). A run() call counts instructions, so the hart
+   * is given chunks of what is left divided by its recent cycles per instruction: one chunk of the whole
+   * budget in fast mode (CPI 1), a few converging chunks in timing mode. What is left under TAIL_CYCLES,
+   * over or under, carries into the next round's budget.
+   */
+  private runUntil(h: Hart, end: number): number {
+    let ran = 0;
+    let left = end - h.localCycles;
+    while (left >= TAIL_CYCLES || (left >= 1 && ran === 0)) {
+      const cpi = this.cpi[h.id]!;
+      const before = h.simulatedCycles;
+      const n = h.run(h.timed ? Math.max(1, Math.min(TIMING_CHUNK, Math.floor(left / cpi))) : Math.floor(left));
+      ran += n;
+      if (n > 0) this.cpi[h.id] = Math.max(1, (h.simulatedCycles - before) / n);
+      if (h.waiting || n === 0 || this.exit !== undefined) break;
+      left = end - h.localCycles;
+    }
+    return ran;
+  }
+
+  /** A hart that did not run is idle up to `cycles`. */
+  private idleUntil(h: Hart, cycles: number): void {
+    const behind = cycles - h.localCycles;
+    if (behind > 0) h.idleCycles += behind;
   }
 
   /** True when no hart can run until something outside (a timer, input) happens. */

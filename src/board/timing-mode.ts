@@ -1,5 +1,7 @@
 // Timing mode on a machine: the ccNUMA memory model attached to every hart, and the per-hart statistics.
 
+import type { Hart } from '../cpu/hart.js';
+import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { StatsRegistry } from '../timing/stats.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
@@ -61,24 +63,32 @@ export function enableTiming(machine: Machine, latencies: TimingLatencies, cache
 }
 
 /**
- * Registers per hart `<prefix>.cpuN.instructions` (retired, from instret) and `<prefix>.cpuN.cycles`
- * (simulated: one per instruction plus what timing mode charged), and, when given, the timing model's
- * cache, TLB and per-node memory statistics. A reset starts both hart counts from zero again.
+ * Registers per hart `<prefix>.cpuN.instructions` (retired, from instret), `<prefix>.cpuN.cycles`
+ * (busy: one per instruction plus what timing mode charged) split into `userCycles` and `kernelCycles`
+ * (S and M mode), and `idleCycles` (waiting in WFI or stopped); `<prefix>.cycles`, the machine's
+ * simulated time; and, when given, the timing model's cache, TLB and per-node memory statistics. A reset
+ * starts them all from zero again.
  */
 export function registerMachineStats(stats: StatsRegistry, machine: Machine, model?: TimingModel, prefix = 'system'): void {
-  const instructionsBase = new Float64Array(machine.harts.length);
-  const cyclesBase = new Float64Array(machine.harts.length);
+  const readings: [string, string, (hart: Hart) => number][] = [
+    ['instructions', 'Instructions retired', (h) => h.instret],
+    ['cycles', 'Busy simulated cycles: one per instruction plus memory stalls charged in timing mode', (h) => h.simulatedCycles],
+    ['userCycles', 'Busy cycles in user mode', (h) => h.cyclesAt(PRIV_U)],
+    ['kernelCycles', 'Busy cycles in supervisor and machine mode', (h) => h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M)],
+    ['idleCycles', 'Cycles waiting for an interrupt (WFI) or stopped', (h) => h.idleCycles],
+  ];
+  const bases = readings.map(() => new Float64Array(machine.harts.length));
   for (const hart of machine.harts) {
-    const n = hart.id;
-    stats.scalar(`${prefix}.cpu${n}.instructions`, 'Instructions retired', 'Count', () => hart.instret - instructionsBase[n]!);
-    stats.scalar(`${prefix}.cpu${n}.cycles`, 'Simulated cycles: one per instruction plus memory stalls charged in timing mode', 'Cycle',
-      () => hart.simulatedCycles - cyclesBase[n]!);
+    readings.forEach(([name, description, read], k) => {
+      stats.scalar(`${prefix}.cpu${hart.id}.${name}`, description, name === 'instructions' ? 'Count' : 'Cycle',
+        () => read(hart) - bases[k]![hart.id]!);
+    });
   }
+  let cyclesBase = 0;
+  stats.scalar(`${prefix}.cycles`, 'Simulated time of the machine, in cycles', 'Cycle', () => machine.cycles - cyclesBase);
   stats.onReset(() => {
-    for (const hart of machine.harts) {
-      instructionsBase[hart.id] = hart.instret;
-      cyclesBase[hart.id] = hart.simulatedCycles;
-    }
+    for (const hart of machine.harts) readings.forEach(([, , read], k) => { bases[k]![hart.id] = read(hart); });
+    cyclesBase = machine.cycles;
   });
   model?.registerStats(stats, prefix);
 }

@@ -24,14 +24,49 @@ export class HartMemory extends HartState {
   /** Cycles timing mode charged this hart beyond one per instruction (memory stalls and TLB refills). */
   stallCycles = 0;
 
+  /** True in timing mode: accesses are charged to a memory model. */
+  get timed(): boolean {
+    return this.timing !== undefined;
+  }
+
   /** Charges every later fetch, load, store and TLB refill to `timing` (undefined: back to fast mode). */
   setMemoryTiming(timing: MemoryTiming | undefined): void {
     this.timing = timing;
   }
 
+  /** Cycles this hart spent waiting in WFI or stopped, added by the machine as its time moves on. */
+  idleCycles = 0;
+  /**
+   * Busy cycles (instructions plus stalls) per privilege level up to `privMark`, and the level running
+   * since then; `run()` closes the period whenever the level changes (a trap or an xRET).
+   */
+  protected readonly privCycles = new Float64Array(4);
+  protected privMark = 0;
+  protected privRunning = 3;
+
   /** Simulated cycles so far: one per instruction retired plus the stalls timing mode charged. */
   get simulatedCycles(): number {
     return this.instret + this.stallCycles;
+  }
+
+  /** The hart's own simulated time: busy cycles plus idle ones. Harts are kept within a slice of each other. */
+  get localCycles(): number {
+    return this.instret + this.stallCycles + this.idleCycles;
+  }
+
+  /** Busy cycles spent at privilege level `priv` (0 U, 1 S, 3 M) so far. */
+  cyclesAt(priv: number): number {
+    const open = priv === this.privRunning ? Math.max(0, this.simulatedCycles - this.privMark) : 0;
+    return this.privCycles[priv]! + open;
+  }
+
+  /** Closes the current privilege period at `now` busy cycles if the level changed. */
+  protected accountPrivilege(now: number): void {
+    if (this.priv === this.privRunning) return;
+    // max: a guest write to minstret can move the count backwards; that period then counts nothing.
+    this.privCycles[this.privRunning]! += Math.max(0, now - this.privMark);
+    this.privMark = now;
+    this.privRunning = this.priv;
   }
 
   /** Timing mode: a fetch, load or store at byte `offset` of `region`. */

@@ -102,6 +102,8 @@ export class Hart extends HartMemory {
         this.countersSynced = false; // the counter access that asked for it now runs after the handler
         this.enterTrap(irq, 0, true);
       }
+      // A trap or xRET since the last pass ended with stop set or a throw, so every change is seen here.
+      if (this.priv !== this.privRunning) this.accountPrivilege(this.instret + (n - counted) + this.stallCycles);
       if (this.waiting) {
         // WFI resumes once an interrupt is pending and enabled in mie, whatever mstatus.MIE/SIE say (§3.3.3).
         if (!this.wakeable) break;

@@ -9,20 +9,27 @@ export const INSTRUCTIONS_PER_TICK = 10;
 
 /** Time that moves only when the machine says so: same instructions, same time, same output. */
 export class InstructionClock implements Clock {
-  private ticks = 0;
+  /** Guest time in instructions (cycles), an integer: no rounding drifts however long the run. */
+  private count = 0;
 
   now(): number {
-    return Math.floor(this.ticks);
+    return Math.floor(this.count / INSTRUCTIONS_PER_TICK);
+  }
+
+  /** Guest time in instructions (INSTRUCTIONS_PER_TICK a tick). */
+  get instructions(): number {
+    return this.count;
   }
 
   /** Advances by `instructions` executed per hart in one round. */
   advanceInstructions(instructions: number): void {
-    this.ticks += instructions / INSTRUCTIONS_PER_TICK;
+    this.count += instructions;
   }
 
   /** Jumps forward to `tick` (idle skip-ahead); never backwards. */
   advanceTo(tick: number): void {
-    if (tick > this.ticks) this.ticks = tick;
+    const count = tick * INSTRUCTIONS_PER_TICK;
+    if (count > this.count) this.count = count;
   }
 }
 
