@@ -33,22 +33,39 @@ function toolVersion(tool: string, env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /**
- * Finds the cross toolchain. Without one on PATH (or with MIRRORBALL_GUEST_TOOLCHAIN=debian), downloads the
+ * A cross compiler that can build the workloads: `gcc` runs and finds the C library's headers. Debian's
+ * gcc-riscv64-linux-gnu only recommends libc6-dev-riscv64-cross, so an install without recommends has a
+ * compiler that fails on the first `#include <stdio.h>`. Returns its version, or why it cannot be used.
+ */
+export function checkCompiler(gcc: string, env: NodeJS.ProcessEnv): { version: string } | { problem: string } {
+  const version = toolVersion(gcc, env);
+  if (version === undefined) return { problem: `no ${gcc} on PATH` };
+  try {
+    execFileSync(gcc, ['-E', '-x', 'c', '-'], { env, input: '#include <stdio.h>\n', stdio: ['pipe', 'ignore', 'ignore'] });
+  } catch {
+    return { problem: `${gcc} (${version}) has no C library headers (libc6-dev-${TRIPLET.replace('-linux-gnu', '')}-cross is missing)` };
+  }
+  return { version };
+}
+
+/**
+ * Finds the cross toolchain. Without a usable one on PATH (checkCompiler; or with MIRRORBALL_GUEST_TOOLCHAIN=debian), downloads the
  * pinned packages with the private apt and unpacks them with dpkg -x under `<cacheDir>/toolchain/<hash>`:
  * Debian's cross gcc finds its cc1, assembler, linker, headers and libraries relative to its own path,
  * so it runs from there. Only the unversioned `riscv64-linux-gnu-gcc` names (from the package
  * gcc-riscv64-linux-gnu, which depends on the whole toolchain) are added as symlinks.
  */
 export async function findToolchain(log: StepLog, apt: PrivateApt, cacheDir: string, packages: Record<string, string>): Promise<Toolchain> {
-  const hostVersion = process.env[TOOLCHAIN_ENV] === 'debian' ? undefined : toolVersion(`${CROSS_PREFIX}gcc`, process.env);
-  if (hostVersion !== undefined) {
-    log.write(`using the installed ${CROSS_PREFIX}gcc: ${hostVersion}\n`);
-    return { origin: 'host', env: process.env, version: hostVersion };
+  const host = process.env[TOOLCHAIN_ENV] === 'debian' ? { problem: `${TOOLCHAIN_ENV}=debian` } : checkCompiler(`${CROSS_PREFIX}gcc`, process.env);
+  if ('version' in host) {
+    log.write(`using the installed ${CROSS_PREFIX}gcc: ${host.version}\n`);
+    return { origin: 'host', env: process.env, version: host.version };
   }
+  log.write(`not using an installed cross compiler: ${host.problem}\n`);
   const dir = join(cacheDir, 'toolchain', hashParts(Object.entries(packages).flat()));
   const root = join(dir, 'root');
   if (!existsSync(root)) {
-    log.write(`no ${CROSS_PREFIX}gcc on PATH: unpacking Debian's cross toolchain into ${dir}\n`);
+    log.write(`unpacking Debian's cross toolchain into ${dir}\n`);
     const staging = join(dir, 'root.partial');
     rmSync(staging, { recursive: true, force: true });
     const debs = await apt.download(log, packages, join(dir, 'debs'));
