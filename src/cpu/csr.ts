@@ -57,6 +57,14 @@ function writeMstatus(h: HartState, value: bigint, mask: number): void {
 }
 
 /** Counter access from S or U (§3.1.11, §4.1.4): mcounteren, then scounteren for U. */
+/**
+ * mcycle: one cycle per instruction retired plus, in timing mode, the cycles the memory model charged
+ * (so in fast mode it equals minstret), moved by what the guest wrote to mcycle and minstret.
+ */
+function cycles(h: HartState): number {
+  return h.instret + h.stallCycles + h.cycleAdjust;
+}
+
 function counterAllowed(h: HartState, bit: number): boolean {
   if (h.priv === PRIV_M) return true;
   if (((h.mcounteren >>> bit) & 1) === 0) return false;
@@ -69,8 +77,8 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case C.CSR_FFLAGS: return h.fsEnabled ? BigInt(h.fflags) : undefined;
     case C.CSR_FRM: return h.fsEnabled ? BigInt(h.frm) : undefined;
     case C.CSR_FCSR: return h.fsEnabled ? BigInt((h.frm << 5) | h.fflags) : undefined;
-    case C.CSR_CYCLE: case C.CSR_INSTRET:
-      return counterAllowed(h, csr - C.CSR_CYCLE) ? u64(h.instret) : undefined;
+    case C.CSR_CYCLE: return counterAllowed(h, 0) ? u64(cycles(h)) : undefined;
+    case C.CSR_INSTRET: return counterAllowed(h, 2) ? u64(h.instret) : undefined;
     case C.CSR_TIME: return counterAllowed(h, 1) ? u64(h.env.clock.now()) : undefined;
     case C.CSR_SSTATUS: return readMstatus(h, SSTATUS_MASK, UXL_BITS);
     case C.CSR_SIE: return BigInt(h.mie & h.mideleg);
@@ -99,7 +107,8 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case C.CSR_MCAUSE: return h.mcause;
     case C.CSR_MTVAL: return u64(h.mtval);
     case C.CSR_MIP: return BigInt(h.mip | h.mipLines);
-    case C.CSR_MCYCLE: case C.CSR_MINSTRET: return u64(h.instret);
+    case C.CSR_MCYCLE: return u64(cycles(h));
+    case C.CSR_MINSTRET: return u64(h.instret);
     case C.CSR_MVENDORID: case C.CSR_MARCHID: case C.CSR_MIMPID: case C.CSR_MCONFIGPTR: return 0n;
     case C.CSR_MHARTID: return BigInt(h.id);
     case CSR_TINFO: return TINFO_NONE;
@@ -159,7 +168,14 @@ export function csrWrite(h: HartState, csr: number, value: bigint): boolean {
     case C.CSR_MCAUSE: h.mcause = value; return true;
     case C.CSR_MTVAL: h.mtval = toAddress(value); return true;
     case C.CSR_MIP: h.mip = (h.mip & ~S_INTERRUPTS) | (low & S_INTERRUPTS); h.stop = true; return true;
-    case C.CSR_MCYCLE: case C.CSR_MINSTRET: h.instret = Number(BigInt.asUintN(53, value)); return true;
+    case C.CSR_MCYCLE: h.cycleAdjust = Number(BigInt.asUintN(53, value)) - h.instret - h.stallCycles; return true;
+    case C.CSR_MINSTRET: {
+      // instret also counts in mcycle: keep mcycle where it was.
+      const instret = Number(BigInt.asUintN(53, value));
+      h.cycleAdjust -= instret - h.instret;
+      h.instret = instret;
+      return true;
+    }
   }
   if (csr >= C.CSR_PMPCFG0 && csr <= C.CSR_PMPCFG15) { h.pmpcfg[csr - C.CSR_PMPCFG0] = value; return true; }
   if (csr >= C.CSR_PMPADDR0 && csr <= C.CSR_PMPADDR63) {

@@ -21,8 +21,6 @@ export class HartMemory extends HartState {
   locOffset = 0;
   /** Timing mode's memory model (board/timing-mode.ts), or undefined in fast mode: one check per access. */
   protected timing: MemoryTiming | undefined = undefined;
-  /** Cycles timing mode charged this hart beyond one per instruction (memory stalls and TLB refills). */
-  stallCycles = 0;
 
   /** True in timing mode: accesses are charged to a memory model. */
   get timed(): boolean {

@@ -92,6 +92,10 @@ export class HartState implements FpState {
   readonly pmpaddr = new Array<bigint>(64).fill(0n);
   /** Instructions retired. */
   instret = 0;
+  /** Cycles timing mode charged this hart beyond one per instruction (memory stalls and TLB refills). */
+  stallCycles = 0;
+  /** What guest writes to mcycle and minstret added to the cycle counter: mcycle = instret + stallCycles + this. */
+  cycleAdjust = 0;
   /** In WFI, waiting for an interrupt. */
   waiting = false;
   /** Powered off (SBI HSM stopped): not run at all until started. */
