@@ -9,10 +9,12 @@ import { BootError, bootElf, bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
 import { Simulation } from '../board/simulation.js';
 import { configureTiming, enableTiming } from '../board/timing-mode.js';
+import { machineCommands } from '../control/machine-commands.js';
+import { ControlServer, ControlSocketError } from '../control/server.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
-import { runMachine } from '../host/runner.js';
+import { RunGate, runMachine } from '../host/runner.js';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
@@ -41,7 +43,11 @@ interface RunFlags {
   statsDir?: string;
   timing?: string | boolean;
   rng?: string | boolean;
+  control?: string;
 }
+
+/** Name and version in the control socket's greeting. */
+const GREETING = { name: 'mirrorball', version: '0.1.0' };
 
 /** Reads a file the user named, or fails with one line saying which and why. */
 export function readInput(path: string, what: string): Uint8Array {
@@ -79,6 +85,8 @@ export function registerRunCommand(program: Command): void {
     .option('--timing [from]', 'timing mode: charge every access the ccNUMA cache model\'s cycles (2-3x slower); ' +
       '"start" (default) from the first instruction, "roi" only inside the guest\'s regions of interest (mbctl roi begin/end)')
     .option('--stats-dir <dir>', 'on exit, write config.json, stats.txt (gem5 format) and stats.json into this directory')
+    .option('--control <socket>', 'listen on this Unix socket for control commands (QMP-shaped JSON, docs/control.md): ' +
+      'stop, cont, quit, query-status, set-mode fast|timing, stats-dump, stats-reset, query-stats')
     .action(async (flags: RunFlags) => {
       process.exitCode = await run(flags);
     });
@@ -162,13 +170,31 @@ async function run(flags: RunFlags): Promise<number> {
     onInput: (bytes) => machine.uart.input(bytes),
     onQuit: () => machine.stopWith({ kind: 'quit' }),
   });
+  const gate = new RunGate();
+  let control: ControlServer | undefined;
+  if (flags.control !== undefined) {
+    try {
+      control = await ControlServer.listen(flags.control, machineCommands({
+        machine, simulation, gate, event: (name, data) => control?.event(name, data),
+      }), GREETING);
+    } catch (error) {
+      terminal.close();
+      for (const disk of disks) disk.close();
+      if (error instanceof ControlSocketError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
   let exit: ExitReason;
   const started = performance.now();
   try {
-    exit = await runMachine(machine, { maxInstructions, pace: interactive });
+    exit = await runMachine(machine, { maxInstructions, pace: interactive, gate });
   } finally {
     terminal.close();
     for (const disk of disks) disk.close();
+  }
+  if (control !== undefined) {
+    control.event('SHUTDOWN', { reason: exit.kind === 'quit' ? 'host-quit' : exit.kind === 'poweroff' ? 'guest-shutdown' : exit.kind === 'reboot' ? 'guest-reset' : exit.kind });
+    await control.close();
   }
   if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000)}\n`);
   if (flags.statsDir !== undefined) {

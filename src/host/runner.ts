@@ -16,6 +16,37 @@ export interface RunOptions {
   pace?: boolean;
   /** Called after each batch of rounds (e.g. to feed an agent). */
   onBatch?: () => void;
+  /** Pauses the machine between batches while closed (the control socket's `stop` and `cont`). */
+  gate?: RunGate;
+}
+
+/**
+ * A machine's pause switch. `pause()` takes effect at the end of the current batch (commands arrive on the
+ * event loop, which runs between batches, so in practice at once); guest time stands still while paused.
+ */
+export class RunGate {
+  private resumed: (() => void) | undefined;
+  private waiting: Promise<void> | undefined;
+
+  get paused(): boolean {
+    return this.waiting !== undefined;
+  }
+
+  pause(): void {
+    this.waiting ??= new Promise((resolve) => { this.resumed = resolve; });
+  }
+
+  resume(): void {
+    const resolve = this.resumed;
+    this.waiting = undefined;
+    this.resumed = undefined;
+    resolve?.();
+  }
+
+  /** Resolves when the gate is open. */
+  whenOpen(): Promise<void> {
+    return this.waiting ?? Promise.resolve();
+  }
 }
 
 /** Host milliseconds of emulation between two yields to the event loop. */
@@ -34,6 +65,12 @@ export async function runMachine(machine: Machine, options: RunOptions = {}): Pr
   const idleLimit = (): number => anchorGuest + (performance.now() - anchorHost) * TICKS_PER_MS;
   const waiting = (): boolean => pace && machine.idle && machine.clock.now() >= machine.idleSkipLimit;
   while (machine.exit === undefined) {
+    if (options.gate?.paused) {
+      await options.gate.whenOpen();
+      anchorGuest = machine.clock.now();
+      anchorHost = performance.now();
+      continue;
+    }
     const until = performance.now() + BATCH_MS;
     do {
       if (pace) {

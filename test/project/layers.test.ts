@@ -18,12 +18,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   board: ['isa', 'memory', 'cpu', 'devices', 'timing'],
   host: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board'],
   guest: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host'],
-  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest'],
-  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest', 'cli'],
+  control: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host'],
+  experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest'],
+  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest', 'control', 'experiments'],
+  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest', 'control', 'experiments', 'cli'],
 };
 
 /** Only these layers talk to the host (files, terminals, clocks, processes): the hardware stays portable. */
-const MAY_USE_NODE = new Set(['host', 'cli', 'guest', 'bench']);
+const MAY_USE_NODE = new Set(['host', 'control', 'cli', 'guest', 'experiments', 'bench']);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

@@ -1,0 +1,201 @@
+// `mirrorball run --control SOCKET`: a client pauses, resumes, switches modes, dumps statistics and quits a
+// running machine over the QMP-shaped control socket.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { linkHtifElf, toolchainAvailable } from '../helpers/asm.js';
+
+const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
+
+/** Hart 0 walks 256 KiB forever (so timing mode has misses to count); the others wait. */
+const FOREVER = [
+  '.globl _start',
+  '_start:',
+  '  csrr t0, mhartid',
+  '  bnez t0, park',
+  '1: li t3, 0x80100000',
+  '  li t4, 0x80140000',
+  '2: ld t5, 0(t3)',
+  '  addi t5, t5, 1',
+  '  sd t5, 0(t3)',
+  '  addi t3, t3, 64',
+  '  bltu t3, t4, 2b',
+  '  j 1b',
+  'park: wfi',
+  '  j park',
+];
+
+/** A client that reads one JSON object per line. */
+class Client {
+  private readonly lines: Record<string, unknown>[] = [];
+  private buffer = '';
+  private wake: (() => void) | undefined;
+
+  constructor(readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      this.buffer += text;
+      for (let i = this.buffer.indexOf('\n'); i >= 0; i = this.buffer.indexOf('\n')) {
+        this.lines.push(JSON.parse(this.buffer.slice(0, i)) as Record<string, unknown>);
+        this.buffer = this.buffer.slice(i + 1);
+      }
+      this.wake?.();
+    });
+  }
+
+  static async connect(path: string, child: ChildProcess): Promise<Client> {
+    for (let attempt = 0; attempt < 300; attempt++) {
+      if (child.exitCode !== null) throw new Error(`mirrorball exited with ${child.exitCode} before listening`);
+      if (existsSync(path)) {
+        const socket = createConnection(path);
+        const ok = await new Promise<boolean>((resolve) => {
+          socket.once('connect', () => resolve(true));
+          socket.once('error', () => resolve(false));
+        });
+        if (ok) return new Client(socket);
+      }
+      await sleep(100);
+    }
+    throw new Error('the control socket never appeared');
+  }
+
+  /** The next message (reply or event) that satisfies `wanted`. */
+  async next(wanted: (m: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
+    for (;;) {
+      const index = this.lines.findIndex(wanted);
+      if (index >= 0) return this.lines.splice(index, 1)[0]!;
+      await new Promise<void>((resolve) => { this.wake = resolve; });
+    }
+  }
+
+  async execute(command: string, args?: object): Promise<Record<string, unknown>> {
+    const id = `${command}-${Math.random()}`;
+    this.socket.write(`${JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id })}\n`);
+    const reply = await this.next((m) => m.id === id);
+    delete reply.id;
+    return reply;
+  }
+}
+
+function start(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string }> } {
+  const child = spawn(process.execPath, [CLI, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+  return { child, done };
+}
+
+describe('mirrorball run --control', () => {
+  let dir: string;
+  let elf: string;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'mirrorball-control-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('pauses, resumes, switches to timing mode, dumps statistics and quits', async (t) => {
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    elf = linkHtifElf(dir, 'forever', FOREVER);
+    const path = join(dir, 'control.sock');
+    const stats = join(dir, 'stats');
+    const run = start(['--elf', elf, '--topology', 'numa4x2', '-m', '256M', '--timing', 'roi', '--control', path, '--stats-dir', stats]);
+    const client = await Client.connect(path, run.child);
+    try {
+      assert.deepEqual(await client.next(), { QMP: { version: { mirrorball: '0.1.0' }, capabilities: [] } });
+      assert.equal(((await client.execute('query-status')).error as { class: string }).class, 'CommandNotFound');
+      assert.deepEqual(await client.execute('qmp_capabilities'), { return: {} });
+      assert.deepEqual(await client.execute('query-status'), { return: { running: true, status: 'running' } });
+
+      // Paused, the machine does not move; resumed, it does.
+      assert.deepEqual(await client.execute('stop'), { return: {} });
+      assert.equal((await client.next((m) => m.event !== undefined)).event, 'STOP');
+      assert.deepEqual(await client.execute('query-status'), { return: { running: false, status: 'paused' } });
+      const machine = async (): Promise<{ instructions: number; harts: number; nodes: number }> =>
+        (await client.execute('query-machine')).return as { instructions: number; harts: number; nodes: number };
+      const pausedAt = (await machine()).instructions;
+      await sleep(300);
+      assert.equal((await machine()).instructions, pausedAt);
+      assert.deepEqual(await client.execute('cont'), { return: {} });
+      assert.equal((await client.next((m) => m.event !== undefined)).event, 'RESUME');
+      await sleep(200);
+      const m = await machine();
+      assert.ok(m.instructions > pausedAt, 'running again');
+      assert.equal(m.harts, 8);
+      assert.equal(m.nodes, 4);
+
+      // Fast mode charges nothing to the caches; timing mode does.
+      assert.deepEqual(await client.execute('query-mode'), { return: { mode: 'fast', timingConfigured: true } });
+      assert.deepEqual(await client.execute('stats-reset'), { return: {} });
+      const accesses = async (): Promise<number> =>
+        ((await client.execute('query-stats', { prefix: 'system.cpu0.cache.accesses' })).return as Record<string, number>)['system.cpu0.cache.accesses']!;
+      assert.equal(await accesses(), 0);
+      assert.deepEqual(await client.execute('set-mode', { mode: 'timing' }), { return: {} });
+      assert.deepEqual(await client.execute('query-mode'), { return: { mode: 'timing', timingConfigured: true } });
+      await sleep(300);
+      assert.ok((await accesses()) > 1000, 'timing mode counts accesses');
+      assert.deepEqual(await client.execute('stats-dump', { tag: 42 }), { return: { dumps: 1 } });
+      assert.deepEqual(await client.execute('set-mode', { mode: 'fast' }), { return: {} });
+      const bad = await client.execute('set-mode', { mode: 'slow' });
+      assert.match((bad.error as { desc: string }).desc, /must be one of "fast", "timing"/);
+
+      assert.deepEqual(await client.execute('quit'), { return: {} });
+      const shutdown = await client.next((m) => m.event !== undefined);
+      assert.equal(shutdown.event, 'SHUTDOWN');
+      assert.deepEqual(shutdown.data, { reason: 'host-quit' });
+    } catch (error) {
+      run.child.kill();
+      throw error;
+    } finally {
+      client.socket.destroy();
+    }
+    const { stderr } = await run.done;
+    assert.equal(stderr, '');
+    assert.ok(!existsSync(path), 'the socket is removed at exit');
+    const dumps = JSON.parse(readFileSync(join(stats, 'dumps.json'), 'utf8')) as { tag: number; stats: Record<string, { value: number }> }[];
+    assert.equal(dumps.length, 1);
+    assert.equal(dumps[0]!.tag, 42);
+    assert.ok(dumps[0]!.stats['system.cpu0.cache.missesLocal']!.value > 0);
+  });
+
+  it('without a timing configuration, set-mode says so; a stale socket is replaced', async (t) => {
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    elf ??= linkHtifElf(dir, 'forever', FOREVER);
+    const path = join(dir, 'stale.sock');
+    // A socket file nobody listens on, as a killed run leaves behind.
+    const stale = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.exit(0))`]);
+    assert.equal(stale.status, 0);
+    assert.ok(existsSync(path));
+    const run = start(['--elf', elf, '--control', path]);
+    const client = await Client.connect(path, run.child);
+    try {
+      await client.next();
+      await client.execute('qmp_capabilities');
+      assert.deepEqual(await client.execute('query-mode'), { return: { mode: 'fast', timingConfigured: false } });
+      const refused = await client.execute('set-mode', { mode: 'timing' });
+      assert.match((refused.error as { desc: string }).desc, /no timing configuration/);
+      await client.execute('quit');
+    } catch (error) {
+      run.child.kill();
+      throw error;
+    } finally {
+      client.socket.destroy();
+    }
+    assert.equal((await run.done).code, 0);
+  });
+
+  it('refuses a path that is not a socket, in one line, and leaves the file alone', (t) => {
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    elf ??= linkHtifElf(dir, 'forever', FOREVER);
+    const path = join(dir, 'plain-file');
+    writeFileSync(path, 'keep me');
+    const r = spawnSync(process.execPath, [CLI, 'run', '--elf', elf, '--control', path], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 2);
+    assert.equal(readFileSync(path, 'utf8'), 'keep me');
+    assert.match(r.stderr, /^mirrorball: control socket '.*plain-file': a file that is not a socket is in the way\n$/);
+  });
+});
