@@ -10,7 +10,7 @@ import { buildBusybox } from './busybox.js';
 import { PrivateApt } from './debian.js';
 import { diskTree, initramfsImage, initramfsTree, writeExt4, type GuestContents } from './images.js';
 import { compileKernel, configureKernel, kernelSource, type KernelOptions } from './kernel.js';
-import { loadRecipe, RECIPE_FORMAT, type Recipe } from './recipe.js';
+import { hashParts, loadRecipe, RECIPE_FORMAT, type Recipe } from './recipe.js';
 import { StepError, StepRunner } from './steps.js';
 import { findToolchain, type Toolchain } from './toolchain.js';
 import { buildWorkloads, referenceChecksums, sqliteAmalgamation } from './workloads.js';
@@ -137,10 +137,18 @@ async function buildInto(runner: StepRunner, recipe: Recipe, p: Places): Promise
   const toolchain = runner.step('toolchain', (log) => findToolchain(log, apt, p.cacheDir, config.debian.toolchain));
 
   const kernel = (async () => {
+    const tools = await toolchain;
+    const fragment = join(recipe.dir, 'kernel.config');
+    // The kernel takes most of a build: it is kept by a hash of its own inputs, so that a change to the
+    // workloads or the root file system does not build it again.
+    const key = kernelKey(config.debian.kernelSource, readFileSync(fragment), tools, epoch);
+    const kept = keptKernel(p.cacheDir, key);
+    if (kept !== undefined) return runner.step('kernel', async (log) => { log.write(`kernel ${key} from the cache: ${kept.image}\n`); return kept; });
     const source = await runner.step('kernel-source', (log) => kernelSource(log, apt, p.cacheDir, config));
-    const options: KernelOptions = { source, outDir: join(p.work, 'linux'), fragment: join(recipe.dir, 'kernel.config'), toolchain: await toolchain, jobs: p.jobs, epoch };
+    const options: KernelOptions = { source, outDir: join(p.work, 'linux'), fragment, toolchain: tools, jobs: p.jobs, epoch };
     await runner.step('kernel-config', (log) => configureKernel(log, options));
-    return runner.step('kernel', (log) => compileKernel(log, options));
+    const built = await runner.step('kernel', (log) => compileKernel(log, options));
+    return keepKernel(p.cacheDir, key, built);
   })();
 
   const userland = (async () => {
@@ -195,4 +203,32 @@ async function buildInto(runner: StepRunner, recipe: Recipe, p: Places): Promise
     debian: { ...config.debian.sources, kernel: `${config.debian.kernelSource.package} ${config.debian.kernelSource.version}` },
     files,
   };
+}
+
+/** The hash of what the kernel Image is made from: the source package, the config fragment, the compiler, the epoch. */
+export function kernelKey(source: unknown, fragment: Uint8Array, tools: Pick<Toolchain, 'origin' | 'version'>, epoch: number): string {
+  return hashParts(['kernel 1', JSON.stringify(source), fragment, tools.origin, tools.version, String(epoch)]);
+}
+
+const KEPT_IMAGE = 'Image';
+const KEPT_RELEASE = 'release';
+
+/** A kernel kept under `<cache>/kernel/<key>` by an earlier build, or undefined. */
+export function keptKernel(cacheDir: string, key: string): { image: string; release: string } | undefined {
+  const dir = join(cacheDir, 'kernel', key);
+  if (!existsSync(join(dir, KEPT_RELEASE))) return undefined;
+  return { image: join(dir, KEPT_IMAGE), release: readFileSync(join(dir, KEPT_RELEASE), 'utf8').trim() };
+}
+
+/** Keeps a built kernel for later builds (written beside and renamed into place: never half a kernel). */
+export function keepKernel(cacheDir: string, key: string, built: { image: string; release: string }): { image: string; release: string } {
+  const dir = join(cacheDir, 'kernel', key);
+  const partial = `${dir}.partial-${process.pid}`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  copyFileSync(built.image, join(partial, KEPT_IMAGE));
+  writeFileSync(join(partial, KEPT_RELEASE), `${built.release}\n`);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(partial, dir);
+  return keptKernel(cacheDir, key)!;
 }
