@@ -1,31 +1,44 @@
 /* Mirrorball workload "raytrace": threads ray tracing one large shared scene (memory-intensive, NUMA-sensitive). */
+#define _GNU_SOURCE /* CPU_SET, pthread_setaffinity_np */
 #include "common.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /*
  * Like the SPLASH raytrace that Disco ran as its "engineering" load, the threads share a large read-mostly
  * data set: SPHERES spheres in a uniform grid (3-D DDA traversal, Amanatides & Woo 1987) and a TEXTURE of
- * several MiB that every hit samples at a pseudo-random place, so most samples miss in the caches. The
+ * several MiB that every hit samples at SAMPLES pseudo-random places, so most samples miss in the caches. The
  * texture is filled by the threads in slices (first touch places each slice on its filler's NUMA node
  * under a NUMA-aware kernel), or by one thread with -1. Threads take rows from a shared counter. Each
  * pixel is computed the same way whatever thread renders it, so the checksum of the image depends only
  * on the parameters.
+ *
+ * With -L (local bands) the program has the structure a NUMA placement rewards: thread i, pinned to CPU
+ * i, fills slice i of the texture and then renders band i of the rows, whose hits sample only slice i.
+ * The bands follow the thread count, so with -L the checksum depends on -t as well. -P sets the memory
+ * policy (set_mempolicy) before anything is allocated: first-touch (the kernel's default, local to the
+ * CPU that first writes a page), node0 (everything on node 0 while it has room) or interleave (pages
+ * round-robin over all nodes).
  */
 
 static const char usage[] =
-	"usage: raytrace [-t THREADS] [-w WIDTH] [-H HEIGHT] [-s SPHERES] [-m TEXTURE] [-1]\n"
+	"usage: raytrace [-t THREADS] [-w WIDTH] [-H HEIGHT] [-s SPHERES] [-m TEXTURE] [-k SAMPLES] [-1] [-L] [-P POLICY]\n"
 	"  -t THREADS  rendering threads (default: the number of CPUs)\n"
 	"  -w WIDTH    image width in pixels (default 640)\n"
 	"  -H HEIGHT   image height (default: the width)\n"
 	"  -s SPHERES  spheres in the scene (default 20000)\n"
 	"  -m TEXTURE  size of the shared texture (default 64M; K, M, G suffixes)\n"
-	"  -1          fill the texture from one thread (all of it on one NUMA node)\n";
+	"  -k SAMPLES  texels sampled at each hit, each a likely cache miss (default 16)\n"
+	"  -1          fill the texture from one thread (all of it on one NUMA node)\n"
+	"  -L          local bands: thread i (on CPU i) fills and samples only slice i of the texture\n"
+	"  -P POLICY   memory policy: first-touch (default), node0 or interleave\n";
 
 #define ROWS_PER_TASK 2
 #define EPSILON 1e-7
@@ -49,10 +62,15 @@ static struct {
 	uint32_t *cell_items;  /* sphere indices per cell */
 	uint32_t *texture;
 	size_t texture_words;  /* a power of two */
-	int width, height, threads, single_fill;
+	int width, height, threads, single_fill, local_bands, samples;
+	size_t band_words;     /* -L: words of texture per band (a power of two) */
+	pthread_barrier_t filled;
 	unsigned char *image;
 	long next_row;         /* the shared task counter */
 } scene;
+
+/* Where this thread's texture samples fall: the whole texture, or with -L the band being rendered. */
+static __thread size_t texture_base, texture_mask;
 
 static int clamp_cell(double v)
 {
@@ -200,8 +218,13 @@ static vec shade(vec origin, vec dir, int depth)
 	/* A texture sample at a place that depends on the hit: a likely cache miss in a large texture. */
 	uint64_t key = mb_mix((uint64_t)index, (uint64_t)(int64_t)floor(p.x * 4096) ^ ((uint64_t)(int64_t)floor(p.y * 4096) << 21) ^
 						       ((uint64_t)(int64_t)floor(p.z * 4096) << 42));
-	uint32_t texel = scene.texture[key & (scene.texture_words - 1)];
-	double grain = 0.75 + 0.25 * (double)(texel & 0xff) / 255.0;
+	/* Filtered over `samples` texels at independent places (an LCG from the key): `samples` likely misses. */
+	uint64_t sum = 0;
+	for (int k = 0; k < scene.samples; k++) {
+		key = key * 6364136223846793005ULL + 1442695040888963407ULL;
+		sum += scene.texture[texture_base + ((key >> 24) & texture_mask)] & 0xff;
+	}
+	double grain = 0.75 + 0.25 * (double)sum / (255.0 * scene.samples);
 	double light_level = (0.15 + 0.85 * diffuse) * grain;
 	vec color = { (double)(s->color & 0xff) / 255.0 * light_level, (double)((s->color >> 8) & 0xff) / 255.0 * light_level,
 		      (double)((s->color >> 16) & 0xff) / 255.0 * light_level };
@@ -220,6 +243,14 @@ static unsigned char quantize(double v)
 
 static void render_row(int y)
 {
+	if (scene.local_bands) {
+		size_t band = (size_t)y * (size_t)scene.threads / (size_t)scene.height;
+		texture_base = band * scene.band_words;
+		texture_mask = scene.band_words - 1;
+	} else {
+		texture_base = 0;
+		texture_mask = scene.texture_words - 1;
+	}
 	const vec eye = { 0.5, 0.5, -1.2 };
 	for (int x = 0; x < scene.width; x++) {
 		vec target = { ((double)x + 0.5) / scene.width * 1.2 - 0.1, 1.1 - ((double)y + 0.5) / scene.height * 1.2, 0.0 };
@@ -231,10 +262,11 @@ static void render_row(int y)
 	}
 }
 
+/* Cheap to compute (a multiplicative hash), so that filling is mostly the stores. */
 static void fill_texture(size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i++)
-		scene.texture[i] = (uint32_t)mb_mix(0, i);
+		scene.texture[i] = (uint32_t)((i * 0x9e3779b97f4a7c15ULL) >> 32);
 }
 
 static void *worker(void *arg)
@@ -260,6 +292,54 @@ static void *renderer(void *arg)
 	}
 }
 
+/* -L: pinned to CPU `id`, fill slice `id` of the texture, wait for the others, render band `id`. */
+static void *band_worker(void *arg)
+{
+	long id = (long)arg;
+	cpu_set_t cpus;
+	CPU_ZERO(&cpus);
+	CPU_SET((int)(id % mb_cpus()), &cpus);
+	pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus); /* best effort: placement, not results */
+	size_t from = scene.band_words * (size_t)id;
+	fill_texture(from, from + scene.band_words);
+	pthread_barrier_wait(&scene.filled);
+	long first = id * scene.height / scene.threads, last = (id + 1) * scene.height / scene.threads;
+	for (long y = first; y < last; y++)
+		render_row((int)y);
+	return NULL;
+}
+
+/* set_mempolicy(2) for the whole process from here on; the threads created later inherit it. */
+static void set_policy(const char *policy)
+{
+	enum { MPOL_BIND_ = 2, MPOL_INTERLEAVE_ = 3 };
+	unsigned long nodes = 0;
+	int mode;
+	if (strcmp(policy, "first-touch") == 0) {
+		return; /* the default already: no system call, which a container's seccomp filter may refuse */
+	} else if (strcmp(policy, "node0") == 0) {
+		mode = MPOL_BIND_;
+		nodes = 1;
+	} else if (strcmp(policy, "interleave") == 0) {
+		mode = MPOL_INTERLEAVE_;
+		char path[64];
+		for (int n = 0; n < 64; n++) {
+			snprintf(path, sizeof path, "/sys/devices/system/node/node%d", n);
+			if (access(path, F_OK) == 0)
+				nodes |= 1UL << n;
+		}
+		if (nodes == 0)
+			nodes = 1;
+	} else {
+		fprintf(stderr, "raytrace: the policy must be first-touch, node0 or interleave, not '%s'\n", policy);
+		exit(2);
+	}
+	if (syscall(SYS_set_mempolicy, mode, &nodes, 65) != 0) {
+		perror("raytrace: set_mempolicy");
+		exit(1);
+	}
+}
+
 static void run_threads(void *(*body)(void *))
 {
 	pthread_t *ids = mb_alloc((size_t)scene.threads * sizeof(pthread_t), "the threads");
@@ -282,14 +362,19 @@ int raytrace_main(int argc, char **argv)
 	scene.width = 640;
 	scene.height = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "t:w:H:s:m:1h")) != -1) {
+	const char *policy = "first-touch";
+	scene.samples = 16;
+	while ((opt = getopt(argc, argv, "t:w:H:s:m:k:1LP:h")) != -1) {
 		switch (opt) {
 		case 't': scene.threads = (int)mb_parse_long(optarg, "thread count", 1, 1024); break;
 		case 'w': scene.width = (int)mb_parse_long(optarg, "width", 1, 16384); break;
 		case 'H': scene.height = (int)mb_parse_long(optarg, "height", 1, 16384); break;
 		case 's': spheres = mb_parse_long(optarg, "sphere count", 1, 10000000); break;
 		case 'm': texture_bytes = mb_parse_size(optarg, "texture size"); break;
+		case 'k': scene.samples = (int)mb_parse_long(optarg, "sample count", 1, 4096); break;
 		case '1': scene.single_fill = 1; break;
+		case 'L': scene.local_bands = 1; break;
+		case 'P': policy = optarg; break;
 		default: mb_usage(usage);
 		}
 	}
@@ -302,20 +387,39 @@ int raytrace_main(int argc, char **argv)
 	while (scene.texture_words * 2 * sizeof(uint32_t) <= texture_bytes)
 		scene.texture_words *= 2;
 
+	if (scene.local_bands && scene.single_fill) {
+		fprintf(stderr, "raytrace: -L and -1 exclude each other\n");
+		return 2;
+	}
+	set_policy(policy);
+	scene.band_words = 1;
+	while (scene.band_words * 2 * (size_t)scene.threads <= scene.texture_words)
+		scene.band_words *= 2;
+
 	double start = mb_now();
 	build_scene(spheres, 0x5eedULL + (uint64_t)spheres);
 	scene.texture = mb_alloc(scene.texture_words * sizeof(uint32_t), "the texture");
-	if (scene.single_fill)
-		fill_texture(0, scene.texture_words);
-	else
-		run_threads(worker);
 	scene.image = mb_alloc((size_t)scene.width * scene.height * 3, "the image");
-	double render_start = mb_now();
-	run_threads(renderer);
+	double render_start;
+	if (scene.local_bands) {
+		/* Fill and render in the same pinned threads; render_s then covers both. */
+		pthread_barrier_init(&scene.filled, NULL, (unsigned)scene.threads);
+		render_start = mb_now();
+		run_threads(band_worker);
+	} else {
+		if (scene.single_fill)
+			fill_texture(0, scene.texture_words);
+		else
+			run_threads(worker);
+		render_start = mb_now();
+		run_threads(renderer);
+	}
 	double end = mb_now();
 
 	uint64_t checksum = mb_mix_bytes(MB_CHECKSUM_SEED, scene.image, (size_t)scene.width * scene.height * 3);
-	mb_result("raytrace", end - start, checksum, "threads=%d width=%d height=%d spheres=%ld texture=%zu render_s=%.6f",
-		  scene.threads, scene.width, scene.height, spheres, scene.texture_words * sizeof(uint32_t), end - render_start);
+	mb_result("raytrace", end - start, checksum,
+		  "threads=%d width=%d height=%d spheres=%ld texture=%zu samples=%d bands=%d policy=%s render_s=%.6f",
+		  scene.threads, scene.width, scene.height, spheres, scene.texture_words * sizeof(uint32_t), scene.samples, scene.local_bands, policy,
+		  end - render_start);
 	return 0;
 }
