@@ -213,8 +213,13 @@ export class Machine {
     } else this.skipIdle();
     this.clint.update();
     this.sbi?.updateTimers(this.clock.now());
-    for (const p of this.pollables) p.poll();
+    this.pollDevices();
     if (this.htif !== undefined) this.pollHtif();
+  }
+
+  /** Devices with host input (the UART's queue) take it in and raise their interrupts. Call between rounds. */
+  pollDevices(): void {
+    for (const p of this.pollables) p.poll();
   }
 
   /**

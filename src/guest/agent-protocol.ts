@@ -75,6 +75,11 @@ export class AgentProtocol {
     return this.isReady;
   }
 
+  /** True while a command is running or waiting to be sent. */
+  get busy(): boolean {
+    return this.inFlight !== undefined || this.queue.length > 0;
+  }
+
   /** Resolves when the agent has announced itself (at once if it has). */
   whenReady(): Promise<void> {
     if (this.isReady) return Promise.resolve();

@@ -37,6 +37,14 @@ export interface GuestSessionOptions {
    * session gives up on it (a guest that never answers must fail a test, not hang it). Default 10 minutes.
    */
   timeoutMs?: number;
+  /**
+   * Give the guest commands, typed input and the power-off request only at moments when every hart idles
+   * and no command is running, and hold guest time at such a moment while the host has nothing for it:
+   * everything then reaches the guest at the same guest instant whatever the host's speed, so the whole
+   * run (statistics included) reproduces exactly. A guest that never idles never gets its next command.
+   * Not with `pace`, nor for a guest that must answer something else (a network peer). Default false.
+   */
+  holdIdle?: boolean;
   /** Called with the machine before it boots, to plug in more devices (after the drives). */
   configure?: (machine: Machine) => void;
   /** Called with every console line outside the agent protocol (kernel messages, shell output). */
@@ -67,6 +75,11 @@ export class GuestSession {
   private typeBytes: (bytes: Uint8Array) => void = (bytes) => this.machine.uart.input(bytes);
   private stopped: ExitReason | undefined;
   private readonly timeoutMs: number;
+  private readonly holdIdle: boolean;
+  /** holdIdle: what the host has for the guest, given at the next idle moment, one at a time. */
+  private readonly deferred: (() => void)[] = [];
+  /** Wakes a runner holding an idle guest (holdIdle) when the host has something for it. */
+  private release: (() => void) | undefined;
   /** Instructions executed (counted at the start of the round) when the agent's READY arrived. */
   bootInstructions: number | undefined;
   /** Every console line before READY: the boot, byte for byte reproducible. */
@@ -106,9 +119,25 @@ export class GuestSession {
       append: options.append === undefined ? AGENT_APPEND[consoleKind] : `${AGENT_APPEND[consoleKind]} ${options.append}`,
       firmware: options.firmware,
     });
-    this.running = runMachine(machine, { maxInstructions: options.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS, pace: options.pace }).then((exit) => {
+    if (options.holdIdle === true && options.pace === true) throw new GuestSessionError('holdIdle and pace exclude each other');
+    this.holdIdle = options.holdIdle === true;
+    const waitingForHost = (): boolean => this.agent.ready && !this.agent.busy;
+    const idleHold = this.holdIdle ? {
+      waitingForHost,
+      atIdle: (): boolean => {
+        if (!waitingForHost()) return false;
+        const next = this.deferred.shift();
+        if (next === undefined) return true;
+        next();
+        machine.pollDevices(); // the input is there at once, not after a skip to the next timer
+        return false;
+      },
+      whenReleased: () => new Promise<void>((resolve) => { this.release = resolve; }),
+    } : undefined;
+    this.running = runMachine(machine, { maxInstructions: options.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS, pace: options.pace, idleHold }).then((exit) => {
       this.stopped = exit;
       for (const disk of this.disks) disk.close();
+      for (const action of this.deferred.splice(0)) action(); // into the agent, which fails them just below
       this.agent.abort(`the guest stopped (${describeExit(exit)}) before answering; console ends with:\n${this.tail()}`);
       return exit;
     });
@@ -137,7 +166,25 @@ export class GuestSession {
   /** Runs `command` with sh in the guest. */
   exec(command: string): Promise<AgentResult> {
     if (this.stopped !== undefined) return Promise.reject(new GuestSessionError(`the guest has stopped (${describeExit(this.stopped)})`));
-    return this.withTimeout(this.agent.exec(command), `command ${JSON.stringify(command.slice(0, 60))}`);
+    const result = new Promise<AgentResult>((resolve, reject) => this.deliver(() => this.agent.exec(command).then(resolve, reject)));
+    return this.withTimeout(result, `command ${JSON.stringify(command.slice(0, 60))}`);
+  }
+
+  /** Does `action` now, or with holdIdle at the guest's next idle moment (and wakes a held runner). */
+  private deliver(action: () => void): void {
+    if (!this.holdIdle) {
+      action();
+      return;
+    }
+    this.deferred.push(action);
+    this.wake();
+  }
+
+  /** Lets a held guest run on (holdIdle). */
+  private wake(): void {
+    const release = this.release;
+    this.release = undefined;
+    release?.();
   }
 
   /** Rejects (and fails the agent's commands) when `promise` has not settled within the session's timeout. */
@@ -155,14 +202,15 @@ export class GuestSession {
 
   /** Types raw bytes on the console (outside the agent protocol). */
   type(text: string): void {
-    this.typeBytes(encoder.encode(text));
+    const bytes = encoder.encode(text);
+    this.deliver(() => this.typeBytes(bytes));
   }
 
   /** Asks the guest to power off and waits for the machine to stop. */
   async poweroff(): Promise<ExitReason> {
     if (this.stopped === undefined) {
       // The agent answers nothing once the machine is gone: the command's own failure is expected.
-      this.agent.exec('sync; poweroff -f').catch(() => {});
+      this.deliver(() => { this.agent.exec('sync; poweroff -f').catch(() => {}); });
     }
     return this.running;
   }
@@ -170,6 +218,7 @@ export class GuestSession {
   /** Stops the machine at once (like pulling the plug), for a test that failed midway. */
   async kill(): Promise<void> {
     if (this.stopped === undefined) this.machine.stopWith({ kind: 'quit' });
+    this.wake();
     await this.running;
   }
 

@@ -18,6 +18,24 @@ export interface RunOptions {
   onBatch?: () => void;
   /** Pauses the machine between batches while closed (the control socket's `stop` and `cont`). */
   gate?: RunGate;
+  /**
+   * Lets the host give the guest its input only at round boundaries where every hart idles, and holds
+   * guest time there while the host has nothing for it. A host that drives the guest through its console
+   * (GuestSession with holdIdle) then types each command at the same guest instant however fast the host
+   * is, and runs reproduce exactly. Not for guests that wait on something else outside (a network peer).
+   */
+  idleHold?: IdleHold;
+}
+
+export interface IdleHold {
+  /** True while the guest waits for the host: its idle time must then not be skipped but held. */
+  waitingForHost(): boolean;
+  /**
+   * Called at each round boundary where every hart idles: the host gives the guest what it has for it
+   * now (and returns false: run on), or returns true to hold the machine until `whenReleased()`.
+   */
+  atIdle(): boolean;
+  whenReleased(): Promise<void>;
 }
 
 /**
@@ -64,7 +82,13 @@ export async function runMachine(machine: Machine, options: RunOptions = {}): Pr
   let anchorHost = performance.now();
   const idleLimit = (): number => anchorGuest + (performance.now() - anchorHost) * TICKS_PER_MS;
   const waiting = (): boolean => pace && machine.idle && machine.clock.now() >= machine.idleSkipLimit;
+  const hold = options.idleHold;
+  const holding = (): boolean => hold !== undefined && machine.idle && hold.atIdle();
   while (machine.exit === undefined) {
+    if (holding()) {
+      await hold!.whenReleased();
+      continue;
+    }
     if (options.gate?.paused) {
       await options.gate.whenOpen();
       anchorGuest = machine.clock.now();
@@ -80,9 +104,10 @@ export async function runMachine(machine: Machine, options: RunOptions = {}): Pr
         }
         machine.idleSkipLimit = idleLimit();
       }
+      if (hold !== undefined) machine.idleSkipLimit = hold.waitingForHost() ? machine.clock.now() : Infinity;
       machine.runRound();
       if (machine.instructions >= limit) machine.stopWith({ kind: 'limit' });
-    } while (machine.exit === undefined && performance.now() < until && !waiting());
+    } while (machine.exit === undefined && performance.now() < until && !waiting() && !holding());
     options.onBatch?.();
     if (machine.exit === undefined && waiting()) await sleep(IDLE_SLEEP_MS);
     else await yieldToEventLoop();
