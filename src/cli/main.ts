@@ -1,6 +1,7 @@
 // The `mirrorball` command line: one subcommand per job, each registered from its own file.
 
 import { Command, CommanderError } from 'commander';
+import { registerExperimentCommands } from './experiment.js';
 import { registerGuestCommands } from './guest.js';
 import { UsageError } from './options.js';
 import { registerRunCommand } from './run.js';
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError('(run with --help for usage)');
   registerRunCommand(program);
   registerGuestCommands(program);
+  registerExperimentCommands(program);
   const args = argv.map((a, i) => (i >= 2 ? QEMU_SPELLINGS[a] ?? a : a));
   try {
     await program.parseAsync(args);

@@ -1,0 +1,65 @@
+// `mirrorball experiment NAME`: the paper experiments, each writing a table, a plot and its statistics (docs/experiments.md).
+
+import type { Command } from 'commander';
+import { findBuiltGuest } from '../guest/artifacts.js';
+import {
+  ExperimentError, FULL_WORKLOAD, PLACEMENT_CASES, PLOT_SVG, QUICK_WORKLOAD, RESULTS_JSON, RESULTS_TABLE, placementTable, runNumaPlacement,
+  type PlacementWorkload,
+} from '../experiments/numa-placement.js';
+import { parseCount, parseSize, UsageError } from './options.js';
+
+interface PlacementFlags {
+  out: string;
+  quick?: boolean;
+  cases?: string;
+  width?: string;
+  texture?: string;
+  spheres?: string;
+  samples?: string;
+}
+
+export function registerExperimentCommands(program: Command): void {
+  const experiment = program
+    .command('experiment')
+    .description('run one of the paper experiments; each writes a table, an SVG plot and per-run statistics into --out');
+
+  experiment
+    .command('numa-placement')
+    .description('raytrace (8 threads) on the 4-node numa4x2 machine in timing mode, its memory placed by first touch, ' +
+      'on one node, interleaved, and on an ideal machine with uniform latency; prints simulated time and % local misses')
+    .option('--out <dir>', 'output directory', 'out/numa-placement')
+    .option('--quick', `a small run (${QUICK_WORKLOAD.width}x${QUICK_WORKLOAD.width} pixels, ${QUICK_WORKLOAD.textureBytes / 2 ** 20} MiB texture) instead of the full one (${FULL_WORKLOAD.width}x${FULL_WORKLOAD.width}, ${FULL_WORKLOAD.textureBytes / 2 ** 20} MiB)`)
+    .option('--cases <list>', `comma-separated cases to run (default all: ${PLACEMENT_CASES.map((c) => c.name).join(',')})`)
+    .option('--width <pixels>', 'image width and height')
+    .option('--texture <size>', 'shared texture size (e.g. 32M); most samples miss when it is several times 8 MiB of caches')
+    .option('--spheres <n>', 'spheres in the scene')
+    .option('--samples <n>', 'texels sampled per hit (each a likely miss)')
+    .action(async (flags: PlacementFlags) => {
+      const base = flags.quick ? QUICK_WORKLOAD : FULL_WORKLOAD;
+      const workload: PlacementWorkload = {
+        width: flags.width === undefined ? base.width : parseCount(flags.width, '--width', 8, 4096),
+        spheres: flags.spheres === undefined ? base.spheres : parseCount(flags.spheres, '--spheres', 1, 1_000_000),
+        textureBytes: flags.texture === undefined ? base.textureBytes : parseSize(flags.texture, '--texture'),
+        samples: flags.samples === undefined ? base.samples : parseCount(flags.samples, '--samples', 1, 4096),
+      };
+      if (workload.textureBytes < 2 ** 20 || workload.textureBytes > 64 * 2 ** 20) throw new UsageError('--texture must be between 1M and 64M (it must fit on one node for the one-node case)');
+      const cases = flags.cases === undefined ? PLACEMENT_CASES : flags.cases.split(',').map((name) => {
+        const found = PLACEMENT_CASES.find((c) => c.name === name.trim());
+        if (found === undefined) throw new UsageError(`no case '${name}'; the cases are ${PLACEMENT_CASES.map((c) => c.name).join(', ')}`);
+        return found;
+      });
+      const guest = findBuiltGuest();
+      if (guest === undefined) throw new UsageError('no guest built yet: run `mirrorball guest build` first');
+      try {
+        const results = await runNumaPlacement({
+          guest, outDir: flags.out, workload, cases, onProgress: (line) => process.stderr.write(`numa-placement: ${line}\n`),
+        });
+        process.stdout.write(placementTable(results));
+        process.stdout.write(`\n${flags.out}/: ${RESULTS_TABLE}, ${RESULTS_JSON}, ${PLOT_SVG}, and per case config.json, stats.txt, stats.json, dumps.json\n`);
+      } catch (error) {
+        if (!(error instanceof ExperimentError)) throw error;
+        process.stderr.write(`mirrorball: experiment numa-placement: ${error.message}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
