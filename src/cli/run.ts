@@ -20,7 +20,7 @@ import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
-import { chooseTopology } from './topology-options.js';
+import { chooseTopology, parseCacheSpec } from './topology-options.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
 
@@ -44,6 +44,8 @@ interface RunFlags {
   timing?: string | boolean;
   rng?: string | boolean;
   control?: string;
+  cache?: string;
+  localMiss?: string;
 }
 
 /** Name and version in the control socket's greeting. */
@@ -84,6 +86,8 @@ export function registerRunCommand(program: Command): void {
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
     .option('--timing [from]', 'timing mode: charge every access the ccNUMA cache model\'s cycles (2-3x slower); ' +
       '"start" (default) from the first instruction, "roi" only inside the guest\'s regions of interest (mbctl roi begin/end)')
+    .option('--cache <spec>', 'timing mode\'s per-CPU cache: size=BYTES,ways=N,line=BYTES, any of them (default size=1M,ways=2,line=128)')
+    .option('--local-miss <cycles>', 'timing mode: cycles of a miss to local memory (default 30, 300 ns at 100 MHz); remote misses scale by distance / 10')
     .option('--stats-dir <dir>', 'on exit, write config.json, stats.txt (gem5 format) and stats.json into this directory')
     .option('--control <socket>', 'listen on this Unix socket for control commands (QMP-shaped JSON, docs/control.md): ' +
       'stop, cont, quit, query-status, set-mode fast|timing, stats-dump, stats-reset, query-stats')
@@ -102,6 +106,10 @@ async function run(flags: RunFlags): Promise<number> {
   if (timingFrom !== undefined && timingFrom !== 'start' && timingFrom !== 'roi') {
     throw new UsageError(`--timing takes "start" or "roi", not '${timingFrom}'`);
   }
+  if (timingFrom === undefined && (flags.cache !== undefined || flags.localMiss !== undefined)) {
+    throw new UsageError(`${flags.cache !== undefined ? '--cache' : '--local-miss'} configures timing mode: add --timing or --timing roi`);
+  }
+  const cache = flags.cache === undefined ? undefined : parseCacheSpec(flags.cache);
   const rngSeed = flags.rng === undefined ? undefined : flags.rng === true ? 0 : parseCount(String(flags.rng), '--rng', 0, 2 ** 32 - 1);
 
   let machine: Machine;
@@ -118,8 +126,8 @@ async function run(flags: RunFlags): Promise<number> {
       log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
       translate: translationWanted(),
     });
-    if (timingFrom === 'start') model = enableTiming(machine, topology.latencies);
-    else if (timingFrom === 'roi') model = configureTiming(machine, topology.latencies);
+    if (timingFrom === 'start') model = enableTiming(machine, topology.latencies, cache);
+    else if (timingFrom === 'roi') model = configureTiming(machine, topology.latencies, cache);
   } catch (error) {
     if (error instanceof MachineConfigError) throw new UsageError(error.problems.join('; '));
     throw error;

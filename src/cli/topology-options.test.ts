@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UsageError } from './options.js';
-import { chooseTopology, evenTopology } from './topology-options.js';
+import { chooseTopology, evenTopology, parseCacheSpec } from './topology-options.js';
 
 const GiB = 2 ** 30;
 
@@ -46,5 +46,29 @@ describe('chooseTopology', () => {
       assert.throws(() => chooseTopology(flags, memory), (e: unknown) => e instanceof UsageError && pattern.test(e.message) && !e.message.includes('\n'),
         JSON.stringify(flags));
     }
+  });
+});
+
+describe('--cache and --local-miss', () => {
+  it('takes any of size, ways and line, the rest from the defaults', () => {
+    assert.deepEqual(parseCacheSpec('size=64K,ways=4,line=64'), { sizeBytes: 65536, ways: 4, lineBytes: 64 });
+    assert.deepEqual(parseCacheSpec('size=2M'), { sizeBytes: 2 * 2 ** 20, ways: 2, lineBytes: 128 });
+    assert.deepEqual(parseCacheSpec('line=32'), { sizeBytes: 2 ** 20, ways: 2, lineBytes: 32 });
+  });
+
+  it('names every mistake in one line', () => {
+    assert.throws(() => parseCacheSpec('size=3K,colour=red'), (e: Error) =>
+      e instanceof UsageError && e.message === "--cache: 'colour=red' is not size=BYTES, ways=N or line=BYTES");
+    assert.throws(() => parseCacheSpec('size=3K'), (e: Error) => e.message === '--cache: cache sizeBytes must be a power of two, not 3072');
+    assert.throws(() => parseCacheSpec('ways=lots'), /ways 'lots' is not a number/);
+    assert.throws(() => parseCacheSpec('size=256,ways=4,line=128'), /cannot hold 4 ways of 128-byte lines/);
+  });
+
+  it('scales every latency from the local miss', () => {
+    const { latencies } = chooseTopology({ topology: 'numa4x2', localMiss: '50' }, 256 * 2 ** 20);
+    assert.deepEqual(latencies.missCycles[0], [50, 100, 100, 150]);
+    const even = chooseTopology({ nodes: '2', smp: '2', localMiss: '10' }, 256 * 2 ** 20);
+    assert.deepEqual(even.latencies.missCycles, [[10, 20], [20, 10]]);
+    assert.throws(() => chooseTopology({ localMiss: '-1' }, 256 * 2 ** 20), /--local-miss must be an integer from 0 to 10000/);
   });
 });

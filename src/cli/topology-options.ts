@@ -2,6 +2,7 @@
 
 import { MIN_NODE_MEMORY, MachineConfigError, defaultDistances, type MachineConfig } from '../board/address-map.js';
 import { TOPOLOGY_PRESETS, latenciesFromDistances, parseDistanceMatrix, topologyPreset } from '../board/topology.js';
+import { DEFAULT_CACHE_GEOMETRY, cacheGeometryProblems, type CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies } from '../timing/timing-model.js';
 import { UsageError, parseCount } from './options.js';
 
@@ -11,6 +12,8 @@ export interface TopologyFlags {
   nodes?: string;
   smp?: string;
   distances?: string;
+  /** Cycles of a miss to local memory (remote ones scale by distance). */
+  localMiss?: string;
 }
 
 export interface ChosenTopology {
@@ -26,6 +29,37 @@ const MiB = 2 ** 20;
 const MAX_HARTS = 32;
 const DEFAULT_HARTS = 1;
 const DEFAULT_NODES = 1;
+/** A miss of more than 100 µs at 100 MHz is a typo, not a memory. */
+const MAX_MISS_CYCLES = 10_000;
+
+const CACHE_KEYS: Record<string, keyof CacheGeometry> = { size: 'sizeBytes', ways: 'ways', line: 'lineBytes' };
+
+/**
+ * `--cache size=1M,ways=2,line=128` (any of the three; the rest keep their defaults) as a whole cache
+ * geometry, checked: one UsageError line naming every mistake.
+ */
+export function parseCacheSpec(text: string): CacheGeometry {
+  const geometry: CacheGeometry = { ...DEFAULT_CACHE_GEOMETRY };
+  const problems: string[] = [];
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    const key = CACHE_KEYS[part.slice(0, eq).trim()];
+    if (eq < 0 || key === undefined) {
+      problems.push(`'${part}' is not size=BYTES, ways=N or line=BYTES`);
+      continue;
+    }
+    const value = part.slice(eq + 1).trim();
+    const m = /^(\d+)([KM]?)$/i.exec(value);
+    if (m === null) {
+      problems.push(`${part.slice(0, eq).trim()} '${value}' is not a number${key === 'ways' ? '' : ' of bytes (K and M allowed)'}`);
+      continue;
+    }
+    geometry[key] = Number(m[1]) * (key === 'ways' ? (m[2] === '' ? 1 : NaN) : { '': 1, K: 1024, M: 2 ** 20 }[m[2]!.toUpperCase()]!);
+  }
+  if (problems.length === 0) problems.push(...cacheGeometryProblems(geometry));
+  if (problems.length > 0) throw new UsageError(`--cache: ${problems.join('; ')}`);
+  return geometry;
+}
 
 /** Splits memory and harts evenly over the nodes, hart h on node h mod nodes. */
 export function evenTopology(harts: number, memoryBytes: number, nodes: number): MachineConfig {
@@ -49,6 +83,7 @@ export function chooseTopology(flags: TopologyFlags, memoryBytes: number): Chose
     throw new UsageError('--topology and --nodes cannot be used together: the topology fixes the nodes');
   }
   const distances = flags.distances === undefined ? undefined : parseDistances(flags.distances);
+  const localMissCycles = flags.localMiss === undefined ? undefined : parseCount(flags.localMiss, '--local-miss', 0, MAX_MISS_CYCLES);
   const harts = flags.smp === undefined ? undefined : parseCount(flags.smp, '--smp', 1, MAX_HARTS);
   if (flags.topology !== undefined) {
     if (!TOPOLOGY_PRESETS.includes(flags.topology)) {
@@ -60,7 +95,7 @@ export function chooseTopology(flags: TopologyFlags, memoryBytes: number): Chose
       throw new UsageError(`--topology ${flags.topology} has ${presetNodes} nodes of at least ${MIN_NODE_MEMORY / MiB} MiB each: -m must be at least ${presetNodes * MIN_NODE_MEMORY / MiB}M`);
     }
     try {
-      const chosen = topologyPreset(flags.topology, memoryBytes, { harts, distances });
+      const chosen = topologyPreset(flags.topology, memoryBytes, { harts, distances, localMissCycles });
       return { name: chosen.name, config: chosen.config, latencies: chosen.latencies };
     } catch (error) {
       if (error instanceof MachineConfigError) throw new UsageError(`--topology ${flags.topology}: ${error.problems.join('; ')}`);
@@ -73,7 +108,7 @@ export function chooseTopology(flags: TopologyFlags, memoryBytes: number): Chose
     if (distances.length !== nodes) throw new UsageError(`--distances has ${distances.length} row${distances.length === 1 ? '' : 's'} but the machine has ${nodes} node${nodes === 1 ? '' : 's'}`);
     config.distances = distances;
   }
-  return { name: 'nodes', config, latencies: latenciesFromDistances(config.distances ?? defaultDistances(nodes)) };
+  return { name: 'nodes', config, latencies: latenciesFromDistances(config.distances ?? defaultDistances(nodes), localMissCycles) };
 }
 
 function parseDistances(text: string): number[][] {

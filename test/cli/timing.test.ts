@@ -142,4 +142,26 @@ describe('mirrorball run --timing roi', () => {
     assert.equal(r.status, 2);
     assert.equal(r.stderr.trim(), `mirrorball: --timing takes "start" or "roi", not 'later'`);
   });
+
+  it('--cache and --local-miss reach the model and config.json; without --timing they are refused', (t) => {
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    const elf = linkHtifElf(dir, 'walk2', PROGRAM);
+    const out = join(dir, 'small-cache');
+    const r = spawnSync(process.execPath, [CLI, 'run', '--elf', elf, '--topology', 'numa4x2', '-m', '256M', '--timing',
+      '--cache', 'size=32K,ways=1,line=64', '--local-miss', '40', '--stats-dir', out], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(r.status, 0, r.stderr);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { timing: { cache: object; latencies: { missCycles: number[][] } } };
+    assert.deepEqual(config.timing.cache, { sizeBytes: 32768, ways: 1, lineBytes: 64 });
+    assert.deepEqual(config.timing.latencies.missCycles[0], [40, 80, 80, 120]);
+    const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as Record<string, { value: number }>;
+    // 64 KiB regions do not fit a 32 KiB cache: the second pass over node 3's misses again, in 64-byte lines
+    // (2048; a few more where the data shares a direct-mapped set with the loop's code and they evict each
+    // other). With the default 1 MiB cache of 128-byte lines it is 512.
+    const remote = stats['system.cpu0.cache.missesRemote']!.value;
+    assert.ok(remote >= 2 * 65536 / 64 && remote < 1.1 * 2 * 65536 / 64, `${remote} remote misses`);
+
+    const refused = spawnSync(process.execPath, [CLI, 'run', '--elf', elf, '--cache', 'size=32K'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(refused.status, 2);
+    assert.equal(refused.stderr, 'mirrorball: --cache configures timing mode: add --timing or --timing roi\n');
+  });
 });
