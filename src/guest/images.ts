@@ -29,6 +29,7 @@ export interface GuestContents {
   release: string;
 }
 
+/** The names under which /usr/bin/mbwork runs each workload (mbctl is linked beside them, not a workload). */
 export const WORKLOAD_NAMES = ['cpubench', 'membench', 'pmake', 'raytrace', 'dbbench'];
 
 /**

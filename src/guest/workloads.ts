@@ -37,9 +37,6 @@ export interface WorkloadOptions {
   epoch: number;
 }
 
-/** The names under which /usr/bin/mbwork runs each workload. */
-export const WORKLOADS = ['cpubench', 'membench', 'pmake', 'raytrace', 'dbbench'] as const;
-
 /** Cross-compiles `mbwork` and `sqlite3` (static, stripped) with guest/workloads/Makefile. */
 export async function buildWorkloads(log: StepLog, o: WorkloadOptions): Promise<{ mbwork: string; sqlite3: string }> {
   mkdirSync(o.outDir, { recursive: true });
