@@ -57,3 +57,10 @@ test('a command the agent never answers fails after the timeout instead of waiti
     await session.kill();
   }
 });
+
+test('holdIdle and pace are refused together, before any machine exists', async () => {
+  await assert.rejects(
+    GuestSession.boot({ kernel: new Uint8Array(0), config: { harts: 1, nodes: [{ memoryBytes: 64 * 2 ** 20, harts: [0] }] }, holdIdle: true, pace: true }),
+    (error: unknown) => error instanceof GuestSessionError && error.message === 'holdIdle and pace exclude each other',
+  );
+});

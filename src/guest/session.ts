@@ -87,6 +87,7 @@ export class GuestSession {
   readonly started = performance.now();
 
   private constructor(options: GuestSessionOptions) {
+    if (options.holdIdle === true && options.pace === true) throw new GuestSessionError('holdIdle and pace exclude each other');
     let machine!: Machine;
     const consoleKind = options.console ?? 'uart';
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -119,7 +120,6 @@ export class GuestSession {
       append: options.append === undefined ? AGENT_APPEND[consoleKind] : `${AGENT_APPEND[consoleKind]} ${options.append}`,
       firmware: options.firmware,
     });
-    if (options.holdIdle === true && options.pace === true) throw new GuestSessionError('holdIdle and pace exclude each other');
     this.holdIdle = options.holdIdle === true;
     const waitingForHost = (): boolean => this.agent.ready && !this.agent.busy;
     const idleHold = this.holdIdle ? {
