@@ -1,7 +1,9 @@
 // `mirrorball experiment NAME`: the paper experiments, each writing a table, a plot and its statistics (docs/experiments.md).
 
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { findBuiltGuest } from '../guest/artifacts.js';
+import { GuestSessionError } from '../guest/session.js';
 import {
   ExperimentError, FULL_WORKLOAD, PLACEMENT_CASES, PLOT_SVG, QUICK_WORKLOAD, RESULTS_JSON, RESULTS_TABLE, placementTable, runNumaPlacement,
   type PlacementWorkload,
@@ -48,6 +50,12 @@ export function registerExperimentCommands(program: Command): void {
         if (found === undefined) throw new UsageError(`no case '${name}'; the cases are ${PLACEMENT_CASES.map((c) => c.name).join(', ')}`);
         return found;
       });
+      try {
+        mkdirSync(flags.out, { recursive: true });
+        accessSync(flags.out, constants.W_OK);
+      } catch (error) {
+        throw new UsageError(`cannot write to --out '${flags.out}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      }
       const guest = findBuiltGuest();
       if (guest === undefined) throw new UsageError('no guest built yet: run `mirrorball guest build` first');
       try {
@@ -57,7 +65,8 @@ export function registerExperimentCommands(program: Command): void {
         process.stdout.write(placementTable(results));
         process.stdout.write(`\n${flags.out}/: ${RESULTS_TABLE}, ${RESULTS_JSON}, ${PLOT_SVG}, and per case config.json, stats.txt, stats.json, dumps.json\n`);
       } catch (error) {
-        if (!(error instanceof ExperimentError)) throw error;
+        if (!(error instanceof ExperimentError) && !(error instanceof GuestSessionError)) throw error;
+        // A guest that did not boot or answer: its message ends with the console's last lines.
         process.stderr.write(`mirrorball: experiment numa-placement: ${error.message}\n`);
         process.exitCode = 1;
       }

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -71,5 +71,13 @@ describe('mirrorball experiment numa-placement', { skip }, () => {
     const r = spawnSync(process.execPath, [CLI, 'experiment', 'numa-placement', '--cases', 'first-touch,nowhere', '--out', out], { encoding: 'utf8' });
     assert.equal(r.status, 2);
     assert.equal(r.stderr, "mirrorball: no case 'nowhere'; the cases are first-touch, one-node, interleave, uniform\n");
+  });
+
+  it('refuses an output directory it cannot write, in one line', () => {
+    const file = join(out, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const r = spawnSync(process.execPath, [CLI, 'experiment', 'numa-placement', '--quick', '--out', join(file, 'out')], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `mirrorball: cannot write to --out '${join(file, 'out')}': ENOTDIR\n`);
   });
 });
