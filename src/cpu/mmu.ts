@@ -66,7 +66,12 @@ export function translate(h: HartState, va: number, access: Access): number {
     const span = 2 ** (9 * level);
     if (!ok || ppn % span !== 0) h.raise(PAGE_FAULT[access], va);
     const want = access === ACCESS_WRITE ? PTE_A | PTE_D : PTE_A;
-    if ((lo & want) !== want) region.i32[word] = lo | want;
+    if ((lo & want) !== want) {
+      region.i32[word] = lo | want;
+      // A store like any other: it breaks other harts' reservations on the PTE (an SC there must not
+      // write back the entry without the bits just set).
+      if (h.env.reservations.count !== 0) h.env.reservations.storeBy(h.id, pteAddress, 8);
+    }
     const pageInSpan = Math.floor(va / 4096) & (span - 1);
     h.walkLevels = levels - level;
     return (ppn + pageInSpan) * 4096 + (va & 4095);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BareMachine, RAM_BASE, runAsm } from '../helpers/bare-machine.js';
+import { PageTables, PTE_A, PTE_R, PTE_W } from '../helpers/trap-runtime.js';
 
 const s64 = (v: bigint): bigint => BigInt.asIntN(64, v);
 const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
@@ -198,4 +199,71 @@ test('AMOs and LR/SC must be naturally aligned; LR.W/D with rs2 != 0 and unknown
   assert.equal(causeOf(amo(0x02, 3, 12, 10, 1)), 2, 'LR with rs2 = x1');
   assert.equal(causeOf(amo(0x05, 3, 12, 10, 1)), 2, 'funct5 = 5 is not an AMO');
   assert.equal(causeOf(amo(0x00, 1, 12, 10, 1)), 2, 'funct3 = 1 is not a width');
+});
+
+test('the page walker setting a PTE\'s A bit breaks another hart\'s reservation on that PTE', (t) => {
+  // Hart 1 holds an LR on a leaf PTE whose A bit is clear; hart 0 then loads through it (as S-mode, by
+  // MPRV), so the walker writes A into the PTE. That write is a store like any other (privileged spec
+  // §4.3.1: the update must be atomic with respect to other accesses to the PTE), so hart 1's SC must
+  // fail: were it to succeed, it would write back the PTE without A and lose the walker's update.
+  const VA = 0x1_4000_0000n;
+  const r = runAsm(t, `
+.globl _start
+_start:
+  la s1, flag
+  la t0, pte_address
+  ld s0, 0(t0)
+  bnez a0, hart1
+1: ld t1, 0(s1)
+  beqz t1, 1b
+  la t0, satp_value
+  ld t0, 0(t0)
+  csrw satp, t0
+  sfence.vma
+  li t0, 0x1800
+  csrc mstatus, t0
+  li t0, 0x20800
+  csrs mstatus, t0
+  li a1, ${VA}
+  ld a2, 0(a1)
+  li t0, 0x20000
+  csrc mstatus, t0
+  li t1, 1
+  sd t1, 8(s1)
+2: ld t1, 16(s1)
+  beqz t1, 2b
+  ld a3, 24(s1)
+  ld a4, 0(s0)
+  pass
+hart1:
+  lr.d t0, (s0)
+  li t1, 1
+  sd t1, 0(s1)
+3: ld t1, 8(s1)
+  beqz t1, 3b
+  sc.d t2, t0, (s0)
+  sd t2, 24(s1)
+  li t1, 1
+  sd t1, 16(s1)
+4: j 4b
+.data
+.align 6
+flag: .zero 64
+pte_address: .dword 0
+satp_value: .dword 0
+`, {
+    harts: 2, slice: 5, ramBytes: 16 << 20,
+    setup: (m, p) => {
+      const tables = new PageTables(m, 3);
+      const pte = tables.map(VA, RAM_BASE + (12 << 20), PTE_R | PTE_W);
+      m.write64(p.symbols.get('pte_address')!, BigInt(pte));
+      m.write64(p.symbols.get('satp_value')!, tables.satp);
+      m.write64(RAM_BASE + (12 << 20), 0x5eedn);
+    },
+  });
+  if (!r) return;
+  assert.equal(r.exitCode, 0);
+  assert.equal(r.machine.reg(12), 0x5eedn, 'the load went through the mapping');
+  assert.equal(r.machine.reg(13), 1n, 'the SC failed');
+  assert.equal(r.machine.reg(14) & PTE_A, PTE_A, 'the PTE keeps the A bit the walker set');
 });
