@@ -33,6 +33,7 @@ const DEFAULT_NODES = 1;
 const MAX_MISS_CYCLES = 10_000;
 
 const CACHE_KEYS: Record<string, keyof CacheGeometry> = { size: 'sizeBytes', ways: 'ways', line: 'lineBytes' };
+const SIZE_SUFFIX: Record<string, number> = { '': 1, K: 1024, M: 2 ** 20 };
 
 /**
  * `--cache size=1M,ways=2,line=128` (any of the three; the rest keep their defaults) as a whole cache
@@ -49,12 +50,12 @@ export function parseCacheSpec(text: string): CacheGeometry {
       continue;
     }
     const value = part.slice(eq + 1).trim();
-    const m = /^(\d+)([KM]?)$/i.exec(value);
+    const m = (key === 'ways' ? /^(\d+)()$/ : /^(\d+)([KM]?)$/i).exec(value);
     if (m === null) {
       problems.push(`${part.slice(0, eq).trim()} '${value}' is not a number${key === 'ways' ? '' : ' of bytes (K and M allowed)'}`);
       continue;
     }
-    geometry[key] = Number(m[1]) * (key === 'ways' ? (m[2] === '' ? 1 : NaN) : { '': 1, K: 1024, M: 2 ** 20 }[m[2]!.toUpperCase()]!);
+    geometry[key] = Number(m[1]) * SIZE_SUFFIX[m[2]!.toUpperCase()]!;
   }
   if (problems.length === 0) problems.push(...cacheGeometryProblems(geometry));
   if (problems.length > 0) throw new UsageError(`--cache: ${problems.join('; ')}`);

@@ -56,15 +56,15 @@ function writeMstatus(h: HartState, value: bigint, mask: number): void {
   if (changed & (MSTATUS_MIE | MSTATUS_SIE)) h.stop = true;
 }
 
-/** Counter access from S or U (§3.1.11, §4.1.4): mcounteren, then scounteren for U. */
 /**
- * mcycle: one cycle per instruction retired plus, in timing mode, the cycles the memory model charged
- * (so in fast mode it equals minstret), moved by what the guest wrote to mcycle and minstret.
+ * mcycle: the hart's simulated cycles (in fast mode equal to minstret), moved by what the guest wrote to
+ * mcycle and minstret.
  */
 function cycles(h: HartState): number {
-  return h.instret + h.stallCycles + h.cycleAdjust;
+  return h.simulatedCycles + h.cycleAdjust;
 }
 
+/** Counter access from S or U (§3.1.11, §4.1.4): mcounteren, then scounteren for U. */
 function counterAllowed(h: HartState, bit: number): boolean {
   if (h.priv === PRIV_M) return true;
   if (((h.mcounteren >>> bit) & 1) === 0) return false;
@@ -168,7 +168,7 @@ export function csrWrite(h: HartState, csr: number, value: bigint): boolean {
     case C.CSR_MCAUSE: h.mcause = value; return true;
     case C.CSR_MTVAL: h.mtval = toAddress(value); return true;
     case C.CSR_MIP: h.mip = (h.mip & ~S_INTERRUPTS) | (low & S_INTERRUPTS); h.stop = true; return true;
-    case C.CSR_MCYCLE: h.cycleAdjust = Number(BigInt.asUintN(53, value)) - h.instret - h.stallCycles; return true;
+    case C.CSR_MCYCLE: h.cycleAdjust = Number(BigInt.asUintN(53, value)) - h.simulatedCycles; return true;
     case C.CSR_MINSTRET: {
       // instret also counts in mcycle: keep mcycle where it was.
       const instret = Number(BigInt.asUintN(53, value));

@@ -42,14 +42,9 @@ export class HartMemory extends HartState {
   protected privMark = 0;
   protected privRunning = 3;
 
-  /** Simulated cycles so far: one per instruction retired plus the stalls timing mode charged. */
-  get simulatedCycles(): number {
-    return this.instret + this.stallCycles;
-  }
-
   /** The hart's own simulated time: busy cycles plus idle ones. Harts are kept within a slice of each other. */
   get localCycles(): number {
-    return this.instret + this.stallCycles + this.idleCycles;
+    return this.simulatedCycles + this.idleCycles;
   }
 
   /** Busy cycles spent at privilege level `priv` (0 U, 1 S, 3 M) so far. */

@@ -94,8 +94,13 @@ export class HartState implements FpState {
   instret = 0;
   /** Cycles timing mode charged this hart beyond one per instruction (memory stalls and TLB refills). */
   stallCycles = 0;
-  /** What guest writes to mcycle and minstret added to the cycle counter: mcycle = instret + stallCycles + this. */
+  /** What guest writes to mcycle and minstret added to the cycle counter: mcycle = simulatedCycles + this. */
   cycleAdjust = 0;
+
+  /** Simulated cycles so far: one per instruction retired plus the stalls timing mode charged. */
+  get simulatedCycles(): number {
+    return this.instret + this.stallCycles;
+  }
   /** In WFI, waiting for an interrupt. */
   waiting = false;
   /** Powered off (SBI HSM stopped): not run at all until started. */

@@ -1,7 +1,7 @@
 // The NUMA placement experiment (docs/experiments.md): the multi-threaded raytrace on the 4-node machine
 // with its memory placed four ways, in timing mode around the workload only.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Machine } from '../board/machine.js';
@@ -10,7 +10,7 @@ import { configureTiming } from '../board/timing-mode.js';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { GuestSession } from '../guest/session.js';
-import { sortedJson, writeStatsOutput } from '../host/stats-output.js';
+import { sortedJson, writeFileWhole, writeStatsOutput } from '../host/stats-output.js';
 import type { StatSample } from '../timing/stats.js';
 import { barChartSvg, markdownTable } from './report.js';
 
@@ -114,12 +114,6 @@ function vector(samples: readonly StatSample[], name: string): number[] {
   return s.values;
 }
 
-/** Writes `text` beside `path` and renames it over: a reader never sees half a file. */
-function writeWhole(path: string, text: string): void {
-  writeFileSync(`${path}.partial`, text);
-  renameSync(`${path}.partial`, path);
-}
-
 /** Boots the 4-node machine, runs one case in timing mode and writes its statistics into `dir`. */
 export async function runPlacementCase(o: PlacementOptions, c: PlacementCase, dir: string): Promise<PlacementResult> {
   const topology = topologyPreset(PLACEMENT_TOPOLOGY, PLACEMENT_MEMORY_BYTES, { uniformLatency: c.uniformLatency });
@@ -182,7 +176,7 @@ export async function runPlacementCase(o: PlacementOptions, c: PlacementCase, di
     command,
   };
   writeStatsOutput(dir, config, sim.stats, sim.dumps);
-  writeWhole(join(dir, 'output.txt'), output);
+  writeFileWhole(join(dir, 'output.txt'), output);
   return {
     case: c.name,
     description: c.description,
@@ -248,8 +242,8 @@ export async function runNumaPlacement(o: PlacementOptions): Promise<PlacementRe
   if (checksums.size > 1) {
     throw new ExperimentError(`the cases computed different images (${results.map((r) => `${r.case} ${r.checksum}`).join(', ')}): placement must change time, never results`);
   }
-  writeWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'numa-placement', topology: PLACEMENT_TOPOLOGY, memoryBytes: PLACEMENT_MEMORY_BYTES, workload: o.workload, results }));
-  writeWhole(join(o.outDir, RESULTS_TABLE), placementTable(results));
-  writeWhole(join(o.outDir, PLOT_SVG), placementSvg(results, o.workload));
+  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'numa-placement', topology: PLACEMENT_TOPOLOGY, memoryBytes: PLACEMENT_MEMORY_BYTES, workload: o.workload, results }));
+  writeFileWhole(join(o.outDir, RESULTS_TABLE), placementTable(results));
+  writeFileWhole(join(o.outDir, PLOT_SVG), placementSvg(results, o.workload));
   return results;
 }

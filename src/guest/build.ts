@@ -230,5 +230,5 @@ export function keepKernel(cacheDir: string, key: string, built: { image: string
   writeFileSync(join(partial, KEPT_RELEASE), `${built.release}\n`);
   rmSync(dir, { recursive: true, force: true });
   renameSync(partial, dir);
-  return keptKernel(cacheDir, key)!;
+  return { image: join(dir, KEPT_IMAGE), release: built.release };
 }

@@ -45,9 +45,11 @@ export function writeStatsOutput(directory: string, config: unknown, stats: Stat
     const entries = dumps.map((d) => ({ tag: d.tag, stats: JSON.parse(formatStatsJson(d.samples)) as unknown }));
     files.push([DUMPS_JSON_FILE, `${JSON.stringify(entries, null, 2)}\n`]);
   }
-  for (const [name, text] of files) {
-    const path = join(directory, name);
-    writeFileSync(`${path}.partial`, text);
-    renameSync(`${path}.partial`, path);
-  }
+  for (const [name, text] of files) writeFileWhole(join(directory, name), text);
+}
+
+/** Writes `text` beside `path` and renames it over: a reader never sees half a file. */
+export function writeFileWhole(path: string, text: string): void {
+  writeFileSync(`${path}.partial`, text);
+  renameSync(`${path}.partial`, path);
 }
