@@ -119,9 +119,8 @@ export function ramProblem(bus: Bus, address: number, length: number): string | 
   let at = address;
   const end = address + length;
   while (at < end) {
-    const region = bus.ramAt(at);
-    if (region === undefined) return `is outside RAM (nothing at 0x${at.toString(16)})`;
-    at = region.end;
+    if (bus.resolveRam(at) === undefined) return `is outside RAM (nothing at 0x${at.toString(16)})`;
+    at += bus.resolvedRun;
   }
   return undefined;
 }
@@ -131,10 +130,10 @@ export function writeRam(bus: Bus, address: number, data: Uint8Array): void {
   let done = 0;
   while (done < data.length) {
     const at = address + done;
-    const region = bus.ramAt(at);
+    const region = bus.resolveRam(at);
     if (region === undefined) throw new ElfError(`no RAM at 0x${at.toString(16)}`);
-    const n = Math.min(data.length - done, region.end - at);
-    region.u8.set(data.subarray(done, done + n), at - region.base);
+    const n = Math.min(data.length - done, bus.resolvedRun);
+    region.u8.set(data.subarray(done, done + n), bus.resolvedOffset);
     done += n;
   }
 }
@@ -144,10 +143,10 @@ function zeroRam(bus: Bus, address: number, length: number): void {
   let done = 0;
   while (done < length) {
     const at = address + done;
-    const region = bus.ramAt(at);
+    const region = bus.resolveRam(at);
     if (region === undefined) throw new ElfError(`no RAM at 0x${at.toString(16)}`);
-    const n = Math.min(length - done, region.end - at);
-    region.u8.fill(0, at - region.base, at - region.base + n);
+    const n = Math.min(length - done, bus.resolvedRun);
+    region.u8.fill(0, bus.resolvedOffset, bus.resolvedOffset + n);
     done += n;
   }
 }

@@ -12,10 +12,10 @@ import { Uart } from '../devices/uart.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { EmptyVirtioSlot } from '../devices/virtio/empty-slot.js';
 import { VirtioMmio } from '../devices/virtio/mmio.js';
-import { Bus } from '../memory/bus.js';
+import { Bus, type PagedRam } from '../memory/bus.js';
 import type { AccessSize, Device, HartInterruptSink } from '../memory/device.js';
 import { RamRegion } from '../memory/ram.js';
-import { HostClock, InstructionClock, type MachineClock } from '../timing/clock.js';
+import { HostClock, INSTRUCTIONS_PER_TICK, InstructionClock, type MachineClock } from '../timing/clock.js';
 import {
   CLINT, CONTROL_DEVICE, PLIC, PLIC_SOURCES, TEST_DEVICE, UART0, VIRTIO_SLOTS, layoutMachine, virtioSlot, type MachineConfig, type MachineLayout,
 } from './address-map.js';
@@ -58,6 +58,13 @@ export interface MachineOptions {
   log?: (message: string) => void;
   /** Run translated basic blocks (default) or interpret every instruction (to bisect the translator). */
   translate?: boolean;
+  /**
+   * The RAM, when someone else places its pages (a VM under the monitor: guest-physical pages through its
+   * pmap). It must cover exactly the layout's one node. Default: one RAM region per node.
+   */
+  pagedRam?: (layout: MachineLayout) => PagedRam;
+  /** Called before the built-in SBI answers an S-mode ECALL (the monitor counts and charges its calls). */
+  onEcall?: (hart: HartState) => void;
 }
 
 /** One virtio-mmio window of the address map; what is plugged into it can change before boot. */
@@ -105,7 +112,16 @@ export class Machine {
 
   constructor(options: MachineOptions) {
     this.layout = layoutMachine(options.config);
-    for (const node of this.layout.nodes) this.bus.addRam(new RamRegion(node.id, node.base, node.size));
+    if (options.pagedRam !== undefined) {
+      const ram = options.pagedRam(this.layout);
+      const node = this.layout.nodes[0]!;
+      if (this.layout.nodes.length !== 1 || ram.base !== node.base || ram.size !== node.size) {
+        throw new Error('paged RAM must cover exactly the one node of the layout');
+      }
+      this.bus.addPagedRam(ram);
+    } else {
+      for (const node of this.layout.nodes) this.bus.addRam(new RamRegion(node.id, node.base, node.size));
+    }
     this.clock = options.time === 'host'
       ? new HostClock(options.hostMilliseconds ?? (() => { throw new Error('host time needs a host clock'); }))
       : new InstructionClock();
@@ -120,7 +136,12 @@ export class Machine {
       bus: this.bus,
       clock: this.clock,
       reservations: this.reservations,
-      ecallFromSupervisor: options.builtinSbi ? (h: HartState) => this.sbi!.handle(h) : undefined,
+      ecallFromSupervisor: options.builtinSbi
+        ? (h: HartState) => {
+          options.onEcall?.(h);
+          return this.sbi!.handle(h);
+        }
+        : undefined,
     };
     for (let i = 0; i < this.layout.harts; i++) this.harts.push(new Hart(i, env));
     for (const h of this.harts) h.setTranslation(options.translate ?? true);
@@ -195,26 +216,50 @@ export class Machine {
     let runnable = false;
     const end = this.cycles + SLICE;
     for (const h of this.harts) {
-      // Stopped: idle for the round. Waiting since the last round (or an idle skip): idle up to now.
-      if (h.parked) {
-        this.idleUntil(h, end);
-        continue;
-      }
-      if (h.waiting) this.idleUntil(h, this.cycles);
-      ran += this.runUntil(h, end);
-      if (h.waiting) this.idleUntil(h, end);
-      else runnable = true;
+      ran += this.runHart(h, end);
+      if (!h.parked && !h.waiting) runnable = true;
       if (this.exit !== undefined) break;
     }
     this.instructions += ran;
-    if (runnable) {
+    if (runnable) this.closeRound(end);
+    else this.skipIdle();
+  }
+
+  /**
+   * Runs hart `h` as a round ending at `end` would (the monitor calls this for the vCPUs it schedules):
+   * a stopped hart is idle for the round, a waiting one idle up to now; returns the instructions run.
+   */
+  runHart(h: Hart, end: number): number {
+    if (h.parked) {
+      this.idleUntil(h, end);
+      return 0;
+    }
+    if (h.waiting) this.idleUntil(h, this.cycles);
+    const ran = this.runUntil(h, end);
+    if (h.waiting) this.idleUntil(h, end);
+    return ran;
+  }
+
+  /** Ends a round at `end` (normally `cycles + SLICE`): time, timers and devices move on. */
+  closeRound(end: number): void {
+    if (end > this.cycles) {
+      this.clock.advanceInstructions(end - this.cycles);
       this.cycles = end;
-      this.clock.advanceInstructions(SLICE);
-    } else this.skipIdle();
+    }
+    this.afterTime();
+  }
+
+  /** Timers and devices after time moved. */
+  private afterTime(): void {
     this.clint.update();
     this.sbi?.updateTimers(this.clock.now());
     this.pollDevices();
     if (this.htif !== undefined) this.pollHtif();
+  }
+
+  /** The next timer deadline in guest ticks (Infinity: none). */
+  nextDeadline(): number {
+    return Math.min(this.clint.nextDeadline(), this.sbi?.nextDeadline() ?? Infinity);
   }
 
   /** Devices with host input (the UART's queue) take it in and raise their interrupts. Call between rounds. */
@@ -227,14 +272,37 @@ export class Machine {
    * past `idleSkipLimit` (a paced runner sets it to the host's time, so an idle guest waits for the world).
    */
   private skipIdle(): void {
-    const next = Math.min(this.clint.nextDeadline(), this.sbi?.nextDeadline() ?? Infinity);
-    const target = Math.min(next, this.idleSkipLimit);
+    this.skipTo(Math.min(this.nextDeadline(), this.idleSkipLimit));
+  }
+
+  /**
+   * Every hart waits: guest time jumps to tick `target` (a slice when Infinity), then timers and devices
+   * move on. The monitor calls this with the earliest deadline of all its VMs, so their clocks agree.
+   */
+  skipTo(target: number): void {
     const clock = this.clock;
     const before = clock instanceof InstructionClock ? clock.instructions : 0;
     if (target !== Infinity) clock.advanceTo(target);
     else clock.advanceInstructions(SLICE);
     // Host time moves by itself: the skip is then a slice.
     this.cycles += clock instanceof InstructionClock ? clock.instructions - before : SLICE;
+    this.afterTime();
+  }
+
+  /** Guest time moves `cycles` on while every hart waits (the monitor keeps its VMs' clocks in step so). */
+  skipCycles(cycles: number): void {
+    this.clock.advanceInstructions(cycles);
+    this.cycles += cycles;
+    this.afterTime();
+  }
+
+  /** Cycles from now to the next timer deadline (0 if due, Infinity if none). */
+  cyclesToDeadline(): number {
+    const deadline = this.nextDeadline();
+    if (deadline === Infinity) return Infinity;
+    const clock = this.clock;
+    const now = clock instanceof InstructionClock ? clock.instructions : clock.now() * INSTRUCTIONS_PER_TICK;
+    return Math.max(0, deadline * INSTRUCTIONS_PER_TICK - now);
   }
 
   /**
@@ -258,8 +326,8 @@ export class Machine {
     return ran;
   }
 
-  /** A hart that did not run is idle up to `cycles`. */
-  private idleUntil(h: Hart, cycles: number): void {
+  /** A hart that did not run is idle up to `cycles` (under the monitor: a vCPU that got no physical CPU). */
+  idleUntil(h: Hart, cycles: number): void {
     const behind = cycles - h.localCycles;
     if (behind > 0) h.idleCycles += behind;
   }

@@ -67,32 +67,68 @@ export class HartMemory extends HartState {
     this.stallCycles += timing.chargeRamAccess(this.id, region.node, offset, isWrite);
   }
 
+  /** First-level TLB misses under paging (the slow path taken for an entry the TLB did not hold). */
+  tlbMisses = 0;
+  /** Of those, the ones the second-level TLB answered (under the monitor). */
+  secondLevelHits = 0;
+  /**
+   * Under the monitor: cycles its work on this vCPU's behalf cost (TLB refills, monitor calls, filling the
+   * pmap), per privilege level the vCPU was at; they are part of `simulatedCycles` (charged as stalls).
+   */
+  readonly monitorCycles = new Float64Array(4);
+  /** Under the monitor: what a first-level refill costs, from the second-level TLB or by a walk. */
+  refillCosts: { secondLevelHit: number; walk: number } | undefined = undefined;
+
+  /** The monitor charges `cycles` of its own work to this vCPU. */
+  chargeMonitor(cycles: number): void {
+    this.stallCycles += cycles;
+    this.monitorCycles[this.priv]! += cycles;
+  }
+
   /** Translates one page's worth of access and fills the TLB if it is RAM. */
   protected locate(va: number, access: Access): void {
+    const vpn = Math.floor(va / 4096);
+    const tlb = access === ACCESS_READ ? this.readTlb : access === ACCESS_WRITE ? this.writeTlb : this.execTlb;
+    // Only a TLB miss walks the table: the slow path also runs for entries the TLB holds (page-crossing
+    // and atomic accesses, the second half of a doubleword, entries hidden by the translator).
+    const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv;
+    const miss = priv !== PRIV_M && this.satpMode !== 0 && !tlb.holds(vpn);
+    if (miss) {
+      this.tlbMisses++;
+      const second = this.secondLevel?.levels[priv]![access]!;
+      const i = second === undefined ? -1 : second.find(vpn);
+      if (i >= 0) {
+        const region = second!.mem[i]!;
+        this.secondLevelHits++;
+        if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.secondLevelHit);
+        this.locRegion = region;
+        this.locOffset = va + second!.delta[i]!;
+        tlb.insert(vpn, region, region.base + this.locOffset - (va & 4095));
+        return;
+      }
+      if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.walk);
+    }
     const pa = translate(this, va, access);
-    const region = this.env.bus.ramAt(pa);
+    const bus = this.env.bus;
+    const region = bus.resolveRam(pa);
     this.locRegion = region;
     if (region === undefined) {
       this.locOffset = pa;
       return;
     }
-    this.locOffset = pa - region.base;
-    const vpn = Math.floor(va / 4096);
-    const page = pa - (pa & 4095);
-    const tlb = access === ACCESS_READ ? this.readTlb : access === ACCESS_WRITE ? this.writeTlb : this.execTlb;
-    // Only a TLB miss walks the table: the slow path also runs for entries the TLB holds (page-crossing
-    // and atomic accesses, the second half of a doubleword, entries hidden by the translator).
-    if (this.timing !== undefined && !tlb.holds(vpn)) this.chargeRefill(this.timing, access);
+    this.locOffset = bus.resolvedOffset;
+    // The machine address of the page (under the monitor the pmap's, not the guest-physical one).
+    const page = region.base + this.locOffset - (pa & 4095);
+    if (miss && this.timing !== undefined) this.chargeRefill(this.timing);
     tlb.insert(vpn, region, page);
+    if (miss) this.secondLevel?.levels[priv]![access]!.insert(vpn, region, page);
   }
 
   /**
    * Timing mode: a TLB fill under paging walked the page table, reading as many levels as `translate`
    * went through (a superpage leaf ends the walk early: under Sv39 a 2 MiB page takes 2 levels, a 1 GiB page 1).
    */
-  private chargeRefill(timing: MemoryTiming, access: Access): void {
-    const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv;
-    if (priv === PRIV_M || this.satpMode === 0) return;
+  private chargeRefill(timing: MemoryTiming): void {
     this.stallCycles += timing.chargeTlbRefill(this.id, this.walkLevels);
   }
 

@@ -7,7 +7,7 @@ import {
 import type { Bus } from '../memory/bus.js';
 import type { Clock } from '../memory/device.js';
 import type { Reservations } from './reservations.js';
-import { TlbSet, type Tlb } from './tlb.js';
+import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
 
 /** mstatus bits (privileged spec §3.1.6). */
 export const MSTATUS_SIE = 1 << 1;
@@ -113,6 +113,11 @@ export class HartState implements FpState {
   readTlb: Tlb;
   writeTlb: Tlb;
   execTlb: Tlb;
+  /**
+   * Under the monitor: this vCPU's second-level TLBs, which refill the first level after a world switch
+   * emptied it (`flushFirstLevel`). Undefined on the bare machine.
+   */
+  secondLevel: SecondLevelTlbSet | undefined = undefined;
   /** The privilege level data accesses are checked at (differs from priv under MPRV). */
   dataPriv = PRIV_M;
 
@@ -162,6 +167,24 @@ export class HartState implements FpState {
   flushTlb(): void {
     this.tlbSets[PRIV_U].flush();
     this.tlbSets[PRIV_S].flush();
+    this.secondLevel?.flush();
+    this.fetchInvalidate();
+  }
+
+  /** A world switch: the physical CPU's TLB held another vCPU's entries, so the first level starts empty. */
+  flushFirstLevel(): void {
+    for (const set of this.tlbSets) set.flush();
+    this.fetchInvalidate();
+  }
+
+  /** The monitor moved or dropped the machine page at `physicalPage`: every entry of it goes, at both levels. */
+  shootDown(physicalPage: number): void {
+    for (const set of this.tlbSets) {
+      set.read.flushPhysical(physicalPage);
+      set.write.flushPhysical(physicalPage);
+      set.exec.flushPhysical(physicalPage);
+    }
+    this.secondLevel?.flushPhysical(physicalPage);
     this.fetchInvalidate();
   }
 
@@ -247,6 +270,7 @@ export class HartState implements FpState {
     this.waiting = false;
     this.satpMode = SATP_MODE_BARE;
     for (const set of this.tlbSets) set.flush();
+    this.secondLevel?.flush();
     this.env.reservations.clear(this.id);
     this.updateTranslation();
   }

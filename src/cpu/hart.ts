@@ -72,6 +72,12 @@ export class Hart extends HartMemory {
     this.translator?.setTiming(timing);
   }
 
+  /** The hart will not run again (its VM ended): the translator lets go of what the machine shares. */
+  releaseTranslation(): void {
+    this.translator?.release();
+    this.translator = undefined;
+  }
+
   get translating(): boolean {
     return this.translator !== undefined;
   }

@@ -43,9 +43,10 @@ export function translate(h: HartState, va: number, access: Access): number {
   for (let level = levels - 1; level >= 0; level--) {
     const vpn = Math.floor(va / 2 ** (12 + 9 * level)) & 511;
     const pteAddress = table + vpn * 8;
-    const region = bus.ramAt(pteAddress);
+    // Under the monitor this is guest-physical: the bus finds the machine page through the VM's pmap.
+    const region = bus.resolveRam(pteAddress);
     if (region === undefined) h.raise(ACCESS_FAULT[access], va);
-    const word = (pteAddress - region.base) >>> 2;
+    const word = bus.resolvedOffset >>> 2;
     const lo = region.i32[word];
     const hi = region.i32[word + 1];
     // Bits 63..54 are reserved (or Svpbmt/Svnapot, which we do not implement): a set bit faults.
@@ -70,7 +71,7 @@ export function translate(h: HartState, va: number, access: Access): number {
       region.i32[word] = lo | want;
       // A store like any other: it breaks other harts' reservations on the PTE (an SC there must not
       // write back the entry without the bits just set).
-      if (h.env.reservations.count !== 0) h.env.reservations.storeBy(h.id, pteAddress, 8);
+      if (h.env.reservations.count !== 0) h.env.reservations.storeBy(h.id, region.base + word * 4, 8);
     }
     const pageInSpan = Math.floor(va / 4096) & (span - 1);
     h.walkLevels = levels - level;

@@ -77,3 +77,69 @@ export class TlbSet {
     this.exec.flush();
   }
 }
+
+/**
+ * A larger direct-mapped TLB behind the first-level one, for one privilege level and kind of access: the
+ * monitor's per-vCPU second-level TLB. A world switch empties the first level (the physical CPU's), not
+ * this one, so a vCPU coming back refills from here instead of walking its page tables again. It holds
+ * what the first level held and is flushed by the same events (SFENCE.VMA, satp, SUM/MXR), so it never
+ * answers what a walk would not.
+ */
+export class SecondLevelTlb {
+  readonly tag: Float64Array;
+  readonly delta: Float64Array;
+  readonly mem: RamRegion[];
+  private readonly mask: number;
+
+  constructor(readonly size = 2048) {
+    if (size <= 0 || (size & (size - 1)) !== 0) throw new Error(`second-level TLB size must be a power of two, not ${size}`);
+    this.mask = size - 1;
+    this.tag = new Float64Array(size).fill(TLB_INVALID);
+    this.delta = new Float64Array(size);
+    this.mem = new Array<RamRegion>(size);
+  }
+
+  /** The index of the entry for `vpn`, or -1. */
+  find(vpn: number): number {
+    const i = vpn & this.mask;
+    return this.tag[i] === vpn ? i : -1;
+  }
+
+  insert(vpn: number, region: RamRegion, physicalPage: number): void {
+    const i = vpn & this.mask;
+    this.tag[i] = vpn;
+    this.delta[i] = physicalPage - region.base - vpn * 4096;
+    this.mem[i] = region;
+  }
+
+  flush(): void {
+    this.tag.fill(TLB_INVALID);
+  }
+
+  flushPhysical(physicalPage: number): void {
+    for (let i = 0; i < this.size; i++) {
+      const region = this.mem[i];
+      if (region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i]! * 4096 + this.delta[i]! + region.base === physicalPage) {
+        this.tag[i] = TLB_INVALID;
+      }
+    }
+  }
+}
+
+/** A vCPU's second-level TLBs: one per translated privilege level (U, S) and kind of access. */
+export class SecondLevelTlbSet {
+  /** Indexed [privilege][access]: privilege 0 (U) or 1 (S); access read, write, exec. */
+  readonly levels: SecondLevelTlb[][];
+
+  constructor(size = 2048) {
+    this.levels = [0, 1].map(() => [0, 1, 2].map(() => new SecondLevelTlb(size)));
+  }
+
+  flush(): void {
+    for (const level of this.levels) for (const t of level) t.flush();
+  }
+
+  flushPhysical(physicalPage: number): void {
+    for (const level of this.levels) for (const t of level) t.flushPhysical(physicalPage);
+  }
+}

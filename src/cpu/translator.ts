@@ -102,7 +102,7 @@ export class CodePages {
 
   /** The RAM region whose halfword view is `mem` (the hart's fetch pointer holds only the view). */
   regionByView(mem: Uint16Array): RamRegion {
-    const region = this.bus.ram.find((r) => r.u16 === mem);
+    const region = this.bus.machineRam.find((r) => r.u16 === mem);
     if (region === undefined) throw new Error('fetching from memory that is not a RAM region of this bus');
     return region;
   }
@@ -110,6 +110,27 @@ export class CodePages {
   add(t: Translator, hart: HartState): void {
     this.translators.push(t);
     this.harts.push(hart);
+  }
+
+  /** Forgets a hart that will not run again (a VM that ended): its TLBs are no longer kept in step. */
+  remove(t: Translator): void {
+    const i = this.translators.indexOf(t);
+    if (i < 0) return;
+    this.translators.splice(i, 1);
+    this.harts.splice(i, 1);
+  }
+
+  /**
+   * The monitor gave the machine page at `physicalPage` other contents (freed, zeroed, moved): blocks
+   * decoded from it are stale, whichever VM's hart decoded them.
+   */
+  pageReplaced(physicalPage: number): void {
+    const region = this.bus.machineRam.find((r) => physicalPage >= r.base && physicalPage < r.end);
+    const code = region === undefined ? undefined : this.regions.get(region);
+    if (code === undefined) return;
+    const page = (physicalPage - code.region.base) >>> PAGE_SHIFT;
+    code.hasCode[page] = 0;
+    code.versions[page]++;
   }
 
   regionCode(region: RamRegion): RegionCode {
@@ -174,16 +195,22 @@ export class CodePages {
   }
 }
 
-const shared = new WeakMap<Bus, CodePages>();
+const shared = new WeakMap<object, CodePages>();
 
 /** The code record shared by the harts on `bus`. */
 function codePagesOf(bus: Bus): CodePages {
-  let c = shared.get(bus);
+  // Keyed by the machine memory, not the bus: the VMs of one monitor share it, as they share machine pages.
+  let c = shared.get(bus.codeDomain);
   if (c === undefined) {
     c = new CodePages(bus);
-    shared.set(bus, c);
+    shared.set(bus.codeDomain, c);
   }
   return c;
+}
+
+/** The monitor replaced the contents of machine page `physicalPage` of the memory behind `bus` (see CodePages.pageReplaced). */
+export function machinePageReplaced(bus: Bus, physicalPage: number): void {
+  shared.get(bus.codeDomain)?.pageReplaced(physicalPage);
 }
 
 /** One hart's translator: its block cache and the bookkeeping of precise traps. */
@@ -207,6 +234,11 @@ export class Translator {
   constructor(hart: HartState, private readonly hotBlock = HOT_BLOCK, private readonly warmBlock = Math.min(WARM_BLOCK, hotBlock)) {
     this.code = codePagesOf(hart.env.bus);
     this.code.add(this, hart);
+  }
+
+  /** This hart will not run again: its machine's code registry forgets it. */
+  release(): void {
+    this.code.remove(this);
   }
 
   /**

@@ -17,9 +17,30 @@ export class BusError extends Error {
   }
 }
 
+/**
+ * RAM whose pages lie anywhere in machine memory: a VM's guest-physical memory under the monitor, whose
+ * pmap says which machine page holds each guest page (and fills it on first use).
+ */
+export interface PagedRam {
+  /** Guest-physical address of the first page, and the size in bytes (both multiples of 4 KiB). */
+  readonly base: number;
+  readonly size: number;
+  /** The machine region holding page `index` (counted from `base`), filled if new; the page's byte offset in it is left in `pageOffset`. */
+  page(index: number): RamRegion;
+  readonly pageOffset: number;
+  /** Every machine region a page may come from. */
+  readonly regions: readonly RamRegion[];
+  /** The same object for every bus over the same machine memory (the translator keeps one code registry for it). */
+  readonly domain: object;
+}
+
 export class Bus {
   readonly ram: RamRegion[] = [];
+  private paged: PagedRam | undefined;
   private windows: MmioWindow[] = [];
+  /** Set by `resolveRam`: the byte offset in the region, and how many bytes from there on lie in it contiguously. */
+  resolvedOffset = 0;
+  resolvedRun = 0;
   private dmaObservers: ((address: number, length: number) => void)[] = [];
 
   /**
@@ -44,6 +65,24 @@ export class Bus {
     this.ram.sort((a, b) => a.base - b.base);
   }
 
+  /** Makes [ram.base, ram.base + ram.size) RAM whose pages `ram` places (the monitor's pmap). */
+  addPagedRam(ram: PagedRam): void {
+    if (ram.size <= 0 || ram.size % 4096 !== 0 || ram.base % 4096 !== 0) throw new Error('paged RAM must be whole pages');
+    if (this.paged !== undefined) throw new Error('a bus has at most one paged RAM');
+    this.checkFree(ram.base, ram.size, 'paged RAM');
+    this.paged = ram;
+  }
+
+  /** The machine RAM regions this bus's RAM lives in. */
+  get machineRam(): readonly RamRegion[] {
+    return this.paged?.regions ?? this.ram;
+  }
+
+  /** What the translator keys its registry of code pages by: buses over the same machine memory share it. */
+  get codeDomain(): object {
+    return this.paged?.domain ?? this;
+  }
+
   addDevice(base: number, size: number, device: Device): void {
     if (size <= 0 || base % 4 !== 0) throw new Error(`bad MMIO window for ${device.name}`);
     this.checkFree(base, size, device.name);
@@ -57,6 +96,8 @@ export class Bus {
 
   private checkFree(base: number, size: number, what: string): void {
     const end = base + size;
+    const p = this.paged;
+    if (p !== undefined && base < p.base + p.size && p.base < end) throw new Error(`${what} overlaps paged RAM`);
     for (const r of this.ram) {
       if (base < r.end && r.base < end) throw new Error(`${what} overlaps RAM of node ${r.node}`);
     }
@@ -69,6 +110,46 @@ export class Bus {
   ramAt(address: number): RamRegion | undefined {
     for (const r of this.ram) if (address >= r.base && address < r.end) return r;
     return undefined;
+  }
+
+  /**
+   * The machine RAM region holding physical address `address` (for paged RAM, filling its page if new),
+   * or undefined if it is not RAM. Leaves the byte offset in the region in `resolvedOffset` and the number
+   * of bytes that follow contiguously in it (to the page's end for paged RAM) in `resolvedRun`.
+   */
+  resolveRam(address: number): RamRegion | undefined {
+    const p = this.paged;
+    if (p !== undefined && address >= p.base && address < p.base + p.size) {
+      const inPage = (address - p.base) % 4096;
+      const region = p.page(Math.floor((address - p.base) / 4096));
+      this.resolvedOffset = p.pageOffset + inPage;
+      this.resolvedRun = 4096 - inPage;
+      return region;
+    }
+    const r = this.ramAt(address);
+    if (r === undefined) return undefined;
+    this.resolvedOffset = address - r.base;
+    this.resolvedRun = r.end - address;
+    return r;
+  }
+
+  /** True when [address, address + length) is all RAM (nothing is filled to find out). */
+  isRam(address: number, length: number): boolean {
+    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || length < 0) return false;
+    const end = address + Math.max(length, 1);
+    for (let at = address; at < end;) {
+      const next = this.ramEnd(at);
+      if (next === undefined) return false;
+      at = next;
+    }
+    return true;
+  }
+
+  /** One past the RAM that holds `address` contiguously in the physical address space, or undefined. */
+  private ramEnd(address: number): number | undefined {
+    const p = this.paged;
+    if (p !== undefined && address >= p.base && address < p.base + p.size) return p.base + p.size;
+    return this.ramAt(address)?.end;
   }
 
   windowAt(address: number): MmioWindow | undefined {
@@ -95,59 +176,86 @@ export class Bus {
   }
 }
 
-/** GuestMemory over the machine's RAM regions; a range must lie within one region. */
+/**
+ * GuestMemory over the bus's RAM: the machine's regions, or a VM's pages through its pmap. A range may
+ * cross regions and pages; it is checked whole before anything is touched.
+ */
 class BusMemory implements GuestMemory {
   constructor(private readonly bus: Bus) {}
 
-  private region(address: number, length: number): RamRegion {
-    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || length < 0) throw new DmaError(address, length);
-    const r = this.bus.ramAt(address);
-    if (r === undefined || !r.contains(address, length)) throw new DmaError(address, length);
-    return r;
+  private check(address: number, length: number): void {
+    if (!this.bus.isRam(address, length)) throw new DmaError(address, length);
   }
 
   isRam(address: number, length: number): boolean {
-    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || length < 0) return false;
-    const r = this.bus.ramAt(address);
-    return r !== undefined && r.contains(address, length);
+    return this.bus.isRam(address, length);
+  }
+
+  /** Calls `chunk` for each contiguous machine piece of [address, address + length), in order. */
+  private each(address: number, length: number, chunk: (region: RamRegion, offset: number, done: number, n: number) => void): void {
+    let done = 0;
+    while (done < length) {
+      const region = this.bus.resolveRam(address + done)!;
+      const offset = this.bus.resolvedOffset;
+      const n = Math.min(length - done, this.bus.resolvedRun);
+      chunk(region, offset, done, n);
+      done += n;
+    }
   }
 
   read(address: number, length: number): Uint8Array {
-    const r = this.region(address, length);
-    return r.u8.slice(address - r.base, address - r.base + length);
+    this.check(address, length);
+    const out = new Uint8Array(length);
+    this.each(address, length, (region, offset, done, n) => out.set(region.u8.subarray(offset, offset + n), done));
+    return out;
   }
 
   write(address: number, data: Uint8Array): void {
-    const r = this.region(address, data.length);
-    r.u8.set(data, address - r.base);
-    this.bus.dmaWrote(address, data.length);
+    this.check(address, data.length);
+    this.each(address, data.length, (region, offset, done, n) => {
+      region.u8.set(data.subarray(done, done + n), offset);
+      this.bus.dmaWrote(region.base + offset, n);
+    });
+  }
+
+  /** A little-endian value of `length` ≤ 4 bytes, read in place when it lies in one piece. */
+  private readBytes(address: number, length: number): number {
+    this.check(address, length);
+    const region = this.bus.resolveRam(address)!;
+    if (this.bus.resolvedRun >= length) {
+      const o = this.bus.resolvedOffset;
+      return length === 2 ? region.view.getUint16(o, true) : region.view.getUint32(o, true);
+    }
+    const bytes = this.read(address, length);
+    let v = 0;
+    for (let k = length - 1; k >= 0; k--) v = v * 256 + bytes[k]!;
+    return v;
+  }
+
+  private writeBytes(address: number, length: number, value: number): void {
+    const bytes = new Uint8Array(length);
+    for (let k = 0; k < length; k++) bytes[k] = Math.floor(value / 2 ** (8 * k)) & 0xff;
+    this.write(address, bytes);
   }
 
   readU16(address: number): number {
-    const r = this.region(address, 2);
-    return r.view.getUint16(address - r.base, true);
+    return this.readBytes(address, 2);
   }
 
   readU32(address: number): number {
-    const r = this.region(address, 4);
-    return r.view.getUint32(address - r.base, true);
+    return this.readBytes(address, 4);
   }
 
   readU64(address: number): number {
-    const r = this.region(address, 8);
-    const o = address - r.base;
-    return r.view.getUint32(o, true) + r.view.getUint32(o + 4, true) * 2 ** 32;
+    this.check(address, 8);
+    return this.readBytes(address, 4) + this.readBytes(address + 4, 4) * 2 ** 32;
   }
 
   writeU16(address: number, value: number): void {
-    const r = this.region(address, 2);
-    r.view.setUint16(address - r.base, value, true);
-    this.bus.dmaWrote(address, 2);
+    this.writeBytes(address, 2, value);
   }
 
   writeU32(address: number, value: number): void {
-    const r = this.region(address, 4);
-    r.view.setUint32(address - r.base, value >>> 0, true);
-    this.bus.dmaWrote(address, 4);
+    this.writeBytes(address, 4, value >>> 0);
   }
 }

@@ -16,12 +16,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   devices: ['isa', 'memory'],
   timing: ['isa', 'memory'],
   board: ['isa', 'memory', 'cpu', 'devices', 'timing'],
-  host: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board'],
-  guest: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host'],
-  control: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host'],
-  experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest'],
-  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest', 'control', 'experiments'],
-  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'host', 'guest', 'control', 'experiments', 'cli'],
+  monitor: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board'],
+  host: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor'],
+  guest: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host'],
+  control: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host'],
+  experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest'],
+  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments'],
+  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments', 'cli'],
 };
 
 /** Only these layers talk to the host (files, terminals, clocks, processes): the hardware stays portable. */

@@ -1,0 +1,174 @@
+// Several Linux VMs under the monitor, each driven through its console agent: what tests and experiments use.
+
+import { performance } from 'node:perf_hooks';
+import type { MachineConfig } from '../board/address-map.js';
+import { runMonitor } from '../host/monitor-runner.js';
+import { Monitor, type MonitorOptions } from '../monitor/monitor.js';
+import type { VirtualMachine } from '../monitor/vm.js';
+import { AgentProtocol, type AgentResult } from './agent-protocol.js';
+import { GuestSessionError } from './session.js';
+
+export interface SessionVm {
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  share?: number;
+  /** Kernel arguments after `console=ttyS0 mb.agent=1`. */
+  append?: string;
+}
+
+export interface MonitorSessionOptions {
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  /** The physical machine. */
+  config: MachineConfig;
+  vms: SessionVm[];
+  monitor?: Omit<MonitorOptions, 'config'>;
+  /** Host milliseconds that booting (all VMs) and then each command may take. Default 10 minutes. */
+  timeoutMs?: number;
+  onConsoleLine?: (vm: string, line: string) => void;
+}
+
+const TRANSCRIPT_BYTES = 32 * 1024;
+const encoder = new TextEncoder();
+
+/** One VM's agent and console transcript. */
+class VmDriver {
+  readonly agent: AgentProtocol;
+  transcript = '';
+  /** Machine cycles when its agent said READY. */
+  readyCycles: number | undefined;
+
+  constructor(readonly vm: VirtualMachine, onLine: (line: string) => void) {
+    this.agent = new AgentProtocol({
+      send: (bytes) => vm.machine.uart.input(bytes),
+      onOther: (line) => {
+        this.transcript = `${this.transcript}${line}\n`.slice(-TRANSCRIPT_BYTES);
+        onLine(line);
+      },
+    });
+  }
+
+  tail(lines = 30): string {
+    return this.transcript.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+}
+
+/**
+ * A monitor with Linux VMs, run on the event loop (paced: the host types into the consoles). `exec` runs a
+ * command in one VM while the others go on; `poweroff` ends one VM, the others keep running.
+ */
+export class MonitorSession {
+  readonly monitor: Monitor;
+  private readonly drivers = new Map<string, VmDriver>();
+  private readonly running: Promise<void>;
+  private readonly timeoutMs: number;
+  private stopRequested = false;
+  readonly started = performance.now();
+
+  private constructor(options: MonitorSessionOptions) {
+    this.timeoutMs = options.timeoutMs ?? 10 * 60_000;
+    this.monitor = new Monitor({ ...options.monitor, config: options.config, translate: process.env.MIRRORBALL_TRANSLATE !== '0' });
+    for (const spec of options.vms) {
+      let driver!: VmDriver;
+      const vm = this.monitor.createVm({
+        name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share,
+        console: (bytes) => {
+          driver.agent.feed(bytes);
+          if (driver.readyCycles === undefined && driver.agent.ready) driver.readyCycles = this.monitor.cycles;
+        },
+      });
+      driver = new VmDriver(vm, (line) => options.onConsoleLine?.(spec.name, line));
+      this.drivers.set(spec.name, driver);
+      vm.boot(options.kernel, options.initrd, spec.append === undefined ? 'console=ttyS0 mb.agent=1' : `console=ttyS0 mb.agent=1 ${spec.append}`);
+    }
+    this.running = runMonitor(this.monitor, { pace: true, done: () => this.stopRequested }).finally(() => {
+      for (const d of this.drivers.values()) d.agent.abort(`the monitor stopped; ${d.vm.name}'s console ends with:\n${d.tail()}`);
+    });
+  }
+
+  /** Starts the monitor and waits until every VM's agent is ready. */
+  static async boot(options: MonitorSessionOptions): Promise<MonitorSession> {
+    const session = new MonitorSession(options);
+    try {
+      await session.withTimeout(Promise.all([...session.drivers.values()].map((d) => session.whenReady(d))), 'every VM to be ready');
+    } catch (error) {
+      await session.kill();
+      throw error;
+    }
+    return session;
+  }
+
+  private whenReady(d: VmDriver): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      d.agent.whenReady().then(resolve, reject);
+      const poll = setInterval(() => {
+        if (d.vm.state !== 'running') {
+          clearInterval(poll);
+          reject(new GuestSessionError(`VM ${d.vm.name} ended (${d.vm.state}: ${d.vm.reason}) before its agent was ready; console ends with:\n${d.tail()}`));
+        }
+      }, 50);
+      void d.agent.whenReady().finally(() => clearInterval(poll));
+    });
+  }
+
+  vm(name: string): VirtualMachine {
+    const d = this.drivers.get(name);
+    if (d === undefined) throw new GuestSessionError(`no VM named ${name}`);
+    return d.vm;
+  }
+
+  /** Machine cycles at which VM `name`'s agent became ready. */
+  readyCycles(name: string): number | undefined {
+    return this.drivers.get(name)?.readyCycles;
+  }
+
+  exec(name: string, command: string): Promise<AgentResult> {
+    const d = this.driver(name);
+    return this.withTimeout(d.agent.exec(command), `${name}: ${JSON.stringify(command.slice(0, 60))}`);
+  }
+
+  /** Types raw bytes into VM `name`'s console. */
+  type(name: string, text: string): void {
+    this.driver(name).vm.machine.uart.input(encoder.encode(text));
+  }
+
+  /** Asks VM `name` to power off and waits until the monitor has ended it. */
+  async poweroff(name: string): Promise<void> {
+    const d = this.driver(name);
+    d.agent.exec('sync; poweroff -f').catch(() => {});
+    await this.withTimeout(new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (d.vm.state !== 'running') {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 20);
+    }), `${name} to power off`);
+  }
+
+  /** Stops the monitor and every VM at once. */
+  async kill(): Promise<void> {
+    this.stopRequested = true;
+    await this.running;
+  }
+
+  tail(name: string, lines = 30): string {
+    return this.driver(name).tail(lines);
+  }
+
+  private driver(name: string): VmDriver {
+    const d = this.drivers.get(name);
+    if (d === undefined) throw new GuestSessionError(`no VM named ${name}`);
+    if (d.vm.state !== 'running') throw new GuestSessionError(`VM ${name} has ended (${d.vm.state}: ${d.vm.reason})`);
+    return d;
+  }
+
+  private withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new GuestSessionError(`waited ${this.timeoutMs / 1000} s for ${what}`)), this.timeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+}

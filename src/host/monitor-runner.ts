@@ -1,0 +1,59 @@
+// Drives the monitor from Node's event loop, as runner.ts drives a bare machine: rounds in batches.
+
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import type { Monitor } from '../monitor/monitor.js';
+import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
+import type { RunGate } from './runner.js';
+
+export interface MonitorRunOptions {
+  /**
+   * Idle time flows at the host's rate instead of jumping to the next timer: for VMs that wait on a person
+   * or on the host (consoles typed into, commands sent by a session). Not reproducible.
+   */
+  pace?: boolean;
+  /** Called after each batch of rounds. */
+  onBatch?: () => void;
+  gate?: RunGate;
+  /** Stop when this returns true (checked between batches), besides when no VM runs any more. */
+  done?: () => boolean;
+}
+
+const BATCH_MS = 20;
+const IDLE_SLEEP_MS = 2;
+/** Machine cycles per host millisecond when idle time is paced. */
+const CYCLES_PER_MS = (TIMEBASE_HZ / 1000) * INSTRUCTIONS_PER_TICK;
+
+/** Runs until no VM is left running (or `done`). */
+export async function runMonitor(monitor: Monitor, options: MonitorRunOptions = {}): Promise<void> {
+  const pace = options.pace === true;
+  let anchorCycles = monitor.cycles;
+  let anchorHost = performance.now();
+  const finished = (): boolean => !monitor.running || options.done?.() === true;
+  while (!finished()) {
+    if (options.gate?.paused) {
+      await options.gate.whenOpen();
+      anchorCycles = monitor.cycles;
+      anchorHost = performance.now();
+      continue;
+    }
+    const until = performance.now() + BATCH_MS;
+    let waiting = false;
+    do {
+      if (pace) {
+        if (!monitor.idle) {
+          anchorCycles = monitor.cycles;
+          anchorHost = performance.now();
+        }
+        const allowed = anchorCycles + (performance.now() - anchorHost) * CYCLES_PER_MS - monitor.cycles;
+        waiting = monitor.idle && allowed < 1;
+        if (waiting) break;
+        monitor.idleSkipLimit = Math.max(1, allowed);
+      }
+      monitor.runRound();
+    } while (monitor.running && performance.now() < until);
+    options.onBatch?.();
+    if (waiting) await sleep(IDLE_SLEEP_MS);
+    else await yieldToEventLoop();
+  }
+}

@@ -1,0 +1,131 @@
+// The machine's memory as the monitor hands it out: pages per NUMA node, and the memmap that says who uses each.
+
+import { machinePageReplaced } from '../cpu/translator.js';
+import { Bus } from '../memory/bus.js';
+import { RamRegion } from '../memory/ram.js';
+import type { MachineLayout } from '../board/address-map.js';
+
+export const PAGE = 4096;
+/** The memmap's owner of a free machine page. */
+export const FREE = -1;
+
+/** The machine has no page left on any node (the VMs' memory is reserved up front, so a bug if it happens). */
+export class OutOfMachineMemory extends Error {}
+
+/**
+ * Machine memory: one RAM region per node at the machine's physical addresses, a page allocator per node
+ * and the memmap (machine page → the VM and guest-physical page that use it). A machine page number (mpn)
+ * counts pages from the start of the first node's RAM. Today a page has at most one user; the memmap keeps
+ * it per page so that sharing (copy-on-write disks, the shared buffer cache) can add users.
+ */
+export class MachineMemory {
+  readonly regions: RamRegion[];
+  /** Shared by every VM's bus: the translator's code registry is per machine memory. */
+  readonly domain = {};
+  /** memmap: per machine page, the VM id using it (FREE if none) and its guest-physical page number there. */
+  readonly owner: Int32Array;
+  readonly guestPage: Int32Array;
+  /** Per node: its first mpn, how many pages it has, the next never-used page, and pages freed since. */
+  private readonly firstPage: number[];
+  private readonly nodePages: number[];
+  private readonly fresh: number[];
+  private readonly freed: number[][];
+  private readonly used: number[];
+  /** A bus over the machine's regions, for the translator's code registry (see machinePageReplaced). */
+  private readonly codeBus = new Bus();
+
+  constructor(readonly layout: MachineLayout) {
+    this.regions = layout.nodes.map((n) => new RamRegion(n.id, n.base, n.size));
+    const base = layout.nodes[0]!.base;
+    this.firstPage = layout.nodes.map((n) => (n.base - base) / PAGE);
+    this.nodePages = layout.nodes.map((n) => n.size / PAGE);
+    this.fresh = layout.nodes.map(() => 0);
+    this.freed = layout.nodes.map(() => []);
+    this.used = layout.nodes.map(() => 0);
+    const pages = (layout.ramEnd - base) / PAGE;
+    this.owner = new Int32Array(pages).fill(FREE);
+    this.guestPage = new Int32Array(pages).fill(FREE);
+    this.codeBus.addPagedRam({
+      base, size: layout.ramEnd - base, regions: this.regions, domain: this.domain, pageOffset: 0,
+      page: () => { throw new Error('the code registry never resolves pages'); },
+    });
+  }
+
+  get nodes(): number {
+    return this.regions.length;
+  }
+
+  get totalPages(): number {
+    return this.owner.length;
+  }
+
+  /** Pages in use on `node`, or on all nodes. */
+  pagesInUse(node?: number): number {
+    return node === undefined ? this.used.reduce((a, b) => a + b, 0) : this.used[node]!;
+  }
+
+  pagesFree(node: number): number {
+    return this.nodePages[node]! - this.used[node]!;
+  }
+
+  /**
+   * A zeroed page for guest page `gppn` of VM `vm`, from `node` if it has one, else from the nearest node
+   * (by the machine's distances) that has. Records it in the memmap. Throws OutOfMachineMemory.
+   */
+  allocate(node: number, vm: number, gppn: number): number {
+    const order = this.regions.map((_, n) => n).sort((a, b) => this.layout.distances[node]![a]! - this.layout.distances[node]![b]! || a - b);
+    for (const n of order) {
+      if (this.pagesFree(n) === 0) continue;
+      const mpn = this.takeFrom(n);
+      this.owner[mpn] = vm;
+      this.guestPage[mpn] = gppn;
+      this.used[n]!++;
+      return mpn;
+    }
+    throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of VM ${vm}`);
+  }
+
+  private takeFrom(node: number): number {
+    const freed = this.freed[node]!;
+    if (freed.length > 0) {
+      const mpn = freed.pop()!;
+      // Fresh pages are zero already; a freed one held another VM's data.
+      const region = this.regionOf(mpn);
+      const offset = this.offsetOf(mpn);
+      region.u8.fill(0, offset, offset + PAGE);
+      return mpn;
+    }
+    return this.firstPage[node]! + this.fresh[node]!++;
+  }
+
+  /** Gives page `mpn` back to its node; code translated from it is dropped. */
+  free(mpn: number): void {
+    if (this.owner[mpn] === FREE) throw new Error(`machine page ${mpn} is already free`);
+    this.owner[mpn] = FREE;
+    this.guestPage[mpn] = FREE;
+    const node = this.nodeOf(mpn);
+    this.used[node]!--;
+    this.freed[node]!.push(mpn);
+    machinePageReplaced(this.codeBus, this.addressOf(mpn));
+  }
+
+  nodeOf(mpn: number): number {
+    let node = 0;
+    while (node + 1 < this.firstPage.length && mpn >= this.firstPage[node + 1]!) node++;
+    return node;
+  }
+
+  regionOf(mpn: number): RamRegion {
+    return this.regions[this.nodeOf(mpn)]!;
+  }
+
+  /** The byte offset of page `mpn` in its region. */
+  offsetOf(mpn: number): number {
+    return (mpn - this.firstPage[this.nodeOf(mpn)]!) * PAGE;
+  }
+
+  /** The machine physical address of page `mpn`. */
+  addressOf(mpn: number): number {
+    return this.layout.nodes[0]!.base + mpn * PAGE;
+  }
+}

@@ -1,0 +1,242 @@
+// The Disco monitor: VMs on one (ccNUMA) machine, their vCPUs scheduled on its CPUs round by round.
+
+import { layoutMachine, type MachineConfig, type MachineLayout } from '../board/address-map.js';
+import { SLICE } from '../board/machine.js';
+import type { Hart } from '../cpu/hart.js';
+import { MachineMemory, PAGE } from './machine-memory.js';
+import { Scheduler, type SchedVcpu } from './scheduler.js';
+import { DEFAULT_COSTS, VirtualMachine, type MonitorCosts, type VmOptions } from './vm.js';
+
+export interface MonitorOptions {
+  /** The physical machine: its CPUs are what vCPUs run on, its nodes' memory what pmaps fill from. */
+  config: MachineConfig;
+  costs?: MonitorCosts;
+  /** Rounds a vCPU keeps its CPU while others wait. */
+  quantumRounds?: number;
+  translate?: boolean;
+  log?: (message: string) => void;
+}
+
+export interface VmSpec {
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  /** Fair-share weight against the other VMs (default 1). */
+  share?: number;
+  console: (bytes: Uint8Array) => void;
+  log?: (message: string) => void;
+  secondLevelEntries?: number;
+}
+
+/** A request the monitor refuses (a name taken, memory that does not fit): a message for the user. */
+export class MonitorError extends Error {}
+
+/** What the monitor keeps per vCPU beyond the hart. */
+class VcpuRecord implements SchedVcpu {
+  /** The physical CPU it last ran on (-1: never). */
+  lastPcpu = -1;
+  worldSwitches = 0;
+  /** Cycles it was runnable but had no CPU (others' turn). */
+  readyCycles = 0;
+
+  constructor(readonly vm: number, readonly index: number, readonly hart: Hart, private readonly owner: VirtualMachine) {}
+
+  runnable(): boolean {
+    const h = this.hart;
+    return this.owner.state === 'running' && !h.parked && (!h.waiting || h.wakeable);
+  }
+}
+
+/**
+ * The monitor. Each round (SLICE cycles of machine time) the scheduler gives each physical CPU a vCPU;
+ * a CPU that changes vCPU makes a world switch (its first-level TLB emptied, the cost charged). Every VM's
+ * time moves with the machine's, so a vCPU without a CPU sees time pass as on a busy real machine. When no
+ * vCPU of any VM can run, time jumps to the earliest timer of all VMs. A VM whose run throws (a monitor bug
+ * or an impossible request) is ended as crashed; the others go on.
+ */
+export class Monitor {
+  readonly layout: MachineLayout;
+  readonly memory: MachineMemory;
+  readonly scheduler: Scheduler;
+  readonly vms: VirtualMachine[] = [];
+  readonly costs: MonitorCosts;
+  /** Machine time in cycles, and instructions run by all vCPUs. */
+  cycles = 0;
+  instructions = 0;
+  /** Idle time never jumps beyond this many cycles past now (a paced runner keeps it at the host's time). */
+  idleSkipLimit = Infinity;
+  /** Per physical CPU: the vCPU it ran last, and cycles it ran vCPUs or was idle. */
+  private readonly onCpu: (VcpuRecord | undefined)[];
+  readonly busyCycles: Float64Array;
+  private readonly records = new Map<VirtualMachine, VcpuRecord[]>();
+  private reserved = 0;
+  private readonly reservedOnNode: number[];
+  private nextId = 0;
+
+  constructor(private readonly options: MonitorOptions) {
+    this.layout = layoutMachine(options.config);
+    this.memory = new MachineMemory(this.layout);
+    this.costs = options.costs ?? DEFAULT_COSTS;
+    this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
+    this.onCpu = new Array<VcpuRecord | undefined>(this.layout.harts).fill(undefined);
+    this.busyCycles = new Float64Array(this.layout.harts);
+    this.reservedOnNode = this.layout.nodes.map(() => 0);
+  }
+
+  get cpus(): number {
+    return this.layout.harts;
+  }
+
+  /** Bytes of machine memory VMs may still reserve. */
+  get memoryFree(): number {
+    return this.memory.totalPages * PAGE - this.reserved;
+  }
+
+  /**
+   * Creates a VM (not yet booted). Its memory is reserved whole, so a pmap fill never finds the machine
+   * full; its home node is the one with the most memory not yet promised to other VMs.
+   */
+  createVm(spec: VmSpec): VirtualMachine {
+    if (this.vms.some((vm) => vm.name === spec.name && vm.state === 'running')) throw new MonitorError(`a VM named '${spec.name}' is already running`);
+    if (spec.memoryBytes % PAGE !== 0 || spec.memoryBytes <= 0) throw new MonitorError(`VM ${spec.name}: memory must be a positive number of 4 KiB pages`);
+    if (spec.memoryBytes > this.memoryFree) {
+      throw new MonitorError(`VM ${spec.name}: ${mib(spec.memoryBytes)} MiB do not fit: the machine has ${mib(this.memoryFree)} MiB not given to other VMs`);
+    }
+    const homeNode = this.layout.nodes
+      .map((n) => ({ id: n.id, left: n.size - this.reservedOnNode[n.id]! }))
+      .sort((a, b) => b.left - a.left || a.id - b.id)[0]!.id;
+    const options: VmOptions = {
+      id: this.nextId++, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
+      console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
+      secondLevelEntries: spec.secondLevelEntries,
+    };
+    const vm = new VirtualMachine(this.memory, options);
+    this.reserved += spec.memoryBytes;
+    this.reservedOnNode[homeNode]! += Math.min(spec.memoryBytes, this.layout.nodes[homeNode]!.size - this.reservedOnNode[homeNode]!);
+    this.vms.push(vm);
+    const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
+    this.records.set(vm, records);
+    this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode });
+    return vm;
+  }
+
+  /** The VM called `name` (the running one if a stopped one had the name before). */
+  vm(name: string): VirtualMachine | undefined {
+    const named = this.vms.filter((vm) => vm.name === name);
+    return named.find((vm) => vm.state === 'running') ?? named[named.length - 1];
+  }
+
+  /** Stops a VM from outside (`mirrorball stop`): its CPUs and memory go to the others at once. */
+  stopVm(vm: VirtualMachine, reason = 'stopped by the monitor'): void {
+    this.endVm(vm, 'stopped', reason);
+  }
+
+  private endVm(vm: VirtualMachine, state: 'off' | 'crashed' | 'stopped', reason: string): void {
+    if (vm.state !== 'running') return;
+    vm.end(state, reason);
+    this.scheduler.removeVm(vm.id);
+    this.reserved -= vm.pmap.size;
+    const home = vm.pmap.homeNode;
+    this.reservedOnNode[home] = Math.max(0, this.reservedOnNode[home]! - vm.pmap.size);
+    for (let p = 0; p < this.onCpu.length; p++) if (this.onCpu[p]?.vm === vm.id) this.onCpu[p] = undefined;
+  }
+
+  /** True while some VM runs. */
+  get running(): boolean {
+    return this.vms.some((vm) => vm.state === 'running');
+  }
+
+  /** True when no vCPU of any VM can run until a timer or input wakes one. */
+  get idle(): boolean {
+    for (const records of this.records.values()) for (const r of records) if (r.runnable()) return false;
+    return true;
+  }
+
+  /** The monitor's record of vCPU `index` of `vm`: world switches and ready time. */
+  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number } {
+    return this.records.get(vm)![index]!;
+  }
+
+  /** One round: pick, run each CPU's vCPU for the slice, then move every VM's time (or skip idle time). */
+  runRound(): void {
+    const end = this.cycles + SLICE;
+    const picks = this.scheduler.pick() as (VcpuRecord | undefined)[];
+    const ran = new Set<VcpuRecord>();
+    let busy = false;
+    for (let p = 0; p < picks.length; p++) {
+      const r = picks[p];
+      if (r === undefined) continue;
+      const vm = this.vms[r.vm]!;
+      if (vm.state !== 'running') continue;
+      ran.add(r);
+      const h = r.hart;
+      if (this.onCpu[p] !== r || r.lastPcpu !== p) {
+        // The CPU's TLB held someone else's entries (or this vCPU's were on another CPU).
+        h.flushFirstLevel();
+        h.chargeMonitor(this.costs.worldSwitch);
+        r.worldSwitches++;
+      }
+      this.onCpu[p] = r;
+      r.lastPcpu = p;
+      const before = h.localCycles;
+      const vmEnd = vm.machine.cycles + SLICE;
+      vm.setCurrent(h);
+      try {
+        this.instructions += vm.machine.runHart(h, vmEnd);
+      } catch (error) {
+        this.endVm(vm, 'crashed', `monitor error: ${error instanceof Error ? error.message : String(error)}`);
+        continue;
+      } finally {
+        vm.setCurrent(undefined);
+      }
+      const used = Math.max(0, h.localCycles - before);
+      this.busyCycles[p]! += Math.min(used, SLICE);
+      this.scheduler.charge(r, used);
+      if (!h.parked && !h.waiting) busy = true;
+    }
+    for (const vm of this.vms) {
+      if (vm.state !== 'running') continue;
+      for (const r of this.records.get(vm)!) {
+        if (ran.has(r)) continue;
+        if (r.runnable()) r.readyCycles += SLICE;
+        vm.machine.idleUntil(r.hart, vm.machine.cycles + SLICE);
+      }
+    }
+    if (busy) {
+      for (const vm of this.vms) if (vm.state === 'running') vm.machine.closeRound(vm.machine.cycles + SLICE);
+      this.cycles = end;
+    } else this.skipIdle();
+    this.reapEnded();
+  }
+
+  /** No vCPU could run on: every VM's time jumps by the same amount, to the earliest timer among them. */
+  private skipIdle(): void {
+    let skip = Infinity;
+    for (const vm of this.vms) if (vm.state === 'running') skip = Math.min(skip, vm.machine.cyclesToDeadline());
+    skip = Math.min(skip === Infinity ? SLICE : Math.max(1, skip), this.idleSkipLimit);
+    skip = Math.max(1, Math.ceil(skip));
+    for (const vm of this.vms) if (vm.state === 'running') vm.machine.skipCycles(skip);
+    this.cycles += skip;
+  }
+
+  /** VMs whose guest powered off or rebooted end, alone. */
+  private reapEnded(): void {
+    for (const vm of this.vms) {
+      const exit = vm.state === 'running' ? vm.exit : undefined;
+      if (exit === undefined) continue;
+      const why = exit.kind === 'poweroff' ? `powered off (code ${exit.code})` : exit.kind === 'reboot' ? 'asked for a reboot' : exit.kind;
+      this.endVm(vm, 'off', why);
+    }
+  }
+
+  /** Every world switch of the machine's CPUs together. */
+  get worldSwitches(): number {
+    let n = 0;
+    for (const records of this.records.values()) for (const r of records) n += r.worldSwitches;
+    return n;
+  }
+}
+
+function mib(bytes: number): number {
+  return Math.floor(bytes / 2 ** 20);
+}

@@ -1,0 +1,223 @@
+// The Disco monitor's vCPU scheduler: each round, which virtual CPU every physical CPU (pCPU) runs.
+//
+// Policy (after Disco, SOSP 1997, and Cellular Disco, SOSP 1999: vCPUs multiplexed on pCPUs, shares between
+// VMs, NUMA affinity; the fair-share bookkeeping is Linux CFS's):
+// - A runnable vCPU keeps the pCPU it had last round for `quantumRounds` rounds: no world switch, and its
+//   cache and TLB stay warm. A vCPU that is not runnable (off, or in WFI with nothing to wake it) gives its
+//   pCPU away at once.
+// - When its quantum expires the vCPU goes back to the queue with every runnable vCPU that waits. Free pCPUs
+//   go, one at a time, to the VM with the smallest virtual time (cycles charged / share; ties: lower VM id),
+//   and within it to the vCPU with the fewest cycles charged (ties: lower index). If no more vCPUs are
+//   runnable than there are pCPUs, the queue fits and every runnable vCPU runs; an expired vCPU then just
+//   goes back to its own pCPU, so nothing switches.
+// - A VM that becomes runnable (woken, or just added) has its virtual time lifted to at least the floor:
+//   the least virtual time of the VMs that were runnable last round, never decreasing. Otherwise a VM that
+//   slept would wake with a huge credit and starve the others for as long as it slept.
+// - Placement: a chosen vCPU goes back to the pCPU it ran on last if that is free, else to a free pCPU on its
+//   VM's home node (where its memory is), else to the lowest free pCPU. Affinity only orders free pCPUs,
+//   so it never leaves a pCPU idle while a runnable vCPU waits.
+// - Deterministic: no randomness, no host time; VMs are visited by id and vCPUs by index.
+
+/** What the scheduler needs to know about one virtual CPU. */
+export interface SchedVcpu {
+  /** The VM's id (small integer) and the vCPU's index in it. */
+  readonly vm: number;
+  readonly index: number;
+  /** True when it has work: not powered off, and not waiting in WFI with nothing to wake it. */
+  runnable(): boolean;
+}
+
+export interface SchedulerOptions {
+  /** The NUMA node of each physical CPU (its length is the number of pCPUs). */
+  pcpuNodes: readonly number[];
+  /** Rounds a vCPU keeps its pCPU before others that wait may take it (default 64). */
+  quantumRounds?: number;
+}
+
+export interface SchedVmOptions {
+  /** The VM's weight against the others (positive, default 1). */
+  share?: number;
+  /** The NUMA node its memory prefers; its vCPUs are placed there when they can be. */
+  homeNode?: number;
+}
+
+export const DEFAULT_QUANTUM_ROUNDS = 64;
+
+interface VmState {
+  readonly id: number;
+  readonly share: number;
+  readonly homeNode: number | undefined;
+  /** In index order. */
+  readonly vcpus: VcpuState[];
+  readonly byIndex: ReadonlyMap<number, VcpuState>;
+  /** Cycles charged divided by share. */
+  virtualTime: number;
+  runnableLastRound: boolean;
+}
+
+interface VcpuState {
+  readonly vcpu: SchedVcpu;
+  readonly vm: VmState;
+  cycles: number;
+  lastPcpu: number | undefined;
+  /** Consecutive rounds on its current pCPU, this one included. */
+  roundsHeld: number;
+}
+
+export class Scheduler {
+  private readonly pcpuNodes: readonly number[];
+  private readonly quantumRounds: number;
+  /** By id, ascending. */
+  private vms: VmState[] = [];
+  /** What each pCPU runs this round (from the last pick). */
+  private holders: (VcpuState | undefined)[];
+  private readonly lastRun: (VcpuState | undefined)[];
+  private readonly switchCounts: number[];
+  private virtualTimeFloor = 0;
+
+  constructor(options: SchedulerOptions) {
+    const quantum = options.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS;
+    if (options.pcpuNodes.length === 0) throw new Error('scheduler: there must be at least one pCPU');
+    if (!Number.isInteger(quantum) || quantum < 1) {
+      throw new Error(`scheduler: quantumRounds must be a positive integer, got ${quantum}`);
+    }
+    this.pcpuNodes = [...options.pcpuNodes];
+    this.quantumRounds = quantum;
+    this.holders = this.pcpuNodes.map(() => undefined);
+    this.lastRun = this.pcpuNodes.map(() => undefined);
+    this.switchCounts = this.pcpuNodes.map(() => 0);
+  }
+
+  addVm(vm: number, vcpus: readonly SchedVcpu[], options: SchedVmOptions = {}): void {
+    const share = options.share ?? 1;
+    if (this.vms.some((other) => other.id === vm)) throw new Error(`scheduler: VM ${vm} is already added`);
+    if (!Number.isFinite(share) || share <= 0) {
+      throw new Error(`scheduler: VM ${vm}'s share must be a positive number, got ${share}`);
+    }
+    if (vcpus.length === 0) throw new Error(`scheduler: VM ${vm} has no vCPUs`);
+    const byIndex = new Map<number, VcpuState>();
+    const state: VmState = {
+      id: vm, share, homeNode: options.homeNode, vcpus: [], byIndex, virtualTime: 0, runnableLastRound: false,
+    };
+    for (const vcpu of vcpus) {
+      if (vcpu.vm !== vm) throw new Error(`scheduler: vCPU ${vcpu.index} belongs to VM ${vcpu.vm}, not VM ${vm}`);
+      if (byIndex.has(vcpu.index)) throw new Error(`scheduler: VM ${vm} has two vCPUs with index ${vcpu.index}`);
+      byIndex.set(vcpu.index, { vcpu, vm: state, cycles: 0, lastPcpu: undefined, roundsHeld: 0 });
+    }
+    state.vcpus.push(...[...byIndex.values()].sort((a, b) => a.vcpu.index - b.vcpu.index));
+    this.vms = [...this.vms, state].sort((a, b) => a.id - b.id);
+  }
+
+  removeVm(vm: number): void {
+    if (!this.vms.some((state) => state.id === vm)) throw new Error(`scheduler: there is no VM ${vm} to remove`);
+    // Its vCPUs lose their pCPUs at once: the next pick asks only the VMs still here.
+    this.vms = this.vms.filter((state) => state.id !== vm);
+  }
+
+  pick(): (SchedVcpu | undefined)[] {
+    // Ask each vCPU once, so that the whole pick sees one consistent answer.
+    const runnable = new Set<VcpuState>();
+    for (const vm of this.vms) for (const state of vm.vcpus) if (state.vcpu.runnable()) runnable.add(state);
+    this.liftWokenVms(runnable);
+
+    const next: (VcpuState | undefined)[] = this.pcpuNodes.map(() => undefined);
+    const kept = new Set<VcpuState>();
+    this.holders.forEach((holder, pcpu) => {
+      if (holder !== undefined && runnable.has(holder) && holder.roundsHeld < this.quantumRounds) {
+        next[pcpu] = holder;
+        holder.roundsHeld++;
+        kept.add(holder);
+      }
+    });
+    const queue = [...runnable].filter((state) => !kept.has(state));
+    this.place(this.chooseFairly(queue, this.pcpuNodes.length - kept.size), next);
+
+    next.forEach((state, pcpu) => {
+      if (state === undefined) return;
+      const previous = this.lastRun[pcpu];
+      if (previous !== undefined && previous !== state) this.switchCounts[pcpu]++;
+      this.lastRun[pcpu] = state;
+      state.lastPcpu = pcpu;
+    });
+    this.holders = next;
+    return next.map((state) => state?.vcpu);
+  }
+
+  charge(v: SchedVcpu, cycles: number): void {
+    if (!Number.isFinite(cycles) || cycles < 0) throw new Error(`scheduler: cannot charge ${cycles} cycles`);
+    const vm = this.vms.find((state) => state.id === v.vm);
+    // A VM removed during the round has nothing left to account to.
+    if (vm === undefined) return;
+    const state = vm.byIndex.get(v.index);
+    if (state === undefined) throw new Error(`scheduler: VM ${v.vm} has no vCPU ${v.index}`);
+    state.cycles += cycles;
+    vm.virtualTime += cycles / vm.share;
+  }
+
+  switches(pcpu: number): number {
+    return this.switchCounts[this.checkPcpu(pcpu)]!;
+  }
+
+  /** The vCPU whose state the pCPU holds; it stays so while the pCPU idles, and after its VM is removed. */
+  lastOn(pcpu: number): SchedVcpu | undefined {
+    return this.lastRun[this.checkPcpu(pcpu)]?.vcpu;
+  }
+
+  private checkPcpu(pcpu: number): number {
+    if (!Number.isInteger(pcpu) || pcpu < 0 || pcpu >= this.pcpuNodes.length) {
+      throw new RangeError(`scheduler: there is no pCPU ${pcpu} (there are ${this.pcpuNodes.length})`);
+    }
+    return pcpu;
+  }
+
+  /** CFS's answer to banked credit: a VM that becomes runnable starts no further behind than the floor. */
+  private liftWokenVms(runnable: ReadonlySet<VcpuState>): void {
+    const contenders = this.vms.filter((vm) => vm.runnableLastRound);
+    if (contenders.length > 0) {
+      const least = Math.min(...contenders.map((vm) => vm.virtualTime));
+      this.virtualTimeFloor = Math.max(this.virtualTimeFloor, least);
+    }
+    for (const vm of this.vms) {
+      const isRunnable = vm.vcpus.some((state) => runnable.has(state));
+      if (isRunnable && !vm.runnableLastRound) vm.virtualTime = Math.max(vm.virtualTime, this.virtualTimeFloor);
+      vm.runnableLastRound = isRunnable;
+    }
+  }
+
+  /** Up to `count` of the queue: each from the VM furthest behind, and within it the vCPU that ran least. */
+  private chooseFairly(queue: readonly VcpuState[], count: number): VcpuState[] {
+    const waiting = new Map<VmState, VcpuState[]>();
+    for (const state of queue) waiting.set(state.vm, [...(waiting.get(state.vm) ?? []), state]);
+    for (const list of waiting.values()) list.sort((a, b) => a.cycles - b.cycles || a.vcpu.index - b.vcpu.index);
+    const chosen: VcpuState[] = [];
+    while (chosen.length < count && waiting.size > 0) {
+      let best: VmState | undefined;
+      for (const vm of waiting.keys()) {
+        const behind = best === undefined || vm.virtualTime < best.virtualTime;
+        if (behind || (vm.virtualTime === best!.virtualTime && vm.id < best!.id)) best = vm;
+      }
+      const list = waiting.get(best!)!;
+      chosen.push(list.shift()!);
+      if (list.length === 0) waiting.delete(best!);
+    }
+    return chosen;
+  }
+
+  /** Puts each chosen vCPU on a free pCPU of `next`: its last one, else one on its home node, else the lowest. */
+  private place(chosen: readonly VcpuState[], next: (VcpuState | undefined)[]): void {
+    const assign = (state: VcpuState, pcpu: number): void => {
+      next[pcpu] = state;
+      state.roundsHeld = 1;
+    };
+    // Returning vCPUs first, so that one placed by node cannot take the pCPU another would come back to.
+    const elsewhere: VcpuState[] = [];
+    for (const state of chosen) {
+      if (state.lastPcpu !== undefined && next[state.lastPcpu] === undefined) assign(state, state.lastPcpu);
+      else elsewhere.push(state);
+    }
+    for (const state of elsewhere) {
+      const onHome = next.findIndex((held, pcpu) => held === undefined && this.pcpuNodes[pcpu] === state.vm.homeNode);
+      assign(state, onHome >= 0 ? onHome : next.findIndex((held) => held === undefined));
+    }
+  }
+}
