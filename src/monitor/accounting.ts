@@ -1,0 +1,119 @@
+// Accounting per VM and per vCPU: where the time went, TLB refills, monitor calls, world switches, pages.
+
+import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
+import type { StatsRegistry } from '../timing/stats.js';
+import { PAGE } from './machine-memory.js';
+import type { Monitor } from './monitor.js';
+import type { VirtualMachine } from './vm.js';
+
+export interface VcpuAccount {
+  index: number;
+  /** Busy cycles in guest user and guest kernel mode, not counting the monitor's work charged there. */
+  guestUserCycles: number;
+  guestKernelCycles: number;
+  /** Cycles of monitor work on this vCPU's behalf (refills, monitor calls, page fills, world switches). */
+  monitorCycles: number;
+  /** Cycles with nothing to do (WFI, powered off); ready time is not in it. */
+  idleCycles: number;
+  /** Cycles it could have run but another vCPU had the CPU (part of its idle time on its own clock). */
+  readyCycles: number;
+  instructions: number;
+  tlbMisses: number;
+  secondLevelHits: number;
+  worldSwitches: number;
+  /** The physical CPU it ran on last (-1: never ran). */
+  lastCpu: number;
+}
+
+export interface VmAccount {
+  id: number;
+  name: string;
+  state: string;
+  reason: string;
+  vcpus: number;
+  memoryBytes: number;
+  homeNode: number;
+  /** Guest pages backed by machine pages now, and those bytes. */
+  pagesInUse: number;
+  bytesInUse: number;
+  monitorCalls: Record<string, number>;
+  /** Sums over the vCPUs. */
+  total: Omit<VcpuAccount, 'index' | 'lastCpu'>;
+  perVcpu: VcpuAccount[];
+}
+
+const SUMMED = ['guestUserCycles', 'guestKernelCycles', 'monitorCycles', 'idleCycles', 'readyCycles', 'instructions', 'tlbMisses', 'secondLevelHits', 'worldSwitches'] as const;
+
+export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number): VcpuAccount {
+  const h = vm.vcpus[index]!;
+  const record = monitor.vcpuRecord(vm, index);
+  const m = h.monitorCycles;
+  return {
+    index,
+    guestUserCycles: h.cyclesAt(PRIV_U) - m[PRIV_U]!,
+    guestKernelCycles: h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M) - m[PRIV_S]! - m[PRIV_M]!,
+    monitorCycles: m[PRIV_U]! + m[PRIV_S]! + m[PRIV_M]!,
+    idleCycles: Math.max(0, h.idleCycles - record.readyCycles),
+    readyCycles: record.readyCycles,
+    instructions: h.instret,
+    tlbMisses: h.tlbMisses,
+    secondLevelHits: h.secondLevelHits,
+    worldSwitches: record.worldSwitches,
+    lastCpu: record.lastPcpu,
+  };
+}
+
+export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
+  const perVcpu = vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i));
+  const total = Object.fromEntries(SUMMED.map((k) => [k, perVcpu.reduce((sum, v) => sum + v[k], 0)])) as VmAccount['total'];
+  return {
+    id: vm.id,
+    name: vm.name,
+    state: vm.state,
+    reason: vm.reason,
+    vcpus: vm.vcpus.length,
+    memoryBytes: vm.pmap.size,
+    homeNode: vm.pmap.homeNode,
+    pagesInUse: vm.pmap.pagesInUse,
+    bytesInUse: vm.pmap.pagesInUse * PAGE,
+    monitorCalls: Object.fromEntries([...vm.monitorCalls].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    total,
+    perVcpu,
+  };
+}
+
+const DESCRIPTIONS: Record<(typeof SUMMED)[number], [string, string]> = {
+  guestUserCycles: ['guest_user_cycles', 'busy cycles in guest user mode'],
+  guestKernelCycles: ['guest_kernel_cycles', 'busy cycles in guest kernel mode'],
+  monitorCycles: ['monitor_cycles', 'cycles of monitor work charged to the vCPU'],
+  idleCycles: ['idle_cycles', 'cycles idle (WFI, powered off)'],
+  readyCycles: ['ready_cycles', 'cycles runnable while another vCPU had the CPU'],
+  instructions: ['instructions', 'instructions retired'],
+  tlbMisses: ['tlb_misses', 'first-level TLB misses under paging'],
+  secondLevelHits: ['l2tlb_hits', 'first-level misses the second-level TLB refilled'],
+  worldSwitches: ['world_switches', 'times a CPU switched to this vCPU'],
+};
+
+/**
+ * Registers the monitor's statistics (`monitor.*`, and `monitor.vmN.*` for each VM that exists now, N its
+ * id; config.json maps ids to names): machine pages in use per node, world switches, and per VM and vCPU
+ * the account above.
+ */
+export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): void {
+  const nodes = monitor.layout.nodes.map((n) => `node${n.id}`);
+  stats.vector('monitor.pages_in_use', 'machine pages given to VMs, per node', 'Count', nodes, () => nodes.map((_, n) => monitor.memory.pagesInUse(n)));
+  stats.scalar('monitor.world_switches', 'CPU switches from one vCPU to another', 'Count', () => monitor.worldSwitches);
+  stats.scalar('monitor.cycles', 'machine time', 'Cycle', () => monitor.cycles);
+  for (const vm of monitor.vms) {
+    const prefix = `monitor.vm${vm.id}`;
+    const vcpus = vm.vcpus.map((_, i) => `cpu${i}`);
+    stats.scalar(`${prefix}.pages_in_use`, `VM ${vm.name}: guest pages with a machine page`, 'Count', () => vm.pmap.pagesInUse);
+    for (const key of SUMMED) {
+      const [name, what] = DESCRIPTIONS[key];
+      stats.vector(`${prefix}.${name}`, `VM ${vm.name}: ${what}, per vCPU`, key.endsWith('Cycles') ? 'Cycle' : 'Count', vcpus,
+        () => vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i)[key]));
+    }
+    const calls = ['base', 'time', 'ipi', 'rfence', 'hsm', 'srst', 'dbcn', 'pmu', 'mirrorball', 'legacy', 'unknown'];
+    stats.vector(`${prefix}.monitor_calls`, `VM ${vm.name}: monitor calls (SBI) by extension`, 'Count', calls, () => calls.map((c) => vm.monitorCalls.get(c) ?? 0));
+  }
+}
