@@ -51,8 +51,10 @@ function writeMstatus(h: HartState, value: bigint, mask: number): void {
   if (((next & MSTATUS_MPP) >>> 11) === 2) next = (next & ~MSTATUS_MPP) | (h.mstatus & MSTATUS_MPP);
   const changed = h.mstatus ^ next;
   h.mstatus = next;
-  if (changed & (MSTATUS_SUM | MSTATUS_MXR)) h.flushTlb();
-  if (changed & (MSTATUS_MPRV | MSTATUS_MPP)) h.updateTranslation();
+  // MXR widens what a read may do: entries made without it would refuse too much, with it allow too much.
+  if (changed & MSTATUS_MXR) h.flushTlb();
+  // SUM has its own TLBs (VIEW_S_SUM): switching to them is enough.
+  if (changed & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM)) h.updateTranslation();
   if (changed & (MSTATUS_MIE | MSTATUS_SIE)) h.stop = true;
 }
 
@@ -151,7 +153,7 @@ export function csrWrite(h: HartState, csr: number, value: bigint): boolean {
       h.satpMode = mode;
       h.satpAsid = Number((value >> 44n) & 0xffffn);
       h.satpPpn = Number(value & 0xfffffffffffn);
-      h.flushTlb();
+      h.satpChanged();
       return true;
     }
     case C.CSR_MSTATUS: writeMstatus(h, value, MSTATUS_WRITABLE); return true;

@@ -6,7 +6,7 @@ import {
 import { BusError } from '../memory/bus.js';
 import type { AccessSize } from '../memory/device.js';
 import type { RamRegion } from '../memory/ram.js';
-import { HartState } from './hart-state.js';
+import { HartState, SATP_MODE_SV39 } from './hart-state.js';
 import type { MemoryTiming } from './memory-timing.js';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
@@ -92,11 +92,12 @@ export class HartMemory extends HartState {
     // Only a TLB miss walks the table: the slow path also runs for entries the TLB holds (page-crossing
     // and atomic accesses, the second half of a doubleword, entries hidden by the translator).
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv;
+    const view = access === ACCESS_EXEC ? this.priv : this.dataView;
     const miss = priv !== PRIV_M && this.satpMode !== 0 && !tlb.holds(vpn);
+    const second = miss ? this.secondLevel?.levels[view]![access] : undefined;
     if (miss) {
       this.tlbMisses++;
-      const second = this.secondLevel?.levels[priv]![access]!;
-      const i = second === undefined ? -1 : second.find(vpn);
+      const i = second === undefined ? -1 : second.find(vpn, this.satpAsid);
       if (i >= 0) {
         const region = second!.mem[i]!;
         this.secondLevelHits++;
@@ -120,8 +121,9 @@ export class HartMemory extends HartState {
     // The machine address of the page (under the monitor the pmap's, not the guest-physical one).
     const page = region.base + this.locOffset - (pa & 4095);
     if (miss && this.timing !== undefined) this.chargeRefill(this.timing);
+    if (priv !== PRIV_M && this.satpMode !== 0) this.noteLeaf(vpn, (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels);
     tlb.insert(vpn, region, page);
-    if (miss) this.secondLevel?.levels[priv]![access]!.insert(vpn, region, page);
+    second?.insert(vpn, this.satpAsid, region, page);
   }
 
   /**

@@ -45,6 +45,14 @@ export interface HartEnvironment {
   ecallFromSupervisor?(hart: HartState): boolean;
 }
 
+/** The index in `HartState.tlbSets` of supervisor data accesses while mstatus.SUM is set. */
+export const VIEW_S_SUM = 2;
+
+/** A number naming the superpage of `level` (1: 2 MiB, 2: 1 GiB, 3: 512 GiB) that holds virtual page `vpn`. */
+function superpageKey(vpn: number, level: number): number {
+  return Math.floor(vpn / 512 ** level) * 4 + level;
+}
+
 /** Interrupts in the priority order of privileged spec §3.1.9. */
 const PRIORITY = [IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER];
 
@@ -108,7 +116,10 @@ export class HartState implements FpState {
   /** Set to end the current slice early (an interrupt may have become deliverable). */
   stop = false;
 
-  /** Per privilege level (U, S, -, M) sets of TLBs; `readTlb`/`writeTlb`/`execTlb` point into them. */
+  /**
+   * Sets of TLBs per view of memory: U, S, S with SUM set (VIEW_S_SUM), M; `readTlb`/`writeTlb`/`execTlb`
+   * point into them. SUM has its own set so that Linux's toggling it around every user copy flushes nothing.
+   */
   readonly tlbSets = [new TlbSet(), new TlbSet(), new TlbSet(), new TlbSet()];
   readTlb: Tlb;
   writeTlb: Tlb;
@@ -120,6 +131,14 @@ export class HartState implements FpState {
   secondLevel: SecondLevelTlbSet | undefined = undefined;
   /** The privilege level data accesses are checked at (differs from priv under MPRV). */
   dataPriv = PRIV_M;
+  /** The set of `tlbSets` data accesses use: dataPriv, or VIEW_S_SUM. */
+  dataView = PRIV_M;
+  /**
+   * Superpages some TLB entry (first or second level) came from since the last full flush, as keys of
+   * `superpageKey`: an SFENCE.VMA of an address inside one must drop its other 4 KiB entries too, so it
+   * flushes everything; any other address drops just its own entries.
+   */
+  private readonly superpages = new Set<number>();
 
   /** The trap recorded before TRAP was thrown. */
   pendingCause = 0;
@@ -157,18 +176,67 @@ export class HartState implements FpState {
     let d = this.priv;
     if (d === PRIV_M && (this.mstatus & MSTATUS_MPRV) !== 0) d = (this.mstatus & MSTATUS_MPP) >>> MSTATUS_MPP_SHIFT;
     this.dataPriv = d;
-    this.readTlb = this.tlbSets[d].read;
-    this.writeTlb = this.tlbSets[d].write;
+    this.dataView = d === PRIV_S && (this.mstatus & MSTATUS_SUM) !== 0 ? VIEW_S_SUM : d;
+    this.readTlb = this.tlbSets[this.dataView].read;
+    this.writeTlb = this.tlbSets[this.dataView].write;
     this.execTlb = this.tlbSets[this.priv].exec;
     this.fetchInvalidate();
   }
 
-  /** Flushes the TLBs of the translated privilege levels (SFENCE.VMA, a satp or mstatus change). */
+  /** Flushes every translated entry, at both levels (SFENCE.VMA of everything, an MXR change, a remote fence). */
   flushTlb(): void {
+    this.flushTranslatedFirstLevel();
+    this.secondLevel?.flush();
+    this.superpages.clear();
+  }
+
+  /** A satp write: the first level holds entries of the old address space; the second level's are tagged with their ASID. */
+  satpChanged(): void {
+    this.flushTranslatedFirstLevel();
+  }
+
+  private flushTranslatedFirstLevel(): void {
     this.tlbSets[PRIV_U].flush();
     this.tlbSets[PRIV_S].flush();
-    this.secondLevel?.flush();
+    this.tlbSets[VIEW_S_SUM].flush();
     this.fetchInvalidate();
+  }
+
+  /**
+   * SFENCE.VMA (privileged spec §4.2.1): `va` undefined for every address, `asid` undefined for every
+   * address space. One address drops just its entries, unless it lies in a superpage the TLBs hold.
+   */
+  sfenceVma(va: number | undefined, asid: number | undefined): void {
+    if (va === undefined) {
+      if (asid === undefined || this.secondLevel === undefined) {
+        this.flushTlb();
+        return;
+      }
+      this.flushTranslatedFirstLevel();
+      this.secondLevel.flushAsid(asid);
+      return;
+    }
+    const vpn = Math.floor(va / 4096);
+    if (this.insideSuperpage(vpn)) {
+      this.flushTlb();
+      return;
+    }
+    this.tlbSets[PRIV_U].flushPage(vpn);
+    this.tlbSets[PRIV_S].flushPage(vpn);
+    this.tlbSets[VIEW_S_SUM].flushPage(vpn);
+    this.secondLevel?.flushPage(vpn);
+    this.fetchInvalidate();
+  }
+
+  /** Notes that a TLB entry for `vpn` came from a leaf `level` levels above 4 KiB pages (0: a plain page). */
+  noteLeaf(vpn: number, level: number): void {
+    if (level > 0) this.superpages.add(superpageKey(vpn, level));
+  }
+
+  private insideSuperpage(vpn: number): boolean {
+    if (this.superpages.size === 0) return false;
+    for (let level = 1; level <= 3; level++) if (this.superpages.has(superpageKey(vpn, level))) return true;
+    return false;
   }
 
   /** A world switch: the physical CPU's TLB held another vCPU's entries, so the first level starts empty. */
@@ -271,6 +339,7 @@ export class HartState implements FpState {
     this.satpMode = SATP_MODE_BARE;
     for (const set of this.tlbSets) set.flush();
     this.secondLevel?.flush();
+    this.superpages.clear();
     this.env.reservations.clear(this.id);
     this.updateTranslation();
   }

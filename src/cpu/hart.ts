@@ -479,7 +479,9 @@ export class Hart extends HartMemory {
     const f7 = insn >>> 25;
     if (f7 === FUNCT7_SFENCE_VMA && ((insn >>> 7) & 31) === 0) {
       if (this.priv < PRIV_S || (this.priv === PRIV_S && (this.mstatus & MSTATUS_TVM))) this.illegal(insn, len);
-      this.flushTlb();
+      const rs1 = (insn >>> 15) & 31;
+      const rs2 = (insn >>> 20) & 31;
+      this.sfenceVma(rs1 === 0 ? undefined : this.reg(rs1), rs2 === 0 ? undefined : this.x[2 * rs2]! & 0xffff);
       this.pc = pc + len;
       return;
     }

@@ -27,6 +27,13 @@ export class Tlb {
     this.hidden.fill(TLB_INVALID);
   }
 
+  /** Drops the entry for `vpn` if there is one (SFENCE.VMA of one address). */
+  flushPage(vpn: number): void {
+    const i = vpn & TLB_MASK;
+    if (this.tag[i] === vpn) this.tag[i] = TLB_INVALID;
+    if (this.hidden[i] === vpn) this.hidden[i] = TLB_INVALID;
+  }
+
   /** True if the entry for `vpn` is present, on the fast path or hidden. */
   holds(vpn: number): boolean {
     const i = vpn & TLB_MASK;
@@ -76,17 +83,25 @@ export class TlbSet {
     this.write.flush();
     this.exec.flush();
   }
+
+  flushPage(vpn: number): void {
+    this.read.flushPage(vpn);
+    this.write.flushPage(vpn);
+    this.exec.flushPage(vpn);
+  }
 }
 
 /**
  * A larger direct-mapped TLB behind the first-level one, for one privilege level and kind of access: the
  * monitor's per-vCPU second-level TLB. A world switch empties the first level (the physical CPU's), not
  * this one, so a vCPU coming back refills from here instead of walking its page tables again. It holds
- * what the first level held and is flushed by the same events (SFENCE.VMA, satp, SUM/MXR), so it never
- * answers what a walk would not.
+ * what the first level held, tagged with the address space (satp's ASID) it was walked in, and is flushed by
+ * the same SFENCE.VMAs, so it never answers what a walk would not; a satp write does not flush it (the
+ * ASID tags keep address spaces apart, and the spec asks software to fence before it reuses an ASID).
  */
 export class SecondLevelTlb {
   readonly tag: Float64Array;
+  readonly asid: Int32Array;
   readonly delta: Float64Array;
   readonly mem: RamRegion[];
   private readonly mask: number;
@@ -95,25 +110,38 @@ export class SecondLevelTlb {
     if (size <= 0 || (size & (size - 1)) !== 0) throw new Error(`second-level TLB size must be a power of two, not ${size}`);
     this.mask = size - 1;
     this.tag = new Float64Array(size).fill(TLB_INVALID);
+    this.asid = new Int32Array(size);
     this.delta = new Float64Array(size);
     this.mem = new Array<RamRegion>(size);
   }
 
-  /** The index of the entry for `vpn`, or -1. */
-  find(vpn: number): number {
+  /** The index of the entry for `vpn` in address space `asid`, or -1. */
+  find(vpn: number, asid: number): number {
     const i = vpn & this.mask;
-    return this.tag[i] === vpn ? i : -1;
+    return this.tag[i] === vpn && this.asid[i] === asid ? i : -1;
   }
 
-  insert(vpn: number, region: RamRegion, physicalPage: number): void {
+  insert(vpn: number, asid: number, region: RamRegion, physicalPage: number): void {
     const i = vpn & this.mask;
     this.tag[i] = vpn;
+    this.asid[i] = asid;
     this.delta[i] = physicalPage - region.base - vpn * 4096;
     this.mem[i] = region;
   }
 
   flush(): void {
     this.tag.fill(TLB_INVALID);
+  }
+
+  /** Drops the entry for `vpn`, whatever its address space. */
+  flushPage(vpn: number): void {
+    const i = vpn & this.mask;
+    if (this.tag[i] === vpn) this.tag[i] = TLB_INVALID;
+  }
+
+  /** Drops every entry of address space `asid`. */
+  flushAsid(asid: number): void {
+    for (let i = 0; i < this.size; i++) if (this.asid[i] === asid) this.tag[i] = TLB_INVALID;
   }
 
   flushPhysical(physicalPage: number): void {
@@ -126,17 +154,25 @@ export class SecondLevelTlb {
   }
 }
 
-/** A vCPU's second-level TLBs: one per translated privilege level (U, S) and kind of access. */
+/** A vCPU's second-level TLBs: one per translated view (as HartState.tlbSets: U, S, S with SUM) and kind of access. */
 export class SecondLevelTlbSet {
-  /** Indexed [privilege][access]: privilege 0 (U) or 1 (S); access read, write, exec. */
+  /** Indexed [view][access]: view 0 (U), 1 (S), 2 (S with SUM set); access read, write, exec. */
   readonly levels: SecondLevelTlb[][];
 
   constructor(size = 2048) {
-    this.levels = [0, 1].map(() => [0, 1, 2].map(() => new SecondLevelTlb(size)));
+    this.levels = [0, 1, 2].map(() => [0, 1, 2].map(() => new SecondLevelTlb(size)));
   }
 
   flush(): void {
     for (const level of this.levels) for (const t of level) t.flush();
+  }
+
+  flushPage(vpn: number): void {
+    for (const level of this.levels) for (const t of level) t.flushPage(vpn);
+  }
+
+  flushAsid(asid: number): void {
+    for (const level of this.levels) for (const t of level) t.flushAsid(asid);
   }
 
   flushPhysical(physicalPage: number): void {

@@ -151,7 +151,7 @@ export class CodePages {
     code.hasCode[page] = 1;
     const physical = code.region.base + page * PAGE_BYTES;
     for (const h of this.harts) {
-      for (const priv of [PRIV_U, PRIV_S, PRIV_M]) h.tlbSets[priv].write.hidePhysical(physical);
+      for (const set of h.tlbSets) set.write.hidePhysical(physical);
     }
   }
 

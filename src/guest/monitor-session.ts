@@ -27,6 +27,11 @@ export interface MonitorSessionOptions {
   /** Host milliseconds that booting (all VMs) and then each command may take. Default 10 minutes. */
   timeoutMs?: number;
   onConsoleLine?: (vm: string, line: string) => void;
+  /**
+   * Let idle time flow at the host's rate (for VMs waiting on something outside). Default false: when every
+   * vCPU idles, time jumps to the next timer, as GuestSession does.
+   */
+  pace?: boolean;
 }
 
 const TRANSCRIPT_BYTES = 32 * 1024;
@@ -55,7 +60,7 @@ class VmDriver {
 }
 
 /**
- * A monitor with Linux VMs, run on the event loop (paced: the host types into the consoles). `exec` runs a
+ * A monitor with Linux VMs, run on the event loop. `exec` runs a
  * command in one VM while the others go on; `poweroff` ends one VM, the others keep running.
  */
 export class MonitorSession {
@@ -82,7 +87,7 @@ export class MonitorSession {
       this.drivers.set(spec.name, driver);
       vm.boot(options.kernel, options.initrd, spec.append === undefined ? 'console=ttyS0 mb.agent=1' : `console=ttyS0 mb.agent=1 ${spec.append}`);
     }
-    this.running = runMonitor(this.monitor, { pace: true, done: () => this.stopRequested }).finally(() => {
+    this.running = runMonitor(this.monitor, { pace: options.pace === true, done: () => this.stopRequested }).finally(() => {
       for (const d of this.drivers.values()) d.agent.abort(`the monitor stopped; ${d.vm.name}'s console ends with:\n${d.tail()}`);
     });
   }
