@@ -1,0 +1,126 @@
+// The control commands of the monitor (`mirrorball up`): its VMs, their accounts, the machine, statistics, quit.
+
+import { resolve } from 'node:path';
+import { writeStatsOutput } from '../host/stats-output.js';
+import { accountVm, registerMonitorStats } from '../monitor/accounting.js';
+import { PAGE } from '../monitor/machine-memory.js';
+import type { Monitor } from '../monitor/monitor.js';
+import type { VirtualMachine } from '../monitor/vm.js';
+import { StatsRegistry } from '../timing/stats.js';
+import { QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
+
+export interface MonitorControl {
+  monitor: Monitor;
+  /** The console socket of a VM that runs (undefined once it has ended). */
+  consolePath(vm: VirtualMachine): string | undefined;
+  /** Stops a running VM and reports it (the VM_STOPPED event, the line `up` prints). */
+  stopVm(vm: VirtualMachine): void;
+  /** Ends the monitor after this batch; the owner stops the VMs left and sends SHUTDOWN. */
+  quit(): void;
+  /** `stats-dump` writes into `dir` taken from here (default `stats`). */
+  runDir: string;
+  /** What config.json says about this run (the machine, the VMs' ids and names). */
+  statsConfig(): unknown;
+}
+
+/** One VM as `query-vms` lists it. */
+export interface VmSummary {
+  id: number;
+  name: string;
+  state: string;
+  reason: string;
+  vcpus: number;
+  memoryBytes: number;
+  bytesInUse: number;
+  homeNode: number;
+  /** Path of its console socket while it runs, else null. */
+  console: string | null;
+}
+
+export function summarizeVm(vm: VirtualMachine, consolePath: string | undefined): VmSummary {
+  return {
+    id: vm.id,
+    name: vm.name,
+    state: vm.state,
+    reason: vm.reason,
+    vcpus: vm.vcpus.length,
+    memoryBytes: vm.pmap.size,
+    bytesInUse: vm.pmap.pagesInUse * PAGE,
+    homeNode: vm.pmap.homeNode,
+    console: consolePath ?? null,
+  };
+}
+
+export function monitorCommands(c: MonitorControl): QmpCommands {
+  const { monitor } = c;
+  /** The VM named by the `vm` argument, or an error naming the VMs there are. */
+  const vmArgument = (args: QmpArguments): VirtualMachine => {
+    const name = stringArgument(args, 'vm');
+    if (name === undefined) throw new QmpError('GenericError', "Parameter 'vm' is missing");
+    const vm = monitor.vm(name);
+    if (vm === undefined) {
+      const names = monitor.vms.map((v) => v.name).join(', ');
+      throw new QmpError('GenericError', `no VM named '${name}' (the VMs are: ${names === '' ? 'none' : names})`);
+    }
+    return vm;
+  };
+  return {
+    'query-vms': {
+      help: 'every VM: [{"id", "name", "state": "running" | "off" | "crashed" | "stopped", "reason", "vcpus", "memoryBytes", "bytesInUse", "homeNode", "console"}]',
+      run: () => monitor.vms.map((vm) => summarizeVm(vm, c.consolePath(vm))),
+    },
+    'vm-stop': {
+      help: 'stop a running VM at once: {"vm": NAME}; its CPUs and memory go to the others; event VM_STOPPED',
+      args: ['vm'],
+      run: (args) => {
+        const vm = vmArgument(args);
+        if (vm.state !== 'running') throw new QmpError('GenericError', `VM '${vm.name}' is not running (${vm.state}: ${vm.reason})`);
+        c.stopVm(vm);
+        return {};
+      },
+    },
+    'query-vm-stats': {
+      help: 'one VM\'s account: {"vm": NAME} → cycles (guest user, guest kernel, monitor, idle, ready), instructions, TLB misses, ' +
+        'second-level TLB hits, world switches, monitor calls, pages in use; in "total" and "perVcpu"',
+      args: ['vm'],
+      run: (args) => accountVm(monitor, vmArgument(args)),
+    },
+    'query-monitor': {
+      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse"}], "memoryBytes", ' +
+        '"memoryFreeBytes", "pagesInUse", "cycles", "instructions", "worldSwitches", "vms": {"running", "total"}}',
+      run: () => ({
+        cpus: monitor.cpus,
+        nodes: monitor.layout.nodes.map((n) => ({ id: n.id, cpus: [...n.harts], memoryBytes: n.size, pagesInUse: monitor.memory.pagesInUse(n.id) })),
+        memoryBytes: monitor.layout.nodes.reduce((sum, n) => sum + n.size, 0),
+        memoryFreeBytes: monitor.memoryFree,
+        pagesInUse: monitor.memory.pagesInUse(),
+        cycles: monitor.cycles,
+        instructions: monitor.instructions,
+        worldSwitches: monitor.worldSwitches,
+        vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
+      }),
+    },
+    'stats-dump': {
+      help: 'write config.json, stats.txt and stats.json now into {"dir": DIR} (default "stats"; relative to the run directory) → {"dir"}',
+      args: ['dir'],
+      run: (args) => {
+        const dir = resolve(c.runDir, stringArgument(args, 'dir') ?? 'stats');
+        const stats = new StatsRegistry();
+        registerMonitorStats(stats, monitor);
+        try {
+          writeStatsOutput(dir, c.statsConfig(), stats);
+        } catch (error) {
+          throw new QmpError('GenericError', `cannot write statistics to '${dir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        }
+        return { dir };
+      },
+    },
+    quit: {
+      help: 'stop every VM and end `mirrorball up` (exit status 0); events VM_STOPPED for each VM still running, then SHUTDOWN',
+      run: () => {
+        c.quit();
+        return {};
+      },
+    },
+  };
+}
