@@ -8,6 +8,7 @@ import {
   ExperimentError, FULL_WORKLOAD, PLACEMENT_CASES, PLOT_SVG, QUICK_WORKLOAD, RESULTS_JSON, RESULTS_TABLE, placementTable, runNumaPlacement,
   type PlacementWorkload,
 } from '../experiments/numa-placement.js';
+import * as overhead from '../experiments/overhead.js';
 import { parseCount, parseSize, UsageError } from './options.js';
 
 interface PlacementFlags {
@@ -50,14 +51,8 @@ export function registerExperimentCommands(program: Command): void {
         if (found === undefined) throw new UsageError(`no case '${name}'; the cases are ${PLACEMENT_CASES.map((c) => c.name).join(', ')}`);
         return found;
       });
-      try {
-        mkdirSync(flags.out, { recursive: true });
-        accessSync(flags.out, constants.W_OK);
-      } catch (error) {
-        throw new UsageError(`cannot write to --out '${flags.out}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-      }
-      const guest = findBuiltGuest();
-      if (guest === undefined) throw new UsageError('no guest built yet: run `mirrorball guest build` first');
+      writableOut(flags.out);
+      const guest = builtGuest();
       try {
         const results = await runNumaPlacement({
           guest, outDir: flags.out, workload, cases, onProgress: (line) => process.stderr.write(`numa-placement: ${line}\n`),
@@ -65,10 +60,50 @@ export function registerExperimentCommands(program: Command): void {
         process.stdout.write(placementTable(results));
         process.stdout.write(`\n${flags.out}/: ${RESULTS_TABLE}, ${RESULTS_JSON}, ${PLOT_SVG}, and per case config.json, stats.txt, stats.json, dumps.json\n`);
       } catch (error) {
-        if (!(error instanceof ExperimentError) && !(error instanceof GuestSessionError)) throw error;
-        // A guest that did not boot or answer: its message ends with the console's last lines.
-        process.stderr.write(`mirrorball: experiment numa-placement: ${error.message}\n`);
-        process.exitCode = 1;
+        reportFailure('numa-placement', error);
       }
     });
+
+  experiment
+    .command('overhead')
+    .description('Disco\'s figure 5: cpubench, raytrace, pmake and dbbench on bare Linux and in one VM under the monitor ' +
+      '(2 CPUs, 256 MiB); prints each workload\'s time in the VM normalized to bare, simulated and host, with user, kernel, monitor and idle cycles')
+    .option('--out <dir>', 'output directory', 'out/overhead')
+    .option('--quick', 'the small reference sizes of guest/workloads/checks.txt instead of the full ones')
+    .action(async (flags: { out: string; quick?: boolean }) => {
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const results = await overhead.runOverhead({
+          guest, outDir: flags.out, workloads: flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS,
+          onProgress: (line) => process.stderr.write(`overhead: ${line}\n`),
+        });
+        process.stdout.write(overhead.overheadTable(results));
+        process.stdout.write(`\n${flags.out}/: ${overhead.RESULTS_TABLE}, ${overhead.RESULTS_JSON}, ${overhead.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('overhead', error);
+      }
+    });
+}
+
+function writableOut(out: string): void {
+  try {
+    mkdirSync(out, { recursive: true });
+    accessSync(out, constants.W_OK);
+  } catch (error) {
+    throw new UsageError(`cannot write to --out '${out}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+function builtGuest(): NonNullable<ReturnType<typeof findBuiltGuest>> {
+  const guest = findBuiltGuest();
+  if (guest === undefined) throw new UsageError('no guest built yet: run `mirrorball guest build` first');
+  return guest;
+}
+
+/** A guest that did not boot or answer (its message ends with the console's last lines) is one message, exit 1. */
+function reportFailure(name: string, error: unknown): void {
+  if (!(error instanceof ExperimentError) && !(error instanceof GuestSessionError)) throw error;
+  process.stderr.write(`mirrorball: experiment ${name}: ${error.message}\n`);
+  process.exitCode = 1;
 }

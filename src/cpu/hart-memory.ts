@@ -9,7 +9,7 @@ import type { RamRegion } from '../memory/ram.js';
 import { HartState, SATP_MODE_SV39 } from './hart-state.js';
 import type { MemoryTiming } from './memory-timing.js';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
-import { TLB_MASK } from './tlb.js';
+import { GLOBAL_ASID, TLB_MASK } from './tlb.js';
 
 
 export class HartMemory extends HartState {
@@ -123,7 +123,7 @@ export class HartMemory extends HartState {
     if (miss && this.timing !== undefined) this.chargeRefill(this.timing);
     if (priv !== PRIV_M && this.satpMode !== 0) this.noteLeaf(vpn, (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels);
     tlb.insert(vpn, region, page);
-    second?.insert(vpn, this.satpAsid, region, page);
+    second?.insert(vpn, this.walkGlobal ? GLOBAL_ASID : this.satpAsid, region, page);
   }
 
   /**

@@ -94,6 +94,8 @@ export class HartState implements FpState {
   satpMode = SATP_MODE_BARE;
   /** Page-table levels the last successful walk read (mmu.ts `translate`), for timing mode's refill charge. */
   walkLevels = 0;
+  /** Set by a successful walk: whether the mapping is global (a G bit on its path), in every address space. */
+  walkGlobal = false;
   satpAsid = 0;
   satpPpn = 0;
   readonly pmpcfg = new Array<bigint>(16).fill(0n);

@@ -16,6 +16,7 @@ const PTE_R = 2;
 const PTE_W = 4;
 const PTE_X = 8;
 const PTE_U = 16;
+const PTE_G = 32;
 const PTE_A = 64;
 const PTE_D = 128;
 
@@ -40,6 +41,8 @@ export function translate(h: HartState, va: number, access: Access): number {
   if (va < -half || va >= half) h.raise(PAGE_FAULT[access], va);
   const bus = h.env.bus;
   let table = h.satpPpn * 4096;
+  // A G bit on a pointer makes everything below it global too (§4.3.1).
+  let global = 0;
   for (let level = levels - 1; level >= 0; level--) {
     const vpn = Math.floor(va / 2 ** (12 + 9 * level)) & 511;
     const pteAddress = table + vpn * 8;
@@ -52,6 +55,7 @@ export function translate(h: HartState, va: number, access: Access): number {
     // Bits 63..54 are reserved (or Svpbmt/Svnapot, which we do not implement): a set bit faults.
     if ((lo & PTE_V) === 0 || (lo & (PTE_R | PTE_W)) === PTE_W || (hi >>> 22) !== 0) h.raise(PAGE_FAULT[access], va);
     const ppn = (lo >>> 10) + (hi & 0x3fffff) * 4194304;
+    global |= lo & PTE_G;
     if ((lo & (PTE_R | PTE_X)) === 0) {
       table = ppn * 4096;
       continue;
@@ -75,6 +79,7 @@ export function translate(h: HartState, va: number, access: Access): number {
     }
     const pageInSpan = Math.floor(va / 4096) & (span - 1);
     h.walkLevels = levels - level;
+    h.walkGlobal = global !== 0;
     return (ppn + pageInSpan) * 4096 + (va & 4095);
   }
   return h.raise(PAGE_FAULT[access], va);

@@ -91,6 +91,9 @@ export class TlbSet {
   }
 }
 
+/** The address space tag of a global mapping (one with the G bit): it matches every ASID. */
+export const GLOBAL_ASID = -1;
+
 /**
  * A larger direct-mapped TLB behind the first-level one, for one privilege level and kind of access: the
  * monitor's per-vCPU second-level TLB. A world switch empties the first level (the physical CPU's), not
@@ -115,10 +118,10 @@ export class SecondLevelTlb {
     this.mem = new Array<RamRegion>(size);
   }
 
-  /** The index of the entry for `vpn` in address space `asid`, or -1. */
+  /** The index of the entry for `vpn` in address space `asid` (or a global one), or -1. */
   find(vpn: number, asid: number): number {
     const i = vpn & this.mask;
-    return this.tag[i] === vpn && this.asid[i] === asid ? i : -1;
+    return this.tag[i] === vpn && (this.asid[i] === asid || this.asid[i] === GLOBAL_ASID) ? i : -1;
   }
 
   insert(vpn: number, asid: number, region: RamRegion, physicalPage: number): void {
@@ -139,7 +142,7 @@ export class SecondLevelTlb {
     if (this.tag[i] === vpn) this.tag[i] = TLB_INVALID;
   }
 
-  /** Drops every entry of address space `asid`. */
+  /** Drops every entry of address space `asid`; global entries stay, as SFENCE.VMA with an ASID leaves them (§4.2.1). */
   flushAsid(asid: number): void {
     for (let i = 0; i < this.size; i++) if (this.asid[i] === asid) this.tag[i] = TLB_INVALID;
   }

@@ -10,7 +10,7 @@ export class SocketPathError extends Error {}
 export const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Output kept for a client that attaches later, so it sees the last lines instead of a blank screen. */
-const BACKLOG_BYTES = 8 * 1024;
+const BACKLOG_BYTES = 2 * 1024;
 
 /** Refuses a path too long for a Unix socket: one line naming it. */
 export function checkSocketPath(path: string, what: string): void {

@@ -1,0 +1,369 @@
+// `mirrorball up machine.yaml`: the monitor on the file's machine, running every VM it lists, with a control
+// socket (QMP-shaped, docs/control.md) and one console socket per VM, in the foreground until the VMs end.
+
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import { MachineConfigError } from '../board/address-map.js';
+import { BootError } from '../board/boot.js';
+import { monitorCommands } from '../control/monitor-commands.js';
+import { ControlServer, ControlSocketError } from '../control/server.js';
+import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
+import { findBuiltGuest } from '../guest/artifacts.js';
+import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '../host/console-socket.js';
+import { DriveError, attachDrives } from '../host/drives.js';
+import type { FileBlockBackend } from '../host/file-block.js';
+import { runMonitor } from '../host/monitor-runner.js';
+import { Monitor, MonitorError } from '../monitor/monitor.js';
+import type { VirtualMachine } from '../monitor/vm.js';
+import { MachineFileError, parseMachineFile, type MachineFileSpec, type VmFileSpec } from './machine-file.js';
+import { UsageError, translationWanted } from './options.js';
+import { readInput } from './run.js';
+import { CONTROL_SOCKET, defaultRunDir } from './vm-client.js';
+import { describeEnd } from './vm-commands.js';
+
+/** Every VM's kernel command line starts with this; the machine file's `append` follows. */
+export const UP_APPEND = 'console=ttyS0';
+const GREETING = { name: 'mirrorball', version: '0.1.0' };
+/** How long `up --detach` waits for the monitor in the background to answer on its control socket. */
+const DETACH_WAIT_MS = 120_000;
+
+interface UpFlags {
+  control?: string;
+  runDir?: string;
+  detach?: boolean;
+}
+
+export function registerUpCommand(program: Command): void {
+  program
+    .command('up')
+    .argument('<machine-file>', 'YAML file of the machine and its VMs (docs/machine-file.md)')
+    .description('Start the monitor on the machine of a machine file and boot every VM it lists; runs in the foreground until ' +
+      'every VM has ended, `quit` arrives on the control socket, or Ctrl-C. Each VM\'s console goes to RUN-DIR/VM.console.log ' +
+      'and to RUN-DIR/VM.console.sock (`mirrorball console VM`); `mirrorball ps`, `stats VM` and `stop VM` talk to the ' +
+      'control socket (docs/up.md)')
+    .option('--run-dir <dir>', 'directory for the sockets and console logs (default: $MIRRORBALL_RUN_DIR, else ./mirrorball-run)')
+    .option('--control <socket>', `control socket (QMP-shaped JSON, docs/control.md; default: RUN-DIR/${CONTROL_SOCKET})`)
+    .option('--detach', 'run the monitor in the background (its output goes to RUN-DIR/up.log); return once it answers on its control socket')
+    .action(async (file: string, flags: UpFlags) => {
+      process.exitCode = await up(file, flags);
+    });
+}
+
+/** A path as the user would type it: relative to here when inside, else absolute. */
+function shown(path: string): string {
+  const r = relative(process.cwd(), path);
+  return r === '' || r.startsWith('..') || isAbsolute(r) ? path : r;
+}
+
+function readMachineFile(file: string): MachineFileSpec | string[] {
+  const text = new TextDecoder().decode(readInput(file, 'machine file'));
+  try {
+    return parseMachineFile(text, file);
+  } catch (error) {
+    if (error instanceof MachineFileError) return error.problems;
+    throw error;
+  }
+}
+
+async function up(file: string, flags: UpFlags): Promise<number> {
+  const spec = readMachineFile(file);
+  if (Array.isArray(spec)) {
+    // Each problem is already a whole line, `file:line:col: where: what`, as compilers print them.
+    for (const line of spec) process.stderr.write(`${line}\n`);
+    return 2;
+  }
+  if (spec.machine.timing) throw new UsageError(`${file}: machine.timing: timing mode under the monitor is not supported yet`);
+  const runDir = resolve(flags.runDir ?? defaultRunDir());
+  const control = resolve(flags.control ?? join(runDir, CONTROL_SOCKET));
+  const consolePath = (vm: VmFileSpec): string => join(runDir, `${vm.name}.console.sock`);
+  try {
+    checkSocketPath(control, 'control socket');
+    for (const vm of spec.vms) checkSocketPath(consolePath(vm), `vm ${vm.name}'s console socket`);
+  } catch (error) {
+    if (error instanceof SocketPathError) throw new UsageError(error.message);
+    throw error;
+  }
+  if (flags.detach === true) return detach(resolve(file), runDir, control);
+  return new Up(resolve(file), spec, runDir, control, consolePath).run();
+}
+
+/** Per VM: its console's log file and socket, fed in chunks between batches (the UART gives bytes one by one). */
+class VmConsole {
+  private pending = new Uint8Array(4096);
+  private length = 0;
+  logFd: number | undefined;
+  socket: ConsoleSocket | undefined;
+  closing: Promise<void> | undefined;
+
+  push(bytes: Uint8Array): void {
+    if (this.length + bytes.length > this.pending.length) {
+      const bigger = new Uint8Array(Math.max(this.pending.length * 2, this.length + bytes.length));
+      bigger.set(this.pending.subarray(0, this.length));
+      this.pending = bigger;
+    }
+    this.pending.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  flush(): void {
+    if (this.length === 0) return;
+    const bytes = this.pending.slice(0, this.length);
+    this.length = 0;
+    if (this.logFd !== undefined) writeSync(this.logFd, bytes);
+    this.socket?.write(bytes);
+  }
+
+  close(): Promise<void> {
+    this.flush();
+    this.closing ??= this.socket?.close() ?? Promise.resolve();
+    return this.closing;
+  }
+}
+
+type ShutdownReason = 'host-quit' | 'host-signal';
+
+/** One run of `up`: set up, run, tear down. */
+class Up {
+  private readonly consoles = new Map<VirtualMachine, VmConsole>();
+  private readonly reported = new Set<VirtualMachine>();
+  private readonly disks: FileBlockBackend[] = [];
+  private monitor!: Monitor;
+  private server: ControlServer | undefined;
+  private quitting: ShutdownReason | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly spec: MachineFileSpec,
+    private readonly runDir: string,
+    private readonly controlPath: string,
+    private readonly consolePath: (vm: VmFileSpec) => string,
+  ) {}
+
+  async run(): Promise<number> {
+    try {
+      this.createVms();
+      await this.openHostSide();
+    } catch (error) {
+      await this.teardown();
+      throw error;
+    }
+    const interrupted = (): void => {
+      if (this.quitting === 'host-signal') process.exit(130); // a second Ctrl-C: the user means it
+      this.quitting = 'host-signal';
+    };
+    process.on('SIGINT', interrupted);
+    process.on('SIGTERM', interrupted);
+    try {
+      await runMonitor(this.monitor, {
+        pace: true,
+        onBatch: () => this.afterBatch(),
+        done: () => this.quitting !== undefined,
+      });
+      const why = this.quitting === 'host-signal' ? 'the monitor was interrupted' : 'the monitor quit';
+      for (const vm of this.monitor.vms) if (vm.state === 'running') this.monitor.stopVm(vm, why);
+      this.afterBatch();
+      this.server?.event('SHUTDOWN', { reason: this.quitting ?? 'guest-shutdown' });
+    } finally {
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
+      await this.teardown();
+    }
+    return 0;
+  }
+
+  /** The monitor and its VMs, booted but not yet run. Every mistake here is the user's: one line. */
+  private createVms(): void {
+    const { machine, vms } = this.spec;
+    try {
+      this.monitor = new Monitor({
+        config: machine.config,
+        translate: translationWanted(),
+        log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
+      });
+    } catch (error) {
+      if (error instanceof MachineConfigError) throw new UsageError(`${this.file}: ${error.problems.join('; ')}`);
+      throw error;
+    }
+    const files = new Map<string, Uint8Array>();
+    const read = (path: string, what: string): Uint8Array => {
+      let bytes = files.get(path);
+      if (bytes === undefined) files.set(path, bytes = readInput(path, what));
+      return bytes;
+    };
+    for (const v of vms) {
+      let kernel = v.kernel;
+      let initrd = v.initrd;
+      if (kernel === undefined) {
+        const guest = findBuiltGuest();
+        if (guest === undefined) throw new UsageError(`vm ${v.name}: no kernel given and no guest built yet: run \`mirrorball guest build\` or give it a kernel`);
+        kernel = guest.kernel;
+        initrd ??= guest.initramfs;
+      }
+      const console = new VmConsole();
+      let vm: VirtualMachine;
+      try {
+        vm = this.monitor.createVm({
+          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes,
+          console: (bytes) => console.push(bytes),
+          log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
+        });
+      } catch (error) {
+        if (error instanceof MonitorError) throw new UsageError(error.message);
+        throw error;
+      }
+      this.consoles.set(vm, console);
+      try {
+        this.disks.push(...attachDrives(vm.machine, v.drives));
+      } catch (error) {
+        if (error instanceof DriveError) throw new UsageError(`vm ${v.name}: ${error.message}`);
+        throw error;
+      }
+      if (v.rng !== undefined) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(v.rng)));
+      try {
+        vm.boot(read(kernel, 'kernel'), initrd === undefined ? undefined : read(initrd, 'initrd'), v.append === undefined ? UP_APPEND : `${UP_APPEND} ${v.append}`);
+      } catch (error) {
+        if (error instanceof BootError) throw new UsageError(`vm ${v.name}: ${error.message}`);
+        throw error;
+      }
+    }
+  }
+
+  /** The run directory, the control socket, and each VM's console socket and log. */
+  private async openHostSide(): Promise<void> {
+    try {
+      mkdirSync(this.runDir, { recursive: true });
+    } catch (error) {
+      throw new UsageError(`cannot create the run directory '${this.runDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    const commands = monitorCommands({
+      monitor: this.monitor,
+      consolePath: (vm) => (vm.state === 'running' ? this.consoles.get(vm)?.socket?.path : undefined),
+      stopVm: (vm) => {
+        this.monitor.stopVm(vm, 'vm-stop from the control socket');
+        this.afterBatch();
+      },
+      quit: () => { this.quitting ??= 'host-quit'; },
+      runDir: this.runDir,
+      statsConfig: () => this.statsConfig(),
+    });
+    try {
+      this.server = await ControlServer.listen(this.controlPath, commands, GREETING);
+    } catch (error) {
+      if (error instanceof ControlSocketError) throw new UsageError(error.message);
+      throw error;
+    }
+    const { machine } = this.spec;
+    const nodes = machine.config.nodes.length;
+    process.stdout.write(`mirrorball: up: ${machine.config.harts} CPUs, ${nodes} node${nodes === 1 ? '' : 's'} (${machine.name}), ` +
+      `${machine.memoryBytes / 2 ** 20} MiB; control socket ${shown(this.controlPath)}\n`);
+    for (const [vm, console] of this.consoles) {
+      const v = this.spec.vms.find((s) => s.name === vm.name)!;
+      const logPath = v.consoleLog ?? join(this.runDir, `${vm.name}.console.log`);
+      try {
+        console.logFd = openSync(logPath, 'w');
+      } catch (error) {
+        throw new UsageError(`vm ${vm.name}: cannot write its console log '${logPath}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      }
+      try {
+        console.socket = await ConsoleSocket.listen(this.consolePath(v), { onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); } });
+      } catch (error) {
+        if (error instanceof SocketPathError) throw new UsageError(error.message);
+        throw error;
+      }
+      process.stdout.write(`vm ${vm.name}: booting, ${v.smp} vCPU${v.smp === 1 ? '' : 's'}, ${v.memoryBytes / 2 ** 20} MiB on node ${vm.pmap.homeNode}; ` +
+        `console log ${shown(logPath)}\n`);
+    }
+  }
+
+  /** Console output out, and each VM that ended since reported once: a line, the VM_STOPPED event, its console closed. */
+  private afterBatch(): void {
+    for (const console of this.consoles.values()) console.flush();
+    for (const vm of this.monitor.vms) {
+      if (vm.state === 'running' || this.reported.has(vm)) continue;
+      this.reported.add(vm);
+      process.stdout.write(`vm ${vm.name}: ${describeEnd(vm)}\n`);
+      // The event before the console closes: an attached `mirrorball console` learns from it how the VM ended.
+      this.server?.event('VM_STOPPED', { vm: vm.name, state: vm.state, reason: vm.reason });
+      void this.consoles.get(vm)?.close();
+    }
+  }
+
+  private statsConfig(): unknown {
+    const { machine } = this.spec;
+    return {
+      machineFile: this.file,
+      topology: machine.name,
+      machine: machine.config,
+      memoryBytes: machine.memoryBytes,
+      mode: 'fast',
+      vms: this.monitor.vms.map((vm) => {
+        const v = this.spec.vms.find((s) => s.name === vm.name);
+        return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };
+      }),
+    };
+  }
+
+  /** Closes whatever was opened (also after a failed start). */
+  private async teardown(): Promise<void> {
+    for (const console of this.consoles.values()) {
+      await console.close();
+      if (console.logFd !== undefined) closeSync(console.logFd);
+      console.logFd = undefined;
+    }
+    await this.server?.close();
+    this.server = undefined;
+    for (const disk of this.disks.splice(0)) disk.close();
+  }
+}
+
+/**
+ * `up --detach`: the same command again, in the background with its output in RUN-DIR/up.log; returns when
+ * it answers on its control socket, or with its status and its own words when it stops before that.
+ */
+async function detach(file: string, runDir: string, control: string): Promise<number> {
+  if (await socketAnswers(control)) throw new UsageError(`control socket '${control}' is in use by another process`);
+  try {
+    mkdirSync(runDir, { recursive: true });
+  } catch (error) {
+    throw new UsageError(`cannot create the run directory '${runDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  const logPath = join(runDir, 'up.log');
+  const log = openSync(logPath, 'a');
+  const logStart = fstatSync(log).size;
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', file, '--run-dir', runDir, '--control', control],
+    { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  let status: number | undefined;
+  child.on('exit', (code, signal) => { status = code ?? (signal === null ? 1 : 128); });
+  child.unref();
+  const deadline = Date.now() + DETACH_WAIT_MS;
+  while (status === undefined && Date.now() < deadline) {
+    if (await socketAnswers(control)) {
+      process.stdout.write(`mirrorball: up in the background (pid ${child.pid}); control socket ${shown(control)}, log ${shown(logPath)}\n`);
+      return 0;
+    }
+    await sleep(100);
+  }
+  if (status === undefined) {
+    process.stderr.write(`mirrorball: the monitor (pid ${child.pid}) did not answer on '${control}' within ${DETACH_WAIT_MS / 1000} s; see ${shown(logPath)}\n`);
+    return 1;
+  }
+  process.stderr.write(readFrom(logPath, logStart));
+  return status;
+}
+
+/** The text of `path` from byte `start` on. */
+function readFrom(path: string, start: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size - start;
+    const bytes = Buffer.alloc(Math.max(0, size));
+    readSync(fd, bytes, 0, bytes.length, start);
+    return bytes.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,102 @@
+// `mirrorball ps`, `stop` and `stats`: a running `mirrorball up`'s VMs, through its control socket.
+
+import type { Command } from 'commander';
+import type { VmSummary } from '../control/monitor-commands.js';
+import type { VmAccount } from '../monitor/accounting.js';
+import { controlOptions, withControl, type ControlFlags } from './vm-client.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+export function registerVmCommands(program: Command): void {
+  controlOptions(program
+    .command('ps')
+    .description('List the VMs of a running `mirrorball up`: name, state, vCPUs, memory, memory in use, home node'))
+    .action(async (flags: ControlFlags) => {
+      const vms = await withControl(flags, async (c) => (await c.execute('query-vms')) as VmSummary[]);
+      process.stdout.write(psTable(vms));
+    });
+
+  controlOptions(program
+    .command('stop')
+    .argument('<vm>', 'the VM to stop')
+    .description('Stop one VM of a running `mirrorball up` at once (as pulling its plug); the other VMs go on'))
+    .action(async (name: string, flags: ControlFlags) => {
+      await withControl(flags, async (c) => {
+        await c.execute('vm-stop', { vm: name });
+        const vm = ((await c.execute('query-vms')) as VmSummary[]).find((v) => v.name === name);
+        process.stdout.write(`vm ${name}: ${vm === undefined ? 'stopped' : describeEnd(vm)}\n`);
+      });
+    });
+
+  controlOptions(program
+    .command('stats')
+    .argument('<vm>', 'the VM')
+    .description('Show where one VM\'s time went under the monitor: guest user and kernel cycles, monitor work, idle and ready ' +
+      'time, instructions, TLB misses, second-level TLB hits, world switches, monitor calls, pages in use (per vCPU and in total)')
+    .option('--json', 'print the account as JSON (as the control socket\'s query-vm-stats returns it)'))
+    .action(async (name: string, flags: ControlFlags & { json?: boolean }) => {
+      const account = await withControl(flags, async (c) => (await c.execute('query-vm-stats', { vm: name })) as VmAccount);
+      process.stdout.write(flags.json === true ? `${JSON.stringify(account, null, 2)}\n` : statsTable(account));
+    });
+}
+
+/** How a VM ended, as `up` prints it: `powered off (code 0)`, `stopped (vm-stop from the control socket)`. */
+export function describeEnd(vm: { state: string; reason: string }): string {
+  if (vm.state === 'running') return 'running';
+  if (vm.state === 'off') return vm.reason;
+  return vm.reason === '' ? vm.state : `${vm.state} (${vm.reason})`;
+}
+
+/** 128M, 1.5G, 36.2M, 512K: what people read in a table. */
+export function formatSize(bytes: number): string {
+  const unit = (n: number, suffix: string): string => `${Number.isInteger(n) ? n : n.toFixed(1)}${suffix}`;
+  if (bytes >= GiB) return unit(Math.round((bytes / GiB) * 10) / 10, 'G');
+  if (bytes >= MiB) return unit(Math.round((bytes / MiB) * 10) / 10, 'M');
+  if (bytes >= KiB) return unit(Math.round((bytes / KiB) * 10) / 10, 'K');
+  return `${bytes}`;
+}
+
+/** 1234567 → 1,234,567. */
+function grouped(n: number): string {
+  return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/** Rows of cells, columns padded to their widest cell; the first `left` columns left-aligned, the others right. */
+function table(rows: string[][], left: number): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => (i < left ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export function psTable(vms: readonly VmSummary[]): string {
+  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'NODE']];
+  for (const vm of vms) rows.push([vm.name, vm.state, String(vm.vcpus), formatSize(vm.memoryBytes), formatSize(vm.bytesInUse), String(vm.homeNode)]);
+  return table(rows, 2);
+}
+
+const ROWS: [keyof VmAccount['total'], string][] = [
+  ['guestUserCycles', 'guest user cycles'],
+  ['guestKernelCycles', 'guest kernel cycles'],
+  ['monitorCycles', 'monitor cycles'],
+  ['idleCycles', 'idle cycles'],
+  ['readyCycles', 'ready cycles'],
+  ['instructions', 'instructions'],
+  ['tlbMisses', 'TLB misses'],
+  ['secondLevelHits', 'L2 TLB hits'],
+  ['worldSwitches', 'world switches'],
+];
+
+export function statsTable(a: VmAccount): string {
+  const calls = Object.entries(a.monitorCalls).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
+  const head = [
+    `vm ${a.name}: ${describeEnd(a)}, ${a.vcpus} vCPU${a.vcpus === 1 ? '' : 's'}, ${formatSize(a.memoryBytes)} on node ${a.homeNode}`,
+    `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)})`,
+    `monitor calls: ${calls === '' ? 'none' : calls}`,
+    '',
+  ];
+  const rows = [['', 'total', ...a.perVcpu.map((v) => `cpu${v.index}`)]];
+  for (const [key, label] of ROWS) rows.push([label, grouped(a.total[key]), ...a.perVcpu.map((v) => grouped(v[key]))]);
+  rows.push(['last physical CPU', '', ...a.perVcpu.map((v) => (v.lastCpu < 0 ? '-' : String(v.lastCpu)))]);
+  return `${head.join('\n')}\n${table(rows, 1)}`;
+}
