@@ -17,8 +17,9 @@ export function registerConsoleCommand(program: Command): void {
   controlOptions(program
     .command('console')
     .argument('<vm>', 'the VM')
+    .summary('attach the terminal to a VM\'s console (Ctrl-A d detaches)')
     .description('Attach the terminal to a VM\'s console on a running `mirrorball up`: what you type goes to the VM, what it prints comes ' +
-      'here (with the last few KiB it printed before). Ctrl-A d detaches (the VM keeps running); Ctrl-A Ctrl-A sends a Ctrl-A. ' +
+      'here (after the last lines it printed before). Ctrl-A d detaches (the VM keeps running); Ctrl-A Ctrl-A sends a Ctrl-A. ' +
       'From a pipe, the input is typed and the console is left half a second after it ends.'))
     .action(async (name: string, flags: ControlFlags) => {
       process.exitCode = await attach(name, flags);

@@ -8,6 +8,7 @@ import {
   ExperimentError, FULL_WORKLOAD, PLACEMENT_CASES, PLOT_SVG, QUICK_WORKLOAD, RESULTS_JSON, RESULTS_TABLE, placementTable, runNumaPlacement,
   type PlacementWorkload,
 } from '../experiments/numa-placement.js';
+import * as manyVms from '../experiments/many-vms.js';
 import * as overhead from '../experiments/overhead.js';
 import { parseCount, parseSize, UsageError } from './options.js';
 
@@ -82,6 +83,33 @@ export function registerExperimentCommands(program: Command): void {
         process.stdout.write(`\n${flags.out}/: ${overhead.RESULTS_TABLE}, ${overhead.RESULTS_JSON}, ${overhead.PLOT_SVG}\n`);
       } catch (error) {
         reportFailure('overhead', error);
+      }
+    });
+
+  registerManyVms(experiment);
+}
+
+function registerManyVms(experiment: Command): void {
+  experiment
+    .command('many-vms')
+    .description(`1, 2, 4 and 8 VMs (${manyVms.VM_MEMORY / 2 ** 20} MiB, ${manyVms.VM_CPUS} vCPUs each) on the 8-CPU ${manyVms.MANY_VMS_TOPOLOGY} machine ` +
+      'boot Linux and run pmake together; prints time to every shell, pmake time, host memory (RSS) and machine memory in use')
+    .option('--out <dir>', 'output directory', 'out/many-vms')
+    .option('--counts <list>', 'comma-separated numbers of VMs (1 to 8)', manyVms.FULL_COUNTS.join(','))
+    .option('--quick', `a smaller pmake job (${manyVms.QUICK_PMAKE}) instead of ${manyVms.FULL_PMAKE}`)
+    .action(async (flags: { out: string; counts: string; quick?: boolean }) => {
+      const counts = flags.counts.split(',').map((c) => parseCount(c.trim(), '--counts', 1, 8));
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const results = await manyVms.runManyVms({
+          guest, outDir: flags.out, counts, pmake: flags.quick ? manyVms.QUICK_PMAKE : manyVms.FULL_PMAKE,
+          onProgress: (line) => process.stderr.write(`many-vms: ${line}\n`),
+        });
+        process.stdout.write(manyVms.manyVmsTable(results));
+        process.stdout.write(`\n${flags.out}/: ${manyVms.RESULTS_TABLE}, ${manyVms.RESULTS_JSON}, ${manyVms.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('many-vms', error);
       }
     });
 }

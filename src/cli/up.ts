@@ -40,9 +40,10 @@ export function registerUpCommand(program: Command): void {
   program
     .command('up')
     .argument('<machine-file>', 'YAML file of the machine and its VMs (docs/machine-file.md)')
+    .summary('start the monitor and the VMs of a machine file (docs/up.md)')
     .description('Start the monitor on the machine of a machine file and boot every VM it lists; runs in the foreground until ' +
       'every VM has ended, `quit` arrives on the control socket, or Ctrl-C. Each VM\'s console goes to RUN-DIR/VM.console.log ' +
-      'and to RUN-DIR/VM.console.sock (`mirrorball console VM`); `mirrorball ps`, `stats VM` and `stop VM` talk to the ' +
+      'and to RUN-DIR/VM.console.sock (`mirrorball console VM`); `mirrorball ps`, `stats VM`, `stop VM` and `down` talk to the ' +
       'control socket (docs/up.md)')
     .option('--run-dir <dir>', 'directory for the sockets and console logs (default: $MIRRORBALL_RUN_DIR, else ./mirrorball-run)')
     .option('--control <socket>', `control socket (QMP-shaped JSON, docs/control.md; default: RUN-DIR/${CONTROL_SOCKET})`)
@@ -165,7 +166,7 @@ class Up {
       const why = this.quitting === 'host-signal' ? 'the monitor was interrupted' : 'the monitor quit';
       for (const vm of this.monitor.vms) if (vm.state === 'running') this.monitor.stopVm(vm, why);
       this.afterBatch();
-      this.server?.event('SHUTDOWN', { reason: this.quitting ?? 'guest-shutdown' });
+      this.server?.event('SHUTDOWN', { reason: this.quitting ?? 'vms-ended' });
     } finally {
       process.off('SIGINT', interrupted);
       process.off('SIGTERM', interrupted);
@@ -202,19 +203,19 @@ class Up {
         kernel = guest.kernel;
         initrd ??= guest.initramfs;
       }
-      const console = new VmConsole();
+      const output = new VmConsole();
       let vm: VirtualMachine;
       try {
         vm = this.monitor.createVm({
           name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes,
-          console: (bytes) => console.push(bytes),
+          console: (bytes) => output.push(bytes),
           log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
         });
       } catch (error) {
         if (error instanceof MonitorError) throw new UsageError(error.message);
         throw error;
       }
-      this.consoles.set(vm, console);
+      this.consoles.set(vm, output);
       try {
         this.disks.push(...attachDrives(vm.machine, v.drives));
       } catch (error) {
@@ -259,16 +260,16 @@ class Up {
     const nodes = machine.config.nodes.length;
     process.stdout.write(`mirrorball: up: ${machine.config.harts} CPUs, ${nodes} node${nodes === 1 ? '' : 's'} (${machine.name}), ` +
       `${machine.memoryBytes / 2 ** 20} MiB; control socket ${shown(this.controlPath)}\n`);
-    for (const [vm, console] of this.consoles) {
+    for (const [vm, output] of this.consoles) {
       const v = this.spec.vms.find((s) => s.name === vm.name)!;
       const logPath = v.consoleLog ?? join(this.runDir, `${vm.name}.console.log`);
       try {
-        console.logFd = openSync(logPath, 'w');
+        output.logFd = openSync(logPath, 'w');
       } catch (error) {
         throw new UsageError(`vm ${vm.name}: cannot write its console log '${logPath}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
       }
       try {
-        console.socket = await ConsoleSocket.listen(this.consolePath(v), { onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); } });
+        output.socket = await ConsoleSocket.listen(this.consolePath(v), { onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); } });
       } catch (error) {
         if (error instanceof SocketPathError) throw new UsageError(error.message);
         throw error;
@@ -280,7 +281,7 @@ class Up {
 
   /** Console output out, and each VM that ended since reported once: a line, the VM_STOPPED event, its console closed. */
   private afterBatch(): void {
-    for (const console of this.consoles.values()) console.flush();
+    for (const output of this.consoles.values()) output.flush();
     for (const vm of this.monitor.vms) {
       if (vm.state === 'running' || this.reported.has(vm)) continue;
       this.reported.add(vm);
@@ -308,10 +309,10 @@ class Up {
 
   /** Closes whatever was opened (also after a failed start). */
   private async teardown(): Promise<void> {
-    for (const console of this.consoles.values()) {
-      await console.close();
-      if (console.logFd !== undefined) closeSync(console.logFd);
-      console.logFd = undefined;
+    for (const output of this.consoles.values()) {
+      await output.close();
+      if (output.logFd !== undefined) closeSync(output.logFd);
+      output.logFd = undefined;
     }
     await this.server?.close();
     this.server = undefined;

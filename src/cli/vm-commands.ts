@@ -1,4 +1,4 @@
-// `mirrorball ps`, `stop` and `stats`: a running `mirrorball up`'s VMs, through its control socket.
+// `mirrorball ps`, `stop`, `stats` and `down`: a running `mirrorball up`'s VMs, through its control socket.
 
 import type { Command } from 'commander';
 import type { VmSummary } from '../control/monitor-commands.js';
@@ -12,6 +12,7 @@ const GiB = 1024 * MiB;
 export function registerVmCommands(program: Command): void {
   controlOptions(program
     .command('ps')
+    .summary('list the VMs of a running `mirrorball up`')
     .description('List the VMs of a running `mirrorball up`: name, state, vCPUs, memory, memory in use, home node'))
     .action(async (flags: ControlFlags) => {
       const vms = await withControl(flags, async (c) => (await c.execute('query-vms')) as VmSummary[]);
@@ -21,18 +22,30 @@ export function registerVmCommands(program: Command): void {
   controlOptions(program
     .command('stop')
     .argument('<vm>', 'the VM to stop')
+    .summary('stop one VM of a running `mirrorball up`; the others go on')
     .description('Stop one VM of a running `mirrorball up` at once (as pulling its plug); the other VMs go on'))
     .action(async (name: string, flags: ControlFlags) => {
+      // The reply says how it ended: the monitor may be gone right after (when it was the last VM).
+      const vm = await withControl(flags, async (c) => (await c.execute('vm-stop', { vm: name })) as { state: string; reason: string });
+      process.stdout.write(`vm ${name}: ${describeEnd(vm)}\n`);
+    });
+
+  controlOptions(program
+    .command('down')
+    .summary('stop every VM and end a running `mirrorball up`')
+    .description('End a running `mirrorball up` (in the foreground or --detach): every VM still running is stopped, as `quit` on its control socket does'))
+    .action(async (flags: ControlFlags) => {
       await withControl(flags, async (c) => {
-        await c.execute('vm-stop', { vm: name });
-        const vm = ((await c.execute('query-vms')) as VmSummary[]).find((v) => v.name === name);
-        process.stdout.write(`vm ${name}: ${vm === undefined ? 'stopped' : describeEnd(vm)}\n`);
+        await c.execute('quit');
+        await c.closed; // the monitor closes its connections once it has stopped
       });
+      process.stdout.write('mirrorball: the monitor has quit\n');
     });
 
   controlOptions(program
     .command('stats')
     .argument('<vm>', 'the VM')
+    .summary('where one VM\'s time went: guest, monitor, idle; TLB; pages')
     .description('Show where one VM\'s time went under the monitor: guest user and kernel cycles, monitor work, idle and ready ' +
       'time, instructions, TLB misses, second-level TLB hits, world switches, monitor calls, pages in use (per vCPU and in total)')
     .option('--json', 'print the account as JSON (as the control socket\'s query-vm-stats returns it)'))

@@ -70,13 +70,13 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       run: () => monitor.vms.map((vm) => summarizeVm(vm, c.consolePath(vm))),
     },
     'vm-stop': {
-      help: 'stop a running VM at once: {"vm": NAME}; its CPUs and memory go to the others; event VM_STOPPED',
+      help: 'stop a running VM at once: {"vm": NAME} → {"vm", "state", "reason"}; its CPUs and memory go to the others; event VM_STOPPED',
       args: ['vm'],
       run: (args) => {
         const vm = vmArgument(args);
         if (vm.state !== 'running') throw new QmpError('GenericError', `VM '${vm.name}' is not running (${vm.state}: ${vm.reason})`);
         c.stopVm(vm);
-        return {};
+        return { vm: vm.name, state: vm.state, reason: vm.reason };
       },
     },
     'query-vm-stats': {

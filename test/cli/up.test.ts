@@ -1,0 +1,559 @@
+// `mirrorball up` as a user meets it: machine-file mistakes, the control socket's monitor commands, the
+// console sockets, `ps`/`stats`/`stop`/`console`, `--detach`; first with tiny hand-made kernels (no guest
+// needed), then with two VMs of the built guest.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { findBuiltGuest } from '../../src/guest/artifacts.js';
+
+// The command line from source (tsx), so these tests need no build of dist/.
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+const MiB = 1024 * 1024;
+
+let dir: string;
+let launcher: string;
+
+function argv(args: string[]): string[] {
+  return ['--import', TSX, launcher, ...args];
+}
+
+interface Result { status: number | null; stdout: string; stderr: string }
+
+function mirrorball(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Result {
+  const r = spawnSync(process.execPath, argv(args), {
+    encoding: 'utf8', timeout: 120_000, input: options.input ?? '', env: { ...process.env, MIRRORBALL_RUN_DIR: '', ...options.env },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A command run in the background: its output so far and its end. */
+class Running {
+  stdout = '';
+  stderr = '';
+  readonly done: Promise<number | null>;
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout!.setEncoding('utf8').on('data', (t: string) => { this.stdout += t; });
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => { this.stderr += t; });
+    this.done = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  }
+
+  static start(args: string[]): Running {
+    return new Running(spawn(process.execPath, argv(args), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MIRRORBALL_RUN_DIR: '' } }));
+  }
+
+  /** Kills it if it still runs (after a failed assertion). */
+  stop(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/** Waits until `condition` holds, polling; fails naming `what` (and what `detail` says then). */
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 60_000, detail = (): string => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`waited ${timeoutMs / 1000} s for ${what}${detail() === '' ? '' : `\n${detail()}`}`);
+    await sleep(50);
+  }
+}
+
+type Message = Record<string, unknown>;
+
+/** A QMP client reading one JSON object per line. */
+class Client {
+  readonly messages: Message[] = [];
+  private buffer = '';
+  closed = false;
+
+  constructor(readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      this.buffer += text;
+      for (let i = this.buffer.indexOf('\n'); i >= 0; i = this.buffer.indexOf('\n')) {
+        this.messages.push(JSON.parse(this.buffer.slice(0, i)) as Message);
+        this.buffer = this.buffer.slice(i + 1);
+      }
+    });
+    socket.on('close', () => { this.closed = true; });
+    socket.on('error', () => {});
+  }
+
+  static async connect(path: string, up?: Running): Promise<Client> {
+    let socket: Socket | undefined;
+    await until(`the control socket ${path}`, async () => {
+      if (up !== undefined && up.child.exitCode !== null) assert.fail(`mirrorball up exited with ${up.child.exitCode}: ${up.stderr}`);
+      if (!existsSync(path)) return false;
+      const s = createConnection(path);
+      const ok = await new Promise<boolean>((resolve) => { s.once('connect', () => resolve(true)); s.once('error', () => resolve(false)); });
+      if (ok) socket = s;
+      return ok;
+    }, 120_000);
+    const client = new Client(socket!);
+    assert.deepEqual(await client.next(), { QMP: { version: { mirrorball: '0.1.0' }, capabilities: [] } });
+    return client;
+  }
+
+  /** The next message satisfying `wanted` (removed from the queue). */
+  async next(wanted: (m: Message) => boolean = () => true, timeoutMs = 60_000): Promise<Message> {
+    let found: Message | undefined;
+    await until('a message from the control socket', () => {
+      const i = this.messages.findIndex(wanted);
+      if (i >= 0) found = this.messages.splice(i, 1)[0];
+      return found !== undefined;
+    }, timeoutMs, () => `received: ${JSON.stringify(this.messages)}`);
+    return found!;
+  }
+
+  event(name: string, timeoutMs?: number): Promise<Message> {
+    return this.next((m) => m.event === name, timeoutMs);
+  }
+
+  send(line: string): void {
+    this.socket.write(line);
+  }
+
+  async execute(command: string, args?: object): Promise<Message> {
+    const id = `${command}-${Math.random()}`;
+    this.send(`${JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id })}\n`);
+    const reply = await this.next((m) => m.id === id);
+    delete reply.id;
+    return reply;
+  }
+
+  /** The return value of a command that must succeed. */
+  async ok<T = unknown>(command: string, args?: object): Promise<T> {
+    const reply = await this.execute(command, args);
+    assert.ok('return' in reply, `${command} failed: ${JSON.stringify(reply)}`);
+    return reply.return as T;
+  }
+
+  async error(command: string, args?: object): Promise<string> {
+    const reply = await this.execute(command, args);
+    assert.ok('error' in reply, `${command} should have failed: ${JSON.stringify(reply)}`);
+    return (reply.error as { desc: string }).desc;
+  }
+}
+
+/** A raw console connection: everything received so far. */
+class Console {
+  text = '';
+  closed = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('latin1');
+    socket.on('data', (t: string) => { this.text += t; });
+    socket.on('close', () => { this.closed = true; });
+    socket.on('error', () => {});
+  }
+
+  static async connect(path: string): Promise<Console> {
+    const socket = createConnection(path);
+    await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+    return new Console(socket);
+  }
+
+  async expect(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+    await until(`${pattern} on the console`, () => pattern.test(this.text), timeoutMs, () => `console so far:\n${this.text.slice(-2000)}`);
+  }
+}
+
+// Tiny kernels: a RISC-V Linux Image header (boot-image-header.rst) whose first instruction jumps past it.
+const T0 = 5, T1 = 6, T2 = 7, A0 = 10, A1 = 11, A6 = 16, A7 = 17;
+const itype = (opcode: number, funct3: number, rd: number, rs1: number, imm: number): number => (((imm & 0xfff) << 20) | (rs1 << 15) | (funct3 << 12) | (rd << 7) | opcode) >>> 0;
+const addi = (rd: number, rs1: number, imm: number): number => itype(0x13, 0, rd, rs1, imm);
+const andi = (rd: number, rs1: number, imm: number): number => itype(0x13, 7, rd, rs1, imm);
+const lbu = (rd: number, rs1: number, imm: number): number => itype(0x03, 4, rd, rs1, imm);
+const lui = (rd: number, imm20: number): number => ((imm20 << 12) | (rd << 7) | 0x37) >>> 0;
+const sb = (rs2: number, rs1: number, imm: number): number => ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | ((imm & 0x1f) << 7) | 0x23) >>> 0;
+const beqz = (rs1: number, offset: number): number => {
+  const o = offset & 0x1fff;
+  return ((((o >> 12) & 1) << 31) | (((o >> 5) & 0x3f) << 25) | (rs1 << 15) | (((o >> 1) & 0xf) << 8) | (((o >> 11) & 1) << 7) | 0x63) >>> 0;
+};
+const j = (offset: number): number => {
+  const o = offset & 0x1fffff;
+  return ((((o >> 20) & 1) << 31) | (((o >> 1) & 0x3ff) << 21) | (((o >> 11) & 1) << 20) | (((o >> 12) & 0xff) << 12) | 0x6f) >>> 0;
+};
+const WFI = 0x10500073;
+const ECALL = 0x00000073;
+/** Waits for a byte on the UART (LSR bit 0, data ready): the loop's first three instructions. */
+const WAIT_FOR_INPUT = [lui(T0, 0x10000), lbu(T1, T0, 5), andi(T1, T1, 1), beqz(T1, -8)];
+const PROGRAMS = {
+  /** Sleeps forever. */
+  idle: [WFI, j(-4)],
+  /** Prints each byte typed, plus one ('a' → 'b'). */
+  echo: [...WAIT_FOR_INPUT, lbu(T2, T0, 0), addi(T2, T2, 1), sb(T2, T0, 0), j(-24)],
+  /** Powers off (SBI SRST, shutdown, no reason) when a byte is typed. */
+  poweroff: [...WAIT_FOR_INPUT, lui(A7, 0x53525), addi(A7, A7, 0x354), addi(A6, 0, 0), addi(A0, 0, 0), addi(A1, 0, 0), ECALL, j(0)],
+};
+
+function tinyKernel(program: number[]): Buffer {
+  const image = Buffer.alloc(64 + program.length * 4);
+  image.writeUInt32LE(j(64), 0);
+  image.writeBigUInt64LE(0x200000n, 8); // text_offset
+  image.writeUInt32LE(2, 32); // header version 0.2
+  image.write('RISCV\0\0\0', 48, 'latin1');
+  image.write('RSC\x05', 56, 'latin1');
+  program.forEach((word, i) => image.writeUInt32LE(word, 64 + i * 4));
+  return image;
+}
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mb-up-'));
+  launcher = join(dir, 'mirrorball.mjs');
+  writeFileSync(launcher, `import { main } from ${JSON.stringify(pathToFileURL(MAIN).href)};\nawait main(process.argv);\n`);
+  for (const [name, program] of Object.entries(PROGRAMS)) writeFileSync(join(dir, `${name}.Image`), tinyKernel(program));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('mirrorball up: mistakes', () => {
+  it('prints one line per mistake in the machine file and exits 2, starting nothing', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'machine:\n  colour: red\nvms:\n  - name: a\n    memory: lots\n  - name: a\n    smp: 0\n');
+    const runDir = join(dir, 'bad-run');
+    const r = mirrorball(['up', file, '--run-dir', runDir]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 4, r.stderr);
+    assert.match(lines[0]!, /bad\.yaml:2:3: machine: unknown key 'colour'/);
+    assert.match(lines[1]!, /bad\.yaml:5:13: vms\[0\]\.memory: 'lots' is not a size/);
+    assert.match(lines[2]!, /bad\.yaml:6:11: vms\[1\]\.name: 'a' is already the name of vms\[0\]/);
+    assert.match(lines[3]!, /bad\.yaml:7:10: vms\[1\]\.smp must be an integer from 1 to 32/);
+    assert.ok(!existsSync(runDir), 'no run directory was made');
+  });
+
+  it('refuses timing mode, a missing file and a kernel that is not one, in one line each', () => {
+    const timing = join(dir, 'timing.yaml');
+    writeFileSync(timing, 'machine:\n  timing: true\nvms:\n  - name: a\n');
+    let r = mirrorball(['up', timing, '--run-dir', join(dir, 'timing-run')]);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `mirrorball: ${timing}: machine.timing: timing mode under the monitor is not supported yet\n`);
+
+    r = mirrorball(['up', join(dir, 'nowhere.yaml')]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^mirrorball: cannot read machine file '.*nowhere\.yaml': no such file\n$/);
+
+    const junk = join(dir, 'junk.yaml');
+    writeFileSync(join(dir, 'junk.Image'), Buffer.alloc(4096, 0x41));
+    writeFileSync(junk, 'vms:\n  - name: junk\n    memory: 32M\n    kernel: junk.Image\n');
+    r = mirrorball(['up', junk, '--run-dir', join(dir, 'junk-run')]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^mirrorball: vm junk: .*not a RISC-V Linux Image.*\n$/);
+  });
+
+  it('without a monitor, ps, stats, stop and console say to start one, in one line, exit 1', () => {
+    const runDir = join(dir, 'nobody');
+    for (const args of [['ps'], ['stats', 'web'], ['stop', 'web'], ['console', 'web'], ['down']]) {
+      const r = mirrorball([...args, '--run-dir', runDir]);
+      assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
+      assert.equal(r.stderr, `mirrorball: no monitor is listening on '${join(runDir, 'control.sock')}': start one with \`mirrorball up machine.yaml\` (or pass --control or --run-dir)\n`);
+    }
+  });
+
+  it('explains each command in --help', () => {
+    const words: Record<string, RegExp> = {
+      up: /machine file.*--run-dir.*--control.*--detach/s,
+      ps: /List the VMs/,
+      stop: /Stop one VM/,
+      stats: /guest user and kernel cycles.*--json/s,
+      console: /Ctrl-A d detaches/,
+      down: /End a running `mirrorball up`/,
+    };
+    for (const [command, pattern] of Object.entries(words)) {
+      const r = mirrorball([command, '--help']);
+      assert.equal(r.status, 0);
+      assert.match(r.stdout.replace(/\s+/g, ' '), pattern, command);
+    }
+  });
+});
+
+describe('mirrorball up with tiny kernels', () => {
+  const machineFile = (name: string, vms: string[]): string => {
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(file, `machine:\n  topology: uma\n  smp: 2\n  memory: 256M\nvms:\n${vms.map((v) => `  - name: ${v}\n    memory: 32M\n    kernel: ${v.replace(/[0-9]+$/, '')}.Image\n`).join('')}`);
+    return file;
+  };
+
+  it('answers the monitor commands, survives garbage, reports VMs that end, and exits when none is left', async () => {
+    const runDir = join(dir, 'tiny-run');
+    const up = Running.start(['up', machineFile('tiny', ['echo', 'poweroff', 'idle']), '--run-dir', runDir]);
+    const control = join(runDir, 'control.sock');
+    let client: Client | undefined;
+    try {
+      client = await Client.connect(control, up);
+      assert.equal((await client.execute('query-vms')).error !== undefined, true, 'nothing before qmp_capabilities');
+      await client.ok('qmp_capabilities');
+      const commands = (await client.ok<{ name: string }[]>('query-commands')).map((c) => c.name);
+      for (const c of ['query-vms', 'vm-stop', 'query-vm-stats', 'query-monitor', 'stats-dump', 'quit', 'query-commands']) assert.ok(commands.includes(c), c);
+
+      const vms = await client.ok<Message[]>('query-vms');
+      assert.deepEqual(vms.map((v) => [v.name, v.state, v.vcpus, v.memoryBytes]), [['echo', 'running', 1, 32 * MiB], ['poweroff', 'running', 1, 32 * MiB], ['idle', 'running', 1, 32 * MiB]]);
+      assert.equal(vms[0]!.console, join(runDir, 'echo.console.sock'));
+      const monitor = await client.ok<{ cpus: number; nodes: { id: number; cpus: number[]; memoryBytes: number; pagesInUse: number }[]; memoryBytes: number; memoryFreeBytes: number; vms: { running: number } }>('query-monitor');
+      assert.equal(monitor.cpus, 2);
+      assert.deepEqual(monitor.nodes.map((n) => [n.id, n.cpus, n.memoryBytes]), [[0, [0, 1], 256 * MiB]]);
+      assert.ok(monitor.nodes[0]!.pagesInUse > 0, 'the kernels were loaded into machine pages');
+      assert.equal(monitor.memoryFreeBytes, 256 * MiB - 3 * 32 * MiB);
+      assert.equal(monitor.vms.running, 3);
+
+      // Garbage: each line gets an error and the connection goes on; other clients are not disturbed.
+      const errors = async (line: string): Promise<string> => {
+        const before = client!.messages.length;
+        client!.send(line);
+        await until(`a reply to ${line.trim()}`, () => client!.messages.length > before);
+        const reply = client!.messages.splice(before, 1)[0]!;
+        assert.ok('error' in reply, `${line.trim()} → ${JSON.stringify(reply)}`);
+        return (reply.error as { desc: string }).desc;
+      };
+      assert.match(await errors('this is not json\n'), /JSON parse error/);
+      assert.match(await errors('[1, 2]\n'), /must be a JSON object/);
+      assert.match(await errors('{"execute": 7}\n'), /must be a string/);
+      assert.match(await client.error('reboot-the-world'), /The command reboot-the-world has not been found/);
+      assert.equal(await client.error('vm-stop', { vm: 'nope' }), "no VM named 'nope' (the VMs are: echo, poweroff, idle)");
+      assert.equal(await client.error('query-vm-stats', {}), "Parameter 'vm' is missing");
+      assert.equal(await client.error('query-vm-stats', { vm: 3 }), "Parameter 'vm' must be a string");
+      assert.equal(await client.error('vm-stop', { vm: 'idle', force: true }), "Parameter 'force' is unexpected");
+      const flooder = await Client.connect(control);
+      flooder.send('x'.repeat(70_000));
+      await until('the flooder to be cut off', () => flooder.closed);
+      assert.match(JSON.stringify(flooder.messages), /longer than 65536 bytes/);
+      assert.equal((await client.ok<Message[]>('query-vms')).length, 3, 'the monitor survived');
+
+      // The echo VM's console: bytes both ways, every client gets the output, a late one the backlog.
+      const first = await Console.connect(join(runDir, 'echo.console.sock'));
+      first.socket.write('HAL');
+      await first.expect(/IBM/);
+      const second = await Console.connect(join(runDir, 'echo.console.sock'));
+      await second.expect(/^IBM/);
+      second.socket.write('`a');
+      await first.expect(/IBMab$/);
+      await second.expect(/IBMab$/);
+      first.socket.destroy();
+      second.socket.destroy();
+
+      // ps and stats through the command line; MIRRORBALL_RUN_DIR finds the socket.
+      const ps = mirrorball(['ps'], { env: { MIRRORBALL_RUN_DIR: runDir } });
+      assert.equal(ps.status, 0, ps.stderr);
+      const rows = ps.stdout.trimEnd().split('\n').map((l) => l.split(/\s+/));
+      assert.deepEqual(rows[0], ['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'NODE']);
+      assert.deepEqual(rows.slice(1).map((r) => [r[0], r[1], r[2], r[3], r[5]]), [['echo', 'running', '1', '32M', '0'], ['poweroff', 'running', '1', '32M', '0'], ['idle', 'running', '1', '32M', '0']]);
+      const stats = mirrorball(['stats', 'echo', '--json', '--run-dir', runDir]);
+      assert.equal(stats.status, 0, stats.stderr);
+      const account = JSON.parse(stats.stdout) as { name: string; pagesInUse: number; total: { guestKernelCycles: number; instructions: number }; perVcpu: unknown[] };
+      assert.equal(account.name, 'echo');
+      assert.ok(account.pagesInUse > 0);
+      assert.ok(account.total.guestKernelCycles > 0 && account.total.instructions > 0, JSON.stringify(account.total));
+      assert.equal(account.perVcpu.length, 1);
+      const table = mirrorball(['stats', 'idle', '--run-dir', runDir]);
+      assert.equal(table.status, 0, table.stderr);
+      assert.match(table.stdout, /^vm idle: running, 1 vCPU, 32M on node 0\n/);
+      assert.match(table.stdout, /^guest kernel cycles +[\d,]+ +[\d,]+$/m);
+      const unknown = mirrorball(['stats', 'nope', '--run-dir', runDir]);
+      assert.equal(unknown.status, 1);
+      assert.equal(unknown.stderr, "mirrorball: no VM named 'nope' (the VMs are: echo, poweroff, idle)\n");
+
+      // statistics files
+      const dumped = await client.ok<{ dir: string }>('stats-dump', { dir: 'dump1' });
+      assert.equal(dumped.dir, join(runDir, 'dump1'));
+      const json = JSON.parse(readFileSync(join(runDir, 'dump1', 'stats.json'), 'utf8')) as Record<string, { value?: number }>;
+      assert.ok(json['monitor.vm0.pages_in_use']!.value! > 0, 'pages of vm0 in stats.json');
+      const config = JSON.parse(readFileSync(join(runDir, 'dump1', 'config.json'), 'utf8')) as { vms: { id: number; name: string }[] };
+      assert.deepEqual(config.vms.map((v) => [v.id, v.name]), [[0, 'echo'], [1, 'poweroff'], [2, 'idle']]);
+      writeFileSync(join(runDir, 'blocker'), '');
+      assert.match(await client.error('stats-dump', { dir: 'blocker' }), /cannot write statistics to '.*blocker'/);
+
+      // A VM that ends by itself: an event, a line from up, its console gone (`mirrorball console` says how it
+      // ended and exits); the others go on.
+      const poweroff = new Running(spawn(process.execPath, argv(['console', 'poweroff', '--run-dir', runDir]), { stdio: ['pipe', 'pipe', 'pipe'] }));
+      await until('the console to attach', () => poweroff.stderr.includes('attached'), 60_000, () => poweroff.stderr);
+      poweroff.child.stdin!.write('!');
+      assert.deepEqual((await client.event('VM_STOPPED')).data, { vm: 'poweroff', state: 'off', reason: 'powered off (code 0)' });
+      assert.equal(await poweroff.done, 0);
+      assert.equal(poweroff.stderr, "mirrorball: attached to vm poweroff's console (Ctrl-A d detaches)\nmirrorball: vm poweroff: powered off (code 0)\n");
+      await until('up to report it', () => up.stdout.includes('vm poweroff: powered off (code 0)\n'));
+      assert.ok(!existsSync(join(runDir, 'poweroff.console.sock')), 'its console socket is removed');
+      assert.equal((await client.ok<Message[]>('query-vms'))[1]!.console, null);
+
+      // vm-stop: an event, and the VM is stopped; stopping it again is an error.
+      assert.deepEqual(await client.ok('vm-stop', { vm: 'idle' }), { vm: 'idle', state: 'stopped', reason: 'vm-stop from the control socket' });
+      assert.deepEqual((await client.event('VM_STOPPED')).data, { vm: 'idle', state: 'stopped', reason: 'vm-stop from the control socket' });
+      assert.equal(await client.error('vm-stop', { vm: 'idle' }), "VM 'idle' is not running (stopped: vm-stop from the control socket)");
+      const stopAgain = mirrorball(['stop', 'idle', '--run-dir', runDir]);
+      assert.equal(stopAgain.status, 1);
+      assert.match(stopAgain.stderr, /^mirrorball: VM 'idle' is not running/);
+
+      // The last VM stopped from the command line: up ends by itself, exit 0, sockets gone.
+      const stop = mirrorball(['stop', 'echo', '--run-dir', runDir]);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.equal(stop.stdout, 'vm echo: stopped (vm-stop from the control socket)\n');
+      assert.deepEqual((await client.event('SHUTDOWN')).data, { reason: 'vms-ended' });
+      assert.equal(await up.done, 0);
+      assert.equal(up.stderr, '');
+      assert.match(up.stdout, /^mirrorball: up: 2 CPUs, 1 node \(uma\), 256 MiB; control socket /);
+      assert.deepEqual(up.stdout.split('\n').filter((l) => l.startsWith('vm ') && !l.includes('booting')), [
+        'vm poweroff: powered off (code 0)',
+        'vm idle: stopped (vm-stop from the control socket)',
+        'vm echo: stopped (vm-stop from the control socket)',
+      ]);
+      for (const f of ['control.sock', 'echo.console.sock', 'idle.console.sock']) assert.ok(!existsSync(join(runDir, f)), `${f} removed`);
+      assert.match(readFileSync(join(runDir, 'echo.console.log'), 'latin1'), /^IBMab/);
+    } finally {
+      client?.socket.destroy();
+      up.stop();
+    }
+  });
+
+  it('--detach returns once the monitor answers; a second up on the same socket is refused; down ends it', async () => {
+    const runDir = join(dir, 'detach-run');
+    mkdirSync(runDir);
+    const control = join(runDir, 'control.sock');
+    // A socket file nobody listens on, as a killed up leaves behind: replaced.
+    assert.equal(spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(control)}, () => process.exit(0))`]).status, 0);
+    assert.ok(existsSync(control));
+    const file = machineFile('detach', ['idle', 'echo']);
+    const started = mirrorball(['up', file, '--run-dir', runDir, '--detach']);
+    assert.equal(started.status, 0, started.stderr);
+    const pid = Number(/pid (\d+)/.exec(started.stdout)?.[1]);
+    assert.ok(pid > 0, started.stdout);
+    let client: Client | undefined;
+    try {
+      const again = mirrorball(['up', file, '--run-dir', runDir]);
+      assert.equal(again.status, 2);
+      assert.equal(again.stderr, `mirrorball: control socket '${control}' is in use by another process\n`);
+      const againDetached = mirrorball(['up', file, '--run-dir', runDir, '--detach']);
+      assert.equal(againDetached.status, 2);
+
+      // `mirrorball console` from a pipe: what is typed goes in, Ctrl-A Ctrl-A is one Ctrl-A, Ctrl-A d detaches.
+      const attach = new Running(spawn(process.execPath, argv(['console', 'echo', '--run-dir', runDir]), { stdio: ['pipe', 'pipe', 'pipe'] }));
+      await until('the console to attach', () => attach.stderr.includes('attached'), 60_000, () => attach.stderr);
+      attach.child.stdin!.write('HAL\x01\x01');
+      await until('the echo', () => attach.stdout.includes('IBM\x02'), 60_000, () => JSON.stringify(attach.stdout));
+      attach.child.stdin!.write('\x01d');
+      assert.equal(await attach.done, 0);
+      assert.match(attach.stderr, /detached from vm echo; it keeps running/);
+
+      client = await Client.connect(control);
+      await client.ok('qmp_capabilities');
+      assert.equal((await client.ok<Message[]>('query-vms')).filter((v) => v.state === 'running').length, 2, 'both still run after detaching');
+      const down = mirrorball(['down', '--run-dir', runDir]);
+      assert.equal(down.status, 0, down.stderr);
+      assert.equal(down.stdout, 'mirrorball: the monitor has quit\n');
+      assert.ok(!existsSync(control), 'down returns once the monitor has closed its socket');
+      const stopped = [(await client.event('VM_STOPPED')).data, (await client.event('VM_STOPPED')).data];
+      assert.deepEqual(stopped, [{ vm: 'idle', state: 'stopped', reason: 'the monitor quit' }, { vm: 'echo', state: 'stopped', reason: 'the monitor quit' }]);
+      assert.deepEqual((await client.event('SHUTDOWN')).data, { reason: 'host-quit' });
+      await until('the detached monitor to exit', () => !alive(pid));
+      assert.ok(!existsSync(control));
+      assert.match(readFileSync(join(runDir, 'up.log'), 'utf8'), /vm echo: stopped \(the monitor quit\)\n/);
+    } finally {
+      client?.socket.destroy();
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('Ctrl-C (SIGINT) ends the monitor cleanly', async () => {
+    const runDir = join(dir, 'sigint-run');
+    const up = Running.start(['up', machineFile('sigint', ['idle']), '--run-dir', runDir]);
+    try {
+      const client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      up.child.kill('SIGINT');
+      assert.deepEqual((await client.event('SHUTDOWN')).data, { reason: 'host-signal' });
+      client.socket.destroy();
+      assert.equal(await up.done, 0);
+      assert.match(up.stdout, /vm idle: stopped \(the monitor was interrupted\)\n/);
+      assert.ok(!existsSync(join(runDir, 'control.sock')));
+    } finally {
+      up.stop();
+    }
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const guest = findBuiltGuest();
+const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
+
+describe('mirrorball up with two VMs of the built guest', { skip }, () => {
+  it('boots both; console, stats, stop and quit work while the other VM goes on', { timeout: 15 * 60_000 }, async () => {
+    const runDir = join(dir, 'guest-run');
+    const file = join(dir, 'guests.yaml');
+    writeFileSync(file, 'machine:\n  topology: uma\n  smp: 2\n  memory: 512M\nvms:\n  - name: web\n    memory: 96M\n  - name: db\n    memory: 96M\n    console-log: db.log\n');
+    const up = Running.start(['up', file, '--run-dir', runDir]);
+    const logs = { web: join(runDir, 'web.console.log'), db: join(dir, 'db.log') };
+    const log = (path: string): string => (existsSync(path) ? readFileSync(path, 'latin1') : '');
+    let client: Client | undefined;
+    try {
+      client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      const ps = (): string[][] => {
+        const r = mirrorball(['ps', '--run-dir', runDir]);
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/\s+/));
+      };
+      assert.deepEqual(ps().map((r) => [r[0], r[1]]), [['web', 'running'], ['db', 'running']]);
+      for (const path of Object.values(logs)) {
+        await until(`the shell prompt in ${path}`, () => /Run \/init|mirrorball:\/# /.test(log(path)), 5 * 60_000, () => log(path).slice(-2000));
+      }
+      const inUse = ps().map((r) => r[4]);
+      assert.ok(inUse.every((size) => /^[\d.]+M$/.test(size!) && parseFloat(size!) > 1), `in use: ${inUse}`);
+
+      // Attach to web's console socket directly and run a command.
+      const web = await Console.connect(join(runDir, 'web.console.sock'));
+      await until('web\'s shell', () => log(logs.web).includes('mirrorball:/# '), 5 * 60_000);
+      web.socket.write('echo hello-$((6*7))\n');
+      await web.expect(/^hello-42\r?$/m, 120_000);
+
+      // stats: the guest kernel ran and holds pages.
+      const stats = mirrorball(['stats', 'web', '--json', '--run-dir', runDir]);
+      assert.equal(stats.status, 0, stats.stderr);
+      const account = JSON.parse(stats.stdout) as { pagesInUse: number; bytesInUse: number; monitorCalls: Record<string, number>; total: { guestKernelCycles: number; guestUserCycles: number } };
+      assert.ok(account.total.guestKernelCycles > 0, 'guest kernel cycles');
+      assert.ok(account.total.guestUserCycles > 0, 'guest user cycles');
+      assert.ok(account.pagesInUse > 0);
+      assert.equal(account.bytesInUse, account.pagesInUse * 4096);
+      assert.ok((account.monitorCalls.time ?? 0) > 0, 'the guest set timers through the monitor');
+
+      // Stop web; db still answers on its console.
+      const stop = mirrorball(['stop', 'web', '--run-dir', runDir]);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.deepEqual((await client.event('VM_STOPPED')).data, { vm: 'web', state: 'stopped', reason: 'vm-stop from the control socket' });
+      await until('web\'s console to close', () => web.closed);
+      assert.deepEqual(ps().map((r) => [r[0], r[1]]), [['web', 'stopped'], ['db', 'running']]);
+      await until('db\'s shell', () => log(logs.db).includes('mirrorball:/# '), 5 * 60_000);
+      const db = await Console.connect(join(runDir, 'db.console.sock'));
+      db.socket.write('echo still-$((1+1))-after-web\n');
+      await db.expect(/^still-2-after-web\r?$/m, 120_000);
+      db.socket.destroy();
+
+      assert.deepEqual(await client.ok('quit'), {});
+      assert.deepEqual((await client.event('VM_STOPPED')).data, { vm: 'db', state: 'stopped', reason: 'the monitor quit' });
+      assert.deepEqual((await client.event('SHUTDOWN')).data, { reason: 'host-quit' });
+      assert.equal(await up.done, 0);
+      assert.match(up.stdout, /^vm web: stopped \(vm-stop from the control socket\)$/m);
+      assert.match(up.stdout, /^vm db: stopped \(the monitor quit\)$/m);
+      assert.match(log(logs.db), /still-2-after-web/);
+      assert.ok(!existsSync(join(runDir, 'control.sock')) && !existsSync(join(runDir, 'db.console.sock')));
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n--- up stdout ---\n${up.stdout}\n--- up stderr ---\n${up.stderr}\n--- web ---\n${log(logs.web).slice(-1500)}\n--- db ---\n${log(logs.db).slice(-1500)}`);
+    } finally {
+      client?.socket.destroy();
+      up.stop();
+    }
+  });
+});
