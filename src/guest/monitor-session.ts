@@ -32,6 +32,12 @@ export interface MonitorSessionOptions {
    * vCPU idles, time jumps to the next timer, as GuestSession does.
    */
   pace?: boolean;
+  /**
+   * Give the VMs commands and typed input only at moments when every vCPU idles and no command runs, all
+   * that is waiting at once, and hold machine time there while the host has nothing for them: a driven
+   * run then reproduces exactly whatever the host's speed. Default true; not with `pace`.
+   */
+  holdIdle?: boolean;
 }
 
 const TRANSCRIPT_BYTES = 32 * 1024;
@@ -69,6 +75,10 @@ export class MonitorSession {
   private readonly running: Promise<void>;
   private readonly timeoutMs: number;
   private stopRequested = false;
+  private readonly holdIdle: boolean;
+  /** holdIdle: what the host has for the VMs, given together at the next idle moment. */
+  private readonly deferred: (() => void)[] = [];
+  private release: (() => void) | undefined;
   readonly started = performance.now();
 
   private constructor(options: MonitorSessionOptions) {
@@ -87,9 +97,40 @@ export class MonitorSession {
       this.drivers.set(spec.name, driver);
       vm.boot(options.kernel, options.initrd, spec.append === undefined ? 'console=ttyS0 mb.agent=1' : `console=ttyS0 mb.agent=1 ${spec.append}`);
     }
-    this.running = runMonitor(this.monitor, { pace: options.pace === true, done: () => this.stopRequested }).finally(() => {
+    this.holdIdle = options.holdIdle ?? options.pace !== true;
+    if (this.holdIdle && options.pace === true) throw new GuestSessionError('holdIdle and pace exclude each other');
+    const idleHold = this.holdIdle ? {
+      waitingForHost: () => this.waitingForHost(),
+      atIdle: (): boolean => {
+        if (!this.waitingForHost()) return false;
+        if (this.deferred.length === 0) return true;
+        for (const action of this.deferred.splice(0)) action();
+        for (const d of this.drivers.values()) if (d.vm.state === 'running') d.vm.machine.pollDevices();
+        return false;
+      },
+      whenReleased: () => new Promise<void>((resolve) => { this.release = resolve; }),
+    } : undefined;
+    this.running = runMonitor(this.monitor, { pace: options.pace === true, done: () => this.stopRequested, idleHold }).finally(() => {
       for (const d of this.drivers.values()) d.agent.abort(`the monitor stopped; ${d.vm.name}'s console ends with:\n${d.tail()}`);
     });
+  }
+
+  /** True when every running VM's agent is ready and runs no command: the VMs wait for the host. */
+  private waitingForHost(): boolean {
+    for (const d of this.drivers.values()) if (d.vm.state === 'running' && (!d.agent.ready || d.agent.busy)) return false;
+    return true;
+  }
+
+  /** Does `action` now, or with holdIdle at the next idle moment (and wakes a held runner). */
+  private deliver(action: () => void): void {
+    if (!this.holdIdle) {
+      action();
+      return;
+    }
+    this.deferred.push(action);
+    const release = this.release;
+    this.release = undefined;
+    release?.();
   }
 
   /** Starts the monitor and waits until every VM's agent is ready. */
@@ -130,18 +171,21 @@ export class MonitorSession {
 
   exec(name: string, command: string): Promise<AgentResult> {
     const d = this.driver(name);
-    return this.withTimeout(d.agent.exec(command), `${name}: ${JSON.stringify(command.slice(0, 60))}`);
+    const result = new Promise<AgentResult>((resolve, reject) => this.deliver(() => d.agent.exec(command).then(resolve, reject)));
+    return this.withTimeout(result, `${name}: ${JSON.stringify(command.slice(0, 60))}`);
   }
 
   /** Types raw bytes into VM `name`'s console. */
   type(name: string, text: string): void {
-    this.driver(name).vm.machine.uart.input(encoder.encode(text));
+    const vm = this.driver(name).vm;
+    const bytes = encoder.encode(text);
+    this.deliver(() => vm.machine.uart.input(bytes));
   }
 
   /** Asks VM `name` to power off and waits until the monitor has ended it. */
   async poweroff(name: string): Promise<void> {
     const d = this.driver(name);
-    d.agent.exec('sync; poweroff -f').catch(() => {});
+    this.deliver(() => { d.agent.exec('sync; poweroff -f').catch(() => {}); });
     await this.withTimeout(new Promise<void>((resolve) => {
       const poll = setInterval(() => {
         if (d.vm.state !== 'running') {
@@ -155,6 +199,11 @@ export class MonitorSession {
   /** Stops the monitor and every VM at once. */
   async kill(): Promise<void> {
     this.stopRequested = true;
+    for (const action of this.deferred.splice(0)) action();
+    // A held runner must wake to see the stop.
+    const release = this.release;
+    this.release = undefined;
+    release?.();
     await this.running;
   }
 

@@ -4,7 +4,7 @@ import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:time
 import { performance } from 'node:perf_hooks';
 import type { Monitor } from '../monitor/monitor.js';
 import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
-import type { RunGate } from './runner.js';
+import type { IdleHold, RunGate } from './runner.js';
 
 export interface MonitorRunOptions {
   /**
@@ -17,6 +17,12 @@ export interface MonitorRunOptions {
   gate?: RunGate;
   /** Stop when this returns true (checked between batches), besides when no VM runs any more. */
   done?: () => boolean;
+  /**
+   * Lets the host give the VMs their input only at round boundaries where every vCPU of every VM idles, and
+   * holds machine time there while it has nothing (as runner.ts's IdleHold): runs driven through the consoles
+   * then reproduce exactly. Not with `pace`.
+   */
+  idleHold?: IdleHold;
 }
 
 const BATCH_MS = 20;
@@ -30,7 +36,13 @@ export async function runMonitor(monitor: Monitor, options: MonitorRunOptions = 
   let anchorCycles = monitor.cycles;
   let anchorHost = performance.now();
   const finished = (): boolean => !monitor.running || options.done?.() === true;
+  const hold = options.idleHold;
+  const holding = (): boolean => hold !== undefined && monitor.idle && hold.atIdle();
   while (!finished()) {
+    if (holding()) {
+      await hold!.whenReleased();
+      continue;
+    }
     if (options.gate?.paused) {
       await options.gate.whenOpen();
       anchorCycles = monitor.cycles;
@@ -50,10 +62,13 @@ export async function runMonitor(monitor: Monitor, options: MonitorRunOptions = 
         if (waiting) break;
         monitor.idleSkipLimit = Math.max(1, allowed);
       }
+      // Held: while the VMs wait for the host, their idle time must not run ahead of it.
+      if (hold !== undefined) monitor.idleSkipLimit = hold.waitingForHost() ? 0 : Infinity;
       monitor.runRound();
-    } while (monitor.running && performance.now() < until);
+    } while (monitor.running && performance.now() < until && !holding());
     options.onBatch?.();
     if (waiting) await sleep(IDLE_SLEEP_MS);
     else await yieldToEventLoop();
   }
 }
+

@@ -63,7 +63,10 @@ export class Monitor {
   /** Machine time in cycles, and instructions run by all vCPUs. */
   cycles = 0;
   instructions = 0;
-  /** Idle time never jumps beyond this many cycles past now (a paced runner keeps it at the host's time). */
+  /**
+   * Idle time never jumps beyond this many cycles past now (a paced runner keeps it at the host's time;
+   * 0 holds it, for a host about to give the VMs input).
+   */
   idleSkipLimit = Infinity;
   /** Per physical CPU: the vCPU it ran last, and cycles it ran vCPUs or was idle. */
   private readonly onCpu: (VcpuRecord | undefined)[];
@@ -213,8 +216,9 @@ export class Monitor {
   private skipIdle(): void {
     let skip = Infinity;
     for (const vm of this.vms) if (vm.state === 'running') skip = Math.min(skip, vm.machine.cyclesToDeadline());
-    skip = Math.min(skip === Infinity ? SLICE : Math.max(1, skip), this.idleSkipLimit);
-    skip = Math.max(1, Math.ceil(skip));
+    skip = Math.ceil(Math.min(skip === Infinity ? SLICE : Math.max(1, skip), this.idleSkipLimit));
+    // A limit of 0 holds time where it is (a host that drives the VMs has something for them soon).
+    if (skip <= 0) return;
     for (const vm of this.vms) if (vm.state === 'running') vm.machine.skipCycles(skip);
     this.cycles += skip;
   }
