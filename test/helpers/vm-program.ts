@@ -76,7 +76,8 @@ export class GuestPageTables {
  * table in a1, stores to a5 pages of its own at FILL_VA (pages the host never touched, so the vCPU fills them),
  * then a2 times: increments the counter at word 0 of its private page, adds the iteration number to word 1,
  * and adds 1 to the shared counter with AMOADD. Then it sets word 2 of its page. vCPU 0 waits until the shared
- * counter reaches a3 and powers the VM off (SBI SRST); the others wait in WFI. Any exception goes to M-mode
+ * counter reaches a3 and, if a4 is not zero, powers the VM off (SBI SRST); the others (and vCPU 0 if a4 is
+ * zero) wait in WFI for ever. Any exception goes to M-mode
  * (`trap`), which fails the run through the test finisher with code 0x100 + mcause.
  */
 const COUNTER_SOURCE = `
@@ -119,6 +120,7 @@ loop:
 wait:
   ld t1, 0(s1)
   blt t1, a3, wait
+  beqz a4, park
   li a7, 0x53525354
   li a6, 0
   li a0, 0
@@ -165,11 +167,21 @@ export interface CounterRun {
   fillPages: number;
 }
 
+export interface CounterOptions {
+  /** vCPUs that run it (default all); the others stay parked. */
+  vcpus?: number;
+  iterations: number;
+  /** Pages each vCPU stores to once before the loop (at most MAX_FILL_PAGES). */
+  fillPages?: number;
+  /** vCPU 0 powers the VM off at the end (default); false: it waits in WFI, and the results stay readable. */
+  poweroff?: boolean;
+}
+
 /**
  * Loads the counter program into `vm` and starts its first `vcpus` vCPUs in S-mode at its entry (the others
  * stay parked). The data and fill pages are mapped but not touched by the host.
  */
-export function startCounter(vm: VirtualMachine, options: { vcpus?: number; iterations: number; fillPages?: number }): CounterRun {
+export function startCounter(vm: VirtualMachine, options: CounterOptions): CounterRun {
   const vcpus = options.vcpus ?? vm.vcpus.length;
   const fillPages = options.fillPages ?? 0;
   if (fillPages > MAX_FILL_PAGES) throw new Error(`at most ${MAX_FILL_PAGES} fill pages`);
@@ -194,9 +206,15 @@ export function startCounter(vm: VirtualMachine, options: { vcpus?: number; iter
     h.x64[11] = BigInt.asIntN(64, tables.satp);
     h.setReg(12, options.iterations);
     h.setReg(13, options.iterations * vcpus);
+    h.setReg(14, options.poweroff === false ? 0 : 1);
     h.setReg(15, fillPages);
   });
   return { tables, vcpus, iterations: options.iterations, fillPages };
+}
+
+/** True when every vCPU running the program has finished it (set its done flag). */
+export function counterDone(vm: VirtualMachine, run: CounterRun): boolean {
+  return counterResults(vm, run).done.every((d) => d === 1n);
 }
 
 /** What the counter program left in memory: per vCPU its counter, its sum and its done flag; the shared counter. */
