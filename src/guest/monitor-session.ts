@@ -76,8 +76,8 @@ export class MonitorSession {
   private readonly timeoutMs: number;
   private stopRequested = false;
   private readonly holdIdle: boolean;
-  /** holdIdle: what the host has for the VMs, given together at the next idle moment. */
-  private readonly deferred: (() => void)[] = [];
+  /** holdIdle: what the host has for each VM, given at that VM's next idle moment. */
+  private readonly deferred = new Map<VmDriver, (() => void)[]>();
   private release: (() => void) | undefined;
   readonly started = performance.now();
 
@@ -103,14 +103,16 @@ export class MonitorSession {
       waitingForHost: () => this.waitingForHost(),
       atIdle: (): boolean => {
         if (!this.waitingForHost()) return false;
-        if (this.deferred.length === 0) return true;
-        for (const action of this.deferred.splice(0)) action();
-        for (const d of this.drivers.values()) if (d.vm.state === 'running') d.vm.machine.pollDevices();
+        if (this.deferred.size === 0) return true;
+        this.deliverDeferred();
         return false;
       },
       whenReleased: () => new Promise<void>((resolve) => { this.release = resolve; }),
     } : undefined;
-    this.running = runMonitor(this.monitor, { pace: options.pace === true, done: () => this.stopRequested, idleHold }).finally(() => {
+    this.running = runMonitor(this.monitor, {
+      pace: options.pace === true, done: () => this.stopRequested, idleHold,
+      afterRound: this.holdIdle ? () => { if (this.deferred.size > 0) this.deliverDeferred(); } : undefined,
+    }).finally(() => {
       for (const d of this.drivers.values()) d.agent.abort(`the monitor stopped; ${d.vm.name}'s console ends with:\n${d.tail()}`);
     });
   }
@@ -121,13 +123,28 @@ export class MonitorSession {
     return true;
   }
 
-  /** Does `action` now, or with holdIdle at the next idle moment (and wakes a held runner). */
-  private deliver(action: () => void): void {
+  /**
+   * Gives each VM what waits for it if the VM is at an idle moment: every vCPU idle and no command running.
+   * Another VM need not idle, so a VM that never does (a CPU hog, a wrecked kernel) holds up only itself.
+   */
+  private deliverDeferred(): void {
+    for (const [d, actions] of [...this.deferred]) {
+      if (d.vm.state === 'running' && !(d.agent.ready && !d.agent.busy && this.monitor.vmIdle(d.vm))) continue;
+      this.deferred.delete(d);
+      for (const action of actions) action();
+      if (d.vm.state === 'running') d.vm.machine.pollDevices();
+    }
+  }
+
+  /** Does `action` for `d` now, or with holdIdle at its VM's next idle moment (and wakes a held runner). */
+  private deliver(d: VmDriver, action: () => void): void {
     if (!this.holdIdle) {
       action();
       return;
     }
-    this.deferred.push(action);
+    const queue = this.deferred.get(d);
+    if (queue === undefined) this.deferred.set(d, [action]);
+    else queue.push(action);
     const release = this.release;
     this.release = undefined;
     release?.();
@@ -171,21 +188,21 @@ export class MonitorSession {
 
   exec(name: string, command: string): Promise<AgentResult> {
     const d = this.driver(name);
-    const result = new Promise<AgentResult>((resolve, reject) => this.deliver(() => d.agent.exec(command).then(resolve, reject)));
+    const result = new Promise<AgentResult>((resolve, reject) => this.deliver(d, () => d.agent.exec(command).then(resolve, reject)));
     return this.withTimeout(result, `${name}: ${JSON.stringify(command.slice(0, 60))}`);
   }
 
   /** Types raw bytes into VM `name`'s console. */
   type(name: string, text: string): void {
-    const vm = this.driver(name).vm;
+    const d = this.driver(name);
     const bytes = encoder.encode(text);
-    this.deliver(() => vm.machine.uart.input(bytes));
+    this.deliver(d, () => d.vm.machine.uart.input(bytes));
   }
 
   /** Asks VM `name` to power off and waits until the monitor has ended it. */
   async poweroff(name: string): Promise<void> {
     const d = this.driver(name);
-    this.deliver(() => { d.agent.exec('sync; poweroff -f').catch(() => {}); });
+    this.deliver(d, () => { d.agent.exec('sync; poweroff -f').catch(() => {}); });
     await this.withTimeout(new Promise<void>((resolve) => {
       const poll = setInterval(() => {
         if (d.vm.state !== 'running') {
@@ -199,7 +216,9 @@ export class MonitorSession {
   /** Stops the monitor and every VM at once. */
   async kill(): Promise<void> {
     this.stopRequested = true;
-    for (const action of this.deferred.splice(0)) action();
+    const pending = [...this.deferred.values()].flat();
+    this.deferred.clear();
+    for (const action of pending) action();
     // A held runner must wake to see the stop.
     const release = this.release;
     this.release = undefined;

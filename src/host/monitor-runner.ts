@@ -23,6 +23,8 @@ export interface MonitorRunOptions {
    * then reproduce exactly. Not with `pace`.
    */
   idleHold?: IdleHold;
+  /** Called after every round (cheap: it runs thousands of times a second). */
+  afterRound?: () => void;
 }
 
 const BATCH_MS = 20;
@@ -65,6 +67,7 @@ export async function runMonitor(monitor: Monitor, options: MonitorRunOptions = 
       // Held: while the VMs wait for the host, their idle time must not run ahead of it.
       if (hold !== undefined) monitor.idleSkipLimit = hold.waitingForHost() ? 0 : Infinity;
       monitor.runRound();
+      options.afterRound?.();
     } while (monitor.running && performance.now() < until && !holding());
     options.onBatch?.();
     if (waiting) await sleep(IDLE_SLEEP_MS);

@@ -74,6 +74,8 @@ export class Monitor {
   private readonly records = new Map<VirtualMachine, VcpuRecord[]>();
   private reserved = 0;
   private readonly reservedOnNode: number[];
+  /** What each running VM reserved on its home node (the rest of its memory is promised by no node). */
+  private readonly reservedAtHome = new Map<VirtualMachine, number>();
   private nextId = 0;
 
   constructor(private readonly options: MonitorOptions) {
@@ -115,7 +117,9 @@ export class Monitor {
     };
     const vm = new VirtualMachine(this.memory, options);
     this.reserved += spec.memoryBytes;
-    this.reservedOnNode[homeNode]! += Math.min(spec.memoryBytes, this.layout.nodes[homeNode]!.size - this.reservedOnNode[homeNode]!);
+    const atHome = Math.min(spec.memoryBytes, this.layout.nodes[homeNode]!.size - this.reservedOnNode[homeNode]!);
+    this.reservedOnNode[homeNode]! += atHome;
+    this.reservedAtHome.set(vm, atHome);
     this.vms.push(vm);
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
@@ -139,8 +143,8 @@ export class Monitor {
     vm.end(state, reason);
     this.scheduler.removeVm(vm.id);
     this.reserved -= vm.pmap.size;
-    const home = vm.pmap.homeNode;
-    this.reservedOnNode[home] = Math.max(0, this.reservedOnNode[home]! - vm.pmap.size);
+    this.reservedOnNode[vm.pmap.homeNode]! -= this.reservedAtHome.get(vm) ?? 0;
+    this.reservedAtHome.delete(vm);
     for (let p = 0; p < this.onCpu.length; p++) if (this.onCpu[p]?.vm === vm.id) this.onCpu[p] = undefined;
   }
 
@@ -153,6 +157,12 @@ export class Monitor {
   get idle(): boolean {
     for (const records of this.records.values()) for (const r of records) if (r.runnable()) return false;
     return true;
+  }
+
+  /** True when no vCPU of `vm` can run until a timer or input wakes one. */
+  vmIdle(vm: VirtualMachine): boolean {
+    const records = this.records.get(vm);
+    return records === undefined || !records.some((r) => r.runnable());
   }
 
   /** The monitor's record of vCPU `index` of `vm`: world switches and ready time. */

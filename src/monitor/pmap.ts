@@ -59,8 +59,16 @@ export class Pmap implements PagedRam {
     return this.machine[gppn] ?? FREE;
   }
 
+  /** Throws unless `gppn` is one of this pmap's guest pages. */
+  private check(gppn: number): void {
+    if (!Number.isInteger(gppn) || gppn < 0 || gppn >= this.machine.length) {
+      throw new RangeError(`guest page ${gppn} is outside the VM's ${this.machine.length} pages`);
+    }
+  }
+
   page(index: number): RamRegion {
     if (this.released) throw new Error('the VM has ended: its memory is gone');
+    this.check(index);
     let mpn = this.machine[index]!;
     if (mpn === FREE) mpn = this.fill(index);
     this.pageOffset = this.memory.offsetOf(mpn);
@@ -80,6 +88,7 @@ export class Pmap implements PagedRam {
    * TLB entries are shot down first, so no vCPU can write the old copy after it was read.
    */
   migrate(gppn: number, node: number): number {
+    this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) throw new Error(`guest page ${gppn} has no machine page to migrate`);
     this.options.shootDown(this.memory.addressOf(old));
@@ -95,6 +104,7 @@ export class Pmap implements PagedRam {
 
   /** Drops guest page `gppn`'s machine page (its contents are lost: the guest gave it back); shoots it down. */
   unmap(gppn: number): void {
+    this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) return;
     this.options.shootDown(this.memory.addressOf(old));

@@ -1,0 +1,316 @@
+// Tests of the monitor without Linux: bare S-mode programs in VMs (test/helpers/vm-program.ts). Memory is
+// reserved and given back, names are unique among running VMs, CPUs switch between vCPUs (and the second-level
+// TLB refills them), a VM whose run throws ends alone, the accounts add up, and pages move under running code.
+
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import fc from 'fast-check';
+import type { MachineConfig } from '../board/address-map.js';
+import { SLICE } from '../board/machine.js';
+import type { Hart } from '../cpu/hart.js';
+import { TLB_INVALID } from '../cpu/tlb.js';
+import { accountVcpu, accountVm } from './accounting.js';
+import { FREE, PAGE } from './machine-memory.js';
+import { Monitor, MonitorError } from './monitor.js';
+import type { VirtualMachine } from './vm.js';
+import { requireToolchain } from '../../test/helpers/asm.js';
+import { counterDone, counterPages, counterResults, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
+
+const MiB = 2 ** 20;
+const quiet = (): void => {};
+
+/** `nodes` nodes of `nodeMiB` MiB with `cpusPerNode` CPUs each. */
+function machine(nodes: number, nodeMiB: number, cpusPerNode: number): MachineConfig {
+  return {
+    harts: nodes * cpusPerNode,
+    nodes: Array.from({ length: nodes }, (_, n) => ({
+      memoryBytes: nodeMiB * MiB,
+      harts: Array.from({ length: cpusPerNode }, (_, k) => n * cpusPerNode + k),
+    })),
+  };
+}
+
+/** Runs rounds until `done` (or `max` rounds); returns the rounds run. */
+function runUntil(monitor: Monitor, done: () => boolean, max: number): number {
+  let rounds = 0;
+  while (!done() && rounds < max) {
+    monitor.runRound();
+    rounds++;
+  }
+  return rounds;
+}
+
+/** The counter program's results are exact: every iteration of every vCPU counted once. */
+function assertCounted(vm: VirtualMachine, run: CounterRun): void {
+  const r = counterResults(vm, run);
+  const n = BigInt(run.iterations);
+  assert.equal(r.shared, n * BigInt(run.vcpus), `${vm.name}: shared counter`);
+  assert.deepEqual(r.counters, r.counters.map(() => n), `${vm.name}: private counters`);
+  assert.deepEqual(r.sums, r.sums.map(() => (n * (n - 1n)) / 2n), `${vm.name}: private sums`);
+  assert.deepEqual(r.done, r.done.map(() => 1n), `${vm.name}: done flags`);
+}
+
+/** The memmap holds exactly the pages the running VMs' pmaps map, and ended VMs hold none. */
+function assertMemmap(monitor: Monitor): void {
+  const memory = monitor.memory;
+  let mapped = 0;
+  for (const vm of monitor.vms) {
+    let count = 0;
+    for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
+      const mpn = vm.pmap.lookup(gppn);
+      if (mpn === FREE) continue;
+      count++;
+      assert.equal(memory.owner[mpn], vm.id, `${vm.name} page ${gppn}: memmap owner`);
+      assert.equal(memory.guestPage[mpn], gppn, `${vm.name} page ${gppn}: memmap guest page`);
+    }
+    assert.equal(vm.pmap.pagesInUse, count);
+    if (vm.state !== 'running') assert.equal(count, 0, `${vm.name} ended (${vm.state}) but holds pages`);
+    mapped += count;
+  }
+  assert.equal(memory.pagesInUse(), mapped, 'machine pages in use that no pmap maps');
+  assert.equal(memory.owner.filter((o) => o !== FREE).length, mapped);
+}
+
+test('a VM that does not fit is refused with a clear message; stopping a VM gives back its pages and its reservation', (t) => {
+  if (!requireToolchain(t)) return;
+  const monitor = new Monitor({ config: machine(2, 32, 1) });
+  assert.equal(monitor.memoryFree, 64 * MiB);
+  const a = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 32 * MiB, console: quiet });
+  const b = monitor.createVm({ name: 'b', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  assert.equal(monitor.memoryFree, 16 * MiB);
+  assert.throws(() => monitor.createVm({ name: 'c', vcpus: 1, memoryBytes: 32 * MiB, console: quiet }),
+    (e: unknown) => e instanceof MonitorError && e.message === 'VM c: 32 MiB do not fit: the machine has 16 MiB not given to other VMs');
+  for (const bad of [0, -4096, 1000, 16 * MiB + 1]) {
+    assert.throws(() => monitor.createVm({ name: 'd', vcpus: 1, memoryBytes: bad, console: quiet }), (e: unknown) => e instanceof MonitorError && /4 KiB pages/.test(e.message));
+  }
+  assert.equal(monitor.vms.length, 2, 'a refused VM was added');
+  assert.equal(monitor.memoryFree, 16 * MiB);
+
+  const runA = startCounter(a, { iterations: 1e9, fillPages: 20 });
+  startCounter(b, { iterations: 3000, fillPages: 5 });
+  runUntil(monitor, () => counterResults(a, runA).shared > 100n, 50);
+  assert.ok(a.pmap.pagesInUse >= 20 && b.pmap.pagesInUse > 5, `the programs filled ${a.pmap.pagesInUse} and ${b.pmap.pagesInUse} pages`);
+  assertMemmap(monitor);
+  const aPages = a.pmap.pagesInUse;
+  const inUse = monitor.memory.pagesInUse();
+
+  monitor.stopVm(a);
+  assert.equal(a.state, 'stopped');
+  assert.equal(a.reason, 'stopped by the monitor');
+  assert.equal(a.pmap.pagesInUse, 0);
+  assert.equal(monitor.memory.pagesInUse(), inUse - aPages);
+  assert.ok(!monitor.memory.owner.includes(a.id), 'the memmap still names the stopped VM');
+  assert.equal(monitor.memoryFree, 48 * MiB);
+  assertMemmap(monitor);
+  // Its memory can be promised again; b goes on to finish, untouched.
+  const c = monitor.createVm({ name: 'c', vcpus: 1, memoryBytes: 32 * MiB, console: quiet });
+  assert.equal(monitor.memoryFree, 16 * MiB);
+  runUntil(monitor, () => b.state !== 'running', 200);
+  assert.equal(b.state, 'off');
+  assert.equal(b.reason, 'powered off (code 0)');
+  assert.equal(c.state, 'running');
+  assertMemmap(monitor);
+  assert.equal(monitor.memoryFree, 32 * MiB, 'a VM that powered off still holds its reservation');
+});
+
+test('a running VM\'s name cannot be taken; an ended VM\'s can', () => {
+  const monitor = new Monitor({ config: machine(1, 64, 1) });
+  const first = monitor.createVm({ name: 'web', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  assert.throws(() => monitor.createVm({ name: 'web', vcpus: 1, memoryBytes: 16 * MiB, console: quiet }),
+    (e: unknown) => e instanceof MonitorError && e.message === 'a VM named \'web\' is already running');
+  assert.equal(monitor.memoryFree, 48 * MiB, 'the refused VM reserved memory');
+  monitor.stopVm(first);
+  const second = monitor.createVm({ name: 'web', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  assert.notEqual(second.id, first.id);
+  assert.equal(monitor.vm('web'), second);
+  assert.equal(monitor.vm('nobody'), undefined);
+});
+
+test('a VM\'s home node is the node with the most memory not promised to other VMs, also after VMs end', () => {
+  // Four nodes of 64 MiB.
+  const monitor = new Monitor({ config: machine(4, 64, 1) });
+  const create = (name: string, mib: number): VirtualMachine => monitor.createVm({ name, vcpus: 1, memoryBytes: mib * MiB, console: quiet });
+  const home = (vm: VirtualMachine): number => vm.pmap.homeNode;
+  assert.equal(home(create('a', 64)), 0);
+  assert.equal(home(create('b', 64)), 1);
+  assert.equal(home(create('c', 40)), 2); // node 2: 24 MiB left
+  const d1 = create('d1', 16);
+  assert.equal(home(d1), 3); // node 3: 48 left
+  assert.equal(home(create('d2', 32)), 3); // 16 left
+  const e = create('e', 40); // 24 of it on node 2, the rest spills elsewhere
+  assert.equal(home(e), 2);
+  monitor.stopVm(d1); // node 3: 32 MiB not promised
+  monitor.stopVm(e); // node 2: 24 MiB not promised (c keeps 40)
+  assert.equal(home(create('g', 16)), 3);
+});
+
+/** Both levels of `h`'s TLB are empty of entries mapping anything but the pmap's current pages. */
+function assertNoStaleEntries(h: Hart, machineAddress: number, what: string): void {
+  const check = (tag: Float64Array, delta: Float64Array, mem: readonly ({ base: number } | undefined)[]): void => {
+    for (let i = 0; i < tag.length; i++) {
+      const region = mem[i];
+      if (tag[i] === TLB_INVALID || region === undefined) continue;
+      assert.notEqual(tag[i]! * PAGE + delta[i]! + region.base, machineAddress, `${what}: vCPU ${h.id} still maps machine page 0x${machineAddress.toString(16)}`);
+    }
+  };
+  for (const set of h.tlbSets) for (const t of [set.read, set.write, set.exec]) check(t.tag, t.delta, t.mem);
+  for (const level of h.secondLevel!.levels) for (const t of level) check(t.tag, t.delta, t.mem);
+}
+
+test('more runnable vCPUs than CPUs: world switches are counted and charged, and the second-level TLB refills after each', (t) => {
+  if (!requireToolchain(t)) return;
+  const busy = (cpus: number): { monitor: Monitor; vms: VirtualMachine[] } => {
+    const monitor = new Monitor({ config: machine(1, 64, cpus), quantumRounds: 1 });
+    const vms = ['x', 'y'].map((name) => monitor.createVm({ name, vcpus: 2, memoryBytes: 16 * MiB, console: quiet }));
+    for (const vm of vms) startCounter(vm, { iterations: 1e9 });
+    return { monitor, vms };
+  };
+  // Four CPUs for four vCPUs: each CPU keeps its vCPU, so each vCPU switches in once.
+  const calm = busy(4);
+  runUntil(calm.monitor, () => false, 40);
+  assert.equal(calm.monitor.worldSwitches, 4);
+
+  // Two CPUs for four vCPUs.
+  const { monitor, vms } = busy(2);
+  runUntil(monitor, () => false, 40);
+  assert.ok(monitor.worldSwitches >= 40, `only ${monitor.worldSwitches} world switches in 40 rounds of 4 vCPUs on 2 CPUs`);
+  let sum = 0;
+  for (const vm of vms) {
+    for (const [i, h] of vm.vcpus.entries()) {
+      const record = monitor.vcpuRecord(vm, i);
+      sum += record.worldSwitches;
+      assert.ok(record.worldSwitches >= 5 && h.instret > 0, `${vm.name} vCPU ${i}: ${record.worldSwitches} switches`);
+      assert.ok(record.readyCycles > 0, `${vm.name} vCPU ${i} never waited for a CPU`);
+      // Each switch emptied the first level; the second refilled it, so walks do not grow with switches.
+      const walks = h.tlbMisses - h.secondLevelHits;
+      assert.ok(h.secondLevelHits >= record.worldSwitches - 1, `${vm.name} vCPU ${i}: ${h.secondLevelHits} second-level hits for ${record.worldSwitches} switches`);
+      assert.ok(walks <= 8, `${vm.name} vCPU ${i} walked its page table ${walks} times`);
+      assert.ok(h.monitorCycles.reduce((a, b) => a + b, 0) >= record.worldSwitches * monitor.costs.worldSwitch, 'world switches were not charged');
+    }
+  }
+  assert.equal(sum, monitor.worldSwitches);
+});
+
+test('a VM whose run throws ends as crashed, gives its memory back, and the other VM runs on to the end', (t) => {
+  if (!requireToolchain(t)) return;
+  const monitor = new Monitor({ config: machine(2, 32, 1) });
+  const bad = monitor.createVm({ name: 'bad', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  const good = monitor.createVm({ name: 'good', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+  const badRun = startCounter(bad, { iterations: 1e9, fillPages: 8 });
+  const goodRun = startCounter(good, { iterations: 4000, fillPages: 4, poweroff: false });
+  // The monitor fails to fill bad's fifth fill page (as a monitor bug would).
+  const poisoned = counterPages(badRun).fill[4]!;
+  const page = bad.pmap.page.bind(bad.pmap);
+  bad.pmap.page = (index: number) => {
+    if (index === poisoned) throw new Error('injected fill failure');
+    return page(index);
+  };
+  runUntil(monitor, () => bad.state !== 'running', 20);
+  assert.equal(bad.state, 'crashed');
+  assert.equal(bad.reason, 'monitor error: injected fill failure');
+  assert.equal(bad.pmap.lookup(poisoned), FREE);
+  assert.equal(good.state, 'running');
+  assert.equal(bad.pmap.pagesInUse, 0);
+  assert.equal(monitor.memoryFree, 48 * MiB, 'the crashed VM\'s reservation was not given back');
+  assertMemmap(monitor);
+  const instret = bad.vcpus[0]!.instret;
+  runUntil(monitor, () => counterDone(good, goodRun), 300);
+  assertCounted(good, goodRun);
+  assert.equal(good.state, 'running');
+  assert.equal(bad.vcpus[0]!.instret, instret, 'the crashed VM ran again');
+  assertMemmap(monitor);
+});
+
+test('the accounts add up: totals are the sums over vCPUs, and each vCPU\'s monitor cycles are its refills, fills, calls and switches', (t) => {
+  if (!requireToolchain(t)) return;
+  // Distinct prime costs, so that a charge counted under the wrong heading shows.
+  const costs = { secondLevelHit: 3, walk: 7, monitorCall: 11, pageFill: 13, worldSwitch: 17 };
+  const monitor = new Monitor({ config: machine(1, 64, 1), costs, quantumRounds: 1 });
+  const small = monitor.createVm({ name: 'small', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  const big = monitor.createVm({ name: 'big', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+  startCounter(small, { iterations: 3000, fillPages: 6 });
+  startCounter(big, { iterations: 1e9, fillPages: 3 });
+  // Pages the host filled while loading (not charged to any vCPU).
+  const hostPages = new Map([small, big].map((vm) => [vm, vm.pmap.pagesInUse]));
+  const mostPages = new Map(hostPages);
+  let smallAccount: ReturnType<typeof accountVm> | undefined;
+  runUntil(monitor, () => {
+    for (const vm of [small, big]) mostPages.set(vm, Math.max(mostPages.get(vm)!, vm.pmap.pagesInUse));
+    if (small.state === 'running') smallAccount = accountVm(monitor, small);
+    return small.state !== 'running';
+  }, 400);
+  assert.equal(small.state, 'off');
+  assert.equal(small.reason, 'powered off (code 0)');
+  runUntil(monitor, () => false, 10);
+
+  let instructions = 0;
+  let switches = 0;
+  for (const vm of [small, big]) {
+    const account = accountVm(monitor, vm);
+    assert.equal(account.perVcpu.length, vm.vcpus.length);
+    const summed = Object.keys(account.perVcpu[0]!).filter((k) => k !== 'index' && k !== 'lastCpu') as (keyof typeof account.total)[];
+    assert.deepEqual(Object.keys(account.total).sort(), [...summed].sort(), 'the totals are not over the per-vCPU figures');
+    for (const key of summed) {
+      assert.equal(account.total[key], account.perVcpu.reduce((s, v) => s + v[key], 0), `${vm.name}: total ${key}`);
+    }
+    let monitorCycles = 0;
+    for (const [i, v] of account.perVcpu.entries()) {
+      const h = vm.vcpus[i]!;
+      assert.deepEqual(v, accountVcpu(monitor, vm, i));
+      assert.equal(v.instructions, h.instret);
+      assert.equal(v.guestUserCycles + v.guestKernelCycles + v.monitorCycles, h.simulatedCycles, `${vm.name} vCPU ${i}: busy cycles split`);
+      assert.ok(v.guestKernelCycles > 0, 'the program runs in S-mode');
+      assert.equal(v.guestUserCycles, 0, 'nothing runs in U-mode');
+      monitorCycles += v.monitorCycles;
+      instructions += v.instructions;
+      switches += v.worldSwitches;
+      assert.ok(v.worldSwitches > 1 && v.readyCycles > 0, `${vm.name} vCPU ${i} shared its CPU`);
+    }
+    const fills = mostPages.get(vm)! - hostPages.get(vm)!;
+    const calls = [...vm.monitorCalls.values()].reduce((a, b) => a + b, 0);
+    const t = account.total;
+    assert.equal(monitorCycles,
+      t.worldSwitches * costs.worldSwitch + t.secondLevelHits * costs.secondLevelHit + (t.tlbMisses - t.secondLevelHits) * costs.walk +
+      fills * costs.pageFill + calls * costs.monitorCall, `${vm.name}: monitor cycles`);
+    assert.deepEqual(account.monitorCalls, vm === small ? { srst: 1 } : {});
+    assert.equal(account.state, vm.state);
+    assert.equal(account.pagesInUse, vm.pmap.pagesInUse);
+    assert.equal(account.bytesInUse, vm.pmap.pagesInUse * PAGE);
+  }
+  assert.equal(instructions, monitor.instructions, 'instructions the monitor ran vs the vCPUs\' instret');
+  assert.equal(switches, monitor.worldSwitches);
+  assert.ok(smallAccount !== undefined && smallAccount.pagesInUse === mostPages.get(small), 'the account\'s pages in use are not the pmap\'s');
+  assert.equal(big.machine.cycles, monitor.cycles, 'a running VM\'s time is the machine\'s');
+  for (const h of big.vcpus) assert.ok(Math.abs(h.localCycles - monitor.cycles) <= 2 * SLICE, `vCPU ${h.id} is ${h.localCycles - monitor.cycles} cycles off the machine's time`);
+});
+
+test('property: pages of running programs (code, page tables, data) migrate between nodes without losing a write or leaving a TLB entry', (t) => {
+  if (!requireToolchain(t)) return;
+  const move = fc.record({ rounds: fc.integer({ min: 0, max: 3 }), vm: fc.nat(1), kind: fc.constantFrom('code', 'tables', 'data', 'fill'), which: fc.nat(20), node: fc.nat(2) });
+  fc.assert(
+    fc.property(fc.array(move, { minLength: 1, maxLength: 25 }), (moves) => {
+      const monitor = new Monitor({ config: { ...machine(3, 16, 1), distances: [[10, 20, 30], [20, 10, 20], [30, 20, 10]] } });
+      const vms = ['p', 'q'].map((name) => monitor.createVm({ name, vcpus: 2, memoryBytes: 16 * MiB, console: quiet }));
+      const runs = vms.map((vm) => startCounter(vm, { iterations: 2500, fillPages: 3, poweroff: false }));
+      for (const m of moves) {
+        runUntil(monitor, () => false, m.rounds);
+        const vm = vms[m.vm]!;
+        const pages = counterPages(runs[m.vm]!)[m.kind as 'code' | 'tables' | 'data' | 'fill'];
+        const gppn = pages[m.which % pages.length]!;
+        if (vm.pmap.lookup(gppn) === FREE) continue;
+        const old = monitor.memory.addressOf(vm.pmap.lookup(gppn));
+        vm.pmap.migrate(gppn, m.node);
+        for (const h of vm.vcpus) assertNoStaleEntries(h, old, `${vm.name} ${m.kind} page ${gppn} moved`);
+      }
+      runUntil(monitor, () => vms.every((vm, i) => counterDone(vm, runs[i]!)), 2000);
+      for (const [i, vm] of vms.entries()) {
+        assert.equal(vm.state, 'running', `${vm.name} ended: ${vm.reason}`);
+        assertCounted(vm, runs[i]!);
+      }
+      assertMemmap(monitor);
+      for (const vm of vms) monitor.stopVm(vm);
+      assert.equal(monitor.memory.pagesInUse(), 0);
+    }),
+    { numRuns: 25 },
+  );
+});

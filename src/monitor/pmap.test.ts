@@ -1,0 +1,598 @@
+// Tests of memory virtualization: the pmap and memmap agree under random touches, migrations, unmaps and
+// releases; pages come from the right node, start zeroed and keep their contents when they move; a pmap
+// resolves nothing outside its VM's RAM; and a moved page leaves no TLB entry, at either level, behind.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { layoutMachine, RAM_BASE, type MachineLayout } from '../board/address-map.js';
+import type { Hart } from '../cpu/hart.js';
+import { SATP_MODE_SV39 } from '../cpu/hart-state.js';
+import { TLB_INVALID, type SecondLevelTlb, type Tlb } from '../cpu/tlb.js';
+import { PRIV_S } from '../isa/opcodes.js';
+import { Bus } from '../memory/bus.js';
+import { DmaError } from '../memory/guest-memory.js';
+import { FREE, MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
+import { Pmap } from './pmap.js';
+import { VirtualMachine } from './vm.js';
+import { GuestPageTables, PTE_RW, writeU64 } from '../../test/helpers/vm-program.js';
+
+const MiB = 2 ** 20;
+
+// ---- a model of machine memory, independent of MachineMemory's own bookkeeping ----
+
+/** A machine of tiny nodes (a hand-made layout: layoutMachine insists on 16 MiB nodes). */
+function tinyLayout(nodePages: readonly number[], distances: readonly (readonly number[])[]): MachineLayout {
+  let base = RAM_BASE;
+  const nodes = nodePages.map((pages, id) => {
+    const node = { id, base, size: pages * PAGE, harts: [id] };
+    base += pages * PAGE;
+    return node;
+  });
+  return { harts: nodes.length, nodes, distances, hartNode: nodes.map((n) => n.id), ramEnd: base };
+}
+
+/** Symmetric distances, 10 on the diagonal, 11..255 elsewhere, from `raw` values. */
+function distanceMatrix(nodes: number, raw: readonly number[]): number[][] {
+  const d: number[][] = Array.from({ length: nodes }, (_, i) => Array.from({ length: nodes }, (_, j) => (i === j ? 10 : 0)));
+  let k = 0;
+  for (let i = 0; i < nodes; i++) {
+    for (let j = i + 1; j < nodes; j++) {
+      d[i]![j] = d[j]![i] = raw[k++ % raw.length]!;
+    }
+  }
+  return d;
+}
+
+/** The node of machine page `mpn`, from the node sizes alone. */
+function nodeOfPage(nodePages: readonly number[], mpn: number): number {
+  let first = 0;
+  for (let n = 0; n < nodePages.length; n++) {
+    if (mpn < first + nodePages[n]!) return n;
+    first += nodePages[n]!;
+  }
+  throw new Error(`machine page ${mpn} is beyond the machine`);
+}
+
+/** The node a page for `from` must come from: the nearest (then lowest-numbered) with a free page, or undefined. */
+function expectedNode(distances: readonly (readonly number[])[], free: readonly number[], from: number): number | undefined {
+  const order = free.map((_, n) => n).sort((a, b) => distances[from]![a]! - distances[from]![b]! || a - b);
+  return order.find((n) => free[n]! > 0);
+}
+
+/** A nonzero word for word `w` of a page's contents, version `v` of guest page `gppn` of VM `vm`. */
+function signature(vm: number, gppn: number, version: number, w: number): number {
+  return (Math.imul(vm + 1, 0x9e3779b1) ^ Math.imul(gppn + 1, 0x85ebca6b) ^ Math.imul(version + 1, 0xc2b2ae35) ^ Math.imul(w, 0x27d4eb2f)) | 1;
+}
+
+interface VmUnderTest {
+  vm: number;
+  pmap: Pmap;
+  /** The contents' version of each guest page with a machine page. */
+  mapped: Map<number, number>;
+  shootDowns: number[];
+  released: boolean;
+}
+
+function writeSignature(v: VmUnderTest, gppn: number, version: number): void {
+  const region = v.pmap.page(gppn);
+  const words = v.pmap.pageOffset / 4;
+  for (let w = 0; w < PAGE / 4; w++) region.i32[words + w] = signature(v.vm, gppn, version, w);
+}
+
+/** Words 0 and 1023 and two others: cheap enough to check every page after every step. */
+const SAMPLED_WORDS = [0, 1, 517, 1023];
+
+function pageWords(memory: MachineMemory, mpn: number): Int32Array {
+  const region = memory.regionOf(mpn);
+  return region.i32.subarray(memory.offsetOf(mpn) / 4, memory.offsetOf(mpn) / 4 + PAGE / 4);
+}
+
+/**
+ * The invariants: memmap and pmaps agree both ways, no machine page is used twice, the counts match, every
+ * page sits where its number says and holds what was last written to its guest page.
+ */
+function checkInvariants(memory: MachineMemory, nodePages: readonly number[], vms: readonly VmUnderTest[]): void {
+  const users = new Map<number, { vm: number; gppn: number }>();
+  const perNode = nodePages.map(() => 0);
+  for (const v of vms) {
+    let count = 0;
+    for (let gppn = 0; gppn < v.pmap.pages; gppn++) {
+      const mpn = v.pmap.lookup(gppn);
+      const version = v.mapped.get(gppn);
+      if (mpn === FREE) {
+        assert.equal(version, undefined, `VM ${v.vm}: guest page ${gppn} lost its machine page`);
+        continue;
+      }
+      assert.notEqual(version, undefined, `VM ${v.vm}: guest page ${gppn} has machine page ${mpn} it should not have`);
+      assert.ok(Number.isInteger(mpn) && mpn >= 0 && mpn < memory.totalPages, `VM ${v.vm}: guest page ${gppn} maps to ${mpn}`);
+      const other = users.get(mpn);
+      assert.equal(other, undefined, `machine page ${mpn} is used by VM ${v.vm} page ${gppn} and by ${JSON.stringify(other)}`);
+      users.set(mpn, { vm: v.vm, gppn });
+      assert.equal(memory.owner[mpn], v.vm, `memmap owner of machine page ${mpn}`);
+      assert.equal(memory.guestPage[mpn], gppn, `memmap guest page of machine page ${mpn}`);
+      const node = nodeOfPage(nodePages, mpn);
+      perNode[node]!++;
+      count++;
+      assert.equal(memory.regionOf(mpn), memory.regions[node], `machine page ${mpn} is in node ${node}'s region`);
+      const first = nodePages.slice(0, node).reduce((a, b) => a + b, 0);
+      assert.equal(memory.offsetOf(mpn), (mpn - first) * PAGE);
+      assert.equal(memory.addressOf(mpn), RAM_BASE + mpn * PAGE);
+      const words = pageWords(memory, mpn);
+      for (const w of SAMPLED_WORDS) {
+        assert.equal(words[w], signature(v.vm, gppn, version!, w), `VM ${v.vm} page ${gppn} (machine ${mpn}) word ${w}`);
+      }
+    }
+    assert.equal(v.pmap.pagesInUse, count, `VM ${v.vm}'s pagesInUse`);
+  }
+  for (let mpn = 0; mpn < memory.totalPages; mpn++) {
+    const user = users.get(mpn);
+    if (memory.owner[mpn] === FREE) {
+      assert.equal(user, undefined, `machine page ${mpn} is free in the memmap but mapped`);
+      assert.equal(memory.guestPage[mpn], FREE);
+    } else {
+      assert.deepEqual(user, { vm: memory.owner[mpn], gppn: memory.guestPage[mpn] }, `memmap entry of machine page ${mpn} is not what the pmaps map`);
+    }
+  }
+  nodePages.forEach((pages, n) => {
+    assert.equal(memory.pagesInUse(n), perNode[n], `pages in use on node ${n}`);
+    assert.equal(memory.pagesFree(n), pages - perNode[n]!, `pages free on node ${n}`);
+  });
+  assert.equal(memory.pagesInUse(), users.size);
+}
+
+type Op =
+  | { kind: 'touch'; vm: number; page: number }
+  | { kind: 'rewrite'; vm: number; page: number }
+  | { kind: 'migrate'; vm: number; page: number; node: number }
+  | { kind: 'unmap'; vm: number; page: number }
+  | { kind: 'home'; vm: number; node: number }
+  | { kind: 'release'; vm: number };
+
+const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('touch' as const), vm: fc.nat(3), page: fc.nat(15) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('rewrite' as const), vm: fc.nat(3), page: fc.nat(15) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('migrate' as const), vm: fc.nat(3), page: fc.nat(15), node: fc.nat(3) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('unmap' as const), vm: fc.nat(3), page: fc.nat(15) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('home' as const), vm: fc.nat(3), node: fc.nat(3) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), vm: fc.nat(3) }) },
+);
+
+const machineArbitrary = fc.record({
+  nodePages: fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 2, maxLength: 4 }),
+  distances: fc.array(fc.integer({ min: 11, max: 60 }), { minLength: 6, maxLength: 6 }),
+  vms: fc.array(fc.record({ pages: fc.integer({ min: 1, max: 12 }), home: fc.nat(3) }), { minLength: 1, maxLength: 4 }),
+});
+
+test('property: memmap and pmaps agree, pages are zeroed, placed by distance, moved with their contents, all given back', () => {
+  fc.assert(
+    fc.property(machineArbitrary, fc.array(opArbitrary, { maxLength: 80 }), (machine, ops) => {
+      const { nodePages } = machine;
+      const nodes = nodePages.length;
+      const distances = distanceMatrix(nodes, machine.distances);
+      const memory = new MachineMemory(tinyLayout(nodePages, distances));
+      const vms: VmUnderTest[] = machine.vms.map((spec, i) => {
+        const shootDowns: number[] = [];
+        // VM ids are not their positions, so that a mix-up of the two shows.
+        const vm = 10 + i;
+        return {
+          vm,
+          pmap: new Pmap(memory, { vm, base: RAM_BASE, size: spec.pages * PAGE, homeNode: spec.home % nodes, shootDown: (a) => shootDowns.push(a) }),
+          mapped: new Map<number, number>(),
+          shootDowns,
+          released: false,
+        };
+      });
+      let version = 0;
+      const used = nodePages.map(() => 0);
+      const free = (): number[] => nodePages.map((p, n) => p - used[n]!);
+      checkInvariants(memory, nodePages, vms);
+      for (const op of ops) {
+        const v = vms[op.vm % vms.length]!;
+        const gppn = 'page' in op ? op.page % v.pmap.pages : 0;
+        const shootDownsBefore = vms.map((x) => x.shootDowns.length);
+        switch (op.kind) {
+          case 'touch':
+          case 'rewrite': {
+            if (v.released) {
+              assert.throws(() => v.pmap.page(gppn), /ended/);
+              break;
+            }
+            const fresh = !v.mapped.has(gppn);
+            const node = fresh ? expectedNode(distances, free(), v.pmap.homeNode) : undefined;
+            if (fresh && node === undefined) {
+              assert.throws(() => v.pmap.page(gppn), OutOfMachineMemory);
+              break;
+            }
+            const region = v.pmap.page(gppn);
+            const mpn = v.pmap.lookup(gppn);
+            assert.equal(region, memory.regionOf(mpn));
+            assert.equal(v.pmap.pageOffset, memory.offsetOf(mpn));
+            if (fresh) {
+              assert.equal(nodeOfPage(nodePages, mpn), node, `a page for home node ${v.pmap.homeNode} with free ${free()}`);
+              used[node!]!++;
+              assert.ok(pageWords(memory, mpn).every((w) => w === 0), `a new page (machine ${mpn}) is not zero`);
+              v.mapped.set(gppn, ++version);
+              writeSignature(v, gppn, version);
+            } else if (op.kind === 'rewrite') {
+              v.mapped.set(gppn, ++version);
+              writeSignature(v, gppn, version);
+            }
+            break;
+          }
+          case 'migrate': {
+            const target = op.node % nodes;
+            if (!v.mapped.has(gppn)) {
+              assert.throws(() => v.pmap.migrate(gppn, target), /no machine page/);
+              assert.deepEqual(v.shootDowns.length, shootDownsBefore[op.vm % vms.length]);
+              break;
+            }
+            // Fresh contents, so that a copy of anything else would show.
+            v.mapped.set(gppn, ++version);
+            writeSignature(v, gppn, version);
+            const old = v.pmap.lookup(gppn);
+            const before = pageWords(memory, old).slice();
+            const node = expectedNode(distances, free(), target);
+            if (node === undefined) {
+              assert.throws(() => v.pmap.migrate(gppn, target), OutOfMachineMemory);
+              assert.equal(v.pmap.lookup(gppn), old);
+              break;
+            }
+            const mpn = v.pmap.migrate(gppn, target);
+            assert.notEqual(mpn, old);
+            assert.equal(v.pmap.lookup(gppn), mpn);
+            assert.equal(nodeOfPage(nodePages, mpn), node, `migrated to node ${target} with free ${free()}`);
+            used[node]!++;
+            used[nodeOfPage(nodePages, old)]!--;
+            assert.deepEqual(pageWords(memory, mpn), before, 'the moved page lost its contents');
+            assert.deepEqual(v.shootDowns.slice(shootDownsBefore[op.vm % vms.length]), [RAM_BASE + old * PAGE], 'the old page was shot down once');
+            assert.equal(memory.owner[old], FREE);
+            break;
+          }
+          case 'unmap': {
+            const old = v.pmap.lookup(gppn);
+            v.pmap.unmap(gppn);
+            if (v.mapped.delete(gppn)) {
+              used[nodeOfPage(nodePages, old)]!--;
+              assert.deepEqual(v.shootDowns.slice(shootDownsBefore[op.vm % vms.length]), [RAM_BASE + old * PAGE], 'the dropped page was shot down once');
+            }
+            break;
+          }
+          case 'home':
+            v.pmap.homeNode = op.node % nodes;
+            break;
+          case 'release': {
+            for (const g of v.mapped.keys()) used[nodeOfPage(nodePages, v.pmap.lookup(g))]!--;
+            const inUse = memory.pagesInUse();
+            v.pmap.release();
+            assert.equal(memory.pagesInUse(), inUse - v.mapped.size, 'release gives every page back');
+            v.mapped.clear();
+            v.released = true;
+            assert.throws(() => v.pmap.page(0), /ended/);
+            break;
+          }
+        }
+        // Nobody else's pages were shot down.
+        vms.forEach((x, i) => {
+          if (x !== v) assert.equal(x.shootDowns.length, shootDownsBefore[i], `VM ${x.vm} got a shootdown for VM ${v.vm}'s ${op.kind}`);
+        });
+        checkInvariants(memory, nodePages, vms);
+      }
+      // Releasing everything empties the machine.
+      for (const v of vms) {
+        v.pmap.release();
+        v.mapped.clear();
+      }
+      checkInvariants(memory, nodePages, vms);
+      assert.equal(memory.pagesInUse(), 0);
+      assert.ok(memory.owner.every((o) => o === FREE), 'the memmap names a user after every VM released its memory');
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('pages fill the home node first, then the nearest nodes in distance order, and a full machine throws', () => {
+  // Node 0's neighbours by distance: node 2 (15), node 3 (20), node 1 (40).
+  const distances = [[10, 40, 15, 20], [40, 10, 30, 30], [15, 30, 10, 25], [20, 30, 25, 10]];
+  const memory = new MachineMemory(tinyLayout([2, 3, 2, 1], distances));
+  const pmap = new Pmap(memory, { vm: 1, base: RAM_BASE, size: 9 * PAGE, homeNode: 0, shootDown: () => {} });
+  const nodes = Array.from({ length: 8 }, (_, gppn) => {
+    pmap.page(gppn);
+    return memory.nodeOf(pmap.lookup(gppn));
+  });
+  assert.deepEqual(nodes, [0, 0, 2, 2, 3, 1, 1, 1]);
+  assert.throws(() => pmap.page(8), OutOfMachineMemory);
+  assert.equal(pmap.lookup(8), FREE);
+  assert.equal(pmap.pagesInUse, 8);
+  // A page given back on node 2 is the next one node 0's VM gets.
+  pmap.unmap(3);
+  pmap.page(8);
+  assert.equal(memory.nodeOf(pmap.lookup(8)), 2);
+});
+
+test('a page one VM gave back reads as zero in the next VM that gets it', () => {
+  const memory = new MachineMemory(tinyLayout([1, 1], [[10, 20], [20, 10]]));
+  const a = new Pmap(memory, { vm: 1, base: RAM_BASE, size: PAGE, homeNode: 0, shootDown: () => {} });
+  const b = new Pmap(memory, { vm: 2, base: RAM_BASE, size: PAGE, homeNode: 0, shootDown: () => {} });
+  const region = a.page(0);
+  region.u8.fill(0xa5, a.pageOffset, a.pageOffset + PAGE);
+  const mpn = a.lookup(0);
+  a.release();
+  b.page(0);
+  assert.equal(b.lookup(0), mpn, 'the freed page on the home node is reused');
+  assert.ok(pageWords(memory, mpn).every((w) => w === 0), 'VM 1\'s data is visible to VM 2');
+});
+
+// ---- a pmap behind a bus: nothing outside the VM's window ----
+
+test('property: through the bus a pmap resolves only its own pages, and a DMA outside them changes nothing', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }),
+      fc.array(fc.record({ write: fc.boolean(), offset: fc.integer({ min: -2 * PAGE, max: 8 * PAGE }), length: fc.integer({ min: 1, max: 3 * PAGE }) }), { maxLength: 30 }),
+      (pages, accesses) => {
+        const memory = new MachineMemory(tinyLayout([8, 8], [[10, 20], [20, 10]]));
+        const pmap = new Pmap(memory, { vm: 3, base: RAM_BASE + 4 * PAGE, size: pages * PAGE, homeNode: 1, shootDown: () => {} });
+        const bus = new Bus();
+        bus.addPagedRam(pmap);
+        const dma = bus.guestMemory();
+        const end = pmap.base + pmap.size;
+        assert.equal(bus.resolveRam(pmap.base - 1), undefined);
+        assert.equal(bus.resolveRam(end), undefined);
+        assert.equal(pmap.pagesInUse, 0, 'looking outside filled a page');
+        // What the VM's memory holds, byte by byte (zero until written).
+        const model = new Uint8Array(pmap.size);
+        let stamp = 0;
+        for (const { write, offset, length } of accesses) {
+          const address = pmap.base + offset;
+          const inside = offset >= 0 && offset + length <= pmap.size;
+          assert.equal(bus.isRam(address, length), inside);
+          const filled: number = pmap.pagesInUse;
+          const data = new Uint8Array(length).map((_, k) => ((stamp + k) % 251) + 1);
+          stamp++;
+          if (!inside) {
+            assert.throws(() => (write ? dma.write(address, data) : dma.read(address, length)), DmaError);
+            assert.equal(pmap.pagesInUse, filled, 'a refused DMA filled pages');
+          } else if (write) {
+            dma.write(address, data);
+            model.set(data, offset);
+          } else {
+            assert.deepEqual(dma.read(address, length), model.subarray(offset, offset + length));
+          }
+        }
+        // What the VM's pages hold is the model; no machine page beyond its size is its.
+        for (let gppn = 0; gppn < pmap.pages; gppn++) {
+          const mpn = pmap.lookup(gppn);
+          const bytes = mpn === FREE ? new Uint8Array(PAGE) : memory.regionOf(mpn).u8.subarray(memory.offsetOf(mpn), memory.offsetOf(mpn) + PAGE);
+          assert.deepEqual(bytes, model.subarray(gppn * PAGE, (gppn + 1) * PAGE));
+        }
+        for (let mpn = 0; mpn < memory.totalPages; mpn++) {
+          if (memory.owner[mpn] === FREE) continue;
+          assert.equal(memory.owner[mpn], 3);
+          assert.ok(memory.guestPage[mpn]! < pmap.pages, `machine page ${mpn} holds guest page ${memory.guestPage[mpn]} of a ${pmap.pages}-page VM`);
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('a pmap asked for a page outside its size refuses and changes nothing', () => {
+  const memory = new MachineMemory(tinyLayout([4, 4], [[10, 20], [20, 10]]));
+  const pmap = new Pmap(memory, { vm: 1, base: RAM_BASE, size: 2 * PAGE, homeNode: 0, shootDown: () => {} });
+  pmap.page(0);
+  for (const index of [-1, 2, 3, 1.5, Number.NaN]) {
+    assert.throws(() => pmap.page(index), `page(${index})`);
+    assert.throws(() => pmap.migrate(index, 1), `migrate(${index})`);
+    assert.throws(() => pmap.unmap(index), `unmap(${index})`);
+  }
+  assert.equal(pmap.pagesInUse, 1);
+  assert.equal(memory.pagesInUse(), 1);
+  assert.equal(memory.pagesInUse(0), 1);
+  assert.equal(memory.owner.filter((o) => o !== FREE).length, 1);
+});
+
+// ---- shootdown: a moved page leaves no TLB entry behind, at either level, on any vCPU ----
+
+/** Machine addresses of the pages the valid entries of `tlb` map. */
+function mappedPages(tlb: Tlb | SecondLevelTlb): number[] {
+  const pages: number[] = [];
+  for (let i = 0; i < tlb.tag.length; i++) {
+    const region = tlb.mem[i];
+    if (tlb.tag[i] === TLB_INVALID || region === undefined) continue;
+    pages.push(tlb.tag[i]! * PAGE + tlb.delta[i]! + region.base);
+  }
+  return pages;
+}
+
+/** Every (level, virtual page, machine page) the vCPU's TLBs hold, first level (fast path) and second. */
+function tlbEntries(h: Hart): { level: 1 | 2; vpn: number; machine: number }[] {
+  const out: { level: 1 | 2; vpn: number; machine: number }[] = [];
+  const add = (level: 1 | 2, tlb: Tlb | SecondLevelTlb): void => {
+    for (let i = 0; i < tlb.tag.length; i++) {
+      const region = tlb.mem[i];
+      if (tlb.tag[i] === TLB_INVALID || region === undefined) continue;
+      out.push({ level, vpn: tlb.tag[i]!, machine: tlb.tag[i]! * PAGE + tlb.delta[i]! + region.base });
+    }
+  };
+  for (const set of h.tlbSets) for (const t of [set.read, set.write, set.exec]) add(1, t);
+  for (const level of h.secondLevel!.levels) for (const t of level) add(2, t);
+  return out;
+}
+
+function holdsMachinePage(h: Hart, machine: number, level?: 1 | 2): boolean {
+  return tlbEntries(h).some((e) => e.machine === machine && (level === undefined || e.level === level));
+}
+
+const VA = 0x4000_0000;
+const SFENCE_VMA_ALL = 0x12000073;
+/** sfence.vma a0, x0 */
+const SFENCE_VMA_A0 = 0x12050073;
+
+/** A VM of `vcpus` vCPUs in S-mode under an Sv39 table mapping VA + k pages to guest pages `targets[k]`. */
+function pagedVm(vcpus: number, targets: readonly number[]) {
+  const layout = layoutMachine({
+    harts: 3,
+    nodes: [{ memoryBytes: 16 * MiB, harts: [0] }, { memoryBytes: 16 * MiB, harts: [1] }, { memoryBytes: 16 * MiB, harts: [2] }],
+    distances: [[10, 20, 30], [20, 10, 20], [30, 20, 10]],
+  });
+  const memory = new MachineMemory(layout);
+  const vm = new VirtualMachine(memory, { id: 4, name: 'paged', vcpus, memoryBytes: 16 * MiB, homeNode: 0, console: () => {}, translate: false });
+  const dma = vm.machine.bus.guestMemory();
+  const tables = new GuestPageTables(dma, RAM_BASE + 0x10_0000);
+  const ptes = targets.map((gppn, k) => tables.map(VA + k * PAGE, RAM_BASE + gppn * PAGE, PTE_RW));
+  for (const h of vm.vcpus) {
+    h.priv = PRIV_S;
+    h.satpMode = SATP_MODE_SV39;
+    h.satpAsid = 0;
+    h.satpPpn = tables.root / PAGE;
+    h.updateTranslation();
+    h.flushTlb();
+  }
+  const machineAddress = (gppn: number): number => memory.addressOf(vm.pmap.lookup(gppn));
+  return { memory, vm, dma, tables, ptes, machineAddress };
+}
+
+test('a migrated page is shot down from both TLB levels of every vCPU, exactly, and loads find it on its new node', () => {
+  // VA+0 and VA+1 both map guest page 300 (an alias); VA+2 maps guest page 301.
+  const { memory, vm, dma, machineAddress } = pagedVm(2, [300, 300, 301]);
+  const [h0, h1] = vm.vcpus as [Hart, Hart];
+  dma.writeU32(RAM_BASE + 300 * PAGE + 8, 0x1234_5678);
+  dma.writeU32(RAM_BASE + 301 * PAGE + 8, 0x0bad_cafe);
+  assert.equal(h0.load32(VA + 8), 0x1234_5678);
+  assert.equal(h0.load32(VA + 2 * PAGE + 8), 0x0bad_cafe);
+  assert.equal(h1.load32(VA + PAGE + 8), 0x1234_5678);
+  h1.store32(VA + 12, 77);
+  const old = machineAddress(300);
+  const other = machineAddress(301);
+  assert.equal(memory.nodeOf(vm.pmap.lookup(300)), 0);
+  for (const h of [h0, h1]) {
+    assert.ok(holdsMachinePage(h, old, 1) && holdsMachinePage(h, old, 2), 'the test\'s loads put the page in both levels');
+  }
+
+  const mpn = vm.pmap.migrate(300, 2);
+  assert.equal(memory.nodeOf(mpn), 2);
+  for (const h of [h0, h1]) {
+    assert.ok(!holdsMachinePage(h, old), `vCPU ${h.id} still maps the old machine page`);
+  }
+  assert.ok(holdsMachinePage(h0, other, 1) && holdsMachinePage(h0, other, 2), 'the shootdown took entries of another page');
+
+  // The same data, from the new page; a store through the alias lands there too, not in the freed page.
+  assert.equal(h0.load32(VA + 8), 0x1234_5678);
+  assert.equal(h1.load32(VA + 12), 77);
+  h1.store32(VA + PAGE + 16, 99);
+  assert.equal(dma.readU32(RAM_BASE + 300 * PAGE + 16), 99);
+  assert.equal(memory.regionOf(vm.pmap.lookup(300)).view.getUint32(memory.offsetOf(vm.pmap.lookup(300)) + 16, true), 99);
+  const oldMpn = (old - RAM_BASE) / PAGE;
+  assert.equal(memory.owner[oldMpn], FREE);
+  assert.ok(pageWords(memory, oldMpn)[4] !== 99, 'a store went to the old page');
+  assert.ok(holdsMachinePage(h0, machineAddress(300), 1) && holdsMachinePage(h1, machineAddress(300), 2), 'the TLBs do not hold the new page');
+
+  // Unmapping also shoots down; the next access gets a new, zeroed page.
+  const before = machineAddress(301);
+  vm.pmap.unmap(301);
+  assert.ok(!holdsMachinePage(h0, before), 'an unmapped page is still in the TLB');
+  assert.equal(h0.load32(VA + 2 * PAGE + 8), 0);
+});
+
+test('after a world switch\'s flush the second level refills the first without a walk; SFENCE.VMA empties both', () => {
+  const { vm, dma, ptes, machineAddress } = pagedVm(1, [300, 301, 302]);
+  const h = vm.vcpus[0]!;
+  dma.writeU32(RAM_BASE + 300 * PAGE, 300);
+  dma.writeU32(RAM_BASE + 301 * PAGE, 301);
+  dma.writeU32(RAM_BASE + 302 * PAGE, 302);
+  assert.equal(h.load32(VA), 300);
+  assert.equal(h.load32(VA + PAGE), 301);
+  // The guest changes VA's PTE to guest page 302 without a fence: only a walk would see it.
+  writeU64(dma, ptes[0]!, (BigInt(RAM_BASE / PAGE + 302) << 10n) | PTE_RW | 1n);
+
+  h.flushFirstLevel();
+  assert.ok(!holdsMachinePage(h, machineAddress(300), 1) && holdsMachinePage(h, machineAddress(300), 2), 'flushFirstLevel should empty the first level and keep the second');
+  const misses = h.tlbMisses;
+  const hits = h.secondLevelHits;
+  assert.equal(h.load32(VA), 300, 'the refill walked the table instead of using the second level');
+  assert.equal(h.tlbMisses, misses + 1);
+  assert.equal(h.secondLevelHits, hits + 1);
+  assert.equal(h.load32(VA + 4), 0, 'a second load of the page is a first-level hit');
+  assert.equal(h.tlbMisses, misses + 1);
+
+  // SFENCE.VMA of one address drops that page at both levels and keeps the others.
+  h.setReg(10, VA);
+  h.execute(SFENCE_VMA_A0, h.pc, 4);
+  assert.ok(!tlbEntries(h).some((e) => e.vpn === VA / PAGE), 'sfence.vma VA left an entry of VA');
+  assert.ok(tlbEntries(h).some((e) => e.vpn === VA / PAGE + 1 && e.level === 2), 'sfence.vma VA dropped the entry of VA+1');
+  assert.equal(h.load32(VA), 302, 'after the fence the walk sees the new PTE');
+  assert.equal(h.secondLevelHits, hits + 1);
+
+  // SFENCE.VMA of everything empties both levels.
+  h.execute(SFENCE_VMA_ALL, h.pc, 4);
+  assert.deepEqual(tlbEntries(h), []);
+  assert.equal(h.load32(VA + PAGE), 301);
+  assert.equal(h.secondLevelHits, hits + 1, 'after a full fence a refill must walk');
+  h.flushTlb();
+  assert.deepEqual(tlbEntries(h), []);
+});
+
+test('property: under random accesses, migrations, unmaps and flushes, every TLB entry of every vCPU maps what the pmap maps', () => {
+  // Eight virtual pages over five guest pages (VA+5..7 alias guest pages 300..302).
+  const targets = [300, 301, 302, 303, 304, 300, 301, 302];
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('load' as const), vcpu: fc.nat(2), page: fc.nat(7), word: fc.nat(1023) }),
+    fc.record({ kind: fc.constant('store' as const), vcpu: fc.nat(2), page: fc.nat(7), word: fc.nat(1023), value: fc.integer() }),
+    fc.record({ kind: fc.constant('migrate' as const), page: fc.nat(4), node: fc.nat(2) }),
+    fc.record({ kind: fc.constant('unmap' as const), page: fc.nat(4) }),
+    fc.record({ kind: fc.constant('switch' as const), vcpu: fc.nat(2) }),
+    fc.record({ kind: fc.constant('sfence' as const), vcpu: fc.nat(2) }),
+  );
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+      const { memory, vm, machineAddress } = pagedVm(3, targets);
+      // The guest's view: a word per (guest page, word) written so far.
+      const model = new Map<string, number>();
+      for (const s of steps) {
+        switch (s.kind) {
+          case 'load': {
+            const gppn = targets[s.page]!;
+            assert.equal(vm.vcpus[s.vcpu]!.load32(VA + s.page * PAGE + s.word * 4), model.get(`${gppn}:${s.word}`) ?? 0);
+            break;
+          }
+          case 'store':
+            vm.vcpus[s.vcpu]!.store32(VA + s.page * PAGE + s.word * 4, s.value);
+            model.set(`${targets[s.page]}:${s.word}`, s.value | 0);
+            break;
+          case 'migrate': {
+            const gppn = 300 + s.page;
+            if (vm.pmap.lookup(gppn) === FREE) break;
+            const old = machineAddress(gppn);
+            vm.pmap.migrate(gppn, s.node);
+            for (const h of vm.vcpus) assert.ok(!holdsMachinePage(h, old), `vCPU ${h.id} maps guest page ${gppn}'s old machine page`);
+            break;
+          }
+          case 'unmap': {
+            const gppn = 300 + s.page;
+            vm.pmap.unmap(gppn);
+            for (const key of [...model.keys()]) if (key.startsWith(`${gppn}:`)) model.delete(key);
+            break;
+          }
+          case 'switch':
+            vm.vcpus[s.vcpu]!.flushFirstLevel();
+            break;
+          case 'sfence':
+            vm.vcpus[s.vcpu]!.execute(SFENCE_VMA_ALL, vm.vcpus[s.vcpu]!.pc, 4);
+            break;
+        }
+        // Coherence: each entry for VA+k maps the machine page the pmap gives guest page targets[k] now.
+        for (const h of vm.vcpus) {
+          for (const e of tlbEntries(h)) {
+            const k = e.vpn - VA / PAGE;
+            if (k < 0 || k >= targets.length) continue; // page-table pages are not loaded through the TLB here
+            const mpn = vm.pmap.lookup(targets[k]!);
+            assert.notEqual(mpn, FREE, `vCPU ${h.id} level ${e.level} maps VA+${k} whose guest page has no machine page`);
+            assert.equal(e.machine, memory.addressOf(mpn), `vCPU ${h.id} level ${e.level} maps VA+${k} to a stale machine page`);
+          }
+        }
+      }
+    }),
+    { numRuns: 150 },
+  );
+});
