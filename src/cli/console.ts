@@ -2,7 +2,7 @@
 
 import { createConnection, type Socket } from 'node:net';
 import type { Command } from 'commander';
-import type { VmSummary } from '../control/monitor-commands.js';
+import type { VmListing } from '../control/monitor-commands.js';
 import { controlOptions, controlPath, ControlClient, ControlClientError, type ControlFlags } from './vm-client.js';
 import { describeEnd } from './vm-commands.js';
 
@@ -36,7 +36,7 @@ async function attach(name: string, flags: ControlFlags): Promise<number> {
   };
   let socket: Socket;
   try {
-    const vms = (await control.execute('query-vms')) as VmSummary[];
+    const vms = (await control.execute('query-vms')) as VmListing[];
     const vm = vms.find((v) => v.name === name);
     if (vm === undefined) throw new ControlClientError(`no VM named '${name}' (the VMs are: ${vms.map((v) => v.name).join(', ') || 'none'})`);
     if (vm.console === null) throw new ControlClientError(`vm ${name} is not running (${describeEnd(vm)})`);

@@ -1,7 +1,7 @@
 // `mirrorball ps`, `stop`, `stats` and `down`: a running `mirrorball up`'s VMs, through its control socket.
 
 import type { Command } from 'commander';
-import type { VmSummary } from '../control/monitor-commands.js';
+import type { VmListing } from '../control/monitor-commands.js';
 import type { VmAccount } from '../monitor/accounting.js';
 import { controlOptions, withControl, type ControlFlags } from './vm-client.js';
 
@@ -15,7 +15,7 @@ export function registerVmCommands(program: Command): void {
     .summary('list the VMs of a running `mirrorball up`')
     .description('List the VMs of a running `mirrorball up`: name, state, vCPUs, memory, memory in use, home node'))
     .action(async (flags: ControlFlags) => {
-      const vms = await withControl(flags, async (c) => (await c.execute('query-vms')) as VmSummary[]);
+      const vms = await withControl(flags, async (c) => (await c.execute('query-vms')) as VmListing[]);
       process.stdout.write(psTable(vms));
     });
 
@@ -82,7 +82,7 @@ function table(rows: string[][], left: number): string {
   return rows.map((r) => r.map((cell, i) => (i < left ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export function psTable(vms: readonly VmSummary[]): string {
+export function psTable(vms: readonly VmListing[]): string {
   const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'NODE']];
   for (const vm of vms) rows.push([vm.name, vm.state, String(vm.vcpus), formatSize(vm.memoryBytes), formatSize(vm.bytesInUse), String(vm.homeNode)]);
   return table(rows, 2);

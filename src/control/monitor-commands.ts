@@ -2,8 +2,7 @@
 
 import { resolve } from 'node:path';
 import { writeStatsOutput } from '../host/stats-output.js';
-import { accountVm, registerMonitorStats } from '../monitor/accounting.js';
-import { PAGE } from '../monitor/machine-memory.js';
+import { accountVm, registerMonitorStats, summarizeVm, type VmSummary } from '../monitor/accounting.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { StatsRegistry } from '../timing/stats.js';
@@ -23,32 +22,13 @@ export interface MonitorControl {
   statsConfig(): unknown;
 }
 
-/** One VM as `query-vms` lists it. */
-export interface VmSummary {
-  id: number;
-  name: string;
-  state: string;
-  reason: string;
-  vcpus: number;
-  memoryBytes: number;
-  bytesInUse: number;
-  homeNode: number;
-  /** Path of its console socket while it runs, else null. */
+/** One VM as `query-vms` lists it: the monitor's summary and the path of its console socket while it runs (else null). */
+export interface VmListing extends VmSummary {
   console: string | null;
 }
 
-export function summarizeVm(vm: VirtualMachine, consolePath: string | undefined): VmSummary {
-  return {
-    id: vm.id,
-    name: vm.name,
-    state: vm.state,
-    reason: vm.reason,
-    vcpus: vm.vcpus.length,
-    memoryBytes: vm.pmap.size,
-    bytesInUse: vm.pmap.pagesInUse * PAGE,
-    homeNode: vm.pmap.homeNode,
-    console: consolePath ?? null,
-  };
+export function listVm(vm: VirtualMachine, consolePath: string | undefined): VmListing {
+  return { ...summarizeVm(vm), console: consolePath ?? null };
 }
 
 export function monitorCommands(c: MonitorControl): QmpCommands {
@@ -67,7 +47,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
   return {
     'query-vms': {
       help: 'every VM: [{"id", "name", "state": "running" | "off" | "crashed" | "stopped", "reason", "vcpus", "memoryBytes", "bytesInUse", "homeNode", "console"}]',
-      run: () => monitor.vms.map((vm) => summarizeVm(vm, c.consolePath(vm))),
+      run: () => monitor.vms.map((vm) => listVm(vm, c.consolePath(vm))),
     },
     'vm-stop': {
       help: 'stop a running VM at once: {"vm": NAME} → {"vm", "state", "reason"}; its CPUs and memory go to the others; event VM_STOPPED',

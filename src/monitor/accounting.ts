@@ -25,7 +25,8 @@ export interface VcpuAccount {
   lastCpu: number;
 }
 
-export interface VmAccount {
+/** What a VM is, with no per-vCPU work: the part of the account `ps` shows. */
+export interface VmSummary {
   id: number;
   name: string;
   state: string;
@@ -36,6 +37,9 @@ export interface VmAccount {
   /** Guest pages backed by machine pages now, and those bytes. */
   pagesInUse: number;
   bytesInUse: number;
+}
+
+export interface VmAccount extends VmSummary {
   monitorCalls: Record<string, number>;
   /** Sums over the vCPUs. */
   total: Omit<VcpuAccount, 'index' | 'lastCpu'>;
@@ -63,9 +67,7 @@ export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number)
   };
 }
 
-export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
-  const perVcpu = vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i));
-  const total = Object.fromEntries(SUMMED.map((k) => [k, perVcpu.reduce((sum, v) => sum + v[k], 0)])) as VmAccount['total'];
+export function summarizeVm(vm: VirtualMachine): VmSummary {
   return {
     id: vm.id,
     name: vm.name,
@@ -76,6 +78,14 @@ export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
     homeNode: vm.pmap.homeNode,
     pagesInUse: vm.pmap.pagesInUse,
     bytesInUse: vm.pmap.pagesInUse * PAGE,
+  };
+}
+
+export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
+  const perVcpu = vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i));
+  const total = Object.fromEntries(SUMMED.map((k) => [k, perVcpu.reduce((sum, v) => sum + v[k], 0)])) as VmAccount['total'];
+  return {
+    ...summarizeVm(vm),
     monitorCalls: Object.fromEntries([...vm.monitorCalls].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     total,
     perVcpu,

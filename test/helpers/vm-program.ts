@@ -4,13 +4,9 @@ import { PRIV_S } from '../../src/isa/opcodes.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { VirtualMachine } from '../../src/monitor/vm.js';
 import { assemble, TEXT_BASE, type Program } from './asm.js';
+import { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X } from './trap-runtime.js';
 
-export const PTE_V = 1n;
-export const PTE_R = 2n;
-export const PTE_W = 4n;
-export const PTE_X = 8n;
-export const PTE_A = 64n;
-export const PTE_D = 128n;
+export { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X };
 export const PTE_RW = PTE_R | PTE_W | PTE_A | PTE_D;
 const PAGE = 4096;
 
