@@ -1,0 +1,60 @@
+// End to end: the monitor's experiments, small: overhead (--quick) and many-vms with 1 and 2 VMs.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { findBuiltGuest } from '../../src/guest/artifacts.js';
+import { PLOT_SVG as MANY_SVG, QUICK_PMAKE, RESULTS_TABLE as MANY_TABLE, runManyVms } from '../../src/experiments/many-vms.js';
+import { PLOT_SVG, QUICK_WORKLOADS, RESULTS_JSON, RESULTS_TABLE, runOverhead } from '../../src/experiments/overhead.js';
+
+const guest = findBuiltGuest();
+const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
+
+describe('the monitor\'s experiments', { skip }, () => {
+  it('overhead --quick: every workload bare and in a VM, same results, the VM charged its monitor cycles', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'mb-overhead-'));
+    try {
+      const results = await runOverhead({ guest: guest!, outDir: out, workloads: QUICK_WORKLOADS });
+      assert.deepEqual(results.map((r) => r.workload), QUICK_WORKLOADS.map((w) => w.name));
+      for (const r of results) {
+        assert.equal(r.bare.checksum, r.vm.checksum, `${r.workload}: the checksums differ`);
+        assert.ok(r.bare.guestSeconds > 0 && r.vm.guestSeconds > 0, `${r.workload}: no elapsed time`);
+        // The VM runs the same guest code plus the monitor's work: not faster than bare by more than noise
+        // in where the guest's idle moments fall.
+        assert.ok(r.simulatedRatio > 0.95, `${r.workload}: the VM took ${r.simulatedRatio} of bare's time`);
+        assert.ok(r.vm.breakdown.monitor > 0, `${r.workload}: no monitor cycles charged`);
+        assert.equal(r.bare.breakdown.monitor, 0, `${r.workload}: bare Linux charged monitor cycles`);
+        assert.ok(r.vm.secondLevelHits > 0 && r.vm.secondLevelHits <= r.vm.tlbMisses, `${r.workload}: ${r.vm.secondLevelHits} L2TLB hits of ${r.vm.tlbMisses} misses`);
+      }
+      const table = readFileSync(join(out, RESULTS_TABLE), 'utf8');
+      for (const w of QUICK_WORKLOADS) assert.match(table, new RegExp(`^\\| ${w.name} `, 'm'));
+      assert.ok(existsSync(join(out, RESULTS_JSON)), 'no results.json');
+      assert.match(readFileSync(join(out, PLOT_SVG), 'utf8'), /^<svg /m);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('many-vms with 1 and 2 VMs: independent VMs on free CPUs boot and run exactly as one alone does', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'mb-many-'));
+    try {
+      const [one, two] = await runManyVms({ guest: guest!, outDir: out, counts: [1, 2], pmake: QUICK_PMAKE });
+      assert.equal(one!.vms, 1);
+      assert.equal(two!.vms, 2);
+      // Four vCPUs on eight CPUs: nobody waits, and the runs are deterministic.
+      assert.equal(two!.bootSimulatedMs, one!.bootSimulatedMs);
+      assert.deepEqual(two!.pmakeGuestMs, [one!.pmakeGuestMs[0], one!.pmakeGuestMs[0]]);
+      assert.equal(new Set([...one!.checksums, ...two!.checksums]).size, 1);
+      // Machine memory follows what the guests touched: about twice as much for two.
+      assert.ok(two!.machineMiBInUse > 1.8 * one!.machineMiBInUse && two!.machineMiBInUse < 2.2 * one!.machineMiBInUse,
+        `${one!.machineMiBInUse} MiB for one VM, ${two!.machineMiBInUse} for two`);
+      assert.ok(one!.machineMiBInUse < 128, `one VM of 128 MiB uses ${one!.machineMiBInUse} MiB of machine memory`);
+      assert.match(readFileSync(join(out, MANY_TABLE), 'utf8'), /^\| +2 \| +4 \|/m);
+      assert.match(readFileSync(join(out, MANY_SVG), 'utf8'), /^<svg /m);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
