@@ -34,6 +34,7 @@ describe('machine file', () => {
       '    drive: file=disks/web.img,readonly=on',
       '    console-log: logs/web.log',
       '    rng: 7',
+      '    net: true',
       '  - name: db',
       '    drive: [disks/db.img, "file=/abs/scratch.img"]',
     ].join('\n'), 'conf/m.yaml');
@@ -44,12 +45,12 @@ describe('machine file', () => {
     assert.equal(spec.machine.timing, true);
     assert.deepEqual(spec.vms[0], {
       name: 'web', smp: 2, memoryBytes: 256 * MiB, kernel: undefined, initrd: undefined, append: 'quiet',
-      drives: [{ file: resolve('conf/disks/web.img'), readOnly: true }], consoleLog: resolve('conf/logs/web.log'), rng: 7,
+      drives: [{ file: resolve('conf/disks/web.img'), readOnly: true }], consoleLog: resolve('conf/logs/web.log'), rng: 7, net: true,
     });
     assert.deepEqual(spec.vms[1], {
       name: 'db', smp: 1, memoryBytes: 128 * MiB, kernel: undefined, initrd: undefined, append: undefined,
       drives: [{ file: resolve('conf/disks/db.img'), readOnly: false }, { file: '/abs/scratch.img', readOnly: false }],
-      consoleLog: undefined, rng: undefined,
+      consoleLog: undefined, rng: undefined, net: false,
     });
   });
 
@@ -72,6 +73,7 @@ describe('machine file', () => {
       '  - name: a',
       '    smp: 0',
       '    drive: file=x.img,readonly=maybe',
+      '    net: yes',
       '  - smp: 2',
       '  - name: -bad',
     ].join('\n'));
@@ -82,8 +84,9 @@ describe('machine file', () => {
       "m.yaml:7:11: vms[1].name: 'a' is already the name of vms[0]",
       "m.yaml:8:10: vms[1].smp must be an integer from 1 to 32, not '0'",
       "m.yaml:9:12: vms[1].drive: readonly must be on or off, not 'maybe'",
-      "m.yaml:10:5: vms[2]: needs a 'name'",
-      "m.yaml:11:11: vms[3].name: '-bad' is not a VM name (letters, digits, '-' and '_', at most 32, not starting with '-' or '_')",
+      "m.yaml:10:10: vms[1].net: must be true or false, not 'yes'",
+      "m.yaml:11:5: vms[2]: needs a 'name'",
+      "m.yaml:12:11: vms[3].name: '-bad' is not a VM name (letters, digits, '-' and '_', at most 32, not starting with '-' or '_')",
     ]);
     for (const line of found) assert.ok(!line.includes('\n'));
   });

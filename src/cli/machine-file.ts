@@ -20,6 +20,8 @@ export interface VmFileSpec {
   consoleLog?: string;
   /** A virtio-rng with this seed, when given. */
   rng?: number;
+  /** A virtio-net card on the monitor's subnet of VMs. */
+  net: boolean;
 }
 
 export interface MachineFileSpec {
@@ -35,7 +37,7 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing'] as const;
-const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng'] as const;
+const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net'] as const;
 const DEFAULT_MACHINE_MEMORY = '1G';
 const DEFAULT_VM_MEMORY = '128M';
 const MAX_VCPUS = 32;
@@ -149,6 +151,8 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       });
       const rng = value('rng');
       const seed = rng === undefined ? undefined : attempt(rng.node, path, problem, () => parseCount(rng.text, `${path}.rng`, 0, 2 ** 32 - 1));
+      const net = value('net');
+      if (net !== undefined && net.text !== 'true' && net.text !== 'false') problem(net.node, `${path}.net`, `must be true or false, not '${net.text}'`);
       if (name === undefined || vcpus === undefined || memoryBytes === undefined) return;
       vms.push({
         name: name.text,
@@ -160,6 +164,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         drives,
         consoleLog: path_('console-log'),
         rng: seed,
+        net: net?.text === 'true',
       });
     });
   }

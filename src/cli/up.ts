@@ -207,7 +207,7 @@ class Up {
       let vm: VirtualMachine;
       try {
         vm = this.monitor.createVm({
-          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes,
+          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net,
           console: (bytes) => output.push(bytes),
           log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
         });

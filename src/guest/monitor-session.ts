@@ -15,6 +15,8 @@ export interface SessionVm {
   share?: number;
   /** Kernel arguments after `console=ttyS0 mb.agent=1`. */
   append?: string;
+  /** A network card on the monitor's subnet (give the guest an address with `mb.ip=10.0.2.N/24` in append). */
+  net?: boolean;
 }
 
 export interface MonitorSessionOptions {
@@ -87,7 +89,7 @@ export class MonitorSession {
     for (const spec of options.vms) {
       let driver!: VmDriver;
       const vm = this.monitor.createVm({
-        name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share,
+        name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net,
         console: (bytes) => {
           driver.agent.feed(bytes);
           if (driver.readyCycles === undefined && driver.agent.ready) driver.readyCycles = this.monitor.cycles;

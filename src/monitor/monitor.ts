@@ -5,6 +5,8 @@ import { SLICE } from '../board/machine.js';
 import type { Hart } from '../cpu/hart.js';
 import { MachineMemory, PAGE } from './machine-memory.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
+import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
+import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type MonitorCosts, type VmOptions } from './vm.js';
 
 export interface MonitorOptions {
@@ -26,6 +28,8 @@ export interface VmSpec {
   console: (bytes: Uint8Array) => void;
   log?: (message: string) => void;
   secondLevelEntries?: number;
+  /** A virtio-net card on the VMs' subnet (`Monitor.subnet`), MAC address `vmMac(id)`. */
+  net?: boolean;
 }
 
 /** A request the monitor refuses (a name taken, memory that does not fit): a message for the user. */
@@ -60,6 +64,9 @@ export class Monitor {
   readonly scheduler: Scheduler;
   readonly vms: VirtualMachine[] = [];
   readonly costs: MonitorCosts;
+  /** The switch every VM's network card is plugged into. */
+  readonly subnet = new VirtualSwitch();
+  private readonly ports = new Map<VirtualMachine, NetBackend>();
   /** Machine time in cycles, and instructions run by all vCPUs. */
   cycles = 0;
   instructions = 0;
@@ -121,6 +128,11 @@ export class Monitor {
     this.reservedOnNode[homeNode]! += atHome;
     this.reservedAtHome.set(vm, atHome);
     this.vms.push(vm);
+    if (spec.net === true) {
+      const port = this.subnet.port();
+      vm.machine.attachVirtio(new VirtioNet(port, { mac: vmMac(vm.id) }));
+      this.ports.set(vm, port);
+    }
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
     this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode });
@@ -141,6 +153,8 @@ export class Monitor {
   private endVm(vm: VirtualMachine, state: 'off' | 'crashed' | 'stopped', reason: string): void {
     if (vm.state !== 'running') return;
     vm.end(state, reason);
+    const port = this.ports.get(vm);
+    if (port !== undefined) this.subnet.unplug(port);
     this.scheduler.removeVm(vm.id);
     this.reserved -= vm.pmap.size;
     this.reservedOnNode[vm.pmap.homeNode]! -= this.reservedAtHome.get(vm) ?? 0;
