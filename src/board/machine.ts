@@ -272,14 +272,7 @@ export class Machine {
    * past `idleSkipLimit` (a paced runner sets it to the host's time, so an idle guest waits for the world).
    */
   private skipIdle(): void {
-    this.skipTo(Math.min(this.nextDeadline(), this.idleSkipLimit));
-  }
-
-  /**
-   * Every hart waits: guest time jumps to tick `target` (a slice when Infinity), then timers and devices
-   * move on. The monitor calls this with the earliest deadline of all its VMs, so their clocks agree.
-   */
-  skipTo(target: number): void {
+    const target = Math.min(this.nextDeadline(), this.idleSkipLimit);
     const clock = this.clock;
     const before = clock instanceof InstructionClock ? clock.instructions : 0;
     if (target !== Infinity) clock.advanceTo(target);

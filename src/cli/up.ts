@@ -234,11 +234,7 @@ class Up {
 
   /** The run directory, the control socket, and each VM's console socket and log. */
   private async openHostSide(): Promise<void> {
-    try {
-      mkdirSync(this.runDir, { recursive: true });
-    } catch (error) {
-      throw new UsageError(`cannot create the run directory '${this.runDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-    }
+    makeRunDir(this.runDir);
     const commands = monitorCommands({
       monitor: this.monitor,
       consolePath: (vm) => (vm.state === 'running' ? this.consoles.get(vm)?.socket?.path : undefined),
@@ -326,11 +322,7 @@ class Up {
  */
 async function detach(file: string, runDir: string, control: string): Promise<number> {
   if (await socketAnswers(control)) throw new UsageError(`control socket '${control}' is in use by another process`);
-  try {
-    mkdirSync(runDir, { recursive: true });
-  } catch (error) {
-    throw new UsageError(`cannot create the run directory '${runDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  makeRunDir(runDir);
   const logPath = join(runDir, 'up.log');
   const log = openSync(logPath, 'a');
   const logStart = fstatSync(log).size;
@@ -354,6 +346,14 @@ async function detach(file: string, runDir: string, control: string): Promise<nu
   }
   process.stderr.write(readFrom(logPath, logStart));
   return status;
+}
+
+function makeRunDir(runDir: string): void {
+  try {
+    mkdirSync(runDir, { recursive: true });
+  } catch (error) {
+    throw new UsageError(`cannot create the run directory '${runDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
 }
 
 /** The text of `path` from byte `start` on. */

@@ -47,6 +47,8 @@ export interface HartEnvironment {
 
 /** The index in `HartState.tlbSets` of supervisor data accesses while mstatus.SUM is set. */
 export const VIEW_S_SUM = 2;
+/** The views paging applies to (M-mode's is never translated). */
+const TRANSLATED_VIEWS = [PRIV_U, PRIV_S, VIEW_S_SUM] as const;
 
 /** A number naming the superpage of `level` (1: 2 MiB, 2: 1 GiB, 3: 512 GiB) that holds virtual page `vpn`. */
 function superpageKey(vpn: number, level: number): number {
@@ -198,9 +200,7 @@ export class HartState implements FpState {
   }
 
   private flushTranslatedFirstLevel(): void {
-    this.tlbSets[PRIV_U].flush();
-    this.tlbSets[PRIV_S].flush();
-    this.tlbSets[VIEW_S_SUM].flush();
+    for (const view of TRANSLATED_VIEWS) this.tlbSets[view]!.flush();
     this.fetchInvalidate();
   }
 
@@ -223,9 +223,7 @@ export class HartState implements FpState {
       this.flushTlb();
       return;
     }
-    this.tlbSets[PRIV_U].flushPage(vpn);
-    this.tlbSets[PRIV_S].flushPage(vpn);
-    this.tlbSets[VIEW_S_SUM].flushPage(vpn);
+    for (const view of TRANSLATED_VIEWS) this.tlbSets[view]!.flushPage(vpn);
     this.secondLevel?.flushPage(vpn);
     this.fetchInvalidate();
   }
@@ -249,11 +247,7 @@ export class HartState implements FpState {
 
   /** The monitor moved or dropped the machine page at `physicalPage`: every entry of it goes, at both levels. */
   shootDown(physicalPage: number): void {
-    for (const set of this.tlbSets) {
-      set.read.flushPhysical(physicalPage);
-      set.write.flushPhysical(physicalPage);
-      set.exec.flushPhysical(physicalPage);
-    }
+    for (const set of this.tlbSets) set.flushPhysical(physicalPage);
     this.secondLevel?.flushPhysical(physicalPage);
     this.fetchInvalidate();
   }

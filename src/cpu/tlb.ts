@@ -9,6 +9,12 @@ export const TLB_MASK = TLB_SIZE - 1;
 /** A tag no virtual page number can equal. */
 export const TLB_INVALID = 2 ** 60;
 
+/** True if entry `i` of a TLB's arrays is valid and maps the machine page at `physicalPage`. */
+function mapsPage(tag: Float64Array, delta: Float64Array, mem: readonly (RamRegion | undefined)[], i: number, physicalPage: number): boolean {
+  const region = mem[i];
+  return region !== undefined && tag[i] !== TLB_INVALID && tag[i]! * 4096 + delta[i]! + region.base === physicalPage;
+}
+
 export class Tlb {
   /** Virtual page number (address / 4096, floored; negative for the upper half) of each entry. */
   readonly tag = new Float64Array(TLB_SIZE).fill(TLB_INVALID);
@@ -67,8 +73,7 @@ export class Tlb {
 
   /** True if entry `i` is on the fast path and maps the machine page at `physicalPage`. */
   private maps(i: number, physicalPage: number): boolean {
-    const region = this.mem[i];
-    return region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i]! * 4096 + this.delta[i]! + region.base === physicalPage;
+    return mapsPage(this.tag, this.delta, this.mem, i, physicalPage);
   }
 }
 
@@ -88,6 +93,12 @@ export class TlbSet {
     this.read.flushPage(vpn);
     this.write.flushPage(vpn);
     this.exec.flushPage(vpn);
+  }
+
+  flushPhysical(physicalPage: number): void {
+    this.read.flushPhysical(physicalPage);
+    this.write.flushPhysical(physicalPage);
+    this.exec.flushPhysical(physicalPage);
   }
 }
 
@@ -148,12 +159,7 @@ export class SecondLevelTlb {
   }
 
   flushPhysical(physicalPage: number): void {
-    for (let i = 0; i < this.size; i++) {
-      const region = this.mem[i];
-      if (region !== undefined && this.tag[i] !== TLB_INVALID && this.tag[i]! * 4096 + this.delta[i]! + region.base === physicalPage) {
-        this.tag[i] = TLB_INVALID;
-      }
-    }
+    for (let i = 0; i < this.size; i++) if (mapsPage(this.tag, this.delta, this.mem, i, physicalPage)) this.tag[i] = TLB_INVALID;
   }
 }
 

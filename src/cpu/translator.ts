@@ -208,9 +208,12 @@ function codePagesOf(bus: Bus): CodePages {
   return c;
 }
 
-/** The monitor replaced the contents of machine page `physicalPage` of the memory behind `bus` (see CodePages.pageReplaced). */
-export function machinePageReplaced(bus: Bus, physicalPage: number): void {
-  shared.get(bus.codeDomain)?.pageReplaced(physicalPage);
+/**
+ * The monitor replaced the contents of machine page `physicalPage` of the memory whose buses have code
+ * domain `domain` (see Bus.codeDomain and CodePages.pageReplaced).
+ */
+export function machinePageReplaced(domain: object, physicalPage: number): void {
+  shared.get(domain)?.pageReplaced(physicalPage);
 }
 
 /** One hart's translator: its block cache and the bookkeeping of precise traps. */

@@ -51,8 +51,12 @@ class VmDriver {
   transcript = '';
   /** Machine cycles when its agent said READY. */
   readyCycles: number | undefined;
+  /** Resolves once the VM has ended (the session looks after each batch of rounds). */
+  readonly ended: Promise<void>;
+  private markEnded!: () => void;
 
   constructor(readonly vm: VirtualMachine, onLine: (line: string) => void) {
+    this.ended = new Promise((resolve) => { this.markEnded = resolve; });
     this.agent = new AgentProtocol({
       send: (bytes) => vm.machine.uart.input(bytes),
       onOther: (line) => {
@@ -64,6 +68,11 @@ class VmDriver {
 
   tail(lines = 30): string {
     return this.transcript.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+
+  /** Settles `ended` if the VM has ended (or `always`: the monitor stopped). */
+  checkEnded(always = false): void {
+    if (always || this.vm.state !== 'running') this.markEnded();
   }
 }
 
@@ -114,8 +123,12 @@ export class MonitorSession {
     this.running = runMonitor(this.monitor, {
       pace: options.pace === true, done: () => this.stopRequested, idleHold,
       afterRound: this.holdIdle ? () => { if (this.deferred.size > 0) this.deliverDeferred(); } : undefined,
+      onBatch: () => { for (const d of this.drivers.values()) d.checkEnded(); },
     }).finally(() => {
-      for (const d of this.drivers.values()) d.agent.abort(`the monitor stopped; ${d.vm.name}'s console ends with:\n${d.tail()}`);
+      for (const d of this.drivers.values()) {
+        d.agent.abort(`the monitor stopped; ${d.vm.name}'s console ends with:\n${d.tail()}`);
+        d.checkEnded(true);
+      }
     });
   }
 
@@ -147,6 +160,11 @@ export class MonitorSession {
     const queue = this.deferred.get(d);
     if (queue === undefined) this.deferred.set(d, [action]);
     else queue.push(action);
+    this.wake();
+  }
+
+  /** Lets a held runner run on (holdIdle). */
+  private wake(): void {
     const release = this.release;
     this.release = undefined;
     release?.();
@@ -165,16 +183,10 @@ export class MonitorSession {
   }
 
   private whenReady(d: VmDriver): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      d.agent.whenReady().then(resolve, reject);
-      const poll = setInterval(() => {
-        if (d.vm.state !== 'running') {
-          clearInterval(poll);
-          reject(new GuestSessionError(`VM ${d.vm.name} ended (${d.vm.state}: ${d.vm.reason}) before its agent was ready; console ends with:\n${d.tail()}`));
-        }
-      }, 50);
-      void d.agent.whenReady().finally(() => clearInterval(poll));
+    const ended = d.ended.then(() => {
+      throw new GuestSessionError(`VM ${d.vm.name} ended (${d.vm.state}: ${d.vm.reason}) before its agent was ready; console ends with:\n${d.tail()}`);
     });
+    return Promise.race([d.agent.whenReady(), ended]);
   }
 
   vm(name: string): VirtualMachine {
@@ -205,14 +217,7 @@ export class MonitorSession {
   async poweroff(name: string): Promise<void> {
     const d = this.driver(name);
     this.deliver(d, () => { d.agent.exec('sync; poweroff -f').catch(() => {}); });
-    await this.withTimeout(new Promise<void>((resolve) => {
-      const poll = setInterval(() => {
-        if (d.vm.state !== 'running') {
-          clearInterval(poll);
-          resolve();
-        }
-      }, 20);
-    }), `${name} to power off`);
+    await this.withTimeout(d.ended, `${name} to power off`);
   }
 
   /** Stops the monitor and every VM at once. */
@@ -221,10 +226,7 @@ export class MonitorSession {
     const pending = [...this.deferred.values()].flat();
     this.deferred.clear();
     for (const action of pending) action();
-    // A held runner must wake to see the stop.
-    const release = this.release;
-    this.release = undefined;
-    release?.();
+    this.wake(); // a held runner must wake to see the stop
     await this.running;
   }
 

@@ -18,9 +18,9 @@ export interface MonitorRunOptions {
   /** Stop when this returns true (checked between batches), besides when no VM runs any more. */
   done?: () => boolean;
   /**
-   * Lets the host give the VMs their input only at round boundaries where every vCPU of every VM idles, and
-   * holds machine time there while it has nothing (as runner.ts's IdleHold): runs driven through the consoles
-   * then reproduce exactly. Not with `pace`.
+   * Holds machine time at round boundaries where every vCPU of every VM idles while the host has nothing
+   * for them (as runner.ts's IdleHold); `atIdle` may give them input there. With `afterRound` a host can
+   * also give one VM its input at that VM's own idle moments. Runs driven so reproduce exactly. Not with `pace`.
    */
   idleHold?: IdleHold;
   /** Called after every round (cheap: it runs thousands of times a second). */

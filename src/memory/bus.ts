@@ -232,7 +232,17 @@ class BusMemory implements GuestMemory {
     return v;
   }
 
+  /** Writes a little-endian value of `length` ≤ 4 bytes, in place when it lies in one piece. */
   private writeBytes(address: number, length: number, value: number): void {
+    this.check(address, length);
+    const region = this.bus.resolveRam(address)!;
+    if (this.bus.resolvedRun >= length) {
+      const o = this.bus.resolvedOffset;
+      if (length === 2) region.view.setUint16(o, value, true);
+      else region.view.setUint32(o, value, true);
+      this.bus.dmaWrote(region.base + o, length);
+      return;
+    }
     const bytes = new Uint8Array(length);
     for (let k = 0; k < length; k++) bytes[k] = Math.floor(value / 2 ** (8 * k)) & 0xff;
     this.write(address, bytes);

@@ -1,7 +1,6 @@
 // The machine's memory as the monitor hands it out: pages per NUMA node, and the memmap that says who uses each.
 
 import { machinePageReplaced } from '../cpu/translator.js';
-import { Bus } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
 import type { MachineLayout } from '../board/address-map.js';
 
@@ -31,8 +30,10 @@ export class MachineMemory {
   private readonly fresh: number[];
   private readonly freed: number[][];
   private readonly used: number[];
-  /** A bus over the machine's regions, for the translator's code registry (see machinePageReplaced). */
-  private readonly codeBus = new Bus();
+  /** Per node: every node, nearest first (by the machine's distances, then id): where its pages come from. */
+  private readonly nearest: number[][];
+  /** Per machine page: its node. */
+  private readonly pageNode: Uint8Array;
 
   constructor(readonly layout: MachineLayout) {
     this.regions = layout.nodes.map((n) => new RamRegion(n.id, n.base, n.size));
@@ -43,16 +44,12 @@ export class MachineMemory {
     this.freed = layout.nodes.map(() => []);
     this.used = layout.nodes.map(() => 0);
     const pages = (layout.ramEnd - base) / PAGE;
+    this.pageNode = new Uint8Array(pages);
+    layout.nodes.forEach((n, i) => this.pageNode.fill(i, this.firstPage[i], this.firstPage[i]! + this.nodePages[i]!));
+    this.nearest = layout.nodes.map((_, from) =>
+      layout.nodes.map((_, n) => n).sort((a, b) => layout.distances[from]![a]! - layout.distances[from]![b]! || a - b));
     this.owner = new Int32Array(pages).fill(FREE);
     this.guestPage = new Int32Array(pages).fill(FREE);
-    this.codeBus.addPagedRam({
-      base, size: layout.ramEnd - base, regions: this.regions, domain: this.domain, pageOffset: 0,
-      page: () => { throw new Error('the code registry never resolves pages'); },
-    });
-  }
-
-  get nodes(): number {
-    return this.regions.length;
   }
 
   get totalPages(): number {
@@ -73,8 +70,7 @@ export class MachineMemory {
    * (by the machine's distances) that has. Records it in the memmap. Throws OutOfMachineMemory.
    */
   allocate(node: number, vm: number, gppn: number): number {
-    const order = this.regions.map((_, n) => n).sort((a, b) => this.layout.distances[node]![a]! - this.layout.distances[node]![b]! || a - b);
-    for (const n of order) {
+    for (const n of this.nearest[node]!) {
       if (this.pagesFree(n) === 0) continue;
       const mpn = this.takeFrom(n);
       this.owner[mpn] = vm;
@@ -106,13 +102,11 @@ export class MachineMemory {
     const node = this.nodeOf(mpn);
     this.used[node]!--;
     this.freed[node]!.push(mpn);
-    machinePageReplaced(this.codeBus, this.addressOf(mpn));
+    machinePageReplaced(this.domain, this.addressOf(mpn));
   }
 
   nodeOf(mpn: number): number {
-    let node = 0;
-    while (node + 1 < this.firstPage.length && mpn >= this.firstPage[node + 1]!) node++;
-    return node;
+    return this.pageNode[mpn]!;
   }
 
   regionOf(mpn: number): RamRegion {

@@ -75,9 +75,6 @@ export class Monitor {
    * 0 holds it, for a host about to give the VMs input).
    */
   idleSkipLimit = Infinity;
-  /** Per physical CPU: the vCPU it ran last, and cycles it ran vCPUs or was idle. */
-  private readonly onCpu: (VcpuRecord | undefined)[];
-  readonly busyCycles: Float64Array;
   private readonly records = new Map<VirtualMachine, VcpuRecord[]>();
   private reserved = 0;
   private readonly reservedOnNode: number[];
@@ -90,8 +87,6 @@ export class Monitor {
     this.memory = new MachineMemory(this.layout);
     this.costs = options.costs ?? DEFAULT_COSTS;
     this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
-    this.onCpu = new Array<VcpuRecord | undefined>(this.layout.harts).fill(undefined);
-    this.busyCycles = new Float64Array(this.layout.harts);
     this.reservedOnNode = this.layout.nodes.map(() => 0);
   }
 
@@ -159,7 +154,6 @@ export class Monitor {
     this.reserved -= vm.pmap.size;
     this.reservedOnNode[vm.pmap.homeNode]! -= this.reservedAtHome.get(vm) ?? 0;
     this.reservedAtHome.delete(vm);
-    for (let p = 0; p < this.onCpu.length; p++) if (this.onCpu[p]?.vm === vm.id) this.onCpu[p] = undefined;
   }
 
   /** True while some VM runs. */
@@ -169,8 +163,7 @@ export class Monitor {
 
   /** True when no vCPU of any VM can run until a timer or input wakes one. */
   get idle(): boolean {
-    for (const records of this.records.values()) for (const r of records) if (r.runnable()) return false;
-    return true;
+    return this.vms.every((vm) => this.vmIdle(vm));
   }
 
   /** True when no vCPU of `vm` can run until a timer or input wakes one. */
@@ -187,6 +180,8 @@ export class Monitor {
   /** One round: pick, run each CPU's vCPU for the slice, then move every VM's time (or skip idle time). */
   runRound(): void {
     const end = this.cycles + SLICE;
+    // What each CPU ran last, before the scheduler's pick makes it this round's.
+    const previous = Array.from({ length: this.cpus }, (_, p) => this.scheduler.lastOn(p));
     const picks = this.scheduler.pick() as (VcpuRecord | undefined)[];
     const ran = new Set<VcpuRecord>();
     let busy = false;
@@ -197,13 +192,12 @@ export class Monitor {
       if (vm.state !== 'running') continue;
       ran.add(r);
       const h = r.hart;
-      if (this.onCpu[p] !== r || r.lastPcpu !== p) {
+      if (previous[p] !== r || r.lastPcpu !== p) {
         // The CPU's TLB held someone else's entries (or this vCPU's were on another CPU).
         h.flushFirstLevel();
         h.chargeMonitor(this.costs.worldSwitch);
         r.worldSwitches++;
       }
-      this.onCpu[p] = r;
       r.lastPcpu = p;
       const before = h.localCycles;
       const vmEnd = vm.machine.cycles + SLICE;
@@ -216,9 +210,7 @@ export class Monitor {
       } finally {
         vm.setCurrent(undefined);
       }
-      const used = Math.max(0, h.localCycles - before);
-      this.busyCycles[p]! += Math.min(used, SLICE);
-      this.scheduler.charge(r, used);
+      this.scheduler.charge(r, Math.max(0, h.localCycles - before));
       if (!h.parked && !h.waiting) busy = true;
     }
     for (const vm of this.vms) {
