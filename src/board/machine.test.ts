@@ -2,7 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Machine } from './machine.js';
+import { INSTRUCTIONS_PER_TICK } from '../timing/clock.js';
+import { assemble, requireToolchain } from '../../test/helpers/asm.js';
+import { Machine, SLICE } from './machine.js';
 
 const RAM = 0x8000_0000;
 const CLINT_BASE = 0x0200_0000;
@@ -43,6 +45,63 @@ describe('Machine rounds', () => {
     machine.idleSkipLimit = Infinity;
     machine.runRound();
     assert.equal(machine.clock.now(), 50_000_000);
+  });
+});
+
+/**
+ * Hart 0 waits in WFI for a software interrupt (its timer far away); hart 1 works a while, then raises
+ * hart 0's MSIP and goes to WFI itself, later in the round than hart 0 ran. Both record the time.
+ */
+const WAKE_SOURCE = `
+.globl _start
+_start:
+  csrr t0, mhartid
+  bnez t0, sender
+waiter:
+  wfi
+  csrr t1, mip
+  andi t1, t1, 8
+  beqz t1, waiter
+  rdtime t2
+  la t3, woke
+  sd t2, 0(t3)
+  csrw mie, zero
+1: wfi
+  j 1b
+sender:
+  li t1, 3000
+2: addi t1, t1, -1
+  bnez t1, 2b
+  rdtime t2
+  la t3, sent
+  sd t2, 0(t3)
+  li t3, ${CLINT_BASE}
+  li t4, 1
+  sw t4, 0(t3)
+3: wfi
+  j 3b
+.balign 8
+woke: .dword 0
+sent: .dword 0
+`;
+
+describe('Machine rounds and wake-ups', () => {
+  it('a hart woken by one that then waits runs in the next round, not at the next timer', (t) => {
+    if (!requireToolchain(t)) return;
+    const program = assemble(WAKE_SOURCE);
+    const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false });
+    machine.bus.guestMemory().write(RAM, program.image);
+    machine.resetAll(RAM, true, 0);
+    machine.harts[0].mie = MIE_MTIE | 8;
+    machine.clint.write(CLINT_MTIMECMP - CLINT_BASE, 4, 50_000_000, 0);
+    machine.clint.write(CLINT_MTIMECMP + 4 - CLINT_BASE, 4, 0, 0);
+    const memory = machine.bus.guestMemory();
+    const read = (name: string): number => memory.readU32(program.symbols.get(name)!);
+    for (let round = 0; round < 20 && read('woke') === 0; round++) machine.runRound();
+    const sent = read('sent');
+    const woke = read('woke');
+    assert.ok(sent > 0 && woke > 0, `sent at ${sent}, woke at ${woke}`);
+    assert.ok((woke - sent) * INSTRUCTIONS_PER_TICK <= 2 * SLICE, `the IPI sent at tick ${sent} woke hart 0 only at tick ${woke}`);
   });
 });
 

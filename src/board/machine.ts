@@ -213,15 +213,14 @@ export class Machine {
    */
   runRound(): void {
     let ran = 0;
-    let runnable = false;
     const end = this.cycles + SLICE;
     for (const h of this.harts) {
       ran += this.runHart(h, end);
-      if (!h.parked && !h.waiting) runnable = true;
       if (this.exit !== undefined) break;
     }
     this.instructions += ran;
-    if (runnable) this.closeRound(end);
+    // A hart that ran before another woke it (an IPI, after it had gone to WFI) can run now: no skip then.
+    if (!this.idle) this.closeRound(end);
     else this.skipIdle();
   }
 
