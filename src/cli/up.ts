@@ -76,7 +76,6 @@ async function up(file: string, flags: UpFlags): Promise<number> {
     for (const line of spec) process.stderr.write(`${line}\n`);
     return 2;
   }
-  if (spec.machine.timing) throw new UsageError(`${file}: machine.timing: timing mode under the monitor is not supported yet`);
   const runDir = resolve(flags.runDir ?? defaultRunDir());
   const control = resolve(flags.control ?? join(runDir, CONTROL_SOCKET));
   const consolePath = (vm: VmFileSpec): string => join(runDir, `${vm.name}.console.sock`);
@@ -183,7 +182,9 @@ class Up {
         config: machine.config,
         translate: translationWanted(),
         log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
+        timing: machine.timing ? { latencies: machine.latencies } : undefined,
       });
+      if (machine.timing) this.monitor.setExecutionMode('timing');
     } catch (error) {
       if (error instanceof MachineConfigError) throw new UsageError(`${this.file}: ${error.problems.join('; ')}`);
       throw error;
@@ -295,7 +296,8 @@ class Up {
       topology: machine.name,
       machine: machine.config,
       memoryBytes: machine.memoryBytes,
-      mode: 'fast',
+      mode: this.monitor.executionMode,
+      timing: this.monitor.timingModel?.parameters() ?? null,
       vms: this.monitor.vms.map((vm) => {
         const v = this.spec.vms.find((s) => s.name === vm.name);
         return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };

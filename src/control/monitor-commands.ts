@@ -6,7 +6,7 @@ import { accountVm, registerMonitorStats, summarizeVm, type VmSummary } from '..
 import type { Monitor } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { StatsRegistry } from '../timing/stats.js';
-import { QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
+import { enumArgument, QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
 
 export interface MonitorControl {
   monitor: Monitor;
@@ -67,7 +67,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     },
     'query-monitor': {
       help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse"}], "memoryBytes", ' +
-        '"memoryFreeBytes", "pagesInUse", "cycles", "instructions", "worldSwitches", "vms": {"running", "total"}}',
+        '"memoryFreeBytes", "pagesInUse", "cycles", "instructions", "worldSwitches", "mode" (fast or timing), "vms": {"running", "total"}}',
       run: () => ({
         cpus: monitor.cpus,
         nodes: monitor.layout.nodes.map((n) => ({ id: n.id, cpus: [...n.harts], memoryBytes: n.size, pagesInUse: monitor.memory.pagesInUse(n.id) })),
@@ -77,8 +77,19 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         cycles: monitor.cycles,
         instructions: monitor.instructions,
         worldSwitches: monitor.worldSwitches,
+        mode: monitor.executionMode,
         vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
       }),
+    },
+    'set-mode': {
+      help: 'switch every VM between fast and timing mode: {"mode": "fast" | "timing"} (needs timing: true in the machine file)',
+      args: ['mode'],
+      run: (args) => {
+        const mode = enumArgument(args, 'mode', ['fast', 'timing'] as const);
+        if (monitor.timingModel === undefined) throw new QmpError('GenericError', 'this machine has no timing configuration: set timing: true in the machine file');
+        monitor.setExecutionMode(mode);
+        return {};
+      },
     },
     'stats-dump': {
       help: 'write config.json, stats.txt and stats.json now into {"dir": DIR} (default "stats"; relative to the run directory) → {"dir"}',

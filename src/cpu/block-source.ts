@@ -213,7 +213,7 @@ export function generateBlock(mem: Uint16Array, base: number, offset: number, pc
   }
   const probe = timing?.probe;
   const probing = probe === undefined ? '' : `const fp = t.fetchProbe, pt = fp.tags, pm = fp.mruWay, ph = fp.hits, pb = cpu * ${probe.sets};\n`;
-  const prologue = `${bigInts ? 'const x64 = h.x64;\n' : ''}${timing === undefined ? '' : `const tm = t.timing, cpu = h.id;\n${probing}`}` +
+  const prologue = `${bigInts ? 'const x64 = h.x64;\n' : ''}${timing === undefined ? '' : `const tm = t.timing, cpu = h.timingCpu;\n${probing}`}` +
     `${load}\nlet n = 0, ret = 0;\n`;
   return { count: pcs.length, pcs, body: `${prologue}${body}\n${writeBack}\nreturn ret;` };
 }

@@ -64,7 +64,7 @@ export class HartMemory extends HartState {
 
   /** Timing mode: a fetch, load or store at byte `offset` of `region`. */
   protected chargeRam(timing: MemoryTiming, region: RamRegion, offset: number, isWrite: boolean): void {
-    this.stallCycles += timing.chargeRamAccess(this.id, region.node, offset, isWrite);
+    this.stallCycles += timing.chargeRamAccess(this.timingCpu, region.node, offset, isWrite);
   }
 
   /** First-level TLB misses under paging (the slow path taken for an entry the TLB did not hold). */
@@ -102,6 +102,8 @@ export class HartMemory extends HartState {
         const region = second!.mem[i]!;
         this.secondLevelHits++;
         if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.secondLevelHit);
+        // The monitor's cost is beyond what the bare machine pays for the same miss: its walk.
+        if (this.timing !== undefined) this.stallCycles += this.timing.chargeTlbRefill(this.timingCpu, second!.levels[i]!);
         this.locRegion = region;
         this.locOffset = va + second!.delta[i]!;
         tlb.insert(vpn, region, region.base + this.locOffset - (va & 4095));
@@ -123,7 +125,7 @@ export class HartMemory extends HartState {
     if (miss && this.timing !== undefined) this.chargeRefill(this.timing);
     if (priv !== PRIV_M && this.satpMode !== 0) this.noteLeaf(vpn, (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels);
     tlb.insert(vpn, region, page);
-    second?.insert(vpn, this.walkGlobal ? GLOBAL_ASID : this.satpAsid, region, page);
+    second?.insert(vpn, this.walkGlobal ? GLOBAL_ASID : this.satpAsid, region, page, this.walkLevels);
   }
 
   /**
@@ -131,7 +133,7 @@ export class HartMemory extends HartState {
    * went through (a superpage leaf ends the walk early: under Sv39 a 2 MiB page takes 2 levels, a 1 GiB page 1).
    */
   private chargeRefill(timing: MemoryTiming): void {
-    this.stallCycles += timing.chargeTlbRefill(this.id, this.walkLevels);
+    this.stallCycles += timing.chargeTlbRefill(this.timingCpu, this.walkLevels);
   }
 
   // ---- loads: return the value zero-extended (size < 4) or as an int32 (size 4) ----
@@ -217,7 +219,7 @@ export class HartMemory extends HartState {
   private chargeLocated(timing: MemoryTiming, isWrite: boolean): void {
     const region = this.locRegion;
     if (region !== undefined) this.chargeRam(timing, region, this.locOffset, isWrite);
-    else this.stallCycles += timing.chargeAccess(this.id, this.locOffset, isWrite);
+    else this.stallCycles += timing.chargeAccess(this.timingCpu, this.locOffset, isWrite);
   }
 
   // ---- stores ----

@@ -148,7 +148,14 @@ export class HartState implements FpState {
   pendingCause = 0;
   pendingTval = 0;
 
+  /**
+   * The CPU whose cache and counters timing mode charges: the hart's own id on a bare machine; under the
+   * monitor, the physical CPU the vCPU runs on now (set before each run, read by translated blocks on entry).
+   */
+  timingCpu: number;
+
   constructor(readonly id: number, readonly env: HartEnvironment) {
+    this.timingCpu = id;
     const m = this.tlbSets[PRIV_M];
     this.readTlb = m.read;
     this.writeTlb = m.write;

@@ -118,6 +118,8 @@ export class SecondLevelTlb {
   readonly asid: Int32Array;
   readonly delta: Float64Array;
   readonly mem: RamRegion[];
+  /** Page-table levels the walk that made each entry read (timing mode charges them again on a refill). */
+  readonly levels: Uint8Array;
   private readonly mask: number;
 
   constructor(readonly size = 2048) {
@@ -127,6 +129,7 @@ export class SecondLevelTlb {
     this.asid = new Int32Array(size);
     this.delta = new Float64Array(size);
     this.mem = new Array<RamRegion>(size);
+    this.levels = new Uint8Array(size);
   }
 
   /** The index of the entry for `vpn` in address space `asid` (or a global one), or -1. */
@@ -135,10 +138,11 @@ export class SecondLevelTlb {
     return this.tag[i] === vpn && (this.asid[i] === asid || this.asid[i] === GLOBAL_ASID) ? i : -1;
   }
 
-  insert(vpn: number, asid: number, region: RamRegion, physicalPage: number): void {
+  insert(vpn: number, asid: number, region: RamRegion, physicalPage: number, levels: number): void {
     const i = vpn & this.mask;
     this.tag[i] = vpn;
     this.asid[i] = asid;
+    this.levels[i] = levels;
     this.delta[i] = physicalPage - region.base - vpn * 4096;
     this.mem[i] = region;
   }

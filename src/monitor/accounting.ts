@@ -114,6 +114,8 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
   stats.vector('monitor.pages_in_use', 'machine pages given to VMs, per node', 'Count', nodes, () => nodes.map((_, n) => monitor.memory.pagesInUse(n)));
   stats.scalar('monitor.world_switches', 'CPU switches from one vCPU to another', 'Count', () => monitor.worldSwitches);
   stats.scalar('monitor.cycles', 'machine time', 'Cycle', () => monitor.cycles);
+  // Timing mode's caches and TLB refills are the physical CPUs' (machine.cpuN), misses by machine node.
+  monitor.timingModel?.registerStats(stats, 'machine');
   for (const vm of monitor.vms) {
     const prefix = `monitor.vm${vm.id}`;
     const vcpus = vm.vcpus.map((_, i) => `cpu${i}`);

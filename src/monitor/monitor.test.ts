@@ -7,13 +7,16 @@ import { test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import type { MachineConfig } from '../board/address-map.js';
 import { SLICE } from '../board/machine.js';
+import { latenciesFromDistances } from '../board/topology.js';
 import type { Hart } from '../cpu/hart.js';
 import { TLB_INVALID } from '../cpu/tlb.js';
 import { accountVcpu, accountVm } from './accounting.js';
 import { FREE, PAGE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
 import type { VirtualMachine } from './vm.js';
-import { requireToolchain } from '../../test/helpers/asm.js';
+import { assemble, requireToolchain, TEXT_BASE } from '../../test/helpers/asm.js';
+import { PRIV_S } from '../isa/opcodes.js';
+import { INSTRUCTIONS_PER_TICK } from '../timing/clock.js';
 import { counterDone, counterPages, counterResults, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
@@ -313,4 +316,110 @@ test('property: pages of running programs (code, page tables, data) migrate betw
     }),
     { numRuns: 25 },
   );
+});
+
+test('timing mode: each vCPU charges the cache of the physical CPU it runs on, and every refill (L2TLB hit or walk) pays the bare walk too', (t) => {
+  if (!requireToolchain(t)) return;
+  const timing = { latencies: latenciesFromDistances([[10, 20], [20, 10]]) };
+  // Two nodes of one CPU each; a VM of one vCPU per node: each runs on its home node's CPU, so every miss is local.
+  const placed = new Monitor({ config: machine(2, 32, 1), timing });
+  assert.throws(() => new Monitor({ config: machine(1, 32, 1) }).setExecutionMode('timing'), /timing configuration/);
+  const homes = ['a', 'b'].map((name) => placed.createVm({ name, vcpus: 1, memoryBytes: 16 * MiB, console: quiet }));
+  assert.deepEqual(homes.map((vm) => vm.pmap.homeNode), [0, 1]);
+  placed.setExecutionMode('timing');
+  assert.equal(placed.executionMode, 'timing');
+  const runs = homes.map((vm) => startCounter(vm, { iterations: 3000, fillPages: 4, poweroff: false }));
+  runUntil(placed, () => homes.every((vm, i) => counterDone(vm, runs[i]!)), 4000);
+  homes.forEach((vm, i) => assertCounted(vm, runs[i]!));
+  const model = placed.timingModel!;
+  for (const cpu of [0, 1]) {
+    assert.ok(model.missesLocal[cpu]! > 0, `CPU ${cpu} missed nothing: its vCPU charged another CPU's cache`);
+    assert.equal(model.missesRemote[cpu], 0, `CPU ${cpu}: remote misses, so a vCPU charged a CPU off its VM's node`);
+  }
+
+  // Four vCPUs on two CPUs, switching every round: after each switch the first level refills from the second,
+  // and the model counts every first-level miss as a refill (bare charges its walk; the monitor's cost comes on top).
+  const busy = new Monitor({ config: machine(1, 64, 2), quantumRounds: 1, timing: { latencies: latenciesFromDistances([[10]]) } });
+  const vms = ['x', 'y'].map((name) => busy.createVm({ name, vcpus: 2, memoryBytes: 16 * MiB, console: quiet }));
+  const counted = vms.map((vm) => startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false }));
+  // A while in fast mode first (nothing charged), then timing mode switched on under the running programs.
+  runUntil(busy, () => false, 4);
+  assert.equal(busy.timingModel!.accesses(0) + busy.timingModel!.accesses(1), 0, 'fast mode charged the caches');
+  assert.ok(!vms.some((vm, i) => counterDone(vm, counted[i]!)), 'the programs ended in fast mode');
+  const missesBefore = vms.flatMap((vm) => [...vm.vcpus]).reduce((s, h) => s + h.tlbMisses, 0);
+  const hitsBefore = vms.flatMap((vm) => [...vm.vcpus]).reduce((s, h) => s + h.secondLevelHits, 0);
+  busy.setExecutionMode('timing');
+  runUntil(busy, () => vms.every((vm, i) => counterDone(vm, counted[i]!)), 40_000);
+  vms.forEach((vm, i) => assertCounted(vm, counted[i]!));
+  const harts = vms.flatMap((vm) => [...vm.vcpus]);
+  const misses = harts.reduce((s, h) => s + h.tlbMisses, 0) - missesBefore;
+  const hits = harts.reduce((s, h) => s + h.secondLevelHits, 0) - hitsBefore;
+  assert.ok(hits > 0 && busy.worldSwitches > 8, `${hits} second-level hits, ${busy.worldSwitches} world switches`);
+  assert.equal(busy.timingModel!.tlbRefills.reduce((a, b) => a + b, 0), misses, 'TLB refills charged by the model vs first-level misses');
+
+});
+
+/** vCPU 0 sets a far timer and waits for an IPI; vCPU 1 works a while, sends it, and waits itself. Both record the time. */
+const WAKE_SOURCE = `
+.globl _start
+_start:
+  bnez a0, sender
+  li a7, 0x54494D45
+  li a6, 0
+  li a0, 50000000
+  ecall
+  li t0, 2
+  csrs sie, t0
+waiter:
+  wfi
+  csrr t1, sip
+  andi t1, t1, 2
+  beqz t1, waiter
+  rdtime t2
+  la t3, woke
+  sd t2, 0(t3)
+  csrw sie, zero
+1: wfi
+  j 1b
+sender:
+  li t1, 3000
+2: addi t1, t1, -1
+  bnez t1, 2b
+  rdtime t2
+  la t3, sent
+  sd t2, 0(t3)
+  li a7, 0x735049
+  li a6, 0
+  li a0, 1
+  li a1, 0
+  ecall
+3: wfi
+  j 3b
+.balign 8
+woke: .dword 0
+sent: .dword 0
+`;
+
+test('a vCPU woken by an IPI from one that then waits runs in the next round, not at the next timer', (t) => {
+  if (!requireToolchain(t)) return;
+  const program = assemble(WAKE_SOURCE);
+  const monitor = new Monitor({ config: machine(1, 32, 2) });
+  const vm = monitor.createVm({ name: 'wake', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+  const memory = vm.machine.bus.guestMemory();
+  memory.write(TEXT_BASE, program.image);
+  vm.vcpus.forEach((h, i) => {
+    h.reset(TEXT_BASE);
+    h.parked = false;
+    h.mideleg = 0x222; // what boot sets up: supervisor interrupts delegated, counters readable
+    h.mcounteren = 7;
+    h.priv = PRIV_S;
+    h.updateTranslation();
+    h.setReg(10, i);
+  });
+  const read = (name: string): number => memory.readU32(program.symbols.get(name)!);
+  runUntil(monitor, () => read('woke') !== 0, 20);
+  const sent = read('sent');
+  const woke = read('woke');
+  assert.ok(sent > 0 && woke > 0, `sent at ${sent}, woke at ${woke}`);
+  assert.ok((woke - sent) * INSTRUCTIONS_PER_TICK <= 2 * SLICE, `the IPI sent at tick ${sent} woke vCPU 0 only at tick ${woke}`);
 });

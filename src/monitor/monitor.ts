@@ -2,6 +2,10 @@
 
 import { layoutMachine, type MachineConfig, type MachineLayout } from '../board/address-map.js';
 import { SLICE } from '../board/machine.js';
+import type { ExecutionMode } from '../board/timing-mode.js';
+import { timingModelFor } from '../board/topology.js';
+import type { CacheGeometry } from '../timing/cache.js';
+import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import type { Hart } from '../cpu/hart.js';
 import { MachineMemory, PAGE } from './machine-memory.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
@@ -17,6 +21,11 @@ export interface MonitorOptions {
   quantumRounds?: number;
   translate?: boolean;
   log?: (message: string) => void;
+  /**
+   * Timing mode's model of the physical machine: one cache per physical CPU, latencies by machine node.
+   * With it the monitor can switch between fast and timing mode (`setExecutionMode`); it starts in fast mode.
+   */
+  timing?: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> };
 }
 
 export interface VmSpec {
@@ -66,6 +75,9 @@ export class Monitor {
   readonly costs: MonitorCosts;
   /** The switch every VM's network card is plugged into. */
   readonly subnet = new VirtualSwitch();
+  /** Timing mode's model of the machine (its CPUs and nodes, not any VM's), when configured. */
+  readonly timingModel: TimingModel | undefined;
+  private mode: ExecutionMode = 'fast';
   private readonly ports = new Map<VirtualMachine, NetBackend>();
   /** Machine time in cycles, and instructions run by all vCPUs. */
   cycles = 0;
@@ -88,6 +100,29 @@ export class Monitor {
     this.costs = options.costs ?? DEFAULT_COSTS;
     this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
     this.reservedOnNode = this.layout.nodes.map(() => 0);
+    this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
+  }
+
+  /** Fast mode (instructions only) or timing mode (every access charged to the machine's model). */
+  get executionMode(): ExecutionMode {
+    return this.mode;
+  }
+
+  /**
+   * Switches every VM's vCPUs between fast and timing mode (between rounds). In timing mode a vCPU charges
+   * the cache of the physical CPU it runs on, and misses cost by the machine node that holds the machine
+   * page, so VMs share the CPUs' caches as they share the CPUs. Throws without a timing configuration.
+   */
+  setExecutionMode(mode: ExecutionMode): void {
+    if (this.timingModel === undefined) throw new MonitorError('timing mode needs a timing configuration of the machine');
+    if (mode === this.mode) return;
+    this.mode = mode;
+    for (const vm of this.vms) if (vm.state === 'running') this.applyMode(vm);
+  }
+
+  private applyMode(vm: VirtualMachine): void {
+    const timing = this.mode === 'timing' ? this.timingModel : undefined;
+    for (const h of vm.vcpus) h.setMemoryTiming(timing);
   }
 
   get cpus(): number {
@@ -127,6 +162,14 @@ export class Monitor {
       const port = this.subnet.port();
       vm.machine.attachVirtio(new VirtioNet(port, { mac: vmMac(vm.id) }));
       this.ports.set(vm, port);
+    }
+    const model = this.timingModel;
+    if (model !== undefined) {
+      // DMA is coherent (as on FLASH): a device's write to machine memory drops every CPU's copy.
+      vm.machine.bus.observeDmaWrites((address, length) => {
+        if (this.mode === 'timing') model.caches.invalidateRange(address, length);
+      });
+      this.applyMode(vm);
     }
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
@@ -184,7 +227,6 @@ export class Monitor {
     const previous = Array.from({ length: this.cpus }, (_, p) => this.scheduler.lastOn(p));
     const picks = this.scheduler.pick() as (VcpuRecord | undefined)[];
     const ran = new Set<VcpuRecord>();
-    let busy = false;
     for (let p = 0; p < picks.length; p++) {
       const r = picks[p];
       if (r === undefined) continue;
@@ -199,6 +241,7 @@ export class Monitor {
         r.worldSwitches++;
       }
       r.lastPcpu = p;
+      h.timingCpu = p;
       const before = h.localCycles;
       const vmEnd = vm.machine.cycles + SLICE;
       vm.setCurrent(h);
@@ -211,7 +254,6 @@ export class Monitor {
         vm.setCurrent(undefined);
       }
       this.scheduler.charge(r, Math.max(0, h.localCycles - before));
-      if (!h.parked && !h.waiting) busy = true;
     }
     for (const vm of this.vms) {
       if (vm.state !== 'running') continue;
@@ -221,7 +263,9 @@ export class Monitor {
         vm.machine.idleUntil(r.hart, vm.machine.cycles + SLICE);
       }
     }
-    if (busy) {
+    // Only when no vCPU can run does time skip. A vCPU that ran into WFI after waking another (an IPI) leaves
+    // one that can: the woken one runs next round instead of at the next timer.
+    if (!this.idle) {
       for (const vm of this.vms) if (vm.state === 'running') vm.machine.closeRound(vm.machine.cycles + SLICE);
       this.cycles = end;
     } else this.skipIdle();

@@ -230,14 +230,8 @@ describe('mirrorball up: mistakes', () => {
     assert.ok(!existsSync(runDir), 'no run directory was made');
   });
 
-  it('refuses timing mode, a missing file and a kernel that is not one, in one line each', () => {
-    const timing = join(dir, 'timing.yaml');
-    writeFileSync(timing, 'machine:\n  timing: true\nvms:\n  - name: a\n');
-    let r = mirrorball(['up', timing, '--run-dir', join(dir, 'timing-run')]);
-    assert.equal(r.status, 2);
-    assert.equal(r.stderr, `mirrorball: ${timing}: machine.timing: timing mode under the monitor is not supported yet\n`);
-
-    r = mirrorball(['up', join(dir, 'nowhere.yaml')]);
+  it('refuses a missing file and a kernel that is not one, in one line each', () => {
+    let r = mirrorball(['up', join(dir, 'nowhere.yaml')]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^mirrorball: cannot read machine file '.*nowhere\.yaml': no such file\n$/);
 
@@ -276,9 +270,9 @@ describe('mirrorball up: mistakes', () => {
 });
 
 describe('mirrorball up with tiny kernels', () => {
-  const machineFile = (name: string, vms: string[]): string => {
+  const machineFile = (name: string, vms: string[], machineLines = ''): string => {
     const file = join(dir, `${name}.yaml`);
-    writeFileSync(file, `machine:\n  topology: uma\n  smp: 2\n  memory: 256M\nvms:\n${vms.map((v) => `  - name: ${v}\n    memory: 32M\n    kernel: ${v.replace(/[0-9]+$/, '')}.Image\n`).join('')}`);
+    writeFileSync(file, `machine:\n  topology: uma\n  smp: 2\n  memory: 256M\n${machineLines}vms:\n${vms.map((v) => `  - name: ${v}\n    memory: 32M\n    kernel: ${v.replace(/[0-9]+$/, '')}.Image\n`).join('')}`);
     return file;
   };
 
@@ -292,7 +286,7 @@ describe('mirrorball up with tiny kernels', () => {
       assert.equal((await client.execute('query-vms')).error !== undefined, true, 'nothing before qmp_capabilities');
       await client.ok('qmp_capabilities');
       const commands = (await client.ok<{ name: string }[]>('query-commands')).map((c) => c.name);
-      for (const c of ['query-vms', 'vm-stop', 'query-vm-stats', 'query-monitor', 'stats-dump', 'quit', 'query-commands']) assert.ok(commands.includes(c), c);
+      for (const c of ['query-vms', 'vm-stop', 'query-vm-stats', 'query-monitor', 'set-mode', 'stats-dump', 'quit', 'query-commands']) assert.ok(commands.includes(c), c);
 
       const vms = await client.ok<Message[]>('query-vms');
       assert.deepEqual(vms.map((v) => [v.name, v.state, v.vcpus, v.memoryBytes]), [['echo', 'running', 1, 32 * MiB], ['poweroff', 'running', 1, 32 * MiB], ['idle', 'running', 1, 32 * MiB]]);
@@ -321,6 +315,7 @@ describe('mirrorball up with tiny kernels', () => {
       assert.equal(await client.error('query-vm-stats', {}), "Parameter 'vm' is missing");
       assert.equal(await client.error('query-vm-stats', { vm: 3 }), "Parameter 'vm' must be a string");
       assert.equal(await client.error('vm-stop', { vm: 'idle', force: true }), "Parameter 'force' is unexpected");
+      assert.equal(await client.error('set-mode', { mode: 'timing' }), 'this machine has no timing configuration: set timing: true in the machine file');
       const flooder = await Client.connect(control);
       flooder.send('x'.repeat(70_000));
       await until('the flooder to be cut off', () => flooder.closed);
@@ -405,6 +400,40 @@ describe('mirrorball up with tiny kernels', () => {
       ]);
       for (const f of ['control.sock', 'echo.console.sock', 'idle.console.sock']) assert.ok(!existsSync(join(runDir, f)), `${f} removed`);
       assert.match(readFileSync(join(runDir, 'echo.console.log'), 'latin1'), /^IBMab/);
+    } finally {
+      client?.socket.destroy();
+      up.stop();
+    }
+  });
+
+  it('runs the VMs in timing mode with timing: true, charging the physical CPUs\' caches', async () => {
+    const runDir = join(dir, 'timing-run');
+    const up = Running.start(['up', machineFile('timing', ['echo', 'idle'], '  timing: true\n'), '--run-dir', runDir]);
+    let client: Client | undefined;
+    try {
+      client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      assert.equal((await client.ok<{ mode: string }>('query-monitor')).mode, 'timing');
+      await client.ok('set-mode', { mode: 'fast' });
+      assert.equal((await client.ok<{ mode: string }>('query-monitor')).mode, 'fast');
+      await client.ok('set-mode', { mode: 'timing' });
+      assert.equal((await client.ok<{ mode: string }>('query-monitor')).mode, 'timing');
+      // The echo VM answers in timing mode too.
+      const echo = await Console.connect(join(runDir, 'echo.console.sock'));
+      echo.socket.write('HAL');
+      await echo.expect(/IBM/);
+      echo.socket.destroy();
+      await client.ok('stats-dump', { dir: 'dump' });
+      const json = JSON.parse(readFileSync(join(runDir, 'dump', 'stats.json'), 'utf8')) as Record<string, { value?: number }>;
+      const accesses = [0, 1].map((cpu) => json[`machine.cpu${cpu}.cache.accesses`]?.value ?? -1);
+      assert.ok(accesses.every((n) => n >= 0), `both physical CPUs' caches in stats.json: ${accesses.join(', ')}`);
+      assert.ok(accesses[0]! + accesses[1]! > 0, 'the vCPUs charged the physical CPUs\' caches');
+      assert.equal(json['machine.cpu2.cache.accesses'], undefined, 'no third CPU');
+      const config = JSON.parse(readFileSync(join(runDir, 'dump', 'config.json'), 'utf8')) as { mode: string; timing: { latencies: unknown } | null };
+      assert.equal(config.mode, 'timing');
+      assert.ok(config.timing?.latencies !== undefined, 'the timing parameters in config.json');
+      await client.ok('quit');
+      assert.equal(await up.done, 0);
     } finally {
       client?.socket.destroy();
       up.stop();
