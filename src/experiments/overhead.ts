@@ -5,6 +5,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { MachineConfig } from '../board/address-map.js';
+import { configureTiming, setExecutionMode, type ExecutionMode } from '../board/timing-mode.js';
+import { latenciesFromDistances } from '../board/topology.js';
 import type { Hart } from '../cpu/hart.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
@@ -14,6 +16,7 @@ import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
 import { ExperimentError } from './numa-placement.js';
 import { barChartSvg, markdownTable } from './report.js';
+import type { TimingModel } from '../timing/timing-model.js';
 
 export type WorkloadKind = 'cpu-bound' | 'os-intensive';
 
@@ -46,6 +49,8 @@ export const TARGET: Record<WorkloadKind, number> = { 'cpu-bound': 0.05, 'os-int
 const MiB = 2 ** 20;
 /** The machine: two CPUs, one node, 256 MiB; the VM gets both CPUs and all the memory. */
 export const OVERHEAD_MACHINE: MachineConfig = { harts: 2, nodes: [{ memoryBytes: 256 * MiB, harts: [0, 1] }] };
+/** Timing mode's latencies on it: one node, a miss 30 cycles, as `run --timing` on a one-node machine. */
+const OVERHEAD_LATENCIES = latenciesFromDistances([[10]]);
 
 /** Cycles of all CPUs during one run, by where they went. */
 export interface Breakdown {
@@ -64,15 +69,21 @@ export interface RunMeasure {
   tlbMisses: number;
   secondLevelHits: number;
   monitorCalls: number;
+  /** Timing mode: cycles the memory model charged (cache hits and misses, TLB walks); 0 in fast mode. */
+  memoryCycles: number;
 }
 
 export interface OverheadResult {
   workload: string;
   kind: WorkloadKind;
   command: string;
+  /** The median run of each (by simulated time). */
   bare: RunMeasure;
   vm: RunMeasure;
-  /** VM time / bare time, simulated and host. */
+  /** Simulated seconds of every measured run. */
+  bareRuns: number[];
+  vmRuns: number[];
+  /** VM time / bare time (medians), simulated and host. */
   simulatedRatio: number;
   hostRatio: number;
   /** Whether the simulated ratio is within the issue's target for its kind. */
@@ -83,6 +94,14 @@ export interface OverheadOptions {
   guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
   outDir: string;
   workloads: readonly OverheadWorkload[];
+  /**
+   * The mode of the measured runs (boot and warm-up run in fast mode either way). Timing mode charges every
+   * access and TLB walk to the cache model, bare and in the VM alike (under the monitor the caches are the
+   * physical CPUs'), as Disco's figure came from a detailed simulation. Default fast.
+   */
+  mode?: ExecutionMode;
+  /** Measured runs of each workload, bare and in the VM (default 1); the median run is the result. */
+  repeat?: number;
   onProgress?: (line: string) => void;
 }
 
@@ -127,60 +146,112 @@ function minus<T extends object>(a: T, b: T): T {
   return Object.fromEntries(Object.keys(x).map((k) => [k, x[k]! - y[k]!])) as T;
 }
 
+/** Cycles the timing model charged all CPUs so far (0 without one). */
+function modelCycles(model: TimingModel | undefined): number {
+  if (model === undefined) return 0;
+  let sum = 0;
+  for (let cpu = 0; cpu < model.cpus; cpu++) sum += model.memoryCycles(cpu);
+  return sum;
+}
+
+/** Cumulative counters of a subject (bare Linux or the VM), read before and after each measured run. */
+type Counters = Breakdown & { tlbMisses: number; secondLevelHits: number; monitorCalls: number; memoryCycles: number };
+
+/** What the measuring loop needs of bare Linux or of the VM. */
+interface Subject {
+  /** "on bare Linux", "in the VM": for messages. */
+  where: string;
+  label: string;
+  exec(command: string): Promise<{ status: number; output: string }>;
+  /** Between commands every hart idles and time is held: the mode changes between rounds. */
+  setMode(mode: ExecutionMode): void;
+  counters(): Counters;
+}
+
+/**
+ * Address-space layout randomization off: bare Linux and the VM's draw their random layouts from different
+ * entropy, and the direct-mapped first-level TLB's conflicts depend on the layout, so with it on the two
+ * would run differently laid-out programs.
+ */
+const NO_ASLR = 'echo 0 > /proc/sys/kernel/randomize_va_space && cat /proc/sys/kernel/randomize_va_space';
+
+/** The run whose guest time is the median (the lower of the middle two for an even count). */
+function medianRun(runs: readonly RunMeasure[]): RunMeasure {
+  const sorted = [...runs].sort((a, b) => a.guestSeconds - b.guestSeconds);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** Every workload: a warm-up run, then `repeat` measured runs in the options' mode. */
+async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure[][]> {
+  const aslr = await subject.exec(NO_ASLR);
+  if (aslr.status !== 0 || aslr.output.trim() !== '0') throw new ExperimentError(`cannot turn address-space randomization off ${subject.where}: ${aslr.output.trim()}`);
+  const mode = o.mode ?? 'fast';
+  const out: RunMeasure[][] = [];
+  for (const w of o.workloads) {
+    await warmUp(subject.exec(w.command), w, subject.where);
+    const runs: RunMeasure[] = [];
+    for (let k = 0; k < (o.repeat ?? 1); k++) {
+      const before = subject.counters();
+      subject.setMode(mode);
+      const started = performance.now();
+      const r = await subject.exec(w.command);
+      const hostSeconds = (performance.now() - started) / 1000;
+      subject.setMode('fast');
+      const d = minus(subject.counters(), before);
+      const { guestSeconds, checksum } = parseResult(w, subject.where, r.status, r.output);
+      runs.push({
+        guestSeconds, hostSeconds, checksum, breakdown: { user: d.user, kernel: d.kernel, monitor: d.monitor, idle: d.idle },
+        tlbMisses: d.tlbMisses, secondLevelHits: d.secondLevelHits, monitorCalls: d.monitorCalls, memoryCycles: d.memoryCycles,
+      });
+      o.onProgress?.(`${subject.label} ${w.name}: ${(guestSeconds * 1000).toFixed(3)} ms simulated, ${hostSeconds.toFixed(1)} s host`);
+    }
+    out.push(runs);
+  }
+  return out;
+}
+
 /** Boots bare Linux on the machine and runs every workload in turn. */
-async function runBare(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array): Promise<RunMeasure[]> {
+async function runBare(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array): Promise<RunMeasure[][]> {
   // Commands reach the guest at the same guest instant in every run (holdIdle): the results reproduce.
   const session = await GuestSession.boot({ kernel, initrd, config: OVERHEAD_MACHINE, holdIdle: true });
+  const model = o.mode === 'timing' ? configureTiming(session.machine, OVERHEAD_LATENCIES) : undefined;
   try {
-    const out: RunMeasure[] = [];
-    for (const w of o.workloads) {
-      await warmUp(session.exec(w.command), w, 'on bare Linux');
-      const before = bareCycles(session.machine.harts);
-      const started = performance.now();
-      const r = await session.exec(w.command);
-      const hostSeconds = (performance.now() - started) / 1000;
-      const after = bareCycles(session.machine.harts);
-      const { guestSeconds, checksum } = parseResult(w, 'on bare Linux', r.status, r.output);
-      const d = minus(after, before);
-      out.push({
-        guestSeconds, hostSeconds, checksum, breakdown: { user: d.user, kernel: d.kernel, monitor: 0, idle: d.idle },
-        tlbMisses: d.tlbMisses, secondLevelHits: 0, monitorCalls: 0,
-      });
-      o.onProgress?.(`bare ${w.name}: ${(guestSeconds * 1000).toFixed(3)} ms simulated, ${hostSeconds.toFixed(1)} s host`);
-    }
-    return out;
+    return await measure(o, {
+      where: 'on bare Linux',
+      label: 'bare',
+      exec: (command) => session.exec(command),
+      setMode: (mode) => { if (model !== undefined) setExecutionMode(session.machine, mode); },
+      counters: () => ({ ...bareCycles(session.machine.harts), secondLevelHits: 0, monitorCalls: 0, memoryCycles: modelCycles(model) }),
+    });
   } finally {
     await session.kill();
   }
 }
 
 /** Boots the same Linux in one VM that has the whole machine, and runs every workload in turn. */
-async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array): Promise<RunMeasure[]> {
+async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array): Promise<RunMeasure[][]> {
   const machineMemory = OVERHEAD_MACHINE.nodes.reduce((s, n) => s + n.memoryBytes, 0);
   const session = await MonitorSession.boot({
     kernel, initrd, config: OVERHEAD_MACHINE, vms: [{ name: 'vm', vcpus: OVERHEAD_MACHINE.harts, memoryBytes: machineMemory }],
+    monitor: o.mode === 'timing' ? { timing: { latencies: OVERHEAD_LATENCIES } } : undefined,
   });
+  const monitor = session.monitor;
+  const vm = session.vm('vm');
   try {
-    const vm = session.vm('vm');
-    const out: RunMeasure[] = [];
-    const calls = (): number => [...vm.monitorCalls.values()].reduce((a, b) => a + b, 0);
-    for (const w of o.workloads) {
-      await warmUp(session.exec('vm', w.command), w, 'in the VM');
-      const before = accountVm(session.monitor, vm).total;
-      const callsBefore = calls();
-      const started = performance.now();
-      const r = await session.exec('vm', w.command);
-      const hostSeconds = (performance.now() - started) / 1000;
-      const d = minus(accountVm(session.monitor, vm).total, before);
-      const { guestSeconds, checksum } = parseResult(w, 'in the VM', r.status, r.output);
-      out.push({
-        guestSeconds, hostSeconds, checksum,
-        breakdown: { user: d.guestUserCycles, kernel: d.guestKernelCycles, monitor: d.monitorCycles, idle: d.idleCycles + d.readyCycles },
-        tlbMisses: d.tlbMisses, secondLevelHits: d.secondLevelHits, monitorCalls: calls() - callsBefore,
-      });
-      o.onProgress?.(`vm ${w.name}: ${(guestSeconds * 1000).toFixed(3)} ms simulated, ${hostSeconds.toFixed(1)} s host`);
-    }
-    return out;
+    return await measure(o, {
+      where: 'in the VM',
+      label: 'vm',
+      exec: (command) => session.exec('vm', command),
+      setMode: (mode) => { if (monitor.timingModel !== undefined) monitor.setExecutionMode(mode); },
+      counters: () => {
+        const t = accountVm(monitor, vm).total;
+        return {
+          user: t.guestUserCycles, kernel: t.guestKernelCycles, monitor: t.monitorCycles, idle: t.idleCycles + t.readyCycles,
+          tlbMisses: t.tlbMisses, secondLevelHits: t.secondLevelHits,
+          monitorCalls: [...vm.monitorCalls.values()].reduce((a, b) => a + b, 0), memoryCycles: modelCycles(monitor.timingModel),
+        };
+      },
+    });
   } finally {
     await session.kill();
   }
@@ -188,17 +259,20 @@ async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array)
 
 export function overheadTable(results: readonly OverheadResult[]): string {
   // Disco's bars: busy cycles (user, kernel, monitor) of both runs, relative to bare's busy cycles. Idle time
-  // is left out: it also counts the moments the host takes to type the command and read its answer.
+  // is left out: it also counts the moments the host takes to type the command and read its answer. Memory:
+  // what timing mode's model charged (part of user and kernel cycles; 0 in fast mode).
   const part = (value: number, r: OverheadResult): string => (value / busy(r.bare)).toFixed(3);
+  const spread = (runs: readonly number[]): string => (runs.length === 1 ? '' : ` (${(Math.min(...runs) * 1000).toFixed(1)}–${(Math.max(...runs) * 1000).toFixed(1)})`);
   const headers = ['workload', 'kind', 'bare (ms)', 'VM (ms)', 'VM / bare', 'target', 'host bare (s)', 'host VM (s)', 'host VM / bare',
-    'bare user', 'bare kernel', 'VM user', 'VM kernel', 'VM monitor', 'TLB misses bare', 'TLB misses VM', 'L2TLB hits', 'monitor calls'];
+    'bare user', 'bare kernel', 'VM user', 'VM kernel', 'VM monitor', 'bare memory', 'VM memory', 'TLB misses bare', 'TLB misses VM', 'L2TLB hits', 'monitor calls'];
   const rows = results.map((r) => [
-    r.workload, r.kind, (r.bare.guestSeconds * 1000).toFixed(3), (r.vm.guestSeconds * 1000).toFixed(3), r.simulatedRatio.toFixed(3),
+    r.workload, r.kind, `${(r.bare.guestSeconds * 1000).toFixed(3)}${spread(r.bareRuns)}`, `${(r.vm.guestSeconds * 1000).toFixed(3)}${spread(r.vmRuns)}`,
+    r.simulatedRatio.toFixed(3),
     `≤ ${(1 + TARGET[r.kind]).toFixed(2)}${r.withinTarget ? '' : ' (missed)'}`,
     r.bare.hostSeconds.toFixed(2), r.vm.hostSeconds.toFixed(2), r.hostRatio.toFixed(2),
     part(r.bare.breakdown.user, r), part(r.bare.breakdown.kernel, r),
     part(r.vm.breakdown.user, r), part(r.vm.breakdown.kernel, r), part(r.vm.breakdown.monitor, r),
-    r.bare.tlbMisses, r.vm.tlbMisses, r.vm.secondLevelHits, r.vm.monitorCalls,
+    part(r.bare.memoryCycles, r), part(r.vm.memoryCycles, r), r.bare.tlbMisses, r.vm.tlbMisses, r.vm.secondLevelHits, r.vm.monitorCalls,
   ]);
   return markdownTable(headers, rows);
 }
@@ -208,8 +282,8 @@ function busy(m: RunMeasure): number {
   return m.breakdown.user + m.breakdown.kernel + m.breakdown.monitor;
 }
 
-export function overheadSvg(results: readonly OverheadResult[]): string {
-  return barChartSvg('Monitor overhead: one VM against bare Linux (2 CPUs, 256 MiB)', [
+export function overheadSvg(results: readonly OverheadResult[], mode: ExecutionMode = 'fast'): string {
+  return barChartSvg(`Monitor overhead: one VM against bare Linux (2 CPUs, 256 MiB; ${mode} mode)`, [
     { title: 'Workload time in the VM, normalized to bare (simulated)', bars: results.map((r) => ({ label: r.workload, value: r.simulatedRatio })), digits: 3 },
     { title: 'Host time in the VM, normalized to bare', bars: results.map((r) => ({ label: r.workload, value: r.hostRatio })), digits: 2 },
     {
@@ -230,17 +304,21 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
   o.onProgress?.('booting Linux in a VM under the monitor');
   const vm = await runVm(o, kernel, initrd);
   const results = o.workloads.map((w, i): OverheadResult => {
-    const b = bare[i]!;
-    const v = vm[i]!;
-    if (b.checksum !== v.checksum) throw new ExperimentError(`${w.name} computed ${b.checksum} bare but ${v.checksum} in the VM: the monitor changed a result`);
+    const sums = new Set([...bare[i]!, ...vm[i]!].map((r) => r.checksum));
+    if (sums.size !== 1) throw new ExperimentError(`${w.name} computed ${[...sums].join(' and ')} in its runs bare and in the VM: the monitor or a repetition changed a result`);
+    const b = medianRun(bare[i]!);
+    const v = medianRun(vm[i]!);
     const simulatedRatio = v.guestSeconds / b.guestSeconds;
     return {
       workload: w.name, kind: w.kind, command: w.command, bare: b, vm: v, simulatedRatio,
+      bareRuns: bare[i]!.map((r) => r.guestSeconds), vmRuns: vm[i]!.map((r) => r.guestSeconds),
       hostRatio: v.hostSeconds / b.hostSeconds, withinTarget: simulatedRatio <= 1 + TARGET[w.kind],
     };
   });
-  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'overhead', machine: OVERHEAD_MACHINE, results }));
+  const mode = o.mode ?? 'fast';
+  const latencies = mode === 'timing' ? OVERHEAD_LATENCIES : null;
+  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'overhead', machine: OVERHEAD_MACHINE, mode, repeat: o.repeat ?? 1, latencies, results }));
   writeFileWhole(join(o.outDir, RESULTS_TABLE), overheadTable(results));
-  writeFileWhole(join(o.outDir, PLOT_SVG), overheadSvg(results));
+  writeFileWhole(join(o.outDir, PLOT_SVG), overheadSvg(results, mode));
   return results;
 }

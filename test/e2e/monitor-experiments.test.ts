@@ -37,6 +37,33 @@ describe('the monitor\'s experiments', { skip }, () => {
     }
   });
 
+  it('overhead in timing mode: bare and VM both charged by the cache model, the VM on top its monitor cycles', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'mb-overhead-timing-'));
+    try {
+      const workloads = QUICK_WORKLOADS.filter((w) => w.name === 'raytrace');
+      const fast = await runOverhead({ guest: guest!, outDir: join(out, 'fast'), workloads });
+      const [r] = await runOverhead({ guest: guest!, outDir: join(out, 'timing'), workloads, mode: 'timing', repeat: 3 });
+      assert.equal(r!.bareRuns.length, 3);
+      assert.equal(r!.vmRuns.length, 3);
+      const median = (runs: number[]): number => [...runs].sort((a, b) => a - b)[1]!;
+      assert.equal(r!.bare.guestSeconds, median(r!.bareRuns), 'the result is the median run');
+      assert.equal(r!.vm.guestSeconds, median(r!.vmRuns), 'the result is the median run');
+      assert.equal(r!.bare.checksum, fast[0]!.bare.checksum, 'timing mode changed the result');
+      assert.equal(r!.vm.checksum, r!.bare.checksum, 'the VM changed the result');
+      assert.equal(fast[0]!.bare.memoryCycles + fast[0]!.vm.memoryCycles, 0, 'fast mode charged memory cycles');
+      assert.ok(r!.bare.memoryCycles > 0 && r!.vm.memoryCycles > 0, `memory cycles bare ${r!.bare.memoryCycles}, VM ${r!.vm.memoryCycles}`);
+      assert.ok(r!.vm.breakdown.monitor > 0, 'no monitor cycles charged in timing mode');
+      // The memory stalls make both runs slower than in fast mode.
+      assert.ok(r!.bare.guestSeconds > fast[0]!.bare.guestSeconds && r!.vm.guestSeconds > fast[0]!.vm.guestSeconds,
+        `bare ${r!.bare.guestSeconds} s timing vs ${fast[0]!.bare.guestSeconds} s fast; VM ${r!.vm.guestSeconds} vs ${fast[0]!.vm.guestSeconds}`);
+      const json = JSON.parse(readFileSync(join(out, 'timing', RESULTS_JSON), 'utf8')) as { mode: string; repeat: number };
+      assert.equal(json.mode, 'timing');
+      assert.equal(json.repeat, 3);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   it('many-vms with 1 and 2 VMs: independent VMs on free CPUs boot and run exactly as one alone does', async () => {
     const out = mkdtempSync(join(tmpdir(), 'mb-many-'));
     try {
