@@ -14,9 +14,9 @@ import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
+import type { TimingModel } from '../timing/timing-model.js';
 import { ExperimentError } from './numa-placement.js';
 import { barChartSvg, markdownTable } from './report.js';
-import type { TimingModel } from '../timing/timing-model.js';
 
 export type WorkloadKind = 'cpu-bound' | 'os-intensive';
 
