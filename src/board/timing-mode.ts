@@ -21,7 +21,15 @@ const configured = new WeakMap<Machine, { model: TimingModel; mode: ExecutionMod
 export function configureTiming(machine: Machine, latencies: TimingLatencies, cache?: Partial<CacheGeometry>): TimingModel {
   const existing = configured.get(machine);
   if (existing !== undefined) return existing.model;
-  const model = timingModelFor(machine.layout, latencies, cache);
+  return attachTimingModel(machine, timingModelFor(machine.layout, latencies, cache));
+}
+
+/**
+ * As configureTiming, with a model made elsewhere: under the monitor every VM's machine shares the physical
+ * machine's model (its harts charge it as the CPU in their `timingCpu`). Throws if the machine has one.
+ */
+export function attachTimingModel(machine: Machine, model: TimingModel): TimingModel {
+  if (configured.has(machine)) throw new Error('the machine already has a timing configuration');
   const state = { model, mode: 'fast' as ExecutionMode };
   configured.set(machine, state);
   machine.bus.observeDmaWrites((address, length) => {

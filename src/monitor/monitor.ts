@@ -2,7 +2,7 @@
 
 import { layoutMachine, type MachineConfig, type MachineLayout } from '../board/address-map.js';
 import { SLICE } from '../board/machine.js';
-import type { ExecutionMode } from '../board/timing-mode.js';
+import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../board/timing-mode.js';
 import { timingModelFor } from '../board/topology.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
@@ -109,20 +109,15 @@ export class Monitor {
   }
 
   /**
-   * Switches every VM's vCPUs between fast and timing mode (between rounds). In timing mode a vCPU charges
-   * the cache of the physical CPU it runs on, and misses cost by the machine node that holds the machine
-   * page, so VMs share the CPUs' caches as they share the CPUs. Throws without a timing configuration.
+   * Switches every VM between fast and timing mode (between rounds). Each VM's machine has the physical
+   * machine's model attached, so a vCPU charges the cache of the physical CPU it runs on, and misses cost by
+   * the machine node that holds the machine page: VMs share the CPUs' caches as they share the CPUs (and a
+   * device's DMA drops the lines it wrote, as on the bare machine). Throws without a timing configuration.
    */
   setExecutionMode(mode: ExecutionMode): void {
     if (this.timingModel === undefined) throw new MonitorError('timing mode needs a timing configuration of the machine');
-    if (mode === this.mode) return;
     this.mode = mode;
-    for (const vm of this.vms) if (vm.state === 'running') this.applyMode(vm);
-  }
-
-  private applyMode(vm: VirtualMachine): void {
-    const timing = this.mode === 'timing' ? this.timingModel : undefined;
-    for (const h of vm.vcpus) h.setMemoryTiming(timing);
+    for (const vm of this.vms) if (vm.state === 'running') setExecutionMode(vm.machine, mode);
   }
 
   get cpus(): number {
@@ -163,13 +158,9 @@ export class Monitor {
       vm.machine.attachVirtio(new VirtioNet(port, { mac: vmMac(vm.id) }));
       this.ports.set(vm, port);
     }
-    const model = this.timingModel;
-    if (model !== undefined) {
-      // DMA is coherent (as on FLASH): a device's write to machine memory drops every CPU's copy.
-      vm.machine.bus.observeDmaWrites((address, length) => {
-        if (this.mode === 'timing') model.caches.invalidateRange(address, length);
-      });
-      this.applyMode(vm);
+    if (this.timingModel !== undefined) {
+      attachTimingModel(vm.machine, this.timingModel);
+      setExecutionMode(vm.machine, this.mode);
     }
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
