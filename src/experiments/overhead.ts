@@ -163,7 +163,8 @@ interface Subject {
   where: string;
   label: string;
   exec(command: string): Promise<{ status: number; output: string }>;
-  /** Between commands every hart idles and time is held: the mode changes between rounds. */
+  /** Runs `action` at the guest's next idle moment between commands: the same guest instant in every run. */
+  atIdle<T>(action: () => T): Promise<T>;
   setMode(mode: ExecutionMode): void;
   counters(): Counters;
 }
@@ -191,13 +192,20 @@ async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure
     await warmUp(subject.exec(w.command), w, subject.where);
     const runs: RunMeasure[] = [];
     for (let k = 0; k < (o.repeat ?? 1); k++) {
-      const before = subject.counters();
-      subject.setMode(mode);
+      // The mode switches and the counters are read at idle moments, not whenever the host's await returns:
+      // the guest runs on meanwhile, and the results would depend on the host's speed.
+      const before = await subject.atIdle(() => {
+        subject.setMode(mode);
+        return subject.counters();
+      });
       const started = performance.now();
       const r = await subject.exec(w.command);
       const hostSeconds = (performance.now() - started) / 1000;
-      subject.setMode('fast');
-      const d = minus(subject.counters(), before);
+      const after = await subject.atIdle(() => {
+        subject.setMode('fast');
+        return subject.counters();
+      });
+      const d = minus(after, before);
       const { guestSeconds, checksum } = parseResult(w, subject.where, r.status, r.output);
       runs.push({
         guestSeconds, hostSeconds, checksum, breakdown: { user: d.user, kernel: d.kernel, monitor: d.monitor, idle: d.idle },
@@ -220,6 +228,7 @@ async function runBare(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Arra
       where: 'on bare Linux',
       label: 'bare',
       exec: (command) => session.exec(command),
+      atIdle: (action) => session.atIdle(action),
       setMode: (mode) => { if (model !== undefined) setExecutionMode(session.machine, mode); },
       counters: () => ({ ...bareCycles(session.machine.harts), secondLevelHits: 0, monitorCalls: 0, memoryCycles: modelCycles(model) }),
     });
@@ -242,6 +251,7 @@ async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array)
       where: 'in the VM',
       label: 'vm',
       exec: (command) => session.exec('vm', command),
+      atIdle: (action) => session.atIdle('vm', action),
       setMode: (mode) => { if (monitor.timingModel !== undefined) monitor.setExecutionMode(mode); },
       counters: () => {
         const t = accountVm(monitor, vm).total;

@@ -151,6 +151,21 @@ export class MonitorSession {
     }
   }
 
+  /**
+   * Runs `action` at VM `name`'s next idle moment with no command running (with holdIdle; at once without):
+   * a host-side change (a mode switch) or reading counters then lands at the same guest instant in every run.
+   */
+  atIdle<T>(name: string, action: () => T): Promise<T> {
+    const d = this.driver(name);
+    return new Promise<T>((resolve, reject) => this.deliver(d, () => {
+      try {
+        resolve(action());
+      } catch (error) {
+        reject(error);
+      }
+    }));
+  }
+
   /** Does `action` for `d` now, or with holdIdle at its VM's next idle moment (and wakes a held runner). */
   private deliver(d: VmDriver, action: () => void): void {
     if (!this.holdIdle) {

@@ -170,6 +170,21 @@ export class GuestSession {
     return this.withTimeout(result, `command ${JSON.stringify(command.slice(0, 60))}`);
   }
 
+  /**
+   * Runs `action` on the machine at the guest's next idle moment with no command running (with holdIdle;
+   * at once without): a host-side change (a mode switch) or reading counters then lands at the same guest
+   * instant in every run, whatever the host's speed.
+   */
+  atIdle<T>(action: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.deliver(() => {
+      try {
+        resolve(action());
+      } catch (error) {
+        reject(error);
+      }
+    }));
+  }
+
   /** Does `action` now, or with holdIdle at the guest's next idle moment (and wakes a held runner). */
   private deliver(action: () => void): void {
     if (!this.holdIdle) {
