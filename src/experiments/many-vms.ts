@@ -57,11 +57,15 @@ export async function runManyVmsCase(guest: Pick<GuestArtifacts, 'kernel' | 'ini
     const bootHostSeconds = (performance.now() - started) / 1000;
     const ready = Array.from({ length: count }, (_, i) => session.readyCycles(`vm${i}`) ?? 0);
     const bootCycles = Math.max(...ready);
-    const cyclesBefore = session.monitor.cycles;
+    // Machine time is read where every VM waits for the host, not whenever the host's await returns.
+    const cyclesBefore = await session.atMachineIdle(() => session.monitor.cycles);
     const pmakeStarted = performance.now();
     const results = await Promise.all(Array.from({ length: count }, (_, i) => session.exec(`vm${i}`, pmake)));
     const pmakeHostSeconds = (performance.now() - pmakeStarted) / 1000;
-    const pmakeCycles = session.monitor.cycles - cyclesBefore;
+    const ended = await session.atMachineIdle(() => ({
+      cycles: session.monitor.cycles, pages: session.monitor.memory.pagesInUse(), worldSwitches: session.monitor.worldSwitches,
+    }));
+    const pmakeCycles = ended.cycles - cyclesBefore;
     const parsed = results.map((r, i) => {
       const m = RESULT_LINE.exec(r.output);
       if (r.status !== 0 || m === null) throw new ExperimentError(`vm${i}: pmake failed (status ${r.status}): ${r.output.trim().split('\n').slice(-3).join(' / ')}`);
@@ -76,8 +80,8 @@ export async function runManyVmsCase(guest: Pick<GuestArtifacts, 'kernel' | 'ini
       pmakeGuestMs: parsed.map((p) => p.ms),
       checksums: parsed.map((p) => p.checksum),
       hostRssMiB: process.memoryUsage().rss / MiB,
-      machineMiBInUse: (session.monitor.memory.pagesInUse() * PAGE) / MiB,
-      worldSwitches: session.monitor.worldSwitches,
+      machineMiBInUse: (ended.pages * PAGE) / MiB,
+      worldSwitches: ended.worldSwitches,
     };
   } finally {
     await session.kill();

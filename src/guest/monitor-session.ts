@@ -6,7 +6,7 @@ import { runMonitor } from '../host/monitor-runner.js';
 import { Monitor, type MonitorOptions } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { AgentProtocol, type AgentResult } from './agent-protocol.js';
-import { GuestSessionError } from './session.js';
+import { GuestSessionError, settle } from './session.js';
 
 export interface SessionVm {
   name: string;
@@ -89,6 +89,8 @@ export class MonitorSession {
   private readonly holdIdle: boolean;
   /** holdIdle: what the host has for each VM, given at that VM's next idle moment. */
   private readonly deferred = new Map<VmDriver, (() => void)[]>();
+  /** holdIdle: what the host has for the whole machine, given when every VM waits for the host. */
+  private readonly machineDeferred: (() => void)[] = [];
   private release: (() => void) | undefined;
   readonly started = performance.now();
 
@@ -114,7 +116,8 @@ export class MonitorSession {
       waitingForHost: () => this.waitingForHost(),
       atIdle: (): boolean => {
         if (!this.waitingForHost()) return false;
-        if (this.deferred.size === 0) return true;
+        if (this.deferred.size === 0 && this.machineDeferred.length === 0) return true;
+        for (const action of this.machineDeferred.splice(0)) action();
         this.deliverDeferred();
         return false;
       },
@@ -157,13 +160,23 @@ export class MonitorSession {
    */
   atIdle<T>(name: string, action: () => T): Promise<T> {
     const d = this.driver(name);
-    return new Promise<T>((resolve, reject) => this.deliver(d, () => {
-      try {
-        resolve(action());
-      } catch (error) {
-        reject(error);
+    return new Promise<T>((resolve, reject) => this.deliver(d, settle(action, resolve, reject)));
+  }
+
+  /**
+   * Runs `action` at the next moment every vCPU of every VM idles and no command runs (with holdIdle; at
+   * once without): reading the monitor's time or counters there gives the same value in every run.
+   */
+  atMachineIdle<T>(action: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const run = settle(action, resolve, reject);
+      if (!this.holdIdle) {
+        run();
+        return;
       }
-    }));
+      this.machineDeferred.push(run);
+      this.wake();
+    });
   }
 
   /** Does `action` for `d` now, or with holdIdle at its VM's next idle moment (and wakes a held runner). */
@@ -238,7 +251,7 @@ export class MonitorSession {
   /** Stops the monitor and every VM at once. */
   async kill(): Promise<void> {
     this.stopRequested = true;
-    const pending = [...this.deferred.values()].flat();
+    const pending = [...this.deferred.values()].flat().concat(this.machineDeferred.splice(0));
     this.deferred.clear();
     for (const action of pending) action();
     this.wake(); // a held runner must wake to see the stop

@@ -176,13 +176,7 @@ export class GuestSession {
    * instant in every run, whatever the host's speed.
    */
   atIdle<T>(action: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => this.deliver(() => {
-      try {
-        resolve(action());
-      } catch (error) {
-        reject(error);
-      }
-    }));
+    return new Promise<T>((resolve, reject) => this.deliver(settle(action, resolve, reject)));
   }
 
   /** Does `action` now, or with holdIdle at the guest's next idle moment (and wakes a held runner). */
@@ -256,4 +250,15 @@ function describeExit(exit: ExitReason): string {
     case 'limit': return 'instruction limit reached';
     case 'quit': return 'stopped by the host';
   }
+}
+
+/** `action` to run later, its value or error handed to a promise's resolve or reject. */
+export function settle<T>(action: () => T, resolve: (value: T) => void, reject: (error: unknown) => void): () => void {
+  return () => {
+    try {
+      resolve(action());
+    } catch (error) {
+      reject(error);
+    }
+  };
 }

@@ -37,8 +37,9 @@ describe('host actions at the guest\'s idle moments', { skip }, () => {
     assert.equal(seen[1], seen[0], `the host's delay moved the guest instant: ${seen.join(' vs ')}`);
   });
 
-  it('a VM: the monitor\'s time seen by atIdle does not depend on when the host asks', async () => {
+  it('a VM: the monitor\'s time seen by atIdle and atMachineIdle does not depend on when the host asks', async () => {
     const seen: number[] = [];
+    const seenByMachine: number[] = [];
     for (const hostDelay of [0, 300]) {
       const session = await MonitorSession.boot({ kernel, initrd, config, vms: [{ name: 'vm', vcpus: 2, memoryBytes: 64 * 2 ** 20 }] });
       try {
@@ -46,10 +47,15 @@ describe('host actions at the guest\'s idle moments', { skip }, () => {
         assert.equal(r.status, 0, r.output);
         if (hostDelay > 0) await sleep(hostDelay);
         seen.push(await session.atIdle('vm', () => session.monitor.cycles));
+        const r2 = await session.exec('vm', COMMAND);
+        assert.equal(r2.status, 0, r2.output);
+        if (hostDelay > 0) await sleep(hostDelay);
+        seenByMachine.push(await session.atMachineIdle(() => session.monitor.cycles));
       } finally {
         await session.kill();
       }
     }
     assert.equal(seen[1], seen[0], `the host's delay moved the guest instant: ${seen.join(' vs ')}`);
+    assert.equal(seenByMachine[1], seenByMachine[0], `the host's delay moved the machine's idle moment: ${seenByMachine.join(' vs ')}`);
   });
 });
