@@ -2,10 +2,11 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { GLOBAL_ASID, SecondLevelTlbSet } from '../cpu/tlb.js';
 import { MIP_SSIP, MIP_STIP, PRIV_S } from '../isa/opcodes.js';
 import { Machine, type ExitReason } from './machine.js';
 import {
-  EXT_BASE, EXT_DBCN, EXT_HSM, EXT_IPI, EXT_MIRRORBALL, EXT_PMU, EXT_SRST, EXT_TIME, HSM_STARTED, HSM_STOPPED, IMPL_ID,
+  EXT_BASE, EXT_DBCN, EXT_HSM, EXT_IPI, EXT_MIRRORBALL, EXT_PMU, EXT_RFENCE, EXT_SRST, EXT_TIME, FENCE_PAGE_LIMIT, HSM_STARTED, HSM_STOPPED, IMPL_ID,
   SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED, SBI_SUCCESS,
 } from './sbi.js';
 
@@ -66,6 +67,43 @@ describe('SBI firmware', () => {
     assert.equal(machine.harts[1].mip & MIP_SSIP, MIP_SSIP);
     assert.equal(machine.harts[0].mip & MIP_SSIP, 0);
     assert.equal(call(EXT_IPI, 0, [0b1, 5])[0], SBI_ERR_INVALID_PARAM);
+  });
+
+  it('RFENCE: a remote SFENCE.VMA fences the pages of its range, in its address space, on the harts of the mask', () => {
+    const { machine, call } = setup(2);
+    const fenced: [number, number | undefined, number | undefined][] = [];
+    for (const h of machine.harts) h.sfenceVma = (va, asid) => fenced.push([h.id, va, asid]);
+    const page = 4096;
+    const cases: [fid: number, args: number[], expected: [number | undefined, number | undefined][]][] = [
+      [0, [0b10, 0], []],
+      [1, [0b10, 0, 0x10000, 2 * page], [[0x10000, undefined], [0x11000, undefined]]],
+      [2, [0b10, 0, 0x10800, page, 7], [[0x10000, 7], [0x11000, 7]]],
+      [2, [0b10, 0, 0, 0, 7], [[undefined, 7]]],
+      [1, [0b10, 0, page, -1], [[undefined, undefined]]],
+      [2, [0b10, 0, 0, (FENCE_PAGE_LIMIT + 1) * page, 0x10009], [[undefined, 9]]],
+      [1, [0b10, 0, -(2 ** 31), page], [[-(2 ** 31), undefined]]],
+    ];
+    for (const [fid, args, expected] of cases) {
+      fenced.length = 0;
+      assert.equal(call(EXT_RFENCE, fid, args)[0], SBI_SUCCESS);
+      assert.deepEqual(fenced, expected.map(([va, asid]) => [1, va, asid]), `fid ${fid} (${args.join(', ')})`);
+    }
+    assert.equal(call(EXT_RFENCE, 1, [0b1, 5, 0, 0])[0], SBI_ERR_INVALID_PARAM);
+  });
+
+  it('RFENCE: fencing one address space keeps the other address spaces\' and the global second-level TLB entries', () => {
+    const { machine, call } = setup(2);
+    const h = machine.harts[1];
+    h.secondLevel = new SecondLevelTlbSet(64);
+    const tlb = h.secondLevel.levels[0]![0]!;
+    const region = machine.bus.ram[0]!;
+    tlb.insert(0x10, 7, region, region.base, 3);
+    tlb.insert(0x11, 9, region, region.base + 4096, 3);
+    tlb.insert(0x12, GLOBAL_ASID, region, region.base + 8192, 3);
+    assert.equal(call(EXT_RFENCE, 2, [0b10, 0, 0, 0, 7])[0], SBI_SUCCESS);
+    assert.deepEqual([tlb.find(0x10, 7), tlb.find(0x11, 9), tlb.find(0x12, 9)], [-1, 0x11, 0x12], 'the whole machine\'s entries were dropped for one address space');
+    assert.equal(call(EXT_RFENCE, 1, [0b10, 0, 0x12000, 4096])[0], SBI_SUCCESS);
+    assert.deepEqual([tlb.find(0x11, 9), tlb.find(0x12, 9)], [0x11, -1]);
   });
 
   it('HSM: starts a stopped hart in S-mode at the address with a0 = hartid, a1 = opaque; reports status', () => {

@@ -52,8 +52,14 @@ const CSR_CYCLE = 0xc00;
 
 const A0 = 10;
 const A1 = 11;
+const A2 = 12;
+const A3 = 13;
+const A4 = 14;
 const A6 = 16;
 const A7 = 17;
+
+/** Pages a remote SFENCE.VMA fences one by one; a larger range fences the whole address space. */
+export const FENCE_PAGE_LIMIT = 64;
 
 /** What the firmware needs from the machine. */
 export interface SbiPlatform {
@@ -132,7 +138,13 @@ export class SbiFirmware {
         else ret(SBI_ERR_NOT_SUPPORTED);
         break;
       case EXT_RFENCE:
-        if (fid <= 2) ret(this.forHarts(h.reg(A0), h.reg(A1), (t) => this.fence(t, fid)));
+        if (fid === 0) ret(this.forHarts(h.reg(A0), h.reg(A1), () => undefined));
+        else if (fid <= 2) {
+          const start = h.reg(A2);
+          const size = h.reg(A3);
+          const asid = fid === 2 ? h.x[A4 * 2]! & 0xffff : undefined;
+          ret(this.forHarts(h.reg(A0), h.reg(A1), (t) => this.sfence(t, start, size, asid)));
+        }
         else ret(SBI_ERR_NOT_SUPPORTED);
         break;
       case EXT_HSM: this.hsm(h, fid, ret); break;
@@ -159,7 +171,8 @@ export class SbiFirmware {
       case LEGACY_REMOTE_SFENCE_VMA_ASID: {
         // The legacy calls pass a pointer to a hart mask in S-mode virtual memory.
         const mask = this.readLegacyMask(h, h.reg(A0));
-        const act = eid === LEGACY_SEND_IPI ? (t: number) => this.sendIpi(t) : (t: number) => this.fence(t, 1);
+        // The legacy fences flush everything (FENCE.I needs nothing, but they are rare enough not to matter).
+        const act = eid === LEGACY_SEND_IPI ? (t: number) => this.sendIpi(t) : (t: number) => this.platform.harts[t].flushTlb();
         this.forHarts(mask, 0, act);
         h.setReg(A0, 0);
         return true;
@@ -221,9 +234,22 @@ export class SbiFirmware {
     this.platform.wake(target);
   }
 
-  private fence(target: number, fid: number): void {
-    // FENCE.I needs nothing (fetches read memory directly); SFENCE.VMA flushes the target's TLBs now.
-    if (fid !== 0) this.platform.harts[target].flushTlb();
+  /**
+   * A remote SFENCE.VMA on hart `target` (SBI §8.2, §8.3), now: the pages of [start, start + size), in
+   * address space `asid` or all of them. The whole address space when start and size are both 0 or size is
+   * all ones, and past `FENCE_PAGE_LIMIT` pages (a bound as other SBI implementations have): Linux fences a range on
+   * the other harts of a process this way, and flushing everything there would empty the second-level TLBs
+   * of every address space under the monitor. (FENCE.I needs nothing: fetches read memory directly.)
+   */
+  private sfence(target: number, start: number, size: number, asid: number | undefined): void {
+    const h = this.platform.harts[target];
+    const first = Math.floor(start / 4096);
+    const pages = Math.floor((start + size - 1) / 4096) - first + 1;
+    if ((start === 0 && size === 0) || size < 0 || !(pages <= FENCE_PAGE_LIMIT)) {
+      h.sfenceVma(undefined, asid);
+      return;
+    }
+    for (let page = first; page < first + pages; page++) h.sfenceVma(page * 4096, asid);
   }
 
   /** Applies `act` to the harts selected by (mask, base), SBI §3.1; base = -1 means all harts. */
