@@ -44,7 +44,7 @@ export function registerUpCommand(program: Command): void {
     .description('Start the monitor on the machine of a machine file and boot every VM it lists; runs in the foreground until ' +
       'every VM has ended, `quit` arrives on the control socket, or Ctrl-C. Each VM\'s console goes to RUN-DIR/VM.console.log ' +
       'and to RUN-DIR/VM.console.sock (`mirrorball console VM`); `mirrorball ps`, `stats VM`, `stop VM` and `down` talk to the ' +
-      'control socket (docs/up.md)')
+      'control socket (docs/up.md). Exit status 1 if a VM crashed or its guest powered off reporting a failure, else 0')
     .option('--run-dir <dir>', 'directory for the sockets and console logs (default: $MIRRORBALL_RUN_DIR, else ./mirrorball-run)')
     .option('--control <socket>', `control socket (QMP-shaped JSON, docs/control.md; default: RUN-DIR/${CONTROL_SOCKET})`)
     .option('--detach', 'run the monitor in the background (its output goes to RUN-DIR/up.log); return once it answers on its control socket')
@@ -171,7 +171,8 @@ class Up {
       process.off('SIGTERM', interrupted);
       await this.teardown();
     }
-    return 0;
+    // A script running `up` learns that something went wrong: a VM crashed or its guest reported a failure.
+    return this.monitor.vms.some((vm) => failed(vm)) ? 1 : 0;
   }
 
   /** The monitor and its VMs, booted but not yet run. Every mistake here is the user's: one line. */
@@ -369,4 +370,10 @@ function readFrom(path: string, start: number): string {
   } finally {
     closeSync(fd);
   }
+}
+
+/** A VM that crashed (the monitor ended it on an error) or whose guest powered off reporting a failure. */
+function failed(vm: VirtualMachine): boolean {
+  const exit = vm.exit;
+  return vm.state === 'crashed' || (vm.state === 'off' && exit?.kind === 'poweroff' && exit.code !== 0);
 }

@@ -192,6 +192,8 @@ const PROGRAMS = {
   echo: [...WAIT_FOR_INPUT, lbu(T2, T0, 0), addi(T2, T2, 1), sb(T2, T0, 0), j(-24)],
   /** Powers off (SBI SRST, shutdown, no reason) when a byte is typed. */
   poweroff: [...WAIT_FOR_INPUT, lui(A7, 0x53525), addi(A7, A7, 0x354), addi(A6, 0, 0), addi(A0, 0, 0), addi(A1, 0, 0), ECALL, j(0)],
+  /** Powers off at once, reporting a system failure (SBI SRST, shutdown, reason 1). */
+  fail: [lui(A7, 0x53525), addi(A7, A7, 0x354), addi(A6, 0, 0), addi(A0, 0, 0), addi(A1, 0, 1), ECALL, j(0)],
 };
 
 function tinyKernel(program: number[]): Buffer {
@@ -402,6 +404,20 @@ describe('mirrorball up with tiny kernels', () => {
       assert.match(readFileSync(join(runDir, 'echo.console.log'), 'latin1'), /^IBMab/);
     } finally {
       client?.socket.destroy();
+      up.stop();
+    }
+  });
+
+  it('exits with status 1 when a guest powers off reporting a failure, after the other VMs end', async () => {
+    const runDir = join(dir, 'fail-run');
+    const up = Running.start(['up', machineFile('fail', ['fail', 'idle']), '--run-dir', runDir]);
+    try {
+      await until('the failing VM to end', () => up.stdout.includes('vm fail: powered off (code 1)\n'), 60_000, () => up.stdout + up.stderr);
+      assert.equal(up.child.exitCode, null, 'up ended with a VM still running');
+      const stop = mirrorball(['stop', 'idle', '--run-dir', runDir]);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.equal(await up.done, 1, up.stderr);
+    } finally {
       up.stop();
     }
   });
