@@ -93,7 +93,8 @@ export class HartMemory extends HartState {
     // and atomic accesses, the second half of a doubleword, entries hidden by the translator).
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv;
     const view = access === ACCESS_EXEC ? this.priv : this.dataView;
-    const miss = priv !== PRIV_M && this.satpMode !== 0 && !tlb.holds(vpn);
+    const paged = priv !== PRIV_M && this.satpMode !== 0;
+    const miss = paged && !tlb.holds(vpn);
     const second = miss ? this.secondLevel?.levels[view]![access] : undefined;
     if (miss) {
       this.tlbMisses++;
@@ -123,7 +124,7 @@ export class HartMemory extends HartState {
     // The machine address of the page (under the monitor the pmap's, not the guest-physical one).
     const page = region.base + this.locOffset - (pa & 4095);
     if (miss && this.timing !== undefined) this.chargeRefill(this.timing);
-    if (priv !== PRIV_M && this.satpMode !== 0) this.noteLeaf(vpn, (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels);
+    if (paged) this.noteLeaf(vpn, (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels);
     tlb.insert(vpn, region, page);
     second?.insert(vpn, this.walkGlobal ? GLOBAL_ASID : this.satpAsid, region, page, this.walkLevels);
   }
