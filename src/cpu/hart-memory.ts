@@ -10,6 +10,7 @@ import { HartState, SATP_MODE_SV39 } from './hart-state.js';
 import type { MemoryTiming } from './memory-timing.js';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
 import { GLOBAL_ASID, TLB_MASK } from './tlb.js';
+import { ALLOWS_EXEC, ALLOWS_READ, ALLOWS_WRITE } from './tlb-model.js';
 
 
 export class HartMemory extends HartState {
@@ -85,7 +86,11 @@ export class HartMemory extends HartState {
     this.monitorCycles[this.priv]! += cycles;
   }
 
-  /** Translates one page's worth of access and fills the TLB if it is RAM. */
+  /**
+   * Translates one page's worth of access and fills the TLB if it is RAM. The emulator's table missing
+   * the page is a TLB miss only if the modelled TLB (tlb-model.ts) misses it too; otherwise the table is
+   * refilled for free.
+   */
   protected locate(va: number, access: Access): void {
     const vpn = Math.floor(va / 4096);
     const tlb = access === ACCESS_READ ? this.readTlb : access === ACCESS_WRITE ? this.writeTlb : this.execTlb;
@@ -94,20 +99,24 @@ export class HartMemory extends HartState {
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv;
     const view = access === ACCESS_EXEC ? this.priv : this.dataView;
     const paged = priv !== PRIV_M && this.satpMode !== 0;
-    const miss = paged && !tlb.holds(vpn);
+    const need = access === ACCESS_READ ? ALLOWS_READ : access === ACCESS_WRITE ? ALLOWS_WRITE : ALLOWS_EXEC;
+    const way = view * 3 + access;
+    const miss = paged && !tlb.holds(vpn) && !this.tlbModel.hits(vpn, this.satpAsid, need);
     const second = miss ? this.secondLevel?.levels[view]![access] : undefined;
     if (miss) {
       this.tlbMisses++;
-      const i = second === undefined ? -1 : second.find(vpn, this.satpAsid);
-      if (i >= 0) {
-        const region = second!.mem[i]!;
+      if (second !== undefined && second.lookup(vpn, this.satpAsid)) {
+        const region = second.hitRegion!;
         this.secondLevelHits++;
         if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.secondLevelHit);
         // The monitor's cost is beyond what the bare machine pays for the same miss: its walk.
-        if (this.timing !== undefined) this.stallCycles += this.timing.chargeTlbRefill(this.timingCpu, second!.levels[i]!);
+        if (this.timing !== undefined) this.stallCycles += this.timing.chargeTlbRefill(this.timingCpu, second.hitLevels);
         this.locRegion = region;
-        this.locOffset = va + second!.delta[i]!;
-        tlb.insert(vpn, region, region.base + this.locOffset - (va & 4095));
+        this.locOffset = va + second.hitDelta;
+        const page = region.base + this.locOffset - (va & 4095);
+        tlb.insert(vpn, region, page);
+        this.tlbModel.fill(way, vpn, second.hitAsid, second.hitAllows, page);
+        if (second.hitLargeBase >= 0) this.tlbModel.fillLarge(vpn, second.hitAsid, second.hitAllows, second.hitLargeBase);
         return;
       }
       if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.walk);
@@ -124,9 +133,20 @@ export class HartMemory extends HartState {
     // The machine address of the page (under the monitor the pmap's, not the guest-physical one).
     const page = region.base + this.locOffset - (pa & 4095);
     if (miss && this.timing !== undefined) this.chargeRefill(this.timing);
-    if (paged) this.noteLeaf(vpn, (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels);
     tlb.insert(vpn, region, page);
-    second?.insert(vpn, this.walkGlobal ? GLOBAL_ASID : this.satpAsid, region, page, this.walkLevels);
+    if (!paged) return;
+    const level = (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels;
+    this.noteLeaf(vpn, level);
+    const asid = this.walkGlobal ? GLOBAL_ASID : this.satpAsid;
+    const allows = this.walkAllows;
+    this.tlbModel.fill(way, vpn, asid, allows, page);
+    second?.insert(vpn, asid, region, page, this.walkLevels, allows);
+    if (level === 0) return;
+    // A leaf of 2 MiB or more: one entry for its 2 MiB frame if machine memory holds that as one block.
+    const block = bus.largeBlock(pa);
+    if (block < 0) return;
+    this.tlbModel.fillLarge(vpn, asid, allows, block);
+    second?.insertLarge(vpn, asid, region, block, this.walkLevels, allows);
   }
 
   /**

@@ -8,6 +8,7 @@ import type { Bus } from '../memory/bus.js';
 import type { Clock } from '../memory/device.js';
 import type { Reservations } from './reservations.js';
 import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
+import { TlbModel } from './tlb-model.js';
 
 /** mstatus bits (privileged spec §3.1.6). */
 export const MSTATUS_SIE = 1 << 1;
@@ -98,6 +99,8 @@ export class HartState implements FpState {
   walkLevels = 0;
   /** Set by a successful walk: whether the mapping is global (a G bit on its path), in every address space. */
   walkGlobal = false;
+  /** Set by a successful walk: what its leaf allows without another walk (tlb-model.ts ALLOWS_ bits). */
+  walkAllows = 0;
   satpAsid = 0;
   satpPpn = 0;
   readonly pmpcfg = new Array<bigint>(16).fill(0n);
@@ -133,6 +136,8 @@ export class HartState implements FpState {
    * emptied it (`flushFirstLevel`). Undefined on the bare machine.
    */
   secondLevel: SecondLevelTlbSet | undefined = undefined;
+  /** The TLB the hart is modelled to have (tlb-model.ts): whether a slow-path access is a TLB miss. */
+  readonly tlbModel = new TlbModel();
   /** The privilege level data accesses are checked at (differs from priv under MPRV). */
   dataPriv = PRIV_M;
   /** The set of `tlbSets` data accesses use: dataPriv, or VIEW_S_SUM. */
@@ -198,10 +203,14 @@ export class HartState implements FpState {
   flushTlb(): void {
     this.flushTranslatedFirstLevel();
     this.secondLevel?.flush();
+    this.tlbModel.flush();
     this.superpages.clear();
   }
 
-  /** A satp write: the first level holds entries of the old address space; the second level's are tagged with their ASID. */
+  /**
+   * A satp write: the emulator's tables hold entries of the old address space; the second level's and the
+   * modelled TLB's are tagged with their ASID.
+   */
   satpChanged(): void {
     this.flushTranslatedFirstLevel();
   }
@@ -217,12 +226,13 @@ export class HartState implements FpState {
    */
   sfenceVma(va: number | undefined, asid: number | undefined): void {
     if (va === undefined) {
-      if (asid === undefined || this.secondLevel === undefined) {
+      if (asid === undefined) {
         this.flushTlb();
         return;
       }
       this.flushTranslatedFirstLevel();
-      this.secondLevel.flushAsid(asid);
+      this.secondLevel?.flushAsid(asid);
+      this.tlbModel.flushAsid(asid);
       return;
     }
     const vpn = Math.floor(va / 4096);
@@ -232,6 +242,7 @@ export class HartState implements FpState {
     }
     for (const view of TRANSLATED_VIEWS) this.tlbSets[view]!.flushPage(vpn);
     this.secondLevel?.flushPage(vpn);
+    this.tlbModel.flushPage(vpn);
     this.fetchInvalidate();
   }
 
@@ -249,6 +260,7 @@ export class HartState implements FpState {
   /** A world switch: the physical CPU's TLB held another vCPU's entries, so the first level starts empty. */
   flushFirstLevel(): void {
     for (const set of this.tlbSets) set.flush();
+    this.tlbModel.flush();
     this.fetchInvalidate();
   }
 
@@ -256,6 +268,7 @@ export class HartState implements FpState {
   shootDown(physicalPage: number): void {
     for (const set of this.tlbSets) set.flushPhysical(physicalPage);
     this.secondLevel?.flushPhysical(physicalPage);
+    this.tlbModel.flushPhysical(physicalPage);
     this.fetchInvalidate();
   }
 
@@ -342,6 +355,7 @@ export class HartState implements FpState {
     this.satpMode = SATP_MODE_BARE;
     for (const set of this.tlbSets) set.flush();
     this.secondLevel?.flush();
+    this.tlbModel.flush();
     this.superpages.clear();
     this.env.reservations.clear(this.id);
     this.updateTranslation();

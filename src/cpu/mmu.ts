@@ -5,6 +5,7 @@ import {
   CAUSE_STORE_PAGE_FAULT, PRIV_M, PRIV_S, PRIV_U,
 } from '../isa/opcodes.js';
 import { MSTATUS_MXR, MSTATUS_SUM, SATP_MODE_SV39, type HartState } from './hart-state.js';
+import { ALLOWS_EXEC, ALLOWS_READ, ALLOWS_WRITE } from './tlb-model.js';
 
 export const ACCESS_READ = 0;
 export const ACCESS_WRITE = 1;
@@ -31,7 +32,8 @@ export function accessFault(access: Access): number {
  * Translates virtual address `va` for `access` at the hart's current effective privilege and returns
  * the physical address, or records a page/access fault and throws TRAP. Nothing is changed before the
  * walk succeeds except A/D bits of the leaf PTE, which the spec allows. A successful walk leaves in
- * `h.walkLevels` how many levels it read (fewer than the mode's for a superpage).
+ * `h.walkLevels` how many levels it read (fewer than the mode's for a superpage), in `h.walkGlobal` whether
+ * the mapping is global and in `h.walkAllows` what the leaf allows without another walk.
  */
 export function translate(h: HartState, va: number, access: Access): number {
   const priv = access === ACCESS_EXEC ? h.priv : h.dataPriv;
@@ -80,6 +82,9 @@ export function translate(h: HartState, va: number, access: Access): number {
     const pageInSpan = Math.floor(va / 4096) & (span - 1);
     h.walkLevels = levels - level;
     h.walkGlobal = global !== 0;
+    const leaf = lo | want;
+    h.walkAllows = ((leaf & PTE_R) !== 0 || ((h.mstatus & MSTATUS_MXR) !== 0 && (leaf & PTE_X) !== 0) ? ALLOWS_READ : 0)
+      | ((leaf & (PTE_W | PTE_D)) === (PTE_W | PTE_D) ? ALLOWS_WRITE : 0) | ((leaf & PTE_X) !== 0 ? ALLOWS_EXEC : 0);
     return (ppn + pageInSpan) * 4096 + (va & 4095);
   }
   return h.raise(PAGE_FAULT[access], va);

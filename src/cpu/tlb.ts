@@ -112,6 +112,8 @@ export const GLOBAL_ASID = -1;
  * what the first level held, tagged with the address space (satp's ASID) it was walked in, and is flushed by
  * the same SFENCE.VMAs, so it never answers what a walk would not; a satp write does not flush it (the
  * ASID tags keep address spaces apart, and the spec asks software to fence before it reuses an ASID).
+ * Beside its 4 KiB entries it keeps large ones: a guest leaf of 2 MiB or more whose pmap holds the 2 MiB
+ * as one aligned machine block answers for all its pages (one entry per 2 MiB frame used).
  */
 export class SecondLevelTlb {
   readonly tag: Float64Array;
@@ -120,50 +122,134 @@ export class SecondLevelTlb {
   readonly mem: RamRegion[];
   /** Page-table levels the walk that made each entry read (timing mode charges them again on a refill). */
   readonly levels: Uint8Array;
+  /** What each entry's leaf allows (tlb-model.ts ALLOWS_ bits). */
+  readonly allows: Uint8Array;
   private readonly mask: number;
+  /** Large entries, by 2 MiB frame (virtual page number / 512, floored); `largeBase` is the machine block's address. */
+  private readonly largeTag: Float64Array;
+  private readonly largeAsid: Int32Array;
+  private readonly largeDelta: Float64Array;
+  private readonly largeMem: RamRegion[];
+  private readonly largeLevels: Uint8Array;
+  private readonly largeAllows: Uint8Array;
+  private readonly largeBase: Float64Array;
+  private readonly largeMask: number;
+
+  /** What the last successful `lookup` found: the page's region and offset delta, and the entry's fields. */
+  hitRegion: RamRegion | undefined = undefined;
+  hitDelta = 0;
+  hitLevels = 0;
+  hitAllows = 0;
+  hitAsid = 0;
+  /** The machine block's address if a large entry answered, else -1. */
+  hitLargeBase = -1;
 
   constructor(readonly size = 2048) {
-    if (size <= 0 || (size & (size - 1)) !== 0) throw new Error(`second-level TLB size must be a power of two, not ${size}`);
+    if (size < 32 || (size & (size - 1)) !== 0) throw new Error(`second-level TLB size must be a power of two of at least 32, not ${size}`);
     this.mask = size - 1;
     this.tag = new Float64Array(size).fill(TLB_INVALID);
     this.asid = new Int32Array(size);
     this.delta = new Float64Array(size);
     this.mem = new Array<RamRegion>(size);
     this.levels = new Uint8Array(size);
+    this.allows = new Uint8Array(size);
+    const large = size / 32;
+    this.largeMask = large - 1;
+    this.largeTag = new Float64Array(large).fill(TLB_INVALID);
+    this.largeAsid = new Int32Array(large);
+    this.largeDelta = new Float64Array(large);
+    this.largeMem = new Array<RamRegion>(large);
+    this.largeLevels = new Uint8Array(large);
+    this.largeAllows = new Uint8Array(large);
+    this.largeBase = new Float64Array(large);
   }
 
-  /** The index of the entry for `vpn` in address space `asid` (or a global one), or -1. */
+  /** The index of the 4 KiB entry for `vpn` in address space `asid` (or a global one), or -1. */
   find(vpn: number, asid: number): number {
     const i = vpn & this.mask;
     return this.tag[i] === vpn && (this.asid[i] === asid || this.asid[i] === GLOBAL_ASID) ? i : -1;
   }
 
-  insert(vpn: number, asid: number, region: RamRegion, physicalPage: number, levels: number): void {
+  /** True if an entry, 4 KiB or large, translates `vpn` in address space `asid`; the `hit` fields say how. */
+  lookup(vpn: number, asid: number): boolean {
+    const i = this.find(vpn, asid);
+    if (i >= 0) {
+      this.hitRegion = this.mem[i];
+      this.hitDelta = this.delta[i]!;
+      this.hitLevels = this.levels[i]!;
+      this.hitAllows = this.allows[i]!;
+      this.hitAsid = this.asid[i]!;
+      this.hitLargeBase = -1;
+      return true;
+    }
+    const frame = Math.floor(vpn / 512);
+    const j = frame & this.largeMask;
+    if (this.largeTag[j] !== frame || (this.largeAsid[j] !== asid && this.largeAsid[j] !== GLOBAL_ASID)) return false;
+    this.hitRegion = this.largeMem[j];
+    this.hitDelta = this.largeDelta[j]!;
+    this.hitLevels = this.largeLevels[j]!;
+    this.hitAllows = this.largeAllows[j]!;
+    this.hitAsid = this.largeAsid[j]!;
+    this.hitLargeBase = this.largeBase[j]!;
+    return true;
+  }
+
+  insert(vpn: number, asid: number, region: RamRegion, physicalPage: number, levels: number, allows = 0): void {
     const i = vpn & this.mask;
     this.tag[i] = vpn;
     this.asid[i] = asid;
     this.levels[i] = levels;
+    this.allows[i] = allows;
     this.delta[i] = physicalPage - region.base - vpn * 4096;
     this.mem[i] = region;
   }
 
-  flush(): void {
-    this.tag.fill(TLB_INVALID);
+  /** A large entry: the 2 MiB frame holding `vpn` maps the machine block at `base` (in `region`). */
+  insertLarge(vpn: number, asid: number, region: RamRegion, base: number, levels: number, allows: number): void {
+    const frame = Math.floor(vpn / 512);
+    const j = frame & this.largeMask;
+    this.largeTag[j] = frame;
+    this.largeAsid[j] = asid;
+    this.largeLevels[j] = levels;
+    this.largeAllows[j] = allows;
+    this.largeBase[j] = base;
+    this.largeDelta[j] = base - region.base - frame * 512 * 4096;
+    this.largeMem[j] = region;
   }
 
-  /** Drops the entry for `vpn`, whatever its address space. */
+  /** The valid large entries: 2 MiB frame, ASID tag and machine block (for tests and checks). */
+  largeEntries(): { frame: number; asid: number; base: number }[] {
+    const out: { frame: number; asid: number; base: number }[] = [];
+    for (let j = 0; j <= this.largeMask; j++) {
+      if (this.largeTag[j] !== TLB_INVALID) out.push({ frame: this.largeTag[j]!, asid: this.largeAsid[j]!, base: this.largeBase[j]! });
+    }
+    return out;
+  }
+
+  flush(): void {
+    this.tag.fill(TLB_INVALID);
+    this.largeTag.fill(TLB_INVALID);
+  }
+
+  /** Drops the entries that translate `vpn`, whatever their address space. */
   flushPage(vpn: number): void {
     const i = vpn & this.mask;
     if (this.tag[i] === vpn) this.tag[i] = TLB_INVALID;
+    const frame = Math.floor(vpn / 512);
+    if (this.largeTag[frame & this.largeMask] === frame) this.largeTag[frame & this.largeMask] = TLB_INVALID;
   }
 
   /** Drops every entry of address space `asid`; global entries stay, as SFENCE.VMA with an ASID leaves them (§4.2.1). */
   flushAsid(asid: number): void {
     for (let i = 0; i < this.size; i++) if (this.asid[i] === asid) this.tag[i] = TLB_INVALID;
+    for (let j = 0; j <= this.largeMask; j++) if (this.largeAsid[j] === asid) this.largeTag[j] = TLB_INVALID;
   }
 
   flushPhysical(physicalPage: number): void {
     for (let i = 0; i < this.size; i++) if (mapsPage(this.tag, this.delta, this.mem, i, physicalPage)) this.tag[i] = TLB_INVALID;
+    for (let j = 0; j <= this.largeMask; j++) {
+      if (physicalPage >= this.largeBase[j]! && physicalPage < this.largeBase[j]! + 512 * 4096) this.largeTag[j] = TLB_INVALID;
+    }
   }
 }
 

@@ -32,7 +32,15 @@ export interface PagedRam {
   readonly regions: readonly RamRegion[];
   /** The same object for every bus over the same machine memory (the translator keeps one code registry for it). */
   readonly domain: object;
+  /**
+   * The machine address of the aligned 2 MiB block that holds the 512 pages of 2 MiB group `group`
+   * (pages 512 × group onwards, counted from `base`) in order, or -1 if they are not one such block.
+   */
+  largeBlock?(group: number): number;
 }
+
+/** Bytes in a large page: a 2 MiB leaf, or the first-level part of a larger one (tlb-model.ts). */
+export const LARGE_PAGE_BYTES = 2 * 1024 * 1024;
 
 export class Bus {
   readonly ram: RamRegion[] = [];
@@ -131,6 +139,22 @@ export class Bus {
     this.resolvedOffset = address - r.base;
     this.resolvedRun = r.end - address;
     return r;
+  }
+
+  /**
+   * The machine address of the aligned 2 MiB block of machine memory that holds the whole aligned 2 MiB of
+   * physical addresses around `address`, page for page, or -1 if there is none (not RAM, or under the
+   * monitor pages the pmap placed one by one). Fills nothing.
+   */
+  largeBlock(address: number): number {
+    const start = address - (address % LARGE_PAGE_BYTES);
+    const p = this.paged;
+    if (p !== undefined && start >= p.base && start + LARGE_PAGE_BYTES <= p.base + p.size) {
+      return (start - p.base) % LARGE_PAGE_BYTES === 0 && p.largeBlock !== undefined ? p.largeBlock((start - p.base) / LARGE_PAGE_BYTES) : -1;
+    }
+    if (p !== undefined && address >= p.base && address < p.base + p.size) return -1;
+    const r = this.ramAt(start);
+    return r !== undefined && start + LARGE_PAGE_BYTES <= r.end ? start : -1;
   }
 
   /** True when [address, address + length) is all RAM (nothing is filled to find out). */

@@ -134,8 +134,11 @@ satp_value: .dword 0
 .align 12
 big: .space 65536
 `, 1, (m, p) => {
+    // The program's first 2 MiB in 4 KiB pages (each a TLB entry of its own), the rest in 2 MiB pages.
     const tables = new PageTables(m, 3);
-    tables.map(BigInt(RAM_BASE), RAM_BASE, PTE_R | PTE_W | PTE_X | PTE_A | PTE_D, 2);
+    const flags = PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
+    for (let k = 0; k < 512; k++) tables.map(BigInt(RAM_BASE + k * 4096), RAM_BASE + k * 4096, flags);
+    for (let a = RAM_BASE + (2 << 20); a < RAM_BASE + RAM_BYTES; a += 2 << 20) tables.map(BigInt(a), a, flags, 1);
     m.write64(p.symbols.get('satp_value')!, tables.satp);
   });
   if (outcome === undefined) return;

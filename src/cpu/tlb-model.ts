@@ -1,0 +1,113 @@
+// The TLB the machine is modelled to have: what decides whether an access is a TLB miss, which timing
+// mode charges as a walk and the monitor as a refill. The emulator's lookup tables (tlb.ts) are a fast
+// path and keep less than this: one table per view of memory and kind of access, 4 KiB entries only,
+// emptied by every satp write. A hardware TLB is one structure whose entries carry the address space
+// (ASID) they were walked in and the leaf's permissions, and a 2 MiB page takes one entry.
+
+import { TLB_INVALID, TLB_MASK, TLB_SIZE } from './tlb.js';
+
+/** What a cached leaf allows without another walk (`HartState.walkAllows`). */
+export const ALLOWS_READ = 1;
+/** Writable with its D bit already set: a store needs no walk to set it. */
+export const ALLOWS_WRITE = 2;
+export const ALLOWS_EXEC = 4;
+
+/** The ASID tag of a global entry (as GLOBAL_ASID in tlb.ts). */
+const GLOBAL = -1;
+/** One way per translated view (U, S, S with SUM) and kind of access (read, write, exec). */
+export const TLB_WAYS = 9;
+/** Entries for 2 MiB pages (direct-mapped by the 2 MiB frame number). */
+export const LARGE_ENTRIES = 32;
+const LARGE_MASK = LARGE_ENTRIES - 1;
+/** 4 KiB pages in a 2 MiB one. */
+const LARGE_PAGES = 512;
+const LARGE_BYTES = LARGE_PAGES * 4096;
+
+/**
+ * The modelled TLB of one hart. Its 4 KiB part has the emulator's geometry: 256 sets, one way per view and
+ * kind of access, filled exactly when the emulator fills the table of that way. It is emptied only when
+ * the emulator's tables are too (never by a satp write alone), so it holds all they hold; an access the
+ * fast path serves is a hit here as well. A lookup matches an entry of any way whose ASID is the current
+ * one (or global) and whose permissions allow the access, as one unified TLB would. A leaf of 2 MiB or
+ * more whose machine memory is one aligned 2 MiB block also fills one large entry, which answers for every
+ * 4 KiB page in it (a 1 GiB leaf fills 2 MiB entries, one per block used).
+ */
+export class TlbModel {
+  private readonly tag = new Float64Array(TLB_WAYS * TLB_SIZE).fill(TLB_INVALID);
+  private readonly asid = new Int32Array(TLB_WAYS * TLB_SIZE);
+  private readonly allows = new Uint8Array(TLB_WAYS * TLB_SIZE);
+  /** Machine address of each entry's page (for shootdowns). */
+  private readonly page = new Float64Array(TLB_WAYS * TLB_SIZE);
+  /** Large entries: 2 MiB frame number (virtual page number / 512, floored), ASID, permissions, machine base. */
+  private readonly largeTag = new Float64Array(LARGE_ENTRIES).fill(TLB_INVALID);
+  private readonly largeAsid = new Int32Array(LARGE_ENTRIES);
+  private readonly largeAllows = new Uint8Array(LARGE_ENTRIES);
+  private readonly largeBase = new Float64Array(LARGE_ENTRIES);
+
+  /** True if an entry covers virtual page `vpn` in address space `asid` and allows `need` (an ALLOWS_ bit). */
+  hits(vpn: number, asid: number, need: number): boolean {
+    const set = vpn & TLB_MASK;
+    for (let w = 0; w < TLB_WAYS; w++) {
+      const i = w * TLB_SIZE + set;
+      if (this.tag[i] === vpn && (this.allows[i]! & need) !== 0 && (this.asid[i] === asid || this.asid[i] === GLOBAL)) return true;
+    }
+    const frame = Math.floor(vpn / LARGE_PAGES);
+    const j = frame & LARGE_MASK;
+    return this.largeTag[j] === frame && (this.largeAllows[j]! & need) !== 0 && (this.largeAsid[j] === asid || this.largeAsid[j] === GLOBAL);
+  }
+
+  /** The emulator filled way `way` with `vpn` (tag `asid`, or -1 for global) mapping the machine page at `page`. */
+  fill(way: number, vpn: number, asid: number, allows: number, page: number): void {
+    const i = way * TLB_SIZE + (vpn & TLB_MASK);
+    this.tag[i] = vpn;
+    this.asid[i] = asid;
+    this.allows[i] = allows;
+    this.page[i] = page;
+  }
+
+  /** A leaf of 2 MiB or more maps the 2 MiB frame holding `vpn` to the aligned machine block at `base`. */
+  fillLarge(vpn: number, asid: number, allows: number, base: number): void {
+    const frame = Math.floor(vpn / LARGE_PAGES);
+    const j = frame & LARGE_MASK;
+    this.largeTag[j] = frame;
+    this.largeAsid[j] = asid;
+    this.largeAllows[j] = allows;
+    this.largeBase[j] = base;
+  }
+
+  /** The valid large entries: 2 MiB frame, ASID tag and machine block (for tests and checks). */
+  largeEntries(): { frame: number; asid: number; base: number }[] {
+    const out: { frame: number; asid: number; base: number }[] = [];
+    for (let j = 0; j < LARGE_ENTRIES; j++) {
+      if (this.largeTag[j] !== TLB_INVALID) out.push({ frame: this.largeTag[j]!, asid: this.largeAsid[j]!, base: this.largeBase[j]! });
+    }
+    return out;
+  }
+
+  flush(): void {
+    this.tag.fill(TLB_INVALID);
+    this.largeTag.fill(TLB_INVALID);
+  }
+
+  /** Drops every entry of address space `asid`; global ones stay (SFENCE.VMA with an ASID, §4.2.1). */
+  flushAsid(asid: number): void {
+    for (let i = 0; i < this.tag.length; i++) if (this.asid[i] === asid) this.tag[i] = TLB_INVALID;
+    for (let j = 0; j < LARGE_ENTRIES; j++) if (this.largeAsid[j] === asid) this.largeTag[j] = TLB_INVALID;
+  }
+
+  /** Drops the entries that translate `vpn`, in every address space. */
+  flushPage(vpn: number): void {
+    const set = vpn & TLB_MASK;
+    for (let w = 0; w < TLB_WAYS; w++) if (this.tag[w * TLB_SIZE + set] === vpn) this.tag[w * TLB_SIZE + set] = TLB_INVALID;
+    const frame = Math.floor(vpn / LARGE_PAGES);
+    if (this.largeTag[frame & LARGE_MASK] === frame) this.largeTag[frame & LARGE_MASK] = TLB_INVALID;
+  }
+
+  /** Drops every entry that maps the machine page at `address` (a shootdown). */
+  flushPhysical(address: number): void {
+    for (let i = 0; i < this.tag.length; i++) if (this.page[i] === address) this.tag[i] = TLB_INVALID;
+    for (let j = 0; j < LARGE_ENTRIES; j++) {
+      if (address >= this.largeBase[j]! && address < this.largeBase[j]! + LARGE_BYTES) this.largeTag[j] = TLB_INVALID;
+    }
+  }
+}
