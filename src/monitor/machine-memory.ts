@@ -5,6 +5,8 @@ import { RamRegion } from '../memory/ram.js';
 import type { MachineLayout } from '../board/address-map.js';
 
 export const PAGE = 4096;
+/** Pages in a large block: 2 MiB of machine memory, aligned, that a pmap can map as one large page. */
+export const BLOCK_PAGES = 512;
 /** The memmap's owner of a free machine page. */
 export const FREE = -1;
 
@@ -30,6 +32,8 @@ export class MachineMemory {
   private readonly fresh: number[];
   private readonly freed: number[][];
   private readonly used: number[];
+  /** Per node: pages reserved in blocks (`reserveBlock`) and not yet allocated. */
+  private readonly reserved: number[];
   /** Per node: every node, nearest first (by the machine's distances, then id): where its pages come from. */
   private readonly nearest: number[][];
   /** Per machine page: its node. */
@@ -43,6 +47,7 @@ export class MachineMemory {
     this.fresh = layout.nodes.map(() => 0);
     this.freed = layout.nodes.map(() => []);
     this.used = layout.nodes.map(() => 0);
+    this.reserved = layout.nodes.map(() => 0);
     const pages = (layout.ramEnd - base) / PAGE;
     this.pageNode = new Uint8Array(pages);
     layout.nodes.forEach((n, i) => this.pageNode.fill(i, this.firstPage[i], this.firstPage[i]! + this.nodePages[i]!));
@@ -61,8 +66,47 @@ export class MachineMemory {
     return node === undefined ? this.used.reduce((a, b) => a + b, 0) : this.used[node]!;
   }
 
+  /** Pages reserved in blocks and not allocated yet, on `node` or on all nodes. */
+  pagesReserved(node?: number): number {
+    return node === undefined ? this.reserved.reduce((a, b) => a + b, 0) : this.reserved[node]!;
+  }
+
   pagesFree(node: number): number {
-    return this.nodePages[node]! - this.used[node]!;
+    return this.nodePages[node]! - this.used[node]! - this.reserved[node]!;
+  }
+
+  /**
+   * Reserves an aligned block of BLOCK_PAGES never-used (so zeroed) pages on `node` and returns its first
+   * mpn, or FREE if the node has no such block left. Its pages are allocated one by one later
+   * (`allocateReserved`) or given back (`unreserve`); until then no one else gets them.
+   */
+  reserveBlock(node: number): number {
+    const first = this.firstPage[node]! + this.fresh[node]!;
+    const gap = (BLOCK_PAGES - ((this.addressOf(first) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
+    const block = first + gap;
+    if (block + BLOCK_PAGES > this.firstPage[node]! + this.nodePages[node]!) return FREE;
+    // The pages skipped to reach the alignment stay free for anyone.
+    for (let mpn = first; mpn < block; mpn++) this.freed[node]!.push(mpn);
+    this.fresh[node] = block + BLOCK_PAGES - this.firstPage[node]!;
+    this.reserved[node]! += BLOCK_PAGES;
+    return block;
+  }
+
+  /** Allocates reserved page `mpn` to guest page `gppn` of VM `vm` (it is zero: reserved pages are never used). */
+  allocateReserved(mpn: number, vm: number, gppn: number): void {
+    if (this.owner[mpn] !== FREE) throw new Error(`machine page ${mpn} is in use already`);
+    const node = this.nodeOf(mpn);
+    this.owner[mpn] = vm;
+    this.guestPage[mpn] = gppn;
+    this.used[node]!++;
+    this.reserved[node]!--;
+  }
+
+  /** Gives back reserved page `mpn`, never allocated, to its node's free pages. */
+  unreserve(mpn: number): void {
+    const node = this.nodeOf(mpn);
+    this.reserved[node]!--;
+    this.freed[node]!.push(mpn);
   }
 
   /**

@@ -12,7 +12,7 @@ import { TLB_INVALID, type SecondLevelTlb, type Tlb } from '../cpu/tlb.js';
 import { PRIV_S } from '../isa/opcodes.js';
 import { Bus } from '../memory/bus.js';
 import { DmaError } from '../memory/guest-memory.js';
-import { FREE, MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
+import { BLOCK_PAGES, FREE, MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { Pmap } from './pmap.js';
 import { VirtualMachine } from './vm.js';
 import { GuestPageTables, PTE_RW, writeU64 } from '../../test/helpers/vm-program.js';
@@ -136,7 +136,7 @@ function checkInvariants(memory: MachineMemory, nodePages: readonly number[], vm
   }
   nodePages.forEach((pages, n) => {
     assert.equal(memory.pagesInUse(n), perNode[n], `pages in use on node ${n}`);
-    assert.equal(memory.pagesFree(n), pages - perNode[n]!, `pages free on node ${n}`);
+    assert.equal(memory.pagesFree(n), pages - perNode[n]! - memory.pagesReserved(n), `pages free on node ${n}`);
   });
   assert.equal(memory.pagesInUse(), users.size);
 }
@@ -594,5 +594,163 @@ test('property: under random accesses, migrations, unmaps and flushes, every TLB
       }
     }),
     { numRuns: 150 },
+  );
+});
+
+// ---- large pages: blocks of 512 machine pages for groups of 512 guest pages ----
+
+const BLOCK_BYTES = BLOCK_PAGES * PAGE;
+
+test('a group of 512 guest pages all placed in its block is one large page: one TLB entry, until a page moves', () => {
+  const { memory, vm, dma, tables } = pagedVm(1, [300]);
+  const h = vm.vcpus[0]!;
+  const VA_LARGE = 0x4060_0000;
+  // Group 2 (guest pages 1024..1535) behind one 2 MiB leaf.
+  tables.map(VA_LARGE, RAM_BASE + 2 * BLOCK_BYTES, PTE_RW, 1);
+  const group = 2;
+  for (let k = 0; k < BLOCK_PAGES - 1; k++) dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + k) * PAGE, 1000 + k);
+  const block = vm.pmap.lookup(group * BLOCK_PAGES);
+  assert.equal(memory.addressOf(block) % BLOCK_BYTES, 0, 'the block is not 2 MiB aligned');
+  for (let k = 0; k < BLOCK_PAGES - 1; k++) assert.equal(vm.pmap.lookup(group * BLOCK_PAGES + k), block + k, `guest page ${k} of the group is out of place`);
+  assert.equal(vm.pmap.largeBlock(group), -1, 'a group with a page not placed yet is a large page');
+  assert.equal(memory.pagesReserved(), vm.pmap.pagesReserved);
+  const misses = (touch: () => void): number => {
+    const before = h.tlbMisses;
+    touch();
+    return h.tlbMisses - before;
+  };
+  assert.equal(misses(() => { for (const k of [0, 1, 2]) h.load32(VA_LARGE + k * PAGE); }), 3, 'pages placed one by one took one entry');
+
+  dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + BLOCK_PAGES - 1) * PAGE, 1000 + BLOCK_PAGES - 1);
+  assert.equal(vm.pmap.largeBlock(group), memory.addressOf(block));
+  h.flushTlb();
+  assert.equal(misses(() => { for (const k of [0, 100, 511]) assert.equal(h.load32(VA_LARGE + k * PAGE), 1000 + k); }), 1);
+  const large = (): number[] => [
+    ...h.tlbModel.largeEntries().map((e) => e.base),
+    ...h.secondLevel!.levels.flat().flatMap((t) => t.largeEntries().map((e) => e.base)),
+  ];
+  assert.deepEqual(large(), [memory.addressOf(block), memory.addressOf(block)], 'one large entry at each level');
+
+  // After a world switch the second level's large entry refills any page of the group without a walk.
+  h.flushFirstLevel();
+  const hits = h.secondLevelHits;
+  assert.equal(misses(() => assert.equal(h.load32(VA_LARGE + 400 * PAGE), 1400)), 1);
+  assert.equal(h.secondLevelHits, hits + 1, 'the refill walked');
+
+  // Moving one page scatters the group for good and shoots its large entries down, at both levels.
+  h.store32(VA_LARGE + 7 * PAGE + 4, 77);
+  vm.pmap.migrate(group * BLOCK_PAGES + 7, 1);
+  assert.equal(vm.pmap.largeBlock(group), -1);
+  assert.deepEqual(large(), [], 'a large entry of a scattered block is left');
+  assert.equal(h.load32(VA_LARGE + 7 * PAGE + 4), 77, 'the moved page lost a store');
+  assert.equal(misses(() => { h.load32(VA_LARGE + 8 * PAGE); h.load32(VA_LARGE + 9 * PAGE); }), 2);
+  assert.deepEqual(large(), [], 'a walk over a scattered group made a large entry');
+});
+
+test('dropping a page of a group gives the pages it had not placed back to the machine', () => {
+  const { memory, vm, dma } = pagedVm(1, [300]);
+  const group = 3;
+  for (let k = 0; k < 10; k++) dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + k) * PAGE, k + 1);
+  const reserved = memory.pagesReserved();
+  assert.equal(reserved, vm.pmap.pagesReserved);
+  const free = memory.pagesFree(0);
+  vm.pmap.unmap(group * BLOCK_PAGES + 3);
+  assert.equal(memory.pagesReserved(), reserved - (BLOCK_PAGES - 10), 'the group\'s unplaced pages stayed reserved');
+  assert.equal(memory.pagesFree(0), free + (BLOCK_PAGES - 10) + 1);
+  // Later pages of the group come one by one, and the others keep their contents.
+  dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + 20) * PAGE, 5);
+  assert.equal(memory.pagesReserved(), reserved - (BLOCK_PAGES - 10));
+  assert.equal(dma.readU32(RAM_BASE + (group * BLOCK_PAGES + 9) * PAGE), 10);
+  assert.equal(dma.readU32(RAM_BASE + (group * BLOCK_PAGES + 3) * PAGE), 0, 'a dropped page came back with contents');
+  vm.end('stopped', 'test');
+  assert.equal(memory.pagesReserved(), 0, 'an ended VM left pages reserved');
+  assert.equal(memory.pagesInUse(), 0);
+});
+
+type BlockOp =
+  | { kind: 'touch'; vm: number; group: number; page: number; count: number }
+  | { kind: 'migrate'; vm: number; group: number; page: number; node: number }
+  | { kind: 'unmap'; vm: number; group: number; page: number }
+  | { kind: 'release'; vm: number };
+
+test('property: with blocks, every page is used, reserved or free exactly once, and a large page maps its block in order', () => {
+  const op: fc.Arbitrary<BlockOp> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant('touch' as const), vm: fc.nat(2), group: fc.nat(2), page: fc.nat(511), count: fc.integer({ min: 1, max: 600 }) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('migrate' as const), vm: fc.nat(2), group: fc.nat(2), page: fc.nat(511), node: fc.nat(2) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('unmap' as const), vm: fc.nat(2), group: fc.nat(2), page: fc.nat(511) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), vm: fc.nat(2) }) },
+  );
+  const machine = fc.record({
+    // Nodes not a whole number of blocks, so that blocks must be aligned past their starts.
+    nodePages: fc.array(fc.integer({ min: 600, max: 1700 }), { minLength: 2, maxLength: 3 }),
+    vms: fc.array(fc.record({ pages: fc.integer({ min: 300, max: 1300 }), home: fc.nat(2) }), { minLength: 1, maxLength: 3 }),
+  });
+  fc.assert(
+    fc.property(machine, fc.array(op, { maxLength: 25 }), (m, ops) => {
+      const nodes = m.nodePages.length;
+      const distances = distanceMatrix(nodes, [20, 30, 25]);
+      const memory = new MachineMemory(tinyLayout(m.nodePages, distances));
+      // Room for every VM: the monitor reserves their memory up front.
+      let room = m.nodePages.reduce((a, b) => a + b, 0);
+      // (and one page more, for a migration to land before the old page is freed)
+      const vms = m.vms.filter((spec) => (room -= spec.pages) > 0).map((spec, i) => ({
+        pmap: new Pmap(memory, { vm: i, base: RAM_BASE, size: spec.pages * PAGE, homeNode: spec.home % nodes, shootDown: () => {} }),
+        released: false,
+      }));
+      const check = (): void => {
+        const seen = new Set<number>();
+        let reserved = 0;
+        for (const [id, v] of vms.entries()) {
+          if (v.released) continue;
+          reserved += v.pmap.pagesReserved;
+          for (let gppn = 0; gppn < v.pmap.pages; gppn++) {
+            const mpn = v.pmap.lookup(gppn);
+            if (mpn === FREE) continue;
+            assert.ok(!seen.has(mpn), `machine page ${mpn} used twice`);
+            seen.add(mpn);
+            assert.equal(memory.owner[mpn], id);
+            assert.equal(memory.guestPage[mpn], gppn);
+          }
+          for (let group = 0; group * BLOCK_PAGES < v.pmap.pages; group++) {
+            const block = v.pmap.largeBlock(group);
+            if (block < 0) continue;
+            assert.equal(block % BLOCK_BYTES, 0, `VM ${id} group ${group}: block at ${block.toString(16)} is not aligned`);
+            assert.ok((group + 1) * BLOCK_PAGES <= v.pmap.pages, 'a short last group is a large page');
+            for (let k = 0; k < BLOCK_PAGES; k++) {
+              assert.equal(memory.addressOf(v.pmap.lookup(group * BLOCK_PAGES + k)), block + k * PAGE, `VM ${id} group ${group} page ${k} is out of its block`);
+            }
+          }
+        }
+        assert.equal(memory.pagesReserved(), reserved, 'the machine\'s reserved count is not the pmaps\'');
+        assert.equal(memory.pagesInUse(), seen.size);
+        m.nodePages.forEach((pages, n) => {
+          assert.equal(memory.pagesInUse(n) + memory.pagesReserved(n) + memory.pagesFree(n), pages, `node ${n}: used + reserved + free`);
+        });
+      };
+      for (const o of ops) {
+        const v = vms[o.vm % vms.length];
+        if (v === undefined || (v.released && o.kind !== 'release')) continue;
+        const at = (group: number, page: number): number => (group * BLOCK_PAGES + page) % v.pmap.pages;
+        switch (o.kind) {
+          case 'touch':
+            for (let k = 0; k < o.count; k++) v.pmap.page(at(o.group, o.page + k));
+            break;
+          case 'migrate':
+            if (v.pmap.lookup(at(o.group, o.page)) !== FREE) v.pmap.migrate(at(o.group, o.page), o.node % nodes);
+            break;
+          case 'unmap':
+            v.pmap.unmap(at(o.group, o.page));
+            break;
+          case 'release':
+            if (!v.released) v.pmap.release();
+            v.released = true;
+            break;
+        }
+        check();
+      }
+      for (const v of vms) if (!v.released) v.pmap.release();
+      assert.equal(memory.pagesReserved() + memory.pagesInUse(), 0, 'pages are left after every VM released its memory');
+    }),
+    { numRuns: 200 },
   );
 });
