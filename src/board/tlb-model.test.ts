@@ -4,11 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SATP_MODE_SV39 } from '../cpu/hart-state.js';
-import { PRIV_S } from '../isa/opcodes.js';
 import { RAM_BASE } from './address-map.js';
 import { Machine } from './machine.js';
-import { GuestPageTables, PTE_A, PTE_R, PTE_RW, PTE_W, readU64 } from '../../test/helpers/vm-program.js';
+import { enterSv39, GuestPageTables, PTE_A, PTE_R, PTE_RW, PTE_W, readU64 } from '../../test/helpers/vm-program.js';
 
 const PAGE = 4096;
 const VA = 0x4000_0000;
@@ -25,12 +23,7 @@ function pagedHart() {
   tables.map(VA + 9 * PAGE, RAM_BASE + 0x20_9000, PTE_RW | PTE_G);
   tables.map(VA_LARGE, RAM_BASE + 0x40_0000, PTE_RW, 1);
   const h = machine.harts[0]!;
-  h.priv = PRIV_S;
-  h.satpMode = SATP_MODE_SV39;
-  h.satpAsid = 1;
-  h.satpPpn = tables.root / PAGE;
-  h.updateTranslation();
-  h.flushTlb();
+  enterSv39(h, tables.root, 1);
   /** Misses the accesses `touch` makes. */
   const misses = (touch: () => void): number => {
     const before = h.tlbMisses;

@@ -39,7 +39,7 @@ test('a large entry answers for the 512 pages of its 2 MiB frame and no other', 
   m.fillLarge(vpn, -1, RW, 0x8020_0000);
   for (const p of [3 * 512, 3 * 512 + 300, 3 * 512 + 511]) assert.ok(m.hits(p, 2, ALLOWS_WRITE), `page ${p} of the frame missed`);
   assert.ok(!m.hits(3 * 512 - 1, 2, ALLOWS_READ) && !m.hits(4 * 512, 2, ALLOWS_READ), 'a page outside the frame hit');
-  assert.deepEqual(m.largeEntries(), [{ frame: 3, asid: -1, base: 0x8020_0000 }]);
+  assert.deepEqual(m.large.entries(), [{ frame: 3, asid: -1, base: 0x8020_0000 }]);
   // A negative (upper-half) virtual page number works the same.
   m.fillLarge(-512 * 5 + 3, 1, ALLOWS_EXEC, 0x8040_0000);
   assert.ok(m.hits(-512 * 5, 1, ALLOWS_EXEC) && m.hits(-512 * 4 - 1, 1, ALLOWS_EXEC) && !m.hits(-512 * 4, 1, ALLOWS_EXEC));
@@ -69,7 +69,7 @@ test('flushes: an ASID keeps global entries, a page drops its large entry too, a
   m.flushPhysical(0x8000_1000);
   assert.ok(!m.hits(0x11, 5, ALLOWS_READ) && m.hits(0x12, 6, ALLOWS_READ), 'a shootdown dropped the wrong 4 KiB entry');
   m.flush();
-  assert.ok(!m.hits(0x12, 6, ALLOWS_READ) && m.largeEntries().length === 0, 'flush left entries');
+  assert.ok(!m.hits(0x12, 6, ALLOWS_READ) && m.large.entries().length === 0, 'flush left entries');
 });
 
 type Step =

@@ -4,7 +4,7 @@
 // emptied by every satp write. A hardware TLB is one structure whose entries carry the address space
 // (ASID) they were walked in and the leaf's permissions, and a 2 MiB page takes one entry.
 
-import { TLB_INVALID, TLB_MASK, TLB_SIZE } from './tlb.js';
+import { GLOBAL_ASID, LargeEntries, TLB_INVALID, TLB_MASK, TLB_SIZE } from './tlb.js';
 
 /** What a cached leaf allows without another walk (`HartState.walkAllows`). */
 export const ALLOWS_READ = 1;
@@ -12,16 +12,10 @@ export const ALLOWS_READ = 1;
 export const ALLOWS_WRITE = 2;
 export const ALLOWS_EXEC = 4;
 
-/** The ASID tag of a global entry (as GLOBAL_ASID in tlb.ts). */
-const GLOBAL = -1;
 /** One way per translated view (U, S, S with SUM) and kind of access (read, write, exec). */
 export const TLB_WAYS = 9;
 /** Entries for 2 MiB pages (direct-mapped by the 2 MiB frame number). */
 export const LARGE_ENTRIES = 32;
-const LARGE_MASK = LARGE_ENTRIES - 1;
-/** 4 KiB pages in a 2 MiB one. */
-const LARGE_PAGES = 512;
-const LARGE_BYTES = LARGE_PAGES * 4096;
 
 /**
  * The modelled TLB of one hart. Its 4 KiB part has the emulator's geometry: 256 sets, one way per view and
@@ -38,22 +32,18 @@ export class TlbModel {
   private readonly allows = new Uint8Array(TLB_WAYS * TLB_SIZE);
   /** Machine address of each entry's page (for shootdowns). */
   private readonly page = new Float64Array(TLB_WAYS * TLB_SIZE);
-  /** Large entries: 2 MiB frame number (virtual page number / 512, floored), ASID, permissions, machine base. */
-  private readonly largeTag = new Float64Array(LARGE_ENTRIES).fill(TLB_INVALID);
-  private readonly largeAsid = new Int32Array(LARGE_ENTRIES);
-  private readonly largeAllows = new Uint8Array(LARGE_ENTRIES);
-  private readonly largeBase = new Float64Array(LARGE_ENTRIES);
+  /** Entries for 2 MiB pages. */
+  readonly large = new LargeEntries(LARGE_ENTRIES);
 
   /** True if an entry covers virtual page `vpn` in address space `asid` and allows `need` (an ALLOWS_ bit). */
   hits(vpn: number, asid: number, need: number): boolean {
     const set = vpn & TLB_MASK;
     for (let w = 0; w < TLB_WAYS; w++) {
       const i = w * TLB_SIZE + set;
-      if (this.tag[i] === vpn && (this.allows[i]! & need) !== 0 && (this.asid[i] === asid || this.asid[i] === GLOBAL)) return true;
+      if (this.tag[i] === vpn && (this.allows[i]! & need) !== 0 && (this.asid[i] === asid || this.asid[i] === GLOBAL_ASID)) return true;
     }
-    const frame = Math.floor(vpn / LARGE_PAGES);
-    const j = frame & LARGE_MASK;
-    return this.largeTag[j] === frame && (this.largeAllows[j]! & need) !== 0 && (this.largeAsid[j] === asid || this.largeAsid[j] === GLOBAL);
+    const j = this.large.find(vpn, asid);
+    return j >= 0 && (this.large.allows[j]! & need) !== 0;
   }
 
   /** The emulator filled way `way` with `vpn` (tag `asid`, or -1 for global) mapping the machine page at `page`. */
@@ -67,47 +57,30 @@ export class TlbModel {
 
   /** A leaf of 2 MiB or more maps the 2 MiB frame holding `vpn` to the aligned machine block at `base`. */
   fillLarge(vpn: number, asid: number, allows: number, base: number): void {
-    const frame = Math.floor(vpn / LARGE_PAGES);
-    const j = frame & LARGE_MASK;
-    this.largeTag[j] = frame;
-    this.largeAsid[j] = asid;
-    this.largeAllows[j] = allows;
-    this.largeBase[j] = base;
-  }
-
-  /** The valid large entries: 2 MiB frame, ASID tag and machine block (for tests and checks). */
-  largeEntries(): { frame: number; asid: number; base: number }[] {
-    const out: { frame: number; asid: number; base: number }[] = [];
-    for (let j = 0; j < LARGE_ENTRIES; j++) {
-      if (this.largeTag[j] !== TLB_INVALID) out.push({ frame: this.largeTag[j]!, asid: this.largeAsid[j]!, base: this.largeBase[j]! });
-    }
-    return out;
+    this.large.insert(vpn, asid, allows, base);
   }
 
   flush(): void {
     this.tag.fill(TLB_INVALID);
-    this.largeTag.fill(TLB_INVALID);
+    this.large.flush();
   }
 
   /** Drops every entry of address space `asid`; global ones stay (SFENCE.VMA with an ASID, §4.2.1). */
   flushAsid(asid: number): void {
     for (let i = 0; i < this.tag.length; i++) if (this.asid[i] === asid) this.tag[i] = TLB_INVALID;
-    for (let j = 0; j < LARGE_ENTRIES; j++) if (this.largeAsid[j] === asid) this.largeTag[j] = TLB_INVALID;
+    this.large.flushAsid(asid);
   }
 
   /** Drops the entries that translate `vpn`, in every address space. */
   flushPage(vpn: number): void {
     const set = vpn & TLB_MASK;
     for (let w = 0; w < TLB_WAYS; w++) if (this.tag[w * TLB_SIZE + set] === vpn) this.tag[w * TLB_SIZE + set] = TLB_INVALID;
-    const frame = Math.floor(vpn / LARGE_PAGES);
-    if (this.largeTag[frame & LARGE_MASK] === frame) this.largeTag[frame & LARGE_MASK] = TLB_INVALID;
+    this.large.flushPage(vpn);
   }
 
   /** Drops every entry that maps the machine page at `address` (a shootdown). */
   flushPhysical(address: number): void {
     for (let i = 0; i < this.tag.length; i++) if (this.page[i] === address) this.tag[i] = TLB_INVALID;
-    for (let j = 0; j < LARGE_ENTRIES; j++) {
-      if (address >= this.largeBase[j]! && address < this.largeBase[j]! + LARGE_BYTES) this.largeTag[j] = TLB_INVALID;
-    }
+    this.large.flushPhysical(address);
   }
 }

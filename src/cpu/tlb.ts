@@ -105,6 +105,86 @@ export class TlbSet {
 /** The address space tag of a global mapping (one with the G bit): it matches every ASID. */
 export const GLOBAL_ASID = -1;
 
+/** 4 KiB pages in a 2 MiB frame. */
+const FRAME_PAGES = 512;
+
+/**
+ * The large part of a TLB: entries for 2 MiB frames (virtual page number / 512, floored), direct-mapped by
+ * frame, each tagged with its ASID (or GLOBAL_ASID) and mapping an aligned 2 MiB block of machine memory.
+ */
+export class LargeEntries {
+  readonly tag: Float64Array;
+  readonly asid: Int32Array;
+  /** What each entry's leaf allows (tlb-model.ts ALLOWS_ bits). */
+  readonly allows: Uint8Array;
+  /** The machine address of each entry's block. */
+  readonly base: Float64Array;
+  /** Page-table levels the walk that made each entry read, and the region holding its block. */
+  readonly levels: Uint8Array;
+  readonly mem: (RamRegion | undefined)[];
+  private readonly mask: number;
+
+  constructor(readonly size: number) {
+    this.mask = size - 1;
+    this.tag = new Float64Array(size).fill(TLB_INVALID);
+    this.asid = new Int32Array(size);
+    this.allows = new Uint8Array(size);
+    this.base = new Float64Array(size);
+    this.levels = new Uint8Array(size);
+    this.mem = new Array<RamRegion | undefined>(size);
+  }
+
+  /** The index of the entry for the frame holding `vpn` in address space `asid` (or a global one), or -1. */
+  find(vpn: number, asid: number): number {
+    const frame = Math.floor(vpn / FRAME_PAGES);
+    const j = frame & this.mask;
+    return this.tag[j] === frame && (this.asid[j] === asid || this.asid[j] === GLOBAL_ASID) ? j : -1;
+  }
+
+  /** The frame holding `vpn` maps the machine block at `base`. */
+  insert(vpn: number, asid: number, allows: number, base: number, levels = 0, region?: RamRegion): void {
+    const frame = Math.floor(vpn / FRAME_PAGES);
+    const j = frame & this.mask;
+    this.tag[j] = frame;
+    this.asid[j] = asid;
+    this.allows[j] = allows;
+    this.base[j] = base;
+    this.levels[j] = levels;
+    this.mem[j] = region;
+  }
+
+  /** The valid entries: frame, ASID tag and machine block (for tests and checks). */
+  entries(): { frame: number; asid: number; base: number }[] {
+    const out: { frame: number; asid: number; base: number }[] = [];
+    for (let j = 0; j < this.size; j++) {
+      if (this.tag[j] !== TLB_INVALID) out.push({ frame: this.tag[j]!, asid: this.asid[j]!, base: this.base[j]! });
+    }
+    return out;
+  }
+
+  flush(): void {
+    this.tag.fill(TLB_INVALID);
+  }
+
+  /** Drops every entry of address space `asid`; global entries stay. */
+  flushAsid(asid: number): void {
+    for (let j = 0; j < this.size; j++) if (this.asid[j] === asid) this.tag[j] = TLB_INVALID;
+  }
+
+  /** Drops the entry of the frame holding `vpn`, whatever its address space. */
+  flushPage(vpn: number): void {
+    const frame = Math.floor(vpn / FRAME_PAGES);
+    if (this.tag[frame & this.mask] === frame) this.tag[frame & this.mask] = TLB_INVALID;
+  }
+
+  /** Drops every entry whose block holds the machine page at `address`. */
+  flushPhysical(address: number): void {
+    for (let j = 0; j < this.size; j++) {
+      if (address >= this.base[j]! && address < this.base[j]! + FRAME_PAGES * 4096) this.tag[j] = TLB_INVALID;
+    }
+  }
+}
+
 /**
  * A larger direct-mapped TLB behind the first-level one, for one privilege level and kind of access: the
  * monitor's per-vCPU second-level TLB. A world switch empties the first level (the physical CPU's), not
@@ -125,15 +205,8 @@ export class SecondLevelTlb {
   /** What each entry's leaf allows (tlb-model.ts ALLOWS_ bits). */
   readonly allows: Uint8Array;
   private readonly mask: number;
-  /** Large entries, by 2 MiB frame (virtual page number / 512, floored); `largeBase` is the machine block's address. */
-  private readonly largeTag: Float64Array;
-  private readonly largeAsid: Int32Array;
-  private readonly largeDelta: Float64Array;
-  private readonly largeMem: RamRegion[];
-  private readonly largeLevels: Uint8Array;
-  private readonly largeAllows: Uint8Array;
-  private readonly largeBase: Float64Array;
-  private readonly largeMask: number;
+  /** Entries for 2 MiB frames held as one machine block. */
+  readonly large: LargeEntries;
 
   /** What the last successful `lookup` found: the page's region and offset delta, and the entry's fields. */
   hitRegion: RamRegion | undefined = undefined;
@@ -153,15 +226,7 @@ export class SecondLevelTlb {
     this.mem = new Array<RamRegion>(size);
     this.levels = new Uint8Array(size);
     this.allows = new Uint8Array(size);
-    const large = size / 32;
-    this.largeMask = large - 1;
-    this.largeTag = new Float64Array(large).fill(TLB_INVALID);
-    this.largeAsid = new Int32Array(large);
-    this.largeDelta = new Float64Array(large);
-    this.largeMem = new Array<RamRegion>(large);
-    this.largeLevels = new Uint8Array(large);
-    this.largeAllows = new Uint8Array(large);
-    this.largeBase = new Float64Array(large);
+    this.large = new LargeEntries(size / 32);
   }
 
   /** The index of the 4 KiB entry for `vpn` in address space `asid` (or a global one), or -1. */
@@ -182,15 +247,17 @@ export class SecondLevelTlb {
       this.hitLargeBase = -1;
       return true;
     }
-    const frame = Math.floor(vpn / 512);
-    const j = frame & this.largeMask;
-    if (this.largeTag[j] !== frame || (this.largeAsid[j] !== asid && this.largeAsid[j] !== GLOBAL_ASID)) return false;
-    this.hitRegion = this.largeMem[j];
-    this.hitDelta = this.largeDelta[j]!;
-    this.hitLevels = this.largeLevels[j]!;
-    this.hitAllows = this.largeAllows[j]!;
-    this.hitAsid = this.largeAsid[j]!;
-    this.hitLargeBase = this.largeBase[j]!;
+    const large = this.large;
+    const j = large.find(vpn, asid);
+    if (j < 0) return false;
+    const region = large.mem[j]!;
+    this.hitRegion = region;
+    // The block's offset in its region, minus the frame's first virtual address.
+    this.hitDelta = large.base[j]! - region.base - large.tag[j]! * FRAME_PAGES * 4096;
+    this.hitLevels = large.levels[j]!;
+    this.hitAllows = large.allows[j]!;
+    this.hitAsid = large.asid[j]!;
+    this.hitLargeBase = large.base[j]!;
     return true;
   }
 
@@ -206,50 +273,30 @@ export class SecondLevelTlb {
 
   /** A large entry: the 2 MiB frame holding `vpn` maps the machine block at `base` (in `region`). */
   insertLarge(vpn: number, asid: number, region: RamRegion, base: number, levels: number, allows: number): void {
-    const frame = Math.floor(vpn / 512);
-    const j = frame & this.largeMask;
-    this.largeTag[j] = frame;
-    this.largeAsid[j] = asid;
-    this.largeLevels[j] = levels;
-    this.largeAllows[j] = allows;
-    this.largeBase[j] = base;
-    this.largeDelta[j] = base - region.base - frame * 512 * 4096;
-    this.largeMem[j] = region;
-  }
-
-  /** The valid large entries: 2 MiB frame, ASID tag and machine block (for tests and checks). */
-  largeEntries(): { frame: number; asid: number; base: number }[] {
-    const out: { frame: number; asid: number; base: number }[] = [];
-    for (let j = 0; j <= this.largeMask; j++) {
-      if (this.largeTag[j] !== TLB_INVALID) out.push({ frame: this.largeTag[j]!, asid: this.largeAsid[j]!, base: this.largeBase[j]! });
-    }
-    return out;
+    this.large.insert(vpn, asid, allows, base, levels, region);
   }
 
   flush(): void {
     this.tag.fill(TLB_INVALID);
-    this.largeTag.fill(TLB_INVALID);
+    this.large.flush();
   }
 
   /** Drops the entries that translate `vpn`, whatever their address space. */
   flushPage(vpn: number): void {
     const i = vpn & this.mask;
     if (this.tag[i] === vpn) this.tag[i] = TLB_INVALID;
-    const frame = Math.floor(vpn / 512);
-    if (this.largeTag[frame & this.largeMask] === frame) this.largeTag[frame & this.largeMask] = TLB_INVALID;
+    this.large.flushPage(vpn);
   }
 
   /** Drops every entry of address space `asid`; global entries stay, as SFENCE.VMA with an ASID leaves them (§4.2.1). */
   flushAsid(asid: number): void {
     for (let i = 0; i < this.size; i++) if (this.asid[i] === asid) this.tag[i] = TLB_INVALID;
-    for (let j = 0; j <= this.largeMask; j++) if (this.largeAsid[j] === asid) this.largeTag[j] = TLB_INVALID;
+    this.large.flushAsid(asid);
   }
 
   flushPhysical(physicalPage: number): void {
     for (let i = 0; i < this.size; i++) if (mapsPage(this.tag, this.delta, this.mem, i, physicalPage)) this.tag[i] = TLB_INVALID;
-    for (let j = 0; j <= this.largeMask; j++) {
-      if (physicalPage >= this.largeBase[j]! && physicalPage < this.largeBase[j]! + 512 * 4096) this.largeTag[j] = TLB_INVALID;
-    }
+    this.large.flushPhysical(physicalPage);
   }
 }
 

@@ -7,15 +7,13 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { layoutMachine, RAM_BASE, type MachineLayout } from '../board/address-map.js';
 import type { Hart } from '../cpu/hart.js';
-import { SATP_MODE_SV39 } from '../cpu/hart-state.js';
 import { TLB_INVALID, type SecondLevelTlb, type Tlb } from '../cpu/tlb.js';
-import { PRIV_S } from '../isa/opcodes.js';
 import { Bus } from '../memory/bus.js';
 import { DmaError } from '../memory/guest-memory.js';
 import { BLOCK_PAGES, FREE, MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { Pmap } from './pmap.js';
 import { VirtualMachine } from './vm.js';
-import { GuestPageTables, PTE_RW, writeU64 } from '../../test/helpers/vm-program.js';
+import { enterSv39, GuestPageTables, PTE_RW, writeU64 } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
 
@@ -441,14 +439,7 @@ function pagedVm(vcpus: number, targets: readonly number[]) {
   const dma = vm.machine.bus.guestMemory();
   const tables = new GuestPageTables(dma, RAM_BASE + 0x10_0000);
   const ptes = targets.map((gppn, k) => tables.map(VA + k * PAGE, RAM_BASE + gppn * PAGE, PTE_RW));
-  for (const h of vm.vcpus) {
-    h.priv = PRIV_S;
-    h.satpMode = SATP_MODE_SV39;
-    h.satpAsid = 0;
-    h.satpPpn = tables.root / PAGE;
-    h.updateTranslation();
-    h.flushTlb();
-  }
+  for (const h of vm.vcpus) enterSv39(h, tables.root);
   const machineAddress = (gppn: number): number => memory.addressOf(vm.pmap.lookup(gppn));
   return { memory, vm, dma, tables, ptes, machineAddress };
 }
@@ -626,8 +617,8 @@ test('a group of 512 guest pages all placed in its block is one large page: one 
   h.flushTlb();
   assert.equal(misses(() => { for (const k of [0, 100, 511]) assert.equal(h.load32(VA_LARGE + k * PAGE), 1000 + k); }), 1);
   const large = (): number[] => [
-    ...h.tlbModel.largeEntries().map((e) => e.base),
-    ...h.secondLevel!.levels.flat().flatMap((t) => t.largeEntries().map((e) => e.base)),
+    ...h.tlbModel.large.entries().map((e) => e.base),
+    ...h.secondLevel!.levels.flat().flatMap((t) => t.large.entries().map((e) => e.base)),
   ];
   assert.deepEqual(large(), [memory.addressOf(block), memory.addressOf(block)], 'one large entry at each level');
 

@@ -1,5 +1,6 @@
 // Test helper: bare S-mode programs run by a monitor's vCPUs, with Sv39 page tables poked into guest memory.
 
+import { SATP_MODE_SV39, type HartState } from '../../src/cpu/hart-state.js';
 import { PRIV_S } from '../../src/isa/opcodes.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { VirtualMachine } from '../../src/monitor/vm.js';
@@ -9,6 +10,16 @@ import { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X } from './trap-runtime.js';
 export { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X };
 export const PTE_RW = PTE_R | PTE_W | PTE_A | PTE_D;
 const PAGE = 4096;
+
+/** Puts hart `h` in S-mode under Sv39 with its root table at physical `root`, ASID `asid`, its TLBs empty. */
+export function enterSv39(h: HartState, root: number, asid = 0): void {
+  h.priv = PRIV_S;
+  h.satpMode = SATP_MODE_SV39;
+  h.satpAsid = asid;
+  h.satpPpn = root / PAGE;
+  h.updateTranslation();
+  h.flushTlb();
+}
 
 export function writeU64(memory: GuestMemory, address: number, value: bigint): void {
   memory.writeU32(address, Number(value & 0xffff_ffffn));
