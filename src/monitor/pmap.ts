@@ -29,9 +29,9 @@ export interface PmapOptions {
  * Large pages: the first touch of a group of 512 guest pages (2 MiB, aligned) reserves an aligned block of
  * 512 never-used machine pages on the home node, and each page of the group goes to its own place in it
  * when first touched. Once all are there, the group is one block (`largeBlock`) and a guest leaf of 2 MiB
- * over it takes one TLB entry, as on the bare machine. Pages not yet touched stay reserved for the group (no one else gets
- * them; they are not in use). Moving or dropping a page of a group scatters it for good; so does a group
- * that found no block free.
+ * over it takes one TLB entry, as on the bare machine. Pages not yet touched stay reserved for the group
+ * (no one else gets them; they are not in use). Moving or dropping a page of a group scatters it for good;
+ * so does a group that found no block free.
  */
 export class Pmap implements PagedRam {
   readonly base: number;
