@@ -68,7 +68,7 @@ export class HartMemory extends HartState {
     this.stallCycles += timing.chargeRamAccess(this.timingCpu, region.node, offset, isWrite);
   }
 
-  /** First-level TLB misses under paging (the slow path taken for an entry the TLB did not hold). */
+  /** TLB misses under paging: slow-path accesses whose page the modelled TLB (tlb-model.ts) did not hold. */
   tlbMisses = 0;
   /** Of those, the ones the second-level TLB answered (under the monitor). */
   secondLevelHits = 0;

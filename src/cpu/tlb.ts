@@ -2,6 +2,7 @@
 // Only RAM pages are cached; MMIO always takes the slow path. Entries hold machine memory, so the
 // monitor can later shoot down exactly the entries of one machine page.
 
+import { LARGE_PAGE_BYTES } from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
 
 export const TLB_SIZE = 256;
@@ -106,7 +107,7 @@ export class TlbSet {
 export const GLOBAL_ASID = -1;
 
 /** 4 KiB pages in a 2 MiB frame. */
-const FRAME_PAGES = 512;
+const FRAME_PAGES = LARGE_PAGE_BYTES / 4096;
 
 /**
  * The large part of a TLB: entries for 2 MiB frames (virtual page number / 512, floored), direct-mapped by
@@ -180,7 +181,7 @@ export class LargeEntries {
   /** Drops every entry whose block holds the machine page at `address`. */
   flushPhysical(address: number): void {
     for (let j = 0; j < this.size; j++) {
-      if (address >= this.base[j]! && address < this.base[j]! + FRAME_PAGES * 4096) this.tag[j] = TLB_INVALID;
+      if (address >= this.base[j]! && address < this.base[j]! + LARGE_PAGE_BYTES) this.tag[j] = TLB_INVALID;
     }
   }
 }
@@ -253,7 +254,7 @@ export class SecondLevelTlb {
     const region = large.mem[j]!;
     this.hitRegion = region;
     // The block's offset in its region, minus the frame's first virtual address.
-    this.hitDelta = large.base[j]! - region.base - large.tag[j]! * FRAME_PAGES * 4096;
+    this.hitDelta = large.base[j]! - region.base - large.tag[j]! * LARGE_PAGE_BYTES;
     this.hitLevels = large.levels[j]!;
     this.hitAllows = large.allows[j]!;
     this.hitAsid = large.asid[j]!;

@@ -1,12 +1,13 @@
 // The machine's memory as the monitor hands it out: pages per NUMA node, and the memmap that says who uses each.
 
 import { machinePageReplaced } from '../cpu/translator.js';
+import { LARGE_PAGE_BYTES } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
 import type { MachineLayout } from '../board/address-map.js';
 
 export const PAGE = 4096;
 /** Pages in a large block: 2 MiB of machine memory, aligned, that a pmap can map as one large page. */
-export const BLOCK_PAGES = 512;
+export const BLOCK_PAGES = LARGE_PAGE_BYTES / PAGE;
 /** The memmap's owner of a free machine page. */
 export const FREE = -1;
 
