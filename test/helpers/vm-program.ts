@@ -3,6 +3,7 @@
 import { SATP_MODE_SV39, type HartState } from '../../src/cpu/hart-state.js';
 import { PRIV_S } from '../../src/isa/opcodes.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
+import type { MachineMemory } from '../../src/monitor/machine-memory.js';
 import type { VirtualMachine } from '../../src/monitor/vm.js';
 import { assemble, TEXT_BASE, type Program } from './asm.js';
 import { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X } from './trap-runtime.js';
@@ -19,6 +20,12 @@ export function enterSv39(h: HartState, root: number, asid = 0): void {
   h.satpPpn = root / PAGE;
   h.updateTranslation();
   h.flushTlb();
+}
+
+/** The words of machine page `mpn`, in place. */
+export function machinePageWords(memory: MachineMemory, mpn: number): Int32Array {
+  const region = memory.regionOf(mpn);
+  return region.i32.subarray(memory.offsetOf(mpn) / 4, memory.offsetOf(mpn) / 4 + PAGE / 4);
 }
 
 export function writeU64(memory: GuestMemory, address: number, value: bigint): void {
