@@ -1,7 +1,7 @@
 // ELF64 little-endian RISC-V loader for bare-metal programs: PT_LOAD segments into RAM, entry, symbols.
 // Layouts from the System V ABI (gABI) chapters 4 and 5 and the RISC-V ELF psABI (EM_RISCV = 243).
 
-import type { Bus } from '../memory/bus.js';
+import { ACCESS_WRITE, type Bus } from '../memory/bus.js';
 
 const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46]; // "\x7fELF"
 const EI_CLASS = 4;
@@ -119,7 +119,8 @@ export function ramProblem(bus: Bus, address: number, length: number): string | 
   let at = address;
   const end = address + length;
   while (at < end) {
-    if (bus.resolveRam(at) === undefined) return `is outside RAM (nothing at 0x${at.toString(16)})`;
+    // A page the monitor has not given the VM yet is RAM all the same (the write will fill it).
+    if (bus.resolveRam(at) === undefined && !bus.denied) return `is outside RAM (nothing at 0x${at.toString(16)})`;
     at += bus.resolvedRun;
   }
   return undefined;
@@ -130,7 +131,7 @@ export function writeRam(bus: Bus, address: number, data: Uint8Array): void {
   let done = 0;
   while (done < data.length) {
     const at = address + done;
-    const region = bus.resolveRam(at);
+    const region = bus.resolveRamForDma(at, ACCESS_WRITE);
     if (region === undefined) throw new ElfError(`no RAM at 0x${at.toString(16)}`);
     const n = Math.min(data.length - done, bus.resolvedRun);
     region.u8.set(data.subarray(done, done + n), bus.resolvedOffset);
@@ -143,7 +144,7 @@ function zeroRam(bus: Bus, address: number, length: number): void {
   let done = 0;
   while (done < length) {
     const at = address + done;
-    const region = bus.resolveRam(at);
+    const region = bus.resolveRamForDma(at, ACCESS_WRITE);
     if (region === undefined) throw new ElfError(`no RAM at 0x${at.toString(16)}`);
     const n = Math.min(length - done, bus.resolvedRun);
     region.u8.fill(0, bus.resolvedOffset, bus.resolvedOffset + n);

@@ -1,6 +1,7 @@
 // The machine: harts, RAM per node, the devices of the address map, firmware, and the round-robin run loop.
 
 import { Hart } from '../cpu/hart.js';
+import type { ExitHandler } from '../cpu/exits.js';
 import type { HartEnvironment, HartState } from '../cpu/hart-state.js';
 import { Reservations } from '../cpu/reservations.js';
 import { Clint } from '../devices/clint.js';
@@ -12,7 +13,7 @@ import { Uart } from '../devices/uart.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { EmptyVirtioSlot } from '../devices/virtio/empty-slot.js';
 import { VirtioMmio } from '../devices/virtio/mmio.js';
-import { Bus, type PagedRam } from '../memory/bus.js';
+import { Bus, type Access, type PagedRam } from '../memory/bus.js';
 import type { AccessSize, Device, HartInterruptSink } from '../memory/device.js';
 import { RamRegion } from '../memory/ram.js';
 import { HostClock, INSTRUCTIONS_PER_TICK, InstructionClock, type MachineClock } from '../timing/clock.js';
@@ -63,8 +64,13 @@ export interface MachineOptions {
    * pmap). It must cover exactly the layout's one node. Default: one RAM region per node.
    */
   pagedRam?: (layout: MachineLayout) => PagedRam;
-  /** Called before the built-in SBI answers an S-mode ECALL (the monitor counts and charges its calls). */
-  onEcall?: (hart: HartState) => void;
+  /**
+   * The monitor that stands between this machine's harts and memory (a VM's): every exit of a hart goes to
+   * it (exits.ts: a guest-page fault, an SBI call before the built-in SBI answers it, an MMIO access, WFI).
+   */
+  exits?: ExitHandler;
+  /** The monitor's answer to a device's DMA (or a loader's write) its permissions deny (Bus.dmaFault). */
+  dmaFault?: (address: number, access: Access) => boolean;
 }
 
 /** One virtio-mmio window of the address map; what is plugged into it can change before boot. */
@@ -138,11 +144,13 @@ export class Machine {
       reservations: this.reservations,
       ecallFromSupervisor: options.builtinSbi
         ? (h: HartState) => {
-          options.onEcall?.(h);
+          if (options.exits !== undefined) h.exitTo({ kind: 'sbi', extension: h.reg(17), fn: h.reg(16) });
           return this.sbi!.handle(h);
         }
         : undefined,
+      exit: options.exits,
     };
+    this.bus.dmaFault = options.dmaFault;
     for (let i = 0; i < this.layout.harts; i++) this.harts.push(new Hart(i, env));
     for (const h of this.harts) h.setTranslation(options.translate ?? true);
     const sink: HartInterruptSink = { setPending: (hart, bit, level) => this.harts[hart]?.setInterruptLine(bit, level) };
@@ -229,7 +237,7 @@ export class Machine {
    * a stopped hart is idle for the round, a waiting one idle up to now; returns the instructions run.
    */
   runHart(h: Hart, end: number): number {
-    if (h.parked) {
+    if (h.parked || h.suspended) {
       this.idleUntil(h, end);
       return 0;
     }
@@ -312,7 +320,7 @@ export class Machine {
       const n = h.run(h.timed ? Math.max(1, Math.min(TIMING_CHUNK, Math.floor(left / cpi))) : Math.floor(left));
       ran += n;
       if (n > 0) this.cpi[h.id] = Math.max(1, (h.simulatedCycles - before) / n);
-      if (h.waiting || n === 0 || this.exit !== undefined) break;
+      if (h.waiting || h.suspended || n === 0 || this.exit !== undefined) break;
       left = end - h.localCycles;
     }
     return ran;
@@ -326,7 +334,7 @@ export class Machine {
 
   /** True when no hart can run until something outside (a timer, input) happens. */
   get idle(): boolean {
-    return this.harts.every((h) => h.parked || (h.waiting && !h.wakeable));
+    return this.harts.every((h) => h.parked || h.suspended || (h.waiting && !h.wakeable));
   }
 
   /** HTIF (riscv-tests convention): tohost = 1 | code << 1 ends the run; device 1 command 1 prints a byte. */

@@ -8,6 +8,7 @@ import { controlOptions, withControl, type ControlFlags } from './vm-client.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
+const PAGE = 4 * KiB;
 
 export function registerVmCommands(program: Command): void {
   controlOptions(program
@@ -83,8 +84,11 @@ function table(rows: string[][], left: number): string {
 }
 
 export function psTable(vms: readonly VmListing[]): string {
-  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'NODE']];
-  for (const vm of vms) rows.push([vm.name, vm.state, String(vm.vcpus), formatSize(vm.memoryBytes), formatSize(vm.bytesInUse), String(vm.homeNode)]);
+  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'RESERVED', 'NODE']];
+  for (const vm of vms) {
+    rows.push([vm.name, vm.state, String(vm.vcpus), formatSize(vm.memoryBytes), formatSize(vm.bytesInUse), formatSize(vm.pagesPrivate * PAGE),
+      formatSize(vm.pagesShared * PAGE), formatSize(vm.pagesReserved * PAGE), String(vm.homeNode)]);
+  }
   return table(rows, 2);
 }
 
@@ -102,10 +106,13 @@ const ROWS: [keyof VmAccount['total'], string][] = [
 
 export function statsTable(a: VmAccount): string {
   const calls = Object.entries(a.monitorCalls).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
+  const exits = Object.entries(a.exits).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
   const head = [
     `vm ${a.name}: ${describeEnd(a)}, ${a.vcpus} vCPU${a.vcpus === 1 ? '' : 's'}, ${formatSize(a.memoryBytes)} on node ${a.homeNode}`,
-    `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)})`,
+    `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)}): ${grouped(a.pagesPrivate)} private, ${grouped(a.pagesShared)} shared; ` +
+      `${grouped(a.pagesReserved)} reserved`,
     `monitor calls: ${calls === '' ? 'none' : calls}`,
+    `exits: ${exits === '' ? 'none' : exits}`,
     '',
   ];
   const rows = [['', 'total', ...a.perVcpu.map((v) => `cpu${v.index}`)]];

@@ -61,19 +61,25 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     },
     'query-vm-stats': {
       help: 'one VM\'s account: {"vm": NAME} → cycles (guest user, guest kernel, monitor, idle, ready), instructions, TLB misses, ' +
-        'second-level TLB hits, world switches, monitor calls, pages in use; in "total" and "perVcpu"',
+        'second-level TLB hits, world switches, monitor calls, exits by kind, pages in use (private, shared) and reserved; in "total" and "perVcpu"',
       args: ['vm'],
       run: (args) => accountVm(monitor, vmArgument(args)),
     },
     'query-monitor': {
-      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse"}], "memoryBytes", ' +
-        '"memoryFreeBytes", "pagesInUse", "cycles", "instructions", "worldSwitches", "mode" (fast or timing), "vms": {"running", "total"}}',
+      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesFree"}], ' +
+        '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "cycles", "instructions", "worldSwitches", ' +
+        '"mode" (fast or timing), "vms": {"running", "total"}}; per node, in use + reserved + free = its pages',
       run: () => ({
         cpus: monitor.cpus,
-        nodes: monitor.layout.nodes.map((n) => ({ id: n.id, cpus: [...n.harts], memoryBytes: n.size, pagesInUse: monitor.memory.pagesInUse(n.id) })),
+        nodes: monitor.layout.nodes.map((n) => ({
+          id: n.id, cpus: [...n.harts], memoryBytes: n.size, pagesInUse: monitor.memory.pagesInUse(n.id),
+          pagesReserved: monitor.memory.pagesReserved(n.id), pagesFree: monitor.memory.pagesFree(n.id),
+        })),
         memoryBytes: monitor.layout.nodes.reduce((sum, n) => sum + n.size, 0),
         memoryFreeBytes: monitor.memoryFree,
         pagesInUse: monitor.memory.pagesInUse(),
+        pagesShared: monitor.memory.pagesShared,
+        pagesReserved: monitor.memory.pagesReserved(),
         cycles: monitor.cycles,
         instructions: monitor.instructions,
         worldSwitches: monitor.worldSwitches,

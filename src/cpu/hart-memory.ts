@@ -123,7 +123,12 @@ export class HartMemory extends HartState {
     }
     const pa = translate(this, va, access);
     const bus = this.env.bus;
-    const region = bus.resolveRam(pa);
+    let region = bus.resolveRam(pa, access);
+    if (region === undefined && bus.denied) {
+      // The monitor's permissions deny it (guest-page fault): an exit, and the access again once allowed.
+      this.guestPageFault(pa, va, access, access, false);
+      region = bus.resolveRam(pa, access);
+    }
     this.locRegion = region;
     if (region === undefined) {
       this.locOffset = pa;
@@ -138,7 +143,8 @@ export class HartMemory extends HartState {
     const level = (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels;
     this.noteLeaf(vpn, level);
     const asid = this.walkGlobal ? GLOBAL_ASID : this.satpAsid;
-    const allows = this.walkAllows;
+    // What the entry allows is what both the guest's leaf and the monitor's permission do (H's two stages).
+    const allows = this.walkAllows & bus.resolvedAllows;
     this.tlbModel.fill(way, vpn, asid, allows, page);
     second?.insert(vpn, asid, region, page, this.walkLevels, allows);
     if (level === 0) return;
@@ -228,6 +234,7 @@ export class HartMemory extends HartState {
       if (size === 2) return region.u16[o >>> 1];
       return region.i32[o >>> 2] >>> 0;
     }
+    if (this.env.exit !== undefined) this.exitTo({ kind: 'mmio', address: o, size, write: false });
     try {
       return this.env.bus.mmioRead(o, size, this.id);
     } catch (e) {
@@ -329,6 +336,7 @@ export class HartMemory extends HartState {
       if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, region.base + o, size);
       return;
     }
+    if (this.env.exit !== undefined) this.exitTo({ kind: 'mmio', address: o, size, write: true });
     try {
       this.env.bus.mmioWrite(o, size, v, this.id);
     } catch (e) {

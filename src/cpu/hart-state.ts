@@ -4,7 +4,11 @@ import type { FpState } from '../isa/fp-state.js';
 import {
   IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_M, PRIV_S, PRIV_U,
 } from '../isa/opcodes.js';
-import type { Bus } from '../memory/bus.js';
+import {
+  CAUSE_FETCH_GUEST_PAGE_FAULT, CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT,
+} from '../isa/opcodes.js';
+import type { Access, Bus } from '../memory/bus.js';
+import { RESUME, type ExitHandler, type VcpuExit } from './exits.js';
 import type { Clock } from '../memory/device.js';
 import type { Reservations } from './reservations.js';
 import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
@@ -33,6 +37,11 @@ export const SATP_MODE_SV48 = 9;
 
 /** Thrown (always this one object) to abandon the current instruction after a trap has been recorded. */
 export const TRAP = { trap: true } as const;
+/** Thrown (always this one object) to abandon the current instruction and leave run(): the monitor said WAIT. */
+export const EXIT = { exit: true } as const;
+
+/** The guest-page fault cause of each kind of access (read, write, exec). */
+const GUEST_PAGE_FAULT = [CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, CAUSE_FETCH_GUEST_PAGE_FAULT];
 
 /** What a hart needs from the machine around it. */
 export interface HartEnvironment {
@@ -44,6 +53,11 @@ export interface HartEnvironment {
    * without M-mode firmware. Returns false to let the ECALL trap as the spec says.
    */
   ecallFromSupervisor?(hart: HartState): boolean;
+  /**
+   * Under the monitor: where the hart's exits go (exits.ts), answered as an HS-mode trap handler would be.
+   * Unset on the bare machine, whose RAM denies nothing.
+   */
+  readonly exit?: ExitHandler;
 }
 
 /** The index in `HartState.tlbSets` of supervisor data accesses while mstatus.SUM is set. */
@@ -148,6 +162,12 @@ export class HartState implements FpState {
    * flushes everything; any other address drops just its own entries.
    */
   private readonly superpages = new Set<number>();
+
+  /**
+   * Stopped at an exit the monitor answered WAIT (`exited` says which); it runs again only after `resume`.
+   */
+  suspended = false;
+  exited: VcpuExit | undefined = undefined;
 
   /** The trap recorded before TRAP was thrown. */
   pendingCause = 0;
@@ -274,6 +294,38 @@ export class HartState implements FpState {
 
   /** Overridden by the interpreter, which caches the current fetch page. */
   fetchInvalidate(): void {}
+
+  /**
+   * Exit `exit` to the monitor. Returns if it answers RESUME; otherwise the instruction is abandoned (EXIT is
+   * thrown, run() returns) and the hart stays suspended until `resume`.
+   */
+  exitTo(exit: VcpuExit): void {
+    const handler = this.env.exit;
+    if (handler === undefined || handler(this.id, exit) === RESUME) return;
+    this.exited = exit;
+    this.suspended = true;
+    this.stop = true;
+    throw EXIT;
+  }
+
+  /** The monitor lets a suspended hart run again: its abandoned instruction is executed anew. */
+  resume(): void {
+    this.suspended = false;
+    this.exited = undefined;
+  }
+
+  /**
+   * The bus denied guest-physical `gpa` to an access of kind `needs` made for the instruction's access of
+   * kind `access` at `va` (`implicit`: the page walker's own access, which may differ in kind): a guest-page fault exit. Returns
+   * once the monitor has made the access allowed, for the caller to try again; throws EXIT if it said WAIT.
+   */
+  guestPageFault(gpa: number, va: number, access: Access, needs: Access, implicit: boolean): void {
+    if (this.env.exit === undefined) throw new Error(`guest-physical 0x${gpa.toString(16)} denied with no monitor to answer`);
+    this.exitTo({ kind: 'guest-page-fault', cause: GUEST_PAGE_FAULT[access]!, gpa, va, access, needs, implicit });
+    if (this.env.bus.resolveRam(gpa, needs) === undefined) {
+      throw new Error(`the monitor resumed vCPU ${this.id} without allowing its access to guest-physical 0x${gpa.toString(16)}`);
+    }
+  }
 
   /** Records a synchronous exception and abandons the instruction. */
   raise(cause: number, tval: number): never {

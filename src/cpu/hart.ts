@@ -12,7 +12,7 @@ import {
 import { add, lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
 import { executeAmo } from './amo.js';
 import { csrRead, csrWrite } from './csr.js';
-import { TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
+import { EXIT, TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
 import { HartMemory } from './hart-memory.js';
 import type { MemoryTiming } from './memory-timing.js';
@@ -94,8 +94,9 @@ export class Hart extends HartMemory {
       this.translator.written(this.locRegion, this.locOffset)) this.stop = true;
   }
 
-  /** Runs up to `budget` instructions; returns how many ran (fewer if the hart waits in WFI). */
+  /** Runs up to `budget` instructions; returns how many ran (fewer if the hart waits in WFI or at an exit). */
   run(budget: number): number {
+    if (this.suspended) return 0;
     let n = 0;
     /** Instructions of this run already added to instret (by a counter access mid-run). */
     let counted = 0;
@@ -179,12 +180,14 @@ export class Hart extends HartMemory {
           this.countersSynced = true;
           continue;
         }
-        if (e !== TRAP) throw e;
+        if (e !== TRAP && e !== EXIT) throw e;
         if (this.translator !== undefined) {
           // Instructions a block completed before the trapping one (0 outside blocks).
           n += this.translator.done;
           this.translator.done = 0;
         }
+        // The monitor keeps the vCPU at an exit: the instruction has not happened, and runs again on resume.
+        if (e === EXIT) break;
         this.enterTrap(this.pendingCause, this.pendingTval, false);
         n++;
       }
@@ -524,6 +527,7 @@ export class Hart extends HartMemory {
       }
       case INSN_WFI:
         if (this.priv === 0 || (this.priv === PRIV_S && (this.mstatus & MSTATUS_TW))) this.illegal(insn, len);
+        if (!this.wakeable && this.env.exit !== undefined) this.exitTo({ kind: 'wfi' });
         this.pc = pc + len;
         if (!this.wakeable) {
           this.waiting = true;

@@ -4,13 +4,11 @@ import {
   CAUSE_FETCH_ACCESS, CAUSE_FETCH_PAGE_FAULT, CAUSE_LOAD_ACCESS, CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_ACCESS,
   CAUSE_STORE_PAGE_FAULT, PRIV_M, PRIV_S, PRIV_U,
 } from '../isa/opcodes.js';
+import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, type Access } from '../memory/bus.js';
 import { MSTATUS_MXR, MSTATUS_SUM, SATP_MODE_SV39, type HartState } from './hart-state.js';
 import { ALLOWS_EXEC, ALLOWS_READ, ALLOWS_WRITE } from './tlb-model.js';
 
-export const ACCESS_READ = 0;
-export const ACCESS_WRITE = 1;
-export const ACCESS_EXEC = 2;
-export type Access = typeof ACCESS_READ | typeof ACCESS_WRITE | typeof ACCESS_EXEC;
+export { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, type Access };
 
 const PTE_V = 1;
 const PTE_R = 2;
@@ -34,6 +32,10 @@ export function accessFault(access: Access): number {
  * walk succeeds except A/D bits of the leaf PTE, which the spec allows. A successful walk leaves in
  * `h.walkLevels` how many levels it read (fewer than the mode's for a superpage), in `h.walkGlobal` whether
  * the mapping is global and in `h.walkAllows` what the leaf allows without another walk.
+ *
+ * Under the monitor the walk's own reads and its A/D write are guest-physical accesses like any other: one
+ * the monitor denies is a guest-page fault on an implicit access (privileged spec §9.5.1), an exit; once the
+ * monitor has resolved it the walk starts again from the root, having changed nothing.
  */
 export function translate(h: HartState, va: number, access: Access): number {
   const priv = access === ACCESS_EXEC ? h.priv : h.dataPriv;
@@ -49,8 +51,12 @@ export function translate(h: HartState, va: number, access: Access): number {
     const vpn = Math.floor(va / 2 ** (12 + 9 * level)) & 511;
     const pteAddress = table + vpn * 8;
     // Under the monitor this is guest-physical: the bus finds the machine page through the VM's pmap.
-    const region = bus.resolveRam(pteAddress);
-    if (region === undefined) h.raise(ACCESS_FAULT[access], va);
+    let region = bus.resolveRam(pteAddress, ACCESS_READ);
+    if (region === undefined) {
+      if (!bus.denied) h.raise(ACCESS_FAULT[access], va);
+      h.guestPageFault(pteAddress, va, access, ACCESS_READ, true);
+      return translate(h, va, access);
+    }
     const word = bus.resolvedOffset >>> 2;
     const lo = region.i32[word];
     const hi = region.i32[word + 1];
@@ -74,10 +80,16 @@ export function translate(h: HartState, va: number, access: Access): number {
     if (!ok || ppn % span !== 0) h.raise(PAGE_FAULT[access], va);
     const want = access === ACCESS_WRITE ? PTE_A | PTE_D : PTE_A;
     if ((lo & want) !== want) {
-      region.i32[word] = lo | want;
+      // The update is a write to the table's page: the monitor may have left it read-only.
+      region = bus.resolveRam(pteAddress, ACCESS_WRITE);
+      if (region === undefined) {
+        h.guestPageFault(pteAddress, va, access, ACCESS_WRITE, true);
+        return translate(h, va, access);
+      }
+      region.i32[bus.resolvedOffset >>> 2] = lo | want;
       // A store like any other: it breaks other harts' reservations on the PTE (an SC there must not
       // write back the entry without the bits just set).
-      if (h.env.reservations.count !== 0) h.env.reservations.storeBy(h.id, region.base + word * 4, 8);
+      if (h.env.reservations.count !== 0) h.env.reservations.storeBy(h.id, region.base + bus.resolvedOffset, 8);
     }
     const pageInSpan = Math.floor(va / 4096) & (span - 1);
     h.walkLevels = levels - level;

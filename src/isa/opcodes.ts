@@ -43,6 +43,10 @@ export const CAUSE_MACHINE_ECALL = 11;
 export const CAUSE_FETCH_PAGE_FAULT = 12;
 export const CAUSE_LOAD_PAGE_FAULT = 13;
 export const CAUSE_STORE_PAGE_FAULT = 15;
+/** Guest-page faults: a G-stage translation denied the access (privileged spec §9.6.3, hypervisor extension). */
+export const CAUSE_FETCH_GUEST_PAGE_FAULT = 20;
+export const CAUSE_LOAD_GUEST_PAGE_FAULT = 21;
+export const CAUSE_STORE_GUEST_PAGE_FAULT = 23;
 
 /** Interrupt numbers = bit positions in mip/mie (privileged spec §3.1.9). */
 export const IRQ_S_SOFT = 1;

@@ -17,17 +17,43 @@ export class BusError extends Error {
   }
 }
 
+/** Kinds of memory access, as the monitor's permissions and the hart's TLBs tell them apart. */
+export const ACCESS_READ = 0;
+export const ACCESS_WRITE = 1;
+export const ACCESS_EXEC = 2;
+export type Access = typeof ACCESS_READ | typeof ACCESS_WRITE | typeof ACCESS_EXEC;
+
+/**
+ * What the monitor lets a guest do with one of its pages, whatever the guest's own page tables say: the
+ * G-stage permissions of RISC-V's hypervisor extension (privileged spec §9.5). A bit per kind of access
+ * (the same bits as the modelled TLB's ALLOWS_), used in four combinations: none, R, RX, RWX.
+ */
+export const PERM_NONE = 0;
+export const PERM_R = 1;
+export const PERM_W = 2;
+export const PERM_X = 4;
+export const PERM_RX = PERM_R | PERM_X;
+export const PERM_RWX = PERM_R | PERM_W | PERM_X;
+/** The permission bit an access of kind `access` needs. */
+export const ACCESS_PERM = [PERM_R, PERM_W, PERM_X] as const;
+
 /**
  * RAM whose pages lie anywhere in machine memory: a VM's guest-physical memory under the monitor, whose
- * pmap says which machine page holds each guest page (and fills it on first use).
+ * pmap says which machine page holds each guest page and what the guest may do with it.
  */
 export interface PagedRam {
   /** Guest-physical address of the first page, and the size in bytes (both multiples of 4 KiB). */
   readonly base: number;
   readonly size: number;
-  /** The machine region holding page `index` (counted from `base`), filled if new; the page's byte offset in it is left in `pageOffset`. */
-  page(index: number): RamRegion;
+  /**
+   * The machine region holding page `index` (counted from `base`) if the monitor lets the guest make an
+   * access of kind `access` to it; the page's byte offset in it is left in `pageOffset` and its permission
+   * (PERM_ bits) in `pageAllows`. Undefined when it does not: the page has no machine page yet, or not
+   * that permission. Nothing changes either way: resolving the denial is the monitor's work (an exit).
+   */
+  page(index: number, access: Access): RamRegion | undefined;
   readonly pageOffset: number;
+  readonly pageAllows: number;
   /** Every machine region a page may come from. */
   readonly regions: readonly RamRegion[];
   /** The same object for every bus over the same machine memory (the translator keeps one code registry for it). */
@@ -49,6 +75,16 @@ export class Bus {
   /** Set by `resolveRam`: the byte offset in the region, and how many bytes from there on lie in it contiguously. */
   resolvedOffset = 0;
   resolvedRun = 0;
+  /** Set by `resolveRam`: what the guest may do with the page (PERM_ bits; PERM_RWX for plain RAM). */
+  resolvedAllows = PERM_RWX;
+  /** Set by `resolveRam`: true when it returned undefined because the monitor denied the access (not for want of RAM). */
+  denied = false;
+  /**
+   * The monitor's answer to a device's DMA (or a loader's write) that its permissions deny: true once the
+   * access is allowed (the page filled, a copy-on-write broken), false to refuse it (the device then
+   * reports an error to the guest). Unset: denied DMA is refused.
+   */
+  dmaFault: ((address: number, access: Access) => boolean) | undefined = undefined;
   private dmaObservers: ((address: number, length: number) => void)[] = [];
 
   /**
@@ -121,24 +157,42 @@ export class Bus {
   }
 
   /**
-   * The machine RAM region holding physical address `address` (for paged RAM, filling its page if new),
-   * or undefined if it is not RAM. Leaves the byte offset in the region in `resolvedOffset` and the number
-   * of bytes that follow contiguously in it (to the page's end for paged RAM) in `resolvedRun`.
+   * The machine RAM region holding physical address `address` for an access of kind `access`, or undefined
+   * if it is not RAM or (paged RAM) the monitor does not allow that access now, which `denied` tells apart.
+   * Leaves the byte offset in the region in `resolvedOffset`, the number of bytes that follow contiguously
+   * in it (to the page's end for paged RAM) in `resolvedRun` and the page's permission in `resolvedAllows`.
    */
-  resolveRam(address: number): RamRegion | undefined {
+  resolveRam(address: number, access: Access = ACCESS_READ): RamRegion | undefined {
     const p = this.paged;
     if (p !== undefined && address >= p.base && address < p.base + p.size) {
       const inPage = (address - p.base) % 4096;
-      const region = p.page(Math.floor((address - p.base) / 4096));
+      const region = p.page(Math.floor((address - p.base) / 4096), access);
+      this.denied = region === undefined;
       this.resolvedOffset = p.pageOffset + inPage;
       this.resolvedRun = 4096 - inPage;
+      this.resolvedAllows = p.pageAllows;
       return region;
     }
+    this.denied = false;
     const r = this.ramAt(address);
     if (r === undefined) return undefined;
     this.resolvedOffset = address - r.base;
     this.resolvedRun = r.end - address;
+    this.resolvedAllows = PERM_RWX;
     return r;
+  }
+
+  /**
+   * `resolveRam` for a device's DMA or a loader: a denied access goes to `dmaFault` (the monitor) and is
+   * tried again once it says the access is allowed. Undefined when it is not RAM or stays denied.
+   */
+  resolveRamForDma(address: number, access: Access): RamRegion | undefined {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const region = this.resolveRam(address, access);
+      if (region !== undefined || !this.denied) return region;
+      if (this.dmaFault === undefined || !this.dmaFault(address, access)) return undefined;
+    }
+    return undefined;
   }
 
   /**
@@ -215,11 +269,18 @@ class BusMemory implements GuestMemory {
     return this.bus.isRam(address, length);
   }
 
+  /** The region of `address` for `access`, asking the monitor when it denies it; throws DmaError if it refuses. */
+  private resolve(address: number, length: number, access: Access): RamRegion {
+    const region = this.bus.resolveRamForDma(address, access);
+    if (region === undefined) throw new DmaError(address, length);
+    return region;
+  }
+
   /** Calls `chunk` for each contiguous machine piece of [address, address + length), in order. */
-  private each(address: number, length: number, chunk: (region: RamRegion, offset: number, done: number, n: number) => void): void {
+  private each(address: number, length: number, access: Access, chunk: (region: RamRegion, offset: number, done: number, n: number) => void): void {
     let done = 0;
     while (done < length) {
-      const region = this.bus.resolveRam(address + done)!;
+      const region = this.resolve(address + done, length, access);
       const offset = this.bus.resolvedOffset;
       const n = Math.min(length - done, this.bus.resolvedRun);
       chunk(region, offset, done, n);
@@ -227,16 +288,25 @@ class BusMemory implements GuestMemory {
     }
   }
 
+  /**
+   * Every page of [address, address + length) allowed for writing before a byte lands: the monitor sees a
+   * write into a page it made read-only (and breaks the copy, or refuses the whole write) first.
+   */
+  private probeWrite(address: number, length: number): void {
+    this.each(address, length, ACCESS_WRITE, () => {});
+  }
+
   read(address: number, length: number): Uint8Array {
     this.check(address, length);
     const out = new Uint8Array(length);
-    this.each(address, length, (region, offset, done, n) => out.set(region.u8.subarray(offset, offset + n), done));
+    this.each(address, length, ACCESS_READ, (region, offset, done, n) => out.set(region.u8.subarray(offset, offset + n), done));
     return out;
   }
 
   write(address: number, data: Uint8Array): void {
     this.check(address, data.length);
-    this.each(address, data.length, (region, offset, done, n) => {
+    this.probeWrite(address, data.length);
+    this.each(address, data.length, ACCESS_WRITE, (region, offset, done, n) => {
       region.u8.set(data.subarray(done, done + n), offset);
       this.bus.dmaWrote(region.base + offset, n);
     });
@@ -245,7 +315,7 @@ class BusMemory implements GuestMemory {
   /** A little-endian value of `length` ≤ 4 bytes, read in place when it lies in one piece. */
   private readBytes(address: number, length: number): number {
     this.check(address, length);
-    const region = this.bus.resolveRam(address)!;
+    const region = this.resolve(address, length, ACCESS_READ);
     if (this.bus.resolvedRun >= length) {
       const o = this.bus.resolvedOffset;
       return length === 2 ? region.view.getUint16(o, true) : region.view.getUint32(o, true);
@@ -259,7 +329,7 @@ class BusMemory implements GuestMemory {
   /** Writes a little-endian value of `length` ≤ 4 bytes, in place when it lies in one piece. */
   private writeBytes(address: number, length: number, value: number): void {
     this.check(address, length);
-    const region = this.bus.resolveRam(address)!;
+    const region = this.resolve(address, length, ACCESS_WRITE);
     if (this.bus.resolvedRun >= length) {
       const o = this.bus.resolvedOffset;
       if (length === 2) region.view.setUint16(o, value, true);

@@ -37,10 +37,17 @@ export interface VmSummary {
   /** Guest pages backed by machine pages now, and those bytes. */
   pagesInUse: number;
   bytesInUse: number;
+  /** Of those, the ones whose machine page is the VM's alone, and the ones it shares (copy-on-write). */
+  pagesPrivate: number;
+  pagesShared: number;
+  /** Machine pages held for the VM's large pages and not touched yet (no one else gets them until memory runs short). */
+  pagesReserved: number;
 }
 
 export interface VmAccount extends VmSummary {
   monitorCalls: Record<string, number>;
+  /** Exits by kind and cause: `guest-page-fault.fill`, `sbi.time`, `mmio.uart`, `wfi`, … */
+  exits: Record<string, number>;
   /** Sums over the vCPUs. */
   total: Omit<VcpuAccount, 'index' | 'lastCpu'>;
   perVcpu: VcpuAccount[];
@@ -68,6 +75,7 @@ export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number)
 }
 
 export function summarizeVm(vm: VirtualMachine): VmSummary {
+  const shared = vm.pmap.pagesShared;
   return {
     id: vm.id,
     name: vm.name,
@@ -78,6 +86,9 @@ export function summarizeVm(vm: VirtualMachine): VmSummary {
     homeNode: vm.pmap.homeNode,
     pagesInUse: vm.pmap.pagesInUse,
     bytesInUse: vm.pmap.pagesInUse * PAGE,
+    pagesPrivate: vm.pmap.pagesInUse - shared,
+    pagesShared: shared,
+    pagesReserved: vm.pmap.pagesReserved,
   };
 }
 
@@ -86,10 +97,15 @@ export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
   const total = Object.fromEntries(SUMMED.map((k) => [k, perVcpu.reduce((sum, v) => sum + v[k], 0)])) as VmAccount['total'];
   return {
     ...summarizeVm(vm),
-    monitorCalls: Object.fromEntries([...vm.monitorCalls].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    monitorCalls: sortedRecord(vm.monitorCalls),
+    exits: sortedRecord(vm.exits),
     total,
     perVcpu,
   };
+}
+
+function sortedRecord(counts: ReadonlyMap<string, number>): Record<string, number> {
+  return Object.fromEntries([...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 const DESCRIPTIONS: Record<(typeof SUMMED)[number], [string, string]> = {
@@ -112,6 +128,8 @@ const DESCRIPTIONS: Record<(typeof SUMMED)[number], [string, string]> = {
 export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): void {
   const nodes = monitor.layout.nodes.map((n) => `node${n.id}`);
   stats.vector('monitor.pages_in_use', 'machine pages given to VMs, per node', 'Count', nodes, () => nodes.map((_, n) => monitor.memory.pagesInUse(n)));
+  stats.vector('monitor.pages_reserved', 'machine pages reserved for VMs\' large pages and not touched yet, per node', 'Count', nodes, () => nodes.map((_, n) => monitor.memory.pagesReserved(n)));
+  stats.scalar('monitor.pages_shared', 'machine pages mapped by more than one guest page', 'Count', () => monitor.memory.pagesShared);
   stats.scalar('monitor.world_switches', 'CPU switches from one vCPU to another', 'Count', () => monitor.worldSwitches);
   stats.scalar('monitor.cycles', 'machine time', 'Cycle', () => monitor.cycles);
   // Timing mode's caches and TLB refills are the physical CPUs' (machine.cpuN), misses by machine node.
@@ -120,6 +138,8 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     const prefix = `monitor.vm${vm.id}`;
     const vcpus = vm.vcpus.map((_, i) => `cpu${i}`);
     stats.scalar(`${prefix}.pages_in_use`, `VM ${vm.name}: guest pages with a machine page`, 'Count', () => vm.pmap.pagesInUse);
+    stats.scalar(`${prefix}.pages_shared`, `VM ${vm.name}: guest pages whose machine page others map too`, 'Count', () => vm.pmap.pagesShared);
+    stats.scalar(`${prefix}.pages_reserved`, `VM ${vm.name}: machine pages reserved for its large pages, not touched yet`, 'Count', () => vm.pmap.pagesReserved);
     for (const key of SUMMED) {
       const [name, what] = DESCRIPTIONS[key];
       stats.vector(`${prefix}.${name}`, `VM ${vm.name}: ${what}, per vCPU`, key.endsWith('Cycles') ? 'Cycle' : 'Count', vcpus,

@@ -11,22 +11,38 @@ export const BLOCK_PAGES = LARGE_PAGE_BYTES / PAGE;
 /** The memmap's owner of a free machine page. */
 export const FREE = -1;
 
-/** The machine has no page left on any node (the VMs' memory is reserved up front, so a bug if it happens). */
+/** The machine has no page left on any node, even after the pmaps gave back what they only reserved. */
 export class OutOfMachineMemory extends Error {}
+
+/** One mapping of a machine page: a VM and its guest-physical page number. */
+export interface PageUser {
+  vm: number;
+  gppn: number;
+}
 
 /**
  * Machine memory: one RAM region per node at the machine's physical addresses, a page allocator per node
- * and the memmap (machine page → the VM and guest-physical page that use it). A machine page number (mpn)
- * counts pages from the start of the first node's RAM. Today a page has at most one user; the memmap keeps
- * it per page so that sharing (copy-on-write disks, the shared buffer cache) can add users.
+ * and the memmap (machine page → every VM and guest-physical page that maps it). A machine page number
+ * (mpn) counts pages from the start of the first node's RAM. A page may have several users (pages shared
+ * between VMs, or between guest pages of one VM); it goes back to its node when the last one lets go.
  */
 export class MachineMemory {
   readonly regions: RamRegion[];
   /** Shared by every VM's bus: the translator's code registry is per machine memory. */
   readonly domain = {};
-  /** memmap: per machine page, the VM id using it (FREE if none) and its guest-physical page number there. */
+  /** memmap: per machine page, its first user's VM id (FREE if none) and guest-physical page number there. */
   readonly owner: Int32Array;
   readonly guestPage: Int32Array;
+  /** memmap: per machine page, how many (VM, guest page) map it; users past the first are in `moreUsers`. */
+  readonly users: Uint16Array;
+  private readonly moreUsers = new Map<number, PageUser[]>();
+  /** Per VM id: drops every TLB entry of a machine page in that VM's vCPUs (its pmap registers it). */
+  private readonly shooters = new Map<number, (machineAddress: number) => void>();
+  /**
+   * Asked when no node has a free page: gives back pages only reserved (blocks not fully touched) and
+   * returns how many. The monitor sets it; memory under pressure breaks large pages before it gives up.
+   */
+  reclaim: (() => number) | undefined = undefined;
   /** Per node: its first mpn, how many pages it has, the next never-used page, and pages freed since. */
   private readonly firstPage: number[];
   private readonly nodePages: number[];
@@ -56,6 +72,68 @@ export class MachineMemory {
       layout.nodes.map((_, n) => n).sort((a, b) => layout.distances[from]![a]! - layout.distances[from]![b]! || a - b));
     this.owner = new Int32Array(pages).fill(FREE);
     this.guestPage = new Int32Array(pages).fill(FREE);
+    this.users = new Uint16Array(pages);
+  }
+
+  /** VM `vm`'s shootdown: every TLB entry of a machine page in its vCPUs goes. */
+  addShooter(vm: number, shootDown: (machineAddress: number) => void): void {
+    this.shooters.set(vm, shootDown);
+  }
+
+  removeShooter(vm: number): void {
+    this.shooters.delete(vm);
+  }
+
+  /** Shoots down page `mpn` in every VM that maps it (a change to the page itself, not to one mapping). */
+  shootDownEverywhere(mpn: number): void {
+    const address = this.addressOf(mpn);
+    for (const vm of new Set(this.usersOf(mpn).map((u) => u.vm))) this.shooters.get(vm)?.(address);
+  }
+
+  /** Every (VM, guest page) that maps machine page `mpn`, first user first. */
+  usersOf(mpn: number): PageUser[] {
+    if (this.users[mpn] === 0) return [];
+    return [{ vm: this.owner[mpn]!, gppn: this.guestPage[mpn]! }, ...(this.moreUsers.get(mpn) ?? [])];
+  }
+
+  /** Adds a user to page `mpn`, which must be in use (sharing: another VM's page, or another page of one VM). */
+  addUser(mpn: number, vm: number, gppn: number): void {
+    if (this.users[mpn] === 0) throw new Error(`machine page ${mpn} is free: there is nothing to share`);
+    if (this.users[mpn] === 0xffff) throw new Error(`machine page ${mpn} has too many users`);
+    const more = this.moreUsers.get(mpn) ?? [];
+    more.push({ vm, gppn });
+    this.moreUsers.set(mpn, more);
+    this.users[mpn]!++;
+  }
+
+  /**
+   * VM `vm`'s guest page `gppn` stops mapping machine page `mpn`; the page goes back to its node when that
+   * was its last user (true then). Throws if that pair does not map it: a free with no mapping left is a bug.
+   */
+  removeUser(mpn: number, vm: number, gppn: number): boolean {
+    if (this.users[mpn] === 0) throw new Error(`machine page ${mpn} is already free`);
+    const more = this.moreUsers.get(mpn);
+    if (this.owner[mpn] === vm && this.guestPage[mpn] === gppn) {
+      const next = more?.shift();
+      this.owner[mpn] = next?.vm ?? FREE;
+      this.guestPage[mpn] = next?.gppn ?? FREE;
+    } else {
+      const i = more?.findIndex((u) => u.vm === vm && u.gppn === gppn) ?? -1;
+      if (i < 0) throw new Error(`machine page ${mpn} is not mapped by page ${gppn} of VM ${vm}`);
+      more!.splice(i, 1);
+    }
+    if (more !== undefined && more.length === 0) this.moreUsers.delete(mpn);
+    if (--this.users[mpn]! > 0) return false;
+    const node = this.nodeOf(mpn);
+    this.used[node]!--;
+    this.freed[node]!.push(mpn);
+    machinePageReplaced(this.domain, this.addressOf(mpn));
+    return true;
+  }
+
+  /** Machine pages with more than one user. */
+  get pagesShared(): number {
+    return this.moreUsers.size;
   }
 
   get totalPages(): number {
@@ -95,16 +173,18 @@ export class MachineMemory {
 
   /** Allocates reserved page `mpn` to guest page `gppn` of VM `vm` (it is zero: reserved pages are never used). */
   allocateReserved(mpn: number, vm: number, gppn: number): void {
-    if (this.owner[mpn] !== FREE) throw new Error(`machine page ${mpn} is in use already`);
+    if (this.users[mpn] !== 0) throw new Error(`machine page ${mpn} is in use already`);
     const node = this.nodeOf(mpn);
     this.owner[mpn] = vm;
     this.guestPage[mpn] = gppn;
+    this.users[mpn] = 1;
     this.used[node]!++;
     this.reserved[node]!--;
   }
 
   /** Gives back reserved page `mpn`, never allocated, to its node's free pages. */
   unreserve(mpn: number): void {
+    if (this.users[mpn] !== 0) throw new Error(`machine page ${mpn} is in use, not reserved`);
     const node = this.nodeOf(mpn);
     this.reserved[node]!--;
     this.freed[node]!.push(mpn);
@@ -115,13 +195,18 @@ export class MachineMemory {
    * (by the machine's distances) that has. Records it in the memmap. Throws OutOfMachineMemory.
    */
   allocate(node: number, vm: number, gppn: number): number {
-    for (const n of this.nearest[node]!) {
-      if (this.pagesFree(n) === 0) continue;
-      const mpn = this.takeFrom(n);
-      this.owner[mpn] = vm;
-      this.guestPage[mpn] = gppn;
-      this.used[n]!++;
-      return mpn;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      for (const n of this.nearest[node]!) {
+        if (this.pagesFree(n) === 0) continue;
+        const mpn = this.takeFrom(n);
+        this.owner[mpn] = vm;
+        this.guestPage[mpn] = gppn;
+        this.users[mpn] = 1;
+        this.used[n]!++;
+        return mpn;
+      }
+      // Every node is full: pages only reserved for large pages give way, then try once more.
+      if (attempt === 0 && (this.reclaim?.() ?? 0) === 0) break;
     }
     throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of VM ${vm}`);
   }
@@ -139,15 +224,20 @@ export class MachineMemory {
     return this.firstPage[node]! + this.fresh[node]!++;
   }
 
-  /** Gives page `mpn` back to its node; code translated from it is dropped. */
-  free(mpn: number): void {
-    if (this.owner[mpn] === FREE) throw new Error(`machine page ${mpn} is already free`);
-    this.owner[mpn] = FREE;
-    this.guestPage[mpn] = FREE;
-    const node = this.nodeOf(mpn);
-    this.used[node]!--;
-    this.freed[node]!.push(mpn);
-    machinePageReplaced(this.domain, this.addressOf(mpn));
+  /** True when machine pages `a` and `b` hold the same bytes. */
+  samePage(a: number, b: number): boolean {
+    const x = this.regionOf(a).i32;
+    const y = this.regionOf(b).i32;
+    const xo = this.offsetOf(a) / 4;
+    const yo = this.offsetOf(b) / 4;
+    for (let k = 0; k < PAGE / 4; k++) if (x[xo + k] !== y[yo + k]) return false;
+    return true;
+  }
+
+  /** Copies machine page `from` over machine page `to`. */
+  copyPage(from: number, to: number): void {
+    const offset = this.offsetOf(from);
+    this.regionOf(to).u8.set(this.regionOf(from).u8.subarray(offset, offset + PAGE), this.offsetOf(to));
   }
 
   nodeOf(mpn: number): number {

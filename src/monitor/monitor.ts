@@ -56,7 +56,7 @@ class VcpuRecord implements SchedVcpu {
 
   runnable(): boolean {
     const h = this.hart;
-    return this.owner.state === 'running' && !h.parked && (!h.waiting || h.wakeable);
+    return this.owner.state === 'running' && !h.parked && !h.suspended && (!h.waiting || h.wakeable);
   }
 }
 
@@ -88,10 +88,8 @@ export class Monitor {
    */
   idleSkipLimit = Infinity;
   private readonly records = new Map<VirtualMachine, VcpuRecord[]>();
-  private reserved = 0;
-  private readonly reservedOnNode: number[];
-  /** What each running VM reserved on its home node (the rest of its memory is promised by no node). */
-  private readonly reservedAtHome = new Map<VirtualMachine, number>();
+  /** Per node: the memory sizes of the running VMs at home there (where the next VM's home goes). */
+  private readonly promisedOnNode: number[];
   private nextId = 0;
 
   constructor(private readonly options: MonitorOptions) {
@@ -99,7 +97,9 @@ export class Monitor {
     this.memory = new MachineMemory(this.layout);
     this.costs = options.costs ?? DEFAULT_COSTS;
     this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
-    this.reservedOnNode = this.layout.nodes.map(() => 0);
+    this.promisedOnNode = this.layout.nodes.map(() => 0);
+    // Memory running short breaks the VMs' partly touched large pages before anyone is refused a page.
+    this.memory.reclaim = () => this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
   }
 
@@ -124,23 +124,25 @@ export class Monitor {
     return this.layout.harts;
   }
 
-  /** Bytes of machine memory VMs may still reserve. */
+  /** Bytes of machine memory neither in use nor reserved for a VM's large page. */
   get memoryFree(): number {
-    return this.memory.totalPages * PAGE - this.reserved;
+    return this.layout.nodes.reduce((sum, n) => sum + this.memory.pagesFree(n.id), 0) * PAGE;
   }
 
   /**
-   * Creates a VM (not yet booted). Its memory is reserved whole, so a pmap fill never finds the machine
-   * full; its home node is the one with the most memory not yet promised to other VMs.
+   * Creates a VM (not yet booted). Nothing is reserved: the VM takes machine pages as it touches them, so
+   * the VMs' sizes may add up to more than the machine has (overcommit); a VM that finds the machine full
+   * is stopped alone. Its home node is the one with the least memory of other VMs at home there.
    */
   createVm(spec: VmSpec): VirtualMachine {
     if (this.vms.some((vm) => vm.name === spec.name && vm.state === 'running')) throw new MonitorError(`a VM named '${spec.name}' is already running`);
     if (spec.memoryBytes % PAGE !== 0 || spec.memoryBytes <= 0) throw new MonitorError(`VM ${spec.name}: memory must be a positive number of 4 KiB pages`);
-    if (spec.memoryBytes > this.memoryFree) {
-      throw new MonitorError(`VM ${spec.name}: ${mib(spec.memoryBytes)} MiB do not fit: the machine has ${mib(this.memoryFree)} MiB not given to other VMs`);
+    const machineBytes = this.memory.totalPages * PAGE;
+    if (spec.memoryBytes > machineBytes) {
+      throw new MonitorError(`VM ${spec.name}: ${mib(spec.memoryBytes)} MiB is more than the machine's ${mib(machineBytes)} MiB`);
     }
     const homeNode = this.layout.nodes
-      .map((n) => ({ id: n.id, left: n.size - this.reservedOnNode[n.id]! }))
+      .map((n) => ({ id: n.id, left: n.size - this.promisedOnNode[n.id]! }))
       .sort((a, b) => b.left - a.left || a.id - b.id)[0]!.id;
     const options: VmOptions = {
       id: this.nextId++, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
@@ -148,10 +150,7 @@ export class Monitor {
       secondLevelEntries: spec.secondLevelEntries,
     };
     const vm = new VirtualMachine(this.memory, options);
-    this.reserved += spec.memoryBytes;
-    const atHome = Math.min(spec.memoryBytes, this.layout.nodes[homeNode]!.size - this.reservedOnNode[homeNode]!);
-    this.reservedOnNode[homeNode]! += atHome;
-    this.reservedAtHome.set(vm, atHome);
+    this.promisedOnNode[homeNode]! += spec.memoryBytes;
     this.vms.push(vm);
     if (spec.net === true) {
       const port = this.subnet.port();
@@ -185,9 +184,7 @@ export class Monitor {
     const port = this.ports.get(vm);
     if (port !== undefined) this.subnet.unplug(port);
     this.scheduler.removeVm(vm.id);
-    this.reserved -= vm.pmap.size;
-    this.reservedOnNode[vm.pmap.homeNode]! -= this.reservedAtHome.get(vm) ?? 0;
-    this.reservedAtHome.delete(vm);
+    this.promisedOnNode[vm.pmap.homeNode]! -= vm.pmap.size;
   }
 
   /** True while some VM runs. */
@@ -235,14 +232,17 @@ export class Monitor {
       h.timingCpu = p;
       const before = h.localCycles;
       const vmEnd = vm.machine.cycles + SLICE;
-      vm.setCurrent(h);
       try {
         this.instructions += vm.machine.runHart(h, vmEnd);
       } catch (error) {
         this.endVm(vm, 'crashed', `monitor error: ${error instanceof Error ? error.message : String(error)}`);
         continue;
-      } finally {
-        vm.setCurrent(undefined);
+      }
+      if (vm.outOfMemory !== undefined) {
+        // The machine had no page for it: this VM alone stops; the others keep what they have.
+        this.options.log?.(`vm ${vm.name} stopped: ${vm.outOfMemory}`);
+        this.endVm(vm, 'stopped', vm.outOfMemory);
+        continue;
       }
       this.scheduler.charge(r, Math.max(0, h.localCycles - before));
     }
@@ -274,9 +274,14 @@ export class Monitor {
     this.cycles += skip;
   }
 
-  /** VMs whose guest powered off or rebooted end, alone. */
+  /** VMs whose guest powered off or rebooted end, alone; so does one whose device found no machine page. */
   private reapEnded(): void {
     for (const vm of this.vms) {
+      if (vm.state === 'running' && vm.outOfMemory !== undefined) {
+        this.options.log?.(`vm ${vm.name} stopped: ${vm.outOfMemory}`);
+        this.endVm(vm, 'stopped', vm.outOfMemory);
+        continue;
+      }
       const exit = vm.state === 'running' ? vm.exit : undefined;
       if (exit === undefined) continue;
       const why = exit.kind === 'poweroff' ? `powered off (code ${exit.code})` : exit.kind === 'reboot' ? 'asked for a reboot' : exit.kind;

@@ -7,13 +7,22 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { layoutMachine, RAM_BASE, type MachineLayout } from '../board/address-map.js';
-import { Bus } from '../memory/bus.js';
+import { ACCESS_WRITE, Bus } from '../memory/bus.js';
+import type { RamRegion } from '../memory/ram.js';
 import { DmaError } from '../memory/guest-memory.js';
 import { BLOCK_PAGES, FREE, MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { Pmap } from './pmap.js';
 import { machinePageWords } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
+
+/** Guest page `gppn` of `pmap` for writing, given its machine page first if it has none (as a guest-page fault would). */
+function touch(pmap: Pmap, gppn: number): RamRegion {
+  const region = pmap.page(gppn, ACCESS_WRITE);
+  if (region !== undefined) return region;
+  pmap.resolveFault(gppn, ACCESS_WRITE);
+  return pmap.page(gppn, ACCESS_WRITE)!;
+}
 
 // ---- a model of machine memory, independent of MachineMemory's own bookkeeping ----
 
@@ -71,7 +80,7 @@ interface VmUnderTest {
 }
 
 function writeSignature(v: VmUnderTest, gppn: number, version: number): void {
-  const region = v.pmap.page(gppn);
+  const region = touch(v.pmap, gppn);
   const words = v.pmap.pageOffset / 4;
   for (let w = 0; w < PAGE / 4; w++) region.i32[words + w] = signature(v.vm, gppn, version, w);
 }
@@ -186,16 +195,16 @@ test('property: memmap and pmaps agree, pages are zeroed, placed by distance, mo
           case 'touch':
           case 'rewrite': {
             if (v.released) {
-              assert.throws(() => v.pmap.page(gppn), /ended/);
+              assert.throws(() => touch(v.pmap, gppn), /ended/);
               break;
             }
             const fresh = !v.mapped.has(gppn);
             const node = fresh ? expectedNode(distances, free(), v.pmap.homeNode) : undefined;
             if (fresh && node === undefined) {
-              assert.throws(() => v.pmap.page(gppn), OutOfMachineMemory);
+              assert.throws(() => touch(v.pmap, gppn), OutOfMachineMemory);
               break;
             }
-            const region = v.pmap.page(gppn);
+            const region = touch(v.pmap, gppn);
             const mpn = v.pmap.lookup(gppn);
             assert.equal(region, memory.regionOf(mpn));
             assert.equal(v.pmap.pageOffset, memory.offsetOf(mpn));
@@ -259,7 +268,7 @@ test('property: memmap and pmaps agree, pages are zeroed, placed by distance, mo
             assert.equal(memory.pagesInUse(), inUse - v.mapped.size, 'release gives every page back');
             v.mapped.clear();
             v.released = true;
-            assert.throws(() => v.pmap.page(0), /ended/);
+            assert.throws(() => touch(v.pmap, 0), /ended/);
             break;
           }
         }
@@ -288,16 +297,16 @@ test('pages fill the home node first, then the nearest nodes in distance order, 
   const memory = new MachineMemory(tinyLayout([2, 3, 2, 1], distances));
   const pmap = new Pmap(memory, { vm: 1, base: RAM_BASE, size: 9 * PAGE, homeNode: 0, shootDown: () => {} });
   const nodes = Array.from({ length: 8 }, (_, gppn) => {
-    pmap.page(gppn);
+    touch(pmap, gppn);
     return memory.nodeOf(pmap.lookup(gppn));
   });
   assert.deepEqual(nodes, [0, 0, 2, 2, 3, 1, 1, 1]);
-  assert.throws(() => pmap.page(8), OutOfMachineMemory);
+  assert.throws(() => touch(pmap, 8), OutOfMachineMemory);
   assert.equal(pmap.lookup(8), FREE);
   assert.equal(pmap.pagesInUse, 8);
   // A page given back on node 2 is the next one node 0's VM gets.
   pmap.unmap(3);
-  pmap.page(8);
+  touch(pmap, 8);
   assert.equal(memory.nodeOf(pmap.lookup(8)), 2);
 });
 
@@ -305,11 +314,11 @@ test('a page one VM gave back reads as zero in the next VM that gets it', () => 
   const memory = new MachineMemory(tinyLayout([1, 1], [[10, 20], [20, 10]]));
   const a = new Pmap(memory, { vm: 1, base: RAM_BASE, size: PAGE, homeNode: 0, shootDown: () => {} });
   const b = new Pmap(memory, { vm: 2, base: RAM_BASE, size: PAGE, homeNode: 0, shootDown: () => {} });
-  const region = a.page(0);
+  const region = touch(a, 0);
   region.u8.fill(0xa5, a.pageOffset, a.pageOffset + PAGE);
   const mpn = a.lookup(0);
   a.release();
-  b.page(0);
+  touch(b, 0);
   assert.equal(b.lookup(0), mpn, 'the freed page on the home node is reused');
   assert.ok(machinePageWords(memory, mpn).every((w) => w === 0), 'VM 1\'s data is visible to VM 2');
 });
@@ -326,6 +335,8 @@ test('property: through the bus a pmap resolves only its own pages, and a DMA ou
         const pmap = new Pmap(memory, { vm: 3, base: RAM_BASE + 4 * PAGE, size: pages * PAGE, homeNode: 1, shootDown: () => {} });
         const bus = new Bus();
         bus.addPagedRam(pmap);
+        // The monitor's answer to DMA into a page the VM never touched: its first machine page.
+        bus.dmaFault = (address, access) => pmap.resolveFault(Math.floor((address - pmap.base) / PAGE), access) !== 'wait';
         const dma = bus.guestMemory();
         const end = pmap.base + pmap.size;
         assert.equal(bus.resolveRam(pmap.base - 1), undefined);
@@ -371,9 +382,9 @@ test('property: through the bus a pmap resolves only its own pages, and a DMA ou
 test('a pmap asked for a page outside its size refuses and changes nothing', () => {
   const memory = new MachineMemory(tinyLayout([4, 4], [[10, 20], [20, 10]]));
   const pmap = new Pmap(memory, { vm: 1, base: RAM_BASE, size: 2 * PAGE, homeNode: 0, shootDown: () => {} });
-  pmap.page(0);
+  touch(pmap, 0);
   for (const index of [-1, 2, 3, 1.5, Number.NaN]) {
-    assert.throws(() => pmap.page(index), `page(${index})`);
+    assert.throws(() => touch(pmap, index), `page(${index})`);
     assert.throws(() => pmap.migrate(index, 1), `migrate(${index})`);
     assert.throws(() => pmap.unmap(index), `unmap(${index})`);
   }
@@ -453,7 +464,7 @@ test('property: with blocks, every page is used, reserved or free exactly once, 
         const at = (group: number, page: number): number => (group * BLOCK_PAGES + page) % v.pmap.pages;
         switch (o.kind) {
           case 'touch':
-            for (let k = 0; k < o.count; k++) v.pmap.page(at(o.group, o.page + k));
+            for (let k = 0; k < o.count; k++) touch(v.pmap, at(o.group, o.page + k));
             break;
           case 'migrate':
             if (v.pmap.lookup(at(o.group, o.page)) !== FREE) v.pmap.migrate(at(o.group, o.page), o.node % nodes);

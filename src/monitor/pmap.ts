@@ -1,11 +1,24 @@
-// A VM's pmap: guest-physical page → machine page, filled lazily from the machine's nodes (Disco §4.2.2).
+// A VM's pmap: guest-physical page → machine page and what the guest may do with it (Disco §4.2.2, RISC-V H's G stage).
 
-import type { PagedRam } from '../memory/bus.js';
+import {
+  ACCESS_PERM, ACCESS_WRITE, PERM_NONE, PERM_RWX, PERM_RX, type Access, type PagedRam,
+} from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
 import { BLOCK_PAGES, FREE, PAGE, type MachineMemory } from './machine-memory.js';
 
 /** A group of guest pages that can no longer be one machine block (some page came from elsewhere). */
 const SCATTERED = -2;
+
+/** Per-page flags beside the permission. */
+const COPY_ON_WRITE = 1;
+const HELD = 2;
+
+/**
+ * How the monitor answered a guest-page fault: the page got its first machine page (`fill`), a private
+ * copy of a shared one (`copy-on-write`), its permission back (`protection`), or the vCPU must wait until
+ * the monitor gives the page back (`wait`: it is being moved, or lives elsewhere).
+ */
+export type FaultResolution = 'fill' | 'copy-on-write' | 'protection' | 'wait';
 
 export interface PmapOptions {
   /** The VM's id in the memmap. */
@@ -15,8 +28,6 @@ export interface PmapOptions {
   size: number;
   /** The node pages come from while it has free ones (the node the VM's vCPUs prefer). */
   homeNode: number;
-  /** Called when a guest page is first touched and gets its machine page (the monitor charges the work). */
-  onFill?: (gppn: number) => void;
   /** Called with the machine address of a page whose mapping changes: every TLB entry of it must go. */
   shootDown: (machineAddress: number) => void;
 }
@@ -24,14 +35,19 @@ export interface PmapOptions {
 /**
  * The pmap is the bus's paged RAM: the hart's walker reads guest page tables through it and the TLB caches
  * the machine page it yields, so the TLB maps virtual → machine. Nothing outside [base, base + size) is the
- * VM's: the bus has no other RAM, so a guest can reach no machine page but its own.
+ * VM's: the bus has no other RAM, so a guest can reach no machine page but its own and those shared with it.
+ *
+ * Each entry carries the monitor's permission (none, R, RX, RWX), independent of the guest's PTEs. `page`
+ * only answers: an access the entry does not allow, or to a page with no machine page yet, is denied and
+ * becomes a guest-page fault exit, which the monitor resolves here (`resolveFault`) before the vCPU tries
+ * again. A page shared with other users (`share`) is read-only and copy-on-write.
  *
  * Large pages: the first touch of a group of 512 guest pages (2 MiB, aligned) reserves an aligned block of
  * 512 never-used machine pages on the home node, and each page of the group goes to its own place in it
- * when first touched. Once all are there, the group is one block (`largeBlock`) and a guest leaf of 2 MiB
- * over it takes one TLB entry, as on the bare machine. Pages not yet touched stay reserved for the group
- * (no one else gets them; they are not in use). Moving or dropping a page of a group scatters it for good;
- * so does a group that found no block free.
+ * when first touched. Once all are there and all allow everything, the group is one block (`largeBlock`)
+ * and a guest leaf of 2 MiB over it takes one TLB entry, as on the bare machine. Pages not yet touched stay
+ * reserved for the group until memory runs short (`giveBackReserved`). Moving, sharing or dropping a page of
+ * a group scatters it for good; so does a group that found no block free.
  */
 export class Pmap implements PagedRam {
   readonly base: number;
@@ -39,12 +55,17 @@ export class Pmap implements PagedRam {
   readonly regions: readonly RamRegion[];
   readonly domain: object;
   pageOffset = 0;
+  pageAllows = PERM_NONE;
   /** Per guest page: its machine page number, or FREE before the guest first touches it. */
   private readonly machine: Int32Array;
+  /** Per guest page: the monitor's permission (PERM_ bits), and COPY_ON_WRITE / HELD. */
+  private readonly perm: Uint8Array;
+  private readonly flags: Uint8Array;
   /** Per group of BLOCK_PAGES guest pages: its reserved block's first mpn, FREE before its first touch, or SCATTERED. */
   private readonly blocks: Int32Array;
-  /** Per group: how many of its pages sit in its block. */
+  /** Per group: how many of its pages sit in its block, and how many of those allow less than everything. */
   private readonly placed: Uint16Array;
+  private readonly restricted: Uint16Array;
   private inUse = 0;
   private released = false;
   homeNode: number;
@@ -57,17 +78,26 @@ export class Pmap implements PagedRam {
     this.domain = memory.domain;
     this.homeNode = options.homeNode;
     this.machine = new Int32Array(options.size / PAGE).fill(FREE);
+    this.perm = new Uint8Array(this.machine.length);
+    this.flags = new Uint8Array(this.machine.length);
     const groups = Math.ceil(this.machine.length / BLOCK_PAGES);
     this.blocks = new Int32Array(groups).fill(FREE);
     // A last group shorter than a block is never one.
     if (this.machine.length % BLOCK_PAGES !== 0) this.blocks[groups - 1] = SCATTERED;
     this.placed = new Uint16Array(groups);
+    this.restricted = new Uint16Array(groups);
+    memory.addShooter(options.vm, options.shootDown);
   }
 
-  /** The machine address of group `group`'s block if all its pages are in it, else -1 (PagedRam.largeBlock). */
+  get vm(): number {
+    return this.options.vm;
+  }
+
+  /** The machine address of group `group`'s block if all its pages are in it and allow everything, else -1. */
   largeBlock(group: number): number {
     const block = this.blocks[group];
-    return block !== undefined && block >= 0 && this.placed[group] === BLOCK_PAGES ? this.memory.addressOf(block) : -1;
+    return block !== undefined && block >= 0 && this.placed[group] === BLOCK_PAGES && this.restricted[group] === 0
+      ? this.memory.addressOf(block) : -1;
   }
 
   get pages(): number {
@@ -77,6 +107,16 @@ export class Pmap implements PagedRam {
   /** Guest pages that have a machine page. */
   get pagesInUse(): number {
     return this.inUse;
+  }
+
+  /** Guest pages whose machine page has other users too (this VM's other pages, or other VMs). */
+  get pagesShared(): number {
+    let n = 0;
+    for (let gppn = 0; gppn < this.machine.length; gppn++) {
+      const mpn = this.machine[gppn]!;
+      if (mpn !== FREE && this.memory.users[mpn]! > 1) n++;
+    }
+    return n;
   }
 
   /** Pages reserved in this pmap's blocks and not touched yet (they are not in use, and no one else gets them). */
@@ -91,6 +131,11 @@ export class Pmap implements PagedRam {
     return this.machine[gppn] ?? FREE;
   }
 
+  /** The monitor's permission on guest page `gppn` (PERM_ bits). */
+  permission(gppn: number): number {
+    return this.perm[gppn] ?? PERM_NONE;
+  }
+
   /** Throws unless `gppn` is one of this pmap's guest pages. */
   private check(gppn: number): void {
     if (!Number.isInteger(gppn) || gppn < 0 || gppn >= this.machine.length) {
@@ -98,13 +143,36 @@ export class Pmap implements PagedRam {
     }
   }
 
-  page(index: number): RamRegion {
+  page(index: number, access: Access): RamRegion | undefined {
     if (this.released) throw new Error('the VM has ended: its memory is gone');
     this.check(index);
-    let mpn = this.machine[index]!;
-    if (mpn === FREE) mpn = this.fill(index);
+    const mpn = this.machine[index]!;
+    const allows = this.perm[index]!;
+    this.pageAllows = allows;
+    if (mpn === FREE || (allows & ACCESS_PERM[access]) === 0) return undefined;
     this.pageOffset = this.memory.offsetOf(mpn);
     return this.memory.regionOf(mpn);
+  }
+
+  /**
+   * A guest-page fault on `gppn` for an access of kind `needs`: makes it allowed, or says the vCPU must
+   * wait. Throws OutOfMachineMemory when a page is needed and the machine has none.
+   */
+  resolveFault(gppn: number, needs: Access): FaultResolution {
+    this.check(gppn);
+    const flags = this.flags[gppn]!;
+    if ((flags & HELD) !== 0) return 'wait';
+    if (this.machine[gppn] === FREE) {
+      this.fill(gppn);
+      return 'fill';
+    }
+    if ((flags & COPY_ON_WRITE) !== 0 && needs === ACCESS_WRITE) {
+      this.breakCopy(gppn);
+      return 'copy-on-write';
+    }
+    // Taken away by the monitor (to watch the page) and given back at the guest's first use.
+    this.setPermission(gppn, (flags & COPY_ON_WRITE) !== 0 ? PERM_RX : PERM_RWX);
+    return 'protection';
   }
 
   private fill(gppn: number): number {
@@ -123,52 +191,162 @@ export class Pmap implements PagedRam {
       mpn = this.memory.allocate(this.homeNode, this.options.vm, gppn);
     }
     this.machine[gppn] = mpn;
+    this.perm[gppn] = PERM_RWX;
     this.inUse++;
-    this.options.onFill?.(gppn);
     return mpn;
+  }
+
+  /** Sets the permission of mapped page `gppn`; taking any away shoots the page down first. */
+  private setPermission(gppn: number, allows: number): void {
+    const before = this.perm[gppn]!;
+    if ((before & ~allows) !== 0) this.options.shootDown(this.memory.addressOf(this.machine[gppn]!));
+    const group = Math.floor(gppn / BLOCK_PAGES);
+    if (before === PERM_RWX && allows !== PERM_RWX) this.restricted[group]!++;
+    if (before !== PERM_RWX && allows === PERM_RWX) this.restricted[group]!--;
+    this.perm[gppn] = allows;
+  }
+
+  /**
+   * The monitor takes some or all of the guest's access to mapped page `gppn` (to watch it: `allows` of
+   * PERM_NONE, PERM_R or PERM_RX); the guest's next access that needs more faults and gets it back.
+   */
+  protect(gppn: number, allows: number): void {
+    this.check(gppn);
+    if (this.machine[gppn] === FREE) throw new Error(`guest page ${gppn} has no machine page to protect`);
+    this.setPermission(gppn, allows & this.perm[gppn]!);
+  }
+
+  /**
+   * Takes every access to mapped page `gppn` away until `unhold`: a vCPU that touches it waits (its exit is
+   * answered WAIT), while the others run. What a page on its way between nodes or hosts needs.
+   */
+  hold(gppn: number): void {
+    this.protect(gppn, PERM_NONE);
+    this.flags[gppn]! |= HELD;
+  }
+
+  /** Gives a held page back: the guest's next access faults once more and gets its permission back. */
+  unhold(gppn: number): void {
+    this.check(gppn);
+    this.flags[gppn]! &= ~HELD;
+  }
+
+  /** True while page `gppn` is held. */
+  held(gppn: number): boolean {
+    return ((this.flags[gppn] ?? 0) & HELD) !== 0;
+  }
+
+  /**
+   * Page `gppn` of this pmap and page `sourceGppn` of `source` (another VM's, or this one's) hold the same
+   * bytes: both come to map `source`'s machine page, read-only, and a write to either gets a private copy
+   * (copy-on-write). This page's own machine page goes back. Throws if the contents differ or a page is
+   * missing or held: sharing must never change what a guest sees.
+   */
+  shareFrom(gppn: number, source: Pmap, sourceGppn: number): void {
+    this.check(gppn);
+    source.check(sourceGppn);
+    const mine = this.machine[gppn]!;
+    const theirs = source.machine[sourceGppn]!;
+    if (mine === FREE || theirs === FREE) throw new Error('only pages with machine pages can be shared');
+    if (this.held(gppn) || source.held(sourceGppn)) throw new Error('a held page cannot be shared');
+    if (mine === theirs) return;
+    if (!this.memory.samePage(mine, theirs)) throw new Error(`guest page ${gppn} and the source page differ: sharing them would change what the guest sees`);
+    source.makeCopyOnWrite(sourceGppn);
+    this.options.shootDown(this.memory.addressOf(mine));
+    this.scatter(Math.floor(gppn / BLOCK_PAGES));
+    this.memory.addUser(theirs, this.options.vm, gppn);
+    this.machine[gppn] = theirs;
+    this.memory.removeUser(mine, this.options.vm, gppn);
+    this.setPermission(gppn, PERM_RX);
+    this.flags[gppn]! |= COPY_ON_WRITE;
+  }
+
+  /** Page `gppn` becomes read-only and copy-on-write, and stops being part of a large page. */
+  private makeCopyOnWrite(gppn: number): void {
+    this.scatter(Math.floor(gppn / BLOCK_PAGES));
+    this.setPermission(gppn, this.perm[gppn]! & PERM_RX);
+    this.flags[gppn]! |= COPY_ON_WRITE;
+  }
+
+  /** A write to copy-on-write page `gppn`: a private copy if others still map the page, else the page itself. */
+  private breakCopy(gppn: number): void {
+    const old = this.machine[gppn]!;
+    if (this.memory.users[old]! > 1) {
+      const mpn = this.memory.allocate(this.homeNode, this.options.vm, gppn);
+      this.memory.copyPage(old, mpn);
+      this.options.shootDown(this.memory.addressOf(old));
+      this.machine[gppn] = mpn;
+      this.memory.removeUser(old, this.options.vm, gppn);
+    }
+    this.flags[gppn]! &= ~COPY_ON_WRITE;
+    this.setPermission(gppn, PERM_RWX);
   }
 
   /**
    * Moves guest page `gppn` to a fresh page on `node` with its contents (page migration): the old page's
-   * TLB entries are shot down first, so no vCPU can write the old copy after it was read.
+   * TLB entries are shot down first, so no vCPU can write the old copy after it was read. A shared page
+   * does not move (its other users would need moving too).
    */
   migrate(gppn: number, node: number): number {
     this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) throw new Error(`guest page ${gppn} has no machine page to migrate`);
+    if (this.memory.users[old]! > 1) throw new Error(`guest page ${gppn} is shared: it cannot migrate alone`);
     this.options.shootDown(this.memory.addressOf(old));
     this.scatter(Math.floor(gppn / BLOCK_PAGES));
     const mpn = this.memory.allocate(node, this.options.vm, gppn);
-    const from = this.memory.regionOf(old);
-    const to = this.memory.regionOf(mpn);
-    const fromOffset = this.memory.offsetOf(old);
-    to.u8.set(from.u8.subarray(fromOffset, fromOffset + PAGE), this.memory.offsetOf(mpn));
+    this.memory.copyPage(old, mpn);
     this.machine[gppn] = mpn;
-    this.memory.free(old);
+    this.memory.removeUser(old, this.options.vm, gppn);
     return mpn;
   }
 
-  /** Drops guest page `gppn`'s machine page (its contents are lost: the guest gave it back); shoots it down. */
+  /** Drops guest page `gppn`'s mapping (its contents are lost: the guest gave it back); shoots it down. */
   unmap(gppn: number): void {
     this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) return;
     this.options.shootDown(this.memory.addressOf(old));
     this.scatter(Math.floor(gppn / BLOCK_PAGES));
+    this.forget(gppn);
+    this.memory.removeUser(old, this.options.vm, gppn);
+  }
+
+  /** Guest page `gppn` has no machine page any more (nothing else changes). */
+  private forget(gppn: number): void {
+    const group = Math.floor(gppn / BLOCK_PAGES);
+    if (this.perm[gppn] !== PERM_RWX) this.restricted[group]!--;
     this.machine[gppn] = FREE;
+    this.perm[gppn] = PERM_NONE;
+    this.flags[gppn] = 0;
     this.inUse--;
-    this.memory.free(old);
+  }
+
+  /**
+   * Memory runs short: every group not wholly touched gives its reserved pages back and stops being a
+   * large page. Returns how many pages went back.
+   */
+  giveBackReserved(): number {
+    let n = 0;
+    for (let group = 0; group < this.blocks.length; group++) {
+      if (this.blocks[group]! >= 0 && this.placed[group]! < BLOCK_PAGES) {
+        n += BLOCK_PAGES - this.placed[group]!;
+        this.scatter(group);
+      }
+    }
+    return n;
   }
 
   /**
    * Group `group` stops being a block (one of its pages moves or goes): its reserved pages not placed yet
-   * go back to the machine, and its later pages come one by one. The caller has shot down the page that
-   * changes, and with it every large entry of the block.
+   * go back to the machine, and its later pages come one by one. Every large entry of the block is shot
+   * down with its first page (a shootdown drops the large entries whose block holds the page).
    */
   private scatter(group: number): void {
     const block = this.blocks[group]!;
     this.blocks[group] = SCATTERED;
     if (block < 0) return;
+    if (this.placed[group] === BLOCK_PAGES) this.options.shootDown(this.memory.addressOf(block));
     for (let k = 0; k < BLOCK_PAGES; k++) {
       if (this.machine[group * BLOCK_PAGES + k] === FREE) this.memory.unreserve(block + k);
     }
@@ -176,14 +354,15 @@ export class Pmap implements PagedRam {
 
   /** Gives every machine page back (the VM ended). Its vCPUs must not run again. */
   release(): void {
+    if (this.released) return;
     for (let group = 0; group < this.blocks.length; group++) this.scatter(group);
     for (let gppn = 0; gppn < this.machine.length; gppn++) {
       const mpn = this.machine[gppn]!;
       if (mpn === FREE) continue;
-      this.machine[gppn] = FREE;
-      this.memory.free(mpn);
+      this.forget(gppn);
+      this.memory.removeUser(mpn, this.options.vm, gppn);
     }
-    this.inUse = 0;
+    this.memory.removeShooter(this.options.vm);
     this.released = true;
   }
 }

@@ -5,11 +5,12 @@ import { Machine, type ExitReason } from '../board/machine.js';
 import {
   EXT_BASE, EXT_DBCN, EXT_HSM, EXT_IPI, EXT_MIRRORBALL, EXT_PMU, EXT_RFENCE, EXT_SRST, EXT_TIME,
 } from '../board/sbi.js';
+import { RESUME, WAIT, type ExitAction, type VcpuExit } from '../cpu/exits.js';
 import type { Hart } from '../cpu/hart.js';
-import type { HartState } from '../cpu/hart-state.js';
 import { SecondLevelTlbSet } from '../cpu/tlb.js';
-import type { MachineMemory } from './machine-memory.js';
-import { Pmap } from './pmap.js';
+import type { Access } from '../memory/bus.js';
+import { OutOfMachineMemory, PAGE, type MachineMemory } from './machine-memory.js';
+import { Pmap, type FaultResolution } from './pmap.js';
 
 /**
  * What the monitor's work costs a vCPU, in cycles, beyond what the same event costs on the bare machine.
@@ -27,11 +28,17 @@ export interface MonitorCosts {
   monitorCall: number;
   /** The first touch of a guest page: a machine page found, zeroed and mapped. */
   pageFill: number;
+  /** A write to a shared (copy-on-write) page: a machine page found, 4 KiB copied, the mapping changed. */
+  pageCopy: number;
+  /** A guest-page fault that only gives back a permission the monitor took away: trap, look-up, return. */
+  protectionFault: number;
   /** A physical CPU switching to another vCPU: registers saved and restored, first-level TLB emptied. */
   worldSwitch: number;
 }
 
-export const DEFAULT_COSTS: MonitorCosts = { secondLevelHit: 20, walk: 60, monitorCall: 150, pageFill: 400, worldSwitch: 400 };
+export const DEFAULT_COSTS: MonitorCosts = {
+  secondLevelHit: 20, walk: 60, monitorCall: 150, pageFill: 400, pageCopy: 500, protectionFault: 150, worldSwitch: 400,
+};
 
 export type VmState = 'running' | 'off' | 'crashed' | 'stopped';
 
@@ -78,8 +85,10 @@ export class VirtualMachine {
   reason = '';
   /** Monitor calls by SBI extension name. */
   readonly monitorCalls = new Map<string, number>();
-  /** The vCPU running now (the pmap charges its fills to it). */
-  private current: Hart | undefined;
+  /** Exits by kind and cause: `guest-page-fault.fill`, `sbi.time`, `mmio.uart`, `wfi`, … */
+  readonly exits = new Map<string, number>();
+  /** Set when the machine had no page for this VM: the monitor stops it after its vCPU's run. */
+  outOfMemory: string | undefined = undefined;
   private readonly costs: MonitorCosts;
 
   constructor(memory: MachineMemory, options: VmOptions) {
@@ -99,12 +108,12 @@ export class VirtualMachine {
           base: layout.nodes[0]!.base,
           size: layout.nodes[0]!.size,
           homeNode: options.homeNode,
-          onFill: () => this.current?.chargeMonitor(this.costs.pageFill),
-          shootDown: (address) => { for (const h of this.machine.harts) h.shootDown(address); },
+          shootDown: (address) => this.shootDown(address),
         });
         return pmap;
       },
-      onEcall: (h) => this.monitorCall(h),
+      exits: (vcpu, exit) => this.handleExit(vcpu, exit),
+      dmaFault: (address, access) => this.dmaFault(address, access),
     });
     this.pmap = pmap!;
     for (const h of this.machine.harts) {
@@ -122,15 +131,75 @@ export class VirtualMachine {
     bootLinux(this.machine, { kernel, initrd, append });
   }
 
-  private monitorCall(h: HartState): void {
-    const name = monitorCallName(h.reg(17));
-    this.monitorCalls.set(name, (this.monitorCalls.get(name) ?? 0) + 1);
-    this.machine.harts[h.id]!.chargeMonitor(this.costs.monitorCall);
+  /**
+   * The monitor's answer to every exit of this VM's vCPUs, one case per kind (KVM's run loop): called as an
+   * HS-mode trap handler would be, on the vCPU's time, before the instruction that exited retires.
+   */
+  handleExit(vcpu: number, exit: VcpuExit): ExitAction {
+    const h = this.machine.harts[vcpu]!;
+    switch (exit.kind) {
+      case 'guest-page-fault': {
+        const resolution = this.resolveFault(exit.gpa, exit.needs);
+        if (resolution === undefined) return WAIT;
+        this.count(`guest-page-fault.${resolution}`);
+        if (resolution === 'fill') h.chargeMonitor(this.costs.pageFill);
+        else if (resolution === 'copy-on-write') h.chargeMonitor(this.costs.pageCopy);
+        else if (resolution === 'protection') h.chargeMonitor(this.costs.protectionFault);
+        return resolution === 'wait' ? WAIT : RESUME;
+      }
+      case 'sbi': {
+        const name = monitorCallName(exit.extension);
+        this.monitorCalls.set(name, (this.monitorCalls.get(name) ?? 0) + 1);
+        this.count(`sbi.${name}`);
+        h.chargeMonitor(this.costs.monitorCall);
+        return RESUME;
+      }
+      case 'mmio':
+        this.count(`mmio.${this.machine.bus.windowAt(exit.address)?.device.name ?? 'none'}`);
+        return RESUME;
+      case 'wfi':
+        this.count('wfi');
+        return RESUME;
+    }
   }
 
-  /** The monitor is about to run vCPU `h` (or nothing, undefined) on a physical CPU. */
-  setCurrent(h: Hart | undefined): void {
-    this.current = h;
+  private count(key: string): void {
+    this.exits.set(key, (this.exits.get(key) ?? 0) + 1);
+  }
+
+  /** A guest-page fault at guest-physical `gpa`: the pmap's answer, or undefined when memory ran out. */
+  private resolveFault(gpa: number, needs: Access): FaultResolution | undefined {
+    try {
+      return this.pmap.resolveFault(Math.floor((gpa - this.pmap.base) / PAGE), needs);
+    } catch (error) {
+      if (!(error instanceof OutOfMachineMemory)) throw error;
+      this.outOfMemory ??= `machine memory exhausted (${Math.round((this.pmap.pagesInUse * PAGE) / 2 ** 20)} MiB in use)`;
+      return undefined;
+    }
+  }
+
+  /** A device's DMA (or the loader) denied at `address`: resolved at once if it can be, refused otherwise. */
+  private dmaFault(address: number, access: Access): boolean {
+    const resolution = this.resolveFault(address, access);
+    if (resolution !== undefined) this.count(`guest-page-fault.dma.${resolution}`);
+    return resolution !== undefined && resolution !== 'wait';
+  }
+
+  /**
+   * The mapping of the machine page at `address` changed: every vCPU drops its TLB entries of it, and any
+   * LR reservation on it is lost (an SC must not succeed on a page that is no longer the one it reserved).
+   */
+  private shootDown(address: number): void {
+    for (const h of this.machine.harts) h.shootDown(address);
+    if (this.machine.reservations.count > 0) this.machine.reservations.storeBy(-1, address, PAGE);
+  }
+
+  /** Lets the vCPUs waiting on guest page `gppn` run again (the monitor gave the page back: `Pmap.unhold`). */
+  wakeWaiters(gppn: number): void {
+    for (const h of this.machine.harts) {
+      const exit = h.exited;
+      if (h.suspended && exit?.kind === 'guest-page-fault' && Math.floor((exit.gpa - this.pmap.base) / PAGE) === gppn) h.resume();
+    }
   }
 
   /** The guest ended by itself (power-off, reboot): its exit, or undefined while it runs. */

@@ -293,11 +293,15 @@ describe('mirrorball up with tiny kernels', () => {
       const vms = await client.ok<Message[]>('query-vms');
       assert.deepEqual(vms.map((v) => [v.name, v.state, v.vcpus, v.memoryBytes]), [['echo', 'running', 1, 32 * MiB], ['poweroff', 'running', 1, 32 * MiB], ['idle', 'running', 1, 32 * MiB]]);
       assert.equal(vms[0]!.console, join(runDir, 'echo.console.sock'));
-      const monitor = await client.ok<{ cpus: number; nodes: { id: number; cpus: number[]; memoryBytes: number; pagesInUse: number }[]; memoryBytes: number; memoryFreeBytes: number; vms: { running: number } }>('query-monitor');
+      type NodeReport = { id: number; cpus: number[]; memoryBytes: number; pagesInUse: number; pagesReserved: number; pagesFree: number };
+      const monitor = await client.ok<{ cpus: number; nodes: NodeReport[]; memoryBytes: number; memoryFreeBytes: number; vms: { running: number } }>('query-monitor');
       assert.equal(monitor.cpus, 2);
       assert.deepEqual(monitor.nodes.map((n) => [n.id, n.cpus, n.memoryBytes]), [[0, [0, 1], 256 * MiB]]);
-      assert.ok(monitor.nodes[0]!.pagesInUse > 0, 'the kernels were loaded into machine pages');
-      assert.equal(monitor.memoryFreeBytes, 256 * MiB - 3 * 32 * MiB);
+      const node = monitor.nodes[0]!;
+      assert.ok(node.pagesInUse > 0, 'the kernels were loaded into machine pages');
+      // Nothing is reserved at admission (overcommit): free is what is neither in use nor held for large pages.
+      assert.equal(node.pagesInUse + node.pagesReserved + node.pagesFree, (256 * MiB) / 4096, 'the node\'s pages do not add up');
+      assert.equal(monitor.memoryFreeBytes, node.pagesFree * 4096);
       assert.equal(monitor.vms.running, 3);
 
       // Garbage: each line gets an error and the connection goes on; other clients are not disturbed.
@@ -340,13 +344,18 @@ describe('mirrorball up with tiny kernels', () => {
       const ps = mirrorball(['ps'], { env: { MIRRORBALL_RUN_DIR: runDir } });
       assert.equal(ps.status, 0, ps.stderr);
       const rows = ps.stdout.trimEnd().split('\n').map((l) => l.split(/\s+/));
-      assert.deepEqual(rows[0], ['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'NODE']);
-      assert.deepEqual(rows.slice(1).map((r) => [r[0], r[1], r[2], r[3], r[5]]), [['echo', 'running', '1', '32M', '0'], ['poweroff', 'running', '1', '32M', '0'], ['idle', 'running', '1', '32M', '0']]);
+      assert.deepEqual(rows[0], ['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'RESERVED', 'NODE']);
+      assert.deepEqual(rows.slice(1).map((r) => [r[0], r[1], r[2], r[3], r[8]]), [['echo', 'running', '1', '32M', '0'], ['poweroff', 'running', '1', '32M', '0'], ['idle', 'running', '1', '32M', '0']]);
+      // Nothing shares pages here: what is in use is private.
+      for (const r of rows.slice(1)) assert.deepEqual([r[5], r[6]], [r[4], '0'], r.join(' '));
       const stats = mirrorball(['stats', 'echo', '--json', '--run-dir', runDir]);
       assert.equal(stats.status, 0, stats.stderr);
-      const account = JSON.parse(stats.stdout) as { name: string; pagesInUse: number; total: { guestKernelCycles: number; instructions: number }; perVcpu: unknown[] };
+      const account = JSON.parse(stats.stdout) as { name: string; pagesInUse: number; pagesPrivate: number; exits: Record<string, number>; total: { guestKernelCycles: number; instructions: number }; perVcpu: unknown[] };
       assert.equal(account.name, 'echo');
       assert.ok(account.pagesInUse > 0);
+      assert.equal(account.pagesPrivate, account.pagesInUse);
+      // The loader's first touches and the tiny kernel's UART accesses reached the monitor as exits.
+      assert.ok((account.exits['guest-page-fault.dma.fill'] ?? 0) > 0 && (account.exits['mmio.ns16550a'] ?? 0) > 0, JSON.stringify(account.exits));
       assert.ok(account.total.guestKernelCycles > 0 && account.total.instructions > 0, JSON.stringify(account.total));
       assert.equal(account.perVcpu.length, 1);
       const table = mirrorball(['stats', 'idle', '--run-dir', runDir]);

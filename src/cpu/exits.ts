@@ -1,0 +1,55 @@
+// Why a vCPU stopped running guest code: the tagged value the monitor's one switch takes (KVM's run loop, crosvm's VcpuExit).
+
+import type { Access } from '../memory/bus.js';
+
+/**
+ * An access the monitor's permissions denied (RISC-V H's guest-page fault, privileged spec §9.6.3): nothing
+ * of the instruction has happened yet. `gpa` is the guest-physical address (htval holds it shifted right by
+ * 2); `access` is what the instruction was doing, `needs` what the denied access on `gpa` was: they differ
+ * for the page walker's implicit accesses, which read a table page or write its A/D bits (`implicit`).
+ */
+export interface GuestPageFaultExit {
+  readonly kind: 'guest-page-fault';
+  /** The trap cause H would report: 20 fetch, 21 load, 23 store/AMO. */
+  readonly cause: number;
+  readonly gpa: number;
+  /** The guest-virtual address of the instruction's access (stval/htval's `va` side). */
+  readonly va: number;
+  readonly access: Access;
+  readonly needs: Access;
+  readonly implicit: boolean;
+}
+
+/** A monitor call: an ECALL from the guest's supervisor (SBI: extension in a7, function in a6). */
+export interface SbiExit {
+  readonly kind: 'sbi';
+  readonly extension: number;
+  readonly fn: number;
+}
+
+/** A load or store to an emulated device's registers. */
+export interface MmioExit {
+  readonly kind: 'mmio';
+  readonly address: number;
+  readonly size: number;
+  readonly write: boolean;
+}
+
+/** WFI with nothing pending: the vCPU gives its CPU away until an interrupt. */
+export interface WfiExit {
+  readonly kind: 'wfi';
+}
+
+export type VcpuExit = GuestPageFaultExit | SbiExit | MmioExit | WfiExit;
+
+/**
+ * What the monitor does with an exit, called the way an HS-mode trap handler is: on the vCPU's own time,
+ * before the instruction that exited retires. RESUME: the vCPU goes on (for a guest-page fault, the access
+ * is tried again: the monitor made it allowed). WAIT: the vCPU stops here, its instruction not executed,
+ * and does not run again until the monitor resumes it (`HartState.resume`); the others run meanwhile.
+ */
+export const RESUME = 0;
+export const WAIT = 1;
+export type ExitAction = typeof RESUME | typeof WAIT;
+
+export type ExitHandler = (vcpu: number, exit: VcpuExit) => ExitAction;
