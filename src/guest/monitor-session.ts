@@ -228,10 +228,14 @@ export class MonitorSession {
     return this.drivers.get(name)?.readyCycles;
   }
 
+  /** Runs `command` in VM `name`; rejects if the VM ends before the command does (it would never answer). */
   exec(name: string, command: string): Promise<AgentResult> {
     const d = this.driver(name);
     const result = new Promise<AgentResult>((resolve, reject) => this.deliver(d, () => d.agent.exec(command).then(resolve, reject)));
-    return this.withTimeout(result, `${name}: ${JSON.stringify(command.slice(0, 60))}`);
+    const ended = d.ended.then((): never => {
+      throw new GuestSessionError(`VM ${name} ended (${d.vm.state}: ${d.vm.reason}) during ${JSON.stringify(command.slice(0, 60))}`);
+    });
+    return this.withTimeout(Promise.race([result, ended]), `${name}: ${JSON.stringify(command.slice(0, 60))}`);
   }
 
   /** Types raw bytes into VM `name`'s console. */
