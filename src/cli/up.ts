@@ -22,7 +22,7 @@ import { MachineFileError, parseMachineFile, type MachineFileSpec, type VmFileSp
 import { UsageError, translationWanted } from './options.js';
 import { readInput } from './run.js';
 import { CONTROL_SOCKET, defaultRunDir } from './vm-client.js';
-import { describeEnd } from './vm-commands.js';
+import { endLine } from './vm-commands.js';
 
 /** Every VM's kernel command line starts with this; the machine file's `append` follows. */
 export const UP_APPEND = 'console=ttyS0';
@@ -283,7 +283,7 @@ class Up {
     for (const vm of this.monitor.vms) {
       if (vm.state === 'running' || this.reported.has(vm)) continue;
       this.reported.add(vm);
-      process.stdout.write(`vm ${vm.name}: ${describeEnd(vm)}\n`);
+      process.stdout.write(`${endLine(vm)}\n`);
       // The event before the console closes: an attached `mirrorball console` learns from it how the VM ended.
       this.server?.event('VM_STOPPED', { vm: vm.name, state: vm.state, reason: vm.reason });
       void this.consoles.get(vm)?.close();

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { VmListing } from '../control/monitor-commands.js';
 import type { VmAccount } from '../monitor/accounting.js';
+import { OUT_OF_MEMORY } from '../monitor/vm.js';
 import { controlOptions, withControl, type ControlFlags } from './vm-client.js';
 
 const KiB = 1024;
@@ -57,6 +58,15 @@ export function registerVmCommands(program: Command): void {
 }
 
 /** How a VM ended, as `up` prints it: `powered off (code 0)`, `stopped (vm-stop from the control socket)`. */
+/**
+ * The line `up` prints when a VM ends: `vm web: powered off (code 0)`, `vm web: stopped (vm-stop from the
+ * control socket)`; a VM the machine had no memory for: `vm web stopped: machine memory exhausted (N MiB in use)`.
+ */
+export function endLine(vm: { name: string; state: string; reason: string }): string {
+  if (vm.state === 'stopped' && vm.reason.startsWith(OUT_OF_MEMORY)) return `vm ${vm.name} stopped: ${vm.reason}`;
+  return `vm ${vm.name}: ${describeEnd(vm)}`;
+}
+
 export function describeEnd(vm: { state: string; reason: string }): string {
   if (vm.state === 'running') return 'running';
   if (vm.state === 'off') return vm.reason;

@@ -240,7 +240,6 @@ export class Monitor {
       }
       if (vm.outOfMemory !== undefined) {
         // The machine had no page for it: this VM alone stops; the others keep what they have.
-        this.options.log?.(`vm ${vm.name} stopped: ${vm.outOfMemory}`);
         this.endVm(vm, 'stopped', vm.outOfMemory);
         continue;
       }
@@ -278,7 +277,6 @@ export class Monitor {
   private reapEnded(): void {
     for (const vm of this.vms) {
       if (vm.state === 'running' && vm.outOfMemory !== undefined) {
-        this.options.log?.(`vm ${vm.name} stopped: ${vm.outOfMemory}`);
         this.endVm(vm, 'stopped', vm.outOfMemory);
         continue;
       }

@@ -42,6 +42,9 @@ export const DEFAULT_COSTS: MonitorCosts = {
 
 export type VmState = 'running' | 'off' | 'crashed' | 'stopped';
 
+/** How the reason of a VM stopped for want of machine memory begins. */
+export const OUT_OF_MEMORY = 'machine memory exhausted';
+
 export interface VmOptions {
   /** The VM's id (its memmap owner) and name. */
   id: number;
@@ -173,7 +176,7 @@ export class VirtualMachine {
       return this.pmap.resolveFault(Math.floor((gpa - this.pmap.base) / PAGE), needs);
     } catch (error) {
       if (!(error instanceof OutOfMachineMemory)) throw error;
-      this.outOfMemory ??= `machine memory exhausted (${Math.round((this.pmap.pagesInUse * PAGE) / 2 ** 20)} MiB in use)`;
+      this.outOfMemory ??= `${OUT_OF_MEMORY} (${Math.round((this.pmap.pagesInUse * PAGE) / 2 ** 20)} MiB in use)`;
       return undefined;
     }
   }
