@@ -276,3 +276,34 @@ loop:
   assert.deepEqual(results.sums, [(30000n * 29999n) / 2n]);
   for (let k = 0; k < MAX_FILL_PAGES; k++) assert.notEqual(calm.pmap.lookup((FILL_PA - TEXT_BASE) / PAGE + k), FREE);
 });
+
+test('a shared page that moves is shot down in every VM that maps it, and each follows it', () => {
+  const monitor = new Monitor({ config: machine(2, 16, 1) });
+  const vms = ['a', 'b', 'c'].map((name) => monitor.createVm({ name, vcpus: 1, memoryBytes: 16 * MiB, console: quiet }));
+  const gppn = (DATA_PA - TEXT_BASE) / PAGE;
+  const bytes = new Uint8Array(PAGE).fill(0x5a);
+  for (const vm of vms) vm.machine.bus.guestMemory().write(DATA_PA, bytes);
+  const shot = vms.map(() => [] as number[]);
+  vms.forEach((vm, i) => {
+    const h = vm.vcpus[0]!;
+    const shoot = h.shootDown.bind(h);
+    h.shootDown = (address) => { shot[i]!.push(address); shoot(address); };
+  });
+  // a and b share the page; c keeps its own.
+  vms[1]!.pmap.shareFrom(gppn, vms[0]!.pmap, gppn);
+  const old = vms[0]!.pmap.lookup(gppn);
+  for (const s of shot) s.length = 0;
+  const node = monitor.memory.nodeOf(old) === 0 ? 1 : 0;
+  const moved = vms[1]!.pmap.migrate(gppn, node);
+  assert.equal(monitor.memory.nodeOf(moved), node);
+  assert.equal(vms[0]!.pmap.lookup(gppn), moved);
+  assert.equal(vms[1]!.pmap.lookup(gppn), moved);
+  assert.deepEqual(shot, [[monitor.memory.addressOf(old)], [monitor.memory.addressOf(old)], []]);
+  assert.deepEqual(monitor.memory.usersOf(moved), [{ vm: vms[0]!.id, gppn }, { vm: vms[1]!.id, gppn }]);
+  assert.equal(monitor.memory.users[old], 0, 'the old page was not freed');
+  for (const vm of vms) assert.deepEqual(vm.machine.bus.guestMemory().read(DATA_PA, PAGE), bytes);
+  // Still copy-on-write after the move.
+  vms[0]!.machine.bus.guestMemory().writeU32(DATA_PA, 1);
+  assert.notEqual(vms[0]!.pmap.lookup(gppn), moved);
+  assert.equal(vms[1]!.machine.bus.guestMemory().readU32(DATA_PA), 0x5a5a5a5a);
+});

@@ -14,6 +14,13 @@ export const FREE = -1;
 /** The machine has no page left on any node, even after the pmaps gave back what they only reserved. */
 export class OutOfMachineMemory extends Error {}
 
+/** What the memmap needs of a VM's pmap: to shoot a machine page down in the VM's vCPUs, and to follow a page that moved. */
+export interface PageSpace {
+  shootDown(machineAddress: number): void;
+  /** Guest page `gppn` now lives in machine page `mpn` (`movePage` moved it with its other users). */
+  moved(gppn: number, mpn: number): void;
+}
+
 /** One mapping of a machine page: a VM and its guest-physical page number. */
 export interface PageUser {
   vm: number;
@@ -36,8 +43,8 @@ export class MachineMemory {
   /** memmap: per machine page, how many (VM, guest page) map it; users past the first are in `moreUsers`. */
   readonly users: Uint16Array;
   private readonly moreUsers = new Map<number, PageUser[]>();
-  /** Per VM id: drops every TLB entry of a machine page in that VM's vCPUs (its pmap registers it). */
-  private readonly shooters = new Map<number, (machineAddress: number) => void>();
+  /** Per VM id: its pmap, as the memmap sees it. */
+  private readonly spaces = new Map<number, PageSpace>();
   /**
    * Asked when no node has a free page: gives back pages only reserved (blocks not fully touched) and
    * returns how many. The monitor sets it; memory under pressure breaks large pages before it gives up.
@@ -75,19 +82,39 @@ export class MachineMemory {
     this.users = new Uint16Array(pages);
   }
 
-  /** VM `vm`'s shootdown: every TLB entry of a machine page in its vCPUs goes. */
-  addShooter(vm: number, shootDown: (machineAddress: number) => void): void {
-    this.shooters.set(vm, shootDown);
+  /** VM `vm`'s pages are `space` (its pmap registers itself). */
+  addSpace(vm: number, space: PageSpace): void {
+    this.spaces.set(vm, space);
   }
 
-  removeShooter(vm: number): void {
-    this.shooters.delete(vm);
+  removeSpace(vm: number): void {
+    this.spaces.delete(vm);
   }
 
   /** Shoots down page `mpn` in every VM that maps it (a change to the page itself, not to one mapping). */
   shootDownEverywhere(mpn: number): void {
     const address = this.addressOf(mpn);
-    for (const vm of new Set(this.usersOf(mpn).map((u) => u.vm))) this.shooters.get(vm)?.(address);
+    for (const vm of new Set(this.usersOf(mpn).map((u) => u.vm))) this.spaces.get(vm)?.shootDown(address);
+  }
+
+  /**
+   * Moves machine page `mpn`, with its contents and every user, to a fresh page on `node` (or the nearest
+   * node with one): every VM that maps it shoots it down first, so no vCPU writes the old copy after it was
+   * read, then follows it to the new page. Returns the new page. Throws OutOfMachineMemory, changing nothing.
+   */
+  movePage(mpn: number, node: number): number {
+    const users = this.usersOf(mpn);
+    if (users.length === 0) throw new Error(`machine page ${mpn} is free: there is nothing to move`);
+    const first = users[0]!;
+    const to = this.allocate(node, first.vm, first.gppn);
+    this.shootDownEverywhere(mpn);
+    this.copyPage(mpn, to);
+    for (const u of users.slice(1)) this.addUser(to, u.vm, u.gppn);
+    for (const u of users) {
+      this.spaces.get(u.vm)?.moved(u.gppn, to);
+      this.removeUser(mpn, u.vm, u.gppn);
+    }
+    return to;
   }
 
   /** Every (VM, guest page) that maps machine page `mpn`, first user first. */

@@ -231,17 +231,23 @@ export class Monitor {
       r.lastPcpu = p;
       h.timingCpu = p;
       const before = h.localCycles;
-      const vmEnd = vm.machine.cycles + SLICE;
-      try {
-        this.instructions += vm.machine.runHart(h, vmEnd);
-      } catch (error) {
-        this.endVm(vm, 'crashed', `monitor error: ${error instanceof Error ? error.message : String(error)}`);
-        continue;
-      }
-      if (vm.outOfMemory !== undefined) {
-        // The machine had no page for it: this VM alone stops; the others keep what they have.
-        this.endVm(vm, 'stopped', vm.outOfMemory);
-        continue;
+      const instret = h.instret;
+      const stop = vm.runVcpu(h, vm.machine.cycles + SLICE);
+      this.instructions += h.instret - instret;
+      switch (stop.kind) {
+        case 'crashed':
+          this.endVm(vm, 'crashed', `monitor error: ${stop.error}`);
+          continue;
+        case 'out-of-memory':
+          // The machine had no page for it: this VM alone stops; the others keep what they have.
+          this.endVm(vm, 'stopped', stop.reason);
+          continue;
+        case 'slice':
+        case 'idle':
+        case 'waiting':
+        case 'ended':
+          // The guest powered off or rebooted ('ended'): reapEnded ends it after the round.
+          break;
       }
       this.scheduler.charge(r, Math.max(0, h.localCycles - before));
     }

@@ -4,7 +4,7 @@ import {
   ACCESS_PERM, ACCESS_WRITE, PERM_NONE, PERM_RWX, PERM_RX, type Access, type PagedRam,
 } from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
-import { BLOCK_PAGES, FREE, PAGE, type MachineMemory } from './machine-memory.js';
+import { BLOCK_PAGES, FREE, PAGE, type MachineMemory, type PageSpace } from './machine-memory.js';
 
 /** A group of guest pages that can no longer be one machine block (some page came from elsewhere). */
 const SCATTERED = -2;
@@ -49,7 +49,7 @@ export interface PmapOptions {
  * reserved for the group until memory runs short (`giveBackReserved`). Moving, sharing or dropping a page of
  * a group scatters it for good; so does a group that found no block free.
  */
-export class Pmap implements PagedRam {
+export class Pmap implements PagedRam, PageSpace {
   readonly base: number;
   readonly size: number;
   readonly regions: readonly RamRegion[];
@@ -86,7 +86,7 @@ export class Pmap implements PagedRam {
     if (this.machine.length % BLOCK_PAGES !== 0) this.blocks[groups - 1] = SCATTERED;
     this.placed = new Uint16Array(groups);
     this.restricted = new Uint16Array(groups);
-    memory.addShooter(options.vm, options.shootDown);
+    memory.addSpace(options.vm, this);
   }
 
   get vm(): number {
@@ -282,23 +282,26 @@ export class Pmap implements PagedRam {
     this.setPermission(gppn, PERM_RWX);
   }
 
+  shootDown(machineAddress: number): void {
+    this.options.shootDown(machineAddress);
+  }
+
+  /** The memmap moved this page's machine page (with its other users, if shared): the page follows it. */
+  moved(gppn: number, mpn: number): void {
+    this.scatter(Math.floor(gppn / BLOCK_PAGES));
+    this.machine[gppn] = mpn;
+  }
+
   /**
    * Moves guest page `gppn` to a fresh page on `node` with its contents (page migration): the old page's
    * TLB entries are shot down first, so no vCPU can write the old copy after it was read. A shared page
-   * does not move (its other users would need moving too).
+   * moves with all its users, in every VM.
    */
   migrate(gppn: number, node: number): number {
     this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) throw new Error(`guest page ${gppn} has no machine page to migrate`);
-    if (this.memory.users[old]! > 1) throw new Error(`guest page ${gppn} is shared: it cannot migrate alone`);
-    this.options.shootDown(this.memory.addressOf(old));
-    this.scatter(Math.floor(gppn / BLOCK_PAGES));
-    const mpn = this.memory.allocate(node, this.options.vm, gppn);
-    this.memory.copyPage(old, mpn);
-    this.machine[gppn] = mpn;
-    this.memory.removeUser(old, this.options.vm, gppn);
-    return mpn;
+    return this.memory.movePage(old, node);
   }
 
   /** Drops guest page `gppn`'s mapping (its contents are lost: the guest gave it back); shoots it down. */
@@ -339,14 +342,13 @@ export class Pmap implements PagedRam {
 
   /**
    * Group `group` stops being a block (one of its pages moves or goes): its reserved pages not placed yet
-   * go back to the machine, and its later pages come one by one. Every large entry of the block is shot
-   * down with its first page (a shootdown drops the large entries whose block holds the page).
+   * go back to the machine, and its later pages come one by one. A caller that changes a page of a group
+   * that was a large page shoots that page down, which drops every large entry of the block holding it.
    */
   private scatter(group: number): void {
     const block = this.blocks[group]!;
     this.blocks[group] = SCATTERED;
     if (block < 0) return;
-    if (this.placed[group] === BLOCK_PAGES) this.options.shootDown(this.memory.addressOf(block));
     for (let k = 0; k < BLOCK_PAGES; k++) {
       if (this.machine[group * BLOCK_PAGES + k] === FREE) this.memory.unreserve(block + k);
     }
@@ -362,7 +364,7 @@ export class Pmap implements PagedRam {
       this.forget(gppn);
       this.memory.removeUser(mpn, this.options.vm, gppn);
     }
-    this.memory.removeShooter(this.options.vm);
+    this.memory.removeSpace(this.options.vm);
     this.released = true;
   }
 }

@@ -42,6 +42,20 @@ export const DEFAULT_COSTS: MonitorCosts = {
 
 export type VmState = 'running' | 'off' | 'crashed' | 'stopped';
 
+/**
+ * Why a vCPU's run ended, for the monitor's switch: its slice was used up; it waits for an interrupt (WFI)
+ * or is powered off; it waits at an exit the monitor answered WAIT (a held page); its guest ended the VM
+ * (power-off, reboot); the machine had no page for it; or the monitor's own code failed (a bug, or an
+ * impossible request).
+ */
+export type VcpuStop =
+  | { kind: 'slice' }
+  | { kind: 'idle' }
+  | { kind: 'waiting'; exit: VcpuExit }
+  | { kind: 'ended' }
+  | { kind: 'out-of-memory'; reason: string }
+  | { kind: 'crashed'; error: string };
+
 /** How the reason of a VM stopped for want of machine memory begins. */
 export const OUT_OF_MEMORY = 'machine memory exhausted';
 
@@ -195,6 +209,20 @@ export class VirtualMachine {
   private shootDown(address: number): void {
     for (const h of this.machine.harts) h.shootDown(address);
     if (this.machine.reservations.count > 0) this.machine.reservations.storeBy(-1, address, PAGE);
+  }
+
+  /** Runs vCPU `h` until the VM's clock reaches `end` or it stops; says why it stopped. */
+  runVcpu(h: Hart, end: number): VcpuStop {
+    try {
+      this.machine.runHart(h, end);
+    } catch (error) {
+      return { kind: 'crashed', error: error instanceof Error ? error.message : String(error) };
+    }
+    if (this.outOfMemory !== undefined) return { kind: 'out-of-memory', reason: this.outOfMemory };
+    if (this.machine.exit !== undefined) return { kind: 'ended' };
+    if (h.suspended) return { kind: 'waiting', exit: h.exited! };
+    if (h.parked || h.waiting) return { kind: 'idle' };
+    return { kind: 'slice' };
   }
 
   /** Lets the vCPUs waiting on guest page `gppn` run again (the monitor gave the page back: `Pmap.unhold`). */
