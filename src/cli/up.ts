@@ -299,6 +299,8 @@ class Up {
       memoryBytes: machine.memoryBytes,
       mode: this.monitor.executionMode,
       timing: this.monitor.timingModel?.parameters() ?? null,
+      // What each exit costs the vCPU it serves (docs/monitor.md): a parameter of the run like the latencies.
+      monitorCosts: this.monitor.costs,
       vms: this.monitor.vms.map((vm) => {
         const v = this.spec.vms.find((s) => s.name === vm.name);
         return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };

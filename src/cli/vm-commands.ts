@@ -116,7 +116,7 @@ const ROWS: [keyof VmAccount['total'], string][] = [
 
 export function statsTable(a: VmAccount): string {
   const calls = Object.entries(a.monitorCalls).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
-  const exits = Object.entries(a.exits).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
+  const exits = Object.entries(a.exitCauses).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
   const head = [
     `vm ${a.name}: ${describeEnd(a)}, ${a.vcpus} vCPU${a.vcpus === 1 ? '' : 's'}, ${formatSize(a.memoryBytes)} on node ${a.homeNode}`,
     `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)}): ${grouped(a.pagesPrivate)} private, ${grouped(a.pagesShared)} shared; ` +

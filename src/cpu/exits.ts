@@ -40,7 +40,16 @@ export interface WfiExit {
   readonly kind: 'wfi';
 }
 
-export type VcpuExit = GuestPageFaultExit | SbiExit | MmioExit | WfiExit;
+/**
+ * An interrupt the guest takes, which the monitor delivered (H's hvip: a virtual timer, device or software
+ * interrupt); `irq` is its cause number. Reported as the guest's trap is entered.
+ */
+export interface InterruptExit {
+  readonly kind: 'interrupt';
+  readonly irq: number;
+}
+
+export type VcpuExit = GuestPageFaultExit | SbiExit | MmioExit | WfiExit | InterruptExit;
 
 /**
  * What the monitor does with an exit, called the way an HS-mode trap handler is: on the vCPU's own time,

@@ -14,6 +14,7 @@ import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
+import { DEFAULT_COSTS } from '../monitor/costs.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { ExperimentError } from './numa-placement.js';
 import { barChartSvg, markdownTable } from './report.js';
@@ -327,7 +328,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
   });
   const mode = o.mode ?? 'fast';
   const latencies = mode === 'timing' ? OVERHEAD_LATENCIES : null;
-  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'overhead', machine: OVERHEAD_MACHINE, mode, repeat: o.repeat ?? 1, latencies, results }));
+  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'overhead', machine: OVERHEAD_MACHINE, mode, repeat: o.repeat ?? 1, latencies, monitorCosts: DEFAULT_COSTS, results }));
   writeFileWhole(join(o.outDir, RESULTS_TABLE), overheadTable(results));
   writeFileWhole(join(o.outDir, PLOT_SVG), overheadSvg(results, mode));
   return results;

@@ -46,8 +46,15 @@ export interface VmSummary {
 
 export interface VmAccount extends VmSummary {
   monitorCalls: Record<string, number>;
-  /** Exits by kind and cause: `guest-page-fault.fill`, `sbi.time`, `mmio.uart`, `wfi`, … */
+  /**
+   * Exits by kind: `guest-page-fault`, `sbi`, `mmio`, `wfi`, `interrupt`, and the monitor's own events
+   * `world-switch` and `tlb-refill` (first-level misses it refilled, from the second-level TLB or by a walk).
+   */
   exits: Record<string, number>;
+  /** The same by kind and cause: `guest-page-fault.fill`, `sbi.time`, `mmio.ns16550a`, `tlb-refill.l2`, … */
+  exitCauses: Record<string, number>;
+  /** `exitCauses` per vCPU (a device's DMA faults belong to no vCPU: they are in the VM's only). */
+  exitCausesPerVcpu: Record<string, number>[];
   /** Sums over the vCPUs. */
   total: Omit<VcpuAccount, 'index' | 'lastCpu'>;
   perVcpu: VcpuAccount[];
@@ -98,11 +105,37 @@ export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
   return {
     ...summarizeVm(vm),
     monitorCalls: sortedRecord(vm.monitorCalls),
-    exits: sortedRecord(vm.exits),
+    ...exitCounts(vm, perVcpu, total),
     total,
     perVcpu,
   };
 }
+
+/** The VM's exits with the monitor's own events (world switches, TLB refills) among them. */
+function exitCounts(vm: VirtualMachine, perVcpu: readonly VcpuAccount[], total: VmAccount['total']): Pick<VmAccount, 'exits' | 'exitCauses' | 'exitCausesPerVcpu'> {
+  const withOwn = (causes: ReadonlyMap<string, number>, v: Pick<VcpuAccount, 'worldSwitches' | 'secondLevelHits' | 'tlbMisses'>): Map<string, number> => {
+    const all = new Map(causes);
+    const add = (key: string, n: number): void => { if (n > 0) all.set(key, n); };
+    add('world-switch', v.worldSwitches);
+    add('tlb-refill.l2', v.secondLevelHits);
+    add('tlb-refill.walk', v.tlbMisses - v.secondLevelHits);
+    return all;
+  };
+  const causes = withOwn(vm.exits, total);
+  const kinds = new Map<string, number>();
+  for (const [key, n] of causes) {
+    const kind = key.split('.')[0]!;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + n);
+  }
+  return {
+    exits: sortedRecord(kinds),
+    exitCauses: sortedRecord(causes),
+    exitCausesPerVcpu: perVcpu.map((v) => sortedRecord(withOwn(vm.vcpuExits[v.index] ?? new Map(), v))),
+  };
+}
+
+/** The kinds of exit, as `exits` and the statistics name them. */
+export const EXIT_KINDS = ['guest-page-fault', 'sbi', 'mmio', 'wfi', 'interrupt', 'world-switch', 'tlb-refill'] as const;
 
 function sortedRecord(counts: ReadonlyMap<string, number>): Record<string, number> {
   return Object.fromEntries([...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -145,6 +178,8 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
       stats.vector(`${prefix}.${name}`, `VM ${vm.name}: ${what}, per vCPU`, key.endsWith('Cycles') ? 'Cycle' : 'Count', vcpus,
         () => vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i)[key]));
     }
+    stats.vector(`${prefix}.exits`, `VM ${vm.name}: exits to the monitor by kind (docs/monitor.md)`, 'Count', [...EXIT_KINDS],
+      () => { const exits = accountVm(monitor, vm).exits; return EXIT_KINDS.map((k) => exits[k] ?? 0); });
     const calls = ['base', 'time', 'ipi', 'rfence', 'hsm', 'srst', 'dbcn', 'pmu', 'mirrorball', 'legacy', 'unknown'];
     stats.vector(`${prefix}.monitor_calls`, `VM ${vm.name}: monitor calls (SBI) by extension`, 'Count', calls, () => calls.map((c) => vm.monitorCalls.get(c) ?? 0));
   }

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import type { MachineConfig } from '../board/address-map.js';
 import type { VcpuExit } from '../cpu/exits.js';
 import {
-  CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, PRIV_S,
+  CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_S,
 } from '../isa/opcodes.js';
 import { ACCESS_READ, ACCESS_WRITE, PERM_NONE, PERM_R, PERM_RWX } from '../memory/bus.js';
 import { FREE, PAGE } from './machine-memory.js';
@@ -306,4 +306,61 @@ test('a shared page that moves is shot down in every VM that maps it, and each f
   vms[0]!.machine.bus.guestMemory().writeU32(DATA_PA, 1);
   assert.notEqual(vms[0]!.pmap.lookup(gppn), moved);
   assert.equal(vms[1]!.machine.bus.guestMemory().readU32(DATA_PA), 0x5a5a5a5a);
+});
+
+test('a device access, a timer programmed, WFI and the timer interrupt are exits, each counted and charged from the cost table', (t) => {
+  if (!requireToolchain(t)) return;
+  const program = assemble(`
+.globl _start
+_start:
+  la t0, handler
+  csrw stvec, t0
+  li t0, 0x10000000
+  li t1, 65
+  sb t1, 0(t0)
+  rdtime a0
+  addi a0, a0, 100
+  li a7, 0x54494D45
+  li a6, 0
+  ecall
+  li t0, 0x20
+  csrs sie, t0
+  csrsi sstatus, 2
+wait:
+  wfi
+  j wait
+.align 2
+handler:
+  li a7, 0x53525354
+  li a6, 0
+  li a0, 0
+  li a1, 0
+  ecall
+`);
+  // Distinct costs, so that an exit charged under the wrong heading shows.
+  const costs = {
+    secondLevelHit: 3, walk: 7, monitorCall: 11, pageFill: 13, pageCopy: 19, protectionFault: 23, worldSwitch: 17,
+    timer: 29, ipi: 31, remoteFence: 37, mmio: 41, wfi: 43, interrupt: 47,
+  };
+  const output: number[] = [];
+  const monitor = new Monitor({ config: machine(1, 16, 1), costs });
+  const vm = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: (bytes) => output.push(...bytes) });
+  vm.machine.bus.guestMemory().write(TEXT_BASE, program.image);
+  const h = vm.vcpus[0]!;
+  h.reset(TEXT_BASE);
+  h.priv = PRIV_S;
+  // As the boot loader leaves a Linux vCPU: the time CSR readable, supervisor interrupts delegated.
+  h.mcounteren = 7;
+  h.mideleg = (1 << IRQ_S_SOFT) | (1 << IRQ_S_TIMER) | (1 << IRQ_S_EXT);
+  h.updateTranslation();
+  runUntil(monitor, () => vm.state !== 'running', 100);
+  assert.equal(vm.reason, 'powered off (code 0)');
+  assert.deepEqual(output, [65]);
+  const exits = Object.fromEntries(vm.exits);
+  // (the program's page was filled when the host loaded it: a DMA fill, charged to no vCPU)
+  assert.deepEqual(Object.keys(exits).sort(), ['guest-page-fault.dma.fill', 'interrupt.timer', 'mmio.ns16550a', 'sbi.srst', 'sbi.time', 'wfi']);
+  assert.deepEqual([exits['interrupt.timer'], exits['mmio.ns16550a'], exits['sbi.srst'], exits['sbi.time']], [1, 1, 1, 1]);
+  const switches = monitor.vcpuRecord(vm, 0).worldSwitches;
+  const monitorCycles = h.monitorCycles.reduce((a, b) => a + b, 0);
+  assert.equal(monitorCycles, costs.mmio + costs.timer + costs.monitorCall + exits.wfi! * costs.wfi + costs.interrupt + switches * costs.worldSwitch);
 });

@@ -227,7 +227,10 @@ test('a VM whose run throws ends as crashed, gives its memory back, and the othe
 test('the accounts add up: totals are the sums over vCPUs, and each vCPU\'s monitor cycles are its refills, fills, calls and switches', (t) => {
   if (!requireToolchain(t)) return;
   // Distinct prime costs, so that a charge counted under the wrong heading shows.
-  const costs = { secondLevelHit: 3, walk: 7, monitorCall: 11, pageFill: 13, pageCopy: 19, protectionFault: 23, worldSwitch: 17 };
+  const costs = {
+    secondLevelHit: 3, walk: 7, monitorCall: 11, pageFill: 13, pageCopy: 19, protectionFault: 23, worldSwitch: 17,
+    timer: 29, ipi: 31, remoteFence: 37, mmio: 41, wfi: 43, interrupt: 47,
+  };
   const monitor = new Monitor({ config: machine(1, 64, 1), costs, quantumRounds: 1 });
   const small = monitor.createVm({ name: 'small', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
   const big = monitor.createVm({ name: 'big', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
@@ -270,11 +273,17 @@ test('the accounts add up: totals are the sums over vCPUs, and each vCPU\'s moni
       assert.ok(v.worldSwitches > 1 && v.readyCycles > 0, `${vm.name} vCPU ${i} shared its CPU`);
     }
     const fills = mostPages.get(vm)! - hostPages.get(vm)!;
-    const calls = [...vm.monitorCalls.values()].reduce((a, b) => a + b, 0);
+    const exits = (prefix: string): number => [...vm.exits].filter(([k]) => k.startsWith(prefix)).reduce((a, [, n]) => a + n, 0);
+    assert.equal(exits('guest-page-fault.fill'), fills, `${vm.name}: fill exits`);
+    assert.equal(exits('sbi.'), [...vm.monitorCalls.values()].reduce((a, b) => a + b, 0));
     const t = account.total;
+    // The counter program makes no timer, IPI or fence calls and touches no device: those would show here.
+    assert.equal(exits('sbi.') - exits('sbi.srst'), 0);
     assert.equal(monitorCycles,
       t.worldSwitches * costs.worldSwitch + t.secondLevelHits * costs.secondLevelHit + (t.tlbMisses - t.secondLevelHits) * costs.walk +
-      fills * costs.pageFill + calls * costs.monitorCall, `${vm.name}: monitor cycles`);
+      fills * costs.pageFill + exits('sbi.') * costs.monitorCall + exits('wfi') * costs.wfi + exits('interrupt.') * costs.interrupt +
+      exits('mmio.') * costs.mmio, `${vm.name}: monitor cycles`);
+
     assert.deepEqual(account.monitorCalls, vm === small ? { srst: 1 } : {});
     assert.equal(account.state, vm.state);
     assert.equal(account.pagesInUse, vm.pmap.pagesInUse);

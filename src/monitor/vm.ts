@@ -8,37 +8,13 @@ import {
 import { RESUME, WAIT, type ExitAction, type VcpuExit } from '../cpu/exits.js';
 import type { Hart } from '../cpu/hart.js';
 import { SecondLevelTlbSet } from '../cpu/tlb.js';
+import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from '../isa/opcodes.js';
 import type { Access } from '../memory/bus.js';
 import { OutOfMachineMemory, PAGE, type MachineMemory } from './machine-memory.js';
+import { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 import { Pmap, type FaultResolution } from './pmap.js';
 
-/**
- * What the monitor's work costs a vCPU, in cycles, beyond what the same event costs on the bare machine.
- * The bare machine refills its TLB by a hardware walk and answers SBI calls for free (fast mode charges
- * neither); under the monitor a first-level TLB miss traps to the monitor, which refills from the vCPU's
- * second-level TLB or walks the guest's table and its pmap. Figures of the order Disco reports for the
- * R10000 (its Table 2 and §5).
- */
-export interface MonitorCosts {
-  /** A first-level TLB refill the second-level TLB answers. */
-  secondLevelHit: number;
-  /** A refill that walks the guest's page table and composes with the pmap. */
-  walk: number;
-  /** A monitor call (an SBI ECALL): trap, decode, emulate, return. */
-  monitorCall: number;
-  /** The first touch of a guest page: a machine page found, zeroed and mapped. */
-  pageFill: number;
-  /** A write to a shared (copy-on-write) page: a machine page found, 4 KiB copied, the mapping changed. */
-  pageCopy: number;
-  /** A guest-page fault that only gives back a permission the monitor took away: trap, look-up, return. */
-  protectionFault: number;
-  /** A physical CPU switching to another vCPU: registers saved and restored, first-level TLB emptied. */
-  worldSwitch: number;
-}
-
-export const DEFAULT_COSTS: MonitorCosts = {
-  secondLevelHit: 20, walk: 60, monitorCall: 150, pageFill: 400, pageCopy: 500, protectionFault: 150, worldSwitch: 400,
-};
+export { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 
 export type VmState = 'running' | 'off' | 'crashed' | 'stopped';
 
@@ -77,6 +53,15 @@ export interface VmOptions {
   secondLevelEntries?: number;
 }
 
+/** Legacy SBI (v0.1) extensions that are timer programming, IPIs and remote fences (SBI spec §5). */
+const LEGACY_SET_TIMER = 0;
+const LEGACY_SEND_IPI = 4;
+const LEGACY_REMOTE_FENCE_I = 5;
+const LEGACY_REMOTE_SFENCE_VMA_ASID = 7;
+
+/** Supervisor interrupts by cause number (privileged spec §4.1.3). */
+const INTERRUPT_NAMES: Record<number, string> = { [IRQ_S_SOFT]: 'software', [IRQ_S_TIMER]: 'timer', [IRQ_S_EXT]: 'external' };
+
 const CALL_NAMES = new Map<number, string>([
   [EXT_BASE, 'base'], [EXT_TIME, 'time'], [EXT_IPI, 'ipi'], [EXT_RFENCE, 'rfence'], [EXT_HSM, 'hsm'],
   [EXT_SRST, 'srst'], [EXT_DBCN, 'dbcn'], [EXT_PMU, 'pmu'], [EXT_MIRRORBALL, 'mirrorball'],
@@ -102,8 +87,10 @@ export class VirtualMachine {
   reason = '';
   /** Monitor calls by SBI extension name. */
   readonly monitorCalls = new Map<string, number>();
-  /** Exits by kind and cause: `guest-page-fault.fill`, `sbi.time`, `mmio.uart`, `wfi`, … */
+  /** Exits by kind and cause: `guest-page-fault.fill`, `sbi.time`, `mmio.ns16550a`, `wfi`, `interrupt.timer`, … */
   readonly exits = new Map<string, number>();
+  /** The same per vCPU. */
+  readonly vcpuExits: Map<string, number>[];
   /** Set when the machine had no page for this VM: the monitor stops it after its vCPU's run. */
   outOfMemory: string | undefined = undefined;
   private readonly costs: MonitorCosts;
@@ -133,6 +120,7 @@ export class VirtualMachine {
       dmaFault: (address, access) => this.dmaFault(address, access),
     });
     this.pmap = pmap!;
+    this.vcpuExits = this.machine.harts.map(() => new Map<string, number>());
     for (const h of this.machine.harts) {
       h.secondLevel = new SecondLevelTlbSet(options.secondLevelEntries ?? 2048);
       h.refillCosts = { secondLevelHit: this.costs.secondLevelHit, walk: this.costs.walk };
@@ -158,30 +146,44 @@ export class VirtualMachine {
       case 'guest-page-fault': {
         const resolution = this.resolveFault(exit.gpa, exit.needs);
         if (resolution === undefined) return WAIT;
-        this.count(`guest-page-fault.${resolution}`);
-        if (resolution === 'fill') h.chargeMonitor(this.costs.pageFill);
-        else if (resolution === 'copy-on-write') h.chargeMonitor(this.costs.pageCopy);
-        else if (resolution === 'protection') h.chargeMonitor(this.costs.protectionFault);
+        this.count(vcpu, `guest-page-fault.${resolution}`);
+        h.chargeMonitor(resolution === 'fill' ? this.costs.pageFill : resolution === 'copy-on-write' ? this.costs.pageCopy : this.costs.protectionFault);
         return resolution === 'wait' ? WAIT : RESUME;
       }
       case 'sbi': {
         const name = monitorCallName(exit.extension);
         this.monitorCalls.set(name, (this.monitorCalls.get(name) ?? 0) + 1);
-        this.count(`sbi.${name}`);
-        h.chargeMonitor(this.costs.monitorCall);
+        this.count(vcpu, `sbi.${name}`);
+        h.chargeMonitor(this.sbiCost(exit.extension));
         return RESUME;
       }
       case 'mmio':
-        this.count(`mmio.${this.machine.bus.windowAt(exit.address)?.device.name ?? 'none'}`);
+        this.count(vcpu, `mmio.${this.machine.bus.windowAt(exit.address)?.device.name ?? 'none'}`);
+        h.chargeMonitor(this.costs.mmio);
         return RESUME;
       case 'wfi':
-        this.count('wfi');
+        this.count(vcpu, 'wfi');
+        h.chargeMonitor(this.costs.wfi);
+        return RESUME;
+      case 'interrupt':
+        this.count(vcpu, `interrupt.${INTERRUPT_NAMES[exit.irq] ?? exit.irq}`);
+        h.chargeMonitor(this.costs.interrupt);
         return RESUME;
     }
   }
 
-  private count(key: string): void {
+  /** What SBI call `extension` costs: timer programming, IPIs and remote fences apart from the rest. */
+  private sbiCost(extension: number): number {
+    if (extension === EXT_TIME || extension === LEGACY_SET_TIMER) return this.costs.timer;
+    if (extension === EXT_IPI || extension === LEGACY_SEND_IPI) return this.costs.ipi;
+    if (extension === EXT_RFENCE || (extension >= LEGACY_REMOTE_FENCE_I && extension <= LEGACY_REMOTE_SFENCE_VMA_ASID)) return this.costs.remoteFence;
+    return this.costs.monitorCall;
+  }
+
+  private count(vcpu: number, key: string): void {
     this.exits.set(key, (this.exits.get(key) ?? 0) + 1);
+    const mine = this.vcpuExits[vcpu];
+    if (mine !== undefined) mine.set(key, (mine.get(key) ?? 0) + 1);
   }
 
   /** A guest-page fault at guest-physical `gpa`: the pmap's answer, or undefined when memory ran out. */
@@ -198,7 +200,7 @@ export class VirtualMachine {
   /** A device's DMA (or the loader) denied at `address`: resolved at once if it can be, refused otherwise. */
   private dmaFault(address: number, access: Access): boolean {
     const resolution = this.resolveFault(address, access);
-    if (resolution !== undefined) this.count(`guest-page-fault.dma.${resolution}`);
+    if (resolution !== undefined) this.count(-1, `guest-page-fault.dma.${resolution}`);
     return resolution !== undefined && resolution !== 'wait';
   }
 

@@ -350,12 +350,16 @@ describe('mirrorball up with tiny kernels', () => {
       for (const r of rows.slice(1)) assert.deepEqual([r[5], r[6]], [r[4], '0'], r.join(' '));
       const stats = mirrorball(['stats', 'echo', '--json', '--run-dir', runDir]);
       assert.equal(stats.status, 0, stats.stderr);
-      const account = JSON.parse(stats.stdout) as { name: string; pagesInUse: number; pagesPrivate: number; exits: Record<string, number>; total: { guestKernelCycles: number; instructions: number }; perVcpu: unknown[] };
+      const account = JSON.parse(stats.stdout) as {
+        name: string; pagesInUse: number; pagesPrivate: number; exits: Record<string, number>; exitCauses: Record<string, number>;
+        total: { guestKernelCycles: number; instructions: number }; perVcpu: unknown[];
+      };
       assert.equal(account.name, 'echo');
       assert.ok(account.pagesInUse > 0);
       assert.equal(account.pagesPrivate, account.pagesInUse);
       // The loader's first touches and the tiny kernel's UART accesses reached the monitor as exits.
-      assert.ok((account.exits['guest-page-fault.dma.fill'] ?? 0) > 0 && (account.exits['mmio.ns16550a'] ?? 0) > 0, JSON.stringify(account.exits));
+      assert.ok((account.exitCauses['guest-page-fault.dma.fill'] ?? 0) > 0 && (account.exitCauses['mmio.ns16550a'] ?? 0) > 0, JSON.stringify(account.exitCauses));
+      assert.equal(account.exits.mmio, account.exitCauses['mmio.ns16550a']);
       assert.ok(account.total.guestKernelCycles > 0 && account.total.instructions > 0, JSON.stringify(account.total));
       assert.equal(account.perVcpu.length, 1);
       const table = mirrorball(['stats', 'idle', '--run-dir', runDir]);
@@ -576,12 +580,19 @@ describe('mirrorball up with two VMs of the built guest', { skip }, () => {
       // stats: the guest kernel ran and holds pages.
       const stats = mirrorball(['stats', 'web', '--json', '--run-dir', runDir]);
       assert.equal(stats.status, 0, stats.stderr);
-      const account = JSON.parse(stats.stdout) as { pagesInUse: number; bytesInUse: number; monitorCalls: Record<string, number>; total: { guestKernelCycles: number; guestUserCycles: number } };
+      const account = JSON.parse(stats.stdout) as {
+        pagesInUse: number; bytesInUse: number; monitorCalls: Record<string, number>; total: { guestKernelCycles: number; guestUserCycles: number };
+        exits: Record<string, number>; exitCauses: Record<string, number>;
+      };
       assert.ok(account.total.guestKernelCycles > 0, 'guest kernel cycles');
       assert.ok(account.total.guestUserCycles > 0, 'guest user cycles');
       assert.ok(account.pagesInUse > 0);
       assert.equal(account.bytesInUse, account.pagesInUse * 4096);
       assert.ok((account.monitorCalls.time ?? 0) > 0, 'the guest set timers through the monitor');
+      // Every kind of exit a booted Linux makes reached the monitor: its devices, its calls, its first touches,
+      // the interrupts delivered to it, its idle loop.
+      for (const kind of ['mmio', 'sbi', 'guest-page-fault', 'interrupt', 'wfi']) assert.ok((account.exits[kind] ?? 0) > 0, `no ${kind} exits: ${JSON.stringify(account.exits)}`);
+      assert.equal(account.exitCauses['sbi.time'], account.monitorCalls.time);
 
       // Stop web; db still answers on its console.
       const stop = mirrorball(['stop', 'web', '--run-dir', runDir]);

@@ -1,0 +1,78 @@
+// What each exit costs the vCPU it serves, in cycles: the monitor's cost table (docs/monitor.md, "What the monitor costs").
+
+/**
+ * Cycles of the monitor's work per event, beyond what the same event costs on the bare machine: entry,
+ * handling and return. A parameter of every run (written to config.json); docs/monitor.md gives each
+ * number's source. Experiments show their results with the whole table halved and doubled (`scaleCosts`).
+ */
+export interface MonitorCosts {
+  /** A first-level TLB refill the second-level TLB answers (Disco's software refill). */
+  secondLevelHit: number;
+  /** A refill that walks the guest's page table and composes with the pmap. */
+  walk: number;
+  /** An SBI call other than the ones below (base, HSM, reset, console, PMU, …). */
+  monitorCall: number;
+  /** SBI set_timer: the guest programs its next timer interrupt. */
+  timer: number;
+  /** SBI send_ipi. */
+  ipi: number;
+  /** SBI remote fences (remote SFENCE.VMA / FENCE.I on other vCPUs). */
+  remoteFence: number;
+  /** A load or store to an emulated device's register. */
+  mmio: number;
+  /** WFI with nothing pending: the vCPU gives its CPU up. */
+  wfi: number;
+  /** An interrupt the monitor delivers to the guest (a virtual timer, device or software interrupt). */
+  interrupt: number;
+  /** The first touch of a guest page: a machine page found, zeroed and mapped. */
+  pageFill: number;
+  /** A write to a shared (copy-on-write) page: a machine page found, 4 KiB copied, the mapping changed. */
+  pageCopy: number;
+  /** A guest-page fault that only gives back a permission the monitor took away, or finds the page held. */
+  protectionFault: number;
+  /** A physical CPU switching to another vCPU: its whole state saved and restored, first-level TLB emptied. */
+  worldSwitch: number;
+}
+
+/**
+ * An exit's way in and out, as KVM RISC-V's world switch does it (arch/riscv/kvm/vcpu_switch.S): 72
+ * instructions each way (23 host and 31 guest registers, 5 CSRs swapped and stored), and two traps whose
+ * pipeline refill is taken as 10 cycles each (an assumption for a simple in-order core).
+ */
+export const EXIT_ROUND_TRIP = 2 * 72 + 2 * 10;
+/** A 4 KiB page with 8-byte accesses: 512 stores to zero it, or 512 loads and 512 stores to copy it. */
+const PAGE_WORDS = 512;
+/** Finding a page on a node's free list and updating the pmap and memmap entries. */
+const PAGE_BOOKKEEPING = 40;
+
+export const DEFAULT_COSTS: MonitorCosts = {
+  // Disco's in-monitor refill handlers, which do not switch worlds (Disco §4.2.2, of the order of its R10000 figures).
+  secondLevelHit: 20,
+  walk: 60,
+  // The round trip and a dispatch on the extension and function (a table look-up and a call).
+  monitorCall: EXIT_ROUND_TRIP + 40,
+  // The dispatch, a read of the time and a write of the host's timer compare register, the pending bit cleared.
+  timer: EXIT_ROUND_TRIP + 60,
+  // The dispatch, a walk of the hart mask and a pending bit set and a kick per target.
+  ipi: EXIT_ROUND_TRIP + 80,
+  // The dispatch, the hart mask, and a request to each target to fence (its fence is its own work).
+  remoteFence: EXIT_ROUND_TRIP + 100,
+  // The trapped instruction decoded from htinst, the device found by address, its register emulated.
+  mmio: EXIT_ROUND_TRIP + 80,
+  // The round trip only: choosing another vCPU is the world switch's cost.
+  wfi: EXIT_ROUND_TRIP,
+  // The host's interrupt taken (a round trip), the source found, the guest's pending bit set (hvip).
+  interrupt: EXIT_ROUND_TRIP + 40,
+  pageFill: EXIT_ROUND_TRIP + PAGE_WORDS + PAGE_BOOKKEEPING,
+  pageCopy: EXIT_ROUND_TRIP + 2 * PAGE_WORDS + PAGE_BOOKKEEPING,
+  // The round trip and a look-up of the page's state.
+  protectionFault: EXIT_ROUND_TRIP + 20,
+  // Both ways of the switch, FP registers (32 each way, KVM's lazy FP saves them only if dirty: counted in
+  // full), the scheduler's choice, and the first-level TLB flushed.
+  worldSwitch: EXIT_ROUND_TRIP + 2 * 32 + 100,
+};
+
+/** The table with every cost multiplied by `factor` (0.5 and 2: how much a result depends on the table). */
+export function scaleCosts(costs: MonitorCosts, factor: number): MonitorCosts {
+  return Object.fromEntries(Object.entries(costs).map(([k, v]) => [k, v * factor])) as unknown as MonitorCosts;
+}
