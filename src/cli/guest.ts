@@ -27,7 +27,7 @@ export function registerGuestCommands(program: Command): void {
     .action(async (opts: { force?: boolean; cache?: string; jobs?: number }) => {
       try {
         const result = await buildGuest({ cacheDir: opts.cache, force: opts.force, jobs: opts.jobs });
-        if (result.cached) process.stderr.write(`guest: up to date (recipe ${result.artifacts.hash})\n`);
+        if (result.cached) process.stderr.write(`guest: up to date (guest ${result.artifacts.hash})\n`);
         process.stdout.write(`${result.artifacts.dir}\n`);
       } catch (error) {
         if (!(error instanceof StepError)) throw error;

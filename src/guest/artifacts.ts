@@ -3,7 +3,10 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { loadRecipe, recipeDir } from './recipe.js';
+import { PrivateApt } from './debian.js';
+import { currentVersions, hostChoices, systemFacts } from './host-versions.js';
+import { guestHash, loadRecipe, recipeDir } from './recipe.js';
+import type { HostChoices, PackageFacts } from './versions.js';
 
 export interface GuestArtifacts {
   /** The Linux `Image` (RISC-V boot image, loaded at a 2 MiB-aligned address). */
@@ -16,7 +19,7 @@ export interface GuestArtifacts {
   workloads: string;
   /** The artifact directory. */
   dir: string;
-  /** The recipe hash naming `dir`. */
+  /** The guest hash naming `dir`: the recipe and the package versions used (guestHash). */
   hash: string;
 }
 
@@ -54,13 +57,23 @@ export function artifactsIn(dir: string, hash: string): GuestArtifacts {
   };
 }
 
+/** The private apt of the guest build in a cache directory. */
+export function cacheApt(cacheDir: string, release: string): PrivateApt {
+  return new PrivateApt(join(cacheDir, 'debian'), release);
+}
+
 /**
- * The guest built from the current recipe, or undefined when there is none. Builds nothing: hashes the
- * recipe files (a few milliseconds) and looks for the finished directory, which a build only creates by
- * renaming a complete one into place.
+ * The guest built from the current recipe with the package versions a build would use now, or undefined
+ * when there is none. Builds nothing and needs no network: hashes the recipe files, asks dpkg and the
+ * package lists of the last build for the versions (tens of milliseconds), and looks for the finished
+ * directory, which a build only creates by renaming a complete one into place.
  */
-export function findBuiltGuest(cacheDir = defaultCacheDir()): GuestArtifacts | undefined {
-  const { hash } = loadRecipe(recipeDir());
+export function findBuiltGuest(cacheDir = defaultCacheDir(), versions?: { facts: PackageFacts; choices: HostChoices }): GuestArtifacts | undefined {
+  const recipe = loadRecipe(recipeDir());
+  const facts = versions?.facts ?? systemFacts(cacheApt(cacheDir, recipe.config.debian.release), recipe.config);
+  const used = currentVersions(facts, recipe.config, versions?.choices ?? hostChoices(recipe.config));
+  if (used === undefined) return undefined;
+  const hash = guestHash(recipe, used.versions);
   const dir = artifactDir(cacheDir, hash);
   if (!existsSync(join(dir, ARTIFACT_FILES.manifest))) return undefined;
   return artifactsIn(dir, hash);

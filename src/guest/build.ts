@@ -2,17 +2,21 @@
 
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ARTIFACT_FILES, artifactDir, artifactsIn, defaultCacheDir, type GuestArtifacts } from './artifacts.js';
+import { formatElapsed, StatusLine, type StatusOutput } from '../host/status-line.js';
+import { ARTIFACT_FILES, artifactDir, artifactsIn, cacheApt, defaultCacheDir, type GuestArtifacts } from './artifacts.js';
 import { buildBusybox } from './busybox.js';
-import { PrivateApt } from './debian.js';
+import type { PrivateApt } from './debian.js';
+import { currentVersions, hostChoices, systemFacts } from './host-versions.js';
 import { diskTree, initramfsImage, initramfsTree, writeExt4, type GuestContents } from './images.js';
 import { compileKernel, configureKernel, kernelSource, type KernelOptions } from './kernel.js';
-import { hashParts, loadRecipe, RECIPE_FORMAT, type Recipe } from './recipe.js';
+import { guestHash, hashParts, loadRecipe, RECIPE_FORMAT, type Recipe } from './recipe.js';
 import { StepError, StepRunner } from './steps.js';
 import { findToolchain, type Toolchain } from './toolchain.js';
+import { resolveVersions, versionWarning, type HostChoices, type PackageFacts, type Resolution, type UsedVersions } from './versions.js';
 import { buildWorkloads, referenceChecksums, sqliteAmalgamation } from './workloads.js';
 
 export interface BuildOptions {
@@ -22,7 +26,13 @@ export interface BuildOptions {
   /** Parallel jobs of each make (default: the host's CPUs). */
   jobs?: number;
   /** Where progress goes (default stderr). */
-  out?: NodeJS.WriteStream;
+  out?: StatusOutput;
+  /**
+   * What the machine and its archive say about package versions (default: dpkg and the private apt's
+   * lists; `updated`: after the build's `apt-get update`, default the same), and what of the machine the
+   * build may use (default: hostChoices). Tests give them; no update runs then.
+   */
+  versions?: { facts: PackageFacts; updated?: PackageFacts; choices: HostChoices };
 }
 
 export interface BuildResult {
@@ -45,38 +55,59 @@ const MS_PER_SECOND = 1000;
 export async function buildGuest(options: BuildOptions = {}): Promise<BuildResult> {
   const started = performance.now();
   const seconds = () => (performance.now() - started) / MS_PER_SECOND;
+  const out = options.out ?? process.stderr;
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const recipe = loadRecipe();
-  const finalDir = artifactDir(cacheDir, recipe.hash);
-  if (!options.force && existsSync(join(finalDir, ARTIFACT_FILES.manifest))) {
-    return { artifacts: artifactsIn(finalDir, recipe.hash), cached: true, seconds: seconds() };
-  }
+  const apt = cacheApt(cacheDir, recipe.config.debian.release);
+  const choices = options.versions?.choices ?? hostChoices(recipe.config);
+  // A cache hit needs no network: the versions installed now, and the package lists of the last build.
+  const known = currentVersions(options.versions?.facts ?? systemFacts(apt, recipe.config), recipe.config, choices);
+  const hit = known === undefined ? undefined : finished(cacheDir, guestHash(recipe, known.versions));
+  if (!options.force && hit !== undefined) return { artifacts: hit, cached: true, seconds: seconds() };
   const guestDir = join(cacheDir, 'guest');
   // Per process, so that two builds at once (two test runs) cannot mix their files; the last rename wins.
   const work = join(guestDir, `.work-${recipe.hash}-${process.pid}`);
   const staging = join(guestDir, `.new-${recipe.hash}-${process.pid}`);
-  removeAbandoned(guestDir);
+  await removeAbandoned(guestDir, out);
   mkdirSync(staging, { recursive: true });
-  const runner = new StepRunner(join(work, 'logs'), options.out);
+  const runner = new StepRunner(join(work, 'logs'), out);
   const onSignal = () => {
     runner.fail();
     rmSync(staging, { recursive: true, force: true });
     process.exit(SIGINT_STATUS);
   };
   process.once('SIGINT', onSignal);
+  let hash: string;
   try {
     runner.note(`guest: building recipe ${recipe.hash} in ${work} (logs in ${runner.logDir})`);
-    const manifest = await buildInto(runner, recipe, { cacheDir, work, staging, jobs: options.jobs ?? availableParallelism() });
+    const resolution = await runner.step('versions', async (log) => {
+      // The archive may have moved on since the last build: its lists first, unless the facts are given.
+      if (options.versions === undefined) await apt.update(log);
+      const facts = options.versions === undefined ? systemFacts(apt, recipe.config) : options.versions.updated ?? options.versions.facts;
+      const resolved = resolveVersions(recipe.config, facts, choices);
+      log.write(`${JSON.stringify(resolved, null, 2)}\n`);
+      return resolved;
+    });
+    const warning = versionWarning(resolution.differences);
+    if (warning !== undefined) runner.note(warning);
+    hash = guestHash(recipe, resolution.versions);
+    const finalDir = artifactDir(cacheDir, hash);
+    const already = finished(cacheDir, hash);
+    if (!options.force && already !== undefined) {
+      // The lists were stale: with fresh ones, the versions are those of a guest already built.
+      runner.finish();
+      rmSync(staging, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+      return { artifacts: already, cached: true, seconds: seconds() };
+    }
+    runner.note(`guest: building guest ${hash}`);
+    const manifest = await buildInto(runner, recipe, resolution, hash, { cacheDir, work, staging, jobs: options.jobs ?? availableParallelism(), apt });
     manifest.buildSeconds = Math.round(seconds());
     writeFileSync(join(staging, ARTIFACT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
     cpSync(runner.logDir, join(staging, 'logs'), { recursive: true });
     rmSync(finalDir, { recursive: true, force: true });
     renameSync(staging, finalDir);
     runner.finish();
-    // build.log went with the logs into the guest; the work directory is no longer needed.
-    rmSync(work, { recursive: true, force: true });
-    (options.out ?? process.stderr).write(`guest: built in ${seconds().toFixed(0)} s: ${finalDir}\n`);
-    return { artifacts: artifactsIn(finalDir, recipe.hash), cached: false, seconds: seconds() };
   } catch (error) {
     runner.fail();
     rmSync(staging, { recursive: true, force: true });
@@ -86,14 +117,46 @@ export async function buildGuest(options: BuildOptions = {}): Promise<BuildResul
     runner.finish();
     process.removeListener('SIGINT', onSignal);
   }
+  // build.log went with the logs into the guest; the work directory (the kernel's and busybox's objects) is no longer needed.
+  await removeSaying(work, 'the work directory (build objects; the guest is complete)', out);
+  const dir = artifactDir(cacheDir, hash);
+  out.write(`guest: built in ${seconds().toFixed(0)} s: ${dir}\n`);
+  return { artifacts: artifactsIn(dir, hash), cached: false, seconds: seconds() };
+}
+
+/** The finished guest of this hash in the cache, or undefined. */
+function finished(cacheDir: string, hash: string): GuestArtifacts | undefined {
+  const dir = artifactDir(cacheDir, hash);
+  return existsSync(join(dir, ARTIFACT_FILES.manifest)) ? artifactsIn(dir, hash) : undefined;
+}
+
+/**
+ * Removes a directory tree, saying so first: a kernel build's objects take seconds to delete. On a
+ * terminal a status line counts the time; the removal is asynchronous so that it can.
+ */
+async function removeSaying(dir: string, what: string, out: StatusOutput): Promise<void> {
+  let started = 0;
+  const status: StatusLine = new StatusLine(out, (): string => `guest: removing ${what}, ${formatElapsed(status.secondsSince(started))}`);
+  started = status.now();
+  status.print(`guest: removing ${what}: ${dir}`);
+  status.start();
+  try {
+    await rm(dir, { recursive: true, force: true });
+  } finally {
+    status.stop();
+  }
+  const took = status.secondsSince(started);
+  if (took >= 1) status.print(`guest: removed in ${took.toFixed(1)} s`);
 }
 
 /** Work and staging directories left by builds whose process is gone (failed or killed). */
-function removeAbandoned(guestDir: string): void {
+async function removeAbandoned(guestDir: string, out: StatusOutput): Promise<void> {
   if (!existsSync(guestDir)) return;
   for (const name of readdirSync(guestDir)) {
-    const match = /^\.(?:work|new)-[0-9a-f]+-(\d+)$/.exec(name);
-    if (match && !isAlive(Number(match[1]))) rmSync(join(guestDir, name), { recursive: true, force: true });
+    const match = /^\.(work|new)-[0-9a-f]+-(\d+)$/.exec(name);
+    if (match && !isAlive(Number(match[2]))) {
+      await removeSaying(join(guestDir, name), `the ${match[1] === 'work' ? 'work' : 'staging'} directory of an earlier build that did not finish`, out);
+    }
   }
 }
 
@@ -112,42 +175,63 @@ interface Places {
   work: string;
   staging: string;
   jobs: number;
+  apt: PrivateApt;
 }
 
 export interface Manifest {
   format: string;
+  /** The guest hash (the directory's name). */
   hash: string;
+  /** The recipe hash: guest/ without the versions recipe.json records. */
+  recipe: string;
   kernelRelease: string;
-  toolchain: { origin: Toolchain['origin']; version: string };
-  debian: Recipe['config']['debian']['sources'] & { kernel: string };
+  toolchain: { origin: Toolchain['origin']; version: string; packages: Record<string, string | null> };
+  /** The Debian versions used: each source package, and the kernel source as `<package> <version>`. */
+  debian: Record<string, string> & { kernel: string };
   files: Record<string, { bytes: number; sha256: string }>;
   buildSeconds?: number;
 }
 
-async function buildInto(runner: StepRunner, recipe: Recipe, p: Places): Promise<Manifest> {
+/** The manifest's record of the versions a build used. */
+export function manifestVersions(versions: UsedVersions): Pick<Manifest, 'debian'> & { toolchainPackages: Manifest['toolchain']['packages'] } {
+  return {
+    debian: { ...versions.sources, kernel: `${versions.kernelSource.package} ${versions.kernelSource.version}` },
+    toolchainPackages: versions.toolchain.packages,
+  };
+}
+
+/** Where the kernel step keeps the number of objects the last kernel build compiled: its measure of progress. */
+const OBJECTS_FILE = 'objects';
+
+async function buildInto(runner: StepRunner, recipe: Recipe, resolution: Resolution, hash: string, p: Places): Promise<Manifest> {
   const config = recipe.config;
+  const used = resolution.versions;
   const epoch = config.sourceDateEpoch;
-  const apt = new PrivateApt(join(p.cacheDir, 'debian'), config.debian.release);
+  const apt = p.apt;
   const srcDir = join(p.cacheDir, 'src');
   const versionOf = (name: string) => {
-    const version = config.debian.sources[name];
-    if (version === undefined) throw new Error(`guest/recipe.json pins no version of ${name}`);
+    const version = used.sources[name];
+    if (version === undefined) throw new Error(`guest/recipe.json names no source package ${name}`);
     return version;
   };
-  const toolchain = runner.step('toolchain', (log) => findToolchain(log, apt, p.cacheDir, config.debian.toolchain));
+  const toolchain = runner.step('toolchain', (log) => findToolchain(log, apt, p.cacheDir, used.toolchain));
 
   const kernel = (async () => {
     const tools = await toolchain;
     const fragment = join(recipe.dir, 'kernel.config');
     // The kernel takes most of a build: it is kept by a hash of its own inputs, so that a change to the
     // workloads or the root file system does not build it again.
-    const key = kernelKey(config.debian.kernelSource, readFileSync(fragment), tools, epoch);
+    const key = kernelKey({ ...config.debian.kernelSource, version: used.kernelSource.version }, readFileSync(fragment), tools, epoch);
     const kept = keptKernel(p.cacheDir, key);
     if (kept !== undefined) return runner.step('kernel', async (log) => { log.write(`kernel ${key} from the cache: ${kept.image}\n`); return kept; });
-    const source = await runner.step('kernel-source', (log) => kernelSource(log, apt, p.cacheDir, config));
+    const source = await runner.step('kernel-source', (log) => kernelSource(log, apt, p.cacheDir, used.kernelSource, config.debian.kernelSource.tarball));
     const options: KernelOptions = { source, outDir: join(p.work, 'linux'), fragment, toolchain: tools, jobs: p.jobs, epoch };
     await runner.step('kernel-config', (log) => configureKernel(log, options));
-    const built = await runner.step('kernel', (log) => compileKernel(log, options));
+    const objectsFile = join(p.cacheDir, 'kernel', OBJECTS_FILE);
+    const previous = existsSync(objectsFile) ? Number.parseInt(readFileSync(objectsFile, 'utf8'), 10) : undefined;
+    const built = await runner.step('kernel', (log) => compileKernel(log, options, Number.isInteger(previous) ? previous : undefined));
+    mkdirSync(join(p.cacheDir, 'kernel'), { recursive: true });
+    writeFileSync(objectsFile, `${built.objects}\n`);
     return keepKernel(p.cacheDir, key, built);
   })();
 
@@ -177,7 +261,7 @@ async function buildInto(runner: StepRunner, recipe: Recipe, p: Places): Promise
     sqlite3: readFileSync(user.workloads.sqlite3),
     rootfs: recipe.files.filter((f) => f.path.startsWith('rootfs/')).map((f) => ({ ...f, path: f.path.slice('rootfs/'.length) })),
     reference: user.reference,
-    release: `Mirrorball guest ${recipe.hash}: Linux ${kernelBuild.release}, busybox ${versionOf('busybox')}, sqlite ${versionOf('sqlite3')}\n`,
+    release: `Mirrorball guest ${hash}: Linux ${kernelBuild.release}, busybox ${versionOf('busybox')}, sqlite ${versionOf('sqlite3')}\n`,
   };
   const s = p.staging;
   await runner.step('initramfs', async () => writeFileSync(join(s, ARTIFACT_FILES.initramfs), initramfsImage(initramfsTree(contents, epoch))));
@@ -195,12 +279,14 @@ async function buildInto(runner: StepRunner, recipe: Recipe, p: Places): Promise
     const data = readFileSync(join(s, name));
     files[name] = { bytes: statSync(join(s, name)).size, sha256: createHash('sha256').update(data).digest('hex') };
   }
+  const recorded = manifestVersions(used);
   return {
     format: RECIPE_FORMAT,
-    hash: recipe.hash,
+    hash,
+    recipe: recipe.hash,
     kernelRelease: kernelBuild.release,
-    toolchain: { origin: tools.origin, version: tools.version },
-    debian: { ...config.debian.sources, kernel: `${config.debian.kernelSource.package} ${config.debian.kernelSource.version}` },
+    toolchain: { origin: tools.origin, version: tools.version, packages: recorded.toolchainPackages },
+    debian: recorded.debian,
     files,
   };
 }

@@ -1,8 +1,10 @@
 // Debian packages without root: apt-get with its own sources, lists and archives in the cache, and dpkg -x.
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { StepLog } from './steps.js';
+import { compareDebianVersions } from './versions.js';
 
 /** One apt source: the archive URIs, suites and components (deb822 fields, apt sources.list(5)). */
 export interface AptSource {
@@ -34,7 +36,40 @@ export function hostAptSources(release: string): AptSource[] {
     }
   }
   const all = texts.flatMap(({ text, deb822 }) => (deb822 ? parseDeb822Sources(text) : parseOneLineSources(text)));
-  return forRelease(all, release);
+  return mergeSources(forRelease(all, release));
+}
+
+/**
+ * Each archive suite once. The host may name one twice (a `deb` and a `deb-src` line, or the same archive
+ * in sources.list and in a .sources file), and our sources ask for binaries and sources of each entry,
+ * so apt would warn that a target is configured multiple times. Entries of one URI and suite are merged
+ * (their components joined, the first Signed-By kept); then the suites of one URI with the same components
+ * and key share a stanza again.
+ */
+export function mergeSources(sources: readonly AptSource[]): AptSource[] {
+  const bySuite = new Map<string, AptSource>();
+  for (const source of sources) {
+    for (const rawUri of source.uris) {
+      const uri = rawUri.replace(/\/+$/, '');
+      for (const suite of source.suites) {
+        const key = `${uri} ${suite}`;
+        const seen = bySuite.get(key);
+        if (seen === undefined) bySuite.set(key, { uris: [uri], suites: [suite], components: [...source.components], signedBy: source.signedBy });
+        else {
+          for (const c of source.components) if (!seen.components.includes(c)) seen.components.push(c);
+          seen.signedBy ??= source.signedBy;
+        }
+      }
+    }
+  }
+  const stanzas = new Map<string, AptSource>();
+  for (const entry of bySuite.values()) {
+    const key = `${entry.uris[0]} ${entry.components.join(' ')} ${entry.signedBy ?? ''}`;
+    const stanza = stanzas.get(key);
+    if (stanza === undefined) stanzas.set(key, { ...entry, suites: [...entry.suites] });
+    else stanza.suites.push(...entry.suites);
+  }
+  return [...stanzas.values()];
 }
 
 /** Keeps the sources of one release, each with only that release's suites. */
@@ -114,6 +149,39 @@ export class PrivateApt {
     private readonly release: string,
   ) {}
 
+  private listsDir(): string {
+    return join(this.dir, 'lists');
+  }
+
+  /** True when an earlier `update` left package lists to read. */
+  hasLists(): boolean {
+    return existsSync(this.listsDir()) && readdirSync(this.listsDir()).some((name) => /_(?:Packages|Sources)(?:\.[a-z0-9]+)?$/.test(name));
+  }
+
+  /**
+   * `apt-cache` over our lists, offline (the lists of the last update): its standard output, or '' when
+   * it cannot answer (no lists yet). apt-cache does not write its binary caches here.
+   */
+  query(args: readonly string[]): string {
+    if (!this.hasLists()) return '';
+    const options = [...this.options(), '-o', 'Dir::Cache::pkgcache=', '-o', 'Dir::Cache::srcpkgcache='];
+    try {
+      return execFileSync('apt-cache', [...options, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 2 ** 20 });
+    } catch (error) {
+      return String((error as { stdout?: string }).stdout ?? '');
+    }
+  }
+
+  /** The candidates of binary packages (`apt-cache policy`): name → version; names without one are absent. */
+  candidates(names: readonly string[]): Map<string, string> {
+    return names.length === 0 ? new Map() : parsePolicyCandidates(this.query(['policy', ...names]));
+  }
+
+  /** The newest version of each source package in the archive (`apt-cache showsrc --only-source`). */
+  sourceCandidates(names: readonly string[]): Map<string, string> {
+    return names.length === 0 ? new Map() : newestSourceVersions(this.query(['showsrc', '--only-source', ...names]));
+  }
+
   private options(): string[] {
     const options = [
       `Dir::Etc::SourceList=${join(this.dir, 'none.list')}`,
@@ -136,8 +204,11 @@ export class PrivateApt {
       for (const sub of ['sources.list.d', 'lists/partial', 'cache/archives/partial']) mkdirSync(join(this.dir, sub), { recursive: true });
       writeFileSync(join(this.dir, 'none.list'), '');
       writeFileSync(join(this.dir, 'sources.list.d', 'mirrorball.sources'), renderSources(sources));
+      const hadLists = this.hasLists();
       await log.run('apt-get', [...this.options(), '-q', 'update']).catch((error: Error) => {
-        throw new Error(`apt-get update failed (is the Debian archive reachable?): ${error.message}`);
+        // Offline with lists from an earlier build: build from what they say rather than not at all.
+        if (hadLists) log.write(`apt-get update failed (${error.message}); going on with the package lists of the last update\n`);
+        else throw new Error(`apt-get update failed (is the Debian archive reachable?): ${error.message}`);
       });
     })();
     return this.updated;
@@ -181,4 +252,48 @@ export class PrivateApt {
 export async function extractDebs(log: StepLog, debs: readonly string[], root: string): Promise<void> {
   mkdirSync(root, { recursive: true });
   for (const deb of debs) await log.run('dpkg', ['-x', deb, root]);
+}
+
+/** `Candidate:` of each package in `apt-cache policy` output; `(none)` is left out. */
+export function parsePolicyCandidates(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let current: string | undefined;
+  for (const line of text.split('\n')) {
+    const name = /^(\S+):$/.exec(line);
+    if (name) current = name[1];
+    const candidate = /^\s+Candidate:\s+(\S+)/.exec(line);
+    if (candidate && current !== undefined && candidate[1] !== '(none)') out.set(current, candidate[1]!);
+  }
+  return out;
+}
+
+/** The newest `Version:` of each `Package:` in `apt-cache showsrc` output (one record per archive entry). */
+export function newestSourceVersions(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const record of text.split(/\n\s*\n/)) {
+    const name = /^Package:\s*(\S+)/m.exec(record)?.[1];
+    const version = /^Version:\s*(\S+)/m.exec(record)?.[1];
+    if (name === undefined || version === undefined) continue;
+    const seen = out.get(name);
+    if (seen === undefined || compareDebianVersions(version, seen) > 0) out.set(name, version);
+  }
+  return out;
+}
+
+/** Installed versions of binary packages (`dpkg-query`): name → version; packages not installed are absent. */
+export function installedVersions(names: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  if (names.length === 0) return out;
+  let text: string;
+  try {
+    text = execFileSync('dpkg-query', ['-W', '-f', '${Package}\t${Status}\t${Version}\n', ...names], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch (error) {
+    // Exit status 1 when some package is unknown; the others are still listed.
+    text = String((error as { stdout?: string }).stdout ?? '');
+  }
+  for (const line of text.split('\n')) {
+    const [name, status, version] = line.split('\t');
+    if (name && version && status === 'install ok installed') out.set(name, version);
+  }
+  return out;
 }

@@ -1,13 +1,12 @@
 // The guest kernel: Debian's linux-source, allnoconfig + guest/kernel.config (checked line by line), `make Image`.
 
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkFragment, parseFragment } from './config-fragment.js';
 import { extractDebs, type PrivateApt } from './debian.js';
-import type { RecipeConfig } from './recipe.js';
 import type { StepLog } from './steps.js';
-import { CROSS_PREFIX, TOOLCHAIN_ENV, type Toolchain } from './toolchain.js';
+import { CROSS_PREFIX, type Toolchain } from './toolchain.js';
+import type { UsedVersions } from './versions.js';
 
 /** Fixed build identity, so that `uname -a` and the Image do not depend on who built it or when. */
 export function reproducibleEnv(base: NodeJS.ProcessEnv, epoch: number): NodeJS.ProcessEnv {
@@ -23,37 +22,22 @@ export function reproducibleEnv(base: NodeJS.ProcessEnv, epoch: number): NodeJS.
   };
 }
 
-/** The installed package's version, or undefined when it is not installed. */
-function installedVersion(name: string): string | undefined {
-  try {
-    const out = execFileSync('dpkg-query', ['-W', '-f', '${Status} ${Version}', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const match = /^install ok installed (\S+)$/.exec(out.trim());
-    return match?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The unpacked kernel tree, cached as `<cacheDir>/src/<package>-<version>`. The source tarball comes from
- * the installed linux-source package when it is the pinned version, else from the package downloaded and
- * unpacked with dpkg -x.
+ * the installed linux-source package when the versions chose it (versions.ts), else from the package
+ * downloaded at the chosen version and unpacked with dpkg -x.
  */
-export async function kernelSource(log: StepLog, apt: PrivateApt, cacheDir: string, recipe: RecipeConfig): Promise<string> {
-  const { package: name, version, tarball } = recipe.debian.kernelSource;
+export async function kernelSource(log: StepLog, apt: PrivateApt, cacheDir: string, used: UsedVersions['kernelSource'], tarball: string): Promise<string> {
+  const { package: name, version, from } = used;
   const srcRoot = join(cacheDir, 'src');
   const tree = join(srcRoot, `${name}-${version}`);
   if (existsSync(tree)) return tree;
   let archive = join('/', tarball);
-  const installed = installedVersion(name);
-  const forced = process.env[TOOLCHAIN_ENV] === 'debian';
-  const useInstalled = installed === version && existsSync(archive) && !forced;
   const download = join(srcRoot, `.${name}-${version}.download`);
   rmSync(download, { recursive: true, force: true });
-  if (useInstalled) log.write(`using the installed ${name} ${installed}: ${archive}\n`);
+  if (from === 'installed') log.write(`using the installed ${name} ${version}: ${archive}\n`);
   else {
-    const why = forced ? `${TOOLCHAIN_ENV}=debian` : `installed: ${installed ?? 'none'}`;
-    log.write(`downloading ${name} ${version} (${why})\n`);
+    log.write(`downloading ${name} ${version}, the archive's candidate\n`);
     const debs = await apt.download(log, { [name]: version }, join(download, 'debs'));
     await extractDebs(log, debs, join(download, 'root'));
     archive = join(download, 'root', tarball);
@@ -95,9 +79,33 @@ export async function configureKernel(log: StepLog, o: KernelOptions): Promise<v
   }
 }
 
-/** `make Image`; returns the Image's path and the kernel release string. */
-export async function compileKernel(log: StepLog, o: KernelOptions): Promise<{ image: string; release: string }> {
-  await log.run('make', [...makeArgs(o), `-j${o.jobs}`, 'Image'], { env: reproducibleEnv(o.toolchain.env, o.epoch) });
+/** A line of kbuild's quiet output for an object it compiled or assembled: `  CC      kernel/fork.o`. */
+const OBJECT_LINE = /^\s+(?:CC|AS)\s+\S+\.o$/;
+
+/** True when a line of make's output reports an object compiled (the kernel step's measure of progress). */
+export function isObjectLine(line: string): boolean {
+  return OBJECT_LINE.test(line);
+}
+
+/** How far the kernel build is: objects compiled so far, out of the previous build's total when there was one. */
+export function objectProgress(compiled: number, previousTotal: number | undefined): string {
+  if (previousTotal === undefined || previousTotal <= 0) return `${compiled} objects`;
+  if (compiled > previousTotal) return `${compiled} objects (${previousTotal} last time)`;
+  return `${compiled}/${previousTotal} objects (${Math.floor((100 * compiled) / previousTotal)} %)`;
+}
+
+/**
+ * `make Image`; returns the Image's path, the kernel release string and how many objects make compiled
+ * (the next build's measure of progress: kbuild's `CC`/`AS` lines of objects, counted as they come).
+ */
+export async function compileKernel(log: StepLog, o: KernelOptions, previousObjects?: number): Promise<{ image: string; release: string; objects: number }> {
+  let objects = 0;
+  const onLine = (line: string) => {
+    if (!isObjectLine(line)) return;
+    objects++;
+    log.progress(objectProgress(objects, previousObjects));
+  };
+  await log.run('make', [...makeArgs(o), `-j${o.jobs}`, 'Image'], { env: reproducibleEnv(o.toolchain.env, o.epoch), onLine });
   const release = readFileSync(join(o.outDir, 'include', 'config', 'kernel.release'), 'utf8').trim();
-  return { image: join(o.outDir, 'arch', 'riscv', 'boot', 'Image'), release };
+  return { image: join(o.outDir, 'arch', 'riscv', 'boot', 'Image'), release, objects };
 }

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashParts, loadRecipe, readRecipeFiles, hashRecipeFiles, recipeDir, RecipeError, HASH_DIGITS } from './recipe.js';
+import { resolveVersions } from './versions.js';
+import { guestHash, hashParts, loadRecipe, readRecipeFiles, hashRecipeFiles, recipeDir, RecipeError, HASH_DIGITS, type RecipeConfig } from './recipe.js';
 import { artifactDir, defaultCacheDir, findBuiltGuest, ARTIFACT_FILES } from './artifacts.js';
 
 let work: string;
@@ -47,13 +48,32 @@ describe('recipe hash', () => {
     assert.notEqual(hashOf(recipe), before);
   });
 
-  it('changes when a pinned package version changes', () => {
+  it('does not change when only the recorded versions, the comment or the layout of recipe.json change (the versions used are in the guest hash)', () => {
     const before = loadRecipe(recipe).hash;
     const path = join(recipe, 'recipe.json');
-    const config = loadRecipe(recipe).config;
+    const config = loadRecipe(recipe).config as RecipeConfig & { comment?: string };
     config.debian.sources.busybox = '1:1.36.1-1';
-    writeFileSync(path, JSON.stringify(config, null, 2));
-    assert.notEqual(loadRecipe(recipe).hash, before);
+    config.debian.kernelSource.version = '6.1.999-1';
+    config.debian.toolchain['binutils-riscv64-linux-gnu'] = '2.41-1';
+    config.comment = 'another comment';
+    writeFileSync(path, JSON.stringify(config));
+    assert.equal(loadRecipe(recipe).hash, before);
+  });
+
+  it('changes when what the build reads of recipe.json changes: a package, the kernel tarball, the disk', () => {
+    const path = join(recipe, 'recipe.json');
+    const original = loadRecipe(recipe);
+    const changed = (edit: (config: RecipeConfig) => void) => {
+      const config = structuredClone(original.config);
+      edit(config);
+      writeFileSync(path, JSON.stringify(config));
+      return loadRecipe(recipe).hash;
+    };
+    assert.notEqual(changed((c) => { c.debian.sources.zlib = '1:1.2.13.dfsg-1'; }), original.hash);
+    assert.notEqual(changed((c) => { c.debian.toolchain['gcc-13-riscv64-linux-gnu'] = '13.2.0-1'; }), original.hash);
+    assert.notEqual(changed((c) => { c.debian.kernelSource.package = 'linux-source-6.6'; }), original.hash);
+    assert.notEqual(changed((c) => { c.disk.sizeMiB = 128; }), original.hash);
+    assert.equal(changed(() => {}), original.hash);
   });
 
   it('ignores editor backup files', () => {
@@ -76,17 +96,35 @@ describe('recipe hash', () => {
 });
 
 describe('findBuiltGuest', () => {
-  it('finds only a complete artifact directory named by the current hash', () => {
+  /** The machine of the tests: every package of the recipe installed or in the archive at the recorded version. */
+  const config = loadRecipe().config;
+  const versions = {
+    facts: {
+      installed: (name: string) => (name === config.debian.kernelSource.package ? config.debian.kernelSource.version : config.debian.toolchain[name]),
+      candidate: () => undefined,
+      sourceCandidate: (name: string) => config.debian.sources[name],
+    },
+    choices: { installedKernel: true, hostToolchain: true },
+  };
+
+  it('finds only a complete artifact directory named by the current hash and versions', () => {
     const cache = join(work, 'cache');
-    assert.equal(findBuiltGuest(cache), undefined);
-    const dir = artifactDir(cache, loadRecipe().hash);
+    assert.equal(findBuiltGuest(cache, versions), undefined);
+    const hash = guestHash(loadRecipe(), resolveVersions(config, versions.facts, versions.choices).versions);
+    const dir = artifactDir(cache, hash);
     mkdirSync(dir, { recursive: true });
-    assert.equal(findBuiltGuest(cache), undefined, 'no manifest yet: not a finished build');
+    assert.equal(findBuiltGuest(cache, versions), undefined, 'no manifest yet: not a finished build');
     writeFileSync(join(dir, ARTIFACT_FILES.manifest), '{}');
-    const found = findBuiltGuest(cache);
+    const found = findBuiltGuest(cache, versions);
     assert.equal(found?.dir, dir);
     assert.equal(found?.kernel, join(dir, 'Image'));
-    assert.equal(found?.hash, loadRecipe().hash);
+    assert.equal(found?.hash, hash);
+    const moved = { ...versions, facts: { ...versions.facts, installed: (name: string) => (name === config.debian.kernelSource.package ? '6.1.999-1' : versions.facts.installed(name)) } };
+    assert.equal(findBuiltGuest(cache, moved), undefined, 'another installed kernel source: another guest');
+  });
+
+  it('finds nothing, without an error, when no build has fetched the package lists', () => {
+    assert.equal(findBuiltGuest(join(work, 'empty-cache'), { ...versions, facts: { ...versions.facts, sourceCandidate: () => undefined } }), undefined);
   });
 
   it('uses $MIRRORBALL_CACHE, then $XDG_CACHE_HOME', () => {

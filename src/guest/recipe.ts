@@ -4,12 +4,13 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { versionIdentity, type UsedVersions } from './versions.js';
 
 /**
  * Bump when the build code changes what it produces from the same recipe files (a new step, other compiler
  * flags, another image layout): the hash then changes and old cache entries are no longer used.
  */
-export const RECIPE_FORMAT = 'mirrorball-guest/1';
+export const RECIPE_FORMAT = 'mirrorball-guest/2';
 
 /** Hex digits of the recipe hash used in directory names: 64 bits, plenty for a local cache. */
 export const HASH_DIGITS = 16;
@@ -19,12 +20,13 @@ const IGNORED = /(^|\/)(\.DS_Store|[^/]*~|\.#[^/]*|[^/]*\.swp)$/;
 const EXEC_BITS = 0o111;
 
 export interface RecipeConfig {
+  /** The versions below are the ones the last build used (versions.ts): the build follows the archive, and warns when they differ. */
   debian: {
     release: string;
-    /** Source packages built here, name → exact Debian version. */
+    /** Source packages built here, name → Debian version last used. */
     sources: Record<string, string>;
     kernelSource: { package: string; version: string; tarball: string };
-    /** Binary packages of the cross toolchain, used when it is not installed: name → exact version. */
+    /** Binary packages of the cross toolchain, downloaded when no cross compiler is installed: name → version last used. */
     toolchain: Record<string, string>;
   };
   /** Every timestamp in the images. */
@@ -41,6 +43,10 @@ export interface RecipeFile {
 
 export interface Recipe {
   dir: string;
+  /**
+   * The hash of the recipe's files, recipe.json by its meaning: without its comment and the versions it
+   * records, which enter a guest's hash only as the versions a build uses (guestHash).
+   */
   hash: string;
   files: RecipeFile[];
   config: RecipeConfig;
@@ -111,7 +117,30 @@ export function loadRecipe(dir = recipeDir()): Recipe {
     throw new RecipeError(`${join(dir, 'recipe.json')}: ${(error as Error).message}`);
   }
   validate(config);
-  return { dir, hash: hashRecipeFiles(files), files, config };
+  const hashed = files.map((f) => (f === configFile ? { ...f, data: Buffer.from(canonicalConfig(config)) } : f));
+  return { dir, hash: hashRecipeFiles(hashed), files, config };
+}
+
+/** recipe.json as the build reads it: keys sorted, no comment, package names without their recorded versions. */
+export function canonicalConfig(config: RecipeConfig): string {
+  const names = (versions: Record<string, string>) => Object.keys(versions).sort();
+  const { comment: _comment, ...rest } = config as RecipeConfig & { comment?: unknown };
+  const { version: _version, ...kernelSource } = config.debian.kernelSource;
+  const meaning = { ...rest, debian: { ...config.debian, sources: names(config.debian.sources), kernelSource, toolchain: names(config.debian.toolchain) } };
+  return JSON.stringify(meaning, (_key, value: unknown) =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  );
+}
+
+/**
+ * The hash naming a built guest (`<cache>/guest/<hash>`): the recipe, and the package versions the build
+ * uses. Changing a version recorded in recipe.json changes nothing; the archive or the machine offering
+ * another version does.
+ */
+export function guestHash(recipe: Pick<Recipe, 'hash'>, versions: UsedVersions): string {
+  return hashParts([RECIPE_FORMAT, recipe.hash, JSON.stringify(versionIdentity(versions))]);
 }
 
 function validate(config: RecipeConfig): void {

@@ -46,4 +46,32 @@ describe('build steps', () => {
     const runner = new StepRunner(join(dir, 'missing'), quiet);
     await assert.rejects(runner.step('tool', (log) => log.run('no-such-tool-mirrorball', [])), /step "tool": cannot run no-such-tool-mirrorball/);
   });
+
+  it('hands each line of a command\'s output to onLine and still logs it; a terminal shows the step\'s progress beside its name', async () => {
+    const screen: string[] = [];
+    const tty = { isTTY: true, columns: 100, write: (text: string) => screen.push(text) > 0 };
+    const runner = new StepRunner(join(dir, 'progress'), tty);
+    const seen: string[] = [];
+    await runner.step('count', async (log) => {
+      await log.run('sh', ['-c', 'printf "  CC      a.o\\n  LD      b\\n  CC      c.o"'], { onLine: (line) => seen.push(line) });
+      log.progress('2/5 objects');
+      runner.note('a note');
+    });
+    runner.finish();
+    assert.deepEqual(seen, ['  CC      a.o', '  LD      b', '  CC      c.o'], 'the last line without a newline too');
+    assert.match(readFileSync(join(dir, 'progress', 'count.log'), 'utf8'), /LD {6}b/);
+    const afterNote = screen.slice(screen.indexOf('a note\n') + 1).join('');
+    assert.match(afterNote, /guest: count \d+ s 2\/5 objects/);
+  });
+
+  it('without a terminal, prints no status line and no progress more than once a minute', async () => {
+    const printed: string[] = [];
+    const plain = { isTTY: false, write: (text: string) => printed.push(text) > 0 };
+    const runner = new StepRunner(join(dir, 'plain'), plain);
+    await runner.step('count', async (log) => {
+      for (let i = 0; i < 100; i++) log.progress(`${i}/100 objects`);
+    });
+    assert.deepEqual(printed.filter((l) => /objects/.test(l)), []);
+    assert.ok(printed.every((l) => !l.includes('\r')));
+  });
 });

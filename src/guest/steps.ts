@@ -1,9 +1,9 @@
 // Build steps of `mirrorball guest build`: one log file per step, progress on stderr, commands run into the log.
 
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { formatElapsed, StatusLine, type StatusOutput } from '../host/status-line.js';
 
 /** A failed step: which one, and the log that says why. Its message is the one line the user sees. */
 export class StepError extends Error {
@@ -25,62 +25,66 @@ export interface StepLog {
   run(command: string, args: readonly string[], options?: RunOptions): Promise<void>;
   /** Runs a command and returns its standard output (standard error goes to the log). */
   capture(command: string, args: readonly string[], options?: RunOptions): Promise<string>;
+  /** How far the step is, shown beside its name ("312/725 objects"). */
+  progress(detail: string): void;
 }
 
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** Sees each line of the command's standard output (which still goes to the log). */
+  onLine?: (line: string) => void;
 }
 
-/** How often the terminal status line is redrawn. */
-const REDRAW_MS = 1000;
 const MS_PER_SECOND = 1000;
-/** Width of the status line when the terminal does not say. */
-const DEFAULT_COLUMNS = 80;
+/** Without a terminal, a step's progress is a plain line at most this often. */
+const PLAIN_PROGRESS_MS = 60_000;
+
+interface ActiveStep {
+  started: number;
+  detail?: string;
+  /** When its progress was last printed as a plain line. */
+  printed: number;
+}
 
 /**
  * Runs named steps with a log each, reports progress (a redrawn status line on a terminal, plain lines
  * otherwise, and every line also in build.log), and stops every running command when one step fails.
  */
 export class StepRunner {
-  private readonly active = new Map<string, number>();
+  private readonly active = new Map<string, ActiveStep>();
   private readonly children = new Set<number>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly status: StatusLine;
   private failed = false;
   readonly mainLog: string;
 
   constructor(
     readonly logDir: string,
-    private readonly out: NodeJS.WriteStream = process.stderr,
+    out: StatusOutput = process.stderr,
   ) {
     mkdirSync(logDir, { recursive: true });
     this.mainLog = join(logDir, 'build.log');
-  }
-
-  private get tty(): boolean {
-    return this.out.isTTY === true;
+    this.status = new StatusLine(out, () => this.render());
   }
 
   /** A line for the user and build.log. */
   note(text: string): void {
     appendFileSync(this.mainLog, `${text}\n`);
-    if (this.tty) this.out.write('\r\x1b[K');
-    this.out.write(`${text}\n`);
-    if (this.tty) this.redraw();
+    this.status.print(text);
   }
 
   async step<T>(name: string, body: (log: StepLog) => Promise<T>): Promise<T> {
     if (this.failed) throw new StepError(name, undefined, 'another step failed first');
     const path = join(this.logDir, `${name}.log`);
-    const started = performance.now();
-    this.active.set(name, started);
-    if (!this.tty) this.note(`guest: ${name} ...`);
-    this.startTimer();
+    const started = this.status.now();
+    this.active.set(name, { started, printed: started });
+    if (!this.status.shown) this.note(`guest: ${name} ...`);
+    this.status.start();
     const log = this.logFor(name, path);
     try {
       const result = await body(log);
       this.active.delete(name);
-      this.note(`guest: ${name} done in ${((performance.now() - started) / MS_PER_SECOND).toFixed(1)} s`);
+      this.note(`guest: ${name} done in ${this.status.secondsSince(started).toFixed(1)} s`);
       return result;
     } catch (error) {
       this.active.delete(name);
@@ -89,8 +93,18 @@ export class StepRunner {
       this.fail();
       throw stepError;
     } finally {
-      if (this.active.size === 0) this.stopTimer();
+      if (this.active.size === 0) this.status.stop();
     }
+  }
+
+  private progress(name: string, detail: string): void {
+    const step = this.active.get(name);
+    if (step === undefined) return;
+    step.detail = detail;
+    // A terminal shows it on the next redraw; a log gets a line now and then.
+    if (this.status.shown || this.status.now() - step.printed < PLAIN_PROGRESS_MS) return;
+    step.printed = this.status.now();
+    this.note(`guest: ${name} ${detail}, ${formatElapsed(this.status.secondsSince(step.started))}`);
   }
 
   /** Stops every command still running (their process groups), so a failure ends the build at once. */
@@ -106,7 +120,7 @@ export class StepRunner {
   }
 
   finish(): void {
-    this.stopTimer();
+    this.status.stop();
   }
 
   private logFor(step: string, path: string): StepLog {
@@ -118,16 +132,26 @@ export class StepRunner {
         write(`$ ${[command, ...args].join(' ')}${options.cwd ? `   (in ${options.cwd})` : ''}\n`);
         const fd = openSync(path, 'a');
         let stdout = '';
+        let partial = '';
+        const piped = captureOut || options.onLine !== undefined;
         // Its own process group, so that make's children are stopped with it.
-        const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', captureOut ? 'pipe' : fd, fd], detached: true });
+        const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', piped ? 'pipe' : fd, fd], detached: true });
         if (child.pid !== undefined) this.children.add(child.pid);
-        child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+        child.stdout?.on('data', (chunk: Buffer) => {
+          if (captureOut) stdout += chunk.toString('utf8');
+          if (options.onLine === undefined) return;
+          writeSync(fd, chunk);
+          const lines = (partial + chunk.toString('utf8')).split('\n');
+          partial = lines.pop() ?? '';
+          for (const line of lines) options.onLine(line);
+        });
         let finished = false;
         // A command that cannot start emits both 'error' and 'close'.
         const done = (error: Error | undefined, code: number | null, signal: NodeJS.Signals | null) => {
           if (finished) return;
           finished = true;
           if (child.pid !== undefined) this.children.delete(child.pid);
+          if (partial !== '') options.onLine?.(partial);
           closeSync(fd);
           if (error) return reject(new StepError(step, path, `cannot run ${command}: ${error.message}`));
           if (code === 0) return resolve(stdout);
@@ -143,26 +167,13 @@ export class StepRunner {
       write: (text) => write(text),
       run: async (command, args, options) => void (await run(command, args, options)),
       capture: (command, args, options) => run(command, args, options, true),
+      progress: (detail) => this.progress(step, detail),
     };
   }
 
-  private startTimer(): void {
-    if (!this.tty || this.timer !== undefined) return;
-    this.timer = setInterval(() => this.redraw(), REDRAW_MS);
-    this.timer.unref();
-  }
-
-  private stopTimer(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
-    if (this.tty) this.out.write('\r\x1b[K');
-  }
-
-  private redraw(): void {
-    if (!this.tty || this.active.size === 0) return;
-    const now = performance.now();
-    const parts = [...this.active].map(([name, started]) => `${name} ${Math.floor((now - started) / MS_PER_SECOND)}s`);
-    const width = this.out.columns || DEFAULT_COLUMNS;
-    this.out.write(`\r\x1b[K${`guest: ${parts.join(', ')}`.slice(0, width - 1)}`);
+  /** The status line: every running step with its time and progress. */
+  private render(): string {
+    const parts = [...this.active].map(([name, step]) => `${name} ${formatElapsed(this.status.secondsSince(step.started))}${step.detail === undefined ? '' : ` ${step.detail}`}`);
+    return `guest: ${parts.join(', ')}`;
   }
 }

@@ -6,6 +6,7 @@ import { delimiter, join } from 'node:path';
 import { extractDebs, type PrivateApt } from './debian.js';
 import { hashParts } from './recipe.js';
 import type { StepLog } from './steps.js';
+import type { UsedVersions } from './versions.js';
 
 /** The GNU triplet of the guest, and so the prefix of every cross tool (CROSS_COMPILE). */
 export const TRIPLET = 'riscv64-linux-gnu';
@@ -49,18 +50,20 @@ export function checkCompiler(gcc: string, env: NodeJS.ProcessEnv): { version: s
 }
 
 /**
- * Finds the cross toolchain. Without a usable one on PATH (checkCompiler; or with MIRRORBALL_GUEST_TOOLCHAIN=debian), downloads the
- * pinned packages with the private apt and unpacks them with dpkg -x under `<cacheDir>/toolchain/<hash>`:
- * Debian's cross gcc finds its cc1, assembler, linker, headers and libraries relative to its own path,
- * so it runs from there. Only the unversioned `riscv64-linux-gnu-gcc` names (from the package
- * gcc-riscv64-linux-gnu, which depends on the whole toolchain) are added as symlinks.
+ * The cross toolchain the versions chose (versions.ts): the machine's compiler on PATH, or Debian's
+ * packages at the chosen versions, downloaded with the private apt and unpacked with dpkg -x under
+ * `<cacheDir>/toolchain/<hash>`: Debian's cross gcc finds its cc1, assembler, linker, headers and
+ * libraries relative to its own path, so it runs from there. Only the unversioned `riscv64-linux-gnu-gcc`
+ * names (from the package gcc-riscv64-linux-gnu, which depends on the whole toolchain) are added as symlinks.
  */
-export async function findToolchain(log: StepLog, apt: PrivateApt, cacheDir: string, packages: Record<string, string>): Promise<Toolchain> {
-  const host = process.env[TOOLCHAIN_ENV] === 'debian' ? { problem: `${TOOLCHAIN_ENV}=debian` } : checkCompiler(`${CROSS_PREFIX}gcc`, process.env);
+export async function findToolchain(log: StepLog, apt: PrivateApt, cacheDir: string, chosen: UsedVersions['toolchain']): Promise<Toolchain> {
+  const host = chosen.origin === 'host' ? checkCompiler(`${CROSS_PREFIX}gcc`, process.env) : { problem: process.env[TOOLCHAIN_ENV] === 'debian' ? `${TOOLCHAIN_ENV}=debian` : 'none usable on PATH' };
   if ('version' in host) {
     log.write(`using the installed ${CROSS_PREFIX}gcc: ${host.version}\n`);
     return { origin: 'host', env: process.env, version: host.version };
   }
+  if (chosen.origin === 'host') throw new Error(`the cross compiler on PATH no longer works: ${host.problem}`);
+  const packages = Object.fromEntries(Object.entries(chosen.packages).map(([name, version]) => [name, version ?? '']));
   log.write(`not using an installed cross compiler: ${host.problem}\n`);
   const dir = join(cacheDir, 'toolchain', hashParts(Object.entries(packages).flat()));
   const root = join(dir, 'root');
