@@ -178,7 +178,8 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
       stats.vector(`${prefix}.${name}`, `VM ${vm.name}: ${what}, per vCPU`, key.endsWith('Cycles') ? 'Cycle' : 'Count', vcpus,
         () => vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i)[key]));
     }
-    stats.vector(`${prefix}.exits`, `VM ${vm.name}: exits to the monitor by kind (docs/monitor.md)`, 'Count', [...EXIT_KINDS],
+    // Statistics' labels take no '-': guest_page_fault, world_switch, tlb_refill.
+    stats.vector(`${prefix}.exits`, `VM ${vm.name}: exits to the monitor by kind (docs/monitor.md)`, 'Count', EXIT_KINDS.map((k) => k.replace(/-/g, '_')),
       () => { const exits = accountVm(monitor, vm).exits; return EXIT_KINDS.map((k) => exits[k] ?? 0); });
     const calls = ['base', 'time', 'ipi', 'rfence', 'hsm', 'srst', 'dbcn', 'pmu', 'mirrorball', 'legacy', 'unknown'];
     stats.vector(`${prefix}.monitor_calls`, `VM ${vm.name}: monitor calls (SBI) by extension`, 'Count', calls, () => calls.map((c) => vm.monitorCalls.get(c) ?? 0));
