@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { MachineFileError, parseMachineFile } from './machine-file.js';
+import { MachineFileError, parseMachineFile, type MachineFileSpec } from './machine-file.js';
 
 const MiB = 2 ** 20;
 
@@ -91,9 +91,20 @@ describe('machine file', () => {
     for (const line of found) assert.ok(!line.includes('\n'));
   });
 
-  it('refuses VMs that need more memory than the machine has', () => {
-    assert.deepEqual(problems('machine:\n  memory: 256M\nvms:\n  - name: a\n    memory: 200M\n  - name: b\n    memory: 100M\n'),
-      ['m.yaml:4:3: vms: the VMs need 300 MiB together but machine.memory is 256 MiB']);
+  it('takes VMs that need more memory together than the machine has (overcommit), but not one that alone does', () => {
+    assert.deepEqual(problems('machine:\n  memory: 256M\nvms:\n  - name: a\n    memory: 200M\n  - name: b\n    memory: 100M\n'), []);
+    assert.deepEqual(problems('machine:\n  memory: 256M\nvms:\n  - name: a\n    memory: 512M\n'),
+      ['m.yaml:4:3: vms[0].memory: 512 MiB is more than machine.memory (256 MiB)']);
+  });
+
+  it('takes the monitor\'s mmu, software by default, and refuses anything else', () => {
+    const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
+    assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
+    assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
+    assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu)",
+      "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
+    ]);
   });
 
   it('names the machine options as the file spells them in topology errors', () => {

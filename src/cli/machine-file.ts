@@ -4,6 +4,7 @@
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { DriveSpec } from '../host/drives.js';
+import type { MmuMode } from '../monitor/vm.js';
 import { chooseTopology, type ChosenTopology } from './topology-options.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
 
@@ -26,6 +27,8 @@ export interface VmFileSpec {
 
 export interface MachineFileSpec {
   machine: ChosenTopology & { memoryBytes: number; timing: boolean };
+  /** The monitor's own options. */
+  monitor: { mmu: MmuMode };
   vms: VmFileSpec[];
 }
 
@@ -37,6 +40,8 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing'] as const;
+const MONITOR_KEYS = ['mmu'] as const;
+const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
 const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net'] as const;
 const DEFAULT_MACHINE_MEMORY = '1G';
 const DEFAULT_VM_MEMORY = '128M';
@@ -72,7 +77,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   if (!isMap(root)) {
     throw new MachineFileError([`${where(root)}: the machine file must be a mapping with 'machine' and 'vms' (see docs/machine-file.md)`]);
   }
-  checkKeys(root, ['machine', 'vms'], '', problem);
+  checkKeys(root, ['machine', 'monitor', 'vms'], '', problem);
   const baseDir = dirname(resolve(fileName));
 
   // The machine.
@@ -101,6 +106,19 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       distances: machineValue('distances')?.text,
     };
     topology = attempt(machineNode ?? root, 'machine', problem, () => chooseTopology(flags, machineMemory));
+  }
+
+  // The monitor.
+  const monitorNode = root.get('monitor', true) as Node | undefined;
+  let mmu: MmuMode = 'software';
+  if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', 'must be a mapping of monitor options (mmu)');
+  else if (monitorNode !== undefined) {
+    checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
+    const value = scalarOption(monitorNode, 'mmu', 'monitor.mmu', problem);
+    if (value !== undefined) {
+      if ((MMU_MODES as readonly string[]).includes(value.text)) mmu = value.text as MmuMode;
+      else problem(value.node, 'monitor.mmu', `must be ${MMU_MODES.join(' or ')}, not '${value.text}'`);
+    }
   }
 
   // The VMs.
@@ -169,15 +187,17 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     });
   }
 
-  // Disco gives every VM real machine memory: together they must fit in the machine.
+  // The VMs take machine pages as they touch them, so together they may need more than the machine has
+  // (overcommit); one alone may not.
   if (problems.length === 0 && machineMemory !== undefined) {
-    const total = vms.reduce((sum, vm) => sum + vm.memoryBytes, 0);
-    if (total > machineMemory) {
-      problem(vmsNode, 'vms', `the VMs need ${mib(total)} MiB together but machine.memory is ${mib(machineMemory)} MiB`);
-    }
+    vms.forEach((vm, index) => {
+      if (vm.memoryBytes > machineMemory) {
+        problem(vmsNode, `vms[${index}].memory`, `${mib(vm.memoryBytes)} MiB is more than machine.memory (${mib(machineMemory)} MiB)`);
+      }
+    });
   }
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, vms };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu }, vms };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;

@@ -184,6 +184,7 @@ class Up {
         translate: translationWanted(),
         log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
         timing: machine.timing ? { latencies: machine.latencies } : undefined,
+        mmu: this.spec.monitor.mmu,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');
     } catch (error) {
@@ -301,6 +302,7 @@ class Up {
       timing: this.monitor.timingModel?.parameters() ?? null,
       // What each exit costs the vCPU it serves (docs/monitor.md): a parameter of the run like the latencies.
       monitorCosts: this.monitor.costs,
+      mmu: this.monitor.mmu,
       vms: this.monitor.vms.map((vm) => {
         const v = this.spec.vms.find((s) => s.name === vm.name);
         return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };

@@ -68,7 +68,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     'query-monitor': {
       help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesFree"}], ' +
         '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "cycles", "instructions", "worldSwitches", ' +
-        '"mode" (fast or timing), "vms": {"running", "total"}}; per node, in use + reserved + free = its pages',
+        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}}; per node, in use + reserved + free = its pages',
       run: () => ({
         cpus: monitor.cpus,
         nodes: monitor.layout.nodes.map((n) => ({
@@ -84,6 +84,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         instructions: monitor.instructions,
         worldSwitches: monitor.worldSwitches,
         mode: monitor.executionMode,
+        mmu: monitor.mmu,
         vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
       }),
     },

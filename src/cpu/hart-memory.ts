@@ -79,6 +79,12 @@ export class HartMemory extends HartState {
   readonly monitorCycles = new Float64Array(4);
   /** Under the monitor: what a first-level refill costs, from the second-level TLB or by a walk. */
   refillCosts: { secondLevelHit: number; walk: number } | undefined = undefined;
+  /**
+   * Under the monitor with the hardware two-stage walk (`mmu: nested`): the G-stage's levels (Sv39x4: 3).
+   * A TLB miss is then no exit, but every reference of the guest's walk is itself translated: timing mode
+   * charges levels × (G + 1) + G references instead of the bare walk's levels. 0: not nested.
+   */
+  nestedStageLevels = 0;
 
   /** The monitor charges `cycles` of its own work to this vCPU. */
   chargeMonitor(cycles: number): void {
@@ -160,7 +166,10 @@ export class HartMemory extends HartState {
    * went through (a superpage leaf ends the walk early: under Sv39 a 2 MiB page takes 2 levels, a 1 GiB page 1).
    */
   private chargeRefill(timing: MemoryTiming): void {
-    this.stallCycles += timing.chargeTlbRefill(this.timingCpu, this.walkLevels);
+    const g = this.nestedStageLevels;
+    // A nested walk: each guest level's PTE address goes through the G-stage walk first, and so does the leaf's.
+    const references = g === 0 ? this.walkLevels : this.walkLevels * (g + 1) + g;
+    this.stallCycles += timing.chargeTlbRefill(this.timingCpu, references);
   }
 
   // ---- loads: return the value zero-extended (size < 4) or as an int32 (size 4) ----

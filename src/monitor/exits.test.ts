@@ -5,12 +5,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MachineConfig } from '../board/address-map.js';
+import { latenciesFromDistances } from '../board/topology.js';
 import type { VcpuExit } from '../cpu/exits.js';
 import {
   CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_S,
 } from '../isa/opcodes.js';
 import { ACCESS_READ, ACCESS_WRITE, PERM_NONE, PERM_R, PERM_RWX } from '../memory/bus.js';
 import { FREE, PAGE } from './machine-memory.js';
+import { DEFAULT_COSTS } from './costs.js';
 import { Monitor } from './monitor.js';
 import type { VirtualMachine } from './vm.js';
 import { assemble, requireToolchain, TEXT_BASE } from '../../test/helpers/asm.js';
@@ -363,4 +365,36 @@ handler:
   const switches = monitor.vcpuRecord(vm, 0).worldSwitches;
   const monitorCycles = h.monitorCycles.reduce((a, b) => a + b, 0);
   assert.equal(monitorCycles, costs.mmio + costs.timer + costs.monitorCall + exits.wfi! * costs.wfi + costs.interrupt + switches * costs.worldSwitch);
+});
+
+test('mmu: nested takes no exit on a TLB miss but pays the two-stage walk; software refills through the monitor', (t) => {
+  if (!requireToolchain(t)) return;
+  const run = (mmu: 'software' | 'nested'): { vm: VirtualMachine; monitor: Monitor; results: ReturnType<typeof counterResults> } => {
+    // Two vCPUs on one CPU: world switches empty the first level, which the second refills in software mode.
+    const monitor = new Monitor({ config: machine(1, 64, 1), mmu, quantumRounds: 1, timing: { latencies: latenciesFromDistances([[10]]) } });
+    monitor.setExecutionMode('timing');
+    const vm = monitor.createVm({ name: mmu, vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+    const counter = startCounter(vm, { iterations: 2000, fillPages: 8, poweroff: false });
+    runUntil(monitor, () => counterDone(vm, counter), 400);
+    return { vm, monitor, results: counterResults(vm, counter) };
+  };
+  const software = run('software');
+  const nested = run('nested');
+  assert.deepEqual(nested.results, software.results, 'the mode changed what the program computed');
+  const [s, n] = [software.vm.vcpus[0]!, nested.vm.vcpus[0]!];
+  assert.ok(s.tlbMisses > 0 && n.tlbMisses > 0);
+  assert.ok(s.secondLevelHits > 0, 'software mode never refilled from the second-level TLB');
+  assert.equal(n.secondLevelHits, 0, 'nested mode has no second-level TLB');
+  // Nested: what the monitor charged is only its exits (fills, the world switch), no refills.
+  const monitorCycles = (h: typeof s): number => h.monitorCycles.reduce((a, b) => a + b, 0);
+  const fills = nested.vm.exits.get('guest-page-fault.fill') ?? 0;
+  const switches = [0, 1].map((i) => nested.monitor.vcpuRecord(nested.vm, i).worldSwitches).reduce((a, b) => a + b, 0);
+  const wfis = nested.vm.exits.get('wfi') ?? 0;
+  const all = nested.vm.vcpus.reduce((sum, h) => sum + monitorCycles(h), 0);
+  assert.equal(all, fills * DEFAULT_COSTS.pageFill + switches * DEFAULT_COSTS.worldSwitch + wfis * DEFAULT_COSTS.wfi);
+  assert.ok(monitorCycles(s) > monitorCycles(n) + s.secondLevelHits * DEFAULT_COSTS.secondLevelHit - 1);
+  // Every nested refill reads levels × 4 + 3 table entries against the bare walk's levels (at most 3 under Sv39).
+  const perRefill = (m: Monitor): number => m.timingModel!.tlbCycles[0]! / m.timingModel!.tlbRefills[0]!;
+  const ratio = perRefill(nested.monitor) / perRefill(software.monitor);
+  assert.ok(ratio >= 5 && ratio <= 7, `a nested refill costs ${ratio} times a software-mode one`);
 });

@@ -11,7 +11,7 @@ import { MachineMemory, PAGE } from './machine-memory.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
-import { DEFAULT_COSTS, VirtualMachine, type MonitorCosts, type VmOptions } from './vm.js';
+import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
 
 export interface MonitorOptions {
   /** The physical machine: its CPUs are what vCPUs run on, its nodes' memory what pmaps fill from. */
@@ -21,6 +21,8 @@ export interface MonitorOptions {
   quantumRounds?: number;
   translate?: boolean;
   log?: (message: string) => void;
+  /** How every VM maps guest-physical to machine: `software` (Disco's, default) or `nested` (H's). */
+  mmu?: MmuMode;
   /**
    * Timing mode's model of the physical machine: one cache per physical CPU, latencies by machine node.
    * With it the monitor can switch between fast and timing mode (`setExecutionMode`); it starts in fast mode.
@@ -75,6 +77,11 @@ export class Monitor {
   readonly costs: MonitorCosts;
   /** The switch every VM's network card is plugged into. */
   readonly subnet = new VirtualSwitch();
+  /** How guest-physical maps to machine in every VM. */
+  get mmu(): MmuMode {
+    return this.options.mmu ?? 'software';
+  }
+
   /** Timing mode's model of the machine (its CPUs and nodes, not any VM's), when configured. */
   readonly timingModel: TimingModel | undefined;
   private mode: ExecutionMode = 'fast';
@@ -147,7 +154,7 @@ export class Monitor {
     const options: VmOptions = {
       id: this.nextId++, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
-      secondLevelEntries: spec.secondLevelEntries,
+      secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu,
     };
     const vm = new VirtualMachine(this.memory, options);
     this.promisedOnNode[homeNode]! += spec.memoryBytes;

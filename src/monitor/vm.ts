@@ -51,7 +51,19 @@ export interface VmOptions {
   costs?: MonitorCosts;
   /** Second-level TLB entries per privilege level and kind of access (a power of two). */
   secondLevelEntries?: number;
+  /** How guest-physical maps to machine (docs/monitor.md): Disco's software-refilled TLB (default) or H's nested walk. */
+  mmu?: MmuMode;
 }
+
+/**
+ * `software`: Disco's design on MIPS. A first-level TLB miss exits to the monitor, which refills from the
+ * vCPU's second-level TLB or walks the guest's table and the pmap, charged per the cost table.
+ * `nested`: the H extension's two-stage walk in hardware. A miss is no exit; the walk's references are
+ * charged (timing mode) with every guest level translated by the G-stage too.
+ */
+export type MmuMode = 'software' | 'nested';
+/** The G-stage's levels for guest-physical addresses under Sv39x4 (privileged spec §9.5). */
+const G_STAGE_LEVELS = 3;
 
 /** Legacy SBI (v0.1) extensions that are timer programming, IPIs and remote fences (SBI spec §5). */
 const LEGACY_SET_TIMER = 0;
@@ -80,6 +92,7 @@ export function monitorCallName(extension: number): string {
 export class VirtualMachine {
   readonly id: number;
   readonly name: string;
+  readonly mmu: MmuMode;
   readonly machine: Machine;
   readonly pmap: Pmap;
   state: VmState = 'running';
@@ -98,6 +111,7 @@ export class VirtualMachine {
   constructor(memory: MachineMemory, options: VmOptions) {
     this.id = options.id;
     this.name = options.name;
+    this.mmu = options.mmu ?? 'software';
     this.costs = options.costs ?? DEFAULT_COSTS;
     let pmap: Pmap | undefined;
     this.machine = new Machine({
@@ -122,8 +136,12 @@ export class VirtualMachine {
     this.pmap = pmap!;
     this.vcpuExits = this.machine.harts.map(() => new Map<string, number>());
     for (const h of this.machine.harts) {
-      h.secondLevel = new SecondLevelTlbSet(options.secondLevelEntries ?? 2048);
-      h.refillCosts = { secondLevelHit: this.costs.secondLevelHit, walk: this.costs.walk };
+      if (options.mmu === 'nested') {
+        h.nestedStageLevels = G_STAGE_LEVELS;
+      } else {
+        h.secondLevel = new SecondLevelTlbSet(options.secondLevelEntries ?? 2048);
+        h.refillCosts = { secondLevelHit: this.costs.secondLevelHit, walk: this.costs.walk };
+      }
     }
   }
 
