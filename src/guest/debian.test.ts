@@ -1,10 +1,10 @@
 // Tests of reading the host's apt sources into the private sources of the build.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { forRelease, hostAptSources, mergeSources, newestSourceVersions, parseDeb822Sources, parseOneLineSources, parsePolicyCandidates, renderSources } from './debian.js';
+import { forRelease, hostAptSources, PrivateApt, mergeSources, newestSourceVersions, parseDeb822Sources, parseOneLineSources, parsePolicyCandidates, renderSources } from './debian.js';
 
 const DEB822 = `Types: deb
 URIs: http://archive.example/debian
@@ -114,6 +114,36 @@ describe('what apt-cache says', () => {
     const record = (name: string, version: string) => `Package: ${name}\nBinary: ${name}, ${name}-static\nVersion: ${version}\nFormat: 3.0 (quilt)\n`;
     const text = [record('busybox', '1:1.35.0-4+deb12u1'), record('busybox', '1:1.35.0-4+deb12u2'), record('busybox', '1:1.35.0-4'), record('sqlite3', '3.40.1-2+deb12u2')].join('\n');
     assert.deepEqual(newestSourceVersions(text), new Map([['busybox', '1:1.35.0-4+deb12u2'], ['sqlite3', '3.40.1-2+deb12u2']]));
+  });
+});
+
+describe('apt-cache over our lists', () => {
+  it('asks apt-cache once while the lists are the same, and again when an update changed them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mb-apt-cache-'));
+    const saved = process.env.PATH;
+    try {
+      // A stand-in apt-cache that counts its calls and answers like apt-cache policy.
+      const bin = join(dir, 'bin');
+      mkdirSync(bin);
+      writeFileSync(join(bin, 'apt-cache'), `#!/bin/sh\necho x >> "${join(dir, 'calls')}"\nprintf 'linux-source-6.1:\\n  Candidate: 6.1.192-3\\n'\n`, { mode: 0o755 });
+      process.env.PATH = `${bin}:${saved ?? ''}`;
+      const apt = new PrivateApt(join(dir, 'apt'), 'bookworm');
+      const calls = () => (existsSync(join(dir, 'calls')) ? readFileSync(join(dir, 'calls'), 'utf8').split('\n').length - 1 : 0);
+      assert.deepEqual(apt.candidates(['linux-source-6.1']), new Map(), 'no lists yet: no answer, and no call');
+      assert.equal(calls(), 0);
+      mkdirSync(join(dir, 'apt', 'lists'), { recursive: true });
+      const list = join(dir, 'apt', 'lists', 'a.example_dists_bookworm_main_binary-amd64_Packages.lz4');
+      writeFileSync(list, 'one');
+      assert.deepEqual(apt.candidates(['linux-source-6.1']), new Map([['linux-source-6.1', '6.1.192-3']]));
+      assert.deepEqual(apt.candidates(['linux-source-6.1']), new Map([['linux-source-6.1', '6.1.192-3']]));
+      assert.equal(calls(), 1, 'the second answer was kept');
+      writeFileSync(list, 'changed by an update');
+      apt.candidates(['linux-source-6.1']);
+      assert.equal(calls(), 2);
+    } finally {
+      process.env.PATH = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

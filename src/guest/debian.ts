@@ -1,7 +1,7 @@
 // Debian packages without root: apt-get with its own sources, lists and archives in the cache, and dpkg -x.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { StepLog } from './steps.js';
 import { compareDebianVersions } from './versions.js';
@@ -15,6 +15,10 @@ export interface AptSource {
 }
 
 const SOURCES_LIST = '/etc/apt/sources.list';
+/** The host's package database, which apt-cache policy also reads. */
+const DPKG_STATUS = '/var/lib/dpkg/status';
+/** apt-cache's answers kept for the same lists (PrivateApt.query). */
+const ANSWERS_FILE = 'answers.json';
 const SOURCES_PARTS = '/etc/apt/sources.list.d';
 
 /**
@@ -160,16 +164,51 @@ export class PrivateApt {
 
   /**
    * `apt-cache` over our lists, offline (the lists of the last update): its standard output, or '' when
-   * it cannot answer (no lists yet). apt-cache does not write its binary caches here.
+   * it cannot answer (no lists yet). apt-cache reads every list each time (about 0.1 s): answers are kept
+   * in `answers.json`, valid while the lists and the host's package database are the same files.
    */
   query(args: readonly string[]): string {
     if (!this.hasLists()) return '';
-    const options = [...this.options(), '-o', 'Dir::Cache::pkgcache=', '-o', 'Dir::Cache::srcpkgcache='];
+    const memoFile = join(this.dir, ANSWERS_FILE);
+    const state = this.listsState();
+    let memo: { state: string; answers: Record<string, string> } = { state, answers: {} };
     try {
-      return execFileSync('apt-cache', [...options, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 2 ** 20 });
+      const kept = JSON.parse(readFileSync(memoFile, 'utf8')) as typeof memo;
+      if (kept.state === state) memo = kept;
+    } catch {
+      // No answers kept yet, or a file cut short: ask apt-cache.
+    }
+    const key = args.join(' ');
+    const known = memo.answers[key];
+    if (known !== undefined) return known;
+    const options = [...this.options(), '-o', 'Dir::Cache::pkgcache=', '-o', 'Dir::Cache::srcpkgcache='];
+    let text: string;
+    try {
+      text = execFileSync('apt-cache', [...options, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 2 ** 20 });
     } catch (error) {
       return String((error as { stdout?: string }).stdout ?? '');
     }
+    memo.answers[key] = text;
+    // Written beside and renamed: a reader never sees half a file.
+    const partial = `${memoFile}.${process.pid}`;
+    writeFileSync(partial, JSON.stringify(memo));
+    renameSync(partial, memoFile);
+    return text;
+  }
+
+  /** Names, sizes and times of the package lists and of dpkg's status file: what apt-cache's answers depend on. */
+  private listsState(): string {
+    const files = readdirSync(this.listsDir()).sort().map((name) => join(this.listsDir(), name));
+    return [...files, DPKG_STATUS]
+      .map((path) => {
+        try {
+          const stat = statSync(path);
+          return `${path} ${stat.size} ${stat.mtimeMs}`;
+        } catch {
+          return `${path} -`;
+        }
+      })
+      .join('\n');
   }
 
   /** The candidates of binary packages (`apt-cache policy`): name → version; names without one are absent. */

@@ -173,6 +173,7 @@ export class StepRunner {
 
   /** The status line: every running step with its time and progress. */
   private render(): string {
+    if (this.active.size === 0) return '';
     const parts = [...this.active].map(([name, step]) => `${name} ${formatElapsed(this.status.secondsSince(step.started))}${step.detail === undefined ? '' : ` ${step.detail}`}`);
     return `guest: ${parts.join(', ')}`;
   }
