@@ -13,30 +13,66 @@ import { registerVmCommands } from './vm-commands.js';
 /** QEMU spells some options with one dash and several letters; accept those spellings too. */
 const QEMU_SPELLINGS: Record<string, string> = { '-smp': '--smp', '-kernel': '--kernel', '-initrd': '--initrd', '-append': '--append', '-bios': '--bios', '-drive': '--drive' };
 
-export async function main(argv: string[]): Promise<void> {
+/** Bad input to the command line (an unknown option or command, a missing argument): exit status 2, as QEMU's. */
+const USAGE_STATUS = 2;
+
+/** Every command of `mirrorball`, parsing only: errors are thrown (exitOverride) and printed by main. */
+export function createProgram(): Command {
   const program = new Command();
   program
     .name('mirrorball')
     .description('A virtual machine monitor for an emulated RISC-V ccNUMA machine')
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)');
+    // main prints commander's errors as one line; help and --version still go out as they are.
+    .configureOutput({ outputError: () => {} });
   registerRunCommand(program);
   registerUpCommand(program);
   registerVmCommands(program);
   registerConsoleCommand(program);
   registerGuestCommands(program);
   registerExperimentCommands(program);
+  return program;
+}
+
+/** `mirrorball run`, from the words of the command line that name commands: where `--help` says more. */
+export function commandPath(program: Command, args: readonly string[]): string {
+  const names = [program.name()];
+  let command = program;
+  for (const arg of args) {
+    if (arg.startsWith('-')) break;
+    const sub = command.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (sub === undefined) break;
+    names.push(sub.name());
+    command = sub;
+  }
+  return names.join(' ');
+}
+
+/** commander's error ("error: unknown option '--x'\n(Did you mean --y?)") as one line, with where to look. */
+export function usageLine(message: string, path: string): string {
+  const text = message
+    .replace(/^error: /, '')
+    .replace(/\n\(Did you mean (.*)\?\)/, '; did you mean $1?')
+    .replace(/\s*\n\s*/g, ' ');
+  return `mirrorball: ${text} (see ${path} --help)`;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = createProgram();
   const args = argv.map((a, i) => (i >= 2 ? QEMU_SPELLINGS[a] ?? a : a));
   try {
     await program.parseAsync(args);
   } catch (error) {
     if (error instanceof CommanderError) {
-      process.exitCode = error.exitCode;
+      // Help and --version end with 0; help shown for a missing command was already printed in full.
+      if (error.exitCode === 0) return;
+      if (error.code !== 'commander.help') process.stderr.write(`${usageLine(error.message, commandPath(program, args.slice(2)))}\n`);
+      process.exitCode = USAGE_STATUS;
       return;
     }
     if (error instanceof UsageError) {
       process.stderr.write(`mirrorball: ${error.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = USAGE_STATUS;
       return;
     }
     if (error instanceof ControlClientError) {

@@ -17,6 +17,14 @@ export function parseSize(text: string, what: string): number {
   return Math.floor(bytes);
 }
 
+/** A byte count as the user would write it: "1 KiB", "512 MiB", "1.5 GiB", "1000 bytes". */
+export function describeSize(bytes: number): string {
+  for (const [unit, size] of [['GiB', UNITS.G], ['MiB', UNITS.M], ['KiB', UNITS.K]] as const) {
+    if (bytes >= size) return `${Number((bytes / size).toFixed(2))} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
 /** MIRRORBALL_TRANSLATE=0 turns the block translator off, to bisect it; anything else leaves it on. */
 export function translationWanted(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.MIRRORBALL_TRANSLATE !== '0';

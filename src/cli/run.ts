@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { MachineConfigError } from '../board/address-map.js';
 import { describePreset, TOPOLOGY_PRESETS } from '../board/topology.js';
 import { BootError, bootElf, bootLinux } from '../board/boot.js';
+import { BootImageError, parseLinuxImage } from '../board/linux-image.js';
 import { Machine, type ExitReason } from '../board/machine.js';
 import { Simulation } from '../board/simulation.js';
 import { configureTiming, enableTiming } from '../board/timing-mode.js';
@@ -146,7 +147,8 @@ async function run(flags: RunFlags): Promise<number> {
 
   try {
     if (flags.elf !== undefined) {
-      bootElf(machine, readInput(flags.elf, 'ELF program'));
+      const elf = flags.elf;
+      namingInput(`ELF program '${elf}'`, () => bootElf(machine, readInput(elf, 'ELF program')));
     } else {
       let kernelPath = flags.kernel;
       let initrdPath = flags.initrd;
@@ -156,8 +158,11 @@ async function run(flags: RunFlags): Promise<number> {
         kernelPath = guest.kernel;
         initrdPath ??= guest.initramfs;
       }
+      const kernel = readInput(kernelPath, 'kernel');
+      // A file that is not a kernel is named: the user may have mixed up --kernel and --initrd.
+      namingInput(`kernel '${kernelPath}'`, () => parseLinuxImage(kernel));
       bootLinux(machine, {
-        kernel: readInput(kernelPath, 'kernel'),
+        kernel,
         initrd: initrdPath === undefined ? undefined : readInput(initrdPath, 'initrd'),
         append: flags.append ?? DEFAULT_APPEND,
         firmware: flags.bios === undefined ? undefined : readInput(flags.bios, 'firmware'),
@@ -223,6 +228,16 @@ async function run(flags: RunFlags): Promise<number> {
     }
   }
   return exitStatus(exit);
+}
+
+/** Runs `load`; a file it cannot use (BootError, BootImageError) is named in the one line the user sees. */
+function namingInput(what: string, load: () => unknown): void {
+  try {
+    load();
+  } catch (error) {
+    if (error instanceof BootError || error instanceof BootImageError) throw new UsageError(`${what}: ${error.message}`);
+    throw error;
+  }
 }
 
 function stdinIsStream(): boolean {

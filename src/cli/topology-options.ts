@@ -4,7 +4,7 @@ import { MIN_NODE_MEMORY, MachineConfigError, defaultDistances, type MachineConf
 import { TOPOLOGY_PRESETS, latenciesFromDistances, parseDistanceMatrix, topologyPreset } from '../board/topology.js';
 import { DEFAULT_CACHE_GEOMETRY, cacheGeometryProblems, type CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies } from '../timing/timing-model.js';
-import { UsageError, parseCount } from './options.js';
+import { UsageError, describeSize, parseCount } from './options.js';
 
 /** What the user typed; undefined means the option was not given. */
 export interface TopologyFlags {
@@ -92,9 +92,7 @@ export function chooseTopology(flags: TopologyFlags, memoryBytes: number): Chose
     }
     // Too little memory fails on every node alike: say it once, as the total the preset needs.
     const presetNodes = topologyPreset(flags.topology, MIN_NODE_MEMORY * MAX_HARTS).config.nodes.length;
-    if (memoryBytes < presetNodes * MIN_NODE_MEMORY) {
-      throw new UsageError(`--topology ${flags.topology} has ${presetNodes} nodes of at least ${MIN_NODE_MEMORY / MiB} MiB each: -m must be at least ${presetNodes * MIN_NODE_MEMORY / MiB}M`);
-    }
+    if (memoryBytes < presetNodes * MIN_NODE_MEMORY) throw tooLittleMemory(memoryBytes, presetNodes, `--topology ${flags.topology} has`);
     try {
       const chosen = topologyPreset(flags.topology, memoryBytes, { harts, distances, localMissCycles });
       return { name: chosen.name, config: chosen.config, latencies: chosen.latencies };
@@ -104,12 +102,20 @@ export function chooseTopology(flags: TopologyFlags, memoryBytes: number): Chose
     }
   }
   const nodes = flags.nodes === undefined ? DEFAULT_NODES : parseCount(flags.nodes, '--nodes', 1, MAX_HARTS);
+  if (memoryBytes < nodes * MIN_NODE_MEMORY) throw tooLittleMemory(memoryBytes, nodes, `--nodes ${nodes} makes`);
   const config = evenTopology(harts ?? DEFAULT_HARTS, memoryBytes, nodes);
   if (distances !== undefined) {
     if (distances.length !== nodes) throw new UsageError(`--distances has ${distances.length} row${distances.length === 1 ? '' : 's'} but the machine has ${nodes} node${nodes === 1 ? '' : 's'}`);
     config.distances = distances;
   }
   return { name: 'nodes', config, latencies: latenciesFromDistances(config.distances ?? defaultDistances(nodes), localMissCycles) };
+}
+
+/** What -m asked for, and the least the machine takes: every node needs MIN_NODE_MEMORY. */
+function tooLittleMemory(memoryBytes: number, nodes: number, machine: string): UsageError {
+  const least = (nodes * MIN_NODE_MEMORY) / MiB;
+  const who = nodes === 1 ? `the machine needs at least ${least} MiB` : `${machine} ${nodes} nodes of at least ${MIN_NODE_MEMORY / MiB} MiB each`;
+  return new UsageError(`-m asks for ${describeSize(memoryBytes)} of RAM, too little: ${who}; -m must be at least ${least}M`);
 }
 
 function parseDistances(text: string): number[][] {
