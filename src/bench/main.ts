@@ -5,13 +5,16 @@
 //   timing  the cpu program and a memory-bound one (src/bench/programs/mem.c: a 4 MiB working set, pointer
 //         chasing and streaming) in fast mode and in timing mode: the slowdown against the 3x target
 //
-// Options: --only cpu|boot|timing, --iterations N (cpu rounds, default 100), --json FILE (also write the results).
+// Options (options.ts, `npm run bench -- --help`): --only cpu|boot|timing, --iterations N (rounds of the cpu
+// program), --repeat N (each bench N times, alternating, median and range), --json FILE.
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentProtocol } from '../guest/agent-protocol.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { BenchError, measure, onPath, type Measurement } from './measure.js';
+import { BenchUsageError, formatSpread, parseBenchArgs, spread, USAGE, type BenchOptions } from './options.js';
 import { buildProgram } from './programs.js';
 
 const QEMU = 'qemu-system-riscv64';
@@ -24,58 +27,57 @@ const BOOT_APPEND = 'console=ttyS0 mb.agent=1';
 const MEM_ROUNDS = 60;
 /** Issue 4's target: timing mode at most this many times slower than fast mode. */
 const TIMING_TARGET = 3;
-const PARTS = ['cpu', 'boot', 'timing'];
+/** Exit status of a mistake on the command line. */
+const USAGE_STATUS = 2;
 
+/** One bench, Mirrorball and QEMU, each run `repeat` times (alternating). */
 interface Row {
   bench: string;
-  mirrorball: Measurement;
-  qemu: Measurement;
-  /** Guest instructions Mirrorball executed (from --stats), when known. */
+  mirrorball: Measurement[];
+  qemu: Measurement[];
+  /** Guest instructions Mirrorball executed (from --stats), when known: the same in every run. */
   instructions?: number;
 }
 
-function parseArgs(argv: string[]): { only?: string; iterations: number; json?: string } {
-  const out: { only?: string; iterations: number; json?: string } = { iterations: 100 };
-  for (let i = 0; i < argv.length; i++) {
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new BenchError(`${argv[i - 1]} needs a value`);
-      return v;
-    };
-    switch (argv[i]) {
-      case '--only': out.only = value(); break;
-      case '--iterations': out.iterations = Number.parseInt(value(), 10); break;
-      case '--json': out.json = value(); break;
-      default: throw new BenchError(`unknown option '${argv[i]}' (options: --only cpu|boot|timing, --iterations N, --json FILE)`);
-    }
+/** Runs `ours` and `theirs` `repeat` times, one after the other: a slow moment of the host falls on both. */
+async function alternate(what: string, repeat: number, ours: () => Promise<Measurement>, theirs: () => Promise<Measurement>): Promise<[Measurement[], Measurement[]]> {
+  const a: Measurement[] = [];
+  const b: Measurement[] = [];
+  for (let k = 1; k <= repeat; k++) {
+    if (repeat > 1) process.stderr.write(`bench: ${what}, run ${k}/${repeat}\n`);
+    a.push(await ours());
+    b.push(await theirs());
   }
-  if (out.only !== undefined && !PARTS.includes(out.only)) throw new BenchError(`--only takes ${PARTS.join(', ')}, not '${out.only}'`);
-  if (!Number.isInteger(out.iterations) || out.iterations < 1) throw new BenchError('--iterations must be a positive integer');
-  return out;
+  return [a, b];
 }
 
-async function cpuBench(iterations: number): Promise<Row> {
+async function cpuBench(iterations: number, repeat: number): Promise<Row> {
   const elf = buildProgram('cpu', iterations);
-  const ours = await measure(process.execPath, [MIRRORBALL, 'run', '--stats', '--elf', elf], { timeoutSeconds: 3600 });
-  if (ours.status !== 0) throw new BenchError(`cpu: mirrorball exited with ${ours.status}: ${lastLine(ours.output)}`);
-  const qemu = await measure(QEMU, ['-machine', 'spike', '-bios', 'none', '-kernel', elf, '-nographic', '-m', '128M'], { timeoutSeconds: 600 });
-  if (qemu.status !== 0) throw new BenchError(`cpu: qemu exited with ${qemu.status}: ${lastLine(qemu.output)}`);
-  const match = /instructions=(\d+)/.exec(ours.output);
-  return { bench: `cpu (${iterations} rounds)`, mirrorball: ours, qemu, instructions: match === null ? undefined : Number(match[1]) };
+  let instructions: number | undefined;
+  const [ours, qemu] = await alternate('cpu', repeat, async () => {
+    const m = await measure(process.execPath, [MIRRORBALL, 'run', '--stats', '--elf', elf], { timeoutSeconds: 3600 });
+    if (m.status !== 0) throw new BenchError(`cpu: mirrorball exited with ${m.status}: ${lastLine(m.output)}`);
+    const match = /instructions=(\d+)/.exec(m.output);
+    instructions = match === null ? undefined : Number(match[1]);
+    return m;
+  }, async () => {
+    const m = await measure(QEMU, ['-machine', 'spike', '-bios', 'none', '-kernel', elf, '-nographic', '-m', '128M'], { timeoutSeconds: 600 });
+    if (m.status !== 0) throw new BenchError(`cpu: qemu exited with ${m.status}: ${lastLine(m.output)}`);
+    return m;
+  });
+  return { bench: `cpu (${iterations} rounds)`, mirrorball: ours, qemu, instructions };
 }
 
 interface TimingRow {
   bench: string;
-  fast: Measurement;
-  timing: Measurement;
   instructions: number;
-  /** Simulation seconds (the run's own host-seconds, without process start) in each mode. */
-  fastSeconds: number;
-  timingSeconds: number;
+  /** Simulation seconds (each run's own host-seconds, without process start) in each mode, run by run. */
+  fastSeconds: number[];
+  timingSeconds: number[];
 }
 
-/** Runs one program in fast mode and in timing mode, one after the other, and checks both passed. */
-async function timingPair(name: string, rounds: number): Promise<TimingRow> {
+/** Runs one program in fast mode and in timing mode, alternating `repeat` times, and checks every run passed. */
+async function timingPair(name: string, rounds: number, repeat: number): Promise<TimingRow> {
   const elf = buildProgram(name, rounds);
   const run = async (timing: boolean): Promise<[Measurement, number, number]> => {
     const args = [MIRRORBALL, 'run', '--stats', '--elf', elf, ...(timing ? ['--timing'] : [])];
@@ -87,10 +89,17 @@ async function timingPair(name: string, rounds: number): Promise<TimingRow> {
     if (instructions === null || seconds === null) throw new BenchError(`timing: ${name} in ${mode} mode printed no stats line`);
     return [m, Number(instructions[1]), Number(seconds[1])];
   };
-  const [fast, instructions, fastSeconds] = await run(false);
-  const [timing, timedInstructions, timingSeconds] = await run(true);
-  if (timedInstructions !== instructions) throw new BenchError(`timing: ${name} ran ${instructions} instructions in fast mode, ${timedInstructions} in timing mode`);
-  return { bench: `${name} (${rounds} rounds)`, fast, timing, instructions, fastSeconds, timingSeconds };
+  const row: TimingRow = { bench: `${name} (${rounds} rounds)`, instructions: 0, fastSeconds: [], timingSeconds: [] };
+  for (let k = 1; k <= repeat; k++) {
+    if (repeat > 1) process.stderr.write(`bench: timing ${name}, run ${k}/${repeat}\n`);
+    const [, instructions, fastSeconds] = await run(false);
+    const [, timedInstructions, timingSeconds] = await run(true);
+    if (timedInstructions !== instructions) throw new BenchError(`timing: ${name} ran ${instructions} instructions in fast mode, ${timedInstructions} in timing mode`);
+    row.instructions = instructions;
+    row.fastSeconds.push(fastSeconds);
+    row.timingSeconds.push(timingSeconds);
+  }
+  return row;
 }
 
 function timingReport(rows: TimingRow[]): string {
@@ -99,10 +108,12 @@ function timingReport(rows: TimingRow[]): string {
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    const slowdown = r.timingSeconds / r.fastSeconds;
+    const fast = spread(r.fastSeconds).median;
+    const timing = spread(r.timingSeconds).median;
+    const slowdown = timing / fast;
     const mips = (seconds: number): string => (r.instructions / seconds / 1e6).toFixed(1);
-    lines.push(`| ${r.bench} | ${r.instructions} | ${r.fastSeconds.toFixed(2)} | ${r.timingSeconds.toFixed(2)} | ${mips(r.fastSeconds)} | ` +
-      `${mips(r.timingSeconds)} | ${slowdown.toFixed(2)}× | ${slowdown <= TIMING_TARGET ? 'met' : 'MISSED'} |`);
+    lines.push(`| ${r.bench} | ${r.instructions} | ${formatSpread(r.fastSeconds, 2)} | ${formatSpread(r.timingSeconds, 2)} | ${mips(fast)} | ` +
+      `${mips(timing)} | ${slowdown.toFixed(2)}× | ${slowdown <= TIMING_TARGET ? 'met' : 'MISSED'} |`);
   }
   return lines.join('\n');
 }
@@ -124,16 +135,28 @@ function bootAndPowerOff(command: string, args: string[], timeoutSeconds: number
   });
 }
 
-async function bootBench(): Promise<Row | string> {
+async function bootBench(repeat: number): Promise<Row | string> {
   const guest = findBuiltGuest();
   if (guest === undefined) return 'boot: skipped, no guest built (run `mirrorball guest build`)';
-  const ours = await bootAndPowerOff(process.execPath, [MIRRORBALL, 'run', '--kernel', guest.kernel, '--initrd', guest.initramfs, '--append', BOOT_APPEND], 1800);
-  const qemu = await bootAndPowerOff(QEMU, ['-machine', 'virt', '-smp', '1', '-m', '512M', '-bios', QEMU_FIRMWARE, '-kernel', guest.kernel,
-    '-initrd', guest.initramfs, '-append', BOOT_APPEND, '-nographic'], 600);
-  for (const [who, m] of [['mirrorball', ours], ['qemu', qemu]] as const) {
+  const reached = (who: string, m: Measurement): Measurement => {
     if (!m.output.includes(READY_MARKER)) throw new BenchError(`boot: ${who} never reached the agent: ${lastLine(m.output)}`);
+    return m;
+  };
+  const [ours, qemu] = await alternate('boot', repeat,
+    async () => reached('mirrorball', await bootAndPowerOff(process.execPath, [MIRRORBALL, 'run', '--kernel', guest.kernel, '--initrd', guest.initramfs, '--append', BOOT_APPEND], 1800)),
+    async () => reached('qemu', await bootAndPowerOff(QEMU, ['-machine', 'virt', '-smp', '1', '-m', '512M', '-bios', QEMU_FIRMWARE, '-kernel', guest.kernel,
+      '-initrd', guest.initramfs, '-append', BOOT_APPEND, '-nographic'], 600)));
+  return { bench: `boot to agent, power off (1 hart; ${guestKernel(guest.dir)})`, mirrorball: ours, qemu };
+}
+
+/** "Linux 6.1.192 from linux-source-6.1 6.1.192-3": the kernel the boot figure is of, from the guest's manifest. */
+function guestKernel(dir: string): string {
+  try {
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { kernelRelease?: string; debian?: { kernel?: string } };
+    return `Linux ${manifest.kernelRelease ?? '?'} from ${manifest.debian?.kernel ?? '?'}`;
+  } catch {
+    return 'kernel unknown';
   }
-  return { bench: 'boot to agent, power off (1 hart)', mirrorball: ours, qemu };
 }
 
 function lastLine(text: string): string {
@@ -150,16 +173,25 @@ function report(rows: Row[]): string {
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    const mips = r.instructions === undefined ? 'n/a' : (r.instructions / r.mirrorball.seconds / 1e6).toFixed(1);
-    const rss = r.mirrorball.peakKiB !== undefined && r.qemu.peakKiB !== undefined ? (r.mirrorball.peakKiB / r.qemu.peakKiB).toFixed(2) : 'n/a';
-    lines.push(`| ${r.bench} | ${r.mirrorball.seconds.toFixed(2)} | ${r.qemu.seconds.toFixed(2)} | ${(r.mirrorball.seconds / r.qemu.seconds).toFixed(1)} | ` +
-      `${mips} | ${kib(r.mirrorball.peakKiB)} | ${kib(r.qemu.peakKiB)} | ${rss} |`);
+    const ours = spread(r.mirrorball.map((m) => m.seconds)).median;
+    const theirs = spread(r.qemu.map((m) => m.seconds)).median;
+    const peak = (runs: Measurement[]): number | undefined => (runs.every((m) => m.peakKiB !== undefined) ? spread(runs.map((m) => m.peakKiB!)).median : undefined);
+    const [ourPeak, theirPeak] = [peak(r.mirrorball), peak(r.qemu)];
+    const mips = r.instructions === undefined ? 'n/a' : (r.instructions / ours / 1e6).toFixed(1);
+    const rss = ourPeak !== undefined && theirPeak !== undefined ? (ourPeak / theirPeak).toFixed(2) : 'n/a';
+    lines.push(`| ${r.bench} | ${formatSpread(r.mirrorball.map((m) => m.seconds), 2)} | ${formatSpread(r.qemu.map((m) => m.seconds), 2)} | ${(ours / theirs).toFixed(1)} | ` +
+      `${mips} | ${kib(ourPeak)} | ${kib(theirPeak)} | ${rss} |`);
   }
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+  const parsed = parseBenchArgs(process.argv.slice(2));
+  if (parsed === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const args: BenchOptions = parsed;
   const wants = (part: string): boolean => args.only === undefined || args.only === part;
   if ((wants('cpu') || wants('boot')) && !onPath(QEMU)) {
     throw new BenchError(`${QEMU} is not installed (apt-get install qemu-system-misc): it is the reference`);
@@ -169,31 +201,32 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   if (args.only === undefined || args.only === 'cpu') {
     process.stderr.write('bench: cpu...\n');
-    rows.push(await cpuBench(args.iterations));
+    rows.push(await cpuBench(args.iterations, args.repeat));
   }
   if (args.only === undefined || args.only === 'boot') {
     process.stderr.write('bench: boot...\n');
-    const row = await bootBench();
+    const row = await bootBench(args.repeat);
     if (typeof row === 'string') notes.push(row); else rows.push(row);
   }
   if (wants('timing')) {
     process.stderr.write('bench: timing vs fast...\n');
-    timingRows.push(await timingPair('cpu', args.iterations));
-    timingRows.push(await timingPair('mem', MEM_ROUNDS));
+    timingRows.push(await timingPair('cpu', args.iterations, args.repeat));
+    timingRows.push(await timingPair('mem', MEM_ROUNDS, args.repeat));
   }
+  const runs = args.repeat === 1 ? '' : ` Each figure is the median of ${args.repeat} runs, with the range; the two sides ran alternately.`;
   if (rows.length > 0) {
     process.stdout.write(`${report(rows)}\n`);
-    process.stdout.write('(MIPS counts host wall time including process start; QEMU uses TCG on one thread.)\n');
+    process.stdout.write(`(MIPS counts host wall time including process start; QEMU uses TCG on one thread.${runs})\n`);
   }
   for (const note of notes) process.stdout.write(`${note}\n`);
   if (timingRows.length > 0) {
     process.stdout.write(`${timingReport(timingRows)}\n`);
-    process.stdout.write('(timing mode against fast mode, same program and machine; seconds are the run\'s own host-seconds, without process start.)\n');
+    process.stdout.write(`(timing mode against fast mode, same program and machine; seconds are the run's own host-seconds, without process start.${runs})\n`);
   }
-  if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify({ rows, timing: timingRows, notes }, null, 2)}\n`);
+  if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify({ repeat: args.repeat, rows, timing: timingRows, notes }, null, 2)}\n`);
 }
 
 main().catch((error: unknown) => {
   process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
+  process.exitCode = error instanceof BenchUsageError ? USAGE_STATUS : 1;
 });
