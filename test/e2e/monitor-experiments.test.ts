@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { PLOT_SVG as MANY_SVG, QUICK_PMAKE, RESULTS_TABLE as MANY_TABLE, runManyVms } from '../../src/experiments/many-vms.js';
-import { PLOT_SVG, QUICK_WORKLOADS, RESULTS_JSON, RESULTS_TABLE, runOverhead } from '../../src/experiments/overhead.js';
+import { PLOT_SVG, QUICK_WORKLOADS, RESULTS_JSON, RESULTS_TABLE, runOverhead, TARGET } from '../../src/experiments/overhead.js';
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
@@ -21,9 +21,13 @@ describe('the monitor\'s experiments', { skip }, () => {
       for (const r of results) {
         assert.equal(r.bare.checksum, r.vm.checksum, `${r.workload}: the checksums differ`);
         assert.ok(r.bare.guestSeconds > 0 && r.vm.guestSeconds > 0, `${r.workload}: no elapsed time`);
-        // The VM runs the same guest code plus the monitor's work: not faster than bare by more than noise
-        // in where the guest's idle moments fall.
-        assert.ok(r.simulatedRatio > 0.95, `${r.workload}: the VM took ${r.simulatedRatio} of bare's time`);
+        // The runs are deterministic, so the bound is set by measurement (fast mode, quick sizes: cpubench 1.002,
+        // raytrace 1.035, pmake 0.957, dbbench 1.009 with the cost table of docs/monitor.md) at the issue's
+        // targets for each kind: a monitor that costs more than it should crosses it. Below, the VM may be
+        // faster than bare by where the guest's idle moments fall (pmake), not by more.
+        const bound = 1 + TARGET[r.kind];
+        assert.ok(r.simulatedRatio <= bound, `${r.workload}: the VM took ${r.simulatedRatio} of bare's time (bound ${bound})`);
+        assert.ok(r.simulatedRatio > 0.9, `${r.workload}: the VM took ${r.simulatedRatio} of bare's time`);
         assert.ok(r.vm.breakdown.monitor > 0, `${r.workload}: no monitor cycles charged`);
         assert.equal(r.bare.breakdown.monitor, 0, `${r.workload}: bare Linux charged monitor cycles`);
         assert.ok(r.vm.secondLevelHits > 0 && r.vm.secondLevelHits <= r.vm.tlbMisses, `${r.workload}: ${r.vm.secondLevelHits} L2TLB hits of ${r.vm.tlbMisses} misses`);
@@ -77,7 +81,9 @@ describe('the monitor\'s experiments', { skip }, () => {
       // Machine memory follows what the guests touched: about twice as much for two.
       assert.ok(two!.machineMiBInUse > 1.8 * one!.machineMiBInUse && two!.machineMiBInUse < 2.2 * one!.machineMiBInUse,
         `${one!.machineMiBInUse} MiB for one VM, ${two!.machineMiBInUse} for two`);
-      assert.ok(one!.machineMiBInUse < 128, `one VM of 128 MiB uses ${one!.machineMiBInUse} MiB of machine memory`);
+      // A booted VM that ran pmake touched about 32 MiB of its 128 (measured): one that reserved or touched
+      // all its memory, or a fill that took a block where a page was asked, would cross this.
+      assert.ok(one!.machineMiBInUse < 48, `one VM of 128 MiB uses ${one!.machineMiBInUse} MiB of machine memory`);
       assert.match(readFileSync(join(out, MANY_TABLE), 'utf8'), /^\| +2 \| +4 \|/m);
       assert.match(readFileSync(join(out, MANY_SVG), 'utf8'), /^<svg /m);
     } finally {
