@@ -8,11 +8,10 @@
 // Options (options.ts, `npm run bench -- --help`): --only cpu|boot|timing, --iterations N (rounds of the cpu
 // program), --repeat N (each bench N times, alternating, median and range), --json FILE.
 
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AgentProtocol } from '../guest/agent-protocol.js';
-import { findBuiltGuest } from '../guest/artifacts.js';
+import { describeGuestKernel, findBuiltGuest } from '../guest/artifacts.js';
 import { BenchError, measure, onPath, type Measurement } from './measure.js';
 import { BenchUsageError, formatSpread, parseBenchArgs, spread, USAGE, type BenchOptions } from './options.js';
 import { buildProgram } from './programs.js';
@@ -146,17 +145,7 @@ async function bootBench(repeat: number): Promise<Row | string> {
     async () => reached('mirrorball', await bootAndPowerOff(process.execPath, [MIRRORBALL, 'run', '--kernel', guest.kernel, '--initrd', guest.initramfs, '--append', BOOT_APPEND], 1800)),
     async () => reached('qemu', await bootAndPowerOff(QEMU, ['-machine', 'virt', '-smp', '1', '-m', '512M', '-bios', QEMU_FIRMWARE, '-kernel', guest.kernel,
       '-initrd', guest.initramfs, '-append', BOOT_APPEND, '-nographic'], 600)));
-  return { bench: `boot to agent, power off (1 hart; ${guestKernel(guest.dir)})`, mirrorball: ours, qemu };
-}
-
-/** "Linux 6.1.192 from linux-source-6.1 6.1.192-3": the kernel the boot figure is of, from the guest's manifest. */
-function guestKernel(dir: string): string {
-  try {
-    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { kernelRelease?: string; debian?: { kernel?: string } };
-    return `Linux ${manifest.kernelRelease ?? '?'} from ${manifest.debian?.kernel ?? '?'}`;
-  } catch {
-    return 'kernel unknown';
-  }
+  return { bench: `boot to agent, power off (1 hart; ${describeGuestKernel(guest.dir)})`, mirrorball: ours, qemu };
 }
 
 function lastLine(text: string): string {

@@ -1,8 +1,9 @@
 // `mirrorball experiment NAME`: the paper experiments, each writing a table, a plot and its statistics (docs/experiments.md).
 
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { findBuiltGuest } from '../guest/artifacts.js';
+import { describeGuestKernel, findBuiltGuest } from '../guest/artifacts.js';
 import { GuestSessionError } from '../guest/session.js';
 import {
   ExperimentError, FULL_WORKLOAD, PLACEMENT_CASES, PLOT_SVG, QUICK_WORKLOAD, RESULTS_JSON, RESULTS_TABLE, placementTable, runNumaPlacement,
@@ -11,6 +12,7 @@ import {
 import * as manyVms from '../experiments/many-vms.js';
 import * as overhead from '../experiments/overhead.js';
 import { parseCount, parseSize, UsageError } from './options.js';
+import { withProgress } from './progress.js';
 
 interface PlacementFlags {
   out: string;
@@ -55,10 +57,9 @@ export function registerExperimentCommands(program: Command): void {
       writableOut(flags.out);
       const guest = builtGuest();
       try {
-        const results = await runNumaPlacement({
-          guest, outDir: flags.out, workload, cases, onProgress: (line) => process.stderr.write(`numa-placement: ${line}\n`),
-        });
+        const results = await withProgress('numa-placement', (p) => runNumaPlacement({ guest, outDir: flags.out, workload, cases, ...p }));
         process.stdout.write(placementTable(results));
+        process.stdout.write(noteGuest(flags.out, RESULTS_TABLE, guest));
         process.stdout.write(`\n${flags.out}/: ${RESULTS_TABLE}, ${RESULTS_JSON}, ${PLOT_SVG}, and per case config.json, stats.txt, stats.json, dumps.json\n`);
       } catch (error) {
         reportFailure('numa-placement', error);
@@ -80,11 +81,11 @@ export function registerExperimentCommands(program: Command): void {
       writableOut(flags.out);
       const guest = builtGuest();
       try {
-        const results = await overhead.runOverhead({
-          guest, outDir: flags.out, workloads: flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS, mode: flags.mode, repeat,
-          onProgress: (line) => process.stderr.write(`overhead: ${line}\n`),
-        });
+        const results = await withProgress('overhead', (p) => overhead.runOverhead({
+          guest, outDir: flags.out, workloads: flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS, mode: flags.mode as 'fast' | 'timing', repeat, ...p,
+        }));
         process.stdout.write(overhead.overheadTable(results));
+        process.stdout.write(noteGuest(flags.out, overhead.RESULTS_TABLE, guest));
         process.stdout.write(`\n${flags.out}/: ${overhead.RESULTS_TABLE}, ${overhead.RESULTS_JSON}, ${overhead.PLOT_SVG}\n`);
       } catch (error) {
         reportFailure('overhead', error);
@@ -107,16 +108,23 @@ function registerManyVms(experiment: Command): void {
       writableOut(flags.out);
       const guest = builtGuest();
       try {
-        const results = await manyVms.runManyVms({
-          guest, outDir: flags.out, counts, pmake: flags.quick ? manyVms.QUICK_PMAKE : manyVms.FULL_PMAKE,
-          onProgress: (line) => process.stderr.write(`many-vms: ${line}\n`),
-        });
+        const results = await withProgress('many-vms', (p) => manyVms.runManyVms({
+          guest, outDir: flags.out, counts, pmake: flags.quick ? manyVms.QUICK_PMAKE : manyVms.FULL_PMAKE, ...p,
+        }));
         process.stdout.write(manyVms.manyVmsTable(results));
+        process.stdout.write(noteGuest(flags.out, manyVms.RESULTS_TABLE, guest));
         process.stdout.write(`\n${flags.out}/: ${manyVms.RESULTS_TABLE}, ${manyVms.RESULTS_JSON}, ${manyVms.PLOT_SVG}\n`);
       } catch (error) {
         reportFailure('many-vms', error);
       }
     });
+}
+
+/** The kernel the figures were measured with, after the table and at the end of its file: its line for stdout. */
+function noteGuest(out: string, table: string, guest: { dir: string; hash: string }): string {
+  const line = `\nMeasured with the guest's ${describeGuestKernel(guest.dir)} (guest ${guest.hash}).\n`;
+  appendFileSync(join(out, table), line);
+  return line;
 }
 
 function writableOut(out: string): void {

@@ -112,6 +112,8 @@ export interface ManyVmsOptions {
   counts: readonly number[];
   pmake: string;
   onProgress?: (line: string) => void;
+  /** What runs now (which case), for a status line. */
+  onStatus?: (text: string) => void;
 }
 
 export const RESULTS_JSON = 'results.json';
@@ -141,8 +143,9 @@ export function manyVmsSvg(results: readonly ManyVmsCaseResult[]): string {
 
 export async function runManyVms(o: ManyVmsOptions): Promise<ManyVmsCaseResult[]> {
   const results: ManyVmsCaseResult[] = [];
-  for (const count of o.counts) {
+  for (const [i, count] of o.counts.entries()) {
     o.onProgress?.(`${count} VMs: booting`);
+    o.onStatus?.(`${count} VMs (case ${i + 1}/${o.counts.length}), booting and running pmake in every VM`);
     const r = await runCaseInChild(o.guest, count, o.pmake);
     o.onProgress?.(`${count} VMs: shells after ${r.bootSimulatedMs.toFixed(1)} ms simulated (${r.bootHostSeconds.toFixed(1)} s host), ` +
       `pmake ${r.pmakeSimulatedMs.toFixed(1)} ms, RSS ${r.hostRssMiB.toFixed(0)} MiB, machine memory in use ${r.machineMiBInUse.toFixed(0)} MiB`);

@@ -57,6 +57,8 @@ export interface PlacementOptions {
   cases?: readonly PlacementCase[];
   /** One line per step, for a person watching. */
   onProgress?: (line: string) => void;
+  /** What runs now (which case, booting or running), for a status line. */
+  onStatus?: (text: string) => void;
 }
 
 export interface PlacementResult {
@@ -134,6 +136,7 @@ export async function runPlacementCase(o: PlacementOptions, c: PlacementCase, di
   let output: string;
   try {
     o.onProgress?.(`${c.name}: booted (${((performance.now() - started) / 1000).toFixed(0)} s); running in timing mode`);
+    o.onStatus?.(`${c.name}, running raytrace in timing mode`);
     const result = await session.exec(command);
     output = result.output;
     if (result.status !== 0) throw new ExperimentError(`case ${c.name}: the workload failed with status ${result.status}: ${output.trim().split('\n').slice(-3).join(' / ')}`);
@@ -232,8 +235,9 @@ export async function runNumaPlacement(o: PlacementOptions): Promise<PlacementRe
   const cases = o.cases ?? PLACEMENT_CASES;
   mkdirSync(o.outDir, { recursive: true });
   const results: PlacementResult[] = [];
-  for (const c of cases) {
+  for (const [i, c] of cases.entries()) {
     o.onProgress?.(`${c.name}: booting ${PLACEMENT_TOPOLOGY} (${c.description})`);
+    o.onStatus?.(`${c.name} (case ${i + 1}/${cases.length}), booting`);
     const r = await runPlacementCase(o, c, join(o.outDir, c.name));
     o.onProgress?.(`${c.name}: ${(r.guestSeconds * 1000).toFixed(3)} ms simulated, ${r.localPercent.toFixed(1)} % local misses, checksum ${r.checksum} (host ${r.hostSeconds.toFixed(0)} s)`);
     results.push(r);

@@ -104,6 +104,8 @@ export interface OverheadOptions {
   /** Measured runs of each workload, bare and in the VM (default 1); the median run is the result. */
   repeat?: number;
   onProgress?: (line: string) => void;
+  /** What runs now (which side, workload and run), for a status line. */
+  onStatus?: (text: string) => void;
 }
 
 export const RESULTS_JSON = 'results.json';
@@ -190,9 +192,11 @@ async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure
   const mode = o.mode ?? 'fast';
   const out: RunMeasure[][] = [];
   for (const w of o.workloads) {
+    o.onStatus?.(`${subject.label} ${w.name}, warm-up run`);
     await warmUp(subject.exec(w.command), w, subject.where);
     const runs: RunMeasure[] = [];
     for (let k = 0; k < (o.repeat ?? 1); k++) {
+      o.onStatus?.(`${subject.label} ${w.name}, run ${k + 1}/${o.repeat ?? 1}`);
       // The mode switches and the counters are read at idle moments, not whenever the host's await returns:
       // the guest runs on meanwhile, and the results would depend on the host's speed.
       const before = await subject.atIdle(() => {
@@ -311,8 +315,10 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
   const initrd = readFileSync(o.guest.initramfs);
   mkdirSync(o.outDir, { recursive: true });
   o.onProgress?.('booting bare Linux');
+  o.onStatus?.('bare, booting Linux');
   const bare = await runBare(o, kernel, initrd);
   o.onProgress?.('booting Linux in a VM under the monitor');
+  o.onStatus?.('vm, booting Linux under the monitor');
   const vm = await runVm(o, kernel, initrd);
   const results = o.workloads.map((w, i): OverheadResult => {
     const sums = new Set([...bare[i]!, ...vm[i]!].map((r) => r.checksum));

@@ -1,6 +1,6 @@
 // Where a built guest lives in the cache, and a fast check for one built from the current recipe.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PrivateApt } from './debian.js';
@@ -55,6 +55,19 @@ export function artifactsIn(dir: string, hash: string): GuestArtifacts {
     dir,
     hash,
   };
+}
+
+/**
+ * "Linux 6.1.192 from linux-source-6.1 6.1.192-3": the kernel of a built guest, from its manifest, to name
+ * beside every figure measured with it.
+ */
+export function describeGuestKernel(dir: string): string {
+  try {
+    const manifest = JSON.parse(readFileSync(join(dir, ARTIFACT_FILES.manifest), 'utf8')) as { kernelRelease?: string; debian?: { kernel?: string } };
+    return `Linux ${manifest.kernelRelease ?? '(release unknown)'} from ${manifest.debian?.kernel ?? '(source unknown)'}`;
+  } catch {
+    return 'a kernel whose guest has no readable manifest';
+  }
 }
 
 /** The private apt of the guest build in a cache directory. */

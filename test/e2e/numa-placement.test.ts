@@ -43,9 +43,10 @@ describe('mirrorball experiment numa-placement', { skip }, () => {
     const nodeBytes = by['one-node']!.nodeBytes;
     assert.ok(nodeBytes[0]! > 2 * Math.max(...nodeBytes.slice(1)), `node traffic ${nodeBytes.join(', ')}`);
 
-    // The table on stdout and in results.md; the plot; every case's statistics.
+    // The table on stdout and in results.md, each with the kernel the figures are of; the plot; every case's statistics.
     for (const name of Object.keys(by)) assert.match(r.stdout, new RegExp(`\\| ${name} `));
-    assert.equal(readFileSync(join(out, 'results.md'), 'utf8'), r.stdout.slice(0, r.stdout.indexOf('\n\n') + 1));
+    assert.equal(readFileSync(join(out, 'results.md'), 'utf8'), r.stdout.slice(0, r.stdout.lastIndexOf('\n\n') + 1));
+    assert.match(r.stdout, /^Measured with the guest's Linux 6\.1\.\d+ from linux-source-6\.1 \S+ \(guest [0-9a-f]{16}\)\.$/m);
     const svg = readFileSync(join(out, 'numa-placement.svg'), 'utf8');
     assert.match(svg, /^<\?xml/);
     assert.equal((svg.match(/<rect x=/g) ?? []).length, 2 * 4);
