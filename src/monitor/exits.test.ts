@@ -4,7 +4,6 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MachineConfig } from '../board/address-map.js';
 import { latenciesFromDistances } from '../board/topology.js';
 import type { VcpuExit } from '../cpu/exits.js';
 import {
@@ -19,24 +18,14 @@ import { assemble, requireToolchain, TEXT_BASE } from '../../test/helpers/asm.js
 import {
   counterDone, counterPages, counterResults, DATA_PA, DATA_VA, FILL_PA, FILL_VA, MAX_FILL_PAGES, startCounter,
   readU64, writeU64,
+  monitorMachine, runRoundsUntil,
 } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
 const quiet = (): void => {};
 
-function machine(nodes: number, nodeMiB: number, cpusPerNode: number): MachineConfig {
-  return {
-    harts: nodes * cpusPerNode,
-    nodes: Array.from({ length: nodes }, (_, n) => ({
-      memoryBytes: nodeMiB * MiB,
-      harts: Array.from({ length: cpusPerNode }, (_, k) => n * cpusPerNode + k),
-    })),
-  };
-}
-
-function runUntil(monitor: Monitor, done: () => boolean, max: number): void {
-  for (let rounds = 0; !done() && rounds < max; rounds++) monitor.runRound();
-}
+const machine = monitorMachine;
+const runUntil = runRoundsUntil;
 
 /** Records every exit of `vm`'s vCPUs (and still lets the monitor answer it). */
 function recordExits(vm: VirtualMachine): { vcpu: number; exit: VcpuExit }[] {

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import fc from 'fast-check';
-import type { MachineConfig } from '../board/address-map.js';
 import { SLICE } from '../board/machine.js';
 import { latenciesFromDistances } from '../board/topology.js';
 import type { Hart } from '../cpu/hart.js';
@@ -17,31 +16,15 @@ import type { VirtualMachine } from './vm.js';
 import { assemble, requireToolchain, TEXT_BASE } from '../../test/helpers/asm.js';
 import { PRIV_S } from '../isa/opcodes.js';
 import { INSTRUCTIONS_PER_TICK } from '../timing/clock.js';
-import { counterDone, counterPages, counterResults, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
+import {
+  counterDone, counterPages, counterResults, monitorMachine, runRoundsUntil, startCounter, type CounterRun,
+} from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
 const quiet = (): void => {};
 
-/** `nodes` nodes of `nodeMiB` MiB with `cpusPerNode` CPUs each. */
-function machine(nodes: number, nodeMiB: number, cpusPerNode: number): MachineConfig {
-  return {
-    harts: nodes * cpusPerNode,
-    nodes: Array.from({ length: nodes }, (_, n) => ({
-      memoryBytes: nodeMiB * MiB,
-      harts: Array.from({ length: cpusPerNode }, (_, k) => n * cpusPerNode + k),
-    })),
-  };
-}
-
-/** Runs rounds until `done` (or `max` rounds); returns the rounds run. */
-function runUntil(monitor: Monitor, done: () => boolean, max: number): number {
-  let rounds = 0;
-  while (!done() && rounds < max) {
-    monitor.runRound();
-    rounds++;
-  }
-  return rounds;
-}
+const machine = monitorMachine;
+const runUntil = runRoundsUntil;
 
 /** The counter program's results are exact: every iteration of every vCPU counted once. */
 function assertCounted(vm: VirtualMachine, run: CounterRun): void {

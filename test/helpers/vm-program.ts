@@ -1,9 +1,11 @@
 // Test helper: bare S-mode programs run by a monitor's vCPUs, with Sv39 page tables poked into guest memory.
 
+import type { MachineConfig } from '../../src/board/address-map.js';
 import { SATP_MODE_SV39, type HartState } from '../../src/cpu/hart-state.js';
 import { PRIV_S } from '../../src/isa/opcodes.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { MachineMemory } from '../../src/monitor/machine-memory.js';
+import type { Monitor } from '../../src/monitor/monitor.js';
 import type { VirtualMachine } from '../../src/monitor/vm.js';
 import { assemble, TEXT_BASE, type Program } from './asm.js';
 import { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X } from './trap-runtime.js';
@@ -11,6 +13,27 @@ import { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X } from './trap-runtime.js';
 export { PTE_A, PTE_D, PTE_R, PTE_V, PTE_W, PTE_X };
 export const PTE_RW = PTE_R | PTE_W | PTE_A | PTE_D;
 const PAGE = 4096;
+
+/** A physical machine of `nodes` nodes of `nodeMiB` MiB with `cpusPerNode` CPUs each. */
+export function monitorMachine(nodes: number, nodeMiB: number, cpusPerNode: number): MachineConfig {
+  return {
+    harts: nodes * cpusPerNode,
+    nodes: Array.from({ length: nodes }, (_, n) => ({
+      memoryBytes: nodeMiB * 2 ** 20,
+      harts: Array.from({ length: cpusPerNode }, (_, k) => n * cpusPerNode + k),
+    })),
+  };
+}
+
+/** Runs the monitor's rounds until `done` (or `max` rounds); returns the rounds run. */
+export function runRoundsUntil(monitor: Monitor, done: () => boolean, max: number): number {
+  let rounds = 0;
+  while (!done() && rounds < max) {
+    monitor.runRound();
+    rounds++;
+  }
+  return rounds;
+}
 
 /** Puts hart `h` in S-mode under Sv39 with its root table at physical `root`, ASID `asid`, its TLBs empty. */
 export function enterSv39(h: HartState, root: number, asid = 0): void {
