@@ -86,8 +86,11 @@ export function findBuiltGuest(cacheDir = defaultCacheDir(), versions?: { facts:
   const facts = versions?.facts ?? systemFacts(cacheApt(cacheDir, recipe.config.debian.release), recipe.config);
   const used = currentVersions(facts, recipe.config, versions?.choices ?? hostChoices(recipe.config));
   if (used === undefined) return undefined;
-  const hash = guestHash(recipe, used.versions);
+  return finishedGuest(cacheDir, guestHash(recipe, used.versions));
+}
+
+/** The guest of this hash if the cache has it finished (a build writes its manifest last), else undefined. */
+export function finishedGuest(cacheDir: string, hash: string): GuestArtifacts | undefined {
   const dir = artifactDir(cacheDir, hash);
-  if (!existsSync(join(dir, ARTIFACT_FILES.manifest))) return undefined;
-  return artifactsIn(dir, hash);
+  return existsSync(join(dir, ARTIFACT_FILES.manifest)) ? artifactsIn(dir, hash) : undefined;
 }

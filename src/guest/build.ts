@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { formatElapsed, StatusLine, type StatusOutput } from '../host/status-line.js';
-import { ARTIFACT_FILES, artifactDir, artifactsIn, cacheApt, defaultCacheDir, type GuestArtifacts } from './artifacts.js';
+import { ARTIFACT_FILES, artifactDir, artifactsIn, cacheApt, defaultCacheDir, finishedGuest, type GuestArtifacts } from './artifacts.js';
 import { buildBusybox } from './busybox.js';
 import type { PrivateApt } from './debian.js';
 import { currentVersions, hostChoices, systemFacts } from './host-versions.js';
@@ -62,7 +62,7 @@ export async function buildGuest(options: BuildOptions = {}): Promise<BuildResul
   const choices = options.versions?.choices ?? hostChoices(recipe.config);
   // A cache hit needs no network: the versions installed now, and the package lists of the last build.
   const known = currentVersions(options.versions?.facts ?? systemFacts(apt, recipe.config), recipe.config, choices);
-  const hit = known === undefined ? undefined : finished(cacheDir, guestHash(recipe, known.versions));
+  const hit = known === undefined ? undefined : finishedGuest(cacheDir, guestHash(recipe, known.versions));
   if (!options.force && hit !== undefined) return { artifacts: hit, cached: true, seconds: seconds() };
   const guestDir = join(cacheDir, 'guest');
   // Per process, so that two builds at once (two test runs) cannot mix their files; the last rename wins.
@@ -92,7 +92,7 @@ export async function buildGuest(options: BuildOptions = {}): Promise<BuildResul
     if (warning !== undefined) runner.note(warning);
     hash = guestHash(recipe, resolution.versions);
     const finalDir = artifactDir(cacheDir, hash);
-    const already = finished(cacheDir, hash);
+    const already = finishedGuest(cacheDir, hash);
     if (!options.force && already !== undefined) {
       // The lists were stale: with fresh ones, the versions are those of a guest already built.
       runner.finish();
@@ -122,12 +122,6 @@ export async function buildGuest(options: BuildOptions = {}): Promise<BuildResul
   const dir = artifactDir(cacheDir, hash);
   out.write(`guest: built in ${seconds().toFixed(0)} s: ${dir}\n`);
   return { artifacts: artifactsIn(dir, hash), cached: false, seconds: seconds() };
-}
-
-/** The finished guest of this hash in the cache, or undefined. */
-function finished(cacheDir: string, hash: string): GuestArtifacts | undefined {
-  const dir = artifactDir(cacheDir, hash);
-  return existsSync(join(dir, ARTIFACT_FILES.manifest)) ? artifactsIn(dir, hash) : undefined;
 }
 
 /**
