@@ -11,6 +11,9 @@ import {
 } from '../experiments/numa-placement.js';
 import * as manyVms from '../experiments/many-vms.js';
 import * as overhead from '../experiments/overhead.js';
+import { variantsTable } from '../experiments/overhead-exits.js';
+import type { VmVariant } from '../experiments/overhead.js';
+import type { MmuMode } from '../monitor/vm.js';
 import { parseCount, parseSize, UsageError } from './options.js';
 import { withProgress } from './progress.js';
 
@@ -75,16 +78,20 @@ export function registerExperimentCommands(program: Command): void {
     .option('--mode <mode>', 'timing: every access and TLB walk charged to the cache model, bare and in the VM alike, as Disco\'s ' +
       'figure came from a detailed simulation; fast: one cycle per instruction plus the monitor\'s costs (bare Linux\'s TLB walks then cost nothing)', 'timing')
     .option('--repeat <n>', 'measured runs of each workload, bare and in the VM; the median is the result', '5')
-    .action(async (flags: { out: string; quick?: boolean; mode: string; repeat: string }) => {
+    .option('--mmu <mode>', 'how the VM maps guest-physical to machine: software (Disco\'s software-refilled TLB), nested (H\'s two-stage walk) or both (a VM of each)', 'software')
+    .option('--cost-scales <list>', 'run the VM once per factor with the monitor\'s cost table multiplied by it, e.g. 0.5,1,2 (docs/monitor.md)', '1')
+    .action(async (flags: { out: string; quick?: boolean; mode: string; repeat: string; mmu: string; costScales: string }) => {
       if (flags.mode !== 'fast' && flags.mode !== 'timing') throw new UsageError(`--mode takes fast or timing, not '${flags.mode}'`);
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
+      const variants = overheadVariants(flags.mmu, flags.costScales);
       writableOut(flags.out);
       const guest = builtGuest();
       try {
         const results = await withProgress('overhead', (p) => overhead.runOverhead({
-          guest, outDir: flags.out, workloads: flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS, mode: flags.mode as 'fast' | 'timing', repeat, ...p,
+          guest, outDir: flags.out, workloads: flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS, mode: flags.mode as 'fast' | 'timing', repeat, variants, ...p,
         }));
         process.stdout.write(overhead.overheadTable(results));
+        if (variants.length > 1) process.stdout.write(`\n${variantsTable(results)}`);
         process.stdout.write(noteGuest(flags.out, overhead.RESULTS_TABLE, guest));
         process.stdout.write(`\n${flags.out}/: ${overhead.RESULTS_TABLE}, ${overhead.RESULTS_JSON}, ${overhead.PLOT_SVG}\n`);
       } catch (error) {
@@ -93,6 +100,21 @@ export function registerExperimentCommands(program: Command): void {
     });
 
   registerManyVms(experiment);
+}
+
+/** The VMs `--mmu` and `--cost-scales` ask for: every mode with every factor, the nominal table first. */
+export function overheadVariants(mmu: string, costScales: string): VmVariant[] {
+  const modes: MmuMode[] = mmu === 'both' ? ['software', 'nested'] : mmu === 'software' || mmu === 'nested' ? [mmu] : [];
+  if (modes.length === 0) throw new UsageError(`--mmu takes software, nested or both, not '${mmu}'`);
+  const scales = costScales.split(',').map((text) => {
+    const factor = Number(text.trim());
+    if (text.trim() === '' || !Number.isFinite(factor) || factor < 0 || factor > 100) {
+      throw new UsageError(`--cost-scales takes factors from 0 to 100 separated by commas, like 0.5,1,2, not '${costScales}'`);
+    }
+    return factor;
+  });
+  const ordered = [...new Set(scales)].sort((a, b) => (a === 1 ? -1 : b === 1 ? 1 : a - b));
+  return modes.flatMap((m) => ordered.map((costScale) => ({ mmu: m, costScale })));
 }
 
 function registerManyVms(experiment: Command): void {

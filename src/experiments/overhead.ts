@@ -14,7 +14,9 @@ import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
-import { DEFAULT_COSTS } from '../monitor/costs.js';
+import { DEFAULT_COSTS, scaleCosts } from '../monitor/costs.js';
+import type { MmuMode } from '../monitor/vm.js';
+import { exitsTable, NOMINAL, variantName, variantsTable } from './overhead-exits.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { ExperimentError } from './numa-placement.js';
 import { barChartSvg, markdownTable } from './report.js';
@@ -72,6 +74,21 @@ export interface RunMeasure {
   monitorCalls: number;
   /** Timing mode: cycles the memory model charged (cache hits and misses, TLB walks); 0 in fast mode. */
   memoryCycles: number;
+  /** In the VM: its exits during the run by cause (`exitCauses` of the account); none bare. */
+  exits: Record<string, number>;
+}
+
+/** One way of running the VM: how it maps guest-physical to machine, and the cost table scaled by a factor. */
+export interface VmVariant {
+  mmu: MmuMode;
+  costScale: number;
+}
+
+export interface VariantResult extends VmVariant {
+  /** The median run, every run's simulated seconds, and the median's time over bare's. */
+  vm: RunMeasure;
+  vmRuns: number[];
+  simulatedRatio: number;
 }
 
 export interface OverheadResult {
@@ -89,6 +106,8 @@ export interface OverheadResult {
   hostRatio: number;
   /** Whether the simulated ratio is within the issue's target for its kind. */
   withinTarget: boolean;
+  /** Every way the VM ran (`vm` and `simulatedRatio` above are the first's). */
+  variants: VariantResult[];
 }
 
 export interface OverheadOptions {
@@ -103,6 +122,8 @@ export interface OverheadOptions {
   mode?: ExecutionMode;
   /** Measured runs of each workload, bare and in the VM (default 1); the median run is the result. */
   repeat?: number;
+  /** The ways to run the VM, each a boot of its own (default: software mmu, the nominal cost table). */
+  variants?: readonly VmVariant[];
   onProgress?: (line: string) => void;
   /** What runs now (which side, workload and run), for a status line. */
   onStatus?: (text: string) => void;
@@ -160,6 +181,9 @@ function modelCycles(model: TimingModel | undefined): number {
 /** Cumulative counters of a subject (bare Linux or the VM), read before and after each measured run. */
 type Counters = Breakdown & { tlbMisses: number; secondLevelHits: number; monitorCalls: number; memoryCycles: number };
 
+/** What a subject has counted of its exits so far, by cause. */
+type ExitCounts = Record<string, number>;
+
 /** What the measuring loop needs of bare Linux or of the VM. */
 interface Subject {
   /** "on bare Linux", "in the VM": for messages. */
@@ -170,6 +194,7 @@ interface Subject {
   atIdle<T>(action: () => T): Promise<T>;
   setMode(mode: ExecutionMode): void;
   counters(): Counters;
+  exits(): ExitCounts;
 }
 
 /**
@@ -199,22 +224,23 @@ async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure
       o.onStatus?.(`${subject.label} ${w.name}, run ${k + 1}/${o.repeat ?? 1}`);
       // The mode switches and the counters are read at idle moments, not whenever the host's await returns:
       // the guest runs on meanwhile, and the results would depend on the host's speed.
-      const before = await subject.atIdle(() => {
+      const [before, exitsBefore] = await subject.atIdle(() => {
         subject.setMode(mode);
-        return subject.counters();
+        return [subject.counters(), subject.exits()] as const;
       });
       const started = performance.now();
       const r = await subject.exec(w.command);
       const hostSeconds = (performance.now() - started) / 1000;
-      const after = await subject.atIdle(() => {
+      const [after, exitsAfter] = await subject.atIdle(() => {
         subject.setMode('fast');
-        return subject.counters();
+        return [subject.counters(), subject.exits()] as const;
       });
       const d = minus(after, before);
+      const exits = Object.fromEntries(Object.entries(exitsAfter).map(([k, n]) => [k, n - (exitsBefore[k] ?? 0)]).filter(([, n]) => (n as number) > 0));
       const { guestSeconds, checksum } = parseResult(w, subject.where, r.status, r.output);
       runs.push({
         guestSeconds, hostSeconds, checksum, breakdown: { user: d.user, kernel: d.kernel, monitor: d.monitor, idle: d.idle },
-        tlbMisses: d.tlbMisses, secondLevelHits: d.secondLevelHits, monitorCalls: d.monitorCalls, memoryCycles: d.memoryCycles,
+        tlbMisses: d.tlbMisses, secondLevelHits: d.secondLevelHits, monitorCalls: d.monitorCalls, memoryCycles: d.memoryCycles, exits,
       });
       o.onProgress?.(`${subject.label} ${w.name}: ${(guestSeconds * 1000).toFixed(3)} ms simulated, ${hostSeconds.toFixed(1)} s host`);
     }
@@ -236,18 +262,23 @@ async function runBare(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Arra
       atIdle: (action) => session.atIdle(action),
       setMode: (mode) => { if (model !== undefined) setExecutionMode(session.machine, mode); },
       counters: () => ({ ...bareCycles(session.machine.harts), secondLevelHits: 0, monitorCalls: 0, memoryCycles: modelCycles(model) }),
+      exits: () => ({}),
     });
   } finally {
     await session.kill();
   }
 }
 
-/** Boots the same Linux in one VM that has the whole machine, and runs every workload in turn. */
-async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array): Promise<RunMeasure[][]> {
+/** Boots the same Linux in one VM that has the whole machine, run as `variant` says, and runs every workload in turn. */
+async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array, variant: VmVariant): Promise<RunMeasure[][]> {
   const machineMemory = OVERHEAD_MACHINE.nodes.reduce((s, n) => s + n.memoryBytes, 0);
   const session = await MonitorSession.boot({
     kernel, initrd, config: OVERHEAD_MACHINE, vms: [{ name: 'vm', vcpus: OVERHEAD_MACHINE.harts, memoryBytes: machineMemory }],
-    monitor: o.mode === 'timing' ? { timing: { latencies: OVERHEAD_LATENCIES } } : undefined,
+    monitor: {
+      timing: o.mode === 'timing' ? { latencies: OVERHEAD_LATENCIES } : undefined,
+      mmu: variant.mmu,
+      costs: scaleCosts(DEFAULT_COSTS, variant.costScale),
+    },
   });
   const monitor = session.monitor;
   const vm = session.vm('vm');
@@ -266,6 +297,7 @@ async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array)
           monitorCalls: [...vm.monitorCalls.values()].reduce((a, b) => a + b, 0), memoryCycles: modelCycles(monitor.timingModel),
         };
       },
+      exits: () => accountVm(monitor, vm).exitCauses,
     });
   } finally {
     await session.kill();
@@ -317,25 +349,34 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
   o.onProgress?.('booting bare Linux');
   o.onStatus?.('bare, booting Linux');
   const bare = await runBare(o, kernel, initrd);
-  o.onProgress?.('booting Linux in a VM under the monitor');
-  o.onStatus?.('vm, booting Linux under the monitor');
-  const vm = await runVm(o, kernel, initrd);
+  const variants = o.variants ?? [NOMINAL];
+  if (variants.length === 0) throw new ExperimentError('no way to run the VM was asked for');
+  const vms: RunMeasure[][][] = [];
+  for (const variant of variants) {
+    const name = variantName(variant);
+    o.onProgress?.(`booting Linux in a VM under the monitor (${name})`);
+    o.onStatus?.(`vm ${name}, booting Linux under the monitor`);
+    vms.push(await runVm(o, kernel, initrd, variant));
+  }
   const results = o.workloads.map((w, i): OverheadResult => {
-    const sums = new Set([...bare[i]!, ...vm[i]!].map((r) => r.checksum));
+    const sums = new Set([...bare[i]!, ...vms.flatMap((vm) => vm[i]!)].map((r) => r.checksum));
     if (sums.size !== 1) throw new ExperimentError(`${w.name} computed ${[...sums].join(' and ')} in its runs bare and in the VM: the monitor or a repetition changed a result`);
     const b = medianRun(bare[i]!);
-    const v = medianRun(vm[i]!);
-    const simulatedRatio = v.guestSeconds / b.guestSeconds;
+    const results = variants.map((variant, k): VariantResult => {
+      const v = medianRun(vms[k]![i]!);
+      return { ...variant, vm: v, vmRuns: vms[k]![i]!.map((r) => r.guestSeconds), simulatedRatio: v.guestSeconds / b.guestSeconds };
+    });
+    const first = results[0]!;
     return {
-      workload: w.name, kind: w.kind, command: w.command, bare: b, vm: v, simulatedRatio,
-      bareRuns: bare[i]!.map((r) => r.guestSeconds), vmRuns: vm[i]!.map((r) => r.guestSeconds),
-      hostRatio: v.hostSeconds / b.hostSeconds, withinTarget: simulatedRatio <= 1 + TARGET[w.kind],
+      workload: w.name, kind: w.kind, command: w.command, bare: b, vm: first.vm, simulatedRatio: first.simulatedRatio,
+      bareRuns: bare[i]!.map((r) => r.guestSeconds), vmRuns: first.vmRuns,
+      hostRatio: first.vm.hostSeconds / b.hostSeconds, withinTarget: first.simulatedRatio <= 1 + TARGET[w.kind], variants: results,
     };
   });
   const mode = o.mode ?? 'fast';
   const latencies = mode === 'timing' ? OVERHEAD_LATENCIES : null;
-  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'overhead', machine: OVERHEAD_MACHINE, mode, repeat: o.repeat ?? 1, latencies, monitorCosts: DEFAULT_COSTS, results }));
-  writeFileWhole(join(o.outDir, RESULTS_TABLE), overheadTable(results));
+  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'overhead', machine: OVERHEAD_MACHINE, mode, repeat: o.repeat ?? 1, latencies, monitorCosts: DEFAULT_COSTS, variants, results }));
+  writeFileWhole(join(o.outDir, RESULTS_TABLE), `${overheadTable(results)}\n${variantsTable(results)}\n${exitsTable(results)}`);
   writeFileWhole(join(o.outDir, PLOT_SVG), overheadSvg(results, mode));
   return results;
 }

@@ -76,3 +76,25 @@ export const DEFAULT_COSTS: MonitorCosts = {
 export function scaleCosts(costs: MonitorCosts, factor: number): MonitorCosts {
   return Object.fromEntries(Object.entries(costs).map(([k, v]) => [k, v * factor])) as unknown as MonitorCosts;
 }
+
+/**
+ * What one exit of cause `cause` (as `VirtualMachine.exits` and the accounts name them: `guest-page-fault.fill`,
+ * `sbi.time`, `mmio.ns16550a`, `tlb-refill.l2`, `world-switch`, …) costs per `costs`. A device's DMA faults
+ * are charged to no vCPU (0); a legacy SBI call counts as a plain monitor call.
+ */
+export function causeCost(costs: MonitorCosts, cause: string): number {
+  const [kind, detail] = cause.split('.');
+  switch (kind) {
+    case 'guest-page-fault':
+      if (detail === 'dma') return 0;
+      return detail === 'fill' ? costs.pageFill : detail === 'copy-on-write' ? costs.pageCopy : costs.protectionFault;
+    case 'sbi':
+      return detail === 'time' ? costs.timer : detail === 'ipi' ? costs.ipi : detail === 'rfence' ? costs.remoteFence : costs.monitorCall;
+    case 'mmio': return costs.mmio;
+    case 'wfi': return costs.wfi;
+    case 'interrupt': return costs.interrupt;
+    case 'world-switch': return costs.worldSwitch;
+    case 'tlb-refill': return detail === 'l2' ? costs.secondLevelHit : costs.walk;
+    default: throw new Error(`no cost for an exit of cause '${cause}'`);
+  }
+}

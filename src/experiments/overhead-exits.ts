@@ -1,0 +1,73 @@
+// The overhead experiment's exit tables: each way of running the VM against bare, and where the monitor's time went by exit kind.
+
+import { causeCost, DEFAULT_COSTS, scaleCosts } from '../monitor/costs.js';
+import type { OverheadResult, RunMeasure, VmVariant } from './overhead.js';
+import { markdownTable } from './report.js';
+
+/** The VM as it runs by default: Disco's software-refilled TLB and the cost table as committed. */
+export const NOMINAL: VmVariant = { mmu: 'software', costScale: 1 };
+
+/** `software`, `nested ×0.5`: how a variant is named in tables and progress lines. */
+export function variantName(v: VmVariant): string {
+  return v.costScale === 1 ? v.mmu : `${v.mmu} ×${v.costScale}`;
+}
+
+/** VM / bare for every workload and every way the VM ran (the median runs, with the VM runs' range). */
+export function variantsTable(results: readonly OverheadResult[]): string {
+  const variants = results[0]?.variants ?? [];
+  const headers = ['workload', ...variants.map((v) => `VM / bare, ${variantName(v)}`)];
+  const rows = results.map((r) => [
+    r.workload,
+    ...r.variants.map((v) => {
+      const bare = r.bare.guestSeconds;
+      return `${v.simulatedRatio.toFixed(3)} (${(Math.min(...v.vmRuns) / bare).toFixed(3)}–${(Math.max(...v.vmRuns) / bare).toFixed(3)})`;
+    }),
+  ]);
+  return markdownTable(headers, rows);
+}
+
+/** Exit kinds in the order the table shows them. */
+const KINDS = ['tlb-refill', 'guest-page-fault', 'sbi', 'mmio', 'interrupt', 'wfi', 'world-switch'] as const;
+
+/** Exits of a run by kind, from its causes. */
+function byKind(exits: Readonly<Record<string, number>>): Map<string, number> {
+  const kinds = new Map<string, number>();
+  for (const [cause, n] of Object.entries(exits)) {
+    const kind = cause.split('.')[0]!;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + n);
+  }
+  return kinds;
+}
+
+/** The monitor cycles of a run by exit kind, from its exits' causes and the (scaled) cost table. */
+export function monitorCyclesByKind(run: RunMeasure, variant: VmVariant): Map<string, number> {
+  const costs = scaleCosts(DEFAULT_COSTS, variant.costScale);
+  const cycles = new Map<string, number>();
+  for (const [cause, n] of Object.entries(run.exits)) {
+    const kind = cause.split('.')[0]!;
+    cycles.set(kind, (cycles.get(kind) ?? 0) + n * causeCost(costs, cause));
+  }
+  return cycles;
+}
+
+/**
+ * For each way the VM ran and each workload, its median run's exits per simulated second by kind and the
+ * monitor's cycles by kind as a share of bare's busy cycles (Disco's figure 5 split the monitor's bar so).
+ */
+export function exitsTable(results: readonly OverheadResult[]): string {
+  const headers = ['workload', 'VM', ...KINDS.map((k) => `${k} /s`), ...KINDS.map((k) => `${k} % of bare busy`)];
+  const rows: string[][] = [];
+  for (const r of results) {
+    const bareBusy = r.bare.breakdown.user + r.bare.breakdown.kernel + r.bare.breakdown.monitor;
+    for (const v of r.variants) {
+      const counts = byKind(v.vm.exits);
+      const cycles = monitorCyclesByKind(v.vm, v);
+      rows.push([
+        r.workload, variantName(v),
+        ...KINDS.map((k) => Math.round((counts.get(k) ?? 0) / v.vm.guestSeconds).toString()),
+        ...KINDS.map((k) => ((100 * (cycles.get(k) ?? 0)) / Math.max(1, bareBusy)).toFixed(2)),
+      ]);
+    }
+  }
+  return markdownTable(headers, rows);
+}
