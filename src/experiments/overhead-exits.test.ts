@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { overheadVariants } from '../cli/experiment.js';
 import { UsageError } from '../cli/options.js';
 import { causeCost, DEFAULT_COSTS, type MonitorCosts } from '../monitor/costs.js';
-import { exitsTable, monitorCyclesByKind, variantName, variantsTable } from './overhead-exits.js';
+import { exitsTable, figure5Svg, monitorCyclesByKind, variantName, variantsTable } from './overhead-exits.js';
 import type { OverheadResult, RunMeasure } from './overhead.js';
 
 /** Every cost a distinct prime, so that a cause priced under the wrong heading shows. */
@@ -59,6 +59,16 @@ test('the monitor cycles of a run by kind follow the scaled table; the tables sh
   assert.match(exits, /\| w +\| software +\| +24 +\|/);
   assert.ok(exits.includes(((100 * 4 * d.mmio) / 1000).toFixed(2)), exits);
   assert.equal(variantName({ mmu: 'nested', costScale: 1 }), 'nested');
+
+  // The figure: bare and the nominal-table variants only, the monitor split by kind, a reference line at 1.0,
+  // and a width that holds the title.
+  const svg = figure5Svg([result], 'timing');
+  assert.match(svg, /^<\?xml/);
+  assert.ok(svg.includes('>w bare<') && svg.includes('>w software<') && !svg.includes('nested'), svg);
+  assert.ok(svg.includes('monitor: mmio') && svg.includes('stroke-dasharray'));
+  const width = Number(/<svg [^>]*width="(\d+)"/.exec(svg)![1]);
+  const title = /font-weight="bold">([^<]*)</.exec(svg)![1]!;
+  assert.ok(width >= title.length * 15 * 0.6, `a ${width} px wide figure clips its ${title.length}-character title`);
 });
 
 test('--mmu and --cost-scales ask for every mode with every factor, the nominal table first; bad ones are refused', () => {

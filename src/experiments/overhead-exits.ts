@@ -2,7 +2,9 @@
 
 import { causeCost, DEFAULT_COSTS, scaleCosts } from '../monitor/costs.js';
 import type { OverheadResult, RunMeasure, VmVariant } from './overhead.js';
-import { markdownTable } from './report.js';
+import { OVERHEAD_MACHINE } from './overhead.js';
+import type { ExecutionMode } from '../board/timing-mode.js';
+import { markdownTable, stackedBarsSvg } from './report.js';
 
 /** The VM as it runs by default: Disco's software-refilled TLB and the cost table as committed. */
 export const NOMINAL: VmVariant = { mmu: 'software', costScale: 1 };
@@ -70,4 +72,32 @@ export function exitsTable(results: readonly OverheadResult[]): string {
     }
   }
   return markdownTable(headers, rows);
+}
+
+/**
+ * Disco's figure 5: per workload, bare Linux and each way the VM ran with the nominal cost table, as busy
+ * cycles (user, kernel, the monitor split by exit kind) normalized to bare's busy cycles, with a line at 1.0.
+ */
+export function figure5Svg(results: readonly OverheadResult[], mode: ExecutionMode): string {
+  const names = ['guest user', 'guest kernel', ...KINDS.map((k) => `monitor: ${k}`), 'monitor: other'];
+  const bars = results.flatMap((r) => {
+    const bare = r.bare.breakdown;
+    const bareBusy = Math.max(1, bare.user + bare.kernel + bare.monitor);
+    const rows = [{ label: `${r.workload} bare`, segments: [bare.user / bareBusy, bare.kernel / bareBusy, ...KINDS.map(() => 0), bare.monitor / bareBusy] }];
+    for (const v of r.variants.filter((x) => x.costScale === 1)) {
+      const b = v.vm.breakdown;
+      const cycles = monitorCyclesByKind(v.vm, v);
+      const known = [...cycles.values()].reduce((a, c) => a + c, 0);
+      rows.push({
+        label: `${r.workload} ${variantName(v)}`,
+        segments: [b.user / bareBusy, b.kernel / bareBusy, ...KINDS.map((k) => (cycles.get(k) ?? 0) / bareBusy), Math.max(0, b.monitor - known) / bareBusy],
+      });
+    }
+    return rows;
+  });
+  const cpus = OVERHEAD_MACHINE.harts;
+  return stackedBarsSvg(`Monitor overhead (Disco's figure 5): busy cycles normalized to bare Linux, ${mode} mode`, names, bars, {
+    reference: 1,
+    subtitle: `One VM with the whole machine (${cpus} CPUs, 256 MiB) against bare Linux; the monitor split by exit kind (docs/monitor.md).`,
+  });
 }

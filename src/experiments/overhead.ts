@@ -16,10 +16,10 @@ import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
 import { DEFAULT_COSTS, scaleCosts } from '../monitor/costs.js';
 import type { MmuMode } from '../monitor/vm.js';
-import { exitsTable, NOMINAL, variantName, variantsTable } from './overhead-exits.js';
+import { exitsTable, figure5Svg, NOMINAL, variantName, variantsTable } from './overhead-exits.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { ExperimentError } from './numa-placement.js';
-import { barChartSvg, markdownTable } from './report.js';
+import { markdownTable } from './report.js';
 
 export type WorkloadKind = 'cpu-bound' | 'os-intensive';
 
@@ -329,18 +329,6 @@ function busy(m: RunMeasure): number {
   return m.breakdown.user + m.breakdown.kernel + m.breakdown.monitor;
 }
 
-export function overheadSvg(results: readonly OverheadResult[], mode: ExecutionMode = 'fast'): string {
-  return barChartSvg(`Monitor overhead: one VM against bare Linux (2 CPUs, 256 MiB; ${mode} mode)`, [
-    { title: 'Workload time in the VM, normalized to bare (simulated)', bars: results.map((r) => ({ label: r.workload, value: r.simulatedRatio })), digits: 3 },
-    { title: 'Host time in the VM, normalized to bare', bars: results.map((r) => ({ label: r.workload, value: r.hostRatio })), digits: 2 },
-    {
-      title: 'Monitor cycles, % of the VM\'s busy cycles',
-      bars: results.map((r) => ({ label: r.workload, value: (100 * r.vm.breakdown.monitor) / Math.max(1, busy(r.vm)), text: `${((100 * r.vm.breakdown.monitor) / Math.max(1, busy(r.vm))).toFixed(1)} %` })),
-      digits: 1,
-    },
-  ], 'user, kernel and monitor cycles of each run, relative to bare, are in results.md');
-}
-
 /** Runs the workloads bare, then in a VM, and writes the table, plot and results.json to `outDir`. */
 export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]> {
   const kernel = readFileSync(o.guest.kernel);
@@ -377,6 +365,6 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
   const latencies = mode === 'timing' ? OVERHEAD_LATENCIES : null;
   writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({ experiment: 'overhead', machine: OVERHEAD_MACHINE, mode, repeat: o.repeat ?? 1, latencies, monitorCosts: DEFAULT_COSTS, variants, results }));
   writeFileWhole(join(o.outDir, RESULTS_TABLE), `${overheadTable(results)}\n${variantsTable(results)}\n${exitsTable(results)}`);
-  writeFileWhole(join(o.outDir, PLOT_SVG), overheadSvg(results, mode));
+  writeFileWhole(join(o.outDir, PLOT_SVG), figure5Svg(results, mode));
   return results;
 }

@@ -117,8 +117,11 @@ function exitCounts(vm: VirtualMachine, perVcpu: readonly VcpuAccount[], total: 
     const all = new Map(causes);
     const add = (key: string, n: number): void => { if (n > 0) all.set(key, n); };
     add('world-switch', v.worldSwitches);
-    add('tlb-refill.l2', v.secondLevelHits);
-    add('tlb-refill.walk', v.tlbMisses - v.secondLevelHits);
+    // Only in software mode is a TLB miss an exit; under the nested walk it is the hardware's work.
+    if (vm.mmu === 'software') {
+      add('tlb-refill.l2', v.secondLevelHits);
+      add('tlb-refill.walk', v.tlbMisses - v.secondLevelHits);
+    }
     return all;
   };
   const causes = withOwn(vm.exits, total);

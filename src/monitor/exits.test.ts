@@ -11,6 +11,7 @@ import {
 } from '../isa/opcodes.js';
 import { ACCESS_READ, ACCESS_WRITE, PERM_NONE, PERM_R, PERM_RWX } from '../memory/bus.js';
 import { FREE, PAGE } from './machine-memory.js';
+import { accountVm } from './accounting.js';
 import { DEFAULT_COSTS } from './costs.js';
 import { Monitor } from './monitor.js';
 import type { VirtualMachine } from './vm.js';
@@ -374,6 +375,9 @@ test('mmu: nested takes no exit on a TLB miss but pays the two-stage walk; softw
   assert.ok(s.tlbMisses > 0 && n.tlbMisses > 0);
   assert.ok(s.secondLevelHits > 0, 'software mode never refilled from the second-level TLB');
   assert.equal(n.secondLevelHits, 0, 'nested mode has no second-level TLB');
+  // A miss is an exit of software mode's only.
+  assert.equal(accountVm(nested.monitor, nested.vm).exits['tlb-refill'], undefined);
+  assert.ok((accountVm(software.monitor, software.vm).exits['tlb-refill'] ?? 0) > 0);
   // Nested: what the monitor charged is only its exits (fills, the world switch), no refills.
   const monitorCycles = (h: typeof s): number => h.monitorCycles.reduce((a, b) => a + b, 0);
   const fills = nested.vm.exits.get('guest-page-fault.fill') ?? 0;
