@@ -66,7 +66,8 @@ export interface MachineOptions {
   pagedRam?: (layout: MachineLayout) => PagedRam;
   /**
    * The monitor that stands between this machine's harts and memory (a VM's): every exit of a hart goes to
-   * it (exits.ts: a guest-page fault, an SBI call before the built-in SBI answers it, an MMIO access, WFI).
+   * it (exits.ts: a guest-page fault, an SBI call before the built-in SBI answers it, an MMIO access, WFI, an
+   * interrupt taken).
    */
   exits?: ExitHandler;
   /** The monitor's answer to a device's DMA (or a loader's write) its permissions deny (Bus.dmaFault). */

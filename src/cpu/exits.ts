@@ -42,7 +42,8 @@ export interface WfiExit {
 
 /**
  * An interrupt the guest takes, which the monitor delivered (H's hvip: a virtual timer, device or software
- * interrupt); `irq` is its cause number. Reported as the guest's trap is entered.
+ * interrupt); `irq` is its cause number. Reported as the guest's trap is entered; a report only, whose answer
+ * is not awaited (the interrupt is taken whatever it is).
  */
 export interface InterruptExit {
   readonly kind: 'interrupt';

@@ -2,14 +2,12 @@
 
 import type { FpState } from '../isa/fp-state.js';
 import {
-  IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_M, PRIV_S, PRIV_U,
-} from '../isa/opcodes.js';
-import {
-  CAUSE_FETCH_GUEST_PAGE_FAULT, CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT,
+  CAUSE_FETCH_GUEST_PAGE_FAULT, CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, IRQ_M_EXT, IRQ_M_SOFT,
+  IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_M, PRIV_S, PRIV_U,
 } from '../isa/opcodes.js';
 import type { Access, Bus } from '../memory/bus.js';
-import { RESUME, type ExitHandler, type VcpuExit } from './exits.js';
 import type { Clock } from '../memory/device.js';
+import { RESUME, type ExitHandler, type VcpuExit } from './exits.js';
 import type { Reservations } from './reservations.js';
 import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
 import { TlbModel } from './tlb-model.js';
@@ -315,9 +313,10 @@ export class HartState implements FpState {
   }
 
   /**
-   * The bus denied guest-physical `gpa` to an access of kind `needs` made for the instruction's access of
-   * kind `access` at `va` (`implicit`: the page walker's own access, which may differ in kind): a guest-page fault exit. Returns
-   * once the monitor has made the access allowed, for the caller to try again; throws EXIT if it said WAIT.
+   * The bus denied guest-physical `gpa` to an access of kind `needs`, made for the instruction's access of
+   * kind `access` at `va` (`implicit`: the page walker's own access, which may differ in kind): a guest-page
+   * fault exit. Returns once the monitor has made the access allowed, for the caller to try again; throws
+   * EXIT if it said WAIT.
    */
   guestPageFault(gpa: number, va: number, access: Access, needs: Access, implicit: boolean): void {
     if (this.env.exit === undefined) throw new Error(`guest-physical 0x${gpa.toString(16)} denied with no monitor to answer`);

@@ -107,8 +107,9 @@ export class Hart extends HartMemory {
       if (irq >= 0) {
         this.waiting = false;
         this.countersSynced = false; // the counter access that asked for it now runs after the handler
-        // Under the monitor the interrupt is one it delivers to the guest: an exit, counted and charged.
-        if (this.env.exit !== undefined) this.exitTo({ kind: 'interrupt', irq });
+        // Under the monitor the interrupt is one it delivers to the guest: an exit, counted and charged. It only
+        // reports (outside the instruction loop, nothing can be abandoned here): the answer is not awaited.
+        this.env.exit?.(this.id, { kind: 'interrupt', irq });
         this.enterTrap(irq, 0, true);
       }
       // A trap or xRET since the last pass ended with stop set or a throw, so every change is seen here.
