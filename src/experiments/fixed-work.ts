@@ -1,0 +1,379 @@
+// The fixed-work experiment (Disco's figure 7, docs/experiments.md): one pmake job of fixed size, split over
+// 1, 2, 4 and 8 VMs on the 8-CPU flash8 machine, against the same job on bare 8-CPU Linux; the machine time
+// of the run normalized to bare, split into guest user, guest kernel, monitor and idle cycles over all CPUs.
+// Each case runs in a child process of its own (as many-vms does): its host memory and the host's garbage
+// collection of the previous case's machines do not weigh on the next, and a case that fails ends its
+// process, not the experiment's.
+
+import { fork } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { configureTiming, setExecutionMode } from '../board/timing-mode.js';
+import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
+import type { Hart } from '../cpu/hart.js';
+import type { GuestArtifacts } from '../guest/artifacts.js';
+import { MonitorSession } from '../guest/monitor-session.js';
+import { GuestSession } from '../guest/session.js';
+import { sortedJson, writeFileWhole } from '../host/stats-output.js';
+import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
+import { accountVm } from '../monitor/accounting.js';
+import { ExperimentError } from './numa-placement.js';
+import { markdownTable, stackedBarsSvg } from './report.js';
+
+const MiB = 2 ** 20;
+export const FIXED_WORK_TOPOLOGY = 'flash8';
+/** The machine's memory, bare Linux's, and what the VMs of a case share equally. */
+export const FIXED_WORK_MEMORY = 1024 * MiB;
+export const MACHINE_CPUS = 8;
+/** VM counts: 1 is one VM with every CPU as a vCPU, 8 is eight VMs of one vCPU. */
+export const FULL_COUNTS = [1, 2, 4, 8] as const;
+
+/** The whole job: `pmake -j J -n files -l lines`, J the CPUs (or vCPUs) of whoever runs it. */
+export interface PmakeJob {
+  files: number;
+  lines: number;
+}
+
+export const FULL_JOB: PmakeJob = { files: 64, lines: 200 };
+/** The reference size of guest/workloads/checks.txt (`pmake -j 2 -n 8 -l 100`): 8 files, one per VM of 8. */
+export const QUICK_JOB: PmakeJob = { files: 8, lines: 100 };
+
+/** One case: bare Linux on the whole machine, or `vms` VMs of MACHINE_CPUS / vms vCPUs and 1 GiB / vms each. */
+export interface CaseSpec {
+  /** 0: bare Linux. */
+  vms: number;
+  /** The command each VM (or bare Linux) runs; all the VMs of a case run the same one. */
+  command: string;
+  vcpus: number;
+  memoryBytes: number;
+  /** The files each runs: the job's files / vms. */
+  files: number;
+}
+
+export function pmakeCommand(jobs: number, files: number, lines: number): string {
+  return `pmake -j ${jobs} -n ${files} -l ${lines}`;
+}
+
+/**
+ * The job split over `vms` VMs (0: bare Linux, the whole job): each VM gets files / vms files, -j its
+ * vCPUs, memory / vms. Throws if the split is not exact: the total work must not change from case to case.
+ */
+export function splitJob(job: PmakeJob, vms: number): CaseSpec {
+  if (!Number.isInteger(vms) || vms < 0 || vms > MACHINE_CPUS || (vms > 0 && MACHINE_CPUS % vms !== 0)) {
+    throw new ExperimentError(`${vms} VMs do not divide the machine's ${MACHINE_CPUS} CPUs`);
+  }
+  const k = Math.max(1, vms);
+  if (!Number.isInteger(job.files) || job.files < 1 || job.files % k !== 0) {
+    throw new ExperimentError(`${job.files} files do not split evenly over ${k} VMs: the total work would change`);
+  }
+  const vcpus = MACHINE_CPUS / k;
+  const files = job.files / k;
+  const memoryBytes = FIXED_WORK_MEMORY / k;
+  if (files * k !== job.files || vcpus * k !== MACHINE_CPUS || memoryBytes * k !== FIXED_WORK_MEMORY) {
+    throw new ExperimentError(`the split of ${job.files} files over ${k} VMs is not exact`);
+  }
+  return { vms, command: pmakeCommand(vcpus, files, job.lines), vcpus, memoryBytes, files };
+}
+
+/** `bare`, `1 VM × 8`, `4 VMs × 2`: how a case is named in tables and progress lines. */
+export function caseName(spec: Pick<CaseSpec, 'vms' | 'vcpus'>): string {
+  return spec.vms === 0 ? 'bare' : `${spec.vms} VM${spec.vms === 1 ? '' : 's'} × ${spec.vcpus}`;
+}
+
+/** Cycles summed over the machine's CPUs during the run. */
+export interface Breakdown {
+  user: number;
+  kernel: number;
+  monitor: number;
+  /** Idle, and under the monitor also ready (a vCPU runnable while another had its CPU). */
+  idle: number;
+}
+
+export interface PmakeRun {
+  /** pmake's own elapsed time, from the guest clock. */
+  guestMs: number;
+  checksum: string;
+  /** Bytes pmake linked: the size of the work's output. */
+  linkedBytes: number;
+}
+
+export interface FixedWorkCaseResult {
+  vms: number;
+  vcpus: number;
+  memoryBytes: number;
+  command: string;
+  /** Machine time from starting every pmake at once to the last one's end, read at machine idle moments. */
+  machineCycles: number;
+  breakdown: Breakdown;
+  /** One per VM (one for bare Linux). */
+  runs: PmakeRun[];
+  bootHostSeconds: number;
+  runHostSeconds: number;
+  /** Bare only: checksums of the smaller jobs (files → checksum), run in fast mode after the measured run, the reference for the VMs' parts. */
+  references: Record<string, string>;
+}
+
+const RESULT_LINE = /^RESULT pmake elapsed=(\S+) checksum=([0-9a-f]{16})\b.*\blinked_bytes=(\d+)/m;
+
+function parsePmake(where: string, r: { status: number; output: string }): PmakeRun {
+  const m = RESULT_LINE.exec(r.output);
+  if (r.status !== 0 || m === null) throw new ExperimentError(`${where}: pmake failed (status ${r.status}): ${r.output.trim().split('\n').slice(-3).join(' / ')}`);
+  return { guestMs: Number(m[1]) * 1000, checksum: m[2]!, linkedBytes: Number(m[3]) };
+}
+
+/** Address-space layout randomization off (as in overhead.ts): every kernel then runs the same layouts. */
+const NO_ASLR = 'echo 0 > /proc/sys/kernel/randomize_va_space && cat /proc/sys/kernel/randomize_va_space';
+
+function checkNoAslr(where: string, r: { status: number; output: string }): void {
+  if (r.status !== 0 || r.output.trim() !== '0') throw new ExperimentError(`cannot turn address-space randomization off ${where}: ${r.output.trim()}`);
+}
+
+function minus(a: Breakdown, b: Breakdown): Breakdown {
+  return { user: a.user - b.user, kernel: a.kernel - b.kernel, monitor: a.monitor - b.monitor, idle: a.idle - b.idle };
+}
+
+function bareCycles(harts: readonly Hart[]): Breakdown {
+  const sum = (f: (h: Hart) => number): number => harts.reduce((s, h) => s + f(h), 0);
+  return { user: sum((h) => h.cyclesAt(PRIV_U)), kernel: sum((h) => h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M)), monitor: 0, idle: sum((h) => h.idleCycles) };
+}
+
+type Guest = Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
+
+/**
+ * The bare case, in this process: Linux on the whole machine boots in fast mode, runs the job once
+ * unmeasured (a warm-up: the measure is the steady state, as in overhead.ts), switches to timing mode at an
+ * idle moment, runs the job measured, and then, in fast mode, the smaller jobs of `referenceFiles` for the
+ * VMs' checksums to be compared with.
+ */
+async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly number[]): Promise<FixedWorkCaseResult> {
+  const { config, latencies } = topologyPreset(FIXED_WORK_TOPOLOGY, FIXED_WORK_MEMORY);
+  const spec = splitJob(job, 0);
+  const started = performance.now();
+  const session = await GuestSession.boot({ kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initramfs), config, holdIdle: true });
+  try {
+    configureTiming(session.machine, latencies);
+    checkNoAslr('on bare Linux', await session.exec(NO_ASLR));
+    parsePmake('bare (warm-up)', await session.exec(spec.command));
+    const bootHostSeconds = (performance.now() - started) / 1000;
+    const harts = session.machine.harts;
+    const before = await session.atIdle(() => {
+      setExecutionMode(session.machine, 'timing');
+      return { cycles: session.machine.cycles, b: bareCycles(harts) };
+    });
+    const runStarted = performance.now();
+    const r = await session.exec(spec.command);
+    const runHostSeconds = (performance.now() - runStarted) / 1000;
+    const after = await session.atIdle(() => {
+      setExecutionMode(session.machine, 'fast');
+      return { cycles: session.machine.cycles, b: bareCycles(harts) };
+    });
+    const run = parsePmake('bare', r);
+    const references: Record<string, string> = {};
+    for (const files of referenceFiles) {
+      if (files === spec.files) continue;
+      references[files] = parsePmake(`bare (reference of ${files} files)`, await session.exec(pmakeCommand(MACHINE_CPUS, files, job.lines))).checksum;
+    }
+    return {
+      vms: 0, vcpus: MACHINE_CPUS, memoryBytes: FIXED_WORK_MEMORY, command: spec.command, machineCycles: after.cycles - before.cycles,
+      breakdown: minus(after.b, before.b), runs: [run], bootHostSeconds, runHostSeconds, references,
+    };
+  } finally {
+    await session.kill();
+  }
+}
+
+/**
+ * A VM case, in this process: `vms` VMs boot in fast mode and run their part once unmeasured (a warm-up);
+ * at a moment when every vCPU idles the monitor switches to timing mode, every VM starts its part at once,
+ * and at the next such moment after the last has ended the machine time and every VM's account are read.
+ */
+async function runVmCase(guest: Guest, job: PmakeJob, vms: number): Promise<FixedWorkCaseResult> {
+  const { config, latencies } = topologyPreset(FIXED_WORK_TOPOLOGY, FIXED_WORK_MEMORY);
+  const spec = splitJob(job, vms);
+  const names = Array.from({ length: vms }, (_, i) => `vm${i}`);
+  const started = performance.now();
+  const session = await MonitorSession.boot({
+    kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initramfs), config,
+    vms: names.map((name) => ({ name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes })),
+    monitor: { timing: { latencies } },
+  });
+  try {
+    const monitor = session.monitor;
+    const all = <T>(f: (name: string) => Promise<T>): Promise<T[]> => Promise.all(names.map(f));
+    (await all((n) => session.exec(n, NO_ASLR))).forEach((r, i) => checkNoAslr(`in ${names[i]}`, r));
+    (await all((n) => session.exec(n, spec.command))).forEach((r, i) => parsePmake(`${names[i]} (warm-up)`, r));
+    const bootHostSeconds = (performance.now() - started) / 1000;
+    const read = (): { cycles: number; b: Breakdown } => {
+      const b: Breakdown = { user: 0, kernel: 0, monitor: 0, idle: 0 };
+      for (const name of names) {
+        const t = accountVm(monitor, session.vm(name)).total;
+        b.user += t.guestUserCycles;
+        b.kernel += t.guestKernelCycles;
+        b.monitor += t.monitorCycles;
+        b.idle += t.idleCycles + t.readyCycles;
+      }
+      return { cycles: monitor.cycles, b };
+    };
+    const before = await session.atMachineIdle(() => {
+      monitor.setExecutionMode('timing');
+      return read();
+    });
+    const runStarted = performance.now();
+    const results = await all((n) => session.exec(n, spec.command));
+    const runHostSeconds = (performance.now() - runStarted) / 1000;
+    const after = await session.atMachineIdle(() => {
+      monitor.setExecutionMode('fast');
+      return read();
+    });
+    return {
+      vms, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, command: spec.command, machineCycles: after.cycles - before.cycles,
+      breakdown: minus(after.b, before.b), runs: results.map((r, i) => parsePmake(names[i]!, r)), bootHostSeconds, runHostSeconds, references: {},
+    };
+  } finally {
+    await session.kill();
+  }
+}
+
+interface ChildRequest {
+  guest: Guest;
+  job: PmakeJob;
+  vms: number;
+  referenceFiles: number[];
+}
+
+function runCase(request: ChildRequest): Promise<FixedWorkCaseResult> {
+  return request.vms === 0 ? runBareCase(request.guest, request.job, request.referenceFiles) : runVmCase(request.guest, request.job, request.vms);
+}
+
+/** Runs one case in a child process (this module is its entry) and returns what it measured. */
+function runCaseInChild(request: ChildRequest): Promise<FixedWorkCaseResult> {
+  const self = fileURLToPath(import.meta.url);
+  const name = caseName(splitJob(request.job, request.vms));
+  return new Promise((resolve, reject) => {
+    const child = fork(self, [JSON.stringify(request)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    let result: FixedWorkCaseResult | { error: string } | undefined;
+    child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
+    child.on('message', (m) => { result = m as FixedWorkCaseResult | { error: string }; });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (result !== undefined && 'error' in result) reject(new ExperimentError(`${name}: ${result.error}`));
+      else if (result !== undefined) resolve(result);
+      else reject(new ExperimentError(`${name}: the case's process ended (code ${code}) without a result: ${stderr.trim().split('\n').slice(-3).join(' / ')}`));
+    });
+  });
+}
+
+/**
+ * What can be checked of the results. pmake's checksum is over the files it linked, which depend only on
+ * -n and -l (not -j), so a VM's part (files 0 .. n/k-1) cannot be checked against the whole job's checksum;
+ * but every VM of a case runs the same command and must agree with the others, the one-VM case runs the
+ * whole job and must agree with bare Linux, and every part must agree with the same command run on bare
+ * Linux (`references`). Returns the problems found (none: the results are right).
+ */
+export function checksumProblems(results: readonly FixedWorkCaseResult[]): string[] {
+  const bare = results.find((r) => r.vms === 0);
+  if (bare === undefined) return ['no bare case to check against'];
+  const expected = new Map<number, string>(Object.entries(bare.references).map(([files, sum]) => [Number(files), sum]));
+  const filesOf = (r: FixedWorkCaseResult): number => Number(/-n (\d+)/.exec(r.command)![1]);
+  expected.set(filesOf(bare), bare.runs[0]!.checksum);
+  const problems: string[] = [];
+  for (const r of results) {
+    const want = expected.get(filesOf(r));
+    r.runs.forEach((run, i) => {
+      const where = r.vms === 0 ? 'bare' : `${caseName(r)}, vm${i}`;
+      if (want === undefined) problems.push(`${where}: no reference checksum for ${filesOf(r)} files`);
+      else if (run.checksum !== want) problems.push(`${where}: \`${r.command}\` computed ${run.checksum}, bare Linux ${want}`);
+    });
+  }
+  return problems;
+}
+
+export interface FixedWorkOptions {
+  guest: Guest;
+  outDir: string;
+  job: PmakeJob;
+  /** VM counts (1, 2, 4, 8); bare Linux always runs first, as the baseline. */
+  counts: readonly number[];
+  onProgress?: (line: string) => void;
+  onStatus?: (text: string) => void;
+}
+
+export const RESULTS_JSON = 'results.json';
+export const RESULTS_TABLE = 'results.md';
+export const PLOT_SVG = 'fixed-work.svg';
+
+const CYCLES_PER_MS = CPU_CYCLES_PER_SECOND / 1000;
+
+/** Cycles over all CPUs: user + kernel + monitor + idle. */
+function total(b: Breakdown): number {
+  return b.user + b.kernel + b.monitor + b.idle;
+}
+
+export function fixedWorkTable(results: readonly FixedWorkCaseResult[]): string {
+  const bare = results.find((r) => r.vms === 0) ?? results[0]!;
+  const norm = bare.machineCycles * MACHINE_CPUS;
+  const part = (v: number): string => (v / norm).toFixed(3);
+  return markdownTable(
+    ['case', 'command in each', 'time (ms)', 'time / bare', 'user', 'kernel', 'monitor', 'idle', 'sum', 'pmake per VM (ms, guest)', 'linked / bare', 'host run (s)', 'host boot + warm-up (s)'],
+    results.map((r) => {
+      const ms = r.runs.map((x) => x.guestMs);
+      const linked = r.runs.reduce((s, x) => s + x.linkedBytes, 0) / bare.runs[0]!.linkedBytes;
+      return [
+        caseName(r), `\`${r.command}\``, (r.machineCycles / CYCLES_PER_MS).toFixed(1), (r.machineCycles / bare.machineCycles).toFixed(3),
+        part(r.breakdown.user), part(r.breakdown.kernel), part(r.breakdown.monitor), part(r.breakdown.idle), part(total(r.breakdown)),
+        ms.length === 1 ? ms[0]!.toFixed(1) : `${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)}`,
+        linked.toFixed(3), r.runHostSeconds.toFixed(1), r.bootHostSeconds.toFixed(1),
+      ];
+    }),
+  );
+}
+
+/** Disco's figure 7: per case, cycles over all CPUs normalized to bare's (so a bar's length is its time over bare's), a line at 1.0. */
+export function fixedWorkSvg(results: readonly FixedWorkCaseResult[], job: PmakeJob): string {
+  const bare = results.find((r) => r.vms === 0) ?? results[0]!;
+  const norm = Math.max(1, bare.machineCycles * MACHINE_CPUS);
+  return stackedBarsSvg(
+    'Fixed work over VMs (Disco\'s figure 7): machine time normalized to bare Linux, timing mode',
+    ['guest user', 'guest kernel', 'monitor', 'idle'],
+    results.map((r) => ({ label: caseName(r), segments: [r.breakdown.user / norm, r.breakdown.kernel / norm, r.breakdown.monitor / norm, r.breakdown.idle / norm] })),
+    { reference: 1, subtitle: `${pmakeCommand(MACHINE_CPUS, job.files, job.lines)} split over the VMs (-n and 1 GiB divided, -j the vCPUs) on ${FIXED_WORK_TOPOLOGY} (8 CPUs); cycles summed over the CPUs.` },
+  );
+}
+
+/** Runs bare Linux and then each count of VMs, each in a child process; checks the checksums; writes the table, plot and results.json. */
+export async function runFixedWork(o: FixedWorkOptions): Promise<FixedWorkCaseResult[]> {
+  const specs = [0, ...o.counts].map((vms) => splitJob(o.job, vms));
+  mkdirSync(o.outDir, { recursive: true });
+  const referenceFiles = [...new Set(specs.map((s) => s.files))];
+  const results: FixedWorkCaseResult[] = [];
+  for (const [i, spec] of specs.entries()) {
+    const name = caseName(spec);
+    o.onProgress?.(`${name}: booting, warming up, then \`${spec.command}\`${spec.vms > 1 ? ' in every VM at once' : ''}`);
+    o.onStatus?.(`${name} (case ${i + 1}/${specs.length})`);
+    const r = await runCaseInChild({ guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, job: o.job, vms: spec.vms, referenceFiles });
+    results.push(r);
+    const bare = results[0]!;
+    o.onProgress?.(`${name}: ${(r.machineCycles / CYCLES_PER_MS).toFixed(1)} ms simulated, ${(r.machineCycles / bare.machineCycles).toFixed(3)} of bare; ` +
+      `host ${r.bootHostSeconds.toFixed(1)} s boot and warm-up, ${r.runHostSeconds.toFixed(1)} s the run`);
+  }
+  const problems = checksumProblems(results);
+  if (problems.length > 0) throw new ExperimentError(`pmake's results differ: ${problems.join('; ')}`);
+  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
+    experiment: 'fixed-work', topology: FIXED_WORK_TOPOLOGY, machineMemory: FIXED_WORK_MEMORY, cpus: MACHINE_CPUS, job: o.job, mode: 'timing', results,
+  }));
+  writeFileWhole(join(o.outDir, RESULTS_TABLE), fixedWorkTable(results));
+  writeFileWhole(join(o.outDir, PLOT_SVG), fixedWorkSvg(results, o.job));
+  return results;
+}
+
+// The child's side: run the case given on the command line and send the result back.
+if (process.send !== undefined && process.argv[1] === fileURLToPath(import.meta.url)) {
+  const request = JSON.parse(process.argv[2]!) as ChildRequest;
+  runCase(request).then(
+    (r) => process.send!(r, () => process.exit(0)),
+    (error: unknown) => process.send!({ error: error instanceof Error ? error.message : String(error) }, () => process.exit(0)),
+  );
+}
