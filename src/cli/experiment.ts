@@ -10,6 +10,7 @@ import {
   type PlacementWorkload,
 } from '../experiments/numa-placement.js';
 import * as manyVms from '../experiments/many-vms.js';
+import * as fixedWork from '../experiments/fixed-work.js';
 import * as overhead from '../experiments/overhead.js';
 import { variantsTable } from '../experiments/overhead-exits.js';
 import type { VmVariant } from '../experiments/overhead.js';
@@ -100,6 +101,7 @@ export function registerExperimentCommands(program: Command): void {
     });
 
   registerManyVms(experiment);
+  registerFixedWork(experiment);
 }
 
 /** The VMs `--mmu` and `--cost-scales` ask for: every mode with every factor, the nominal table first. */
@@ -138,6 +140,35 @@ function registerManyVms(experiment: Command): void {
         process.stdout.write(`\n${flags.out}/: ${manyVms.RESULTS_TABLE}, ${manyVms.RESULTS_JSON}, ${manyVms.PLOT_SVG}\n`);
       } catch (error) {
         reportFailure('many-vms', error);
+      }
+    });
+}
+
+function registerFixedWork(experiment: Command): void {
+  const job = (j: fixedWork.PmakeJob): string => fixedWork.pmakeCommand(fixedWork.MACHINE_CPUS, j.files, j.lines);
+  experiment
+    .command('fixed-work')
+    .description(`Disco's figure 7: one pmake job (${job(fixedWork.FULL_JOB)}) on bare 8-CPU Linux and split over 1, 2, 4 and 8 VMs ` +
+      `(8 vCPUs and ${fixedWork.FIXED_WORK_MEMORY / 2 ** 20} MiB divided among them) on the ${fixedWork.FIXED_WORK_TOPOLOGY} machine in timing mode; ` +
+      'prints each case\'s machine time normalized to bare, with guest user, guest kernel, monitor and idle cycles over all CPUs')
+    .option('--out <dir>', 'output directory', 'out/fixed-work')
+    .option('--counts <list>', 'comma-separated numbers of VMs (1, 2, 4 or 8: one VM of 8 vCPUs ... eight of 1); bare Linux always runs as the baseline', fixedWork.FULL_COUNTS.join(','))
+    .option('--quick', `a smaller job (${job(fixedWork.QUICK_JOB)}) instead of ${job(fixedWork.FULL_JOB)}`)
+    .action(async (flags: { out: string; counts: string; quick?: boolean }) => {
+      const counts = flags.counts.split(',').map((c) => parseCount(c.trim(), '--counts', 1, 8));
+      const bad = counts.filter((c) => fixedWork.MACHINE_CPUS % c !== 0);
+      if (bad.length > 0) throw new UsageError(`--counts takes 1, 2, 4 or 8 (VMs that divide the 8 CPUs), not ${bad.join(', ')}`);
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const results = await withProgress('fixed-work', (p) => fixedWork.runFixedWork({
+          guest, outDir: flags.out, counts, job: flags.quick ? fixedWork.QUICK_JOB : fixedWork.FULL_JOB, ...p,
+        }));
+        process.stdout.write(fixedWork.fixedWorkTable(results));
+        process.stdout.write(noteGuest(flags.out, fixedWork.RESULTS_TABLE, guest));
+        process.stdout.write(`\n${flags.out}/: ${fixedWork.RESULTS_TABLE}, ${fixedWork.RESULTS_JSON}, ${fixedWork.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('fixed-work', error);
       }
     });
 }
