@@ -5,11 +5,9 @@
 // collection of the previous case's machines do not weigh on the next, and a case that fails ends its
 // process, not the experiment's.
 
-import { fork } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { configureTiming, setExecutionMode } from '../board/timing-mode.js';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
 import type { Hart } from '../cpu/hart.js';
@@ -19,6 +17,7 @@ import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
+import { runCaseInChild as runChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
 import { markdownTable, stackedBarsSvg } from './report.js';
 
@@ -249,21 +248,7 @@ function runCase(request: ChildRequest): Promise<FixedWorkCaseResult> {
 
 /** Runs one case in a child process (this module is its entry) and returns what it measured. */
 function runCaseInChild(request: ChildRequest): Promise<FixedWorkCaseResult> {
-  const self = fileURLToPath(import.meta.url);
-  const name = caseName(splitJob(request.job, request.vms));
-  return new Promise((resolve, reject) => {
-    const child = fork(self, [JSON.stringify(request)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    let stderr = '';
-    let result: FixedWorkCaseResult | { error: string } | undefined;
-    child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
-    child.on('message', (m) => { result = m as FixedWorkCaseResult | { error: string }; });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (result !== undefined && 'error' in result) reject(new ExperimentError(`${name}: ${result.error}`));
-      else if (result !== undefined) resolve(result);
-      else reject(new ExperimentError(`${name}: the case's process ended (code ${code}) without a result: ${stderr.trim().split('\n').slice(-3).join(' / ')}`));
-    });
-  });
+  return runChild<FixedWorkCaseResult>(import.meta.url, request, caseName(splitJob(request.job, request.vms)));
 }
 
 /**
@@ -370,10 +355,4 @@ export async function runFixedWork(o: FixedWorkOptions): Promise<FixedWorkCaseRe
 }
 
 // The child's side: run the case given on the command line and send the result back.
-if (process.send !== undefined && process.argv[1] === fileURLToPath(import.meta.url)) {
-  const request = JSON.parse(process.argv[2]!) as ChildRequest;
-  runCase(request).then(
-    (r) => process.send!(r, () => process.exit(0)),
-    (error: unknown) => process.send!({ error: error instanceof Error ? error.message : String(error) }, () => process.exit(0)),
-  );
-}
+serveCase(import.meta.url, runCase);

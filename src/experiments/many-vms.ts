@@ -2,16 +2,15 @@
 // Linux and run the pmake job together; time to every shell, host memory, machine memory in use.
 // Each case runs in a child process of its own, so that one case's host memory does not count in the next.
 
-import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PAGE } from '../monitor/machine-memory.js';
+import { runCaseInChild as runChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
 import { barChartSvg, markdownTable } from './report.js';
 
@@ -90,20 +89,7 @@ export async function runManyVmsCase(guest: Pick<GuestArtifacts, 'kernel' | 'ini
 
 /** Runs one case in a child process (this module is its entry) and returns what it measured. */
 function runCaseInChild(guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>, count: number, pmake: string): Promise<ManyVmsCaseResult> {
-  const self = fileURLToPath(import.meta.url);
-  return new Promise((resolve, reject) => {
-    const child = fork(self, [JSON.stringify({ guest: { kernel: guest.kernel, initramfs: guest.initramfs }, count, pmake })], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    let stderr = '';
-    let result: ManyVmsCaseResult | { error: string } | undefined;
-    child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
-    child.on('message', (m) => { result = m as ManyVmsCaseResult | { error: string }; });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (result !== undefined && 'error' in result) reject(new ExperimentError(`${count} VMs: ${result.error}`));
-      else if (result !== undefined) resolve(result);
-      else reject(new ExperimentError(`${count} VMs: the case's process ended (code ${code}) without a result: ${stderr.trim().split('\n').slice(-3).join(' / ')}`));
-    });
-  });
+  return runChild<ManyVmsCaseResult>(import.meta.url, { guest: { kernel: guest.kernel, initramfs: guest.initramfs }, count, pmake }, `${count} VMs`);
 }
 
 export interface ManyVmsOptions {
@@ -160,10 +146,4 @@ export async function runManyVms(o: ManyVmsOptions): Promise<ManyVmsCaseResult[]
 }
 
 // The child's side: run the case given on the command line and send the result back.
-if (process.send !== undefined && process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { guest, count, pmake } = JSON.parse(process.argv[2]!) as { guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>; count: number; pmake: string };
-  runManyVmsCase(guest, count, pmake).then(
-    (r) => process.send!(r, () => process.exit(0)),
-    (error: unknown) => process.send!({ error: error instanceof Error ? error.message : String(error) }, () => process.exit(0)),
-  );
-}
+serveCase(import.meta.url, (r: { guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>; count: number; pmake: string }) => runManyVmsCase(r.guest, r.count, r.pmake));
