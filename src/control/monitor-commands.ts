@@ -88,6 +88,11 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
       }),
     },
+    'share-pages': {
+      help: 'merge the running VMs\' pages of equal contents into shared copy-on-write machine pages (content-based sharing) → ' +
+        '{"scanned", "merged", "pagesBefore", "pagesAfter"}',
+      run: () => monitor.sharePages(),
+    },
     'set-mode': {
       help: 'switch every VM between fast and timing mode: {"mode": "fast" | "timing"} (needs timing: true in the machine file)',
       args: ['mode'],

@@ -8,6 +8,7 @@ import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import type { Hart } from '../cpu/hart.js';
 import { MachineMemory, PAGE } from './machine-memory.js';
+import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
@@ -192,6 +193,14 @@ export class Monitor {
     if (port !== undefined) this.subnet.unplug(port);
     this.scheduler.removeVm(vm.id);
     this.promisedOnNode[vm.pmap.homeNode]! -= vm.pmap.size;
+  }
+
+  /**
+   * Merges the running VMs' pages of equal contents into shared copy-on-write machine pages (content-based
+   * sharing, page-sharing.ts). Call between rounds.
+   */
+  sharePages(): SharingResult {
+    return mergeIdenticalPages(this.memory, this.vms.filter((vm) => vm.state === 'running').map((vm) => vm.pmap));
   }
 
   /** True while some VM runs. */
