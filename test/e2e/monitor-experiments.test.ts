@@ -84,6 +84,9 @@ describe('the monitor\'s experiments', { skip }, () => {
       // A booted VM that ran pmake touched about 32 MiB of its 128 (measured): one that reserved or touched
       // all its memory, or a fill that took a block where a page was asked, would cross this.
       assert.ok(one!.machineMiBInUse < 48, `one VM of 128 MiB uses ${one!.machineMiBInUse} MiB of machine memory`);
+      // Sharing equal pages: two VMs booted from the same kernel and initramfs need less than one does unshared.
+      assert.ok(one!.machineMiBShared < one!.machineMiBInUse, `one VM: ${one!.machineMiBShared} MiB shared of ${one!.machineMiBInUse}`);
+      assert.ok(two!.machineMiBShared < one!.machineMiBInUse, `two VMs: ${two!.machineMiBShared} MiB shared, one VM unshared ${one!.machineMiBInUse}`);
       assert.match(readFileSync(join(out, MANY_TABLE), 'utf8'), /^\| +2 \| +4 \|/m);
       assert.match(readFileSync(join(out, MANY_SVG), 'utf8'), /^<svg /m);
     } finally {
