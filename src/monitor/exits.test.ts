@@ -14,6 +14,7 @@ import { FREE, PAGE } from './machine-memory.js';
 import { accountVm } from './accounting.js';
 import { DEFAULT_COSTS } from './costs.js';
 import { Monitor } from './monitor.js';
+import { WAIT } from '../cpu/exits.js';
 import type { VirtualMachine } from './vm.js';
 import { assemble, requireToolchain, TEXT_BASE } from '../../test/helpers/asm.js';
 import {
@@ -300,9 +301,11 @@ test('a shared page that moves is shot down in every VM that maps it, and each f
   assert.equal(vms[1]!.machine.bus.guestMemory().readU32(DATA_PA), 0x5a5a5a5a);
 });
 
-test('a device access, a timer programmed, WFI and the timer interrupt are exits, each counted and charged from the cost table', (t) => {
-  if (!requireToolchain(t)) return;
-  const program = assemble(`
+/**
+ * S-mode, no paging: a byte to the UART, a timer 100 ticks ahead through SBI, WFI until its interrupt, whose
+ * handler powers the VM off through SBI.
+ */
+const TIMER_PROGRAM = `
 .globl _start
 _start:
   la t0, handler
@@ -328,7 +331,22 @@ handler:
   li a0, 0
   li a1, 0
   ecall
-`);
+`;
+
+/** Loads TIMER_PROGRAM into `vm` and starts its vCPU 0 as the boot loader leaves a Linux vCPU. */
+function startTimerProgram(vm: VirtualMachine): void {
+  vm.machine.bus.guestMemory().write(TEXT_BASE, assemble(TIMER_PROGRAM).image);
+  const h = vm.vcpus[0]!;
+  h.reset(TEXT_BASE);
+  h.priv = PRIV_S;
+  // The time CSR readable, supervisor interrupts delegated.
+  h.mcounteren = 7;
+  h.mideleg = (1 << IRQ_S_SOFT) | (1 << IRQ_S_TIMER) | (1 << IRQ_S_EXT);
+  h.updateTranslation();
+}
+
+test('a device access, a timer programmed, WFI and the timer interrupt are exits, each counted and charged from the cost table', (t) => {
+  if (!requireToolchain(t)) return;
   // Distinct costs, so that an exit charged under the wrong heading shows.
   const costs = {
     secondLevelHit: 3, walk: 7, monitorCall: 11, pageFill: 13, pageCopy: 19, protectionFault: 23, worldSwitch: 17,
@@ -337,14 +355,8 @@ handler:
   const output: number[] = [];
   const monitor = new Monitor({ config: machine(1, 16, 1), costs });
   const vm = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: (bytes) => output.push(...bytes) });
-  vm.machine.bus.guestMemory().write(TEXT_BASE, program.image);
+  startTimerProgram(vm);
   const h = vm.vcpus[0]!;
-  h.reset(TEXT_BASE);
-  h.priv = PRIV_S;
-  // As the boot loader leaves a Linux vCPU: the time CSR readable, supervisor interrupts delegated.
-  h.mcounteren = 7;
-  h.mideleg = (1 << IRQ_S_SOFT) | (1 << IRQ_S_TIMER) | (1 << IRQ_S_EXT);
-  h.updateTranslation();
   runUntil(monitor, () => vm.state !== 'running', 100);
   assert.equal(vm.reason, 'powered off (code 0)');
   assert.deepEqual(output, [65]);
@@ -390,4 +402,21 @@ test('mmu: nested takes no exit on a TLB miss but pays the two-stage walk; softw
   const perRefill = (m: Monitor): number => m.timingModel!.tlbCycles[0]! / m.timingModel!.tlbRefills[0]!;
   const ratio = perRefill(nested.monitor) / perRefill(software.monitor);
   assert.ok(ratio >= 5 && ratio <= 7, `a nested refill costs ${ratio} times a software-mode one`);
+});
+
+test('an interrupt exit only reports: a monitor that answers it WAIT neither stops the vCPU nor crashes the VM', (t) => {
+  if (!requireToolchain(t)) return;
+  const monitor = new Monitor({ config: machine(1, 16, 1) });
+  const vm = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  startTimerProgram(vm);
+  const handle = vm.handleExit.bind(vm);
+  let interrupts = 0;
+  vm.handleExit = (vcpu, exit) => {
+    if (exit.kind !== 'interrupt') return handle(vcpu, exit);
+    interrupts++;
+    return WAIT;
+  };
+  runUntil(monitor, () => vm.state !== 'running', 100);
+  assert.equal(vm.reason, 'powered off (code 0)');
+  assert.equal(interrupts, 1);
 });
