@@ -11,7 +11,7 @@ import { SecondLevelTlbSet } from '../cpu/tlb.js';
 import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from '../isa/opcodes.js';
 import type { Access } from '../memory/bus.js';
 import { OutOfMachineMemory, PAGE, type MachineMemory } from './machine-memory.js';
-import { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
+import { causeCost, DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 import { Pmap, type FaultResolution } from './pmap.js';
 
 export { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
@@ -64,12 +64,6 @@ export interface VmOptions {
 export type MmuMode = 'software' | 'nested';
 /** The G-stage's levels for guest-physical addresses under Sv39x4 (privileged spec §9.5). */
 const G_STAGE_LEVELS = 3;
-
-/** Legacy SBI (v0.1) extensions that are timer programming, IPIs and remote fences (SBI spec §5). */
-const LEGACY_SET_TIMER = 0;
-const LEGACY_SEND_IPI = 4;
-const LEGACY_REMOTE_FENCE_I = 5;
-const LEGACY_REMOTE_SFENCE_VMA_ASID = 7;
 
 /** Supervisor interrupts by cause number (privileged spec §4.1.3). */
 const INTERRUPT_NAMES: Record<number, string> = { [IRQ_S_SOFT]: 'software', [IRQ_S_TIMER]: 'timer', [IRQ_S_EXT]: 'external' };
@@ -164,38 +158,31 @@ export class VirtualMachine {
       case 'guest-page-fault': {
         const resolution = this.resolveFault(exit.gpa, exit.needs);
         if (resolution === undefined) return WAIT;
-        this.count(vcpu, `guest-page-fault.${resolution}`);
-        h.chargeMonitor(resolution === 'fill' ? this.costs.pageFill : resolution === 'copy-on-write' ? this.costs.pageCopy : this.costs.protectionFault);
+        this.charge(h, `guest-page-fault.${resolution}`);
         return resolution === 'wait' ? WAIT : RESUME;
       }
       case 'sbi': {
         const name = monitorCallName(exit.extension);
         this.monitorCalls.set(name, (this.monitorCalls.get(name) ?? 0) + 1);
-        this.count(vcpu, `sbi.${name}`);
-        h.chargeMonitor(this.sbiCost(exit.extension));
+        this.charge(h, `sbi.${name}`);
         return RESUME;
       }
       case 'mmio':
-        this.count(vcpu, `mmio.${this.machine.bus.windowAt(exit.address)?.device.name ?? 'none'}`);
-        h.chargeMonitor(this.costs.mmio);
+        this.charge(h, `mmio.${this.machine.bus.windowAt(exit.address)?.device.name ?? 'none'}`);
         return RESUME;
       case 'wfi':
-        this.count(vcpu, 'wfi');
-        h.chargeMonitor(this.costs.wfi);
+        this.charge(h, 'wfi');
         return RESUME;
       case 'interrupt':
-        this.count(vcpu, `interrupt.${INTERRUPT_NAMES[exit.irq] ?? exit.irq}`);
-        h.chargeMonitor(this.costs.interrupt);
+        this.charge(h, `interrupt.${INTERRUPT_NAMES[exit.irq] ?? exit.irq}`);
         return RESUME;
     }
   }
 
-  /** What SBI call `extension` costs: timer programming, IPIs and remote fences apart from the rest. */
-  private sbiCost(extension: number): number {
-    if (extension === EXT_TIME || extension === LEGACY_SET_TIMER) return this.costs.timer;
-    if (extension === EXT_IPI || extension === LEGACY_SEND_IPI) return this.costs.ipi;
-    if (extension === EXT_RFENCE || (extension >= LEGACY_REMOTE_FENCE_I && extension <= LEGACY_REMOTE_SFENCE_VMA_ASID)) return this.costs.remoteFence;
-    return this.costs.monitorCall;
+  /** Counts an exit of cause `cause` on vCPU `h` and charges it what the cost table says (costs.ts causeCost). */
+  private charge(h: Hart, cause: string): void {
+    this.count(h.id, cause);
+    h.chargeMonitor(causeCost(this.costs, cause));
   }
 
   private count(vcpu: number, key: string): void {
