@@ -130,11 +130,8 @@ export class HartMemory extends HartState {
     const pa = translate(this, va, access);
     const bus = this.env.bus;
     let region = bus.resolveRam(pa, access);
-    if (region === undefined && bus.denied) {
-      // The monitor's permissions deny it (guest-page fault): an exit, and the access again once allowed.
-      this.guestPageFault(pa, va, access, access, false);
-      region = bus.resolveRam(pa, access);
-    }
+    // The monitor's permissions deny it (guest-page fault): an exit, and the page once it is allowed.
+    if (region === undefined && bus.denied) region = this.guestPageFault(pa, va, access, access, false);
     this.locRegion = region;
     if (region === undefined) {
       this.locOffset = pa;

@@ -7,6 +7,7 @@ import {
 } from '../isa/opcodes.js';
 import type { Access, Bus } from '../memory/bus.js';
 import type { Clock } from '../memory/device.js';
+import type { RamRegion } from '../memory/ram.js';
 import { RESUME, type ExitHandler, type VcpuExit } from './exits.js';
 import type { Reservations } from './reservations.js';
 import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
@@ -315,15 +316,17 @@ export class HartState implements FpState {
   /**
    * The bus denied guest-physical `gpa` to an access of kind `needs`, made for the instruction's access of
    * kind `access` at `va` (`implicit`: the page walker's own access, which may differ in kind): a guest-page
-   * fault exit. Returns once the monitor has made the access allowed, for the caller to try again; throws
-   * EXIT if it said WAIT.
+   * fault exit. Returns the page's region once the monitor has made the access allowed (the bus's resolved*
+   * fields describe it, as after `resolveRam`); throws EXIT if it said WAIT.
    */
-  guestPageFault(gpa: number, va: number, access: Access, needs: Access, implicit: boolean): void {
+  guestPageFault(gpa: number, va: number, access: Access, needs: Access, implicit: boolean): RamRegion {
     if (this.env.exit === undefined) throw new Error(`guest-physical 0x${gpa.toString(16)} denied with no monitor to answer`);
     this.exitTo({ kind: 'guest-page-fault', cause: GUEST_PAGE_FAULT[access]!, gpa, va, access, needs, implicit });
-    if (this.env.bus.resolveRam(gpa, needs) === undefined) {
+    const region = this.env.bus.resolveRam(gpa, needs);
+    if (region === undefined) {
       throw new Error(`the monitor resumed vCPU ${this.id} without allowing its access to guest-physical 0x${gpa.toString(16)}`);
     }
+    return region;
   }
 
   /** Records a synchronous exception and abandons the instruction. */

@@ -4,13 +4,17 @@
 // emptied by every satp write. A hardware TLB is one structure whose entries carry the address space
 // (ASID) they were walked in and the leaf's permissions, and a 2 MiB page takes one entry.
 
+import { PERM_R, PERM_W, PERM_X } from '../memory/bus.js';
 import { GLOBAL_ASID, LargeEntries, TLB_INVALID, TLB_MASK, TLB_SIZE } from './tlb.js';
 
-/** What a cached leaf allows without another walk (`HartState.walkAllows`). */
-export const ALLOWS_READ = 1;
+/**
+ * What a cached leaf allows without another walk (`HartState.walkAllows`): the bits of the monitor's page
+ * permissions (bus.ts PERM_), so that an entry's allows are the two stages' ANDed.
+ */
+export const ALLOWS_READ = PERM_R;
 /** Writable with its D bit already set: a store needs no walk to set it. */
-export const ALLOWS_WRITE = 2;
-export const ALLOWS_EXEC = 4;
+export const ALLOWS_WRITE = PERM_W;
+export const ALLOWS_EXEC = PERM_X;
 
 /** One way per translated view (U, S, S with SUM) and kind of access (read, write, exec). */
 export const TLB_WAYS = 9;

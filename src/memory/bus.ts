@@ -26,7 +26,7 @@ export type Access = typeof ACCESS_READ | typeof ACCESS_WRITE | typeof ACCESS_EX
 /**
  * What the monitor lets a guest do with one of its pages, whatever the guest's own page tables say: the
  * G-stage permissions of RISC-V's hypervisor extension (privileged spec §9.5). A bit per kind of access
- * (the same bits as the modelled TLB's ALLOWS_), used in four combinations: none, R, RX, RWX.
+ * (the modelled TLB's ALLOWS_ are these bits), used in four combinations: none, R, RX, RWX.
  */
 export const PERM_NONE = 0;
 export const PERM_R = 1;
