@@ -1,5 +1,6 @@
 // The overhead experiment's exit tables: each way of running the VM against bare, and where the monitor's time went by exit kind.
 
+import { exitsByKind } from '../monitor/accounting.js';
 import { causeCost, DEFAULT_COSTS, scaleCosts } from '../monitor/costs.js';
 import type { OverheadResult, RunMeasure, VmVariant } from './overhead.js';
 import { OVERHEAD_MACHINE } from './overhead.js';
@@ -31,25 +32,10 @@ export function variantsTable(results: readonly OverheadResult[]): string {
 /** Exit kinds in the order the table shows them. */
 const KINDS = ['tlb-refill', 'guest-page-fault', 'sbi', 'mmio', 'interrupt', 'wfi', 'world-switch'] as const;
 
-/** Exits of a run by kind, from its causes. */
-function byKind(exits: Readonly<Record<string, number>>): Map<string, number> {
-  const kinds = new Map<string, number>();
-  for (const [cause, n] of Object.entries(exits)) {
-    const kind = cause.split('.')[0]!;
-    kinds.set(kind, (kinds.get(kind) ?? 0) + n);
-  }
-  return kinds;
-}
-
 /** The monitor cycles of a run by exit kind, from its exits' causes and the (scaled) cost table. */
 export function monitorCyclesByKind(run: RunMeasure, variant: VmVariant): Map<string, number> {
   const costs = scaleCosts(DEFAULT_COSTS, variant.costScale);
-  const cycles = new Map<string, number>();
-  for (const [cause, n] of Object.entries(run.exits)) {
-    const kind = cause.split('.')[0]!;
-    cycles.set(kind, (cycles.get(kind) ?? 0) + n * causeCost(costs, cause));
-  }
-  return cycles;
+  return exitsByKind(Object.entries(run.exits).map(([cause, n]) => [cause, n * causeCost(costs, cause)] as const));
 }
 
 /**
@@ -62,7 +48,7 @@ export function exitsTable(results: readonly OverheadResult[]): string {
   for (const r of results) {
     const bareBusy = r.bare.breakdown.user + r.bare.breakdown.kernel + r.bare.breakdown.monitor;
     for (const v of r.variants) {
-      const counts = byKind(v.vm.exits);
+      const counts = exitsByKind(Object.entries(v.vm.exits));
       const cycles = monitorCyclesByKind(v.vm, v);
       rows.push([
         r.workload, variantName(v),

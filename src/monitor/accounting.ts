@@ -125,16 +125,21 @@ function exitCounts(vm: VirtualMachine, perVcpu: readonly VcpuAccount[], total: 
     return all;
   };
   const causes = withOwn(vm.exits, total);
-  const kinds = new Map<string, number>();
-  for (const [key, n] of causes) {
-    const kind = key.split('.')[0]!;
-    kinds.set(kind, (kinds.get(kind) ?? 0) + n);
-  }
   return {
-    exits: sortedRecord(kinds),
+    exits: sortedRecord(exitsByKind(causes)),
     exitCauses: sortedRecord(causes),
     exitCausesPerVcpu: perVcpu.map((v) => sortedRecord(withOwn(vm.vcpuExits[v.index] ?? new Map(), v))),
   };
+}
+
+/** Exit counts by cause (`sbi.time`, `mmio.ns16550a`, `wfi`, …) summed by kind (`sbi`, `mmio`, `wfi`). */
+export function exitsByKind(causes: Iterable<readonly [string, number]>): Map<string, number> {
+  const kinds = new Map<string, number>();
+  for (const [cause, n] of causes) {
+    const kind = cause.split('.')[0]!;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + n);
+  }
+  return kinds;
 }
 
 /** The kinds of exit, as `exits` and the statistics name them. */
