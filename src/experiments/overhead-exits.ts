@@ -3,7 +3,7 @@
 import { exitsByKind } from '../monitor/accounting.js';
 import { causeCost, DEFAULT_COSTS, scaleCosts } from '../monitor/costs.js';
 import type { OverheadResult, RunMeasure, VmVariant } from './overhead.js';
-import { OVERHEAD_MACHINE } from './overhead.js';
+import { busy, OVERHEAD_MACHINE } from './overhead.js';
 import type { ExecutionMode } from '../board/timing-mode.js';
 import { markdownTable, stackedBarsSvg } from './report.js';
 
@@ -46,7 +46,7 @@ export function exitsTable(results: readonly OverheadResult[]): string {
   const headers = ['workload', 'VM', ...KINDS.map((k) => `${k} /s`), ...KINDS.map((k) => `${k} % of bare busy`)];
   const rows: string[][] = [];
   for (const r of results) {
-    const bareBusy = r.bare.breakdown.user + r.bare.breakdown.kernel + r.bare.breakdown.monitor;
+    const bareBusy = busy(r.bare);
     for (const v of r.variants) {
       const counts = exitsByKind(Object.entries(v.vm.exits));
       const cycles = monitorCyclesByKind(v.vm, v);
@@ -68,7 +68,7 @@ export function figure5Svg(results: readonly OverheadResult[], mode: ExecutionMo
   const names = ['guest user', 'guest kernel', ...KINDS.map((k) => `monitor: ${k}`), 'monitor: other'];
   const bars = results.flatMap((r) => {
     const bare = r.bare.breakdown;
-    const bareBusy = Math.max(1, bare.user + bare.kernel + bare.monitor);
+    const bareBusy = Math.max(1, busy(r.bare));
     const rows = [{ label: `${r.workload} bare`, segments: [bare.user / bareBusy, bare.kernel / bareBusy, ...KINDS.map(() => 0), bare.monitor / bareBusy] }];
     for (const v of r.variants.filter((x) => x.costScale === 1)) {
       const b = v.vm.breakdown;

@@ -325,7 +325,7 @@ export function overheadTable(results: readonly OverheadResult[]): string {
 }
 
 /** Busy cycles of a run (all CPUs): user, kernel and monitor. */
-function busy(m: RunMeasure): number {
+export function busy(m: RunMeasure): number {
   return m.breakdown.user + m.breakdown.kernel + m.breakdown.monitor;
 }
 
