@@ -10,15 +10,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { configureTiming, setExecutionMode } from '../board/timing-mode.js';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
-import type { Hart } from '../cpu/hart.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
 import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
-import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
 import { runCaseInChild as runChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
+import { hartCycles, minus, turnAslrOff, type Breakdown } from './overhead.js';
 import { markdownTable, stackedBarsSvg } from './report.js';
 
 const MiB = 2 ** 20;
@@ -81,14 +80,6 @@ export function caseName(spec: Pick<CaseSpec, 'vms' | 'vcpus'>): string {
   return spec.vms === 0 ? 'bare' : `${spec.vms} VM${spec.vms === 1 ? '' : 's'} × ${spec.vcpus}`;
 }
 
-/** Cycles summed over the machine's CPUs during the run. */
-export interface Breakdown {
-  user: number;
-  kernel: number;
-  monitor: number;
-  /** Idle, and under the monitor also ready (a vCPU runnable while another had its CPU). */
-  idle: number;
-}
 
 export interface PmakeRun {
   /** pmake's own elapsed time, from the guest clock. */
@@ -105,6 +96,7 @@ export interface FixedWorkCaseResult {
   command: string;
   /** Machine time from starting every pmake at once to the last one's end, read at machine idle moments. */
   machineCycles: number;
+  /** Cycles summed over the machine's CPUs during the run (idle: under the monitor also ready time). */
   breakdown: Breakdown;
   /** One per VM (one for bare Linux). */
   runs: PmakeRun[];
@@ -122,21 +114,6 @@ function parsePmake(where: string, r: { status: number; output: string }): Pmake
   return { guestMs: Number(m[1]) * 1000, checksum: m[2]!, linkedBytes: Number(m[3]) };
 }
 
-/** Address-space layout randomization off (as in overhead.ts): every kernel then runs the same layouts. */
-const NO_ASLR = 'echo 0 > /proc/sys/kernel/randomize_va_space && cat /proc/sys/kernel/randomize_va_space';
-
-function checkNoAslr(where: string, r: { status: number; output: string }): void {
-  if (r.status !== 0 || r.output.trim() !== '0') throw new ExperimentError(`cannot turn address-space randomization off ${where}: ${r.output.trim()}`);
-}
-
-function minus(a: Breakdown, b: Breakdown): Breakdown {
-  return { user: a.user - b.user, kernel: a.kernel - b.kernel, monitor: a.monitor - b.monitor, idle: a.idle - b.idle };
-}
-
-function bareCycles(harts: readonly Hart[]): Breakdown {
-  const sum = (f: (h: Hart) => number): number => harts.reduce((s, h) => s + f(h), 0);
-  return { user: sum((h) => h.cyclesAt(PRIV_U)), kernel: sum((h) => h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M)), monitor: 0, idle: sum((h) => h.idleCycles) };
-}
 
 type Guest = Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
 
@@ -153,20 +130,20 @@ async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly
   const session = await GuestSession.boot({ kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initramfs), config, holdIdle: true });
   try {
     configureTiming(session.machine, latencies);
-    checkNoAslr('on bare Linux', await session.exec(NO_ASLR));
+    await turnAslrOff((command) => session.exec(command), 'on bare Linux');
     parsePmake('bare (warm-up)', await session.exec(spec.command));
     const bootHostSeconds = (performance.now() - started) / 1000;
     const harts = session.machine.harts;
     const before = await session.atIdle(() => {
       setExecutionMode(session.machine, 'timing');
-      return { cycles: session.machine.cycles, b: bareCycles(harts) };
+      return { cycles: session.machine.cycles, b: hartCycles(harts) };
     });
     const runStarted = performance.now();
     const r = await session.exec(spec.command);
     const runHostSeconds = (performance.now() - runStarted) / 1000;
     const after = await session.atIdle(() => {
       setExecutionMode(session.machine, 'fast');
-      return { cycles: session.machine.cycles, b: bareCycles(harts) };
+      return { cycles: session.machine.cycles, b: hartCycles(harts) };
     });
     const run = parsePmake('bare', r);
     const references: Record<string, string> = {};
@@ -201,7 +178,7 @@ async function runVmCase(guest: Guest, job: PmakeJob, vms: number): Promise<Fixe
   try {
     const monitor = session.monitor;
     const all = <T>(f: (name: string) => Promise<T>): Promise<T[]> => Promise.all(names.map(f));
-    (await all((n) => session.exec(n, NO_ASLR))).forEach((r, i) => checkNoAslr(`in ${names[i]}`, r));
+    await all((n) => turnAslrOff((command) => session.exec(n, command), `in ${n}`));
     (await all((n) => session.exec(n, spec.command))).forEach((r, i) => parsePmake(`${names[i]} (warm-up)`, r));
     const bootHostSeconds = (performance.now() - started) / 1000;
     const read = (): { cycles: number; b: Breakdown } => {

@@ -153,18 +153,18 @@ async function warmUp(run: Promise<{ status: number; output: string }>, w: Overh
   parseResult(w, `${where} (warm-up run)`, r.status, r.output);
 }
 
-function bareCycles(harts: readonly Hart[]): Breakdown & { tlbMisses: number } {
+/** Bare Linux's cycles so far, summed over its harts: user, kernel (S and M), no monitor, idle. */
+export function hartCycles(harts: readonly Hart[]): Breakdown {
   const sum = (f: (h: Hart) => number): number => harts.reduce((s, h) => s + f(h), 0);
-  return {
-    user: sum((h) => h.cyclesAt(PRIV_U)),
-    kernel: sum((h) => h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M)),
-    monitor: 0,
-    idle: sum((h) => h.idleCycles),
-    tlbMisses: sum((h) => h.tlbMisses),
-  };
+  return { user: sum((h) => h.cyclesAt(PRIV_U)), kernel: sum((h) => h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M)), monitor: 0, idle: sum((h) => h.idleCycles) };
 }
 
-function minus<T extends object>(a: T, b: T): T {
+function bareCycles(harts: readonly Hart[]): Breakdown & { tlbMisses: number } {
+  return { ...hartCycles(harts), tlbMisses: harts.reduce((s, h) => s + h.tlbMisses, 0) };
+}
+
+/** Field by field, `a` − `b` (counters read after and before a run). */
+export function minus<T extends object>(a: T, b: T): T {
   const x = a as Record<string, number>;
   const y = b as Record<string, number>;
   return Object.fromEntries(Object.keys(x).map((k) => [k, x[k]! - y[k]!])) as T;
@@ -204,6 +204,12 @@ interface Subject {
  */
 const NO_ASLR = 'echo 0 > /proc/sys/kernel/randomize_va_space && cat /proc/sys/kernel/randomize_va_space';
 
+/** Turns address-space layout randomization off in a guest (`exec` runs a command there), or throws. */
+export async function turnAslrOff(exec: (command: string) => Promise<{ status: number; output: string }>, where: string): Promise<void> {
+  const r = await exec(NO_ASLR);
+  if (r.status !== 0 || r.output.trim() !== '0') throw new ExperimentError(`cannot turn address-space randomization off ${where}: ${r.output.trim()}`);
+}
+
 /** The run whose guest time is the median (the lower of the middle two for an even count). */
 function medianRun(runs: readonly RunMeasure[]): RunMeasure {
   const sorted = [...runs].sort((a, b) => a.guestSeconds - b.guestSeconds);
@@ -212,8 +218,7 @@ function medianRun(runs: readonly RunMeasure[]): RunMeasure {
 
 /** Every workload: a warm-up run, then `repeat` measured runs in the options' mode. */
 async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure[][]> {
-  const aslr = await subject.exec(NO_ASLR);
-  if (aslr.status !== 0 || aslr.output.trim() !== '0') throw new ExperimentError(`cannot turn address-space randomization off ${subject.where}: ${aslr.output.trim()}`);
+  await turnAslrOff((command) => subject.exec(command), subject.where);
   const mode = o.mode ?? 'fast';
   const out: RunMeasure[][] = [];
   for (const w of o.workloads) {
