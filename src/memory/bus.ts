@@ -288,14 +288,6 @@ class BusMemory implements GuestMemory {
     }
   }
 
-  /**
-   * Every page of [address, address + length) allowed for writing before a byte lands: the monitor sees a
-   * write into a page it made read-only (and breaks the copy, or refuses the whole write) first.
-   */
-  private probeWrite(address: number, length: number): void {
-    this.each(address, length, ACCESS_WRITE, () => {});
-  }
-
   read(address: number, length: number): Uint8Array {
     this.check(address, length);
     const out = new Uint8Array(length);
@@ -303,13 +295,18 @@ class BusMemory implements GuestMemory {
     return out;
   }
 
+  /**
+   * Every page is made writable before a byte lands (the monitor sees a write into a page it made read-only,
+   * and breaks the copy or refuses the whole write, first); the pieces found so are then written.
+   */
   write(address: number, data: Uint8Array): void {
     this.check(address, data.length);
-    this.probeWrite(address, data.length);
-    this.each(address, data.length, ACCESS_WRITE, (region, offset, done, n) => {
+    const pieces: [RamRegion, number, number, number][] = [];
+    this.each(address, data.length, ACCESS_WRITE, (region, offset, done, n) => pieces.push([region, offset, done, n]));
+    for (const [region, offset, done, n] of pieces) {
       region.u8.set(data.subarray(done, done + n), offset);
       this.bus.dmaWrote(region.base + offset, n);
-    });
+    }
   }
 
   /** A little-endian value of `length` ≤ 4 bytes, read in place when it lies in one piece. */

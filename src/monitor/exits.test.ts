@@ -10,6 +10,7 @@ import {
   CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_S,
 } from '../isa/opcodes.js';
 import { ACCESS_READ, ACCESS_WRITE, PERM_NONE, PERM_R, PERM_RWX } from '../memory/bus.js';
+import { DmaError } from '../memory/guest-memory.js';
 import { FREE, PAGE } from './machine-memory.js';
 import { accountVm } from './accounting.js';
 import { DEFAULT_COSTS } from './costs.js';
@@ -419,4 +420,15 @@ test('an interrupt exit only reports: a monitor that answers it WAIT neither sto
   runUntil(monitor, () => vm.state !== 'running', 100);
   assert.equal(vm.reason, 'powered off (code 0)');
   assert.equal(interrupts, 1);
+});
+
+test('a DMA write the monitor refuses on one page lands on none: every page is allowed before a byte is written', () => {
+  const monitor = new Monitor({ config: machine(1, 16, 1) });
+  const vm = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  const memory = vm.machine.bus.guestMemory();
+  memory.write(DATA_PA, new Uint8Array(2 * PAGE).fill(1));
+  vm.pmap.hold((DATA_PA + PAGE - TEXT_BASE) / PAGE);
+  assert.throws(() => memory.write(DATA_PA + PAGE - 8, new Uint8Array(16).fill(9)), DmaError);
+  vm.pmap.unhold((DATA_PA + PAGE - TEXT_BASE) / PAGE);
+  assert.deepEqual(memory.read(DATA_PA + PAGE - 8, 16), new Uint8Array(16).fill(1), 'part of a refused write landed');
 });
