@@ -44,7 +44,8 @@ export function mergeIdenticalPages(memory: MachineMemory, pmaps: readonly Pmap[
         return theirs !== FREE && (theirs === mpn || memory.samePage(theirs, mpn));
       });
       if (same === undefined) {
-        seen.set(hash, [...(candidates ?? []), { pmap, gppn }]);
+        if (candidates === undefined) seen.set(hash, [{ pmap, gppn }]);
+        else candidates.push({ pmap, gppn });
         continue;
       }
       if (same.pmap.lookup(same.gppn) === mpn) continue;
