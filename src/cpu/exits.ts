@@ -1,6 +1,7 @@
 // Why a vCPU stopped running guest code: the tagged value the monitor's one switch takes (KVM's run loop, crosvm's VcpuExit).
 
 import type { Access } from '../memory/bus.js';
+import type { MemoryTiming } from './memory-timing.js';
 
 /**
  * An access the monitor's permissions denied (RISC-V H's guest-page fault, privileged spec §9.6.3): nothing
@@ -63,3 +64,19 @@ export const WAIT = 1;
 export type ExitAction = typeof RESUME | typeof WAIT;
 
 export type ExitHandler = (vcpu: number, exit: VcpuExit) => ExitAction;
+
+/**
+ * Under the monitor, in timing mode: the monitor's own tables a vCPU's TLB refill reads or writes, at machine
+ * addresses on a node (monitor/monitor-data.ts). Each method charges CPU `cpu`'s references to them through
+ * `timing`'s cache model and returns their cycles, so a vCPU running far from its tables pays more.
+ */
+export interface MonitorTables {
+  /** `nested`: the G-stage walk of guest-physical `gpa`, reading the pmap's tables; sets `gStageLevels`. */
+  gStageWalk(timing: MemoryTiming, cpu: number, gpa: number): number;
+  /** The levels the last `gStageWalk` read (2 where the pmap maps the 2 MiB block as one large page, else 3). */
+  readonly gStageLevels: number;
+  /** `software`: the second-level TLB's entry for `vpn`, read by a refill it answers or written by one that walked. */
+  secondLevelEntry(timing: MemoryTiming, cpu: number, vpn: number, write: boolean): number;
+  /** `software`: the pmap's entry for guest-physical `gpa`, read by a refill that walked the guest's tables. */
+  pmapEntry(timing: MemoryTiming, cpu: number, gpa: number): number;
+}

@@ -7,6 +7,7 @@ import { BusError } from '../memory/bus.js';
 import type { AccessSize } from '../memory/device.js';
 import type { RamRegion } from '../memory/ram.js';
 import { HartState, SATP_MODE_SV39 } from './hart-state.js';
+import type { MonitorTables } from './exits.js';
 import type { MemoryTiming } from './memory-timing.js';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
 import { GLOBAL_ASID, TLB_MASK } from './tlb.js';
@@ -26,6 +27,11 @@ export class HartMemory extends HartState {
   /** True in timing mode: accesses are charged to a memory model. */
   get timed(): boolean {
     return this.timing !== undefined;
+  }
+
+  /** Timing mode's memory model, which the monitor charges its own references on this vCPU's behalf to. */
+  get memoryTiming(): MemoryTiming | undefined {
+    return this.timing;
   }
 
   /** Charges every later fetch, load, store and TLB refill to `timing` (undefined: back to fast mode). */
@@ -82,9 +88,12 @@ export class HartMemory extends HartState {
   /**
    * Under the monitor with the hardware two-stage walk (`mmu: nested`): the G-stage's levels (Sv39x4: 3).
    * A TLB miss is then no exit, but every reference of the guest's walk is itself translated: timing mode
-   * charges levels × (G + 1) + G references instead of the bare walk's levels. 0: not nested.
+   * charges a G-stage walk for each guest PTE read and one for the leaf's address (`monitorTables`), up to
+   * levels × (G + 1) + G references instead of the bare walk's levels. 0: not nested.
    */
   nestedStageLevels = 0;
+  /** Under the monitor: its tables at machine addresses, which timing mode charges refills' references to. */
+  monitorTables: MonitorTables | undefined = undefined;
 
   /** The monitor charges `cycles` of its own work to this vCPU. */
   chargeMonitor(cycles: number): void {
@@ -115,8 +124,12 @@ export class HartMemory extends HartState {
         const region = second.hitRegion!;
         this.secondLevelHits++;
         if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.secondLevelHit);
-        // The monitor's cost is beyond what the bare machine pays for the same miss: its walk.
-        if (this.timing !== undefined) this.stallCycles += this.timing.chargeTlbRefill(this.timingCpu, second.hitLevels);
+        // The monitor answers from its table: one entry read, no walk of the guest's tables.
+        if (this.timing !== undefined) {
+          this.timing.chargeTlbRefill(this.timingCpu, 0);
+          const tables = this.monitorTables;
+          if (tables !== undefined) this.chargeMonitor(tables.secondLevelEntry(this.timing, this.timingCpu, vpn, false));
+        }
         this.locRegion = region;
         this.locOffset = va + second.hitDelta;
         const page = region.base + this.locOffset - (va & 4095);
@@ -140,7 +153,7 @@ export class HartMemory extends HartState {
     this.locOffset = bus.resolvedOffset;
     // The machine address of the page (under the monitor the pmap's, not the guest-physical one).
     const page = region.base + this.locOffset - (pa & 4095);
-    if (miss && this.timing !== undefined) this.chargeRefill(this.timing);
+    if (miss && this.timing !== undefined) this.chargeRefill(this.timing, pa, vpn);
     tlb.insert(vpn, region, page);
     if (!paged) return;
     const level = (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels;
@@ -161,12 +174,41 @@ export class HartMemory extends HartState {
   /**
    * Timing mode: a TLB fill under paging walked the page table, reading as many levels as `translate`
    * went through (a superpage leaf ends the walk early: under Sv39 a 2 MiB page takes 2 levels, a 1 GiB page 1).
+   * Each level is a walker step (`chargeTlbRefill`) and a read of its PTE's line through the cache model, and
+   * an A/D update a write of the leaf's. Under the monitor: `nested` walks the G-stage tables for every guest
+   * PTE and for the leaf's address `pa` (hardware steps too); `software` is the monitor's handler, whose reads
+   * (the guest's PTEs, the pmap entry of `pa`, the second-level entry it fills for `vpn`) are its own cycles.
    */
-  private chargeRefill(timing: MemoryTiming): void {
-    const g = this.nestedStageLevels;
-    // A nested walk: each guest level's PTE address goes through the G-stage walk first, and so does the leaf's.
-    const references = g === 0 ? this.walkLevels : this.walkLevels * (g + 1) + g;
-    this.stallCycles += timing.chargeTlbRefill(this.timingCpu, references);
+  private chargeRefill(timing: MemoryTiming, pa: number, vpn: number): void {
+    const cpu = this.timingCpu;
+    const levels = this.walkLevels;
+    let references = 0;
+    for (let i = 0; i < levels; i++) references += timing.chargeRamAccess(cpu, this.walkPteNode[i]!, this.walkPteOffset[i]!, false);
+    if (this.walkUpdated) references += timing.chargeRamAccess(cpu, this.walkPteNode[levels - 1]!, this.walkPteOffset[levels - 1]!, true);
+    const tables = this.monitorTables;
+    if (this.nestedStageLevels !== 0) {
+      let steps = levels;
+      if (tables !== undefined) {
+        for (let i = 0; i < levels; i++) {
+          references += tables.gStageWalk(timing, cpu, this.walkPteAddress[i]!);
+          steps += tables.gStageLevels;
+        }
+        references += tables.gStageWalk(timing, cpu, pa);
+        steps += tables.gStageLevels;
+      } else {
+        steps += (levels + 1) * this.nestedStageLevels;
+      }
+      this.stallCycles += references + timing.chargeTlbRefill(cpu, steps);
+      return;
+    }
+    if (this.refillCosts !== undefined) {
+      // Disco's refill by the monitor: its walk is its handler's work (the cost table's `walk`), not the walker's.
+      timing.chargeTlbRefill(cpu, 0);
+      if (tables !== undefined) references += tables.pmapEntry(timing, cpu, pa) + tables.secondLevelEntry(timing, cpu, vpn, true);
+      this.chargeMonitor(references);
+      return;
+    }
+    this.stallCycles += references + timing.chargeTlbRefill(cpu, levels);
   }
 
   // ---- loads: return the value zero-extended (size < 4) or as an int32 (size 4) ----

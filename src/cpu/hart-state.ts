@@ -114,6 +114,16 @@ export class HartState implements FpState {
   walkGlobal = false;
   /** Set by a successful walk: what its leaf allows without another walk (tlb-model.ts ALLOWS_ bits). */
   walkAllows = 0;
+  /**
+   * Set by a successful walk, per level read (root first): where each PTE was, as the bus resolved it (the
+   * RAM node and byte offset there: a machine address under the monitor), and its physical address (guest-
+   * physical under the monitor). Timing mode charges the walk's reads through the cache model from these.
+   */
+  readonly walkPteNode = new Int32Array(5);
+  readonly walkPteOffset = new Float64Array(5);
+  readonly walkPteAddress = new Float64Array(5);
+  /** Set by a successful walk: it wrote the leaf's A/D bits (a write to the leaf PTE's line). */
+  walkUpdated = false;
   satpAsid = 0;
   satpPpn = 0;
   readonly pmpcfg = new Array<bigint>(16).fill(0n);
@@ -263,6 +273,16 @@ export class HartState implements FpState {
     this.secondLevel?.flushPage(vpn);
     this.tlbModel.flushPage(vpn);
     this.fetchInvalidate();
+  }
+
+  /** The superpages noted since the last full flush (snapshots); `restoreSuperpages` puts them back. */
+  superpageKeys(): number[] {
+    return [...this.superpages];
+  }
+
+  restoreSuperpages(keys: readonly number[]): void {
+    this.superpages.clear();
+    for (const key of keys) this.superpages.add(key);
   }
 
   /** Notes that a TLB entry for `vpn` came from a leaf `level` levels above 4 KiB pages (0: a plain page). */

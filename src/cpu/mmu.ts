@@ -57,6 +57,10 @@ export function translate(h: HartState, va: number, access: Access): number {
       h.guestPageFault(pteAddress, va, access, ACCESS_READ, true);
       return translate(h, va, access);
     }
+    const step = levels - 1 - level;
+    h.walkPteNode[step] = region.node;
+    h.walkPteOffset[step] = bus.resolvedOffset;
+    h.walkPteAddress[step] = pteAddress;
     const word = bus.resolvedOffset >>> 2;
     const lo = region.i32[word];
     const hi = region.i32[word + 1];
@@ -79,6 +83,7 @@ export function translate(h: HartState, va: number, access: Access): number {
     const span = 2 ** (9 * level);
     if (!ok || ppn % span !== 0) h.raise(PAGE_FAULT[access], va);
     const want = access === ACCESS_WRITE ? PTE_A | PTE_D : PTE_A;
+    h.walkUpdated = (lo & want) !== want;
     if ((lo & want) !== want) {
       // The update is a write to the table's page: the monitor may have left it read-only.
       region = bus.resolveRam(pteAddress, ACCESS_WRITE);

@@ -10,6 +10,8 @@ export const PAGE = 4096;
 export const BLOCK_PAGES = LARGE_PAGE_BYTES / PAGE;
 /** The memmap's owner of a free machine page. */
 export const FREE = -1;
+/** The memmap's owner of a page of the monitor's own data (monitor-data.ts): its tables, vCPU state, TLBs. */
+export const MONITOR = -2;
 
 /** The machine has no page left on any node, even after the pmaps gave back what they only reserved. */
 export class OutOfMachineMemory extends Error {}
@@ -56,6 +58,8 @@ export class MachineMemory {
   private readonly fresh: number[];
   private readonly freed: number[][];
   private readonly used: number[];
+  /** Per node: pages holding the monitor's own data (`allocateMonitor`), counted apart from the VMs' pages. */
+  private readonly monitorUsed: number[];
   /** Per node: pages reserved in blocks (`reserveBlock`) and not yet allocated. */
   private readonly reserved: number[];
   /** Per node: every node, nearest first (by the machine's distances, then id): where its pages come from. */
@@ -71,6 +75,7 @@ export class MachineMemory {
     this.fresh = layout.nodes.map(() => 0);
     this.freed = layout.nodes.map(() => []);
     this.used = layout.nodes.map(() => 0);
+    this.monitorUsed = layout.nodes.map(() => 0);
     this.reserved = layout.nodes.map(() => 0);
     const pages = (layout.ramEnd - base) / PAGE;
     this.pageNode = new Uint8Array(pages);
@@ -178,7 +183,35 @@ export class MachineMemory {
   }
 
   pagesFree(node: number): number {
-    return this.nodePages[node]! - this.used[node]! - this.reserved[node]!;
+    return this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]!;
+  }
+
+  /** Pages of the monitor's own data on `node`, or on all nodes. */
+  monitorPages(node?: number): number {
+    return node === undefined ? this.monitorUsed.reduce((a, b) => a + b, 0) : this.monitorUsed[node]!;
+  }
+
+  /**
+   * A zeroed page for the monitor's own data (`index` is its place there, for the memmap), from `node` or the
+   * nearest node that has one. Throws OutOfMachineMemory.
+   */
+  allocateMonitor(node: number, index: number): number {
+    const mpn = this.allocate(node, MONITOR, index);
+    const n = this.nodeOf(mpn);
+    this.used[n]!--;
+    this.monitorUsed[n]!++;
+    return mpn;
+  }
+
+  /** Gives back a page `allocateMonitor` handed out. */
+  freeMonitor(mpn: number): void {
+    if (this.owner[mpn] !== MONITOR) throw new Error(`machine page ${mpn} is not the monitor's`);
+    const node = this.nodeOf(mpn);
+    this.owner[mpn] = FREE;
+    this.guestPage[mpn] = FREE;
+    this.users[mpn] = 0;
+    this.monitorUsed[node]!--;
+    this.freed[node]!.push(mpn);
   }
 
   /**

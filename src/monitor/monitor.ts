@@ -7,7 +7,9 @@ import { timingModelFor } from '../board/topology.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import type { Hart } from '../cpu/hart.js';
-import { MachineMemory, PAGE } from './machine-memory.js';
+import type { MemoryTiming } from '../cpu/memory-timing.js';
+import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
+import { MemmapTable } from './monitor-data.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
@@ -73,6 +75,8 @@ class VcpuRecord implements SchedVcpu {
 export class Monitor {
   readonly layout: MachineLayout;
   readonly memory: MachineMemory;
+  /** Where the memmap lies in machine memory (the monitor's own data, monitor-data.ts). */
+  readonly memmap: MemmapTable;
   readonly scheduler: Scheduler;
   readonly vms: VirtualMachine[] = [];
   readonly costs: MonitorCosts;
@@ -103,6 +107,8 @@ export class Monitor {
   constructor(private readonly options: MonitorOptions) {
     this.layout = layoutMachine(options.config);
     this.memory = new MachineMemory(this.layout);
+    // The memmap lives in machine memory, an entry per page on the page's own node.
+    this.memmap = new MemmapTable(this.memory);
     this.costs = options.costs ?? DEFAULT_COSTS;
     this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
     this.promisedOnNode = this.layout.nodes.map(() => 0);
@@ -155,9 +161,15 @@ export class Monitor {
     const options: VmOptions = {
       id: this.nextId++, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
-      secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu,
+      secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap,
     };
-    const vm = new VirtualMachine(this.memory, options);
+    let vm: VirtualMachine;
+    try {
+      vm = new VirtualMachine(this.memory, options);
+    } catch (error) {
+      if (error instanceof OutOfMachineMemory) throw new MonitorError(`VM ${spec.name}: ${error.message}`);
+      throw error;
+    }
     this.promisedOnNode[homeNode]! += spec.memoryBytes;
     this.vms.push(vm);
     if (spec.net === true) {
@@ -228,7 +240,7 @@ export class Monitor {
   runRound(): void {
     const end = this.cycles + SLICE;
     // What each CPU ran last, before the scheduler's pick makes it this round's.
-    const previous = Array.from({ length: this.cpus }, (_, p) => this.scheduler.lastOn(p));
+    const previous = Array.from({ length: this.cpus }, (_, p) => this.scheduler.lastOn(p) as VcpuRecord | undefined);
     const picks = this.scheduler.pick() as (VcpuRecord | undefined)[];
     const ran = new Set<VcpuRecord>();
     for (let p = 0; p < picks.length; p++) {
@@ -238,14 +250,16 @@ export class Monitor {
       if (vm.state !== 'running') continue;
       ran.add(r);
       const h = r.hart;
+      h.timingCpu = p;
       if (previous[p] !== r || r.lastPcpu !== p) {
         // The CPU's TLB held someone else's entries (or this vCPU's were on another CPU).
         h.flushFirstLevel();
         h.chargeMonitor(this.costs.worldSwitch);
+        const timing = h.memoryTiming;
+        if (timing !== undefined) h.chargeMonitor(this.switchReferences(timing, p, previous[p], r, vm));
         r.worldSwitches++;
       }
       r.lastPcpu = p;
-      h.timingCpu = p;
       const before = h.localCycles;
       const instret = h.instret;
       const stop = vm.runVcpu(h, vm.machine.cycles + SLICE);
@@ -282,6 +296,16 @@ export class Monitor {
       this.cycles = end;
     } else this.skipIdle();
     this.reapEnded();
+  }
+
+  /**
+   * Timing mode: a world switch's references on CPU `cpu`: the state of the vCPU it ran before (`out`, if one of
+   * a running VM) saved to its state page, and `r`'s loaded from its own, each on its VM's home node.
+   */
+  private switchReferences(timing: MemoryTiming, cpu: number, out: VcpuRecord | undefined, r: VcpuRecord, vm: VirtualMachine): number {
+    const from = out === undefined || out === r ? undefined : this.vms[out.vm];
+    const saved = from !== undefined && from.state === 'running' ? from.tables.switchState(timing, cpu, out!.index, true) : 0;
+    return saved + vm.tables.switchState(timing, cpu, r.index, false);
   }
 
   /** No vCPU could run on: every VM's time jumps by the same amount, to the earliest timer among them. */

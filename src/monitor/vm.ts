@@ -7,11 +7,13 @@ import {
 } from '../board/sbi.js';
 import { RESUME, WAIT, type ExitAction, type VcpuExit } from '../cpu/exits.js';
 import type { Hart } from '../cpu/hart.js';
+import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { SecondLevelTlbSet } from '../cpu/tlb.js';
 import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from '../isa/opcodes.js';
 import type { Access } from '../memory/bus.js';
-import { OutOfMachineMemory, PAGE, type MachineMemory } from './machine-memory.js';
+import { FREE, OutOfMachineMemory, PAGE, type MachineMemory } from './machine-memory.js';
 import { causeCost, DEFAULT_COSTS, type MonitorCosts } from './costs.js';
+import { MemmapTable, touchPage, VmTables } from './monitor-data.js';
 import { Pmap, type FaultResolution } from './pmap.js';
 
 export { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
@@ -53,6 +55,8 @@ export interface VmOptions {
   secondLevelEntries?: number;
   /** How guest-physical maps to machine (docs/monitor.md): Disco's software-refilled TLB (default) or H's nested walk. */
   mmu?: MmuMode;
+  /** The machine's memmap as it lies in machine memory (the monitor's), which fault handling references in timing mode. */
+  memmap?: MemmapTable;
 }
 
 /**
@@ -101,6 +105,10 @@ export class VirtualMachine {
   /** Set when the machine had no page for this VM: the monitor stops it after its vCPU's run. */
   outOfMemory: string | undefined = undefined;
   private readonly costs: MonitorCosts;
+  private readonly memory: MachineMemory;
+  /** The monitor's data for this VM in machine memory: pmap tables, vCPU state, second-level TLBs. */
+  readonly tables: VmTables;
+  private readonly memmap: MemmapTable | undefined;
 
   constructor(memory: MachineMemory, options: VmOptions) {
     this.id = options.id;
@@ -128,12 +136,22 @@ export class VirtualMachine {
       dmaFault: (address, access) => this.dmaFault(address, access),
     });
     this.pmap = pmap!;
+    this.memory = memory;
+    this.memmap = options.memmap;
+    const secondLevelEntries = options.secondLevelEntries ?? 2048;
+    try {
+      this.tables = new VmTables(memory, this.pmap, options.homeNode, options.vcpus, secondLevelEntries);
+    } catch (error) {
+      this.pmap.release();
+      throw error;
+    }
     this.vcpuExits = this.machine.harts.map(() => new Map<string, number>());
     for (const h of this.machine.harts) {
+      h.monitorTables = this.tables.forVcpu(h.id);
       if (options.mmu === 'nested') {
         h.nestedStageLevels = G_STAGE_LEVELS;
       } else {
-        h.secondLevel = new SecondLevelTlbSet(options.secondLevelEntries ?? 2048);
+        h.secondLevel = new SecondLevelTlbSet(secondLevelEntries);
         h.refillCosts = { secondLevelHit: this.costs.secondLevelHit, walk: this.costs.walk };
       }
     }
@@ -156,9 +174,13 @@ export class VirtualMachine {
     const h = this.machine.harts[vcpu]!;
     switch (exit.kind) {
       case 'guest-page-fault': {
+        const gppn = Math.floor((exit.gpa - this.pmap.base) / PAGE);
+        const before = this.pmap.lookup(gppn);
         const resolution = this.resolveFault(exit.gpa, exit.needs);
         if (resolution === undefined) return WAIT;
         this.charge(h, `guest-page-fault.${resolution}`);
+        const timing = h.memoryTiming;
+        if (timing !== undefined) h.chargeMonitor(this.faultReferences(timing, h.timingCpu, resolution, exit.gpa, before, this.pmap.lookup(gppn)));
         return resolution === 'wait' ? WAIT : RESUME;
       }
       case 'sbi': {
@@ -179,11 +201,40 @@ export class VirtualMachine {
     }
   }
 
-  /** Counts an exit of cause `cause` on vCPU `h` and charges it what the cost table says (costs.ts causeCost). */
+  /**
+   * Counts an exit of cause `cause` on vCPU `h` and charges it what the cost table says (costs.ts causeCost);
+   * in timing mode also the guest's registers saved to its state page and loaded back, through the cache of
+   * the CPU it runs on.
+   */
   private charge(h: Hart, cause: string): void {
     this.count(h.id, cause);
     h.chargeMonitor(causeCost(this.costs, cause));
+    const timing = h.memoryTiming;
+    if (timing !== undefined) h.chargeMonitor(this.tables.exitState(timing, h.timingCpu, h.id));
   }
+
+  /**
+   * Timing mode: the references of a guest-page fault's handling on CPU `cpu`, beyond the cost table's
+   * instructions: the pmap entry of `gpa` and the memmap entries of machine pages `before` (what the guest
+   * page mapped, or FREE) and `after`; a fill zeroes the new page and a copy reads the old one and writes
+   * the new, line by line.
+   */
+  private faultReferences(timing: MemoryTiming, cpu: number, resolution: FaultResolution, gpa: number, before: number, after: number): number {
+    const memmap = (mpn: number, write: boolean): number => (this.memmap !== undefined && mpn !== FREE ? this.memmap.entry(timing, cpu, mpn, write) : 0);
+    switch (resolution) {
+      case 'wait':
+        return this.tables.pmapEntry(timing, cpu, gpa, false);
+      case 'protection':
+        return this.tables.pmapEntry(timing, cpu, gpa, true) + memmap(after, false);
+      case 'fill':
+        return memmap(after, false) + memmap(after, true) + touchPage(this.memory, timing, cpu, after, true) + this.tables.pmapEntry(timing, cpu, gpa, true);
+      case 'copy-on-write':
+        return memmap(before, true) + memmap(after, true) + touchPage(this.memory, timing, cpu, before, false)
+          + touchPage(this.memory, timing, cpu, after, true) + this.tables.pmapEntry(timing, cpu, gpa, true);
+    }
+  }
+
+
 
   private count(vcpu: number, key: string): void {
     this.exits.set(key, (this.exits.get(key) ?? 0) + 1);
@@ -253,5 +304,6 @@ export class VirtualMachine {
     this.machine.stopWith({ kind: 'quit' });
     for (const h of this.machine.harts) h.releaseTranslation();
     this.pmap.release();
+    this.tables.release();
   }
 }
