@@ -48,6 +48,10 @@ test('the monitor\'s references go through the cache of the CPU that makes them:
   // An exit's registers: 256 bytes written then read back, two lines each way; first time both lines miss.
   assert.equal(tables.exitState(timing, 1, 0), 2 * 30);
   assert.equal(tables.exitState(timing, 1, 0), 0);
+  // The second-level TLB is indexed by the page number's low bits, a kernel address's negative one too: the
+  // entry of vpn -1 is the last of 2048, on the same line as vpn 2047's.
+  assert.equal(tables.secondLevelEntry(timing, 1, 0, -1, false), 30);
+  assert.equal(tables.secondLevelEntry(timing, 1, 0, 2047, false), 0);
   // The memmap: a page's entry is on the page's own node.
   const memmap = new MemmapTable(memory);
   assert.equal(memmap.pages, 2 * (16 * MiB / PAGE) * 16 / PAGE);

@@ -128,6 +128,7 @@ export class VmTables {
   private readonly span: number;
 
   constructor(memory: MachineMemory, readonly pmap: PmapShape, node: number, vcpus: number, readonly secondLevelEntries: number) {
+    if (secondLevelEntries < 1 || (secondLevelEntries & (secondLevelEntries - 1)) !== 0) throw new Error(`second-level TLB size must be a power of two, not ${secondLevelEntries}`);
     const made: MonitorPages[] = [];
     const pages = (count: number): MonitorPages => {
       const p = new MonitorPages(memory, node, count);
@@ -176,7 +177,8 @@ export class VmTables {
 
   /** vCPU `vcpu`'s second-level TLB entry for virtual page `vpn`. */
   secondLevelEntry(timing: MemoryTiming, cpu: number, vcpu: number, vpn: number, write: boolean): number {
-    const index = vpn % this.secondLevelEntries;
+    // As the TLB itself indexes (cpu/tlb.ts): the low bits, also of a kernel address's negative page number.
+    const index = vpn & (this.secondLevelEntries - 1);
     return this.secondLevel[vcpu]!.reference(timing, cpu, index * SECOND_LEVEL_ENTRY_BYTES, write);
   }
 
