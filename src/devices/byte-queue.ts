@@ -18,6 +18,25 @@ export class ByteQueue {
     this.count += bytes.length;
   }
 
+  /** A copy of every byte waiting, the queue unchanged (snapshots). */
+  contents(): Uint8Array {
+    const out = new Uint8Array(this.count);
+    let filled = 0;
+    for (const [k, chunk] of this.chunks.entries()) {
+      const part = k === 0 ? chunk.subarray(this.offset) : chunk;
+      out.set(part, filled);
+      filled += part.length;
+    }
+    return out;
+  }
+
+  /** Empties the queue. */
+  clear(): void {
+    this.chunks = [];
+    this.offset = 0;
+    this.count = 0;
+  }
+
   /** Removes and returns up to `max` bytes from the front. */
   take(max: number): Uint8Array {
     const out = new Uint8Array(Math.max(0, Math.min(max, this.count)));

@@ -1,6 +1,7 @@
 // The core-local interruptor (SiFive CLINT layout, as on QEMU virt): software and timer interrupts per hart.
 
 import type { AccessSize, Clock, Device, HartInterruptSink } from '../memory/device.js';
+import { StateReader } from '../memory/state.js';
 import { mergeSubword, readSubword } from './subword.js';
 
 /** mip bits driven by the CLINT (RISC-V privileged spec §3.1.9). */
@@ -18,6 +19,14 @@ const MAX_HARTS = (MTIME - MTIMECMP_BASE) / MTIMECMP_STRIDE;
 const WORD = 2 ** 32;
 /** mtimecmp values from here up are treated as no deadline (29,000 years at 10 MHz). */
 const NEVER = 2 ** 63;
+
+export interface ClintState {
+  msip: Uint8Array;
+  compareLow: Uint32Array;
+  compareHigh: Uint32Array;
+  timerLevel: Uint8Array;
+  timeOffset: number;
+}
 
 export class Clint implements Device {
   readonly name = 'clint';
@@ -62,6 +71,32 @@ export class Clint implements Device {
       if (compare < NEVER) deadline = Math.min(deadline, compare - this.timeOffset);
     }
     return deadline;
+  }
+
+  /** The registers as plain data (snapshots, docs/snapshots.md). */
+  saveState(): ClintState {
+    return {
+      msip: this.msip.slice(), compareLow: this.compareLow.slice(), compareHigh: this.compareHigh.slice(),
+      timerLevel: this.timerLevel.slice(), timeOffset: this.timeOffset,
+    };
+  }
+
+  /**
+   * Puts saved registers back, checked first. No wire moves: the harts' pending bits are restored with the
+   * harts, and `timerLevel` says which levels they already hold.
+   */
+  restoreState(state: unknown): void {
+    const r = new StateReader(state, 'clint');
+    const msip = r.typed('msip', Uint8Array, this.harts);
+    const compareLow = r.typed('compareLow', Uint32Array, this.harts);
+    const compareHigh = r.typed('compareHigh', Uint32Array, this.harts);
+    const timerLevel = r.typed('timerLevel', Uint8Array, this.harts);
+    const timeOffset = r.number('timeOffset', -Number.MAX_SAFE_INTEGER);
+    this.msip.set(msip);
+    this.compareLow.set(compareLow);
+    this.compareHigh.set(compareHigh);
+    this.timerLevel.set(timerLevel);
+    this.timeOffset = timeOffset;
   }
 
   /** Re-evaluates MTIP of every hart against the clock; the board calls it after each time slice. */

@@ -3,6 +3,7 @@
 // dumps and resets). The same requests come through the SBI vendor extension (board/sbi.ts).
 
 import type { AccessSize, Device } from '../memory/device.js';
+import { StateReader } from '../memory/state.js';
 
 /** The requests, numbered as the SBI extension's function IDs (docs/timing.md, "Guest control"). */
 export const CONTROL_ROI_BEGIN = 0;
@@ -40,6 +41,19 @@ export class ControlDevice implements Device {
   private result = 0;
 
   constructor(private readonly handle: () => ControlHandler | undefined) {}
+
+  /** The two registers as plain data (snapshots). */
+  saveState(): { argument: number; result: number } {
+    return { argument: this.argument, result: this.result };
+  }
+
+  restoreState(state: unknown): void {
+    const r = new StateReader(state, 'control');
+    const argument = r.number('argument', 0, 0xffffffff);
+    const result = r.number('result', -Number.MAX_SAFE_INTEGER);
+    this.argument = argument;
+    this.result = result;
+  }
 
   read(offset: number, size: AccessSize, _hart: number): number {
     if (size !== 4) return 0;

@@ -1,6 +1,7 @@
 // The platform-level interrupt controller (RISC-V PLIC spec v1.0.0, the layout of sifive,plic-1.0.0 and QEMU virt).
 
 import type { AccessSize, Device, HartInterruptSink, IrqLine } from '../memory/device.js';
+import { StateReader } from '../memory/state.js';
 import { mergeSubword, readSubword } from './subword.js';
 
 /** mip bits driven by the PLIC (RISC-V privileged spec §3.1.9): context 2h is M-mode, 2h+1 S-mode of hart h. */
@@ -22,6 +23,16 @@ const MAX_SOURCES = 1024;
 /** Priorities 0..7 as on QEMU virt; 0 means "never interrupt" (PLIC spec §4). */
 const PRIORITY_MASK = 0x7;
 const BITS_PER_WORD = 32;
+
+export interface PlicState {
+  priority: Uint32Array;
+  pending: Uint32Array;
+  inService: Uint32Array;
+  line: Uint32Array;
+  enable: Uint32Array;
+  threshold: Uint32Array;
+  output: Uint8Array;
+}
 
 export class Plic implements Device {
   readonly name = 'plic';
@@ -55,6 +66,35 @@ export class Plic implements Device {
     this.enable = new Uint32Array(this.contexts * this.words);
     this.threshold = new Uint32Array(this.contexts);
     this.output = new Uint8Array(this.contexts);
+  }
+
+  /** The registers and wires as plain data (snapshots, docs/snapshots.md). */
+  saveState(): PlicState {
+    return {
+      priority: this.priority.slice(), pending: this.pending.slice(), inService: this.inService.slice(), line: this.line.slice(),
+      enable: this.enable.slice(), threshold: this.threshold.slice(), output: this.output.slice(),
+    };
+  }
+
+  /** Puts saved state back, checked first; no output wire moves (the harts' pending bits are restored with them). */
+  restoreState(state: unknown): void {
+    const r = new StateReader(state, 'plic');
+    const parts = {
+      priority: r.typed('priority', Uint32Array, this.sources),
+      pending: r.typed('pending', Uint32Array, this.words),
+      inService: r.typed('inService', Uint32Array, this.words),
+      line: r.typed('line', Uint32Array, this.words),
+      enable: r.typed('enable', Uint32Array, this.contexts * this.words),
+      threshold: r.typed('threshold', Uint32Array, this.contexts),
+      output: r.typed('output', Uint8Array, this.contexts),
+    };
+    this.priority.set(parts.priority);
+    this.pending.set(parts.pending);
+    this.inService.set(parts.inService);
+    this.line.set(parts.line);
+    this.enable.set(parts.enable);
+    this.threshold.set(parts.threshold);
+    this.output.set(parts.output);
   }
 
   /** The wire of interrupt source `source` (1 .. sources-1), level-triggered. */

@@ -1,6 +1,7 @@
 // The ns16550a UART of the virt board: enough of the National Semiconductor PC16550D for Linux's 8250 driver.
 
 import type { AccessSize, Device, IrqLine } from '../memory/device.js';
+import { StateError, StateReader } from '../memory/state.js';
 import { ByteQueue } from './byte-queue.js';
 import type { Pollable } from './pollable.js';
 
@@ -76,6 +77,22 @@ export interface UartOptions {
  * always read empty. Received bytes wait in a host-side queue until `poll()` moves them into the 16-byte
  * FIFO, so input is never lost to overrun and arrives at a reproducible moment.
  */
+export interface UartState {
+  /** Bytes the host typed that have not reached the FIFO yet. */
+  hostInput: Uint8Array;
+  rxFifo: Uint8Array;
+  ier: number;
+  fcr: number;
+  lcr: number;
+  mcr: number;
+  lsrErrors: number;
+  msrDeltas: number;
+  scratch: number;
+  divisor: number;
+  thrInterrupt: boolean;
+  irqLevel: boolean;
+}
+
 export class Uart implements Device, Pollable {
   readonly name = 'ns16550a';
   private readonly onOutput: (byte: number) => void;
@@ -107,6 +124,42 @@ export class Uart implements Device, Pollable {
   /** Bytes queued by `input()` and not yet moved into the FIFO. */
   get queuedInput(): number {
     return this.hostInput.length;
+  }
+
+  /** The registers, FIFO and waiting input as plain data (snapshots, docs/snapshots.md). */
+  saveState(): UartState {
+    return {
+      hostInput: this.hostInput.contents(), rxFifo: Uint8Array.from(this.rxFifo), ier: this.ier, fcr: this.fcr, lcr: this.lcr,
+      mcr: this.mcr, lsrErrors: this.lsrErrors, msrDeltas: this.msrDeltas, scratch: this.scratch, divisor: this.divisor,
+      thrInterrupt: this.thrInterrupt, irqLevel: this.irqLevel,
+    };
+  }
+
+  /** Puts saved state back, checked first; the interrupt wire does not move (the PLIC's state is restored too). */
+  restoreState(state: unknown): void {
+    const r = new StateReader(state, 'uart');
+    const hostInput = r.typed('hostInput', Uint8Array);
+    const rxFifo = r.typed('rxFifo', Uint8Array);
+    if (rxFifo.length > FIFO_DEPTH) throw new StateError(`uart.rxFifo: ${rxFifo.length} bytes in a ${FIFO_DEPTH}-byte FIFO`);
+    const byte = (key: string): number => r.number(key, 0, 0xff);
+    const [ier, fcr, lcr, mcr, lsrErrors, msrDeltas, scratch] = ['ier', 'fcr', 'lcr', 'mcr', 'lsrErrors', 'msrDeltas', 'scratch'].map(byte);
+    const divisor = r.number('divisor', 0, 0xffff);
+    const thrInterrupt = r.boolean('thrInterrupt');
+    const irqLevel = r.boolean('irqLevel');
+    this.hostInput.clear();
+    this.hostInput.push(hostInput);
+    this.rxFifo.length = 0;
+    this.rxFifo.push(...rxFifo);
+    this.ier = ier!;
+    this.fcr = fcr!;
+    this.lcr = lcr!;
+    this.mcr = mcr!;
+    this.lsrErrors = lsrErrors!;
+    this.msrDeltas = msrDeltas!;
+    this.scratch = scratch!;
+    this.divisor = divisor;
+    this.thrInterrupt = thrInterrupt;
+    this.irqLevel = irqLevel;
   }
 
   poll(): void {

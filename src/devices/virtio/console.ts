@@ -2,6 +2,7 @@
 
 import type { AccessSize } from '../../memory/device.js';
 import { ByteQueue } from '../byte-queue.js';
+import { StateReader } from '../../memory/state.js';
 import { ConfigSpace } from './config-space.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { gather, scatter } from './queue.js';
@@ -47,6 +48,17 @@ export class VirtioConsole implements VirtioDevice {
   /** Bytes queued and not yet delivered. */
   get queuedInput(): number {
     return this.pending.length;
+  }
+
+  /** Host bytes not yet delivered, as plain data (snapshots). */
+  saveState(): { pending: Uint8Array } {
+    return { pending: this.pending.contents() };
+  }
+
+  restoreState(state: unknown): void {
+    const pending = new StateReader(state, 'console').typed('pending', Uint8Array);
+    this.pending.clear();
+    this.pending.push(pending);
   }
 
   readConfig(offset: number, size: AccessSize): number {

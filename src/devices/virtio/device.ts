@@ -29,6 +29,14 @@ export interface VirtioDevice {
   notify(queue: number): void;
   /** Host input (console bytes, packets) to move into the guest; called between time slices while active. */
   poll?(): void;
+  /**
+   * The device type's own state as plain data (snapshots, docs/snapshots.md): what is not in its queues or
+   * guest memory, such as bytes waiting for the guest or a generator's state. Absent: it has none. Throws
+   * if the state cannot be saved (a source outside the machine).
+   */
+  saveState?(): unknown;
+  /** Puts back what `saveState` returned, checked first (StateError); called after `activate` if the device was active. */
+  restoreState?(state: unknown): void;
 }
 
 /** What the transport gives an active device. */

@@ -4,7 +4,8 @@ import type { AccessSize, Device, IrqLine } from '../../memory/device.js';
 import { DmaError, type GuestMemory } from '../../memory/guest-memory.js';
 import type { Pollable } from '../pollable.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
-import { checkLayout, Virtqueue, VirtqueueError } from './queue.js';
+import { StateError, StateReader } from '../../memory/state.js';
+import { checkLayout, Virtqueue, VirtqueueError, type VirtqueueState } from './queue.js';
 import {
   F_INDIRECT_DESC, F_VERSION_1, INTERRUPT_CONFIG_CHANGE, INTERRUPT_USED_BUFFER, STATUS_DEVICE_NEEDS_RESET,
   STATUS_DRIVER_OK, STATUS_FEATURES_OK, feature,
@@ -48,6 +49,23 @@ const FEATURE_WORD_BITS = 32n;
 
 /** The transport's own features: every device gets the modern interface and indirect descriptors. */
 const TRANSPORT_FEATURES = feature(F_VERSION_1) | feature(F_INDIRECT_DESC);
+
+/** What a transport saves (docs/snapshots.md). */
+export interface VirtioMmioState {
+  deviceId: number;
+  status: number;
+  deviceFeaturesSel: number;
+  driverFeaturesSel: number;
+  driverFeatures: bigint;
+  queueSel: number;
+  interrupts: number;
+  irqLevel: boolean;
+  configGeneration: number;
+  /** The driver set DRIVER_OK and has not reset the device since: the device holds a context. */
+  activated: boolean;
+  queues: ({ size: number; desc: number; avail: number; used: number; ready: boolean } & VirtqueueState)[];
+  device: unknown;
+}
 
 interface QueueState {
   readonly maxSize: number;
@@ -214,6 +232,17 @@ export class VirtioMmio implements Device, Pollable {
   }
 
   private activate(): void {
+    const context = this.newContext();
+    this.guarded(() => {
+      this.device.activate(context);
+      // Buffers made available before DRIVER_OK were not consumed (§3.1.1); look at them now.
+      this.queues.forEach((queue, index) => {
+        if (queue.virtqueue !== undefined && this.active) this.device.notify(index);
+      });
+    });
+  }
+
+  private newContext(): VirtioContext & { alive: boolean } {
     const context = {
       alive: true,
       memory: this.memory,
@@ -230,13 +259,72 @@ export class VirtioMmio implements Device, Pollable {
       },
     };
     this.context = context;
-    this.guarded(() => {
-      this.device.activate(context);
-      // Buffers made available before DRIVER_OK were not consumed (§3.1.1); look at them now.
-      this.queues.forEach((queue, index) => {
-        if (queue.virtqueue !== undefined && this.active) this.device.notify(index);
-      });
-    });
+    return context;
+  }
+
+  /** The transport's registers, each queue's layout and place, and the device's own state, as plain data (docs/snapshots.md). */
+  saveState(): VirtioMmioState {
+    return {
+      deviceId: this.device.deviceId,
+      status: this.statusBits,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      driverFeatures: this.driverFeatures,
+      queueSel: this.queueSel,
+      interrupts: this.interrupts,
+      irqLevel: this.irqLevel,
+      configGeneration: this.configGeneration,
+      activated: this.context !== undefined,
+      queues: this.queues.map((q) => ({
+        size: q.size, desc: q.desc, avail: q.avail, used: q.used, ready: q.virtqueue !== undefined,
+        ...(q.virtqueue?.saveState() ?? { lastAvail: 0, nextUsed: 0, pushedSinceSignal: false }),
+      })),
+      device: this.device.saveState?.() ?? {},
+    };
+  }
+
+  /**
+   * Puts saved state back into a transport that was never used, with the same device type plugged in. A
+   * ready queue is set up again over guest memory (restore RAM first), an active device is activated again
+   * without looking at its queues (what was available was already taken, or is still to be at the next
+   * notify), and the interrupt wire does not move (the PLIC is restored on its own). Throws StateError.
+   */
+  restoreState(state: unknown, path = this.name): void {
+    const r = new StateReader(state, path);
+    const deviceId = r.number('deviceId', 0, 0xffff);
+    if (deviceId !== this.device.deviceId) throw new StateError(`${path}: saved virtio device ${deviceId}, this slot holds ${this.device.deviceId}`);
+    const word = (key: string): number => r.number(key, 0, 0xffffffff);
+    const status = r.number('status', 0, 0xff);
+    const [deviceFeaturesSel, driverFeaturesSel, queueSel, interrupts, configGeneration] =
+      ['deviceFeaturesSel', 'driverFeaturesSel', 'queueSel', 'interrupts', 'configGeneration'].map(word);
+    const driverFeatures = r.bigint('driverFeatures');
+    if (driverFeatures < 0n || (driverFeatures & ~this.offered) !== 0n) throw new StateError(`${path}.driverFeatures: features this device does not offer`);
+    const irqLevel = r.boolean('irqLevel');
+    const activated = r.boolean('activated');
+    const indirect = (driverFeatures & feature(F_INDIRECT_DESC)) !== 0n;
+    const queues = r.array('queues', (value, queuePath, index) => {
+      const q = new StateReader(value, queuePath);
+      const address = (key: string): number => q.number(key, 0, Number.MAX_SAFE_INTEGER);
+      const layout = { size: q.number('size', 0, 0xffffffff), desc: address('desc'), avail: address('avail'), used: address('used') };
+      if (!q.boolean('ready')) return { layout, virtqueue: undefined };
+      const problem = checkLayout(this.memory, layout, this.queues[index]!.maxSize);
+      if (problem !== undefined) throw new StateError(`${queuePath}: ${problem}`);
+      const virtqueue = new Virtqueue(this.memory, layout, indirect);
+      virtqueue.restoreState(q);
+      return { layout, virtqueue };
+    }, this.queues.length);
+    const deviceState = r.value('device');
+    this.statusBits = status;
+    this.deviceFeaturesSel = deviceFeaturesSel!;
+    this.driverFeaturesSel = driverFeaturesSel!;
+    this.driverFeatures = driverFeatures;
+    this.queueSel = queueSel!;
+    this.interrupts = interrupts!;
+    this.irqLevel = irqLevel;
+    this.configGeneration = configGeneration!;
+    queues.forEach((saved, index) => Object.assign(this.queues[index]!, saved.layout, { virtqueue: saved.virtqueue }));
+    if (activated) this.device.activate(this.newContext());
+    this.device.restoreState?.(deviceState);
   }
 
   private reset(): void {

@@ -1,6 +1,7 @@
 // The virtio network device (virtio 1.1 §5.1): one queue pair, a MAC address, frames to and from a NetBackend.
 
 import type { AccessSize } from '../../memory/device.js';
+import { StateError, StateReader, bytesItem } from '../../memory/state.js';
 import { ConfigSpace } from './config-space.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { gather, scatter } from './queue.js';
@@ -80,6 +81,23 @@ export class VirtioNet implements VirtioDevice {
     if (this.mac.length !== MAC_BYTES) throw new Error('a MAC address has six bytes');
     this.config.bytes.set(this.mac, 0);
     backend.attach((frame) => this.arrive(frame));
+  }
+
+  /** Frames waiting for receive buffers and the counts, as plain data (snapshots). */
+  saveState(): { backlog: Uint8Array[]; statistics: NetStatistics } {
+    return { backlog: this.backlog.map((frame) => frame.slice()), statistics: { ...this.statistics } };
+  }
+
+  restoreState(state: unknown): void {
+    const r = new StateReader(state, 'net');
+    const backlog = r.array('backlog', bytesItem);
+    if (backlog.length > RECEIVE_BACKLOG || backlog.some((frame) => frame.length > MAX_FRAME)) throw new StateError('net.backlog: more or longer frames than the link holds');
+    const s = r.object('statistics');
+    const count = (key: string): number => s.number(key, 0);
+    const statistics = { transmitted: count('transmitted'), received: count('received'), dropped: count('dropped') };
+    this.backlog.length = 0;
+    this.backlog.push(...backlog.map((frame) => frame.slice()));
+    Object.assign(this.statistics, statistics);
   }
 
   readConfig(offset: number, size: AccessSize): number {

@@ -1,6 +1,7 @@
 // The split virtqueue (virtio 1.1 §2.6), device side: the one boundary where guest-written rings are validated.
 
 import type { GuestMemory } from '../../memory/guest-memory.js';
+import type { StateReader } from '../../memory/state.js';
 import { AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MAX_QUEUE_SIZE } from './spec.js';
 
 // Ring layout (§2.6.5 descriptor table, §2.6.6 available ring, §2.6.8 used ring).
@@ -64,6 +65,12 @@ export function checkLayout(memory: GuestMemory, layout: QueueLayout, maxSize: n
   return undefined;
 }
 
+export interface VirtqueueState {
+  lastAvail: number;
+  nextUsed: number;
+  pushedSinceSignal: boolean;
+}
+
 export class Virtqueue {
   readonly size: number;
   private lastAvail = 0;
@@ -73,6 +80,21 @@ export class Virtqueue {
   /** `layout` must have passed checkLayout; `indirect` says whether VIRTIO_F_INDIRECT_DESC was negotiated. */
   constructor(private readonly memory: GuestMemory, readonly layout: QueueLayout, private readonly indirect: boolean) {
     this.size = layout.size;
+  }
+
+  /** The device's place in the rings (snapshots; the rings themselves are guest memory). */
+  saveState(): VirtqueueState {
+    return { lastAvail: this.lastAvail, nextUsed: this.nextUsed, pushedSinceSignal: this.pushedSinceSignal };
+  }
+
+  /** Reads what `saveState` wrote from `r`, checked, and applies it. */
+  restoreState(r: StateReader): void {
+    const lastAvail = r.number('lastAvail', 0, INDEX_MASK);
+    const nextUsed = r.number('nextUsed', 0, INDEX_MASK);
+    const pushedSinceSignal = r.boolean('pushedSinceSignal');
+    this.lastAvail = lastAvail;
+    this.nextUsed = nextUsed;
+    this.pushedSinceSignal = pushedSinceSignal;
   }
 
   /** Chains the driver has made available and the device has not taken. */

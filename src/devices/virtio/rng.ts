@@ -1,5 +1,6 @@
 // The virtio entropy device (virtio 1.1 §5.4): fills the guest's buffers from an EntropySource.
 
+import { StateError, StateReader } from '../../memory/state.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { scatter } from './queue.js';
 import { DEVICE_ID_ENTROPY } from './spec.js';
@@ -7,6 +8,9 @@ import { DEVICE_ID_ENTROPY } from './spec.js';
 /** Where random bytes come from. */
 export interface EntropySource {
   fill(into: Uint8Array): void;
+  /** The generator's state as plain data (snapshots); absent for a source outside the machine, which cannot be saved. */
+  saveState?(): unknown;
+  restoreState?(state: unknown): void;
 }
 
 const REQUESTQ = 0;
@@ -32,6 +36,16 @@ export class SeededEntropy implements EntropySource {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
       this.state[i] = (z ^ (z >>> 16)) >>> 0;
     }
+  }
+
+  saveState(): { xoshiro128: Uint32Array } {
+    return { xoshiro128: this.state.slice() };
+  }
+
+  restoreState(state: unknown): void {
+    const saved = new StateReader(state, 'rng.source').typed('xoshiro128', Uint32Array, 4);
+    if (saved.every((word) => word === 0)) throw new StateError('rng.source.xoshiro128: all zero, which xoshiro never reaches');
+    this.state.set(saved);
   }
 
   /** The next 32 random bits. */
@@ -68,6 +82,17 @@ export class VirtioRng implements VirtioDevice {
   private context: VirtioContext | undefined;
 
   constructor(private readonly source: EntropySource = new SeededEntropy()) {}
+
+  saveState(): { source: unknown } {
+    if (this.source.saveState === undefined) throw new Error('this virtio-rng draws from a source outside the machine, which a snapshot cannot hold');
+    return { source: this.source.saveState() };
+  }
+
+  restoreState(state: unknown): void {
+    const r = new StateReader(state, 'rng');
+    if (this.source.restoreState === undefined) throw new StateError('rng: this virtio-rng\'s source cannot be restored');
+    this.source.restoreState(r.value('source'));
+  }
 
   readConfig(): number {
     return 0;
