@@ -39,6 +39,14 @@ function isCounter(csr: number): boolean {
   return csr === CSR_CYCLE || csr === CSR_INSTRET || csr === CSR_MCYCLE || csr === CSR_MINSTRET;
 }
 
+/** See `Hart.runState`. */
+export interface HartRunState {
+  privCycles: Float64Array;
+  privMark: number;
+  privRunning: number;
+  countersSynced: boolean;
+}
+
 export class Hart extends HartMemory {
   /** Virtual address of the page instructions are fetched from, its halfword index and memory. */
   private fetchPage = 2 ** 60;
@@ -76,6 +84,19 @@ export class Hart extends HartMemory {
   releaseTranslation(): void {
     this.translator?.release();
     this.translator = undefined;
+  }
+
+  /** What run() keeps between calls beyond the fields of HartState and HartMemory (snapshots, hart-snapshot.ts). */
+  runState(): HartRunState {
+    return { privCycles: this.privCycles.slice(), privMark: this.privMark, privRunning: this.privRunning, countersSynced: this.countersSynced };
+  }
+
+  restoreRunState(s: HartRunState): void {
+    this.privCycles.set(s.privCycles);
+    this.privMark = s.privMark;
+    this.privRunning = s.privRunning;
+    this.countersSynced = s.countersSynced;
+    this.fetchInvalidate();
   }
 
   get translating(): boolean {

@@ -12,6 +12,17 @@ export class Reservations {
     this.line = new Float64Array(harts).fill(-1);
   }
 
+  /** Each hart's reserved line, or -1 (snapshots). */
+  saveState(): Float64Array {
+    return this.line.slice();
+  }
+
+  /** Puts back what `saveState` returned (the caller checks its length). */
+  restoreState(lines: Float64Array): void {
+    this.line.set(lines);
+    this.count = lines.filter((l) => l >= 0).length;
+  }
+
   reserve(hart: number, physical: number): void {
     if (this.line[hart] < 0) this.count++;
     this.line[hart] = Math.floor(physical / GRANULE);

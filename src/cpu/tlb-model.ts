@@ -21,6 +21,17 @@ export const TLB_WAYS = 9;
 /** Entries for 2 MiB pages (direct-mapped by the 2 MiB frame number). */
 export const LARGE_ENTRIES = 32;
 
+export interface TlbModelState {
+  tag: Float64Array;
+  asid: Int32Array;
+  allows: Uint8Array;
+  page: Float64Array;
+  largeTag: Float64Array;
+  largeAsid: Int32Array;
+  largeAllows: Uint8Array;
+  largeBase: Float64Array;
+}
+
 /**
  * The modelled TLB of one hart. Its 4 KiB part has the emulator's geometry: 256 sets, one way per view and
  * kind of access, filled exactly when the emulator fills the table of that way. It is emptied only when
@@ -38,6 +49,27 @@ export class TlbModel {
   private readonly page = new Float64Array(TLB_WAYS * TLB_SIZE);
   /** Entries for 2 MiB pages. */
   readonly large = new LargeEntries(LARGE_ENTRIES);
+
+  /** Every entry as plain arrays (snapshots: the model decides which accesses are TLB misses, so it is saved). */
+  saveState(): TlbModelState {
+    const large = this.large;
+    return {
+      tag: this.tag.slice(), asid: this.asid.slice(), allows: this.allows.slice(), page: this.page.slice(),
+      largeTag: large.tag.slice(), largeAsid: large.asid.slice(), largeAllows: large.allows.slice(), largeBase: large.base.slice(),
+    };
+  }
+
+  /** Puts back what `saveState` returned; the caller has checked every array's type and length. */
+  restoreState(s: TlbModelState): void {
+    this.tag.set(s.tag);
+    this.asid.set(s.asid);
+    this.allows.set(s.allows);
+    this.page.set(s.page);
+    this.large.tag.set(s.largeTag);
+    this.large.asid.set(s.largeAsid);
+    this.large.allows.set(s.largeAllows);
+    this.large.base.set(s.largeBase);
+  }
 
   /** True if an entry covers virtual page `vpn` in address space `asid` and allows `need` (an ALLOWS_ bit). */
   hits(vpn: number, asid: number, need: number): boolean {
