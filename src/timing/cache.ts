@@ -60,6 +60,18 @@ export function cacheGeometryProblems(g: CacheGeometry): string[] {
   return problems;
 }
 
+/** See `CoherentCaches.saveState`. */
+export interface CacheState {
+  tags: Float64Array;
+  states: Uint8Array;
+  stamps: Float64Array;
+  clock: Float64Array;
+  mruWay: Int32Array;
+  invalidationsReceived: Float64Array;
+  invalidationsSent: Float64Array;
+  writebacks: Float64Array;
+}
+
 /**
  * The caches of all CPUs of the machine. Coherence is by snooping the other caches on a miss or an
  * upgrade only: a line held Modified or Exclusive is known to be nowhere else, so hits never snoop.
@@ -130,6 +142,32 @@ export class CoherentCaches {
     this.invalidationsReceived = new Float64Array(cpus);
     this.invalidationsSent = new Float64Array(cpus);
     this.writebacks = new Float64Array(cpus);
+  }
+
+  /** Every line, state, LRU stamp and counter as plain arrays (snapshots: timing mode's results depend on them). */
+  saveState(): CacheState {
+    return {
+      tags: this.tags.slice(), states: this.states.slice(), stamps: this.stamps.slice(), clock: this.clock.slice(),
+      mruWay: this.mruWay.slice(), invalidationsReceived: this.invalidationsReceived.slice(),
+      invalidationsSent: this.invalidationsSent.slice(), writebacks: this.writebacks.slice(),
+    };
+  }
+
+  /**
+   * Puts back what `saveState` returned, from caches of the same geometry (the caller checks the arrays'
+   * types and lengths). The snoop filter is not saved: it counts the valid tags, so it is counted again.
+   */
+  restoreState(s: CacheState): void {
+    this.tags.set(s.tags);
+    this.states.set(s.states);
+    this.stamps.set(s.stamps);
+    this.clock.set(s.clock);
+    this.mruWay.set(s.mruWay);
+    this.invalidationsReceived.set(s.invalidationsReceived);
+    this.invalidationsSent.set(s.invalidationsSent);
+    this.writebacks.set(s.writebacks);
+    this.presence.fill(0);
+    for (const line of this.tags) if (line !== NO_LINE) this.presence[this.bucket(line)]++;
   }
 
   /** One load (`isWrite` false) or store by `cpu` to physical address `paddr`. */

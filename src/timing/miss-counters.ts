@@ -28,6 +28,16 @@ export class MissCounters {
     this.counts = new Uint32Array(this.pages * nodes);
   }
 
+  /** The counts (snapshots); the threshold and listener belong to whoever watches and set them again. */
+  saveState(): Uint32Array {
+    return this.counts.slice();
+  }
+
+  /** Puts back what `saveState` returned (the caller checks its length). */
+  restoreState(counts: Uint32Array): void {
+    this.counts.set(counts);
+  }
+
   /** The page number of `paddr`, or -1 when it is not RAM (MMIO has no counters). */
   pageOf(paddr: number): number {
     const offset = paddr - this.ramBase;
