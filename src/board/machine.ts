@@ -107,14 +107,15 @@ export class Machine {
    * Each hart's `localCycles` stays within a slice of it: a waiting or stopped hart is idle up to it.
    */
   cycles = 0;
-  /** Each hart's cycles per instruction in its last run() chunk (1 in fast mode), to size the next. */
-  private readonly cpi: Float64Array;
+  /** Each hart's cycles per instruction in its last run() chunk (1 in fast mode), to size the next (snapshots save it). */
+  readonly cpi: Float64Array;
   /** Idle harts skip guest time ahead at most to this tick (Infinity: to the next timer deadline). */
   idleSkipLimit = Infinity;
   /** HTIF `tohost`/`fromhost` physical addresses, when a bare-metal ELF defines them. */
   htif: { tohost: number; fromhost: number } | undefined;
   readonly log: (message: string) => void;
   private readonly virtioSlots: VirtioSlotWindow[] = [];
+  private readonly controlRegisters: ControlDevice;
   private readonly consoleOut: (bytes: Uint8Array) => void;
 
   constructor(options: MachineOptions) {
@@ -161,7 +162,8 @@ export class Machine {
     this.uart = new Uart({ onOutput: (byte) => this.consoleOut(Uint8Array.of(byte)), irq: this.plic.irqLine(UART0.irq!) });
     const test = new TestDevice((kind, code) => this.stopWith(kind === 'reboot' ? { kind: 'reboot' } : { kind: 'poweroff', code }));
     this.bus.addDevice(TEST_DEVICE.base, TEST_DEVICE.size, test);
-    this.bus.addDevice(CONTROL_DEVICE.base, CONTROL_DEVICE.size, new ControlDevice(() => this.control));
+    this.controlRegisters = new ControlDevice(() => this.control);
+    this.bus.addDevice(CONTROL_DEVICE.base, CONTROL_DEVICE.size, this.controlRegisters);
     this.bus.addDevice(CLINT.base, CLINT.size, this.clint);
     this.bus.addDevice(PLIC.base, PLIC.size, this.plic);
     this.bus.addDevice(UART0.base, UART0.size, this.uart);
@@ -199,6 +201,16 @@ export class Machine {
     this.virtioSlots[slot].occupant = transport;
     this.pollables.push(transport);
     return transport;
+  }
+
+  /** What each virtio-mmio slot holds, in address-map order: its transport, or undefined when empty. */
+  virtioTransports(): (VirtioMmio | undefined)[] {
+    return this.virtioSlots.map((w) => (w.occupant instanceof VirtioMmio ? w.occupant : undefined));
+  }
+
+  /** The test finisher is stateless; the control device's two registers are saved (snapshots). */
+  get controlDevice(): ControlDevice {
+    return this.controlRegisters;
   }
 
   stopWith(reason: ExitReason): void {

@@ -10,7 +10,7 @@ import { TIMEBASE_HZ } from '../timing/clock.js';
 import { StatsRegistry, type StatSample } from '../timing/stats.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import type { Machine } from './machine.js';
-import { executionMode, registerMachineStats, setExecutionMode } from './timing-mode.js';
+import { executionMode, registerMachineStats, setExecutionMode, type StatsBaseline } from './timing-mode.js';
 
 /** A snapshot the guest asked for (`mbctl stats dump TAG`), in the order asked. */
 export interface StatsDump {
@@ -31,8 +31,11 @@ export class Simulation {
    * Registers the machine's statistics (and the model's, when given) and, with a model, answers the
    * guest's requests on `machine.control`. Without a model the guest's requests stay "not supported".
    */
+  /** Where the machine's statistics count from (moved by every reset; saved in snapshots). */
+  readonly baseline: StatsBaseline;
+
   constructor(readonly machine: Machine, readonly model: TimingModel | undefined) {
-    registerMachineStats(this.stats, machine, model);
+    this.baseline = registerMachineStats(this.stats, machine, model);
     this.stats.scalar('system.guestTicks', `Guest time, in ticks of the ${TIMEBASE_HZ} Hz timebase`, 'Tick', () => machine.clock.now());
     if (model !== undefined) machine.control = (request, argument) => this.request(request, argument);
   }

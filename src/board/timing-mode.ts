@@ -77,7 +77,7 @@ export function enableTiming(machine: Machine, latencies: TimingLatencies, cache
  * simulated time; and, when given, the timing model's cache, TLB and per-node memory statistics. A reset
  * starts them all from zero again.
  */
-export function registerMachineStats(stats: StatsRegistry, machine: Machine, model?: TimingModel, prefix = 'system'): void {
+export function registerMachineStats(stats: StatsRegistry, machine: Machine, model?: TimingModel, prefix = 'system'): StatsBaseline {
   const readings: [string, string, (hart: Hart) => number][] = [
     ['instructions', 'Instructions retired', (h) => h.instret],
     ['cycles', 'Busy simulated cycles: one per instruction plus memory stalls charged in timing mode', (h) => h.simulatedCycles],
@@ -85,18 +85,28 @@ export function registerMachineStats(stats: StatsRegistry, machine: Machine, mod
     ['kernelCycles', 'Busy cycles in supervisor and machine mode', (h) => h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M)],
     ['idleCycles', 'Cycles waiting for an interrupt (WFI) or stopped', (h) => h.idleCycles],
   ];
-  const bases = readings.map(() => new Float64Array(machine.harts.length));
+  const baseline: StatsBaseline = { bases: readings.map(() => new Float64Array(machine.harts.length)), cycles: 0 };
+  const bases = baseline.bases;
   for (const hart of machine.harts) {
     readings.forEach(([name, description, read], k) => {
       stats.scalar(`${prefix}.cpu${hart.id}.${name}`, description, name === 'instructions' ? 'Count' : 'Cycle',
         () => read(hart) - bases[k]![hart.id]!);
     });
   }
-  let cyclesBase = 0;
-  stats.scalar(`${prefix}.cycles`, 'Simulated time of the machine, in cycles', 'Cycle', () => machine.cycles - cyclesBase);
+  stats.scalar(`${prefix}.cycles`, 'Simulated time of the machine, in cycles', 'Cycle', () => machine.cycles - baseline.cycles);
   stats.onReset(() => {
     for (const hart of machine.harts) readings.forEach(([, , read], k) => { bases[k]![hart.id] = read(hart); });
-    cyclesBase = machine.cycles;
+    baseline.cycles = machine.cycles;
   });
   model?.registerStats(stats, prefix);
+  return baseline;
+}
+
+/**
+ * What the machine's statistics count from since the last reset: per reading (instructions, cycles,
+ * userCycles, kernelCycles, idleCycles) each hart's value then, and the machine's cycles then.
+ */
+export interface StatsBaseline {
+  readonly bases: Float64Array[];
+  cycles: number;
 }

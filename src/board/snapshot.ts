@@ -1,0 +1,292 @@
+// A whole machine as plain data and back (docs/snapshots.md): Firecracker's save() → State, restore(State).
+
+import { restoreHart, saveHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
+import type { ClintState } from '../devices/clint.js';
+import type { PlicState } from '../devices/plic.js';
+import type { UartState } from '../devices/uart.js';
+import type { VirtioMmioState } from '../devices/virtio/mmio.js';
+import type { RamRegion } from '../memory/ram.js';
+import { StateError, StateReader, integerItem } from '../memory/state.js';
+import type { CacheState } from '../timing/cache.js';
+import { InstructionClock } from '../timing/clock.js';
+import type { StatSample } from '../timing/stats.js';
+import type { TimingModel } from '../timing/timing-model.js';
+import type { MachineConfig } from './address-map.js';
+import type { Machine } from './machine.js';
+import type { Simulation, StatsDump } from './simulation.js';
+import { executionMode, setExecutionMode, timingModelOf, type ExecutionMode } from './timing-mode.js';
+
+/** The name and version every snapshot carries; a reader refuses any other version. */
+export const SNAPSHOT_FORMAT = 'mirrorball-machine';
+export const SNAPSHOT_VERSION = 1;
+
+const PAGE_BYTES = 4096;
+
+/**
+ * One RAM region's non-zero pages, as runs of consecutive pages: run k starts at page `runs[2k]` (counted
+ * from the region's base) and holds `runs[2k + 1]` pages, whose bytes are `data[k]`. Zero pages are left
+ * out: a restored machine's RAM starts zeroed. When saved, `data` views the live RAM (nothing is copied):
+ * write it out before the machine runs again.
+ */
+export interface MemoryImage {
+  node: number;
+  base: number;
+  size: number;
+  runs: Uint32Array;
+  data: Uint8Array[];
+}
+
+/** The timing model when the machine has one: its mode, caches, counters and per-page miss counts. */
+export interface TimingSnapshot {
+  mode: ExecutionMode;
+  /** The model's parameters (cache geometry, latencies): the restored machine must be configured alike. */
+  parameters: ReturnType<TimingModel['parameters']>;
+  counters: Record<string, Float64Array>;
+  caches: CacheState;
+  missCounts: Uint32Array;
+}
+
+export interface MachineSnapshot {
+  format: typeof SNAPSHOT_FORMAT;
+  version: typeof SNAPSHOT_VERSION;
+  config: MachineConfig;
+  builtinSbi: boolean;
+  instructions: number;
+  cycles: number;
+  cpi: Float64Array;
+  /** Guest time in instructions (the instruction clock; host time cannot be saved). */
+  clock: number;
+  htif: { tohost: number; fromhost: number } | null;
+  harts: HartSnapshot[];
+  reservations: Float64Array;
+  clint: ClintState;
+  plic: PlicState;
+  uart: UartState;
+  control: { argument: number; result: number };
+  sbi: { timerDeadline: Float64Array; hsmState: Int32Array } | null;
+  /** Each virtio-mmio slot in address-map order: its transport's state, or null when empty. */
+  virtio: (VirtioMmioState | null)[];
+  timing: TimingSnapshot | null;
+  /** The statistics' baseline and the guest's dumps, when the machine runs as a Simulation. */
+  stats: { bases: Float64Array[]; cycles: number; dumps: StatsDump[]; droppedDumps: number } | null;
+  memory: MemoryImage[];
+}
+
+/** Why a machine cannot be saved, in one line. */
+export class SnapshotError extends Error {}
+
+/** The timing model's per-CPU and per-node counters, by name. */
+const MODEL_COUNTERS = ['hits', 'missesLocal', 'missesRemote', 'upgrades', 'uncached', 'stallCycles', 'tlbRefills', 'tlbCycles', 'linesRead', 'linesWritten'] as const;
+
+/** The non-zero pages of `region`, as runs viewing its memory. */
+function memoryImage(region: RamRegion): MemoryImage {
+  const words = region.i32;
+  const pages = region.size / PAGE_BYTES;
+  const runs: number[] = [];
+  const data: Uint8Array[] = [];
+  let start = -1;
+  for (let page = 0; page <= pages; page++) {
+    let zero = true;
+    if (page < pages) {
+      for (let w = page * (PAGE_BYTES / 4), end = w + PAGE_BYTES / 4; w < end; w++) {
+        if (words[w] !== 0) {
+          zero = false;
+          break;
+        }
+      }
+    }
+    if (!zero && start < 0) start = page;
+    if (zero && start >= 0) {
+      runs.push(start, page - start);
+      data.push(region.u8.subarray(start * PAGE_BYTES, page * PAGE_BYTES));
+      start = -1;
+    }
+  }
+  return { node: region.node, base: region.base, size: region.size, runs: Uint32Array.from(runs), data };
+}
+
+/**
+ * Everything `machine` is, between two rounds (call it only there: from the run loop's caller, never from a
+ * device or a hart). With `simulation`, its statistics' baseline and dumps too. Throws SnapshotError for a
+ * machine that cannot be saved yet: host time, or a VM's RAM placed by the monitor.
+ */
+export function saveMachine(machine: Machine, config: MachineConfig, simulation?: Simulation): MachineSnapshot {
+  if (!(machine.clock instanceof InstructionClock)) throw new SnapshotError('a machine on host time (--time host) cannot be saved: its guest time is the wall clock');
+  if (machine.bus.machineRam !== machine.bus.ram) throw new SnapshotError('a VM under the monitor cannot be saved yet');
+  if (machine.exit !== undefined) throw new SnapshotError('the machine has stopped');
+  const regions = machine.bus.ram;
+  const model = timingModelOf(machine);
+  return {
+    format: SNAPSHOT_FORMAT,
+    version: SNAPSHOT_VERSION,
+    config,
+    builtinSbi: machine.sbi !== undefined,
+    instructions: machine.instructions,
+    cycles: machine.cycles,
+    cpi: machine.cpi.slice(),
+    clock: machine.clock.instructions,
+    htif: machine.htif === undefined ? null : { ...machine.htif },
+    harts: machine.harts.map((h) => saveHart(h, regions)),
+    reservations: machine.reservations.saveState(),
+    clint: machine.clint.saveState(),
+    plic: machine.plic.saveState(),
+    uart: machine.uart.saveState(),
+    control: machine.controlDevice.saveState(),
+    sbi: machine.sbi === undefined ? null : { timerDeadline: machine.sbi.timerDeadline.slice(), hsmState: machine.sbi.hsmState.slice() },
+    virtio: machine.virtioTransports().map((t) => t?.saveState() ?? null),
+    timing: model === undefined ? null : {
+      mode: executionMode(machine),
+      parameters: model.parameters(),
+      counters: Object.fromEntries(MODEL_COUNTERS.map((name) => [name, model[name].slice()])),
+      caches: model.caches.saveState(),
+      missCounts: model.counters.saveState(),
+    },
+    stats: simulation === undefined ? null : {
+      bases: simulation.baseline.bases.map((b) => b.slice()),
+      cycles: simulation.baseline.cycles,
+      dumps: simulation.dumps.map((d) => ({ tag: d.tag, samples: d.samples })),
+      droppedDumps: simulation.droppedDumps,
+    },
+    memory: regions.map(memoryImage),
+  };
+}
+
+/**
+ * Puts a saved machine into `machine`: one built from the same configuration, with the same firmware
+ * choice, virtio devices in the same slots and a timing configuration of the same parameters when the
+ * saved one had one, that has not run yet. Every part checks its state before it is written; a StateError
+ * can leave `machine` partly restored, so a caller that catches one must throw the machine away.
+ */
+export function restoreMachine(machine: Machine, state: unknown, simulation?: Simulation): void {
+  const r = new StateReader(state, 'snapshot');
+  const format = r.string('format');
+  if (format !== SNAPSHOT_FORMAT) throw new StateError(`not a machine snapshot (format '${format}')`);
+  const version = r.number('version', 0);
+  if (version !== SNAPSHOT_VERSION) throw new StateError(`snapshot version ${version}, this Mirrorball reads version ${SNAPSHOT_VERSION}`);
+  if (machine.instructions !== 0 || machine.cycles !== 0) throw new Error('restore into a machine that has not run');
+  if (!(machine.clock instanceof InstructionClock)) throw new StateError('a snapshot restores onto the instruction clock only');
+  const harts = machine.harts.length;
+  if (r.boolean('builtinSbi') !== (machine.sbi !== undefined)) throw new StateError('snapshot.builtinSbi: saved with other firmware');
+
+  restoreMemory(machine, r);
+  const hartStates = r.array('harts', (value) => value, harts);
+  hartStates.forEach((value, i) => restoreHart(machine.harts[i]!, value, machine.bus.ram, `snapshot.harts[${i}]`));
+  machine.reservations.restoreState(r.typed('reservations', Float64Array, harts));
+  machine.clint.restoreState(r.value('clint'));
+  machine.plic.restoreState(r.value('plic'));
+  machine.uart.restoreState(r.value('uart'));
+  machine.controlDevice.restoreState(r.value('control'));
+  if (machine.sbi !== undefined) {
+    const sbi = r.object('sbi');
+    machine.sbi.timerDeadline.set(sbi.typed('timerDeadline', Float64Array, harts));
+    machine.sbi.hsmState.set(sbi.typed('hsmState', Int32Array, harts));
+  }
+  const transports = machine.virtioTransports();
+  r.array('virtio', (value, path, slot) => {
+    const transport = transports[slot];
+    if ((value === null) !== (transport === undefined)) {
+      throw new StateError(`${path}: saved ${value === null ? 'empty' : 'with a device'}, but here ${transport === undefined ? 'empty' : 'with a device'}`);
+    }
+    transport?.restoreState(value, path);
+  }, transports.length);
+  restoreTiming(machine, r);
+  if (simulation !== undefined && r.value('stats') !== null) restoreStats(simulation, r.object('stats'));
+
+  machine.cpi.set(r.typed('cpi', Float64Array, harts));
+  const clock = r.number('clock', 0);
+  machine.clock.advanceInstructions(clock - machine.clock.instructions);
+  machine.instructions = r.number('instructions', 0);
+  machine.cycles = r.number('cycles', 0);
+  if (r.value('htif') !== null) {
+    const htif = r.object('htif');
+    machine.htif = { tohost: htif.number('tohost', 0), fromhost: htif.number('fromhost', 0) };
+  }
+}
+
+function restoreMemory(machine: Machine, r: StateReader): void {
+  const regions = machine.bus.ram;
+  r.array('memory', (value, path, index) => {
+    const m = new StateReader(value, path);
+    const region = regions[index]!;
+    if (m.number('node', 0) !== region.node || m.number('base', 0) !== region.base || m.number('size', 0) !== region.size) {
+      throw new StateError(`${path}: saved RAM of another node, place or size`);
+    }
+    const runs = m.typed('runs', Uint32Array);
+    if (runs.length % 2 !== 0) throw new StateError(`${path}.runs: not pairs of page and count`);
+    const data = m.array('data', (bytes, dataPath, k) => {
+      if (!(bytes instanceof Uint8Array)) throw new StateError(`${dataPath}: not bytes`);
+      const first = runs[2 * k]!;
+      const count = runs[2 * k + 1]!;
+      if (first + count > region.size / PAGE_BYTES || bytes.length !== count * PAGE_BYTES) throw new StateError(`${dataPath}: pages outside the region`);
+      return bytes;
+    }, runs.length / 2);
+    data.forEach((bytes, k) => region.u8.set(bytes, runs[2 * k]! * PAGE_BYTES));
+  }, regions.length);
+}
+
+function restoreTiming(machine: Machine, r: StateReader): void {
+  const model = timingModelOf(machine);
+  if ((r.value('timing') === null) !== (model === undefined)) {
+    throw new StateError(model === undefined ? 'the snapshot has a timing model and this machine none' : 'this machine has a timing model and the snapshot none');
+  }
+  if (model === undefined) return;
+  const t = r.object('timing');
+  const mode = t.string('mode');
+  if (mode !== 'fast' && mode !== 'timing') throw new StateError(`snapshot.timing.mode: '${mode}'`);
+  if (JSON.stringify(t.value('parameters')) !== JSON.stringify(model.parameters())) throw new StateError('snapshot.timing.parameters: saved with another cache or other latencies');
+  const counters = t.object('counters');
+  const values = MODEL_COUNTERS.map((name) => counters.typed(name, Float64Array, model[name].length));
+  const c = t.object('caches');
+  const caches = model.caches;
+  const ways = caches.tags.length;
+  const cacheState: CacheState = {
+    tags: c.typed('tags', Float64Array, ways), states: c.typed('states', Uint8Array, ways), stamps: c.typed('stamps', Float64Array, ways),
+    clock: c.typed('clock', Float64Array, caches.cpus), mruWay: c.typed('mruWay', Int32Array, caches.mruWay.length),
+    invalidationsReceived: c.typed('invalidationsReceived', Float64Array, caches.cpus),
+    invalidationsSent: c.typed('invalidationsSent', Float64Array, caches.cpus), writebacks: c.typed('writebacks', Float64Array, caches.cpus),
+  };
+  if (cacheState.states.some((s) => s > 3) || cacheState.mruWay.some((w) => w < 0 || w >= ways)) throw new StateError('snapshot.timing.caches: a line state or way out of range');
+  const missCounts = t.typed('missCounts', Uint32Array, model.counters.pages * model.counters.nodes);
+  MODEL_COUNTERS.forEach((name, i) => model[name].set(values[i]!));
+  caches.restoreState(cacheState);
+  model.counters.restoreState(missCounts);
+  setExecutionMode(machine, mode);
+}
+
+function restoreStats(simulation: Simulation, s: StateReader): void {
+  const bases = s.array('bases', (value, path) => {
+    if (!(value instanceof Float64Array) || value.length !== simulation.machine.harts.length) throw new StateError(`${path}: not one value per hart`);
+    return value;
+  }, simulation.baseline.bases.length);
+  const cycles = s.number('cycles');
+  const dumps = s.array('dumps', (value, path) => {
+    const d = new StateReader(value, path);
+    return {
+      tag: d.number('tag', 0, 0xffffffff),
+      samples: d.array('samples', (sample, samplePath) => {
+        const kind = new StateReader(sample, samplePath).string('kind');
+        if (kind !== 'scalar' && kind !== 'vector') throw new StateError(`${samplePath}.kind: '${kind}'`);
+        return sample as StatSample;
+      }),
+    };
+  });
+  const dropped = s.number('droppedDumps', 0);
+  bases.forEach((b, i) => simulation.baseline.bases[i]!.set(b));
+  simulation.baseline.cycles = cycles;
+  simulation.dumps.length = 0;
+  simulation.dumps.push(...dumps);
+  simulation.droppedDumps = dropped;
+}
+
+/** A MachineConfig saved as plain data, checked field by field (the machine's layout checks the rest). */
+export function readMachineConfig(value: unknown, path: string): MachineConfig {
+  const c = new StateReader(value, path);
+  const harts = c.number('harts', 1, 1024);
+  const nodes = c.array('nodes', (node, nodePath) => {
+    const n = new StateReader(node, nodePath);
+    return { memoryBytes: n.number('memoryBytes', 1), harts: n.array('harts', integerItem(0, harts - 1)) };
+  });
+  const config: MachineConfig = { harts, nodes };
+  if (c.has('distances')) config.distances = c.array('distances', (row, rowPath) => new StateReader({ row }, rowPath).array('row', integerItem(0, 255)));
+  return config;
+}
