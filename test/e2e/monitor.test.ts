@@ -260,10 +260,10 @@ describe('two Linux VMs under the monitor', { skip }, () => {
     const inUse = memory.pagesInUse();
     const free = session.monitor.memoryFree;
     if (a.state === 'running') {
-      const aReserved = a.pmap.pagesReserved;
+      const aReserved = a.pmap.pagesReserved + a.tables.pages;
       session.monitor.stopVm(a, 'stopped by the test');
       assert.equal(memory.pagesInUse(), inUse - aPages, 'a\'s pages did not all return');
-      assert.equal(session.monitor.memoryFree, free + (aPages + aReserved) * 4096, 'a\'s pages and reservations are not all free');
+      assert.equal(session.monitor.memoryFree, free + (aPages + aReserved) * 4096, 'a\'s pages, reservations and tables are not all free');
     }
     assert.notEqual(a.state, 'running');
     assert.equal(a.pmap.pagesInUse, 0);
