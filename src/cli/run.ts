@@ -8,18 +8,17 @@ import { describePreset, TOPOLOGY_PRESETS } from '../board/topology.js';
 import { BootError, bootElf, bootLinux } from '../board/boot.js';
 import { BootImageError, parseLinuxImage } from '../board/linux-image.js';
 import { Machine, type ExitReason } from '../board/machine.js';
-import { Simulation } from '../board/simulation.js';
-import { configureTiming, enableTiming } from '../board/timing-mode.js';
 import { machineCommands } from '../control/machine-commands.js';
 import { ControlServer, ControlSocketError } from '../control/server.js';
-import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
-import { DriveError, attachDrives, type DriveSpec } from '../host/drives.js';
+import { DriveError } from '../host/drives.js';
+import { buildMachine, type BuiltMachine, type MachineSpec } from '../host/machine-spec.js';
+import { loadRunSnapshot, saveRunSnapshot, type LoadedSnapshot } from '../host/run-snapshot.js';
+import { SnapshotFileError } from '../host/snapshot-file.js';
 import { RunGate, runMachine } from '../host/runner.js';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
-import type { TimingModel } from '../timing/timing-model.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
 import { chooseTopology, parseCacheSpec } from './topology-options.js';
 
@@ -38,7 +37,7 @@ interface RunFlags {
   bios?: string;
   elf?: string;
   consoleLog?: string;
-  time: string;
+  time: 'instructions' | 'host';
   maxInstructions?: string;
   stats?: boolean;
   statsDir?: string;
@@ -47,6 +46,7 @@ interface RunFlags {
   control?: string;
   cache?: string;
   localMiss?: string;
+  restore?: string;
 }
 
 /** Name and version in the control socket's greeting. */
@@ -91,18 +91,34 @@ export function registerRunCommand(program: Command): void {
     .option('--local-miss <cycles>', 'timing mode: cycles of a miss to local memory (default 30, 300 ns at 100 MHz); remote misses scale by distance / 10')
     .option('--stats-dir <dir>', 'on exit, write config.json, stats.txt (gem5 format) and stats.json into this directory')
     .option('--control <socket>', 'listen on this Unix socket for control commands (QMP-shaped JSON, docs/control.md): ' +
-      'stop, cont, quit, query-status, set-mode fast|timing, stats-dump, stats-reset, query-stats')
-    .action(async (flags: RunFlags) => {
-      process.exitCode = await run(flags);
+      'stop, cont, quit, query-status, set-mode fast|timing, stats-dump, stats-reset, query-stats, snapshot-save')
+    .option('--restore <file>', 'continue the machine saved in this snapshot (the control socket\'s snapshot-save) instead of booting; ' +
+      'the snapshot says which machine, so the flags that would are refused')
+    .action(async (flags: RunFlags, command: Command) => {
+      process.exitCode = await run(flags, command);
     });
 }
 
-async function run(flags: RunFlags): Promise<number> {
+/** The flags that say which machine to build: with --restore the snapshot says it. */
+const MACHINE_FLAGS: [keyof RunFlags, string][] = [
+  ['kernel', '--kernel'], ['initrd', '--initrd'], ['append', '--append'], ['memory', '-m'], ['smp', '--smp'], ['nodes', '--nodes'],
+  ['topology', '--topology'], ['distances', '--distances'], ['drive', '--drive'], ['bios', '--bios'], ['elf', '--elf'],
+  ['time', '--time'], ['rng', '--rng'], ['timing', '--timing'], ['cache', '--cache'], ['localMiss', '--local-miss'],
+];
+
+/** What `run` writes to config.json about the machine; a snapshot keeps it for the restored run's. */
+interface RunReport {
+  topology: string;
+  memoryBytes: number;
+  timingFrom: 'start' | 'roi' | null;
+  program: object;
+}
+
+/** The machine the flags ask for, and what loads its program. */
+function machineFromFlags(flags: RunFlags): { spec: MachineSpec; report: RunReport; load: (machine: Machine) => void } {
   const memory = parseSize(flags.memory, '-m');
   const topology = chooseTopology(flags, memory);
   if (flags.time !== 'instructions' && flags.time !== 'host') throw new UsageError(`--time must be "instructions" or "host", not '${flags.time}'`);
-  const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
-  const drives: DriveSpec[] = flags.drive.map(parseDrive);
   const timingFrom = flags.timing === undefined ? undefined : flags.timing === true ? 'start' : flags.timing;
   if (timingFrom !== undefined && timingFrom !== 'start' && timingFrom !== 'roi') {
     throw new UsageError(`--timing takes "start" or "roi", not '${timingFrom}'`);
@@ -111,67 +127,106 @@ async function run(flags: RunFlags): Promise<number> {
     throw new UsageError(`${flags.cache !== undefined ? '--cache' : '--local-miss'} configures timing mode: add --timing or --timing roi`);
   }
   const cache = flags.cache === undefined ? undefined : parseCacheSpec(flags.cache);
-  const rngSeed = flags.rng === undefined ? undefined : flags.rng === true ? 0 : parseCount(String(flags.rng), '--rng', 0, 2 ** 32 - 1);
+  const rngSeed = flags.rng === undefined ? null : flags.rng === true ? 0 : parseCount(String(flags.rng), '--rng', 0, 2 ** 32 - 1);
+  const spec: MachineSpec = {
+    config: topology.config,
+    time: flags.time,
+    builtinSbi: flags.bios === undefined && flags.elf === undefined,
+    timing: timingFrom === undefined ? null : { from: timingFrom, latencies: topology.latencies, ...(cache === undefined ? {} : { cache }) },
+    drives: flags.drive.map(parseDrive),
+    rngSeed,
+  };
+  const report: RunReport = {
+    topology: topology.name,
+    memoryBytes: memory,
+    timingFrom: timingFrom ?? null,
+    program: flags.elf !== undefined ? { elf: flags.elf } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? DEFAULT_APPEND },
+  };
+  return { spec, report, load: (machine) => loadProgram(machine, flags) };
+}
 
-  let machine: Machine;
-  let model: TimingModel | undefined;
+function loadProgram(machine: Machine, flags: RunFlags): void {
+  if (flags.elf !== undefined) {
+    const elf = flags.elf;
+    namingInput(`ELF program '${elf}'`, () => bootElf(machine, readInput(elf, 'ELF program')));
+    return;
+  }
+  let kernelPath = flags.kernel;
+  let initrdPath = flags.initrd;
+  if (kernelPath === undefined) {
+    const guest = findBuiltGuest();
+    if (guest === undefined) throw new UsageError('no kernel given and no guest built yet: run `mirrorball guest build` or pass --kernel');
+    kernelPath = guest.kernel;
+    initrdPath ??= guest.initramfs;
+  }
+  const kernel = readInput(kernelPath, 'kernel');
+  // A file that is not a kernel is named: the user may have mixed up --kernel and --initrd.
+  namingInput(`kernel '${kernelPath}'`, () => parseLinuxImage(kernel));
+  bootLinux(machine, {
+    kernel,
+    initrd: initrdPath === undefined ? undefined : readInput(initrdPath, 'initrd'),
+    append: flags.append ?? DEFAULT_APPEND,
+    firmware: flags.bios === undefined ? undefined : readInput(flags.bios, 'firmware'),
+  });
+}
+
+/** The machine a snapshot holds, refusing flags that would say otherwise. */
+function machineFromSnapshot(flags: RunFlags, command: Command, file: string): { spec: MachineSpec; report: RunReport; loaded: LoadedSnapshot } {
+  const given = MACHINE_FLAGS.filter(([key]) => {
+    const source = command.getOptionValueSource(key);
+    return source !== undefined && source !== 'default' && !(key === 'drive' && flags.drive.length === 0);
+  }).map(([, name]) => name);
+  if (given.length > 0) throw new UsageError(`--restore builds the machine the snapshot holds: drop ${given.join(', ')}`);
+  let loaded: LoadedSnapshot;
+  try {
+    loaded = loadRunSnapshot(file);
+  } catch (error) {
+    if (error instanceof SnapshotFileError) throw new UsageError(error.message);
+    throw error;
+  }
+  const extra = loaded.extra as Partial<RunReport> | undefined;
+  const report: RunReport = {
+    topology: typeof extra?.topology === 'string' ? extra.topology : 'from snapshot',
+    memoryBytes: loaded.spec.config.nodes.reduce((sum, n) => sum + n.memoryBytes, 0),
+    timingFrom: loaded.spec.timing?.from ?? null,
+    program: { restored: file, ...(typeof extra?.program === 'object' && extra.program !== null ? extra.program : {}) },
+  };
+  return { spec: loaded.spec, report, loaded };
+}
+
+async function run(flags: RunFlags, command: Command): Promise<number> {
+  const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
+  const restoring = flags.restore === undefined ? undefined : machineFromSnapshot(flags, command, flags.restore);
+  const fresh = restoring === undefined ? machineFromFlags(flags) : undefined;
+  const { spec, report } = restoring ?? fresh!;
+
   let terminal: Terminal | undefined;
   const output = (bytes: Uint8Array): void => { terminal === undefined ? process.stdout.write(bytes) : terminal.write(bytes); };
+  let built: BuiltMachine;
   try {
-    machine = new Machine({
-      config: topology.config,
-      time: flags.time as 'instructions' | 'host',
-      hostMilliseconds: () => performance.now(),
+    built = buildMachine(spec, {
       console: output,
-      builtinSbi: flags.bios === undefined && flags.elf === undefined,
       log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
+      hostMilliseconds: () => performance.now(),
       translate: translationWanted(),
     });
-    if (timingFrom === 'start') model = enableTiming(machine, topology.latencies, cache);
-    else if (timingFrom === 'roi') model = configureTiming(machine, topology.latencies, cache);
   } catch (error) {
     if (error instanceof MachineConfigError) throw new UsageError(error.problems.join('; '));
-    throw error;
-  }
-  // Statistics, and the answers to the guest's requests (mbctl): from the first instruction.
-  const simulation = new Simulation(machine, model);
-  let disks;
-  try {
-    disks = attachDrives(machine, drives);
-  } catch (error) {
     if (error instanceof DriveError) throw new UsageError(error.message);
+    // A snapshot's timing parameters are checked by the model they build.
+    if (restoring !== undefined && error instanceof RangeError) throw new UsageError(`snapshot '${flags.restore}' cannot be restored: ${error.message}`);
     throw error;
   }
-
-  if (rngSeed !== undefined) machine.attachVirtio(new VirtioRng(new SeededEntropy(rngSeed)));
+  const { machine, model, simulation, disks } = built;
 
   try {
-    if (flags.elf !== undefined) {
-      const elf = flags.elf;
-      namingInput(`ELF program '${elf}'`, () => bootElf(machine, readInput(elf, 'ELF program')));
-    } else {
-      let kernelPath = flags.kernel;
-      let initrdPath = flags.initrd;
-      if (kernelPath === undefined) {
-        const guest = findBuiltGuest();
-        if (guest === undefined) throw new UsageError('no kernel given and no guest built yet: run `mirrorball guest build` or pass --kernel');
-        kernelPath = guest.kernel;
-        initrdPath ??= guest.initramfs;
-      }
-      const kernel = readInput(kernelPath, 'kernel');
-      // A file that is not a kernel is named: the user may have mixed up --kernel and --initrd.
-      namingInput(`kernel '${kernelPath}'`, () => parseLinuxImage(kernel));
-      bootLinux(machine, {
-        kernel,
-        initrd: initrdPath === undefined ? undefined : readInput(initrdPath, 'initrd'),
-        append: flags.append ?? DEFAULT_APPEND,
-        firmware: flags.bios === undefined ? undefined : readInput(flags.bios, 'firmware'),
-      });
-    }
+    if (restoring !== undefined) restoring.loaded.restoreInto(built);
+    else fresh!.load(machine);
   } catch (error) {
     for (const disk of disks) disk.close();
-    // A kernel, initrd, ELF or firmware we cannot place is the user's input, not our bug: one line.
+    // A kernel, initrd, ELF or firmware we cannot place, or a snapshot we cannot restore, is the user's input: one line.
     if (error instanceof BootError) throw new UsageError(error.message);
+    if (error instanceof SnapshotFileError) throw new UsageError(error.message);
     throw error;
   }
 
@@ -189,6 +244,7 @@ async function run(flags: RunFlags): Promise<number> {
     try {
       control = await ControlServer.listen(flags.control, machineCommands({
         machine, simulation, gate, event: (name, data) => control?.event(name, data),
+        saveSnapshot: (file) => saveRunSnapshot(file, built, spec, report),
       }), GREETING);
     } catch (error) {
       terminal.close();
@@ -199,6 +255,7 @@ async function run(flags: RunFlags): Promise<number> {
   }
   let exit: ExitReason;
   const started = performance.now();
+  const instructionsBefore = machine.instructions;
   try {
     exit = await runMachine(machine, { maxInstructions, pace: interactive, gate });
   } finally {
@@ -209,17 +266,17 @@ async function run(flags: RunFlags): Promise<number> {
     control.event('SHUTDOWN', { reason: exit.kind === 'quit' ? 'host-quit' : exit.kind === 'poweroff' ? 'guest-shutdown' : exit.kind === 'reboot' ? 'guest-reset' : exit.kind });
     await control.close();
   }
-  if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000)}\n`);
+  if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000, machine.instructions - instructionsBefore)}\n`);
   if (flags.statsDir !== undefined) {
     const config = {
-      topology: topology.name,
-      machine: topology.config,
-      memoryBytes: memory,
-      mode: model === undefined ? 'fast' : timingFrom === 'roi' ? 'timing in regions of interest' : 'timing',
+      topology: report.topology,
+      machine: spec.config,
+      memoryBytes: report.memoryBytes,
+      mode: model === undefined ? 'fast' : report.timingFrom === 'roi' ? 'timing in regions of interest' : 'timing',
       timing: model?.parameters() ?? null,
-      time: flags.time,
+      time: spec.time,
       maxInstructions: maxInstructions ?? null,
-      program: flags.elf !== undefined ? { elf: flags.elf } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? DEFAULT_APPEND },
+      program: report.program,
     };
     try {
       writeStatsOutput(flags.statsDir, config, simulation.stats, simulation.dumps);
@@ -249,10 +306,13 @@ function stdinIsStream(): boolean {
   }
 }
 
-/** One line for --stats; `bench` parses its `instructions=` field. */
-export function statsLine(machine: Machine, hostSeconds: number): string {
+/**
+ * One line for --stats; `bench` parses its `instructions=` field (all the machine's, a restored one's from
+ * its first boot); MIPS are of the `ran` instructions this run executed.
+ */
+export function statsLine(machine: Machine, hostSeconds: number, ran = machine.instructions): string {
   const guestSeconds = machine.clock.now() / TIMEBASE_HZ;
-  const mips = machine.instructions / hostSeconds / 1e6;
+  const mips = ran / hostSeconds / 1e6;
   return `mirrorball: stats instructions=${machine.instructions} guest-seconds=${guestSeconds.toFixed(3)} ` +
     `host-seconds=${hostSeconds.toFixed(3)} mips=${mips.toFixed(1)}`;
 }

@@ -2,6 +2,7 @@
 
 import type { Machine } from '../board/machine.js';
 import { MAX_DUMPS, type Simulation } from '../board/simulation.js';
+import { SnapshotError } from '../board/snapshot.js';
 import { executionMode, setExecutionMode } from '../board/timing-mode.js';
 import type { RunGate } from '../host/runner.js';
 import { enumArgument, integerArgument, QmpError, stringArgument, type QmpCommands } from './qmp.js';
@@ -12,6 +13,8 @@ export interface MachineControl {
   gate: RunGate;
   /** Tells every client something happened (STOP, RESUME). */
   event: (name: string, data?: object) => void;
+  /** Saves the machine to a file (host/run-snapshot.ts); absent where the machine cannot be saved. */
+  saveSnapshot?: (file: string) => object;
 }
 
 /** The largest tag a dump may have (the guest's are 32-bit too). */
@@ -48,6 +51,23 @@ export function machineCommands(c: MachineControl): QmpCommands {
         c.machine.stopWith({ kind: 'quit' });
         c.gate.resume();
         return {};
+      },
+    },
+    'snapshot-save': {
+      help: 'save the machine to a file between two rounds, to continue it later with `run --restore FILE`: {"file": F} → {"file", "bytes", "pages", "milliseconds"}',
+      args: ['file'],
+      run: (args) => {
+        const file = stringArgument(args, 'file');
+        if (file === undefined || file === '') throw new QmpError('GenericError', "Parameter 'file' is missing");
+        if (c.saveSnapshot === undefined) throw new QmpError('GenericError', 'this machine cannot be saved');
+        if (c.machine.exit !== undefined) throw new QmpError('GenericError', 'the machine has stopped');
+        try {
+          return c.saveSnapshot(file);
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          const why = error instanceof SnapshotError ? error.message : code !== undefined ? `cannot write '${file}': ${code}` : String(error);
+          throw new QmpError('GenericError', why);
+        }
       },
     },
     'query-machine': {
