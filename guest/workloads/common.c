@@ -96,6 +96,16 @@ uint64_t mb_random(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+uint64_t mb_parse_seed(const char *text)
+{
+	return (uint64_t)mb_parse_long(text, "seed", 0, 0x7fffffffL);
+}
+
+uint64_t mb_seeded(uint64_t base, uint64_t seed)
+{
+	return seed == 0 ? base : mb_mix(base, seed);
+}
+
 void mb_result(const char *name, double elapsed, uint64_t checksum, const char *extra, ...)
 {
 	printf("RESULT %s elapsed=%.6f checksum=%016" PRIx64, name, elapsed, checksum);

@@ -38,6 +38,15 @@ uint64_t mb_mix_bytes(uint64_t hash, const void *data, size_t length);
 /* A deterministic pseudo-random generator (splitmix64), the same on every platform. */
 uint64_t mb_random(uint64_t *state);
 
+/*
+ * Input seeds (-S SEED in every workload): a seed changes a workload's input (a scene, a netlist, a trace,
+ * the text it compiles) but not the amount of work, so that runs of an experiment can differ. Seed 0, the
+ * default, is the reference input: `mb_seeded(base, 0)` is `base`, so a command without -S prints the
+ * checksum it printed before seeds existed.
+ */
+uint64_t mb_parse_seed(const char *text);
+uint64_t mb_seeded(uint64_t base, uint64_t seed);
+
 /* Prints the RESULT line; `extra` is printf-formatted "key=value ..." text, or NULL. */
 void mb_result(const char *name, double elapsed, uint64_t checksum, const char *extra, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -23,8 +23,9 @@
 #define WORD_TABLE_FULL (WORD_TABLE * 3 / 4)
 
 static const char usage[] =
-	"usage: cpubench [-n ROUNDS]\n"
-	"  -n ROUNDS  rounds of the six kernels (default 300, a few seconds on a 1 GHz core)\n";
+	"usage: cpubench [-n ROUNDS] [-S SEED]\n"
+	"  -n ROUNDS  rounds of the six kernels (default 300, a few seconds on a 1 GHz core)\n"
+	"  -S SEED    input seed: other data to sort, multiply, checksum and count, the same amount of work (default 0)\n";
 
 static uint64_t sieve(unsigned char *composite, uint32_t limit)
 {
@@ -181,10 +182,13 @@ static uint64_t words_round(uint64_t seed)
 int cpubench_main(int argc, char **argv)
 {
 	long rounds = 300;
+	uint64_t input = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "n:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:S:h")) != -1) {
 		if (opt == 'n')
 			rounds = mb_parse_long(optarg, "round count", 1, 1000000000);
+		else if (opt == 'S')
+			input = mb_parse_seed(optarg);
 		else
 			mb_usage(usage);
 	}
@@ -200,7 +204,7 @@ int cpubench_main(int argc, char **argv)
 	double start = mb_now();
 	uint64_t checksum = MB_CHECKSUM_SEED;
 	for (long round = 0; round < rounds; round++) {
-		uint64_t seed = (uint64_t)round * 0x100000001b3ULL;
+		uint64_t seed = mb_seeded((uint64_t)round * 0x100000001b3ULL, input);
 		checksum = mb_mix(checksum, sieve(composite, SIEVE_LIMIT - (uint32_t)(round % 1000)));
 		checksum = mb_mix(checksum, sort_round(numbers, seed));
 		checksum = mb_mix(checksum, matrix_round(matrices, matrices + MATRIX_N * MATRIX_N, matrices + 2 * MATRIX_N * MATRIX_N, seed));

@@ -19,13 +19,14 @@
  */
 
 static const char usage[] =
-	"usage: dbbench [-r ROWS] [-t TXNS] [-o OPS] [-f FILE] [-j MODE] [-k]\n"
+	"usage: dbbench [-r ROWS] [-t TXNS] [-o OPS] [-f FILE] [-j MODE] [-k] [-S SEED]\n"
 	"  -r ROWS  accounts to load (default 20000)\n"
 	"  -t TXNS  transactions (default 2000)\n"
 	"  -o OPS   operations per transaction (default 5)\n"
 	"  -f FILE  database file (default /tmp/dbbench.<pid>.db; :memory: for no file)\n"
 	"  -j MODE  sqlite journal_mode (default delete)\n"
-	"  -k       keep the database file\n";
+	"  -k       keep the database file\n"
+	"  -S SEED  input seed: other accounts and transactions, as many of them (default 0)\n";
 
 #define BRANCHES 50
 #define LOAD_BATCH 1000
@@ -85,8 +86,9 @@ int dbbench_main(int argc, char **argv)
 	char default_file[64];
 	snprintf(default_file, sizeof default_file, "/tmp/dbbench.%ld.db", (long)getpid());
 	const char *file = default_file;
+	uint64_t input = 0;
 	int keep = 0, opt;
-	while ((opt = getopt(argc, argv, "r:t:o:f:j:kh")) != -1) {
+	while ((opt = getopt(argc, argv, "r:t:o:f:j:kS:h")) != -1) {
 		switch (opt) {
 		case 'r': rows = mb_parse_long(optarg, "row count", 1, 100000000); break;
 		case 't': txns = mb_parse_long(optarg, "transaction count", 0, 100000000); break;
@@ -94,6 +96,7 @@ int dbbench_main(int argc, char **argv)
 		case 'f': file = optarg; break;
 		case 'j': journal = optarg; break;
 		case 'k': keep = 1; break;
+		case 'S': input = mb_parse_seed(optarg); break;
 		default: mb_usage(usage);
 		}
 	}
@@ -111,7 +114,7 @@ int dbbench_main(int argc, char **argv)
 	exec_sql("CREATE TABLE accounts(id INTEGER PRIMARY KEY, branch INTEGER NOT NULL, name TEXT NOT NULL, balance INTEGER NOT NULL);"
 		 "CREATE TABLE history(id INTEGER PRIMARY KEY, account INTEGER NOT NULL, delta INTEGER NOT NULL, note TEXT);");
 
-	uint64_t seed = (uint64_t)rows * 31 + (uint64_t)txns;
+	uint64_t seed = mb_seeded((uint64_t)rows * 31 + (uint64_t)txns, input);
 	sqlite3_stmt *insert = prepare("INSERT INTO accounts(id, branch, name, balance) VALUES(?, ?, ?, ?)");
 	for (long id = 1; id <= rows; id++) {
 		if (id % LOAD_BATCH == 1)

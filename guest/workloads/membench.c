@@ -18,10 +18,11 @@
 #define WORDS_PER_LINE (LINE / sizeof(uint64_t))
 
 static const char usage[] =
-	"usage: membench [-m SIZE] [-r REPS] [-l LOADS]\n"
+	"usage: membench [-m SIZE] [-r REPS] [-l LOADS] [-S SEED]\n"
 	"  -m SIZE   working set (default 64M; K, M, G suffixes)\n"
 	"  -r REPS   passes of each bandwidth test (default 4)\n"
-	"  -l LOADS  dependent loads in the latency test (default 4000000)\n";
+	"  -l LOADS  dependent loads in the latency test (default 4000000)\n"
+	"  -S SEED   input seed: another order of the latency test's loads, the same amount of work (default 0)\n";
 
 static double mbps(uint64_t bytes, double seconds)
 {
@@ -32,14 +33,17 @@ int membench_main(int argc, char **argv)
 {
 	uint64_t size = 64ULL << 20;
 	long reps = 4, loads = 4000000;
+	uint64_t input = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "m:r:l:h")) != -1) {
+	while ((opt = getopt(argc, argv, "m:r:l:S:h")) != -1) {
 		if (opt == 'm')
 			size = mb_parse_size(optarg, "working set size");
 		else if (opt == 'r')
 			reps = mb_parse_long(optarg, "repetitions", 1, 1000000);
 		else if (opt == 'l')
 			loads = mb_parse_long(optarg, "load count", 1, 1L << 40);
+		else if (opt == 'S')
+			input = mb_parse_seed(optarg);
 		else
 			mb_usage(usage);
 	}
@@ -89,7 +93,7 @@ int membench_main(int argc, char **argv)
 	checksum = mb_mix(checksum, data[words / 2 - 1] + data[words - 1] + data[words / 3]);
 
 	/* Latency: link the lines into one random cycle (the first word of each holds the next line). */
-	uint64_t seed = size;
+	uint64_t seed = mb_seeded(size, input);
 	for (size_t i = 0; i < lines; i++)
 		data[i * WORDS_PER_LINE] = i;
 	for (size_t i = lines - 1; i > 0; i--) {

@@ -25,12 +25,13 @@
  */
 
 static const char usage[] =
-	"usage: pmake [-j JOBS] [-n FILES] [-l LINES] [-d DIR] [-k]\n"
+	"usage: pmake [-j JOBS] [-n FILES] [-l LINES] [-d DIR] [-k] [-S SEED]\n"
 	"  -j JOBS   compilations at a time (default: the number of CPUs)\n"
 	"  -n FILES  source files (default 96)\n"
 	"  -l LINES  lines per source file (default 1500)\n"
 	"  -d DIR    where to make the work tree (default /tmp)\n"
-	"  -k        keep the work tree\n";
+	"  -k        keep the work tree\n"
+	"  -S SEED   input seed: other source text, the same files and lines (default 0)\n";
 
 static const char *const vocabulary[] = {
 	"int", "static", "return", "if", "else", "while", "for", "struct", "unsigned", "char", "const", "void",
@@ -71,12 +72,12 @@ static void member_path(char *out, const char *root, long index, const char *ext
 	}
 }
 
-static void generate(const char *path, long index, long lines)
+static void generate(const char *path, long index, long lines, uint64_t input)
 {
 	FILE *f = fopen(path, "w");
 	if (f == NULL)
 		die(path);
-	uint64_t seed = (uint64_t)index * 7919 + 1;
+	uint64_t seed = mb_seeded((uint64_t)index * 7919 + 1, input);
 	for (long l = 0; l < lines; l++) {
 		uint64_t r = mb_random(&seed);
 		int tokens = 3 + (int)(r % 9);
@@ -173,7 +174,7 @@ static int assembler(const char *object)
 	return 0;
 }
 
-static int run_make(long jobs, long files, long lines, const char *base, int keep, const char *self)
+static int run_make(long jobs, long files, long lines, uint64_t input, const char *base, int keep, const char *self)
 {
 	double start = mb_now();
 	char root[PATH_MAX], path[PATH_MAX], object[PATH_MAX];
@@ -186,7 +187,7 @@ static int run_make(long jobs, long files, long lines, const char *base, int kee
 
 	for (long i = 0; i < files; i++) {
 		member_path(path, root, i, "c");
-		generate(path, i, lines);
+		generate(path, i, lines, input);
 	}
 
 	long next = 0, running = 0, processes = 0;
@@ -276,18 +277,20 @@ int pmake_main(int argc, char **argv)
 
 	long jobs = mb_cpus(), files = 96, lines = 1500;
 	const char *dir = "/tmp";
+	uint64_t input = 0;
 	int keep = 0, opt;
-	while ((opt = getopt(argc, argv, "j:n:l:d:kh")) != -1) {
+	while ((opt = getopt(argc, argv, "j:n:l:d:kS:h")) != -1) {
 		switch (opt) {
 		case 'j': jobs = mb_parse_long(optarg, "job count", 1, 4096); break;
 		case 'n': files = mb_parse_long(optarg, "file count", 1, 100000); break;
 		case 'l': lines = mb_parse_long(optarg, "line count", 1, 10000000); break;
 		case 'd': dir = optarg; break;
 		case 'k': keep = 1; break;
+		case 'S': input = mb_parse_seed(optarg); break;
 		default: mb_usage(usage);
 		}
 	}
 	if (optind != argc)
 		mb_usage(usage);
-	return run_make(jobs, files, lines, dir, keep, self);
+	return run_make(jobs, files, lines, input, dir, keep, self);
 }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 /*
- * Like the SPLASH raytrace that Disco ran as its "engineering" load, the threads share a large read-mostly
+ * Like the SPLASH raytrace that Disco ran as its Raytrace workload, the threads share a large read-mostly
  * data set: SPHERES spheres in a uniform grid (3-D DDA traversal, Amanatides & Woo 1987) and a TEXTURE of
  * several MiB that every hit samples at SAMPLES pseudo-random places, so most samples miss in the caches. The
  * texture is filled by the threads in slices (first touch places each slice on its filler's NUMA node
@@ -29,7 +29,7 @@
  */
 
 static const char usage[] =
-	"usage: raytrace [-t THREADS] [-w WIDTH] [-H HEIGHT] [-s SPHERES] [-m TEXTURE] [-k SAMPLES] [-1] [-L] [-P POLICY]\n"
+	"usage: raytrace [-t THREADS] [-w WIDTH] [-H HEIGHT] [-s SPHERES] [-m TEXTURE] [-k SAMPLES] [-1] [-L] [-P POLICY] [-S SEED]\n"
 	"  -t THREADS  rendering threads (default: the number of CPUs)\n"
 	"  -w WIDTH    image width in pixels (default 640)\n"
 	"  -H HEIGHT   image height (default: the width)\n"
@@ -38,7 +38,8 @@ static const char usage[] =
 	"  -k SAMPLES  texels sampled at each hit, each a likely cache miss (default 16)\n"
 	"  -1          fill the texture from one thread (all of it on one NUMA node)\n"
 	"  -L          local bands: thread i (on CPU i) fills and samples only slice i of the texture\n"
-	"  -P POLICY   memory policy: first-touch (default), node0 or interleave\n";
+	"  -P POLICY   memory policy: first-touch (default), node0 or interleave\n"
+	"  -S SEED     input seed: another scene and texture of the same sizes (default 0)\n";
 
 #define ROWS_PER_TASK 2
 #define EPSILON 1e-7
@@ -64,6 +65,7 @@ static struct {
 	size_t texture_words;  /* a power of two */
 	int width, height, threads, single_fill, local_bands, samples;
 	size_t band_words;     /* -L: words of texture per band (a power of two) */
+	uint64_t texture_salt; /* -S: 0 for the reference texture */
 	pthread_barrier_t filled;
 	unsigned char *image;
 	long next_row;         /* the shared task counter */
@@ -266,7 +268,7 @@ static void render_row(int y)
 static void fill_texture(size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i++)
-		scene.texture[i] = (uint32_t)((i * 0x9e3779b97f4a7c15ULL) >> 32);
+		scene.texture[i] = (uint32_t)(((i + scene.texture_salt) * 0x9e3779b97f4a7c15ULL) >> 32);
 }
 
 static void *worker(void *arg)
@@ -363,8 +365,9 @@ int raytrace_main(int argc, char **argv)
 	scene.height = 0;
 	int opt;
 	const char *policy = "first-touch";
+	uint64_t input = 0;
 	scene.samples = 16;
-	while ((opt = getopt(argc, argv, "t:w:H:s:m:k:1LP:h")) != -1) {
+	while ((opt = getopt(argc, argv, "t:w:H:s:m:k:1LP:S:h")) != -1) {
 		switch (opt) {
 		case 't': scene.threads = (int)mb_parse_long(optarg, "thread count", 1, 1024); break;
 		case 'w': scene.width = (int)mb_parse_long(optarg, "width", 1, 16384); break;
@@ -375,6 +378,7 @@ int raytrace_main(int argc, char **argv)
 		case '1': scene.single_fill = 1; break;
 		case 'L': scene.local_bands = 1; break;
 		case 'P': policy = optarg; break;
+		case 'S': input = mb_parse_seed(optarg); break;
 		default: mb_usage(usage);
 		}
 	}
@@ -397,7 +401,8 @@ int raytrace_main(int argc, char **argv)
 		scene.band_words *= 2;
 
 	double start = mb_now();
-	build_scene(spheres, 0x5eedULL + (uint64_t)spheres);
+	build_scene(spheres, mb_seeded(0x5eedULL + (uint64_t)spheres, input));
+	scene.texture_salt = input == 0 ? 0 : mb_mix(0x7e47ULL, input);
 	scene.texture = mb_alloc(scene.texture_words * sizeof(uint32_t), "the texture");
 	scene.image = mb_alloc((size_t)scene.width * scene.height * 3, "the image");
 	double render_start;
