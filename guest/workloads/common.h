@@ -60,6 +60,7 @@ int membench_main(int argc, char **argv);
 int pmake_main(int argc, char **argv);
 int raytrace_main(int argc, char **argv);
 int dbbench_main(int argc, char **argv);
+int engineering_main(int argc, char **argv);
 int mbctl_main(int argc, char **argv);
 
 #endif
