@@ -61,6 +61,7 @@ int pmake_main(int argc, char **argv);
 int raytrace_main(int argc, char **argv);
 int dbbench_main(int argc, char **argv);
 int engineering_main(int argc, char **argv);
+int wshare_main(int argc, char **argv);
 int mbctl_main(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
 	{ "raytrace", raytrace_main, "threads ray tracing a large shared scene (NUMA-sensitive)" },
 	{ "dbbench", dbbench_main, "a scripted sqlite3 load: inserts, indexed updates, joins" },
 	{ "engineering", engineering_main, "independent processes simulating logic and a memory system over large private working sets" },
+	{ "wshare", wshare_main, "threads reading and writing the same few pages (write-shared)" },
 	{ "mbctl", mbctl_main, "not a workload: asks the machine for timing mode and statistics (mbctl -h)" },
 };
 

@@ -30,7 +30,7 @@ export interface GuestContents {
 }
 
 /** The names under which /usr/bin/mbwork runs each workload (mbctl is linked beside them, not a workload). */
-export const WORKLOAD_NAMES = ['cpubench', 'membench', 'pmake', 'raytrace', 'dbbench', 'engineering'];
+export const WORKLOAD_NAMES = ['cpubench', 'membench', 'pmake', 'raytrace', 'dbbench', 'engineering', 'wshare'];
 
 /**
  * The root file system shared by both images: busybox and its applet links, the project's init, agent and
