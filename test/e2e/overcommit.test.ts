@@ -10,6 +10,7 @@ import { MonitorSession } from '../../src/guest/monitor-session.js';
 import type { MachineConfig } from '../../src/board/address-map.js';
 import { PAGE } from '../../src/monitor/machine-memory.js';
 import { endLine } from '../../src/cli/vm-commands.js';
+import { assertChecks, checksScript, referenceCommands } from '../helpers/reference-checks.js';
 
 const MiB = 2 ** 20;
 const guest = findBuiltGuest();
@@ -18,22 +19,6 @@ const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js 
 /** One node of `mib` MiB with `cpus` CPUs. */
 function uma(mib: number, cpus: number): MachineConfig {
   return { harts: cpus, nodes: [{ memoryBytes: mib * MiB, harts: Array.from({ length: cpus }, (_, i) => i) }] };
-}
-
-/**
- * Runs the reference checks (guest/workloads/checks.txt) whose command matches `pattern` and prints `ok CMD` or
- * `BAD CMD got WANT` for each, against the checksums the build computed on the host.
- */
-function checks(pattern: string): string {
-  return `grep -v '^#' /usr/share/mirrorball/reference.txt | grep -E '${pattern}' | while IFS='\t' read -r cmd want; do ` +
-    'got=$($cmd | sed -n "s/.*checksum=\\([0-9a-f]*\\).*/\\1/p"); ' +
-    'if [ "$got" = "$want" ]; then echo "ok $cmd"; else echo "BAD $cmd $got $want"; fi; done';
-}
-
-function assertChecks(output: string, count: number): void {
-  const oks = output.split('\n').filter((l) => l.startsWith('ok '));
-  assert.equal(oks.length, count, output);
-  assert.doesNotMatch(output, /^BAD /m, output);
 }
 
 describe('four VMs of 256 MiB on a 512 MiB machine', { skip }, () => {
@@ -55,11 +40,15 @@ describe('four VMs of 256 MiB on a 512 MiB machine', { skip }, () => {
   });
 
   it('boots them all; each runs its share of the reference checks and sees its own 256 MiB', async (t: TestContext) => {
-    // The six checks split over the four VMs, run at the same time.
-    const shares = ['^cpubench', '^membench|^dbbench', '^pmake', '^raytrace'];
-    const counts = [1, 2, 1, 2];
+    // Every check of reference.txt, split over the four VMs and run at the same time: a workload that no
+    // share names fails here, so a new workload cannot go unchecked in the guest.
+    const shares = ['^cpubench|^wshare', '^membench|^dbbench', '^pmake|^engineering', '^raytrace'];
+    const commands = referenceCommands(guest!);
+    const counts = shares.map((share) => commands.filter((c) => new RegExp(share).test(c)).length);
+    assert.equal(counts.reduce((a, b) => a + b, 0), commands.length, `reference checks no share runs: ${commands.join(', ')}`);
+    assert.ok(commands.some((c) => c.startsWith('engineering ')) && commands.some((c) => c.startsWith('wshare ')), commands.join(', '));
     const results = await Promise.all(names.map((name, i) =>
-      session.exec(name, `${checks(shares[i]!)}; awk '/MemTotal/ { print "kib", $2 }' /proc/meminfo`)));
+      session.exec(name, `${checksScript(shares[i]!)}; awk '/MemTotal/ { print "kib", $2 }' /proc/meminfo`)));
     results.forEach((r, i) => {
       assert.equal(r.status, 0, r.output);
       assertChecks(r.output, counts[i]!);
@@ -109,7 +98,7 @@ describe('a VM that fills memory without end on an overcommitted machine', { ski
     // The hog writes zeros into a ramfs (no size limit) a megabyte at a time: every page it writes is one the
     // guest's page cache holds and the monitor must back. The workers run their checks meanwhile.
     const hog = session.exec('hog', 'mkdir -p /fill && mount -t ramfs ramfs /fill && dd if=/dev/zero of=/fill/zero bs=1M; echo "dd ended $?"');
-    const workers = Promise.all([session.exec('w1', checks('^pmake|^membench')), session.exec('w2', checks('^dbbench'))]);
+    const workers = Promise.all([session.exec('w1', checksScript('^pmake|^membench')), session.exec('w2', checksScript('^dbbench'))]);
     await assert.rejects(hog, /VM hog ended \(stopped: machine memory exhausted \(\d+ MiB in use\)\)/);
     const [w1, w2] = await workers;
     assertChecks(w1.output, 2);
