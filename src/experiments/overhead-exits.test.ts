@@ -44,11 +44,11 @@ test('the monitor cycles of a run by kind follow the scaled table; the tables sh
   for (const [kind, cycles] of nominal) assert.equal(doubled.get(kind), 2 * cycles, kind);
 
   const result: OverheadResult = {
-    workload: 'w', kind: 'cpu-bound', command: 'w', bare: run({}), vm, bareRuns: [0.5], vmRuns: [0.5], simulatedRatio: 1.2,
+    workload: 'w', kind: 'cpu-bound', command: 'w', bare: run({}), vm, bareRuns: [0.5], vmRuns: [0.5], ratios: [1.2], simulatedRatio: 1.2,
     hostRatio: 1, withinTarget: false,
     variants: [
-      { mmu: 'software', costScale: 1, vm, vmRuns: [0.6, 0.55], simulatedRatio: 1.1 },
-      { mmu: 'nested', costScale: 0.5, vm, vmRuns: [0.52], simulatedRatio: 1.04 },
+      { mmu: 'software', costScale: 1, vm, vmRuns: [0.6, 0.55], ratios: [1.2, 1.1], simulatedRatio: 1.1 },
+      { mmu: 'nested', costScale: 0.5, vm, vmRuns: [0.52], ratios: [1.04], simulatedRatio: 1.04 },
     ],
   };
   const variants = variantsTable([result]);

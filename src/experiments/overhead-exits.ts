@@ -15,16 +15,13 @@ export function variantName(v: VmVariant): string {
   return v.costScale === 1 ? v.mmu : `${v.mmu} ×${v.costScale}`;
 }
 
-/** VM / bare for every workload and every way the VM ran (the median runs, with the VM runs' range). */
+/** VM / bare for every workload and every way the VM ran: the median over the input seeds, with the range. */
 export function variantsTable(results: readonly OverheadResult[]): string {
   const variants = results[0]?.variants ?? [];
   const headers = ['workload', ...variants.map((v) => `VM / bare, ${variantName(v)}`)];
   const rows = results.map((r) => [
     r.workload,
-    ...r.variants.map((v) => {
-      const bare = r.bare.guestSeconds;
-      return `${v.simulatedRatio.toFixed(3)} (${(Math.min(...v.vmRuns) / bare).toFixed(3)}–${(Math.max(...v.vmRuns) / bare).toFixed(3)})`;
-    }),
+    ...r.variants.map((v) => `${v.simulatedRatio.toFixed(3)} (${Math.min(...v.ratios).toFixed(3)}–${Math.max(...v.ratios).toFixed(3)})`),
   ]);
   return markdownTable(headers, rows);
 }

@@ -85,9 +85,11 @@ export interface VmVariant {
 }
 
 export interface VariantResult extends VmVariant {
-  /** The median run, every run's simulated seconds, and the median's time over bare's. */
+  /** The median run, and every run's simulated seconds. */
   vm: RunMeasure;
   vmRuns: number[];
+  /** Per input seed, the VM's time over bare's with the same seed; and their median. */
+  ratios: number[];
   simulatedRatio: number;
 }
 
@@ -101,8 +103,9 @@ export interface OverheadResult {
   /** Simulated seconds of every measured run. */
   bareRuns: number[];
   vmRuns: number[];
-  /** VM time / bare time (medians), simulated and host. */
+  /** VM time / bare time: simulated, the median over the seeds of each seed's ratio; host, of the median runs. */
   simulatedRatio: number;
+  ratios: number[];
   hostRatio: number;
   /** Whether the simulated ratio is within the issue's target for its kind. */
   withinTarget: boolean;
@@ -120,7 +123,11 @@ export interface OverheadOptions {
    * physical CPUs'), as Disco's figure came from a detailed simulation. Default fast.
    */
   mode?: ExecutionMode;
-  /** Measured runs of each workload, bare and in the VM (default 1); the median run is the result. */
+  /**
+   * Measured runs of each workload, bare and in the VM (default 1), run k with the workload's input seed k + 1
+   * (`seededCommand`): another input of the same size, so the runs spread as inputs do. The result is the
+   * median over the seeds of VM / bare with the same seed.
+   */
   repeat?: number;
   /** The ways to run the VM, each a boot of its own (default: software mmu, the nominal cost table). */
   variants?: readonly VmVariant[];
@@ -210,13 +217,26 @@ export async function turnAslrOff(exec: (command: string) => Promise<{ status: n
   if (r.status !== 0 || r.output.trim() !== '0') throw new ExperimentError(`cannot turn address-space randomization off ${where}: ${r.output.trim()}`);
 }
 
+/** The median of `values` (the lower of the middle two for an even count, as `medianRun`). */
+function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+}
+
 /** The run whose guest time is the median (the lower of the middle two for an even count). */
 function medianRun(runs: readonly RunMeasure[]): RunMeasure {
   const sorted = [...runs].sort((a, b) => a.guestSeconds - b.guestSeconds);
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-/** Every workload: a warm-up run, then `repeat` measured runs in the options' mode. */
+/**
+ * Measured run `run` of a workload: its command with input seed `run + 1` (`-S`, which every workload takes:
+ * another scene, netlist, file set or key order of the same sizes, docs/guest.md). The warm-up keeps seed 0.
+ */
+export function seededCommand(command: string, run: number): string {
+  return `${command} -S ${run + 1}`;
+}
+
+/** Every workload: a warm-up run, then `repeat` measured runs in the options' mode, one per input seed. */
 async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure[][]> {
   await turnAslrOff((command) => subject.exec(command), subject.where);
   const mode = o.mode ?? 'fast';
@@ -234,7 +254,7 @@ async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure
         return [subject.counters(), subject.exits()] as const;
       });
       const started = performance.now();
-      const r = await subject.exec(w.command);
+      const r = await subject.exec(seededCommand(w.command, k));
       const hostSeconds = (performance.now() - started) / 1000;
       const [after, exitsAfter] = await subject.atIdle(() => {
         subject.setMode('fast');
@@ -319,7 +339,7 @@ export function overheadTable(results: readonly OverheadResult[]): string {
     'bare user', 'bare kernel', 'VM user', 'VM kernel', 'VM monitor', 'bare memory', 'VM memory', 'TLB misses bare', 'TLB misses VM', 'L2TLB hits', 'monitor calls'];
   const rows = results.map((r) => [
     r.workload, r.kind, `${(r.bare.guestSeconds * 1000).toFixed(3)}${spread(r.bareRuns)}`, `${(r.vm.guestSeconds * 1000).toFixed(3)}${spread(r.vmRuns)}`,
-    r.simulatedRatio.toFixed(3),
+    `${r.simulatedRatio.toFixed(3)}${r.ratios.length === 1 ? '' : ` (${Math.min(...r.ratios).toFixed(3)}–${Math.max(...r.ratios).toFixed(3)})`}`,
     `≤ ${(1 + TARGET[r.kind]).toFixed(2)}${r.withinTarget ? '' : ' (missed)'}`,
     r.bare.hostSeconds.toFixed(2), r.vm.hostSeconds.toFixed(2), r.hostRatio.toFixed(2),
     part(r.bare.breakdown.user, r), part(r.bare.breakdown.kernel, r),
@@ -352,17 +372,24 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
     vms.push(await runVm(o, kernel, initrd, variant));
   }
   const results = o.workloads.map((w, i): OverheadResult => {
-    const sums = new Set([...bare[i]!, ...vms.flatMap((vm) => vm[i]!)].map((r) => r.checksum));
-    if (sums.size !== 1) throw new ExperimentError(`${w.name} computed ${[...sums].join(' and ')} in its runs bare and in the VM: the monitor or a repetition changed a result`);
-    const b = medianRun(bare[i]!);
-    const results = variants.map((variant, k): VariantResult => {
-      const v = medianRun(vms[k]![i]!);
-      return { ...variant, vm: v, vmRuns: vms[k]![i]!.map((r) => r.guestSeconds), simulatedRatio: v.guestSeconds / b.guestSeconds };
+    const bareRuns = bare[i]!;
+    bareRuns.forEach((run, k) => {
+      const sums = new Set([run, ...vms.map((vm) => vm[i]![k]!)].map((r) => r.checksum));
+      if (sums.size !== 1) throw new ExperimentError(`${w.name} with seed ${k + 1} computed ${[...sums].join(' and ')} bare and in the VM: the monitor changed a result`);
+    });
+    if (bareRuns.length > 1 && new Set(bareRuns.map((r) => r.checksum)).size === 1) {
+      throw new ExperimentError(`${w.name} computed the same checksum for every input seed: its runs did not differ`);
+    }
+    const b = medianRun(bareRuns);
+    const results = variants.map((variant, v): VariantResult => {
+      const runs = vms[v]![i]!;
+      const ratios = runs.map((run, k) => run.guestSeconds / bareRuns[k]!.guestSeconds);
+      return { ...variant, vm: medianRun(runs), vmRuns: runs.map((r) => r.guestSeconds), ratios, simulatedRatio: median(ratios) };
     });
     const first = results[0]!;
     return {
-      workload: w.name, kind: w.kind, command: w.command, bare: b, vm: first.vm, simulatedRatio: first.simulatedRatio,
-      bareRuns: bare[i]!.map((r) => r.guestSeconds), vmRuns: first.vmRuns,
+      workload: w.name, kind: w.kind, command: w.command, bare: b, vm: first.vm, simulatedRatio: first.simulatedRatio, ratios: first.ratios,
+      bareRuns: bareRuns.map((r) => r.guestSeconds), vmRuns: first.vmRuns,
       hostRatio: first.vm.hostSeconds / b.hostSeconds, withinTarget: first.simulatedRatio <= 1 + TARGET[w.kind], variants: results,
     };
   });
