@@ -44,7 +44,7 @@ test('the monitor cycles of a run by kind follow the scaled table; the tables sh
   for (const [kind, cycles] of nominal) assert.equal(doubled.get(kind), 2 * cycles, kind);
 
   const result: OverheadResult = {
-    workload: 'w', kind: 'cpu-bound', command: 'w', bare: run({}), vm, bareRuns: [0.5], vmRuns: [0.5], ratios: [1.2], simulatedRatio: 1.2,
+    workload: 'w', kind: 'cpu-bound', command: 'w', bare: run({}), vm, bareRuns: [0.5], checksums: ['0'], vmRuns: [0.5], ratios: [1.2], simulatedRatio: 1.2,
     hostRatio: 1, withinTarget: false,
     variants: [
       { mmu: 'software', costScale: 1, vm, vmRuns: [0.6, 0.55], ratios: [1.2, 1.1], simulatedRatio: 1.1 },

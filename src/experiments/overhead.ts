@@ -100,8 +100,9 @@ export interface OverheadResult {
   /** The median run of each (by simulated time). */
   bare: RunMeasure;
   vm: RunMeasure;
-  /** Simulated seconds of every measured run. */
+  /** Simulated seconds of every measured run, and the checksum of each (input seed k + 1; the VM's agree). */
   bareRuns: number[];
+  checksums: string[];
   vmRuns: number[];
   /** VM time / bare time: simulated, the median over the seeds of each seed's ratio; host, of the median runs. */
   simulatedRatio: number;
@@ -389,7 +390,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
     const first = results[0]!;
     return {
       workload: w.name, kind: w.kind, command: w.command, bare: b, vm: first.vm, simulatedRatio: first.simulatedRatio, ratios: first.ratios,
-      bareRuns: bareRuns.map((r) => r.guestSeconds), vmRuns: first.vmRuns,
+      bareRuns: bareRuns.map((r) => r.guestSeconds), checksums: bareRuns.map((r) => r.checksum), vmRuns: first.vmRuns,
       hostRatio: first.vm.hostSeconds / b.hostSeconds, withinTarget: first.simulatedRatio <= 1 + TARGET[w.kind], variants: results,
     };
   });

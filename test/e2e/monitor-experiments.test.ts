@@ -52,8 +52,13 @@ describe('the monitor\'s experiments', { skip }, () => {
       const median = (runs: number[]): number => [...runs].sort((a, b) => a - b)[1]!;
       assert.equal(r!.bare.guestSeconds, median(r!.bareRuns), 'the result is the median run');
       assert.equal(r!.vm.guestSeconds, median(r!.vmRuns), 'the result is the median run');
-      assert.equal(r!.bare.checksum, fast[0]!.bare.checksum, 'timing mode changed the result');
-      assert.equal(r!.vm.checksum, r!.bare.checksum, 'the VM changed the result');
+      // Run k has input seed k + 1: the first one is the fast run's, and each seed computes its own result.
+      assert.equal(r!.checksums[0], fast[0]!.bare.checksum, 'timing mode changed the result');
+      assert.equal(new Set(r!.checksums).size, 3, `the seeds changed nothing: ${r!.checksums.join(', ')}`);
+      assert.equal(r!.vm.checksum, r!.checksums[r!.vmRuns.indexOf(r!.vm.guestSeconds)], 'the VM changed the result');
+      // The ratio is the median of the seeds' own ratios.
+      assert.equal(r!.ratios.length, 3);
+      assert.equal(r!.simulatedRatio, median(r!.ratios));
       assert.equal(fast[0]!.bare.memoryCycles + fast[0]!.vm.memoryCycles, 0, 'fast mode charged memory cycles');
       assert.ok(r!.bare.memoryCycles > 0 && r!.vm.memoryCycles > 0, `memory cycles bare ${r!.bare.memoryCycles}, VM ${r!.vm.memoryCycles}`);
       assert.ok(r!.vm.breakdown.monitor > 0, 'no monitor cycles charged in timing mode');
