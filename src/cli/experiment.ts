@@ -78,7 +78,7 @@ export function registerExperimentCommands(program: Command): void {
     .option('--quick', 'the small reference sizes of guest/workloads/checks.txt instead of the full ones')
     .option('--mode <mode>', 'timing: every access and TLB walk charged to the cache model, bare and in the VM alike, as Disco\'s ' +
       'figure came from a detailed simulation; fast: one cycle per instruction plus the monitor\'s costs (bare Linux\'s TLB walks then cost nothing)', 'timing')
-    .option('--repeat <n>', 'measured runs of each workload, bare and in the VM; the median is the result', '5')
+    .option('--repeat <n>', 'measured runs of each workload, bare and in the VM, run k with input seed k + 1; the result is the median of the seeds\' VM / bare ratios', '5')
     .option('--mmu <mode>', 'how the VM maps guest-physical to machine: software (Disco\'s software-refilled TLB), nested (H\'s two-stage walk) or both (a VM of each)', 'software')
     .option('--cost-scales <list>', 'run the VM once per factor with the monitor\'s cost table multiplied by it, e.g. 0.5,1,2 (docs/monitor.md)', '1')
     .action(async (flags: { out: string; quick?: boolean; mode: string; repeat: string; mmu: string; costScales: string }) => {
