@@ -6,7 +6,7 @@ import type { PlicState } from '../devices/plic.js';
 import type { UartState } from '../devices/uart.js';
 import type { VirtioMmioState } from '../devices/virtio/mmio.js';
 import type { RamRegion } from '../memory/ram.js';
-import { StateError, StateReader, integerItem } from '../memory/state.js';
+import { MAX_AMOUNT, StateError, StateReader, integerItem } from '../memory/state.js';
 import type { CacheState } from '../timing/cache.js';
 import { InstructionClock } from '../timing/clock.js';
 import type { StatSample } from '../timing/stats.js';
@@ -21,6 +21,10 @@ export const SNAPSHOT_FORMAT = 'mirrorball-machine';
 export const SNAPSHOT_VERSION = 1;
 
 const PAGE_BYTES = 4096;
+/** HSM states run from STARTED (0) to SUSPEND_PENDING (6) (SBI spec v2.0 §9). */
+const HSM_LAST_STATE = 6;
+/** A saved cycles-per-instruction above this is no machine's: a miss costs hundreds of cycles, not millions. */
+const MAX_CPI = 2 ** 20;
 
 /**
  * One RAM region's non-zero pages, as runs of consecutive pages: run k starts at page `runs[2k]` (counted
@@ -178,8 +182,12 @@ export function restoreMachine(machine: Machine, state: unknown, simulation?: Si
   machine.controlDevice.restoreState(r.value('control'));
   if (machine.sbi !== undefined) {
     const sbi = r.object('sbi');
-    machine.sbi.timerDeadline.set(sbi.typed('timerDeadline', Float64Array, harts));
-    machine.sbi.hsmState.set(sbi.typed('hsmState', Int32Array, harts));
+    const deadlines = sbi.typed('timerDeadline', Float64Array, harts);
+    if (!deadlines.every((d) => d === Infinity || (Number.isInteger(d) && d >= 0 && d <= MAX_AMOUNT))) throw new StateError('snapshot.sbi.timerDeadline: not ticks');
+    const hsm = sbi.typed('hsmState', Int32Array, harts);
+    if (!hsm.every((state) => state >= 0 && state <= HSM_LAST_STATE)) throw new StateError('snapshot.sbi.hsmState: not HSM states');
+    machine.sbi.timerDeadline.set(deadlines);
+    machine.sbi.hsmState.set(hsm);
   }
   const transports = machine.virtioTransports();
   r.array('virtio', (value, path, slot) => {
@@ -192,11 +200,13 @@ export function restoreMachine(machine: Machine, state: unknown, simulation?: Si
   restoreTiming(machine, r);
   if (simulation !== undefined && r.value('stats') !== null) restoreStats(simulation, r.object('stats'));
 
-  machine.cpi.set(r.typed('cpi', Float64Array, harts));
-  const clock = r.number('clock', 0);
+  const cpi = r.typed('cpi', Float64Array, harts);
+  if (!cpi.every((c) => c >= 1 && c <= MAX_CPI)) throw new StateError(`snapshot.cpi: not cycles per instruction in [1, ${MAX_CPI}]`);
+  machine.cpi.set(cpi);
+  const clock = r.number('clock', 0, MAX_AMOUNT);
   machine.clock.advanceInstructions(clock - machine.clock.instructions);
-  machine.instructions = r.number('instructions', 0);
-  machine.cycles = r.number('cycles', 0);
+  machine.instructions = r.number('instructions', 0, MAX_AMOUNT);
+  machine.cycles = r.number('cycles', 0, MAX_AMOUNT);
   if (r.value('htif') !== null) {
     const htif = r.object('htif');
     machine.htif = { tohost: htif.number('tohost', 0), fromhost: htif.number('fromhost', 0) };
@@ -233,19 +243,22 @@ function restoreTiming(machine: Machine, r: StateReader): void {
   const t = r.object('timing');
   const mode = t.string('mode');
   if (mode !== 'fast' && mode !== 'timing') throw new StateError(`snapshot.timing.mode: '${mode}'`);
-  if (JSON.stringify(t.value('parameters')) !== JSON.stringify(model.parameters())) throw new StateError('snapshot.timing.parameters: saved with another cache or other latencies');
+  if (!sameJson(t.value('parameters'), model.parameters())) throw new StateError('snapshot.timing.parameters: saved with another cache or other latencies');
   const counters = t.object('counters');
-  const values = MODEL_COUNTERS.map((name) => counters.typed(name, Float64Array, model[name].length));
+  const values = MODEL_COUNTERS.map((name) => counters.amounts(name, Float64Array, model[name].length));
   const c = t.object('caches');
   const caches = model.caches;
   const ways = caches.tags.length;
   const cacheState: CacheState = {
-    tags: c.typed('tags', Float64Array, ways), states: c.typed('states', Uint8Array, ways), stamps: c.typed('stamps', Float64Array, ways),
-    clock: c.typed('clock', Float64Array, caches.cpus), mruWay: c.typed('mruWay', Int32Array, caches.mruWay.length),
-    invalidationsReceived: c.typed('invalidationsReceived', Float64Array, caches.cpus),
-    invalidationsSent: c.typed('invalidationsSent', Float64Array, caches.cpus), writebacks: c.typed('writebacks', Float64Array, caches.cpus),
+    tags: c.typed('tags', Float64Array, ways), states: c.typed('states', Uint8Array, ways), stamps: c.amounts('stamps', Float64Array, ways),
+    clock: c.amounts('clock', Float64Array, caches.cpus), mruWay: c.typed('mruWay', Int32Array, caches.mruWay.length),
+    invalidationsReceived: c.amounts('invalidationsReceived', Float64Array, caches.cpus),
+    invalidationsSent: c.amounts('invalidationsSent', Float64Array, caches.cpus), writebacks: c.amounts('writebacks', Float64Array, caches.cpus),
   };
-  if (cacheState.states.some((s) => s > 3) || cacheState.mruWay.some((w) => w < 0 || w >= ways)) throw new StateError('snapshot.timing.caches: a line state or way out of range');
+  if (cacheState.states.some((s) => s > 3) || cacheState.mruWay.some((w) => w < 0 || w >= ways) ||
+    cacheState.tags.some((line) => line !== -1 && !(Number.isInteger(line) && line >= 0 && line <= MAX_AMOUNT))) {
+    throw new StateError('snapshot.timing.caches: a line, line state or way out of range');
+  }
   const missCounts = t.typed('missCounts', Uint32Array, model.counters.pages * model.counters.nodes);
   MODEL_COUNTERS.forEach((name, i) => model[name].set(values[i]!));
   caches.restoreState(cacheState);
@@ -253,12 +266,23 @@ function restoreTiming(machine: Machine, r: StateReader): void {
   setExecutionMode(machine, mode);
 }
 
+/** True if `saved` is JSON data equal to `current` (bigints and typed arrays are not: false). */
+function sameJson(saved: unknown, current: unknown): boolean {
+  try {
+    return JSON.stringify(saved, (_, v: unknown) => (ArrayBuffer.isView(v) ? NaN.toString() : v)) === JSON.stringify(current);
+  } catch {
+    return false;
+  }
+}
+
 function restoreStats(simulation: Simulation, s: StateReader): void {
   const bases = s.array('bases', (value, path) => {
-    if (!(value instanceof Float64Array) || value.length !== simulation.machine.harts.length) throw new StateError(`${path}: not one value per hart`);
+    if (!(value instanceof Float64Array) || value.length !== simulation.machine.harts.length || !value.every((v) => v >= 0 && v <= MAX_AMOUNT)) {
+      throw new StateError(`${path}: not one amount per hart`);
+    }
     return value;
   }, simulation.baseline.bases.length);
-  const cycles = s.number('cycles');
+  const cycles = s.amount('cycles');
   const dumps = s.array('dumps', (value, path) => {
     const d = new StateReader(value, path);
     return {

@@ -3,7 +3,7 @@
 import { StateError, StateReader, bigintItem, integerItem } from '../memory/state.js';
 import type { RamRegion } from '../memory/ram.js';
 import type { Hart } from './hart.js';
-import { TLB_SIZE, type Tlb } from './tlb.js';
+import { TLB_INVALID, TLB_MASK, TLB_SIZE, type Tlb } from './tlb.js';
 import { LARGE_ENTRIES, TLB_WAYS } from './tlb-model.js';
 
 /** One emulator TLB (tlb.ts): tags, offsets, hidden tags, and the RAM region of each entry by its index (-1: none). */
@@ -47,12 +47,16 @@ export interface HartSnapshot {
   superpages: number[];
 }
 
-/** HartState and HartMemory fields that are plain numbers. */
-const NUMBER_FIELDS = [
-  'mstatus', 'mip', 'mipLines', 'mie', 'medeleg', 'mideleg', 'mtvec', 'stvec', 'mepc', 'sepc', 'mtval', 'stval',
-  'mcounteren', 'scounteren', 'mcountinhibit', 'satpMode', 'satpAsid', 'satpPpn', 'instret', 'stallCycles', 'cycleAdjust',
-  'idleCycles', 'tlbMisses', 'secondLevelHits', 'timingCpu',
-] as const;
+/** HartState and HartMemory fields that are plain numbers, with the integers each may hold ('amount': a count). */
+const WORD: [number, number] = [-(2 ** 31), 2 ** 32 - 1];
+const ADDRESS: [number, number] = [-(2 ** 63), 2 ** 64];
+const NUMBER_RANGES = {
+  mstatus: WORD, mip: WORD, mipLines: WORD, mie: WORD, medeleg: WORD, mideleg: WORD, mtvec: ADDRESS, stvec: ADDRESS,
+  mepc: ADDRESS, sepc: ADDRESS, mtval: ADDRESS, stval: ADDRESS, mcounteren: WORD, scounteren: WORD, mcountinhibit: WORD,
+  satpMode: [0, 15], satpAsid: [0, 0xffff], satpPpn: [0, 2 ** 44 - 1], instret: 'amount', stallCycles: 'amount',
+  cycleAdjust: [-(2 ** 53), 2 ** 53], idleCycles: 'amount', tlbMisses: 'amount', secondLevelHits: 'amount', timingCpu: [0, 4095],
+} as const;
+const NUMBER_FIELDS = Object.keys(NUMBER_RANGES) as (keyof typeof NUMBER_RANGES)[];
 const BIGINT_FIELDS = ['mcause', 'scause', 'mscratch', 'sscratch', 'menvcfg', 'senvcfg'] as const;
 const KINDS = ['read', 'write', 'exec'] as const;
 
@@ -91,7 +95,10 @@ export function restoreHart(h: Hart, state: unknown, regions: readonly RamRegion
   const frm = r.number('frm', 0, 7);
   const fflags = r.number('fflags', 0, 0x1f);
   const numbersReader = r.object('numbers');
-  const numbers = NUMBER_FIELDS.map((key) => numbersReader.number(key));
+  const numbers = NUMBER_FIELDS.map((key) => {
+    const range = NUMBER_RANGES[key];
+    return range === 'amount' ? numbersReader.amount(key) : numbersReader.number(key, range[0], range[1]);
+  });
   const bigintsReader = r.object('bigints');
   const bigints = BIGINT_FIELDS.map((key) => bigintsReader.bigint(key));
   const pmpcfg = r.array('pmpcfg', bigintItem, h.pmpcfg.length);
@@ -100,12 +107,12 @@ export function restoreHart(h: Hart, state: unknown, regions: readonly RamRegion
   const parked = r.boolean('parked');
   const stop = r.boolean('stop');
   const run = {
-    privCycles: r.typed('privCycles', Float64Array, 4),
-    privMark: r.number('privMark'),
+    privCycles: r.amounts('privCycles', Float64Array, 4),
+    privMark: r.amount('privMark'),
     privRunning: r.number('privRunning', 0, 3),
     countersSynced: r.boolean('countersSynced'),
   };
-  const monitorCycles = r.typed('monitorCycles', Float64Array, 4);
+  const monitorCycles = r.amounts('monitorCycles', Float64Array, 4);
   const tlbs = r.array('tlbs', (value, setPath) => {
     const set = new StateReader({ kinds: value }, setPath);
     return set.array('kinds', (tlbValue, tlbPath) => {
@@ -114,7 +121,19 @@ export function restoreHart(h: Hart, state: unknown, regions: readonly RamRegion
         tag: t.typed('tag', Float64Array, TLB_SIZE), delta: t.typed('delta', Float64Array, TLB_SIZE),
         hidden: t.typed('hidden', Float64Array, TLB_SIZE), region: t.typed('region', Int32Array, TLB_SIZE),
       };
-      if (state.region.some((i) => i < -1 || i >= regions.length)) throw new StateError(`${tlbPath}.region: an entry in no RAM region`);
+      // A valid entry must lead into a page of its region: the fast path indexes the region's arrays with it.
+      for (let i = 0; i < TLB_SIZE; i++) {
+        const index = state.region[i]!;
+        if (index < -1 || index >= regions.length) throw new StateError(`${tlbPath}.region: an entry in no RAM region`);
+        for (const tag of [state.tag[i]!, state.hidden[i]!]) {
+          if (tag === TLB_INVALID) continue;
+          const offset = tag * 4096 + state.delta[i]!;
+          if (index < 0 || !Number.isInteger(tag) || (tag & TLB_MASK) !== i || !Number.isInteger(offset) || offset < 0 ||
+            offset % 4096 !== 0 || offset + 4096 > regions[index]!.size) {
+            throw new StateError(`${tlbPath}: entry ${i} leads outside RAM`);
+          }
+        }
+      }
       return state;
     }, KINDS.length);
   }, h.tlbSets.length);

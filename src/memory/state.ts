@@ -8,6 +8,9 @@
  */
 export class StateError extends Error {}
 
+/** The largest count a snapshot may hold: above 2^53 adding one changes nothing, and a machine would stand still. */
+export const MAX_AMOUNT = 2 ** 52;
+
 type TypedArrayConstructor<T> = { new (length: number): T; readonly name: string };
 type TypedArray = Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array;
 
@@ -39,6 +42,20 @@ export class StateReader {
       throw new StateError(`${this.name(key)}: ${v} is not an integer in [${min}, ${max ?? Number.MAX_SAFE_INTEGER}]`);
     }
     return v;
+  }
+
+  /** A count or amount of cycles: finite, at least 0, at most 2^52 (so that adding to it still moves it). */
+  amount(key: string): number {
+    const v = this.number(key);
+    if (!(v >= 0 && v <= MAX_AMOUNT)) throw new StateError(`${this.name(key)}: ${v} is not an amount in [0, 2^52]`);
+    return v;
+  }
+
+  /** A typed array (as `typed`) every element of which is an amount (see `amount`). */
+  amounts<T extends Float64Array>(key: string, ctor: TypedArrayConstructor<T>, length?: number): T {
+    const array = this.typed(key, ctor, length);
+    if (!array.every((v) => v >= 0 && v <= MAX_AMOUNT)) throw new StateError(`${this.name(key)}: not amounts in [0, 2^52]`);
+    return array;
   }
 
   boolean(key: string): boolean {

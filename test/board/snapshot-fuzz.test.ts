@@ -1,0 +1,101 @@
+// The snapshot loader against hostile input (fast-check): a damaged file is one SnapshotFileError, and a
+// well-formed file whose content is wrong anywhere is one StateError from restoreMachine, never a crash.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { RAM_BASE, type MachineConfig } from '../../src/board/address-map.js';
+import { Machine } from '../../src/board/machine.js';
+import { Simulation } from '../../src/board/simulation.js';
+import { restoreMachine, saveMachine } from '../../src/board/snapshot.js';
+import { enableTiming } from '../../src/board/timing-mode.js';
+import { topologyPreset } from '../../src/board/topology.js';
+import { VirtioBlk } from '../../src/devices/virtio/blk.js';
+import { VirtioConsole } from '../../src/devices/virtio/console.js';
+import { MemoryBlockBackend } from '../../src/devices/virtio/memory-block.js';
+import { LinkedNics, VirtioNet } from '../../src/devices/virtio/net.js';
+import { SeededEntropy, VirtioRng } from '../../src/devices/virtio/rng.js';
+import { StateError } from '../../src/memory/state.js';
+import { decodeSnapshot, encodeSnapshot, SnapshotFileError } from '../../src/host/snapshot-file.js';
+
+const MiB = 2 ** 20;
+const CONFIG: MachineConfig = { harts: 2, nodes: [{ memoryBytes: 16 * MiB, harts: [0, 1] }] };
+const LATENCIES = topologyPreset('uma', 16 * MiB).latencies;
+
+/** A small machine with every kind of saved part: SBI, timing model, statistics, four virtio devices. */
+function build(): { machine: Machine; simulation: Simulation } {
+  const machine = new Machine({ config: CONFIG, builtinSbi: true });
+  const model = enableTiming(machine, LATENCIES, { sizeBytes: 16 * 1024 });
+  const simulation = new Simulation(machine, model);
+  machine.attachVirtio(new VirtioBlk(new MemoryBlockBackend(4096)));
+  machine.attachVirtio(new VirtioRng(new SeededEntropy(1)));
+  machine.attachVirtio(new VirtioConsole());
+  machine.attachVirtio(new VirtioNet(new LinkedNics().a, { mac: '52:54:00:12:34:56' }));
+  return { machine, simulation };
+}
+
+/** The saved machine after a few rounds of a loop that stores, as the file's bytes. */
+const saved: Uint8Array = (() => {
+  const { machine, simulation } = build();
+  // addi t0, t0, 1; sd t0, 256(zero)... simply: a store loop over the first page.
+  const loop = Uint32Array.of(0x00128293, 0x00533023, 0xff9ff06f);
+  machine.bus.guestMemory().write(RAM_BASE, new Uint8Array(loop.buffer));
+  machine.resetAll(RAM_BASE, true, 0);
+  for (let i = 0; i < 3; i++) machine.runRound();
+  return Uint8Array.from(encodeSnapshot(saveMachine(machine, CONFIG, simulation)));
+})();
+
+/** Every place in a decoded snapshot where a value sits, as a list of keys. */
+function paths(value: unknown, prefix: (string | number)[] = []): (string | number)[][] {
+  if (ArrayBuffer.isView(value) || typeof value !== 'object' || value === null) return [prefix];
+  const entries = Array.isArray(value) ? value.map((v, i) => [i, v] as const) : Object.entries(value);
+  return [prefix, ...entries.flatMap(([key, v]) => paths(v, [...prefix, key]))];
+}
+
+const HOSTILE: unknown[] = [
+  'delete', null, 0, -1, 1.5, 2 ** 53, -(2 ** 60), NaN, Infinity, -0, 'x', true, 7n, [], {}, [1, 2, 3],
+  new Uint8Array(0), new Uint8Array(5), new Float64Array(1), new Int32Array(1000), new Uint32Array(7),
+];
+
+describe('the snapshot loader', () => {
+  it('restores its own file', () => {
+    const { machine, simulation } = build();
+    restoreMachine(machine, decodeSnapshot(saved), simulation);
+    assert.ok(machine.instructions > 0);
+  });
+
+  it('refuses every truncated or altered file with a SnapshotFileError', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: saved.length - 1 }), fc.integer({ min: 1, max: 255 }), fc.boolean(), (at, xor, truncate) => {
+      const bytes = truncate ? saved.slice(0, at) : saved.slice();
+      if (!truncate) bytes[at]! ^= xor;
+      assert.throws(() => decodeSnapshot(bytes), SnapshotFileError);
+    }), { numRuns: 200 });
+  });
+
+  it('turns any wrong value anywhere in a well-formed file into a StateError, or restores it', () => {
+    const decoded = decodeSnapshot(saved);
+    const places = paths(decoded).filter((p) => p.length > 0);
+    fc.assert(fc.property(fc.constantFrom(...places), fc.constantFrom(...HOSTILE), (path, hostile) => {
+      // Through the file format again, as a crafted file would come: a valid checksum over wrong content.
+      const state = decodeSnapshot(saved) as Record<string | number, unknown>;
+      let parent = state;
+      for (const key of path.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
+      const last = path[path.length - 1]!;
+      if (hostile === 'delete') delete parent[last];
+      else parent[last] = hostile;
+      const { machine, simulation } = build();
+      try {
+        restoreMachine(machine, decodeSnapshot(encodeSnapshot(state)), simulation);
+      } catch (error) {
+        if (!(error instanceof StateError)) throw new Error(`${path.join('.')} = ${String(hostile)}: ${(error as Error).stack}`);
+        return;
+      }
+      // What was accepted runs.
+      try {
+        for (let i = 0; i < 2; i++) machine.runRound();
+      } catch (error) {
+        throw new Error(`${path.join('.')} = ${String(hostile)} was restored, then: ${(error as Error).stack}`);
+      }
+    }), { numRuns: Number(process.env.FUZZ_RUNS ?? 300) });
+  });
+});
