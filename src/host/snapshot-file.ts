@@ -2,7 +2,6 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writevSync } from 'node:fs';
-import { StateError } from '../memory/state.js';
 
 /**
  * Layout, all little-endian:
@@ -215,11 +214,4 @@ export function decodeSnapshot(bytes: Uint8Array, what = 'snapshot'): unknown {
     return new ctor(copy.buffer);
   };
   return revive(header);
-}
-
-/** Turns a StateError from restoring into the one line the user sees. */
-export function describeRestoreError(error: unknown, path: string): SnapshotFileError | undefined {
-  if (error instanceof SnapshotFileError) return error;
-  if (error instanceof StateError) return new SnapshotFileError(`snapshot '${path}' cannot be restored: ${error.message}`);
-  return undefined;
 }
