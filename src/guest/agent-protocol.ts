@@ -86,6 +86,17 @@ export class AgentProtocol {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
+  /** The id the next command gets (a session saved with its guest carries it over, so ids are never reused). */
+  get nextCommandId(): number {
+    return this.nextId;
+  }
+
+  /** Continues numbering commands from `id` (a restored guest's agent has seen the ids before it). */
+  continueFrom(id: number): void {
+    if (this.busy) throw new Error('the agent is busy');
+    this.nextId = id;
+  }
+
   /** Asks the agent to announce itself, for a host that attached after the agent started. */
   ping(): void {
     this.type('mbp');

@@ -9,6 +9,9 @@ import { AgentProtocol, type AgentResult } from './agent-protocol.js';
 import { attachDrives, type DriveSpec } from '../host/drives.js';
 import type { FileBlockBackend } from '../host/file-block.js';
 import { runMachine } from '../host/runner.js';
+import { decodeSnapshot, encodeSnapshot } from '../host/snapshot-file.js';
+import { restoreMachine, saveMachine } from '../board/snapshot.js';
+import { StateReader } from '../memory/state.js';
 
 export interface GuestSessionOptions {
   kernel: Uint8Array;
@@ -49,6 +52,11 @@ export interface GuestSessionOptions {
   configure?: (machine: Machine) => void;
   /** Called with every console line outside the agent protocol (kernel messages, shell output). */
   onConsoleLine?: (line: string) => void;
+  /**
+   * Continue a session saved by `snapshot()` instead of booting: the same options must be given again
+   * (kernel and initrd are then unused). The guest's agent is asked to announce itself and answers at once.
+   */
+  restore?: Uint8Array;
 }
 
 export class GuestSessionError extends Error {}
@@ -85,6 +93,7 @@ export class GuestSession {
   /** Every console line before READY: the boot, byte for byte reproducible. */
   bootConsole = '';
   readonly started = performance.now();
+  private readonly config: MachineConfig;
 
   private constructor(options: GuestSessionOptions) {
     if (options.holdIdle === true && options.pace === true) throw new GuestSessionError('holdIdle and pace exclude each other');
@@ -114,12 +123,22 @@ export class GuestSession {
       this.typeBytes = (bytes) => virtioConsole.input(bytes);
     }
     options.configure?.(machine);
-    bootLinux(machine, {
-      kernel: options.kernel,
-      initrd: options.initrd,
-      append: options.append === undefined ? AGENT_APPEND[consoleKind] : `${AGENT_APPEND[consoleKind]} ${options.append}`,
-      firmware: options.firmware,
-    });
+    this.config = options.config;
+    if (options.restore !== undefined) {
+      const saved = new StateReader(decodeSnapshot(options.restore), 'session snapshot');
+      restoreMachine(machine, saved.value('machine'));
+      this.agent.continueFrom(saved.object('session').number('nextCommandId', 1));
+      // The boot happened in the saved session: its console is not this one's.
+      this.bootInstructions = machine.instructions;
+      this.agent.ping();
+    } else {
+      bootLinux(machine, {
+        kernel: options.kernel,
+        initrd: options.initrd,
+        append: options.append === undefined ? AGENT_APPEND[consoleKind] : `${AGENT_APPEND[consoleKind]} ${options.append}`,
+        firmware: options.firmware,
+      });
+    }
     this.holdIdle = options.holdIdle === true;
     const waitingForHost = (): boolean => this.agent.ready && !this.agent.busy;
     const idleHold = this.holdIdle ? {
@@ -234,6 +253,18 @@ export class GuestSession {
   /** The last lines the console printed outside the protocol. */
   tail(lines = 30): string {
     return this.transcript.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+
+  /**
+   * The whole session as bytes (the machine, and the agent's next command id), for `restore`: taken at the
+   * guest's next idle moment with no command running (with holdIdle; at once, between rounds, without).
+   * Disks are not in it: a restore opens the same images, which must not have changed.
+   */
+  snapshot(): Promise<Uint8Array> {
+    return this.atIdle(() => {
+      if (this.agent.busy) throw new GuestSessionError('a command is running');
+      return encodeSnapshot({ machine: saveMachine(this.machine, this.config), session: { nextCommandId: this.agent.nextCommandId } });
+    });
   }
 
   /** Instructions executed so far by all harts. */
