@@ -154,7 +154,9 @@ function registerFixedWork(experiment: Command): void {
     .option('--out <dir>', 'output directory', 'out/fixed-work')
     .option('--counts <list>', 'comma-separated numbers of VMs (1, 2, 4 or 8: one VM of 8 vCPUs ... eight of 1); bare Linux always runs as the baseline', fixedWork.FULL_COUNTS.join(','))
     .option('--quick', `a smaller job (${job(fixedWork.QUICK_JOB)}) instead of ${job(fixedWork.FULL_JOB)}`)
-    .action(async (flags: { out: string; counts: string; quick?: boolean }) => {
+    .option('--repeat <n>', 'measured runs of each case, run k with input seed k; the figure is the median of the seeds\' ratios to bare', '3')
+    .action(async (flags: { out: string; counts: string; quick?: boolean; repeat: string }) => {
+      const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
       const counts = flags.counts.split(',').map((c) => parseCount(c.trim(), '--counts', 1, 8));
       const bad = counts.filter((c) => fixedWork.MACHINE_CPUS % c !== 0);
       if (bad.length > 0) throw new UsageError(`--counts takes 1, 2, 4 or 8 (VMs that divide the 8 CPUs), not ${bad.join(', ')}`);
@@ -162,7 +164,7 @@ function registerFixedWork(experiment: Command): void {
       const guest = builtGuest();
       try {
         const results = await withProgress('fixed-work', (p) => fixedWork.runFixedWork({
-          guest, outDir: flags.out, counts, job: flags.quick ? fixedWork.QUICK_JOB : fixedWork.FULL_JOB, ...p,
+          guest, outDir: flags.out, counts, repeat, job: flags.quick ? fixedWork.QUICK_JOB : fixedWork.FULL_JOB, ...p,
         }));
         process.stdout.write(fixedWork.fixedWorkTable(results));
         process.stdout.write(noteGuest(flags.out, fixedWork.RESULTS_TABLE, guest));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  caseName, checksumProblems, FIXED_WORK_MEMORY, fixedWorkSvg, fixedWorkTable, FULL_COUNTS, FULL_JOB, QUICK_JOB, splitJob, type FixedWorkCaseResult,
+  caseName, checksumProblems, FIXED_WORK_MEMORY, referenceKey, seedRatios, fixedWorkSvg, fixedWorkTable, FULL_COUNTS, FULL_JOB, QUICK_JOB, splitJob, type FixedWorkCaseResult,
 } from './fixed-work.js';
 
 describe('splitJob', () => {
@@ -36,13 +36,23 @@ describe('splitJob', () => {
   });
 });
 
+/** A case of one run with seed 1 (references: files → checksum, with seed 1). */
 function result(vms: number, cycles: number, sums: string[], b = { user: 0, kernel: 0, monitor: 0, idle: 0 }, references: Record<string, string> = {}): FixedWorkCaseResult {
   const s = splitJob({ files: 16, lines: 100 }, vms);
-  return {
-    vms, vcpus: s.vcpus, memoryBytes: s.memoryBytes, command: s.command, machineCycles: cycles, breakdown: b,
+  const run = {
+    seed: 1, machineCycles: cycles, breakdown: b, runHostSeconds: 2,
     runs: sums.map((checksum) => ({ guestMs: (cycles / 1e5) * 0.9, checksum, linkedBytes: 1000 / Math.max(1, vms) })),
-    bootHostSeconds: 3, runHostSeconds: 2, references,
   };
+  return {
+    vms, vcpus: s.vcpus, memoryBytes: s.memoryBytes, command: s.command, ...run, seeds: [run], bootHostSeconds: 3,
+    references: Object.fromEntries(Object.entries(references).map(([files, sum]) => [referenceKey(Number(files), 1), sum])),
+  };
+}
+
+/** `r` with more runs: seed k + 2 takes `cycles[k]` and computes `sums[k]` in every VM. */
+function withSeeds(r: FixedWorkCaseResult, more: { cycles: number; sum: string }[]): FixedWorkCaseResult {
+  const seeds = [...r.seeds, ...more.map((m, k) => ({ ...r.seeds[0]!, seed: k + 2, machineCycles: m.cycles, runs: r.runs.map((x) => ({ ...x, checksum: m.sum })) }))];
+  return { ...r, seeds };
 }
 
 describe('checksumProblems', () => {
@@ -53,10 +63,28 @@ describe('checksumProblems', () => {
   });
 
   it('names a VM that disagrees, one whose part has no reference, and a run with no bare case', () => {
-    assert.deepEqual(checksumProblems([bare, result(2, 1e6, ['bbbb', 'dddd'])]), ['2 VMs × 4, vm1: `pmake -j 4 -n 8 -l 100` computed dddd, bare Linux bbbb']);
-    assert.deepEqual(checksumProblems([bare, result(1, 1e6, ['eeee'])]), ['1 VM × 8, vm0: `pmake -j 8 -n 16 -l 100` computed eeee, bare Linux aaaa']);
+    assert.deepEqual(checksumProblems([bare, result(2, 1e6, ['bbbb', 'dddd'])]), ['2 VMs × 4, vm1, seed 1: `pmake -j 4 -n 8 -l 100 -S 1` computed dddd, bare Linux bbbb']);
+    assert.deepEqual(checksumProblems([bare, result(1, 1e6, ['eeee'])]), ['1 VM × 8, vm0, seed 1: `pmake -j 8 -n 16 -l 100 -S 1` computed eeee, bare Linux aaaa']);
     assert.match(checksumProblems([bare, result(8, 1e6, Array(8).fill('ffff'))])[0]!, /no reference checksum for 2 files/);
     assert.deepEqual(checksumProblems([result(2, 1e6, ['bbbb', 'bbbb'])]), ['no bare case to check against']);
+  });
+
+  it('checks every seed against bare Linux\'s run of the same seed, and refuses seeds that changed nothing', () => {
+    const bare3 = withSeeds(bare, [{ cycles: 1e6, sum: 'a2' }, { cycles: 1e6, sum: 'a3' }]);
+    const one3 = withSeeds(result(1, 1e6, ['aaaa']), [{ cycles: 1e6, sum: 'a2' }, { cycles: 1e6, sum: 'a3' }]);
+    assert.deepEqual(checksumProblems([bare3, one3]), []);
+    const wrong = withSeeds(result(1, 1e6, ['aaaa']), [{ cycles: 1e6, sum: 'a2' }, { cycles: 1e6, sum: 'a2' }]);
+    assert.deepEqual(checksumProblems([bare3, wrong]), ['1 VM × 8, vm0, seed 3: `pmake -j 8 -n 16 -l 100 -S 3` computed a2, bare Linux a3']);
+    assert.match(checksumProblems([bare3, result(1, 1e6, ['aaaa'])])[0]!, /1 runs, bare Linux 3/);
+    const same = withSeeds(bare, [{ cycles: 1e6, sum: 'aaaa' }]);
+    assert.deepEqual(checksumProblems([same]), ['every input seed computed the same: the runs did not differ']);
+  });
+
+  it('gives each seed\'s time over bare\'s with the same seed', () => {
+    const bare3 = withSeeds(result(0, 100, ['a']), [{ cycles: 200, sum: 'b' }, { cycles: 400, sum: 'c' }]);
+    const vm3 = withSeeds(result(2, 50, ['x', 'x']), [{ cycles: 200, sum: 'y' }, { cycles: 300, sum: 'z' }]);
+    assert.deepEqual(seedRatios(vm3, bare3), [0.5, 1, 0.75]);
+    assert.match(fixedWorkTable([bare3, vm3]), /^\| 2 VMs × 4 +\| `pmake -j 4 -n 8 -l 100` +\| +0\.0 \| 0\.750 \(0\.500–1\.000\) +\|/m);
   });
 });
 

@@ -89,21 +89,48 @@ export interface PmakeRun {
   linkedBytes: number;
 }
 
-export interface FixedWorkCaseResult {
-  vms: number;
-  vcpus: number;
-  memoryBytes: number;
-  command: string;
+/** One measured run of a case: every pmake of it with input seed `seed` (`-S`). */
+export interface SeedRun {
+  seed: number;
   /** Machine time from starting every pmake at once to the last one's end, read at machine idle moments. */
   machineCycles: number;
   /** Cycles summed over the machine's CPUs during the run (idle: under the monitor also ready time). */
   breakdown: Breakdown;
   /** One per VM (one for bare Linux). */
   runs: PmakeRun[];
-  bootHostSeconds: number;
   runHostSeconds: number;
-  /** Bare only: checksums of the smaller jobs (files → checksum), run in fast mode after the measured run, the reference for the VMs' parts. */
+}
+
+/** A case: its measured run of median machine time (the fields of SeedRun), and every seed's run. */
+export interface FixedWorkCaseResult extends SeedRun {
+  vms: number;
+  vcpus: number;
+  memoryBytes: number;
+  /** The command without its seed. */
+  command: string;
+  bootHostSeconds: number;
+  /** Every measured run, seed 1, 2, … */
+  seeds: SeedRun[];
+  /**
+   * Bare only: checksums of the smaller jobs (`referenceKey(files, seed)` → checksum), run in fast mode after
+   * the measured runs, the reference for the VMs' parts.
+   */
   references: Record<string, string>;
+}
+
+/** The command of a case's run with input seed `seed`. */
+export function seeded(command: string, seed: number): string {
+  return `${command} -S ${seed}`;
+}
+
+/** How `references` names the checksum of `files` files with input seed `seed`. */
+export function referenceKey(files: number, seed: number): string {
+  return `${files} -S ${seed}`;
+}
+
+/** The run of median machine time (the lower middle one for an even count). */
+function medianSeed(seeds: readonly SeedRun[]): SeedRun {
+  return [...seeds].sort((a, b) => a.machineCycles - b.machineCycles)[Math.floor((seeds.length - 1) / 2)]!;
 }
 
 const RESULT_LINE = /^RESULT pmake elapsed=(\S+) checksum=([0-9a-f]{16})\b.*\blinked_bytes=(\d+)/m;
@@ -123,7 +150,7 @@ type Guest = Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
  * idle moment, runs the job measured, and then, in fast mode, the smaller jobs of `referenceFiles` for the
  * VMs' checksums to be compared with.
  */
-async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly number[]): Promise<FixedWorkCaseResult> {
+async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly number[], repeat: number): Promise<FixedWorkCaseResult> {
   const { config, latencies } = topologyPreset(FIXED_WORK_TOPOLOGY, FIXED_WORK_MEMORY);
   const spec = splitJob(job, 0);
   const started = performance.now();
@@ -134,26 +161,31 @@ async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly
     parsePmake('bare (warm-up)', await session.exec(spec.command));
     const bootHostSeconds = (performance.now() - started) / 1000;
     const harts = session.machine.harts;
-    const before = await session.atIdle(() => {
-      setExecutionMode(session.machine, 'timing');
-      return { cycles: session.machine.cycles, b: hartCycles(harts) };
-    });
-    const runStarted = performance.now();
-    const r = await session.exec(spec.command);
-    const runHostSeconds = (performance.now() - runStarted) / 1000;
-    const after = await session.atIdle(() => {
-      setExecutionMode(session.machine, 'fast');
-      return { cycles: session.machine.cycles, b: hartCycles(harts) };
-    });
-    const run = parsePmake('bare', r);
+    const seeds: SeedRun[] = [];
+    for (let seed = 1; seed <= repeat; seed++) {
+      const before = await session.atIdle(() => {
+        setExecutionMode(session.machine, 'timing');
+        return { cycles: session.machine.cycles, b: hartCycles(harts) };
+      });
+      const runStarted = performance.now();
+      const r = await session.exec(seeded(spec.command, seed));
+      const runHostSeconds = (performance.now() - runStarted) / 1000;
+      const after = await session.atIdle(() => {
+        setExecutionMode(session.machine, 'fast');
+        return { cycles: session.machine.cycles, b: hartCycles(harts) };
+      });
+      seeds.push({ seed, machineCycles: after.cycles - before.cycles, breakdown: minus(after.b, before.b), runs: [parsePmake(`bare, seed ${seed}`, r)], runHostSeconds });
+    }
     const references: Record<string, string> = {};
-    for (const files of referenceFiles) {
-      if (files === spec.files) continue;
-      references[files] = parsePmake(`bare (reference of ${files} files)`, await session.exec(pmakeCommand(MACHINE_CPUS, files, job.lines))).checksum;
+    for (let seed = 1; seed <= repeat; seed++) {
+      for (const files of referenceFiles) {
+        if (files === spec.files) continue;
+        const command = seeded(pmakeCommand(MACHINE_CPUS, files, job.lines), seed);
+        references[referenceKey(files, seed)] = parsePmake(`bare (reference \`${command}\`)`, await session.exec(command)).checksum;
+      }
     }
     return {
-      vms: 0, vcpus: MACHINE_CPUS, memoryBytes: FIXED_WORK_MEMORY, command: spec.command, machineCycles: after.cycles - before.cycles,
-      breakdown: minus(after.b, before.b), runs: [run], bootHostSeconds, runHostSeconds, references,
+      vms: 0, vcpus: MACHINE_CPUS, memoryBytes: FIXED_WORK_MEMORY, command: spec.command, ...medianSeed(seeds), seeds, bootHostSeconds, references,
     };
   } finally {
     await session.kill();
@@ -165,7 +197,7 @@ async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly
  * at a moment when every vCPU idles the monitor switches to timing mode, every VM starts its part at once,
  * and at the next such moment after the last has ended the machine time and every VM's account are read.
  */
-async function runVmCase(guest: Guest, job: PmakeJob, vms: number): Promise<FixedWorkCaseResult> {
+async function runVmCase(guest: Guest, job: PmakeJob, vms: number, repeat: number): Promise<FixedWorkCaseResult> {
   const { config, latencies } = topologyPreset(FIXED_WORK_TOPOLOGY, FIXED_WORK_MEMORY);
   const spec = splitJob(job, vms);
   const names = Array.from({ length: vms }, (_, i) => `vm${i}`);
@@ -192,20 +224,26 @@ async function runVmCase(guest: Guest, job: PmakeJob, vms: number): Promise<Fixe
       }
       return { cycles: monitor.cycles, b };
     };
-    const before = await session.atMachineIdle(() => {
-      monitor.setExecutionMode('timing');
-      return read();
-    });
-    const runStarted = performance.now();
-    const results = await all((n) => session.exec(n, spec.command));
-    const runHostSeconds = (performance.now() - runStarted) / 1000;
-    const after = await session.atMachineIdle(() => {
-      monitor.setExecutionMode('fast');
-      return read();
-    });
+    const seeds: SeedRun[] = [];
+    for (let seed = 1; seed <= repeat; seed++) {
+      const before = await session.atMachineIdle(() => {
+        monitor.setExecutionMode('timing');
+        return read();
+      });
+      const runStarted = performance.now();
+      const results = await all((n) => session.exec(n, seeded(spec.command, seed)));
+      const runHostSeconds = (performance.now() - runStarted) / 1000;
+      const after = await session.atMachineIdle(() => {
+        monitor.setExecutionMode('fast');
+        return read();
+      });
+      seeds.push({
+        seed, machineCycles: after.cycles - before.cycles, breakdown: minus(after.b, before.b),
+        runs: results.map((r, i) => parsePmake(`${names[i]!}, seed ${seed}`, r)), runHostSeconds,
+      });
+    }
     return {
-      vms, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, command: spec.command, machineCycles: after.cycles - before.cycles,
-      breakdown: minus(after.b, before.b), runs: results.map((r, i) => parsePmake(names[i]!, r)), bootHostSeconds, runHostSeconds, references: {},
+      vms, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, command: spec.command, ...medianSeed(seeds), seeds, bootHostSeconds, references: {},
     };
   } finally {
     await session.kill();
@@ -217,10 +255,13 @@ interface ChildRequest {
   job: PmakeJob;
   vms: number;
   referenceFiles: number[];
+  repeat: number;
 }
 
 function runCase(request: ChildRequest): Promise<FixedWorkCaseResult> {
-  return request.vms === 0 ? runBareCase(request.guest, request.job, request.referenceFiles) : runVmCase(request.guest, request.job, request.vms);
+  return request.vms === 0
+    ? runBareCase(request.guest, request.job, request.referenceFiles, request.repeat)
+    : runVmCase(request.guest, request.job, request.vms, request.repeat);
 }
 
 /** Runs one case in a child process (this module is its entry) and returns what it measured. */
@@ -238,19 +279,28 @@ function runCaseInChild(request: ChildRequest): Promise<FixedWorkCaseResult> {
 export function checksumProblems(results: readonly FixedWorkCaseResult[]): string[] {
   const bare = results.find((r) => r.vms === 0);
   if (bare === undefined) return ['no bare case to check against'];
-  const expected = new Map<number, string>(Object.entries(bare.references).map(([files, sum]) => [Number(files), sum]));
+  const expected = new Map<string, string>(Object.entries(bare.references));
   const filesOf = (r: FixedWorkCaseResult): number => Number(/-n (\d+)/.exec(r.command)![1]);
-  expected.set(filesOf(bare), bare.runs[0]!.checksum);
+  for (const s of bare.seeds) expected.set(referenceKey(filesOf(bare), s.seed), s.runs[0]!.checksum);
   const problems: string[] = [];
   for (const r of results) {
-    const want = expected.get(filesOf(r));
-    r.runs.forEach((run, i) => {
-      const where = r.vms === 0 ? 'bare' : `${caseName(r)}, vm${i}`;
-      if (want === undefined) problems.push(`${where}: no reference checksum for ${filesOf(r)} files`);
-      else if (run.checksum !== want) problems.push(`${where}: \`${r.command}\` computed ${run.checksum}, bare Linux ${want}`);
-    });
+    if (r.seeds.length !== bare.seeds.length) problems.push(`${caseName(r)}: ${r.seeds.length} runs, bare Linux ${bare.seeds.length}`);
+    for (const s of r.seeds) {
+      const want = expected.get(referenceKey(filesOf(r), s.seed));
+      s.runs.forEach((run, i) => {
+        const where = r.vms === 0 ? `bare, seed ${s.seed}` : `${caseName(r)}, vm${i}, seed ${s.seed}`;
+        if (want === undefined) problems.push(`${where}: no reference checksum for ${filesOf(r)} files`);
+        else if (run.checksum !== want) problems.push(`${where}: \`${seeded(r.command, s.seed)}\` computed ${run.checksum}, bare Linux ${want}`);
+      });
+    }
   }
+  if (bare.seeds.length > 1 && new Set(bare.seeds.map((s) => s.runs[0]!.checksum)).size === 1) problems.push('every input seed computed the same: the runs did not differ');
   return problems;
+}
+
+/** Per seed, a case's machine time over bare's with the same seed. */
+export function seedRatios(r: FixedWorkCaseResult, bare: FixedWorkCaseResult): number[] {
+  return r.seeds.map((s) => s.machineCycles / (bare.seeds.find((b) => b.seed === s.seed)?.machineCycles ?? NaN));
 }
 
 export interface FixedWorkOptions {
@@ -259,6 +309,8 @@ export interface FixedWorkOptions {
   job: PmakeJob;
   /** VM counts (1, 2, 4, 8); bare Linux always runs first, as the baseline. */
   counts: readonly number[];
+  /** Measured runs of each case, run k with input seed k (default 1); the case's figure is the median. */
+  repeat?: number;
   onProgress?: (line: string) => void;
   onStatus?: (text: string) => void;
 }
@@ -274,17 +326,24 @@ function total(b: Breakdown): number {
   return b.user + b.kernel + b.monitor + b.idle;
 }
 
+/** The median of a case's per-seed ratios, with their range when there are several. */
+function ratioCell(ratios: readonly number[]): string {
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return sorted.length === 1 ? median.toFixed(3) : `${median.toFixed(3)} (${sorted[0]!.toFixed(3)}–${sorted.at(-1)!.toFixed(3)})`;
+}
+
 export function fixedWorkTable(results: readonly FixedWorkCaseResult[]): string {
   const bare = results.find((r) => r.vms === 0) ?? results[0]!;
   const norm = bare.machineCycles * MACHINE_CPUS;
   const part = (v: number): string => (v / norm).toFixed(3);
   return markdownTable(
-    ['case', 'command in each', 'time (ms)', 'time / bare', 'user', 'kernel', 'monitor', 'idle', 'sum', 'pmake per VM (ms, guest)', 'linked / bare', 'host run (s)', 'host boot + warm-up (s)'],
+    ['case', 'command in each', 'time (ms)', 'time / bare (seeds\' range)', 'user', 'kernel', 'monitor', 'idle', 'sum', 'pmake per VM (ms, guest)', 'linked / bare', 'host run (s)', 'host boot + warm-up (s)'],
     results.map((r) => {
       const ms = r.runs.map((x) => x.guestMs);
       const linked = r.runs.reduce((s, x) => s + x.linkedBytes, 0) / bare.runs[0]!.linkedBytes;
       return [
-        caseName(r), `\`${r.command}\``, (r.machineCycles / CYCLES_PER_MS).toFixed(1), (r.machineCycles / bare.machineCycles).toFixed(3),
+        caseName(r), `\`${r.command}\``, (r.machineCycles / CYCLES_PER_MS).toFixed(1), ratioCell(seedRatios(r, bare)),
         part(r.breakdown.user), part(r.breakdown.kernel), part(r.breakdown.monitor), part(r.breakdown.idle), part(total(r.breakdown)),
         ms.length === 1 ? ms[0]!.toFixed(1) : `${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)}`,
         linked.toFixed(3), r.runHostSeconds.toFixed(1), r.bootHostSeconds.toFixed(1),
@@ -315,7 +374,7 @@ export async function runFixedWork(o: FixedWorkOptions): Promise<FixedWorkCaseRe
     const name = caseName(spec);
     o.onProgress?.(`${name}: booting, warming up, then \`${spec.command}\`${spec.vms > 1 ? ' in every VM at once' : ''}`);
     o.onStatus?.(`${name} (case ${i + 1}/${specs.length})`);
-    const r = await runCaseInChild({ guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, job: o.job, vms: spec.vms, referenceFiles });
+    const r = await runCaseInChild({ guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, job: o.job, vms: spec.vms, referenceFiles, repeat: o.repeat ?? 1 });
     results.push(r);
     const bare = results[0]!;
     o.onProgress?.(`${name}: ${(r.machineCycles / CYCLES_PER_MS).toFixed(1)} ms simulated, ${(r.machineCycles / bare.machineCycles).toFixed(3)} of bare; ` +
@@ -324,7 +383,7 @@ export async function runFixedWork(o: FixedWorkOptions): Promise<FixedWorkCaseRe
   const problems = checksumProblems(results);
   if (problems.length > 0) throw new ExperimentError(`pmake's results differ: ${problems.join('; ')}`);
   writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
-    experiment: 'fixed-work', topology: FIXED_WORK_TOPOLOGY, machineMemory: FIXED_WORK_MEMORY, cpus: MACHINE_CPUS, job: o.job, mode: 'timing', results,
+    experiment: 'fixed-work', topology: FIXED_WORK_TOPOLOGY, machineMemory: FIXED_WORK_MEMORY, cpus: MACHINE_CPUS, job: o.job, mode: 'timing', repeat: o.repeat ?? 1, results,
   }));
   writeFileWhole(join(o.outDir, RESULTS_TABLE), fixedWorkTable(results));
   writeFileWhole(join(o.outDir, PLOT_SVG), fixedWorkSvg(results, o.job));

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { MACHINE_CPUS, PLOT_SVG, QUICK_JOB, RESULTS_JSON, RESULTS_TABLE, runFixedWork } from '../../src/experiments/fixed-work.js';
+import { MACHINE_CPUS, PLOT_SVG, QUICK_JOB, referenceKey, RESULTS_JSON, RESULTS_TABLE, runFixedWork } from '../../src/experiments/fixed-work.js';
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
@@ -23,8 +23,9 @@ describe('the fixed-work experiment', { skip }, () => {
       // VM's part (2 files) against the same command on bare Linux, and the parts together the whole job's size.
       assert.equal(bare!.command, 'pmake -j 8 -n 8 -l 100');
       assert.equal(four!.command, 'pmake -j 2 -n 2 -l 100');
-      assert.equal(typeof bare!.references['2'], 'string');
-      for (const run of four!.runs) assert.equal(run.checksum, bare!.references['2']);
+      assert.equal(typeof bare!.references[referenceKey(2, 1)], 'string');
+      for (const run of four!.runs) assert.equal(run.checksum, bare!.references[referenceKey(2, 1)]);
+      assert.deepEqual([bare!.seeds.length, four!.seeds.length], [1, 1]);
       const linked = four!.runs.reduce((s, r) => s + r.linkedBytes, 0) / bare!.runs[0]!.linkedBytes;
       assert.ok(linked > 0.9 && linked < 1.1, `the four parts linked ${linked} of the whole job's bytes`);
 
