@@ -10,6 +10,7 @@ import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { MemmapTable } from './monitor-data.js';
+import { NumaPolicy, type NumaPolicyParameters } from './numa-policy.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
@@ -31,6 +32,8 @@ export interface MonitorOptions {
    * With it the monitor can switch between fast and timing mode (`setExecutionMode`); it starts in fast mode.
    */
   timing?: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> };
+  /** Disco's NUMA policy (numa-policy.ts), acting in timing mode on the machine's miss counters; off without it. */
+  policy?: NumaPolicyParameters;
 }
 
 export interface VmSpec {
@@ -115,7 +118,18 @@ export class Monitor {
     // Memory running short breaks the VMs' partly touched large pages before anyone is refused a page.
     this.memory.reclaim = () => this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
+    if (options.policy !== undefined) {
+      if (this.timingModel === undefined) throw new MonitorError('the NUMA policy needs a timing configuration: it reads the miss counters of timing mode');
+      this.policy = new NumaPolicy({
+        memory: this.memory, memmap: this.memmap, costs: this.costs, vms: this.vms,
+        nodeOfCpu: (cpu) => this.layout.hartNode[cpu]!,
+        lastCpu: (vm, h) => this.records.get(vm)?.[h.id]?.lastPcpu ?? -1,
+      }, this.timingModel.counters, options.policy);
+    }
   }
+
+  /** Disco's NUMA policy, when the options asked for it (it acts in timing mode only). */
+  readonly policy: NumaPolicy | undefined = undefined;
 
   /** Fast mode (instructions only) or timing mode (every access charged to the machine's model). */
   get executionMode(): ExecutionMode {
@@ -159,7 +173,7 @@ export class Monitor {
       .map((n) => ({ id: n.id, left: n.size - this.promisedOnNode[n.id]! }))
       .sort((a, b) => b.left - a.left || a.id - b.id)[0]!.id;
     const options: VmOptions = {
-      id: this.nextId++, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
+      id: this.nextId, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
       secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap,
     };
@@ -170,6 +184,8 @@ export class Monitor {
       if (error instanceof OutOfMachineMemory) throw new MonitorError(`VM ${spec.name}: ${error.message}`);
       throw error;
     }
+    // Ids are the VMs' places in `vms`: only a VM made takes one.
+    this.nextId++;
     this.promisedOnNode[homeNode]! += spec.memoryBytes;
     this.vms.push(vm);
     if (spec.net === true) {
@@ -296,6 +312,8 @@ export class Monitor {
       this.cycles = end;
     } else this.skipIdle();
     this.reapEnded();
+    // A safe point: every vCPU is between instructions.
+    if (this.mode === 'timing') this.policy?.afterRound();
   }
 
   /**

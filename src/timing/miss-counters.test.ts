@@ -77,3 +77,31 @@ test('hottest pages come most-missed first with their per-node counts', () => {
 test('bad sizes are refused with every problem named', () => {
   assert.throws(() => new MissCounters(BASE, 1000, 0), /at least one node, not 0; RAM a whole number of pages, not 1000 bytes/);
 });
+
+test('hot pages queue once until taken; writes and their nodes are counted; decay halves every count', () => {
+  const c = new MissCounters(0x8000_0000, 16 * 4096, 4);
+  c.queueHot(3);
+  for (let k = 0; k < 5; k++) c.recordPage(2, 1);
+  c.recordPage(7, 0, true);
+  c.recordPage(7, 3, true);
+  c.recordPage(7, 3);
+  assert.deepEqual(c.takeHot(), [2], 'a page queued twice, or one that is not hot');
+  assert.deepEqual(c.takeHot(), []);
+  // Taken pages queue again once a count reaches the threshold again (after a reset).
+  c.resetPage(2);
+  for (let k = 0; k < 3; k++) c.recordPage(2, 0);
+  c.recordPage(7, 3);
+  assert.deepEqual(c.takeHot(), [2, 7]);
+  assert.equal(c.writesTo(7), 2);
+  assert.equal(c.writersOf(7), 0b1001);
+  assert.equal(c.writesTo(2), 0);
+  c.decay();
+  assert.deepEqual(c.countsOf(7), [0, 0, 0, 1]);
+  assert.equal(c.writesTo(7), 1);
+  c.resetPage(7);
+  assert.deepEqual([c.writesTo(7), c.writersOf(7)], [0, 0]);
+  c.queueHot(0);
+  for (let k = 0; k < 9; k++) c.recordPage(4, 2);
+  assert.deepEqual(c.takeHot(), [], 'a threshold of 0 queued a page');
+  assert.throws(() => c.queueHot(-1), /whole number/);
+});

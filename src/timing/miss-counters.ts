@@ -15,8 +15,15 @@ const MAX_COUNT = 0xffffffff;
 export class MissCounters {
   readonly pages: number;
   private readonly counts: Uint32Array;
+  /** Per page: its write misses and upgrades from every node, and the nodes they came from (bit n: node n). */
+  private readonly writes: Uint32Array;
+  private readonly writers: Uint32Array;
   private threshold = 0;
   private listener: HotPageListener | undefined;
+  /** Pages whose count from some node reached `queueThreshold` since the last `takeHot`, once each. */
+  private hot: number[] = [];
+  private readonly queued: Uint8Array;
+  private queueThreshold = 0;
 
   constructor(readonly ramBase: number, readonly ramBytes: number, readonly nodes: number, readonly pageBytes = 4096) {
     const problems: string[] = [];
@@ -26,6 +33,9 @@ export class MissCounters {
     if (problems.length > 0) throw new RangeError(`miss counters need ${problems.join('; ')}`);
     this.pages = ramBytes / pageBytes;
     this.counts = new Uint32Array(this.pages * nodes);
+    this.writes = new Uint32Array(this.pages);
+    this.writers = new Uint32Array(this.pages);
+    this.queued = new Uint8Array(this.pages);
   }
 
   /** The counts (snapshots); the threshold and listener belong to whoever watches and set them again. */
@@ -56,14 +66,49 @@ export class MissCounters {
     if (page >= 0) this.recordPage(page, node);
   }
 
-  /** Counts one miss to page number `page` (0 is the page at ramBase) from `node`. */
-  recordPage(page: number, node: number): void {
+  /** Counts one miss to page number `page` (0 is the page at ramBase) from `node`; `write` for a write miss or an upgrade. */
+  recordPage(page: number, node: number, write = false): void {
+    if (write) {
+      if (this.writes[page] !== MAX_COUNT) this.writes[page]!++;
+      if (node < 32) this.writers[page]! |= 1 << node;
+    }
     const index = page * this.nodes + node;
     const count = this.counts[index]!;
     if (count === MAX_COUNT) return;
     this.counts[index] = count + 1;
     // Equality, not >=: counts rise by one, so the event fires exactly once until this counter is reset.
     if (count + 1 === this.threshold && this.listener !== undefined) this.listener(page, node, count + 1);
+    if (count + 1 === this.queueThreshold && this.queued[page] === 0) {
+      this.queued[page] = 1;
+      this.hot.push(page);
+    }
+  }
+
+  /** Write misses and upgrades to `page`, from every node. */
+  writesTo(page: number): number {
+    return this.writes[page] ?? 0;
+  }
+
+  /** The nodes that wrote `page` (bit n for node n; nodes past 31 are not told apart). */
+  writersOf(page: number): number {
+    return this.writers[page] ?? 0;
+  }
+
+  /**
+   * Queues a page (once, until taken) when its count from some node reaches `threshold` (0: off): for a
+   * policy that acts at safe points, between rounds, instead of inside the access that made the page hot.
+   */
+  queueHot(threshold: number): void {
+    if (!Number.isInteger(threshold) || threshold < 0) throw new RangeError(`hot-page threshold must be a whole number, not ${threshold}`);
+    this.queueThreshold = threshold;
+  }
+
+  /** The pages queued since the last call, in the order they became hot; they may queue again. */
+  takeHot(): number[] {
+    const hot = this.hot;
+    this.hot = [];
+    for (const page of hot) this.queued[page] = 0;
+    return hot;
   }
 
   /** Misses to `page` from `node`. */
@@ -85,12 +130,23 @@ export class MissCounters {
 
   /** Zeroes `page`'s counters (e.g. after the monitor migrated it), re-arming its hot-page events. */
   resetPage(page: number): void {
-    if (page >= 0 && page < this.pages) this.counts.fill(0, page * this.nodes, (page + 1) * this.nodes);
+    if (page < 0 || page >= this.pages) return;
+    this.counts.fill(0, page * this.nodes, (page + 1) * this.nodes);
+    this.writes[page] = 0;
+    this.writers[page] = 0;
   }
 
   /** Zeroes every counter (FLASH's periodic reset, or `mbctl stats reset`). */
   resetAll(): void {
     this.counts.fill(0);
+    this.writes.fill(0);
+    this.writers.fill(0);
+  }
+
+  /** Halves every count (a policy's decay between intervals: old misses weigh less than new ones). */
+  decay(): void {
+    for (let i = 0; i < this.counts.length; i++) this.counts[i]! >>>= 1;
+    for (let i = 0; i < this.writes.length; i++) this.writes[i]! >>>= 1;
   }
 
   /**

@@ -144,7 +144,7 @@ export class TimingModel {
       this.hits[cpu]++;
       return this.hitCycles;
     }
-    return this.chargeMiss(cpu, node, offset, result === ACCESS_UPGRADE);
+    return this.chargeMiss(cpu, node, offset, result === ACCESS_UPGRADE, isWrite);
   }
 
   /**
@@ -240,7 +240,7 @@ export class TimingModel {
   }
 
   /** A miss or an upgrade: charged the latency from the CPU's node to the line's home node. */
-  private chargeMiss(cpu: number, home: number, offset: number, upgrade: boolean): number {
+  private chargeMiss(cpu: number, home: number, offset: number, upgrade: boolean, isWrite: boolean): number {
     const from = this.cpuNode[cpu]!;
     if (upgrade) {
       this.upgrades[cpu]++;
@@ -253,7 +253,7 @@ export class TimingModel {
     if (this.caches.lastFromModified) this.linesWritten[home]++;
     const evicted = this.caches.lastWriteback;
     if (evicted >= 0) this.linesWritten[this.homeNode(evicted)]++;
-    this.counters.recordPage(this.nodeFirstPage[home]! + (offset >>> this.pageShift), from);
+    this.counters.recordPage(this.nodeFirstPage[home]! + (offset >>> this.pageShift), from, isWrite);
     const cycles = this.missCycles[from * this.nodeCount + home]!;
     this.stallCycles[cpu] += cycles;
     return cycles;

@@ -1,0 +1,124 @@
+// Disco's NUMA policy: hot pages migrate, at round boundaries, to the node that misses on them; write-shared
+// pages and frozen ones stay; the running program never notices.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { latenciesFromDistances } from '../board/topology.js';
+import { Monitor } from './monitor.js';
+import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters } from './numa-policy.js';
+import type { VirtualMachine } from './vm.js';
+import { requireToolchain } from '../../test/helpers/asm.js';
+import { counterDone, counterPages, counterResults, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
+
+const MiB = 2 ** 20;
+const quiet = (): void => {};
+
+/** Two nodes of one CPU each, a remote miss 3 × a local one; a VM of 2 vCPUs at home on node 0 running the counter program. */
+function setUp(policy: Partial<NumaPolicyParameters>, rounds = 3): { monitor: Monitor; vm: VirtualMachine; run: CounterRun } {
+  const monitor = new Monitor({
+    config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
+    timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]) },
+    policy: { ...DEFAULT_POLICY, ...policy },
+  });
+  const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+  const run = startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false });
+  monitor.setExecutionMode('timing');
+  runRoundsUntil(monitor, () => false, rounds);
+  return { monitor, vm, run };
+}
+
+function assertCounted(vm: VirtualMachine, run: CounterRun): void {
+  const r = counterResults(vm, run);
+  const n = BigInt(run.iterations);
+  assert.equal(r.shared, n * 2n, 'shared counter');
+  assert.deepEqual(r.counters, [n, n], 'private counters');
+  assert.deepEqual(r.sums, [(n * (n - 1n)) / 2n, (n * (n - 1n)) / 2n], 'private sums');
+}
+
+test('pages only another node misses on move there at the round\'s end, charged to the vCPU there; the program computes the same', (t) => {
+  if (!requireToolchain(t)) return;
+  const { monitor, vm, run } = setUp({ hotMisses: 4 }, 0);
+  const policy = monitor.policy!;
+  const pages = counterPages(run);
+  // vCPU 1 runs on node 1's CPU; the VM's pages come from its home, node 0. vCPU 1's private data page and its
+  // fill pages are missed on from node 1 alone (the monitor zeroing a fill page counts too: it is memory traffic).
+  const mine = [pages.data[2]!, ...pages.fill.slice(2)];
+  const theirs = [pages.data[1]!, ...pages.fill.slice(0, 2)];
+  assert.deepEqual([0, 1].map((i) => monitor.vcpuRecord(vm, i).lastPcpu), [-1, -1]);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.deepEqual([0, 1].map((i) => monitor.vcpuRecord(vm, i).lastPcpu), [0, 1]);
+  assert.deepEqual(mine.map((g) => monitor.memory.nodeOf(vm.pmap.lookup(g))), mine.map(() => 1), 'vCPU 1\'s pages did not all move to node 1');
+  assert.deepEqual(theirs.map((g) => monitor.memory.nodeOf(vm.pmap.lookup(g))), theirs.map(() => 0), 'vCPU 0\'s pages left node 0');
+  assert.equal(policy.counts.migratedTo[0], 0);
+  assert.ok(policy.counts.migratedTo[1]! >= mine.length, `moved to node 1: ${policy.counts.migratedTo[1]}`);
+  assert.deepEqual(policy.perVm.get(vm.id)!.migratedTo, policy.counts.migratedTo);
+  // Every move went to node 1 and was charged to vCPU 1: at least the table's copy and an IPI each, and the
+  // copy's lines through CPU 1's cache on top.
+  const moves = policy.counts.migratedTo[1]!;
+  assert.ok(policy.counts.cycles > moves * (monitor.costs.pageCopy + monitor.costs.ipi), `policy cycles ${policy.counts.cycles} for ${moves} moves`);
+  assert.ok(vm.vcpus[1]!.monitorCycles.reduce((a, b) => a + b, 0) >= policy.counts.cycles);
+  // A page the counters say node 1 misses on mostly (as its CPU would make them), node 0 a little, moves as well.
+  const code = vm.pmap.lookup(pages.code[0]!);
+  const counters = monitor.timingModel!.counters;
+  // Each CPU missed on the code once (it stays in their caches); three more from node 1 make 4 of 5 from there.
+  assert.deepEqual(counters.countsOf(code), [1, 1]);
+  assert.equal(monitor.memory.nodeOf(code), 0);
+  for (let k = 0; k < 3; k++) counters.recordPage(code, 1);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(monitor.memory.nodeOf(vm.pmap.lookup(pages.code[0]!)), 1);
+  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+  assertCounted(vm, run);
+});
+
+test('a hot page written from both nodes stays where it is: the shared counter, as the program itself makes it hot', (t) => {
+  if (!requireToolchain(t)) return;
+  const { monitor, vm, run } = setUp({ hotMisses: 8, writeSharedWrites: 4 });
+  const shared = counterPages(run).data[0]!;
+  const mpn = vm.pmap.lookup(shared);
+  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+  assertCounted(vm, run);
+  const policy = monitor.policy!;
+  // Both vCPUs add to it with AMOs: upgrades and write misses from nodes 0 and 1, never one node's page.
+  assert.ok(policy.counts.leftWriteShared > 0, `left write-shared: ${policy.counts.leftWriteShared}`);
+  assert.equal(vm.pmap.lookup(shared), mpn, 'the write-shared page moved');
+});
+
+test('a page moved moveLimit times is frozen for freezeIntervals intervals, then may move again', (t) => {
+  if (!requireToolchain(t)) return;
+  const { monitor, vm, run } = setUp({ hotMisses: 2, moveLimit: 1, freezeIntervals: 1, intervalRounds: 4 });
+  const policy = monitor.policy!;
+  const counters = monitor.timingModel!.counters;
+  // vCPU 0's first fill page: on node 0, where it runs, so the program itself never makes it hot from node 1.
+  const gppn = counterPages(run).fill[0]!;
+  assert.equal(monitor.memory.nodeOf(vm.pmap.lookup(gppn)), 0);
+  const heat = (node: number): void => {
+    const mpn = vm.pmap.lookup(gppn);
+    counters.resetPage(mpn);
+    counters.recordPage(mpn, node);
+    counters.recordPage(mpn, node);
+  };
+  heat(1);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(monitor.memory.nodeOf(vm.pmap.lookup(gppn)), 1);
+  heat(0);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(monitor.memory.nodeOf(vm.pmap.lookup(gppn)), 1, 'a frozen page moved');
+  assert.ok(policy.counts.leftFrozen >= 1);
+  // Two intervals later (8 rounds) the freeze is over.
+  runRoundsUntil(monitor, () => false, 8);
+  heat(0);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(monitor.memory.nodeOf(vm.pmap.lookup(gppn)), 0, 'the freeze did not end');
+  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+  assertCounted(vm, run);
+});
+
+test('the policy\'s parameters are checked, and it needs timing mode\'s counters', () => {
+  assert.deepEqual(policyProblems(DEFAULT_POLICY), []);
+  assert.deepEqual(policyProblems({ ...DEFAULT_POLICY, hotMisses: 0, migrateShare: 0.5, intervalRounds: 1.5 }), [
+    'hotMisses must be a whole number of at least 1, not 0',
+    'intervalRounds must be a whole number of at least 1, not 1.5',
+    'migrateShare must be above 0.5 and at most 1, not 0.5',
+  ]);
+  assert.throws(() => new Monitor({ config: monitorMachine(2, 32, 1), policy: DEFAULT_POLICY }), /needs a timing configuration/);
+});

@@ -1,0 +1,225 @@
+// Disco's NUMA policy, first part: hot pages found by the machine's per-page miss counters, migrated at
+// round boundaries to the node that misses on them (docs/numa-policy.md). Replication is not here yet.
+
+import type { MissCounters } from '../timing/miss-counters.js';
+import type { MemoryTiming } from '../cpu/memory-timing.js';
+import type { Hart } from '../cpu/hart.js';
+import { type MachineMemory, OutOfMachineMemory } from './machine-memory.js';
+import { touchPage, type MemmapTable } from './monitor-data.js';
+import type { MonitorCosts } from './costs.js';
+import type { VirtualMachine } from './vm.js';
+
+/** The policy's parameters: one set serves every workload (the experiments show them halved and doubled). */
+export interface NumaPolicyParameters {
+  /** Misses to a page from one node, within an interval, that make it hot (Disco's trigger). */
+  hotMisses: number;
+  /** The share of a hot page's misses one other node must have for the page to move there. */
+  migrateShare: number;
+  /** Write misses and upgrades from two nodes or more that make a page write-shared: it stays where it is. */
+  writeSharedWrites: number;
+  /** Rounds (of 4096 machine cycles) between the counters' decay (every count halved). */
+  intervalRounds: number;
+  /** Moves after which a page is frozen where it is, for `freezeIntervals` intervals. */
+  moveLimit: number;
+  freezeIntervals: number;
+}
+
+/**
+ * Our starting values, not Disco's (it gives none for FLASH): a page missed 128 times from one node in about
+ * 10 ms of machine time (256 rounds), three quarters of its misses from that node; 8 write misses from two
+ * nodes make it write-shared; a page moved 4 times stays put for 8 intervals.
+ */
+export const DEFAULT_POLICY: NumaPolicyParameters = {
+  hotMisses: 128,
+  migrateShare: 0.75,
+  writeSharedWrites: 8,
+  intervalRounds: 256,
+  moveLimit: 4,
+  freezeIntervals: 8,
+};
+
+/** Checks a parameter set; returns the problems (none: usable). */
+export function policyProblems(p: NumaPolicyParameters): string[] {
+  const problems: string[] = [];
+  const whole = (name: keyof NumaPolicyParameters, min: number): void => {
+    if (!Number.isInteger(p[name]) || p[name] < min) problems.push(`${name} must be a whole number of at least ${min}, not ${p[name]}`);
+  };
+  whole('hotMisses', 1);
+  whole('writeSharedWrites', 1);
+  whole('intervalRounds', 1);
+  whole('moveLimit', 1);
+  whole('freezeIntervals', 0);
+  if (!(p.migrateShare > 0.5 && p.migrateShare <= 1)) problems.push(`migrateShare must be above 0.5 and at most 1, not ${p.migrateShare}`);
+  return problems;
+}
+
+/** What the policy did, per VM and in all. */
+export interface PolicyCounts {
+  /** Pages moved, by destination node. */
+  migratedTo: number[];
+  /** Hot pages left alone: write-shared, frozen, already home, shared between VMs, or with no clear node. */
+  leftWriteShared: number;
+  leftFrozen: number;
+  leftOther: number;
+  /** Cycles charged for the policy's work (copies, shootdowns, bookkeeping). */
+  cycles: number;
+}
+
+function noCounts(nodes: number): PolicyCounts {
+  return { migratedTo: new Array<number>(nodes).fill(0), leftWriteShared: 0, leftFrozen: 0, leftOther: 0, cycles: 0 };
+}
+
+/** What the policy needs of the monitor. */
+export interface PolicyHost {
+  readonly memory: MachineMemory;
+  readonly memmap: MemmapTable;
+  readonly costs: MonitorCosts;
+  readonly vms: readonly VirtualMachine[];
+  /** The node of physical CPU `cpu`. */
+  nodeOfCpu(cpu: number): number;
+  /** The physical CPU vCPU `h` of `vm` ran on last (-1: never). */
+  lastCpu(vm: VirtualMachine, h: Hart): number;
+}
+
+/**
+ * Runs at round boundaries (a safe point: no vCPU is inside an instruction). Every `intervalRounds` rounds it
+ * halves the counters; each round it takes the pages that became hot and decides, per page:
+ * - a page of one VM whose misses come mostly (`migrateShare`) from one node other than its own moves there,
+ *   through `Pmap.migrate` (every mapping shot down first, the copy then made);
+ * - a page written from two nodes or more (`writeSharedWrites`) stays: moving it only moves whose misses are remote;
+ * - a page moved `moveLimit` times is frozen for `freezeIntervals` intervals.
+ * A move is charged to a vCPU of the VM that runs on the destination node (else its first), as monitor
+ * cycles: the cost table's `pageCopy` for the handler, its reads of the old page and writes of the new one
+ * through that CPU's cache, the memmap and pmap entries, and an IPI (`ipi`) per other vCPU that shoots it down.
+ */
+export class NumaPolicy {
+  readonly counts: PolicyCounts;
+  readonly perVm = new Map<number, PolicyCounts>();
+  private rounds = 0;
+  private interval = 0;
+  /** Per guest page (`gppnKey`): moves so far, and the interval until which it is frozen. */
+  private readonly moves = new Map<number, number>();
+  private readonly frozenUntil = new Map<number, number>();
+
+  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, readonly parameters: NumaPolicyParameters) {
+    const problems = policyProblems(parameters);
+    if (problems.length > 0) throw new RangeError(`NUMA policy: ${problems.join('; ')}`);
+    this.counts = noCounts(counters.nodes);
+    counters.queueHot(parameters.hotMisses);
+  }
+
+  /** Stops queueing hot pages (the policy is off). */
+  detach(): void {
+    this.counters.queueHot(0);
+    this.counters.takeHot();
+  }
+
+  afterRound(): void {
+    if (++this.rounds % this.parameters.intervalRounds === 0) {
+      this.interval++;
+      this.counters.decay();
+    }
+    for (const mpn of this.counters.takeHot()) this.consider(mpn);
+  }
+
+  private consider(mpn: number): void {
+    const memory = this.host.memory;
+    const vm = this.vmOf(mpn);
+    if (vm === undefined) {
+      this.counts.leftOther++;
+      return;
+    }
+    const mine = this.countsOf(vm);
+    const counts = this.counters.countsOf(mpn);
+    const total = counts.reduce((a, b) => a + b, 0);
+    const writers = this.counters.writersOf(mpn);
+    if ((writers & (writers - 1)) !== 0 && this.counters.writesTo(mpn) >= this.parameters.writeSharedWrites) {
+      this.left(vm, 'leftWriteShared');
+      return;
+    }
+    const gppn = memory.guestPage[mpn]!;
+    const key = gppnKey(vm, gppn);
+    if ((this.frozenUntil.get(key) ?? -1) >= this.interval) {
+      this.left(vm, 'leftFrozen');
+      return;
+    }
+    let best = 0;
+    for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
+    if (best === memory.nodeOf(mpn) || counts[best]! < this.parameters.migrateShare * total) {
+      this.left(vm, 'leftOther');
+      return;
+    }
+    const h = this.chargedVcpu(vm, best);
+    let to: number;
+    try {
+      to = vm.pmap.migrate(gppn, best);
+    } catch (error) {
+      if (!(error instanceof OutOfMachineMemory)) throw error;
+      this.left(vm, 'leftOther');
+      return;
+    }
+    const cycles = this.moveCost(vm, h, mpn, to);
+    h.chargeMonitor(cycles);
+    for (const c of [this.counts, mine]) {
+      c.migratedTo[memory.nodeOf(to)]!++;
+      c.cycles += cycles;
+    }
+    this.counters.resetPage(mpn);
+    const moves = (this.moves.get(key) ?? 0) + 1;
+    this.moves.set(key, moves);
+    if (moves >= this.parameters.moveLimit) {
+      this.frozenUntil.set(key, this.interval + this.parameters.freezeIntervals);
+      this.moves.set(key, 0);
+    }
+  }
+
+  /** The running VM whose one private page `mpn` is, or undefined (free, the monitor's, shared). */
+  private vmOf(mpn: number): VirtualMachine | undefined {
+    const memory = this.host.memory;
+    if (memory.users[mpn] !== 1) return undefined;
+    const owner = memory.owner[mpn]!;
+    if (owner < 0) return undefined;
+    const vm = this.host.vms.find((v) => v.id === owner);
+    return vm !== undefined && vm.state === 'running' && vm.pmap.lookup(memory.guestPage[mpn]!) === mpn ? vm : undefined;
+  }
+
+  /** A vCPU of `vm` that last ran on `node` (it asked for the page), else the first. */
+  private chargedVcpu(vm: VirtualMachine, node: number): Hart {
+    return vm.vcpus.find((h) => {
+      const cpu = this.host.lastCpu(vm, h);
+      return cpu >= 0 && this.host.nodeOfCpu(cpu) === node;
+    }) ?? vm.vcpus[0]!;
+  }
+
+  /** What moving `from` to `to` costs the vCPU `h` that does it. */
+  private moveCost(vm: VirtualMachine, h: Hart, from: number, to: number): number {
+    const { costs, memory, memmap } = this.host;
+    let cycles = costs.pageCopy + (vm.vcpus.length - 1) * costs.ipi;
+    const timing: MemoryTiming | undefined = h.memoryTiming;
+    const cpu = this.host.lastCpu(vm, h);
+    if (timing !== undefined && cpu >= 0) {
+      cycles += touchPage(memory, timing, cpu, from, false) + touchPage(memory, timing, cpu, to, true);
+      cycles += memmap.entry(timing, cpu, from, true) + memmap.entry(timing, cpu, to, true);
+      cycles += vm.tables.pmapEntry(timing, cpu, vm.pmap.base + memory.guestPage[to]! * 4096, true);
+    }
+    return cycles;
+  }
+
+  private countsOf(vm: VirtualMachine): PolicyCounts {
+    let c = this.perVm.get(vm.id);
+    if (c === undefined) {
+      c = noCounts(this.counters.nodes);
+      this.perVm.set(vm.id, c);
+    }
+    return c;
+  }
+
+  private left(vm: VirtualMachine, why: 'leftWriteShared' | 'leftFrozen' | 'leftOther'): void {
+    this.counts[why]++;
+    this.countsOf(vm)[why]++;
+  }
+}
+
+function gppnKey(vm: VirtualMachine, gppn: number): number {
+  return vm.id * 2 ** 32 + gppn;
+}
