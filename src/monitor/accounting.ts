@@ -173,6 +173,16 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
   stats.scalar('monitor.pages_shared', 'machine pages mapped by more than one guest page', 'Count', () => monitor.memory.pagesShared);
   stats.scalar('monitor.world_switches', 'CPU switches from one vCPU to another', 'Count', () => monitor.worldSwitches);
   stats.scalar('monitor.cycles', 'machine time', 'Cycle', () => monitor.cycles);
+  stats.vector('monitor.pages_monitor', 'machine pages of the monitor\'s own data (memmap, pmap tables, vCPU state, second-level TLBs), per node', 'Count', nodes,
+    () => nodes.map((_, n) => monitor.memory.monitorPages(n)));
+  const policy = monitor.policy;
+  if (policy !== undefined) {
+    stats.vector('monitor.policy.migrated', 'pages the NUMA policy moved, by destination node', 'Count', nodes, () => policy.counts.migratedTo);
+    stats.scalar('monitor.policy.left_write_shared', 'hot pages the NUMA policy left where they were: written from several nodes', 'Count', () => policy.counts.leftWriteShared);
+    stats.scalar('monitor.policy.left_frozen', 'hot pages the NUMA policy left where they were: moved too often lately', 'Count', () => policy.counts.leftFrozen);
+    stats.scalar('monitor.policy.left_other', 'hot pages the NUMA policy left where they were: no one other node\'s, shared, or no memory there', 'Count', () => policy.counts.leftOther);
+    stats.scalar('monitor.policy.cycles', 'cycles the NUMA policy\'s moves cost (charged to the vCPUs as monitor cycles)', 'Cycle', () => policy.counts.cycles);
+  }
   // Timing mode's caches and TLB refills are the physical CPUs' (machine.cpuN), misses by machine node.
   monitor.timingModel?.registerStats(stats, 'machine');
   for (const vm of monitor.vms) {
@@ -189,6 +199,10 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     // Statistics' labels take no '-': guest_page_fault, world_switch, tlb_refill.
     stats.vector(`${prefix}.exits`, `VM ${vm.name}: exits to the monitor by kind (docs/monitor.md)`, 'Count', EXIT_KINDS.map((k) => k.replace(/-/g, '_')),
       () => { const exits = accountVm(monitor, vm).exits; return EXIT_KINDS.map((k) => exits[k] ?? 0); });
+    if (policy !== undefined) {
+      stats.vector(`${prefix}.policy_migrated`, `VM ${vm.name}: pages the NUMA policy moved, by destination node`, 'Count', nodes,
+        () => policy.perVm.get(vm.id)?.migratedTo ?? nodes.map(() => 0));
+    }
     const calls = ['base', 'time', 'ipi', 'rfence', 'hsm', 'srst', 'dbcn', 'pmu', 'mirrorball', 'legacy', 'unknown'];
     stats.vector(`${prefix}.monitor_calls`, `VM ${vm.name}: monitor calls (SBI) by extension`, 'Count', calls, () => calls.map((c) => vm.monitorCalls.get(c) ?? 0));
   }

@@ -11,6 +11,7 @@ import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { MemmapTable } from './monitor-data.js';
 import { NumaPolicy, type NumaPolicyParameters } from './numa-policy.js';
+import type { Placement } from './pmap.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
@@ -34,6 +35,8 @@ export interface MonitorOptions {
   timing?: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> };
   /** Disco's NUMA policy (numa-policy.ts), acting in timing mode on the machine's miss counters; off without it. */
   policy?: NumaPolicyParameters;
+  /** Where every VM's pages come from: its home node in 2 MiB blocks (default), or round-robin over the nodes. */
+  placement?: Placement;
 }
 
 export interface VmSpec {
@@ -175,7 +178,7 @@ export class Monitor {
     const options: VmOptions = {
       id: this.nextId, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
-      secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap,
+      secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap, placement: this.options.placement,
     };
     let vm: VirtualMachine;
     try {

@@ -7,6 +7,8 @@ import { latenciesFromDistances } from '../board/topology.js';
 import { Monitor } from './monitor.js';
 import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters } from './numa-policy.js';
 import type { VirtualMachine } from './vm.js';
+import { registerMonitorStats } from './accounting.js';
+import { StatsRegistry, type StatSample } from '../timing/stats.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import { counterDone, counterPages, counterResults, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
 
@@ -121,4 +123,32 @@ test('the policy\'s parameters are checked, and it needs timing mode\'s counters
     'migrateShare must be above 0.5 and at most 1, not 0.5',
   ]);
   assert.throws(() => new Monitor({ config: monitorMachine(2, 32, 1), policy: DEFAULT_POLICY }), /needs a timing configuration/);
+});
+
+test('round-robin placement spreads guest pages over the nodes page by page; the statistics show what the policy did', (t) => {
+  if (!requireToolchain(t)) return;
+  const monitor = new Monitor({
+    config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
+    timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]) },
+    policy: { ...DEFAULT_POLICY, hotMisses: 4 },
+    placement: 'round-robin',
+  });
+  const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+  const run = startCounter(vm, { iterations: 5000, fillPages: 4, poweroff: false });
+  // Before any policy runs (fast mode): every page on node gppn mod 2, and no 2 MiB group is one block.
+  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+  assertCounted(vm, run);
+  const mapped = Array.from({ length: vm.pmap.pages }, (_, g) => g).filter((g) => vm.pmap.lookup(g) >= 0);
+  assert.ok(mapped.length >= 10, `${mapped.length} pages mapped`);
+  assert.deepEqual(mapped.map((g) => monitor.memory.nodeOf(vm.pmap.lookup(g))), mapped.map((g) => g % 2));
+  assert.deepEqual(Array.from({ length: vm.pmap.pages / 512 }, (_, group) => vm.pmap.largeBlock(group)).filter((b) => b >= 0), []);
+  assert.deepEqual(monitor.policy!.counts.migratedTo, [0, 0], 'the policy acted in fast mode');
+
+  const stats = new StatsRegistry();
+  registerMonitorStats(stats, monitor);
+  const sample = (name: string): StatSample | undefined => stats.snapshot().find((s) => s.name === name);
+  assert.ok(sample('monitor.policy.migrated') !== undefined && sample(`monitor.vm${vm.id}.policy_migrated`) !== undefined);
+  assert.equal(stats.read('monitor.policy.cycles'), 0);
+  const monitorPages = sample('monitor.pages_monitor');
+  assert.ok(monitorPages?.kind === 'vector' && monitorPages.total === monitor.memory.monitorPages() && monitorPages.total > 0);
 });

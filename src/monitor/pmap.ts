@@ -20,6 +20,9 @@ const HELD = 2;
  */
 export type FaultResolution = 'fill' | 'copy-on-write' | 'protection' | 'wait';
 
+/** Where a pmap takes a guest page's machine page from (PmapOptions.placement). */
+export type Placement = 'home' | 'round-robin';
+
 export interface PmapOptions {
   /** The VM's id in the memmap. */
   vm: number;
@@ -28,6 +31,12 @@ export interface PmapOptions {
   size: number;
   /** The node pages come from while it has free ones (the node the VM's vCPUs prefer). */
   homeNode: number;
+  /**
+   * `home` (default): every page from the home node, in 2 MiB blocks. `round-robin`: guest page p from node
+   * p mod the machine's nodes, page by page (no large pages), as a NUMA-oblivious allocator spreads memory:
+   * the baseline Disco's NUMA policy starts from.
+   */
+  placement?: Placement;
   /** Called with the machine address of a page whose mapping changes: every TLB entry of it must go. */
   shootDown: (machineAddress: number) => void;
 }
@@ -82,8 +91,9 @@ export class Pmap implements PagedRam, PageSpace {
     this.flags = new Uint8Array(this.machine.length);
     const groups = Math.ceil(this.machine.length / BLOCK_PAGES);
     this.blocks = new Int32Array(groups).fill(FREE);
-    // A last group shorter than a block is never one.
+    // A last group shorter than a block is never one; spread page by page, no group is.
     if (this.machine.length % BLOCK_PAGES !== 0) this.blocks[groups - 1] = SCATTERED;
+    if (options.placement === 'round-robin') this.blocks.fill(SCATTERED);
     this.placed = new Uint16Array(groups);
     this.restricted = new Uint16Array(groups);
     memory.addSpace(options.vm, this);
@@ -188,7 +198,8 @@ export class Pmap implements PagedRam, PageSpace {
       this.memory.allocateReserved(mpn, this.options.vm, gppn);
       this.placed[group]!++;
     } else {
-      mpn = this.memory.allocate(this.homeNode, this.options.vm, gppn);
+      const node = this.options.placement === 'round-robin' ? gppn % this.memory.layout.nodes.length : this.homeNode;
+      mpn = this.memory.allocate(node, this.options.vm, gppn);
     }
     this.machine[gppn] = mpn;
     this.perm[gppn] = PERM_RWX;

@@ -14,7 +14,7 @@ import type { Access } from '../memory/bus.js';
 import { FREE, OutOfMachineMemory, PAGE, type MachineMemory } from './machine-memory.js';
 import { causeCost, DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 import { MemmapTable, touchPage, VmTables } from './monitor-data.js';
-import { Pmap, type FaultResolution } from './pmap.js';
+import { Pmap, type FaultResolution, type Placement } from './pmap.js';
 
 export { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 
@@ -55,6 +55,8 @@ export interface VmOptions {
   secondLevelEntries?: number;
   /** How guest-physical maps to machine (docs/monitor.md): Disco's software-refilled TLB (default) or H's nested walk. */
   mmu?: MmuMode;
+  /** Where the pmap takes machine pages from (pmap.ts Placement; default `home`). */
+  placement?: Placement;
   /** The machine's memmap as it lies in machine memory (the monitor's), which fault handling references in timing mode. */
   memmap?: MemmapTable;
 }
@@ -128,6 +130,7 @@ export class VirtualMachine {
           base: layout.nodes[0]!.base,
           size: layout.nodes[0]!.size,
           homeNode: options.homeNode,
+          placement: options.placement,
           shootDown: (address) => this.shootDown(address),
         });
         return pmap;
