@@ -1,6 +1,7 @@
 // The machine file of `mirrorball up`: what a good file gives, and one clear line per mistake in a bad one.
 
 import assert from 'node:assert/strict';
+import { DEFAULT_POLICY } from '../monitor/numa-policy.js';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -102,9 +103,30 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
     ]);
+  });
+
+  it('takes the placement and the NUMA policy (its defaults, or parameters over them), which needs timing mode', () => {
+    const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
+    const timed = 'machine:\n  timing: true\n';
+    assert.deepEqual([spec('vms:\n  - name: a\n').monitor.placement, spec('vms:\n  - name: a\n').monitor.policy], ['home', undefined]);
+    assert.equal(spec('monitor:\n  placement: round-robin\nvms:\n  - name: a\n').monitor.placement, 'round-robin');
+    assert.deepEqual(spec(`${timed}monitor:\n  policy: true\nvms:\n  - name: a\n`).monitor.policy, DEFAULT_POLICY);
+    assert.equal(spec(`${timed}monitor:\n  policy: false\nvms:\n  - name: a\n`).monitor.policy, undefined);
+    assert.deepEqual(spec(`${timed}monitor:\n  policy:\n    hotMisses: 64\n    migrateShare: 0.9\nvms:\n  - name: a\n`).monitor.policy,
+      { ...DEFAULT_POLICY, hotMisses: 64, migrateShare: 0.9 });
+    assert.deepEqual(problems(`${timed}monitor:\n  placement: first-touch\n  policy:\n    hotMisses: lots\n    moveLimit: 0\n    decay: 2\nvms:\n  - name: a\n`), [
+      "m.yaml:4:14: monitor.placement: must be home or round-robin, not 'first-touch'",
+      "m.yaml:8:5: monitor.policy: unknown key 'decay' (known: hotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals)",
+      "m.yaml:6:16: monitor.policy.hotMisses: must be a number, not 'lots'",
+      'm.yaml:6:5: monitor.policy: moveLimit must be a whole number of at least 1, not 0',
+    ]);
+    assert.deepEqual(problems('monitor:\n  policy: true\nvms:\n  - name: a\n'),
+      ['m.yaml:2:11: monitor.policy: needs machine.timing: true (the policy reads the miss counters of timing mode)']);
+    assert.deepEqual(problems('monitor:\n  policy: 3\nvms:\n  - name: a\n'),
+      ['m.yaml:2:11: monitor.policy: must be true, false or a mapping of parameters (hotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals)']);
   });
 
   it('names the machine options as the file spells them in topology errors', () => {

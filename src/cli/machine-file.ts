@@ -5,6 +5,8 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { DriveSpec } from '../host/drives.js';
 import type { MmuMode } from '../monitor/vm.js';
+import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters } from '../monitor/numa-policy.js';
+import type { Placement } from '../monitor/pmap.js';
 import { chooseTopology, type ChosenTopology } from './topology-options.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
 
@@ -27,8 +29,8 @@ export interface VmFileSpec {
 
 export interface MachineFileSpec {
   machine: ChosenTopology & { memoryBytes: number; timing: boolean };
-  /** The monitor's own options. */
-  monitor: { mmu: MmuMode };
+  /** The monitor's own options: the mmu, where VMs' pages come from, and Disco's NUMA policy (undefined: off). */
+  monitor: { mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined };
   vms: VmFileSpec[];
 }
 
@@ -40,7 +42,9 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing'] as const;
-const MONITOR_KEYS = ['mmu'] as const;
+const MONITOR_KEYS = ['mmu', 'placement', 'policy'] as const;
+const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
+const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
 const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net'] as const;
 const DEFAULT_MACHINE_MEMORY = '1G';
@@ -111,7 +115,9 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   // The monitor.
   const monitorNode = root.get('monitor', true) as Node | undefined;
   let mmu: MmuMode = 'software';
-  if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', 'must be a mapping of monitor options (mmu)');
+  let placement: Placement = 'home';
+  let policy: NumaPolicyParameters | undefined;
+  if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', `must be a mapping of monitor options (${MONITOR_KEYS.join(', ')})`);
   else if (monitorNode !== undefined) {
     checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
     const value = scalarOption(monitorNode, 'mmu', 'monitor.mmu', problem);
@@ -119,6 +125,12 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       if ((MMU_MODES as readonly string[]).includes(value.text)) mmu = value.text as MmuMode;
       else problem(value.node, 'monitor.mmu', `must be ${MMU_MODES.join(' or ')}, not '${value.text}'`);
     }
+    const where = scalarOption(monitorNode, 'placement', 'monitor.placement', problem);
+    if (where !== undefined) {
+      if ((PLACEMENTS as readonly string[]).includes(where.text)) placement = where.text as Placement;
+      else problem(where.node, 'monitor.placement', `must be ${PLACEMENTS.join(' or ')}, not '${where.text}'`);
+    }
+    policy = policyOption(monitorNode, problem);
   }
 
   // The VMs.
@@ -196,8 +208,11 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       }
     });
   }
+  if (policy !== undefined && !timingOn && monitorNode !== undefined && isMap(monitorNode)) {
+    problem(monitorNode.get('policy', true) as Node, 'monitor.policy', 'needs machine.timing: true (the policy reads the miss counters of timing mode)');
+  }
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu }, vms };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy }, vms };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;
@@ -210,6 +225,31 @@ function checkKeys(map: YAMLMap, known: readonly string[], path: string, problem
       problem(pair.key, path, `unknown key '${key ?? '?'}' (known: ${known.join(', ')})`);
     }
   }
+}
+
+/**
+ * `monitor.policy`: `true` (the defaults), `false` or absent (off), or a mapping of parameters, each
+ * replacing its default (numa-policy.ts DEFAULT_POLICY).
+ */
+function policyOption(monitorNode: YAMLMap, problem: Problem): NumaPolicyParameters | undefined {
+  const node = monitorNode.get('policy', true) as Node | undefined;
+  if (node === undefined) return undefined;
+  if (isScalar(node) && (node.value === true || node.value === false)) return node.value ? { ...DEFAULT_POLICY } : undefined;
+  if (!isMap(node)) {
+    problem(node, 'monitor.policy', `must be true, false or a mapping of parameters (${POLICY_KEYS.join(', ')})`);
+    return undefined;
+  }
+  checkKeys(node, POLICY_KEYS, 'monitor.policy', problem);
+  const policy = { ...DEFAULT_POLICY };
+  for (const key of POLICY_KEYS) {
+    const value = scalarOption(node, key, `monitor.policy.${key}`, problem);
+    if (value === undefined) continue;
+    const n = Number(value.text);
+    if (value.text.trim() === '' || !Number.isFinite(n)) problem(value.node, `monitor.policy.${key}`, `must be a number, not '${value.text}'`);
+    else policy[key] = n;
+  }
+  for (const message of policyProblems(policy)) problem(node, 'monitor.policy', message);
+  return policy;
 }
 
 /** The value of `key` as text, when it is a scalar (numbers and booleans as written); a problem otherwise. */

@@ -185,6 +185,8 @@ class Up {
         log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
         timing: machine.timing ? { latencies: machine.latencies } : undefined,
         mmu: this.spec.monitor.mmu,
+        placement: this.spec.monitor.placement,
+        policy: this.spec.monitor.policy,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');
     } catch (error) {
@@ -303,6 +305,9 @@ class Up {
       // What each exit costs the vCPU it serves (docs/monitor.md): a parameter of the run like the latencies.
       monitorCosts: this.monitor.costs,
       mmu: this.monitor.mmu,
+      placement: this.spec.monitor.placement,
+      // Disco's NUMA policy's parameters in force (null: off).
+      policy: this.monitor.policy?.parameters ?? null,
       vms: this.monitor.vms.map((vm) => {
         const v = this.spec.vms.find((s) => s.name === vm.name);
         return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };
