@@ -189,7 +189,7 @@ function machineFromSnapshot(flags: RunFlags, command: Command, file: string): {
     topology: typeof extra?.topology === 'string' ? extra.topology : 'from snapshot',
     memoryBytes: loaded.spec.config.nodes.reduce((sum, n) => sum + n.memoryBytes, 0),
     timingFrom: loaded.spec.timing?.from ?? null,
-    program: { restored: file, ...(typeof extra?.program === 'object' && extra.program !== null ? extra.program : {}) },
+    program: { ...(typeof extra?.program === 'object' && extra.program !== null ? extra.program : {}), restored: file },
   };
   return { spec: loaded.spec, report, loaded };
 }
