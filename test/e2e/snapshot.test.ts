@@ -73,10 +73,11 @@ function stateBytes(run: Run): Buffer {
 describe('booting Linux saved after N rounds and restored runs M more as N + M straight', { skip }, () => {
   const seed = Number(process.env.MIRRORBALL_SNAPSHOT_SEED ?? Date.now() % 2 ** 31);
   it(`console, statistics and state across the seam (seed ${seed})`, { timeout: 300_000 }, () => {
-    // One N in the early boot, one anywhere, and one just before the command is typed with M past its answer.
+    // One N in the early boot, one anywhere, and one the round after the command was typed (most of it still
+    // waits in the UART's host queue: a 16-byte FIFO takes a little each round) with M past its answer.
     const pairs = fc.sample(fc.tuple(fc.integer({ min: 0, max: 24_000 }), fc.integer({ min: 1, max: 4_000 })), { seed, numRuns: 3 });
     pairs[0]![0] %= 3_000;
-    pairs[2] = [TYPE_AT - 1 - (pairs[2]![0] % 2_000), 2_000 + pairs[2]![1]];
+    pairs[2] = [TYPE_AT + 1, 2_000 + pairs[2]![1]];
     const straight = build();
     bootLinux(straight.built.machine, { kernel: readFileSync(guest!.kernel), initrd: readFileSync(guest!.initramfs), append: 'console=ttyS0' });
     const saves = new Map<number, { bytes: Uint8Array; console: number }>();
