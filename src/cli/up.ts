@@ -307,7 +307,7 @@ class Up {
       mmu: this.monitor.mmu,
       placement: this.spec.monitor.placement,
       // Disco's NUMA policy's parameters in force (null: off).
-      policy: this.monitor.policy?.parameters ?? null,
+      policy: this.monitor.policy?.enabled === true ? this.monitor.policy.parameters : null,
       vms: this.monitor.vms.map((vm) => {
         const v = this.spec.vms.find((s) => s.name === vm.name);
         return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };

@@ -3,7 +3,8 @@
 import { resolve } from 'node:path';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { accountVm, registerMonitorStats, summarizeVm, type VmSummary } from '../monitor/accounting.js';
-import type { Monitor } from '../monitor/monitor.js';
+import { MonitorError, type Monitor } from '../monitor/monitor.js';
+import { DEFAULT_POLICY, type NumaPolicyParameters } from '../monitor/numa-policy.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { enumArgument, QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
@@ -30,6 +31,8 @@ export interface VmListing extends VmSummary {
 export function listVm(vm: VirtualMachine, consolePath: string | undefined): VmListing {
   return { ...summarizeVm(vm), console: consolePath ?? null };
 }
+
+const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 
 export function monitorCommands(c: MonitorControl): QmpCommands {
   const { monitor } = c;
@@ -66,20 +69,21 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       run: (args) => accountVm(monitor, vmArgument(args)),
     },
     'query-monitor': {
-      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesFree"}], ' +
-        '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "cycles", "instructions", "worldSwitches", ' +
-        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}}; per node, in use + reserved + free = its pages',
+      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesMonitor", "pagesFree"}], ' +
+        '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "pagesMonitor", "cycles", "instructions", "worldSwitches", ' +
+        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}}; per node, in use (by VMs) + reserved + the monitor\'s own + free = its pages',
       run: () => ({
         cpus: monitor.cpus,
         nodes: monitor.layout.nodes.map((n) => ({
           id: n.id, cpus: [...n.harts], memoryBytes: n.size, pagesInUse: monitor.memory.pagesInUse(n.id),
-          pagesReserved: monitor.memory.pagesReserved(n.id), pagesFree: monitor.memory.pagesFree(n.id),
+          pagesReserved: monitor.memory.pagesReserved(n.id), pagesMonitor: monitor.memory.monitorPages(n.id), pagesFree: monitor.memory.pagesFree(n.id),
         })),
         memoryBytes: monitor.layout.nodes.reduce((sum, n) => sum + n.size, 0),
         memoryFreeBytes: monitor.memoryFree,
         pagesInUse: monitor.memory.pagesInUse(),
         pagesShared: monitor.memory.pagesShared,
         pagesReserved: monitor.memory.pagesReserved(),
+        pagesMonitor: monitor.memory.monitorPages(),
         cycles: monitor.cycles,
         instructions: monitor.instructions,
         worldSwitches: monitor.worldSwitches,
@@ -92,6 +96,34 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       help: 'merge the running VMs\' pages of equal contents into shared copy-on-write machine pages (content-based sharing) → ' +
         '{"scanned", "merged", "pagesBefore", "pagesAfter"}',
       run: () => monitor.sharePages(),
+    },
+    'set-policy': {
+      help: 'Disco\'s NUMA policy (docs/numa-policy.md): any of {"hotMisses", "migrateShare", "writeSharedWrites", "intervalRounds", ' +
+        '"moveLimit", "freezeIntervals"} over the parameters in force (or the defaults), from the next round on; {"enabled": false} turns it off ' +
+        '→ {"enabled", "parameters"} (needs timing: true in the machine file)',
+      args: ['enabled', ...POLICY_KEYS],
+      run: (args) => {
+        if (args.enabled !== undefined && typeof args.enabled !== 'boolean') throw new QmpError('GenericError', "'enabled' must be true or false");
+        if (args.enabled === false) {
+          monitor.setPolicy(undefined);
+        } else {
+          const parameters: NumaPolicyParameters = { ...(monitor.policy?.parameters ?? DEFAULT_POLICY) };
+          for (const key of POLICY_KEYS) {
+            const value = args[key];
+            if (value === undefined) continue;
+            if (typeof value !== 'number') throw new QmpError('GenericError', `'${key}' must be a number`);
+            parameters[key] = value;
+          }
+          try {
+            monitor.setPolicy(parameters);
+          } catch (error) {
+            if (error instanceof MonitorError) throw new QmpError('GenericError', error.message);
+            throw error;
+          }
+        }
+        const policy = monitor.policy;
+        return { enabled: policy?.enabled ?? false, parameters: policy?.parameters ?? null };
+      },
     },
     'set-mode': {
       help: 'switch every VM between fast and timing mode: {"mode": "fast" | "timing"} (needs timing: true in the machine file)',

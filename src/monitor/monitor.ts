@@ -10,7 +10,7 @@ import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { MemmapTable } from './monitor-data.js';
-import { NumaPolicy, type NumaPolicyParameters } from './numa-policy.js';
+import { NumaPolicy, policyProblems, type NumaPolicyParameters } from './numa-policy.js';
 import type { Placement } from './pmap.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
@@ -121,18 +121,39 @@ export class Monitor {
     // Memory running short breaks the VMs' partly touched large pages before anyone is refused a page.
     this.memory.reclaim = () => this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
-    if (options.policy !== undefined) {
-      if (this.timingModel === undefined) throw new MonitorError('the NUMA policy needs a timing configuration: it reads the miss counters of timing mode');
-      this.policy = new NumaPolicy({
-        memory: this.memory, memmap: this.memmap, costs: this.costs, vms: this.vms,
-        nodeOfCpu: (cpu) => this.layout.hartNode[cpu]!,
-        lastCpu: (vm, h) => this.records.get(vm)?.[h.id]?.lastPcpu ?? -1,
-      }, this.timingModel.counters, options.policy);
-    }
+    if (options.policy !== undefined) this.setPolicy(options.policy);
   }
 
-  /** Disco's NUMA policy, when the options asked for it (it acts in timing mode only). */
-  readonly policy: NumaPolicy | undefined = undefined;
+  private numaPolicy: NumaPolicy | undefined = undefined;
+
+  /** Disco's NUMA policy, once asked for (it acts in timing mode only, and not while disabled). */
+  get policy(): NumaPolicy | undefined {
+    return this.numaPolicy;
+  }
+
+  /**
+   * Turns Disco's NUMA policy on with `parameters` (from the next round), or off (undefined). Throws
+   * MonitorError without a timing configuration (the policy reads timing mode's miss counters) or for bad
+   * parameters.
+   */
+  setPolicy(parameters: NumaPolicyParameters | undefined): void {
+    if (parameters === undefined) {
+      this.numaPolicy?.disable();
+      return;
+    }
+    if (this.timingModel === undefined) throw new MonitorError('the NUMA policy needs a timing configuration: it reads the miss counters of timing mode');
+    const problems = policyProblems(parameters);
+    if (problems.length > 0) throw new MonitorError(`NUMA policy: ${problems.join('; ')}`);
+    if (this.numaPolicy !== undefined) {
+      this.numaPolicy.setParameters(parameters);
+      return;
+    }
+    this.numaPolicy = new NumaPolicy({
+      memory: this.memory, memmap: this.memmap, costs: this.costs, vms: this.vms,
+      nodeOfCpu: (cpu) => this.layout.hartNode[cpu]!,
+      lastCpu: (vm, h) => this.records.get(vm)?.[h.id]?.lastPcpu ?? -1,
+    }, this.timingModel.counters, parameters);
+  }
 
   /** Fast mode (instructions only) or timing mode (every access charged to the machine's model). */
   get executionMode(): ExecutionMode {
@@ -316,7 +337,7 @@ export class Monitor {
     } else this.skipIdle();
     this.reapEnded();
     // A safe point: every vCPU is between instructions.
-    if (this.mode === 'timing') this.policy?.afterRound();
+    if (this.mode === 'timing') this.numaPolicy?.afterRound();
   }
 
   /**

@@ -101,21 +101,42 @@ export class NumaPolicy {
   private readonly moves = new Map<number, number>();
   private readonly frozenUntil = new Map<number, number>();
 
-  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, readonly parameters: NumaPolicyParameters) {
-    const problems = policyProblems(parameters);
-    if (problems.length > 0) throw new RangeError(`NUMA policy: ${problems.join('; ')}`);
+  private current: NumaPolicyParameters;
+  private on = true;
+
+  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, parameters: NumaPolicyParameters) {
+    this.current = checked(parameters);
     this.counts = noCounts(counters.nodes);
     counters.queueHot(parameters.hotMisses);
   }
 
-  /** Stops queueing hot pages (the policy is off). */
-  detach(): void {
+  /** The parameters in force. */
+  get parameters(): NumaPolicyParameters {
+    return { ...this.current };
+  }
+
+  /** Whether the policy acts (it keeps its counts while off). */
+  get enabled(): boolean {
+    return this.on;
+  }
+
+  /** New parameters from the next round on (throws RangeError naming every problem); turns the policy on. */
+  setParameters(parameters: NumaPolicyParameters): void {
+    this.current = checked(parameters);
+    this.on = true;
+    this.counters.queueHot(parameters.hotMisses);
+  }
+
+  /** Turns the policy off: no page is queued or moved until `setParameters`. */
+  disable(): void {
+    this.on = false;
     this.counters.queueHot(0);
     this.counters.takeHot();
   }
 
   afterRound(): void {
-    if (++this.rounds % this.parameters.intervalRounds === 0) {
+    if (!this.on) return;
+    if (++this.rounds % this.current.intervalRounds === 0) {
       this.interval++;
       this.counters.decay();
     }
@@ -133,7 +154,7 @@ export class NumaPolicy {
     const counts = this.counters.countsOf(mpn);
     const total = counts.reduce((a, b) => a + b, 0);
     const writers = this.counters.writersOf(mpn);
-    if ((writers & (writers - 1)) !== 0 && this.counters.writesTo(mpn) >= this.parameters.writeSharedWrites) {
+    if ((writers & (writers - 1)) !== 0 && this.counters.writesTo(mpn) >= this.current.writeSharedWrites) {
       this.left(vm, 'leftWriteShared');
       return;
     }
@@ -145,7 +166,7 @@ export class NumaPolicy {
     }
     let best = 0;
     for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
-    if (best === memory.nodeOf(mpn) || counts[best]! < this.parameters.migrateShare * total) {
+    if (best === memory.nodeOf(mpn) || counts[best]! < this.current.migrateShare * total) {
       this.left(vm, 'leftOther');
       return;
     }
@@ -167,8 +188,8 @@ export class NumaPolicy {
     this.counters.resetPage(mpn);
     const moves = (this.moves.get(key) ?? 0) + 1;
     this.moves.set(key, moves);
-    if (moves >= this.parameters.moveLimit) {
-      this.frozenUntil.set(key, this.interval + this.parameters.freezeIntervals);
+    if (moves >= this.current.moveLimit) {
+      this.frozenUntil.set(key, this.interval + this.current.freezeIntervals);
       this.moves.set(key, 0);
     }
   }
@@ -218,6 +239,12 @@ export class NumaPolicy {
     this.counts[why]++;
     this.countsOf(vm)[why]++;
   }
+}
+
+function checked(parameters: NumaPolicyParameters): NumaPolicyParameters {
+  const problems = policyProblems(parameters);
+  if (problems.length > 0) throw new RangeError(`NUMA policy: ${problems.join('; ')}`);
+  return { ...parameters };
 }
 
 function gppnKey(vm: VirtualMachine, gppn: number): number {

@@ -3,6 +3,7 @@
 // needed), then with two VMs of the built guest.
 
 import assert from 'node:assert/strict';
+import { DEFAULT_POLICY } from '../../src/monitor/numa-policy.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
@@ -293,14 +294,18 @@ describe('mirrorball up with tiny kernels', () => {
       const vms = await client.ok<Message[]>('query-vms');
       assert.deepEqual(vms.map((v) => [v.name, v.state, v.vcpus, v.memoryBytes]), [['echo', 'running', 1, 32 * MiB], ['poweroff', 'running', 1, 32 * MiB], ['idle', 'running', 1, 32 * MiB]]);
       assert.equal(vms[0]!.console, join(runDir, 'echo.console.sock'));
-      type NodeReport = { id: number; cpus: number[]; memoryBytes: number; pagesInUse: number; pagesReserved: number; pagesFree: number };
+      type NodeReport = { id: number; cpus: number[]; memoryBytes: number; pagesInUse: number; pagesReserved: number; pagesMonitor: number; pagesFree: number };
       const monitor = await client.ok<{ cpus: number; nodes: NodeReport[]; memoryBytes: number; memoryFreeBytes: number; vms: { running: number } }>('query-monitor');
       assert.equal(monitor.cpus, 2);
       assert.deepEqual(monitor.nodes.map((n) => [n.id, n.cpus, n.memoryBytes]), [[0, [0, 1], 256 * MiB]]);
       const node = monitor.nodes[0]!;
       assert.ok(node.pagesInUse > 0, 'the kernels were loaded into machine pages');
-      // Nothing is reserved at admission (overcommit): free is what is neither in use nor held for large pages.
-      assert.equal(node.pagesInUse + node.pagesReserved + node.pagesFree, (256 * MiB) / 4096, 'the node\'s pages do not add up');
+      // Nothing is reserved at admission (overcommit): free is what is neither in use, nor held for large
+      // pages, nor the monitor's own (the memmap: 16 bytes a page; three VMs' tables).
+      assert.equal(node.pagesInUse + node.pagesReserved + node.pagesMonitor + node.pagesFree, (256 * MiB) / 4096, 'the node\'s pages do not add up');
+      // The memmap of 65536 pages (256 pages) and per VM of 32 MiB: the G-stage root (4), a middle table, 16 leaf
+      // tables, a vCPU state page and an 8-page second-level TLB.
+      assert.equal(node.pagesMonitor, 256 + 3 * (4 + 1 + 16 + 1 + 8), 'the monitor\'s own pages');
       assert.equal(monitor.memoryFreeBytes, node.pagesFree * 4096);
       assert.equal(monitor.vms.running, 3);
 
@@ -322,6 +327,7 @@ describe('mirrorball up with tiny kernels', () => {
       assert.equal(await client.error('query-vm-stats', { vm: 3 }), "Parameter 'vm' must be a string");
       assert.equal(await client.error('vm-stop', { vm: 'idle', force: true }), "Parameter 'force' is unexpected");
       assert.equal(await client.error('set-mode', { mode: 'timing' }), 'this machine has no timing configuration: set timing: true in the machine file');
+      assert.equal(await client.error('set-policy', { hotMisses: 64 }), 'the NUMA policy needs a timing configuration: it reads the miss counters of timing mode');
       const flooder = await Client.connect(control);
       flooder.send('x'.repeat(70_000));
       await until('the flooder to be cut off', () => flooder.closed);
@@ -452,8 +458,19 @@ describe('mirrorball up with tiny kernels', () => {
       echo.socket.write('HAL');
       await echo.expect(/IBM/);
       echo.socket.destroy();
+      // Disco's NUMA policy: on with a parameter over the defaults, checked, and off again; config.json has it.
+      const on = await client.ok<{ enabled: boolean; parameters: Record<string, number> }>('set-policy', { hotMisses: 64 });
+      assert.deepEqual(on, { enabled: true, parameters: { ...DEFAULT_POLICY, hotMisses: 64 } });
+      assert.equal(await client.error('set-policy', { migrateShare: 2 }), 'NUMA policy: migrateShare must be above 0.5 and at most 1, not 2');
+      assert.equal(await client.error('set-policy', { hotMisses: 'many' }), "'hotMisses' must be a number");
+      assert.equal(await client.error('set-policy', { trigger: 3 }), "Parameter 'trigger' is unexpected");
+      await client.ok('stats-dump', { dir: 'dump-policy' });
+      const withPolicy = JSON.parse(readFileSync(join(runDir, 'dump-policy', 'config.json'), 'utf8')) as { policy: Record<string, number> | null };
+      assert.deepEqual(withPolicy.policy, { ...DEFAULT_POLICY, hotMisses: 64 });
+      assert.deepEqual(await client.ok('set-policy', { enabled: false }), { enabled: false, parameters: { ...DEFAULT_POLICY, hotMisses: 64 } });
       await client.ok('stats-dump', { dir: 'dump' });
       const json = JSON.parse(readFileSync(join(runDir, 'dump', 'stats.json'), 'utf8')) as Record<string, { value?: number }>;
+      assert.equal(typeof json['monitor.policy.cycles']?.value, 'number', 'the policy\'s statistics in stats.json');
       const accesses = [0, 1].map((cpu) => json[`machine.cpu${cpu}.cache.accesses`]?.value ?? -1);
       assert.ok(accesses.every((n) => n >= 0), `both physical CPUs' caches in stats.json: ${accesses.join(', ')}`);
       assert.ok(accesses[0]! + accesses[1]! > 0, 'the vCPUs charged the physical CPUs\' caches');
