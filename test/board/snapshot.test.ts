@@ -8,7 +8,7 @@ import { RAM_BASE } from '../../src/board/address-map.js';
 import { Machine } from '../../src/board/machine.js';
 import { Simulation } from '../../src/board/simulation.js';
 import { restoreMachine, saveMachine, type MachineSnapshot } from '../../src/board/snapshot.js';
-import { enableTiming } from '../../src/board/timing-mode.js';
+import { configureTiming, setExecutionMode } from '../../src/board/timing-mode.js';
 import { topologyPreset } from '../../src/board/topology.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/host/snapshot-file.js';
 import { formatStatsText } from '../../src/timing/stats.js';
@@ -166,7 +166,7 @@ interface Run {
 function build(timing: boolean): Run {
   const console: number[] = [];
   const machine = new Machine({ config: TOPOLOGY.config, builtinSbi: false, console: (bytes) => console.push(...bytes) });
-  const model = timing ? enableTiming(machine, TOPOLOGY.latencies, { sizeBytes: 64 * 1024 }) : undefined;
+  const model = timing ? configureTiming(machine, TOPOLOGY.latencies, { sizeBytes: 64 * 1024 }) : undefined;
   return { machine, simulation: new Simulation(machine, model), console };
 }
 
@@ -201,6 +201,21 @@ function stateBytes(run: Run): Buffer {
   return Buffer.from(encodeSnapshot(snapshot));
 }
 
+/**
+ * Timing mode switches on and off at these rounds (as a guest's regions of interest would), so that a
+ * snapshot may be taken in either mode, with caches kept warm across a fast period.
+ */
+const TIMING_FROM = 20;
+const FAST_FROM = 180;
+const TIMING_AGAIN_FROM = 300;
+
+/** Round `round` (counted from the boot) of `run`, switching modes first where the schedule says. */
+function step(run: Run, round: number, timing: boolean): void {
+  if (timing && (round === TIMING_FROM || round === TIMING_AGAIN_FROM)) setExecutionMode(run.machine, 'timing');
+  if (timing && round === FAST_FROM) setExecutionMode(run.machine, 'fast');
+  run.machine.runRound();
+}
+
 /** Checks the property for (N, M) pairs: one straight run, saved at each N and compared at each N + M. */
 function checkSeam(t: TestContext, timing: boolean, pairs: [number, number][]): void {
   const straight = boot(t, timing);
@@ -217,14 +232,14 @@ function checkSeam(t: TestContext, timing: boolean, pairs: [number, number][]): 
     if (checkAt.has(round)) {
       checks.set(round, { console: Buffer.from(straight.console).toString('latin1'), stats: statsText(straight), state: stateBytes(straight) });
     }
-    straight.machine.runRound();
+    step(straight, round, timing);
   }
   assert.ok(straight.console.length > 0 && straight.machine.instructions > 0, 'the program ran and printed');
   for (const [n, m] of pairs) {
     const saved = saves.get(n)!;
     const restored = build(timing);
     restoreMachine(restored.machine, decodeSnapshot(saved.bytes), restored.simulation);
-    for (let round = 0; round < m; round++) restored.machine.runRound();
+    for (let round = n; round < n + m; round++) step(restored, round, timing);
     const expected = checks.get(n + m)!;
     const seen: string = Buffer.from(straight.console.slice(0, saved.console)).toString('latin1') + Buffer.from(restored.console).toString('latin1');
     assert.equal(seen, expected.console, `console after ${n} + ${m} rounds`);
@@ -241,5 +256,10 @@ function pairs(seed: number): [number, number][] {
 describe('a bare machine saved after N rounds and restored runs M more exactly as N + M straight', () => {
   const seed = Number(process.env.MIRRORBALL_SNAPSHOT_SEED ?? Date.now() % 2 ** 31);
   it(`fast mode (seed ${seed})`, (t) => checkSeam(t, false, pairs(seed)));
-  it(`timing mode: caches, miss counters and the modelled TLB cross the seam (seed ${seed})`, (t) => checkSeam(t, true, pairs(seed + 1)));
+  it(`timing mode, on and off: the mode, caches, miss counters and modelled TLB cross the seam (seed ${seed})`, (t) => {
+    // At least one save while timing mode is on.
+    const chosen = pairs(seed + 1);
+    chosen[0]![0] = TIMING_FROM + (chosen[0]![0] % (FAST_FROM - TIMING_FROM));
+    checkSeam(t, true, chosen);
+  });
 });
