@@ -80,7 +80,7 @@ export interface MachineSnapshot {
 export class SnapshotError extends Error {}
 
 /** The timing model's per-CPU and per-node counters, by name. */
-const MODEL_COUNTERS = ['hits', 'missesLocal', 'missesRemote', 'upgrades', 'uncached', 'stallCycles', 'tlbRefills', 'tlbCycles', 'linesRead', 'linesWritten'] as const;
+const MODEL_COUNTERS = ['hits', 'missesLocal', 'missesRemote', 'upgrades', 'uncached', 'stallCycles', 'stallLocal', 'stallRemote', 'tlbRefills', 'tlbCycles', 'linesRead', 'linesWritten'] as const;
 
 /** The non-zero pages of `region`, as runs viewing its memory. */
 function memoryImage(region: RamRegion): MemoryImage {

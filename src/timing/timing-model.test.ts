@@ -42,6 +42,9 @@ test('hits, local and remote misses, upgrades and MMIO cost what the latencies s
   assert.deepEqual([...t.uncached], [0, 1]);
   assert.deepEqual([...t.caches.invalidationsReceived], [0, 1]);
   assert.deepEqual([...t.stallCycles], [LOCAL + REMOTE + REMOTE, LOCAL + LOCAL + 5]);
+  // Split by where the home node is: CPU 0's upgrade at node 1 is remote; MMIO is neither.
+  assert.deepEqual([...t.stallLocal], [LOCAL, LOCAL + LOCAL]);
+  assert.deepEqual([...t.stallRemote], [REMOTE + REMOTE, 0]);
   assert.deepEqual([t.memoryCycles(0), t.memoryCycles(1)], [LOCAL + REMOTE + 1 + REMOTE, LOCAL + LOCAL + 5]);
   assert.deepEqual([...t.linesRead], [1, 3]);
   assert.deepEqual([...t.linesWritten], [0, 1], 'CPU 0\'s dirty line went home when CPU 1 re-read it');

@@ -53,6 +53,9 @@ export class TimingModel {
   readonly uncached: Float64Array;
   /** Cycles charged for misses, upgrades and MMIO (hits are counted, and cost hits x hitCycles). */
   readonly stallCycles: Float64Array;
+  /** Of those, the misses' and upgrades' cycles to the CPU's own node and to other nodes. */
+  readonly stallLocal: Float64Array;
+  readonly stallRemote: Float64Array;
   readonly tlbRefills: Float64Array;
   readonly tlbCycles: Float64Array;
   /** Per home node: lines its memory supplied, and dirty lines written back to it. */
@@ -109,6 +112,8 @@ export class TimingModel {
     this.upgrades = perCpu();
     this.uncached = perCpu();
     this.stallCycles = perCpu();
+    this.stallLocal = perCpu();
+    this.stallRemote = perCpu();
     this.tlbRefills = perCpu();
     this.tlbCycles = perCpu();
     this.linesRead = new Float64Array(this.nodeCount);
@@ -195,7 +200,7 @@ export class TimingModel {
   /** Zeroes the statistics (not the miss counters, which belong to whoever watches hot pages). */
   resetStatistics(): void {
     for (const a of [this.hits, this.missesLocal, this.missesRemote, this.upgrades, this.uncached,
-      this.stallCycles, this.tlbRefills, this.tlbCycles, this.linesRead, this.linesWritten]) a.fill(0);
+      this.stallCycles, this.stallLocal, this.stallRemote, this.tlbRefills, this.tlbCycles, this.linesRead, this.linesWritten]) a.fill(0);
     this.caches.resetCounters();
   }
 
@@ -256,6 +261,8 @@ export class TimingModel {
     this.counters.recordPage(this.nodeFirstPage[home]! + (offset >>> this.pageShift), from, isWrite);
     const cycles = this.missCycles[from * this.nodeCount + home]!;
     this.stallCycles[cpu] += cycles;
+    if (home === from) this.stallLocal[cpu] += cycles;
+    else this.stallRemote[cpu] += cycles;
     return cycles;
   }
 }
