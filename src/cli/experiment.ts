@@ -11,6 +11,7 @@ import {
 } from '../experiments/numa-placement.js';
 import * as manyVms from '../experiments/many-vms.js';
 import * as fixedWork from '../experiments/fixed-work.js';
+import * as numa from '../experiments/numa.js';
 import * as overhead from '../experiments/overhead.js';
 import { variantsTable } from '../experiments/overhead-exits.js';
 import type { VmVariant } from '../experiments/overhead.js';
@@ -102,6 +103,7 @@ export function registerExperimentCommands(program: Command): void {
 
   registerManyVms(experiment);
   registerFixedWork(experiment);
+  registerNuma(experiment);
 }
 
 /** The VMs `--mmu` and `--cost-scales` ask for: every mode with every factor, the nominal table first. */
@@ -202,4 +204,30 @@ function reportFailure(name: string, error: unknown): void {
   if (!(error instanceof ExperimentError) && !(error instanceof GuestSessionError)) throw error;
   process.stderr.write(`mirrorball: experiment ${name}: ${error.message}\n`);
   process.exitCode = 1;
+}
+
+function registerNuma(experiment: Command): void {
+  experiment
+    .command('numa')
+    .description(`Disco's figure 8: one VM of ${numa.NUMA_VCPUS} vCPUs and ${numa.NUMA_VM_MEMORY / 2 ** 20} MiB on ${numa.NUMA_TOPOLOGY} in timing mode, ` +
+      'its pages round-robin over the nodes; Engineering, Raytrace and a write-shared microbenchmark with no policy (numa), ' +
+      'with Disco\'s NUMA policy (policy) and with uniform latency (uma); prints time, local misses, where the cycles went and the share of the gap closed')
+    .option('--out <dir>', 'output directory', 'out/numa')
+    .option('--quick', 'smaller runs (engineering and wshare only), for the tests')
+    .option('--repeat <n>', 'measured runs of each workload per case, run k with input seed k; the median is the figure', '3')
+    .action(async (flags: { out: string; quick?: boolean; repeat: string }) => {
+      const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const results = await withProgress('numa', (p) => numa.runNuma({
+          guest, outDir: flags.out, workloads: flags.quick ? numa.QUICK_WORKLOADS : numa.FULL_WORKLOADS, repeat, ...p,
+        }));
+        process.stdout.write(numa.numaTable(results));
+        process.stdout.write(noteGuest(flags.out, numa.RESULTS_TABLE, guest));
+        process.stdout.write(`\n${flags.out}/: ${numa.RESULTS_TABLE}, ${numa.RESULTS_JSON}, ${numa.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('numa', error);
+      }
+    });
 }

@@ -1,0 +1,258 @@
+// The numa experiment (Disco's figure 8, docs/experiments.md): one VM of 8 vCPUs on flash8 whose memory the
+// monitor spreads round-robin over the nodes, as a NUMA-oblivious allocator would; with no policy (`numa`),
+// with Disco's policy (`policy`), and on the same machine with uniform latency (`uma`).
+// Each case runs in a child process of its own (child-case.ts).
+
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { topologyPreset } from '../board/topology.js';
+import type { GuestArtifacts } from '../guest/artifacts.js';
+import { MonitorSession } from '../guest/monitor-session.js';
+import { sortedJson, writeFileWhole } from '../host/stats-output.js';
+import { accountVm } from '../monitor/accounting.js';
+import { DEFAULT_POLICY, type NumaPolicyParameters } from '../monitor/numa-policy.js';
+import { runCaseInChild, serveCase } from './child-case.js';
+import { ExperimentError } from './numa-placement.js';
+import { turnAslrOff } from './overhead.js';
+import { markdownTable, stackedBarsSvg } from './report.js';
+
+const MiB = 2 ** 20;
+export const NUMA_TOPOLOGY = 'flash8';
+/** The machine: flash8's 8 nodes of one CPU, 256 MiB each; the VM has 8 vCPUs and half of it. */
+export const NUMA_MACHINE_MEMORY = 2048 * MiB;
+export const NUMA_VM_MEMORY = 1024 * MiB;
+export const NUMA_VCPUS = 8;
+
+export interface NumaWorkload {
+  name: string;
+  /** The guest command without its seed; run k adds `-S k`. */
+  command: string;
+}
+
+/** Disco's two: Engineering (independent processes, large private working sets) and Raytrace (threads, a shared scene). */
+export const FULL_WORKLOADS: readonly NumaWorkload[] = [
+  { name: 'engineering', command: 'engineering -p 8 -m 4M -n 200000' },
+  { name: 'raytrace', command: 'raytrace -t 8 -w 64 -s 400 -m 4M' },
+  { name: 'wshare', command: 'wshare -t 8 -g 4 -n 20000' },
+];
+
+export const QUICK_WORKLOADS: readonly NumaWorkload[] = [
+  { name: 'engineering', command: 'engineering -p 8 -m 1M -n 20000' },
+  { name: 'wshare', command: 'wshare -t 8 -g 4 -n 2000' },
+];
+
+export const CASES = ['numa', 'policy', 'uma'] as const;
+export type NumaCase = (typeof CASES)[number];
+
+/** One measured run: a workload with one seed in one case. */
+export interface NumaRun {
+  seed: number;
+  /** The workload's own elapsed time from the guest clock (simulated), ms. */
+  timeMs: number;
+  checksum: string;
+  /** Cycles over the 8 CPUs during the run. */
+  busyCycles: number;
+  stallLocal: number;
+  stallRemote: number;
+  monitorCycles: number;
+  missesLocal: number;
+  missesRemote: number;
+  migrated: number;
+  hostSeconds: number;
+}
+
+export interface NumaCaseResult {
+  name: NumaCase;
+  workloads: { name: string; command: string; runs: NumaRun[] }[];
+  bootHostSeconds: number;
+}
+
+interface CaseRequest {
+  guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
+  name: NumaCase;
+  workloads: NumaWorkload[];
+  repeat: number;
+  policy: NumaPolicyParameters;
+}
+
+const RESULT = /^RESULT (\S+) elapsed=(\S+) checksum=([0-9a-f]{16})\b/m;
+
+/** One case in this process: boot, turn ASLR off, a warm-up run of each workload in fast mode, then the measured runs in timing mode. */
+async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
+  const { config, latencies } = topologyPreset(NUMA_TOPOLOGY, NUMA_MACHINE_MEMORY, { uniformLatency: request.name === 'uma' });
+  const started = performance.now();
+  const session = await MonitorSession.boot({
+    kernel: readFileSync(request.guest.kernel), initrd: readFileSync(request.guest.initramfs), config,
+    vms: [{ name: 'vm', vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }],
+    monitor: { timing: { latencies }, placement: 'round-robin', policy: request.name === 'policy' ? request.policy : undefined },
+  });
+  try {
+    const monitor = session.monitor;
+    const vm = session.vm('vm');
+    const model = monitor.timingModel!;
+    const exec = async (command: string): Promise<{ name: string; seconds: number; checksum: string }> => {
+      const r = await session.exec('vm', command);
+      const m = RESULT.exec(r.output);
+      if (r.status !== 0 || m === null) throw new ExperimentError(`${request.name}: \`${command}\` failed (status ${r.status}): ${r.output.trim().split('\n').slice(-3).join(' / ')}`);
+      return { name: m[1]!, seconds: Number(m[2]), checksum: m[3]! };
+    };
+    await turnAslrOff((command) => session.exec('vm', command), `in the ${request.name} case's VM`);
+    for (const w of request.workloads) await exec(w.command);
+    const bootHostSeconds = (performance.now() - started) / 1000;
+    const sum = (a: ArrayLike<number>): number => Array.from(a).reduce((x, y) => x + y, 0);
+    const read = () => {
+      const t = accountVm(monitor, vm).total;
+      return {
+        busy: t.guestUserCycles + t.guestKernelCycles + t.monitorCycles, monitor: t.monitorCycles,
+        stallLocal: sum(model.stallLocal), stallRemote: sum(model.stallRemote),
+        missesLocal: sum(model.missesLocal), missesRemote: sum(model.missesRemote),
+        migrated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.migratedTo),
+      };
+    };
+    const workloads: NumaCaseResult['workloads'] = [];
+    for (const w of request.workloads) {
+      const runs: NumaRun[] = [];
+      for (let seed = 1; seed <= request.repeat; seed++) {
+        const before = await session.atIdle('vm', () => {
+          monitor.setExecutionMode('timing');
+          return read();
+        });
+        const runStarted = performance.now();
+        const r = await exec(`${w.command} -S ${seed}`);
+        const hostSeconds = (performance.now() - runStarted) / 1000;
+        const after = await session.atIdle('vm', () => {
+          monitor.setExecutionMode('fast');
+          return read();
+        });
+        runs.push({
+          seed, timeMs: r.seconds * 1000, checksum: r.checksum, busyCycles: after.busy - before.busy, monitorCycles: after.monitor - before.monitor,
+          stallLocal: after.stallLocal - before.stallLocal, stallRemote: after.stallRemote - before.stallRemote,
+          missesLocal: after.missesLocal - before.missesLocal, missesRemote: after.missesRemote - before.missesRemote,
+          migrated: after.migrated - before.migrated, hostSeconds,
+        });
+      }
+      workloads.push({ name: w.name, command: w.command, runs });
+    }
+    return { name: request.name, workloads, bootHostSeconds };
+  } finally {
+    await session.kill();
+  }
+}
+
+export interface NumaOptions {
+  guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
+  outDir: string;
+  workloads: readonly NumaWorkload[];
+  /** Measured runs of each workload per case, run k with input seed k (default 3). */
+  repeat?: number;
+  policy?: NumaPolicyParameters;
+  onProgress?: (line: string) => void;
+  onStatus?: (text: string) => void;
+}
+
+/** Per workload, what the figure shows. */
+export interface NumaWorkloadResult {
+  name: string;
+  command: string;
+  cases: { name: NumaCase; timeMs: number; timeRangeMs: [number, number]; localMissPercent: number; migrated: number; replicated: number; breakdown: NumaBreakdown }[];
+  /** (numa − policy) / (numa − uma), of the median times. */
+  gapClosed: number;
+  /** numa / uma: the gap is meaningful only from 1.3. */
+  numaOverUma: number;
+}
+
+/** Cycles over the CPUs of the median run, by where they went. */
+export interface NumaBreakdown {
+  execution: number;
+  localStall: number;
+  remoteStall: number;
+  monitor: number;
+}
+
+function median<T>(items: readonly T[], key: (t: T) => number): T {
+  return [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)]!;
+}
+
+/** The figure's numbers from the cases' runs; checks that every case computed the same per seed. */
+export function summarize(cases: readonly NumaCaseResult[]): NumaWorkloadResult[] {
+  const names = cases[0]?.workloads.map((w) => w.name) ?? [];
+  return names.map((name, i) => {
+    const per = cases.map((c) => ({ name: c.name, runs: c.workloads[i]!.runs }));
+    per[0]!.runs.forEach((run, k) => {
+      const sums = new Set(per.map((c) => c.runs[k]?.checksum));
+      if (sums.size !== 1) throw new ExperimentError(`${name} with seed ${run.seed} computed ${[...sums].join(' and ')} in the cases: the policy changed a result`);
+    });
+    const rows = per.map((c) => {
+      const m = median(c.runs, (r) => r.timeMs);
+      const times = c.runs.map((r) => r.timeMs);
+      const misses = m.missesLocal + m.missesRemote;
+      const execution = m.busyCycles - m.stallLocal - m.stallRemote - m.monitorCycles;
+      return {
+        name: c.name, timeMs: m.timeMs, timeRangeMs: [Math.min(...times), Math.max(...times)] as [number, number],
+        localMissPercent: misses === 0 ? 100 : (100 * m.missesLocal) / misses, migrated: m.migrated, replicated: 0,
+        breakdown: { execution, localStall: m.stallLocal, remoteStall: m.stallRemote, monitor: m.monitorCycles },
+      };
+    });
+    const time = (c: NumaCase): number => rows.find((r) => r.name === c)?.timeMs ?? NaN;
+    return {
+      name, command: cases[0]!.workloads[i]!.command, cases: rows,
+      gapClosed: (time('numa') - time('policy')) / (time('numa') - time('uma')), numaOverUma: time('numa') / time('uma'),
+    };
+  });
+}
+
+export function numaTable(results: readonly NumaWorkloadResult[]): string {
+  const rows = results.flatMap((w) => w.cases.map((c) => {
+    const busy = c.breakdown.execution + c.breakdown.localStall + c.breakdown.remoteStall + c.breakdown.monitor;
+    const part = (v: number): string => (busy === 0 ? '0.000' : (v / busy).toFixed(3));
+    return [
+      w.name, c.name, `${c.timeMs.toFixed(3)} (${c.timeRangeMs[0].toFixed(1)}–${c.timeRangeMs[1].toFixed(1)})`,
+      `${c.localMissPercent.toFixed(1)} %`, part(c.breakdown.execution), part(c.breakdown.localStall), part(c.breakdown.remoteStall), part(c.breakdown.monitor),
+      String(c.migrated), c.name === 'policy' ? w.gapClosed.toFixed(2) : '', c.name === 'numa' ? w.numaOverUma.toFixed(2) : '',
+    ];
+  }));
+  return markdownTable(['workload', 'case', 'time (ms, range)', 'local misses', 'execution', 'local stall', 'remote stall', 'monitor', 'migrated', 'gap closed', 'numa / uma'], rows);
+}
+
+export function numaSvg(results: readonly NumaWorkloadResult[]): string {
+  const bars = results.flatMap((w) => {
+    const numa = w.cases.find((c) => c.name === 'numa')!;
+    const norm = numa.breakdown.execution + numa.breakdown.localStall + numa.breakdown.remoteStall + numa.breakdown.monitor;
+    return w.cases.map((c) => ({
+      label: `${w.name} ${c.name}`,
+      segments: [c.breakdown.execution / norm, c.breakdown.localStall / norm, c.breakdown.remoteStall / norm, c.breakdown.monitor / norm],
+    }));
+  });
+  return stackedBarsSvg('NUMA memory management (Disco\'s figure 8): busy cycles normalized to numa, timing mode',
+    ['execution', 'local stall', 'remote stall', 'monitor'], bars,
+    { reference: 1, subtitle: `one VM of ${NUMA_VCPUS} vCPUs and ${NUMA_VM_MEMORY / MiB} MiB on ${NUMA_TOPOLOGY}, pages round-robin over the nodes` });
+}
+
+export const RESULTS_JSON = 'results.json';
+export const RESULTS_TABLE = 'results.md';
+export const PLOT_SVG = 'numa.svg';
+
+/** Runs the three cases, each in a child process, and writes the table, the plot and results.json. */
+export async function runNuma(o: NumaOptions): Promise<NumaWorkloadResult[]> {
+  mkdirSync(o.outDir, { recursive: true });
+  const policy = o.policy ?? DEFAULT_POLICY;
+  const cases: NumaCaseResult[] = [];
+  for (const [i, name] of CASES.entries()) {
+    o.onProgress?.(`${name}: booting the VM, warming up, then ${o.workloads.map((w) => w.name).join(', ')}`);
+    o.onStatus?.(`${name} (case ${i + 1}/${CASES.length})`);
+    const r = await runCaseInChild<NumaCaseResult>(import.meta.url, { guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, name, workloads: [...o.workloads], repeat: o.repeat ?? 3, policy } satisfies CaseRequest, name);
+    cases.push(r);
+    for (const w of r.workloads) o.onProgress?.(`${name} ${w.name}: ${w.runs.map((x) => x.timeMs.toFixed(1)).join(', ')} ms`);
+  }
+  const results = summarize(cases);
+  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
+    experiment: 'numa', topology: NUMA_TOPOLOGY, machineMemory: NUMA_MACHINE_MEMORY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY },
+    placement: 'round-robin', policy, repeat: o.repeat ?? 3, workloads: results, cases,
+  }));
+  writeFileWhole(join(o.outDir, RESULTS_TABLE), numaTable(results));
+  writeFileWhole(join(o.outDir, PLOT_SVG), numaSvg(results));
+  return results;
+}
+
+serveCase(import.meta.url, runCase);
