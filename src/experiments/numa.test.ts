@@ -1,0 +1,33 @@
+// The numa experiment's arithmetic: the gap closed, local misses, the breakdown, and the checks.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { numaSvg, numaTable, summarize, type NumaCaseResult, type NumaRun } from './numa.js';
+
+function run(seed: number, timeMs: number, checksum = `c${seed}`, local = 10, remote = 90): NumaRun {
+  return {
+    seed, timeMs, checksum, busyCycles: 1000, stallLocal: 100, stallRemote: 300, monitorCycles: 50,
+    missesLocal: local, missesRemote: remote, migrated: 0, hostSeconds: 1,
+  };
+}
+
+function caseOf(name: NumaCaseResult['name'], times: number[], sums?: string[]): NumaCaseResult {
+  return { name, bootHostSeconds: 1, workloads: [{ name: 'w', command: 'w -n 1', runs: times.map((t, k) => run(k + 1, t, sums?.[k])) }] };
+}
+
+test('the gap closed is (numa − policy) / (numa − uma) of the median runs; local misses and the breakdown come from the median run', () => {
+  const [w] = summarize([caseOf('numa', [150, 160, 170]), caseOf('policy', [120, 118, 130]), caseOf('uma', [100, 101, 99])]);
+  assert.equal(w!.gapClosed, (160 - 120) / (160 - 100));
+  assert.equal(w!.numaOverUma, 1.6);
+  const numa = w!.cases[0]!;
+  assert.deepEqual(numa.timeRangeMs, [150, 170]);
+  assert.equal(numa.localMissPercent, 10);
+  assert.deepEqual(numa.breakdown, { execution: 550, localStall: 100, remoteStall: 300, monitor: 50 });
+  assert.match(numaTable([w!]), /^\| w +\| policy +\| 120\.000 \(118\.0–130\.0\) +\| +10\.0 % \| +0\.550 \| +0\.100 \| +0\.300 \| +0\.050 \| +0 \| 0\.67 +\|/m);
+  assert.match(numaSvg([w!]), /^<svg /m);
+});
+
+test('a case that computed something else for a seed is refused', () => {
+  assert.throws(() => summarize([caseOf('numa', [1, 2]), caseOf('policy', [1, 2], ['c1', 'x']), caseOf('uma', [1, 2])]),
+    /w with seed 2 computed c2 and x in the cases/);
+});
