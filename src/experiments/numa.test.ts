@@ -7,7 +7,7 @@ import { numaSvg, numaTable, summarize, type NumaCaseResult, type NumaRun } from
 function run(seed: number, timeMs: number, checksum = `c${seed}`, local = 10, remote = 90): NumaRun {
   return {
     seed, timeMs, checksum, busyCycles: 1000, stallLocal: 100, stallRemote: 300, monitorCycles: 50,
-    missesLocal: local, missesRemote: remote, migrated: 0, hostSeconds: 1,
+    missesLocal: local, missesRemote: remote, migrated: 0, replicated: 2, collapsed: 1, hostSeconds: 1,
   };
 }
 
@@ -23,7 +23,7 @@ test('the gap closed is (numa − policy) / (numa − uma) of the median runs; l
   assert.deepEqual(numa.timeRangeMs, [150, 170]);
   assert.equal(numa.localMissPercent, 10);
   assert.deepEqual(numa.breakdown, { execution: 550, localStall: 100, remoteStall: 300, monitor: 50 });
-  assert.match(numaTable([w!]), /^\| w +\| policy +\| 120\.000 \(118\.0–130\.0\) +\| +10\.0 % \| +0\.550 \| +0\.100 \| +0\.300 \| +0\.050 \| +0 \| 0\.67 +\|/m);
+  assert.match(numaTable([w!]), /^\| w +\| policy +\| 120\.000 \(118\.0–130\.0\) +\| +10\.0 % \| +0\.550 \| +0\.100 \| +0\.300 \| +0\.050 \| +0 \| +2 \| +1 \| 0\.67 +\|/m);
   assert.match(numaSvg([w!]), /^<svg /m);
 });
 

@@ -59,6 +59,9 @@ export interface NumaRun {
   missesLocal: number;
   missesRemote: number;
   migrated: number;
+  replicated: number;
+  /** Replicated pages whose copies went (a write to them, mostly). */
+  collapsed: number;
   hostSeconds: number;
 }
 
@@ -108,6 +111,8 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
         stallLocal: sum(model.stallLocal), stallRemote: sum(model.stallRemote),
         missesLocal: sum(model.missesLocal), missesRemote: sum(model.missesRemote),
         migrated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.migratedTo),
+        replicated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.replicatedTo),
+        collapsed: vm.pmap.collapses,
       };
     };
     const workloads: NumaCaseResult['workloads'] = [];
@@ -129,7 +134,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
           seed, timeMs: r.seconds * 1000, checksum: r.checksum, busyCycles: after.busy - before.busy, monitorCycles: after.monitor - before.monitor,
           stallLocal: after.stallLocal - before.stallLocal, stallRemote: after.stallRemote - before.stallRemote,
           missesLocal: after.missesLocal - before.missesLocal, missesRemote: after.missesRemote - before.missesRemote,
-          migrated: after.migrated - before.migrated, hostSeconds,
+          migrated: after.migrated - before.migrated, replicated: after.replicated - before.replicated, collapsed: after.collapsed - before.collapsed, hostSeconds,
         });
       }
       workloads.push({ name: w.name, command: w.command, runs });
@@ -155,7 +160,7 @@ export interface NumaOptions {
 export interface NumaWorkloadResult {
   name: string;
   command: string;
-  cases: { name: NumaCase; timeMs: number; timeRangeMs: [number, number]; localMissPercent: number; migrated: number; replicated: number; breakdown: NumaBreakdown }[];
+  cases: { name: NumaCase; timeMs: number; timeRangeMs: [number, number]; localMissPercent: number; migrated: number; replicated: number; collapsed: number; breakdown: NumaBreakdown }[];
   /** (numa − policy) / (numa − uma), of the median times. */
   gapClosed: number;
   /** numa / uma: the gap is meaningful only from 1.3. */
@@ -190,7 +195,7 @@ export function summarize(cases: readonly NumaCaseResult[]): NumaWorkloadResult[
       const execution = m.busyCycles - m.stallLocal - m.stallRemote - m.monitorCycles;
       return {
         name: c.name, timeMs: m.timeMs, timeRangeMs: [Math.min(...times), Math.max(...times)] as [number, number],
-        localMissPercent: misses === 0 ? 100 : (100 * m.missesLocal) / misses, migrated: m.migrated, replicated: 0,
+        localMissPercent: misses === 0 ? 100 : (100 * m.missesLocal) / misses, migrated: m.migrated, replicated: m.replicated, collapsed: m.collapsed,
         breakdown: { execution, localStall: m.stallLocal, remoteStall: m.stallRemote, monitor: m.monitorCycles },
       };
     });
@@ -209,10 +214,10 @@ export function numaTable(results: readonly NumaWorkloadResult[]): string {
     return [
       w.name, c.name, `${c.timeMs.toFixed(3)} (${c.timeRangeMs[0].toFixed(1)}–${c.timeRangeMs[1].toFixed(1)})`,
       `${c.localMissPercent.toFixed(1)} %`, part(c.breakdown.execution), part(c.breakdown.localStall), part(c.breakdown.remoteStall), part(c.breakdown.monitor),
-      String(c.migrated), c.name === 'policy' ? w.gapClosed.toFixed(2) : '', c.name === 'numa' ? w.numaOverUma.toFixed(2) : '',
+      String(c.migrated), String(c.replicated), String(c.collapsed), c.name === 'policy' ? w.gapClosed.toFixed(2) : '', c.name === 'numa' ? w.numaOverUma.toFixed(2) : '',
     ];
   }));
-  return markdownTable(['workload', 'case', 'time (ms, range)', 'local misses', 'execution', 'local stall', 'remote stall', 'monitor', 'migrated', 'gap closed', 'numa / uma'], rows);
+  return markdownTable(['workload', 'case', 'time (ms, range)', 'local misses', 'execution', 'local stall', 'remote stall', 'monitor', 'migrated', 'replicated', 'collapsed', 'gap closed', 'numa / uma'], rows);
 }
 
 export function numaSvg(results: readonly NumaWorkloadResult[]): string {

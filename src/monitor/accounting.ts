@@ -178,6 +178,10 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
   const policy = monitor.policy;
   if (policy !== undefined) {
     stats.vector('monitor.policy.migrated', 'pages the NUMA policy moved, by destination node', 'Count', nodes, () => policy.counts.migratedTo);
+    stats.vector('monitor.policy.replicated', 'read-only copies the NUMA policy made of read-shared pages, by the copy\'s node', 'Count', nodes, () => policy.counts.replicatedTo);
+    stats.scalar('monitor.policy.collapsed', 'replicated pages whose copies went (a write, a move, sharing, or memory running short)', 'Count',
+      () => monitor.vms.reduce((n, vm) => n + vm.pmap.collapses, 0));
+    stats.vector('monitor.pages_replica', 'machine pages holding replicas now, per node', 'Count', nodes, () => nodes.map((_, n) => monitor.memory.replicaPages(n)));
     stats.scalar('monitor.policy.left_write_shared', 'hot pages the NUMA policy left where they were: written from several nodes', 'Count', () => policy.counts.leftWriteShared);
     stats.scalar('monitor.policy.left_frozen', 'hot pages the NUMA policy left where they were: moved too often lately', 'Count', () => policy.counts.leftFrozen);
     stats.scalar('monitor.policy.left_other', 'hot pages the NUMA policy left where they were: no one other node\'s, shared, or no memory there', 'Count', () => policy.counts.leftOther);
@@ -202,6 +206,9 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     if (policy !== undefined) {
       stats.vector(`${prefix}.policy_migrated`, `VM ${vm.name}: pages the NUMA policy moved, by destination node`, 'Count', nodes,
         () => policy.perVm.get(vm.id)?.migratedTo ?? nodes.map(() => 0));
+      stats.vector(`${prefix}.policy_replicated`, `VM ${vm.name}: copies the NUMA policy made of its pages, by the copy's node`, 'Count', nodes,
+        () => policy.perVm.get(vm.id)?.replicatedTo ?? nodes.map(() => 0));
+      stats.scalar(`${prefix}.policy_collapsed`, `VM ${vm.name}: replicated pages whose copies went`, 'Count', () => vm.pmap.collapses);
     }
     const calls = ['base', 'time', 'ipi', 'rfence', 'hsm', 'srst', 'dbcn', 'pmu', 'mirrorball', 'legacy', 'unknown'];
     stats.vector(`${prefix}.monitor_calls`, `VM ${vm.name}: monitor calls (SBI) by extension`, 'Count', calls, () => calls.map((c) => vm.monitorCalls.get(c) ?? 0));

@@ -28,7 +28,7 @@ export interface MonitorCosts {
   pageFill: number;
   /** A write to a shared (copy-on-write) page: a machine page found, 4 KiB copied, the mapping changed. */
   pageCopy: number;
-  /** A guest-page fault that only gives back a permission the monitor took away, or finds the page held. */
+  /** A guest-page fault that only gives back a permission the monitor took away, finds the page held, or drops its replicas (a write). */
   protectionFault: number;
   /** A physical CPU switching to another vCPU: its whole state saved and restored, first-level TLB emptied. */
   worldSwitch: number;

@@ -12,6 +12,8 @@ export const BLOCK_PAGES = LARGE_PAGE_BYTES / PAGE;
 export const FREE = -1;
 /** The memmap's owner of a page of the monitor's own data (monitor-data.ts): its tables, vCPU state, TLBs. */
 export const MONITOR = -2;
+/** The memmap's owner of a read-only copy of a VM's page on another node (Disco's replication, numa-policy.ts). */
+export const REPLICA = -3;
 
 /** The machine has no page left on any node, even after the pmaps gave back what they only reserved. */
 export class OutOfMachineMemory extends Error {}
@@ -60,6 +62,8 @@ export class MachineMemory {
   private readonly used: number[];
   /** Per node: pages holding the monitor's own data (`allocateMonitor`), counted apart from the VMs' pages. */
   private readonly monitorUsed: number[];
+  /** Per node: replicas of VMs' pages (`allocateReplica`), counted apart too. */
+  private readonly replicaUsed: number[];
   /** Per node: pages reserved in blocks (`reserveBlock`) and not yet allocated. */
   private readonly reserved: number[];
   /** Per node: every node, nearest first (by the machine's distances, then id): where its pages come from. */
@@ -76,6 +80,7 @@ export class MachineMemory {
     this.freed = layout.nodes.map(() => []);
     this.used = layout.nodes.map(() => 0);
     this.monitorUsed = layout.nodes.map(() => 0);
+    this.replicaUsed = layout.nodes.map(() => 0);
     this.reserved = layout.nodes.map(() => 0);
     const pages = (layout.ramEnd - base) / PAGE;
     this.pageNode = new Uint8Array(pages);
@@ -183,7 +188,38 @@ export class MachineMemory {
   }
 
   pagesFree(node: number): number {
-    return this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]!;
+    return this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]! - this.replicaUsed[node]!;
+  }
+
+  /** Replicas of VMs' pages on `node`, or on all nodes. */
+  replicaPages(node?: number): number {
+    return node === undefined ? this.replicaUsed.reduce((a, b) => a + b, 0) : this.replicaUsed[node]!;
+  }
+
+  /**
+   * A page on `node` exactly (or FREE if it has none free) for a read-only copy of guest page `gppn`; the
+   * memmap marks it REPLICA. A replica is worth nothing on another node, so there is no fallback.
+   */
+  allocateReplica(node: number, gppn: number): number {
+    if (this.pagesFree(node) === 0) return FREE;
+    const mpn = this.takeFrom(node);
+    this.owner[mpn] = REPLICA;
+    this.guestPage[mpn] = gppn;
+    this.users[mpn] = 1;
+    this.replicaUsed[node]!++;
+    return mpn;
+  }
+
+  /** Gives back a replica `allocateReplica` handed out; code translated from it is stale. */
+  freeReplica(mpn: number): void {
+    if (this.owner[mpn] !== REPLICA) throw new Error(`machine page ${mpn} is not a replica`);
+    const node = this.nodeOf(mpn);
+    this.owner[mpn] = FREE;
+    this.guestPage[mpn] = FREE;
+    this.users[mpn] = 0;
+    this.replicaUsed[node]!--;
+    this.freed[node]!.push(mpn);
+    machinePageReplaced(this.domain, this.addressOf(mpn));
   }
 
   /** Pages of the monitor's own data on `node`, or on all nodes. */

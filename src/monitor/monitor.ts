@@ -119,7 +119,11 @@ export class Monitor {
     this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
     this.promisedOnNode = this.layout.nodes.map(() => 0);
     // Memory running short breaks the VMs' partly touched large pages before anyone is refused a page.
-    this.memory.reclaim = () => this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
+    // Replicas go first (the masters keep the contents); only when there are none do large pages break.
+    this.memory.reclaim = () => {
+      const replicas = this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.dropReplicas() : 0), 0);
+      return replicas > 0 ? replicas : this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
+    };
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
     if (options.policy !== undefined) this.setPolicy(options.policy);
   }
@@ -291,6 +295,11 @@ export class Monitor {
       ran.add(r);
       const h = r.hart;
       h.timingCpu = p;
+      const node = this.layout.hartNode[p]!;
+      // A vCPU that comes to another node reads its new node's replicas: what its second-level TLB holds of
+      // the old node's copies must go (the first level goes with the world switch below).
+      if (r.lastPcpu >= 0 && this.layout.hartNode[r.lastPcpu] !== node && vm.pmap.replicatedPages > 0) h.secondLevel?.flush();
+      vm.pmap.readerNode = node;
       if (previous[p] !== r || r.lastPcpu !== p) {
         // The CPU's TLB held someone else's entries (or this vCPU's were on another CPU).
         h.flushFirstLevel();

@@ -1,5 +1,5 @@
-// Disco's NUMA policy, first part: hot pages found by the machine's per-page miss counters, migrated at
-// round boundaries to the node that misses on them (docs/numa-policy.md). Replication is not here yet.
+// Disco's NUMA policy: hot pages found by the machine's per-page miss counters, migrated at round boundaries
+// to the node that misses on them, or replicated on the nodes that read them (docs/numa-policy.md).
 
 import type { MissCounters } from '../timing/miss-counters.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
@@ -59,6 +59,8 @@ export function policyProblems(p: NumaPolicyParameters): string[] {
 export interface PolicyCounts {
   /** Pages moved, by destination node. */
   migratedTo: number[];
+  /** Copies made of read-shared pages, by the node of the copy. */
+  replicatedTo: number[];
   /** Hot pages left alone: write-shared, frozen, already home, shared between VMs, or with no clear node. */
   leftWriteShared: number;
   leftFrozen: number;
@@ -68,7 +70,7 @@ export interface PolicyCounts {
 }
 
 function noCounts(nodes: number): PolicyCounts {
-  return { migratedTo: new Array<number>(nodes).fill(0), leftWriteShared: 0, leftFrozen: 0, leftOther: 0, cycles: 0 };
+  return { migratedTo: new Array<number>(nodes).fill(0), replicatedTo: new Array<number>(nodes).fill(0), leftWriteShared: 0, leftFrozen: 0, leftOther: 0, cycles: 0 };
 }
 
 /** What the policy needs of the monitor. */
@@ -86,10 +88,13 @@ export interface PolicyHost {
 /**
  * Runs at round boundaries (a safe point: no vCPU is inside an instruction). Every `intervalRounds` rounds it
  * halves the counters; each round it takes the pages that became hot and decides, per page:
+ * - a page of one VM read by several nodes, none with `migrateShare` of its misses, and written less than
+ *   `writeSharedWrites` times, is replicated: a read-only copy on each node that reads it (`Pmap.replicate`);
+ *   a write collapses the copies (`Pmap.resolveFault`);
  * - a page of one VM whose misses come mostly (`migrateShare`) from one node other than its own moves there,
  *   through `Pmap.migrate` (every mapping shot down first, the copy then made);
  * - a page written from two nodes or more (`writeSharedWrites`) stays: moving it only moves whose misses are remote;
- * - a page moved `moveLimit` times is frozen for `freezeIntervals` intervals.
+ * - a page moved or replicated `moveLimit` times is frozen for `freezeIntervals` intervals.
  * A move is charged to a vCPU of the VM that runs on the destination node (else its first), as monitor
  * cycles: the cost table's `pageCopy` for the handler, its reads of the old page and writes of the new one
  * through that CPU's cache, the memmap and pmap entries, and an IPI (`ipi`) per other vCPU that shoots it down.
@@ -168,6 +173,13 @@ export class NumaPolicy {
     }
     let best = 0;
     for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
+    const readers = counts.flatMap((c, n) => (c > 0 ? [n] : []));
+    // Read by several nodes, none of them with most of the misses, and written less than a write-shared page
+    // is: a copy on every node that reads it.
+    if (counts[best]! < this.current.migrateShare * total && readers.length >= 2 && this.counters.writesTo(mpn) < this.current.writeSharedWrites) {
+      this.replicate(vm, mpn, gppn, readers, key);
+      return;
+    }
     if (best === memory.nodeOf(mpn) || counts[best]! < this.current.migrateShare * total) {
       this.left(vm, 'leftOther');
       return;
@@ -188,12 +200,59 @@ export class NumaPolicy {
       c.cycles += cycles;
     }
     this.counters.resetPage(mpn);
+    this.moved(key);
+  }
+
+  /** One more move (or replication) of a guest page; at `moveLimit` it is frozen. */
+  private moved(key: number): void {
     const moves = (this.moves.get(key) ?? 0) + 1;
     this.moves.set(key, moves);
     if (moves >= this.current.moveLimit) {
       this.frozenUntil.set(key, this.interval + this.current.freezeIntervals);
       this.moves.set(key, 0);
     }
+  }
+
+  /**
+   * Copies of `vm`'s page `gppn` (machine page `mpn`) on the nodes of `readers` without one. Each copy is
+   * charged to a vCPU on its node (the table's `pageCopy`, the master's lines read and the copy's written
+   * through that CPU's cache, the copy's memmap entry), and the shootdown of the master's mappings to the
+   * first: an IPI per other vCPU.
+   */
+  private replicate(vm: VirtualMachine, mpn: number, gppn: number, readers: readonly number[], key: number): void {
+    const { costs, memory, memmap } = this.host;
+    let made: number[];
+    try {
+      made = vm.pmap.replicate(gppn, readers);
+    } catch (error) {
+      if (error instanceof Error && /held or shared/.test(error.message)) {
+        this.left(vm, 'leftOther');
+        return;
+      }
+      throw error;
+    }
+    if (made.length === 0) {
+      this.left(vm, 'leftOther');
+      return;
+    }
+    const mine = this.countsOf(vm);
+    made.forEach((copy, i) => {
+      const node = memory.nodeOf(copy);
+      const h = this.chargedVcpu(vm, node);
+      let cycles = costs.pageCopy + (i === 0 ? (vm.vcpus.length - 1) * costs.ipi : 0);
+      const timing = h.memoryTiming;
+      const cpu = this.host.lastCpu(vm, h);
+      if (timing !== undefined && cpu >= 0) {
+        cycles += touchPage(memory, timing, cpu, mpn, false) + touchPage(memory, timing, cpu, copy, true) + memmap.entry(timing, cpu, copy, true);
+      }
+      h.chargeMonitor(cycles);
+      for (const c of [this.counts, mine]) {
+        c.replicatedTo[node]!++;
+        c.cycles += cycles;
+      }
+    });
+    this.counters.resetPage(mpn);
+    this.moved(key);
   }
 
   /** The running VM whose one private page `mpn` is, or undefined (free, the monitor's, shared). */

@@ -18,7 +18,7 @@ const HELD = 2;
  * copy of a shared one (`copy-on-write`), its permission back (`protection`), or the vCPU must wait until
  * the monitor gives the page back (`wait`: it is being moved, or lives elsewhere).
  */
-export type FaultResolution = 'fill' | 'copy-on-write' | 'protection' | 'wait';
+export type FaultResolution = 'fill' | 'copy-on-write' | 'collapse' | 'protection' | 'wait';
 
 /** Where a pmap takes a guest page's machine page from (PmapOptions.placement). */
 export type Placement = 'home' | 'round-robin';
@@ -77,6 +77,16 @@ export class Pmap implements PagedRam, PageSpace {
   private readonly restricted: Uint16Array;
   private inUse = 0;
   private released = false;
+  /** Per replicated guest page: its read-only copies by node (FREE where there is none). */
+  private readonly replicas = new Map<number, Int32Array>();
+  /**
+   * The node of the physical CPU the VM's vCPU now running is on (the monitor sets it before each run): a read
+   * of a replicated page gets that node's copy. -1: the master copy.
+   */
+  readerNode = -1;
+  /** Replicas made and replicated pages collapsed (by a write), since the VM started. */
+  replicasMade = 0;
+  collapses = 0;
   homeNode: number;
 
   constructor(private readonly memory: MachineMemory, private readonly options: PmapOptions) {
@@ -160,8 +170,11 @@ export class Pmap implements PagedRam, PageSpace {
     const allows = this.perm[index]!;
     this.pageAllows = allows;
     if (mpn === FREE || (allows & ACCESS_PERM[access]) === 0) return undefined;
-    this.pageOffset = this.memory.offsetOf(mpn);
-    return this.memory.regionOf(mpn);
+    // A replicated page is read-only: any access that gets here reads, and reads the copy on its node.
+    const copy = this.replicas.size === 0 || this.readerNode < 0 ? FREE : this.replicas.get(index)?.[this.readerNode] ?? FREE;
+    const at = copy === FREE ? mpn : copy;
+    this.pageOffset = this.memory.offsetOf(at);
+    return this.memory.regionOf(at);
   }
 
   /**
@@ -180,8 +193,12 @@ export class Pmap implements PagedRam, PageSpace {
       this.breakCopy(gppn);
       return 'copy-on-write';
     }
+    if (needs === ACCESS_WRITE && this.replicas.has(gppn)) {
+      this.collapse(gppn);
+      return 'collapse';
+    }
     // Taken away by the monitor (to watch the page) and given back at the guest's first use.
-    this.setPermission(gppn, (flags & COPY_ON_WRITE) !== 0 ? PERM_RX : PERM_RWX);
+    this.setPermission(gppn, (flags & COPY_ON_WRITE) !== 0 || this.replicas.has(gppn) ? PERM_RX : PERM_RWX);
     return 'protection';
   }
 
@@ -256,6 +273,8 @@ export class Pmap implements PagedRam, PageSpace {
   shareFrom(gppn: number, source: Pmap, sourceGppn: number): void {
     this.check(gppn);
     source.check(sourceGppn);
+    this.collapse(gppn);
+    source.collapse(sourceGppn);
     const mine = this.machine[gppn]!;
     const theirs = source.machine[sourceGppn]!;
     if (mine === FREE || theirs === FREE) throw new Error('only pages with machine pages can be shared');
@@ -274,6 +293,7 @@ export class Pmap implements PagedRam, PageSpace {
 
   /** Page `gppn` becomes read-only and copy-on-write, and stops being part of a large page. */
   private makeCopyOnWrite(gppn: number): void {
+    this.collapse(gppn);
     this.scatter(Math.floor(gppn / BLOCK_PAGES));
     this.setPermission(gppn, this.perm[gppn]! & PERM_RX);
     this.flags[gppn]! |= COPY_ON_WRITE;
@@ -312,7 +332,84 @@ export class Pmap implements PagedRam, PageSpace {
     this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) throw new Error(`guest page ${gppn} has no machine page to migrate`);
+    this.collapse(gppn);
     return this.memory.movePage(old, node);
+  }
+
+  /** How many guest pages have replicas now. */
+  get replicatedPages(): number {
+    return this.replicas.size;
+  }
+
+  /** The replicas of guest page `gppn` by node (FREE where none), or undefined if it has none. */
+  replicasOf(gppn: number): readonly number[] | undefined {
+    const r = this.replicas.get(gppn);
+    return r === undefined ? undefined : [...r];
+  }
+
+  /**
+   * Read-only copies of mapped guest page `gppn` on each of `nodes` that has none yet and is not the page's
+   * own node (Disco's replication of read-shared pages): the page becomes read-only everywhere (its mappings
+   * shot down, its 2 MiB group scattered), and each vCPU's next read gets the copy on its CPU's node
+   * (`readerNode`). A write collapses them (`resolveFault`). Nodes without a free page get none. Returns the
+   * new copies' machine pages. Throws for a page that is missing, held or shared.
+   */
+  replicate(gppn: number, nodes: readonly number[]): number[] {
+    this.check(gppn);
+    const master = this.machine[gppn]!;
+    if (master === FREE) throw new Error(`guest page ${gppn} has no machine page to replicate`);
+    if (this.held(gppn) || (this.flags[gppn]! & COPY_ON_WRITE) !== 0 || this.memory.users[master]! > 1) {
+      throw new Error(`guest page ${gppn} is held or shared: it cannot be replicated`);
+    }
+    const home = this.memory.nodeOf(master);
+    const copies = this.replicas.get(gppn) ?? new Int32Array(this.memory.layout.nodes.length).fill(FREE);
+    const made: number[] = [];
+    for (const node of nodes) {
+      if (node === home || copies[node] !== FREE) continue;
+      const mpn = this.memory.allocateReplica(node, gppn);
+      if (mpn === FREE) continue;
+      if (made.length === 0) {
+        // Read-only first: no vCPU may write the master once a copy of it was taken.
+        this.scatter(Math.floor(gppn / BLOCK_PAGES));
+        this.setPermission(gppn, this.perm[gppn]! & PERM_RX);
+        this.options.shootDown(this.memory.addressOf(master));
+      }
+      this.memory.copyPage(master, mpn);
+      copies[node] = mpn;
+      made.push(mpn);
+    }
+    if (made.length > 0) {
+      this.replicas.set(gppn, copies);
+      this.replicasMade += made.length;
+    }
+    return made;
+  }
+
+  /**
+   * Drops guest page `gppn`'s replicas (a write to it, or it is about to move or be shared): every mapping of
+   * a copy is shot down and the copies go back; the master keeps the contents. Returns how many went.
+   */
+  collapse(gppn: number): number {
+    const copies = this.replicas.get(gppn);
+    if (copies === undefined) return 0;
+    this.replicas.delete(gppn);
+    let n = 0;
+    for (const mpn of copies) {
+      if (mpn === FREE) continue;
+      this.options.shootDown(this.memory.addressOf(mpn));
+      this.memory.freeReplica(mpn);
+      n++;
+    }
+    this.collapses++;
+    if ((this.flags[gppn]! & COPY_ON_WRITE) === 0 && this.perm[gppn] === PERM_RX) this.setPermission(gppn, PERM_RWX);
+    return n;
+  }
+
+  /** Memory runs short: every replica goes back first (the masters keep the contents). Returns how many. */
+  dropReplicas(): number {
+    let n = 0;
+    for (const gppn of [...this.replicas.keys()]) n += this.collapse(gppn);
+    return n;
   }
 
   /** Drops guest page `gppn`'s mapping (its contents are lost: the guest gave it back); shoots it down. */
@@ -320,6 +417,7 @@ export class Pmap implements PagedRam, PageSpace {
     this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) return;
+    this.collapse(gppn);
     this.options.shootDown(this.memory.addressOf(old));
     this.scatter(Math.floor(gppn / BLOCK_PAGES));
     this.forget(gppn);
@@ -368,6 +466,7 @@ export class Pmap implements PagedRam, PageSpace {
   /** Gives every machine page back (the VM ended). Its vCPUs must not run again. */
   release(): void {
     if (this.released) return;
+    this.dropReplicas();
     for (let group = 0; group < this.blocks.length; group++) this.scatter(group);
     for (let gppn = 0; gppn < this.machine.length; gppn++) {
       const mpn = this.machine[gppn]!;

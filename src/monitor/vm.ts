@@ -229,6 +229,9 @@ export class VirtualMachine {
         return this.tables.pmapEntry(timing, cpu, gpa, false);
       case 'protection':
         return this.tables.pmapEntry(timing, cpu, gpa, true) + memmap(after, false);
+      case 'collapse':
+        // The replicas' memmap entries are freed with them: one entry per copy is a small part; the master's and the pmap's.
+        return this.tables.pmapEntry(timing, cpu, gpa, true) + memmap(after, true);
       case 'fill':
         return memmap(after, false) + memmap(after, true) + touchPage(this.memory, timing, cpu, after, true) + this.tables.pmapEntry(timing, cpu, gpa, true);
       case 'copy-on-write':
