@@ -33,7 +33,7 @@ export interface NumaWorkload {
 /** Disco's two: Engineering (independent processes, large private working sets) and Raytrace (threads, a shared scene). */
 export const FULL_WORKLOADS: readonly NumaWorkload[] = [
   { name: 'engineering', command: 'engineering -p 8 -m 4M -n 200000' },
-  { name: 'raytrace', command: 'raytrace -t 8 -w 64 -s 400 -m 4M' },
+  { name: 'raytrace', command: 'raytrace -t 8 -w 128 -s 400 -m 4M' },
   { name: 'wshare', command: 'wshare -t 8 -g 4 -n 20000' },
 ];
 
