@@ -88,8 +88,8 @@ export interface PolicyHost {
 /**
  * Runs at round boundaries (a safe point: no vCPU is inside an instruction). Every `intervalRounds` rounds it
  * halves the counters; each round it takes the pages that became hot and decides, per page:
- * - a page of one VM read by several nodes, none with `migrateShare` of its misses, and written less than
- *   `writeSharedWrites` times, is replicated: a read-only copy on each node that reads it (`Pmap.replicate`);
+ * - a page of one VM read by several nodes, none with `migrateShare` of its misses, and not written since its
+ *   counts began, is replicated: a read-only copy on each node that reads it (`Pmap.replicate`);
  *   a write collapses the copies (`Pmap.resolveFault`);
  * - a page of one VM whose misses come mostly (`migrateShare`) from one node other than its own moves there,
  *   through `Pmap.migrate` (every mapping shot down first, the copy then made);
@@ -174,9 +174,9 @@ export class NumaPolicy {
     let best = 0;
     for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
     const readers = counts.flatMap((c, n) => (c > 0 ? [n] : []));
-    // Read by several nodes, none of them with most of the misses, and written less than a write-shared page
-    // is: a copy on every node that reads it.
-    if (counts[best]! < this.current.migrateShare * total && readers.length >= 2 && this.counters.writesTo(mpn) < this.current.writeSharedWrites) {
+    // Read by several nodes, none of them with most of the misses, and not written since its counts began (a
+    // write to a line other nodes read is a miss or an upgrade, so it shows): a copy on every node that reads it.
+    if (counts[best]! < this.current.migrateShare * total && readers.length >= 2 && this.counters.writesTo(mpn) === 0) {
       this.replicate(vm, mpn, gppn, readers, key);
       return;
     }
