@@ -215,13 +215,23 @@ function registerNuma(experiment: Command): void {
     .option('--out <dir>', 'output directory', 'out/numa')
     .option('--quick', 'smaller runs (engineering and wshare only), for the tests')
     .option('--repeat <n>', 'measured runs of each workload per case, run k with input seed k; the median is the figure', '3')
-    .action(async (flags: { out: string; quick?: boolean; repeat: string }) => {
+    .option('--policy-scales <list>', 'a policy case per factor, the policy\'s thresholds multiplied by it (default 0.5,1,2; 1 with --quick)')
+    .action(async (flags: { out: string; quick?: boolean; repeat: string; policyScales?: string }) => {
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
+      const list = flags.policyScales ?? (flags.quick ? '1' : '0.5,1,2');
+      const policyScales = [...new Set(list.split(',').map((text) => {
+        const factor = Number(text.trim());
+        if (text.trim() === '' || !Number.isFinite(factor) || factor <= 0 || factor > 100) {
+          throw new UsageError(`--policy-scales takes factors above 0 and up to 100 separated by commas, like 0.5,1,2, not '${list}'`);
+        }
+        return factor;
+      }))];
+      if (!policyScales.includes(1)) throw new UsageError(`--policy-scales must include 1 (the policy itself), not '${list}'`);
       writableOut(flags.out);
       const guest = builtGuest();
       try {
         const results = await withProgress('numa', (p) => numa.runNuma({
-          guest, outDir: flags.out, workloads: flags.quick ? numa.QUICK_WORKLOADS : numa.FULL_WORKLOADS, repeat, ...p,
+          guest, outDir: flags.out, workloads: flags.quick ? numa.QUICK_WORKLOADS : numa.FULL_WORKLOADS, repeat, policyScales, ...p,
         }));
         process.stdout.write(numa.numaTable(results));
         process.stdout.write(noteGuest(flags.out, numa.RESULTS_TABLE, guest));

@@ -42,8 +42,37 @@ export const QUICK_WORKLOADS: readonly NumaWorkload[] = [
   { name: 'wshare', command: 'wshare -t 8 -g 4 -n 2000' },
 ];
 
-export const CASES = ['numa', 'policy', 'uma'] as const;
-export type NumaCase = (typeof CASES)[number];
+/** `numa`, `policy`, `policy ×0.5` (the policy's thresholds scaled), …, `uma`. */
+export type NumaCase = string;
+
+/** A case to run: its name, the policy (none for numa and uma), and whether every miss costs the local latency. */
+interface CaseSpec {
+  name: NumaCase;
+  policy: NumaPolicyParameters | undefined;
+  uniform: boolean;
+}
+
+/**
+ * The policy's thresholds multiplied by `factor` (rounded, at least 1; the freeze at least 0): the trigger,
+ * the write-shared count, the interval, the move limit and the freeze. `migrateShare` is a share, not a
+ * threshold, and stays.
+ */
+export function scalePolicy(p: NumaPolicyParameters, factor: number): NumaPolicyParameters {
+  const scaled = (v: number, min: number): number => Math.max(min, Math.round(v * factor));
+  return {
+    hotMisses: scaled(p.hotMisses, 1), migrateShare: p.migrateShare, writeSharedWrites: scaled(p.writeSharedWrites, 1),
+    intervalRounds: scaled(p.intervalRounds, 1), moveLimit: scaled(p.moveLimit, 1), freezeIntervals: scaled(p.freezeIntervals, 0),
+  };
+}
+
+/** The cases: numa, the policy at each scale (1 is `policy`), uma. */
+export function caseSpecs(policy: NumaPolicyParameters, scales: readonly number[]): CaseSpec[] {
+  return [
+    { name: 'numa', policy: undefined, uniform: false },
+    ...scales.map((f) => ({ name: f === 1 ? 'policy' : `policy ×${f}`, policy: scalePolicy(policy, f), uniform: false })),
+    { name: 'uma', policy: undefined, uniform: true },
+  ];
+}
 
 /** One measured run: a workload with one seed in one case. */
 export interface NumaRun {
@@ -71,24 +100,22 @@ export interface NumaCaseResult {
   bootHostSeconds: number;
 }
 
-interface CaseRequest {
+interface CaseRequest extends CaseSpec {
   guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
-  name: NumaCase;
   workloads: NumaWorkload[];
   repeat: number;
-  policy: NumaPolicyParameters;
 }
 
 const RESULT = /^RESULT (\S+) elapsed=(\S+) checksum=([0-9a-f]{16})\b/m;
 
 /** One case in this process: boot, turn ASLR off, a warm-up run of each workload in fast mode, then the measured runs in timing mode. */
 async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
-  const { config, latencies } = topologyPreset(NUMA_TOPOLOGY, NUMA_MACHINE_MEMORY, { uniformLatency: request.name === 'uma' });
+  const { config, latencies } = topologyPreset(NUMA_TOPOLOGY, NUMA_MACHINE_MEMORY, { uniformLatency: request.uniform });
   const started = performance.now();
   const session = await MonitorSession.boot({
     kernel: readFileSync(request.guest.kernel), initrd: readFileSync(request.guest.initramfs), config,
     vms: [{ name: 'vm', vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }],
-    monitor: { timing: { latencies }, placement: 'round-robin', policy: request.name === 'policy' ? request.policy : undefined },
+    monitor: { timing: { latencies }, placement: 'round-robin', policy: request.policy },
   });
   try {
     const monitor = session.monitor;
@@ -152,6 +179,8 @@ export interface NumaOptions {
   /** Measured runs of each workload per case, run k with input seed k (default 3). */
   repeat?: number;
   policy?: NumaPolicyParameters;
+  /** The policy's thresholds scaled by each factor, a case each (default [1]; the issue's 0.5, 1, 2). */
+  policyScales?: readonly number[];
   onProgress?: (line: string) => void;
   onStatus?: (text: string) => void;
 }
@@ -163,6 +192,8 @@ export interface NumaWorkloadResult {
   cases: { name: NumaCase; timeMs: number; timeRangeMs: [number, number]; localMissPercent: number; migrated: number; replicated: number; collapsed: number; breakdown: NumaBreakdown }[];
   /** (numa − policy) / (numa − uma), of the median times. */
   gapClosed: number;
+  /** The same for every policy case (`policy`, `policy ×0.5`, …). */
+  gapClosedBy: Record<string, number>;
   /** numa / uma: the gap is meaningful only from 1.3. */
   numaOverUma: number;
 }
@@ -200,9 +231,11 @@ export function summarize(cases: readonly NumaCaseResult[]): NumaWorkloadResult[
       };
     });
     const time = (c: NumaCase): number => rows.find((r) => r.name === c)?.timeMs ?? NaN;
+    const closed = (c: NumaCase): number => (time('numa') - time(c)) / (time('numa') - time('uma'));
     return {
       name, command: cases[0]!.workloads[i]!.command, cases: rows,
-      gapClosed: (time('numa') - time('policy')) / (time('numa') - time('uma')), numaOverUma: time('numa') / time('uma'),
+      gapClosed: closed('policy'), gapClosedBy: Object.fromEntries(rows.filter((r) => r.name.startsWith('policy')).map((r) => [r.name, closed(r.name)])),
+      numaOverUma: time('numa') / time('uma'),
     };
   });
 }
@@ -214,7 +247,7 @@ export function numaTable(results: readonly NumaWorkloadResult[]): string {
     return [
       w.name, c.name, `${c.timeMs.toFixed(3)} (${c.timeRangeMs[0].toFixed(1)}–${c.timeRangeMs[1].toFixed(1)})`,
       `${c.localMissPercent.toFixed(1)} %`, part(c.breakdown.execution), part(c.breakdown.localStall), part(c.breakdown.remoteStall), part(c.breakdown.monitor),
-      String(c.migrated), String(c.replicated), String(c.collapsed), c.name === 'policy' ? w.gapClosed.toFixed(2) : '', c.name === 'numa' ? w.numaOverUma.toFixed(2) : '',
+      String(c.migrated), String(c.replicated), String(c.collapsed), c.name.startsWith('policy') ? w.gapClosedBy[c.name]!.toFixed(2) : '', c.name === 'numa' ? w.numaOverUma.toFixed(2) : '',
     ];
   }));
   return markdownTable(['workload', 'case', 'time (ms, range)', 'local misses', 'execution', 'local stall', 'remote stall', 'monitor', 'migrated', 'replicated', 'collapsed', 'gap closed', 'numa / uma'], rows);
@@ -242,18 +275,23 @@ export const PLOT_SVG = 'numa.svg';
 export async function runNuma(o: NumaOptions): Promise<NumaWorkloadResult[]> {
   mkdirSync(o.outDir, { recursive: true });
   const policy = o.policy ?? DEFAULT_POLICY;
+  const specs = caseSpecs(policy, o.policyScales ?? [1]);
+  if (!specs.some((c) => c.name === 'policy')) throw new ExperimentError('the policy scales must include 1 (the policy itself)');
   const cases: NumaCaseResult[] = [];
-  for (const [i, name] of CASES.entries()) {
+  for (const [i, spec] of specs.entries()) {
+    const name = spec.name;
     o.onProgress?.(`${name}: booting the VM, warming up, then ${o.workloads.map((w) => w.name).join(', ')}`);
-    o.onStatus?.(`${name} (case ${i + 1}/${CASES.length})`);
-    const r = await runCaseInChild<NumaCaseResult>(import.meta.url, { guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, name, workloads: [...o.workloads], repeat: o.repeat ?? 3, policy } satisfies CaseRequest, name);
+    o.onStatus?.(`${name} (case ${i + 1}/${specs.length})`);
+    const request: CaseRequest = { ...spec, guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, workloads: [...o.workloads], repeat: o.repeat ?? 3 };
+    const r = await runCaseInChild<NumaCaseResult>(import.meta.url, request, name);
     cases.push(r);
     for (const w of r.workloads) o.onProgress?.(`${name} ${w.name}: ${w.runs.map((x) => x.timeMs.toFixed(1)).join(', ')} ms`);
   }
   const results = summarize(cases);
   writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
     experiment: 'numa', topology: NUMA_TOPOLOGY, machineMemory: NUMA_MACHINE_MEMORY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY },
-    placement: 'round-robin', policy, repeat: o.repeat ?? 3, workloads: results, cases,
+    placement: 'round-robin', policy, policyScales: o.policyScales ?? [1], scaledPolicies: Object.fromEntries(specs.filter((c) => c.policy !== undefined).map((c) => [c.name, c.policy])),
+    repeat: o.repeat ?? 3, workloads: results, cases,
   }));
   writeFileWhole(join(o.outDir, RESULTS_TABLE), numaTable(results));
   writeFileWhole(join(o.outDir, PLOT_SVG), numaSvg(results));
