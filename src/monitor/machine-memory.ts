@@ -202,10 +202,7 @@ export class MachineMemory {
    */
   allocateReplica(node: number, gppn: number): number {
     if (this.pagesFree(node) === 0) return FREE;
-    const mpn = this.takeFrom(node);
-    this.owner[mpn] = REPLICA;
-    this.guestPage[mpn] = gppn;
-    this.users[mpn] = 1;
+    const mpn = this.claim(this.takeFrom(node), REPLICA, gppn);
     this.replicaUsed[node]!++;
     return mpn;
   }
@@ -294,10 +291,7 @@ export class MachineMemory {
     for (let attempt = 0; attempt < 2; attempt++) {
       for (const n of this.nearest[node]!) {
         if (this.pagesFree(n) === 0) continue;
-        const mpn = this.takeFrom(n);
-        this.owner[mpn] = vm;
-        this.guestPage[mpn] = gppn;
-        this.users[mpn] = 1;
+        const mpn = this.claim(this.takeFrom(n), vm, gppn);
         this.used[n]!++;
         return mpn;
       }
@@ -305,6 +299,14 @@ export class MachineMemory {
       if (attempt === 0 && (this.reclaim?.() ?? 0) === 0) break;
     }
     throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of VM ${vm}`);
+  }
+
+  /** The memmap gives page `mpn` its one user: `owner` (a VM, MONITOR or REPLICA) and guest page `gppn`. */
+  private claim(mpn: number, owner: number, gppn: number): number {
+    this.owner[mpn] = owner;
+    this.guestPage[mpn] = gppn;
+    this.users[mpn] = 1;
+    return mpn;
   }
 
   private takeFrom(node: number): number {

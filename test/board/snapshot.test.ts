@@ -7,10 +7,11 @@ import fc from 'fast-check';
 import { RAM_BASE } from '../../src/board/address-map.js';
 import { Machine } from '../../src/board/machine.js';
 import { Simulation } from '../../src/board/simulation.js';
-import { restoreMachine, saveMachine, type MachineSnapshot } from '../../src/board/snapshot.js';
+import { restoreMachine, saveMachine } from '../../src/board/snapshot.js';
 import { configureTiming, setExecutionMode } from '../../src/board/timing-mode.js';
 import { topologyPreset } from '../../src/board/topology.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/host/snapshot-file.js';
+import { comparableState } from '../helpers/snapshot-state.js';
 import { formatStatsText } from '../../src/timing/stats.js';
 import { assemble, requireToolchain } from '../helpers/asm.js';
 
@@ -182,23 +183,9 @@ function statsText(run: Run): string {
   return formatStatsText(run.simulation.stats.snapshot());
 }
 
-/**
- * The machine's state as bytes, leaving out what only the translator decides: whether a TLB entry is on
- * the fast path or hidden from it (both are the same entry to the machine) and the hart's stop flag.
- */
+/** The machine's state as bytes, but for what only the translator decides (test/helpers/snapshot-state.ts). */
 function stateBytes(run: Run): Buffer {
-  const snapshot = saveMachine(run.machine, TOPOLOGY.config, run.simulation) as MachineSnapshot & { harts: Record<string, unknown>[] };
-  for (const hart of snapshot.harts as unknown as Record<string, unknown>[]) {
-    delete hart.stop;
-    delete hart.countersSynced;
-    for (const set of hart.tlbs as { tag: Float64Array; hidden: Float64Array }[][]) {
-      for (const tlb of set) {
-        tlb.tag = tlb.tag.map((tag, i) => (tag === 2 ** 60 ? tlb.hidden[i]! : tag));
-        tlb.hidden = new Float64Array(0);
-      }
-    }
-  }
-  return Buffer.from(encodeSnapshot(snapshot));
+  return comparableState(saveMachine(run.machine, TOPOLOGY.config, run.simulation));
 }
 
 /**

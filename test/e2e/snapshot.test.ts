@@ -12,6 +12,7 @@ import { restoreMachine, saveMachine } from '../../src/board/snapshot.js';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { buildMachine, type BuiltMachine, type MachineSpec } from '../../src/host/machine-spec.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/host/snapshot-file.js';
+import { comparableState } from '../helpers/snapshot-state.js';
 import { formatStatsText } from '../../src/timing/stats.js';
 
 const guest = findBuiltGuest();
@@ -54,20 +55,9 @@ function statsText(run: Run): string {
   return formatStatsText(run.built.simulation.stats.snapshot());
 }
 
-/** The whole machine state as bytes, but for what only the translator decides (see test/board/snapshot.test.ts). */
+/** The machine's state as bytes, but for what only the translator decides (test/helpers/snapshot-state.ts). */
 function stateBytes(run: Run): Buffer {
-  const snapshot = saveMachine(run.built.machine, CONFIG, run.built.simulation);
-  for (const hart of snapshot.harts as unknown as Record<string, unknown>[]) {
-    delete hart.stop;
-    delete hart.countersSynced;
-    for (const set of hart.tlbs as { tag: Float64Array; hidden: Float64Array }[][]) {
-      for (const tlb of set) {
-        tlb.tag = tlb.tag.map((tag, i) => (tag === 2 ** 60 ? tlb.hidden[i]! : tag));
-        tlb.hidden = new Float64Array(0);
-      }
-    }
-  }
-  return Buffer.from(encodeSnapshot(snapshot));
+  return comparableState(saveMachine(run.built.machine, CONFIG, run.built.simulation));
 }
 
 describe('booting Linux saved after N rounds and restored runs M more as N + M straight', { skip }, () => {
