@@ -85,30 +85,6 @@ test('a hot page written from both nodes stays where it is: the shared counter, 
   assert.equal(vm.pmap.lookup(shared), mpn, 'the write-shared page moved');
 });
 
-test('a moved page starts counting afresh on its new machine page, whatever that page counted before', (t) => {
-  if (!requireToolchain(t)) return;
-  const { monitor, vm, run } = setUp({ hotMisses: 1_000_000 });
-  const counters = monitor.timingModel!.counters;
-  const memory = monitor.memory;
-  // Every free page of node 1 holds counts from an earlier life, past any trigger.
-  for (let mpn = 0; mpn < memory.totalPages; mpn++) {
-    if (memory.nodeOf(mpn) !== 1 || memory.owner[mpn] !== -1) continue;
-    for (let k = 0; k < 20; k++) counters.recordPage(mpn, 0);
-  }
-  monitor.setPolicy({ ...DEFAULT_POLICY, hotMisses: 4 });
-  const gppn = counterPages(run).fill[0]!;
-  const before = vm.pmap.lookup(gppn);
-  counters.resetPage(before);
-  for (let k = 0; k < 4; k++) counters.recordPage(before, 1);
-  runRoundsUntil(monitor, () => false, 1);
-  const after = vm.pmap.lookup(gppn);
-  assert.equal(memory.nodeOf(after), 1);
-  // A count left at 20 from node 0 could never come up to the trigger again: the page must start from nothing.
-  assert.deepEqual(counters.countsOf(after), [0, 0]);
-  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
-  assertCounted(vm, run);
-});
-
 test('a page moved moveLimit times is frozen for freezeIntervals intervals, then may move again', (t) => {
   if (!requireToolchain(t)) return;
   const { monitor, vm, run } = setUp({ hotMisses: 2, moveLimit: 1, freezeIntervals: 1, intervalRounds: 4 });
@@ -221,11 +197,10 @@ test('a page read from both nodes is replicated: each node reads its own copy, a
     c2.recordPage(page, 1);
   }
   runRoundsUntil(m2, () => false, 1);
-  // It was replicated at the round's end; the program adds to it in a loop, and its next write collapses it.
+  // It was replicated at the round's end and written in the next round (the program adds to it in a loop).
   assert.deepEqual(m2.policy!.counts.replicatedTo, [0, 1]);
-  assert.ok(vm2.pmap.replicasOf(data) !== undefined);
-  const rounds = runRoundsUntil(m2, () => vm2.pmap.replicasOf(data) === undefined, 50);
-  assert.equal(vm2.pmap.replicasOf(data), undefined, `a write left the copies for ${rounds} rounds`);
+  runRoundsUntil(m2, () => false, 1);
+  assert.equal(vm2.pmap.replicasOf(data), undefined, 'a write left the copies');
   assert.ok(vm2.pmap.collapses >= 1);
   assert.equal(m2.memory.replicaPages(), 0, 'the copy was not given back');
   assert.ok((vm2.exits.get('guest-page-fault.collapse') ?? 0) >= 1, 'no collapse exit');

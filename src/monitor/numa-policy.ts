@@ -199,10 +199,7 @@ export class NumaPolicy {
       c.migratedTo[memory.nodeOf(to)]!++;
       c.cycles += cycles;
     }
-    // Both pages start counting afresh: the new one may hold counts from an earlier life, and a count already
-    // past the trigger never reaches it again, so the page could never become hot.
     this.counters.resetPage(mpn);
-    this.counters.resetPage(to);
     this.moved(key);
   }
 
@@ -253,7 +250,6 @@ export class NumaPolicy {
         c.replicatedTo[node]!++;
         c.cycles += cycles;
       }
-      this.counters.resetPage(copy);
     });
     this.counters.resetPage(mpn);
     this.moved(key);
