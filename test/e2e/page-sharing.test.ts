@@ -9,6 +9,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { MonitorSession } from '../../src/guest/monitor-session.js';
 import { FREE } from '../../src/monitor/machine-memory.js';
+import { referenceChecksum } from '../helpers/reference-checks.js';
 
 const MiB = 2 ** 20;
 const guest = findBuiltGuest();
@@ -16,12 +17,6 @@ const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js 
 
 /** A reference check of guest/workloads/checks.txt, its checksum computed on the build host. */
 const PMAKE = 'pmake -j 2 -n 8 -l 100';
-
-function reference(command: string): string {
-  const line = readFileSync(`${guest!.workloads}/reference.txt`, 'utf8').split('\n').find((l) => l.startsWith(`${command}\t`));
-  assert.ok(line !== undefined, `no reference for ${command}`);
-  return line.split('\t')[1]!.trim();
-}
 
 describe('content-based page sharing between two Linux VMs', { skip }, () => {
   let session: MonitorSession;
@@ -53,7 +48,7 @@ describe('content-based page sharing between two Linux VMs', { skip }, () => {
     const md5 = createHash('md5').update(numbers).digest('hex');
     const command = `seq 1 20000 | md5sum; ${PMAKE}`;
     const results = await Promise.all(['a', 'b'].map((name) => session.exec(name, command)));
-    const pmakeSum = reference(PMAKE);
+    const pmakeSum = referenceChecksum(guest!, PMAKE);
     for (const r of results) {
       assert.equal(r.status, 0, r.output);
       assert.equal(r.output.split(/\s+/)[0], md5, r.output);
