@@ -86,12 +86,12 @@ export class HartMemory extends HartState {
   /** Under the monitor: what a first-level refill costs, from the second-level TLB or by a walk. */
   refillCosts: { secondLevelHit: number; walk: number } | undefined = undefined;
   /**
-   * Under the monitor with the hardware two-stage walk (`mmu: nested`): the G-stage's levels (Sv39x4: 3).
-   * A TLB miss is then no exit, but every reference of the guest's walk is itself translated: timing mode
-   * charges a G-stage walk for each guest PTE read and one for the leaf's address (`monitorTables`), up to
-   * levels × (G + 1) + G references instead of the bare walk's levels. 0: not nested.
+   * Under the monitor with the hardware two-stage walk (`mmu: nested`): a TLB miss is no exit, but every
+   * reference of the guest's walk is itself translated: timing mode charges a G-stage walk of
+   * `monitorTables` for each guest PTE read and one for the leaf's address, up to levels × 4 + 3 references
+   * instead of the bare walk's levels.
    */
-  nestedStageLevels = 0;
+  nestedWalk = false;
   /** Under the monitor: its tables at machine addresses, which timing mode charges refills' references to. */
   monitorTables: MonitorTables | undefined = undefined;
 
@@ -186,18 +186,14 @@ export class HartMemory extends HartState {
     for (let i = 0; i < levels; i++) references += timing.chargeRamAccess(cpu, this.walkPteNode[i]!, this.walkPteOffset[i]!, false);
     if (this.walkUpdated) references += timing.chargeRamAccess(cpu, this.walkPteNode[levels - 1]!, this.walkPteOffset[levels - 1]!, true);
     const tables = this.monitorTables;
-    if (this.nestedStageLevels !== 0) {
+    if (this.nestedWalk && tables !== undefined) {
       let steps = levels;
-      if (tables !== undefined) {
-        for (let i = 0; i < levels; i++) {
-          references += tables.gStageWalk(timing, cpu, this.walkPteAddress[i]!);
-          steps += tables.gStageLevels;
-        }
-        references += tables.gStageWalk(timing, cpu, pa);
+      for (let i = 0; i < levels; i++) {
+        references += tables.gStageWalk(timing, cpu, this.walkPteAddress[i]!);
         steps += tables.gStageLevels;
-      } else {
-        steps += (levels + 1) * this.nestedStageLevels;
       }
+      references += tables.gStageWalk(timing, cpu, pa);
+      steps += tables.gStageLevels;
       this.stallCycles += references + timing.chargeTlbRefill(cpu, steps);
       return;
     }

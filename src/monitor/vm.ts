@@ -68,8 +68,6 @@ export interface VmOptions {
  * charged (timing mode) with every guest level translated by the G-stage too.
  */
 export type MmuMode = 'software' | 'nested';
-/** The G-stage's levels for guest-physical addresses under Sv39x4 (privileged spec §9.5). */
-const G_STAGE_LEVELS = 3;
 
 /** Supervisor interrupts by cause number (privileged spec §4.1.3). */
 const INTERRUPT_NAMES: Record<number, string> = { [IRQ_S_SOFT]: 'software', [IRQ_S_TIMER]: 'timer', [IRQ_S_EXT]: 'external' };
@@ -152,7 +150,7 @@ export class VirtualMachine {
     for (const h of this.machine.harts) {
       h.monitorTables = this.tables.forVcpu(h.id);
       if (options.mmu === 'nested') {
-        h.nestedStageLevels = G_STAGE_LEVELS;
+        h.nestedWalk = true;
       } else {
         h.secondLevel = new SecondLevelTlbSet(secondLevelEntries);
         h.refillCosts = { secondLevelHit: this.costs.secondLevelHit, walk: this.costs.walk };
@@ -177,9 +175,9 @@ export class VirtualMachine {
     const h = this.machine.harts[vcpu]!;
     switch (exit.kind) {
       case 'guest-page-fault': {
-        const gppn = Math.floor((exit.gpa - this.pmap.base) / PAGE);
+        const gppn = this.gppnOf(exit.gpa);
         const before = this.pmap.lookup(gppn);
-        const resolution = this.resolveFault(exit.gpa, exit.needs);
+        const resolution = this.resolveFault(gppn, exit.needs);
         if (resolution === undefined) return WAIT;
         this.charge(h, `guest-page-fault.${resolution}`);
         const timing = h.memoryTiming;
@@ -230,7 +228,7 @@ export class VirtualMachine {
       case 'protection':
         return this.tables.pmapEntry(timing, cpu, gpa, true) + memmap(after, false);
       case 'collapse':
-        // The replicas' memmap entries are freed with them: one entry per copy is a small part; the master's and the pmap's.
+        // The pmap entry and the master's memmap entry (the copies' entries, freed with them, are not counted).
         return this.tables.pmapEntry(timing, cpu, gpa, true) + memmap(after, true);
       case 'fill':
         return memmap(after, false) + memmap(after, true) + touchPage(this.memory, timing, cpu, after, true) + this.tables.pmapEntry(timing, cpu, gpa, true);
@@ -240,18 +238,21 @@ export class VirtualMachine {
     }
   }
 
-
-
   private count(vcpu: number, key: string): void {
     this.exits.set(key, (this.exits.get(key) ?? 0) + 1);
     const mine = this.vcpuExits[vcpu];
     if (mine !== undefined) mine.set(key, (mine.get(key) ?? 0) + 1);
   }
 
-  /** A guest-page fault at guest-physical `gpa`: the pmap's answer, or undefined when memory ran out. */
-  private resolveFault(gpa: number, needs: Access): FaultResolution | undefined {
+  /** The guest page number of guest-physical `gpa`, counted from the VM's RAM base. */
+  private gppnOf(gpa: number): number {
+    return Math.floor((gpa - this.pmap.base) / PAGE);
+  }
+
+  /** A guest-page fault on guest page `gppn`: the pmap's answer, or undefined when memory ran out. */
+  private resolveFault(gppn: number, needs: Access): FaultResolution | undefined {
     try {
-      return this.pmap.resolveFault(Math.floor((gpa - this.pmap.base) / PAGE), needs);
+      return this.pmap.resolveFault(gppn, needs);
     } catch (error) {
       if (!(error instanceof OutOfMachineMemory)) throw error;
       this.outOfMemory ??= `${OUT_OF_MEMORY} (${Math.round((this.pmap.pagesInUse * PAGE) / 2 ** 20)} MiB in use)`;
@@ -261,7 +262,7 @@ export class VirtualMachine {
 
   /** A device's DMA (or the loader) denied at `address`: resolved at once if it can be, refused otherwise. */
   private dmaFault(address: number, access: Access): boolean {
-    const resolution = this.resolveFault(address, access);
+    const resolution = this.resolveFault(this.gppnOf(address), access);
     if (resolution !== undefined) this.count(-1, `guest-page-fault.dma.${resolution}`);
     return resolution !== undefined && resolution !== 'wait';
   }
@@ -293,7 +294,7 @@ export class VirtualMachine {
   wakeWaiters(gppn: number): void {
     for (const h of this.machine.harts) {
       const exit = h.exited;
-      if (h.suspended && exit?.kind === 'guest-page-fault' && Math.floor((exit.gpa - this.pmap.base) / PAGE) === gppn) h.resume();
+      if (h.suspended && exit?.kind === 'guest-page-fault' && this.gppnOf(exit.gpa) === gppn) h.resume();
     }
   }
 
