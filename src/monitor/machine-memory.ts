@@ -209,13 +209,7 @@ export class MachineMemory {
 
   /** Gives back a replica `allocateReplica` handed out; code translated from it is stale. */
   freeReplica(mpn: number): void {
-    if (this.owner[mpn] !== REPLICA) throw new Error(`machine page ${mpn} is not a replica`);
-    const node = this.nodeOf(mpn);
-    this.owner[mpn] = FREE;
-    this.guestPage[mpn] = FREE;
-    this.users[mpn] = 0;
-    this.replicaUsed[node]!--;
-    this.freed[node]!.push(mpn);
+    this.unclaim(mpn, REPLICA, this.replicaUsed, 'a replica');
     machinePageReplaced(this.domain, this.addressOf(mpn));
   }
 
@@ -229,21 +223,22 @@ export class MachineMemory {
    * nearest node that has one. Throws OutOfMachineMemory.
    */
   allocateMonitor(node: number, index: number): number {
-    const mpn = this.allocate(node, MONITOR, index);
-    const n = this.nodeOf(mpn);
-    this.used[n]!--;
-    this.monitorUsed[n]!++;
-    return mpn;
+    return this.allocateTo(node, MONITOR, index, this.monitorUsed);
   }
 
   /** Gives back a page `allocateMonitor` handed out. */
   freeMonitor(mpn: number): void {
-    if (this.owner[mpn] !== MONITOR) throw new Error(`machine page ${mpn} is not the monitor's`);
+    this.unclaim(mpn, MONITOR, this.monitorUsed, 'the monitor\'s');
+  }
+
+  /** Page `mpn`, which `owner` holds and `counted` counts per node, goes back to its node's free pages. */
+  private unclaim(mpn: number, owner: number, counted: number[], what: string): void {
+    if (this.owner[mpn] !== owner) throw new Error(`machine page ${mpn} is not ${what}`);
     const node = this.nodeOf(mpn);
     this.owner[mpn] = FREE;
     this.guestPage[mpn] = FREE;
     this.users[mpn] = 0;
-    this.monitorUsed[node]!--;
+    counted[node]!--;
     this.freed[node]!.push(mpn);
   }
 
@@ -288,17 +283,22 @@ export class MachineMemory {
    * (by the machine's distances) that has. Records it in the memmap. Throws OutOfMachineMemory.
    */
   allocate(node: number, vm: number, gppn: number): number {
+    return this.allocateTo(node, vm, gppn, this.used);
+  }
+
+  /** `allocate` for `owner` (a VM or MONITOR), counted in `counted` per node. */
+  private allocateTo(node: number, owner: number, gppn: number, counted: number[]): number {
     for (let attempt = 0; attempt < 2; attempt++) {
       for (const n of this.nearest[node]!) {
         if (this.pagesFree(n) === 0) continue;
-        const mpn = this.claim(this.takeFrom(n), vm, gppn);
-        this.used[n]!++;
+        const mpn = this.claim(this.takeFrom(n), owner, gppn);
+        counted[n]!++;
         return mpn;
       }
-      // Every node is full: pages only reserved for large pages give way, then try once more.
+      // Every node is full: replicas and pages only reserved for large pages give way, then try once more.
       if (attempt === 0 && (this.reclaim?.() ?? 0) === 0) break;
     }
-    throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of VM ${vm}`);
+    throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of ${owner === MONITOR ? 'the monitor' : `VM ${owner}`}`);
   }
 
   /** The memmap gives page `mpn` its one user: `owner` (a VM, MONITOR or REPLICA) and guest page `gppn`. */

@@ -77,10 +77,9 @@ export function touchPage(memory: MachineMemory, timing: MemoryTiming, cpu: numb
  * starts (Disco's memmap lived in the monitor's memory the same way).
  */
 export class MemmapTable {
-  private readonly perNode: MonitorPages[];
+  private readonly perNode: MonitorPages[] = [];
 
   constructor(private readonly memory: MachineMemory) {
-    this.perNode = [];
     try {
       for (const n of memory.layout.nodes) {
         this.perNode.push(new MonitorPages(memory, n.id, Math.ceil(((n.size / PAGE) * MEMMAP_ENTRY_BYTES) / PAGE)));
@@ -124,15 +123,16 @@ export class VmTables {
   private readonly leaves: MonitorPages;
   private readonly state: MonitorPages;
   private readonly secondLevel: MonitorPages[];
+  /** Every one of the above, to count and give back. */
+  private readonly all: MonitorPages[] = [];
   /** The first guest-physical address the middle tables cover (the VM's base rounded down to a GiB). */
   private readonly span: number;
 
   constructor(memory: MachineMemory, readonly pmap: PmapShape, node: number, vcpus: number, readonly secondLevelEntries: number) {
     if (secondLevelEntries < 1 || (secondLevelEntries & (secondLevelEntries - 1)) !== 0) throw new Error(`second-level TLB size must be a power of two, not ${secondLevelEntries}`);
-    const made: MonitorPages[] = [];
     const pages = (count: number): MonitorPages => {
       const p = new MonitorPages(memory, node, count);
-      made.push(p);
+      this.all.push(p);
       return p;
     };
     try {
@@ -143,7 +143,7 @@ export class VmTables {
       this.state = pages(vcpus);
       this.secondLevel = Array.from({ length: vcpus }, () => pages(Math.ceil((secondLevelEntries * SECOND_LEVEL_ENTRY_BYTES) / PAGE)));
     } catch (error) {
-      for (const p of made) p.release();
+      this.release();
       if (error instanceof OutOfMachineMemory) throw new OutOfMachineMemory('no machine memory left for the VM\'s pmap tables and vCPU state');
       throw error;
     }
@@ -151,7 +151,7 @@ export class VmTables {
 
   /** Pages the tables take. */
   get pages(): number {
-    return [this.root, this.middle, this.leaves, this.state, ...this.secondLevel].reduce((sum, p) => sum + p.pages.length, 0);
+    return this.all.reduce((sum, p) => sum + p.pages.length, 0);
   }
 
   /** The pmap's entry (the G-stage leaf) of guest-physical `gpa`. */
@@ -199,7 +199,7 @@ export class VmTables {
   }
 
   release(): void {
-    for (const p of [this.root, this.middle, this.leaves, this.state, ...this.secondLevel]) p.release();
+    for (const p of this.all) p.release();
   }
 }
 

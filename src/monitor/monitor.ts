@@ -106,6 +106,7 @@ export class Monitor {
    */
   idleSkipLimit = Infinity;
   private readonly records = new Map<VirtualMachine, VcpuRecord[]>();
+  private numaPolicy: NumaPolicy | undefined = undefined;
   /** Per node: the memory sizes of the running VMs at home there (where the next VM's home goes). */
   private readonly promisedOnNode: number[];
   private nextId = 0;
@@ -118,8 +119,8 @@ export class Monitor {
     this.costs = options.costs ?? DEFAULT_COSTS;
     this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
     this.promisedOnNode = this.layout.nodes.map(() => 0);
-    // Memory running short breaks the VMs' partly touched large pages before anyone is refused a page.
-    // Replicas go first (the masters keep the contents); only when there are none do large pages break.
+    // Memory running short gives back the replicas first (the masters keep the contents), and only when there
+    // are none breaks the VMs' partly touched large pages, before anyone is refused a page.
     this.memory.reclaim = () => {
       const replicas = this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.dropReplicas() : 0), 0);
       return replicas > 0 ? replicas : this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
@@ -127,8 +128,6 @@ export class Monitor {
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
     if (options.policy !== undefined) this.setPolicy(options.policy);
   }
-
-  private numaPolicy: NumaPolicy | undefined = undefined;
 
   /** Disco's NUMA policy, once asked for (it acts in timing mode only, and not while disabled). */
   get policy(): NumaPolicy | undefined {

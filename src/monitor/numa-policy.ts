@@ -111,8 +111,9 @@ export class NumaPolicy {
   private current: NumaPolicyParameters;
   private on = true;
 
+  /** `parameters` must be usable (`policyProblems` finds nothing: Monitor.setPolicy checks). */
   constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, parameters: NumaPolicyParameters) {
-    this.current = checked(parameters);
+    this.current = { ...parameters };
     this.counts = noCounts(counters.nodes);
     counters.queueHot(parameters.hotMisses);
   }
@@ -127,9 +128,9 @@ export class NumaPolicy {
     return this.on;
   }
 
-  /** New parameters from the next round on (throws RangeError naming every problem); turns the policy on. */
+  /** New parameters (usable ones, as for the constructor) from the next round on; turns the policy on. */
   setParameters(parameters: NumaPolicyParameters): void {
-    this.current = checked(parameters);
+    this.current = { ...parameters };
     this.on = true;
     this.counters.queueHot(parameters.hotMisses);
   }
@@ -193,7 +194,14 @@ export class NumaPolicy {
       this.left(vm, 'leftOther');
       return;
     }
-    const cycles = this.moveCost(vm, h, mpn, to);
+    let cycles = this.copyCost(vm, h, mpn, to, true);
+    const timing = h.memoryTiming;
+    const cpu = this.host.lastCpu(vm, h);
+    if (timing !== undefined && cpu >= 0) {
+      // Both pages' memmap entries and the pmap entry change too.
+      const memmap = this.host.memmap;
+      cycles += memmap.entry(timing, cpu, mpn, true) + memmap.entry(timing, cpu, to, true) + vm.tables.pmapEntry(timing, cpu, vm.pmap.base + gppn * 4096, true);
+    }
     h.chargeMonitor(cycles);
     for (const c of [this.counts, mine]) {
       c.migratedTo[memory.nodeOf(to)]!++;
@@ -220,17 +228,8 @@ export class NumaPolicy {
    * first: an IPI per other vCPU.
    */
   private replicate(vm: VirtualMachine, mpn: number, gppn: number, readers: readonly number[], key: number): void {
-    const { costs, memory, memmap } = this.host;
-    let made: number[];
-    try {
-      made = vm.pmap.replicate(gppn, readers);
-    } catch (error) {
-      if (error instanceof Error && /held or shared/.test(error.message)) {
-        this.left(vm, 'leftOther');
-        return;
-      }
-      throw error;
-    }
+    const memory = this.host.memory;
+    const made = vm.pmap.replicate(gppn, readers);
     if (made.length === 0) {
       this.left(vm, 'leftOther');
       return;
@@ -239,12 +238,10 @@ export class NumaPolicy {
     made.forEach((copy, i) => {
       const node = memory.nodeOf(copy);
       const h = this.chargedVcpu(vm, node);
-      let cycles = costs.pageCopy + (i === 0 ? (vm.vcpus.length - 1) * costs.ipi : 0);
+      let cycles = this.copyCost(vm, h, mpn, copy, i === 0);
       const timing = h.memoryTiming;
       const cpu = this.host.lastCpu(vm, h);
-      if (timing !== undefined && cpu >= 0) {
-        cycles += touchPage(memory, timing, cpu, mpn, false) + touchPage(memory, timing, cpu, copy, true) + memmap.entry(timing, cpu, copy, true);
-      }
+      if (timing !== undefined && cpu >= 0) cycles += this.host.memmap.entry(timing, cpu, copy, true);
       h.chargeMonitor(cycles);
       for (const c of [this.counts, mine]) {
         c.replicatedTo[node]!++;
@@ -273,16 +270,18 @@ export class NumaPolicy {
     }) ?? vm.vcpus[0]!;
   }
 
-  /** What moving `from` to `to` costs the vCPU `h` that does it. */
-  private moveCost(vm: VirtualMachine, h: Hart, from: number, to: number): number {
-    const { costs, memory, memmap } = this.host;
-    let cycles = costs.pageCopy + (vm.vcpus.length - 1) * costs.ipi;
+  /**
+   * What copying machine page `from` to `to` costs vCPU `h` of `vm`, which does it: the table's `pageCopy`,
+   * an IPI per other vCPU when the copy needs a shootdown first, and in timing mode the old page's lines read
+   * and the new one's written, through the cache of the CPU it last ran on (`lastCpu`).
+   */
+  private copyCost(vm: VirtualMachine, h: Hart, from: number, to: number, shootDown: boolean): number {
+    const { costs, memory } = this.host;
+    let cycles = costs.pageCopy + (shootDown ? (vm.vcpus.length - 1) * costs.ipi : 0);
     const timing: MemoryTiming | undefined = h.memoryTiming;
     const cpu = this.host.lastCpu(vm, h);
     if (timing !== undefined && cpu >= 0) {
       cycles += touchPage(memory, timing, cpu, from, false) + touchPage(memory, timing, cpu, to, true);
-      cycles += memmap.entry(timing, cpu, from, true) + memmap.entry(timing, cpu, to, true);
-      cycles += vm.tables.pmapEntry(timing, cpu, vm.pmap.base + memory.guestPage[to]! * 4096, true);
     }
     return cycles;
   }
@@ -300,12 +299,6 @@ export class NumaPolicy {
     this.counts[why]++;
     this.countsOf(vm)[why]++;
   }
-}
-
-function checked(parameters: NumaPolicyParameters): NumaPolicyParameters {
-  const problems = policyProblems(parameters);
-  if (problems.length > 0) throw new RangeError(`NUMA policy: ${problems.join('; ')}`);
-  return { ...parameters };
 }
 
 function gppnKey(vm: VirtualMachine, gppn: number): number {

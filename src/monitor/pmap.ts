@@ -351,16 +351,15 @@ export class Pmap implements PagedRam, PageSpace {
    * Read-only copies of mapped guest page `gppn` on each of `nodes` that has none yet and is not the page's
    * own node (Disco's replication of read-shared pages): the page becomes read-only everywhere (its mappings
    * shot down, its 2 MiB group scattered), and each vCPU's next read gets the copy on its CPU's node
-   * (`readerNode`). A write collapses them (`resolveFault`). Nodes without a free page get none. Returns the
-   * new copies' machine pages. Throws for a page that is missing, held or shared.
+   * (`readerNode`). A write collapses them (`resolveFault`). Nodes without a free page get none, and a page
+   * that is held or shared (copy-on-write) none at all. Returns the new copies' machine pages. Throws for a
+   * page with no machine page.
    */
   replicate(gppn: number, nodes: readonly number[]): number[] {
     this.check(gppn);
     const master = this.machine[gppn]!;
     if (master === FREE) throw new Error(`guest page ${gppn} has no machine page to replicate`);
-    if (this.held(gppn) || (this.flags[gppn]! & COPY_ON_WRITE) !== 0 || this.memory.users[master]! > 1) {
-      throw new Error(`guest page ${gppn} is held or shared: it cannot be replicated`);
-    }
+    if (this.held(gppn) || (this.flags[gppn]! & COPY_ON_WRITE) !== 0 || this.memory.users[master]! > 1) return [];
     const home = this.memory.nodeOf(master);
     const copies = this.replicas.get(gppn) ?? new Int32Array(this.memory.layout.nodes.length).fill(FREE);
     const made: number[] = [];
