@@ -18,7 +18,7 @@ import { accountVm } from '../monitor/accounting.js';
 import { runCaseInChild as runChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
 import { hartCycles, minus, turnAslrOff, type Breakdown } from './overhead.js';
-import { markdownTable, stackedBarsSvg } from './report.js';
+import { markdownTable, median, medianBy, stackedBarsSvg } from './report.js';
 
 const MiB = 2 ** 20;
 export const FIXED_WORK_TOPOLOGY = 'flash8';
@@ -128,9 +128,9 @@ export function referenceKey(files: number, seed: number): string {
   return `${files} -S ${seed}`;
 }
 
-/** The run of median machine time (the lower middle one for an even count). */
+/** The run of median machine time. */
 function medianSeed(seeds: readonly SeedRun[]): SeedRun {
-  return [...seeds].sort((a, b) => a.machineCycles - b.machineCycles)[Math.floor((seeds.length - 1) / 2)]!;
+  return medianBy(seeds, (s) => s.machineCycles);
 }
 
 const RESULT_LINE = /^RESULT pmake elapsed=(\S+) checksum=([0-9a-f]{16})\b.*\blinked_bytes=(\d+)/m;
@@ -328,9 +328,8 @@ function total(b: Breakdown): number {
 
 /** The median of a case's per-seed ratios, with their range when there are several. */
 function ratioCell(ratios: readonly number[]): string {
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  return sorted.length === 1 ? median.toFixed(3) : `${median.toFixed(3)} (${sorted[0]!.toFixed(3)}–${sorted.at(-1)!.toFixed(3)})`;
+  const m = median(ratios).toFixed(3);
+  return ratios.length === 1 ? m : `${m} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`;
 }
 
 export function fixedWorkTable(results: readonly FixedWorkCaseResult[]): string {

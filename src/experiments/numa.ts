@@ -14,8 +14,8 @@ import { accountVm } from '../monitor/accounting.js';
 import { DEFAULT_POLICY, type NumaPolicyParameters } from '../monitor/numa-policy.js';
 import { runCaseInChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
-import { turnAslrOff } from './overhead.js';
-import { markdownTable, stackedBarsSvg } from './report.js';
+import { parseResult, turnAslrOff } from './overhead.js';
+import { markdownTable, medianBy, stackedBarsSvg } from './report.js';
 
 const MiB = 2 ** 20;
 export const NUMA_TOPOLOGY = 'flash8';
@@ -106,8 +106,6 @@ interface CaseRequest extends CaseSpec {
   repeat: number;
 }
 
-const RESULT = /^RESULT (\S+) elapsed=(\S+) checksum=([0-9a-f]{16})\b/m;
-
 /** One case in this process: boot, turn ASLR off, a warm-up run of each workload in fast mode, then the measured runs in timing mode. */
 async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
   const { config, latencies } = topologyPreset(NUMA_TOPOLOGY, NUMA_MACHINE_MEMORY, { uniformLatency: request.uniform });
@@ -121,11 +119,9 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
     const monitor = session.monitor;
     const vm = session.vm('vm');
     const model = monitor.timingModel!;
-    const exec = async (command: string): Promise<{ name: string; seconds: number; checksum: string }> => {
+    const exec = async (command: string): Promise<{ guestSeconds: number; checksum: string }> => {
       const r = await session.exec('vm', command);
-      const m = RESULT.exec(r.output);
-      if (r.status !== 0 || m === null) throw new ExperimentError(`${request.name}: \`${command}\` failed (status ${r.status}): ${r.output.trim().split('\n').slice(-3).join(' / ')}`);
-      return { name: m[1]!, seconds: Number(m[2]), checksum: m[3]! };
+      return parseResult(`\`${command}\``, `in the ${request.name} case`, r.status, r.output);
     };
     await turnAslrOff((command) => session.exec('vm', command), `in the ${request.name} case's VM`);
     for (const w of request.workloads) await exec(w.command);
@@ -158,7 +154,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
           return read();
         });
         runs.push({
-          seed, timeMs: r.seconds * 1000, checksum: r.checksum, busyCycles: after.busy - before.busy, monitorCycles: after.monitor - before.monitor,
+          seed, timeMs: r.guestSeconds * 1000, checksum: r.checksum, busyCycles: after.busy - before.busy, monitorCycles: after.monitor - before.monitor,
           stallLocal: after.stallLocal - before.stallLocal, stallRemote: after.stallRemote - before.stallRemote,
           missesLocal: after.missesLocal - before.missesLocal, missesRemote: after.missesRemote - before.missesRemote,
           migrated: after.migrated - before.migrated, replicated: after.replicated - before.replicated, collapsed: after.collapsed - before.collapsed, hostSeconds,
@@ -206,10 +202,6 @@ export interface NumaBreakdown {
   monitor: number;
 }
 
-function median<T>(items: readonly T[], key: (t: T) => number): T {
-  return [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)]!;
-}
-
 /** The figure's numbers from the cases' runs; checks that every case computed the same per seed. */
 export function summarize(cases: readonly NumaCaseResult[]): NumaWorkloadResult[] {
   const names = cases[0]?.workloads.map((w) => w.name) ?? [];
@@ -220,7 +212,7 @@ export function summarize(cases: readonly NumaCaseResult[]): NumaWorkloadResult[
       if (sums.size !== 1) throw new ExperimentError(`${name} with seed ${run.seed} computed ${[...sums].join(' and ')} in the cases: the policy changed a result`);
     });
     const rows = per.map((c) => {
-      const m = median(c.runs, (r) => r.timeMs);
+      const m = medianBy(c.runs, (r) => r.timeMs);
       const times = c.runs.map((r) => r.timeMs);
       const misses = m.missesLocal + m.missesRemote;
       const execution = m.busyCycles - m.stallLocal - m.stallRemote - m.monitorCycles;

@@ -19,7 +19,7 @@ import type { MmuMode } from '../monitor/vm.js';
 import { exitsTable, figure5Svg, NOMINAL, variantName, variantsTable } from './overhead-exits.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { ExperimentError } from './numa-placement.js';
-import { markdownTable } from './report.js';
+import { markdownTable, median, medianBy } from './report.js';
 
 export type WorkloadKind = 'cpu-bound' | 'os-intensive';
 
@@ -143,10 +143,11 @@ export const PLOT_SVG = 'overhead.svg';
 
 const RESULT_LINE = /^RESULT (\S+) elapsed=(\S+) checksum=([0-9a-f]{16})\b.*$/m;
 
-function parseResult(w: OverheadWorkload, where: string, status: number, output: string): { guestSeconds: number; checksum: string } {
+/** The elapsed time and checksum of workload `name`'s RESULT line (`where`: for the error when there is none). */
+export function parseResult(name: string, where: string, status: number, output: string): { guestSeconds: number; checksum: string } {
   const m = RESULT_LINE.exec(output);
   if (status !== 0 || m === null) {
-    throw new ExperimentError(`${w.name} ${where}: status ${status}, no RESULT line: ${output.trim().split('\n').slice(-3).join(' / ')}`);
+    throw new ExperimentError(`${name} ${where}: status ${status}, no RESULT line: ${output.trim().split('\n').slice(-3).join(' / ')}`);
   }
   return { guestSeconds: Number(m[2]), checksum: m[3]! };
 }
@@ -158,7 +159,7 @@ function parseResult(w: OverheadWorkload, where: string, status: number, output:
  */
 async function warmUp(run: Promise<{ status: number; output: string }>, w: OverheadWorkload, where: string): Promise<void> {
   const r = await run;
-  parseResult(w, `${where} (warm-up run)`, r.status, r.output);
+  parseResult(w.name, `${where} (warm-up run)`, r.status, r.output);
 }
 
 /** Bare Linux's cycles so far, summed over its harts: user, kernel (S and M), no monitor, idle. */
@@ -218,15 +219,9 @@ export async function turnAslrOff(exec: (command: string) => Promise<{ status: n
   if (r.status !== 0 || r.output.trim() !== '0') throw new ExperimentError(`cannot turn address-space randomization off ${where}: ${r.output.trim()}`);
 }
 
-/** The median of `values` (the lower of the middle two for an even count, as `medianRun`). */
-function median(values: readonly number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
-}
-
-/** The run whose guest time is the median (the lower of the middle two for an even count). */
+/** The run whose guest time is the median. */
 function medianRun(runs: readonly RunMeasure[]): RunMeasure {
-  const sorted = [...runs].sort((a, b) => a.guestSeconds - b.guestSeconds);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return medianBy(runs, (r) => r.guestSeconds);
 }
 
 /**
@@ -263,7 +258,7 @@ async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure
       });
       const d = minus(after, before);
       const exits = Object.fromEntries(Object.entries(exitsAfter).map(([k, n]) => [k, n - (exitsBefore[k] ?? 0)]).filter(([, n]) => (n as number) > 0));
-      const { guestSeconds, checksum } = parseResult(w, subject.where, r.status, r.output);
+      const { guestSeconds, checksum } = parseResult(w.name, subject.where, r.status, r.output);
       runs.push({
         guestSeconds, hostSeconds, checksum, breakdown: { user: d.user, kernel: d.kernel, monitor: d.monitor, idle: d.idle },
         tlbMisses: d.tlbMisses, secondLevelHits: d.secondLevelHits, monitorCalls: d.monitorCalls, memoryCycles: d.memoryCycles, exits,

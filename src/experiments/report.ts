@@ -1,5 +1,15 @@
 // What experiments print and draw: Markdown tables and SVG bar charts, written by our own small generator.
 
+/** The item whose `key` is the median (the lower of the middle two for an even count): an experiment's median run. */
+export function medianBy<T>(items: readonly T[], key: (item: T) => number): T {
+  return [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)]!;
+}
+
+/** The median of `values`, as `medianBy`. */
+export function median(values: readonly number[]): number {
+  return medianBy(values, (v) => v);
+}
+
 /** A Markdown table (GitHub style); numbers are right-aligned, text left-aligned. */
 export function markdownTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = rows.map((row) => row.map(String));
