@@ -82,15 +82,17 @@ export function registerExperimentCommands(program: Command): void {
     .option('--repeat <n>', 'measured runs of each workload, bare and in the VM, run k with input seed k + 1; the result is the median of the seeds\' VM / bare ratios', '5')
     .option('--mmu <mode>', 'how the VM maps guest-physical to machine: software (Disco\'s software-refilled TLB), nested (H\'s two-stage walk) or both (a VM of each)', 'software')
     .option('--cost-scales <list>', 'run the VM once per factor with the monitor\'s cost table multiplied by it, e.g. 0.5,1,2 (docs/monitor.md)', '1')
-    .action(async (flags: { out: string; quick?: boolean; mode: string; repeat: string; mmu: string; costScales: string }) => {
+    .option('--workloads <list>', `comma-separated workloads to run, of ${overhead.FULL_WORKLOADS.map((w) => w.name).join(', ')} (default: all)`)
+    .action(async (flags: { out: string; quick?: boolean; mode: string; repeat: string; mmu: string; costScales: string; workloads?: string }) => {
       if (flags.mode !== 'fast' && flags.mode !== 'timing') throw new UsageError(`--mode takes fast or timing, not '${flags.mode}'`);
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
       const variants = overheadVariants(flags.mmu, flags.costScales);
+      const workloads = pickWorkloads(flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS, flags.workloads);
       writableOut(flags.out);
       const guest = builtGuest();
       try {
         const results = await withProgress('overhead', (p) => overhead.runOverhead({
-          guest, outDir: flags.out, workloads: flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS, mode: flags.mode as 'fast' | 'timing', repeat, variants, ...p,
+          guest, outDir: flags.out, workloads, mode: flags.mode as 'fast' | 'timing', repeat, variants, ...p,
         }));
         process.stdout.write(overhead.overheadTable(results));
         if (variants.length > 1) process.stdout.write(`\n${variantsTable(results)}`);
@@ -104,6 +106,17 @@ export function registerExperimentCommands(program: Command): void {
   registerManyVms(experiment);
   registerFixedWork(experiment);
   registerNuma(experiment);
+}
+
+/** The workloads `--workloads` names (every one without it), in the experiment's order. */
+export function pickWorkloads<W extends { name: string }>(all: readonly W[], names: string | undefined): readonly W[] {
+  if (names === undefined) return all;
+  const wanted = names.split(',').map((n) => n.trim());
+  const unknown = wanted.filter((n) => !all.some((w) => w.name === n));
+  if (unknown.length > 0 || wanted.length === 0) {
+    throw new UsageError(`--workloads takes names from ${all.map((w) => w.name).join(', ')} separated by commas, not '${names}'`);
+  }
+  return all.filter((w) => wanted.includes(w.name));
 }
 
 /** The VMs `--mmu` and `--cost-scales` ask for: every mode with every factor, the nominal table first. */

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { overheadVariants } from '../cli/experiment.js';
+import { overheadVariants, pickWorkloads } from '../cli/experiment.js';
 import { UsageError } from '../cli/options.js';
 import { causeCost, DEFAULT_COSTS, type MonitorCosts } from '../monitor/costs.js';
 import { exitsTable, figure5Svg, monitorCyclesByKind, variantName, variantsTable } from './overhead-exits.js';
@@ -80,4 +80,11 @@ test('--mmu and --cost-scales ask for every mode with every factor, the nominal 
   for (const [mmu, scales] of [['shadow', '1'], ['both', '1,,2'], ['nested', 'x'], ['software', '-1'], ['software', '']]) {
     assert.throws(() => overheadVariants(mmu!, scales!), UsageError, `${mmu} ${scales}`);
   }
+});
+
+test('--workloads picks by name in the experiment\'s order; an unknown name is refused', () => {
+  const all = [{ name: 'cpubench' }, { name: 'raytrace' }, { name: 'pmake' }];
+  assert.equal(pickWorkloads(all, undefined), all);
+  assert.deepEqual(pickWorkloads(all, 'pmake, cpubench').map((w) => w.name), ['cpubench', 'pmake']);
+  for (const names of ['ray', '', 'raytrace,,pmake']) assert.throws(() => pickWorkloads(all, names), UsageError, names);
 });
