@@ -372,3 +372,48 @@ done:
   assert.equal(m.reg(8), 2n, 'illegal instruction');
   assert.equal(m.reg(9), 0x6101n, 'mtval = the 16-bit encoding');
 });
+
+test('FCVT to a 64-bit integer of exactly 2^63 or 2^64 saturates and raises NV; just below converts exactly', (t) => {
+  // A double bound would let these through wrapped: 2^63 − 1 and 2^64 − 1 are 2^63 and 2^64 as doubles.
+  const convert = (insn: string) => `
+  csrw fflags, zero
+  ${insn}
+  rec a0
+  csrr a0, fflags
+  rec a0`;
+  const got = run(t, `
+  li t0, 0x6000
+  csrs mstatus, t0
+  li t1, 0x43e0000000000000
+  fmv.d.x ft0, t1
+  li t1, 0x43f0000000000000
+  fmv.d.x ft1, t1
+  li t1, 0x43dfffffffffffff
+  fmv.d.x ft2, t1
+  li t1, 0x5f000000
+  fmv.w.x ft3, t1
+  li t1, 0x5f800000
+  fmv.w.x ft4, t1
+  li t1, 0x5f7fffff
+  fmv.w.x ft5, t1
+${convert('fcvt.l.d a0, ft0, rtz')}
+${convert('fcvt.lu.d a0, ft1, rtz')}
+${convert('fcvt.l.s a0, ft3, rne')}
+${convert('fcvt.lu.s a0, ft4, rup')}
+${convert('fcvt.lu.d a0, ft0, rtz')}
+${convert('fcvt.l.d a0, ft2, rtz')}
+${convert('fcvt.lu.s a0, ft5, rtz')}
+  pass
+`);
+  if (!got) return;
+  const NV = 16n;
+  assert.deepEqual(got, [
+    0x7fffffffffffffffn, NV, // fcvt.l.d 2^63
+    -1n, NV, // fcvt.lu.d 2^64
+    0x7fffffffffffffffn, NV, // fcvt.l.s 2^63
+    -1n, NV, // fcvt.lu.s 2^64
+    -0x8000000000000000n, 0n, // fcvt.lu.d 2^63: in range
+    0x7ffffffffffffc00n, 0n, // fcvt.l.d of the double below 2^63
+    -0x10000000000n, 0n, // fcvt.lu.s of the single below 2^64: 2^64 − 2^40
+  ]);
+});

@@ -137,36 +137,98 @@ const INT_KINDS = [
   { name: 'lu', min: 0n, max: 2n ** 64n - 1n, wide: true },
 ];
 
+/**
+ * What FCVT to integer type `kind` gives for `r`, the operand rounded to an integral value by the oracle:
+ * the value and NX, or the saturated value of table 11.4 and NV alone. The range is checked exactly, in
+ * BigInt: as doubles 2^63 − 1 and 2^64 − 1 are 2^63 and 2^64, which are out of range.
+ */
+function integerResult(kind: (typeof INT_KINDS)[number], r: number, roundedFlags: number): { want: bigint; flags: number } {
+  let want: bigint;
+  let flags: number;
+  if (Number.isNaN(r)) {
+    [want, flags] = [kind.max, NV];
+  } else if (!Number.isFinite(r)) {
+    [want, flags] = [r < 0 ? kind.min : kind.max, NV];
+  } else if (BigInt(r) < kind.min || BigInt(r) > kind.max) {
+    [want, flags] = [r < 0 ? kind.min : kind.max, NV];
+  } else {
+    [want, flags] = [BigInt(r), roundedFlags & NX];
+  }
+  // 32-bit results are sign-extended to the register (ISA §12.5).
+  want = kind.wide ? BigInt.asUintN(64, want) : BigInt.asUintN(64, BigInt.asIntN(32, want));
+  return { want, flags };
+}
+
+/** Runs FCVT.{W,WU,L,LU}.fmt on every case and compares with integerResult of the oracle's rint; returns the failures. */
+function checkToInteger(fmt: 's' | 'd', cases: readonly OracleCase[]): string[] {
+  const failures: string[] = [];
+  const answers = runOracle((oracle as { path: string }).path, cases);
+  cases.forEach((k, j) => INT_KINDS.forEach((kind, rs2) => {
+    const s = newState();
+    (fmt === 'd' ? setF64 : setF32)(s, F1, k.a);
+    s.frm = k.rm;
+    assert.equal(executeFp(s, encode(OPCODE_OP_FP, (0x18 << 2) | fmtBit(fmt), rs2, F1, j % 2 ? RM_DYN : k.rm, X_OUT)), true);
+    const rounded = new DataView(new ArrayBuffer(8));
+    rounded.setBigUint64(0, answers[j].bits);
+    const { want, flags } = integerResult(kind, rounded.getFloat64(0), answers[j].flags);
+    const got = getX(s, X_OUT);
+    if ((got !== want || s.fflags !== flags) && failures.length < 12) {
+      failures.push(`fcvt.${kind.name}.${fmt} rm=${k.rm} ${hex(k.a)}: got ${hex(got)}/${s.fflags}, want ${hex(want)}/${flags}`);
+    }
+  }));
+  return failures;
+}
+
 test('conversions to integers round like the hardware and saturate as table 11.4 says', { skip }, () => {
   const failures: string[] = [];
   for (const fmt of ['s', 'd'] as const) {
     const shape: Shape = { op: `rint.${fmt}`, insn: () => 0, operands: 'f', input: fmt, output: 'd' };
-    const cases = sample(shape, fmt === 's' ? 4000 : 5000);
-    const answers = runOracle((oracle as { path: string }).path, cases);
-    cases.forEach((k, j) => INT_KINDS.forEach((kind, rs2) => {
-      const s = newState();
-      (fmt === 'd' ? setF64 : setF32)(s, F1, k.a);
-      s.frm = k.rm;
-      assert.equal(executeFp(s, encode(OPCODE_OP_FP, (0x18 << 2) | fmtBit(fmt), rs2, F1, j % 2 ? RM_DYN : k.rm, X_OUT)), true);
-      const rounded = new DataView(new ArrayBuffer(8));
-      rounded.setBigUint64(0, answers[j].bits);
-      const r = rounded.getFloat64(0);
-      let want: bigint;
-      let flags: number;
-      if (Number.isNaN(r)) {
-        [want, flags] = [kind.max, NV];
-      } else if (r < Number(kind.min) || r > Number(kind.max)) {
-        [want, flags] = [r < 0 ? kind.min : kind.max, NV];
-      } else {
-        [want, flags] = [BigInt(r), answers[j].flags & NX];
+    failures.push(...checkToInteger(fmt, sample(shape, fmt === 's' ? 4000 : 5000)));
+  }
+  assert.deepEqual(failures, []);
+});
+
+/**
+ * Every bound of every integer type, approached from both sides in both formats: the bound itself, its
+ * neighbouring floats, and the values a half, a quarter and three quarters away, which round onto or over
+ * it depending on the mode; NaNs, infinities, zeros, and the negative values above −1 that round to 0 for
+ * the unsigned types (NX only) or to −1 (NV).
+ */
+function boundaryOperands(fmt: 's' | 'd'): bigint[] {
+  const view = new DataView(new ArrayBuffer(8));
+  const bits = (v: number): bigint => {
+    if (fmt === 'd') { view.setFloat64(0, v); return view.getBigUint64(0); }
+    view.setFloat32(0, v); return BigInt(view.getUint32(0));
+  };
+  const neighbours = (v: number): number[] => {
+    if (v === 0) return [0];
+    // The floats just below and above v in the format (v is a power of two here, or one of its neighbours).
+    const ulp = 2 ** (Math.floor(Math.log2(Math.abs(v))) - (fmt === 'd' ? 52 : 23));
+    return [v - ulp / 2, v, v + ulp];
+  };
+  // Kept as a list (a Set of numbers would take -0 for 0); duplicates go once they are bit patterns.
+  const values: number[] = [];
+  for (const bound of [2 ** 31, 2 ** 32, 2 ** 63, 2 ** 64]) {
+    for (const sign of [1, -1]) {
+      for (const offset of [0, -1, 1, -0.5, 0.5, -0.25, 0.25, -0.75, 0.75, -1.5, 1.5]) {
+        for (const v of neighbours(sign * bound)) values.push(v + offset);
       }
-      // 32-bit results are sign-extended to the register (ISA §12.5).
-      want = kind.wide ? BigInt.asUintN(64, want) : BigInt.asUintN(64, BigInt.asIntN(32, want));
-      const got = getX(s, X_OUT);
-      if ((got !== want || s.fflags !== flags) && failures.length < 12) {
-        failures.push(`fcvt.${kind.name}.${fmt} rm=${k.rm} ${hex(k.a)}: got ${hex(got)}/${s.fflags}, want ${hex(want)}/${flags}`);
-      }
-    }));
+    }
+  }
+  for (const v of [0, -0, 0.25, 0.5, 0.75, 1, -0.25, -0.5, -0.75, -1, -1.5, -(2 ** -1074), Infinity, -Infinity]) values.push(v);
+  const round = fmt === 'd' ? (v: number) => v : Math.fround;
+  const out = values.map((v) => bits(round(v)));
+  const nans = fmt === 'd'
+    ? [0x7ff8000000000000n, 0xfff8000000000000n, 0x7ff0000000000001n, 0xfff4000000000000n]
+    : [0x7fc00000n, 0xffc00000n, 0x7f800001n, 0xffa00000n];
+  return [...new Set([...out, ...nans])];
+}
+
+test('conversions to integers at every bound, in every rounding mode, saturate exactly', { skip }, () => {
+  const failures: string[] = [];
+  for (const fmt of ['s', 'd'] as const) {
+    const cases = ROUNDING_MODES.flatMap((rm) => boundaryOperands(fmt).map((a) => ({ op: `rint.${fmt}`, rm, a, b: 0n, c: 0n })));
+    failures.push(...checkToInteger(fmt, cases));
   }
   assert.deepEqual(failures, []);
 });

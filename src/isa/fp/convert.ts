@@ -15,9 +15,14 @@ const TWO_32 = 4294967296;
 const TWO_63 = 2 ** 63;
 const TWO_64 = 2 ** 64;
 
-/** Smallest and largest value of each integer type, as doubles, indexed by INT_*. */
+/** Smallest value of each integer type, as doubles, indexed by INT_*. */
 const INT_MIN = [-(2 ** 31), 0, -TWO_63, 0];
-const INT_MAX = [2 ** 31 - 1, TWO_32 - 1, TWO_63 - 1, TWO_64 - 1];
+/**
+ * One above the largest value of each type: an integral double at or above it is out of range. The largest
+ * values themselves are no bounds: 2^63 − 1 and 2^64 − 1 round to 2^63 and 2^64 as doubles, which would let
+ * exactly 2^63 and 2^64 through (wrapped) instead of saturating.
+ */
+const INT_LIMIT = [2 ** 31, TWO_32, TWO_63, TWO_64];
 /** The same limits as register words (lo, hi); 32-bit results are sign-extended (ISA §12.5). */
 const SATURATED_MIN_LO = [0x80000000 | 0, 0, 0, 0];
 const SATURATED_MIN_HI = [-1, 0, 0x80000000 | 0, 0];
@@ -61,7 +66,7 @@ export function floatToInt(s: FpState, rd: number, v: number, kind: number, rm: 
     else writeX(s, rd, SATURATED_MAX_LO[kind], SATURATED_MAX_HI[kind]);
     return;
   }
-  if (r > INT_MAX[kind]) {
+  if (r >= INT_LIMIT[kind]) {
     status.flags |= FFLAG_NV;
     writeX(s, rd, SATURATED_MAX_LO[kind], SATURATED_MAX_HI[kind]);
     return;
