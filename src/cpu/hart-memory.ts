@@ -89,7 +89,8 @@ export class HartMemory extends HartState {
    * Under the monitor with the hardware two-stage walk (`mmu: nested`): a TLB miss is no exit, but every
    * reference of the guest's walk is itself translated: timing mode charges a G-stage walk of
    * `monitorTables` for each guest PTE read and one for the leaf's address, up to levels × 4 + 3 references
-   * instead of the bare walk's levels.
+   * instead of the bare walk's levels. The G-stage translations of the guest's page-table pages are cached in
+   * `gStageTlb` when there is one.
    */
   nestedWalk = false;
   /** Under the monitor: its tables at machine addresses, which timing mode charges refills' references to. */
@@ -188,10 +189,15 @@ export class HartMemory extends HartState {
     const tables = this.monitorTables;
     if (this.nestedWalk && tables !== undefined) {
       let steps = levels;
+      const gtlb = this.gStageTlb;
       for (let i = 0; i < levels; i++) {
-        references += tables.gStageWalk(timing, cpu, this.walkPteAddress[i]!);
+        const gpa = this.walkPteAddress[i]!;
+        if (gtlb !== undefined && gtlb.lookup(gpa)) continue;
+        references += tables.gStageWalk(timing, cpu, gpa);
         steps += tables.gStageLevels;
+        gtlb?.fill(gpa, tables.gStageLevels === 2);
       }
+      // The leaf's own G-stage translation ends up in the TLB entry itself (combined with the guest's), not here.
       references += tables.gStageWalk(timing, cpu, pa);
       steps += tables.gStageLevels;
       this.stallCycles += references + timing.chargeTlbRefill(cpu, steps);

@@ -12,6 +12,7 @@ import { RESUME, type ExitHandler, type VcpuExit } from './exits.js';
 import type { Reservations } from './reservations.js';
 import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
 import { TlbModel } from './tlb-model.js';
+import type { GStageTlb } from './g-stage-tlb.js';
 
 /** mstatus bits (privileged spec §3.1.6). */
 export const MSTATUS_SIE = 1 << 1;
@@ -161,6 +162,8 @@ export class HartState implements FpState {
   secondLevel: SecondLevelTlbSet | undefined = undefined;
   /** The TLB the hart is modelled to have (tlb-model.ts): whether a slow-path access is a TLB miss. */
   readonly tlbModel = new TlbModel();
+  /** Under the monitor with the nested walk: the walker's G-stage TLB (g-stage-tlb.ts), which timing mode consults. */
+  gStageTlb: GStageTlb | undefined = undefined;
   /** The privilege level data accesses are checked at (differs from priv under MPRV). */
   dataPriv = PRIV_M;
   /** The set of `tlbSets` data accesses use: dataPriv, or VIEW_S_SUM. */
@@ -300,6 +303,7 @@ export class HartState implements FpState {
   flushFirstLevel(): void {
     for (const set of this.tlbSets) set.flush();
     this.tlbModel.flush();
+    this.gStageTlb?.flush();
     this.fetchInvalidate();
   }
 
@@ -308,6 +312,8 @@ export class HartState implements FpState {
     for (const set of this.tlbSets) set.flushPhysical(physicalPage);
     this.secondLevel?.flushPhysical(physicalPage);
     this.tlbModel.flushPhysical(physicalPage);
+    // The G-stage TLB keeps no machine addresses: any change to the pmap empties it, as HFENCE.GVMA would.
+    this.gStageTlb?.flush();
     this.fetchInvalidate();
   }
 
@@ -430,6 +436,7 @@ export class HartState implements FpState {
     for (const set of this.tlbSets) set.flush();
     this.secondLevel?.flush();
     this.tlbModel.flush();
+    this.gStageTlb?.flush();
     this.superpages.clear();
     this.env.reservations.clear(this.id);
     this.updateTranslation();

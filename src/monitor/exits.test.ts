@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_LOCAL_MISS_CYCLES, DEFAULT_TLB_LEVEL_CYCLES, latenciesFromDistances } from '../board/topology.js';
 import type { VcpuExit } from '../cpu/exits.js';
+import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
 import {
   CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_S,
 } from '../isa/opcodes.js';
@@ -372,9 +373,9 @@ test('a device access, a timer programmed, WFI and the timer interrupt are exits
 
 test('mmu: nested takes no exit on a TLB miss but pays the two-stage walk; software refills through the monitor', (t) => {
   if (!requireToolchain(t)) return;
-  const run = (mmu: 'software' | 'nested'): { vm: VirtualMachine; monitor: Monitor; results: ReturnType<typeof counterResults> } => {
+  const run = (mmu: 'software' | 'nested', gStageTlbEntries?: number): { vm: VirtualMachine; monitor: Monitor; results: ReturnType<typeof counterResults> } => {
     // Two vCPUs on one CPU: world switches empty the first level, which the second refills in software mode.
-    const monitor = new Monitor({ config: machine(1, 64, 1), mmu, quantumRounds: 1, timing: { latencies: latenciesFromDistances([[10]]) } });
+    const monitor = new Monitor({ config: machine(1, 64, 1), mmu, gStageTlbEntries, quantumRounds: 1, timing: { latencies: latenciesFromDistances([[10]]) } });
     monitor.setExecutionMode('timing');
     const vm = monitor.createVm({ name: mmu, vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
     const counter = startCounter(vm, { iterations: 2000, fillPages: 8, poweroff: false });
@@ -382,7 +383,7 @@ test('mmu: nested takes no exit on a TLB miss but pays the two-stage walk; softw
     return { vm, monitor, results: counterResults(vm, counter) };
   };
   const software = run('software');
-  const nested = run('nested');
+  const nested = run('nested', 0);
   assert.deepEqual(nested.results, software.results, 'the mode changed what the program computed');
   const [s, n] = [software.vm.vcpus[0]!, nested.vm.vcpus[0]!];
   assert.ok(s.tlbMisses > 0 && n.tlbMisses > 0);
@@ -412,6 +413,18 @@ test('mmu: nested takes no exit on a TLB miss but pays the two-stage walk; softw
   assert.ok(steps >= 8 && steps <= 15, `a nested refill took ${steps} steps`);
   assert.equal(software.monitor.timingModel!.tlbCycles[0], 0);
   assert.ok(software.monitor.timingModel!.tlbRefills[0]! > 0);
+
+  // With the walker's G-stage TLB, the G-stage walks of the guest's page-table pages mostly hit it: the guest's
+  // levels and the leaf's G-stage walk remain, 2 + 2 steps at least; the program's results stay the same.
+  const cached = run('nested');
+  assert.deepEqual(cached.results, software.results, 'the G-stage TLB changed what the program computed');
+  const g = cached.vm.vcpus.map((h) => h.gStageTlb!);
+  assert.ok(g.every((x) => x.entries === G_STAGE_TLB_ENTRIES));
+  const [hits, misses] = [g.reduce((s, x) => s + x.hits, 0), g.reduce((s, x) => s + x.misses, 0)];
+  assert.ok(hits > misses, `G-stage TLB: ${hits} hits, ${misses} misses`);
+  const cachedModel = cached.monitor.timingModel!;
+  const cachedSteps = cachedModel.tlbCycles[0]! / cachedModel.tlbRefills[0]! / DEFAULT_TLB_LEVEL_CYCLES;
+  assert.ok(cachedSteps >= 4 && cachedSteps < steps - 2, `with the G-stage TLB a nested refill took ${cachedSteps} steps, without ${steps}`);
 });
 
 test('an interrupt exit only reports: a monitor that answers it WAIT neither stops the vCPU nor crashes the VM', (t) => {

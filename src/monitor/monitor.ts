@@ -28,6 +28,8 @@ export interface MonitorOptions {
   log?: (message: string) => void;
   /** How every VM maps guest-physical to machine: `software` (Disco's, default) or `nested` (H's). */
   mmu?: MmuMode;
+  /** `nested`: entries of each vCPU's G-stage TLB (cpu/g-stage-tlb.ts; default G_STAGE_TLB_ENTRIES, 0 for none). */
+  gStageTlbEntries?: number;
   /**
    * Timing mode's model of the physical machine: one cache per physical CPU, latencies by machine node.
    * With it the monitor can switch between fast and timing mode (`setExecutionMode`); it starts in fast mode.
@@ -203,6 +205,7 @@ export class Monitor {
       id: this.nextId, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
       secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap, placement: this.options.placement,
+      gStageTlbEntries: this.options.gStageTlbEntries,
     };
     let vm: VirtualMachine;
     try {

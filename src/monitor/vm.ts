@@ -8,6 +8,7 @@ import {
 import { RESUME, WAIT, type ExitAction, type VcpuExit } from '../cpu/exits.js';
 import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
+import { G_STAGE_TLB_ENTRIES, GStageTlb } from '../cpu/g-stage-tlb.js';
 import { SecondLevelTlbSet } from '../cpu/tlb.js';
 import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from '../isa/opcodes.js';
 import type { Access } from '../memory/bus.js';
@@ -55,6 +56,8 @@ export interface VmOptions {
   secondLevelEntries?: number;
   /** How guest-physical maps to machine (docs/monitor.md): Disco's software-refilled TLB (default) or H's nested walk. */
   mmu?: MmuMode;
+  /** `nested`: entries of each vCPU's G-stage TLB (cpu/g-stage-tlb.ts; default G_STAGE_TLB_ENTRIES, 0 for none). */
+  gStageTlbEntries?: number;
   /** Where the pmap takes machine pages from (pmap.ts Placement; default `home`). */
   placement?: Placement;
   /** The machine's memmap as it lies in machine memory (the monitor's), which fault handling references in timing mode. */
@@ -151,6 +154,8 @@ export class VirtualMachine {
       h.monitorTables = this.tables.forVcpu(h.id);
       if (options.mmu === 'nested') {
         h.nestedWalk = true;
+        const entries = options.gStageTlbEntries ?? G_STAGE_TLB_ENTRIES;
+        if (entries > 0) h.gStageTlb = new GStageTlb(entries);
       } else {
         h.secondLevel = new SecondLevelTlbSet(secondLevelEntries);
         h.refillCosts = { secondLevelHit: this.costs.secondLevelHit, walk: this.costs.walk };
