@@ -18,7 +18,7 @@ import { executionMode, setExecutionMode, timingModelOf, type ExecutionMode } fr
 
 /** The name and version every snapshot carries; a reader refuses any other version. */
 export const SNAPSHOT_FORMAT = 'mirrorball-machine';
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 
 const PAGE_BYTES = 4096;
 /** HSM states run from STARTED (0) to SUSPEND_PENDING (6) (SBI spec v2.0 §9). */
@@ -109,17 +109,35 @@ function memoryImage(region: RamRegion): MemoryImage {
   return { node: region.node, base: region.base, size: region.size, runs: Uint32Array.from(runs), data };
 }
 
+/** True when someone else places the machine's RAM pages (a VM's pmap): its memory and timing model are the monitor's to save. */
+export function isPaged(machine: Machine): boolean {
+  return machine.bus.machineRam !== machine.bus.ram;
+}
+
+/** The timing model as plain data: its mode, parameters, counters, caches and per-page miss counts. */
+export function saveTimingModel(model: TimingModel, mode: ExecutionMode): TimingSnapshot {
+  return {
+    mode,
+    parameters: model.parameters(),
+    counters: Object.fromEntries(MODEL_COUNTERS.map((name) => [name, model[name].slice()])),
+    caches: model.caches.saveState(),
+    missCounts: model.counters.saveState(),
+  };
+}
+
 /**
  * Everything `machine` is, between two rounds (call it only there: from the run loop's caller, never from a
  * device or a hart). With `simulation`, its statistics' baseline and dumps too. Throws SnapshotError for a
- * machine that cannot be saved yet: host time, or a VM's RAM placed by the monitor.
+ * machine that cannot be saved: host time, or one that has stopped. A VM's machine (its RAM a pmap, `isPaged`)
+ * is saved without its memory and timing model, which belong to the monitor (monitor/monitor-snapshot.ts), and
+ * may have stopped (an ended VM); its TLB entries point into the machine's memory regions.
  */
 export function saveMachine(machine: Machine, config: MachineConfig, simulation?: Simulation): MachineSnapshot {
   if (!(machine.clock instanceof InstructionClock)) throw new SnapshotError('a machine on host time (--time host) cannot be saved: its guest time is the wall clock');
-  if (machine.bus.machineRam !== machine.bus.ram) throw new SnapshotError('a VM under the monitor cannot be saved yet');
-  if (machine.exit !== undefined) throw new SnapshotError('the machine has stopped');
-  const regions = machine.bus.ram;
-  const model = timingModelOf(machine);
+  const paged = isPaged(machine);
+  if (machine.exit !== undefined && !paged) throw new SnapshotError('the machine has stopped');
+  const regions = machine.bus.machineRam;
+  const model = paged ? undefined : timingModelOf(machine);
   return {
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
@@ -138,20 +156,14 @@ export function saveMachine(machine: Machine, config: MachineConfig, simulation?
     control: machine.controlDevice.saveState(),
     sbi: machine.sbi === undefined ? null : { timerDeadline: machine.sbi.timerDeadline.slice(), hsmState: machine.sbi.hsmState.slice() },
     virtio: machine.virtioTransports().map((t) => t?.saveState() ?? null),
-    timing: model === undefined ? null : {
-      mode: executionMode(machine),
-      parameters: model.parameters(),
-      counters: Object.fromEntries(MODEL_COUNTERS.map((name) => [name, model[name].slice()])),
-      caches: model.caches.saveState(),
-      missCounts: model.counters.saveState(),
-    },
+    timing: model === undefined ? null : saveTimingModel(model, executionMode(machine)),
     stats: simulation === undefined ? null : {
       bases: simulation.baseline.bases.map((b) => b.slice()),
       cycles: simulation.baseline.cycles,
       dumps: simulation.dumps.map((d) => ({ tag: d.tag, samples: d.samples })),
       droppedDumps: simulation.droppedDumps,
     },
-    memory: regions.map(memoryImage),
+    memory: paged ? [] : regions.map(memoryImage),
   };
 }
 
@@ -159,7 +171,8 @@ export function saveMachine(machine: Machine, config: MachineConfig, simulation?
  * Puts a saved machine into `machine`: one built from the same configuration, with the same firmware
  * choice, virtio devices in the same slots and a timing configuration of the same parameters when the
  * saved one had one, that has not run yet. Every part checks its state before it is written; a StateError
- * can leave `machine` partly restored, so a caller that catches one must throw the machine away.
+ * can leave `machine` partly restored, so a caller that catches one must throw the machine away. A VM's
+ * machine (`isPaged`) gets neither memory nor timing model here: the monitor restores those.
  */
 export function restoreMachine(machine: Machine, state: unknown, simulation?: Simulation): void {
   const r = new StateReader(state, 'snapshot');
@@ -172,9 +185,11 @@ export function restoreMachine(machine: Machine, state: unknown, simulation?: Si
   const harts = machine.harts.length;
   if (r.boolean('builtinSbi') !== (machine.sbi !== undefined)) throw new StateError('snapshot.builtinSbi: saved with other firmware');
 
-  restoreMemory(machine, r);
+  const paged = isPaged(machine);
+  if (paged) r.array('memory', () => undefined, 0);
+  else restoreMemory(machine, r);
   const hartStates = r.array('harts', (value) => value, harts);
-  hartStates.forEach((value, i) => restoreHart(machine.harts[i]!, value, machine.bus.ram, `snapshot.harts[${i}]`));
+  hartStates.forEach((value, i) => restoreHart(machine.harts[i]!, value, machine.bus.machineRam, `snapshot.harts[${i}]`));
   machine.reservations.restoreState(r.typed('reservations', Float64Array, harts));
   machine.clint.restoreState(r.value('clint'));
   machine.plic.restoreState(r.value('plic'));
@@ -197,7 +212,9 @@ export function restoreMachine(machine: Machine, state: unknown, simulation?: Si
     }
     transport?.restoreState(value, path);
   }, transports.length);
-  restoreTiming(machine, r);
+  if (paged) {
+    if (r.value('timing') !== null) throw new StateError('snapshot.timing: a VM\'s machine has no timing model of its own');
+  } else restoreTiming(machine, r);
   if (simulation !== undefined && r.value('stats') !== null) restoreStats(simulation, r.object('stats'));
 
   const cpi = r.typed('cpi', Float64Array, harts);
@@ -240,10 +257,17 @@ function restoreTiming(machine: Machine, r: StateReader): void {
     throw new StateError(model === undefined ? 'the snapshot has a timing model and this machine none' : 'this machine has a timing model and the snapshot none');
   }
   if (model === undefined) return;
-  const t = r.object('timing');
+  setExecutionMode(machine, restoreTimingModel(model, r.object('timing')));
+}
+
+/**
+ * Puts a saved timing model (`saveTimingModel`) into `model`, configured with the same parameters, checking
+ * everything first (StateError). Returns the saved mode, for the caller to switch to.
+ */
+export function restoreTimingModel(model: TimingModel, t: StateReader): ExecutionMode {
   const mode = t.string('mode');
-  if (mode !== 'fast' && mode !== 'timing') throw new StateError(`snapshot.timing.mode: '${mode}'`);
-  if (!sameJson(t.value('parameters'), model.parameters())) throw new StateError('snapshot.timing.parameters: saved with another cache or other latencies');
+  if (mode !== 'fast' && mode !== 'timing') throw new StateError(`${t.path}.mode: '${mode}'`);
+  if (!sameJson(t.value('parameters'), model.parameters())) throw new StateError(`${t.path}.parameters: saved with another cache or other latencies`);
   const counters = t.object('counters');
   const values = MODEL_COUNTERS.map((name) => counters.amounts(name, Float64Array, model[name].length));
   const c = t.object('caches');
@@ -257,13 +281,13 @@ function restoreTiming(machine: Machine, r: StateReader): void {
   };
   if (cacheState.states.some((s) => s > 3) || cacheState.mruWay.some((w) => w < 0 || w >= ways) ||
     cacheState.tags.some((line) => line !== -1 && !(Number.isInteger(line) && line >= 0 && line <= MAX_AMOUNT))) {
-    throw new StateError('snapshot.timing.caches: a line, line state or way out of range');
+    throw new StateError(`${t.path}.caches: a line, line state or way out of range`);
   }
   const missCounts = t.typed('missCounts', Uint32Array, model.counters.pages * model.counters.nodes);
   MODEL_COUNTERS.forEach((name, i) => model[name].set(values[i]!));
   caches.restoreState(cacheState);
   model.counters.restoreState(missCounts);
-  setExecutionMode(machine, mode);
+  return mode;
 }
 
 /** True if `saved` is JSON data equal to `current` (bigints and typed arrays are not: false). */

@@ -58,12 +58,53 @@ function writeMstatus(h: HartState, value: bigint, mask: number): void {
   if (changed & (MSTATUS_MIE | MSTATUS_SIE)) h.stop = true;
 }
 
+/** mcountinhibit's bits: CY stops mcycle, IR minstret (§3.1.13); the hpm counters are read-only zero. */
+const INHIBIT_CY = 1;
+const INHIBIT_IR = 4;
+
 /**
- * mcycle: the hart's simulated cycles (in fast mode equal to minstret), moved by what the guest wrote to
- * mcycle and minstret.
+ * mcycle: the hart's simulated cycles (in fast mode equal to instret) plus what the guest's writes moved
+ * them by; while mcountinhibit.CY is set, cycleAdjust holds the frozen value itself. minstret likewise.
+ * The CSR instruction that accesses them has not retired yet (run() adds it afterwards).
  */
-function cycles(h: HartState): number {
-  return h.simulatedCycles + h.cycleAdjust;
+function cycles(h: HartState): bigint {
+  return (h.mcountinhibit & INHIBIT_CY) !== 0 ? h.cycleAdjust : BigInt.asUintN(64, BigInt(h.simulatedCycles) + h.cycleAdjust);
+}
+
+function instructions(h: HartState): bigint {
+  return (h.mcountinhibit & INHIBIT_IR) !== 0 ? h.instretAdjust : BigInt.asUintN(64, BigInt(h.instret) + h.instretAdjust);
+}
+
+/**
+ * The offset that makes a counter at `now` read `value` after the writing instruction retires: the write
+ * happens instead of that instruction's increment (unprivileged spec, Zicsr chapter: a value written to instret
+ * by one instruction is the value the following instruction reads). A stopped counter holds `value` itself.
+ */
+function counterAdjust(value: bigint, now: number, inhibited: boolean): bigint {
+  return inhibited ? value : value - BigInt(now + 1);
+}
+
+/**
+ * An instruction that raised an exception took its cycle but did not retire (privileged spec §3.3.1: ECALL
+ * and EBREAK "are not considered to retire"; likewise every trapping instruction): minstret leaves it out.
+ */
+export function trappedInstruction(h: HartState): void {
+  if ((h.mcountinhibit & INHIBIT_IR) === 0) h.instretAdjust -= 1n;
+}
+
+/**
+ * mcountinhibit: a counter that stops keeps its value (the writing instruction is not counted); one that
+ * starts again goes on from it (the writing instruction is), as Spike counts after each instruction.
+ */
+function writeCountInhibit(h: HartState, next: number): void {
+  const changed = h.mcountinhibit ^ next;
+  if (changed & INHIBIT_CY) {
+    h.cycleAdjust = next & INHIBIT_CY ? cycles(h) : h.cycleAdjust - BigInt(h.simulatedCycles);
+  }
+  if (changed & INHIBIT_IR) {
+    h.instretAdjust = next & INHIBIT_IR ? instructions(h) : h.instretAdjust - BigInt(h.instret);
+  }
+  h.mcountinhibit = next;
 }
 
 /** Counter access from S or U (§3.1.11, §4.1.4): mcounteren, then scounteren for U. */
@@ -79,8 +120,8 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case C.CSR_FFLAGS: return h.fsEnabled ? BigInt(h.fflags) : undefined;
     case C.CSR_FRM: return h.fsEnabled ? BigInt(h.frm) : undefined;
     case C.CSR_FCSR: return h.fsEnabled ? BigInt((h.frm << 5) | h.fflags) : undefined;
-    case C.CSR_CYCLE: return counterAllowed(h, 0) ? u64(cycles(h)) : undefined;
-    case C.CSR_INSTRET: return counterAllowed(h, 2) ? u64(h.instret) : undefined;
+    case C.CSR_CYCLE: return counterAllowed(h, 0) ? cycles(h) : undefined;
+    case C.CSR_INSTRET: return counterAllowed(h, 2) ? instructions(h) : undefined;
     case C.CSR_TIME: return counterAllowed(h, 1) ? u64(h.env.clock.now()) : undefined;
     case C.CSR_SSTATUS: return readMstatus(h, SSTATUS_MASK, UXL_BITS);
     case C.CSR_SIE: return BigInt(h.mie & h.mideleg);
@@ -109,8 +150,8 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case C.CSR_MCAUSE: return h.mcause;
     case C.CSR_MTVAL: return u64(h.mtval);
     case C.CSR_MIP: return BigInt(h.mip | h.mipLines);
-    case C.CSR_MCYCLE: return u64(cycles(h));
-    case C.CSR_MINSTRET: return u64(h.instret);
+    case C.CSR_MCYCLE: return cycles(h);
+    case C.CSR_MINSTRET: return instructions(h);
     case C.CSR_MVENDORID: case C.CSR_MARCHID: case C.CSR_MIMPID: case C.CSR_MCONFIGPTR: return 0n;
     case C.CSR_MHARTID: return BigInt(h.id);
     case CSR_TINFO: return TINFO_NONE;
@@ -164,20 +205,14 @@ export function csrWrite(h: HartState, csr: number, value: bigint): boolean {
     case C.CSR_MTVEC: h.mtvec = toAddress(value) - (low & 2); return true;
     case C.CSR_MCOUNTEREN: h.mcounteren = low & 7; return true;
     case C.CSR_MENVCFG: h.menvcfg = value & 1n; return true;
-    case C.CSR_MCOUNTINHIBIT: h.mcountinhibit = low & 5; return true;
+    case C.CSR_MCOUNTINHIBIT: writeCountInhibit(h, low & (INHIBIT_CY | INHIBIT_IR)); return true;
     case C.CSR_MSCRATCH: h.mscratch = value; return true;
     case C.CSR_MEPC: h.mepc = toAddress(value & ~1n); return true;
     case C.CSR_MCAUSE: h.mcause = value; return true;
     case C.CSR_MTVAL: h.mtval = toAddress(value); return true;
     case C.CSR_MIP: h.mip = (h.mip & ~S_INTERRUPTS) | (low & S_INTERRUPTS); h.stop = true; return true;
-    case C.CSR_MCYCLE: h.cycleAdjust = Number(BigInt.asUintN(53, value)) - h.simulatedCycles; return true;
-    case C.CSR_MINSTRET: {
-      // instret also counts in mcycle: keep mcycle where it was.
-      const instret = Number(BigInt.asUintN(53, value));
-      h.cycleAdjust -= instret - h.instret;
-      h.instret = instret;
-      return true;
-    }
+    case C.CSR_MCYCLE: h.cycleAdjust = counterAdjust(value, h.simulatedCycles, (h.mcountinhibit & INHIBIT_CY) !== 0); return true;
+    case C.CSR_MINSTRET: h.instretAdjust = counterAdjust(value, h.instret, (h.mcountinhibit & INHIBIT_IR) !== 0); return true;
   }
   if (csr >= C.CSR_PMPCFG0 && csr <= C.CSR_PMPCFG15) { h.pmpcfg[csr - C.CSR_PMPCFG0] = value; return true; }
   if (csr >= C.CSR_PMPADDR0 && csr <= C.CSR_PMPADDR63) {

@@ -63,7 +63,7 @@ export class HartMemory extends HartState {
   /** Closes the current privilege period at `now` busy cycles if the level changed. */
   protected accountPrivilege(now: number): void {
     if (this.priv === this.privRunning) return;
-    // max: a guest write to minstret can move the count backwards; that period then counts nothing.
+    // max: busy cycles never go backwards (guest writes to minstret and mcycle move only their CSRs), a guard.
     this.privCycles[this.privRunning]! += Math.max(0, now - this.privMark);
     this.privMark = now;
     this.privRunning = this.priv;

@@ -29,7 +29,7 @@ export interface HartSnapshot {
   fflags: number;
   /** Numeric CSRs and counters by field name (see NUMBER_FIELDS). */
   numbers: Record<string, number>;
-  /** 64-bit CSRs kept as bigints: mcause, scause, mscratch, sscratch, menvcfg, senvcfg. */
+  /** 64-bit CSRs kept as bigints: mcause, scause, mscratch, sscratch, menvcfg, senvcfg, and the counters' offsets. */
   bigints: Record<string, bigint>;
   pmpcfg: bigint[];
   pmpaddr: bigint[];
@@ -54,10 +54,10 @@ const NUMBER_RANGES = {
   mstatus: WORD, mip: WORD, mipLines: WORD, mie: WORD, medeleg: WORD, mideleg: WORD, mtvec: ADDRESS, stvec: ADDRESS,
   mepc: ADDRESS, sepc: ADDRESS, mtval: ADDRESS, stval: ADDRESS, mcounteren: WORD, scounteren: WORD, mcountinhibit: WORD,
   satpMode: [0, 15], satpAsid: [0, 0xffff], satpPpn: [0, 2 ** 44 - 1], instret: 'amount', stallCycles: 'amount',
-  cycleAdjust: [-(2 ** 53), 2 ** 53], idleCycles: 'amount', tlbMisses: 'amount', secondLevelHits: 'amount', timingCpu: [0, 4095],
+  idleCycles: 'amount', tlbMisses: 'amount', secondLevelHits: 'amount', timingCpu: [0, 4095],
 } as const;
 const NUMBER_FIELDS = Object.keys(NUMBER_RANGES) as (keyof typeof NUMBER_RANGES)[];
-const BIGINT_FIELDS = ['mcause', 'scause', 'mscratch', 'sscratch', 'menvcfg', 'senvcfg'] as const;
+const BIGINT_FIELDS = ['mcause', 'scause', 'mscratch', 'sscratch', 'menvcfg', 'senvcfg', 'cycleAdjust', 'instretAdjust'] as const;
 const KINDS = ['read', 'write', 'exec'] as const;
 
 /** `regions`: the machine's RAM regions, which TLB entries point into (saved by index). */

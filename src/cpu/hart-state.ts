@@ -129,12 +129,16 @@ export class HartState implements FpState {
   satpPpn = 0;
   readonly pmpcfg = new Array<bigint>(16).fill(0n);
   readonly pmpaddr = new Array<bigint>(64).fill(0n);
-  /** Instructions retired. */
+  /** Instructions retired: the simulation's count, which guest writes to minstret do not move. */
   instret = 0;
   /** Cycles timing mode charged this hart beyond one per instruction (memory stalls and TLB refills). */
   stallCycles = 0;
-  /** What guest writes to mcycle and minstret added to the cycle counter: mcycle = simulatedCycles + this. */
-  cycleAdjust = 0;
+  /**
+   * The guest's mcycle and minstret (csr.ts): simulatedCycles and instret moved by what it wrote, as 64-bit
+   * offsets; while mcountinhibit stops a counter, its frozen value itself.
+   */
+  cycleAdjust = 0n;
+  instretAdjust = 0n;
 
   /** Simulated cycles so far: one per instruction retired plus the stalls timing mode charged. */
   get simulatedCycles(): number {

@@ -1,7 +1,7 @@
 // The interpreter: fetch (through a cached page pointer), decode and execute RV64IMAFDC + Zicsr + Zifencei.
 
 import { expandCompressed } from '../isa/compressed.js';
-import { CSR_CYCLE, CSR_INSTRET, CSR_MCYCLE, CSR_MINSTRET, CSR_MIP } from '../isa/csr-numbers.js';
+import { CSR_CYCLE, CSR_INSTRET, CSR_MCOUNTINHIBIT, CSR_MCYCLE, CSR_MINSTRET, CSR_MIP } from '../isa/csr-numbers.js';
 import { executeFp } from '../isa/fp/execute.js';
 import {
   CAUSE_BREAKPOINT, CAUSE_FETCH_ACCESS, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_USER_ECALL,
@@ -11,7 +11,7 @@ import {
 } from '../isa/opcodes.js';
 import { add, lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
 import { executeAmo } from './amo.js';
-import { csrRead, csrWrite } from './csr.js';
+import { csrRead, csrWrite, trappedInstruction } from './csr.js';
 import { EXIT, TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
 import { HartMemory } from './hart-memory.js';
@@ -35,8 +35,9 @@ const FUNCT7_SFENCE_VMA = 0x09;
 /** Thrown (outside the hot path) by an access to cycle/instret so that run() can count what ran so far. */
 const COUNTER_SYNC = new Error('counter sync');
 
+/** CSRs whose access reads or sets the counters (mcountinhibit freezes their values). */
 function isCounter(csr: number): boolean {
-  return csr === CSR_CYCLE || csr === CSR_INSTRET || csr === CSR_MCYCLE || csr === CSR_MINSTRET;
+  return csr === CSR_CYCLE || csr === CSR_INSTRET || csr === CSR_MCYCLE || csr === CSR_MINSTRET || csr === CSR_MCOUNTINHIBIT;
 }
 
 /** See `Hart.runState`. */
@@ -213,6 +214,8 @@ export class Hart extends HartMemory {
         // The monitor keeps the vCPU at an exit: the instruction has not happened, and runs again on resume.
         if (e === EXIT) break;
         this.enterTrap(this.pendingCause, this.pendingTval, false);
+        // It took a slice's step and a cycle, but the guest's minstret does not count it.
+        trappedInstruction(this);
         n++;
       }
     }
@@ -257,8 +260,9 @@ export class Hart extends HartMemory {
       off = pc - this.fetchPage;
     }
     const index = (this.fetchBase + (off >>> 1)) | 0;
-    // Timing mode: every fetch is an access to the (unified) cache; index is a halfword in the region.
-    if (this.timing !== undefined) this.chargeRam(this.timing, this.fetchRegion!, index * 2, false);
+    // Timing mode: every fetch is an access to the (unified) cache; index is a halfword in the region. A
+    // counter access run again after COUNTER_SYNC (countersSynced) was charged its fetch the first time.
+    if (this.timing !== undefined && !this.countersSynced) this.chargeRam(this.timing, this.fetchRegion!, index * 2, false);
     const half = this.fetchMem[index];
     if ((half & 3) === 3) {
       const upper = off === 4094 ? this.fetchHalf(pc + 2) : this.fetchMem[index + 1];
