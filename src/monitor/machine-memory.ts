@@ -25,6 +25,22 @@ export interface PageSpace {
   moved(gppn: number, mpn: number): void;
 }
 
+/** The allocator and memmap as plain data (`MachineMemory.saveState`); per-node arrays are indexed by node. */
+export interface MachineMemoryState {
+  owner: Int32Array;
+  guestPage: Int32Array;
+  users: Uint16Array;
+  /** The users past each page's first, as (mpn, vm, gppn) triples in the memmap's order. */
+  moreUsers: Int32Array;
+  /** Per node: the next never-used page (counted from the node's first), and the freed pages in the order they are handed out again (last first). */
+  fresh: Float64Array;
+  freed: Int32Array[];
+  used: Float64Array;
+  monitorUsed: Float64Array;
+  replicaUsed: Float64Array;
+  reserved: Float64Array;
+}
+
 /** One mapping of a machine page: a VM and its guest-physical page number. */
 export interface PageUser {
   vm: number;
@@ -90,6 +106,43 @@ export class MachineMemory {
     this.owner = new Int32Array(pages).fill(FREE);
     this.guestPage = new Int32Array(pages).fill(FREE);
     this.users = new Uint16Array(pages);
+  }
+
+  /** The allocator and memmap as plain data (snapshots, monitor-snapshot.ts); RAM contents are saved apart. */
+  saveState(): MachineMemoryState {
+    const more: number[] = [];
+    for (const [mpn, users] of this.moreUsers) for (const u of users) more.push(mpn, u.vm, u.gppn);
+    return {
+      owner: this.owner.slice(), guestPage: this.guestPage.slice(), users: this.users.slice(), moreUsers: Int32Array.from(more),
+      fresh: Float64Array.from(this.fresh), freed: this.freed.map((f) => Int32Array.from(f)), used: Float64Array.from(this.used),
+      monitorUsed: Float64Array.from(this.monitorUsed), replicaUsed: Float64Array.from(this.replicaUsed), reserved: Float64Array.from(this.reserved),
+    };
+  }
+
+  /** Puts back what `saveState` returned; the caller has checked it against the pmaps that use the pages. */
+  restoreState(s: MachineMemoryState): void {
+    this.owner.set(s.owner);
+    this.guestPage.set(s.guestPage);
+    this.users.set(s.users);
+    this.moreUsers.clear();
+    for (let i = 0; i < s.moreUsers.length; i += 3) {
+      const mpn = s.moreUsers[i]!;
+      const list = this.moreUsers.get(mpn) ?? [];
+      list.push({ vm: s.moreUsers[i + 1]!, gppn: s.moreUsers[i + 2]! });
+      this.moreUsers.set(mpn, list);
+    }
+    const put = (to: number[], from: ArrayLike<number>): void => { to.splice(0, to.length, ...Array.from(from)); };
+    put(this.fresh, s.fresh);
+    s.freed.forEach((f, n) => put(this.freed[n]!, f));
+    put(this.used, s.used);
+    put(this.monitorUsed, s.monitorUsed);
+    put(this.replicaUsed, s.replicaUsed);
+    put(this.reserved, s.reserved);
+  }
+
+  /** Node `node`'s first machine page and its number of pages. */
+  nodeSpan(node: number): { first: number; pages: number } {
+    return { first: this.firstPage[node]!, pages: this.nodePages[node]! };
   }
 
   /** VM `vm`'s pages are `space` (its pmap registers itself). */

@@ -57,6 +57,15 @@ export class MonitorPages {
   }
 }
 
+function savePages(all: readonly MonitorPages[]): number[][] {
+  return all.map((p) => [...p.pages]);
+}
+
+function restorePages(all: readonly MonitorPages[], lists: readonly (readonly number[])[]): void {
+  if (lists.length !== all.length || lists.some((list, i) => list.length !== all[i]!.pages.length)) throw new RangeError('saved monitor pages of another shape');
+  all.forEach((p, i) => p.pages.splice(0, p.pages.length, ...lists[i]!));
+}
+
 /** Sums `charge` over the first byte of every cache line of [byte, byte + bytes). */
 function eachLine(timing: MemoryTiming, byte: number, bytes: number, charge: (byte: number) => number): number {
   const line = timing.lineBytes ?? 64;
@@ -98,6 +107,16 @@ export class MemmapTable {
 
   get pages(): number {
     return this.perNode.reduce((sum, p) => sum + p.pages.length, 0);
+  }
+
+  /** Its machine pages, node by node (snapshots). */
+  savePages(): number[][] {
+    return savePages(this.perNode);
+  }
+
+  /** Puts back what `savePages` returned; the caller has checked that the memmap marks each page the monitor's. */
+  restorePages(lists: readonly (readonly number[])[]): void {
+    restorePages(this.perNode, lists);
   }
 
   release(): void {
@@ -152,6 +171,16 @@ export class VmTables {
   /** Pages the tables take. */
   get pages(): number {
     return this.all.reduce((sum, p) => sum + p.pages.length, 0);
+  }
+
+  /** Their machine pages, table by table (snapshots: a whole monitor restored keeps every page where it was). */
+  savePages(): number[][] {
+    return savePages(this.all);
+  }
+
+  /** Puts back what `savePages` returned; the caller has checked that the memmap marks each page the monitor's. */
+  restorePages(lists: readonly (readonly number[])[]): void {
+    restorePages(this.all, lists);
   }
 
   /** The pmap's entry (the G-stage leaf) of guest-physical `gpa`. */

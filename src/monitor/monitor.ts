@@ -13,7 +13,7 @@ import { MemmapTable } from './monitor-data.js';
 import { NumaPolicy, policyProblems, type NumaPolicyParameters } from './numa-policy.js';
 import type { Placement } from './pmap.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
-import { Scheduler, type SchedVcpu } from './scheduler.js';
+import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
@@ -52,6 +52,8 @@ export interface VmSpec {
   secondLevelEntries?: number;
   /** A virtio-net card on the VMs' subnet (`Monitor.subnet`), MAC address `vmMac(id)`. */
   net?: boolean;
+  /** Its home node (a VM restored from a snapshot); default: the node with the least memory of other VMs at home there. */
+  homeNode?: number;
 }
 
 /** A request the monitor refuses (a name taken, memory that does not fit): a message for the user. */
@@ -131,6 +133,15 @@ export class Monitor {
     if (options.policy !== undefined) this.setPolicy(options.policy);
   }
 
+  /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement'>> & Pick<MonitorOptions, 'timing'> {
+    const o = this.options;
+    return {
+      config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
+      placement: o.placement ?? 'home', timing: o.timing,
+    };
+  }
+
   /** Disco's NUMA policy, once asked for (it acts in timing mode only, and not while disabled). */
   get policy(): NumaPolicy | undefined {
     return this.numaPolicy;
@@ -198,7 +209,10 @@ export class Monitor {
     if (spec.memoryBytes > machineBytes) {
       throw new MonitorError(`VM ${spec.name}: ${mib(spec.memoryBytes)} MiB is more than the machine's ${mib(machineBytes)} MiB`);
     }
-    const homeNode = this.layout.nodes
+    if (spec.homeNode !== undefined && (!Number.isInteger(spec.homeNode) || spec.homeNode < 0 || spec.homeNode >= this.layout.nodes.length)) {
+      throw new MonitorError(`VM ${spec.name}: the machine has no node ${spec.homeNode}`);
+    }
+    const homeNode = spec.homeNode ?? this.layout.nodes
       .map((n) => ({ id: n.id, left: n.size - this.promisedOnNode[n.id]! }))
       .sort((a, b) => b.left - a.left || a.id - b.id)[0]!.id;
     const options: VmOptions = {

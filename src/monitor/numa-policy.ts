@@ -73,6 +73,19 @@ function noCounts(nodes: number): PolicyCounts {
   return { migratedTo: new Array<number>(nodes).fill(0), replicatedTo: new Array<number>(nodes).fill(0), leftWriteShared: 0, leftFrozen: 0, leftOther: 0, cycles: 0 };
 }
 
+/** The policy as plain data (snapshots): its parameters, whether it acts, its clock, and what it did and remembers. */
+export interface PolicyState {
+  parameters: NumaPolicyParameters;
+  enabled: boolean;
+  rounds: number;
+  interval: number;
+  /** (key, moves) and (key, interval) pairs; a key is VM id × 2^32 + guest page. */
+  moves: Float64Array;
+  frozenUntil: Float64Array;
+  counts: PolicyCounts;
+  perVm: { vm: number; counts: PolicyCounts }[];
+}
+
 /** What the policy needs of the monitor. */
 export interface PolicyHost {
   readonly memory: MachineMemory;
@@ -140,6 +153,35 @@ export class NumaPolicy {
     this.on = false;
     this.counters.queueHot(0);
     this.counters.takeHot();
+  }
+
+  saveState(): PolicyState {
+    const pairs = (map: ReadonlyMap<number, number>): Float64Array => Float64Array.from([...map].flat());
+    const copy = (c: PolicyCounts): PolicyCounts => ({ ...c, migratedTo: [...c.migratedTo], replicatedTo: [...c.replicatedTo] });
+    return {
+      parameters: this.parameters, enabled: this.on, rounds: this.rounds, interval: this.interval,
+      moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), counts: copy(this.counts),
+      perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copy(counts) })),
+    };
+  }
+
+  /**
+   * Puts back what `saveState` returned into a policy made with the same parameters (the caller has checked
+   * every value), turning it off if it was.
+   */
+  restoreState(s: PolicyState): void {
+    this.rounds = s.rounds;
+    this.interval = s.interval;
+    const fill = (map: Map<number, number>, pairs: Float64Array): void => {
+      map.clear();
+      for (let i = 0; i + 1 < pairs.length; i += 2) map.set(pairs[i]!, pairs[i + 1]!);
+    };
+    fill(this.moves, s.moves);
+    fill(this.frozenUntil, s.frozenUntil);
+    Object.assign(this.counts, { ...s.counts, migratedTo: [...s.counts.migratedTo], replicatedTo: [...s.counts.replicatedTo] });
+    this.perVm.clear();
+    for (const { vm, counts } of s.perVm) this.perVm.set(vm, { ...counts, migratedTo: [...counts.migratedTo], replicatedTo: [...counts.replicatedTo] });
+    if (!s.enabled) this.disable();
   }
 
   afterRound(): void {

@@ -42,6 +42,30 @@ export interface PmapOptions {
 }
 
 /**
+ * A pmap as plain data (snapshots, monitor-snapshot.ts): per guest page its machine page, the monitor's
+ * permission and flags; per 2 MiB group its block (a first mpn, FREE before the first touch, or -2: scattered);
+ * each replicated guest page's copies. What follows from these (pages in use, pages placed in each block,
+ * pages restricted) is counted again on restore.
+ */
+export interface PmapState {
+  machine: Int32Array;
+  perm: Uint8Array;
+  flags: Uint8Array;
+  blocks: Int32Array;
+  /** Each replicated guest page and its copy on every node (FREE where none): gppn, node 0's, node 1's, … in turn. */
+  replicas: Int32Array;
+  readerNode: number;
+  replicasMade: number;
+  collapses: number;
+  homeNode: number;
+}
+
+/** The `flags` bits a saved pmap may hold. */
+export const PMAP_FLAGS = COPY_ON_WRITE | HELD;
+/** A saved group's block that is no block any more. */
+export const PMAP_SCATTERED = SCATTERED;
+
+/**
  * The pmap is the bus's paged RAM: the hart's walker reads guest page tables through it and the TLB caches
  * the machine page it yields, so the TLB maps virtual → machine. Nothing outside [base, base + size) is the
  * VM's: the bus has no other RAM, so a guest can reach no machine page but its own and those shared with it.
@@ -460,6 +484,97 @@ export class Pmap implements PagedRam, PageSpace {
     for (let k = 0; k < BLOCK_PAGES; k++) {
       if (this.machine[group * BLOCK_PAGES + k] === FREE) this.memory.unreserve(block + k);
     }
+  }
+
+  /** Everything the pmap holds, as plain data (snapshots). */
+  saveState(): PmapState {
+    const replicas: number[] = [];
+    for (const [gppn, copies] of this.replicas) replicas.push(gppn, ...copies);
+    return {
+      machine: this.machine.slice(), perm: this.perm.slice(), flags: this.flags.slice(), blocks: this.blocks.slice(),
+      replicas: Int32Array.from(replicas), readerNode: this.readerNode, replicasMade: this.replicasMade, collapses: this.collapses, homeNode: this.homeNode,
+    };
+  }
+
+  /**
+   * Puts back what `saveState` returned, on the same machine pages (a whole monitor restored: the memmap is
+   * restored with it). The caller has checked it against the memmap; what follows from it is counted again.
+   */
+  restoreState(s: PmapState): void {
+    this.machine.set(s.machine);
+    this.perm.set(s.perm);
+    this.flags.set(s.flags);
+    this.blocks.set(s.blocks);
+    this.replicas.clear();
+    const nodes = this.memory.layout.nodes.length;
+    for (let i = 0; i < s.replicas.length; i += 1 + nodes) this.replicas.set(s.replicas[i]!, s.replicas.slice(i + 1, i + 1 + nodes));
+    this.readerNode = s.readerNode;
+    this.replicasMade = s.replicasMade;
+    this.collapses = s.collapses;
+    this.homeNode = s.homeNode;
+    this.inUse = 0;
+    this.placed.fill(0);
+    this.restricted.fill(0);
+    for (let gppn = 0; gppn < this.machine.length; gppn++) {
+      const mpn = this.machine[gppn]!;
+      if (mpn === FREE) continue;
+      const group = Math.floor(gppn / BLOCK_PAGES);
+      this.inUse++;
+      if (this.perm[gppn] !== PERM_RWX) this.restricted[group]!++;
+      if (this.blocks[group]! >= 0 && mpn === this.blocks[group]! + (gppn % BLOCK_PAGES)) this.placed[group]!++;
+    }
+  }
+
+  /**
+   * A VM restored into a running monitor (snapshots): maps every guest page `saved` (another pmap's
+   * `saveState`) maps, on fresh machine pages, with the same permissions and flags, and each 2 MiB group that
+   * was a block in a block again where the home node has one (else page by page). Guest pages that shared a
+   * machine page share one here too (copy-on-write, as they were; pages shared with other VMs become this VM's
+   * own, still copy-on-write). Replicas are not made again: a replicated page is its master alone, writable
+   * again unless copy-on-write. Returns each saved machine page's new one; the contents are the caller's to
+   * copy. Call it on a pmap that maps nothing. Throws OutOfMachineMemory, leaving what it mapped: end the VM.
+   */
+  placeLike(saved: PmapState): Map<number, number> {
+    const moved = new Map<number, number>();
+    const nodes = this.memory.layout.nodes.length;
+    const replicated = new Set<number>();
+    for (let i = 0; i < saved.replicas.length; i += 1 + nodes) replicated.add(saved.replicas[i]!);
+    for (let gppn = 0; gppn < this.machine.length; gppn++) {
+      const old = saved.machine[gppn]!;
+      if (old === FREE) continue;
+      const group = Math.floor(gppn / BLOCK_PAGES);
+      const inBlock = saved.blocks[group]! >= 0 && old === saved.blocks[group]! + (gppn % BLOCK_PAGES);
+      let mpn = moved.get(old);
+      if (mpn !== undefined) {
+        this.memory.addUser(mpn, this.options.vm, gppn);
+      } else {
+        if (inBlock && this.blocks[group] === FREE) {
+          const reserved = this.memory.reserveBlock(this.homeNode);
+          this.blocks[group] = reserved === FREE ? SCATTERED : reserved;
+        }
+        const block = this.blocks[group]!;
+        if (inBlock && block >= 0) {
+          mpn = block + (gppn % BLOCK_PAGES);
+          this.memory.allocateReserved(mpn, this.options.vm, gppn);
+          this.placed[group]!++;
+        } else {
+          if (this.blocks[group] === FREE) this.blocks[group] = SCATTERED;
+          const node = this.options.placement === 'round-robin' ? gppn % nodes : this.homeNode;
+          mpn = this.memory.allocate(node, this.options.vm, gppn);
+        }
+        moved.set(old, mpn);
+      }
+      const flags = saved.flags[gppn]! & PMAP_FLAGS;
+      let allows = saved.perm[gppn]! & PERM_RWX;
+      if (replicated.has(gppn) && (flags & COPY_ON_WRITE) === 0 && allows === PERM_RX) allows = PERM_RWX;
+      this.machine[gppn] = mpn;
+      this.perm[gppn] = allows;
+      this.flags[gppn] = flags;
+      if (allows !== PERM_RWX) this.restricted[group]!++;
+      this.inUse++;
+    }
+    this.readerNode = -1;
+    return moved;
   }
 
   /** Gives every machine page back (the VM ended). Its vCPUs must not run again. */

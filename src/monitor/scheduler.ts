@@ -43,6 +43,32 @@ export interface SchedVmOptions {
 
 export const DEFAULT_QUANTUM_ROUNDS = 64;
 
+/** One VM's part of the scheduler as plain data (snapshots): its virtual time and its vCPUs' cycles and places. */
+export interface SchedulerVmState {
+  id: number;
+  share: number;
+  /** -1: none. */
+  homeNode: number;
+  virtualTime: number;
+  runnableLastRound: boolean;
+  cycles: Float64Array;
+  /** Per vCPU: its last pCPU (-1: none) and its rounds there. */
+  lastPcpu: Int32Array;
+  roundsHeld: Float64Array;
+  /** The pCPUs it holds now and those whose last vCPU is one of its (a vCPU index per pCPU, -1: another's or none). */
+  holding: Int32Array;
+  lastOn: Int32Array;
+}
+
+/** The whole scheduler as plain data: every VM still scheduled, and per pCPU what it holds and ran last, as (VM id, vCPU index) pairs (-1, -1: none). */
+export interface SchedulerState {
+  vms: SchedulerVmState[];
+  holders: Int32Array;
+  lastRun: Int32Array;
+  switchCounts: Float64Array;
+  virtualTimeFloor: number;
+}
+
 interface VmState {
   readonly id: number;
   readonly share: number;
@@ -106,6 +132,80 @@ export class Scheduler {
     }
     state.vcpus.push(...[...byIndex.values()].sort((a, b) => a.vcpu.index - b.vcpu.index));
     this.vms = [...this.vms, state].sort((a, b) => a.id - b.id);
+  }
+
+  /** VM `vm`'s part (it must be scheduled). */
+  saveVm(vm: number): SchedulerVmState {
+    const state = this.vmState(vm);
+    const mine = (list: readonly (VcpuState | undefined)[]): Int32Array => Int32Array.from(list, (v) => (v?.vm === state ? v.vcpu.index : -1));
+    return {
+      id: state.id, share: state.share, homeNode: state.homeNode ?? -1, virtualTime: state.virtualTime, runnableLastRound: state.runnableLastRound,
+      cycles: Float64Array.from(state.vcpus, (v) => v.cycles), lastPcpu: Int32Array.from(state.vcpus, (v) => v.lastPcpu ?? -1),
+      roundsHeld: Float64Array.from(state.vcpus, (v) => v.roundsHeld), holding: mine(this.holders), lastOn: mine(this.lastRun),
+    };
+  }
+
+  /**
+   * Puts VM `vm`'s part back (a VM restored: `addVm` first, with the saved share and home). Its vCPUs hold
+   * again the pCPUs they held, and count as what those ran last, where no other vCPU holds or ran them; the
+   * caller has checked the lengths and that every vCPU index and pCPU exists.
+   */
+  restoreVm(vm: number, s: SchedulerVmState): void {
+    const state = this.vmState(vm);
+    state.virtualTime = s.virtualTime;
+    state.runnableLastRound = s.runnableLastRound;
+    state.vcpus.forEach((v, i) => {
+      v.cycles = s.cycles[i]!;
+      v.lastPcpu = s.lastPcpu[i]! < 0 ? undefined : s.lastPcpu[i]!;
+      v.roundsHeld = s.roundsHeld[i]!;
+    });
+    s.holding.forEach((index, pcpu) => { if (index >= 0 && this.holders[pcpu] === undefined) this.holders[pcpu] = state.byIndex.get(index); });
+    s.lastOn.forEach((index, pcpu) => { if (index >= 0 && this.lastRun[pcpu] === undefined) this.lastRun[pcpu] = state.byIndex.get(index); });
+  }
+
+  /** Everything (snapshots of the whole monitor). */
+  saveState(): SchedulerState {
+    const pairs = (list: readonly (VcpuState | undefined)[]): Int32Array => Int32Array.from(list.flatMap((v) => (v === undefined ? [-1, -1] : [v.vm.id, v.vcpu.index])));
+    return {
+      vms: this.vms.map((vm) => this.saveVm(vm.id)), holders: pairs(this.holders), lastRun: pairs(this.lastRun),
+      switchCounts: Float64Array.from(this.switchCounts), virtualTimeFloor: this.virtualTimeFloor,
+    };
+  }
+
+  /**
+   * Puts back what `saveState` returned, into a scheduler with the same VMs added (ids, shares, homes). A pCPU's
+   * last vCPU may be one of a VM removed since: `vcpuOf` finds it. The caller has checked every id, index and length.
+   */
+  restoreState(s: SchedulerState, vcpuOf: (vm: number, index: number) => SchedVcpu): void {
+    for (const vm of s.vms) this.restoreVm(vm.id, vm);
+    const removed = new Map<string, VcpuState>();
+    const find = (vm: number, index: number): VcpuState | undefined => {
+      if (vm < 0) return undefined;
+      const here = this.vms.find((state) => state.id === vm)?.byIndex.get(index);
+      if (here !== undefined) return here;
+      const key = `${vm}.${index}`;
+      let gone = removed.get(key);
+      if (gone === undefined) {
+        const owner: VmState = { id: vm, share: 1, homeNode: undefined, vcpus: [], byIndex: new Map(), virtualTime: 0, runnableLastRound: false };
+        removed.set(key, gone = { vcpu: vcpuOf(vm, index), vm: owner, cycles: 0, lastPcpu: undefined, roundsHeld: 0 });
+      }
+      return gone;
+    };
+    this.holders = this.holders.map((_, p) => find(s.holders[2 * p]!, s.holders[2 * p + 1]!));
+    this.lastRun.forEach((_, p) => { this.lastRun[p] = find(s.lastRun[2 * p]!, s.lastRun[2 * p + 1]!); });
+    s.switchCounts.forEach((n, p) => { this.switchCounts[p] = n; });
+    this.virtualTimeFloor = s.virtualTimeFloor;
+  }
+
+  /** The pCPUs' count and nodes (a restore checks a saved scheduler against them). */
+  get pcpus(): readonly number[] {
+    return this.pcpuNodes;
+  }
+
+  private vmState(vm: number): VmState {
+    const state = this.vms.find((v) => v.id === vm);
+    if (state === undefined) throw new Error(`scheduler: there is no VM ${vm}`);
+    return state;
   }
 
   removeVm(vm: number): void {

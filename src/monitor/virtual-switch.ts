@@ -38,6 +38,24 @@ export class VirtualSwitch {
     return backend;
   }
 
+  /** What it has learned and counted (snapshots): MAC addresses as 12 hex digits, each with its port. */
+  saveState(): { learned: [string, number][]; frames: number; flooded: number } {
+    return { learned: [...this.where], frames: this.frames, flooded: this.flooded };
+  }
+
+  /** Puts back what `saveState` returned, into a switch with the same ports (the caller checked the port numbers). */
+  restoreState(s: { learned: readonly (readonly [string, number])[]; frames: number; flooded: number }): void {
+    this.where.clear();
+    for (const [mac, port] of s.learned) this.where.set(mac, port);
+    this.frames = s.frames;
+    this.flooded = s.flooded;
+  }
+
+  /** Ports made so far (unplugged ones included). */
+  get portCount(): number {
+    return this.ports.length;
+  }
+
   /** Disconnects a port (its VM ended): nothing goes to it or comes from it any more. */
   unplug(backend: NetBackend): void {
     const index = this.indexOf.get(backend);

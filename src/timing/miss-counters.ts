@@ -48,6 +48,17 @@ export class MissCounters {
     this.counts.set(counts);
   }
 
+  /** Each page's write misses and upgrades, and the nodes they came from (snapshots under the monitor, whose policy reads them). */
+  saveWrites(): { writes: Uint32Array; writers: Uint32Array } {
+    return { writes: this.writes.slice(), writers: this.writers.slice() };
+  }
+
+  /** Puts back what `saveWrites` returned (the caller checks the lengths). */
+  restoreWrites(writes: Uint32Array, writers: Uint32Array): void {
+    this.writes.set(writes);
+    this.writers.set(writers);
+  }
+
   /** The page number of `paddr`, or -1 when it is not RAM (MMIO has no counters). */
   pageOf(paddr: number): number {
     const offset = paddr - this.ramBase;
