@@ -218,8 +218,9 @@ export class MockQueue {
       if (chain !== undefined) {
         let filled = 0;
         for (const b of chain.writable) {
+          if (filled >= length) break;
           const take = Math.min(b.length, length - filled);
-          if (take <= 0) break;
+          if (take === 0) continue; // an empty buffer: the bytes go on in the next one
           written.set(this.memory.read(b.address, take), filled);
           filled += take;
         }
