@@ -1,9 +1,10 @@
 // Tests of the file block backend: durability across reopening and a killed process, read-only images.
 
-import { after, describe, it } from 'node:test';
+import { after, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +69,36 @@ describe('FileBlockBackend', () => {
     again.read(3 * SECTOR, into);
     assert.deepEqual(into, data);
     again.close();
+  });
+
+  it('answers a write once the bytes are in the file, and a flush once fsync of the file has returned', () => {
+    // fsync is watched through node:fs itself (the backend's named import follows it once synced).
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const path = image(new Uint8Array(8 * SECTOR));
+    const blk = new VirtioBlk(FileBlockBackend.open(path));
+    const [queue] = virtioFixture(blk).driver.start([16]);
+    const seen: string[] = [];
+    let failing = false;
+    const fsync = mock.method(fs, 'fsyncSync', (fd: number) => {
+      // What the guest could know while the host syncs: no completion may be in the used ring yet.
+      seen.push(`fsync of ${readlinkSync(`/proc/self/fd/${fd}`)} with ${queue.takeUsed().length} requests answered`);
+      if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    });
+    syncBuiltinESMExports();
+    try {
+      const data = pattern(2 * SECTOR, 3);
+      assert.equal(request(queue, VIRTIO_BLK_T_OUT, 2, data).status, VIRTIO_BLK_S_OK);
+      assert.deepEqual(new Uint8Array(readFileSync(path)).subarray(2 * SECTOR, 4 * SECTOR), data, 'in the file before any flush');
+      assert.deepEqual(seen, []);
+      assert.equal(request(queue, VIRTIO_BLK_T_FLUSH, 0, 0).status, VIRTIO_BLK_S_OK);
+      assert.deepEqual(seen, [`fsync of ${path} with 0 requests answered`]);
+      failing = true;
+      assert.equal(request(queue, VIRTIO_BLK_T_FLUSH, 0, 0).status, VIRTIO_BLK_S_IOERR, 'a failed fsync is the guest\'s IOERR');
+      assert.equal(fsync.mock.callCount(), 2);
+    } finally {
+      fsync.mock.restore();
+      syncBuiltinESMExports();
+    }
   });
 
   it('keeps flushed writes when the process is killed right after the flush', () => {
