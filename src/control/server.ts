@@ -2,6 +2,7 @@
 
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { lstatSync, unlinkSync } from 'node:fs';
+import { listenPrivately } from '../host/private-files.js';
 import { QmpConnection, type QmpCommands, type QmpGreeting } from './qmp.js';
 
 export class ControlSocketError extends Error {}
@@ -42,7 +43,7 @@ export class ControlServer {
     server.on('connection', (socket) => control.accept(socket, commands, greeting));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => reject(new ControlSocketError(`control socket '${path}': ${error.code ?? error.message}`)));
-      server.listen(path, () => resolve());
+      listenPrivately(server, path, () => resolve()); // 0600: only its user may connect
     });
     server.on('error', () => {}); // after listening, a failed accept must not take the machine down
     return control;

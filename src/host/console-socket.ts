@@ -2,6 +2,7 @@
 
 import { lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { listenPrivately } from './private-files.js';
 
 /** A socket path we cannot listen on, in one line. */
 export class SocketPathError extends Error {}
@@ -74,7 +75,7 @@ export class ConsoleSocket {
     server.on('connection', (socket) => console.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => reject(new SocketPathError(`console socket '${path}': ${error.code ?? error.message}`)));
-      server.listen(path, () => resolve());
+      listenPrivately(server, path, () => resolve()); // 0600: only its user may attach
     });
     server.on('error', () => {}); // after listening, a failed accept must not take the monitor down
     return console;

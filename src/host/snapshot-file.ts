@@ -2,6 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writevSync } from 'node:fs';
+import { PRIVATE_FILE_MODE } from './private-files.js';
 
 /**
  * Layout, all little-endian:
@@ -110,7 +111,7 @@ export function writeSnapshotFile(path: string, value: unknown): number {
   const chunks = fileChunks(value);
   const size = chunks.reduce((sum, c) => sum + c.length, 0);
   const temporary = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temporary, 'w');
+  const fd = openSync(temporary, 'w', PRIVATE_FILE_MODE); // a machine's memory is its user's
   try {
     for (let i = 0; i < chunks.length; i += IOV_MAX) {
       const group = chunks.slice(i, i + IOV_MAX);

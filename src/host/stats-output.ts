@@ -1,9 +1,10 @@
 // Writes a run's output directory: config.json (every parameter), stats.txt (gem5 format) and stats.json.
 
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatsDump } from '../board/simulation.js';
 import { formatStatsJson, formatStatsText, type StatSample, type StatsRegistry } from '../timing/stats.js';
+import { makePrivateDirectory, PRIVATE_FILE_MODE } from './private-files.js';
 
 export const CONFIG_FILE = 'config.json';
 export const STATS_TEXT_FILE = 'stats.txt';
@@ -27,10 +28,11 @@ export function sortedJson(value: unknown): string {
  * guest asked for come first in stats.txt, one gem5 Begin/End block each (its first line `dump.tag`), and
  * the snapshot at exit last; they are also in dumps.json (written only when there are dumps), while
  * stats.json holds the snapshot at exit. Each file is written beside its final name and renamed over it,
- * so a reader never sees half a file.
+ * so a reader never sees half a file. A directory it creates is 0700 and the files are 0600: a run's
+ * statistics are its user's.
  */
 export function writeStatsOutput(directory: string, config: unknown, stats: StatsRegistry, dumps: readonly StatsDump[] = []): void {
-  mkdirSync(directory, { recursive: true });
+  makePrivateDirectory(directory);
   const samples = stats.snapshot();
   const tagged = dumps.map((d): StatSample[] => [
     { kind: 'scalar', name: 'dump.tag', description: 'Tag the guest gave this dump (mbctl stats dump TAG)', unit: 'Count', value: d.tag },
@@ -45,11 +47,12 @@ export function writeStatsOutput(directory: string, config: unknown, stats: Stat
     const entries = dumps.map((d) => ({ tag: d.tag, stats: JSON.parse(formatStatsJson(d.samples)) as unknown }));
     files.push([DUMPS_JSON_FILE, `${JSON.stringify(entries, null, 2)}\n`]);
   }
-  for (const [name, text] of files) writeFileWhole(join(directory, name), text);
+  for (const [name, text] of files) writeFileWhole(join(directory, name), text, PRIVATE_FILE_MODE);
 }
 
-/** Writes `text` beside `path` and renames it over: a reader never sees half a file. */
-export function writeFileWhole(path: string, text: string): void {
-  writeFileSync(`${path}.partial`, text);
+/** Writes `text` beside `path` and renames it over: a reader never sees half a file, and the file is new, of `mode`. */
+export function writeFileWhole(path: string, text: string, mode = 0o666): void {
+  rmSync(`${path}.partial`, { force: true }); // one left by a crash would keep its own mode
+  writeFileSync(`${path}.partial`, text, { mode });
   renameSync(`${path}.partial`, path);
 }

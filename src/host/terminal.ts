@@ -1,11 +1,12 @@
 // The guest console on the host terminal: raw mode, Ctrl-A x to quit, output optionally copied to a file.
 
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
+import { openPrivateFile } from './private-files.js';
 
 const CTRL_A = 0x01;
 
 export interface TerminalOptions {
-  /** Copy of everything the guest prints. */
+  /** Copy of everything the guest prints (created 0600; an existing file keeps its mode). */
   logFile?: string;
   /** Called with each chunk the user types (after Ctrl-A handling). */
   onInput(bytes: Uint8Array): void;
@@ -20,7 +21,7 @@ export class Terminal {
   private readonly raw: boolean;
 
   constructor(private readonly options: TerminalOptions) {
-    this.logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'w');
+    this.logFd = options.logFile === undefined ? undefined : openPrivateFile(options.logFile, 'w');
     this.raw = process.stdin.isTTY === true;
     this.listener = (chunk) => this.input(chunk);
     if (this.raw) process.stdin.setRawMode(true);
