@@ -1,7 +1,7 @@
 // `mirrorball up machine.yaml`: the monitor on the file's machine, running every VM it lists, with a control
 // socket (QMP-shaped, docs/control.md) and one console socket per VM, in the foreground until the VMs end.
 
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +15,7 @@ import { findBuiltGuest } from '../guest/artifacts.js';
 import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '../host/console-socket.js';
 import { DriveError, attachDrives } from '../host/drives.js';
 import type { FileBlockBackend } from '../host/file-block.js';
+import { makePrivateDirectory, openPrivateFile } from '../host/private-files.js';
 import { runMonitor } from '../host/monitor-runner.js';
 import { Monitor, MonitorError } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
@@ -265,7 +266,7 @@ class Up {
       const v = this.spec.vms.find((s) => s.name === vm.name)!;
       const logPath = v.consoleLog ?? join(this.runDir, `${vm.name}.console.log`);
       try {
-        output.logFd = openSync(logPath, 'w');
+        output.logFd = openPrivateFile(logPath, 'w', v.consoleLog === undefined);
       } catch (error) {
         throw new UsageError(`vm ${vm.name}: cannot write its console log '${logPath}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
       }
@@ -336,7 +337,7 @@ async function detach(file: string, runDir: string, control: string): Promise<nu
   if (await socketAnswers(control)) throw new UsageError(`control socket '${control}' is in use by another process`);
   makeRunDir(runDir);
   const logPath = join(runDir, 'up.log');
-  const log = openSync(logPath, 'a');
+  const log = openPrivateFile(logPath, 'a', true);
   const logStart = fstatSync(log).size;
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', file, '--run-dir', runDir, '--control', control],
     { detached: true, stdio: ['ignore', log, log] });
@@ -362,7 +363,7 @@ async function detach(file: string, runDir: string, control: string): Promise<nu
 
 function makeRunDir(runDir: string): void {
   try {
-    mkdirSync(runDir, { recursive: true });
+    makePrivateDirectory(runDir);
   } catch (error) {
     throw new UsageError(`cannot create the run directory '${runDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
