@@ -1,5 +1,6 @@
 // Putting software into a fresh machine: a bare-metal ELF, or Linux with our SBI or with M-mode firmware.
 
+import { PMP_ADDR_ALL, PMP_NAPOT, PMP_R, PMP_W, PMP_X } from '../cpu/pmp.js';
 import { MIP_SEIP, MIP_SSIP, MIP_STIP } from '../isa/opcodes.js';
 import { ElfError, loadElf, parseElf, symbolAddress, writeRam } from './elf.js';
 import { BootImageError, loadLinuxBoot, prepareLinuxBoot } from './linux-image.js';
@@ -66,6 +67,10 @@ export function bootLinux(machine: Machine, options: LinuxBootOptions): void {
     h.medeleg = MEDELEG_TO_S;
     h.mideleg = MIP_SSIP | MIP_STIP | MIP_SEIP;
     h.mcounteren = 7;
+    // PMP: one NAPOT entry over every address with R, W and X, as OpenSBI's last entry and the riscv-tests
+    // give S- and U-mode (with entries implemented and none matching, S/U accesses fail; privileged spec §3.7.1).
+    h.pmp.writeAddr(0, PMP_ADDR_ALL);
+    h.pmp.writeCfg(0, BigInt(PMP_NAPOT | PMP_R | PMP_W | PMP_X));
     h.parked = true;
   }
   sbi.startHart(0, entry, BigInt(dtb));

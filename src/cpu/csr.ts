@@ -157,8 +157,9 @@ export function csrRead(h: HartState, csr: number): bigint | undefined {
     case CSR_TINFO: return TINFO_NONE;
   }
   if (csr >= CSR_TSELECT && csr <= CSR_TDATA3) return 0n;
-  if (csr >= C.CSR_PMPCFG0 && csr <= C.CSR_PMPCFG15) return (csr & 1) === 0 ? h.pmpcfg[csr - C.CSR_PMPCFG0] : undefined;
-  if (csr >= C.CSR_PMPADDR0 && csr <= C.CSR_PMPADDR63) return h.pmpaddr[csr - C.CSR_PMPADDR0];
+  // RV64 has only the even pmpcfg CSRs (§3.7.1).
+  if (csr >= C.CSR_PMPCFG0 && csr <= C.CSR_PMPCFG15) return (csr & 1) === 0 ? h.pmp.readCfg(csr - C.CSR_PMPCFG0) : undefined;
+  if (csr >= C.CSR_PMPADDR0 && csr <= C.CSR_PMPADDR63) return h.pmp.readAddr(csr - C.CSR_PMPADDR0);
   if (csr >= C.CSR_MHPMCOUNTER3 && csr <= C.CSR_MHPMCOUNTER31) return 0n;
   if (csr >= C.CSR_MHPMEVENT3 && csr <= C.CSR_MHPMEVENT31) return 0n;
   if (csr >= C.CSR_HPMCOUNTER3 && csr <= C.CSR_HPMCOUNTER31) return counterAllowed(h, csr - C.CSR_CYCLE) ? 0n : undefined;
@@ -214,9 +215,13 @@ export function csrWrite(h: HartState, csr: number, value: bigint): boolean {
     case C.CSR_MCYCLE: h.cycleAdjust = counterAdjust(value, h.simulatedCycles, (h.mcountinhibit & INHIBIT_CY) !== 0); return true;
     case C.CSR_MINSTRET: h.instretAdjust = counterAdjust(value, h.instret, (h.mcountinhibit & INHIBIT_IR) !== 0); return true;
   }
-  if (csr >= C.CSR_PMPCFG0 && csr <= C.CSR_PMPCFG15) { h.pmpcfg[csr - C.CSR_PMPCFG0] = value; return true; }
+  // A change of the PMP rules empties the TLBs, whose entries were checked against the old ones.
+  if (csr >= C.CSR_PMPCFG0 && csr <= C.CSR_PMPCFG15) {
+    if (h.pmp.writeCfg(csr - C.CSR_PMPCFG0, value)) h.pmpChanged();
+    return true;
+  }
   if (csr >= C.CSR_PMPADDR0 && csr <= C.CSR_PMPADDR63) {
-    h.pmpaddr[csr - C.CSR_PMPADDR0] = value & ((1n << 54n) - 1n);
+    if (h.pmp.writeAddr(csr - C.CSR_PMPADDR0, value)) h.pmpChanged();
     return true;
   }
   if (csr >= C.CSR_MHPMCOUNTER3 && csr <= C.CSR_MHPMCOUNTER31) return true;

@@ -9,7 +9,8 @@ import type { RamRegion } from '../memory/ram.js';
 import { HartState, SATP_MODE_SV39 } from './hart-state.js';
 import type { MonitorTables } from './exits.js';
 import type { MemoryTiming } from './memory-timing.js';
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, translate, type Access } from './mmu.js';
+import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, accessFault, translate, type Access } from './mmu.js';
+import { PAGE_ALLOWED, PAGE_PARTIAL } from './pmp.js';
 import { GLOBAL_ASID, TLB_MASK } from './tlb.js';
 import { ALLOWS_EXEC, ALLOWS_READ, ALLOWS_WRITE } from './tlb-model.js';
 
@@ -103,11 +104,17 @@ export class HartMemory extends HartState {
   }
 
   /**
+   * Set by `locate`: false if the page was not put in the emulator's TLB because PMP rules split it
+   * (pmp.ts): each access to it comes back here and is checked with its size.
+   */
+  protected locCached = true;
+
+  /**
    * Translates one page's worth of access and fills the TLB if it is RAM. The emulator's table missing
    * the page is a TLB miss only if the modelled TLB (tlb-model.ts) misses it too; otherwise the table is
-   * refilled for free.
+   * refilled for free. `size`: the bytes accessed at `va`, which PMP checks when its rules split the page.
    */
-  protected locate(va: number, access: Access): void {
+  protected locate(va: number, access: Access, size = 1): void {
     const vpn = Math.floor(va / 4096);
     const tlb = access === ACCESS_READ ? this.readTlb : access === ACCESS_WRITE ? this.writeTlb : this.execTlb;
     // Only a TLB miss walks the table: the slow path also runs for entries the TLB holds (page-crossing
@@ -142,6 +149,8 @@ export class HartMemory extends HartState {
       if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.walk);
     }
     const pa = translate(this, va, access);
+    // PMP (privileged spec §3.7) at the effective privilege; M-mode only once an entry is locked.
+    this.locCached = priv !== PRIV_M || this.pmp.checksMachineMode ? this.pmpCheck(pa, va, size, priv, access) : true;
     const bus = this.env.bus;
     let region = bus.resolveRam(pa, access);
     // The monitor's permissions deny it (guest-page fault): an exit, and the page once it is allowed.
@@ -155,7 +164,7 @@ export class HartMemory extends HartState {
     // The machine address of the page (under the monitor the pmap's, not the guest-physical one).
     const page = region.base + this.locOffset - (pa & 4095);
     if (miss && this.timing !== undefined) this.chargeRefill(this.timing, pa, vpn);
-    tlb.insert(vpn, region, page);
+    if (this.locCached) tlb.insert(vpn, region, page);
     if (!paged) return;
     const level = (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels;
     this.noteLeaf(vpn, level);
@@ -163,6 +172,8 @@ export class HartMemory extends HartState {
     // What the entry allows is what both the guest's leaf and the monitor's permission do (H's two stages).
     const allows = this.walkAllows & bus.resolvedAllows;
     this.tlbModel.fill(way, vpn, asid, allows, page);
+    // The second level refills the first without a walk, so it holds only pages PMP allows whole.
+    if (!this.locCached) return;
     second?.insert(vpn, asid, region, page, this.walkLevels, allows);
     if (level === 0) return;
     // A leaf of 2 MiB or more: one entry for its 2 MiB frame if machine memory holds that as one block.
@@ -170,6 +181,18 @@ export class HartMemory extends HartState {
     if (block < 0) return;
     this.tlbModel.fillLarge(vpn, asid, allows, block);
     second?.insertLarge(vpn, asid, region, block, this.walkLevels, allows);
+  }
+
+  /**
+   * PMP for an access of `size` bytes at physical `pa` (virtual `va`): an access fault if refused. Returns
+   * true if one rule decides the whole page (it may be cached), false if the rules split it (this access
+   * was checked alone).
+   */
+  private pmpCheck(pa: number, va: number, size: number, priv: number, access: Access): boolean {
+    const decision = this.pmp.page(pa - (pa & 4095), priv, access);
+    if (decision === PAGE_ALLOWED) return true;
+    if (decision === PAGE_PARTIAL && this.pmp.allows(pa, size, priv, access)) return false;
+    return this.raise(accessFault(access), va);
   }
 
   /**
@@ -260,22 +283,22 @@ export class HartMemory extends HartState {
       this.loadHi = m[w + 1];
       return m[w];
     }
-    const lo = this.loadSlow(va, 4) | 0;
-    // An aligned doubleword is one access to the cache: the low half charged it.
+    // An aligned doubleword is one access (to PMP as to the cache): the low half checks and charges it.
+    const lo = this.loadSlow(va, 4, true, (va & 7) === 0 ? 8 : 4) | 0;
     const hi = this.loadSlow(va + 4, 4, (va & 7) !== 0) | 0;
     this.loadHi = hi;
     return lo;
   }
 
   /** A load the TLB could not serve: misaligned, page-crossing, TLB miss or MMIO. */
-  private loadSlow(va: number, size: AccessSize, charged = true): number {
+  private loadSlow(va: number, size: AccessSize, charged = true, span: number = size): number {
     if ((va & (size - 1)) !== 0) {
       // Misaligned: assembled from bytes, each of which may fault on its own page (restartable).
       let v = 0;
       for (let k = size - 1; k >= 0; k--) v = v * 256 + this.load8(va + k);
       return v;
     }
-    this.locate(va, ACCESS_READ);
+    this.locate(va, ACCESS_READ, span);
     const region = this.locRegion;
     const o = this.locOffset;
     if (charged && this.timing !== undefined) this.chargeLocated(this.timing, false);
@@ -358,7 +381,7 @@ export class HartMemory extends HartState {
       return;
     }
     if ((va & 7) !== 0 && (va & 4095) > 4088) this.probeWrite(va, 8);
-    this.storeSlow(va, 4, lo);
+    this.storeSlow(va, 4, lo, true, (va & 7) === 0 ? 8 : 4);
     this.storeSlow(va + 4, 4, hi, (va & 7) !== 0);
   }
 
@@ -368,14 +391,17 @@ export class HartMemory extends HartState {
     this.locate(va + size - 1, ACCESS_WRITE);
   }
 
-  /** `charged` false: the high half of an aligned doubleword, whose low half was the one cache access. */
-  private storeSlow(va: number, size: AccessSize, v: number, charged = true): void {
+  /**
+   * `charged` false: the high half of an aligned doubleword, whose low half was the one cache access.
+   * `span`: the bytes PMP checks (the whole doubleword for its low half).
+   */
+  private storeSlow(va: number, size: AccessSize, v: number, charged = true, span: number = size): void {
     if ((va & (size - 1)) !== 0) {
       if ((va & 4095) > 4096 - size) this.probeWrite(va, size);
       for (let k = 0; k < size; k++) this.store8(va + k, (v >>> (8 * k)) & 0xff);
       return;
     }
-    this.locate(va, ACCESS_WRITE);
+    this.locate(va, ACCESS_WRITE, span);
     const region = this.locRegion;
     const o = this.locOffset;
     if (charged && this.timing !== undefined) this.chargeLocated(this.timing, true);
@@ -403,7 +429,7 @@ export class HartMemory extends HartState {
    */
   atomicLocate(va: number, size: number, access: Access): RamRegion {
     if ((va & (size - 1)) !== 0) this.raise(access === ACCESS_READ ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, va);
-    this.locate(va, access);
+    this.locate(va, access, size);
     const region = this.locRegion;
     if (region === undefined) return this.raise(access === ACCESS_READ ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, va);
     if (this.timing !== undefined) this.chargeRam(this.timing, region, this.locOffset, access === ACCESS_WRITE);

@@ -3,6 +3,7 @@
 import { StateError, StateReader, bigintItem, integerItem } from '../memory/state.js';
 import type { RamRegion } from '../memory/ram.js';
 import type { Hart } from './hart.js';
+import { PMP_ENTRIES } from './pmp.js';
 import { TLB_INVALID, TLB_MASK, TLB_SIZE, type Tlb } from './tlb.js';
 import { LARGE_ENTRIES, TLB_WAYS } from './tlb-model.js';
 
@@ -47,6 +48,9 @@ export interface HartSnapshot {
   superpages: number[];
 }
 
+/** pmpcfg0..15 as saved (the odd ones, which RV64 does not have, as 0). */
+const PMP_CFG_CSRS = 16;
+
 /** HartState and HartMemory fields that are plain numbers, with the integers each may hold ('amount': a count). */
 const WORD: [number, number] = [-(2 ** 31), 2 ** 32 - 1];
 const ADDRESS: [number, number] = [-(2 ** 63), 2 ** 64];
@@ -72,7 +76,7 @@ export function saveHart(h: Hart, regions: readonly RamRegion[]): HartSnapshot {
   });
   return {
     x: h.x.slice(), f: h.f.slice(), pc: h.pc, priv: h.priv, frm: h.frm, fflags: h.fflags, numbers, bigints,
-    pmpcfg: [...h.pmpcfg], pmpaddr: [...h.pmpaddr], waiting: h.waiting, parked: h.parked, stop: h.stop,
+    pmpcfg: Array.from({ length: PMP_CFG_CSRS }, (_, n) => ((n & 1) === 0 ? h.pmp.readCfg(n) : 0n)), pmpaddr: [...h.pmp.addr], waiting: h.waiting, parked: h.parked, stop: h.stop,
     ...h.runState(),
     monitorCycles: h.monitorCycles.slice(),
     tlbs: h.tlbSets.map((set) => KINDS.map((kind) => tlb(set[kind]))),
@@ -101,8 +105,8 @@ export function restoreHart(h: Hart, state: unknown, regions: readonly RamRegion
   });
   const bigintsReader = r.object('bigints');
   const bigints = BIGINT_FIELDS.map((key) => bigintsReader.bigint(key));
-  const pmpcfg = r.array('pmpcfg', bigintItem, h.pmpcfg.length);
-  const pmpaddr = r.array('pmpaddr', bigintItem, h.pmpaddr.length);
+  const pmpcfg = r.array('pmpcfg', bigintItem, PMP_CFG_CSRS);
+  const pmpaddr = r.array('pmpaddr', bigintItem, PMP_ENTRIES);
   const waiting = r.boolean('waiting');
   const parked = r.boolean('parked');
   const stop = r.boolean('stop');
@@ -154,8 +158,7 @@ export function restoreHart(h: Hart, state: unknown, regions: readonly RamRegion
   h.fflags = fflags;
   NUMBER_FIELDS.forEach((key, i) => { h[key] = numbers[i]!; });
   BIGINT_FIELDS.forEach((key, i) => { h[key] = bigints[i]!; });
-  pmpcfg.forEach((v, i) => { h.pmpcfg[i] = v; });
-  pmpaddr.forEach((v, i) => { h.pmpaddr[i] = v; });
+  h.pmp.restore(pmpcfg, pmpaddr);
   h.waiting = waiting;
   h.parked = parked;
   h.stop = stop;

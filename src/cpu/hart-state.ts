@@ -11,6 +11,7 @@ import type { RamRegion } from '../memory/ram.js';
 import { RESUME, type ExitHandler, type VcpuExit } from './exits.js';
 import type { Reservations } from './reservations.js';
 import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
+import { Pmp } from './pmp.js';
 import { TlbModel } from './tlb-model.js';
 import type { GStageTlb } from './g-stage-tlb.js';
 
@@ -127,8 +128,8 @@ export class HartState implements FpState {
   walkUpdated = false;
   satpAsid = 0;
   satpPpn = 0;
-  readonly pmpcfg = new Array<bigint>(16).fill(0n);
-  readonly pmpaddr = new Array<bigint>(64).fill(0n);
+  /** Physical memory protection (pmp.ts), checked when a TLB entry is filled and by the page walker. */
+  readonly pmp = new Pmp();
   /** Instructions retired: the simulation's count, which guest writes to minstret do not move. */
   instret = 0;
   /** Cycles timing mode charged this hart beyond one per instruction (memory stalls and TLB refills). */
@@ -303,6 +304,16 @@ export class HartState implements FpState {
     return false;
   }
 
+  /**
+   * The PMP rules changed (a pmpcfg or pmpaddr write): entries filled under the old ones go, M-mode's too,
+   * at both levels. The modelled TLB keeps its translations (PMP is checked on each access in hardware).
+   */
+  pmpChanged(): void {
+    for (const set of this.tlbSets) set.flush();
+    this.secondLevel?.flush();
+    this.fetchInvalidate();
+  }
+
   /** A world switch: the physical CPU's TLB held another vCPU's entries, so the first level starts empty. */
   flushFirstLevel(): void {
     for (const set of this.tlbSets) set.flush();
@@ -437,6 +448,7 @@ export class HartState implements FpState {
     this.mie = 0;
     this.waiting = false;
     this.satpMode = SATP_MODE_BARE;
+    this.pmp.reset();
     for (const set of this.tlbSets) set.flush();
     this.secondLevel?.flush();
     this.tlbModel.flush();

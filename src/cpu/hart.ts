@@ -110,8 +110,8 @@ export class Hart extends HartMemory {
   }
 
   /** A store found a write translation: if its page holds translated code, that code is stale (ends the block). */
-  protected override locate(va: number, access: Access): void {
-    super.locate(va, access);
+  protected override locate(va: number, access: Access, size = 1): void {
+    super.locate(va, access, size);
     if (access === ACCESS_WRITE && this.translator !== undefined && this.locRegion !== undefined &&
       this.translator.written(this.locRegion, this.locOffset)) this.stop = true;
   }
@@ -152,7 +152,12 @@ export class Hart extends HartMemory {
             x[1] = 0;
             const pc = this.pc;
             const off = pc - this.fetchPage;
-            if (off < 0 || off >= 4096) this.fetchRefill(pc);
+            if ((off < 0 || off >= 4096) && !this.fetchRefill(pc)) {
+              // A page PMP rules split has no fetch pointer and no blocks: one instruction at a time.
+              this.step();
+              n++;
+              continue;
+            }
             const b = tr.lookup(pc, this.fetchMem, this.fetchBase);
             if (b !== undefined && b.count !== 0 && b.count <= budget - n) {
               if (b.run !== undefined) n += b.run(this, x, tr, budget - n);
@@ -225,38 +230,54 @@ export class Hart extends HartMemory {
     return n;
   }
 
-  private fetchRefill(pc: number): void {
+  /**
+   * Points the fetch page at `pc`'s page. Returns false, leaving the pointer invalid, for a page PMP rules
+   * split (pmp.ts), which stays out of the TLB: its instructions are fetched one by one (`stepUncached`).
+   */
+  private fetchRefill(pc: number): boolean {
     const vpn = Math.floor(pc / 4096);
     const t = this.execTlb;
     const i = vpn & TLB_MASK;
     if (t.tag[i] !== vpn) {
-      this.locate(pc, ACCESS_EXEC);
+      this.locate(pc, ACCESS_EXEC, 2);
       if (this.locRegion === undefined) this.raise(CAUSE_FETCH_ACCESS, pc);
+      if (!this.locCached) return false;
     }
     const region = t.mem[i];
     this.fetchPage = vpn * 4096;
     this.fetchBase = ((vpn * 4096 + t.delta[i]) / 2) | 0;
     this.fetchMem = region.u16;
     this.fetchRegion = region;
+    return true;
   }
 
-  /** Fetches the halfword at `va` through the TLB (used for the second half of a page-crossing insn). */
+  /** Fetches the halfword at `va` (the second half of a page-crossing insn, or any on a page PMP splits). */
   private fetchHalf(va: number): number {
     const vpn = Math.floor(va / 4096);
     const t = this.execTlb;
     const i = vpn & TLB_MASK;
-    if (t.tag[i] !== vpn) {
-      this.locate(va, ACCESS_EXEC);
-      if (this.locRegion === undefined) this.raise(CAUSE_FETCH_ACCESS, va);
-    }
-    return t.mem[i].u16[(va + t.delta[i]) / 2];
+    if (t.tag[i] === vpn) return t.mem[i].u16[(va + t.delta[i]) / 2];
+    this.locate(va, ACCESS_EXEC, 2);
+    const region = this.locRegion;
+    if (region === undefined) return this.raise(CAUSE_FETCH_ACCESS, va);
+    return region.u16[this.locOffset / 2];
+  }
+
+  /** One instruction from a page PMP rules split: fetchRefill checked its first parcel, fetchHalf checks the second. */
+  private stepUncached(pc: number): void {
+    const region = this.locRegion!;
+    const offset = this.locOffset;
+    if (this.timing !== undefined && !this.countersSynced) this.chargeRam(this.timing, region, offset, false);
+    const half = region.u16[offset / 2];
+    if ((half & 3) === 3) this.execute(half | (this.fetchHalf(pc + 2) << 16), pc, 4);
+    else this.executeCompressed(half, pc);
   }
 
   step(): void {
     const pc = this.pc;
     let off = pc - this.fetchPage;
     if (off < 0 || off >= 4096) {
-      this.fetchRefill(pc);
+      if (!this.fetchRefill(pc)) return this.stepUncached(pc);
       off = pc - this.fetchPage;
     }
     const index = (this.fetchBase + (off >>> 1)) | 0;
@@ -268,14 +289,18 @@ export class Hart extends HartMemory {
       const upper = off === 4094 ? this.fetchHalf(pc + 2) : this.fetchMem[index + 1];
       this.execute(half | (upper << 16), pc, 4);
     } else {
-      let insn = rvcTable[half];
-      if (insn === 0) {
-        insn = expandCompressed(half) || ILLEGAL_C;
-        rvcTable[half] = insn;
-      }
-      if (insn === ILLEGAL_C) this.raise(CAUSE_ILLEGAL_INSTRUCTION, half);
-      this.execute(insn, pc, 2);
+      this.executeCompressed(half, pc);
     }
+  }
+
+  private executeCompressed(half: number, pc: number): void {
+    let insn = rvcTable[half];
+    if (insn === 0) {
+      insn = expandCompressed(half) || ILLEGAL_C;
+      rvcTable[half] = insn;
+    }
+    if (insn === ILLEGAL_C) this.raise(CAUSE_ILLEGAL_INSTRUCTION, half);
+    this.execute(insn, pc, 2);
   }
 
   private illegal(insn: number, len: number): never {

@@ -50,6 +50,9 @@ export function translate(h: HartState, va: number, access: Access): number {
   for (let level = levels - 1; level >= 0; level--) {
     const vpn = Math.floor(va / 2 ** (12 + 9 * level)) & 511;
     const pteAddress = table + vpn * 8;
+    // PMP checks the walker's reads and A/D writes as S-mode accesses; a refusal is an access fault of the
+    // access that walked (privileged spec §3.7.1, §4.3.2).
+    if (!h.pmp.allows(pteAddress, 8, PRIV_S, ACCESS_READ)) h.raise(ACCESS_FAULT[access], va);
     // Under the monitor this is guest-physical: the bus finds the machine page through the VM's pmap.
     let region = bus.resolveRam(pteAddress, ACCESS_READ);
     if (region === undefined) {
@@ -85,6 +88,7 @@ export function translate(h: HartState, va: number, access: Access): number {
     const want = access === ACCESS_WRITE ? PTE_A | PTE_D : PTE_A;
     h.walkUpdated = (lo & want) !== want;
     if ((lo & want) !== want) {
+      if (!h.pmp.allows(pteAddress, 8, PRIV_S, ACCESS_WRITE)) h.raise(ACCESS_FAULT[access], va);
       // The update is a write to the table's page: the monitor may have left it read-only.
       region = bus.resolveRam(pteAddress, ACCESS_WRITE);
       if (region === undefined) {

@@ -151,6 +151,9 @@ export class VirtualMachine {
     }
     this.vcpuExits = this.machine.harts.map(() => new Map<string, number>());
     for (const h of this.machine.harts) {
+      // A vCPU has no PMP of its own: what the guest may touch is the pmap's to say (H's G-stage), and the
+      // machine's PMP, which would sit behind it, is the monitor's and allows the VM's memory.
+      h.pmp.removeEntries();
       h.monitorTables = this.tables.forVcpu(h.id);
       if (options.mmu === 'nested') {
         h.nestedWalk = true;

@@ -39,6 +39,10 @@ _start:
   slli t1, s0, 6
   add t0, t0, t1
   csrw mscratch, t0
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
   bnez s0, wait_tables
   li t0, ROOT
   li t1, 0xC7

@@ -216,6 +216,7 @@ _start:
   bnez a0, hart1
 1: ld t1, 0(s1)
   beqz t1, 1b
+  pmp_allow_all
   la t0, satp_value
   ld t0, 0(t0)
   csrw satp, t0

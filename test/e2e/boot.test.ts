@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import type { MachineConfig } from '../../src/board/address-map.js';
+import { CLINT, RAM_BASE, type MachineConfig } from '../../src/board/address-map.js';
+import { PAGE_ALLOWED, PAGE_DENIED } from '../../src/cpu/pmp.js';
+import { PRIV_S } from '../../src/isa/opcodes.js';
+import { ACCESS_READ, ACCESS_WRITE } from '../../src/memory/bus.js';
 import { LinkedNics, VirtioNet, type NetBackend } from '../../src/devices/virtio/net.js';
 import { findBuiltGuest, type GuestArtifacts } from '../../src/guest/artifacts.js';
 import { GuestSession, type GuestSessionOptions } from '../../src/guest/session.js';
@@ -100,6 +103,13 @@ describe('the guest boots and runs commands', { skip }, () => {
       assert.match(r.output, /^0-1$/m);
       // OpenSBI's implementation ID is 1 (SBI spec, table of implementation IDs); ours is not.
       assert.match(r.output, /SBI implementation ID=0x1$/m);
+      // OpenSBI set PMP up and Linux ran under it: S-mode may not touch the firmware at the start of RAM
+      // nor the CLINT, and may touch the kernel's memory.
+      for (const h of s.machine.harts) {
+        assert.equal(h.pmp.page(RAM_BASE, PRIV_S, ACCESS_WRITE), PAGE_DENIED, 'the firmware protected');
+        assert.equal(h.pmp.page(CLINT.base, PRIV_S, ACCESS_READ), PAGE_DENIED, 'the CLINT protected');
+        assert.equal(h.pmp.page(RAM_BASE + 2 * MiB, PRIV_S, ACCESS_WRITE), PAGE_ALLOWED, 'the kernel\'s memory allowed');
+      }
     });
   });
 });

@@ -40,6 +40,14 @@ export const PRELUDE = `
   li t5, \\code
   exit_with t5
 .endm
+/* In M-mode: let S- and U-mode reach every address, as firmware does (with PMP entries implemented and
+   none matching, their accesses fail). One NAPOT entry of all ones, R W X. Uses t0. */
+.macro pmp_allow_all
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
+.endm
 `;
 
 class ExitDevice implements Device {

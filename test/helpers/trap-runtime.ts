@@ -84,6 +84,7 @@ _start:
   la t0, s_trap
   csrw stvec, t0
   la s11, trap_log
+  pmp_allow_all
   j main
 
 .align 6

@@ -3,6 +3,7 @@
 import type { MachineConfig } from '../../src/board/address-map.js';
 import { SATP_MODE_SV39, type HartState } from '../../src/cpu/hart-state.js';
 import { PRIV_S } from '../../src/isa/opcodes.js';
+import { PMP_ADDR_ALL, PMP_NAPOT, PMP_R, PMP_W, PMP_X } from '../../src/cpu/pmp.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { MachineMemory } from '../../src/monitor/machine-memory.js';
 import type { Monitor } from '../../src/monitor/monitor.js';
@@ -35,8 +36,13 @@ export function runRoundsUntil(monitor: Monitor, done: () => boolean, max: numbe
   return rounds;
 }
 
-/** Puts hart `h` in S-mode under Sv39 with its root table at physical `root`, ASID `asid`, its TLBs empty. */
+/**
+ * Puts hart `h` in S-mode under Sv39 with its root table at physical `root`, ASID `asid`, its TLBs empty,
+ * and PMP letting S-mode reach every address (as firmware would; a vCPU has no PMP).
+ */
 export function enterSv39(h: HartState, root: number, asid = 0): void {
+  h.pmp.writeAddr(0, PMP_ADDR_ALL);
+  h.pmp.writeCfg(0, BigInt(PMP_NAPOT | PMP_R | PMP_W | PMP_X));
   h.priv = PRIV_S;
   h.satpMode = SATP_MODE_SV39;
   h.satpAsid = asid;
