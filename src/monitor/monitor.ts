@@ -6,6 +6,7 @@ import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../boar
 import { timingModelFor } from '../board/topology.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
+import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
 import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
@@ -134,11 +135,11 @@ export class Monitor {
   }
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement'>> & Pick<MonitorOptions, 'timing'> {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing'> {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
-      placement: o.placement ?? 'home', timing: o.timing,
+      placement: o.placement ?? 'home', gStageTlbEntries: o.gStageTlbEntries ?? G_STAGE_TLB_ENTRIES, timing: o.timing,
     };
   }
 

@@ -48,15 +48,22 @@ export class MissCounters {
     this.counts.set(counts);
   }
 
-  /** Each page's write misses and upgrades, and the nodes they came from (snapshots under the monitor, whose policy reads them). */
-  saveWrites(): { writes: Uint32Array; writers: Uint32Array } {
-    return { writes: this.writes.slice(), writers: this.writers.slice() };
+  /**
+   * What a policy watching the counters reads besides the counts (snapshots under the monitor): each page's
+   * write misses and upgrades and the nodes they came from, and the pages queued hot and not taken yet (a
+   * policy's own work between rounds can queue some).
+   */
+  saveWatch(): { writes: Uint32Array; writers: Uint32Array; hot: Uint32Array } {
+    return { writes: this.writes.slice(), writers: this.writers.slice(), hot: Uint32Array.from(this.hot) };
   }
 
-  /** Puts back what `saveWrites` returned (the caller checks the lengths). */
-  restoreWrites(writes: Uint32Array, writers: Uint32Array): void {
-    this.writes.set(writes);
-    this.writers.set(writers);
+  /** Puts back what `saveWatch` returned (the caller checks the lengths, and that the hot pages are pages, each once). */
+  restoreWatch(s: { writes: Uint32Array; writers: Uint32Array; hot: Uint32Array }): void {
+    this.writes.set(s.writes);
+    this.writers.set(s.writers);
+    for (const page of this.hot) this.queued[page] = 0;
+    this.hot = Array.from(s.hot);
+    for (const page of this.hot) this.queued[page] = 1;
   }
 
   /** The page number of `paddr`, or -1 when it is not RAM (MMIO has no counters). */

@@ -1,0 +1,202 @@
+// Saving the monitor's VMs (`mirrorball up`, MonitorSession) to a file, and making them again from one: the
+// monitor's part (monitor/monitor-snapshot.ts), and per VM how the host built it: its drives by path and
+// content hash (never copied), its rng's seed.
+
+import { performance } from 'node:perf_hooks';
+import { StateError, StateReader, integerItem } from '../memory/state.js';
+import {
+  imagePages, readMonitorSnapshot, restoreMonitor, restoreVmInto, saveMonitor, saveOneVm, type MonitorSnapshot, type ReadMonitor,
+} from '../monitor/monitor-snapshot.js';
+import { Monitor, MonitorError } from '../monitor/monitor.js';
+import { OutOfMachineMemory } from '../monitor/machine-memory.js';
+import type { ReadVm } from '../monitor/vm-snapshot.js';
+import type { VirtualMachine } from '../monitor/vm.js';
+import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
+import { attachDrives, DriveError, type DriveSpec } from './drives.js';
+import type { FileBlockBackend } from './file-block.js';
+import { diskProblem, diskReference, type DiskReference } from './machine-spec.js';
+import type { SaveReport } from './run-snapshot.js';
+import { decodeSnapshot, encodeSnapshot, readSnapshotFile, SnapshotFileError, writeSnapshotFile } from './snapshot-file.js';
+
+/** How the host built a VM beyond what the monitor knows: its drives (after a network card), then an rng. */
+export interface VmBuild {
+  drives: DriveSpec[];
+  rngSeed: number | null;
+}
+
+/** A VM's build as a snapshot records it: each drive with its size and hash. */
+export interface SavedBuild {
+  drives: DiskReference[];
+  rngSeed: number | null;
+}
+
+/**
+ * The plain data of a snapshot of `monitor`: the whole machine, or only `vm`; `build` says how the host built
+ * each VM, `extra` is the caller's (a session's agents). Call it between rounds; throws SnapshotError.
+ */
+export function monitorSnapshot(monitor: Monitor, build: (vm: VirtualMachine) => VmBuild, vm?: VirtualMachine, extra: object = {}): { value: object; pages: number } {
+  const saved: MonitorSnapshot = vm === undefined ? saveMonitor(monitor) : saveOneVm(monitor, vm);
+  const builds = saved.vms.map((v) => {
+    const b = build(monitor.vms[v.id]!);
+    return { name: v.name, drives: b.drives.map(diskReference), rngSeed: b.rngSeed };
+  });
+  return { value: { monitor: saved, host: { vms: builds }, extra }, pages: imagePages(saved.pages) };
+}
+
+/** `monitorSnapshot` written to `file` (under a temporary name renamed into place). */
+export function saveMonitorSnapshot(file: string, monitor: Monitor, build: (vm: VirtualMachine) => VmBuild, vm?: VirtualMachine, extra?: object): SaveReport {
+  const started = performance.now();
+  const { value, pages } = monitorSnapshot(monitor, build, vm, extra);
+  const bytes = writeSnapshotFile(file, value);
+  return { file, bytes, pages, milliseconds: Math.round(performance.now() - started) };
+}
+
+/** `monitorSnapshot` as the bytes of a file, in memory (sessions). */
+export function encodeMonitorSnapshot(monitor: Monitor, build: (vm: VirtualMachine) => VmBuild, extra?: object): Uint8Array {
+  return encodeSnapshot(monitorSnapshot(monitor, build, undefined, extra).value);
+}
+
+/** A monitor snapshot read and checked, ready to make its VMs again. */
+export interface LoadedMonitorSnapshot {
+  saved: ReadMonitor;
+  builds: Map<string, SavedBuild>;
+  extra: unknown;
+  /** What errors say the snapshot is ("snapshot 'F'"). */
+  what: string;
+}
+
+/** Reads a snapshot file of the monitor (`saveMonitorSnapshot`): every problem is one SnapshotFileError line. */
+export function loadMonitorSnapshot(file: string): LoadedMonitorSnapshot {
+  return readLoaded(readSnapshotFile(file), `snapshot '${file}'`);
+}
+
+/** The same from bytes in memory (sessions). */
+export function decodeMonitorSnapshot(bytes: Uint8Array): LoadedMonitorSnapshot {
+  return readLoaded(decodeSnapshot(bytes), 'snapshot');
+}
+
+function readLoaded(value: unknown, what: string): LoadedMonitorSnapshot {
+  try {
+    const r = new StateReader(value, 'snapshot');
+    const saved = readMonitorSnapshot(r.value('monitor'));
+    const builds = new Map<string, SavedBuild>();
+    r.object('host').array('vms', (v, path) => {
+      const b = new StateReader(v, path);
+      const drives = b.array('drives', (d, dPath) => {
+        const x = new StateReader(d, dPath);
+        const sha256 = x.string('sha256');
+        if (!/^[0-9a-f]{64}$/.test(sha256)) throw new StateError(`${dPath}.sha256: not a SHA-256`);
+        return { file: x.string('file'), readOnly: x.boolean('readOnly'), size: x.number('size', 0), sha256 };
+      });
+      const rng = b.value('rngSeed');
+      builds.set(b.string('name'), { drives, rngSeed: rng === null ? null : integerItem(0, 2 ** 32 - 1)(rng, `${path}.rngSeed`) });
+    }, saved.vms.length);
+    for (const v of saved.vms) if (!builds.has(v.name)) throw new StateError(`snapshot.host.vms: nothing on how VM '${v.name}' was built`);
+    return { saved, builds, extra: r.value('extra'), what };
+  } catch (error) {
+    if (error instanceof StateError) throw new SnapshotFileError(`${what} cannot be restored: ${error.message}`);
+    throw error;
+  }
+}
+
+/** How a VM made again talks to the host. */
+export interface VmIo {
+  console: (bytes: Uint8Array) => void;
+  log?: (message: string) => void;
+}
+
+/** The saved VM named `name`, or a SnapshotFileError naming the ones there are. */
+export function savedVm(loaded: LoadedMonitorSnapshot, name: string): ReadVm {
+  const v = loaded.saved.vms.find((x) => x.name === name);
+  if (v === undefined) throw new SnapshotFileError(`${loaded.what} has no VM named '${name}' (it has ${loaded.saved.vms.map((x) => x.name).join(', ')})`);
+  return v;
+}
+
+/**
+ * A VM of `monitor` made like the saved `v` (named `name` here), with its drives (each checked to be there and
+ * unchanged) and rng, not yet restored: `homeNode` for a whole restore. Throws SnapshotFileError.
+ */
+function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name: string, io: VmIo, disks: FileBlockBackend[], homeNode?: number): VirtualMachine {
+  const fail = (why: string): SnapshotFileError => new SnapshotFileError(`${loaded.what} cannot be restored: VM ${v.name}: ${why}`);
+  const build = loaded.builds.get(v.name)!;
+  for (const disk of build.drives) {
+    const problem = diskProblem(disk);
+    if (problem !== undefined) throw fail(problem);
+  }
+  let vm: VirtualMachine;
+  try {
+    vm = monitor.createVm({
+      name, vcpus: v.vcpus, memoryBytes: v.memoryBytes, net: v.net, share: v.scheduler?.share, homeNode,
+      secondLevelEntries: v.secondLevelEntries, console: io.console, log: io.log,
+    });
+  } catch (error) {
+    if (error instanceof MonitorError) throw fail(error.message);
+    throw error;
+  }
+  try {
+    disks.push(...attachDrives(vm.machine, build.drives));
+  } catch (error) {
+    if (error instanceof DriveError) throw fail(error.message);
+    throw error;
+  }
+  if (build.rngSeed !== null) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(build.rngSeed)));
+  return vm;
+}
+
+/**
+ * VM `name` of a loaded snapshot, made again in the running `monitor` under the name `as` on fresh machine
+ * pages (`restoreVmInto`), with its drives. Throws SnapshotFileError; a VM that could not be restored is
+ * ended (stopped), and its drives closed.
+ */
+export function restoreVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, name: string, as: string, io: VmIo): { vm: VirtualMachine; disks: FileBlockBackend[] } {
+  const v = savedVm(loaded, name);
+  if (v.state !== 'running') throw new SnapshotFileError(`${loaded.what} cannot be restored: VM ${name} had ended (${v.state}: ${v.reason})`);
+  const disks: FileBlockBackend[] = [];
+  try {
+    const vm = makeVm(monitor, loaded, v, as, io, disks);
+    try {
+      restoreVmInto(monitor, vm, loaded.saved, name);
+    } catch (error) {
+      if (error instanceof StateError) throw new SnapshotFileError(`${loaded.what} cannot be restored: ${error.message}`);
+      if (error instanceof OutOfMachineMemory) throw new SnapshotFileError(`${loaded.what} cannot be restored: VM ${name}: ${error.message}`);
+      throw error;
+    }
+    return { vm, disks };
+  } catch (error) {
+    for (const d of disks) d.close();
+    throw error;
+  }
+}
+
+/**
+ * A new monitor exactly as the loaded whole snapshot saved it, every VM made again (ended ones too) with its
+ * drives; `io` for each VM by name. Throws SnapshotFileError, having closed what it opened.
+ */
+export function restoreWhole(loaded: LoadedMonitorSnapshot, host: { translate?: boolean; log?: (message: string) => void }, io: (name: string) => VmIo): { monitor: Monitor; disks: FileBlockBackend[] } {
+  const { saved } = loaded;
+  if (saved.whole === null) throw new SnapshotFileError(`${loaded.what} holds one VM, not a whole machine`);
+  const s = saved.settings;
+  const disks: FileBlockBackend[] = [];
+  try {
+    let monitor: Monitor;
+    try {
+      monitor = new Monitor({
+        config: s.config, costs: s.costs, quantumRounds: s.quantumRounds, mmu: s.mmu, placement: s.placement, gStageTlbEntries: s.gStageTlbEntries,
+        timing: s.timing ?? undefined, translate: host.translate, log: host.log,
+      });
+    } catch (error) {
+      throw new SnapshotFileError(`${loaded.what} cannot be restored: its machine: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const vms = saved.vms.map((v) => makeVm(monitor, loaded, v, v.name, io(v.name), disks, v.pmap.homeNode));
+    try {
+      restoreMonitor(monitor, saved, vms);
+    } catch (error) {
+      if (error instanceof StateError || error instanceof MonitorError) throw new SnapshotFileError(`${loaded.what} cannot be restored: ${error.message}`);
+      throw error;
+    }
+    return { monitor, disks };
+  } catch (error) {
+    for (const d of disks) d.close();
+    throw error;
+  }
+}

@@ -1,0 +1,553 @@
+// The monitor as plain data and back (docs/snapshots.md): the whole machine with every VM, restored exactly
+// into a fresh monitor (`restoreMonitor`), or one VM, restored into a running monitor on fresh machine pages
+// (`restoreVmInto`). Machine pages are saved once each, by machine page number, zero pages left out.
+
+import type { MachineConfig } from '../board/address-map.js';
+import { readMachineConfig, restoreTimingModel, saveTimingModel, type TimingSnapshot } from '../board/snapshot.js';
+import type { ExecutionMode } from '../board/timing-mode.js';
+import { MAX_AMOUNT, StateError, StateReader, integerItem } from '../memory/state.js';
+import type { CacheGeometry } from '../timing/cache.js';
+import type { MissCounters } from '../timing/miss-counters.js';
+import type { TimingLatencies } from '../timing/timing-model.js';
+import type { MonitorCosts } from './costs.js';
+import { BLOCK_PAGES, FREE, MONITOR, PAGE, REPLICA, type MachineMemory, type MachineMemoryState } from './machine-memory.js';
+import type { Monitor } from './monitor.js';
+import type { PolicyCounts, PolicyState } from './numa-policy.js';
+import type { Placement, PmapState } from './pmap.js';
+import type { SchedVcpu, SchedulerState } from './scheduler.js';
+import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, type Relocation, type VmSnapshot } from './vm-snapshot.js';
+import type { MmuMode, VirtualMachine } from './vm.js';
+
+export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
+export const MONITOR_SNAPSHOT_VERSION = 1;
+
+/** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
+export interface MonitorSettings {
+  config: MachineConfig;
+  costs: MonitorCosts;
+  quantumRounds: number;
+  mmu: MmuMode;
+  placement: Placement;
+  gStageTlbEntries: number;
+  timing: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> } | null;
+}
+
+/** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
+export interface PageImage {
+  runs: Uint32Array;
+  data: Uint8Array[];
+}
+
+/** What only a whole snapshot holds: the machine's allocator and memmap, the scheduler, the policy, the subnet, time. */
+export interface WholeMonitor {
+  cycles: number;
+  instructions: number;
+  mode: ExecutionMode;
+  memory: MachineMemoryState;
+  memmap: number[][];
+  scheduler: SchedulerState;
+  policy: PolicyState | null;
+  subnet: ReturnType<Monitor['subnet']['saveState']>;
+  timing: TimingSnapshot | null;
+  /** The miss counters' write counts and pages queued hot, which the NUMA policy reads (null without a timing model). */
+  writes: ReturnType<MissCounters['saveWatch']> | null;
+}
+
+export interface MonitorSnapshot {
+  format: typeof MONITOR_SNAPSHOT_FORMAT;
+  version: typeof MONITOR_SNAPSHOT_VERSION;
+  settings: MonitorSettings;
+  /** The machine's RAM regions' bases, by node: where saved machine addresses pointed. */
+  regions: number[];
+  /** Null when the snapshot holds one VM only. */
+  whole: WholeMonitor | null;
+  /** The contents of the VMs' machine pages (and replicas, in a whole snapshot); pages not here are zero. */
+  pages: PageImage;
+  vms: VmSnapshot[];
+}
+
+/** What `monitor` is made of, as plain data. */
+export function monitorSettings(monitor: Monitor): MonitorSettings {
+  const s = monitor.settings;
+  return { ...s, timing: s.timing ?? null };
+}
+
+/** The non-zero pages of `mpns` (each once), as runs viewing machine memory (nothing copied: write them out before the monitor runs again). */
+function pageImage(memory: MachineMemory, mpns: Iterable<number>): PageImage {
+  const sorted = [...new Set(mpns)].sort((a, b) => a - b);
+  const runs: number[] = [];
+  const data: Uint8Array[] = [];
+  let first = -1;
+  let last = -1;
+  const close = (): void => {
+    if (first < 0) return;
+    const region = memory.regionOf(first);
+    runs.push(first, last - first + 1);
+    data.push(region.u8.subarray(memory.offsetOf(first), memory.offsetOf(last) + PAGE));
+    first = -1;
+  };
+  for (const mpn of sorted) {
+    const words = memory.regionOf(mpn).i32;
+    const at = memory.offsetOf(mpn) / 4;
+    let zero = true;
+    for (let w = at; w < at + PAGE / 4; w++) {
+      if (words[w] !== 0) {
+        zero = false;
+        break;
+      }
+    }
+    if (zero) continue;
+    if (first >= 0 && (mpn !== last + 1 || memory.nodeOf(mpn) !== memory.nodeOf(first))) close();
+    if (first < 0) first = mpn;
+    last = mpn;
+  }
+  close();
+  return { runs: Uint32Array.from(runs), data };
+}
+
+/** Pages an image holds. */
+export function imagePages(image: PageImage): number {
+  return image.data.reduce((n, d) => n + d.length / PAGE, 0);
+}
+
+/** The whole monitor, every VM (ended ones too), between two rounds. Throws SnapshotError (vm-snapshot.ts). */
+export function saveMonitor(monitor: Monitor): MonitorSnapshot {
+  const nodes = monitor.layout.nodes.length;
+  const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
+  const used = vms.flatMap((vm) => { const p = savedPages(vm.pmap, nodes); return [...p.pages, ...p.replicas]; });
+  const model = monitor.timingModel;
+  return {
+    format: MONITOR_SNAPSHOT_FORMAT, version: MONITOR_SNAPSHOT_VERSION, settings: monitorSettings(monitor),
+    regions: monitor.memory.regions.map((r) => r.base),
+    whole: {
+      cycles: monitor.cycles, instructions: monitor.instructions, mode: monitor.executionMode, memory: monitor.memory.saveState(),
+      memmap: monitor.memmap.savePages(), scheduler: monitor.scheduler.saveState(), policy: monitor.policy?.saveState() ?? null,
+      subnet: monitor.subnet.saveState(), timing: model === undefined ? null : saveTimingModel(model, monitor.executionMode),
+      writes: model === undefined ? null : model.counters.saveWatch(),
+    },
+    pages: pageImage(monitor.memory, used),
+    vms,
+  };
+}
+
+/**
+ * One running VM of `monitor`, to be restored into this or another monitor (`restoreVmInto`). Its replicas
+ * are left out (a restored VM reads its master pages); pages it shares with other VMs are saved as its own.
+ */
+export function saveOneVm(monitor: Monitor, vm: VirtualMachine): MonitorSnapshot {
+  const saved = saveVm(monitor, vm);
+  return {
+    format: MONITOR_SNAPSHOT_FORMAT, version: MONITOR_SNAPSHOT_VERSION, settings: monitorSettings(monitor),
+    regions: monitor.memory.regions.map((r) => r.base), whole: null,
+    pages: pageImage(monitor.memory, savedPages(saved.pmap, monitor.layout.nodes.length).pages), vms: [saved],
+  };
+}
+
+/** A monitor snapshot read back: checked but for what needs the monitor it goes into. */
+export interface ReadMonitor {
+  settings: MonitorSettings;
+  regions: number[];
+  whole: StateReader | null;
+  pages: Map<number, Uint8Array>;
+  vms: ReadVm[];
+}
+
+/** Reads a monitor snapshot (as `saveMonitor` or `saveOneVm` made it) and checks what it can alone. Throws StateError. */
+export function readMonitorSnapshot(value: unknown): ReadMonitor {
+  const r = new StateReader(value, 'snapshot');
+  const format = r.string('format');
+  if (format !== MONITOR_SNAPSHOT_FORMAT) throw new StateError(`not a monitor snapshot (format '${format}')`);
+  const version = r.number('version', 0);
+  if (version !== MONITOR_SNAPSHOT_VERSION) throw new StateError(`monitor snapshot version ${version}, this Mirrorball reads version ${MONITOR_SNAPSHOT_VERSION}`);
+  const s = r.object('settings');
+  const config = readMachineConfig(s.value('config'), 'snapshot.settings.config');
+  const mmu = s.string('mmu');
+  if (mmu !== 'software' && mmu !== 'nested') throw new StateError(`snapshot.settings.mmu: '${mmu}'`);
+  const placement = s.string('placement');
+  if (placement !== 'home' && placement !== 'round-robin') throw new StateError(`snapshot.settings.placement: '${placement}'`);
+  const costs = s.object('costs');
+  const costValues = s.value('costs') as Record<string, unknown>;
+  const settings: MonitorSettings = {
+    config, mmu, placement, quantumRounds: s.number('quantumRounds', 1, 2 ** 20), gStageTlbEntries: s.number('gStageTlbEntries', 0, 4096),
+    costs: Object.fromEntries(Object.keys(costValues).map((k) => [k, costs.amount(k)])) as unknown as MonitorCosts,
+    timing: s.value('timing') === null ? null : s.value('timing') as MonitorSettings['timing'],
+  };
+  const nodes = config.nodes.length;
+  const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);
+  if (!Number.isInteger(totalPages)) throw new StateError('snapshot.settings.config: memory of no whole pages');
+  const regions = r.array('regions', integerItem(0, MAX_AMOUNT), nodes);
+  const pcpus = config.harts;
+  const vms = r.array('vms', (v, p) => readVm(v, p, nodes, totalPages, pcpus));
+  if (vms.length === 0) throw new StateError('snapshot.vms: no VM');
+  return { settings, regions, whole: r.value('whole') === null ? null : r.object('whole'), pages: readPages(r.object('pages'), totalPages), vms };
+}
+
+function readPages(p: StateReader, totalPages: number): Map<number, Uint8Array> {
+  const runs = p.typed('runs', Uint32Array);
+  if (runs.length % 2 !== 0) throw new StateError(`${p.path}.runs: not pairs of page and count`);
+  const pages = new Map<number, Uint8Array>();
+  p.array('data', (bytes, path, k) => {
+    const first = runs[2 * k]!;
+    const count = runs[2 * k + 1]!;
+    if (!(bytes instanceof Uint8Array) || bytes.length !== count * PAGE || first + count > totalPages) throw new StateError(`${path}: pages outside the machine`);
+    for (let i = 0; i < count; i++) {
+      if (pages.has(first + i)) throw new StateError(`${path}: page ${first + i} twice`);
+      pages.set(first + i, bytes.subarray(i * PAGE, (i + 1) * PAGE));
+    }
+  }, runs.length / 2);
+  return pages;
+}
+
+/** True if `a` and `b` are the same plain data (JSON's view of it, whatever the order of keys). */
+function same(a: unknown, b: unknown): boolean {
+  const canonical = (v: unknown): unknown => {
+    if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
+    if (Array.isArray(v)) return v.map(canonical);
+    if (typeof v === 'object' && v !== null) {
+      return Object.fromEntries(Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+    }
+    return v;
+  };
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+/**
+ * VM `name` of a snapshot (of one VM, or of a whole machine), put into `vm`: a VM `monitor` made for it, with
+ * the saved number of vCPUs, memory, devices (a network card first when it had one, then its drives and rng,
+ * as they were) and `secondLevelEntries`, that has not run. Its pages go to fresh machine pages of this
+ * monitor, placed as the pmap places pages (2 MiB groups in blocks where it can); every machine address its
+ * TLBs and reservations held follows its page. What the guest sees is what it saw: registers, devices, memory
+ * by guest-physical page, timers. Throws StateError, or OutOfMachineMemory; `vm` is then ended (stopped),
+ * so nothing half-restored runs.
+ */
+export function restoreVmInto(monitor: Monitor, vm: VirtualMachine, saved: ReadMonitor, name: string): void {
+  try {
+    const v = saved.vms.find((x) => x.name === name);
+    if (v === undefined) throw new StateError(`the snapshot has no VM named '${name}' (it has ${saved.vms.map((x) => x.name).join(', ')})`);
+    const path = `snapshot.vms[${saved.vms.indexOf(v)}]`;
+    if (v.state !== 'running') throw new StateError(`${path}: VM ${name} had ended (${v.state}: ${v.reason})`);
+    if (v.vcpus !== vm.vcpus.length || v.memoryBytes !== vm.pmap.size) throw new StateError(`${path}: saved with ${v.vcpus} vCPUs and ${v.memoryBytes} bytes`);
+    const memory = monitor.memory;
+    const moved = vm.pmap.placeLike(v.pmap);
+    for (const [old, mpn] of moved) {
+      const bytes = saved.pages.get(old);
+      if (bytes !== undefined) memory.regionOf(mpn).u8.set(bytes, memory.offsetOf(mpn));
+    }
+    // A replica's TLB entries lead to its master now (replicas are not made again).
+    const nodes = saved.settings.config.nodes.length;
+    const pageOf = new Map<number, number>();
+    for (const [old, mpn] of moved) pageOf.set(pageAddress(saved.regions, old), memory.addressOf(mpn));
+    const replicas = v.pmap.replicas;
+    for (let i = 0; i < replicas.length; i += 1 + nodes) {
+      const master = moved.get(v.pmap.machine[replicas[i]!]!);
+      for (let n = 1; n <= nodes; n++) {
+        if (replicas[i + n] !== FREE && master !== undefined) pageOf.set(pageAddress(saved.regions, replicas[i + n]!), memory.addressOf(master));
+      }
+    }
+    const blockOf = new Map<number, number>();
+    v.pmap.blocks.forEach((block, group) => {
+      const now = vm.pmap.largeBlock(group);
+      if (block >= 0 && now >= 0) blockOf.set(pageAddress(saved.regions, block), now);
+    });
+    const reloc: Relocation = { from: saved.regions, page: (a) => pageOf.get(a), block: (a) => blockOf.get(a) };
+    restoreVmState(monitor, vm, v, reloc, path);
+    if (v.scheduler !== null) {
+      const s = v.scheduler;
+      if (s.holding.length !== monitor.cpus) throw new StateError(`${path}.scheduler: saved on a machine of ${s.holding.length} CPUs`);
+      monitor.scheduler.restoreVm(vm.id, s);
+    }
+    vm.vcpus.forEach((_, i) => {
+      const record = monitor.vcpuRecord(vm, i);
+      if (record.lastPcpu >= monitor.cpus) record.lastPcpu = -1;
+    });
+  } catch (error) {
+    monitor.stopVm(vm, 'its restore failed');
+    throw error;
+  }
+}
+
+/**
+ * A whole snapshot put into `monitor`: made with the saved settings (`settings`), with `vms` the VMs it made
+ * for the saved ones, in order (ended ones too), each as `restoreVmInto` asks and on its saved home node, none
+ * of which has run. Everything comes back where it was, machine pages included, so the machine runs on
+ * exactly as it would have (the caches of timing mode hold machine addresses). Every part is checked before the
+ * machine's memory is written; a StateError can leave `monitor` partly restored: throw it away.
+ */
+export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readonly VirtualMachine[]): void {
+  const w = saved.whole;
+  if (w === null) throw new StateError('the snapshot holds one VM, not a whole machine');
+  if (!same(saved.settings, monitorSettings(monitor))) throw new StateError('snapshot.settings: saved by a monitor made otherwise');
+  if (monitor.cycles !== 0 || vms.length !== saved.vms.length || vms.some((vm, i) => monitor.vms[i] !== vm)) throw new Error('restore into a fresh monitor with a VM made for each saved one');
+  const memory = monitor.memory;
+  const nodes = monitor.layout.nodes.length;
+  if (!same(saved.regions, memory.regions.map((r) => r.base))) throw new StateError('snapshot.regions: another layout of machine memory');
+  saved.vms.forEach((v, i) => {
+    if (v.id !== i || v.name !== vms[i]!.name) throw new StateError(`snapshot.vms[${i}]: VM ${v.id} '${v.name}' out of order`);
+    if (v.state !== 'running' && (v.pmap.machine.some((m) => m !== FREE) || v.tables.length > 0)) throw new StateError(`snapshot.vms[${i}]: an ended VM with memory`);
+  });
+  const cycles = w.amount('cycles');
+  const instructions = w.amount('instructions');
+  const mode = w.string('mode');
+  if (mode !== 'fast' && mode !== 'timing') throw new StateError(`snapshot.whole.mode: '${mode}'`);
+  const memoryState = readMemoryState(w.object('memory'), memory);
+  const memmap = readLists(w, 'memmap', monitor.memmap.savePages());
+  const tables = saved.vms.map((v, i) => (v.state === 'running' ? readLists(new StateReader({ tables: v.tables }, `snapshot.vms[${i}]`), 'tables', vms[i]!.tables.savePages()) : []));
+  const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()]);
+  for (const mpn of saved.pages.keys()) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
+  const scheduler = readScheduler(w.object('scheduler'), saved.vms, monitor.cpus);
+  const policy = w.value('policy') === null ? null : readPolicy(w.object('policy'), nodes);
+  if (policy !== null && monitor.timingModel === undefined) throw new StateError('snapshot.whole.policy: the NUMA policy without a timing configuration');
+  const subnet = readSubnet(w.object('subnet'), monitor);
+  const model = monitor.timingModel;
+  if ((w.value('timing') === null) !== (model === undefined)) throw new StateError('snapshot.whole.timing: saved with another timing configuration');
+  let writes: ReturnType<MissCounters['saveWatch']> | null = null;
+  if (model !== undefined) {
+    const x = w.object('writes');
+    const pages = model.counters.pages;
+    writes = { writes: x.typed('writes', Uint32Array, pages), writers: x.typed('writers', Uint32Array, pages), hot: x.typed('hot', Uint32Array) };
+    if (writes.hot.some((p) => p >= pages) || new Set(writes.hot).size !== writes.hot.length) throw new StateError('snapshot.whole.writes.hot: not pages, each once');
+  }
+
+  // Each VM's machine, its TLB entries kept to its own pages (a running VM's) and blocks.
+  saved.vms.forEach((v, i) => {
+    const vm = vms[i]!;
+    const own = new Set(savedPages(v.pmap, nodes).pages.concat(savedPages(v.pmap, nodes).replicas).map((mpn) => pageAddress(saved.regions, mpn)));
+    const blocks = new Set(fullBlocks(v.pmap).map((mpn) => pageAddress(saved.regions, mpn)));
+    const ended = v.state !== 'running';
+    const reloc: Relocation = {
+      from: saved.regions,
+      page: (a) => (ended || own.has(a) ? a : undefined),
+      block: (a) => (ended || blocks.has(a) ? a : undefined),
+    };
+    restoreVmState(monitor, vm, v, reloc, `snapshot.vms[${i}]`);
+  });
+  // The ended ones end again (giving back what they were made with), as they ended.
+  saved.vms.forEach((v, i) => {
+    if (v.state === 'running') return;
+    const vm = vms[i]!;
+    if (v.exit !== null) vm.machine.stopWith(v.exit);
+    monitor.stopVm(vm, v.reason);
+    vm.state = v.state;
+  });
+  // The machine's memory, exactly as it was.
+  memory.restoreState(memoryState);
+  monitor.memmap.restorePages(memmap);
+  saved.vms.forEach((v, i) => {
+    vms[i]!.pmap.restoreState(v.pmap);
+    if (v.state === 'running') vms[i]!.tables.restorePages(tables[i]!);
+  });
+  for (const [mpn, bytes] of saved.pages) memory.regionOf(mpn).u8.set(bytes, memory.offsetOf(mpn));
+  monitor.scheduler.restoreState(scheduler, (vm, index) => monitor.vcpuRecord(monitor.vms[vm]!, index) as unknown as SchedVcpu);
+  if (policy !== null) {
+    monitor.setPolicy(policy.parameters);
+    monitor.policy!.restoreState(policy);
+  }
+  monitor.subnet.restoreState(subnet);
+  if (model !== undefined) {
+    restoreTimingModel(model, w.object('timing'));
+    model.counters.restoreWatch(writes!);
+    monitor.setExecutionMode(mode);
+  } else if (mode !== 'fast') throw new StateError('snapshot.whole.mode: timing mode without a timing configuration');
+  monitor.cycles = cycles;
+  monitor.instructions = instructions;
+}
+
+/** The first machine pages of the saved pmap's groups that are one large page (every page in its block, all allowing everything). */
+function fullBlocks(p: PmapState): number[] {
+  const out: number[] = [];
+  p.blocks.forEach((block, group) => {
+    if (block < 0) return;
+    for (let k = 0; k < BLOCK_PAGES; k++) {
+      const gppn = group * BLOCK_PAGES + k;
+      if (p.machine[gppn] !== block + k || p.perm[gppn] !== 7) return;
+    }
+    out.push(block);
+  });
+  return out;
+}
+
+function readLists(r: StateReader, key: string, shape: readonly (readonly number[])[]): number[][] {
+  return r.array(key, (v, p, i) => new StateReader({ list: v }, p).array('list', integerItem(0, 2 ** 31), shape[i]!.length), shape.length);
+}
+
+function readMemoryState(m: StateReader, memory: MachineMemory): MachineMemoryState {
+  const total = memory.totalPages;
+  const nodes = memory.layout.nodes.length;
+  const perNode = (key: string): Float64Array => m.amounts(key, Float64Array, nodes);
+  return {
+    owner: m.typed('owner', Int32Array, total), guestPage: m.typed('guestPage', Int32Array, total), users: m.typed('users', Uint16Array, total),
+    moreUsers: m.typed('moreUsers', Int32Array), fresh: perNode('fresh'),
+    freed: m.array('freed', (v, p) => { if (!(v instanceof Int32Array)) throw new StateError(`${p}: not an Int32Array`); return v; }, nodes),
+    used: perNode('used'), monitorUsed: perNode('monitorUsed'), replicaUsed: perNode('replicaUsed'), reserved: perNode('reserved'),
+  };
+}
+
+/** What a machine page is, as `checkMemory` finds it. */
+const NOTHING = 0;
+const VM_PAGE = 1;
+const MONITOR_PAGE = 2;
+const REPLICA_PAGE = 3;
+const RESERVED_PAGE = 4;
+const FREED_PAGE = 5;
+
+/**
+ * Checks a saved allocator and memmap against the saved pmaps and the monitor's pages (`monitorPages`): every
+ * page is exactly one of a VM's (its memmap users are exactly the pmaps' guest pages that map it), the
+ * monitor's, a replica, reserved in a pmap's block, freed, or never used; every count agrees. Returns each
+ * page's kind. Throws StateError.
+ */
+function checkMemory(memory: MachineMemory, s: MachineMemoryState, vms: readonly ReadVm[], monitorPages: readonly (readonly number[])[]): Uint8Array {
+  const fail = (why: string): never => { throw new StateError(`snapshot.whole.memory: ${why}`); };
+  const total = memory.totalPages;
+  const kind = new Uint8Array(total);
+  const expectedUsers = new Uint16Array(total);
+  const running = new Map(vms.filter((v) => v.state === 'running').map((v) => [v.id, v]));
+  const nodes = memory.layout.nodes.length;
+  for (const v of running.values()) {
+    v.pmap.machine.forEach((mpn) => {
+      if (mpn === FREE) return;
+      kind[mpn] = VM_PAGE;
+      expectedUsers[mpn]!++;
+    });
+    for (let i = 0; i < v.pmap.replicas.length; i += 1 + nodes) {
+      for (let n = 1; n <= nodes; n++) {
+        const mpn = v.pmap.replicas[i + n]!;
+        if (mpn === FREE) continue;
+        if (kind[mpn] !== NOTHING || s.owner[mpn] !== REPLICA || s.guestPage[mpn] !== v.pmap.replicas[i] || s.users[mpn] !== 1 || memory.nodeOf(mpn) !== n - 1) fail(`replica ${mpn} is not one`);
+        kind[mpn] = REPLICA_PAGE;
+      }
+    }
+  }
+  for (const list of monitorPages) {
+    for (const mpn of list) {
+      if (mpn >= total || kind[mpn] !== NOTHING || s.owner[mpn] !== MONITOR || s.users[mpn] !== 1) fail(`page ${mpn} is not the monitor's`);
+      kind[mpn] = MONITOR_PAGE;
+    }
+  }
+  // The memmap's users of each VM page are exactly the guest pages that map it, each once.
+  const seen = new Map([...running].map(([id, v]) => [id, new Uint8Array(v.pmap.machine.length)]));
+  const user = (mpn: number, vm: number, gppn: number): void => {
+    const v = running.get(vm);
+    if (v === undefined || !(gppn >= 0 && gppn < v.pmap.machine.length) || v.pmap.machine[gppn] !== mpn || seen.get(vm)![gppn] !== 0) fail(`page ${mpn}'s user ${vm}/${gppn} maps no such page`);
+    seen.get(vm)![gppn] = 1;
+  };
+  const more = new Uint16Array(total);
+  for (let i = 0; i + 2 < s.moreUsers.length; i += 3) {
+    const mpn = s.moreUsers[i]!;
+    if (!(mpn >= 0 && mpn < total) || s.users[mpn]! < 2) fail(`more users of page ${mpn}, which has not that many`);
+    user(mpn, s.moreUsers[i + 1]!, s.moreUsers[i + 2]!);
+    more[mpn]!++;
+  }
+  if (s.moreUsers.length % 3 !== 0) fail('more users not in threes');
+  for (let mpn = 0; mpn < total; mpn++) {
+    const k = kind[mpn]!;
+    if (k === VM_PAGE) {
+      if (s.users[mpn] !== expectedUsers[mpn] || more[mpn] !== expectedUsers[mpn]! - 1) fail(`page ${mpn} has ${s.users[mpn]} users, its pmaps say ${expectedUsers[mpn]}`);
+      user(mpn, s.owner[mpn]!, s.guestPage[mpn]!);
+    } else if (k === NOTHING && (s.users[mpn] !== 0 || s.owner[mpn] !== FREE || s.guestPage[mpn] !== FREE || more[mpn] !== 0)) {
+      fail(`page ${mpn} has users no one knows`);
+    }
+  }
+  // Reserved: the pages of a pmap's live block not placed yet.
+  const reserved = new Float64Array(nodes);
+  for (const v of running.values()) {
+    v.pmap.blocks.forEach((block, group) => {
+      if (block < 0) return;
+      const node = memory.nodeOf(block);
+      if ((memory.addressOf(block) / PAGE) % BLOCK_PAGES !== 0 || block + BLOCK_PAGES > total || memory.nodeOf(block + BLOCK_PAGES - 1) !== node ||
+        (group + 1) * BLOCK_PAGES > v.pmap.machine.length) fail(`block ${block} is no aligned block of one node`);
+      for (let k = 0; k < BLOCK_PAGES; k++) {
+        if (v.pmap.machine[group * BLOCK_PAGES + k] === block + k) continue;
+        if (kind[block + k] !== NOTHING) fail(`page ${block + k} of a block is in use`);
+        kind[block + k] = RESERVED_PAGE;
+        reserved[node]!++;
+      }
+    });
+  }
+  const counted = (k: number): Float64Array => {
+    const c = new Float64Array(nodes);
+    for (let mpn = 0; mpn < total; mpn++) if (kind[mpn] === k) c[memory.nodeOf(mpn)]!++;
+    return c;
+  };
+  // Freed pages (each once, on its node, below the never-used ones) and never-used ones: the rest, exactly.
+  for (let n = 0; n < nodes; n++) {
+    const { first, pages } = memory.nodeSpan(n);
+    const fresh = s.fresh[n]!;
+    if (!Number.isInteger(fresh) || fresh > pages) fail(`node ${n}'s never-used pages start past its end`);
+    for (const mpn of s.freed[n]!) {
+      if (!(mpn >= first && mpn < first + fresh) || kind[mpn] !== NOTHING) fail(`freed page ${mpn} is not free on node ${n}`);
+      kind[mpn] = FREED_PAGE;
+    }
+    for (let mpn = first; mpn < first + pages; mpn++) {
+      if ((mpn < first + fresh) !== (kind[mpn] !== NOTHING)) fail(`page ${mpn} is ${kind[mpn] === NOTHING ? 'lost' : 'in use among the never-used ones'}`);
+    }
+  }
+  if (!same(s.used, counted(VM_PAGE)) || !same(s.monitorUsed, counted(MONITOR_PAGE)) || !same(s.replicaUsed, counted(REPLICA_PAGE)) || !same(s.reserved, reserved)) {
+    fail('the pages counted per node are not the pages there');
+  }
+  return kind;
+}
+
+function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number): SchedulerState {
+  const pairs = (key: string): Int32Array => {
+    const a = r.typed(key, Int32Array, 2 * pcpus);
+    for (let p = 0; p < pcpus; p++) {
+      const vm = a[2 * p]!;
+      const index = a[2 * p + 1]!;
+      if (vm === -1 && index === -1) continue;
+      if (!(vm >= 0 && vm < vms.length && index >= 0 && index < vms[vm]!.vcpus)) throw new StateError(`${r.path}.${key}: no such vCPU`);
+    }
+    return a;
+  };
+  const scheduled = vms.filter((v) => v.state === 'running');
+  const list = r.array('vms', (v, p) => {
+    const id = new StateReader(v, p).number('id', 0, vms.length - 1);
+    const s = vms[id]?.scheduler;
+    if (s === null || s === undefined) throw new StateError(`${p}: VM ${id} is not scheduled`);
+    return s;
+  }, scheduled.length);
+  return {
+    vms: list, holders: pairs('holders'), lastRun: pairs('lastRun'), switchCounts: r.amounts('switchCounts', Float64Array, pcpus),
+    virtualTimeFloor: r.amount('virtualTimeFloor'),
+  };
+}
+
+function readCounts(r: StateReader, nodes: number): PolicyCounts {
+  const perNode = (key: string): number[] => r.array(key, integerItem(0, MAX_AMOUNT), nodes);
+  return {
+    migratedTo: perNode('migratedTo'), replicatedTo: perNode('replicatedTo'), leftWriteShared: r.amount('leftWriteShared'),
+    leftFrozen: r.amount('leftFrozen'), leftOther: r.amount('leftOther'), cycles: r.amount('cycles'),
+  };
+}
+
+function readPolicy(r: StateReader, nodes: number): PolicyState {
+  const p = r.object('parameters');
+  const pairs = (key: string): Float64Array => {
+    const a = r.amounts(key, Float64Array);
+    if (a.length % 2 !== 0) throw new StateError(`${r.path}.${key}: not pairs`);
+    return a;
+  };
+  return {
+    parameters: {
+      hotMisses: p.number('hotMisses', 1, MAX_AMOUNT), migrateShare: p.number('migrateShare'), writeSharedWrites: p.number('writeSharedWrites', 1, MAX_AMOUNT),
+      intervalRounds: p.number('intervalRounds', 1, MAX_AMOUNT), moveLimit: p.number('moveLimit', 1, MAX_AMOUNT), freezeIntervals: p.number('freezeIntervals', 0, MAX_AMOUNT),
+    },
+    enabled: r.boolean('enabled'), rounds: r.amount('rounds'), interval: r.amount('interval'), moves: pairs('moves'), frozenUntil: pairs('frozenUntil'),
+    counts: readCounts(r.object('counts'), nodes),
+    perVm: r.array('perVm', (v, path) => { const e = new StateReader(v, path); return { vm: e.number('vm', 0, 2 ** 16), counts: readCounts(e.object('counts'), nodes) }; }),
+  };
+}
+
+function readSubnet(r: StateReader, monitor: Monitor): ReturnType<Monitor['subnet']['saveState']> {
+  const ports = monitor.subnet.portCount;
+  return {
+    learned: r.array('learned', (v, p) => {
+      const pair = new StateReader({ pair: v }, p).array('pair', (x) => x, 2);
+      if (typeof pair[0] !== 'string' || !/^[0-9a-f]{12}$/.test(pair[0]) || !Number.isInteger(pair[1]) || (pair[1] as number) < 0 || (pair[1] as number) >= ports) {
+        throw new StateError(`${p}: not a MAC address and a port`);
+      }
+      return [pair[0], pair[1] as number] as [string, number];
+    }),
+    frames: r.amount('frames'), flooded: r.amount('flooded'),
+  };
+}
