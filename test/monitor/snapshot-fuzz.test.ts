@@ -1,0 +1,159 @@
+// The monitor's snapshot loader against hostile input (fast-check): a damaged file is one SnapshotFileError, and
+// a well-formed file whose content is wrong anywhere is one SnapshotFileError from the restore (the whole
+// machine, or one VM into a running monitor), or restores and runs without the monitor failing: never a crash,
+// never a half-restored VM that runs.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { MachineConfig } from '../../src/board/address-map.js';
+import { PRIV_S } from '../../src/isa/opcodes.js';
+import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole } from '../../src/host/monitor-snapshot.js';
+import { decodeSnapshot, encodeSnapshot, SnapshotFileError } from '../../src/host/snapshot-file.js';
+import type { MachineMemoryState } from '../../src/monitor/machine-memory.js';
+import { Monitor } from '../../src/monitor/monitor.js';
+import { latenciesFromDistances } from '../../src/board/topology.js';
+
+const MiB = 2 ** 20;
+const CONFIG: MachineConfig = { harts: 2, nodes: [{ memoryBytes: 16 * MiB, harts: [0] }, { memoryBytes: 16 * MiB, harts: [1] }], distances: [[10, 20], [20, 10]] };
+const SETTINGS = { config: CONFIG, quantumRounds: 4, timing: { latencies: latenciesFromDistances(CONFIG.distances!), cache: { sizeBytes: 4096 } } };
+
+/** addi t0, t0, 1; sd t0, 0(t1); addi t1, t1, 1024; j back: a store a quarter page further each time, so pages fill. */
+const LOOP = Uint32Array.of(0x00128293, 0x00533023, 0x40030313, 0xff5ff06f);
+
+/** Two VMs (the second with a network card, stopped), a few rounds, pages shared, timing mode on: its file's bytes. */
+const saved: Uint8Array = (() => {
+  const monitor = new Monitor(SETTINGS);
+  const vms = ['a', 'b'].map((name) => monitor.createVm({ name, vcpus: 2, memoryBytes: 16 * MiB, net: name === 'b', secondLevelEntries: 64, console: () => {} }));
+  for (const vm of vms) {
+    vm.machine.bus.guestMemory().write(vm.pmap.base, new Uint8Array(LOOP.buffer));
+    for (const h of vm.vcpus) {
+      h.reset(vm.pmap.base);
+      h.priv = PRIV_S;
+      h.setReg(6, vm.pmap.base + 0x10_0000 + h.id * 0x8_0000);
+      h.updateTranslation();
+    }
+  }
+  monitor.setExecutionMode('timing');
+  for (let i = 0; i < 4; i++) monitor.runRound();
+  monitor.sharePages();
+  monitor.runRound();
+  monitor.stopVm(vms[1]!);
+  monitor.runRound();
+  return Uint8Array.from(encodeMonitorSnapshot(monitor, () => ({ drives: [], rngSeed: null })));
+})();
+
+/** Every place in a decoded snapshot where a value sits, as a list of keys. */
+function paths(value: unknown, prefix: (string | number)[] = []): (string | number)[][] {
+  if (ArrayBuffer.isView(value) || typeof value !== 'object' || value === null) return [prefix];
+  const entries = Array.isArray(value) ? value.map((v, i) => [i, v] as const) : Object.entries(value);
+  return [prefix, ...entries.flatMap(([key, v]) => paths(v, [...prefix, key]))];
+}
+
+const HOSTILE: unknown[] = [
+  'delete', null, 0, -1, 1, 2, 1.5, 2 ** 31, 2 ** 53, -(2 ** 60), NaN, Infinity, -0, 'x', true, 7n, [], {}, [1, 2, 3],
+  new Uint8Array(0), new Uint8Array(5), new Float64Array(1), new Int32Array(9), new Int32Array(1000).fill(-1), new Uint32Array(7),
+];
+
+/** Restores `bytes` (the whole machine, or VM a into a running monitor) and runs two rounds; a SnapshotFileError is fine. */
+function restoreAndRun(bytes: Uint8Array, whole: boolean, what: string): void {
+  let monitor: Monitor;
+  try {
+    const loaded = decodeMonitorSnapshot(bytes);
+    if (whole) monitor = restoreWhole(loaded, {}, () => ({ console: () => {} })).monitor;
+    else {
+      monitor = new Monitor(SETTINGS);
+      monitor.createVm({ name: 'first', vcpus: 1, memoryBytes: 16 * MiB, console: () => {} });
+      const before = monitor.vms.length;
+      try {
+        restoreVm(monitor, loaded, 'a', 'a', { console: () => {} });
+      } catch (error) {
+        // Nothing half-restored runs: the VM made for it has ended.
+        assert.ok(monitor.vms.slice(before).every((vm) => vm.state !== 'running'), `${what}: a VM whose restore failed still runs`);
+        throw error;
+      }
+    }
+  } catch (error) {
+    if (error instanceof SnapshotFileError) return;
+    throw new Error(`${what}: ${(error as Error).stack}`);
+  }
+  try {
+    for (let i = 0; i < 3; i++) monitor.runRound();
+  } catch (error) {
+    throw new Error(`${what} was restored, then: ${(error as Error).stack}`);
+  }
+  // A VM the monitor ended on an error of its own was restored into a state the monitor cannot handle.
+  const crashed = monitor.vms.find((vm) => vm.state === 'crashed');
+  assert.equal(crashed, undefined, `${what} was restored, then the monitor failed: ${crashed?.reason}`);
+}
+
+/** Every typed array in a decoded snapshot, as a list of keys, with its length. */
+function arrays(value: unknown, prefix: (string | number)[] = []): { path: (string | number)[]; length: number }[] {
+  if (ArrayBuffer.isView(value)) return (value as Uint8Array).length > 0 ? [{ path: prefix, length: (value as Uint8Array).length }] : [];
+  if (typeof value !== 'object' || value === null) return [];
+  const entries = Array.isArray(value) ? value.map((v, i) => [i, v] as const) : Object.entries(value);
+  return entries.flatMap(([key, v]) => arrays(v, [...prefix, key]));
+}
+
+describe('the monitor snapshot loader', () => {
+  it('restores its own file, whole and one VM', () => {
+    restoreAndRun(saved, true, 'the file');
+    restoreAndRun(saved, false, 'the file');
+    const { monitor } = restoreWhole(decodeMonitorSnapshot(saved), {}, () => ({ console: () => {} }));
+    assert.deepEqual(monitor.vms.map((vm) => vm.state), ['running', 'stopped']);
+  });
+
+  it('refuses a machine memory that does not add up: each page is a VM\'s, the monitor\'s, reserved, freed or never used, exactly', () => {
+    type Saved = { monitor: { whole: { memory: MachineMemoryState }; vms: { pmap: { machine: Int32Array } }[] } };
+    const inUse = (s: Saved): number => s.monitor.vms[0]!.pmap.machine.find((mpn) => mpn >= 0)!;
+    const corruptions: Record<string, (s: Saved) => void> = {
+      'a page in use is also freed': (s) => { s.monitor.whole.memory.freed[0] = Int32Array.of(...s.monitor.whole.memory.freed[0]!, inUse(s)); },
+      'one page too many in use on a node': (s) => { s.monitor.whole.memory.used[0]! += 1; },
+      'a page in use belongs to the ended VM': (s) => { s.monitor.whole.memory.owner[inUse(s)] = 1; },
+      'a page has a user too many': (s) => { s.monitor.whole.memory.users[inUse(s)]! += 1; },
+      'the never-used pages start below pages in use': (s) => { s.monitor.whole.memory.fresh[0] = 0; },
+      'a guest page maps a free page': (s) => { const m = s.monitor.vms[0]!.pmap.machine; m[m.indexOf(inUse(s))] = 8000; },
+    };
+    for (const [what, corrupt] of Object.entries(corruptions)) {
+      const state = decodeSnapshot(saved.slice()) as Saved;
+      corrupt(state);
+      assert.throws(() => restoreWhole(decodeMonitorSnapshot(encodeSnapshot(state)), {}, () => ({ console: () => {} })), SnapshotFileError, what);
+    }
+  });
+
+  it('refuses every truncated or altered file with a SnapshotFileError', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: saved.length - 1 }), fc.integer({ min: 1, max: 255 }), fc.boolean(), (at, xor, truncate) => {
+      const bytes = truncate ? saved.slice(0, at) : saved.slice();
+      if (!truncate) bytes[at]! ^= xor;
+      assert.throws(() => decodeMonitorSnapshot(bytes), SnapshotFileError);
+    }), { numRuns: 100 });
+  });
+
+  it('turns any wrong value anywhere in a well-formed file into a SnapshotFileError, or restores it and it runs', () => {
+    const places = paths(decodeSnapshot(saved)).filter((p) => p.length > 0);
+    fc.assert(fc.property(fc.constantFrom(...places), fc.constantFrom(...HOSTILE), fc.boolean(), (path, hostile, whole) => {
+      // Through the file format again, as a crafted file would come: a valid checksum over wrong content.
+      const state = decodeSnapshot(saved) as Record<string | number, unknown>;
+      let parent = state;
+      for (const key of path.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
+      const last = path[path.length - 1]!;
+      if (hostile === 'delete') delete parent[last];
+      else parent[last] = hostile;
+      restoreAndRun(encodeSnapshot(state), whole, `${path.join('.')} = ${String(hostile)} (${whole ? 'whole' : 'one VM'})`);
+    }), { numRuns: Number(process.env.FUZZ_RUNS ?? 120) });
+  });
+
+  it('the same for one element of any array: a page number, a count, an entry', () => {
+    const places = arrays(decodeSnapshot(saved));
+    const values = [-2, -1, 0, 1, 2, 511, 512, 4095, 4096, 8191, 8192, 65535, 2 ** 31 - 1];
+    fc.assert(fc.property(fc.constantFrom(...places), fc.nat(), fc.constantFrom(...values), fc.boolean(), (place, at, value, whole) => {
+      // A copy: decoded arrays view the bytes they came from.
+      const state = decodeSnapshot(saved.slice()) as Record<string | number, unknown>;
+      let array: unknown = state;
+      for (const key of place.path) array = (array as Record<string | number, unknown>)[key];
+      const index = at % place.length;
+      (array as Float64Array)[index] = value;
+      restoreAndRun(encodeSnapshot(state), whole, `${place.path.join('.')}[${index}] = ${value} (${whole ? 'whole' : 'one VM'})`);
+    }), { numRuns: Number(process.env.FUZZ_RUNS ?? 120) });
+  });
+});
