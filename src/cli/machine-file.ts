@@ -25,6 +25,11 @@ export interface VmFileSpec {
   rng?: number;
   /** A virtio-net card on the monitor's subnet of VMs. */
   net: boolean;
+  /**
+   * A snapshot file (absolute) to make the VM again from, instead of booting it: the VM of this name in it
+   * (docs/snapshots.md). The snapshot says what the VM is; `smp`, `memory` and the rest are then not given.
+   */
+  restore?: string;
 }
 
 export interface MachineFileSpec {
@@ -46,7 +51,9 @@ const MONITOR_KEYS = ['mmu', 'placement', 'policy'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
-const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net'] as const;
+const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'restore'] as const;
+/** What a VM made again from a snapshot takes besides `restore`: the rest is in the snapshot. */
+const RESTORE_KEYS = ['name', 'restore', 'console-log'];
 const DEFAULT_MACHINE_MEMORY = '1G';
 const DEFAULT_VM_MEMORY = '128M';
 const MAX_VCPUS = 32;
@@ -179,6 +186,13 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         const drive = attempt(d, path, problem, () => parseDrive(d.value as string));
         if (drive !== undefined) drives.push({ ...drive, file: resolve(baseDir, drive.file) });
       });
+      const restore = path_('restore');
+      if (restore !== undefined) {
+        for (const pair of item.items as Pair<Node, Node>[]) {
+          const key = isScalar(pair.key) ? String(pair.key.value) : '';
+          if ((VM_KEYS as readonly string[]).includes(key) && !RESTORE_KEYS.includes(key)) problem(pair.key, `${path}.${key}`, 'not with restore: the snapshot says what the VM is');
+        }
+      }
       const rng = value('rng');
       const seed = rng === undefined ? undefined : attempt(rng.node, path, problem, () => parseCount(rng.text, `${path}.rng`, 0, 2 ** 32 - 1));
       const net = value('net');
@@ -195,6 +209,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         consoleLog: path_('console-log'),
         rng: seed,
         net: net?.text === 'true',
+        ...(restore === undefined ? {} : { restore }),
       });
     });
   }
@@ -203,7 +218,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   // (overcommit); one alone may not.
   if (problems.length === 0 && machineMemory !== undefined) {
     vms.forEach((vm, index) => {
-      if (vm.memoryBytes > machineMemory) {
+      if (vm.restore === undefined && vm.memoryBytes > machineMemory) {
         problem(vmsNode, `vms[${index}].memory`, `${mib(vm.memoryBytes)} MiB is more than machine.memory (${mib(machineMemory)} MiB)`);
       }
     });

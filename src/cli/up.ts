@@ -16,7 +16,9 @@ import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '
 import { DriveError, attachDrives } from '../host/drives.js';
 import type { FileBlockBackend } from '../host/file-block.js';
 import { makePrivateDirectory, openPrivateFile } from '../host/private-files.js';
+import { loadMonitorSnapshot, restoreVm, saveMonitorSnapshot, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
 import { runMonitor } from '../host/monitor-runner.js';
+import { SnapshotFileError } from '../host/snapshot-file.js';
 import { Monitor, MonitorError } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { MachineFileError, parseMachineFile, type MachineFileSpec, type VmFileSpec } from './machine-file.js';
@@ -131,6 +133,8 @@ class Up {
   private readonly consoles = new Map<VirtualMachine, VmConsole>();
   private readonly reported = new Set<VirtualMachine>();
   private readonly disks: FileBlockBackend[] = [];
+  /** How each VM was built beyond the monitor (drives, rng), for snapshots of it. */
+  private readonly builds = new Map<VirtualMachine, VmBuild>();
   private monitor!: Monitor;
   private server: ControlServer | undefined;
   private quitting: ShutdownReason | undefined;
@@ -200,7 +204,12 @@ class Up {
       if (bytes === undefined) files.set(path, bytes = readInput(path, what));
       return bytes;
     };
+    const snapshots = new Map<string, LoadedMonitorSnapshot>();
     for (const v of vms) {
+      if (v.restore !== undefined) {
+        this.restoreVm(v, v.restore, snapshots);
+        continue;
+      }
       let kernel = v.kernel;
       let initrd = v.initrd;
       if (kernel === undefined) {
@@ -222,6 +231,7 @@ class Up {
         throw error;
       }
       this.consoles.set(vm, output);
+      this.builds.set(vm, { drives: v.drives, rngSeed: v.rng ?? null });
       try {
         this.disks.push(...attachDrives(vm.machine, v.drives));
       } catch (error) {
@@ -238,6 +248,26 @@ class Up {
     }
   }
 
+  /** VM `v` made again from snapshot `file` (read once for all the VMs that name it); a bad one is a usage error. */
+  private restoreVm(v: VmFileSpec, file: string, snapshots: Map<string, LoadedMonitorSnapshot>): void {
+    const output = new VmConsole();
+    try {
+      let loaded = snapshots.get(file);
+      if (loaded === undefined) snapshots.set(file, loaded = loadMonitorSnapshot(file));
+      const { vm, disks } = restoreVm(this.monitor, loaded, v.name, v.name, {
+        console: (bytes) => output.push(bytes),
+        log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
+      });
+      this.disks.push(...disks);
+      this.consoles.set(vm, output);
+      const build = loaded.builds.get(v.name)!;
+      this.builds.set(vm, { drives: build.drives.map((d) => ({ file: d.file, readOnly: d.readOnly })), rngSeed: build.rngSeed });
+    } catch (error) {
+      if (error instanceof SnapshotFileError) throw new UsageError(`vm ${v.name}: ${error.message}`);
+      throw error;
+    }
+  }
+
   /** The run directory, the control socket, and each VM's console socket and log. */
   private async openHostSide(): Promise<void> {
     makeRunDir(this.runDir);
@@ -251,6 +281,7 @@ class Up {
       quit: () => { this.quitting ??= 'host-quit'; },
       runDir: this.runDir,
       statsConfig: () => this.statsConfig(),
+      saveSnapshot: (file, vm) => saveMonitorSnapshot(file, this.monitor, (x) => this.builds.get(x) ?? { drives: [], rngSeed: null }, vm),
     });
     try {
       this.server = await ControlServer.listen(this.controlPath, commands, GREETING);
@@ -276,7 +307,9 @@ class Up {
         if (error instanceof SocketPathError) throw new UsageError(error.message);
         throw error;
       }
-      process.stdout.write(`vm ${vm.name}: booting, ${v.smp} vCPU${v.smp === 1 ? '' : 's'}, ${v.memoryBytes / 2 ** 20} MiB on node ${vm.pmap.homeNode}; ` +
+      const vcpus = vm.vcpus.length;
+      process.stdout.write(`vm ${vm.name}: ${v.restore === undefined ? 'booting' : `restored from ${shown(v.restore)}`}, ${vcpus} vCPU${vcpus === 1 ? '' : 's'}, ` +
+        `${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}; ` +
         `console log ${shown(logPath)}\n`);
     }
   }

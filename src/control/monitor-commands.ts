@@ -1,6 +1,7 @@
 // The control commands of the monitor (`mirrorball up`): its VMs, their accounts, the machine, statistics, quit.
 
 import { resolve } from 'node:path';
+import { SnapshotError } from '../board/snapshot.js';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { accountVm, registerMonitorStats, summarizeVm, type VmSummary } from '../monitor/accounting.js';
 import { MonitorError, type Monitor } from '../monitor/monitor.js';
@@ -21,6 +22,8 @@ export interface MonitorControl {
   runDir: string;
   /** What config.json says about this run (the machine, the VMs' ids and names). */
   statsConfig(): unknown;
+  /** Saves the whole machine, or one VM, to a file (host/monitor-snapshot.ts); absent where nothing can be saved. */
+  saveSnapshot?(file: string, vm: VirtualMachine | undefined): object;
 }
 
 /** One VM as `query-vms` lists it: the monitor's summary and the path of its console socket while it runs (else null). */
@@ -148,6 +151,25 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
           throw new QmpError('GenericError', `cannot write statistics to '${dir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
         }
         return { dir };
+      },
+    },
+    'snapshot-save': {
+      help: 'save the whole machine (every VM), or with {"vm": NAME} one running VM, to {"file": F} between two rounds → {"file", "bytes", "pages", ' +
+        '"milliseconds"}; a VM entry\'s `restore: F` in a machine file makes it again (docs/snapshots.md)',
+      args: ['file', 'vm'],
+      run: (args) => {
+        const file = stringArgument(args, 'file');
+        if (file === undefined || file === '') throw new QmpError('GenericError', "Parameter 'file' is missing");
+        const vm = args.vm === undefined ? undefined : vmArgument(args);
+        if (vm !== undefined && vm.state !== 'running') throw new QmpError('GenericError', `VM '${vm.name}' is not running (${vm.state}: ${vm.reason})`);
+        if (c.saveSnapshot === undefined) throw new QmpError('GenericError', 'this monitor cannot be saved');
+        try {
+          return c.saveSnapshot(resolve(c.runDir, file), vm);
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          const why = error instanceof SnapshotError ? error.message : code !== undefined ? `cannot write '${file}': ${code}` : String(error);
+          throw new QmpError('GenericError', why);
+        }
       },
     },
     quit: {

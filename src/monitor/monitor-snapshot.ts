@@ -252,13 +252,18 @@ export function restoreVmInto(monitor: Monitor, vm: VirtualMachine, saved: ReadM
     const reloc: Relocation = { from: saved.regions, page: (a) => pageOf.get(a), block: (a) => blockOf.get(a) };
     restoreVmState(monitor, vm, v, reloc, path);
     if (v.scheduler !== null) {
+      // On a machine of other CPUs its vCPUs start afresh there (their cycles and shares' time stay).
       const s = v.scheduler;
-      if (s.holding.length !== monitor.cpus) throw new StateError(`${path}.scheduler: saved on a machine of ${s.holding.length} CPUs`);
-      monitor.scheduler.restoreVm(vm.id, s);
+      const cpus = monitor.cpus;
+      const none = new Int32Array(cpus).fill(-1);
+      const fits = s.holding.length === cpus;
+      monitor.scheduler.restoreVm(vm.id, {
+        ...s, holding: fits ? s.holding : none, lastOn: fits ? s.lastOn : none, lastPcpu: s.lastPcpu.map((p) => (fits && p < cpus ? p : -1)),
+      });
     }
     vm.vcpus.forEach((_, i) => {
       const record = monitor.vcpuRecord(vm, i);
-      if (record.lastPcpu >= monitor.cpus) record.lastPcpu = -1;
+      if (v.scheduler?.holding.length !== monitor.cpus) record.lastPcpu = -1;
     });
   } catch (error) {
     monitor.stopVm(vm, 'its restore failed');

@@ -562,6 +562,87 @@ function alive(pid: number): boolean {
 }
 
 const guest = findBuiltGuest();
+describe('mirrorball up: snapshots of VMs', () => {
+  it('saves one VM or the whole machine; a VM entry\'s restore makes it again, its console going on; a bad file, a changed disk or a wrong entry is one line, exit 2, nothing started', async () => {
+    const disk = join(dir, 'snap-disk.img');
+    writeFileSync(disk, Buffer.alloc(MiB, 7));
+    const file = join(dir, 'snap.yaml');
+    writeFileSync(file, 'machine:\n  topology: uma\n  smp: 2\n  memory: 256M\nvms:\n' +
+      `  - name: echo\n    memory: 32M\n    kernel: echo.Image\n    drive: file=${disk},readonly=on\n  - name: idle\n    memory: 32M\n    kernel: idle.Image\n`);
+    const runDir = join(dir, 'snap-run');
+    const up = Running.start(['up', file, '--run-dir', runDir]);
+    let client: Client | undefined;
+    try {
+      client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      const echo = await Console.connect(join(runDir, 'echo.console.sock'));
+      echo.socket.write('HAL');
+      await echo.expect(/IBM$/);
+      const one = await client.ok<{ file: string; bytes: number; pages: number; milliseconds: number }>('snapshot-save', { file: 'echo.snap', vm: 'echo' });
+      assert.equal(one.file, join(runDir, 'echo.snap'));
+      assert.ok(one.bytes > 0 && one.pages > 0, JSON.stringify(one));
+      await client.ok('snapshot-save', { file: join(dir, 'whole.snap') });
+      assert.equal(await client.error('snapshot-save', { file: 'x.snap', vm: 'nobody' }), "no VM named 'nobody' (the VMs are: echo, idle)");
+      assert.equal(await client.error('snapshot-save', {}), "Parameter 'file' is missing");
+      echo.socket.write('x');
+      await echo.expect(/IBMy$/);
+      await client.ok('quit');
+      assert.equal(await up.done, 0);
+    } finally {
+      client?.socket.destroy();
+      up.stop();
+    }
+
+    // Both made again, from the VM's file and from the whole machine's: the echo goes on from where it was saved.
+    const again = join(dir, 'again.yaml');
+    writeFileSync(again, `vms:\n  - name: echo\n    restore: ${join(runDir, 'echo.snap')}\n  - name: idle\n    restore: whole.snap\n`);
+    const runDir2 = join(dir, 'snap-run-2');
+    const up2 = Running.start(['up', again, '--run-dir', runDir2]);
+    try {
+      client = await Client.connect(join(runDir2, 'control.sock'), up2);
+      await client.ok('qmp_capabilities');
+      const vms = await client.ok<Message[]>('query-vms');
+      assert.deepEqual(vms.map((v) => [v.name, v.state, v.vcpus, v.memoryBytes]), [['echo', 'running', 1, 32 * MiB], ['idle', 'running', 1, 32 * MiB]]);
+      const echo = await Console.connect(join(runDir2, 'echo.console.sock'));
+      echo.socket.write('`');
+      await echo.expect(/^a$/);
+      await client.ok('quit');
+      assert.equal(await up2.done, 0);
+      assert.match(up2.stdout, /vm echo: restored from .*echo\.snap, 1 vCPU, 32 MiB on node 0/);
+    } finally {
+      client?.socket.destroy();
+      up2.stop();
+    }
+
+    // Bad input: one line each, exit 2, nothing started.
+    const snap = readFileSync(join(runDir, 'echo.snap'));
+    const bad = (name: string, bytes: Buffer, expected: RegExp, entry = 'name: echo\n    restore: bad.snap'): void => {
+      writeFileSync(join(dir, 'bad.snap'), bytes);
+      writeFileSync(join(dir, 'bad.yaml'), `vms:\n  - ${entry}\n`);
+      const badRun = join(dir, `bad-run-${name}`);
+      const r = mirrorball(['up', join(dir, 'bad.yaml'), '--run-dir', badRun]);
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${name}: one line: ${r.stderr}`);
+      assert.match(r.stderr, expected, name);
+      assert.ok(!existsSync(join(badRun, 'control.sock')), `${name}: nothing started`);
+    };
+    bad('truncated', snap.subarray(0, snap.length - 100), /corrupt or truncated/);
+    const flipped = Buffer.from(snap);
+    flipped[Math.floor(snap.length / 2)]! ^= 0x40;
+    bad('corrupt', flipped, /corrupt or truncated/);
+    const version = Buffer.from(snap);
+    version.writeUInt32LE(99, 8);
+    bad('version', version, /format version 99/);
+    bad('not a snapshot', Buffer.from('hello'), /is not a Mirrorball snapshot/);
+    bad('another VM', snap, /has no VM named 'nobody' \(it has echo\)/, 'name: nobody\n    restore: bad.snap');
+    writeFileSync(disk, Buffer.alloc(MiB, 8));
+    bad('changed disk', snap, /disk image '.*snap-disk\.img' changed since the snapshot was taken/);
+    rmSync(disk);
+    bad('missing disk', snap, /disk image '.*snap-disk\.img' is gone/);
+    bad('other keys', snap, /vms\[0\]\.smp: not with restore/, 'name: echo\n    restore: bad.snap\n    smp: 2');
+  });
+});
+
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
 
 describe('mirrorball up with two VMs of the built guest', { skip }, () => {
