@@ -63,6 +63,5 @@ int dbbench_main(int argc, char **argv);
 int engineering_main(int argc, char **argv);
 int wshare_main(int argc, char **argv);
 int mbctl_main(int argc, char **argv);
-int durable_main(int argc, char **argv);
 
 #endif

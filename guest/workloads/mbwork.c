@@ -21,7 +21,6 @@ static const struct {
 	{ "engineering", engineering_main, "independent processes simulating logic and a memory system over large private working sets" },
 	{ "wshare", wshare_main, "threads reading and writing the same few pages (write-shared)" },
 	{ "mbctl", mbctl_main, "not a workload: asks the machine for timing mode and statistics (mbctl -h)" },
-	{ "durable", durable_main, "not a workload: writes numbered records, saying each once fsync made it durable (durable -h)" },
 };
 
 static int dispatch(const char *name, int argc, char **argv)
