@@ -19,7 +19,7 @@ import { GuestSession } from '../../src/guest/session.js';
 import { checkPowerCut, durableRecord, e2fsprogsMissing, makeExt4Image } from '../helpers/power-cut.js';
 
 const LONG = process.env.MIRRORBALL_LONG === '1';
-const RECORDS = LONG ? 80 : 30;
+const RECORDS = LONG ? 80 : 16;
 const CUTS = LONG ? 200 : 30;
 const DISK_MIB = 16;
 const ACK = /DURABLE (\d+)/;
@@ -68,7 +68,7 @@ before(async () => {
   try {
     // The machine has no RTC: without a date, ext4 stamps a deleted inode's dtime with a time below the
     // inode count, which e2fsck takes for a link of the old orphan list and reports as corrupted.
-    const r = await session.exec(`date -s @${GUEST_EPOCH} >/dev/null && mount -t ext4 /dev/vda /mnt && mbwork durable -n ${RECORDS} -a /dev/console /mnt`);
+    const r = await session.exec(`date -s @${GUEST_EPOCH} >/dev/null && mount -t ext4 /dev/vda /mnt && durable -n ${RECORDS} -a /dev/console /mnt`);
     assert.equal(r.status, 0, r.output);
   } finally {
     await session.kill();

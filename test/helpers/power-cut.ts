@@ -39,7 +39,7 @@ export function makeExt4Image(path: string, sizeMiB: number): Uint8Array {
   return new Uint8Array(readFileSync(path));
 }
 
-/** Record `n` exactly as `durable` writes it (guest/workloads/durable.c). */
+/** Record `n` exactly as `durable` writes it (guest/rootfs/usr/bin/durable). */
 export function durableRecord(n: number): string {
   const letters = 20 + ((37 * n) % 1200);
   let text = `record ${String(n).padStart(8, '0')} `;
