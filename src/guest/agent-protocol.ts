@@ -97,6 +97,16 @@ export class AgentProtocol {
     this.nextId = id;
   }
 
+  /**
+   * The agent announced itself before the guest was saved, and the guest is restored: it is ready again with
+   * nothing said (a ping would change what the guest has seen since its snapshot).
+   */
+  readyAgain(): void {
+    if (this.isReady) return;
+    this.isReady = true;
+    for (const waiter of this.readyWaiters.splice(0)) waiter();
+  }
+
   /** Asks the agent to announce itself, for a host that attached after the agent started. */
   ping(): void {
     this.type('mbp');

@@ -2,7 +2,9 @@
 
 import { performance } from 'node:perf_hooks';
 import type { MachineConfig } from '../board/address-map.js';
+import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
 import { runMonitor } from '../host/monitor-runner.js';
+import { StateReader } from '../memory/state.js';
 import { Monitor, type MonitorOptions } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { AgentProtocol, type AgentResult } from './agent-protocol.js';
@@ -40,6 +42,12 @@ export interface MonitorSessionOptions {
    * run then reproduces exactly whatever the host's speed. Default true; not with `pace`.
    */
   holdIdle?: boolean;
+  /**
+   * Continue a session saved by `snapshot()` instead of booting: the whole machine as it was, every VM's
+   * agent ready again with nothing said to the guests, so the run goes on exactly as the saved one would
+   * have. The same options must be given again (kernel and initrd are then unused).
+   */
+  restore?: Uint8Array;
 }
 
 const TRANSCRIPT_BYTES = 32 * 1024;
@@ -96,19 +104,39 @@ export class MonitorSession {
 
   private constructor(options: MonitorSessionOptions) {
     this.timeoutMs = options.timeoutMs ?? 10 * 60_000;
-    this.monitor = new Monitor({ ...options.monitor, config: options.config, translate: process.env.MIRRORBALL_TRANSLATE !== '0' });
+    const translate = process.env.MIRRORBALL_TRANSLATE !== '0';
+    const consoles = new Map<string, (bytes: Uint8Array) => void>();
     for (const spec of options.vms) {
-      let driver!: VmDriver;
-      const vm = this.monitor.createVm({
-        name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net,
-        console: (bytes) => {
-          driver.agent.feed(bytes);
-          if (driver.readyCycles === undefined && driver.agent.ready) driver.readyCycles = this.monitor.cycles;
-        },
+      consoles.set(spec.name, (bytes) => {
+        const driver = this.drivers.get(spec.name)!;
+        driver.agent.feed(bytes);
+        if (driver.readyCycles === undefined && driver.agent.ready) driver.readyCycles = this.monitor.cycles;
       });
-      driver = new VmDriver(vm, (line) => options.onConsoleLine?.(spec.name, line));
+    }
+    const saved = options.restore === undefined ? undefined : decodeMonitorSnapshot(options.restore);
+    this.monitor = saved === undefined
+      ? new Monitor({ ...options.monitor, config: options.config, translate })
+      : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
+    const agents = saved === undefined ? [] : new StateReader(saved.extra, 'snapshot.extra').array('agents', (v, path) => {
+      const a = new StateReader(v, path);
+      return { name: a.string('name'), nextCommandId: a.number('nextCommandId', 1), ready: a.boolean('ready') };
+    });
+    for (const spec of options.vms) {
+      const vm = saved === undefined
+        ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, console: consoles.get(spec.name)! })
+        : this.monitor.vm(spec.name);
+      if (vm === undefined) throw new GuestSessionError(`the snapshot has no VM named ${spec.name}`);
+      const driver = new VmDriver(vm, (line) => options.onConsoleLine?.(spec.name, line));
       this.drivers.set(spec.name, driver);
-      vm.boot(options.kernel, options.initrd, spec.append === undefined ? 'console=ttyS0 mb.agent=1' : `console=ttyS0 mb.agent=1 ${spec.append}`);
+      const agent = agents.find((a) => a.name === spec.name);
+      if (saved === undefined) vm.boot(options.kernel, options.initrd, spec.append === undefined ? 'console=ttyS0 mb.agent=1' : `console=ttyS0 mb.agent=1 ${spec.append}`);
+      else if (agent !== undefined) {
+        driver.agent.continueFrom(agent.nextCommandId);
+        if (agent.ready) {
+          driver.agent.readyAgain();
+          driver.readyCycles = this.monitor.cycles;
+        } else driver.agent.ping();
+      }
     }
     this.holdIdle = options.holdIdle ?? options.pace !== true;
     if (this.holdIdle && options.pace === true) throw new GuestSessionError('holdIdle and pace exclude each other');
@@ -260,6 +288,20 @@ export class MonitorSession {
     for (const action of pending) action();
     this.wake(); // a held runner must wake to see the stop
     await this.running;
+  }
+
+  /**
+   * The whole machine as bytes (every VM, and each agent's next command id), for `restore`: taken at the next
+   * moment every vCPU idles and no command runs (with holdIdle; at once, between rounds, without).
+   */
+  snapshot(): Promise<Uint8Array> {
+    return this.atMachineIdle(() => {
+      const agents = [...this.drivers.values()].map((d) => {
+        if (d.agent.busy) throw new GuestSessionError(`a command is running in ${d.vm.name}`);
+        return { name: d.vm.name, nextCommandId: d.agent.nextCommandId, ready: d.agent.ready };
+      });
+      return encodeMonitorSnapshot(this.monitor, () => ({ drives: [], rngSeed: null }), { agents });
+    });
   }
 
   tail(name: string, lines = 30): string {

@@ -54,7 +54,9 @@ export interface GuestSessionOptions {
   onConsoleLine?: (line: string) => void;
   /**
    * Continue a session saved by `snapshot()` instead of booting: the same options must be given again
-   * (kernel and initrd are then unused). The guest's agent is asked to announce itself and answers at once.
+   * (kernel and initrd are then unused). An agent that was ready when saved is ready at once, nothing said to
+   * the guest, so a restored session goes on exactly as the saved one would have; one that was not is asked
+   * to announce itself.
    */
   restore?: Uint8Array;
 }
@@ -127,10 +129,12 @@ export class GuestSession {
     if (options.restore !== undefined) {
       const saved = new StateReader(decodeSnapshot(options.restore), 'session snapshot');
       restoreMachine(machine, saved.value('machine'));
-      this.agent.continueFrom(saved.object('session').number('nextCommandId', 1));
+      const session = saved.object('session');
+      this.agent.continueFrom(session.number('nextCommandId', 1));
       // The boot happened in the saved session: its console is not this one's.
       this.bootInstructions = machine.instructions;
-      this.agent.ping();
+      if (session.has('ready') && session.boolean('ready')) this.agent.readyAgain();
+      else this.agent.ping();
     } else {
       bootLinux(machine, {
         kernel: options.kernel,
@@ -263,7 +267,7 @@ export class GuestSession {
   snapshot(): Promise<Uint8Array> {
     return this.atIdle(() => {
       if (this.agent.busy) throw new GuestSessionError('a command is running');
-      return encodeSnapshot({ machine: saveMachine(this.machine, this.config), session: { nextCommandId: this.agent.nextCommandId } });
+      return encodeSnapshot({ machine: saveMachine(this.machine, this.config), session: { nextCommandId: this.agent.nextCommandId, ready: this.agent.ready } });
     });
   }
 

@@ -7,7 +7,7 @@ import { StateError, StateReader, integerItem } from '../memory/state.js';
 import {
   imagePages, readMonitorSnapshot, restoreMonitor, restoreVmInto, saveMonitor, saveOneVm, type MonitorSnapshot, type ReadMonitor,
 } from '../monitor/monitor-snapshot.js';
-import { Monitor, MonitorError } from '../monitor/monitor.js';
+import { Monitor, MonitorError, type MonitorOptions } from '../monitor/monitor.js';
 import { OutOfMachineMemory } from '../monitor/machine-memory.js';
 import type { ReadVm } from '../monitor/vm-snapshot.js';
 import type { VirtualMachine } from '../monitor/vm.js';
@@ -170,9 +170,15 @@ export function restoreVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, name:
 
 /**
  * A new monitor exactly as the loaded whole snapshot saved it, every VM made again (ended ones too) with its
- * drives; `io` for each VM by name. Throws SnapshotFileError, having closed what it opened.
+ * drives; `io` for each VM by name. A machine saved without a timing configuration gets `host.timing` (and
+ * `host.policy`) if given: a fresh model, as if configured when it booted in fast mode. Throws
+ * SnapshotFileError, having closed what it opened.
  */
-export function restoreWhole(loaded: LoadedMonitorSnapshot, host: { translate?: boolean; log?: (message: string) => void }, io: (name: string) => VmIo): { monitor: Monitor; disks: FileBlockBackend[] } {
+export function restoreWhole(
+  loaded: LoadedMonitorSnapshot,
+  host: { translate?: boolean; log?: (message: string) => void; timing?: MonitorOptions['timing']; policy?: MonitorOptions['policy'] },
+  io: (name: string) => VmIo,
+): { monitor: Monitor; disks: FileBlockBackend[] } {
   const { saved } = loaded;
   if (saved.whole === null) throw new SnapshotFileError(`${loaded.what} holds one VM, not a whole machine`);
   const s = saved.settings;
@@ -182,7 +188,8 @@ export function restoreWhole(loaded: LoadedMonitorSnapshot, host: { translate?: 
     try {
       monitor = new Monitor({
         config: s.config, costs: s.costs, quantumRounds: s.quantumRounds, mmu: s.mmu, placement: s.placement, gStageTlbEntries: s.gStageTlbEntries,
-        timing: s.timing ?? undefined, translate: host.translate, log: host.log,
+        // A machine saved without a timing configuration may be given one (restoreMonitor), and then a policy.
+        timing: s.timing ?? host.timing, policy: s.timing === null ? host.policy : undefined, translate: host.translate, log: host.log,
       });
     } catch (error) {
       throw new SnapshotFileError(`${loaded.what} cannot be restored: its machine: ${error instanceof Error ? error.message : String(error)}`);

@@ -281,7 +281,11 @@ export function restoreVmInto(monitor: Monitor, vm: VirtualMachine, saved: ReadM
 export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readonly VirtualMachine[]): void {
   const w = saved.whole;
   if (w === null) throw new StateError('the snapshot holds one VM, not a whole machine');
-  if (!same(saved.settings, monitorSettings(monitor))) throw new StateError('snapshot.settings: saved by a monitor made otherwise');
+  // A machine saved without a timing configuration (so in fast mode, its model never charged) may come back
+  // with one: its model starts as a fresh one would (caches cold, no miss counted), as if configured at boot.
+  const current = monitorSettings(monitor);
+  const addsTiming = saved.settings.timing === null && current.timing !== null;
+  if (!same(saved.settings, addsTiming ? { ...current, timing: null } : current)) throw new StateError('snapshot.settings: saved by a monitor made otherwise');
   if (monitor.cycles !== 0 || vms.length !== saved.vms.length || vms.some((vm, i) => monitor.vms[i] !== vm)) throw new Error('restore into a fresh monitor with a VM made for each saved one');
   const memory = monitor.memory;
   const nodes = monitor.layout.nodes.length;
@@ -301,10 +305,11 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   for (const mpn of saved.pages.keys()) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
   const scheduler = readScheduler(w.object('scheduler'), saved.vms, monitor.cpus);
   const policy = w.value('policy') === null ? null : readPolicy(w.object('policy'), nodes);
-  if (policy !== null && monitor.timingModel === undefined) throw new StateError('snapshot.whole.policy: the NUMA policy without a timing configuration');
+  if (policy !== null && (monitor.timingModel === undefined || addsTiming)) throw new StateError('snapshot.whole.policy: the NUMA policy without a timing configuration');
   const subnet = readSubnet(w.object('subnet'), monitor);
-  const model = monitor.timingModel;
+  const model = addsTiming ? undefined : monitor.timingModel;
   if ((w.value('timing') === null) !== (model === undefined)) throw new StateError('snapshot.whole.timing: saved with another timing configuration');
+  if (model === undefined && mode !== 'fast') throw new StateError('snapshot.whole.mode: timing mode without a timing model saved');
   let writes: ReturnType<MissCounters['saveWatch']> | null = null;
   if (model !== undefined) {
     const x = w.object('writes');
@@ -352,7 +357,7 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
     restoreTimingModel(model, w.object('timing'));
     model.counters.restoreWatch(writes!);
     monitor.setExecutionMode(mode);
-  } else if (mode !== 'fast') throw new StateError('snapshot.whole.mode: timing mode without a timing configuration');
+  }
   monitor.cycles = cycles;
   monitor.instructions = instructions;
 }

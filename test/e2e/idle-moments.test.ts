@@ -8,8 +8,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { MonitorSession } from '../../src/guest/monitor-session.js';
-import { GuestSession } from '../../src/guest/session.js';
+import { bootedGuest, bootedMonitor } from '../helpers/booted.js';
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
@@ -24,7 +23,7 @@ describe('host actions at the guest\'s idle moments', { skip }, () => {
   it('bare Linux: the machine\'s time seen by atIdle does not depend on when the host asks', async () => {
     const seen: number[] = [];
     for (const hostDelay of [0, 300]) {
-      const session = await GuestSession.boot({ kernel, initrd, config, holdIdle: true });
+      const session = await bootedGuest({ kernel, initrd, config, holdIdle: true });
       try {
         const r = await session.exec(COMMAND);
         assert.equal(r.status, 0, r.output);
@@ -41,7 +40,7 @@ describe('host actions at the guest\'s idle moments', { skip }, () => {
     const seen: number[] = [];
     const seenByMachine: number[] = [];
     for (const hostDelay of [0, 300]) {
-      const session = await MonitorSession.boot({ kernel, initrd, config, vms: [{ name: 'vm', vcpus: 2, memoryBytes: 64 * 2 ** 20 }] });
+      const session = await bootedMonitor({ kernel, initrd, config, vms: [{ name: 'vm', vcpus: 2, memoryBytes: 64 * 2 ** 20 }] });
       try {
         const r = await session.exec('vm', COMMAND);
         assert.equal(r.status, 0, r.output);
