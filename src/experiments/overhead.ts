@@ -10,6 +10,7 @@ import { latenciesFromDistances } from '../board/topology.js';
 import type { Hart } from '../cpu/hart.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
+import { cachedBoot, contentHash } from '../guest/boot-cache.js';
 import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
@@ -193,17 +194,30 @@ type Counters = Breakdown & { tlbMisses: number; secondLevelHits: number; monito
 /** What a subject has counted of its exits so far, by cause. */
 type ExitCounts = Record<string, number>;
 
-/** What the measuring loop needs of bare Linux or of the VM. */
+/** What the measuring loop needs of bare Linux or of the VM, as one session runs it. */
 interface Subject {
-  /** "on bare Linux", "in the VM": for messages. */
-  where: string;
-  label: string;
   exec(command: string): Promise<{ status: number; output: string }>;
   /** Runs `action` at the guest's next idle moment between commands: the same guest instant in every run. */
   atIdle<T>(action: () => T): Promise<T>;
   setMode(mode: ExecutionMode): void;
   counters(): Counters;
   exits(): ExitCounts;
+  /** The whole machine, at the guest's next idle moment (for a restore). */
+  snapshot(): Promise<Uint8Array>;
+  kill(): Promise<void>;
+}
+
+/** One side of the comparison: bare Linux, or Linux in a VM run one way. */
+interface Side {
+  /** "on bare Linux", "in the VM": for messages. */
+  where: string;
+  label: string;
+  /** What decides its boot: its machine, guest and monitor (a key of the snapshot cache). */
+  key: object;
+  /** Boots Linux, in fast mode. */
+  boot(): Promise<Subject>;
+  /** Continues a snapshot a subject of this side took, ready for `mode`. */
+  restore(bytes: Uint8Array, mode: ExecutionMode): Promise<Subject>;
 }
 
 /**
@@ -232,81 +246,103 @@ export function seededCommand(command: string, run: number): string {
   return `${command} -S ${run + 1}`;
 }
 
-/** Every workload: a warm-up run, then `repeat` measured runs in the options' mode, one per input seed. */
-async function measure(o: OverheadOptions, subject: Subject): Promise<RunMeasure[][]> {
-  await turnAslrOff((command) => subject.exec(command), subject.where);
+/** A snapshot that `make` takes from a subject of `side`, kept in the boot cache under `step` (boot-cache.ts). */
+async function kept(side: Side, step: object, make: () => Promise<Subject>, then: (s: Subject) => Promise<void>): Promise<Uint8Array> {
+  const { bytes } = await cachedBoot({ experiment: 'overhead', ...side.key, step }, async () => {
+    const subject = await make();
+    try {
+      await then(subject);
+      return await subject.snapshot();
+    } finally {
+      await subject.kill();
+    }
+  });
+  return bytes;
+}
+
+/**
+ * Every workload on one side. Linux boots once per side (a snapshot, kept between runs of the experiment), with
+ * ASLR turned off; each workload restores that, runs once unmeasured (the warm-up, also kept), and each
+ * measured run restores the warmed-up guest and runs in the options' mode with its own input seed: every run
+ * starts from the same state, its caches cold, whether the guest was booted now or earlier.
+ */
+async function measure(o: OverheadOptions, side: Side): Promise<RunMeasure[][]> {
   const mode = o.mode ?? 'fast';
+  o.onStatus?.(`${side.label}, booting Linux`);
+  const booted = await kept(side, { booted: 'ASLR off' }, () => side.boot(), (s) => turnAslrOff((command) => s.exec(command), side.where));
   const out: RunMeasure[][] = [];
   for (const w of o.workloads) {
-    o.onStatus?.(`${subject.label} ${w.name}, warm-up run`);
-    await warmUp(subject.exec(w.command), w, subject.where);
+    o.onStatus?.(`${side.label} ${w.name}, warm-up run`);
+    const warm = await kept(side, { warm: w.command }, () => side.restore(booted, 'fast'), (s) => warmUp(s.exec(w.command), w, side.where));
     const runs: RunMeasure[] = [];
     for (let k = 0; k < (o.repeat ?? 1); k++) {
-      o.onStatus?.(`${subject.label} ${w.name}, run ${k + 1}/${o.repeat ?? 1}`);
-      // The mode switches and the counters are read at idle moments, not whenever the host's await returns:
-      // the guest runs on meanwhile, and the results would depend on the host's speed.
-      const [before, exitsBefore] = await subject.atIdle(() => {
-        subject.setMode(mode);
-        return [subject.counters(), subject.exits()] as const;
-      });
-      const started = performance.now();
-      const r = await subject.exec(seededCommand(w.command, k));
-      const hostSeconds = (performance.now() - started) / 1000;
-      const [after, exitsAfter] = await subject.atIdle(() => {
-        subject.setMode('fast');
-        return [subject.counters(), subject.exits()] as const;
-      });
-      const d = minus(after, before);
-      const exits = Object.fromEntries(Object.entries(exitsAfter).map(([k, n]) => [k, n - (exitsBefore[k] ?? 0)]).filter(([, n]) => (n as number) > 0));
-      const { guestSeconds, checksum } = parseResult(w.name, subject.where, r.status, r.output);
-      runs.push({
-        guestSeconds, hostSeconds, checksum, breakdown: { user: d.user, kernel: d.kernel, monitor: d.monitor, idle: d.idle },
-        tlbMisses: d.tlbMisses, secondLevelHits: d.secondLevelHits, monitorCalls: d.monitorCalls, memoryCycles: d.memoryCycles, exits,
-      });
-      o.onProgress?.(`${subject.label} ${w.name}: ${(guestSeconds * 1000).toFixed(3)} ms simulated, ${hostSeconds.toFixed(1)} s host`);
+      o.onStatus?.(`${side.label} ${w.name}, run ${k + 1}/${o.repeat ?? 1}`);
+      const subject = await side.restore(warm, mode);
+      try {
+        // The mode switches and the counters are read at idle moments, not whenever the host's await returns:
+        // the guest runs on meanwhile, and the results would depend on the host's speed.
+        const [before, exitsBefore] = await subject.atIdle(() => {
+          subject.setMode(mode);
+          return [subject.counters(), subject.exits()] as const;
+        });
+        const started = performance.now();
+        const r = await subject.exec(seededCommand(w.command, k));
+        const hostSeconds = (performance.now() - started) / 1000;
+        const [after, exitsAfter] = await subject.atIdle(() => {
+          subject.setMode('fast');
+          return [subject.counters(), subject.exits()] as const;
+        });
+        const d = minus(after, before);
+        const exits = Object.fromEntries(Object.entries(exitsAfter).map(([key, n]) => [key, n - (exitsBefore[key] ?? 0)]).filter(([, n]) => (n as number) > 0));
+        const { guestSeconds, checksum } = parseResult(w.name, side.where, r.status, r.output);
+        runs.push({
+          guestSeconds, hostSeconds, checksum, breakdown: { user: d.user, kernel: d.kernel, monitor: d.monitor, idle: d.idle },
+          tlbMisses: d.tlbMisses, secondLevelHits: d.secondLevelHits, monitorCalls: d.monitorCalls, memoryCycles: d.memoryCycles, exits,
+        });
+        o.onProgress?.(`${side.label} ${w.name}: ${(guestSeconds * 1000).toFixed(3)} ms simulated, ${hostSeconds.toFixed(1)} s host`);
+      } finally {
+        await subject.kill();
+      }
     }
     out.push(runs);
   }
   return out;
 }
 
-/** Boots bare Linux on the machine and runs every workload in turn. */
-async function runBare(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array): Promise<RunMeasure[][]> {
+/** Bare Linux on the machine. */
+function bareSide(kernel: Uint8Array, initrd: Uint8Array): Side {
+  const subject = (session: GuestSession, model: TimingModel | undefined): Subject => ({
+    exec: (command) => session.exec(command),
+    atIdle: (action) => session.atIdle(action),
+    setMode: (mode) => { if (model !== undefined) setExecutionMode(session.machine, mode); },
+    counters: () => ({ ...bareCycles(session.machine.harts), secondLevelHits: 0, monitorCalls: 0, memoryCycles: modelCycles(model) }),
+    exits: () => ({}),
+    snapshot: () => session.snapshot(),
+    kill: () => session.kill(),
+  });
   // Commands reach the guest at the same guest instant in every run (holdIdle): the results reproduce.
-  const session = await GuestSession.boot({ kernel, initrd, config: OVERHEAD_MACHINE, holdIdle: true });
-  const model = o.mode === 'timing' ? configureTiming(session.machine, OVERHEAD_LATENCIES) : undefined;
-  try {
-    return await measure(o, {
-      where: 'on bare Linux',
-      label: 'bare',
-      exec: (command) => session.exec(command),
-      atIdle: (action) => session.atIdle(action),
-      setMode: (mode) => { if (model !== undefined) setExecutionMode(session.machine, mode); },
-      counters: () => ({ ...bareCycles(session.machine.harts), secondLevelHits: 0, monitorCalls: 0, memoryCycles: modelCycles(model) }),
-      exits: () => ({}),
-    });
-  } finally {
-    await session.kill();
-  }
+  const options = { kernel, initrd, config: OVERHEAD_MACHINE, holdIdle: true };
+  return {
+    where: 'on bare Linux', label: 'bare',
+    key: { side: 'bare', kernel: contentHash(kernel), initrd: contentHash(initrd), config: OVERHEAD_MACHINE },
+    boot: async () => subject(await GuestSession.boot(options), undefined),
+    restore: async (bytes, mode) => {
+      const session = await GuestSession.boot({ ...options, restore: bytes });
+      // The model attached to the restored machine, in fast mode until the measured run: its caches start cold.
+      return subject(session, mode === 'timing' ? configureTiming(session.machine, OVERHEAD_LATENCIES) : undefined);
+    },
+  };
 }
 
-/** Boots the same Linux in one VM that has the whole machine, run as `variant` says, and runs every workload in turn. */
-async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array, variant: VmVariant): Promise<RunMeasure[][]> {
+/** The same Linux in one VM that has the whole machine, run as `variant` says. */
+function vmSide(kernel: Uint8Array, initrd: Uint8Array, variant: VmVariant): Side {
   const machineMemory = OVERHEAD_MACHINE.nodes.reduce((s, n) => s + n.memoryBytes, 0);
-  const session = await MonitorSession.boot({
-    kernel, initrd, config: OVERHEAD_MACHINE, vms: [{ name: 'vm', vcpus: OVERHEAD_MACHINE.harts, memoryBytes: machineMemory }],
-    monitor: {
-      timing: o.mode === 'timing' ? { latencies: OVERHEAD_LATENCIES } : undefined,
-      mmu: variant.mmu,
-      costs: scaleCosts(DEFAULT_COSTS, variant.costScale),
-    },
-  });
-  const monitor = session.monitor;
-  const vm = session.vm('vm');
-  try {
-    return await measure(o, {
-      where: 'in the VM',
-      label: 'vm',
+  const monitorOptions = { mmu: variant.mmu, costs: scaleCosts(DEFAULT_COSTS, variant.costScale) };
+  const options = { kernel, initrd, config: OVERHEAD_MACHINE, vms: [{ name: 'vm', vcpus: OVERHEAD_MACHINE.harts, memoryBytes: machineMemory }] };
+  const subject = (session: MonitorSession): Subject => {
+    const monitor = session.monitor;
+    const vm = session.vm('vm');
+    return {
       exec: (command) => session.exec('vm', command),
       atIdle: (action) => session.atIdle('vm', action),
       setMode: (mode) => { if (monitor.timingModel !== undefined) monitor.setExecutionMode(mode); },
@@ -319,10 +355,20 @@ async function runVm(o: OverheadOptions, kernel: Uint8Array, initrd: Uint8Array,
         };
       },
       exits: () => accountVm(monitor, vm).exitCauses,
-    });
-  } finally {
-    await session.kill();
-  }
+      snapshot: () => session.snapshot(),
+      kill: () => session.kill(),
+    };
+  };
+  return {
+    where: 'in the VM', label: `vm ${variantName(variant)}`,
+    key: { side: 'vm', kernel: contentHash(kernel), initrd: contentHash(initrd), config: OVERHEAD_MACHINE, vms: options.vms, monitor: monitorOptions },
+    boot: async () => subject(await MonitorSession.boot({ ...options, monitor: monitorOptions })),
+    // Booted and warmed up in fast mode with no timing configuration; in timing mode the monitor gets a fresh
+    // model on restore (its caches cold), as if it had had one all along.
+    restore: async (bytes, mode) => subject(await MonitorSession.boot({
+      ...options, restore: bytes, monitor: { ...monitorOptions, timing: mode === 'timing' ? { latencies: OVERHEAD_LATENCIES } : undefined },
+    })),
+  };
 }
 
 export function overheadTable(results: readonly OverheadResult[]): string {
@@ -355,17 +401,14 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult[]>
   const kernel = readFileSync(o.guest.kernel);
   const initrd = readFileSync(o.guest.initramfs);
   mkdirSync(o.outDir, { recursive: true });
-  o.onProgress?.('booting bare Linux');
-  o.onStatus?.('bare, booting Linux');
-  const bare = await runBare(o, kernel, initrd);
+  o.onProgress?.('bare Linux');
+  const bare = await measure(o, bareSide(kernel, initrd));
   const variants = o.variants ?? [NOMINAL];
   if (variants.length === 0) throw new ExperimentError('no way to run the VM was asked for');
   const vms: RunMeasure[][][] = [];
   for (const variant of variants) {
-    const name = variantName(variant);
-    o.onProgress?.(`booting Linux in a VM under the monitor (${name})`);
-    o.onStatus?.(`vm ${name}, booting Linux under the monitor`);
-    vms.push(await runVm(o, kernel, initrd, variant));
+    o.onProgress?.(`Linux in a VM under the monitor (${variantName(variant)})`);
+    vms.push(await measure(o, vmSide(kernel, initrd, variant)));
   }
   const results = o.workloads.map((w, i): OverheadResult => {
     const bareRuns = bare[i]!;
