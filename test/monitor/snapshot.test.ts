@@ -14,7 +14,7 @@ import { FREE, PAGE } from '../../src/monitor/machine-memory.js';
 import { saveMonitor } from '../../src/monitor/monitor-snapshot.js';
 import { Monitor, type MonitorOptions } from '../../src/monitor/monitor.js';
 import { DEFAULT_POLICY } from '../../src/monitor/numa-policy.js';
-import type { VirtualMachine } from '../../src/monitor/vm.js';
+import type { MmuMode, VirtualMachine } from '../../src/monitor/vm.js';
 import { saveMachine } from '../../src/board/snapshot.js';
 import { formatStatsText, StatsRegistry } from '../../src/timing/stats.js';
 import { requireToolchain } from '../helpers/asm.js';
@@ -28,9 +28,9 @@ interface Run {
   consoles: Map<string, number[]>;
 }
 
-function options(timing: boolean): MonitorOptions {
+function options(timing: boolean, mmu: MmuMode): MonitorOptions {
   return {
-    config: SEAM_MACHINE, quantumRounds: 8, translate: true,
+    config: SEAM_MACHINE, quantumRounds: 8, translate: true, mmu,
     // In timing mode the NUMA policy acts too, eager enough to move and replicate pages within a short run.
     ...(timing ? { timing: { latencies: LATENCIES, cache: { sizeBytes: 16 * 1024 } }, policy: { ...DEFAULT_POLICY, hotMisses: 4, intervalRounds: 16 } } : {}),
   };
@@ -43,9 +43,9 @@ function consoleFor(consoles: Map<string, number[]>, name: string): (bytes: Uint
 }
 
 /** Two VMs of two vCPUs on the two CPUs: `a`, and `b` with a network card, running the program with other data. */
-function boot(t: TestContext, timing: boolean): Run | undefined {
+function boot(t: TestContext, timing: boolean, mmu: MmuMode): Run | undefined {
   if (!requireToolchain(t)) return undefined;
-  const monitor = new Monitor(options(timing));
+  const monitor = new Monitor(options(timing, mmu));
   const consoles = new Map<string, number[]>();
   const a = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: consoleFor(consoles, 'a') });
   const b = monitor.createVm({ name: 'b', vcpus: 2, memoryBytes: 16 * MiB, net: true, console: consoleFor(consoles, 'b') });
@@ -83,8 +83,8 @@ function text(bytes: readonly number[]): string {
 }
 
 /** Checks the property for (N, M) pairs: one straight run, saved at each N and compared at each N + M. */
-function checkWhole(t: TestContext, timing: boolean, pairs: [number, number][]): void {
-  const straight = boot(t, timing);
+function checkWhole(t: TestContext, timing: boolean, pairs: [number, number][], mmu: MmuMode = 'software'): void {
+  const straight = boot(t, timing, mmu);
   if (straight === undefined) return;
   const saves = new Map<number, { bytes: Uint8Array; consoles: Map<string, number> }>();
   const checks = new Map<number, { consoles: Map<string, string>; stats: string; state: Buffer }>();
@@ -161,7 +161,7 @@ function guestVisible(vm: VirtualMachine): Buffer {
  */
 function checkOneVm(t: TestContext, pairs: [number, number][]): void {
   if (!requireToolchain(t)) return;
-  const make = (): Run => ({ monitor: new Monitor(options(false)), consoles: new Map() });
+  const make = (): Run => ({ monitor: new Monitor(options(false, 'software')), consoles: new Map() });
   const straight = make();
   const vm = straight.monitor.createVm({ name: 'a', vcpus: 3, memoryBytes: 16 * MiB, console: consoleFor(straight.consoles, 'a') });
   startSeamProgram(vm, 3);
@@ -210,6 +210,11 @@ describe('VMs under the monitor saved after N rounds and restored run M more exa
     chosen[0]![0] = TIMING_FROM + 1 + (chosen[0]![0] % (FAST_FROM - TIMING_FROM - 1));
     chosen[1]![1] = Math.max(chosen[1]![1], 250 - chosen[1]![0]);
     checkWhole(t, true, chosen);
+  });
+  it(`the whole machine, timing mode with the nested walk: its G-stage TLBs (seed ${seed})`, (t) => {
+    const chosen = pairs(seed + 3, 150).slice(0, 2);
+    chosen[0]![0] = TIMING_FROM + 1 + (chosen[0]![0] % (FAST_FROM - TIMING_FROM - 1));
+    checkWhole(t, true, chosen, 'nested');
   });
   it(`one VM alone, restored on other machine pages (seed ${seed})`, (t) => checkOneVm(t, pairs(seed + 2)));
 });
