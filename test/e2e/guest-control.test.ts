@@ -10,6 +10,7 @@ import { configureTiming } from '../../src/board/timing-mode.js';
 import { topologyPreset } from '../../src/board/topology.js';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { GuestSession } from '../../src/guest/session.js';
+import { bootedGuest } from '../helpers/booted.js';
 
 const MiB = 2 ** 20;
 const guest = findBuiltGuest();
@@ -68,7 +69,7 @@ describe('guest control (mbctl)', { skip }, () => {
 
   it('without a timing configuration mbctl says so', async () => {
     const { config } = topologyPreset('uma', 256 * MiB);
-    const session = await GuestSession.boot({ kernel: readFileSync(guest!.kernel), initrd: readFileSync(guest!.initramfs), config });
+    const session = await bootedGuest({ kernel: readFileSync(guest!.kernel), initrd: readFileSync(guest!.initramfs), config });
     try {
       const r = await session.exec('mbctl roi begin');
       assert.equal(r.status, 1);

@@ -9,7 +9,8 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { RAM_BASE } from '../../src/board/address-map.js';
 import { topologyPreset } from '../../src/board/topology.js';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { MonitorSession } from '../../src/guest/monitor-session.js';
+import type { MonitorSession } from '../../src/guest/monitor-session.js';
+import { bootedMonitor } from '../helpers/booted.js';
 import { FREE, PAGE, type MachineMemory } from '../../src/monitor/machine-memory.js';
 import type { VirtualMachine } from '../../src/monitor/vm.js';
 
@@ -78,7 +79,7 @@ describe('two Linux VMs under the monitor', { skip }, () => {
   const started = performance.now();
 
   before(async () => {
-    session = await MonitorSession.boot({
+    session = await bootedMonitor({
       kernel: readFileSync(guest!.kernel),
       initrd: readFileSync(guest!.initramfs),
       config: topologyPreset('numa4x2', 2 ** 30).config,
@@ -288,7 +289,7 @@ describe('two Linux VMs under the monitor', { skip }, () => {
 
 describe('a monitor session holding idle time (the default)', { skip }, () => {
   it('gives a VM its command while another VM never idles', async () => {
-    const session = await MonitorSession.boot({
+    const session = await bootedMonitor({
       kernel: readFileSync(guest!.kernel),
       initrd: readFileSync(guest!.initramfs),
       config: topologyPreset('numa4x2', 2 ** 30).config,

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { topologyPreset } from '../../src/board/topology.js';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { GuestSession } from '../../src/guest/session.js';
+import { bootedGuest } from '../helpers/booted.js';
 
 const GiB = 2 ** 30;
 const guest = findBuiltGuest();
@@ -14,7 +14,7 @@ const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js 
 describe('NUMA topology in the guest', { skip }, () => {
   it('numa4x2 with 1 GiB: four nodes of two CPUs, a quarter of the memory each, the mesh distances', async () => {
     const { config } = topologyPreset('numa4x2', GiB);
-    const session = await GuestSession.boot({ kernel: readFileSync(guest!.kernel), initrd: readFileSync(guest!.initramfs), config });
+    const session = await bootedGuest({ kernel: readFileSync(guest!.kernel), initrd: readFileSync(guest!.initramfs), config });
     try {
       const r = await session.exec('cd /sys/devices/system/node; for n in node*; do ' +
         'echo "$n cpus=$(cat $n/cpulist) distance=$(cat $n/distance) kB=$(awk \'/MemTotal/ { print $4 }\' $n/meminfo)"; done');

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { MonitorSession } from '../../src/guest/monitor-session.js';
+import type { MonitorSession } from '../../src/guest/monitor-session.js';
+import { bootedMonitor } from '../helpers/booted.js';
 import type { MachineConfig } from '../../src/board/address-map.js';
 import { PAGE } from '../../src/monitor/machine-memory.js';
 import { endLine } from '../../src/cli/vm-commands.js';
@@ -26,7 +27,7 @@ describe('four VMs of 256 MiB on a 512 MiB machine', { skip }, () => {
   const names = ['a', 'b', 'c', 'd'];
 
   before(async () => {
-    session = await MonitorSession.boot({
+    session = await bootedMonitor({
       kernel: readFileSync(guest!.kernel),
       initrd: readFileSync(guest!.initramfs),
       config: uma(512, 4),
@@ -76,7 +77,7 @@ describe('a VM that fills memory without end on an overcommitted machine', { ski
   let session: MonitorSession;
 
   before(async () => {
-    session = await MonitorSession.boot({
+    session = await bootedMonitor({
       kernel: readFileSync(guest!.kernel),
       initrd: readFileSync(guest!.initramfs),
       // 256 + 2 × 64 MiB of VMs on 256 MiB: the hog alone could use the whole machine.

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { MonitorSession } from '../../src/guest/monitor-session.js';
+import type { MonitorSession } from '../../src/guest/monitor-session.js';
+import { bootedMonitor } from '../helpers/booted.js';
 import { FREE } from '../../src/monitor/machine-memory.js';
 import { referenceChecksum } from '../helpers/reference-checks.js';
 
@@ -22,7 +23,7 @@ describe('content-based page sharing between two Linux VMs', { skip }, () => {
   let session: MonitorSession;
 
   before(async () => {
-    session = await MonitorSession.boot({
+    session = await bootedMonitor({
       kernel: readFileSync(guest!.kernel),
       initrd: readFileSync(guest!.initramfs),
       config: { harts: 2, nodes: [{ memoryBytes: 512 * MiB, harts: [0, 1] }] },

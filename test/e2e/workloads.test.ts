@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { GuestSession } from '../../src/guest/session.js';
+import type { GuestSession } from '../../src/guest/session.js';
+import { bootedGuest } from '../helpers/booted.js';
 import { assertChecks, checksScript, referenceChecksum, referenceCommands } from '../helpers/reference-checks.js';
 
 const MiB = 2 ** 20;
@@ -24,7 +25,7 @@ describe('the workloads in the guest', { skip }, () => {
   let session: GuestSession;
 
   before(async () => {
-    session = await GuestSession.boot({
+    session = await bootedGuest({
       kernel: readFileSync(guest!.kernel),
       initrd: readFileSync(guest!.initramfs),
       config: { harts: 2, nodes: [{ memoryBytes: 256 * MiB, harts: [0, 1] }] },
