@@ -229,7 +229,8 @@ function registerNuma(experiment: Command): void {
     .option('--quick', 'smaller runs (engineering and wshare only), for the tests')
     .option('--repeat <n>', 'measured runs of each workload per case, run k with input seed k; the median is the figure', '3')
     .option('--policy-scales <list>', 'a policy case per factor, the policy\'s thresholds multiplied by it (default 0.5,1,2; 1 with --quick)')
-    .action(async (flags: { out: string; quick?: boolean; repeat: string; policyScales?: string }) => {
+    .option('--workloads <list>', `comma-separated workloads to run, of ${numa.FULL_WORKLOADS.map((w) => w.name).join(', ')} (default: all; with --quick ${numa.QUICK_WORKLOADS.map((w) => w.name).join(', ')})`)
+    .action(async (flags: { out: string; quick?: boolean; repeat: string; policyScales?: string; workloads?: string }) => {
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
       const list = flags.policyScales ?? (flags.quick ? '1' : '0.5,1,2');
       const policyScales = [...new Set(list.split(',').map((text) => {
@@ -240,11 +241,12 @@ function registerNuma(experiment: Command): void {
         return factor;
       }))];
       if (!policyScales.includes(1)) throw new UsageError(`--policy-scales must include 1 (the policy itself), not '${list}'`);
+      const workloads = pickWorkloads(flags.quick ? numa.QUICK_WORKLOADS : numa.FULL_WORKLOADS, flags.workloads);
       writableOut(flags.out);
       const guest = builtGuest();
       try {
         const results = await withProgress('numa', (p) => numa.runNuma({
-          guest, outDir: flags.out, workloads: flags.quick ? numa.QUICK_WORKLOADS : numa.FULL_WORKLOADS, repeat, policyScales, ...p,
+          guest, outDir: flags.out, workloads, repeat, policyScales, ...p,
         }));
         process.stdout.write(numa.numaTable(results));
         process.stdout.write(noteGuest(flags.out, numa.RESULTS_TABLE, guest));

@@ -277,7 +277,11 @@ export async function runNuma(o: NumaOptions): Promise<NumaWorkloadResult[]> {
     const request: CaseRequest = { ...spec, guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, workloads: [...o.workloads], repeat: o.repeat ?? 3 };
     const r = await runCaseInChild<NumaCaseResult>(import.meta.url, request, name);
     cases.push(r);
-    for (const w of r.workloads) o.onProgress?.(`${name} ${w.name}: ${w.runs.map((x) => x.timeMs.toFixed(1)).join(', ')} ms`);
+    for (const w of r.workloads) {
+      const run = (x: NumaRun): string => `${x.timeMs.toFixed(1)} ms (${(100 * x.missesLocal / Math.max(1, x.missesLocal + x.missesRemote)).toFixed(1)} % local` +
+        (x.migrated + x.replicated > 0 ? `, ${x.migrated} migrated, ${x.replicated} replicated)` : ')');
+      o.onProgress?.(`${name} ${w.name}: ${w.runs.map(run).join('; ')}`);
+    }
   }
   const results = summarize(cases);
   writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
