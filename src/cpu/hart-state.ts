@@ -322,14 +322,18 @@ export class HartState implements FpState {
     this.fetchInvalidate();
   }
 
-  /** The monitor moved or dropped the machine page at `physicalPage`: every entry of it goes, at both levels. */
-  shootDown(physicalPage: number): void {
+  /**
+   * The monitor moved or dropped the machine page at `physicalPage`: every entry of it goes, at both levels.
+   * Says whether the modelled TLB (the hardware's first level) held one: only then does the vCPU need an IPI.
+   */
+  shootDown(physicalPage: number): boolean {
     for (const set of this.tlbSets) set.flushPhysical(physicalPage);
     this.secondLevel?.flushPhysical(physicalPage);
-    this.tlbModel.flushPhysical(physicalPage);
+    const held = this.tlbModel.flushPhysical(physicalPage);
     // The G-stage TLB keeps no machine addresses: any change to the pmap empties it, as HFENCE.GVMA would.
     this.gStageTlb?.flush();
     this.fetchInvalidate();
+    return held;
   }
 
   /** Overridden by the interpreter, which caches the current fetch page. */

@@ -114,9 +114,15 @@ export class TlbModel {
     this.large.flushPage(vpn);
   }
 
-  /** Drops every entry that maps the machine page at `address` (a shootdown). */
-  flushPhysical(address: number): void {
-    for (let i = 0; i < this.tag.length; i++) if (this.page[i] === address) this.tag[i] = TLB_INVALID;
-    this.large.flushPhysical(address);
+  /** Drops every entry that maps the machine page at `address` (a shootdown); says whether there was one. */
+  flushPhysical(address: number): boolean {
+    let held = false;
+    for (let i = 0; i < this.tag.length; i++) {
+      if (this.page[i] === address && this.tag[i] !== TLB_INVALID) {
+        this.tag[i] = TLB_INVALID;
+        held = true;
+      }
+    }
+    return this.large.flushPhysical(address) || held;
   }
 }

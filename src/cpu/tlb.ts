@@ -178,11 +178,16 @@ export class LargeEntries {
     if (this.tag[frame & this.mask] === frame) this.tag[frame & this.mask] = TLB_INVALID;
   }
 
-  /** Drops every entry whose block holds the machine page at `address`. */
-  flushPhysical(address: number): void {
+  /** Drops every entry whose block holds the machine page at `address`; says whether there was one. */
+  flushPhysical(address: number): boolean {
+    let held = false;
     for (let j = 0; j < this.size; j++) {
-      if (address >= this.base[j]! && address < this.base[j]! + LARGE_PAGE_BYTES) this.tag[j] = TLB_INVALID;
+      if (this.tag[j] !== TLB_INVALID && address >= this.base[j]! && address < this.base[j]! + LARGE_PAGE_BYTES) {
+        this.tag[j] = TLB_INVALID;
+        held = true;
+      }
     }
+    return held;
   }
 }
 

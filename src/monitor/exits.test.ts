@@ -144,7 +144,7 @@ test('pages shared between VMs are copy-on-write: a store or a DMA write gets a 
   memoryB.write(DATA_PA + PAGE, bytes);
   const shootDowns: number[] = [];
   const shoot = b.vcpus[0]!.shootDown.bind(b.vcpus[0]!);
-  b.vcpus[0]!.shootDown = (address) => { shootDowns.push(address); shoot(address); };
+  b.vcpus[0]!.shootDown = (address) => { shootDowns.push(address); return shoot(address); };
   const pagesBefore = monitor.memory.pagesInUse();
   b.pmap.shareFrom(gppn, a.pmap, gppn);
   b.pmap.shareFrom(gppn + 1, a.pmap, gppn);
@@ -282,7 +282,7 @@ test('a shared page that moves is shot down in every VM that maps it, and each f
   vms.forEach((vm, i) => {
     const h = vm.vcpus[0]!;
     const shoot = h.shootDown.bind(h);
-    h.shootDown = (address) => { shot[i]!.push(address); shoot(address); };
+    h.shootDown = (address) => { shot[i]!.push(address); return shoot(address); };
   });
   // a and b share the page; c keeps its own.
   vms[1]!.pmap.shareFrom(gppn, vms[0]!.pmap, gppn);

@@ -228,6 +228,7 @@ export class NumaPolicy {
       return;
     }
     const h = this.chargedVcpu(vm, best);
+    const mark = vm.tlbShootdowns.slice();
     let to: number;
     try {
       to = vm.pmap.migrate(gppn, best);
@@ -236,7 +237,7 @@ export class NumaPolicy {
       this.left(vm, 'leftOther');
       return;
     }
-    let cycles = this.copyCost(vm, h, mpn, to, true);
+    let cycles = this.copyCost(vm, h, mpn, to, vm.shootdownIpis(mark, h.id));
     const timing = h.memoryTiming;
     const cpu = this.host.lastCpu(vm, h);
     if (timing !== undefined && cpu >= 0) {
@@ -271,6 +272,7 @@ export class NumaPolicy {
    */
   private replicate(vm: VirtualMachine, mpn: number, gppn: number, readers: readonly number[], key: number): void {
     const memory = this.host.memory;
+    const mark = vm.tlbShootdowns.slice();
     const made = vm.pmap.replicate(gppn, readers);
     if (made.length === 0) {
       this.left(vm, 'leftOther');
@@ -280,7 +282,7 @@ export class NumaPolicy {
     made.forEach((copy, i) => {
       const node = memory.nodeOf(copy);
       const h = this.chargedVcpu(vm, node);
-      let cycles = this.copyCost(vm, h, mpn, copy, i === 0);
+      let cycles = this.copyCost(vm, h, mpn, copy, i === 0 ? vm.shootdownIpis(mark, h.id) : 0);
       const timing = h.memoryTiming;
       const cpu = this.host.lastCpu(vm, h);
       if (timing !== undefined && cpu >= 0) cycles += this.host.memmap.entry(timing, cpu, copy, true);
@@ -314,12 +316,12 @@ export class NumaPolicy {
 
   /**
    * What copying machine page `from` to `to` costs vCPU `h` of `vm`, which does it: the table's `pageCopy`,
-   * an IPI per other vCPU when the copy needs a shootdown first, and in timing mode the old page's lines read
-   * and the new one's written, through the cache of the CPU it last ran on (`lastCpu`).
+   * `ipis` IPIs for the shootdown before it (one per other vCPU whose TLB held the page), and in timing mode
+   * the old page's lines read and the new one's written, through the cache of the CPU it last ran on (`lastCpu`).
    */
-  private copyCost(vm: VirtualMachine, h: Hart, from: number, to: number, shootDown: boolean): number {
+  private copyCost(vm: VirtualMachine, h: Hart, from: number, to: number, ipis: number): number {
     const { costs, memory } = this.host;
-    let cycles = costs.pageCopy + (shootDown ? (vm.vcpus.length - 1) * costs.ipi : 0);
+    let cycles = costs.pageCopy + ipis * costs.ipi;
     const timing: MemoryTiming | undefined = h.memoryTiming;
     const cpu = this.host.lastCpu(vm, h);
     if (timing !== undefined && cpu >= 0) {

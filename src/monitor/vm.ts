@@ -105,6 +105,8 @@ export class VirtualMachine {
   readonly exits = new Map<string, number>();
   /** The same per vCPU. */
   readonly vcpuExits: Map<string, number>[];
+  /** Per vCPU: shootdowns that found an entry of the page in its TLB (`shootdownIpis`). */
+  readonly tlbShootdowns: Uint32Array;
   /** Set when the machine had no page for this VM: the monitor stops it after its vCPU's run. */
   outOfMemory: string | undefined = undefined;
   private readonly costs: MonitorCosts;
@@ -149,6 +151,7 @@ export class VirtualMachine {
       this.pmap.release();
       throw error;
     }
+    this.tlbShootdowns = new Uint32Array(options.vcpus);
     this.vcpuExits = this.machine.harts.map(() => new Map<string, number>());
     for (const h of this.machine.harts) {
       // A vCPU has no PMP of its own: what the guest may touch is the pmap's to say (H's G-stage), and the
@@ -185,9 +188,12 @@ export class VirtualMachine {
       case 'guest-page-fault': {
         const gppn = this.gppnOf(exit.gpa);
         const before = this.pmap.lookup(gppn);
+        const mark = this.tlbShootdowns.slice();
         const resolution = this.resolveFault(gppn, exit.needs);
         if (resolution === undefined) return WAIT;
         this.charge(h, `guest-page-fault.${resolution}`);
+        // A copy-on-write break or a collapse takes the old page from the other vCPUs' TLBs that hold it.
+        h.chargeMonitor(this.shootdownIpis(mark, h.id) * this.costs.ipi);
         const timing = h.memoryTiming;
         if (timing !== undefined) h.chargeMonitor(this.faultReferences(timing, h.timingCpu, resolution, exit.gpa, before, this.pmap.lookup(gppn)));
         return resolution === 'wait' ? WAIT : RESUME;
@@ -276,11 +282,22 @@ export class VirtualMachine {
   }
 
   /**
+   * The IPIs vCPU `from` needs for the shootdowns since `mark` (a copy of `tlbShootdowns` taken before): one per
+   * other vCPU whose TLB held an entry of a page shot down. Disco's memmap kept, per page, the TLBs that mapped
+   * it, so that a shootdown interrupts only those.
+   */
+  shootdownIpis(mark: Uint32Array, from: number): number {
+    let ipis = 0;
+    for (let i = 0; i < mark.length; i++) if (i !== from && this.tlbShootdowns[i]! > mark[i]!) ipis++;
+    return ipis;
+  }
+
+  /**
    * The mapping of the machine page at `address` changed: every vCPU drops its TLB entries of it, and any
    * LR reservation on it is lost (an SC must not succeed on a page that is no longer the one it reserved).
    */
   private shootDown(address: number): void {
-    for (const h of this.machine.harts) h.shootDown(address);
+    for (const h of this.machine.harts) if (h.shootDown(address)) this.tlbShootdowns[h.id]!++;
     if (this.machine.reservations.count > 0) this.machine.reservations.storeBy(-1, address, PAGE);
   }
 
