@@ -19,7 +19,7 @@ import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, t
 import type { MmuMode, VirtualMachine } from './vm.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 1;
+export const MONITOR_SNAPSHOT_VERSION = 2;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -314,8 +314,13 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   if (model !== undefined) {
     const x = w.object('writes');
     const pages = model.counters.pages;
-    writes = { writes: x.typed('writes', Uint32Array, pages), writers: x.typed('writers', Uint32Array, pages), hot: x.typed('hot', Uint32Array) };
+    writes = {
+      writes: x.typed('writes', Uint32Array, pages), writers: x.typed('writers', Uint32Array, pages), writersBefore: x.typed('writersBefore', Uint32Array, pages),
+      lastWrite: x.typed('lastWrite', Uint32Array, pages), interval: x.number('interval', 1, 2 ** 32 - 1), hot: x.typed('hot', Uint32Array),
+    };
     if (writes.hot.some((p) => p >= pages) || new Set(writes.hot).size !== writes.hot.length) throw new StateError('snapshot.whole.writes.hot: not pages, each once');
+    const interval = writes.interval;
+    if (writes.lastWrite.some((i) => i > interval)) throw new StateError('snapshot.whole.writes.lastWrite: a write after the current interval');
   }
 
   // Each VM's machine, its TLB entries kept to its own pages (a running VM's) and blocks.

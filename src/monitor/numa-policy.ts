@@ -100,17 +100,19 @@ export interface PolicyHost {
 
 /**
  * Runs at round boundaries (a safe point: no vCPU is inside an instruction). Every `intervalRounds` rounds it
- * halves the counters; each round it takes the pages that became hot and decides, per page:
- * - a page of one VM read by several nodes, none with `migrateShare` of its misses, and not written since its
- *   counts began, is replicated: a read-only copy on each node that reads it (`Pmap.replicate`);
+ * halves the counters (and queues again the pages still hot); each round it takes the pages that became hot
+ * and decides, per page:
+ * - a page of one VM read by several nodes, none with `migrateShare` of its misses, and not written in this
+ *   interval or the one before, is replicated: a read-only copy on each node that reads it (`Pmap.replicate`);
  *   a write collapses the copies (`Pmap.resolveFault`);
  * - a page of one VM whose misses come mostly (`migrateShare`) from one node other than its own moves there,
- *   through `Pmap.migrate` (every mapping shot down first, the copy then made);
- * - a page written from two nodes or more (`writeSharedWrites`) stays: moving it only moves whose misses are remote;
+ *   through `Pmap.migrate` (every mapping shot down first, the copy then made), its counts with it;
+ * - a page written from two nodes or more (`writeSharedWrites`) in this interval or the one before stays:
+ *   moving it only moves whose misses are remote;
  * - a page moved or replicated `moveLimit` times is frozen for `freezeIntervals` intervals.
  * A move is charged to a vCPU of the VM that runs on the destination node (else its first), as monitor
  * cycles: the cost table's `pageCopy` for the handler, its reads of the old page and writes of the new one
- * through that CPU's cache, the memmap and pmap entries, and an IPI (`ipi`) per other vCPU that shoots it down.
+ * through that CPU's cache, the memmap and pmap entries, and an IPI (`ipi`) per other vCPU whose TLB held it.
  */
 export class NumaPolicy {
   readonly counts: PolicyCounts;
@@ -217,9 +219,10 @@ export class NumaPolicy {
     let best = 0;
     for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
     const readers = counts.flatMap((c, n) => (c > 0 ? [n] : []));
-    // Read by several nodes, none of them with most of the misses, and not written since its counts began (a
-    // write to a line other nodes read is a miss or an upgrade, so it shows): a copy on every node that reads it.
-    if (counts[best]! < this.current.migrateShare * total && readers.length >= 2 && this.counters.writesTo(mpn) === 0) {
+    // Read by several nodes, none of them with most of the misses, and not written for a whole interval (a write
+    // to a line other nodes read is a miss or an upgrade, so it shows): a copy on every node that reads it. A
+    // page written once, when its data was made, is copied once the writing stops.
+    if (counts[best]! < this.current.migrateShare * total && readers.length >= 2 && this.counters.intervalsSinceWrite(mpn) >= 2) {
       this.replicate(vm, mpn, gppn, readers, key);
       return;
     }
@@ -250,7 +253,7 @@ export class NumaPolicy {
       c.migratedTo[memory.nodeOf(to)]!++;
       c.cycles += cycles;
     }
-    this.counters.resetPage(mpn);
+    this.counters.movePage(mpn, to);
     this.moved(key);
   }
 
@@ -287,6 +290,8 @@ export class NumaPolicy {
       const cpu = this.host.lastCpu(vm, h);
       if (timing !== undefined && cpu >= 0) cycles += this.host.memmap.entry(timing, cpu, copy, true);
       h.chargeMonitor(cycles);
+      // A copy's page counted misses for whatever it held before.
+      this.counters.resetPage(copy);
       for (const c of [this.counts, mine]) {
         c.replicatedTo[node]!++;
         c.cycles += cycles;

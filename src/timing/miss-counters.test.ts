@@ -105,3 +105,70 @@ test('hot pages queue once until taken; writes and their nodes are counted; deca
   assert.deepEqual(c.takeHot(), [], 'a threshold of 0 queued a page');
   assert.throws(() => c.queueHot(-1), /whole number/);
 });
+
+test('a page still hot when an interval ends queues again; one that cooled does not', () => {
+  const c = new MissCounters(0x8000_0000, 16 * 4096, 2);
+  c.queueHot(4);
+  for (let k = 0; k < 9; k++) c.recordPage(3, 1);
+  for (let k = 0; k < 5; k++) c.recordPage(5, 0);
+  assert.deepEqual(c.takeHot(), [3, 5]);
+  // Counts past the threshold never reach it again on the way up: the end of the interval re-queues them.
+  for (let k = 0; k < 20; k++) c.recordPage(3, 1);
+  assert.deepEqual(c.takeHot(), []);
+  c.decay();
+  assert.deepEqual(c.takeHot(), [3], 'page 3 (14 after halving) is still hot; page 5 (2) is not');
+  // Queued once, however many intervals pass before it is taken.
+  c.decay();
+  c.decay();
+  assert.deepEqual(c.takeHot(), [3]);
+  c.queueHot(0);
+  for (let k = 0; k < 40; k++) c.recordPage(3, 1);
+  c.decay();
+  assert.deepEqual(c.takeHot(), [], 'a threshold of 0 re-queued a page');
+});
+
+test('who writes a page is remembered for this interval and the one before; the last write by interval', () => {
+  const c = new MissCounters(0x8000_0000, 16 * 4096, 4);
+  assert.equal(c.intervalsSinceWrite(6), Infinity);
+  c.recordPage(6, 1, true);
+  c.recordPage(6, 2);
+  assert.deepEqual([c.writersOf(6), c.intervalsSinceWrite(6)], [0b0010, 0]);
+  c.decay();
+  c.recordPage(6, 3, true);
+  assert.deepEqual([c.writersOf(6), c.intervalsSinceWrite(6)], [0b1010, 0]);
+  c.decay();
+  assert.deepEqual([c.writersOf(6), c.intervalsSinceWrite(6)], [0b1000, 1], 'node 1 wrote two intervals ago: forgotten');
+  c.decay();
+  assert.deepEqual([c.writersOf(6), c.intervalsSinceWrite(6)], [0, 2]);
+  c.resetPage(6);
+  assert.equal(c.intervalsSinceWrite(6), Infinity);
+});
+
+test('counts move with a page\'s contents, and the page they left starts from zero', () => {
+  const c = new MissCounters(0x8000_0000, 16 * 4096, 3);
+  for (let k = 0; k < 4; k++) c.recordPage(1, 2);
+  c.recordPage(1, 0, true);
+  c.recordPage(9, 1);
+  c.movePage(1, 9);
+  assert.deepEqual(c.countsOf(9), [1, 0, 4], 'the old contents of page 9 are not counted');
+  assert.deepEqual([c.writesTo(9), c.writersOf(9), c.intervalsSinceWrite(9)], [1, 0b001, 0]);
+  assert.deepEqual([c.countsOf(1), c.writesTo(1), c.writersOf(1), c.intervalsSinceWrite(1)], [[0, 0, 0], 0, 0, Infinity]);
+  // Out of range or onto itself: nothing.
+  c.movePage(9, 99);
+  c.movePage(9, 9);
+  assert.deepEqual(c.countsOf(9), [1, 0, 4]);
+});
+
+test('the watch state saves and restores the write windows and the interval', () => {
+  const c = new MissCounters(0x8000_0000, 8 * 4096, 2);
+  c.queueHot(2);
+  c.recordPage(2, 0, true);
+  c.decay();
+  c.recordPage(2, 1, true);
+  c.recordPage(3, 1);
+  c.recordPage(3, 1);
+  const copy = new MissCounters(0x8000_0000, 8 * 4096, 2);
+  copy.restoreWatch(c.saveWatch());
+  for (const x of [c, copy]) x.decay();
+  assert.deepEqual([copy.writersOf(2), copy.intervalsSinceWrite(2), copy.takeHot()], [c.writersOf(2), c.intervalsSinceWrite(2), c.takeHot()]);
+});

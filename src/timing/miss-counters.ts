@@ -3,6 +3,16 @@
 /** Called once when a page's count from one node reaches the threshold; again only after that count is reset. */
 export type HotPageListener = (page: number, node: number, count: number) => void;
 
+/** What `MissCounters.saveWatch` saves. */
+export interface WatchState {
+  writes: Uint32Array;
+  writers: Uint32Array;
+  writersBefore: Uint32Array;
+  lastWrite: Uint32Array;
+  interval: number;
+  hot: Uint32Array;
+}
+
 /** Counts saturate here instead of wrapping (a Uint32Array holds 0..2^32-1). */
 const MAX_COUNT = 0xffffffff;
 
@@ -15,9 +25,17 @@ const MAX_COUNT = 0xffffffff;
 export class MissCounters {
   readonly pages: number;
   private readonly counts: Uint32Array;
-  /** Per page: its write misses and upgrades from every node, and the nodes they came from (bit n: node n). */
+  /**
+   * Per page: its write misses and upgrades from every node, and the nodes they came from (bit n: node n) in
+   * this interval and in the one before: who writes a page changes, as processes come and go.
+   */
   private readonly writes: Uint32Array;
   private readonly writers: Uint32Array;
+  private readonly writersBefore: Uint32Array;
+  /** Per page: the interval of its last write miss or upgrade (0: none since its counts began). */
+  private readonly lastWrite: Uint32Array;
+  /** The current interval: 1, and one more at each `decay`. */
+  private interval = 1;
   private threshold = 0;
   private listener: HotPageListener | undefined;
   /** Pages whose count from some node reached `queueThreshold` since the last `takeHot`, once each. */
@@ -35,6 +53,8 @@ export class MissCounters {
     this.counts = new Uint32Array(this.pages * nodes);
     this.writes = new Uint32Array(this.pages);
     this.writers = new Uint32Array(this.pages);
+    this.writersBefore = new Uint32Array(this.pages);
+    this.lastWrite = new Uint32Array(this.pages);
     this.queued = new Uint8Array(this.pages);
   }
 
@@ -50,17 +70,27 @@ export class MissCounters {
 
   /**
    * What a policy watching the counters reads besides the counts (snapshots under the monitor): each page's
-   * write misses and upgrades and the nodes they came from, and the pages queued hot and not taken yet (a
-   * policy's own work between rounds can queue some).
+   * write misses and upgrades, the nodes they came from (this interval and the one before) and the interval
+   * of its last, the current interval, and the pages queued hot and not taken yet (a policy's own work between
+   * rounds can queue some).
    */
-  saveWatch(): { writes: Uint32Array; writers: Uint32Array; hot: Uint32Array } {
-    return { writes: this.writes.slice(), writers: this.writers.slice(), hot: Uint32Array.from(this.hot) };
+  saveWatch(): WatchState {
+    return {
+      writes: this.writes.slice(), writers: this.writers.slice(), writersBefore: this.writersBefore.slice(), lastWrite: this.lastWrite.slice(),
+      interval: this.interval, hot: Uint32Array.from(this.hot),
+    };
   }
 
-  /** Puts back what `saveWatch` returned (the caller checks the lengths, and that the hot pages are pages, each once). */
-  restoreWatch(s: { writes: Uint32Array; writers: Uint32Array; hot: Uint32Array }): void {
+  /**
+   * Puts back what `saveWatch` returned (the caller checks the lengths, that the hot pages are pages, each once,
+   * and that no last write is after the interval).
+   */
+  restoreWatch(s: WatchState): void {
     this.writes.set(s.writes);
     this.writers.set(s.writers);
+    this.writersBefore.set(s.writersBefore);
+    this.lastWrite.set(s.lastWrite);
+    this.interval = s.interval;
     for (const page of this.hot) this.queued[page] = 0;
     this.hot = Array.from(s.hot);
     for (const page of this.hot) this.queued[page] = 1;
@@ -89,6 +119,7 @@ export class MissCounters {
     if (write) {
       if (this.writes[page] !== MAX_COUNT) this.writes[page]!++;
       if (node < 32) this.writers[page]! |= 1 << node;
+      this.lastWrite[page] = this.interval;
     }
     const index = page * this.nodes + node;
     const count = this.counts[index]!;
@@ -107,9 +138,18 @@ export class MissCounters {
     return this.writes[page] ?? 0;
   }
 
-  /** The nodes that wrote `page` (bit n for node n; nodes past 31 are not told apart). */
+  /**
+   * Whole intervals since `page`'s last write miss or upgrade: 0 if it was written in this interval (since the
+   * last `decay`), 1 in the one before, …; Infinity if it was not written since its counts began.
+   */
+  intervalsSinceWrite(page: number): number {
+    const last = this.lastWrite[page] ?? 0;
+    return last === 0 ? Infinity : this.interval - last;
+  }
+
+  /** The nodes that wrote `page` in this interval or the one before (bit n for node n; nodes past 31 are not told apart). */
   writersOf(page: number): number {
-    return this.writers[page] ?? 0;
+    return (this.writers[page] ?? 0) | (this.writersBefore[page] ?? 0);
   }
 
   /**
@@ -152,6 +192,22 @@ export class MissCounters {
     this.counts.fill(0, page * this.nodes, (page + 1) * this.nodes);
     this.writes[page] = 0;
     this.writers[page] = 0;
+    this.writersBefore[page] = 0;
+    this.lastWrite[page] = 0;
+  }
+
+  /**
+   * The monitor moved the contents of machine page `from` to `to`: the counts go with them (they say who uses
+   * the contents), and `from` starts again from zero.
+   */
+  movePage(from: number, to: number): void {
+    if (from < 0 || from >= this.pages || to < 0 || to >= this.pages || from === to) return;
+    this.counts.copyWithin(to * this.nodes, from * this.nodes, (from + 1) * this.nodes);
+    this.writes[to] = this.writes[from]!;
+    this.writers[to] = this.writers[from]!;
+    this.writersBefore[to] = this.writersBefore[from]!;
+    this.lastWrite[to] = this.lastWrite[from]!;
+    this.resetPage(from);
   }
 
   /** Zeroes every counter (FLASH's periodic reset, or `mbctl stats reset`). */
@@ -159,12 +215,35 @@ export class MissCounters {
     this.counts.fill(0);
     this.writes.fill(0);
     this.writers.fill(0);
+    this.writersBefore.fill(0);
+    this.lastWrite.fill(0);
   }
 
-  /** Halves every count (a policy's decay between intervals: old misses weigh less than new ones). */
+  /**
+   * Ends an interval: halves every count (old misses weigh less than new ones), and queues again every page
+   * whose count from some node is still at the queue's threshold or more. A page stays hot while it is missed
+   * on, and its case may have changed (another process on another node took it over), but its counts cross the
+   * threshold only once on the way up.
+   */
   decay(): void {
-    for (let i = 0; i < this.counts.length; i++) this.counts[i]! >>>= 1;
-    for (let i = 0; i < this.writes.length; i++) this.writes[i]! >>>= 1;
+    const nodes = this.nodes;
+    const requeue = this.queueThreshold;
+    for (let page = 0; page < this.pages; page++) {
+      let most = 0;
+      for (let i = page * nodes; i < (page + 1) * nodes; i++) {
+        const count = this.counts[i]! >>> 1;
+        this.counts[i] = count;
+        if (count > most) most = count;
+      }
+      this.writes[page]! >>>= 1;
+      this.writersBefore[page] = this.writers[page]!;
+      this.writers[page] = 0;
+      if (requeue > 0 && most >= requeue && this.queued[page] === 0) {
+        this.queued[page] = 1;
+        this.hot.push(page);
+      }
+    }
+    this.interval++;
   }
 
   /**
