@@ -71,6 +71,8 @@ export interface VmSnapshot {
 const STATES: readonly VmState[] = ['running', 'off', 'crashed', 'stopped'];
 const EXIT_KINDS: readonly ExitReason['kind'][] = ['poweroff', 'reboot', 'htif', 'limit', 'quit'];
 const MAX_LEVELS = 5;
+/** The most users a machine page may have (machine-memory.ts counts them in 16 bits), less one for another VM's. */
+const MAX_USERS = 0xfffe;
 
 function sorted(map: ReadonlyMap<string, number>): Record<string, number> {
   return Object.fromEntries([...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -205,6 +207,14 @@ function readPmap(p: StateReader, guestPages: number, nodes: number, pages: numb
   const groups = Math.ceil(guestPages / (LARGE_PAGE_BYTES / PAGE));
   const machine = p.typed('machine', Int32Array, guestPages);
   if (machine.some((mpn) => mpn < FREE || mpn >= pages)) throw new StateError(`${p.path}.machine: a page outside the machine`);
+  // The memmap counts a page's users in 16 bits.
+  const users = new Map<number, number>();
+  for (const mpn of machine) {
+    if (mpn === FREE) continue;
+    const n = (users.get(mpn) ?? 0) + 1;
+    if (n > MAX_USERS) throw new StateError(`${p.path}.machine: page ${mpn} mapped ${n} times`);
+    users.set(mpn, n);
+  }
   const perm = p.typed('perm', Uint8Array, guestPages);
   if (perm.some((a) => (a & ~PERM_RWX) !== 0)) throw new StateError(`${p.path}.perm: not permissions`);
   const flags = p.typed('flags', Uint8Array, guestPages);

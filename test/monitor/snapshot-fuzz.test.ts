@@ -113,6 +113,7 @@ describe('the monitor snapshot loader', () => {
       'a page has a user too many': (s) => { s.monitor.whole.memory.users[inUse(s)]! += 1; },
       'the never-used pages start below pages in use': (s) => { s.monitor.whole.memory.fresh[0] = 0; },
       'a guest page maps a free page': (s) => { const m = s.monitor.vms[0]!.pmap.machine; m[m.indexOf(inUse(s))] = 8000; },
+      'every guest page maps one machine page': (s) => { s.monitor.vms[0]!.pmap.machine.fill(inUse(s)); },
     };
     for (const [what, corrupt] of Object.entries(corruptions)) {
       const state = decodeSnapshot(saved.slice()) as Saved;
