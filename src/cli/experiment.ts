@@ -229,8 +229,10 @@ function registerNuma(experiment: Command): void {
     .option('--quick', 'smaller runs (engineering and wshare only), for the tests')
     .option('--repeat <n>', 'measured runs of each workload per case, run k with input seed k; the median is the figure', '3')
     .option('--policy-scales <list>', 'a policy case per factor, the policy\'s thresholds multiplied by it (default 0.5,1,2; 1 with --quick)')
+    .option('--tlb-signal', `a case of the policy on the TLB-miss signal too ('${numa.TLB_SIGNAL_CASE}'), which fast mode has as well (default without --quick)`)
+    .option('--no-tlb-signal', 'no such case')
     .option('--workloads <list>', `comma-separated workloads to run, of ${numa.FULL_WORKLOADS.map((w) => w.name).join(', ')} (default: all; with --quick ${numa.QUICK_WORKLOADS.map((w) => w.name).join(', ')})`)
-    .action(async (flags: { out: string; quick?: boolean; repeat: string; policyScales?: string; workloads?: string }) => {
+    .action(async (flags: { out: string; quick?: boolean; repeat: string; policyScales?: string; workloads?: string; tlbSignal?: boolean }) => {
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
       const list = flags.policyScales ?? (flags.quick ? '1' : '0.5,1,2');
       const policyScales = [...new Set(list.split(',').map((text) => {
@@ -246,7 +248,7 @@ function registerNuma(experiment: Command): void {
       const guest = builtGuest();
       try {
         const results = await withProgress('numa', (p) => numa.runNuma({
-          guest, outDir: flags.out, workloads, repeat, policyScales, ...p,
+          guest, outDir: flags.out, workloads, repeat, policyScales, tlbSignal: flags.tlbSignal ?? !flags.quick, ...p,
         }));
         process.stdout.write(numa.numaTable(results));
         process.stdout.write(noteGuest(flags.out, numa.RESULTS_TABLE, guest));

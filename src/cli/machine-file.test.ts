@@ -103,7 +103,7 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
     ]);
   });
@@ -119,14 +119,20 @@ describe('machine file', () => {
       { ...DEFAULT_POLICY, hotMisses: 64, migrateShare: 0.9 });
     assert.deepEqual(problems(`${timed}monitor:\n  placement: first-touch\n  policy:\n    hotMisses: lots\n    moveLimit: 0\n    decay: 2\nvms:\n  - name: a\n`), [
       "m.yaml:4:14: monitor.placement: must be home or round-robin, not 'first-touch'",
-      "m.yaml:8:5: monitor.policy: unknown key 'decay' (known: hotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals)",
+      "m.yaml:8:5: monitor.policy: unknown key 'decay' (known: hotMisses, tlbHotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals)",
       "m.yaml:6:16: monitor.policy.hotMisses: must be a number, not 'lots'",
       'm.yaml:6:5: monitor.policy: moveLimit must be a whole number of at least 1, not 0',
     ]);
     assert.deepEqual(problems('monitor:\n  policy: true\nvms:\n  - name: a\n'),
-      ['m.yaml:2:11: monitor.policy: needs machine.timing: true (the policy reads the miss counters of timing mode)']);
+      ['m.yaml:2:11: monitor.policy: needs machine.timing: true (the policy reads the miss counters of timing mode), or policySignal: tlb-misses']);
+    // On the TLB-miss signal it needs no timing mode; the signal is one of two.
+    const tlb = spec('monitor:\n  policy: true\n  policySignal: tlb-misses\nvms:\n  - name: a\n').monitor;
+    assert.deepEqual([tlb.policySignal, tlb.policy], ['tlb-misses', DEFAULT_POLICY]);
+    assert.equal(spec(`${timed}monitor:\n  policy: true\nvms:\n  - name: a\n`).monitor.policySignal, 'cache-misses');
+    assert.deepEqual(problems('monitor:\n  policySignal: page-faults\nvms:\n  - name: a\n'),
+      ["m.yaml:2:17: monitor.policySignal: must be cache-misses or tlb-misses, not 'page-faults'"]);
     assert.deepEqual(problems('monitor:\n  policy: 3\nvms:\n  - name: a\n'),
-      ['m.yaml:2:11: monitor.policy: must be true, false or a mapping of parameters (hotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals)']);
+      ['m.yaml:2:11: monitor.policy: must be true, false or a mapping of parameters (hotMisses, tlbHotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals)']);
   });
 
   it('names the machine options as the file spells them in topology errors', () => {

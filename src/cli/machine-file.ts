@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { DriveSpec } from '../host/drives.js';
 import type { MmuMode } from '../monitor/vm.js';
-import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters } from '../monitor/numa-policy.js';
+import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters, POLICY_SIGNALS, type PolicySignal } from '../monitor/numa-policy.js';
 import type { Placement } from '../monitor/pmap.js';
 import { chooseTopology, type ChosenTopology } from './topology-options.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
@@ -35,7 +35,7 @@ export interface VmFileSpec {
 export interface MachineFileSpec {
   machine: ChosenTopology & { memoryBytes: number; timing: boolean };
   /** The monitor's own options: the mmu, where VMs' pages come from, and Disco's NUMA policy (undefined: off). */
-  monitor: { mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined };
+  monitor: { mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined; policySignal: PolicySignal };
   vms: VmFileSpec[];
 }
 
@@ -47,7 +47,7 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing'] as const;
-const MONITOR_KEYS = ['mmu', 'placement', 'policy'] as const;
+const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
@@ -124,6 +124,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   let mmu: MmuMode = 'software';
   let placement: Placement = 'home';
   let policy: NumaPolicyParameters | undefined;
+  let policySignal: PolicySignal = 'cache-misses';
   if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', `must be a mapping of monitor options (${MONITOR_KEYS.join(', ')})`);
   else if (monitorNode !== undefined) {
     checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
@@ -138,6 +139,11 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       else problem(where.node, 'monitor.placement', `must be ${PLACEMENTS.join(' or ')}, not '${where.text}'`);
     }
     policy = policyOption(monitorNode, problem);
+    const signal = scalarOption(monitorNode, 'policySignal', 'monitor.policySignal', problem);
+    if (signal !== undefined) {
+      if ((POLICY_SIGNALS as readonly string[]).includes(signal.text)) policySignal = signal.text as PolicySignal;
+      else problem(signal.node, 'monitor.policySignal', `must be ${POLICY_SIGNALS.join(' or ')}, not '${signal.text}'`);
+    }
   }
 
   // The VMs.
@@ -223,11 +229,11 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       }
     });
   }
-  if (policy !== undefined && !timingOn && monitorNode !== undefined && isMap(monitorNode)) {
-    problem(monitorNode.get('policy', true) as Node, 'monitor.policy', 'needs machine.timing: true (the policy reads the miss counters of timing mode)');
+  if (policy !== undefined && policySignal === 'cache-misses' && !timingOn && monitorNode !== undefined && isMap(monitorNode)) {
+    problem(monitorNode.get('policy', true) as Node, 'monitor.policy', 'needs machine.timing: true (the policy reads the miss counters of timing mode), or policySignal: tlb-misses');
   }
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy }, vms };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy, policySignal }, vms };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;

@@ -192,6 +192,7 @@ class Up {
         mmu: this.spec.monitor.mmu,
         placement: this.spec.monitor.placement,
         policy: this.spec.monitor.policy,
+        policySignal: this.spec.monitor.policySignal,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');
     } catch (error) {
@@ -342,6 +343,7 @@ class Up {
       placement: this.spec.monitor.placement,
       // Disco's NUMA policy's parameters in force (null: off).
       policy: this.monitor.policy?.enabled === true ? this.monitor.policy.parameters : null,
+      policySignal: this.monitor.policySignal,
       vms: this.monitor.vms.map((vm) => {
         const v = this.spec.vms.find((s) => s.name === vm.name);
         return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };

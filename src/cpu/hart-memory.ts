@@ -96,6 +96,11 @@ export class HartMemory extends HartState {
   nestedWalk = false;
   /** Under the monitor: its tables at machine addresses, which timing mode charges refills' references to. */
   monitorTables: MonitorTables | undefined = undefined;
+  /**
+   * Under the monitor: told of every TLB miss (as the modelled TLB decides), with the machine address of the
+   * page and whether a write missed, in fast and timing mode alike: the NUMA policy's cheap signal.
+   */
+  onTlbMiss: ((page: number, write: boolean) => void) | undefined = undefined;
 
   /** The monitor charges `cycles` of its own work to this vCPU. */
   chargeMonitor(cycles: number): void {
@@ -141,6 +146,7 @@ export class HartMemory extends HartState {
         this.locRegion = region;
         this.locOffset = va + second.hitDelta;
         const page = region.base + this.locOffset - (va & 4095);
+        this.onTlbMiss?.(page, access === ACCESS_WRITE);
         tlb.insert(vpn, region, page);
         this.tlbModel.fill(way, vpn, second.hitAsid, second.hitAllows, page);
         if (second.hitLargeBase >= 0) this.tlbModel.fillLarge(vpn, second.hitAsid, second.hitAllows, second.hitLargeBase);
@@ -163,7 +169,10 @@ export class HartMemory extends HartState {
     this.locOffset = bus.resolvedOffset;
     // The machine address of the page (under the monitor the pmap's, not the guest-physical one).
     const page = region.base + this.locOffset - (pa & 4095);
-    if (miss && this.timing !== undefined) this.chargeRefill(this.timing, pa, vpn);
+    if (miss) {
+      if (this.timing !== undefined) this.chargeRefill(this.timing, pa, vpn);
+      this.onTlbMiss?.(page, access === ACCESS_WRITE);
+    }
     if (this.locCached) tlb.insert(vpn, region, page);
     if (!paged) return;
     const level = (this.satpMode === SATP_MODE_SV39 ? 3 : 4) - this.walkLevels;

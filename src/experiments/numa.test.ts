@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_POLICY } from '../monitor/numa-policy.js';
-import { caseSpecs, numaSvg, numaTable, scalePolicy, summarize, type NumaCaseResult, type NumaRun } from './numa.js';
+import { caseSpecs, TLB_SIGNAL_CASE, numaSvg, numaTable, scalePolicy, summarize, type NumaCaseResult, type NumaRun } from './numa.js';
 
 function run(seed: number, timeMs: number, checksum = `c${seed}`, local = 10, remote = 90): NumaRun {
   return {
@@ -34,10 +34,13 @@ test('a case that computed something else for a seed is refused', () => {
 });
 
 test('the policy cases scale its thresholds, not its share; the gap closed is given for each', () => {
-  assert.deepEqual(scalePolicy(DEFAULT_POLICY, 0.5), { hotMisses: 8, migrateShare: 0.75, writeSharedWrites: 4, intervalRounds: 128, moveLimit: 2, freezeIntervals: 4 });
+  assert.deepEqual(scalePolicy(DEFAULT_POLICY, 0.5), { hotMisses: 8, tlbHotMisses: 1, migrateShare: 0.75, writeSharedWrites: 4, intervalRounds: 128, moveLimit: 2, freezeIntervals: 4 });
   assert.deepEqual(scalePolicy({ ...DEFAULT_POLICY, moveLimit: 1, freezeIntervals: 0 }, 0.1).moveLimit, 1);
   assert.deepEqual(caseSpecs(DEFAULT_POLICY, [1, 0.5, 2]).map((c) => [c.name, c.policy?.hotMisses, c.uniform]),
     [['numa', undefined, false], ['policy', 16, false], ['policy ×0.5', 8, false], ['policy ×2', 32, false], ['uma', undefined, true]]);
+  // The TLB-miss signal's case: the policy itself, on the other signal, before uma.
+  assert.deepEqual(caseSpecs(DEFAULT_POLICY, [1], true).map((c) => [c.name, c.signal, c.policy?.tlbHotMisses]),
+    [['numa', undefined, undefined], ['policy', undefined, 2], [TLB_SIGNAL_CASE, 'tlb-misses', 2], ['uma', undefined, undefined]]);
   const [w] = summarize([caseOf('numa', [160]), caseOf('policy', [130]), caseOf('policy ×2', [145]), caseOf('uma', [100])]);
   assert.deepEqual(w!.gapClosedBy, { policy: 0.5, 'policy ×2': 0.25 });
   assert.match(numaTable([w!]), /^\| w +\| policy ×2 +\| .*\| 0\.25 +\|/m);

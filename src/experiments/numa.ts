@@ -11,7 +11,7 @@ import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { accountVm } from '../monitor/accounting.js';
-import { DEFAULT_POLICY, type NumaPolicyParameters } from '../monitor/numa-policy.js';
+import { DEFAULT_POLICY, type NumaPolicyParameters, type PolicySignal } from '../monitor/numa-policy.js';
 import { runCaseInChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
 import { parseResult, turnAslrOff } from './overhead.js';
@@ -49,6 +49,8 @@ export type NumaCase = string;
 interface CaseSpec {
   name: NumaCase;
   policy: NumaPolicyParameters | undefined;
+  /** What the policy counts (default cache misses). */
+  signal?: PolicySignal;
   uniform: boolean;
 }
 
@@ -60,16 +62,23 @@ interface CaseSpec {
 export function scalePolicy(p: NumaPolicyParameters, factor: number): NumaPolicyParameters {
   const scaled = (v: number, min: number): number => Math.max(min, Math.round(v * factor));
   return {
-    hotMisses: scaled(p.hotMisses, 1), migrateShare: p.migrateShare, writeSharedWrites: scaled(p.writeSharedWrites, 1),
+    hotMisses: scaled(p.hotMisses, 1), tlbHotMisses: scaled(p.tlbHotMisses, 1), migrateShare: p.migrateShare, writeSharedWrites: scaled(p.writeSharedWrites, 1),
     intervalRounds: scaled(p.intervalRounds, 1), moveLimit: scaled(p.moveLimit, 1), freezeIntervals: scaled(p.freezeIntervals, 0),
   };
 }
 
-/** The cases: numa, the policy at each scale (1 is `policy`), uma. */
-export function caseSpecs(policy: NumaPolicyParameters, scales: readonly number[]): CaseSpec[] {
+/** The name of the case of the policy on the TLB-miss signal. */
+export const TLB_SIGNAL_CASE = 'policy, TLB misses';
+
+/**
+ * The cases: numa, the policy at each scale (1 is `policy`), with `tlbSignal` the policy on the TLB-miss
+ * signal (acting in fast mode too, from the boot on), uma.
+ */
+export function caseSpecs(policy: NumaPolicyParameters, scales: readonly number[], tlbSignal = false): CaseSpec[] {
   return [
     { name: 'numa', policy: undefined, uniform: false },
     ...scales.map((f) => ({ name: f === 1 ? 'policy' : `policy ×${f}`, policy: scalePolicy(policy, f), uniform: false })),
+    ...(tlbSignal ? [{ name: TLB_SIGNAL_CASE, policy, signal: 'tlb-misses' as const, uniform: false }] : []),
     { name: 'uma', policy: undefined, uniform: true },
   ];
 }
@@ -113,7 +122,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
   const session = await MonitorSession.boot({
     kernel: readFileSync(request.guest.kernel), initrd: readFileSync(request.guest.initramfs), config,
     vms: [{ name: 'vm', vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }],
-    monitor: { timing: { latencies }, placement: 'round-robin', policy: request.policy },
+    monitor: { timing: { latencies }, placement: 'round-robin', policy: request.policy, policySignal: request.signal },
   });
   try {
     const monitor = session.monitor;
@@ -177,6 +186,8 @@ export interface NumaOptions {
   policy?: NumaPolicyParameters;
   /** The policy's thresholds scaled by each factor, a case each (default [1]; the issue's 0.5, 1, 2). */
   policyScales?: readonly number[];
+  /** A case of the policy on the TLB-miss signal too (`TLB_SIGNAL_CASE`). */
+  tlbSignal?: boolean;
   onProgress?: (line: string) => void;
   onStatus?: (text: string) => void;
 }
@@ -267,7 +278,7 @@ export const PLOT_SVG = 'numa.svg';
 export async function runNuma(o: NumaOptions): Promise<NumaWorkloadResult[]> {
   mkdirSync(o.outDir, { recursive: true });
   const policy = o.policy ?? DEFAULT_POLICY;
-  const specs = caseSpecs(policy, o.policyScales ?? [1]);
+  const specs = caseSpecs(policy, o.policyScales ?? [1], o.tlbSignal ?? false);
   if (!specs.some((c) => c.name === 'policy')) throw new ExperimentError('the policy scales must include 1 (the policy itself)');
   const cases: NumaCaseResult[] = [];
   for (const [i, spec] of specs.entries()) {

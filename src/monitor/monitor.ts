@@ -11,7 +11,8 @@ import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { MemmapTable } from './monitor-data.js';
-import { NumaPolicy, policyProblems, type NumaPolicyParameters } from './numa-policy.js';
+import { NumaPolicy, policyProblems, type NumaPolicyParameters, type PolicySignal } from './numa-policy.js';
+import { MissCounters } from '../timing/miss-counters.js';
 import type { Placement } from './pmap.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
 import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu } from './scheduler.js';
@@ -38,6 +39,12 @@ export interface MonitorOptions {
   timing?: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> };
   /** Disco's NUMA policy (numa-policy.ts), acting in timing mode on the machine's miss counters; off without it. */
   policy?: NumaPolicyParameters;
+  /**
+   * What the policy counts: `cache-misses` (default), FLASH's per-page cache-miss counters, which timing mode
+   * has, so the policy acts in timing mode only; or `tlb-misses`, every vCPU's TLB misses per machine page and
+   * node, which fast mode has too, so the policy acts in both.
+   */
+  policySignal?: PolicySignal;
   /** Where every VM's pages come from: its home node in 2 MiB blocks (default), or round-robin over the nodes. */
   placement?: Placement;
 }
@@ -112,6 +119,8 @@ export class Monitor {
   idleSkipLimit = Infinity;
   private readonly records = new Map<VirtualMachine, VcpuRecord[]>();
   private numaPolicy: NumaPolicy | undefined = undefined;
+  /** The TLB-miss signal's counters, once a policy that reads them is set. */
+  private tlbCounters: MissCounters | undefined = undefined;
   /** Per node: the memory sizes of the running VMs at home there (where the next VM's home goes). */
   private readonly promisedOnNode: number[];
   private nextId = 0;
@@ -158,18 +167,28 @@ export class Monitor {
       this.numaPolicy?.disable();
       return;
     }
-    if (this.timingModel === undefined) throw new MonitorError('the NUMA policy needs a timing configuration: it reads the miss counters of timing mode');
+    const tlb = this.policySignal === 'tlb-misses';
+    if (!tlb && this.timingModel === undefined) {
+      throw new MonitorError('the NUMA policy needs a timing configuration: it reads the miss counters of timing mode (or give it the TLB-miss signal)');
+    }
     const problems = policyProblems(parameters);
     if (problems.length > 0) throw new MonitorError(`NUMA policy: ${problems.join('; ')}`);
     if (this.numaPolicy !== undefined) {
       this.numaPolicy.setParameters(parameters);
       return;
     }
+    let counters = this.timingModel?.counters;
+    if (tlb) counters = this.tlbCounters = new MissCounters(this.memory.addressOf(0), this.memory.totalPages * PAGE, this.layout.nodes.length);
     this.numaPolicy = new NumaPolicy({
       memory: this.memory, memmap: this.memmap, costs: this.costs, vms: this.vms,
       nodeOfCpu: (cpu) => this.layout.hartNode[cpu]!,
       lastCpu: (vm, h) => this.records.get(vm)?.[h.id]?.lastPcpu ?? -1,
-    }, this.timingModel.counters, parameters);
+    }, counters!, parameters, this.policySignal);
+  }
+
+  /** What the policy counts (MonitorOptions.policySignal). */
+  get policySignal(): PolicySignal {
+    return this.options.policySignal ?? 'cache-misses';
   }
 
   /** Fast mode (instructions only) or timing mode (every access charged to the machine's model). */
@@ -221,6 +240,7 @@ export class Monitor {
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
       secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap, placement: this.options.placement,
       gStageTlbEntries: this.options.gStageTlbEntries,
+      tlbMissSignal: (mpn, node, write) => { if (node >= 0) this.tlbCounters?.recordPage(mpn, node, write); },
     };
     let vm: VirtualMachine;
     try {
@@ -363,7 +383,7 @@ export class Monitor {
     } else this.skipIdle();
     this.reapEnded();
     // A safe point: every vCPU is between instructions.
-    if (this.mode === 'timing') this.numaPolicy?.afterRound();
+    if (this.mode === 'timing' || this.tlbCounters !== undefined) this.numaPolicy?.afterRound();
   }
 
   /**

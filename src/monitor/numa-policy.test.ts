@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { latenciesFromDistances } from '../board/topology.js';
 import { Monitor } from './monitor.js';
+import { saveMonitor } from './monitor-snapshot.js';
 import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters } from './numa-policy.js';
 import type { VirtualMachine } from './vm.js';
 import { registerMonitorStats } from './accounting.js';
@@ -156,6 +157,27 @@ test('a move interrupts only the vCPUs whose TLB held the page', (t) => {
   assert.equal(vm.shootdownIpis(second, 0), 1);
   runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
   assertCounted(vm, run);
+});
+
+test('on the TLB-miss signal the policy needs no timing model and acts in fast mode: vCPU 1\'s pages move to its node', (t) => {
+  if (!requireToolchain(t)) return;
+  const monitor = new Monitor({
+    config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
+    policy: { ...DEFAULT_POLICY, tlbHotMisses: 1 }, policySignal: 'tlb-misses',
+  });
+  assert.equal(monitor.timingModel, undefined);
+  const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+  const run = startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false });
+  const pages = counterPages(run);
+  // vCPU 1's private data page and fill pages: their TLB misses come from node 1 only.
+  const mine = [pages.data[2]!, ...pages.fill.slice(2)];
+  runRoundsUntil(monitor, () => mine.every((g) => monitor.memory.nodeOf(vm.pmap.lookup(g)) === 1), 400);
+  assert.deepEqual(mine.map((g) => monitor.memory.nodeOf(vm.pmap.lookup(g))), mine.map(() => 1), 'vCPU 1\'s pages did not move to node 1');
+  assert.equal(monitor.executionMode, 'fast');
+  assert.equal(monitor.policy!.counts.migratedTo[0], 0, 'a page moved to node 0, where nothing but vCPU 0 runs');
+  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+  assertCounted(vm, run);
+  assert.throws(() => saveMonitor(monitor), /TLB-miss signal cannot be saved/);
 });
 
 test('the policy\'s parameters are checked, and it needs timing mode\'s counters', () => {

@@ -9,10 +9,19 @@ import { touchPage, type MemmapTable } from './monitor-data.js';
 import type { MonitorCosts } from './costs.js';
 import type { VirtualMachine } from './vm.js';
 
+/** What the policy counts: the machine's cache misses per page (timing mode), or the vCPUs' TLB misses (any mode). */
+export type PolicySignal = 'cache-misses' | 'tlb-misses';
+export const POLICY_SIGNALS: readonly PolicySignal[] = ['cache-misses', 'tlb-misses'];
+
 /** The policy's parameters: one set serves every workload (the experiments show them halved and doubled). */
 export interface NumaPolicyParameters {
   /** Misses to a page from one node, within an interval, that make it hot (Disco's trigger). */
   hotMisses: number;
+  /**
+   * The same trigger on the TLB-miss signal (`tlb-misses`): a TLB miss is rarer than a cache miss (one per page
+   * brought into the TLB, against one per line brought into the cache).
+   */
+  tlbHotMisses: number;
   /** The share of a hot page's misses one other node must have for the page to move there. */
   migrateShare: number;
   /** Write misses and upgrades from two nodes or more that make a page write-shared: it stays where it is. */
@@ -33,6 +42,7 @@ export interface NumaPolicyParameters {
  */
 export const DEFAULT_POLICY: NumaPolicyParameters = {
   hotMisses: 16,
+  tlbHotMisses: 2,
   migrateShare: 0.75,
   writeSharedWrites: 8,
   intervalRounds: 256,
@@ -47,6 +57,7 @@ export function policyProblems(p: NumaPolicyParameters): string[] {
     if (!Number.isInteger(p[name]) || p[name] < min) problems.push(`${name} must be a whole number of at least ${min}, not ${p[name]}`);
   };
   whole('hotMisses', 1);
+  whole('tlbHotMisses', 1);
   whole('writeSharedWrites', 1);
   whole('intervalRounds', 1);
   whole('moveLimit', 1);
@@ -126,11 +137,19 @@ export class NumaPolicy {
   private current: NumaPolicyParameters;
   private on = true;
 
-  /** `parameters` must be usable (`policyProblems` finds nothing: Monitor.setPolicy checks). */
-  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, parameters: NumaPolicyParameters) {
+  /**
+   * `parameters` must be usable (`policyProblems` finds nothing: Monitor.setPolicy checks); `counters` count
+   * `signal`'s events.
+   */
+  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, parameters: NumaPolicyParameters, readonly signal: PolicySignal = 'cache-misses') {
     this.current = { ...parameters };
     this.counts = noCounts(counters.nodes);
-    counters.queueHot(parameters.hotMisses);
+    counters.queueHot(this.trigger(parameters));
+  }
+
+  /** The trigger of the policy's signal. */
+  private trigger(p: NumaPolicyParameters): number {
+    return this.signal === 'tlb-misses' ? p.tlbHotMisses : p.hotMisses;
   }
 
   /** The parameters in force. */
@@ -147,7 +166,7 @@ export class NumaPolicy {
   setParameters(parameters: NumaPolicyParameters): void {
     this.current = { ...parameters };
     this.on = true;
-    this.counters.queueHot(parameters.hotMisses);
+    this.counters.queueHot(this.trigger(parameters));
   }
 
   /** Turns the policy off: no page is queued or moved until `setParameters`. */

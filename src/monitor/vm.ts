@@ -56,6 +56,11 @@ export interface VmOptions {
   secondLevelEntries?: number;
   /** How guest-physical maps to machine (docs/monitor.md): Disco's software-refilled TLB (default) or H's nested walk. */
   mmu?: MmuMode;
+  /**
+   * Told of every TLB miss of the VM's vCPUs: the machine page, the node of the CPU the vCPU runs on, whether
+   * a write missed (the NUMA policy's TLB-miss signal, Monitor.tlbCounters).
+   */
+  tlbMissSignal?: (mpn: number, node: number, write: boolean) => void;
   /** `nested`: entries of each vCPU's G-stage TLB (cpu/g-stage-tlb.ts; default G_STAGE_TLB_ENTRIES, 0 for none). */
   gStageTlbEntries?: number;
   /** Where the pmap takes machine pages from (pmap.ts Placement; default `home`). */
@@ -153,11 +158,14 @@ export class VirtualMachine {
     }
     this.tlbShootdowns = new Uint32Array(options.vcpus);
     this.vcpuExits = this.machine.harts.map(() => new Map<string, number>());
+    const signal = options.tlbMissSignal;
+    const ramBase = memory.addressOf(0);
     for (const h of this.machine.harts) {
       // A vCPU has no PMP of its own: what the guest may touch is the pmap's to say (H's G-stage), and the
       // machine's PMP, which would sit behind it, is the monitor's and allows the VM's memory.
       h.pmp.removeEntries();
       h.monitorTables = this.tables.forVcpu(h.id);
+      if (signal !== undefined) h.onTlbMiss = (page, write) => signal((page - ramBase) / PAGE, this.pmap.readerNode, write);
       if (options.mmu === 'nested') {
         h.nestedWalk = true;
         const entries = options.gStageTlbEntries ?? G_STAGE_TLB_ENTRIES;
