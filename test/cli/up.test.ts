@@ -327,7 +327,7 @@ describe('mirrorball up with tiny kernels', () => {
       assert.equal(await client.error('query-vm-stats', { vm: 3 }), "Parameter 'vm' must be a string");
       assert.equal(await client.error('vm-stop', { vm: 'idle', force: true }), "Parameter 'force' is unexpected");
       assert.equal(await client.error('set-mode', { mode: 'timing' }), 'this machine has no timing configuration: set timing: true in the machine file');
-      assert.equal(await client.error('set-policy', { hotMisses: 64 }), 'the NUMA policy needs a timing configuration: it reads the miss counters of timing mode');
+      assert.equal(await client.error('set-policy', { hotMisses: 64 }), 'the NUMA policy needs a timing configuration: it reads the miss counters of timing mode (or give it the TLB-miss signal)');
       const flooder = await Client.connect(control);
       flooder.send('x'.repeat(70_000));
       await until('the flooder to be cut off', () => flooder.closed);
