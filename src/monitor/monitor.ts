@@ -37,7 +37,7 @@ export interface MonitorOptions {
    * With it the monitor can switch between fast and timing mode (`setExecutionMode`); it starts in fast mode.
    */
   timing?: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> };
-  /** Disco's NUMA policy (numa-policy.ts), acting in timing mode on the machine's miss counters; off without it. */
+  /** Disco's NUMA policy (numa-policy.ts), acting on what `policySignal` counts; off without it. */
   policy?: NumaPolicyParameters;
   /**
    * What the policy counts: `cache-misses` (default), FLASH's per-page cache-miss counters, which timing mode
@@ -152,15 +152,15 @@ export class Monitor {
     };
   }
 
-  /** Disco's NUMA policy, once asked for (it acts in timing mode only, and not while disabled). */
+  /** Disco's NUMA policy, once asked for (on the cache-miss signal it acts in timing mode only; never while disabled). */
   get policy(): NumaPolicy | undefined {
     return this.numaPolicy;
   }
 
   /**
    * Turns Disco's NUMA policy on with `parameters` (from the next round), or off (undefined). Throws
-   * MonitorError without a timing configuration (the policy reads timing mode's miss counters) or for bad
-   * parameters.
+   * MonitorError for bad parameters, or on the cache-miss signal without a timing configuration (the policy
+   * then reads timing mode's miss counters).
    */
   setPolicy(parameters: NumaPolicyParameters | undefined): void {
     if (parameters === undefined) {
