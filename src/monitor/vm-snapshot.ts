@@ -282,14 +282,14 @@ function relocateSmall(tags: Float64Array[], delta: Float64Array, region: Int32A
     }
     const address = r >= 0 && r < reloc.from.length ? reloc.from[r]! + vpn * PAGE + delta[i]! : NaN;
     const to = Number.isInteger(address) && address % PAGE === 0 ? reloc.page(address) : undefined;
-    if (to === undefined) {
+    const index = to === undefined ? -1 : regionIndex(regions, to);
+    if (index < 0) {
       for (const t of tags) t[i] = TLB_INVALID;
       region[i] = -1;
       continue;
     }
-    const index = regionIndex(regions, to);
     region[i] = index;
-    delta[i] = to - regions[index]!.base - vpn * PAGE;
+    delta[i] = to! - regions[index]!.base - vpn * PAGE;
   }
 }
 

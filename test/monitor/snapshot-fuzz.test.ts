@@ -122,6 +122,20 @@ describe('the monitor snapshot loader', () => {
     }
   });
 
+  it('what the fuzzing found, every time', () => {
+    // An ended VM's TLB entry made to lead below RAM: its machine addresses were taken as they were, unchecked.
+    const found: [(string | number)[], number, number][] = [[['monitor', 'vms', 1, 'machine', 'harts', 0, 'tlbs', 1, 1, 'tag'], 0, -2]];
+    for (const [path, index, value] of found) {
+      for (const whole of [true, false]) {
+        const state = decodeSnapshot(saved.slice()) as Record<string | number, unknown>;
+        let array: unknown = state;
+        for (const key of path) array = (array as Record<string | number, unknown>)[key];
+        (array as Float64Array)[index] = value;
+        restoreAndRun(encodeSnapshot(state), whole, `${path.join('.')}[${index}] = ${value}`);
+      }
+    }
+  });
+
   it('refuses every truncated or altered file with a SnapshotFileError', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: saved.length - 1 }), fc.integer({ min: 1, max: 255 }), fc.boolean(), (at, xor, truncate) => {
       const bytes = truncate ? saved.slice(0, at) : saved.slice();
