@@ -42,6 +42,8 @@ export interface MonitorSessionOptions {
    * run then reproduces exactly whatever the host's speed. Default true; not with `pace`.
    */
   holdIdle?: boolean;
+  /** Host milliseconds of rounds between two looks at the event loop (monitor-runner.ts; for tests). */
+  batchMs?: number;
   /**
    * Continue a session saved by `snapshot()` instead of booting: the whole machine as it was, every VM's
    * agent ready again with nothing said to the guests, so the run goes on exactly as the saved one would
@@ -152,7 +154,7 @@ export class MonitorSession {
       whenReleased: () => new Promise<void>((resolve) => { this.release = resolve; }),
     } : undefined;
     this.running = runMonitor(this.monitor, {
-      pace: options.pace === true, done: () => this.stopRequested, idleHold,
+      pace: options.pace === true, done: () => this.stopRequested, idleHold, batchMs: options.batchMs,
       afterRound: this.holdIdle ? () => { if (this.deferred.size > 0) this.deliverDeferred(); } : undefined,
       onBatch: () => { for (const d of this.drivers.values()) d.checkEnded(); },
     }).finally(() => {

@@ -4,7 +4,7 @@ import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:time
 import { performance } from 'node:perf_hooks';
 import type { Monitor } from '../monitor/monitor.js';
 import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
-import type { IdleHold, RunGate } from './runner.js';
+import { heldAtIdle, type IdleHold, type RunGate } from './runner.js';
 
 export interface MonitorRunOptions {
   /**
@@ -25,9 +25,11 @@ export interface MonitorRunOptions {
   idleHold?: IdleHold;
   /** Called after every round (cheap: it runs thousands of times a second). */
   afterRound?: () => void;
+  /** Host milliseconds of rounds between two looks at the event loop (20). Runs held at idle do not depend on it. */
+  batchMs?: number;
 }
 
-const BATCH_MS = 20;
+const DEFAULT_BATCH_MS = 20;
 const IDLE_SLEEP_MS = 2;
 /** Machine cycles per host millisecond when idle time is paced. */
 const CYCLES_PER_MS = (TIMEBASE_HZ / 1000) * INSTRUCTIONS_PER_TICK;
@@ -39,7 +41,8 @@ export async function runMonitor(monitor: Monitor, options: MonitorRunOptions = 
   let anchorHost = performance.now();
   const finished = (): boolean => !monitor.running || options.done?.() === true;
   const hold = options.idleHold;
-  const holding = (): boolean => hold !== undefined && monitor.idle && hold.atIdle();
+  const holding = (): boolean => hold !== undefined && heldAtIdle(hold, () => monitor.idle);
+  const batchMs = options.batchMs ?? DEFAULT_BATCH_MS;
   while (!finished()) {
     if (holding()) {
       await hold!.whenReleased();
@@ -51,7 +54,7 @@ export async function runMonitor(monitor: Monitor, options: MonitorRunOptions = 
       anchorHost = performance.now();
       continue;
     }
-    const until = performance.now() + BATCH_MS;
+    const until = performance.now() + batchMs;
     let waiting = false;
     do {
       if (pace) {

@@ -38,6 +38,24 @@ export interface IdleHold {
   whenReleased(): Promise<void>;
 }
 
+/** At most this many of the host's deliveries in a row at one idle moment before a round runs. */
+const DELIVERIES_PER_IDLE = 1024;
+
+/**
+ * Whether to hold a machine (or monitor) whose `idle` says every hart idles: asks `hold` again after each
+ * delivery that left the guest idle and waiting for the host (a mode switch, a counter read), so that no round
+ * runs in between. Such a round would be empty, but how many ran would depend on when the host's next action
+ * arrived (within a batch or after it), that is on the host's speed; and a round is what the NUMA policy's
+ * intervals count.
+ */
+export function heldAtIdle(hold: IdleHold, idle: () => boolean): boolean {
+  for (let i = 0; i < DELIVERIES_PER_IDLE && idle(); i++) {
+    if (hold.atIdle()) return true;
+    if (!hold.waitingForHost()) return false;
+  }
+  return false;
+}
+
 /**
  * A machine's pause switch. `pause()` takes effect at the end of the current batch (commands arrive on the
  * event loop, which runs between batches, so in practice at once); guest time stands still while paused.
@@ -83,7 +101,7 @@ export async function runMachine(machine: Machine, options: RunOptions = {}): Pr
   const idleLimit = (): number => anchorGuest + (performance.now() - anchorHost) * TICKS_PER_MS;
   const waiting = (): boolean => pace && machine.idle && machine.clock.now() >= machine.idleSkipLimit;
   const hold = options.idleHold;
-  const holding = (): boolean => hold !== undefined && machine.idle && hold.atIdle();
+  const holding = (): boolean => hold !== undefined && heldAtIdle(hold, () => machine.idle);
   while (machine.exit === undefined) {
     if (holding()) {
       await hold!.whenReleased();
