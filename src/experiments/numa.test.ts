@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_POLICY } from '../monitor/numa-policy.js';
-import { caseSpecs, TLB_SIGNAL_CASE, numaSvg, numaTable, scalePolicy, summarize, type NumaCaseResult, type NumaRun } from './numa.js';
+import { caseDirectory, caseSpecs, TLB_SIGNAL_CASE, numaSvg, numaTable, scalePolicy, summarize, type NumaCaseResult, type NumaRun } from './numa.js';
 
 function run(seed: number, timeMs: number, checksum = `c${seed}`, local = 10, remote = 90): NumaRun {
   return {
@@ -44,4 +44,9 @@ test('the policy cases scale its thresholds, not its share; the gap closed is gi
   const [w] = summarize([caseOf('numa', [160]), caseOf('policy', [130]), caseOf('policy ×2', [145]), caseOf('uma', [100])]);
   assert.deepEqual(w!.gapClosedBy, { policy: 0.5, 'policy ×2': 0.25 });
   assert.match(numaTable([w!]), /^\| w +\| policy ×2 +\| .*\| 0\.25 +\|/m);
+});
+
+test('each case\'s statistics go to a directory named after it', () => {
+  assert.deepEqual(['numa', 'policy', 'policy ×0.5', 'policy ×2', 'policy, TLB misses', 'uma'].map(caseDirectory),
+    ['numa', 'policy', 'policy-x0.5', 'policy-x2', 'policy-tlb-misses', 'uma']);
 });

@@ -9,8 +9,9 @@ import { performance } from 'node:perf_hooks';
 import { topologyPreset } from '../board/topology.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
-import { sortedJson, writeFileWhole } from '../host/stats-output.js';
-import { accountVm } from '../monitor/accounting.js';
+import { sortedJson, writeFileWhole, writeStatsOutput } from '../host/stats-output.js';
+import { accountVm, registerMonitorStats } from '../monitor/accounting.js';
+import { StatsRegistry } from '../timing/stats.js';
 import { DEFAULT_POLICY, type NumaPolicyParameters, type PolicySignal } from '../monitor/numa-policy.js';
 import { runCaseInChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
@@ -117,6 +118,16 @@ interface CaseRequest extends CaseSpec {
   guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
   workloads: NumaWorkload[];
   repeat: number;
+  /** Where the case's statistics go: `STATS_DIR/<caseDirectory(name)>/` (config.json, stats.txt, stats.json). */
+  outDir: string;
+}
+
+/** The directory of the experiment's output holding each case's statistics. */
+export const STATS_DIR = 'stats';
+
+/** A case's name as a directory name: `policy ×0.5` → `policy-x0.5`, `policy, TLB misses` → `policy-tlb-misses`. */
+export function caseDirectory(name: string): string {
+  return name.toLowerCase().replace(/×/g, 'x').replace(/[^a-z0-9.]+/g, '-').replace(/^-|-$/g, '');
 }
 
 /** One case in this process: boot, turn ASLR off, a warm-up run of each workload in fast mode, then the measured runs in timing mode. */
@@ -175,6 +186,15 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
       }
       workloads.push({ name: w.name, command: w.command, runs });
     }
+    // The monitor's statistics at the end of the case, at an idle moment: two runs of a case write the same bytes.
+    await session.atIdle('vm', () => {
+      const stats = new StatsRegistry();
+      registerMonitorStats(stats, monitor);
+      const { outDir: _, guest: __, ...spec } = request;
+      writeStatsOutput(join(request.outDir, STATS_DIR, caseDirectory(request.name)), {
+        experiment: 'numa', case: spec, topology: NUMA_TOPOLOGY, machineMemory: NUMA_MACHINE_MEMORY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }, placement: 'round-robin',
+      }, stats);
+    });
     return { name: request.name, workloads, bootHostSeconds };
   } finally {
     await session.kill();
@@ -289,7 +309,7 @@ export async function runNuma(o: NumaOptions): Promise<NumaWorkloadResult[]> {
     const name = spec.name;
     o.onProgress?.(`${name}: booting the VM, warming up, then ${o.workloads.map((w) => w.name).join(', ')}`);
     o.onStatus?.(`${name} (case ${i + 1}/${specs.length})`);
-    const request: CaseRequest = { ...spec, guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, workloads: [...o.workloads], repeat: o.repeat ?? 3 };
+    const request: CaseRequest = { ...spec, guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, workloads: [...o.workloads], repeat: o.repeat ?? 3, outDir: o.outDir };
     const r = await runCaseInChild<NumaCaseResult>(import.meta.url, request, name);
     cases.push(r);
     for (const w of r.workloads) {

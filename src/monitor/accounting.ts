@@ -186,6 +186,14 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     stats.scalar('monitor.policy.left_frozen', 'hot pages the NUMA policy left where they were: moved too often lately', 'Count', () => policy.counts.leftFrozen);
     stats.scalar('monitor.policy.left_other', 'hot pages the NUMA policy left where they were: no one other node\'s, shared, or no memory there', 'Count', () => policy.counts.leftOther);
     stats.scalar('monitor.policy.cycles', 'cycles the NUMA policy\'s moves cost (charged to the vCPUs as monitor cycles)', 'Cycle', () => policy.counts.cycles);
+    // Local misses over time: a sample per interval, or per 2^k intervals once a run outgrows LOCALITY_SAMPLES.
+    const samples = (): string[] => policy.locality.series.map((_, i) => `s${i}`);
+    const of = (key: 'local' | 'remote' | 'endCycles') => (): number[] => policy.locality.series.map((s) => s[key]);
+    stats.vector('monitor.policy.local_percent', 'local misses in % of the policy signal\'s misses, per sample of its intervals, oldest first', 'Ratio', samples, () => policy.locality.localPercent());
+    stats.vector('monitor.policy.local_misses', 'the policy signal\'s misses to a page on the missing CPU\'s node, per sample', 'Count', samples, of('local'));
+    stats.vector('monitor.policy.remote_misses', 'the policy signal\'s misses to a page on another node, per sample', 'Count', samples, of('remote'));
+    stats.vector('monitor.policy.sample_end', 'machine cycle at which each sample ended', 'Cycle', samples, of('endCycles'));
+    stats.scalar('monitor.policy.intervals_per_sample', 'policy intervals in each sample of local_percent', 'Count', () => policy.locality.intervalsPerSample);
   }
   // Timing mode's caches and TLB refills are the physical CPUs' (machine.cpuN), misses by machine node.
   monitor.timingModel?.registerStats(stats, 'machine');

@@ -13,6 +13,7 @@ import type { MonitorCosts } from './costs.js';
 import { BLOCK_PAGES, FREE, MONITOR, PAGE, REPLICA, type MachineMemory, type MachineMemoryState } from './machine-memory.js';
 import type { Monitor } from './monitor.js';
 import type { PolicyCounts, PolicyState } from './numa-policy.js';
+import { LocalityHistory, type LocalityState } from './locality-history.js';
 import type { Placement, PmapState } from './pmap.js';
 import type { SchedVcpu, SchedulerState } from './scheduler.js';
 import { SnapshotError } from '../board/snapshot.js';
@@ -20,7 +21,7 @@ import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, t
 import type { MmuMode, VirtualMachine } from './vm.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 2;
+export const MONITOR_SNAPSHOT_VERSION = 3;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -552,9 +553,24 @@ function readPolicy(r: StateReader, nodes: number): PolicyState {
       intervalRounds: p.number('intervalRounds', 1, MAX_AMOUNT), moveLimit: p.number('moveLimit', 1, MAX_AMOUNT), freezeIntervals: p.number('freezeIntervals', 0, MAX_AMOUNT),
     },
     enabled: r.boolean('enabled'), rounds: r.amount('rounds'), interval: r.amount('interval'), moves: pairs('moves'), frozenUntil: pairs('frozenUntil'),
+    locality: readLocality(r.object('locality')), missesAtInterval: { local: r.object('missesAtInterval').amount('local'), remote: r.object('missesAtInterval').amount('remote') },
     counts: readCounts(r.object('counts'), nodes),
     perVm: r.array('perVm', (v, path) => { const e = new StateReader(v, path); return { vm: e.number('vm', 0, 2 ** 16), counts: readCounts(e.object('counts'), nodes) }; }),
   };
+}
+
+function readLocality(r: StateReader): LocalityState {
+  const samples = r.array('samples', (v, path) => {
+    const e = new StateReader(v, path);
+    return { endCycles: e.amount('endCycles'), local: e.amount('local'), remote: e.amount('remote') };
+  });
+  const s = { samples, width: r.number('width', 1, MAX_AMOUNT), filled: r.number('filled', 0, MAX_AMOUNT) };
+  try {
+    new LocalityHistory().restoreState(s);
+  } catch (error) {
+    throw new StateError(`${r.path}: ${(error as Error).message}`);
+  }
+  return s;
 }
 
 function readSubnet(r: StateReader, monitor: Monitor): ReturnType<Monitor['subnet']['saveState']> {

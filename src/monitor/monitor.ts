@@ -121,6 +121,8 @@ export class Monitor {
   private numaPolicy: NumaPolicy | undefined = undefined;
   /** The TLB-miss signal's counters, once a policy that reads them is set. */
   private tlbCounters: MissCounters | undefined = undefined;
+  /** The TLB-miss signal's misses, to pages on the missing vCPU's node or not (the policy's locality series). */
+  private readonly tlbMisses = { local: 0, remote: 0 };
   /** Per node: the memory sizes of the running VMs at home there (where the next VM's home goes). */
   private readonly promisedOnNode: number[];
   private nextId = 0;
@@ -183,6 +185,16 @@ export class Monitor {
       memory: this.memory, memmap: this.memmap, costs: this.costs, vms: this.vms,
       nodeOfCpu: (cpu) => this.layout.hartNode[cpu]!,
       lastCpu: (vm, h) => this.records.get(vm)?.[h.id]?.lastPcpu ?? -1,
+      now: () => this.cycles,
+      signalMisses: () => {
+        if (tlb) return { local: this.tlbMisses.local, remote: this.tlbMisses.remote };
+        const sum = (a: ArrayLike<number>): number => {
+          let n = 0;
+          for (let i = 0; i < a.length; i++) n += a[i]!;
+          return n;
+        };
+        return { local: sum(this.timingModel!.missesLocal), remote: sum(this.timingModel!.missesRemote) };
+      },
     }, counters!, parameters, this.policySignal);
   }
 
@@ -240,7 +252,12 @@ export class Monitor {
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
       secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap, placement: this.options.placement,
       gStageTlbEntries: this.options.gStageTlbEntries,
-      tlbMissSignal: (mpn, node, write) => { if (node >= 0) this.tlbCounters?.recordPage(mpn, node, write); },
+      tlbMissSignal: (mpn, node, write) => {
+        if (node < 0 || this.tlbCounters === undefined) return;
+        this.tlbCounters.recordPage(mpn, node, write);
+        if (this.memory.nodeOf(mpn) === node) this.tlbMisses.local++;
+        else this.tlbMisses.remote++;
+      },
     };
     let vm: VirtualMachine;
     try {

@@ -73,6 +73,49 @@ test('pages only another node misses on move there at the round\'s end, charged 
   assertCounted(vm, run);
 });
 
+test('the statistics show local misses over time: their share rises as vCPU 1\'s pages move to its node', (t) => {
+  if (!requireToolchain(t)) return;
+  // A small cache, so that the counter program misses all along; the policy eager (hotMisses 4) or idle.
+  const series = (hotMisses: number) => {
+    const monitor = new Monitor({
+      config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
+      timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]), cache: { sizeBytes: 4096 } },
+      policy: { ...DEFAULT_POLICY, hotMisses, intervalRounds: 2 },
+    });
+    const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+    const run = startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false });
+    monitor.setExecutionMode('timing');
+    runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+    assertCounted(vm, run);
+    return monitor;
+  };
+  const moved = series(4);
+  const still = series(1_000_000);
+  assert.deepEqual(still.policy!.counts.migratedTo, [0, 0]);
+  const lastHalf = (m: Monitor): number => {
+    const s = m.policy!.locality.series.slice(-Math.floor(m.policy!.locality.series.length / 2));
+    const local = s.reduce((n, x) => n + x.local, 0);
+    return (100 * local) / s.reduce((n, x) => n + x.local + x.remote, 0);
+  };
+  // vCPU 1's pages start on node 0, the VM's home; once they move, its misses are local too.
+  assert.ok(lastHalf(moved) > lastHalf(still) + 20, `local % over the run's second half: ${lastHalf(moved)} with moves, ${lastHalf(still)} without`);
+  const locality = moved.policy!.locality;
+  assert.ok(locality.series.length >= 4, `${locality.series.length} samples`);
+  assert.ok(locality.series.every((s, i) => i === 0 || s.endCycles > locality.series[i - 1]!.endCycles));
+  // The samples hold the timing model's misses up to the last interval's end, no more.
+  const model = moved.timingModel!;
+  const sum = (a: ArrayLike<number>): number => Array.from(a).reduce((x, y) => x + y, 0);
+  const local = locality.series.reduce((n, s) => n + s.local, 0);
+  assert.ok(local > 0 && local <= sum(model.missesLocal));
+  assert.ok(locality.series.reduce((n, s) => n + s.remote, 0) <= sum(model.missesRemote));
+  const stats = new StatsRegistry();
+  registerMonitorStats(stats, moved);
+  const sample = stats.snapshot().find((s) => s.name === 'monitor.policy.local_percent');
+  assert.ok(sample?.kind === 'vector');
+  assert.deepEqual(sample.labels, locality.series.map((_, i) => `s${i}`));
+  assert.deepEqual(sample.values, locality.localPercent());
+});
+
 test('a hot page written from both nodes stays where it is: the shared counter, as the program itself makes it hot', (t) => {
   if (!requireToolchain(t)) return;
   const { monitor, vm, run } = setUp({ hotMisses: 8, writeSharedWrites: 4 });

@@ -1,6 +1,7 @@
 // Disco's NUMA policy: hot pages found by the machine's per-page miss counters, migrated at round boundaries
 // to the node that misses on them, or replicated on the nodes that read them (docs/numa-policy.md).
 
+import { LocalityHistory, type LocalityState } from './locality-history.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import type { Hart } from '../cpu/hart.js';
@@ -90,6 +91,9 @@ export interface PolicyState {
   enabled: boolean;
   rounds: number;
   interval: number;
+  /** Local and remote misses per interval (`LocalityHistory`), and the counts at the last interval's end. */
+  locality: LocalityState;
+  missesAtInterval: { local: number; remote: number };
   /** (key, moves) and (key, interval) pairs; a key is VM id × 2^32 + guest page. */
   moves: Float64Array;
   frozenUntil: Float64Array;
@@ -107,6 +111,10 @@ export interface PolicyHost {
   nodeOfCpu(cpu: number): number;
   /** The physical CPU vCPU `h` of `vm` ran on last (-1: never). */
   lastCpu(vm: VirtualMachine, h: Hart): number;
+  /** Machine time, in cycles. */
+  now(): number;
+  /** The signal's misses so far: on the page's own node (local) and from others (remote). */
+  signalMisses(): { local: number; remote: number };
 }
 
 /**
@@ -130,6 +138,9 @@ export class NumaPolicy {
   readonly perVm = new Map<number, PolicyCounts>();
   private rounds = 0;
   private interval = 0;
+  /** Local and remote misses interval by interval (the signal's): `stats`' local misses over time. */
+  readonly locality = new LocalityHistory();
+  private missesAtInterval = { local: 0, remote: 0 };
   /** Per guest page (`gppnKey`): moves so far, and the interval until which it is frozen. */
   private readonly moves = new Map<number, number>();
   private readonly frozenUntil = new Map<number, number>();
@@ -145,6 +156,7 @@ export class NumaPolicy {
     this.current = { ...parameters };
     this.counts = noCounts(counters.nodes);
     counters.queueHot(this.trigger(parameters));
+    this.missesAtInterval = host.signalMisses();
   }
 
   /** The trigger of the policy's signal. */
@@ -181,6 +193,7 @@ export class NumaPolicy {
     const copy = (c: PolicyCounts): PolicyCounts => ({ ...c, migratedTo: [...c.migratedTo], replicatedTo: [...c.replicatedTo] });
     return {
       parameters: this.parameters, enabled: this.on, rounds: this.rounds, interval: this.interval,
+      locality: this.locality.saveState(), missesAtInterval: { ...this.missesAtInterval },
       moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), counts: copy(this.counts),
       perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copy(counts) })),
     };
@@ -193,6 +206,8 @@ export class NumaPolicy {
   restoreState(s: PolicyState): void {
     this.rounds = s.rounds;
     this.interval = s.interval;
+    this.locality.restoreState(s.locality);
+    this.missesAtInterval = { ...s.missesAtInterval };
     const fill = (map: Map<number, number>, pairs: Float64Array): void => {
       map.clear();
       for (let i = 0; i + 1 < pairs.length; i += 2) map.set(pairs[i]!, pairs[i + 1]!);
@@ -210,8 +225,18 @@ export class NumaPolicy {
     if (++this.rounds % this.current.intervalRounds === 0) {
       this.interval++;
       this.counters.decay();
+      this.sampleLocality();
     }
     for (const mpn of this.counters.takeHot()) this.consider(mpn);
+  }
+
+  /** Adds the interval that just ended to `locality` (counts that went back, a statistics reset, start again). */
+  private sampleLocality(): void {
+    const now = this.host.signalMisses();
+    const was = this.missesAtInterval;
+    const since = (key: 'local' | 'remote'): number => (now[key] >= was[key] ? now[key] - was[key] : now[key]);
+    this.locality.add(this.host.now(), since('local'), since('remote'));
+    this.missesAtInterval = { ...now };
   }
 
   private consider(mpn: number): void {

@@ -13,7 +13,8 @@ interface Entry {
   name: string;
   description: string;
   unit: StatUnit;
-  labels: readonly string[];
+  /** A function for a vector whose labels change (a series that grows): checked at each snapshot. */
+  labels: readonly string[] | (() => readonly string[]);
   read: () => number | ArrayLike<number>;
 }
 
@@ -25,6 +26,14 @@ export interface Counter {
 /** Dotted names of identifiers, as gem5's (`system.cpu0.cache.hits`). */
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const LABEL = /^[A-Za-z0-9_]+$/;
+
+/** `labels` if they are letters, digits and _, each once; else throws. */
+function checkLabels(name: string, labels: readonly string[]): readonly string[] {
+  const bad = labels.filter((label) => !LABEL.test(label));
+  if (bad.length > 0) throw new Error(`statistic ${name}: labels must be letters, digits and _, not ${bad.map((l) => `'${l}'`).join(', ')}`);
+  if (new Set(labels).size !== labels.length) throw new Error(`statistic ${name}: labels must be distinct`);
+  return labels;
+}
 
 /**
  * Statistics are registered once with a function that reads their current value, so the hot paths keep
@@ -40,12 +49,13 @@ export class StatsRegistry {
     this.add({ kind: 'scalar', name, description, unit, labels: [], read });
   }
 
-  /** Numbers with one label each (e.g. per node); `read` must return `labels.length` values. */
-  vector(name: string, description: string, unit: StatUnit, labels: readonly string[], read: () => ArrayLike<number>): void {
-    const bad = labels.filter((label) => !LABEL.test(label));
-    if (bad.length > 0) throw new Error(`statistic ${name}: labels must be letters, digits and _, not ${bad.map((l) => `'${l}'`).join(', ')}`);
-    if (new Set(labels).size !== labels.length) throw new Error(`statistic ${name}: labels must be distinct`);
-    this.add({ kind: 'vector', name, description, unit, labels: [...labels], read });
+  /**
+   * Numbers with one label each (e.g. per node); `read` must return `labels.length` values. `labels` may be a
+   * function, read at each snapshot, for a vector that grows (a series over time).
+   */
+  vector(name: string, description: string, unit: StatUnit, labels: readonly string[] | (() => readonly string[]), read: () => ArrayLike<number>): void {
+    if (typeof labels !== 'function') checkLabels(name, labels);
+    this.add({ kind: 'vector', name, description, unit, labels: typeof labels === 'function' ? labels : [...labels], read });
   }
 
   /** A scalar the registry holds; `reset()` zeroes it. */
@@ -85,9 +95,10 @@ export class StatsRegistry {
       const value = e.read();
       if (e.kind === 'scalar') return { kind: 'scalar', name, description: e.description, unit: e.unit, value: value as number };
       const values = Array.from(value as ArrayLike<number>);
-      if (values.length !== e.labels.length) throw new Error(`statistic ${name} read ${values.length} values for ${e.labels.length} labels`);
+      const labels = typeof e.labels === 'function' ? checkLabels(name, e.labels()) : e.labels;
+      if (values.length !== labels.length) throw new Error(`statistic ${name} read ${values.length} values for ${labels.length} labels`);
       const total = values.reduce((sum, v) => sum + v, 0);
-      return { kind: 'vector', name, description: e.description, unit: e.unit, labels: [...e.labels], values, total };
+      return { kind: 'vector', name, description: e.description, unit: e.unit, labels: [...labels], values, total };
     });
   }
 

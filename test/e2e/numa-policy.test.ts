@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { PLOT_SVG, QUICK_WORKLOADS, RESULTS_JSON, RESULTS_TABLE, runNuma } from '../../src/experiments/numa.js';
+import { caseDirectory, PLOT_SVG, QUICK_WORKLOADS, RESULTS_JSON, RESULTS_TABLE, runNuma, STATS_DIR } from '../../src/experiments/numa.js';
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
@@ -40,6 +40,10 @@ describe('the numa experiment', { skip }, () => {
       assert.deepEqual(json.workloads[0]!.cases.map((c) => c.name), ['numa', 'policy', 'uma']);
       assert.equal(json.workloads[0]!.gapClosed, engineering!.gapClosed);
       assert.ok(existsSync(join(out, PLOT_SVG)));
+      // Each case's statistics, the policy's with its local misses over time.
+      const policyStats = readFileSync(join(out, STATS_DIR, caseDirectory('policy'), 'stats.txt'), 'utf8');
+      assert.match(policyStats, /^monitor\.policy\.local_percent::s0 /m);
+      assert.ok(existsSync(join(out, STATS_DIR, 'numa', 'stats.txt')) && existsSync(join(out, STATS_DIR, 'uma', 'stats.txt')));
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
