@@ -55,6 +55,20 @@ describe('machine file', () => {
     });
   });
 
+  it('takes copy-on-write drives, the overlay\'s path from the file\'s directory too', () => {
+    const spec = parseMachineFile([
+      'vms:',
+      '  - name: a',
+      '    drive: file=root.img,snapshot=on',
+      '  - name: b',
+      '    drive: file=root.img,overlay=b.overlay',
+    ].join('\n'), 'conf/m.yaml');
+    assert.deepEqual(spec.vms[0]!.drives, [{ file: resolve('conf/root.img'), readOnly: false, snapshot: true }]);
+    assert.deepEqual(spec.vms[1]!.drives, [{ file: resolve('conf/root.img'), readOnly: false, snapshot: true, overlay: resolve('conf/b.overlay') }]);
+    assert.deepEqual(problems('vms:\n  - name: a\n    drive: file=r.img,snapshot=on,readonly=on\n'),
+      ['m.yaml:3:12: vms[0].drive: readonly=on and snapshot=on exclude each other (a copy-on-write disk is written; its base never is)']);
+  });
+
   it('a machine section is optional: 1 GiB, one hart, one node', () => {
     const spec = parseMachineFile('vms:\n  - name: a\n', 'm.yaml');
     assert.equal(spec.machine.memoryBytes, 1024 * MiB);

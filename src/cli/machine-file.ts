@@ -190,7 +190,8 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
           return;
         }
         const drive = attempt(d, path, problem, () => parseDrive(d.value as string));
-        if (drive !== undefined) drives.push({ ...drive, file: resolve(baseDir, drive.file) });
+        if (drive === undefined) return;
+        drives.push({ ...drive, file: resolve(baseDir, drive.file), ...(drive.overlay === undefined ? {} : { overlay: resolve(baseDir, drive.overlay) }) });
       });
       const restore = path_('restore');
       if (restore !== undefined) {

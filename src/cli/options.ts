@@ -37,24 +37,44 @@ export function parseCount(text: string, what: string, min: number, max: number)
 }
 
 
-/** `file=F[,readonly=on|off][,format=raw]`, or just a file name. */
+const ON_OFF = ['on', 'off', 'true', 'false'];
+
+/**
+ * `file=F[,readonly=on|off][,snapshot=on|off][,overlay=FILE][,format=raw]`, or just a file name. snapshot=on
+ * (QEMU's word) makes the disk copy-on-write over F with the changes in memory; overlay=FILE keeps them in
+ * FILE instead (snapshot=on may be given with it, and means the same).
+ */
 export function parseDrive(text: string): DriveSpec {
   const parts = text.split(',');
   let file: string | undefined;
   let readOnly = false;
+  let snapshot = false;
+  let overlay: string | undefined;
+  const onOff = (key: string, value: string): boolean => {
+    if (!ON_OFF.includes(value)) throw new UsageError(`--drive: ${key} must be on or off, not '${value}'`);
+    return value === 'on' || value === 'true';
+  };
   for (const part of parts) {
     const eq = part.indexOf('=');
     if (eq < 0 && file === undefined && parts.length === 1) { file = part; continue; }
     const key = part.slice(0, eq);
     const value = part.slice(eq + 1);
     if (key === 'file') file = value;
-    else if (key === 'readonly') {
-      if (!['on', 'off', 'true', 'false'].includes(value)) throw new UsageError(`--drive: readonly must be on or off, not '${value}'`);
-      readOnly = value === 'on' || value === 'true';
+    else if (key === 'readonly') readOnly = onOff(key, value);
+    else if (key === 'snapshot') snapshot = onOff(key, value);
+    else if (key === 'overlay') {
+      if (value === '') throw new UsageError('--drive: overlay needs a file name (overlay=FILE)');
+      overlay = value;
     } else if (key === 'format') {
       if (value !== 'raw') throw new UsageError(`--drive: only format=raw is supported, not '${value}'`);
-    } else throw new UsageError(`--drive: unknown key '${key}' (known: file, readonly, format)`);
+    } else throw new UsageError(`--drive: unknown key '${key}' (known: file, readonly, snapshot, overlay, format)`);
   }
   if (file === undefined || file === '') throw new UsageError(`--drive needs file=PATH, got '${text}'`);
-  return { file, readOnly };
+  if (readOnly && (snapshot || overlay !== undefined)) {
+    throw new UsageError(`--drive: readonly=on and ${overlay === undefined ? 'snapshot=on' : 'overlay='} exclude each other (a copy-on-write disk is written; its base never is)`);
+  }
+  const spec: DriveSpec = { file, readOnly };
+  if (snapshot || overlay !== undefined) spec.snapshot = true;
+  if (overlay !== undefined) spec.overlay = overlay;
+  return spec;
 }

@@ -77,7 +77,7 @@ export function registerRunCommand(program: Command): void {
     .option('--nodes <n>', 'NUMA nodes; harts and memory are spread evenly over them (default 1)')
     .option('--topology <preset>', `NUMA machine preset, instead of --nodes: ${TOPOLOGY_PRESETS.map((n) => `${n} (${describePreset(n)})`).join('; ')}`)
     .option('--distances <matrix>', 'node distance matrix, numactl style, rows split by ";" (e.g. "10,20;20,10")')
-    .option('--drive <spec>', 'virtio-blk disk: file=IMAGE[,readonly=on] (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--drive <spec>', 'virtio-blk disk: file=IMAGE[,readonly=on|snapshot=on|overlay=FILE] (repeatable)', (v: string, all: string[]) => [...all, v], [])
     .option('--bios <file>', 'M-mode firmware such as OpenSBI fw_jump.bin (default: built-in SBI in TypeScript)')
     .option('--elf <file>', 'run a bare-metal ELF in M-mode; exits with its HTIF exit code')
     .option('--console-log <file>', 'also write everything the guest prints to this file')

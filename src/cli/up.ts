@@ -13,8 +13,7 @@ import { ControlServer, ControlSocketError } from '../control/server.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '../host/console-socket.js';
-import { DriveError, attachDrives } from '../host/drives.js';
-import type { FileBlockBackend } from '../host/file-block.js';
+import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
 import { makePrivateDirectory, openPrivateFile } from '../host/private-files.js';
 import { loadMonitorSnapshot, restoreVm, saveMonitorSnapshot, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
 import { runMonitor } from '../host/monitor-runner.js';
@@ -132,7 +131,7 @@ type ShutdownReason = 'host-quit' | 'host-signal';
 class Up {
   private readonly consoles = new Map<VirtualMachine, VmConsole>();
   private readonly reported = new Set<VirtualMachine>();
-  private readonly disks: FileBlockBackend[] = [];
+  private readonly disks: OpenDrive[] = [];
   /** How each VM was built beyond the monitor (drives, rng), for snapshots of it. */
   private readonly builds = new Map<VirtualMachine, VmBuild>();
   private monitor!: Monitor;
@@ -234,7 +233,7 @@ class Up {
       this.consoles.set(vm, output);
       this.builds.set(vm, { drives: v.drives, rngSeed: v.rng ?? null });
       try {
-        this.disks.push(...attachDrives(vm.machine, v.drives));
+        this.disks.push(...attachDrives(vm.machine, v.drives, `vm ${v.name}`));
       } catch (error) {
         if (error instanceof DriveError) throw new UsageError(`vm ${v.name}: ${error.message}`);
         throw error;

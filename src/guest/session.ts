@@ -6,8 +6,7 @@ import { Machine, type ExitReason } from '../board/machine.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import type { MachineConfig } from '../board/address-map.js';
 import { AgentProtocol, type AgentResult } from './agent-protocol.js';
-import { attachDrives, type DriveSpec } from '../host/drives.js';
-import type { FileBlockBackend } from '../host/file-block.js';
+import { attachDrives, type DriveSpec, type OpenDrive } from '../host/drives.js';
 import { runMachine } from '../host/runner.js';
 import { decodeSnapshot, encodeSnapshot } from '../host/snapshot-file.js';
 import { restoreMachine, saveMachine } from '../board/snapshot.js';
@@ -78,7 +77,7 @@ const TRANSCRIPT_BYTES = 64 * 1024;
 export class GuestSession {
   readonly machine: Machine;
   private readonly agent: AgentProtocol;
-  private readonly disks: FileBlockBackend[];
+  private readonly disks: OpenDrive[];
   private readonly running: Promise<ExitReason>;
   private transcript = '';
   /** Where typed bytes go: the UART, or the virtio console when the session uses it. */

@@ -1,13 +1,30 @@
-// Attaching the user's raw disk images to the machine as virtio-blk devices.
+// Attaching the user's raw disk images to the machine as virtio-blk devices: plain, read-only or copy-on-write.
 
+import { existsSync, openSync } from 'node:fs';
 import type { Machine } from '../board/machine.js';
-import { VirtioBlk } from '../devices/virtio/blk.js';
+import { VirtioBlk, type BlockBackend } from '../devices/virtio/blk.js';
+import { CowBlockBackend, MemoryClusterStore, type ClusterStore } from '../devices/virtio/cow-block.js';
+import { acquire, DiskInUseError, type Release } from './disk-lock.js';
 import { FileBlockBackend } from './file-block.js';
+import { hashImage } from './image-hash.js';
+import { createOverlayFile, FileClusterStore, fileIo, OverlayError } from './overlay-file.js';
 
-/** One `--drive`: a raw image file, optionally read-only. */
+/** One `--drive`: a raw image file, read-only, writable, or the base of a copy-on-write disk. */
 export interface DriveSpec {
   file: string;
   readOnly: boolean;
+  /**
+   * Copy-on-write with the changed clusters in this process's memory, gone when the VM ends (QEMU's
+   * snapshot=on): `file` is only read.
+   */
+  snapshot?: boolean;
+  /** Copy-on-write with the changed clusters kept in this overlay file (made when it does not exist). */
+  overlay?: string;
+}
+
+/** A drive's backend as the machine uses it, and what to call when the machine stops. */
+export interface OpenDrive extends BlockBackend {
+  close(): void;
 }
 
 /** Why a disk image could not be opened, in one line. */
@@ -15,23 +32,110 @@ export class DriveError extends Error {}
 
 /**
  * Opens each image and plugs it into the next free virtio-mmio slot, so the first drive is /dev/vda.
- * Returns the backends so the caller can close them when the machine stops.
+ * `owner` names the VM in the message when a disk is already in use. Returns the backends so the caller can
+ * close them when the machine stops; closing releases the disk.
  */
-export function attachDrives(machine: Machine, drives: readonly DriveSpec[]): FileBlockBackend[] {
-  const opened: FileBlockBackend[] = [];
+export function attachDrives(machine: Machine, drives: readonly DriveSpec[], owner = 'a machine of this process'): OpenDrive[] {
+  const opened: OpenDrive[] = [];
   for (const [index, drive] of drives.entries()) {
-    let backend: FileBlockBackend;
+    let backend: OpenDrive;
     try {
-      backend = FileBlockBackend.open(drive.file, { readOnly: drive.readOnly });
+      backend = openDrive(drive, owner);
     } catch (error) {
       for (const b of opened) b.close();
-      const code = (error as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied'
-        : code === 'EISDIR' ? 'is a directory' : code === 'EROFS' ? 'read-only file system (use readonly=on)' : String(code ?? error);
-      throw new DriveError(`cannot open disk image '${drive.file}': ${why}`);
+      throw error;
     }
     opened.push(backend);
     machine.attachVirtio(new VirtioBlk(backend, { id: `mirrorball-disk${index}`, log: machine.log }));
   }
   return opened;
+}
+
+/**
+ * One drive's backend. A plain image is taken exclusively when writable, shared when read-only; a
+ * copy-on-write disk takes its base shared (opened read-only: the base is never written) and its overlay
+ * file exclusively. Throws DriveError, having released what it took.
+ */
+export function openDrive(drive: DriveSpec, owner: string): OpenDrive {
+  const cow = drive.snapshot === true || drive.overlay !== undefined;
+  const releases: Release[] = [];
+  const undo = () => { for (const release of releases.splice(0).reverse()) release(); };
+  try {
+    releases.push(acquire(drive.file, drive.readOnly || cow ? 'shared' : 'exclusive', owner));
+    const base = openImage(drive.file, drive.readOnly || cow);
+    if (!cow) return closing(base, () => base.close(), undo);
+    let store: ClusterStore;
+    try {
+      store = drive.overlay === undefined ? new MemoryClusterStore() : openOverlay(drive.overlay, drive.file, owner, releases);
+    } catch (error) {
+      base.close();
+      throw error;
+    }
+    const disk = new CowBlockBackend(base, store);
+    return closing(disk, () => { disk.close(); base.close(); }, undo);
+  } catch (error) {
+    undo();
+    if (error instanceof DiskInUseError || error instanceof OverlayError) throw new DriveError(error.message);
+    throw error;
+  }
+}
+
+/** `backend` with a close that runs `close` and then releases the disk, once. */
+function closing(backend: BlockBackend, close: () => void, release: () => void): OpenDrive {
+  let closed = false;
+  return {
+    size: backend.size,
+    readOnly: backend.readOnly,
+    read: (offset, into) => backend.read(offset, into),
+    write: (offset, data) => backend.write(offset, data),
+    flush: () => backend.flush(),
+    close: () => {
+      if (closed) return;
+      closed = true;
+      try {
+        close();
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+function openImage(file: string, readOnly: boolean): FileBlockBackend {
+  try {
+    return FileBlockBackend.open(file, { readOnly });
+  } catch (error) {
+    throw new DriveError(`cannot open disk image '${file}': ${why(error)}`);
+  }
+}
+
+/** The overlay file of `base`, made empty when it does not exist, taken exclusively. */
+function openOverlay(path: string, base: string, owner: string, releases: Release[]): ClusterStore {
+  releases.push(acquire(path, 'exclusive', owner));
+  let identity: { size: number; sha256: Buffer };
+  try {
+    identity = hashImage(base);
+  } catch (error) {
+    throw new DriveError(`cannot read disk image '${base}': ${why(error)}`);
+  }
+  let fd: number;
+  try {
+    if (!existsSync(path)) createOverlayFile(path, identity);
+    fd = openSync(path, 'r+');
+  } catch (error) {
+    throw new DriveError(`cannot open overlay '${path}': ${why(error)}`);
+  }
+  const io = fileIo(fd);
+  try {
+    return new FileClusterStore(io, identity, path);
+  } catch (error) {
+    io.close();
+    throw error;
+  }
+}
+
+function why(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied'
+    : code === 'EISDIR' ? 'is a directory' : code === 'EROFS' ? 'read-only file system (use readonly=on or snapshot=on)' : String(code ?? error);
 }

@@ -1,19 +1,17 @@
 // The machine `run` builds, as plain data: what a snapshot records so that a restore builds the same one.
 
-import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { MachineConfig } from '../board/address-map.js';
 import { Machine } from '../board/machine.js';
-import { readMachineConfig } from '../board/snapshot.js';
+import { readMachineConfig, SnapshotError } from '../board/snapshot.js';
 import { Simulation } from '../board/simulation.js';
 import { configureTiming, enableTiming } from '../board/timing-mode.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { StateError, StateReader } from '../memory/state.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
-import { attachDrives, type DriveSpec } from './drives.js';
-import type { FileBlockBackend } from './file-block.js';
+import { attachDrives, type DriveSpec, type OpenDrive } from './drives.js';
+import { hashImage } from './image-hash.js';
 
 /** Everything that decides which machine is built (not what runs on it: that is loaded, or restored). */
 export interface MachineSpec {
@@ -41,7 +39,7 @@ export interface BuiltMachine {
   model: TimingModel | undefined;
   simulation: Simulation;
   /** The drives' backends, to close when the machine stops. */
-  disks: FileBlockBackend[];
+  disks: OpenDrive[];
 }
 
 /**
@@ -74,23 +72,16 @@ export interface DiskReference extends DriveSpec {
   sha256: string;
 }
 
-/** Reads the whole image once to hash it (the guest's writes go straight to the file, so it is current). */
+/**
+ * Reads the whole image once to hash it (the guest's writes go straight to the file, so it is current).
+ * A copy-on-write disk is refused: its overlay is part of the VM's state, which a snapshot does not hold yet.
+ */
 export function diskReference(drive: DriveSpec): DiskReference {
-  const fd = openSync(drive.file, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(4 << 20);
-    for (let done = 0; done < size;) {
-      const n = readSync(fd, buffer, 0, buffer.length, done);
-      if (n === 0) break;
-      hash.update(buffer.subarray(0, n));
-      done += n;
-    }
-    return { file: resolve(drive.file), readOnly: drive.readOnly, size, sha256: hash.digest('hex') };
-  } finally {
-    closeSync(fd);
+  if (drive.snapshot === true || drive.overlay !== undefined) {
+    throw new SnapshotError(`disk '${drive.file}' is copy-on-write (${drive.overlay === undefined ? 'snapshot=on' : `overlay=${drive.overlay}`}): snapshots of copy-on-write disks are not supported yet`);
   }
+  const { size, sha256 } = hashImage(drive.file);
+  return { file: resolve(drive.file), readOnly: drive.readOnly, size, sha256: sha256.toString('hex') };
 }
 
 /**

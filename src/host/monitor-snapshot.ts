@@ -12,8 +12,7 @@ import { OutOfMachineMemory } from '../monitor/machine-memory.js';
 import type { ReadVm } from '../monitor/vm-snapshot.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
-import { attachDrives, DriveError, type DriveSpec } from './drives.js';
-import type { FileBlockBackend } from './file-block.js';
+import { attachDrives, DriveError, type DriveSpec, type OpenDrive } from './drives.js';
 import { diskProblem, diskReference, type DiskReference } from './machine-spec.js';
 import type { SaveReport } from './run-snapshot.js';
 import { decodeSnapshot, encodeSnapshot, readSnapshotFile, SnapshotFileError, writeSnapshotFile } from './snapshot-file.js';
@@ -116,7 +115,7 @@ export function savedVm(loaded: LoadedMonitorSnapshot, name: string): ReadVm {
  * A VM of `monitor` made like the saved `v` (named `name` here), with its drives (each checked to be there and
  * unchanged) and rng, not yet restored: `homeNode` for a whole restore. Throws SnapshotFileError.
  */
-function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name: string, io: VmIo, disks: FileBlockBackend[], homeNode?: number): VirtualMachine {
+function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name: string, io: VmIo, disks: OpenDrive[], homeNode?: number): VirtualMachine {
   const fail = (why: string): SnapshotFileError => new SnapshotFileError(`${loaded.what} cannot be restored: VM ${v.name}: ${why}`);
   const build = loaded.builds.get(v.name)!;
   for (const disk of build.drives) {
@@ -134,7 +133,7 @@ function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name
     throw error;
   }
   try {
-    disks.push(...attachDrives(vm.machine, build.drives));
+    disks.push(...attachDrives(vm.machine, build.drives, `vm ${name}`));
   } catch (error) {
     if (error instanceof DriveError) throw fail(error.message);
     throw error;
@@ -148,10 +147,10 @@ function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name
  * pages (`restoreVmInto`), with its drives. Throws SnapshotFileError; a VM that could not be restored is
  * ended (stopped), and its drives closed.
  */
-export function restoreVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, name: string, as: string, io: VmIo): { vm: VirtualMachine; disks: FileBlockBackend[] } {
+export function restoreVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, name: string, as: string, io: VmIo): { vm: VirtualMachine; disks: OpenDrive[] } {
   const v = savedVm(loaded, name);
   if (v.state !== 'running') throw new SnapshotFileError(`${loaded.what} cannot be restored: VM ${name} had ended (${v.state}: ${v.reason})`);
-  const disks: FileBlockBackend[] = [];
+  const disks: OpenDrive[] = [];
   try {
     const vm = makeVm(monitor, loaded, v, as, io, disks);
     try {
@@ -178,11 +177,11 @@ export function restoreWhole(
   loaded: LoadedMonitorSnapshot,
   host: { translate?: boolean; log?: (message: string) => void; timing?: MonitorOptions['timing']; policy?: MonitorOptions['policy'] },
   io: (name: string) => VmIo,
-): { monitor: Monitor; disks: FileBlockBackend[] } {
+): { monitor: Monitor; disks: OpenDrive[] } {
   const { saved } = loaded;
   if (saved.whole === null) throw new SnapshotFileError(`${loaded.what} holds one VM, not a whole machine`);
   const s = saved.settings;
-  const disks: FileBlockBackend[] = [];
+  const disks: OpenDrive[] = [];
   try {
     let monitor: Monitor;
     try {
