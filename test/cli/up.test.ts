@@ -552,6 +552,54 @@ describe('mirrorball up with tiny kernels', () => {
   });
 });
 
+describe('mirrorball up: shared and copy-on-write disks', () => {
+  const vm = (name: string, drive: string): string => `  - name: ${name}\n    memory: 32M\n    kernel: idle.Image\n    drive: ${drive}\n`;
+
+  it('refuses a writable disk in two VMs, in one line, exit 2, nothing started', () => {
+    const disk = join(dir, 'shared-w.img');
+    writeFileSync(disk, Buffer.alloc(MiB));
+    const file = join(dir, 'shared-w.yaml');
+    writeFileSync(file, `vms:\n${vm('a', `file=${disk}`)}${vm('b', `file=${disk}`)}`);
+    const runDir = join(dir, 'shared-w-run');
+    const r = mirrorball(['up', file, '--run-dir', runDir]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `mirrorball: vm b: disk image '${disk}' is already open writable by vm a: a writable disk may be open in one VM at a time (share it with snapshot=on, or readonly=on)\n`);
+    assert.ok(!existsSync(runDir), 'no run directory was made');
+    assert.ok(!existsSync(`${disk}.lock`), 'the first VM\'s lock went with it');
+  });
+
+  it('shares one base among VMs with snapshot=on; another up asking for a VM\'s overlay is refused; snapshot-save says it cannot yet', async () => {
+    const base = join(dir, 'shared-base.img');
+    writeFileSync(base, Buffer.alloc(MiB, 3));
+    const file = join(dir, 'shared-cow.yaml');
+    writeFileSync(file, `vms:\n${vm('a', `file=${base},snapshot=on`)}${vm('b', `file=${base},snapshot=on`)}${vm('c', `file=${base},overlay=c.overlay`)}`);
+    const runDir = join(dir, 'shared-cow-run');
+    const up = Running.start(['up', file, '--run-dir', runDir]);
+    let client: Client | undefined;
+    try {
+      client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      assert.deepEqual((await client.ok<Message[]>('query-vms')).map((v) => v.state), ['running', 'running', 'running']);
+      assert.ok(existsSync(join(dir, 'c.overlay')), 'the overlay is made beside the machine file');
+
+      const other = join(dir, 'shared-cow-2.yaml');
+      writeFileSync(other, `vms:\n${vm('d', `file=${base},overlay=c.overlay`)}`);
+      const r = mirrorball(['up', other, '--run-dir', join(dir, 'shared-cow-run-2')]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^mirrorball: vm d: disk image '.*c\\.overlay' is open writable in another Mirrorball process \\(pid ${up.child.pid}; its lock is '.*c\\.overlay\\.lock'\\)\\n$`));
+
+      assert.equal(await client.error('snapshot-save', { file: 'x.snap', vm: 'a' }),
+        `disk '${base}' is copy-on-write (snapshot=on): snapshots of copy-on-write disks are not supported yet`);
+      await client.ok('quit');
+      assert.equal(await up.done, 0);
+      assert.ok(!existsSync(join(dir, 'c.overlay.lock')), 'released when up ends');
+    } finally {
+      client?.socket.destroy();
+      up.stop();
+    }
+  });
+});
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
