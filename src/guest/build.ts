@@ -13,7 +13,7 @@ import type { PrivateApt } from './debian.js';
 import { currentVersions, hostChoices, systemFacts } from './host-versions.js';
 import { diskTree, initramfsImage, initramfsTree, writeExt4, type GuestContents } from './images.js';
 import { compileKernel, configureKernel, kernelSource, type KernelOptions } from './kernel.js';
-import { guestHash, hashParts, loadRecipe, RECIPE_FORMAT, type Recipe } from './recipe.js';
+import { DEFAULT_DISK_BLOCK_SIZE, guestHash, hashParts, loadRecipe, RECIPE_FORMAT, type Recipe } from './recipe.js';
 import { StepError, StepRunner } from './steps.js';
 import { findToolchain, type Toolchain } from './toolchain.js';
 import { resolveVersions, versionWarning, type HostChoices, type PackageFacts, type Resolution, type UsedVersions } from './versions.js';
@@ -256,10 +256,11 @@ async function buildInto(runner: StepRunner, recipe: Recipe, resolution: Resolut
     rootfs: recipe.files.filter((f) => f.path.startsWith('rootfs/')).map((f) => ({ ...f, path: f.path.slice('rootfs/'.length) })),
     reference: user.reference,
     release: `Mirrorball guest ${hash}: Linux ${kernelBuild.release}, busybox ${versionOf('busybox')}, sqlite ${versionOf('sqlite3')}\n`,
+    sources: recipe.files.filter((f) => f.path.startsWith('workloads/')).map((f) => ({ ...f, path: f.path.slice('workloads/'.length) })),
   };
   const s = p.staging;
   await runner.step('initramfs', async () => writeFileSync(join(s, ARTIFACT_FILES.initramfs), initramfsImage(initramfsTree(contents, epoch))));
-  await runner.step('disk', (log) => writeExt4(log, diskTree(contents, epoch), join(s, ARTIFACT_FILES.disk), join(p.work, 'disk-staging'), { ...config.disk, epoch }));
+  await runner.step('disk', (log) => writeExt4(log, diskTree(contents, epoch), join(s, ARTIFACT_FILES.disk), join(p.work, 'disk-staging'), { ...config.disk, blockSize: config.disk.blockSize ?? DEFAULT_DISK_BLOCK_SIZE, epoch }));
   copyFileSync(kernelBuild.image, join(s, ARTIFACT_FILES.kernel));
   const workloadsOut = join(s, ARTIFACT_FILES.workloads);
   mkdirSync(workloadsOut);

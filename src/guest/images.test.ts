@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { decodeCpio } from './cpio.js';
 import { FsTree } from './fs-tree.js';
-import { debugfsFixups, diskTree, initramfsImage, initramfsTree, INITRAMFS_MARKER, writeExt4, type GuestContents } from './images.js';
+import { debugfsFixups, diskTree, initramfsImage, initramfsTree, INITRAMFS_MARKER, SOURCES_DIR, writeExt4, type GuestContents } from './images.js';
 import { StepRunner } from './steps.js';
 
 const EPOCH = 1672531200;
@@ -33,6 +33,7 @@ const contents: GuestContents = {
   ],
   reference: 'cpubench -n 2\t0123456789abcdef\n',
   release: 'test\n',
+  sources: [{ path: 'pmake.c', executable: false, data: Buffer.from('int pmake_main(void);\n') }],
 };
 
 describe('guest images', () => {
@@ -47,6 +48,7 @@ describe('guest images', () => {
     assert.ok(members.every((m) => m.uid === 0 && m.gid === 0 && m.mtime === EPOCH));
     const disk = diskTree(contents, EPOCH);
     assert.ok(!disk.has(INITRAMFS_MARKER) && disk.has('usr/bin/sqlite3'));
+    assert.ok(disk.has(`${SOURCES_DIR}/pmake.c`) && !byName.has(`${SOURCES_DIR}/pmake.c`), 'pmake\'s sources are on the disk only');
   });
 
   it('debugfs fixups cover owner and every time of each path', () => {
@@ -68,5 +70,21 @@ describe('guest images', () => {
     assert.ok(a.equals(readFileSync(join(work, 'b.ext4'))), 'the two images differ');
     const motd = execFileSync('debugfs', ['-R', 'cat /etc/motd', join(work, 'a.ext4')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     assert.equal(motd, 'hello\n');
+    assert.match(blockSizeOf(join(work, 'a.ext4')), /^1024$/, 'mke2fs\'s own choice for a small disk');
+  });
+
+  it('gives the root disk the block size asked for: 4 KiB, one guest page a block', { skip: !hasTool('mke2fs') || !hasTool('debugfs') ? 'no mke2fs/debugfs' : false }, async () => {
+    const runner = new StepRunner(join(work, 'logs'), { isTTY: false, write: () => true } as unknown as NodeJS.WriteStream);
+    const options = { sizeMiB: 8, blockSize: 4096, uuid: '6d697272-6f72-4261-8c6c-677565737400', hashSeed: '6d697272-6f72-4261-8c6c-686173680000', label: 'test', epoch: EPOCH };
+    await runner.step('ext4-4k', (log) => writeExt4(log, diskTree(contents, EPOCH), join(work, 'c.ext4'), join(work, 'stage-c'), options));
+    assert.equal(blockSizeOf(join(work, 'c.ext4')), '4096');
+    const source = execFileSync('debugfs', ['-R', `cat /${SOURCES_DIR}/pmake.c`, join(work, 'c.ext4')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.equal(source, 'int pmake_main(void);\n');
   });
 });
+
+/** The block size in an ext4 image's superblock, as debugfs's stats print it. */
+function blockSizeOf(image: string): string {
+  const stats = execFileSync('debugfs', ['-R', 'stats', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return /^Block size:\s+(\d+)$/m.exec(stats)?.[1] ?? '(none)';
+}

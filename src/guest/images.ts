@@ -27,7 +27,12 @@ export interface GuestContents {
   reference: string;
   /** Written to /etc/mirrorball-release. */
   release: string;
+  /** guest/workloads/** of the recipe (pmake's sources among them), relative to guest/workloads: on the disk only. */
+  sources?: readonly RecipeFile[];
 }
+
+/** Where the disk holds the workloads' sources. */
+export const SOURCES_DIR = 'usr/src/mirrorball/workloads';
 
 /** The names under which /usr/bin/mbwork runs each workload (mbctl is linked beside them, not a workload). */
 export const WORKLOAD_NAMES = ['cpubench', 'membench', 'pmake', 'raytrace', 'dbbench', 'engineering', 'wshare'];
@@ -64,8 +69,11 @@ export function initramfsTree(c: GuestContents, epoch: number): FsTree {
   return tree;
 }
 
+/** The root disk: the initramfs's tree without its devices and marker, plus sqlite3's shell and the workloads' sources. */
 export function diskTree(c: GuestContents, epoch: number): FsTree {
-  return baseTree(c, epoch).file('usr/bin/sqlite3', c.sqlite3, EXEC_MODE);
+  const tree = baseTree(c, epoch).file('usr/bin/sqlite3', c.sqlite3, EXEC_MODE);
+  for (const file of c.sources ?? []) tree.file(`${SOURCES_DIR}/${file.path}`, file.data, file.executable ? EXEC_MODE : undefined);
+  return tree;
 }
 
 export function initramfsImage(tree: FsTree): Uint8Array {
@@ -74,6 +82,8 @@ export function initramfsImage(tree: FsTree): Uint8Array {
 
 export interface Ext4Options {
   sizeMiB: number;
+  /** ext4's block size in bytes (mke2fs -b); mke2fs's own choice when absent (1 KiB below 512 MiB). */
+  blockSize?: number;
   uuid: string;
   hashSeed: string;
   label: string;
@@ -110,7 +120,8 @@ export async function writeExt4(log: StepLog, tree: FsTree, image: string, stagi
   const env = { ...process.env, E2FSPROGS_FAKE_TIME: String(o.epoch), SOURCE_DATE_EPOCH: String(o.epoch), LC_ALL: 'C', TZ: 'UTC' };
   await log.run(
     'mke2fs',
-    ['-q', '-F', '-t', 'ext4', '-d', staging, '-U', o.uuid, '-L', o.label, '-E', `hash_seed=${o.hashSeed},root_owner=0:0`, image, `${o.sizeMiB}M`],
+    ['-q', '-F', '-t', 'ext4', ...(o.blockSize === undefined ? [] : ['-b', String(o.blockSize)]), '-d', staging, '-U', o.uuid, '-L', o.label,
+      '-E', `hash_seed=${o.hashSeed},root_owner=0:0`, image, `${o.sizeMiB}M`],
     { env },
   );
   const script = debugfsFixups(['/', 'lost+found', ...entries.map((e) => e.path)], o.epoch);

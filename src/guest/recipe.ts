@@ -10,7 +10,7 @@ import { versionIdentity, type UsedVersions } from './versions.js';
  * Bump when the build code changes what it produces from the same recipe files (a new step, other compiler
  * flags, another image layout): the hash then changes and old cache entries are no longer used.
  */
-export const RECIPE_FORMAT = 'mirrorball-guest/2';
+export const RECIPE_FORMAT = 'mirrorball-guest/3';
 
 /** Hex digits of the recipe hash used in directory names: 64 bits, plenty for a local cache. */
 export const HASH_DIGITS = 16;
@@ -18,6 +18,10 @@ export const HASH_DIGITS = 16;
 /** Names the hash never includes: editor and OS litter that is not part of the recipe. */
 const IGNORED = /(^|\/)(\.DS_Store|[^/]*~|\.#[^/]*|[^/]*\.swp)$/;
 const EXEC_BITS = 0o111;
+/** The ext4 block sizes the guest kernel mounts: at most its 4 KiB page. */
+export const EXT4_BLOCK_SIZES = [1024, 2048, 4096];
+/** The root disk's block size when recipe.json does not give one. */
+export const DEFAULT_DISK_BLOCK_SIZE = 4096;
 
 export interface RecipeConfig {
   /** The versions below are the ones the last build used (versions.ts): the build follows the archive, and warns when they differ. */
@@ -31,7 +35,11 @@ export interface RecipeConfig {
   };
   /** Every timestamp in the images. */
   sourceDateEpoch: number;
-  disk: { sizeMiB: number; uuid: string; hashSeed: string; label: string };
+  /**
+   * The root disk (rootfs.ext4): its size, ext4 block size (1024, 2048 or 4096; default 4096, the page size,
+   * so that a file system block is one guest page) and identity.
+   */
+  disk: { sizeMiB: number; blockSize?: number; uuid: string; hashSeed: string; label: string };
 }
 
 export interface RecipeFile {
@@ -151,6 +159,7 @@ function validate(config: RecipeConfig): void {
   if (typeof config.debian?.toolchain !== 'object') problems.push('debian.toolchain must map package names to versions');
   if (!Number.isInteger(config.sourceDateEpoch) || config.sourceDateEpoch < 0) problems.push('sourceDateEpoch must be a non-negative integer');
   if (!Number.isInteger(config.disk?.sizeMiB) || config.disk.sizeMiB < 8) problems.push('disk.sizeMiB must be an integer of at least 8');
+  if (config.disk?.blockSize !== undefined && !EXT4_BLOCK_SIZES.includes(config.disk.blockSize)) problems.push(`disk.blockSize must be one of ${EXT4_BLOCK_SIZES.join(', ')}`);
   const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   if (!uuid.test(config.disk?.uuid ?? '')) problems.push('disk.uuid must be a lower-case UUID');
   if (!uuid.test(config.disk?.hashSeed ?? '')) problems.push('disk.hashSeed must be a lower-case UUID');
