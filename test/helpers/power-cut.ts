@@ -64,10 +64,14 @@ export interface CutResult {
  * `acked` is how many records were acknowledged before the cut.
  */
 export function checkPowerCut(base: Uint8Array, entries: readonly JournalEntry[], cut: PowerCut, acked: number, work: string): CutResult {
+  return checkImage(imageAfterPowerCut(base, entries, cut), acked, work);
+}
+
+/** The same checks of the disk as a power cut left it (`after`, the disk's bytes). */
+export function checkImage(after: Uint8Array, acked: number, work: string): CutResult {
   const image = join(work, 'cut.img');
   const dump = join(work, 'files');
   const result: CutResult = { acked, problems: [] };
-  const after = imageAfterPowerCut(base, entries, cut);
   writeFileSync(image, after);
   const replay = run('e2fsck', ['-E', 'journal_only', '-p', image]);
   if (replay.status !== 0) result.problems.push(`replaying the ext4 journal failed (e2fsck exit ${replay.status}): ${oneLine(replay.output)}`);
