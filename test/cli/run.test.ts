@@ -70,6 +70,17 @@ describe('mirrorball run: bad input', () => {
     assertOneLineError(mirrorball('run', '--drive', `file=${join(dir, 'disk.img')}`, '--kernel', join(dir, 'nope')), /nope|disk\.img/);
   });
 
+  it('names a damaged overlay and contradictory drive options in one line', () => {
+    const base = join(dir, 'cow-base.img');
+    writeFileSync(base, Buffer.alloc(1 << 20));
+    const overlay = join(dir, 'cow.overlay');
+    writeFileSync(overlay, 'not an overlay\n');
+    assertOneLineError(mirrorball('run', '--drive', `file=${base},overlay=${overlay}`, '--kernel', join(dir, 'nope')), /'.*cow\.overlay' is not a Mirrorball overlay/);
+    assertOneLineError(mirrorball('run', '--drive', `file=${base},snapshot=on,readonly=on`), /readonly=on and snapshot=on exclude each other/);
+    assertOneLineError(mirrorball('run', '--drive', `file=${base},snapshot=maybe`), /--drive: snapshot must be on or off, not 'maybe'/);
+    assertOneLineError(mirrorball('run', '--drive', `file=${base},overlay=`), /overlay needs a file name/);
+  });
+
   it('rejects an unknown option with one line and exit 2 (test/cli/usage.test.ts: every command)', () => {
     assertOneLineError(mirrorball('run', '--frobnicate'), /unknown option '--frobnicate'/);
   });
