@@ -93,6 +93,8 @@ class RegionCode {
  * Found through the bus (one per bus), so the harts need no new wiring from the board.
  */
 export class CodePages {
+  /** Hot blocks found again on another page with the same instructions (a replica) and not warmed up again. */
+  blocksAdopted = 0;
   private readonly regions = new Map<RamRegion, RegionCode>();
   private readonly translators: Translator[] = [];
   private readonly compiled = new Map<string, BlockFunction>();
@@ -216,6 +218,18 @@ export function machinePageReplaced(domain: object, physicalPage: number): void 
   shared.get(domain)?.pageReplaced(physicalPage);
 }
 
+/** Hot blocks the harts of code domain `domain` took over from another page with the same instructions (`Translator.adopt`). */
+export function blocksAdopted(domain: object): number {
+  return shared.get(domain)?.blocksAdopted ?? 0;
+}
+
+/** True if `a` and `b` start at the same pc and decode the same instructions. */
+function sameInstructions(a: Block, b: Block): boolean {
+  if (a.pc !== b.pc || a.count !== b.count || a.text.length !== b.text.length) return false;
+  for (let i = 0; i < a.text.length; i++) if (a.text[i] !== b.text[i]) return false;
+  return true;
+}
+
 /** One hart's translator: its block cache and the bookkeeping of precise traps. */
 export class Translator {
   /** Instructions a block completed before one of its loads or stores trapped (read and reset by run). */
@@ -264,7 +278,9 @@ export class Translator {
     let b = this.all.get(pc);
     if (b === undefined || b.mem !== mem || b.base !== base || b.versions[b.page] !== b.version ||
       (b.epoch !== this.code.epoch && !b.unchanged())) {
+      const before = b;
       b = this.translate(pc, mem, base);
+      if (before !== undefined && before.run !== undefined && b.run === undefined && sameInstructions(before, b)) this.adopt(before, b);
       this.all.set(pc, b);
     }
     b.epoch = this.code.epoch;
@@ -299,6 +315,21 @@ export class Translator {
     this.fetchProbe = timing?.fetchProbe?.();
     this.front.fill(undefined);
     this.all.clear();
+  }
+
+  /**
+   * `b` holds the same instructions at the same pc as `before`, which was hot, read from another page (a
+   * replica of it, or a copy the monitor made) or from the same page rewritten with the same code: it is hot
+   * too. In fast mode a block's code is a function of its instructions and pc alone, so it takes `before`'s
+   * function; in timing mode its fetches are charged to where its page is, so it is compiled for that page
+   * now, without being interpreted `hotBlock` times first.
+   */
+  private adopt(before: Block, b: Block): void {
+    const samePage = before.mem === b.mem && before.base === b.base;
+    if (this.timing === undefined || samePage) b.run = before.run;
+    else this.compileBlock(b);
+    b.heat = this.hotBlock;
+    if (!samePage) this.code.blocksAdopted++;
   }
 
   /** The cold block `b` was just interpreted once more: compile it when it is hot. */

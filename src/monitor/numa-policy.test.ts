@@ -11,6 +11,7 @@ import type { VirtualMachine } from './vm.js';
 import { registerMonitorStats } from './accounting.js';
 import { StatsRegistry, type StatSample } from '../timing/stats.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
+import { blocksAdopted } from '../cpu/translator.js';
 import { counterDone, counterPages, counterResults, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
@@ -114,6 +115,37 @@ test('the statistics show local misses over time: their share rises as vCPU 1\'s
   assert.ok(sample?.kind === 'vector');
   assert.deepEqual(sample.labels, locality.series.map((_, i) => `s${i}`));
   assert.deepEqual(sample.values, locality.localPercent());
+});
+
+test('code replicated after it was compiled is not warmed up again: the vCPU on the copy\'s node takes over its hot blocks', (t) => {
+  if (!requireToolchain(t)) return;
+  const monitor = new Monitor({
+    config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
+    timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]) },
+    policy: { ...DEFAULT_POLICY, hotMisses: 4 },
+  });
+  const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
+  const run = startCounter(vm, { iterations: 40_000, poweroff: false });
+  monitor.setExecutionMode('timing');
+  // Past the 10 000 runs after which the loop's blocks are compiled.
+  runRoundsUntil(monitor, () => counterResults(vm, run).counters[1]! >= 15_000n, 4000);
+  const domain = vm.machine.bus.codeDomain;
+  assert.equal(blocksAdopted(domain), 0);
+  const code = counterPages(run).code[0]!;
+  const master = vm.pmap.lookup(code);
+  const counters = monitor.timingModel!.counters;
+  counters.resetPage(master);
+  for (let k = 0; k < 4; k++) {
+    counters.recordPage(master, 0);
+    counters.recordPage(master, 1);
+  }
+  runRoundsUntil(monitor, () => false, 1);
+  assert.ok(vm.pmap.replicasOf(code) !== undefined, 'the code page was not replicated');
+  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+  assertCounted(vm, run);
+  // vCPU 1 now fetches from node 1's copy: the same instructions at the same pcs, so its hot blocks are
+  // compiled for the copy at once.
+  assert.ok(blocksAdopted(domain) > 0, 'no block was taken over from the master page');
 });
 
 test('a hot page written from both nodes stays where it is: the shared counter, as the program itself makes it hot', (t) => {
