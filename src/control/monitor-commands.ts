@@ -101,7 +101,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       run: () => monitor.sharePages(),
     },
     'set-policy': {
-      help: 'Disco\'s NUMA policy (docs/numa-policy.md): any of {"hotMisses", "tlbHotMisses", "migrateShare", "writeSharedWrites", "intervalRounds", ' +
+      help: 'Disco\'s NUMA policy (docs/numa-policy.md): any of {"hotMisses", "tlbHotMisses", "sharedHotMisses", "tlbSharedHotMisses", "migrateShare", "writeSharedWrites", "intervalRounds", ' +
         '"moveLimit", "freezeIntervals"} over the parameters in force (or the defaults), from the next round on; {"enabled": false} turns it off ' +
         '→ {"enabled", "parameters"} (needs timing: true in the machine file)',
       args: ['enabled', ...POLICY_KEYS],

@@ -549,7 +549,8 @@ function readPolicy(r: StateReader, nodes: number): PolicyState {
   };
   return {
     parameters: {
-      hotMisses: p.number('hotMisses', 1, MAX_AMOUNT), tlbHotMisses: p.number('tlbHotMisses', 1, MAX_AMOUNT), migrateShare: p.number('migrateShare'), writeSharedWrites: p.number('writeSharedWrites', 1, MAX_AMOUNT),
+      hotMisses: p.number('hotMisses', 1, MAX_AMOUNT), tlbHotMisses: p.number('tlbHotMisses', 1, MAX_AMOUNT),
+      sharedHotMisses: p.number('sharedHotMisses', 0, MAX_AMOUNT), tlbSharedHotMisses: p.number('tlbSharedHotMisses', 0, MAX_AMOUNT), migrateShare: p.number('migrateShare'), writeSharedWrites: p.number('writeSharedWrites', 1, MAX_AMOUNT),
       intervalRounds: p.number('intervalRounds', 1, MAX_AMOUNT), moveLimit: p.number('moveLimit', 1, MAX_AMOUNT), freezeIntervals: p.number('freezeIntervals', 0, MAX_AMOUNT),
     },
     enabled: r.boolean('enabled'), rounds: r.amount('rounds'), interval: r.amount('interval'), moves: pairs('moves'), frozenUntil: pairs('frozenUntil'),

@@ -17,12 +17,18 @@ import { counterDone, counterPages, counterResults, monitorMachine, runRoundsUnt
 const MiB = 2 ** 20;
 const quiet = (): void => {};
 
+/**
+ * The policy's defaults with the all-nodes trigger off: these tests make pages hot from one node (the shared
+ * trigger has its own test).
+ */
+const PER_NODE: NumaPolicyParameters = { ...DEFAULT_POLICY, sharedHotMisses: 0 };
+
 /** Two nodes of one CPU each, a remote miss 3 × a local one; a VM of 2 vCPUs at home on node 0 running the counter program. */
 function setUp(policy: Partial<NumaPolicyParameters>, rounds = 3): { monitor: Monitor; vm: VirtualMachine; run: CounterRun } {
   const monitor = new Monitor({
     config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
     timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]) },
-    policy: { ...DEFAULT_POLICY, ...policy },
+    policy: { ...PER_NODE, ...policy },
   });
   const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
   const run = startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false });
@@ -81,7 +87,7 @@ test('the statistics show local misses over time: their share rises as vCPU 1\'s
     const monitor = new Monitor({
       config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
       timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]), cache: { sizeBytes: 4096 } },
-      policy: { ...DEFAULT_POLICY, hotMisses, intervalRounds: 2 },
+      policy: { ...PER_NODE, hotMisses, intervalRounds: 2 },
     });
     const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
     const run = startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false });
@@ -117,12 +123,31 @@ test('the statistics show local misses over time: their share rises as vCPU 1\'s
   assert.deepEqual(sample.values, locality.localPercent());
 });
 
+test('a page both nodes read a little, each under the trigger, is replicated once their misses together reach sharedHotMisses', (t) => {
+  if (!requireToolchain(t)) return;
+  for (const shared of [0, 8]) {
+    const { monitor, vm, run } = setUp({ hotMisses: 16, sharedHotMisses: shared });
+    const code = counterPages(run).code[0]!;
+    const master = vm.pmap.lookup(code);
+    const counters = monitor.timingModel!.counters;
+    counters.resetPage(master);
+    for (let k = 0; k < 4; k++) {
+      counters.recordPage(master, 0);
+      counters.recordPage(master, 1);
+    }
+    runRoundsUntil(monitor, () => false, 1);
+    assert.equal(vm.pmap.replicasOf(code) !== undefined, shared > 0, `sharedHotMisses ${shared}: 4 misses from each node`);
+    runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+    assertCounted(vm, run);
+  }
+});
+
 test('code replicated after it was compiled is not warmed up again: the vCPU on the copy\'s node takes over its hot blocks', (t) => {
   if (!requireToolchain(t)) return;
   const monitor = new Monitor({
     config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
     timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]) },
-    policy: { ...DEFAULT_POLICY, hotMisses: 4 },
+    policy: { ...PER_NODE, hotMisses: 4 },
   });
   const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });
   const run = startCounter(vm, { iterations: 40_000, poweroff: false });
@@ -270,7 +295,7 @@ test('round-robin placement spreads guest pages over the nodes page by page; the
   const monitor = new Monitor({
     config: { ...monitorMachine(2, 32, 1), distances: [[10, 30], [30, 10]] },
     timing: { latencies: latenciesFromDistances([[10, 30], [30, 10]]) },
-    policy: { ...DEFAULT_POLICY, hotMisses: 4 },
+    policy: { ...PER_NODE, hotMisses: 4 },
     placement: 'round-robin',
   });
   const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet });

@@ -23,6 +23,13 @@ export interface NumaPolicyParameters {
    * brought into the TLB, against one per line brought into the cache).
    */
   tlbHotMisses: number;
+  /**
+   * Misses to a page from all nodes together, within an interval, that make it hot as well (0: off): a page
+   * every node reads a little, each under `hotMisses`, costs as many remote misses as one node reading it a lot.
+   */
+  sharedHotMisses: number;
+  /** The same on the TLB-miss signal (0: off). */
+  tlbSharedHotMisses: number;
   /** The share of a hot page's misses one other node must have for the page to move there. */
   migrateShare: number;
   /** Write misses and upgrades from two nodes or more that make a page write-shared: it stays where it is. */
@@ -44,6 +51,8 @@ export interface NumaPolicyParameters {
 export const DEFAULT_POLICY: NumaPolicyParameters = {
   hotMisses: 16,
   tlbHotMisses: 2,
+  sharedHotMisses: 32,
+  tlbSharedHotMisses: 0,
   migrateShare: 0.75,
   writeSharedWrites: 8,
   intervalRounds: 256,
@@ -59,6 +68,8 @@ export function policyProblems(p: NumaPolicyParameters): string[] {
   };
   whole('hotMisses', 1);
   whole('tlbHotMisses', 1);
+  whole('sharedHotMisses', 0);
+  whole('tlbSharedHotMisses', 0);
   whole('writeSharedWrites', 1);
   whole('intervalRounds', 1);
   whole('moveLimit', 1);
@@ -155,13 +166,13 @@ export class NumaPolicy {
   constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, parameters: NumaPolicyParameters, readonly signal: PolicySignal = 'cache-misses') {
     this.current = { ...parameters };
     this.counts = noCounts(counters.nodes);
-    counters.queueHot(this.trigger(parameters));
+    counters.queueHot(...this.triggers(parameters));
     this.missesAtInterval = host.signalMisses();
   }
 
-  /** The trigger of the policy's signal. */
-  private trigger(p: NumaPolicyParameters): number {
-    return this.signal === 'tlb-misses' ? p.tlbHotMisses : p.hotMisses;
+  /** The triggers of the policy's signal: from one node, and from all nodes together. */
+  private triggers(p: NumaPolicyParameters): [number, number] {
+    return this.signal === 'tlb-misses' ? [p.tlbHotMisses, p.tlbSharedHotMisses] : [p.hotMisses, p.sharedHotMisses];
   }
 
   /** The parameters in force. */
@@ -178,7 +189,7 @@ export class NumaPolicy {
   setParameters(parameters: NumaPolicyParameters): void {
     this.current = { ...parameters };
     this.on = true;
-    this.counters.queueHot(this.trigger(parameters));
+    this.counters.queueHot(...this.triggers(parameters));
   }
 
   /** Turns the policy off: no page is queued or moved until `setParameters`. */

@@ -127,6 +127,33 @@ test('a page still hot when an interval ends queues again; one that cooled does 
   assert.deepEqual(c.takeHot(), [], 'a threshold of 0 re-queued a page');
 });
 
+test('a page every node misses on a little is queued when its misses from all nodes together reach the shared threshold', () => {
+  const c = new MissCounters(0x8000_0000, 16 * 4096, 4);
+  c.queueHot(8, 12);
+  // Page 2: 3 misses from each of 4 nodes, each under 8; 12 together. Page 6: 2 from each, 8 together.
+  for (let k = 0; k < 3; k++) for (let n = 0; n < 4; n++) c.recordPage(2, n);
+  for (let k = 0; k < 2; k++) for (let n = 0; n < 4; n++) c.recordPage(6, n);
+  assert.deepEqual(c.takeHot(), [2]);
+  // Once on the way up; after an interval's halving (page 2: 4 together) it is not queued again.
+  c.recordPage(2, 0);
+  assert.deepEqual(c.takeHot(), []);
+  c.decay();
+  assert.deepEqual(c.takeHot(), []);
+  // Page 6 (4 together after the halving) goes on to 20: queued on the way up past 12; then to 28, and after
+  // the next halving 12 are left (3 from each node, under 8): queued again.
+  for (let k = 0; k < 4; k++) for (let n = 0; n < 4; n++) c.recordPage(6, n);
+  assert.deepEqual(c.takeHot(), [6]);
+  for (let k = 0; k < 2; k++) for (let n = 0; n < 4; n++) c.recordPage(6, n);
+  c.decay();
+  assert.deepEqual(c.takeHot(), [6]);
+  // 0 turns the shared threshold off.
+  c.queueHot(8, 0);
+  for (let k = 0; k < 5; k++) for (let n = 0; n < 4; n++) c.recordPage(9, n);
+  c.decay();
+  assert.deepEqual(c.takeHot(), []);
+  assert.throws(() => c.queueHot(8, -1), /shared hot-page threshold/);
+});
+
 test('who writes a page is remembered for this interval and the one before; the last write by interval', () => {
   const c = new MissCounters(0x8000_0000, 16 * 4096, 4);
   assert.equal(c.intervalsSinceWrite(6), Infinity);

@@ -42,6 +42,8 @@ export class MissCounters {
   private hot: number[] = [];
   private readonly queued: Uint8Array;
   private queueThreshold = 0;
+  /** Misses from all nodes together that queue a page too (0: off): a page read a little from every node. */
+  private sharedThreshold = 0;
 
   constructor(readonly ramBase: number, readonly ramBytes: number, readonly nodes: number, readonly pageBytes = 4096) {
     const problems: string[] = [];
@@ -125,6 +127,11 @@ export class MissCounters {
     const count = this.counts[index]!;
     if (count === MAX_COUNT) return;
     this.counts[index] = count + 1;
+    // A page's misses from all nodes rise by one too: the shared threshold is crossed once on the way up.
+    if (this.sharedThreshold > 0 && this.queued[page] === 0 && this.total(page) === this.sharedThreshold) {
+      this.queued[page] = 1;
+      this.hot.push(page);
+    }
     // Equality, not >=: counts rise by one, so the event fires exactly once until this counter is reset.
     if (count + 1 === this.threshold && this.listener !== undefined) this.listener(page, node, count + 1);
     if (count + 1 === this.queueThreshold && this.queued[page] === 0) {
@@ -156,9 +163,11 @@ export class MissCounters {
    * Queues a page (once, until taken) when its count from some node reaches `threshold` (0: off): for a
    * policy that acts at safe points, between rounds, instead of inside the access that made the page hot.
    */
-  queueHot(threshold: number): void {
+  queueHot(threshold: number, shared = 0): void {
     if (!Number.isInteger(threshold) || threshold < 0) throw new RangeError(`hot-page threshold must be a whole number, not ${threshold}`);
+    if (!Number.isInteger(shared) || shared < 0) throw new RangeError(`shared hot-page threshold must be a whole number, not ${shared}`);
     this.queueThreshold = threshold;
+    this.sharedThreshold = shared;
   }
 
   /** The pages queued since the last call, in the order they became hot; they may queue again. */
@@ -228,17 +237,20 @@ export class MissCounters {
   decay(): void {
     const nodes = this.nodes;
     const requeue = this.queueThreshold;
+    const shared = this.sharedThreshold;
     for (let page = 0; page < this.pages; page++) {
       let most = 0;
+      let total = 0;
       for (let i = page * nodes; i < (page + 1) * nodes; i++) {
         const count = this.counts[i]! >>> 1;
         this.counts[i] = count;
+        total += count;
         if (count > most) most = count;
       }
       this.writes[page]! >>>= 1;
       this.writersBefore[page] = this.writers[page]!;
       this.writers[page] = 0;
-      if (requeue > 0 && most >= requeue && this.queued[page] === 0) {
+      if (this.queued[page] === 0 && ((requeue > 0 && most >= requeue) || (shared > 0 && total >= shared))) {
         this.queued[page] = 1;
         this.hot.push(page);
       }
