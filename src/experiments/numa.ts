@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { RAM_BASE } from '../board/address-map.js';
 import { topologyPreset } from '../board/topology.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
@@ -19,6 +20,7 @@ import { parseResult, turnAslrOff } from './overhead.js';
 import { markdownTable, medianBy, stackedBarsSvg } from './report.js';
 
 const MiB = 2 ** 20;
+const PAGE_BYTES = 4096;
 export const NUMA_TOPOLOGY = 'flash8';
 /** The machine: flash8's 8 nodes of one CPU, 256 MiB each; the VM has 8 vCPUs and half of it. */
 export const NUMA_MACHINE_MEMORY = 2048 * MiB;
@@ -57,6 +59,11 @@ interface CaseSpec {
   /** What the policy counts (default cache misses). */
   signal?: PolicySignal;
   uniform: boolean;
+  /**
+   * Each measured run is preceded by the same run in fast mode with the policy acting; the policy is then off
+   * for the timing run, which measures the placement fast mode produced.
+   */
+  placeInFastMode?: boolean;
 }
 
 /**
@@ -67,13 +74,16 @@ interface CaseSpec {
 export function scalePolicy(p: NumaPolicyParameters, factor: number): NumaPolicyParameters {
   const scaled = (v: number, min: number): number => Math.max(min, Math.round(v * factor));
   return {
-    hotMisses: scaled(p.hotMisses, 1), tlbHotMisses: scaled(p.tlbHotMisses, 1), migrateShare: p.migrateShare, writeSharedWrites: scaled(p.writeSharedWrites, 1),
+    hotMisses: scaled(p.hotMisses, 1), tlbHotMisses: scaled(p.tlbHotMisses, 1), sharedHotMisses: scaled(p.sharedHotMisses, 0), tlbSharedHotMisses: scaled(p.tlbSharedHotMisses, 0),
+    migrateShare: p.migrateShare, writeSharedWrites: scaled(p.writeSharedWrites, 1),
     intervalRounds: scaled(p.intervalRounds, 1), moveLimit: scaled(p.moveLimit, 1), freezeIntervals: scaled(p.freezeIntervals, 0),
   };
 }
 
 /** The name of the case of the policy on the TLB-miss signal. */
 export const TLB_SIGNAL_CASE = 'policy, TLB misses';
+/** The name of the case whose placement the TLB-miss signal makes in fast mode, measured with the policy off. */
+export const FAST_PLACEMENT_CASE = 'policy, fast-mode placement';
 
 /**
  * The cases: numa, the policy at each scale (1 is `policy`), with `tlbSignal` the policy on the TLB-miss
@@ -83,7 +93,10 @@ export function caseSpecs(policy: NumaPolicyParameters, scales: readonly number[
   return [
     { name: 'numa', policy: undefined, uniform: false },
     ...scales.map((f) => ({ name: f === 1 ? 'policy' : `policy ×${f}`, policy: scalePolicy(policy, f), uniform: false })),
-    ...(tlbSignal ? [{ name: TLB_SIGNAL_CASE, policy, signal: 'tlb-misses' as const, uniform: false }] : []),
+    ...(tlbSignal ? [
+      { name: TLB_SIGNAL_CASE, policy, signal: 'tlb-misses' as const, uniform: false },
+      { name: FAST_PLACEMENT_CASE, policy, signal: 'tlb-misses' as const, uniform: false, placeInFastMode: true },
+    ] : []),
     { name: 'uma', policy: undefined, uniform: true },
   ];
 }
@@ -106,6 +119,9 @@ export interface NumaRun {
   /** Replicated pages whose copies went (a write to them, mostly). */
   collapsed: number;
   hostSeconds: number;
+  /** Pages of the guest kernel's code (/proc/iomem's "Kernel code"), and how many had copies at the run's end. */
+  kernelTextPages: number;
+  kernelTextReplicated: number;
 }
 
 export interface NumaCaseResult {
@@ -130,6 +146,19 @@ export function caseDirectory(name: string): string {
   return name.toLowerCase().replace(/×/g, 'x').replace(/[^a-z0-9.]+/g, '-').replace(/^-|-$/g, '');
 }
 
+/**
+ * The guest-physical page numbers (from the VM's RAM base) of the kernel's code, from /proc/iomem's
+ * "Kernel code" line (Linux on RISC-V lists its image's sections under System RAM).
+ */
+export function kernelText(iomem: string): number[] {
+  const m = /^\s*([0-9a-f]+)-([0-9a-f]+) : Kernel code$/m.exec(iomem);
+  if (m === null) throw new ExperimentError(`the guest's /proc/iomem has no "Kernel code" line:\n${iomem.slice(0, 400)}`);
+  const [first, last] = [Number.parseInt(m[1]!, 16), Number.parseInt(m[2]!, 16)];
+  if (first < RAM_BASE || last < first) throw new ExperimentError(`the guest's kernel code is at ${m[1]}-${m[2]}, not in RAM`);
+  const from = Math.floor((first - RAM_BASE) / PAGE_BYTES);
+  return Array.from({ length: Math.floor((last - RAM_BASE) / PAGE_BYTES) - from + 1 }, (_, i) => from + i);
+}
+
 /** One case in this process: boot, turn ASLR off, a warm-up run of each workload in fast mode, then the measured runs in timing mode. */
 async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
   const { config, latencies } = topologyPreset(NUMA_TOPOLOGY, NUMA_MACHINE_MEMORY, { uniformLatency: request.uniform });
@@ -148,6 +177,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
       return parseResult(`\`${command}\``, `in the ${request.name} case`, r.status, r.output);
     };
     await turnAslrOff((command) => session.exec('vm', command), `in the ${request.name} case's VM`);
+    const text = kernelText((await session.exec('vm', 'cat /proc/iomem')).output);
     for (const w of request.workloads) await exec(w.command);
     const bootHostSeconds = (performance.now() - started) / 1000;
     const sum = (a: ArrayLike<number>): number => Array.from(a).reduce((x, y) => x + y, 0);
@@ -160,13 +190,16 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
         migrated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.migratedTo),
         replicated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.replicatedTo),
         collapsed: vm.pmap.collapses,
+        kernelTextReplicated: text.filter((g) => vm.pmap.replicasOf(g) !== undefined).length,
       };
     };
     const workloads: NumaCaseResult['workloads'] = [];
     for (const w of request.workloads) {
       const runs: NumaRun[] = [];
       for (let seed = 1; seed <= request.repeat; seed++) {
+        if (request.placeInFastMode === true) await exec(`${w.command} -S ${seed}`);
         const before = await session.atIdle('vm', () => {
+          if (request.placeInFastMode === true) monitor.setPolicy(undefined);
           monitor.setExecutionMode('timing');
           return read();
         });
@@ -175,6 +208,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
         const hostSeconds = (performance.now() - runStarted) / 1000;
         const after = await session.atIdle('vm', () => {
           monitor.setExecutionMode('fast');
+          if (request.placeInFastMode === true) monitor.setPolicy(request.policy);
           return read();
         });
         runs.push({
@@ -182,6 +216,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
           stallLocal: after.stallLocal - before.stallLocal, stallRemote: after.stallRemote - before.stallRemote,
           missesLocal: after.missesLocal - before.missesLocal, missesRemote: after.missesRemote - before.missesRemote,
           migrated: after.migrated - before.migrated, replicated: after.replicated - before.replicated, collapsed: after.collapsed - before.collapsed, hostSeconds,
+          kernelTextPages: text.length, kernelTextReplicated: after.kernelTextReplicated,
         });
       }
       workloads.push({ name: w.name, command: w.command, runs });
@@ -220,7 +255,11 @@ export interface NumaOptions {
 export interface NumaWorkloadResult {
   name: string;
   command: string;
-  cases: { name: NumaCase; timeMs: number; timeRangeMs: [number, number]; localMissPercent: number; migrated: number; replicated: number; collapsed: number; breakdown: NumaBreakdown }[];
+  cases: {
+    name: NumaCase; timeMs: number; timeRangeMs: [number, number]; localMissPercent: number; migrated: number; replicated: number; collapsed: number; breakdown: NumaBreakdown;
+    /** The kernel's code pages, and how many had copies at the end of the median run (did the policy replicate the kernel's text, as Disco's did?). */
+    kernelTextPages: number; kernelTextReplicated: number;
+  }[];
   /** (numa − policy) / (numa − uma), of the median times. */
   gapClosed: number;
   /** The same for every policy case (`policy`, `policy ×0.5`, …). */
@@ -254,6 +293,7 @@ export function summarize(cases: readonly NumaCaseResult[]): NumaWorkloadResult[
       return {
         name: c.name, timeMs: m.timeMs, timeRangeMs: [Math.min(...times), Math.max(...times)] as [number, number],
         localMissPercent: misses === 0 ? 100 : (100 * m.missesLocal) / misses, migrated: m.migrated, replicated: m.replicated, collapsed: m.collapsed,
+        kernelTextPages: m.kernelTextPages, kernelTextReplicated: m.kernelTextReplicated,
         breakdown: { execution, localStall: m.stallLocal, remoteStall: m.stallRemote, monitor: m.monitorCycles },
       };
     });
@@ -277,7 +317,11 @@ export function numaTable(results: readonly NumaWorkloadResult[]): string {
       String(c.migrated), String(c.replicated), String(c.collapsed), c.name.startsWith('policy') ? w.gapClosedBy[c.name]!.toFixed(2) : '', c.name === 'numa' ? w.numaOverUma.toFixed(2) : '',
     ];
   }));
-  return markdownTable(['workload', 'case', 'time (ms, range)', 'local misses', 'execution', 'local stall', 'remote stall', 'monitor', 'migrated', 'replicated', 'collapsed', 'gap closed', 'numa / uma'], rows);
+  const table = markdownTable(['workload', 'case', 'time (ms, range)', 'local misses', 'execution', 'local stall', 'remote stall', 'monitor', 'migrated', 'replicated', 'collapsed', 'gap closed', 'numa / uma'], rows);
+  // Disco found the kernel's text hot and replicated it: did this policy?
+  const text = results.flatMap((w) => w.cases.filter((c) => c.name.startsWith('policy')).map((c) =>
+    `- ${w.name}, ${c.name}: ${c.kernelTextReplicated} of the kernel's ${c.kernelTextPages} code pages had copies at the end of the median run`));
+  return text.length === 0 ? table : `${table}\nKernel code replicated:\n\n${text.join('\n')}\n`;
 }
 
 export function numaSvg(results: readonly NumaWorkloadResult[]): string {
@@ -314,7 +358,7 @@ export async function runNuma(o: NumaOptions): Promise<NumaWorkloadResult[]> {
     cases.push(r);
     for (const w of r.workloads) {
       const run = (x: NumaRun): string => `${x.timeMs.toFixed(1)} ms (${(100 * x.missesLocal / Math.max(1, x.missesLocal + x.missesRemote)).toFixed(1)} % local` +
-        (x.migrated + x.replicated > 0 ? `, ${x.migrated} migrated, ${x.replicated} replicated)` : ')');
+        (x.migrated + x.replicated > 0 ? `, ${x.migrated} migrated, ${x.replicated} replicated, kernel code ${x.kernelTextReplicated}/${x.kernelTextPages} pages with copies)` : ')');
       o.onProgress?.(`${name} ${w.name}: ${w.runs.map(run).join('; ')}`);
     }
   }
