@@ -369,6 +369,17 @@ test('a page read from both nodes is replicated: each node reads its own copy, a
   assert.ok(vm2.pmap.collapses >= 1);
   assert.equal(m2.memory.replicaPages(), 0, 'the copy was not given back');
   assert.ok((vm2.exits.get('guest-page-fault.collapse') ?? 0) >= 1, 'no collapse exit');
+  // Read from both nodes again: a page a write collapsed is not copied again until its freeze is over.
+  const frozenBefore = m2.policy!.counts.leftFrozen;
+  const again = vm2.pmap.lookup(data);
+  c2.resetPage(again);
+  for (let k = 0; k < 4; k++) {
+    c2.recordPage(again, 0);
+    c2.recordPage(again, 1);
+  }
+  runRoundsUntil(m2, () => false, 1);
+  assert.equal(vm2.pmap.replicasOf(data), undefined, 'replicated again right after a write collapsed it');
+  assert.equal(m2.policy!.counts.leftFrozen, frozenBefore + 1);
   runRoundsUntil(m2, () => counterDone(vm2, run2), 4000);
   assertCounted(vm2, run2);
 });

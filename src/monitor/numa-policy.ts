@@ -271,6 +271,13 @@ export class NumaPolicy {
       this.left(vm, 'leftFrozen');
       return;
     }
+    // Replicated, then written: its copies were made for nothing, and a page written now and then would be
+    // copied again after every quiet spell. It stays where it is for a freeze.
+    if (vm.pmap.takeWrittenReplica(gppn)) {
+      this.frozenUntil.set(key, this.interval + this.current.freezeIntervals);
+      this.left(vm, 'leftFrozen');
+      return;
+    }
     let best = 0;
     for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
     const readers = counts.flatMap((c, n) => (c > 0 ? [n] : []));

@@ -12,6 +12,8 @@ const SCATTERED = -2;
 /** Per-page flags beside the permission. */
 const COPY_ON_WRITE = 1;
 const HELD = 2;
+/** A write collapsed the page's replicas (the NUMA policy reads and clears it: `takeWrittenReplica`). */
+const WRITTEN_REPLICA = 4;
 
 /**
  * How the monitor answered a guest-page fault: the page got its first machine page (`fill`), a private
@@ -61,7 +63,7 @@ export interface PmapState {
 }
 
 /** The `flags` bits a saved pmap may hold. */
-export const PMAP_FLAGS = COPY_ON_WRITE | HELD;
+export const PMAP_FLAGS = COPY_ON_WRITE | HELD | WRITTEN_REPLICA;
 /** A saved group's block that is no block any more. */
 export const PMAP_SCATTERED = SCATTERED;
 
@@ -219,6 +221,7 @@ export class Pmap implements PagedRam, PageSpace {
     }
     if (needs === ACCESS_WRITE && this.replicas.has(gppn)) {
       this.collapse(gppn);
+      this.flags[gppn]! |= WRITTEN_REPLICA;
       return 'collapse';
     }
     // Taken away by the monitor (to watch the page) and given back at the guest's first use.
@@ -426,6 +429,13 @@ export class Pmap implements PagedRam, PageSpace {
     this.collapses++;
     if ((this.flags[gppn]! & COPY_ON_WRITE) === 0 && this.perm[gppn] === PERM_RX) this.setPermission(gppn, PERM_RWX);
     return n;
+  }
+
+  /** Whether a write collapsed guest page `gppn`'s replicas since the last call (which forgets it). */
+  takeWrittenReplica(gppn: number): boolean {
+    const written = ((this.flags[gppn] ?? 0) & WRITTEN_REPLICA) !== 0;
+    if (written) this.flags[gppn]! &= ~WRITTEN_REPLICA;
+    return written;
   }
 
   /** Memory runs short: every replica goes back first (the masters keep the contents). Returns how many. */
