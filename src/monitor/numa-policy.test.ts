@@ -327,6 +327,7 @@ test('a page read from both nodes is replicated: each node reads its own copy, a
   const code = pages.code[0]!;
   const master = vm.pmap.lookup(code);
   assert.equal(monitor.memory.nodeOf(master), 0);
+  const migratedBefore = policy.counts.migratedTo.slice();
   // Both vCPUs fetch the code: as their CPUs would count it, half the misses from each node, none a write.
   counters.resetPage(master);
   for (let k = 0; k < 4; k++) {
@@ -341,6 +342,12 @@ test('a page read from both nodes is replicated: each node reads its own copy, a
   assert.deepEqual(policy.counts.replicatedTo, [0, 1]);
   assert.equal(vm.pmap.lookup(code), master, 'the master moved');
   assert.equal(monitor.memory.replicaPages(1), 1);
+  // Misses on the master from node 1, which has a copy, do not move it: that would throw the copy away.
+  for (let k = 0; k < 8; k++) counters.recordPage(master, 1);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.ok(vm.pmap.replicasOf(code) !== undefined, 'the replicated page was migrated, its copies dropped');
+  assert.equal(vm.pmap.lookup(code), master);
+  assert.deepEqual(policy.counts.migratedTo.slice(), migratedBefore);
   // A read from node 1 gets the copy, from node 0 the master; the page is read-only.
   vm.pmap.readerNode = 1;
   assert.equal(vm.pmap.page(code, 0 /* read */)?.node, 1);

@@ -5,7 +5,7 @@ import { LocalityHistory, type LocalityState } from './locality-history.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import type { Hart } from '../cpu/hart.js';
-import { type MachineMemory, OutOfMachineMemory } from './machine-memory.js';
+import { FREE, type MachineMemory, OutOfMachineMemory } from './machine-memory.js';
 import { touchPage, type MemmapTable } from './monitor-data.js';
 import type { MonitorCosts } from './costs.js';
 import type { VirtualMachine } from './vm.js';
@@ -281,6 +281,16 @@ export class NumaPolicy {
     let best = 0;
     for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
     const readers = counts.flatMap((c, n) => (c > 0 ? [n] : []));
+    // Replicated already: the nodes with a copy read their own, so misses on the master come from its own node
+    // and from nodes without a copy. However one of those dominates, the page is still read-shared: moving it
+    // would throw every copy away. The nodes without one get a copy (once nobody wrote it for a while).
+    const copies = vm.pmap.replicasOf(gppn);
+    if (copies !== undefined) {
+      const missing = readers.filter((n) => n !== memory.nodeOf(mpn) && copies[n] === FREE);
+      if (missing.length > 0 && this.counters.intervalsSinceWrite(mpn) >= 2) this.replicate(vm, mpn, gppn, missing, key);
+      else this.left(vm, 'leftOther');
+      return;
+    }
     // Read by several nodes, none of them with most of the misses, and not written for a whole interval (a write
     // to a line other nodes read is a miss or an upgrade, so it shows): a copy on every node that reads it. A
     // page written once, when its data was made, is copied once the writing stops.
