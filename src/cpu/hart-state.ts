@@ -323,13 +323,14 @@ export class HartState implements FpState {
   }
 
   /**
-   * The monitor moved or dropped the machine page at `physicalPage`: every entry of it goes, at both levels.
-   * Says whether the modelled TLB (the hardware's first level) held one: only then does the vCPU need an IPI.
+   * The monitor moved or dropped the machine page at `physicalPage` (or every page of [physicalPage,
+   * physicalPage + bytes): a whole 2 MiB block it moves): every entry of it goes, at both levels. Says
+   * whether the modelled TLB (the hardware's first level) held one: only then does the vCPU need an IPI.
    */
-  shootDown(physicalPage: number): boolean {
-    for (const set of this.tlbSets) set.flushPhysical(physicalPage);
-    this.secondLevel?.flushPhysical(physicalPage);
-    const held = this.tlbModel.flushPhysical(physicalPage);
+  shootDown(physicalPage: number, bytes = 4096): boolean {
+    for (const set of this.tlbSets) set.flushPhysical(physicalPage, bytes);
+    this.secondLevel?.flushPhysical(physicalPage, bytes);
+    const held = this.tlbModel.flushPhysical(physicalPage, bytes);
     // The G-stage TLB keeps no machine addresses: any change to the pmap empties it, as HFENCE.GVMA would.
     this.gStageTlb?.flush();
     this.fetchInvalidate();

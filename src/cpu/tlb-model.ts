@@ -114,15 +114,19 @@ export class TlbModel {
     this.large.flushPage(vpn);
   }
 
-  /** Drops every entry that maps the machine page at `address` (a shootdown); says whether there was one. */
-  flushPhysical(address: number): boolean {
+  /**
+   * Drops every entry that maps a machine page in [address, address + bytes) (a shootdown: one page, or a
+   * whole block the monitor moves); says whether there was one.
+   */
+  flushPhysical(address: number, bytes = 4096): boolean {
     let held = false;
     for (let i = 0; i < this.tag.length; i++) {
-      if (this.page[i] === address && this.tag[i] !== TLB_INVALID) {
+      const page = this.page[i]!;
+      if (page >= address && page < address + bytes && this.tag[i] !== TLB_INVALID) {
         this.tag[i] = TLB_INVALID;
         held = true;
       }
     }
-    return this.large.flushPhysical(address) || held;
+    return this.large.flushPhysical(address, bytes) || held;
   }
 }

@@ -11,9 +11,11 @@ export const TLB_MASK = TLB_SIZE - 1;
 export const TLB_INVALID = 2 ** 60;
 
 /** True if entry `i` of a TLB's arrays is valid and maps the machine page at `physicalPage`. */
-function mapsPage(tag: Float64Array, delta: Float64Array, mem: readonly (RamRegion | undefined)[], i: number, physicalPage: number): boolean {
+function mapsPage(tag: Float64Array, delta: Float64Array, mem: readonly (RamRegion | undefined)[], i: number, physicalPage: number, bytes = 4096): boolean {
   const region = mem[i];
-  return region !== undefined && tag[i] !== TLB_INVALID && tag[i]! * 4096 + delta[i]! + region.base === physicalPage;
+  if (region === undefined || tag[i] === TLB_INVALID) return false;
+  const page = tag[i]! * 4096 + delta[i]! + region.base;
+  return page >= physicalPage && page < physicalPage + bytes;
 }
 
 export class Tlb {
@@ -56,9 +58,10 @@ export class Tlb {
   }
 
   /** Drops every entry that maps the machine page at `physicalPage` (a TLB shootdown). */
-  flushPhysical(physicalPage: number): void {
+  /** Drops the entries of the machine pages in [physicalPage, physicalPage + bytes). */
+  flushPhysical(physicalPage: number, bytes = 4096): void {
     for (let i = 0; i < TLB_SIZE; i++) {
-      if (this.maps(i, physicalPage)) this.tag[i] = TLB_INVALID;
+      if (mapsPage(this.tag, this.delta, this.mem, i, physicalPage, bytes)) this.tag[i] = TLB_INVALID;
     }
   }
 
@@ -96,10 +99,10 @@ export class TlbSet {
     this.exec.flushPage(vpn);
   }
 
-  flushPhysical(physicalPage: number): void {
-    this.read.flushPhysical(physicalPage);
-    this.write.flushPhysical(physicalPage);
-    this.exec.flushPhysical(physicalPage);
+  flushPhysical(physicalPage: number, bytes = 4096): void {
+    this.read.flushPhysical(physicalPage, bytes);
+    this.write.flushPhysical(physicalPage, bytes);
+    this.exec.flushPhysical(physicalPage, bytes);
   }
 }
 
@@ -179,10 +182,11 @@ export class LargeEntries {
   }
 
   /** Drops every entry whose block holds the machine page at `address`; says whether there was one. */
-  flushPhysical(address: number): boolean {
+  flushPhysical(address: number, bytes = 4096): boolean {
     let held = false;
     for (let j = 0; j < this.size; j++) {
-      if (this.tag[j] !== TLB_INVALID && address >= this.base[j]! && address < this.base[j]! + LARGE_PAGE_BYTES) {
+      // Any overlap of the block with [address, address + bytes).
+      if (this.tag[j] !== TLB_INVALID && address < this.base[j]! + LARGE_PAGE_BYTES && address + bytes > this.base[j]!) {
         this.tag[j] = TLB_INVALID;
         held = true;
       }
@@ -300,9 +304,9 @@ export class SecondLevelTlb {
     this.large.flushAsid(asid);
   }
 
-  flushPhysical(physicalPage: number): void {
-    for (let i = 0; i < this.size; i++) if (mapsPage(this.tag, this.delta, this.mem, i, physicalPage)) this.tag[i] = TLB_INVALID;
-    this.large.flushPhysical(physicalPage);
+  flushPhysical(physicalPage: number, bytes = 4096): void {
+    for (let i = 0; i < this.size; i++) if (mapsPage(this.tag, this.delta, this.mem, i, physicalPage, bytes)) this.tag[i] = TLB_INVALID;
+    this.large.flushPhysical(physicalPage, bytes);
   }
 }
 
@@ -327,7 +331,7 @@ export class SecondLevelTlbSet {
     for (const level of this.levels) for (const t of level) t.flushAsid(asid);
   }
 
-  flushPhysical(physicalPage: number): void {
-    for (const level of this.levels) for (const t of level) t.flushPhysical(physicalPage);
+  flushPhysical(physicalPage: number, bytes = 4096): void {
+    for (const level of this.levels) for (const t of level) t.flushPhysical(physicalPage, bytes);
   }
 }

@@ -139,7 +139,7 @@ export class VirtualMachine {
           size: layout.nodes[0]!.size,
           homeNode: options.homeNode,
           placement: options.placement,
-          shootDown: (address) => this.shootDown(address),
+          shootDown: (address, bytes) => this.shootDown(address, bytes),
         });
         return pmap;
       },
@@ -301,12 +301,13 @@ export class VirtualMachine {
   }
 
   /**
-   * The mapping of the machine page at `address` changed: every vCPU drops its TLB entries of it, and any
-   * LR reservation on it is lost (an SC must not succeed on a page that is no longer the one it reserved).
+   * The mapping of the machine page at `address` (or of the `bytes` from it: a block) changed: every vCPU drops
+   * its TLB entries of it, and any LR reservation on it is lost (an SC must not succeed on a page that is no
+   * longer the one it reserved).
    */
-  private shootDown(address: number): void {
-    for (const h of this.machine.harts) if (h.shootDown(address)) this.tlbShootdowns[h.id]!++;
-    if (this.machine.reservations.count > 0) this.machine.reservations.storeBy(-1, address, PAGE);
+  private shootDown(address: number, bytes = PAGE): void {
+    for (const h of this.machine.harts) if (h.shootDown(address, bytes)) this.tlbShootdowns[h.id]!++;
+    if (this.machine.reservations.count > 0) this.machine.reservations.storeBy(-1, address, bytes);
   }
 
   /** Runs vCPU `h` until the VM's clock reaches `end` or it stops; says why it stopped. */
