@@ -20,7 +20,7 @@ export class OutOfMachineMemory extends Error {}
 
 /** What the memmap needs of a VM's pmap: to shoot a machine page down in the VM's vCPUs, and to follow a page that moved. */
 export interface PageSpace {
-  shootDown(machineAddress: number): void;
+  shootDown(machineAddress: number, bytes?: number): void;
   /** Guest page `gppn` now lives in machine page `mpn` (`movePage` moved it with its other users). */
   moved(gppn: number, mpn: number): void;
 }
@@ -296,20 +296,69 @@ export class MachineMemory {
   }
 
   /**
-   * Reserves an aligned block of BLOCK_PAGES never-used (so zeroed) pages on `node` and returns its first
-   * mpn, or FREE if the node has no such block left. Its pages are allocated one by one later
-   * (`allocateReserved`) or given back (`unreserve`); until then no one else gets them.
+   * Reserves an aligned block of BLOCK_PAGES free pages on `node` and returns its first mpn, or FREE if the
+   * node has no such block. Never-used memory first (the node's pages past its last one handed out); then a
+   * block whose pages were all freed since (by ended VMs, moved pages, moved blocks), or freed up to where the
+   * never-used memory begins: the lowest such block. Its pages are allocated one by one later
+   * (`allocateReserved`, zero) or given back (`unreserve`); until then no one else gets them.
    */
   reserveBlock(node: number): number {
     const first = this.firstPage[node]! + this.fresh[node]!;
     const gap = (BLOCK_PAGES - ((this.addressOf(first) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
     const block = first + gap;
-    if (block + BLOCK_PAGES > this.firstPage[node]! + this.nodePages[node]!) return FREE;
+    if (block + BLOCK_PAGES > this.firstPage[node]! + this.nodePages[node]!) return this.reserveFreedBlock(node);
     // The pages skipped to reach the alignment stay free for anyone.
     for (let mpn = first; mpn < block; mpn++) this.freed[node]!.push(mpn);
     this.fresh[node] = block + BLOCK_PAGES - this.firstPage[node]!;
     this.reserved[node]! += BLOCK_PAGES;
     return block;
+  }
+
+  /**
+   * `reserveBlock` from freed pages: the lowest aligned block of `node` wholly free, or FREE. Its freed pages
+   * leave the free list, in order, and are zeroed (they held data). Nothing is moved to make one (no
+   * compaction): a node whose free pages are all scattered has none.
+   */
+  private reserveFreedBlock(node: number): number {
+    const found = this.freedBlocks(node)[0];
+    if (found === undefined) return FREE;
+    const first = this.firstPage[node]!;
+    const fresh = first + this.fresh[node]!;
+    this.freed[node] = this.freed[node]!.filter((mpn) => mpn < found || mpn >= found + BLOCK_PAGES);
+    if (found + BLOCK_PAGES > fresh) this.fresh[node] = found + BLOCK_PAGES - first;
+    const offset = this.offsetOf(found);
+    this.regionOf(found).u8.fill(0, offset, offset + Math.min(BLOCK_PAGES, fresh - found) * PAGE);
+    this.reserved[node]! += BLOCK_PAGES;
+    return found;
+  }
+
+  /**
+   * The aligned blocks of `node`, lowest first, whose pages were all freed, or freed up to where the node's
+   * never-used pages begin (freed pages all lie below those: a block wholly never used is not among them).
+   */
+  private freedBlocks(node: number): number[] {
+    const first = this.firstPage[node]!;
+    const end = first + this.nodePages[node]!;
+    const fresh = first + this.fresh[node]!;
+    const inBlock = new Map<number, number>();
+    for (const mpn of this.freed[node]!) {
+      const block = mpn - ((this.addressOf(mpn) / PAGE) % BLOCK_PAGES);
+      inBlock.set(block, (inBlock.get(block) ?? 0) + 1);
+    }
+    const blocks: number[] = [];
+    for (const [block, n] of inBlock) {
+      const neverUsed = Math.max(0, block + BLOCK_PAGES - Math.max(block, fresh));
+      if (block >= first && block + BLOCK_PAGES <= end && n + neverUsed === BLOCK_PAGES) blocks.push(block);
+    }
+    return blocks.sort((x, y) => x - y);
+  }
+
+  /** Aligned blocks of `node` wholly free (freed or never used): how many large pages it could still give. */
+  freeBlocks(node: number): number {
+    const end = this.firstPage[node]! + this.nodePages[node]!;
+    const fresh = this.firstPage[node]! + this.fresh[node]!;
+    const alignedFresh = fresh + (BLOCK_PAGES - ((this.addressOf(fresh) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
+    return this.freedBlocks(node).length + Math.max(0, Math.floor((end - alignedFresh) / BLOCK_PAGES));
   }
 
   /** Allocates reserved page `mpn` to guest page `gppn` of VM `vm` (it is zero: reserved pages are never used). */
