@@ -402,10 +402,12 @@ type BlockOp =
   | { kind: 'touch'; vm: number; group: number; page: number; count: number }
   | { kind: 'migrate'; vm: number; group: number; page: number; node: number }
   | { kind: 'unmap'; vm: number; group: number; page: number }
+  | { kind: 'moveGroup'; vm: number; group: number; node: number }
   | { kind: 'release'; vm: number };
 
-test('property: with blocks, every page is used, reserved or free exactly once, and a large page maps its block in order', () => {
+test('property: with blocks, every page is used, reserved or free exactly once, a large page maps its block in order, and a group moved whole keeps its contents', () => {
   const op: fc.Arbitrary<BlockOp> = fc.oneof(
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('moveGroup' as const), vm: fc.nat(2), group: fc.nat(2), node: fc.nat(2) }) },
     { weight: 6, arbitrary: fc.record({ kind: fc.constant('touch' as const), vm: fc.nat(2), group: fc.nat(2), page: fc.nat(511), count: fc.integer({ min: 1, max: 600 }) }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('migrate' as const), vm: fc.nat(2), group: fc.nat(2), page: fc.nat(511), node: fc.nat(2) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('unmap' as const), vm: fc.nat(2), group: fc.nat(2), page: fc.nat(511) }) },
@@ -472,6 +474,25 @@ test('property: with blocks, every page is used, reserved or free exactly once, 
           case 'unmap':
             v.pmap.unmap(at(o.group, o.page));
             break;
+          case 'moveGroup': {
+            // Each mapped page of the group marked with its number; they must come out the other side.
+            const group = o.group % Math.ceil(v.pmap.pages / BLOCK_PAGES);
+            const pages = v.pmap.wholeGroup(group) ?? [];
+            for (const gppn of pages) machinePageWords(memory, v.pmap.lookup(gppn))[7] = gppn + 1;
+            const moved = v.pmap.moveGroup(group, o.node % nodes);
+            if (moved === undefined) break;
+            assert.deepEqual(moved.map((x) => x.gppn), pages);
+            const block = v.pmap.blockOf(group);
+            assert.equal(memory.nodeOf(block), o.node % nodes);
+            for (const gppn of pages) {
+              assert.equal(v.pmap.lookup(gppn), block + (gppn % BLOCK_PAGES));
+              assert.equal(machinePageWords(memory, v.pmap.lookup(gppn))[7], gppn + 1, `page ${gppn} lost its contents`);
+            }
+            for (let k = 0; k < BLOCK_PAGES; k++) {
+              if (v.pmap.lookup(group * BLOCK_PAGES + k) === FREE) assert.ok(machinePageWords(memory, block + k).every((w) => w === 0), 'a reserved page is not zero');
+            }
+            break;
+          }
           case 'release':
             if (!v.released) v.pmap.release();
             v.released = true;
@@ -484,4 +505,34 @@ test('property: with blocks, every page is used, reserved or free exactly once, 
     }),
     { numRuns: 200 },
   );
+});
+
+test('a free aligned block is found among freed pages once the node\'s never-used memory is gone, never over a page in use', () => {
+  // One node of 3 blocks and a bit: a block for each of two pmaps' groups, then none never used.
+  const memory = new MachineMemory(tinyLayout([3 * BLOCK_PAGES + 100], [[10]]));
+  const a = new Pmap(memory, { vm: 0, base: RAM_BASE, size: 2 * BLOCK_BYTES, homeNode: 0, shootDown: () => {} });
+  for (let gppn = 0; gppn < 2 * BLOCK_PAGES; gppn++) touch(a, gppn).u8[0] = 1;
+  assert.ok(a.largeBlock(0) >= 0 && a.largeBlock(1) >= 0);
+  const b = new Pmap(memory, { vm: 1, base: RAM_BASE, size: BLOCK_BYTES, homeNode: 0, shootDown: () => {} });
+  touch(b, 0);
+  assert.ok(b.largeBlock(0) < 0 && b.blockOf(0) >= 0, 'b\'s group has its block, not yet full');
+  assert.equal(memory.freeBlocks(0), 0);
+  // a's first group goes page by page, but for one page: no block is wholly free yet.
+  const first = a.blockOf(0);
+  for (let gppn = 1; gppn < BLOCK_PAGES; gppn++) a.unmap(gppn);
+  assert.equal(memory.freeBlocks(0), 0);
+  const c = new Pmap(memory, { vm: 2, base: RAM_BASE, size: BLOCK_BYTES, homeNode: 0, shootDown: () => {} });
+  touch(c, 0);
+  assert.equal(c.blockOf(0), -1, 'a block over a page in use');
+  c.release();
+  a.unmap(0);
+  assert.equal(memory.freeBlocks(0), 1);
+  // Now it is free, and zero again when it comes back as a block.
+  const d = new Pmap(memory, { vm: 3, base: RAM_BASE, size: BLOCK_BYTES, homeNode: 0, shootDown: () => {} });
+  touch(d, 5);
+  assert.equal(d.blockOf(0), first);
+  for (let k = 0; k < BLOCK_PAGES; k++) assert.ok(machinePageWords(memory, first + k).every((w) => w === 0), `page ${k} of the freed block is not zero`);
+  // a's second group moves into it whole? No: d holds it. It moves to no block, and changes nothing.
+  assert.equal(a.moveGroup(1, 0), undefined);
+  assert.ok(a.largeBlock(1) >= 0);
 });

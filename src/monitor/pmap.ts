@@ -39,8 +39,11 @@ export interface PmapOptions {
    * the baseline Disco's NUMA policy starts from.
    */
   placement?: Placement;
-  /** Called with the machine address of a page whose mapping changes: every TLB entry of it must go. */
-  shootDown: (machineAddress: number) => void;
+  /**
+   * Called with the machine address of a page whose mapping changes (or of `bytes` from it: a whole block that
+   * moves): every TLB entry of it must go.
+   */
+  shootDown: (machineAddress: number, bytes?: number) => void;
 }
 
 /**
@@ -59,6 +62,8 @@ export interface PmapState {
   readerNode: number;
   replicasMade: number;
   collapses: number;
+  /** Large groups (a block with all its pages placed) that stopped being one, since the VM started. */
+  groupsBroken: number;
   homeNode: number;
 }
 
@@ -113,6 +118,8 @@ export class Pmap implements PagedRam, PageSpace {
   /** Replicas made and replicated pages collapsed (by a write), since the VM started. */
   replicasMade = 0;
   collapses = 0;
+  /** Groups that were one full block (every page placed) and were scattered, since the VM started (`scatter`). */
+  groupsBroken = 0;
   homeNode: number;
 
   constructor(private readonly memory: MachineMemory, private readonly options: PmapOptions) {
@@ -144,6 +151,91 @@ export class Pmap implements PagedRam, PageSpace {
     const block = this.blocks[group];
     return block !== undefined && block >= 0 && this.placed[group] === BLOCK_PAGES && this.restricted[group] === 0
       ? this.memory.addressOf(block) : -1;
+  }
+
+  /** The first machine page of group `group`'s block, or -1 if it has none (not touched yet, or scattered). */
+  blockOf(group: number): number {
+    const block = this.blocks[group] ?? FREE;
+    return block >= 0 ? block : -1;
+  }
+
+  /** Groups that are one large page now (`largeBlock`): what a guest leaf of 2 MiB can map with one TLB entry. */
+  get largeGroups(): number {
+    let n = 0;
+    for (let group = 0; group < this.blocks.length; group++) if (this.largeBlock(group) >= 0) n++;
+    return n;
+  }
+
+  /** Groups of 512 guest pages (the last one may be shorter, and is never a block). */
+  get groups(): number {
+    return this.blocks.length;
+  }
+
+  /**
+   * Group `group`'s mapped guest pages if it can move as one block: it is placed in a block (some pages may
+   * not be touched yet), or scattered with all 512 pages mapped; every mapped page private to this VM, not
+   * copy-on-write, held or replicated. Else undefined.
+   */
+  wholeGroup(group: number): number[] | undefined {
+    const block = this.blocks[group];
+    if (block === undefined || block === FREE || (group + 1) * BLOCK_PAGES > this.machine.length) return undefined;
+    const pages: number[] = [];
+    for (let gppn = group * BLOCK_PAGES; gppn < (group + 1) * BLOCK_PAGES; gppn++) {
+      const mpn = this.machine[gppn]!;
+      if (mpn === FREE) {
+        if (block < 0) return undefined;
+        continue;
+      }
+      if (this.flags[gppn] !== 0 || this.memory.users[mpn] !== 1 || this.replicas.has(gppn)) return undefined;
+      pages.push(gppn);
+    }
+    return pages;
+  }
+
+  /** True when group `group` is scattered (no block) with all its pages mapped, on one node: it could be one again. */
+  scatteredOnOneNode(group: number): boolean {
+    if (this.blocks[group] !== SCATTERED || (group + 1) * BLOCK_PAGES > this.machine.length) return false;
+    const first = this.machine[group * BLOCK_PAGES]!;
+    if (first === FREE) return false;
+    const node = this.memory.nodeOf(first);
+    for (let gppn = group * BLOCK_PAGES + 1; gppn < (group + 1) * BLOCK_PAGES; gppn++) {
+      const mpn = this.machine[gppn]!;
+      if (mpn === FREE || this.memory.nodeOf(mpn) !== node) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Moves group `group` (`wholeGroup`) into a free aligned block on `node` (`MachineMemory.reserveBlock`): a
+   * block moving to another node, or a scattered group made one block again. Every mapping of its pages is shot
+   * down first (the old block's at once), then each page is copied to its place in the new block; pages not
+   * touched yet stay reserved there. The group is then one large page once every page is placed and allows
+   * everything. Returns each moved page's old and new machine page (the caller charges the copies and moves
+   * the miss counts), or undefined, changing nothing, if the group cannot move or `node` has no free block.
+   */
+  moveGroup(group: number, node: number): { gppn: number; from: number; to: number }[] | undefined {
+    const pages = this.wholeGroup(group);
+    if (pages === undefined) return undefined;
+    const to = this.memory.reserveBlock(node);
+    if (to === FREE) return undefined;
+    const old = this.blocks[group]!;
+    if (old >= 0) this.options.shootDown(this.memory.addressOf(old), BLOCK_PAGES * PAGE);
+    else for (const gppn of pages) this.options.shootDown(this.memory.addressOf(this.machine[gppn]!));
+    const moved = pages.map((gppn) => {
+      const from = this.machine[gppn]!;
+      const mpn = to + (gppn % BLOCK_PAGES);
+      this.memory.allocateReserved(mpn, this.options.vm, gppn);
+      this.memory.copyPage(from, mpn);
+      this.machine[gppn] = mpn;
+      this.memory.removeUser(from, this.options.vm, gppn);
+      return { gppn, from, to: mpn };
+    });
+    if (old >= 0) {
+      for (let k = 0; k < BLOCK_PAGES; k++) if (this.machine[group * BLOCK_PAGES + k] === FREE) this.memory.unreserve(old + k);
+    }
+    this.blocks[group] = to;
+    this.placed[group] = pages.length;
+    return moved;
   }
 
   get pages(): number {
@@ -487,10 +579,11 @@ export class Pmap implements PagedRam, PageSpace {
    * go back to the machine, and its later pages come one by one. A caller that changes a page of a group
    * that was a large page shoots that page down, which drops every large entry of the block holding it.
    */
-  private scatter(group: number): void {
+  private scatter(group: number, broken = true): void {
     const block = this.blocks[group]!;
     this.blocks[group] = SCATTERED;
     if (block < 0) return;
+    if (broken && this.placed[group] === BLOCK_PAGES) this.groupsBroken++;
     for (let k = 0; k < BLOCK_PAGES; k++) {
       if (this.machine[group * BLOCK_PAGES + k] === FREE) this.memory.unreserve(block + k);
     }
@@ -502,7 +595,8 @@ export class Pmap implements PagedRam, PageSpace {
     for (const [gppn, copies] of this.replicas) replicas.push(gppn, ...copies);
     return {
       machine: this.machine.slice(), perm: this.perm.slice(), flags: this.flags.slice(), blocks: this.blocks.slice(),
-      replicas: Int32Array.from(replicas), readerNode: this.readerNode, replicasMade: this.replicasMade, collapses: this.collapses, homeNode: this.homeNode,
+      replicas: Int32Array.from(replicas), readerNode: this.readerNode, replicasMade: this.replicasMade, collapses: this.collapses, groupsBroken: this.groupsBroken,
+      homeNode: this.homeNode,
     };
   }
 
@@ -521,6 +615,7 @@ export class Pmap implements PagedRam, PageSpace {
     this.readerNode = s.readerNode;
     this.replicasMade = s.replicasMade;
     this.collapses = s.collapses;
+    this.groupsBroken = s.groupsBroken;
     this.homeNode = s.homeNode;
     this.inUse = 0;
     this.placed.fill(0);
@@ -591,7 +686,7 @@ export class Pmap implements PagedRam, PageSpace {
   release(): void {
     if (this.released) return;
     this.dropReplicas();
-    for (let group = 0; group < this.blocks.length; group++) this.scatter(group);
+    for (let group = 0; group < this.blocks.length; group++) this.scatter(group, false);
     for (let gppn = 0; gppn < this.machine.length; gppn++) {
       const mpn = this.machine[gppn]!;
       if (mpn === FREE) continue;

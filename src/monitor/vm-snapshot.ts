@@ -229,7 +229,7 @@ function readPmap(p: StateReader, guestPages: number, nodes: number, pages: numb
   }
   return {
     machine, perm, flags, blocks, replicas, readerNode: p.number('readerNode', -1, nodes - 1), replicasMade: p.amount('replicasMade'),
-    collapses: p.amount('collapses'), homeNode: p.number('homeNode', 0, nodes - 1),
+    collapses: p.amount('collapses'), groupsBroken: p.amount('groupsBroken'), homeNode: p.number('homeNode', 0, nodes - 1),
   };
 }
 
