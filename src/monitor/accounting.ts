@@ -175,6 +175,7 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
   stats.scalar('monitor.cycles', 'machine time', 'Cycle', () => monitor.cycles);
   stats.vector('monitor.pages_monitor', 'machine pages of the monitor\'s own data (memmap, pmap tables, vCPU state, second-level TLBs), per node', 'Count', nodes,
     () => nodes.map((_, n) => monitor.memory.monitorPages(n)));
+  registerLargePageStats(stats, monitor);
   const policy = monitor.policy;
   if (policy !== undefined) {
     stats.vector('monitor.policy.migrated', 'pages the NUMA policy moved, by destination node', 'Count', nodes, () => policy.counts.migratedTo);
@@ -203,6 +204,8 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     stats.scalar(`${prefix}.pages_in_use`, `VM ${vm.name}: guest pages with a machine page`, 'Count', () => vm.pmap.pagesInUse);
     stats.scalar(`${prefix}.pages_shared`, `VM ${vm.name}: guest pages whose machine page others map too`, 'Count', () => vm.pmap.pagesShared);
     stats.scalar(`${prefix}.pages_reserved`, `VM ${vm.name}: machine pages reserved for its large pages, not touched yet`, 'Count', () => vm.pmap.pagesReserved);
+    stats.scalar(`${prefix}.large_groups`, `VM ${vm.name}: 2 MiB groups of guest pages that are one machine block now (one large TLB entry)`, 'Count', () => vm.pmap.largeGroups);
+    stats.scalar(`${prefix}.large_groups_broken`, `VM ${vm.name}: groups that were one full block and were scattered`, 'Count', () => vm.pmap.groupsBroken);
     for (const key of SUMMED) {
       const [name, what] = DESCRIPTIONS[key];
       stats.vector(`${prefix}.${name}`, `VM ${vm.name}: ${what}, per vCPU`, key.endsWith('Cycles') ? 'Cycle' : 'Count', vcpus,
@@ -221,4 +224,28 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     const calls = ['base', 'time', 'ipi', 'rfence', 'hsm', 'srst', 'dbcn', 'pmu', 'mirrorball', 'legacy', 'unknown'];
     stats.vector(`${prefix}.monitor_calls`, `VM ${vm.name}: monitor calls (SBI) by extension`, 'Count', calls, () => calls.map((c) => vm.monitorCalls.get(c) ?? 0));
   }
+}
+
+/**
+ * Large pages (docs/numa-policy.md, "Large pages"): groups that are one large page now and were broken, free
+ * aligned blocks per node, and with the NUMA policy what it did with whole groups and what breaking them cost.
+ */
+function registerLargePageStats(stats: StatsRegistry, monitor: Monitor): void {
+  const nodes = monitor.layout.nodes.map((n) => `node${n.id}`);
+  stats.scalar('monitor.large_groups', '2 MiB groups of the VMs\' guest pages that are one aligned machine block now: one entry in the machine TLB for a guest leaf of 2 MiB', 'Count',
+    () => monitor.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.largeGroups : 0), 0));
+  stats.scalar('monitor.large_groups_broken', 'groups that were one full block and were scattered (a page moved, replicated, shared or dropped)', 'Count',
+    () => monitor.vms.reduce((n, vm) => n + vm.pmap.groupsBroken, 0));
+  stats.vector('monitor.free_blocks', 'aligned 2 MiB blocks wholly free, per node', 'Count', nodes, () => nodes.map((_, n) => monitor.memory.freeBlocks(n)));
+  const large = monitor.policy?.large;
+  if (large === undefined) return;
+  const c = large.counts;
+  stats.vector('monitor.policy.blocks_moved', 'groups the NUMA policy moved whole, as one block, by destination node', 'Count', nodes, () => c.blocksMovedTo);
+  stats.vector('monitor.policy.blocks_coalesced', 'scattered groups the NUMA policy made one block again, by node', 'Count', nodes, () => c.coalescedOn);
+  stats.scalar('monitor.policy.block_pages_copied', 'pages copied by block moves and re-coalescing', 'Count', () => c.pagesCopied);
+  stats.scalar('monitor.policy.blocks_no_space', 'block moves and re-coalescings given up: no free aligned block on the node', 'Count', () => c.noBlock);
+  stats.scalar('monitor.policy.blocks_broken', 'large groups the NUMA policy\'s 4 KiB moves and replications broke', 'Count', () => c.broken);
+  stats.scalar('monitor.policy.break_cycles', 'cycles of the 4 KiB moves and replications that broke a large group', 'Cycle', () => c.breakCycles);
+  stats.scalar('monitor.policy.block_move_cycles', 'cycles the block moves cost (in monitor.policy.cycles too)', 'Cycle', () => c.moveCycles);
+  stats.scalar('monitor.policy.coalesce_cycles', 'cycles re-coalescing cost (in monitor.policy.cycles too)', 'Cycle', () => c.coalesceCycles);
 }

@@ -9,6 +9,7 @@ import { FREE, type MachineMemory, OutOfMachineMemory } from './machine-memory.j
 import { touchPage, type MemmapTable } from './monitor-data.js';
 import type { MonitorCosts } from './costs.js';
 import type { VirtualMachine } from './vm.js';
+import { LargePagePolicy, type LargePageState } from './large-pages.js';
 
 /** What the policy counts: the machine's cache misses per page (timing mode), or the vCPUs' TLB misses (any mode). */
 export type PolicySignal = 'cache-misses' | 'tlb-misses';
@@ -39,6 +40,13 @@ export interface NumaPolicyParameters {
   /** Moves after which a page is frozen where it is, for `freezeIntervals` intervals. */
   moveLimit: number;
   freezeIntervals: number;
+  /**
+   * Large pages (large-pages.ts): pages of a 2 MiB group one other node must have missed on for the group to
+   * move there whole, as one block (0: never), and pages of a scattered group on one node that must have been
+   * missed on for it to be made one block again (0: never).
+   */
+  blockPages: number;
+  coalescePages: number;
 }
 
 /**
@@ -58,6 +66,9 @@ export const DEFAULT_POLICY: NumaPolicyParameters = {
   intervalRounds: 256,
   moveLimit: 4,
   freezeIntervals: 8,
+  // Off until measured on more than Engineering (docs/numa-policy.md, "Large pages").
+  blockPages: 0,
+  coalescePages: 0,
 };
 
 /** Checks a parameter set; returns the problems (none: usable). */
@@ -74,6 +85,9 @@ export function policyProblems(p: NumaPolicyParameters): string[] {
   whole('intervalRounds', 1);
   whole('moveLimit', 1);
   whole('freezeIntervals', 0);
+  whole('blockPages', 0);
+  whole('coalescePages', 0);
+  if (p.blockPages > 512 || p.coalescePages > 512) problems.push(`blockPages and coalescePages count pages of a 2 MiB group: at most 512, not ${Math.max(p.blockPages, p.coalescePages)}`);
   if (!(p.migrateShare > 0.5 && p.migrateShare <= 1)) problems.push(`migrateShare must be above 0.5 and at most 1, not ${p.migrateShare}`);
   return problems;
 }
@@ -110,6 +124,7 @@ export interface PolicyState {
   frozenUntil: Float64Array;
   counts: PolicyCounts;
   perVm: { vm: number; counts: PolicyCounts }[];
+  large: LargePageState;
 }
 
 /** What the policy needs of the monitor. */
@@ -158,6 +173,8 @@ export class NumaPolicy {
 
   private current: NumaPolicyParameters;
   private on = true;
+  /** Whole 2 MiB groups moved and made one block again (large-pages.ts). */
+  readonly large: LargePagePolicy;
 
   /**
    * `parameters` must be usable (`policyProblems` finds nothing: Monitor.setPolicy checks); `counters` count
@@ -168,6 +185,14 @@ export class NumaPolicy {
     this.counts = noCounts(counters.nodes);
     counters.queueHot(...this.triggers(parameters));
     this.missesAtInterval = host.signalMisses();
+    this.large = new LargePagePolicy(host, counters, {
+      chargedVcpu: (vm, node) => this.chargedVcpu(vm, node),
+      copyCost: (vm, h, from, to, ipis) => this.copyCost(vm, h, from, to, ipis),
+      spent: (vm, cycles) => {
+        this.counts.cycles += cycles;
+        this.countsOf(vm).cycles += cycles;
+      },
+    });
   }
 
   /** The triggers of the policy's signal: from one node, and from all nodes together. */
@@ -206,7 +231,7 @@ export class NumaPolicy {
       parameters: this.parameters, enabled: this.on, rounds: this.rounds, interval: this.interval,
       locality: this.locality.saveState(), missesAtInterval: { ...this.missesAtInterval },
       moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), counts: copy(this.counts),
-      perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copy(counts) })),
+      perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copy(counts) })), large: this.large.saveState(),
     };
   }
 
@@ -228,6 +253,7 @@ export class NumaPolicy {
     Object.assign(this.counts, { ...s.counts, migratedTo: [...s.counts.migratedTo], replicatedTo: [...s.counts.replicatedTo] });
     this.perVm.clear();
     for (const { vm, counts } of s.perVm) this.perVm.set(vm, { ...counts, migratedTo: [...counts.migratedTo], replicatedTo: [...counts.replicatedTo] });
+    this.large.restoreState(s.large);
     if (!s.enabled) this.disable();
   }
 
@@ -238,7 +264,20 @@ export class NumaPolicy {
       this.counters.decay();
       this.sampleLocality();
     }
-    for (const mpn of this.counters.takeHot()) this.consider(mpn);
+    for (const mpn of this.counters.takeHot()) this.considerWithLargePages(mpn);
+    this.large.afterRound(this.current, this.interval);
+  }
+
+  /**
+   * Hot page `mpn`: its whole 2 MiB group moves as one block if the group is hot as a whole (large-pages.ts);
+   * else the 4 KiB decision (`consider`), whose cost counts as breaking a large page when it scatters one.
+   */
+  private considerWithLargePages(mpn: number): void {
+    if (this.large.considerGroup(mpn, this.current, this.interval)) return;
+    const large = this.large.largeGroupOf(mpn);
+    const cycles = this.counts.cycles;
+    this.consider(mpn);
+    if (large !== undefined) this.large.afterSmallMove(large, this.counts.cycles - cycles);
   }
 
   /** Adds the interval that just ended to `locality` (counts that went back, a statistics reset, start again). */

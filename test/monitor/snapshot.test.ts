@@ -31,8 +31,8 @@ interface Run {
 function options(timing: boolean, mmu: MmuMode): MonitorOptions {
   return {
     config: SEAM_MACHINE, quantumRounds: 8, translate: true, mmu,
-    // In timing mode the NUMA policy acts too, eager enough to move and replicate pages within a short run.
-    ...(timing ? { timing: { latencies: LATENCIES, cache: { sizeBytes: 16 * 1024 } }, policy: { ...DEFAULT_POLICY, hotMisses: 4, intervalRounds: 16 } } : {}),
+    // In timing mode the NUMA policy acts too, eager enough to move and replicate pages (and whole 2 MiB groups) within a short run.
+    ...(timing ? { timing: { latencies: LATENCIES, cache: { sizeBytes: 16 * 1024 } }, policy: { ...DEFAULT_POLICY, hotMisses: 4, intervalRounds: 16, blockPages: 4, coalescePages: 4 } } : {}),
   };
 }
 

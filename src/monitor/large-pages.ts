@@ -1,0 +1,256 @@
+// The NUMA policy's large pages: a 2 MiB group hot as a whole from one other node moves there as one block, and a
+// scattered group whose pages are all on one node again is made one block there (docs/numa-policy.md).
+
+import type { Hart } from '../cpu/hart.js';
+import type { MissCounters } from '../timing/miss-counters.js';
+import { BLOCK_PAGES, PAGE } from './machine-memory.js';
+import type { PolicyHost } from './numa-policy.js';
+import type { VirtualMachine } from './vm.js';
+
+/** The large-page part of the policy's parameters (`NumaPolicyParameters` holds them). */
+export interface LargePageParameters {
+  /**
+   * Pages of a 2 MiB group that one other node must have missed on (with `migrateShare` of the group's misses)
+   * for the whole group to move there as one block; 0: groups never move whole.
+   */
+  blockPages: number;
+  /** Pages of a scattered group on one node that must have been missed on for it to be made one block again; 0: never. */
+  coalescePages: number;
+  migrateShare: number;
+  writeSharedWrites: number;
+  moveLimit: number;
+  freezeIntervals: number;
+}
+
+/** What the policy did with large pages, in all or per VM. */
+export interface LargePageCounts {
+  /** Groups moved whole, by destination node. */
+  blocksMovedTo: number[];
+  /** Scattered groups made one block again, by node. */
+  coalescedOn: number[];
+  /** Pages copied by those. */
+  pagesCopied: number;
+  /** Group moves and re-coalescings given up: no free aligned block on the node. */
+  noBlock: number;
+  /** Large groups the policy's 4 KiB moves and replications broke, and what those cost. */
+  broken: number;
+  breakCycles: number;
+  moveCycles: number;
+  coalesceCycles: number;
+}
+
+export function noLargePageCounts(nodes: number): LargePageCounts {
+  return {
+    blocksMovedTo: new Array<number>(nodes).fill(0), coalescedOn: new Array<number>(nodes).fill(0), pagesCopied: 0, noBlock: 0,
+    broken: 0, breakCycles: 0, moveCycles: 0, coalesceCycles: 0,
+  };
+}
+
+export function copyLargePageCounts(c: LargePageCounts): LargePageCounts {
+  return { ...c, blocksMovedTo: [...c.blocksMovedTo], coalescedOn: [...c.coalescedOn] };
+}
+
+/** The large-page policy as plain data (snapshots, inside the policy's). */
+export interface LargePageState {
+  /** The interval the last sweep for re-coalescing ran in. */
+  swept: number;
+  /** (key, moves) and (key, interval) pairs; a key is VM id × 2^32 + group. */
+  moves: Float64Array;
+  frozenUntil: Float64Array;
+  counts: LargePageCounts;
+  perVm: { vm: number; counts: LargePageCounts }[];
+}
+
+/** What the large-page policy borrows from the NUMA policy: who pays for a move, and what a page's copy costs. */
+export interface MoveCharging {
+  chargedVcpu(vm: VirtualMachine, node: number): Hart;
+  copyCost(vm: VirtualMachine, h: Hart, from: number, to: number, ipis: number): number;
+  /** `cycles` more of the policy's work for `vm` (`monitor.policy.cycles`). */
+  spent(vm: VirtualMachine, cycles: number): void;
+}
+
+/**
+ * Linux maps all its RAM with 2 MiB pages, and a group of 512 guest pages in one aligned machine block is one
+ * TLB entry (`Pmap.largeBlock`). Moving one 4 KiB page of it scatters it. This part of the policy moves whole
+ * groups instead where the group is hot as a whole (`considerGroup`, before the 4 KiB decision), and at each
+ * interval's end makes scattered groups whose pages are all on one node one block again (`afterRound`). Each
+ * moved page is charged as a 4 KiB move is (`MoveCharging.copyCost`: the table's `pageCopy`, its lines read and
+ * written through the cache, its memmap entries and pmap entry), with one IPI per other vCPU whose TLB held
+ * any page of the group (one shootdown for the block).
+ */
+export class LargePagePolicy {
+  readonly counts: LargePageCounts;
+  readonly perVm = new Map<number, LargePageCounts>();
+  private swept = 0;
+  private readonly moves = new Map<number, number>();
+  private readonly frozenUntil = new Map<number, number>();
+
+  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, private readonly charging: MoveCharging) {
+    this.counts = noLargePageCounts(counters.nodes);
+  }
+
+  /**
+   * Hot page `mpn`: if its group can move whole (`Pmap.wholeGroup`), is not frozen, none of its pages is
+   * write-shared, `migrateShare` of the group's misses come from one node other than the block's, and that
+   * node missed on `blockPages` of its pages, the group moves there as one block. Returns true if it did.
+   */
+  considerGroup(mpn: number, p: LargePageParameters, interval: number): boolean {
+    if (p.blockPages === 0) return false;
+    const found = this.groupOf(mpn);
+    if (found === undefined) return false;
+    const { vm, group } = found;
+    const key = vm.id * 2 ** 32 + group;
+    if ((this.frozenUntil.get(key) ?? -1) >= interval) return false;
+    const pages = vm.pmap.wholeGroup(group);
+    if (pages === undefined) return false;
+    const nodes = this.counters.nodes;
+    const totals = new Array<number>(nodes).fill(0);
+    const missed = new Array<number>(nodes).fill(0);
+    for (const gppn of pages) {
+      const page = vm.pmap.lookup(gppn);
+      const writers = this.counters.writersOf(page);
+      if ((writers & (writers - 1)) !== 0 && this.counters.writesTo(page) >= p.writeSharedWrites) return false;
+      this.counters.countsOf(page).forEach((c, n) => {
+        totals[n]! += c;
+        if (c > 0) missed[n]!++;
+      });
+    }
+    let best = 0;
+    for (let n = 1; n < nodes; n++) if (totals[n]! > totals[best]!) best = n;
+    const total = totals.reduce((a, b) => a + b, 0);
+    const block = vm.pmap.blockOf(group);
+    if (block >= 0 && this.host.memory.nodeOf(block) === best) return false;
+    if (totals[best]! < p.migrateShare * total || missed[best]! < p.blockPages) return false;
+    if (!this.move(vm, group, best, 'move')) return false;
+    this.moved(key, p, interval);
+    return true;
+  }
+
+  /** The VM and group of private page `mpn` if that group is one large page now, else undefined (the 4 KiB decision may break it). */
+  largeGroupOf(mpn: number): { vm: VirtualMachine; group: number } | undefined {
+    const found = this.groupOf(mpn);
+    return found !== undefined && found.vm.pmap.largeBlock(found.group) >= 0 ? found : undefined;
+  }
+
+  /** After the 4 KiB decision on a page of a group that was large (`largeGroupOf`), which cost `cycles`: counts it if it broke the group. */
+  afterSmallMove(was: { vm: VirtualMachine; group: number }, cycles: number): void {
+    if (was.vm.pmap.largeBlock(was.group) >= 0) return;
+    for (const c of [this.counts, this.countsOf(was.vm)]) {
+      c.broken++;
+      c.breakCycles += cycles;
+    }
+  }
+
+  /**
+   * At the first round of each interval (`interval` is the policy's): every running VM's scattered groups whose
+   * 512 pages are all on one node, `coalescePages` of them missed on lately, and not frozen, are made one block
+   * on that node again. A real monitor would keep a count of each group's pages per node as it moves them, so
+   * the sweep itself is not charged; the copies are.
+   */
+  afterRound(p: LargePageParameters, interval: number): void {
+    if (interval === this.swept) return;
+    this.swept = interval;
+    if (p.coalescePages === 0) return;
+    for (const vm of this.host.vms) {
+      if (vm.state !== 'running') continue;
+      for (let group = 0; group < vm.pmap.groups; group++) {
+        if (!vm.pmap.scatteredOnOneNode(group)) continue;
+        const key = vm.id * 2 ** 32 + group;
+        if ((this.frozenUntil.get(key) ?? -1) >= interval) continue;
+        let missed = 0;
+        for (let gppn = group * BLOCK_PAGES; gppn < (group + 1) * BLOCK_PAGES; gppn++) if (this.counters.total(vm.pmap.lookup(gppn)) > 0) missed++;
+        if (missed < p.coalescePages) continue;
+        if (this.move(vm, group, this.host.memory.nodeOf(vm.pmap.lookup(group * BLOCK_PAGES)), 'coalesce')) this.moved(key, p, interval);
+      }
+    }
+  }
+
+  /** Moves `vm`'s group `group` into a block on `node` and charges it; false if it could not (no free block there). */
+  private move(vm: VirtualMachine, group: number, node: number, why: 'move' | 'coalesce'): boolean {
+    if (vm.pmap.wholeGroup(group) === undefined) return false;
+    const h = this.charging.chargedVcpu(vm, node);
+    const mark = vm.tlbShootdowns.slice();
+    const moved = vm.pmap.moveGroup(group, node);
+    const mine = this.countsOf(vm);
+    if (moved === undefined) {
+      this.counts.noBlock++;
+      mine.noBlock++;
+      return false;
+    }
+    // One shootdown for the group: an IPI per other vCPU whose TLB held any of its pages.
+    let cycles = vm.shootdownIpis(mark, h.id) * this.host.costs.ipi;
+    const timing = h.memoryTiming;
+    const cpu = this.host.lastCpu(vm, h);
+    for (const { gppn, from, to } of moved) {
+      cycles += this.charging.copyCost(vm, h, from, to, 0);
+      if (timing !== undefined && cpu >= 0) {
+        const memmap = this.host.memmap;
+        cycles += memmap.entry(timing, cpu, from, true) + memmap.entry(timing, cpu, to, true) + vm.tables.pmapEntry(timing, cpu, vm.pmap.base + gppn * PAGE, true);
+      }
+      this.counters.movePage(from, to);
+    }
+    h.chargeMonitor(cycles);
+    this.charging.spent(vm, cycles);
+    for (const c of [this.counts, mine]) {
+      if (why === 'move') {
+        c.blocksMovedTo[node]!++;
+        c.moveCycles += cycles;
+      } else {
+        c.coalescedOn[node]!++;
+        c.coalesceCycles += cycles;
+      }
+      c.pagesCopied += moved.length;
+    }
+    return true;
+  }
+
+  /** The running VM and group of private page `mpn`, or undefined (free, the monitor's, shared, a replica). */
+  private groupOf(mpn: number): { vm: VirtualMachine; group: number } | undefined {
+    const memory = this.host.memory;
+    if (memory.users[mpn] !== 1 || memory.owner[mpn]! < 0) return undefined;
+    const vm = this.host.vms.find((v) => v.id === memory.owner[mpn]);
+    const gppn = memory.guestPage[mpn]!;
+    if (vm === undefined || vm.state !== 'running' || vm.pmap.lookup(gppn) !== mpn) return undefined;
+    return { vm, group: Math.floor(gppn / BLOCK_PAGES) };
+  }
+
+  /** One more move of a group; at `moveLimit` it is frozen for `freezeIntervals`, as a page is. */
+  private moved(key: number, p: LargePageParameters, interval: number): void {
+    const moves = (this.moves.get(key) ?? 0) + 1;
+    this.moves.set(key, moves);
+    if (moves >= p.moveLimit) {
+      this.frozenUntil.set(key, interval + p.freezeIntervals);
+      this.moves.set(key, 0);
+    }
+  }
+
+  countsOf(vm: VirtualMachine): LargePageCounts {
+    let c = this.perVm.get(vm.id);
+    if (c === undefined) {
+      c = noLargePageCounts(this.counters.nodes);
+      this.perVm.set(vm.id, c);
+    }
+    return c;
+  }
+
+  saveState(): LargePageState {
+    const pairs = (map: ReadonlyMap<number, number>): Float64Array => Float64Array.from([...map].flat());
+    return {
+      swept: this.swept, moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), counts: copyLargePageCounts(this.counts),
+      perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copyLargePageCounts(counts) })),
+    };
+  }
+
+  restoreState(s: LargePageState): void {
+    this.swept = s.swept;
+    const fill = (map: Map<number, number>, pairs: Float64Array): void => {
+      map.clear();
+      for (let i = 0; i + 1 < pairs.length; i += 2) map.set(pairs[i]!, pairs[i + 1]!);
+    };
+    fill(this.moves, s.moves);
+    fill(this.frozenUntil, s.frozenUntil);
+    Object.assign(this.counts, copyLargePageCounts(s.counts));
+    this.perVm.clear();
+    for (const { vm, counts } of s.perVm) this.perVm.set(vm, copyLargePageCounts(counts));
+  }
+}
