@@ -12,6 +12,7 @@ import {
 import * as manyVms from '../experiments/many-vms.js';
 import * as fixedWork from '../experiments/fixed-work.js';
 import * as numa from '../experiments/numa.js';
+import * as largePages from '../experiments/numa-large-pages.js';
 import * as overhead from '../experiments/overhead.js';
 import { variantsTable } from '../experiments/overhead-exits.js';
 import type { VmVariant } from '../experiments/overhead.js';
@@ -106,6 +107,7 @@ export function registerExperimentCommands(program: Command): void {
   registerManyVms(experiment);
   registerFixedWork(experiment);
   registerNuma(experiment);
+  registerNumaLargePages(experiment);
 }
 
 /** The workloads `--workloads` names (every one without it), in the experiment's order. */
@@ -217,6 +219,30 @@ function reportFailure(name: string, error: unknown): void {
   if (!(error instanceof ExperimentError) && !(error instanceof GuestSessionError)) throw error;
   process.stderr.write(`mirrorball: experiment ${name}: ${error.message}\n`);
   process.exitCode = 1;
+}
+
+function registerNumaLargePages(experiment: Command): void {
+  experiment
+    .command('numa-large-pages')
+    .description(`the numa experiment's VM (${numa.NUMA_VCPUS} vCPUs, ${numa.NUMA_VM_MEMORY / 2 ** 20} MiB on ${numa.NUMA_TOPOLOGY}, timing mode) with its pages from its home node ` +
+      'in 2 MiB blocks, running Engineering with no policy, with the NUMA policy moving 4 KiB pages, and with whole-group moves and re-coalescing too; ' +
+      'prints time, TLB refills, the groups that are large pages and what the moves cost')
+    .option('--out <dir>', 'output directory', 'out/numa-large-pages')
+    .option('--quick', 'the numa experiment\'s quick Engineering')
+    .option('--repeat <n>', 'measured runs per case, run k with input seed k; the median is the figure', '3')
+    .action(async (flags: { out: string; quick?: boolean; repeat: string }) => {
+      const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const cases = await withProgress('numa-large-pages', (p) => largePages.runNumaLargePages({ guest, outDir: flags.out, quick: flags.quick, repeat, ...p }));
+        process.stdout.write(largePages.largePagesTable(cases));
+        process.stdout.write(noteGuest(flags.out, largePages.RESULTS_TABLE, guest));
+        process.stdout.write(`\n${flags.out}/: ${largePages.RESULTS_TABLE}, ${largePages.RESULTS_JSON}, ${largePages.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('numa-large-pages', error);
+      }
+    });
 }
 
 function registerNuma(experiment: Command): void {

@@ -18,6 +18,8 @@ import { runCaseInChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
 import { parseResult, turnAslrOff } from './overhead.js';
 import { markdownTable, medianBy, stackedBarsSvg } from './report.js';
+import { largePageReadings, type LargePageReadings } from './numa-large-pages-readings.js';
+import type { Placement } from '../monitor/pmap.js';
 
 const MiB = 2 ** 20;
 const PAGE_BYTES = 4096;
@@ -64,6 +66,8 @@ interface CaseSpec {
    * for the timing run, which measures the placement fast mode produced.
    */
   placeInFastMode?: boolean;
+  /** Where the VM's pages come from (default round-robin: the figure's baseline); numa-large-pages.ts runs `home`. */
+  placement?: Placement;
 }
 
 /**
@@ -77,6 +81,7 @@ export function scalePolicy(p: NumaPolicyParameters, factor: number): NumaPolicy
     hotMisses: scaled(p.hotMisses, 1), tlbHotMisses: scaled(p.tlbHotMisses, 1), sharedHotMisses: scaled(p.sharedHotMisses, 0), tlbSharedHotMisses: scaled(p.tlbSharedHotMisses, 0),
     migrateShare: p.migrateShare, writeSharedWrites: scaled(p.writeSharedWrites, 1),
     intervalRounds: scaled(p.intervalRounds, 1), moveLimit: scaled(p.moveLimit, 1), freezeIntervals: scaled(p.freezeIntervals, 0),
+    blockPages: p.blockPages, coalescePages: p.coalescePages,
   };
 }
 
@@ -122,7 +127,12 @@ export interface NumaRun {
   /** Pages of the guest kernel's code (/proc/iomem's "Kernel code"), and how many had copies at the run's end. */
   kernelTextPages: number;
   kernelTextReplicated: number;
+  /** TLB refills and large pages during the run (numa-large-pages.ts), and the large groups at its end. */
+  large?: LargePageReadings;
 }
+
+/** This module, for experiments that run its cases in their own way (numa-large-pages.ts). */
+export const NUMA_CASE_MODULE = import.meta.url;
 
 export interface NumaCaseResult {
   name: NumaCase;
@@ -130,7 +140,7 @@ export interface NumaCaseResult {
   bootHostSeconds: number;
 }
 
-interface CaseRequest extends CaseSpec {
+export interface CaseRequest extends CaseSpec {
   guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
   workloads: NumaWorkload[];
   repeat: number;
@@ -166,7 +176,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
   const session = await MonitorSession.boot({
     kernel: readFileSync(request.guest.kernel), initrd: readFileSync(request.guest.initramfs), config,
     vms: [{ name: 'vm', vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }],
-    monitor: { timing: { latencies }, placement: 'round-robin', policy: request.policy, policySignal: request.signal },
+    monitor: { timing: { latencies }, placement: request.placement ?? 'round-robin', policy: request.policy, policySignal: request.signal },
   });
   try {
     const monitor = session.monitor;
@@ -189,7 +199,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
         missesLocal: sum(model.missesLocal), missesRemote: sum(model.missesRemote),
         migrated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.migratedTo),
         replicated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.replicatedTo),
-        collapsed: vm.pmap.collapses,
+        collapsed: vm.pmap.collapses, large: largePageReadings(monitor, vm),
         kernelTextReplicated: text.filter((g) => vm.pmap.replicasOf(g) !== undefined).length,
       };
     };
@@ -217,6 +227,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
           missesLocal: after.missesLocal - before.missesLocal, missesRemote: after.missesRemote - before.missesRemote,
           migrated: after.migrated - before.migrated, replicated: after.replicated - before.replicated, collapsed: after.collapsed - before.collapsed, hostSeconds,
           kernelTextPages: text.length, kernelTextReplicated: after.kernelTextReplicated,
+          large: largePageReadings.since(before.large, after.large),
         });
       }
       workloads.push({ name: w.name, command: w.command, runs });
@@ -227,7 +238,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
       registerMonitorStats(stats, monitor);
       const { outDir: _, guest: __, ...spec } = request;
       writeStatsOutput(join(request.outDir, STATS_DIR, caseDirectory(request.name)), {
-        experiment: 'numa', case: spec, topology: NUMA_TOPOLOGY, machineMemory: NUMA_MACHINE_MEMORY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }, placement: 'round-robin',
+        experiment: 'numa', case: spec, topology: NUMA_TOPOLOGY, machineMemory: NUMA_MACHINE_MEMORY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }, placement: request.placement ?? 'round-robin',
       }, stats);
     });
     return { name: request.name, workloads, bootHostSeconds };
