@@ -87,7 +87,9 @@ export const PMAP_SCATTERED = SCATTERED;
  * when first touched. Once all are there and all allow everything, the group is one block (`largeBlock`)
  * and a guest leaf of 2 MiB over it takes one TLB entry, as on the bare machine. Pages not yet touched stay
  * reserved for the group until memory runs short (`giveBackReserved`). Moving, sharing or dropping a page of
- * a group scatters it for good; so does a group that found no block free.
+ * a group scatters it; so does a group that found no block free. A whole group can move into another free
+ * aligned block (`moveGroup`: the NUMA policy moves a group hot from another node, or makes a scattered group
+ * whose pages are all on one node one block again, large-pages.ts).
  */
 export class Pmap implements PagedRam, PageSpace {
   readonly base: number;
