@@ -10,8 +10,7 @@ import type { VirtualMachine } from './vm.js';
 import { registerMonitorStats } from './accounting.js';
 import { BLOCK_PAGES, PAGE } from './machine-memory.js';
 import { StatsRegistry } from '../timing/stats.js';
-import { requireToolchain } from '../../test/helpers/asm.js';
-import { TEXT_BASE } from '../../test/helpers/asm.js';
+import { requireToolchain, TEXT_BASE } from '../../test/helpers/asm.js';
 import { counterDone, counterResults, machinePageWords, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;

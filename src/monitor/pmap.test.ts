@@ -532,7 +532,7 @@ test('a free aligned block is found among freed pages once the node\'s never-use
   touch(d, 5);
   assert.equal(d.blockOf(0), first);
   for (let k = 0; k < BLOCK_PAGES; k++) assert.ok(machinePageWords(memory, first + k).every((w) => w === 0), `page ${k} of the freed block is not zero`);
-  // a's second group moves into it whole? No: d holds it. It moves to no block, and changes nothing.
+  // With d in the only free block, a's second group finds none to move into, and nothing changes.
   assert.equal(a.moveGroup(1, 0), undefined);
   assert.ok(a.largeBlock(1) >= 0);
 });
