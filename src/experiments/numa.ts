@@ -35,10 +35,15 @@ export interface NumaWorkload {
   command: string;
 }
 
-/** Disco's two: Engineering (independent processes, large private working sets) and Raytrace (threads, a shared scene). */
+/**
+ * Disco's two: Engineering (independent processes, large private working sets) and Raytrace (threads, a shared
+ * scene). Raytrace renders 384 × 384 with 64 texture samples per hit: at 128 × 128 and 16 its numa / uma was
+ * 1.26, under the 1.3 from which the gap means something, and a run of 80 ms could not repay copying its
+ * texture to every node (docs/experiments.md, "numa").
+ */
 export const FULL_WORKLOADS: readonly NumaWorkload[] = [
   { name: 'engineering', command: 'engineering -p 8 -m 4M -n 200000' },
-  { name: 'raytrace', command: 'raytrace -t 8 -w 128 -s 400 -m 4M' },
+  { name: 'raytrace', command: 'raytrace -t 8 -w 384 -s 400 -m 4M -k 64' },
   { name: 'wshare', command: 'wshare -t 8 -g 4 -n 20000' },
 ];
 
