@@ -11,7 +11,7 @@ import { registerMonitorStats } from './accounting.js';
 import { BLOCK_PAGES, PAGE } from './machine-memory.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { requireToolchain, TEXT_BASE } from '../../test/helpers/asm.js';
-import { counterDone, counterResults, machinePageWords, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
+import { assertCounted, counterDone, machinePageWords, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
 const quiet = (): void => {};
@@ -33,13 +33,6 @@ function setUp(policy: Partial<NumaPolicyParameters>): { monitor: Monitor; vm: V
   monitor.setExecutionMode('timing');
   runRoundsUntil(monitor, () => false, 3);
   return { monitor, vm, run };
-}
-
-function assertCounted(vm: VirtualMachine, run: CounterRun): void {
-  const r = counterResults(vm, run);
-  const n = BigInt(run.iterations);
-  assert.equal(r.shared, n * 2n, 'shared counter');
-  assert.deepEqual(r.counters, [n, n], 'private counters');
 }
 
 /** The group's pages still hold what `setUp` wrote. */

@@ -10,9 +10,10 @@ import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters } from './num
 import type { VirtualMachine } from './vm.js';
 import { registerMonitorStats } from './accounting.js';
 import { StatsRegistry, type StatSample } from '../timing/stats.js';
+import type { MissCounters } from '../timing/miss-counters.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import { blocksAdopted } from '../cpu/translator.js';
-import { counterDone, counterPages, counterResults, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
+import { assertCounted, counterDone, counterPages, counterResults, monitorMachine, runRoundsUntil, startCounter, type CounterRun } from '../../test/helpers/vm-program.js';
 
 const MiB = 2 ** 20;
 const quiet = (): void => {};
@@ -37,12 +38,13 @@ function setUp(policy: Partial<NumaPolicyParameters>, rounds = 3): { monitor: Mo
   return { monitor, vm, run };
 }
 
-function assertCounted(vm: VirtualMachine, run: CounterRun): void {
-  const r = counterResults(vm, run);
-  const n = BigInt(run.iterations);
-  assert.equal(r.shared, n * 2n, 'shared counter');
-  assert.deepEqual(r.counters, [n, n], 'private counters');
-  assert.deepEqual(r.sums, [(n * (n - 1n)) / 2n, (n * (n - 1n)) / 2n], 'private sums');
+/** Machine page `mpn`'s counts start again from `misses` misses from each of nodes 0 and 1, none a write (as both CPUs reading it would make them). */
+function readFromBoth(counters: MissCounters, mpn: number, misses = 4): void {
+  counters.resetPage(mpn);
+  for (let k = 0; k < misses; k++) {
+    counters.recordPage(mpn, 0);
+    counters.recordPage(mpn, 1);
+  }
 }
 
 test('pages only another node misses on move there at the round\'s end, charged to the vCPU there; the program computes the same', (t) => {
@@ -130,11 +132,7 @@ test('a page both nodes read a little, each under the trigger, is replicated onc
     const code = counterPages(run).code[0]!;
     const master = vm.pmap.lookup(code);
     const counters = monitor.timingModel!.counters;
-    counters.resetPage(master);
-    for (let k = 0; k < 4; k++) {
-      counters.recordPage(master, 0);
-      counters.recordPage(master, 1);
-    }
+    readFromBoth(counters, master);
     runRoundsUntil(monitor, () => false, 1);
     assert.equal(vm.pmap.replicasOf(code) !== undefined, shared > 0, `sharedHotMisses ${shared}: 4 misses from each node`);
     runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
@@ -159,11 +157,7 @@ test('code replicated after it was compiled is not warmed up again: the vCPU on 
   const code = counterPages(run).code[0]!;
   const master = vm.pmap.lookup(code);
   const counters = monitor.timingModel!.counters;
-  counters.resetPage(master);
-  for (let k = 0; k < 4; k++) {
-    counters.recordPage(master, 0);
-    counters.recordPage(master, 1);
-  }
+  readFromBoth(counters, master);
   runRoundsUntil(monitor, () => false, 1);
   assert.ok(vm.pmap.replicasOf(code) !== undefined, 'the code page was not replicated');
   runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
@@ -329,11 +323,7 @@ test('a page read from both nodes is replicated: each node reads its own copy, a
   assert.equal(monitor.memory.nodeOf(master), 0);
   const migratedBefore = policy.counts.migratedTo.slice();
   // Both vCPUs fetch the code: as their CPUs would count it, half the misses from each node, none a write.
-  counters.resetPage(master);
-  for (let k = 0; k < 4; k++) {
-    counters.recordPage(master, 0);
-    counters.recordPage(master, 1);
-  }
+  readFromBoth(counters, master);
   runRoundsUntil(monitor, () => false, 1);
   const copies = vm.pmap.replicasOf(code);
   assert.ok(copies !== undefined, 'the code page was not replicated');
@@ -363,11 +353,7 @@ test('a page read from both nodes is replicated: each node reads its own copy, a
   const { monitor: m2, vm: vm2, run: run2 } = setUp({ hotMisses: 4 });
   const page = vm2.pmap.lookup(data);
   const c2 = m2.timingModel!.counters;
-  c2.resetPage(page);
-  for (let k = 0; k < 4; k++) {
-    c2.recordPage(page, 0);
-    c2.recordPage(page, 1);
-  }
+  readFromBoth(c2, page);
   runRoundsUntil(m2, () => false, 1);
   // It was replicated at the round's end and written in the next round (the program adds to it in a loop).
   assert.deepEqual(m2.policy!.counts.replicatedTo, [0, 1]);
@@ -379,11 +365,7 @@ test('a page read from both nodes is replicated: each node reads its own copy, a
   // Read from both nodes again: a page a write collapsed is not copied again until its freeze is over.
   const frozenBefore = m2.policy!.counts.leftFrozen;
   const again = vm2.pmap.lookup(data);
-  c2.resetPage(again);
-  for (let k = 0; k < 4; k++) {
-    c2.recordPage(again, 0);
-    c2.recordPage(again, 1);
-  }
+  readFromBoth(c2, again);
   runRoundsUntil(m2, () => false, 1);
   assert.equal(vm2.pmap.replicasOf(data), undefined, 'replicated again right after a write collapsed it');
   assert.equal(m2.policy!.counts.leftFrozen, frozenBefore + 1);

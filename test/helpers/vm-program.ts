@@ -1,5 +1,6 @@
 // Test helper: bare S-mode programs run by a monitor's vCPUs, with Sv39 page tables poked into guest memory.
 
+import assert from 'node:assert/strict';
 import type { MachineConfig } from '../../src/board/address-map.js';
 import { SATP_MODE_SV39, type HartState } from '../../src/cpu/hart-state.js';
 import { PRIV_S } from '../../src/isa/opcodes.js';
@@ -271,6 +272,16 @@ export function counterResults(vm: VirtualMachine, run: CounterRun): { shared: b
     sums: ids.map((i) => readU64(memory, page(i) + 8)),
     done: ids.map((i) => readU64(memory, page(i) + 16)),
   };
+}
+
+/** The counter program finished with the right results: the shared counter, and each vCPU's counter and sum. */
+export function assertCounted(vm: VirtualMachine, run: CounterRun): void {
+  const r = counterResults(vm, run);
+  const n = BigInt(run.iterations);
+  const each = Array.from({ length: run.vcpus }, () => n);
+  assert.equal(r.shared, n * BigInt(run.vcpus), 'shared counter');
+  assert.deepEqual(r.counters, each, 'private counters');
+  assert.deepEqual(r.sums, each.map(() => (n * (n - 1n)) / 2n), 'private sums');
 }
 
 /** Guest-physical page numbers (counted from the VM's RAM base) of what the counter program uses. */
