@@ -16,6 +16,12 @@ const QUEUE_SIZE = 128;
 const CONFIG_SIZE = 12;
 /** Output reaches the callback in pieces of at most this size, however long the guest's buffer. */
 const CHUNK = 64 * 1024;
+/**
+ * Of one buffer chain, at most this much reaches the host: the rest is dropped. A driver can chain up to 4 GiB of
+ * readable memory (a table of descriptors all over RAM) and a ring of such chains, which copied out would hold the
+ * monitor's only thread, and every other VM, for minutes per notify. Linux's hvc writes at most a page at a time.
+ */
+export const MAX_OUTPUT_PER_CHAIN = 1024 * 1024;
 
 export interface VirtioConsoleOptions {
   /** Bytes the guest writes to the console. */
@@ -97,8 +103,9 @@ export class VirtioConsole implements VirtioDevice {
     const queue = context.queue(TRANSMITQ);
     if (queue === undefined) return;
     for (const chain of queue.drain()) {
-      for (let done = 0; done < chain.readableLength; done += CHUNK) {
-        this.onOutput(gather(context.memory, chain.readable, done, Math.min(CHUNK, chain.readableLength - done)));
+      const length = Math.min(chain.readableLength, MAX_OUTPUT_PER_CHAIN);
+      for (let done = 0; done < length; done += CHUNK) {
+        this.onOutput(gather(context.memory, chain.readable, done, Math.min(CHUNK, length - done)));
       }
       queue.push(chain.head, 0);
     }
