@@ -2,7 +2,7 @@
 // "Never touches another VM's memory" is checked here: the canary's pages, and every machine page nobody owns.
 
 import type { MachineConfig } from '../board/address-map.js';
-import { FREE, MONITOR, PAGE } from '../monitor/machine-memory.js';
+import { FREE, PAGE } from '../monitor/machine-memory.js';
 import { Monitor, type MonitorOptions } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 
@@ -83,7 +83,7 @@ export class GuardedMonitor {
     const { memory } = this.monitor;
     for (let mpn = 0; mpn < memory.totalPages; mpn++) {
       const owner = memory.owner[mpn]!;
-      if (owner !== FREE || owner === MONITOR) continue;
+      if (owner !== FREE) continue; // a VM's, the monitor's (MONITOR) or a replica's
       const words = memory.regionOf(mpn).i32;
       const at = memory.offsetOf(mpn) / 4;
       for (let k = 0; k < PAGE / 4; k++) {

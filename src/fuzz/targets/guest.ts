@@ -9,6 +9,7 @@ import { PRIV_S } from '../../isa/opcodes.js';
 import { PERM_NONE, PERM_R, PERM_RX } from '../../memory/bus.js';
 import { EXT_BASE, EXT_DBCN, EXT_HSM, EXT_IPI, EXT_MIRRORBALL, EXT_PMU, EXT_RFENCE, EXT_SRST, EXT_TIME } from '../../board/sbi.js';
 import { FREE, PAGE } from '../../monitor/machine-memory.js';
+import type { VirtualMachine } from '../../monitor/vm.js';
 import type { FuzzSession, FuzzTarget } from '../harness.js';
 import { GUARDED_VM_BYTES, GuardedMonitor } from '../guarded.js';
 
@@ -128,7 +129,7 @@ function pte(base: number): fc.Arbitrary<bigint> {
   );
 }
 
-function monitorCases(base: number): fc.Arbitrary<MonitorCase> {
+export function monitorCases(base: number): fc.Arbitrary<MonitorCase> {
   const page = fc.oneof({ weight: 4, arbitrary: fc.nat({ max: TABLE_PAGE + TABLE_PAGES + 8 }) }, { weight: 1, arbitrary: fc.nat({ max: VM_PAGES - 1 }) });
   const pmapOp: fc.Arbitrary<PmapOp> = fc.oneof(
     fc.record({ kind: fc.constant('protect' as const), page, allows: fc.constantFrom(PERM_NONE, PERM_R, PERM_RX) }),
@@ -156,15 +157,14 @@ function monitorCases(base: number): fc.Arbitrary<MonitorCase> {
   });
 }
 
-/** Writes the case's code and PTEs, starts both vCPUs on it, and runs its rounds with its pmap operations between them. */
-export function runMonitorCase(c: MonitorCase): GuardedMonitor {
-  const guarded = new GuardedMonitor({ vcpus: 2 });
-  const { monitor, target: vm } = guarded;
+/** Writes the case's code and PTEs into `vm` and starts every vCPU on them in S-mode (the hostile-VM test reuses it). */
+export function startMonitorCase(vm: VirtualMachine, c: MonitorCase): void {
   const base = vm.pmap.base;
   const memory = vm.machine.bus.guestMemory();
   memory.write(base + CODE_PAGE * PAGE, new Uint8Array(Uint32Array.from(c.code).buffer));
   // The identity map of RAM by one 1 GiB leaf in table 0 (RWX, A, D), so code runs; the case's PTEs go on top.
   memory.writeU32(base + TABLE_PAGE * PAGE + 8 * ((base / 2 ** 30) % 512), ((base / PAGE) << 10 | 0xcf) >>> 0);
+  memory.writeU32(base + TABLE_PAGE * PAGE + 8 * ((base / 2 ** 30) % 512) + 4, 0);
   for (const p of c.ptes) {
     const at = base + (TABLE_PAGE + p.table) * PAGE + 8 * p.index;
     memory.writeU32(at, Number(p.value & 0xffff_ffffn));
@@ -181,6 +181,13 @@ export function runMonitorCase(c: MonitorCase): GuardedMonitor {
       h.updateTranslation();
     }
   }
+}
+
+/** Writes the case's code and PTEs, starts both vCPUs on it, and runs its rounds with its pmap operations between them. */
+export function runMonitorCase(c: MonitorCase): GuardedMonitor {
+  const guarded = new GuardedMonitor({ vcpus: 2 });
+  const { monitor, target: vm } = guarded;
+  startMonitorCase(vm, c);
   const held: Array<{ page: number; until: number }> = [];
   c.rounds.forEach((ops, round) => {
     for (const o of ops) if (vm.state === 'running') pmapOperation(guarded, o, round, held);
