@@ -23,10 +23,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest'],
   cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments'],
   bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments', 'cli'],
+  fuzz: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments', 'cli'],
 };
 
 /** Only these layers talk to the host (files, terminals, clocks, processes): the hardware stays portable. */
-const MAY_USE_NODE = new Set(['host', 'control', 'cli', 'guest', 'experiments', 'bench']);
+const MAY_USE_NODE = new Set(['host', 'control', 'cli', 'guest', 'experiments', 'bench', 'fuzz']);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

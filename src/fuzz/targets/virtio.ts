@@ -203,7 +203,9 @@ export function runVirtioCase(kind: DeviceKind, guarded: GuardedMonitor, c: Virt
   memory.write(base, zeros);
   memory.write(base + GUARDED_VM_BYTES - 4096, zeros.subarray(0, 4096));
   const kit = kind.make();
-  const transport = new VirtioMmio(kit.device, memory, () => {}, { log: () => {} });
+  // The transport turns a device's exception into DEVICE_NEEDS_RESET; only a guest's mistake may cause one.
+  const faults: string[] = [];
+  const transport = new VirtioMmio(kit.device, memory, () => {}, { log: (m) => { if (m.includes('device fault')) faults.push(m); } });
   const write = (offset: number, v: number): void => transport.write(offset, 4, v >>> 0, 0);
   if (c.bringUp) {
     write(MmioRegister.status, 0);
@@ -269,6 +271,7 @@ export function runVirtioCase(kind: DeviceKind, guarded: GuardedMonitor, c: Virt
     }
   }
   transport.poll();
+  if (faults.length > 0) throw new Error(`${kind.name}: ${faults[0]}`);
   let served = 0;
   for (let q = 0; q < kind.queues; q++) served += memory.readU16(base + used(q) + 2);
   return { served, status: transport.status };
