@@ -12,6 +12,7 @@ import { generateBlock } from './block-source.js';
 import { translatable } from './codegen.js';
 import { Hart } from './hart.js';
 import { Reservations } from './reservations.js';
+import { Translator } from './translator.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { TimingModel } from '../timing/timing-model.js';
@@ -341,6 +342,25 @@ test('FENCE.I between two versions of a block; ECALL and FENCE end blocks', () =
     r.hart.x64[6] = BigInt(patch);
     r.hart.x64[7] = BigInt(addi(10, 0, 42));
   });
+});
+
+test('a block whose page a device rewrote between measuring and compiling runs what it measured (it once completed nothing, and the hart spun)', () => {
+  // Measured from a0 += 1; jump back. A device (DMA, unseen until FENCE.I) then puts a CSR read, which blocks
+  // leave to the interpreter, at its start before the block is hot. Compiled from memory, it ran no instruction
+  // and returned 0 with the pc unchanged, so the hart's run loop called it forever (the hostile-VM test hung).
+  const rig = new Rig(false);
+  rig.put(CODE, [addi(10, 10, 1), jType(0, -4)]);
+  const translator = new Translator(rig.hart, 4, 1);
+  const block = translator.lookup(CODE, rig.ram.u16, 0);
+  assert.ok(block !== undefined);
+  assert.equal(block.count, 2);
+  rig.put(CODE, [CSRR_MSCRATCH]);
+  for (let k = 0; k < 4; k++) translator.warm(block);
+  assert.ok(block.run !== undefined);
+  const ran = block.run(rig.hart, rig.hart.x, translator, 10);
+  assert.equal(ran, 10);
+  assert.equal(rig.hart.x64[10], 5n);
+  assert.equal(rig.hart.pc, CODE);
 });
 
 test('a store into the rest of its own block: the next instruction runs in its new form', () => {

@@ -339,7 +339,13 @@ export class Translator {
 
   private compileBlock(b: Block): void {
     const offset = b.pc & (PAGE_BYTES - 1);
-    const source = generateBlock(b.mem, b.base, offset, b.pc, b.count, this.fetchTiming(b));
+    // From the halfwords the block was measured from, not from memory now: a device may have written the page
+    // since (DMA is unseen until FENCE.I), and code generated from other instructions than the `count` measured
+    // could complete none of them (an instruction left to the interpreter at the start), leaving the hart's run
+    // loop calling a block that returns 0 forever. Until a FENCE.I the old code is what the hart may run (ISA §5.1).
+    const page = new Uint16Array(PAGE_BYTES >>> 1);
+    page.set(b.text, offset >>> 1);
+    const source = generateBlock(page, 0, offset, b.pc, b.count, this.fetchTiming(b));
     b.run = this.code.compile(source.body, source.pcs);
   }
 
