@@ -171,6 +171,8 @@ export function startMonitorCase(vm: VirtualMachine, c: MonitorCase): void {
     memory.writeU32(at + 4, Number(p.value >> 32n));
   }
   for (const h of vm.vcpus) {
+    // Written behind the harts' back, as a loader writes: blocks translated from the code before are rechecked.
+    h.codeWritten();
     enterS(h, base + CODE_PAGE * PAGE);
     h.stvec = base + CODE_PAGE * PAGE;
     c.registers.forEach((r, k) => { h.x64[k + 1] = BigInt.asIntN(64, r); });
