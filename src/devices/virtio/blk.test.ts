@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type BlockBackend, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
+  type BlockBackend, type BlockPageHook, BLOCK_PAGE as PAGE_BYTES, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
   VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VirtioBlk,
 } from './blk.js';
 import { MemoryBlockBackend } from './memory-block.js';
@@ -141,5 +141,42 @@ describe('VirtioBlk', () => {
     memory.writeU32(data, queue.avail);
     assert.doesNotThrow(() => queue.kick());
     assert.equal(transport.status & STATUS_DEVICE_NEEDS_RESET, STATUS_DEVICE_NEEDS_RESET);
+  });
+
+  it('offers whole, aligned base blocks to its page hook: a mapped block is not copied, a copied one is offered after the copy', () => {
+    const disk = new MemoryBlockBackend(MiB);
+    disk.write(0, pattern(8 * PAGE_BYTES, 3));
+    // Blocks 0–7 are the base's, except block 2 (as if a copy-on-write overlay held it).
+    const backend: BlockBackend = Object.assign(disk, { baseBlock: (index: number) => index !== 2 });
+    const calls: string[] = [];
+    const hook: BlockPageHook = {
+      map: (block, address) => { calls.push(`map ${block} ${address % PAGE_BYTES}`); return block === 1; },
+      copied: (block, address) => { calls.push(`copied ${block} ${address % PAGE_BYTES}`); },
+    };
+    const blk = new VirtioBlk(backend, { pages: hook });
+    const fixture = virtioFixture(blk);
+    const [queue] = fixture.driver.start([64]);
+    const read = (sector: number, length: number, align: number, split = false) => {
+      const data = split ? [{ writable: length / 2, align }, { writable: length / 2 }] : [{ writable: length, align }];
+      queue.add([{ data: header(VIRTIO_BLK_T_IN, sector) }, ...data, { writable: 1 }]);
+      queue.kick();
+      const [used] = queue.takeUsed();
+      return used!;
+    };
+    // Blocks 0–3 into four aligned pages: 0 and 3 copied then offered, 1 mapped (its bytes never written), 2 not the base's.
+    const four = read(0, 4 * PAGE_BYTES, PAGE_BYTES);
+    assert.equal(four.written[four.length - 1], VIRTIO_BLK_S_OK);
+    assert.deepEqual(calls, ['map 0 0', 'map 1 0', 'map 3 0', 'copied 0 0', 'copied 3 0']);
+    assert.deepEqual(four.written.subarray(0, PAGE_BYTES), pattern(8 * PAGE_BYTES, 3).subarray(0, PAGE_BYTES));
+    assert.ok(four.written.subarray(PAGE_BYTES, 2 * PAGE_BYTES).every((b) => b === 0), 'the mapped block was copied');
+    assert.deepEqual(four.written.subarray(2 * PAGE_BYTES, 4 * PAGE_BYTES), pattern(8 * PAGE_BYTES, 3).subarray(2 * PAGE_BYTES, 4 * PAGE_BYTES));
+    assert.deepEqual({ ...blk.metrics }, { requests: 1, blocks: 4, wholeAligned: 4, base: 3, mapped: 1 });
+    // Not offered: a read that does not start on a block (sector 1), and one into two buffers of half a page.
+    calls.length = 0;
+    read(1, PAGE_BYTES, PAGE_BYTES);
+    read(8, PAGE_BYTES, PAGE_BYTES, true);
+    assert.deepEqual(calls, []);
+    assert.equal(blk.metrics.wholeAligned, 4);
+    assert.equal(blk.metrics.blocks, 4 + 2 + 1);
   });
 });

@@ -3,7 +3,7 @@
 import type { AccessSize } from '../../memory/device.js';
 import { ConfigSpace } from './config-space.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
-import { type DescriptorChain, VirtqueueError, gather, scatter } from './queue.js';
+import { type DescriptorChain, type Segment, VirtqueueError, gather, scatter } from './queue.js';
 import { DEVICE_ID_BLOCK, feature } from './spec.js';
 
 /** Where the disk's bytes live. Errors are thrown and become VIRTIO_BLK_S_IOERR for the guest. */
@@ -15,6 +15,43 @@ export interface BlockBackend {
   write(offset: number, data: Uint8Array): void;
   /** Makes every completed write durable (fsync for files). */
   flush(): void;
+  /**
+   * True when 4 KiB block `index` holds exactly the bytes of the disk's shared base image (a copy-on-write
+   * disk's cluster its overlay does not hold). Absent: no block is a base's, and none is offered to a page hook.
+   */
+  baseBlock?(index: number): boolean;
+}
+
+/** The unit a page hook shares: one guest page, one block of the guest's file system (docs/disk-cache.md). */
+export const BLOCK_PAGE = 4096;
+
+/**
+ * What a monitor may give a block device so that reads of a shared base's blocks share machine pages
+ * (Disco's global disk cache, docs/disk-cache.md). The device never knows what is behind it: it offers
+ * every whole, aligned 4 KiB block of the base that lands in one whole, aligned guest page.
+ */
+export interface BlockPageHook {
+  /** Base block `block` is to land in the guest page at `address`: true if the hook mapped it there (no copy). */
+  map(block: number, address: number): boolean;
+  /** The device copied base block `block` into the guest page at `address`: the hook may keep that page. */
+  copied(block: number, address: number): void;
+}
+
+/** What the reads of one device looked like: how many 4 KiB blocks could have been mapped instead of copied. */
+export interface BlockReadMetrics {
+  /** Read requests, and the 4 KiB disk blocks they touched (whole or in part). */
+  requests: number;
+  blocks: number;
+  /** Blocks read whole into one whole, 4 KiB-aligned guest page (the shape a mapping needs). */
+  wholeAligned: number;
+  /** Of those, blocks the base holds unchanged: offered to the page hook. */
+  base: number;
+  /** Of those, blocks the hook mapped instead of the device copying them. */
+  mapped: number;
+}
+
+export function noReadMetrics(): BlockReadMetrics {
+  return { requests: 0, blocks: 0, wholeAligned: 0, base: 0, mapped: 0 };
 }
 
 /** Feature bits (§5.2.3). */
@@ -55,6 +92,10 @@ export interface VirtioBlkOptions {
   id?: string;
   /** Where host I/O errors are reported (the guest sees VIRTIO_BLK_S_IOERR). */
   log?: (message: string) => void;
+  /** Shares the pages of the base's blocks (a monitor's disk cache); without it every read copies. */
+  pages?: BlockPageHook;
+  /** Where to count the shape of its reads (default: an object of its own, `VirtioBlk.metrics`). */
+  metrics?: BlockReadMetrics;
 }
 
 export class VirtioBlk implements VirtioDevice {
@@ -67,6 +108,9 @@ export class VirtioBlk implements VirtioDevice {
   private readonly id: Uint8Array;
   private readonly log: (message: string) => void;
   private context: VirtioContext | undefined;
+  private readonly pages: BlockPageHook | undefined;
+  /** The shape of the reads so far (counted with or without a page hook). */
+  readonly metrics: BlockReadMetrics;
 
   constructor(private readonly backend: BlockBackend, options: VirtioBlkOptions = {}) {
     this.capacity = Math.floor(backend.size / SECTOR_SIZE);
@@ -78,6 +122,8 @@ export class VirtioBlk implements VirtioDevice {
     this.id = new Uint8Array(ID_BYTES);
     this.id.set(new TextEncoder().encode(options.id ?? 'mirrorball').subarray(0, ID_BYTES));
     this.log = options.log ?? (() => {});
+    this.pages = options.pages;
+    this.metrics = options.metrics ?? noReadMetrics();
   }
 
   readConfig(offset: number, size: AccessSize): number {
@@ -124,13 +170,7 @@ export class VirtioBlk implements VirtioDevice {
       case VIRTIO_BLK_T_IN: {
         const length = chain.writableLength - 1;
         if (!this.inRange(sector, length)) return VIRTIO_BLK_S_IOERR;
-        const buffer = new Uint8Array(Math.min(length, CHUNK));
-        for (let done = 0; done < length; done += buffer.length) {
-          const piece = buffer.subarray(0, Math.min(buffer.length, length - done));
-          if (!this.attempt(() => this.backend.read(sector * SECTOR_SIZE + done, piece))) return VIRTIO_BLK_S_IOERR;
-          scatter(context.memory, chain.writable, done, piece);
-        }
-        return VIRTIO_BLK_S_OK;
+        return this.read(context, chain.writable, sector * SECTOR_SIZE, length) ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
       }
       case VIRTIO_BLK_T_OUT: {
         const length = chain.readableLength - HEADER_SIZE;
@@ -151,6 +191,47 @@ export class VirtioBlk implements VirtioDevice {
     }
   }
 
+  /**
+   * A read of `length` bytes at disk byte `offset` into `segments`. Each whole 4 KiB block of the base that
+   * lands in one whole, aligned guest page is offered to the page hook first, which may map it; the rest is
+   * copied in pieces of at most CHUNK, and each offered block that was copied is then offered as copied.
+   */
+  private read(context: VirtioContext, segments: readonly Segment[], offset: number, length: number): boolean {
+    const m = this.metrics;
+    m.requests++;
+    const firstBlock = Math.floor(offset / BLOCK_PAGE);
+    m.blocks += Math.ceil((offset + length) / BLOCK_PAGE) - firstBlock;
+    // Per whole block of the request: the guest page it lands in, and whether the hook mapped it.
+    const offered = new Map<number, { address: number; mapped: boolean }>();
+    for (let done = (BLOCK_PAGE - (offset % BLOCK_PAGE)) % BLOCK_PAGE; done + BLOCK_PAGE <= length; done += BLOCK_PAGE) {
+      const address = pageAt(segments, done);
+      if (address < 0) continue;
+      m.wholeAligned++;
+      const block = (offset + done) / BLOCK_PAGE;
+      if (this.pages === undefined || this.backend.baseBlock?.(block) !== true) continue;
+      m.base++;
+      const mapped = this.pages.map(block, address);
+      if (mapped) m.mapped++;
+      offered.set(done, { address, mapped });
+    }
+    const buffer = new Uint8Array(Math.min(length, CHUNK));
+    for (let done = 0; done < length;) {
+      if (offered.get(done)?.mapped === true) {
+        done += BLOCK_PAGE;
+        continue;
+      }
+      // A piece up to the next mapped block (or CHUNK).
+      let end = Math.min(length, done + CHUNK);
+      for (const [at, o] of offered) if (o.mapped && at > done && at < end) end = at;
+      const piece = buffer.subarray(0, end - done);
+      if (!this.attempt(() => this.backend.read(offset + done, piece))) return false;
+      scatter(context.memory, segments, done, piece);
+      for (const [at, o] of offered) if (at >= done && at < end) this.pages!.copied((offset + at) / BLOCK_PAGE, o.address);
+      done = end;
+    }
+    return true;
+  }
+
   /** §5.2.6.1: whole sectors, and none past the end of the disk. */
   private inRange(sector: number, length: number): boolean {
     return length % SECTOR_SIZE === 0 && sector * SECTOR_SIZE + length <= this.capacity * SECTOR_SIZE;
@@ -166,4 +247,20 @@ export class VirtioBlk implements VirtioDevice {
       return false;
     }
   }
+}
+
+/**
+ * The guest address where bytes [at, at + BLOCK_PAGE) of `segments` land, if they lie in one segment at a
+ * 4 KiB-aligned address; else -1.
+ */
+function pageAt(segments: readonly Segment[], at: number): number {
+  let skip = at;
+  for (const segment of segments) {
+    if (skip < segment.length) {
+      const address = segment.address + skip;
+      return skip + BLOCK_PAGE <= segment.length && address % BLOCK_PAGE === 0 ? address : -1;
+    }
+    skip -= segment.length;
+  }
+  return -1;
 }

@@ -84,6 +84,11 @@ export class CowBlockBackend implements BlockBackend {
     if (clusters.length > 0) this.overlay.write(clusters);
   }
 
+  /** A whole cluster the overlay does not hold is the base's, unchanged. */
+  baseBlock(index: number): boolean {
+    return index >= 0 && !this.overlay.has(index) && this.clusterLength(index) === CLUSTER_SIZE;
+  }
+
   flush(): void {
     this.overlay.flush();
   }

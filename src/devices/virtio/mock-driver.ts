@@ -19,8 +19,8 @@ export const MmioRegister = {
 const HART = 0;
 const WORD = 2 ** 32;
 
-/** One buffer of a chain: `data` for a device-readable buffer, `length` for a device-writable one. */
-export type MockBuffer = { data: Uint8Array } | { writable: number };
+/** One buffer of a chain: `data` for a device-readable buffer, `length` for a device-writable one (at an address aligned to `align`, default 16). */
+export type MockBuffer = { data: Uint8Array } | { writable: number; align?: number };
 
 /** A raw descriptor, for tests that build malformed tables on purpose. */
 export interface RawDescriptor {
@@ -169,7 +169,7 @@ export class MockQueue {
         this.memory.write(address, buffer.data);
         return { address, length: buffer.data.length, flags: 0 };
       }
-      return { address: this.driver.heap.alloc(Math.max(1, buffer.writable)), length: buffer.writable, flags: DESC_F_WRITE };
+      return { address: this.driver.heap.alloc(Math.max(1, buffer.writable), buffer.align), length: buffer.writable, flags: DESC_F_WRITE };
     });
     const writable = placed.filter((p) => p.flags === DESC_F_WRITE);
     let descriptors: number[];
