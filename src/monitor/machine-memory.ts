@@ -15,6 +15,9 @@ export const MONITOR = -2;
 /** The memmap's owner of a read-only copy of a VM's page on another node (Disco's replication, numa-policy.ts). */
 export const REPLICA = -3;
 
+/** The memmap's user id of the monitor's page cache (page-cache.ts): it holds the pages it caches as one more user. */
+export const PAGE_CACHE = -4;
+
 /** The machine has no page left on any node, even after the pmaps gave back what they only reserved. */
 export class OutOfMachineMemory extends Error {}
 
@@ -70,6 +73,8 @@ export class MachineMemory {
    * returns how many. The monitor sets it; memory under pressure breaks large pages before it gives up.
    */
   reclaim: (() => number) | undefined = undefined;
+  /** Told of every page `movePage` moved, after the move (the sharing ledger keeps its notes by machine page). */
+  onPageMoved: ((from: number, to: number) => void) | undefined = undefined;
   /** Per node: its first mpn, how many pages it has, the next never-used page, and pages freed since. */
   private readonly firstPage: number[];
   private readonly nodePages: number[];
@@ -177,6 +182,7 @@ export class MachineMemory {
       this.spaces.get(u.vm)?.moved(u.gppn, to);
       this.removeUser(mpn, u.vm, u.gppn);
     }
+    this.onPageMoved?.(mpn, to);
     return to;
   }
 

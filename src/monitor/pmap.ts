@@ -412,6 +412,48 @@ export class Pmap implements PagedRam, PageSpace {
     this.flags[gppn]! |= COPY_ON_WRITE;
   }
 
+  /**
+   * Another holder (the monitor's page cache) is to share mapped page `gppn`'s machine page: the page becomes
+   * read-only and copy-on-write here, as `shareFrom` makes its source, and its machine page is returned for
+   * the caller to add itself as a user. FREE (nothing done) for a page with no machine page, held, or replicated.
+   */
+  shareOut(gppn: number): number {
+    this.check(gppn);
+    const mpn = this.machine[gppn]!;
+    if (mpn === FREE || this.held(gppn) || this.replicas.has(gppn)) return FREE;
+    this.makeCopyOnWrite(gppn);
+    return mpn;
+  }
+
+  /**
+   * Guest page `gppn` comes to map machine page `mpn`, which another holder keeps (the monitor's page cache)
+   * and whose contents are what the guest is to see there: read-only and copy-on-write, as `shareFrom` maps a
+   * page. What `gppn` mapped before goes (its TLB entries shot down); a page with no machine page yet gets
+   * one without a fill. False (nothing done) for a held page.
+   */
+  mapShared(gppn: number, mpn: number): boolean {
+    this.check(gppn);
+    if (this.held(gppn)) return false;
+    this.collapse(gppn);
+    const mine = this.machine[gppn]!;
+    if (mine === mpn) return true;
+    this.scatter(Math.floor(gppn / BLOCK_PAGES));
+    this.memory.addUser(mpn, this.options.vm, gppn);
+    if (mine === FREE) {
+      this.machine[gppn] = mpn;
+      this.perm[gppn] = PERM_RX;
+      this.restricted[Math.floor(gppn / BLOCK_PAGES)]!++;
+      this.inUse++;
+    } else {
+      this.options.shootDown(this.memory.addressOf(mine));
+      this.machine[gppn] = mpn;
+      this.memory.removeUser(mine, this.options.vm, gppn);
+      this.setPermission(gppn, PERM_RX);
+    }
+    this.flags[gppn]! |= COPY_ON_WRITE;
+    return true;
+  }
+
   /** Page `gppn` becomes read-only and copy-on-write, and stops being part of a large page. */
   private makeCopyOnWrite(gppn: number): void {
     this.collapse(gppn);
