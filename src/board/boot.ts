@@ -3,7 +3,7 @@
 import { PMP_ADDR_ALL, PMP_NAPOT, PMP_R, PMP_W, PMP_X } from '../cpu/pmp.js';
 import { MIP_SEIP, MIP_SSIP, MIP_STIP } from '../isa/opcodes.js';
 import { ElfError, loadElf, parseElf, symbolAddress, writeRam } from './elf.js';
-import { BootImageError, loadLinuxBoot, prepareLinuxBoot } from './linux-image.js';
+import { BootImageError, loadLinuxBoot, prepareLinuxBoot, type LinuxBootPlan } from './linux-image.js';
 import type { Machine } from './machine.js';
 
 /** Exceptions the built-in SBI delegates to S-mode: all but ECALL from S and M (priv spec §3.1.8). */
@@ -39,8 +39,9 @@ export interface LinuxBootOptions {
  * Linux boot protocol (Documentation/riscv/boot.rst): a0 = hartid, a1 = physical address of the DTB,
  * satp = 0. With our SBI the boot hart enters the kernel in S-mode and the others wait for HSM hart_start.
  * With firmware, every hart enters the firmware in M-mode (fw_jump then jumps to the kernel).
+ * Returns where kernel, initrd and device tree went.
  */
-export function bootLinux(machine: Machine, options: LinuxBootOptions): void {
+export function bootLinux(machine: Machine, options: LinuxBootOptions): LinuxBootPlan {
   let boot;
   try {
     boot = prepareLinuxBoot(machine.layout, { kernel: options.kernel, initrd: options.initrd }, { bootargs: options.append });
@@ -57,7 +58,7 @@ export function bootLinux(machine: Machine, options: LinuxBootOptions): void {
     if (options.firmware.length > entry - base) throw new BootError(`firmware of ${options.firmware.length} bytes overlaps the kernel at 0x${entry.toString(16)}`);
     writeRam(machine.bus, base, options.firmware);
     machine.resetAll(base, true, dtb);
-    return;
+    return boot.plan;
   }
   const sbi = machine.sbi;
   if (sbi === undefined) throw new BootError('the machine was built without the built-in SBI and no firmware was given');
@@ -74,4 +75,5 @@ export function bootLinux(machine: Machine, options: LinuxBootOptions): void {
     h.parked = true;
   }
   sbi.startHart(0, entry, BigInt(dtb));
+  return boot.plan;
 }

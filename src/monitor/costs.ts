@@ -98,3 +98,33 @@ export function causeCost(costs: MonitorCosts, cause: string): number {
     default: throw new Error(`no cost for an exit of cause '${cause}'`);
   }
 }
+
+/**
+ * What the content-sharing scanner's work costs the physical CPU it runs on (page-scanner.ts), in cycles at
+ * one instruction a cycle, the monitor's handlers' convention above. A parameter of the scanner (written to
+ * config.json with it); `scaleSharingCosts` gives it halved and doubled.
+ */
+export interface SharingCosts {
+  /** A whole page tested for zero: an 8-byte load and a compare-and-branch per word. A test that stops at the first non-zero word pays its share. */
+  pageZeroCheck: number;
+  /** A page hashed: per 8-byte word a load, an xor and a multiply (FNV-1a over words, as `pageHash`; KSM's jhash2 is of the same order). */
+  pageHash: number;
+  /** Two pages compared byte for byte, as equal ones are: per 8-byte word two loads and a compare-and-branch. */
+  pageCompare: number;
+  /** A merge: the pmap and memmap entries of both pages updated, the old page on its free list (as PAGE_BOOKKEEPING). */
+  pageMerge: number;
+  /** Looking at a guest page that has no machine page, or is held: a pmap entry read. */
+  pageSkip: number;
+}
+
+export const DEFAULT_SHARING_COSTS: SharingCosts = {
+  pageZeroCheck: 2 * PAGE_WORDS,
+  pageHash: 3 * PAGE_WORDS,
+  pageCompare: 3 * PAGE_WORDS,
+  pageMerge: PAGE_BOOKKEEPING,
+  pageSkip: 2,
+};
+
+export function scaleSharingCosts(costs: SharingCosts, factor: number): SharingCosts {
+  return Object.fromEntries(Object.entries(costs).map(([k, v]) => [k, v * factor])) as unknown as SharingCosts;
+}

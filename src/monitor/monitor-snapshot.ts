@@ -118,6 +118,9 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
   if (monitor.policy !== undefined && monitor.policySignal === 'tlb-misses') {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
+  // The page cache is not saved: it lets go of its pages first (in the running monitor too, so that a run
+  // from the snapshot and the run that goes on are the same), and the memmap then names VMs' pages only.
+  monitor.pageCache.clear();
   const nodes = monitor.layout.nodes.length;
   const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
   const used = vms.flatMap((vm) => { const p = savedPages(vm.pmap, nodes); return [...p.pages, ...p.replicas]; });

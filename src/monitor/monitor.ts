@@ -15,10 +15,14 @@ import { NumaPolicy, policyProblems, type NumaPolicyParameters, type PolicySigna
 import { MissCounters } from '../timing/miss-counters.js';
 import type { Placement } from './pmap.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
+import { PageCache } from './page-cache.js';
+import { PageScanner, scanProblems, type ScanParameters } from './page-scanner.js';
+import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledger.js';
+import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
-import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
+import { DEFAULT_COSTS, VirtualMachine, type BootImage, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
 
 export interface MonitorOptions {
   /** The physical machine: its CPUs are what vCPUs run on, its nodes' memory what pmaps fill from. */
@@ -47,6 +51,15 @@ export interface MonitorOptions {
   policySignal?: PolicySignal;
   /** Where every VM's pages come from: its home node in 2 MiB blocks (default), or round-robin over the nodes. */
   placement?: Placement;
+  /**
+   * The page cache for copy-on-write disks' bases (page-cache.ts, docs/disk-cache.md): a read of a whole,
+   * aligned 4 KiB block already cached maps it. Default true.
+   */
+  diskCache?: boolean;
+  /** The pages of the kernel and initrd the monitor loads go through the page cache too, shared by every VM booted from them. Default false. */
+  shareBootImages?: boolean;
+  /** The content-sharing scanner (page-scanner.ts), off without it. */
+  scan?: ScanParameters;
 }
 
 export interface VmSpec {
@@ -62,6 +75,11 @@ export interface VmSpec {
   net?: boolean;
   /** Its home node (a VM restored from a snapshot); default: the node with the least memory of other VMs at home there. */
   homeNode?: number;
+  /**
+   * False: none of its pages is ever shared with another VM's (no disk cache, no boot images, and content
+   * merges among its own pages only), against the side channels of cross-VM sharing. Default true.
+   */
+  sharing?: boolean;
 }
 
 /** A request the monitor refuses (a name taken, memory that does not fit): a message for the user. */
@@ -100,6 +118,13 @@ export class Monitor {
   readonly costs: MonitorCosts;
   /** The switch every VM's network card is plugged into. */
   readonly subnet = new VirtualSwitch();
+  /** Where each shared machine page came from (the memory account's savings by source). */
+  readonly ledger: SharingLedger;
+  /** The machine's one page cache: disk blocks of shared bases, and boot images when `shareBootImages`. */
+  readonly pageCache: PageCache;
+  /** Every virtio-blk read's shape, per disk given a hook (`diskHook`): the reads that could map a page. */
+  readonly diskReads: BlockReadMetrics[] = [];
+  private pageScanner: PageScanner | undefined = undefined;
   /** How guest-physical maps to machine in every VM. */
   get mmu(): MmuMode {
     return this.options.mmu ?? 'software';
@@ -132,17 +157,71 @@ export class Monitor {
     this.memory = new MachineMemory(this.layout);
     // The memmap lives in machine memory, an entry per page on the page's own node.
     this.memmap = new MemmapTable(this.memory);
+    this.ledger = new SharingLedger(this.memory);
+    this.pageCache = new PageCache(this.memory, this.ledger);
     this.costs = options.costs ?? DEFAULT_COSTS;
     this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
     this.promisedOnNode = this.layout.nodes.map(() => 0);
     // Memory running short gives back the replicas first (the masters keep the contents), and only when there
     // are none breaks the VMs' partly touched large pages, before anyone is refused a page.
     this.memory.reclaim = () => {
+      // Pages the page cache alone holds are only a cache.
+      const cached = this.pageCache.trim();
+      if (cached > 0) return cached;
       const replicas = this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.dropReplicas() : 0), 0);
       return replicas > 0 ? replicas : this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
     };
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
     if (options.policy !== undefined) this.setPolicy(options.policy);
+    if (options.scan !== undefined) this.setScan(options.scan);
+  }
+
+  /** The content-sharing scanner, once asked for. */
+  get scanner(): PageScanner | undefined {
+    return this.pageScanner;
+  }
+
+  /** Starts the content-sharing scanner with `parameters` (a new one: it starts over), or stops it (undefined). Throws MonitorError for bad parameters. */
+  setScan(parameters: ScanParameters | undefined): void {
+    if (parameters === undefined) {
+      this.pageScanner = undefined;
+      return;
+    }
+    const problems = scanProblems(parameters, this.layout.harts);
+    if (problems.length > 0) throw new MonitorError(`page scanner: ${problems.join('; ')}`);
+    this.pageScanner = new PageScanner(this.memory, this.ledger, parameters);
+  }
+
+  /**
+   * The page hook for a copy-on-write disk over base `baseId` in `vm` (host/drives.ts calls it while
+   * attaching), counting the disk's reads in `metrics`; undefined when the disk cache is off or the VM opted
+   * out of sharing (its reads are then copies, still counted).
+   */
+  diskHook(vm: VirtualMachine, baseId: string, metrics: BlockReadMetrics = noReadMetrics()): BlockPageHook | undefined {
+    this.diskReads.push(metrics);
+    if (this.options.diskCache === false || !vm.sharesWithOthers) return undefined;
+    return this.pageCache.blockHook(vm.pmap, baseId, () => vm.state === 'running');
+  }
+
+  /** The machine's memory and every running VM's, accounted (sharing-ledger.ts): private, shared, reserved, savings by source. */
+  memoryAccount(): MemoryAccount {
+    return accountMemory(this.memory, this.ledger, this.vms.filter((vm) => vm.state === 'running').map((vm) => vm.pmap),
+      (mpn) => this.pageCache.holds(mpn), this.pageCache.size);
+  }
+
+  /** A VM's boot images were loaded: with `shareBootImages`, their pages go through the page cache. */
+  private shareBootImages(vm: VirtualMachine, images: readonly BootImage[]): void {
+    if (this.options.shareBootImages !== true || !vm.sharesWithOthers) return;
+    for (const image of images) {
+      if ((image.address - vm.pmap.base) % PAGE !== 0) continue;
+      const id = imageId(image.bytes);
+      const first = (image.address - vm.pmap.base) / PAGE;
+      const pages = Math.ceil(image.bytes.length / PAGE);
+      for (let i = 0; i < pages && first + i < vm.pmap.pages; i++) {
+        const key = `kernel:${image.kind}:${id}:${i}`;
+        if (!this.pageCache.map(vm.pmap, first + i, key, 'kernel', true)) this.pageCache.offer(vm.pmap, first + i, key, 'kernel');
+      }
+    }
   }
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
@@ -252,6 +331,8 @@ export class Monitor {
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
       secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap, placement: this.options.placement,
       gStageTlbEntries: this.options.gStageTlbEntries,
+      sharesWithOthers: spec.sharing ?? true,
+      onBoot: (v, images) => this.shareBootImages(v, images),
       tlbMissSignal: (mpn, node, write) => {
         if (node < 0 || this.tlbCounters === undefined) return;
         this.tlbCounters.recordPage(mpn, node, write);
@@ -310,7 +391,9 @@ export class Monitor {
    * sharing, page-sharing.ts). Call between rounds.
    */
   sharePages(): SharingResult {
-    return mergeIdenticalPages(this.memory, this.vms.filter((vm) => vm.state === 'running').map((vm) => vm.pmap));
+    const running = this.vms.filter((vm) => vm.state === 'running');
+    const optedOut = new Set(running.filter((vm) => !vm.sharesWithOthers).map((vm) => vm.pmap));
+    return mergeIdenticalPages(this.memory, running.map((vm) => vm.pmap), this.ledger, (pmap) => (optedOut.has(pmap) ? pmap.vm + 1 : 0));
   }
 
   /** True while some VM runs. */
@@ -341,6 +424,16 @@ export class Monitor {
     const previous = Array.from({ length: this.cpus }, (_, p) => this.scheduler.lastOn(p) as VcpuRecord | undefined);
     const picks = this.scheduler.pick() as (VcpuRecord | undefined)[];
     const ran = new Set<VcpuRecord>();
+    const scanner = this.pageScanner;
+    if (scanner !== undefined && scanner.owed > 0) {
+      // The scanner's work on its CPU delays whoever runs there now; on an idle CPU it took idle time.
+      const r = picks[scanner.parameters.cpu];
+      if (r === undefined || this.vms[r.vm]!.state !== 'running') scanner.idled();
+      else {
+        r.hart.chargeMonitor(scanner.owed);
+        scanner.charged(scanner.owed);
+      }
+    }
     for (let p = 0; p < picks.length; p++) {
       const r = picks[p];
       if (r === undefined) continue;
@@ -400,6 +493,7 @@ export class Monitor {
     } else this.skipIdle();
     this.reapEnded();
     // A safe point: every vCPU is between instructions.
+    scanner?.afterRound(this.cycles, this.vms.filter((vm) => vm.state === 'running').map((vm) => ({ pmap: vm.pmap, sharesWithOthers: vm.sharesWithOthers })));
     if (this.mode === 'timing' || this.tlbCounters !== undefined) this.numaPolicy?.afterRound();
   }
 
@@ -444,6 +538,27 @@ export class Monitor {
     for (const records of this.records.values()) for (const r of records) n += r.worldSwitches;
     return n;
   }
+}
+
+/** Boot images hashed already, by the array they came in (every VM of a session gets the same one). */
+const imageIds = new WeakMap<Uint8Array, string>();
+
+/**
+ * An image's identity for the page cache: its length and a 64-bit FNV-1a of its bytes (two 32-bit halves).
+ * A collision costs nothing but a missed share: a boot image's page is mapped only if its bytes are equal.
+ */
+function imageId(bytes: Uint8Array): string {
+  let id = imageIds.get(bytes);
+  if (id !== undefined) return id;
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < bytes.length; i++) {
+    a = Math.imul(a ^ bytes[i]!, 0x01000193);
+    b = Math.imul(b ^ bytes[i]!, 0x5bd1e995);
+  }
+  id = `${bytes.length}-${(a >>> 0).toString(16)}${(b >>> 0).toString(16)}`;
+  imageIds.set(bytes, id);
+  return id;
 }
 
 function mib(bytes: number): number {

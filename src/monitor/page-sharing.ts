@@ -1,8 +1,10 @@
 // Content-based page sharing (what VMware ESX added to Disco's ideas): machine pages of equal contents,
-// in one VM or several, merged into one copy-on-write page.
+// in one VM or several, merged into one copy-on-write page. One pass on request (`mergeIdenticalPages`),
+// or a page at a time by the monitor's rate-limited scanner (page-scanner.ts); both visit pages here.
 
 import { FREE, PAGE, type MachineMemory } from './machine-memory.js';
 import type { Pmap } from './pmap.js';
+import type { SharingLedger } from './sharing-ledger.js';
 
 export interface SharingResult {
   /** Guest pages looked at, and those that came to share a machine page they did not share before. */
@@ -14,7 +16,7 @@ export interface SharingResult {
 }
 
 /** A 32-bit FNV-1a-like hash of machine page `mpn`'s words: a candidate test, the bytes decide. */
-function pageHash(memory: MachineMemory, mpn: number): number {
+export function pageHash(memory: MachineMemory, mpn: number): number {
   const words = memory.regionOf(mpn).i32;
   const first = memory.offsetOf(mpn) / 4;
   let h = 0x811c9dc5;
@@ -22,35 +24,123 @@ function pageHash(memory: MachineMemory, mpn: number): number {
   return h >>> 0;
 }
 
+/** The index of page `mpn`'s first non-zero 32-bit word, or PAGE / 4 when the page is zero. */
+export function firstNonZeroWord(memory: MachineMemory, mpn: number): number {
+  const words = memory.regionOf(mpn).i32;
+  const first = memory.offsetOf(mpn) / 4;
+  for (let k = 0; k < PAGE / 4; k++) if (words[first + k] !== 0) return k;
+  return PAGE / 4;
+}
+
+const ZERO = PAGE / 4;
+
+/** What a visit did, for the caller's counts and the cycles it charges (costs.ts: pageZeroCheck, pageHash, pageCompare). */
+export interface VisitWork {
+  /** 32-bit words read by the zero test (0: no test), pages hashed, byte-for-byte comparisons made. */
+  zeroWords: number;
+  hashed: number;
+  compared: number;
+  /** 'zero' or 'content' when the page came to share another's machine page. */
+  merged: 'zero' | 'content' | undefined;
+}
+
+/** Candidates kept per hash: a hash shared by more pages than this that differ is a collision worth losing. */
+const CANDIDATES_PER_HASH = 8;
+
+interface Candidate {
+  pmap: Pmap;
+  gppn: number;
+}
+
+/**
+ * The pages seen so far, by hash, and one zero page, each per *salt*: VMs that share with others have
+ * salt 0; a VM that opted out (`share: false`) has a salt of its own, so its pages merge only among
+ * themselves (ESX's answer to the side channels of cross-VM sharing).
+ */
+export class ContentIndex {
+  private readonly byHash = new Map<number, Candidate[]>();
+  private readonly zeroPages = new Map<number, Candidate>();
+
+  constructor(private readonly memory: MachineMemory, private readonly ledger: SharingLedger | undefined) {}
+
+  /**
+   * Looks at guest page `gppn` of `pmap` (mapped, not held) whose machine page is `mpn`: a zero page merges
+   * with the salt's zero page at once; another page, when `stable` (its hash did not change since the
+   * scanner's last look, or a one-pass merge), merges with a page of equal bytes seen before, else is
+   * remembered as one. A page already shared with others is only remembered: others may join it.
+   */
+  visit(pmap: Pmap, gppn: number, mpn: number, salt: number, stable: (hash: number) => boolean): VisitWork {
+    const work: VisitWork = { zeroWords: 0, hashed: 0, compared: 0, merged: undefined };
+    const shared = this.memory.users[mpn]! > 1;
+    if (!shared) {
+      const nonZero = firstNonZeroWord(this.memory, mpn);
+      // The test reads up to the first non-zero word.
+      work.zeroWords = Math.min(nonZero + 1, ZERO);
+      if (nonZero === ZERO) {
+        const zero = this.zeroPages.get(salt);
+        const theirs = zero === undefined ? FREE : zero.pmap.lookup(zero.gppn);
+        if (theirs === FREE || theirs === mpn || zero!.pmap.held(zero!.gppn) || firstNonZeroWord(this.memory, theirs) !== ZERO) {
+          this.zeroPages.set(salt, { pmap, gppn });
+          return work;
+        }
+        // The zero test of the other page is a comparison.
+        work.compared++;
+        this.merge(pmap, gppn, zero!, theirs, 'zero');
+        work.merged = 'zero';
+        return work;
+      }
+    }
+    const hash = pageHash(this.memory, mpn);
+    work.hashed++;
+    if (!shared && !stable(hash)) return work;
+    const key = salt * 2 ** 32 + hash;
+    const candidates = this.byHash.get(key) ?? [];
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[i]!;
+      const theirs = c.pmap.lookup(c.gppn);
+      if (theirs === FREE) {
+        candidates.splice(i--, 1);
+        continue;
+      }
+      if (theirs === mpn) return work;
+      if (c.pmap.held(c.gppn)) continue;
+      work.compared++;
+      if (!this.memory.samePage(theirs, mpn)) continue;
+      if (shared) return work;
+      this.merge(pmap, gppn, c, theirs, 'content');
+      work.merged = 'content';
+      return work;
+    }
+    candidates.push({ pmap, gppn });
+    if (candidates.length > CANDIDATES_PER_HASH) candidates.shift();
+    this.byHash.set(key, candidates);
+    return work;
+  }
+
+  private merge(pmap: Pmap, gppn: number, into: Candidate, theirs: number, source: 'zero' | 'content'): void {
+    this.ledger?.note(theirs, source);
+    pmap.shareFrom(gppn, into.pmap, into.gppn);
+  }
+}
+
 /**
  * One pass over every mapped, not held page of `pmaps`: a page whose contents equal a page seen before (by
  * hash, then byte for byte) comes to map that page's machine page, copy-on-write, and its own goes back.
- * What the guests see does not change (`Pmap.shareFrom` refuses pages that differ).
+ * What the guests see does not change (`Pmap.shareFrom` refuses pages that differ). `saltOf` gives each
+ * pmap its salt (ContentIndex; 0 for every one by default).
  */
-export function mergeIdenticalPages(memory: MachineMemory, pmaps: readonly Pmap[]): SharingResult {
+export function mergeIdenticalPages(memory: MachineMemory, pmaps: readonly Pmap[], ledger?: SharingLedger, saltOf: (pmap: Pmap) => number = () => 0): SharingResult {
   const pagesBefore = memory.pagesInUse();
-  const seen = new Map<number, { pmap: Pmap; gppn: number }[]>();
+  const index = new ContentIndex(memory, ledger);
   let scanned = 0;
   let merged = 0;
   for (const pmap of pmaps) {
+    const salt = saltOf(pmap);
     for (let gppn = 0; gppn < pmap.pages; gppn++) {
       const mpn = pmap.lookup(gppn);
       if (mpn === FREE || pmap.held(gppn)) continue;
       scanned++;
-      const hash = pageHash(memory, mpn);
-      const candidates = seen.get(hash);
-      const same = candidates?.find((c) => {
-        const theirs = c.pmap.lookup(c.gppn);
-        return theirs !== FREE && (theirs === mpn || memory.samePage(theirs, mpn));
-      });
-      if (same === undefined) {
-        if (candidates === undefined) seen.set(hash, [{ pmap, gppn }]);
-        else candidates.push({ pmap, gppn });
-        continue;
-      }
-      if (same.pmap.lookup(same.gppn) === mpn) continue;
-      pmap.shareFrom(gppn, same.pmap, same.gppn);
-      merged++;
+      if (index.visit(pmap, gppn, mpn, salt, () => true).merged !== undefined) merged++;
     }
   }
   return { scanned, merged, pagesBefore, pagesAfter: memory.pagesInUse() };

@@ -67,6 +67,17 @@ export interface VmOptions {
   placement?: Placement;
   /** The machine's memmap as it lies in machine memory (the monitor's), which fault handling references in timing mode. */
   memmap?: MemmapTable;
+  /** False: the VM's pages are never shared with other VMs' (`share: false`; default true). */
+  sharesWithOthers?: boolean;
+  /** Told where the boot images went once `boot` loaded them (the monitor's page cache shares their pages). */
+  onBoot?: (vm: VirtualMachine, images: readonly BootImage[]) => void;
+}
+
+/** An image the monitor loaded into a VM: its bytes and the guest-physical address of its first. */
+export interface BootImage {
+  kind: 'kernel' | 'initrd';
+  bytes: Uint8Array;
+  address: number;
 }
 
 /**
@@ -119,6 +130,9 @@ export class VirtualMachine {
   /** The monitor's data for this VM in machine memory: pmap tables, vCPU state, second-level TLBs. */
   readonly tables: VmTables;
   private readonly memmap: MemmapTable | undefined;
+  /** False for a VM that opted out of sharing pages with other VMs (`share: false`). */
+  readonly sharesWithOthers: boolean;
+  private readonly onBoot: VmOptions['onBoot'];
 
   constructor(memory: MachineMemory, options: VmOptions) {
     this.id = options.id;
@@ -149,6 +163,8 @@ export class VirtualMachine {
     this.pmap = pmap!;
     this.memory = memory;
     this.memmap = options.memmap;
+    this.sharesWithOthers = options.sharesWithOthers ?? true;
+    this.onBoot = options.onBoot;
     const secondLevelEntries = options.secondLevelEntries ?? 2048;
     try {
       this.tables = new VmTables(memory, this.pmap, options.homeNode, options.vcpus, secondLevelEntries);
@@ -183,7 +199,10 @@ export class VirtualMachine {
 
   /** Loads Linux as a boot loader would and starts vCPU 0 in S-mode at its entry. */
   boot(kernel: Uint8Array, initrd: Uint8Array | undefined, append: string): void {
-    bootLinux(this.machine, { kernel, initrd, append });
+    const plan = bootLinux(this.machine, { kernel, initrd, append });
+    const images: BootImage[] = [{ kind: 'kernel', bytes: kernel, address: plan.kernel.base }];
+    if (initrd !== undefined && plan.initrd !== undefined) images.push({ kind: 'initrd', bytes: initrd, address: plan.initrd.base });
+    this.onBoot?.(this, images);
   }
 
   /**

@@ -1,0 +1,154 @@
+// The machine's one page cache (Disco's global disk cache): blocks of shared base images, and the pages of
+// the boot images the monitor loads, each in one machine page mapped read-only into every VM that reads it.
+
+import type { BlockPageHook } from '../devices/virtio/blk.js';
+import { FREE, PAGE, PAGE_CACHE, type MachineMemory, type PageSpace } from './machine-memory.js';
+import type { Pmap } from './pmap.js';
+import type { SharingLedger } from './sharing-ledger.js';
+
+/** Where a cached page came from: a block of a copy-on-write disk's base, or a page of a kernel or initrd the monitor loaded. */
+export type CacheSource = 'disk' | 'kernel';
+
+export interface PageCacheCounts {
+  /** Reads (or loads) answered by mapping a cached page, and pages taken into the cache after a copy. */
+  hits: number;
+  fills: number;
+  /** Lookups of pages not cached (the device then copied), and entries dropped (memory short, or a snapshot). */
+  misses: number;
+  dropped: number;
+}
+
+const noCounts = (): PageCacheCounts => ({ hits: 0, fills: 0, misses: 0, dropped: 0 });
+
+/**
+ * A cache from a key (a base image's identity and block number, or a boot image's and page number) to a
+ * machine page holding exactly those bytes. The cache is one more user of each page it holds, in the
+ * memmap (`PAGE_CACHE`), so the page stays while it is cached and every VM maps it copy-on-write: a write
+ * by the guest, or a device's DMA into it, gets that VM a private copy and leaves the cached bytes as they
+ * are. A page the cache alone holds is in use until memory runs short (`trim`).
+ *
+ * The first read of a block is copied into the VM's page by the device, and the cache then takes that page
+ * (`offer`: it becomes copy-on-write in the VM); a later read of the block by any VM maps it (`map`).
+ */
+export class PageCache implements PageSpace {
+  private readonly slotOf = new Map<string, number>();
+  /** Per slot: its key and machine page (FREE for a free slot). */
+  private readonly keys: (string | undefined)[] = [];
+  private readonly pages: number[] = [];
+  private readonly freeSlots: number[] = [];
+  private readonly slotOfPage = new Map<number, number>();
+  readonly counts: Record<CacheSource, PageCacheCounts> = { disk: noCounts(), kernel: noCounts() };
+
+  constructor(private readonly memory: MachineMemory, private readonly ledger: SharingLedger) {
+    memory.addSpace(PAGE_CACHE, this);
+  }
+
+  /** Machine pages the cache holds now. */
+  get size(): number {
+    return this.slotOfPage.size;
+  }
+
+  /** True when the cache holds machine page `mpn`. */
+  holds(mpn: number): boolean {
+    return this.slotOfPage.has(mpn);
+  }
+
+  /**
+   * If `key` is cached, guest page `gppn` of `pmap` comes to map its page (copy-on-write) and true is returned.
+   * With `verify`, only if the guest page already holds the same bytes (a page a loader wrote).
+   */
+  map(pmap: Pmap, gppn: number, key: string, source: CacheSource, verify = false): boolean {
+    const slot = this.slotOf.get(key);
+    if (slot === undefined) {
+      this.counts[source].misses++;
+      return false;
+    }
+    const mpn = this.pages[slot]!;
+    const mine = pmap.lookup(gppn);
+    if (verify && mine !== mpn && (mine === FREE || !this.memory.samePage(mine, mpn))) return false;
+    this.ledger.note(mpn, source);
+    if (!pmap.mapShared(gppn, mpn)) return false;
+    this.counts[source].hits++;
+    return true;
+  }
+
+  /** Guest page `gppn` of `pmap` holds `key`'s bytes now: unless `key` is cached already, the cache keeps that page. */
+  offer(pmap: Pmap, gppn: number, key: string, source: CacheSource): void {
+    if (this.slotOf.has(key)) return;
+    const current = pmap.lookup(gppn);
+    if (current === FREE || this.slotOfPage.has(current)) return;
+    this.ledger.note(current, source);
+    const mpn = pmap.shareOut(gppn);
+    if (mpn === FREE) return;
+    const slot = this.freeSlots.pop() ?? this.keys.length;
+    this.keys[slot] = key;
+    this.pages[slot] = mpn;
+    this.slotOf.set(key, slot);
+    this.slotOfPage.set(mpn, slot);
+    this.memory.addUser(mpn, PAGE_CACHE, slot);
+    this.counts[source].fills++;
+  }
+
+  /**
+   * The block hook a virtio-blk device over base `baseId` gets in VM `pmap`'s machine (`running` says whether
+   * the VM still runs). Keys are the base's identity and the block's number, so VMs over equal bases share.
+   */
+  blockHook(pmap: Pmap, baseId: string, running: () => boolean): BlockPageHook {
+    const gppnOf = (address: number): number => {
+      const offset = address - pmap.base;
+      return offset >= 0 && offset < pmap.size && offset % PAGE === 0 ? offset / PAGE : -1;
+    };
+    return {
+      map: (block, address) => {
+        const gppn = gppnOf(address);
+        return gppn >= 0 && running() && this.map(pmap, gppn, `disk:${baseId}:${block}`, 'disk');
+      },
+      copied: (block, address) => {
+        const gppn = gppnOf(address);
+        if (gppn >= 0 && running()) this.offer(pmap, gppn, `disk:${baseId}:${block}`, 'disk');
+      },
+    };
+  }
+
+  /** The memmap moved a cached page (with its users): the cache follows it. */
+  moved(slot: number, mpn: number): void {
+    const old = this.pages[slot];
+    if (old === undefined) return;
+    this.slotOfPage.delete(old);
+    this.pages[slot] = mpn;
+    this.slotOfPage.set(mpn, slot);
+  }
+
+  shootDown(): void {} // the cache never maps its pages into a TLB
+
+  /** Pages the cache alone holds go back to the machine (memory runs short). Returns how many. */
+  trim(): number {
+    let n = 0;
+    for (const [mpn, slot] of [...this.slotOfPage]) {
+      if (this.memory.users[mpn] === 1) {
+        this.drop(slot);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Forgets every entry (before a snapshot: the memmap then names VMs' pages only). Returns how many went. */
+  clear(): number {
+    const n = this.slotOfPage.size;
+    for (const slot of [...this.slotOfPage.values()]) this.drop(slot);
+    return n;
+  }
+
+  private drop(slot: number): void {
+    const key = this.keys[slot]!;
+    const mpn = this.pages[slot]!;
+    this.slotOf.delete(key);
+    this.slotOfPage.delete(mpn);
+    this.keys[slot] = undefined;
+    this.pages[slot] = FREE;
+    this.freeSlots.push(slot);
+    this.counts[key.startsWith('disk:') ? 'disk' : 'kernel'].dropped++;
+    this.memory.removeUser(mpn, PAGE_CACHE, slot);
+  }
+}

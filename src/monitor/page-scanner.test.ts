@@ -1,0 +1,117 @@
+// Tests of the content-sharing scanner without a guest: its rate, zero pages first, a page merged only once
+// its hash held still between two visits, opted-out VMs apart, and its work charged to its CPU.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { RAM_BASE } from '../board/address-map.js';
+import { CPU_CYCLES_PER_SECOND } from '../board/topology.js';
+import { ACCESS_WRITE } from '../memory/bus.js';
+import { DEFAULT_SHARING_COSTS } from './costs.js';
+import { PAGE } from './machine-memory.js';
+import { Monitor } from './monitor.js';
+import type { VirtualMachine } from './vm.js';
+
+const MiB = 2 ** 20;
+const quiet = (): void => {};
+
+function setup(sharing: boolean[] = [true, true]) {
+  const monitor = new Monitor({ config: { harts: 2, nodes: [{ memoryBytes: 64 * MiB, harts: [0, 1] }] }, log: quiet, scan: { pagesPerSecond: 1000, cpu: 1 } });
+  const vms = sharing.map((s, i) => monitor.createVm({ name: `vm${i}`, vcpus: 1, memoryBytes: 16 * MiB, console: quiet, log: quiet, sharing: s }));
+  return { monitor, vms };
+}
+
+/** Fills guest page `gppn` of `vm` with `value` as its CPU would (faulting the page in). */
+function fill(vm: VirtualMachine, gppn: number, value: number): void {
+  if (vm.machine.bus.resolveRam(RAM_BASE + gppn * PAGE, ACCESS_WRITE) === undefined) vm.pmap.resolveFault(gppn, ACCESS_WRITE);
+  const region = vm.machine.bus.resolveRam(RAM_BASE + gppn * PAGE, ACCESS_WRITE)!;
+  region.u8.fill(value, vm.machine.bus.resolvedOffset, vm.machine.bus.resolvedOffset + PAGE);
+}
+
+/** Runs the scanner for `seconds` of machine time. */
+function scan(monitor: Monitor, seconds: number): void {
+  monitor.cycles += seconds * CPU_CYCLES_PER_SECOND;
+  monitor.scanner!.afterRound(monitor.cycles, monitor.vms.map((vm) => ({ pmap: vm.pmap, sharesWithOthers: vm.sharesWithOthers })));
+}
+
+test('the scanner visits pagesPerSecond pages a simulated second, merges zero pages at once and others once stable', () => {
+  const { monitor, vms } = setup();
+  const [a, b] = vms as [VirtualMachine, VirtualMachine];
+  // a: pages 0–1 zero (touched), 2 = 7; b: page 0 zero, page 1 = 7.
+  fill(a, 0, 0);
+  fill(a, 1, 0);
+  fill(a, 2, 7);
+  fill(b, 0, 0);
+  fill(b, 1, 7);
+  const scanner = monitor.scanner!;
+  scan(monitor, 0); // the first call only starts the clock
+  scan(monitor, 0.002); // two pages
+  assert.equal(scanner.counts.visited, 2);
+  assert.equal(scanner.counts.mergedZero, 1, 'a\'s second zero page joins its first at once');
+  assert.equal(a.pmap.lookup(0), a.pmap.lookup(1));
+  // A whole pass: b's zero page merges too; a's 7 and b's 7 have been hashed once only: not merged yet.
+  scan(monitor, 0.003);
+  assert.equal(scanner.counts.mergedZero, 2);
+  assert.equal(b.pmap.lookup(0), a.pmap.lookup(0));
+  assert.equal(scanner.counts.mergedContent, 0);
+  assert.notEqual(a.pmap.lookup(2), b.pmap.lookup(1));
+  // Second pass: both hashes held still, so b's 7 merges into a's.
+  scan(monitor, 0.005);
+  assert.equal(scanner.counts.mergedContent, 1);
+  assert.equal(a.pmap.lookup(2), b.pmap.lookup(1));
+  assert.ok(monitor.ledger.sourceOf(a.pmap.lookup(0)) === 'zero' && monitor.ledger.sourceOf(a.pmap.lookup(2)) === 'content');
+  const account = monitor.memoryAccount().machine;
+  assert.equal(account.savedBy.zero, 2);
+  assert.equal(account.savedBy.content, 1);
+  // Its work: 10 zero tests, of which 4 pages zero; hashes of the non-zero pages each visit; compares for each merge.
+  const c = DEFAULT_SHARING_COSTS;
+  assert.equal(scanner.counts.compared, 3);
+  assert.ok(scanner.counts.cycles >= scanner.counts.hashed * c.pageHash + 3 * c.pageCompare + 3 * c.pageMerge);
+});
+
+test('a page written between two visits does not merge', () => {
+  const { monitor, vms } = setup();
+  const [a, b] = vms as [VirtualMachine, VirtualMachine];
+  fill(a, 0, 5);
+  fill(b, 0, 5);
+  scan(monitor, 0);
+  scan(monitor, 0.002); // both hashed once
+  fill(b, 0, 6);
+  fill(b, 0, 5); // written again (the same bytes in the end, but hashed in between? no: the scanner saw 5 and sees 5)
+  fill(a, 0, 9); // a's changed: its hash differs from the last visit
+  scan(monitor, 0.002);
+  assert.equal(monitor.scanner!.counts.mergedContent, 0);
+  fill(a, 0, 5);
+  scan(monitor, 0.002);
+  scan(monitor, 0.002);
+  assert.equal(monitor.scanner!.counts.mergedContent, 1, 'once still, they merge');
+});
+
+test('a VM with share: false merges with none of the others, only within itself', () => {
+  const { monitor, vms } = setup([true, false]);
+  const [a, b] = vms as [VirtualMachine, VirtualMachine];
+  fill(a, 0, 0);
+  fill(b, 0, 0);
+  fill(b, 1, 0);
+  fill(a, 1, 3);
+  fill(b, 2, 3);
+  fill(b, 3, 3);
+  for (let i = 0; i < 6; i++) scan(monitor, 0.01);
+  assert.notEqual(a.pmap.lookup(0), b.pmap.lookup(0));
+  assert.notEqual(a.pmap.lookup(1), b.pmap.lookup(2));
+  assert.equal(b.pmap.lookup(0), b.pmap.lookup(1), 'its own zero pages merge');
+  assert.equal(b.pmap.lookup(2), b.pmap.lookup(3), 'its own equal pages merge');
+  assert.equal(monitor.sharePages().merged, 0, 'the one-pass merge keeps it apart too');
+});
+
+test('the scanner\'s work is charged to the vCPU that runs next on its CPU, and falls in idle time on an idle one', () => {
+  const { monitor, vms } = setup([true]);
+  fill(vms[0]!, 0, 1);
+  scan(monitor, 0);
+  scan(monitor, 0.001);
+  const owed = monitor.scanner!.owed;
+  assert.ok(owed > 0);
+  // No vCPU can run (the VM was never booted: its vCPU 0 is not started), so the CPU idles: nothing charged.
+  monitor.runRound();
+  assert.equal(monitor.scanner!.counts.cyclesCharged, 0);
+  assert.equal(monitor.scanner!.owed, 0);
+});
