@@ -7,6 +7,7 @@ import type { DriveSpec } from '../host/drives.js';
 import type { MmuMode } from '../monitor/vm.js';
 import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters, POLICY_SIGNALS, type PolicySignal } from '../monitor/numa-policy.js';
 import type { Placement } from '../monitor/pmap.js';
+import { DEFAULT_SCAN, type ScanParameters } from '../monitor/page-scanner.js';
 import { chooseTopology, type ChosenTopology } from './topology-options.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
 
@@ -25,6 +26,8 @@ export interface VmFileSpec {
   rng?: number;
   /** A virtio-net card on the monitor's subnet of VMs. */
   net: boolean;
+  /** False: none of its pages is shared with other VMs (`share: false`). */
+  share: boolean;
   /**
    * A snapshot file (absolute) to make the VM again from, instead of booting it: the VM of this name in it
    * (docs/snapshots.md). The snapshot says what the VM is; `smp`, `memory` and the rest are then not given.
@@ -35,7 +38,11 @@ export interface VmFileSpec {
 export interface MachineFileSpec {
   machine: ChosenTopology & { memoryBytes: number; timing: boolean };
   /** The monitor's own options: the mmu, where VMs' pages come from, and Disco's NUMA policy (undefined: off). */
-  monitor: { mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined; policySignal: PolicySignal };
+  monitor: {
+    mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined; policySignal: PolicySignal;
+    /** The page cache for copy-on-write disks' bases, boot images through it, and the content-sharing scanner (undefined: off). */
+    diskCache: boolean; shareBootImages: boolean; scan: ScanParameters | undefined;
+  };
   vms: VmFileSpec[];
 }
 
@@ -47,11 +54,12 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing'] as const;
-const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal'] as const;
+const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan'] as const;
+const SCAN_KEYS = ['pagesPerSecond', 'cpu'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
-const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'restore'] as const;
+const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'share', 'restore'] as const;
 /** What a VM made again from a snapshot takes besides `restore`: the rest is in the snapshot. */
 const RESTORE_KEYS = ['name', 'restore', 'console-log'];
 const DEFAULT_MACHINE_MEMORY = '1G';
@@ -125,6 +133,9 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   let placement: Placement = 'home';
   let policy: NumaPolicyParameters | undefined;
   let policySignal: PolicySignal = 'cache-misses';
+  let diskCache = true;
+  let shareBootImages = false;
+  let scan: ScanParameters | undefined;
   if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', `must be a mapping of monitor options (${MONITOR_KEYS.join(', ')})`);
   else if (monitorNode !== undefined) {
     checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
@@ -144,6 +155,9 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       if ((POLICY_SIGNALS as readonly string[]).includes(signal.text)) policySignal = signal.text as PolicySignal;
       else problem(signal.node, 'monitor.policySignal', `must be ${POLICY_SIGNALS.join(' or ')}, not '${signal.text}'`);
     }
+    diskCache = booleanOption(monitorNode, 'diskCache', 'monitor.diskCache', problem) ?? diskCache;
+    shareBootImages = booleanOption(monitorNode, 'shareBootImages', 'monitor.shareBootImages', problem) ?? shareBootImages;
+    scan = scanOption(monitorNode, problem);
   }
 
   // The VMs.
@@ -204,6 +218,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       const seed = rng === undefined ? undefined : attempt(rng.node, path, problem, () => parseCount(rng.text, `${path}.rng`, 0, 2 ** 32 - 1));
       const net = value('net');
       if (net !== undefined && net.text !== 'true' && net.text !== 'false') problem(net.node, `${path}.net`, `must be true or false, not '${net.text}'`);
+      const share = booleanOption(item, 'share', `${path}.share`, problem) ?? true;
       if (name === undefined || vcpus === undefined || memoryBytes === undefined) return;
       vms.push({
         name: name.text,
@@ -216,6 +231,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         consoleLog: path_('console-log'),
         rng: seed,
         net: net?.text === 'true',
+        share,
         ...(restore === undefined ? {} : { restore }),
       });
     });
@@ -234,7 +250,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     problem(monitorNode.get('policy', true) as Node, 'monitor.policy', 'needs machine.timing: true (the policy reads the miss counters of timing mode), or policySignal: tlb-misses');
   }
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy, policySignal }, vms };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan }, vms };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;
@@ -275,6 +291,37 @@ function policyOption(monitorNode: YAMLMap, problem: Problem): NumaPolicyParamet
 }
 
 /** The value of `key` as text, when it is a scalar (numbers and booleans as written); a problem otherwise. */
+/** `key` of `map` as true or false, undefined when absent (or wrong: then a problem). */
+function booleanOption(map: YAMLMap, key: string, path: string, problem: Problem): boolean | undefined {
+  const v = scalarOption(map, key, path, problem);
+  if (v === undefined) return undefined;
+  if (v.text === 'true' || v.text === 'false') return v.text === 'true';
+  problem(v.node, path, `must be true or false, not '${v.text}'`);
+  return undefined;
+}
+
+/** `monitor.scan`: `true` (the defaults), `false` or absent (off), or a mapping of `pagesPerSecond` and `cpu`. */
+function scanOption(monitorNode: YAMLMap, problem: Problem): ScanParameters | undefined {
+  const node = monitorNode.get('scan', true) as Node | undefined;
+  if (node === undefined) return undefined;
+  if (isScalar(node) && (node.value === true || node.value === false)) return node.value ? { pagesPerSecond: DEFAULT_SCAN.pagesPerSecond, cpu: DEFAULT_SCAN.cpu } : undefined;
+  if (!isMap(node)) {
+    problem(node, 'monitor.scan', `must be true, false or a mapping of ${SCAN_KEYS.join(', ')}`);
+    return undefined;
+  }
+  checkKeys(node, SCAN_KEYS, 'monitor.scan', problem);
+  const scan = { pagesPerSecond: DEFAULT_SCAN.pagesPerSecond, cpu: DEFAULT_SCAN.cpu };
+  for (const key of SCAN_KEYS) {
+    const v = scalarOption(node, key, `monitor.scan.${key}`, problem);
+    if (v === undefined) continue;
+    const n = Number(v.text);
+    if (v.text.trim() === '' || !Number.isFinite(n) || n < 0 || (key === 'cpu' && !Number.isInteger(n)) || (key === 'pagesPerSecond' && n === 0)) {
+      problem(v.node, `monitor.scan.${key}`, key === 'cpu' ? `must be a CPU number, not '${v.text}'` : `must be a positive number of pages, not '${v.text}'`);
+    } else scan[key] = n;
+  }
+  return scan;
+}
+
 function scalarOption(map: YAMLMap | undefined, key: string, path: string, problem: Problem): { text: string; node: Node } | undefined {
   const node = map?.get(key, true) as Node | undefined;
   if (node === undefined) return undefined;

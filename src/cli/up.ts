@@ -192,10 +192,14 @@ class Up {
         placement: this.spec.monitor.placement,
         policy: this.spec.monitor.policy,
         policySignal: this.spec.monitor.policySignal,
+        diskCache: this.spec.monitor.diskCache,
+        shareBootImages: this.spec.monitor.shareBootImages,
+        scan: this.spec.monitor.scan,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');
     } catch (error) {
       if (error instanceof MachineConfigError) throw new UsageError(`${this.file}: ${error.problems.join('; ')}`);
+      if (error instanceof MonitorError) throw new UsageError(`${this.file}: ${error.message}`);
       throw error;
     }
     const files = new Map<string, Uint8Array>();
@@ -222,7 +226,7 @@ class Up {
       let vm: VirtualMachine;
       try {
         vm = this.monitor.createVm({
-          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net,
+          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net, sharing: v.share,
           console: (bytes) => output.push(bytes),
           log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
         });
@@ -233,7 +237,7 @@ class Up {
       this.consoles.set(vm, output);
       this.builds.set(vm, { drives: v.drives, rngSeed: v.rng ?? null });
       try {
-        this.disks.push(...attachDrives(vm.machine, v.drives, `vm ${v.name}`));
+        this.disks.push(...attachDrives(vm.machine, v.drives, `vm ${v.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics)));
       } catch (error) {
         if (error instanceof DriveError) throw new UsageError(`vm ${v.name}: ${error.message}`);
         throw error;

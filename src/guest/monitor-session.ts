@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { MachineConfig } from '../board/address-map.js';
 import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
 import { runMonitor } from '../host/monitor-runner.js';
+import { attachDrives, type DriveSpec, type OpenDrive } from '../host/drives.js';
 import { StateReader } from '../memory/state.js';
 import { Monitor, type MonitorOptions } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
@@ -19,6 +20,10 @@ export interface SessionVm {
   append?: string;
   /** A network card on the monitor's subnet (give the guest an address with `mb.ip=10.0.2.N/24` in append). */
   net?: boolean;
+  /** Disks, as `run --drive` gives them (a copy-on-write disk's base goes through the monitor's page cache). */
+  drives?: DriveSpec[];
+  /** False: the VM shares no page with other VMs (`VmSpec.sharing`). */
+  sharing?: boolean;
 }
 
 export interface MonitorSessionOptions {
@@ -102,6 +107,8 @@ export class MonitorSession {
   /** holdIdle: what the host has for the whole machine, given when every VM waits for the host. */
   private readonly machineDeferred: (() => void)[] = [];
   private release: (() => void) | undefined;
+  /** The VMs' disks, closed when the monitor stops. */
+  private readonly disks: OpenDrive[] = [];
   readonly started = performance.now();
 
   private constructor(options: MonitorSessionOptions) {
@@ -125,8 +132,11 @@ export class MonitorSession {
     });
     for (const spec of options.vms) {
       const vm = saved === undefined
-        ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, console: consoles.get(spec.name)! })
+        ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, console: consoles.get(spec.name)! })
         : this.monitor.vm(spec.name);
+      if (saved === undefined && vm !== undefined && spec.drives !== undefined) {
+        this.disks.push(...attachDrives(vm.machine, spec.drives, `vm ${spec.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics)));
+      }
       if (vm === undefined) throw new GuestSessionError(`the snapshot has no VM named ${spec.name}`);
       const driver = new VmDriver(vm, (line) => options.onConsoleLine?.(spec.name, line));
       this.drivers.set(spec.name, driver);
@@ -158,6 +168,7 @@ export class MonitorSession {
       afterRound: this.holdIdle ? () => { if (this.deferred.size > 0) this.deliverDeferred(); } : undefined,
       onBatch: () => { for (const d of this.drivers.values()) d.checkEnded(); },
     }).finally(() => {
+      for (const disk of this.disks.splice(0)) disk.close();
       for (const d of this.drivers.values()) {
         d.agent.abort(`the monitor stopped; ${d.vm.name}'s console ends with:\n${d.tail()}`);
         d.checkEnded(true);

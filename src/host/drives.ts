@@ -2,11 +2,11 @@
 
 import { existsSync, openSync } from 'node:fs';
 import type { Machine } from '../board/machine.js';
-import { VirtioBlk, type BlockBackend } from '../devices/virtio/blk.js';
+import { noReadMetrics, VirtioBlk, type BlockBackend, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import { CowBlockBackend, MemoryClusterStore, type ClusterStore } from '../devices/virtio/cow-block.js';
 import { acquire, DiskInUseError, type Release } from './disk-lock.js';
 import { FileBlockBackend } from './file-block.js';
-import { hashImage } from './image-hash.js';
+import { baseIdentity, hashImage } from './image-hash.js';
 import { createOverlayFile, FileClusterStore, fileIo, OverlayError } from './overlay-file.js';
 
 /** One `--drive`: a raw image file, read-only, writable, or the base of a copy-on-write disk. */
@@ -25,7 +25,15 @@ export interface DriveSpec {
 /** A drive's backend as the machine uses it, and what to call when the machine stops. */
 export interface OpenDrive extends BlockBackend {
   close(): void;
+  /** A copy-on-write disk's base, by content (`baseIdentity`): what a disk cache keys its blocks by. */
+  readonly baseId?: string;
 }
+
+/**
+ * Gives a copy-on-write disk over base `baseId` a page hook (a monitor's disk cache), or undefined for none;
+ * `metrics` is where the device counts the shape of its reads.
+ */
+export type PageHookFactory = (baseId: string, metrics: BlockReadMetrics) => BlockPageHook | undefined;
 
 /** Why a disk image could not be opened, in one line. */
 export class DriveError extends Error {}
@@ -35,7 +43,7 @@ export class DriveError extends Error {}
  * `owner` names the VM in the message when a disk is already in use. Returns the backends so the caller can
  * close them when the machine stops; closing releases the disk.
  */
-export function attachDrives(machine: Machine, drives: readonly DriveSpec[], owner = 'a machine of this process'): OpenDrive[] {
+export function attachDrives(machine: Machine, drives: readonly DriveSpec[], owner = 'a machine of this process', pageHook?: PageHookFactory): OpenDrive[] {
   const opened: OpenDrive[] = [];
   for (const [index, drive] of drives.entries()) {
     let backend: OpenDrive;
@@ -46,7 +54,9 @@ export function attachDrives(machine: Machine, drives: readonly DriveSpec[], own
       throw error;
     }
     opened.push(backend);
-    machine.attachVirtio(new VirtioBlk(backend, { id: `mirrorball-disk${index}`, log: machine.log }));
+    const metrics = noReadMetrics();
+    const pages = backend.baseId === undefined ? undefined : pageHook?.(backend.baseId, metrics);
+    machine.attachVirtio(new VirtioBlk(backend, { id: `mirrorball-disk${index}`, log: machine.log, pages, metrics }));
   }
   return opened;
 }
@@ -62,6 +72,7 @@ export function openDrive(drive: DriveSpec, owner: string): OpenDrive {
   const undo = () => { for (const release of releases.splice(0).reverse()) release(); };
   try {
     releases.push(acquire(drive.file, drive.readOnly || cow ? 'shared' : 'exclusive', owner));
+    const baseId = cow ? identify(drive.file) : undefined;
     const base = openImage(drive.file, drive.readOnly || cow);
     if (!cow) return closing(base, () => base.close(), undo);
     let store: ClusterStore;
@@ -72,7 +83,7 @@ export function openDrive(drive: DriveSpec, owner: string): OpenDrive {
       throw error;
     }
     const disk = new CowBlockBackend(base, store);
-    return closing(disk, () => { disk.close(); base.close(); }, undo);
+    return { ...closing(disk, () => { disk.close(); base.close(); }, undo), baseId };
   } catch (error) {
     undo();
     if (error instanceof DiskInUseError || error instanceof OverlayError) throw new DriveError(error.message);
@@ -89,6 +100,7 @@ function closing(backend: BlockBackend, close: () => void, release: () => void):
     read: (offset, into) => backend.read(offset, into),
     write: (offset, data) => backend.write(offset, data),
     flush: () => backend.flush(),
+    ...(backend.baseBlock === undefined ? {} : { baseBlock: (index: number) => backend.baseBlock!(index) }),
     close: () => {
       if (closed) return;
       closed = true;
@@ -99,6 +111,15 @@ function closing(backend: BlockBackend, close: () => void, release: () => void):
       }
     },
   };
+}
+
+/** The base's identity for the disk cache (its SHA-256), or a DriveError in one line. */
+function identify(file: string): string {
+  try {
+    return baseIdentity(file);
+  } catch (error) {
+    throw new DriveError(`cannot read disk image '${file}': ${why(error)}`);
+  }
 }
 
 function openImage(file: string, readOnly: boolean): FileBlockBackend {
