@@ -1,7 +1,7 @@
 // `mirrorball ps`, `stop`, `stats` and `down`: a running `mirrorball up`'s VMs, through its control socket.
 
 import type { Command } from 'commander';
-import type { VmListing } from '../control/monitor-commands.js';
+import type { MemoryReport, VmListing } from '../control/monitor-commands.js';
 import type { VmAccount } from '../monitor/accounting.js';
 import { OUT_OF_MEMORY } from '../monitor/vm.js';
 import { controlOptions, withControl, type ControlFlags } from './vm-client.js';
@@ -15,10 +15,11 @@ export function registerVmCommands(program: Command): void {
   controlOptions(program
     .command('ps')
     .summary('list the VMs of a running `mirrorball up`')
-    .description('List the VMs of a running `mirrorball up`: name, state, vCPUs, memory, memory in use, home node'))
+    .description('List the VMs of a running `mirrorball up`: name, state, vCPUs, memory, memory in use (private, shared and by how many ' +
+      'holders), reserved, home node; then the machine\'s memory: in use, what sharing saved by source, and how it adds up'))
     .action(async (flags: ControlFlags) => {
-      const vms = await withControl(flags, async (c) => (await c.execute('query-vms')) as VmListing[]);
-      process.stdout.write(psTable(vms));
+      const [vms, memory] = await withControl(flags, async (c) => [(await c.execute('query-vms')) as VmListing[], (await c.execute('query-memory')) as MemoryReport] as const);
+      process.stdout.write(psTable(vms) + memoryLines(memory));
     });
 
   controlOptions(program
@@ -94,12 +95,29 @@ function table(rows: string[][], left: number): string {
 }
 
 export function psTable(vms: readonly VmListing[]): string {
-  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'RESERVED', 'NODE']];
+  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'SHARERS', 'RESERVED', 'NODE']];
   for (const vm of vms) {
     rows.push([vm.name, vm.state, String(vm.vcpus), formatSize(vm.memoryBytes), formatSize(vm.bytesInUse), formatSize(vm.pagesPrivate * PAGE),
-      formatSize(vm.pagesShared * PAGE), formatSize(vm.pagesReserved * PAGE), String(vm.homeNode)]);
+      formatSize(vm.pagesShared * PAGE), sharers(vm.pagesSharedBy), formatSize(vm.pagesReserved * PAGE), String(vm.homeNode)]);
   }
   return table(rows, 2);
+}
+
+/** `{"2": 13, "3": 611}` → `2×13 3×611` (holders × pages), `-` when none. */
+function sharers(by: Record<string, number> | undefined): string {
+  const parts = Object.entries(by ?? {}).map(([holders, n]) => `${holders}×${n}`);
+  return parts.length === 0 ? '-' : parts.join(' ');
+}
+
+/** The machine's memory below `ps`'s table: in use, how it adds up, and what sharing saved by source. */
+export function memoryLines(r: MemoryReport): string {
+  const m = r.machine;
+  const size = (pages: number): string => formatSize(pages * PAGE);
+  const saved = Object.entries(m.savedBy).filter(([, n]) => n > 0).map(([source, n]) => `${source} ${size(n)}`).join(', ');
+  return `\nmachine: ${size(m.inUse)} in use by VMs = ${size(m.mapped)} of guest pages − ${size(m.saved)} saved by sharing` +
+    `${saved === '' ? '' : ` (${saved})`} + ${size(m.cacheOnly)} held by the page cache alone\n` +
+    `         ${size(m.privatePages)} private, ${size(m.sharedPages)} shared; ${size(m.reserved)} reserved, ${size(m.monitor)} the monitor's, ` +
+    `${size(m.replicas)} replicas, ${size(m.free)} free, of ${size(m.total)}\n`;
 }
 
 const ROWS: [keyof VmAccount['total'], string][] = [
@@ -119,8 +137,8 @@ export function statsTable(a: VmAccount): string {
   const exits = Object.entries(a.exitCauses).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
   const head = [
     `vm ${a.name}: ${describeEnd(a)}, ${a.vcpus} vCPU${a.vcpus === 1 ? '' : 's'}, ${formatSize(a.memoryBytes)} on node ${a.homeNode}`,
-    `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)}): ${grouped(a.pagesPrivate)} private, ${grouped(a.pagesShared)} shared; ` +
-      `${grouped(a.pagesReserved)} reserved`,
+    `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)}): ${grouped(a.pagesPrivate)} private, ${grouped(a.pagesShared)} shared` +
+      `${a.pagesShared > 0 ? ` (holders × pages: ${sharers(a.pagesSharedBy)})` : ''}; ${grouped(a.pagesReserved)} reserved`,
     `monitor calls: ${calls === '' ? 'none' : calls}`,
     `exits: ${exits === '' ? 'none' : exits}`,
     '',

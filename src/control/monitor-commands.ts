@@ -7,6 +7,9 @@ import { accountVm, registerMonitorStats, summarizeVm, type VmSummary } from '..
 import { MonitorError, type Monitor } from '../monitor/monitor.js';
 import { DEFAULT_POLICY, type NumaPolicyParameters } from '../monitor/numa-policy.js';
 import type { VirtualMachine } from '../monitor/vm.js';
+import { noReadMetrics, type BlockReadMetrics } from '../devices/virtio/blk.js';
+import type { ScanCounts } from '../monitor/page-scanner.js';
+import type { MachineMemoryAccount, VmMemoryAccount } from '../monitor/sharing-ledger.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { enumArgument, QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
 
@@ -36,6 +39,30 @@ export function listVm(vm: VirtualMachine, consolePath: string | undefined): VmL
 }
 
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
+
+/** What `query-memory` answers (and `ps` prints below its table). */
+export interface MemoryReport {
+  machine: MachineMemoryAccount;
+  vms: ({ name: string } & VmMemoryAccount)[];
+  pageCache: Monitor['pageCache']['counts'];
+  /** The shape of every copy-on-write disk's reads, summed (virtio-blk's BlockReadMetrics). */
+  diskReads: BlockReadMetrics;
+  scanner: (ScanCounts & { pagesPerSecond: number; cpu: number }) | null;
+}
+
+export function memoryReport(monitor: Monitor): MemoryReport {
+  const account = monitor.memoryAccount();
+  const diskReads = noReadMetrics();
+  for (const m of monitor.diskReads) for (const k of Object.keys(diskReads) as (keyof BlockReadMetrics)[]) diskReads[k] += m[k];
+  const scanner = monitor.scanner;
+  return {
+    machine: account.machine,
+    vms: monitor.vms.filter((vm) => account.vms.has(vm.id)).map((vm) => ({ name: vm.name, ...account.vms.get(vm.id)! })),
+    pageCache: monitor.pageCache.counts,
+    diskReads,
+    scanner: scanner === undefined ? null : { ...scanner.counts, pagesPerSecond: scanner.parameters.pagesPerSecond, cpu: scanner.parameters.cpu },
+  };
+}
 
 export function monitorCommands(c: MonitorControl): QmpCommands {
   const { monitor } = c;
@@ -94,6 +121,13 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         mmu: monitor.mmu,
         vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
       }),
+    },
+    'query-memory': {
+      help: 'the machine\'s memory accounted (docs/monitor.md, "Accounting"): {"machine": {"inUse", "mapped", "privatePages", "sharedPages", "cacheOnly", ' +
+        '"saved", "savedBy": {"zero", "disk", "kernel", "content", "other"}, "reserved", "monitor", "replicas", "free", "total"}, "vms": [{"name", ' +
+        '"private", "shared", "sharers", "reserved"}], "pageCache": {"disk", "kernel"}, "diskReads", "scanner"}, in pages; ' +
+        'mapped − saved + cacheOnly = inUse, and inUse + reserved + monitor + replicas + free = total',
+      run: () => memoryReport(monitor),
     },
     'share-pages': {
       help: 'merge the running VMs\' pages of equal contents into shared copy-on-write machine pages (content-based sharing) → ' +

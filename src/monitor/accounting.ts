@@ -4,6 +4,7 @@ import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import type { StatsRegistry } from '../timing/stats.js';
 import { PAGE } from './machine-memory.js';
 import type { Monitor } from './monitor.js';
+import { SHARE_SOURCES, type MemoryAccount } from './sharing-ledger.js';
 import type { VirtualMachine } from './vm.js';
 
 export interface VcpuAccount {
@@ -40,6 +41,11 @@ export interface VmSummary {
   /** Of those, the ones whose machine page is the VM's alone, and the ones it shares (copy-on-write). */
   pagesPrivate: number;
   pagesShared: number;
+  /**
+   * The shared pages by how many hold their machine page: guest pages of any VM that map it, and the page
+   * cache if it keeps it (`{"2": 13, "3": 611}`: 611 pages are one machine page with two other holders each).
+   */
+  pagesSharedBy: Record<string, number>;
   /** Machine pages held for the VM's large pages and not touched yet (no one else gets them until memory runs short). */
   pagesReserved: number;
 }
@@ -83,6 +89,7 @@ export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number)
 
 export function summarizeVm(vm: VirtualMachine): VmSummary {
   const shared = vm.pmap.pagesShared;
+  const by = shared > 0 ? vm.pagesSharedBy() : new Map<number, number>();
   return {
     id: vm.id,
     name: vm.name,
@@ -95,9 +102,11 @@ export function summarizeVm(vm: VirtualMachine): VmSummary {
     bytesInUse: vm.pmap.pagesInUse * PAGE,
     pagesPrivate: vm.pmap.pagesInUse - shared,
     pagesShared: shared,
+    pagesSharedBy: Object.fromEntries([...by].sort(([a], [b]) => a - b).map(([h, n]) => [String(h), n])),
     pagesReserved: vm.pmap.pagesReserved,
   };
 }
+
 
 export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
   const perVcpu = vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i));
@@ -196,6 +205,7 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     stats.vector('monitor.policy.sample_end', 'machine cycle at which each sample ended', 'Cycle', samples, of('endCycles'));
     stats.scalar('monitor.policy.intervals_per_sample', 'policy intervals in each sample of local_percent', 'Count', () => policy.locality.intervalsPerSample);
   }
+  registerSharingStats(stats, monitor);
   // Timing mode's caches and TLB refills are the physical CPUs' (machine.cpuN), misses by machine node.
   monitor.timingModel?.registerStats(stats, 'machine');
   for (const vm of monitor.vms) {
@@ -206,6 +216,10 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     stats.scalar(`${prefix}.pages_reserved`, `VM ${vm.name}: machine pages reserved for its large pages, not touched yet`, 'Count', () => vm.pmap.pagesReserved);
     stats.scalar(`${prefix}.large_groups`, `VM ${vm.name}: 2 MiB groups of guest pages that are one machine block now (one large TLB entry)`, 'Count', () => vm.pmap.largeGroups);
     stats.scalar(`${prefix}.large_groups_broken`, `VM ${vm.name}: groups that were one full block and were scattered`, 'Count', () => vm.pmap.groupsBroken);
+    stats.scalar(`${prefix}.pages_private`, `VM ${vm.name}: guest pages whose machine page is theirs alone`, 'Count', () => vm.pmap.pagesInUse - vm.pmap.pagesShared);
+    stats.vector(`${prefix}.pages_shared_by`, `VM ${vm.name}: shared guest pages by how many hold their machine page (guest pages of any VM, the page cache)`, 'Count',
+      HOLDERS.map((h) => (h === HOLDERS_MORE ? `h${h}_more` : `h${h}`)),
+      () => { const by = vm.pagesSharedBy(); return HOLDERS.map((h) => (h === HOLDERS_MORE ? [...by].filter(([k]) => k >= h).reduce((n, [, v]) => n + v, 0) : by.get(h) ?? 0)); });
     for (const key of SUMMED) {
       const [name, what] = DESCRIPTIONS[key];
       stats.vector(`${prefix}.${name}`, `VM ${vm.name}: ${what}, per vCPU`, key.endsWith('Cycles') ? 'Cycle' : 'Count', vcpus,
@@ -248,4 +262,48 @@ function registerLargePageStats(stats: StatsRegistry, monitor: Monitor): void {
   stats.scalar('monitor.policy.break_cycles', 'cycles of the 4 KiB moves and replications that broke a large group', 'Cycle', () => c.breakCycles);
   stats.scalar('monitor.policy.block_move_cycles', 'cycles the block moves cost (in monitor.policy.cycles too)', 'Cycle', () => c.moveCycles);
   stats.scalar('monitor.policy.coalesce_cycles', 'cycles re-coalescing cost (in monitor.policy.cycles too)', 'Cycle', () => c.coalesceCycles);
+}
+
+/** The holder counts `pages_shared_by` has a label for; the last counts that many holders or more. */
+const HOLDERS_MORE = 9;
+const HOLDERS = [2, 3, 4, 5, 6, 7, 8, HOLDERS_MORE];
+
+/**
+ * The machine's memory account (sharing-ledger.ts) as statistics, the same figures `ps` and `query-memory`
+ * give: `monitor.memory.*` (mapped − saved + cache_only = pages_in_use's sum), the page cache's counts, the
+ * copy-on-write disks' reads by shape, and the content scanner's work.
+ */
+function registerSharingStats(stats: StatsRegistry, monitor: Monitor): void {
+  // One account per dump: every statistic below reads the same one.
+  let cached: MemoryAccount | undefined;
+  const account = (): MemoryAccount => {
+    if (cached === undefined) {
+      cached = monitor.memoryAccount();
+      queueMicrotask(() => { cached = undefined; });
+    }
+    return cached;
+  };
+  const machine = (key: keyof Omit<MemoryAccount['machine'], 'savedBy'>) => (): number => account().machine[key];
+  stats.scalar('monitor.memory.mapped', 'guest pages with a machine page, every running VM\'s summed', 'Count', machine('mapped'));
+  stats.scalar('monitor.memory.saved', 'machine pages sharing saves: each shared machine page, one per guest page mapping it beyond the first', 'Count', machine('saved'));
+  stats.vector('monitor.memory.saved_by', 'machine pages sharing saves, by where the shared page came from', 'Count', [...SHARE_SOURCES], () => SHARE_SOURCES.map((s) => account().machine.savedBy[s]));
+  stats.scalar('monitor.memory.cache_only', 'machine pages the page cache alone holds', 'Count', machine('cacheOnly'));
+  stats.scalar('monitor.memory.private_pages', 'machine pages one guest page maps, and nothing else holds', 'Count', machine('privatePages'));
+  stats.scalar('monitor.memory.shared_pages', 'machine pages with more than one holder that a VM maps', 'Count', machine('sharedPages'));
+  const sources = ['disk', 'kernel'] as const;
+  for (const key of ['hits', 'fills', 'misses', 'dropped'] as const) {
+    stats.vector(`monitor.page_cache.${key}`, `page cache ${key} by source`, 'Count', [...sources], () => sources.map((s) => monitor.pageCache.counts[s][key]));
+  }
+  stats.scalar('monitor.page_cache.pages', 'machine pages the page cache holds (mapped by VMs or not)', 'Count', () => monitor.pageCache.size);
+  const shapes = ['requests', 'blocks', 'wholeAligned', 'base', 'mapped'] as const;
+  stats.vector('monitor.disk_reads', 'copy-on-write disks\' reads: requests, 4 KiB blocks touched, whole blocks into whole aligned guest pages, of those the base\'s, of those mapped from the page cache',
+    'Count', ['requests', 'blocks', 'whole_aligned', 'base', 'mapped'], () => shapes.map((k) => monitor.diskReads.reduce((n, m) => n + m[k], 0)));
+  const scanner = monitor.scanner;
+  if (scanner !== undefined) {
+    const keys = ['visited', 'zeroTests', 'hashed', 'compared', 'mergedZero', 'mergedContent', 'passes'] as const;
+    stats.vector('monitor.scan.pages', 'the content scanner: pages visited, zero tests, hashes, comparisons, zero and content merges, full passes', 'Count',
+      ['visited', 'zero_tests', 'hashed', 'compared', 'merged_zero', 'merged_content', 'passes'], () => keys.map((k) => scanner.counts[k]));
+    stats.scalar('monitor.scan.cycles', `the content scanner's work on CPU ${scanner.parameters.cpu} (cost table DEFAULT_SHARING_COSTS)`, 'Cycle', () => scanner.counts.cycles);
+    stats.scalar('monitor.scan.cycles_charged', 'of those, cycles charged to vCPUs running on its CPU (the rest fell in idle time)', 'Cycle', () => scanner.counts.cyclesCharged);
+  }
 }

@@ -193,6 +193,18 @@ export class VirtualMachine {
     }
   }
 
+  /** Its shared pages by how many hold their machine page (memmap users: guest pages of any VM, the page cache). */
+  pagesSharedBy(): Map<number, number> {
+    const by = new Map<number, number>();
+    for (let gppn = 0; gppn < this.pmap.pages; gppn++) {
+      const mpn = this.pmap.lookup(gppn);
+      if (mpn === FREE) continue;
+      const holders = this.memory.users[mpn]!;
+      if (holders > 1) by.set(holders, (by.get(holders) ?? 0) + 1);
+    }
+    return by;
+  }
+
   get vcpus(): readonly Hart[] {
     return this.machine.harts;
   }

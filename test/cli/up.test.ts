@@ -349,11 +349,15 @@ describe('mirrorball up with tiny kernels', () => {
       // ps and stats through the command line; MIRRORBALL_RUN_DIR finds the socket.
       const ps = mirrorball(['ps'], { env: { MIRRORBALL_RUN_DIR: runDir } });
       assert.equal(ps.status, 0, ps.stderr);
-      const rows = ps.stdout.trimEnd().split('\n').map((l) => l.split(/\s+/));
-      assert.deepEqual(rows[0], ['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'RESERVED', 'NODE']);
-      assert.deepEqual(rows.slice(1).map((r) => [r[0], r[1], r[2], r[3], r[8]]), [['echo', 'running', '1', '32M', '0'], ['poweroff', 'running', '1', '32M', '0'], ['idle', 'running', '1', '32M', '0']]);
-      // Nothing shares pages here: what is in use is private.
-      for (const r of rows.slice(1)) assert.deepEqual([r[5], r[6]], [r[4], '0'], r.join(' '));
+      const [vmTable, machineLines] = ps.stdout.split('\n\n');
+      const rows = vmTable!.trimEnd().split('\n').map((l) => l.split(/\s+/));
+      assert.deepEqual(rows[0], ['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'SHARERS', 'RESERVED', 'NODE']);
+      assert.deepEqual(rows.slice(1).map((r) => [r[0], r[1], r[2], r[3], r[9]]), [['echo', 'running', '1', '32M', '0'], ['poweroff', 'running', '1', '32M', '0'], ['idle', 'running', '1', '32M', '0']]);
+      // Nothing shares pages here: what is in use is private, and the machine's account says so.
+      for (const r of rows.slice(1)) assert.deepEqual([r[5], r[6], r[7]], [r[4], '0', '-'], r.join(' '));
+      assert.match(machineLines!, /^machine: \S+ in use by VMs = \S+ of guest pages − 0 saved by sharing \+ 0 held by the page cache alone\n/);
+      const memory = await client.ok<{ machine: { inUse: number; mapped: number; saved: number; cacheOnly: number } }>('query-memory');
+      assert.equal(memory.machine.mapped - memory.machine.saved + memory.machine.cacheOnly, memory.machine.inUse);
       const stats = mirrorball(['stats', 'echo', '--json', '--run-dir', runDir]);
       assert.equal(stats.status, 0, stats.stderr);
       const account = JSON.parse(stats.stdout) as {
@@ -381,6 +385,10 @@ describe('mirrorball up with tiny kernels', () => {
       assert.equal(dumped.dir, join(runDir, 'dump1'));
       const json = JSON.parse(readFileSync(join(runDir, 'dump1', 'stats.json'), 'utf8')) as Record<string, { value?: number }>;
       assert.ok(json['monitor.vm0.pages_in_use']!.value! > 0, 'pages of vm0 in stats.json');
+      // stats.json carries the machine's account, and it adds up there too.
+      const stat = (name: string): number => (json[name] as { value?: number; total?: number }).value ?? (json[name] as { total: number }).total;
+      assert.equal(stat('monitor.memory.mapped') - stat('monitor.memory.saved') + stat('monitor.memory.cache_only'), stat('monitor.pages_in_use'));
+      assert.match(readFileSync(join(runDir, 'dump1', 'stats.txt'), 'utf8'), /^monitor\.memory\.saved_by::content +0\b/m);
       const config = JSON.parse(readFileSync(join(runDir, 'dump1', 'config.json'), 'utf8')) as { vms: { id: number; name: string }[] };
       assert.deepEqual(config.vms.map((v) => [v.id, v.name]), [[0, 'echo'], [1, 'poweroff'], [2, 'idle']]);
       writeFileSync(join(runDir, 'blocker'), '');
@@ -708,7 +716,8 @@ describe('mirrorball up with two VMs of the built guest', { skip }, () => {
       const ps = (): string[][] => {
         const r = mirrorball(['ps', '--run-dir', runDir]);
         assert.equal(r.status, 0, r.stderr);
-        return r.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/\s+/));
+        // The VMs' table, before the machine's lines.
+        return r.stdout.split('\n\n')[0]!.trimEnd().split('\n').slice(1).map((l) => l.split(/\s+/));
       };
       assert.deepEqual(ps().map((r) => [r[0], r[1]]), [['web', 'running'], ['db', 'running']]);
       for (const path of Object.values(logs)) {
