@@ -46,12 +46,12 @@ describe('machine file', () => {
     assert.equal(spec.machine.timing, true);
     assert.deepEqual(spec.vms[0], {
       name: 'web', smp: 2, memoryBytes: 256 * MiB, kernel: undefined, initrd: undefined, append: 'quiet',
-      drives: [{ file: resolve('conf/disks/web.img'), readOnly: true }], consoleLog: resolve('conf/logs/web.log'), rng: 7, net: true,
+      drives: [{ file: resolve('conf/disks/web.img'), readOnly: true }], consoleLog: resolve('conf/logs/web.log'), rng: 7, net: true, share: true,
     });
     assert.deepEqual(spec.vms[1], {
       name: 'db', smp: 1, memoryBytes: 128 * MiB, kernel: undefined, initrd: undefined, append: undefined,
       drives: [{ file: resolve('conf/disks/db.img'), readOnly: false }, { file: '/abs/scratch.img', readOnly: false }],
-      consoleLog: undefined, rng: undefined, net: false,
+      consoleLog: undefined, rng: undefined, net: false, share: true,
     });
   });
 
@@ -117,8 +117,24 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
+    ]);
+  });
+
+  it('takes the sharing options: the disk cache (on by default), boot images through it, the scanner, and share per VM', () => {
+    const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
+    const plain = spec('vms:\n  - name: a\n');
+    assert.deepEqual([plain.monitor.diskCache, plain.monitor.shareBootImages, plain.monitor.scan, plain.vms[0]!.share], [true, false, undefined, true]);
+    const on = spec('monitor:\n  diskCache: false\n  shareBootImages: true\n  scan: {pagesPerSecond: 500, cpu: 3}\nvms:\n  - name: a\n    share: false\n');
+    assert.deepEqual([on.monitor.diskCache, on.monitor.shareBootImages, on.monitor.scan, on.vms[0]!.share], [false, true, { pagesPerSecond: 500, cpu: 3 }, false]);
+    assert.deepEqual(spec('monitor:\n  scan: true\nvms:\n  - name: a\n').monitor.scan, { pagesPerSecond: 2000, cpu: 0 });
+    assert.deepEqual(problems('monitor:\n  scan: {pagesPerSecond: 0, cpu: x, rate: 1}\n  diskCache: maybe\nvms:\n  - name: a\n    share: no\n'), [
+      "m.yaml:3:14: monitor.diskCache: must be true or false, not 'maybe'",
+      "m.yaml:2:37: monitor.scan: unknown key 'rate' (known: pagesPerSecond, cpu)",
+      "m.yaml:2:26: monitor.scan.pagesPerSecond: must be a positive number of pages, not '0'",
+      "m.yaml:2:34: monitor.scan.cpu: must be a CPU number, not 'x'",
+      "m.yaml:6:12: vms[0].share: must be true or false, not 'no'",
     ]);
   });
 
