@@ -113,7 +113,7 @@ export interface SharingCosts {
   pageCompare: number;
   /** A merge: the pmap and memmap entries of both pages updated, the old page on its free list (as PAGE_BOOKKEEPING). */
   pageMerge: number;
-  /** Looking at a guest page that has no machine page, or is held: a pmap entry read. */
+  /** Passing over a guest page that has no machine page, is held or is shared already: a pmap and a memmap entry read. */
   pageSkip: number;
 }
 

@@ -58,8 +58,8 @@ export interface ScannedVm {
 }
 
 /**
- * Visits guest pages in order (VM by VM, page by page, round and round), `pagesPerSecond` of them per
- * simulated second. A page not written for a while is one whose hash did not change since the scanner's
+ * Visits guest pages in order (VM by VM, page by page, round and round), `pagesPerSecond` private ones per
+ * simulated second (unmapped, held and already shared pages are passed over, cheaply and not counted). A page not written for a while is one whose hash did not change since the scanner's
  * last visit (KSM's test: no write tracking, no faults): only then may it merge. Zero pages come first: a
  * zero page merges with the zero page at its first visit, before anything is hashed (most merges, and the
  * cheapest). Call `afterRound` at the monitor's safe point; it returns nothing and owes the cycles to its
@@ -97,7 +97,7 @@ export class PageScanner {
     this.budget = Math.min(this.budget, total);
     const costs = this.parameters.costs;
     let cycles = 0;
-    // Looking at unmapped pages costs a pmap read each; they do not count against the rate, but the walk stops after two passes' worth of steps.
+    // Looking at unmapped, held or shared pages costs a pmap read each; they do not count against the rate, but the walk stops after two passes' worth of steps.
     // (A budget a rounding error short of a page is a page: 0.005 s at 1000 pages/s is five.)
     for (let steps = 0; this.budget > 1 - 1e-9 && steps < 2 * total; steps++) {
       if (this.vmCursor >= vms.length) {
@@ -112,7 +112,9 @@ export class PageScanner {
       }
       const gppn = this.pageCursor++;
       const mpn = vm.pmap.lookup(gppn);
-      if (mpn === FREE || vm.pmap.held(gppn)) {
+      // A page already shared (merged before, or the page cache's) is left alone: it can only be joined, and
+      // the page it was merged with is remembered already. Looking costs a pmap and a memmap read.
+      if (mpn === FREE || vm.pmap.held(gppn) || this.memory.users[mpn]! > 1) {
         cycles += costs.pageSkip;
         continue;
       }
