@@ -67,4 +67,37 @@ describe('the page cache under two VMs with root on one copy-on-write base', { s
     }
     assert.equal(sha256(readFileSync(image)), before, 'the base image was not written');
   });
+
+  it('shares the kernel and initrd the monitor loaded, and the scanner merges zero and equal pages while both VMs run pmake right', { timeout: 20 * 60_000 }, async (t: TestContext) => {
+    const session = await MonitorSession.boot({
+      kernel: readFileSync(guest!.kernel),
+      initrd: readFileSync(guest!.initramfs),
+      config: { harts: 2, nodes: [{ memoryBytes: 512 * MiB, harts: [0, 1] }] },
+      vms: [{ name: 'a', vcpus: 1, memoryBytes: 128 * MiB }, { name: 'b', vcpus: 1, memoryBytes: 128 * MiB }],
+      monitor: { shareBootImages: true, scan: { pagesPerSecond: 20_000, cpu: 1 } },
+      timeoutMs: 600_000,
+    });
+    try {
+      const monitor = session.monitor;
+      const booted = await session.atMachineIdle(() => ({ account: monitor.memoryAccount().machine, cache: structuredClone(monitor.pageCache.counts.kernel), cycles: monitor.cycles }));
+      assert.ok(booted.cache.hits > 0, `the second VM mapped none of the first's boot image pages: ${JSON.stringify(booted.cache)}`);
+      const pmakeSum = referenceChecksum(guest!, PMAKE);
+      const results = await Promise.all(['a', 'b'].map((name) => session.exec(name, PMAKE)));
+      for (const r of results) {
+        assert.equal(r.status, 0, r.output);
+        assert.match(r.output, new RegExp(`checksum=${pmakeSum}\\b`), r.output);
+      }
+      const end = await session.atMachineIdle(() => ({ account: monitor.memoryAccount().machine, scan: { ...monitor.scanner!.counts }, cycles: monitor.cycles }));
+      const m = end.account;
+      assert.equal(m.mapped - m.saved + m.cacheOnly, m.inUse, JSON.stringify(m));
+      assert.ok(end.scan.mergedZero > 0, JSON.stringify(end.scan));
+      assert.ok(end.scan.cyclesCharged > 0 && end.scan.cyclesCharged <= end.scan.cycles, JSON.stringify(end.scan));
+      assert.ok(m.savedBy.zero > 0 && m.savedBy.kernel > 0, JSON.stringify(m.savedBy));
+      t.diagnostic(`after boot: ${JSON.stringify(booted.account)}; boot images: ${JSON.stringify(booted.cache)}`);
+      t.diagnostic(`after pmake (${((end.cycles - booted.cycles) / 1e8).toFixed(2)} s simulated): ${JSON.stringify(m)}`);
+      t.diagnostic(`scanner: ${JSON.stringify(end.scan)}`);
+    } finally {
+      await session.kill();
+    }
+  });
 });
