@@ -7,7 +7,8 @@ import type { Pmap } from './pmap.js';
 /**
  * How a machine page came to be shared: a zero page merged (content sharing finds it first), a disk block
  * read through the page cache, a page of a kernel or initrd the monitor loaded, a content merge of any
- * other page, or `other` (pages a VM restored from a snapshot shares within itself).
+ * other page, or `other`: pages shared in a monitor restored from a snapshot (the ledger is not saved), or
+ * that a VM restored into a running one shares within itself.
  */
 export const SHARE_SOURCES = ['zero', 'disk', 'kernel', 'content', 'other'] as const;
 export type ShareSource = (typeof SHARE_SOURCES)[number];
