@@ -15,6 +15,7 @@ import type { Monitor } from './monitor.js';
 import type { PolicyCounts, PolicyState } from './numa-policy.js';
 import type { LargePageCounts, LargePageState } from './large-pages.js';
 import { LocalityHistory, type LocalityState } from './locality-history.js';
+import { SHARE_SOURCES } from './sharing-ledger.js';
 import type { Placement, PmapState } from './pmap.js';
 import type { SchedVcpu, SchedulerState } from './scheduler.js';
 import { SnapshotError } from '../board/snapshot.js';
@@ -22,7 +23,7 @@ import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, t
 import type { MmuMode, VirtualMachine } from './vm.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 4;
+export const MONITOR_SNAPSHOT_VERSION = 5;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -54,6 +55,8 @@ export interface WholeMonitor {
   timing: TimingSnapshot | null;
   /** The miss counters' write counts and pages queued hot, which the NUMA policy reads (null without a timing model). */
   writes: ReturnType<MissCounters['saveWatch']> | null;
+  /** Where each shared machine page came from (sharing-ledger.ts), per machine page. */
+  ledger: Uint8Array;
 }
 
 export interface MonitorSnapshot {
@@ -132,7 +135,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
       cycles: monitor.cycles, instructions: monitor.instructions, mode: monitor.executionMode, memory: monitor.memory.saveState(),
       memmap: monitor.memmap.savePages(), scheduler: monitor.scheduler.saveState(), policy: monitor.policy?.saveState() ?? null,
       subnet: monitor.subnet.saveState(), timing: model === undefined ? null : saveTimingModel(model, monitor.executionMode),
-      writes: model === undefined ? null : model.counters.saveWatch(),
+      writes: model === undefined ? null : model.counters.saveWatch(), ledger: monitor.ledger.saveState(),
     },
     pages: pageImage(monitor.memory, used),
     vms,
@@ -309,6 +312,8 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   if (mode !== 'fast' && mode !== 'timing') throw new StateError(`snapshot.whole.mode: '${mode}'`);
   const memoryState = readMemoryState(w.object('memory'), memory);
   const memmap = readLists(w, 'memmap', monitor.memmap.savePages());
+  const ledger = w.typed('ledger', Uint8Array, memory.totalPages);
+  if (ledger.some((v) => v > SHARE_SOURCES.length)) throw new StateError('snapshot.whole.ledger: not a sharing source');
   const tables = saved.vms.map((v, i) => (v.state === 'running' ? readLists(new StateReader({ tables: v.tables }, `snapshot.vms[${i}]`), 'tables', vms[i]!.tables.savePages()) : []));
   const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()]);
   for (const mpn of saved.pages.keys()) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
@@ -356,6 +361,7 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   // The machine's memory, exactly as it was.
   memory.restoreState(memoryState);
   monitor.memmap.restorePages(memmap);
+  monitor.ledger.restoreState(ledger);
   saved.vms.forEach((v, i) => {
     vms[i]!.pmap.restoreState(v.pmap);
     if (v.state === 'running') vms[i]!.tables.restorePages(tables[i]!);

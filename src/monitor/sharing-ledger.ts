@@ -7,8 +7,8 @@ import type { Pmap } from './pmap.js';
 /**
  * How a machine page came to be shared: a zero page merged (content sharing finds it first), a disk block
  * read through the page cache, a page of a kernel or initrd the monitor loaded, a content merge of any
- * other page, or `other`: pages shared in a monitor restored from a snapshot (the ledger is not saved), or
- * that a VM restored into a running one shares within itself.
+ * other page, or `other`: pages that a VM restored into a running one shares within itself (a whole
+ * snapshot keeps the sources).
  */
 export const SHARE_SOURCES = ['zero', 'disk', 'kernel', 'content', 'other'] as const;
 export type ShareSource = (typeof SHARE_SOURCES)[number];
@@ -35,6 +35,16 @@ export class SharingLedger {
    */
   note(mpn: number, source: Exclude<ShareSource, 'other'>): void {
     if (this.memory.users[mpn]! <= 1 || this.source[mpn] === 0) this.source[mpn] = SHARE_SOURCES.indexOf(source) + 1;
+  }
+
+  /** Each machine page's source, 0 for none (snapshots). */
+  saveState(): Uint8Array {
+    return this.source.slice();
+  }
+
+  /** Puts back what `saveState` returned (the caller checked its length and values: 0 to SHARE_SOURCES.length). */
+  restoreState(sources: Uint8Array): void {
+    this.source.set(sources);
   }
 
   sourceOf(mpn: number): ShareSource {
