@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { formatElapsed, StatusLine, type StatusOutput } from '../host/status-line.js';
+import { isAlive } from '../host/disk-lock.js';
 import { ARTIFACT_FILES, artifactDir, artifactsIn, cacheApt, defaultCacheDir, finishedGuest, type GuestArtifacts } from './artifacts.js';
 import { buildBusybox } from './busybox.js';
 import type { PrivateApt } from './debian.js';
@@ -154,15 +155,6 @@ async function removeAbandoned(guestDir: string, out: StatusOutput): Promise<voi
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 interface Places {
   cacheDir: string;
