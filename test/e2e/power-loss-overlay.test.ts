@@ -6,28 +6,23 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { VirtioBlk } from '../../src/devices/virtio/blk.js';
 import { CowBlockBackend } from '../../src/devices/virtio/cow-block.js';
 import { imageAfterPowerCut, type JournalEntry } from '../../src/devices/virtio/journal-block.js';
 import { MemoryBlockBackend } from '../../src/devices/virtio/memory-block.js';
 import { SeededEntropy } from '../../src/devices/virtio/rng.js';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { GuestSession } from '../../src/guest/session.js';
 import { encodeHeader, FileClusterStore, overlayLength, type OverlayIo } from '../../src/host/overlay-file.js';
-import { checkImage, e2fsprogsMissing, makeExt4Image } from '../helpers/power-cut.js';
+import { checkImage, e2fsprogsMissing, makeExt4Image, runDurable } from '../helpers/power-cut.js';
 
 const LONG = process.env.MIRRORBALL_LONG === '1';
 const RECORDS = LONG ? 80 : 16;
 const CUTS = LONG ? 200 : 30;
 const DISK_MIB = 16;
-const ACK = /DURABLE (\d+)/;
-/** 2023-01-01, the guest build's epoch (see power-loss.test.ts on why the guest sets its clock). */
-const GUEST_EPOCH = 1672531200;
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : e2fsprogsMissing() ?? false;
@@ -91,28 +86,8 @@ before(async () => {
   const file = new JournaledFile(empty.slice());
   // The base read-only: a write to it would throw, and the guest would see an I/O error.
   const disk = new CowBlockBackend(new MemoryBlockBackend(base.slice(), true), new FileClusterStore(file, identity, 'overlay'));
-  const ackedAt: number[] = [];
-  const order: number[] = [];
-  const started = performance.now();
-  const session = await GuestSession.boot({
-    kernel: readFileSync(guest!.kernel),
-    initrd: readFileSync(guest!.initramfs),
-    config: { harts: 1, nodes: [{ memoryBytes: 256 * 2 ** 20, harts: [0] }] },
-    configure: (machine) => machine.attachVirtio(new VirtioBlk(disk, { id: 'power-loss' })),
-    onConsoleLine: (line) => {
-      const match = ACK.exec(line);
-      if (match === null) return;
-      order.push(Number(match[1]));
-      ackedAt.push(file.entries.length);
-    },
-  });
-  try {
-    const r = await session.exec(`date -s @${GUEST_EPOCH} >/dev/null && mount -t ext4 /dev/vda /mnt && durable -n ${RECORDS} -a /dev/console /mnt`);
-    assert.equal(r.status, 0, r.output);
-  } finally {
-    await session.kill();
-  }
-  run = { base, identity, empty, entries: file.entries, ackedAt, order, seconds: (performance.now() - started) / 1000 };
+  const durable = await runDurable(guest!, disk, RECORDS, () => file.entries.length);
+  run = { base, identity, empty, entries: file.entries, ...durable };
 });
 
 after(() => {

@@ -5,26 +5,21 @@
 // e2fsck clean. `npm test` cuts a few tens of times; MIRRORBALL_LONG=1 cuts 200 times.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { VirtioBlk } from '../../src/devices/virtio/blk.js';
 import { JournalBlockBackend, type JournalEntry } from '../../src/devices/virtio/journal-block.js';
 import { MemoryBlockBackend } from '../../src/devices/virtio/memory-block.js';
 import { SeededEntropy } from '../../src/devices/virtio/rng.js';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { GuestSession } from '../../src/guest/session.js';
-import { checkPowerCut, durableRecord, e2fsprogsMissing, makeExt4Image } from '../helpers/power-cut.js';
+import { checkPowerCut, durableRecord, e2fsprogsMissing, makeExt4Image, runDurable } from '../helpers/power-cut.js';
 
 const LONG = process.env.MIRRORBALL_LONG === '1';
 const RECORDS = LONG ? 80 : 16;
 const CUTS = LONG ? 200 : 30;
 const DISK_MIB = 16;
-const ACK = /DURABLE (\d+)/;
-/** 2023-01-01, the guest build's epoch. */
-const GUEST_EPOCH = 1672531200;
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : e2fsprogsMissing() ?? false;
@@ -48,32 +43,8 @@ before(async () => {
   work = mkdtempSync(join(tmpdir(), 'mb-power-loss-'));
   const base = makeExt4Image(join(work, 'base.img'), DISK_MIB);
   const journal = new JournalBlockBackend(new MemoryBlockBackend(base.slice()));
-  const ackedAt: number[] = [];
-  const order: number[] = [];
-  const started = performance.now();
-  const session = await GuestSession.boot({
-    kernel: readFileSync(guest!.kernel),
-    initrd: readFileSync(guest!.initramfs),
-    config: { harts: 1, nodes: [{ memoryBytes: 256 * 2 ** 20, harts: [0] }] },
-    configure: (machine) => machine.attachVirtio(new VirtioBlk(journal, { id: 'power-loss' })),
-    // The console shows the line after the guest's fsync returned, so the position noted here is at or
-    // after the true acknowledgement: a cut is never held to a record not yet acknowledged when it came.
-    onConsoleLine: (line) => {
-      const match = ACK.exec(line);
-      if (match === null) return;
-      order.push(Number(match[1]));
-      ackedAt.push(journal.entries.length);
-    },
-  });
-  try {
-    // The machine has no RTC: without a date, ext4 stamps a deleted inode's dtime with a time below the
-    // inode count, which e2fsck takes for a link of the old orphan list and reports as corrupted.
-    const r = await session.exec(`date -s @${GUEST_EPOCH} >/dev/null && mount -t ext4 /dev/vda /mnt && durable -n ${RECORDS} -a /dev/console /mnt`);
-    assert.equal(r.status, 0, r.output);
-  } finally {
-    await session.kill();
-  }
-  guestRun = { base, entries: journal.entries, ackedAt, order, seconds: (performance.now() - started) / 1000 };
+  const run = await runDurable(guest!, journal, RECORDS, () => journal.entries.length);
+  guestRun = { base, entries: journal.entries, ...run };
 });
 
 after(() => {

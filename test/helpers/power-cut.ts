@@ -4,7 +4,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { VirtioBlk, type BlockBackend } from '../../src/devices/virtio/blk.js';
 import { imageAfterPowerCut, type JournalEntry, type PowerCut } from '../../src/devices/virtio/journal-block.js';
+import type { GuestArtifacts } from '../../src/guest/artifacts.js';
+import { GuestSession } from '../../src/guest/session.js';
 
 /** The e2fsprogs commands the check needs, or why they are missing. */
 export function e2fsprogsMissing(): string | undefined {
@@ -113,4 +117,52 @@ export function checkImage(after: Uint8Array, acked: number, work: string): CutR
 
 function oneLine(text: string): string {
   return text.trim().split('\n').filter((l) => l.trim() !== '').slice(-6).join(' | ');
+}
+
+/** What the guest's `durable` printed: `DURABLE k` once record k was fsynced. */
+const ACK = /DURABLE (\d+)/;
+/**
+ * 2023-01-01, the guest build's epoch. The machine has no RTC: without a date, ext4 stamps a deleted inode's
+ * dtime with a time below the inode count, which e2fsck takes for a link of the old orphan list and reports
+ * as corrupted.
+ */
+const GUEST_EPOCH = 1672531200;
+
+/** A guest run of `durable` over an ext4 disk: where each acknowledgement fell in the disk's writes, in order. */
+export interface DurableRun {
+  /** Per acknowledged record, in the order acknowledged: how many disk writes there were when it showed. */
+  ackedAt: number[];
+  order: number[];
+  seconds: number;
+}
+
+/**
+ * Boots the built guest with `disk` as /dev/vda, mounts it and runs `durable -n records` on it. `written()` says
+ * how many writes the disk has seen (its journal's length). The console shows an acknowledgement after the
+ * guest's fsync returned, so the position noted is at or after the true one: a cut is never held to a record
+ * not yet acknowledged when it came.
+ */
+export async function runDurable(guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>, disk: BlockBackend, records: number, written: () => number): Promise<DurableRun> {
+  const ackedAt: number[] = [];
+  const order: number[] = [];
+  const started = performance.now();
+  const session = await GuestSession.boot({
+    kernel: readFileSync(guest.kernel),
+    initrd: readFileSync(guest.initramfs),
+    config: { harts: 1, nodes: [{ memoryBytes: 256 * 2 ** 20, harts: [0] }] },
+    configure: (machine) => machine.attachVirtio(new VirtioBlk(disk, { id: 'power-loss' })),
+    onConsoleLine: (line) => {
+      const match = ACK.exec(line);
+      if (match === null) return;
+      order.push(Number(match[1]));
+      ackedAt.push(written());
+    },
+  });
+  try {
+    const r = await session.exec(`date -s @${GUEST_EPOCH} >/dev/null && mount -t ext4 /dev/vda /mnt && durable -n ${records} -a /dev/console /mnt`);
+    if (r.status !== 0) throw new Error(`durable failed (status ${r.status}): ${r.output}`);
+  } finally {
+    await session.kill();
+  }
+  return { ackedAt, order, seconds: (performance.now() - started) / 1000 };
 }
