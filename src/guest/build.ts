@@ -13,8 +13,8 @@ import { buildBusybox } from './busybox.js';
 import type { PrivateApt } from './debian.js';
 import { currentVersions, hostChoices, systemFacts } from './host-versions.js';
 import { diskTree, initramfsImage, initramfsTree, writeExt4, type GuestContents } from './images.js';
-import { compileKernel, configureKernel, kernelSource, type KernelOptions } from './kernel.js';
-import { DEFAULT_DISK_BLOCK_SIZE, guestHash, hashParts, loadRecipe, RECIPE_FORMAT, type Recipe } from './recipe.js';
+import { compileKernel, configureKernel, kernelPatches, kernelSource, patchedKernelSource, type KernelOptions } from './kernel.js';
+import { DEFAULT_DISK_BLOCK_SIZE, guestHash, hashParts, loadRecipe, RECIPE_FORMAT, type Recipe, type RecipeFile } from './recipe.js';
 import { StepError, StepRunner } from './steps.js';
 import { findToolchain, type Toolchain } from './toolchain.js';
 import { resolveVersions, versionWarning, type HostChoices, type PackageFacts, type Resolution, type UsedVersions } from './versions.js';
@@ -207,10 +207,13 @@ async function buildInto(runner: StepRunner, recipe: Recipe, resolution: Resolut
     const fragment = join(recipe.dir, 'kernel.config');
     // The kernel takes most of a build: it is kept by a hash of its own inputs, so that a change to the
     // workloads or the root file system does not build it again.
-    const key = kernelKey({ ...config.debian.kernelSource, version: used.kernelSource.version }, readFileSync(fragment), tools, epoch);
+    const patches = kernelPatches(recipe.files);
+    const key = kernelKey({ ...config.debian.kernelSource, version: used.kernelSource.version }, readFileSync(fragment), tools, epoch, patches);
     const kept = keptKernel(p.cacheDir, key);
     if (kept !== undefined) return runner.step('kernel', async (log) => { log.write(`kernel ${key} from the cache: ${kept.image}\n`); return kept; });
-    const source = await runner.step('kernel-source', (log) => kernelSource(log, apt, p.cacheDir, used.kernelSource, config.debian.kernelSource.tarball));
+    const source = await runner.step('kernel-source', async (log) =>
+      patchedKernelSource(log, await kernelSource(log, apt, p.cacheDir, used.kernelSource, config.debian.kernelSource.tarball), recipe.dir, patches),
+    );
     const options: KernelOptions = { source, outDir: join(p.work, 'linux'), fragment, toolchain: tools, jobs: p.jobs, epoch };
     await runner.step('kernel-config', (log) => configureKernel(log, options));
     const objectsFile = join(p.cacheDir, 'kernel', OBJECTS_FILE);
@@ -278,9 +281,10 @@ async function buildInto(runner: StepRunner, recipe: Recipe, resolution: Resolut
   };
 }
 
-/** The hash of what the kernel Image is made from: the source package, the config fragment, the compiler, the epoch. */
-export function kernelKey(source: unknown, fragment: Uint8Array, tools: Pick<Toolchain, 'origin' | 'version'>, epoch: number): string {
-  return hashParts(['kernel 1', JSON.stringify(source), fragment, tools.origin, tools.version, String(epoch)]);
+/** The hash of what the kernel Image is made from: the source package, its patches, the config fragment, the compiler, the epoch. */
+export function kernelKey(source: unknown, fragment: Uint8Array, tools: Pick<Toolchain, 'origin' | 'version'>, epoch: number, patches: readonly RecipeFile[] = []): string {
+  const patched = patches.flatMap((p) => [p.path, p.data]);
+  return hashParts(['kernel 1', JSON.stringify(source), fragment, tools.origin, tools.version, String(epoch), ...(patched.length === 0 ? [] : ['patches', ...patched])]);
 }
 
 const KEPT_IMAGE = 'Image';

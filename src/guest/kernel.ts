@@ -1,9 +1,10 @@
 // The guest kernel: Debian's linux-source, allnoconfig + guest/kernel.config (checked line by line), `make Image`.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkFragment, parseFragment } from './config-fragment.js';
 import { extractDebs, type PrivateApt } from './debian.js';
+import { hashParts, type RecipeFile } from './recipe.js';
 import type { StepLog } from './steps.js';
 import { CROSS_PREFIX, type Toolchain } from './toolchain.js';
 import type { UsedVersions } from './versions.js';
@@ -49,6 +50,54 @@ export async function kernelSource(log: StepLog, apt: PrivateApt, cacheDir: stri
   if (top === undefined) throw new Error(`${archive} is empty`);
   renameSync(join(partial, top), tree);
   rmSync(download, { recursive: true, force: true });
+  return tree;
+}
+
+/** Where the recipe keeps its kernel patches (guest/kernel-patches/*.patch, applied in name order with patch -p1). */
+export const KERNEL_PATCHES_DIR = 'kernel-patches/';
+
+/** The recipe's kernel patches, in the order they are applied. */
+export function kernelPatches(files: readonly RecipeFile[]): RecipeFile[] {
+  return files.filter((f) => f.path.startsWith(KERNEL_PATCHES_DIR) && f.path.endsWith('.patch')).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** The files a unified diff changes (its `+++ b/PATH` lines), relative to the tree's top (as patch -p1 reads them). */
+export function patchedFiles(patch: string): string[] {
+  const files: string[] = [];
+  for (const line of patch.split('\n')) {
+    const m = /^\+\+\+ [^/\s]+\/(\S+)/.exec(line);
+    if (m !== null) files.push(m[1]!);
+  }
+  return files;
+}
+
+/**
+ * The kernel tree with the recipe's patches applied, cached beside the unpacked one as `<tree>+<hash of the
+ * patches>`: a tree of hard links to the unpacked one, where every file a patch touches is a copy of its
+ * own first, so the unpacked tree stays as Debian shipped it. Built beside and renamed into place.
+ */
+export async function patchedKernelSource(log: StepLog, pristine: string, recipeDir: string, patches: readonly RecipeFile[]): Promise<string> {
+  if (patches.length === 0) return pristine;
+  const tree = `${pristine}+${hashParts(patches.flatMap((p) => [p.path, p.data]))}`;
+  if (existsSync(tree)) return tree;
+  const partial = `${tree}.partial-${process.pid}`;
+  rmSync(partial, { recursive: true, force: true });
+  await log.run('cp', ['-al', pristine, partial]);
+  for (const p of patches) {
+    const text = p.data.toString('utf8');
+    const files = patchedFiles(text);
+    if (files.length === 0) throw new Error(`guest/${p.path} changes no file (no '+++ b/PATH' line)`);
+    for (const file of files) {
+      const path = join(partial, file);
+      if (!existsSync(path)) continue;
+      // Break the hard link: the copy is this tree's own, the unpacked tree keeps Debian's.
+      copyFileSync(path, `${path}.own`);
+      renameSync(`${path}.own`, path);
+    }
+    log.write(`applying guest/${p.path}\n`);
+    await log.run('patch', ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-d', partial, '-i', join(recipeDir, p.path)]);
+  }
+  renameSync(partial, tree);
   return tree;
 }
 
@@ -107,5 +156,49 @@ export async function compileKernel(log: StepLog, o: KernelOptions, previousObje
   };
   await log.run('make', [...makeArgs(o), `-j${o.jobs}`, 'Image'], { env: reproducibleEnv(o.toolchain.env, o.epoch), onLine });
   const release = readFileSync(join(o.outDir, 'include', 'config', 'kernel.release'), 'utf8').trim();
-  return { image: join(o.outDir, 'arch', 'riscv', 'boot', 'Image'), release, objects };
+  const image = join(o.outDir, 'arch', 'riscv', 'boot', 'Image');
+  const relocations = vdsoRelocations(readFileSync(image));
+  log.write(`the Image's vDSO: ${relocations === undefined ? 'none found' : `${relocations} dynamic relocation(s)`}\n`);
+  if (relocations !== undefined && relocations > 0) {
+    throw new Error(`the kernel's vDSO has ${relocations} dynamic relocation(s), which user code would read unrelocated; see guest/kernel-patches`);
+  }
+  return { image, release, objects };
+}
+
+const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
+const ELFCLASS64 = 2;
+const ET_DYN = 3;
+const EM_RISCV = 0xf3;
+const SHT_RELA = 4;
+const SHT_REL = 9;
+/** The vDSO is embedded page-aligned in the Image. */
+const VDSO_ALIGN = 4096;
+
+/**
+ * The dynamic relocations of the vDSO embedded in a RISC-V kernel Image, or undefined when the Image holds
+ * no vDSO. The vDSO is mapped into every process as it is and never relocated, so every entry here is a
+ * word that user code reads unrelocated (Debian's 6.1 tree had one, riscv_isa_ext_keys: a load from
+ * address 4 in clock_gettime(); guest/kernel-patches/0001).
+ */
+export function vdsoRelocations(image: Uint8Array): number | undefined {
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  for (let at = 0; at + 64 <= image.length; at += VDSO_ALIGN) {
+    if (!ELF_MAGIC.every((b, i) => image[at + i] === b) || image[at + 4] !== ELFCLASS64) continue;
+    if (view.getUint16(at + 16, true) !== ET_DYN || view.getUint16(at + 18, true) !== EM_RISCV) continue;
+    const shoff = Number(view.getBigUint64(at + 40, true));
+    const shentsize = view.getUint16(at + 58, true);
+    const shnum = view.getUint16(at + 60, true);
+    if (shentsize < 64 || at + shoff + shnum * shentsize > image.length) throw new Error(`the Image's vDSO at ${at} has section headers outside the Image`);
+    let relocations = 0;
+    for (let i = 0; i < shnum; i++) {
+      const sh = at + shoff + i * shentsize;
+      const type = view.getUint32(sh + 4, true);
+      if (type !== SHT_RELA && type !== SHT_REL) continue;
+      const size = Number(view.getBigUint64(sh + 32, true));
+      const entsize = Number(view.getBigUint64(sh + 56, true));
+      relocations += entsize === 0 ? 0 : size / entsize;
+    }
+    return relocations;
+  }
+  return undefined;
 }
