@@ -266,6 +266,21 @@ export class MachineMemory {
     return mpn;
   }
 
+  /**
+   * An aligned block of BLOCK_PAGES pages on `node` exactly (`reserveBlock`: never-used memory, else a wholly
+   * freed block), or FREE if it has none, for read-only copies of guest pages `firstGppn` … `firstGppn` + 511
+   * (a whole 2 MiB group replicated, `Pmap.replicateGroup`): each page is a replica in the memmap, counted as
+   * `allocateReplica`'s are, and goes back with `freeReplica`.
+   */
+  allocateReplicaBlock(node: number, firstGppn: number): number {
+    const block = this.reserveBlock(node);
+    if (block === FREE) return FREE;
+    for (let k = 0; k < BLOCK_PAGES; k++) this.claim(block + k, REPLICA, firstGppn + k);
+    this.reserved[node]! -= BLOCK_PAGES;
+    this.replicaUsed[node]! += BLOCK_PAGES;
+    return block;
+  }
+
   /** Gives back a replica `allocateReplica` handed out; code translated from it is stale. */
   freeReplica(mpn: number): void {
     this.unclaim(mpn, REPLICA, this.replicaUsed, 'a replica');

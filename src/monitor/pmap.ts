@@ -14,6 +14,8 @@ const COPY_ON_WRITE = 1;
 const HELD = 2;
 /** A write collapsed the page's replicas (the NUMA policy reads and clears it: `takeWrittenReplica`). */
 const WRITTEN_REPLICA = 4;
+/** On a group's first page: a write collapsed the group's whole-block copies (`takeWrittenGroup`). */
+const WRITTEN_GROUP = 8;
 
 /**
  * How the monitor answered a guest-page fault: the page got its first machine page (`fill`), a private
@@ -90,6 +92,10 @@ export const PMAP_SCATTERED = SCATTERED;
  * a group scatters it; so does a group that found no block free. A whole group can move into another free
  * aligned block (`moveGroup`: the NUMA policy moves a group hot from another node, or makes a scattered group
  * whose pages are all on one node one block again, large-pages.ts).
+ *
+ * A large group that several nodes read can be replicated whole (`replicateGroup`): an aligned copy block on
+ * each of those nodes, its pages read-only, and `largeBlock` gives each node's vCPUs their node's copy, one
+ * large TLB entry each. The first write to any of its pages collapses every copy (`collapseGroup`).
  */
 export class Pmap implements PagedRam, PageSpace {
   readonly base: number;
@@ -112,6 +118,8 @@ export class Pmap implements PagedRam, PageSpace {
   private released = false;
   /** Per replicated guest page: its read-only copies by node (FREE where there is none). */
   private readonly replicas = new Map<number, Int32Array>();
+  /** Per group replicated whole: the first page of its read-only copy block by node (FREE where there is none). */
+  private readonly groupCopies = new Map<number, Int32Array>();
   /**
    * The node of the physical CPU the VM's vCPU now running is on (the monitor sets it before each run): a read
    * of a replicated page gets that node's copy. -1: the master copy.
@@ -148,11 +156,19 @@ export class Pmap implements PagedRam, PageSpace {
     return this.options.vm;
   }
 
-  /** The machine address of group `group`'s block if all its pages are in it and allow everything, else -1. */
+  /**
+   * The machine address of group `group`'s block if all its pages are in it and allow everything, else -1. A
+   * group replicated whole (its pages all read-only) is one block too: the copy on `readerNode`'s node, else the
+   * master; a large TLB entry then allows what its pages do, no writes.
+   */
   largeBlock(group: number): number {
     const block = this.blocks[group];
-    return block !== undefined && block >= 0 && this.placed[group] === BLOCK_PAGES && this.restricted[group] === 0
-      ? this.memory.addressOf(block) : -1;
+    if (block === undefined || block < 0 || this.placed[group] !== BLOCK_PAGES) return -1;
+    if (this.restricted[group] === 0) return this.memory.addressOf(block);
+    const copies = this.groupCopies.size === 0 ? undefined : this.groupCopies.get(group);
+    if (copies === undefined) return -1;
+    const copy = this.readerNode < 0 ? FREE : copies[this.readerNode] ?? FREE;
+    return this.memory.addressOf(copy === FREE ? block : copy);
   }
 
   /** The first machine page of group `group`'s block, or -1 if it has none (not touched yet, or scattered). */
@@ -188,10 +204,10 @@ export class Pmap implements PagedRam, PageSpace {
         if (block < 0) return undefined;
         continue;
       }
-      if (this.flags[gppn] !== 0 || this.memory.users[mpn] !== 1 || this.replicas.has(gppn)) return undefined;
+      if ((this.flags[gppn]! & ~WRITTEN_GROUP) !== 0 || this.memory.users[mpn] !== 1 || this.replicas.has(gppn)) return undefined;
       pages.push(gppn);
     }
-    return pages;
+    return this.groupCopies.has(group) ? undefined : pages;
   }
 
   /** True when group `group` is scattered (no block) with all its pages mapped, on one node: it could be one again. */
@@ -291,10 +307,18 @@ export class Pmap implements PagedRam, PageSpace {
     this.pageAllows = allows;
     if (mpn === FREE || (allows & ACCESS_PERM[access]) === 0) return undefined;
     // A replicated page is read-only: any access that gets here reads, and reads the copy on its node.
-    const copy = this.replicas.size === 0 || this.readerNode < 0 ? FREE : this.replicas.get(index)?.[this.readerNode] ?? FREE;
-    const at = copy === FREE ? mpn : copy;
+    let at = mpn;
+    if (this.readerNode >= 0 && (this.replicas.size !== 0 || this.groupCopies.size !== 0)) at = this.copyFor(index, this.readerNode) ?? mpn;
     this.pageOffset = this.memory.offsetOf(at);
     return this.memory.regionOf(at);
+  }
+
+  /** The copy of guest page `gppn` on `node` (its own replica, or its place in its group's copy block), if any. */
+  private copyFor(gppn: number, node: number): number | undefined {
+    const copy = this.replicas.get(gppn)?.[node] ?? FREE;
+    if (copy !== FREE) return copy;
+    const block = this.groupCopies.get(Math.floor(gppn / BLOCK_PAGES))?.[node] ?? FREE;
+    return block === FREE ? undefined : block + (gppn % BLOCK_PAGES);
   }
 
   /**
@@ -313,13 +337,19 @@ export class Pmap implements PagedRam, PageSpace {
       this.breakCopy(gppn);
       return 'copy-on-write';
     }
+    const group = Math.floor(gppn / BLOCK_PAGES);
+    if (needs === ACCESS_WRITE && this.groupCopies.has(group)) {
+      this.collapseGroup(group);
+      this.flags[group * BLOCK_PAGES]! |= WRITTEN_GROUP;
+      return 'collapse';
+    }
     if (needs === ACCESS_WRITE && this.replicas.has(gppn)) {
       this.collapse(gppn);
       this.flags[gppn]! |= WRITTEN_REPLICA;
       return 'collapse';
     }
     // Taken away by the monitor (to watch the page) and given back at the guest's first use.
-    this.setPermission(gppn, (flags & COPY_ON_WRITE) !== 0 || this.replicas.has(gppn) ? PERM_RX : PERM_RWX);
+    this.setPermission(gppn, (flags & COPY_ON_WRITE) !== 0 || this.replicas.has(gppn) || this.groupCopies.has(group) ? PERM_RX : PERM_RWX);
     return 'protection';
   }
 
@@ -362,6 +392,8 @@ export class Pmap implements PagedRam, PageSpace {
   protect(gppn: number, allows: number): void {
     this.check(gppn);
     if (this.machine[gppn] === FREE) throw new Error(`guest page ${gppn} has no machine page to protect`);
+    // A group replicated whole keeps every page read-only and nothing else: watching a page ends it.
+    this.collapseGroup(Math.floor(gppn / BLOCK_PAGES));
     this.setPermission(gppn, allows & this.perm[gppn]!);
   }
 
@@ -420,7 +452,7 @@ export class Pmap implements PagedRam, PageSpace {
   shareOut(gppn: number): number {
     this.check(gppn);
     const mpn = this.machine[gppn]!;
-    if (mpn === FREE || this.held(gppn) || this.replicas.has(gppn)) return FREE;
+    if (mpn === FREE || this.held(gppn) || this.replicas.has(gppn) || this.groupCopies.has(Math.floor(gppn / BLOCK_PAGES))) return FREE;
     this.makeCopyOnWrite(gppn);
     return mpn;
   }
@@ -482,6 +514,7 @@ export class Pmap implements PagedRam, PageSpace {
 
   /** The memmap moved this page's machine page (with its other users, if shared): the page follows it. */
   moved(gppn: number, mpn: number): void {
+    this.collapseGroup(Math.floor(gppn / BLOCK_PAGES));
     this.scatter(Math.floor(gppn / BLOCK_PAGES));
     this.machine[gppn] = mpn;
   }
@@ -499,15 +532,17 @@ export class Pmap implements PagedRam, PageSpace {
     return this.memory.movePage(old, node);
   }
 
-  /** How many guest pages have replicas now. */
+  /** How many guest pages have replicas now (a group replicated whole counts its 512). */
   get replicatedPages(): number {
-    return this.replicas.size;
+    return this.replicas.size + this.groupCopies.size * BLOCK_PAGES;
   }
 
-  /** The replicas of guest page `gppn` by node (FREE where none), or undefined if it has none. */
+  /** The replicas of guest page `gppn` by node (FREE where none; its own, or its group's), or undefined if it has none. */
   replicasOf(gppn: number): readonly number[] | undefined {
     const r = this.replicas.get(gppn);
-    return r === undefined ? undefined : [...r];
+    if (r !== undefined) return [...r];
+    const g = this.groupCopies.get(Math.floor(gppn / BLOCK_PAGES));
+    return g === undefined ? undefined : [...g].map((block) => (block === FREE ? FREE : block + (gppn % BLOCK_PAGES)));
   }
 
   /**
@@ -523,6 +558,8 @@ export class Pmap implements PagedRam, PageSpace {
     const master = this.machine[gppn]!;
     if (master === FREE) throw new Error(`guest page ${gppn} has no machine page to replicate`);
     if (this.held(gppn) || (this.flags[gppn]! & COPY_ON_WRITE) !== 0 || this.memory.users[master]! > 1) return [];
+    // Its group has copies already, whole.
+    if (this.groupCopies.has(Math.floor(gppn / BLOCK_PAGES))) return [];
     const home = this.memory.nodeOf(master);
     const copies = this.replicas.get(gppn) ?? new Int32Array(this.memory.layout.nodes.length).fill(FREE);
     const made: number[] = [];
@@ -552,10 +589,10 @@ export class Pmap implements PagedRam, PageSpace {
    * a copy is shot down and the copies go back; the master keeps the contents. Returns how many went.
    */
   collapse(gppn: number): number {
+    let n = this.groupCopies.size === 0 ? 0 : this.collapseGroup(Math.floor(gppn / BLOCK_PAGES));
     const copies = this.replicas.get(gppn);
-    if (copies === undefined) return 0;
+    if (copies === undefined) return n;
     this.replicas.delete(gppn);
-    let n = 0;
     for (const mpn of copies) {
       if (mpn === FREE) continue;
       this.options.shootDown(this.memory.addressOf(mpn));
@@ -574,11 +611,104 @@ export class Pmap implements PagedRam, PageSpace {
     return written;
   }
 
-  /** Memory runs short: every replica goes back first (the masters keep the contents). Returns how many. */
+  /** Memory runs short: every replica goes back first, whole groups' too (the masters keep the contents). Returns how many. */
   dropReplicas(): number {
     let n = 0;
+    for (const group of [...this.groupCopies.keys()]) n += this.collapseGroup(group);
     for (const gppn of [...this.replicas.keys()]) n += this.collapse(gppn);
     return n;
+  }
+
+  /** Groups replicated whole now. */
+  get replicatedGroups(): number {
+    return this.groupCopies.size;
+  }
+
+  /** Group `group`'s copy blocks by node (first machine page; FREE where none), or undefined if it has none. */
+  groupCopiesOf(group: number): readonly number[] | undefined {
+    const copies = this.groupCopies.get(group);
+    return copies === undefined ? undefined : [...copies];
+  }
+
+  /**
+   * Whether group `group` can be replicated whole: it is one large page now (`largeBlock`: every page in its
+   * block, allowing everything) and every page is private to this VM, not copy-on-write, held or replicated.
+   */
+  canReplicateGroup(group: number): boolean {
+    const block = this.blocks[group];
+    if (block === undefined || block < 0 || this.placed[group] !== BLOCK_PAGES || this.restricted[group] !== 0 || this.groupCopies.has(group)) return false;
+    for (let gppn = group * BLOCK_PAGES; gppn < (group + 1) * BLOCK_PAGES; gppn++) {
+      if ((this.flags[gppn]! & (COPY_ON_WRITE | HELD)) !== 0 || this.memory.users[this.machine[gppn]!] !== 1 || this.replicas.has(gppn)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Read-only copies of group `group` as a whole (Disco's replication, 2 MiB at a time: the kernel's text that
+   * Linux maps with 2 MiB pages): an aligned copy block (`MachineMemory.allocateReplicaBlock`) on each of `nodes`
+   * that is not the block's own and has none yet. The first copy makes every page of the group read-only
+   * (the master block's mappings shot down at once), and each vCPU's next access maps its node's copy, one
+   * large TLB entry for the whole group (`largeBlock`, `page`). The first write to any page of it collapses every
+   * copy (`collapseGroup`). A group that cannot be (`canReplicateGroup`) gets none, and so does a node with no
+   * free aligned block. Returns the new copy blocks' first machine pages.
+   */
+  replicateGroup(group: number, nodes: readonly number[]): number[] {
+    let copies = this.groupCopies.get(group);
+    if (copies === undefined && !this.canReplicateGroup(group)) return [];
+    const master = this.blocks[group]!;
+    const home = this.memory.nodeOf(master);
+    const made: number[] = [];
+    for (const node of nodes) {
+      if (node === home || (copies !== undefined && copies[node] !== FREE)) continue;
+      const block = this.memory.allocateReplicaBlock(node, group * BLOCK_PAGES);
+      if (block === FREE) continue;
+      if (copies === undefined) {
+        // Read-only first: no vCPU may write the master once a copy of it was taken.
+        this.options.shootDown(this.memory.addressOf(master), BLOCK_PAGES * PAGE);
+        this.perm.fill(PERM_RX, group * BLOCK_PAGES, (group + 1) * BLOCK_PAGES);
+        this.restricted[group] = BLOCK_PAGES;
+        copies = new Int32Array(this.memory.layout.nodes.length).fill(FREE);
+        this.groupCopies.set(group, copies);
+      }
+      for (let k = 0; k < BLOCK_PAGES; k++) this.memory.copyPage(master + k, block + k);
+      copies[node] = block;
+      made.push(block);
+    }
+    return made;
+  }
+
+  /**
+   * Drops group `group`'s whole-block copies (a write to any of its pages, memory running short, or a page of it
+   * about to change): every mapping of each copy block is shot down (both TLB levels, large entries too) and its
+   * pages go back; the master block kept the contents and allows everything again, one large page as before.
+   * Returns how many pages went back (0 if the group had no copies).
+   */
+  collapseGroup(group: number): number {
+    const copies = this.groupCopies.get(group);
+    if (copies === undefined) return 0;
+    this.groupCopies.delete(group);
+    let n = 0;
+    for (const block of copies) {
+      if (block === FREE) continue;
+      this.options.shootDown(this.memory.addressOf(block), BLOCK_PAGES * PAGE);
+      for (let k = 0; k < BLOCK_PAGES; k++) this.memory.freeReplica(block + k);
+      n += BLOCK_PAGES;
+    }
+    for (let gppn = group * BLOCK_PAGES; gppn < (group + 1) * BLOCK_PAGES; gppn++) {
+      if (this.perm[gppn] === PERM_RX) {
+        this.perm[gppn] = PERM_RWX;
+        this.restricted[group]!--;
+      }
+    }
+    return n;
+  }
+
+  /** Whether a write collapsed group `group`'s whole-block copies since the last call (which forgets it). */
+  takeWrittenGroup(group: number): boolean {
+    const first = group * BLOCK_PAGES;
+    const written = ((this.flags[first] ?? 0) & WRITTEN_GROUP) !== 0;
+    if (written) this.flags[first]! &= ~WRITTEN_GROUP;
+    return written;
   }
 
   /** Drops guest page `gppn`'s mapping (its contents are lost: the guest gave it back); shoots it down. */
@@ -624,6 +754,7 @@ export class Pmap implements PagedRam, PageSpace {
    * that was a large page shoots that page down, which drops every large entry of the block holding it.
    */
   private scatter(group: number, broken = true): void {
+    this.collapseGroup(group);
     const block = this.blocks[group]!;
     this.blocks[group] = SCATTERED;
     if (block < 0) return;

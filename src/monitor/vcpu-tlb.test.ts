@@ -281,3 +281,101 @@ test('dropping a page of a group gives the pages it had not placed back to the m
   assert.equal(memory.pagesReserved(), 0, 'an ended VM left pages reserved');
   assert.equal(memory.pagesInUse(), 0);
 });
+
+// ---- a large group replicated whole: one large entry per node, on that node's copy ----
+
+test('a group replicated whole: each node\'s vCPU maps its node\'s copy with one large entry, and a write collapses every copy', () => {
+  const { memory, vm, dma, tables } = pagedVm(3, [300]);
+  const VA_LARGE = 0x4060_0000;
+  const group = 2;
+  tables.map(VA_LARGE, RAM_BASE + group * BLOCK_BYTES, PTE_RW, 1);
+  for (let k = 0; k < BLOCK_PAGES; k++) dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + k) * PAGE, 1000 + k);
+  const master = vm.pmap.lookup(group * BLOCK_PAGES);
+  assert.equal(vm.pmap.largeBlock(group), memory.addressOf(master));
+  const harts = vm.vcpus;
+  /** vCPU n runs on node n (as the monitor sets the reader node before each run). */
+  const on = <T>(n: number, f: (h: Hart) => T): T => {
+    vm.pmap.readerNode = n;
+    return f(harts[n]!);
+  };
+  for (let n = 0; n < 3; n++) on(n, (h) => h.load32(VA_LARGE));
+  const largeBases = (h: Hart): number[] => [
+    ...h.tlbModel.large.entries().map((e) => e.base),
+    ...h.secondLevel!.levels.flat().flatMap((t) => t.large.entries().map((e) => e.base)),
+  ];
+  assert.deepEqual(largeBases(harts[1]!), [memory.addressOf(master), memory.addressOf(master)]);
+
+  const free = [memory.pagesFree(1), memory.pagesFree(2)];
+  const copies = vm.pmap.replicateGroup(group, [0, 1, 2]);
+  assert.equal(copies.length, 2, 'no copy on the master\'s own node, one on each other');
+  assert.deepEqual(copies.map((c) => memory.nodeOf(c)), [1, 2]);
+  for (const c of copies) assert.equal(memory.addressOf(c) % BLOCK_BYTES, 0, 'a copy block is not 2 MiB aligned');
+  assert.equal(memory.replicaPages(), 2 * BLOCK_PAGES, 'the copy blocks are not counted as replicas');
+  assert.deepEqual([memory.pagesFree(1), memory.pagesFree(2)], [free[0]! - BLOCK_PAGES, free[1]! - BLOCK_PAGES]);
+  for (let k = 0; k < BLOCK_PAGES; k++) {
+    for (const c of copies) assert.deepEqual(machinePageWords(memory, c + k), machinePageWords(memory, master + k), `page ${k} of a copy differs`);
+  }
+  for (const h of harts) assert.deepEqual(largeBases(h), [], 'a large entry of the master was left writable');
+  const blockOn = [memory.addressOf(master), memory.addressOf(copies[0]!), memory.addressOf(copies[1]!)];
+  for (let n = 0; n < 3; n++) {
+    on(n, (h) => {
+      assert.equal(vm.pmap.largeBlock(group), blockOn[n], `node ${n} is not given its own block`);
+      const before = h.tlbMisses;
+      for (const k of [0, 200, 511]) assert.equal(h.load32(VA_LARGE + k * PAGE), 1000 + k);
+      assert.equal(h.tlbMisses - before, 1, `node ${n}'s vCPU needed more than one entry for the group`);
+      assert.deepEqual(largeBases(h), [blockOn[n], blockOn[n]], `node ${n}'s vCPU does not map its node's copy`);
+      assert.ok(tlbEntries(h).every((e) => Math.floor(e.machine / BLOCK_BYTES) !== Math.floor(blockOn[(n + 1) % 3]! / BLOCK_BYTES)), 'another node\'s copy is mapped');
+    });
+  }
+
+  // vCPU 1 writes through its node's copy: every copy goes, from every vCPU's TLBs, and the write lands in the master.
+  on(1, (h) => h.store32(VA_LARGE + 7 * PAGE + 4, 77));
+  assert.equal(vm.pmap.groupCopiesOf(group), undefined);
+  assert.equal(memory.replicaPages(), 0, 'copies were not given back');
+  assert.deepEqual([memory.pagesFree(1), memory.pagesFree(2)], free);
+  for (const h of harts) {
+    for (const c of copies) assert.ok(!tlbEntries(h).some((e) => e.machine >= memory.addressOf(c) && e.machine < memory.addressOf(c) + BLOCK_BYTES), `vCPU ${h.id} still maps a copy`);
+    assert.ok(!largeBases(h).some((b) => b !== memory.addressOf(master)), `vCPU ${h.id} still has a large entry of a copy`);
+  }
+  assert.equal(vm.pmap.largeBlock(group), memory.addressOf(master), 'the collapsed group is not one large page again');
+  for (let n = 0; n < 3; n++) on(n, (h) => assert.equal(h.load32(VA_LARGE + 7 * PAGE + 4), 77, `node ${n} reads stale data`));
+  assert.equal(vm.pmap.takeWrittenGroup(group), true, 'the write was not marked');
+  assert.equal(vm.pmap.takeWrittenGroup(group), false, 'the mark was not taken');
+
+  // A device's DMA write collapses them too, and every vCPU then reads what it wrote.
+  const again = vm.pmap.replicateGroup(group, [1, 2]);
+  assert.equal(again.length, 2);
+  for (let n = 0; n < 3; n++) on(n, (h) => assert.equal(h.load32(VA_LARGE + 9 * PAGE), 1009));
+  dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + 9) * PAGE, 4242);
+  assert.equal(vm.pmap.groupCopiesOf(group), undefined, 'a DMA write left the copies');
+  assert.equal(memory.replicaPages(), 0);
+  for (let n = 0; n < 3; n++) on(n, (h) => assert.equal(h.load32(VA_LARGE + 9 * PAGE), 4242, `node ${n} reads stale data after DMA`));
+  assert.equal(vm.pmap.takeWrittenGroup(group), true);
+
+  // Memory running short gives the copies back first.
+  vm.pmap.replicateGroup(group, [1]);
+  assert.equal(vm.pmap.dropReplicas(), BLOCK_PAGES);
+  assert.equal(memory.replicaPages(), 0);
+  assert.equal(vm.pmap.largeBlock(group), memory.addressOf(master));
+  assert.equal(vm.pmap.takeWrittenGroup(group), false, 'giving copies back is no write');
+});
+
+test('a group that is no large page, or has a page shared, held or replicated alone, is not replicated whole', () => {
+  const { memory, vm, dma } = pagedVm(1, [300]);
+  const group = 2;
+  for (let k = 0; k < BLOCK_PAGES - 1; k++) dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + k) * PAGE, k);
+  assert.deepEqual(vm.pmap.replicateGroup(group, [1]), [], 'a group with a page not placed was replicated');
+  dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + BLOCK_PAGES - 1) * PAGE, 1);
+  vm.pmap.hold(group * BLOCK_PAGES + 3);
+  assert.deepEqual(vm.pmap.replicateGroup(group, [1]), [], 'a group with a held page was replicated');
+  vm.pmap.unhold(group * BLOCK_PAGES + 3);
+  dma.writeU32(RAM_BASE + (group * BLOCK_PAGES + 3) * PAGE, 1);
+  assert.equal(vm.pmap.replicateGroup(group, [1]).length, 1);
+  // Replicating one of its pages alone, or migrating one, ends the whole-group copies first.
+  assert.deepEqual(vm.pmap.replicate(group * BLOCK_PAGES + 5, [2]), [], 'a page of a group replicated whole got a copy of its own');
+  vm.pmap.migrate(group * BLOCK_PAGES + 5, 2);
+  assert.equal(vm.pmap.groupCopiesOf(group), undefined);
+  assert.equal(memory.replicaPages(), 0);
+  assert.equal(dma.readU32(RAM_BASE + (group * BLOCK_PAGES + 5) * PAGE), 5);
+  assert.deepEqual(vm.pmap.replicateGroup(group, [1]), [], 'a scattered group was replicated');
+});
