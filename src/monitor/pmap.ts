@@ -59,7 +59,12 @@ export interface PmapState {
   perm: Uint8Array;
   flags: Uint8Array;
   blocks: Int32Array;
-  /** Each replicated guest page and its copy on every node (FREE where none): gppn, node 0's, node 1's, … in turn. */
+  /**
+   * Each replicated guest page and its copy on every node (FREE where none): gppn, node 0's, node 1's, … in turn.
+   * A group replicated whole (`replicateGroup`) is here page by page: each of its 512 pages, copy k of page k
+   * in the node's copy block. Only such a group's pages have copies while their group is a block (a 4 KiB
+   * replica scatters its group), which is how `restoreState` tells the two apart.
+   */
   replicas: Int32Array;
   readerNode: number;
   replicasMade: number;
@@ -70,7 +75,7 @@ export interface PmapState {
 }
 
 /** The `flags` bits a saved pmap may hold. */
-export const PMAP_FLAGS = COPY_ON_WRITE | HELD | WRITTEN_REPLICA;
+export const PMAP_FLAGS = COPY_ON_WRITE | HELD | WRITTEN_REPLICA | WRITTEN_GROUP;
 /** A saved group's block that is no block any more. */
 export const PMAP_SCATTERED = SCATTERED;
 
@@ -768,6 +773,9 @@ export class Pmap implements PagedRam, PageSpace {
   saveState(): PmapState {
     const replicas: number[] = [];
     for (const [gppn, copies] of this.replicas) replicas.push(gppn, ...copies);
+    for (const [group, copies] of this.groupCopies) {
+      for (let k = 0; k < BLOCK_PAGES; k++) replicas.push(group * BLOCK_PAGES + k, ...[...copies].map((block) => (block === FREE ? FREE : block + k)));
+    }
     return {
       machine: this.machine.slice(), perm: this.perm.slice(), flags: this.flags.slice(), blocks: this.blocks.slice(),
       replicas: Int32Array.from(replicas), readerNode: this.readerNode, replicasMade: this.replicasMade, collapses: this.collapses, groupsBroken: this.groupsBroken,
@@ -785,8 +793,27 @@ export class Pmap implements PagedRam, PageSpace {
     this.flags.set(s.flags);
     this.blocks.set(s.blocks);
     this.replicas.clear();
+    this.groupCopies.clear();
     const nodes = this.memory.layout.nodes.length;
-    for (let i = 0; i < s.replicas.length; i += 1 + nodes) this.replicas.set(s.replicas[i]!, s.replicas.slice(i + 1, i + 1 + nodes));
+    // A page with copies whose group is a block belongs to a group replicated whole (`PmapState.replicas`).
+    const groupPages = new Map<number, number>();
+    for (let i = 0; i < s.replicas.length; i += 1 + nodes) {
+      const gppn = s.replicas[i]!;
+      const copies = s.replicas.slice(i + 1, i + 1 + nodes);
+      const group = Math.floor(gppn / BLOCK_PAGES);
+      if (s.blocks[group]! < 0) {
+        this.replicas.set(gppn, copies);
+        continue;
+      }
+      const k = gppn % BLOCK_PAGES;
+      if (k === 0) this.groupCopies.set(group, copies);
+      const blocks = this.groupCopies.get(group);
+      if (blocks === undefined || copies.some((mpn, n) => mpn !== (blocks[n] === FREE ? FREE : blocks[n]! + k)) || (groupPages.get(group) ?? 0) !== k) {
+        throw new Error(`guest page ${gppn}'s copies are not its place in its group's copy blocks`);
+      }
+      groupPages.set(group, k + 1);
+    }
+    for (const [group, n] of groupPages) if (n !== BLOCK_PAGES) throw new Error(`group ${group} is replicated whole but ${n} of its pages have copies`);
     this.readerNode = s.readerNode;
     this.replicasMade = s.replicasMade;
     this.collapses = s.collapses;
