@@ -149,7 +149,7 @@ describe('machine file', () => {
       { ...DEFAULT_POLICY, hotMisses: 64, migrateShare: 0.9 });
     assert.deepEqual(problems(`${timed}monitor:\n  placement: first-touch\n  policy:\n    hotMisses: lots\n    moveLimit: 0\n    decay: 2\nvms:\n  - name: a\n`), [
       "m.yaml:4:14: monitor.placement: must be home or round-robin, not 'first-touch'",
-      "m.yaml:8:5: monitor.policy: unknown key 'decay' (known: hotMisses, tlbHotMisses, sharedHotMisses, tlbSharedHotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals, blockPages, coalescePages)",
+      "m.yaml:8:5: monitor.policy: unknown key 'decay' (known: hotMisses, tlbHotMisses, sharedHotMisses, tlbSharedHotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals, blockPages, coalescePages, replicateGroupPages)",
       "m.yaml:6:16: monitor.policy.hotMisses: must be a number, not 'lots'",
       'm.yaml:6:5: monitor.policy: moveLimit must be a whole number of at least 1, not 0',
     ]);
@@ -162,7 +162,7 @@ describe('machine file', () => {
     assert.deepEqual(problems('monitor:\n  policySignal: page-faults\nvms:\n  - name: a\n'),
       ["m.yaml:2:17: monitor.policySignal: must be cache-misses or tlb-misses, not 'page-faults'"]);
     assert.deepEqual(problems('monitor:\n  policy: 3\nvms:\n  - name: a\n'),
-      ['m.yaml:2:11: monitor.policy: must be true, false or a mapping of parameters (hotMisses, tlbHotMisses, sharedHotMisses, tlbSharedHotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals, blockPages, coalescePages)']);
+      ['m.yaml:2:11: monitor.policy: must be true, false or a mapping of parameters (hotMisses, tlbHotMisses, sharedHotMisses, tlbSharedHotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals, blockPages, coalescePages, replicateGroupPages)']);
   });
 
   it('names the machine options as the file spells them in topology errors', () => {

@@ -136,7 +136,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     },
     'set-policy': {
       help: 'Disco\'s NUMA policy (docs/numa-policy.md): any of {"hotMisses", "tlbHotMisses", "sharedHotMisses", "tlbSharedHotMisses", "migrateShare", "writeSharedWrites", "intervalRounds", ' +
-        '"moveLimit", "freezeIntervals", "blockPages", "coalescePages"} over the parameters in force (or the defaults), from the next round on; {"enabled": false} turns it off ' +
+        '"moveLimit", "freezeIntervals", "blockPages", "coalescePages", "replicateGroupPages"} over the parameters in force (or the defaults), from the next round on; {"enabled": false} turns it off ' +
         '→ {"enabled", "parameters"} (needs timing: true in the machine file)',
       args: ['enabled', ...POLICY_KEYS],
       run: (args) => {

@@ -86,7 +86,7 @@ export function scalePolicy(p: NumaPolicyParameters, factor: number): NumaPolicy
     hotMisses: scaled(p.hotMisses, 1), tlbHotMisses: scaled(p.tlbHotMisses, 1), sharedHotMisses: scaled(p.sharedHotMisses, 0), tlbSharedHotMisses: scaled(p.tlbSharedHotMisses, 0),
     migrateShare: p.migrateShare, writeSharedWrites: scaled(p.writeSharedWrites, 1),
     intervalRounds: scaled(p.intervalRounds, 1), moveLimit: scaled(p.moveLimit, 1), freezeIntervals: scaled(p.freezeIntervals, 0),
-    blockPages: p.blockPages, coalescePages: p.coalescePages,
+    blockPages: p.blockPages, coalescePages: p.coalescePages, replicateGroupPages: p.replicateGroupPages,
   };
 }
 

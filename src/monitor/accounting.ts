@@ -251,17 +251,23 @@ function registerLargePageStats(stats: StatsRegistry, monitor: Monitor): void {
   stats.scalar('monitor.large_groups_broken', 'groups that were one full block and were scattered (a page moved, replicated, shared or dropped)', 'Count',
     () => monitor.vms.reduce((n, vm) => n + vm.pmap.groupsBroken, 0));
   stats.vector('monitor.free_blocks', 'aligned 2 MiB blocks wholly free, per node', 'Count', nodes, () => nodes.map((_, n) => monitor.memory.freeBlocks(n)));
+  stats.scalar('monitor.groups_replicated', 'large groups replicated whole now: a read-only 2 MiB copy on other nodes, one large TLB entry on each', 'Count',
+    () => monitor.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.replicatedGroups : 0), 0));
   const large = monitor.policy?.large;
   if (large === undefined) return;
   const c = large.counts;
   stats.vector('monitor.policy.blocks_moved', 'groups the NUMA policy moved whole, as one block, by destination node', 'Count', nodes, () => c.blocksMovedTo);
   stats.vector('monitor.policy.blocks_coalesced', 'scattered groups the NUMA policy made one block again, by node', 'Count', nodes, () => c.coalescedOn);
   stats.scalar('monitor.policy.block_pages_copied', 'pages copied by block moves and re-coalescing', 'Count', () => c.pagesCopied);
-  stats.scalar('monitor.policy.blocks_no_space', 'block moves and re-coalescings given up: no free aligned block on the node', 'Count', () => c.noBlock);
+  stats.scalar('monitor.policy.blocks_no_space', 'block moves, re-coalescings and group replications given up: no free aligned block on the node', 'Count', () => c.noBlock);
   stats.scalar('monitor.policy.blocks_broken', 'large groups the NUMA policy\'s 4 KiB moves and replications broke', 'Count', () => c.broken);
   stats.scalar('monitor.policy.break_cycles', 'cycles of the 4 KiB moves and replications that broke a large group', 'Cycle', () => c.breakCycles);
   stats.scalar('monitor.policy.block_move_cycles', 'cycles the block moves cost (in monitor.policy.cycles too)', 'Cycle', () => c.moveCycles);
   stats.scalar('monitor.policy.coalesce_cycles', 'cycles re-coalescing cost (in monitor.policy.cycles too)', 'Cycle', () => c.coalesceCycles);
+  stats.vector('monitor.policy.groups_replicated', 'copy blocks the NUMA policy made of large groups replicated whole, by the copy\'s node', 'Count', nodes, () => c.groupsReplicatedOn);
+  stats.scalar('monitor.policy.groups_collapsed', 'groups replicated whole whose copies went (a write, memory running short, a page changed)', 'Count', () => c.groupsCollapsed);
+  stats.scalar('monitor.policy.groups_collapsed_by_writes', 'of those, groups a write collapsed', 'Count', () => c.groupsCollapsedByWrites);
+  stats.scalar('monitor.policy.group_replicate_cycles', 'cycles the whole-group copies cost (in monitor.policy.cycles too)', 'Cycle', () => c.replicateCycles);
 }
 
 /** The holder counts `pages_shared_by` has a label for; the last counts that many holders or more. */

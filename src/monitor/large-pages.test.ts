@@ -147,3 +147,77 @@ test('a scattered group whose pages are all on one node again is made one block 
     assert.ok(machinePageWords(monitor.memory, vm.pmap.lookup(gppn))[2] === 18);
   }
 });
+
+test('a large group both nodes read and nobody writes is replicated whole, charged; a write collapses it and freezes it; the program computes the same', (t) => {
+  if (!requireToolchain(t)) return;
+  const { monitor, vm, run } = setUp({ hotMisses: 4, replicateGroupPages: 32 });
+  const policy = monitor.policy!;
+  const master = vm.pmap.largeBlock(GROUP);
+  assert.ok(master >= 0, 'the filled group is no large page');
+  const cycles = policy.counts.cycles;
+  heat(monitor, vm, 0, 64, 2);
+  heat(monitor, vm, 1, 64, 4);
+  runRoundsUntil(monitor, () => false, 1);
+  const copies = vm.pmap.groupCopiesOf(GROUP);
+  assert.ok(copies !== undefined, 'the group was not replicated whole');
+  assert.equal(copies[0], -1, 'a copy on the master\'s own node');
+  assert.equal(monitor.memory.nodeOf(copies[1]!), 1);
+  assert.equal(vm.pmap.blockOf(GROUP), (master - monitor.memory.addressOf(0)) / PAGE, 'the master moved');
+  assert.deepEqual(policy.large.counts.groupsReplicatedOn, [0, 1]);
+  assert.deepEqual(policy.counts.replicatedTo, [0, 0], 'pages of the group were replicated alone');
+  assert.equal(vm.pmap.groupsBroken, 0);
+  // Each page charged a copy, its lines through the cache on top.
+  const spent = policy.counts.cycles - cycles;
+  assert.ok(spent > BLOCK_PAGES * (monitor.costs.pageCopy + 32 * 10), `${spent} cycles for the copy block`);
+  assert.equal(policy.large.counts.replicateCycles, spent);
+  assert.equal(stat(monitor, 'monitor.policy.group_replicate_cycles'), spent);
+  assert.equal(stat(monitor, 'monitor.groups_replicated'), 1);
+  assert.equal(monitor.memory.replicaPages(1), BLOCK_PAGES);
+  vm.pmap.readerNode = 1;
+  assert.equal(vm.pmap.largeBlock(GROUP), monitor.memory.addressOf(copies[1]!));
+  assertContents(vm);
+  for (let k = 0; k < BLOCK_PAGES; k += 37) assert.deepEqual(machinePageWords(monitor.memory, copies[1]! + k), machinePageWords(monitor.memory, vm.pmap.lookup(GROUP * BLOCK_PAGES + k)));
+
+  // A write (a device's, here) collapses the copies; the next round counts it and freezes the group.
+  const memory = vm.machine.bus.guestMemory();
+  memory.writeU32(TEXT_BASE + (GROUP * BLOCK_PAGES + 5) * PAGE + 8, 6);
+  assert.equal(vm.pmap.groupCopiesOf(GROUP), undefined);
+  assert.equal(vm.pmap.largeBlock(GROUP), master);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(policy.large.counts.groupsCollapsed, 1);
+  assert.equal(policy.large.counts.groupsCollapsedByWrites, 1);
+  assert.equal(stat(monitor, 'monitor.policy.groups_collapsed'), 1);
+  heat(monitor, vm, 0, 64, 2);
+  heat(monitor, vm, 1, 64, 4);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(vm.pmap.groupCopiesOf(GROUP), undefined, 'a group a write collapsed was copied again at once');
+  assert.deepEqual(policy.large.counts.groupsReplicatedOn, [0, 1]);
+  runRoundsUntil(monitor, () => counterDone(vm, run), 4000);
+  assertCounted(vm, run);
+  assertContents(vm);
+});
+
+test('a group written lately, read from too few pages by two nodes, or with group replication off is not replicated whole', (t) => {
+  if (!requireToolchain(t)) return;
+  // Off: the 4 KiB policy copies pages alone, which breaks the group.
+  const off = setUp({ hotMisses: 4, replicateGroupPages: 0 });
+  heat(off.monitor, off.vm, 0, 64, 2);
+  heat(off.monitor, off.vm, 1, 64, 4);
+  runRoundsUntil(off.monitor, () => false, 1);
+  assert.equal(off.vm.pmap.groupCopiesOf(GROUP), undefined);
+  assert.ok(off.monitor.policy!.counts.replicatedTo[1]! > 0 && off.vm.pmap.largeBlock(GROUP) === -1, 'the 4 KiB policy did not replicate pages alone');
+  // 64 pages read from both nodes, fewer than 128.
+  const few = setUp({ hotMisses: 4, replicateGroupPages: 128 });
+  heat(few.monitor, few.vm, 0, 64, 2);
+  heat(few.monitor, few.vm, 1, 64, 4);
+  runRoundsUntil(few.monitor, () => false, 1);
+  assert.equal(few.vm.pmap.groupCopiesOf(GROUP), undefined, 'replicated with too few pages read from two nodes');
+  // One page written from node 0 in this interval.
+  const written = setUp({ hotMisses: 4, replicateGroupPages: 32 });
+  written.monitor.timingModel!.counters.recordPage(written.vm.pmap.lookup(GROUP * BLOCK_PAGES + 300), 0, true);
+  heat(written.monitor, written.vm, 0, 64, 2);
+  heat(written.monitor, written.vm, 1, 64, 4);
+  runRoundsUntil(written.monitor, () => false, 1);
+  assert.equal(written.vm.pmap.groupCopiesOf(GROUP), undefined, 'a group written lately was replicated');
+  assert.deepEqual(written.monitor.policy!.large.counts.groupsReplicatedOn, [0, 0]);
+});

@@ -1,9 +1,10 @@
-// The NUMA policy's large pages: a 2 MiB group hot as a whole from one other node moves there as one block, and a
-// scattered group whose pages are all on one node again is made one block there (docs/numa-policy.md).
+// The NUMA policy's large pages: a 2 MiB group hot as a whole from one other node moves there as one block, a large
+// group several nodes read and nobody writes is replicated whole, and a scattered group whose pages are all on one
+// node again is made one block there (docs/numa-policy.md).
 
 import type { Hart } from '../cpu/hart.js';
 import type { MissCounters } from '../timing/miss-counters.js';
-import { BLOCK_PAGES, PAGE } from './machine-memory.js';
+import { BLOCK_PAGES, FREE, PAGE } from './machine-memory.js';
 import type { PolicyHost } from './numa-policy.js';
 import type { VirtualMachine } from './vm.js';
 
@@ -16,6 +17,11 @@ export interface LargePageParameters {
   blockPages: number;
   /** Pages of a scattered group on one node that must have been missed on for it to be made one block again; 0: never. */
   coalescePages: number;
+  /**
+   * Pages of a large group that two nodes or more must have missed on, none of its pages written in this interval
+   * or the one before, for the group to be replicated whole (per-node 2 MiB copies); 0: never.
+   */
+  replicateGroupPages: number;
   migrateShare: number;
   writeSharedWrites: number;
   moveLimit: number;
@@ -37,17 +43,26 @@ export interface LargePageCounts {
   breakCycles: number;
   moveCycles: number;
   coalesceCycles: number;
+  /** Copy blocks made of large groups replicated whole, by the copy's node. */
+  groupsReplicatedOn: number[];
+  /** Groups replicated whole whose copies went (a write, memory running short, a page of it changed). */
+  groupsCollapsed: number;
+  /** Of those, the ones a write collapsed. */
+  groupsCollapsedByWrites: number;
+  /** Cycles the whole-group copies cost (in the policy's cycles too). */
+  replicateCycles: number;
 }
 
 export function noLargePageCounts(nodes: number): LargePageCounts {
   return {
     blocksMovedTo: new Array<number>(nodes).fill(0), coalescedOn: new Array<number>(nodes).fill(0), pagesCopied: 0, noBlock: 0,
     broken: 0, breakCycles: 0, moveCycles: 0, coalesceCycles: 0,
+    groupsReplicatedOn: new Array<number>(nodes).fill(0), groupsCollapsed: 0, groupsCollapsedByWrites: 0, replicateCycles: 0,
   };
 }
 
 export function copyLargePageCounts(c: LargePageCounts): LargePageCounts {
-  return { ...c, blocksMovedTo: [...c.blocksMovedTo], coalescedOn: [...c.coalescedOn] };
+  return { ...c, blocksMovedTo: [...c.blocksMovedTo], coalescedOn: [...c.coalescedOn], groupsReplicatedOn: [...c.groupsReplicatedOn] };
 }
 
 /** The large-page policy as plain data (snapshots, inside the policy's). */
@@ -57,6 +72,8 @@ export interface LargePageState {
   /** (key, moves) and (key, interval) pairs; a key is VM id × 2^32 + group. */
   moves: Float64Array;
   frozenUntil: Float64Array;
+  /** The keys of the groups this policy replicated whole and has not seen collapse yet. */
+  replicated: Float64Array;
   counts: LargePageCounts;
   perVm: { vm: number; counts: LargePageCounts }[];
 }
@@ -84,6 +101,8 @@ export class LargePagePolicy {
   private swept = 0;
   private readonly moves = new Map<number, number>();
   private readonly frozenUntil = new Map<number, number>();
+  /** The groups replicated whole (keys), in the order they were: each round looks whether they still are. */
+  private readonly replicated = new Set<number>();
 
   constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, private readonly charging: MoveCharging) {
     this.counts = noLargePageCounts(counters.nodes);
@@ -95,12 +114,19 @@ export class LargePagePolicy {
    * node missed on `blockPages` of its pages, the group moves there as one block. Returns true if it did.
    */
   considerGroup(mpn: number, p: LargePageParameters, interval: number): boolean {
-    if (p.blockPages === 0) return false;
+    if (p.blockPages === 0 && p.replicateGroupPages === 0) return false;
     const found = this.groupOf(mpn);
     if (found === undefined) return false;
     const { vm, group } = found;
     const key = vm.id * 2 ** 32 + group;
+    // Replicated whole already: its pages are never moved or copied alone; nodes still reading the master get copies.
+    if (vm.pmap.groupCopiesOf(group) !== undefined) {
+      this.replicateGroup(vm, group, key, p, interval);
+      return true;
+    }
     if ((this.frozenUntil.get(key) ?? -1) >= interval) return false;
+    if (p.replicateGroupPages > 0 && this.replicateGroup(vm, group, key, p, interval)) return true;
+    if (p.blockPages === 0) return false;
     const pages = vm.pmap.wholeGroup(group);
     if (pages === undefined) return false;
     const nodes = this.counters.nodes;
@@ -126,6 +152,97 @@ export class LargePagePolicy {
     return true;
   }
 
+  /**
+   * Replicates `vm`'s large group `group` whole if several nodes read it and nobody writes it: no page of it
+   * written in this interval or the one before (a write to a line other nodes read shows, as a miss or an
+   * upgrade), and `replicateGroupPages` of its pages missed on from two nodes or more. Every other node that
+   * missed on any page of it gets a copy block (`Pmap.replicateGroup`); for a group replicated already, the nodes
+   * still missing on its master get one. Each copied page is charged as a move's is (`MoveCharging.copyCost` and
+   * the copy's memmap entry) to a vCPU on the copy's node, and the first copy one IPI per other vCPU whose TLB
+   * held any page of the group (one shootdown of the master block). True if a copy was made.
+   */
+  private replicateGroup(vm: VirtualMachine, group: number, key: number, p: LargePageParameters, interval: number): boolean {
+    const pmap = vm.pmap;
+    const existing = pmap.groupCopiesOf(group);
+    if (existing === undefined && !pmap.canReplicateGroup(group)) return false;
+    const nodes = this.counters.nodes;
+    const missed = new Array<number>(nodes).fill(0);
+    let shared = 0;
+    for (let gppn = group * BLOCK_PAGES; gppn < (group + 1) * BLOCK_PAGES; gppn++) {
+      const page = pmap.lookup(gppn);
+      if (this.counters.intervalsSinceWrite(page) < 2) return false;
+      let readers = 0;
+      this.counters.countsOf(page).forEach((c, n) => {
+        if (c === 0) return;
+        readers++;
+        missed[n]!++;
+      });
+      if (readers >= 2) shared++;
+    }
+    const master = pmap.blockOf(group);
+    const home = this.host.memory.nodeOf(master);
+    const wanted = missed.flatMap((m, n) => (m > 0 && n !== home && (existing === undefined || existing[n] === FREE) ? [n] : []));
+    if (wanted.length === 0 || (existing === undefined && shared < p.replicateGroupPages)) return false;
+    const mark = vm.tlbShootdowns.slice();
+    const made = pmap.replicateGroup(group, wanted);
+    const mine = this.countsOf(vm);
+    if (made.length === 0) {
+      this.counts.noBlock++;
+      mine.noBlock++;
+      return false;
+    }
+    const memory = this.host.memory;
+    made.forEach((copy, i) => {
+      const node = memory.nodeOf(copy);
+      const h = this.charging.chargedVcpu(vm, node);
+      let cycles = i === 0 && existing === undefined ? vm.shootdownIpis(mark, h.id) * this.host.costs.ipi : 0;
+      const timing = h.memoryTiming;
+      const cpu = this.host.lastCpu(vm, h);
+      for (let k = 0; k < BLOCK_PAGES; k++) {
+        cycles += this.charging.copyCost(vm, h, master + k, copy + k, 0);
+        if (timing !== undefined && cpu >= 0) cycles += this.host.memmap.entry(timing, cpu, copy + k, true);
+        // A copy's page counted misses for whatever it held before.
+        this.counters.resetPage(copy + k);
+      }
+      h.chargeMonitor(cycles);
+      this.charging.spent(vm, cycles);
+      for (const c of [this.counts, mine]) {
+        c.groupsReplicatedOn[node]!++;
+        c.replicateCycles += cycles;
+      }
+    });
+    // Misses from now on say who still reads the master.
+    for (let k = 0; k < BLOCK_PAGES; k++) this.counters.resetPage(master + k);
+    if (existing === undefined) {
+      this.replicated.add(key);
+      this.moved(key, p, interval);
+    }
+    return true;
+  }
+
+  /**
+   * Each round: the groups replicated whole whose copies went since (a write, memory running short, a page of it
+   * changed) are counted, and one a write collapsed is frozen for `freezeIntervals`: its copies were made for
+   * nothing, and a group written now and then would be copied again after every quiet spell.
+   */
+  private sweepCollapsed(p: LargePageParameters, interval: number): void {
+    if (this.replicated.size === 0) return;
+    for (const key of this.replicated) {
+      const id = Math.floor(key / 2 ** 32);
+      const group = key % 2 ** 32;
+      const vm = this.host.vms.find((v) => v.id === id);
+      if (vm !== undefined && vm.state === 'running' && vm.pmap.groupCopiesOf(group) !== undefined) continue;
+      this.replicated.delete(key);
+      const written = vm !== undefined && vm.state === 'running' && vm.pmap.takeWrittenGroup(group);
+      if (written) this.frozenUntil.set(key, interval + p.freezeIntervals);
+      const counts = vm === undefined ? [this.counts] : [this.counts, this.countsOf(vm)];
+      for (const c of counts) {
+        c.groupsCollapsed++;
+        if (written) c.groupsCollapsedByWrites++;
+      }
+    }
+  }
+
   /** The VM and group of private page `mpn` if that group is one large page now, else undefined (the 4 KiB decision may break it). */
   largeGroupOf(mpn: number): { vm: VirtualMachine; group: number } | undefined {
     const found = this.groupOf(mpn);
@@ -148,6 +265,7 @@ export class LargePagePolicy {
    * the sweep itself is not charged; the copies are.
    */
   afterRound(p: LargePageParameters, interval: number): void {
+    this.sweepCollapsed(p, interval);
     if (interval === this.swept) return;
     this.swept = interval;
     if (p.coalescePages === 0) return;
@@ -236,7 +354,7 @@ export class LargePagePolicy {
   saveState(): LargePageState {
     const pairs = (map: ReadonlyMap<number, number>): Float64Array => Float64Array.from([...map].flat());
     return {
-      swept: this.swept, moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), counts: copyLargePageCounts(this.counts),
+      swept: this.swept, moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), replicated: Float64Array.from(this.replicated), counts: copyLargePageCounts(this.counts),
       perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copyLargePageCounts(counts) })),
     };
   }
@@ -249,6 +367,8 @@ export class LargePagePolicy {
     };
     fill(this.moves, s.moves);
     fill(this.frozenUntil, s.frozenUntil);
+    this.replicated.clear();
+    for (const key of s.replicated) this.replicated.add(key);
     Object.assign(this.counts, copyLargePageCounts(s.counts));
     this.perVm.clear();
     for (const { vm, counts } of s.perVm) this.perVm.set(vm, copyLargePageCounts(counts));

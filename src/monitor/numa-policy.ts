@@ -47,6 +47,11 @@ export interface NumaPolicyParameters {
    */
   blockPages: number;
   coalescePages: number;
+  /**
+   * Pages of a large 2 MiB group that two nodes or more must have missed on, with no page of it written in this
+   * interval or the one before, for the whole group to be replicated as per-node 2 MiB blocks (0: never).
+   */
+  replicateGroupPages: number;
 }
 
 /**
@@ -69,6 +74,7 @@ export const DEFAULT_POLICY: NumaPolicyParameters = {
   // Off until measured on more than Engineering (docs/numa-policy.md, "Large pages").
   blockPages: 0,
   coalescePages: 0,
+  replicateGroupPages: 0,
 };
 
 /** Checks a parameter set; returns the problems (none: usable). */
@@ -87,7 +93,9 @@ export function policyProblems(p: NumaPolicyParameters): string[] {
   whole('freezeIntervals', 0);
   whole('blockPages', 0);
   whole('coalescePages', 0);
-  if (p.blockPages > 512 || p.coalescePages > 512) problems.push(`blockPages and coalescePages count pages of a 2 MiB group: at most 512, not ${Math.max(p.blockPages, p.coalescePages)}`);
+  whole('replicateGroupPages', 0);
+  const most = Math.max(p.blockPages, p.coalescePages, p.replicateGroupPages);
+  if (most > 512) problems.push(`blockPages, coalescePages and replicateGroupPages count pages of a 2 MiB group: at most 512, not ${most}`);
   if (!(p.migrateShare > 0.5 && p.migrateShare <= 1)) problems.push(`migrateShare must be above 0.5 and at most 1, not ${p.migrateShare}`);
   return problems;
 }

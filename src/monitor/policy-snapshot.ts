@@ -27,6 +27,8 @@ export function readPolicy(r: StateReader, nodes: number): PolicyState {
       sharedHotMisses: p.number('sharedHotMisses', 0, MAX_AMOUNT), tlbSharedHotMisses: p.number('tlbSharedHotMisses', 0, MAX_AMOUNT), migrateShare: p.number('migrateShare'), writeSharedWrites: p.number('writeSharedWrites', 1, MAX_AMOUNT),
       intervalRounds: p.number('intervalRounds', 1, MAX_AMOUNT), moveLimit: p.number('moveLimit', 1, MAX_AMOUNT), freezeIntervals: p.number('freezeIntervals', 0, MAX_AMOUNT),
       blockPages: p.number('blockPages', 0, BLOCK_PAGES), coalescePages: p.number('coalescePages', 0, BLOCK_PAGES),
+      // Snapshots from before whole-group replication have none: it was off.
+      replicateGroupPages: p.has('replicateGroupPages') ? p.number('replicateGroupPages', 0, BLOCK_PAGES) : 0,
     },
     enabled: r.boolean('enabled'), rounds: r.amount('rounds'), interval: r.amount('interval'), moves: pairs('moves'), frozenUntil: pairs('frozenUntil'),
     locality: readLocality(r.object('locality')), missesAtInterval: { local: r.object('missesAtInterval').amount('local'), remote: r.object('missesAtInterval').amount('remote') },
@@ -41,6 +43,11 @@ function readLargePageCounts(r: StateReader, nodes: number): LargePageCounts {
   return {
     blocksMovedTo: perNode('blocksMovedTo'), coalescedOn: perNode('coalescedOn'), pagesCopied: r.amount('pagesCopied'), noBlock: r.amount('noBlock'),
     broken: r.amount('broken'), breakCycles: r.amount('breakCycles'), moveCycles: r.amount('moveCycles'), coalesceCycles: r.amount('coalesceCycles'),
+    // Snapshots from before whole-group replication have none of these: it was off.
+    groupsReplicatedOn: r.has('groupsReplicatedOn') ? perNode('groupsReplicatedOn') : new Array<number>(nodes).fill(0),
+    groupsCollapsed: r.has('groupsCollapsed') ? r.amount('groupsCollapsed') : 0,
+    groupsCollapsedByWrites: r.has('groupsCollapsedByWrites') ? r.amount('groupsCollapsedByWrites') : 0,
+    replicateCycles: r.has('replicateCycles') ? r.amount('replicateCycles') : 0,
   };
 }
 
@@ -51,7 +58,8 @@ function readLargePages(r: StateReader, nodes: number): LargePageState {
     return a;
   };
   return {
-    swept: r.amount('swept'), moves: pairs('moves'), frozenUntil: pairs('frozenUntil'), counts: readLargePageCounts(r.object('counts'), nodes),
+    swept: r.amount('swept'), moves: pairs('moves'), frozenUntil: pairs('frozenUntil'),
+    replicated: r.has('replicated') ? r.amounts('replicated', Float64Array) : new Float64Array(0), counts: readLargePageCounts(r.object('counts'), nodes),
     perVm: r.array('perVm', (v, path) => { const e = new StateReader(v, path); return { vm: e.number('vm', 0, 2 ** 16), counts: readLargePageCounts(e.object('counts'), nodes) }; }),
   };
 }
