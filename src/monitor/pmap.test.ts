@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { layoutMachine, RAM_BASE, type MachineLayout } from '../board/address-map.js';
-import { ACCESS_WRITE, Bus } from '../memory/bus.js';
+import { ACCESS_WRITE, Bus, PERM_NONE, PERM_R, PERM_RWX } from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
 import { DmaError } from '../memory/guest-memory.js';
 import { BLOCK_PAGES, FREE, MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
@@ -377,6 +377,22 @@ test('property: through the bus a pmap resolves only its own pages, and a DMA ou
     ),
     { numRuns: 200 },
   );
+});
+
+test('a write to a replicated page the monitor had protected further collapses it and allows the write', () => {
+  const layout = layoutMachine({ harts: 2, nodes: [{ memoryBytes: 16 * MiB, harts: [0] }, { memoryBytes: 16 * MiB, harts: [1] }] });
+  const memory = new MachineMemory(layout);
+  const pmap = new Pmap(memory, { vm: 1, base: RAM_BASE, size: 4 * MiB, homeNode: 0, shootDown: () => {} });
+  for (const allows of [PERM_NONE, PERM_R]) {
+    const gppn = allows === PERM_NONE ? 3 : 4;
+    touch(pmap, gppn).u8[0] = 1;
+    pmap.protect(gppn, allows);
+    assert.equal(pmap.replicate(gppn, [1]).length, 1);
+    assert.equal(pmap.resolveFault(gppn, ACCESS_WRITE), 'collapse');
+    assert.notEqual(pmap.page(gppn, ACCESS_WRITE), undefined, `a write to a page protected to ${allows} faults again after the collapse`);
+    assert.equal(pmap.permission(gppn), PERM_RWX);
+    assert.equal(pmap.replicasOf(gppn), undefined);
+  }
 });
 
 test('a pmap asked for a page outside its size refuses and changes nothing', () => {

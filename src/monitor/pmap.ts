@@ -351,6 +351,9 @@ export class Pmap implements PagedRam, PageSpace {
     if (needs === ACCESS_WRITE && this.replicas.has(gppn)) {
       this.collapse(gppn);
       this.flags[gppn]! |= WRITTEN_REPLICA;
+      // A page the monitor had taken more from (to watch it) gets everything back, as at any first use: `collapse`
+      // alone gives back only what replication took, and the write would fault again and again.
+      if (this.perm[gppn] !== PERM_RWX) this.setPermission(gppn, PERM_RWX);
       return 'collapse';
     }
     // Taken away by the monitor (to watch the page) and given back at the guest's first use.
