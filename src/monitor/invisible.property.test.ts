@@ -1,6 +1,8 @@
 // Issue 17, item 6: the monitor stays invisible. A random S-mode program under Sv39 runs on the bare machine
 // and, in chunks, as a VM while the test, playing the monitor, takes pages' permissions away, holds pages,
-// moves them between nodes and shares them (within the VM and with a donor VM) between chunks. Both runs
+// moves them between nodes, shares them (within the VM and with a donor VM), replicates them (a page alone,
+// or its whole 2 MiB group) and moves the vCPU between nodes (so it reads another node's copies) between
+// chunks. Both runs
 // must end with the same registers, pc and memory (code, data and page tables); the donor's pages must be
 // what they were when shared, or a store went through a read-only shared machine page.
 //
@@ -15,9 +17,9 @@ import { RAM_BASE } from '../board/address-map.js';
 import { Machine } from '../board/machine.js';
 import type { Hart } from '../cpu/hart.js';
 import { PRIV_S } from '../isa/opcodes.js';
-import { PERM_NONE, PERM_R, PERM_RX } from '../memory/bus.js';
+import { ACCESS_READ, ACCESS_WRITE, PERM_NONE, PERM_R, PERM_RWX, PERM_RX } from '../memory/bus.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { PAGE } from './machine-memory.js';
+import { BLOCK_PAGES, FREE, PAGE } from './machine-memory.js';
 import { Monitor } from './monitor.js';
 import type { VirtualMachine } from './vm.js';
 import { enterSv39, GuestPageTables, PTE_R, PTE_W, PTE_X } from '../../test/helpers/vm-program.js';
@@ -172,7 +174,7 @@ function start(h: Hart, memory: GuestMemory, program: Program, translate: boolea
 
 // ---- the monitor's moves between chunks ----
 
-const OPERATIONS = ['none', 'protect', 'migrate', 'share', 'donate', 'hold'] as const;
+const OPERATIONS = ['none', 'protect', 'migrate', 'share', 'donate', 'hold', 'replicate', 'replicate-group', 'reader'] as const;
 const PROTECTIONS = [PERM_NONE, PERM_R, PERM_RX];
 /** Chunks of 1 to CHUNK_MAX instructions, often short ones (SHORT_CHUNK_MAX at most), so operations fall between close instructions. */
 const CHUNK_MAX = 300;
@@ -194,6 +196,9 @@ class Meddler {
   /** Donor guest page → its bytes when shared. */
   readonly donated = new Map<number, Uint8Array>();
   held: number[] = [];
+  /** Times the whole group of the program's pages got copies, and chunks run on a node with such copies. */
+  groupsReplicated = 0;
+  chunksOnGroupCopy = 0;
   private nextDonorPage = 0;
 
   constructor(readonly monitor: Monitor, readonly vm: VirtualMachine, readonly donor: VirtualMachine, readonly pages: readonly number[]) {}
@@ -257,7 +262,39 @@ class Meddler {
         this.held.push(gppn);
         return;
       }
+      case 'replicate':
+        pmap.replicate(pick(this.pages)!, [0, 1]);
+        return;
+      case 'replicate-group': {
+        // The program's pages all lie in group 0: every page of it gets its machine page and its permission back
+        // (as the guest's first use would), then, if it is one large page, a copy on the other node.
+        for (let gppn = 0; gppn < BLOCK_PAGES; gppn++) {
+          if (pmap.lookup(gppn) === FREE) pmap.resolveFault(gppn, ACCESS_READ);
+          else if (pmap.permission(gppn) !== PERM_RWX) pmap.resolveFault(gppn, ACCESS_WRITE);
+        }
+        if (pmap.replicateGroup(0, [0, 1]).length > 0) {
+          this.groupsReplicated++;
+          // Read from the copy at once, also where the vCPU was on node 1 before (it mapped the master there).
+          this.readOn(1);
+        }
+        return;
+      }
+      case 'reader':
+        this.readOn(step.detail % NODES);
+        return;
     }
+  }
+
+  /**
+   * The vCPU comes to a CPU on node `node`, as the monitor moves it: it reads that node's copies, and its TLBs
+   * hold nothing of the old CPU's (monitor.ts does the same).
+   */
+  private readOn(node: number): void {
+    const pmap = this.vm.pmap;
+    pmap.readerNode = node;
+    const h = this.vm.vcpus[0]!;
+    h.flushFirstLevel();
+    if (pmap.replicatedPages > 0) h.secondLevel?.flush();
   }
 
   /** Gives back every held page and lets a vCPU waiting on one go on. */
@@ -282,7 +319,7 @@ function assertSamePage(actual: Uint8Array, expected: Uint8Array, what: string):
  * Runs `program` on the bare machine, then as a VM in `steps`' chunks with their operations between them,
  * after `initialProtections` (indices into PROTECTIONS, one per page in turn; past its end: left alone).
  */
-function assertInvisible(program: Program, steps: readonly Step[], initialProtections: readonly number[], translate: boolean): void {
+function assertInvisible(program: Program, steps: readonly Step[], initialProtections: readonly number[], translate: boolean): Meddler {
   // The bare machine: the program to its end in one go.
   const bare = new Machine({ config: { harts: 1, nodes: [{ memoryBytes: VM_BYTES, harts: [0] }] }, builtinSbi: true, translate });
   const bareHart = bare.harts[0]!;
@@ -313,6 +350,7 @@ function assertInvisible(program: Program, steps: readonly Step[], initialProtec
     assert.ok(n < maxSteps, `the VM did not reach the end in ${maxSteps} chunks (pc 0x${h.pc.toString(16)}, priv ${h.priv})`);
     const step = steps[n % steps.length]!;
     if (n < ACTIVE_PASSES * steps.length) meddler.apply(step);
+    if (vm.pmap.groupCopiesOf(0)?.[vm.pmap.readerNode] !== undefined && vm.pmap.groupCopiesOf(0)?.[vm.pmap.readerNode] !== FREE) meddler.chunksOnGroupCopy++;
     h.run(step.chunk);
     if (h.suspended) {
       const exit = h.exited;
@@ -333,20 +371,29 @@ function assertInvisible(program: Program, steps: readonly Step[], initialProtec
   }
   const donorMemory = donor.machine.bus.guestMemory();
   for (const [page, bytes] of meddler.donated) assertSamePage(donorMemory.read(pageAddress(page), PAGE), bytes, `donor page ${page}`);
+  return meddler;
 }
 
 const RUNS_EACH = 75;
 
 for (const translate of [true, false]) {
-  test(`property: a program run as a VM (${translate ? 'translated blocks' : 'interpreter'}), its pages protected, held, moved and shared between chunks, ends as on the bare machine`, () => {
+  test(`property: a program run as a VM (${translate ? 'translated blocks' : 'interpreter'}), its pages protected, held, moved, shared and replicated between chunks, ends as on the bare machine`, () => {
+    let groupsReplicated = 0;
+    let chunksOnGroupCopy = 0;
     fc.assert(
       fc.property(
         programArbitrary,
         fc.array(stepArbitrary, { minLength: 1, maxLength: 40 }),
         fc.array(fc.nat(PROTECTIONS.length), { minLength: 1, maxLength: 20 }),
-        (program, steps, initialProtections) => assertInvisible(program, steps, initialProtections, translate),
+        (program, steps, initialProtections) => {
+          const meddler = assertInvisible(program, steps, initialProtections, translate);
+          groupsReplicated += meddler.groupsReplicated;
+          chunksOnGroupCopy += meddler.chunksOnGroupCopy;
+        },
       ),
       { numRuns: RUNS_EACH },
     );
+    // The runs must have tried the whole-group copies: replicated, and read from another node's copy.
+    assert.ok(groupsReplicated > 0 && chunksOnGroupCopy > 0, `group copies made ${groupsReplicated} times, run on ${chunksOnGroupCopy} times`);
   });
 }

@@ -9,6 +9,7 @@ import { layoutMachine, RAM_BASE } from '../board/address-map.js';
 import type { Hart } from '../cpu/hart.js';
 import { TLB_INVALID, type SecondLevelTlb, type Tlb } from '../cpu/tlb.js';
 import { BLOCK_PAGES, FREE, MachineMemory, PAGE } from './machine-memory.js';
+import { ACCESS_READ } from '../memory/bus.js';
 import { VirtualMachine } from './vm.js';
 import { enterSv39, GuestPageTables, machinePageWords, PTE_RW, writeU64 } from '../../test/helpers/vm-program.js';
 
@@ -148,7 +149,7 @@ test('after a world switch\'s flush the second level refills the first without a
   assert.deepEqual(tlbEntries(h), []);
 });
 
-test('property: under random accesses, migrations, unmaps and flushes, every TLB entry of every vCPU maps what the pmap maps', () => {
+test('property: under random accesses, migrations, unmaps, replications (of a page, of a whole group), collapses and flushes, every TLB entry of every vCPU maps what the pmap maps', () => {
   // Eight virtual pages over five guest pages (VA+5..7 alias guest pages 300..302).
   const targets = [300, 301, 302, 303, 304, 300, 301, 302];
   const step = fc.oneof(
@@ -158,21 +159,30 @@ test('property: under random accesses, migrations, unmaps and flushes, every TLB
     fc.record({ kind: fc.constant('unmap' as const), page: fc.nat(4) }),
     fc.record({ kind: fc.constant('switch' as const), vcpu: fc.nat(2) }),
     fc.record({ kind: fc.constant('sfence' as const), vcpu: fc.nat(2) }),
+    fc.record({ kind: fc.constant('replicate' as const), page: fc.nat(4) }),
+    fc.record({ kind: fc.constant('replicate-group' as const) }),
+    fc.record({ kind: fc.constant('dma' as const), page: fc.nat(4), word: fc.nat(1023), value: fc.integer() }),
   );
+  let groupsReplicated = 0;
   fc.assert(
     fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
-      const { memory, vm, machineAddress } = pagedVm(3, targets);
+      const { memory, vm, dma, machineAddress } = pagedVm(3, targets);
+      // vCPU n runs on node n: the monitor sets the reader node before running it, so it reads node n's copies.
+      const on = (vcpu: number): Hart => {
+        vm.pmap.readerNode = vcpu;
+        return vm.vcpus[vcpu]!;
+      };
       // The guest's view: a word per (guest page, word) written so far.
       const model = new Map<string, number>();
       for (const s of steps) {
         switch (s.kind) {
           case 'load': {
             const gppn = targets[s.page]!;
-            assert.equal(vm.vcpus[s.vcpu]!.load32(VA + s.page * PAGE + s.word * 4), model.get(`${gppn}:${s.word}`) ?? 0);
+            assert.equal(on(s.vcpu).load32(VA + s.page * PAGE + s.word * 4), model.get(`${gppn}:${s.word}`) ?? 0);
             break;
           }
           case 'store':
-            vm.vcpus[s.vcpu]!.store32(VA + s.page * PAGE + s.word * 4, s.value);
+            on(s.vcpu).store32(VA + s.page * PAGE + s.word * 4, s.value);
             model.set(`${targets[s.page]}:${s.word}`, s.value | 0);
             break;
           case 'migrate': {
@@ -195,21 +205,38 @@ test('property: under random accesses, migrations, unmaps and flushes, every TLB
           case 'sfence':
             vm.vcpus[s.vcpu]!.execute(SFENCE_VMA_ALL, vm.vcpus[s.vcpu]!.pc, 4);
             break;
+          case 'replicate':
+            if (vm.pmap.lookup(300 + s.page) !== FREE) vm.pmap.replicate(300 + s.page, [0, 1, 2]);
+            break;
+          case 'replicate-group': {
+            // Group 0 (the pages above and the page tables) wholly touched first, as a guest that uses all of it.
+            for (let gppn = 0; gppn < BLOCK_PAGES; gppn++) if (vm.pmap.lookup(gppn) === FREE) vm.pmap.resolveFault(gppn, ACCESS_READ);
+            if (vm.pmap.replicateGroup(0, [0, 1, 2]).length > 0) groupsReplicated++;
+            break;
+          }
+          case 'dma':
+            // A device writes the page (collapsing any copies of it), as the guest sees it.
+            dma.writeU32(RAM_BASE + (300 + s.page) * PAGE + s.word * 4, s.value);
+            model.set(`${300 + s.page}:${s.word}`, s.value | 0);
+            break;
         }
-        // Coherence: each entry for VA+k maps the machine page the pmap gives guest page targets[k] now.
+        // Coherence: each entry for VA+k maps the machine page the pmap gives guest page targets[k] now, or its
+        // copy on the vCPU's node if it has one there.
         for (const h of vm.vcpus) {
           for (const e of tlbEntries(h)) {
             const k = e.vpn - VA / PAGE;
             if (k < 0 || k >= targets.length) continue; // page-table pages are not loaded through the TLB here
             const mpn = vm.pmap.lookup(targets[k]!);
             assert.notEqual(mpn, FREE, `vCPU ${h.id} level ${e.level} maps VA+${k} whose guest page has no machine page`);
-            assert.equal(e.machine, memory.addressOf(mpn), `vCPU ${h.id} level ${e.level} maps VA+${k} to a stale machine page`);
+            const copy = vm.pmap.replicasOf(targets[k]!)?.[h.id] ?? FREE;
+            assert.equal(e.machine, memory.addressOf(copy === FREE ? mpn : copy), `vCPU ${h.id} level ${e.level} maps VA+${k} to a stale machine page`);
           }
         }
       }
     }),
     { numRuns: 150 },
   );
+  assert.ok(groupsReplicated > 0, 'no run replicated the group whole');
 });
 
 // ---- large pages: a group of 512 guest pages in one machine block ----
