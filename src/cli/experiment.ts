@@ -225,17 +225,19 @@ function registerNumaLargePages(experiment: Command): void {
   experiment
     .command('numa-large-pages')
     .description(`the numa experiment's VM (${numa.NUMA_VCPUS} vCPUs, ${numa.NUMA_VM_MEMORY / 2 ** 20} MiB on ${numa.NUMA_TOPOLOGY}, timing mode) with its pages from its home node ` +
-      'in 2 MiB blocks, running Engineering with no policy, with the NUMA policy moving 4 KiB pages, and with whole-group moves and re-coalescing too; ' +
-      'prints time, TLB refills, the groups that are large pages and what the moves cost')
+      'in 2 MiB blocks, running Engineering with no policy, with the NUMA policy moving 4 KiB pages, with whole-group moves and re-coalescing too, ' +
+      'and with whole-group replication; prints time, TLB refills, the groups that are large pages and what the moves cost')
     .option('--out <dir>', 'output directory', 'out/numa-large-pages')
     .option('--quick', 'the numa experiment\'s quick Engineering')
     .option('--repeat <n>', 'measured runs per case, run k with input seed k; the median is the figure', '3')
-    .action(async (flags: { out: string; quick?: boolean; repeat: string }) => {
+    .option('--group-pages <n>', `replicateGroupPages of the group-replicas case (default ${largePages.GROUP_REPLICA_PAGES})`)
+    .action(async (flags: { out: string; quick?: boolean; repeat: string; groupPages?: string }) => {
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
+      const groupPages = flags.groupPages === undefined ? undefined : parseCount(flags.groupPages, '--group-pages', 1, 512);
       writableOut(flags.out);
       const guest = builtGuest();
       try {
-        const cases = await withProgress('numa-large-pages', (p) => largePages.runNumaLargePages({ guest, outDir: flags.out, quick: flags.quick, repeat, ...p }));
+        const cases = await withProgress('numa-large-pages', (p) => largePages.runNumaLargePages({ guest, outDir: flags.out, quick: flags.quick, repeat, groupPages, ...p }));
         process.stdout.write(largePages.largePagesTable(cases));
         process.stdout.write(noteGuest(flags.out, largePages.RESULTS_TABLE, guest));
         process.stdout.write(`\n${flags.out}/: ${largePages.RESULTS_TABLE}, ${largePages.RESULTS_JSON}, ${largePages.PLOT_SVG}\n`);

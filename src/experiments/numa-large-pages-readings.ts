@@ -17,6 +17,12 @@ export interface LargePageReadings {
   /** Cycles the policy spent on block moves and re-coalescing, and on the 4 KiB moves that broke a large group. */
   blockCycles: number;
   breakCycles: number;
+  /** Copy blocks made of groups replicated whole, such groups whose copies went, and groups replicated whole (at the end). */
+  groupCopies: number;
+  groupsCollapsed: number;
+  groupsReplicated: number;
+  /** Cycles the whole-group copies cost. */
+  groupCycles: number;
 }
 
 const sum = (a: ArrayLike<number>): number => Array.from(a).reduce((x, y) => x + y, 0);
@@ -27,6 +33,8 @@ export function largePageReadings(monitor: Monitor, vm: VirtualMachine): LargePa
     tlbRefills: sum(monitor.timingModel?.tlbRefills ?? []), largeGroups: vm.pmap.largeGroups, largeGroupsAtStart: vm.pmap.largeGroups, groupsBroken: vm.pmap.groupsBroken,
     blocksMoved: large === undefined ? 0 : sum(large.blocksMovedTo), blocksCoalesced: large === undefined ? 0 : sum(large.coalescedOn),
     blockCycles: large === undefined ? 0 : large.moveCycles + large.coalesceCycles, breakCycles: large?.breakCycles ?? 0,
+    groupCopies: large === undefined ? 0 : sum(large.groupsReplicatedOn), groupsCollapsed: large?.groupsCollapsed ?? 0,
+    groupsReplicated: vm.pmap.replicatedGroups, groupCycles: large?.replicateCycles ?? 0,
   };
 }
 
@@ -35,4 +43,6 @@ largePageReadings.since = (before: LargePageReadings, after: LargePageReadings):
   tlbRefills: after.tlbRefills - before.tlbRefills, largeGroups: after.largeGroups, largeGroupsAtStart: before.largeGroups, groupsBroken: after.groupsBroken - before.groupsBroken,
   blocksMoved: after.blocksMoved - before.blocksMoved, blocksCoalesced: after.blocksCoalesced - before.blocksCoalesced,
   blockCycles: after.blockCycles - before.blockCycles, breakCycles: after.breakCycles - before.breakCycles,
+  groupCopies: after.groupCopies - before.groupCopies, groupsCollapsed: after.groupsCollapsed - before.groupsCollapsed,
+  groupsReplicated: after.groupsReplicated, groupCycles: after.groupCycles - before.groupCycles,
 });

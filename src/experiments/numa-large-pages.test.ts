@@ -10,7 +10,8 @@ function run(seed: number, timeMs: number, tlbRefills: number, largeGroups: numb
   return {
     seed, timeMs, checksum, busyCycles: 1000, stallLocal: 100, stallRemote: 300, monitorCycles: 50, missesLocal: 30, missesRemote: 70,
     migrated: 5, replicated: 0, collapsed: 0, hostSeconds: 1, kernelTextPages: 10, kernelTextReplicated: 0,
-    large: { tlbRefills, largeGroups, largeGroupsAtStart: 22, groupsBroken: seed === 1 ? 10 : 0, blocksMoved: seed, blocksCoalesced: 0, blockCycles: 1e6 * seed, breakCycles: 0 },
+    large: { tlbRefills, largeGroups, largeGroupsAtStart: 22, groupsBroken: seed === 1 ? 10 : 0, blocksMoved: seed, blocksCoalesced: 0, blockCycles: 1e6 * seed, breakCycles: 0,
+      groupCopies: 0, groupsCollapsed: 0, groupsReplicated: 0, groupCycles: 0 },
   };
 }
 

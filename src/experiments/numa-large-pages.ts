@@ -1,6 +1,7 @@
-// The numa-large-pages experiment (docs/experiments.md): what moving whole 2 MiB groups buys. The numa
-// experiment's VM with its pages from its home node in 2 MiB blocks (`placement: home`), running Engineering with
-// no policy, with the NUMA policy moving 4 KiB pages only, and with block moves and re-coalescing too.
+// The numa-large-pages experiment (docs/experiments.md): what moving and replicating whole 2 MiB groups buys. The
+// numa experiment's VM with its pages from its home node in 2 MiB blocks (`placement: home`), running Engineering
+// with no policy, with the NUMA policy moving 4 KiB pages only, with block moves and re-coalescing too, and with
+// whole-group replication instead.
 // Each case runs in numa.ts's child process (`NUMA_CASE_MODULE`).
 
 import { mkdirSync } from 'node:fs';
@@ -20,7 +21,10 @@ import { barChartSvg, markdownTable, median } from './report.js';
 /** Block moves' and re-coalescing's thresholds in the `blocks` case: a group's pages missed on from one node. */
 export const LARGE_PAGE_POLICY: Pick<NumaPolicyParameters, 'blockPages' | 'coalescePages'> = { blockPages: 32, coalescePages: 64 };
 
-export const CASES = ['home', 'policy', 'policy + blocks'] as const;
+/** `replicateGroupPages` in the `policy + group replicas` case (the default policy's, docs/numa-policy.md). */
+export const GROUP_REPLICA_PAGES = DEFAULT_POLICY.replicateGroupPages > 0 ? DEFAULT_POLICY.replicateGroupPages : 32;
+
+export const CASES = ['home', 'policy', 'policy + blocks', 'policy + group replicas'] as const;
 
 export interface LargePagesOptions {
   guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
@@ -31,6 +35,8 @@ export interface LargePagesOptions {
   /** The policy of both policy cases (default DEFAULT_POLICY); the `blocks` case adds `large`. */
   policy?: NumaPolicyParameters;
   large?: Pick<NumaPolicyParameters, 'blockPages' | 'coalescePages'>;
+  /** `replicateGroupPages` of the `policy + group replicas` case (default GROUP_REPLICA_PAGES). */
+  groupPages?: number;
   onProgress?: (line: string) => void;
   onStatus?: (text: string) => void;
 }
@@ -57,6 +63,14 @@ export interface LargePagesCase {
   /** The policy's cycles on blocks (moves and re-coalescing) and on the 4 KiB moves that broke a large group, per run. */
   blockCycles: Spread;
   breakCycles: Spread;
+  /** Copy blocks made of groups replicated whole, such groups collapsed, per run; groups replicated whole at the end; their copies' cycles. */
+  groupCopies: Spread;
+  groupsCollapsed: Spread;
+  groupsReplicated: Spread;
+  groupCycles: Spread;
+  /** Pages of the kernel's code with copies at the runs' ends (a group replicated whole counts its pages), of how many. */
+  kernelTextReplicated: Spread;
+  kernelTextPages: number;
   monitorCycles: Spread;
   /** The VM's large groups after the warm-up, before the first measured run. */
   largeGroupsBefore: number;
@@ -89,6 +103,9 @@ export function summarizeLargePages(cases: readonly { result: NumaCaseResult; la
       groupsBroken: spread(runs, (r) => large(r).groupsBroken), blocksMoved: spread(runs, (r) => large(r).blocksMoved),
       blocksCoalesced: spread(runs, (r) => large(r).blocksCoalesced), migrated: spread(runs, (r) => r.migrated),
       blockCycles: spread(runs, (r) => large(r).blockCycles), breakCycles: spread(runs, (r) => large(r).breakCycles),
+      groupCopies: spread(runs, (r) => large(r).groupCopies), groupsCollapsed: spread(runs, (r) => large(r).groupsCollapsed),
+      groupsReplicated: spread(runs, (r) => large(r).groupsReplicated), groupCycles: spread(runs, (r) => large(r).groupCycles),
+      kernelTextReplicated: spread(runs, (r) => r.kernelTextReplicated), kernelTextPages: runs[0]?.kernelTextPages ?? 0,
       monitorCycles: spread(runs, (r) => r.monitorCycles), largeGroupsBefore,
     };
   });
@@ -98,10 +115,12 @@ export function largePagesTable(cases: readonly LargePagesCase[]): string {
   const show = (s: Spread, digits = 0): string => (s.min === s.max ? s.median.toFixed(digits) : `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`);
   const mega = (s: Spread): Spread => ({ median: s.median / 1e6, min: s.min / 1e6, max: s.max / 1e6 });
   return markdownTable(
-    ['case', 'time (ms)', 'local misses (%)', 'TLB refills', 'large groups before → after', 'broken', 'blocks moved', 'coalesced', '4 KiB moves', 'block Mcycles', 'breaking Mcycles'],
+    ['case', 'time (ms)', 'local misses (%)', 'TLB refills', 'large groups before → after', 'broken', 'blocks moved', 'coalesced', '4 KiB moves', 'block Mcycles', 'breaking Mcycles',
+      'group copies', 'groups collapsed', 'groups replicated at end', 'group Mcycles', 'kernel code pages with copies'],
     cases.map((c) => [
       c.name, show(c.timeMs, 1), show(c.localMissPercent, 1), show(c.tlbRefills), `${c.largeGroupsBefore} → ${show(c.largeGroupsAfter)}`, show(c.groupsBroken),
       show(c.blocksMoved), show(c.blocksCoalesced), show(c.migrated), show(mega(c.blockCycles), 2), show(mega(c.breakCycles), 2),
+      show(c.groupCopies), show(c.groupsCollapsed), show(c.groupsReplicated), show(mega(c.groupCycles), 2), `${show(c.kernelTextReplicated)} / ${c.kernelTextPages}`,
     ]));
 }
 
@@ -121,16 +140,17 @@ export const RESULTS_JSON = 'results.json';
 export const RESULTS_TABLE = 'results.md';
 export const PLOT_SVG = 'large-pages.svg';
 
-/** Runs the three cases, each in a child process (numa.ts's), and writes the table, the plot and results.json. */
+/** Runs the four cases, each in a child process (numa.ts's), and writes the table, the plot and results.json. */
 export async function runNumaLargePages(o: LargePagesOptions): Promise<LargePagesCase[]> {
   mkdirSync(o.outDir, { recursive: true });
-  const policy = { ...(o.policy ?? DEFAULT_POLICY), blockPages: 0, coalescePages: 0 };
+  const policy = { ...(o.policy ?? DEFAULT_POLICY), blockPages: 0, coalescePages: 0, replicateGroupPages: 0 };
   const blocks = o.large ?? LARGE_PAGE_POLICY;
   const workload: NumaWorkload = (o.quick ? QUICK_WORKLOADS : FULL_WORKLOADS).find((w) => w.name === 'engineering')!;
   const specs = [
     { name: CASES[0], policy: undefined },
     { name: CASES[1], policy },
     { name: CASES[2], policy: { ...policy, ...blocks } },
+    { name: CASES[3], policy: { ...policy, replicateGroupPages: o.groupPages ?? GROUP_REPLICA_PAGES } },
   ];
   const results: { result: NumaCaseResult; largeGroupsBefore: number }[] = [];
   for (const [i, spec] of specs.entries()) {
@@ -149,7 +169,7 @@ export async function runNumaLargePages(o: LargePagesOptions): Promise<LargePage
   const cases = summarizeLargePages(results);
   writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
     experiment: 'numa-large-pages', topology: NUMA_TOPOLOGY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }, placement: 'home',
-    workload, policy, large: blocks, repeat: o.repeat ?? 3, cases, runs: results.map((r) => r.result),
+    workload, policy, large: blocks, groupPages: o.groupPages ?? GROUP_REPLICA_PAGES, repeat: o.repeat ?? 3, cases, runs: results.map((r) => r.result),
   }));
   writeFileWhole(join(o.outDir, RESULTS_TABLE), largePagesTable(cases));
   writeFileWhole(join(o.outDir, PLOT_SVG), largePagesSvg(cases, workload.command));
