@@ -34,7 +34,7 @@ test('a case that computed something else for a seed is refused', () => {
 });
 
 test('the policy cases scale its thresholds, not its share; the gap closed is given for each', () => {
-  assert.deepEqual(scalePolicy(DEFAULT_POLICY, 0.5), { hotMisses: 8, tlbHotMisses: 1, sharedHotMisses: 16, tlbSharedHotMisses: 0, migrateShare: 0.75, writeSharedWrites: 4, intervalRounds: 128, moveLimit: 2, freezeIntervals: 4, blockPages: 0, coalescePages: 0, replicateGroupPages: 0 });
+  assert.deepEqual(scalePolicy(DEFAULT_POLICY, 0.5), { hotMisses: 8, tlbHotMisses: 1, sharedHotMisses: 16, tlbSharedHotMisses: 0, migrateShare: 0.75, writeSharedWrites: 4, intervalRounds: 128, moveLimit: 2, freezeIntervals: 4, blockPages: 0, coalescePages: 0, replicateGroupPages: 8 });
   assert.deepEqual(scalePolicy({ ...DEFAULT_POLICY, moveLimit: 1, freezeIntervals: 0 }, 0.1).moveLimit, 1);
   assert.deepEqual(caseSpecs(DEFAULT_POLICY, [1, 0.5, 2]).map((c) => [c.name, c.policy?.hotMisses, c.uniform]),
     [['numa', undefined, false], ['policy', 16, false], ['policy ×0.5', 8, false], ['policy ×2', 32, false], ['uma', undefined, true]]);
