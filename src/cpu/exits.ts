@@ -1,6 +1,7 @@
 // Why a vCPU stopped running guest code: the tagged value the monitor's one switch takes (KVM's run loop, crosvm's VcpuExit).
 
 import type { Access } from '../memory/bus.js';
+import type { HardwareSyndrome } from '../memory/hardware-faults.js';
 import type { MemoryTiming } from './memory-timing.js';
 
 /**
@@ -51,7 +52,22 @@ export interface InterruptExit {
   readonly irq: number;
 }
 
-export type VcpuExit = GuestPageFaultExit | SbiExit | MmioExit | WfiExit | InterruptExit;
+/**
+ * An access the machine's hardware refused (memory/hardware-faults.ts): the memory's node failed, no route
+ * reaches it, or the line is poisoned. Hardware reports it as an access fault with a syndrome (a machine-check
+ * record); H does not delegate access faults to the guest (KVM leaves them to HS), so under the monitor it is
+ * an exit. `address` is the machine address, `va` the instruction's. Nothing of the instruction has
+ * happened. RESUME hands the guest the access fault; WAIT stops the vCPU here.
+ */
+export interface BusErrorExit {
+  readonly kind: 'bus-error';
+  readonly address: number;
+  readonly va: number;
+  readonly access: Access;
+  readonly syndrome: HardwareSyndrome;
+}
+
+export type VcpuExit = GuestPageFaultExit | SbiExit | MmioExit | WfiExit | InterruptExit | BusErrorExit;
 
 /**
  * What the monitor does with an exit, called the way an HS-mode trap handler is: on the vCPU's own time,

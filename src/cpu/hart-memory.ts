@@ -161,6 +161,8 @@ export class HartMemory extends HartState {
     let region = bus.resolveRam(pa, access);
     // The monitor's permissions deny it (guest-page fault): an exit, and the page once it is allowed.
     if (region === undefined && bus.denied) region = this.guestPageFault(pa, va, access, access, false);
+    // Failed or poisoned memory (hardware-faults.ts): checked here, on refills, so the fast path pays nothing.
+    if (region !== undefined && region.faults !== null && !this.hardwareCheck(region, bus.resolvedOffset, size, va, access)) this.locCached = false;
     this.locRegion = region;
     if (region === undefined) {
       this.locOffset = pa;

@@ -2,12 +2,13 @@
 
 import type { FpState } from '../isa/fp-state.js';
 import {
-  CAUSE_FETCH_GUEST_PAGE_FAULT, CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, IRQ_M_EXT, IRQ_M_SOFT,
+  CAUSE_FETCH_ACCESS, CAUSE_FETCH_GUEST_PAGE_FAULT, CAUSE_LOAD_ACCESS, CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_ACCESS, CAUSE_STORE_GUEST_PAGE_FAULT, IRQ_M_EXT, IRQ_M_SOFT,
   IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_M, PRIV_S, PRIV_U,
 } from '../isa/opcodes.js';
 import type { Access, Bus } from '../memory/bus.js';
 import type { Clock } from '../memory/device.js';
 import type { RamRegion } from '../memory/ram.js';
+import { HW_OK, HW_PAGE_PARTIAL, SYNDROME_NAMES } from '../memory/hardware-faults.js';
 import { RESUME, type ExitHandler, type VcpuExit } from './exits.js';
 import type { Reservations } from './reservations.js';
 import { TlbSet, type SecondLevelTlbSet, type Tlb } from './tlb.js';
@@ -43,6 +44,8 @@ export const EXIT = { exit: true } as const;
 
 /** The guest-page fault cause of each kind of access (read, write, exec). */
 const GUEST_PAGE_FAULT = [CAUSE_LOAD_GUEST_PAGE_FAULT, CAUSE_STORE_GUEST_PAGE_FAULT, CAUSE_FETCH_GUEST_PAGE_FAULT];
+/** The access fault of each kind of access (privileged spec §3.1.15), what a bus error is to the hart. */
+const ACCESS_FAULT_CAUSE = [CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_ACCESS];
 
 /** What a hart needs from the machine around it. */
 export interface HartEnvironment {
@@ -373,6 +376,34 @@ export class HartState implements FpState {
       throw new Error(`the monitor resumed vCPU ${this.id} without allowing its access to guest-physical 0x${gpa.toString(16)}`);
     }
     return region;
+  }
+
+  /**
+   * `region` carries a hardware fault (RamRegion.faults): checks an access of `length` bytes at byte `offset`
+   * of it, made by the instruction's access of kind `access` at `va`. Returns true when the page may be
+   * cached, false when it must stay out of the TLBs (a poisoned line elsewhere in it). A refused access is
+   * logged by the hardware and is a bus error: an exit under the monitor, else the access fault itself.
+   */
+  hardwareCheck(region: RamRegion, offset: number, length: number, va: number, access: Access): boolean {
+    const faults = region.faults!;
+    const result = faults.check(this.timingCpu, offset, length);
+    if (result === HW_OK) return true;
+    if (result === HW_PAGE_PARTIAL) return false;
+    const address = region.base + offset;
+    faults.busError(this.timingCpu, address, result);
+    if (this.env.exit !== undefined) this.exitTo({ kind: 'bus-error', address, va, access, syndrome: SYNDROME_NAMES[result]! });
+    return this.raise(ACCESS_FAULT_CAUSE[access], va);
+  }
+
+  /**
+   * The machine's hardware changed under every TLB (a fault: memory failed, a route went, a line was
+   * poisoned): every entry goes, at both levels, M-mode's too, so the next access to any page is checked.
+   * The modelled TLB keeps its translations: what changed is the memory behind them, not the page tables.
+   */
+  hardwareChanged(): void {
+    for (const set of this.tlbSets) set.flush();
+    this.secondLevel?.flush();
+    this.fetchInvalidate();
   }
 
   /** Records a synchronous exception and abandons the instruction. */

@@ -60,6 +60,7 @@ export function translate(h: HartState, va: number, access: Access): number {
       h.guestPageFault(pteAddress, va, access, ACCESS_READ, true);
       return translate(h, va, access);
     }
+    if (region.faults !== null) h.hardwareCheck(region, bus.resolvedOffset, 8, va, access);
     const step = levels - 1 - level;
     h.walkPteNode[step] = region.node;
     h.walkPteOffset[step] = bus.resolvedOffset;
@@ -95,6 +96,7 @@ export function translate(h: HartState, va: number, access: Access): number {
         h.guestPageFault(pteAddress, va, access, ACCESS_WRITE, true);
         return translate(h, va, access);
       }
+      if (region.faults !== null) h.hardwareCheck(region, bus.resolvedOffset, 8, va, access);
       region.i32[bus.resolvedOffset >>> 2] = lo | want;
       // A store like any other: it breaks other harts' reservations on the PTE (an SC there must not
       // write back the entry without the bits just set).

@@ -2,6 +2,7 @@
 
 import type { AccessSize, Device } from './device.js';
 import { DmaError, type GuestMemory } from './guest-memory.js';
+import { DEVICE_ACCESS, HW_PAGE_PARTIAL } from './hardware-faults.js';
 import { RamRegion } from './ram.js';
 
 export interface MmioWindow {
@@ -273,6 +274,16 @@ class BusMemory implements GuestMemory {
   private resolve(address: number, length: number, access: Access): RamRegion {
     const region = this.bus.resolveRamForDma(address, access);
     if (region === undefined) throw new DmaError(address, length);
+    const faults = region.faults;
+    if (faults !== null) {
+      // Failed or poisoned memory refuses the device too: the hardware logs it, the device reports an error.
+      const offset = this.bus.resolvedOffset;
+      const result = faults.check(DEVICE_ACCESS, offset, Math.min(length, this.bus.resolvedRun));
+      if (result > HW_PAGE_PARTIAL) {
+        faults.busError(DEVICE_ACCESS, region.base + offset, result);
+        throw new DmaError(address, length);
+      }
+    }
     return region;
   }
 
@@ -280,7 +291,7 @@ class BusMemory implements GuestMemory {
   private each(address: number, length: number, access: Access, chunk: (region: RamRegion, offset: number, done: number, n: number) => void): void {
     let done = 0;
     while (done < length) {
-      const region = this.resolve(address + done, length, access);
+      const region = this.resolve(address + done, length - done, access);
       const offset = this.bus.resolvedOffset;
       const n = Math.min(length - done, this.bus.resolvedRun);
       chunk(region, offset, done, n);

@@ -1,5 +1,7 @@
 // Machine RAM: one ArrayBuffer per NUMA node, with the typed views the CPU's fast paths use.
 
+import type { RegionFaults } from './hardware-faults.js';
+
 export class RamRegion {
   readonly buffer: ArrayBuffer;
   readonly u8: Uint8Array;
@@ -9,6 +11,8 @@ export class RamRegion {
   readonly view: DataView;
   /** One past the last physical address of the region. */
   readonly end: number;
+  /** Set while a hardware fault touches this memory (hardware-faults.ts): checked on TLB refills and DMA, never on the fast path. */
+  faults: RegionFaults | null = null;
 
   constructor(readonly node: number, readonly base: number, readonly size: number) {
     if (size <= 0 || size % 4096 !== 0) throw new Error(`RAM size must be a positive multiple of 4 KiB, not ${size}`);
