@@ -92,8 +92,17 @@ export class MachineMemory {
   /** Per machine page: its node. */
   private readonly pageNode: Uint8Array;
 
-  constructor(readonly layout: MachineLayout) {
-    this.regions = layout.nodes.map((n) => new RamRegion(n.id, n.base, n.size));
+  /** Nodes the monitor has given up (failed, or cut off from node 0): nothing is allocated there again. */
+  private readonly lostNodes = new Set<number>();
+  /** Pages the monitor retired (poisoned): never handed out again. */
+  private readonly retired = new Set<number>();
+  /** Per node: retired pages no one holds any more (neither free nor in use). */
+  private readonly retiredIdle: number[];
+
+  /** `regions`: the machine's RAM, one region per node (the hardware's); made here when not given. */
+  constructor(readonly layout: MachineLayout, regions?: readonly RamRegion[]) {
+    this.regions = regions === undefined ? layout.nodes.map((n) => new RamRegion(n.id, n.base, n.size)) : [...regions];
+    this.retiredIdle = layout.nodes.map(() => 0);
     const base = layout.nodes[0]!.base;
     this.firstPage = layout.nodes.map((n) => (n.base - base) / PAGE);
     this.nodePages = layout.nodes.map((n) => n.size / PAGE);
@@ -222,7 +231,7 @@ export class MachineMemory {
     if (--this.users[mpn]! > 0) return false;
     const node = this.nodeOf(mpn);
     this.used[node]!--;
-    this.freed[node]!.push(mpn);
+    this.giveBack(node, mpn);
     machinePageReplaced(this.domain, this.addressOf(mpn));
     return true;
   }
@@ -247,7 +256,8 @@ export class MachineMemory {
   }
 
   pagesFree(node: number): number {
-    return this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]! - this.replicaUsed[node]!;
+    if (this.lostNodes.has(node)) return 0;
+    return -this.retiredIdle[node]! + this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]! - this.replicaUsed[node]!;
   }
 
   /** Replicas of VMs' pages on `node`, or on all nodes. */
@@ -313,7 +323,50 @@ export class MachineMemory {
     this.guestPage[mpn] = FREE;
     this.users[mpn] = 0;
     counted[node]!--;
-    this.freed[node]!.push(mpn);
+    this.giveBack(node, mpn);
+  }
+
+  /** Page `mpn` of `node` is free: back on the node's free list, unless it was retired or its node is lost. */
+  private giveBack(node: number, mpn: number): void {
+    if (this.retired.has(mpn)) this.retiredIdle[node]!++;
+    else if (!this.lostNodes.has(node)) this.freed[node]!.push(mpn);
+  }
+
+  /**
+   * The monitor gives node `node` up (it failed, or a partition cut it off from node 0): no page is handed
+   * out there again, and its free pages are counted lost. Pages still in use there go as their users end.
+   */
+  retireNode(node: number): void {
+    this.lostNodes.add(node);
+    this.freed[node]!.length = 0;
+  }
+
+  /** True once `retireNode(node)`. */
+  nodeLost(node: number): boolean {
+    return this.lostNodes.has(node);
+  }
+
+  /**
+   * Machine page `mpn` is poisoned: it is never handed out again (held now, it stays with its users until they
+   * let go). The monitor learns of poison from an access, so the page is in use or on a free list, never fresh.
+   */
+  retirePage(mpn: number): void {
+    if (this.retired.has(mpn)) return;
+    this.retired.add(mpn);
+    const node = this.nodeOf(mpn);
+    const freed = this.freed[node]!;
+    const at = freed.indexOf(mpn);
+    if (at >= 0) {
+      freed.splice(at, 1);
+      this.retiredIdle[node]!++;
+    }
+  }
+
+  /** Pages lost on `node` (or on all nodes): the free pages of a lost node, and retired pages no one holds. */
+  pagesLost(node?: number): number {
+    if (node === undefined) return this.layout.nodes.reduce((sum, n) => sum + this.pagesLost(n.id), 0);
+    if (this.lostNodes.has(node)) return this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]! - this.replicaUsed[node]!;
+    return this.retiredIdle[node]!;
   }
 
   /**
@@ -324,6 +377,7 @@ export class MachineMemory {
    * (`allocateReserved`, zero) or given back (`unreserve`); until then no one else gets them.
    */
   reserveBlock(node: number): number {
+    if (this.lostNodes.has(node)) return FREE;
     const first = this.firstPage[node]! + this.fresh[node]!;
     const gap = (BLOCK_PAGES - ((this.addressOf(first) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
     const block = first + gap;
@@ -398,7 +452,7 @@ export class MachineMemory {
     if (this.users[mpn] !== 0) throw new Error(`machine page ${mpn} is in use, not reserved`);
     const node = this.nodeOf(mpn);
     this.reserved[node]!--;
-    this.freed[node]!.push(mpn);
+    this.giveBack(node, mpn);
   }
 
   /**

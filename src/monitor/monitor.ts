@@ -4,6 +4,8 @@ import { layoutMachine, type MachineConfig, type MachineLayout } from '../board/
 import { SLICE } from '../board/machine.js';
 import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../board/timing-mode.js';
 import { timingModelFor } from '../board/topology.js';
+import { MachineHardware } from '../board/hardware.js';
+import { FaultRecovery } from './fault-recovery.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
@@ -60,6 +62,11 @@ export interface MonitorOptions {
   shareBootImages?: boolean;
   /** The content-sharing scanner (page-scanner.ts), off without it. */
   scan?: ScanParameters;
+  /**
+   * The physical machine's hardware (board/hardware.ts): its memory, and the faults injected into it. Made
+   * from `config` when not given; given, it must have been made from the same layout.
+   */
+  hardware?: MachineHardware;
 }
 
 export interface VmSpec {
@@ -152,9 +159,22 @@ export class Monitor {
   private readonly promisedOnNode: number[];
   private nextId = 0;
 
+  /**
+   * The physical machine. The monitor uses its memory, its failure report and its CPUs' state as the
+   * emulator plays them; it never reads the fault injector's state (test/project/fault-isolation.test.ts).
+   */
+  readonly hardware: MachineHardware;
+  /** The monitor's answer to hardware faults (fault-recovery.ts). */
+  readonly recovery: FaultRecovery;
+
   constructor(private readonly options: MonitorOptions) {
     this.layout = layoutMachine(options.config);
-    this.memory = new MachineMemory(this.layout);
+    this.hardware = options.hardware ?? new MachineHardware(this.layout);
+    if (this.hardware.regions.length !== this.layout.nodes.length || this.hardware.layout.harts !== this.layout.harts
+      || this.hardware.regions.some((r, i) => r.base !== this.layout.nodes[i]!.base || r.size !== this.layout.nodes[i]!.size)) {
+      throw new Error('the hardware given to the monitor has another layout than its configuration');
+    }
+    this.memory = new MachineMemory(this.layout, this.hardware.regions);
     // The memmap lives in machine memory, an entry per page on the page's own node.
     this.memmap = new MemmapTable(this.memory);
     this.ledger = new SharingLedger(this.memory);
@@ -174,6 +194,19 @@ export class Monitor {
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
     if (options.policy !== undefined) this.setPolicy(options.policy);
     if (options.scan !== undefined) this.setScan(options.scan);
+    this.recovery = new FaultRecovery({
+      layout: this.layout, memory: this.memory, vms: this.vms,
+      lastCpu: (vm, index) => this.records.get(vm)?.[index]?.lastPcpu ?? -1,
+      endVm: (vm, reason) => this.endVm(vm, 'stopped', reason),
+      retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
+      forgetCached: (mpn) => this.pageCache.forget(mpn),
+      log: (message) => this.options.log?.(message),
+    }, this.hardware.report);
+  }
+
+  /** Why the machine failed (node 0 lost, or every CPU): every VM has been ended with it. Undefined while it runs. */
+  get machineFailure(): string | undefined {
+    return this.recovery.machineFailure;
   }
 
   /** The content-sharing scanner, once asked for. */
@@ -323,7 +356,10 @@ export class Monitor {
     if (spec.homeNode !== undefined && (!Number.isInteger(spec.homeNode) || spec.homeNode < 0 || spec.homeNode >= this.layout.nodes.length)) {
       throw new MonitorError(`VM ${spec.name}: the machine has no node ${spec.homeNode}`);
     }
+    if (this.machineFailure !== undefined) throw new MonitorError(`VM ${spec.name}: the machine failed (${this.machineFailure})`);
+    if (spec.homeNode !== undefined && this.memory.nodeLost(spec.homeNode)) throw new MonitorError(`VM ${spec.name}: node ${spec.homeNode} has failed`);
     const homeNode = spec.homeNode ?? this.layout.nodes
+      .filter((n) => !this.memory.nodeLost(n.id))
       .map((n) => ({ id: n.id, left: n.size - this.promisedOnNode[n.id]! }))
       .sort((a, b) => b.left - a.left || a.id - b.id)[0]!.id;
     const options: VmOptions = {
@@ -331,6 +367,7 @@ export class Monitor {
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
       secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap, placement: this.options.placement,
       gStageTlbEntries: this.options.gStageTlbEntries,
+      hardware: this.hardware,
       sharesWithOthers: spec.sharing ?? true,
       onBoot: (v, images) => this.shareBootImages(v, images),
       tlbMissSignal: (mpn, node, write) => {
@@ -439,6 +476,8 @@ export class Monitor {
       if (r === undefined) continue;
       const vm = this.vms[r.vm]!;
       if (vm.state !== 'running') continue;
+      // A stopped CPU executes nothing (until the report tells the monitor, the scheduler may still pick it).
+      if (!this.hardware.cpuRuns(p)) continue;
       ran.add(r);
       const h = r.hart;
       h.timingCpu = p;
@@ -468,6 +507,12 @@ export class Monitor {
           // The machine had no page for it: this VM alone stops; the others keep what they have.
           this.endVm(vm, 'stopped', stop.reason);
           continue;
+        case 'hardware-error':
+          // A bus error from failed hardware; the hardware logged it, and the report says who else depended
+          // on what failed (read at once, before any page this VM lets go can be handed out again).
+          this.endVm(vm, 'stopped', stop.reason);
+          this.recovery.poll();
+          continue;
         case 'slice':
         case 'idle':
         case 'waiting':
@@ -492,6 +537,10 @@ export class Monitor {
       this.cycles = end;
     } else this.skipIdle();
     this.reapEnded();
+    // The hardware's time moves with the machine's: faults due apply at this boundary, and the monitor reads
+    // what the failure report says of them before the next round.
+    this.hardware.advanceTo(this.cycles);
+    this.recovery.poll();
     // A safe point: every vCPU is between instructions.
     scanner?.afterRound(this.cycles, this.vms.filter((vm) => vm.state === 'running').map((vm) => ({ pmap: vm.pmap, sharesWithOthers: vm.sharesWithOthers })));
     if (this.mode === 'timing' || this.tlbCounters !== undefined) this.numaPolicy?.afterRound();
@@ -512,6 +561,9 @@ export class Monitor {
     let skip = Infinity;
     for (const vm of this.vms) if (vm.state === 'running') skip = Math.min(skip, vm.machine.cyclesToDeadline());
     skip = Math.ceil(Math.min(skip === Infinity ? SLICE : Math.max(1, skip), this.idleSkipLimit));
+    // Idle time does not jump past a scheduled fault: it happens at its time, not at the next timer.
+    const fault = this.hardware.nextFaultTime;
+    if (fault > this.cycles) skip = Math.min(skip, Math.ceil(fault - this.cycles));
     // A limit of 0 holds time where it is (a host that drives the VMs has something for them soon).
     if (skip <= 0) return;
     for (const vm of this.vms) if (vm.state === 'running') vm.machine.skipCycles(skip);

@@ -140,6 +140,12 @@ export class PageCache implements PageSpace {
     return n;
   }
 
+  /** Drops the entry of machine page `mpn`, if the cache holds it (the page failed or is poisoned: no VM may map it again). */
+  forget(mpn: number): void {
+    const slot = this.slotOfPage.get(mpn);
+    if (slot !== undefined) this.drop(slot);
+  }
+
   private drop(slot: number): void {
     const key = this.keys[slot]!;
     const mpn = this.pages[slot]!;

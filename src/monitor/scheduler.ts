@@ -208,6 +208,20 @@ export class Scheduler {
     return state;
   }
 
+  /** pCPUs taken out of use (failed hardware): never given a vCPU again. */
+  private readonly retired = new Set<number>();
+
+  /** pCPU `pcpu` failed: no vCPU runs there again (what it held is the monitor's to deal with). */
+  retirePcpu(pcpu: number): void {
+    this.retired.add(this.checkPcpu(pcpu));
+    this.holders[pcpu] = undefined;
+  }
+
+  /** pCPUs still in use. */
+  get pcpusInUse(): number {
+    return this.pcpuNodes.length - this.retired.size;
+  }
+
   removeVm(vm: number): void {
     if (!this.vms.some((state) => state.id === vm)) throw new Error(`scheduler: there is no VM ${vm} to remove`);
     // Its vCPUs lose their pCPUs at once: the next pick asks only the VMs still here.
@@ -230,7 +244,7 @@ export class Scheduler {
       }
     });
     const queue = [...runnable].filter((state) => !kept.has(state));
-    this.place(this.chooseFairly(queue, this.pcpuNodes.length - kept.size), next);
+    this.place(this.chooseFairly(queue, this.pcpusInUse - kept.size), next);
 
     next.forEach((state, pcpu) => {
       if (state === undefined) return;
@@ -312,12 +326,13 @@ export class Scheduler {
     // Returning vCPUs first, so that one placed by node cannot take the pCPU another would come back to.
     const elsewhere: VcpuState[] = [];
     for (const state of chosen) {
-      if (state.lastPcpu !== undefined && next[state.lastPcpu] === undefined) assign(state, state.lastPcpu);
+      if (state.lastPcpu !== undefined && next[state.lastPcpu] === undefined && !this.retired.has(state.lastPcpu)) assign(state, state.lastPcpu);
       else elsewhere.push(state);
     }
+    const free = (held: VcpuState | undefined, pcpu: number): boolean => held === undefined && !this.retired.has(pcpu);
     for (const state of elsewhere) {
-      const onHome = next.findIndex((held, pcpu) => held === undefined && this.pcpuNodes[pcpu] === state.vm.homeNode);
-      assign(state, onHome >= 0 ? onHome : next.findIndex((held) => held === undefined));
+      const onHome = next.findIndex((held, pcpu) => free(held, pcpu) && this.pcpuNodes[pcpu] === state.vm.homeNode);
+      assign(state, onHome >= 0 ? onHome : next.findIndex(free));
     }
   }
 }

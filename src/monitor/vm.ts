@@ -33,6 +33,7 @@ export type VcpuStop =
   | { kind: 'waiting'; exit: VcpuExit }
   | { kind: 'ended' }
   | { kind: 'out-of-memory'; reason: string }
+  | { kind: 'hardware-error'; reason: string }
   | { kind: 'crashed'; error: string };
 
 /** How the reason of a VM stopped for want of machine memory begins. */
@@ -69,6 +70,8 @@ export interface VmOptions {
   memmap?: MemmapTable;
   /** False: the VM's pages are never shared with other VMs' (`share: false`; default true). */
   sharesWithOthers?: boolean;
+  /** The physical machine's TLB registry (board/hardware.ts `attach`): a hardware fault empties the vCPUs' TLBs. */
+  hardware?: { attach(holder: { hardwareChanged(): void }): () => void };
   /** Told where the boot images went once `boot` loaded them (the monitor's page cache shares their pages). */
   onBoot?: (vm: VirtualMachine, images: readonly BootImage[]) => void;
 }
@@ -125,6 +128,10 @@ export class VirtualMachine {
   readonly tlbShootdowns: Uint32Array;
   /** Set when the machine had no page for this VM: the monitor stops it after its vCPU's run. */
   outOfMemory: string | undefined = undefined;
+  /** Set when a vCPU took a bus error from failed hardware: the monitor ends the VM after its vCPU's run. */
+  hardwareError: string | undefined = undefined;
+  /** Lets the vCPUs' TLBs go from the hardware's registry. */
+  private readonly detachHardware: (() => void)[] = [];
   private readonly costs: MonitorCosts;
   private readonly memory: MachineMemory;
   /** The monitor's data for this VM in machine memory: pmap tables, vCPU state, second-level TLBs. */
@@ -177,6 +184,7 @@ export class VirtualMachine {
     const signal = options.tlbMissSignal;
     const ramBase = memory.addressOf(0);
     for (const h of this.machine.harts) {
+      if (options.hardware !== undefined) this.detachHardware.push(options.hardware.attach(h));
       // A vCPU has no PMP of its own: what the guest may touch is the pmap's to say (H's G-stage), and the
       // machine's PMP, which would sit behind it, is the monitor's and allows the VM's memory.
       h.pmp.removeEntries();
@@ -252,6 +260,12 @@ export class VirtualMachine {
       case 'interrupt':
         this.charge(h, `interrupt.${INTERRUPT_NAMES[exit.irq] ?? exit.irq}`);
         return RESUME;
+      case 'bus-error':
+        // The hardware refused the access (failed or unreachable memory, poison): the guest's state depends on
+        // memory it cannot have, so the VM ends (fault-recovery.ts ends the others that mapped the page).
+        this.count(h.id, `bus-error.${exit.syndrome}`);
+        this.hardwareError ??= `vCPU ${vcpu} took a bus error (${exit.syndrome}) at machine address 0x${exit.address.toString(16)}`;
+        return WAIT;
     }
   }
 
@@ -349,6 +363,7 @@ export class VirtualMachine {
       return { kind: 'crashed', error: error instanceof Error ? error.message : String(error) };
     }
     if (this.outOfMemory !== undefined) return { kind: 'out-of-memory', reason: this.outOfMemory };
+    if (this.hardwareError !== undefined) return { kind: 'hardware-error', reason: this.hardwareError };
     if (this.machine.exit !== undefined) return { kind: 'ended' };
     if (h.suspended) return { kind: 'waiting', exit: h.exited! };
     if (h.parked || h.waiting) return { kind: 'idle' };
@@ -375,6 +390,7 @@ export class VirtualMachine {
     this.reason = reason;
     this.machine.stopWith({ kind: 'quit' });
     for (const h of this.machine.harts) h.releaseTranslation();
+    for (const detach of this.detachHardware.splice(0)) detach();
     this.pmap.release();
     this.tables.release();
   }

@@ -1,0 +1,162 @@
+// The monitor's answer to hardware faults, before cells: read the machine's failure report, and end exactly the VMs that depended on what failed.
+
+import type { FailureRecord, FailureReport } from '../board/failure-report.js';
+import { describeRecord } from '../board/failure-report.js';
+import type { MachineLayout } from '../board/address-map.js';
+import { FREE, PAGE, type MachineMemory } from './machine-memory.js';
+import type { VirtualMachine } from './vm.js';
+
+/** What the recovery needs of the monitor: its VMs, where their vCPUs last ran, and the means to end them. */
+export interface RecoveryHost {
+  readonly layout: MachineLayout;
+  readonly memory: MachineMemory;
+  readonly vms: readonly VirtualMachine[];
+  /** The physical CPU vCPU `index` of `vm` last ran on (-1: never): its registers are there until a world switch saves them. */
+  lastCpu(vm: VirtualMachine, index: number): number;
+  /** Ends `vm` with `reason` (its pages go back, its CPUs go to the others). */
+  endVm(vm: VirtualMachine, reason: string): void;
+  /** No vCPU is given physical CPU `cpu` again. */
+  retireCpu(cpu: number): void;
+  /** The page cache's entry of machine page `mpn` goes (a failed or poisoned page is no cache). */
+  forgetCached(mpn: number): void;
+  log(message: string): void;
+}
+
+/**
+ * Node 0 holds what the monitor cannot lose without cells: the code every CPU runs, and its global state
+ * (the scheduler, the page allocator's lists, the VMs' records; in this emulation the TypeScript heap, placed
+ * on the boot node as a real monitor's would be). Its failure, or a partition that leaves the monitor without
+ * it, fails the machine.
+ */
+export const MONITOR_NODE = 0;
+
+/**
+ * Reads the failure report after each round (`poll`) and the bus errors the VMs' vCPUs take, and ends every
+ * VM that depended on failed hardware, each with a line saying why; the others run on. What a VM depends on:
+ * - the CPUs its vCPUs last ran on (a vCPU's registers stay in its CPU until a world switch saves them);
+ * - the machine pages its pmap maps (the memmap; pages shared with other VMs or the page cache included);
+ * - its home node, where its devices and the monitor's data for it (pmap tables, vCPU state pages,
+ *   second-level TLBs; monitor-data.ts) lie: a device belongs to its VM's home node;
+ * - for a partition, all of that on the nodes cut off from node 0 (partitions are fail-stop: the side
+ *   without node 0 stops, and this side treats its nodes as failed).
+ * Replicas on a failed node are dropped (the master keeps the contents); the nodes and CPUs lost are never
+ * used again, and a poisoned page is retired.
+ */
+export class FaultRecovery {
+  private read = 0;
+  /** Nodes and CPUs the monitor has given up, as the report told it. */
+  readonly lostNodes = new Set<number>();
+  readonly lostCpus = new Set<number>();
+  /** Set when the machine cannot go on (node 0 lost): every VM has been ended with it. */
+  machineFailure: string | undefined = undefined;
+
+  constructor(private readonly host: RecoveryHost, private readonly report: FailureReport) {}
+
+  /** Acts on the report's new records. Call at a round boundary. */
+  poll(): void {
+    if (this.report.count === this.read) return;
+    const records = this.report.since(this.read);
+    this.read = this.report.count;
+    for (const record of records) this.handle(record);
+  }
+
+  private handle(record: FailureRecord): void {
+    if (this.machineFailure !== undefined) return;
+    this.host.log(`hardware: ${describeRecord(record)}`);
+    switch (record.kind) {
+      case 'node-failed':
+        this.loseNodes([record.node], `node ${record.node} failed`);
+        return;
+      case 'cpu-stopped':
+        this.loseCpus([record.cpu], `CPU ${record.cpu} stopped`);
+        return;
+      case 'partition': {
+        const kept = record.groups.find((g) => g.includes(MONITOR_NODE)) ?? [];
+        const cut = this.host.layout.nodes.map((n) => n.id).filter((n) => !kept.includes(n) && !this.lostNodes.has(n));
+        if (cut.length > 0) this.loseNodes(cut, `node${cut.length > 1 ? 's' : ''} ${cut.join(', ')} cut off from node ${MONITOR_NODE} by a partition`);
+        return;
+      }
+      case 'bus-error':
+        if (record.syndrome === 'poisoned') this.losePage(Math.floor((record.address - this.host.memory.addressOf(0)) / PAGE), record.address);
+        return;
+      case 'link-failed':
+      case 'router-failed':
+        // Routes changed; what they cut off comes as a partition record.
+        return;
+    }
+  }
+
+  /** Nodes `nodes` are gone: their CPUs and memory, and every VM that depended on them. */
+  private loseNodes(nodes: readonly number[], why: string): void {
+    if (nodes.includes(MONITOR_NODE)) {
+      this.failMachine(`${why}: node ${MONITOR_NODE} held the monitor's code and global state, so the machine stops`);
+      return;
+    }
+    const memory = this.host.memory;
+    for (const node of nodes) {
+      this.lostNodes.add(node);
+      memory.retireNode(node);
+    }
+    const cpus = nodes.flatMap((n) => this.host.layout.nodes[n]!.harts);
+    this.loseCpus(cpus, why);
+    const onLost = (mpn: number): boolean => this.lostNodes.has(memory.nodeOf(mpn));
+    for (const vm of this.running()) {
+      const reasons: string[] = [];
+      if (nodes.includes(vm.pmap.homeNode)) reasons.push(`its home node ${vm.pmap.homeNode} held its devices and the monitor's data for it`);
+      let pages = 0;
+      for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
+        const mpn = vm.pmap.lookup(gppn);
+        if (mpn !== FREE && onLost(mpn)) pages++;
+      }
+      if (pages > 0) reasons.push(`${pages} of its pages were there`);
+      const tables = vm.tables.savePages().flat().filter(onLost).length;
+      if (tables > 0 && reasons.length === 0) reasons.push(`${tables} pages of the monitor's data for it were there`);
+      if (reasons.length > 0) this.host.endVm(vm, `${why}: ${reasons.join('; ')}`);
+    }
+    // What survives must not come to lean on the lost nodes: their replicas go (the masters hold the
+    // contents), and pages only reserved for large pages there go back (a later touch would land there).
+    for (const vm of this.running()) {
+      if (vm.pmap.replicatedPages > 0) vm.pmap.dropReplicas();
+      vm.pmap.giveBackReserved();
+    }
+    for (let mpn = 0; mpn < memory.totalPages; mpn++) if (memory.users[mpn]! > 0 && onLost(mpn)) this.host.forgetCached(mpn);
+    const left = this.host.layout.nodes.filter((n) => !this.lostNodes.has(n.id)).map((n) => n.id);
+    this.host.log(`hardware: ${why}; the monitor goes on with node${left.length === 1 ? '' : 's'} ${left.join(', ')}`);
+  }
+
+  /** CPUs `cpus` stopped: the VMs whose vCPU state was on one of them go; nothing runs there again. */
+  private loseCpus(cpus: readonly number[], why: string): void {
+    for (const cpu of cpus) {
+      if (this.lostCpus.has(cpu)) continue;
+      this.lostCpus.add(cpu);
+      this.host.retireCpu(cpu);
+      for (const vm of this.running()) {
+        const vcpu = vm.vcpus.findIndex((_, i) => this.host.lastCpu(vm, i) === cpu);
+        if (vcpu >= 0) this.host.endVm(vm, `${why}: vCPU ${vcpu}'s state was on CPU ${cpu}`);
+      }
+    }
+    if (this.lostCpus.size === this.host.layout.harts) this.failMachine(`${why}: no CPU is left`);
+  }
+
+  /** Machine page `mpn` is poisoned: every VM that maps it goes, and it is never used again. */
+  private losePage(mpn: number, address: number): void {
+    const memory = this.host.memory;
+    if (mpn < 0 || mpn >= memory.totalPages) return;
+    const users = new Set(memory.usersOf(mpn).map((u) => u.vm));
+    for (const vm of this.running()) {
+      if (users.has(vm.id)) this.host.endVm(vm, `machine page 0x${address.toString(16)} is poisoned and the VM mapped it`);
+    }
+    this.host.forgetCached(mpn);
+    memory.retirePage(mpn);
+  }
+
+  private failMachine(why: string): void {
+    this.machineFailure = why;
+    this.host.log(`hardware: the machine failed: ${why}`);
+    for (const vm of this.running()) this.host.endVm(vm, `the machine failed: ${why}`);
+  }
+
+  private running(): VirtualMachine[] {
+    return this.host.vms.filter((vm) => vm.state === 'running');
+  }
+}
