@@ -45,6 +45,33 @@ export function faultName(fault: Fault): string {
 /** A fault that names nothing the machine has: a message for the user, one line. */
 export class FaultError extends Error {}
 
+/** Problems with `fault` on a machine of `layout` and `links`, one sentence each (none: it names something the machine has). */
+export function faultProblems(layout: MachineLayout, links: readonly Link[], fault: Fault): string[] {
+  const nodes = layout.nodes.length;
+  const node = (n: number): string[] => (Number.isInteger(n) && n >= 0 && n < nodes ? [] : [`no node ${n}: the machine has nodes 0 to ${nodes - 1}`]);
+  switch (fault.kind) {
+    case 'node':
+    case 'router':
+      return node(fault.node);
+    case 'cpu':
+      return Number.isInteger(fault.cpu) && fault.cpu >= 0 && fault.cpu < layout.harts ? [] : [`no CPU ${fault.cpu}: the machine has CPUs 0 to ${layout.harts - 1}`];
+    case 'link': {
+      const bad = [...node(fault.a), ...node(fault.b)];
+      if (bad.length > 0) return bad;
+      const a = Math.min(fault.a, fault.b);
+      const b = Math.max(fault.a, fault.b);
+      if (links.some((l) => l.a === a && l.b === b)) return [];
+      return [`no link ${fault.a}-${fault.b}: the links are ${links.map(linkName).join(', ') || 'none'}`];
+    }
+    case 'page':
+    case 'line': {
+      const base = layout.nodes[0]!.base;
+      return Number.isSafeInteger(fault.address) && fault.address >= base && fault.address < layout.ramEnd
+        ? [] : [`no memory at 0x${Math.max(0, fault.address).toString(16)}: RAM is 0x${base.toString(16)} to 0x${layout.ramEnd.toString(16)}`];
+    }
+  }
+}
+
 /** Anything that caches translations to machine memory (a hart's TLBs): emptied when the hardware changes. */
 export interface TlbHolder {
   hardwareChanged(): void;
@@ -117,27 +144,7 @@ export class MachineFaults {
 
   /** Problems with `fault` on this machine, one sentence each (none: it names something the machine has). */
   problems(fault: Fault): string[] {
-    const nodes = this.layout.nodes.length;
-    const node = (n: number): string[] => (Number.isInteger(n) && n >= 0 && n < nodes ? [] : [`no node ${n}: the machine has nodes 0 to ${nodes - 1}`]);
-    switch (fault.kind) {
-      case 'node':
-      case 'router':
-        return node(fault.node);
-      case 'cpu':
-        return Number.isInteger(fault.cpu) && fault.cpu >= 0 && fault.cpu < this.layout.harts ? [] : [`no CPU ${fault.cpu}: the machine has CPUs 0 to ${this.layout.harts - 1}`];
-      case 'link': {
-        const bad = [...node(fault.a), ...node(fault.b)];
-        if (bad.length > 0) return bad;
-        const a = Math.min(fault.a, fault.b);
-        const b = Math.max(fault.a, fault.b);
-        if (this.links.some((l) => l.a === a && l.b === b)) return [];
-        return [`no link ${fault.a}-${fault.b}: the links are ${this.links.map(linkName).join(', ') || 'none'}`];
-      }
-      case 'page':
-      case 'line':
-        return Number.isSafeInteger(fault.address) && this.regionIndex(fault.address) >= 0
-          ? [] : [`no memory at 0x${Math.max(0, fault.address).toString(16)}: RAM is 0x${this.layout.nodes[0]!.base.toString(16)} to 0x${this.layout.ramEnd.toString(16)}`];
-    }
+    return faultProblems(this.layout, this.links, fault);
   }
 
   /**
