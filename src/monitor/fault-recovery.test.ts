@@ -78,9 +78,9 @@ test('a node fails: the VM at home there and a VM with one page there end, each 
   s.hardware.injector.inject({ kind: 'node', node: 2 });
   s.monitor.runRound();
   assert.equal(b.state, 'stopped');
-  assert.match(b.reason, /^node 2 failed: vCPU 0's state was on CPU 2$/);
+  assert.match(b.reason, /^hardware fault: node 2 failed: vCPU 0's state was on CPU 2$/);
   assert.equal(c.state, 'stopped');
-  assert.equal(c.reason, 'node 2 failed: 1 of its pages were there');
+  assert.equal(c.reason, 'hardware fault: node 2 failed: 1 of its pages were there');
   assert.equal(a.state, 'running');
   assert.ok(s.log.includes('hardware: node 2 failed (CPUs 2)'), s.log.join('\n'));
   assert.ok(s.log.includes('hardware: node 2 failed; the monitor goes on with nodes 0, 1, 3'));
@@ -102,7 +102,7 @@ test('a CPU stops: the VM whose vCPU was on it ends, and nothing runs there agai
   s.hardware.injector.inject({ kind: 'cpu', cpu: 3 });
   s.monitor.runRound();
   assert.equal(c.state, 'stopped');
-  assert.equal(c.reason, 'CPU 3 stopped: vCPU 0\'s state was on CPU 3');
+  assert.equal(c.reason, 'hardware fault: CPU 3 stopped: vCPU 0\'s state was on CPU 3');
   const switches = s.monitor.scheduler.switches(3);
   finish(s);
   assert.deepEqual([a.state, b.state], ['running', 'running']);
@@ -120,7 +120,7 @@ test('a partition: the side without node 0 stops, and its VMs with it', (t) => {
   s.hardware.injector.inject({ kind: 'link', a: 2, b: 3 });
   s.monitor.runRound();
   assert.equal(c.state, 'stopped');
-  assert.match(c.reason, /^node 3 cut off from node 0 by a partition: /);
+  assert.match(c.reason, /^hardware fault: node 3 cut off from node 0 by a partition: /);
   finish(s);
   assert.deepEqual([a.state, b.state], ['running', 'running']);
   assert.deepEqual(s.hardware.report.since(0).map(describeRecord), ['link 1-3 failed', 'link 2-3 failed', 'the interconnect is partitioned: {0,1,2} {3}']);
@@ -135,7 +135,7 @@ test('a poisoned page: the VM that reads it takes a bus error and ends; the page
   s.hardware.injector.inject({ kind: 'page', address });
   runRoundsUntil(s.monitor, () => a.state !== 'running', 100);
   assert.equal(a.state, 'stopped');
-  assert.equal(a.reason, `vCPU 0 took a bus error (poisoned) at machine address 0x${address.toString(16)}`);
+  assert.equal(a.reason, `hardware fault: vCPU 0 took a bus error (poisoned) at machine address 0x${address.toString(16)}`);
   assert.equal(a.exits.get('bus-error.poisoned'), 1);
   finish(s);
   assert.deepEqual([b.state, c.state], ['running', 'running']);
@@ -154,7 +154,7 @@ test('node 0 fails: the monitor cannot go on without it, and says so', (t) => {
   s.monitor.runRound();
   const why = "node 0 failed: node 0 held the monitor's code and global state, so the machine stops";
   assert.equal(s.monitor.machineFailure, why);
-  assert.ok(s.vms.every((vm) => vm.state === 'stopped' && vm.reason === `the machine failed: ${why}`));
+  assert.ok(s.vms.every((vm) => vm.state === 'stopped' && vm.reason === `hardware fault: the machine failed: ${why}`));
   assert.equal(s.monitor.running, false);
 });
 

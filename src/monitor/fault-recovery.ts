@@ -30,6 +30,9 @@ export interface RecoveryHost {
  */
 export const MONITOR_NODE = 0;
 
+/** How the reason of a VM ended by a hardware fault begins (`up` prints `vm NAME stopped: hardware fault: …`). */
+export const HARDWARE_FAULT = 'hardware fault';
+
 /**
  * Reads the failure report after each round (`poll`) and the bus errors the VMs' vCPUs take, and ends every
  * VM that depended on failed hardware, each with a line saying why; the others run on. What a VM depends on:

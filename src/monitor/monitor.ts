@@ -5,7 +5,7 @@ import { SLICE } from '../board/machine.js';
 import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../board/timing-mode.js';
 import { timingModelFor } from '../board/topology.js';
 import { MachineHardware } from '../board/hardware.js';
-import { FaultRecovery } from './fault-recovery.js';
+import { FaultRecovery, HARDWARE_FAULT } from './fault-recovery.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
@@ -197,7 +197,7 @@ export class Monitor {
     this.recovery = new FaultRecovery({
       layout: this.layout, memory: this.memory, vms: this.vms,
       lastCpu: (vm, index) => this.records.get(vm)?.[index]?.lastPcpu ?? -1,
-      endVm: (vm, reason) => this.endVm(vm, 'stopped', reason),
+      endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
       forgetCached: (mpn) => this.pageCache.forget(mpn),
       log: (message) => this.options.log?.(message),
@@ -510,7 +510,7 @@ export class Monitor {
         case 'hardware-error':
           // A bus error from failed hardware; the hardware logged it, and the report says who else depended
           // on what failed (read at once, before any page this VM lets go can be handed out again).
-          this.endVm(vm, 'stopped', stop.reason);
+          this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${stop.reason}`);
           this.recovery.poll();
           continue;
         case 'slice':
