@@ -1,6 +1,7 @@
 // The machine file of `mirrorball up` (issue 5): a YAML description of the machine and the VMs it runs,
 // with the same words as the command-line options. Every mistake is reported, one line each.
 
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { DriveSpec } from '../host/drives.js';
@@ -8,6 +9,11 @@ import type { MmuMode } from '../monitor/vm.js';
 import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters, POLICY_SIGNALS, type PolicySignal } from '../monitor/numa-policy.js';
 import type { Placement } from '../monitor/pmap.js';
 import { DEFAULT_SCAN, type ScanParameters } from '../monitor/page-scanner.js';
+import { layoutMachine } from '../board/address-map.js';
+import { parseFaultScript } from '../board/fault-script.js';
+import { FaultError, faultProblems } from '../board/faults.js';
+import type { ScheduledFault } from '../board/hardware.js';
+import { linksFromDistances } from '../board/interconnect.js';
 import { chooseTopology, type ChosenTopology } from './topology-options.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
 
@@ -44,6 +50,8 @@ export interface MachineFileSpec {
     diskCache: boolean; shareBootImages: boolean; scan: ScanParameters | undefined;
   };
   vms: VmFileSpec[];
+  /** Faults to inject at simulated times (`faults:`, a list of { time, fault } or a JSON file of one; docs/faults.md). */
+  faults: ScheduledFault[];
 }
 
 /** Every mistake in a machine file, each already a whole line such as `vms.yaml:7:13: vms[1].smp: …`. */
@@ -96,7 +104,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   if (!isMap(root)) {
     throw new MachineFileError([`${where(root)}: the machine file must be a mapping with 'machine' and 'vms' (see docs/machine-file.md)`]);
   }
-  checkKeys(root, ['machine', 'monitor', 'vms'], '', problem);
+  checkKeys(root, ['machine', 'monitor', 'vms', 'faults'], '', problem);
   const baseDir = dirname(resolve(fileName));
 
   // The machine.
@@ -249,11 +257,44 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   if (policy !== undefined && policySignal === 'cache-misses' && !timingOn && monitorNode !== undefined && isMap(monitorNode)) {
     problem(monitorNode.get('policy', true) as Node, 'monitor.policy', 'needs machine.timing: true (the policy reads the miss counters of timing mode), or policySignal: tlb-misses');
   }
+  const faults = faultsOption(root.get('faults', true) as Node | undefined, topology, baseDir, problem);
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan }, vms };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan }, vms, faults };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;
+
+/**
+ * `faults`: a campaign script, a list of `{ time: 20ms, fault: node 1 }`, or the name of a JSON file holding
+ * one (relative to the machine file). Each fault is checked against the machine's nodes, CPUs, links and RAM.
+ */
+function faultsOption(node: Node | undefined, topology: ChosenTopology | undefined, baseDir: string, problem: Problem): ScheduledFault[] {
+  if (node === undefined) return [];
+  let script: unknown = node.toJSON();
+  if (typeof script === 'string') {
+    const file = resolve(baseDir, script);
+    try {
+      script = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problem(node, 'faults', `cannot read the fault script '${script as string}': ${code ?? (error instanceof Error ? error.message : String(error))}`);
+      return [];
+    }
+  }
+  let check: Parameters<typeof parseFaultScript>[1];
+  if (topology !== undefined) {
+    const layout = layoutMachine(topology.config);
+    const links = linksFromDistances(layout.distances);
+    check = (fault) => faultProblems(layout, links, fault);
+  }
+  try {
+    return parseFaultScript(script, check);
+  } catch (error) {
+    if (!(error instanceof FaultError)) throw error;
+    for (const line of error.message.split('\n')) problem(node, 'faults', line);
+    return [];
+  }
+}
 
 /** Reports every key of `map` that is not in `known`, naming the known ones. */
 function checkKeys(map: YAMLMap, known: readonly string[], path: string, problem: Problem): void {

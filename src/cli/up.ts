@@ -176,7 +176,7 @@ class Up {
       await this.teardown();
     }
     // A script running `up` learns that something went wrong: a VM crashed or its guest reported a failure.
-    return this.monitor.vms.some((vm) => failed(vm)) ? 1 : 0;
+    return this.monitor.machineFailure !== undefined || this.monitor.vms.some((vm) => failed(vm)) ? 1 : 0;
   }
 
   /** The monitor and its VMs, booted but not yet run. Every mistake here is the user's: one line. */
@@ -197,6 +197,8 @@ class Up {
         scan: this.spec.monitor.scan,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');
+      // The machine file's campaign script: faults at their simulated times (docs/faults.md).
+      for (const s of this.spec.faults) this.monitor.hardware.injector.schedule(s.time, s.fault);
     } catch (error) {
       if (error instanceof MachineConfigError) throw new UsageError(`${this.file}: ${error.problems.join('; ')}`);
       if (error instanceof MonitorError) throw new UsageError(`${this.file}: ${error.message}`);

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { MemoryReport, VmListing } from '../control/monitor-commands.js';
 import type { VmAccount } from '../monitor/accounting.js';
 import { OUT_OF_MEMORY } from '../monitor/vm.js';
+import { HARDWARE_FAULT } from '../monitor/fault-recovery.js';
 import { controlOptions, withControl, type ControlFlags } from './vm-client.js';
 
 const KiB = 1024;
@@ -61,10 +62,11 @@ export function registerVmCommands(program: Command): void {
 /** How a VM ended, as `up` prints it: `powered off (code 0)`, `stopped (vm-stop from the control socket)`. */
 /**
  * The line `up` prints when a VM ends: `vm web: powered off (code 0)`, `vm web: stopped (vm-stop from the
- * control socket)`; a VM the machine had no memory for: `vm web stopped: machine memory exhausted (N MiB in use)`.
+ * control socket)`; a VM the machine had no memory for: `vm web stopped: machine memory exhausted (N MiB in use)`; one that
+ * depended on failed hardware: `vm web stopped: hardware fault: node 2 failed: 310 of its pages were there`.
  */
 export function endLine(vm: { name: string; state: string; reason: string }): string {
-  if (vm.state === 'stopped' && vm.reason.startsWith(OUT_OF_MEMORY)) return `vm ${vm.name} stopped: ${vm.reason}`;
+  if (vm.state === 'stopped' && (vm.reason.startsWith(OUT_OF_MEMORY) || vm.reason.startsWith(HARDWARE_FAULT))) return `vm ${vm.name} stopped: ${vm.reason}`;
   return `vm ${vm.name}: ${describeEnd(vm)}`;
 }
 

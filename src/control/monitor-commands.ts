@@ -2,6 +2,9 @@
 
 import { resolve } from 'node:path';
 import { SnapshotError } from '../board/snapshot.js';
+import { describeRecord } from '../board/failure-report.js';
+import { parseFault, parseSimulatedTime } from '../board/fault-script.js';
+import { FaultError, faultName } from '../board/faults.js';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { accountVm, registerMonitorStats, summarizeVm, type VmSummary } from '../monitor/accounting.js';
 import { MonitorError, type Monitor } from '../monitor/monitor.js';
@@ -99,15 +102,18 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       run: (args) => accountVm(monitor, vmArgument(args)),
     },
     'query-monitor': {
-      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesMonitor", "pagesFree"}], ' +
+      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesMonitor", "pagesFree", "pagesLost", "failed"}], "cpusFailed", "machineFailure", ' +
         '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "pagesMonitor", "cycles", "instructions", "worldSwitches", ' +
-        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}}; per node, in use (by VMs) + reserved + the monitor\'s own + free = its pages',
+        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}}; per node, in use (by VMs) + reserved + the monitor\'s own + free + lost = its pages',
       run: () => ({
         cpus: monitor.cpus,
         nodes: monitor.layout.nodes.map((n) => ({
           id: n.id, cpus: [...n.harts], memoryBytes: n.size, pagesInUse: monitor.memory.pagesInUse(n.id),
           pagesReserved: monitor.memory.pagesReserved(n.id), pagesMonitor: monitor.memory.monitorPages(n.id), pagesFree: monitor.memory.pagesFree(n.id),
+          pagesLost: monitor.memory.pagesLost(n.id), failed: monitor.recovery.lostNodes.has(n.id),
         })),
+        cpusFailed: [...monitor.recovery.lostCpus].sort((a, b) => a - b),
+        machineFailure: monitor.machineFailure ?? null,
         memoryBytes: monitor.layout.nodes.reduce((sum, n) => sum + n.size, 0),
         memoryFreeBytes: monitor.memoryFree,
         pagesInUse: monitor.memory.pagesInUse(),
@@ -204,6 +210,35 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
           const why = error instanceof SnapshotError ? error.message : code !== undefined ? `cannot write '${file}': ${code}` : String(error);
           throw new QmpError('GenericError', why);
         }
+      },
+    },
+    'inject-fault': {
+      help: 'inject a hardware fault (docs/faults.md): {"fault": "node N" | "cpu N" | "link A-B" | "router N" | "page ADDR" | "line ADDR"}, ' +
+        'at the next round boundary or at {"time": "20ms"} of simulated time → {"fault", "time"} (cycles); the VMs that depended on it end',
+      args: ['fault', 'time'],
+      run: (args) => {
+        const text = stringArgument(args, 'fault');
+        if (text === undefined) throw new QmpError('GenericError', "Parameter 'fault' is missing");
+        if (args.time !== undefined && typeof args.time !== 'string') throw new QmpError('GenericError', "'time' must be a simulated time such as \"20ms\"");
+        try {
+          const fault = parseFault(text);
+          const injector = monitor.hardware.injector;
+          const time = args.time === undefined ? monitor.cycles : parseSimulatedTime(args.time);
+          injector.schedule(time, fault);
+          return { fault: faultName(fault), time };
+        } catch (error) {
+          if (error instanceof FaultError) throw new QmpError('GenericError', error.message);
+          throw error;
+        }
+      },
+    },
+    'query-failure-report': {
+      help: 'the machine\'s failure report, as the hardware logged it: [{"seq", "time" (cycles), "kind", …, "text"}], from {"from": SEQ} (default 0)',
+      args: ['from'],
+      run: (args) => {
+        const from = args.from ?? 0;
+        if (typeof from !== 'number' || !Number.isInteger(from) || from < 0) throw new QmpError('GenericError', "'from' must be a record's sequence number");
+        return monitor.hardware.report.since(from).map((r) => ({ ...r, text: describeRecord(r) }));
       },
     },
     quit: {
