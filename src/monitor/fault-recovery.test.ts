@@ -78,7 +78,7 @@ test('a node fails: the VM at home there and a VM with one page there end, each 
   s.hardware.injector.inject({ kind: 'node', node: 2 });
   s.monitor.runRound();
   assert.equal(b.state, 'stopped');
-  assert.match(b.reason, /^hardware fault: node 2 failed: vCPU 0's state was on CPU 2$/);
+  assert.match(b.reason, /^hardware fault: node 2 failed: vCPU 0's state was on CPU 2; its home node 2 held its devices and the monitor's data for it; \d+ of its pages were there; \d+ pages of the monitor's data for it were there$/);
   assert.equal(c.state, 'stopped');
   assert.equal(c.reason, 'hardware fault: node 2 failed: 1 of its pages were there');
   assert.equal(a.state, 'running');

@@ -101,10 +101,13 @@ export class FaultRecovery {
       memory.retireNode(node);
     }
     const cpus = nodes.flatMap((n) => this.host.layout.nodes[n]!.harts);
-    this.loseCpus(cpus, why);
     const onLost = (mpn: number): boolean => this.lostNodes.has(memory.nodeOf(mpn));
     for (const vm of this.running()) {
       const reasons: string[] = [];
+      vm.vcpus.forEach((_, i) => {
+        const cpu = this.host.lastCpu(vm, i);
+        if (cpus.includes(cpu)) reasons.push(`vCPU ${i}'s state was on CPU ${cpu}`);
+      });
       if (nodes.includes(vm.pmap.homeNode)) reasons.push(`its home node ${vm.pmap.homeNode} held its devices and the monitor's data for it`);
       let pages = 0;
       for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
@@ -113,9 +116,10 @@ export class FaultRecovery {
       }
       if (pages > 0) reasons.push(`${pages} of its pages were there`);
       const tables = vm.tables.savePages().flat().filter(onLost).length;
-      if (tables > 0 && reasons.length === 0) reasons.push(`${tables} pages of the monitor's data for it were there`);
+      if (tables > 0) reasons.push(`${tables} pages of the monitor's data for it were there`);
       if (reasons.length > 0) this.host.endVm(vm, `${why}: ${reasons.join('; ')}`);
     }
+    this.loseCpus(cpus, why);
     // What survives must not come to lean on the lost nodes: their replicas go (the masters hold the
     // contents), and pages only reserved for large pages there go back (a later touch would land there).
     for (const vm of this.running()) {
