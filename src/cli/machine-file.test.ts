@@ -2,7 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { DEFAULT_POLICY } from '../monitor/numa-policy.js';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MachineFileError, parseMachineFile, type MachineFileSpec } from './machine-file.js';
@@ -163,6 +165,34 @@ describe('machine file', () => {
       ["m.yaml:2:17: monitor.policySignal: must be cache-misses or tlb-misses, not 'page-faults'"]);
     assert.deepEqual(problems('monitor:\n  policy: 3\nvms:\n  - name: a\n'),
       ['m.yaml:2:11: monitor.policy: must be true, false or a mapping of parameters (hotMisses, tlbHotMisses, sharedHotMisses, tlbSharedHotMisses, migrateShare, writeSharedWrites, intervalRounds, moveLimit, freezeIntervals, blockPages, coalescePages, replicateGroupPages)']);
+  });
+
+  it('takes a campaign script of faults, in the file or in a JSON file beside it, each checked against the machine', () => {
+    const spec = (text: string, name = 'm.yaml'): MachineFileSpec => parseMachineFile(text, name);
+    assert.deepEqual(spec('vms:\n  - name: a\n').faults, []);
+    const machine = 'machine:\n  topology: numa4x2\n  memory: 1G\n';
+    assert.deepEqual(spec(`${machine}faults:\n  - time: 20ms\n    fault: node 2\n  - { time: 1s, fault: link 0-1 }\nvms:\n  - name: a\n`).faults, [
+      { time: 2_000_000, fault: { kind: 'node', node: 2 } }, { time: 100_000_000, fault: { kind: 'link', a: 0, b: 1 } },
+    ]);
+    assert.deepEqual(problems(`${machine}faults:\n  - time: 20ms\n    fault: node 4\n  - time: 5\n    fault: link 0-1\n  - { time: 1ms, fault: link 0-3 }\nvms:\n  - name: a\n`), [
+      'm.yaml:5:3: faults: fault 1: no node 4: the machine has nodes 0 to 3',
+      "m.yaml:5:3: faults: fault 2: '5' is not a simulated time: write a number with a unit, as 20ms, 150us or 1.5s",
+      'm.yaml:5:3: faults: fault 3: no link 0-3: the links are 0-1, 0-2, 1-3, 2-3',
+    ]);
+    assert.deepEqual(problems('faults: node 2\nvms:\n  - name: a\n'), ["m.yaml:1:9: faults: cannot read the fault script 'node 2': ENOENT"]);
+    const dir = mkdtempSync(join(tmpdir(), 'mb-faults-'));
+    try {
+      writeFileSync(join(dir, 'campaign.json'), JSON.stringify([{ time: '150us', fault: 'cpu 7' }, { time: '1ms', fault: 'page 0x80001000' }]));
+      const file = join(dir, 'm.yaml');
+      assert.deepEqual(spec(`${machine}faults: campaign.json\nvms:\n  - name: a\n`, file).faults, [
+        { time: 15_000, fault: { kind: 'cpu', cpu: 7 } }, { time: 100_000, fault: { kind: 'page', address: 0x8000_1000 } },
+      ]);
+      writeFileSync(join(dir, 'bad.json'), '[{"time": "1ms", "fault": "cpu 8"}]');
+      assert.throws(() => spec(`${machine}faults: bad.json\nvms:\n  - name: a\n`, file),
+        (e: unknown) => e instanceof MachineFileError && e.problems.join() === `${file}:4:9: faults: fault 1: no CPU 8: the machine has CPUs 0 to 7`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the machine options as the file spells them in topology errors', () => {

@@ -449,6 +449,50 @@ describe('mirrorball up with tiny kernels', () => {
     }
   });
 
+  it('mirrorball fault fails a node of the running machine: the VM at home there ends saying why, the other runs on; bad faults are one line', async () => {
+    const runDir = join(dir, 'fault-run');
+    const file = join(dir, 'fault.yaml');
+    writeFileSync(file, 'machine:\n  nodes: 2\n  smp: 2\n  memory: 256M\nvms:\n' +
+      ['idle1', 'idle2'].map((name) => `  - name: ${name}\n    memory: 32M\n    kernel: idle.Image\n`).join(''));
+    const up = Running.start(['up', file, '--run-dir', runDir]);
+    try {
+      await until('the VMs to boot', () => up.stdout.includes('vm idle2: booting'), 60_000, () => up.stdout + up.stderr);
+      assert.match(up.stdout, /vm idle1: booting, 1 vCPU, 32 MiB on node 0;/);
+      assert.match(up.stdout, /vm idle2: booting, 1 vCPU, 32 MiB on node 1;/);
+      for (const [args, status, message] of [
+        [['node', '2'], 1, 'mirrorball: no node 2: the machine has nodes 0 to 1\n'],
+        [['cpu', '9'], 1, 'mirrorball: no CPU 9: the machine has CPUs 0 to 1\n'],
+        [['page', '0x1000'], 1, 'mirrorball: no memory at 0x1000: RAM is 0x80000000 to 0x90000000\n'],
+        [['link', '0-2'], 1, 'mirrorball: no node 2: the machine has nodes 0 to 1\n'],
+        [['disk', '1'], 2, "mirrorball: no fault kind 'disk': write node N, cpu N, link A-B, router N, page ADDR or line ADDR\n"],
+        [['page', 'here'], 2, "mirrorball: 'here' is not an address: write it in hexadecimal (0x80200000) or decimal\n"],
+      ] as const) {
+        const r = mirrorball(['fault', ...args, '--run-dir', runDir]);
+        assert.deepEqual([r.status, r.stderr], [status, message], args.join(' '));
+      }
+      const fault = mirrorball(['fault', 'node', '1', '--run-dir', runDir]);
+      assert.equal(fault.status, 0, fault.stderr);
+      assert.match(fault.stdout, /^mirrorball: node 1 injected for cycle \d+\n$/);
+      await until('idle2 to end', () => up.stdout.includes('vm idle2 stopped: hardware fault: node 1 failed: '), 30_000, () => up.stdout + up.stderr);
+      assert.match(up.stdout, /vm idle2 stopped: hardware fault: node 1 failed: vCPU 0's state was on CPU 1; its home node 1 held its devices and the monitor's data for it; \d+ of its pages were there/);
+      assert.match(up.stderr, /mirrorball: hardware: node 1 failed \(CPUs 1\)\n/);
+      const client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      const report = await client.ok<{ kind: string; text: string }[]>('query-failure-report');
+      assert.deepEqual(report.map((r) => r.text), ['node 1 failed (CPUs 1)']);
+      const vms = await client.ok<Message[]>('query-vms');
+      assert.deepEqual(vms.map((v) => [v.name, v.state]), [['idle1', 'running'], ['idle2', 'stopped']]);
+      const machine = await client.ok<{ nodes: { failed: boolean; pagesFree: number }[]; cpusFailed: number[] }>('query-monitor');
+      assert.deepEqual(machine.nodes.map((n) => [n.failed, n.pagesFree === 0]), [[false, false], [true, true]]);
+      assert.deepEqual(machine.cpusFailed, [1]);
+      const stop = mirrorball(['stop', 'idle1', '--run-dir', runDir]);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.equal(await up.done, 0, up.stderr);
+    } finally {
+      up.stop();
+    }
+  });
+
   it('runs the VMs in timing mode with timing: true, charging the physical CPUs\' caches', async () => {
     const runDir = join(dir, 'timing-run');
     const up = Running.start(['up', machineFile('timing', ['echo', 'idle'], '  timing: true\n'), '--run-dir', runDir]);
