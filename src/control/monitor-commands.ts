@@ -203,6 +203,8 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         const vm = args.vm === undefined ? undefined : vmArgument(args);
         if (vm !== undefined && vm.state !== 'running') throw new QmpError('GenericError', `VM '${vm.name}' is not running (${vm.state}: ${vm.reason})`);
         if (c.saveSnapshot === undefined) throw new QmpError('GenericError', 'this monitor cannot be saved');
+        // A snapshot does not hold the hardware's faults (failed nodes, poison, routes): restored, the machine would be whole again.
+        if (monitor.hardware.report.count > 0) throw new QmpError('GenericError', 'this machine has had hardware faults, which snapshots do not save yet');
         try {
           return c.saveSnapshot(resolve(c.runDir, file), vm);
         } catch (error) {

@@ -485,6 +485,8 @@ describe('mirrorball up with tiny kernels', () => {
       const machine = await client.ok<{ nodes: { failed: boolean; pagesFree: number }[]; cpusFailed: number[] }>('query-monitor');
       assert.deepEqual(machine.nodes.map((n) => [n.failed, n.pagesFree === 0]), [[false, false], [true, true]]);
       assert.deepEqual(machine.cpusFailed, [1]);
+      const save = await client.execute('snapshot-save', { file: 'after-fault.snap' });
+      assert.deepEqual(save.error, { class: 'GenericError', desc: 'this machine has had hardware faults, which snapshots do not save yet' });
       const stop = mirrorball(['stop', 'idle1', '--run-dir', runDir]);
       assert.equal(stop.status, 0, stop.stderr);
       assert.equal(await up.done, 0, up.stderr);
