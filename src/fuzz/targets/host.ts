@@ -19,14 +19,15 @@ import type { FuzzSession, FuzzTarget } from '../harness.js';
 
 const MiB = 2 ** 20;
 const COMMANDS = ['qmp_capabilities', 'query-commands', 'query-vms', 'vm-stop', 'query-vm-stats', 'query-monitor', 'share-pages', 'set-policy',
-  'set-mode', 'stats-dump', 'snapshot-save', 'quit', 'nonsense', '', 'QUERY-VMS', '__proto__', 'constructor', 'toString', 'hasOwnProperty'];
+  'set-mode', 'stats-dump', 'snapshot-save', 'inject-fault', 'query-failure-report', 'quit', 'nonsense', '', 'QUERY-VMS', '__proto__', 'constructor', 'toString', 'hasOwnProperty'];
 const ARGUMENT_NAMES = ['vm', 'mode', 'dir', 'file', 'enabled', 'hotMisses', 'tlbHotMisses', 'migrateShare', 'writeSharedWrites', 'intervalRounds',
-  'moveLimit', 'freezeIntervals', 'enable', '__proto__', 'x'];
+  'moveLimit', 'freezeIntervals', 'fault', 'time', 'from', 'enable', '__proto__', 'x'];
 /** Values for file and directory arguments: relative, inside the session's run directory only. */
 const SAFE_PATH = fc.constantFrom('stats', 'a', 'x.snap', '', '.', 'deep/er');
 
 const anyValue = fc.oneof(
-  fc.constantFrom(null, true, false, 0, -1, 1.5, 1e308, -0, 2 ** 53 + 2, 'a', 'fast', 'timing', 'target', 'canary', '', '\u0000', '💥'),
+  fc.constantFrom(null, true, false, 0, -1, 1.5, 1e308, -0, 2 ** 53 + 2, 'a', 'fast', 'timing', 'target', 'canary', '', '\u0000', '💥',
+    'node 0', 'cpu 0', 'link 0-1', 'page 0x80000000', 'line 0x80001040', '5ms', '1e400s'),
   fc.jsonValue({ maxDepth: 2 }),
 );
 
