@@ -147,6 +147,30 @@ test('a poisoned page: the VM that reads it takes a bus error and ends; the page
   for (let gppn = 0; gppn < d.pmap.pages; gppn++) assert.notEqual(d.pmap.lookup(gppn), mpn);
 });
 
+test('a device reads a poisoned page two VMs share: the DMA is refused, the report tells, and both VMs end; the third counts on', (t) => {
+  if (!requireToolchain(t)) return;
+  const s = scene(40);
+  const [a, b, c] = s.vms as [VirtualMachine, VirtualMachine, VirtualMachine];
+  // A page neither program touches, zero in both VMs, shared copy-on-write (content sharing's way).
+  const gppn = a.pmap.pages - 1;
+  const address = a.pmap.base + gppn * 4096;
+  for (const vm of [a, b]) vm.machine.bus.guestMemory().write(address, new Uint8Array(4096));
+  b.pmap.shareFrom(gppn, a.pmap, gppn);
+  const mpn = a.pmap.lookup(gppn);
+  assert.equal(b.pmap.lookup(gppn), mpn);
+  s.hardware.injector.inject({ kind: 'line', address: s.monitor.memory.addressOf(mpn) + 128 });
+  s.monitor.runRound();
+  assert.ok(s.vms.every((vm) => vm.state === 'running'), 'poison is silent until something reads it');
+  assert.throws(() => a.machine.bus.guestMemory().read(address + 64, 128), /0x/);
+  assert.deepEqual(a.machine.bus.guestMemory().read(address, 64), new Uint8Array(64), 'the line before the poisoned one reads');
+  s.monitor.runRound();
+  const why = `hardware fault: machine page 0x${s.monitor.memory.addressOf(mpn).toString(16)} is poisoned and the VM mapped it`;
+  assert.deepEqual([a.state, a.reason, b.state, b.reason], ['stopped', why, 'stopped', why]);
+  assert.equal(describeRecord(s.hardware.report.since(0)[0]!), `bus error (poisoned) at 0x${(s.monitor.memory.addressOf(mpn) + 64).toString(16)} by a device`);
+  finish(s);
+  assert.equal(c.state, 'running');
+});
+
 test('node 0 fails: the monitor cannot go on without it, and says so', (t) => {
   if (!requireToolchain(t)) return;
   const s = scene(10);

@@ -80,7 +80,7 @@ export class FaultRecovery {
         return;
       }
       case 'bus-error':
-        if (record.syndrome === 'poisoned') this.losePage(Math.floor((record.address - this.host.memory.addressOf(0)) / PAGE), record.address);
+        if (record.syndrome === 'poisoned') this.losePage(Math.floor((record.address - this.host.memory.addressOf(0)) / PAGE));
         return;
       case 'link-failed':
       case 'router-failed':
@@ -146,9 +146,10 @@ export class FaultRecovery {
   }
 
   /** Machine page `mpn` is poisoned: every VM that maps it goes, and it is never used again. */
-  private losePage(mpn: number, address: number): void {
+  private losePage(mpn: number): void {
     const memory = this.host.memory;
     if (mpn < 0 || mpn >= memory.totalPages) return;
+    const address = memory.addressOf(mpn);
     const users = new Set(memory.usersOf(mpn).map((u) => u.vm));
     for (const vm of this.running()) {
       if (users.has(vm.id)) this.host.endVm(vm, `machine page 0x${address.toString(16)} is poisoned and the VM mapped it`);
