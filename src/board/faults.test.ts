@@ -15,7 +15,7 @@ import { parseFault, parseFaultScript, parseSimulatedTime, randomFaults } from '
 import { FaultError, faultName, type Fault } from './faults.js';
 import { MachineHardware } from './hardware.js';
 import { linkName, linksFromDistances, Routes } from './interconnect.js';
-import { topologyPreset } from './topology.js';
+import { timingModelFor, topologyPreset } from './topology.js';
 
 const MiB = 2 ** 20;
 /** What region `r`'s check says of an access (undefined: it carries none), and whether it carries none. */
@@ -45,6 +45,25 @@ test('a failed link reroutes, two partition the mesh, and a failed router cuts i
   assert.deepEqual(router.groups, [[0, 2, 3], [1]]);
   assert.equal(router.hops(0, 3), 2, 'through node 2 instead');
   assert.deepEqual(new Routes(4, links, new Set(['0-1', '0-2']), new Set()).groupOf(0), [0]);
+  const distances = topologyPreset('numa4x2', 64 * MiB).config.distances!;
+  const weighed = new Routes(4, links, new Set(), new Set(), distances);
+  assert.deepEqual([0, 1, 2, 3].map((a) => [0, 1, 2, 3].map((b) => weighed.distance(a, b))), distances, 'whole, the routes are the matrix');
+  const long = new Routes(4, links, new Set(['0-1']), new Set(), distances);
+  assert.equal(long.distance(0, 1), 40, '0-2-3-1: three links of 20, two routers passed');
+  assert.equal(long.distance(0, 3), 30);
+  assert.equal(new Routes(4, links, new Set(['1-3', '2-3']), new Set(), distances).distance(0, 3), -1);
+});
+
+test('timing mode follows the routes: a miss whose route got longer costs more, the others as before', () => {
+  const hw = numa4x2();
+  const latencies = topologyPreset('numa4x2', 64 * MiB).latencies;
+  const model = timingModelFor(hw.layout, latencies);
+  hw.attachTiming(model);
+  hw.state.apply({ kind: 'link', a: 0, b: 1 });
+  assert.equal(model.missCyclesBetween(0, 1), latencies.missCycles[0]![1]! * 2, '40 instead of 20');
+  assert.equal(model.missCyclesBetween(1, 0), latencies.missCycles[1]![0]! * 2);
+  assert.equal(model.missCyclesBetween(0, 3), latencies.missCycles[0]![3]!, 'still two hops through node 2');
+  assert.equal(model.missCyclesBetween(2, 2), latencies.missCycles[2]![2]!);
 });
 
 test('failed memory, partitions and poison refuse exactly the accesses they should, and healthy regions carry no check', () => {

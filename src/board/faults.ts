@@ -97,12 +97,13 @@ export class MachineFaults {
   private readonly poisonedPages: Map<number, number>[];
   private readonly checks: RegionCheck[];
   private readonly holders = new Set<TlbHolder>();
+  private readonly rerouteListeners = new Set<(after: Routes, before: Routes) => void>();
   /** The simulated time (machine cycles) records are stamped with: the injector sets it as it applies faults. */
   now = 0;
 
   constructor(readonly layout: MachineLayout, readonly regions: readonly RamRegion[], links?: readonly Link[]) {
     this.links = links ?? linksFromDistances(layout.distances);
-    this.routes = new Routes(layout.nodes.length, this.links, this.failedLinks, this.failedRouters);
+    this.routes = this.route();
     this.poisonedLines = regions.map(() => new Set());
     this.poisonedPages = regions.map(() => new Map());
     this.checks = regions.map((_, i) => new RegionCheck(this, i));
@@ -240,11 +241,22 @@ export class MachineFaults {
     pages.set(page, (pages.get(page) ?? 0) + 1);
   }
 
+  /** Told of every change of routes (`after`, `before`): timing mode charges a rerouted miss by its new route. */
+  onReroute(listener: (after: Routes, before: Routes) => void): () => void {
+    this.rerouteListeners.add(listener);
+    return () => this.rerouteListeners.delete(listener);
+  }
+
+  private route(): Routes {
+    return new Routes(this.layout.nodes.length, this.links, this.failedLinks, this.failedRouters, this.layout.distances);
+  }
+
   /** The routes after a link or router went; a record of the new groups when the interconnect split further. */
   private reroute(time: number): void {
-    const before = this.routes.groups.length;
-    this.routes = new Routes(this.layout.nodes.length, this.links, this.failedLinks, this.failedRouters);
-    if (this.routes.groups.length !== before) this.report.add({ kind: 'partition', time, groups: this.routes.groups.map((g) => [...g]) });
+    const before = this.routes;
+    this.routes = this.route();
+    if (this.routes.groups.length !== before.groups.length) this.report.add({ kind: 'partition', time, groups: this.routes.groups.map((g) => [...g]) });
+    for (const listener of this.rerouteListeners) listener(this.routes, before);
   }
 
   /** Empties every TLB, then gives each region its check if some fault touches it (and none otherwise). */

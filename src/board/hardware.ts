@@ -102,6 +102,24 @@ export class MachineHardware {
     return this.state.attach(holder);
   }
 
+  /**
+   * Timing mode's model of this machine follows its routes: when a link or router fails, a miss between two
+   * nodes whose route got longer costs its configured latency × new route distance / old (interconnect.ts).
+   * Returns the function that stops it.
+   */
+  attachTiming(model: { missCyclesBetween(from: number, home: number): number; setMissCycles(from: number, home: number, cycles: number): void }): () => void {
+    return this.state.onReroute((after, before) => {
+      const nodes = this.layout.nodes.length;
+      for (let from = 0; from < nodes; from++) {
+        for (let home = 0; home < nodes; home++) {
+          const now = after.distance(from, home);
+          const was = before.distance(from, home);
+          if (now > 0 && was > 0 && now !== was) model.setMissCycles(from, home, Math.round((model.missCyclesBetween(from, home) * now) / was));
+        }
+      }
+    });
+  }
+
   /** The simulated time of the next scheduled fault (Infinity: none), so that idle time does not jump past it. */
   get nextFaultTime(): number {
     return this.injector.pending[0]?.time ?? Infinity;

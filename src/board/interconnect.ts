@@ -48,8 +48,12 @@ export class Routes {
   private readonly hopsTable: Int16Array;
   /** The groups of nodes that reach one another, each sorted, ordered by their lowest node. */
   readonly groups: number[][];
+  /** distanceTable[a * nodes + b]: the route's distance (below), or -1. */
+  private readonly distanceTable: Float64Array;
 
-  constructor(readonly nodes: number, links: readonly Link[], failedLinks: ReadonlySet<string>, failedRouters: ReadonlySet<number>) {
+  /** `distances`: the machine's matrix, whose entries for linked nodes weigh the links (default 20 a link). */
+  constructor(readonly nodes: number, links: readonly Link[], failedLinks: ReadonlySet<string>, failedRouters: ReadonlySet<number>,
+    distances?: readonly (readonly number[])[]) {
     const neighbours: number[][] = Array.from({ length: nodes }, () => []);
     for (const link of links) {
       if (failedLinks.has(linkName(link)) || failedRouters.has(link.a) || failedRouters.has(link.b)) continue;
@@ -74,6 +78,26 @@ export class Routes {
         frontier = next;
       }
     }
+    // The distance of the shortest route by distance: the links' distances summed, less the local distance
+    // counted once per router passed through (a distance counts the local 10 once). With no link failed it
+    // is the matrix's own for every pair a mesh's matrix describes (Floyd–Warshall; nodes are few).
+    const d = new Float64Array(nodes * nodes).fill(Infinity);
+    for (let a = 0; a < nodes; a++) d[a * nodes + a] = 0;
+    for (const link of links) {
+      if (failedLinks.has(linkName(link)) || failedRouters.has(link.a) || failedRouters.has(link.b)) continue;
+      const weight = distances?.[link.a]?.[link.b] ?? 2 * LOCAL_DISTANCE;
+      d[link.a * nodes + link.b] = Math.min(d[link.a * nodes + link.b]!, weight);
+      d[link.b * nodes + link.a] = Math.min(d[link.b * nodes + link.a]!, weight);
+    }
+    for (let k = 0; k < nodes; k++) {
+      for (let a = 0; a < nodes; a++) {
+        for (let b = 0; b < nodes; b++) {
+          const through = d[a * nodes + k]! + d[k * nodes + b]! - LOCAL_DISTANCE;
+          if (a !== k && b !== k && a !== b && through < d[a * nodes + b]!) d[a * nodes + b] = through;
+        }
+      }
+    }
+    this.distanceTable = d.map((v, i) => (Number.isFinite(v) ? (i % (nodes + 1) === 0 ? LOCAL_DISTANCE : v) : -1));
     const seen = new Set<number>();
     this.groups = [];
     for (let node = 0; node < nodes; node++) {
@@ -93,6 +117,14 @@ export class Routes {
   /** Router hops from node `from` to node `to`, or -1 if none reaches. */
   hops(from: number, to: number): number {
     return this.hopsTable[from * this.nodes + to]!;
+  }
+
+  /**
+   * The distance (in the matrix's units: 10 local) of the shortest route from node `from` to node `to`, or -1
+   * if none reaches. Timing mode scales a miss's latency by it when a route changes.
+   */
+  distance(from: number, to: number): number {
+    return this.distanceTable[from * this.nodes + to]!;
   }
 
   /** The group holding `node`. */

@@ -192,6 +192,8 @@ export class Monitor {
       return replicas > 0 ? replicas : this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
     };
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
+    // The physical machine's timing follows its interconnect: a rerouted miss costs its new route.
+    if (this.timingModel !== undefined) this.hardware.attachTiming(this.timingModel);
     if (options.policy !== undefined) this.setPolicy(options.policy);
     if (options.scan !== undefined) this.setScan(options.scan);
     this.recovery = new FaultRecovery({

@@ -205,6 +205,20 @@ export class TimingModel {
   }
 
   /** The parameters in force, for config.json. */
+  /** The cycles a miss from a CPU of node `from` to memory on node `home` costs now. */
+  missCyclesBetween(from: number, home: number): number {
+    return this.missCycles[from * this.nodeCount + home]!;
+  }
+
+  /**
+   * A miss from node `from` to node `home` costs `cycles` from now on: the interconnect routed it another way
+   * (a link failed, board/faults.ts). `parameters()` keeps the configured latencies.
+   */
+  setMissCycles(from: number, home: number, cycles: number): void {
+    if (!Number.isFinite(cycles) || cycles < 0) throw new RangeError(`a miss cannot cost ${cycles} cycles`);
+    this.missCycles[from * this.nodeCount + home] = cycles;
+  }
+
   parameters(): { cache: CacheGeometry; latencies: TimingLatencies; pageBytes: number } {
     const { hitCycles, missCycles, uncachedCycles, tlbLevelCycles } = this.options.latencies;
     return {
