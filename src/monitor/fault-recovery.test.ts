@@ -110,6 +110,29 @@ test('a CPU stops: the VM whose vCPU was on it ends, and nothing runs there agai
   assert.equal(s.monitor.scheduler.lastOn(3), s.monitor.vcpuRecord(c, 0) as unknown, 'CPU 3 still holds c\'s vCPU, and no other');
 });
 
+test('a CPU stops: of two vCPUs that last ran on it, only the one whose registers it holds ends; the other was saved by a world switch', (t) => {
+  if (!requireToolchain(t)) return;
+  const config = monitorMachine(2, 32, 1);
+  const hardware = new MachineHardware(layoutMachine(config));
+  const monitor = new Monitor({ config, hardware, quantumRounds: 4 });
+  const vms = ['x', 'y', 'z'].map((name, i) => monitor.createVm({ name, vcpus: 1, memoryBytes: 16 * MiB, console: quiet, homeNode: i < 2 ? 1 : 0 }));
+  const runs = vms.map((vm) => startCounter(vm, { iterations: ITERATIONS, poweroff: false }));
+  const [x, y] = vms as [VirtualMachine, VirtualMachine];
+  // Three vCPUs take turns on two CPUs: wait until x and y have both run on CPU 1 last.
+  runRoundsUntil(monitor, () => monitor.vcpuRecord(x, 0).lastPcpu === 1 && monitor.vcpuRecord(y, 0).lastPcpu === 1, 2000);
+  assert.deepEqual([monitor.vcpuRecord(x, 0).lastPcpu, monitor.vcpuRecord(y, 0).lastPcpu], [1, 1]);
+  const holder = monitor.scheduler.lastOn(1)!;
+  const [gone, kept] = holder.vm === x.id ? [x, y] : [y, x];
+  hardware.injector.inject({ kind: 'cpu', cpu: 1 });
+  monitor.runRound();
+  assert.equal(gone.reason, 'hardware fault: CPU 1 stopped: vCPU 0\'s state was on CPU 1');
+  assert.equal(kept.state, 'running');
+  runRoundsUntil(monitor, () => vms.every((vm, i) => vm.state !== 'running' || counterDone(vm, runs[i]!)), 40_000);
+  vms.forEach((vm, i) => {
+    if (vm !== gone) assertCounted(vm, runs[i]!);
+  });
+});
+
 test('a partition: the side without node 0 stops, and its VMs with it', (t) => {
   if (!requireToolchain(t)) return;
   const s = scene(40);

@@ -11,8 +11,11 @@ export interface RecoveryHost {
   readonly layout: MachineLayout;
   readonly memory: MachineMemory;
   readonly vms: readonly VirtualMachine[];
-  /** The physical CPU vCPU `index` of `vm` last ran on (-1: never): its registers are there until a world switch saves them. */
-  lastCpu(vm: VirtualMachine, index: number): number;
+  /**
+   * The vCPU whose registers physical CPU `cpu` holds: the last one to run there (a world switch saves the
+   * leaving vCPU's state to its state page when another takes the CPU; an idle CPU keeps its last one's).
+   */
+  heldBy(cpu: number): { vm: number; index: number } | undefined;
   /** Ends `vm` with `reason` (its pages go back, its CPUs go to the others). */
   endVm(vm: VirtualMachine, reason: string): void;
   /** No vCPU is given physical CPU `cpu` again. */
@@ -36,7 +39,8 @@ export const HARDWARE_FAULT = 'hardware fault';
 /**
  * Reads the failure report after each round (`poll`) and the bus errors the VMs' vCPUs take, and ends every
  * VM that depended on failed hardware, each with a line saying why; the others run on. What a VM depends on:
- * - the CPUs its vCPUs last ran on (a vCPU's registers stay in its CPU until a world switch saves them);
+ * - the CPUs that hold its vCPUs' registers (a vCPU's stay in the CPU it last ran on until another vCPU's
+ *   world switch there saves them);
  * - the machine pages its pmap maps (the memmap; pages shared with other VMs or the page cache included);
  * - its home node, where its devices and the monitor's data for it (pmap tables, vCPU state pages,
  *   second-level TLBs; monitor-data.ts) lie: a device belongs to its VM's home node;
@@ -104,10 +108,10 @@ export class FaultRecovery {
     const onLost = (mpn: number): boolean => this.lostNodes.has(memory.nodeOf(mpn));
     for (const vm of this.running()) {
       const reasons: string[] = [];
-      vm.vcpus.forEach((_, i) => {
-        const cpu = this.host.lastCpu(vm, i);
-        if (cpus.includes(cpu)) reasons.push(`vCPU ${i}'s state was on CPU ${cpu}`);
-      });
+      for (const cpu of cpus) {
+        const held = this.host.heldBy(cpu);
+        if (held?.vm === vm.id) reasons.push(`vCPU ${held.index}'s state was on CPU ${cpu}`);
+      }
       if (nodes.includes(vm.pmap.homeNode)) reasons.push(`its home node ${vm.pmap.homeNode} held its devices and the monitor's data for it`);
       let pages = 0;
       for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
@@ -137,10 +141,9 @@ export class FaultRecovery {
       if (this.lostCpus.has(cpu)) continue;
       this.lostCpus.add(cpu);
       this.host.retireCpu(cpu);
-      for (const vm of this.running()) {
-        const vcpu = vm.vcpus.findIndex((_, i) => this.host.lastCpu(vm, i) === cpu);
-        if (vcpu >= 0) this.host.endVm(vm, `${why}: vCPU ${vcpu}'s state was on CPU ${cpu}`);
-      }
+      const held = this.host.heldBy(cpu);
+      const vm = held === undefined ? undefined : this.running().find((v) => v.id === held.vm);
+      if (vm !== undefined) this.host.endVm(vm, `${why}: vCPU ${held!.index}'s state was on CPU ${cpu}`);
     }
     if (this.lostCpus.size === this.host.layout.harts) this.failMachine(`${why}: no CPU is left`);
   }

@@ -198,7 +198,7 @@ export class Monitor {
     if (options.scan !== undefined) this.setScan(options.scan);
     this.recovery = new FaultRecovery({
       layout: this.layout, memory: this.memory, vms: this.vms,
-      lastCpu: (vm, index) => this.records.get(vm)?.[index]?.lastPcpu ?? -1,
+      heldBy: (cpu) => this.scheduler.lastOn(cpu),
       endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
       forgetCached: (mpn) => this.pageCache.forget(mpn),

@@ -20,13 +20,13 @@ const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js 
 const FAILED_NODE = 1;
 const CPUBENCH = 'cpubench -n 2';
 
-/** The VMs that hold a machine page on `node`, last ran a vCPU on one of its CPUs, or are at home there. */
+/** The VMs that hold a machine page on `node`, have a vCPU's registers in one of its CPUs, or are at home there. */
 function dependents(monitor: Monitor, node: number): string[] {
   const cpus = monitor.layout.nodes[node]!.harts;
   return monitor.vms.filter((vm) => {
     if (vm.state !== 'running') return false;
     if (vm.pmap.homeNode === node) return true;
-    if (vm.vcpus.some((_, i) => cpus.includes(monitor.vcpuRecord(vm, i).lastPcpu))) return true;
+    if (cpus.some((cpu) => monitor.scheduler.lastOn(cpu)?.vm === vm.id)) return true;
     for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
       const mpn = vm.pmap.lookup(gppn);
       if (mpn !== FREE && monitor.memory.nodeOf(mpn) === node) return true;
