@@ -14,6 +14,7 @@ import { describeRecord } from './failure-report.js';
 import { parseFault, parseFaultScript, parseSimulatedTime, randomFaults } from './fault-script.js';
 import { FaultError, faultName, type Fault } from './faults.js';
 import { MachineHardware } from './hardware.js';
+import { Machine } from './machine.js';
 import { linkName, linksFromDistances, Routes } from './interconnect.js';
 import { timingModelFor, topologyPreset } from './topology.js';
 
@@ -228,4 +229,37 @@ test('a hart taking a bus error on the bare machine gets the access fault, even 
   h2.run(1);
   assert.equal(h2.mcause, BigInt(CAUSE_LOAD_ACCESS));
   assert.equal(hw2.report.since(0).map(describeRecord).at(-1), `bus error (poisoned) at 0x${(hw2.regions[1]!.base + 0x140).toString(16)} by CPU 0`);
+});
+
+// addi x9, x9, 1; ld x7, 0(x8); j -8: counts in x9 and reads the word at x8, forever.
+const COUNT_AND_LOAD = [0x00148493, LD, 0xff9ff06f];
+
+test('a bare machine given the hardware: a stopped CPU runs nothing, the other runs on, and then takes the access fault of a failed node', () => {
+  const config = { harts: 2, nodes: [{ memoryBytes: 16 * MiB, harts: [0] }, { memoryBytes: 16 * MiB, harts: [1] }] };
+  const hw = new MachineHardware(layoutMachine(config));
+  const machine = new Machine({ config, builtinSbi: false, hardware: hw });
+  const [n0, n1] = hw.regions as [RamRegion, RamRegion];
+  COUNT_AND_LOAD.forEach((word, i) => n0.view.setUint32(4 * i, word, true));
+  n0.view.setUint32(0x1000, JUMP_SELF, true);
+  machine.resetAll(n0.base, true, 0);
+  const [h0, h1] = machine.harts as [Hart, Hart];
+  for (const h of machine.harts) h.mtvec = n0.base + 0x1000;
+  h0.x64[8] = BigInt(n1.base + 0x40);
+  h1.x64[8] = BigInt(n0.base + 0x40);
+  for (let i = 0; i < 3; i++) machine.runRound();
+  assert.ok(h0.x64[9]! > 0n && h1.x64[9]! > 0n);
+  hw.injector.schedule(machine.cycles + 1, { kind: 'cpu', cpu: 1 });
+  machine.runRound();
+  const stopped = h1.x64[9];
+  const running = h0.x64[9];
+  for (let i = 0; i < 3; i++) machine.runRound();
+  assert.equal(h1.x64[9], stopped, 'CPU 1 stopped at the boundary after its time');
+  assert.ok(h0.x64[9]! > running!, 'CPU 0 runs on');
+  hw.injector.inject({ kind: 'node', node: 1 });
+  machine.runRound();
+  machine.runRound();
+  assert.equal(h0.mcause, BigInt(CAUSE_LOAD_ACCESS));
+  assert.equal(h0.mtval, n1.base + 0x40);
+  assert.equal(h0.pc, n0.base + 0x1000);
+  assert.deepEqual(hw.report.since(0).map(describeRecord), ['CPU 1 (node 1) stopped', 'node 1 failed (CPUs 1)', `bus error (memory-failed) at 0x${(n1.base + 0x40).toString(16)} by CPU 0`]);
 });

@@ -21,6 +21,7 @@ import {
   CLINT, CONTROL_DEVICE, PLIC, PLIC_SOURCES, TEST_DEVICE, UART0, VIRTIO_SLOTS, layoutMachine, virtioSlot, type MachineConfig, type MachineLayout,
 } from './address-map.js';
 import { SbiFirmware } from './sbi.js';
+import type { MachineHardware } from './hardware.js';
 
 /**
  * Simulated cycles per round (DESIGN.md: fixed slices). In fast mode a cycle is an instruction, so each
@@ -72,6 +73,11 @@ export interface MachineOptions {
   exits?: ExitHandler;
   /** The monitor's answer to a device's DMA (or a loader's write) its permissions deny (Bus.dmaFault). */
   dmaFault?: (address: number, access: Access) => boolean;
+  /**
+   * The machine's hardware (hardware.ts): its RAM regions, and the faults injected into it, which stop harts
+   * and refuse accesses (docs/faults.md). Made from the same layout; not with `pagedRam`.
+   */
+  hardware?: MachineHardware;
 }
 
 /** One virtio-mmio window of the address map; what is plugged into it can change before boot. */
@@ -114,6 +120,8 @@ export class Machine {
   /** HTIF `tohost`/`fromhost` physical addresses, when a bare-metal ELF defines them. */
   htif: { tohost: number; fromhost: number } | undefined;
   readonly log: (message: string) => void;
+  /** The hardware and its faults, when the machine was given one (MachineOptions.hardware). */
+  readonly hardware: MachineHardware | undefined;
   private readonly virtioSlots: VirtioSlotWindow[] = [];
   private readonly controlRegisters: ControlDevice;
   private readonly consoleOut: (bytes: Uint8Array) => void;
@@ -127,9 +135,16 @@ export class Machine {
         throw new Error('paged RAM must cover exactly the one node of the layout');
       }
       this.bus.addPagedRam(ram);
+    } else if (options.hardware !== undefined) {
+      const regions = options.hardware.regions;
+      if (regions.length !== this.layout.nodes.length || regions.some((r, i) => r.base !== this.layout.nodes[i]!.base || r.size !== this.layout.nodes[i]!.size)) {
+        throw new Error('the hardware given to the machine has another layout than its configuration');
+      }
+      for (const region of regions) this.bus.addRam(region);
     } else {
       for (const node of this.layout.nodes) this.bus.addRam(new RamRegion(node.id, node.base, node.size));
     }
+    this.hardware = options.hardware;
     this.clock = options.time === 'host'
       ? new HostClock(options.hostMilliseconds ?? (() => { throw new Error('host time needs a host clock'); }))
       : new InstructionClock();
@@ -155,6 +170,7 @@ export class Machine {
     this.bus.dmaFault = options.dmaFault;
     for (let i = 0; i < this.layout.harts; i++) this.harts.push(new Hart(i, env));
     for (const h of this.harts) h.setTranslation(options.translate ?? true);
+    for (const h of this.harts) this.hardware?.attach(h);
     const sink: HartInterruptSink = { setPending: (hart, bit, level) => this.harts[hart]?.setInterruptLine(bit, level) };
 
     this.clint = new Clint(this.layout.harts, this.clock, sink);
@@ -235,7 +251,13 @@ export class Machine {
   runRound(): void {
     let ran = 0;
     const end = this.cycles + SLICE;
+    const hardware = this.hardware;
     for (const h of this.harts) {
+      // A stopped CPU (its node failed, or it did) executes nothing: idle, for good.
+      if (hardware !== undefined && !hardware.cpuRuns(h.id)) {
+        this.idleUntil(h, end);
+        continue;
+      }
       ran += this.runHart(h, end);
       if (this.exit !== undefined) break;
     }
@@ -243,6 +265,8 @@ export class Machine {
     // A hart that ran before another woke it (an IPI, after it had gone to WFI) can run now: no skip then.
     if (!this.idle) this.closeRound(end);
     else this.skipIdle();
+    // Faults due by now happen at this boundary.
+    hardware?.advanceTo(this.cycles);
   }
 
   /**
@@ -347,7 +371,8 @@ export class Machine {
 
   /** True when no hart can run until something outside (a timer, input) happens. */
   get idle(): boolean {
-    return this.harts.every((h) => h.parked || h.suspended || (h.waiting && !h.wakeable));
+    const hardware = this.hardware;
+    return this.harts.every((h) => h.parked || h.suspended || (h.waiting && !h.wakeable) || (hardware !== undefined && !hardware.cpuRuns(h.id)));
   }
 
   /** HTIF (riscv-tests convention): tohost = 1 | code << 1 ends the run; device 1 command 1 prints a byte. */
