@@ -6,6 +6,7 @@ import { SnapshotError } from '../board/snapshot.js';
 import { executionMode, setExecutionMode } from '../board/timing-mode.js';
 import type { RunGate } from '../host/runner.js';
 import { enumArgument, integerArgument, QmpError, stringArgument, type QmpCommands } from './qmp.js';
+import { faultCommands } from './fault-commands.js';
 
 export interface MachineControl {
   machine: Machine;
@@ -22,7 +23,10 @@ const MAX_TAG = 2 ** 32 - 1;
 
 export function machineCommands(c: MachineControl): QmpCommands {
   const status = (): string => (c.machine.exit !== undefined ? 'shutdown' : c.gate.paused ? 'paused' : 'running');
+  const hardware = c.machine.hardware;
   return {
+    // A machine built with its hardware (`run` builds one) takes faults: its guest meets them as hardware errors.
+    ...(hardware === undefined ? {} : faultCommands(hardware, () => c.machine.cycles)),
     'query-status': {
       help: 'whether the machine runs: {"running": bool, "status": "running" | "paused" | "shutdown"}',
       run: () => ({ running: status() === 'running', status: status() }),
@@ -61,6 +65,7 @@ export function machineCommands(c: MachineControl): QmpCommands {
         if (file === undefined || file === '') throw new QmpError('GenericError', "Parameter 'file' is missing");
         if (c.saveSnapshot === undefined) throw new QmpError('GenericError', 'this machine cannot be saved');
         if (c.machine.exit !== undefined) throw new QmpError('GenericError', 'the machine has stopped');
+        if ((hardware?.report.count ?? 0) > 0) throw new QmpError('GenericError', 'this machine has had hardware faults, which snapshots do not save yet');
         try {
           return c.saveSnapshot(file);
         } catch (error) {

@@ -2,9 +2,6 @@
 
 import { resolve } from 'node:path';
 import { SnapshotError } from '../board/snapshot.js';
-import { describeRecord } from '../board/failure-report.js';
-import { parseFault, parseSimulatedTime } from '../board/fault-script.js';
-import { FaultError, faultName } from '../board/faults.js';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { accountVm, registerMonitorStats, summarizeVm, type VmSummary } from '../monitor/accounting.js';
 import { MonitorError, type Monitor } from '../monitor/monitor.js';
@@ -15,6 +12,7 @@ import type { ScanCounts } from '../monitor/page-scanner.js';
 import type { MachineMemoryAccount, VmMemoryAccount } from '../monitor/sharing-ledger.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { enumArgument, QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
+import { faultCommands } from './fault-commands.js';
 
 export interface MonitorControl {
   monitor: Monitor;
@@ -81,6 +79,8 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     return vm;
   };
   return {
+    // The hardware's faults: the VMs that depended on one end (monitor/fault-recovery.ts).
+    ...faultCommands(monitor.hardware, () => monitor.cycles),
     'query-vms': {
       help: 'every VM: [{"id", "name", "state": "running" | "off" | "crashed" | "stopped", "reason", "vcpus", "memoryBytes", "bytesInUse", "homeNode", "console"}]',
       run: () => monitor.vms.map((vm) => listVm(vm, c.consolePath(vm))),
@@ -212,35 +212,6 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
           const why = error instanceof SnapshotError ? error.message : code !== undefined ? `cannot write '${file}': ${code}` : String(error);
           throw new QmpError('GenericError', why);
         }
-      },
-    },
-    'inject-fault': {
-      help: 'inject a hardware fault (docs/faults.md): {"fault": "node N" | "cpu N" | "link A-B" | "router N" | "page ADDR" | "line ADDR"}, ' +
-        'at the next round boundary or at {"time": "20ms"} of simulated time → {"fault", "time"} (cycles); the VMs that depended on it end',
-      args: ['fault', 'time'],
-      run: (args) => {
-        const text = stringArgument(args, 'fault');
-        if (text === undefined) throw new QmpError('GenericError', "Parameter 'fault' is missing");
-        if (args.time !== undefined && typeof args.time !== 'string') throw new QmpError('GenericError', "'time' must be a simulated time such as \"20ms\"");
-        try {
-          const fault = parseFault(text);
-          const injector = monitor.hardware.injector;
-          const time = args.time === undefined ? monitor.cycles : parseSimulatedTime(args.time);
-          injector.schedule(time, fault);
-          return { fault: faultName(fault), time };
-        } catch (error) {
-          if (error instanceof FaultError) throw new QmpError('GenericError', error.message);
-          throw error;
-        }
-      },
-    },
-    'query-failure-report': {
-      help: 'the machine\'s failure report, as the hardware logged it: [{"seq", "time" (cycles), "kind", …, "text"}], from {"from": SEQ} (default 0)',
-      args: ['from'],
-      run: (args) => {
-        const from = args.from ?? 0;
-        if (typeof from !== 'number' || !Number.isInteger(from) || from < 0) throw new QmpError('GenericError', "'from' must be a record's sequence number");
-        return monitor.hardware.report.since(from).map((r) => ({ ...r, text: describeRecord(r) }));
       },
     },
     quit: {

@@ -1,7 +1,8 @@
 // The machine `run` builds, as plain data: what a snapshot records so that a restore builds the same one.
 
 import { resolve } from 'node:path';
-import type { MachineConfig } from '../board/address-map.js';
+import { layoutMachine, type MachineConfig } from '../board/address-map.js';
+import { MachineHardware } from '../board/hardware.js';
 import { Machine } from '../board/machine.js';
 import { readMachineConfig, SnapshotError } from '../board/snapshot.js';
 import { Simulation } from '../board/simulation.js';
@@ -55,10 +56,13 @@ export function buildMachine(spec: MachineSpec, io: MachineIo): BuiltMachine {
     builtinSbi: spec.builtinSbi,
     log: io.log,
     translate: io.translate,
+    // The hardware, so that faults can be injected (the control socket's inject-fault, docs/faults.md).
+    hardware: new MachineHardware(layoutMachine(spec.config)),
   });
   let model: TimingModel | undefined;
   if (spec.timing?.from === 'start') model = enableTiming(machine, spec.timing.latencies, spec.timing.cache);
   else if (spec.timing?.from === 'roi') model = configureTiming(machine, spec.timing.latencies, spec.timing.cache);
+  if (model !== undefined) machine.hardware!.attachTiming(model);
   // Statistics, and the answers to the guest's requests (mbctl): from the first instruction.
   const simulation = new Simulation(machine, model);
   const disks = attachDrives(machine, spec.drives);

@@ -136,6 +136,44 @@ describe('mirrorball run --control', () => {
     assert.equal((await run.done).code, 0);
   });
 
+  it('injects hardware faults into the bare machine: a stopped CPU runs no more, the report tells, and bad faults are one line', async (t) => {
+    if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
+    elf ??= linkHtifElf(dir, 'forever', FOREVER);
+    const path = join(dir, 'faults.sock');
+    const run = start(['--elf', elf, '--topology', 'numa4x2', '-m', '256M', '--control', path]);
+    const client = await Client.connect(path, run.child);
+    try {
+      await client.next();
+      await client.execute('qmp_capabilities');
+      const fault = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
+        spawnSync(process.execPath, [CLI, 'fault', ...args, '--control', path], { encoding: 'utf8', timeout: 60_000 });
+      const bad = fault('link', '0-3');
+      assert.deepEqual([bad.status, bad.stderr], [1, 'mirrorball: no link 0-3: the links are 0-1, 0-2, 1-3, 2-3\n']);
+      const ok = fault('cpu', '0');
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /^mirrorball: cpu 0 injected for cycle \d+\n$/);
+      const instructions = async (): Promise<number> => ((await client.execute('query-machine')).return as { instructions: number }).instructions;
+      let report: { text: string }[] = [];
+      for (let i = 0; i < 100 && report.length === 0; i++) {
+        await sleep(50);
+        report = (await client.execute('query-failure-report')).return as { text: string }[];
+      }
+      assert.deepEqual(report.map((r) => r.text), ['CPU 0 (node 0) stopped']);
+      const stoppedAt = await instructions();
+      await sleep(300);
+      assert.equal(await instructions(), stoppedAt, 'hart 0 was the only one running: nothing runs now');
+      const save = await client.execute('snapshot-save', { file: join(dir, 'x.snap') });
+      assert.deepEqual(save.error, { class: 'GenericError', desc: 'this machine has had hardware faults, which snapshots do not save yet' });
+      await client.execute('quit');
+    } catch (error) {
+      run.child.kill();
+      throw error;
+    } finally {
+      client.socket.destroy();
+    }
+    assert.equal((await run.done).code, 0);
+  });
+
   it('refuses a path that is not a socket, in one line, and leaves the file alone', (t) => {
     if (!toolchainAvailable()) return t.skip('the RISC-V cross toolchain is not installed');
     elf ??= linkHtifElf(dir, 'forever', FOREVER);
