@@ -8,13 +8,18 @@ import type { Link } from './interconnect.js';
 
 const FORMS = 'node N, cpu N, link A-B, router N, page ADDR or line ADDR';
 
+/** Text from the user in a message: quoted, with line breaks and other control characters escaped (a message is one line). */
+function quoted(text: string | number): string {
+  return `'${JSON.stringify(String(text)).slice(1, -1).replace(/\\"/g, '"')}'`;
+}
+
 /** Parses one fault as the command line writes it. Throws FaultError with one line. */
 export function parseFault(text: string): Fault {
   const words = text.trim().split(/\s+/);
   const [kind, arg, extra] = words;
-  if (kind === undefined || kind === '' || arg === undefined || extra !== undefined) throw new FaultError(`'${text.trim()}' is not a fault: write ${FORMS}`);
+  if (kind === undefined || kind === '' || arg === undefined || extra !== undefined) throw new FaultError(`${quoted(text.trim())} is not a fault: write ${FORMS}`);
   const index = (what: string): number => {
-    if (!/^\d+$/.test(arg)) throw new FaultError(`${kind} needs a ${what} number, not '${arg}'`);
+    if (!/^\d+$/.test(arg)) throw new FaultError(`${kind} needs a ${what} number, not ${quoted(arg)}`);
     return Number(arg);
   };
   switch (kind) {
@@ -25,21 +30,21 @@ export function parseFault(text: string): Fault {
       return { kind, cpu: index('CPU') };
     case 'link': {
       const m = /^(\d+)-(\d+)$/.exec(arg);
-      if (m === null) throw new FaultError(`link needs two nodes as A-B, not '${arg}'`);
+      if (m === null) throw new FaultError(`link needs two nodes as A-B, not ${quoted(arg)}`);
       return { kind, a: Number(m[1]), b: Number(m[2]) };
     }
     case 'page':
     case 'line':
       return { kind, address: parseAddress(arg) };
     default:
-      throw new FaultError(`no fault kind '${kind}': write ${FORMS}`);
+      throw new FaultError(`no fault kind ${quoted(kind)}: write ${FORMS}`);
   }
 }
 
 /** A machine address: hexadecimal with 0x, or decimal. */
 export function parseAddress(text: string): number {
   const value = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text.slice(2), 16) : /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value)) throw new FaultError(`'${text}' is not an address: write it in hexadecimal (0x80200000) or decimal`);
+  if (!Number.isSafeInteger(value)) throw new FaultError(`${quoted(text)} is not an address: write it in hexadecimal (0x80200000) or decimal`);
   return value;
 }
 
@@ -49,7 +54,7 @@ const UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3,
 export function parseSimulatedTime(text: string | number): number {
   if (text === 0 || text === '0') return 0;
   const m = typeof text === 'string' ? /^(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)$/.exec(text.trim()) : null;
-  if (m === null) throw new FaultError(`'${text}' is not a simulated time: write a number with a unit, as 20ms, 150us or 1.5s`);
+  if (m === null) throw new FaultError(`${quoted(text)} is not a simulated time: write a number with a unit, as 20ms, 150us or 1.5s`);
   return Math.round(Number(m[1]) * UNITS[m[2]!]! * CPU_CYCLES_PER_SECOND);
 }
 
@@ -70,7 +75,7 @@ export function parseFaultScript(value: unknown, check: (fault: Fault) => string
     }
     const r = record as Record<string, unknown>;
     const unknown = Object.keys(r).filter((k) => k !== 'time' && k !== 'fault');
-    if (unknown.length > 0) problems.push(`${where}: unknown ${unknown.length === 1 ? 'field' : 'fields'} ${unknown.join(', ')} (a record is { time, fault })`);
+    if (unknown.length > 0) problems.push(`${where}: unknown ${unknown.length === 1 ? 'field' : 'fields'} ${unknown.map((k) => quoted(k).slice(1, -1)).join(', ')} (a record is { time, fault })`);
     try {
       if (typeof r.fault !== 'string') throw new FaultError('fault must be a string such as "node 1"');
       if (typeof r.time !== 'string' && typeof r.time !== 'number') throw new FaultError('time must be a simulated time such as "20ms"');

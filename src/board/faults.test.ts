@@ -139,6 +139,7 @@ test('a fault naming nothing the machine has is refused with one line', () => {
     ['link 1', "link needs two nodes as A-B, not '1'"],
     ['page 0xZZ', "'0xZZ' is not an address: write it in hexadecimal (0x80200000) or decimal"],
     ['node', "'node' is not a fault: write node N, cpu N, link A-B, router N, page ADDR or line ADDR"],
+    ['cpu\u0000 1', "no fault kind 'cpu\\u0000': write node N, cpu N, link A-B, router N, page ADDR or line ADDR"],
   ]) assert.throws(() => parseFault(text!), (e: unknown) => e instanceof FaultError && e.message === message, text);
 });
 

@@ -180,6 +180,9 @@ describe('machine file', () => {
       'm.yaml:5:3: faults: fault 3: no link 0-3: the links are 0-1, 0-2, 1-3, 2-3',
     ]);
     assert.deepEqual(problems('faults: node 2\nvms:\n  - name: a\n'), ["m.yaml:1:9: faults: cannot read the fault script 'node 2': ENOENT"]);
+    // A machine that cannot be laid out (found by the fuzzer: it threw) leaves the faults checked for form only.
+    assert.deepEqual(problems('machine:\n  memory: 999999999999G\nfaults:\n  - { time: soon, fault: node 1 }\nvms:\n  - name: a\n'),
+      ["m.yaml:4:3: faults: fault 1: 'soon' is not a simulated time: write a number with a unit, as 20ms, 150us or 1.5s"]);
     const dir = mkdtempSync(join(tmpdir(), 'mb-faults-'));
     try {
       writeFileSync(join(dir, 'campaign.json'), JSON.stringify([{ time: '150us', fault: 'cpu 7' }, { time: '1ms', fault: 'page 0x80001000' }]));

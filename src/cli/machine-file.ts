@@ -9,7 +9,7 @@ import type { MmuMode } from '../monitor/vm.js';
 import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters, POLICY_SIGNALS, type PolicySignal } from '../monitor/numa-policy.js';
 import type { Placement } from '../monitor/pmap.js';
 import { DEFAULT_SCAN, type ScanParameters } from '../monitor/page-scanner.js';
-import { layoutMachine } from '../board/address-map.js';
+import { layoutMachine, MachineConfigError, type MachineLayout } from '../board/address-map.js';
 import { parseFaultScript } from '../board/fault-script.js';
 import { FaultError, faultProblems } from '../board/faults.js';
 import type { ScheduledFault } from '../board/hardware.js';
@@ -282,8 +282,14 @@ function faultsOption(node: Node | undefined, topology: ChosenTopology | undefin
     }
   }
   let check: Parameters<typeof parseFaultScript>[1];
-  if (topology !== undefined) {
-    const layout = layoutMachine(topology.config);
+  let layout: MachineLayout | undefined;
+  try {
+    layout = topology === undefined ? undefined : layoutMachine(topology.config);
+  } catch (error) {
+    // A machine that cannot be laid out is not this option's to report: its faults are checked for form only.
+    if (!(error instanceof MachineConfigError)) throw error;
+  }
+  if (layout !== undefined) {
     const links = linksFromDistances(layout.distances);
     check = (fault) => faultProblems(layout, links, fault);
   }

@@ -186,15 +186,21 @@ const yamlValue: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
   ),
 })).value;
 
+/** Values of a fault script's records: faults and times, good and bad. */
+const faultScalars = fc.constantFrom('node 1', 'node 9', 'cpu 0', 'link 0-1', 'link 0-3', 'router 2', 'page 0x80000000', 'line 1', 'page 0x',
+  'disk 1', '"node\\n1"', '20ms', '0', '1.5s', '-1ms', '1e400s', '5');
+
 /** A machine file: mostly the real shape with random values, sometimes random YAML or bytes. */
 const machineFile = fc.oneof(
   { weight: 6, arbitrary: fc.record({
     machine: fc.dictionary(fc.constantFrom('memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'x'), yamlValue, { maxKeys: 4 }),
     monitor: fc.option(fc.dictionary(fc.constantFrom('mmu', 'placement', 'policy', 'policySignal', 'x'), yamlValue, { maxKeys: 3 }), { nil: undefined }),
     vms: fc.array(fc.dictionary(fc.constantFrom('name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'restore', 'x'), yamlValue, { maxKeys: 5 }), { maxLength: 4 }),
+    faults: fc.option(fc.array(fc.dictionary(fc.constantFrom('time', 'fault', 'x'), fc.oneof(faultScalars, yamlValue), { maxKeys: 3 }), { maxLength: 3 }), { nil: undefined }),
   }).map((f) => {
     const block = (o: Record<string, string>, indent: string): string => Object.entries(o).map(([k, v]) => `${indent}${k}: ${v}\n`).join('');
-    return `machine:\n${block(f.machine, '  ')}${f.monitor === undefined ? '' : `monitor:\n${block(f.monitor, '  ')}`}vms:\n${f.vms.map((v) => `  - ${block(v, '    ').trimStart() || '{}\n'}`).join('')}`;
+    const faults = f.faults === undefined ? '' : `faults:\n${f.faults.map((r) => `  - ${block(r, '    ').trimStart() || '{}\n'}`).join('')}`;
+    return `machine:\n${block(f.machine, '  ')}${f.monitor === undefined ? '' : `monitor:\n${block(f.monitor, '  ')}`}${faults}vms:\n${f.vms.map((v) => `  - ${block(v, '    ').trimStart() || '{}\n'}`).join('')}`;
   }) },
   { weight: 2, arbitrary: yamlValue },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
