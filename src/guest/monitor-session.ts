@@ -125,7 +125,7 @@ export class MonitorSession {
     const saved = options.restore === undefined ? undefined : decodeMonitorSnapshot(options.restore);
     this.monitor = saved === undefined
       ? new Monitor({ ...options.monitor, config: options.config, translate })
-      : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
+      : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy, scan: options.monitor?.scan }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
     const agents = saved === undefined ? [] : new StateReader(saved.extra, 'snapshot.extra').array('agents', (v, path) => {
       const a = new StateReader(v, path);
       return { name: a.string('name'), nextCommandId: a.number('nextCommandId', 1), ready: a.boolean('ready') };

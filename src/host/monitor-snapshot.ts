@@ -125,7 +125,7 @@ function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name
   let vm: VirtualMachine;
   try {
     vm = monitor.createVm({
-      name, vcpus: v.vcpus, memoryBytes: v.memoryBytes, net: v.net, share: v.scheduler?.share, homeNode,
+      name, vcpus: v.vcpus, memoryBytes: v.memoryBytes, net: v.net, share: v.scheduler?.share, homeNode, sharing: v.sharing,
       secondLevelEntries: v.secondLevelEntries, console: io.console, log: io.log,
     });
   } catch (error) {
@@ -170,12 +170,13 @@ export function restoreVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, name:
 /**
  * A new monitor exactly as the loaded whole snapshot saved it, every VM made again (ended ones too) with its
  * drives; `io` for each VM by name. A machine saved without a timing configuration gets `host.timing` (and
- * `host.policy`) if given: a fresh model, as if configured when it booted in fast mode. Throws
- * SnapshotFileError, having closed what it opened.
+ * `host.policy`) if given: a fresh model, as if configured when it booted in fast mode. The content scanner
+ * goes on where it was if the machine had one; one saved without gets `host.scan` if given, starting afresh.
+ * Throws SnapshotFileError, having closed what it opened.
  */
 export function restoreWhole(
   loaded: LoadedMonitorSnapshot,
-  host: { translate?: boolean; log?: (message: string) => void; timing?: MonitorOptions['timing']; policy?: MonitorOptions['policy'] },
+  host: { translate?: boolean; log?: (message: string) => void; timing?: MonitorOptions['timing']; policy?: MonitorOptions['policy']; scan?: MonitorOptions['scan'] },
   io: (name: string) => VmIo,
 ): { monitor: Monitor; disks: OpenDrive[] } {
   const { saved } = loaded;
@@ -196,6 +197,7 @@ export function restoreWhole(
     const vms = saved.vms.map((v) => makeVm(monitor, loaded, v, v.name, io(v.name), disks, v.pmap.homeNode));
     try {
       restoreMonitor(monitor, saved, vms);
+      if (monitor.scanner === undefined && host.scan !== undefined) monitor.setScan(host.scan);
     } catch (error) {
       if (error instanceof StateError || error instanceof MonitorError) throw new SnapshotFileError(`${loaded.what} cannot be restored: ${error.message}`);
       throw error;

@@ -10,9 +10,12 @@ import type { CacheGeometry } from '../timing/cache.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import type { TimingLatencies } from '../timing/timing-model.js';
 import type { MonitorCosts } from './costs.js';
-import { BLOCK_PAGES, FREE, MONITOR, PAGE, REPLICA, type MachineMemory, type MachineMemoryState } from './machine-memory.js';
+import { BLOCK_PAGES, FREE, MONITOR, PAGE, PAGE_CACHE, REPLICA, type MachineMemory, type MachineMemoryState } from './machine-memory.js';
 import type { Monitor } from './monitor.js';
 import type { PolicyState } from './numa-policy.js';
+import type { PageCacheState } from './page-cache.js';
+import type { ScannerState } from './page-scanner.js';
+import { readPageCache, readScanner } from './sharing-snapshot.js';
 import { readPolicy } from './policy-snapshot.js';
 import { SHARE_SOURCES } from './sharing-ledger.js';
 import type { Placement, PmapState } from './pmap.js';
@@ -22,7 +25,7 @@ import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, t
 import type { MmuMode, VirtualMachine } from './vm.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 5;
+export const MONITOR_SNAPSHOT_VERSION = 6;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -56,6 +59,10 @@ export interface WholeMonitor {
   writes: ReturnType<MissCounters['saveWatch']> | null;
   /** Where each shared machine page came from (sharing-ledger.ts), per machine page. */
   ledger: Uint8Array;
+  /** The page cache (its pages are in `pages`, its place in the memmap in `memory`). */
+  pageCache: PageCacheState;
+  /** The content-sharing scanner, null when it is off. */
+  scanner: ScannerState | null;
 }
 
 export interface MonitorSnapshot {
@@ -120,12 +127,12 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
   if (monitor.policy !== undefined && monitor.policySignal === 'tlb-misses') {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
-  // The page cache is not saved: it lets go of its pages first (in the running monitor too, so that a run
-  // from the snapshot and the run that goes on are the same), and the memmap then names VMs' pages only.
-  monitor.pageCache.clear();
   const nodes = monitor.layout.nodes.length;
   const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
-  const used = vms.flatMap((vm) => { const p = savedPages(vm.pmap, nodes); return [...p.pages, ...p.replicas]; });
+  const pageCache = monitor.pageCache.saveState();
+  // The pages the cache holds, VMs' or its alone, are saved with the VMs'.
+  const used = vms.flatMap((vm) => { const p = savedPages(vm.pmap, nodes); return [...p.pages, ...p.replicas]; }).concat(Array.from(pageCache.pages).filter((mpn) => mpn !== FREE));
+  const running = monitor.vms.filter((vm) => vm.state === 'running').map((vm) => vm.pmap);
   const model = monitor.timingModel;
   return {
     format: MONITOR_SNAPSHOT_FORMAT, version: MONITOR_SNAPSHOT_VERSION, settings: monitorSettings(monitor),
@@ -135,6 +142,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
       memmap: monitor.memmap.savePages(), scheduler: monitor.scheduler.saveState(), policy: monitor.policy?.saveState() ?? null,
       subnet: monitor.subnet.saveState(), timing: model === undefined ? null : saveTimingModel(model, monitor.executionMode),
       writes: model === undefined ? null : model.counters.saveWatch(), ledger: monitor.ledger.saveState(),
+      pageCache, scanner: monitor.scanner?.saveState(running) ?? null,
     },
     pages: pageImage(monitor.memory, used),
     vms,
@@ -169,7 +177,11 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
   const format = r.string('format');
   if (format !== MONITOR_SNAPSHOT_FORMAT) throw new StateError(`not a monitor snapshot (format '${format}')`);
   const version = r.number('version', 0);
-  if (version !== MONITOR_SNAPSHOT_VERSION) throw new StateError(`monitor snapshot version ${version}, this Mirrorball reads version ${MONITOR_SNAPSHOT_VERSION}`);
+  if (version !== MONITOR_SNAPSHOT_VERSION) {
+    // Version 5 and before had no page cache and no scanner in them (6); nothing converts a file between versions.
+    throw new StateError(`monitor snapshot version ${version}, this Mirrorball reads version ${MONITOR_SNAPSHOT_VERSION}: `
+      + `${version < MONITOR_SNAPSHOT_VERSION ? 'an older' : 'a newer'} Mirrorball saved it; restore it with that one`);
+  }
   const s = r.object('settings');
   const config = readMachineConfig(s.value('config'), 'snapshot.settings.config');
   const mmu = s.string('mmu');
@@ -314,7 +326,10 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   const ledger = w.typed('ledger', Uint8Array, memory.totalPages);
   if (ledger.some((v) => v > SHARE_SOURCES.length)) throw new StateError('snapshot.whole.ledger: not a sharing source');
   const tables = saved.vms.map((v, i) => (v.state === 'running' ? readLists(new StateReader({ tables: v.tables }, `snapshot.vms[${i}]`), 'tables', vms[i]!.tables.savePages()) : []));
-  const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()]);
+  const pageCache = readPageCache(w.object('pageCache'), memory.totalPages);
+  const scanner = w.value('scanner') === null ? null
+    : readScanner(w.object('scanner'), saved.vms.map((v) => ({ pages: v.memoryBytes / PAGE, running: v.state === 'running' })), monitor.cpus);
+  const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()], pageCache);
   for (const mpn of saved.pages.keys()) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
   const scheduler = readScheduler(w.object('scheduler'), saved.vms, monitor.cpus);
   const policy = w.value('policy') === null ? null : readPolicy(w.object('policy'), nodes);
@@ -361,6 +376,7 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   memory.restoreState(memoryState);
   monitor.memmap.restorePages(memmap);
   monitor.ledger.restoreState(ledger);
+  monitor.pageCache.restoreState(pageCache);
   saved.vms.forEach((v, i) => {
     vms[i]!.pmap.restoreState(v.pmap);
     if (v.state === 'running') vms[i]!.tables.restorePages(tables[i]!);
@@ -372,6 +388,8 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
     monitor.policy!.restoreState(policy);
   }
   monitor.subnet.restoreState(subnet);
+  monitor.setScan(scanner?.parameters);
+  if (scanner !== null) monitor.scanner!.restoreState(scanner, (vm) => monitor.vms[vm]!.pmap);
   if (model !== undefined) {
     restoreTimingModel(model, w.object('timing'));
     model.counters.restoreWatch(writes!);
@@ -425,7 +443,7 @@ const FREED_PAGE = 5;
  * monitor's, a replica, reserved in a pmap's block, freed, or never used; every count agrees. Returns each
  * page's kind. Throws StateError.
  */
-function checkMemory(memory: MachineMemory, s: MachineMemoryState, vms: readonly ReadVm[], monitorPages: readonly (readonly number[])[]): Uint8Array {
+function checkMemory(memory: MachineMemory, s: MachineMemoryState, vms: readonly ReadVm[], monitorPages: readonly (readonly number[])[], cache: PageCacheState): Uint8Array {
   const fail = (why: string): never => { throw new StateError(`snapshot.whole.memory: ${why}`); };
   const total = memory.totalPages;
   const kind = new Uint8Array(total);
@@ -447,6 +465,13 @@ function checkMemory(memory: MachineMemory, s: MachineMemoryState, vms: readonly
       }
     }
   }
+  // The page cache is one more user of each page it holds (a VM's too, or its alone).
+  for (const mpn of cache.pages) {
+    if (mpn === FREE) continue;
+    if (kind[mpn] !== NOTHING && kind[mpn] !== VM_PAGE) fail(`cached page ${mpn} is not a VM's`);
+    kind[mpn] = VM_PAGE;
+    expectedUsers[mpn]!++;
+  }
   for (const list of monitorPages) {
     for (const mpn of list) {
       if (mpn >= total || kind[mpn] !== NOTHING || s.owner[mpn] !== MONITOR || s.users[mpn] !== 1) fail(`page ${mpn} is not the monitor's`);
@@ -455,7 +480,13 @@ function checkMemory(memory: MachineMemory, s: MachineMemoryState, vms: readonly
   }
   // The memmap's users of each VM page are exactly the guest pages that map it, each once.
   const seen = new Map([...running].map(([id, v]) => [id, new Uint8Array(v.pmap.machine.length)]));
+  const cacheSeen = new Uint8Array(cache.pages.length);
   const user = (mpn: number, vm: number, gppn: number): void => {
+    if (vm === PAGE_CACHE) {
+      if (!(gppn >= 0 && gppn < cache.pages.length) || cache.pages[gppn] !== mpn || cacheSeen[gppn] !== 0) fail(`page ${mpn}'s user is the page cache's slot ${gppn}, which holds no such page`);
+      cacheSeen[gppn] = 1;
+      return;
+    }
     const v = running.get(vm);
     if (v === undefined || !(gppn >= 0 && gppn < v.pmap.machine.length) || v.pmap.machine[gppn] !== mpn || seen.get(vm)![gppn] !== 0) fail(`page ${mpn}'s user ${vm}/${gppn} maps no such page`);
     seen.get(vm)![gppn] = 1;

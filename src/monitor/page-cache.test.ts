@@ -1,6 +1,6 @@
 // Tests of the page cache without a guest: a block read by one VM is mapped into the next, read-only; a
 // write by either gets a private copy and the cached bytes stay; pages only the cache holds go when memory
-// runs short or before a snapshot; an opted-out VM and a cache turned off get no hook.
+// runs short or on request (clear); an opted-out VM and a cache turned off get no hook.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -53,7 +53,7 @@ test('a block one VM read is mapped into another read-only; writes get private c
   assert.equal(c!.pmap.lookup(5), FREE);
 });
 
-test('a VM that ends leaves the page to the cache; clear (before a snapshot) lets every page go', () => {
+test('a VM that ends leaves the page to the cache; clear lets every page go', () => {
   const { monitor, vms } = setup();
   const [a, b] = vms;
   const hook = monitor.diskHook(a!, 'base')!;

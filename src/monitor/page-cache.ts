@@ -20,6 +20,19 @@ export interface PageCacheCounts {
 
 const noCounts = (): PageCacheCounts => ({ hits: 0, fills: 0, misses: 0, dropped: 0 });
 
+/** The cache as plain data (a whole monitor snapshot, monitor-snapshot.ts): its slots, in the order it visits them. */
+export interface PageCacheState {
+  /** Per slot: its key, or null for a free slot. */
+  keys: (string | null)[];
+  /** Per slot: its machine page (FREE for a free slot). The memmap names the cache as user `slot` of that page. */
+  pages: Int32Array;
+  /** The free slots, in the order they are taken again (last first). */
+  freeSlots: Int32Array;
+  /** The slots that hold a page, in the order `trim` and `clear` visit them (the order the pages were taken or moved). */
+  order: Int32Array;
+  counts: Record<CacheSource, PageCacheCounts>;
+}
+
 /**
  * A cache from a key (a base image's identity and block number, or a boot image's and page number) to a
  * machine page holding exactly those bytes. The cache is one more user of each page it holds, in the
@@ -121,6 +134,26 @@ export class PageCache implements PageSpace {
 
   shootDown(): void {} // the cache never maps its pages into a TLB
 
+  /** Everything the cache holds and counted, as plain data: the memmap and the pages' contents are saved apart. */
+  saveState(): PageCacheState {
+    return {
+      keys: this.keys.map((k) => k ?? null), pages: Int32Array.from(this.pages), freeSlots: Int32Array.from(this.freeSlots),
+      order: Int32Array.from(this.slotOfPage.values()), counts: { disk: { ...this.counts.disk }, kernel: { ...this.counts.kernel } },
+    };
+  }
+
+  /** Puts back what `saveState` returned, checked (`readPageCache`) against the memmap it goes with. */
+  restoreState(s: PageCacheState): void {
+    this.slotOf.clear();
+    this.slotOfPage.clear();
+    this.keys.splice(0, this.keys.length, ...s.keys.map((k) => k ?? undefined));
+    this.pages.splice(0, this.pages.length, ...Array.from(s.pages));
+    this.freeSlots.splice(0, this.freeSlots.length, ...Array.from(s.freeSlots));
+    s.keys.forEach((k, slot) => { if (k !== null) this.slotOf.set(k, slot); });
+    for (const slot of s.order) this.slotOfPage.set(s.pages[slot]!, slot);
+    for (const source of ['disk', 'kernel'] as const) Object.assign(this.counts[source], s.counts[source]);
+  }
+
   /** Pages the cache alone holds go back to the machine (memory runs short). Returns how many. */
   trim(): number {
     let n = 0;
@@ -133,7 +166,7 @@ export class PageCache implements PageSpace {
     return n;
   }
 
-  /** Forgets every entry (before a snapshot: the memmap then names VMs' pages only). Returns how many went. */
+  /** Forgets every entry (the memmap then names VMs' pages only). Returns how many went. */
   clear(): number {
     const n = this.slotOfPage.size;
     for (const slot of [...this.slotOfPage.values()]) this.drop(slot);

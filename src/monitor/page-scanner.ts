@@ -5,7 +5,7 @@
 import { CPU_CYCLES_PER_SECOND } from '../board/topology.js';
 import { DEFAULT_SHARING_COSTS, type SharingCosts } from './costs.js';
 import { FREE, PAGE, type MachineMemory } from './machine-memory.js';
-import { ContentIndex } from './page-sharing.js';
+import { ContentIndex, type ContentIndexState } from './page-sharing.js';
 import type { Pmap } from './pmap.js';
 import type { SharingLedger } from './sharing-ledger.js';
 
@@ -48,6 +48,22 @@ export interface ScanCounts {
   /** Cycles of its work, and those charged to vCPUs (the rest fell in idle time of its CPU). */
   cycles: number;
   cyclesCharged: number;
+}
+
+/** The scanner as plain data (a whole monitor snapshot): where it is, what it remembers, what it counted. */
+export interface ScannerState {
+  parameters: Required<ScanParameters>;
+  counts: ScanCounts;
+  owed: number;
+  /** Pages it may still visit (a fraction of a page carries over), and the machine time of its last call (null: none yet). */
+  budget: number;
+  lastCycles: number | null;
+  /** The place in the running VMs and in that VM's pages where it goes on. */
+  vmCursor: number;
+  pageCursor: number;
+  /** Per running VM (by id) it visited: each page's hash at the last visit, and whether it was visited. */
+  seen: { vm: number; hash: Uint32Array; seen: Uint8Array }[];
+  index: ContentIndexState;
 }
 
 /** The VM a scanned pmap belongs to, as the scanner needs it. */
@@ -148,6 +164,34 @@ export class PageScanner {
   /** Its CPU was idle for a round: what it owed was done in that idle time, charged to no one. */
   idled(): void {
     this.owed = 0;
+  }
+
+  /** Its state as plain data; `pmaps` are the running VMs' (the others' pages are never looked at again). */
+  saveState(pmaps: readonly Pmap[]): ScannerState {
+    const seen: ScannerState['seen'] = [];
+    for (const pmap of pmaps) {
+      const s = this.lastHash.get(pmap);
+      if (s !== undefined) seen.push({ vm: pmap.vm, hash: s.hash.slice(), seen: s.seen.slice() });
+    }
+    return {
+      parameters: { ...this.parameters, costs: { ...this.parameters.costs } }, counts: { ...this.counts }, owed: this.owed, budget: this.budget,
+      lastCycles: this.lastCycles ?? null, vmCursor: this.vmCursor, pageCursor: this.pageCursor, seen, index: this.index.saveState(),
+    };
+  }
+
+  /**
+   * Puts back what `saveState` returned (checked by `readScanner`) into a scanner made with its parameters;
+   * `pmapOf` gives each VM id's pmap.
+   */
+  restoreState(s: ScannerState, pmapOf: (vm: number) => Pmap): void {
+    Object.assign(this.counts, s.counts);
+    this.owed = s.owed;
+    this.budget = s.budget;
+    this.lastCycles = s.lastCycles ?? undefined;
+    this.vmCursor = s.vmCursor;
+    this.pageCursor = s.pageCursor;
+    for (const x of s.seen) this.lastHash.set(pmapOf(x.vm), { hash: x.hash.slice(), seen: x.seen.slice() });
+    this.index.restoreState(s.index, pmapOf);
   }
 
   private seenOf(pmap: Pmap): { hash: Uint32Array; seen: Uint8Array } {

@@ -45,11 +45,22 @@ export interface VisitWork {
 }
 
 /** Candidates kept per hash: a hash shared by more pages than this that differ is a collision worth losing. */
-const CANDIDATES_PER_HASH = 8;
+export const CANDIDATES_PER_HASH = 8;
 
 interface Candidate {
   pmap: Pmap;
   gppn: number;
+}
+
+/** A content index as plain data (the scanner's, in a whole monitor snapshot): pages by VM id and guest page. */
+export interface ContentIndexState {
+  /** The keys seen (salt × 2^32 + hash), in the order first seen, and how many candidates each keeps. */
+  keys: Float64Array;
+  candidateCounts: Uint8Array;
+  /** The candidates, key after key, oldest first: (VM id, guest page) pairs. */
+  candidates: Int32Array;
+  /** Each salt's zero page: (salt, VM id, guest page) triples. */
+  zeroPages: Float64Array;
 }
 
 /**
@@ -62,6 +73,33 @@ export class ContentIndex {
   private readonly zeroPages = new Map<number, Candidate>();
 
   constructor(private readonly memory: MachineMemory, private readonly ledger: SharingLedger | undefined) {}
+
+  saveState(): ContentIndexState {
+    const keys: number[] = [];
+    const counts: number[] = [];
+    const candidates: number[] = [];
+    for (const [key, list] of this.byHash) {
+      keys.push(key);
+      counts.push(list.length);
+      for (const c of list) candidates.push(c.pmap.vm, c.gppn);
+    }
+    const zero: number[] = [];
+    for (const [salt, c] of this.zeroPages) zero.push(salt, c.pmap.vm, c.gppn);
+    return { keys: Float64Array.from(keys), candidateCounts: Uint8Array.from(counts), candidates: Int32Array.from(candidates), zeroPages: Float64Array.from(zero) };
+  }
+
+  /** Puts back what `saveState` returned (checked by `readContentIndex`); `pmapOf` gives each VM id's pmap. */
+  restoreState(s: ContentIndexState, pmapOf: (vm: number) => Pmap): void {
+    this.byHash.clear();
+    this.zeroPages.clear();
+    let at = 0;
+    s.keys.forEach((key, i) => {
+      const list: Candidate[] = [];
+      for (let k = 0; k < s.candidateCounts[i]!; k++, at += 2) list.push({ pmap: pmapOf(s.candidates[at]!), gppn: s.candidates[at + 1]! });
+      this.byHash.set(key, list);
+    });
+    for (let i = 0; i < s.zeroPages.length; i += 3) this.zeroPages.set(s.zeroPages[i]!, { pmap: pmapOf(s.zeroPages[i + 1]!), gppn: s.zeroPages[i + 2]! });
+  }
 
   /**
    * Looks at guest page `gppn` of `pmap` (mapped, not held) whose machine page is `mpn`: a zero page merges

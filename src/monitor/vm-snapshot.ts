@@ -45,6 +45,8 @@ export interface VmSnapshot {
   gStageTlbEntries: number;
   /** A network card on the monitor's subnet (in the first virtio slot). */
   net: boolean;
+  /** False for a VM that opted out of sharing pages with other VMs (`share: false`). */
+  sharing: boolean;
   state: VmState;
   reason: string;
   /** How its guest ended it, when it did. */
@@ -102,7 +104,7 @@ export function saveVm(monitor: Monitor, vm: VirtualMachine): VmSnapshot {
   return {
     id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, mmu: vm.mmu, secondLevelEntries: vm.tables.secondLevelEntries,
     gStageTlbEntries: vm.vcpus[0]!.gStageTlb?.entries ?? 0,
-    net: vm.machine.virtioTransports()[0]?.device instanceof VirtioNet,
+    net: vm.machine.virtioTransports()[0]?.device instanceof VirtioNet, sharing: vm.sharesWithOthers,
     state: vm.state, reason: vm.reason, exit: exit === undefined ? null : { ...exit }, outOfMemory: vm.outOfMemory ?? null,
     machine: saveMachine(vm.machine, config),
     secondLevel: vm.vcpus.map((h) => (h.secondLevel === undefined ? null : saveSecondLevel(h.secondLevel.levels, regions))),
@@ -194,7 +196,7 @@ export function readVm(value: unknown, path: string, nodes: number, pages: numbe
     if (scheduler.lastPcpu.some((p) => p < -1 || p >= pcpus)) throw new StateError(`${s.path}.lastPcpu: no such CPU`);
   }
   return {
-    id: r.number('id', 0, 2 ** 16), name: r.string('name'), vcpus, memoryBytes, mmu, secondLevelEntries, gStageTlbEntries, net: r.boolean('net'),
+    id: r.number('id', 0, 2 ** 16), name: r.string('name'), vcpus, memoryBytes, mmu, secondLevelEntries, gStageTlbEntries, net: r.boolean('net'), sharing: r.boolean('sharing'),
     state, reason: r.string('reason'), exit, outOfMemory: r.value('outOfMemory') === null ? null : r.string('outOfMemory'),
     machine: r.value('machine'), secondLevel, gStageTlb, pmap: readPmap(r.object('pmap'), guestPages, nodes, pages), tables,
     exits: counts(r, 'exits'), monitorCalls: counts(r, 'monitorCalls'),

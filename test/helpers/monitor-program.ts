@@ -13,7 +13,7 @@ import { PTE_R, PTE_W, PTE_X } from './trap-runtime.js';
 
 const PAGE = 4096;
 const ARRAY_VA = 0x4000_0000;
-const ARRAY_PA = TEXT_BASE + 0x20_0000;
+export const ARRAY_PA = TEXT_BASE + 0x20_0000;
 const TABLES_PA = TEXT_BASE + 0x1_0000;
 
 /**

@@ -12,7 +12,10 @@ import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole }
 import { decodeSnapshot, encodeSnapshot, SnapshotFileError } from '../../src/host/snapshot-file.js';
 import { paths, refusesDamagedFiles } from '../helpers/snapshot-fuzz.js';
 import type { MachineMemoryState } from '../../src/monitor/machine-memory.js';
+import type { PageCacheState } from '../../src/monitor/page-cache.js';
+import type { ScannerState } from '../../src/monitor/page-scanner.js';
 import { Monitor } from '../../src/monitor/monitor.js';
+import type { VirtualMachine } from '../../src/monitor/vm.js';
 import { latenciesFromDistances } from '../../src/board/topology.js';
 
 const MiB = 2 ** 20;
@@ -22,9 +25,12 @@ const SETTINGS = { config: CONFIG, quantumRounds: 4, timing: { latencies: latenc
 /** addi t0, t0, 1; sd t0, 0(t1); addi t1, t1, 1024; j back: a store a quarter page further each time, so pages fill. */
 const LOOP = Uint32Array.of(0x00128293, 0x00533023, 0x40030313, 0xff5ff06f);
 
-/** Two VMs (the second with a network card, stopped), a few rounds, pages shared, timing mode on: its file's bytes. */
+/**
+ * Two VMs (the second with a network card, stopped), a few rounds, pages shared, timing mode on, the content
+ * scanner on and a disk block in the page cache: its file's bytes.
+ */
 const saved: Uint8Array = (() => {
-  const monitor = new Monitor(SETTINGS);
+  const monitor = new Monitor({ ...SETTINGS, scan: { pagesPerSecond: 400_000, cpu: 1 } });
   const vms = ['a', 'b'].map((name) => monitor.createVm({ name, vcpus: 2, memoryBytes: 16 * MiB, net: name === 'b', secondLevelEntries: 64, console: () => {} }));
   for (const vm of vms) {
     vm.machine.bus.guestMemory().write(vm.pmap.base, new Uint8Array(LOOP.buffer));
@@ -38,6 +44,9 @@ const saved: Uint8Array = (() => {
   monitor.setExecutionMode('timing');
   for (let i = 0; i < 4; i++) monitor.runRound();
   monitor.sharePages();
+  const [a, b] = vms as [VirtualMachine, VirtualMachine];
+  monitor.pageCache.blockHook(a.pmap, 'fuzz', () => true).copied(0, a.pmap.base + 0x10_0000);
+  monitor.pageCache.blockHook(b.pmap, 'fuzz', () => true).map(0, b.pmap.base + 0x10_0000);
   monitor.runRound();
   monitor.stopVm(vms[1]!);
   monitor.runRound();
@@ -95,10 +104,12 @@ describe('the monitor snapshot loader', () => {
     restoreAndRun(saved, false, 'the file');
     const { monitor } = restoreWhole(decodeMonitorSnapshot(saved), {}, () => ({ console: () => {} }));
     assert.deepEqual(monitor.vms.map((vm) => vm.state), ['running', 'stopped']);
+    assert.equal(monitor.pageCache.size, 1);
+    assert.ok(monitor.scanner !== undefined && monitor.scanner.counts.visited > 0);
   });
 
   it('refuses a machine memory that does not add up: each page is a VM\'s, the monitor\'s, reserved, freed or never used, exactly', () => {
-    type Saved = { monitor: { whole: { memory: MachineMemoryState }; vms: { pmap: { machine: Int32Array } }[] } };
+    type Saved = { monitor: { whole: { memory: MachineMemoryState; pageCache: PageCacheState; scanner: ScannerState }; vms: { pmap: { machine: Int32Array } }[] } };
     const inUse = (s: Saved): number => s.monitor.vms[0]!.pmap.machine.find((mpn) => mpn >= 0)!;
     const corruptions: Record<string, (s: Saved) => void> = {
       'a page in use is also freed': (s) => { s.monitor.whole.memory.freed[0] = Int32Array.of(...s.monitor.whole.memory.freed[0]!, inUse(s)); },
@@ -108,12 +119,26 @@ describe('the monitor snapshot loader', () => {
       'the never-used pages start below pages in use': (s) => { s.monitor.whole.memory.fresh[0] = 0; },
       'a guest page maps a free page': (s) => { const m = s.monitor.vms[0]!.pmap.machine; m[m.indexOf(inUse(s))] = 8000; },
       'every guest page maps one machine page': (s) => { s.monitor.vms[0]!.pmap.machine.fill(inUse(s)); },
+      'the page cache holds a page the memmap does not name it a user of': (s) => { s.monitor.whole.pageCache.pages[0] = inUse(s); },
+      'the page cache loses a page the memmap names it a user of': (s) => {
+        const c = s.monitor.whole.pageCache;
+        Object.assign(c, { keys: [], pages: new Int32Array(0), order: new Int32Array(0), freeSlots: new Int32Array(0) });
+      },
+      'the scanner remembers a page past the VM\'s end': (s) => { s.monitor.whole.scanner.index.candidates[1] = 4096; },
+      'the scanner remembers the pages of a VM that ended': (s) => { s.monitor.whole.scanner.seen[0]!.vm = 1; },
     };
     for (const [what, corrupt] of Object.entries(corruptions)) {
       const state = decodeSnapshot(saved.slice()) as Saved;
       corrupt(state);
       assert.throws(() => restoreWhole(decodeMonitorSnapshot(encodeSnapshot(state)), {}, () => ({ console: () => {} })), SnapshotFileError, what);
     }
+  });
+
+  it('refuses a file of another monitor snapshot version in one line that says so', () => {
+    const state = decodeSnapshot(saved.slice()) as { monitor: { version: number } };
+    state.monitor.version = 5;
+    assert.throws(() => decodeMonitorSnapshot(encodeSnapshot(state)), (e: Error) => e instanceof SnapshotFileError
+      && /monitor snapshot version 5, this Mirrorball reads version 6: an older Mirrorball saved it/.test(e.message) && !e.message.includes('\n'));
   });
 
   it('what the fuzzing found, every time', () => {

@@ -14,11 +14,13 @@ import { FREE, PAGE } from '../../src/monitor/machine-memory.js';
 import { saveMonitor } from '../../src/monitor/monitor-snapshot.js';
 import { Monitor, type MonitorOptions } from '../../src/monitor/monitor.js';
 import { DEFAULT_POLICY } from '../../src/monitor/numa-policy.js';
+import { DEFAULT_SHARING_COSTS, scaleSharingCosts } from '../../src/monitor/costs.js';
 import type { MmuMode, VirtualMachine } from '../../src/monitor/vm.js';
 import { saveMachine } from '../../src/board/snapshot.js';
 import { formatStatsText, StatsRegistry } from '../../src/timing/stats.js';
 import { requireToolchain } from '../helpers/asm.js';
-import { comparableMonitorState, SEAM_MACHINE, startSeamProgram } from '../helpers/monitor-program.js';
+import { ARRAY_PA, comparableMonitorState, SEAM_MACHINE, startSeamProgram } from '../helpers/monitor-program.js';
+import { TEXT_BASE } from '../helpers/asm.js';
 
 const MiB = 2 ** 20;
 const LATENCIES = latenciesFromDistances(SEAM_MACHINE.distances!);
@@ -28,9 +30,12 @@ interface Run {
   consoles: Map<string, number[]>;
 }
 
-function options(timing: boolean, mmu: MmuMode): MonitorOptions {
+/** `scan`: the content scanner on CPU 1, fast enough to visit a few pages each round. */
+function options(timing: boolean, mmu: MmuMode, scan = false): MonitorOptions {
   return {
     config: SEAM_MACHINE, quantumRounds: 8, translate: true, mmu,
+    // (Its costs an eighth of the table's, so that it can visit a pass's worth of pages in a short run and leave the VMs time to run.)
+    ...(scan ? { scan: { pagesPerSecond: 150_000, cpu: 1, costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, 0.125) } } : {}),
     // In timing mode the NUMA policy acts too, eager enough to move and replicate pages (and whole 2 MiB groups) within a short run.
     ...(timing ? { timing: { latencies: LATENCIES, cache: { sizeBytes: 16 * 1024 } }, policy: { ...DEFAULT_POLICY, hotMisses: 4, intervalRounds: 16, blockPages: 4, coalescePages: 4 } } : {}),
   };
@@ -45,7 +50,7 @@ function consoleFor(consoles: Map<string, number[]>, name: string): (bytes: Uint
 /** Two VMs of two vCPUs on the two CPUs: `a`, and `b` with a network card, running the program with other data. */
 function boot(t: TestContext, timing: boolean, mmu: MmuMode): Run | undefined {
   if (!requireToolchain(t)) return undefined;
-  const monitor = new Monitor(options(timing, mmu));
+  const monitor = new Monitor(options(timing, mmu, true));
   const consoles = new Map<string, number[]>();
   const a = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: consoleFor(consoles, 'a') });
   const b = monitor.createVm({ name: 'b', vcpus: 2, memoryBytes: 16 * MiB, net: true, console: consoleFor(consoles, 'b') });
@@ -54,15 +59,44 @@ function boot(t: TestContext, timing: boolean, mmu: MmuMode): Run | undefined {
   return { monitor, consoles };
 }
 
-/** What happens at some rounds besides running: pages shared, timing mode on and off, VM b stopped. */
+/** What happens at some rounds besides running: disk blocks cached and mapped, pages shared, timing mode on and off, VM b stopped. */
+const CACHE_AT = 12;
 const SHARE_AT = 30;
+const SAME_PAGES_AT = 40;
 const TIMING_FROM = 20;
 const FAST_FROM = 150;
 const TIMING_AGAIN_FROM = 220;
 const STOP_B_AT = 260;
 
+/**
+ * As virtio-blk would through the monitor's hook: VM a reads "disk blocks" into its program's page and eight
+ * pages of its array (the cache keeps them; the array's are written later, so the cache comes to hold them
+ * alone); VM b reads the program's block, which maps a's page (the same bytes), and a block never cached.
+ */
+function cacheBlocks(m: Monitor): void {
+  const [a, b] = [m.vm('a')!, m.vm('b')!];
+  const hookA = m.pageCache.blockHook(a.pmap, 'seam', () => a.state === 'running');
+  const hookB = m.pageCache.blockHook(b.pmap, 'seam', () => b.state === 'running');
+  hookA.copied(0, TEXT_BASE);
+  for (let k = 0; k < 8; k++) hookA.copied(1 + k, ARRAY_PA + k * 64 * PAGE);
+  assert.ok(hookB.map(0, TEXT_BASE), 'b maps the cached program page');
+  assert.ok(!hookB.map(100, TEXT_BASE + PAGE));
+}
+
+/** As a device's DMA would: eight pages of equal bytes in both VMs, and eight zero pages each, for the scanner to merge. */
+function samePages(m: Monitor): void {
+  const bytes = new Uint8Array(PAGE).map((_, i) => (i * 7) & 0xff);
+  for (const vm of [m.vm('a')!, m.vm('b')!]) {
+    const memory = vm.machine.bus.guestMemory();
+    for (let k = 0; k < 8; k++) memory.write(TEXT_BASE + 8 * MiB + k * PAGE, bytes);
+    for (let k = 8; k < 16; k++) memory.writeU32(TEXT_BASE + 8 * MiB + k * PAGE, 0);
+  }
+}
+
 function step(run: Run, round: number, timing: boolean): void {
   const m = run.monitor;
+  if (round === CACHE_AT) cacheBlocks(m);
+  if (round === SAME_PAGES_AT) samePages(m);
   if (round === SHARE_AT) m.sharePages();
   if (timing && (round === TIMING_FROM || round === TIMING_AGAIN_FROM)) m.setExecutionMode('timing');
   if (timing && round === FAST_FROM) m.setExecutionMode('fast');
@@ -93,7 +127,12 @@ function checkWhole(t: TestContext, timing: boolean, pairs: [number, number][], 
   const last = Math.max(...checkAt, STOP_B_AT + 10);
   const lengths = (): Map<string, number> => new Map([...straight.consoles].map(([name, c]) => [name, c.length]));
   for (let round = 0; round <= last; round++) {
-    if (saveAt.has(round)) saves.set(round, { bytes: encodeMonitorSnapshot(straight.monitor, noBuild), consoles: lengths() });
+    if (saveAt.has(round)) {
+      const cached = straight.monitor.pageCache.size;
+      saves.set(round, { bytes: encodeMonitorSnapshot(straight.monitor, noBuild), consoles: lengths() });
+      // Saving takes nothing from the running machine (the page cache used to let go of its pages).
+      assert.equal(straight.monitor.pageCache.size, cached, `the page cache after a save at round ${round}`);
+    }
     if (checkAt.has(round)) {
       checks.set(round, {
         consoles: new Map([...straight.consoles].map(([name, c]) => [name, text(c)])),
@@ -108,6 +147,12 @@ function checkWhole(t: TestContext, timing: boolean, pairs: [number, number][], 
   for (const cause of ['guest-page-fault.fill', 'guest-page-fault.copy-on-write', 'sbi.time', 'sbi.legacy', 'mmio.ns16550a', 'wfi', 'interrupt.timer']) {
     assert.ok((a.exits.get(cause) ?? 0) > 0, `VM a had no ${cause} exit: ${JSON.stringify([...a.exits])}`);
   }
+  // The page cache mapped a block and came to hold pages alone; the scanner merged zero and other pages.
+  const m = straight.monitor;
+  assert.ok(m.pageCache.counts.disk.hits > 0 && m.pageCache.size > 0, `the page cache: ${JSON.stringify(m.pageCache.counts)}`);
+  assert.ok([...Array(m.memory.totalPages).keys()].some((mpn) => m.pageCache.holds(mpn) && m.memory.users[mpn] === 1), 'a page the cache alone holds');
+  const scanned = m.scanner!.counts;
+  assert.ok(scanned.mergedZero > 0 && scanned.mergedContent > 0 && scanned.passes > 0 && scanned.cyclesCharged > 0, `the scanner: ${JSON.stringify(scanned)}`);
   if (timing) {
     const counts = straight.monitor.policy!.counts;
     assert.ok(counts.migratedTo.some((n) => n > 0) && counts.replicatedTo.some((n) => n > 0), `the policy moved and replicated: ${JSON.stringify(counts)}`);
@@ -217,4 +262,23 @@ describe('VMs under the monitor saved after N rounds and restored run M more exa
     checkWhole(t, true, chosen, 'nested');
   });
   it(`one VM alone, restored on other machine pages (seed ${seed})`, (t) => checkOneVm(t, pairs(seed + 2)));
+});
+
+describe('sharing across a whole restore', () => {
+  const savedWith = (scan: MonitorOptions['scan'], sharing = true): Uint8Array => {
+    const monitor = new Monitor({ ...options(false, 'software'), scan });
+    monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, sharing, console: () => {} });
+    return encodeMonitorSnapshot(monitor, noBuild);
+  };
+  const restored = (bytes: Uint8Array, scan: MonitorOptions['scan']): Monitor => restoreWhole(decodeMonitorSnapshot(bytes), { scan }, () => ({ console: () => {} })).monitor;
+  it('a machine saved with a scanner keeps its own; one saved without takes the host\'s, or none', () => {
+    assert.equal(restored(savedWith({ pagesPerSecond: 1000, cpu: 1 }), { pagesPerSecond: 2000, cpu: 0 }).scanner?.parameters.pagesPerSecond, 1000);
+    assert.equal(restored(savedWith({ pagesPerSecond: 1000, cpu: 1 }), undefined).scanner?.parameters.cpu, 1);
+    assert.equal(restored(savedWith(undefined), { pagesPerSecond: 2000, cpu: 0 }).scanner?.parameters.pagesPerSecond, 2000);
+    assert.equal(restored(savedWith(undefined), undefined).scanner, undefined);
+  });
+  it('a VM that opted out of sharing (share: false) still has after a restore (it used to come back sharing)', () => {
+    assert.equal(restored(savedWith(undefined, false), undefined).vm('a')!.sharesWithOthers, false);
+    assert.equal(restored(savedWith(undefined, true), undefined).vm('a')!.sharesWithOthers, true);
+  });
 });
