@@ -76,9 +76,14 @@ function eachLine(timing: MemoryTiming, byte: number, bytes: number, charge: (by
 
 /** CPU `cpu` reads (or writes) every line of machine page `mpn`: the monitor zeroing or copying a guest page. */
 export function touchPage(memory: MachineMemory, timing: MemoryTiming, cpu: number, mpn: number, write: boolean): number {
+  return touchBytes(memory, timing, cpu, mpn, PAGE, write);
+}
+
+/** CPU `cpu` reads (or writes) every line of the first `bytes` bytes of machine page `mpn` (the scanner's tests stop early). */
+export function touchBytes(memory: MachineMemory, timing: MemoryTiming, cpu: number, mpn: number, bytes: number, write: boolean): number {
   const node = memory.nodeOf(mpn);
   const offset = memory.offsetOf(mpn);
-  return eachLine(timing, 0, PAGE, (b) => timing.chargeRamAccess(cpu, node, offset + b, write));
+  return eachLine(timing, 0, bytes, (b) => timing.chargeRamAccess(cpu, node, offset + b, write));
 }
 
 /**

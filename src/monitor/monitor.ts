@@ -544,7 +544,9 @@ export class Monitor {
     this.hardware.advanceTo(this.cycles);
     this.recovery.poll();
     // A safe point: every vCPU is between instructions.
-    scanner?.afterRound(this.cycles, this.vms.filter((vm) => vm.state === 'running').map((vm) => ({ pmap: vm.pmap, sharesWithOthers: vm.sharesWithOthers })));
+    // In timing mode its references go through its CPU's cache, as the vCPUs' do.
+    scanner?.afterRound(this.cycles, this.vms.filter((vm) => vm.state === 'running').map((vm) => ({ pmap: vm.pmap, sharesWithOthers: vm.sharesWithOthers, tables: vm.tables })),
+      this.mode === 'timing' && this.timingModel !== undefined ? { timing: this.timingModel, memmap: this.memmap } : undefined);
     if (this.mode === 'timing' || this.tlbCounters !== undefined) this.numaPolicy?.afterRound();
   }
 

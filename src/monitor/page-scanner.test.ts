@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RAM_BASE } from '../board/address-map.js';
-import { CPU_CYCLES_PER_SECOND } from '../board/topology.js';
+import { CPU_CYCLES_PER_SECOND, latenciesFromDistances } from '../board/topology.js';
 import { ACCESS_WRITE } from '../memory/bus.js';
 import { DEFAULT_SHARING_COSTS } from './costs.js';
 import { PAGE } from './machine-memory.js';
@@ -114,4 +114,53 @@ test('the scanner\'s work is charged to the vCPU that runs next on its CPU, and 
   monitor.runRound();
   assert.equal(monitor.scanner!.counts.cyclesCharged, 0);
   assert.equal(monitor.scanner!.owed, 0);
+});
+
+const LATENCIES = latenciesFromDistances([[10]]);
+
+/** A monitor in timing mode with a 16 KiB cache per CPU, the scanner on CPU 1, and `pages` non-zero pages in one VM. */
+function timed(mode: 'fast' | 'timing', pages: number) {
+  const monitor = new Monitor({
+    config: { harts: 2, nodes: [{ memoryBytes: 64 * MiB, harts: [0, 1] }] }, log: quiet, scan: { pagesPerSecond: 200_000, cpu: 1 },
+    timing: { latencies: LATENCIES, cache: { sizeBytes: 16 * 1024 } },
+  });
+  const vm = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, log: quiet });
+  for (let g = 0; g < pages; g++) fill(vm, g, 1 + g);
+  monitor.setExecutionMode(mode);
+  return { monitor, model: monitor.timingModel! };
+}
+
+test('in timing mode the scanner reads the pages it hashes through its CPU\'s cache: they miss, evict its lines, and cost cycles on top of the table\'s', () => {
+  const { monitor, model } = timed('timing', 24);
+  const node = 0;
+  const hit = LATENCIES.hitCycles;
+  // The first round only starts the scanner's clock (and switches CPU 0 to the VM's vCPU, which cannot run: it was never booted).
+  monitor.runRound();
+  assert.equal(monitor.scanner!.counts.visited, 0);
+  // A line CPU 1 holds before the scanner runs (of the machine's last page, which no one uses): a miss, then a hit.
+  const other = 64 * MiB - PAGE;
+  model.chargeRamAccess(1, node, other, false);
+  assert.equal(model.chargeRamAccess(1, node, other, false), hit);
+  const missesBefore = model.missesLocal[1]!;
+  const cpu0 = model.accesses(0);
+  // The rounds are idle, and the scanner runs after each.
+  for (let i = 0; i < 8; i++) monitor.runRound();
+  const scanner = monitor.scanner!;
+  assert.ok(scanner.counts.hashed >= 24, `every page hashed: ${JSON.stringify(scanner.counts)}`);
+  // Each hashed page's 64 lines were read on CPU 1: the first time, each a miss (the pages were written by no CPU).
+  assert.ok(model.missesLocal[1]! - missesBefore >= 24 * (PAGE / 64), `CPU 1's misses: ${model.missesLocal[1]! - missesBefore}`);
+  assert.equal(model.accesses(0), cpu0, 'nothing on the CPU the scanner does not run on');
+  // 24 pages of 4 KiB through a 16 KiB cache: the line CPU 1 held is gone.
+  assert.ok(model.chargeRamAccess(1, node, other, false) > hit, 'the scanner\'s reads evicted it');
+  // Its cycles are the table's and the references' on top.
+  assert.ok(scanner.counts.referenceCycles >= 24 * (PAGE / 64) * LATENCIES.missCycles[0]![0]!, JSON.stringify(scanner.counts));
+  assert.ok(scanner.counts.cycles >= scanner.counts.referenceCycles + scanner.counts.hashed * DEFAULT_SHARING_COSTS.pageHash);
+});
+
+test('in fast mode the scanner references nothing through the caches', () => {
+  const { monitor, model } = timed('fast', 24);
+  for (let i = 0; i < 8; i++) monitor.runRound();
+  assert.ok(monitor.scanner!.counts.hashed >= 24);
+  assert.equal(model.accesses(1), 0);
+  assert.equal(monitor.scanner!.counts.referenceCycles, 0);
 });

@@ -3,8 +3,10 @@
 // charging its work to one physical CPU.
 
 import { CPU_CYCLES_PER_SECOND } from '../board/topology.js';
+import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { DEFAULT_SHARING_COSTS, type SharingCosts } from './costs.js';
 import { FREE, PAGE, type MachineMemory } from './machine-memory.js';
+import { touchBytes, type MemmapTable, type VmTables } from './monitor-data.js';
 import { ContentIndex, type ContentIndexState } from './page-sharing.js';
 import type { Pmap } from './pmap.js';
 import type { SharingLedger } from './sharing-ledger.js';
@@ -48,6 +50,8 @@ export interface ScanCounts {
   /** Cycles of its work, and those charged to vCPUs (the rest fell in idle time of its CPU). */
   cycles: number;
   cyclesCharged: number;
+  /** Of `cycles`, those its memory references took through its CPU's cache (timing mode; 0 in fast mode). */
+  referenceCycles: number;
 }
 
 /** The scanner as plain data (a whole monitor snapshot): where it is, what it remembers, what it counted. */
@@ -71,6 +75,18 @@ export interface ScannedVm {
   pmap: Pmap;
   /** False for a VM that opted out (`share: false`): its pages merge only among themselves. */
   sharesWithOthers: boolean;
+  /** Where its pmap's entries lie in machine memory (monitor-data.ts), for timing mode's references. */
+  tables?: Pick<VmTables, 'pmapEntry'>;
+}
+
+/**
+ * Timing mode: the machine's model, through which the scanner's memory references go on its CPU's cache (the
+ * pages it tests, hashes and compares, read line by line, and the pmap and memmap entries it reads and
+ * writes), and the memmap, which it reads.
+ */
+export interface ScanReferences {
+  timing: MemoryTiming;
+  memmap: MemmapTable;
 }
 
 /**
@@ -82,7 +98,7 @@ export interface ScannedVm {
  * CPU (`owed`), which the monitor charges to the vCPU it runs there next.
  */
 export class PageScanner {
-  readonly counts: ScanCounts = { visited: 0, zeroTests: 0, hashed: 0, compared: 0, mergedZero: 0, mergedContent: 0, passes: 0, cycles: 0, cyclesCharged: 0 };
+  readonly counts: ScanCounts = { visited: 0, zeroTests: 0, hashed: 0, compared: 0, mergedZero: 0, mergedContent: 0, passes: 0, cycles: 0, cyclesCharged: 0, referenceCycles: 0 };
   readonly parameters: Required<ScanParameters>;
   /** Cycles of work its CPU still owes (charged by the monitor to the next vCPU that runs there). */
   owed = 0;
@@ -99,8 +115,12 @@ export class PageScanner {
     this.index = new ContentIndex(memory, ledger);
   }
 
-  /** Machine time is `now` cycles: visits the pages the rate allows since the last call. */
-  afterRound(now: number, vms: readonly ScannedVm[]): void {
+  /**
+   * Machine time is `now` cycles: visits the pages the rate allows since the last call. With `references`
+   * (timing mode) its reads and writes go through its CPU's cache: they evict and miss as a vCPU's do, and
+   * their cycles are charged on top of the table's.
+   */
+  afterRound(now: number, vms: readonly ScannedVm[], references?: ScanReferences): void {
     const since = this.lastCycles === undefined ? 0 : now - this.lastCycles;
     this.lastCycles = now;
     this.budget += (since * this.parameters.pagesPerSecond) / CPU_CYCLES_PER_SECOND;
@@ -112,7 +132,11 @@ export class PageScanner {
     // After a long idle skip the budget may exceed a whole pass: one pass is all there is to do.
     this.budget = Math.min(this.budget, total);
     const costs = this.parameters.costs;
+    const cpu = this.parameters.cpu;
     let cycles = 0;
+    let stalls = 0;
+    const read = references === undefined ? undefined
+      : (page: number, bytes: number): void => { stalls += touchBytes(this.memory, references.timing, cpu, page, bytes, false); };
     // Looking at unmapped, held or shared pages costs a pmap read each; they do not count against the rate, but the walk stops after two passes' worth of steps.
     // (A budget a rounding error short of a page is a page: 0.005 s at 1000 pages/s is five.)
     for (let steps = 0; this.budget > 1 - 1e-9 && steps < 2 * total; steps++) {
@@ -128,6 +152,11 @@ export class PageScanner {
       }
       const gppn = this.pageCursor++;
       const mpn = vm.pmap.lookup(gppn);
+      if (references !== undefined) {
+        // The pmap entry, and the memmap entry of a page that has one (its users).
+        stalls += vm.tables?.pmapEntry(references.timing, cpu, vm.pmap.base + gppn * PAGE, false) ?? 0;
+        if (mpn !== FREE) stalls += references.memmap.entry(references.timing, cpu, mpn, false);
+      }
       // A page already shared (merged before, or the page cache's) is left alone: it can only be joined, and
       // the page it was merged with is remembered already. Looking costs a pmap and a memmap read.
       if (mpn === FREE || vm.pmap.held(gppn) || this.memory.users[mpn]! > 1) {
@@ -142,15 +171,23 @@ export class PageScanner {
         seen.hash[gppn] = hash;
         seen.seen[gppn] = 1;
         return stable;
-      });
+      }, read);
       if (work.zeroWords > 0) this.counts.zeroTests++;
       this.counts.hashed += work.hashed;
       this.counts.compared += work.compared;
       if (work.merged === 'zero') this.counts.mergedZero++;
       if (work.merged === 'content') this.counts.mergedContent++;
+      if (work.merged !== undefined && references !== undefined) {
+        // A merge writes the pmap entry and both pages' memmap entries (one gains a user, the other goes free).
+        const { timing, memmap } = references;
+        stalls += (vm.tables?.pmapEntry(timing, cpu, vm.pmap.base + gppn * PAGE, true) ?? 0)
+          + memmap.entry(timing, cpu, vm.pmap.lookup(gppn), true) + memmap.entry(timing, cpu, mpn, true);
+      }
       cycles += Math.ceil((work.zeroWords / (PAGE / 4)) * costs.pageZeroCheck) + work.hashed * costs.pageHash
         + work.compared * costs.pageCompare + (work.merged === undefined ? 0 : costs.pageMerge);
     }
+    cycles += stalls;
+    this.counts.referenceCycles += stalls;
     this.counts.cycles += cycles;
     this.owed += cycles;
   }

@@ -34,6 +34,19 @@ export function firstNonZeroWord(memory: MachineMemory, mpn: number): number {
 
 const ZERO = PAGE / 4;
 
+/** The index of the first 32-bit word where machine pages `a` and `b` differ, or PAGE / 4 when they are equal. */
+export function firstDifferentWord(memory: MachineMemory, a: number, b: number): number {
+  const x = memory.regionOf(a).i32;
+  const y = memory.regionOf(b).i32;
+  const xo = memory.offsetOf(a) / 4;
+  const yo = memory.offsetOf(b) / 4;
+  for (let k = 0; k < ZERO; k++) if (x[xo + k] !== y[yo + k]) return k;
+  return ZERO;
+}
+
+/** What reading a page up to (and including) word `k` reads, in bytes. */
+const readTo = (k: number): number => Math.min(k + 1, ZERO) * 4;
+
 /** What a visit did, for the caller's counts and the cycles it charges (costs.ts: pageZeroCheck, pageHash, pageCompare). */
 export interface VisitWork {
   /** 32-bit words read by the zero test (0: no test), pages hashed, byte-for-byte comparisons made. */
@@ -105,19 +118,26 @@ export class ContentIndex {
    * Looks at guest page `gppn` of `pmap` (mapped, not held) whose machine page is `mpn`: a zero page merges
    * with the salt's zero page at once; another page, when `stable` (its hash did not change since the
    * scanner's last look, or a one-pass merge), merges with a page of equal bytes seen before, else is
-   * remembered as one. A page already shared with others is only remembered: others may join it.
+   * remembered as one. A page already shared with others is only remembered: others may join it. `read` is told
+   * of every page the visit reads, and how many bytes from its start (timing mode charges them, page-scanner.ts).
    */
-  visit(pmap: Pmap, gppn: number, mpn: number, salt: number, stable: (hash: number) => boolean): VisitWork {
+  visit(pmap: Pmap, gppn: number, mpn: number, salt: number, stable: (hash: number) => boolean, read?: (mpn: number, bytes: number) => void): VisitWork {
     const work: VisitWork = { zeroWords: 0, hashed: 0, compared: 0, merged: undefined };
     const shared = this.memory.users[mpn]! > 1;
     if (!shared) {
       const nonZero = firstNonZeroWord(this.memory, mpn);
       // The test reads up to the first non-zero word.
       work.zeroWords = Math.min(nonZero + 1, ZERO);
+      read?.(mpn, readTo(nonZero));
       if (nonZero === ZERO) {
         const zero = this.zeroPages.get(salt);
         const theirs = zero === undefined ? FREE : zero.pmap.lookup(zero.gppn);
-        if (theirs === FREE || theirs === mpn || zero!.pmap.held(zero!.gppn) || firstNonZeroWord(this.memory, theirs) !== ZERO) {
+        const stillZero = (): boolean => {
+          const k = firstNonZeroWord(this.memory, theirs);
+          read?.(theirs, readTo(k));
+          return k === ZERO;
+        };
+        if (theirs === FREE || theirs === mpn || zero!.pmap.held(zero!.gppn) || !stillZero()) {
           this.zeroPages.set(salt, { pmap, gppn });
           return work;
         }
@@ -129,6 +149,7 @@ export class ContentIndex {
       }
     }
     const hash = pageHash(this.memory, mpn);
+    read?.(mpn, PAGE);
     work.hashed++;
     if (!shared && !stable(hash)) return work;
     const key = salt * 2 ** 32 + hash;
@@ -143,7 +164,11 @@ export class ContentIndex {
       if (theirs === mpn) return work;
       if (c.pmap.held(c.gppn)) continue;
       work.compared++;
-      if (!this.memory.samePage(theirs, mpn)) continue;
+      // Both pages are read up to their first difference.
+      const differs = firstDifferentWord(this.memory, theirs, mpn);
+      read?.(theirs, readTo(differs));
+      read?.(mpn, readTo(differs));
+      if (differs !== ZERO) continue;
       if (shared) return work;
       this.merge(pmap, gppn, c, theirs, 'content');
       work.merged = 'content';

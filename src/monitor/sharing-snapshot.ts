@@ -49,7 +49,7 @@ export function readPageCache(r: StateReader, totalPages: number): PageCacheStat
 }
 
 const COST_KEYS: readonly (keyof SharingCosts)[] = ['pageZeroCheck', 'pageHash', 'pageCompare', 'pageMerge', 'pageSkip'];
-const COUNT_KEYS: readonly (keyof ScanCounts)[] = ['visited', 'zeroTests', 'hashed', 'compared', 'mergedZero', 'mergedContent', 'passes', 'cycles', 'cyclesCharged'];
+const COUNT_KEYS: readonly (keyof ScanCounts)[] = ['visited', 'zeroTests', 'hashed', 'compared', 'mergedZero', 'mergedContent', 'passes', 'cycles', 'cyclesCharged', 'referenceCycles'];
 
 /** A VM as the scanner's state may name it: its id, its guest pages, and whether it runs. */
 export interface ScannedVmShape {
