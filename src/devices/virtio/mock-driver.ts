@@ -20,7 +20,7 @@ const HART = 0;
 const WORD = 2 ** 32;
 
 /** One buffer of a chain: `data` for a device-readable buffer, `length` for a device-writable one (at an address aligned to `align`, default 16). */
-export type MockBuffer = { data: Uint8Array } | { writable: number; align?: number };
+export type MockBuffer = { data: Uint8Array; align?: number } | { writable: number; align?: number };
 
 /** A raw descriptor, for tests that build malformed tables on purpose. */
 export interface RawDescriptor {
@@ -165,7 +165,7 @@ export class MockQueue {
   add(buffers: readonly MockBuffer[], indirect = false): number {
     const placed = buffers.map((buffer) => {
       if ('data' in buffer) {
-        const address = this.driver.heap.alloc(Math.max(1, buffer.data.length));
+        const address = this.driver.heap.alloc(Math.max(1, buffer.data.length), buffer.align);
         this.memory.write(address, buffer.data);
         return { address, length: buffer.data.length, flags: 0 };
       }

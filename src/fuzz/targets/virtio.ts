@@ -11,7 +11,7 @@ import { VirtioConsole } from '../../devices/virtio/console.js';
 import type { VirtioDevice } from '../../devices/virtio/device.js';
 import { MmioRegister } from '../../devices/virtio/mock-driver.js';
 import { VirtioMmio } from '../../devices/virtio/mmio.js';
-import { MAX_FRAME, VirtioNet, type NetBackend } from '../../devices/virtio/net.js';
+import { MAX_FRAME, NET_HEADER_SIZE, VirtioNet, type FrameInfo, type NetBackend } from '../../devices/virtio/net.js';
 import { SeededEntropy, VirtioRng } from '../../devices/virtio/rng.js';
 import {
   DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
@@ -171,6 +171,17 @@ export const KINDS: Record<string, DeviceKind> = {
       return { device: new VirtioNet(backend, { mac: '52:54:00:12:34:56' }), host: (bytes) => deliver(bytes) };
     },
   },
+  // The subnet's cards with offloads and a 64 KiB MTU: frames from the host come with a header of their first 12 bytes.
+  'net-offload': {
+    name: 'virtio-net with checksum and segmentation offload and a 64 KiB MTU', queues: 2, make: () => {
+      let deliver: (frame: Uint8Array, info?: FrameInfo) => void = () => {};
+      const backend: NetBackend = { send: () => {}, attach: (receive) => { deliver = receive; } };
+      return {
+        device: new VirtioNet(backend, { mac: '52:54:00:12:34:56', offload: true, mtu: 65535 }),
+        host: (bytes) => deliver(bytes, bytes.length >= NET_HEADER_SIZE ? { header: bytes.slice(0, NET_HEADER_SIZE), pages: [0, 4096, bytes.length] } : undefined),
+      };
+    },
+  },
   console: {
     name: 'virtio-console', queues: 2, make: () => {
       const device = new VirtioConsole({ onOutput: () => {} });
@@ -312,4 +323,4 @@ function virtioTarget(key: keyof typeof KINDS): FuzzTarget<VirtioCase> {
   };
 }
 
-export const virtioTargets: FuzzTarget<VirtioCase>[] = (['blk', 'net', 'console', 'rng'] as const).map(virtioTarget);
+export const virtioTargets: FuzzTarget<VirtioCase>[] = (['blk', 'net', 'net-offload', 'console', 'rng'] as const).map(virtioTarget);
