@@ -301,6 +301,8 @@ function registerSharingStats(stats: StatsRegistry, monitor: Monitor): void {
     stats.vector(`monitor.page_cache.${key}`, `page cache ${key} by source`, 'Count', [...sources], () => sources.map((s) => monitor.pageCache.counts[s][key]));
   }
   stats.scalar('monitor.page_cache.pages', 'machine pages the page cache holds (mapped by VMs or not)', 'Count', () => monitor.pageCache.size);
+  stats.vector('monitor.subnet', 'the VMs\' subnet: frames switched, of those flooded, bytes copied to the receivers (none is remapped: docs/monitor.md)', 'Count',
+    ['frames', 'flooded', 'bytes_copied'], () => [monitor.subnet.frames, monitor.subnet.flooded, monitor.subnet.bytes]);
   const shapes = ['requests', 'blocks', 'wholeAligned', 'base', 'mapped'] as const;
   stats.vector('monitor.disk_reads', 'copy-on-write disks\' reads: requests, 4 KiB blocks touched, whole blocks into whole aligned guest pages, of those the base\'s, of those mapped from the page cache',
     'Count', ['requests', 'blocks', 'whole_aligned', 'base', 'mapped'], () => shapes.map((k) => monitor.diskReads.reduce((n, m) => n + m[k], 0)));

@@ -11,7 +11,8 @@ import type { MissCounters } from '../timing/miss-counters.js';
 import type { TimingLatencies } from '../timing/timing-model.js';
 import type { MonitorCosts } from './costs.js';
 import { BLOCK_PAGES, FREE, MONITOR, PAGE, PAGE_CACHE, REPLICA, type MachineMemory, type MachineMemoryState } from './machine-memory.js';
-import type { Monitor } from './monitor.js';
+import type { Monitor, SubnetOptions } from './monitor.js';
+import { MAX_MTU, MIN_MTU } from '../devices/virtio/net.js';
 import type { PolicyState } from './numa-policy.js';
 import type { PageCacheState } from './page-cache.js';
 import type { ScannerState } from './page-scanner.js';
@@ -36,6 +37,8 @@ export interface MonitorSettings {
   placement: Placement;
   gStageTlbEntries: number;
   timing: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> } | null;
+  /** The subnet's cards' offloads and MTU, when given (absent: none). */
+  subnet?: SubnetOptions;
 }
 
 /** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
@@ -81,7 +84,7 @@ export interface MonitorSnapshot {
 /** What `monitor` is made of, as plain data. */
 export function monitorSettings(monitor: Monitor): MonitorSettings {
   const s = monitor.settings;
-  return { ...s, timing: s.timing ?? null };
+  return { ...s, timing: s.timing ?? null, subnet: s.subnet };
 }
 
 /** The non-zero pages of `mpns` (each once), as runs viewing machine memory (nothing copied: write them out before the monitor runs again). */
@@ -194,6 +197,7 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
     config, mmu, placement, quantumRounds: s.number('quantumRounds', 1, 2 ** 20), gStageTlbEntries: s.number('gStageTlbEntries', 0, 4096),
     costs: Object.fromEntries(Object.keys(costValues).map((k) => [k, costs.amount(k)])) as unknown as MonitorCosts,
     timing: s.value('timing') === null ? null : s.value('timing') as MonitorSettings['timing'],
+    subnet: s.has('subnet') ? readSubnetOptions(s.object('subnet')) : undefined,
   };
   const nodes = config.nodes.length;
   const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);
@@ -203,6 +207,11 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
   const vms = r.array('vms', (v, p) => readVm(v, p, nodes, totalPages, pcpus));
   if (vms.length === 0) throw new StateError('snapshot.vms: no VM');
   return { settings, regions, whole: r.value('whole') === null ? null : r.object('whole'), pages: readPages(r.object('pages'), totalPages), vms };
+}
+
+function readSubnetOptions(r: StateReader): SubnetOptions {
+  const mtu = r.has('mtu') ? r.number('mtu', MIN_MTU, MAX_MTU) : undefined;
+  return { ...(r.has('offload') ? { offload: r.boolean('offload') } : {}), ...(mtu === undefined ? {} : { mtu }) };
 }
 
 function readPages(p: StateReader, totalPages: number): Map<number, Uint8Array> {
@@ -582,6 +591,6 @@ function readSubnet(r: StateReader, monitor: Monitor): ReturnType<Monitor['subne
       }
       return [pair[0], pair[1] as number] as [string, number];
     }),
-    frames: r.amount('frames'), flooded: r.amount('flooded'),
+    frames: r.amount('frames'), flooded: r.amount('flooded'), bytes: r.amount('bytes'),
   };
 }

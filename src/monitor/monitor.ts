@@ -22,7 +22,7 @@ import { PageScanner, scanProblems, type ScanParameters } from './page-scanner.j
 import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledger.js';
 import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu } from './scheduler.js';
-import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
+import { VirtioNet, type NetBackend, type VirtioNetOptions } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type BootImage, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
 
@@ -67,7 +67,15 @@ export interface MonitorOptions {
    * from `config` when not given; given, it must have been made from the same layout.
    */
   hardware?: MachineHardware;
+  /**
+   * What every VM's network card on the subnet offers (devices/virtio/net.ts): checksum and TCP segmentation
+   * offload, and an MTU. Default: neither (1500-byte frames).
+   */
+  subnet?: SubnetOptions;
 }
+
+/** The subnet's cards' options (MonitorOptions.subnet). */
+export type SubnetOptions = Pick<VirtioNetOptions, 'offload' | 'mtu'>;
 
 export interface VmSpec {
   name: string;
@@ -260,11 +268,11 @@ export class Monitor {
   }
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing'> {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
-      placement: o.placement ?? 'home', gStageTlbEntries: o.gStageTlbEntries ?? G_STAGE_TLB_ENTRIES, timing: o.timing,
+      placement: o.placement ?? 'home', gStageTlbEntries: o.gStageTlbEntries ?? G_STAGE_TLB_ENTRIES, timing: o.timing, subnet: o.subnet,
     };
   }
 
@@ -392,7 +400,7 @@ export class Monitor {
     this.vms.push(vm);
     if (spec.net === true) {
       const port = this.subnet.port();
-      vm.machine.attachVirtio(new VirtioNet(port, { mac: vmMac(vm.id) }));
+      vm.machine.attachVirtio(new VirtioNet(port, { mac: vmMac(vm.id), ...this.options.subnet }));
       this.ports.set(vm, port);
     }
     if (this.timingModel !== undefined) {

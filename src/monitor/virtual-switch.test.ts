@@ -33,6 +33,19 @@ test('unknown and broadcast destinations flood to every other port; learned ones
   assert.deepEqual(got.map((g) => g.length), [1, 3, 2]);
   assert.equal(sw.frames, 4);
   assert.equal(sw.flooded, 2);
+  // Bytes copied: a frame once per port it went to (two floods to two ports each, two frames to one).
+  assert.equal(sw.bytes, 6 * 15);
+});
+
+test('what travels with a frame (an offload header, the sender\'s pages) reaches the receiver unchanged', () => {
+  const sw = new VirtualSwitch();
+  const seen: unknown[] = [];
+  const [a, b] = [sw.port(), sw.port()];
+  b.attach((_, info) => seen.push(info));
+  const info = { header: new Uint8Array(12).fill(1), pages: [0, 4096] };
+  a.send(frame(BROADCAST, mac(1)), info);
+  a.send(frame(BROADCAST, mac(1)));
+  assert.deepEqual(seen, [info, undefined]);
 });
 
 test('a receiver gets its own copy: changing it changes nothing the sender or others hold', () => {

@@ -279,6 +279,14 @@ describe('sharing across a whole restore', () => {
     assert.equal(restored(savedWith(undefined), { pagesPerSecond: 2000, cpu: 0 }).scanner?.parameters.pagesPerSecond, 2000);
     assert.equal(restored(savedWith(undefined), undefined).scanner, undefined);
   });
+  it('the subnet\'s offloads and MTU come back with the machine (its cards offer what they offered)', () => {
+    const monitor = new Monitor({ ...options(false, 'software'), subnet: { offload: true, mtu: 9000 } });
+    monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, net: true, console: () => {} });
+    const again = restored(encodeMonitorSnapshot(monitor, noBuild), undefined);
+    assert.deepEqual(again.settings.subnet, { offload: true, mtu: 9000 });
+    const card = (m: Monitor): bigint => m.vm('a')!.machine.virtioTransports()[0]!.device.features;
+    assert.equal(card(again), card(monitor));
+  });
   it('a VM that opted out of sharing (share: false) still has after a restore (it used to come back sharing)', () => {
     assert.equal(restored(savedWith(undefined, false), undefined).vm('a')!.sharesWithOthers, false);
     assert.equal(restored(savedWith(undefined, true), undefined).vm('a')!.sharesWithOthers, true);
