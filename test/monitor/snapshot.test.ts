@@ -129,7 +129,7 @@ function checkWhole(t: TestContext, timing: boolean, pairs: [number, number][], 
   const lengths = (): Map<string, number> => new Map([...straight.consoles].map(([name, c]) => [name, c.length]));
   for (let round = 0; round <= last; round++) {
     if (saveAt.has(round)) {
-      const cached = straight.monitor.pageCache.size;
+      const cached: number = straight.monitor.pageCache.size;
       saves.set(round, { bytes: encodeMonitorSnapshot(straight.monitor, noBuild), consoles: lengths() });
       // Saving takes nothing from the running machine (the page cache used to let go of its pages).
       assert.equal(straight.monitor.pageCache.size, cached, `the page cache after a save at round ${round}`);
