@@ -54,6 +54,10 @@ export interface ScanCounts {
   referenceCycles: number;
 }
 
+function sharingCosts(c: SharingCosts): SharingCosts {
+  return { pageZeroCheck: c.pageZeroCheck, pageHash: c.pageHash, pageCompare: c.pageCompare, pageMerge: c.pageMerge, pageSkip: c.pageSkip };
+}
+
 /** The scanner as plain data (a whole monitor snapshot): where it is, what it remembers, what it counted. */
 export interface ScannerState {
   parameters: Required<ScanParameters>;
@@ -211,7 +215,9 @@ export class PageScanner {
       if (s !== undefined) seen.push({ vm: pmap.vm, hash: s.hash.slice(), seen: s.seen.slice() });
     }
     return {
-      parameters: { ...this.parameters, costs: { ...this.parameters.costs } }, counts: { ...this.counts }, owed: this.owed, budget: this.budget,
+      // Only the parameters it reads: a caller's other keys would not come back from a restore.
+      parameters: { pagesPerSecond: this.parameters.pagesPerSecond, cpu: this.parameters.cpu, costs: sharingCosts(this.parameters.costs) },
+      counts: { ...this.counts }, owed: this.owed, budget: this.budget,
       lastCycles: this.lastCycles ?? null, vmCursor: this.vmCursor, pageCursor: this.pageCursor, seen, index: this.index.saveState(),
     };
   }

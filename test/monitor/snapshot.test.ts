@@ -292,3 +292,13 @@ describe('sharing across a whole restore', () => {
     assert.equal(restored(savedWith(undefined, true), undefined).vm('a')!.sharesWithOthers, true);
   });
 });
+
+describe('the content scanner\'s saved state', () => {
+  it('holds only the parameters it reads, so a restored machine saves the same state', () => {
+    const scan = { pagesPerSecond: 1000, cpu: 1, unknown: 7 } as MonitorOptions['scan'];
+    const monitor = new Monitor({ ...options(false, 'software'), scan });
+    monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: () => {} });
+    const again = restoreWhole(decodeMonitorSnapshot(encodeMonitorSnapshot(monitor, noBuild)), {}, () => ({ console: () => {} })).monitor;
+    assert.ok(comparableMonitorState(saveMonitor(again)).equals(comparableMonitorState(saveMonitor(monitor))));
+  });
+});
