@@ -164,3 +164,20 @@ test('in fast mode the scanner references nothing through the caches', () => {
   assert.equal(model.accesses(1), 0);
   assert.equal(monitor.scanner!.counts.referenceCycles, 0);
 });
+
+test('a VM whose pages are nearly all shared does not have its few private ones hashed over and over', () => {
+  const { monitor, vms } = setup([true]);
+  const [a] = vms as [VirtualMachine];
+  // 200 zero pages (they merge into one at first sight) and 2 private pages of other bytes.
+  for (let gppn = 0; gppn < 200; gppn++) fill(a, gppn, 0);
+  fill(a, 200, 1);
+  fill(a, 201, 2);
+  scan(monitor, 0);
+  scan(monitor, 0.202); // one pass: 202 pages at 1000 a second
+  assert.equal(monitor.scanner!.counts.mergedZero, 199);
+  const before = monitor.scanner!.counts.hashed;
+  // A second of machine time is 1000 looks at 202 mapped pages: about five passes, not 500 visits to the two private pages.
+  for (let i = 0; i < 100; i++) scan(monitor, 0.01);
+  const hashed = monitor.scanner!.counts.hashed - before;
+  assert.ok(hashed >= 8 && hashed <= 12, `the two private pages were hashed ${hashed} times in a second`);
+});

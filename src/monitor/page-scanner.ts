@@ -94,8 +94,9 @@ export interface ScanReferences {
 }
 
 /**
- * Visits guest pages in order (VM by VM, page by page, round and round), `pagesPerSecond` private ones per
- * simulated second (unmapped, held and already shared pages are passed over, cheaply and not counted). A page not written for a while is one whose hash did not change since the scanner's
+ * Visits guest pages in order (VM by VM, page by page, round and round), `pagesPerSecond` of those with a
+ * machine page per simulated second (unmapped pages are passed over, cheaply and not counted; held and
+ * already shared ones count, but are only looked at). A page not written for a while is one whose hash did not change since the scanner's
  * last visit (KSM's test: no write tracking, no faults): only then may it merge. Zero pages come first: a
  * zero page merges with the zero page at its first visit, before anything is hashed (most merges, and the
  * cheapest). Call `afterRound` at the monitor's safe point; it returns nothing and owes the cycles to its
@@ -141,7 +142,7 @@ export class PageScanner {
     let stalls = 0;
     const read = references === undefined ? undefined
       : (page: number, bytes: number): void => { stalls += touchBytes(this.memory, references.timing, cpu, page, bytes, false); };
-    // Looking at unmapped, held or shared pages costs a pmap read each; they do not count against the rate, but the walk stops after two passes' worth of steps.
+    // Looking at unmapped pages costs a pmap read each; they do not count against the rate, but the walk stops after two passes' worth of steps.
     // (A budget a rounding error short of a page is a page: 0.005 s at 1000 pages/s is five.)
     for (let steps = 0; this.budget > 1 - 1e-9 && steps < 2 * total; steps++) {
       if (this.vmCursor >= vms.length) {
@@ -161,13 +162,21 @@ export class PageScanner {
         stalls += vm.tables?.pmapEntry(references.timing, cpu, vm.pmap.base + gppn * PAGE, false) ?? 0;
         if (mpn !== FREE) stalls += references.memmap.entry(references.timing, cpu, mpn, false);
       }
-      // A page already shared (merged before, or the page cache's) is left alone: it can only be joined, and
-      // the page it was merged with is remembered already. Looking costs a pmap and a memmap read.
-      if (mpn === FREE || vm.pmap.held(gppn) || this.memory.users[mpn]! > 1) {
+      if (mpn === FREE) {
         cycles += costs.pageSkip;
         continue;
       }
+      // Every page with a machine page counts against the rate, as KSM's pages_to_scan counts the pages it
+      // passes: counting private pages only made a VM whose pages were nearly all shared (a booting one, with
+      // its kernel from the page cache) have its few private pages hashed thousands of times a second, the
+      // cost charged to its vCPU until it made no progress.
       this.budget--;
+      // A page already shared (merged before, or the page cache's) is left alone: it can only be joined, and
+      // the page it was merged with is remembered already. Looking costs a pmap and a memmap read.
+      if (vm.pmap.held(gppn) || this.memory.users[mpn]! > 1) {
+        cycles += costs.pageSkip;
+        continue;
+      }
       this.counts.visited++;
       const seen = this.seenOf(vm.pmap);
       const work = this.index.visit(vm.pmap, gppn, mpn, vm.sharesWithOthers ? 0 : vm.pmap.vm + 1, (hash) => {
