@@ -137,12 +137,16 @@ export class ContentIndex {
           read?.(theirs, readTo(k));
           return k === ZERO;
         };
-        if (theirs === FREE || theirs === mpn || zero!.pmap.held(zero!.gppn) || !stillZero()) {
+        // The salt's zero page, once shared as one (the ledger says so), is read-only to every holder and so
+        // still zero: only otherwise (one holder, who may have written it, or another page mapped there since)
+        // must it be tested again, which costs a comparison.
+        const known = theirs !== FREE && this.memory.users[theirs]! > 1 && this.ledger?.sourceOf(theirs) === 'zero';
+        const recheck = theirs !== FREE && theirs !== mpn && !known;
+        if (theirs === FREE || theirs === mpn || zero!.pmap.held(zero!.gppn) || (recheck && !stillZero())) {
           this.zeroPages.set(salt, { pmap, gppn });
           return work;
         }
-        // The zero test of the other page is a comparison.
-        work.compared++;
+        if (recheck) work.compared++;
         this.merge(pmap, gppn, zero!, theirs, 'zero');
         work.merged = 'zero';
         return work;
