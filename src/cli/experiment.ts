@@ -10,6 +10,8 @@ import {
   type PlacementWorkload,
 } from '../experiments/numa-placement.js';
 import * as manyVms from '../experiments/many-vms.js';
+import * as memory from '../experiments/memory.js';
+import { memoryTable, overcommitTable } from '../experiments/memory-report.js';
 import * as fixedWork from '../experiments/fixed-work.js';
 import * as numa from '../experiments/numa.js';
 import * as largePages from '../experiments/numa-large-pages.js';
@@ -105,6 +107,7 @@ export function registerExperimentCommands(program: Command): void {
     });
 
   registerManyVms(experiment);
+  registerMemory(experiment);
   registerFixedWork(experiment);
   registerNuma(experiment);
   registerNumaLargePages(experiment);
@@ -157,6 +160,53 @@ function registerManyVms(experiment: Command): void {
         process.stdout.write(`\n${flags.out}/: ${manyVms.RESULTS_TABLE}, ${manyVms.RESULTS_JSON}, ${manyVms.PLOT_SVG}\n`);
       } catch (error) {
         reportFailure('many-vms', error);
+      }
+    });
+}
+
+function registerMemory(experiment: Command): void {
+  const job = (j: memory.MemoryOptions['job']): string => `pmake -j 2 -n ${j.files} -l ${j.lines}`;
+  experiment
+    .command('memory')
+    .description('Disco\'s figure 6: 1, 2, 4 and 8 VMs of 128 MiB, root on one copy-on-write disk, each different (rng seed, hostname, MAC, ' +
+      `a staggered start, its own pmake input seed), run ${job(memory.FULL_JOB)} with sharing off, with the disk cache (disk) and with content ` +
+      'sharing too (content); prints machine memory at the end of pmake in every VM split by where the savings came from, MiB per extra VM, ' +
+      'and pmake\'s simulated time against off')
+    .option('--out <dir>', 'output directory', 'out/memory')
+    .option('--quick', `1 and 2 VMs and a smaller pmake (${job(memory.QUICK_JOB)}), one run, no overcommit case`)
+    .option('--repeat <n>', 'runs of every case, run k with its own seeds; the figures are medians with their range (1 with --quick)', '3')
+    .option('--counts <list>', 'comma-separated numbers of VMs (1 to 8)')
+    .option('--cases <list>', `comma-separated ways of sharing, of ${memory.SHARING_CASES.join(', ')}`, memory.SHARING_CASES.join(','))
+    .option('--scan-rate <n>', 'the content scanner\'s pages per simulated second', String(memory.SCAN_RATE))
+    .option('--scan-cost-scales <list>', 'extra runs of content at the largest count with the scanner\'s costs multiplied by each factor (default 0.5,2; none with --quick)')
+    .option('--overcommit <size>', 'machine memory of the overcommit case (the largest count, off and content; default 256M, none with --quick; 0 for none)')
+    .action(async (flags: { out: string; quick?: boolean; repeat: string; counts?: string; cases: string; scanRate: string; scanCostScales?: string; overcommit?: string }) => {
+      const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
+      const counts = (flags.counts ?? (flags.quick ? memory.QUICK_COUNTS : memory.FULL_COUNTS).join(',')).split(',').map((c) => parseCount(c.trim(), '--counts', 1, 8));
+      const cases = flags.cases.split(',').map((c) => c.trim());
+      const unknown = cases.filter((c) => !(memory.SHARING_CASES as readonly string[]).includes(c));
+      if (unknown.length > 0 || cases.length === 0) throw new UsageError(`--cases takes ${memory.SHARING_CASES.join(', ')} separated by commas, not '${flags.cases}'`);
+      const scanRate = parseCount(flags.scanRate, '--scan-rate', 1, 10_000_000);
+      const scales = (flags.scanCostScales ?? (flags.quick ? '' : '0.5,2')).split(',').filter((t) => t.trim() !== '').map((t) => {
+        const v = Number(t.trim());
+        if (!Number.isFinite(v) || v <= 0 || v > 100) throw new UsageError(`--scan-cost-scales takes factors above 0 and up to 100, like 0.5,2, not '${flags.scanCostScales}'`);
+        return v;
+      });
+      const overcommit = flags.overcommit ?? (flags.quick ? '0' : '256M');
+      const overcommitMemory = overcommit === '0' ? undefined : parseSize(overcommit, '--overcommit');
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const results = await withProgress('memory', (p) => memory.runMemory({
+          guest, outDir: flags.out, counts, cases: cases as memory.MemoryOptions['cases'], job: flags.quick ? memory.QUICK_JOB : memory.FULL_JOB,
+          repeat: flags.quick && flags.repeat === '3' ? 1 : repeat, scanRate, scanCostScales: scales, overcommitMemory, ...p,
+        }));
+        process.stdout.write(memoryTable(results));
+        if (results.overcommit !== undefined) process.stdout.write(`\n${overcommitTable(results.overcommit)}`);
+        process.stdout.write(noteGuest(flags.out, memory.RESULTS_TABLE, guest));
+        process.stdout.write(`\n${flags.out}/: ${memory.RESULTS_TABLE}, ${memory.RESULTS_JSON}, ${memory.PLOT_SVG}, runs/ (each run with its memory over time)\n`);
+      } catch (error) {
+        reportFailure('memory', error);
       }
     });
 }

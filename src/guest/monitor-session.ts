@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { MachineConfig } from '../board/address-map.js';
 import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
 import { runMonitor } from '../host/monitor-runner.js';
+import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { attachDrives, type DriveSpec, type OpenDrive } from '../host/drives.js';
 import { StateReader } from '../memory/state.js';
 import { Monitor, type MonitorOptions } from '../monitor/monitor.js';
@@ -24,6 +25,8 @@ export interface SessionVm {
   drives?: DriveSpec[];
   /** False: the VM shares no page with other VMs (`VmSpec.sharing`). */
   sharing?: boolean;
+  /** A virtio-rng device seeded with this (`run --rng`): the guest's entropy, so VMs can differ. */
+  rng?: number;
 }
 
 export interface MonitorSessionOptions {
@@ -49,6 +52,8 @@ export interface MonitorSessionOptions {
   holdIdle?: boolean;
   /** Host milliseconds of rounds between two looks at the event loop (monitor-runner.ts; for tests). */
   batchMs?: number;
+  /** Called after every round at its safe point (cheap: it runs thousands of times a second), e.g. to sample memory. */
+  afterRound?: (monitor: Monitor) => void;
   /**
    * Continue a session saved by `snapshot()` instead of booting: the whole machine as it was, every VM's
    * agent ready again with nothing said to the guests, so the run goes on exactly as the saved one would
@@ -137,6 +142,7 @@ export class MonitorSession {
       if (saved === undefined && vm !== undefined && spec.drives !== undefined) {
         this.disks.push(...attachDrives(vm.machine, spec.drives, `vm ${spec.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics)));
       }
+      if (saved === undefined && vm !== undefined && spec.rng !== undefined) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(spec.rng)));
       if (vm === undefined) throw new GuestSessionError(`the snapshot has no VM named ${spec.name}`);
       const driver = new VmDriver(vm, (line) => options.onConsoleLine?.(spec.name, line));
       this.drivers.set(spec.name, driver);
@@ -165,7 +171,10 @@ export class MonitorSession {
     } : undefined;
     this.running = runMonitor(this.monitor, {
       pace: options.pace === true, done: () => this.stopRequested, idleHold, batchMs: options.batchMs,
-      afterRound: this.holdIdle ? () => { if (this.deferred.size > 0) this.deliverDeferred(); } : undefined,
+      afterRound: this.holdIdle || options.afterRound !== undefined ? () => {
+        options.afterRound?.(this.monitor);
+        if (this.holdIdle && this.deferred.size > 0) this.deliverDeferred();
+      } : undefined,
       onBatch: () => { for (const d of this.drivers.values()) d.checkEnded(); },
     }).finally(() => {
       for (const disk of this.disks.splice(0)) disk.close();

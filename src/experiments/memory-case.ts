@@ -1,0 +1,188 @@
+// One case of the memory experiment (docs/experiments.md, "memory"), run in a child process of its own:
+// `count` VMs of 128 MiB with root on one copy-on-write disk, each different (rng seed, hostname, MAC and
+// address, a staggered start, its own pmake input seed), run pmake; the machine's memory is sampled over
+// the run and read at the end of pmake in every VM.
+
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
+import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
+import { DEFAULT_SHARING_COSTS, scaleSharingCosts } from '../monitor/costs.js';
+import { PAGE } from '../monitor/machine-memory.js';
+import type { Monitor, MonitorOptions } from '../monitor/monitor.js';
+import type { ScanCounts } from '../monitor/page-scanner.js';
+import type { ShareSource } from '../monitor/sharing-ledger.js';
+import { serveCase } from './child-case.js';
+import { ExperimentError } from './numa-placement.js';
+
+const MiB = 2 ** 20;
+const CYCLES_PER_MS = CPU_CYCLES_PER_SECOND / 1000;
+export const MEMORY_TOPOLOGY = 'numa4x2';
+export const VM_MEMORY = 128 * MiB;
+export const VM_CPUS = 2;
+
+/** How much the monitor shares: nothing; the copy-on-write disk's page cache and the kernel; those and the content scanner. */
+export const SHARING_CASES = ['off', 'disk', 'content'] as const;
+export type Sharing = (typeof SHARING_CASES)[number];
+
+export interface PmakeJob {
+  files: number;
+  lines: number;
+}
+
+export interface MemoryCaseRequest {
+  guest: { kernel: string; disk: string };
+  count: number;
+  sharing: Sharing;
+  /** Machine memory (bytes), spread over the topology's nodes. */
+  machineMemory: number;
+  job: PmakeJob;
+  /** VM i's pmake input seed and rng seed are `seedBase + i`. */
+  seedBase: number;
+  /** VM i starts its pmake `i × staggerMs` of simulated time after the first. */
+  staggerMs: number;
+  /** The content scanner's rate (pages per simulated second) and its cost table's factor. */
+  scanRate: number;
+  scanCostScale: number;
+  /** Simulated ms between two samples of the machine's memory. */
+  sampleMs: number;
+  /** True: a VM stopped for want of memory is a result, not a failure (the overcommit case). */
+  allowStopped?: boolean;
+}
+
+/** The machine's memory at one moment, in pages (sharing-ledger.ts's account). */
+export interface MemorySample {
+  /** Simulated ms since the machine started. */
+  ms: number;
+  /** Machine pages in use: private pages, one copy of each shared page, and pages only the page cache holds. */
+  inUse: number;
+  /** Guest pages that have a machine page, over every running VM: what they would use with no sharing. */
+  mapped: number;
+  privatePages: number;
+  sharedPages: number;
+  cacheOnly: number;
+  /** Pages saved (mappings beyond the first of a shared page), by where the sharing came from. */
+  savedBy: Record<ShareSource, number>;
+  /** Machine pages reserved for VMs' large pages, not touched yet (not in use). */
+  reserved: number;
+  running: number;
+}
+
+export interface VmOutcome {
+  name: string;
+  seed: number;
+  /** pmake's checksum and its elapsed time as the guest measured it (simulated), or why it did not finish. */
+  checksum: string | null;
+  pmakeMs: number | null;
+  stopped: string | null;
+}
+
+export interface MemoryCaseResult {
+  vms: number;
+  sharing: Sharing;
+  seedBase: number;
+  machineMemory: number;
+  outcomes: VmOutcome[];
+  /** Simulated ms from the first pmake's start to the end of the last. */
+  spanMs: number;
+  /** Memory at the end of pmake in every VM (the figure), and the most in use at any sample. */
+  end: MemorySample;
+  peakInUse: number;
+  series: MemorySample[];
+  scan: ScanCounts | null;
+  /** Copy-on-write breaks (writes to shared pages, by vCPUs and by DMA), over all VMs. */
+  cowBreaks: number;
+  hostSeconds: number;
+}
+
+export const RESULT_LINE = /^RESULT pmake elapsed=(\S+) checksum=([0-9a-f]{16})\b/m;
+
+/** The pmake command of VM `i` (its seed `seed`), its work tree on the VM's own copy-on-write disk. */
+export function pmakeCommand(job: PmakeJob, seed: number): string {
+  return `pmake -j ${VM_CPUS} -n ${job.files} -l ${job.lines} -d /root -S ${seed}`;
+}
+
+/** The monitor options of a sharing case. */
+export function sharingOptions(sharing: Sharing, scanRate: number, scanCostScale: number): Omit<MonitorOptions, 'config'> {
+  if (sharing === 'off') return { diskCache: false, shareBootImages: false };
+  if (sharing === 'disk') return { diskCache: true, shareBootImages: true };
+  return { diskCache: true, shareBootImages: true, scan: { pagesPerSecond: scanRate, cpu: 0, costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, scanCostScale) } };
+}
+
+function sample(monitor: Monitor): MemorySample {
+  const m = monitor.memoryAccount().machine;
+  return {
+    ms: monitor.cycles / CYCLES_PER_MS, inUse: m.inUse, mapped: m.mapped, privatePages: m.privatePages, sharedPages: m.sharedPages,
+    cacheOnly: m.cacheOnly, savedBy: { ...m.savedBy }, reserved: m.reserved, running: monitor.vms.filter((vm) => vm.state === 'running').length,
+  };
+}
+
+/** Runs one case in this process. */
+export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseResult> {
+  const started = performance.now();
+  const { config } = topologyPreset(MEMORY_TOPOLOGY, r.machineMemory);
+  const names = Array.from({ length: r.count }, (_, i) => `vm${i}`);
+  const vms: SessionVm[] = names.map((name, i) => ({
+    name, vcpus: VM_CPUS, memoryBytes: VM_MEMORY, net: true, rng: r.seedBase + i,
+    append: `root=/dev/vda rw mb.ip=10.0.2.${i + 1}/24`,
+    drives: [{ file: r.guest.disk, readOnly: false, snapshot: true }],
+  }));
+  const series: MemorySample[] = [];
+  let nextSample = 0;
+  let peakInUse = 0;
+  const session = await MonitorSession.boot({
+    kernel: readFileSync(r.guest.kernel), config, vms,
+    monitor: sharingOptions(r.sharing, r.scanRate, r.scanCostScale),
+    timeoutMs: 20 * 60_000,
+    afterRound: (monitor) => {
+      const inUse = monitor.memory.pagesInUse();
+      if (inUse > peakInUse) peakInUse = inUse;
+      if (monitor.cycles < nextSample) return;
+      nextSample = monitor.cycles + r.sampleMs * CYCLES_PER_MS;
+      series.push(sample(monitor));
+    },
+  }).catch((error: unknown) => {
+    throw new ExperimentError(`${r.count} VMs, sharing ${r.sharing}: ${error instanceof Error ? error.message : String(error)}`);
+  });
+  try {
+    // Each VM its own name (its root disk is its own copy-on-write one), before anything is measured.
+    await Promise.all(names.map((name) => session.exec(name, `hostname ${name} && echo ${name} > /etc/hostname`)));
+    const start = await session.atMachineIdle(() => session.monitor.cycles);
+    const outcomes: VmOutcome[] = await Promise.all(names.map(async (name, i): Promise<VmOutcome> => {
+      const seed = r.seedBase + i;
+      const delay = i * r.staggerMs;
+      const command = `${delay > 0 ? `sleep ${(delay / 1000).toFixed(3)} && ` : ''}${pmakeCommand(r.job, seed)}`;
+      try {
+        const result = await session.exec(name, command);
+        const m = RESULT_LINE.exec(result.output);
+        if (result.status !== 0 || m === null) throw new ExperimentError(`${name}: pmake failed (status ${result.status}): ${result.output.trim().split('\n').slice(-3).join(' / ')}`);
+        return { name, seed, checksum: m[2]!, pmakeMs: Number(m[1]) * 1000, stopped: null };
+      } catch (error) {
+        const vm = session.monitor.vm(name);
+        if (r.allowStopped !== true || vm === undefined || vm.state !== 'stopped') throw error;
+        return { name, seed, checksum: null, pmakeMs: null, stopped: vm.reason };
+      }
+    }));
+    const end = await session.atMachineIdle(() => ({ sample: sample(session.monitor), scan: session.monitor.scanner === undefined ? null : { ...session.monitor.scanner.counts } }));
+    series.push(end.sample);
+    const cowBreaks = session.monitor.vms.reduce((n, vm) => n + [...vm.exits].reduce((k, [key, c]) => k + (key.endsWith('copy-on-write') ? c : 0), 0), 0);
+    return {
+      vms: r.count, sharing: r.sharing, seedBase: r.seedBase, machineMemory: r.machineMemory, outcomes,
+      spanMs: end.sample.ms - start / CYCLES_PER_MS, end: end.sample, peakInUse, series, scan: end.scan, cowBreaks,
+      hostSeconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await session.kill();
+  }
+}
+
+/** Pages as MiB. */
+export function pagesMiB(pages: number): number {
+  return (pages * PAGE) / MiB;
+}
+
+/** This module: what `runCaseInChild` runs. */
+export const CASE_MODULE = import.meta.url;
+
+// The child's side: run the case given on the command line and send the result back.
+serveCase(import.meta.url, (r: MemoryCaseRequest) => runMemoryCase(r));

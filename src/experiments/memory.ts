@@ -1,0 +1,210 @@
+// The memory experiment (docs/experiments.md, "memory"; Disco's figure 6): 1, 2, 4 and 8 VMs of 128 MiB,
+// root on one copy-on-write disk, run pmake with sharing off, with the disk cache (and the kernel), and with
+// content sharing too; machine memory at the end of pmake in every VM, split by where the savings came from.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GuestArtifacts } from '../guest/artifacts.js';
+import { sortedJson, writeFileWhole } from '../host/stats-output.js';
+import { SHARE_SOURCES, type ShareSource } from '../monitor/sharing-ledger.js';
+import { runCaseInChild } from './child-case.js';
+import {
+  CASE_MODULE, MEMORY_TOPOLOGY, pagesMiB, type MemoryCaseRequest, type MemoryCaseResult, type PmakeJob, type Sharing, SHARING_CASES, VM_CPUS, VM_MEMORY,
+} from './memory-case.js';
+import { memoryFigureSvg, memoryTable, overcommitTable } from './memory-report.js';
+import { ExperimentError } from './numa-placement.js';
+import { median } from './report.js';
+
+const MiB = 2 ** 20;
+/** Machine memory of the main cases: 8 VMs' worth, so none runs short. */
+export const MEMORY_MACHINE = 1024 * MiB;
+export const FULL_COUNTS = [1, 2, 4, 8] as const;
+export const QUICK_COUNTS = [1, 2] as const;
+export const FULL_JOB: PmakeJob = { files: 16, lines: 100 };
+export const QUICK_JOB: PmakeJob = { files: 4, lines: 50 };
+/** VM i starts its pmake i × 10 ms of simulated time after VM 0. */
+export const STAGGER_MS = 10;
+/**
+ * The content scanner's rate, pages with a machine page looked at per simulated second over all VMs
+ * (page-scanner.ts), on CPU 0.
+ */
+export const SCAN_RATE = 20_000;
+export const SAMPLE_MS = 10;
+
+export interface MemoryOptions {
+  guest: Pick<GuestArtifacts, 'kernel' | 'disk'>;
+  outDir: string;
+  counts: readonly number[];
+  cases: readonly Sharing[];
+  job: PmakeJob;
+  /** Runs of every case, run k with seeds 16k + 1 + i in VM i. */
+  repeat: number;
+  scanRate?: number;
+  /** Extra runs of `content` at the largest count with the scanner's cost table scaled by each factor. */
+  scanCostScales?: readonly number[];
+  /** Machine memory (bytes) for the overcommit case (the largest count, `off` and `content`); none without it. */
+  overcommitMemory?: number;
+  onProgress?: (line: string) => void;
+  onStatus?: (text: string) => void;
+}
+
+/** One line of the figure: a count of VMs and a way of sharing, over its runs. */
+export interface MemoryCaseSummary {
+  vms: number;
+  sharing: Sharing;
+  scanCostScale: number;
+  /** Machine memory in use at the end of pmake in every VM: median over the runs, and range. */
+  machineMiB: number;
+  machineMiBRange: [number, number];
+  /** Each VM's pmake time (simulated, as the guest measured it), averaged over the VMs: median and range over the runs. */
+  pmakeMs: number;
+  pmakeMsRange: [number, number];
+  /** Run by run, this pmake time over `off`'s with the same seeds: median and range (undefined without `off`). */
+  pmakeVsOff?: number;
+  pmakeVsOffRange?: [number, number];
+  /** The median run's split (MiB): what the VMs map, private pages, one copy of each shared page, pages only the cache holds, and the savings by source. */
+  mappedMiB: number;
+  privateMiB: number;
+  sharedMiB: number;
+  cacheOnlyMiB: number;
+  savedMiB: Record<ShareSource, number>;
+  peakMiB: number;
+  cowBreaks: number;
+  scannerCycles: number;
+  runs: MemoryCaseResult[];
+}
+
+export interface MemoryResults {
+  cases: MemoryCaseSummary[];
+  /** Per way of sharing: (M_max − M_1) / (max − 1), MiB per extra VM. */
+  perExtraVm: Partial<Record<Sharing, number>>;
+  overcommit?: { machineMiB: number; off: MemoryCaseResult; content: MemoryCaseResult };
+}
+
+export const RESULTS_JSON = 'results.json';
+export const RESULTS_TABLE = 'results.md';
+export const PLOT_SVG = 'memory.svg';
+
+const range = (values: readonly number[]): [number, number] => [Math.min(...values), Math.max(...values)];
+const meanPmake = (r: MemoryCaseResult): number => {
+  const done = r.outcomes.filter((o) => o.pmakeMs !== null).map((o) => o.pmakeMs!);
+  return done.reduce((a, b) => a + b, 0) / done.length;
+};
+
+function summarize(runs: MemoryCaseResult[], scanCostScale: number, off: MemoryCaseResult[] | undefined): MemoryCaseSummary {
+  const machine = runs.map((r) => pagesMiB(r.end.inUse));
+  const times = runs.map(meanPmake);
+  const m = median(machine);
+  const mid = runs[machine.indexOf(m)]!;
+  const ratios = off === undefined ? undefined : runs.map((r) => {
+    const base = off.find((o) => o.seedBase === r.seedBase);
+    if (base === undefined) throw new ExperimentError(`no run of off with seeds from ${r.seedBase}`);
+    return meanPmake(r) / meanPmake(base);
+  });
+  return {
+    vms: mid.vms, sharing: mid.sharing, scanCostScale, machineMiB: m, machineMiBRange: range(machine),
+    pmakeMs: median(times), pmakeMsRange: range(times),
+    ...(ratios === undefined ? {} : { pmakeVsOff: median(ratios), pmakeVsOffRange: range(ratios) }),
+    mappedMiB: pagesMiB(mid.end.mapped), privateMiB: pagesMiB(mid.end.privatePages), sharedMiB: pagesMiB(mid.end.sharedPages),
+    cacheOnlyMiB: pagesMiB(mid.end.cacheOnly),
+    savedMiB: Object.fromEntries(SHARE_SOURCES.map((s) => [s, pagesMiB(mid.end.savedBy[s])])) as Record<ShareSource, number>,
+    peakMiB: pagesMiB(mid.peakInUse), cowBreaks: mid.cowBreaks, scannerCycles: mid.scan?.cycles ?? 0, runs,
+  };
+}
+
+/**
+ * Every VM's pmake output must be the one `off` computed with the same seed, and VMs with different seeds
+ * must have computed different ones (VMs that did not differ would prove nothing).
+ */
+export function checkOutputs(results: readonly MemoryCaseResult[]): void {
+  const bySeed = new Map<number, Map<string, string>>();
+  for (const r of results) {
+    for (const o of r.outcomes) {
+      if (o.checksum === null) continue;
+      const seen = bySeed.get(o.seed) ?? new Map<string, string>();
+      seen.set(`${r.vms} VMs ${r.sharing}`, o.checksum);
+      bySeed.set(o.seed, seen);
+    }
+  }
+  const sums = new Map<string, number>();
+  for (const [seed, seen] of bySeed) {
+    const values = new Set(seen.values());
+    if (values.size > 1) throw new ExperimentError(`pmake with seed ${seed} computed different results: ${[...seen].map(([c, v]) => `${c}: ${v}`).join(', ')}`);
+    const sum = [...values][0]!;
+    if (sums.has(sum)) throw new ExperimentError(`pmake with seeds ${sums.get(sum)} and ${seed} computed the same result ${sum}: the VMs did not differ`);
+    sums.set(sum, seed);
+  }
+}
+
+export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
+  const scanRate = o.scanRate ?? SCAN_RATE;
+  const request = (count: number, sharing: Sharing, run: number, extra: Partial<MemoryCaseRequest> = {}): MemoryCaseRequest => ({
+    guest: { kernel: o.guest.kernel, disk: o.guest.disk }, count, sharing, machineMemory: MEMORY_MACHINE, job: o.job, seedBase: 16 * run + 1,
+    staggerMs: STAGGER_MS, scanRate, scanCostScale: 1, sampleMs: SAMPLE_MS, ...extra,
+  });
+  const largest = Math.max(...o.counts);
+  const scales = (o.scanCostScales ?? []).filter((f) => f !== 1);
+  const plan: { label: string; request: MemoryCaseRequest; kind: 'main' | 'scale' | 'overcommit' }[] = [];
+  for (let run = 1; run <= o.repeat; run++) {
+    for (const sharing of o.cases) for (const count of o.counts) plan.push({ label: `${count} VMs, ${sharing}, run ${run}`, request: request(count, sharing, run), kind: 'main' });
+    if (o.cases.includes('content')) {
+      for (const scale of scales) {
+        plan.push({ label: `${largest} VMs, content, scanner costs x${scale}, run ${run}`, request: request(largest, 'content', run, { scanCostScale: scale }), kind: 'scale' });
+      }
+    }
+  }
+  if (o.overcommitMemory !== undefined) {
+    for (const sharing of ['off', 'content'] as const) {
+      plan.push({ label: `${largest} VMs in ${o.overcommitMemory / MiB} MiB, ${sharing}`, request: request(largest, sharing, 1, { machineMemory: o.overcommitMemory, allowStopped: true }), kind: 'overcommit' });
+    }
+  }
+  mkdirSync(join(o.outDir, 'runs'), { recursive: true });
+  const done: { request: MemoryCaseRequest; kind: 'main' | 'scale' | 'overcommit'; result: MemoryCaseResult }[] = [];
+  for (const [i, step] of plan.entries()) {
+    o.onStatus?.(`${step.label} (case ${i + 1}/${plan.length})`);
+    const result = await runCaseInChild<MemoryCaseResult>(CASE_MODULE, step.request, step.label);
+    const completed = result.outcomes.filter((v) => v.checksum !== null).length;
+    o.onProgress?.(`${step.label}: ${pagesMiB(result.end.inUse).toFixed(1)} MiB in use at the end (peak ${pagesMiB(result.peakInUse).toFixed(1)}), ` +
+      `pmake ${meanPmake(result).toFixed(1)} ms, ${completed}/${result.vms} VMs finished, ${result.hostSeconds.toFixed(0)} s host`);
+    writeFileWhole(join(o.outDir, 'runs', `${step.label.replace(/[^a-z0-9.]+/gi, '-')}.json`), sortedJson(result));
+    done.push({ ...step, result });
+  }
+  checkOutputs(done.map((d) => d.result));
+  const main = done.filter((d) => d.kind === 'main').map((d) => d.result);
+  const off = (count: number): MemoryCaseResult[] | undefined => {
+    const runs = main.filter((r) => r.sharing === 'off' && r.vms === count);
+    return runs.length === 0 ? undefined : runs;
+  };
+  const cases: MemoryCaseSummary[] = [];
+  for (const sharing of o.cases) {
+    for (const count of o.counts) cases.push(summarize(main.filter((r) => r.sharing === sharing && r.vms === count), 1, off(count)));
+  }
+  for (const scale of scales) {
+    const runs = done.filter((d) => d.kind === 'scale' && d.request.scanCostScale === scale).map((d) => d.result);
+    if (runs.length > 0) cases.push(summarize(runs, scale, off(largest)));
+  }
+  const smallest = Math.min(...o.counts);
+  const perExtraVm: Partial<Record<Sharing, number>> = {};
+  if (largest > smallest) {
+    for (const sharing of o.cases) {
+      const at = (n: number): number => cases.find((c) => c.sharing === sharing && c.vms === n && c.scanCostScale === 1)!.machineMiB;
+      perExtraVm[sharing] = (at(largest) - at(smallest)) / (largest - smallest);
+    }
+  }
+  const over = done.filter((d) => d.kind === 'overcommit').map((d) => d.result);
+  const results: MemoryResults = {
+    cases, perExtraVm,
+    ...(over.length === 2 ? { overcommit: { machineMiB: o.overcommitMemory! / MiB, off: over[0]!, content: over[1]! } } : {}),
+  };
+  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
+    experiment: 'memory', topology: MEMORY_TOPOLOGY, machineMemory: MEMORY_MACHINE, vmMemory: VM_MEMORY, vcpus: VM_CPUS, job: o.job, repeat: o.repeat,
+    staggerMs: STAGGER_MS, scanRate, sampleMs: SAMPLE_MS,
+    cases: cases.map(({ runs, ...c }) => ({ ...c, runs: runs.map((r) => ({ ...r, series: undefined })) })),
+    perExtraVm, overcommit: results.overcommit,
+  }));
+  writeFileWhole(join(o.outDir, RESULTS_TABLE), memoryTable(results) + (results.overcommit === undefined ? '' : `\n${overcommitTable(results.overcommit)}`));
+  writeFileWhole(join(o.outDir, PLOT_SVG), memoryFigureSvg(results));
+  return results;
+}
+
+export { SHARING_CASES };
