@@ -48,13 +48,18 @@ test('the scanner visits pagesPerSecond pages a simulated second, merges zero pa
   assert.equal(scanner.counts.visited, 2);
   assert.equal(scanner.counts.mergedZero, 1, 'a\'s second zero page joins its first at once');
   assert.equal(a.pmap.lookup(0), a.pmap.lookup(1));
-  // A whole pass: b's zero page merges too; a's 7 and b's 7 have been hashed once only: not merged yet.
+  // A whole pass: b's zero page merges too; a's 7 and b's 7 have only been tested for zero (a first look
+  // hashes nothing): not merged yet.
   scan(monitor, 0.003);
   assert.equal(scanner.counts.mergedZero, 2);
   assert.equal(b.pmap.lookup(0), a.pmap.lookup(0));
-  assert.equal(scanner.counts.mergedContent, 0);
+  assert.equal(scanner.counts.hashed, 0);
   assert.notEqual(a.pmap.lookup(2), b.pmap.lookup(1));
-  // Second pass: both hashes held still, so b's 7 merges into a's.
+  // Second pass: both hashed once, not merged yet.
+  scan(monitor, 0.005);
+  assert.equal(scanner.counts.hashed, 2);
+  assert.equal(scanner.counts.mergedContent, 0);
+  // Third pass: both hashes held still, so b's 7 merges into a's.
   scan(monitor, 0.005);
   assert.equal(scanner.counts.mergedContent, 1);
   assert.equal(a.pmap.lookup(2), b.pmap.lookup(1));

@@ -35,6 +35,13 @@ export function scanProblems(p: ScanParameters, cpus: number): string[] {
   return problems;
 }
 
+/** A page's state in the scanner's memory: never looked at, tested for zero once, hashed (its hash kept). */
+const NOT_SEEN = 0;
+const ZERO_TESTED = 2;
+const HASHED = 1;
+/** The highest of those states (a saved scanner's `seen` holds no other value). */
+export const SEEN_STATE_MAX = ZERO_TESTED;
+
 /** What the scanner did since it started. */
 export interface ScanCounts {
   /** Guest pages with a machine page it looked at, zero tests, hashes, comparisons. */
@@ -97,7 +104,7 @@ export interface ScanReferences {
  * Visits guest pages in order (VM by VM, page by page, round and round), `pagesPerSecond` of those with a
  * machine page per simulated second (unmapped pages are passed over, cheaply and not counted; held and
  * already shared ones count, but are only looked at). A page not written for a while is one whose hash did not change since the scanner's
- * last visit (KSM's test: no write tracking, no faults): only then may it merge. Zero pages come first: a
+ * last visit (KSM's test: no write tracking, no faults): only then may it merge. A page's first visit only tests it for zero. Zero pages come first: a
  * zero page merges with the zero page at its first visit, before anything is hashed (most merges, and the
  * cheapest). Call `afterRound` at the monitor's safe point; it returns nothing and owes the cycles to its
  * CPU (`owed`), which the monitor charges to the vCPU it runs there next.
@@ -179,12 +186,18 @@ export class PageScanner {
       }
       this.counts.visited++;
       const seen = this.seenOf(vm.pmap);
+      // A page's first look is a zero test only: most pages that merge are zero, and a test that stops at the
+      // first non-zero word costs next to nothing, where hashing every page in the first pass cost a third of
+      // the scanner's cycles for pages that could not merge before a second look anyway. Hashing starts at
+      // the second look, merging at the third.
+      const first = seen.seen[gppn] === NOT_SEEN;
       const work = this.index.visit(vm.pmap, gppn, mpn, vm.sharesWithOthers ? 0 : vm.pmap.vm + 1, (hash) => {
-        const stable = seen.seen[gppn] === 1 && seen.hash[gppn] === hash;
+        const stable = seen.seen[gppn] === HASHED && seen.hash[gppn] === hash;
         seen.hash[gppn] = hash;
-        seen.seen[gppn] = 1;
+        seen.seen[gppn] = HASHED;
         return stable;
-      }, read);
+      }, read, !first);
+      if (first && work.hashed === 0) seen.seen[gppn] = ZERO_TESTED;
       if (work.zeroWords > 0) this.counts.zeroTests++;
       this.counts.hashed += work.hashed;
       this.counts.compared += work.compared;

@@ -120,8 +120,9 @@ export class ContentIndex {
    * scanner's last look, or a one-pass merge), merges with a page of equal bytes seen before, else is
    * remembered as one. A page already shared with others is only remembered: others may join it. `read` is told
    * of every page the visit reads, and how many bytes from its start (timing mode charges them, page-scanner.ts).
+   * With `hashNonZero` false a private page that is not zero is only tested for zero (the scanner's first look).
    */
-  visit(pmap: Pmap, gppn: number, mpn: number, salt: number, stable: (hash: number) => boolean, read?: (mpn: number, bytes: number) => void): VisitWork {
+  visit(pmap: Pmap, gppn: number, mpn: number, salt: number, stable: (hash: number) => boolean, read?: (mpn: number, bytes: number) => void, hashNonZero = true): VisitWork {
     const work: VisitWork = { zeroWords: 0, hashed: 0, compared: 0, merged: undefined };
     const shared = this.memory.users[mpn]! > 1;
     if (!shared) {
@@ -151,6 +152,7 @@ export class ContentIndex {
         work.merged = 'zero';
         return work;
       }
+      if (!hashNonZero) return work;
     }
     const hash = pageHash(this.memory, mpn);
     read?.(mpn, PAGE);

@@ -5,7 +5,7 @@ import { MAX_AMOUNT, StateError, StateReader } from '../memory/state.js';
 import type { SharingCosts } from './costs.js';
 import { FREE } from './machine-memory.js';
 import type { CacheSource, PageCacheCounts, PageCacheState } from './page-cache.js';
-import { scanProblems, type ScanCounts, type ScannerState } from './page-scanner.js';
+import { scanProblems, SEEN_STATE_MAX, type ScanCounts, type ScannerState } from './page-scanner.js';
 import { CANDIDATES_PER_HASH, type ContentIndexState } from './page-sharing.js';
 
 const CACHE_SOURCES: readonly CacheSource[] = ['disk', 'kernel'];
@@ -87,7 +87,7 @@ export function readScanner(r: StateReader, vms: readonly ScannedVmShape[], cpus
     if (!vms[vm]!.running || seenVms.has(vm)) throw new StateError(`${path}.vm: VM ${vm} is not running, or named twice`);
     seenVms.add(vm);
     const flags = x.typed('seen', Uint8Array, vms[vm]!.pages);
-    if (flags.some((f) => f > 1)) throw new StateError(`${path}.seen: not flags`);
+    if (flags.some((f) => f > SEEN_STATE_MAX)) throw new StateError(`${path}.seen: not a page's scanner state`);
     return { vm, hash: x.typed('hash', Uint32Array, vms[vm]!.pages), seen: flags };
   });
   const i = r.object('index');
