@@ -28,7 +28,7 @@ export const STAGGER_MS = 10;
  * The content scanner's rate, pages with a machine page looked at per simulated second over all VMs
  * (page-scanner.ts), on CPU 0.
  */
-export const SCAN_RATE = 20_000;
+export const SCAN_RATE = 60_000;
 export const SAMPLE_MS = 10;
 
 export interface MemoryOptions {
@@ -44,6 +44,8 @@ export interface MemoryOptions {
   scanCostScales?: readonly number[];
   /** Machine memory (bytes) for the overcommit case (the largest count, `off` and `content`); none without it. */
   overcommitMemory?: number;
+  /** Cases run at once, each in its own process (default 1). */
+  jobs?: number;
   onProgress?: (line: string) => void;
   onStatus?: (text: string) => void;
 }
@@ -159,16 +161,27 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
     }
   }
   mkdirSync(join(o.outDir, 'runs'), { recursive: true });
-  const done: { request: MemoryCaseRequest; kind: 'main' | 'scale' | 'overcommit'; result: MemoryCaseResult }[] = [];
-  for (const [i, step] of plan.entries()) {
-    o.onStatus?.(`${step.label} (case ${i + 1}/${plan.length})`);
-    const result = await runCaseInChild<MemoryCaseResult>(CASE_MODULE, step.request, step.label);
-    const completed = result.outcomes.filter((v) => v.checksum !== null).length;
-    o.onProgress?.(`${step.label}: ${pagesMiB(result.end.inUse).toFixed(1)} MiB in use at the end (peak ${pagesMiB(result.peakInUse).toFixed(1)}), ` +
-      `pmake ${meanPmake(result).toFixed(1)} ms, ${completed}/${result.vms} VMs finished, ${result.hostSeconds.toFixed(0)} s host`);
-    writeFileWhole(join(o.outDir, 'runs', `${step.label.replace(/[^a-z0-9.]+/gi, '-')}.json`), sortedJson(result));
-    done.push({ ...step, result });
-  }
+  // Cases are independent child processes whose figures do not depend on the host's speed: `jobs` of them
+  // may run at once. Results keep the plan's order.
+  const results = new Array<MemoryCaseResult>(plan.length);
+  let next = 0;
+  let finished = 0;
+  const worker = async (): Promise<void> => {
+    while (next < plan.length) {
+      const i = next++;
+      const step = plan[i]!;
+      o.onStatus?.(`${step.label} (case ${i + 1}/${plan.length}, ${finished} done)`);
+      const result = await runCaseInChild<MemoryCaseResult>(CASE_MODULE, step.request, step.label);
+      finished++;
+      const completed = result.outcomes.filter((v) => v.checksum !== null).length;
+      o.onProgress?.(`${step.label}: ${pagesMiB(result.end.inUse).toFixed(1)} MiB in use at the end (peak ${pagesMiB(result.peakInUse).toFixed(1)}), ` +
+        `pmake ${meanPmake(result).toFixed(1)} ms, ${completed}/${result.vms} VMs finished, ${result.hostSeconds.toFixed(0)} s host`);
+      writeFileWhole(join(o.outDir, 'runs', `${step.label.replace(/[^a-z0-9.]+/gi, '-')}.json`), sortedJson(result));
+      results[i] = result;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs ?? 1, plan.length)) }, worker));
+  const done = plan.map((step, i) => ({ ...step, result: results[i]! }));
   checkOutputs(done.map((d) => d.result));
   const main = done.filter((d) => d.kind === 'main').map((d) => d.result);
   const off = (count: number): MemoryCaseResult[] | undefined => {
@@ -192,7 +205,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
     }
   }
   const over = done.filter((d) => d.kind === 'overcommit').map((d) => d.result);
-  const results: MemoryResults = {
+  const summary: MemoryResults = {
     cases, perExtraVm,
     ...(over.length === 2 ? { overcommit: { machineMiB: o.overcommitMemory! / MiB, off: over[0]!, content: over[1]! } } : {}),
   };
@@ -200,11 +213,11 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
     experiment: 'memory', topology: MEMORY_TOPOLOGY, machineMemory: MEMORY_MACHINE, vmMemory: VM_MEMORY, vcpus: VM_CPUS, job: o.job, repeat: o.repeat,
     staggerMs: STAGGER_MS, scanRate, sampleMs: SAMPLE_MS,
     cases: cases.map(({ runs, ...c }) => ({ ...c, runs: runs.map((r) => ({ ...r, series: undefined })) })),
-    perExtraVm, overcommit: results.overcommit,
+    perExtraVm, overcommit: summary.overcommit,
   }));
-  writeFileWhole(join(o.outDir, RESULTS_TABLE), memoryTable(results) + (results.overcommit === undefined ? '' : `\n${overcommitTable(results.overcommit)}`));
-  writeFileWhole(join(o.outDir, PLOT_SVG), memoryFigureSvg(results));
-  return results;
+  writeFileWhole(join(o.outDir, RESULTS_TABLE), memoryTable(summary) + (summary.overcommit === undefined ? '' : `\n${overcommitTable(summary.overcommit)}`));
+  writeFileWhole(join(o.outDir, PLOT_SVG), memoryFigureSvg(summary));
+  return summary;
 }
 
 export { SHARING_CASES };
