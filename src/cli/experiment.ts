@@ -195,12 +195,13 @@ function registerMemory(experiment: Command): void {
       });
       const overcommit = flags.overcommit ?? (flags.quick ? '0' : '256M');
       const overcommitMemory = overcommit === '0' ? undefined : parseSize(overcommit, '--overcommit');
+      const jobs = parseCount(flags.jobs, '--jobs', 1, 8);
       writableOut(flags.out);
       const guest = builtGuest();
       try {
         const results = await withProgress('memory', (p) => memory.runMemory({
           guest, outDir: flags.out, counts, cases: cases as memory.MemoryOptions['cases'], job: flags.quick ? memory.QUICK_JOB : memory.FULL_JOB,
-          repeat: flags.quick && flags.repeat === '3' ? 1 : repeat, scanRate, scanCostScales: scales, overcommitMemory, jobs: parseCount(flags.jobs, '--jobs', 1, 8), ...p,
+          repeat: flags.quick && flags.repeat === '3' ? 1 : repeat, scanRate, scanCostScales: scales, overcommitMemory, jobs, ...p,
         }));
         process.stdout.write(memoryTable(results));
         if (results.overcommit !== undefined) process.stdout.write(`\n${overcommitTable(results.overcommit)}`);

@@ -1,0 +1,28 @@
+// `mirrorball experiment memory`: bad cases, factors, sizes and job counts are one line and exit 2, before any guest is looked for.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
+
+describe('experiment memory options', () => {
+  it('refuses each bad value in one line with exit 2', () => {
+    const cases = [
+      [['--cases', 'off,shared'], /--cases takes off, disk, content/],
+      [['--counts', '9'], /--counts/],
+      [['--scan-cost-scales', '0.5,x'], /--scan-cost-scales/],
+      [['--overcommit', 'lots'], /--overcommit/],
+      [['--jobs', '0'], /--jobs/],
+      [['--scan-rate', '-3'], /--scan-rate/],
+    ] as const;
+    for (const [args, pattern] of cases) {
+      const r = spawnSync(process.execPath, [CLI, 'experiment', 'memory', ...args, '--out', 'out/memory-usage-test'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, pattern);
+    }
+  });
+});
