@@ -42,6 +42,8 @@ export interface MemoryOptions {
   scanRate?: number;
   /** Extra runs of `content` at the largest count with the scanner's cost table scaled by each factor. */
   scanCostScales?: readonly number[];
+  /** How many of the `repeat` runs have those extra runs (default all). */
+  scaleRuns?: number;
   /** Machine memory (bytes) for the overcommit case (the largest count, `off` and `content`); none without it. */
   overcommitMemory?: number;
   /** Cases run at once, each in its own process (default 1). */
@@ -149,7 +151,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
   const plan: { label: string; request: MemoryCaseRequest; kind: 'main' | 'scale' | 'overcommit' }[] = [];
   for (let run = 1; run <= o.repeat; run++) {
     for (const sharing of o.cases) for (const count of o.counts) plan.push({ label: `${count} VMs, ${sharing}, run ${run}`, request: request(count, sharing, run), kind: 'main' });
-    if (o.cases.includes('content')) {
+    if (o.cases.includes('content') && run <= (o.scaleRuns ?? o.repeat)) {
       for (const scale of scales) {
         plan.push({ label: `${largest} VMs, content, scanner costs x${scale}, run ${run}`, request: request(largest, 'content', run, { scanCostScale: scale }), kind: 'scale' });
       }
