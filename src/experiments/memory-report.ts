@@ -46,10 +46,10 @@ export const FIGURE_SEGMENTS = ['private', 'shared (one copy)', 'cache only', 's
 /** Disco's figure 6 in our terms: per case a bar of what the VMs map; its first three parts are the machine memory in use. */
 export function memoryFigureSvg(results: MemoryResults): string {
   const bars = results.cases.map((c) => ({
-    label: `${c.vms} VM${c.vms === 1 ? '' : 's'}, ${label(c)}`,
+    label: `${c.vms} VM${c.vms === 1 ? '' : 's'}, ${label(c)}: ${c.machineMiB.toFixed(1)}`,
     segments: [c.privateMiB, c.sharedMiB, c.cacheOnlyMiB, c.savedMiB.zero, c.savedMiB.disk, c.savedMiB.kernel, c.savedMiB.content],
   }));
   return stackedBarsSvg('Memory of VMs running pmake (MiB), at the end of pmake in every VM', FIGURE_SEGMENTS, bars, {
-    subtitle: 'The first three parts are machine memory in use; the savings make up the rest of what the VMs map.', digits: 1,
+    subtitle: 'Machine memory in use after each label: the first three parts. The savings make up the rest of what the VMs map (the bar\'s end).', digits: 1,
   });
 }
