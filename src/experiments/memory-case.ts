@@ -145,10 +145,15 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
     throw new ExperimentError(`${r.count} VMs, sharing ${r.sharing}: ${error instanceof Error ? error.message : String(error)}`);
   });
   try {
+    // Commands are given at a moment every VM idles, all at once: given when the host learns that the VMs
+    // booted (or that a command ended), a VM idle earlier would get its command at a moment that depends on
+    // the host's speed, and two runs with the same seeds differed (by 0.5 % in pmake's time).
+    const atOnce = <T>(commands: (name: string, i: number) => Promise<T>): Promise<T[]> =>
+      session.atMachineIdle(() => names.map(commands)).then((started) => Promise.all(started));
     // Each VM its own name (its root disk is its own copy-on-write one), before anything is measured.
-    await Promise.all(names.map((name) => session.exec(name, `hostname ${name} && echo ${name} > /etc/hostname`)));
+    await atOnce((name) => session.exec(name, `hostname ${name} && echo ${name} > /etc/hostname`));
     const start = await session.atMachineIdle(() => session.monitor.cycles);
-    const outcomes: VmOutcome[] = await Promise.all(names.map(async (name, i): Promise<VmOutcome> => {
+    const outcomes: VmOutcome[] = await atOnce(async (name, i): Promise<VmOutcome> => {
       const seed = r.seedBase + i;
       const delay = i * r.staggerMs;
       const command = `${delay > 0 ? `sleep ${(delay / 1000).toFixed(3)} && ` : ''}${pmakeCommand(r.job, seed)}`;
@@ -162,7 +167,7 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
         if (r.allowStopped !== true || vm === undefined || vm.state !== 'stopped') throw error;
         return { name, seed, checksum: null, pmakeMs: null, stopped: vm.reason };
       }
-    }));
+    });
     const end = await session.atMachineIdle(() => ({ sample: sample(session.monitor), scan: session.monitor.scanner === undefined ? null : { ...session.monitor.scanner.counts } }));
     series.push(end.sample);
     const cowBreaks = session.monitor.vms.reduce((n, vm) => n + [...vm.exits].reduce((k, [key, c]) => k + (key.endsWith('copy-on-write') ? c : 0), 0), 0);
