@@ -180,9 +180,10 @@ function registerMemory(experiment: Command): void {
     .option('--scan-rate <n>', 'the content scanner\'s pages per simulated second', String(memory.SCAN_RATE))
     .option('--scan-cost-scales <list>', 'extra runs of content at the largest count with the scanner\'s costs multiplied by each factor (default 0.5,2; none with --quick)')
     .option('--scale-runs <n>', 'how many of the runs have the scanner-cost runs (default all)')
+    .option('--resume', 'take each run that an earlier invocation left in --out\'s runs/ instead of running it again')
     .option('--jobs <n>', 'cases run at once, each in a process of its own (the figures do not depend on it)', '1')
     .option('--overcommit <size>', 'machine memory of the overcommit case (the largest count, off and content; default 256M, none with --quick; 0 for none)')
-    .action(async (flags: { out: string; quick?: boolean; repeat: string; counts?: string; cases: string; scanRate: string; scanCostScales?: string; overcommit?: string; jobs: string; scaleRuns?: string }) => {
+    .action(async (flags: { out: string; quick?: boolean; repeat: string; counts?: string; cases: string; scanRate: string; scanCostScales?: string; overcommit?: string; jobs: string; scaleRuns?: string; resume?: boolean }) => {
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
       const counts = (flags.counts ?? (flags.quick ? memory.QUICK_COUNTS : memory.FULL_COUNTS).join(',')).split(',').map((c) => parseCount(c.trim(), '--counts', 1, 8));
       const cases = flags.cases.split(',').map((c) => c.trim());
@@ -203,7 +204,7 @@ function registerMemory(experiment: Command): void {
       try {
         const results = await withProgress('memory', (p) => memory.runMemory({
           guest, outDir: flags.out, counts, cases: cases as memory.MemoryOptions['cases'], job: flags.quick ? memory.QUICK_JOB : memory.FULL_JOB,
-          repeat: flags.quick && flags.repeat === '3' ? 1 : repeat, scanRate, scanCostScales: scales, overcommitMemory, jobs, scaleRuns, ...p,
+          repeat: flags.quick && flags.repeat === '3' ? 1 : repeat, scanRate, scanCostScales: scales, overcommitMemory, jobs, scaleRuns, resume: flags.resume, ...p,
         }));
         process.stdout.write(memoryTable(results));
         if (results.overcommit !== undefined) process.stdout.write(`\n${overcommitTable(results.overcommit)}`);

@@ -130,11 +130,13 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
   const series: MemorySample[] = [];
   let nextSample = 0;
   let peakInUse = 0;
+  let monitorSeen: Monitor | undefined;
   const session = await MonitorSession.boot({
     kernel: readFileSync(r.guest.kernel), config, vms,
     monitor: sharingOptions(r.sharing, r.scanRate, r.scanCostScale),
     timeoutMs: 20 * 60_000,
     afterRound: (monitor) => {
+      monitorSeen = monitor;
       const inUse = monitor.memory.pagesInUse();
       if (inUse > peakInUse) peakInUse = inUse;
       if (monitor.cycles < nextSample) return;
@@ -142,8 +144,24 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
       series.push(sample(monitor));
     },
   }).catch((error: unknown) => {
-    throw new ExperimentError(`${r.count} VMs, sharing ${r.sharing}: ${error instanceof Error ? error.message : String(error)}`);
+    const message = error instanceof Error ? error.message : String(error);
+    // Overcommitted, a VM may be stopped before its shell is up: MonitorSession.boot then gives up on all of
+    // them, and nothing ran pmake. That is this case's result.
+    const stopped = monitorSeen?.vms.filter((vm) => vm.state === 'stopped') ?? [];
+    if (r.allowStopped === true && monitorSeen !== undefined && stopped.length > 0) return { failedBoot: message, monitor: monitorSeen };
+    throw new ExperimentError(`${r.count} VMs, sharing ${r.sharing}: ${message}`);
   });
+  if (!(session instanceof MonitorSession)) {
+    const stoppedNames = new Set(session.monitor.vms.filter((vm) => vm.state === 'stopped').map((vm) => vm.name));
+    return {
+      vms: r.count, sharing: r.sharing, seedBase: r.seedBase, machineMemory: r.machineMemory,
+      outcomes: names.map((name, i) => ({
+        name, seed: r.seedBase + i, checksum: null, pmakeMs: null,
+        stopped: stoppedNames.has(name) ? `during boot: ${session.monitor.vm(name)?.reason ?? ''}` : 'not run: another VM was stopped during boot',
+      })),
+      spanMs: 0, end: series.at(-1)!, peakInUse, series, scan: null, cowBreaks: 0, hostSeconds: (performance.now() - started) / 1000,
+    };
+  }
   try {
     // Commands are given at a moment every VM idles, all at once: given when the host learns that the VMs
     // booted (or that a command ended), a VM idle earlier would get its command at a moment that depends on

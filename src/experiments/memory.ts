@@ -2,7 +2,7 @@
 // root on one copy-on-write disk, run pmake with sharing off, with the disk cache (and the kernel), and with
 // content sharing too; machine memory at the end of pmake in every VM, split by where the savings came from.
 
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
@@ -46,6 +46,8 @@ export interface MemoryOptions {
   scaleRuns?: number;
   /** Machine memory (bytes) for the overcommit case (the largest count, `off` and `content`); none without it. */
   overcommitMemory?: number;
+  /** Take a case's run from `outDir/runs/` when an earlier invocation left it there (a long run cut short). */
+  resume?: boolean;
   /** Cases run at once, each in its own process (default 1). */
   jobs?: number;
   onProgress?: (line: string) => void;
@@ -173,12 +175,14 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
       const i = next++;
       const step = plan[i]!;
       o.onStatus?.(`${step.label} (case ${i + 1}/${plan.length}, ${finished} done)`);
-      const result = await runCaseInChild<MemoryCaseResult>(CASE_MODULE, step.request, step.label);
+      const file = join(o.outDir, 'runs', `${step.label.replace(/[^a-z0-9.]+/gi, '-')}.json`);
+      const kept = o.resume === true && existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as MemoryCaseResult : undefined;
+      const result = kept ?? await runCaseInChild<MemoryCaseResult>(CASE_MODULE, step.request, step.label);
       finished++;
       const completed = result.outcomes.filter((v) => v.checksum !== null).length;
-      o.onProgress?.(`${step.label}: ${pagesMiB(result.end.inUse).toFixed(1)} MiB in use at the end (peak ${pagesMiB(result.peakInUse).toFixed(1)}), ` +
+      o.onProgress?.(`${step.label}${kept === undefined ? '' : ' (kept from an earlier invocation)'}: ${pagesMiB(result.end.inUse).toFixed(1)} MiB in use at the end (peak ${pagesMiB(result.peakInUse).toFixed(1)}), ` +
         `pmake ${meanPmake(result).toFixed(1)} ms, ${completed}/${result.vms} VMs finished, ${result.hostSeconds.toFixed(0)} s host`);
-      writeFileWhole(join(o.outDir, 'runs', `${step.label.replace(/[^a-z0-9.]+/gi, '-')}.json`), sortedJson(result));
+      if (kept === undefined) writeFileWhole(file, sortedJson(result));
       results[i] = result;
     }
   };
