@@ -182,7 +182,7 @@ function registerMemory(experiment: Command): void {
     .option('--scale-runs <n>', 'how many of the runs have the scanner-cost runs (default all)')
     .option('--resume', 'take each run that an earlier invocation left in --out\'s runs/ instead of running it again')
     .option('--jobs <n>', 'cases run at once, each in a process of its own (the figures do not depend on it)', '1')
-    .option('--overcommit <size>', 'machine memory of the overcommit case (the largest count, off and content; default 256M, none with --quick; 0 for none)')
+    .option('--overcommit <size>', 'machine memory of the overcommit case (the largest count, off and content; default 240M, none with --quick; 0 for none)')
     .action(async (flags: { out: string; quick?: boolean; repeat: string; counts?: string; cases: string; scanRate: string; scanCostScales?: string; overcommit?: string; jobs: string; scaleRuns?: string; resume?: boolean }) => {
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
       const counts = (flags.counts ?? (flags.quick ? memory.QUICK_COUNTS : memory.FULL_COUNTS).join(',')).split(',').map((c) => parseCount(c.trim(), '--counts', 1, 8));
@@ -195,7 +195,7 @@ function registerMemory(experiment: Command): void {
         if (!Number.isFinite(v) || v <= 0 || v > 100) throw new UsageError(`--scan-cost-scales takes factors above 0 and up to 100, like 0.5,2, not '${flags.scanCostScales}'`);
         return v;
       });
-      const overcommit = flags.overcommit ?? (flags.quick ? '0' : '256M');
+      const overcommit = flags.overcommit ?? (flags.quick ? '0' : '240M');
       const overcommitMemory = overcommit === '0' ? undefined : parseSize(overcommit, '--overcommit');
       const jobs = parseCount(flags.jobs, '--jobs', 1, 8);
       const scaleRuns = flags.scaleRuns === undefined ? undefined : parseCount(flags.scaleRuns, '--scale-runs', 1, 15);
