@@ -88,6 +88,8 @@ export interface MemoryCaseResult {
   /** Memory at the end of pmake in every VM (the figure), and the most in use at any sample. */
   end: MemorySample;
   peakInUse: number;
+  /** `content`: the memory after one pass merging every equal page at the end (not part of the figure). */
+  afterOnePass?: MemorySample | null;
   series: MemorySample[];
   scan: ScanCounts | null;
   /** Copy-on-write breaks (writes to shared pages, by vCPUs and by DMA), over all VMs. */
@@ -188,10 +190,16 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
     });
     const end = await session.atMachineIdle(() => ({ sample: sample(session.monitor), scan: session.monitor.scanner === undefined ? null : { ...session.monitor.scanner.counts } }));
     series.push(end.sample);
+    // After the figure is read: what one pass merging every equal page (Monitor.sharePages) would leave, to
+    // tell what of the private memory is still mergeable and what is each VM's own.
+    const afterOnePass = r.sharing === 'content' ? await session.atMachineIdle(() => {
+      session.monitor.sharePages();
+      return sample(session.monitor);
+    }) : null;
     const cowBreaks = session.monitor.vms.reduce((n, vm) => n + [...vm.exits].reduce((k, [key, c]) => k + (key.endsWith('copy-on-write') ? c : 0), 0), 0);
     return {
       vms: r.count, sharing: r.sharing, seedBase: r.seedBase, machineMemory: r.machineMemory, outcomes,
-      spanMs: end.sample.ms - start / CYCLES_PER_MS, end: end.sample, peakInUse, series, scan: end.scan, cowBreaks,
+      spanMs: end.sample.ms - start / CYCLES_PER_MS, end: end.sample, afterOnePass, peakInUse, series, scan: end.scan, cowBreaks,
       hostSeconds: (performance.now() - started) / 1000,
     };
   } finally {
