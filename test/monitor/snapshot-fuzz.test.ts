@@ -42,7 +42,9 @@ const saved: Uint8Array = (() => {
     }
   }
   monitor.setExecutionMode('timing');
-  for (let i = 0; i < 4; i++) monitor.runRound();
+  // Enough rounds for the scanner to look at the pages three times (a first look only tests for zero, the second
+  // hashes, the third finds the hash unchanged), so that its index has candidates to save.
+  for (let i = 0; i < 40; i++) monitor.runRound();
   monitor.sharePages();
   const [a, b] = vms as [VirtualMachine, VirtualMachine];
   monitor.pageCache.blockHook(a.pmap, 'fuzz', () => true).copied(0, a.pmap.base + 0x10_0000);
@@ -106,6 +108,7 @@ describe('the monitor snapshot loader', () => {
     assert.deepEqual(monitor.vms.map((vm) => vm.state), ['running', 'stopped']);
     assert.equal(monitor.pageCache.size, 1);
     assert.ok(monitor.scanner !== undefined && monitor.scanner.counts.visited > 0);
+    assert.ok(monitor.scanner.saveState(monitor.vms.filter((vm) => vm.state === 'running').map((vm) => vm.pmap)).index.candidates.length >= 2, 'the saved scanner remembers candidates (the corruptions below change them)');
   });
 
   it('refuses a machine memory that does not add up: each page is a VM\'s, the monitor\'s, reserved, freed or never used, exactly', () => {

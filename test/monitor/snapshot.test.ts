@@ -36,7 +36,7 @@ function options(timing: boolean, mmu: MmuMode, scan = false): MonitorOptions {
     config: SEAM_MACHINE, quantumRounds: 8, translate: true, mmu,
     // (Its costs an eighth of the table's, so that it can visit a pass's worth of pages in a short run and leave the VMs time
     // to run; slower with timing, where each page it reads costs 64 misses on top.)
-    ...(scan ? { scan: { pagesPerSecond: timing ? 10_000 : 150_000, cpu: 1, costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, 0.125) } } : {}),
+    ...(scan ? { scan: { pagesPerSecond: timing ? 10_000 : 300_000, cpu: 1, costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, 0.125) } } : {}),
     // In timing mode the NUMA policy acts too, eager enough to move and replicate pages (and whole 2 MiB groups) within a short run.
     ...(timing ? { timing: { latencies: LATENCIES, cache: { sizeBytes: 16 * 1024 } }, policy: { ...DEFAULT_POLICY, hotMisses: 4, intervalRounds: 16, blockPages: 4, coalescePages: 4 } } : {}),
   };
@@ -153,7 +153,9 @@ function checkWhole(t: TestContext, timing: boolean, pairs: [number, number][], 
   assert.ok(m.pageCache.counts.disk.hits > 0 && m.pageCache.size > 0, `the page cache: ${JSON.stringify(m.pageCache.counts)}`);
   assert.ok([...Array(m.memory.totalPages).keys()].some((mpn) => m.pageCache.holds(mpn) && m.memory.users[mpn] === 1), 'a page the cache alone holds');
   const scanned = m.scanner!.counts;
-  if (timing) assert.ok(scanned.hashed > 0 && scanned.referenceCycles > 0 && scanned.cyclesCharged > 0, `the scanner: ${JSON.stringify(scanned)}`);
+  // In timing mode the scanner runs slowly (faster, it would starve the VMs' vCPUs): its first pass, whose looks
+  // only test for zero (hashing starts at a page's second look), is what crosses the seam, through the caches.
+  if (timing) assert.ok(scanned.zeroTests > 0 && scanned.referenceCycles > 0 && scanned.cyclesCharged > 0, `the scanner: ${JSON.stringify(scanned)}`);
   else assert.ok(scanned.mergedZero > 0 && scanned.mergedContent > 0 && scanned.passes > 0 && scanned.cyclesCharged > 0, `the scanner: ${JSON.stringify(scanned)}`);
   if (timing) {
     const counts = straight.monitor.policy!.counts;
