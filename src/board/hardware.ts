@@ -84,6 +84,12 @@ export class MachineHardware {
     this.injector = new FaultInjector(this.state);
   }
 
+  /** True when this hardware was made for `layout`: the same harts, and a region per node at its place and size. */
+  fits(layout: MachineLayout): boolean {
+    return this.layout.harts === layout.harts && this.regions.length === layout.nodes.length
+      && this.regions.every((r, i) => r.base === layout.nodes[i]!.base && r.size === layout.nodes[i]!.size);
+  }
+
   /** The failure report: what the hardware tells of faults. */
   get report(): FailureReport {
     return this.state.report;

@@ -136,11 +136,8 @@ export class Machine {
       }
       this.bus.addPagedRam(ram);
     } else if (options.hardware !== undefined) {
-      const regions = options.hardware.regions;
-      if (regions.length !== this.layout.nodes.length || regions.some((r, i) => r.base !== this.layout.nodes[i]!.base || r.size !== this.layout.nodes[i]!.size)) {
-        throw new Error('the hardware given to the machine has another layout than its configuration');
-      }
-      for (const region of regions) this.bus.addRam(region);
+      if (!options.hardware.fits(this.layout)) throw new Error('the hardware given to the machine has another layout than its configuration');
+      for (const region of options.hardware.regions) this.bus.addRam(region);
     } else {
       for (const node of this.layout.nodes) this.bus.addRam(new RamRegion(node.id, node.base, node.size));
     }

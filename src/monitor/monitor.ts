@@ -178,10 +178,7 @@ export class Monitor {
   constructor(private readonly options: MonitorOptions) {
     this.layout = layoutMachine(options.config);
     this.hardware = options.hardware ?? new MachineHardware(this.layout);
-    if (this.hardware.regions.length !== this.layout.nodes.length || this.hardware.layout.harts !== this.layout.harts
-      || this.hardware.regions.some((r, i) => r.base !== this.layout.nodes[i]!.base || r.size !== this.layout.nodes[i]!.size)) {
-      throw new Error('the hardware given to the monitor has another layout than its configuration');
-    }
+    if (!this.hardware.fits(this.layout)) throw new Error('the hardware given to the monitor has another layout than its configuration');
     this.memory = new MachineMemory(this.layout, this.hardware.regions);
     // The memmap lives in machine memory, an entry per page on the page's own node.
     this.memmap = new MemmapTable(this.memory);
