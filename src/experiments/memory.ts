@@ -13,7 +13,7 @@ import {
 } from './memory-case.js';
 import { memoryFigureSvg, memoryTable, overcommitTable } from './memory-report.js';
 import { ExperimentError } from './numa-placement.js';
-import { median } from './report.js';
+import { median, range } from './report.js';
 
 const MiB = 2 ** 20;
 /** Machine memory of the main cases: 8 VMs' worth, so none runs short. */
@@ -91,7 +91,6 @@ export const RESULTS_JSON = 'results.json';
 export const RESULTS_TABLE = 'results.md';
 export const PLOT_SVG = 'memory.svg';
 
-const range = (values: readonly number[]): [number, number] => [Math.min(...values), Math.max(...values)];
 const meanPmake = (r: MemoryCaseResult): number => {
   const done = r.outcomes.filter((o) => o.pmakeMs !== null).map((o) => o.pmakeMs!);
   return done.reduce((a, b) => a + b, 0) / done.length;

@@ -16,7 +16,7 @@ import {
 } from './numa.js';
 import { ExperimentError } from './numa-placement.js';
 import type { LargePageReadings } from './numa-large-pages-readings.js';
-import { barChartSvg, markdownTable, median } from './report.js';
+import { barChartSvg, markdownTable, median, range } from './report.js';
 
 /** Block moves' and re-coalescing's thresholds in the `blocks` case: a group's pages missed on from one node. */
 export const LARGE_PAGE_POLICY: Pick<NumaPolicyParameters, 'blockPages' | 'coalescePages'> = { blockPages: 32, coalescePages: 64 };
@@ -84,7 +84,8 @@ function large(r: NumaRun): LargePageReadings {
 
 function spread(runs: readonly NumaRun[], key: (r: NumaRun) => number): Spread {
   const values = runs.map(key);
-  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+  const [min, max] = range(values);
+  return { median: median(values), min, max };
 }
 
 /** The figure's numbers from the cases' runs; checks that every case computed the same per seed. */

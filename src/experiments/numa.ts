@@ -17,7 +17,7 @@ import { DEFAULT_POLICY, type NumaPolicyParameters, type PolicySignal } from '..
 import { runCaseInChild, serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
 import { parseResult, turnAslrOff } from './overhead.js';
-import { markdownTable, medianBy, stackedBarsSvg } from './report.js';
+import { markdownTable, medianBy, range, stackedBarsSvg } from './report.js';
 import { largePageReadings, type LargePageReadings } from './numa-large-pages-readings.js';
 import type { Placement } from '../monitor/pmap.js';
 
@@ -307,7 +307,7 @@ export function summarize(cases: readonly NumaCaseResult[]): NumaWorkloadResult[
       const misses = m.missesLocal + m.missesRemote;
       const execution = m.busyCycles - m.stallLocal - m.stallRemote - m.monitorCycles;
       return {
-        name: c.name, timeMs: m.timeMs, timeRangeMs: [Math.min(...times), Math.max(...times)] as [number, number],
+        name: c.name, timeMs: m.timeMs, timeRangeMs: range(times),
         localMissPercent: misses === 0 ? 100 : (100 * m.missesLocal) / misses, migrated: m.migrated, replicated: m.replicated, collapsed: m.collapsed,
         kernelTextPages: m.kernelTextPages, kernelTextReplicated: m.kernelTextReplicated,
         breakdown: { execution, localStall: m.stallLocal, remoteStall: m.stallRemote, monitor: m.monitorCycles },

@@ -10,6 +10,11 @@ export function median(values: readonly number[]): number {
   return medianBy(values, (v) => v);
 }
 
+/** The smallest and largest of `values`: a figure's range. */
+export function range(values: readonly number[]): [number, number] {
+  return [Math.min(...values), Math.max(...values)];
+}
+
 /** A Markdown table (GitHub style); numbers are right-aligned, text left-aligned. */
 export function markdownTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = rows.map((row) => row.map(String));
