@@ -24,7 +24,7 @@ import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../dev
 import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu } from './scheduler.js';
 import { VirtioNet, type NetBackend, type VirtioNetOptions } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
-import { DEFAULT_COSTS, VirtualMachine, type BootImage, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
+import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
 
 export interface MonitorOptions {
   /** The physical machine: its CPUs are what vCPUs run on, its nodes' memory what pmaps fill from. */
@@ -249,20 +249,6 @@ export class Monitor {
       (mpn) => this.pageCache.holds(mpn), this.pageCache.size);
   }
 
-  /** A VM's boot images were loaded: with `shareBootImages`, their pages go through the page cache. */
-  private shareBootImages(vm: VirtualMachine, images: readonly BootImage[]): void {
-    if (this.options.shareBootImages !== true || !vm.sharesWithOthers) return;
-    for (const image of images) {
-      if ((image.address - vm.pmap.base) % PAGE !== 0) continue;
-      const id = imageId(image.bytes);
-      const first = (image.address - vm.pmap.base) / PAGE;
-      const pages = Math.ceil(image.bytes.length / PAGE);
-      for (let i = 0; i < pages && first + i < vm.pmap.pages; i++) {
-        const key = `kernel:${image.kind}:${id}:${i}`;
-        if (!this.pageCache.map(vm.pmap, first + i, key, 'kernel', true)) this.pageCache.offer(vm.pmap, first + i, key, 'kernel');
-      }
-    }
-  }
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
   get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> {
@@ -376,7 +362,10 @@ export class Monitor {
       gStageTlbEntries: this.options.gStageTlbEntries,
       hardware: this.hardware,
       sharesWithOthers: spec.sharing ?? true,
-      onBoot: (v, images) => this.shareBootImages(v, images),
+      // With `shareBootImages`, the pages of the kernel and initrd go through the page cache.
+      onBoot: (v, images) => {
+        if (this.options.shareBootImages === true && v.sharesWithOthers) this.pageCache.shareBootImages(v.pmap, images);
+      },
       tlbMissSignal: (mpn, node, write) => {
         if (node < 0 || this.tlbCounters === undefined) return;
         this.tlbCounters.recordPage(mpn, node, write);
@@ -599,27 +588,6 @@ export class Monitor {
     for (const records of this.records.values()) for (const r of records) n += r.worldSwitches;
     return n;
   }
-}
-
-/** Boot images hashed already, by the array they came in (every VM of a session gets the same one). */
-const imageIds = new WeakMap<Uint8Array, string>();
-
-/**
- * An image's identity for the page cache: its length and a 64-bit FNV-1a of its bytes (two 32-bit halves).
- * A collision costs nothing but a missed share: a boot image's page is mapped only if its bytes are equal.
- */
-function imageId(bytes: Uint8Array): string {
-  let id = imageIds.get(bytes);
-  if (id !== undefined) return id;
-  let a = 0x811c9dc5;
-  let b = 0x01000193;
-  for (let i = 0; i < bytes.length; i++) {
-    a = Math.imul(a ^ bytes[i]!, 0x01000193);
-    b = Math.imul(b ^ bytes[i]!, 0x5bd1e995);
-  }
-  id = `${bytes.length}-${(a >>> 0).toString(16)}${(b >>> 0).toString(16)}`;
-  imageIds.set(bytes, id);
-  return id;
 }
 
 function mib(bytes: number): number {

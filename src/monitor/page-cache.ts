@@ -5,6 +5,7 @@ import type { BlockPageHook } from '../devices/virtio/blk.js';
 import { FREE, PAGE, PAGE_CACHE, type MachineMemory, type PageSpace } from './machine-memory.js';
 import type { Pmap } from './pmap.js';
 import type { SharingLedger } from './sharing-ledger.js';
+import type { BootImage } from './vm.js';
 
 /** Where a cached page came from: a block of a copy-on-write disk's base, or a page of a kernel or initrd the monitor loaded. */
 export type CacheSource = 'disk' | 'kernel';
@@ -102,6 +103,20 @@ export class PageCache implements PageSpace {
     this.counts[source].fills++;
   }
 
+  /** Boot images the monitor loaded into `pmap` (the kernel, the initrd): each whole page mapped from the cache, or offered to it. */
+  shareBootImages(pmap: Pmap, images: readonly BootImage[]): void {
+    for (const image of images) {
+      if ((image.address - pmap.base) % PAGE !== 0) continue;
+      const id = imageId(image.bytes);
+      const first = (image.address - pmap.base) / PAGE;
+      const pages = Math.ceil(image.bytes.length / PAGE);
+      for (let i = 0; i < pages && first + i < pmap.pages; i++) {
+        const key = `kernel:${image.kind}:${id}:${i}`;
+        if (!this.map(pmap, first + i, key, 'kernel', true)) this.offer(pmap, first + i, key, 'kernel');
+      }
+    }
+  }
+
   /**
    * The block hook a virtio-blk device over base `baseId` gets in VM `pmap`'s machine (`running` says whether
    * the VM still runs). Keys are the base's identity and the block's number, so VMs over equal bases share.
@@ -190,4 +205,25 @@ export class PageCache implements PageSpace {
     this.counts[key.startsWith('disk:') ? 'disk' : 'kernel'].dropped++;
     this.memory.removeUser(mpn, PAGE_CACHE, slot);
   }
+}
+
+/** Boot images hashed already, by the array they came in (every VM of a session gets the same one). */
+const imageIds = new WeakMap<Uint8Array, string>();
+
+/**
+ * An image's identity for the page cache: its length and a 64-bit FNV-1a of its bytes (two 32-bit halves).
+ * A collision costs nothing but a missed share: a boot image's page is mapped only if its bytes are equal.
+ */
+function imageId(bytes: Uint8Array): string {
+  let id = imageIds.get(bytes);
+  if (id !== undefined) return id;
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < bytes.length; i++) {
+    a = Math.imul(a ^ bytes[i]!, 0x01000193);
+    b = Math.imul(b ^ bytes[i]!, 0x5bd1e995);
+  }
+  id = `${bytes.length}-${(a >>> 0).toString(16)}${(b >>> 0).toString(16)}`;
+  imageIds.set(bytes, id);
+  return id;
 }
