@@ -98,6 +98,9 @@ export class MachineMemory {
   private readonly retired = new Set<number>();
   /** Per node: retired pages no one holds any more (neither free nor in use). */
   private readonly retiredIdle: number[];
+  /** Per VM id: the only nodes its pages (and the monitor's data for it) may come from, for a VM confined to a cell. */
+  private readonly confinedTo = new Map<number, readonly number[]>();
+  private readonly allNodes: readonly number[];
 
   /** `regions`: the machine's RAM, one region per node (the hardware's); made here when not given. */
   constructor(readonly layout: MachineLayout, regions?: readonly RamRegion[]) {
@@ -120,6 +123,27 @@ export class MachineMemory {
     this.owner = new Int32Array(pages).fill(FREE);
     this.guestPage = new Int32Array(pages).fill(FREE);
     this.users = new Uint16Array(pages);
+    this.allNodes = layout.nodes.map((n) => n.id);
+  }
+
+  /**
+   * VM `vm`'s pages come from `nodes` only (its cell's, docs/cells.md), fallbacks included, and so do the
+   * monitor's pages for it (`allocateMonitor` given the VM); undefined: from any node.
+   */
+  confine(vm: number, nodes: readonly number[] | undefined): void {
+    if (nodes === undefined) this.confinedTo.delete(vm);
+    else this.confinedTo.set(vm, [...nodes]);
+  }
+
+  /** The nodes VM `vm`'s pages may come from. */
+  nodesFor(vm: number): readonly number[] {
+    return this.confinedTo.get(vm) ?? this.allNodes;
+  }
+
+  /** True when VM `vm`'s pages may lie on `node`. */
+  allows(vm: number, node: number): boolean {
+    const nodes = this.confinedTo.get(vm);
+    return nodes === undefined || nodes.includes(node);
   }
 
   /** The allocator and memmap as plain data (snapshots, monitor-snapshot.ts); RAM contents are saved apart. */
@@ -304,10 +328,10 @@ export class MachineMemory {
 
   /**
    * A zeroed page for the monitor's own data (`index` is its place there, for the memmap), from `node` or the
-   * nearest node that has one. Throws OutOfMachineMemory.
+   * nearest node that has one; for VM `forVm`'s data, among the nodes it is confined to. Throws OutOfMachineMemory.
    */
-  allocateMonitor(node: number, index: number): number {
-    return this.allocateTo(node, MONITOR, index, this.monitorUsed);
+  allocateMonitor(node: number, index: number, forVm?: number): number {
+    return this.allocateTo(node, MONITOR, index, this.monitorUsed, forVm === undefined ? undefined : this.confinedTo.get(forVm));
   }
 
   /** Gives back a page `allocateMonitor` handed out. */
@@ -457,17 +481,18 @@ export class MachineMemory {
 
   /**
    * A zeroed page for guest page `gppn` of VM `vm`, from `node` if it has one, else from the nearest node
-   * (by the machine's distances) that has. Records it in the memmap. Throws OutOfMachineMemory.
+   * (by the machine's distances) that has, among the nodes the VM is confined to (`confine`). Records it in
+   * the memmap. Throws OutOfMachineMemory.
    */
   allocate(node: number, vm: number, gppn: number): number {
     return this.allocateTo(node, vm, gppn, this.used);
   }
 
-  /** `allocate` for `owner` (a VM or MONITOR), counted in `counted` per node. */
-  private allocateTo(node: number, owner: number, gppn: number, counted: number[]): number {
+  /** `allocate` for `owner` (a VM or MONITOR), counted in `counted` per node; from the nodes `within` only, when given (else a VM's confinement). */
+  private allocateTo(node: number, owner: number, gppn: number, counted: number[], within = this.confinedTo.get(owner)): number {
     for (let attempt = 0; attempt < 2; attempt++) {
       for (const n of this.nearest[node]!) {
-        if (this.pagesFree(n) === 0) continue;
+        if (this.pagesFree(n) === 0 || (within !== undefined && !within.includes(n))) continue;
         const mpn = this.claim(this.takeFrom(n), owner, gppn);
         counted[n]!++;
         return mpn;

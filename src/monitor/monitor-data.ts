@@ -27,9 +27,10 @@ const LARGE = 2 ** 21;
 export class MonitorPages {
   readonly pages: number[] = [];
 
-  constructor(private readonly memory: MachineMemory, node: number, count: number) {
+  /** `forVm`: the VM these pages are the monitor's data for (they lie where its pages may, `MachineMemory.confine`). */
+  constructor(private readonly memory: MachineMemory, node: number, count: number, forVm?: number) {
     try {
-      for (let i = 0; i < count; i++) this.pages.push(memory.allocateMonitor(node, i));
+      for (let i = 0; i < count; i++) this.pages.push(memory.allocateMonitor(node, i, forVm));
     } catch (error) {
       this.release();
       throw error;
@@ -131,6 +132,8 @@ export class MemmapTable {
 
 /** What a VM's tables need to know of its pmap: where guest memory starts, and which 2 MiB groups are one block. */
 export interface PmapShape {
+  /** The VM's id (its tables lie where its pages may). */
+  readonly vm?: number;
   readonly base: number;
   readonly size: number;
   largeBlock(group: number): number;
@@ -155,7 +158,7 @@ export class VmTables {
   constructor(memory: MachineMemory, readonly pmap: PmapShape, node: number, vcpus: number, readonly secondLevelEntries: number) {
     if (secondLevelEntries < 1 || (secondLevelEntries & (secondLevelEntries - 1)) !== 0) throw new Error(`second-level TLB size must be a power of two, not ${secondLevelEntries}`);
     const pages = (count: number): MonitorPages => {
-      const p = new MonitorPages(memory, node, count);
+      const p = new MonitorPages(memory, node, count, pmap.vm);
       this.all.push(p);
       return p;
     };

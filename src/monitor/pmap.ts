@@ -238,7 +238,7 @@ export class Pmap implements PagedRam, PageSpace {
    */
   moveGroup(group: number, node: number): { gppn: number; from: number; to: number }[] | undefined {
     const pages = this.wholeGroup(group);
-    if (pages === undefined) return undefined;
+    if (pages === undefined || !this.memory.allows(this.options.vm, node)) return undefined;
     const to = this.memory.reserveBlock(node);
     if (to === FREE) return undefined;
     const old = this.blocks[group]!;
@@ -374,7 +374,8 @@ export class Pmap implements PagedRam, PageSpace {
       this.memory.allocateReserved(mpn, this.options.vm, gppn);
       this.placed[group]!++;
     } else {
-      const node = this.options.placement === 'round-robin' ? gppn % this.memory.layout.nodes.length : this.homeNode;
+      const nodes = this.memory.nodesFor(this.options.vm);
+      const node = this.options.placement === 'round-robin' ? nodes[gppn % nodes.length]! : this.homeNode;
       mpn = this.memory.allocate(node, this.options.vm, gppn);
     }
     this.machine[gppn] = mpn;
@@ -572,7 +573,8 @@ export class Pmap implements PagedRam, PageSpace {
     const copies = this.replicas.get(gppn) ?? new Int32Array(this.memory.layout.nodes.length).fill(FREE);
     const made: number[] = [];
     for (const node of nodes) {
-      if (node === home || copies[node] !== FREE) continue;
+      // A VM confined to a cell has no copy outside it (docs/cells.md).
+      if (node === home || copies[node] !== FREE || !this.memory.allows(this.options.vm, node)) continue;
       const mpn = this.memory.allocateReplica(node, gppn);
       if (mpn === FREE) continue;
       if (made.length === 0) {
@@ -667,7 +669,7 @@ export class Pmap implements PagedRam, PageSpace {
     const home = this.memory.nodeOf(master);
     const made: number[] = [];
     for (const node of nodes) {
-      if (node === home || (copies !== undefined && copies[node] !== FREE)) continue;
+      if (node === home || (copies !== undefined && copies[node] !== FREE) || !this.memory.allows(this.options.vm, node)) continue;
       const block = this.memory.allocateReplicaBlock(node, group * BLOCK_PAGES);
       if (block === FREE) continue;
       if (copies === undefined) {
