@@ -17,10 +17,11 @@ export function registerVmCommands(program: Command): void {
     .command('ps')
     .summary('list the VMs of a running `mirrorball up`')
     .description('List the VMs of a running `mirrorball up`: name, state, vCPUs, memory, memory in use (private, shared and by how many ' +
-      'holders), reserved, home node; then the machine\'s memory: in use, what sharing saved by source, and how it adds up'))
+      'holders), reserved, home node, and with several cells the cells it depends on; then the machine\'s memory: in use, what sharing saved by source, and how it adds up'))
     .action(async (flags: ControlFlags) => {
-      const [vms, memory] = await withControl(flags, async (c) => [(await c.execute('query-vms')) as VmListing[], (await c.execute('query-memory')) as MemoryReport] as const);
-      process.stdout.write(psTable(vms) + memoryLines(memory));
+      const [vms, memory, machine] = await withControl(flags, async (c) => [(await c.execute('query-vms')) as VmListing[], (await c.execute('query-memory')) as MemoryReport,
+        (await c.execute('query-monitor')) as { cells?: unknown[] }] as const);
+      process.stdout.write(psTable(vms, machine.cells?.length ?? 1) + memoryLines(memory));
     });
 
   controlOptions(program
@@ -54,8 +55,9 @@ export function registerVmCommands(program: Command): void {
       'time, instructions, TLB misses, second-level TLB hits, world switches, monitor calls, pages in use (per vCPU and in total)')
     .option('--json', 'print the account as JSON (as the control socket\'s query-vm-stats returns it)'))
     .action(async (name: string, flags: ControlFlags & { json?: boolean }) => {
-      const account = await withControl(flags, async (c) => (await c.execute('query-vm-stats', { vm: name })) as VmAccount);
-      process.stdout.write(flags.json === true ? `${JSON.stringify(account, null, 2)}\n` : statsTable(account));
+      const [account, machine] = await withControl(flags, async (c) => [(await c.execute('query-vm-stats', { vm: name })) as VmAccount,
+        (await c.execute('query-monitor')) as { cells?: unknown[] }] as const);
+      process.stdout.write(flags.json === true ? `${JSON.stringify(account, null, 2)}\n` : statsTable(account, machine.cells?.length ?? 1));
     });
 }
 
@@ -96,11 +98,14 @@ function table(rows: string[][], left: number): string {
   return rows.map((r) => r.map((cell, i) => (i < left ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export function psTable(vms: readonly VmListing[]): string {
-  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'SHARERS', 'RESERVED', 'NODE']];
+/** `ps`'s table; on a machine of several cells (`cells`), with the cells each VM depends on (`0`, or `0,1` for one that spans both). */
+export function psTable(vms: readonly VmListing[], cells = 1): string {
+  const withCells = cells > 1;
+  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'SHARERS', 'RESERVED', 'NODE', ...(withCells ? ['CELLS'] : [])]];
   for (const vm of vms) {
     rows.push([vm.name, vm.state, String(vm.vcpus), formatSize(vm.memoryBytes), formatSize(vm.bytesInUse), formatSize(vm.pagesPrivate * PAGE),
-      formatSize(vm.pagesShared * PAGE), sharers(vm.pagesSharedBy), formatSize(vm.pagesReserved * PAGE), String(vm.homeNode)]);
+      formatSize(vm.pagesShared * PAGE), sharers(vm.pagesSharedBy), formatSize(vm.pagesReserved * PAGE), String(vm.homeNode),
+      ...(withCells ? [vm.cells.join(',')] : [])]);
   }
   return table(rows, 2);
 }
@@ -134,11 +139,13 @@ const ROWS: [keyof VmAccount['total'], string][] = [
   ['worldSwitches', 'world switches'],
 ];
 
-export function statsTable(a: VmAccount): string {
+/** `stats`'s text; on a machine of several cells (`cells`), the head line names the VM's. */
+export function statsTable(a: VmAccount, cells = 1): string {
   const calls = Object.entries(a.monitorCalls).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
   const exits = Object.entries(a.exitCauses).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
   const head = [
-    `vm ${a.name}: ${describeEnd(a)}, ${a.vcpus} vCPU${a.vcpus === 1 ? '' : 's'}, ${formatSize(a.memoryBytes)} on node ${a.homeNode}`,
+    `vm ${a.name}: ${describeEnd(a)}, ${a.vcpus} vCPU${a.vcpus === 1 ? '' : 's'}, ${formatSize(a.memoryBytes)} on node ${a.homeNode}` +
+      `${cells > 1 ? `, ${a.cells.length === 1 ? `in cell ${a.cells[0]}` : `spanning cells ${a.cells.join(', ')}`}` : ''}`,
     `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)}): ${grouped(a.pagesPrivate)} private, ${grouped(a.pagesShared)} shared` +
       `${a.pagesShared > 0 ? ` (holders × pages: ${sharers(a.pagesSharedBy)})` : ''}; ${grouped(a.pagesReserved)} reserved`,
     `monitor calls: ${calls === '' ? 'none' : calls}`,

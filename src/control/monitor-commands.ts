@@ -82,7 +82,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     // The hardware's faults: the VMs that depended on one end (monitor/fault-recovery.ts).
     ...faultCommands(monitor.hardware, () => monitor.cycles),
     'query-vms': {
-      help: 'every VM: [{"id", "name", "state": "running" | "off" | "crashed" | "stopped", "reason", "vcpus", "memoryBytes", "bytesInUse", "homeNode", "console"}]',
+      help: 'every VM: [{"id", "name", "state": "running" | "off" | "crashed" | "stopped", "reason", "vcpus", "memoryBytes", "bytesInUse", "homeNode", "cells", "console"}]',
       run: () => monitor.vms.map((vm) => listVm(vm, c.consolePath(vm))),
     },
     'vm-stop': {
@@ -104,7 +104,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     'query-monitor': {
       help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesMonitor", "pagesFree", "pagesLost", "failed"}], "cpusFailed", "machineFailure", ' +
         '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "pagesMonitor", "cycles", "instructions", "worldSwitches", ' +
-        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}}; per node, in use (by VMs) + reserved + the monitor\'s own + free + lost = its pages',
+        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}, "cells": [{"id", "nodes", "cpus", "monitorNode", "failure"}]}; per node, in use (by VMs) + reserved + the monitor\'s own + free + lost = its pages',
       run: () => ({
         cpus: monitor.cpus,
         nodes: monitor.layout.nodes.map((n) => ({
@@ -126,6 +126,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         mode: monitor.executionMode,
         mmu: monitor.mmu,
         vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
+        cells: monitor.cells.cells.map((cell) => ({ id: cell.id, nodes: [...cell.nodes], cpus: [...cell.cpus], monitorNode: cell.monitorNode, failure: cell.failure ?? null })),
       }),
     },
     'query-memory': {

@@ -35,6 +35,8 @@ export interface VmSummary {
   vcpus: number;
   memoryBytes: number;
   homeNode: number;
+  /** The cells it depends on (docs/cells.md): one when it is confined to a cell, several when it spans them. */
+  cells: number[];
   /** Guest pages backed by machine pages now, and those bytes. */
   pagesInUse: number;
   bytesInUse: number;
@@ -98,6 +100,7 @@ export function summarizeVm(vm: VirtualMachine): VmSummary {
     vcpus: vm.vcpus.length,
     memoryBytes: vm.pmap.size,
     homeNode: vm.pmap.homeNode,
+    cells: [...vm.cells],
     pagesInUse: vm.pmap.pagesInUse,
     bytesInUse: vm.pmap.pagesInUse * PAGE,
     pagesPrivate: vm.pmap.pagesInUse - shared,

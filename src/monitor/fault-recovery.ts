@@ -1,9 +1,10 @@
-// The monitor's answer to hardware faults, before cells: read the machine's failure report, and end exactly the VMs that depended on what failed.
+// The monitor's answer to hardware faults: read the machine's failure report, and end exactly the VMs that depended on what failed, cell by cell.
 
 import type { FailureRecord, FailureReport } from '../board/failure-report.js';
 import { describeRecord } from '../board/failure-report.js';
 import type { MachineLayout } from '../board/address-map.js';
 import { FREE, PAGE, type MachineMemory } from './machine-memory.js';
+import type { Cell, CellMap } from './cells.js';
 import type { VirtualMachine } from './vm.js';
 
 /** What the recovery needs of the monitor: its VMs, where their vCPUs last ran, and the means to end them. */
@@ -11,6 +12,8 @@ export interface RecoveryHost {
   readonly layout: MachineLayout;
   readonly memory: MachineMemory;
   readonly vms: readonly VirtualMachine[];
+  /** The machine's cells (cells.ts): each fails as a whole when its monitor node is lost. */
+  readonly cells: CellMap;
   /**
    * The vCPU whose registers physical CPU `cpu` holds: the last one to run there (a world switch saves the
    * leaving vCPU's state to its state page when another takes the CPU; an idle CPU keeps its last one's).
@@ -26,10 +29,11 @@ export interface RecoveryHost {
 }
 
 /**
- * Node 0 holds what the monitor cannot lose without cells: the code every CPU runs, and its global state
+ * With one cell, node 0 holds what the monitor cannot lose: the code every CPU runs, and its global state
  * (the scheduler, the page allocator's lists, the VMs' records; in this emulation the TypeScript heap, placed
  * on the boot node as a real monitor's would be). Its failure, or a partition that leaves the monitor without
- * it, fails the machine.
+ * it, fails the machine. With several cells each cell's monitor node (its lowest) plays that part for the
+ * cell (cells.ts); node 0 is the first cell's.
  */
 export const MONITOR_NODE = 0;
 
@@ -44,8 +48,10 @@ export const HARDWARE_FAULT = 'hardware fault';
  * - the machine pages its pmap maps (the memmap; pages shared with other VMs or the page cache included);
  * - its home node, where its devices and the monitor's data for it (pmap tables, vCPU state pages,
  *   second-level TLBs; monitor-data.ts) lie: a device belongs to its VM's home node;
- * - for a partition, all of that on the nodes cut off from node 0 (partitions are fail-stop: the side
- *   without node 0 stops, and this side treats its nodes as failed).
+ * - the cells it depends on (docs/cells.md): a cell fails when its monitor node is lost or cut off from the
+ *   primary cell's, and every VM depending on it ends; its nodes and CPUs are given up;
+ * - for a partition, all of that on the nodes cut off from the primary cell's monitor node, node 0 until
+ *   that cell fails (partitions are fail-stop: the other side stops, and this side treats its nodes as failed).
  * Replicas on a failed node are dropped (the master keeps the contents); the nodes and CPUs lost are never
  * used again, and a poisoned page is retired.
  */
@@ -78,9 +84,10 @@ export class FaultRecovery {
         this.loseCpus([record.cpu], `CPU ${record.cpu} stopped`);
         return;
       case 'partition': {
-        const kept = record.groups.find((g) => g.includes(MONITOR_NODE)) ?? [];
+        const primary = this.host.cells.primary!.monitorNode;
+        const kept = record.groups.find((g) => g.includes(primary)) ?? [];
         const cut = this.host.layout.nodes.map((n) => n.id).filter((n) => !kept.includes(n) && !this.lostNodes.has(n));
-        if (cut.length > 0) this.loseNodes(cut, `node${cut.length > 1 ? 's' : ''} ${cut.join(', ')} cut off from node ${MONITOR_NODE} by a partition`);
+        if (cut.length > 0) this.loseNodes(cut, `node${cut.length > 1 ? 's' : ''} ${cut.join(', ')} cut off from node ${primary} by a partition`);
         return;
       }
       case 'bus-error':
@@ -93,12 +100,45 @@ export class FaultRecovery {
     }
   }
 
-  /** Nodes `nodes` are gone: their CPUs and memory, and every VM that depended on them. */
+  /**
+   * Nodes `nodes` are gone: their CPUs and memory, and every VM that depended on them. A cell whose monitor
+   * node is among them fails whole first; with one cell that is the machine.
+   */
   private loseNodes(nodes: readonly number[], why: string): void {
-    if (nodes.includes(MONITOR_NODE)) {
-      this.failMachine(`${why}: node ${MONITOR_NODE} held the monitor's code and global state, so the machine stops`);
-      return;
+    const cells = this.host.cells;
+    if (cells.count === 1) {
+      if (nodes.includes(MONITOR_NODE)) {
+        this.failMachine(`${why}: node ${MONITOR_NODE} held the monitor's code and global state, so the machine stops`);
+        return;
+      }
+    } else {
+      const failing = cells.live.filter((c) => nodes.includes(c.monitorNode));
+      if (failing.length > 0) {
+        for (const cell of failing) this.failCell(cell, `node ${cell.monitorNode}, which held its monitor state, ${this.lostHow(why, cell.monitorNode)}`);
+        nodes = [...new Set([...nodes, ...failing.flatMap((c) => c.nodes)])].filter((n) => !this.lostNodes.has(n)).sort((a, b) => a - b);
+      }
+      if (cells.live.length === 0) {
+        this.failMachine(`${why}: every cell has failed`);
+        return;
+      }
     }
+    this.releaseNodes(nodes, why);
+  }
+
+  /** How node `node` went, from `why` ("node 2 failed" → "failed"; a partition: "was cut off …"). */
+  private lostHow(why: string, node: number): string {
+    return why === `node ${node} failed` ? 'failed' : `was lost (${why})`;
+  }
+
+  /** Cell `cell` fails: every VM that depends on it ends (its nodes and CPUs go with the rest, `releaseNodes`). */
+  private failCell(cell: Cell, why: string): void {
+    cell.failure = why;
+    this.host.log(`hardware: cell ${cell.id} failed: ${why}`);
+    for (const vm of this.running()) if (vm.cells.includes(cell.id)) this.host.endVm(vm, `cell ${cell.id} failed: ${why}`);
+  }
+
+  /** The nodes are given up: the VMs still running that depended on them end, then their CPUs, replicas, cache entries go. */
+  private releaseNodes(nodes: readonly number[], why: string): void {
     const memory = this.host.memory;
     for (const node of nodes) {
       this.lostNodes.add(node);
@@ -132,7 +172,8 @@ export class FaultRecovery {
     }
     for (let mpn = 0; mpn < memory.totalPages; mpn++) if (memory.users[mpn]! > 0 && onLost(mpn)) this.host.forgetCached(mpn);
     const left = this.host.layout.nodes.filter((n) => !this.lostNodes.has(n.id)).map((n) => n.id);
-    this.host.log(`hardware: ${why}; the monitor goes on with node${left.length === 1 ? '' : 's'} ${left.join(', ')}`);
+    const cells = this.host.cells.count === 1 ? '' : ` (cell${this.host.cells.live.length === 1 ? '' : 's'} ${this.host.cells.live.map((c) => c.id).join(', ')})`;
+    this.host.log(`hardware: ${why}; the monitor goes on with node${left.length === 1 ? '' : 's'} ${left.join(', ')}${cells}`);
   }
 
   /** CPUs `cpus` stopped: the VMs whose vCPU state was on one of them go; nothing runs there again. */
@@ -145,7 +186,22 @@ export class FaultRecovery {
       const vm = held === undefined ? undefined : this.running().find((v) => v.id === held.vm);
       if (vm !== undefined) this.host.endVm(vm, `${why}: vCPU ${held!.index}'s state was on CPU ${cpu}`);
     }
-    if (this.lostCpus.size === this.host.layout.harts) this.failMachine(`${why}: no CPU is left`);
+    if (this.machineFailure !== undefined) return;
+    if (this.lostCpus.size === this.host.layout.harts) {
+      this.failMachine(`${why}: no CPU is left`);
+      return;
+    }
+    // With several cells, a cell left with no CPU can run none of its VMs: it fails, and gives its nodes up.
+    if (this.host.cells.count === 1) return;
+    for (const cell of this.host.cells.live) {
+      if (!cell.cpus.every((cpu) => this.lostCpus.has(cpu))) continue;
+      this.failCell(cell, `no CPU is left in it (${why})`);
+      if (this.host.cells.live.length === 0) {
+        this.failMachine(`${why}: every cell has failed`);
+        return;
+      }
+      this.releaseNodes(cell.nodes.filter((n) => !this.lostNodes.has(n)), `cell ${cell.id} failed`);
+    }
   }
 
   /** Machine page `mpn` is poisoned: every VM that maps it goes, and it is never used again. */

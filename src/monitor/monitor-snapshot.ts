@@ -130,6 +130,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
   if (monitor.policy !== undefined && monitor.policySignal === 'tlb-misses') {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
+  if (monitor.cells.count > 1) throw new SnapshotError(`a monitor of ${monitor.cells.count} cells cannot be saved whole yet (docs/cells.md): save its VMs one by one`);
   const nodes = monitor.layout.nodes.length;
   const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
   const pageCache = monitor.pageCache.saveState();

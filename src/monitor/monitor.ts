@@ -6,6 +6,8 @@ import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../boar
 import { timingModelFor } from '../board/topology.js';
 import { MachineHardware } from '../board/hardware.js';
 import { FaultRecovery, HARDWARE_FAULT } from './fault-recovery.js';
+import { CellMap, multiCellProblems, type CellsSpec } from './cells.js';
+import { MonitorError } from './monitor-error.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
@@ -72,6 +74,8 @@ export interface MonitorOptions {
    * offload, and an MTU. Default: neither (1500-byte frames).
    */
   subnet?: SubnetOptions;
+  /** The cells (docs/cells.md): a count that splits the nodes evenly, or lists of nodes. Default: one cell of every node. */
+  cells?: CellsSpec;
 }
 
 /** The subnet's cards' options (MonitorOptions.subnet). */
@@ -90,6 +94,8 @@ export interface VmSpec {
   net?: boolean;
   /** Its home node (a VM restored from a snapshot); default: the node with the least memory of other VMs at home there. */
   homeNode?: number;
+  /** The cell it is confined to (docs/cells.md); default: the cell it fits in with the most memory left, or none (it spans). */
+  cell?: number;
   /**
    * False: none of its pages is ever shared with another VM's (no disk cache, no boot images, and content
    * merges among its own pages only), against the side channels of cross-VM sharing. Default true.
@@ -97,8 +103,7 @@ export interface VmSpec {
   sharing?: boolean;
 }
 
-/** A request the monitor refuses (a name taken, memory that does not fit): a message for the user. */
-export class MonitorError extends Error {}
+export { MonitorError };
 
 /** What the monitor keeps per vCPU beyond the hart. */
 class VcpuRecord implements SchedVcpu {
@@ -174,9 +179,12 @@ export class Monitor {
   readonly hardware: MachineHardware;
   /** The monitor's answer to hardware faults (fault-recovery.ts). */
   readonly recovery: FaultRecovery;
+  /** The machine's cells: where VMs are placed, and what fails together (cells.ts). */
+  readonly cells: CellMap;
 
   constructor(private readonly options: MonitorOptions) {
     this.layout = layoutMachine(options.config);
+    this.cells = CellMap.forMonitor(this.layout, options);
     this.hardware = options.hardware ?? new MachineHardware(this.layout);
     if (!this.hardware.fits(this.layout)) throw new Error('the hardware given to the monitor has another layout than its configuration');
     this.memory = new MachineMemory(this.layout, this.hardware.regions);
@@ -202,7 +210,7 @@ export class Monitor {
     if (options.policy !== undefined) this.setPolicy(options.policy);
     if (options.scan !== undefined) this.setScan(options.scan);
     this.recovery = new FaultRecovery({
-      layout: this.layout, memory: this.memory, vms: this.vms,
+      layout: this.layout, memory: this.memory, vms: this.vms, cells: this.cells,
       heldBy: (cpu) => this.scheduler.lastOn(cpu),
       endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
@@ -227,7 +235,7 @@ export class Monitor {
       this.pageScanner = undefined;
       return;
     }
-    const problems = scanProblems(parameters, this.layout.harts);
+    const problems = [...scanProblems(parameters, this.layout.harts), ...multiCellProblems(this.cells.count, { scan: parameters })];
     if (problems.length > 0) throw new MonitorError(`page scanner: ${problems.join('; ')}`);
     this.pageScanner = new PageScanner(this.memory, this.ledger, parameters);
   }
@@ -239,7 +247,7 @@ export class Monitor {
    */
   diskHook(vm: VirtualMachine, baseId: string, metrics: BlockReadMetrics = noReadMetrics()): BlockPageHook | undefined {
     this.diskReads.push(metrics);
-    if (this.options.diskCache === false || !vm.sharesWithOthers) return undefined;
+    if (!(this.options.diskCache ?? this.cells.count === 1) || !vm.sharesWithOthers) return undefined;
     return this.pageCache.blockHook(vm.pmap, baseId, () => vm.state === 'running');
   }
 
@@ -351,12 +359,10 @@ export class Monitor {
     }
     if (this.machineFailure !== undefined) throw new MonitorError(`VM ${spec.name}: the machine failed (${this.machineFailure})`);
     if (spec.homeNode !== undefined && this.memory.nodeLost(spec.homeNode)) throw new MonitorError(`VM ${spec.name}: node ${spec.homeNode} has failed`);
-    const homeNode = spec.homeNode ?? this.layout.nodes
-      .filter((n) => !this.memory.nodeLost(n.id))
-      .map((n) => ({ id: n.id, left: n.size - this.promisedOnNode[n.id]! }))
-      .sort((a, b) => b.left - a.left || a.id - b.id)[0]!.id;
+    const place = this.cells.place(spec, { promised: (n) => this.promisedOnNode[n]!, nodeLost: (n) => this.memory.nodeLost(n), cpuLost: (p) => this.recovery.lostCpus.has(p) });
+    const homeNode = place.homeNode;
     const options: VmOptions = {
-      id: this.nextId, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode,
+      id: this.nextId, name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, homeNode, cells: place.cells,
       console: spec.console, log: spec.log ?? this.options.log, translate: this.options.translate, costs: this.costs,
       secondLevelEntries: spec.secondLevelEntries, mmu: this.options.mmu, memmap: this.memmap, placement: this.options.placement,
       gStageTlbEntries: this.options.gStageTlbEntries,
@@ -374,9 +380,12 @@ export class Monitor {
       },
     };
     let vm: VirtualMachine;
+    // Its pages, and the monitor's data for it, come from its cell's nodes only.
+    this.memory.confine(this.nextId, place.nodes);
     try {
       vm = new VirtualMachine(this.memory, options);
     } catch (error) {
+      this.memory.confine(this.nextId, undefined);
       if (error instanceof OutOfMachineMemory) throw new MonitorError(`VM ${spec.name}: ${error.message}`);
       throw error;
     }
@@ -395,7 +404,7 @@ export class Monitor {
     }
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
-    this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode });
+    this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode, pcpus: place.cpus });
     return vm;
   }
 
@@ -426,7 +435,9 @@ export class Monitor {
   sharePages(): SharingResult {
     const running = this.vms.filter((vm) => vm.state === 'running');
     const optedOut = new Set(running.filter((vm) => !vm.sharesWithOthers).map((vm) => vm.pmap));
-    return mergeIdenticalPages(this.memory, running.map((vm) => vm.pmap), this.ledger, (pmap) => (optedOut.has(pmap) ? pmap.vm + 1 : 0));
+    // Pages merge only within a cell (a spanning VM's with other spanning VMs'): no VM comes to depend on another cell.
+    const group = new Map(running.map((vm) => [vm.pmap, vm.cells.length === 1 ? -1 - vm.cells[0]! : -1 - this.cells.count]));
+    return mergeIdenticalPages(this.memory, running.map((vm) => vm.pmap), this.ledger, (pmap) => (optedOut.has(pmap) ? pmap.vm + 1 : this.cells.count === 1 ? 0 : group.get(pmap)!));
   }
 
   /** True while some VM runs. */

@@ -47,6 +47,8 @@ export interface VmOptions {
   memoryBytes: number;
   /** The node the VM's memory prefers (its vCPUs prefer that node's CPUs). */
   homeNode: number;
+  /** The cells it depends on (one: confined there; several: it spans them; docs/cells.md). Default [0]. */
+  cells?: readonly number[];
   /** Console output (the UART and the SBI console). */
   console: (bytes: Uint8Array) => void;
   /** Guest mistakes and device errors. */
@@ -115,6 +117,8 @@ export class VirtualMachine {
   readonly mmu: MmuMode;
   readonly machine: Machine;
   readonly pmap: Pmap;
+  /** The cells it depends on: the failure of any ends it (docs/cells.md). */
+  readonly cells: readonly number[];
   state: VmState = 'running';
   /** Why it ended: the guest's power-off or reboot, the monitor's stop, or the error that crashed it. */
   reason = '';
@@ -144,6 +148,7 @@ export class VirtualMachine {
   constructor(memory: MachineMemory, options: VmOptions) {
     this.id = options.id;
     this.name = options.name;
+    this.cells = [...(options.cells ?? [0])];
     this.mmu = options.mmu ?? 'software';
     this.costs = options.costs ?? DEFAULT_COSTS;
     let pmap: Pmap | undefined;

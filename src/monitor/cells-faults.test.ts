@@ -1,0 +1,154 @@
+// Fault containment by cell (docs/cells.md), with bare S-mode programs in VMs (test/helpers/vm-program.ts): a
+// VM confined to one cell counts on exactly through any fault confined to the other; a cell whose monitor node
+// is lost fails whole, with every VM that depended on it, a spanning VM included; node 0's cell failing leaves
+// the others, with the next cell primary; the machine fails only when every cell has.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { layoutMachine, type MachineConfig } from '../board/address-map.js';
+import type { Fault } from '../board/faults.js';
+import { MachineHardware } from '../board/hardware.js';
+import { requireToolchain } from '../../test/helpers/asm.js';
+import {
+  assertCounted, counterDone, counterPages, monitorMachine, runRoundsUntil, startCounter, type CounterRun,
+} from '../../test/helpers/vm-program.js';
+import { Monitor, MonitorError } from './monitor.js';
+import type { VirtualMachine } from './vm.js';
+
+const MiB = 2 ** 20;
+const quiet = (): void => {};
+const ITERATIONS = 60_000;
+
+/** Four nodes of one CPU on a 2x2 mesh (links 0-1, 0-2, 1-3, 2-3), in cells {0, 1} and {2, 3}. */
+function mesh(): MachineConfig {
+  const config = monitorMachine(4, 32, 1);
+  const hops = (i: number, j: number): number => Math.abs((i % 2) - (j % 2)) + Math.abs((i >> 1) - (j >> 1));
+  return { ...config, distances: [0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => 10 + 10 * hops(i, j))) };
+}
+
+interface Scene {
+  monitor: Monitor;
+  hardware: MachineHardware;
+  /** a: confined to cell 0, at home on node 1; b: confined to cell 1, at home on node 3; w: spans both. */
+  a: VirtualMachine;
+  b: VirtualMachine;
+  w: VirtualMachine;
+  runs: Map<VirtualMachine, CounterRun>;
+  log: string[];
+}
+
+function scene(rounds: number): Scene {
+  const config = mesh();
+  const hardware = new MachineHardware(layoutMachine(config));
+  const log: string[] = [];
+  const monitor = new Monitor({ config, hardware, cells: [[0, 1], [2, 3]], log: (m) => log.push(m) });
+  const a = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, homeNode: 1 });
+  const b = monitor.createVm({ name: 'b', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, homeNode: 3 });
+  // 56 MiB fits in neither cell's 48 MiB left: it spans, at home on node 0.
+  const w = monitor.createVm({ name: 'w', vcpus: 1, memoryBytes: 56 * MiB, console: quiet });
+  assert.deepEqual([a.cells, b.cells, w.cells, w.pmap.homeNode], [[0], [1], [0, 1], 0]);
+  const runs = new Map([a, b, w].map((vm) => [vm, startCounter(vm, { iterations: ITERATIONS, fillPages: 4, poweroff: false })]));
+  runRoundsUntil(monitor, () => false, rounds);
+  assert.ok([a, b, w].every((vm) => vm.state === 'running' && !counterDone(vm, runs.get(vm)!)), 'the VMs are mid-count when the fault comes');
+  return { monitor, hardware, a, b, w, runs, log };
+}
+
+/** Runs until every running VM has finished counting; each must have counted exactly. */
+function finish(s: Scene): void {
+  const vms = [...s.runs.keys()];
+  runRoundsUntil(s.monitor, () => vms.every((vm) => vm.state !== 'running' || counterDone(vm, s.runs.get(vm)!)), 20_000);
+  for (const vm of vms) if (vm.state === 'running') assertCounted(vm, s.runs.get(vm)!);
+}
+
+test('cell 1\'s monitor node fails: cell 1 fails whole, its VM and the spanning VM end saying why; cell 0\'s VM counts on exactly', (t) => {
+  if (!requireToolchain(t)) return;
+  const s = scene(40);
+  s.hardware.injector.inject({ kind: 'node', node: 2 });
+  s.monitor.runRound();
+  const why = 'hardware fault: cell 1 failed: node 2, which held its monitor state, failed';
+  assert.deepEqual([s.b.state, s.b.reason], ['stopped', why]);
+  assert.deepEqual([s.w.state, s.w.reason], ['stopped', why]);
+  assert.equal(s.a.state, 'running');
+  assert.equal(s.monitor.machineFailure, undefined);
+  assert.ok(s.log.includes('hardware: cell 1 failed: node 2, which held its monitor state, failed'), s.log.join('\n'));
+  assert.ok(s.log.includes('hardware: node 2 failed; the monitor goes on with nodes 0, 1 (cell 0)'), s.log.join('\n'));
+  // The whole cell is given up: node 3 too, which did not fail, and both CPUs.
+  assert.deepEqual([...s.monitor.recovery.lostNodes].sort(), [2, 3]);
+  assert.deepEqual([...s.monitor.recovery.lostCpus].sort(), [2, 3]);
+  assert.equal(s.monitor.memory.pagesFree(3), 0);
+  finish(s);
+  assert.equal(s.a.state, 'running');
+  assert.throws(() => s.monitor.createVm({ name: 'd', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, cell: 1 }),
+    (e: unknown) => e instanceof MonitorError && e.message === 'VM d: cell 1 has failed (node 2, which held its monitor state, failed)');
+  assert.deepEqual(s.monitor.createVm({ name: 'd', vcpus: 1, memoryBytes: 16 * MiB, console: quiet }).cells, [0]);
+});
+
+test('any fault confined to cell 1 leaves the VM confined to cell 0 counting exactly', (t) => {
+  if (!requireToolchain(t)) return;
+  const faults: { fault: (s: Scene) => Fault; b: RegExp | 'running'; w: RegExp | 'running' }[] = [
+    { fault: () => ({ kind: 'node', node: 2 }), b: /cell 1 failed/, w: /cell 1 failed/ },
+    // A node of cell 1 that is not its monitor node: as before cells, only what depended on that node ends.
+    { fault: () => ({ kind: 'node', node: 3 }), b: /^hardware fault: node 3 failed: .*its home node 3 held/, w: 'running' },
+    { fault: () => ({ kind: 'router', node: 3 }), b: /^hardware fault: node 3 cut off from node 0 by a partition: /, w: 'running' },
+    // Cut off from the primary cell's monitor node (0), cell 1's monitor node takes the cell with it.
+    { fault: () => ({ kind: 'router', node: 2 }), b: /^hardware fault: cell 1 failed: node 2, which held its monitor state, was lost \(node 2 cut off from node 0 by a partition\)$/, w: /cell 1 failed/ },
+    { fault: (s) => ({ kind: 'page', address: s.monitor.memory.addressOf(s.b.pmap.lookup(counterPages(s.runs.get(s.b)!).data[1]!)) }), b: /poisoned/, w: 'running' },
+  ];
+  for (const f of faults) {
+    const s = scene(40);
+    const fault = f.fault(s);
+    s.hardware.injector.inject(fault);
+    runRoundsUntil(s.monitor, () => s.b.state !== 'running', 200);
+    const what = JSON.stringify(fault);
+    assert.equal(s.b.state, 'stopped', what);
+    assert.match(s.b.reason, f.b, what);
+    if (f.w === 'running') assert.equal(s.w.state, 'running', `${what}: ${s.w.reason}`);
+    else assert.match(s.w.reason, f.w, what);
+    finish(s);
+    assert.equal(s.a.state, 'running', `${what}: ${s.a.reason}`);
+    assert.equal(s.monitor.machineFailure, undefined);
+  }
+});
+
+test('a cell whose CPUs have all stopped fails: its VMs cannot run anywhere else', (t) => {
+  if (!requireToolchain(t)) return;
+  const s = scene(40);
+  s.hardware.injector.inject({ kind: 'cpu', cpu: 2 });
+  s.hardware.injector.inject({ kind: 'cpu', cpu: 3 });
+  s.monitor.runRound();
+  assert.equal(s.b.state, 'stopped');
+  assert.equal(s.monitor.cells.cells[1]!.failure, 'no CPU is left in it (CPU 3 stopped)');
+  finish(s);
+  assert.equal(s.a.state, 'running');
+});
+
+test('node 0 fails: cell 0 fails, the spanning VM with it; cell 1 goes on as the primary, and judges partitions from node 2', (t) => {
+  if (!requireToolchain(t)) return;
+  const s = scene(40);
+  s.hardware.injector.inject({ kind: 'node', node: 0 });
+  s.monitor.runRound();
+  const why = 'hardware fault: cell 0 failed: node 0, which held its monitor state, failed';
+  assert.deepEqual([s.a.reason, s.w.reason], [why, why]);
+  assert.equal(s.b.state, 'running');
+  assert.equal(s.monitor.machineFailure, undefined);
+  assert.equal(s.monitor.cells.primary?.id, 1);
+  runRoundsUntil(s.monitor, () => false, 20);
+  // Node 3's router fails: node 3 is cut off from node 2, cell 1's monitor node, and b (at home there) ends.
+  s.hardware.injector.inject({ kind: 'router', node: 3 });
+  s.monitor.runRound();
+  assert.match(s.b.reason, /^hardware fault: node 3 cut off from node 2 by a partition: /);
+});
+
+test('the machine fails only when every cell has failed', (t) => {
+  if (!requireToolchain(t)) return;
+  const s = scene(10);
+  s.hardware.injector.inject({ kind: 'node', node: 0 });
+  s.monitor.runRound();
+  assert.equal(s.monitor.machineFailure, undefined);
+  s.hardware.injector.inject({ kind: 'node', node: 2 });
+  s.monitor.runRound();
+  assert.equal(s.monitor.machineFailure, 'node 2 failed: every cell has failed');
+  assert.equal(s.b.reason, 'hardware fault: cell 1 failed: node 2, which held its monitor state, failed');
+  assert.equal(s.monitor.running, false);
+  assert.throws(() => s.monitor.createVm({ name: 'd', vcpus: 1, memoryBytes: 16 * MiB, console: quiet }), /the machine failed/);
+});
