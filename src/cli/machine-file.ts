@@ -8,6 +8,7 @@ import type { DriveSpec } from '../host/drives.js';
 import type { MmuMode } from '../monitor/vm.js';
 import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters, POLICY_SIGNALS, type PolicySignal } from '../monitor/numa-policy.js';
 import type { Placement } from '../monitor/pmap.js';
+import { cellNodes, CellsError, type CellsSpec } from '../monitor/cells.js';
 import { DEFAULT_SCAN, type ScanParameters } from '../monitor/page-scanner.js';
 import { layoutMachine, MachineConfigError, type MachineLayout } from '../board/address-map.js';
 import { parseFaultScript } from '../board/fault-script.js';
@@ -34,6 +35,8 @@ export interface VmFileSpec {
   net: boolean;
   /** False: none of its pages is shared with other VMs (`share: false`). */
   share: boolean;
+  /** The cell it is confined to (`cell: N`, docs/cells.md); undefined: the monitor places it. */
+  cell?: number;
   /**
    * A snapshot file (absolute) to make the VM again from, instead of booting it: the VM of this name in it
    * (docs/snapshots.md). The snapshot says what the VM is; `smp`, `memory` and the rest are then not given.
@@ -42,7 +45,8 @@ export interface VmFileSpec {
 }
 
 export interface MachineFileSpec {
-  machine: ChosenTopology & { memoryBytes: number; timing: boolean };
+  /** `cells`: the machine's cells as lists of nodes (docs/cells.md); undefined: one cell of every node. */
+  machine: ChosenTopology & { memoryBytes: number; timing: boolean; cells?: CellsSpec };
   /** The monitor's own options: the mmu, where VMs' pages come from, and Disco's NUMA policy (undefined: off). */
   monitor: {
     mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined; policySignal: PolicySignal;
@@ -61,13 +65,13 @@ export class MachineFileError extends Error {
   }
 }
 
-const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing'] as const;
+const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells'] as const;
 const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan'] as const;
 const SCAN_KEYS = ['pagesPerSecond', 'cpu'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
-const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'share', 'restore'] as const;
+const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'share', 'restore', 'cell'] as const;
 /** What a VM made again from a snapshot takes besides `restore`: the rest is in the snapshot. */
 const RESTORE_KEYS = ['name', 'restore', 'console-log'];
 const DEFAULT_MACHINE_MEMORY = '1G';
@@ -134,6 +138,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     };
     topology = attempt(machineNode ?? root, 'machine', problem, () => chooseTopology(flags, machineMemory));
   }
+  const cells = cellsOption(machineMap, topology, problem);
 
   // The monitor.
   const monitorNode = root.get('monitor', true) as Node | undefined;
@@ -163,10 +168,19 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       if ((POLICY_SIGNALS as readonly string[]).includes(signal.text)) policySignal = signal.text as PolicySignal;
       else problem(signal.node, 'monitor.policySignal', `must be ${POLICY_SIGNALS.join(' or ')}, not '${signal.text}'`);
     }
-    diskCache = booleanOption(monitorNode, 'diskCache', 'monitor.diskCache', problem) ?? diskCache;
+    const cache = booleanOption(monitorNode, 'diskCache', 'monitor.diskCache', problem);
+    // With several cells the page cache, the whole machine's, is off by default, and refused (cells.ts multiCellProblems).
+    diskCache = cache ?? (cells === undefined || cells.length === 1);
+    if (cache === true && cells !== undefined && cells.length > 1) {
+      problem(monitorNode.get('diskCache', true) as Node, 'monitor.diskCache', `the page cache is shared by the whole machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
+    }
     shareBootImages = booleanOption(monitorNode, 'shareBootImages', 'monitor.shareBootImages', problem) ?? shareBootImages;
     scan = scanOption(monitorNode, problem);
-  }
+    if (cells !== undefined && cells.length > 1) {
+      if (shareBootImages) problem(monitorNode.get('shareBootImages', true) as Node, 'monitor.shareBootImages', `boot images go through the page cache, the whole machine's: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
+      if (scan !== undefined) problem(monitorNode.get('scan', true) as Node, 'monitor.scan', `the content scanner merges pages of every VM of the machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
+    }
+  } else if (cells !== undefined && cells.length > 1) diskCache = false;
 
   // The VMs.
   const vmsNode = root.get('vms', true) as Node | undefined;
@@ -227,6 +241,9 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       const net = value('net');
       if (net !== undefined && net.text !== 'true' && net.text !== 'false') problem(net.node, `${path}.net`, `must be true or false, not '${net.text}'`);
       const share = booleanOption(item, 'share', `${path}.share`, problem) ?? true;
+      const cellValue = value('cell');
+      const cellCount = cells?.length ?? 1;
+      const cell = cellValue === undefined ? undefined : attempt(cellValue.node, path, problem, () => parseCount(cellValue.text, `${path}.cell`, 0, cellCount - 1));
       if (name === undefined || vcpus === undefined || memoryBytes === undefined) return;
       vms.push({
         name: name.text,
@@ -240,6 +257,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         rng: seed,
         net: net?.text === 'true',
         share,
+        ...(cell === undefined ? {} : { cell }),
         ...(restore === undefined ? {} : { restore }),
       });
     });
@@ -259,10 +277,37 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   }
   const faults = faultsOption(root.get('faults', true) as Node | undefined, topology, baseDir, problem);
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan }, vms, faults };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan }, vms, faults };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;
+
+/**
+ * `machine.cells`: a number of cells that divides the nodes (split in id order), or a list of lists of nodes
+ * that holds every node once (`[[0, 1], [2, 3]]`). Returns the cells as lists of nodes; undefined when absent.
+ */
+function cellsOption(machine: YAMLMap | undefined, topology: ChosenTopology | undefined, problem: Problem): number[][] | undefined {
+  const node = machine?.get('cells', true) as Node | undefined;
+  if (node === undefined) return undefined;
+  let spec: CellsSpec | undefined;
+  if (isScalar(node) && typeof node.value === 'number') spec = node.value;
+  else if (isSeq(node) && node.items.every((c) => isSeq(c) && c.items.every((n) => isScalar(n) && typeof n.value === 'number'))) {
+    spec = node.items.map((c) => (c as YAMLSeqOf).items.map((n) => (n as { value: number }).value));
+  } else {
+    problem(node, 'machine.cells', 'must be a number of cells (cells: 2) or a list of lists of nodes (cells: [[0, 1], [2, 3]])');
+    return undefined;
+  }
+  if (topology === undefined) return undefined;
+  try {
+    return cellNodes(spec, topology.config.nodes.length);
+  } catch (error) {
+    if (!(error instanceof CellsError)) throw error;
+    problem(node, '', `machine.${error.message}`);
+    return undefined;
+  }
+}
+
+type YAMLSeqOf = { items: Node[] };
 
 /**
  * `faults`: a campaign script, a list of `{ time: 20ms, fault: node 1 }`, or the name of a JSON file holding

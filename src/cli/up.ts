@@ -195,6 +195,7 @@ class Up {
         diskCache: this.spec.monitor.diskCache,
         shareBootImages: this.spec.monitor.shareBootImages,
         scan: this.spec.monitor.scan,
+        cells: machine.cells,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');
       // The machine file's campaign script: faults at their simulated times (docs/faults.md).
@@ -228,7 +229,7 @@ class Up {
       let vm: VirtualMachine;
       try {
         vm = this.monitor.createVm({
-          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net, sharing: v.share,
+          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net, sharing: v.share, cell: v.cell,
           console: (bytes) => output.push(bytes),
           log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
         });
@@ -315,7 +316,7 @@ class Up {
       }
       const vcpus = vm.vcpus.length;
       process.stdout.write(`vm ${vm.name}: ${v.restore === undefined ? 'booting' : `restored from ${shown(v.restore)}`}, ${vcpus} vCPU${vcpus === 1 ? '' : 's'}, ` +
-        `${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}; ` +
+        `${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}${this.monitor.cells.count === 1 ? '' : `, cell${vm.cells.length === 1 ? '' : 's'} ${vm.cells.join(', ')}`}; ` +
         `console log ${shown(logPath)}\n`);
     }
   }
