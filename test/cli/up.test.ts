@@ -495,6 +495,41 @@ describe('mirrorball up with tiny kernels', () => {
     }
   });
 
+  it('with cells: 2 each VM goes to a cell, ps shows it, and a cell\'s monitor node failing ends only the VMs of that cell', async () => {
+    const runDir = join(dir, 'cells-run');
+    const file = join(dir, 'cells.yaml');
+    writeFileSync(file, 'machine:\n  nodes: 2\n  smp: 2\n  memory: 256M\n  cells: 2\nvms:\n' +
+      ['idle1', 'idle2'].map((name) => `  - name: ${name}\n    memory: 32M\n    kernel: idle.Image\n`).join('') + '  - name: idle3\n    memory: 32M\n    kernel: idle.Image\n    cell: 1\n');
+    const up = Running.start(['up', file, '--run-dir', runDir]);
+    try {
+      await until('the VMs to boot', () => up.stdout.includes('vm idle3: booting'), 60_000, () => up.stdout + up.stderr);
+      assert.match(up.stdout, /vm idle1: booting, 1 vCPU, 32 MiB on node 0, cell 0;/);
+      assert.match(up.stdout, /vm idle2: booting, 1 vCPU, 32 MiB on node 1, cell 1;/);
+      assert.match(up.stdout, /vm idle3: booting, 1 vCPU, 32 MiB on node 1, cell 1;/);
+      const ps = mirrorball(['ps', '--run-dir', runDir]);
+      assert.equal(ps.status, 0, ps.stderr);
+      const rows = ps.stdout.split('\n\n')[0]!.trimEnd().split('\n').map((l) => l.split(/\s+/));
+      assert.deepEqual(rows.map((r) => [r[0], r[r.length - 1]]), [['NAME', 'CELLS'], ['idle1', '0'], ['idle2', '1'], ['idle3', '1']]);
+      const stats = mirrorball(['stats', 'idle2', '--run-dir', runDir]);
+      assert.match(stats.stdout.split('\n')[0]!, /on node 1, in cell 1$/);
+      assert.equal(mirrorball(['fault', 'node', '1', '--run-dir', runDir]).status, 0);
+      const why = 'hardware fault: cell 1 failed: node 1, which held its monitor state, failed';
+      await until('idle2 and idle3 to end', () => up.stdout.includes(`vm idle3 stopped: ${why}`), 30_000, () => up.stdout + up.stderr);
+      assert.match(up.stdout, new RegExp(`vm idle2 stopped: ${why}\n`));
+      const client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      assert.deepEqual((await client.ok<Message[]>('query-vms')).map((v) => [v.name, v.state, v.cells]), [['idle1', 'running', [0]], ['idle2', 'stopped', [1]], ['idle3', 'stopped', [1]]]);
+      const machine = await client.ok<{ machineFailure: string | null; cells: { id: number; nodes: number[]; monitorNode: number; failure: string | null }[] }>('query-monitor');
+      assert.equal(machine.machineFailure, null);
+      assert.deepEqual(machine.cells.map((c) => [c.id, c.nodes, c.monitorNode, c.failure]), [[0, [0], 0, null], [1, [1], 1, 'node 1, which held its monitor state, failed']]);
+      const stop = mirrorball(['stop', 'idle1', '--run-dir', runDir]);
+      assert.equal(stop.status, 0, stop.stderr);
+      assert.equal(await up.done, 0, up.stderr);
+    } finally {
+      up.stop();
+    }
+  });
+
   it('runs the VMs in timing mode with timing: true, charging the physical CPUs\' caches', async () => {
     const runDir = join(dir, 'timing-run');
     const up = Running.start(['up', machineFile('timing', ['echo', 'idle'], '  timing: true\n'), '--run-dir', runDir]);
