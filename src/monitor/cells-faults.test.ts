@@ -1,18 +1,22 @@
 // Fault containment by cell (docs/cells.md), with bare S-mode programs in VMs (test/helpers/vm-program.ts): a
 // VM confined to one cell counts on exactly through any fault confined to the other; a cell whose monitor node
 // is lost fails whole, with every VM that depended on it, a spanning VM included; node 0's cell failing leaves
-// the others, with the next cell primary; the machine fails only when every cell has.
+// the others, with the next cell primary; the machine fails only when every cell has. The NUMA policy keeps a
+// confined VM's pages in its cell.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { layoutMachine, type MachineConfig } from '../board/address-map.js';
 import type { Fault } from '../board/faults.js';
 import { MachineHardware } from '../board/hardware.js';
+import { latenciesFromDistances } from '../board/topology.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
   assertCounted, counterDone, counterPages, monitorMachine, runRoundsUntil, startCounter, type CounterRun,
 } from '../../test/helpers/vm-program.js';
+import { FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
+import { DEFAULT_POLICY } from './numa-policy.js';
 import type { VirtualMachine } from './vm.js';
 
 const MiB = 2 ** 20;
@@ -85,7 +89,7 @@ test('cell 1\'s monitor node fails: cell 1 fails whole, its VM and the spanning 
 
 test('any fault confined to cell 1 leaves the VM confined to cell 0 counting exactly', (t) => {
   if (!requireToolchain(t)) return;
-  const faults: { fault: (s: Scene) => Fault; b: RegExp | 'running'; w: RegExp | 'running' }[] = [
+  const faults: { fault: (s: Scene) => Fault; b: RegExp; w: RegExp | 'running' }[] = [
     { fault: () => ({ kind: 'node', node: 2 }), b: /cell 1 failed/, w: /cell 1 failed/ },
     // A node of cell 1 that is not its monitor node: as before cells, only what depended on that node ends.
     { fault: () => ({ kind: 'node', node: 3 }), b: /^hardware fault: node 3 failed: .*its home node 3 held/, w: 'running' },
@@ -151,4 +155,34 @@ test('the machine fails only when every cell has failed', (t) => {
   assert.equal(s.b.reason, 'hardware fault: cell 1 failed: node 2, which held its monitor state, failed');
   assert.equal(s.monitor.running, false);
   assert.throws(() => s.monitor.createVm({ name: 'd', vcpus: 1, memoryBytes: 16 * MiB, console: quiet }), /the machine failed/);
+});
+
+test('the NUMA policy keeps a confined VM in its cell: its vCPUs\' pages move within it, and misses from another cell move nothing out', (t) => {
+  if (!requireToolchain(t)) return;
+  const config = mesh();
+  const monitor = new Monitor({
+    config, cells: 2, timing: { latencies: latenciesFromDistances(config.distances!) },
+    policy: { ...DEFAULT_POLICY, sharedHotMisses: 0, hotMisses: 4, replicateGroupPages: 0 },
+  });
+  const vm = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet, cell: 1 });
+  assert.equal(vm.pmap.homeNode, 2);
+  const run = startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false });
+  monitor.setExecutionMode('timing');
+  const counters = monitor.timingModel!.counters;
+  const pages = counterPages(run);
+  let rounds = 0;
+  runRoundsUntil(monitor, () => {
+    // Node 0, of the other cell, misses on the VM's code and data, more than enough to move them there.
+    if (rounds++ % 8 === 0) for (const g of [...pages.code, ...pages.data]) for (let k = 0; k < 8; k++) counters.recordPage(vm.pmap.lookup(g), 0);
+    return counterDone(vm, run);
+  }, 4000);
+  assertCounted(vm, run);
+  const policy = monitor.policy!;
+  assert.equal(policy.counts.migratedTo[0]! + policy.counts.migratedTo[1]!, 0, 'nothing moved to cell 0');
+  assert.ok(policy.counts.migratedTo[3]! > 0, `the vCPU on node 3 drew its pages there: ${policy.counts.migratedTo.join(', ')}`);
+  for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
+    const mpn = vm.pmap.lookup(gppn);
+    if (mpn !== FREE) assert.ok(monitor.memory.nodeOf(mpn) >= 2, `guest page ${gppn} on node ${monitor.memory.nodeOf(mpn)}`);
+    for (const [node, r] of (vm.pmap.replicasOf(gppn) ?? []).entries()) assert.ok(r === FREE || node >= 2, `a replica of ${gppn} on node ${node}`);
+  }
 });

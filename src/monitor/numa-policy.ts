@@ -347,7 +347,8 @@ export class NumaPolicy {
       this.replicate(vm, mpn, gppn, readers, key);
       return;
     }
-    if (best === memory.nodeOf(mpn) || counts[best]! < this.current.migrateShare * total) {
+    // A VM confined to a cell never moves out of it (docs/cells.md).
+    if (best === memory.nodeOf(mpn) || counts[best]! < this.current.migrateShare * total || !memory.allows(vm.id, best)) {
       this.left(vm, 'leftOther');
       return;
     }
