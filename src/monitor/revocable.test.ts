@@ -1,0 +1,77 @@
+// Tests of revocable cell state: after `revoke`, every way into a failed cell's objects throws DeadCellError.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CellObjects, DeadCellError } from './revocable.js';
+
+class RunQueue {
+  #count = 0;
+  readonly waiting: number[] = [];
+  push(vcpu: number): number {
+    this.waiting.push(vcpu);
+    return ++this.#count;
+  }
+  get count(): number {
+    return this.#count;
+  }
+}
+
+const dead = (cell: number) => (error: unknown): boolean => error instanceof DeadCellError && error.cell === cell && error.message === `cell ${cell} has failed: its state is unreachable`;
+
+test('a live cell\'s proxies behave as their objects, private fields, getters, Maps and typed arrays included', () => {
+  const objects = new CellObjects(2);
+  const queue = objects.create(1, new RunQueue());
+  assert.equal(queue.push(7), 1);
+  assert.equal(queue.count, 1);
+  assert.deepEqual([...queue.waiting], [7]);
+  const state = objects.create(1, { pages: new Map<number, { node: number }>(), counts: new Uint32Array(4) });
+  state.pages.set(3, { node: 2 });
+  assert.equal(state.pages.size, 1);
+  assert.equal(state.pages.get(3)!.node, 2);
+  state.counts[2] = 9;
+  assert.equal(state.counts.length, 4);
+  assert.equal(state.counts[2], 9);
+  assert.equal(queue.waiting, queue.waiting, 'an object read twice is the same proxy');
+});
+
+test('after revoke, get, set, has, keys, method calls and held references of the cell all throw; other cells go on', () => {
+  const objects = new CellObjects(3);
+  const queue = objects.create(2, new RunQueue());
+  const state = objects.create(2, { epoch: 1, view: [0, 1, 2], pages: new Map<number, number>([[1, 1]]) });
+  const other = objects.create(1, { epoch: 5 });
+  // References taken before the failure: a nested array, a Map, a method.
+  const view = state.view;
+  const pages = state.pages;
+  const push = queue.push;
+  assert.equal(objects.revoke(2), 4, 'the two objects, the array and the Map read through them');
+  assert.ok(objects.isRevoked(2));
+  assert.throws(() => state.epoch, dead(2));
+  assert.throws(() => {
+    state.epoch = 2;
+  }, dead(2));
+  assert.throws(() => 'epoch' in state, dead(2));
+  assert.throws(() => Object.keys(state), dead(2));
+  assert.throws(() => delete (state as { epoch?: number }).epoch, dead(2));
+  assert.throws(() => Object.getPrototypeOf(state), dead(2));
+  assert.throws(() => queue.push(1), dead(2));
+  assert.throws(() => push.call(queue, 1), dead(2));
+  assert.throws(() => queue.count, dead(2));
+  assert.throws(() => view[0], dead(2));
+  assert.throws(() => view.length, dead(2));
+  assert.throws(() => [...view], dead(2));
+  assert.throws(() => pages.get(1), dead(2));
+  assert.throws(() => JSON.stringify(state), dead(2));
+  assert.throws(() => objects.create(2, {}), dead(2), 'a failed cell makes no new state');
+  assert.equal(other.epoch, 5);
+  other.epoch = 6;
+  assert.equal(other.epoch, 6);
+});
+
+test('a method fetched before the failure and called after throws too', () => {
+  const objects = new CellObjects(1);
+  const queue = objects.create(0, new RunQueue());
+  const push = queue.push.bind(queue);
+  assert.equal(push(1), 1);
+  objects.revoke(0);
+  assert.throws(() => push(2), dead(0));
+});
