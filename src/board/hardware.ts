@@ -103,6 +103,16 @@ export class MachineHardware {
     return this.state.cpuRuns(cpu);
   }
 
+  /**
+   * True when a message sent now by a CPU of node `from` to node `to` arrives there: the interconnect routes
+   * it (over live links and routers) and node `to` has not failed. What the sender learns is only this
+   * outcome, as on hardware, where an undelivered message is a reply that never comes (the monitor's cell
+   * bus turns it into a timeout); it does not say why.
+   */
+  delivers(from: number, to: number): boolean {
+    return !this.state.nodeFailed(to) && !this.state.nodeFailed(from) && this.state.interconnect.reaches(from, to);
+  }
+
   /** Registers TLBs that cache machine memory, emptied at every fault; returns the function that lets them go. */
   attach(holder: TlbHolder): () => void {
     return this.state.attach(holder);

@@ -93,7 +93,7 @@ const REPORT = 'agree.report';
 
 export class CellAgreement {
   private readonly members: Member[];
-  private readonly primary: number;
+  private primary: number;
   private readonly watchdog: number;
   private rounds = 0;
   private restarts = 0;
@@ -113,8 +113,22 @@ export class CellAgreement {
     for (let cell = 0; cell < cells; cell++) {
       bus.handle<ProbeArgs, ProbeReply>(cell, PROBE, (args, context) => this.onProbe(cell, args, context.from, context.now), { idempotent: true });
       bus.handle<DecideArgs, DecideReply>(cell, DECIDE, (args, context) => this.onDecide(cell, args, context.now), { idempotent: true });
-      bus.handle<null, null>(cell, REPORT, (_, context) => (this.begin(cell, context.now), null), { idempotent: true });
+      bus.handle<null, null>(cell, REPORT, (_, context) => (this.startAttempt(cell, context.now), null), { idempotent: true });
     }
+  }
+
+  /** The cell whose side of a partition goes on. */
+  get primaryCell(): number {
+    return this.primary;
+  }
+
+  /**
+   * A new primary, when the owner knows the old one's cell failed (its node's failure is in the report, so it
+   * is no partition): otherwise every cell would stop, the primary being out of every view.
+   */
+  set primaryCell(cell: number) {
+    if (!Number.isInteger(cell) || cell < 0 || cell >= this.bus.cells) throw new RangeError(`no cell ${cell}: there are cells 0 to ${this.bus.cells - 1}`);
+    this.primary = cell;
   }
 
   /**
@@ -122,13 +136,8 @@ export class CellAgreement {
    * happening on the way. Each cell starts from the view it holds (its last decision).
    */
   run(start: number, faults: readonly AgreementFault[] = [], maxEvents = 1_000_000): AgreementResult {
-    this.rounds = 0;
-    this.restarts = 0;
+    this.begin(start);
     const bus = this.bus;
-    const report = (at: number): void => {
-      for (let cell = 0; cell < bus.cells; cell++) bus.timer(cell, at, (now) => this.begin(cell, now));
-    };
-    report(start);
     const pending = [...faults].sort((a, b) => a.at - b.at);
     let now = start;
     let events = 0;
@@ -138,7 +147,7 @@ export class CellAgreement {
       if (fault !== undefined && (due === undefined || fault.at <= due)) {
         now = Math.max(now, fault.at);
         fault.apply();
-        if (fault.reported !== false) report(now);
+        if (fault.reported !== false) this.report(now);
         next++;
         continue;
       }
@@ -147,6 +156,38 @@ export class CellAgreement {
       events += bus.deliverUntil(due);
       if (events > maxEvents) throw new Error(`the agreement did not end after ${maxEvents} events`);
     }
+    return this.finish(start, now);
+  }
+
+  /**
+   * The protocol step by step, for an owner whose time moves in its own steps (the monitor's rounds):
+   * `begin` at the first failure report, `report` at each later one (a fault during the agreement), `advance`
+   * to each step's end until it says the protocol is over, then `finish` with the start and the time reached.
+   */
+  begin(start: number): void {
+    this.rounds = 0;
+    this.restarts = 0;
+    this.report(start);
+  }
+
+  /** A failure report reaches every cell at `at`: each starts an attempt (a running protocol starts again). */
+  report(at: number): void {
+    for (let cell = 0; cell < this.bus.cells; cell++) this.bus.timer(cell, at, (now) => this.startAttempt(cell, now));
+  }
+
+  /** Delivers what is due up to `until`; true when nothing is left (the protocol is over), with the time of its last event. */
+  advance(until: number): { done: boolean; last: number } {
+    let last = -1;
+    for (let due = this.bus.nextTime(); due !== undefined && due <= until; due = this.bus.nextTime()) {
+      this.bus.deliverUntil(due);
+      last = due;
+    }
+    return { done: this.bus.nextTime() === undefined, last };
+  }
+
+  /** The survivors' decision once `advance` said the protocol is over (`now`: its last event's time, or later). */
+  finish(start: number, now: number): AgreementResult {
+    const bus = this.bus;
     // Each cell that still runs says what it decided (a timer runs only on a running cell).
     const decisions: (CellDecision | undefined)[] = new Array(bus.cells).fill(undefined);
     for (let cell = 0; cell < bus.cells; cell++) {
@@ -185,7 +226,7 @@ export class CellAgreement {
   }
 
   /** A new attempt at cell `cell`: find which lower cells live, then coordinate or wait for the lowest. */
-  private begin(cell: number, now: number): void {
+  private startAttempt(cell: number, now: number): void {
     const m = this.members[cell]!;
     if (m.phase === 'stopped') return;
     if (m.phase !== 'idle' && m.phase !== 'done') this.restarts++;
@@ -291,7 +332,7 @@ export class CellAgreement {
       const coordinator = m.view[0]!;
       m.view = m.view.filter((c) => c !== coordinator);
       for (const other of m.view) if (other !== cell) this.bus.post(cell, other, REPORT, null, { now: at, onReply: () => {} });
-      this.begin(cell, at);
+      this.startAttempt(cell, at);
     });
   }
 

@@ -5,6 +5,7 @@ import { describeRecord } from '../board/failure-report.js';
 import type { MachineLayout } from '../board/address-map.js';
 import { FREE, PAGE, type MachineMemory } from './machine-memory.js';
 import type { Cell, CellMap } from './cells.js';
+import { CellRecovery, type CellDecisionWork, type CleanupWork, type RecoveryCosts, type RecoveryEpisode } from './cell-recovery.js';
 import type { VirtualMachine } from './vm.js';
 
 /** What the recovery needs of the monitor: its VMs, where their vCPUs last ran, and the means to end them. */
@@ -14,6 +15,11 @@ export interface RecoveryHost {
   readonly vms: readonly VirtualMachine[];
   /** The machine's cells (cells.ts): each fails as a whole when its monitor node is lost. */
   readonly cells: CellMap;
+  /** With several cells: what the hardware lets through between nodes, and which CPUs run (cell-recovery.ts). */
+  delivers(from: number, to: number): boolean;
+  cpuRuns(cpu: number): boolean;
+  /** Machine time (a round boundary). */
+  now(): number;
   /**
    * The vCPU whose registers physical CPU `cpu` holds: the last one to run there (a world switch saves the
    * leaving vCPU's state to its state page when another takes the CPU; an idle CPU keeps its last one's).
@@ -63,19 +69,105 @@ export class FaultRecovery {
   /** Set when the machine cannot go on (node 0 lost): every VM has been ended with it. */
   machineFailure: string | undefined = undefined;
 
-  constructor(private readonly host: RecoveryHost, private readonly report: FailureReport) {}
+  /**
+   * With several cells, the cells' recovery (cell-recovery.ts): records start an episode in simulated time,
+   * the survivors agree over the cell bus, and only then is the decision carried out, here (`carryOut`).
+   */
+  readonly cellular: CellRecovery | undefined;
+  /** While a decision is carried out: the VMs the live cells' own states hold (recovery reads no other). */
+  private scope: Set<number> | undefined = undefined;
+  private ended: { vm: VirtualMachine; why: string }[] | undefined = undefined;
 
-  /** Acts on the report's new records. Call at a round boundary. */
+  constructor(private readonly host: RecoveryHost, private readonly report: FailureReport, costs?: RecoveryCosts) {
+    this.cellular = host.cells.count === 1 ? undefined : new CellRecovery({
+      cells: host.cells, delivers: (a, b) => host.delivers(a, b), cpuRuns: (cpu) => host.cpuRuns(cpu), carryOut: (work) => this.carryOut(work),
+    }, { costs });
+  }
+
+  /** True while the cells recover: no vCPU runs. */
+  get paused(): boolean {
+    return this.cellular?.paused ?? false;
+  }
+
+  /** Acts on the report's new records (with several cells, hands them to the cells' recovery). Call at a round boundary. */
   poll(): void {
     if (this.report.count === this.read) return;
     const records = this.report.since(this.read);
     this.read = this.report.count;
+    if (this.cellular !== undefined && this.machineFailure === undefined) {
+      for (const record of records) this.host.log(`hardware: ${describeRecord(record)}`);
+      this.cellular.received(records, this.host.now());
+      return;
+    }
     for (const record of records) this.handle(record);
   }
 
-  private handle(record: FailureRecord): void {
+  /** With several cells, moves a running recovery to the round boundary `now`; returns it once it has ended. */
+  advance(now: number): RecoveryEpisode | undefined {
+    const episode = this.cellular?.advance(now);
+    if (episode !== undefined) {
+      const ms = (cycles: number): string => (cycles / 100_000).toFixed(3);
+      this.host.log(`hardware: recovery took ${ms(episode.total)} ms (detection ${ms(episode.detection)}, agreement ${ms(episode.agreement)}, cleanup ${ms(episode.cleanup)}); cells ${episode.live.join(', ') || 'none'} go on`);
+    }
+    return episode;
+  }
+
+  /**
+   * The survivors' decision: the cells outside the live set fail (with the VMs that depended on them), then
+   * the records are handled as without cells, over the VMs the live cells' own states hold.
+   */
+  private carryOut(work: CellDecisionWork): CleanupWork {
+    const failedCells: number[] = [];
+    const ended: { vm: VirtualMachine; why: string }[] = [];
+    this.ended = ended;
+    this.scope = new Set([...work.states.values()].flatMap((state) => [...state.vms.keys()]));
+    try {
+      for (const cell of this.host.cells.live.filter((c) => !work.live.includes(c.id))) {
+        failedCells.push(cell.id);
+        const why = this.whyFailed(cell, work.records);
+        this.failCell(cell, why);
+        if (this.host.cells.live.length === 0) {
+          this.failMachine(`cell ${cell.id} failed (${why}): every cell has failed`);
+          break;
+        }
+        this.releaseNodes(cell.nodes.filter((n) => !this.lostNodes.has(n)), `cell ${cell.id} failed`);
+      }
+      for (const record of work.records) if (record.kind !== 'node-failed' || !this.lostNodes.has(record.node)) this.handle(record, false);
+    } finally {
+      this.scope = undefined;
+      this.ended = undefined;
+    }
+    // Each live cell's cleanup: the guest pages of the VMs at home in it, checked; the VMs among them ended.
+    const perCell = new Map<number, { pages: number; ended: number }>();
+    for (const [cell, state] of work.states) {
+      let pages = 0;
+      let count = 0;
+      for (const [id, entry] of state.vms) {
+        if (!entry.home) continue;
+        pages += this.host.vms[id]?.pmap.pages ?? 0;
+        if (ended.some((e) => e.vm.id === id)) count++;
+      }
+      perCell.set(cell, { pages, ended: count });
+    }
+    return { failedCells, vmsEnded: ended.map((e) => e.vm.name), perCell };
+  }
+
+  /** Why cell `cell` is not in the survivors' live set, from what the records say. */
+  private whyFailed(cell: Cell, records: readonly FailureRecord[]): string {
+    const node = cell.monitorNode;
+    if (records.some((r) => r.kind === 'node-failed' && r.node === node)) return `node ${node}, which held its monitor state, failed`;
+    const primary = this.host.cells.primary;
+    const partition = [...records].reverse().find((r) => r.kind === 'partition');
+    if (partition?.kind === 'partition' && primary !== undefined && !partition.groups.some((g) => g.includes(node) && g.includes(primary.monitorNode))) {
+      return `node ${node}, which held its monitor state, was cut off from node ${primary.monitorNode} by a partition`;
+    }
+    if (cell.cpus.every((cpu) => this.lostCpus.has(cpu) || records.some((r) => r.kind === 'cpu-stopped' && r.cpu === cpu))) return 'no CPU is left in it';
+    return 'it did not answer the other cells';
+  }
+
+  private handle(record: FailureRecord, log = true): void {
     if (this.machineFailure !== undefined) return;
-    this.host.log(`hardware: ${describeRecord(record)}`);
+    if (log) this.host.log(`hardware: ${describeRecord(record)}`);
     switch (record.kind) {
       case 'node-failed':
         this.loseNodes([record.node], `node ${record.node} failed`);
@@ -134,7 +226,8 @@ export class FaultRecovery {
   private failCell(cell: Cell, why: string): void {
     cell.failure = why;
     this.host.log(`hardware: cell ${cell.id} failed: ${why}`);
-    for (const vm of this.running()) if (vm.cells.includes(cell.id)) this.host.endVm(vm, `cell ${cell.id} failed: ${why}`);
+    // Its VMs end with it: what they ran on is gone (the host's list of VMs, not the dead cell's state, says which).
+    for (const vm of this.host.vms) if (vm.state === 'running' && vm.cells.includes(cell.id)) this.endVm(vm, `cell ${cell.id} failed: ${why}`);
   }
 
   /** The nodes are given up: the VMs still running that depended on them end, then their CPUs, replicas, cache entries go. */
@@ -161,7 +254,7 @@ export class FaultRecovery {
       if (pages > 0) reasons.push(`${pages} of its pages were there`);
       const tables = vm.tables.savePages().flat().filter(onLost).length;
       if (tables > 0) reasons.push(`${tables} pages of the monitor's data for it were there`);
-      if (reasons.length > 0) this.host.endVm(vm, `${why}: ${reasons.join('; ')}`);
+      if (reasons.length > 0) this.endVm(vm, `${why}: ${reasons.join('; ')}`);
     }
     this.loseCpus(cpus, why);
     // What survives must not come to lean on the lost nodes: their replicas go (the masters hold the
@@ -184,7 +277,7 @@ export class FaultRecovery {
       this.host.retireCpu(cpu);
       const held = this.host.heldBy(cpu);
       const vm = held === undefined ? undefined : this.running().find((v) => v.id === held.vm);
-      if (vm !== undefined) this.host.endVm(vm, `${why}: vCPU ${held!.index}'s state was on CPU ${cpu}`);
+      if (vm !== undefined) this.endVm(vm, `${why}: vCPU ${held!.index}'s state was on CPU ${cpu}`);
     }
     if (this.machineFailure !== undefined) return;
     if (this.lostCpus.size === this.host.layout.harts) {
@@ -211,7 +304,7 @@ export class FaultRecovery {
     const address = memory.addressOf(mpn);
     const users = new Set(memory.usersOf(mpn).map((u) => u.vm));
     for (const vm of this.running()) {
-      if (users.has(vm.id)) this.host.endVm(vm, `machine page 0x${address.toString(16)} is poisoned and the VM mapped it`);
+      if (users.has(vm.id)) this.endVm(vm, `machine page 0x${address.toString(16)} is poisoned and the VM mapped it`);
     }
     this.host.forgetCached(mpn);
     memory.retirePage(mpn);
@@ -220,10 +313,17 @@ export class FaultRecovery {
   private failMachine(why: string): void {
     this.machineFailure = why;
     this.host.log(`hardware: the machine failed: ${why}`);
-    for (const vm of this.running()) this.host.endVm(vm, `the machine failed: ${why}`);
+    for (const vm of this.host.vms) if (vm.state === 'running') this.endVm(vm, `the machine failed: ${why}`);
   }
 
+  /** The running VMs recovery may act on: with several cells, while a decision is carried out, those the live cells hold. */
   private running(): VirtualMachine[] {
-    return this.host.vms.filter((vm) => vm.state === 'running');
+    const scope = this.scope;
+    return this.host.vms.filter((vm) => vm.state === 'running' && (scope === undefined || scope.has(vm.id)));
+  }
+
+  private endVm(vm: VirtualMachine, why: string): void {
+    this.ended?.push({ vm, why });
+    this.host.endVm(vm, why);
   }
 }

@@ -6,6 +6,7 @@ import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../boar
 import { timingModelFor } from '../board/topology.js';
 import { MachineHardware } from '../board/hardware.js';
 import { FaultRecovery, HARDWARE_FAULT } from './fault-recovery.js';
+import type { RecoveryCosts } from './cell-recovery.js';
 import { CellMap, multiCellProblems, type CellsSpec } from './cells.js';
 import { MonitorError } from './monitor-error.js';
 import type { CacheGeometry } from '../timing/cache.js';
@@ -76,6 +77,8 @@ export interface MonitorOptions {
   subnet?: SubnetOptions;
   /** The cells (docs/cells.md): a count that splits the nodes evenly, or lists of nodes. Default: one cell of every node. */
   cells?: CellsSpec;
+  /** What the cells' recovery costs (cell-recovery.ts DEFAULT_RECOVERY_COSTS). */
+  recoveryCosts?: RecoveryCosts;
 }
 
 /** The subnet's cards' options (MonitorOptions.subnet). */
@@ -211,12 +214,13 @@ export class Monitor {
     if (options.scan !== undefined) this.setScan(options.scan);
     this.recovery = new FaultRecovery({
       layout: this.layout, memory: this.memory, vms: this.vms, cells: this.cells,
+      delivers: (a, b) => this.hardware.delivers(a, b), cpuRuns: (cpu) => this.hardware.cpuRuns(cpu), now: () => this.cycles,
       heldBy: (cpu) => this.scheduler.lastOn(cpu),
       endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
       forgetCached: (mpn) => this.pageCache.forget(mpn),
       log: (message) => this.options.log?.(message),
-    }, this.hardware.report);
+    }, this.hardware.report, options.recoveryCosts);
   }
 
   /** Why the machine failed (node 0 lost, or every CPU): every VM has been ended with it. Undefined while it runs. */
@@ -405,6 +409,7 @@ export class Monitor {
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
     this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode, pcpus: place.cpus });
+    this.recovery.cellular?.register(vm.id, vm.name, place.cells, this.cells.cellOf(homeNode).id);
     return vm;
   }
 
@@ -426,6 +431,7 @@ export class Monitor {
     if (port !== undefined) this.subnet.unplug(port);
     this.scheduler.removeVm(vm.id);
     this.promisedOnNode[vm.pmap.homeNode]! -= vm.pmap.size;
+    this.recovery.cellular?.unregister(vm.id, vm.cells);
   }
 
   /**
@@ -466,7 +472,9 @@ export class Monitor {
     const end = this.cycles + SLICE;
     // What each CPU ran last, before the scheduler's pick makes it this round's.
     const previous = Array.from({ length: this.cpus }, (_, p) => this.scheduler.lastOn(p) as VcpuRecord | undefined);
-    const picks = this.scheduler.pick() as (VcpuRecord | undefined)[];
+    // While the cells recover (cell-recovery.ts) no vCPU runs; time moves a round at a time.
+    const paused = this.recovery.paused;
+    const picks = (paused ? [] : this.scheduler.pick()) as (VcpuRecord | undefined)[];
     const ran = new Set<VcpuRecord>();
     const scanner = this.pageScanner;
     if (scanner !== undefined && scanner.owed > 0) {
@@ -539,7 +547,7 @@ export class Monitor {
     }
     // Only when no vCPU can run does time skip. A vCPU that ran into WFI after waking another (an IPI) leaves
     // one that can: the woken one runs next round instead of at the next timer.
-    if (!this.idle) {
+    if (!this.idle || paused) {
       for (const vm of this.vms) if (vm.state === 'running') vm.machine.closeRound(vm.machine.cycles + SLICE);
       this.cycles = end;
     } else this.skipIdle();
@@ -548,6 +556,7 @@ export class Monitor {
     // what the failure report says of them before the next round.
     this.hardware.advanceTo(this.cycles);
     this.recovery.poll();
+    this.recovery.advance(this.cycles);
     // A safe point: every vCPU is between instructions.
     // In timing mode its references go through its CPU's cache, as the vCPUs' do.
     scanner?.afterRound(this.cycles, this.vms.filter((vm) => vm.state === 'running').map((vm) => ({ pmap: vm.pmap, sharesWithOthers: vm.sharesWithOthers, tables: vm.tables })),

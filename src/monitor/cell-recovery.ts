@@ -1,0 +1,208 @@
+// Cellular Disco's recovery, in simulated time: the hardware's failure report reaches every cell, the cells
+// that survive agree on the live set over the cell bus (cell-agreement.ts), and then each cleans up its own
+// part: it checks the VMs at home in it against what failed. The VMs are paused meanwhile. An episode's time
+// is detection + agreement + cleanup (docs/cells.md, "Recovery"); a fault during an episode restarts its
+// agreement, and its cleanup starts over from the new decision.
+
+import type { FailureRecord } from '../board/failure-report.js';
+import { CellAgreement } from './cell-agreement.js';
+import { CellBus } from './cell-bus.js';
+import type { CellMap } from './cells.js';
+import { CellObjects } from './revocable.js';
+
+/** What recovery costs, in machine cycles (100 MHz: 100 cycles a µs). Documented parameters, not measurements. */
+export interface RecoveryCosts {
+  /** From a fault to every cell taking the failure report's interrupt (a machine check's delivery and entry). */
+  notice: number;
+  /** A cell checking one guest page of a VM at home in it (a pmap entry read and its node compared; 8 to a line). */
+  pageCheck: number;
+  /** A cell ending one VM: its vCPUs off the run queue, its devices detached, its records dropped (fixed part). */
+  vmEnd: number;
+}
+
+/** 10 µs of notice, 4 cycles a page checked (a 128 MiB VM: 1.3 ms), 100 µs a VM ended. */
+export const DEFAULT_RECOVERY_COSTS: RecoveryCosts = { notice: 1_000, pageCheck: 4, vmEnd: 10_000 };
+
+/** One recovery, from the first failure record read to the last cell's cleanup; times in machine cycles. */
+export interface RecoveryEpisode {
+  /** The round boundary at which the first record was read (the fault's application). */
+  start: number;
+  /** `notice`: the report's interrupt on every cell. */
+  detection: number;
+  /** From the report's arrival to the survivors' decision (restarts by later faults included). */
+  agreement: number;
+  /** From the decision to the last live cell's end of cleanup. */
+  cleanup: number;
+  total: number;
+  /** Failure records it handled, and the reports that restarted its agreement (a fault during recovery). */
+  records: number;
+  reports: number;
+  rounds: number;
+  restarts: number;
+  /** The agreed live cells; the cells that failed in it; the VMs it ended (names). */
+  live: number[];
+  failedCells: number[];
+  vmsEnded: string[];
+  /** Messages cancelled on the cells found dead. */
+  cancelled: number;
+}
+
+/** A cell's own recovery state: the VMs that may use its resources (its own, and those spanning it). */
+export interface CellState {
+  readonly vms: Map<number, { readonly name: string; readonly cells: readonly number[]; readonly home: boolean }>;
+}
+
+/** What the survivors decided, for the monitor to carry out: the cells that go on, and the records it covers. */
+export interface CellDecisionWork {
+  live: readonly number[];
+  records: readonly FailureRecord[];
+  /** The live cells' own states (the only ones recovery may read). */
+  states: ReadonlyMap<number, CellState>;
+}
+
+/** What carrying out a decision did, per live cell: guest pages it checked, VMs it ended. */
+export interface CleanupWork {
+  failedCells: number[];
+  vmsEnded: string[];
+  perCell: Map<number, { pages: number; ended: number }>;
+}
+
+export interface CellRecoveryHost {
+  readonly cells: CellMap;
+  /** Whether a message from node `from` reaches node `to` now (MachineHardware.delivers). */
+  delivers(from: number, to: number): boolean;
+  /** Whether CPU `cpu` executes (a cell with none cannot take a message). */
+  cpuRuns(cpu: number): boolean;
+  /** Carries out the survivors' decision (fault-recovery.ts). */
+  carryOut(work: CellDecisionWork): CleanupWork;
+}
+
+export interface CellRecoveryOptions {
+  costs?: RecoveryCosts;
+  /** The bus's latency and timeout (cell-bus.ts defaults). */
+  latency?: number;
+  timeout?: number;
+}
+
+interface Running {
+  start: number;
+  /** Cycles at which the first report reached the cells (start + notice). */
+  noticed: number;
+  records: FailureRecord[];
+  reports: number;
+  /** Set once decided: when the cells resume (the last cleanup's end), and the episode so far. */
+  resumeAt: number | undefined;
+  episode: RecoveryEpisode | undefined;
+}
+
+export class CellRecovery {
+  readonly bus: CellBus;
+  readonly objects: CellObjects;
+  readonly costs: RecoveryCosts;
+  readonly episodes: RecoveryEpisode[] = [];
+  private readonly agreement: CellAgreement;
+  private readonly states: CellState[];
+  private running: Running | undefined = undefined;
+
+  constructor(private readonly host: CellRecoveryHost, options: CellRecoveryOptions = {}) {
+    const cells = host.cells;
+    this.costs = options.costs ?? DEFAULT_RECOVERY_COSTS;
+    const runs = (c: number): boolean => {
+      const cell = cells.cells[c]!;
+      return cell.failure === undefined && host.delivers(cell.monitorNode, cell.monitorNode) && cell.cpus.some((cpu) => host.cpuRuns(cpu));
+    };
+    this.bus = new CellBus({
+      cells: cells.count,
+      latency: options.latency,
+      timeout: options.timeout,
+      // A cell takes messages while its monitor node and one of its CPUs work; between two cells, while the
+      // interconnect carries a message from one's monitor node to the other's.
+      reachable: (from, to) => runs(from) && runs(to) && host.delivers(cells.cells[from]!.monitorNode, cells.cells[to]!.monitorNode),
+    });
+    this.objects = new CellObjects(cells.count);
+    this.states = cells.cells.map((cell) => this.objects.create(cell.id, { vms: new Map() } as CellState));
+    this.agreement = new CellAgreement(this.bus, { primary: cells.primary!.id, objects: this.objects });
+  }
+
+  /** True while an episode runs: no vCPU runs until the cells resume. */
+  get paused(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** A VM was placed: each of its cells records it (its home cell as its home). */
+  register(vm: number, name: string, cells: readonly number[], homeCell: number): void {
+    for (const c of cells) this.states[c]!.vms.set(vm, { name, cells: [...cells], home: c === homeCell });
+  }
+
+  /** A VM ended: the live cells forget it (a failed cell's state is not touched). */
+  unregister(vm: number, cells: readonly number[]): void {
+    for (const c of cells) if (!this.objects.isRevoked(c)) this.states[c]!.vms.delete(vm);
+  }
+
+  /** The state of cell `cell` (a proxy: it throws DeadCellError once the cell has failed). */
+  stateOf(cell: number): CellState {
+    return this.states[cell]!;
+  }
+
+  /** New failure records, read at the round boundary `now`: they start an episode, or restart the running one's agreement. */
+  received(records: readonly FailureRecord[], now: number): void {
+    if (records.length === 0) return;
+    const at = now + this.costs.notice;
+    if (this.running === undefined) {
+      // The primary's monitor node failed: the lowest other live cell coordinates (the report says which node
+      // failed, so its cells know it is not a partition).
+      this.electPrimary(records);
+      this.running = { start: now, noticed: at, records: [...records], reports: 1, resumeAt: undefined, episode: undefined };
+      this.agreement.begin(at);
+      return;
+    }
+    this.electPrimary(records);
+    this.running.records.push(...records);
+    this.running.reports++;
+    // Decided and cleaning up, or still agreeing: the cells agree again from where they are.
+    this.running.resumeAt = undefined;
+    this.agreement.report(at);
+  }
+
+  /** Moves the episode to machine time `now` (a round boundary). Returns the episode when it has ended. */
+  advance(now: number): RecoveryEpisode | undefined {
+    const r = this.running;
+    if (r === undefined) return undefined;
+    if (r.resumeAt === undefined) {
+      const { done, last } = this.agreement.advance(now);
+      if (!done) return undefined;
+      const result = this.agreement.finish(r.noticed, Math.max(last, r.noticed));
+      const decidedAt = r.noticed + result.cycles;
+      const states = new Map<number, CellState>();
+      for (const c of result.live) states.set(c, this.states[c]!);
+      const work = this.host.carryOut({ live: result.live, records: r.records, states });
+      for (const c of work.failedCells) this.objects.revoke(c);
+      // Each live cell cleans up its own part at once and in parallel; the last one's end resumes the VMs.
+      let cleanup = 0;
+      for (const [, w] of work.perCell) cleanup = Math.max(cleanup, w.pages * this.costs.pageCheck + w.ended * this.costs.vmEnd);
+      const previous = r.episode;
+      r.episode = {
+        start: r.start, detection: this.costs.notice, agreement: decidedAt - r.noticed, cleanup, total: decidedAt + cleanup - r.start,
+        records: r.records.length, reports: r.reports, rounds: (previous?.rounds ?? 0) + result.rounds, restarts: (previous?.restarts ?? 0) + result.restarts,
+        live: result.live, failedCells: [...(previous?.failedCells ?? []), ...work.failedCells],
+        vmsEnded: [...(previous?.vmsEnded ?? []), ...work.vmsEnded], cancelled: (previous?.cancelled ?? 0) + result.cancelled,
+      };
+      r.records = [];
+      r.resumeAt = decidedAt + cleanup;
+    }
+    if (now < r.resumeAt) return undefined;
+    const episode = r.episode!;
+    this.episodes.push(episode);
+    this.running = undefined;
+    return episode;
+  }
+
+  private electPrimary(records: readonly FailureRecord[]): void {
+    const cells = this.host.cells;
+    const primary = this.agreement.primaryCell;
+    const lost = new Set(records.flatMap((rec) => (rec.kind === 'node-failed' ? [rec.node] : [])));
+    if (!lost.has(cells.cells[primary]!.monitorNode)) return;
+    const next = cells.live.find((c) => c.id !== primary && !lost.has(c.monitorNode));
+    if (next !== undefined) this.agreement.primaryCell = next.id;
+  }
+}
