@@ -104,7 +104,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     'query-monitor': {
       help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesMonitor", "pagesFree", "pagesLost", "failed"}], "cpusFailed", "machineFailure", ' +
         '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "pagesMonitor", "cycles", "instructions", "worldSwitches", ' +
-        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}, "cells": [{"id", "nodes", "cpus", "monitorNode", "failure"}]}; per node, in use (by VMs) + reserved + the monitor\'s own + free + lost = its pages',
+        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}, "cells": [{"id", "nodes", "cpus", "monitorNode", "failure"}], "recovering", "recoveries": [{"start", "detection", "agreement", "cleanup", "total", "live", "failedCells", "vmsEnded", ...}] (several cells; times in cycles)}; per node, in use (by VMs) + reserved + the monitor\'s own + free + lost = its pages',
       run: () => ({
         cpus: monitor.cpus,
         nodes: monitor.layout.nodes.map((n) => ({
@@ -127,6 +127,8 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         mmu: monitor.mmu,
         vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
         cells: monitor.cells.cells.map((cell) => ({ id: cell.id, nodes: [...cell.nodes], cpus: [...cell.cpus], monitorNode: cell.monitorNode, failure: cell.failure ?? null })),
+        recovering: monitor.recovery.paused,
+        recoveries: monitor.recovery.cellular?.episodes ?? [],
       }),
     },
     'query-memory': {

@@ -519,9 +519,10 @@ describe('mirrorball up with tiny kernels', () => {
       const client = await Client.connect(join(runDir, 'control.sock'), up);
       await client.ok('qmp_capabilities');
       assert.deepEqual((await client.ok<Message[]>('query-vms')).map((v) => [v.name, v.state, v.cells]), [['idle1', 'running', [0]], ['idle2', 'stopped', [1]], ['idle3', 'stopped', [1]]]);
-      const machine = await client.ok<{ machineFailure: string | null; cells: { id: number; nodes: number[]; monitorNode: number; failure: string | null }[] }>('query-monitor');
+      const machine = await client.ok<{ machineFailure: string | null; cells: { id: number; nodes: number[]; monitorNode: number; failure: string | null }[]; recoveries: { live: number[]; failedCells: number[]; total: number; detection: number; agreement: number; cleanup: number }[] }>('query-monitor');
       assert.equal(machine.machineFailure, null);
       assert.deepEqual(machine.cells.map((c) => [c.id, c.nodes, c.monitorNode, c.failure]), [[0, [0], 0, null], [1, [1], 1, 'node 1, which held its monitor state, failed']]);
+      assert.deepEqual(machine.recoveries.map((r) => [r.live, r.failedCells, r.total === r.detection + r.agreement + r.cleanup]), [[[0], [1], true]]);
       const stop = mirrorball(['stop', 'idle1', '--run-dir', runDir]);
       assert.equal(stop.status, 0, stop.stderr);
       assert.equal(await up.done, 0, up.stderr);
