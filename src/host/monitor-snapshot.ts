@@ -2,6 +2,7 @@
 // monitor's part (monitor/monitor-snapshot.ts), and per VM how the host built it: its drives by path and
 // content hash (never copied), its rng's seed.
 
+import { savedVmCells } from '../monitor/monitor-snapshot.js';
 import { performance } from 'node:perf_hooks';
 import { StateError, StateReader, integerItem } from '../memory/state.js';
 import {
@@ -115,7 +116,7 @@ export function savedVm(loaded: LoadedMonitorSnapshot, name: string): ReadVm {
  * A VM of `monitor` made like the saved `v` (named `name` here), with its drives (each checked to be there and
  * unchanged) and rng, not yet restored: `homeNode` for a whole restore. Throws SnapshotFileError.
  */
-function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name: string, io: VmIo, disks: OpenDrive[], homeNode?: number): VirtualMachine {
+function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name: string, io: VmIo, disks: OpenDrive[], homeNode?: number, cell?: number): VirtualMachine {
   const fail = (why: string): SnapshotFileError => new SnapshotFileError(`${loaded.what} cannot be restored: VM ${v.name}: ${why}`);
   const build = loaded.builds.get(v.name)!;
   for (const disk of build.drives) {
@@ -125,7 +126,7 @@ function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name
   let vm: VirtualMachine;
   try {
     vm = monitor.createVm({
-      name, vcpus: v.vcpus, memoryBytes: v.memoryBytes, net: v.net, share: v.scheduler?.share, homeNode, sharing: v.sharing,
+      name, vcpus: v.vcpus, memoryBytes: v.memoryBytes, net: v.net, share: v.scheduler?.share, homeNode, cell, sharing: v.sharing,
       secondLevelEntries: v.secondLevelEntries, console: io.console, log: io.log,
     });
   } catch (error) {
@@ -187,14 +188,22 @@ export function restoreWhole(
     let monitor: Monitor;
     try {
       monitor = new Monitor({
-        config: s.config, costs: s.costs, quantumRounds: s.quantumRounds, mmu: s.mmu, placement: s.placement, gStageTlbEntries: s.gStageTlbEntries, subnet: s.subnet,
+        config: s.config, costs: s.costs, quantumRounds: s.quantumRounds, mmu: s.mmu, placement: s.placement, gStageTlbEntries: s.gStageTlbEntries, subnet: s.subnet, cells: s.cells,
         // A machine saved without a timing configuration may be given one (restoreMonitor), and then a policy.
         timing: s.timing ?? host.timing, policy: s.timing === null ? host.policy : undefined, translate: host.translate, log: host.log,
       });
     } catch (error) {
       throw new SnapshotFileError(`${loaded.what} cannot be restored: its machine: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const vms = saved.vms.map((v) => makeVm(monitor, loaded, v, v.name, io(v.name), disks, v.pmap.homeNode));
+    // With several cells, each VM confined to one goes back into it (a spanning one spans again from its home).
+    let vmCells: number[][] | undefined;
+    try {
+      vmCells = savedVmCells(saved.whole, saved.vms.length, monitor.cells.count);
+    } catch (error) {
+      if (error instanceof StateError) throw new SnapshotFileError(`${loaded.what} cannot be restored: ${error.message}`);
+      throw error;
+    }
+    const vms = saved.vms.map((v, i) => makeVm(monitor, loaded, v, v.name, io(v.name), disks, v.pmap.homeNode, vmCells?.[i]?.length === 1 ? vmCells[i]![0] : undefined));
     try {
       restoreMonitor(monitor, saved, vms);
       if (monitor.scanner === undefined && host.scan !== undefined) monitor.setScan(host.scan);

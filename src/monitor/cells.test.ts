@@ -9,15 +9,16 @@ import { monitorMachine } from '../../test/helpers/vm-program.js';
 import { cellNodes, CellMap, CellsError } from './cells.js';
 import { BLOCK_PAGES, FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
-import { saveMonitor, saveOneVm } from './monitor-snapshot.js';
+import { saveOneVm } from './monitor-snapshot.js';
+import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
-import { SnapshotError } from '../board/snapshot.js';
 import type { VirtualMachine } from './vm.js';
 import { psTable, statsTable } from '../cli/vm-commands.js';
 import { listVm } from '../control/monitor-commands.js';
 import { accountVm } from './accounting.js';
 
 const MiB = 2 ** 20;
+const noBuild = (): { drives: []; rngSeed: null } => ({ drives: [], rngSeed: null });
 const quiet = (): void => {};
 
 test('cells: a count splits the nodes evenly in id order; lists are taken as given, each sorted; none is one cell', () => {
@@ -232,11 +233,31 @@ test('several cells refuse what is the whole machine\'s (the page cache, boot im
   assert.ok(m.memory.nodeOf(b.pmap.lookup(3)) >= 2);
 });
 
-test('snapshots: a monitor of several cells is not saved whole (one line); its VMs are, one by one', () => {
+test('snapshots: a monitor of several cells is saved whole and comes back with its cells and every VM in its place', () => {
   const m = twoCells();
-  const vm = m.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
-  assert.throws(() => saveMonitor(m), (e: unknown) => e instanceof SnapshotError && e.message === 'a monitor of 2 cells cannot be saved whole yet (docs/cells.md): save its VMs one by one');
-  assert.equal(saveOneVm(m, vm).vms.length, 1);
+  const a = m.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  const b = m.createVm({ name: 'b', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, cell: 0 });
+  // 72 MiB fits in neither cell (64 MiB each): it spans.
+  const wide = m.createVm({ name: 'wide', vcpus: 1, memoryBytes: 72 * MiB, console: quiet });
+  for (const v of [a, b, wide]) touch(v, 3);
+  assert.deepEqual([a.cells, b.cells, wide.cells], [[0], [0], [0, 1]]);
+  const { monitor: again } = restoreWhole(decodeMonitorSnapshot(encodeMonitorSnapshot(m, noBuild)), {}, () => ({ console: quiet }));
+  assert.deepEqual(again.cells.spec, m.cells.spec);
+  assert.deepEqual(again.vms.map((v) => [v.name, v.cells, v.pmap.homeNode]), m.vms.map((v) => [v.name, v.cells, v.pmap.homeNode]));
+  // Still confined: a's next pages come from cell 0's nodes only, and the recovery's states know each VM.
+  const ra = again.vm('a')!;
+  for (let g = 0; g < 40; g++) {
+    touch(ra, g);
+    assert.ok(again.memory.nodeOf(ra.pmap.lookup(g)) < 2, `page ${g}`);
+  }
+  assert.deepEqual([...again.recovery.cellular!.stateOf(1).vms.values()].map((e) => e.name), ['wide']);
+  // One VM alone is saved as before.
+  assert.equal(saveOneVm(m, a).vms.length, 1);
+  // A snapshot whose VMs' cells do not match the machine it is restored into is refused, one line.
+  const bytes = encodeMonitorSnapshot(m, noBuild);
+  const loaded = decodeMonitorSnapshot(bytes);
+  (loaded.saved.settings as { cells?: number[][] }).cells = [[0, 1, 2, 3]];
+  assert.throws(() => restoreWhole(loaded, {}, () => ({ console: quiet })), /cannot be restored/);
 });
 
 test('ps and stats show each VM\'s cells on a machine of several cells, and nothing new on one of one', () => {

@@ -24,6 +24,7 @@ import type { SchedVcpu, SchedulerState } from './scheduler.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, type Relocation, type VmSnapshot } from './vm-snapshot.js';
 import type { MmuMode, VirtualMachine } from './vm.js';
+import { cellNodes } from './cells.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
 export const MONITOR_SNAPSHOT_VERSION = 6;
@@ -39,6 +40,8 @@ export interface MonitorSettings {
   timing: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> } | null;
   /** The subnet's cards' offloads and MTU, when given (absent: none). */
   subnet?: SubnetOptions;
+  /** The cells' nodes, with several cells (absent: one cell of every node). */
+  cells?: number[][];
 }
 
 /** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
@@ -66,6 +69,8 @@ export interface WholeMonitor {
   pageCache: PageCacheState;
   /** The content-sharing scanner, null when it is off. */
   scanner: ScannerState | null;
+  /** With several cells: per VM, the cells it depends on (one: confined there); absent with one cell. */
+  vmCells?: number[][];
 }
 
 export interface MonitorSnapshot {
@@ -130,7 +135,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
   if (monitor.policy !== undefined && monitor.policySignal === 'tlb-misses') {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
-  if (monitor.cells.count > 1) throw new SnapshotError(`a monitor of ${monitor.cells.count} cells cannot be saved whole yet (docs/cells.md): save its VMs one by one`);
+  if (monitor.recovery.paused) throw new SnapshotError('the cells are recovering from a fault: save once they have');
   const nodes = monitor.layout.nodes.length;
   const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
   const pageCache = monitor.pageCache.saveState();
@@ -147,6 +152,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
       subnet: monitor.subnet.saveState(), timing: model === undefined ? null : saveTimingModel(model, monitor.executionMode),
       writes: model === undefined ? null : model.counters.saveWatch(), ledger: monitor.ledger.saveState(),
       pageCache, scanner: monitor.scanner?.saveState(running) ?? null,
+      ...(monitor.cells.count > 1 ? { vmCells: monitor.vms.map((vm) => [...vm.cells]) } : {}),
     },
     pages: pageImage(monitor.memory, used),
     vms,
@@ -176,6 +182,26 @@ export interface ReadMonitor {
 }
 
 /** Reads a monitor snapshot (as `saveMonitor` or `saveOneVm` made it) and checks what it can alone. Throws StateError. */
+/** Saved cells (`settings.cells`): lists of nodes that partition the machine's `nodes`. Throws StateError. */
+function readCells(value: unknown, nodes: number, path: string): number[][] {
+  if (!Array.isArray(value) || !value.every((c) => Array.isArray(c) && c.every((n) => Number.isInteger(n)))) throw new StateError(`${path}: not lists of nodes`);
+  try {
+    return cellNodes(value as number[][], nodes);
+  } catch (error) {
+    throw new StateError(`${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Per saved VM, the cells it was placed in (a whole snapshot of several cells), or undefined. Throws StateError. */
+export function savedVmCells(whole: StateReader, vms: number, cells: number): number[][] | undefined {
+  if (!whole.has('vmCells')) return undefined;
+  const value = whole.value('vmCells');
+  if (!Array.isArray(value) || value.length !== vms || !value.every((c) => Array.isArray(c) && c.length > 0 && c.every((n) => Number.isInteger(n) && n >= 0 && n < cells))) {
+    throw new StateError(`snapshot.whole.vmCells: not a list of cells for each of the ${vms} VMs`);
+  }
+  return value as number[][];
+}
+
 export function readMonitorSnapshot(value: unknown): ReadMonitor {
   const r = new StateReader(value, 'snapshot');
   const format = r.string('format');
@@ -199,6 +225,7 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
     costs: Object.fromEntries(Object.keys(costValues).map((k) => [k, costs.amount(k)])) as unknown as MonitorCosts,
     timing: s.value('timing') === null ? null : s.value('timing') as MonitorSettings['timing'],
     subnet: s.has('subnet') ? readSubnetOptions(s.object('subnet')) : undefined,
+    ...(s.has('cells') ? { cells: readCells(s.value('cells'), config.nodes.length, 'snapshot.settings.cells') } : {}),
   };
   const nodes = config.nodes.length;
   const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);
@@ -337,6 +364,11 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   if (ledger.some((v) => v > SHARE_SOURCES.length)) throw new StateError('snapshot.whole.ledger: not a sharing source');
   const tables = saved.vms.map((v, i) => (v.state === 'running' ? readLists(new StateReader({ tables: v.tables }, `snapshot.vms[${i}]`), 'tables', vms[i]!.tables.savePages()) : []));
   const pageCache = readPageCache(w.object('pageCache'), memory.totalPages);
+  const vmCells = savedVmCells(w, saved.vms.length, monitor.cells.count);
+  if ((vmCells !== undefined) !== (monitor.cells.count > 1)) throw new StateError('snapshot.whole.vmCells: saved with other cells');
+  vmCells?.forEach((cells, i) => {
+    if (!same(cells, vms[i]!.cells)) throw new StateError(`snapshot.whole.vmCells[${i}]: VM ${vms[i]!.name} was in cells ${cells.join(', ')}, and is placed in ${vms[i]!.cells.join(', ')} here`);
+  });
   const scanner = w.value('scanner') === null ? null
     : readScanner(w.object('scanner'), saved.vms.map((v) => ({ pages: v.memoryBytes / PAGE, running: v.state === 'running' })), monitor.cpus);
   const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()], pageCache);
