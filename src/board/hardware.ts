@@ -25,6 +25,7 @@ export class FaultInjector {
   private queue: (ScheduledFault & { order: number })[] = [];
   private order = 0;
   readonly applied: AppliedFault[] = [];
+  private readonly listeners = new Set<(applied: AppliedFault) => void>();
 
   constructor(private readonly faults: MachineFaults) {}
 
@@ -54,10 +55,22 @@ export class FaultInjector {
     while (this.queue.length > 0 && this.queue[0]!.time <= now) {
       const { time, fault } = this.queue.shift()!;
       this.faults.apply(fault);
-      due.push({ time, fault, appliedAt: now });
+      const applied = { time, fault, appliedAt: now };
+      for (const listener of this.listeners) listener(applied);
+      due.push(applied);
     }
     this.applied.push(...due);
     return due;
+  }
+
+  /**
+   * Tells `listener` of each fault as it takes effect, at its round boundary, before the machine's owner can
+   * hear of it (the owner reads the report after `advanceTo` returns): a campaign reads its ground truth
+   * there, from the machine as the fault found it. Returns the function that stops it.
+   */
+  onApply(listener: (applied: AppliedFault) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** One line per applied fault, for logs. */
