@@ -35,6 +35,21 @@ export interface RecoveryHost {
 }
 
 /**
+ * What the monitor did about one record of the report, and when (machine cycles): what a campaign reports as
+ * recovery time. No cost of detection, agreement or cleanup is modelled yet, so `doneAt` is `detectedAt`;
+ * when those costs come, they are the fields to add between the two.
+ */
+export interface HandledRecord {
+  readonly record: FailureRecord;
+  /** When the monitor read it: at the round boundary it was made at, or at once for a vCPU's bus error. */
+  readonly detectedAt: number;
+  /** When every VM that depended on it had been ended. */
+  readonly doneAt: number;
+  /** The VMs its handling ended (a VM that took a bus error was ended just before, by the exit). */
+  readonly ended: readonly string[];
+}
+
+/**
  * With one cell, node 0 holds what the monitor cannot lose: the code every CPU runs, and its global state
  * (the scheduler, the page allocator's lists, the VMs' records; in this emulation the TypeScript heap, placed
  * on the boot node as a real monitor's would be). Its failure, or a partition that leaves the monitor without
@@ -68,6 +83,8 @@ export class FaultRecovery {
   readonly lostCpus = new Set<number>();
   /** Set when the machine cannot go on (node 0 lost): every VM has been ended with it. */
   machineFailure: string | undefined = undefined;
+  /** Every record read, with when it was read and handled, in order. */
+  readonly handled: HandledRecord[] = [];
 
   /**
    * With several cells, the cells' recovery (cell-recovery.ts): records start an episode in simulated time,
@@ -99,7 +116,13 @@ export class FaultRecovery {
       this.cellular.received(records, this.host.now());
       return;
     }
-    for (const record of records) this.handle(record);
+    for (const record of records) {
+      const detectedAt = this.host.now();
+      const before = new Set(this.running());
+      this.handle(record);
+      const ended = [...before].filter((vm) => vm.state !== 'running').map((vm) => vm.name);
+      this.handled.push({ record, detectedAt, doneAt: this.host.now(), ended });
+    }
   }
 
   /** With several cells, moves a running recovery to the round boundary `now`; returns it once it has ended. */
