@@ -27,6 +27,8 @@ export interface SessionVm {
   sharing?: boolean;
   /** A virtio-rng device seeded with this (`run --rng`): the guest's entropy, so VMs can differ. */
   rng?: number;
+  /** Its home node (`VmSpec.homeNode`; default: the monitor's choice). */
+  homeNode?: number;
 }
 
 export interface MonitorSessionOptions {
@@ -137,7 +139,7 @@ export class MonitorSession {
     });
     for (const spec of options.vms) {
       const vm = saved === undefined
-        ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, console: consoles.get(spec.name)! })
+        ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, homeNode: spec.homeNode, console: consoles.get(spec.name)! })
         : this.monitor.vm(spec.name);
       if (saved === undefined && vm !== undefined && spec.drives !== undefined) {
         this.disks.push(...attachDrives(vm.machine, spec.drives, `vm ${spec.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics)));
