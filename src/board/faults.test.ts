@@ -264,3 +264,18 @@ test('a bare machine given the hardware: a stopped CPU runs nothing, the other r
   assert.equal(h0.pc, n0.base + 0x1000);
   assert.deepEqual(hw.report.since(0).map(describeRecord), ['CPU 1 (node 1) stopped', 'node 1 failed (CPUs 1)', `bus error (memory-failed) at 0x${(n1.base + 0x40).toString(16)} by CPU 0`]);
 });
+
+test('onApply tells of each fault as it takes effect, with the fault already true and the report not yet read', () => {
+  const hw = numa4x2();
+  const seen: string[] = [];
+  const stop = hw.injector.onApply((a) => seen.push(`${faultName(a.fault)} at ${a.appliedAt}: node 2 ${hw.state.nodeFailed(2) ? 'failed' : 'runs'}, ${hw.report.count} records`));
+  hw.injector.schedule(5000, { kind: 'node', node: 2 });
+  hw.advanceTo(4096);
+  assert.deepEqual(seen, []);
+  hw.advanceTo(8192);
+  assert.deepEqual(seen, ['node 2 at 8192: node 2 failed, 1 records']);
+  stop();
+  hw.injector.inject({ kind: 'cpu', cpu: 0 });
+  hw.advanceTo(12288);
+  assert.equal(seen.length, 1, 'a listener stopped hears nothing');
+});
