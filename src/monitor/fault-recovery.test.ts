@@ -84,6 +84,13 @@ test('a node fails: the VM at home there and a VM with one page there end, each 
   assert.equal(a.state, 'running');
   assert.ok(s.log.includes('hardware: node 2 failed (CPUs 2)'), s.log.join('\n'));
   assert.ok(s.log.includes('hardware: node 2 failed; the monitor goes on with nodes 0, 1, 3'));
+  // Read and handled at the boundary the fault took effect at (no recovery cost is modelled yet), ending b and c.
+  const [handled] = s.monitor.recovery.handled;
+  assert.equal(s.monitor.recovery.handled.length, 1);
+  assert.equal(handled!.record.kind, 'node-failed');
+  assert.equal(handled!.detectedAt, handled!.record.time);
+  assert.equal(handled!.doneAt, handled!.detectedAt);
+  assert.deepEqual(handled!.ended, ['b', 'c']);
   finish(s);
   assert.equal(a.state, 'running');
   assert.equal(s.monitor.memory.pagesFree(2), 0);
