@@ -1,0 +1,276 @@
+// One injection of the faults campaign (docs/experiments.md, "faults"): the booted machine restored, checksummed
+// work started in every VM, one fault at a seeded moment into it, the ground truth read from the machine as
+// the fault found it, and the survivors' work, which ran through the fault and the recovery, checked.
+
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { faultName, type Fault } from '../board/faults.js';
+import type { AppliedFault } from '../board/hardware.js';
+import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
+import { cachedBoot, contentHash } from '../guest/boot-cache.js';
+import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
+import { MONITOR_NODE } from '../monitor/fault-recovery.js';
+import { FREE, PAGE } from '../monitor/machine-memory.js';
+import type { Monitor } from '../monitor/monitor.js';
+
+const MiB = 2 ** 20;
+export const CYCLES_PER_MS = CPU_CYCLES_PER_SECOND / 1000;
+
+/**
+ * The machine: numa4x2 (4 nodes of 2 CPUs on a 2×2 mesh), one node per future cell, so a cell's failure is
+ * its node's. When cells land, `cells: 4` (one node each) is the line to add to `faultsMonitorOptions`.
+ */
+export const FAULTS_TOPOLOGY = 'numa4x2';
+export const FAULTS_MEMORY = 512 * MiB;
+export const NODE_MEMORY = FAULTS_MEMORY / 4;
+
+/** How a VM stands to the nodes: memory on its home node only, or spread over every node. */
+export type VmShape = 'confined' | 'spanning';
+
+export interface CampaignVm extends SessionVm {
+  shape: VmShape;
+}
+
+/**
+ * Four VMs confined to one node each (their memory fits there, their home is that node) and two spanning VMs,
+ * larger than a node, whose pages are spread round-robin over the four nodes after boot. One vCPU each.
+ */
+export const CAMPAIGN_VMS: readonly CampaignVm[] = [
+  ...[0, 1, 2, 3].map((n) => ({ name: `c${n}`, shape: 'confined' as const, vcpus: 1, memoryBytes: 64 * MiB, homeNode: n })),
+  ...[0, 1].map((i) => ({ name: `s${i}`, shape: 'spanning' as const, vcpus: 1, memoryBytes: NODE_MEMORY + 32 * MiB, homeNode: 1 + 2 * i })),
+];
+
+export function faultsMachine(): ReturnType<typeof topologyPreset>['config'] {
+  return topologyPreset(FAULTS_TOPOLOGY, FAULTS_MEMORY).config;
+}
+
+/** Numbers in the checksummed work: VM i's round r of injection k prints `seq first(k, i, r) … + WORK_NUMBERS − 1`. */
+export const WORK_NUMBERS = 3000;
+
+export function workFirst(injection: number, vm: number, round: number): number {
+  return 1 + ((injection * 64 + vm * 8 + round) % 100_003) * 1000;
+}
+
+export function workCommand(first: number): string {
+  return `seq ${first} ${first + WORK_NUMBERS - 1} | md5sum`;
+}
+
+/** What `workCommand(first)` must print first, computed here. */
+export function expectedMd5(first: number): string {
+  const hash = createHash('md5');
+  for (let n = first; n < first + WORK_NUMBERS; n += 1000) {
+    let chunk = '';
+    for (let m = n; m < Math.min(n + 1000, first + WORK_NUMBERS); m++) chunk += `${m}\n`;
+    hash.update(chunk);
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The booted machine as snapshot bytes: every VM at its first idle moment after boot, the spanning VMs' pages
+ * spread. Kept in the boot cache (src/guest/boot-cache.ts), so a second campaign skips the boot.
+ */
+export async function bootedCampaign(kernel: Uint8Array, initrd: Uint8Array, timeoutMs: number): Promise<{ bytes: Uint8Array; cached: boolean }> {
+  const config = faultsMachine();
+  const vms = CAMPAIGN_VMS.map(({ shape: _shape, ...vm }) => vm);
+  const key = { kind: 'faults-campaign', version: 1, kernel: contentHash(kernel), initrd: contentHash(initrd), config, vms, spanning: CAMPAIGN_VMS.filter((v) => v.shape === 'spanning').map((v) => v.name) };
+  return cachedBoot(key, async () => {
+    const session = await MonitorSession.boot({ kernel, initrd, config, vms, holdIdle: true, timeoutMs });
+    try {
+      await session.atMachineIdle(() => {
+        for (const spec of CAMPAIGN_VMS) if (spec.shape === 'spanning') spreadPages(session.monitor, spec.name);
+      });
+      return await session.snapshot();
+    } finally {
+      await session.kill();
+    }
+  });
+}
+
+/** VM `name`'s mapped pages moved round-robin over the nodes (page n to node n mod nodes), as a VM larger than a node. */
+function spreadPages(monitor: Monitor, name: string): void {
+  const vm = monitor.vm(name)!;
+  const nodes = monitor.layout.nodes.length;
+  for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
+    const mpn = vm.pmap.lookup(gppn);
+    if (mpn !== FREE && monitor.memory.nodeOf(mpn) !== gppn % nodes) vm.pmap.migrate(gppn, gppn % nodes);
+  }
+}
+
+/** Why a VM depended on what failed, as the machine's state said when the fault took effect. */
+export interface Dependence {
+  vm: string;
+  reasons: string[];
+}
+
+/** The ground truth of one fault: what it took, and every VM that had vCPU state, pages, devices or the monitor's data there. */
+export interface GroundTruth {
+  /** Nodes lost: the failed node, or the nodes a router's failure cut off from node 0's side (from the hardware's routes). */
+  nodes: number[];
+  cpus: number[];
+  /** The poisoned machine page, for page and line faults. */
+  page: number | null;
+  /** Every node the fault touched: lost, holding a failed CPU, or holding the poisoned page (none for a link with a way round). */
+  touched: number[];
+  dependents: Dependence[];
+}
+
+/**
+ * Reads the ground truth of `applied` from the machine, at the boundary where it took effect and before the
+ * monitor heard of it: the hardware's fault state and routes, each vCPU's CPU (where its registers are), each
+ * VM's machine pages, its home node (its devices), and the machine pages of the monitor's data for it.
+ */
+export function groundTruth(monitor: Monitor, applied: AppliedFault): GroundTruth {
+  const { layout } = monitor;
+  const state = monitor.hardware.state;
+  const fault = applied.fault;
+  let nodes: number[] = [];
+  let cpus: number[] = [];
+  let page: number | null = null;
+  switch (fault.kind) {
+    case 'node':
+      nodes = [fault.node];
+      break;
+    case 'cpu':
+      cpus = [fault.cpu];
+      break;
+    case 'link':
+    case 'router': {
+      // Partitions are fail-stop: the side without node 0 stops (docs/faults.md).
+      const routes = state.interconnect;
+      nodes = layout.nodes.map((n) => n.id).filter((n) => !routes.reaches(MONITOR_NODE, n));
+      break;
+    }
+    case 'page':
+    case 'line':
+      page = Math.floor((fault.address - layout.nodes[0]!.base) / PAGE);
+      break;
+  }
+  cpus = [...new Set([...cpus, ...nodes.flatMap((n) => layout.nodes[n]!.harts)])];
+  const onLost = (mpn: number): boolean => mpn === page || nodes.includes(monitor.memory.nodeOf(mpn));
+  const dependents: Dependence[] = [];
+  for (const vm of monitor.vms) {
+    if (vm.state !== 'running') continue;
+    const reasons: string[] = [];
+    for (const cpu of cpus) if (monitor.scheduler.lastOn(cpu)?.vm === vm.id) reasons.push(`vCPU on CPU ${cpu}`);
+    if (nodes.includes(vm.pmap.homeNode)) reasons.push(`devices on node ${vm.pmap.homeNode}`);
+    let pages = 0;
+    for (let gppn = 0; gppn < vm.pmap.pages; gppn++) {
+      const mpn = vm.pmap.lookup(gppn);
+      if (mpn !== FREE && onLost(mpn)) pages++;
+    }
+    if (pages > 0) reasons.push(`${pages} pages`);
+    const tables = vm.tables.savePages().flat().filter(onLost).length;
+    if (tables > 0) reasons.push(`${tables} pages of monitor data`);
+    if (reasons.length > 0) dependents.push({ vm: vm.name, reasons });
+  }
+  const touched = [...new Set([...nodes, ...cpus.map((c) => layout.hartNode[c]!), ...(page === null ? [] : [monitor.memory.nodeOf(page)])])].sort((a, b) => a - b);
+  return { nodes, cpus, page, touched, dependents };
+}
+
+export interface InjectionRequest {
+  index: number;
+  fault: Fault;
+  /** Cycles after the work starts at which the fault is due. */
+  offset: number;
+}
+
+/** One VM's fate in one injection. */
+export interface VmFate {
+  name: string;
+  shape: VmShape;
+  dependent: boolean;
+  lost: boolean;
+  reason: string | null;
+  /** Work rounds it finished, and how many printed the wrong checksum. */
+  rounds: number;
+  wrong: number;
+  /** Its last round's result came after the fault took effect (read when the host got it: at most a batch of rounds late). */
+  checkedAfterFault: boolean;
+}
+
+export interface InjectionResult {
+  index: number;
+  fault: string;
+  kind: Fault['kind'];
+  offsetMs: number;
+  /** Machine cycles when it took effect (null: it never did). */
+  appliedAt: number | null;
+  truth: GroundTruth | null;
+  vms: VmFate[];
+  /** Simulated ms from the fault taking effect to the monitor reading the first record it made (null: nothing read). */
+  detectMs: number | null;
+  /** From then to the monitor having ended every VM it ended (no cost is modelled yet: 0). */
+  handleMs: number | null;
+  /** detectMs + handleMs. */
+  recoveryMs: number | null;
+  /** Host seconds: restoring the machine, and the whole injection. */
+  restoreSeconds: number;
+  hostSeconds: number;
+}
+
+const MAX_ROUNDS = 6;
+
+/**
+ * One injection on the booted machine `bytes`: every VM runs the work, and the fault is due `offset` cycles
+ * into it (another round if it has not taken effect by the end). Lost VMs are those the monitor ended; which
+ * depended comes from `groundTruth`, read as the fault took effect.
+ */
+export async function runInjection(bytes: Uint8Array, r: InjectionRequest, timeoutMs: number): Promise<InjectionResult> {
+  const started = performance.now();
+  const session = await MonitorSession.boot({ kernel: new Uint8Array(), config: faultsMachine(), vms: CAMPAIGN_VMS.map(({ shape: _s, ...vm }) => vm), restore: bytes, timeoutMs });
+  const restoreSeconds = (performance.now() - started) / 1000;
+  const monitor = session.monitor;
+  // Set as the fault takes effect (a holder: the listener runs inside the monitor's rounds).
+  const seen: { applied?: AppliedFault; truth?: GroundTruth } = {};
+  const stop = monitor.hardware.injector.onApply((a) => {
+    seen.applied = a;
+    seen.truth = groundTruth(monitor, a);
+  });
+  const appliedAt = (): number | undefined => seen.applied?.appliedAt;
+  const fates = CAMPAIGN_VMS.map((spec) => ({ name: spec.name, shape: spec.shape, dependent: false, lost: false, reason: null as string | null, rounds: 0, wrong: 0, checkedAfterFault: false }));
+  try {
+    // The work spans the fault and the monitor's recovery: a round's checksums come from work that ran through
+    // both. Rounds go on only while the fault has not taken effect (time stands still while every VM waits).
+    for (let round = 0; round < MAX_ROUNDS && appliedAt() === undefined; round++) {
+      const running = CAMPAIGN_VMS.map((spec, i) => ({ spec, i })).filter(({ spec }) => monitor.vm(spec.name)?.state === 'running');
+      if (running.length === 0) break;
+      const work = running.map(({ spec, i }) => {
+        const first = workFirst(r.index, i, round);
+        return session.exec(spec.name, workCommand(first)).then(
+          (result) => ({ i, ok: result.status === 0 && result.output.split(/\s+/)[0] === expectedMd5(first), done: true, at: monitor.cycles }),
+          // The VM ended during the command (lost), or the command failed in a VM still running (wrong).
+          () => ({ i, ok: false, done: monitor.vm(spec.name)?.state === 'running', at: monitor.cycles }),
+        );
+      });
+      if (round === 0) await session.atMachineIdle(() => monitor.hardware.injector.schedule(monitor.cycles + r.offset, r.fault));
+      for (const w of await Promise.all(work)) {
+        if (!w.done) continue;
+        fates[w.i]!.rounds++;
+        if (!w.ok) fates[w.i]!.wrong++;
+        fates[w.i]!.checkedAfterFault = w.at > (appliedAt() ?? Infinity);
+      }
+    }
+  } finally {
+    stop();
+    await session.kill();
+  }
+  for (const [i, spec] of CAMPAIGN_VMS.entries()) {
+    const vm = monitor.vm(spec.name)!;
+    const fate = fates[i]!;
+    fate.lost = vm.state !== 'running';
+    fate.reason = fate.lost ? vm.reason : null;
+    fate.dependent = seen.truth?.dependents.some((d) => d.vm === spec.name) ?? false;
+  }
+  // Recovery: from the fault taking effect to the last record the monitor handled for it (one fault per machine).
+  const { applied, truth } = seen;
+  const handled = applied === undefined ? [] : monitor.recovery.handled.filter((h) => h.detectedAt >= applied.appliedAt);
+  const ms = (cycles: number): number => cycles / CYCLES_PER_MS;
+  const detectMs = handled.length === 0 ? null : ms(handled[0]!.detectedAt - applied!.appliedAt);
+  const recoveryMs = handled.length === 0 ? null : ms(Math.max(...handled.map((h) => h.doneAt)) - applied!.appliedAt);
+  return {
+    index: r.index, fault: faultName(r.fault), kind: r.fault.kind, offsetMs: ms(r.offset), appliedAt: applied?.appliedAt ?? null, truth: truth ?? null,
+    vms: fates, detectMs, handleMs: recoveryMs === null ? null : recoveryMs - detectMs!, recoveryMs,
+    restoreSeconds, hostSeconds: (performance.now() - started) / 1000,
+  };
+}
