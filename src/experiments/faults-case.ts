@@ -11,14 +11,14 @@ import { cachedBoot, contentHash } from '../guest/boot-cache.js';
 import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
 import { MONITOR_NODE } from '../monitor/fault-recovery.js';
 import { FREE, PAGE } from '../monitor/machine-memory.js';
-import type { Monitor } from '../monitor/monitor.js';
+import type { Monitor, MonitorOptions } from '../monitor/monitor.js';
 
 const MiB = 2 ** 20;
 export const CYCLES_PER_MS = CPU_CYCLES_PER_SECOND / 1000;
 
 /**
  * The machine: numa4x2 (4 nodes of 2 CPUs on a 2×2 mesh), one node per future cell, so a cell's failure is
- * its node's. When cells land, `cells: 4` (one node each) is the line to add to `faultsMonitorOptions`.
+ * its node's. When cells land, `cells: 4` (one node each) is the line to add to FAULTS_MONITOR.
  */
 export const FAULTS_TOPOLOGY = 'numa4x2';
 export const FAULTS_MEMORY = 512 * MiB;
@@ -39,6 +39,9 @@ export const CAMPAIGN_VMS: readonly CampaignVm[] = [
   ...[0, 1, 2, 3].map((n) => ({ name: `c${n}`, shape: 'confined' as const, vcpus: 1, memoryBytes: 64 * MiB, homeNode: n })),
   ...[0, 1].map((i) => ({ name: `s${i}`, shape: 'spanning' as const, vcpus: 1, memoryBytes: NODE_MEMORY + 32 * MiB, homeNode: 1 + 2 * i })),
 ];
+
+/** The monitor's options beyond the machine (the defaults: fast mode, pages from the home node, no sharing scanner). */
+export const FAULTS_MONITOR: Omit<MonitorOptions, 'config'> = {};
 
 export function faultsMachine(): ReturnType<typeof topologyPreset>['config'] {
   return topologyPreset(FAULTS_TOPOLOGY, FAULTS_MEMORY).config;
@@ -73,9 +76,9 @@ export function expectedMd5(first: number): string {
 export async function bootedCampaign(kernel: Uint8Array, initrd: Uint8Array, timeoutMs: number): Promise<{ bytes: Uint8Array; cached: boolean }> {
   const config = faultsMachine();
   const vms = CAMPAIGN_VMS.map(({ shape: _shape, ...vm }) => vm);
-  const key = { kind: 'faults-campaign', version: 1, kernel: contentHash(kernel), initrd: contentHash(initrd), config, vms, spanning: CAMPAIGN_VMS.filter((v) => v.shape === 'spanning').map((v) => v.name) };
+  const key = { kind: 'faults-campaign', version: 1, kernel: contentHash(kernel), initrd: contentHash(initrd), config, vms, monitor: FAULTS_MONITOR, spanning: CAMPAIGN_VMS.filter((v) => v.shape === 'spanning').map((v) => v.name) };
   return cachedBoot(key, async () => {
-    const session = await MonitorSession.boot({ kernel, initrd, config, vms, holdIdle: true, timeoutMs });
+    const session = await MonitorSession.boot({ kernel, initrd, config, vms, monitor: FAULTS_MONITOR, holdIdle: true, timeoutMs });
     try {
       await session.atMachineIdle(() => {
         for (const spec of CAMPAIGN_VMS) if (spec.shape === 'spanning') spreadPages(session.monitor, spec.name);
@@ -218,7 +221,7 @@ const MAX_ROUNDS = 6;
  */
 export async function runInjection(bytes: Uint8Array, r: InjectionRequest, timeoutMs: number): Promise<InjectionResult> {
   const started = performance.now();
-  const session = await MonitorSession.boot({ kernel: new Uint8Array(), config: faultsMachine(), vms: CAMPAIGN_VMS.map(({ shape: _s, ...vm }) => vm), restore: bytes, timeoutMs });
+  const session = await MonitorSession.boot({ kernel: new Uint8Array(), config: faultsMachine(), vms: CAMPAIGN_VMS.map(({ shape: _s, ...vm }) => vm), monitor: FAULTS_MONITOR, restore: bytes, timeoutMs });
   const restoreSeconds = (performance.now() - started) / 1000;
   const monitor = session.monitor;
   // Set as the fault takes effect (a holder: the listener runs inside the monitor's rounds).

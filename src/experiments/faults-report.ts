@@ -58,6 +58,6 @@ export function faultsHistogramSvg(r: FaultsResults): string {
   }
   const bars = [...counts.map((value, i) => ({ label: binLabel(i), value, text: String(value) })), { label: 'nothing read', value: r.undetected, text: String(r.undetected) }];
   return barChartSvg(`Recovery time of ${r.injections} injected faults (seed ${r.seed})`, [
-    { title: 'Injections per recovery time, simulated ms from the fault taking effect to the dependent VMs ended', bars },
-  ], 'No detection, agreement or cleanup cost is modelled yet: a fault the report records is handled at the boundary it took effect at; poison waits until read.');
+    { title: 'Injections per simulated ms from the fault to the VMs ended', bars },
+  ], 'No recovery cost is modelled yet; poison is found when read.');
 }
