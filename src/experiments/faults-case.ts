@@ -10,7 +10,7 @@ import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
 import { cachedBoot, contentHash } from '../guest/boot-cache.js';
 import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
 import { MONITOR_NODE } from '../monitor/fault-recovery.js';
-import { FREE, PAGE } from '../monitor/machine-memory.js';
+import { BLOCK_PAGES, FREE, PAGE } from '../monitor/machine-memory.js';
 import type { Monitor, MonitorOptions } from '../monitor/monitor.js';
 
 const MiB = 2 ** 20;
@@ -121,7 +121,8 @@ export interface GroundTruth {
 /**
  * Reads the ground truth of `applied` from the machine, at the boundary where it took effect and before the
  * monitor heard of it: the hardware's fault state and routes, each vCPU's CPU (where its registers are), each
- * VM's machine pages, its home node (its devices), and the machine pages of the monitor's data for it.
+ * VM's machine pages (those its large pages' blocks hold for it included), its home node (its devices), and
+ * the machine pages of the monitor's data for it.
  */
 export function groundTruth(monitor: Monitor, applied: AppliedFault): GroundTruth {
   const { layout } = monitor;
@@ -163,6 +164,15 @@ export function groundTruth(monitor: Monitor, applied: AppliedFault): GroundTrut
       if (mpn !== FREE && onLost(mpn)) pages++;
     }
     if (pages > 0) reasons.push(`${pages} pages`);
+    // Pages of its large pages' blocks not touched yet: bound to its guest pages (guest page k of the group
+    // gets block page k, with no write in between), so the VM's memory as much as the pages it touched.
+    let reserved = 0;
+    for (let group = 0; group < vm.pmap.groups; group++) {
+      const block = vm.pmap.blockOf(group);
+      if (block < 0) continue;
+      for (let k = 0; k < BLOCK_PAGES; k++) if (vm.pmap.lookup(group * BLOCK_PAGES + k) === FREE && onLost(block + k)) reserved++;
+    }
+    if (reserved > 0) reasons.push(`${reserved} pages reserved for its large pages`);
     const tables = vm.tables.savePages().flat().filter(onLost).length;
     if (tables > 0) reasons.push(`${tables} pages of monitor data`);
     if (reasons.length > 0) dependents.push({ vm: vm.name, reasons });
