@@ -17,8 +17,8 @@ const MiB = 2 ** 20;
 export const CYCLES_PER_MS = CPU_CYCLES_PER_SECOND / 1000;
 
 /**
- * The machine: numa4x2 (4 nodes of 2 CPUs on a 2×2 mesh), one node per future cell, so a cell's failure is
- * its node's. When cells land, `cells: 4` (one node each) is the line to add to FAULTS_MONITOR.
+ * The machine: numa4x2 (4 nodes of 2 CPUs on a 2×2 mesh) in 4 cells of one node each (FAULTS_MONITOR), so a
+ * cell's failure is its node's.
  */
 export const FAULTS_TOPOLOGY = 'numa4x2';
 export const FAULTS_MEMORY = 512 * MiB;
@@ -40,8 +40,11 @@ export const CAMPAIGN_VMS: readonly CampaignVm[] = [
   ...[0, 1].map((i) => ({ name: `s${i}`, shape: 'spanning' as const, vcpus: 1, memoryBytes: NODE_MEMORY + 32 * MiB, homeNode: 1 + 2 * i })),
 ];
 
-/** The monitor's options beyond the machine (the defaults: fast mode, pages from the home node, no sharing scanner). */
-export const FAULTS_MONITOR: Omit<MonitorOptions, 'config'> = {};
+/**
+ * The monitor's options beyond the machine: 4 cells of one node (docs/cells.md), and otherwise the defaults
+ * (fast mode, pages from the home node, no sharing scanner, the recovery costs of cell-recovery.ts).
+ */
+export const FAULTS_MONITOR: Omit<MonitorOptions, 'config'> = { cells: 4 };
 
 export function faultsMachine(): ReturnType<typeof topologyPreset>['config'] {
   return topologyPreset(FAULTS_TOPOLOGY, FAULTS_MEMORY).config;
@@ -140,7 +143,7 @@ export function groundTruth(monitor: Monitor, applied: AppliedFault): GroundTrut
       break;
     case 'link':
     case 'router': {
-      // Partitions are fail-stop: the side without node 0 stops (docs/faults.md).
+      // Partitions are fail-stop: the side without node 0, the primary cell's monitor node, stops (docs/cells.md).
       const routes = state.interconnect;
       nodes = layout.nodes.map((n) => n.id).filter((n) => !routes.reaches(MONITOR_NODE, n));
       break;
@@ -211,11 +214,17 @@ export interface InjectionResult {
   appliedAt: number | null;
   truth: GroundTruth | null;
   vms: VmFate[];
-  /** Simulated ms from the fault taking effect to the monitor reading the first record it made (null: nothing read). */
+  /**
+   * Simulated ms from the fault taking effect to the cells having the failure report (the round boundary where
+   * the monitor read its first record, plus the report's notice; null: nothing read, no recovery).
+   */
   detectMs: number | null;
-  /** From then to the monitor having ended every VM it ended (no cost is modelled yet: 0). */
+  /** The survivors' agreement, and the cells' cleanup after it (cell-recovery.ts). */
+  agreementMs: number | null;
+  cleanupMs: number | null;
+  /** agreementMs + cleanupMs. */
   handleMs: number | null;
-  /** detectMs + handleMs. */
+  /** From the fault taking effect to the VMs running again: detectMs + handleMs. */
   recoveryMs: number | null;
   /** Host seconds: restoring the machine, and the whole injection. */
   restoreSeconds: number;
@@ -275,15 +284,21 @@ export async function runInjection(bytes: Uint8Array, r: InjectionRequest, timeo
     fate.reason = fate.lost ? vm.reason : null;
     fate.dependent = seen.truth?.dependents.some((d) => d.vm === spec.name) ?? false;
   }
-  // Recovery: from the fault taking effect to the last record the monitor handled for it (one fault per machine).
+  // Recovery: the cells' recoveries that began once the fault took effect (one fault per machine: one, or a
+  // second if a later record, such as a poisoned line found by a read, started another).
   const { applied, truth } = seen;
-  const handled = applied === undefined ? [] : monitor.recovery.handled.filter((h) => h.detectedAt >= applied.appliedAt);
+  const episodes = applied === undefined ? [] : (monitor.recovery.cellular?.episodes ?? []).filter((e) => e.start >= applied.appliedAt);
   const ms = (cycles: number): number => cycles / CYCLES_PER_MS;
-  const detectMs = handled.length === 0 ? null : ms(handled[0]!.detectedAt - applied!.appliedAt);
-  const recoveryMs = handled.length === 0 ? null : ms(Math.max(...handled.map((h) => h.doneAt)) - applied!.appliedAt);
+  const first = episodes[0];
+  const detectMs = first === undefined ? null : ms(first.start + first.detection - applied!.appliedAt);
+  const sum = (f: (e: (typeof episodes)[number]) => number): number | null => (first === undefined ? null : ms(episodes.reduce((n, e) => n + f(e), 0)));
+  const agreementMs = sum((e) => e.agreement);
+  const cleanupMs = sum((e) => e.cleanup);
+  const last = episodes[episodes.length - 1];
+  const recoveryMs = last === undefined ? null : ms(last.start + last.total - applied!.appliedAt);
   return {
     index: r.index, fault: faultName(r.fault), kind: r.fault.kind, offsetMs: ms(r.offset), appliedAt: applied?.appliedAt ?? null, truth: truth ?? null,
-    vms: fates, detectMs, handleMs: recoveryMs === null ? null : recoveryMs - detectMs!, recoveryMs,
+    vms: fates, detectMs, agreementMs, cleanupMs, handleMs: recoveryMs === null ? null : recoveryMs - detectMs!, recoveryMs,
     restoreSeconds, hostSeconds: (performance.now() - started) / 1000,
   };
 }

@@ -42,7 +42,7 @@ function injection(index: number, fault: string, vms: VmFate[], recoveryMs: numb
   return {
     index, fault, kind: fault.split(' ')[0] as InjectionResult['kind'], offsetMs: 10, appliedAt: 1000,
     truth: { nodes: [], cpus: [], page: null, touched, dependents: vms.filter((v) => v.dependent).map((v) => ({ vm: v.name, reasons: ['x'] })) },
-    vms, detectMs: recoveryMs, handleMs: recoveryMs === null ? null : 0, recoveryMs, restoreSeconds: 0.3, hostSeconds: 5,
+    vms, detectMs: recoveryMs, agreementMs: recoveryMs === null ? null : 0, cleanupMs: recoveryMs === null ? null : 0, handleMs: recoveryMs === null ? null : 0, recoveryMs, restoreSeconds: 0.3, hostSeconds: 5,
   };
 }
 

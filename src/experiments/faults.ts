@@ -12,7 +12,6 @@ import { layoutMachine } from '../board/address-map.js';
 import { mulberry32 } from '../board/fault-script.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
-import { MONITOR_NODE } from '../monitor/fault-recovery.js';
 import {
   CAMPAIGN_VMS, CYCLES_PER_MS, FAULTS_MEMORY, FAULTS_TOPOLOGY, WORK_NUMBERS, bootedCampaign, faultsMachine, runInjection, type InjectionRequest, type InjectionResult,
 } from './faults-case.js';
@@ -24,8 +23,8 @@ export const QUICK_INJECTIONS = 6;
 /** The fault is due at a moment drawn evenly from the first this many simulated ms of the work (a round takes about 120). */
 export const FAULT_WINDOW_MS = 100;
 /**
- * The kinds drawn, evenly. Nothing that takes node 0 (node 0, router 0): without cells node 0 holds the
- * monitor's code and global state, and losing it fails the machine (docs/faults.md). Cells remove that limit.
+ * The kinds drawn, evenly, on every node: with cells, node 0's loss fails cell 0 alone and the next cell
+ * becomes the primary (docs/cells.md).
  */
 export const CAMPAIGN_KINDS: readonly Fault['kind'][] = ['node', 'cpu', 'link', 'router', 'page', 'line'];
 
@@ -69,6 +68,8 @@ export interface FaultsResults {
   /** Simulated ms from a fault taking effect to the monitor having ended what depended on it. */
   recoveryMs: Spread;
   detectMs: Spread;
+  agreementMs: Spread;
+  cleanupMs: Spread;
   handleMs: Spread;
   /** Injections after which the monitor read nothing (poison never read, a link with a way round). */
   undetected: number;
@@ -87,7 +88,7 @@ export function drawInjections(seed: number, count: number): InjectionRequest[] 
   const links = linksFromDistances(layout.distances);
   const random = mulberry32(seed);
   const pick = (n: number): number => Math.floor(random() * n);
-  const others = layout.nodes.map((n) => n.id).filter((n) => n !== MONITOR_NODE);
+  const nodes = layout.nodes.map((n) => n.id);
   const pages = FAULTS_MEMORY / 4096;
   const out: InjectionRequest[] = [];
   for (let index = 0; index < count; index++) {
@@ -96,7 +97,7 @@ export function drawInjections(seed: number, count: number): InjectionRequest[] 
     switch (kind) {
       case 'node':
       case 'router':
-        fault = { kind, node: others[pick(others.length)]! };
+        fault = { kind, node: nodes[pick(nodes.length)]! };
         break;
       case 'cpu':
         fault = { kind, cpu: pick(layout.harts) };
@@ -163,7 +164,8 @@ export function summarize(runs: readonly InjectionResult[], seed: number, host: 
   for (const kind of Object.keys(byKind)) byKind[kind]!.recoveryMs = spread(runs.filter((r) => r.kind === kind).map((r) => r.recoveryMs));
   return {
     injections: runs.length, seed, independentVmsLost, dependentVmsLost, dependentVmsKept, confinedLostAway, survivors, survivorsCorrect, survivorsCheckedAfterFault,
-    recoveryMs: spread(runs.map((r) => r.recoveryMs)), detectMs: spread(runs.map((r) => r.detectMs)), handleMs: spread(runs.map((r) => r.handleMs)),
+    recoveryMs: spread(runs.map((r) => r.recoveryMs)), detectMs: spread(runs.map((r) => r.detectMs)),
+    agreementMs: spread(runs.map((r) => r.agreementMs)), cleanupMs: spread(runs.map((r) => r.cleanupMs)), handleMs: spread(runs.map((r) => r.handleMs)),
     undetected: runs.filter((r) => r.recoveryMs === null).length, byKind, host, runs: [...runs],
   };
 }

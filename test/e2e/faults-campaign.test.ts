@@ -28,6 +28,15 @@ describe('experiment faults, quick', { skip }, () => {
       assert.equal(r.survivorsCorrect, r.survivors);
       assert.ok(r.survivors > 0);
       assert.ok(r.dependentVmsLost > 0, 'no injection ended a VM: the campaign tested nothing');
+      // Cells confine a VM's vCPUs to its cell's CPUs: a confined VM never depends on another node.
+      assert.equal(r.confinedLostAway, 0);
+      // Every fault read started the cells' recovery, whose time is its parts'.
+      assert.ok(r.recoveryMs.count > 0);
+      for (const x of r.runs) {
+        if (x.recoveryMs === null) continue;
+        assert.ok(Math.abs(x.recoveryMs - (x.detectMs! + x.agreementMs! + x.cleanupMs!)) < 1e-9 || x.recoveryMs > x.detectMs! + x.agreementMs! + x.cleanupMs!, x.fault);
+        assert.ok(x.agreementMs! > 0, `${x.fault}: the cells agreed in no time`);
+      }
       // Every VM lost was ended by the monitor for the hardware fault, not by a crash of its own.
       for (const x of r.runs) for (const v of x.vms) if (v.lost) assert.match(v.reason ?? '', /^hardware fault: /, `${x.fault}: ${v.name}`);
       const json = JSON.parse(readFileSync(join(out, RESULTS_JSON), 'utf8')) as Record<string, unknown>;
