@@ -9,14 +9,15 @@ import { expectedMd5, workCommand } from './faults-case.js';
 import { faultsHistogramSvg, faultsTable } from './faults-report.js';
 import { drawInjections, percentile, summarize } from './faults.js';
 
-test('injections are a function of the seed, of every kind, and never take node 0', () => {
+test('injections are a function of the seed, of every kind, on every node (node 0 included: cells)', () => {
   const a = drawInjections(1, 300);
   assert.deepEqual(drawInjections(1, 300), a);
   assert.notDeepEqual(drawInjections(2, 300), a);
   assert.deepEqual(drawInjections(1, 6), a.slice(0, 6), 'a quick campaign is the start of the full one');
   assert.deepEqual([...new Set(a.map((r) => r.fault.kind))].sort(), ['cpu', 'line', 'link', 'node', 'page', 'router']);
+  assert.ok(a.some((r) => r.fault.kind === 'node' && r.fault.node === 0) && a.some((r) => r.fault.kind === 'router' && r.fault.node === 0), 'node 0 and its router are drawn');
   for (const { fault, offset } of a) {
-    if (fault.kind === 'node' || fault.kind === 'router') assert.ok(fault.node >= 1 && fault.node <= 3, JSON.stringify(fault));
+    if (fault.kind === 'node' || fault.kind === 'router') assert.ok(fault.node >= 0 && fault.node <= 3, JSON.stringify(fault));
     if (fault.kind === 'page' || fault.kind === 'line') assert.ok(fault.address >= 0x8000_0000 && fault.address < 0x8000_0000 + 512 * 2 ** 20);
     assert.ok(offset >= 0 && offset < 100 * 100_000);
   }
