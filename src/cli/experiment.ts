@@ -181,18 +181,22 @@ function registerMemory(experiment: Command): void {
     .option('--counts <list>', 'comma-separated numbers of VMs (1 to 8)')
     .option('--cases <list>', `comma-separated ways of sharing, of ${memory.SHARING_CASES.join(', ')}`, memory.SHARING_CASES.join(','))
     .option('--scan-rate <n>', 'the content scanner\'s pages per simulated second', String(memory.SCAN_RATE))
+    .option('--idle-scan-rate <n>', 'its pages per simulated second while its CPU runs no vCPU (the part above --scan-rate only as far as the idle cycles go, charged to no one; 0 for off)', String(memory.IDLE_SCAN_RATE))
+    .option('--merge-on-first-match <on|off>', 'merge a page at its first hash that matches a page of equal bytes (VMware ESX), not only once its hash held still over two looks (KSM)', memory.MERGE_ON_FIRST_MATCH ? 'on' : 'off')
     .option('--scan-cost-scales <list>', 'extra runs of content at the largest count with the scanner\'s costs multiplied by each factor (default 0.5,2; none with --quick)')
     .option('--scale-runs <n>', 'how many of the runs have the scanner-cost runs (default all)')
     .option('--resume', 'take each run that an earlier invocation left in --out\'s runs/ instead of running it again')
     .option('--jobs <n>', 'cases run at once, each in a process of its own (the figures do not depend on it)', '1')
     .option('--overcommit <size>', 'machine memory of the overcommit case (the largest count, off and content; default 240M, none with --quick; 0 for none)')
-    .action(async (flags: { out: string; quick?: boolean; repeat: string; counts?: string; cases: string; scanRate: string; scanCostScales?: string; overcommit?: string; jobs: string; scaleRuns?: string; resume?: boolean }) => {
+    .action(async (flags: { out: string; quick?: boolean; repeat: string; counts?: string; cases: string; scanRate: string; idleScanRate: string; mergeOnFirstMatch: string; scanCostScales?: string; overcommit?: string; jobs: string; scaleRuns?: string; resume?: boolean }) => {
       const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
       const counts = (flags.counts ?? (flags.quick ? memory.QUICK_COUNTS : memory.FULL_COUNTS).join(',')).split(',').map((c) => parseCount(c.trim(), '--counts', 1, 8));
       const cases = flags.cases.split(',').map((c) => c.trim());
       const unknown = cases.filter((c) => !(memory.SHARING_CASES as readonly string[]).includes(c));
       if (unknown.length > 0 || cases.length === 0) throw new UsageError(`--cases takes ${memory.SHARING_CASES.join(', ')} separated by commas, not '${flags.cases}'`);
       const scanRate = parseCount(flags.scanRate, '--scan-rate', 1, 10_000_000);
+      const idleScanRate = parseCount(flags.idleScanRate, '--idle-scan-rate', 0, 100_000_000);
+      if (flags.mergeOnFirstMatch !== 'on' && flags.mergeOnFirstMatch !== 'off') throw new UsageError(`--merge-on-first-match takes on or off, not '${flags.mergeOnFirstMatch}'`);
       const scales = (flags.scanCostScales ?? (flags.quick ? '' : '0.5,2')).split(',').filter((t) => t.trim() !== '').map((t) => {
         const v = Number(t.trim());
         if (!Number.isFinite(v) || v <= 0 || v > 100) throw new UsageError(`--scan-cost-scales takes factors above 0 and up to 100, like 0.5,2, not '${flags.scanCostScales}'`);
@@ -207,7 +211,7 @@ function registerMemory(experiment: Command): void {
       try {
         const results = await withProgress('memory', (p) => memory.runMemory({
           guest, outDir: flags.out, counts, cases: cases as memory.MemoryOptions['cases'], job: flags.quick ? memory.QUICK_JOB : memory.FULL_JOB,
-          repeat: flags.quick && flags.repeat === '3' ? 1 : repeat, scanRate, scanCostScales: scales, overcommitMemory, jobs, scaleRuns, resume: flags.resume, ...p,
+          repeat: flags.quick && flags.repeat === '3' ? 1 : repeat, scanRate, idleScanRate, mergeOnFirstMatch: flags.mergeOnFirstMatch === 'on', scanCostScales: scales, overcommitMemory, jobs, scaleRuns, resume: flags.resume, ...p,
         }));
         process.stdout.write(memoryTable(results));
         if (results.overcommit !== undefined) process.stdout.write(`\n${overcommitTable(results.overcommit)}`);

@@ -44,6 +44,9 @@ export interface MemoryCaseRequest {
   /** The content scanner's rate (pages per simulated second) and its cost table's factor. */
   scanRate: number;
   scanCostScale: number;
+  /** Its rate while its CPU idles (0: off), and whether it merges at a page's first hash match (page-scanner.ts). */
+  idleScanRate: number;
+  mergeOnFirstMatch: boolean;
   /** Simulated ms between two samples of the machine's memory. */
   sampleMs: number;
   /** True: a VM stopped for want of memory is a result, not a failure (the overcommit case). */
@@ -105,10 +108,16 @@ export function pmakeCommand(job: PmakeJob, seed: number): string {
 }
 
 /** The monitor options of a sharing case. */
-export function sharingOptions(sharing: Sharing, scanRate: number, scanCostScale: number): Omit<MonitorOptions, 'config'> {
+export function sharingOptions(sharing: Sharing, r: Pick<MemoryCaseRequest, 'scanRate' | 'scanCostScale' | 'idleScanRate' | 'mergeOnFirstMatch'>): Omit<MonitorOptions, 'config'> {
   if (sharing === 'off') return { diskCache: false, shareBootImages: false };
   if (sharing === 'disk') return { diskCache: true, shareBootImages: true };
-  return { diskCache: true, shareBootImages: true, scan: { pagesPerSecond: scanRate, cpu: 0, costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, scanCostScale) } };
+  return {
+    diskCache: true, shareBootImages: true,
+    scan: {
+      pagesPerSecond: r.scanRate, idlePagesPerSecond: r.idleScanRate, mergeOnFirstMatch: r.mergeOnFirstMatch, cpu: 0,
+      costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, r.scanCostScale),
+    },
+  };
 }
 
 function sample(monitor: Monitor): MemorySample {
@@ -135,7 +144,7 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
   let monitorSeen: Monitor | undefined;
   const session = await MonitorSession.boot({
     kernel: readFileSync(r.guest.kernel), config, vms,
-    monitor: sharingOptions(r.sharing, r.scanRate, r.scanCostScale),
+    monitor: sharingOptions(r.sharing, r),
     timeoutMs: 20 * 60_000,
     afterRound: (monitor) => {
       monitorSeen = monitor;

@@ -29,6 +29,10 @@ export const STAGGER_MS = 10;
  * (page-scanner.ts), on CPU 0.
  */
 export const SCAN_RATE = 60_000;
+/** Its rate while CPU 0 runs no vCPU (page-scanner.ts: the part above SCAN_RATE only in idle cycles, free). */
+export const IDLE_SCAN_RATE = 600_000;
+/** Whether it merges a page at its first hash that matches (ESX), not only once its hash held still (KSM). */
+export const MERGE_ON_FIRST_MATCH = false;
 export const SAMPLE_MS = 10;
 
 export interface MemoryOptions {
@@ -40,6 +44,9 @@ export interface MemoryOptions {
   /** Runs of every case, run k with seeds 16k + 1 + i in VM i. */
   repeat: number;
   scanRate?: number;
+  /** The scanner's rate while its CPU idles (0: off; default IDLE_SCAN_RATE), and its merge rule (default MERGE_ON_FIRST_MATCH). */
+  idleScanRate?: number;
+  mergeOnFirstMatch?: boolean;
   /** Extra runs of `content` at the largest count with the scanner's cost table scaled by each factor. */
   scanCostScales?: readonly number[];
   /** How many of the `repeat` runs have those extra runs (default all). */
@@ -143,9 +150,11 @@ export function checkOutputs(results: readonly MemoryCaseResult[]): void {
 
 export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
   const scanRate = o.scanRate ?? SCAN_RATE;
+  const idleScanRate = o.idleScanRate ?? IDLE_SCAN_RATE;
+  const mergeOnFirstMatch = o.mergeOnFirstMatch ?? MERGE_ON_FIRST_MATCH;
   const request = (count: number, sharing: Sharing, run: number, extra: Partial<MemoryCaseRequest> = {}): MemoryCaseRequest => ({
     guest: { kernel: o.guest.kernel, disk: o.guest.disk }, count, sharing, machineMemory: MEMORY_MACHINE, job: o.job, seedBase: 16 * run + 1,
-    staggerMs: STAGGER_MS, scanRate, scanCostScale: 1, sampleMs: SAMPLE_MS, ...extra,
+    staggerMs: STAGGER_MS, scanRate, scanCostScale: 1, idleScanRate, mergeOnFirstMatch, sampleMs: SAMPLE_MS, ...extra,
   });
   const largest = Math.max(...o.counts);
   const scales = (o.scanCostScales ?? []).filter((f) => f !== 1);
@@ -216,7 +225,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
   };
   writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
     experiment: 'memory', topology: MEMORY_TOPOLOGY, machineMemory: MEMORY_MACHINE, vmMemory: VM_MEMORY, vcpus: VM_CPUS, job: o.job, repeat: o.repeat,
-    staggerMs: STAGGER_MS, scanRate, sampleMs: SAMPLE_MS,
+    staggerMs: STAGGER_MS, scanRate, idleScanRate, mergeOnFirstMatch, sampleMs: SAMPLE_MS,
     cases: cases.map(({ runs, ...c }) => ({ ...c, runs: runs.map((r) => ({ ...r, series: undefined })) })),
     perExtraVm, overcommit: summary.overcommit,
   }));

@@ -27,7 +27,7 @@ import type { MmuMode, VirtualMachine } from './vm.js';
 import { cellNodes } from './cells.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 6;
+export const MONITOR_SNAPSHOT_VERSION = 7;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -208,7 +208,8 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
   if (format !== MONITOR_SNAPSHOT_FORMAT) throw new StateError(`not a monitor snapshot (format '${format}')`);
   const version = r.number('version', 0);
   if (version !== MONITOR_SNAPSHOT_VERSION) {
-    // Version 5 and before had no page cache and no scanner in them (6); nothing converts a file between versions.
+    // Version 5 and before had no page cache and no scanner in them (6), 6 no idle rate or first-match merging in the
+    // scanner (7); nothing converts a file between versions.
     throw new StateError(`monitor snapshot version ${version}, this Mirrorball reads version ${MONITOR_SNAPSHOT_VERSION}: `
       + `${version < MONITOR_SNAPSHOT_VERSION ? 'an older' : 'a newer'} Mirrorball saved it; restore it with that one`);
   }

@@ -1,21 +1,24 @@
 // Tests of the content-sharing scanner without a guest: its rate, zero pages first, a page merged only once
-// its hash held still between two visits, opted-out VMs apart, and its work charged to its CPU.
+// its hash held still between two visits (or at its first match, ESX's way), opted-out VMs apart, its work
+// charged to its CPU, and a higher rate only while that CPU runs no vCPU.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RAM_BASE } from '../board/address-map.js';
 import { CPU_CYCLES_PER_SECOND, latenciesFromDistances } from '../board/topology.js';
+import { PRIV_S } from '../isa/opcodes.js';
 import { ACCESS_WRITE } from '../memory/bus.js';
 import { DEFAULT_SHARING_COSTS } from './costs.js';
 import { PAGE } from './machine-memory.js';
 import { Monitor } from './monitor.js';
+import type { ScanCounts, ScanParameters } from './page-scanner.js';
 import type { VirtualMachine } from './vm.js';
 
 const MiB = 2 ** 20;
 const quiet = (): void => {};
 
-function setup(sharing: boolean[] = [true, true]) {
-  const monitor = new Monitor({ config: { harts: 2, nodes: [{ memoryBytes: 64 * MiB, harts: [0, 1] }] }, log: quiet, scan: { pagesPerSecond: 1000, cpu: 1 } });
+function setup(sharing: boolean[] = [true, true], scan: Partial<ScanParameters> = {}) {
+  const monitor = new Monitor({ config: { harts: 2, nodes: [{ memoryBytes: 64 * MiB, harts: [0, 1] }] }, log: quiet, scan: { pagesPerSecond: 1000, cpu: 1, ...scan } });
   const vms = sharing.map((s, i) => monitor.createVm({ name: `vm${i}`, vcpus: 1, memoryBytes: 16 * MiB, console: quiet, log: quiet, sharing: s }));
   return { monitor, vms };
 }
@@ -209,4 +212,116 @@ test('a zero page is not merged into whatever the remembered zero page\'s guest 
   fill(b, 2, 0);
   for (let i = 0; i < 3; i++) scan(monitor, 0.005);
   assert.equal(b.pmap.lookup(2), b.pmap.lookup(1), 'zero pages still merge');
+});
+
+test('with mergeOnFirstMatch a page merges at its first hash that matches (its second look), and a write afterwards breaks the sharing', () => {
+  for (const firstMatch of [false, true]) {
+    const { monitor, vms } = setup([true, true], { mergeOnFirstMatch: firstMatch });
+    const [a, b] = vms as [VirtualMachine, VirtualMachine];
+    fill(a, 0, 5);
+    fill(b, 0, 5);
+    scan(monitor, 0);
+    scan(monitor, 0.002); // first looks: zero tests only
+    assert.equal(monitor.scanner!.counts.hashed, 0);
+    scan(monitor, 0.002); // second looks: a hashed into the index, b hashed and compared with it
+    assert.equal(monitor.scanner!.counts.hashed, 2);
+    assert.equal(monitor.scanner!.counts.mergedContent, firstMatch ? 1 : 0, `first match ${firstMatch}`);
+    assert.equal(a.pmap.lookup(0) === b.pmap.lookup(0), firstMatch);
+  }
+  const { monitor, vms } = setup([true, true], { mergeOnFirstMatch: true });
+  const [a, b] = vms as [VirtualMachine, VirtualMachine];
+  fill(a, 0, 5);
+  fill(b, 0, 5);
+  for (let i = 0; i < 3; i++) scan(monitor, 0.002);
+  assert.equal(a.pmap.lookup(0), b.pmap.lookup(0));
+  // b writes its page: a copy-on-write break gives it its own copy, and a still sees its fives.
+  assert.equal(b.machine.bus.resolveRam(RAM_BASE, ACCESS_WRITE), undefined, 'a shared page is read-only');
+  assert.equal(b.pmap.resolveFault(0, ACCESS_WRITE), 'copy-on-write');
+  fill(b, 0, 6);
+  assert.notEqual(a.pmap.lookup(0), b.pmap.lookup(0));
+  const read = (vm: VirtualMachine): number => vm.machine.bus.guestMemory().readU32(RAM_BASE) & 0xff;
+  assert.deepEqual([read(a), read(b)], [5, 6]);
+  // A page written between its looks merges again once equal, on its next match.
+  fill(b, 0, 5);
+  for (let i = 0; i < 2; i++) scan(monitor, 0.002);
+  assert.equal(a.pmap.lookup(0), b.pmap.lookup(0));
+});
+
+/** `j .` (JAL x0, 0): a vCPU that runs it never waits. */
+const SPIN = 0x0000006f;
+
+/**
+ * One CPU, the scanner on it at 20 000 pages a second (idle rate `idle`), one VM of `pages` non-zero pages
+ * (the last 5 % equal, the others distinct) and a vCPU that spins (its CPU is never idle) or is parked (always idle).
+ */
+function oneCpu(idle: number, spinning: boolean, scan: Partial<ScanParameters> = {}, pages = 2000) {
+  const monitor = new Monitor({ config: { harts: 1, nodes: [{ memoryBytes: 64 * MiB, harts: [0] }] }, log: quiet, scan: { pagesPerSecond: 20_000, idlePagesPerSecond: idle, cpu: 0, ...scan } });
+  const vm = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, log: quiet });
+  const distinct = pages - pages / 20;
+  for (let g = 1; g <= pages; g++) fill(vm, g, g > distinct ? 0x55 : 1 + (g % 251));
+  for (let g = 1; g <= distinct; g++) vm.machine.bus.guestMemory().writeU32(RAM_BASE + g * PAGE + 4, g);
+  fill(vm, 0, 0);
+  vm.machine.bus.guestMemory().writeU32(RAM_BASE, SPIN);
+  startSpinning(vm);
+  vm.vcpus[0]!.parked = !spinning;
+  return { monitor, vm };
+}
+
+function startSpinning(vm: VirtualMachine): void {
+  const h = vm.vcpus[0]!;
+  h.reset(RAM_BASE);
+  h.parked = false;
+  h.priv = PRIV_S;
+  h.updateTranslation();
+}
+
+test('while its CPU runs no vCPU the scanner works at the idle rate, in that idle time, charged to no one', () => {
+  const rounds = 100;
+  const run = (idle: number): { counts: ScanCounts; cycles: number } => {
+    const { monitor } = oneCpu(idle, false);
+    for (let i = 0; i < rounds; i++) monitor.runRound();
+    return { counts: { ...monitor.scanner!.counts }, cycles: monitor.cycles };
+  };
+  const off = run(0);
+  const on = run(2_000_000);
+  // 100 idle rounds of 4096 cycles are 4.1 ms: 82 pages at 20 000 a second; the idle cycles allow far more.
+  assert.ok(off.counts.visited >= 75 && off.counts.visited <= 90, JSON.stringify(off.counts));
+  assert.equal(off.counts.idleCycles, 0);
+  assert.ok(on.counts.visited > 20 * off.counts.visited, `idle rate: ${JSON.stringify(on.counts)}, off: ${JSON.stringify(off.counts)}`);
+  assert.ok(on.counts.hashed > 0, 'its second looks hashed');
+  assert.equal(on.counts.cyclesCharged, 0, 'no vCPU ran there: none was charged');
+  // What the idle rate added fits in the idle time (the machine's time: every round idle there).
+  assert.ok(on.counts.idleCycles > 0 && on.counts.idleCycles <= on.cycles, `${on.counts.idleCycles} idle-rate cycles in ${on.cycles}`);
+});
+
+test('while a vCPU runs on its CPU the scanner keeps its own rate and charges the same cycles, idle rate or not', () => {
+  const rounds = 100;
+  const run = (idle: number): ScanCounts => {
+    const { monitor, vm } = oneCpu(idle, true);
+    for (let i = 0; i < rounds; i++) monitor.runRound();
+    assert.ok(vm.vcpus[0]!.instret > 100_000, 'the vCPU ran');
+    return { ...monitor.scanner!.counts };
+  };
+  const off = run(0);
+  const on = run(2_000_000);
+  assert.deepEqual(on, off);
+  assert.equal(on.idleCycles, 0);
+  assert.ok(on.cyclesCharged > 0 && on.visited >= 75 && on.visited <= 90, JSON.stringify(on));
+});
+
+test('the scanner with an idle rate and first-match merging is deterministic: two identical runs count the same and map the same', () => {
+  const run = () => {
+    const { monitor, vm } = oneCpu(2_000_000, true, { mergeOnFirstMatch: true }, 400);
+    // Busy, idle (the vCPU parked), busy again: both rates, and the owed work of one falling into the other.
+    for (let i = 0; i < 60; i++) monitor.runRound();
+    vm.vcpus[0]!.parked = true;
+    for (let i = 0; i < 200; i++) monitor.runRound();
+    vm.vcpus[0]!.parked = false;
+    for (let i = 0; i < 60; i++) monitor.runRound();
+    const maps = Array.from({ length: 401 }, (_, g) => vm.pmap.lookup(g));
+    return { counts: { ...monitor.scanner!.counts }, owed: monitor.scanner!.owed, maps, cycles: monitor.cycles };
+  };
+  const first = run();
+  assert.ok(first.counts.mergedContent > 0 && first.counts.idleCycles > 0 && first.counts.cyclesCharged > 0, JSON.stringify(first.counts));
+  assert.deepEqual(run(), first);
 });

@@ -14,23 +14,42 @@ import type { SharingLedger } from './sharing-ledger.js';
 export interface ScanParameters {
   /** Guest pages looked at per second of simulated (machine) time, over all VMs. */
   pagesPerSecond: number;
+  /**
+   * The rate while its CPU has no vCPU to run: work there delays no one, so it may go faster, but the part
+   * above `pagesPerSecond` never past the idle cycles themselves (a visit that would end beyond them is
+   * owed as busy work is). At or below `pagesPerSecond` (0 included): off, idle time is scanned as any.
+   */
+  idlePagesPerSecond?: number;
+  /**
+   * Merge a page at its first hash when a page of equal bytes is in the index (VMware ESX), rather than
+   * only once its hash held still over two looks (KSM). A page written after it merged costs a
+   * copy-on-write break.
+   */
+  mergeOnFirstMatch?: boolean;
   /** The physical CPU the scanner runs on: its work is charged to whichever vCPU runs there next. */
   cpu: number;
   /** What its work costs (costs.ts DEFAULT_SHARING_COSTS). */
   costs?: SharingCosts;
 }
 
+/** The default idle rate, as a multiple of the busy one (what the idle cycles allow caps it in any case). */
+export const IDLE_RATE_FACTOR = 10;
+
 /**
  * 2000 pages a second: at about 4000 cycles a page (a zero test and a hash, costs.ts) that is 8 % of one CPU
  * of the 100 MHz machine clock, 1 % of an 8-CPU machine; a pass over eight VMs that touched 32 MiB each
  * (65 536 pages) then takes about 33 simulated seconds.
  */
-export const DEFAULT_SCAN: Required<ScanParameters> = { pagesPerSecond: 2000, cpu: 0, costs: DEFAULT_SHARING_COSTS };
+export const DEFAULT_SCAN: Required<ScanParameters> = {
+  pagesPerSecond: 2000, idlePagesPerSecond: IDLE_RATE_FACTOR * 2000, mergeOnFirstMatch: false, cpu: 0, costs: DEFAULT_SHARING_COSTS,
+};
 
 /** Problems with scan parameters, one line each (empty when they are fine). */
 export function scanProblems(p: ScanParameters, cpus: number): string[] {
   const problems: string[] = [];
   if (!Number.isFinite(p.pagesPerSecond) || p.pagesPerSecond <= 0) problems.push(`pagesPerSecond must be a positive number (got ${p.pagesPerSecond})`);
+  const idle = p.idlePagesPerSecond;
+  if (idle !== undefined && (!Number.isFinite(idle) || idle < 0)) problems.push(`idlePagesPerSecond must be 0 (off) or a positive number (got ${idle})`);
   if (!Number.isInteger(p.cpu) || p.cpu < 0 || p.cpu >= cpus) problems.push(`cpu must be one of the machine's CPUs 0–${cpus - 1} (got ${p.cpu})`);
   return problems;
 }
@@ -57,6 +76,8 @@ export interface ScanCounts {
   /** Cycles of its work, and those charged to vCPUs (the rest fell in idle time of its CPU). */
   cycles: number;
   cyclesCharged: number;
+  /** Of `cycles`, those of the work the idle rate added, done in its CPU's idle time. */
+  idleCycles: number;
   /** Of `cycles`, those its memory references took through its CPU's cache (timing mode; 0 in fast mode). */
   referenceCycles: number;
 }
@@ -72,6 +93,9 @@ export interface ScannerState {
   owed: number;
   /** Pages it may still visit (a fraction of a page carries over), and the machine time of its last call (null: none yet). */
   budget: number;
+  /** The same at the idle rate, and owed cycles done in this round's idle time (`idled`). */
+  idleBudget: number;
+  absorbed: number;
   lastCycles: number | null;
   /** The place in the running VMs and in that VM's pages where it goes on. */
   vmCursor: number;
@@ -110,7 +134,7 @@ export interface ScanReferences {
  * CPU (`owed`), which the monitor charges to the vCPU it runs there next.
  */
 export class PageScanner {
-  readonly counts: ScanCounts = { visited: 0, zeroTests: 0, hashed: 0, compared: 0, mergedZero: 0, mergedContent: 0, passes: 0, cycles: 0, cyclesCharged: 0, referenceCycles: 0 };
+  readonly counts: ScanCounts = { visited: 0, zeroTests: 0, hashed: 0, compared: 0, mergedZero: 0, mergedContent: 0, passes: 0, cycles: 0, cyclesCharged: 0, idleCycles: 0, referenceCycles: 0 };
   readonly parameters: Required<ScanParameters>;
   /** Cycles of work its CPU still owes (charged by the monitor to the next vCPU that runs there). */
   owed = 0;
@@ -118,40 +142,83 @@ export class PageScanner {
   /** Per pmap: each page's hash at the last visit, and whether it was visited. */
   private readonly lastHash = new WeakMap<Pmap, { hash: Uint32Array; seen: Uint8Array }>();
   private budget = 0;
+  /** Pages it may still visit at the idle rate (a fraction of a page carries over), and owed cycles done at the start of this round's idle time. */
+  private idleBudget = 0;
+  private absorbed = 0;
   private lastCycles: number | undefined;
   private vmCursor = 0;
   private pageCursor = 0;
 
   constructor(private readonly memory: MachineMemory, ledger: SharingLedger, parameters: ScanParameters) {
-    this.parameters = { ...DEFAULT_SCAN, ...parameters, costs: parameters.costs ?? DEFAULT_SHARING_COSTS };
+    this.parameters = {
+      ...DEFAULT_SCAN, ...parameters, costs: parameters.costs ?? DEFAULT_SHARING_COSTS,
+      idlePagesPerSecond: parameters.idlePagesPerSecond ?? IDLE_RATE_FACTOR * parameters.pagesPerSecond,
+      mergeOnFirstMatch: parameters.mergeOnFirstMatch ?? DEFAULT_SCAN.mergeOnFirstMatch,
+    };
     this.index = new ContentIndex(memory, ledger);
   }
 
   /**
-   * Machine time is `now` cycles: visits the pages the rate allows since the last call. With `references`
-   * (timing mode) its reads and writes go through its CPU's cache: they evict and miss as a vCPU's do, and
-   * their cycles are charged on top of the table's.
+   * Machine time is `now` cycles: visits the pages the rate allows since the last call, of which its CPU ran
+   * no vCPU for `idleCycles` (the monitor's count for the round; 0 when it does not say). Its work at
+   * `pagesPerSecond` is owed to its CPU, as always. With an idle rate above that, the idle cycles bring the
+   * difference too, done first and in them, charged to no one, as far as they go once what its CPU owed
+   * from before was done there. With `references` (timing mode) its reads and writes go through its CPU's
+   * cache: they evict and miss as a vCPU's do, and their cycles are charged on top of the table's.
    */
-  afterRound(now: number, vms: readonly ScannedVm[], references?: ScanReferences): void {
+  afterRound(now: number, vms: readonly ScannedVm[], references?: ScanReferences, idleCycles = 0): void {
     const since = this.lastCycles === undefined ? 0 : now - this.lastCycles;
     this.lastCycles = now;
-    this.budget += (since * this.parameters.pagesPerSecond) / CPU_CYCLES_PER_SECOND;
+    const { pagesPerSecond, idlePagesPerSecond } = this.parameters;
+    const idle = idlePagesPerSecond > pagesPerSecond ? Math.min(Math.max(0, idleCycles), since) : 0;
+    this.budget += (since * pagesPerSecond) / CPU_CYCLES_PER_SECOND;
+    this.idleBudget += (idle * (idlePagesPerSecond - pagesPerSecond)) / CPU_CYCLES_PER_SECOND;
+    // The idle time left once what its CPU owed from before was done there (the monitor's `idled`).
+    const room = Math.max(0, idle - this.absorbed);
+    this.absorbed = 0;
     const total = vms.reduce((n, v) => n + v.pmap.pages, 0);
     if (total === 0) {
       this.budget = 0;
+      this.idleBudget = 0;
       return;
     }
-    // After a long idle skip the budget may exceed a whole pass: one pass is all there is to do.
+    // After a long idle skip the budget may exceed a whole pass: one pass (one of each budget) is all there
+    // is to do. (Over a skip nothing is written, so later looks would find every hash still; they are left
+    // to later calls, which keeps a skip's host time to a pass or two.)
     this.budget = Math.min(this.budget, total);
+    this.idleBudget = Math.min(this.idleBudget, total);
+    // The idle rate's work first, free while it fits in the idle cycles: what is left of them is gone, and
+    // with it the budget they brought. A visit begun in them and ending past them delays whoever runs next.
+    if (this.idleBudget > 1 - 1e-9 && room > 0) {
+      const done = this.walk(vms, references, 'idle', room);
+      this.counts.idleCycles += Math.min(done, room);
+      this.owed += Math.max(0, done - room);
+    }
+    if (this.idleBudget >= 1) this.idleBudget = 0;
+    if (this.budget > 1 - 1e-9) this.owed += this.walk(vms, references, 'busy', Infinity);
+  }
+
+  /**
+   * Visits pages on `kind`'s budget while it lasts and the cycles spent are below `limit`; returns those
+   * cycles (counted in `counts.cycles`, the caller says who pays them).
+   */
+  private walk(vms: readonly ScannedVm[], references: ScanReferences | undefined, kind: 'idle' | 'busy', limit: number): number {
+    const total = vms.reduce((n, v) => n + v.pmap.pages, 0);
     const costs = this.parameters.costs;
     const cpu = this.parameters.cpu;
+    const firstMatch = this.parameters.mergeOnFirstMatch;
     let cycles = 0;
     let stalls = 0;
     const read = references === undefined ? undefined
       : (page: number, bytes: number): void => { stalls += touchBytes(this.memory, references.timing, cpu, page, bytes, false); };
+    const budget = (): number => (kind === 'idle' ? this.idleBudget : this.budget);
+    const spend = (): void => {
+      if (kind === 'idle') this.idleBudget--;
+      else this.budget--;
+    };
     // Looking at unmapped pages costs a pmap read each; they do not count against the rate, but the walk stops after two passes' worth of steps.
     // (A budget a rounding error short of a page is a page: 0.005 s at 1000 pages/s is five.)
-    for (let steps = 0; this.budget > 1 - 1e-9 && steps < 2 * total; steps++) {
+    for (let steps = 0; budget() > 1 - 1e-9 && steps < 2 * total && cycles + stalls < limit; steps++) {
       if (this.vmCursor >= vms.length) {
         this.vmCursor = 0;
         this.counts.passes++;
@@ -177,7 +244,7 @@ export class PageScanner {
       // passes: counting private pages only made a VM whose pages were nearly all shared (a booting one, with
       // its kernel from the page cache) have its few private pages hashed thousands of times a second, the
       // cost charged to its vCPU until it made no progress.
-      this.budget--;
+      spend();
       // A page already shared (merged before, or the page cache's) is left alone: it can only be joined, and
       // the page it was merged with is remembered already. Looking costs a pmap and a memmap read.
       if (vm.pmap.held(gppn) || this.memory.users[mpn]! > 1) {
@@ -189,10 +256,11 @@ export class PageScanner {
       // A page's first look is a zero test only: most pages that merge are zero, and a test that stops at the
       // first non-zero word costs next to nothing, where hashing every page in the first pass cost a third of
       // the scanner's cycles for pages that could not merge before a second look anyway. Hashing starts at
-      // the second look, merging at the third.
+      // the second look; merging at the third, once the hash held still, or with `mergeOnFirstMatch` at the
+      // second, when a page of equal bytes is in the index already (ESX's way).
       const first = seen.seen[gppn] === NOT_SEEN;
       const work = this.index.visit(vm.pmap, gppn, mpn, vm.sharesWithOthers ? 0 : vm.pmap.vm + 1, (hash) => {
-        const stable = seen.seen[gppn] === HASHED && seen.hash[gppn] === hash;
+        const stable = firstMatch || (seen.seen[gppn] === HASHED && seen.hash[gppn] === hash);
         seen.hash[gppn] = hash;
         seen.seen[gppn] = HASHED;
         return stable;
@@ -215,7 +283,7 @@ export class PageScanner {
     cycles += stalls;
     this.counts.referenceCycles += stalls;
     this.counts.cycles += cycles;
-    this.owed += cycles;
+    return cycles;
   }
 
   /** The monitor charged `cycles` of what the CPU owed to a vCPU running there. */
@@ -224,8 +292,12 @@ export class PageScanner {
     this.counts.cyclesCharged += cycles;
   }
 
-  /** Its CPU was idle for a round: what it owed was done in that idle time, charged to no one. */
+  /**
+   * Its CPU was idle for a round: what it owed was done in that idle time, charged to no one (and that idle
+   * time is not there for the idle rate's work of the round).
+   */
   idled(): void {
+    this.absorbed += this.owed;
     this.owed = 0;
   }
 
@@ -238,8 +310,11 @@ export class PageScanner {
     }
     return {
       // Only the parameters it reads: a caller's other keys would not come back from a restore.
-      parameters: { pagesPerSecond: this.parameters.pagesPerSecond, cpu: this.parameters.cpu, costs: sharingCosts(this.parameters.costs) },
-      counts: { ...this.counts }, owed: this.owed, budget: this.budget,
+      parameters: {
+        pagesPerSecond: this.parameters.pagesPerSecond, idlePagesPerSecond: this.parameters.idlePagesPerSecond,
+        mergeOnFirstMatch: this.parameters.mergeOnFirstMatch, cpu: this.parameters.cpu, costs: sharingCosts(this.parameters.costs),
+      },
+      counts: { ...this.counts }, owed: this.owed, budget: this.budget, idleBudget: this.idleBudget, absorbed: this.absorbed,
       lastCycles: this.lastCycles ?? null, vmCursor: this.vmCursor, pageCursor: this.pageCursor, seen, index: this.index.saveState(),
     };
   }
@@ -252,6 +327,8 @@ export class PageScanner {
     Object.assign(this.counts, s.counts);
     this.owed = s.owed;
     this.budget = s.budget;
+    this.idleBudget = s.idleBudget;
+    this.absorbed = s.absorbed;
     this.lastCycles = s.lastCycles ?? undefined;
     this.vmCursor = s.vmCursor;
     this.pageCursor = s.pageCursor;

@@ -49,7 +49,7 @@ export function readPageCache(r: StateReader, totalPages: number): PageCacheStat
 }
 
 const COST_KEYS: readonly (keyof SharingCosts)[] = ['pageZeroCheck', 'pageHash', 'pageCompare', 'pageMerge', 'pageSkip'];
-const COUNT_KEYS: readonly (keyof ScanCounts)[] = ['visited', 'zeroTests', 'hashed', 'compared', 'mergedZero', 'mergedContent', 'passes', 'cycles', 'cyclesCharged', 'referenceCycles'];
+const COUNT_KEYS: readonly (keyof ScanCounts)[] = ['visited', 'zeroTests', 'hashed', 'compared', 'mergedZero', 'mergedContent', 'passes', 'cycles', 'cyclesCharged', 'idleCycles', 'referenceCycles'];
 
 /** A VM as the scanner's state may name it: its id, its guest pages, and whether it runs. */
 export interface ScannedVmShape {
@@ -67,15 +67,18 @@ export function readScanner(r: StateReader, vms: readonly ScannedVmShape[], cpus
   const p = r.object('parameters');
   const costs = p.object('costs');
   const parameters = {
-    pagesPerSecond: p.number('pagesPerSecond'), cpu: p.number('cpu'),
+    pagesPerSecond: p.number('pagesPerSecond'), idlePagesPerSecond: p.number('idlePagesPerSecond'), mergeOnFirstMatch: p.boolean('mergeOnFirstMatch'), cpu: p.number('cpu'),
     costs: Object.fromEntries(COST_KEYS.map((k) => [k, costs.amount(k)])) as unknown as SharingCosts,
   };
   const problems = scanProblems(parameters, cpus);
-  if (problems.length > 0 || parameters.pagesPerSecond > MAX_AMOUNT) fail(`parameters: ${problems.join('; ') || 'pagesPerSecond too large'}`);
+  if (problems.length > 0 || parameters.pagesPerSecond > MAX_AMOUNT || parameters.idlePagesPerSecond > MAX_AMOUNT) {
+    fail(`parameters: ${problems.join('; ') || 'a rate too large'}`);
+  }
   const c = r.object('counts');
   const counts = Object.fromEntries(COUNT_KEYS.map((k) => [k, c.amount(k)])) as unknown as ScanCounts;
   const budget = r.number('budget');
-  if (!(budget >= 0 && budget <= MAX_AMOUNT)) fail(`budget ${budget} is not an amount`);
+  const idleBudget = r.number('idleBudget');
+  for (const [what, b] of [['budget', budget], ['idleBudget', idleBudget]] as const) if (!(b >= 0 && b <= MAX_AMOUNT)) fail(`${what} ${b} is not an amount`);
   const running = vms.filter((v) => v.running).length;
   const page = (vm: number, gppn: number, what: string): void => {
     if (!(Number.isInteger(vm) && vm >= 0 && vm < vms.length && Number.isInteger(gppn) && gppn >= 0 && gppn < vms[vm]!.pages)) fail(`${what}: VM ${vm} has no page ${gppn}`);
@@ -109,7 +112,7 @@ export function readScanner(r: StateReader, vms: readonly ScannedVmShape[], cpus
   }
   const index: ContentIndexState = { keys, candidateCounts, candidates, zeroPages };
   return {
-    parameters, counts, owed: r.amount('owed'), budget, lastCycles: r.value('lastCycles') === null ? null : r.amount('lastCycles'),
+    parameters, counts, owed: r.amount('owed'), budget, idleBudget, absorbed: r.amount('absorbed'), lastCycles: r.value('lastCycles') === null ? null : r.amount('lastCycles'),
     vmCursor: r.number('vmCursor', 0, running), pageCursor: r.number('pageCursor', 0, 2 ** 31), seen, index,
   };
 }
