@@ -131,9 +131,15 @@ describe('machine file', () => {
     const on = spec('monitor:\n  diskCache: false\n  shareBootImages: true\n  scan: {pagesPerSecond: 500, cpu: 3}\nvms:\n  - name: a\n    share: false\n');
     assert.deepEqual([on.monitor.diskCache, on.monitor.shareBootImages, on.monitor.scan, on.vms[0]!.share], [false, true, { pagesPerSecond: 500, cpu: 3 }, false]);
     assert.deepEqual(spec('monitor:\n  scan: true\nvms:\n  - name: a\n').monitor.scan, { pagesPerSecond: 2000, cpu: 0 });
+    assert.deepEqual(spec('monitor:\n  scan: {idlePagesPerSecond: 0, mergeOnFirstMatch: true}\nvms:\n  - name: a\n').monitor.scan,
+      { pagesPerSecond: 2000, idlePagesPerSecond: 0, mergeOnFirstMatch: true, cpu: 0 });
+    assert.deepEqual(problems('monitor:\n  scan: {idlePagesPerSecond: -1, mergeOnFirstMatch: 1}\nvms:\n  - name: a\n'), [
+      "m.yaml:2:53: monitor.scan.mergeOnFirstMatch: must be true or false, not '1'",
+      "m.yaml:2:30: monitor.scan.idlePagesPerSecond: must be 0 (off) or a positive number of pages, not '-1'",
+    ]);
     assert.deepEqual(problems('monitor:\n  scan: {pagesPerSecond: 0, cpu: x, rate: 1}\n  diskCache: maybe\nvms:\n  - name: a\n    share: no\n'), [
       "m.yaml:3:14: monitor.diskCache: must be true or false, not 'maybe'",
-      "m.yaml:2:37: monitor.scan: unknown key 'rate' (known: pagesPerSecond, cpu)",
+      "m.yaml:2:37: monitor.scan: unknown key 'rate' (known: pagesPerSecond, idlePagesPerSecond, mergeOnFirstMatch, cpu)",
       "m.yaml:2:26: monitor.scan.pagesPerSecond: must be a positive number of pages, not '0'",
       "m.yaml:2:34: monitor.scan.cpu: must be a CPU number, not 'x'",
       "m.yaml:6:12: vms[0].share: must be true or false, not 'no'",

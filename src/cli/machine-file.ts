@@ -67,7 +67,7 @@ export class MachineFileError extends Error {
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells'] as const;
 const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan'] as const;
-const SCAN_KEYS = ['pagesPerSecond', 'cpu'] as const;
+const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 'cpu'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
@@ -392,7 +392,10 @@ function booleanOption(map: YAMLMap, key: string, path: string, problem: Problem
   return undefined;
 }
 
-/** `monitor.scan`: `true` (the defaults), `false` or absent (off), or a mapping of `pagesPerSecond` and `cpu`. */
+/**
+ * `monitor.scan`: `true` (the defaults), `false` or absent (off), or a mapping of `pagesPerSecond`,
+ * `idlePagesPerSecond` (0: off), `mergeOnFirstMatch` and `cpu`.
+ */
 function scanOption(monitorNode: YAMLMap, problem: Problem): ScanParameters | undefined {
   const node = monitorNode.get('scan', true) as Node | undefined;
   if (node === undefined) return undefined;
@@ -402,13 +405,16 @@ function scanOption(monitorNode: YAMLMap, problem: Problem): ScanParameters | un
     return undefined;
   }
   checkKeys(node, SCAN_KEYS, 'monitor.scan', problem);
-  const scan = { pagesPerSecond: DEFAULT_SCAN.pagesPerSecond, cpu: DEFAULT_SCAN.cpu };
-  for (const key of SCAN_KEYS) {
+  const scan: ScanParameters = { pagesPerSecond: DEFAULT_SCAN.pagesPerSecond, cpu: DEFAULT_SCAN.cpu };
+  const firstMatch = booleanOption(node, 'mergeOnFirstMatch', 'monitor.scan.mergeOnFirstMatch', problem);
+  if (firstMatch !== undefined) scan.mergeOnFirstMatch = firstMatch;
+  for (const key of ['pagesPerSecond', 'idlePagesPerSecond', 'cpu'] as const) {
     const v = scalarOption(node, key, `monitor.scan.${key}`, problem);
     if (v === undefined) continue;
     const n = Number(v.text);
     if (v.text.trim() === '' || !Number.isFinite(n) || n < 0 || (key === 'cpu' && !Number.isInteger(n)) || (key === 'pagesPerSecond' && n === 0)) {
-      problem(v.node, `monitor.scan.${key}`, key === 'cpu' ? `must be a CPU number, not '${v.text}'` : `must be a positive number of pages, not '${v.text}'`);
+      problem(v.node, `monitor.scan.${key}`, key === 'cpu' ? `must be a CPU number, not '${v.text}'`
+        : key === 'idlePagesPerSecond' ? `must be 0 (off) or a positive number of pages, not '${v.text}'` : `must be a positive number of pages, not '${v.text}'`);
     } else scan[key] = n;
   }
   return scan;

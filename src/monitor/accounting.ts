@@ -316,6 +316,7 @@ function registerSharingStats(stats: StatsRegistry, monitor: Monitor): void {
       ['visited', 'zero_tests', 'hashed', 'compared', 'merged_zero', 'merged_content', 'passes'], () => keys.map((k) => scanner.counts[k]));
     stats.scalar('monitor.scan.cycles', `the content scanner's work on CPU ${scanner.parameters.cpu} (cost table DEFAULT_SHARING_COSTS)`, 'Cycle', () => scanner.counts.cycles);
     stats.scalar('monitor.scan.cycles_charged', 'of those, cycles charged to vCPUs running on its CPU (the rest fell in idle time)', 'Cycle', () => scanner.counts.cyclesCharged);
+    stats.scalar('monitor.scan.idle_cycles', 'of its cycles, those of the work its idle rate added, done while no vCPU ran on its CPU', 'Cycle', () => scanner.counts.idleCycles);
     stats.scalar('monitor.scan.reference_cycles', 'of its cycles, those its memory references took through its CPU\'s cache (timing mode)', 'Cycle', () => scanner.counts.referenceCycles);
   }
 }

@@ -36,7 +36,8 @@ function options(timing: boolean, mmu: MmuMode, scan = false): MonitorOptions {
     config: SEAM_MACHINE, quantumRounds: 8, translate: true, mmu,
     // (Its costs an eighth of the table's, so that it can visit a pass's worth of pages in a short run and leave the VMs time
     // to run; slower with timing, where each page it reads costs 64 misses on top.)
-    ...(scan ? { scan: { pagesPerSecond: timing ? 10_000 : 300_000, cpu: 1, costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, 0.125) } } : {}),
+    // It merges at a page's first hash match, and goes ten times faster while CPU 1 idles (the default), so both cross the seam.
+    ...(scan ? { scan: { pagesPerSecond: timing ? 10_000 : 300_000, mergeOnFirstMatch: true, cpu: 1, costs: scaleSharingCosts(DEFAULT_SHARING_COSTS, 0.125) } } : {}),
     // In timing mode the NUMA policy acts too, eager enough to move and replicate pages (and whole 2 MiB groups) within a short run.
     ...(timing ? { timing: { latencies: LATENCIES, cache: { sizeBytes: 16 * 1024 } }, policy: { ...DEFAULT_POLICY, hotMisses: 4, intervalRounds: 16, blockPages: 4, coalescePages: 4 } } : {}),
   };
@@ -277,6 +278,9 @@ describe('sharing across a whole restore', () => {
   const restored = (bytes: Uint8Array, scan: MonitorOptions['scan']): Monitor => restoreWhole(decodeMonitorSnapshot(bytes), { scan }, () => ({ console: () => {} })).monitor;
   it('a machine saved with a scanner keeps its own; one saved without takes the host\'s, or none', () => {
     assert.equal(restored(savedWith({ pagesPerSecond: 1000, cpu: 1 }), { pagesPerSecond: 2000, cpu: 0 }).scanner?.parameters.pagesPerSecond, 1000);
+    const own = restored(savedWith({ pagesPerSecond: 1000, idlePagesPerSecond: 7000, mergeOnFirstMatch: true, cpu: 1 }), { pagesPerSecond: 2000, cpu: 0 }).scanner!.parameters;
+    assert.deepEqual([own.idlePagesPerSecond, own.mergeOnFirstMatch], [7000, true]);
+    assert.deepEqual([restored(savedWith({ pagesPerSecond: 1000, idlePagesPerSecond: 0, cpu: 1 }), undefined).scanner!.parameters.idlePagesPerSecond], [0]);
     assert.equal(restored(savedWith({ pagesPerSecond: 1000, cpu: 1 }), undefined).scanner?.parameters.cpu, 1);
     assert.equal(restored(savedWith(undefined), { pagesPerSecond: 2000, cpu: 0 }).scanner?.parameters.pagesPerSecond, 2000);
     assert.equal(restored(savedWith(undefined), undefined).scanner, undefined);
