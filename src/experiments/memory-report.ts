@@ -18,13 +18,13 @@ export function memoryTable(results: MemoryResults): string {
     results.cases.find((o) => o.sharing === c.sharing && o.scanCostScale === 1 && o.vms === Math.min(...results.cases.map((x) => x.vms)));
   const table = markdownTable(
     ['VMs', 'sharing', 'machine memory (MiB)', '× smallest', 'mapped by VMs', 'private', 'shared (one copy)', 'cache only',
-      'saved: zero', 'disk', 'kernel', 'content', 'peak (MiB)', 'pmake per VM (ms)', 'vs off', 'COW breaks', 'scanner (Mcycles)'],
+      'saved: zero', 'disk', 'kernel', 'content', 'peak (MiB)', 'pmake per VM (ms)', 'vs off', 'COW breaks', 'scanner (Mcycles)', 'charged', 'idle rate\'s'],
     results.cases.map((c) => [
       c.vms, label(c), withRange(c.machineMiB, c.machineMiBRange, 1), (c.machineMiB / (one(c)?.machineMiB ?? NaN)).toFixed(2),
       f1(c.mappedMiB), f1(c.privateMiB), f1(c.sharedMiB), f1(c.cacheOnlyMiB),
       f1(c.savedMiB.zero), f1(c.savedMiB.disk), f1(c.savedMiB.kernel), f1(c.savedMiB.content), f1(c.peakMiB),
       withRange(c.pmakeMs, c.pmakeMsRange, 1), c.pmakeVsOff === undefined ? '' : withRange(c.pmakeVsOff, c.pmakeVsOffRange!, 3),
-      c.cowBreaks, (c.scannerCycles / 1e6).toFixed(1),
+      c.cowBreaks, (c.scannerCycles / 1e6).toFixed(1), (c.scannerCharged / 1e6).toFixed(1), (c.scannerIdleCycles / 1e6).toFixed(1),
     ]),
   );
   const extra = Object.entries(results.perExtraVm).map(([s, v]) => `${s} ${v.toFixed(1)}`).join(', ');

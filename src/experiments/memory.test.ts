@@ -35,7 +35,7 @@ test('the table and the figure show every case, its memory split and its time ag
     vms, sharing, scanCostScale: 1, machineMiB, machineMiBRange: [machineMiB - 1, machineMiB + 1], pmakeMs: 300, pmakeMsRange: [299, 305],
     ...(sharing === 'off' ? {} : { pmakeVsOff: 1.02, pmakeVsOffRange: [1.01, 1.04] as [number, number] }),
     mappedMiB: 60, privateMiB: 20, sharedMiB: 5, cacheOnlyMiB: 1, savedMiB: { zero: 20, disk: 8, kernel: 6, content: 1, other: 0 },
-    peakMiB: 40, cowBreaks: 12, scannerCycles: 5e6, runs: [],
+    peakMiB: 40, cowBreaks: 12, scannerCycles: 5e6, scannerCharged: 4e6, scannerIdleCycles: 1e6, runs: [],
   });
   const results: MemoryResults = { cases: [summary(1, 'off', 30), summary(2, 'off', 60), summary(1, 'content', 14), summary(2, 'content', 20)], perExtraVm: { off: 30, content: 6 } };
   const table = memoryTable(results);

@@ -83,7 +83,10 @@ export interface MemoryCaseSummary {
   savedMiB: Record<ShareSource, number>;
   peakMiB: number;
   cowBreaks: number;
+  /** The median run's scanner: its cycles, those charged to vCPUs, and those of the work its idle rate added (in idle time). */
   scannerCycles: number;
+  scannerCharged: number;
+  scannerIdleCycles: number;
   runs: MemoryCaseResult[];
 }
 
@@ -120,7 +123,8 @@ function summarize(runs: MemoryCaseResult[], scanCostScale: number, off: MemoryC
     mappedMiB: pagesMiB(mid.end.mapped), privateMiB: pagesMiB(mid.end.privatePages), sharedMiB: pagesMiB(mid.end.sharedPages),
     cacheOnlyMiB: pagesMiB(mid.end.cacheOnly),
     savedMiB: Object.fromEntries(SHARE_SOURCES.map((s) => [s, pagesMiB(mid.end.savedBy[s])])) as Record<ShareSource, number>,
-    peakMiB: pagesMiB(mid.peakInUse), cowBreaks: mid.cowBreaks, scannerCycles: mid.scan?.cycles ?? 0, runs,
+    peakMiB: pagesMiB(mid.peakInUse), cowBreaks: mid.cowBreaks, scannerCycles: mid.scan?.cycles ?? 0,
+    scannerCharged: mid.scan?.cyclesCharged ?? 0, scannerIdleCycles: mid.scan?.idleCycles ?? 0, runs,
   };
 }
 
