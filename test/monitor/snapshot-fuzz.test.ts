@@ -129,6 +129,8 @@ describe('the monitor snapshot loader', () => {
       },
       'the scanner remembers a page past the VM\'s end': (s) => { s.monitor.whole.scanner.index.candidates[1] = 4096; },
       'the scanner remembers the pages of a VM that ended': (s) => { s.monitor.whole.scanner.seen[0]!.vm = 1; },
+      'the scanner\'s idle rate is negative': (s) => { s.monitor.whole.scanner.parameters.idlePagesPerSecond = -1; },
+      'the scanner\'s idle budget is no amount': (s) => { s.monitor.whole.scanner.idleBudget = -3; },
     };
     for (const [what, corrupt] of Object.entries(corruptions)) {
       const state = decodeSnapshot(saved.slice()) as Saved;
@@ -141,7 +143,7 @@ describe('the monitor snapshot loader', () => {
     const state = decodeSnapshot(saved.slice()) as { monitor: { version: number } };
     state.monitor.version = 5;
     assert.throws(() => decodeMonitorSnapshot(encodeSnapshot(state)), (e: Error) => e instanceof SnapshotFileError
-      && /monitor snapshot version 5, this Mirrorball reads version 6: an older Mirrorball saved it/.test(e.message) && !e.message.includes('\n'));
+      && /monitor snapshot version 5, this Mirrorball reads version 7: an older Mirrorball saved it/.test(e.message) && !e.message.includes('\n'));
   });
 
   it('what the fuzzing found, every time', () => {
