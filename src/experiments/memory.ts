@@ -32,7 +32,7 @@ export const SCAN_RATE = 60_000;
 /** Its rate while CPU 0 runs no vCPU (page-scanner.ts: the part above SCAN_RATE only in idle cycles, free). */
 export const IDLE_SCAN_RATE = 600_000;
 /** Whether it merges a page at its first hash that matches (ESX), not only once its hash held still (KSM). */
-export const MERGE_ON_FIRST_MATCH = false;
+export const MERGE_ON_FIRST_MATCH = true;
 export const SAMPLE_MS = 10;
 
 export interface MemoryOptions {

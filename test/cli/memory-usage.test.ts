@@ -16,6 +16,8 @@ describe('experiment memory options', () => {
       [['--overcommit', 'lots'], /--overcommit/],
       [['--jobs', '0'], /--jobs/],
       [['--scan-rate', '-3'], /--scan-rate/],
+      [['--idle-scan-rate', '-1'], /--idle-scan-rate/],
+      [['--merge-on-first-match', 'maybe'], /--merge-on-first-match takes on or off/],
     ] as const;
     for (const [args, pattern] of cases) {
       const r = spawnSync(process.execPath, [CLI, 'experiment', 'memory', ...args, '--out', 'out/memory-usage-test'], { encoding: 'utf8', timeout: 60_000 });
