@@ -471,7 +471,6 @@ export class Monitor {
 
   /** One round: pick, run each CPU's vCPU for the slice, then move every VM's time (or skip idle time). */
   runRound(): void {
-    const start = this.cycles;
     const end = this.cycles + SLICE;
     // What each CPU ran last, before the scheduler's pick makes it this round's.
     const previous = Array.from({ length: this.cpus }, (_, p) => this.scheduler.lastOn(p) as VcpuRecord | undefined);
@@ -480,16 +479,14 @@ export class Monitor {
     const picks = (paused ? [] : this.scheduler.pick()) as (VcpuRecord | undefined)[];
     const ran = new Set<VcpuRecord>();
     const scanner = this.pageScanner;
-    // The vCPU on the scanner's CPU, and its busy time (instructions and stalls, the scanner's owed work
-    // charged to it included) before the round: what it adds is the CPU's busy time, the rest idle time.
+    // The vCPU on the scanner's CPU, and its busy time (instructions and stalls) before the round.
     const scanPick = scanner === undefined ? undefined : picks[scanner.parameters.cpu];
     const scanBusyBefore = scanPick?.hart.simulatedCycles ?? 0;
     if (scanner !== undefined && scanner.owed > 0) {
       // The scanner's work on its CPU delays whoever runs there now; on an idle CPU it took idle time.
-      const r = picks[scanner.parameters.cpu];
-      if (r === undefined || this.vms[r.vm]!.state !== 'running') scanner.idled();
+      if (scanPick === undefined || this.vms[scanPick.vm]!.state !== 'running') scanner.idled();
       else {
-        r.hart.chargeMonitor(scanner.owed);
+        scanPick.hart.chargeMonitor(scanner.owed);
         scanner.charged(scanner.owed);
       }
     }
@@ -564,14 +561,13 @@ export class Monitor {
     this.hardware.advanceTo(this.cycles);
     this.recovery.poll();
     this.recovery.advance(this.cycles);
-    // A safe point: every vCPU is between instructions.
-    // In timing mode its references go through its CPU's cache, as the vCPUs' do.
-    // The round's time on its CPU that no vCPU used (all of a skip over idle time) is its idle time.
+    // A safe point: every vCPU is between instructions. In timing mode its references go through its CPU's
+    // cache, as the vCPUs' do. Its idle time: the round's (a skip's too) that no vCPU used on its CPU, none on
+    // a stopped CPU, none when the vCPU can still run at the end (what its slice fell short is its next one's).
     scanner?.afterRound(this.cycles, this.vms.filter((vm) => vm.state === 'running').map((vm) => ({ pmap: vm.pmap, sharesWithOthers: vm.sharesWithOthers, tables: vm.tables })),
       this.mode === 'timing' && this.timingModel !== undefined ? { timing: this.timingModel, memmap: this.memmap } : undefined,
-      scanPick === undefined || !ran.has(scanPick) ? this.cycles - start
-        // A vCPU still runnable at the round's end used all of it (what its slice fell short is its next one's).
-        : scanPick.runnable() ? 0 : Math.max(0, this.cycles - start - (scanPick.hart.simulatedCycles - scanBusyBefore)));
+      !this.hardware.cpuRuns(scanner.parameters.cpu) ? 0 : scanPick === undefined || !ran.has(scanPick) ? this.cycles - (end - SLICE)
+        : scanPick.runnable() ? 0 : Math.max(0, this.cycles - (end - SLICE) - (scanPick.hart.simulatedCycles - scanBusyBefore)));
     if (this.mode === 'timing' || this.tlbCounters !== undefined) this.numaPolicy?.afterRound();
   }
 
