@@ -214,6 +214,23 @@ export class MachineFaults {
     this.install();
   }
 
+  /** Region `index`'s lines wholly inside `length` bytes at `offset` were written whole: their poison is gone. */
+  rewritten(index: number, offset: number, length: number): void {
+    const lines = this.poisonedLines[index]!;
+    if (lines.size === 0) return;
+    const pages = this.poisonedPages[index]!;
+    let cleared = 0;
+    for (let line = Math.ceil(offset / POISON_LINE_BYTES); (line + 1) * POISON_LINE_BYTES <= offset + length; line++) {
+      if (!lines.delete(line)) continue;
+      cleared++;
+      const page = Math.floor(line / LINES_PER_PAGE);
+      const left = pages.get(page)! - 1;
+      if (left === 0) pages.delete(page);
+      else pages.set(page, left);
+    }
+    if (cleared > 0) this.install();
+  }
+
   /** The check of region `index` (RegionCheck) for an access by CPU `cpu` (< 0: a device). */
   check(index: number, cpu: number, offset: number, length: number): number {
     const node = this.regions[index]!.node;
@@ -284,5 +301,9 @@ class RegionCheck implements RegionFaults {
 
   busError(cpu: number, address: number, syndrome: number): void {
     this.faults.busError(cpu, address, syndrome);
+  }
+
+  rewritten(offset: number, length: number): void {
+    this.faults.rewritten(this.index, offset, length);
   }
 }

@@ -33,4 +33,9 @@ export interface RegionFaults {
   check(cpu: number, offset: number, length: number): number;
   /** Logs a bus error in the machine's failure report: CPU `cpu` (or DEVICE_ACCESS) at machine address `address`. */
   busError(cpu: number, address: number, syndrome: number): void;
+  /**
+   * `length` bytes at byte `offset` of the region were written whole, line by line (a page zeroed for a new
+   * owner): the lines wholly inside lose their poison, as a full-line write replaces a line and its check bits.
+   */
+  rewritten(offset: number, length: number): void;
 }

@@ -26,7 +26,16 @@ export class RamRegion {
     this.end = base + size;
   }
 
-  contains(address: number, length = 1): boolean {
+  /**
+   * Writes zeros over `length` bytes at byte `offset`, whole 64-byte lines (a page zeroed for a new owner):
+   * the hardware replaces those lines, poison included (`faults.rewritten`).
+   */
+  zeroWhole(offset: number, length: number): void {
+    this.u8.fill(0, offset, offset + length);
+    this.faults?.rewritten(offset, length);
+  }
+
+    contains(address: number, length = 1): boolean {
     return address >= this.base && address + length <= this.end;
   }
 }

@@ -410,6 +410,8 @@ export class MachineMemory {
     for (let mpn = first; mpn < block; mpn++) this.freed[node]!.push(mpn);
     this.fresh[node] = block + BLOCK_PAGES - this.firstPage[node]!;
     this.reserved[node]! += BLOCK_PAGES;
+    const region = this.regionOf(block);
+    if (region.faults !== null) region.zeroWhole(this.offsetOf(block), BLOCK_PAGES * PAGE);
     return block;
   }
 
@@ -426,7 +428,10 @@ export class MachineMemory {
     this.freed[node] = this.freed[node]!.filter((mpn) => mpn < found || mpn >= found + BLOCK_PAGES);
     if (found + BLOCK_PAGES > fresh) this.fresh[node] = found + BLOCK_PAGES - first;
     const offset = this.offsetOf(found);
-    this.regionOf(found).u8.fill(0, offset, offset + Math.min(BLOCK_PAGES, fresh - found) * PAGE);
+    const region = this.regionOf(found);
+    // Pages that held data are zeroed; with a fault on the region, the whole block, never-used pages too, so
+    // that a line poisoned while free is rewritten (cleared) before anyone is given it.
+    region.zeroWhole(offset, (region.faults === null ? Math.min(BLOCK_PAGES, fresh - found) : BLOCK_PAGES) * PAGE);
     this.reserved[node]! += BLOCK_PAGES;
     return found;
   }
@@ -518,10 +523,14 @@ export class MachineMemory {
       // Fresh pages are zero already; a freed one held another VM's data.
       const region = this.regionOf(mpn);
       const offset = this.offsetOf(mpn);
-      region.u8.fill(0, offset, offset + PAGE);
+      region.zeroWhole(offset, PAGE);
       return mpn;
     }
-    return this.firstPage[node]! + this.fresh[node]!++;
+    const mpn = this.firstPage[node]! + this.fresh[node]!++;
+    // A never-used page is zero already; with a fault on its region it is rewritten too (poison of a free page).
+    const region = this.regionOf(mpn);
+    if (region.faults !== null) region.zeroWhole(this.offsetOf(mpn), PAGE);
+    return mpn;
   }
 
   /** True when machine pages `a` and `b` hold the same bytes. */
