@@ -1,16 +1,14 @@
 // The Disco monitor: VMs on one (ccNUMA) machine, their vCPUs scheduled on its CPUs round by round.
 
-import { layoutMachine, type MachineConfig, type MachineLayout } from '../board/address-map.js';
+import { layoutMachine, type MachineLayout } from '../board/address-map.js';
 import { SLICE } from '../board/machine.js';
 import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../board/timing-mode.js';
 import { timingModelFor } from '../board/topology.js';
 import { MachineHardware } from '../board/hardware.js';
 import { FaultRecovery, HARDWARE_FAULT } from './fault-recovery.js';
-import type { RecoveryCosts } from './cell-recovery.js';
-import { CellMap, multiCellProblems, type CellsSpec } from './cells.js';
+import { CellMap, multiCellProblems } from './cells.js';
 import { MonitorError } from './monitor-error.js';
-import type { CacheGeometry } from '../timing/cache.js';
-import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
+import type { TimingModel } from '../timing/timing-model.js';
 import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
 import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
@@ -18,93 +16,19 @@ import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { MemmapTable } from './monitor-data.js';
 import { NumaPolicy, policyProblems, type NumaPolicyParameters, type PolicySignal } from './numa-policy.js';
 import { MissCounters } from '../timing/miss-counters.js';
-import type { Placement } from './pmap.js';
 import { mergeIdenticalPages, type SharingResult } from './page-sharing.js';
 import { PageCache } from './page-cache.js';
 import { PageScanner, scanProblems, type ScanParameters } from './page-scanner.js';
 import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledger.js';
 import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu } from './scheduler.js';
-import { VirtioNet, type NetBackend, type VirtioNetOptions } from '../devices/virtio/net.js';
+import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
 
-export interface MonitorOptions {
-  /** The physical machine: its CPUs are what vCPUs run on, its nodes' memory what pmaps fill from. */
-  config: MachineConfig;
-  costs?: MonitorCosts;
-  /** Rounds a vCPU keeps its CPU while others wait. */
-  quantumRounds?: number;
-  translate?: boolean;
-  log?: (message: string) => void;
-  /** How every VM maps guest-physical to machine: `software` (Disco's, default) or `nested` (H's). */
-  mmu?: MmuMode;
-  /** `nested`: entries of each vCPU's G-stage TLB (cpu/g-stage-tlb.ts; default G_STAGE_TLB_ENTRIES, 0 for none). */
-  gStageTlbEntries?: number;
-  /**
-   * Timing mode's model of the physical machine: one cache per physical CPU, latencies by machine node.
-   * With it the monitor can switch between fast and timing mode (`setExecutionMode`); it starts in fast mode.
-   */
-  timing?: { latencies: TimingLatencies; cache?: Partial<CacheGeometry> };
-  /** Disco's NUMA policy (numa-policy.ts), acting on what `policySignal` counts; off without it. */
-  policy?: NumaPolicyParameters;
-  /**
-   * What the policy counts: `cache-misses` (default), FLASH's per-page cache-miss counters, which timing mode
-   * has, so the policy acts in timing mode only; or `tlb-misses`, every vCPU's TLB misses per machine page and
-   * node, which fast mode has too, so the policy acts in both.
-   */
-  policySignal?: PolicySignal;
-  /** Where every VM's pages come from: its home node in 2 MiB blocks (default), or round-robin over the nodes. */
-  placement?: Placement;
-  /**
-   * The page cache for copy-on-write disks' bases (page-cache.ts, docs/disk-cache.md): a read of a whole,
-   * aligned 4 KiB block already cached maps it. Default true.
-   */
-  diskCache?: boolean;
-  /** The pages of the kernel and initrd the monitor loads go through the page cache too, shared by every VM booted from them. Default false. */
-  shareBootImages?: boolean;
-  /** The content-sharing scanner (page-scanner.ts), off without it. */
-  scan?: ScanParameters;
-  /**
-   * The physical machine's hardware (board/hardware.ts): its memory, and the faults injected into it. Made
-   * from `config` when not given; given, it must have been made from the same layout.
-   */
-  hardware?: MachineHardware;
-  /**
-   * What every VM's network card on the subnet offers (devices/virtio/net.ts): checksum and TCP segmentation
-   * offload, and an MTU. Default: neither (1500-byte frames).
-   */
-  subnet?: SubnetOptions;
-  /** The cells (docs/cells.md): a count that splits the nodes evenly, or lists of nodes. Default: one cell of every node. */
-  cells?: CellsSpec;
-  /** What the cells' recovery costs (cell-recovery.ts DEFAULT_RECOVERY_COSTS). */
-  recoveryCosts?: RecoveryCosts;
-}
+import type { MonitorOptions, SubnetOptions, VmSpec } from './monitor-options.js';
 
-/** The subnet's cards' options (MonitorOptions.subnet). */
-export type SubnetOptions = Pick<VirtioNetOptions, 'offload' | 'mtu'>;
-
-export interface VmSpec {
-  name: string;
-  vcpus: number;
-  memoryBytes: number;
-  /** Fair-share weight against the other VMs (default 1). */
-  share?: number;
-  console: (bytes: Uint8Array) => void;
-  log?: (message: string) => void;
-  secondLevelEntries?: number;
-  /** A virtio-net card on the VMs' subnet (`Monitor.subnet`), MAC address `vmMac(id)`. */
-  net?: boolean;
-  /** Its home node (a VM restored from a snapshot); default: the node with the least memory of other VMs at home there. */
-  homeNode?: number;
-  /** The cell it is confined to (docs/cells.md); default: the cell it fits in with the most memory left, or none (it spans). */
-  cell?: number;
-  /**
-   * False: none of its pages is ever shared with another VM's (no disk cache, no boot images, and content
-   * merges among its own pages only), against the side channels of cross-VM sharing. Default true.
-   */
-  sharing?: boolean;
-}
+export type { MonitorOptions, SubnetOptions, VmSpec };
 
 export { MonitorError };
 
