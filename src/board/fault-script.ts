@@ -114,33 +114,36 @@ export function randomFaults(campaign: RandomCampaign, layout: MachineLayout, li
   if (kinds.length === 0) throw new FaultError('a random campaign needs at least one kind of fault the machine has');
   const random = mulberry32(campaign.seed);
   const pick = (n: number): number => Math.floor(random() * n);
-  const pages = (layout.ramEnd - layout.nodes[0]!.base) / 4096;
   const out: ScheduledFault[] = [];
   for (let i = 0; i < campaign.count; i++) {
     const time = campaign.from + Math.floor(random() * Math.max(1, campaign.to - campaign.from));
-    const kind = kinds[pick(kinds.length)]!;
-    let fault: Fault;
-    switch (kind) {
-      case 'node':
-      case 'router':
-        fault = { kind, node: pick(layout.nodes.length) };
-        break;
-      case 'cpu':
-        fault = { kind, cpu: pick(layout.harts) };
-        break;
-      case 'link': {
-        const link = links[pick(links.length)]!;
-        fault = { kind, a: link.a, b: link.b };
-        break;
-      }
-      case 'page':
-      case 'line':
-        fault = { kind, address: layout.nodes[0]!.base + pick(pages) * 4096 + (kind === 'line' ? pick(64) * 64 : 0) };
-        break;
-    }
+    const fault = drawFault(kinds[pick(kinds.length)]!, layout, links, pick);
     out.push({ time, fault });
   }
   return out.sort((x, y) => x.time - y.time || faultName(x.fault).localeCompare(faultName(y.fault)));
+}
+
+/**
+ * One fault of `kind` drawn with `pick` (an integer below its argument): a node or router, a CPU, a link of
+ * `links`, or a page or line anywhere in the machine's memory.
+ */
+export function drawFault(kind: RandomFaultKind, layout: MachineLayout, links: readonly Link[], pick: (n: number) => number): Fault {
+  switch (kind) {
+    case 'node':
+    case 'router':
+      return { kind, node: pick(layout.nodes.length) };
+    case 'cpu':
+      return { kind, cpu: pick(layout.harts) };
+    case 'link': {
+      const link = links[pick(links.length)]!;
+      return { kind, a: link.a, b: link.b };
+    }
+    case 'page':
+    case 'line': {
+      const pages = (layout.ramEnd - layout.nodes[0]!.base) / 4096;
+      return { kind, address: layout.nodes[0]!.base + pick(pages) * 4096 + (kind === 'line' ? pick(64) * 64 : 0) };
+    }
+  }
 }
 
 /** A small, fast, seedable generator of uniform numbers in [0, 1) (Tommy Ettinger's mulberry32). */

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Fault } from '../board/faults.js';
 import { linksFromDistances } from '../board/interconnect.js';
 import { layoutMachine } from '../board/address-map.js';
-import { mulberry32 } from '../board/fault-script.js';
+import { drawFault, mulberry32 } from '../board/fault-script.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import {
@@ -79,7 +79,7 @@ export interface FaultsResults {
 }
 
 /**
- * The campaign's injections, a function of `seed` alone: kind evenly from CAMPAIGN_KINDS; node and router 1–3;
+ * The campaign's injections, a function of `seed` alone: kind evenly from CAMPAIGN_KINDS; any node and router;
  * any CPU; any link; page and line at an address drawn evenly from all machine memory (used by some VM or by
  * none); due a moment drawn evenly from the first FAULT_WINDOW_MS of the work.
  */
@@ -88,32 +88,9 @@ export function drawInjections(seed: number, count: number): InjectionRequest[] 
   const links = linksFromDistances(layout.distances);
   const random = mulberry32(seed);
   const pick = (n: number): number => Math.floor(random() * n);
-  const nodes = layout.nodes.map((n) => n.id);
-  const pages = FAULTS_MEMORY / 4096;
   const out: InjectionRequest[] = [];
   for (let index = 0; index < count; index++) {
-    const kind = CAMPAIGN_KINDS[pick(CAMPAIGN_KINDS.length)]!;
-    let fault: Fault;
-    switch (kind) {
-      case 'node':
-      case 'router':
-        fault = { kind, node: nodes[pick(nodes.length)]! };
-        break;
-      case 'cpu':
-        fault = { kind, cpu: pick(layout.harts) };
-        break;
-      case 'link': {
-        const link = links[pick(links.length)]!;
-        fault = { kind, a: link.a, b: link.b };
-        break;
-      }
-      case 'page':
-      case 'line': {
-        const page = pick(pages);
-        fault = { kind, address: layout.nodes[0]!.base + page * 4096 + (kind === 'line' ? pick(64) * 64 : 0) };
-        break;
-      }
-    }
+    const fault = drawFault(CAMPAIGN_KINDS[pick(CAMPAIGN_KINDS.length)]!, layout, links, pick);
     out.push({ index, fault, offset: pick(FAULT_WINDOW_MS * CYCLES_PER_MS) });
   }
   return out;

@@ -5,11 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { layoutMachine, type MachineConfig } from '../board/address-map.js';
+import { layoutMachine } from '../board/address-map.js';
 import { MachineHardware } from '../board/hardware.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
-  assertCounted, counterDone, monitorMachine, runRoundsUntil, startCounter, type CounterRun,
+  assertCounted, meshMachine, counterDone, runRoundsUntil, startCounter, type CounterRun,
 } from '../../test/helpers/vm-program.js';
 import { DEFAULT_RECOVERY_COSTS, type RecoveryEpisode } from './cell-recovery.js';
 import { DEFAULT_TIMEOUT } from './cell-bus.js';
@@ -19,13 +19,6 @@ import type { VirtualMachine } from './vm.js';
 
 const MiB = 2 ** 20;
 const quiet = (): void => {};
-
-/** Four nodes of one CPU on a 2x2 mesh (links 0-1, 0-2, 1-3, 2-3), a cell each. */
-function mesh(): MachineConfig {
-  const config = monitorMachine(4, 32, 1);
-  const hops = (i: number, j: number): number => Math.abs((i % 2) - (j % 2)) + Math.abs((i >> 1) - (j >> 1));
-  return { ...config, distances: [0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => 10 + 10 * hops(i, j))) };
-}
 
 interface Scene {
   monitor: Monitor;
@@ -37,7 +30,7 @@ interface Scene {
 }
 
 function scene(): Scene {
-  const config = mesh();
+  const config = meshMachine();
   const hardware = new MachineHardware(layoutMachine(config));
   const log: string[] = [];
   const monitor = new Monitor({ config, hardware, cells: 4, log: (m) => log.push(m) });

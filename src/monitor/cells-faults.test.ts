@@ -6,13 +6,13 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { layoutMachine, type MachineConfig } from '../board/address-map.js';
+import { layoutMachine } from '../board/address-map.js';
 import type { Fault } from '../board/faults.js';
 import { MachineHardware } from '../board/hardware.js';
 import { latenciesFromDistances } from '../board/topology.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
-  assertCounted, counterDone, counterPages, monitorMachine, runRoundsUntil, startCounter, type CounterRun,
+  assertCounted, meshMachine, counterDone, counterPages, runRoundsUntil, startCounter, type CounterRun,
 } from '../../test/helpers/vm-program.js';
 import { FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
@@ -22,13 +22,6 @@ import type { VirtualMachine } from './vm.js';
 const MiB = 2 ** 20;
 const quiet = (): void => {};
 const ITERATIONS = 60_000;
-
-/** Four nodes of one CPU on a 2x2 mesh (links 0-1, 0-2, 1-3, 2-3), in cells {0, 1} and {2, 3}. */
-function mesh(): MachineConfig {
-  const config = monitorMachine(4, 32, 1);
-  const hops = (i: number, j: number): number => Math.abs((i % 2) - (j % 2)) + Math.abs((i >> 1) - (j >> 1));
-  return { ...config, distances: [0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => 10 + 10 * hops(i, j))) };
-}
 
 interface Scene {
   monitor: Monitor;
@@ -42,7 +35,7 @@ interface Scene {
 }
 
 function scene(rounds: number): Scene {
-  const config = mesh();
+  const config = meshMachine();
   const hardware = new MachineHardware(layoutMachine(config));
   const log: string[] = [];
   const monitor = new Monitor({ config, hardware, cells: [[0, 1], [2, 3]], log: (m) => log.push(m) });
@@ -166,7 +159,7 @@ test('the machine fails only when every cell has failed', (t) => {
 
 test('the NUMA policy keeps a confined VM in its cell: its vCPUs\' pages move within it, and misses from another cell move nothing out', (t) => {
   if (!requireToolchain(t)) return;
-  const config = mesh();
+  const config = meshMachine();
   const monitor = new Monitor({
     config, cells: 2, timing: { latencies: latenciesFromDistances(config.distances!) },
     policy: { ...DEFAULT_POLICY, sharedHotMisses: 0, hotMisses: 4, replicateGroupPages: 0 },

@@ -4,13 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MachineConfig } from '../board/address-map.js';
 import { describeRecord } from '../board/failure-report.js';
 import { MachineHardware } from '../board/hardware.js';
 import { layoutMachine } from '../board/address-map.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
-  assertCounted, counterDone, counterPages, monitorMachine, runRoundsUntil, startCounter, type CounterRun,
+  assertCounted, meshMachine, counterDone, counterPages, monitorMachine, runRoundsUntil, startCounter, type CounterRun,
 } from '../../test/helpers/vm-program.js';
 import { FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
@@ -19,13 +18,6 @@ import type { VirtualMachine } from './vm.js';
 const MiB = 2 ** 20;
 const quiet = (): void => {};
 const ITERATIONS = 60_000;
-
-/** Four nodes of one CPU on a 2x2 mesh (links 0-1, 0-2, 1-3, 2-3). */
-function mesh(): MachineConfig {
-  const config = monitorMachine(4, 32, 1);
-  const hops = (i: number, j: number): number => Math.abs((i % 2) - (j % 2)) + Math.abs((i >> 1) - (j >> 1));
-  return { ...config, distances: [0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => 10 + 10 * hops(i, j))) };
-}
 
 interface Scene {
   monitor: Monitor;
@@ -37,7 +29,7 @@ interface Scene {
 
 /** VMs a, b and c at home on nodes 1, 2 and 3, each counting on its one vCPU, run for `rounds` rounds. */
 function scene(rounds: number): Scene {
-  const config = mesh();
+  const config = meshMachine();
   const hardware = new MachineHardware(layoutMachine(config));
   const log: string[] = [];
   const monitor = new Monitor({ config, hardware, log: (m) => log.push(m) });

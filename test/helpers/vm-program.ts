@@ -27,6 +27,13 @@ export function monitorMachine(nodes: number, nodeMiB: number, cpusPerNode: numb
   };
 }
 
+/** Four nodes of one CPU and 32 MiB on a 2x2 mesh (links 0-1, 0-2, 1-3, 2-3): distance 10 + 10 per hop. */
+export function meshMachine(): MachineConfig {
+  const config = monitorMachine(4, 32, 1);
+  const hops = (i: number, j: number): number => Math.abs((i % 2) - (j % 2)) + Math.abs((i >> 1) - (j >> 1));
+  return { ...config, distances: [0, 1, 2, 3].map((i) => [0, 1, 2, 3].map((j) => 10 + 10 * hops(i, j))) };
+}
+
 /** Runs the monitor's rounds until `done` (or `max` rounds); returns the rounds run. */
 export function runRoundsUntil(monitor: Monitor, done: () => boolean, max: number): number {
   let rounds = 0;
