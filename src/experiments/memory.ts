@@ -26,9 +26,11 @@ export const QUICK_JOB: PmakeJob = { files: 4, lines: 50 };
 export const STAGGER_MS = 10;
 /**
  * The content scanner's rate, pages with a machine page looked at per simulated second over all VMs
- * (page-scanner.ts), on CPU 0.
+ * (page-scanner.ts), on CPU 0. Measured on 8 VMs, three runs each (docs/experiments.md): at 60 000 the
+ * second pass merged within pmake (45.3 MiB at the end) but pmake was 1.056 × `off`; at 55 000, 53.9 MiB and
+ * 1.047, inside both bars (≤ 1.05 × `off`, ≤ 2 × one VM without sharing); 58 000 gave 47.0 MiB and 1.057.
  */
-export const SCAN_RATE = 60_000;
+export const SCAN_RATE = 55_000;
 /** Its rate while CPU 0 runs no vCPU (page-scanner.ts: the part above SCAN_RATE only in idle cycles, free). */
 export const IDLE_SCAN_RATE = 600_000;
 /** Whether it merges a page at its first hash that matches (ESX), not only once its hash held still (KSM). */

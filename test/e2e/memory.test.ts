@@ -27,8 +27,8 @@ describe('experiment memory, quick', { skip }, () => {
       const sums = two!.runs[0]!.outcomes.map((o) => o.checksum);
       assert.deepEqual(sums, twoOff!.runs[0]!.outcomes.map((o) => o.checksum));
       assert.equal(new Set(sums).size, 2, 'the two VMs computed the same: they did not differ');
-      // Measured (quick sizes, the scanner at its default rate): one VM 13.2 MiB, two 17.1 MiB (1.30 ×) sharing,
-      // 60.2 MiB without. Two VMs that share nothing with each other (their zero pages merged each within
+      // Measured (quick sizes, the scanner at its default rate): one VM 12.9 MiB, two 16.0 MiB (1.24 ×) sharing,
+      // 60.3 MiB without. Two VMs that share nothing with each other (their zero pages merged each within
       // itself) need 2 × one: a cross-VM sharing that breaks crosses 1.6, and sharing that stops crosses 0.5.
       assert.ok(two!.machineMiB < 1.6 * one!.machineMiB, `2 VMs use ${two!.machineMiB} MiB, 1 VM ${one!.machineMiB}`);
       assert.ok(two!.machineMiB < 0.5 * twoOff!.machineMiB, `2 VMs use ${two!.machineMiB} MiB sharing, ${twoOff!.machineMiB} without`);
