@@ -42,6 +42,9 @@ export interface MonitorSettings {
   subnet?: SubnetOptions;
   /** The cells' nodes, with several cells (absent: one cell of every node). */
   cells?: number[][];
+  /** The page cache off for disk reads (absent: on), and boot images through it (absent: not). */
+  diskCache?: false;
+  shareBootImages?: true;
 }
 
 /** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
@@ -182,6 +185,12 @@ export interface ReadMonitor {
 }
 
 /** Reads a monitor snapshot (as `saveMonitor` or `saveOneVm` made it) and checks what it can alone. Throws StateError. */
+/** A setting saved only when it is `value` (its other value is the default, saved by leaving it out). Throws StateError. */
+function onlyValue<T extends boolean>(saved: unknown, value: T, path: string): T {
+  if (saved !== value) throw new StateError(`${path}: ${JSON.stringify(saved)}, where only ${value} is saved`);
+  return value;
+}
+
 /** Saved cells (`settings.cells`): lists of nodes that partition the machine's `nodes`. Throws StateError. */
 function readCells(value: unknown, nodes: number, path: string): number[][] {
   if (!Array.isArray(value) || !value.every((c) => Array.isArray(c) && c.every((n) => Number.isInteger(n)))) throw new StateError(`${path}: not lists of nodes`);
@@ -227,6 +236,8 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
     timing: s.value('timing') === null ? null : s.value('timing') as MonitorSettings['timing'],
     subnet: s.has('subnet') ? readSubnetOptions(s.object('subnet')) : undefined,
     ...(s.has('cells') ? { cells: readCells(s.value('cells'), config.nodes.length, 'snapshot.settings.cells') } : {}),
+    ...(s.has('diskCache') ? { diskCache: onlyValue(s.value('diskCache'), false, 'snapshot.settings.diskCache') } : {}),
+    ...(s.has('shareBootImages') ? { shareBootImages: onlyValue(s.value('shareBootImages'), true, 'snapshot.settings.shareBootImages') } : {}),
   };
   const nodes = config.nodes.length;
   const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);

@@ -187,13 +187,16 @@ export class Monitor {
 
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][] } {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true } {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
       placement: o.placement ?? 'home', gStageTlbEntries: o.gStageTlbEntries ?? G_STAGE_TLB_ENTRIES, timing: o.timing, subnet: o.subnet,
-      // Only with several cells, so that a one-cell monitor's settings are what they were before cells.
+      // Only with several cells, so that a one-cell monitor's settings are what they were before cells; the page
+      // cache's two switches only when not as by default, likewise.
       ...(this.cells.count > 1 ? { cells: this.cells.spec } : {}),
+      ...(this.options.diskCache === false && this.cells.count === 1 ? { diskCache: false as const } : {}),
+      ...(this.options.shareBootImages === true ? { shareBootImages: true as const } : {}),
     };
   }
 
