@@ -47,9 +47,13 @@ export interface RecoveryEpisode {
   cancelled: number;
 }
 
-/** A cell's own recovery state: the VMs that may use its resources (its own, and those spanning it). */
+/**
+ * A cell's own state as recovery and the other cells see it: the VMs that may use its resources (its own, and
+ * those spanning it), and the pages of its nodes it lent to VMs at home in other cells (`lend`).
+ */
 export interface CellState {
   readonly vms: Map<number, { readonly name: string; readonly cells: readonly number[]; readonly home: boolean }>;
+  readonly lent: Map<number, number>;
 }
 
 /** What the survivors decided, for the monitor to carry out: the cells that go on, and the records it covers. */
@@ -75,7 +79,16 @@ export interface CellRecoveryHost {
   cpuRuns(cpu: number): boolean;
   /** Carries out the survivors' decision (fault-recovery.ts). */
   carryOut(work: CellDecisionWork): CleanupWork;
+  /** Machine time (a round boundary, or within the round that is running). */
+  now(): number;
 }
+
+interface LendArgs {
+  vm: number;
+  node: number;
+}
+
+const LEND = 'memory.lend';
 
 export interface CellRecoveryOptions {
   costs?: RecoveryCosts;
@@ -103,6 +116,11 @@ export class CellRecovery {
   private readonly agreement: CellAgreement;
   private readonly states: CellState[];
   private running: Running | undefined = undefined;
+  /** Per VM: its home cell (the one that asks others for memory), and the cycles its lends cost, not yet charged. */
+  private readonly homeCells = new Map<number, number>();
+  private readonly owed = new Map<number, number>();
+  /** Lends asked of another cell, and those it did not answer. */
+  readonly lends = { asked: 0, refused: 0 };
 
   constructor(private readonly host: CellRecoveryHost, options: CellRecoveryOptions = {}) {
     const cells = host.cells;
@@ -120,8 +138,41 @@ export class CellRecovery {
       reachable: (from, to) => runs(from) && runs(to) && host.delivers(cells.cells[from]!.monitorNode, cells.cells[to]!.monitorNode),
     });
     this.objects = new CellObjects(cells.count);
-    this.states = cells.cells.map((cell) => this.objects.create(cell.id, { vms: new Map() } as CellState));
+    this.states = cells.cells.map((cell) => this.objects.create(cell.id, { vms: new Map(), lent: new Map() } as CellState));
     this.agreement = new CellAgreement(this.bus, { primary: cells.primary!.id, objects: this.objects });
+    // A cell lends memory of its nodes by recording the borrower in its own state: counted, so run at most once.
+    for (const cell of cells.cells) {
+      this.bus.handle<LendArgs, boolean>(cell.id, LEND, (args) => {
+        const lent = this.states[cell.id]!.lent;
+        lent.set(args.vm, (lent.get(args.vm) ?? 0) + 1);
+        return true;
+      });
+    }
+  }
+
+  /**
+   * VM `vm` is to be given memory on `node` (MachineMemory.lends): true at once when the node is its home
+   * cell's; else its home cell asks the node's cell over the bus, and the answer's cycles are the VM's to pay
+   * (`takeOwed`). False when that cell did not answer (its memory is not taken).
+   */
+  lend(vm: number, node: number): boolean {
+    const home = this.homeCells.get(vm);
+    const lender = this.host.cells.cellOf(node).id;
+    if (home === undefined || home === lender) return true;
+    this.lends.asked++;
+    const result = this.bus.call<boolean>(home, lender, LEND, { vm, node } satisfies LendArgs, { now: this.host.now() });
+    this.owed.set(vm, (this.owed.get(vm) ?? 0) + result.cycles);
+    if (result.ok) return true;
+    this.lends.refused++;
+    return false;
+  }
+
+  /** The cycles VM `vm`'s lends cost since the last call (charged by the monitor to its next vCPU to run). */
+  takeOwed(vm: number): number {
+    const cycles = this.owed.get(vm);
+    if (cycles === undefined) return 0;
+    this.owed.delete(vm);
+    return cycles;
   }
 
   /** True while an episode runs: no vCPU runs until the cells resume. */
@@ -131,12 +182,20 @@ export class CellRecovery {
 
   /** A VM was placed: each of its cells records it (its home cell as its home). */
   register(vm: number, name: string, cells: readonly number[], homeCell: number): void {
+    this.homeCells.set(vm, homeCell);
     for (const c of cells) this.states[c]!.vms.set(vm, { name, cells: [...cells], home: c === homeCell });
   }
 
   /** A VM ended: the live cells forget it (a failed cell's state is not touched). */
   unregister(vm: number, cells: readonly number[]): void {
+    this.homeCells.delete(vm);
+    this.owed.delete(vm);
     for (const c of cells) if (!this.objects.isRevoked(c)) this.states[c]!.vms.delete(vm);
+    for (const state of this.liveStates()) state.lent.delete(vm);
+  }
+
+  private liveStates(): CellState[] {
+    return this.states.filter((_, c) => !this.objects.isRevoked(c));
   }
 
   /** The state of cell `cell` (a proxy: it throws DeadCellError once the cell has failed). */

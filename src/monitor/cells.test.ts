@@ -10,6 +10,7 @@ import { cellNodes, CellMap, CellsError } from './cells.js';
 import { BLOCK_PAGES, FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
 import { saveOneVm } from './monitor-snapshot.js';
+import { DEFAULT_HANDLER_CYCLES } from './cell-bus.js';
 import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
 import type { VirtualMachine } from './vm.js';
@@ -283,4 +284,47 @@ test('blocks: a confined VM\'s large pages are reserved on its cell\'s nodes', (
   const block = vm.pmap.blockOf(0);
   assert.ok(block >= 0 && [2, 3].includes(m.memory.nodeOf(block)));
   assert.equal(m.memory.pagesReserved(2) + m.memory.pagesReserved(3), BLOCK_PAGES - 1);
+});
+
+test('a spanning VM\'s memory on another cell\'s node is lent by that cell over the cell bus, and the messages are the VM\'s to pay; a confined VM asks no one', () => {
+  const m = twoCells();
+  const cellular = m.recovery.cellular!;
+  const confined = m.createVm({ name: 'c', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, cell: 1 });
+  for (let g = 0; g < 2048; g++) touch(confined, g);
+  assert.equal(cellular.lends.asked, 0, 'a confined VM\'s pages are its own cell\'s');
+  // 72 MiB fits in neither cell: it spans, at home in cell 0, whose two nodes it fills before taking cell 1's.
+  const wide = m.createVm({ name: 'wide', vcpus: 1, memoryBytes: 72 * MiB, console: quiet });
+  assert.deepEqual([wide.cells, m.cells.cellOf(wide.pmap.homeNode).id], [[0, 1], 0]);
+  for (let g = 0; g < wide.pmap.pages; g++) touch(wide, g);
+  let inCell1 = 0;
+  for (let g = 0; g < wide.pmap.pages; g++) {
+    const mpn = wide.pmap.lookup(g);
+    if (mpn >= 0 && m.cells.cellOf(m.memory.nodeOf(mpn)).id === 1) inCell1++;
+  }
+  assert.ok(inCell1 > 0, 'some of its pages are in cell 1');
+  // One message per page cell 1 lent, each recorded in cell 1's own state and answered at most once.
+  assert.equal(cellular.lends.asked, inCell1);
+  assert.equal(cellular.lends.refused, 0);
+  assert.equal(cellular.stateOf(1).lent.get(wide.id), inCell1);
+  assert.equal(cellular.stateOf(0).lent.get(wide.id), undefined, 'its home cell lends it nothing');
+  assert.equal(cellular.bus.counters.delivered, inCell1);
+  const roundTrip = 2 * cellular.bus.latency + DEFAULT_HANDLER_CYCLES;
+  assert.equal(cellular.takeOwed(wide.id), inCell1 * roundTrip);
+  assert.equal(cellular.takeOwed(wide.id), 0, 'owed once');
+  // A VM that ends leaves no loan behind.
+  m.stopVm(wide);
+  assert.equal(cellular.stateOf(1).lent.get(wide.id), undefined);
+});
+
+test('a cell that does not answer lends nothing: the VM\'s page comes from elsewhere, and it paid the timeout', () => {
+  const m = twoCells();
+  const cellular = m.recovery.cellular!;
+  const wide = m.createVm({ name: 'wide', vcpus: 1, memoryBytes: 72 * MiB, console: quiet });
+  // Node 2, cell 1's monitor node, fails in the hardware; the monitor has not read the report yet.
+  m.hardware.injector.inject({ kind: 'node', node: 2 });
+  m.hardware.advanceTo(m.cycles);
+  assert.equal(m.memory.lends!(wide.id, 3), false);
+  assert.deepEqual([cellular.lends.asked, cellular.lends.refused], [1, 1]);
+  assert.equal(cellular.takeOwed(wide.id), cellular.bus.timeout);
+  assert.equal(m.memory.lends!(wide.id, 1), true, 'its own cell\'s node needs no one');
 });

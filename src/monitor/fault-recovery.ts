@@ -97,7 +97,7 @@ export class FaultRecovery {
 
   constructor(private readonly host: RecoveryHost, private readonly report: FailureReport, costs?: RecoveryCosts) {
     this.cellular = host.cells.count === 1 ? undefined : new CellRecovery({
-      cells: host.cells, delivers: (a, b) => host.delivers(a, b), cpuRuns: (cpu) => host.cpuRuns(cpu), carryOut: (work) => this.carryOut(work),
+      cells: host.cells, delivers: (a, b) => host.delivers(a, b), cpuRuns: (cpu) => host.cpuRuns(cpu), carryOut: (work) => this.carryOut(work), now: () => host.now(),
     }, { costs });
   }
 

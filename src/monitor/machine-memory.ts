@@ -75,6 +75,13 @@ export class MachineMemory {
   reclaim: (() => number) | undefined = undefined;
   /** Told of every page `movePage` moved, after the move (the sharing ledger keeps its notes by machine page). */
   onPageMoved: ((from: number, to: number) => void) | undefined = undefined;
+  /**
+   * With several cells (docs/cells.md): asked before VM `vm` is given memory on `node` (a page, a block, a
+   * replica, or the monitor's data for it). True at once for a node of the VM's own cell; for another cell's
+   * node, true when that cell lent it, answering a message (cell-recovery.ts), false when it did not answer.
+   * Undefined: every node is anyone's (one cell).
+   */
+  lends: ((vm: number, node: number) => boolean) | undefined = undefined;
   /** Per node: its first mpn, how many pages it has, the next never-used page, and pages freed since. */
   private readonly firstPage: number[];
   private readonly nodePages: number[];
@@ -293,8 +300,8 @@ export class MachineMemory {
    * A page on `node` exactly (or FREE if it has none free) for a read-only copy of guest page `gppn`; the
    * memmap marks it REPLICA. A replica is worth nothing on another node, so there is no fallback.
    */
-  allocateReplica(node: number, gppn: number): number {
-    if (this.pagesFree(node) === 0) return FREE;
+  allocateReplica(node: number, gppn: number, forVm?: number): number {
+    if (this.pagesFree(node) === 0 || !this.lent(forVm, node)) return FREE;
     const mpn = this.claim(this.takeFrom(node), REPLICA, gppn);
     this.replicaUsed[node]!++;
     return mpn;
@@ -306,8 +313,8 @@ export class MachineMemory {
    * (a whole 2 MiB group replicated, `Pmap.replicateGroup`): each page is a replica in the memmap, counted as
    * `allocateReplica`'s are, and goes back with `freeReplica`.
    */
-  allocateReplicaBlock(node: number, firstGppn: number): number {
-    const block = this.reserveBlock(node);
+  allocateReplicaBlock(node: number, firstGppn: number, forVm?: number): number {
+    const block = this.reserveBlock(node, forVm);
     if (block === FREE) return FREE;
     for (let k = 0; k < BLOCK_PAGES; k++) this.claim(block + k, REPLICA, firstGppn + k);
     this.reserved[node]! -= BLOCK_PAGES;
@@ -331,7 +338,7 @@ export class MachineMemory {
    * nearest node that has one; for VM `forVm`'s data, among the nodes it is confined to. Throws OutOfMachineMemory.
    */
   allocateMonitor(node: number, index: number, forVm?: number): number {
-    return this.allocateTo(node, MONITOR, index, this.monitorUsed, forVm === undefined ? undefined : this.confinedTo.get(forVm));
+    return this.allocateTo(node, MONITOR, index, this.monitorUsed, forVm === undefined ? undefined : this.confinedTo.get(forVm), forVm);
   }
 
   /** Gives back a page `allocateMonitor` handed out. */
@@ -400,8 +407,8 @@ export class MachineMemory {
    * never-used memory begins: the lowest such block. Its pages are allocated one by one later
    * (`allocateReserved`, zero) or given back (`unreserve`); until then no one else gets them.
    */
-  reserveBlock(node: number): number {
-    if (this.lostNodes.has(node)) return FREE;
+  reserveBlock(node: number, forVm?: number): number {
+    if (this.lostNodes.has(node) || !this.lent(forVm, node)) return FREE;
     const first = this.firstPage[node]! + this.fresh[node]!;
     const gap = (BLOCK_PAGES - ((this.addressOf(first) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
     const block = first + gap;
@@ -493,11 +500,14 @@ export class MachineMemory {
     return this.allocateTo(node, vm, gppn, this.used);
   }
 
-  /** `allocate` for `owner` (a VM or MONITOR), counted in `counted` per node; from the nodes `within` only, when given (else a VM's confinement). */
-  private allocateTo(node: number, owner: number, gppn: number, counted: number[], within = this.confinedTo.get(owner)): number {
+  /**
+   * `allocate` for `owner` (a VM or MONITOR), counted in `counted` per node; from the nodes `within` only, when
+   * given (else a VM's confinement), and those lent to `forVm` (the VM itself, or whose data the monitor's is).
+   */
+  private allocateTo(node: number, owner: number, gppn: number, counted: number[], within = this.confinedTo.get(owner), forVm = owner >= 0 ? owner : undefined): number {
     for (let attempt = 0; attempt < 2; attempt++) {
       for (const n of this.nearest[node]!) {
-        if (this.pagesFree(n) === 0 || (within !== undefined && !within.includes(n))) continue;
+        if (this.pagesFree(n) === 0 || (within !== undefined && !within.includes(n)) || !this.lent(forVm, n)) continue;
         const mpn = this.claim(this.takeFrom(n), owner, gppn);
         counted[n]!++;
         return mpn;
@@ -506,6 +516,11 @@ export class MachineMemory {
       if (attempt === 0 && (this.reclaim?.() ?? 0) === 0) break;
     }
     throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of ${owner === MONITOR ? 'the monitor' : `VM ${owner}`}`);
+  }
+
+  /** Whether `forVm` (undefined: no VM's) may be given memory on `node` now (`lends`). */
+  private lent(forVm: number | undefined, node: number): boolean {
+    return forVm === undefined || this.lends === undefined || this.lends(forVm, node);
   }
 
   /** The memmap gives page `mpn` its one user: `owner` (a VM, MONITOR or REPLICA) and guest page `gppn`. */

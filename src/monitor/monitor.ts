@@ -145,6 +145,8 @@ export class Monitor {
       forgetCached: (mpn) => this.pageCache.forget(mpn),
       log: (message) => this.options.log?.(message),
     }, this.hardware.report, options.recoveryCosts);
+    const cellular = this.recovery.cellular;
+    if (cellular !== undefined) this.memory.lends = (vm, node) => cellular.lend(vm, node);
   }
 
   /** Why the machine failed (node 0 lost, or every CPU): every VM has been ended with it. Undefined while it runs. */
@@ -313,12 +315,15 @@ export class Monitor {
       },
     };
     let vm: VirtualMachine;
-    // Its pages, and the monitor's data for it, come from its cell's nodes only.
+    // Its pages, and the monitor's data for it, come from its cell's nodes only; its cells know it before it
+    // takes any (a spanning VM's pages on another cell's nodes are that cell's to lend).
     this.memory.confine(this.nextId, place.nodes);
+    this.recovery.cellular?.register(this.nextId, spec.name, place.cells, this.cells.cellOf(homeNode).id);
     try {
       vm = new VirtualMachine(this.memory, options);
     } catch (error) {
       this.memory.confine(this.nextId, undefined);
+      this.recovery.cellular?.unregister(this.nextId, place.cells);
       if (error instanceof OutOfMachineMemory) throw new MonitorError(`VM ${spec.name}: ${error.message}`);
       throw error;
     }
@@ -338,7 +343,6 @@ export class Monitor {
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
     this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode, pcpus: place.cpus });
-    this.recovery.cellular?.register(vm.id, vm.name, place.cells, this.cells.cellOf(homeNode).id);
     return vm;
   }
 
@@ -406,6 +410,7 @@ export class Monitor {
     const picks = (paused ? [] : this.scheduler.pick()) as (VcpuRecord | undefined)[];
     const ran = new Set<VcpuRecord>();
     const scanner = this.pageScanner;
+    const cellular = this.recovery.cellular;
     // The vCPU on the scanner's CPU, and its busy time (instructions and stalls) before the round.
     const scanPick = scanner === undefined ? undefined : picks[scanner.parameters.cpu];
     const scanBusyBefore = scanPick?.hart.simulatedCycles ?? 0;
@@ -427,6 +432,11 @@ export class Monitor {
       ran.add(r);
       const h = r.hart;
       h.timingCpu = p;
+      // What its VM's memory lent by other cells cost in messages (cell-recovery.ts), since it last ran.
+      if (cellular !== undefined) {
+        const owed = cellular.takeOwed(vm.id);
+        if (owed > 0) h.chargeMonitor(owed);
+      }
       const node = this.layout.hartNode[p]!;
       // A vCPU that comes to another node reads its new node's replicas: what its second-level TLB holds of
       // the old node's copies must go (the first level goes with the world switch below).

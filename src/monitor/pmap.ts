@@ -239,7 +239,7 @@ export class Pmap implements PagedRam, PageSpace {
   moveGroup(group: number, node: number): { gppn: number; from: number; to: number }[] | undefined {
     const pages = this.wholeGroup(group);
     if (pages === undefined || !this.memory.allows(this.options.vm, node)) return undefined;
-    const to = this.memory.reserveBlock(node);
+    const to = this.memory.reserveBlock(node, this.options.vm);
     if (to === FREE) return undefined;
     const old = this.blocks[group]!;
     if (old >= 0) this.options.shootDown(this.memory.addressOf(old), BLOCK_PAGES * PAGE);
@@ -364,7 +364,7 @@ export class Pmap implements PagedRam, PageSpace {
   private fill(gppn: number): number {
     const group = Math.floor(gppn / BLOCK_PAGES);
     if (this.blocks[group] === FREE) {
-      const reserved = this.memory.reserveBlock(this.homeNode);
+      const reserved = this.memory.reserveBlock(this.homeNode, this.options.vm);
       this.blocks[group] = reserved === FREE ? SCATTERED : reserved;
     }
     const block = this.blocks[group]!;
@@ -575,7 +575,7 @@ export class Pmap implements PagedRam, PageSpace {
     for (const node of nodes) {
       // A VM confined to a cell has no copy outside it (docs/cells.md).
       if (node === home || copies[node] !== FREE || !this.memory.allows(this.options.vm, node)) continue;
-      const mpn = this.memory.allocateReplica(node, gppn);
+      const mpn = this.memory.allocateReplica(node, gppn, this.options.vm);
       if (mpn === FREE) continue;
       if (made.length === 0) {
         // Read-only first: no vCPU may write the master once a copy of it was taken.
@@ -670,7 +670,7 @@ export class Pmap implements PagedRam, PageSpace {
     const made: number[] = [];
     for (const node of nodes) {
       if (node === home || (copies !== undefined && copies[node] !== FREE) || !this.memory.allows(this.options.vm, node)) continue;
-      const block = this.memory.allocateReplicaBlock(node, group * BLOCK_PAGES);
+      const block = this.memory.allocateReplicaBlock(node, group * BLOCK_PAGES, this.options.vm);
       if (block === FREE) continue;
       if (copies === undefined) {
         // Read-only first: no vCPU may write the master once a copy of it was taken.
@@ -861,7 +861,7 @@ export class Pmap implements PagedRam, PageSpace {
         this.memory.addUser(mpn, this.options.vm, gppn);
       } else {
         if (inBlock && this.blocks[group] === FREE) {
-          const reserved = this.memory.reserveBlock(this.homeNode);
+          const reserved = this.memory.reserveBlock(this.homeNode, this.options.vm);
           this.blocks[group] = reserved === FREE ? SCATTERED : reserved;
         }
         const block = this.blocks[group]!;
