@@ -3,18 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MachineFileError, parseMachineFile } from './machine-file.js';
+import { parseMachineFile } from './machine-file.js';
+import { machineFileProblems } from '../../test/helpers/machine-file.js';
 
-/** The problems reported for `text`, or [] if it parses. */
-function problems(text: string): string[] {
-  try {
-    parseMachineFile(text, 'm.yaml');
-    return [];
-  } catch (error) {
-    if (error instanceof MachineFileError) return error.problems;
-    throw error;
-  }
-}
+const problems = machineFileProblems;
 
 const file = (cells: string, vm = '', monitor = ''): string =>
   `machine:\n  topology: numa4x2\n  memory: 2G\n  cells: ${cells}\n${monitor}vms:\n  - name: web\n${vm}`;

@@ -8,19 +8,11 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MachineFileError, parseMachineFile, type MachineFileSpec } from './machine-file.js';
+import { machineFileProblems } from '../../test/helpers/machine-file.js';
 
 const MiB = 2 ** 20;
 
-/** The problems reported for `text`, or [] if it parses. */
-function problems(text: string): string[] {
-  try {
-    parseMachineFile(text, 'm.yaml');
-    return [];
-  } catch (error) {
-    if (error instanceof MachineFileError) return error.problems;
-    throw error;
-  }
-}
+const problems = machineFileProblems;
 
 describe('machine file', () => {
   it('reads the machine and its VMs with the command-line words, and fills the defaults', () => {
