@@ -35,9 +35,9 @@ export interface RecoveryHost {
 }
 
 /**
- * What the monitor did about one record of the report, and when (machine cycles): what a campaign reports as
- * recovery time. No cost of detection, agreement or cleanup is modelled yet, so `doneAt` is `detectedAt`;
- * when those costs come, they are the fields to add between the two.
+ * What the one-cell monitor did about one record of the report, and when (machine cycles). It acts at once
+ * and charges no time, so `doneAt` is `detectedAt`; with several cells the recovery takes simulated time and
+ * its episodes say how much (cell-recovery.ts `RecoveryEpisode`).
  */
 export interface HandledRecord {
   readonly record: FailureRecord;
