@@ -99,6 +99,7 @@ test('a second fault in the middle of recovery is survived: during the agreement
     const e = recover(s);
     assert.deepEqual([e.live, [...e.failedCells].sort(), [...e.vmsEnded].sort()], [[0, 1], [2, 3], ['v2', 'v3']], when);
     assert.equal(e.reports, 2, `${when}: the second report restarted the agreement`);
+    assert.equal(e.records, 2, `${when}: both failures' records count in the one recovery`);
     assert.equal(e.total, e.detection + e.agreement + e.cleanup);
     assert.equal(cellular.episodes.length, 1, `${when}: one recovery, not two`);
     finish(s);

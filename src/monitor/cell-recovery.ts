@@ -207,15 +207,14 @@ export class CellRecovery {
   received(records: readonly FailureRecord[], now: number): void {
     if (records.length === 0) return;
     const at = now + this.costs.notice;
+    // The primary's monitor node failed: the lowest other live cell coordinates (the report says which node
+    // failed, so its cells know it is not a partition).
+    this.electPrimary(records);
     if (this.running === undefined) {
-      // The primary's monitor node failed: the lowest other live cell coordinates (the report says which node
-      // failed, so its cells know it is not a partition).
-      this.electPrimary(records);
       this.running = { start: now, noticed: at, records: [...records], reports: 1, resumeAt: undefined, episode: undefined };
       this.agreement.begin(at);
       return;
     }
-    this.electPrimary(records);
     this.running.records.push(...records);
     this.running.reports++;
     // Decided and cleaning up, or still agreeing: the cells agree again from where they are.
@@ -239,13 +238,22 @@ export class CellRecovery {
       // Each live cell cleans up its own part at once and in parallel; the last one's end resumes the VMs.
       let cleanup = 0;
       for (const [, w] of work.perCell) cleanup = Math.max(cleanup, w.pages * this.costs.pageCheck + w.ended * this.costs.vmEnd);
-      const previous = r.episode;
-      r.episode = {
-        start: r.start, detection: this.costs.notice, agreement: decidedAt - r.noticed, cleanup, total: decidedAt + cleanup - r.start,
-        records: r.records.length, reports: r.reports, rounds: (previous?.rounds ?? 0) + result.rounds, restarts: (previous?.restarts ?? 0) + result.restarts,
-        live: result.live, failedCells: [...(previous?.failedCells ?? []), ...work.failedCells],
-        vmsEnded: [...(previous?.vmsEnded ?? []), ...work.vmsEnded], cancelled: (previous?.cancelled ?? 0) + result.cancelled,
-      };
+      // A later report's decision adds to the episode: its counts add up, its times run to the last cleanup.
+      const e = (r.episode ??= {
+        start: r.start, detection: this.costs.notice, agreement: 0, cleanup: 0, total: 0, records: 0, reports: 0, rounds: 0, restarts: 0,
+        live: [], failedCells: [], vmsEnded: [], cancelled: 0,
+      });
+      e.agreement = decidedAt - r.noticed;
+      e.cleanup = cleanup;
+      e.total = decidedAt + cleanup - r.start;
+      e.records += r.records.length;
+      e.reports = r.reports;
+      e.rounds += result.rounds;
+      e.restarts += result.restarts;
+      e.live = result.live;
+      e.failedCells.push(...work.failedCells);
+      e.vmsEnded.push(...work.vmsEnded);
+      e.cancelled += result.cancelled;
       r.records = [];
       r.resumeAt = decidedAt + cleanup;
     }
