@@ -121,6 +121,28 @@ test('the primary lost: no side may go on, every cell stops', () => {
   assert.deepEqual(result.stopped, [0, 2]);
 });
 
+test('cells that stopped themselves count as gone: a report reaching their coordinator late ends, not a loop', () => {
+  const { world, agreement } = setUp(4, 0);
+  world.kill(0);
+  // Cell 1 coordinates after cell 0's timeout; its decision (stop: the primary is gone) reaches cells 2 and 3,
+  // and then a report restarts cell 1 before their acks come back. Its next round finds them stopped.
+  const result = agreement.run(0, [{ at: T + ROUND + L + 1, apply: () => {} }], 10_000);
+  assert.deepEqual(result.live, []);
+  assert.deepEqual(result.stopped, [1, 2, 3]);
+  assert.ok(result.decisions.slice(1).every((d) => d!.stopSelf));
+});
+
+test('a cell cut off unheard after it adopted a decision is fenced: the survivors\' newer decision leaves it out', () => {
+  const { world, agreement } = setUp(8, 2);
+  // The cut comes just before the decision's acks return, and no report tells of it: cell 6's ack is lost,
+  // the coordinator decides again without it, and cell 6 keeps the first decision.
+  const result = agreement.run(0, [{ at: 2 * ROUND - 6, apply: () => world.cut([6]), reported: false }]);
+  assert.deepEqual(result.live, [0, 1, 2, 3, 4, 5, 7]);
+  assert.deepEqual(result.fenced, [6]);
+  assert.deepEqual(result.decisions[6]!.live, [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.ok(result.decisions[6]!.epoch < result.epoch);
+});
+
 test('recovery never touches a failed cell\'s state: it is revoked when the cell dies, and the protocol runs on', () => {
   const objects = new CellObjects(4);
   const { world, agreement } = setUp(4, 3, objects);
@@ -190,9 +212,6 @@ function staged(cells: number, primary: number, before: readonly Parameters<type
   return { world, objects, agreement };
 }
 
-// Both properties run from a fixed seed for now: with fast-check's random seed about 2 runs of this file in 12
-// never ended (some input makes CellBus.deliverUntil loop at one simulated instant, where the protocol's
-// event bound cannot see it). Found at the end of a session, not yet run down: see its closing note.
 test('property: survivors agree on exactly the live cells on the primary\'s side, in bounded simulated time', () => {
   fc.assert(
     fc.property(scenario, ({ cells, primary, before, during }) => {
@@ -212,7 +231,7 @@ test('property: survivors agree on exactly the live cells on the primary\'s side
       const last = Math.max(start, ...faults.map((f) => f.at));
       assert.ok(result.cycles <= last - start + 2 * T + 2 * (2 * L + H), `${result.cycles} cycles, last fault at ${last - start}`);
     }),
-    { numRuns: 300, seed: 1 },
+    { numRuns: 300 },
   );
 });
 
@@ -228,6 +247,6 @@ test('property: with faults no report tells of, the survivors still agree and ke
       for (const cell of deciding) assert.deepEqual(result.decisions[cell]!.live, result.live);
       if (deciding.length > 0) assert.ok(survivors.every((c) => result.live.includes(c)), `[${result.live.join()}] lacks a survivor of [${survivors.join()}]`);
     }),
-    { numRuns: 300, seed: 1 },
+    { numRuns: 300 },
   );
 });

@@ -56,6 +56,11 @@ export interface AgreementResult {
   live: number[];
   /** Cells that stopped themselves, being cut off from the primary. */
   stopped: number[];
+  /**
+   * Cells still running on an older decision that the survivors' decision leaves out: a fault no report told
+   * of cut them off after they adopted it, so they never heard of the new one. The survivors treat them as failed.
+   */
+  fenced: number[];
   /** Every running cell's last decision, by cell; undefined for a cell that does not run (it reports nothing). */
   decisions: (CellDecision | undefined)[];
   /** Probe and decision rounds run by coordinators, and attempts abandoned (timeouts, reports, watchdogs). */
@@ -83,9 +88,10 @@ interface Member {
 }
 
 interface ProbeArgs { epoch: number }
-interface ProbeReply { epoch: number }
+/** `stopped`: the cell has stopped itself (cut off from the primary), and counts as gone from any view. */
+interface ProbeReply { epoch: number; stopped: boolean }
 interface DecideArgs { epoch: number; live: number[]; stopSelf: boolean }
-interface DecideReply { adopted: boolean; epoch: number }
+interface DecideReply { adopted: boolean; epoch: number; stopped: boolean }
 
 const PROBE = 'agree.probe';
 const DECIDE = 'agree.decide';
@@ -153,8 +159,8 @@ export class CellAgreement {
       }
       if (due === undefined) break;
       now = due;
-      events += bus.deliverUntil(due);
-      if (events > maxEvents) throw new Error(`the agreement did not end after ${maxEvents} events`);
+      if (events >= maxEvents) throw new Error(`the agreement did not end after ${maxEvents} events`);
+      events += bus.deliverUntil(due, maxEvents - events);
     }
     return this.finish(start, now);
   }
@@ -203,12 +209,18 @@ export class CellAgreement {
   private result(start: number, decisions: (CellDecision | undefined)[]): AgreementResult {
     const going = decisions.filter((d): d is CellDecision => d !== undefined && !d.stopSelf);
     const stopped = decisions.flatMap((d, cell) => (d?.stopSelf === true ? [cell] : []));
-    const first = going[0];
-    for (const d of going) {
-      if (d.epoch !== first!.epoch || d.live.join() !== first!.live.join()) throw new Error(`the survivors disagree: epoch ${first!.epoch} [${first!.live.join(', ')}] and epoch ${d.epoch} [${d.live.join(', ')}]`);
-    }
+    // The survivors' decision is the newest: a cell on an older one that it leaves out was cut off unheard.
+    // Every cell it keeps must hold it exactly.
+    const first = going.reduce<CellDecision | undefined>((newest, d) => (newest === undefined || d.epoch > newest.epoch ? d : newest), undefined);
+    const fenced: number[] = [];
+    decisions.forEach((d, cell) => {
+      if (d === undefined || d.stopSelf) return;
+      if (d.epoch === first!.epoch && d.live.join() === first!.live.join()) return;
+      if (!first!.live.includes(cell)) fenced.push(cell);
+      else throw new Error(`the survivors disagree: epoch ${first!.epoch} [${first!.live.join(', ')}] and cell ${cell}'s epoch ${d.epoch} [${d.live.join(', ')}]`);
+    });
     // The survivors' decision; with none, the last cell to stop.
-    const decidedAt = Math.max(start, ...(going.length > 0 ? going.map((d) => d.at) : stopped.map((cell) => decisions[cell]!.at)));
+    const decidedAt = Math.max(start, ...(first !== undefined ? going.filter((d) => d.epoch === first.epoch).map((d) => d.at) : stopped.map((cell) => decisions[cell]!.at)));
     let cancelled = 0;
     if (first !== undefined) {
       for (let cell = 0; cell < this.bus.cells; cell++) if (!first.live.includes(cell) && !this.bus.isDead(cell)) cancelled += this.bus.cancel(cell, decidedAt);
@@ -217,6 +229,7 @@ export class CellAgreement {
       epoch: first?.epoch ?? 0,
       live: first === undefined ? [] : [...first.live],
       stopped,
+      fenced,
       decisions,
       rounds: this.rounds,
       restarts: this.restarts,
@@ -265,7 +278,8 @@ export class CellAgreement {
     this.rounds++;
     this.broadcast(cell, others, PROBE, () => ({ epoch }), now, (probes, at) => {
       if (m.attempt !== attempt) return;
-      const silent = others.filter((c) => !probes.get(c)!.ok);
+      // A cell that stopped itself will never adopt anything: it leaves the view as a silent one does.
+      const silent = others.filter((c) => !probes.get(c)!.ok || (probes.get(c) as { value: ProbeReply }).value.stopped);
       m.epoch = Math.max(m.epoch, ...others.map((c) => (probes.get(c)!.ok ? (probes.get(c) as { value: ProbeReply }).value.epoch : 0)));
       if (silent.length > 0 || m.epoch > epoch) {
         m.view = m.view.filter((c) => !silent.includes(c));
@@ -277,10 +291,10 @@ export class CellAgreement {
       this.rounds++;
       this.broadcast(cell, others, DECIDE, () => ({ epoch, live, stopSelf }), at, (acks, end) => {
         if (m.attempt !== attempt) return;
-        const missing = others.filter((c) => !acks.get(c)!.ok);
+        const missing = others.filter((c) => !acks.get(c)!.ok || (!(acks.get(c) as { value: DecideReply }).value.adopted && (acks.get(c) as { value: DecideReply }).value.stopped));
         const refused = others.some((c) => {
           const ack = acks.get(c)!;
-          return ack.ok && !(ack.value as DecideReply).adopted;
+          return ack.ok && !(ack.value as DecideReply).adopted && !(ack.value as DecideReply).stopped;
         });
         if (missing.length > 0 || refused) {
           m.view = m.view.filter((c) => !missing.includes(c));
@@ -295,22 +309,24 @@ export class CellAgreement {
 
   private onProbe(cell: number, args: ProbeArgs, from: number, now: number): ProbeReply {
     const m = this.members[cell]!;
-    if (m.phase === 'stopped') return { epoch: m.epoch };
+    if (m.phase === 'stopped') return { epoch: m.epoch, stopped: true };
     m.epoch = Math.max(m.epoch, args.epoch);
     // Its coordinator is working on a new epoch: wait for its decision (and drop it if none comes).
     if (from === m.view[0] && from < cell && (m.phase === 'wait' || m.phase === 'done' || m.phase === 'ping')) {
       if (m.phase === 'done') m.phase = 'wait';
       this.arm(cell, now);
     }
-    return { epoch: m.epoch };
+    return { epoch: m.epoch, stopped: false };
   }
 
   private onDecide(cell: number, args: DecideArgs, now: number): DecideReply {
     const m = this.members[cell]!;
-    if (m.phase === 'stopped' || args.epoch < m.epoch) return { adopted: false, epoch: m.epoch };
+    // A stopped cell has already done what a decision to stop asks; any other it can no longer adopt.
+    if (m.phase === 'stopped') return { adopted: args.stopSelf, epoch: m.epoch, stopped: true };
+    if (args.epoch < m.epoch) return { adopted: false, epoch: m.epoch, stopped: false };
     m.attempt++; // whatever it was doing for an older epoch is over
     this.adopt(cell, { epoch: args.epoch, live: [...args.live], stopSelf: args.stopSelf, at: now });
-    return { adopted: true, epoch: m.epoch };
+    return { adopted: true, epoch: m.epoch, stopped: false };
   }
 
   private adopt(cell: number, decision: CellDecision): void {

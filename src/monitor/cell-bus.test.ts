@@ -129,6 +129,18 @@ test('timers run only on a cell that still runs, and a cleared one not at all', 
   assert.deepEqual(ran, [0]);
 });
 
+test('deliverUntil stops with an error when handlers keep sending at one instant, past its limit', () => {
+  const { bus } = world(1);
+  let ran = 0;
+  const again = (now: number): void => {
+    ran++;
+    bus.timer(0, now, again);
+  };
+  bus.timer(0, 5, again);
+  assert.throws(() => bus.deliverUntil(10, 100), /more than 100 events at or before 10: the handlers do not settle/);
+  assert.equal(ran, 100);
+});
+
 test('the bus learns of faults only through reachable: the same calls change outcome when it changes its answer', () => {
   let cut = false;
   const asked: string[] = [];

@@ -218,12 +218,15 @@ export class CellBus {
     return this.queue[0]?.time;
   }
 
-  /** Handles every event due at or before `now`, in order of time and then of sending. Returns their number. */
-  deliverUntil(now: number): number {
+  /**
+   * Handles every event due at or before `now`, in order of time and then of sending. Returns their number.
+   * More than `limit` throws: handlers that keep sending at one instant would otherwise never return.
+   */
+  deliverUntil(now: number, limit = Infinity): number {
     let handled = 0;
     while (this.queue.length > 0 && this.queue[0]!.time <= now) {
       const event = this.queue.shift()!;
-      handled++;
+      if (++handled > limit) throw new Error(`more than ${limit} events at or before ${now}: the handlers do not settle`);
       this.dispatch(event);
     }
     return handled;

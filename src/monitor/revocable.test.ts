@@ -34,6 +34,24 @@ test('a live cell\'s proxies behave as their objects, private fields, getters, M
   assert.equal(queue.waiting, queue.waiting, 'an object read twice is the same proxy');
 });
 
+test('a proxy stored back into its cell\'s state stays one proxy: reads do not nest a level per round trip', () => {
+  const objects = new CellObjects(2);
+  const member = objects.create(0, { view: [0, 1, 2, 3] });
+  // As the agreement does with its views: read, filter, store back, many times over.
+  for (let round = 0; round < 1_000; round++) {
+    const next = member.view.filter(() => true);
+    member.view = next;
+    assert.equal(member.view, next, `round ${round}: read back as a proxy of the proxy`);
+  }
+  assert.deepEqual([...member.view], [0, 1, 2, 3]);
+  // A proxy of another cell stored here is still wrapped, so it dies with either cell.
+  const other = objects.create(1, { list: [5] });
+  member.view = other.list;
+  assert.notEqual(member.view, other.list);
+  objects.revoke(1);
+  assert.throws(() => member.view[0], dead(1));
+});
+
 test('after revoke, get, set, has, keys, method calls and held references of the cell all throw; other cells go on', () => {
   const objects = new CellObjects(3);
   const queue = objects.create(2, new RunQueue());

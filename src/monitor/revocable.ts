@@ -28,6 +28,8 @@ export class CellObjects {
   private readonly made: number[];
   /** Per cell, target → its proxy, so that an object read twice is the same proxy. */
   private readonly proxies: WeakMap<object, object>[];
+  /** Every proxy handed out, with its cell: a proxy stored back into state is kept as it is, not wrapped again. */
+  private readonly handedOut = new WeakMap<object, number>();
 
   constructor(readonly cells: number) {
     this.made = new Array<number>(cells).fill(0);
@@ -58,6 +60,9 @@ export class CellObjects {
   private wrap<T extends object>(cell: number, target: T): T {
     const known = this.proxies[cell]!.get(target);
     if (known !== undefined) return known as T;
+    // Already one of ours (a proxy read out and stored back, as `m.view = m.view.filter(…)` does): wrapping it
+    // again would nest a proxy per round trip, and every access would pay each level.
+    if (this.handedOut.get(target) === cell) return target;
     const own = this;
     const slots = slotted(target);
     /** A value read out of the target: objects stay behind the cell's check; methods run on the target after it. */
@@ -98,6 +103,7 @@ export class CellObjects {
       construct: (t, args, newTarget) => (this.live(cell), this.wrap(cell, Reflect.construct(t as new (...a: unknown[]) => object, args, newTarget))),
     });
     this.proxies[cell]!.set(target, proxy);
+    this.handedOut.set(proxy, cell);
     this.made[cell]!++;
     return proxy;
   }
