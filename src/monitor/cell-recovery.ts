@@ -233,8 +233,12 @@ export class CellRecovery {
       const decidedAt = r.noticed + result.cycles;
       const states = new Map<number, CellState>();
       for (const c of result.live) states.set(c, this.states[c]!);
+      // The cells left out are gone before anything is cleaned up: whatever reaches for their state (their
+      // run queues, their records) fails at once, instead of reading what died with them.
+      for (const cell of this.host.cells.live) if (!result.live.includes(cell.id)) this.objects.revoke(cell.id);
       const work = this.host.carryOut({ live: result.live, records: r.records, states });
-      for (const c of work.failedCells) this.objects.revoke(c);
+      // And a cell the cleanup failed (its last CPU lost) goes the same way.
+      for (const cell of this.host.cells.cells) if (cell.failure !== undefined) this.objects.revoke(cell.id);
       // Each live cell cleans up its own part at once and in parallel; the last one's end resumes the VMs.
       let cleanup = 0;
       for (const [, w] of work.perCell) cleanup = Math.max(cleanup, w.pages * this.costs.pageCheck + w.ended * this.costs.vmEnd);

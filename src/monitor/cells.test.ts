@@ -12,7 +12,6 @@ import { Monitor, MonitorError } from './monitor.js';
 import { saveOneVm } from './monitor-snapshot.js';
 import { DEFAULT_HANDLER_CYCLES } from './cell-bus.js';
 import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
-import { Scheduler, type SchedVcpu } from './scheduler.js';
 import type { VirtualMachine } from './vm.js';
 import { psTable, statsTable } from '../cli/vm-commands.js';
 import { listVm } from '../control/monitor-commands.js';
@@ -104,55 +103,6 @@ test('one cell (the default) places as before cells: the node with the most left
   assert.deepEqual(homes.map((vm) => vm.pmap.homeNode), [0, 1, 2, 3, 0]);
   assert.ok(homes.every((vm) => vm.cells.length === 1 && vm.cells[0] === 0));
   assert.deepEqual(m.memory.nodesFor(homes[0]!.id), [0, 1, 2, 3]);
-});
-
-class FakeVcpu implements SchedVcpu {
-  constructor(readonly vm: number, readonly index: number, public awake = true) {}
-  runnable(): boolean {
-    return this.awake;
-  }
-}
-
-test('scheduler: a confined VM\'s vCPUs never run outside its pCPUs, over many rounds, while no pCPU idles that one could use', () => {
-  // Eight pCPUs on four nodes; cells {0..3} and {4..7}. VM 0 (6 vCPUs) and VM 1 (3) in cell 0, VM 2 (2) in
-  // cell 1, VM 3 (4 vCPUs) spans. Some sleep now and then.
-  const scheduler = new Scheduler({ pcpuNodes: [0, 0, 1, 1, 2, 2, 3, 3], quantumRounds: 3 });
-  const cell0 = [0, 1, 2, 3];
-  const cell1 = [4, 5, 6, 7];
-  const vms = [
-    { id: 0, vcpus: Array.from({ length: 6 }, (_, i) => new FakeVcpu(0, i)), pcpus: cell0, home: 1 },
-    { id: 1, vcpus: Array.from({ length: 3 }, (_, i) => new FakeVcpu(1, i)), pcpus: cell0, home: 0 },
-    { id: 2, vcpus: Array.from({ length: 2 }, (_, i) => new FakeVcpu(2, i)), pcpus: cell1, home: 2 },
-    { id: 3, vcpus: Array.from({ length: 4 }, (_, i) => new FakeVcpu(3, i)), pcpus: undefined, home: 0 },
-  ];
-  for (const vm of vms) scheduler.addVm(vm.id, vm.vcpus, { homeNode: vm.home, pcpus: vm.pcpus });
-  let ranOnCell1 = 0;
-  for (let round = 0; round < 2000; round++) {
-    // A fixed pattern of sleep: deterministic, and varied enough to move vCPUs about.
-    for (const vm of vms) vm.vcpus.forEach((v, i) => { v.awake = (round * 7 + i * 3 + vm.id) % 11 !== 0; });
-    const picks = scheduler.pick();
-    picks.forEach((v, pcpu) => {
-      if (v === undefined) return;
-      const allowed = vms[v.vm]!.pcpus;
-      assert.ok(allowed === undefined || allowed.includes(pcpu), `round ${round}: VM ${v.vm}'s vCPU ${v.index} on pCPU ${pcpu}`);
-      if (v.vm === 3 && pcpu >= 4) ranOnCell1++;
-      scheduler.charge(v, 4096);
-    });
-    // Work-conserving within the rules: an idle pCPU means no waiting vCPU could use it.
-    const running = new Set(picks.filter((v) => v !== undefined));
-    for (let pcpu = 0; pcpu < 8; pcpu++) {
-      if (picks[pcpu] !== undefined) continue;
-      const waiting = vms.filter((vm) => vm.pcpus === undefined || vm.pcpus.includes(pcpu)).flatMap((vm) => vm.vcpus).filter((v) => v.awake && !running.has(v));
-      assert.deepEqual(waiting.map((v) => `${v.vm}.${v.index}`), [], `round ${round}: pCPU ${pcpu} idles while these wait`);
-    }
-  }
-  assert.ok(ranOnCell1 > 0, 'the spanning VM uses cell 1\'s spare pCPUs');
-});
-
-test('scheduler: a VM must be allowed some pCPU, and only pCPUs that exist', () => {
-  const scheduler = new Scheduler({ pcpuNodes: [0, 1] });
-  assert.throws(() => scheduler.addVm(0, [new FakeVcpu(0, 0)], { pcpus: [] }), /allowed no pCPU/);
-  assert.throws(() => scheduler.addVm(1, [new FakeVcpu(1, 0)], { pcpus: [2] }), /no pCPU 2/);
 });
 
 /** Every machine page of `vm` (its pages, replicas and the monitor's data for it) and the nodes they lie on. */

@@ -78,12 +78,14 @@ export interface PlacementRequest {
   homeNode?: number;
 }
 
-/** Where a VM goes: the cells it depends on, its home node, and the nodes and CPUs it may use (undefined: any). */
+/**
+ * Where a VM goes: the cells it depends on (its vCPUs run on their CPUs, cell-scheduler.ts), its home node,
+ * and the nodes its memory may use (undefined: any).
+ */
 export interface VmPlacement {
   cells: number[];
   homeNode: number;
   nodes: readonly number[] | undefined;
-  cpus: readonly number[] | undefined;
 }
 
 /** A placement the cells cannot give (a cell that does not exist or failed, a home node outside the cell named). */
@@ -174,8 +176,8 @@ export class CellMap {
     if (candidates.length === 0) throw new PlacementError(`VM ${name}: ${cell === undefined ? 'no node is left' : `cell ${cell.id} has no node left`}`);
     const homeNode = request.homeNode ?? [...candidates].sort((a, b) => left(b) - left(a) || a - b)[0]!;
     // Alone, the one cell is the machine: a VM there is confined to nothing (as before cells).
-    if (cell !== undefined && this.count > 1) return { cells: [cell.id], homeNode, nodes: cell.nodes, cpus: cell.cpus };
-    return { cells: cell !== undefined ? [cell.id] : this.live.map((c) => c.id), homeNode, nodes: undefined, cpus: undefined };
+    if (cell !== undefined && this.count > 1) return { cells: [cell.id], homeNode, nodes: cell.nodes };
+    return { cells: cell !== undefined ? [cell.id] : this.live.map((c) => c.id), homeNode, nodes: undefined };
   }
 }
 

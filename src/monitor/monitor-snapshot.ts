@@ -21,6 +21,7 @@ import { readPolicy } from './policy-snapshot.js';
 import { SHARE_SOURCES } from './sharing-ledger.js';
 import type { Placement, PmapState } from './pmap.js';
 import type { SchedVcpu, SchedulerState } from './scheduler.js';
+import type { CellTimes } from './cell-scheduler.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, type Relocation, type VmSnapshot } from './vm-snapshot.js';
 import type { MmuMode, VirtualMachine } from './vm.js';
@@ -28,7 +29,7 @@ import { cellNodes } from './cells.js';
 import { checkMemory, REPLICA_PAGE, same, VM_PAGE } from './memory-check.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 7;
+export const MONITOR_SNAPSHOT_VERSION = 8;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -61,7 +62,8 @@ export interface WholeMonitor {
   mode: ExecutionMode;
   memory: MachineMemoryState;
   memmap: number[][];
-  scheduler: SchedulerState;
+  /** With several cells, `cellTimes` too: each cell's virtual times (cell-scheduler.ts). */
+  scheduler: SchedulerState & { cellTimes?: CellTimes[] };
   policy: PolicyState | null;
   subnet: ReturnType<Monitor['subnet']['saveState']>;
   timing: TimingSnapshot | null;
@@ -373,7 +375,7 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
     : readScanner(w.object('scanner'), saved.vms.map((v) => ({ pages: v.memoryBytes / PAGE, running: v.state === 'running' })), monitor.cpus);
   const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()], pageCache);
   for (const mpn of saved.pages.keys()) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
-  const scheduler = readScheduler(w.object('scheduler'), saved.vms, monitor.cpus);
+  const scheduler = readScheduler(w.object('scheduler'), saved.vms, monitor.cpus, monitor.cells.count);
   const policy = w.value('policy') === null ? null : readPolicy(w.object('policy'), nodes);
   if (policy !== null && (monitor.timingModel === undefined || addsTiming)) throw new StateError('snapshot.whole.policy: the NUMA policy without a timing configuration');
   const subnet = readSubnet(w.object('subnet'), monitor);
@@ -471,7 +473,7 @@ function readMemoryState(m: StateReader, memory: MachineMemory): MachineMemorySt
   };
 }
 
-function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number): SchedulerState {
+function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number, cells: number): SchedulerState & { cellTimes?: CellTimes[] } {
   const pairs = (key: string): Int32Array => {
     const a = r.typed(key, Int32Array, 2 * pcpus);
     for (let p = 0; p < pcpus; p++) {
@@ -489,9 +491,22 @@ function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number): S
     if (s === null || s === undefined) throw new StateError(`${p}: VM ${id} is not scheduled`);
     return s;
   }, scheduled.length);
+  // Each cell's virtual times, with several cells: for VMs scheduled there.
+  const cellTimes = cells === 1 ? undefined : r.array('cellTimes', (v, p) => {
+    const c = new StateReader(v, p);
+    return {
+      virtualTimeFloor: c.amount('virtualTimeFloor'),
+      vms: c.array('vms', (x, q) => {
+        const t = new StateReader(x, q);
+        const id = t.number('id', 0, vms.length - 1);
+        if (vms[id]?.scheduler === null) throw new StateError(`${q}: VM ${id} is not scheduled`);
+        return { id, virtualTime: t.amount('virtualTime'), runnableLastRound: t.boolean('runnableLastRound') };
+      }),
+    };
+  }, cells);
   return {
     vms: list, holders: pairs('holders'), lastRun: pairs('lastRun'), switchCounts: r.amounts('switchCounts', Float64Array, pcpus),
-    virtualTimeFloor: r.amount('virtualTimeFloor'),
+    virtualTimeFloor: r.amount('virtualTimeFloor'), ...(cellTimes === undefined ? {} : { cellTimes }),
   };
 }
 

@@ -21,7 +21,8 @@ import { PageCache } from './page-cache.js';
 import { PageScanner, scanProblems, type ScanParameters } from './page-scanner.js';
 import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledger.js';
 import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
-import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu } from './scheduler.js';
+import { DEFAULT_QUANTUM_ROUNDS, type SchedVcpu } from './scheduler.js';
+import { CellScheduler } from './cell-scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
@@ -60,7 +61,7 @@ export class Monitor {
   readonly memory: MachineMemory;
   /** Where the memmap lies in machine memory (the monitor's own data, monitor-data.ts). */
   readonly memmap: MemmapTable;
-  readonly scheduler: Scheduler;
+  readonly scheduler: CellScheduler;
   readonly vms: VirtualMachine[] = [];
   readonly costs: MonitorCosts;
   /** The switch every VM's network card is plugged into. */
@@ -120,7 +121,6 @@ export class Monitor {
     this.ledger = new SharingLedger(this.memory);
     this.pageCache = new PageCache(this.memory, this.ledger);
     this.costs = options.costs ?? DEFAULT_COSTS;
-    this.scheduler = new Scheduler({ pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds });
     this.promisedOnNode = this.layout.nodes.map(() => 0);
     // Memory running short gives back the replicas first (the masters keep the contents), and only when there
     // are none breaks the VMs' partly touched large pages, before anyone is refused a page.
@@ -147,6 +147,10 @@ export class Monitor {
     }, this.hardware.report, options.recoveryCosts);
     const cellular = this.recovery.cellular;
     if (cellular !== undefined) this.memory.lends = (vm, node) => cellular.lend(vm, node);
+    // Each cell schedules its own CPUs, its run queues among its revocable state (cell-scheduler.ts).
+    this.scheduler = new CellScheduler({
+      pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
+    });
   }
 
   /** Why the machine failed (node 0 lost, or every CPU): every VM has been ended with it. Undefined while it runs. */
@@ -342,7 +346,7 @@ export class Monitor {
     }
     const records = vm.vcpus.map((h, i) => new VcpuRecord(vm.id, i, h, vm));
     this.records.set(vm, records);
-    this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode, pcpus: place.cpus });
+    this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode, cells: place.cells });
     return vm;
   }
 

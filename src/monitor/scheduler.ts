@@ -16,10 +16,8 @@
 // - Placement: a chosen vCPU goes back to the pCPU it ran on last if that is free, else to a free pCPU on its
 //   VM's home node (where its memory is), else to the lowest free pCPU. Affinity only orders free pCPUs,
 //   so it never leaves a pCPU idle while a runnable vCPU waits.
-// - Confinement (cells, docs/cells.md): a VM may be given the pCPUs it may use (its cell's). Its vCPUs are
-//   chosen only while one of those is free, and placed only there; confined vCPUs are placed before the
-//   unconfined, so that these, which may go anywhere, never take the last free pCPU of a cell from them.
-//   The sets are cells: any two are disjoint, or one is every pCPU (unconfined).
+// - Cells (docs/cells.md) each have a scheduler of their own over their pCPUs (cell-scheduler.ts), so a
+//   scheduler never places a vCPU outside the pCPUs it was made with.
 // - Deterministic: no randomness, no host time; VMs are visited by id and vCPUs by index.
 
 /** What the scheduler needs to know about one virtual CPU. */
@@ -43,8 +41,6 @@ export interface SchedVmOptions {
   share?: number;
   /** The NUMA node its memory prefers; its vCPUs are placed there when they can be. */
   homeNode?: number;
-  /** The only pCPUs its vCPUs may run on (its cell's); default: any. */
-  pcpus?: readonly number[];
 }
 
 export const DEFAULT_QUANTUM_ROUNDS = 64;
@@ -79,8 +75,6 @@ interface VmState {
   readonly id: number;
   readonly share: number;
   readonly homeNode: number | undefined;
-  /** The pCPUs its vCPUs may run on; undefined: any. */
-  readonly allowed: ReadonlySet<number> | undefined;
   /** In index order. */
   readonly vcpus: VcpuState[];
   readonly byIndex: ReadonlyMap<number, VcpuState>;
@@ -129,15 +123,8 @@ export class Scheduler {
       throw new Error(`scheduler: VM ${vm}'s share must be a positive number, got ${share}`);
     }
     if (vcpus.length === 0) throw new Error(`scheduler: VM ${vm} has no vCPUs`);
-    if (options.pcpus !== undefined) {
-      if (options.pcpus.length === 0) throw new Error(`scheduler: VM ${vm} is allowed no pCPU`);
-      for (const p of options.pcpus) this.checkPcpu(p);
-    }
     const byIndex = new Map<number, VcpuState>();
-    const state: VmState = {
-      id: vm, share, homeNode: options.homeNode, allowed: options.pcpus === undefined ? undefined : new Set(options.pcpus),
-      vcpus: [], byIndex, virtualTime: 0, runnableLastRound: false,
-    };
+    const state: VmState = { id: vm, share, homeNode: options.homeNode, vcpus: [], byIndex, virtualTime: 0, runnableLastRound: false };
     for (const vcpu of vcpus) {
       if (vcpu.vm !== vm) throw new Error(`scheduler: vCPU ${vcpu.index} belongs to VM ${vcpu.vm}, not VM ${vm}`);
       if (byIndex.has(vcpu.index)) throw new Error(`scheduler: VM ${vm} has two vCPUs with index ${vcpu.index}`);
@@ -199,7 +186,7 @@ export class Scheduler {
       const key = `${vm}.${index}`;
       let gone = removed.get(key);
       if (gone === undefined) {
-        const owner: VmState = { id: vm, share: 1, homeNode: undefined, allowed: undefined, vcpus: [], byIndex: new Map(), virtualTime: 0, runnableLastRound: false };
+        const owner: VmState = { id: vm, share: 1, homeNode: undefined, vcpus: [], byIndex: new Map(), virtualTime: 0, runnableLastRound: false };
         removed.set(key, gone = { vcpu: vcpuOf(vm, index), vm: owner, cycles: 0, lastPcpu: undefined, roundsHeld: 0 });
       }
       return gone;
@@ -257,7 +244,7 @@ export class Scheduler {
       }
     });
     const queue = [...runnable].filter((state) => !kept.has(state));
-    this.place(this.chooseFairly(queue, this.pcpusInUse - kept.size, next), next);
+    this.place(this.chooseFairly(queue, this.pcpusInUse - kept.size), next);
 
     next.forEach((state, pcpu) => {
       if (state === undefined) return;
@@ -311,11 +298,8 @@ export class Scheduler {
     }
   }
 
-  /**
-   * Up to `count` of the queue: each from the VM furthest behind, and within it the vCPU that ran least. A
-   * confined VM takes a turn only while its pCPUs in `next` have one free for it; once none is, it drops out.
-   */
-  private chooseFairly(queue: readonly VcpuState[], count: number, next: readonly (VcpuState | undefined)[]): VcpuState[] {
+  /** Up to `count` of the queue: each from the VM furthest behind, and within it the vCPU that ran least. */
+  private chooseFairly(queue: readonly VcpuState[], count: number): VcpuState[] {
     const waiting = new Map<VmState, VcpuState[]>();
     for (const state of queue) waiting.set(state.vm, [...(waiting.get(state.vm) ?? []), state]);
     for (const list of waiting.values()) list.sort((a, b) => a.cycles - b.cycles || a.vcpu.index - b.vcpu.index);
@@ -327,59 +311,32 @@ export class Scheduler {
         if (behind || (vm.virtualTime === best!.virtualTime && vm.id < best!.id)) best = vm;
       }
       const list = waiting.get(best!)!;
-      if (best!.allowed !== undefined && !this.roomFor(best!.allowed, chosen, next)) {
-        waiting.delete(best!);
-        continue;
-      }
       chosen.push(list.shift()!);
       if (list.length === 0) waiting.delete(best!);
     }
     return chosen;
   }
 
-  /** True when `allowed` has a free pCPU in `next` left for one more after the vCPUs `chosen` of VMs with the same pCPUs. */
-  private roomFor(allowed: ReadonlySet<number>, chosen: readonly VcpuState[], next: readonly (VcpuState | undefined)[]): boolean {
-    let free = 0;
-    for (const p of allowed) if (next[p] === undefined && !this.retired.has(p)) free++;
-    return chosen.filter((state) => state.vm.allowed === allowed || sameSet(state.vm.allowed, allowed)).length < free;
-  }
-
-  /**
-   * Puts each chosen vCPU on a free pCPU of `next` that its VM may use: its last one, else one on its home
-   * node, else the lowest. The confined first, then the rest.
-   */
+  /** Puts each chosen vCPU on a free pCPU of `next`: its last one, else one on its home node, else the lowest. */
   private place(chosen: readonly VcpuState[], next: (VcpuState | undefined)[]): void {
-    const confined = chosen.filter((state) => state.vm.allowed !== undefined);
-    if (confined.length > 0) this.placeGroup(confined, next);
-    this.placeGroup(confined.length === 0 ? chosen : chosen.filter((state) => state.vm.allowed === undefined), next);
-  }
-
-  private placeGroup(chosen: readonly VcpuState[], next: (VcpuState | undefined)[]): void {
     const assign = (state: VcpuState, pcpu: number): void => {
       next[pcpu] = state;
       state.roundsHeld = 1;
     };
-    const free = (state: VcpuState, held: VcpuState | undefined, pcpu: number): boolean =>
-      held === undefined && !this.retired.has(pcpu) && (state.vm.allowed === undefined || state.vm.allowed.has(pcpu));
+    const free = (held: VcpuState | undefined, pcpu: number): boolean => held === undefined && !this.retired.has(pcpu);
     // Returning vCPUs first, so that one placed by node cannot take the pCPU another would come back to.
     const elsewhere: VcpuState[] = [];
     for (const state of chosen) {
       const last = state.lastPcpu;
-      if (last !== undefined && free(state, next[last], last)) assign(state, last);
+      if (last !== undefined && free(next[last], last)) assign(state, last);
       else elsewhere.push(state);
     }
     for (const state of elsewhere) {
-      const onHome = next.findIndex((held, pcpu) => free(state, held, pcpu) && this.pcpuNodes[pcpu] === state.vm.homeNode);
-      const pcpu = onHome >= 0 ? onHome : next.findIndex((held, p) => free(state, held, p));
-      // chooseFairly kept every confined VM within its free pCPUs, so there is always one.
+      const onHome = next.findIndex((held, pcpu) => free(held, pcpu) && this.pcpuNodes[pcpu] === state.vm.homeNode);
+      const pcpu = onHome >= 0 ? onHome : next.findIndex((held, p) => free(held, p));
+      // chooseFairly chose no more than the pCPUs in use left free, so there is always one.
       if (pcpu < 0) throw new Error(`scheduler: no free pCPU for vCPU ${state.vcpu.index} of VM ${state.vm.id}`);
       assign(state, pcpu);
     }
   }
-}
-
-function sameSet(a: ReadonlySet<number> | undefined, b: ReadonlySet<number>): boolean {
-  if (a === undefined || a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
 }

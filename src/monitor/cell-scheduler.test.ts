@@ -1,0 +1,162 @@
+// Run queues per cell (cell-scheduler.ts): with one cell exactly the plain scheduler; with several, each cell
+// picks for its own CPUs only, a spanning VM's vCPUs are dealt over its cells, a failed cell's run queues are
+// never touched again, and the whole state saved and restored picks on as if nothing happened.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { CellScheduler } from './cell-scheduler.js';
+import { CellObjects, DeadCellError } from './revocable.js';
+import { Scheduler, type SchedVcpu } from './scheduler.js';
+
+class FakeVcpu implements SchedVcpu {
+  constructor(readonly vm: number, readonly index: number, public awake = true) {}
+  runnable(): boolean {
+    return this.awake;
+  }
+}
+
+const NODES = [0, 0, 1, 1, 2, 2, 3, 3];
+const CELLS = [[0, 1], [2, 3], [4, 5], [6, 7]];
+
+interface Vm { id: number; vcpus: FakeVcpu[]; cells: number[]; home: number }
+
+function machine(objects?: CellObjects): { scheduler: CellScheduler; vms: Vm[] } {
+  const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, objects });
+  // Two confined to cell 0, one to cell 2, one spanning all four cells with 6 vCPUs.
+  const vms: Vm[] = [
+    { id: 0, vcpus: [0, 1, 2].map((i) => new FakeVcpu(0, i)), cells: [0], home: 0 },
+    { id: 1, vcpus: [0, 1].map((i) => new FakeVcpu(1, i)), cells: [0], home: 0 },
+    { id: 2, vcpus: [0, 1, 2].map((i) => new FakeVcpu(2, i)), cells: [2], home: 2 },
+    { id: 3, vcpus: [0, 1, 2, 3, 4, 5].map((i) => new FakeVcpu(3, i)), cells: [0, 1, 2, 3], home: 1 },
+  ];
+  for (const vm of vms) scheduler.addVm(vm.id, vm.vcpus, { homeNode: vm.home, cells: vm.cells });
+  return { scheduler, vms };
+}
+
+/** A fixed pattern of sleep, varied enough to move vCPUs about. */
+function sleep(vms: readonly Vm[], round: number): void {
+  for (const vm of vms) vm.vcpus.forEach((v, i) => { v.awake = (round * 7 + i * 3 + vm.id) % 11 !== 0; });
+}
+
+const cellOf = (pcpu: number): number => CELLS.findIndex((c) => c.includes(pcpu));
+
+test('one cell: the same picks, charges and saved state as the plain scheduler, round for round', () => {
+  const plain = new Scheduler({ pcpuNodes: NODES, quantumRounds: 3 });
+  const cells = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3 });
+  const make = (): FakeVcpu[][] => [4, 3, 5].map((n, vm) => Array.from({ length: n }, (_, i) => new FakeVcpu(vm, i)));
+  const a = make();
+  const b = make();
+  a.forEach((vcpus, vm) => plain.addVm(vm, vcpus, { homeNode: vm, share: vm + 1 }));
+  b.forEach((vcpus, vm) => cells.addVm(vm, vcpus, { homeNode: vm, share: vm + 1 }));
+  for (let round = 0; round < 500; round++) {
+    for (const list of [a, b]) list.forEach((vcpus, vm) => vcpus.forEach((v, i) => { v.awake = (round * 5 + i * 3 + vm) % 7 !== 0; }));
+    const x = plain.pick();
+    const y = cells.pick();
+    assert.deepEqual(y.map((v) => v && `${v.vm}.${v.index}`), x.map((v) => v && `${v.vm}.${v.index}`), `round ${round}`);
+    x.forEach((v, p) => { if (v !== undefined) plain.charge(v, 1000 + 37 * p); });
+    y.forEach((v, p) => { if (v !== undefined) cells.charge(v, 1000 + 37 * p); });
+  }
+  assert.deepEqual(cells.saveState(), plain.saveState());
+});
+
+test('several cells: each picks for its own CPUs only, and a spanning VM\'s vCPUs are dealt over its cells', () => {
+  const { scheduler, vms } = machine();
+  const seen = new Set<string>();
+  for (let round = 0; round < 1000; round++) {
+    sleep(vms, round);
+    const picks = scheduler.pick();
+    picks.forEach((v, pcpu) => {
+      if (v === undefined) return;
+      const vm = vms[v.vm]!;
+      // vCPU i of a VM over k cells is in its (i mod k)-th cell.
+      const cell = vm.cells[v.index % vm.cells.length]!;
+      assert.equal(cellOf(pcpu), cell, `round ${round}: VM ${v.vm}'s vCPU ${v.index} on CPU ${pcpu}`);
+      seen.add(`${v.vm}.${v.index}`);
+      scheduler.charge(v, 4096);
+    });
+    // Within a cell no CPU idles while one of that cell's vCPUs waits.
+    const running = new Set(picks.filter((v) => v !== undefined));
+    picks.forEach((v, pcpu) => {
+      if (v !== undefined) return;
+      const waiting = vms.flatMap((vm) => vm.vcpus.filter((x) => vm.cells[x.index % vm.cells.length] === cellOf(pcpu) && x.awake && !running.has(x)));
+      assert.deepEqual(waiting.map((x) => `${x.vm}.${x.index}`), [], `round ${round}: CPU ${pcpu} idles while these wait`);
+    });
+  }
+  assert.equal(seen.size, 14, 'every vCPU ran');
+});
+
+test('a failed cell\'s run queues are revoked: its CPUs run nothing, and the others go on without touching it', () => {
+  const objects = new CellObjects(4);
+  const { scheduler, vms } = machine(objects);
+  for (let round = 0; round < 20; round++) {
+    sleep(vms, round);
+    for (const v of scheduler.pick()) if (v !== undefined) scheduler.charge(v, 4096);
+  }
+  assert.notEqual(scheduler.lastOn(0), undefined);
+  objects.revoke(0);
+  // The VMs that depended on cell 0 end; the spanning one's parts in the live cells go, its part in cell 0 is left.
+  scheduler.removeVm(0);
+  scheduler.removeVm(1);
+  scheduler.removeVm(3);
+  for (let round = 20; round < 60; round++) {
+    sleep(vms, round);
+    const picks = scheduler.pick();
+    assert.deepEqual([picks[0], picks[1]], [undefined, undefined]);
+    for (const v of picks) {
+      if (v === undefined) continue;
+      assert.equal(v.vm, 2, `round ${round}: only VM 2 is left`);
+      scheduler.charge(v, 4096);
+    }
+  }
+  assert.equal(scheduler.lastOn(0), undefined, 'nothing is known of a failed cell\'s CPU');
+  assert.equal(scheduler.switches(1), 0);
+  scheduler.retirePcpu(1);
+  assert.equal(scheduler.pcpusInUse, 7);
+  // The check has teeth: the failed cell's scheduler itself throws on any access.
+  const inside = (scheduler as unknown as { schedulers: Scheduler[] }).schedulers[0]!;
+  assert.throws(() => inside.pick(), (e: unknown) => e instanceof DeadCellError && e.cell === 0);
+  assert.throws(() => scheduler.addVm(9, [new FakeVcpu(9, 0)], { cells: [0] }), (e: unknown) => e instanceof DeadCellError);
+});
+
+test('property: the whole state saved after any rounds and restored into a fresh scheduler picks on the same, with several cells', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 80 }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 1000 }), (before, after, salt) => {
+      const pattern = (vms: readonly Vm[], round: number): void => {
+        for (const vm of vms) vm.vcpus.forEach((v, i) => { v.awake = (round * 7 + i * 3 + vm.id + salt) % 5 !== 0; });
+      };
+      const step = (s: CellScheduler, vms: readonly Vm[], round: number): string[] => {
+        pattern(vms, round);
+        const picks = s.pick();
+        picks.forEach((v, p) => { if (v !== undefined) s.charge(v, 1000 + ((round * 13 + p * 7 + salt) % 500)); });
+        return picks.map((v) => (v === undefined ? '-' : `${v.vm}.${v.index}`));
+      };
+      const straight = machine();
+      for (let round = 0; round < before; round++) step(straight.scheduler, straight.vms, round);
+      const saved = straight.scheduler.saveState();
+      const copy = machine();
+      copy.scheduler.restoreState(saved, (vm, index) => copy.vms[vm]!.vcpus[index]!);
+      assert.deepEqual(copy.scheduler.saveState(), saved);
+      for (let round = before; round < before + after; round++) {
+        assert.deepEqual(step(copy.scheduler, copy.vms, round), step(straight.scheduler, straight.vms, round), `round ${round}`);
+      }
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('one VM saved and put back keeps its vCPUs\' cycles and places, over its cells', () => {
+  const { scheduler, vms } = machine();
+  for (let round = 0; round < 30; round++) {
+    sleep(vms, round);
+    for (const v of scheduler.pick()) if (v !== undefined) scheduler.charge(v, 1000 + round);
+  }
+  const saved = scheduler.saveVm(3);
+  assert.equal(saved.cycles.length, 6);
+  assert.ok(saved.cycles.every((c) => c > 0));
+  saved.lastPcpu.forEach((p, i) => assert.equal(cellOf(p), i % 4, `vCPU ${i} last ran on CPU ${p}`));
+  const copy = machine();
+  copy.scheduler.restoreVm(3, saved);
+  const back = copy.scheduler.saveVm(3);
+  assert.deepEqual({ ...back, holding: [], lastOn: [] }, { ...saved, holding: [], lastOn: [] });
+});

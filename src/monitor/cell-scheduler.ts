@@ -1,0 +1,279 @@
+// Run queues per cell (Cellular Disco: each cell schedules its own CPUs). With several cells the monitor's
+// scheduler is one `Scheduler` per cell over that cell's CPUs, each made through the cells' revocable
+// objects (revocable.ts), so that a failed cell's run queues throw on any access; this class routes each
+// call to the cell that owns the CPU or the vCPU, and never reaches into a failed cell (docs/cells.md).
+//
+// - A VM confined to a cell is in that cell's scheduler alone. A VM that spans cells has each vCPU in one of
+//   them, dealt round-robin by index over its cells (vCPU i in the (i mod k)-th), so that every cell it
+//   spans runs part of it; each cell keeps its own virtual time for its part.
+// - With one cell it is exactly one `Scheduler` over every CPU, numbered as the machine numbers them.
+// - The whole state saved (`saveState`) keeps the machine's CPU numbering and one record per VM, as with one
+//   cell, plus each cell's virtual times (`cellTimes`) when there are several.
+
+import type { CellObjects } from './revocable.js';
+import { Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, type SchedulerVmState } from './scheduler.js';
+
+export interface CellSchedulerOptions {
+  /** The NUMA node of each physical CPU (its length is the number of CPUs). */
+  pcpuNodes: readonly number[];
+  quantumRounds?: number;
+  /** The CPUs of each cell, disjoint (default: one cell of every CPU). */
+  cells?: readonly (readonly number[])[];
+  /** The cells' revocable objects: each cell's scheduler is made through them (several cells only). */
+  objects?: CellObjects;
+}
+
+export interface CellVmOptions extends Omit<SchedVmOptions, 'pcpus'> {
+  /** The cells the VM is placed in (default the first); with one, its vCPUs run only on that cell's CPUs. */
+  cells?: readonly number[];
+}
+
+/** One cell's virtual times, beside the whole state (several cells). */
+export interface CellTimes {
+  virtualTimeFloor: number;
+  /** Per VM with vCPUs in the cell: its id, its virtual time there, and whether it was runnable last round there. */
+  vms: { id: number; virtualTime: number; runnableLastRound: boolean }[];
+}
+
+interface Part {
+  readonly cell: number;
+  /** The VM's vCPUs this cell schedules, by index. */
+  readonly indices: readonly number[];
+}
+
+export class CellScheduler {
+  private readonly pcpuNodes: readonly number[];
+  private readonly cellCpus: readonly (readonly number[])[];
+  /** Per CPU: its cell and its number in that cell's scheduler. */
+  private readonly cellOfCpu: number[];
+  private readonly localOf: number[];
+  private readonly schedulers: Scheduler[];
+  private readonly parts = new Map<number, Part[]>();
+  private readonly retired = new Set<number>();
+
+  constructor(private readonly options: CellSchedulerOptions) {
+    this.pcpuNodes = [...options.pcpuNodes];
+    const all = this.pcpuNodes.map((_, p) => p);
+    this.cellCpus = options.cells === undefined || options.cells.length <= 1 ? [all] : options.cells.map((c) => [...c].sort((a, b) => a - b));
+    this.cellOfCpu = all.map(() => -1);
+    this.localOf = all.map(() => -1);
+    this.cellCpus.forEach((cpus, cell) => cpus.forEach((p, local) => {
+      if (this.cellOfCpu[p] !== -1) throw new Error(`scheduler: CPU ${p} is in two cells`);
+      this.cellOfCpu[p] = cell;
+      this.localOf[p] = local;
+    }));
+    if (this.cellOfCpu.some((c) => c < 0)) throw new Error('scheduler: every CPU must be in a cell');
+    this.schedulers = this.cellCpus.map((cpus, cell) => {
+      const scheduler = new Scheduler({ pcpuNodes: cpus.map((p) => this.pcpuNodes[p]!), quantumRounds: options.quantumRounds });
+      return this.cellCpus.length > 1 && options.objects !== undefined ? options.objects.create(cell, scheduler) : scheduler;
+    });
+  }
+
+  /** The number of cells it schedules. */
+  get cellCount(): number {
+    return this.cellCpus.length;
+  }
+
+  addVm(vm: number, vcpus: readonly SchedVcpu[], options: CellVmOptions = {}): void {
+    if (this.parts.has(vm)) throw new Error(`scheduler: VM ${vm} is already added`);
+    const cells = options.cells ?? [0];
+    if (cells.length === 0) throw new Error(`scheduler: VM ${vm} is in no cell`);
+    for (const c of cells) if (!(Number.isInteger(c) && c >= 0 && c < this.cellCpus.length)) throw new RangeError(`scheduler: there is no cell ${c}`);
+    const sorted = [...vcpus].sort((a, b) => a.index - b.index);
+    const parts: Part[] = [];
+    cells.forEach((cell, k) => {
+      const mine = sorted.filter((_, i) => i % cells.length === k);
+      if (mine.length === 0) return;
+      const home = options.homeNode !== undefined && this.cellCpus[cell]!.some((p) => this.pcpuNodes[p] === options.homeNode) ? options.homeNode : undefined;
+      this.live(cell).addVm(vm, mine, { share: options.share, homeNode: home });
+      parts.push({ cell, indices: mine.map((v) => v.index) });
+    });
+    this.parts.set(vm, parts);
+  }
+
+  removeVm(vm: number): void {
+    const parts = this.parts.get(vm);
+    if (parts === undefined) throw new Error(`scheduler: there is no VM ${vm} to remove`);
+    // A failed cell's part is left where it is: its state is gone with it.
+    for (const part of parts) if (!this.revoked(part.cell)) this.schedulers[part.cell]!.removeVm(vm);
+    this.parts.delete(vm);
+  }
+
+  /** Each cell picks for its own CPUs; a failed cell's CPUs run nothing. */
+  pick(): (SchedVcpu | undefined)[] {
+    const next: (SchedVcpu | undefined)[] = this.pcpuNodes.map(() => undefined);
+    this.schedulers.forEach((scheduler, cell) => {
+      if (this.revoked(cell)) return;
+      scheduler.pick().forEach((v, local) => { next[this.cellCpus[cell]![local]!] = v; });
+    });
+    return next;
+  }
+
+  charge(v: SchedVcpu, cycles: number): void {
+    const part = this.parts.get(v.vm)?.find((p) => p.indices.includes(v.index));
+    // A VM removed during the round has nothing left to account to.
+    if (part === undefined) {
+      if (!Number.isFinite(cycles) || cycles < 0) throw new Error(`scheduler: cannot charge ${cycles} cycles`);
+      return;
+    }
+    this.live(part.cell).charge(v, cycles);
+  }
+
+  /** The vCPU whose state CPU `pcpu` holds (none known for a failed cell's CPU). */
+  lastOn(pcpu: number): SchedVcpu | undefined {
+    const cell = this.cellOfCpu[this.checkPcpu(pcpu)]!;
+    return this.revoked(cell) ? undefined : this.schedulers[cell]!.lastOn(this.localOf[pcpu]!);
+  }
+
+  switches(pcpu: number): number {
+    const cell = this.cellOfCpu[this.checkPcpu(pcpu)]!;
+    return this.revoked(cell) ? 0 : this.schedulers[cell]!.switches(this.localOf[pcpu]!);
+  }
+
+  /** CPU `pcpu` failed: its cell gives it no vCPU again. */
+  retirePcpu(pcpu: number): void {
+    const cell = this.cellOfCpu[this.checkPcpu(pcpu)]!;
+    this.retired.add(pcpu);
+    if (!this.revoked(cell)) this.schedulers[cell]!.retirePcpu(this.localOf[pcpu]!);
+  }
+
+  get pcpusInUse(): number {
+    return this.pcpuNodes.length - this.retired.size;
+  }
+
+  /** The CPUs' count and nodes (a restore checks a saved scheduler against them). */
+  get pcpus(): readonly number[] {
+    return this.pcpuNodes;
+  }
+
+  /** VM `vm`'s part, in the machine's CPU numbering; a spanning VM's virtual time is its greatest over its cells. */
+  saveVm(vm: number): SchedulerVmState {
+    const parts = this.partsOf(vm);
+    const saved = parts.map((part) => ({ part, s: this.live(part.cell).saveVm(vm) }));
+    const first = saved[0]!.s;
+    const vcpus = parts.reduce((n, p) => n + p.indices.length, 0);
+    const out: SchedulerVmState = {
+      id: vm, share: first.share, homeNode: saved.find((x) => x.s.homeNode >= 0)?.s.homeNode ?? -1,
+      virtualTime: Math.max(...saved.map((x) => x.s.virtualTime)), runnableLastRound: saved.some((x) => x.s.runnableLastRound),
+      cycles: new Float64Array(vcpus), lastPcpu: new Int32Array(vcpus).fill(-1), roundsHeld: new Float64Array(vcpus),
+      holding: new Int32Array(this.pcpuNodes.length).fill(-1), lastOn: new Int32Array(this.pcpuNodes.length).fill(-1),
+    };
+    for (const { part, s } of saved) {
+      const cpus = this.cellCpus[part.cell]!;
+      part.indices.forEach((index, i) => {
+        out.cycles[index] = s.cycles[i]!;
+        out.lastPcpu[index] = s.lastPcpu[i]! < 0 ? -1 : cpus[s.lastPcpu[i]!]!;
+        out.roundsHeld[index] = s.roundsHeld[i]!;
+      });
+      // Per vCPU lists go by place in the part; what a CPU holds is named by the vCPU's own index.
+      s.holding.forEach((index, local) => { if (index >= 0) out.holding[cpus[local]!] = index; });
+      s.lastOn.forEach((index, local) => { if (index >= 0) out.lastOn[cpus[local]!] = index; });
+    }
+    return out;
+  }
+
+  /** Puts VM `vm`'s part back (after `addVm` with the saved share and home); each cell's part takes the saved virtual time. */
+  restoreVm(vm: number, s: SchedulerVmState): void {
+    for (const part of this.partsOf(vm)) this.live(part.cell).restoreVm(vm, this.localVm(part, s));
+  }
+
+  /** Everything, in the machine's CPU numbering (with several cells, `cellTimes` too). */
+  saveState(): SchedulerState & { cellTimes?: CellTimes[] } {
+    if (this.cellCpus.length === 1) return this.schedulers[0]!.saveState();
+    const pairs = (key: 'holders' | 'lastRun'): Int32Array => {
+      const out = new Int32Array(2 * this.pcpuNodes.length).fill(-1);
+      this.forLive((scheduler, cell) => {
+        const local = scheduler.saveState()[key];
+        this.cellCpus[cell]!.forEach((p, l) => {
+          const vm = local[2 * l]!;
+          if (vm < 0) return;
+          out[2 * p] = vm;
+          out[2 * p + 1] = local[2 * l + 1]!;
+        });
+      });
+      return out;
+    };
+    const switchCounts = new Float64Array(this.pcpuNodes.length);
+    const cellTimes: CellTimes[] = this.cellCpus.map(() => ({ virtualTimeFloor: 0, vms: [] }));
+    this.forLive((scheduler, cell) => {
+      const state = scheduler.saveState();
+      this.cellCpus[cell]!.forEach((p, l) => { switchCounts[p] = state.switchCounts[l]!; });
+      cellTimes[cell] = { virtualTimeFloor: state.virtualTimeFloor, vms: state.vms.map((v) => ({ id: v.id, virtualTime: v.virtualTime, runnableLastRound: v.runnableLastRound })) };
+    });
+    return {
+      vms: [...this.parts.keys()].sort((a, b) => a - b).map((vm) => this.saveVm(vm)), holders: pairs('holders'), lastRun: pairs('lastRun'),
+      switchCounts, virtualTimeFloor: Math.max(0, ...cellTimes.map((c) => c.virtualTimeFloor)), cellTimes,
+    };
+  }
+
+  /**
+   * Puts back what `saveState` returned, into a scheduler with the same VMs added. A CPU's last vCPU may be one
+   * of a VM removed since: `vcpuOf` finds it. The caller has checked every id, index and length.
+   */
+  restoreState(s: SchedulerState & { cellTimes?: CellTimes[] }, vcpuOf: (vm: number, index: number) => SchedVcpu): void {
+    if (this.cellCpus.length === 1) {
+      this.schedulers[0]!.restoreState(s, vcpuOf);
+      return;
+    }
+    this.forLive((scheduler, cell) => {
+      const cpus = this.cellCpus[cell]!;
+      const times = new Map((s.cellTimes?.[cell]?.vms ?? []).map((v) => [v.id, v]));
+      const vms = s.vms.flatMap((v) => {
+        const part = this.parts.get(v.id)?.find((p) => p.cell === cell);
+        if (part === undefined) return [];
+        const local = this.localVm(part, v);
+        const t = times.get(v.id);
+        return [t === undefined ? local : { ...local, virtualTime: t.virtualTime, runnableLastRound: t.runnableLastRound }];
+      });
+      const pairs = (global: Int32Array): Int32Array => {
+        const out = new Int32Array(2 * cpus.length).fill(-1);
+        cpus.forEach((p, l) => {
+          out[2 * l] = global[2 * p]!;
+          out[2 * l + 1] = global[2 * p + 1]!;
+        });
+        return out;
+      };
+      scheduler.restoreState({
+        vms, holders: pairs(s.holders), lastRun: pairs(s.lastRun), switchCounts: Float64Array.from(cpus, (p) => s.switchCounts[p]!),
+        virtualTimeFloor: s.cellTimes?.[cell]?.virtualTimeFloor ?? s.virtualTimeFloor,
+      }, vcpuOf);
+    });
+  }
+
+  /** A saved VM record, global, cut to cell `part.cell`'s share and numbering. */
+  private localVm(part: Part, s: SchedulerVmState): SchedulerVmState {
+    const cpus = this.cellCpus[part.cell]!;
+    const local = (global: number): number => (global < 0 || this.cellOfCpu[global] !== part.cell ? -1 : this.localOf[global]!);
+    const mine = (list: Int32Array): Int32Array => Int32Array.from(cpus, (p) => (part.indices.includes(list[p]!) ? list[p]! : -1));
+    return {
+      ...s, homeNode: cpus.some((p) => this.pcpuNodes[p] === s.homeNode) ? s.homeNode : -1,
+      cycles: Float64Array.from(part.indices, (i) => s.cycles[i]!), lastPcpu: Int32Array.from(part.indices, (i) => local(s.lastPcpu[i]!)),
+      roundsHeld: Float64Array.from(part.indices, (i) => s.roundsHeld[i]!), holding: mine(s.holding), lastOn: mine(s.lastOn),
+    };
+  }
+
+  private partsOf(vm: number): Part[] {
+    const parts = this.parts.get(vm);
+    if (parts === undefined) throw new Error(`scheduler: there is no VM ${vm}`);
+    return parts;
+  }
+
+  private forLive(fn: (scheduler: Scheduler, cell: number) => void): void {
+    this.schedulers.forEach((scheduler, cell) => { if (!this.revoked(cell)) fn(scheduler, cell); });
+  }
+
+  private revoked(cell: number): boolean {
+    return this.cellCpus.length > 1 && this.options.objects?.isRevoked(cell) === true;
+  }
+
+  private live(cell: number): Scheduler {
+    return this.schedulers[cell]!;
+  }
+
+  private checkPcpu(pcpu: number): number {
+    if (!Number.isInteger(pcpu) || pcpu < 0 || pcpu >= this.pcpuNodes.length) {
+      throw new RangeError(`scheduler: there is no pCPU ${pcpu} (there are ${this.pcpuNodes.length})`);
+    }
+    return pcpu;
+  }
+}
