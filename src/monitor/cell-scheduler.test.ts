@@ -60,7 +60,7 @@ test('one cell: the same picks, charges and saved state as the plain scheduler, 
   assert.deepEqual(cells.saveState(), plain.saveState());
 });
 
-test('several cells: each picks for its own CPUs only, and a spanning VM\'s vCPUs are dealt over its cells', () => {
+test('several cells: each picks for its own CPUs only, and a spanning VM\'s vCPUs are dealt over its cells from its home\'s', () => {
   const { scheduler, vms } = machine();
   const seen = new Set<string>();
   for (let round = 0; round < 1000; round++) {
@@ -69,8 +69,9 @@ test('several cells: each picks for its own CPUs only, and a spanning VM\'s vCPU
     picks.forEach((v, pcpu) => {
       if (v === undefined) return;
       const vm = vms[v.vm]!;
-      // vCPU i of a VM over k cells is in its (i mod k)-th cell.
-      const cell = vm.cells[v.index % vm.cells.length]!;
+      // vCPU i of a VM over k cells is in its (h + i mod k)-th cell, h its home node's cell's place.
+      const cell = vm.cells[(vm.cells.indexOf(vm.home) + v.index) % vm.cells.length]!;
+      assert.equal(cell, scheduler.cellOfVcpu(vm.cells, vm.home, v.index));
       assert.equal(cellOf(pcpu), cell, `round ${round}: VM ${v.vm}'s vCPU ${v.index} on CPU ${pcpu}`);
       seen.add(`${v.vm}.${v.index}`);
       scheduler.charge(v, 4096);
@@ -79,7 +80,7 @@ test('several cells: each picks for its own CPUs only, and a spanning VM\'s vCPU
     const running = new Set(picks.filter((v) => v !== undefined));
     picks.forEach((v, pcpu) => {
       if (v !== undefined) return;
-      const waiting = vms.flatMap((vm) => vm.vcpus.filter((x) => vm.cells[x.index % vm.cells.length] === cellOf(pcpu) && x.awake && !running.has(x)));
+      const waiting = vms.flatMap((vm) => vm.vcpus.filter((x) => scheduler.cellOfVcpu(vm.cells, vm.home, x.index) === cellOf(pcpu) && x.awake && !running.has(x)));
       assert.deepEqual(waiting.map((x) => `${x.vm}.${x.index}`), [], `round ${round}: CPU ${pcpu} idles while these wait`);
     });
   }
@@ -154,7 +155,8 @@ test('one VM saved and put back keeps its vCPUs\' cycles and places, over its ce
   const saved = scheduler.saveVm(3);
   assert.equal(saved.cycles.length, 6);
   assert.ok(saved.cycles.every((c) => c > 0));
-  saved.lastPcpu.forEach((p, i) => assert.equal(cellOf(p), i % 4, `vCPU ${i} last ran on CPU ${p}`));
+  // Its home is node 1, cell 1's: vCPU 0 there, vCPU 1 in cell 2, and so on round the cells.
+  saved.lastPcpu.forEach((p, i) => assert.equal(cellOf(p), (1 + i) % 4, `vCPU ${i} last ran on CPU ${p}`));
   const copy = machine();
   copy.scheduler.restoreVm(3, saved);
   const back = copy.scheduler.saveVm(3);

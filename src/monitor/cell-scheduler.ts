@@ -4,8 +4,9 @@
 // call to the cell that owns the CPU or the vCPU, and never reaches into a failed cell (docs/cells.md).
 //
 // - A VM confined to a cell is in that cell's scheduler alone. A VM that spans cells has each vCPU in one of
-//   them, dealt round-robin by index over its cells (vCPU i in the (i mod k)-th), so that every cell it
-//   spans runs part of it; each cell keeps its own virtual time for its part.
+//   them, dealt round-robin by index from its home node's cell (`cellOfVcpu`), so that vCPU 0 runs where its
+//   devices and the monitor's data for it are, and every cell it spans runs part of it; each cell keeps its
+//   own virtual time for its part.
 // - With one cell it is exactly one `Scheduler` over every CPU, numbered as the machine numbers them.
 // - The whole state saved (`saveState`) keeps the machine's CPU numbering and one record per VM, as with one
 //   cell, plus each cell's virtual times (`cellTimes`) when there are several.
@@ -81,14 +82,29 @@ export class CellScheduler {
     for (const c of cells) if (!(Number.isInteger(c) && c >= 0 && c < this.cellCpus.length)) throw new RangeError(`scheduler: there is no cell ${c}`);
     const sorted = [...vcpus].sort((a, b) => a.index - b.index);
     const parts: Part[] = [];
+    const start = this.homePlace(cells, options.homeNode);
     cells.forEach((cell, k) => {
-      const mine = sorted.filter((_, i) => i % cells.length === k);
+      const mine = sorted.filter((_, i) => (start + i) % cells.length === k);
       if (mine.length === 0) return;
       const home = options.homeNode !== undefined && this.cellCpus[cell]!.some((p) => this.pcpuNodes[p] === options.homeNode) ? options.homeNode : undefined;
       this.live(cell).addVm(vm, mine, { share: options.share, homeNode: home });
       parts.push({ cell, indices: mine.map((v) => v.index) });
     });
     this.parts.set(vm, parts);
+  }
+
+  /**
+   * The cell of vCPU `index` of a VM in `cells` with home node `homeNode`: the (h + index mod k)-th of its k
+   * cells, h being its home node's cell's place among them (0 when none is).
+   */
+  cellOfVcpu(cells: readonly number[], homeNode: number | undefined, index: number): number {
+    return cells[(this.homePlace(cells, homeNode) + index) % cells.length]!;
+  }
+
+  private homePlace(cells: readonly number[], homeNode: number | undefined): number {
+    if (homeNode === undefined) return 0;
+    const place = cells.findIndex((c) => this.cellCpus[c]?.some((p) => this.pcpuNodes[p] === homeNode) === true);
+    return Math.max(0, place);
   }
 
   removeVm(vm: number): void {
