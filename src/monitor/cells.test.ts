@@ -278,3 +278,24 @@ test('a cell that does not answer lends nothing: the VM\'s page comes from elsew
   assert.equal(cellular.takeOwed(wide.id), cellular.bus.timeout);
   assert.equal(m.memory.lends!(wide.id, 1), true, 'its own cell\'s node needs no one');
 });
+
+test('a cell short of memory reclaims within itself: another cell\'s replicas and large pages stay, and the reclaim frees what it needs', () => {
+  const m = twoCells();
+  const a = m.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, cell: 0 });
+  touch(a, 0);
+  touch(a, 512);
+  assert.equal(a.pmap.replicate(512, [0, 1]).length, 1, 'a copy of page 512 on the other node of cell 0');
+  assert.ok(a.pmap.blockOf(0) >= 0 && m.memory.pagesReserved() > 0, 'a has a large page partly touched');
+  const b = m.createVm({ name: 'b', vcpus: 1, memoryBytes: 60 * MiB, console: quiet, cell: 1 });
+  // Cell 1 fills: most of b's pages, then copies of them on its other node until nothing is free there. b's
+  // next pages (a group not reserved yet) can come only from what cell 1 gives back.
+  const filled = 28 * 512;
+  for (let gppn = 0; gppn < filled; gppn++) touch(b, gppn);
+  for (let gppn = 0; m.memory.pagesFree(2) + m.memory.pagesFree(3) > 0; gppn++) b.pmap.replicate(gppn, [2, 3]);
+  const copies = m.memory.replicaPages() - 1;
+  for (let gppn = filled; gppn < filled + 64; gppn++) touch(b, gppn);
+  assert.ok(m.memory.replicaPages() - 1 < copies, 'b\'s copies gave way');
+  assert.notEqual(a.pmap.replicasOf(512), undefined, 'cell 0\'s replica stayed');
+  assert.ok(a.pmap.blockOf(0) >= 0, 'cell 0\'s large page stayed whole');
+  assert.ok([...nodesUsed(m, b)].every((n) => n >= 2));
+});

@@ -59,6 +59,23 @@ function noneOn(monitor: Monitor, node: number): boolean {
   });
 }
 
+test('a node fails: a surviving VM keeps its replicas and its large pages on the nodes that still work', (t) => {
+  if (!requireToolchain(t)) return;
+  const s = scene(40);
+  const a = s.vms[0]!;
+  const code = counterPages(s.runs[0]!).code[0]!;
+  assert.equal(a.pmap.replicate(code, [3]).length, 1, 'a copy of a\'s code on node 3');
+  const blocks = Array.from({ length: a.pmap.groups }, (_, g) => a.pmap.blockOf(g)).filter((b) => b >= 0);
+  assert.ok(blocks.length > 0 && s.monitor.memory.pagesReserved() > 0, 'a has large pages, partly touched');
+  s.hardware.injector.inject({ kind: 'node', node: 2 });
+  s.monitor.runRound();
+  assert.equal(a.state, 'running');
+  // Only what lay on node 2 goes: before, every replica and every large page's reservation of every VM went.
+  assert.notEqual(a.pmap.replicasOf(code), undefined, 'the replica on node 3 stayed');
+  assert.deepEqual(Array.from({ length: a.pmap.groups }, (_, g) => a.pmap.blockOf(g)).filter((b) => b >= 0), blocks);
+  finish(s);
+});
+
 test('a node fails: the VM at home there and a VM with one page there end, each saying why; the third counts on exactly', (t) => {
   if (!requireToolchain(t)) return;
   const s = scene(40);

@@ -283,8 +283,8 @@ export class FaultRecovery {
     // What survives must not come to lean on the lost nodes: their replicas go (the masters hold the
     // contents), and pages only reserved for large pages there go back (a later touch would land there).
     for (const vm of this.running()) {
-      if (vm.pmap.replicatedPages > 0) vm.pmap.dropReplicas();
-      vm.pmap.giveBackReserved();
+      if (vm.pmap.replicatedPages > 0) vm.pmap.dropReplicas(this.lostNodes);
+      vm.pmap.giveBackReserved(this.lostNodes);
     }
     for (let mpn = 0; mpn < memory.totalPages; mpn++) if (memory.users[mpn]! > 0 && onLost(mpn)) this.host.forgetCached(mpn);
     const left = this.host.layout.nodes.filter((n) => !this.lostNodes.has(n.id)).map((n) => n.id);

@@ -69,10 +69,11 @@ export class MachineMemory {
   /** Per VM id: its pmap, as the memmap sees it. */
   private readonly spaces = new Map<number, PageSpace>();
   /**
-   * Asked when no node has a free page: gives back pages only reserved (blocks not fully touched) and
-   * returns how many. The monitor sets it; memory under pressure breaks large pages before it gives up.
+   * Asked when no node an allocation may use has a free page (`nodes`: those it may use; none given: any):
+   * gives back replicas, then pages only reserved (blocks not fully touched), on those nodes, and returns how
+   * many. The monitor sets it; memory under pressure breaks large pages before it gives up.
    */
-  reclaim: (() => number) | undefined = undefined;
+  reclaim: ((nodes?: ReadonlySet<number>) => number) | undefined = undefined;
   /** Told of every page `movePage` moved, after the move (the sharing ledger keeps its notes by machine page). */
   onPageMoved: ((from: number, to: number) => void) | undefined = undefined;
   /**
@@ -512,8 +513,9 @@ export class MachineMemory {
         counted[n]!++;
         return mpn;
       }
-      // Every node is full: replicas and pages only reserved for large pages give way, then try once more.
-      if (attempt === 0 && (this.reclaim?.() ?? 0) === 0) break;
+      // Every node it may use is full: replicas and pages only reserved for large pages there give way (a
+      // confined VM's short cell takes nothing from another's), then try once more.
+      if (attempt === 0 && (this.reclaim?.(within === undefined ? undefined : new Set(within)) ?? 0) === 0) break;
     }
     throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of ${owner === MONITOR ? 'the monitor' : `VM ${owner}`}`);
   }

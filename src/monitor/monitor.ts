@@ -124,12 +124,12 @@ export class Monitor {
     this.promisedOnNode = this.layout.nodes.map(() => 0);
     // Memory running short gives back the replicas first (the masters keep the contents), and only when there
     // are none breaks the VMs' partly touched large pages, before anyone is refused a page.
-    this.memory.reclaim = () => {
+    this.memory.reclaim = (nodes) => {
       // Pages the page cache alone holds are only a cache.
       const cached = this.pageCache.trim();
       if (cached > 0) return cached;
-      const replicas = this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.dropReplicas() : 0), 0);
-      return replicas > 0 ? replicas : this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved() : 0), 0);
+      const replicas = this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.dropReplicas(nodes) : 0), 0);
+      return replicas > 0 ? replicas : this.vms.reduce((n, vm) => n + (vm.state === 'running' ? vm.pmap.giveBackReserved(nodes) : 0), 0);
     };
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
     // The physical machine's timing follows its interconnect: a rerouted miss costs its new route.

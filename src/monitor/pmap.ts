@@ -621,11 +621,15 @@ export class Pmap implements PagedRam, PageSpace {
     return written;
   }
 
-  /** Memory runs short: every replica goes back first, whole groups' too (the masters keep the contents). Returns how many. */
-  dropReplicas(): number {
+  /**
+   * Memory runs short: every replica goes back first, whole groups' too (the masters keep the contents); with
+   * `nodes`, only the pages and groups that have a copy on one of them. Returns how many pages went back.
+   */
+  dropReplicas(nodes?: ReadonlySet<number>): number {
+    const on = (mpn: number): boolean => mpn !== FREE && (nodes === undefined || nodes.has(this.memory.nodeOf(mpn)));
     let n = 0;
-    for (const group of [...this.groupCopies.keys()]) n += this.collapseGroup(group);
-    for (const gppn of [...this.replicas.keys()]) n += this.collapse(gppn);
+    for (const [group, copies] of [...this.groupCopies]) if (copies.some(on)) n += this.collapseGroup(group);
+    for (const [gppn, copies] of [...this.replicas]) if (copies.some(on)) n += this.collapse(gppn);
     return n;
   }
 
@@ -745,12 +749,13 @@ export class Pmap implements PagedRam, PageSpace {
 
   /**
    * Memory runs short: every group not wholly touched gives its reserved pages back and stops being a
-   * large page. Returns how many pages went back.
+   * large page; with `nodes`, only those whose block lies on one of them. Returns how many pages went back.
    */
-  giveBackReserved(): number {
+  giveBackReserved(nodes?: ReadonlySet<number>): number {
     let n = 0;
     for (let group = 0; group < this.blocks.length; group++) {
-      if (this.blocks[group]! >= 0 && this.placed[group]! < BLOCK_PAGES) {
+      const block = this.blocks[group]!;
+      if (block >= 0 && this.placed[group]! < BLOCK_PAGES && (nodes === undefined || nodes.has(this.memory.nodeOf(block)))) {
         n += BLOCK_PAGES - this.placed[group]!;
         this.scatter(group);
       }
