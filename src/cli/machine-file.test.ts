@@ -111,9 +111,16 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
     ]);
+  });
+
+  it('takes gang scheduling, off by default, and refuses what is not a boolean', () => {
+    const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
+    assert.equal(spec('vms:\n  - name: a\n').monitor.gang, false);
+    assert.equal(spec('monitor:\n  gang: true\nvms:\n  - name: a\n').monitor.gang, true);
+    assert.deepEqual(problems('monitor:\n  gang: yes\nvms:\n  - name: a\n'), ["m.yaml:2:9: monitor.gang: must be true or false, not 'yes'"]);
   });
 
   it('takes the sharing options: the disk cache (on by default), boot images through it, the scanner, and share per VM', () => {

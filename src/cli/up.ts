@@ -195,6 +195,7 @@ class Up {
         diskCache: this.spec.monitor.diskCache,
         shareBootImages: this.spec.monitor.shareBootImages,
         scan: this.spec.monitor.scan,
+        gang: this.spec.monitor.gang,
         cells: machine.cells,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');

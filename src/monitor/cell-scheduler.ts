@@ -18,6 +18,8 @@ export interface CellSchedulerOptions {
   /** The NUMA node of each physical CPU (its length is the number of CPUs). */
   pcpuNodes: readonly number[];
   quantumRounds?: number;
+  /** Gang scheduling in every cell (scheduler.ts). */
+  gang?: boolean;
   /** The CPUs of each cell, disjoint (default: one cell of every CPU). */
   cells?: readonly (readonly number[])[];
   /** The cells' revocable objects: each cell's scheduler is made through them (several cells only). */
@@ -65,9 +67,14 @@ export class CellScheduler {
     }));
     if (this.cellOfCpu.some((c) => c < 0)) throw new Error('scheduler: every CPU must be in a cell');
     this.schedulers = this.cellCpus.map((cpus, cell) => {
-      const scheduler = new Scheduler({ pcpuNodes: cpus.map((p) => this.pcpuNodes[p]!), quantumRounds: options.quantumRounds });
+      const scheduler = new Scheduler({ pcpuNodes: cpus.map((p) => this.pcpuNodes[p]!), quantumRounds: options.quantumRounds, gang: options.gang });
       return this.cellCpus.length > 1 && options.objects !== undefined ? options.objects.create(cell, scheduler) : scheduler;
     });
+  }
+
+  /** Whether each cell gang-schedules (scheduler.ts). */
+  get gang(): boolean {
+    return this.options.gang === true;
   }
 
   /** The number of cells it schedules. */

@@ -19,6 +19,8 @@ export interface MonitorOptions {
   costs?: MonitorCosts;
   /** Rounds a vCPU keeps its CPU while others wait. */
   quantumRounds?: number;
+  /** Gang scheduling: each VM's runnable vCPUs run together or not at all (scheduler.ts; default off). */
+  gang?: boolean;
   translate?: boolean;
   log?: (message: string) => void;
   /** How every VM maps guest-physical to machine: `software` (Disco's, default) or `nested` (H's). */

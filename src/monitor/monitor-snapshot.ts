@@ -47,6 +47,8 @@ export interface MonitorSettings {
   /** The page cache off for disk reads (absent: on), and boot images through it (absent: not). */
   diskCache?: false;
   shareBootImages?: true;
+  /** Gang scheduling (absent: off). */
+  gang?: true;
 }
 
 /** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
@@ -241,6 +243,7 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
     ...(s.has('cells') ? { cells: readCells(s.value('cells'), config.nodes.length, 'snapshot.settings.cells') } : {}),
     ...(s.has('diskCache') ? { diskCache: onlyValue(s.value('diskCache'), false, 'snapshot.settings.diskCache') } : {}),
     ...(s.has('shareBootImages') ? { shareBootImages: onlyValue(s.value('shareBootImages'), true, 'snapshot.settings.shareBootImages') } : {}),
+    ...(s.has('gang') ? { gang: onlyValue(s.value('gang'), true, 'snapshot.settings.gang') } : {}),
   };
   const nodes = config.nodes.length;
   const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);

@@ -149,7 +149,7 @@ export class Monitor {
     if (cellular !== undefined) this.memory.lends = (vm, node) => cellular.lend(vm, node);
     // Each cell schedules its own CPUs, its run queues among its revocable state (cell-scheduler.ts).
     this.scheduler = new CellScheduler({
-      pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
+      pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
     });
   }
 
@@ -193,7 +193,7 @@ export class Monitor {
 
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true } {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true } {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
@@ -203,6 +203,7 @@ export class Monitor {
       ...(this.cells.count > 1 ? { cells: this.cells.spec } : {}),
       ...(this.options.diskCache === false && this.cells.count === 1 ? { diskCache: false as const } : {}),
       ...(this.options.shareBootImages === true ? { shareBootImages: true as const } : {}),
+      ...(this.options.gang === true ? { gang: true as const } : {}),
     };
   }
 

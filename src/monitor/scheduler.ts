@@ -16,6 +16,12 @@
 // - Placement: a chosen vCPU goes back to the pCPU it ran on last if that is free, else to a free pCPU on its
 //   VM's home node (where its memory is), else to the lowest free pCPU. Affinity only orders free pCPUs,
 //   so it never leaves a pCPU idle while a runnable vCPU waits.
+// - Gang scheduling (`gang`, Cellular Disco's; off by default): a VM's runnable vCPUs run together or not at
+//   all, so a guest spinning on a lock held by a descheduled vCPU of its own never waits a whole quantum. A VM
+//   keeps its pCPUs only as a whole (every runnable vCPU held, none past its quantum); the others queue as
+//   gangs, fairest first, and the first gang that does not fit in the pCPUs left free ends the pick: no smaller
+//   gang goes ahead of it, so it runs as soon as enough pCPUs come free (some idle meanwhile: gang scheduling's
+//   price). A gang larger than every pCPU in use could never run whole: it runs on what is free.
 // - Cells (docs/cells.md) each have a scheduler of their own over their pCPUs (cell-scheduler.ts), so a
 //   scheduler never places a vCPU outside the pCPUs it was made with.
 // - Deterministic: no randomness, no host time; VMs are visited by id and vCPUs by index.
@@ -34,6 +40,8 @@ export interface SchedulerOptions {
   pcpuNodes: readonly number[];
   /** Rounds a vCPU keeps its pCPU before others that wait may take it (default 64). */
   quantumRounds?: number;
+  /** Gang scheduling: each VM's runnable vCPUs run together or not at all (default false). */
+  gang?: boolean;
 }
 
 export interface SchedVmOptions {
@@ -95,6 +103,7 @@ interface VcpuState {
 export class Scheduler {
   private readonly pcpuNodes: readonly number[];
   private readonly quantumRounds: number;
+  readonly gang: boolean;
   /** By id, ascending. */
   private vms: VmState[] = [];
   /** What each pCPU runs this round (from the last pick). */
@@ -111,6 +120,7 @@ export class Scheduler {
     }
     this.pcpuNodes = [...options.pcpuNodes];
     this.quantumRounds = quantum;
+    this.gang = options.gang ?? false;
     this.holders = this.pcpuNodes.map(() => undefined);
     this.lastRun = this.pcpuNodes.map(() => undefined);
     this.switchCounts = this.pcpuNodes.map(() => 0);
@@ -236,15 +246,20 @@ export class Scheduler {
 
     const next: (VcpuState | undefined)[] = this.pcpuNodes.map(() => undefined);
     const kept = new Set<VcpuState>();
+    const keeps = (holder: VcpuState | undefined): holder is VcpuState => holder !== undefined && runnable.has(holder) && holder.roundsHeld < this.quantumRounds;
+    // With gangs, a VM keeps its pCPUs only if it keeps them all: every runnable vCPU of it holds one.
+    const held = new Set(this.holders.filter(keeps));
+    const whole = (vm: VmState): boolean => vm.vcpus.every((state) => !runnable.has(state) || held.has(state));
     this.holders.forEach((holder, pcpu) => {
-      if (holder !== undefined && runnable.has(holder) && holder.roundsHeld < this.quantumRounds) {
+      if (keeps(holder) && (!this.gang || whole(holder.vm))) {
         next[pcpu] = holder;
         holder.roundsHeld++;
         kept.add(holder);
       }
     });
     const queue = [...runnable].filter((state) => !kept.has(state));
-    this.place(this.chooseFairly(queue, this.pcpusInUse - kept.size), next);
+    const free = this.pcpusInUse - kept.size;
+    this.place(this.gang ? this.chooseGangs(queue, free) : this.chooseFairly(queue, free), next);
 
     next.forEach((state, pcpu) => {
       if (state === undefined) return;
@@ -296,6 +311,30 @@ export class Scheduler {
       if (isRunnable && !vm.runnableLastRound) vm.virtualTime = Math.max(vm.virtualTime, this.virtualTimeFloor);
       vm.runnableLastRound = isRunnable;
     }
+  }
+
+  /**
+   * Whole VMs of the queue, fairest first (least virtual time; ties: lower id), while each fits in the `count`
+   * pCPUs left; the first that does not fit ends the choice, unless it could never fit (more runnable vCPUs
+   * than pCPUs in use), when it takes what is left.
+   */
+  private chooseGangs(queue: readonly VcpuState[], count: number): VcpuState[] {
+    const gangs = new Map<VmState, VcpuState[]>();
+    for (const state of queue) gangs.set(state.vm, [...(gangs.get(state.vm) ?? []), state]);
+    const order = [...gangs.keys()].sort((a, b) => a.virtualTime - b.virtualTime || a.id - b.id);
+    const chosen: VcpuState[] = [];
+    let left = count;
+    for (const vm of order) {
+      const gang = gangs.get(vm)!.sort((a, b) => a.cycles - b.cycles || a.vcpu.index - b.vcpu.index);
+      if (gang.length <= left) {
+        chosen.push(...gang);
+        left -= gang.length;
+        continue;
+      }
+      if (gang.length > this.pcpusInUse) chosen.push(...gang.slice(0, left));
+      break;
+    }
+    return chosen;
   }
 
   /** Up to `count` of the queue: each from the VM furthest behind, and within it the vCPU that ran least. */

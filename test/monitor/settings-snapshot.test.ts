@@ -33,6 +33,14 @@ test('diskCache: false and shareBootImages: true come back from a whole snapshot
   assert.notEqual(defaults.diskHook(defaults.vm('a')!, 'base'), undefined, 'a default monitor keeps its page cache on');
 });
 
+test('gang scheduling comes back from a whole snapshot, and a default monitor saves nothing of it', () => {
+  const config = monitorMachine(2, 32, 1);
+  assert.equal('gang' in monitorSettings(new Monitor({ config })), false);
+  const again = roundTrip(new Monitor({ config, gang: true }));
+  assert.equal(monitorSettings(again).gang, true);
+  assert.equal(again.scheduler.gang, true);
+});
+
 test('a saved switch with a value that is never saved is refused in one line', () => {
   const monitor = new Monitor({ config: monitorMachine(2, 32, 1), diskCache: false });
   monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
