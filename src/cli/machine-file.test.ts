@@ -111,7 +111,7 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
     ]);
   });

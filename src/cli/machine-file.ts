@@ -52,8 +52,9 @@ export interface MachineFileSpec {
     mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined; policySignal: PolicySignal;
     /** The page cache for copy-on-write disks' bases, boot images through it, and the content-sharing scanner (undefined: off). */
     diskCache: boolean; shareBootImages: boolean; scan: ScanParameters | undefined;
-    /** Gang scheduling: each VM's runnable vCPUs run together or not at all. */
+    /** Gang scheduling: each VM's runnable vCPUs run together or not at all; the idle balancer between cells. */
     gang: boolean;
+    idleBalance: boolean;
   };
   vms: VmFileSpec[];
   /** Faults to inject at simulated times (`faults:`, a list of { time, fault } or a JSON file of one; docs/faults.md). */
@@ -68,7 +69,7 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells'] as const;
-const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang'] as const;
+const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance'] as const;
 const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 'cpu'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
@@ -152,6 +153,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   let shareBootImages = false;
   let scan: ScanParameters | undefined;
   let gang = false;
+  let idleBalance = false;
   if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', `must be a mapping of monitor options (${MONITOR_KEYS.join(', ')})`);
   else if (monitorNode !== undefined) {
     checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
@@ -180,6 +182,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     shareBootImages = booleanOption(monitorNode, 'shareBootImages', 'monitor.shareBootImages', problem) ?? shareBootImages;
     scan = scanOption(monitorNode, problem);
     gang = booleanOption(monitorNode, 'gang', 'monitor.gang', problem) ?? gang;
+    idleBalance = booleanOption(monitorNode, 'idleBalance', 'monitor.idleBalance', problem) ?? idleBalance;
     if (cells !== undefined && cells.length > 1) {
       if (shareBootImages) problem(monitorNode.get('shareBootImages', true) as Node, 'monitor.shareBootImages', `boot images go through the page cache, the whole machine's: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
       if (scan !== undefined) problem(monitorNode.get('scan', true) as Node, 'monitor.scan', `the content scanner merges pages of every VM of the machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
@@ -281,7 +284,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   }
   const faults = faultsOption(root.get('faults', true) as Node | undefined, topology, baseDir, problem);
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang }, vms, faults };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance }, vms, faults };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;

@@ -196,6 +196,7 @@ class Up {
         shareBootImages: this.spec.monitor.shareBootImages,
         scan: this.spec.monitor.scan,
         gang: this.spec.monitor.gang,
+        idleBalance: this.spec.monitor.idleBalance,
         cells: machine.cells,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');

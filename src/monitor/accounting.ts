@@ -22,6 +22,8 @@ export interface VcpuAccount {
   tlbMisses: number;
   secondLevelHits: number;
   worldSwitches: number;
+  /** Moves to another cell (the idle balancer, cell-scheduler.ts); their cycles are in its monitor cycles. */
+  cellMigrations: number;
   /** The physical CPU it ran on last (-1: never ran). */
   lastCpu: number;
 }
@@ -68,7 +70,7 @@ export interface VmAccount extends VmSummary {
   perVcpu: VcpuAccount[];
 }
 
-const SUMMED = ['guestUserCycles', 'guestKernelCycles', 'monitorCycles', 'idleCycles', 'readyCycles', 'instructions', 'tlbMisses', 'secondLevelHits', 'worldSwitches'] as const;
+const SUMMED = ['guestUserCycles', 'guestKernelCycles', 'monitorCycles', 'idleCycles', 'readyCycles', 'instructions', 'tlbMisses', 'secondLevelHits', 'worldSwitches', 'cellMigrations'] as const;
 
 export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number): VcpuAccount {
   const h = vm.vcpus[index]!;
@@ -85,6 +87,7 @@ export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number)
     tlbMisses: h.tlbMisses,
     secondLevelHits: h.secondLevelHits,
     worldSwitches: record.worldSwitches,
+    cellMigrations: record.cellMigrations,
     lastCpu: record.lastPcpu,
   };
 }
@@ -125,10 +128,11 @@ export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
 
 /** The VM's exits with the monitor's own events (world switches, TLB refills) among them. */
 function exitCounts(vm: VirtualMachine, perVcpu: readonly VcpuAccount[], total: VmAccount['total']): Pick<VmAccount, 'exits' | 'exitCauses' | 'exitCausesPerVcpu'> {
-  const withOwn = (causes: ReadonlyMap<string, number>, v: Pick<VcpuAccount, 'worldSwitches' | 'secondLevelHits' | 'tlbMisses'>): Map<string, number> => {
+  const withOwn = (causes: ReadonlyMap<string, number>, v: Pick<VcpuAccount, 'worldSwitches' | 'secondLevelHits' | 'tlbMisses' | 'cellMigrations'>): Map<string, number> => {
     const all = new Map(causes);
     const add = (key: string, n: number): void => { if (n > 0) all.set(key, n); };
     add('world-switch', v.worldSwitches);
+    add('cell-migration', v.cellMigrations);
     // Only in software mode is a TLB miss an exit; under the nested walk it is the hardware's work.
     if (vm.mmu === 'software') {
       add('tlb-refill.l2', v.secondLevelHits);
@@ -171,6 +175,7 @@ const DESCRIPTIONS: Record<(typeof SUMMED)[number], [string, string]> = {
   tlbMisses: ['tlb_misses', 'first-level TLB misses under paging'],
   secondLevelHits: ['l2tlb_hits', 'first-level misses the second-level TLB refilled'],
   worldSwitches: ['world_switches', 'times a CPU switched to this vCPU'],
+  cellMigrations: ['cell_migrations', 'moves to another cell\'s run queue (the idle balancer)'],
 };
 
 /**

@@ -186,6 +186,14 @@ export class CellRecovery {
     for (const c of cells) this.states[c]!.vms.set(vm, { name, cells: [...cells], home: c === homeCell });
   }
 
+  /** VM `vm` came to depend on cell `cell` too (a vCPU of it moved there): every cell's record of it says so. */
+  dependOn(vm: number, name: string, cell: number): void {
+    const home = this.homeCells.get(vm);
+    const entries = this.liveStates().map((state) => state.vms.get(vm)).filter((e) => e !== undefined);
+    const cells = [...new Set([...(entries[0]?.cells ?? []), cell])].sort((a, b) => a - b);
+    for (const c of cells) if (!this.objects.isRevoked(c)) this.states[c]!.vms.set(vm, { name, cells, home: c === home });
+  }
+
   /** A VM ended: the live cells forget it (a failed cell's state is not touched). */
   unregister(vm: number, cells: readonly number[]): void {
     this.homeCells.delete(vm);

@@ -162,3 +162,40 @@ test('one VM saved and put back keeps its vCPUs\' cycles and places, over its ce
   const back = copy.scheduler.saveVm(3);
   assert.deepEqual({ ...back, holding: [], lastOn: [] }, { ...saved, holding: [], lastOn: [] });
 });
+
+test('the idle balancer: vCPUs waiting in a cell go to the nearest cell with idle CPUs, once; off, they wait', () => {
+  for (const idleBalance of [false, true]) {
+    const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, idleBalance, nodeDistance: (a, b) => 10 + 10 * Math.abs(a - b) });
+    const vcpus = [0, 1, 2, 3].map((i) => new FakeVcpu(0, i));
+    scheduler.addVm(0, vcpus, { cells: [2] });
+    const first = scheduler.pick();
+    assert.equal(first.filter((v) => v !== undefined).length, 2, 'cell 2 runs two of the four');
+    const moved = scheduler.takeMigrations();
+    if (!idleBalance) {
+      assert.deepEqual(moved, []);
+      for (let round = 0; round < 10; round++) assert.equal(scheduler.pick().filter((v) => v !== undefined).length, 2);
+      continue;
+    }
+    // Cells 1 and 3 are equally near cell 2 (nodes 1 and 3 against node 2): the lower takes both waiting vCPUs.
+    assert.deepEqual(moved.map((m) => [m.index, m.from, m.to]), [[2, 2, 1], [3, 2, 1]]);
+    assert.deepEqual(scheduler.takeMigrations(), [], 'taken once');
+    assert.deepEqual([0, 1, 2, 3].map((i) => scheduler.cellOf(0, i)), [2, 2, 1, 1]);
+    for (let round = 0; round < 10; round++) {
+      const picks = scheduler.pick();
+      assert.deepEqual(picks.map((v) => v?.index ?? '-'), ['-', '-', 2, 3, 0, 1, '-', '-'], `round ${round}: all four run, each in its cell`);
+      for (const v of picks) if (v !== undefined) scheduler.charge(v, 1000);
+    }
+    assert.deepEqual(scheduler.takeMigrations(), [], 'nothing waits: nothing moves again');
+    assert.equal(scheduler.migrated, 2);
+  }
+});
+
+test('the idle balancer with gangs moves only VMs of one vCPU: a gang split over cells could not run together', () => {
+  const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, idleBalance: true, gang: true });
+  scheduler.addVm(0, [0, 1].map((i) => new FakeVcpu(0, i)), { cells: [0] });
+  scheduler.addVm(1, [0, 1].map((i) => new FakeVcpu(1, i)), { cells: [0] });
+  scheduler.addVm(2, [new FakeVcpu(2, 0)], { cells: [0] });
+  scheduler.pick();
+  const moved = scheduler.takeMigrations();
+  assert.deepEqual(moved.map((m) => [m.vm, m.index, m.to]), [[2, 0, 1]]);
+});

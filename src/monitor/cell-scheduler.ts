@@ -7,12 +7,30 @@
 //   them, dealt round-robin by index from its home node's cell (`cellOfVcpu`), so that vCPU 0 runs where its
 //   devices and the monitor's data for it are, and every cell it spans runs part of it; each cell keeps its
 //   own virtual time for its part.
+// - The idle balancer (`idleBalance`, Cellular Disco's; off by default): a vCPU left waiting in one cell's run
+//   queue while another cell has a CPU its pick left idle moves to the nearest such cell, and runs there from
+//   the next round. The VM now depends on that cell too (the monitor records it). With gangs, only a VM of one vCPU
+//   moves: a gang split over cells could not run together.
 // - With one cell it is exactly one `Scheduler` over every CPU, numbered as the machine numbers them.
 // - The whole state saved (`saveState`) keeps the machine's CPU numbering and one record per VM, as with one
 //   cell, plus each cell's virtual times (`cellTimes`) when there are several.
 
 import type { CellObjects } from './revocable.js';
+import { SECOND_LEVEL_ENTRY_BYTES } from './monitor-data.js';
 import { Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, type SchedulerVmState } from './scheduler.js';
+
+/**
+ * What moving a vCPU to another cell costs, in cycles (documented parameters, docs/cells.md): the cells' handoff
+ * over the bus (a request and its reply: 2 × 300 + 100, cell-bus.ts), and copying the vCPU's state and its
+ * second-level TLB to the new cell at the page copy's rate (a load and a store per 8-byte word: 256 cycles a
+ * KiB, costs.ts). The caches and first-level TLB the vCPU finds cold there cost what the timing model charges
+ * as it runs (nothing in fast mode).
+ */
+export const CELL_MIGRATION = { handoff: 700, cyclesPerKiB: 256, stateBytes: 1024, secondLevelEntryBytes: SECOND_LEVEL_ENTRY_BYTES } as const;
+
+export function cellMigrationCycles(secondLevelEntries: number, costs: typeof CELL_MIGRATION = CELL_MIGRATION): number {
+  return costs.handoff + Math.ceil((costs.cyclesPerKiB * (costs.stateBytes + secondLevelEntries * costs.secondLevelEntryBytes)) / 1024);
+}
 
 export interface CellSchedulerOptions {
   /** The NUMA node of each physical CPU (its length is the number of CPUs). */
@@ -24,6 +42,18 @@ export interface CellSchedulerOptions {
   cells?: readonly (readonly number[])[];
   /** The cells' revocable objects: each cell's scheduler is made through them (several cells only). */
   objects?: CellObjects;
+  /** The idle balancer between cells (default off). */
+  idleBalance?: boolean;
+  /** The distance between two nodes (the machine's table): which cell is nearest (default |a − b|). */
+  nodeDistance?: (a: number, b: number) => number;
+}
+
+/** A vCPU moved to another cell by the idle balancer, at a pick. */
+export interface CellMigration {
+  vm: number;
+  index: number;
+  from: number;
+  to: number;
 }
 
 export interface CellVmOptions extends Omit<SchedVmOptions, 'pcpus'> {
@@ -40,8 +70,8 @@ export interface CellTimes {
 
 interface Part {
   readonly cell: number;
-  /** The VM's vCPUs this cell schedules, by index. */
-  readonly indices: readonly number[];
+  /** The VM's vCPUs this cell schedules, by index, ascending. */
+  readonly indices: number[];
 }
 
 export class CellScheduler {
@@ -52,7 +82,14 @@ export class CellScheduler {
   private readonly localOf: number[];
   private readonly schedulers: Scheduler[];
   private readonly parts = new Map<number, Part[]>();
+  /** Each VM's vCPUs, by index. */
+  private readonly vcpusOf = new Map<number, SchedVcpu[]>();
   private readonly retired = new Set<number>();
+  /** Each VM's share, for its vCPUs that move. */
+  private readonly shares = new Map<number, number | undefined>();
+  private migrations: CellMigration[] = [];
+  /** Migrations so far (each cell's parts then differ from how `addVm` dealt them). */
+  migrated = 0;
 
   constructor(private readonly options: CellSchedulerOptions) {
     this.pcpuNodes = [...options.pcpuNodes];
@@ -98,6 +135,8 @@ export class CellScheduler {
       parts.push({ cell, indices: mine.map((v) => v.index) });
     });
     this.parts.set(vm, parts);
+    this.shares.set(vm, options.share);
+    this.vcpusOf.set(vm, sorted);
   }
 
   /**
@@ -120,6 +159,8 @@ export class CellScheduler {
     // A failed cell's part is left where it is: its state is gone with it.
     for (const part of parts) if (!this.revoked(part.cell)) this.schedulers[part.cell]!.removeVm(vm);
     this.parts.delete(vm);
+    this.shares.delete(vm);
+    this.vcpusOf.delete(vm);
   }
 
   /** Each cell picks for its own CPUs; a failed cell's CPUs run nothing. */
@@ -129,7 +170,62 @@ export class CellScheduler {
       if (this.revoked(cell)) return;
       scheduler.pick().forEach((v, local) => { next[this.cellCpus[cell]![local]!] = v; });
     });
+    if (this.options.idleBalance === true && this.cellCpus.length > 1) this.balanceIdle(next);
     return next;
+  }
+
+  /** The vCPUs the idle balancer moved since the last call. */
+  takeMigrations(): CellMigration[] {
+    const taken = this.migrations;
+    this.migrations = [];
+    return taken;
+  }
+
+  /** The cell vCPU `index` of VM `vm` is scheduled in now. */
+  cellOf(vm: number, index: number): number {
+    const part = this.partsOf(vm).find((p) => p.indices.includes(index));
+    if (part === undefined) throw new Error(`scheduler: VM ${vm} has no vCPU ${index}`);
+    return part.cell;
+  }
+
+  /**
+   * Each vCPU left waiting in a cell (cells in order, then by VM and index) while another cell has a CPU the
+   * pick left idle goes to the nearest such cell (ties: the lower), as many as there are idle CPUs.
+   */
+  private balanceIdle(next: readonly (SchedVcpu | undefined)[]): void {
+    const distance = this.options.nodeDistance ?? ((a: number, b: number) => Math.abs(a - b));
+    const nodeOf = (cell: number): number => this.pcpuNodes[this.cellCpus[cell]![0]!]!;
+    const live = this.cellCpus.map((_, c) => c).filter((c) => !this.revoked(c));
+    const idle = new Map(live.map((c) => [c, this.cellCpus[c]!.filter((p) => next[p] === undefined && !this.retired.has(p)).length]));
+    for (const donor of live) {
+      for (const v of [...this.schedulers[donor]!.waiting]) {
+        // A gang split over cells could not run together: with gangs only a VM of one vCPU moves.
+        if (this.gang && this.vcpusOf.get(v.vm)!.length > 1) continue;
+        const to = live.filter((c) => c !== donor && idle.get(c)! > 0)
+          .sort((a, b) => distance(nodeOf(donor), nodeOf(a)) - distance(nodeOf(donor), nodeOf(b)) || a - b)[0];
+        if (to === undefined) return;
+        this.move(v, donor, to);
+        idle.set(to, idle.get(to)! - 1);
+      }
+    }
+  }
+
+  /** vCPU `v` goes from cell `from`'s run queue to cell `to`'s. */
+  private move(v: SchedVcpu, from: number, to: number): void {
+    const parts = this.partsOf(v.vm);
+    const source = parts.find((p) => p.cell === from)!;
+    source.indices.splice(source.indices.indexOf(v.index), 1);
+    this.schedulers[from]!.removeVcpu(v.vm, v.index);
+    if (source.indices.length === 0) parts.splice(parts.indexOf(source), 1);
+    const target = parts.find((p) => p.cell === to);
+    if (target === undefined) parts.push({ cell: to, indices: [v.index] });
+    else {
+      target.indices.push(v.index);
+      target.indices.sort((a, b) => a - b);
+    }
+    this.schedulers[to]!.addVcpu(v, { share: this.shares.get(v.vm) });
+    this.migrations.push({ vm: v.vm, index: v.index, from, to });
+    this.migrated++;
   }
 
   charge(v: SchedVcpu, cycles: number): void {

@@ -16,6 +16,8 @@ import {
 } from '../../test/helpers/vm-program.js';
 import { FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
+import { cellMigrationCycles } from './cell-scheduler.js';
+import { saveMonitor } from './monitor-snapshot.js';
 import { DEFAULT_POLICY } from './numa-policy.js';
 import type { VirtualMachine } from './vm.js';
 
@@ -211,4 +213,30 @@ test('each cell schedules its own CPUs: a confined VM\'s vCPUs run only there, a
   }, 20_000);
   for (const vm of [a, w]) assertCounted(vm, runs.get(vm)!);
   assert.equal(seen.size, 6, 'every vCPU ran');
+});
+
+test('the idle balancer: vCPUs waiting in cell 0 move to idle cell 1, their VMs depend on it (and end with it), the moves are paid, and the counts are exact', (t) => {
+  if (!requireToolchain(t)) return;
+  const config = meshMachine();
+  const hardware = new MachineHardware(layoutMachine(config));
+  const monitor = new Monitor({ config, hardware, cells: [[0, 1], [2, 3]], idleBalance: true });
+  // Four vCPUs confined to cell 0's two CPUs; cell 1 has nothing to run.
+  const a = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet, cell: 0 });
+  const b = monitor.createVm({ name: 'b', vcpus: 2, memoryBytes: 16 * MiB, console: quiet, cell: 0 });
+  const runs = new Map([a, b].map((vm) => [vm, startCounter(vm, { iterations: 20_000, fillPages: 2, poweroff: false })]));
+  runRoundsUntil(monitor, () => false, 3);
+  const moved = [a, b].flatMap((vm) => vm.vcpus.map((_, i) => ({ vm, i, n: monitor.vcpuRecord(vm, i).cellMigrations }))).filter((x) => x.n > 0);
+  assert.equal(moved.length, 2, 'two vCPUs moved');
+  for (const { vm } of moved) assert.deepEqual(vm.cells, [0, 1], `${vm.name} depends on cell 1 now`);
+  assert.equal(monitor.scheduler.migrated, 2);
+  // Paid as the vCPU's monitor work: at least the move's cost each.
+  for (const { vm, i } of moved) assert.ok(vm.vcpus[i]!.monitorCycles.reduce((x, y) => x + y, 0) >= cellMigrationCycles(vm.tables.secondLevelEntries));
+  runRoundsUntil(monitor, () => [a, b].every((vm) => counterDone(vm, runs.get(vm)!)), 20_000);
+  for (const vm of [a, b]) assertCounted(vm, runs.get(vm)!);
+  // A whole snapshot cannot say yet where each vCPU is scheduled: refused, in one line.
+  assert.throws(() => saveMonitor(monitor), /a vCPU has moved to another cell/);
+  // Cell 1's monitor node fails: every VM that moved a vCPU there ends with it.
+  hardware.injector.inject({ kind: 'node', node: 2 });
+  runRoundsUntil(monitor, () => monitor.recovery.cellular!.episodes.length > 0 && !monitor.recovery.paused, 200);
+  for (const vm of [a, b]) assert.equal(vm.state, moved.some((x) => x.vm === vm) ? 'stopped' : 'running', vm.name);
 });

@@ -21,6 +21,8 @@ export interface MonitorOptions {
   quantumRounds?: number;
   /** Gang scheduling: each VM's runnable vCPUs run together or not at all (scheduler.ts; default off). */
   gang?: boolean;
+  /** The idle balancer between cells: a cell's idle CPU takes a vCPU waiting in another cell (cell-scheduler.ts; default off). */
+  idleBalance?: boolean;
   translate?: boolean;
   log?: (message: string) => void;
   /** How every VM maps guest-physical to machine: `software` (Disco's, default) or `nested` (H's). */

@@ -47,8 +47,9 @@ export interface MonitorSettings {
   /** The page cache off for disk reads (absent: on), and boot images through it (absent: not). */
   diskCache?: false;
   shareBootImages?: true;
-  /** Gang scheduling (absent: off). */
+  /** Gang scheduling, and the idle balancer between cells (absent: off). */
   gang?: true;
+  idleBalance?: true;
 }
 
 /** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
@@ -144,6 +145,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
   if (monitor.recovery.paused) throw new SnapshotError('the cells are recovering from a fault: save once they have');
+  if (monitor.scheduler.migrated > 0) throw new SnapshotError('a vCPU has moved to another cell (the idle balancer): where each vCPU is scheduled is not in the snapshot yet');
   const nodes = monitor.layout.nodes.length;
   const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
   const pageCache = monitor.pageCache.saveState();
@@ -244,6 +246,7 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
     ...(s.has('diskCache') ? { diskCache: onlyValue(s.value('diskCache'), false, 'snapshot.settings.diskCache') } : {}),
     ...(s.has('shareBootImages') ? { shareBootImages: onlyValue(s.value('shareBootImages'), true, 'snapshot.settings.shareBootImages') } : {}),
     ...(s.has('gang') ? { gang: onlyValue(s.value('gang'), true, 'snapshot.settings.gang') } : {}),
+    ...(s.has('idleBalance') ? { idleBalance: onlyValue(s.value('idleBalance'), true, 'snapshot.settings.idleBalance') } : {}),
   };
   const nodes = config.nodes.length;
   const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);

@@ -22,7 +22,7 @@ import { PageScanner, scanProblems, type ScanParameters } from './page-scanner.j
 import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledger.js';
 import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import { DEFAULT_QUANTUM_ROUNDS, type SchedVcpu } from './scheduler.js';
-import { CellScheduler } from './cell-scheduler.js';
+import { CellScheduler, cellMigrationCycles, type CellMigration } from './cell-scheduler.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
@@ -40,6 +40,9 @@ class VcpuRecord implements SchedVcpu {
   worldSwitches = 0;
   /** Cycles it was runnable but had no CPU (others' turn). */
   readyCycles = 0;
+  /** Moves to another cell (the idle balancer), and the cycles they cost not yet charged (charged when it next runs). */
+  cellMigrations = 0;
+  owedMigration = 0;
 
   constructor(readonly vm: number, readonly index: number, readonly hart: Hart, private readonly owner: VirtualMachine) {}
 
@@ -149,7 +152,8 @@ export class Monitor {
     if (cellular !== undefined) this.memory.lends = (vm, node) => cellular.lend(vm, node);
     // Each cell schedules its own CPUs, its run queues among its revocable state (cell-scheduler.ts).
     this.scheduler = new CellScheduler({
-      pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
+      pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, idleBalance: options.idleBalance,
+      nodeDistance: (a, b) => this.layout.distances[a]![b]!, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
     });
   }
 
@@ -193,7 +197,7 @@ export class Monitor {
 
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true } {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true; idleBalance?: true } {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
@@ -204,6 +208,7 @@ export class Monitor {
       ...(this.options.diskCache === false && this.cells.count === 1 ? { diskCache: false as const } : {}),
       ...(this.options.shareBootImages === true ? { shareBootImages: true as const } : {}),
       ...(this.options.gang === true ? { gang: true as const } : {}),
+      ...(this.options.idleBalance === true ? { idleBalance: true as const } : {}),
     };
   }
 
@@ -401,8 +406,21 @@ export class Monitor {
   }
 
   /** The monitor's record of vCPU `index` of `vm`: world switches and ready time. */
-  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number } {
+  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cellMigrations: number } {
     return this.records.get(vm)![index]!;
+  }
+
+  /**
+   * A vCPU moved to another cell (the idle balancer): its VM depends on that cell from now on, and the move
+   * is the vCPU's to pay when it next runs (`cellMigrationCycles`).
+   */
+  private migrated(m: CellMigration): void {
+    const vm = this.vms[m.vm]!;
+    const record = this.records.get(vm)![m.index]!;
+    record.cellMigrations++;
+    record.owedMigration += cellMigrationCycles(vm.tables.secondLevelEntries);
+    vm.dependOn(m.to);
+    this.recovery.cellular?.dependOn(vm.id, vm.name, m.to);
   }
 
   /** One round: pick, run each CPU's vCPU for the slice, then move every VM's time (or skip idle time). */
@@ -413,6 +431,7 @@ export class Monitor {
     // While the cells recover (cell-recovery.ts) no vCPU runs; time moves a round at a time.
     const paused = this.recovery.paused;
     const picks = (paused ? [] : this.scheduler.pick()) as (VcpuRecord | undefined)[];
+    for (const m of this.scheduler.takeMigrations()) this.migrated(m);
     const ran = new Set<VcpuRecord>();
     const scanner = this.pageScanner;
     const cellular = this.recovery.cellular;
@@ -437,6 +456,10 @@ export class Monitor {
       ran.add(r);
       const h = r.hart;
       h.timingCpu = p;
+      if (r.owedMigration > 0) {
+        h.chargeMonitor(r.owedMigration);
+        r.owedMigration = 0;
+      }
       // What its VM's memory lent by other cells cost in messages (cell-recovery.ts), since it last ran.
       if (cellular !== undefined) {
         const owed = cellular.takeOwed(vm.id);

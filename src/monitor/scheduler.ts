@@ -85,7 +85,7 @@ interface VmState {
   readonly homeNode: number | undefined;
   /** In index order. */
   readonly vcpus: VcpuState[];
-  readonly byIndex: ReadonlyMap<number, VcpuState>;
+  readonly byIndex: Map<number, VcpuState>;
   /** Cycles charged divided by share. */
   virtualTime: number;
   runnableLastRound: boolean;
@@ -232,6 +232,44 @@ export class Scheduler {
     return this.pcpuNodes.length - this.retired.size;
   }
 
+  /**
+   * Adds vCPU `vcpu` to VM `vm` here (a vCPU moved from another cell's scheduler), the VM too if it has no
+   * vCPU here yet (with `options`). It waits for a pCPU as any other.
+   */
+  addVcpu(vcpu: SchedVcpu, options: SchedVmOptions = {}): void {
+    const state = this.vms.find((v) => v.id === vcpu.vm);
+    if (state === undefined) {
+      this.addVm(vcpu.vm, [vcpu], options);
+      return;
+    }
+    if (state.byIndex.has(vcpu.index)) throw new Error(`scheduler: VM ${vcpu.vm} already has vCPU ${vcpu.index} here`);
+    const added: VcpuState = { vcpu, vm: state, cycles: 0, lastPcpu: undefined, roundsHeld: 0 };
+    state.byIndex.set(vcpu.index, added);
+    state.vcpus.push(added);
+    state.vcpus.sort((a, b) => a.vcpu.index - b.vcpu.index);
+  }
+
+  /** Takes vCPU `index` of VM `vm` out (it moves to another cell's scheduler); the VM goes with its last vCPU here. */
+  removeVcpu(vm: number, index: number): void {
+    const state = this.vmState(vm);
+    const gone = state.byIndex.get(index);
+    if (gone === undefined) throw new Error(`scheduler: VM ${vm} has no vCPU ${index} here`);
+    if (state.vcpus.length === 1) {
+      this.removeVm(vm);
+      return;
+    }
+    state.byIndex.delete(index);
+    state.vcpus.splice(state.vcpus.indexOf(gone), 1);
+    this.holders = this.holders.map((h) => (h === gone ? undefined : h));
+  }
+
+  /** The runnable vCPUs the last pick left waiting, by VM id and index. */
+  get waiting(): readonly SchedVcpu[] {
+    return this.lastWaiting;
+  }
+
+  private lastWaiting: SchedVcpu[] = [];
+
   removeVm(vm: number): void {
     if (!this.vms.some((state) => state.id === vm)) throw new Error(`scheduler: there is no VM ${vm} to remove`);
     // Its vCPUs lose their pCPUs at once: the next pick asks only the VMs still here.
@@ -269,6 +307,8 @@ export class Scheduler {
       state.lastPcpu = pcpu;
     });
     this.holders = next;
+    const picked = new Set(next);
+    this.lastWaiting = [...runnable].filter((state) => !picked.has(state)).sort((a, b) => a.vm.id - b.vm.id || a.vcpu.index - b.vcpu.index).map((state) => state.vcpu);
     return next.map((state) => state?.vcpu);
   }
 

@@ -117,8 +117,19 @@ export class VirtualMachine {
   readonly mmu: MmuMode;
   readonly machine: Machine;
   readonly pmap: Pmap;
-  /** The cells it depends on: the failure of any ends it (docs/cells.md). */
-  readonly cells: readonly number[];
+  /** The cells it depends on: the failure of any ends it (docs/cells.md). Ascending. */
+  get cells(): readonly number[] {
+    return this.cellList;
+  }
+
+  private readonly cellList: number[];
+
+  /** It comes to depend on cell `cell` too (a vCPU of it moved there: cell-scheduler.ts). */
+  dependOn(cell: number): void {
+    if (this.cellList.includes(cell)) return;
+    this.cellList.push(cell);
+    this.cellList.sort((a, b) => a - b);
+  }
   state: VmState = 'running';
   /** Why it ended: the guest's power-off or reboot, the monitor's stop, or the error that crashed it. */
   reason = '';
@@ -148,7 +159,7 @@ export class VirtualMachine {
   constructor(memory: MachineMemory, options: VmOptions) {
     this.id = options.id;
     this.name = options.name;
-    this.cells = [...(options.cells ?? [0])];
+    this.cellList = [...(options.cells ?? [0])];
     this.mmu = options.mmu ?? 'software';
     this.costs = options.costs ?? DEFAULT_COSTS;
     let pmap: Pmap | undefined;
