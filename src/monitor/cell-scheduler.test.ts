@@ -199,3 +199,20 @@ test('the idle balancer with gangs moves only VMs of one vCPU: a gang split over
   const moved = scheduler.takeMigrations();
   assert.deepEqual(moved.map((m) => [m.vm, m.index, m.to]), [[2, 0, 1]]);
 });
+
+test('with gangs a spanning VM that fits in its home cell is scheduled there whole, and runs together; one larger than a cell is dealt', () => {
+  const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, gang: true });
+  const wide = [0, 1].map((i) => new FakeVcpu(0, i));
+  const huge = [0, 1, 2].map((i) => new FakeVcpu(1, i));
+  scheduler.addVm(0, wide, { cells: [0, 1, 2, 3], homeNode: 2 });
+  scheduler.addVm(1, huge, { cells: [0, 1, 2, 3], homeNode: 0 });
+  assert.deepEqual([0, 1].map((i) => scheduler.cellOf(0, i)), [2, 2]);
+  assert.deepEqual([0, 1].map((i) => scheduler.cellOfVcpu([0, 1, 2, 3], 2, i, 2)), [2, 2]);
+  assert.deepEqual([0, 1, 2].map((i) => scheduler.cellOf(1, i)), [0, 1, 2], 'three vCPUs fit in no cell of two CPUs');
+  for (let round = 0; round < 50; round++) {
+    const picks = scheduler.pick();
+    const running = wide.filter((v) => picks.includes(v)).length;
+    assert.ok(running === 0 || running === 2, `round ${round}: ${running} of the gang's two vCPUs run`);
+    for (const v of picks) if (v !== undefined) scheduler.charge(v, 1000);
+  }
+});

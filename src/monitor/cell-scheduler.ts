@@ -6,7 +6,8 @@
 // - A VM confined to a cell is in that cell's scheduler alone. A VM that spans cells has each vCPU in one of
 //   them, dealt round-robin by index from its home node's cell (`cellOfVcpu`), so that vCPU 0 runs where its
 //   devices and the monitor's data for it are, and every cell it spans runs part of it; each cell keeps its
-//   own virtual time for its part.
+//   own virtual time for its part. With gang scheduling a spanning VM whose vCPUs fit in its home cell's CPUs
+//   is scheduled there whole, since a gang runs together only within one cell.
 // - The idle balancer (`idleBalance`, Cellular Disco's; off by default): a vCPU left waiting in one cell's run
 //   queue while another cell has a CPU its pick left idle moves to the nearest such cell, and runs there from
 //   the next round. The VM now depends on that cell too (the monitor records it). With gangs, only a VM of one vCPU
@@ -127,8 +128,11 @@ export class CellScheduler {
     const sorted = [...vcpus].sort((a, b) => a.index - b.index);
     const parts: Part[] = [];
     const start = this.homePlace(cells, options.homeNode);
+    // A gang runs together only within one cell: with gangs, a VM whose vCPUs fit in its home cell's CPUs is
+    // scheduled there whole, whatever cells its memory spans.
+    const whole = this.gang && sorted.length <= this.cellCpus[cells[start]!]!.length;
     cells.forEach((cell, k) => {
-      const mine = sorted.filter((_, i) => (start + i) % cells.length === k);
+      const mine = whole ? (k === start ? sorted : []) : sorted.filter((_, i) => (start + i) % cells.length === k);
       if (mine.length === 0) return;
       const home = options.homeNode !== undefined && this.cellCpus[cell]!.some((p) => this.pcpuNodes[p] === options.homeNode) ? options.homeNode : undefined;
       this.live(cell).addVm(vm, mine, { share: options.share, homeNode: home });
@@ -140,11 +144,14 @@ export class CellScheduler {
   }
 
   /**
-   * The cell of vCPU `index` of a VM in `cells` with home node `homeNode`: the (h + index mod k)-th of its k
-   * cells, h being its home node's cell's place among them (0 when none is).
+   * The cell `addVm` deals vCPU `index` of a VM of `vcpus` vCPUs in `cells` with home node `homeNode` to: the
+   * (h + index mod k)-th of its k cells, h being its home node's cell's place among them (0 when none is); with
+   * gangs, the h-th for every vCPU when they all fit in its CPUs.
    */
-  cellOfVcpu(cells: readonly number[], homeNode: number | undefined, index: number): number {
-    return cells[(this.homePlace(cells, homeNode) + index) % cells.length]!;
+  cellOfVcpu(cells: readonly number[], homeNode: number | undefined, index: number, vcpus = 1): number {
+    const start = this.homePlace(cells, homeNode);
+    if (this.gang && vcpus <= this.cellCpus[cells[start]!]!.length) return cells[start]!;
+    return cells[(start + index) % cells.length]!;
   }
 
   private homePlace(cells: readonly number[], homeNode: number | undefined): number {
