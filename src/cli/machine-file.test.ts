@@ -111,16 +111,20 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
     ]);
   });
 
-  it('takes gang scheduling, off by default, and refuses what is not a boolean', () => {
+  it('takes gang scheduling and the balancers between cells, off by default, and refuses what is not of their kind', () => {
     const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
     assert.equal(spec('vms:\n  - name: a\n').monitor.gang, false);
     assert.equal(spec('monitor:\n  gang: true\nvms:\n  - name: a\n').monitor.gang, true);
     assert.deepEqual(problems('monitor:\n  gang: yes\nvms:\n  - name: a\n'), ["m.yaml:2:9: monitor.gang: must be true or false, not 'yes'"]);
+    assert.deepEqual([spec('vms:\n  - name: a\n').monitor.idleBalance, spec('vms:\n  - name: a\n').monitor.balancePeriodRounds], [false, 0]);
+    const balanced = spec('monitor:\n  idleBalance: true\n  balancePeriodRounds: 256\nvms:\n  - name: a\n').monitor;
+    assert.deepEqual([balanced.idleBalance, balanced.balancePeriodRounds], [true, 256]);
+    assert.deepEqual(problems('monitor:\n  balancePeriodRounds: -3\nvms:\n  - name: a\n'), ["m.yaml:2:24: monitor.balancePeriodRounds: must be a whole number of rounds (0: off), not '-3'"]);
   });
 
   it('takes the sharing options: the disk cache (on by default), boot images through it, the scanner, and share per VM', () => {

@@ -55,6 +55,8 @@ export interface MachineFileSpec {
     /** Gang scheduling: each VM's runnable vCPUs run together or not at all; the idle balancer between cells. */
     gang: boolean;
     idleBalance: boolean;
+    /** The periodic balancer's period in rounds (0: off). */
+    balancePeriodRounds: number;
   };
   vms: VmFileSpec[];
   /** Faults to inject at simulated times (`faults:`, a list of { time, fault } or a JSON file of one; docs/faults.md). */
@@ -69,7 +71,7 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells'] as const;
-const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance'] as const;
+const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance', 'balancePeriodRounds'] as const;
 const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 'cpu'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
@@ -154,6 +156,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   let scan: ScanParameters | undefined;
   let gang = false;
   let idleBalance = false;
+  let balancePeriodRounds = 0;
   if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', `must be a mapping of monitor options (${MONITOR_KEYS.join(', ')})`);
   else if (monitorNode !== undefined) {
     checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
@@ -183,6 +186,12 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     scan = scanOption(monitorNode, problem);
     gang = booleanOption(monitorNode, 'gang', 'monitor.gang', problem) ?? gang;
     idleBalance = booleanOption(monitorNode, 'idleBalance', 'monitor.idleBalance', problem) ?? idleBalance;
+    const period = scalarOption(monitorNode, 'balancePeriodRounds', 'monitor.balancePeriodRounds', problem);
+    if (period !== undefined) {
+      const n = Number(period.text);
+      if (/^\d+$/.test(period.text) && Number.isSafeInteger(n)) balancePeriodRounds = n;
+      else problem(period.node, 'monitor.balancePeriodRounds', `must be a whole number of rounds (0: off), not '${period.text}'`);
+    }
     if (cells !== undefined && cells.length > 1) {
       if (shareBootImages) problem(monitorNode.get('shareBootImages', true) as Node, 'monitor.shareBootImages', `boot images go through the page cache, the whole machine's: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
       if (scan !== undefined) problem(monitorNode.get('scan', true) as Node, 'monitor.scan', `the content scanner merges pages of every VM of the machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
@@ -284,7 +293,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   }
   const faults = faultsOption(root.get('faults', true) as Node | undefined, topology, baseDir, problem);
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance }, vms, faults };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds }, vms, faults };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;

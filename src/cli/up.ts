@@ -197,6 +197,7 @@ class Up {
         scan: this.spec.monitor.scan,
         gang: this.spec.monitor.gang,
         idleBalance: this.spec.monitor.idleBalance,
+        balancePeriodRounds: this.spec.monitor.balancePeriodRounds,
         cells: machine.cells,
       });
       if (machine.timing) this.monitor.setExecutionMode('timing');

@@ -216,3 +216,29 @@ test('with gangs a spanning VM that fits in its home cell is scheduled there who
     for (const v of picks) if (v !== undefined) scheduler.charge(v, 1000);
   }
 });
+
+test('the periodic balancer walks the cells\' tree each period, moving one vCPU where it narrows a gap, and never splits a VM', () => {
+  const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, balancePeriodRounds: 10 });
+  for (let vm = 0; vm < 4; vm++) scheduler.addVm(vm, [new FakeVcpu(vm, 0)], { cells: [0] });
+  const wide = [0, 1].map((i) => new FakeVcpu(4, i));
+  scheduler.addVm(4, wide, { cells: [1] });
+  const where = (): number[] => [0, 1, 2, 3].map((vm) => scheduler.cellOf(vm, 0));
+  const rounds = (n: number): void => {
+    for (let r = 0; r < n; r++) for (const v of scheduler.pick()) if (v !== undefined) scheduler.charge(v, 1000);
+  };
+  rounds(9);
+  assert.deepEqual(where(), [0, 0, 0, 0], 'nothing moves within a period');
+  rounds(1);
+  // Cells 0 and 1 (4 + 2 runnable on 4 CPUs) against 2 and 3 (none): one to cell 2; then within each side,
+  // cell 0 (4 on 2 CPUs) against cell 1 (2 on 2): none, as a move would only swap the gap.
+  assert.deepEqual(scheduler.takeMigrations().map((m) => [m.vm, m.from, m.to]), [[0, 0, 2]]);
+  // Next period: 5 on 4 CPUs against 1: cell 0 (3 on 2) gives one to cell 3. The one after: 4 against 2, one
+  // more from cell 0 (ties: the lower) to cell 2. Then each side has 3: nothing moves again.
+  rounds(30);
+  assert.deepEqual(scheduler.takeMigrations().map((m) => [m.vm, m.from, m.to]), [[1, 0, 3], [2, 0, 2]]);
+  assert.deepEqual(where(), [2, 3, 2, 0]);
+  const picks = scheduler.pick();
+  assert.equal(picks.filter((v) => v !== undefined).length, 6, 'every vCPU runs');
+  assert.deepEqual([0, 1].map((i) => scheduler.cellOf(4, i)), [1, 1], 'the VM of two vCPUs was never split');
+  assert.throws(() => new CellScheduler({ pcpuNodes: NODES, cells: CELLS, balancePeriodRounds: 1.5 }), /whole number of rounds/);
+});

@@ -12,6 +12,12 @@
 //   queue while another cell has a CPU its pick left idle moves to the nearest such cell, and runs there from
 //   the next round. The VM now depends on that cell too (the monitor records it). With gangs, only a VM of one vCPU
 //   moves: a gang split over cells could not run together.
+// - The periodic balancer (`balancePeriodRounds`, Cellular Disco's; off by default): every period it walks a
+//   binary tree over the cells (leaves in id order) from the root, comparing each node's two subtrees by their
+//   load, the runnable vCPUs per CPU averaged over the period. Where moving one vCPU from the heavier side's
+//   most loaded cell to the lighter side's least loaded narrows the gap, it moves one, and it never splits a VM
+//   across cells to do it: it takes a vCPU of a VM already scheduled in the target cell, or the only vCPU of a
+//   VM (with gangs, only the latter), else it moves nothing there.
 // - With one cell it is exactly one `Scheduler` over every CPU, numbered as the machine numbers them.
 // - The whole state saved (`saveState`) keeps the machine's CPU numbering and one record per VM, as with one
 //   cell, plus each cell's virtual times (`cellTimes`) when there are several.
@@ -45,6 +51,8 @@ export interface CellSchedulerOptions {
   objects?: CellObjects;
   /** The idle balancer between cells (default off). */
   idleBalance?: boolean;
+  /** The periodic balancer between cells: rounds between its runs (default 0: off). */
+  balancePeriodRounds?: number;
   /** The distance between two nodes (the machine's table): which cell is nearest (default |a − b|). */
   nodeDistance?: (a: number, b: number) => number;
 }
@@ -104,6 +112,9 @@ export class CellScheduler {
       this.localOf[p] = local;
     }));
     if (this.cellOfCpu.some((c) => c < 0)) throw new Error('scheduler: every CPU must be in a cell');
+    this.loadSums.push(...this.cellCpus.map(() => 0));
+    const period = options.balancePeriodRounds ?? 0;
+    if (!(Number.isInteger(period) && period >= 0)) throw new RangeError(`scheduler: the balancer's period must be a whole number of rounds, not ${period}`);
     this.schedulers = this.cellCpus.map((cpus, cell) => {
       const scheduler = new Scheduler({ pcpuNodes: cpus.map((p) => this.pcpuNodes[p]!), quantumRounds: options.quantumRounds, gang: options.gang });
       return this.cellCpus.length > 1 && options.objects !== undefined ? options.objects.create(cell, scheduler) : scheduler;
@@ -178,7 +189,67 @@ export class CellScheduler {
       scheduler.pick().forEach((v, local) => { next[this.cellCpus[cell]![local]!] = v; });
     });
     if (this.options.idleBalance === true && this.cellCpus.length > 1) this.balanceIdle(next);
+    const period = this.options.balancePeriodRounds ?? 0;
+    if (period > 0 && this.cellCpus.length > 1) {
+      this.schedulers.forEach((scheduler, cell) => {
+        if (this.revoked(cell)) return;
+        this.loadSums[cell]! += this.cellCpus[cell]!.filter((p) => next[p] !== undefined).length + scheduler.waiting.length;
+      });
+      if (++this.periodRounds >= period) {
+        this.balancePeriodic(this.loadSums.map((sum) => sum / this.periodRounds));
+        this.periodRounds = 0;
+        this.loadSums.fill(0);
+      }
+    }
     return next;
+  }
+
+  /** Per cell, the runnable vCPUs summed over the rounds of the period so far. */
+  private readonly loadSums: number[] = [];
+  private periodRounds = 0;
+
+  /** The periodic balancer's walk, on each cell's average runnable vCPUs over the period. */
+  private balancePeriodic(runnable: number[]): void {
+    const cpus = (cells: readonly number[]): number => cells.reduce((n, c) => n + this.cellCpus[c]!.filter((p) => !this.retired.has(p)).length, 0);
+    const sum = (cells: readonly number[]): number => cells.reduce((n, c) => n + runnable[c]!, 0);
+    const walk = (cells: readonly number[]): void => {
+      if (cells.length < 2) return;
+      const half = Math.ceil(cells.length / 2);
+      const sides = [cells.slice(0, half), cells.slice(half)] as const;
+      const load = sides.map((side) => sum(side) / Math.max(1, cpus(side)));
+      const [heavy, light] = load[0]! >= load[1]! ? [sides[0], sides[1]] : [sides[1], sides[0]];
+      const H = cpus(heavy);
+      const L = cpus(light);
+      const h = sum(heavy);
+      const l = sum(light);
+      if (H > 0 && L > 0 && Math.abs((h - 1) / H - (l + 1) / L) < Math.abs(h / H - l / L)) {
+        const perCpu = (c: number): number => runnable[c]! / Math.max(1, cpus([c]));
+        const from = [...heavy].sort((a, b) => perCpu(b) - perCpu(a) || a - b)[0]!;
+        const to = [...light].filter((c) => cpus([c]) > 0).sort((a, b) => perCpu(a) - perCpu(b) || a - b)[0];
+        const v = to === undefined ? undefined : this.movable(from, to);
+        if (v !== undefined) {
+          this.move(v, from, to!);
+          runnable[from]!--;
+          runnable[to!]!++;
+        }
+      }
+      walk(sides[0]);
+      walk(sides[1]);
+    };
+    walk(this.cellCpus.map((_, c) => c).filter((c) => !this.revoked(c)));
+  }
+
+  /**
+   * A vCPU of cell `from` the periodic balancer may move to cell `to` without splitting a VM across cells: one
+   * of a VM already scheduled in `to` (not with gangs), else the only vCPU of a VM; waiting ones first.
+   */
+  private movable(from: number, to: number): SchedVcpu | undefined {
+    const here = [...this.parts].filter(([, parts]) => parts.some((p) => p.cell === from)).map(([vm]) => vm).sort((a, b) => a - b);
+    const waiting = new Set(this.schedulers[from]!.waiting);
+    const candidates = here.flatMap((vm) => this.parts.get(vm)!.find((p) => p.cell === from)!.indices.map((index) => this.vcpusOf.get(vm)!.find((v) => v.index === index)!));
+    const fits = (v: SchedVcpu): boolean => (!this.gang && this.parts.get(v.vm)!.some((p) => p.cell === to)) || this.vcpusOf.get(v.vm)!.length === 1;
+    const ordered = [...candidates.filter((v) => waiting.has(v)), ...candidates.filter((v) => !waiting.has(v))];
+    return ordered.find(fits);
   }
 
   /** The vCPUs the idle balancer moved since the last call. */

@@ -23,6 +23,8 @@ export interface MonitorOptions {
   gang?: boolean;
   /** The idle balancer between cells: a cell's idle CPU takes a vCPU waiting in another cell (cell-scheduler.ts; default off). */
   idleBalance?: boolean;
+  /** The periodic balancer between cells: rounds between its runs (cell-scheduler.ts; default 0: off). */
+  balancePeriodRounds?: number;
   translate?: boolean;
   log?: (message: string) => void;
   /** How every VM maps guest-physical to machine: `software` (Disco's, default) or `nested` (H's). */

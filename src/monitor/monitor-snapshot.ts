@@ -50,6 +50,8 @@ export interface MonitorSettings {
   /** Gang scheduling, and the idle balancer between cells (absent: off). */
   gang?: true;
   idleBalance?: true;
+  /** The periodic balancer's period in rounds (absent: off). */
+  balancePeriodRounds?: number;
 }
 
 /** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
@@ -247,6 +249,7 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
     ...(s.has('shareBootImages') ? { shareBootImages: onlyValue(s.value('shareBootImages'), true, 'snapshot.settings.shareBootImages') } : {}),
     ...(s.has('gang') ? { gang: onlyValue(s.value('gang'), true, 'snapshot.settings.gang') } : {}),
     ...(s.has('idleBalance') ? { idleBalance: onlyValue(s.value('idleBalance'), true, 'snapshot.settings.idleBalance') } : {}),
+    ...(s.has('balancePeriodRounds') ? { balancePeriodRounds: s.number('balancePeriodRounds', 1, 2 ** 30) } : {}),
   };
   const nodes = config.nodes.length;
   const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);

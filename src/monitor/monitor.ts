@@ -152,7 +152,7 @@ export class Monitor {
     if (cellular !== undefined) this.memory.lends = (vm, node) => cellular.lend(vm, node);
     // Each cell schedules its own CPUs, its run queues among its revocable state (cell-scheduler.ts).
     this.scheduler = new CellScheduler({
-      pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, idleBalance: options.idleBalance,
+      pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, idleBalance: options.idleBalance, balancePeriodRounds: options.balancePeriodRounds,
       nodeDistance: (a, b) => this.layout.distances[a]![b]!, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
     });
   }
@@ -197,7 +197,7 @@ export class Monitor {
 
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true; idleBalance?: true } {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true; idleBalance?: true; balancePeriodRounds?: number } {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
@@ -209,6 +209,7 @@ export class Monitor {
       ...(this.options.shareBootImages === true ? { shareBootImages: true as const } : {}),
       ...(this.options.gang === true ? { gang: true as const } : {}),
       ...(this.options.idleBalance === true ? { idleBalance: true as const } : {}),
+      ...((this.options.balancePeriodRounds ?? 0) > 0 ? { balancePeriodRounds: this.options.balancePeriodRounds } : {}),
     };
   }
 

@@ -33,11 +33,13 @@ test('diskCache: false and shareBootImages: true come back from a whole snapshot
   assert.notEqual(defaults.diskHook(defaults.vm('a')!, 'base'), undefined, 'a default monitor keeps its page cache on');
 });
 
-test('gang scheduling comes back from a whole snapshot, and a default monitor saves nothing of it', () => {
+test('gang scheduling and the balancers come back from a whole snapshot, and a default monitor saves nothing of them', () => {
   const config = monitorMachine(2, 32, 1);
-  assert.equal('gang' in monitorSettings(new Monitor({ config })), false);
-  const again = roundTrip(new Monitor({ config, gang: true }));
-  assert.equal(monitorSettings(again).gang, true);
+  const plain = monitorSettings(new Monitor({ config }));
+  assert.deepEqual(['gang', 'idleBalance', 'balancePeriodRounds'].filter((k) => k in plain), []);
+  const again = roundTrip(new Monitor({ config, gang: true, idleBalance: true, balancePeriodRounds: 64 }));
+  const s = monitorSettings(again);
+  assert.deepEqual([s.gang, s.idleBalance, s.balancePeriodRounds], [true, true, 64]);
   assert.equal(again.scheduler.gang, true);
 });
 
