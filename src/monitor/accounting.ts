@@ -22,7 +22,7 @@ export interface VcpuAccount {
   tlbMisses: number;
   secondLevelHits: number;
   worldSwitches: number;
-  /** Moves to another cell (the idle balancer, cell-scheduler.ts); their cycles are in its monitor cycles. */
+  /** Moves to another cell (the balancers, cell-scheduler.ts); their cycles are in its monitor cycles. */
   cellMigrations: number;
   /** The physical CPU it ran on last (-1: never ran). */
   lastCpu: number;
@@ -175,7 +175,7 @@ const DESCRIPTIONS: Record<(typeof SUMMED)[number], [string, string]> = {
   tlbMisses: ['tlb_misses', 'first-level TLB misses under paging'],
   secondLevelHits: ['l2tlb_hits', 'first-level misses the second-level TLB refilled'],
   worldSwitches: ['world_switches', 'times a CPU switched to this vCPU'],
-  cellMigrations: ['cell_migrations', 'moves to another cell\'s run queue (the idle balancer)'],
+  cellMigrations: ['cell_migrations', 'moves to another cell\'s run queue (the balancers)'],
 };
 
 /**

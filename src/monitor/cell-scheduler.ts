@@ -57,7 +57,7 @@ export interface CellSchedulerOptions {
   nodeDistance?: (a: number, b: number) => number;
 }
 
-/** A vCPU moved to another cell by the idle balancer, at a pick. */
+/** A vCPU moved to another cell by a balancer, at a pick. */
 export interface CellMigration {
   vm: number;
   index: number;
@@ -65,7 +65,7 @@ export interface CellMigration {
   to: number;
 }
 
-export interface CellVmOptions extends Omit<SchedVmOptions, 'pcpus'> {
+export interface CellVmOptions extends SchedVmOptions {
   /** The cells the VM is placed in (default the first); with one, its vCPUs run only on that cell's CPUs. */
   cells?: readonly number[];
 }
@@ -124,11 +124,6 @@ export class CellScheduler {
   /** Whether each cell gang-schedules (scheduler.ts). */
   get gang(): boolean {
     return this.options.gang === true;
-  }
-
-  /** The number of cells it schedules. */
-  get cellCount(): number {
-    return this.cellCpus.length;
   }
 
   addVm(vm: number, vcpus: readonly SchedVcpu[], options: CellVmOptions = {}): void {
@@ -252,7 +247,7 @@ export class CellScheduler {
     return ordered.find(fits);
   }
 
-  /** The vCPUs the idle balancer moved since the last call. */
+  /** The vCPUs the balancers moved since the last call. */
   takeMigrations(): CellMigration[] {
     const taken = this.migrations;
     this.migrations = [];

@@ -147,7 +147,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
   if (monitor.recovery.paused) throw new SnapshotError('the cells are recovering from a fault: save once they have');
-  if (monitor.scheduler.migrated > 0) throw new SnapshotError('a vCPU has moved to another cell (the idle balancer): where each vCPU is scheduled is not in the snapshot yet');
+  if (monitor.scheduler.migrated > 0) throw new SnapshotError('a vCPU has moved to another cell (a balancer): where each vCPU is scheduled is not in the snapshot yet');
   const nodes = monitor.layout.nodes.length;
   const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
   const pageCache = monitor.pageCache.saveState();

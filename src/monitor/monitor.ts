@@ -40,7 +40,7 @@ class VcpuRecord implements SchedVcpu {
   worldSwitches = 0;
   /** Cycles it was runnable but had no CPU (others' turn). */
   readyCycles = 0;
-  /** Moves to another cell (the idle balancer), and the cycles they cost not yet charged (charged when it next runs). */
+  /** Moves to another cell (the balancers: cell-scheduler.ts), and the cycles they cost not yet charged (charged when it next runs). */
   cellMigrations = 0;
   owedMigration = 0;
 
@@ -412,7 +412,7 @@ export class Monitor {
   }
 
   /**
-   * A vCPU moved to another cell (the idle balancer): its VM depends on that cell from now on, and the move
+   * A vCPU moved to another cell (a balancer): its VM depends on that cell from now on, and the move
    * is the vCPU's to pay when it next runs (`cellMigrationCycles`).
    */
   private migrated(m: CellMigration): void {
