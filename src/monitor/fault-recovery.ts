@@ -31,6 +31,8 @@ export interface RecoveryHost {
   retireCpu(cpu: number): void;
   /** The page cache's entry of machine page `mpn` goes (a failed or poisoned page is no cache). */
   forgetCached(mpn: number): void;
+  /** The page cache lets go of its pages on `nodes` (it knows them itself: the lost nodes' memmap is not read). */
+  forgetCachedOn(nodes: ReadonlySet<number>): void;
   log(message: string): void;
 }
 
@@ -286,7 +288,7 @@ export class FaultRecovery {
       if (vm.pmap.replicatedPages > 0) vm.pmap.dropReplicas(this.lostNodes);
       vm.pmap.giveBackReserved(this.lostNodes);
     }
-    for (let mpn = 0; mpn < memory.totalPages; mpn++) if (memory.users[mpn]! > 0 && onLost(mpn)) this.host.forgetCached(mpn);
+    this.host.forgetCachedOn(this.lostNodes);
     const left = this.host.layout.nodes.filter((n) => !this.lostNodes.has(n.id)).map((n) => n.id);
     const cells = this.host.cells.count === 1 ? '' : ` (cell${this.host.cells.live.length === 1 ? '' : 's'} ${this.host.cells.live.map((c) => c.id).join(', ')})`;
     this.host.log(`hardware: ${why}; the monitor goes on with node${left.length === 1 ? '' : 's'} ${left.join(', ')}${cells}`);

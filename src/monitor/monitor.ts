@@ -146,6 +146,7 @@ export class Monitor {
       endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
       forgetCached: (mpn) => this.pageCache.forget(mpn),
+      forgetCachedOn: (nodes) => this.pageCache.forgetOn(nodes),
       log: (message) => this.options.log?.(message),
     }, this.hardware.report, options.recoveryCosts);
     const cellular = this.recovery.cellular;

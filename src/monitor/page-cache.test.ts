@@ -75,3 +75,23 @@ test('diskCache: false gives no hook (reads copy), but the reads are still count
   assert.equal(monitor.diskHook(vms[0]!, 'base'), undefined);
   assert.equal(monitor.diskReads.length, 1);
 });
+
+test('forgetOn lets go of the cached pages on the nodes named, from the cache\'s own slots, and keeps the others', () => {
+  const monitor = new Monitor({ config: { harts: 2, nodes: [{ memoryBytes: 32 * MiB, harts: [0] }, { memoryBytes: 32 * MiB, harts: [1] }] }, log: quiet });
+  const vms = [0, 1].map((node) => monitor.createVm({ name: `vm${node}`, vcpus: 1, memoryBytes: 16 * MiB, console: quiet, log: quiet, homeNode: node }));
+  // Each VM reads a block of its own into a page on its home node, which the cache keeps.
+  vms.forEach((vm, i) => {
+    const hook = monitor.diskHook(vm, 'base')!;
+    const at = RAM_BASE + 3 * PAGE;
+    assert.equal(hook.map(i, at), false);
+    vm.machine.bus.guestMemory().write(at, block);
+    hook.copied(i, at);
+  });
+  const pages = vms.map((vm) => vm.pmap.lookup(3));
+  assert.deepEqual(pages.map((mpn) => monitor.memory.nodeOf(mpn)), [0, 1]);
+  assert.equal(monitor.pageCache.size, 2);
+  assert.equal(monitor.pageCache.forgetOn(new Set([1])), 1);
+  assert.equal(monitor.pageCache.size, 1);
+  assert.ok(!monitor.memory.usersOf(pages[1]!).some((u) => u.vm === PAGE_CACHE), 'node 1\'s page is no longer cached');
+  assert.ok(monitor.memory.usersOf(pages[0]!).some((u) => u.vm === PAGE_CACHE), 'node 0\'s stays');
+});

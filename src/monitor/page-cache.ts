@@ -194,6 +194,17 @@ export class PageCache implements PageSpace {
     if (slot !== undefined) this.drop(slot);
   }
 
+  /** Lets go of every page it holds on `nodes` (lost: fault-recovery.ts), from its own slots. Returns how many. */
+  forgetOn(nodes: ReadonlySet<number>): number {
+    let n = 0;
+    this.pages.forEach((mpn, slot) => {
+      if (mpn === FREE || !nodes.has(this.memory.nodeOf(mpn))) return;
+      this.drop(slot);
+      n++;
+    });
+    return n;
+  }
+
   private drop(slot: number): void {
     const key = this.keys[slot]!;
     const mpn = this.pages[slot]!;
