@@ -137,6 +137,9 @@ const ROWS: [keyof VmAccount['total'], string][] = [
   ['tlbMisses', 'TLB misses'],
   ['secondLevelHits', 'L2 TLB hits'],
   ['worldSwitches', 'world switches'],
+  ['cpuMoves', 'moves in a node'],
+  ['nodeMoves', 'moves to a node'],
+  ['cellMigrations', 'moves to a cell'],
 ];
 
 /** `stats`'s text; on a machine of several cells (`cells`), the head line names the VM's. */

@@ -22,7 +22,13 @@ export interface VcpuAccount {
   tlbMisses: number;
   secondLevelHits: number;
   worldSwitches: number;
-  /** Moves to another cell (the balancers, cell-scheduler.ts); their cycles are in its monitor cycles. */
+  /**
+   * Its moves by kind: to another CPU of the same node, to another node's CPU, and to another cell (the
+   * balancers, cell-scheduler.ts); their cycles are in its monitor cycles (a world switch and, in timing mode,
+   * the cold caches; a move to another cell also its handoff and copies).
+   */
+  cpuMoves: number;
+  nodeMoves: number;
   cellMigrations: number;
   /** The physical CPU it ran on last (-1: never ran). */
   lastCpu: number;
@@ -70,7 +76,7 @@ export interface VmAccount extends VmSummary {
   perVcpu: VcpuAccount[];
 }
 
-const SUMMED = ['guestUserCycles', 'guestKernelCycles', 'monitorCycles', 'idleCycles', 'readyCycles', 'instructions', 'tlbMisses', 'secondLevelHits', 'worldSwitches', 'cellMigrations'] as const;
+const SUMMED = ['guestUserCycles', 'guestKernelCycles', 'monitorCycles', 'idleCycles', 'readyCycles', 'instructions', 'tlbMisses', 'secondLevelHits', 'worldSwitches', 'cpuMoves', 'nodeMoves', 'cellMigrations'] as const;
 
 export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number): VcpuAccount {
   const h = vm.vcpus[index]!;
@@ -87,6 +93,8 @@ export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number)
     tlbMisses: h.tlbMisses,
     secondLevelHits: h.secondLevelHits,
     worldSwitches: record.worldSwitches,
+    cpuMoves: record.cpuMoves,
+    nodeMoves: record.nodeMoves,
     cellMigrations: record.cellMigrations,
     lastCpu: record.lastPcpu,
   };
@@ -175,6 +183,8 @@ const DESCRIPTIONS: Record<(typeof SUMMED)[number], [string, string]> = {
   tlbMisses: ['tlb_misses', 'first-level TLB misses under paging'],
   secondLevelHits: ['l2tlb_hits', 'first-level misses the second-level TLB refilled'],
   worldSwitches: ['world_switches', 'times a CPU switched to this vCPU'],
+  cpuMoves: ['cpu_moves', 'moves to another CPU of the same node'],
+  nodeMoves: ['node_moves', 'moves to a CPU of another node'],
   cellMigrations: ['cell_migrations', 'moves to another cell\'s run queue (the balancers)'],
 };
 

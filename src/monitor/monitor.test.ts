@@ -422,3 +422,20 @@ test('a vCPU woken by an IPI from one that then waits runs in the next round, no
   assert.ok(sent > 0 && woke > 0, `sent at ${sent}, woke at ${woke}`);
   assert.ok((woke - sent) * INSTRUCTIONS_PER_TICK <= 2 * SLICE, `the IPI sent at tick ${sent} woke vCPU 0 only at tick ${woke}`);
 });
+
+test('a vCPU\'s moves to another CPU are counted by kind: within its node, and to another node', (t) => {
+  if (!requireToolchain(t)) return;
+  // Three vCPUs take turns on two CPUs: on one node of two CPUs they move within it; on two nodes of one, between them.
+  for (const [nodes, perNode, kind] of [[1, 2, 'cpuMoves'], [2, 1, 'nodeMoves']] as const) {
+    const monitor = new Monitor({ config: monitorMachine(nodes, 64, perNode), quantumRounds: 2 });
+    const vm = monitor.createVm({ name: 'a', vcpus: 3, memoryBytes: 16 * MiB, console: () => {} });
+    const run = startCounter(vm, { iterations: 5_000, fillPages: 1, poweroff: false });
+    runRoundsUntil(monitor, () => counterDone(vm, run), 20_000);
+    assertCounted(vm, run);
+    const a = accountVm(monitor, vm).total;
+    const other = kind === 'cpuMoves' ? 'nodeMoves' : 'cpuMoves';
+    assert.ok(a[kind] > 0, `${nodes} node(s): no ${kind}`);
+    assert.equal(a[other], 0, `${nodes} node(s): ${other}`);
+    assert.equal(a.cellMigrations, 0);
+  }
+});

@@ -40,6 +40,9 @@ class VcpuRecord implements SchedVcpu {
   worldSwitches = 0;
   /** Cycles it was runnable but had no CPU (others' turn). */
   readyCycles = 0;
+  /** Moves to another CPU of the same node, and to a CPU of another node (within its cell). */
+  cpuMoves = 0;
+  nodeMoves = 0;
   /** Moves to another cell (the balancers: cell-scheduler.ts), and the cycles they cost not yet charged (charged when it next runs). */
   cellMigrations = 0;
   owedMigration = 0;
@@ -408,7 +411,7 @@ export class Monitor {
   }
 
   /** The monitor's record of vCPU `index` of `vm`: world switches and ready time. */
-  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cellMigrations: number } {
+  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cpuMoves: number; nodeMoves: number; cellMigrations: number } {
     return this.records.get(vm)![index]!;
   }
 
@@ -479,6 +482,11 @@ export class Monitor {
         const timing = h.memoryTiming;
         if (timing !== undefined) h.chargeMonitor(this.switchReferences(timing, p, previous[p], r, vm));
         r.worldSwitches++;
+      }
+      // A move to another CPU, by kind (a move to another cell is counted when the balancer makes it).
+      if (r.lastPcpu >= 0 && r.lastPcpu !== p) {
+        if (this.layout.hartNode[r.lastPcpu] === node) r.cpuMoves++;
+        else r.nodeMoves++;
       }
       r.lastPcpu = p;
       const before = h.localCycles;
