@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { CellScheduler } from './cell-scheduler.js';
+import { CellBus, DEFAULT_HANDLER_CYCLES, DEFAULT_LATENCY } from './cell-bus.js';
+import { CellScheduler, cellMigrationCycles } from './cell-scheduler.js';
 import { CellObjects, DeadCellError } from './revocable.js';
 import { Scheduler, type SchedVcpu } from './scheduler.js';
 
@@ -241,4 +242,20 @@ test('the periodic balancer walks the cells\' tree each period, moving one vCPU 
   assert.equal(picks.filter((v) => v !== undefined).length, 6, 'every vCPU runs');
   assert.deepEqual([0, 1].map((i) => scheduler.cellOf(4, i)), [1, 1], 'the VM of two vCPUs was never split');
   assert.throws(() => new CellScheduler({ pcpuNodes: NODES, cells: CELLS, balancePeriodRounds: 1.5 }), /whole number of rounds/);
+});
+
+test('with the cells\' bus, a balancer\'s move is a request the giving cell answers: paid as its round trip, and nothing moves from a cell that does not answer', () => {
+  const down = new Set<number>();
+  const bus = new CellBus({ cells: 4, reachable: (from, to) => !down.has(from) && !down.has(to) });
+  const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, idleBalance: true, bus });
+  scheduler.addVm(0, [0, 1, 2, 3].map((i) => new FakeVcpu(0, i)), { cells: [2] });
+  scheduler.addVm(1, [0, 1, 2].map((i) => new FakeVcpu(1, i)), { cells: [3] });
+  down.add(3);
+  scheduler.pick();
+  const moved = scheduler.takeMigrations();
+  // Cell 2's two waiting vCPUs go (each a request from the taker, answered); cell 3 answers nothing: its waiting vCPU stays.
+  assert.deepEqual(moved.map((m) => [m.vm, m.from, m.handoff]), [[0, 2, 2 * DEFAULT_LATENCY + DEFAULT_HANDLER_CYCLES], [0, 2, 2 * DEFAULT_LATENCY + DEFAULT_HANDLER_CYCLES]]);
+  assert.deepEqual([0, 1, 2].map((i) => scheduler.cellOf(1, i)), [3, 3, 3]);
+  assert.equal(bus.counters.timedOut, 1, 'one request to cell 3, which timed out; no more asked of it that round');
+  assert.equal(cellMigrationCycles(2048, moved[0]!.handoff), 700 + 256 * 33);
 });

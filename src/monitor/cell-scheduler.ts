@@ -22,22 +22,28 @@
 // - The whole state saved (`saveState`) keeps the machine's CPU numbering and one record per VM, as with one
 //   cell, plus each cell's virtual times (`cellTimes`) when there are several.
 
+import type { CellBus } from './cell-bus.js';
 import type { CellObjects } from './revocable.js';
 import { SECOND_LEVEL_ENTRY_BYTES } from './monitor-data.js';
 import { Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, type SchedulerVmState } from './scheduler.js';
 
 /**
  * What moving a vCPU to another cell costs, in cycles (documented parameters, docs/cells.md): the cells' handoff
- * over the bus (a request and its reply: 2 × 300 + 100, cell-bus.ts), and copying the vCPU's state and its
- * second-level TLB to the new cell at the page copy's rate (a load and a store per 8-byte word: 256 cycles a
- * KiB, costs.ts). The caches and first-level TLB the vCPU finds cold there cost what the timing model charges
- * as it runs (nothing in fast mode).
+ * (the bus's round trip for `sched.give`: 2 × 300 + 100 with its defaults, cell-bus.ts; `handoff` without a
+ * bus), and copying the vCPU's state and its second-level TLB to the new cell at the page copy's rate (a load
+ * and a store per 8-byte word: 256 cycles a KiB, costs.ts). The caches and first-level TLB the vCPU finds cold
+ * there cost what the timing model charges as it runs (nothing in fast mode).
  */
 export const CELL_MIGRATION = { handoff: 700, cyclesPerKiB: 256, stateBytes: 1024, secondLevelEntryBytes: SECOND_LEVEL_ENTRY_BYTES } as const;
 
-export function cellMigrationCycles(secondLevelEntries: number, costs: typeof CELL_MIGRATION = CELL_MIGRATION): number {
-  return costs.handoff + Math.ceil((costs.cyclesPerKiB * (costs.stateBytes + secondLevelEntries * costs.secondLevelEntryBytes)) / 1024);
+/** A move's cycles: `handoff` (the bus's round trip, when the move went through it) and the copies. */
+export function cellMigrationCycles(secondLevelEntries: number, handoff: number = CELL_MIGRATION.handoff, costs: typeof CELL_MIGRATION = CELL_MIGRATION): number {
+  return handoff + Math.ceil((costs.cyclesPerKiB * (costs.stateBytes + secondLevelEntries * costs.secondLevelEntryBytes)) / 1024);
 }
+
+/** The request a cell makes of another for one of its vCPUs (a balancer's move), and the op's name. */
+interface GiveArgs { vm: number; index: number }
+const GIVE = 'sched.give';
 
 export interface CellSchedulerOptions {
   /** The NUMA node of each physical CPU (its length is the number of CPUs). */
@@ -55,14 +61,22 @@ export interface CellSchedulerOptions {
   balancePeriodRounds?: number;
   /** The distance between two nodes (the machine's table): which cell is nearest (default |a − b|). */
   nodeDistance?: (a: number, b: number) => number;
+  /**
+   * The cells' bus (several cells): a balancer's move is the taking cell's request to the giving one, which
+   * takes the vCPU out of its own run queue (at most once); without, the move is made directly.
+   */
+  bus?: CellBus;
+  /** Simulated time, for the bus's requests (default 0). */
+  now?: () => number;
 }
 
-/** A vCPU moved to another cell by a balancer, at a pick. */
+/** A vCPU moved to another cell by a balancer, at a pick, and what the handoff between the cells cost. */
 export interface CellMigration {
   vm: number;
   index: number;
   from: number;
   to: number;
+  handoff: number;
 }
 
 export interface CellVmOptions extends SchedVmOptions {
@@ -119,6 +133,12 @@ export class CellScheduler {
       const scheduler = new Scheduler({ pcpuNodes: cpus.map((p) => this.pcpuNodes[p]!), quantumRounds: options.quantumRounds, gang: options.gang });
       return this.cellCpus.length > 1 && options.objects !== undefined ? options.objects.create(cell, scheduler) : scheduler;
     });
+    // A cell gives up a vCPU of its own run queue when another asks (a balancer's move): counted, so at most once.
+    if (options.bus !== undefined && this.cellCpus.length > 1) {
+      for (let cell = 0; cell < this.cellCpus.length; cell++) {
+        options.bus.handle<GiveArgs, boolean>(cell, GIVE, (args) => this.give(cell, args));
+      }
+    }
   }
 
   /** Whether each cell gang-schedules (scheduler.ts). */
@@ -222,8 +242,7 @@ export class CellScheduler {
         const from = [...heavy].sort((a, b) => perCpu(b) - perCpu(a) || a - b)[0]!;
         const to = [...light].filter((c) => cpus([c]) > 0).sort((a, b) => perCpu(a) - perCpu(b) || a - b)[0];
         const v = to === undefined ? undefined : this.movable(from, to);
-        if (v !== undefined) {
-          this.move(v, from, to!);
+        if (v !== undefined && this.move(v, from, to!)) {
           runnable[from]!--;
           runnable[to!]!++;
         }
@@ -277,19 +296,26 @@ export class CellScheduler {
         const to = live.filter((c) => c !== donor && idle.get(c)! > 0)
           .sort((a, b) => distance(nodeOf(donor), nodeOf(a)) - distance(nodeOf(donor), nodeOf(b)) || a - b)[0];
         if (to === undefined) return;
-        this.move(v, donor, to);
+        // A cell that does not give (it did not answer) is asked nothing more this round.
+        if (!this.move(v, donor, to)) break;
         idle.set(to, idle.get(to)! - 1);
       }
     }
   }
 
-  /** vCPU `v` goes from cell `from`'s run queue to cell `to`'s. */
-  private move(v: SchedVcpu, from: number, to: number): void {
+  /**
+   * vCPU `v` goes from cell `from`'s run queue to cell `to`'s: with a bus, `to` asks `from` for it, and only if
+   * `from` gave it up (it answered, and still had it) does `to` take it. Returns whether it moved.
+   */
+  private move(v: SchedVcpu, from: number, to: number): boolean {
+    let handoff: number = CELL_MIGRATION.handoff;
+    const bus = this.options.bus;
+    if (bus !== undefined) {
+      const answer = bus.call<boolean>(to, from, GIVE, { vm: v.vm, index: v.index } satisfies GiveArgs, { now: this.options.now?.() ?? 0 });
+      if (!answer.ok || !answer.value) return false;
+      handoff = answer.cycles;
+    } else if (!this.give(from, { vm: v.vm, index: v.index })) return false;
     const parts = this.partsOf(v.vm);
-    const source = parts.find((p) => p.cell === from)!;
-    source.indices.splice(source.indices.indexOf(v.index), 1);
-    this.schedulers[from]!.removeVcpu(v.vm, v.index);
-    if (source.indices.length === 0) parts.splice(parts.indexOf(source), 1);
     const target = parts.find((p) => p.cell === to);
     if (target === undefined) parts.push({ cell: to, indices: [v.index] });
     else {
@@ -297,8 +323,20 @@ export class CellScheduler {
       target.indices.sort((a, b) => a - b);
     }
     this.schedulers[to]!.addVcpu(v, { share: this.shares.get(v.vm) });
-    this.migrations.push({ vm: v.vm, index: v.index, from, to });
+    this.migrations.push({ vm: v.vm, index: v.index, from, to, handoff });
     this.migrated++;
+    return true;
+  }
+
+  /** Cell `cell` gives up vCPU `args` of its run queue (another cell takes it): false if it no longer has it. */
+  private give(cell: number, args: GiveArgs): boolean {
+    const parts = this.parts.get(args.vm);
+    const source = parts?.find((p) => p.cell === cell);
+    if (parts === undefined || source === undefined || !source.indices.includes(args.index)) return false;
+    source.indices.splice(source.indices.indexOf(args.index), 1);
+    this.schedulers[cell]!.removeVcpu(args.vm, args.index);
+    if (source.indices.length === 0) parts.splice(parts.indexOf(source), 1);
+    return true;
   }
 
   charge(v: SchedVcpu, cycles: number): void {

@@ -158,6 +158,7 @@ export class Monitor {
     this.scheduler = new CellScheduler({
       pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, idleBalance: options.idleBalance, balancePeriodRounds: options.balancePeriodRounds,
       nodeDistance: (a, b) => this.layout.distances[a]![b]!, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
+      bus: cellular?.bus, now: () => this.cycles,
     });
   }
 
@@ -423,7 +424,7 @@ export class Monitor {
     const vm = this.vms[m.vm]!;
     const record = this.records.get(vm)![m.index]!;
     record.cellMigrations++;
-    record.owedMigration += cellMigrationCycles(vm.tables.secondLevelEntries);
+    record.owedMigration += cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff);
     vm.dependOn(m.to);
     this.recovery.cellular?.dependOn(vm.id, vm.name, m.to);
   }
