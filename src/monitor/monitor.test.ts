@@ -439,3 +439,27 @@ test('a vCPU\'s moves to another CPU are counted by kind: within its node, and t
     assert.equal(a.cellMigrations, 0);
   }
 });
+
+test('gang scheduling under the monitor: a VM\'s runnable vCPUs are picked all together or not at all, round by round, and every VM counts exactly', (t) => {
+  if (!requireToolchain(t)) return;
+  const monitor = new Monitor({ config: monitorMachine(1, 128, 3), quantumRounds: 3, gang: true });
+  const vms = [3, 2, 1].map((vcpus, i) => monitor.createVm({ name: `g${i}`, vcpus, memoryBytes: 16 * MiB, console: () => {} }));
+  const runs = vms.map((vm) => startCounter(vm, { iterations: 3_000, fillPages: 1, poweroff: false }));
+  const pick = monitor.scheduler.pick.bind(monitor.scheduler);
+  let rounds = 0;
+  let together = 0;
+  monitor.scheduler.pick = () => {
+    const picks = pick();
+    rounds++;
+    for (const vm of vms) {
+      const runnable = vm.vcpus.map((_, i) => monitor.vcpuRecord(vm, i) as unknown as { runnable(): boolean }).filter((r) => r.runnable());
+      const picked = runnable.filter((r) => picks.includes(r as never));
+      assert.ok(picked.length === 0 || picked.length === runnable.length, `round ${rounds}: ${vm.name} runs ${picked.length} of ${runnable.length}`);
+      if (runnable.length > 1 && picked.length === runnable.length) together++;
+    }
+    return picks;
+  };
+  runRoundsUntil(monitor, () => vms.every((vm, i) => counterDone(vm, runs[i]!)), 20_000);
+  vms.forEach((vm, i) => assertCounted(vm, runs[i]!));
+  assert.ok(together > 0, 'a gang of several ran');
+});
