@@ -3,6 +3,7 @@
 // content hash (never copied), its rng's seed.
 
 import { savedVmCells } from '../monitor/monitor-snapshot.js';
+import { same } from '../monitor/memory-check.js';
 import { performance } from 'node:perf_hooks';
 import { StateError, StateReader, integerItem } from '../memory/state.js';
 import {
@@ -198,13 +199,20 @@ export function restoreWhole(
     }
     // With several cells, each VM confined to one goes back into it (a spanning one spans again from its home).
     let vmCells: number[][] | undefined;
+    let placed: number[][] | undefined;
     try {
       vmCells = savedVmCells(saved.whole, saved.vms.length, monitor.cells.count);
+      placed = savedVmCells(saved.whole, saved.vms.length, monitor.cells.count, 'vmPlaced') ?? vmCells;
     } catch (error) {
       if (error instanceof StateError) throw new SnapshotFileError(`${loaded.what} cannot be restored: ${error.message}`);
       throw error;
     }
-    const vms = saved.vms.map((v, i) => makeVm(monitor, loaded, v, v.name, io(v.name), disks, v.pmap.homeNode, vmCells?.[i]?.length === 1 ? vmCells[i]![0] : undefined));
+    const vms = saved.vms.map((v, i) => makeVm(monitor, loaded, v, v.name, io(v.name), disks, v.pmap.homeNode, placed?.[i]?.length === 1 ? placed[i]![0] : undefined));
+    // The cells a balancer made a VM depend on since it was placed (its vCPUs' cells come with the scheduler).
+    vms.forEach((vm, i) => {
+      if (!same(vm.cells, placed?.[i] ?? vm.cells)) return; // placed elsewhere: the restore's own check says so
+      for (const cell of vmCells?.[i] ?? []) if (!vm.cells.includes(cell)) monitor.vmDependsOn(vm, cell);
+    });
     try {
       restoreMonitor(monitor, saved, vms);
       if (monitor.scanner === undefined && host.scan !== undefined) monitor.setScan(host.scan);

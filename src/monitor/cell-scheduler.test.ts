@@ -147,6 +147,40 @@ test('property: the whole state saved after any rounds and restored into a fresh
   );
 });
 
+test('property: with the balancers moving vCPUs, the whole state saved and restored picks on the same, each vCPU back in its cell', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 1000 }), (before, after, salt) => {
+      const make = (): { scheduler: CellScheduler; vms: Vm[] } => {
+        const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, idleBalance: true, balancePeriodRounds: 7 });
+        const vms: Vm[] = [
+          { id: 0, vcpus: [0, 1, 2, 3, 4].map((i) => new FakeVcpu(0, i)), cells: [0], home: 0 },
+          { id: 1, vcpus: [0, 1, 2].map((i) => new FakeVcpu(1, i)), cells: [1], home: 1 },
+          { id: 2, vcpus: [0].map((i) => new FakeVcpu(2, i)), cells: [1], home: 1 },
+        ];
+        for (const vm of vms) scheduler.addVm(vm.id, vm.vcpus, { homeNode: vm.home, cells: vm.cells });
+        return { scheduler, vms };
+      };
+      const step = (s: CellScheduler, vms: readonly Vm[], round: number): string[] => {
+        for (const vm of vms) vm.vcpus.forEach((v, i) => { v.awake = (round * 5 + i * 3 + vm.id + salt) % 7 !== 0; });
+        const picks = s.pick();
+        picks.forEach((v, p) => { if (v !== undefined) s.charge(v, 1000 + ((round * 13 + p * 7 + salt) % 500)); });
+        return picks.map((v) => (v === undefined ? '-' : `${v.vm}.${v.index}`));
+      };
+      const straight = make();
+      for (let round = 0; round < before; round++) step(straight.scheduler, straight.vms, round);
+      const saved = straight.scheduler.saveState();
+      const copy = make();
+      copy.scheduler.restoreState(saved, (vm, index) => copy.vms[vm]!.vcpus[index]!);
+      assert.deepEqual(copy.scheduler.saveState(), saved);
+      for (let round = before; round < before + after; round++) {
+        assert.deepEqual(step(copy.scheduler, copy.vms, round), step(straight.scheduler, straight.vms, round), `round ${round}`);
+      }
+      return straight.scheduler.migrated > 0 || before < 3;
+    }),
+    { numRuns: 60 },
+  );
+});
+
 test('one VM saved and put back keeps its vCPUs\' cycles and places, over its cells', () => {
   const { scheduler, vms } = machine();
   for (let round = 0; round < 30; round++) {

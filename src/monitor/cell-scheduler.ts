@@ -84,6 +84,21 @@ export interface CellVmOptions extends SchedVmOptions {
   cells?: readonly number[];
 }
 
+/** Where each vCPU of a VM is scheduled (several cells): the cell of each, by index. */
+export interface VcpuCells {
+  id: number;
+  cells: Int32Array;
+}
+
+/** The periodic balancer's period so far: its rounds, and each cell's runnable vCPUs summed over them. */
+export interface BalancePeriod {
+  rounds: number;
+  loads: Float64Array;
+}
+
+/** The whole state: with several cells, each cell's virtual times, every vCPU's cell and the balancer's period too. */
+export type CellSchedulerState = SchedulerState & { cellTimes?: CellTimes[]; vcpuCells?: VcpuCells[]; period?: BalancePeriod };
+
 /** One cell's virtual times, beside the whole state (several cells). */
 export interface CellTimes {
   virtualTimeFloor: number;
@@ -108,8 +123,9 @@ export class CellScheduler {
   /** Each VM's vCPUs, by index. */
   private readonly vcpusOf = new Map<number, SchedVcpu[]>();
   private readonly retired = new Set<number>();
-  /** Each VM's share, for its vCPUs that move. */
+  /** Each VM's share and home node, for its vCPUs that move. */
   private readonly shares = new Map<number, number | undefined>();
+  private readonly homes = new Map<number, number | undefined>();
   private migrations: CellMigration[] = [];
   /** Migrations so far (each cell's parts then differ from how `addVm` dealt them). */
   migrated = 0;
@@ -166,6 +182,7 @@ export class CellScheduler {
     });
     this.parts.set(vm, parts);
     this.shares.set(vm, options.share);
+    this.homes.set(vm, options.homeNode);
     this.vcpusOf.set(vm, sorted);
   }
 
@@ -193,6 +210,7 @@ export class CellScheduler {
     for (const part of parts) if (!this.revoked(part.cell)) this.schedulers[part.cell]!.removeVm(vm);
     this.parts.delete(vm);
     this.shares.delete(vm);
+    this.homes.delete(vm);
     this.vcpusOf.delete(vm);
   }
 
@@ -315,6 +333,14 @@ export class CellScheduler {
       if (!answer.ok || !answer.value) return false;
       handoff = answer.cycles;
     } else if (!this.give(from, { vm: v.vm, index: v.index })) return false;
+    this.take(v, to);
+    this.migrations.push({ vm: v.vm, index: v.index, from, to, handoff });
+    this.migrated++;
+    return true;
+  }
+
+  /** Cell `to` takes vCPU `v` into its run queue (another gave it up). */
+  private take(v: SchedVcpu, to: number): void {
     const parts = this.partsOf(v.vm);
     const target = parts.find((p) => p.cell === to);
     if (target === undefined) parts.push({ cell: to, indices: [v.index] });
@@ -322,10 +348,10 @@ export class CellScheduler {
       target.indices.push(v.index);
       target.indices.sort((a, b) => a - b);
     }
-    this.schedulers[to]!.addVcpu(v, { share: this.shares.get(v.vm) });
-    this.migrations.push({ vm: v.vm, index: v.index, from, to, handoff });
-    this.migrated++;
-    return true;
+    // A cell that holds the VM's home node places its vCPUs there, as `addVm` does.
+    const home = this.homes.get(v.vm);
+    const homeHere = home !== undefined && this.cellCpus[to]!.some((p) => this.pcpuNodes[p] === home);
+    this.schedulers[to]!.addVcpu(v, { share: this.shares.get(v.vm), homeNode: homeHere ? home : undefined });
   }
 
   /** Cell `cell` gives up vCPU `args` of its run queue (another cell takes it): false if it no longer has it. */
@@ -407,8 +433,8 @@ export class CellScheduler {
     for (const part of this.partsOf(vm)) this.live(part.cell).restoreVm(vm, this.localVm(part, s));
   }
 
-  /** Everything, in the machine's CPU numbering (with several cells, `cellTimes` too). */
-  saveState(): SchedulerState & { cellTimes?: CellTimes[] } {
+  /** Everything, in the machine's CPU numbering (with several cells, `cellTimes` and `vcpuCells` too). */
+  saveState(): CellSchedulerState {
     if (this.cellCpus.length === 1) return this.schedulers[0]!.saveState();
     const pairs = (key: 'holders' | 'lastRun'): Int32Array => {
       const out = new Int32Array(2 * this.pcpuNodes.length).fill(-1);
@@ -430,9 +456,16 @@ export class CellScheduler {
       this.cellCpus[cell]!.forEach((p, l) => { switchCounts[p] = state.switchCounts[l]!; });
       cellTimes[cell] = { virtualTimeFloor: state.virtualTimeFloor, vms: state.vms.map((v) => ({ id: v.id, virtualTime: v.virtualTime, runnableLastRound: v.runnableLastRound })) };
     });
+    const ids = [...this.parts.keys()].sort((a, b) => a - b);
+    const vcpuCells = ids.map((id) => {
+      const cells = new Int32Array(this.vcpusOf.get(id)!.length);
+      for (const part of this.parts.get(id)!) for (const index of part.indices) cells[index] = part.cell;
+      return { id, cells };
+    });
     return {
-      vms: [...this.parts.keys()].sort((a, b) => a - b).map((vm) => this.saveVm(vm)), holders: pairs('holders'), lastRun: pairs('lastRun'),
-      switchCounts, virtualTimeFloor: Math.max(0, ...cellTimes.map((c) => c.virtualTimeFloor)), cellTimes,
+      vms: ids.map((vm) => this.saveVm(vm)), holders: pairs('holders'), lastRun: pairs('lastRun'),
+      switchCounts, virtualTimeFloor: Math.max(0, ...cellTimes.map((c) => c.virtualTimeFloor)), cellTimes, vcpuCells,
+      period: { rounds: this.periodRounds, loads: Float64Array.from(this.loadSums) },
     };
   }
 
@@ -440,10 +473,24 @@ export class CellScheduler {
    * Puts back what `saveState` returned, into a scheduler with the same VMs added. A CPU's last vCPU may be one
    * of a VM removed since: `vcpuOf` finds it. The caller has checked every id, index and length.
    */
-  restoreState(s: SchedulerState & { cellTimes?: CellTimes[] }, vcpuOf: (vm: number, index: number) => SchedVcpu): void {
+  restoreState(s: CellSchedulerState, vcpuOf: (vm: number, index: number) => SchedVcpu): void {
     if (this.cellCpus.length === 1) {
       this.schedulers[0]!.restoreState(s, vcpuOf);
       return;
+    }
+    if (s.period !== undefined) {
+      this.periodRounds = s.period.rounds;
+      s.period.loads.forEach((load, cell) => { this.loadSums[cell] = load; });
+    }
+    // Each vCPU back in the cell it was scheduled in (a balancer may have moved it from where `addVm` dealt it).
+    for (const { id, cells } of s.vcpuCells ?? []) {
+      cells.forEach((cell, index) => {
+        const now = this.cellOf(id, index);
+        if (now === cell || this.revoked(cell) || this.revoked(now)) return;
+        const v = this.vcpusOf.get(id)!.find((x) => x.index === index)!;
+        this.give(now, { vm: id, index });
+        this.take(v, cell);
+      });
     }
     this.forLive((scheduler, cell) => {
       const cpus = this.cellCpus[cell]!;

@@ -20,8 +20,8 @@ import { readPageCache, readScanner } from './sharing-snapshot.js';
 import { readPolicy } from './policy-snapshot.js';
 import { SHARE_SOURCES } from './sharing-ledger.js';
 import type { Placement, PmapState } from './pmap.js';
-import type { SchedVcpu, SchedulerState } from './scheduler.js';
-import type { CellTimes } from './cell-scheduler.js';
+import type { SchedVcpu } from './scheduler.js';
+import type { CellSchedulerState } from './cell-scheduler.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, type Relocation, type VmSnapshot } from './vm-snapshot.js';
 import type { MmuMode, VirtualMachine } from './vm.js';
@@ -68,7 +68,7 @@ export interface WholeMonitor {
   memory: MachineMemoryState;
   memmap: number[][];
   /** With several cells, `cellTimes` too: each cell's virtual times (cell-scheduler.ts). */
-  scheduler: SchedulerState & { cellTimes?: CellTimes[] };
+  scheduler: CellSchedulerState;
   policy: PolicyState | null;
   subnet: ReturnType<Monitor['subnet']['saveState']>;
   timing: TimingSnapshot | null;
@@ -82,6 +82,8 @@ export interface WholeMonitor {
   scanner: ScannerState | null;
   /** With several cells: per VM, the cells it depends on (one: confined there); absent with one cell. */
   vmCells?: number[][];
+  /** Per VM, the cells it was placed in, when a balancer has since made one depend on more (`vmCells`). */
+  vmPlaced?: number[][];
 }
 
 export interface MonitorSnapshot {
@@ -147,7 +149,6 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
   if (monitor.recovery.paused) throw new SnapshotError('the cells are recovering from a fault: save once they have');
-  if (monitor.scheduler.migrated > 0) throw new SnapshotError('a vCPU has moved to another cell (a balancer): where each vCPU is scheduled is not in the snapshot yet');
   const nodes = monitor.layout.nodes.length;
   const vms = monitor.vms.map((vm) => saveVm(monitor, vm));
   const pageCache = monitor.pageCache.saveState();
@@ -165,6 +166,8 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
       writes: model === undefined ? null : model.counters.saveWatch(), ledger: monitor.ledger.saveState(),
       pageCache, scanner: monitor.scanner?.saveState(running) ?? null,
       ...(monitor.cells.count > 1 ? { vmCells: monitor.vms.map((vm) => [...vm.cells]) } : {}),
+      // Where each VM was placed, when a balancer has since made one depend on more cells.
+      ...(monitor.vms.some((vm) => !same(vm.cells, vm.placedCells)) ? { vmPlaced: monitor.vms.map((vm) => [...vm.placedCells]) } : {}),
     },
     pages: pageImage(monitor.memory, used),
     vms,
@@ -210,12 +213,15 @@ function readCells(value: unknown, nodes: number, path: string): number[][] {
   }
 }
 
-/** Per saved VM, the cells it was placed in (a whole snapshot of several cells), or undefined. Throws StateError. */
-export function savedVmCells(whole: StateReader, vms: number, cells: number): number[][] | undefined {
-  if (!whole.has('vmCells')) return undefined;
-  const value = whole.value('vmCells');
+/**
+ * Per saved VM, the cells it depends on (a whole snapshot of several cells), or undefined; with `key`
+ * 'vmPlaced', those it was placed in (present only when a balancer made one depend on more). Throws StateError.
+ */
+export function savedVmCells(whole: StateReader, vms: number, cells: number, key: 'vmCells' | 'vmPlaced' = 'vmCells'): number[][] | undefined {
+  if (!whole.has(key)) return undefined;
+  const value = whole.value(key);
   if (!Array.isArray(value) || value.length !== vms || !value.every((c) => Array.isArray(c) && c.length > 0 && c.every((n) => Number.isInteger(n) && n >= 0 && n < cells))) {
-    throw new StateError(`snapshot.whole.vmCells: not a list of cells for each of the ${vms} VMs`);
+    throw new StateError(`snapshot.whole.${key}: not a list of cells for each of the ${vms} VMs`);
   }
   return value as number[][];
 }
@@ -482,7 +488,7 @@ function readMemoryState(m: StateReader, memory: MachineMemory): MachineMemorySt
   };
 }
 
-function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number, cells: number): SchedulerState & { cellTimes?: CellTimes[] } {
+function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number, cells: number): CellSchedulerState {
   const pairs = (key: string): Int32Array => {
     const a = r.typed(key, Int32Array, 2 * pcpus);
     for (let p = 0; p < pcpus; p++) {
@@ -513,9 +519,19 @@ function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number, ce
       }),
     };
   }, cells);
+  // And the cell each vCPU of each scheduled VM is in.
+  const vcpuCells = cells === 1 ? undefined : r.array('vcpuCells', (v, p) => {
+    const c = new StateReader(v, p);
+    const id = c.number('id', 0, vms.length - 1);
+    if (vms[id]?.scheduler === null) throw new StateError(`${p}: VM ${id} is not scheduled`);
+    const where = c.typed('cells', Int32Array, vms[id]!.vcpus);
+    if (where.some((cell) => cell < 0 || cell >= cells)) throw new StateError(`${p}.cells: no such cell`);
+    return { id, cells: where };
+  }, scheduled.length);
   return {
     vms: list, holders: pairs('holders'), lastRun: pairs('lastRun'), switchCounts: r.amounts('switchCounts', Float64Array, pcpus),
-    virtualTimeFloor: r.amount('virtualTimeFloor'), ...(cellTimes === undefined ? {} : { cellTimes }),
+    virtualTimeFloor: r.amount('virtualTimeFloor'), ...(cellTimes === undefined ? {} : { cellTimes }), ...(vcpuCells === undefined ? {} : { vcpuCells }),
+    ...(cells === 1 ? {} : { period: { rounds: r.object('period').number('rounds', 0, 2 ** 30), loads: r.object('period').amounts('loads', Float64Array, cells) } }),
   };
 }
 

@@ -412,7 +412,7 @@ export class Monitor {
   }
 
   /** The monitor's record of vCPU `index` of `vm`: world switches and ready time. */
-  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cpuMoves: number; nodeMoves: number; cellMigrations: number } {
+  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cpuMoves: number; nodeMoves: number; cellMigrations: number; owedMigration: number } {
     return this.records.get(vm)![index]!;
   }
 
@@ -425,8 +425,13 @@ export class Monitor {
     const record = this.records.get(vm)![m.index]!;
     record.cellMigrations++;
     record.owedMigration += cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff);
-    vm.dependOn(m.to);
-    this.recovery.cellular?.dependOn(vm.id, vm.name, m.to);
+    this.vmDependsOn(vm, m.to);
+  }
+
+  /** `vm` depends on cell `cell` too (a vCPU of it moved there): it and every cell's record of it say so. */
+  vmDependsOn(vm: VirtualMachine, cell: number): void {
+    vm.dependOn(cell);
+    this.recovery.cellular?.dependOn(vm.id, vm.name, cell);
   }
 
   /** One round: pick, run each CPU's vCPU for the slice, then move every VM's time (or skip idle time). */

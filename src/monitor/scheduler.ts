@@ -254,13 +254,15 @@ export class Scheduler {
     const state = this.vmState(vm);
     const gone = state.byIndex.get(index);
     if (gone === undefined) throw new Error(`scheduler: VM ${vm} has no vCPU ${index} here`);
+    // Its state goes with it (the move copies it): no pCPU here holds it any more.
+    this.holders = this.holders.map((h) => (h === gone ? undefined : h));
+    this.lastRun.forEach((v, pcpu) => { if (v === gone) this.lastRun[pcpu] = undefined; });
     if (state.vcpus.length === 1) {
       this.removeVm(vm);
       return;
     }
     state.byIndex.delete(index);
     state.vcpus.splice(state.vcpus.indexOf(gone), 1);
-    this.holders = this.holders.map((h) => (h === gone ? undefined : h));
   }
 
   /** The runnable vCPUs the last pick left waiting, by VM id and index. */

@@ -66,6 +66,8 @@ export interface VmSnapshot {
   lastPcpu: Int32Array;
   worldSwitches: Float64Array;
   readyCycles: Float64Array;
+  /** Per vCPU, 4 numbers: its moves within its node, to another node, to another cell, and the cycles of those not yet charged. */
+  moves: Float64Array;
   /** Its part of the scheduler while it runs (null once it has ended). */
   scheduler: SchedulerVmState | null;
 }
@@ -114,6 +116,7 @@ export function saveVm(monitor: Monitor, vm: VirtualMachine): VmSnapshot {
     exits: sorted(vm.exits), monitorCalls: sorted(vm.monitorCalls), vcpuExits: vm.vcpuExits.map(sorted),
     lastPcpu: Int32Array.from(records, (r) => r.lastPcpu), worldSwitches: Float64Array.from(records, (r) => r.worldSwitches),
     readyCycles: Float64Array.from(records, (r) => r.readyCycles),
+    moves: Float64Array.from(records.flatMap((r) => [r.cpuMoves, r.nodeMoves, r.cellMigrations, r.owedMigration])),
     scheduler: vm.state === 'running' ? monitor.scheduler.saveVm(vm.id) : null,
   };
 }
@@ -201,7 +204,8 @@ export function readVm(value: unknown, path: string, nodes: number, pages: numbe
     machine: r.value('machine'), secondLevel, gStageTlb, pmap: readPmap(r.object('pmap'), guestPages, nodes, pages), tables,
     exits: counts(r, 'exits'), monitorCalls: counts(r, 'monitorCalls'),
     vcpuExits: perVcpu('vcpuExits', (v, p) => counts(new StateReader({ c: v }, p), 'c')),
-    lastPcpu, worldSwitches: r.amounts('worldSwitches', Float64Array, vcpus), readyCycles: r.amounts('readyCycles', Float64Array, vcpus), scheduler,
+    lastPcpu, worldSwitches: r.amounts('worldSwitches', Float64Array, vcpus), readyCycles: r.amounts('readyCycles', Float64Array, vcpus),
+    moves: r.amounts('moves', Float64Array, 4 * vcpus), scheduler,
   };
 }
 
@@ -432,6 +436,7 @@ export function restoreVmState(monitor: Monitor, vm: VirtualMachine, saved: Read
     record.lastPcpu = saved.lastPcpu[i]!;
     record.worldSwitches = saved.worldSwitches[i]!;
     record.readyCycles = saved.readyCycles[i]!;
+    [record.cpuMoves, record.nodeMoves, record.cellMigrations, record.owedMigration] = saved.moves.subarray(4 * i, 4 * i + 4);
   });
   const fill = (to: Map<string, number>, from: ReadonlyMap<string, number>): void => {
     to.clear();

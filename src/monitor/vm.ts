@@ -123,6 +123,8 @@ export class VirtualMachine {
   }
 
   private readonly cellList: number[];
+  /** The cells it was placed in (before any balancer moved a vCPU of it elsewhere). */
+  readonly placedCells: readonly number[];
 
   /** It comes to depend on cell `cell` too (a vCPU of it moved there: cell-scheduler.ts). */
   dependOn(cell: number): void {
@@ -160,6 +162,7 @@ export class VirtualMachine {
     this.id = options.id;
     this.name = options.name;
     this.cellList = [...(options.cells ?? [0])];
+    this.placedCells = [...this.cellList];
     this.mmu = options.mmu ?? 'software';
     this.costs = options.costs ?? DEFAULT_COSTS;
     let pmap: Pmap | undefined;
