@@ -12,7 +12,7 @@ import { MachineHardware } from '../board/hardware.js';
 import { latenciesFromDistances } from '../board/topology.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
-  assertCounted, meshMachine, counterDone, counterPages, runRoundsUntil, startCounter, type CounterRun,
+  assertCounted, meshMachine, monitorMachine, counterDone, counterPages, runRoundsUntil, startCounter, type CounterRun,
 } from '../../test/helpers/vm-program.js';
 import { FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
@@ -245,4 +245,20 @@ test('the idle balancer: vCPUs waiting in cell 0 move to idle cell 1, their VMs 
   hardware.injector.inject({ kind: 'node', node: 2 });
   runRoundsUntil(monitor, () => monitor.recovery.cellular!.episodes.length > 0 && !monitor.recovery.paused, 200);
   for (const vm of [a, b]) assert.equal(vm.state, moved.some((x) => x.vm === vm) ? 'stopped' : 'running', vm.name);
+});
+
+test('a vCPU a balancer moved to another cell counts that move once, as a move to a cell, not also as a move to a node', (t) => {
+  if (!requireToolchain(t)) return;
+  // Two cells of one node of two CPUs each: within a cell every move stays in its node. Four VMs of one vCPU
+  // take turns on cell 0's CPUs (a quantum of 2 rounds), so by the periodic balancer's first run every one
+  // has run there; it then moves two of them to cell 1, one a period.
+  const monitor = new Monitor({ config: monitorMachine(2, 96, 2), cells: 2, quantumRounds: 2, balancePeriodRounds: 8 });
+  const vms = ['a', 'b', 'c', 'd'].map((name) => monitor.createVm({ name, vcpus: 1, memoryBytes: 16 * MiB, console: quiet, cell: 0 }));
+  const runs = vms.map((vm) => startCounter(vm, { iterations: 5_000, fillPages: 1, poweroff: false }));
+  runRoundsUntil(monitor, () => vms.every((vm, i) => counterDone(vm, runs[i]!)), 20_000);
+  vms.forEach((vm, i) => assertCounted(vm, runs[i]!));
+  const records = vms.map((vm) => monitor.vcpuRecord(vm, 0));
+  assert.equal(monitor.scheduler.migrated, 2);
+  assert.equal(records.reduce((n, r) => n + r.cellMigrations, 0), 2);
+  assert.equal(records.reduce((n, r) => n + r.nodeMoves, 0), 0);
 });

@@ -428,6 +428,10 @@ export class Monitor {
     this.vmDependsOn(vm, m.to);
   }
 
+  private cellOfCpu(cpu: number): number {
+    return this.cells.cellOf(this.layout.hartNode[cpu]!).id;
+  }
+
   /** `vm` depends on cell `cell` too (a vCPU of it moved there): it and every cell's record of it say so. */
   vmDependsOn(vm: VirtualMachine, cell: number): void {
     vm.dependOn(cell);
@@ -489,8 +493,8 @@ export class Monitor {
         if (timing !== undefined) h.chargeMonitor(this.switchReferences(timing, p, previous[p], r, vm));
         r.worldSwitches++;
       }
-      // A move to another CPU, by kind (a move to another cell is counted when the balancer makes it).
-      if (r.lastPcpu >= 0 && r.lastPcpu !== p) {
+      // A move to another CPU, by kind (one to another cell was counted when the balancer made it).
+      if (r.lastPcpu >= 0 && r.lastPcpu !== p && this.cellOfCpu(r.lastPcpu) === this.cellOfCpu(p)) {
         if (this.layout.hartNode[r.lastPcpu] === node) r.cpuMoves++;
         else r.nodeMoves++;
       }
