@@ -84,3 +84,27 @@ function prune(dir: string, code: string): void {
     }
   }
 }
+
+/** What `cachedSession` needs of a session: GuestSession and MonitorSession both have it. */
+export interface SnapshotSource {
+  /** The whole machine as bytes, at the next moment the guest (every VM) idles with no command running. */
+  snapshot(): Promise<Uint8Array>;
+  kill(): Promise<void>;
+}
+
+/**
+ * `cachedBoot` for a session: the snapshot of the session `make` returns (a boot, or a restore of an earlier
+ * step) after `then` has run in it (turning ASLR off, a warm-up run), kept under `key`; the session is
+ * ended either way.
+ */
+export function cachedSession<S extends SnapshotSource>(key: object, make: () => Promise<S>, then: (session: S) => Promise<void> = async () => {}): Promise<{ bytes: Uint8Array; cached: boolean }> {
+  return cachedBoot(key, async () => {
+    const session = await make();
+    try {
+      await then(session);
+      return await session.snapshot();
+    } finally {
+      await session.kill();
+    }
+  });
+}

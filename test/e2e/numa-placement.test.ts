@@ -1,5 +1,6 @@
-// End to end: `mirrorball experiment numa-placement --quick` boots the 4-node machine four times, runs
-// raytrace with its memory placed four ways, and writes the table, the plot and every case's statistics.
+// End to end: `mirrorball experiment numa-placement --quick` boots the 4-node machine once (or restores its
+// boot from the boot cache), runs raytrace with its memory placed four ways, each case a restore of that boot,
+// and writes the table, the plot and every case's statistics.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
