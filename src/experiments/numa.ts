@@ -1,7 +1,8 @@
 // The numa experiment (Disco's figure 8, docs/experiments.md): one VM of 8 vCPUs on flash8 whose memory the
 // monitor spreads round-robin over the nodes, as a NUMA-oblivious allocator would; with no policy (`numa`),
 // with Disco's policy (`policy`), and on the same machine with uniform latency (`uma`).
-// Each case runs in a child process of its own (child-case.ts).
+// Each case runs in a child process of its own (child-case.ts). Linux boots once per machine configuration and
+// each workload's warm-up once (kept in the boot cache); each measured run restores the warmed-up guest.
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { RAM_BASE } from '../board/address-map.js';
 import { topologyPreset } from '../board/topology.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
+import { cachedSession, contentHash } from '../guest/boot-cache.js';
 import { MonitorSession } from '../guest/monitor-session.js';
 import { sortedJson, writeFileWhole, writeStatsOutput } from '../host/stats-output.js';
 import { accountVm, registerMonitorStats } from '../monitor/accounting.js';
@@ -73,6 +75,21 @@ interface CaseSpec {
   placeInFastMode?: boolean;
   /** Where the VM's pages come from (default round-robin: the figure's baseline); numa-large-pages.ts runs `home`. */
   placement?: Placement;
+  /**
+   * Each measured run restores the guest booted and warmed up once (`restoredRuns`), instead of following the
+   * case's earlier runs in one boot. Only for a policy on the cache-miss signal or none (`restorable`).
+   */
+  restorePerRun?: boolean;
+}
+
+/**
+ * Whether a case's runs can each restore a guest booted and warmed up once, the same for every such case. On
+ * the cache-miss signal the policy acts in timing mode only, so a boot and warm-up in fast mode are the same
+ * with or without it, and with any latencies: it and the timing model are given on restore. On the TLB-miss
+ * signal it acts from the boot on, and its counters cannot be saved yet (monitor-snapshot.ts).
+ */
+export function restorable(spec: Pick<CaseSpec, 'signal'>): boolean {
+  return (spec.signal ?? 'cache-misses') === 'cache-misses';
 }
 
 /**
@@ -174,40 +191,139 @@ export function kernelText(iomem: string): number[] {
   return Array.from({ length: Math.floor((last - RAM_BASE) / PAGE_BYTES) - from + 1 }, (_, i) => from + i);
 }
 
-/** One case in this process: boot, turn ASLR off, a warm-up run of each workload in fast mode, then the measured runs in timing mode. */
-async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
+/** The case's machine, its VM and the monitor's options that decide the boot (not timing or policy, given later). */
+function caseMachine(request: CaseRequest) {
   const { config, latencies } = topologyPreset(NUMA_TOPOLOGY, NUMA_MACHINE_MEMORY, { uniformLatency: request.uniform });
+  const kernel = readFileSync(request.guest.kernel);
+  const initrd = readFileSync(request.guest.initramfs);
+  return { config, latencies, kernel, initrd, vms: [{ name: 'vm', vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }], placement: request.placement ?? 'round-robin' };
+}
+
+/** What a measured run reads before and after: cycles, the model's stalls and misses, the policy's moves, the kernel text's copies. */
+function readings(session: MonitorSession, text: readonly number[]) {
+  const monitor = session.monitor;
+  const vm = session.vm('vm');
+  const model = monitor.timingModel!;
+  const sum = (a: ArrayLike<number>): number => Array.from(a).reduce((x, y) => x + y, 0);
+  const t = accountVm(monitor, vm).total;
+  return {
+    busy: t.guestUserCycles + t.guestKernelCycles + t.monitorCycles, monitor: t.monitorCycles,
+    stallLocal: sum(model.stallLocal), stallRemote: sum(model.stallRemote),
+    missesLocal: sum(model.missesLocal), missesRemote: sum(model.missesRemote),
+    migrated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.migratedTo),
+    replicated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.replicatedTo),
+    collapsed: vm.pmap.collapses, large: largePageReadings(monitor, vm),
+    kernelTextReplicated: text.filter((g) => vm.pmap.replicasOf(g) !== undefined).length,
+  };
+}
+
+type Readings = ReturnType<typeof readings>;
+
+function numaRun(seed: number, r: { guestSeconds: number; checksum: string }, before: Readings, after: Readings, hostSeconds: number, textPages: number): NumaRun {
+  return {
+    seed, timeMs: r.guestSeconds * 1000, checksum: r.checksum, busyCycles: after.busy - before.busy, monitorCycles: after.monitor - before.monitor,
+    stallLocal: after.stallLocal - before.stallLocal, stallRemote: after.stallRemote - before.stallRemote,
+    missesLocal: after.missesLocal - before.missesLocal, missesRemote: after.missesRemote - before.missesRemote,
+    migrated: after.migrated - before.migrated, replicated: after.replicated - before.replicated, collapsed: after.collapsed - before.collapsed, hostSeconds,
+    kernelTextPages: textPages, kernelTextReplicated: after.kernelTextReplicated,
+    large: largePageReadings.since(before.large, after.large),
+  };
+}
+
+/** Runs `command` in the VM and reads its RESULT line. */
+async function execResult(session: MonitorSession, request: CaseRequest, command: string): Promise<{ guestSeconds: number; checksum: string }> {
+  const r = await session.exec('vm', command);
+  return parseResult(`\`${command}\``, `in the ${request.name} case`, r.status, r.output);
+}
+
+/** The monitor's statistics at the end of the case, at an idle moment: two runs of a case write the same bytes. */
+async function writeCaseStats(session: MonitorSession, request: CaseRequest): Promise<void> {
+  await session.atIdle('vm', () => {
+    const stats = new StatsRegistry();
+    registerMonitorStats(stats, session.monitor);
+    const { outDir: _, guest: __, ...spec } = request;
+    writeStatsOutput(join(request.outDir, STATS_DIR, caseDirectory(request.name)), {
+      experiment: 'numa', case: spec, topology: NUMA_TOPOLOGY, machineMemory: NUMA_MACHINE_MEMORY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }, placement: request.placement ?? 'round-robin',
+    }, stats);
+  });
+}
+
+/**
+ * One case whose runs restore (`restorePerRun`). Linux boots in fast mode with neither timing model nor policy,
+ * turns ASLR off and lists /proc/iomem (kept in the boot cache: the same for every such case); per workload,
+ * that is restored and the warm-up run (kept too); each measured run restores the warmed-up guest with the
+ * case's timing model (caches cold, miss counters zero) and policy (fresh, as a policy that had not yet
+ * acted in timing mode), runs its seed in timing mode, and is ended. The case's statistics are those of its
+ * last run.
+ */
+async function restoredRuns(request: CaseRequest): Promise<NumaCaseResult> {
+  const m = caseMachine(request);
+  const started = performance.now();
+  const key = { experiment: 'numa', kernel: contentHash(m.kernel), initrd: contentHash(m.initrd), config: m.config, vms: m.vms, monitor: { placement: m.placement } };
+  const session = (restore?: Uint8Array, measured = false): Promise<MonitorSession> => MonitorSession.boot({
+    kernel: m.kernel, initrd: m.initrd, config: m.config, vms: m.vms, restore,
+    monitor: { placement: m.placement, ...(measured ? { timing: { latencies: m.latencies }, policy: request.policy } : {}) },
+  });
+  const booted = (await cachedSession({ ...key, step: 'ASLR off' }, () => session(), async (s) => {
+    await turnAslrOff((command) => s.exec('vm', command), `in the ${request.name} case's VM`);
+    kernelText((await s.exec('vm', 'cat /proc/iomem')).output);
+  })).bytes;
+  const warm: Uint8Array[] = [];
+  for (const w of request.workloads) {
+    warm.push((await cachedSession({ ...key, step: { warm: w.command } }, () => session(booted), async (s) => { await execResult(s, request, w.command); })).bytes);
+  }
+  const bootHostSeconds = (performance.now() - started) / 1000;
+  const workloads: NumaCaseResult['workloads'] = [];
+  for (const [i, w] of request.workloads.entries()) {
+    const runs: NumaRun[] = [];
+    for (let seed = 1; seed <= request.repeat; seed++) {
+      const s = await session(warm[i], true);
+      try {
+        const before = await s.atIdle('vm', () => {
+          s.monitor.setExecutionMode('timing');
+          return readings(s, []);
+        });
+        const runStarted = performance.now();
+        const r = await execResult(s, request, `${w.command} -S ${seed}`);
+        const hostSeconds = (performance.now() - runStarted) / 1000;
+        // Which of the VM's pages had copies at the run's end; the kernel's code pages are listed afterwards,
+        // in fast mode, where the policy on the cache-miss signal does nothing.
+        const [after, copied] = await s.atIdle('vm', () => {
+          s.monitor.setExecutionMode('fast');
+          const vm = s.vm('vm');
+          return [readings(s, []), new Set(Array.from({ length: vm.pmap.pages }, (_, g) => g).filter((g) => vm.pmap.replicasOf(g) !== undefined))] as const;
+        });
+        const text = kernelText((await s.exec('vm', 'cat /proc/iomem')).output);
+        runs.push(numaRun(seed, r, before, { ...after, kernelTextReplicated: text.filter((g) => copied.has(g)).length }, hostSeconds, text.length));
+        if (i === request.workloads.length - 1 && seed === request.repeat) await writeCaseStats(s, request);
+      } finally {
+        await s.kill();
+      }
+    }
+    workloads.push({ name: w.name, command: w.command, runs });
+  }
+  return { name: request.name, workloads, bootHostSeconds };
+}
+
+/**
+ * One case in this process, its runs one after the other in one boot: boot, turn ASLR off, a warm-up run of
+ * each workload in fast mode, then the measured runs in timing mode. For cases that cannot restore (the
+ * TLB-miss signal), and for numa-large-pages.ts, whose cases measure what the runs leave to the next.
+ */
+async function followingRuns(request: CaseRequest): Promise<NumaCaseResult> {
+  const m = caseMachine(request);
   const started = performance.now();
   const session = await MonitorSession.boot({
-    kernel: readFileSync(request.guest.kernel), initrd: readFileSync(request.guest.initramfs), config,
-    vms: [{ name: 'vm', vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }],
-    monitor: { timing: { latencies }, placement: request.placement ?? 'round-robin', policy: request.policy, policySignal: request.signal },
+    kernel: m.kernel, initrd: m.initrd, config: m.config, vms: m.vms,
+    monitor: { timing: { latencies: m.latencies }, placement: m.placement, policy: request.policy, policySignal: request.signal },
   });
   try {
     const monitor = session.monitor;
-    const vm = session.vm('vm');
-    const model = monitor.timingModel!;
-    const exec = async (command: string): Promise<{ guestSeconds: number; checksum: string }> => {
-      const r = await session.exec('vm', command);
-      return parseResult(`\`${command}\``, `in the ${request.name} case`, r.status, r.output);
-    };
+    const exec = (command: string): Promise<{ guestSeconds: number; checksum: string }> => execResult(session, request, command);
     await turnAslrOff((command) => session.exec('vm', command), `in the ${request.name} case's VM`);
     const text = kernelText((await session.exec('vm', 'cat /proc/iomem')).output);
     for (const w of request.workloads) await exec(w.command);
     const bootHostSeconds = (performance.now() - started) / 1000;
-    const sum = (a: ArrayLike<number>): number => Array.from(a).reduce((x, y) => x + y, 0);
-    const read = () => {
-      const t = accountVm(monitor, vm).total;
-      return {
-        busy: t.guestUserCycles + t.guestKernelCycles + t.monitorCycles, monitor: t.monitorCycles,
-        stallLocal: sum(model.stallLocal), stallRemote: sum(model.stallRemote),
-        missesLocal: sum(model.missesLocal), missesRemote: sum(model.missesRemote),
-        migrated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.migratedTo),
-        replicated: monitor.policy === undefined ? 0 : sum(monitor.policy.counts.replicatedTo),
-        collapsed: vm.pmap.collapses, large: largePageReadings(monitor, vm),
-        kernelTextReplicated: text.filter((g) => vm.pmap.replicasOf(g) !== undefined).length,
-      };
-    };
     const workloads: NumaCaseResult['workloads'] = [];
     for (const w of request.workloads) {
       const runs: NumaRun[] = [];
@@ -216,7 +332,7 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
         const before = await session.atIdle('vm', () => {
           if (request.placeInFastMode === true) monitor.setPolicy(undefined);
           monitor.setExecutionMode('timing');
-          return read();
+          return readings(session, text);
         });
         const runStarted = performance.now();
         const r = await exec(`${w.command} -S ${seed}`);
@@ -224,32 +340,22 @@ async function runCase(request: CaseRequest): Promise<NumaCaseResult> {
         const after = await session.atIdle('vm', () => {
           monitor.setExecutionMode('fast');
           if (request.placeInFastMode === true) monitor.setPolicy(request.policy);
-          return read();
+          return readings(session, text);
         });
-        runs.push({
-          seed, timeMs: r.guestSeconds * 1000, checksum: r.checksum, busyCycles: after.busy - before.busy, monitorCycles: after.monitor - before.monitor,
-          stallLocal: after.stallLocal - before.stallLocal, stallRemote: after.stallRemote - before.stallRemote,
-          missesLocal: after.missesLocal - before.missesLocal, missesRemote: after.missesRemote - before.missesRemote,
-          migrated: after.migrated - before.migrated, replicated: after.replicated - before.replicated, collapsed: after.collapsed - before.collapsed, hostSeconds,
-          kernelTextPages: text.length, kernelTextReplicated: after.kernelTextReplicated,
-          large: largePageReadings.since(before.large, after.large),
-        });
+        runs.push(numaRun(seed, r, before, after, hostSeconds, text.length));
       }
       workloads.push({ name: w.name, command: w.command, runs });
     }
-    // The monitor's statistics at the end of the case, at an idle moment: two runs of a case write the same bytes.
-    await session.atIdle('vm', () => {
-      const stats = new StatsRegistry();
-      registerMonitorStats(stats, monitor);
-      const { outDir: _, guest: __, ...spec } = request;
-      writeStatsOutput(join(request.outDir, STATS_DIR, caseDirectory(request.name)), {
-        experiment: 'numa', case: spec, topology: NUMA_TOPOLOGY, machineMemory: NUMA_MACHINE_MEMORY, vm: { vcpus: NUMA_VCPUS, memoryBytes: NUMA_VM_MEMORY }, placement: request.placement ?? 'round-robin',
-      }, stats);
-    });
+    await writeCaseStats(session, request);
     return { name: request.name, workloads, bootHostSeconds };
   } finally {
     await session.kill();
   }
+}
+
+/** One case in this process. */
+function runCase(request: CaseRequest): Promise<NumaCaseResult> {
+  return request.restorePerRun === true ? restoredRuns(request) : followingRuns(request);
 }
 
 export interface NumaOptions {
@@ -367,9 +473,13 @@ export async function runNuma(o: NumaOptions): Promise<NumaWorkloadResult[]> {
   const cases: NumaCaseResult[] = [];
   for (const [i, spec] of specs.entries()) {
     const name = spec.name;
-    o.onProgress?.(`${name}: booting the VM, warming up, then ${o.workloads.map((w) => w.name).join(', ')}`);
+    o.onProgress?.(restorable(spec)
+      ? `${name}: the VM booted and warmed up once (boot cache), then ${o.workloads.map((w) => w.name).join(', ')}, each run restored`
+      : `${name}: booting the VM, warming up, then ${o.workloads.map((w) => w.name).join(', ')}`);
     o.onStatus?.(`${name} (case ${i + 1}/${specs.length})`);
-    const request: CaseRequest = { ...spec, guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, workloads: [...o.workloads], repeat: o.repeat ?? 3, outDir: o.outDir };
+    const request: CaseRequest = {
+      ...spec, guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, workloads: [...o.workloads], repeat: o.repeat ?? 3, outDir: o.outDir, restorePerRun: restorable(spec),
+    };
     const r = await runCaseInChild<NumaCaseResult>(import.meta.url, request, name);
     cases.push(r);
     for (const w of r.workloads) {
