@@ -3,7 +3,8 @@
 // of the run normalized to bare, split into guest user, guest kernel, monitor and idle cycles over all CPUs.
 // Each case runs in a child process of its own (as many-vms does): its host memory and the host's garbage
 // collection of the previous case's machines do not weigh on the next, and a case that fails ends its
-// process, not the experiment's.
+// process, not the experiment's. Each case boots and warms up once (kept in the boot cache), and each measured
+// run restores the warmed-up machine.
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { configureTiming, setExecutionMode } from '../board/timing-mode.js';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
+import { cachedSession, contentHash, type SnapshotSource } from '../guest/boot-cache.js';
 import { MonitorSession } from '../guest/monitor-session.js';
 import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
@@ -145,24 +147,46 @@ function parsePmake(where: string, r: { status: number; output: string }): Pmake
 type Guest = Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
 
 /**
- * The bare case, in this process: Linux on the whole machine boots in fast mode, runs the job once
- * unmeasured (a warm-up: the measure is the steady state, as in overhead.ts), switches to timing mode at an
- * idle moment, runs the job measured, and then, in fast mode, the smaller jobs of `referenceFiles` for the
- * VMs' checksums to be compared with.
+ * The snapshot of a case's machine booted in fast mode with no timing model, ASLR turned off and the case's
+ * command run once unmeasured (a warm-up: the measure is the steady state, as in overhead.ts), kept in the
+ * boot cache (guest/boot-cache.ts) per machine configuration: a later run of the experiment restores it. `boot`
+ * boots the machine (`restore` given: continues a snapshot); `prepare` turns ASLR off, `warmUp` runs the command.
+ */
+async function warmedUp<S extends SnapshotSource>(
+  key: object, command: string, boot: (restore?: Uint8Array) => Promise<S>, prepare: (s: S) => Promise<void>, warmUp: (s: S) => Promise<void>,
+): Promise<Uint8Array> {
+  const booted = await cachedSession({ ...key, step: 'ASLR off' }, () => boot(), prepare);
+  return (await cachedSession({ ...key, step: { warm: command } }, () => boot(booted.bytes), warmUp)).bytes;
+}
+
+/** The boot cache's key of a case's machine: the guest, the machine and, under the monitor, the VMs. */
+function machineKey(guest: { kernel: Uint8Array; initrd: Uint8Array }, config: object, vms: object | null): object {
+  return { experiment: 'fixed-work', kernel: contentHash(guest.kernel), initrd: contentHash(guest.initrd), config, vms };
+}
+
+/**
+ * The bare case, in this process: Linux on the whole machine, booted and warmed up once (`warmedUp`); each
+ * measured run restores that, switches to timing mode at an idle moment (its caches cold) and runs the job with
+ * its seed; after the last, in fast mode, the smaller jobs of `referenceFiles` for the VMs' checksums to be
+ * compared with.
  */
 async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly number[], repeat: number): Promise<FixedWorkCaseResult> {
   const { config, latencies } = topologyPreset(FIXED_WORK_TOPOLOGY, FIXED_WORK_MEMORY);
   const spec = splitJob(job, 0);
   const started = performance.now();
-  const session = await GuestSession.boot({ kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initramfs), config, holdIdle: true });
-  try {
-    configureTiming(session.machine, latencies);
-    await turnAslrOff((command) => session.exec(command), 'on bare Linux');
-    parsePmake('bare (warm-up)', await session.exec(spec.command));
-    const bootHostSeconds = (performance.now() - started) / 1000;
-    const harts = session.machine.harts;
-    const seeds: SeedRun[] = [];
-    for (let seed = 1; seed <= repeat; seed++) {
+  const image = { kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initramfs) };
+  const boot = (restore?: Uint8Array): Promise<GuestSession> => GuestSession.boot({ ...image, config, holdIdle: true, restore });
+  const warm = await warmedUp(machineKey(image, config, null), spec.command, boot,
+    (s) => turnAslrOff((command) => s.exec(command), 'on bare Linux'),
+    async (s) => { parsePmake('bare (warm-up)', await s.exec(spec.command)); });
+  const bootHostSeconds = (performance.now() - started) / 1000;
+  const seeds: SeedRun[] = [];
+  const references: Record<string, string> = {};
+  for (let seed = 1; seed <= repeat; seed++) {
+    const session = await boot(warm);
+    try {
+      configureTiming(session.machine, latencies);
+      const harts = session.machine.harts;
       const before = await session.atIdle(() => {
         setExecutionMode(session.machine, 'timing');
         return { cycles: session.machine.cycles, b: hartCycles(harts) };
@@ -175,63 +199,68 @@ async function runBareCase(guest: Guest, job: PmakeJob, referenceFiles: readonly
         return { cycles: session.machine.cycles, b: hartCycles(harts) };
       });
       seeds.push({ seed, machineCycles: after.cycles - before.cycles, breakdown: minus(after.b, before.b), runs: [parsePmake(`bare, seed ${seed}`, r)], runHostSeconds });
-    }
-    const references: Record<string, string> = {};
-    for (let seed = 1; seed <= repeat; seed++) {
-      for (const files of referenceFiles) {
-        if (files === spec.files) continue;
-        const command = seeded(pmakeCommand(MACHINE_CPUS, files, job.lines), seed);
-        references[referenceKey(files, seed)] = parsePmake(`bare (reference \`${command}\`)`, await session.exec(command)).checksum;
+      if (seed < repeat) continue;
+      // pmake's checksum depends only on its -n, -l and -S: the references need no fresh machine.
+      for (let s = 1; s <= repeat; s++) {
+        for (const files of referenceFiles) {
+          if (files === spec.files) continue;
+          const command = seeded(pmakeCommand(MACHINE_CPUS, files, job.lines), s);
+          references[referenceKey(files, s)] = parsePmake(`bare (reference \`${command}\`)`, await session.exec(command)).checksum;
+        }
       }
+    } finally {
+      await session.kill();
     }
-    return {
-      vms: 0, vcpus: MACHINE_CPUS, memoryBytes: FIXED_WORK_MEMORY, command: spec.command, ...medianSeed(seeds), seeds, bootHostSeconds, references,
-    };
-  } finally {
-    await session.kill();
   }
+  return {
+    vms: 0, vcpus: MACHINE_CPUS, memoryBytes: FIXED_WORK_MEMORY, command: spec.command, ...medianSeed(seeds), seeds, bootHostSeconds, references,
+  };
 }
 
 /**
- * A VM case, in this process: `vms` VMs boot in fast mode and run their part once unmeasured (a warm-up);
- * at a moment when every vCPU idles the monitor switches to timing mode, every VM starts its part at once,
- * and at the next such moment after the last has ended the machine time and every VM's account are read.
+ * A VM case, in this process: `vms` VMs boot in fast mode and run their part once unmeasured (a warm-up), once
+ * (`warmedUp`); each measured run restores that with the timing model (its caches cold), and at a moment when
+ * every vCPU idles the monitor switches to timing mode, every VM starts its part at once, and at the next such
+ * moment after the last has ended the machine time and every VM's account are read.
  */
 async function runVmCase(guest: Guest, job: PmakeJob, vms: number, repeat: number): Promise<FixedWorkCaseResult> {
   const { config, latencies } = topologyPreset(FIXED_WORK_TOPOLOGY, FIXED_WORK_MEMORY);
   const spec = splitJob(job, vms);
   const names = Array.from({ length: vms }, (_, i) => `vm${i}`);
   const started = performance.now();
-  const session = await MonitorSession.boot({
-    kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initramfs), config,
-    vms: names.map((name) => ({ name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes })),
-    monitor: { timing: { latencies } },
+  const image = { kernel: readFileSync(guest.kernel), initrd: readFileSync(guest.initramfs) };
+  const vmSpecs = names.map((name) => ({ name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes }));
+  // Booted and warmed up with no timing configuration; a restore for a measured run gets a fresh model.
+  const boot = (restore?: Uint8Array, measured = false): Promise<MonitorSession> => MonitorSession.boot({
+    ...image, config, vms: vmSpecs, restore, monitor: measured ? { timing: { latencies } } : {},
   });
-  try {
-    const monitor = session.monitor;
-    const all = <T>(f: (name: string) => Promise<T>): Promise<T[]> => Promise.all(names.map(f));
-    await all((n) => turnAslrOff((command) => session.exec(n, command), `in ${n}`));
-    (await all((n) => session.exec(n, spec.command))).forEach((r, i) => parsePmake(`${names[i]} (warm-up)`, r));
-    const bootHostSeconds = (performance.now() - started) / 1000;
-    const read = (): { cycles: number; b: Breakdown } => {
-      const b: Breakdown = { user: 0, kernel: 0, monitor: 0, idle: 0 };
-      for (const name of names) {
-        const t = accountVm(monitor, session.vm(name)).total;
-        b.user += t.guestUserCycles;
-        b.kernel += t.guestKernelCycles;
-        b.monitor += t.monitorCycles;
-        b.idle += t.idleCycles + t.readyCycles;
-      }
-      return { cycles: monitor.cycles, b };
-    };
-    const seeds: SeedRun[] = [];
-    for (let seed = 1; seed <= repeat; seed++) {
+  const each = <T>(f: (name: string) => Promise<T>): Promise<T[]> => Promise.all(names.map(f));
+  const warm = await warmedUp(machineKey(image, config, vmSpecs), spec.command, (restore) => boot(restore),
+    async (s) => { await each((n) => turnAslrOff((command) => s.exec(n, command), `in ${n}`)); },
+    async (s) => { (await each((n) => s.exec(n, spec.command))).forEach((r, i) => parsePmake(`${names[i]} (warm-up)`, r)); });
+  const bootHostSeconds = (performance.now() - started) / 1000;
+  const seeds: SeedRun[] = [];
+  for (let seed = 1; seed <= repeat; seed++) {
+    const session = await boot(warm, true);
+    try {
+      const monitor = session.monitor;
+      const read = (): { cycles: number; b: Breakdown } => {
+        const b: Breakdown = { user: 0, kernel: 0, monitor: 0, idle: 0 };
+        for (const name of names) {
+          const t = accountVm(monitor, session.vm(name)).total;
+          b.user += t.guestUserCycles;
+          b.kernel += t.guestKernelCycles;
+          b.monitor += t.monitorCycles;
+          b.idle += t.idleCycles + t.readyCycles;
+        }
+        return { cycles: monitor.cycles, b };
+      };
       const before = await session.atMachineIdle(() => {
         monitor.setExecutionMode('timing');
         return read();
       });
       const runStarted = performance.now();
-      const results = await all((n) => session.exec(n, seeded(spec.command, seed)));
+      const results = await each((n) => session.exec(n, seeded(spec.command, seed)));
       const runHostSeconds = (performance.now() - runStarted) / 1000;
       const after = await session.atMachineIdle(() => {
         monitor.setExecutionMode('fast');
@@ -241,13 +270,13 @@ async function runVmCase(guest: Guest, job: PmakeJob, vms: number, repeat: numbe
         seed, machineCycles: after.cycles - before.cycles, breakdown: minus(after.b, before.b),
         runs: results.map((r, i) => parsePmake(`${names[i]!}, seed ${seed}`, r)), runHostSeconds,
       });
+    } finally {
+      await session.kill();
     }
-    return {
-      vms, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, command: spec.command, ...medianSeed(seeds), seeds, bootHostSeconds, references: {},
-    };
-  } finally {
-    await session.kill();
   }
+  return {
+    vms, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, command: spec.command, ...medianSeed(seeds), seeds, bootHostSeconds, references: {},
+  };
 }
 
 interface ChildRequest {
@@ -371,7 +400,7 @@ export async function runFixedWork(o: FixedWorkOptions): Promise<FixedWorkCaseRe
   const results: FixedWorkCaseResult[] = [];
   for (const [i, spec] of specs.entries()) {
     const name = caseName(spec);
-    o.onProgress?.(`${name}: booting, warming up, then \`${spec.command}\`${spec.vms > 1 ? ' in every VM at once' : ''}`);
+    o.onProgress?.(`${name}: booting and warming up once (boot cache), then \`${spec.command}\`${spec.vms > 1 ? ' in every VM at once' : ''}, each run restored`);
     o.onStatus?.(`${name} (case ${i + 1}/${specs.length})`);
     const r = await runCaseInChild({ guest: { kernel: o.guest.kernel, initramfs: o.guest.initramfs }, job: o.job, vms: spec.vms, referenceFiles, repeat: o.repeat ?? 1 });
     results.push(r);
