@@ -2,7 +2,7 @@
 // numa experiment's VM with its pages from its home node in 2 MiB blocks (`placement: home`), running Engineering
 // with no policy, with the NUMA policy moving 4 KiB pages only, with block moves and re-coalescing too, and with
 // whole-group replication instead.
-// Each case runs in numa.ts's child process (`NUMA_CASE_MODULE`).
+// Each case runs in numa-case.ts's child process (`NUMA_CASE_MODULE`), its runs one after the other in one boot.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
