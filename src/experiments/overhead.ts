@@ -10,7 +10,7 @@ import { latenciesFromDistances } from '../board/topology.js';
 import type { Hart } from '../cpu/hart.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { MonitorSession } from '../guest/monitor-session.js';
-import { cachedBoot, contentHash } from '../guest/boot-cache.js';
+import { cachedSession, contentHash } from '../guest/boot-cache.js';
 import { GuestSession } from '../guest/session.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
@@ -248,16 +248,7 @@ export function seededCommand(command: string, run: number): string {
 
 /** A snapshot that `make` takes from a subject of `side`, kept in the boot cache under `step` (boot-cache.ts). */
 async function kept(side: Side, step: object, make: () => Promise<Subject>, then: (s: Subject) => Promise<void>): Promise<Uint8Array> {
-  const { bytes } = await cachedBoot({ experiment: 'overhead', ...side.key, step }, async () => {
-    const subject = await make();
-    try {
-      await then(subject);
-      return await subject.snapshot();
-    } finally {
-      await subject.kill();
-    }
-  });
-  return bytes;
+  return (await cachedSession({ experiment: 'overhead', ...side.key, step }, make, then)).bytes;
 }
 
 /**

@@ -42,6 +42,30 @@ function sleep(vms: readonly Vm[], round: number): void {
 
 const cellOf = (pcpu: number): number => CELLS.findIndex((c) => c.includes(pcpu));
 
+/**
+ * Runs `before` rounds of a scheduler `make` gives (vCPU `i` of VM `vm` awake as `awake` says, charged a
+ * varying amount), saves its whole state, restores it into another `make` gives, and checks that the copy's
+ * state is the same and that it picks the same as the first for `after` more rounds. Returns the first.
+ */
+function seam(make: () => { scheduler: CellScheduler; vms: Vm[] }, before: number, after: number, awake: (vm: number, i: number, round: number) => boolean, salt: number): CellScheduler {
+  const step = (s: CellScheduler, vms: readonly Vm[], round: number): string[] => {
+    for (const vm of vms) vm.vcpus.forEach((v, i) => { v.awake = awake(vm.id, i, round); });
+    const picks = s.pick();
+    picks.forEach((v, p) => { if (v !== undefined) s.charge(v, 1000 + ((round * 13 + p * 7 + salt) % 500)); });
+    return picks.map((v) => (v === undefined ? '-' : `${v.vm}.${v.index}`));
+  };
+  const straight = make();
+  for (let round = 0; round < before; round++) step(straight.scheduler, straight.vms, round);
+  const saved = straight.scheduler.saveState();
+  const copy = make();
+  copy.scheduler.restoreState(saved, (vm, index) => copy.vms[vm]!.vcpus[index]!);
+  assert.deepEqual(copy.scheduler.saveState(), saved);
+  for (let round = before; round < before + after; round++) {
+    assert.deepEqual(step(copy.scheduler, copy.vms, round), step(straight.scheduler, straight.vms, round), `round ${round}`);
+  }
+  return straight.scheduler;
+}
+
 test('one cell: the same picks, charges and saved state as the plain scheduler, round for round', () => {
   const plain = new Scheduler({ pcpuNodes: NODES, quantumRounds: 3 });
   const cells = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3 });
@@ -124,24 +148,7 @@ test('a failed cell\'s run queues are revoked: its CPUs run nothing, and the oth
 test('property: the whole state saved after any rounds and restored into a fresh scheduler picks on the same, with several cells', () => {
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 80 }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 1000 }), (before, after, salt) => {
-      const pattern = (vms: readonly Vm[], round: number): void => {
-        for (const vm of vms) vm.vcpus.forEach((v, i) => { v.awake = (round * 7 + i * 3 + vm.id + salt) % 5 !== 0; });
-      };
-      const step = (s: CellScheduler, vms: readonly Vm[], round: number): string[] => {
-        pattern(vms, round);
-        const picks = s.pick();
-        picks.forEach((v, p) => { if (v !== undefined) s.charge(v, 1000 + ((round * 13 + p * 7 + salt) % 500)); });
-        return picks.map((v) => (v === undefined ? '-' : `${v.vm}.${v.index}`));
-      };
-      const straight = machine();
-      for (let round = 0; round < before; round++) step(straight.scheduler, straight.vms, round);
-      const saved = straight.scheduler.saveState();
-      const copy = machine();
-      copy.scheduler.restoreState(saved, (vm, index) => copy.vms[vm]!.vcpus[index]!);
-      assert.deepEqual(copy.scheduler.saveState(), saved);
-      for (let round = before; round < before + after; round++) {
-        assert.deepEqual(step(copy.scheduler, copy.vms, round), step(straight.scheduler, straight.vms, round), `round ${round}`);
-      }
+      seam(machine, before, after, (vm, i, round) => (round * 7 + i * 3 + vm + salt) % 5 !== 0, salt);
     }),
     { numRuns: 60 },
   );
@@ -160,22 +167,8 @@ test('property: with the balancers moving vCPUs, the whole state saved and resto
         for (const vm of vms) scheduler.addVm(vm.id, vm.vcpus, { homeNode: vm.home, cells: vm.cells });
         return { scheduler, vms };
       };
-      const step = (s: CellScheduler, vms: readonly Vm[], round: number): string[] => {
-        for (const vm of vms) vm.vcpus.forEach((v, i) => { v.awake = (round * 5 + i * 3 + vm.id + salt) % 7 !== 0; });
-        const picks = s.pick();
-        picks.forEach((v, p) => { if (v !== undefined) s.charge(v, 1000 + ((round * 13 + p * 7 + salt) % 500)); });
-        return picks.map((v) => (v === undefined ? '-' : `${v.vm}.${v.index}`));
-      };
-      const straight = make();
-      for (let round = 0; round < before; round++) step(straight.scheduler, straight.vms, round);
-      const saved = straight.scheduler.saveState();
-      const copy = make();
-      copy.scheduler.restoreState(saved, (vm, index) => copy.vms[vm]!.vcpus[index]!);
-      assert.deepEqual(copy.scheduler.saveState(), saved);
-      for (let round = before; round < before + after; round++) {
-        assert.deepEqual(step(copy.scheduler, copy.vms, round), step(straight.scheduler, straight.vms, round), `round ${round}`);
-      }
-      return straight.scheduler.migrated > 0 || before < 3;
+      const straight = seam(make, before, after, (vm, i, round) => (round * 5 + i * 3 + vm + salt) % 7 !== 0, salt);
+      return straight.migrated > 0 || before < 3;
     }),
     { numRuns: 60 },
   );
