@@ -140,6 +140,9 @@ const ROWS: [keyof VmAccount['total'], string][] = [
   ['cpuMoves', 'moves in a node'],
   ['nodeMoves', 'moves to a node'],
   ['cellMigrations', 'moves to a cell'],
+  ['cpuMoveCycles', 'cycles of moves in a node'],
+  ['nodeMoveCycles', 'cycles of moves to a node'],
+  ['cellMoveCycles', 'cycles of moves to a cell'],
 ];
 
 /** `stats`'s text; on a machine of several cells (`cells`), the head line names the VM's. */

@@ -30,6 +30,10 @@ export interface VcpuAccount {
   cpuMoves: number;
   nodeMoves: number;
   cellMigrations: number;
+  /** The cycles each kind of move cost it (the world switch, and in timing mode the caches; to a cell, the handoff and copies). */
+  cpuMoveCycles: number;
+  nodeMoveCycles: number;
+  cellMoveCycles: number;
   /** The physical CPU it ran on last (-1: never ran). */
   lastCpu: number;
 }
@@ -76,7 +80,7 @@ export interface VmAccount extends VmSummary {
   perVcpu: VcpuAccount[];
 }
 
-const SUMMED = ['guestUserCycles', 'guestKernelCycles', 'monitorCycles', 'idleCycles', 'readyCycles', 'instructions', 'tlbMisses', 'secondLevelHits', 'worldSwitches', 'cpuMoves', 'nodeMoves', 'cellMigrations'] as const;
+const SUMMED = ['guestUserCycles', 'guestKernelCycles', 'monitorCycles', 'idleCycles', 'readyCycles', 'instructions', 'tlbMisses', 'secondLevelHits', 'worldSwitches', 'cpuMoves', 'nodeMoves', 'cellMigrations', 'cpuMoveCycles', 'nodeMoveCycles', 'cellMoveCycles'] as const;
 
 export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number): VcpuAccount {
   const h = vm.vcpus[index]!;
@@ -96,6 +100,9 @@ export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number)
     cpuMoves: record.cpuMoves,
     nodeMoves: record.nodeMoves,
     cellMigrations: record.cellMigrations,
+    cpuMoveCycles: record.cpuMoveCycles,
+    nodeMoveCycles: record.nodeMoveCycles,
+    cellMoveCycles: record.cellMoveCycles,
     lastCpu: record.lastPcpu,
   };
 }
@@ -186,6 +193,9 @@ const DESCRIPTIONS: Record<(typeof SUMMED)[number], [string, string]> = {
   cpuMoves: ['cpu_moves', 'moves to another CPU of the same node'],
   nodeMoves: ['node_moves', 'moves to a CPU of another node'],
   cellMigrations: ['cell_migrations', 'moves to another cell\'s run queue (the balancers)'],
+  cpuMoveCycles: ['cpu_move_cycles', 'cycles its moves within its node cost (world switches, cold caches)'],
+  nodeMoveCycles: ['node_move_cycles', 'cycles its moves to another node cost (world switches, cold caches)'],
+  cellMoveCycles: ['cell_move_cycles', 'cycles its moves to another cell cost (handoff, state and second-level TLB copies)'],
 };
 
 /**

@@ -17,6 +17,7 @@ import {
 import { FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
 import { cellMigrationCycles } from './cell-scheduler.js';
+import { DEFAULT_HANDLER_CYCLES, DEFAULT_LATENCY } from './cell-bus.js';
 import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
 import { DEFAULT_POLICY } from './numa-policy.js';
 import type { VirtualMachine } from './vm.js';
@@ -260,5 +261,7 @@ test('a vCPU a balancer moved to another cell counts that move once, as a move t
   const records = vms.map((vm) => monitor.vcpuRecord(vm, 0));
   assert.equal(monitor.scheduler.migrated, 2);
   assert.equal(records.reduce((n, r) => n + r.cellMigrations, 0), 2);
+  // Each paid its handoff (the bus's round trip) and its copies.
+  assert.equal(records.reduce((n, r) => n + r.cellMoveCycles, 0), 2 * cellMigrationCycles(2048, 2 * DEFAULT_LATENCY + DEFAULT_HANDLER_CYCLES));
   assert.equal(records.reduce((n, r) => n + r.nodeMoves, 0), 0);
 });

@@ -437,6 +437,10 @@ test('a vCPU\'s moves to another CPU are counted by kind: within its node, and t
     assert.ok(a[kind] > 0, `${nodes} node(s): no ${kind}`);
     assert.equal(a[other], 0, `${nodes} node(s): ${other}`);
     assert.equal(a.cellMigrations, 0);
+    // In fast mode each move costs its world switch, and nothing else.
+    const cycles = kind === 'cpuMoves' ? 'cpuMoveCycles' : 'nodeMoveCycles';
+    assert.equal(a[cycles], a[kind] * monitor.costs.worldSwitch);
+    assert.equal(a.cellMoveCycles, 0);
   }
 });
 

@@ -40,9 +40,13 @@ class VcpuRecord implements SchedVcpu {
   worldSwitches = 0;
   /** Cycles it was runnable but had no CPU (others' turn). */
   readyCycles = 0;
-  /** Moves to another CPU of the same node, and to a CPU of another node (within its cell). */
+  /** Moves to another CPU of the same node, and to a CPU of another node (within its cell), and their cycles. */
   cpuMoves = 0;
   nodeMoves = 0;
+  cpuMoveCycles = 0;
+  nodeMoveCycles = 0;
+  /** The cycles charged for its moves to another cell. */
+  cellMoveCycles = 0;
   /** Moves to another cell (the balancers: cell-scheduler.ts), and the cycles they cost not yet charged (charged when it next runs). */
   cellMigrations = 0;
   owedMigration = 0;
@@ -412,7 +416,8 @@ export class Monitor {
   }
 
   /** The monitor's record of vCPU `index` of `vm`: world switches and ready time. */
-  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cpuMoves: number; nodeMoves: number; cellMigrations: number; owedMigration: number } {
+  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cpuMoves: number; nodeMoves: number; cellMigrations: number; owedMigration: number;
+    cpuMoveCycles: number; nodeMoveCycles: number; cellMoveCycles: number; } {
     return this.records.get(vm)![index]!;
   }
 
@@ -424,7 +429,9 @@ export class Monitor {
     const vm = this.vms[m.vm]!;
     const record = this.records.get(vm)![m.index]!;
     record.cellMigrations++;
-    record.owedMigration += cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff);
+    const cycles = cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff);
+    record.owedMigration += cycles;
+    record.cellMoveCycles += cycles;
     this.vmDependsOn(vm, m.to);
   }
 
@@ -485,18 +492,30 @@ export class Monitor {
       // the old node's copies must go (the first level goes with the world switch below).
       if (r.lastPcpu >= 0 && this.layout.hartNode[r.lastPcpu] !== node && vm.pmap.replicatedPages > 0) h.secondLevel?.flush();
       vm.pmap.readerNode = node;
+      let switchCycles = 0;
       if (previous[p] !== r || r.lastPcpu !== p) {
         // The CPU's TLB held someone else's entries (or this vCPU's were on another CPU).
         h.flushFirstLevel();
         h.chargeMonitor(this.costs.worldSwitch);
+        switchCycles = this.costs.worldSwitch;
         const timing = h.memoryTiming;
-        if (timing !== undefined) h.chargeMonitor(this.switchReferences(timing, p, previous[p], r, vm));
+        if (timing !== undefined) {
+          const references = this.switchReferences(timing, p, previous[p], r, vm);
+          h.chargeMonitor(references);
+          switchCycles += references;
+        }
         r.worldSwitches++;
       }
-      // A move to another CPU, by kind (one to another cell was counted when the balancer made it).
+      // A move to another CPU, by kind, with what its switch cost (one to another cell was counted, with its
+      // handoff and copies, when the balancer made it).
       if (r.lastPcpu >= 0 && r.lastPcpu !== p && this.cellOfCpu(r.lastPcpu) === this.cellOfCpu(p)) {
-        if (this.layout.hartNode[r.lastPcpu] === node) r.cpuMoves++;
-        else r.nodeMoves++;
+        if (this.layout.hartNode[r.lastPcpu] === node) {
+          r.cpuMoves++;
+          r.cpuMoveCycles += switchCycles;
+        } else {
+          r.nodeMoves++;
+          r.nodeMoveCycles += switchCycles;
+        }
       }
       r.lastPcpu = p;
       const before = h.localCycles;

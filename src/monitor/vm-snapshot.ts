@@ -17,6 +17,9 @@ import { PMAP_FLAGS, PMAP_SCATTERED, type PmapState } from './pmap.js';
 import type { SchedulerVmState } from './scheduler.js';
 import type { MmuMode, VirtualMachine, VmState } from './vm.js';
 
+/** Numbers per vCPU in `moves`. */
+const MOVE_FIELDS = 7;
+
 /** A second-level TLB (one view and kind of access): its 4 KiB entries and its large ones, regions by index. */
 interface SecondLevelState {
   tag: Float64Array;
@@ -66,7 +69,10 @@ export interface VmSnapshot {
   lastPcpu: Int32Array;
   worldSwitches: Float64Array;
   readyCycles: Float64Array;
-  /** Per vCPU, 4 numbers: its moves within its node, to another node, to another cell, and the cycles of those not yet charged. */
+  /**
+   * Per vCPU, 7 numbers: its moves within its node, to another node and to another cell, the cycles of those not
+   * yet charged, and the cycles each kind cost.
+   */
   moves: Float64Array;
   /** Its part of the scheduler while it runs (null once it has ended). */
   scheduler: SchedulerVmState | null;
@@ -116,7 +122,7 @@ export function saveVm(monitor: Monitor, vm: VirtualMachine): VmSnapshot {
     exits: sorted(vm.exits), monitorCalls: sorted(vm.monitorCalls), vcpuExits: vm.vcpuExits.map(sorted),
     lastPcpu: Int32Array.from(records, (r) => r.lastPcpu), worldSwitches: Float64Array.from(records, (r) => r.worldSwitches),
     readyCycles: Float64Array.from(records, (r) => r.readyCycles),
-    moves: Float64Array.from(records.flatMap((r) => [r.cpuMoves, r.nodeMoves, r.cellMigrations, r.owedMigration])),
+    moves: Float64Array.from(records.flatMap((r) => [r.cpuMoves, r.nodeMoves, r.cellMigrations, r.owedMigration, r.cpuMoveCycles, r.nodeMoveCycles, r.cellMoveCycles])),
     scheduler: vm.state === 'running' ? monitor.scheduler.saveVm(vm.id) : null,
   };
 }
@@ -205,7 +211,7 @@ export function readVm(value: unknown, path: string, nodes: number, pages: numbe
     exits: counts(r, 'exits'), monitorCalls: counts(r, 'monitorCalls'),
     vcpuExits: perVcpu('vcpuExits', (v, p) => counts(new StateReader({ c: v }, p), 'c')),
     lastPcpu, worldSwitches: r.amounts('worldSwitches', Float64Array, vcpus), readyCycles: r.amounts('readyCycles', Float64Array, vcpus),
-    moves: r.amounts('moves', Float64Array, 4 * vcpus), scheduler,
+    moves: r.amounts('moves', Float64Array, MOVE_FIELDS * vcpus), scheduler,
   };
 }
 
@@ -436,7 +442,8 @@ export function restoreVmState(monitor: Monitor, vm: VirtualMachine, saved: Read
     record.lastPcpu = saved.lastPcpu[i]!;
     record.worldSwitches = saved.worldSwitches[i]!;
     record.readyCycles = saved.readyCycles[i]!;
-    [record.cpuMoves, record.nodeMoves, record.cellMigrations, record.owedMigration] = saved.moves.subarray(4 * i, 4 * i + 4);
+    [record.cpuMoves, record.nodeMoves, record.cellMigrations, record.owedMigration, record.cpuMoveCycles, record.nodeMoveCycles, record.cellMoveCycles] =
+      saved.moves.subarray(MOVE_FIELDS * i, MOVE_FIELDS * (i + 1));
   });
   const fill = (to: Map<string, number>, from: ReadonlyMap<string, number>): void => {
     to.clear();
