@@ -121,11 +121,21 @@ test('any fault confined to cell 1 leaves the VM confined to cell 0 counting exa
 test('a cell whose CPUs have all stopped fails: its VMs cannot run anywhere else', (t) => {
   if (!requireToolchain(t)) return;
   const s = scene(40);
+  // With no CPU left, cell 1 answers no message: the survivors' decision leaves it out, and its state (its run
+  // queues among it) is revoked before any cleanup, so by the time its VMs leave the scheduler it is unreachable.
+  const objects = s.monitor.recovery.cellular!.objects;
+  const revokedAtRemoval: boolean[] = [];
+  const removeVm = s.monitor.scheduler.removeVm.bind(s.monitor.scheduler);
+  s.monitor.scheduler.removeVm = (vm) => {
+    revokedAtRemoval.push(objects.isRevoked(1));
+    removeVm(vm);
+  };
   s.hardware.injector.inject({ kind: 'cpu', cpu: 2 });
   s.hardware.injector.inject({ kind: 'cpu', cpu: 3 });
   recover(s);
   assert.equal(s.b.state, 'stopped');
   assert.equal(s.monitor.cells.cells[1]!.failure, 'no CPU is left in it');
+  assert.deepEqual(revokedAtRemoval, [true, true], 'b and the spanning w left the scheduler after cell 1 was revoked');
   finish(s);
   assert.equal(s.a.state, 'running');
 });
