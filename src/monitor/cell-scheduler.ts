@@ -116,7 +116,7 @@ export class CellScheduler {
   private readonly pcpuNodes: readonly number[];
   private readonly cellCpus: readonly (readonly number[])[];
   /** Per CPU: its cell and its number in that cell's scheduler. */
-  private readonly cellOfCpu: number[];
+  private readonly cpuCell: number[];
   private readonly localOf: number[];
   private readonly schedulers: Scheduler[];
   private readonly parts = new Map<number, Part[]>();
@@ -134,14 +134,14 @@ export class CellScheduler {
     this.pcpuNodes = [...options.pcpuNodes];
     const all = this.pcpuNodes.map((_, p) => p);
     this.cellCpus = options.cells === undefined || options.cells.length <= 1 ? [all] : options.cells.map((c) => [...c].sort((a, b) => a - b));
-    this.cellOfCpu = all.map(() => -1);
+    this.cpuCell = all.map(() => -1);
     this.localOf = all.map(() => -1);
     this.cellCpus.forEach((cpus, cell) => cpus.forEach((p, local) => {
-      if (this.cellOfCpu[p] !== -1) throw new Error(`scheduler: CPU ${p} is in two cells`);
-      this.cellOfCpu[p] = cell;
+      if (this.cpuCell[p] !== -1) throw new Error(`scheduler: CPU ${p} is in two cells`);
+      this.cpuCell[p] = cell;
       this.localOf[p] = local;
     }));
-    if (this.cellOfCpu.some((c) => c < 0)) throw new Error('scheduler: every CPU must be in a cell');
+    if (this.cpuCell.some((c) => c < 0)) throw new Error('scheduler: every CPU must be in a cell');
     this.loadSums.push(...this.cellCpus.map(() => 0));
     const period = options.balancePeriodRounds ?? 0;
     if (!(Number.isInteger(period) && period >= 0)) throw new RangeError(`scheduler: the balancer's period must be a whole number of rounds, not ${period}`);
@@ -291,6 +291,11 @@ export class CellScheduler {
     return taken;
   }
 
+  /** The cell CPU `pcpu` is in. */
+  cellOfCpu(pcpu: number): number {
+    return this.cpuCell[this.checkPcpu(pcpu)]!;
+  }
+
   /** The cell vCPU `index` of VM `vm` is scheduled in now. */
   cellOf(vm: number, index: number): number {
     const part = this.partsOf(vm).find((p) => p.indices.includes(index));
@@ -377,18 +382,18 @@ export class CellScheduler {
 
   /** The vCPU whose state CPU `pcpu` holds (none known for a failed cell's CPU). */
   lastOn(pcpu: number): SchedVcpu | undefined {
-    const cell = this.cellOfCpu[this.checkPcpu(pcpu)]!;
+    const cell = this.cellOfCpu(pcpu);
     return this.revoked(cell) ? undefined : this.schedulers[cell]!.lastOn(this.localOf[pcpu]!);
   }
 
   switches(pcpu: number): number {
-    const cell = this.cellOfCpu[this.checkPcpu(pcpu)]!;
+    const cell = this.cellOfCpu(pcpu);
     return this.revoked(cell) ? 0 : this.schedulers[cell]!.switches(this.localOf[pcpu]!);
   }
 
   /** CPU `pcpu` failed: its cell gives it no vCPU again. */
   retirePcpu(pcpu: number): void {
-    const cell = this.cellOfCpu[this.checkPcpu(pcpu)]!;
+    const cell = this.cellOfCpu(pcpu);
     this.retired.add(pcpu);
     if (!this.revoked(cell)) this.schedulers[cell]!.retirePcpu(this.localOf[pcpu]!);
   }
@@ -520,7 +525,7 @@ export class CellScheduler {
   /** A saved VM record, global, cut to cell `part.cell`'s share and numbering. */
   private localVm(part: Part, s: SchedulerVmState): SchedulerVmState {
     const cpus = this.cellCpus[part.cell]!;
-    const local = (global: number): number => (global < 0 || this.cellOfCpu[global] !== part.cell ? -1 : this.localOf[global]!);
+    const local = (global: number): number => (global < 0 || this.cpuCell[global] !== part.cell ? -1 : this.localOf[global]!);
     const mine = (list: Int32Array): Int32Array => Int32Array.from(cpus, (p) => (part.indices.includes(list[p]!) ? list[p]! : -1));
     return {
       ...s, homeNode: cpus.some((p) => this.pcpuNodes[p] === s.homeNode) ? s.homeNode : -1,

@@ -10,7 +10,6 @@ import { CellMap, multiCellProblems } from './cells.js';
 import { MonitorError } from './monitor-error.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
-import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { MemmapTable } from './monitor-data.js';
@@ -21,8 +20,9 @@ import { PageCache } from './page-cache.js';
 import { PageScanner, scanProblems, type ScanParameters } from './page-scanner.js';
 import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledger.js';
 import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
-import { DEFAULT_QUANTUM_ROUNDS, type SchedVcpu } from './scheduler.js';
+import { DEFAULT_QUANTUM_ROUNDS } from './scheduler.js';
 import { CellScheduler, cellMigrationCycles, type CellMigration } from './cell-scheduler.js';
+import { VcpuRecord } from './vcpu-record.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
@@ -32,32 +32,6 @@ import type { MonitorOptions, SubnetOptions, VmSpec } from './monitor-options.js
 export type { MonitorOptions, SubnetOptions, VmSpec };
 
 export { MonitorError };
-
-/** What the monitor keeps per vCPU beyond the hart. */
-class VcpuRecord implements SchedVcpu {
-  /** The physical CPU it last ran on (-1: never). */
-  lastPcpu = -1;
-  worldSwitches = 0;
-  /** Cycles it was runnable but had no CPU (others' turn). */
-  readyCycles = 0;
-  /** Moves to another CPU of the same node, and to a CPU of another node (within its cell), and their cycles. */
-  cpuMoves = 0;
-  nodeMoves = 0;
-  cpuMoveCycles = 0;
-  nodeMoveCycles = 0;
-  /** The cycles charged for its moves to another cell. */
-  cellMoveCycles = 0;
-  /** Moves to another cell (the balancers: cell-scheduler.ts), and the cycles they cost not yet charged (charged when it next runs). */
-  cellMigrations = 0;
-  owedMigration = 0;
-
-  constructor(readonly vm: number, readonly index: number, readonly hart: Hart, private readonly owner: VirtualMachine) {}
-
-  runnable(): boolean {
-    const h = this.hart;
-    return this.owner.state === 'running' && !h.parked && !h.suspended && (!h.waiting || h.wakeable);
-  }
-}
 
 /**
  * The monitor. Each round (SLICE cycles of machine time) the scheduler gives each physical CPU a vCPU;
@@ -416,8 +390,7 @@ export class Monitor {
   }
 
   /** The monitor's record of vCPU `index` of `vm`: world switches and ready time. */
-  vcpuRecord(vm: VirtualMachine, index: number): { worldSwitches: number; readyCycles: number; lastPcpu: number; cpuMoves: number; nodeMoves: number; cellMigrations: number; owedMigration: number;
-    cpuMoveCycles: number; nodeMoveCycles: number; cellMoveCycles: number; } {
+  vcpuRecord(vm: VirtualMachine, index: number): Omit<VcpuRecord, 'hart' | 'runnable' | 'movedCell' | 'movedCpu' | 'takeOwed'> {
     return this.records.get(vm)![index]!;
   }
 
@@ -427,16 +400,8 @@ export class Monitor {
    */
   private migrated(m: CellMigration): void {
     const vm = this.vms[m.vm]!;
-    const record = this.records.get(vm)![m.index]!;
-    record.cellMigrations++;
-    const cycles = cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff);
-    record.owedMigration += cycles;
-    record.cellMoveCycles += cycles;
+    this.records.get(vm)![m.index]!.movedCell(cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff));
     this.vmDependsOn(vm, m.to);
-  }
-
-  private cellOfCpu(cpu: number): number {
-    return this.cells.cellOf(this.layout.hartNode[cpu]!).id;
   }
 
   /** `vm` depends on cell `cell` too (a vCPU of it moved there): it and every cell's record of it say so. */
@@ -478,10 +443,8 @@ export class Monitor {
       ran.add(r);
       const h = r.hart;
       h.timingCpu = p;
-      if (r.owedMigration > 0) {
-        h.chargeMonitor(r.owedMigration);
-        r.owedMigration = 0;
-      }
+      const moves = r.takeOwed();
+      if (moves > 0) h.chargeMonitor(moves);
       // What its VM's memory lent by other cells cost in messages (cell-recovery.ts), since it last ran.
       if (cellular !== undefined) {
         const owed = cellular.takeOwed(vm.id);
@@ -508,14 +471,8 @@ export class Monitor {
       }
       // A move to another CPU, by kind, with what its switch cost (one to another cell was counted, with its
       // handoff and copies, when the balancer made it).
-      if (r.lastPcpu >= 0 && r.lastPcpu !== p && this.cellOfCpu(r.lastPcpu) === this.cellOfCpu(p)) {
-        if (this.layout.hartNode[r.lastPcpu] === node) {
-          r.cpuMoves++;
-          r.cpuMoveCycles += switchCycles;
-        } else {
-          r.nodeMoves++;
-          r.nodeMoveCycles += switchCycles;
-        }
+      if (r.lastPcpu >= 0 && r.lastPcpu !== p && this.scheduler.cellOfCpu(r.lastPcpu) === this.scheduler.cellOfCpu(p)) {
+        r.movedCpu(this.layout.hartNode[r.lastPcpu] === node, switchCycles);
       }
       r.lastPcpu = p;
       const before = h.localCycles;
