@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { faultName, type Fault } from '../board/faults.js';
 import type { AppliedFault } from '../board/hardware.js';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
-import { cachedBoot, contentHash } from '../guest/boot-cache.js';
+import { cachedSession, contentHash } from '../guest/boot-cache.js';
 import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
 import { MONITOR_NODE } from '../monitor/fault-recovery.js';
 import { BLOCK_PAGES, FREE, PAGE } from '../monitor/machine-memory.js';
@@ -80,16 +80,10 @@ export async function bootedCampaign(kernel: Uint8Array, initrd: Uint8Array, tim
   const config = faultsMachine();
   const vms = CAMPAIGN_VMS.map(({ shape: _shape, ...vm }) => vm);
   const key = { kind: 'faults-campaign', version: 1, kernel: contentHash(kernel), initrd: contentHash(initrd), config, vms, monitor: FAULTS_MONITOR, spanning: CAMPAIGN_VMS.filter((v) => v.shape === 'spanning').map((v) => v.name) };
-  return cachedBoot(key, async () => {
-    const session = await MonitorSession.boot({ kernel, initrd, config, vms, monitor: FAULTS_MONITOR, holdIdle: true, timeoutMs });
-    try {
-      await session.atMachineIdle(() => {
-        for (const spec of CAMPAIGN_VMS) if (spec.shape === 'spanning') spreadPages(session.monitor, spec.name);
-      });
-      return await session.snapshot();
-    } finally {
-      await session.kill();
-    }
+  return cachedSession(key, () => MonitorSession.boot({ kernel, initrd, config, vms, monitor: FAULTS_MONITOR, holdIdle: true, timeoutMs }), async (session) => {
+    await session.atMachineIdle(() => {
+      for (const spec of CAMPAIGN_VMS) if (spec.shape === 'spanning') spreadPages(session.monitor, spec.name);
+    });
   });
 }
 
