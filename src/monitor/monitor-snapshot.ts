@@ -21,7 +21,7 @@ import { readPolicy } from './policy-snapshot.js';
 import { SHARE_SOURCES } from './sharing-ledger.js';
 import type { Placement, PmapState } from './pmap.js';
 import type { SchedVcpu } from './scheduler.js';
-import type { CellSchedulerState } from './cell-scheduler.js';
+import type { BalancePeriod, CellSchedulerState } from './cell-scheduler.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, type Relocation, type VmSnapshot } from './vm-snapshot.js';
 import type { MmuMode, VirtualMachine } from './vm.js';
@@ -67,7 +67,7 @@ export interface WholeMonitor {
   mode: ExecutionMode;
   memory: MachineMemoryState;
   memmap: number[][];
-  /** With several cells, `cellTimes` too: each cell's virtual times (cell-scheduler.ts). */
+  /** With several cells, also each cell's virtual times, each vCPU's cell and the periodic balancer's period (cell-scheduler.ts). */
   scheduler: CellSchedulerState;
   policy: PolicyState | null;
   subnet: ReturnType<Monitor['subnet']['saveState']>;
@@ -488,6 +488,10 @@ function readMemoryState(m: StateReader, memory: MachineMemory): MachineMemorySt
   };
 }
 
+function readPeriod(p: StateReader, cells: number): BalancePeriod {
+  return { rounds: p.number('rounds', 0, 2 ** 30), loads: p.amounts('loads', Float64Array, cells) };
+}
+
 function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number, cells: number): CellSchedulerState {
   const pairs = (key: string): Int32Array => {
     const a = r.typed(key, Int32Array, 2 * pcpus);
@@ -531,7 +535,7 @@ function readScheduler(r: StateReader, vms: readonly ReadVm[], pcpus: number, ce
   return {
     vms: list, holders: pairs('holders'), lastRun: pairs('lastRun'), switchCounts: r.amounts('switchCounts', Float64Array, pcpus),
     virtualTimeFloor: r.amount('virtualTimeFloor'), ...(cellTimes === undefined ? {} : { cellTimes }), ...(vcpuCells === undefined ? {} : { vcpuCells }),
-    ...(cells === 1 ? {} : { period: { rounds: r.object('period').number('rounds', 0, 2 ** 30), loads: r.object('period').amounts('loads', Float64Array, cells) } }),
+    ...(cells === 1 ? {} : { period: readPeriod(r.object('period'), cells) }),
   };
 }
 
