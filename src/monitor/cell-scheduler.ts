@@ -22,7 +22,7 @@
 // - The whole state saved (`saveState`) keeps the machine's CPU numbering and one record per VM, as with one
 //   cell, plus each cell's virtual times (`cellTimes`) when there are several.
 
-import type { CellBus } from './cell-bus.js';
+import { DEFAULT_HANDLER_CYCLES, DEFAULT_LATENCY, type CellBus } from './cell-bus.js';
 import type { CellObjects } from './revocable.js';
 import { SECOND_LEVEL_ENTRY_BYTES } from './monitor-data.js';
 import { Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, type SchedulerVmState } from './scheduler.js';
@@ -34,7 +34,7 @@ import { Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, ty
  * and a store per 8-byte word: 256 cycles a KiB, costs.ts). The caches and first-level TLB the vCPU finds cold
  * there cost what the timing model charges as it runs (nothing in fast mode).
  */
-export const CELL_MIGRATION = { handoff: 700, cyclesPerKiB: 256, stateBytes: 1024, secondLevelEntryBytes: SECOND_LEVEL_ENTRY_BYTES } as const;
+export const CELL_MIGRATION = { handoff: 2 * DEFAULT_LATENCY + DEFAULT_HANDLER_CYCLES, cyclesPerKiB: 256, stateBytes: 1024, secondLevelEntryBytes: SECOND_LEVEL_ENTRY_BYTES } as const;
 
 /** A move's cycles: `handoff` (the bus's round trip, when the move went through it) and the copies. */
 export function cellMigrationCycles(secondLevelEntries: number, handoff: number = CELL_MIGRATION.handoff, costs: typeof CELL_MIGRATION = CELL_MIGRATION): number {
