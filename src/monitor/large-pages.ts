@@ -5,7 +5,9 @@
 import type { Hart } from '../cpu/hart.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import { BLOCK_PAGES, FREE, PAGE } from './machine-memory.js';
+import { MoveRecords, type MoveRecord, type MoveRecordsState } from './move-records.js';
 import type { PolicyHost } from './numa-policy.js';
+import type { PolicyTally } from './policy-tally.js';
 import type { VirtualMachine } from './vm.js';
 
 /** The large-page part of the policy's parameters (`NumaPolicyParameters` holds them). */
@@ -65,17 +67,20 @@ export function copyLargePageCounts(c: LargePageCounts): LargePageCounts {
   return { ...c, blocksMovedTo: [...c.blocksMovedTo], coalescedOn: [...c.coalescedOn], groupsReplicatedOn: [...c.groupsReplicatedOn] };
 }
 
-/** The large-page policy as plain data (snapshots, inside the policy's). */
-export interface LargePageState {
+/** One cell's large-page state as plain data (snapshots, inside the cell's policy state); keys are VM id × 2^32 + group. */
+export interface LargePageState extends MoveRecordsState {
   /** The interval the last sweep for re-coalescing ran in. */
   swept: number;
-  /** (key, moves) and (key, interval) pairs; a key is VM id × 2^32 + group. */
-  moves: Float64Array;
-  frozenUntil: Float64Array;
-  /** The keys of the groups this policy replicated whole and has not seen collapse yet. */
+  /** The keys of the groups this cell replicated whole and has not seen collapse yet. */
   replicated: Float64Array;
-  counts: LargePageCounts;
-  perVm: { vm: number; counts: LargePageCounts }[];
+}
+
+/** The cell a large-page policy acts for: which nodes are its own, and where a group's record goes when its block moves to another cell's node. */
+export interface CellScope {
+  readonly id: number;
+  holds(node: number): boolean;
+  /** Group `key`'s record, for the cell of `node` (a spanning VM's group moved there). */
+  handOverGroup(key: number, node: number, record: MoveRecord): void;
 }
 
 /** What the large-page policy borrows from the NUMA policy: who pays for a move, and what a page's copy costs. */
@@ -94,18 +99,22 @@ export interface MoveCharging {
  * moved page is charged as a 4 KiB move is (`MoveCharging.copyCost`: the table's `pageCopy`, its lines read and
  * written through the cache, its memmap entries and pmap entry), with one IPI per other vCPU whose TLB held
  * any page of the group (one shootdown for the block).
+ *
+ * One per cell (cell-policy.ts): it decides for the hot pages on its cell's nodes, re-coalesces the groups that
+ * come together on them, and keeps the records of those groups; what it did goes to the machine's `PolicyTally`.
  */
 export class LargePagePolicy {
-  readonly counts: LargePageCounts;
-  readonly perVm = new Map<number, LargePageCounts>();
   private swept = 0;
-  private readonly moves = new Map<number, number>();
-  private readonly frozenUntil = new Map<number, number>();
+  private readonly records = new MoveRecords();
   /** The groups replicated whole (keys), in the order they were: each round looks whether they still are. */
   private readonly replicated = new Set<number>();
 
-  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, private readonly charging: MoveCharging) {
-    this.counts = noLargePageCounts(counters.nodes);
+  constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, private readonly charging: MoveCharging,
+    private readonly tally: PolicyTally, private readonly cell: CellScope) {}
+
+  /** What the whole machine's policy did with groups (the statistics). */
+  private get counts(): LargePageCounts {
+    return this.tally.large.counts;
   }
 
   /**
@@ -124,7 +133,7 @@ export class LargePagePolicy {
       this.replicateGroup(vm, group, key, p, interval);
       return true;
     }
-    if ((this.frozenUntil.get(key) ?? -1) >= interval) return false;
+    if (this.records.frozen(key, interval)) return false;
     if (p.replicateGroupPages > 0 && this.replicateGroup(vm, group, key, p, interval)) return true;
     if (p.blockPages === 0) return false;
     const pages = vm.pmap.wholeGroup(group);
@@ -148,7 +157,9 @@ export class LargePagePolicy {
     if (block >= 0 && this.host.memory.nodeOf(block) === best) return false;
     if (totals[best]! < p.migrateShare * total || missed[best]! < p.blockPages) return false;
     if (!this.move(vm, group, best, 'move')) return false;
-    this.moved(key, p, interval);
+    this.records.moved(key, p, interval);
+    // A spanning VM's group moved to another cell's node (memory that cell lent): its record goes with it.
+    if (!this.cell.holds(best)) this.cell.handOverGroup(key, best, this.records.take(key));
     return true;
   }
 
@@ -215,7 +226,7 @@ export class LargePagePolicy {
     for (let k = 0; k < BLOCK_PAGES; k++) this.counters.resetPage(master + k);
     if (existing === undefined) {
       this.replicated.add(key);
-      this.moved(key, p, interval);
+      this.records.moved(key, p, interval);
     }
     return true;
   }
@@ -234,7 +245,7 @@ export class LargePagePolicy {
       if (vm !== undefined && vm.state === 'running' && vm.pmap.groupCopiesOf(group) !== undefined) continue;
       this.replicated.delete(key);
       const written = vm !== undefined && vm.state === 'running' && vm.pmap.takeWrittenGroup(group);
-      if (written) this.frozenUntil.set(key, interval + p.freezeIntervals);
+      if (written) this.records.freeze(key, interval + p.freezeIntervals);
       const counts = vm === undefined ? [this.counts] : [this.counts, this.countsOf(vm)];
       for (const c of counts) {
         c.groupsCollapsed++;
@@ -262,7 +273,8 @@ export class LargePagePolicy {
    * At the first round of each interval (`interval` is the policy's): every running VM's scattered groups whose
    * 512 pages are all on one node, `coalescePages` of them missed on lately, and not frozen, are made one block
    * on that node again. A real monitor would keep a count of each group's pages per node as it moves them, so
-   * the sweep itself is not charged; the copies are.
+   * the sweep itself is not charged; the copies are. A cell sweeps the VMs that may use its nodes (its own and
+   * those spanning it) and makes one block only of the groups that came together on one of its nodes.
    */
   afterRound(p: LargePageParameters, interval: number): void {
     this.sweepCollapsed(p, interval);
@@ -270,15 +282,17 @@ export class LargePagePolicy {
     this.swept = interval;
     if (p.coalescePages === 0) return;
     for (const vm of this.host.vms) {
-      if (vm.state !== 'running') continue;
+      if (vm.state !== 'running' || !vm.cells.includes(this.cell.id)) continue;
       for (let group = 0; group < vm.pmap.groups; group++) {
         if (!vm.pmap.scatteredOnOneNode(group)) continue;
+        const node = this.host.memory.nodeOf(vm.pmap.lookup(group * BLOCK_PAGES));
+        if (!this.cell.holds(node)) continue;
         const key = vm.id * 2 ** 32 + group;
-        if ((this.frozenUntil.get(key) ?? -1) >= interval) continue;
+        if (this.records.frozen(key, interval)) continue;
         let missed = 0;
         for (let gppn = group * BLOCK_PAGES; gppn < (group + 1) * BLOCK_PAGES; gppn++) if (this.counters.total(vm.pmap.lookup(gppn)) > 0) missed++;
         if (missed < p.coalescePages) continue;
-        if (this.move(vm, group, this.host.memory.nodeOf(vm.pmap.lookup(group * BLOCK_PAGES)), 'coalesce')) this.moved(key, p, interval);
+        if (this.move(vm, group, node, 'coalesce')) this.records.moved(key, p, interval);
       }
     }
   }
@@ -332,45 +346,28 @@ export class LargePagePolicy {
     return { vm, group: Math.floor(gppn / BLOCK_PAGES) };
   }
 
-  /** One more move of a group; at `moveLimit` it is frozen for `freezeIntervals`, as a page is. */
-  private moved(key: number, p: LargePageParameters, interval: number): void {
-    const moves = (this.moves.get(key) ?? 0) + 1;
-    this.moves.set(key, moves);
-    if (moves >= p.moveLimit) {
-      this.frozenUntil.set(key, interval + p.freezeIntervals);
-      this.moves.set(key, 0);
-    }
+  private countsOf(vm: VirtualMachine): LargePageCounts {
+    return this.tally.largeOf(vm.id);
   }
 
-  countsOf(vm: VirtualMachine): LargePageCounts {
-    let c = this.perVm.get(vm.id);
-    if (c === undefined) {
-      c = noLargePageCounts(this.counters.nodes);
-      this.perVm.set(vm.id, c);
-    }
-    return c;
+  /** A group's record another cell handed over with its block (`CellScope.handOverGroup`). */
+  adoptGroup(key: number, record: MoveRecord): void {
+    this.records.put(key, record);
+  }
+
+  /** The keys of the groups with a record here, and of those replicated whole (a restore's checks). */
+  keys(): number[] {
+    return [...this.records.keys(), ...this.replicated];
   }
 
   saveState(): LargePageState {
-    const pairs = (map: ReadonlyMap<number, number>): Float64Array => Float64Array.from([...map].flat());
-    return {
-      swept: this.swept, moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), replicated: Float64Array.from(this.replicated), counts: copyLargePageCounts(this.counts),
-      perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copyLargePageCounts(counts) })),
-    };
+    return { swept: this.swept, ...this.records.save(), replicated: Float64Array.from(this.replicated) };
   }
 
   restoreState(s: LargePageState): void {
     this.swept = s.swept;
-    const fill = (map: Map<number, number>, pairs: Float64Array): void => {
-      map.clear();
-      for (let i = 0; i + 1 < pairs.length; i += 2) map.set(pairs[i]!, pairs[i + 1]!);
-    };
-    fill(this.moves, s.moves);
-    fill(this.frozenUntil, s.frozenUntil);
+    this.records.restore(s);
     this.replicated.clear();
     for (const key of s.replicated) this.replicated.add(key);
-    Object.assign(this.counts, copyLargePageCounts(s.counts));
-    this.perVm.clear();
-    for (const { vm, counts } of s.perVm) this.perVm.set(vm, copyLargePageCounts(counts));
   }
 }

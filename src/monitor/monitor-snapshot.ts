@@ -29,7 +29,7 @@ import { cellNodes } from './cells.js';
 import { checkMemory, REPLICA_PAGE, same, VM_PAGE } from './memory-check.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 8;
+export const MONITOR_SNAPSHOT_VERSION = 9;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -233,7 +233,8 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
   const version = r.number('version', 0);
   if (version !== MONITOR_SNAPSHOT_VERSION) {
     // Version 5 and before had no page cache and no scanner in them (6), 6 no idle rate or first-match merging in the
-    // scanner (7); nothing converts a file between versions.
+    // scanner (7), 7 no cells' schedulers (8), 8 one NUMA policy state for the machine, not one per cell (9);
+    // nothing converts a file between versions.
     throw new StateError(`monitor snapshot version ${version}, this Mirrorball reads version ${MONITOR_SNAPSHOT_VERSION}: `
       + `${version < MONITOR_SNAPSHOT_VERSION ? 'an older' : 'a newer'} Mirrorball saved it; restore it with that one`);
   }
@@ -391,7 +392,7 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()], pageCache);
   for (const mpn of saved.pages.keys()) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
   const scheduler = readScheduler(w.object('scheduler'), saved.vms, monitor.cpus, monitor.cells.count);
-  const policy = w.value('policy') === null ? null : readPolicy(w.object('policy'), nodes);
+  const policy = w.value('policy') === null ? null : readPolicy(w.object('policy'), nodes, monitor.cells.count, (vm) => vms[vm]?.cells);
   if (policy !== null && (monitor.timingModel === undefined || addsTiming)) throw new StateError('snapshot.whole.policy: the NUMA policy without a timing configuration');
   const subnet = readSubnet(w.object('subnet'), monitor);
   const model = addsTiming ? undefined : monitor.timingModel;

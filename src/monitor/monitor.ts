@@ -118,7 +118,6 @@ export class Monitor {
     this.timingModel = options.timing === undefined ? undefined : timingModelFor(this.layout, options.timing.latencies, options.timing.cache);
     // The physical machine's timing follows its interconnect: a rerouted miss costs its new route.
     if (this.timingModel !== undefined) this.hardware.attachTiming(this.timingModel);
-    if (options.policy !== undefined) this.setPolicy(options.policy);
     if (options.scan !== undefined) this.setScan(options.scan);
     this.recovery = new FaultRecovery({
       layout: this.layout, memory: this.memory, vms: this.vms, cells: this.cells,
@@ -138,6 +137,8 @@ export class Monitor {
       nodeDistance: (a, b) => this.layout.distances[a]![b]!, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
       bus: cellular?.bus, now: () => this.cycles,
     });
+    // After the cells' recovery: each cell's policy state is among its revocable objects.
+    if (options.policy !== undefined) this.setPolicy(options.policy);
   }
 
   /** Why the machine failed (node 0 lost, or every CPU): every VM has been ended with it. Undefined while it runs. */
@@ -225,6 +226,7 @@ export class Monitor {
     if (tlb) counters = this.tlbCounters = new MissCounters(this.memory.addressOf(0), this.memory.totalPages * PAGE, this.layout.nodes.length);
     this.numaPolicy = new NumaPolicy({
       memory: this.memory, memmap: this.memmap, costs: this.costs, vms: this.vms,
+      cellOfNode: this.layout.nodes.map((n) => this.cells.cellOf(n.id).id), objects: this.recovery.cellular?.objects, paused: () => this.recovery.paused,
       nodeOfCpu: (cpu) => this.layout.hartNode[cpu]!,
       lastCpu: (vm, h) => this.records.get(vm)?.[h.id]?.lastPcpu ?? -1,
       now: () => this.cycles,

@@ -1,15 +1,21 @@
 // Disco's NUMA policy: hot pages found by the machine's per-page miss counters, migrated at round boundaries
-// to the node that misses on them, or replicated on the nodes that read them (docs/numa-policy.md).
+// to the node that misses on them, or replicated on the nodes that read them (docs/numa-policy.md). This is its
+// driver: the clock, the counters' decay and the hot queue, which are the machine's; each cell decides for the
+// hot pages on its own nodes (cell-policy.ts).
 
 import { LocalityHistory, type LocalityState } from './locality-history.js';
 import type { MissCounters } from '../timing/miss-counters.js';
-import type { MemoryTiming } from '../cpu/memory-timing.js';
 import type { Hart } from '../cpu/hart.js';
-import { FREE, type MachineMemory, OutOfMachineMemory } from './machine-memory.js';
-import { touchPage, type MemmapTable } from './monitor-data.js';
+import type { MachineMemory } from './machine-memory.js';
+import type { MemmapTable } from './monitor-data.js';
 import type { MonitorCosts } from './costs.js';
 import type { VirtualMachine } from './vm.js';
-import { LargePagePolicy, type LargePageState } from './large-pages.js';
+import { copyLargePageCounts, type LargePageCounts } from './large-pages.js';
+import { CellPolicy, type CellPolicyState } from './cell-policy.js';
+import { copyCounts, PolicyTally, type PolicyCounts } from './policy-tally.js';
+import type { CellObjects } from './revocable.js';
+
+export type { PolicyCounts };
 
 /** What the policy counts: the machine's cache misses per page (timing mode), or the vCPUs' TLB misses (any mode). */
 export type PolicySignal = 'cache-misses' | 'tlb-misses';
@@ -102,25 +108,7 @@ export function policyProblems(p: NumaPolicyParameters): string[] {
   return problems;
 }
 
-/** What the policy did, per VM and in all. */
-export interface PolicyCounts {
-  /** Pages moved, by destination node. */
-  migratedTo: number[];
-  /** Copies made of read-shared pages, by the node of the copy. */
-  replicatedTo: number[];
-  /** Hot pages left alone: write-shared, frozen, already home, shared between VMs, or with no clear node. */
-  leftWriteShared: number;
-  leftFrozen: number;
-  leftOther: number;
-  /** Cycles charged for the policy's work (copies, shootdowns, bookkeeping). */
-  cycles: number;
-}
-
-function noCounts(nodes: number): PolicyCounts {
-  return { migratedTo: new Array<number>(nodes).fill(0), replicatedTo: new Array<number>(nodes).fill(0), leftWriteShared: 0, leftFrozen: 0, leftOther: 0, cycles: 0 };
-}
-
-/** The policy as plain data (snapshots): its parameters, whether it acts, its clock, and what it did and remembers. */
+/** The policy as plain data (snapshots): its parameters, whether it acts, its clock, what it did, and each cell's state. */
 export interface PolicyState {
   parameters: NumaPolicyParameters;
   enabled: boolean;
@@ -129,12 +117,12 @@ export interface PolicyState {
   /** Local and remote misses per interval (`LocalityHistory`), and the counts at the last interval's end. */
   locality: LocalityState;
   missesAtInterval: { local: number; remote: number };
-  /** (key, moves) and (key, interval) pairs; a key is VM id × 2^32 + guest page. */
-  moves: Float64Array;
-  frozenUntil: Float64Array;
   counts: PolicyCounts;
   perVm: { vm: number; counts: PolicyCounts }[];
-  large: LargePageState;
+  /** What it did with whole groups (large-pages.ts), in all and per VM. */
+  large: { counts: LargePageCounts; perVm: { vm: number; counts: LargePageCounts }[] };
+  /** Each cell's records of its pages and groups, by cell id (one with one cell). */
+  cells: CellPolicyState[];
 }
 
 /** What the policy needs of the monitor. */
@@ -143,6 +131,12 @@ export interface PolicyHost {
   readonly memmap: MemmapTable;
   readonly costs: MonitorCosts;
   readonly vms: readonly VirtualMachine[];
+  /** The cell of each node (all 0 with one cell). */
+  readonly cellOfNode: readonly number[];
+  /** The cells' revocable objects (several cells): each cell's policy state is made through them. */
+  readonly objects?: CellObjects;
+  /** True while the cells recover from a fault (cell-recovery.ts): no cell acts. */
+  paused(): boolean;
   /** The node of physical CPU `cpu`. */
   nodeOfCpu(cpu: number): number;
   /** The physical CPU vCPU `h` of `vm` ran on last (-1: never). */
@@ -155,36 +149,29 @@ export interface PolicyHost {
 
 /**
  * Runs at round boundaries (a safe point: no vCPU is inside an instruction). Every `intervalRounds` rounds it
- * halves the counters (and queues again the pages still hot); each round it takes the pages that became hot
- * and decides, per page:
- * - a page of one VM read by several nodes, none with `migrateShare` of its misses, and not written in this
- *   interval or the one before, is replicated: a read-only copy on each node that reads it (`Pmap.replicate`);
- *   a write collapses the copies (`Pmap.resolveFault`);
- * - a page of one VM whose misses come mostly (`migrateShare`) from one node other than its own moves there,
- *   through `Pmap.migrate` (every mapping shot down first, the copy then made), its counts with it;
- * - a page written from two nodes or more (`writeSharedWrites`) in this interval or the one before stays:
- *   moving it only moves whose misses are remote;
- * - a page moved or replicated `moveLimit` times is frozen for `freezeIntervals` intervals.
- * A move is charged to a vCPU of the VM that runs on the destination node (else its first), as monitor
- * cycles: the cost table's `pageCopy` for the handler, its reads of the old page and writes of the new one
- * through that CPU's cache, the memmap and pmap entries, and an IPI (`ipi`) per other vCPU whose TLB held it.
+ * halves the counters (and queues again the pages still hot); each round it takes the pages that became hot,
+ * in the order they did, and hands each to the policy state of the cell whose node holds it (`CellPolicy`,
+ * cell-policy.ts, which decides: migrate, replicate, or leave it), then lets each live cell look at its large
+ * groups. Reading the machine's miss counters, their decay and the hot queue are the hardware's, not a cell's,
+ * so they stay here, with the clock; so do the statistics (`PolicyTally`). With several cells each cell's state
+ * is made through the cells' revocable objects: once a cell has failed, its state throws `DeadCellError`, the
+ * hot pages on its nodes are left (its memory is given up), and the other cells go on. While the cells recover,
+ * no cell acts and the hot pages wait in the queue. With one cell there is one state and no proxy: the policy
+ * is what it was before cells, move for move.
  */
 export class NumaPolicy {
-  readonly counts: PolicyCounts;
-  readonly perVm = new Map<number, PolicyCounts>();
+  /** What the policy did, in all and per VM (the statistics). */
+  readonly tally: PolicyTally;
   private rounds = 0;
   private interval = 0;
   /** Local and remote misses interval by interval (the signal's): `stats`' local misses over time. */
   readonly locality = new LocalityHistory();
   private missesAtInterval = { local: 0, remote: 0 };
-  /** Per guest page (`gppnKey`): moves so far, and the interval until which it is frozen. */
-  private readonly moves = new Map<number, number>();
-  private readonly frozenUntil = new Map<number, number>();
+  /** Each cell's state, by cell id: proxies that throw once the cell has failed (several cells). */
+  private readonly cellStates: CellPolicy[];
 
   private current: NumaPolicyParameters;
   private on = true;
-  /** Whole 2 MiB groups moved and made one block again (large-pages.ts). */
-  readonly large: LargePagePolicy;
 
   /**
    * `parameters` must be usable (`policyProblems` finds nothing: Monitor.setPolicy checks); `counters` count
@@ -192,22 +179,47 @@ export class NumaPolicy {
    */
   constructor(private readonly host: PolicyHost, private readonly counters: MissCounters, parameters: NumaPolicyParameters, readonly signal: PolicySignal = 'cache-misses') {
     this.current = { ...parameters };
-    this.counts = noCounts(counters.nodes);
+    this.tally = new PolicyTally(counters.nodes);
     counters.queueHot(...this.triggers(parameters));
     this.missesAtInterval = host.signalMisses();
-    this.large = new LargePagePolicy(host, counters, {
-      chargedVcpu: (vm, node) => this.chargedVcpu(vm, node),
-      copyCost: (vm, h, from, to, ipis) => this.copyCost(vm, h, from, to, ipis),
-      spent: (vm, cycles) => {
-        this.counts.cycles += cycles;
-        this.countsOf(vm).cycles += cycles;
-      },
+    const cells = Math.max(...host.cellOfNode) + 1;
+    this.cellStates = Array.from({ length: cells }, (_, id) => {
+      const state = new CellPolicy(host, counters, this.tally, {
+        id,
+        holds: (node) => host.cellOfNode[node] === id,
+        // What goes with a page or a block moved to another cell's node: that cell keeps its record from now on.
+        handOverPage: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptPage(key, record),
+        handOverGroup: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptGroup(key, record),
+      });
+      return cells > 1 && host.objects !== undefined ? host.objects.create(id, state) : state;
     });
   }
 
   /** The triggers of the policy's signal: from one node, and from all nodes together. */
   private triggers(p: NumaPolicyParameters): [number, number] {
     return this.signal === 'tlb-misses' ? [p.tlbHotMisses, p.tlbSharedHotMisses] : [p.hotMisses, p.sharedHotMisses];
+  }
+
+  /** What the policy did, in all (the statistics). */
+  get counts(): PolicyCounts {
+    return this.tally.counts;
+  }
+
+  /** What it did per VM. */
+  get perVm(): ReadonlyMap<number, PolicyCounts> {
+    return this.tally.perVm;
+  }
+
+  /** What it did with whole 2 MiB groups, in all and per VM (large-pages.ts). */
+  get large(): PolicyTally['large'] {
+    return this.tally.large;
+  }
+
+  /** Cell `cell`'s policy state (with several cells a proxy: it throws DeadCellError once the cell has failed). */
+  cell(cell: number): CellPolicy {
+    const state = this.cellStates[cell];
+    if (state === undefined) throw new RangeError(`no cell ${cell}: there are cells 0 to ${this.cellStates.length - 1}`);
+    return state;
   }
 
   /** The parameters in force. */
@@ -234,36 +246,37 @@ export class NumaPolicy {
     this.counters.takeHot();
   }
 
+  /** The whole state; every cell must be live (a snapshot of a machine that had faults is refused before). */
   saveState(): PolicyState {
-    const pairs = (map: ReadonlyMap<number, number>): Float64Array => Float64Array.from([...map].flat());
-    const copy = (c: PolicyCounts): PolicyCounts => ({ ...c, migratedTo: [...c.migratedTo], replicatedTo: [...c.replicatedTo] });
+    const large = this.tally.large;
     return {
       parameters: this.parameters, enabled: this.on, rounds: this.rounds, interval: this.interval,
       locality: this.locality.saveState(), missesAtInterval: { ...this.missesAtInterval },
-      moves: pairs(this.moves), frozenUntil: pairs(this.frozenUntil), counts: copy(this.counts),
-      perVm: [...this.perVm].map(([vm, counts]) => ({ vm, counts: copy(counts) })), large: this.large.saveState(),
+      counts: copyCounts(this.tally.counts), perVm: [...this.tally.perVm].map(([vm, counts]) => ({ vm, counts: copyCounts(counts) })),
+      large: { counts: copyLargePageCounts(large.counts), perVm: [...large.perVm].map(([vm, counts]) => ({ vm, counts: copyLargePageCounts(counts) })) },
+      // Copied out of each cell's state: with several cells what its methods return are its proxies.
+      cells: this.cellStates.map((state) => plainCellState(state.saveState())),
     };
   }
 
   /**
-   * Puts back what `saveState` returned into a policy made with the same parameters (the caller has checked
-   * every value), turning it off if it was.
+   * Puts back what `saveState` returned into a policy made with the same parameters and cells (the caller has
+   * checked every value), turning it off if it was.
    */
   restoreState(s: PolicyState): void {
+    if (s.cells.length !== this.cellStates.length) throw new RangeError(`the policy's state has ${s.cells.length} cells' parts, the policy ${this.cellStates.length}`);
     this.rounds = s.rounds;
     this.interval = s.interval;
     this.locality.restoreState(s.locality);
     this.missesAtInterval = { ...s.missesAtInterval };
-    const fill = (map: Map<number, number>, pairs: Float64Array): void => {
-      map.clear();
-      for (let i = 0; i + 1 < pairs.length; i += 2) map.set(pairs[i]!, pairs[i + 1]!);
-    };
-    fill(this.moves, s.moves);
-    fill(this.frozenUntil, s.frozenUntil);
-    Object.assign(this.counts, { ...s.counts, migratedTo: [...s.counts.migratedTo], replicatedTo: [...s.counts.replicatedTo] });
-    this.perVm.clear();
-    for (const { vm, counts } of s.perVm) this.perVm.set(vm, { ...counts, migratedTo: [...counts.migratedTo], replicatedTo: [...counts.replicatedTo] });
-    this.large.restoreState(s.large);
+    const t = this.tally;
+    Object.assign(t.counts, copyCounts(s.counts));
+    t.perVm.clear();
+    for (const { vm, counts } of s.perVm) t.perVm.set(vm, copyCounts(counts));
+    Object.assign(t.large.counts, copyLargePageCounts(s.large.counts));
+    t.large.perVm.clear();
+    for (const { vm, counts } of s.large.perVm) t.large.perVm.set(vm, copyLargePageCounts(counts));
+    s.cells.forEach((cell, id) => this.cellStates[id]!.restoreState(cell));
     if (!s.enabled) this.disable();
   }
 
@@ -274,20 +287,18 @@ export class NumaPolicy {
       this.counters.decay();
       this.sampleLocality();
     }
-    for (const mpn of this.counters.takeHot()) this.considerWithLargePages(mpn);
-    this.large.afterRound(this.current, this.interval);
-  }
-
-  /**
-   * Hot page `mpn`: its whole 2 MiB group moves as one block if the group is hot as a whole (large-pages.ts);
-   * else the 4 KiB decision (`consider`), whose cost counts as breaking a large page when it scatters one.
-   */
-  private considerWithLargePages(mpn: number): void {
-    if (this.large.considerGroup(mpn, this.current, this.interval)) return;
-    const large = this.large.largeGroupOf(mpn);
-    const cycles = this.counts.cycles;
-    this.consider(mpn);
-    if (large !== undefined) this.large.afterSmallMove(large, this.counts.cycles - cycles);
+    // A cell the survivors may yet leave out still has its state until they decide: the pages wait.
+    if (this.host.paused()) return;
+    const objects = this.host.objects;
+    for (const mpn of this.counters.takeHot()) {
+      const cell = this.host.cellOfNode[this.host.memory.nodeOf(mpn)]!;
+      // A failed cell's memory is given up, and so is its state: the page is left.
+      if (objects?.isRevoked(cell) === true) this.tally.counts.leftOther++;
+      else this.cellStates[cell]!.considerWithLargePages(mpn, this.current, this.interval);
+    }
+    this.cellStates.forEach((state, cell) => {
+      if (objects?.isRevoked(cell) !== true) state.afterRound(this.current, this.interval);
+    });
   }
 
   /** Adds the interval that just ended to `locality` (counts that went back, a statistics reset, start again). */
@@ -298,180 +309,15 @@ export class NumaPolicy {
     this.locality.add(this.host.now(), since('local'), since('remote'));
     this.missesAtInterval = { ...now };
   }
-
-  private consider(mpn: number): void {
-    const memory = this.host.memory;
-    const vm = this.vmOf(mpn);
-    if (vm === undefined) {
-      this.counts.leftOther++;
-      return;
-    }
-    const mine = this.countsOf(vm);
-    const counts = this.counters.countsOf(mpn);
-    const total = counts.reduce((a, b) => a + b, 0);
-    const writers = this.counters.writersOf(mpn);
-    if ((writers & (writers - 1)) !== 0 && this.counters.writesTo(mpn) >= this.current.writeSharedWrites) {
-      this.left(vm, 'leftWriteShared');
-      return;
-    }
-    const gppn = memory.guestPage[mpn]!;
-    const key = gppnKey(vm, gppn);
-    if ((this.frozenUntil.get(key) ?? -1) >= this.interval) {
-      this.left(vm, 'leftFrozen');
-      return;
-    }
-    // Replicated, then written: its copies were made for nothing, and a page written now and then would be
-    // copied again after every quiet spell. It stays where it is for a freeze.
-    if (vm.pmap.takeWrittenReplica(gppn)) {
-      this.frozenUntil.set(key, this.interval + this.current.freezeIntervals);
-      this.left(vm, 'leftFrozen');
-      return;
-    }
-    let best = 0;
-    for (let n = 1; n < counts.length; n++) if (counts[n]! > counts[best]!) best = n;
-    const readers = counts.flatMap((c, n) => (c > 0 ? [n] : []));
-    // Replicated already: the nodes with a copy read their own, so misses on the master come from its own node
-    // and from nodes without a copy. However one of those dominates, the page is still read-shared: moving it
-    // would throw every copy away. The nodes without one get a copy (once nobody wrote it for a while).
-    const copies = vm.pmap.replicasOf(gppn);
-    if (copies !== undefined) {
-      const missing = readers.filter((n) => n !== memory.nodeOf(mpn) && copies[n] === FREE);
-      if (missing.length > 0 && this.counters.intervalsSinceWrite(mpn) >= 2) this.replicate(vm, mpn, gppn, missing, key);
-      else this.left(vm, 'leftOther');
-      return;
-    }
-    // Read by several nodes, none of them with most of the misses, and not written for a whole interval (a write
-    // to a line other nodes read is a miss or an upgrade, so it shows): a copy on every node that reads it. A
-    // page written once, when its data was made, is copied once the writing stops.
-    if (counts[best]! < this.current.migrateShare * total && readers.length >= 2 && this.counters.intervalsSinceWrite(mpn) >= 2) {
-      this.replicate(vm, mpn, gppn, readers, key);
-      return;
-    }
-    // A VM confined to a cell never moves out of it (docs/cells.md).
-    if (best === memory.nodeOf(mpn) || counts[best]! < this.current.migrateShare * total || !memory.allows(vm.id, best)) {
-      this.left(vm, 'leftOther');
-      return;
-    }
-    const h = this.chargedVcpu(vm, best);
-    const mark = vm.tlbShootdowns.slice();
-    let to: number;
-    try {
-      to = vm.pmap.migrate(gppn, best);
-    } catch (error) {
-      if (!(error instanceof OutOfMachineMemory)) throw error;
-      this.left(vm, 'leftOther');
-      return;
-    }
-    let cycles = this.copyCost(vm, h, mpn, to, vm.shootdownIpis(mark, h.id));
-    const timing = h.memoryTiming;
-    const cpu = this.host.lastCpu(vm, h);
-    if (timing !== undefined && cpu >= 0) {
-      // Both pages' memmap entries and the pmap entry change too.
-      const memmap = this.host.memmap;
-      cycles += memmap.entry(timing, cpu, mpn, true) + memmap.entry(timing, cpu, to, true) + vm.tables.pmapEntry(timing, cpu, vm.pmap.base + gppn * 4096, true);
-    }
-    h.chargeMonitor(cycles);
-    for (const c of [this.counts, mine]) {
-      c.migratedTo[memory.nodeOf(to)]!++;
-      c.cycles += cycles;
-    }
-    this.counters.movePage(mpn, to);
-    this.moved(key);
-  }
-
-  /** One more move (or replication) of a guest page; at `moveLimit` it is frozen. */
-  private moved(key: number): void {
-    const moves = (this.moves.get(key) ?? 0) + 1;
-    this.moves.set(key, moves);
-    if (moves >= this.current.moveLimit) {
-      this.frozenUntil.set(key, this.interval + this.current.freezeIntervals);
-      this.moves.set(key, 0);
-    }
-  }
-
-  /**
-   * Copies of `vm`'s page `gppn` (machine page `mpn`) on the nodes of `readers` without one. Each copy is
-   * charged to a vCPU on its node (the table's `pageCopy`, the master's lines read and the copy's written
-   * through that CPU's cache, the copy's memmap entry), and the shootdown of the master's mappings to the
-   * first: an IPI per other vCPU.
-   */
-  private replicate(vm: VirtualMachine, mpn: number, gppn: number, readers: readonly number[], key: number): void {
-    const memory = this.host.memory;
-    const mark = vm.tlbShootdowns.slice();
-    const made = vm.pmap.replicate(gppn, readers);
-    if (made.length === 0) {
-      this.left(vm, 'leftOther');
-      return;
-    }
-    const mine = this.countsOf(vm);
-    made.forEach((copy, i) => {
-      const node = memory.nodeOf(copy);
-      const h = this.chargedVcpu(vm, node);
-      let cycles = this.copyCost(vm, h, mpn, copy, i === 0 ? vm.shootdownIpis(mark, h.id) : 0);
-      const timing = h.memoryTiming;
-      const cpu = this.host.lastCpu(vm, h);
-      if (timing !== undefined && cpu >= 0) cycles += this.host.memmap.entry(timing, cpu, copy, true);
-      h.chargeMonitor(cycles);
-      // A copy's page counted misses for whatever it held before.
-      this.counters.resetPage(copy);
-      for (const c of [this.counts, mine]) {
-        c.replicatedTo[node]!++;
-        c.cycles += cycles;
-      }
-    });
-    this.counters.resetPage(mpn);
-    this.moved(key);
-  }
-
-  /** The running VM whose one private page `mpn` is, or undefined (free, the monitor's, shared). */
-  private vmOf(mpn: number): VirtualMachine | undefined {
-    const memory = this.host.memory;
-    if (memory.users[mpn] !== 1) return undefined;
-    const owner = memory.owner[mpn]!;
-    if (owner < 0) return undefined;
-    const vm = this.host.vms.find((v) => v.id === owner);
-    return vm !== undefined && vm.state === 'running' && vm.pmap.lookup(memory.guestPage[mpn]!) === mpn ? vm : undefined;
-  }
-
-  /** A vCPU of `vm` that last ran on `node` (it asked for the page), else the first. */
-  private chargedVcpu(vm: VirtualMachine, node: number): Hart {
-    return vm.vcpus.find((h) => {
-      const cpu = this.host.lastCpu(vm, h);
-      return cpu >= 0 && this.host.nodeOfCpu(cpu) === node;
-    }) ?? vm.vcpus[0]!;
-  }
-
-  /**
-   * What copying machine page `from` to `to` costs vCPU `h` of `vm`, which does it: the table's `pageCopy`,
-   * `ipis` IPIs for the shootdown before it (one per other vCPU whose TLB held the page), and in timing mode
-   * the old page's lines read and the new one's written, through the cache of the CPU it last ran on (`lastCpu`).
-   */
-  private copyCost(vm: VirtualMachine, h: Hart, from: number, to: number, ipis: number): number {
-    const { costs, memory } = this.host;
-    let cycles = costs.pageCopy + ipis * costs.ipi;
-    const timing: MemoryTiming | undefined = h.memoryTiming;
-    const cpu = this.host.lastCpu(vm, h);
-    if (timing !== undefined && cpu >= 0) {
-      cycles += touchPage(memory, timing, cpu, from, false) + touchPage(memory, timing, cpu, to, true);
-    }
-    return cycles;
-  }
-
-  private countsOf(vm: VirtualMachine): PolicyCounts {
-    let c = this.perVm.get(vm.id);
-    if (c === undefined) {
-      c = noCounts(this.counters.nodes);
-      this.perVm.set(vm.id, c);
-    }
-    return c;
-  }
-
-  private left(vm: VirtualMachine, why: 'leftWriteShared' | 'leftFrozen' | 'leftOther'): void {
-    this.counts[why]++;
-    this.countsOf(vm)[why]++;
-  }
 }
 
-function gppnKey(vm: VirtualMachine, gppn: number): number {
-  return vm.id * 2 ** 32 + gppn;
+/** A cell's saved state as plain arrays of its own (not the cell's proxies). */
+function plainCellState(s: CellPolicyState): CellPolicyState {
+  const { large } = s;
+  return {
+    moves: Float64Array.from(s.moves), frozenUntil: Float64Array.from(s.frozenUntil),
+    large: { swept: large.swept, moves: Float64Array.from(large.moves), frozenUntil: Float64Array.from(large.frozenUntil), replicated: Float64Array.from(large.replicated) },
+  };
 }
+
+export type { CellPolicyState };
