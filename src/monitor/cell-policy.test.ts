@@ -72,8 +72,16 @@ test('each cell decides for the hot pages on its own nodes and keeps their recor
 
   // Cell 1's monitor node fails: cell 1 fails with b, and its policy state with it.
   hardware.injector.inject({ kind: 'node', node: 2 });
+  // While the cells recover no cell acts (cell 1's state is not revoked until the survivors decide): a page
+  // made hot meanwhile waits in the queue.
+  runRoundsUntil(monitor, () => monitor.recovery.paused, 10);
+  heat(monitor, a!, fill(a!)[2]!, 1);
+  runRoundsUntil(monitor, () => false, 2);
+  assert.ok(monitor.recovery.paused, 'the recovery ended too soon to tell');
+  assert.equal(nodeOf(monitor, a!, fill(a!)[2]!), 0, 'a page moved while the cells recovered');
   const cellular = monitor.recovery.cellular!;
   runRoundsUntil(monitor, () => cellular.episodes.length > 0 && !monitor.recovery.paused, 200);
+  assert.equal(nodeOf(monitor, a!, fill(a!)[2]!), 1, 'the page made hot during the recovery was dropped');
   assert.deepEqual([a!.state, b!.state], ['running', 'stopped']);
   assert.throws(() => policy.cell(1).vmsRecorded(), DeadCellError);
   assert.throws(() => policy.cell(1).saveState(), DeadCellError);
