@@ -162,3 +162,25 @@ test('a spanning VM\'s group scattered on a node of cell 1 is made one block aga
   runRoundsUntil(monitor, () => counterDone(w!, runs.get(w!)!), 20_000);
   assertCounted(w!, runs.get(w!)!);
 });
+
+test('a policy turned on after a cell failed acts in the cells that live; the failed cell has no policy state', (t) => {
+  if (!requireToolchain(t)) return;
+  const config = meshMachine();
+  const hardware = new MachineHardware(layoutMachine(config));
+  const monitor = new Monitor({ config, hardware, cells: [[0, 1], [2, 3]], timing: { latencies: latenciesFromDistances(config.distances!) } });
+  const a = monitor.createVm({ name: 'a', vcpus: 2, memoryBytes: 16 * MiB, console: quiet, cell: 0, homeNode: 0 });
+  const run = startCounter(a, { iterations: 30_000, fillPages: 4, poweroff: false });
+  monitor.setExecutionMode('timing');
+  runRoundsUntil(monitor, () => false, 20);
+  hardware.injector.inject({ kind: 'node', node: 2 });
+  runRoundsUntil(monitor, () => monitor.recovery.cellular!.episodes.length > 0 && !monitor.recovery.paused, 200);
+  monitor.setPolicy({ ...DEFAULT_POLICY, hotMisses: HOT, sharedHotMisses: 0, replicateGroupPages: 0 });
+  const gppn = counterPages(run).fill[0]!;
+  heat(monitor, a, gppn, 1);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(nodeOf(monitor, a, gppn), 1);
+  assert.deepEqual(monitor.policy!.cell(0).vmsRecorded(), [a.id]);
+  assert.throws(() => monitor.policy!.cell(1).vmsRecorded(), DeadCellError);
+  runRoundsUntil(monitor, () => counterDone(a, run), 20_000);
+  assertCounted(a, run);
+});

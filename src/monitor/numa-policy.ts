@@ -13,7 +13,7 @@ import type { VirtualMachine } from './vm.js';
 import { copyLargePageCounts, type LargePageCounts } from './large-pages.js';
 import { CellPolicy, type CellPolicyState } from './cell-policy.js';
 import { copyCounts, PolicyTally, type PolicyCounts } from './policy-tally.js';
-import type { CellObjects } from './revocable.js';
+import { DeadCellError, type CellObjects } from './revocable.js';
 
 export type { PolicyCounts };
 
@@ -191,7 +191,9 @@ export class NumaPolicy {
         handOverPage: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptPage(key, record),
         handOverGroup: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptGroup(key, record),
       });
-      return cells > 1 && host.objects !== undefined ? host.objects.create(id, state) : state;
+      if (cells === 1 || host.objects === undefined) return state;
+      // A policy turned on after a cell failed: that cell gets none.
+      return host.objects.isRevoked(id) ? failedCellState(id) : host.objects.create(id, state);
     });
   }
 
@@ -309,6 +311,11 @@ export class NumaPolicy {
     this.locality.add(this.host.now(), since('local'), since('remote'));
     this.missesAtInterval = { ...now };
   }
+}
+
+/** The state of a cell that had failed before the policy was made: touching it throws, as a revoked state does. */
+function failedCellState(cell: number): CellPolicy {
+  return new Proxy({} as CellPolicy, { get: () => { throw new DeadCellError(cell); } });
 }
 
 /** A cell's saved state as plain arrays of its own (not the cell's proxies). */
