@@ -11,7 +11,9 @@ interface RecordBase {
 /**
  * One record of the report. A node's failure stops its CPUs (named) and its memory; a CPU stops; a link or
  * router fails; the interconnect's groups change (`partition`, after a link or router failure that split
- * it: the groups of nodes that still reach one another). A bus error is logged as it happens: the CPU (-1
+ * it: the groups of nodes that still reach one another; after a repair that joined them, too). A failed part
+ * replaced is reported back (`node-repaired`: the node and its CPUs work again, with new memory, all zeros;
+ * `cpu-repaired`, `link-repaired`, `router-repaired`). A bus error is logged as it happens: the CPU (-1
  * for a device's DMA), the machine address and why. Injected poison makes no record of its own: like an
  * uncorrectable memory error, it is found when something reads it (a bus error).
  */
@@ -21,6 +23,10 @@ export type FailureRecord = RecordBase & (
   | { readonly kind: 'link-failed'; readonly link: string }
   | { readonly kind: 'router-failed'; readonly node: number }
   | { readonly kind: 'partition'; readonly groups: readonly (readonly number[])[] }
+  | { readonly kind: 'node-repaired'; readonly node: number; readonly cpus: readonly number[] }
+  | { readonly kind: 'cpu-repaired'; readonly cpu: number; readonly node: number }
+  | { readonly kind: 'link-repaired'; readonly link: string }
+  | { readonly kind: 'router-repaired'; readonly node: number }
   | { readonly kind: 'bus-error'; readonly cpu: number; readonly address: number; readonly syndrome: HardwareSyndrome; readonly count: number }
 );
 
@@ -39,7 +45,15 @@ export function describeRecord(r: FailureRecord): string {
     case 'router-failed':
       return `router of node ${r.node} failed`;
     case 'partition':
-      return `the interconnect is partitioned: ${r.groups.map((g) => `{${g.join(',')}}`).join(' ')}`;
+      return r.groups.length === 1 ? 'the interconnect is whole again' : `the interconnect is partitioned: ${r.groups.map((g) => `{${g.join(',')}}`).join(' ')}`;
+    case 'node-repaired':
+      return `node ${r.node} was repaired (CPUs ${r.cpus.join(', ') || 'none'}, its memory new)`;
+    case 'cpu-repaired':
+      return `CPU ${r.cpu} (node ${r.node}) was repaired`;
+    case 'link-repaired':
+      return `link ${r.link} was repaired`;
+    case 'router-repaired':
+      return `router of node ${r.node} was repaired`;
     case 'bus-error':
       return `bus error (${r.syndrome}) at 0x${r.address.toString(16)} by ${r.cpu < 0 ? 'a device' : `CPU ${r.cpu}`}${r.count > 1 ? ` (${r.count} times)` : ''}`;
   }

@@ -121,6 +121,42 @@ test('the failure report: one record per change, poison silent until read, repea
   assert.deepEqual(hw.report.since(0).map((r) => r.seq), [0, 1, 2, 3, 4]);
 });
 
+test('a repair brings every failed part back: a replaced node with new memory, routes whole, poison elsewhere kept', () => {
+  const hw = numa4x2();
+  const [r0, r1, r2, r3] = hw.regions;
+  r2!.u8[100] = 7;
+  r1!.u8[100] = 9;
+  let emptied = 0;
+  hw.attach({ hardwareChanged: () => emptied++ });
+  hw.state.apply({ kind: 'node', node: 2 });
+  hw.state.apply({ kind: 'cpu', cpu: 1 });
+  hw.state.apply({ kind: 'router', node: 3 });
+  hw.state.apply({ kind: 'line', address: r2!.base + 4096 });
+  hw.state.apply({ kind: 'line', address: r1!.base + 4096 });
+  const before = hw.report.count;
+  const flushes = emptied;
+  hw.state.now = 500;
+  assert.equal(hw.state.repair(), 3);
+  assert.ok(emptied > flushes, 'every TLB is emptied');
+  assert.deepEqual(hw.report.since(before).map(describeRecord), [
+    'node 2 was repaired (CPUs 4, 5, its memory new)',
+    'CPU 1 (node 0) was repaired',
+    'router of node 3 was repaired',
+    'the interconnect is whole again',
+  ]);
+  assert.ok(hw.report.since(before).every((r) => r.time === 500));
+  assert.equal(hw.cpuRuns(4), true);
+  assert.equal(hw.cpuRuns(1), true);
+  assert.equal(hw.delivers(0, 3), true);
+  assert.equal(r2!.u8[100], 0, 'the replaced node\'s memory is new');
+  assert.equal(at(r2!, 0, 4096, 8), undefined, 'and carries no poison');
+  assert.ok(clean(r3!) && clean(r0!));
+  assert.equal(at(r1!, 0, 4096, 8), HW_POISONED, 'poison on a node that was not replaced stays');
+  assert.equal(r1!.u8[100], 9);
+  assert.equal(hw.state.repair(), 0, 'nothing left to repair');
+  assert.equal(hw.report.count, before + 4, 'and nothing reported');
+});
+
 test('a fault naming nothing the machine has is refused with one line', () => {
   const hw = numa4x2();
   const refused = (fault: Fault, message: string): void => {

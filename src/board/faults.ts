@@ -199,6 +199,48 @@ export class MachineFaults {
   }
 
   /**
+   * A service action: every failed node, CPU, link and router is replaced and works again. A node replaced
+   * has new memory, all zeros and without poison; poison on the other nodes stays (it is in their memory,
+   * which was not replaced). The report records each part back (`node-repaired`, `cpu-repaired`,
+   * `link-repaired`, `router-repaired`), and the interconnect's groups when they joined. Every TLB is emptied.
+   * Returns how many parts came back.
+   */
+  repair(): number {
+    const time = this.now;
+    let parts = 0;
+    for (const node of [...this.failedNodes].sort((a, b) => a - b)) {
+      this.failedNodes.delete(node);
+      this.regions.forEach((region, i) => {
+        if (region.node !== node) return;
+        region.u8.fill(0);
+        this.poisonedLines[i]!.clear();
+        this.poisonedPages[i]!.clear();
+      });
+      this.report.add({ kind: 'node-repaired', time, node, cpus: this.layout.nodes[node]!.harts });
+      parts++;
+    }
+    for (const cpu of [...this.failedCpus].sort((a, b) => a - b)) {
+      this.failedCpus.delete(cpu);
+      this.report.add({ kind: 'cpu-repaired', time, cpu, node: this.layout.hartNode[cpu]! });
+      parts++;
+    }
+    const rerouted = this.failedLinks.size + this.failedRouters.size > 0;
+    for (const link of [...this.failedLinks].sort()) {
+      this.failedLinks.delete(link);
+      this.report.add({ kind: 'link-repaired', time, link });
+      parts++;
+    }
+    for (const node of [...this.failedRouters].sort((a, b) => a - b)) {
+      this.failedRouters.delete(node);
+      this.report.add({ kind: 'router-repaired', time, node });
+      parts++;
+    }
+    if (rerouted) this.reroute(time);
+    if (parts > 0) this.install();
+    return parts;
+  }
+
+  /**
    * Rewrites the page at machine `address` whole (zeros), which clears its poison, as a full-line write does on
    * hardware that tracks poison per line. The monitor retires poisoned pages instead; this is the owner's
    * way to reuse one (tests, the campaign's replacement of lost memory).
