@@ -170,6 +170,36 @@ test('a later agreement starts from the last decision: only the newly failed cel
   assert.ok(second.epoch > 2);
 });
 
+test('a repaired cell is admitted: the next agreement takes it in, and its old state stays dead', () => {
+  const objects = new CellObjects(3);
+  const { world, bus, agreement } = setUp(3, 0, objects);
+  world.kill(0);
+  objects.revoke(0);
+  agreement.primaryCell = 1;
+  assert.deepEqual(agreement.run(0).live, [1, 2]);
+  assert.equal(bus.isDead(0), true);
+  // Cell 0 (the lowest, so the joiner coordinates) is repaired and rejoins.
+  world.alive[0] = true;
+  objects.readmit(0);
+  bus.readmit(0);
+  agreement.admit(0, objects);
+  const joined = agreement.run(1_000_000);
+  assert.deepEqual(joined.live, [0, 1, 2]);
+  assert.deepEqual(joined.fenced, []);
+  assert.equal(joined.cycles, 2 * ROUND, 'one probe round and one decision round: everyone answers');
+  assert.ok(joined.decisions.every((d) => d !== undefined && d.live.join() === '0,1,2'));
+  // A joiner that dies again during its admission is left out as any silent cell.
+  world.kill(2);
+  objects.revoke(2);
+  assert.deepEqual(agreement.run(2_000_000).live, [0, 1]);
+  world.alive[2] = true;
+  objects.readmit(2);
+  bus.readmit(2);
+  agreement.admit(2, objects);
+  const again = agreement.run(3_000_000, [{ at: 3_000_000 + L, apply: () => { world.kill(2); objects.revoke(2); } }]);
+  assert.deepEqual(again.live, [0, 1]);
+});
+
 type Fault = { kind: 'kill'; cell: number } | { kind: 'kill-coordinator' } | { kind: 'cut'; cells: number[] };
 
 const fault = (cells: number): fc.Arbitrary<Fault> =>

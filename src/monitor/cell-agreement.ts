@@ -138,6 +138,20 @@ export class CellAgreement {
   }
 
   /**
+   * Cell `cell`, failed, rejoins with its state made afresh (through `objects`, readmitted there first): every
+   * other running cell takes it into its view, and it starts from their view with it added. The next report
+   * (`report`, `begin`) then runs the protocol with it, which decides whether it is in. Call between protocols.
+   */
+  admit(cell: number, objects?: CellObjects): void {
+    if (!Number.isInteger(cell) || cell < 0 || cell >= this.bus.cells) throw new RangeError(`no cell ${cell}: there are cells 0 to ${this.bus.cells - 1}`);
+    const others = this.members.filter((_, c) => c !== cell && objects?.isRevoked(c) !== true && this.members[c]!.phase !== 'stopped');
+    const view = [...new Set([...others.flatMap((m) => m.view), cell])].sort((a, b) => a - b);
+    for (const m of others) m.view = [...new Set([...m.view, cell])].sort((a, b) => a - b);
+    const member: Member = { epoch: Math.max(0, ...others.map((m) => m.epoch)), view, phase: 'idle', attempt: 0, watchdog: 0, decision: undefined };
+    this.members[cell] = objects === undefined ? member : objects.create(cell, member);
+  }
+
+  /**
    * Runs the protocol from a failure report at `start` to its end (no message or timer left), with `faults`
    * happening on the way. Each cell starts from the view it holds (its last decision).
    */

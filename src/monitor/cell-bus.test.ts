@@ -118,6 +118,32 @@ test('cancel: messages stuck or waiting on a dead cell end at once, counted, and
   assert.equal(bus.counters.timedOut, 0);
 });
 
+test('readmit: a dead cell rejoins; what its old life left (timers, its waiting requests) goes silently, and calls reach it again', () => {
+  const { bus, down } = world(3);
+  let runs = 0;
+  bus.handle(2, 'op', () => ++runs);
+  bus.handle(0, 'slow', () => 1);
+  const heard: string[] = [];
+  down.add(0);
+  bus.post(2, 0, 'slow', null, { now: 0, onReply: (r) => heard.push(`old request: ${r.ok}`) });
+  bus.timer(2, 50_000, () => heard.push('old timer'));
+  down.delete(0);
+  down.add(2);
+  bus.cancel(2, 100);
+  assert.throws(() => bus.readmit(1), /cell 1 is not dead/);
+  down.delete(2);
+  bus.readmit(2);
+  assert.equal(bus.isDead(2), false);
+  assert.equal(bus.nextTime(), undefined, 'its old timer and its old request are gone');
+  bus.deliverUntil(200_000);
+  assert.deepEqual(heard, [], 'nobody hears of them');
+  const r = bus.call(1, 2, 'op', null, { now: 200_000 });
+  assert.equal(r.ok, true);
+  assert.equal(runs, 1);
+  const again = bus.call(2, 0, 'slow', null, { now: 300_000 });
+  assert.ok(again.ok && again.request > 1, 'its request numbers go on');
+});
+
 test('timers run only on a cell that still runs, and a cleared one not at all', () => {
   const { bus, down } = world(2);
   const ran: number[] = [];

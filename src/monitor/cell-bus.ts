@@ -261,6 +261,27 @@ export class CellBus {
     return count;
   }
 
+  /**
+   * Cell `cell`, declared dead, rejoins (its hardware repaired, its monitor started afresh): messages reach it
+   * again. What its old life left on the bus goes without a word: its timers, and its requests still waiting
+   * for delivery, a reply or a timeout (nobody is left to hear of them). Its request numbers go on from where
+   * they were, so the other cells' reply caches cannot take a new request for an old one.
+   */
+  readmit(cell: number): void {
+    this.check(cell);
+    if (!this.dead.has(cell)) throw new Error(`cell ${cell} is not dead: there is nothing to readmit`);
+    this.dead.delete(cell);
+    const left = this.queue.filter((event) => (event.kind === 'timer' ? event.cell !== cell : event.message.from !== cell));
+    for (const event of this.queue) if (event.kind !== 'timer' && event.message.from === cell) event.message.settled = true;
+    this.queue.length = 0;
+    this.queue.push(...left);
+    for (const stuck of this.stuck) {
+      const kept = stuck.filter((message) => message.from !== cell);
+      stuck.length = 0;
+      stuck.push(...kept);
+    }
+  }
+
   /** Whether `cell` has been declared dead by `cancel`. */
   isDead(cell: number): boolean {
     return this.dead.has(cell);

@@ -93,3 +93,27 @@ test('a method fetched before the failure and called after throws too', () => {
   objects.revoke(0);
   assert.throws(() => push(2), dead(0));
 });
+
+test('a readmitted cell makes new state; every proxy of its old state, and what was read through them, still throws', () => {
+  const objects = new CellObjects(2);
+  const old = objects.create(1, { queue: new RunQueue(), map: new Map([[1, 'a']]) });
+  const oldQueue = old.queue;
+  const oldMethod = old.queue.push;
+  objects.revoke(1);
+  assert.throws(() => objects.readmit(0), /cell 0 has not failed/);
+  objects.readmit(1);
+  assert.equal(objects.isRevoked(1), false);
+  const fresh = objects.create(1, { queue: new RunQueue() });
+  assert.equal(fresh.queue.push(3), 1, 'the new generation works');
+  const dead = (fn: () => unknown): void => assert.throws(fn, (e: unknown) => e instanceof DeadCellError && e.cell === 1);
+  dead(() => old.queue);
+  dead(() => oldQueue.push(2));
+  dead(() => oldMethod.call(oldQueue, 2));
+  dead(() => old.map.get(1));
+  // Stored into the new state, an old proxy is not taken for a new one.
+  const holder = objects.create(1, { kept: undefined as unknown });
+  holder.kept = oldQueue;
+  dead(() => (holder.kept as RunQueue).waiting);
+  objects.revoke(1);
+  dead(() => fresh.queue.count);
+});

@@ -25,13 +25,16 @@ function slotted(target: object): boolean {
  */
 export class CellObjects {
   private readonly failed = new Set<number>();
+  /** Per cell: its generation, one more at each `readmit`; a proxy lives only in the generation it was made in. */
+  private readonly generation: number[];
   private readonly made: number[];
   /** Per cell, target → its proxy, so that an object read twice is the same proxy. */
   private readonly proxies: WeakMap<object, object>[];
-  /** Every proxy handed out, with its cell: a proxy stored back into state is kept as it is, not wrapped again. */
-  private readonly handedOut = new WeakMap<object, number>();
+  /** Every proxy handed out, with its cell and generation: a proxy stored back into state is kept as it is, not wrapped again. */
+  private readonly handedOut = new WeakMap<object, { cell: number; generation: number }>();
 
   constructor(readonly cells: number) {
+    this.generation = new Array<number>(cells).fill(0);
     this.made = new Array<number>(cells).fill(0);
     this.proxies = Array.from({ length: cells }, () => new WeakMap());
   }
@@ -53,8 +56,19 @@ export class CellObjects {
     return this.failed.has(cell);
   }
 
-  private live(cell: number): void {
-    if (this.failed.has(cell)) throw new DeadCellError(cell);
+  /**
+   * Cell `cell`, revoked, is made again (its hardware repaired, it rejoins): `create` works for it once more,
+   * for a new generation of its state. Every proxy of its old state keeps throwing DeadCellError.
+   */
+  readmit(cell: number): void {
+    if (!this.failed.has(cell)) throw new Error(`cell ${cell} has not failed: there is nothing to readmit`);
+    this.failed.delete(cell);
+    this.generation[cell]!++;
+    this.proxies[cell] = new WeakMap();
+  }
+
+  private live(cell: number, generation = this.generation[cell]!): void {
+    if (this.failed.has(cell) || generation !== this.generation[cell]) throw new DeadCellError(cell);
   }
 
   private wrap<T extends object>(cell: number, target: T): T {
@@ -62,7 +76,9 @@ export class CellObjects {
     if (known !== undefined) return known as T;
     // Already one of ours (a proxy read out and stored back, as `m.view = m.view.filter(…)` does): wrapping it
     // again would nest a proxy per round trip, and every access would pay each level.
-    if (this.handedOut.get(target) === cell) return target;
+    const generation = this.generation[cell]!;
+    const mine = this.handedOut.get(target);
+    if (mine?.cell === cell && mine.generation === generation) return target;
     const own = this;
     const slots = slotted(target);
     /** A value read out of the target: objects stay behind the cell's check; methods run on the target after it. */
@@ -70,7 +86,7 @@ export class CellObjects {
       if (typeof value === 'function') {
         const bound = slots && typeof key !== 'symbol';
         return function (this: unknown, ...args: unknown[]): unknown {
-          own.live(cell);
+          own.live(cell, generation);
           const self = this === proxy || bound ? target : this;
           return own.out(cell, Reflect.apply(value as (...a: unknown[]) => unknown, self, args));
         };
@@ -85,25 +101,25 @@ export class CellObjects {
     };
     const proxy: T = new Proxy(target, {
       get: (t, key) => {
-        this.live(cell);
+        this.live(cell, generation);
         // Accessors run on the target (after the check), as a class's private fields and a Map's slots need.
         return out(Reflect.get(t, key), key);
       },
-      set: (t, key, value) => (this.live(cell), Reflect.set(t, key, value)),
-      has: (t, key) => (this.live(cell), Reflect.has(t, key)),
-      deleteProperty: (t, key) => (this.live(cell), Reflect.deleteProperty(t, key)),
-      ownKeys: (t) => (this.live(cell), Reflect.ownKeys(t)),
-      getOwnPropertyDescriptor: (t, key) => (this.live(cell), Reflect.getOwnPropertyDescriptor(t, key)),
-      defineProperty: (t, key, descriptor) => (this.live(cell), Reflect.defineProperty(t, key, descriptor)),
-      getPrototypeOf: (t) => (this.live(cell), Reflect.getPrototypeOf(t)),
-      setPrototypeOf: (t, prototype) => (this.live(cell), Reflect.setPrototypeOf(t, prototype)),
-      isExtensible: (t) => (this.live(cell), Reflect.isExtensible(t)),
-      preventExtensions: (t) => (this.live(cell), Reflect.preventExtensions(t)),
-      apply: (t, self, args) => (this.live(cell), this.out(cell, Reflect.apply(t as (...a: unknown[]) => unknown, self, args))),
-      construct: (t, args, newTarget) => (this.live(cell), this.wrap(cell, Reflect.construct(t as new (...a: unknown[]) => object, args, newTarget))),
+      set: (t, key, value) => (this.live(cell, generation), Reflect.set(t, key, value)),
+      has: (t, key) => (this.live(cell, generation), Reflect.has(t, key)),
+      deleteProperty: (t, key) => (this.live(cell, generation), Reflect.deleteProperty(t, key)),
+      ownKeys: (t) => (this.live(cell, generation), Reflect.ownKeys(t)),
+      getOwnPropertyDescriptor: (t, key) => (this.live(cell, generation), Reflect.getOwnPropertyDescriptor(t, key)),
+      defineProperty: (t, key, descriptor) => (this.live(cell, generation), Reflect.defineProperty(t, key, descriptor)),
+      getPrototypeOf: (t) => (this.live(cell, generation), Reflect.getPrototypeOf(t)),
+      setPrototypeOf: (t, prototype) => (this.live(cell, generation), Reflect.setPrototypeOf(t, prototype)),
+      isExtensible: (t) => (this.live(cell, generation), Reflect.isExtensible(t)),
+      preventExtensions: (t) => (this.live(cell, generation), Reflect.preventExtensions(t)),
+      apply: (t, self, args) => (this.live(cell, generation), this.out(cell, Reflect.apply(t as (...a: unknown[]) => unknown, self, args))),
+      construct: (t, args, newTarget) => (this.live(cell, generation), this.wrap(cell, Reflect.construct(t as new (...a: unknown[]) => object, args, newTarget))),
     });
     this.proxies[cell]!.set(target, proxy);
-    this.handedOut.set(proxy, cell);
+    this.handedOut.set(proxy, { cell, generation });
     this.made[cell]!++;
     return proxy;
   }
