@@ -211,9 +211,25 @@ export class CellRecovery {
     return this.states[cell]!;
   }
 
-  /** New failure records, read at the round boundary `now`: they start an episode, or restart the running one's agreement. */
-  received(records: readonly FailureRecord[], now: number): void {
-    if (records.length === 0) return;
+  /**
+   * Cell `cell`, failed, rejoins (its hardware was repaired): its state is made afresh as a new generation of
+   * its revocable objects (what its old state handed out keeps throwing), the bus takes messages for it again,
+   * and the others take it into their views. The next report (`received`) runs the agreement that decides
+   * whether it is in; a cell it leaves out is revoked again.
+   */
+  rejoin(cell: number): void {
+    if (this.objects.isRevoked(cell)) this.objects.readmit(cell);
+    this.states[cell] = this.objects.create(cell, { vms: new Map(), lent: new Map() } as CellState);
+    if (this.bus.isDead(cell)) this.bus.readmit(cell);
+    this.agreement.admit(cell, this.objects);
+  }
+
+  /**
+   * New failure records, read at the round boundary `now`: they start an episode, or restart the running one's
+   * agreement. `join`: start one without records, for a cell that rejoins (`rejoin`).
+   */
+  received(records: readonly FailureRecord[], now: number, join = false): void {
+    if (records.length === 0 && !join) return;
     const at = now + this.costs.notice;
     // The primary's monitor node failed: the lowest other live cell coordinates (the report says which node
     // failed, so its cells know it is not a partition).
@@ -246,7 +262,10 @@ export class CellRecovery {
       for (const cell of this.host.cells.live) if (!result.live.includes(cell.id)) this.objects.revoke(cell.id);
       const work = this.host.carryOut({ live: result.live, records: r.records, states });
       // And a cell the cleanup failed (its last CPU lost) goes the same way.
-      for (const cell of this.host.cells.cells) if (cell.failure !== undefined) this.objects.revoke(cell.id);
+      for (const cell of this.host.cells.cells) if (cell.failure !== undefined && !this.objects.isRevoked(cell.id)) this.objects.revoke(cell.id);
+      // Partitions are judged from the lowest live cell from now on (a rejoined cell 0 is the primary again).
+      const primary = this.host.cells.primary;
+      if (primary !== undefined) this.agreement.primaryCell = primary.id;
       // Each live cell cleans up its own part at once and in parallel; the last one's end resumes the VMs.
       let cleanup = 0;
       for (const [, w] of work.perCell) cleanup = Math.max(cleanup, w.pages * this.costs.pageCheck + w.ended * this.costs.vmEnd);

@@ -398,6 +398,27 @@ export class CellScheduler {
     if (!this.revoked(cell)) this.schedulers[cell]!.retirePcpu(this.localOf[pcpu]!);
   }
 
+  /** CPU `pcpu`, retired, runs again (its hardware was repaired): its cell gives it vCPUs from the next pick. */
+  revivePcpu(pcpu: number): void {
+    const cell = this.cellOfCpu(pcpu);
+    this.retired.delete(pcpu);
+    if (!this.revoked(cell)) this.schedulers[cell]!.revivePcpu(this.localOf[pcpu]!);
+  }
+
+  /**
+   * Cell `cell`, failed and readmitted among the revocable objects, runs again: a new scheduler over its CPUs,
+   * its run queues empty, made through the objects as a new generation (the old one's proxies keep throwing).
+   * Its CPUs still retired stay so.
+   */
+  readmitCell(cell: number): void {
+    if (this.revoked(cell)) throw new Error(`scheduler: cell ${cell} is still revoked`);
+    const cpus = this.cellCpus[cell]!;
+    const scheduler = new Scheduler({ pcpuNodes: cpus.map((p) => this.pcpuNodes[p]!), quantumRounds: this.options.quantumRounds, gang: this.options.gang });
+    cpus.forEach((p, local) => { if (this.retired.has(p)) scheduler.retirePcpu(local); });
+    this.schedulers[cell] = this.options.objects!.create(cell, scheduler);
+    this.loadSums[cell] = 0;
+  }
+
   get pcpusInUse(): number {
     return this.pcpuNodes.length - this.retired.size;
   }

@@ -29,6 +29,10 @@ export interface RecoveryHost {
   endVm(vm: VirtualMachine, reason: string): void;
   /** No vCPU is given physical CPU `cpu` again. */
   retireCpu(cpu: number): void;
+  /** Physical CPU `cpu`, retired, is given vCPUs again (its hardware was repaired). */
+  reviveCpu(cpu: number): void;
+  /** Cell `cell`, readmitted among the cells' revocable objects, gets its run queues afresh. */
+  readmitCell(cell: number): void;
   /** The page cache's entry of machine page `mpn` goes (a failed or poisoned page is no cache). */
   forgetCached(mpn: number): void;
   /** The page cache lets go of its pages on `nodes` (it knows them itself: the lost nodes' memmap is not read). */
@@ -60,6 +64,11 @@ export interface HandledRecord {
  */
 export const MONITOR_NODE = 0;
 
+/** True for a record of a part repaired. */
+function repaired(record: FailureRecord): boolean {
+  return record.kind === 'node-repaired' || record.kind === 'cpu-repaired' || record.kind === 'link-repaired' || record.kind === 'router-repaired';
+}
+
 /** How the reason of a VM ended by a hardware fault begins (`up` prints `vm NAME stopped: hardware fault: …`). */
 export const HARDWARE_FAULT = 'hardware fault';
 
@@ -83,6 +92,16 @@ export class FaultRecovery {
   /** Nodes and CPUs the monitor has given up, as the report told it. */
   readonly lostNodes = new Set<number>();
   readonly lostCpus = new Set<number>();
+  /**
+   * What the report says is broken now, as the monitor has read it: nodes and CPUs that failed and were not
+   * repaired since, and the interconnect's groups (undefined: one group). A repair brings back only what these
+   * no longer hold.
+   */
+  private readonly brokenNodes = new Set<number>();
+  private readonly brokenCpus = new Set<number>();
+  private groups: readonly (readonly number[])[] | undefined = undefined;
+  /** Failed cells that rejoin in the recovery under way (the agreement decides whether they are in). */
+  private readonly joining = new Set<number>();
   /** Set when the machine cannot go on (node 0 lost): every VM has been ended with it. */
   machineFailure: string | undefined = undefined;
   /** Every record read, with when it was read and handled, in order. */
@@ -113,8 +132,11 @@ export class FaultRecovery {
     if (this.report.count === this.read) return;
     const records = this.report.since(this.read);
     this.read = this.report.count;
+    for (const record of records) this.note(record);
     if (this.cellular !== undefined && this.machineFailure === undefined) {
       for (const record of records) this.host.log(`hardware: ${describeRecord(record)}`);
+      // A failed cell whose hardware works again rejoins: the agreement this report starts takes it in.
+      if (records.some(repaired)) this.rejoinReturned();
       this.cellular.received(records, this.host.now());
       return;
     }
@@ -125,6 +147,86 @@ export class FaultRecovery {
       const ended = [...before].filter((vm) => vm.state !== 'running').map((vm) => vm.name);
       this.handled.push({ record, detectedAt, doneAt: this.host.now(), ended });
     }
+    if (records.some(repaired)) this.takeBack();
+  }
+
+  /**
+   * Every failed cell whose monitor node works again and reaches the primary's, with a CPU that works, rejoins
+   * (cell-recovery.ts `rejoin`): it counts as live again while the agreement decides whether it is in. Returns
+   * whether any did.
+   */
+  private rejoinReturned(): boolean {
+    let any = false;
+    for (const cell of this.host.cells.cells) {
+      if (cell.failure === undefined || this.joining.has(cell.id) || !this.mayReturn(cell.monitorNode) || !cell.cpus.some((cpu) => !this.brokenCpus.has(cpu))) continue;
+      this.host.log(`hardware: cell ${cell.id} rejoins (it had failed: ${cell.failure})`);
+      this.cellular!.rejoin(cell.id);
+      // Its run queues afresh (its CPUs still retired until it is in), so no one reaches its old ones.
+      this.host.readmitCell(cell.id);
+      cell.failure = undefined;
+      this.joining.add(cell.id);
+      any = true;
+    }
+    return any;
+  }
+
+  /** What a record says is broken, or works again. */
+  private note(record: FailureRecord): void {
+    switch (record.kind) {
+      case 'node-failed':
+        this.brokenNodes.add(record.node);
+        return;
+      case 'cpu-stopped':
+        this.brokenCpus.add(record.cpu);
+        return;
+      case 'node-repaired':
+        this.brokenNodes.delete(record.node);
+        return;
+      case 'cpu-repaired':
+        this.brokenCpus.delete(record.cpu);
+        return;
+      case 'partition':
+        this.groups = record.groups.length === 1 ? undefined : record.groups;
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** True when node `node` works, as far as the report says, and reaches the primary cell's monitor node. */
+  private mayReturn(node: number): boolean {
+    if (this.brokenNodes.has(node)) return false;
+    const primary = this.host.cells.primary?.monitorNode ?? MONITOR_NODE;
+    return this.groups === undefined || this.groups.some((g) => g.includes(node) && g.includes(primary));
+  }
+
+  /**
+   * After a repair: the nodes and CPUs given up that work again, in live cells, are taken back (a node's
+   * memory is new; nothing depended on it any more, since what did has ended). A machine that failed stays so.
+   */
+  private takeBack(): void {
+    if (this.machineFailure !== undefined) return;
+    const live = (node: number): boolean => this.host.cells.cellOf(node).failure === undefined;
+    const nodes = [...this.lostNodes].filter((n) => this.mayReturn(n) && live(n)).sort((a, b) => a - b);
+    for (const node of nodes) {
+      try {
+        this.host.memory.reviveNode(node);
+      } catch (error) {
+        this.host.log(`hardware: node ${node} is not taken back: ${error instanceof Error ? error.message : String(error)}`);
+        continue;
+      }
+      this.lostNodes.delete(node);
+    }
+    const layout = this.host.layout;
+    const cpus = [...this.lostCpus].filter((c) => !this.brokenCpus.has(c) && !this.lostNodes.has(layout.hartNode[c]!) && live(layout.hartNode[c]!)).sort((a, b) => a - b);
+    for (const cpu of cpus) {
+      this.lostCpus.delete(cpu);
+      this.host.reviveCpu(cpu);
+    }
+    if (nodes.length + cpus.length === 0) return;
+    const left = layout.nodes.filter((n) => !this.lostNodes.has(n.id)).map((n) => n.id);
+    const cells = this.host.cells.count === 1 ? '' : ` (cell${this.host.cells.live.length === 1 ? '' : 's'} ${this.host.cells.live.map((c) => c.id).join(', ')})`;
+    this.host.log(`hardware: repaired${nodes.length > 0 ? ` node${nodes.length > 1 ? 's' : ''} ${nodes.join(', ')}` : ''}${cpus.length > 0 ? `${nodes.length > 0 ? ',' : ''} CPU${cpus.length > 1 ? 's' : ''} ${cpus.join(', ')}` : ''} taken back; the monitor goes on with node${left.length === 1 ? '' : 's'} ${left.join(', ')}${cells}`);
   }
 
   /** With several cells, moves a running recovery to the round boundary `now`; returns it once it has ended. */
@@ -133,6 +235,9 @@ export class FaultRecovery {
     if (episode !== undefined) {
       const ms = (cycles: number): string => (cycles / 100_000).toFixed(3);
       this.host.log(`hardware: recovery took ${ms(episode.total)} ms (detection ${ms(episode.detection)}, agreement ${ms(episode.agreement)}, cleanup ${ms(episode.cleanup)}); cells ${episode.live.join(', ') || 'none'} go on`);
+      // A cell that failed in it although the report says its hardware works (a repair read in the same
+      // recovery as the fault it repaired) rejoins at once, in an agreement of its own.
+      if (this.machineFailure === undefined && this.rejoinReturned()) this.cellular!.received([], now, true);
     }
     return episode;
   }
@@ -143,6 +248,7 @@ export class FaultRecovery {
    */
   private carryOut(work: CellDecisionWork): CleanupWork {
     const failedCells: number[] = [];
+    const liveBefore = this.host.cells.live.map((c) => c.id);
     const ended: { vm: VirtualMachine; why: string }[] = [];
     this.ended = ended;
     this.scope = new Set([...work.states.values()].flatMap((state) => [...state.vms.keys()]));
@@ -158,6 +264,10 @@ export class FaultRecovery {
         this.releaseNodes(cell.nodes.filter((n) => !this.lostNodes.has(n)), `cell ${cell.id} failed`);
       }
       for (const record of work.records) if (record.kind !== 'node-failed' || !this.lostNodes.has(record.node)) this.handle(record, false);
+      // The cells that rejoined and are in: their nodes and CPUs back.
+      const joined = [...this.joining].filter((cell) => work.live.includes(cell) && this.host.cells.cells[cell]!.failure === undefined);
+      this.joining.clear();
+      if (joined.length > 0 || work.records.some(repaired)) this.takeBack();
     } finally {
       this.scope = undefined;
       this.ended = undefined;
@@ -174,6 +284,8 @@ export class FaultRecovery {
       }
       perCell.set(cell, { pages, ended: count });
     }
+    // Cells the records' handling failed too (their monitor node among the nodes lost, or their last CPU).
+    for (const id of liveBefore) if (this.host.cells.cells[id]!.failure !== undefined && !failedCells.includes(id)) failedCells.push(id);
     return { failedCells, vmsEnded: ended.map((e) => e.vm.name), perCell };
   }
 
@@ -213,6 +325,12 @@ export class FaultRecovery {
       case 'link-failed':
       case 'router-failed':
         // Routes changed; what they cut off comes as a partition record.
+        return;
+      case 'node-repaired':
+      case 'cpu-repaired':
+      case 'link-repaired':
+      case 'router-repaired':
+        // Parts back: taken back once every record is handled (`takeBack`).
         return;
     }
   }

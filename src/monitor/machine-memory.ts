@@ -373,6 +373,28 @@ export class MachineMemory {
     this.freed[node]!.length = 0;
   }
 
+  /**
+   * Node `node`, given up, is taken back (its hardware was repaired, with new memory): its pages no one holds
+   * are free again, the retired ones among them too (their poison went with the old memory). Refused with
+   * an Error while a VM's page, replica or reserved block is still counted there (what depended on the node
+   * must have ended first); the monitor's own tables there (the memmap's part) stay its.
+   */
+  reviveNode(node: number): void {
+    if (!this.lostNodes.has(node)) throw new Error(`node ${node} was not given up`);
+    const held = this.used[node]! + this.replicaUsed[node]! + this.reserved[node]!;
+    if (held > 0) throw new Error(`node ${node} cannot be taken back: ${held} of its pages are still held`);
+    this.lostNodes.delete(node);
+    const first = this.firstPage[node]!;
+    const freed = this.freed[node]!;
+    freed.length = 0;
+    // Highest first, so that the free list hands them out from the lowest, as never-used memory goes.
+    for (let mpn = first + this.fresh[node]! - 1; mpn >= first; mpn--) {
+      this.retired.delete(mpn);
+      if (this.owner[mpn] === FREE) freed.push(mpn);
+    }
+    this.retiredIdle[node] = 0;
+  }
+
   /** True once `retireNode(node)`. */
   nodeLost(node: number): boolean {
     return this.lostNodes.has(node);

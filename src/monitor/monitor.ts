@@ -125,6 +125,8 @@ export class Monitor {
       heldBy: (cpu) => this.scheduler.lastOn(cpu),
       endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
+      reviveCpu: (cpu) => this.scheduler.revivePcpu(cpu),
+      readmitCell: (cell) => this.scheduler.readmitCell(cell),
       forgetCached: (mpn) => this.pageCache.forget(mpn),
       forgetCachedOn: (nodes) => this.pageCache.forgetOn(nodes),
       log: (message) => this.options.log?.(message),

@@ -227,6 +227,11 @@ export class Scheduler {
     this.holders[pcpu] = undefined;
   }
 
+  /** pCPU `pcpu`, retired, is given vCPUs again (its hardware was repaired); it holds none. */
+  revivePcpu(pcpu: number): void {
+    this.retired.delete(this.checkPcpu(pcpu));
+  }
+
   /** pCPUs still in use. */
   get pcpusInUse(): number {
     return this.pcpuNodes.length - this.retired.size;
