@@ -11,6 +11,7 @@ import { requireToolchain } from '../../test/helpers/asm.js';
 import {
   assertCounted, meshMachine, counterDone, runRoundsUntil, startCounter, type CounterRun,
 } from '../../test/helpers/vm-program.js';
+import { runMonitor } from '../host/monitor-runner.js';
 import { Monitor } from './monitor.js';
 import { DeadCellError } from './revocable.js';
 import type { VirtualMachine } from './vm.js';
@@ -195,4 +196,36 @@ test('a machine that failed stays failed after a repair', (t) => {
   runRoundsUntil(s.monitor, () => false, 2);
   assert.ok(s.monitor.machineFailure !== undefined);
   assert.throws(() => s.monitor.createVm({ name: 'b', vcpus: 1, memoryBytes: 16 * MiB, console: quiet }), /the machine failed/);
+});
+
+test('while the cells recover the machine is not idle: a runner held at idle lets time flow until the recovery ends', async (t) => {
+  if (!requireToolchain(t)) return;
+  const s = machine([[0, 1], [2, 3]]);
+  const a = counting(s, 'a', { homeNode: 1 });
+  counting(s, 'b', { homeNode: 3 });
+  finish(s);
+  assert.equal(s.monitor.idle, true, 'both VMs wait in WFI');
+  const cellular = s.monitor.recovery.cellular!;
+  s.hardware.injector.inject({ kind: 'node', node: 2 });
+  s.monitor.runRound();
+  assert.equal(s.monitor.recovery.paused, true, 'the fault applied and the recovery began');
+  assert.equal(s.monitor.idle, false);
+  let heldWhileRecovering = 0;
+  let held = 0;
+  await runMonitor(s.monitor, {
+    pace: false,
+    done: () => held > 0 && cellular.episodes.length > 0,
+    idleHold: {
+      waitingForHost: () => true,
+      atIdle: () => {
+        held++;
+        if (s.monitor.recovery.paused) heldWhileRecovering++;
+        return true;
+      },
+      whenReleased: () => Promise.resolve(),
+    },
+  });
+  assert.equal(heldWhileRecovering, 0);
+  assert.equal(cellular.episodes.length, 1, 'the recovery ran to its end with every VM idle');
+  assert.equal(a.state, 'running');
 });

@@ -382,9 +382,13 @@ export class Monitor {
     return this.vms.some((vm) => vm.state === 'running');
   }
 
-  /** True when no vCPU of any VM can run until a timer or input wakes one. */
+  /**
+   * True when no vCPU of any VM can run until a timer or input wakes one, and the monitor has no work of its
+   * own: while the cells recover, time must flow for the recovery even if every VM waits (a runner held at idle
+   * would otherwise hold it forever).
+   */
   get idle(): boolean {
-    return this.vms.every((vm) => this.vmIdle(vm));
+    return !this.recovery.paused && this.vms.every((vm) => this.vmIdle(vm));
   }
 
   /** True when no vCPU of `vm` can run until a timer or input wakes one. */
