@@ -2,7 +2,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { MachineConfig } from '../board/address-map.js';
-import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreWhole } from '../host/monitor-snapshot.js';
+import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole, type LoadedMonitorSnapshot } from '../host/monitor-snapshot.js';
 import { runMonitor } from '../host/monitor-runner.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { attachDrives, type DriveSpec, type OpenDrive } from '../host/drives.js';
@@ -117,9 +117,11 @@ export class MonitorSession {
   /** The VMs' disks, closed when the monitor stops. */
   private readonly disks: OpenDrive[] = [];
   readonly started = performance.now();
+  private readonly onConsoleLine: MonitorSessionOptions['onConsoleLine'];
 
   private constructor(options: MonitorSessionOptions) {
     this.timeoutMs = options.timeoutMs ?? 10 * 60_000;
+    this.onConsoleLine = options.onConsoleLine;
     const translate = process.env.MIRRORBALL_TRANSLATE !== '0';
     const consoles = new Map<string, (bytes: Uint8Array) => void>();
     for (const spec of options.vms) {
@@ -325,6 +327,38 @@ export class MonitorSession {
         return { name: d.vm.name, nextCommandId: d.agent.nextCommandId, ready: d.agent.ready };
       });
       return encodeMonitorSnapshot(this.monitor, () => ({ drives: [], rngSeed: null }), { agents });
+    });
+  }
+
+  /**
+   * Makes VM `name`, which has ended, again from `loaded` (a snapshot `snapshot()` took, decoded): on fresh
+   * machine pages of the running monitor, at home on `homeNode` when given, its agent ready as it was saved.
+   * Done at the machine's next idle moment (with holdIdle), so the run stays reproducible. Rejects with the
+   * snapshot's one-line error if it cannot be restored.
+   */
+  replaceVm(name: string, loaded: LoadedMonitorSnapshot, place: { homeNode?: number } = {}): Promise<VirtualMachine> {
+    const old = this.drivers.get(name);
+    if (old !== undefined && old.vm.state === 'running') return Promise.reject(new GuestSessionError(`VM ${name} is still running`));
+    const agents = new StateReader(loaded.extra, 'snapshot.extra').array('agents', (v, path) => {
+      const a = new StateReader(v, path);
+      return { name: a.string('name'), nextCommandId: a.number('nextCommandId', 1), ready: a.boolean('ready') };
+    });
+    const agent = agents.find((a) => a.name === name);
+    if (agent === undefined || !agent.ready) return Promise.reject(new GuestSessionError(`the snapshot has no ready agent in a VM named ${name}`));
+    return this.atMachineIdle(() => {
+      const { vm, disks } = restoreVm(this.monitor, loaded, name, name, {
+        console: (bytes) => {
+          const d = this.drivers.get(name)!;
+          d.agent.feed(bytes);
+        },
+      }, place);
+      this.disks.push(...disks);
+      const driver = new VmDriver(vm, (line) => this.onConsoleLine?.(name, line));
+      this.drivers.set(name, driver);
+      driver.agent.continueFrom(agent.nextCommandId);
+      driver.agent.readyAgain();
+      driver.readyCycles = this.monitor.cycles;
+      return vm;
     });
   }
 

@@ -146,15 +146,18 @@ function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name
 
 /**
  * VM `name` of a loaded snapshot, made again in the running `monitor` under the name `as` on fresh machine
- * pages (`restoreVmInto`), with its drives. Throws SnapshotFileError; a VM that could not be restored is
- * ended (stopped), and its drives closed.
+ * pages (`restoreVmInto`), with its drives; placed by the monitor, or at home on `place.homeNode` (and in
+ * `place.cell`) when given. Throws SnapshotFileError; a VM that could not be restored is ended (stopped), and
+ * its drives closed.
  */
-export function restoreVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, name: string, as: string, io: VmIo): { vm: VirtualMachine; disks: OpenDrive[] } {
+export function restoreVm(
+  monitor: Monitor, loaded: LoadedMonitorSnapshot, name: string, as: string, io: VmIo, place: { homeNode?: number; cell?: number } = {},
+): { vm: VirtualMachine; disks: OpenDrive[] } {
   const v = savedVm(loaded, name);
   if (v.state !== 'running') throw new SnapshotFileError(`${loaded.what} cannot be restored: VM ${name} had ended (${v.state}: ${v.reason})`);
   const disks: OpenDrive[] = [];
   try {
-    const vm = makeVm(monitor, loaded, v, as, io, disks);
+    const vm = makeVm(monitor, loaded, v, as, io, disks, place.homeNode, place.cell);
     try {
       restoreVmInto(monitor, vm, loaded.saved, name);
     } catch (error) {

@@ -198,7 +198,7 @@ test('a machine that failed stays failed after a repair', (t) => {
   assert.throws(() => s.monitor.createVm({ name: 'b', vcpus: 1, memoryBytes: 16 * MiB, console: quiet }), /the machine failed/);
 });
 
-test('while the cells recover the machine is not idle: a runner held at idle lets time flow until the recovery ends', async (t) => {
+test('while the cells recover, or a repair is unread, the machine is not idle: a runner held at idle lets time flow for them', async (t) => {
   if (!requireToolchain(t)) return;
   const s = machine([[0, 1], [2, 3]]);
   const a = counting(s, 'a', { homeNode: 1 });
@@ -228,4 +228,24 @@ test('while the cells recover the machine is not idle: a runner held at idle let
   assert.equal(heldWhileRecovering, 0);
   assert.equal(cellular.episodes.length, 1, 'the recovery ran to its end with every VM idle');
   assert.equal(a.state, 'running');
+  // A repair made between rounds, while every VM waits: its records are work the monitor has not done.
+  assert.equal(s.monitor.idle, true);
+  s.hardware.state.repair();
+  assert.equal(s.monitor.idle, false, 'the repair\'s records are unread');
+  held = 0;
+  await runMonitor(s.monitor, {
+    pace: false,
+    done: () => held > 0 && cellular.episodes.length > 1,
+    idleHold: {
+      waitingForHost: () => true,
+      atIdle: () => {
+        held++;
+        if (s.monitor.recovery.paused || s.monitor.recovery.unread) heldWhileRecovering++;
+        return true;
+      },
+      whenReleased: () => Promise.resolve(),
+    },
+  });
+  assert.equal(heldWhileRecovering, 0);
+  assert.equal(s.monitor.cells.cells[1]!.failure, undefined, 'cell 1 rejoined with every VM idle');
 });

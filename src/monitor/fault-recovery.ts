@@ -127,6 +127,11 @@ export class FaultRecovery {
     return this.cellular?.paused ?? false;
   }
 
+  /** True when the report has records the monitor has not read (a repair made between rounds, say). */
+  get unread(): boolean {
+    return this.report.count > this.read;
+  }
+
   /** Acts on the report's new records (with several cells, hands them to the cells' recovery). Call at a round boundary. */
   poll(): void {
     if (this.report.count === this.read) return;

@@ -384,11 +384,12 @@ export class Monitor {
 
   /**
    * True when no vCPU of any VM can run until a timer or input wakes one, and the monitor has no work of its
-   * own: while the cells recover, time must flow for the recovery even if every VM waits (a runner held at idle
-   * would otherwise hold it forever).
+   * own: while the cells recover, or the failure report has records it has not read (a repair made between
+   * rounds), time must flow for them even if every VM waits (a runner held at idle would otherwise hold it
+   * forever).
    */
   get idle(): boolean {
-    return !this.recovery.paused && this.vms.every((vm) => this.vmIdle(vm));
+    return !this.recovery.paused && !this.recovery.unread && this.vms.every((vm) => this.vmIdle(vm));
   }
 
   /** True when no vCPU of `vm` can run until a timer or input wakes one. */
