@@ -1,6 +1,8 @@
-// One injection of the faults campaign (docs/experiments.md, "faults"): the booted machine restored, checksummed
-// work started in every VM, one fault at a seeded moment into it, the ground truth read from the machine as
-// the fault found it, and the survivors' work, which ran through the fault and the recovery, checked.
+// One injection of the faults campaign (docs/experiments.md, "faults"), on the machine that runs the whole
+// campaign: checksummed work started in every VM, one fault at a seeded moment into it, the ground truth read
+// from the machine as the fault found it, and the survivors' work, which ran through the fault and the recovery,
+// checked. Then the machine is made whole for the next (`makeWhole`): the failed parts repaired, the cells
+// rejoined, and the VMs lost made again from the boot's snapshot.
 
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -9,6 +11,7 @@ import type { AppliedFault } from '../board/hardware.js';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
 import { cachedSession, contentHash } from '../guest/boot-cache.js';
 import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
+import type { LoadedMonitorSnapshot } from '../host/monitor-snapshot.js';
 import { MONITOR_NODE } from '../monitor/fault-recovery.js';
 import { BLOCK_PAGES, FREE, PAGE } from '../monitor/machine-memory.js';
 import type { Monitor, MonitorOptions } from '../monitor/monitor.js';
@@ -220,23 +223,41 @@ export interface InjectionResult {
   handleMs: number | null;
   /** From the fault taking effect to the VMs running again: detectMs + handleMs. */
   recoveryMs: number | null;
-  /** Host seconds: restoring the machine, and the whole injection. */
-  restoreSeconds: number;
+  /** Host seconds of the injection (the work and the fault). */
+  hostSeconds: number;
+  /** What making the machine whole after it took (`makeWhole`). */
+  whole: WholeAgain | null;
+}
+
+/** What `makeWhole` did after an injection. */
+export interface WholeAgain {
+  /** Dependent VMs the monitor kept (a poisoned page never read) that the campaign stopped, so that no fault's effects carry over. */
+  stopped: string[];
+  /** Parts the hardware's repair replaced. */
+  partsRepaired: number;
+  /** VMs made again from the boot's snapshot. */
+  replaced: string[];
+  /** Host seconds it took. */
   hostSeconds: number;
 }
 
 const MAX_ROUNDS = 6;
 
+/** The campaign's machine, from the booted machine `bytes`: one session for every injection. */
+export function campaignSession(bytes: Uint8Array, timeoutMs: number): Promise<MonitorSession> {
+  return MonitorSession.boot({ kernel: new Uint8Array(), config: faultsMachine(), vms: CAMPAIGN_VMS.map(({ shape: _s, ...vm }) => vm), monitor: FAULTS_MONITOR, restore: bytes, timeoutMs });
+}
+
 /**
- * One injection on the booted machine `bytes`: every VM runs the work, and the fault is due `offset` cycles
- * into it (another round if it has not taken effect by the end). Lost VMs are those the monitor ended; which
- * depended comes from `groundTruth`, read as the fault took effect.
+ * One injection on the campaign's machine, every VM running: each runs the work, and the fault is due `offset`
+ * cycles into it (another round if it has not taken effect by the end). Lost VMs are those the monitor ended;
+ * which depended comes from `groundTruth`, read as the fault took effect.
  */
-export async function runInjection(bytes: Uint8Array, r: InjectionRequest, timeoutMs: number): Promise<InjectionResult> {
+export async function runInjection(session: MonitorSession, r: InjectionRequest): Promise<InjectionResult> {
   const started = performance.now();
-  const session = await MonitorSession.boot({ kernel: new Uint8Array(), config: faultsMachine(), vms: CAMPAIGN_VMS.map(({ shape: _s, ...vm }) => vm), monitor: FAULTS_MONITOR, restore: bytes, timeoutMs });
-  const restoreSeconds = (performance.now() - started) / 1000;
   const monitor = session.monitor;
+  const notRunning = CAMPAIGN_VMS.filter((spec) => monitor.vm(spec.name)?.state !== 'running').map((spec) => spec.name);
+  if (notRunning.length > 0) throw new Error(`injection ${r.index + 1}: ${notRunning.join(', ')} not running at its start`);
   // Set as the fault takes effect (a holder: the listener runs inside the monitor's rounds).
   const seen: { applied?: AppliedFault; truth?: GroundTruth } = {};
   const stop = monitor.hardware.injector.onApply((a) => {
@@ -269,7 +290,6 @@ export async function runInjection(bytes: Uint8Array, r: InjectionRequest, timeo
     }
   } finally {
     stop();
-    await session.kill();
   }
   for (const [i, spec] of CAMPAIGN_VMS.entries()) {
     const vm = monitor.vm(spec.name)!;
@@ -293,6 +313,49 @@ export async function runInjection(bytes: Uint8Array, r: InjectionRequest, timeo
   return {
     index: r.index, fault: faultName(r.fault), kind: r.fault.kind, offsetMs: ms(r.offset), appliedAt: applied?.appliedAt ?? null, truth: truth ?? null,
     vms: fates, detectMs, agreementMs, cleanupMs, handleMs: recoveryMs === null ? null : recoveryMs - detectMs!, recoveryMs,
-    restoreSeconds, hostSeconds: (performance.now() - started) / 1000,
+    hostSeconds: (performance.now() - started) / 1000, whole: null,
   };
+}
+
+/**
+ * Makes the campaign's machine whole after an injection, at the machine's idle moments (so the campaign stays
+ * reproducible): the dependent VMs the monitor kept are stopped (a kept VM may hold a poisoned page it has not
+ * read yet, which would end it in a later injection for a fault not that injection's); every failed part is
+ * repaired (`MachineFaults.repair`: a node with new memory, routes whole), and the monitor takes it back, a
+ * failed cell rejoining through the survivors' agreement; then each VM not running is made again from the
+ * boot's snapshot `boot`, where the campaign placed it (a confined VM in its node's cell, a spanning one spread
+ * again). Throws if the machine is not whole after it: every cell live, no node or CPU given up, every VM running.
+ */
+export async function makeWhole(session: MonitorSession, boot: LoadedMonitorSnapshot, truth: GroundTruth | null): Promise<WholeAgain> {
+  const started = performance.now();
+  const monitor = session.monitor;
+  if (monitor.hardware.injector.pending.length > 0) throw new Error('a fault is still due: the injection ended before it took effect');
+  const stopped: string[] = [];
+  const partsRepaired = await session.atMachineIdle(() => {
+    for (const d of truth?.dependents ?? []) {
+      const vm = monitor.vm(d.vm);
+      if (vm?.state !== 'running') continue;
+      monitor.stopVm(vm, `stopped by the faults campaign: it depended on the fault (${d.reasons.join('; ')}) and was kept`);
+      stopped.push(d.vm);
+    }
+    return monitor.hardware.state.repair();
+  });
+  // The repair's records are read, and a rejoin agreed, in the rounds before the machine is next idle.
+  const problems = await session.atMachineIdle(() => {
+    const p: string[] = [];
+    for (const cell of monitor.cells.cells) if (cell.failure !== undefined) p.push(`cell ${cell.id} has failed (${cell.failure})`);
+    if (monitor.recovery.lostNodes.size > 0) p.push(`nodes ${[...monitor.recovery.lostNodes].join(', ')} are given up`);
+    if (monitor.recovery.lostCpus.size > 0) p.push(`CPUs ${[...monitor.recovery.lostCpus].join(', ')} are given up`);
+    if (monitor.machineFailure !== undefined) p.push(`the machine failed (${monitor.machineFailure})`);
+    return p;
+  });
+  if (problems.length > 0) throw new Error(`the machine is not whole after its repair: ${problems.join('; ')}`);
+  const replaced: string[] = [];
+  for (const spec of CAMPAIGN_VMS) {
+    if (monitor.vm(spec.name)?.state === 'running') continue;
+    await session.replaceVm(spec.name, boot, { homeNode: spec.homeNode, cell: spec.shape === 'confined' ? monitor.cells.cellOf(spec.homeNode!).id : undefined });
+    if (spec.shape === 'spanning') await session.atMachineIdle(() => spreadPages(monitor, spec.name));
+    replaced.push(spec.name);
+  }
+  return { stopped, partsRepaired, replaced, hostSeconds: (performance.now() - started) / 1000 };
 }

@@ -43,7 +43,8 @@ function injection(index: number, fault: string, vms: VmFate[], recoveryMs: numb
   return {
     index, fault, kind: fault.split(' ')[0] as InjectionResult['kind'], offsetMs: 10, appliedAt: 1000,
     truth: { nodes: [], cpus: [], page: null, touched, dependents: vms.filter((v) => v.dependent).map((v) => ({ vm: v.name, reasons: ['x'] })) },
-    vms, detectMs: recoveryMs, agreementMs: recoveryMs === null ? null : 0, cleanupMs: recoveryMs === null ? null : 0, handleMs: recoveryMs === null ? null : 0, recoveryMs, restoreSeconds: 0.3, hostSeconds: 5,
+    vms, detectMs: recoveryMs, agreementMs: recoveryMs === null ? null : 0, cleanupMs: recoveryMs === null ? null : 0, handleMs: recoveryMs === null ? null : 0, recoveryMs, hostSeconds: 5,
+    whole: { stopped: index === 1 ? ['s1'] : [], partsRepaired: 1, replaced: vms.filter((v) => v.lost).map((v) => v.name), hostSeconds: 0.3 },
   };
 }
 
@@ -55,7 +56,7 @@ test('the figures count lost VMs against the ground truth, and survivors by thei
     injection(1, 'cpu 6', [fate('c1', lost), fate('c3', { wrong: 1 }), fate('s1', { dependent: true })], 0, [3]),
     injection(2, 'page 0x80000000', [fate('c0'), fate('s0')], null, [0]),
   ];
-  const r = summarize(runs, 1, { bootSeconds: 1, bootCached: true, injectionSeconds: { median: 5, p99: 5, count: 3 }, restoreSeconds: { median: 0.3, p99: 0.3, count: 3 }, totalSeconds: 16 });
+  const r = summarize(runs, 1, { bootSeconds: 1, bootCached: true, injectionSeconds: { median: 5, p99: 5, count: 3 }, wholeSeconds: { median: 0.3, p99: 0.3, count: 3 }, totalSeconds: 16 });
   assert.equal(r.injections, 3);
   assert.equal(r.independentVmsLost, 1);
   assert.equal(r.dependentVmsLost, 2);
@@ -65,8 +66,11 @@ test('the figures count lost VMs against the ground truth, and survivors by thei
   assert.equal(r.survivorsCorrect, 4);
   assert.deepEqual(r.recoveryMs, { median: 0, p99: 0, count: 2 });
   assert.equal(r.undetected, 1);
+  assert.equal(r.vmsReplaced, 3);
+  assert.equal(r.keptStopped, 1);
   const table = faultsTable(r, true);
   assert.match(table, /independent VMs lost \(must be 0\) +\| 1 +\|/);
+  assert.match(table, /VMs made again between injections \(kept dependents stopped\) +\| 3 \(1\) +\|/);
   assert.match(table, /\| +2 \| cpu 6 +\| +10\.0 \| s1 +\| c1! +\| 1\/2 /);
   const svg = faultsHistogramSvg(r);
   assert.match(svg, /^<svg /m);

@@ -1,7 +1,7 @@
 // The faults campaign (docs/experiments.md, "faults"; issue 21's item 4): random hardware faults at random moments
-// into checksummed work in six Linux VMs on the 4-node machine, one injection at a time on the booted machine
-// restored; per injection the VMs lost against the ground truth of which depended, the survivors' checksums and
-// the recovery time.
+// into checksummed work in six Linux VMs on the 4-node machine, one after another in one long run, the machine
+// repaired and the VMs lost made again between injections; per injection the VMs lost against the ground truth
+// of which depended, the survivors' checksums and the recovery time.
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,9 +11,11 @@ import { linksFromDistances } from '../board/interconnect.js';
 import { layoutMachine } from '../board/address-map.js';
 import { drawFault, mulberry32 } from '../board/fault-script.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
+import { decodeMonitorSnapshot } from '../host/monitor-snapshot.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import {
-  CAMPAIGN_VMS, CYCLES_PER_MS, FAULTS_MEMORY, FAULTS_TOPOLOGY, WORK_NUMBERS, bootedCampaign, faultsMachine, runInjection, type InjectionRequest, type InjectionResult,
+  CAMPAIGN_VMS, CYCLES_PER_MS, FAULTS_MEMORY, FAULTS_TOPOLOGY, WORK_NUMBERS, bootedCampaign, campaignSession, faultsMachine, makeWhole, runInjection,
+  type InjectionRequest, type InjectionResult,
 } from './faults-case.js';
 import { faultsHistogramSvg, faultsTable } from './faults-report.js';
 import { median } from './report.js';
@@ -74,7 +76,10 @@ export interface FaultsResults {
   /** Injections after which the monitor read nothing (poison never read, a link with a way round). */
   undetected: number;
   byKind: Record<string, { injections: number; vmsLost: number; dependents: number; recoveryMs: Spread }>;
-  host: { bootSeconds: number; bootCached: boolean; injectionSeconds: Spread; restoreSeconds: Spread; totalSeconds: number };
+  /** VMs the campaign made again between injections, and dependent VMs it stopped because the monitor had kept them. */
+  vmsReplaced: number;
+  keptStopped: number;
+  host: { bootSeconds: number; bootCached: boolean; injectionSeconds: Spread; wholeSeconds: Spread; totalSeconds: number };
   runs: InjectionResult[];
 }
 
@@ -143,11 +148,16 @@ export function summarize(runs: readonly InjectionResult[], seed: number, host: 
     injections: runs.length, seed, independentVmsLost, dependentVmsLost, dependentVmsKept, confinedLostAway, survivors, survivorsCorrect, survivorsCheckedAfterFault,
     recoveryMs: spread(runs.map((r) => r.recoveryMs)), detectMs: spread(runs.map((r) => r.detectMs)),
     agreementMs: spread(runs.map((r) => r.agreementMs)), cleanupMs: spread(runs.map((r) => r.cleanupMs)), handleMs: spread(runs.map((r) => r.handleMs)),
-    undetected: runs.filter((r) => r.recoveryMs === null).length, byKind, host, runs: [...runs],
+    undetected: runs.filter((r) => r.recoveryMs === null).length, byKind,
+    vmsReplaced: runs.reduce((n, r) => n + (r.whole?.replaced.length ?? 0), 0), keptStopped: runs.reduce((n, r) => n + (r.whole?.stopped.length ?? 0), 0),
+    host, runs: [...runs],
   };
 }
 
-/** Boots once (or takes the boot from the cache), runs every injection on the booted machine restored, and writes the outputs. */
+/**
+ * Boots once (or takes the boot from the cache), then runs every injection on that one machine, making it
+ * whole between them (`makeWhole`), and writes the outputs.
+ */
 export async function runFaults(o: FaultsOptions): Promise<FaultsResults> {
   const timeoutMs = o.timeoutMs ?? 10 * 60_000;
   const started = performance.now();
@@ -155,18 +165,26 @@ export async function runFaults(o: FaultsOptions): Promise<FaultsResults> {
   const boot = await bootedCampaign(readFileSync(o.guest.kernel), readFileSync(o.guest.initramfs), timeoutMs);
   const bootSeconds = (performance.now() - started) / 1000;
   o.onProgress?.(`booted machine ${boot.cached ? 'from the boot cache' : 'booted'} in ${bootSeconds.toFixed(1)} s (${(boot.bytes.length / 2 ** 20).toFixed(0)} MiB snapshot)`);
+  const loaded = decodeMonitorSnapshot(boot.bytes);
+  const session = await campaignSession(boot.bytes, timeoutMs);
   const runs: InjectionResult[] = [];
-  for (const request of drawInjections(o.seed, o.injections)) {
-    o.onStatus?.(`injection ${request.index + 1}/${o.injections}`);
-    const r = await runInjection(boot.bytes, request, timeoutMs);
-    runs.push(r);
-    const lost = r.vms.filter((v) => v.lost).map((v) => `${v.name}${v.dependent ? '' : ' (INDEPENDENT)'}`);
-    const kept = r.vms.filter((v) => v.dependent && !v.lost).map((v) => v.name);
-    o.onProgress?.(`${request.index + 1}/${o.injections} ${r.fault} at +${r.offsetMs.toFixed(1)} ms: lost ${lost.join(' ') || 'none'}` +
-      `${kept.length > 0 ? `, kept dependent ${kept.join(' ')}` : ''}; recovery ${r.recoveryMs === null ? 'nothing read' : `${r.recoveryMs.toFixed(3)} ms`}; ${r.hostSeconds.toFixed(1)} s host`);
+  try {
+    for (const request of drawInjections(o.seed, o.injections)) {
+      o.onStatus?.(`injection ${request.index + 1}/${o.injections}`);
+      const r = await runInjection(session, request);
+      r.whole = await makeWhole(session, loaded, r.truth);
+      runs.push(r);
+      const lost = r.vms.filter((v) => v.lost).map((v) => `${v.name}${v.dependent ? '' : ' (INDEPENDENT)'}`);
+      const kept = r.vms.filter((v) => v.dependent && !v.lost).map((v) => v.name);
+      o.onProgress?.(`${request.index + 1}/${o.injections} ${r.fault} at +${r.offsetMs.toFixed(1)} ms: lost ${lost.join(' ') || 'none'}` +
+        `${kept.length > 0 ? `, kept dependent ${kept.join(' ')}` : ''}; recovery ${r.recoveryMs === null ? 'nothing read' : `${r.recoveryMs.toFixed(3)} ms`}; ` +
+        `${r.hostSeconds.toFixed(1)} s host, ${r.whole.replaced.length > 0 ? `${r.whole.replaced.join(' ')} made again` : 'nothing to make again'} in ${r.whole.hostSeconds.toFixed(1)} s`);
+    }
+  } finally {
+    await session.kill();
   }
   const results = summarize(runs, o.seed, {
-    bootSeconds, bootCached: boot.cached, injectionSeconds: spread(runs.map((r) => r.hostSeconds)), restoreSeconds: spread(runs.map((r) => r.restoreSeconds)),
+    bootSeconds, bootCached: boot.cached, injectionSeconds: spread(runs.map((r) => r.hostSeconds)), wholeSeconds: spread(runs.map((r) => r.whole?.hostSeconds ?? null)),
     totalSeconds: (performance.now() - started) / 1000,
   });
   mkdirSync(o.outDir, { recursive: true });

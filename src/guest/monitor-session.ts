@@ -332,11 +332,11 @@ export class MonitorSession {
 
   /**
    * Makes VM `name`, which has ended, again from `loaded` (a snapshot `snapshot()` took, decoded): on fresh
-   * machine pages of the running monitor, at home on `homeNode` when given, its agent ready as it was saved.
+   * machine pages of the running monitor, at home on `homeNode` (and confined to `cell`) when given, its agent ready as it was saved.
    * Done at the machine's next idle moment (with holdIdle), so the run stays reproducible. Rejects with the
    * snapshot's one-line error if it cannot be restored.
    */
-  replaceVm(name: string, loaded: LoadedMonitorSnapshot, place: { homeNode?: number } = {}): Promise<VirtualMachine> {
+  replaceVm(name: string, loaded: LoadedMonitorSnapshot, place: { homeNode?: number; cell?: number } = {}): Promise<VirtualMachine> {
     const old = this.drivers.get(name);
     if (old !== undefined && old.vm.state === 'running') return Promise.reject(new GuestSessionError(`VM ${name} is still running`));
     const agents = new StateReader(loaded.extra, 'snapshot.extra').array('agents', (v, path) => {

@@ -1,7 +1,8 @@
-// End to end: the faults campaign, quick (`experiment faults --quick`): six random faults, each on the booted
-// machine restored, at a random moment into six Linux VMs' checksummed work. No VM that the machine's state
-// says did not depend on what failed is lost, every survivor computes correctly, and some VM that depended
-// was lost (a campaign that ended nothing would prove nothing).
+// End to end: the faults campaign, quick (`experiment faults --quick`): six random faults, one after another on
+// one machine, each at a random moment into six Linux VMs' checksummed work, the machine repaired and the VMs
+// lost made again between them. No VM that the machine's state says did not depend on what failed is lost,
+// every survivor computes correctly (the VMs made again included), and some VM that depended was lost (a
+// campaign that ended nothing would prove nothing).
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -28,6 +29,9 @@ describe('experiment faults, quick', { skip }, () => {
       assert.equal(r.survivorsCorrect, r.survivors);
       assert.ok(r.survivors > 0);
       assert.ok(r.dependentVmsLost > 0, 'no injection ended a VM: the campaign tested nothing');
+      // Every VM lost, and every dependent one kept, was made again for the next injection.
+      assert.equal(r.vmsReplaced, r.dependentVmsLost + r.independentVmsLost + r.keptStopped);
+      assert.equal(r.keptStopped, r.dependentVmsKept);
       // Cells confine a VM's vCPUs to its cell's CPUs: a confined VM never depends on another node.
       assert.equal(r.confinedLostAway, 0);
       // Every fault read started the cells' recovery, whose time is its parts'.
