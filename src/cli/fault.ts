@@ -1,4 +1,5 @@
-// `mirrorball fault node N | cpu N | link A-B | router N | page ADDR | line ADDR`: a hardware fault injected into a running `mirrorball up`.
+// `mirrorball fault node N | cpu N | link A-B | router N | page ADDR | line ADDR`: a hardware fault injected into a running
+// `mirrorball up`; `mirrorball repair`: every failed part replaced.
 
 import type { Command } from 'commander';
 import { parseFault } from '../board/fault-script.js';
@@ -26,5 +27,19 @@ export function registerFaultCommand(program: Command): void {
       const reply = await withControl(flags, async (c) =>
         (await c.execute('inject-fault', { fault: `${kind} ${what}`, ...(flags.at === undefined ? {} : { time: flags.at }) })) as { fault: string; time: number });
       process.stdout.write(`mirrorball: ${reply.fault} injected for cycle ${reply.time}\n`);
+    });
+}
+
+export function registerRepairCommand(program: Command): void {
+  controlOptions(program
+    .command('repair')
+    .summary('replace every failed part of a running `mirrorball up`\'s machine')
+    .description('Replace every failed part of the machine of a running `mirrorball up` (docs/faults.md, "Repair"): failed nodes ' +
+      '(with new memory, all zeros), stopped CPUs, failed links and routers work again. The monitor takes them back at the next ' +
+      'round boundary; a cell that had failed rejoins through the other cells\' agreement. VMs that ended stay ended; start new ' +
+      'ones. Poison in memory that was not replaced stays.'))
+    .action(async (flags: ControlFlags) => {
+      const reply = await withControl(flags, async (c) => (await c.execute('repair-hardware', {})) as { parts: number });
+      process.stdout.write(reply.parts === 0 ? 'mirrorball: nothing had failed\n' : `mirrorball: ${reply.parts} part${reply.parts === 1 ? '' : 's'} repaired\n`);
     });
 }

@@ -9,7 +9,7 @@ import { registerRunCommand } from './run.js';
 import { registerUpCommand } from './up.js';
 import { ControlClientError } from './vm-client.js';
 import { registerVmCommands } from './vm-commands.js';
-import { registerFaultCommand } from './fault.js';
+import { registerFaultCommand, registerRepairCommand } from './fault.js';
 
 /** QEMU spells some options with one dash and several letters; accept those spellings too. */
 const QEMU_SPELLINGS: Record<string, string> = { '-smp': '--smp', '-kernel': '--kernel', '-initrd': '--initrd', '-append': '--append', '-bios': '--bios', '-drive': '--drive' };
@@ -30,6 +30,7 @@ export function createProgram(): Command {
   registerUpCommand(program);
   registerVmCommands(program);
   registerFaultCommand(program);
+  registerRepairCommand(program);
   registerConsoleCommand(program);
   registerGuestCommands(program);
   registerExperimentCommands(program);

@@ -31,4 +31,9 @@ test('inject-fault schedules now or at a simulated time, refuses bad faults in o
   assert.deepEqual(report.map((r) => [r.seq, r.kind, r.text]), [[0, 'link-failed', 'link 0-2 failed']]);
   assert.deepEqual(run('query-failure-report', { from: 1 }), []);
   assert.throws(() => run('query-failure-report', { from: -1 }), QmpError);
+  hw.advanceTo(now = 300_000);
+  assert.deepEqual(run('repair-hardware', {}), { parts: 2 });
+  assert.deepEqual((run('query-failure-report', { from: 1 }) as { text: string }[]).map((r) => r.text),
+    ['node 3 failed (CPUs 6, 7)', 'node 3 was repaired (CPUs 6, 7, its memory new)', 'link 0-2 was repaired']);
+  assert.deepEqual(run('repair-hardware', {}), { parts: 0 });
 });

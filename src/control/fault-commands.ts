@@ -1,4 +1,4 @@
-// The control commands of a machine's hardware faults, the same on `up`'s socket and `run`'s: inject one, read the failure report.
+// The control commands of a machine's hardware faults, the same on `up`'s socket and `run`'s: inject one, repair what failed, read the failure report.
 
 import { describeRecord } from '../board/failure-report.js';
 import { parseFault, parseSimulatedTime } from '../board/fault-script.js';
@@ -6,7 +6,7 @@ import { FaultError, faultName } from '../board/faults.js';
 import type { MachineHardware } from '../board/hardware.js';
 import { QmpError, stringArgument, type QmpCommands } from './qmp.js';
 
-/** `inject-fault` and `query-failure-report` for `hardware`, whose machine's time (cycles) `now` gives. */
+/** `inject-fault`, `repair-hardware` and `query-failure-report` for `hardware`, whose machine's time (cycles) `now` gives. */
 export function faultCommands(hardware: MachineHardware, now: () => number): QmpCommands {
   return {
     'inject-fault': {
@@ -27,6 +27,12 @@ export function faultCommands(hardware: MachineHardware, now: () => number): Qmp
           throw error;
         }
       },
+    },
+    'repair-hardware': {
+      help: 'replace every failed part of the machine (docs/faults.md, "Repair"): failed nodes (with new memory), CPUs, links and routers work again, ' +
+        'and the monitor takes them back (a failed cell rejoins); poison in memory that was not replaced stays → {"parts"} (how many came back)',
+      args: [],
+      run: () => ({ parts: hardware.state.repair() }),
     },
     'query-failure-report': {
       help: 'the machine\'s failure report, as the hardware logged it: [{"seq", "time" (cycles), "kind", …, "text"}], from {"from": SEQ} (default 0)',

@@ -39,9 +39,10 @@ export interface RecoveryEpisode {
   reports: number;
   rounds: number;
   restarts: number;
-  /** The agreed live cells; the cells that failed in it; the VMs it ended (names). */
+  /** The agreed live cells; the cells that failed in it, and those that rejoined (repaired); the VMs it ended (names). */
   live: number[];
   failedCells: number[];
+  joined: number[];
   vmsEnded: string[];
   /** Messages cancelled on the cells found dead. */
   cancelled: number;
@@ -67,6 +68,7 @@ export interface CellDecisionWork {
 /** What carrying out a decision did, per live cell: guest pages it checked, VMs it ended. */
 export interface CleanupWork {
   failedCells: number[];
+  joined: number[];
   vmsEnded: string[];
   perCell: Map<number, { pages: number; ended: number }>;
 }
@@ -272,7 +274,7 @@ export class CellRecovery {
       // A later report's decision adds to the episode: its counts add up, its times run to the last cleanup.
       const e = (r.episode ??= {
         start: r.start, detection: this.costs.notice, agreement: 0, cleanup: 0, total: 0, records: 0, reports: 0, rounds: 0, restarts: 0,
-        live: [], failedCells: [], vmsEnded: [], cancelled: 0,
+        live: [], failedCells: [], joined: [], vmsEnded: [], cancelled: 0,
       });
       e.agreement = decidedAt - r.noticed;
       e.cleanup = cleanup;
@@ -283,6 +285,7 @@ export class CellRecovery {
       e.restarts += result.restarts;
       e.live = result.live;
       e.failedCells.push(...work.failedCells);
+      e.joined.push(...work.joined);
       e.vmsEnded.push(...work.vmsEnded);
       e.cancelled += result.cancelled;
       r.records = [];

@@ -76,6 +76,8 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   const episode = cellular.episodes[cellular.episodes.length - 1]!;
   assert.deepEqual(episode.live, [0, 1], 'the agreement took cell 1 in');
   assert.deepEqual(episode.vmsEnded, [], 'a repair ends no VM');
+  assert.deepEqual([episode.joined, episode.cleanup], [[1], 0], 'a rejoin checks nothing: nothing failed');
+  assert.ok(s.log.some((l) => l.startsWith('hardware: cell 1 rejoined in ')), s.log.join('\n'));
   assert.equal(s.monitor.cells.cells[1]!.failure, undefined);
   assert.deepEqual([...s.monitor.recovery.lostNodes], []);
   assert.deepEqual([...s.monitor.recovery.lostCpus], []);

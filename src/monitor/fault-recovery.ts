@@ -239,7 +239,9 @@ export class FaultRecovery {
     const episode = this.cellular?.advance(now);
     if (episode !== undefined) {
       const ms = (cycles: number): string => (cycles / 100_000).toFixed(3);
-      this.host.log(`hardware: recovery took ${ms(episode.total)} ms (detection ${ms(episode.detection)}, agreement ${ms(episode.agreement)}, cleanup ${ms(episode.cleanup)}); cells ${episode.live.join(', ') || 'none'} go on`);
+      const what = episode.failedCells.length === 0 && episode.vmsEnded.length === 0 && episode.joined.length > 0
+        ? `cell${episode.joined.length > 1 ? 's' : ''} ${episode.joined.join(', ')} rejoined in` : 'recovery took';
+      this.host.log(`hardware: ${what} ${ms(episode.total)} ms (detection ${ms(episode.detection)}, agreement ${ms(episode.agreement)}, cleanup ${ms(episode.cleanup)}); cells ${episode.live.join(', ') || 'none'} go on`);
       // A cell that failed in it although the report says its hardware works (a repair read in the same
       // recovery as the fault it repaired) rejoins at once, in an agreement of its own.
       if (this.machineFailure === undefined && this.rejoinReturned()) this.cellular!.received([], now, true);
@@ -255,6 +257,7 @@ export class FaultRecovery {
     const failedCells: number[] = [];
     const liveBefore = this.host.cells.live.map((c) => c.id);
     const ended: { vm: VirtualMachine; why: string }[] = [];
+    let joined: number[] = [];
     this.ended = ended;
     this.scope = new Set([...work.states.values()].flatMap((state) => [...state.vms.keys()]));
     try {
@@ -270,28 +273,30 @@ export class FaultRecovery {
       }
       for (const record of work.records) if (record.kind !== 'node-failed' || !this.lostNodes.has(record.node)) this.handle(record, false);
       // The cells that rejoined and are in: their nodes and CPUs back.
-      const joined = [...this.joining].filter((cell) => work.live.includes(cell) && this.host.cells.cells[cell]!.failure === undefined);
+      joined = [...this.joining].filter((cell) => work.live.includes(cell) && this.host.cells.cells[cell]!.failure === undefined);
       this.joining.clear();
       if (joined.length > 0 || work.records.some(repaired)) this.takeBack();
     } finally {
       this.scope = undefined;
       this.ended = undefined;
     }
+    // Cells the records' handling failed too (their monitor node among the nodes lost, or their last CPU).
+    for (const id of liveBefore) if (this.host.cells.cells[id]!.failure !== undefined && !failedCells.includes(id)) failedCells.push(id);
     // Each live cell's cleanup: the guest pages of the VMs at home in it, checked; the VMs among them ended.
+    // Only repairs (a cell rejoining): nothing failed, so nothing is checked.
+    const check = failedCells.length > 0 || work.records.some((r) => !repaired(r));
     const perCell = new Map<number, { pages: number; ended: number }>();
     for (const [cell, state] of work.states) {
       let pages = 0;
       let count = 0;
       for (const [id, entry] of state.vms) {
-        if (!entry.home) continue;
+        if (!entry.home || !check) continue;
         pages += this.host.vms[id]?.pmap.pages ?? 0;
         if (ended.some((e) => e.vm.id === id)) count++;
       }
       perCell.set(cell, { pages, ended: count });
     }
-    // Cells the records' handling failed too (their monitor node among the nodes lost, or their last CPU).
-    for (const id of liveBefore) if (this.host.cells.cells[id]!.failure !== undefined && !failedCells.includes(id)) failedCells.push(id);
-    return { failedCells, vmsEnded: ended.map((e) => e.vm.name), perCell };
+    return { failedCells, joined, vmsEnded: ended.map((e) => e.vm.name), perCell };
   }
 
   /** Why cell `cell` is not in the survivors' live set, from what the records say. */

@@ -495,7 +495,7 @@ describe('mirrorball up with tiny kernels', () => {
     }
   });
 
-  it('with cells: 2 each VM goes to a cell, ps shows it, and a cell\'s monitor node failing ends only the VMs of that cell', async () => {
+  it('with cells: 2 each VM goes to a cell, ps shows it, a cell\'s monitor node failing ends only the VMs of that cell, and repaired the cell rejoins', async () => {
     const runDir = join(dir, 'cells-run');
     const file = join(dir, 'cells.yaml');
     writeFileSync(file, 'machine:\n  nodes: 2\n  smp: 2\n  memory: 256M\n  cells: 2\nvms:\n' +
@@ -523,6 +523,19 @@ describe('mirrorball up with tiny kernels', () => {
       assert.equal(machine.machineFailure, null);
       assert.deepEqual(machine.cells.map((c) => [c.id, c.nodes, c.monitorNode, c.failure]), [[0, [0], 0, null], [1, [1], 1, 'node 1, which held its monitor state, failed']]);
       assert.deepEqual(machine.recoveries.map((r) => [r.live, r.failedCells, r.total === r.detection + r.agreement + r.cleanup]), [[[0], [1], true]]);
+      // Repaired, node 1 comes back and cell 1 rejoins through the agreement; the VMs that ended stay ended.
+      const repair = mirrorball(['repair', '--run-dir', runDir]);
+      assert.deepEqual([repair.status, repair.stdout], [0, 'mirrorball: 1 part repaired\n'], repair.stderr);
+      await until('cell 1 to rejoin', () => /hardware: cell 1 rejoined in /.test(up.stderr), 30_000, () => up.stdout + up.stderr);
+      assert.match(up.stderr, /mirrorball: hardware: cell 1 rejoins \(it had failed: node 1, which held its monitor state, failed\)\n/);
+      assert.match(up.stderr, /mirrorball: hardware: repaired node 1, CPU 1 taken back; the monitor goes on with nodes 0, 1 \(cells 0, 1\)\n/);
+      assert.match(up.stderr, /mirrorball: hardware: cell 1 rejoined in 0\.\d+ ms \(detection 0\.010, agreement 0\.\d+, cleanup 0\.000\); cells 0, 1 go on\n/);
+      const after = await client.ok<{ cells: { failure: string | null }[]; recoveries: { live: number[]; failedCells: number[] }[]; nodes: { failed: boolean }[] }>('query-monitor');
+      assert.deepEqual(after.cells.map((c) => c.failure), [null, null]);
+      assert.deepEqual(after.recoveries.map((r) => [r.live, r.failedCells]), [[[0], [1]], [[0, 1], []]]);
+      assert.deepEqual(after.nodes.map((n) => n.failed), [false, false]);
+      assert.deepEqual((await client.ok<Message[]>('query-vms')).map((v) => v.state), ['running', 'stopped', 'stopped']);
+      assert.deepEqual([mirrorball(['repair', '--run-dir', runDir]).stdout], ['mirrorball: nothing had failed\n']);
       const stop = mirrorball(['stop', 'idle1', '--run-dir', runDir]);
       assert.equal(stop.status, 0, stop.stderr);
       assert.equal(await up.done, 0, up.stderr);
