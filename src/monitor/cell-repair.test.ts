@@ -1,7 +1,9 @@
 // Repair (docs/cells.md, "Repair"): after a fault and its recovery, the hardware's failed parts are replaced
 // and the monitor takes them back. A failed cell rejoins through the survivors' agreement, with its state made
-// afresh (its old state stays unreachable); the nodes and CPUs given up come back; new VMs run there and count
-// exactly while the VMs that lived through it all count on; and a second fault is contained as the first was.
+// afresh (its old state, its nodes' page allocators included, stays unreachable); the nodes and CPUs given up
+// come back, their free pages zeroed (a node given up with its cell but not replaced keeps what was written);
+// new VMs run there and count exactly while the VMs that lived through it all count on; and a second fault is
+// contained as the first was.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -12,6 +14,7 @@ import {
   assertCounted, meshMachine, counterDone, runRoundsUntil, startCounter, type CounterRun,
 } from '../../test/helpers/vm-program.js';
 import { runMonitor } from '../host/monitor-runner.js';
+import type { NodePool } from './machine-memory.js';
 import { Monitor } from './monitor.js';
 import { DeadCellError } from './revocable.js';
 import type { VirtualMachine } from './vm.js';
@@ -65,11 +68,17 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   runRoundsUntil(s.monitor, () => false, 40);
   const cellular = s.monitor.recovery.cellular!;
   const oldState = cellular.stateOf(1);
+  // Each node's page allocator is its cell's state (reached inside here on purpose, as careless code would).
+  const pools = (s.monitor.memory as unknown as { pools: NodePool[] }).pools;
+  const oldPool = pools[3]!;
+  assert.ok(oldPool.used > 0, 'b\'s pages are counted in node 3\'s pool');
   s.hardware.injector.inject({ kind: 'node', node: 2 });
   recover(s);
   assert.equal(b.state, 'stopped');
   assert.deepEqual([...s.monitor.recovery.lostNodes].sort(), [2, 3]);
   assert.throws(() => oldState.vms.size, DeadCellError);
+  assert.throws(() => pools[3]!.used, DeadCellError, 'node 3\'s allocator died with cell 1');
+  assert.deepEqual([s.monitor.memory.pagesInUse(3), s.monitor.memory.pagesFree(3), s.monitor.memory.pagesLost(3)], [0, 0, s.monitor.memory.nodeSpan(3).pages]);
 
   s.hardware.state.repair();
   recover(s);
@@ -85,6 +94,8 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   assert.ok(s.log.includes('hardware: cell 1 rejoins (it had failed: node 2, which held its monitor state, failed)'), s.log.join('\n'));
   assert.ok(s.log.some((l) => l.startsWith('hardware: repaired nodes 2, 3, CPUs 2, 3 taken back; the monitor goes on with nodes 0, 1, 2, 3 (cells 0, 1)')), s.log.join('\n'));
   assert.throws(() => oldState.vms.size, DeadCellError, 'the old generation of its state stays unreachable');
+  assert.throws(() => oldPool.used, DeadCellError);
+  assert.equal(pools[3]!.used, 0, 'a new allocator, made from the memmap');
   assert.equal(cellular.stateOf(1).vms.size, 0, 'its new state starts empty');
 
   // A replacement placed in the rejoined cell runs on its CPUs and counts exactly, beside the survivor.

@@ -83,18 +83,16 @@ export class MachineMemory {
    * Undefined: every node is anyone's (one cell).
    */
   lends: ((vm: number, node: number) => boolean) | undefined = undefined;
-  /** Per node: its first mpn, how many pages it has, the next never-used page, and pages freed since. */
+  /** Per node: its first mpn and how many pages it has. */
   private readonly firstPage: number[];
   private readonly nodePages: number[];
-  private readonly fresh: number[];
-  private readonly freed: number[][];
-  private readonly used: number[];
-  /** Per node: pages holding the monitor's own data (`allocateMonitor`), counted apart from the VMs' pages. */
-  private readonly monitorUsed: number[];
-  /** Per node: replicas of VMs' pages (`allocateReplica`), counted apart too. */
-  private readonly replicaUsed: number[];
-  /** Per node: pages reserved in blocks (`reserveBlock`) and not yet allocated. */
-  private readonly reserved: number[];
+  /**
+   * Per node: its page allocator (`NodePool`), the state of the cell that holds the node. With several cells
+   * the monitor makes each through its cell's revocable objects (`placePools`), so a failed cell's pools
+   * throw on any access; `gone` says which nodes' pools are not to be touched again.
+   */
+  private readonly pools: NodePool[];
+  private readonly gone = new Set<number>();
   /** Per node: every node, nearest first (by the machine's distances, then id): where its pages come from. */
   private readonly nearest: number[][];
   /** Per machine page: its node. */
@@ -104,8 +102,6 @@ export class MachineMemory {
   private readonly lostNodes = new Set<number>();
   /** Pages the monitor retired (poisoned): never handed out again. */
   private readonly retired = new Set<number>();
-  /** Per node: retired pages no one holds any more (neither free nor in use). */
-  private readonly retiredIdle: number[];
   /** Per VM id: the only nodes its pages (and the monitor's data for it) may come from, for a VM confined to a cell. */
   private readonly confinedTo = new Map<number, readonly number[]>();
   private readonly allNodes: readonly number[];
@@ -113,16 +109,10 @@ export class MachineMemory {
   /** `regions`: the machine's RAM, one region per node (the hardware's); made here when not given. */
   constructor(readonly layout: MachineLayout, regions?: readonly RamRegion[]) {
     this.regions = regions === undefined ? layout.nodes.map((n) => new RamRegion(n.id, n.base, n.size)) : [...regions];
-    this.retiredIdle = layout.nodes.map(() => 0);
     const base = layout.nodes[0]!.base;
     this.firstPage = layout.nodes.map((n) => (n.base - base) / PAGE);
     this.nodePages = layout.nodes.map((n) => n.size / PAGE);
-    this.fresh = layout.nodes.map(() => 0);
-    this.freed = layout.nodes.map(() => []);
-    this.used = layout.nodes.map(() => 0);
-    this.monitorUsed = layout.nodes.map(() => 0);
-    this.replicaUsed = layout.nodes.map(() => 0);
-    this.reserved = layout.nodes.map(() => 0);
+    this.pools = layout.nodes.map(() => emptyPool());
     const pages = (layout.ramEnd - base) / PAGE;
     this.pageNode = new Uint8Array(pages);
     layout.nodes.forEach((n, i) => this.pageNode.fill(i, this.firstPage[i], this.firstPage[i]! + this.nodePages[i]!));
@@ -160,8 +150,8 @@ export class MachineMemory {
     for (const [mpn, users] of this.moreUsers) for (const u of users) more.push(mpn, u.vm, u.gppn);
     return {
       owner: this.owner.slice(), guestPage: this.guestPage.slice(), users: this.users.slice(), moreUsers: Int32Array.from(more),
-      fresh: Float64Array.from(this.fresh), freed: this.freed.map((f) => Int32Array.from(f)), used: Float64Array.from(this.used),
-      monitorUsed: Float64Array.from(this.monitorUsed), replicaUsed: Float64Array.from(this.replicaUsed), reserved: Float64Array.from(this.reserved),
+      fresh: this.perNode((p) => p.fresh), freed: this.pools.map((p) => Int32Array.from(p.freed)), used: this.perNode((p) => p.used),
+      monitorUsed: this.perNode((p) => p.monitorUsed), replicaUsed: this.perNode((p) => p.replicaUsed), reserved: this.perNode((p) => p.reserved),
     };
   }
 
@@ -177,13 +167,37 @@ export class MachineMemory {
       list.push({ vm: s.moreUsers[i + 1]!, gppn: s.moreUsers[i + 2]! });
       this.moreUsers.set(mpn, list);
     }
-    const put = (to: number[], from: ArrayLike<number>): void => { to.splice(0, to.length, ...Array.from(from)); };
-    put(this.fresh, s.fresh);
-    s.freed.forEach((f, n) => put(this.freed[n]!, f));
-    put(this.used, s.used);
-    put(this.monitorUsed, s.monitorUsed);
-    put(this.replicaUsed, s.replicaUsed);
-    put(this.reserved, s.reserved);
+    this.pools.forEach((p, n) => {
+      p.fresh = s.fresh[n]!;
+      p.freed = Array.from(s.freed[n]!);
+      p.used = s.used[n]!;
+      p.monitorUsed = s.monitorUsed[n]!;
+      p.replicaUsed = s.replicaUsed[n]!;
+      p.reserved = s.reserved[n]!;
+    });
+  }
+
+  /** A count of every node's pool, as saved. */
+  private perNode(count: (pool: NodePool) => number): Float64Array {
+    return Float64Array.from(this.pools, count);
+  }
+
+  /**
+   * Each node's pool becomes what `make` makes of it (with several cells, the monitor makes each through its
+   * cell's revocable objects: monitor.ts). Call once, before anything is allocated.
+   */
+  placePools(make: (node: number, pool: NodePool) => NodePool): void {
+    this.makePool = make;
+    this.pools.forEach((pool, node) => { this.pools[node] = make(node, pool); });
+  }
+
+  private makePool: (node: number, pool: NodePool) => NodePool = (_, pool) => pool;
+
+  /** A count summed over the nodes whose pools are still held (a failed cell's went with it). */
+  private sum(count: (pool: NodePool) => number): number {
+    let n = 0;
+    this.pools.forEach((pool, node) => { if (!this.gone.has(node)) n += count(pool); });
+    return n;
   }
 
   /** Node `node`'s first machine page and its number of pages. */
@@ -262,7 +276,7 @@ export class MachineMemory {
     if (more !== undefined && more.length === 0) this.moreUsers.delete(mpn);
     if (--this.users[mpn]! > 0) return false;
     const node = this.nodeOf(mpn);
-    this.used[node]!--;
+    if (!this.gone.has(node)) this.pools[node]!.used--;
     this.giveBack(node, mpn);
     machinePageReplaced(this.domain, this.addressOf(mpn));
     return true;
@@ -279,22 +293,22 @@ export class MachineMemory {
 
   /** Pages in use on `node`, or on all nodes. */
   pagesInUse(node?: number): number {
-    return node === undefined ? this.used.reduce((a, b) => a + b, 0) : this.used[node]!;
+    return node === undefined ? this.sum((p) => p.used) : this.gone.has(node) ? 0 : this.pools[node]!.used;
   }
 
   /** Pages reserved in blocks and not allocated yet, on `node` or on all nodes. */
   pagesReserved(node?: number): number {
-    return node === undefined ? this.reserved.reduce((a, b) => a + b, 0) : this.reserved[node]!;
+    return node === undefined ? this.sum((p) => p.reserved) : this.gone.has(node) ? 0 : this.pools[node]!.reserved;
   }
 
   pagesFree(node: number): number {
     if (this.lostNodes.has(node)) return 0;
-    return -this.retiredIdle[node]! + this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]! - this.replicaUsed[node]!;
+    return -this.pools[node]!.retiredIdle + this.nodePages[node]! - this.pools[node]!.used - this.pools[node]!.reserved - this.pools[node]!.monitorUsed - this.pools[node]!.replicaUsed;
   }
 
   /** Replicas of VMs' pages on `node`, or on all nodes. */
   replicaPages(node?: number): number {
-    return node === undefined ? this.replicaUsed.reduce((a, b) => a + b, 0) : this.replicaUsed[node]!;
+    return node === undefined ? this.sum((p) => p.replicaUsed) : this.gone.has(node) ? 0 : this.pools[node]!.replicaUsed;
   }
 
   /**
@@ -304,7 +318,7 @@ export class MachineMemory {
   allocateReplica(node: number, gppn: number, forVm?: number): number {
     if (this.pagesFree(node) === 0 || !this.lent(forVm, node)) return FREE;
     const mpn = this.claim(this.takeFrom(node), REPLICA, gppn);
-    this.replicaUsed[node]!++;
+    this.pools[node]!.replicaUsed++;
     return mpn;
   }
 
@@ -318,20 +332,20 @@ export class MachineMemory {
     const block = this.reserveBlock(node, forVm);
     if (block === FREE) return FREE;
     for (let k = 0; k < BLOCK_PAGES; k++) this.claim(block + k, REPLICA, firstGppn + k);
-    this.reserved[node]! -= BLOCK_PAGES;
-    this.replicaUsed[node]! += BLOCK_PAGES;
+    this.pools[node]!.reserved -= BLOCK_PAGES;
+    this.pools[node]!.replicaUsed += BLOCK_PAGES;
     return block;
   }
 
   /** Gives back a replica `allocateReplica` handed out; code translated from it is stale. */
   freeReplica(mpn: number): void {
-    this.unclaim(mpn, REPLICA, this.replicaUsed, 'a replica');
+    this.unclaim(mpn, REPLICA, 'replicaUsed', 'a replica');
     machinePageReplaced(this.domain, this.addressOf(mpn));
   }
 
   /** Pages of the monitor's own data on `node`, or on all nodes. */
   monitorPages(node?: number): number {
-    return node === undefined ? this.monitorUsed.reduce((a, b) => a + b, 0) : this.monitorUsed[node]!;
+    return node === undefined ? this.sum((p) => p.monitorUsed) : this.gone.has(node) ? 0 : this.pools[node]!.monitorUsed;
   }
 
   /**
@@ -339,29 +353,30 @@ export class MachineMemory {
    * nearest node that has one; for VM `forVm`'s data, among the nodes it is confined to. Throws OutOfMachineMemory.
    */
   allocateMonitor(node: number, index: number, forVm?: number): number {
-    return this.allocateTo(node, MONITOR, index, this.monitorUsed, forVm === undefined ? undefined : this.confinedTo.get(forVm), forVm);
+    return this.allocateTo(node, MONITOR, index, 'monitorUsed', forVm === undefined ? undefined : this.confinedTo.get(forVm), forVm);
   }
 
   /** Gives back a page `allocateMonitor` handed out. */
   freeMonitor(mpn: number): void {
-    this.unclaim(mpn, MONITOR, this.monitorUsed, 'the monitor\'s');
+    this.unclaim(mpn, MONITOR, 'monitorUsed', 'the monitor\'s');
   }
 
   /** Page `mpn`, which `owner` holds and `counted` counts per node, goes back to its node's free pages. */
-  private unclaim(mpn: number, owner: number, counted: number[], what: string): void {
+  private unclaim(mpn: number, owner: number, counted: Counted, what: string): void {
     if (this.owner[mpn] !== owner) throw new Error(`machine page ${mpn} is not ${what}`);
     const node = this.nodeOf(mpn);
     this.owner[mpn] = FREE;
     this.guestPage[mpn] = FREE;
     this.users[mpn] = 0;
-    counted[node]!--;
+    if (!this.gone.has(node)) this.pools[node]![counted]--;
     this.giveBack(node, mpn);
   }
 
   /** Page `mpn` of `node` is free: back on the node's free list, unless it was retired or its node is lost. */
   private giveBack(node: number, mpn: number): void {
-    if (this.retired.has(mpn)) this.retiredIdle[node]!++;
-    else if (!this.lostNodes.has(node)) this.freed[node]!.push(mpn);
+    if (this.gone.has(node)) return;
+    if (this.retired.has(mpn)) this.pools[node]!.retiredIdle++;
+    else if (!this.lostNodes.has(node)) this.pools[node]!.freed.push(mpn);
   }
 
   /**
@@ -370,29 +385,62 @@ export class MachineMemory {
    */
   retireNode(node: number): void {
     this.lostNodes.add(node);
-    this.freed[node]!.length = 0;
+    if (!this.gone.has(node)) this.pools[node]!.freed.length = 0;
   }
 
   /**
-   * Node `node`, given up, is taken back (its hardware was repaired, with new memory): its pages no one holds
-   * are free again, the retired ones among them too (their poison went with the old memory). Refused with
-   * an Error while a VM's page, replica or reserved block is still counted there (what depended on the node
-   * must have ended first); the monitor's own tables there (the memmap's part) stay its.
+   * The cell holding the allocators of `nodes` failed: their pools went with it and are never touched again
+   * (with several cells they throw on any access), and the nodes are given up (`retireNode`). Pages there that
+   * VMs let go later only leave the memmap; a node's counts read 0, its pages all lost.
+   */
+  letGoPools(nodes: readonly number[]): void {
+    for (const node of nodes) {
+      this.gone.add(node);
+      this.lostNodes.add(node);
+    }
+  }
+
+  /**
+   * Node `node`, given up, is taken back (its hardware was repaired, with new memory): its allocator is made
+   * again from the memmap, as a new pool (through `placePools`' maker: its cell's new generation) when its
+   * cell's went. Its pages no one holds are free again, and zeroed (a node given up with its cell but not
+   * replaced keeps what was written), the retired ones among them too; the monitor's own tables there (the
+   * memmap's part) stay its. Refused with an Error
+   * while a VM's page, a replica or a reserved block is still there (what depended on the node must have
+   * ended first).
    */
   reviveNode(node: number): void {
     if (!this.lostNodes.has(node)) throw new Error(`node ${node} was not given up`);
-    const held = this.used[node]! + this.replicaUsed[node]! + this.reserved[node]!;
-    if (held > 0) throw new Error(`node ${node} cannot be taken back: ${held} of its pages are still held`);
-    this.lostNodes.delete(node);
     const first = this.firstPage[node]!;
-    const freed = this.freed[node]!;
-    freed.length = 0;
-    // Highest first, so that the free list hands them out from the lowest, as never-used memory goes.
-    for (let mpn = first + this.fresh[node]! - 1; mpn >= first; mpn--) {
-      this.retired.delete(mpn);
-      if (this.owner[mpn] === FREE) freed.push(mpn);
+    const end = first + this.nodePages[node]!;
+    const pool = emptyPool();
+    let held = this.gone.has(node) ? 0 : this.pools[node]!.reserved;
+    for (let mpn = first; mpn < end; mpn++) {
+      const owner = this.owner[mpn]!;
+      if (owner === FREE) continue;
+      if (owner === MONITOR) pool.monitorUsed++;
+      else held++;
+      pool.fresh = mpn - first + 1;
     }
-    this.retiredIdle[node] = 0;
+    if (held > 0) throw new Error(`node ${node} cannot be taken back: ${held} of its pages are still held`);
+    // A node given up with its cell but not replaced keeps what its VMs wrote: every free page is zeroed, so
+    // the pages past the new high-water mark are as never used (zero), and poison there is rewritten too.
+    for (let mpn = first; mpn < end; ) {
+      if (this.owner[mpn] !== FREE) {
+        mpn++;
+        continue;
+      }
+      let last = mpn;
+      while (last + 1 < end && this.owner[last + 1] === FREE) last++;
+      this.regions[node]!.zeroWhole(this.offsetOf(mpn), (last - mpn + 1) * PAGE);
+      mpn = last + 1;
+    }
+    // Highest first, so that the free list hands them out from the lowest, as never-used memory goes.
+    for (let mpn = first + pool.fresh - 1; mpn >= first; mpn--) if (this.owner[mpn] === FREE) pool.freed.push(mpn);
+    for (let mpn = first; mpn < end; mpn++) this.retired.delete(mpn);
+    this.pools[node] = this.gone.has(node) ? this.makePool(node, pool) : Object.assign(this.pools[node]!, pool);
+    this.gone.delete(node);
+    this.lostNodes.delete(node);
   }
 
   /** True once `retireNode(node)`. */
@@ -408,19 +456,21 @@ export class MachineMemory {
     if (this.retired.has(mpn)) return;
     this.retired.add(mpn);
     const node = this.nodeOf(mpn);
-    const freed = this.freed[node]!;
+    if (this.gone.has(node)) return;
+    const freed = this.pools[node]!.freed;
     const at = freed.indexOf(mpn);
     if (at >= 0) {
       freed.splice(at, 1);
-      this.retiredIdle[node]!++;
+      this.pools[node]!.retiredIdle++;
     }
   }
 
   /** Pages lost on `node` (or on all nodes): the free pages of a lost node, and retired pages no one holds. */
   pagesLost(node?: number): number {
     if (node === undefined) return this.layout.nodes.reduce((sum, n) => sum + this.pagesLost(n.id), 0);
-    if (this.lostNodes.has(node)) return this.nodePages[node]! - this.used[node]! - this.reserved[node]! - this.monitorUsed[node]! - this.replicaUsed[node]!;
-    return this.retiredIdle[node]!;
+    if (this.gone.has(node)) return this.nodePages[node]!;
+    if (this.lostNodes.has(node)) return this.nodePages[node]! - this.pools[node]!.used - this.pools[node]!.reserved - this.pools[node]!.monitorUsed - this.pools[node]!.replicaUsed;
+    return this.pools[node]!.retiredIdle;
   }
 
   /**
@@ -432,14 +482,14 @@ export class MachineMemory {
    */
   reserveBlock(node: number, forVm?: number): number {
     if (this.lostNodes.has(node) || !this.lent(forVm, node)) return FREE;
-    const first = this.firstPage[node]! + this.fresh[node]!;
+    const first = this.firstPage[node]! + this.pools[node]!.fresh;
     const gap = (BLOCK_PAGES - ((this.addressOf(first) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
     const block = first + gap;
     if (block + BLOCK_PAGES > this.firstPage[node]! + this.nodePages[node]!) return this.reserveFreedBlock(node);
     // The pages skipped to reach the alignment stay free for anyone.
-    for (let mpn = first; mpn < block; mpn++) this.freed[node]!.push(mpn);
-    this.fresh[node] = block + BLOCK_PAGES - this.firstPage[node]!;
-    this.reserved[node]! += BLOCK_PAGES;
+    for (let mpn = first; mpn < block; mpn++) this.pools[node]!.freed.push(mpn);
+    this.pools[node]!.fresh = block + BLOCK_PAGES - this.firstPage[node]!;
+    this.pools[node]!.reserved += BLOCK_PAGES;
     const region = this.regionOf(block);
     if (region.faults !== null) region.zeroWhole(this.offsetOf(block), BLOCK_PAGES * PAGE);
     return block;
@@ -454,15 +504,15 @@ export class MachineMemory {
     const found = this.freedBlocks(node)[0];
     if (found === undefined) return FREE;
     const first = this.firstPage[node]!;
-    const fresh = first + this.fresh[node]!;
-    this.freed[node] = this.freed[node]!.filter((mpn) => mpn < found || mpn >= found + BLOCK_PAGES);
-    if (found + BLOCK_PAGES > fresh) this.fresh[node] = found + BLOCK_PAGES - first;
+    const fresh = first + this.pools[node]!.fresh;
+    this.pools[node]!.freed = this.pools[node]!.freed.filter((mpn) => mpn < found || mpn >= found + BLOCK_PAGES);
+    if (found + BLOCK_PAGES > fresh) this.pools[node]!.fresh = found + BLOCK_PAGES - first;
     const offset = this.offsetOf(found);
     const region = this.regionOf(found);
     // Pages that held data are zeroed; with a fault on the region, the whole block, never-used pages too, so
     // that a line poisoned while free is rewritten (cleared) before anyone is given it.
     region.zeroWhole(offset, (region.faults === null ? Math.min(BLOCK_PAGES, fresh - found) : BLOCK_PAGES) * PAGE);
-    this.reserved[node]! += BLOCK_PAGES;
+    this.pools[node]!.reserved += BLOCK_PAGES;
     return found;
   }
 
@@ -473,9 +523,9 @@ export class MachineMemory {
   private freedBlocks(node: number): number[] {
     const first = this.firstPage[node]!;
     const end = first + this.nodePages[node]!;
-    const fresh = first + this.fresh[node]!;
+    const fresh = first + this.pools[node]!.fresh;
     const inBlock = new Map<number, number>();
-    for (const mpn of this.freed[node]!) {
+    for (const mpn of this.pools[node]!.freed) {
       const block = mpn - ((this.addressOf(mpn) / PAGE) % BLOCK_PAGES);
       inBlock.set(block, (inBlock.get(block) ?? 0) + 1);
     }
@@ -489,8 +539,9 @@ export class MachineMemory {
 
   /** Aligned blocks of `node` wholly free (freed or never used): how many large pages it could still give. */
   freeBlocks(node: number): number {
+    if (this.lostNodes.has(node)) return 0;
     const end = this.firstPage[node]! + this.nodePages[node]!;
-    const fresh = this.firstPage[node]! + this.fresh[node]!;
+    const fresh = this.firstPage[node]! + this.pools[node]!.fresh;
     const alignedFresh = fresh + (BLOCK_PAGES - ((this.addressOf(fresh) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
     return this.freedBlocks(node).length + Math.max(0, Math.floor((end - alignedFresh) / BLOCK_PAGES));
   }
@@ -502,15 +553,15 @@ export class MachineMemory {
     this.owner[mpn] = vm;
     this.guestPage[mpn] = gppn;
     this.users[mpn] = 1;
-    this.used[node]!++;
-    this.reserved[node]!--;
+    this.pools[node]!.used++;
+    this.pools[node]!.reserved--;
   }
 
   /** Gives back reserved page `mpn`, never allocated, to its node's free pages. */
   unreserve(mpn: number): void {
     if (this.users[mpn] !== 0) throw new Error(`machine page ${mpn} is in use, not reserved`);
     const node = this.nodeOf(mpn);
-    this.reserved[node]!--;
+    if (!this.gone.has(node)) this.pools[node]!.reserved--;
     this.giveBack(node, mpn);
   }
 
@@ -520,19 +571,19 @@ export class MachineMemory {
    * the memmap. Throws OutOfMachineMemory.
    */
   allocate(node: number, vm: number, gppn: number): number {
-    return this.allocateTo(node, vm, gppn, this.used);
+    return this.allocateTo(node, vm, gppn, 'used');
   }
 
   /**
    * `allocate` for `owner` (a VM or MONITOR), counted in `counted` per node; from the nodes `within` only, when
    * given (else a VM's confinement), and those lent to `forVm` (the VM itself, or whose data the monitor's is).
    */
-  private allocateTo(node: number, owner: number, gppn: number, counted: number[], within = this.confinedTo.get(owner), forVm = owner >= 0 ? owner : undefined): number {
+  private allocateTo(node: number, owner: number, gppn: number, counted: Counted, within = this.confinedTo.get(owner), forVm = owner >= 0 ? owner : undefined): number {
     for (let attempt = 0; attempt < 2; attempt++) {
       for (const n of this.nearest[node]!) {
         if (this.pagesFree(n) === 0 || (within !== undefined && !within.includes(n)) || !this.lent(forVm, n)) continue;
         const mpn = this.claim(this.takeFrom(n), owner, gppn);
-        counted[n]!++;
+        this.pools[n]![counted]++;
         return mpn;
       }
       // Every node it may use is full: replicas and pages only reserved for large pages there give way (a
@@ -556,7 +607,7 @@ export class MachineMemory {
   }
 
   private takeFrom(node: number): number {
-    const freed = this.freed[node]!;
+    const freed = this.pools[node]!.freed;
     if (freed.length > 0) {
       const mpn = freed.pop()!;
       // Fresh pages are zero already; a freed one held another VM's data.
@@ -565,7 +616,7 @@ export class MachineMemory {
       region.zeroWhole(offset, PAGE);
       return mpn;
     }
-    const mpn = this.firstPage[node]! + this.fresh[node]!++;
+    const mpn = this.firstPage[node]! + this.pools[node]!.fresh++;
     // A never-used page is zero already; with a fault on its region it is rewritten too (poison of a free page).
     const region = this.regionOf(mpn);
     if (region.faults !== null) region.zeroWhole(this.offsetOf(mpn), PAGE);
@@ -605,4 +656,25 @@ export class MachineMemory {
   addressOf(mpn: number): number {
     return this.layout.nodes[0]!.base + mpn * PAGE;
   }
+}
+
+/** One node's page allocator. */
+export interface NodePool {
+  /** The next never-used page, counted from the node's first. */
+  fresh: number;
+  /** Pages freed since, handed out again last first. */
+  freed: number[];
+  /** Pages of VMs in use; of the monitor's own data (`allocateMonitor`); replicas (`allocateReplica`); reserved in blocks (`reserveBlock`), not yet allocated. */
+  used: number;
+  monitorUsed: number;
+  replicaUsed: number;
+  reserved: number;
+  /** Retired pages no one holds any more (neither free nor in use). */
+  retiredIdle: number;
+}
+
+type Counted = 'used' | 'monitorUsed' | 'replicaUsed';
+
+function emptyPool(): NodePool {
+  return { fresh: 0, freed: [], used: 0, monitorUsed: 0, replicaUsed: 0, reserved: 0, retiredIdle: 0 };
 }

@@ -132,7 +132,11 @@ export class Monitor {
       log: (message) => this.options.log?.(message),
     }, this.hardware.report, options.recoveryCosts);
     const cellular = this.recovery.cellular;
-    if (cellular !== undefined) this.memory.lends = (vm, node) => cellular.lend(vm, node);
+    if (cellular !== undefined) {
+      this.memory.lends = (vm, node) => cellular.lend(vm, node);
+      // Each node's page allocator is its cell's state: revocable, so that it dies with the cell.
+      this.memory.placePools((node, pool) => cellular.objects.create(this.cells.cellOf(node).id, pool));
+    }
     // Each cell schedules its own CPUs, its run queues among its revocable state (cell-scheduler.ts).
     this.scheduler = new CellScheduler({
       pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, idleBalance: options.idleBalance, balancePeriodRounds: options.balancePeriodRounds,
