@@ -184,3 +184,32 @@ test('a policy turned on after a cell failed acts in the cells that live; the fa
   runRoundsUntil(monitor, () => counterDone(a, run), 20_000);
   assertCounted(a, run);
 });
+
+test('a cell that rejoins after a repair gets its policy state afresh: the policy decides there again, its old state still throws', (t) => {
+  if (!requireToolchain(t)) return;
+  const { monitor, hardware, vms: [a, b], runs } = scene({}, { name: 'a', memoryBytes: 16 * MiB, cell: 0, homeNode: 0 }, { name: 'b', memoryBytes: 16 * MiB, cell: 1, homeNode: 2 });
+  const policy = monitor.policy!;
+  const cellular = monitor.recovery.cellular!;
+  const old = policy.cell(1);
+  hardware.injector.inject({ kind: 'node', node: 2 });
+  runRoundsUntil(monitor, () => cellular.episodes.length > 0 && !monitor.recovery.paused, 200);
+  assert.equal(b!.state, 'stopped');
+  hardware.state.repair();
+  runRoundsUntil(monitor, () => cellular.episodes.length > 1 && !monitor.recovery.paused, 200);
+  assert.equal(monitor.cells.cells[1]!.failure, undefined, 'cell 1 rejoined');
+  assert.throws(() => old.vmsRecorded(), DeadCellError);
+  assert.deepEqual(policy.cell(1).vmsRecorded(), [], 'a new, empty state');
+  // A new VM in cell 1: its first fill page (on node 2), hot from node 3, moves there within cell 1.
+  const c = monitor.createVm({ name: 'c', vcpus: 2, console: quiet, memoryBytes: 16 * MiB, cell: 1, homeNode: 2 });
+  runs.set(c, startCounter(c, { iterations: 30_000, fillPages: 4, poweroff: false }));
+  runRoundsUntil(monitor, () => false, 20);
+  const page = counterPages(runs.get(c)!).fill[0]!;
+  assert.equal(nodeOf(monitor, c, page), 2);
+  heat(monitor, c, page, 3);
+  runRoundsUntil(monitor, () => false, 1);
+  assert.equal(nodeOf(monitor, c, page), 3);
+  assert.deepEqual(policy.cell(1).vmsRecorded(), [c.id]);
+  runRoundsUntil(monitor, () => counterDone(c, runs.get(c)!) && counterDone(a!, runs.get(a!)!), 40_000);
+  assertCounted(c, runs.get(c)!);
+  assertCounted(a!, runs.get(a!)!);
+});

@@ -31,7 +31,7 @@ export interface RecoveryHost {
   retireCpu(cpu: number): void;
   /** Physical CPU `cpu`, retired, is given vCPUs again (its hardware was repaired). */
   reviveCpu(cpu: number): void;
-  /** Cell `cell`, readmitted among the cells' revocable objects, gets its run queues afresh. */
+  /** Cell `cell`, readmitted among the cells' revocable objects, gets its run queues and NUMA policy state afresh. */
   readmitCell(cell: number): void;
   /** The page cache's entry of machine page `mpn` goes (a failed or poisoned page is no cache). */
   forgetCached(mpn: number): void;

@@ -126,7 +126,10 @@ export class Monitor {
       endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
       reviveCpu: (cpu) => this.scheduler.revivePcpu(cpu),
-      readmitCell: (cell) => this.scheduler.readmitCell(cell),
+      readmitCell: (cell) => {
+        this.scheduler.readmitCell(cell);
+        this.numaPolicy?.readmitCell(cell);
+      },
       forgetCached: (mpn) => this.pageCache.forget(mpn),
       forgetCachedOn: (nodes) => this.pageCache.forgetOn(nodes),
       log: (message) => this.options.log?.(message),

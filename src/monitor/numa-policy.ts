@@ -183,18 +183,30 @@ export class NumaPolicy {
     counters.queueHot(...this.triggers(parameters));
     this.missesAtInterval = host.signalMisses();
     const cells = Math.max(...host.cellOfNode) + 1;
-    this.cellStates = Array.from({ length: cells }, (_, id) => {
-      const state = new CellPolicy(host, counters, this.tally, {
-        id,
-        holds: (node) => host.cellOfNode[node] === id,
-        // What goes with a page or a block moved to another cell's node: that cell keeps its record from now on.
-        handOverPage: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptPage(key, record),
-        handOverGroup: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptGroup(key, record),
-      });
-      if (cells === 1 || host.objects === undefined) return state;
-      // A policy turned on after a cell failed: that cell gets none.
-      return host.objects.isRevoked(id) ? failedCellState(id) : host.objects.create(id, state);
+    this.cellStates = Array.from({ length: cells }, (_, id) => this.makeCellState(id, cells));
+  }
+
+  /** Cell `id`'s policy state, empty: through the cells' revocable objects with several cells. */
+  private makeCellState(id: number, cells: number): CellPolicy {
+    const host = this.host;
+    const state = new CellPolicy(host, this.counters, this.tally, {
+      id,
+      holds: (node) => host.cellOfNode[node] === id,
+      // What goes with a page or a block moved to another cell's node: that cell keeps its record from now on.
+      handOverPage: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptPage(key, record),
+      handOverGroup: (key, node, record) => this.cellStates[host.cellOfNode[node]!]!.adoptGroup(key, record),
     });
+    if (cells === 1 || host.objects === undefined) return state;
+    // A policy turned on after a cell failed: that cell gets none.
+    return host.objects.isRevoked(id) ? failedCellState(id) : host.objects.create(id, state);
+  }
+
+  /**
+   * Cell `cell`, failed, rejoins (readmitted among the revocable objects: cells.md, "Repair"): its policy state
+   * is made again, empty, as its new generation. Its old state keeps throwing.
+   */
+  readmitCell(cell: number): void {
+    this.cellStates[cell] = this.makeCellState(cell, this.cellStates.length);
   }
 
   /** The triggers of the policy's signal: from one node, and from all nodes together. */
