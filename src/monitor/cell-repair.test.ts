@@ -262,3 +262,33 @@ test('while the cells recover, or a repair is unread, the machine is not idle: a
   assert.equal(heldWhileRecovering, 0);
   assert.equal(s.monitor.cells.cells[1]!.failure, undefined, 'cell 1 rejoined with every VM idle');
 });
+
+test('three cells lost at once (node 0 cut off by its router): the VMs ending with one let go of pages in the others, and all come back', (t) => {
+  if (!requireToolchain(t)) return;
+  const s = machine([[0], [1], [2], [3]]);
+  const a = counting(s, 'a', { homeNode: 0 });
+  // 56 MiB fits in no 32 MiB cell: it spans every cell, with pages on several nodes.
+  const w = counting(s, 'w', { homeNode: 1, memoryBytes: 56 * MiB });
+  runRoundsUntil(s.monitor, () => false, 40);
+  // Its pages spread over every node, as the faults campaign spreads its spanning VMs'.
+  const nodes = new Set<number>();
+  for (let gppn = 0; gppn < w.pmap.pages; gppn++) {
+    if (w.pmap.lookup(gppn) < 0) continue;
+    if (s.monitor.memory.nodeOf(w.pmap.lookup(gppn)) !== gppn % 4) w.pmap.migrate(gppn, gppn % 4);
+    nodes.add(s.monitor.memory.nodeOf(w.pmap.lookup(gppn)));
+  }
+  assert.deepEqual([...nodes].sort(), [0, 1, 2, 3]);
+  s.hardware.injector.inject({ kind: 'router', node: 0 });
+  recover(s);
+  // Cut off from node 0 (the primary's side), nodes 1 to 3 go: cells 1, 2 and 3 fail together.
+  assert.deepEqual(s.monitor.cells.cells.map((c) => c.failure === undefined), [true, false, false, false]);
+  assert.equal(w.state, 'stopped');
+  s.hardware.state.repair();
+  recover(s);
+  assert.deepEqual(s.monitor.cells.cells.map((c) => c.failure), [undefined, undefined, undefined, undefined]);
+  assert.deepEqual([...s.monitor.recovery.lostNodes], []);
+  const w2 = counting(s, 'w', { homeNode: 1, memoryBytes: 56 * MiB });
+  finish(s);
+  assert.equal(a.state, 'running', a.reason);
+  assert.equal(w2.state, 'running', w2.reason);
+});

@@ -261,7 +261,10 @@ export class FaultRecovery {
     this.ended = ended;
     this.scope = new Set([...work.states.values()].flatMap((state) => [...state.vms.keys()]));
     try {
-      for (const cell of this.host.cells.live.filter((c) => !work.live.includes(c.id))) {
+      const leaving = this.host.cells.live.filter((c) => !work.live.includes(c.id));
+      // Their states are revoked already: no VM that ends with one may touch another's allocators either.
+      for (const cell of leaving) this.host.memory.letGoPools(cell.nodes);
+      for (const cell of leaving) {
         failedCells.push(cell.id);
         const why = this.whyFailed(cell, work.records);
         this.failCell(cell, why);
@@ -359,6 +362,7 @@ export class FaultRecovery {
     } else {
       const failing = cells.live.filter((c) => nodes.includes(c.monitorNode));
       if (failing.length > 0) {
+        for (const cell of failing) this.host.memory.letGoPools(cell.nodes);
         for (const cell of failing) this.failCell(cell, `node ${cell.monitorNode}, which held its monitor state, ${this.lostHow(why, cell.monitorNode)}`);
         nodes = [...new Set([...nodes, ...failing.flatMap((c) => c.nodes)])].filter((n) => !this.lostNodes.has(n)).sort((a, b) => a - b);
       }
