@@ -72,6 +72,10 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   const pools = (s.monitor.memory as unknown as { pools: NodePool[] }).pools;
   const oldPool = pools[3]!;
   assert.ok(oldPool.used > 0, 'b\'s pages are counted in node 3\'s pool');
+  // Each cell translates its VMs' code into a registry of its own.
+  const oldDomain = b.pmap.domain;
+  assert.notEqual(a.pmap.domain, oldDomain);
+  assert.notEqual(a.pmap.domain, s.monitor.memory.domain);
   s.hardware.injector.inject({ kind: 'node', node: 2 });
   recover(s);
   assert.equal(b.state, 'stopped');
@@ -101,6 +105,7 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   // A replacement placed in the rejoined cell runs on its CPUs and counts exactly, beside the survivor.
   const c = counting(s, 'c', { homeNode: 3 });
   assert.deepEqual(c.cells, [1]);
+  assert.notEqual(c.pmap.domain, oldDomain, 'the rejoined cell has a new registry of translated code');
   assert.ok(cellular.stateOf(1).vms.has(c.id));
   const cpus = new Set<number>();
   runRoundsUntil(s.monitor, () => {
@@ -185,6 +190,7 @@ test('one cell: a failed node and a stopped CPU are repaired and taken back; a V
   assert.ok(s.log.includes('hardware: repaired node 2, CPUs 1, 2 taken back; the monitor goes on with nodes 0, 1, 2, 3'), s.log.join('\n'));
   const c = counting(s, 'c', { homeNode: 2 });
   assert.equal(c.pmap.homeNode, 2);
+  assert.ok([a, c].every((vm) => vm.pmap.domain === s.monitor.memory.domain), 'one cell: one registry, as before cells');
   finish(s);
   assert.equal(a.state, 'running', a.reason);
   assert.equal(c.state, 'running', c.reason);
@@ -288,6 +294,7 @@ test('three cells lost at once (node 0 cut off by its router): the VMs ending wi
   assert.deepEqual(s.monitor.cells.cells.map((c) => c.failure), [undefined, undefined, undefined, undefined]);
   assert.deepEqual([...s.monitor.recovery.lostNodes], []);
   const w2 = counting(s, 'w', { homeNode: 1, memoryBytes: 56 * MiB });
+  assert.equal(w2.pmap.domain, s.monitor.memory.domain, 'a spanning VM\'s code goes in the machine\'s registry');
   finish(s);
   assert.equal(a.state, 'running', a.reason);
   assert.equal(w2.state, 'running', w2.reason);

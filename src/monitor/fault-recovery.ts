@@ -382,8 +382,9 @@ export class FaultRecovery {
   /** Cell `cell` fails: every VM that depends on it ends (its nodes and CPUs go with the rest, `releaseNodes`). */
   private failCell(cell: Cell, why: string): void {
     cell.failure = why;
-    // Its nodes' page allocators were its state: gone with it, never touched again.
+    // Its nodes' page allocators and its registry of translated code were its state: gone with it.
     this.host.memory.letGoPools(cell.nodes);
+    this.host.memory.dropCodeDomain(cell.id);
     this.host.log(`hardware: cell ${cell.id} failed: ${why}`);
     // Its VMs end with it: what they ran on is gone (the host's list of VMs, not the dead cell's state, says which).
     for (const vm of this.host.vms) if (vm.state === 'running' && vm.cells.includes(cell.id)) this.endVm(vm, `cell ${cell.id} failed: ${why}`);

@@ -58,8 +58,14 @@ export interface PageUser {
  */
 export class MachineMemory {
   readonly regions: RamRegion[];
-  /** Shared by every VM's bus: the translator's code registry is per machine memory. */
+  /**
+   * The translator's registry of translated code is kept per code domain (Bus.codeDomain): this one for every
+   * VM with one cell, and with several for the VMs that span cells; each cell has its own for the VMs confined
+   * to it (`assignCodeDomain`). A page given other contents is made stale in every domain.
+   */
   readonly domain = {};
+  private readonly cellDomains = new Map<number, object>();
+  private readonly vmDomains = new Map<number, object>();
   /** memmap: per machine page, its first user's VM id (FREE if none) and guest-physical page number there. */
   readonly owner: Int32Array;
   readonly guestPage: Int32Array;
@@ -131,6 +137,40 @@ export class MachineMemory {
   confine(vm: number, nodes: readonly number[] | undefined): void {
     if (nodes === undefined) this.confinedTo.delete(vm);
     else this.confinedTo.set(vm, [...nodes]);
+  }
+
+  /**
+   * VM `vm`'s code goes in cell `cell`'s registry of translated code (its own, for the VMs confined to that
+   * cell), or undefined: the machine's (one cell, or a VM that spans cells). Call before its pmap is made.
+   */
+  assignCodeDomain(vm: number, cell: number | undefined): void {
+    if (cell === undefined) {
+      this.vmDomains.delete(vm);
+      return;
+    }
+    let domain = this.cellDomains.get(cell);
+    if (domain === undefined) {
+      domain = {};
+      this.cellDomains.set(cell, domain);
+    }
+    this.vmDomains.set(vm, domain);
+  }
+
+  /** The registry of translated code VM `vm`'s buses use (`assignCodeDomain`). */
+  codeDomainOf(vm: number): object {
+    return this.vmDomains.get(vm) ?? this.domain;
+  }
+
+  /** Cell `cell` failed: its registry goes with it; a VM confined to it later (it rejoined) gets a new one. */
+  dropCodeDomain(cell: number): void {
+    this.cellDomains.delete(cell);
+  }
+
+  /** Machine page `mpn` got other contents: code translated from it is stale, in every registry. */
+  private pageReplaced(mpn: number): void {
+    const address = this.addressOf(mpn);
+    machinePageReplaced(this.domain, address);
+    for (const domain of this.cellDomains.values()) machinePageReplaced(domain, address);
   }
 
   /** The nodes VM `vm`'s pages may come from. */
@@ -278,7 +318,7 @@ export class MachineMemory {
     const node = this.nodeOf(mpn);
     if (!this.gone.has(node)) this.pools[node]!.used--;
     this.giveBack(node, mpn);
-    machinePageReplaced(this.domain, this.addressOf(mpn));
+    this.pageReplaced(mpn);
     return true;
   }
 
@@ -340,7 +380,7 @@ export class MachineMemory {
   /** Gives back a replica `allocateReplica` handed out; code translated from it is stale. */
   freeReplica(mpn: number): void {
     this.unclaim(mpn, REPLICA, 'replicaUsed', 'a replica');
-    machinePageReplaced(this.domain, this.addressOf(mpn));
+    this.pageReplaced(mpn);
   }
 
   /** Pages of the monitor's own data on `node`, or on all nodes. */

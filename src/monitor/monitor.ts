@@ -323,6 +323,8 @@ export class Monitor {
     // Its pages, and the monitor's data for it, come from its cell's nodes only; its cells know it before it
     // takes any (a spanning VM's pages on another cell's nodes are that cell's to lend).
     this.memory.confine(this.nextId, place.nodes);
+    // A VM confined to one of several cells translates its code into that cell's registry.
+    this.memory.assignCodeDomain(this.nextId, this.cells.count > 1 && place.cells.length === 1 ? place.cells[0] : undefined);
     this.recovery.cellular?.register(this.nextId, spec.name, place.cells, this.cells.cellOf(homeNode).id);
     try {
       vm = new VirtualMachine(this.memory, options);
