@@ -74,6 +74,8 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   assert.ok(oldPool.used > 0, 'b\'s pages are counted in node 3\'s pool');
   // Each cell translates its VMs' code into a registry of its own.
   const oldDomain = b.pmap.domain;
+  const bPage = b.pmap.lookup(0);
+  assert.deepEqual([s.monitor.memory.nodeOf(bPage), s.monitor.memory.usersOf(bPage)], [3, [{ vm: b.id, gppn: 0 }]]);
   assert.notEqual(a.pmap.domain, oldDomain);
   assert.notEqual(a.pmap.domain, s.monitor.memory.domain);
   s.hardware.injector.inject({ kind: 'node', node: 2 });
@@ -82,6 +84,7 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   assert.deepEqual([...s.monitor.recovery.lostNodes].sort(), [2, 3]);
   assert.throws(() => oldState.vms.size, DeadCellError);
   assert.throws(() => pools[3]!.used, DeadCellError, 'node 3\'s allocator died with cell 1');
+  assert.throws(() => s.monitor.memory.usersOf(bPage), DeadCellError, 'and so did its part of the memmap');
   assert.deepEqual([s.monitor.memory.pagesInUse(3), s.monitor.memory.pagesFree(3), s.monitor.memory.pagesLost(3)], [0, 0, s.monitor.memory.nodeSpan(3).pages]);
 
   s.hardware.state.repair();
@@ -100,6 +103,7 @@ test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new
   assert.throws(() => oldState.vms.size, DeadCellError, 'the old generation of its state stays unreachable');
   assert.throws(() => oldPool.used, DeadCellError);
   assert.equal(pools[3]!.used, 0, 'a new allocator, made from the memmap');
+  assert.deepEqual(s.monitor.memory.usersOf(bPage), [], 'a new part of the memmap: b\'s page is free');
   assert.equal(cellular.stateOf(1).vms.size, 0, 'its new state starts empty');
 
   // A replacement placed in the rejoined cell runs on its CPUs and counts exactly, beside the survivor.

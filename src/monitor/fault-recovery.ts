@@ -31,6 +31,8 @@ export interface RecoveryHost {
   retireCpu(cpu: number): void;
   /** Physical CPU `cpu`, retired, is given vCPUs again (its hardware was repaired). */
   reviveCpu(cpu: number): void;
+  /** The machine pages of the memmap's own tables on node `node` (monitor-data.ts). */
+  memmapPages(node: number): readonly number[];
   /** Cell `cell`, readmitted among the cells' revocable objects, gets its run queues and NUMA policy state afresh. */
   readmitCell(cell: number): void;
   /** The page cache's entry of machine page `mpn` goes (a failed or poisoned page is no cache). */
@@ -215,7 +217,7 @@ export class FaultRecovery {
     const nodes = [...this.lostNodes].filter((n) => this.mayReturn(n) && live(n)).sort((a, b) => a - b);
     for (const node of nodes) {
       try {
-        this.host.memory.reviveNode(node);
+        this.host.memory.reviveNode(node, this.host.memmapPages(node));
       } catch (error) {
         this.host.log(`hardware: node ${node} is not taken back: ${error instanceof Error ? error.message : String(error)}`);
         continue;
@@ -263,7 +265,7 @@ export class FaultRecovery {
     try {
       const leaving = this.host.cells.live.filter((c) => !work.live.includes(c.id));
       // Their states are revoked already: no VM that ends with one may touch another's allocators either.
-      for (const cell of leaving) this.host.memory.letGoPools(cell.nodes);
+      for (const cell of leaving) this.host.memory.letGoPools(cell.nodes, cell.id);
       for (const cell of leaving) {
         failedCells.push(cell.id);
         const why = this.whyFailed(cell, work.records);
@@ -362,7 +364,7 @@ export class FaultRecovery {
     } else {
       const failing = cells.live.filter((c) => nodes.includes(c.monitorNode));
       if (failing.length > 0) {
-        for (const cell of failing) this.host.memory.letGoPools(cell.nodes);
+        for (const cell of failing) this.host.memory.letGoPools(cell.nodes, cell.id);
         for (const cell of failing) this.failCell(cell, `node ${cell.monitorNode}, which held its monitor state, ${this.lostHow(why, cell.monitorNode)}`);
         nodes = [...new Set([...nodes, ...failing.flatMap((c) => c.nodes)])].filter((n) => !this.lostNodes.has(n)).sort((a, b) => a - b);
       }
@@ -383,7 +385,7 @@ export class FaultRecovery {
   private failCell(cell: Cell, why: string): void {
     cell.failure = why;
     // Its nodes' page allocators and its registry of translated code were its state: gone with it.
-    this.host.memory.letGoPools(cell.nodes);
+    this.host.memory.letGoPools(cell.nodes, cell.id);
     this.host.memory.dropCodeDomain(cell.id);
     this.host.log(`hardware: cell ${cell.id} failed: ${why}`);
     // Its VMs end with it: what they ran on is gone (the host's list of VMs, not the dead cell's state, says which).
@@ -462,7 +464,8 @@ export class FaultRecovery {
     const memory = this.host.memory;
     if (mpn < 0 || mpn >= memory.totalPages) return;
     const address = memory.addressOf(mpn);
-    const users = new Set(memory.usersOf(mpn).map((u) => u.vm));
+    // On a failed cell's node its memmap entry is gone, and whoever mapped it has ended with the cell.
+    const users = new Set(memory.pageGone(mpn) ? [] : memory.usersOf(mpn).map((u) => u.vm));
     for (const vm of this.running()) {
       if (users.has(vm.id)) this.endVm(vm, `machine page 0x${address.toString(16)} is poisoned and the VM mapped it`);
     }

@@ -4,6 +4,7 @@ import { machinePageReplaced } from '../cpu/translator.js';
 import { LARGE_PAGE_BYTES } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
 import type { MachineLayout } from '../board/address-map.js';
+import { DeadCellError } from './revocable.js';
 
 export const PAGE = 4096;
 /** Pages in a large block: 2 MiB of machine memory, aligned, that a pmap can map as one large page. */
@@ -98,7 +99,8 @@ export class MachineMemory {
    * throw on any access; `gone` says which nodes' pools are not to be touched again.
    */
   private readonly pools: NodePool[];
-  private readonly gone = new Set<number>();
+  /** Nodes whose cell failed, with that cell: their pools and their part of the memmap went with it. */
+  private readonly gone = new Map<number, number>();
   /** Per node: every node, nearest first (by the machine's distances, then id): where its pages come from. */
   private readonly nearest: number[][];
   /** Per machine page: its node. */
@@ -281,14 +283,26 @@ export class MachineMemory {
     return to;
   }
 
+  /** True when page `mpn` lies on a node whose cell failed (`letGoPools`): its memmap entry went with the cell. */
+  pageGone(mpn: number): boolean {
+    return this.gone.size > 0 && this.gone.has(this.pageNode[mpn]!);
+  }
+
+  /** Throws DeadCellError when page `mpn`'s memmap entry went with its failed cell. */
+  private reachable(mpn: number): void {
+    if (this.pageGone(mpn)) throw new DeadCellError(this.gone.get(this.pageNode[mpn]!)!);
+  }
+
   /** Every (VM, guest page) that maps machine page `mpn`, first user first. */
   usersOf(mpn: number): PageUser[] {
+    this.reachable(mpn);
     if (this.users[mpn] === 0) return [];
     return [{ vm: this.owner[mpn]!, gppn: this.guestPage[mpn]! }, ...(this.moreUsers.get(mpn) ?? [])];
   }
 
   /** Adds a user to page `mpn`, which must be in use (sharing: another VM's page, or another page of one VM). */
   addUser(mpn: number, vm: number, gppn: number): void {
+    this.reachable(mpn);
     if (this.users[mpn] === 0) throw new Error(`machine page ${mpn} is free: there is nothing to share`);
     if (this.users[mpn] === 0xffff) throw new Error(`machine page ${mpn} has too many users`);
     const more = this.moreUsers.get(mpn) ?? [];
@@ -302,6 +316,11 @@ export class MachineMemory {
    * was its last user (true then). Throws if that pair does not map it: a free with no mapping left is a bug.
    */
   removeUser(mpn: number, vm: number, gppn: number): boolean {
+    // A page of a failed cell: its entry is gone; the code translated from it is stale all the same.
+    if (this.pageGone(mpn)) {
+      this.pageReplaced(mpn);
+      return true;
+    }
     if (this.users[mpn] === 0) throw new Error(`machine page ${mpn} is already free`);
     const more = this.moreUsers.get(mpn);
     if (this.owner[mpn] === vm && this.guestPage[mpn] === gppn) {
@@ -316,7 +335,7 @@ export class MachineMemory {
     if (more !== undefined && more.length === 0) this.moreUsers.delete(mpn);
     if (--this.users[mpn]! > 0) return false;
     const node = this.nodeOf(mpn);
-    if (!this.gone.has(node)) this.pools[node]!.used--;
+    this.pools[node]!.used--;
     this.giveBack(node, mpn);
     this.pageReplaced(mpn);
     return true;
@@ -403,12 +422,13 @@ export class MachineMemory {
 
   /** Page `mpn`, which `owner` holds and `counted` counts per node, goes back to its node's free pages. */
   private unclaim(mpn: number, owner: number, counted: Counted, what: string): void {
+    if (this.pageGone(mpn)) return;
     if (this.owner[mpn] !== owner) throw new Error(`machine page ${mpn} is not ${what}`);
     const node = this.nodeOf(mpn);
     this.owner[mpn] = FREE;
     this.guestPage[mpn] = FREE;
     this.users[mpn] = 0;
-    if (!this.gone.has(node)) this.pools[node]![counted]--;
+    this.pools[node]![counted]--;
     this.giveBack(node, mpn);
   }
 
@@ -429,30 +449,43 @@ export class MachineMemory {
   }
 
   /**
-   * The cell holding the allocators of `nodes` failed: their pools went with it and are never touched again
-   * (with several cells they throw on any access), and the nodes are given up (`retireNode`). Pages there that
-   * VMs let go later only leave the memmap; a node's counts read 0, its pages all lost.
+   * Cell `cell`, which held the allocators of `nodes` and their part of the memmap, failed: both went with it
+   * and are never touched again (with several cells the pools throw on any access, and so does asking the
+   * memmap about a page there: `usersOf`, `addUser`), and the nodes are given up (`retireNode`). A VM or the
+   * monitor letting go of a page there later touches nothing; a node's counts read 0, its pages all lost.
    */
-  letGoPools(nodes: readonly number[]): void {
+  letGoPools(nodes: readonly number[], cell: number): void {
     for (const node of nodes) {
-      this.gone.add(node);
+      this.gone.set(node, cell);
       this.lostNodes.add(node);
     }
   }
 
   /**
    * Node `node`, given up, is taken back (its hardware was repaired, with new memory): its allocator is made
-   * again from the memmap, as a new pool (through `placePools`' maker: its cell's new generation) when its
+   * again from the memmap (its part of the memmap first, when that went with its cell: every page free but
+   * `memmapPages`, the memmap's own tables there), as a new pool (through `placePools`' maker: its cell's new generation) when its
    * cell's went. Its pages no one holds are free again, and zeroed (a node given up with its cell but not
    * replaced keeps what was written), the retired ones among them too; the monitor's own tables there (the
    * memmap's part) stay its. Refused with an Error
    * while a VM's page, a replica or a reserved block is still there (what depended on the node must have
    * ended first).
    */
-  reviveNode(node: number): void {
+  reviveNode(node: number, memmapPages: readonly number[]): void {
     if (!this.lostNodes.has(node)) throw new Error(`node ${node} was not given up`);
     const first = this.firstPage[node]!;
     const end = first + this.nodePages[node]!;
+    if (this.gone.has(node)) {
+      // Its part of the memmap went with its cell: made again, every page free but the memmap's own tables.
+      const keep = new Set(memmapPages);
+      for (let mpn = first; mpn < end; mpn++) {
+        if (keep.has(mpn)) continue;
+        this.owner[mpn] = FREE;
+        this.guestPage[mpn] = FREE;
+        this.users[mpn] = 0;
+        this.moreUsers.delete(mpn);
+      }
+    }
     const pool = emptyPool();
     let held = this.gone.has(node) ? 0 : this.pools[node]!.reserved;
     for (let mpn = first; mpn < end; mpn++) {
@@ -588,6 +621,7 @@ export class MachineMemory {
 
   /** Allocates reserved page `mpn` to guest page `gppn` of VM `vm` (it is zero: reserved pages are never used). */
   allocateReserved(mpn: number, vm: number, gppn: number): void {
+    this.reachable(mpn);
     if (this.users[mpn] !== 0) throw new Error(`machine page ${mpn} is in use already`);
     const node = this.nodeOf(mpn);
     this.owner[mpn] = vm;
@@ -599,9 +633,10 @@ export class MachineMemory {
 
   /** Gives back reserved page `mpn`, never allocated, to its node's free pages. */
   unreserve(mpn: number): void {
+    if (this.pageGone(mpn)) return;
     if (this.users[mpn] !== 0) throw new Error(`machine page ${mpn} is in use, not reserved`);
     const node = this.nodeOf(mpn);
-    if (!this.gone.has(node)) this.pools[node]!.reserved--;
+    this.pools[node]!.reserved--;
     this.giveBack(node, mpn);
   }
 

@@ -126,6 +126,7 @@ export class Monitor {
       endVm: (vm, reason) => this.endVm(vm, 'stopped', `${HARDWARE_FAULT}: ${reason}`),
       retireCpu: (cpu) => this.scheduler.retirePcpu(cpu),
       reviveCpu: (cpu) => this.scheduler.revivePcpu(cpu),
+      memmapPages: (node) => this.memmap.savePages()[node]!,
       readmitCell: (cell) => {
         this.scheduler.readmitCell(cell);
         this.numaPolicy?.readmitCell(cell);
