@@ -56,7 +56,7 @@ export function attachDrives(machine: Machine, drives: readonly DriveSpec[], own
     opened.push(backend);
     const metrics = noReadMetrics();
     const pages = backend.baseId === undefined ? undefined : pageHook?.(backend.baseId, metrics);
-    machine.attachVirtio(new VirtioBlk(backend, { id: `mirrorball-disk${index}`, log: machine.log, pages, metrics }));
+    machine.attachVirtio(new VirtioBlk(backend, { id: `mirrorball-disk${index}`, log: machine.log, pages, metrics, baseId: backend.baseId }));
   }
   return opened;
 }

@@ -1,6 +1,7 @@
 // The virtio block device (virtio 1.1 §5.2): one request queue over a BlockBackend.
 
 import type { AccessSize } from '../../memory/device.js';
+import { MAX_AMOUNT, StateError, StateReader } from '../../memory/state.js';
 import { ConfigSpace } from './config-space.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { type DescriptorChain, type Segment, VirtqueueError, gather, scatter } from './queue.js';
@@ -96,6 +97,8 @@ export interface VirtioBlkOptions {
   pages?: BlockPageHook;
   /** Where to count the shape of its reads (default: an object of its own, `VirtioBlk.metrics`). */
   metrics?: BlockReadMetrics;
+  /** A copy-on-write disk's base, by content: the page cache's key for its blocks (a snapshot finds their disk by it). */
+  baseId?: string;
 }
 
 export class VirtioBlk implements VirtioDevice {
@@ -111,6 +114,16 @@ export class VirtioBlk implements VirtioDevice {
   private readonly pages: BlockPageHook | undefined;
   /** The shape of the reads so far (counted with or without a page hook). */
   readonly metrics: BlockReadMetrics;
+  readonly baseId: string | undefined;
+  /** Whole 4 KiB blocks of the disk (a partial last block is never one). */
+  readonly blocks: number;
+  /**
+   * The guest pages this device filled whole with a disk block, by guest address: block number. A candidate
+   * list for snapshots, which store a page still equal to its block by reference (docs/snapshots.md); they
+   * compare the bytes, since the CPU or another device may have written the page since. The device's own
+   * writes into guest memory take a page out; a page filled again takes its new block.
+   */
+  private readonly filled = new Map<number, number>();
 
   constructor(private readonly backend: BlockBackend, options: VirtioBlkOptions = {}) {
     this.capacity = Math.floor(backend.size / SECTOR_SIZE);
@@ -124,6 +137,47 @@ export class VirtioBlk implements VirtioDevice {
     this.log = options.log ?? (() => {});
     this.pages = options.pages;
     this.metrics = options.metrics ?? noReadMetrics();
+    this.baseId = options.baseId;
+    this.blocks = Math.floor(backend.size / BLOCK_PAGE);
+  }
+
+  /** The pages this device filled with a whole block and has not written since: [guest address, block], oldest first. */
+  filledPages(): IterableIterator<[number, number]> {
+    return this.filled.entries();
+  }
+
+  /** Reads block `block` of the disk as it is now (a copy-on-write disk's overlay first) into `into` (BLOCK_PAGE bytes). Throws on a host I/O error. */
+  readBlock(block: number, into: Uint8Array): void {
+    if (!Number.isInteger(block) || block < 0 || block >= this.blocks || into.length !== BLOCK_PAGE) throw new RangeError(`no block ${block} of ${this.blocks}`);
+    this.backend.read(block * BLOCK_PAGE, into);
+  }
+
+  /** True when block `block` holds exactly its base's bytes (a copy-on-write disk whose overlay does not hold it). */
+  baseBlock(block: number): boolean {
+    return block >= 0 && block < this.blocks && this.backend.baseBlock?.(block) === true;
+  }
+
+  /** The record of filled pages, as [address, block] pairs in their order (snapshots). */
+  saveState(): { filled: Float64Array } {
+    return { filled: Float64Array.from([...this.filled].flat()) };
+  }
+
+  restoreState(state: unknown): void {
+    const r = new StateReader(state, 'virtio-blk');
+    const pairs = r.typed('filled', Float64Array);
+    if (pairs.length % 2 !== 0) throw new StateError('virtio-blk.filled: not pairs of address and block');
+    const filled = new Map<number, number>();
+    for (let i = 0; i < pairs.length; i += 2) {
+      const address = pairs[i]!;
+      const block = pairs[i + 1]!;
+      if (!(Number.isInteger(address) && address >= 0 && address <= MAX_AMOUNT && address % BLOCK_PAGE === 0) || filled.has(address)) {
+        throw new StateError(`virtio-blk.filled[${i}]: not a page address, each once`);
+      }
+      if (!(Number.isInteger(block) && block >= 0 && block < this.blocks)) throw new StateError(`virtio-blk.filled[${i + 1}]: not a block of the disk`);
+      filled.set(address, block);
+    }
+    this.filled.clear();
+    for (const [address, block] of filled) this.filled.set(address, block);
   }
 
   readConfig(offset: number, size: AccessSize): number {
@@ -156,6 +210,7 @@ export class VirtioBlk implements VirtioDevice {
     // Without a status byte there is nowhere to report anything: the chain itself is malformed.
     if (chain.writableLength < 1) throw new VirtqueueError('block request without a status byte');
     const status = this.execute(context, chain);
+    this.forget(chain.writable, chain.writableLength - 1, 1);
     scatter(context.memory, chain.writable, chain.writableLength - 1, Uint8Array.of(status));
     return chain.writableLength;
   }
@@ -184,6 +239,7 @@ export class VirtioBlk implements VirtioDevice {
       case VIRTIO_BLK_T_FLUSH:
         return this.attempt(() => this.backend.flush()) ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
       case VIRTIO_BLK_T_GET_ID:
+        this.forget(chain.writable, 0, Math.min(ID_BYTES, chain.writableLength - 1));
         scatter(context.memory, chain.writable, 0, this.id.subarray(0, Math.min(ID_BYTES, chain.writableLength - 1)));
         return VIRTIO_BLK_S_OK;
       default:
@@ -201,6 +257,9 @@ export class VirtioBlk implements VirtioDevice {
     m.requests++;
     const firstBlock = Math.floor(offset / BLOCK_PAGE);
     m.blocks += Math.ceil((offset + length) / BLOCK_PAGE) - firstBlock;
+    // Every page the request writes leaves the record; those it fills whole with a block come back once done.
+    this.forget(segments, 0, length);
+    const whole = new Map<number, number>();
     // Per whole block of the request: the guest page it lands in, and whether the hook mapped it.
     const offered = new Map<number, { address: number; mapped: boolean }>();
     for (let done = (BLOCK_PAGE - (offset % BLOCK_PAGE)) % BLOCK_PAGE; done + BLOCK_PAGE <= length; done += BLOCK_PAGE) {
@@ -208,6 +267,7 @@ export class VirtioBlk implements VirtioDevice {
       if (address < 0) continue;
       m.wholeAligned++;
       const block = (offset + done) / BLOCK_PAGE;
+      whole.set(address, block);
       if (this.pages === undefined || this.backend.baseBlock?.(block) !== true) continue;
       m.base++;
       const mapped = this.pages.map(block, address);
@@ -229,7 +289,27 @@ export class VirtioBlk implements VirtioDevice {
       for (const [at, o] of offered) if (at >= done && at < end) this.pages!.copied((offset + at) / BLOCK_PAGE, o.address);
       done = end;
     }
+    for (const [address, block] of whole) this.filled.set(address, block);
     return true;
+  }
+
+  /** Takes the pages that bytes [at, at + length) of `segments` land in out of the record of filled pages. */
+  private forget(segments: readonly Segment[], at: number, length: number): void {
+    if (this.filled.size === 0 || length <= 0) return;
+    let skip = at;
+    let left = length;
+    for (const segment of segments) {
+      if (left <= 0) break;
+      if (skip >= segment.length) {
+        skip -= segment.length;
+        continue;
+      }
+      const n = Math.min(segment.length - skip, left);
+      const start = segment.address + skip;
+      for (let page = Math.floor(start / BLOCK_PAGE); page * BLOCK_PAGE < start + n; page++) this.filled.delete(page * BLOCK_PAGE);
+      left -= n;
+      skip = 0;
+    }
   }
 
   /** §5.2.6.1: whole sectors, and none past the end of the disk. */
