@@ -12,6 +12,7 @@ import { InstructionClock } from '../timing/clock.js';
 import type { StatSample } from '../timing/stats.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import type { MachineConfig } from './address-map.js';
+import { BlockComparer, machineDisks, readDiskPage, type BlockSource } from './disk-pages.js';
 import type { Machine } from './machine.js';
 import type { Simulation, StatsDump } from './simulation.js';
 import { executionMode, setExecutionMode, timingModelOf, type ExecutionMode } from './timing-mode.js';
@@ -30,7 +31,8 @@ const MAX_CPI = 2 ** 20;
  * One RAM region's non-zero pages, as runs of consecutive pages: run k starts at page `runs[2k]` (counted
  * from the region's base) and holds `runs[2k + 1]` pages, whose bytes are `data[k]`. Zero pages are left
  * out: a restored machine's RAM starts zeroed. When saved, `data` views the live RAM (nothing is copied):
- * write it out before the machine runs again.
+ * write it out before the machine runs again. Pages equal to a block of one of the machine's disks are
+ * in `blocks` instead, by reference: triples of page, disk (its index in `machineDisks`) and block.
  */
 export interface MemoryImage {
   node: number;
@@ -38,6 +40,7 @@ export interface MemoryImage {
   size: number;
   runs: Uint32Array;
   data: Uint8Array[];
+  blocks: Uint32Array;
 }
 
 /** The timing model when the machine has one: its mode, caches, counters and per-page miss counts. */
@@ -82,12 +85,16 @@ export class SnapshotError extends Error {}
 /** The timing model's per-CPU and per-node counters, by name. */
 const MODEL_COUNTERS = ['hits', 'missesLocal', 'missesRemote', 'upgrades', 'uncached', 'stallCycles', 'stallLocal', 'stallRemote', 'tlbRefills', 'tlbCycles', 'linesRead', 'linesWritten'] as const;
 
-/** The non-zero pages of `region`, as runs viewing its memory. */
-function memoryImage(region: RamRegion): MemoryImage {
+/**
+ * The non-zero pages of `region`, as runs viewing its memory, but for those `candidates` (by page) says may equal
+ * a disk block and `comparer` finds equal: those go by reference.
+ */
+function memoryImage(region: RamRegion, candidates: ReadonlyMap<number, BlockSource[]> | undefined, comparer: BlockComparer): MemoryImage {
   const words = region.i32;
   const pages = region.size / PAGE_BYTES;
   const runs: number[] = [];
   const data: Uint8Array[] = [];
+  const blocks: number[] = [];
   let start = -1;
   for (let page = 0; page <= pages; page++) {
     let zero = true;
@@ -99,6 +106,13 @@ function memoryImage(region: RamRegion): MemoryImage {
         }
       }
     }
+    // A page equal to a disk block is left out of the runs, as a zero page is.
+    const bytes = zero ? undefined : region.u8.subarray(page * PAGE_BYTES, (page + 1) * PAGE_BYTES);
+    const source = bytes === undefined ? undefined : candidates?.get(page)?.find((c) => comparer.equal(c, bytes));
+    if (source !== undefined) {
+      blocks.push(page, source.disk, source.block);
+      zero = true;
+    }
     if (!zero && start < 0) start = page;
     if (zero && start >= 0) {
       runs.push(start, page - start);
@@ -106,7 +120,34 @@ function memoryImage(region: RamRegion): MemoryImage {
       start = -1;
     }
   }
-  return { node: region.node, base: region.base, size: region.size, runs: Uint32Array.from(runs), data };
+  return { node: region.node, base: region.base, size: region.size, runs: Uint32Array.from(runs), data, blocks: Uint32Array.from(blocks) };
+}
+
+/**
+ * Per region (by index), the pages the machine's disks filled with a whole block and have not written since
+ * (virtio-blk's record), with their blocks: candidates, each compared before it is stored by reference.
+ */
+function diskCandidates(machine: Machine): Map<number, BlockSource[]>[] {
+  const regions = machine.bus.ram;
+  const out = regions.map(() => new Map<number, BlockSource[]>());
+  machineDisks(machine).forEach((device, disk) => {
+    for (const [address, block] of device.filledPages()) {
+      const index = regions.findIndex((r) => address >= r.base && address < r.base + r.size);
+      if (index < 0) continue;
+      const page = (address - regions[index]!.base) / PAGE_BYTES;
+      const list = out[index]!.get(page);
+      if (list === undefined) out[index]!.set(page, [{ disk, block }]);
+      else list.push({ disk, block });
+    }
+  });
+  return out;
+}
+
+/** The machine's RAM, region by region, with the pages equal to a disk block by reference. */
+function savedMemory(machine: Machine): MemoryImage[] {
+  const candidates = diskCandidates(machine);
+  const comparer = new BlockComparer(machineDisks(machine));
+  return machine.bus.ram.map((region, i) => memoryImage(region, candidates[i], comparer));
 }
 
 /** True when someone else places the machine's RAM pages (a VM's pmap): its memory and timing model are the monitor's to save. */
@@ -163,7 +204,7 @@ export function saveMachine(machine: Machine, config: MachineConfig, simulation?
       dumps: simulation.dumps.map((d) => ({ tag: d.tag, samples: d.samples })),
       droppedDumps: simulation.droppedDumps,
     },
-    memory: paged ? [] : regions.map(memoryImage),
+    memory: paged ? [] : savedMemory(machine),
   };
 }
 
@@ -232,6 +273,7 @@ export function restoreMachine(machine: Machine, state: unknown, simulation?: Si
 
 function restoreMemory(machine: Machine, r: StateReader): void {
   const regions = machine.bus.ram;
+  const disks = machineDisks(machine);
   r.array('memory', (value, path, index) => {
     const m = new StateReader(value, path);
     const region = regions[index]!;
@@ -247,7 +289,27 @@ function restoreMemory(machine: Machine, r: StateReader): void {
       if (first + count > region.size / PAGE_BYTES || bytes.length !== count * PAGE_BYTES) throw new StateError(`${dataPath}: pages outside the region`);
       return bytes;
     }, runs.length / 2);
+    const blocks = m.typed('blocks', Uint32Array);
+    if (blocks.length % 3 !== 0) throw new StateError(`${path}.blocks: not triples of page, disk and block`);
+    // Each page once, in the runs or by reference.
+    const pages = region.size / PAGE_BYTES;
+    const seen = new Uint8Array(pages);
+    for (let k = 0; k < runs.length; k += 2) {
+      for (let page = runs[k]!; page < runs[k]! + runs[k + 1]!; page++) {
+        if (seen[page] === 1) throw new StateError(`${path}.runs: page ${page} twice`);
+        seen[page] = 1;
+      }
+    }
+    for (let k = 0; k < blocks.length; k += 3) {
+      const page = blocks[k]!;
+      if (page >= pages || seen[page] === 1) throw new StateError(`${path}.blocks[${k}]: page ${page} outside the region or twice`);
+      seen[page] = 1;
+    }
     data.forEach((bytes, k) => region.u8.set(bytes, runs[2 * k]! * PAGE_BYTES));
+    for (let k = 0; k < blocks.length; k += 3) {
+      const page = blocks[k]!;
+      readDiskPage(disks, blocks[k + 1]!, blocks[k + 2]!, region.u8.subarray(page * PAGE_BYTES, (page + 1) * PAGE_BYTES), `${path}.blocks[${k}]`);
+    }
   }, regions.length);
 }
 

@@ -12,6 +12,8 @@ export interface SaveReport {
   bytes: number;
   /** Non-zero memory pages written (zero pages are left out). */
   pages: number;
+  /** Pages stored by reference to a block of a disk the file references (not written). */
+  diskPages: number;
   milliseconds: number;
 }
 
@@ -26,7 +28,8 @@ export function saveRunSnapshot(file: string, built: BuiltMachine, spec: Machine
   const drives: DiskReference[] = spec.drives.map(diskReference);
   const bytes = writeSnapshotFile(file, { machine, run: { spec: { ...spec, drives }, extra } });
   const pages = machine.memory.reduce((sum, m) => sum + m.data.reduce((n, d) => n + d.length / 4096, 0), 0);
-  return { file, bytes, pages, milliseconds: Math.round(performance.now() - started) };
+  const diskPages = machine.memory.reduce((sum, m) => sum + m.blocks.length / 3, 0);
+  return { file, bytes, pages, diskPages, milliseconds: Math.round(performance.now() - started) };
 }
 
 /** A snapshot file read and checked, ready to build its machine and restore it. */

@@ -1,0 +1,179 @@
+// Snapshots of a bare machine store a page equal to a block of one of its disks by reference (disk, block):
+// pages virtio-blk filled whole from the disk and nobody wrote since, and no other page. A save, a restore
+// and more reads and writes give the machine (memory, the disk's record of pages) of the run straight on.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { RAM_BASE } from '../../src/board/address-map.js';
+import { Machine } from '../../src/board/machine.js';
+import { restoreMachine, saveMachine, type MachineSnapshot } from '../../src/board/snapshot.js';
+import { BLOCK_PAGE, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VirtioBlk } from '../../src/devices/virtio/blk.js';
+import { MemoryBlockBackend } from '../../src/devices/virtio/memory-block.js';
+import { GuestHeap, MockDriver, type MockQueue } from '../../src/devices/virtio/mock-driver.js';
+import { StateError } from '../../src/memory/state.js';
+import { decodeSnapshot, encodeSnapshot } from '../../src/host/snapshot-file.js';
+import { comparableState } from '../helpers/snapshot-state.js';
+
+const MiB = 2 ** 20;
+const CONFIG = { harts: 1, nodes: [{ memoryBytes: 16 * MiB, harts: [0] }] };
+const DISK_BLOCKS = 64;
+/** The pages reads land in: 4 MiB into RAM, one page per slot. */
+const DATA = RAM_BASE + 4 * MiB;
+const SLOTS = 32;
+
+/** The disk's contents: every block different and non-zero. */
+function diskBytes(seed: number): Uint8Array {
+  return Uint8Array.from({ length: DISK_BLOCKS * BLOCK_PAGE }, (_, i) => ((i * 31 + seed * 7 + (i >> 12) * 13) % 251) + 1);
+}
+
+interface Rig {
+  machine: Machine;
+  disk: MemoryBlockBackend;
+  queue: MockQueue;
+  memory: ReturnType<Machine['bus']['guestMemory']>;
+}
+
+/** A machine with one disk whose driver (the mock's, from the host, as the guest's would) has set up its queue. */
+function rig(contents = diskBytes(1)): Rig {
+  const machine = new Machine({ config: CONFIG, builtinSbi: true });
+  const disk = new MemoryBlockBackend(contents.slice());
+  const transport = machine.attachVirtio(new VirtioBlk(disk));
+  const memory = machine.bus.guestMemory();
+  const driver = new MockDriver(transport, memory, new GuestHeap(RAM_BASE + MiB, RAM_BASE + 2 * MiB));
+  const [queue] = driver.start([64]);
+  return { machine, disk, queue: queue!, memory };
+}
+
+/** A rig as `from` saved it, restored into a fresh machine over a disk of the same contents. */
+function restored(from: Rig): Rig {
+  const bytes = encodeSnapshot(saveMachine(from.machine, CONFIG));
+  const again = rig(from.disk.data);
+  // The fresh rig's driver start wrote its own rings: the restore puts the saved memory over them.
+  again.machine.bus.ram[0]!.u8.fill(0);
+  restoreMachine(again.machine, decodeSnapshot(bytes));
+  return again;
+}
+
+/**
+ * A virtio-blk request whose data buffer is exactly `address` .. + `length`, as Linux's bio for a page is. The
+ * ring's indices are read from memory, so a restored machine's driver goes on where the saved one was.
+ */
+function request(r: Rig, type: number, sector: number, address: number, length: number): void {
+  const header = new Uint8Array(16);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, type, true);
+  view.setUint32(8, sector, true);
+  const at = DATA - BLOCK_PAGE; // the header and status live in the page below the data pages
+  r.memory.write(at, header);
+  const q = r.queue;
+  const chain = [{ address: at, length: 16, flags: 0 }, { address, length, flags: type === VIRTIO_BLK_T_IN ? 2 : 0 }, { address: at + 16, length: 1, flags: 2 }];
+  chain.forEach((d, i) => q.writeDescriptor(q.desc, i, { ...d, flags: d.flags | (i < 2 ? 1 : 0), next: i + 1 }));
+  const index = r.memory.readU16(q.avail + 2);
+  r.memory.writeU16(q.avail + 4 + 2 * (index % q.size), 0);
+  r.memory.writeU16(q.avail + 2, (index + 1) & 0xffff);
+  q.kick();
+  assert.equal(r.memory.read(at + 16, 1)[0], VIRTIO_BLK_S_OK);
+}
+
+/** What one step does: read block `block` into slot `slot` (whole, or `partial` bytes only), write a byte there as the CPU would, or write the disk's block. */
+type Action = { kind: 'read'; slot: number; block: number; partial: boolean } | { kind: 'store'; slot: number; at: number } | { kind: 'write-disk'; slot: number; block: number };
+
+function act(r: Rig, a: Action): void {
+  const page = DATA + a.slot * BLOCK_PAGE;
+  if (a.kind === 'read') request(r, VIRTIO_BLK_T_IN, a.block * 8, a.partial ? page + 512 : page, a.partial ? 1024 : BLOCK_PAGE);
+  else if (a.kind === 'store') r.machine.bus.ram[0]!.u8[page - RAM_BASE + a.at] ^= 0x5a;
+  else request(r, VIRTIO_BLK_T_OUT, a.block * 8, page, BLOCK_PAGE);
+}
+
+const action: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('read' as const), slot: fc.nat(SLOTS - 1), block: fc.nat(DISK_BLOCKS - 1), partial: fc.boolean() }) },
+  fc.record({ kind: fc.constant('store' as const), slot: fc.nat(SLOTS - 1), at: fc.nat(BLOCK_PAGE - 1) }),
+  fc.record({ kind: fc.constant('write-disk' as const), slot: fc.nat(SLOTS - 1), block: fc.nat(DISK_BLOCKS - 1) }),
+);
+
+/** The pages the snapshot stores by reference, as slot → block. */
+function references(snapshot: MachineSnapshot): Map<number, number> {
+  const blocks = snapshot.memory[0]!.blocks;
+  const out = new Map<number, number>();
+  for (let k = 0; k < blocks.length; k += 3) {
+    assert.equal(blocks[k + 1], 0, 'the one disk');
+    out.set((RAM_BASE + blocks[k]! * BLOCK_PAGE - DATA) / BLOCK_PAGE, blocks[k + 2]!);
+  }
+  return out;
+}
+
+/** What each slot holds as the test sees it: the block it equals, by its bytes, unless zero (the oracle the snapshot must agree with). */
+function equalBlocks(r: Rig, filled: ReadonlyMap<number, number>): Map<number, number> {
+  const out = new Map<number, number>();
+  const ram = r.machine.bus.ram[0]!.u8;
+  for (const [slot, block] of filled) {
+    const page = ram.subarray(DATA - RAM_BASE + slot * BLOCK_PAGE, DATA - RAM_BASE + (slot + 1) * BLOCK_PAGE);
+    if (page.some((b) => b !== 0) && Buffer.from(page).equals(Buffer.from(r.disk.data.subarray(block * BLOCK_PAGE, (block + 1) * BLOCK_PAGE)))) out.set(slot, block);
+  }
+  return out;
+}
+
+describe('a bare machine\'s pages equal to a disk block are saved by reference', () => {
+  it('exactly the pages filled whole from the disk and still equal to their block, and they come back', () => {
+    fc.assert(fc.property(fc.array(action, { minLength: 1, maxLength: 40 }), (actions) => {
+      const r = rig();
+      // The test's own record: the block each slot was last filled with, whole.
+      const filled = new Map<number, number>();
+      for (const a of actions) {
+        act(r, a);
+        // A disk write reads the page: the page stays what it was (the bytes say whether it still equals its block).
+        if (a.kind === 'read' && !a.partial) filled.set(a.slot, a.block);
+        else if (a.kind !== 'write-disk') filled.delete(a.slot);
+      }
+      const snapshot = saveMachine(r.machine, CONFIG);
+      assert.deepEqual([...references(snapshot)].sort(), [...equalBlocks(r, filled)].sort());
+      const again = restored(r);
+      assert.ok(Buffer.from(again.machine.bus.ram[0]!.u8).equals(Buffer.from(r.machine.bus.ram[0]!.u8)), 'RAM as saved');
+    }), { numRuns: 60 });
+  });
+
+  it('a save, a restore and more steps give the machine of the run straight on (N + M)', () => {
+    fc.assert(fc.property(fc.array(action, { maxLength: 30 }), fc.array(action, { maxLength: 30 }), (first, then) => {
+      const straight = rig();
+      for (const a of first) act(straight, a);
+      const seam = restored(straight);
+      for (const a of then) {
+        act(straight, a);
+        act(seam, a);
+      }
+      assert.ok(comparableState(saveMachine(seam.machine, CONFIG)).equals(comparableState(saveMachine(straight.machine, CONFIG))), 'state across the seam');
+    }), { numRuns: 40 });
+  });
+
+  it('makes the file smaller by the pages it references', () => {
+    const r = rig();
+    for (let slot = 0; slot < SLOTS; slot++) act(r, { kind: 'read', slot, block: slot, partial: false });
+    const snapshot = saveMachine(r.machine, CONFIG);
+    assert.equal(snapshot.memory[0]!.blocks.length / 3, SLOTS);
+    const withBlocks = encodeSnapshot(snapshot).length;
+    r.machine.bus.ram[0]!.u8[DATA - RAM_BASE] ^= 1; // one page no longer equal
+    assert.equal(saveMachine(r.machine, CONFIG).memory[0]!.blocks.length / 3, SLOTS - 1);
+    const without = encodeSnapshot(saveMachine(r.machine, CONFIG)).length;
+    // The page's bytes, less its reference and what the header says of it.
+    assert.ok(without - withBlocks > BLOCK_PAGE - 64, `${without} bytes with the page, ${withBlocks} by reference`);
+  });
+
+  it('refuses references to a disk or block the machine does not have, and a page twice', () => {
+    const r = rig();
+    act(r, { kind: 'read', slot: 0, block: 5, partial: false });
+    act(r, { kind: 'read', slot: 1, block: 6, partial: false });
+    const bad = (change: (blocks: Uint32Array, runs: Uint32Array) => void): void => {
+      const state = decodeSnapshot(encodeSnapshot(saveMachine(r.machine, CONFIG))) as MachineSnapshot;
+      const image = state.memory[0]!;
+      image.blocks = image.blocks.slice();
+      image.runs = image.runs.slice();
+      change(image.blocks, image.runs);
+      assert.throws(() => restoreMachine(rig().machine, state), StateError);
+    };
+    bad((b) => { b[1] = 1; }); // disk 1
+    bad((b) => { b[2] = DISK_BLOCKS; }); // past the disk's end
+    bad((b) => { b[3] = b[0]!; }); // the same page twice
+    bad((b, runs) => { b[0] = runs[0]!; }); // a page also in a run
+  });
+});
