@@ -8,9 +8,11 @@ import fc from 'fast-check';
 import { RAM_BASE } from '../../src/board/address-map.js';
 import { Machine } from '../../src/board/machine.js';
 import { restoreMachine, saveMachine, type MachineSnapshot } from '../../src/board/snapshot.js';
-import { BLOCK_PAGE, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VirtioBlk } from '../../src/devices/virtio/blk.js';
+import { BLOCK_PAGE, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VirtioBlk } from '../../src/devices/virtio/blk.js';
 import { MemoryBlockBackend } from '../../src/devices/virtio/memory-block.js';
-import { GuestHeap, MockDriver, type MockQueue } from '../../src/devices/virtio/mock-driver.js';
+import type { VirtioMmio } from '../../src/devices/virtio/mmio.js';
+import type { GuestMemory } from '../../src/memory/guest-memory.js';
+import { blkRequest, startBlk, type BlkQueue } from '../helpers/blk-driver.js';
 import { StateError } from '../../src/memory/state.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/host/snapshot-file.js';
 import { comparableState } from '../helpers/snapshot-state.js';
@@ -30,8 +32,9 @@ function diskBytes(seed: number): Uint8Array {
 interface Rig {
   machine: Machine;
   disk: MemoryBlockBackend;
-  queue: MockQueue;
-  memory: ReturnType<Machine['bus']['guestMemory']>;
+  transport: VirtioMmio;
+  queue: BlkQueue;
+  memory: GuestMemory;
 }
 
 /** A machine with one disk whose driver (the mock's, from the host, as the guest's would) has set up its queue. */
@@ -40,9 +43,7 @@ function rig(contents = diskBytes(1)): Rig {
   const disk = new MemoryBlockBackend(contents.slice());
   const transport = machine.attachVirtio(new VirtioBlk(disk));
   const memory = machine.bus.guestMemory();
-  const driver = new MockDriver(transport, memory, new GuestHeap(RAM_BASE + MiB, RAM_BASE + 2 * MiB));
-  const [queue] = driver.start([64]);
-  return { machine, disk, queue: queue!, memory };
+  return { machine, disk, transport, queue: startBlk(transport, memory, RAM_BASE + MiB), memory };
 }
 
 /** A rig as `from` saved it, restored into a fresh machine over a disk of the same contents. */
@@ -55,25 +56,8 @@ function restored(from: Rig): Rig {
   return again;
 }
 
-/**
- * A virtio-blk request whose data buffer is exactly `address` .. + `length`, as Linux's bio for a page is. The
- * ring's indices are read from memory, so a restored machine's driver goes on where the saved one was.
- */
 function request(r: Rig, type: number, sector: number, address: number, length: number): void {
-  const header = new Uint8Array(16);
-  const view = new DataView(header.buffer);
-  view.setUint32(0, type, true);
-  view.setUint32(8, sector, true);
-  const at = DATA - BLOCK_PAGE; // the header and status live in the page below the data pages
-  r.memory.write(at, header);
-  const q = r.queue;
-  const chain = [{ address: at, length: 16, flags: 0 }, { address, length, flags: type === VIRTIO_BLK_T_IN ? 2 : 0 }, { address: at + 16, length: 1, flags: 2 }];
-  chain.forEach((d, i) => q.writeDescriptor(q.desc, i, { ...d, flags: d.flags | (i < 2 ? 1 : 0), next: i + 1 }));
-  const index = r.memory.readU16(q.avail + 2);
-  r.memory.writeU16(q.avail + 4 + 2 * (index % q.size), 0);
-  r.memory.writeU16(q.avail + 2, (index + 1) & 0xffff);
-  q.kick();
-  assert.equal(r.memory.read(at + 16, 1)[0], VIRTIO_BLK_S_OK);
+  blkRequest(r.transport, r.memory, r.queue, type, sector, address, length);
 }
 
 /** What one step does: read block `block` into slot `slot` (whole, or `partial` bytes only), write a byte there as the CPU would, or write the disk's block. */
