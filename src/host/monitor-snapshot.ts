@@ -7,11 +7,14 @@ import { same } from '../monitor/memory-check.js';
 import { performance } from 'node:perf_hooks';
 import { StateError, StateReader, integerItem } from '../memory/state.js';
 import {
-  imagePages, readMonitorSnapshot, restoreMonitor, restoreVmInto, saveMonitor, saveOneVm, type MonitorSnapshot, type ReadMonitor,
+  imageDiskPages, imagePages, readMonitorSnapshot, restoreMonitor, restoreVmInto, saveMonitor, saveOneVm, type MonitorSnapshot, type ReadMonitor,
 } from '../monitor/monitor-snapshot.js';
 import { Monitor, MonitorError, type MonitorOptions } from '../monitor/monitor.js';
 import { OutOfMachineMemory } from '../monitor/machine-memory.js';
 import type { ReadVm } from '../monitor/vm-snapshot.js';
+import type { SavedDiskPage } from '../monitor/disk-pages.js';
+import { BLOCK_PAGE } from '../devices/virtio/blk.js';
+import { FileBlockBackend } from './file-block.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { attachDrives, DriveError, type DriveSpec, type OpenDrive } from './drives.js';
@@ -35,21 +38,21 @@ export interface SavedBuild {
  * The plain data of a snapshot of `monitor`: the whole machine, or only `vm`; `build` says how the host built
  * each VM, `extra` is the caller's (a session's agents). Call it between rounds; throws SnapshotError.
  */
-export function monitorSnapshot(monitor: Monitor, build: (vm: VirtualMachine) => VmBuild, vm?: VirtualMachine, extra: object = {}): { value: object; pages: number } {
+export function monitorSnapshot(monitor: Monitor, build: (vm: VirtualMachine) => VmBuild, vm?: VirtualMachine, extra: object = {}): { value: object; pages: number; diskPages: number } {
   const saved: MonitorSnapshot = vm === undefined ? saveMonitor(monitor) : saveOneVm(monitor, vm);
   const builds = saved.vms.map((v) => {
     const b = build(monitor.vms[v.id]!);
     return { name: v.name, drives: b.drives.map(diskReference), rngSeed: b.rngSeed };
   });
-  return { value: { monitor: saved, host: { vms: builds }, extra }, pages: imagePages(saved.pages) };
+  return { value: { monitor: saved, host: { vms: builds }, extra }, pages: imagePages(saved.pages), diskPages: imageDiskPages(saved.pages) };
 }
 
 /** `monitorSnapshot` written to `file` (under a temporary name renamed into place). */
 export function saveMonitorSnapshot(file: string, monitor: Monitor, build: (vm: VirtualMachine) => VmBuild, vm?: VirtualMachine, extra?: object): SaveReport {
   const started = performance.now();
-  const { value, pages } = monitorSnapshot(monitor, build, vm, extra);
+  const { value, pages, diskPages } = monitorSnapshot(monitor, build, vm, extra);
   const bytes = writeSnapshotFile(file, value);
-  return { file, bytes, pages, milliseconds: Math.round(performance.now() - started) };
+  return { file, bytes, pages, diskPages, milliseconds: Math.round(performance.now() - started) };
 }
 
 /** `monitorSnapshot` as the bytes of a file, in memory (sessions). */
@@ -159,7 +162,12 @@ export function restoreVm(
   try {
     const vm = makeVm(monitor, loaded, v, as, io, disks, place.homeNode, place.cell);
     try {
-      restoreVmInto(monitor, vm, loaded.saved, name);
+      const others = otherVmsDisks(loaded);
+      try {
+        restoreVmInto(monitor, vm, loaded.saved, name, others.read);
+      } finally {
+        others.close();
+      }
     } catch (error) {
       if (error instanceof StateError) throw new SnapshotFileError(`${loaded.what} cannot be restored: ${error.message}`);
       if (error instanceof OutOfMachineMemory) throw new SnapshotFileError(`${loaded.what} cannot be restored: VM ${name}: ${error.message}`);
@@ -170,6 +178,33 @@ export function restoreVm(
     for (const d of disks) d.close();
     throw error;
   }
+}
+
+/**
+ * Reads the pages a VM restored alone shares with another saved VM and that were saved as a block of that VM's
+ * disk: from its image by path, checked to be there and unchanged first (once per image), opened read-only
+ * until `close`. `read` throws StateError.
+ */
+function otherVmsDisks(loaded: LoadedMonitorSnapshot): { read: (ref: SavedDiskPage, into: Uint8Array) => void; close: () => void } {
+  const open = new Map<string, FileBlockBackend>();
+  const read = (ref: SavedDiskPage, into: Uint8Array): void => {
+    const v = loaded.saved.vms.find((x) => x.id === ref.vm);
+    const disk = v === undefined ? undefined : loaded.builds.get(v.name)?.drives[ref.disk];
+    if (v === undefined || disk === undefined) throw new StateError(`snapshot.pages.blocks: page ${ref.mpn} is a block of disk ${ref.disk} of VM ${ref.vm}, which the snapshot does not have`);
+    try {
+      let image = open.get(disk.file);
+      if (image === undefined) {
+        const problem = diskProblem(disk);
+        if (problem !== undefined) throw new StateError(`VM ${v.name}'s ${problem}, and it holds pages of this VM`);
+        open.set(disk.file, image = FileBlockBackend.open(disk.file, { readOnly: true }));
+      }
+      image.read(ref.block * BLOCK_PAGE, into);
+    } catch (error) {
+      if (error instanceof StateError) throw error;
+      throw new StateError(`snapshot.pages.blocks: cannot read block ${ref.block} of '${disk.file}': ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  return { read, close: () => { for (const image of open.values()) image.close(); } };
 }
 
 /**

@@ -27,6 +27,7 @@ import { pageAddress, readVm, restoreVmState, saveVm, savedPages, type ReadVm, t
 import type { MmuMode, VirtualMachine } from './vm.js';
 import { cellNodes } from './cells.js';
 import { checkMemory, REPLICA_PAGE, same, VM_PAGE } from './memory-check.js';
+import { DISK_PAGE_FIELDS, diskCandidates, DiskPageComparer, readDiskPageBytes, readDiskPages, type DiskPage, type SavedDiskPage } from './disk-pages.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
 export const MONITOR_SNAPSHOT_VERSION = 9;
@@ -54,10 +55,14 @@ export interface MonitorSettings {
   balancePeriodRounds?: number;
 }
 
-/** Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages, `data[k]`. */
+/**
+ * Machine pages by number, as runs of consecutive pages: run k starts at `runs[2k]` and holds `runs[2k + 1]` pages,
+ * `data[k]`; and pages equal to a block of a VM's disk by reference (`blocks`: machine page, VM id, disk, block).
+ */
 export interface PageImage {
   runs: Uint32Array;
   data: Uint8Array[];
+  blocks: Float64Array;
 }
 
 /** What only a whole snapshot holds: the machine's allocator and memmap, the scheduler, the policy, the subnet, time. */
@@ -105,11 +110,15 @@ export function monitorSettings(monitor: Monitor): MonitorSettings {
   return { ...s, timing: s.timing ?? null, subnet: s.subnet };
 }
 
-/** The non-zero pages of `mpns` (each once), as runs viewing machine memory (nothing copied: write them out before the monitor runs again). */
-function pageImage(memory: MachineMemory, mpns: Iterable<number>): PageImage {
+/**
+ * The non-zero pages of `mpns` (each once), as runs viewing machine memory (nothing copied: write them out before
+ * the monitor runs again), but for those `candidates` says may equal a disk block and `comparer` finds equal.
+ */
+function pageImage(memory: MachineMemory, mpns: Iterable<number>, candidates: ReadonlyMap<number, DiskPage[]>, comparer: DiskPageComparer): PageImage {
   const sorted = [...new Set(mpns)].sort((a, b) => a - b);
   const runs: number[] = [];
   const data: Uint8Array[] = [];
+  const blocks: number[] = [];
   let first = -1;
   let last = -1;
   const close = (): void => {
@@ -130,17 +139,31 @@ function pageImage(memory: MachineMemory, mpns: Iterable<number>): PageImage {
       }
     }
     if (zero) continue;
+    const list = candidates.get(mpn);
+    if (list !== undefined) {
+      const bytes = memory.regionOf(mpn).u8.subarray(memory.offsetOf(mpn), memory.offsetOf(mpn) + PAGE);
+      const source = list.find((c) => comparer.equal(c, bytes));
+      if (source !== undefined) {
+        blocks.push(mpn, source.vm, source.disk, source.block);
+        continue;
+      }
+    }
     if (first >= 0 && (mpn !== last + 1 || memory.nodeOf(mpn) !== memory.nodeOf(first))) close();
     if (first < 0) first = mpn;
     last = mpn;
   }
   close();
-  return { runs: Uint32Array.from(runs), data };
+  return { runs: Uint32Array.from(runs), data, blocks: Float64Array.from(blocks) };
 }
 
-/** Pages an image holds. */
+/** Pages an image holds whole. */
 export function imagePages(image: PageImage): number {
   return image.data.reduce((n, d) => n + d.length / PAGE, 0);
+}
+
+/** Pages an image holds by reference to a disk block. */
+export function imageDiskPages(image: PageImage): number {
+  return image.blocks.length / DISK_PAGE_FIELDS;
 }
 
 /** The whole monitor, every VM (ended ones too), between two rounds. Throws SnapshotError (vm-snapshot.ts). */
@@ -169,7 +192,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
       // Where each VM was placed, when a balancer has since made one depend on more cells.
       ...(monitor.vms.some((vm) => !same(vm.cells, vm.placedCells)) ? { vmPlaced: monitor.vms.map((vm) => [...vm.placedCells]) } : {}),
     },
-    pages: pageImage(monitor.memory, used),
+    pages: pageImage(monitor.memory, used, diskCandidates(monitor.vms, { state: pageCache, vms: monitor.vms }), new DiskPageComparer(monitor)),
     vms,
   };
 }
@@ -183,7 +206,7 @@ export function saveOneVm(monitor: Monitor, vm: VirtualMachine): MonitorSnapshot
   return {
     format: MONITOR_SNAPSHOT_FORMAT, version: MONITOR_SNAPSHOT_VERSION, settings: monitorSettings(monitor),
     regions: monitor.memory.regions.map((r) => r.base), whole: null,
-    pages: pageImage(monitor.memory, savedPages(saved.pmap, monitor.layout.nodes.length).pages), vms: [saved],
+    pages: pageImage(monitor.memory, savedPages(saved.pmap, monitor.layout.nodes.length).pages, diskCandidates([vm]), new DiskPageComparer(monitor)), vms: [saved],
   };
 }
 
@@ -193,6 +216,8 @@ export interface ReadMonitor {
   regions: number[];
   whole: StateReader | null;
   pages: Map<number, Uint8Array>;
+  /** Pages saved as a block of a VM's disk, read when the VMs' disks are there (`restoreMonitor`, `restoreVmInto`). */
+  diskPages: SavedDiskPage[];
   vms: ReadVm[];
 }
 
@@ -265,7 +290,9 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
   const pcpus = config.harts;
   const vms = r.array('vms', (v, p) => readVm(v, p, nodes, totalPages, pcpus));
   if (vms.length === 0) throw new StateError('snapshot.vms: no VM');
-  return { settings, regions, whole: r.value('whole') === null ? null : r.object('whole'), pages: readPages(r.object('pages'), totalPages), vms };
+  const pages = readPages(r.object('pages'), totalPages);
+  const diskPages = readDiskPages(r.object('pages'), totalPages, pages);
+  return { settings, regions, whole: r.value('whole') === null ? null : r.object('whole'), pages, diskPages, vms };
 }
 
 function readSubnetOptions(r: StateReader): SubnetOptions {
@@ -298,7 +325,7 @@ function readPages(p: StateReader, totalPages: number): Map<number, Uint8Array> 
  * by guest-physical page, timers. Throws StateError, or OutOfMachineMemory; `vm` is then ended (stopped),
  * so nothing half-restored runs.
  */
-export function restoreVmInto(monitor: Monitor, vm: VirtualMachine, saved: ReadMonitor, name: string): void {
+export function restoreVmInto(monitor: Monitor, vm: VirtualMachine, saved: ReadMonitor, name: string, otherDisks?: (ref: SavedDiskPage, into: Uint8Array) => void): void {
   try {
     const v = saved.vms.find((x) => x.name === name);
     if (v === undefined) throw new StateError(`the snapshot has no VM named '${name}' (it has ${saved.vms.map((x) => x.name).join(', ')})`);
@@ -306,9 +333,12 @@ export function restoreVmInto(monitor: Monitor, vm: VirtualMachine, saved: ReadM
     if (v.state !== 'running') throw new StateError(`${path}: VM ${name} had ended (${v.state}: ${v.reason})`);
     if (v.vcpus !== vm.vcpus.length || v.memoryBytes !== vm.pmap.size) throw new StateError(`${path}: saved with ${v.vcpus} vCPUs and ${v.memoryBytes} bytes`);
     const memory = monitor.memory;
+    // Its pages saved as disk blocks, read from its own disks (made as they were), or another VM's through `otherDisks`.
+    const own = new Set(savedPages(v.pmap, saved.settings.config.nodes.length).pages);
+    const diskBytes = readDiskPageBytes(saved.diskPages.filter((ref) => own.has(ref.mpn)), new Map([[v.id, vm]]), otherDisks);
     const moved = vm.pmap.placeLike(v.pmap);
     for (const [old, mpn] of moved) {
-      const bytes = saved.pages.get(old);
+      const bytes = saved.pages.get(old) ?? diskBytes.get(old);
       if (bytes !== undefined) memory.regionOf(mpn).u8.set(bytes, memory.offsetOf(mpn));
     }
     // A replica's TLB entries lead to its master now (replicas are not made again).
@@ -390,7 +420,9 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
   const scanner = w.value('scanner') === null ? null
     : readScanner(w.object('scanner'), saved.vms.map((v) => ({ pages: v.memoryBytes / PAGE, running: v.state === 'running' })), monitor.cpus);
   const kinds = checkMemory(memory, memoryState, saved.vms, [...memmap, ...tables.flat()], pageCache);
-  for (const mpn of saved.pages.keys()) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
+  for (const mpn of [...saved.pages.keys(), ...saved.diskPages.map((ref) => ref.mpn)]) if (kinds[mpn] !== VM_PAGE && kinds[mpn] !== REPLICA_PAGE) throw new StateError(`snapshot.pages: page ${mpn} is no VM's`);
+  // The pages saved as disk blocks, read from the VMs' disks (made as they were saved) before anything is written.
+  const diskBytes = readDiskPageBytes(saved.diskPages, new Map(vms.map((vm, i) => [saved.vms[i]!.id, vm])));
   const scheduler = readScheduler(w.object('scheduler'), saved.vms, monitor.cpus, monitor.cells.count);
   const policy = w.value('policy') === null ? null : readPolicy(w.object('policy'), nodes, monitor.cells.count, (vm) => vms[vm]?.cells);
   if (policy !== null && (monitor.timingModel === undefined || addsTiming)) throw new StateError('snapshot.whole.policy: the NUMA policy without a timing configuration');
@@ -442,6 +474,7 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
     if (v.state === 'running') vms[i]!.tables.restorePages(tables[i]!);
   });
   for (const [mpn, bytes] of saved.pages) memory.regionOf(mpn).u8.set(bytes, memory.offsetOf(mpn));
+  for (const [mpn, bytes] of diskBytes) memory.regionOf(mpn).u8.set(bytes, memory.offsetOf(mpn));
   monitor.scheduler.restoreState(scheduler, (vm, index) => monitor.vcpuRecord(monitor.vms[vm]!, index) as unknown as SchedVcpu);
   if (policy !== null) {
     monitor.setPolicy(policy.parameters);
