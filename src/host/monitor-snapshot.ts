@@ -7,7 +7,7 @@ import { same } from '../monitor/memory-check.js';
 import { performance } from 'node:perf_hooks';
 import { StateError, StateReader, integerItem } from '../memory/state.js';
 import {
-  imageDiskPages, imagePages, readMonitorSnapshot, restoreMonitor, restoreVmInto, saveMonitor, saveOneVm, type MonitorSnapshot, type ReadMonitor,
+  imageDiskPages, imagePages, monitorSettings, readMonitorSnapshot, restoreMonitor, restoreVmInto, saveMonitor, saveOneVm, type MonitorSettings, type MonitorSnapshot, type ReadMonitor,
 } from '../monitor/monitor-snapshot.js';
 import { Monitor, MonitorError, type MonitorOptions } from '../monitor/monitor.js';
 import { OutOfMachineMemory } from '../monitor/machine-memory.js';
@@ -207,18 +207,36 @@ function otherVmsDisks(loaded: LoadedMonitorSnapshot): { read: (ref: SavedDiskPa
   return { read, close: () => { for (const image of open.values()) image.close(); } };
 }
 
+/** How the host makes a whole machine again (`restoreWhole`). */
+export interface WholeRestoreHost {
+  translate?: boolean;
+  log?: (message: string) => void;
+  timing?: MonitorOptions['timing'];
+  policy?: MonitorOptions['policy'];
+  scan?: MonitorOptions['scan'];
+  /**
+   * What a machine file makes the monitor with (`up --restore`): the monitor is made with these options, and a
+   * snapshot of a monitor made otherwise is refused, naming what differs. Its NUMA policy and scanner are the
+   * snapshot's, as they were when saved (commands change them while the machine runs), not these.
+   */
+  made?: MonitorOptions;
+}
+
+/** Which of a monitor's settings differ between `saved` and `current`, by name. */
+function differentSettings(saved: MonitorSettings, current: MonitorSettings): string[] {
+  const keys = [...new Set([...Object.keys(saved), ...Object.keys(current)])] as (keyof MonitorSettings)[];
+  return keys.filter((key) => !same(saved[key] ?? null, current[key] ?? null)).map((key) => (key === 'config' ? 'machine (CPUs, nodes, memory, distances)' : key));
+}
+
 /**
  * A new monitor exactly as the loaded whole snapshot saved it, every VM made again (ended ones too) with its
  * drives; `io` for each VM by name. A machine saved without a timing configuration gets `host.timing` (and
  * `host.policy`) if given: a fresh model, as if configured when it booted in fast mode. The content scanner
  * goes on where it was if the machine had one; one saved without gets `host.scan` if given, starting afresh.
- * Throws SnapshotFileError, having closed what it opened.
+ * With `host.made`, the monitor is made as those options say and must be the one saved. Throws
+ * SnapshotFileError, having closed what it opened.
  */
-export function restoreWhole(
-  loaded: LoadedMonitorSnapshot,
-  host: { translate?: boolean; log?: (message: string) => void; timing?: MonitorOptions['timing']; policy?: MonitorOptions['policy']; scan?: MonitorOptions['scan'] },
-  io: (name: string) => VmIo,
-): { monitor: Monitor; disks: OpenDrive[] } {
+export function restoreWhole(loaded: LoadedMonitorSnapshot, host: WholeRestoreHost, io: (name: string) => VmIo): { monitor: Monitor; disks: OpenDrive[] } {
   const { saved } = loaded;
   if (saved.whole === null) throw new SnapshotFileError(`${loaded.what} holds one VM, not a whole machine`);
   const s = saved.settings;
@@ -226,7 +244,7 @@ export function restoreWhole(
   try {
     let monitor: Monitor;
     try {
-      monitor = new Monitor({
+      monitor = new Monitor(host.made !== undefined ? { ...host.made, policy: undefined, scan: undefined, translate: host.translate, log: host.log } : {
         config: s.config, costs: s.costs, quantumRounds: s.quantumRounds, mmu: s.mmu, placement: s.placement, gStageTlbEntries: s.gStageTlbEntries, subnet: s.subnet, cells: s.cells,
         diskCache: s.diskCache, shareBootImages: s.shareBootImages, gang: s.gang, idleBalance: s.idleBalance, balancePeriodRounds: s.balancePeriodRounds,
         // A machine saved without a timing configuration may be given one (restoreMonitor), and then a policy.
@@ -234,6 +252,10 @@ export function restoreWhole(
       });
     } catch (error) {
       throw new SnapshotFileError(`${loaded.what} cannot be restored: its machine: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (host.made !== undefined) {
+      const differ = differentSettings(s, monitorSettings(monitor));
+      if (differ.length > 0) throw new SnapshotFileError(`${loaded.what} holds a machine made otherwise: its ${differ.join(', ')} differ${differ.length === 1 ? 's' : ''}`);
     }
     // With several cells, each VM confined to one goes back into it (a spanning one spans again from its home).
     let vmCells: number[][] | undefined;
