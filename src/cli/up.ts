@@ -15,13 +15,14 @@ import { findBuiltGuest } from '../guest/artifacts.js';
 import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '../host/console-socket.js';
 import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
 import { makePrivateDirectory, openPrivateFile } from '../host/private-files.js';
-import { loadMonitorSnapshot, restoreVm, saveMonitorSnapshot, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
+import { loadMonitorSnapshot, restoreVm, restoreWhole, saveMonitorSnapshot, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
 import { runMonitor } from '../host/monitor-runner.js';
 import { SnapshotFileError } from '../host/snapshot-file.js';
-import { Monitor, MonitorError } from '../monitor/monitor.js';
+import { Monitor, MonitorError, type MonitorOptions } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { MachineFileError, parseMachineFile, type MachineFileSpec, type VmFileSpec } from './machine-file.js';
 import { UsageError, translationWanted } from './options.js';
+import { cellsDiffer, vmsDiffer } from './up-restore.js';
 import { readInput } from './run.js';
 import { CONTROL_SOCKET, defaultRunDir } from './vm-client.js';
 import { endLine } from './vm-commands.js';
@@ -36,6 +37,7 @@ interface UpFlags {
   control?: string;
   runDir?: string;
   detach?: boolean;
+  restore?: string;
 }
 
 export function registerUpCommand(program: Command): void {
@@ -50,6 +52,9 @@ export function registerUpCommand(program: Command): void {
     .option('--run-dir <dir>', 'directory for the sockets and console logs (default: $MIRRORBALL_RUN_DIR, else ./mirrorball-run)')
     .option('--control <socket>', `control socket (QMP-shaped JSON, docs/control.md; default: RUN-DIR/${CONTROL_SOCKET})`)
     .option('--detach', 'run the monitor in the background (its output goes to RUN-DIR/up.log); return once it answers on its control socket')
+    .option('--restore <file>', 'continue the whole machine saved in this snapshot (the control socket\'s snapshot-save without "vm") instead of ' +
+      'booting: every VM, the monitor\'s memory, scheduler and cells, exactly where they were (docs/snapshots.md); the machine file must describe ' +
+      'that machine (its settings, and its VMs in order with their vCPUs, memory, drives, rng), else one line and exit 2, nothing started')
     .action(async (file: string, flags: UpFlags) => {
       process.exitCode = await up(file, flags);
     });
@@ -88,8 +93,9 @@ async function up(file: string, flags: UpFlags): Promise<number> {
     if (error instanceof SocketPathError) throw new UsageError(error.message);
     throw error;
   }
-  if (flags.detach === true) return detach(resolve(file), runDir, control);
-  return new Up(resolve(file), spec, runDir, control, consolePath).run();
+  const restore = flags.restore === undefined ? undefined : resolve(flags.restore);
+  if (flags.detach === true) return detach(resolve(file), runDir, control, restore);
+  return new Up(resolve(file), spec, runDir, control, consolePath, restore).run();
 }
 
 /** Per VM: its console's log file and socket, fed in chunks between batches (the UART gives bytes one by one). */
@@ -144,11 +150,14 @@ class Up {
     private readonly runDir: string,
     private readonly controlPath: string,
     private readonly consolePath: (vm: VmFileSpec) => string,
+    /** A whole machine's snapshot to continue instead of booting (`--restore`). */
+    private readonly restore?: string,
   ) {}
 
   async run(): Promise<number> {
     try {
-      this.createVms();
+      if (this.restore === undefined) this.createVms();
+      else this.restoreMachine(this.restore);
       await this.openHostSide();
     } catch (error) {
       await this.teardown();
@@ -179,27 +188,70 @@ class Up {
     return this.monitor.machineFailure !== undefined || this.monitor.vms.some((vm) => failed(vm)) ? 1 : 0;
   }
 
+  /** What the machine file makes the monitor with. */
+  private monitorOptions(): MonitorOptions {
+    const { machine } = this.spec;
+    return {
+      config: machine.config,
+      translate: translationWanted(),
+      log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
+      timing: machine.timing ? { latencies: machine.latencies } : undefined,
+      mmu: this.spec.monitor.mmu,
+      placement: this.spec.monitor.placement,
+      policy: this.spec.monitor.policy,
+      policySignal: this.spec.monitor.policySignal,
+      diskCache: this.spec.monitor.diskCache,
+      shareBootImages: this.spec.monitor.shareBootImages,
+      scan: this.spec.monitor.scan,
+      gang: this.spec.monitor.gang,
+      idleBalance: this.spec.monitor.idleBalance,
+      balancePeriodRounds: this.spec.monitor.balancePeriodRounds,
+      cells: machine.cells,
+    };
+  }
+
+  /**
+   * The whole machine of snapshot `file` (`--restore`), made again exactly and not yet run, with every VM's
+   * console; a snapshot that is bad or of another machine than the file's is one line, nothing made.
+   */
+  private restoreMachine(file: string): void {
+    if (this.spec.faults.length > 0) throw new UsageError(`${this.file}: faults: a machine restored with --restore takes no fault script (snapshots do not hold faults yet)`);
+    const outputs = new Map<string, VmConsole>();
+    let loaded: LoadedMonitorSnapshot;
+    try {
+      loaded = loadMonitorSnapshot(file);
+      if (loaded.saved.whole === null) throw new SnapshotFileError(`${loaded.what} holds one VM, not a whole machine (a VM entry's restore: makes it again)`);
+      const differ = vmsDiffer(this.spec, loaded);
+      if (differ !== undefined) throw new SnapshotFileError(`snapshot '${shown(file)}' is not the machine of ${shown(this.file)}: ${differ}`);
+      const options = this.monitorOptions();
+      const { monitor, disks } = restoreWhole(loaded, { translate: options.translate, log: options.log, made: options }, (name) => {
+        const output = new VmConsole();
+        outputs.set(name, output);
+        return { console: (bytes) => output.push(bytes), log: (message) => process.stderr.write(`mirrorball: vm ${name}: ${message}\n`) };
+      });
+      const cells = cellsDiffer(this.spec.vms, monitor.vms);
+      if (cells !== undefined) {
+        for (const d of disks) d.close();
+        throw new SnapshotFileError(`snapshot '${shown(file)}' is not the machine of ${shown(this.file)}: ${cells}`);
+      }
+      this.monitor = monitor;
+      this.disks.push(...disks);
+    } catch (error) {
+      if (error instanceof SnapshotFileError) throw new UsageError(error.message);
+      throw error;
+    }
+    for (const vm of this.monitor.vms) {
+      this.consoles.set(vm, outputs.get(vm.name)!);
+      const build = loaded.builds.get(vm.name)!;
+      this.builds.set(vm, { drives: build.drives.map((d) => ({ file: d.file, readOnly: d.readOnly })), rngSeed: build.rngSeed });
+    }
+  }
+
   /** The monitor and its VMs, booted but not yet run. Every mistake here is the user's: one line. */
   private createVms(): void {
     const { machine, vms } = this.spec;
     try {
-      this.monitor = new Monitor({
-        config: machine.config,
-        translate: translationWanted(),
-        log: (message) => process.stderr.write(`mirrorball: ${message}\n`),
-        timing: machine.timing ? { latencies: machine.latencies } : undefined,
-        mmu: this.spec.monitor.mmu,
-        placement: this.spec.monitor.placement,
-        policy: this.spec.monitor.policy,
-        policySignal: this.spec.monitor.policySignal,
-        diskCache: this.spec.monitor.diskCache,
-        shareBootImages: this.spec.monitor.shareBootImages,
-        scan: this.spec.monitor.scan,
-        gang: this.spec.monitor.gang,
-        idleBalance: this.spec.monitor.idleBalance,
-        balancePeriodRounds: this.spec.monitor.balancePeriodRounds,
-        cells: machine.cells,
-      });
+      this.monitor = new Monitor(this.monitorOptions());
       if (machine.timing) this.monitor.setExecutionMode('timing');
       // The machine file's campaign script: faults at their simulated times (docs/faults.md).
       for (const s of this.spec.faults) this.monitor.hardware.injector.schedule(s.time, s.fault);
@@ -318,7 +370,8 @@ class Up {
         throw error;
       }
       const vcpus = vm.vcpus.length;
-      process.stdout.write(`vm ${vm.name}: ${v.restore === undefined ? 'booting' : `restored from ${shown(v.restore)}`}, ${vcpus} vCPU${vcpus === 1 ? '' : 's'}, ` +
+      const restored = this.restore ?? v.restore;
+      process.stdout.write(`vm ${vm.name}: ${restored === undefined ? 'booting' : `restored from ${shown(restored)}`}, ${vcpus} vCPU${vcpus === 1 ? '' : 's'}, ` +
         `${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}${this.monitor.cells.count === 1 ? '' : `, cell${vm.cells.length === 1 ? '' : 's'} ${vm.cells.join(', ')}`}; ` +
         `console log ${shown(logPath)}\n`);
     }
@@ -377,13 +430,13 @@ class Up {
  * `up --detach`: the same command again, in the background with its output in RUN-DIR/up.log; returns when
  * it answers on its control socket, or with its status and its own words when it stops before that.
  */
-async function detach(file: string, runDir: string, control: string): Promise<number> {
+async function detach(file: string, runDir: string, control: string, restore: string | undefined): Promise<number> {
   if (await socketAnswers(control)) throw new UsageError(`control socket '${control}' is in use by another process`);
   makeRunDir(runDir);
   const logPath = join(runDir, 'up.log');
   const log = openPrivateFile(logPath, 'a', true);
   const logStart = fstatSync(log).size;
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', file, '--run-dir', runDir, '--control', control],
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', file, '--run-dir', runDir, '--control', control, ...(restore === undefined ? [] : ['--restore', restore])],
     { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
   let status: number | undefined;

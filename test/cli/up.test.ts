@@ -167,7 +167,7 @@ class Console {
 }
 
 // Tiny kernels: a RISC-V Linux Image header (boot-image-header.rst) whose first instruction jumps past it.
-const T0 = 5, T1 = 6, T2 = 7, A0 = 10, A1 = 11, A6 = 16, A7 = 17;
+const T0 = 5, T1 = 6, T2 = 7, S1 = 9, A0 = 10, A1 = 11, A6 = 16, A7 = 17;
 const itype = (opcode: number, funct3: number, rd: number, rs1: number, imm: number): number => (((imm & 0xfff) << 20) | (rs1 << 15) | (funct3 << 12) | (rd << 7) | opcode) >>> 0;
 const addi = (rd: number, rs1: number, imm: number): number => itype(0x13, 0, rd, rs1, imm);
 const andi = (rd: number, rs1: number, imm: number): number => itype(0x13, 7, rd, rs1, imm);
@@ -191,6 +191,8 @@ const PROGRAMS = {
   idle: [WFI, j(-4)],
   /** Prints each byte typed, plus one ('a' → 'b'). */
   echo: [...WAIT_FOR_INPUT, lbu(T2, T0, 0), addi(T2, T2, 1), sb(T2, T0, 0), j(-24)],
+  /** Prints 'a' for the first byte typed, 'b' for the second, and so on: its count is in a register. */
+  counter: [addi(S1, 0, 0x61), ...WAIT_FOR_INPUT, lbu(T2, T0, 0), sb(S1, T0, 0), addi(S1, S1, 1), j(-28)],
   /** Powers off (SBI SRST, shutdown, no reason) when a byte is typed. */
   poweroff: [...WAIT_FOR_INPUT, lui(A7, 0x53525), addi(A7, A7, 0x354), addi(A6, 0, 0), addi(A0, 0, 0), addi(A1, 0, 0), ECALL, j(0)],
   /** Powers off at once, reporting a system failure (SBI SRST, shutdown, reason 1). */
@@ -791,6 +793,87 @@ describe('mirrorball up: snapshots of VMs', () => {
     rmSync(disk);
     bad('missing disk', snap, /disk image '.*snap-disk\.img' is gone/);
     bad('other keys', snap, /vms\[0\]\.smp: not with restore/, 'name: echo\n    restore: bad.snap\n    smp: 2');
+  });
+});
+
+describe('mirrorball up --restore: the whole machine', () => {
+  it('continues every VM where the snapshot left it (an ended one stays ended); a snapshot of another machine, of one VM or a bad one is one line, exit 2, nothing started', async () => {
+    const disk = join(dir, 'whole-disk.img');
+    writeFileSync(disk, Buffer.alloc(MiB, 5));
+    const machine = 'machine:\n  topology: uma\n  smp: 2\n  memory: 256M\n';
+    const vms = (counterMemory = '32M', last = 'idle'): string => 'vms:\n' +
+      `  - name: counter\n    memory: ${counterMemory}\n    kernel: counter.Image\n    drive: file=${disk},readonly=on\n    rng: 7\n` +
+      `  - name: off\n    memory: 32M\n    kernel: poweroff.Image\n  - name: ${last}\n    memory: 32M\n    kernel: idle.Image\n`;
+    const file = join(dir, 'whole.yaml');
+    writeFileSync(file, machine + vms());
+    const runDir = join(dir, 'whole-run');
+    const snap = join(dir, 'whole-machine.snap');
+    const up = Running.start(['up', file, '--run-dir', runDir]);
+    let client: Client | undefined;
+    try {
+      client = await Client.connect(join(runDir, 'control.sock'), up);
+      await client.ok('qmp_capabilities');
+      const counter = await Console.connect(join(runDir, 'counter.console.sock'));
+      counter.socket.write('xyz');
+      await counter.expect(/abc$/);
+      (await Console.connect(join(runDir, 'off.console.sock'))).socket.write('!');
+      await client.event('VM_STOPPED');
+      const saved = await client.ok<{ pages: number; diskPages: number }>('snapshot-save', { file: snap });
+      assert.ok(saved.pages > 0 && saved.diskPages === 0, JSON.stringify(saved));
+      await client.ok('snapshot-save', { file: join(dir, 'one-vm.snap'), vm: 'counter' });
+      counter.socket.write('x');
+      await counter.expect(/abcd$/);
+      await client.ok('quit');
+      assert.equal(await up.done, 0);
+    } finally {
+      client?.socket.destroy();
+      up.stop();
+    }
+
+    // The machine again: the counter goes on from its saved count, the VM that had powered off is off.
+    const runDir2 = join(dir, 'whole-run-2');
+    const up2 = Running.start(['up', file, '--run-dir', runDir2, '--restore', snap]);
+    try {
+      client = await Client.connect(join(runDir2, 'control.sock'), up2);
+      await client.ok('qmp_capabilities');
+      const list = await client.ok<Message[]>('query-vms');
+      assert.deepEqual(list.map((v) => [v.name, v.state]), [['counter', 'running'], ['off', 'off'], ['idle', 'running']]);
+      const counter = await Console.connect(join(runDir2, 'counter.console.sock'));
+      counter.socket.write('xx');
+      await counter.expect(/^de$/);
+      // A restored machine can be saved again.
+      await client.ok('snapshot-save', { file: join(dir, 'again.snap') });
+      await client.ok('quit');
+      assert.equal(await up2.done, 0);
+      assert.match(up2.stdout, /vm counter: restored from .*whole-machine\.snap, 1 vCPU, 32 MiB on node 0/);
+    } finally {
+      client?.socket.destroy();
+      up2.stop();
+    }
+
+    // Bad input: one line each, exit 2, nothing started.
+    const bad = (name: string, text: string, snapshot: string, expected: RegExp): void => {
+      const badFile = join(dir, `whole-bad-${name}.yaml`);
+      writeFileSync(badFile, text);
+      const badRun = join(dir, `whole-bad-run-${name}`);
+      const r = mirrorball(['up', badFile, '--run-dir', badRun, '--restore', snapshot]);
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${name}: one line: ${r.stderr}`);
+      assert.match(r.stderr, expected, name);
+      assert.ok(!existsSync(join(badRun, 'control.sock')), `${name}: nothing started`);
+    };
+    bad('memory', machine + vms('64M'), snap, /is not the machine of .*: vm counter: 64 MiB in the file, 32 MiB in the snapshot$/m);
+    bad('names', machine + vms('32M', 'other'), snap, /its VMs are counter, off, idle, the file's counter, off, other$/m);
+    bad('machine', machine.replace('smp: 2', 'smp: 4') + vms(), snap, /holds a machine made otherwise: its machine \(CPUs, nodes, memory, distances\) differs$/m);
+    bad('mmu', `${machine}monitor:\n  mmu: nested\n${vms()}`, snap, /holds a machine made otherwise: its mmu differs$/m);
+    bad('one VM', machine + vms(), join(dir, 'one-vm.snap'), /holds one VM, not a whole machine/);
+    bad('faults', `${machine}${vms()}faults:\n  - time: 1s\n    fault: node 0\n`, snap, /faults: a machine restored with --restore takes no fault script/);
+    const bytes = readFileSync(snap);
+    writeFileSync(join(dir, 'whole-truncated.snap'), bytes.subarray(0, bytes.length - 10));
+    bad('truncated', machine + vms(), join(dir, 'whole-truncated.snap'), /corrupt or truncated/);
+    bad('missing', machine + vms(), join(dir, 'nothing.snap'), /cannot read snapshot '.*nothing\.snap': no such file/);
+    writeFileSync(disk, Buffer.alloc(MiB, 6));
+    bad('changed disk', machine + vms(), snap, /disk image '.*whole-disk\.img' changed since the snapshot was taken/);
   });
 });
 
