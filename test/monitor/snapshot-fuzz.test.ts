@@ -143,7 +143,7 @@ describe('the monitor snapshot loader', () => {
     const state = decodeSnapshot(saved.slice()) as { monitor: { version: number } };
     state.monitor.version = 8;
     assert.throws(() => decodeMonitorSnapshot(encodeSnapshot(state)), (e: Error) => e instanceof SnapshotFileError
-      && /monitor snapshot version 8, this Mirrorball reads version 9: an older Mirrorball saved it/.test(e.message) && !e.message.includes('\n'));
+      && /monitor snapshot version 8, this Mirrorball reads version 10: an older Mirrorball saved it/.test(e.message) && !e.message.includes('\n'));
   });
 
   it('what the fuzzing found, every time', () => {
