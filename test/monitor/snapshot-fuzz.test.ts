@@ -4,11 +4,17 @@
 // never a half-restored VM that runs.
 
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { MachineConfig } from '../../src/board/address-map.js';
 import { PRIV_S } from '../../src/isa/opcodes.js';
-import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole } from '../../src/host/monitor-snapshot.js';
+import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole, type VmBuild } from '../../src/host/monitor-snapshot.js';
+import { attachDrives } from '../../src/host/drives.js';
+import { VIRTIO_BLK_T_IN, VirtioBlk } from '../../src/devices/virtio/blk.js';
+import { blkRequest, startBlk } from '../helpers/blk-driver.js';
 import { decodeSnapshot, encodeSnapshot, SnapshotFileError } from '../../src/host/snapshot-file.js';
 import { paths, refusesDamagedFiles } from '../helpers/snapshot-fuzz.js';
 import type { MachineMemoryState } from '../../src/monitor/machine-memory.js';
@@ -22,6 +28,12 @@ const MiB = 2 ** 20;
 const CONFIG: MachineConfig = { harts: 2, nodes: [{ memoryBytes: 16 * MiB, harts: [0] }, { memoryBytes: 16 * MiB, harts: [1] }], distances: [[10, 20], [20, 10]] };
 const SETTINGS = { config: CONFIG, quantumRounds: 4, timing: { latencies: latenciesFromDistances(CONFIG.distances!), cache: { sizeBytes: 4096 } } };
 
+/** VM a's disk: blocks of bytes that are not zero. */
+const directory = mkdtempSync(join(tmpdir(), 'mirrorball-fuzz-disk-'));
+after(() => rmSync(directory, { recursive: true, force: true }));
+const DRIVES = [{ file: join(directory, 'a.img'), readOnly: true }];
+writeFileSync(DRIVES[0]!.file, Uint8Array.from({ length: 16 * 4096 }, (_, i) => (i % 241) + 1));
+
 /** addi t0, t0, 1; sd t0, 0(t1); addi t1, t1, 1024; j back: a store a quarter page further each time, so pages fill. */
 const LOOP = Uint32Array.of(0x00128293, 0x00533023, 0x40030313, 0xff5ff06f);
 
@@ -32,6 +44,7 @@ const LOOP = Uint32Array.of(0x00128293, 0x00533023, 0x40030313, 0xff5ff06f);
 const saved: Uint8Array = (() => {
   const monitor = new Monitor({ ...SETTINGS, scan: { pagesPerSecond: 400_000, cpu: 1 } });
   const vms = ['a', 'b'].map((name) => monitor.createVm({ name, vcpus: 2, memoryBytes: 16 * MiB, net: name === 'b', secondLevelEntries: 64, console: () => {} }));
+  attachDrives(vms[0]!.machine, DRIVES);
   for (const vm of vms) {
     vm.machine.bus.guestMemory().write(vm.pmap.base, new Uint8Array(LOOP.buffer));
     for (const h of vm.vcpus) {
@@ -52,7 +65,12 @@ const saved: Uint8Array = (() => {
   monitor.runRound();
   monitor.stopVm(vms[1]!);
   monitor.runRound();
-  return Uint8Array.from(encodeMonitorSnapshot(monitor, () => ({ drives: [], rngSeed: null })));
+  // VM a's disk reads a block into a page: saved as (VM a, disk 0, block 5), and in the device's record.
+  const transport = a.machine.virtioTransports().find((t) => t?.device instanceof VirtioBlk)!;
+  const memory = a.machine.bus.guestMemory();
+  blkRequest(transport, memory, startBlk(transport, memory, a.pmap.base + 0xe0_0000), VIRTIO_BLK_T_IN, 5 * 8, a.pmap.base + 0xf0_0000, 4096);
+  const build = (vm: VirtualMachine): VmBuild => (vm === a ? { drives: DRIVES, rngSeed: null } : { drives: [], rngSeed: null });
+  return Uint8Array.from(encodeMonitorSnapshot(monitor, build));
 })();
 
 const HOSTILE: unknown[] = [
@@ -107,6 +125,10 @@ describe('the monitor snapshot loader', () => {
     const { monitor } = restoreWhole(decodeMonitorSnapshot(saved), {}, () => ({ console: () => {} }));
     assert.deepEqual(monitor.vms.map((vm) => vm.state), ['running', 'stopped']);
     assert.equal(monitor.pageCache.size, 1);
+    // The page saved as a block of a's disk (the corruptions below change its reference) came back from it.
+    assert.equal((decodeSnapshot(saved) as { monitor: { pages: { blocks: Float64Array } } }).monitor.pages.blocks.length, 4);
+    const a = monitor.vm('a')!;
+    assert.deepEqual(a.machine.bus.guestMemory().read(a.pmap.base + 0xf0_0000, 8), Uint8Array.from({ length: 8 }, (_, i) => ((5 * 4096 + i) % 241) + 1));
     assert.ok(monitor.scanner !== undefined && monitor.scanner.counts.visited > 0);
     assert.ok(monitor.scanner.saveState(monitor.vms.filter((vm) => vm.state === 'running').map((vm) => vm.pmap)).index.candidates.length >= 2, 'the saved scanner remembers candidates (the corruptions below change them)');
   });
@@ -189,6 +211,17 @@ describe('the monitor snapshot loader', () => {
       const index = at % place.length;
       (array as Float64Array)[index] = value;
       restoreAndRun(encodeSnapshot(state), whole, `${place.path.join('.')}[${index}] = ${value} (${whole ? 'whole' : 'one VM'})`);
+    }), { numRuns: Number(process.env.FUZZ_RUNS ?? 120) });
+  });
+
+  it('the same for the pages saved as disk blocks: their page, VM, disk or block replaced', () => {
+    const values = [-1, 0, 1, 2, 3, 5, 15, 16, 4095, 4096, 8191, 8192, 2 ** 31, 2 ** 53, 0.5, NaN];
+    fc.assert(fc.property(fc.nat(3), fc.constantFrom(...values), fc.boolean(), (index, value, whole) => {
+      const state = decodeSnapshot(saved.slice()) as { monitor: { pages: { blocks: Float64Array } } };
+      const blocks = state.monitor.pages.blocks.slice();
+      blocks[index] = value;
+      state.monitor.pages.blocks = blocks;
+      restoreAndRun(encodeSnapshot(state), whole, `pages.blocks[${index}] = ${value} (${whole ? 'whole' : 'one VM'})`);
     }), { numRuns: Number(process.env.FUZZ_RUNS ?? 120) });
   });
 });
