@@ -169,6 +169,11 @@ export class CellRecovery {
     return false;
   }
 
+  /** VM `vm` owes `cycles` of messages sent for its memory (a chunk borrowed for its cell: memory-borrowing.ts). */
+  owe(vm: number, cycles: number): void {
+    if (this.homeCells.has(vm)) this.owed.set(vm, (this.owed.get(vm) ?? 0) + cycles);
+  }
+
   /** The cycles VM `vm`'s lends cost since the last call (charged by the monitor to its next vCPU to run). */
   takeOwed(vm: number): number {
     const cycles = this.owed.get(vm);

@@ -90,6 +90,11 @@ export class MachineMemory {
    * Undefined: every node is anyone's (one cell).
    */
   lends: ((vm: number, node: number) => boolean) | undefined = undefined;
+  /**
+   * Memory borrowing between cells (memory-borrowing.ts, docs/cells.md "Borrowing"): asked by the allocations of
+   * a confined VM, which may take pages of the chunks its cell borrowed once its own nodes are full. Undefined: off.
+   */
+  loans: PageLoans | undefined = undefined;
   /** Per node: its first mpn and how many pages it has. */
   private readonly firstPage: number[];
   private readonly nodePages: number[];
@@ -362,7 +367,7 @@ export class MachineMemory {
 
   pagesFree(node: number): number {
     if (this.lostNodes.has(node)) return 0;
-    return -this.pools[node]!.retiredIdle + this.nodePages[node]! - this.pools[node]!.used - this.pools[node]!.reserved - this.pools[node]!.monitorUsed - this.pools[node]!.replicaUsed;
+    return -this.pools[node]!.retiredIdle + this.nodePages[node]! - this.pools[node]!.used - this.pools[node]!.reserved - this.pools[node]!.monitorUsed - this.pools[node]!.replicaUsed - this.pools[node]!.loaned;
   }
 
   /** Replicas of VMs' pages on `node`, or on all nodes. */
@@ -435,8 +440,33 @@ export class MachineMemory {
   /** Page `mpn` of `node` is free: back on the node's free list, unless it was retired or its node is lost. */
   private giveBack(node: number, mpn: number): void {
     if (this.gone.has(node)) return;
+    const kept = !this.retired.has(mpn) && !this.lostNodes.has(node);
+    // A page of a borrowed chunk goes back into the chunk (reserved for its borrower again).
+    if (this.loans?.freed(mpn, kept) === true) this.pools[node]!.loaned++;
     if (this.retired.has(mpn)) this.pools[node]!.retiredIdle++;
     else if (!this.lostNodes.has(node)) this.pools[node]!.freed.push(mpn);
+  }
+
+  /**
+   * Node `node`'s cell lends `pages` of its free pages to a borrowing cell (memory-borrowing.ts): they stay on
+   * its free lists, but its free count drops by them until they are handed out (then counted in use here) or
+   * given back (`endLoan`). False, changing nothing, when the node has fewer free.
+   */
+  lendPages(node: number, pages: number): boolean {
+    if (this.lostNodes.has(node) || this.pagesFree(node) < pages) return false;
+    this.pools[node]!.loaned += pages;
+    return true;
+  }
+
+  /** `pages` lent on `node` and not handed out come back to its free count (a chunk given back, or its borrower failed). */
+  endLoan(node: number, pages: number): void {
+    if (this.gone.has(node)) return;
+    this.pools[node]!.loaned -= pages;
+  }
+
+  /** Pages of `node` (or of every node) lent to other cells and not handed out yet. */
+  pagesLent(node?: number): number {
+    return node === undefined ? this.sum((p) => p.loaned) : this.gone.has(node) ? 0 : this.pools[node]!.loaned;
   }
 
   /**
@@ -542,7 +572,7 @@ export class MachineMemory {
   pagesLost(node?: number): number {
     if (node === undefined) return this.layout.nodes.reduce((sum, n) => sum + this.pagesLost(n.id), 0);
     if (this.gone.has(node)) return this.nodePages[node]!;
-    if (this.lostNodes.has(node)) return this.nodePages[node]! - this.pools[node]!.used - this.pools[node]!.reserved - this.pools[node]!.monitorUsed - this.pools[node]!.replicaUsed;
+    if (this.lostNodes.has(node)) return this.nodePages[node]! - this.pools[node]!.used - this.pools[node]!.reserved - this.pools[node]!.monitorUsed - this.pools[node]!.replicaUsed - this.pools[node]!.loaned;
     return this.pools[node]!.retiredIdle;
   }
 
@@ -555,6 +585,8 @@ export class MachineMemory {
    */
   reserveBlock(node: number, forVm?: number): number {
     if (this.lostNodes.has(node) || !this.lent(forVm, node)) return FREE;
+    // Pages lent to another cell stay free but are not the node's to reserve.
+    if (this.pools[node]!.loaned > 0 && this.pagesFree(node) < BLOCK_PAGES) return FREE;
     const first = this.firstPage[node]! + this.pools[node]!.fresh;
     const gap = (BLOCK_PAGES - ((this.addressOf(first) / PAGE) % BLOCK_PAGES)) % BLOCK_PAGES;
     const block = first + gap;
@@ -654,6 +686,9 @@ export class MachineMemory {
    * given (else a VM's confinement), and those lent to `forVm` (the VM itself, or whose data the monitor's is).
    */
   private allocateTo(node: number, owner: number, gppn: number, counted: Counted, within = this.confinedTo.get(owner), forVm = owner >= 0 ? owner : undefined): number {
+    const loans = within !== undefined && forVm !== undefined ? this.loans : undefined;
+    // A cell low on memory borrows before it runs out (its VM's allocation is where it finds out).
+    loans?.allocating(forVm!, within!);
     for (let attempt = 0; attempt < 2; attempt++) {
       for (const n of this.nearest[node]!) {
         if (this.pagesFree(n) === 0 || (within !== undefined && !within.includes(n)) || !this.lent(forVm, n)) continue;
@@ -664,6 +699,15 @@ export class MachineMemory {
       // Every node it may use is full: replicas and pages only reserved for large pages there give way (a
       // confined VM's short cell takes nothing from another's), then try once more.
       if (attempt === 0 && (this.reclaim?.(within === undefined ? undefined : new Set(within)) ?? 0) === 0) break;
+    }
+    // Its cell's nodes are full even so: a page of a chunk its cell borrowed, on the lender's node.
+    const lent = loans?.chunkNode(forVm!, within!, node);
+    if (lent !== undefined && this.pagesFree(lent) + this.pools[lent]!.loaned > 0) {
+      const mpn = this.claim(this.takeFrom(lent), owner, gppn);
+      this.pools[lent]!.loaned--;
+      this.pools[lent]![counted]++;
+      loans!.took(forVm!, lent, mpn);
+      return mpn;
     }
     throw new OutOfMachineMemory(`no machine memory left for page ${gppn} of ${owner === MONITOR ? 'the monitor' : `VM ${owner}`}`);
   }
@@ -746,10 +790,26 @@ export interface NodePool {
   reserved: number;
   /** Retired pages no one holds any more (neither free nor in use). */
   retiredIdle: number;
+  /** Free pages lent to other cells' borrowed chunks and not handed out yet (memory-borrowing.ts): not the node's own to give. */
+  loaned: number;
+}
+
+/**
+ * What the allocator asks of memory borrowing (memory-borrowing.ts), for VM `vm` confined to the nodes `within`.
+ */
+export interface PageLoans {
+  /** An allocation for `vm` is about to be made: its cell, if low on memory, borrows now. */
+  allocating(vm: number, within: readonly number[]): void;
+  /** The node of a chunk `vm`'s cell borrowed with a page left (nearest `near` first), or undefined. */
+  chunkNode(vm: number, within: readonly number[], near: number): number | undefined;
+  /** Page `mpn` of that node went to `vm` (or to the monitor's data for it). */
+  took(vm: number, node: number, mpn: number): void;
+  /** Page `mpn` went free (`kept`: back on its node's free list); true when it went back into its chunk. */
+  freed(mpn: number, kept: boolean): boolean;
 }
 
 type Counted = 'used' | 'monitorUsed' | 'replicaUsed';
 
 function emptyPool(): NodePool {
-  return { fresh: 0, freed: [], used: 0, monitorUsed: 0, replicaUsed: 0, reserved: 0, retiredIdle: 0 };
+  return { fresh: 0, freed: [], used: 0, monitorUsed: 0, replicaUsed: 0, reserved: 0, retiredIdle: 0, loaned: 0 };
 }

@@ -8,6 +8,7 @@ import type { CacheGeometry } from '../timing/cache.js';
 import type { TimingLatencies } from '../timing/timing-model.js';
 import type { RecoveryCosts } from './cell-recovery.js';
 import type { CellsSpec } from './cells.js';
+import type { BorrowParameters } from './memory-borrowing.js';
 import type { NumaPolicyParameters, PolicySignal } from './numa-policy.js';
 import type { ScanParameters } from './page-scanner.js';
 import type { Placement } from './pmap.js';
@@ -25,6 +26,12 @@ export interface MonitorOptions {
   idleBalance?: boolean;
   /** The periodic balancer between cells: rounds between its runs (cell-scheduler.ts; default 0: off). */
   balancePeriodRounds?: number;
+  /**
+   * Memory borrowing between cells by Cellular Disco's policy (memory-borrowing.ts, docs/cells.md "Borrowing"):
+   * its thresholds in bytes, each absent one scaled from the paper's to the machine (`defaultBorrowParameters`).
+   * Undefined: off (a confined VM takes pages of its own cell only). Needs several cells.
+   */
+  borrow?: Partial<BorrowParameters>;
   translate?: boolean;
   log?: (message: string) => void;
   /** How every VM maps guest-physical to machine: `software` (Disco's, default) or `nested` (H's). */

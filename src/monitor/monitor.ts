@@ -22,6 +22,7 @@ import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledg
 import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import { DEFAULT_QUANTUM_ROUNDS } from './scheduler.js';
 import { CellScheduler, cellMigrationCycles, type CellMigration } from './cell-scheduler.js';
+import { borrowProblems, defaultBorrowParameters, MemoryBorrowing, type BorrowParameters } from './memory-borrowing.js';
 import { VcpuRecord } from './vcpu-record.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
@@ -93,6 +94,8 @@ export class Monitor {
   readonly recovery: FaultRecovery;
   /** The machine's cells: where VMs are placed, and what fails together (cells.ts). */
   readonly cells: CellMap;
+  /** Memory borrowing between cells, when asked for (memory-borrowing.ts). */
+  readonly borrowing: MemoryBorrowing | undefined;
 
   constructor(private readonly options: MonitorOptions) {
     this.layout = layoutMachine(options.config);
@@ -130,6 +133,7 @@ export class Monitor {
       readmitCell: (cell) => {
         this.scheduler.readmitCell(cell);
         this.numaPolicy?.readmitCell(cell);
+        this.borrowing?.readmitCell(cell);
       },
       forgetCached: (mpn) => this.pageCache.forget(mpn),
       forgetCachedOn: (nodes) => this.pageCache.forgetOn(nodes),
@@ -141,6 +145,7 @@ export class Monitor {
       // Each node's page allocator is its cell's state: revocable, so that it dies with the cell.
       this.memory.placePools((node, pool) => cellular.objects.create(this.cells.cellOf(node).id, pool));
     }
+    this.borrowing = this.makeBorrowing(options.borrow);
     // Each cell schedules its own CPUs, its run queues among its revocable state (cell-scheduler.ts).
     this.scheduler = new CellScheduler({
       pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, idleBalance: options.idleBalance, balancePeriodRounds: options.balancePeriodRounds,
@@ -149,6 +154,27 @@ export class Monitor {
     });
     // After the cells' recovery: each cell's policy state is among its revocable objects.
     if (options.policy !== undefined) this.setPolicy(options.policy);
+  }
+
+  /** Borrowing as `borrow` asks (undefined: off), its defaults scaled to the machine. Throws MonitorError. */
+  private makeBorrowing(borrow: Partial<BorrowParameters> | undefined): MemoryBorrowing | undefined {
+    if (borrow === undefined) return undefined;
+    const cellular = this.recovery.cellular;
+    if (cellular === undefined) throw new MonitorError('memory borrowing is between cells: it needs several (machine.cells)');
+    const parameters = { ...defaultBorrowParameters(this.layout.nodes.reduce((n, node) => n + node.size, 0), this.cells.count), ...borrow };
+    const problems = borrowProblems(parameters);
+    if (problems.length > 0) throw new MonitorError(`memory borrowing: ${problems.join('; ')}`);
+    const borrowing = new MemoryBorrowing({
+      memory: this.memory, cells: this.cells, distances: this.layout.distances, bus: cellular.bus, objects: cellular.objects, now: () => this.cycles,
+      // A VM still being made depends on its lenders once it is (createVm).
+      dependOn: (id, cell) => {
+        const vm = this.vms[id];
+        if (vm !== undefined && vm.state === 'running' && !vm.cells.includes(cell)) this.vmDependsOn(vm, cell);
+      },
+      owe: (vm, cycles) => cellular.owe(vm, cycles),
+    }, parameters);
+    this.memory.loans = borrowing;
+    return borrowing;
   }
 
   /** Why the machine failed (node 0 lost, or every CPU): every VM has been ended with it. Undefined while it runs. */
@@ -191,7 +217,7 @@ export class Monitor {
 
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true; idleBalance?: true; balancePeriodRounds?: number } {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true; idleBalance?: true; balancePeriodRounds?: number; borrow?: BorrowParameters } {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
@@ -204,6 +230,7 @@ export class Monitor {
       ...(this.options.gang === true ? { gang: true as const } : {}),
       ...(this.options.idleBalance === true ? { idleBalance: true as const } : {}),
       ...((this.options.balancePeriodRounds ?? 0) > 0 ? { balancePeriodRounds: this.options.balancePeriodRounds } : {}),
+      ...(this.borrowing !== undefined ? { borrow: { ...this.borrowing.parameters } } : {}),
     };
   }
 
@@ -332,6 +359,7 @@ export class Monitor {
     } catch (error) {
       this.memory.confine(this.nextId, undefined);
       this.recovery.cellular?.unregister(this.nextId, place.cells);
+      this.borrowing?.forget(this.nextId);
       if (error instanceof OutOfMachineMemory) throw new MonitorError(`VM ${spec.name}: ${error.message}`);
       throw error;
     }
@@ -339,6 +367,8 @@ export class Monitor {
     this.nextId++;
     this.promisedOnNode[homeNode]! += spec.memoryBytes;
     this.vms.push(vm);
+    // Pages it took while being made from memory its cell borrowed: it depends on their lenders.
+    for (const cell of this.borrowing?.lendersOf(vm.id) ?? []) if (!vm.cells.includes(cell)) this.vmDependsOn(vm, cell);
     if (spec.net === true) {
       const port = this.subnet.port();
       vm.machine.attachVirtio(new VirtioNet(port, { mac: vmMac(vm.id), ...this.options.subnet }));
@@ -373,6 +403,7 @@ export class Monitor {
     this.scheduler.removeVm(vm.id);
     this.promisedOnNode[vm.pmap.homeNode]! -= vm.pmap.size;
     this.recovery.cellular?.unregister(vm.id, vm.cells);
+    this.borrowing?.forget(vm.id);
   }
 
   /**
@@ -541,6 +572,8 @@ export class Monitor {
     this.hardware.advanceTo(this.cycles);
     this.recovery.poll();
     this.recovery.advance(this.cycles);
+    // Chunks unused by a cell well above its threshold go back; loans of failed cells go.
+    this.borrowing?.afterRound();
     // A safe point: every vCPU is between instructions. In timing mode its references go through its CPU's
     // cache, as the vCPUs' do. Its idle time: the round's (a skip's too) that no vCPU used on its CPU, none on
     // a stopped CPU, none when the vCPU can still run at the end (what its slice fell short is its next one's).
