@@ -111,7 +111,7 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
     ]);
   });
@@ -125,6 +125,23 @@ describe('machine file', () => {
     const balanced = spec('monitor:\n  idleBalance: true\n  balancePeriodRounds: 256\nvms:\n  - name: a\n').monitor;
     assert.deepEqual([balanced.idleBalance, balanced.balancePeriodRounds], [true, 256]);
     assert.deepEqual(problems('monitor:\n  balancePeriodRounds: -3\nvms:\n  - name: a\n'), ["m.yaml:2:24: monitor.balancePeriodRounds: must be a whole number of rounds (0: off), not '-3'"]);
+  });
+
+  it('takes memory borrowing between cells: off by default, true for the defaults scaled to the machine, or sizes; one line per mistake', () => {
+    const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
+    const cells = 'machine:\n  topology: numa4x2\n  memory: 2G\n  cells: 4\n';
+    assert.equal(spec(`${cells}vms:\n  - name: a\n`).monitor.borrow, undefined);
+    assert.equal(spec(`${cells}monitor:\n  borrow: false\nvms:\n  - name: a\n`).monitor.borrow, undefined);
+    // 2 GiB in 4 cells: 512 MiB a cell, twice the paper's 256 MiB.
+    assert.deepEqual(spec(`${cells}monitor:\n  borrow: true\nvms:\n  - name: a\n`).monitor.borrow, { lowFree: 32 * MiB, keep: 8 * MiB, chunk: 8 * MiB, lenderMinFree: 64 * MiB });
+    assert.deepEqual(spec(`${cells}monitor:\n  borrow: {chunk: 2M, lenderMinFree: 0}\nvms:\n  - name: a\n`).monitor.borrow, { lowFree: 32 * MiB, keep: 8 * MiB, chunk: 2 * MiB, lenderMinFree: 0 });
+    assert.deepEqual(problems(`${cells}monitor:\n  borrow: {chunk: lots, keep: 0, colour: red}\nvms:\n  - name: a\n`), [
+      "m.yaml:6:34: monitor.borrow: unknown key 'colour' (known: lowFree, keep, chunk, lenderMinFree)",
+      "m.yaml:6:19: monitor.borrow.chunk: 'lots' is not a size (try 512M or 2G)",
+      'm.yaml:6:31: monitor.borrow.keep: must be a whole number of 4 KiB pages (at least one), not 0 bytes',
+    ]);
+    assert.deepEqual(problems(`${cells}monitor:\n  borrow: 4M\nvms:\n  - name: a\n`), ['m.yaml:6:11: monitor.borrow: must be true, false or a mapping of sizes (lowFree, keep, chunk, lenderMinFree)']);
+    assert.deepEqual(problems('monitor:\n  borrow: true\nvms:\n  - name: a\n'), ['m.yaml:2:11: monitor.borrow: memory borrowing is between cells: it needs machine.cells of 2 or more']);
   });
 
   it('takes the sharing options: the disk cache (on by default), boot images through it, the scanner, and share per VM', () => {

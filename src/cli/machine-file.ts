@@ -10,6 +10,7 @@ import { DEFAULT_POLICY, policyProblems, type NumaPolicyParameters, POLICY_SIGNA
 import type { Placement } from '../monitor/pmap.js';
 import { cellNodes, CellsError, type CellsSpec } from '../monitor/cells.js';
 import { DEFAULT_SCAN, type ScanParameters } from '../monitor/page-scanner.js';
+import { BORROW_KEYS, borrowProblems, defaultBorrowParameters, type BorrowParameters } from '../monitor/memory-borrowing.js';
 import { layoutMachine, MachineConfigError, type MachineLayout } from '../board/address-map.js';
 import { parseFaultScript } from '../board/fault-script.js';
 import { FaultError, faultProblems } from '../board/faults.js';
@@ -57,6 +58,8 @@ export interface MachineFileSpec {
     idleBalance: boolean;
     /** The periodic balancer's period in rounds (0: off). */
     balancePeriodRounds: number;
+    /** Memory borrowing between cells, its thresholds in bytes (undefined: off; docs/cells.md "Borrowing"). */
+    borrow: BorrowParameters | undefined;
   };
   vms: VmFileSpec[];
   /** Faults to inject at simulated times (`faults:`, a list of { time, fault } or a JSON file of one; docs/faults.md). */
@@ -71,7 +74,7 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells'] as const;
-const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance', 'balancePeriodRounds'] as const;
+const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance', 'balancePeriodRounds', 'borrow'] as const;
 const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 'cpu'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
@@ -157,6 +160,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   let gang = false;
   let idleBalance = false;
   let balancePeriodRounds = 0;
+  let borrow: BorrowParameters | undefined;
   if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', `must be a mapping of monitor options (${MONITOR_KEYS.join(', ')})`);
   else if (monitorNode !== undefined) {
     checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
@@ -192,6 +196,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       if (/^\d+$/.test(period.text) && Number.isSafeInteger(n)) balancePeriodRounds = n;
       else problem(period.node, 'monitor.balancePeriodRounds', `must be a whole number of rounds (0: off), not '${period.text}'`);
     }
+    borrow = borrowOption(monitorNode, machineMemory, cells?.length ?? 1, problem);
     if (cells !== undefined && cells.length > 1) {
       if (shareBootImages) problem(monitorNode.get('shareBootImages', true) as Node, 'monitor.shareBootImages', `boot images go through the page cache, the whole machine's: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
       if (scan !== undefined) problem(monitorNode.get('scan', true) as Node, 'monitor.scan', `the content scanner merges pages of every VM of the machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
@@ -293,7 +298,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   }
   const faults = faultsOption(root.get('faults', true) as Node | undefined, topology, baseDir, problem);
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds }, vms, faults };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow }, vms, faults };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;
@@ -396,6 +401,40 @@ function policyOption(monitorNode: YAMLMap, problem: Problem): NumaPolicyParamet
   }
   for (const message of policyProblems(policy)) problem(node, 'monitor.policy', message);
   return policy;
+}
+
+/**
+ * `monitor.borrow`: `true` (the defaults, scaled to the machine: memory-borrowing.ts), `false` or absent (off), or a
+ * mapping of sizes (`lowFree`, `keep`, `chunk`, `lenderMinFree`), each replacing its default. Needs several cells.
+ */
+function borrowOption(monitorNode: YAMLMap, machineMemory: number | undefined, cells: number, problem: Problem): BorrowParameters | undefined {
+  const node = monitorNode.get('borrow', true) as Node | undefined;
+  if (node === undefined || (isScalar(node) && node.value === false)) return undefined;
+  if (!(isScalar(node) && node.value === true) && !isMap(node)) {
+    problem(node, 'monitor.borrow', `must be true, false or a mapping of sizes (${BORROW_KEYS.join(', ')})`);
+    return undefined;
+  }
+  if (cells < 2) {
+    problem(node, 'monitor.borrow', 'memory borrowing is between cells: it needs machine.cells of 2 or more');
+    return undefined;
+  }
+  if (machineMemory === undefined) return undefined;
+  const borrow = defaultBorrowParameters(machineMemory, cells);
+  if (isMap(node)) {
+    checkKeys(node, BORROW_KEYS, 'monitor.borrow', problem);
+    for (const key of BORROW_KEYS) {
+      const value = scalarOption(node, key, `monitor.borrow.${key}`, problem);
+      if (value === undefined) continue;
+      const bytes = attempt(value.node, 'monitor.borrow', problem, () => parseSize(value.text, `monitor.borrow.${key}`));
+      if (bytes !== undefined) borrow[key] = bytes;
+    }
+  }
+  // Each message names its key ("chunk must be …"): reported at that key when it was written.
+  for (const message of borrowProblems(borrow)) {
+    const key = message.slice(0, message.indexOf(' '));
+    problem(isMap(node) ? (node.get(key, true) as Node | undefined) ?? node : node, `monitor.borrow.${key}`, message.slice(key.length + 1));
+  }
+  return borrow;
 }
 
 /** The value of `key` as text, when it is a scalar (numbers and booleans as written); a problem otherwise. */

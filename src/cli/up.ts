@@ -206,6 +206,7 @@ class Up {
       gang: this.spec.monitor.gang,
       idleBalance: this.spec.monitor.idleBalance,
       balancePeriodRounds: this.spec.monitor.balancePeriodRounds,
+      borrow: this.spec.monitor.borrow,
       cells: machine.cells,
     };
   }
