@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { MemoryReport, VmListing } from '../control/monitor-commands.js';
 import type { VmAccount } from '../monitor/accounting.js';
+import type { CellLoanStats } from '../monitor/memory-borrowing.js';
 import { OUT_OF_MEMORY } from '../monitor/vm.js';
 import { HARDWARE_FAULT } from '../monitor/fault-recovery.js';
 import { controlOptions, withControl, type ControlFlags } from './vm-client.js';
@@ -56,8 +57,8 @@ export function registerVmCommands(program: Command): void {
     .option('--json', 'print the account as JSON (as the control socket\'s query-vm-stats returns it)'))
     .action(async (name: string, flags: ControlFlags & { json?: boolean }) => {
       const [account, machine] = await withControl(flags, async (c) => [(await c.execute('query-vm-stats', { vm: name })) as VmAccount,
-        (await c.execute('query-monitor')) as { cells?: unknown[] }] as const);
-      process.stdout.write(flags.json === true ? `${JSON.stringify(account, null, 2)}\n` : statsTable(account, machine.cells?.length ?? 1));
+        (await c.execute('query-monitor')) as { cells?: CellLoans[] }] as const);
+      process.stdout.write(flags.json === true ? `${JSON.stringify(account, null, 2)}\n` : statsTable(account, machine.cells?.length ?? 1, machine.cells));
     });
 }
 
@@ -124,7 +125,7 @@ export function memoryLines(r: MemoryReport): string {
   return `\nmachine: ${size(m.inUse)} in use by VMs = ${size(m.mapped)} of guest pages − ${size(m.saved)} saved by sharing` +
     `${saved === '' ? '' : ` (${saved})`} + ${size(m.cacheOnly)} held by the page cache alone\n` +
     `         ${size(m.privatePages)} private, ${size(m.sharedPages)} shared; ${size(m.reserved)} reserved, ${size(m.monitor)} the monitor's, ` +
-    `${size(m.replicas)} replicas, ${size(m.free)} free, of ${size(m.total)}\n`;
+    `${size(m.replicas)} replicas, ${m.lent > 0 ? `${size(m.lent)} lent to other cells, ` : ''}${size(m.free)} free, of ${size(m.total)}\n`;
 }
 
 const ROWS: [keyof VmAccount['total'], string][] = [
@@ -145,8 +146,24 @@ const ROWS: [keyof VmAccount['total'], string][] = [
   ['cellMoveCycles', 'cycles of moves to a cell'],
 ];
 
-/** `stats`'s text; on a machine of several cells (`cells`), the head line names the VM's. */
-export function statsTable(a: VmAccount, cells = 1): string {
+/** A cell as `query-monitor` gives it, with its loans when the monitor borrows memory between cells. */
+export interface CellLoans {
+  id: number;
+  borrowing?: CellLoanStats | null;
+}
+
+/** One cell's loans as a line of `stats`: `cell 0: borrowed 3 chunks (768 pages, 40 in use), lent none; asked 3, given 3, refused 0, given back 0`. */
+export function loanLine(cell: number, l: CellLoanStats): string {
+  const chunks = (n: number, pages: number, inUse: number): string => (n === 0 ? 'none' : `${n} chunk${n === 1 ? '' : 's'} (${grouped(pages)} pages, ${grouped(inUse)} in use)`);
+  return `cell ${cell}: borrowed ${chunks(l.borrowedChunks, l.borrowedPages, l.borrowedInUse)}, lent ${chunks(l.lentChunks, l.lentPages, l.lentInUse)}; ` +
+    `asked ${l.requests}, given ${l.granted}, refused ${l.refused}, given back ${l.returned}`;
+}
+
+/**
+ * `stats`'s text; on a machine of several cells (`cells`), the head line names the VM's, and with borrowing
+ * (`loans`, `query-monitor`'s cells) a line per cell it depends on says what that cell borrowed and lent.
+ */
+export function statsTable(a: VmAccount, cells = 1, loans: readonly CellLoans[] = []): string {
   const calls = Object.entries(a.monitorCalls).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
   const exits = Object.entries(a.exitCauses).map(([name, n]) => `${name} ${grouped(n)}`).join(', ');
   const head = [
@@ -154,6 +171,7 @@ export function statsTable(a: VmAccount, cells = 1): string {
       `${cells > 1 ? `, ${a.cells.length === 1 ? `in cell ${a.cells[0]}` : `spanning cells ${a.cells.join(', ')}`}` : ''}`,
     `pages in use: ${grouped(a.pagesInUse)} (${formatSize(a.bytesInUse)}): ${grouped(a.pagesPrivate)} private, ${grouped(a.pagesShared)} shared` +
       `${a.pagesShared > 0 ? ` (holders × pages: ${sharers(a.pagesSharedBy)})` : ''}; ${grouped(a.pagesReserved)} reserved`,
+    ...loans.filter((c) => a.cells.includes(c.id) && c.borrowing != null).map((c) => loanLine(c.id, c.borrowing!)),
     `monitor calls: ${calls === '' ? 'none' : calls}`,
     `exits: ${exits === '' ? 'none' : exits}`,
     '',

@@ -102,15 +102,15 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       run: (args) => accountVm(monitor, vmArgument(args)),
     },
     'query-monitor': {
-      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesMonitor", "pagesFree", "pagesLost", "failed"}], "cpusFailed", "machineFailure", ' +
+      help: 'the machine under the monitor: {"cpus", "nodes": [{"id", "cpus", "memoryBytes", "pagesInUse", "pagesReserved", "pagesMonitor", "pagesFree", "pagesLost", "pagesLent", "failed"}], "cpusFailed", "machineFailure", ' +
         '"memoryBytes", "memoryFreeBytes", "pagesInUse", "pagesShared", "pagesReserved", "pagesMonitor", "cycles", "instructions", "worldSwitches", ' +
-        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}, "cells": [{"id", "nodes", "cpus", "monitorNode", "failure"}], "recovering", "recoveries": [{"start", "detection", "agreement", "cleanup", "total", "live", "failedCells", "vmsEnded", ...}] (several cells; times in cycles)}; per node, in use (by VMs) + reserved + the monitor\'s own + free + lost = its pages',
+        '"mode" (fast or timing), "mmu" (software or nested), "vms": {"running", "total"}, "cells": [{"id", "nodes", "cpus", "monitorNode", "failure", "borrowing": null or {"borrowedChunks", "borrowedPages", "borrowedInUse", "lentChunks", "lentPages", "lentInUse", "requests", "granted", "refused", "returned"}}], "recovering", "recoveries": [{"start", "detection", "agreement", "cleanup", "total", "live", "failedCells", "vmsEnded", ...}] (several cells; times in cycles)}; per node, in use (by VMs) + reserved + the monitor\'s own + lent to another cell + free + lost = its pages',
       run: () => ({
         cpus: monitor.cpus,
         nodes: monitor.layout.nodes.map((n) => ({
           id: n.id, cpus: [...n.harts], memoryBytes: n.size, pagesInUse: monitor.memory.pagesInUse(n.id),
           pagesReserved: monitor.memory.pagesReserved(n.id), pagesMonitor: monitor.memory.monitorPages(n.id), pagesFree: monitor.memory.pagesFree(n.id),
-          pagesLost: monitor.memory.pagesLost(n.id), failed: monitor.recovery.lostNodes.has(n.id),
+          pagesLost: monitor.memory.pagesLost(n.id), pagesLent: monitor.memory.pagesLent(n.id), failed: monitor.recovery.lostNodes.has(n.id),
         })),
         cpusFailed: [...monitor.recovery.lostCpus].sort((a, b) => a - b),
         machineFailure: monitor.machineFailure ?? null,
@@ -126,16 +126,19 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         mode: monitor.executionMode,
         mmu: monitor.mmu,
         vms: { running: monitor.vms.filter((vm) => vm.state === 'running').length, total: monitor.vms.length },
-        cells: monitor.cells.cells.map((cell) => ({ id: cell.id, nodes: [...cell.nodes], cpus: [...cell.cpus], monitorNode: cell.monitorNode, failure: cell.failure ?? null })),
+        cells: monitor.cells.cells.map((cell) => ({
+          id: cell.id, nodes: [...cell.nodes], cpus: [...cell.cpus], monitorNode: cell.monitorNode, failure: cell.failure ?? null,
+          borrowing: monitor.borrowing?.stats(cell.id) ?? null,
+        })),
         recovering: monitor.recovery.paused,
         recoveries: monitor.recovery.cellular?.episodes ?? [],
       }),
     },
     'query-memory': {
       help: 'the machine\'s memory accounted (docs/monitor.md, "Accounting"): {"machine": {"inUse", "mapped", "privatePages", "sharedPages", "cacheOnly", ' +
-        '"saved", "savedBy": {"zero", "disk", "kernel", "content", "other"}, "reserved", "monitor", "replicas", "free", "total"}, "vms": [{"name", ' +
+        '"saved", "savedBy": {"zero", "disk", "kernel", "content", "other"}, "reserved", "monitor", "replicas", "lent", "free", "total"}, "vms": [{"name", ' +
         '"private", "shared", "sharers", "reserved"}], "pageCache": {"disk", "kernel"}, "diskReads", "scanner"}, in pages; ' +
-        'mapped − saved + cacheOnly = inUse, and inUse + reserved + monitor + replicas + free = total',
+        'mapped − saved + cacheOnly = inUse, and inUse + reserved + monitor + replicas + lent + free = total (lent: free pages a cell lent to another\'s borrowed chunks)',
       run: () => memoryReport(monitor),
     },
     'share-pages': {

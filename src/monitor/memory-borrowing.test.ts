@@ -13,6 +13,9 @@ import { DEFAULT_HANDLER_CYCLES, DEFAULT_LATENCY } from './cell-bus.js';
 import { PAGE } from './machine-memory.js';
 import { defaultBorrowParameters, PAPER_BORROW, type BorrowParameters } from './memory-borrowing.js';
 import { Monitor, MonitorError } from './monitor.js';
+import { accountVm } from './accounting.js';
+import { statsTable } from '../cli/vm-commands.js';
+import { monitorCommands } from '../control/monitor-commands.js';
 import type { VirtualMachine } from './vm.js';
 
 const MiB = 2 ** 20;
@@ -123,6 +126,19 @@ test('with borrowing, it finishes on chunks its cell borrowed, each request and 
   // The lender's accounting: its free count fell by the chunks; the pages handed out are in use on its node.
   assert.equal(memory.pagesLent(2), fromCell1 * CHUNK - k);
   assert.equal(memory.pagesFree(2), freeOn2 - (fromCell1 - 1) * CHUNK);
+  // query-monitor gives each cell's loans and each node's lent pages; the memory account still adds up; stats says it.
+  const commands = monitorCommands({
+    monitor: s.monitor, consolePath: () => undefined, stopVm: () => {}, quit: () => {}, runDir: '.', statsConfig: () => ({}),
+  });
+  const q = commands['query-monitor']!.run({}) as { cells: { id: number; borrowing: unknown }[]; nodes: { pagesLent: number }[] };
+  assert.deepEqual(q.cells.map((c) => c.borrowing), [0, 1, 2].map((c) => borrowing.stats(c)));
+  assert.deepEqual(q.nodes.map((n) => n.pagesLent), [0, 0, fromCell1 * CHUNK - k, CHUNK]);
+  const m = s.monitor.memoryAccount().machine;
+  assert.equal(m.inUse + m.reserved + m.monitor + m.replicas + m.lent + m.free, m.total);
+  assert.equal(m.lent, (fromCell1 + 1) * CHUNK - k);
+  const stats = statsTable(accountVm(s.monitor, s.a), 3, q.cells as never);
+  assert.ok(stats.includes(`cell 0: borrowed ${fromCell1 + 1} chunks (${(fromCell1 + 1) * CHUNK} pages, ${k} in use), lent none; asked ${fromCell1 + 1}, given ${fromCell1 + 1}, refused 0, given back 0`), stats);
+  assert.ok(stats.includes(`cell 1: borrowed none, lent ${fromCell1} chunk`), stats);
   // The round trips of the requests it made were its to pay (700 cycles each with the bus's defaults).
   const paid = s.a.vcpus[0]!.monitorCycles.reduce((x, y) => x + y, 0) - cyclesBefore;
   assert.ok(paid >= (fromCell1 - 1) * (2 * DEFAULT_LATENCY + DEFAULT_HANDLER_CYCLES), `${paid} monitor cycles`);

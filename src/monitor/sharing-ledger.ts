@@ -84,6 +84,8 @@ export interface MachineMemoryAccount {
   reserved: number;
   monitor: number;
   replicas: number;
+  /** Free pages lent to other cells' borrowed chunks, not handed out (memory-borrowing.ts): not free for their own node. */
+  lent: number;
   free: number;
   total: number;
 }
@@ -132,7 +134,7 @@ export function accountMemory(memory: MachineMemory, ledger: SharingLedger, pmap
   return {
     machine: {
       inUse: memory.pagesInUse(), mapped, privatePages, sharedPages: mappings.size, cacheOnly: cacheSize - cachedAndMapped, saved, savedBy,
-      reserved: memory.pagesReserved(), monitor: memory.monitorPages(), replicas: memory.replicaPages(), free: sum((n) => memory.pagesFree(n)),
+      reserved: memory.pagesReserved(), monitor: memory.monitorPages(), replicas: memory.replicaPages(), lent: memory.pagesLent(), free: sum((n) => memory.pagesFree(n)),
       total: memory.totalPages,
     },
     vms,
