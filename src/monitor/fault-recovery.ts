@@ -386,7 +386,7 @@ export class FaultRecovery {
     cell.failure = why;
     // Its nodes' page allocators and its registry of translated code were its state: gone with it.
     this.host.memory.letGoPools(cell.nodes, cell.id);
-    this.host.memory.dropCodeDomain(cell.id);
+    this.host.memory.code.drop(cell.id);
     this.host.log(`hardware: cell ${cell.id} failed: ${why}`);
     // Its VMs end with it: what they ran on is gone (the host's list of VMs, not the dead cell's state, says which).
     for (const vm of this.host.vms) if (vm.state === 'running' && vm.cells.includes(cell.id)) this.endVm(vm, `cell ${cell.id} failed: ${why}`);

@@ -1,10 +1,11 @@
 // The machine's memory as the monitor hands it out: pages per NUMA node, and the memmap that says who uses each.
 
-import { machinePageReplaced } from '../cpu/translator.js';
 import { LARGE_PAGE_BYTES } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
 import type { MachineLayout } from '../board/address-map.js';
 import { DeadCellError } from './revocable.js';
+import { CodeDomains } from './code-domains.js';
+import { emptyPool, freedBlocks, freeRuns, poolFromMemmap, savePools, restorePools, type Counted, type MachineMemoryState, type NodePool, type PageLoans } from './node-pool.js';
 
 export const PAGE = 4096;
 /** Pages in a large block: 2 MiB of machine memory, aligned, that a pmap can map as one large page. */
@@ -29,21 +30,8 @@ export interface PageSpace {
   moved(gppn: number, mpn: number): void;
 }
 
-/** The allocator and memmap as plain data (`MachineMemory.saveState`); per-node arrays are indexed by node. */
-export interface MachineMemoryState {
-  owner: Int32Array;
-  guestPage: Int32Array;
-  users: Uint16Array;
-  /** The users past each page's first, as (mpn, vm, gppn) triples in the memmap's order. */
-  moreUsers: Int32Array;
-  /** Per node: the next never-used page (counted from the node's first), and the freed pages in the order they are handed out again (last first). */
-  fresh: Float64Array;
-  freed: Int32Array[];
-  used: Float64Array;
-  monitorUsed: Float64Array;
-  replicaUsed: Float64Array;
-  reserved: Float64Array;
-}
+export type { MachineMemoryState } from './node-pool.js';
+export type { NodePool, PageLoans } from './node-pool.js';
 
 /** One mapping of a machine page: a VM and its guest-physical page number. */
 export interface PageUser {
@@ -59,14 +47,10 @@ export interface PageUser {
  */
 export class MachineMemory {
   readonly regions: RamRegion[];
-  /**
-   * The translator's registry of translated code is kept per code domain (Bus.codeDomain): this one for every
-   * VM with one cell, and with several for the VMs that span cells; each cell has its own for the VMs confined
-   * to it (`assignCodeDomain`). A page given other contents is made stale in every domain.
-   */
-  readonly domain = {};
-  private readonly cellDomains = new Map<number, object>();
-  private readonly vmDomains = new Map<number, object>();
+  /** The registries of translated code (code-domains.ts): the machine's, and each cell's with several. */
+  readonly code = new CodeDomains();
+  /** The machine's registry: every VM's with one cell, the spanning VMs' with several. */
+  readonly domain = this.code.machine;
   /** memmap: per machine page, its first user's VM id (FREE if none) and guest-physical page number there. */
   readonly owner: Int32Array;
   readonly guestPage: Int32Array;
@@ -146,40 +130,6 @@ export class MachineMemory {
     else this.confinedTo.set(vm, [...nodes]);
   }
 
-  /**
-   * VM `vm`'s code goes in cell `cell`'s registry of translated code (its own, for the VMs confined to that
-   * cell), or undefined: the machine's (one cell, or a VM that spans cells). Call before its pmap is made.
-   */
-  assignCodeDomain(vm: number, cell: number | undefined): void {
-    if (cell === undefined) {
-      this.vmDomains.delete(vm);
-      return;
-    }
-    let domain = this.cellDomains.get(cell);
-    if (domain === undefined) {
-      domain = {};
-      this.cellDomains.set(cell, domain);
-    }
-    this.vmDomains.set(vm, domain);
-  }
-
-  /** The registry of translated code VM `vm`'s buses use (`assignCodeDomain`). */
-  codeDomainOf(vm: number): object {
-    return this.vmDomains.get(vm) ?? this.domain;
-  }
-
-  /** Cell `cell` failed: its registry goes with it; a VM confined to it later (it rejoined) gets a new one. */
-  dropCodeDomain(cell: number): void {
-    this.cellDomains.delete(cell);
-  }
-
-  /** Machine page `mpn` got other contents: code translated from it is stale, in every registry. */
-  private pageReplaced(mpn: number): void {
-    const address = this.addressOf(mpn);
-    machinePageReplaced(this.domain, address);
-    for (const domain of this.cellDomains.values()) machinePageReplaced(domain, address);
-  }
-
   /** The nodes VM `vm`'s pages may come from. */
   nodesFor(vm: number): readonly number[] {
     return this.confinedTo.get(vm) ?? this.allNodes;
@@ -197,8 +147,7 @@ export class MachineMemory {
     for (const [mpn, users] of this.moreUsers) for (const u of users) more.push(mpn, u.vm, u.gppn);
     return {
       owner: this.owner.slice(), guestPage: this.guestPage.slice(), users: this.users.slice(), moreUsers: Int32Array.from(more),
-      fresh: this.perNode((p) => p.fresh), freed: this.pools.map((p) => Int32Array.from(p.freed)), used: this.perNode((p) => p.used),
-      monitorUsed: this.perNode((p) => p.monitorUsed), replicaUsed: this.perNode((p) => p.replicaUsed), reserved: this.perNode((p) => p.reserved),
+      ...savePools(this.pools),
     };
   }
 
@@ -214,19 +163,7 @@ export class MachineMemory {
       list.push({ vm: s.moreUsers[i + 1]!, gppn: s.moreUsers[i + 2]! });
       this.moreUsers.set(mpn, list);
     }
-    this.pools.forEach((p, n) => {
-      p.fresh = s.fresh[n]!;
-      p.freed = Array.from(s.freed[n]!);
-      p.used = s.used[n]!;
-      p.monitorUsed = s.monitorUsed[n]!;
-      p.replicaUsed = s.replicaUsed[n]!;
-      p.reserved = s.reserved[n]!;
-    });
-  }
-
-  /** A count of every node's pool, as saved. */
-  private perNode(count: (pool: NodePool) => number): Float64Array {
-    return Float64Array.from(this.pools, count);
+    restorePools(this.pools, s);
   }
 
   /**
@@ -323,7 +260,7 @@ export class MachineMemory {
   removeUser(mpn: number, vm: number, gppn: number): boolean {
     // A page of a failed cell: its entry is gone; the code translated from it is stale all the same.
     if (this.pageGone(mpn)) {
-      this.pageReplaced(mpn);
+      this.code.replaced(this.addressOf(mpn));
       return true;
     }
     if (this.users[mpn] === 0) throw new Error(`machine page ${mpn} is already free`);
@@ -342,7 +279,7 @@ export class MachineMemory {
     const node = this.nodeOf(mpn);
     this.pools[node]!.used--;
     this.giveBack(node, mpn);
-    this.pageReplaced(mpn);
+    this.code.replaced(this.addressOf(mpn));
     return true;
   }
 
@@ -404,7 +341,7 @@ export class MachineMemory {
   /** Gives back a replica `allocateReplica` handed out; code translated from it is stale. */
   freeReplica(mpn: number): void {
     this.unclaim(mpn, REPLICA, 'replicaUsed', 'a replica');
-    this.pageReplaced(mpn);
+    this.code.replaced(this.addressOf(mpn));
   }
 
   /** Pages of the monitor's own data on `node`, or on all nodes. */
@@ -516,30 +453,12 @@ export class MachineMemory {
         this.moreUsers.delete(mpn);
       }
     }
-    const pool = emptyPool();
-    let held = this.gone.has(node) ? 0 : this.pools[node]!.reserved;
-    for (let mpn = first; mpn < end; mpn++) {
-      const owner = this.owner[mpn]!;
-      if (owner === FREE) continue;
-      if (owner === MONITOR) pool.monitorUsed++;
-      else held++;
-      pool.fresh = mpn - first + 1;
-    }
-    if (held > 0) throw new Error(`node ${node} cannot be taken back: ${held} of its pages are still held`);
+    const { pool, held } = poolFromMemmap(this.owner, first, end);
+    const reserved = this.gone.has(node) ? 0 : this.pools[node]!.reserved;
+    if (held + reserved > 0) throw new Error(`node ${node} cannot be taken back: ${held + reserved} of its pages are still held`);
     // A node given up with its cell but not replaced keeps what its VMs wrote: every free page is zeroed, so
     // the pages past the new high-water mark are as never used (zero), and poison there is rewritten too.
-    for (let mpn = first; mpn < end; ) {
-      if (this.owner[mpn] !== FREE) {
-        mpn++;
-        continue;
-      }
-      let last = mpn;
-      while (last + 1 < end && this.owner[last + 1] === FREE) last++;
-      this.regions[node]!.zeroWhole(this.offsetOf(mpn), (last - mpn + 1) * PAGE);
-      mpn = last + 1;
-    }
-    // Highest first, so that the free list hands them out from the lowest, as never-used memory goes.
-    for (let mpn = first + pool.fresh - 1; mpn >= first; mpn--) if (this.owner[mpn] === FREE) pool.freed.push(mpn);
+    for (const [mpn, pages] of freeRuns(this.owner, first, end)) this.regions[node]!.zeroWhole(this.offsetOf(mpn), pages * PAGE);
     for (let mpn = first; mpn < end; mpn++) this.retired.delete(mpn);
     this.pools[node] = this.gone.has(node) ? this.makePool(node, pool) : Object.assign(this.pools[node]!, pool);
     this.gone.delete(node);
@@ -626,20 +545,7 @@ export class MachineMemory {
    * never-used pages begin (freed pages all lie below those: a block wholly never used is not among them).
    */
   private freedBlocks(node: number): number[] {
-    const first = this.firstPage[node]!;
-    const end = first + this.nodePages[node]!;
-    const fresh = first + this.pools[node]!.fresh;
-    const inBlock = new Map<number, number>();
-    for (const mpn of this.pools[node]!.freed) {
-      const block = mpn - ((this.addressOf(mpn) / PAGE) % BLOCK_PAGES);
-      inBlock.set(block, (inBlock.get(block) ?? 0) + 1);
-    }
-    const blocks: number[] = [];
-    for (const [block, n] of inBlock) {
-      const neverUsed = Math.max(0, block + BLOCK_PAGES - Math.max(block, fresh));
-      if (block >= first && block + BLOCK_PAGES <= end && n + neverUsed === BLOCK_PAGES) blocks.push(block);
-    }
-    return blocks.sort((x, y) => x - y);
+    return freedBlocks(this.pools[node]!, this.firstPage[node]!, this.nodePages[node]!, this.addressOf(0) / PAGE);
   }
 
   /** Aligned blocks of `node` wholly free (freed or never used): how many large pages it could still give. */
@@ -775,41 +681,4 @@ export class MachineMemory {
   addressOf(mpn: number): number {
     return this.layout.nodes[0]!.base + mpn * PAGE;
   }
-}
-
-/** One node's page allocator. */
-export interface NodePool {
-  /** The next never-used page, counted from the node's first. */
-  fresh: number;
-  /** Pages freed since, handed out again last first. */
-  freed: number[];
-  /** Pages of VMs in use; of the monitor's own data (`allocateMonitor`); replicas (`allocateReplica`); reserved in blocks (`reserveBlock`), not yet allocated. */
-  used: number;
-  monitorUsed: number;
-  replicaUsed: number;
-  reserved: number;
-  /** Retired pages no one holds any more (neither free nor in use). */
-  retiredIdle: number;
-  /** Free pages lent to other cells' borrowed chunks and not handed out yet (memory-borrowing.ts): not the node's own to give. */
-  loaned: number;
-}
-
-/**
- * What the allocator asks of memory borrowing (memory-borrowing.ts), for VM `vm` confined to the nodes `within`.
- */
-export interface PageLoans {
-  /** An allocation for `vm` is about to be made: its cell, if low on memory, borrows now. */
-  allocating(vm: number, within: readonly number[]): void;
-  /** The node of a chunk `vm`'s cell borrowed with a page left (nearest `near` first), or undefined. */
-  chunkNode(vm: number, within: readonly number[], near: number): number | undefined;
-  /** Page `mpn` of that node went to `vm` (or to the monitor's data for it). */
-  took(vm: number, node: number, mpn: number): void;
-  /** Page `mpn` went free (`kept`: back on its node's free list); true when it went back into its chunk. */
-  freed(mpn: number, kept: boolean): boolean;
-}
-
-type Counted = 'used' | 'monitorUsed' | 'replicaUsed';
-
-function emptyPool(): NodePool {
-  return { fresh: 0, freed: [], used: 0, monitorUsed: 0, replicaUsed: 0, reserved: 0, retiredIdle: 0, loaned: 0 };
 }

@@ -352,7 +352,7 @@ export class Monitor {
     // takes any (a spanning VM's pages on another cell's nodes are that cell's to lend).
     this.memory.confine(this.nextId, place.nodes);
     // A VM confined to one of several cells translates its code into that cell's registry.
-    this.memory.assignCodeDomain(this.nextId, this.cells.count > 1 && place.cells.length === 1 ? place.cells[0] : undefined);
+    this.memory.code.assign(this.nextId, this.cells.count > 1 && place.cells.length === 1 ? place.cells[0] : undefined);
     this.recovery.cellular?.register(this.nextId, spec.name, place.cells, this.cells.cellOf(homeNode).id);
     try {
       vm = new VirtualMachine(this.memory, options);

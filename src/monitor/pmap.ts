@@ -142,7 +142,7 @@ export class Pmap implements PagedRam, PageSpace {
     this.base = options.base;
     this.size = options.size;
     this.regions = memory.regions;
-    this.domain = memory.codeDomainOf(options.vm);
+    this.domain = memory.code.of(options.vm);
     this.homeNode = options.homeNode;
     this.machine = new Int32Array(options.size / PAGE).fill(FREE);
     this.perm = new Uint8Array(this.machine.length);
