@@ -9,7 +9,7 @@ import { layoutMachine } from '../board/address-map.js';
 import { MachineHardware } from '../board/hardware.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
-  assertCounted, meshMachine, counterDone, runRoundsUntil, startCounter, type CounterRun,
+  meshMachine, counterDone, runRoundsUntil, startCounter, type CounterRun, finishCounting,
 } from '../../test/helpers/vm-program.js';
 import { DEFAULT_RECOVERY_COSTS, type RecoveryEpisode } from './cell-recovery.js';
 import { DEFAULT_TIMEOUT } from './cell-bus.js';
@@ -52,9 +52,7 @@ function recover(s: Scene, max = 400): RecoveryEpisode {
 }
 
 function finish(s: Scene): void {
-  const vms = [...s.runs.keys()];
-  runRoundsUntil(s.monitor, () => vms.every((vm) => vm.state !== 'running' || counterDone(vm, s.runs.get(vm)!)), 20_000);
-  for (const vm of vms) if (vm.state === 'running') assertCounted(vm, s.runs.get(vm)!);
+  finishCounting(s.monitor, s.runs, 20_000);
 }
 
 test('a cell\'s failure: detection, agreement and cleanup in simulated time, the VMs paused meanwhile, then counting on exactly', (t) => {

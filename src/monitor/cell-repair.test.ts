@@ -11,7 +11,7 @@ import { layoutMachine } from '../board/address-map.js';
 import { MachineHardware } from '../board/hardware.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
-  assertCounted, meshMachine, counterDone, runRoundsUntil, startCounter, type CounterRun,
+  meshMachine, counterDone, runRoundsUntil, startCounter, type CounterRun, finishCounting, recoverCells,
 } from '../../test/helpers/vm-program.js';
 import { runMonitor } from '../host/monitor-runner.js';
 import type { NodePool } from './machine-memory.js';
@@ -46,18 +46,14 @@ function counting(s: Scene, name: string, options: { homeNode?: number; memoryBy
   return vm;
 }
 
-/** Runs rounds until a recovery that began after now has ended. */
+/** Runs rounds until the cells' recovery that began after now has ended (it takes simulated time: cell-recovery.ts). */
 function recover(s: Scene): void {
-  const cellular = s.monitor.recovery.cellular!;
-  const before = cellular.episodes.length;
-  runRoundsUntil(s.monitor, () => cellular.episodes.length > before && !s.monitor.recovery.paused, 400);
+  recoverCells(s.monitor, 400);
 }
 
 /** Runs until every running VM has finished counting; each must have counted exactly. */
 function finish(s: Scene): void {
-  const vms = [...s.runs.keys()];
-  runRoundsUntil(s.monitor, () => vms.every((vm) => vm.state !== 'running' || counterDone(vm, s.runs.get(vm)!)), 40_000);
-  for (const vm of vms) if (vm.state === 'running') assertCounted(vm, s.runs.get(vm)!);
+  finishCounting(s.monitor, s.runs, 40_000);
 }
 
 test('a failed cell is repaired and rejoins: its nodes and CPUs come back, a new VM counts there, the survivor never stopped', (t) => {

@@ -12,7 +12,7 @@ import { MachineHardware } from '../board/hardware.js';
 import { latenciesFromDistances } from '../board/topology.js';
 import { requireToolchain } from '../../test/helpers/asm.js';
 import {
-  assertCounted, meshMachine, monitorMachine, counterDone, counterPages, runRoundsUntil, startCounter, type CounterRun,
+  assertCounted, meshMachine, monitorMachine, counterDone, counterPages, runRoundsUntil, startCounter, type CounterRun, finishCounting, recoverCells,
 } from '../../test/helpers/vm-program.js';
 import { FREE } from './machine-memory.js';
 import { Monitor, MonitorError } from './monitor.js';
@@ -54,18 +54,14 @@ function scene(rounds: number): Scene {
   return { monitor, hardware, a, b, w, runs, log };
 }
 
-/** Runs rounds until the cells' recovery that the fault just injected starts has ended (it takes simulated time: cell-recovery.ts). */
+/** Runs rounds until the cells' recovery that began after now has ended (it takes simulated time: cell-recovery.ts). */
 function recover(s: Scene): void {
-  const cellular = s.monitor.recovery.cellular!;
-  const before = cellular.episodes.length;
-  runRoundsUntil(s.monitor, () => cellular.episodes.length > before && !s.monitor.recovery.paused, 200);
+  recoverCells(s.monitor, 200);
 }
 
 /** Runs until every running VM has finished counting; each must have counted exactly. */
 function finish(s: Scene): void {
-  const vms = [...s.runs.keys()];
-  runRoundsUntil(s.monitor, () => vms.every((vm) => vm.state !== 'running' || counterDone(vm, s.runs.get(vm)!)), 20_000);
-  for (const vm of vms) if (vm.state === 'running') assertCounted(vm, s.runs.get(vm)!);
+  finishCounting(s.monitor, s.runs, 20_000);
 }
 
 test('cell 1\'s monitor node fails: cell 1 fails whole, its VM and the spanning VM end saying why; cell 0\'s VM counts on exactly', (t) => {

@@ -303,3 +303,20 @@ export function counterPages(run: CounterRun): { code: number[]; tables: number[
     fill,
   };
 }
+
+/**
+ * Runs the monitor until every VM of `runs` still running has finished the counter program (at most `max`
+ * rounds); each must have counted exactly.
+ */
+export function finishCounting(monitor: Monitor, runs: ReadonlyMap<VirtualMachine, CounterRun>, max: number): void {
+  const vms = [...runs.keys()];
+  runRoundsUntil(monitor, () => vms.every((vm) => vm.state !== 'running' || counterDone(vm, runs.get(vm)!)), max);
+  for (const vm of vms) if (vm.state === 'running') assertCounted(vm, runs.get(vm)!);
+}
+
+/** Runs the monitor (at most `max` rounds) until a cells' recovery that begins after now has ended (cell-recovery.ts). */
+export function recoverCells(monitor: Monitor, max: number): void {
+  const cellular = monitor.recovery.cellular!;
+  const before = cellular.episodes.length;
+  runRoundsUntil(monitor, () => cellular.episodes.length > before && !monitor.recovery.paused, max);
+}
