@@ -353,12 +353,13 @@ function registerFaults(experiment: Command): void {
   experiment
     .command('faults')
     .description('a fault-containment campaign (issue 21): six Linux VMs (four confined to one node each, two spread over every node) ' +
-      'on the 4-node numa4x2 machine do checksummed work; each injection restores the booted machine, fails a random node, CPU, link, ' +
-      'router, page or line at a random moment into the work, and checks the VMs the monitor ended against the ground truth read from ' +
-      'the machine (which VMs had vCPU state, pages or devices on what failed), and the survivors\' checksums; prints VMs lost, ' +
-      'dependent VMs kept, survivors correct and recovery times (nothing that takes node 0 is drawn: without cells it holds the monitor)')
+      'on the 4-node numa4x2 machine in 4 cells do checksummed work; each injection fails a random node, CPU, link, router, page or ' +
+      'line at a random moment into the work, and checks the VMs the monitor ended against the ground truth read from the machine ' +
+      '(which VMs had vCPU state, pages or devices on what failed), and the survivors\' checksums. The injections run one after ' +
+      'another on one machine, booted once: between them it is repaired, its failed cells rejoin, and the VMs lost are made again. ' +
+      'Prints VMs lost, dependent VMs kept, survivors correct and recovery times')
     .option('--out <dir>', 'output directory', 'out/faults')
-    .option('--injections <n>', 'faults injected, one per restored machine', String(faults.FULL_INJECTIONS))
+    .option('--injections <n>', 'faults injected, one after another on the same machine', String(faults.FULL_INJECTIONS))
     .option('--seed <n>', 'the campaign\'s seed: kinds, targets and moments are a function of it', '1')
     .option('--quick', `${faults.QUICK_INJECTIONS} injections (the first ${faults.QUICK_INJECTIONS} of the same seed's campaign)`)
     .action(async (flags: { out: string; injections: string; seed: string; quick?: boolean }) => {
