@@ -7,7 +7,10 @@ import { test } from 'node:test';
 import type { InjectionResult, VmFate } from './faults-case.js';
 import { expectedMd5, workCommand } from './faults-case.js';
 import { faultsHistogramSvg, faultsTable } from './faults-report.js';
-import { drawInjections, percentile, summarize } from './faults.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { drawInjections, percentile, summarize, writeFaultsOutputs, RESULTS_JSON, RESULTS_TABLE } from './faults.js';
 
 test('injections are a function of the seed, of every kind, on every node (node 0 included: cells)', () => {
   const a = drawInjections(1, 300);
@@ -75,4 +78,23 @@ test('the figures count lost VMs against the ground truth, and survivors by thei
   const svg = faultsHistogramSvg(r);
   assert.match(svg, /^<svg /m);
   assert.ok(svg.includes('nothing read'));
+});
+
+test('a campaign stopped midway has written what it did so far, saying how far it got', () => {
+  const lost = { lost: true, rounds: 0, reason: 'hardware fault: x' };
+  const runs = [injection(0, 'node 2', [fate('c0'), fate('c2', { dependent: true, ...lost })], 0, [2])];
+  const host = { bootSeconds: 1, bootCached: true, injectionSeconds: { median: 5, p99: 5, count: 1 }, wholeSeconds: { median: 0.3, p99: 0.3, count: 1 }, totalSeconds: 6 };
+  const out = mkdtempSync(join(tmpdir(), 'mb-faults-partial-'));
+  try {
+    writeFaultsOutputs(out, summarize(runs, 1, host), 10);
+    const partial = JSON.parse(readFileSync(join(out, RESULTS_JSON), 'utf8')) as { planned: number; complete: boolean; injections: number };
+    assert.deepEqual([partial.planned, partial.complete, partial.injections], [10, false, 1]);
+    assert.match(readFileSync(join(out, RESULTS_TABLE), 'utf8'), /^So far: 1 of 10 injections/);
+    writeFaultsOutputs(out, summarize(runs, 1, host), 1);
+    const done = JSON.parse(readFileSync(join(out, RESULTS_JSON), 'utf8')) as { complete: boolean };
+    assert.equal(done.complete, true);
+    assert.doesNotMatch(readFileSync(join(out, RESULTS_TABLE), 'utf8'), /So far/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

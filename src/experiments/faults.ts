@@ -168,6 +168,10 @@ export async function runFaults(o: FaultsOptions): Promise<FaultsResults> {
   const loaded = decodeMonitorSnapshot(boot.bytes);
   const session = await campaignSession(boot.bytes, timeoutMs);
   const runs: InjectionResult[] = [];
+  const results = (): FaultsResults => summarize(runs, o.seed, {
+    bootSeconds, bootCached: boot.cached, injectionSeconds: spread(runs.map((r) => r.hostSeconds)), wholeSeconds: spread(runs.map((r) => r.whole?.hostSeconds ?? null)),
+    totalSeconds: (performance.now() - started) / 1000,
+  });
   try {
     for (const request of drawInjections(o.seed, o.injections)) {
       o.onStatus?.(`injection ${request.index + 1}/${o.injections}`);
@@ -179,21 +183,33 @@ export async function runFaults(o: FaultsOptions): Promise<FaultsResults> {
       o.onProgress?.(`${request.index + 1}/${o.injections} ${r.fault} at +${r.offsetMs.toFixed(1)} ms: lost ${lost.join(' ') || 'none'}` +
         `${kept.length > 0 ? `, kept dependent ${kept.join(' ')}` : ''}; recovery ${r.recoveryMs === null ? 'nothing read' : `${r.recoveryMs.toFixed(3)} ms`}; ` +
         `${r.hostSeconds.toFixed(1)} s host, ${r.whole.replaced.length > 0 ? `${r.whole.replaced.join(' ')} made again` : 'nothing to make again'} in ${r.whole.hostSeconds.toFixed(1)} s`);
+      // A long campaign keeps what it has so far: stopped midway, its outputs say how far it got.
+      if (runs.length % PARTIAL_EVERY === 0 && runs.length < o.injections) writeFaultsOutputs(o.outDir, results(), o.injections);
     }
   } finally {
     await session.kill();
   }
-  const results = summarize(runs, o.seed, {
-    bootSeconds, bootCached: boot.cached, injectionSeconds: spread(runs.map((r) => r.hostSeconds)), wholeSeconds: spread(runs.map((r) => r.whole?.hostSeconds ?? null)),
-    totalSeconds: (performance.now() - started) / 1000,
-  });
-  mkdirSync(o.outDir, { recursive: true });
-  writeFileWhole(join(o.outDir, RESULTS_JSON), sortedJson({
+  const done = results();
+  writeFaultsOutputs(o.outDir, done, o.injections);
+  return done;
+}
+
+/** Injections between two writes of a campaign's outputs so far. */
+export const PARTIAL_EVERY = 10;
+
+/**
+ * Writes a campaign's outputs: `results.json` (with `planned`, and `complete` false while fewer than the
+ * planned injections are in), the table and the histogram.
+ */
+export function writeFaultsOutputs(outDir: string, results: FaultsResults, planned: number): void {
+  mkdirSync(outDir, { recursive: true });
+  writeFileWhole(join(outDir, RESULTS_JSON), sortedJson({
     experiment: 'faults', topology: FAULTS_TOPOLOGY, machineMemory: FAULTS_MEMORY, workNumbers: WORK_NUMBERS, faultWindowMs: FAULT_WINDOW_MS,
     kinds: CAMPAIGN_KINDS, vms: CAMPAIGN_VMS.map((v) => ({ name: v.name, shape: v.shape, memoryBytes: v.memoryBytes, vcpus: v.vcpus, homeNode: v.homeNode })),
+    planned, complete: results.injections === planned,
     ...results,
   }));
-  writeFileWhole(join(o.outDir, RESULTS_TABLE), faultsTable(results, true));
-  writeFileWhole(join(o.outDir, PLOT_SVG), faultsHistogramSvg(results));
-  return results;
+  const table = faultsTable(results, true);
+  writeFileWhole(join(outDir, RESULTS_TABLE), results.injections === planned ? table : `So far: ${results.injections} of ${planned} injections (the campaign is still running, or was stopped).\n\n${table}`);
+  writeFileWhole(join(outDir, PLOT_SVG), faultsHistogramSvg(results));
 }
