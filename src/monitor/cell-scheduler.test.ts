@@ -286,3 +286,24 @@ test('with the cells\' bus, a balancer\'s move is a request the giving cell answ
   assert.equal(bus.counters.timedOut, 1, 'one request to cell 3, which timed out; no more asked of it that round');
   assert.equal(cellMigrationCycles(2048, moved[0]!.handoff), 700 + 256 * 33);
 });
+
+test('with revocable run queues a CPU\'s pick is the very vCPU it holds after the pick, as with one cell', () => {
+  // The monitor makes a world switch when a CPU's pick is not `lastOn` of it before the pick: a proxy of the
+  // cell's state on one side and the vCPU on the other made every round a world switch under several cells.
+  for (const objects of [undefined, new CellObjects(4)]) {
+    const { scheduler, vms } = machine(objects);
+    const byVcpu = new Set(vms.flatMap((vm) => vm.vcpus));
+    for (let round = 0; round < 50; round++) {
+      sleep(vms, round);
+      const before = NODES.map((_, p) => scheduler.lastOn(p));
+      const picks = scheduler.pick();
+      picks.forEach((v, p) => {
+        if (v === undefined) return;
+        assert.ok(byVcpu.has(v as FakeVcpu), `round ${round}, CPU ${p}: the pick is not a vCPU the scheduler was given`);
+        assert.equal(scheduler.lastOn(p), v, `round ${round}, CPU ${p}: lastOn is not the pick`);
+        if (before[p] !== undefined) assert.ok(byVcpu.has(before[p] as FakeVcpu), `round ${round}, CPU ${p}: lastOn is not a vCPU the scheduler was given`);
+        scheduler.charge(v, 4096);
+      });
+    }
+  }
+});

@@ -219,7 +219,8 @@ export class CellScheduler {
     const next: (SchedVcpu | undefined)[] = this.pcpuNodes.map(() => undefined);
     this.schedulers.forEach((scheduler, cell) => {
       if (this.revoked(cell)) return;
-      scheduler.pick().forEach((v, local) => { next[this.cellCpus[cell]![local]!] = v; });
+      const picked = scheduler.pick();
+      for (let local = 0; local < picked.length; local++) next[this.cellCpus[cell]![local]!] = this.own(picked[local]);
     });
     if (this.options.idleBalance === true && this.cellCpus.length > 1) this.balanceIdle(next);
     const period = this.options.balancePeriodRounds ?? 0;
@@ -383,7 +384,18 @@ export class CellScheduler {
   /** The vCPU whose state CPU `pcpu` holds (none known for a failed cell's CPU). */
   lastOn(pcpu: number): SchedVcpu | undefined {
     const cell = this.cellOfCpu(pcpu);
-    return this.revoked(cell) ? undefined : this.schedulers[cell]!.lastOn(this.localOf[pcpu]!);
+    return this.revoked(cell) ? undefined : this.own(this.schedulers[cell]!.lastOn(this.localOf[pcpu]!));
+  }
+
+  /**
+   * The vCPU the monitor added for one a cell's scheduler reports. What is read out of a cell's revocable state
+   * is its proxy (revocable.ts), what a method of it hands a callback is not: `pick` and `lastOn` must give the
+   * same object for the same vCPU, since the monitor makes a world switch (its cost, and the first-level TLB
+   * emptied) whenever a CPU's pick is not what it held. Once its VM is removed, the cell's own answer.
+   */
+  private own(v: SchedVcpu | undefined): SchedVcpu | undefined {
+    if (v === undefined) return undefined;
+    return this.vcpusOf.get(v.vm)?.find((x) => x.index === v.index) ?? v;
   }
 
   switches(pcpu: number): number {
