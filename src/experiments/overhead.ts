@@ -16,9 +16,10 @@ import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import { accountVm } from '../monitor/accounting.js';
 import { DEFAULT_COSTS, scaleCosts } from '../monitor/costs.js';
+import type { MonitorOptions } from '../monitor/monitor-options.js';
 import type { MmuMode } from '../monitor/vm.js';
 import { exitsTable, figure5Svg, NOMINAL, variantName, variantsTable } from './overhead-exits.js';
-import type { TimingModel } from '../timing/timing-model.js';
+import type { TimingLatencies, TimingModel } from '../timing/timing-model.js';
 import { ExperimentError } from './numa-placement.js';
 import { markdownTable, median, medianBy } from './report.js';
 
@@ -115,6 +116,9 @@ export interface OverheadResult {
   variants: VariantResult[];
 }
 
+/** What the measuring loop (`measure`) takes: the workloads, the mode and the runs, and where to say what runs. */
+export type MeasureOptions = Pick<OverheadOptions, 'workloads' | 'mode' | 'repeat' | 'onProgress' | 'onStatus'>;
+
 export interface OverheadOptions {
   guest: Pick<GuestArtifacts, 'kernel' | 'initramfs'>;
   outDir: string;
@@ -195,7 +199,7 @@ type Counters = Breakdown & { tlbMisses: number; secondLevelHits: number; monito
 type ExitCounts = Record<string, number>;
 
 /** What the measuring loop needs of bare Linux or of the VM, as one session runs it. */
-interface Subject {
+export interface Subject {
   exec(command: string): Promise<{ status: number; output: string }>;
   /** Runs `action` at the guest's next idle moment between commands: the same guest instant in every run. */
   atIdle<T>(action: () => T): Promise<T>;
@@ -208,7 +212,7 @@ interface Subject {
 }
 
 /** One side of the comparison: bare Linux, or Linux in a VM run one way. */
-interface Side {
+export interface Side {
   /** "on bare Linux", "in the VM": for messages. */
   where: string;
   label: string;
@@ -247,8 +251,8 @@ export function seededCommand(command: string, run: number): string {
 }
 
 /** A snapshot that `make` takes from a subject of `side`, kept in the boot cache under `step` (boot-cache.ts). */
-async function kept(side: Side, step: object, make: () => Promise<Subject>, then: (s: Subject) => Promise<void>): Promise<Uint8Array> {
-  return (await cachedSession({ experiment: 'overhead', ...side.key, step }, make, then)).bytes;
+async function kept(experiment: string, side: Side, step: object, make: () => Promise<Subject>, then: (s: Subject) => Promise<void>): Promise<Uint8Array> {
+  return (await cachedSession({ experiment, ...side.key, step }, make, then)).bytes;
 }
 
 /**
@@ -257,14 +261,14 @@ async function kept(side: Side, step: object, make: () => Promise<Subject>, then
  * measured run restores the warmed-up guest and runs in the options' mode with its own input seed: every run
  * starts from the same state, its caches cold, whether the guest was booted now or earlier.
  */
-async function measure(o: OverheadOptions, side: Side): Promise<RunMeasure[][]> {
+export async function measure(o: MeasureOptions, side: Side, experiment = 'overhead'): Promise<RunMeasure[][]> {
   const mode = o.mode ?? 'fast';
   o.onStatus?.(`${side.label}, booting Linux`);
-  const booted = await kept(side, { booted: 'ASLR off' }, () => side.boot(), (s) => turnAslrOff((command) => s.exec(command), side.where));
+  const booted = await kept(experiment, side, { booted: 'ASLR off' }, () => side.boot(), (s) => turnAslrOff((command) => s.exec(command), side.where));
   const out: RunMeasure[][] = [];
   for (const w of o.workloads) {
     o.onStatus?.(`${side.label} ${w.name}, warm-up run`);
-    const warm = await kept(side, { warm: w.command }, () => side.restore(booted, 'fast'), (s) => warmUp(s.exec(w.command), w, side.where));
+    const warm = await kept(experiment, side, { warm: w.command }, () => side.restore(booted, 'fast'), (s) => warmUp(s.exec(w.command), w, side.where));
     const runs: RunMeasure[] = [];
     for (let k = 0; k < (o.repeat ?? 1); k++) {
       o.onStatus?.(`${side.label} ${w.name}, run ${k + 1}/${o.repeat ?? 1}`);
@@ -325,11 +329,30 @@ function bareSide(kernel: Uint8Array, initrd: Uint8Array): Side {
   };
 }
 
-/** The same Linux in one VM that has the whole machine, run as `variant` says. */
-function vmSide(kernel: Uint8Array, initrd: Uint8Array, variant: VmVariant): Side {
-  const machineMemory = OVERHEAD_MACHINE.nodes.reduce((s, n) => s + n.memoryBytes, 0);
-  const monitorOptions = { mmu: variant.mmu, costs: scaleCosts(DEFAULT_COSTS, variant.costScale) };
-  const options = { kernel, initrd, config: OVERHEAD_MACHINE, vms: [{ name: 'vm', vcpus: OVERHEAD_MACHINE.harts, memoryBytes: machineMemory }] };
+/** The machine a VM side runs on, and the VM: overhead's one node with the VM having all of it by default. */
+export interface VmMachine {
+  config: MachineConfig;
+  /** Timing mode's latencies on it. */
+  latencies: TimingLatencies;
+  vcpus: number;
+  memoryBytes: number;
+  /** Monitor options beyond the mmu and the cost table (`cells`), in the boot's cache key too. */
+  monitor?: Omit<MonitorOptions, 'config' | 'mmu' | 'costs' | 'timing'>;
+  /** "in the VM", "in the VM in 4 cells": for messages; and the side's label after `vm`. */
+  where?: string;
+  label?: string;
+}
+
+/** Overhead's own: the VM has both CPUs and all the memory of OVERHEAD_MACHINE. */
+const OVERHEAD_VM: VmMachine = {
+  config: OVERHEAD_MACHINE, latencies: OVERHEAD_LATENCIES, vcpus: OVERHEAD_MACHINE.harts,
+  memoryBytes: OVERHEAD_MACHINE.nodes.reduce((s, n) => s + n.memoryBytes, 0),
+};
+
+/** The same Linux in one VM on `machine` (by default one that has the whole of overhead's machine), run as `variant` says. */
+export function vmSide(kernel: Uint8Array, initrd: Uint8Array, variant: VmVariant, machine: VmMachine = OVERHEAD_VM): Side {
+  const monitorOptions = { mmu: variant.mmu, costs: scaleCosts(DEFAULT_COSTS, variant.costScale), ...machine.monitor };
+  const options = { kernel, initrd, config: machine.config, vms: [{ name: 'vm', vcpus: machine.vcpus, memoryBytes: machine.memoryBytes }] };
   const subject = (session: MonitorSession): Subject => {
     const monitor = session.monitor;
     const vm = session.vm('vm');
@@ -351,13 +374,13 @@ function vmSide(kernel: Uint8Array, initrd: Uint8Array, variant: VmVariant): Sid
     };
   };
   return {
-    where: 'in the VM', label: `vm ${variantName(variant)}`,
-    key: { side: 'vm', kernel: contentHash(kernel), initrd: contentHash(initrd), config: OVERHEAD_MACHINE, vms: options.vms, monitor: monitorOptions },
+    where: machine.where ?? 'in the VM', label: `vm ${variantName(variant)}${machine.label === undefined ? '' : ` ${machine.label}`}`,
+    key: { side: 'vm', kernel: contentHash(kernel), initrd: contentHash(initrd), config: machine.config, vms: options.vms, monitor: monitorOptions },
     boot: async () => subject(await MonitorSession.boot({ ...options, monitor: monitorOptions })),
     // Booted and warmed up in fast mode with no timing configuration; in timing mode the monitor gets a fresh
     // model on restore (its caches cold), as if it had had one all along.
     restore: async (bytes, mode) => subject(await MonitorSession.boot({
-      ...options, restore: bytes, monitor: { ...monitorOptions, timing: mode === 'timing' ? { latencies: OVERHEAD_LATENCIES } : undefined },
+      ...options, restore: bytes, monitor: { ...monitorOptions, timing: mode === 'timing' ? { latencies: machine.latencies } : undefined },
     })),
   };
 }
