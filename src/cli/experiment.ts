@@ -18,6 +18,7 @@ import * as fixedWork from '../experiments/fixed-work.js';
 import * as numa from '../experiments/numa.js';
 import * as largePages from '../experiments/numa-large-pages.js';
 import * as overhead from '../experiments/overhead.js';
+import * as cellsCost from '../experiments/cells-cost.js';
 import { variantsTable } from '../experiments/overhead-exits.js';
 import type { VmVariant } from '../experiments/overhead.js';
 import type { MmuMode } from '../monitor/vm.js';
@@ -108,6 +109,7 @@ export function registerExperimentCommands(program: Command): void {
       }
     });
 
+  registerCellsCost(experiment);
   registerManyVms(experiment);
   registerMemory(experiment);
   registerFixedWork(experiment);
@@ -140,6 +142,36 @@ export function overheadVariants(mmu: string, costScales: string): VmVariant[] {
   });
   const ordered = [...new Set(scales)].sort((a, b) => (a === 1 ? -1 : b === 1 ? 1 : a - b));
   return modes.flatMap((m) => ordered.map((costScale) => ({ mmu: m, costScale })));
+}
+
+function registerCellsCost(experiment: Command): void {
+  experiment
+    .command('cells-cost')
+    .description(`the cost of cells (issue 22): overhead's workloads in one VM (${cellsCost.CELLS_COST_VCPUS} vCPUs, ${cellsCost.CELLS_COST_VM_MEMORY / 2 ** 20} MiB) ` +
+      `on the 4-node ${cellsCost.CELLS_COST_TOPOLOGY} machine (${cellsCost.CELLS_COST_MEMORY / 2 ** 30} GiB), under one monolithic monitor and under ` +
+      `${cellsCost.CELLS} cells with the VM confined to one; prints each workload's simulated time and monitor cycles under cells against one cell`)
+    .option('--out <dir>', 'output directory', 'out/cells-cost')
+    .option('--quick', 'the small reference sizes of guest/workloads/checks.txt instead of the full ones')
+    .option('--mode <mode>', 'timing: every access charged to the cache model with numa4x2\'s latencies; fast: one cycle per instruction plus the monitor\'s costs', 'timing')
+    .option('--repeat <n>', 'measured runs of each workload on each side, run k with input seed k + 1; the result is the median of the seeds\' cells / one-cell ratios', '5')
+    .option('--workloads <list>', `comma-separated workloads to run, of ${overhead.FULL_WORKLOADS.map((w) => w.name).join(', ')} (default: all)`)
+    .action(async (flags: { out: string; quick?: boolean; mode: string; repeat: string; workloads?: string }) => {
+      if (flags.mode !== 'fast' && flags.mode !== 'timing') throw new UsageError(`--mode takes fast or timing, not '${flags.mode}'`);
+      const repeat = parseCount(flags.repeat, '--repeat', 1, 15);
+      const workloads = pickWorkloads(flags.quick ? overhead.QUICK_WORKLOADS : overhead.FULL_WORKLOADS, flags.workloads);
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const results = await withProgress('cells-cost', (p) => cellsCost.runCellsCost({
+          guest, outDir: flags.out, workloads, mode: flags.mode as 'fast' | 'timing', repeat, ...p,
+        }));
+        process.stdout.write(cellsCost.cellsCostTable(results));
+        process.stdout.write(noteGuest(flags.out, cellsCost.RESULTS_TABLE, guest));
+        process.stdout.write(`\n${flags.out}/: ${cellsCost.RESULTS_TABLE}, ${cellsCost.RESULTS_JSON}, ${cellsCost.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('cells-cost', error);
+      }
+    });
 }
 
 function registerManyVms(experiment: Command): void {
