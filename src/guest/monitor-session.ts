@@ -65,6 +65,21 @@ export interface MonitorSessionOptions {
 }
 
 const TRANSCRIPT_BYTES = 32 * 1024;
+
+/** A VM's agent as `snapshot()` saved it. */
+interface SavedAgent {
+  name: string;
+  nextCommandId: number;
+  ready: boolean;
+}
+
+/** The agents a session's snapshot saved (its `extra`). Throws StateError. */
+function savedAgents(extra: unknown): SavedAgent[] {
+  return new StateReader(extra, 'snapshot.extra').array('agents', (v, path) => {
+    const a = new StateReader(v, path);
+    return { name: a.string('name'), nextCommandId: a.number('nextCommandId', 1), ready: a.boolean('ready') };
+  });
+}
 const encoder = new TextEncoder();
 
 /** One VM's agent and console transcript. */
@@ -123,22 +138,12 @@ export class MonitorSession {
     this.timeoutMs = options.timeoutMs ?? 10 * 60_000;
     this.onConsoleLine = options.onConsoleLine;
     const translate = process.env.MIRRORBALL_TRANSLATE !== '0';
-    const consoles = new Map<string, (bytes: Uint8Array) => void>();
-    for (const spec of options.vms) {
-      consoles.set(spec.name, (bytes) => {
-        const driver = this.drivers.get(spec.name)!;
-        driver.agent.feed(bytes);
-        if (driver.readyCycles === undefined && driver.agent.ready) driver.readyCycles = this.monitor.cycles;
-      });
-    }
+    const consoles = new Map(options.vms.map((spec) => [spec.name, this.consoleOf(spec.name)]));
     const saved = options.restore === undefined ? undefined : decodeMonitorSnapshot(options.restore);
     this.monitor = saved === undefined
       ? new Monitor({ ...options.monitor, config: options.config, translate })
       : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy, scan: options.monitor?.scan }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
-    const agents = saved === undefined ? [] : new StateReader(saved.extra, 'snapshot.extra').array('agents', (v, path) => {
-      const a = new StateReader(v, path);
-      return { name: a.string('name'), nextCommandId: a.number('nextCommandId', 1), ready: a.boolean('ready') };
-    });
+    const agents = saved === undefined ? [] : savedAgents(saved.extra);
     for (const spec of options.vms) {
       const vm = saved === undefined
         ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, homeNode: spec.homeNode, console: consoles.get(spec.name)! })
@@ -152,13 +157,7 @@ export class MonitorSession {
       this.drivers.set(spec.name, driver);
       const agent = agents.find((a) => a.name === spec.name);
       if (saved === undefined) vm.boot(options.kernel, options.initrd, spec.append === undefined ? 'console=ttyS0 mb.agent=1' : `console=ttyS0 mb.agent=1 ${spec.append}`);
-      else if (agent !== undefined) {
-        driver.agent.continueFrom(agent.nextCommandId);
-        if (agent.ready) {
-          driver.agent.readyAgain();
-          driver.readyCycles = this.monitor.cycles;
-        } else driver.agent.ping();
-      }
+      else if (agent !== undefined) this.resumeAgent(driver, agent);
     }
     this.holdIdle = options.holdIdle ?? options.pace !== true;
     if (this.holdIdle && options.pace === true) throw new GuestSessionError('holdIdle and pace exclude each other');
@@ -339,27 +338,34 @@ export class MonitorSession {
   replaceVm(name: string, loaded: LoadedMonitorSnapshot, place: { homeNode?: number; cell?: number } = {}): Promise<VirtualMachine> {
     const old = this.drivers.get(name);
     if (old !== undefined && old.vm.state === 'running') return Promise.reject(new GuestSessionError(`VM ${name} is still running`));
-    const agents = new StateReader(loaded.extra, 'snapshot.extra').array('agents', (v, path) => {
-      const a = new StateReader(v, path);
-      return { name: a.string('name'), nextCommandId: a.number('nextCommandId', 1), ready: a.boolean('ready') };
-    });
-    const agent = agents.find((a) => a.name === name);
+    const agent = savedAgents(loaded.extra).find((a) => a.name === name);
     if (agent === undefined || !agent.ready) return Promise.reject(new GuestSessionError(`the snapshot has no ready agent in a VM named ${name}`));
     return this.atMachineIdle(() => {
-      const { vm, disks } = restoreVm(this.monitor, loaded, name, name, {
-        console: (bytes) => {
-          const d = this.drivers.get(name)!;
-          d.agent.feed(bytes);
-        },
-      }, place);
+      const { vm, disks } = restoreVm(this.monitor, loaded, name, name, { console: this.consoleOf(name) }, place);
       this.disks.push(...disks);
       const driver = new VmDriver(vm, (line) => this.onConsoleLine?.(name, line));
       this.drivers.set(name, driver);
-      driver.agent.continueFrom(agent.nextCommandId);
-      driver.agent.readyAgain();
-      driver.readyCycles = this.monitor.cycles;
+      this.resumeAgent(driver, agent);
       return vm;
     });
+  }
+
+  /** VM `name`'s console: its agent's input, and the moment the agent is first ready. */
+  private consoleOf(name: string): (bytes: Uint8Array) => void {
+    return (bytes) => {
+      const driver = this.drivers.get(name)!;
+      driver.agent.feed(bytes);
+      if (driver.readyCycles === undefined && driver.agent.ready) driver.readyCycles = this.monitor.cycles;
+    };
+  }
+
+  /** A restored VM's agent goes on from where the snapshot left it, with nothing said to the guest. */
+  private resumeAgent(driver: VmDriver, agent: SavedAgent): void {
+    driver.agent.continueFrom(agent.nextCommandId);
+    if (agent.ready) {
+      driver.agent.readyAgain();
+      driver.readyCycles = this.monitor.cycles;
+    } else driver.agent.ping();
   }
 
   tail(name: string, lines = 30): string {
