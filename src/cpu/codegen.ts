@@ -140,10 +140,9 @@ export class InstructionWriter {
       if (f3 === 0) {
         return this.set(rd, `Math.imul(${al}, ${bl})`, `(mulhu32(${al}, ${bl}) + Math.imul(${ah}, ${bl}) + Math.imul(${al}, ${bh})) | 0`);
       }
-      // MULH*, DIV*, REM* on BigInts (rare): the operands go through the register file.
+      // MULH*, DIV*, REM*: a helper writes the pair into the register file, read back into the locals.
       this.use.written(rd);
-      const spill = [rs1, rs2].filter((r) => r !== 0).map((r) => `x[${2 * r}] = ${lo(r)}; x[${2 * r + 1}] = ${hi(r)};`).join(' ');
-      return `${spill} mulDiv64(x64, ${rd}, ${f3}, x64[${rs1}], x64[${rs2}]); ${lo(rd)} = x[${2 * rd}]; ${hi(rd)} = x[${2 * rd + 1}];`;
+      return `mulDiv64(x, ${2 * rd}, ${f3}, ${al}, ${ah}, ${bl}, ${bh}); ${lo(rd)} = x[${2 * rd}]; ${hi(rd)} = x[${2 * rd + 1}];`;
     }
     switch (f3) {
       case 0: return this.add(rd, al, ah, bl, bh);

@@ -364,7 +364,7 @@ export class Hart extends HartMemory {
           if (f3 === 0) sub(x, d, al, ah, bl, bh); else sra(x, d, al, ah, bl & 63);
         } else if (f7 === 1) {
           if (f3 === 0) mul(x, d, al, ah, bl, bh);
-          else mulDiv64(this.x64, rd, f3, this.x64[rs1], this.x64[rs2]);
+          else if (rd !== 0) mulDiv64(x, d, f3, al, ah, bl, bh);
         } else this.illegal(insn, len);
         this.pc = pc + len;
         return;
