@@ -19,7 +19,7 @@ import { executionMode, setExecutionMode, timingModelOf, type ExecutionMode } fr
 
 /** The name and version every snapshot carries; a reader refuses any other version. */
 export const SNAPSHOT_FORMAT = 'mirrorball-machine';
-export const SNAPSHOT_VERSION = 3;
+export const SNAPSHOT_VERSION = 4;
 
 const PAGE_BYTES = 4096;
 /** HSM states run from STARTED (0) to SUSPEND_PENDING (6) (SBI spec v2.0 §9). */
@@ -220,7 +220,8 @@ export function restoreMachine(machine: Machine, state: unknown, simulation?: Si
   const format = r.string('format');
   if (format !== SNAPSHOT_FORMAT) throw new StateError(`not a machine snapshot (format '${format}')`);
   const version = r.number('version', 0);
-  // Version 2 had no pages stored as disk blocks and no virtio-blk state (3); nothing converts a file between versions.
+  // Version 2 had no pages stored as disk blocks and no virtio-blk state (3), 3 no counts of virtio-blk's reads and no
+  // copy-on-write disks (4); nothing converts a file between versions.
   if (version !== SNAPSHOT_VERSION) {
     throw new StateError(`machine snapshot version ${version}, this Mirrorball reads version ${SNAPSHOT_VERSION}: `
       + `${version < SNAPSHOT_VERSION ? 'an older' : 'a newer'} Mirrorball saved it; restore it with that one`);

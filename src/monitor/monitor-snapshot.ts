@@ -31,7 +31,7 @@ import { checkMemory, REPLICA_PAGE, same, VM_PAGE } from './memory-check.js';
 import { DISK_PAGE_FIELDS, diskCandidates, DiskPageComparer, readDiskPageBytes, readDiskPages, type DiskPage, type SavedDiskPage } from './disk-pages.js';
 
 export const MONITOR_SNAPSHOT_FORMAT = 'mirrorball-monitor';
-export const MONITOR_SNAPSHOT_VERSION = 10;
+export const MONITOR_SNAPSHOT_VERSION = 11;
 
 /** How the monitor was made: a whole snapshot is restored into a monitor made alike. */
 export interface MonitorSettings {
@@ -265,7 +265,8 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
   if (version !== MONITOR_SNAPSHOT_VERSION) {
     // Version 5 and before had no page cache and no scanner in them (6), 6 no idle rate or first-match merging in the
     // scanner (7), 7 no cells' schedulers (8), 8 one NUMA policy state for the machine, not one per cell (9), 9 no
-    // pages stored as disk blocks (10); nothing converts a file between versions.
+    // pages stored as disk blocks (10), 10 no copy-on-write disks nor virtio-blk's counts of reads (11); nothing
+    // converts a file between versions.
     throw new StateError(`monitor snapshot version ${version}, this Mirrorball reads version ${MONITOR_SNAPSHOT_VERSION}: `
       + `${version < MONITOR_SNAPSHOT_VERSION ? 'an older' : 'a newer'} Mirrorball saved it; restore it with that one`);
   }

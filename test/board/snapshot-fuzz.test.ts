@@ -70,9 +70,9 @@ describe('the snapshot loader', () => {
 
   it('refuses a file of another machine snapshot version in one line that says so', () => {
     const state = decodeSnapshot(saved) as { version: number };
-    state.version = 2;
+    state.version = 3;
     assert.throws(() => restoreMachine(build().machine, decodeSnapshot(encodeSnapshot(state))), (e: Error) => e instanceof StateError
-      && /^machine snapshot version 2, this Mirrorball reads version 3: an older Mirrorball saved it; restore it with that one$/.test(e.message));
+      && /^machine snapshot version 3, this Mirrorball reads version 4: an older Mirrorball saved it; restore it with that one$/.test(e.message));
   });
 
   it('turns any element of the pages saved as disk blocks, or of the disk\'s record, into a StateError, or restores it and runs', () => {

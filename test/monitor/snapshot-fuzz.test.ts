@@ -163,9 +163,9 @@ describe('the monitor snapshot loader', () => {
 
   it('refuses a file of another monitor snapshot version in one line that says so', () => {
     const state = decodeSnapshot(saved.slice()) as { monitor: { version: number } };
-    state.monitor.version = 8;
+    state.monitor.version = 10;
     assert.throws(() => decodeMonitorSnapshot(encodeSnapshot(state)), (e: Error) => e instanceof SnapshotFileError
-      && /monitor snapshot version 8, this Mirrorball reads version 10: an older Mirrorball saved it/.test(e.message) && !e.message.includes('\n'));
+      && /monitor snapshot version 10, this Mirrorball reads version 11: an older Mirrorball saved it/.test(e.message) && !e.message.includes('\n'));
   });
 
   it('what the fuzzing found, every time', () => {

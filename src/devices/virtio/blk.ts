@@ -6,6 +6,7 @@ import { ConfigSpace } from './config-space.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { type DescriptorChain, type Segment, VirtqueueError, gather, scatter } from './queue.js';
 import { DEVICE_ID_BLOCK, feature } from './spec.js';
+import type { SavedClusters } from './cow-block.js';
 
 /** Where the disk's bytes live. Errors are thrown and become VIRTIO_BLK_S_IOERR for the guest. */
 export interface BlockBackend {
@@ -21,6 +22,8 @@ export interface BlockBackend {
    * disk's cluster its overlay does not hold). Absent: no block is a base's, and none is offered to a page hook.
    */
   baseBlock?(index: number): boolean;
+  /** A copy-on-write disk's changed clusters when they live in memory (snapshot=on): a snapshot holds them. */
+  savedClusters?(): SavedClusters | undefined;
 }
 
 /** The unit a page hook shares: one guest page, one block of the guest's file system (docs/disk-cache.md). */
@@ -50,6 +53,9 @@ export interface BlockReadMetrics {
   /** Of those, blocks the hook mapped instead of the device copying them. */
   mapped: number;
 }
+
+/** The fields of BlockReadMetrics, saved in this order. */
+const READ_SHAPES = 5;
 
 export function noReadMetrics(): BlockReadMetrics {
   return { requests: 0, blocks: 0, wholeAligned: 0, base: 0, mapped: 0 };
@@ -157,9 +163,15 @@ export class VirtioBlk implements VirtioDevice {
     return block >= 0 && block < this.blocks && this.backend.baseBlock?.(block) === true;
   }
 
-  /** The record of filled pages, as [address, block] pairs in their order (snapshots). */
-  saveState(): { filled: Float64Array } {
-    return { filled: Float64Array.from([...this.filled].flat()) };
+  /** The changed clusters of a copy-on-write disk kept in memory (snapshot=on), else undefined: what a snapshot stores of the disk itself. */
+  savedClusters(): SavedClusters | undefined {
+    return this.backend.savedClusters?.();
+  }
+
+  /** The record of filled pages, as [address, block] pairs in their order, and the counts of the reads' shapes (snapshots). */
+  saveState(): { filled: Float64Array; reads: Float64Array } {
+    const m = this.metrics;
+    return { filled: Float64Array.from([...this.filled].flat()), reads: Float64Array.of(m.requests, m.blocks, m.wholeAligned, m.base, m.mapped) };
   }
 
   restoreState(state: unknown): void {
@@ -176,6 +188,10 @@ export class VirtioBlk implements VirtioDevice {
       if (!(Number.isInteger(block) && block >= 0 && block < this.blocks)) throw new StateError(`virtio-blk.filled[${i + 1}]: not a block of the disk`);
       filled.set(address, block);
     }
+    const reads = r.amounts('reads', Float64Array, READ_SHAPES);
+    if (!reads.every(Number.isInteger)) throw new StateError('virtio-blk.reads: not counts');
+    // In place: a monitor sums the same object (its statistics' monitor.disk_reads).
+    [this.metrics.requests, this.metrics.blocks, this.metrics.wholeAligned, this.metrics.base, this.metrics.mapped] = reads;
     this.filled.clear();
     for (const [address, block] of filled) this.filled.set(address, block);
   }

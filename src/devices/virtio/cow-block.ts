@@ -1,5 +1,6 @@
 // A copy-on-write disk: reads from a base image that is never written, writes into an overlay of whole clusters.
 
+import { StateError, StateReader } from '../../memory/state.js';
 import type { BlockBackend } from './blk.js';
 
 /** The unit of copy-on-write: a guest write into a cluster not yet in the overlay copies the whole cluster there. */
@@ -24,6 +25,38 @@ export interface ClusterStore {
   /** How many clusters are stored. */
   readonly count: number;
   close(): void;
+  /** Every stored cluster, when the store is part of the machine's state (in memory): what a snapshot holds. */
+  save?(): SavedClusters;
+}
+
+/**
+ * The clusters of a copy-on-write disk kept in memory, as a snapshot holds them (docs/snapshots.md, "Copy-on-write
+ * disks"): their indices in the order they were first written, and their bytes, CLUSTER_SIZE each (a short last
+ * cluster padded with zeros).
+ */
+export interface SavedClusters {
+  clusters: Uint32Array;
+  data: Uint8Array;
+}
+
+/**
+ * Saved clusters read back for a disk of `diskSize` bytes: each index a cluster of the disk, once, and exactly
+ * their bytes. Throws StateError naming `path`.
+ */
+export function readSavedClusters(value: unknown, diskSize: number, path: string): SavedClusters {
+  const r = new StateReader(value, path);
+  const clusters = r.typed('clusters', Uint32Array);
+  const data = r.typed('data', Uint8Array);
+  const count = Math.ceil(diskSize / CLUSTER_SIZE);
+  const seen = new Set<number>();
+  for (const index of clusters) {
+    if (index >= count || seen.has(index)) throw new StateError(`${path}.clusters: cluster ${index} ${index >= count ? `is past the disk's last (${count - 1})` : 'twice'}`);
+    seen.add(index);
+  }
+  if (data.length !== clusters.length * CLUSTER_SIZE) {
+    throw new StateError(`${path}.data: ${data.length} bytes for ${clusters.length} clusters of ${CLUSTER_SIZE} (truncated or corrupt)`);
+  }
+  return { clusters, data };
 }
 
 /**
@@ -84,6 +117,11 @@ export class CowBlockBackend implements BlockBackend {
     if (clusters.length > 0) this.overlay.write(clusters);
   }
 
+  /** The overlay's clusters when they live in memory (snapshot=on), for a snapshot; undefined for a store of its own (a file). */
+  savedClusters(): SavedClusters | undefined {
+    return this.overlay.save?.();
+  }
+
   /** A whole cluster the overlay does not hold is the base's, unchanged. */
   baseBlock(index: number): boolean {
     return index >= 0 && !this.overlay.has(index) && this.clusterLength(index) === CLUSTER_SIZE;
@@ -114,6 +152,25 @@ export class CowBlockBackend implements BlockBackend {
  */
 export class MemoryClusterStore implements ClusterStore {
   private readonly clusters = new Map<number, Uint8Array>();
+
+  /** A store holding `saved` (checked by readSavedClusters) for a disk of `diskSize` bytes, in their order. */
+  static from(saved: SavedClusters, diskSize: number): MemoryClusterStore {
+    const store = new MemoryClusterStore();
+    saved.clusters.forEach((index, k) => {
+      const length = Math.min(CLUSTER_SIZE, diskSize - index * CLUSTER_SIZE);
+      if (!(length > 0)) throw new RangeError(`cluster ${index} outside a disk of ${diskSize}`);
+      store.clusters.set(index, saved.data.slice(k * CLUSTER_SIZE, k * CLUSTER_SIZE + length));
+    });
+    return store;
+  }
+
+  save(): SavedClusters {
+    const clusters = Uint32Array.from(this.clusters.keys());
+    const data = new Uint8Array(clusters.length * CLUSTER_SIZE);
+    let k = 0;
+    for (const bytes of this.clusters.values()) data.set(bytes, CLUSTER_SIZE * k++);
+    return { clusters, data };
+  }
 
   get count(): number {
     return this.clusters.size;
