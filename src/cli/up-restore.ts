@@ -32,7 +32,8 @@ export function vmsDiffer(spec: MachineFileSpec, loaded: LoadedMonitorSnapshot):
     if (f.net !== v.net) return differs(f.net ? 'a network card' : 'no network card', v.net ? 'one' : 'none');
     if (f.share !== v.sharing) return differs(`share: ${f.share}`, `share: ${v.sharing}`);
     const drive = (d: { file: string; readOnly: boolean; snapshot?: boolean; overlay?: string }): string =>
-      `${resolve(d.file)}${d.readOnly ? ',readonly=on' : ''}${d.snapshot === true ? ',snapshot=on' : ''}${d.overlay === undefined ? '' : `,overlay=${d.overlay}`}`;
+      // overlay= says snapshot=on too (docs/disks.md), so a file may give both and a snapshot records the overlay.
+      `${resolve(d.file)}${d.readOnly ? ',readonly=on' : ''}${d.overlay !== undefined ? `,overlay=${resolve(d.overlay)}` : d.snapshot === true ? ',snapshot=on' : ''}`;
     const fileDrives = f.drives.map(drive).join(' ');
     const savedDrives = build.drives.map(drive).join(' ');
     if (fileDrives !== savedDrives) return differs(`drives ${fileDrives || '(none)'}`, savedDrives || 'none');

@@ -16,6 +16,7 @@ import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '
 import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
 import { makePrivateDirectory, openPrivateFile } from '../host/private-files.js';
 import { loadMonitorSnapshot, restoreVm, restoreWhole, saveMonitorSnapshot, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
+import { savedDrive } from '../host/machine-spec.js';
 import { runMonitor } from '../host/monitor-runner.js';
 import { SnapshotFileError } from '../host/snapshot-file.js';
 import { Monitor, MonitorError, type MonitorOptions } from '../monitor/monitor.js';
@@ -244,7 +245,7 @@ class Up {
     for (const vm of this.monitor.vms) {
       this.consoles.set(vm, outputs.get(vm.name)!);
       const build = loaded.builds.get(vm.name)!;
-      this.builds.set(vm, { drives: build.drives.map((d) => ({ file: d.file, readOnly: d.readOnly })), rngSeed: build.rngSeed });
+      this.builds.set(vm, { drives: build.drives.map((d) => savedDrive(d, false)), rngSeed: build.rngSeed });
     }
   }
 
@@ -324,7 +325,7 @@ class Up {
       this.disks.push(...disks);
       this.consoles.set(vm, output);
       const build = loaded.builds.get(v.name)!;
-      this.builds.set(vm, { drives: build.drives.map((d) => ({ file: d.file, readOnly: d.readOnly })), rngSeed: build.rngSeed });
+      this.builds.set(vm, { drives: build.drives.map((d) => savedDrive(d, false)), rngSeed: build.rngSeed });
     } catch (error) {
       if (error instanceof SnapshotFileError) throw new UsageError(`vm ${v.name}: ${error.message}`);
       throw error;

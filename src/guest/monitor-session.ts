@@ -2,7 +2,8 @@
 
 import { performance } from 'node:perf_hooks';
 import type { MachineConfig } from '../board/address-map.js';
-import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole, type LoadedMonitorSnapshot } from '../host/monitor-snapshot.js';
+import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
+import { savedDrive } from '../host/machine-spec.js';
 import { runMonitor } from '../host/monitor-runner.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
 import { attachDrives, type DriveSpec, type OpenDrive } from '../host/drives.js';
@@ -65,6 +66,12 @@ export interface MonitorSessionOptions {
 }
 
 const TRANSCRIPT_BYTES = 32 * 1024;
+
+/** How VM `name` of a loaded snapshot was built (its drives as described, without the clusters saved then). */
+function builtAs(loaded: LoadedMonitorSnapshot, name: string): VmBuild {
+  const build = loaded.builds.get(name);
+  return { drives: build?.drives.map((d) => savedDrive(d, false)) ?? [], rngSeed: build?.rngSeed ?? null };
+}
 
 /** A VM's agent as `snapshot()` saved it. */
 interface SavedAgent {
@@ -131,6 +138,8 @@ export class MonitorSession {
   private release: (() => void) | undefined;
   /** The VMs' disks, closed when the monitor stops. */
   private readonly disks: OpenDrive[] = [];
+  /** How each VM was built beyond the monitor (its drives and rng), by name: what a snapshot records of it. */
+  private readonly builds = new Map<string, VmBuild>();
   readonly started = performance.now();
   private readonly onConsoleLine: MonitorSessionOptions['onConsoleLine'];
 
@@ -152,6 +161,7 @@ export class MonitorSession {
         this.disks.push(...attachDrives(vm.machine, spec.drives, `vm ${spec.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics)));
       }
       if (saved === undefined && vm !== undefined && spec.rng !== undefined) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(spec.rng)));
+      this.builds.set(spec.name, saved === undefined ? { drives: spec.drives ?? [], rngSeed: spec.rng ?? null } : builtAs(saved, spec.name));
       if (vm === undefined) throw new GuestSessionError(`the snapshot has no VM named ${spec.name}`);
       const driver = new VmDriver(vm, (line) => options.onConsoleLine?.(spec.name, line));
       this.drivers.set(spec.name, driver);
@@ -325,7 +335,7 @@ export class MonitorSession {
         if (d.agent.busy) throw new GuestSessionError(`a command is running in ${d.vm.name}`);
         return { name: d.vm.name, nextCommandId: d.agent.nextCommandId, ready: d.agent.ready };
       });
-      return encodeMonitorSnapshot(this.monitor, () => ({ drives: [], rngSeed: null }), { agents });
+      return encodeMonitorSnapshot(this.monitor, (vm) => this.builds.get(vm.name) ?? { drives: [], rngSeed: null }, { agents });
     });
   }
 
@@ -343,6 +353,7 @@ export class MonitorSession {
     return this.atMachineIdle(() => {
       const { vm, disks } = restoreVm(this.monitor, loaded, name, name, { console: this.consoleOf(name) }, place);
       this.disks.push(...disks);
+      this.builds.set(name, builtAs(loaded, name));
       const driver = new VmDriver(vm, (line) => this.onConsoleLine?.(name, line));
       this.drivers.set(name, driver);
       this.resumeAgent(driver, agent);

@@ -1,5 +1,6 @@
 // A booted guest driven through its console agent: what end-to-end tests and tools use to run commands in Linux.
 
+import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { bootLinux } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
@@ -10,7 +11,9 @@ import { attachDrives, type DriveSpec, type OpenDrive } from '../host/drives.js'
 import { runMachine } from '../host/runner.js';
 import { decodeSnapshot, encodeSnapshot } from '../host/snapshot-file.js';
 import { restoreMachine, saveMachine } from '../board/snapshot.js';
-import { StateReader } from '../memory/state.js';
+import { StateError, StateReader } from '../memory/state.js';
+import { machineDisks } from '../board/disk-pages.js';
+import { readSavedClusters } from '../devices/virtio/cow-block.js';
 
 export interface GuestSessionOptions {
   kernel: Uint8Array;
@@ -66,6 +69,17 @@ const AGENT_APPEND = { uart: 'console=ttyS0 mb.agent=1', virtio: 'console=hvc1 m
 const DEFAULT_MAX_INSTRUCTIONS = 20e9;
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 const encoder = new TextEncoder();
+
+/** `drives` as a session's snapshot `saved` left them: each snapshot=on disk with its changed clusters. Throws StateError. */
+function withSavedClusters(drives: readonly DriveSpec[], saved: StateReader | undefined): DriveSpec[] {
+  if (saved === undefined || !saved.has('disks')) return [...drives];
+  const clusters = saved.array('disks', (v) => v, drives.length);
+  return drives.map((drive, k) => {
+    const value = clusters[k];
+    if ((value === null) !== (drive.snapshot !== true || drive.overlay !== undefined)) throw new StateError(`session snapshot.disks[${k}]: saved as another kind of disk`);
+    return value === null ? drive : { ...drive, clusters: readSavedClusters(value, statSync(drive.file).size, `session snapshot.disks[${k}]`) };
+  });
+}
 /** How much of the console the session keeps for error messages. */
 const TRANSCRIPT_BYTES = 64 * 1024;
 
@@ -117,7 +131,8 @@ export class GuestSession {
       console: (bytes) => this.consoleOutput(bytes),
     });
     this.machine = machine;
-    this.disks = attachDrives(machine, options.drives ?? []);
+    const saved = options.restore === undefined ? undefined : new StateReader(decodeSnapshot(options.restore), 'session snapshot');
+    this.disks = attachDrives(machine, withSavedClusters(options.drives ?? [], saved));
     if (consoleKind === 'virtio') {
       const virtioConsole = new VirtioConsole({ onOutput: (bytes) => this.consoleOutput(bytes) });
       machine.attachVirtio(virtioConsole);
@@ -125,8 +140,7 @@ export class GuestSession {
     }
     options.configure?.(machine);
     this.config = options.config;
-    if (options.restore !== undefined) {
-      const saved = new StateReader(decodeSnapshot(options.restore), 'session snapshot');
+    if (saved !== undefined) {
       restoreMachine(machine, saved.value('machine'));
       const session = saved.object('session');
       this.agent.continueFrom(session.number('nextCommandId', 1));
@@ -261,12 +275,14 @@ export class GuestSession {
   /**
    * The whole session as bytes (the machine, and the agent's next command id), for `restore`: taken at the
    * guest's next idle moment with no command running (with holdIdle; at once, between rounds, without).
-   * Disks are not in it: a restore opens the same images, which must not have changed.
+   * Disk images are not in it: a restore opens the same images, which must not have changed; a snapshot=on
+   * disk's changed clusters are (`disks`, per drive, null for another).
    */
   snapshot(): Promise<Uint8Array> {
     return this.atIdle(() => {
       if (this.agent.busy) throw new GuestSessionError('a command is running');
-      return encodeSnapshot({ machine: saveMachine(this.machine, this.config), session: { nextCommandId: this.agent.nextCommandId, ready: this.agent.ready } });
+      const disks = machineDisks(this.machine).slice(0, this.disks.length).map((d) => d.savedClusters() ?? null);
+      return encodeSnapshot({ machine: saveMachine(this.machine, this.config), session: { nextCommandId: this.agent.nextCommandId, ready: this.agent.ready }, disks });
     });
   }
 

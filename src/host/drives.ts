@@ -3,7 +3,7 @@
 import { existsSync, openSync } from 'node:fs';
 import type { Machine } from '../board/machine.js';
 import { noReadMetrics, VirtioBlk, type BlockBackend, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
-import { CowBlockBackend, MemoryClusterStore, type ClusterStore } from '../devices/virtio/cow-block.js';
+import { CowBlockBackend, MemoryClusterStore, type ClusterStore, type SavedClusters } from '../devices/virtio/cow-block.js';
 import { acquire, DiskInUseError, type Release } from './disk-lock.js';
 import { FileBlockBackend } from './file-block.js';
 import { baseIdentity, hashImage } from './image-hash.js';
@@ -20,6 +20,11 @@ export interface DriveSpec {
   snapshot?: boolean;
   /** Copy-on-write with the changed clusters kept in this overlay file (made when it does not exist). */
   overlay?: string;
+  /**
+   * With `snapshot`: the changed clusters the disk starts with (a restore: the snapshot held them, checked by
+   * readSavedClusters against the base's size), instead of none.
+   */
+  clusters?: SavedClusters;
 }
 
 /** A drive's backend as the machine uses it, and what to call when the machine stops. */
@@ -77,7 +82,8 @@ export function openDrive(drive: DriveSpec, owner: string): OpenDrive {
     if (!cow) return closing(base, () => base.close(), undo);
     let store: ClusterStore;
     try {
-      store = drive.overlay === undefined ? new MemoryClusterStore() : openOverlay(drive.overlay, drive.file, owner, releases);
+      store = drive.overlay !== undefined ? openOverlay(drive.overlay, drive.file, owner, releases)
+        : drive.clusters !== undefined ? MemoryClusterStore.from(drive.clusters, base.size) : new MemoryClusterStore();
     } catch (error) {
       base.close();
       throw error;
@@ -91,6 +97,36 @@ export function openDrive(drive: DriveSpec, owner: string): OpenDrive {
   }
 }
 
+/**
+ * A disk opened only to read it, taking no lock and changing nothing: a plain image read-only, or a copy-on-write
+ * disk over its base read-only with the clusters `drive.clusters` gives (snapshot=on) or its overlay file opened
+ * read-only. A snapshot's restore reads pages saved as another VM's disk blocks through it. Throws DriveError.
+ */
+export function openForReading(drive: DriveSpec): OpenDrive {
+  const base = openImage(drive.file, true);
+  if (drive.overlay === undefined && drive.snapshot !== true) return closing(base, () => base.close(), () => {});
+  let store: ClusterStore;
+  try {
+    if (drive.overlay === undefined) store = MemoryClusterStore.from(drive.clusters ?? { clusters: new Uint32Array(0), data: new Uint8Array(0) }, base.size);
+    else {
+      const io = fileIo(openSync(drive.overlay, 'r'));
+      try {
+        store = new FileClusterStore(io, { size: base.size, sha256: Buffer.from(identify(drive.file), 'hex') }, drive.overlay);
+      } catch (error) {
+        io.close();
+        throw error;
+      }
+    }
+  } catch (error) {
+    base.close();
+    if (error instanceof OverlayError) throw new DriveError(error.message);
+    if (error instanceof DriveError) throw error;
+    throw new DriveError(`cannot open overlay '${drive.overlay}': ${why(error)}`);
+  }
+  const disk = new CowBlockBackend(base, store);
+  return closing(disk, () => { disk.close(); base.close(); }, () => {});
+}
+
 /** `backend` with a close that runs `close` and then releases the disk, once. */
 function closing(backend: BlockBackend, close: () => void, release: () => void): OpenDrive {
   let closed = false;
@@ -101,6 +137,7 @@ function closing(backend: BlockBackend, close: () => void, release: () => void):
     write: (offset, data) => backend.write(offset, data),
     flush: () => backend.flush(),
     ...(backend.baseBlock === undefined ? {} : { baseBlock: (index: number) => backend.baseBlock!(index) }),
+    ...(backend.savedClusters === undefined ? {} : { savedClusters: () => backend.savedClusters!() }),
     close: () => {
       if (closed) return;
       closed = true;

@@ -14,11 +14,11 @@ import { OutOfMachineMemory } from '../monitor/machine-memory.js';
 import type { ReadVm } from '../monitor/vm-snapshot.js';
 import type { SavedDiskPage } from '../monitor/disk-pages.js';
 import { BLOCK_PAGE } from '../devices/virtio/blk.js';
-import { FileBlockBackend } from './file-block.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
-import { attachDrives, DriveError, type DriveSpec, type OpenDrive } from './drives.js';
-import { diskProblem, diskReference, type DiskReference } from './machine-spec.js';
+import { attachDrives, DriveError, openForReading, type DriveSpec, type OpenDrive } from './drives.js';
+import { diskProblem, diskReference, readDiskReference, savedDrive, type DiskReference } from './machine-spec.js';
+import { machineDisks } from '../board/disk-pages.js';
 import type { SaveReport } from './run-snapshot.js';
 import { decodeSnapshot, encodeSnapshot, readSnapshotFile, SnapshotFileError, writeSnapshotFile } from './snapshot-file.js';
 
@@ -41,8 +41,10 @@ export interface SavedBuild {
 export function monitorSnapshot(monitor: Monitor, build: (vm: VirtualMachine) => VmBuild, vm?: VirtualMachine, extra: object = {}): { value: object; pages: number; diskPages: number } {
   const saved: MonitorSnapshot = vm === undefined ? saveMonitor(monitor) : saveOneVm(monitor, vm);
   const builds = saved.vms.map((v) => {
-    const b = build(monitor.vms[v.id]!);
-    return { name: v.name, drives: b.drives.map(diskReference), rngSeed: b.rngSeed };
+    const vm = monitor.vms[v.id]!;
+    const b = build(vm);
+    const devices = machineDisks(vm.machine);
+    return { name: v.name, drives: b.drives.map((drive, k) => diskReference(drive, devices[k])), rngSeed: b.rngSeed };
   });
   return { value: { monitor: saved, host: { vms: builds }, extra }, pages: imagePages(saved.pages), diskPages: imageDiskPages(saved.pages) };
 }
@@ -86,12 +88,7 @@ function readLoaded(value: unknown, what: string): LoadedMonitorSnapshot {
     const builds = new Map<string, SavedBuild>();
     r.object('host').array('vms', (v, path) => {
       const b = new StateReader(v, path);
-      const drives = b.array('drives', (d, dPath) => {
-        const x = new StateReader(d, dPath);
-        const sha256 = x.string('sha256');
-        if (!/^[0-9a-f]{64}$/.test(sha256)) throw new StateError(`${dPath}.sha256: not a SHA-256`);
-        return { file: x.string('file'), readOnly: x.boolean('readOnly'), size: x.number('size', 0), sha256 };
-      });
+      const drives = b.array('drives', readDiskReference);
       const rng = b.value('rngSeed');
       builds.set(b.string('name'), { drives, rngSeed: rng === null ? null : integerItem(0, 2 ** 32 - 1)(rng, `${path}.rngSeed`) });
     }, saved.vms.length);
@@ -138,7 +135,8 @@ function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name
     throw error;
   }
   try {
-    disks.push(...attachDrives(vm.machine, build.drives, `vm ${name}`));
+    // Through the monitor's page cache, as when the VM was made (a copy-on-write disk's base blocks).
+    disks.push(...attachDrives(vm.machine, build.drives.map((d) => savedDrive(d)), `vm ${name}`, (baseId, metrics) => monitor.diskHook(vm, baseId, metrics)));
   } catch (error) {
     if (error instanceof DriveError) throw fail(error.message);
     throw error;
@@ -186,17 +184,17 @@ export function restoreVm(
  * until `close`. `read` throws StateError.
  */
 function otherVmsDisks(loaded: LoadedMonitorSnapshot): { read: (ref: SavedDiskPage, into: Uint8Array) => void; close: () => void } {
-  const open = new Map<string, FileBlockBackend>();
+  const open = new Map<DiskReference, OpenDrive>();
   const read = (ref: SavedDiskPage, into: Uint8Array): void => {
     const v = loaded.saved.vms.find((x) => x.id === ref.vm);
     const disk = v === undefined ? undefined : loaded.builds.get(v.name)?.drives[ref.disk];
     if (v === undefined || disk === undefined) throw new StateError(`snapshot.pages.blocks: page ${ref.mpn} is a block of disk ${ref.disk} of VM ${ref.vm}, which the snapshot does not have`);
     try {
-      let image = open.get(disk.file);
+      let image = open.get(disk);
       if (image === undefined) {
         const problem = diskProblem(disk);
         if (problem !== undefined) throw new StateError(`VM ${v.name}'s ${problem}, and it holds pages of this VM`);
-        open.set(disk.file, image = FileBlockBackend.open(disk.file, { readOnly: true }));
+        open.set(disk, image = openForReading(savedDrive(disk)));
       }
       image.read(ref.block * BLOCK_PAGE, into);
     } catch (error) {

@@ -1,6 +1,7 @@
 // Saving a running `mirrorball run` machine to a file and reading one back: the machine, how it was built, and its disks.
 
 import { performance } from 'node:perf_hooks';
+import { machineDisks } from '../board/disk-pages.js';
 import { restoreMachine, saveMachine, type MachineSnapshot } from '../board/snapshot.js';
 import { StateError, StateReader } from '../memory/state.js';
 import { diskProblem, diskReference, readMachineSpec, type BuiltMachine, type DiskReference, type MachineSpec } from './machine-spec.js';
@@ -25,7 +26,8 @@ export interface SaveReport {
 export function saveRunSnapshot(file: string, built: BuiltMachine, spec: MachineSpec, extra: object): SaveReport {
   const started = performance.now();
   const machine: MachineSnapshot = saveMachine(built.machine, spec.config, built.simulation);
-  const drives: DiskReference[] = spec.drives.map(diskReference);
+  const devices = machineDisks(built.machine);
+  const drives: DiskReference[] = spec.drives.map((drive, k) => diskReference(drive, devices[k]));
   const bytes = writeSnapshotFile(file, { machine, run: { spec: { ...spec, drives }, extra } });
   const pages = machine.memory.reduce((sum, m) => sum + m.data.reduce((n, d) => n + d.length / 4096, 0), 0);
   const diskPages = machine.memory.reduce((sum, m) => sum + m.blocks.length / 3, 0);
