@@ -10,6 +10,8 @@ import { Machine } from '../../src/board/machine.js';
 import { restoreMachine, saveMachine, type MachineSnapshot } from '../../src/board/snapshot.js';
 import { BLOCK_PAGE, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VirtioBlk } from '../../src/devices/virtio/blk.js';
 import { MemoryBlockBackend } from '../../src/devices/virtio/memory-block.js';
+import { CowBlockBackend, MemoryClusterStore, readSavedClusters, type SavedClusters } from '../../src/devices/virtio/cow-block.js';
+import { machineDisks } from '../../src/board/disk-pages.js';
 import type { VirtioMmio } from '../../src/devices/virtio/mmio.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { blkRequest, startBlk, type BlkQueue } from '../helpers/blk-driver.js';
@@ -46,6 +48,9 @@ function rig(contents = diskBytes(1)): Rig {
   return { machine, disk, transport, queue: startBlk(transport, memory, RAM_BASE + MiB), memory };
 }
 
+/** What a step needs of a rig: its machine and its driver. */
+type Driven = Pick<Rig, 'machine' | 'transport' | 'queue' | 'memory'>;
+
 /** A rig as `from` saved it, restored into a fresh machine over a disk of the same contents. */
 function restored(from: Rig): Rig {
   const bytes = encodeSnapshot(saveMachine(from.machine, CONFIG));
@@ -56,14 +61,14 @@ function restored(from: Rig): Rig {
   return again;
 }
 
-function request(r: Rig, type: number, sector: number, address: number, length: number): void {
+function request(r: Driven, type: number, sector: number, address: number, length: number): void {
   blkRequest(r.transport, r.memory, r.queue, type, sector, address, length);
 }
 
 /** What one step does: read block `block` into slot `slot` (whole, or `partial` bytes only), write a byte there as the CPU would, or write the disk's block. */
 type Action = { kind: 'read'; slot: number; block: number; partial: boolean } | { kind: 'store'; slot: number; at: number } | { kind: 'write-disk'; slot: number; block: number };
 
-function act(r: Rig, a: Action): void {
+function act(r: Driven, a: Action): void {
   const page = DATA + a.slot * BLOCK_PAGE;
   if (a.kind === 'read') request(r, VIRTIO_BLK_T_IN, a.block * 8, a.partial ? page + 512 : page, a.partial ? 1024 : BLOCK_PAGE);
   else if (a.kind === 'store') r.machine.bus.ram[0]!.u8[page - RAM_BASE + a.at] ^= 0x5a;
@@ -159,5 +164,63 @@ describe('a bare machine\'s pages equal to a disk block are saved by reference',
     bad((b) => { b[2] = DISK_BLOCKS; }); // past the disk's end
     bad((b) => { b[3] = b[0]!; }); // the same page twice
     bad((b, runs) => { b[0] = runs[0]!; }); // a page also in a run
+  });
+});
+
+describe('a bare machine with a snapshot=on disk the guest writes', () => {
+  const base = diskBytes(4);
+  interface CowRig extends Omit<Rig, 'disk'> { disk: CowBlockBackend }
+
+  /** A machine whose one disk is copy-on-write over `base` in memory, starting with `clusters` (a restore), its driver started. */
+  function cowRig(clusters?: SavedClusters): CowRig {
+    const machine = new Machine({ config: CONFIG, builtinSbi: true });
+    const disk = new CowBlockBackend(new MemoryBlockBackend(base, true), clusters === undefined ? new MemoryClusterStore() : MemoryClusterStore.from(clusters, base.length));
+    const transport = machine.attachVirtio(new VirtioBlk(disk));
+    const memory = machine.bus.guestMemory();
+    return { machine, disk, transport, queue: startBlk(transport, memory, RAM_BASE + MiB), memory };
+  }
+
+  /** Saved as the host saves it (the machine, and the disk's clusters beside it), restored into a fresh machine over the same base. */
+  function cowRestored(from: CowRig): CowRig {
+    const bytes = encodeSnapshot({ machine: saveMachine(from.machine, CONFIG), clusters: machineDisks(from.machine)[0]!.savedClusters()! });
+    const state = decodeSnapshot(bytes) as { machine: unknown; clusters: unknown };
+    const again = cowRig(readSavedClusters(state.clusters, base.length, 'clusters'));
+    again.machine.bus.ram[0]!.u8.fill(0);
+    restoreMachine(again.machine, state.machine);
+    return again;
+  }
+
+  function contents(r: CowRig): Buffer {
+    const bytes = new Uint8Array(base.length);
+    r.disk.read(0, bytes);
+    return Buffer.concat([bytes, Buffer.from(r.disk.savedClusters()!.clusters.buffer)]);
+  }
+
+  it('a save, a restore and more steps give the machine and the disk of the run straight on (N + M)', () => {
+    fc.assert(fc.property(fc.array(action, { maxLength: 30 }), fc.array(action, { maxLength: 30 }), (first, then) => {
+      const straight = cowRig();
+      for (const a of first) act(straight, a);
+      const seam = cowRestored(straight);
+      assert.ok(contents(seam).equals(contents(straight)), 'the disk as saved');
+      for (const a of then) {
+        act(straight, a);
+        act(seam, a);
+      }
+      assert.ok(comparableState(saveMachine(seam.machine, CONFIG)).equals(comparableState(saveMachine(straight.machine, CONFIG))), 'state across the seam');
+      assert.ok(contents(seam).equals(contents(straight)), 'the disk across the seam');
+    }), { numRuns: 40 });
+  });
+
+  it('a page equal to a cluster the guest wrote is saved by reference and read back from the saved clusters', () => {
+    const r = cowRig();
+    act(r, { kind: 'store', slot: 0, at: 9 });
+    act(r, { kind: 'write-disk', slot: 0, block: 7 });
+    act(r, { kind: 'read', slot: 1, block: 7, partial: false });
+    const snapshot = saveMachine(r.machine, CONFIG);
+    assert.deepEqual([...references(snapshot)], [[1, 7]]);
+    const again = cowRestored(r);
+    const page = (x: CowRig, slot: number) => Buffer.from(x.machine.bus.ram[0]!.u8.subarray(DATA - RAM_BASE + slot * BLOCK_PAGE, DATA - RAM_BASE + (slot + 1) * BLOCK_PAGE));
+    assert.ok(page(again, 1).equals(page(r, 0)), 'the page holds what the guest wrote, not the base\'s block');
+    assert.ok(!page(again, 1).equals(Buffer.from(base.subarray(7 * BLOCK_PAGE, 8 * BLOCK_PAGE))));
   });
 });

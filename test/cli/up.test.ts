@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { DEFAULT_POLICY } from '../../src/monitor/numa-policy.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -673,7 +673,7 @@ describe('mirrorball up: shared and copy-on-write disks', () => {
     assert.ok(!existsSync(`${disk}.lock`), 'the first VM\'s lock went with it');
   });
 
-  it('shares one base among VMs with snapshot=on; another up asking for a VM\'s overlay is refused; snapshot-save says it cannot yet', async () => {
+  it('shares one base among VMs with snapshot=on; another up asking for a VM\'s overlay is refused; snapshot-save keeps their disks and up --restore brings them back', async () => {
     const base = join(dir, 'shared-base.img');
     writeFileSync(base, Buffer.alloc(MiB, 3));
     const file = join(dir, 'shared-cow.yaml');
@@ -693,8 +693,10 @@ describe('mirrorball up: shared and copy-on-write disks', () => {
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, new RegExp(`^mirrorball: vm d: disk image '.*c\\.overlay' is open writable in another Mirrorball process \\(pid ${up.child.pid}; its lock is '.*c\\.overlay\\.lock'\\)\\n$`));
 
-      assert.equal(await client.error('snapshot-save', { file: 'x.snap', vm: 'a' }),
-        `disk '${base}' is copy-on-write (snapshot=on): snapshots of copy-on-write disks are not supported yet`);
+      // Saved with the disks: a's and b's changed clusters in the file, c's overlay by path and hash.
+      const snap = join(dir, 'shared-cow.snap');
+      await client.ok('snapshot-save', { file: snap });
+      await client.ok('snapshot-save', { file: join(dir, 'shared-cow-a.snap'), vm: 'a' });
       await client.ok('quit');
       assert.equal(await up.done, 0);
       assert.ok(!existsSync(join(dir, 'c.overlay.lock')), 'released when up ends');
@@ -702,6 +704,29 @@ describe('mirrorball up: shared and copy-on-write disks', () => {
       client?.socket.destroy();
       up.stop();
     }
+
+    // The machine again from the snapshot, its copy-on-write disks as they were.
+    const runDir2 = join(dir, 'shared-cow-run-3');
+    const up2 = Running.start(['up', file, '--run-dir', runDir2, '--restore', join(dir, 'shared-cow.snap')]);
+    try {
+      client = await Client.connect(join(runDir2, 'control.sock'), up2);
+      await client.ok('qmp_capabilities');
+      assert.deepEqual((await client.ok<Message[]>('query-vms')).map((v) => v.state), ['running', 'running', 'running']);
+      await client.ok('quit');
+      assert.equal(await up2.done, 0);
+    } finally {
+      client?.socket.destroy();
+      up2.stop();
+    }
+
+    // The overlay written since the save: the snapshot no longer describes it, one line and nothing started.
+    const fd = openSync(join(dir, 'c.overlay'), 'r+');
+    writeSync(fd, Uint8Array.of(1), 0, 1, 3 * 4096);
+    closeSync(fd);
+    const r = mirrorball(['up', file, '--run-dir', join(dir, 'shared-cow-run-4'), '--restore', join(dir, 'shared-cow.snap')]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^mirrorball: snapshot '.*shared-cow\.snap' cannot be restored: VM c: overlay '.*c\.overlay' changed since the snapshot was taken \(its SHA-256 differs\): a snapshot refers to an overlay file, it does not copy it\n$/);
+    assert.ok(!existsSync(join(dir, 'shared-cow-run-4', 'control.sock')), 'nothing started');
   });
 });
 

@@ -13,7 +13,7 @@ import type { MachineConfig } from '../../src/board/address-map.js';
 import { PRIV_S } from '../../src/isa/opcodes.js';
 import { decodeMonitorSnapshot, encodeMonitorSnapshot, restoreVm, restoreWhole, type VmBuild } from '../../src/host/monitor-snapshot.js';
 import { attachDrives } from '../../src/host/drives.js';
-import { VIRTIO_BLK_T_IN, VirtioBlk } from '../../src/devices/virtio/blk.js';
+import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VirtioBlk } from '../../src/devices/virtio/blk.js';
 import { blkRequest, startBlk } from '../helpers/blk-driver.js';
 import { decodeSnapshot, encodeSnapshot, SnapshotFileError } from '../../src/host/snapshot-file.js';
 import { paths, refusesDamagedFiles } from '../helpers/snapshot-fuzz.js';
@@ -23,6 +23,7 @@ import type { ScannerState } from '../../src/monitor/page-scanner.js';
 import { Monitor } from '../../src/monitor/monitor.js';
 import type { VirtualMachine } from '../../src/monitor/vm.js';
 import { latenciesFromDistances } from '../../src/board/topology.js';
+import { machineDisks } from '../../src/board/disk-pages.js';
 
 const MiB = 2 ** 20;
 const CONFIG: MachineConfig = { harts: 2, nodes: [{ memoryBytes: 16 * MiB, harts: [0] }, { memoryBytes: 16 * MiB, harts: [1] }], distances: [[10, 20], [20, 10]] };
@@ -31,8 +32,10 @@ const SETTINGS = { config: CONFIG, quantumRounds: 4, timing: { latencies: latenc
 /** VM a's disk: blocks of bytes that are not zero. */
 const directory = mkdtempSync(join(tmpdir(), 'mirrorball-fuzz-disk-'));
 after(() => rmSync(directory, { recursive: true, force: true }));
-const DRIVES = [{ file: join(directory, 'a.img'), readOnly: true }];
+/** And a copy-on-write disk (snapshot=on) over a base of 16 blocks and a half, which a writes: its changed clusters are in the snapshot. */
+const DRIVES = [{ file: join(directory, 'a.img'), readOnly: true }, { file: join(directory, 'base.img'), readOnly: false, snapshot: true }];
 writeFileSync(DRIVES[0]!.file, Uint8Array.from({ length: 16 * 4096 }, (_, i) => (i % 241) + 1));
+writeFileSync(DRIVES[1]!.file, Uint8Array.from({ length: 16 * 4096 + 2048 }, (_, i) => (i % 239) + 1));
 
 /** addi t0, t0, 1; sd t0, 0(t1); addi t1, t1, 1024; j back: a store a quarter page further each time, so pages fill. */
 const LOOP = Uint32Array.of(0x00128293, 0x00533023, 0x40030313, 0xff5ff06f);
@@ -69,6 +72,11 @@ const saved: Uint8Array = (() => {
   const transport = a.machine.virtioTransports().find((t) => t?.device instanceof VirtioBlk)!;
   const memory = a.machine.bus.guestMemory();
   blkRequest(transport, memory, startBlk(transport, memory, a.pmap.base + 0xe0_0000), VIRTIO_BLK_T_IN, 5 * 8, a.pmap.base + 0xf0_0000, 4096);
+  // And writes that page to its copy-on-write disk's block 2 and the last, short cluster: two clusters changed.
+  const cow = a.machine.virtioTransports().filter((t) => t?.device instanceof VirtioBlk)[1]!;
+  const queue = startBlk(cow, memory, a.pmap.base + 0xd0_0000);
+  blkRequest(cow, memory, queue, VIRTIO_BLK_T_OUT, 2 * 8, a.pmap.base + 0xf0_0000, 4096);
+  blkRequest(cow, memory, queue, VIRTIO_BLK_T_OUT, 16 * 8, a.pmap.base + 0xf0_0000, 1024);
   const build = (vm: VirtualMachine): VmBuild => (vm === a ? { drives: DRIVES, rngSeed: null } : { drives: [], rngSeed: null });
   return Uint8Array.from(encodeMonitorSnapshot(monitor, build));
 })();
@@ -130,6 +138,11 @@ describe('the monitor snapshot loader', () => {
     const a = monitor.vm('a')!;
     assert.deepEqual(a.machine.bus.guestMemory().read(a.pmap.base + 0xf0_0000, 8), Uint8Array.from({ length: 8 }, (_, i) => ((5 * 4096 + i) % 241) + 1));
     assert.ok(monitor.scanner !== undefined && monitor.scanner.counts.visited > 0);
+    // a's copy-on-write disk as it wrote it (the corruptions below change its saved clusters).
+    const block = new Uint8Array(4096);
+    machineDisks(a.machine)[1]!.readBlock(2, block);
+    assert.deepEqual(block.subarray(0, 8), Uint8Array.from({ length: 8 }, (_, i) => ((5 * 4096 + i) % 241) + 1));
+    assert.deepEqual(machineDisks(a.machine)[1]!.savedClusters()!.clusters, Uint32Array.of(2, 16));
     assert.ok(monitor.scanner.saveState(monitor.vms.filter((vm) => vm.state === 'running').map((vm) => vm.pmap)).index.candidates.length >= 2, 'the saved scanner remembers candidates (the corruptions below change them)');
   });
 
@@ -198,6 +211,24 @@ describe('the monitor snapshot loader', () => {
       else parent[last] = hostile;
       restoreAndRun(encodeSnapshot(state), whole, `${path.join('.')} = ${String(hostile)} (${whole ? 'whole' : 'one VM'})`);
     }), { numRuns: Number(process.env.FUZZ_RUNS ?? 120) });
+  });
+
+  it('the same for every field of the VMs\' drives (copy-on-write ones with their clusters), every hostile value, whole and one VM', () => {
+    const places = paths(decodeSnapshot(saved)).filter((p) => p[0] === 'host' && p.includes('drives') && p.length > 4);
+    assert.ok(places.some((p) => p.at(-1) === 'clusters') && places.some((p) => p.at(-1) === 'data'));
+    for (const path of places) {
+      for (const hostile of HOSTILE) {
+        for (const whole of [true, false]) {
+          const state = decodeSnapshot(saved) as Record<string | number, unknown>;
+          let parent = state;
+          for (const key of path.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
+          const last = path[path.length - 1]!;
+          if (hostile === 'delete') delete parent[last];
+          else parent[last] = hostile;
+          restoreAndRun(encodeSnapshot(state), whole, `${path.join('.')} = ${String(hostile)} (${whole ? 'whole' : 'one VM'})`);
+        }
+      }
+    }
   });
 
   it('the same for one element of any array: a page number, a count, an entry', () => {
