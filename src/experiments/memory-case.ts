@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { CPU_CYCLES_PER_SECOND, topologyPreset } from '../board/topology.js';
-import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
+import { cachedBoot, contentHash } from '../guest/boot-cache.js';
+import { MonitorSession, type MonitorSessionOptions, type SessionVm } from '../guest/monitor-session.js';
+import { baseIdentity } from '../host/image-hash.js';
 import { DEFAULT_SHARING_COSTS, scaleSharingCosts } from '../monitor/costs.js';
 import { PAGE } from '../monitor/machine-memory.js';
 import type { Monitor, MonitorOptions } from '../monitor/monitor.js';
@@ -138,51 +140,76 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
     append: `root=/dev/vda rw mb.ip=10.0.2.${i + 1}/24`,
     drives: [{ file: r.guest.disk, readOnly: false, snapshot: true }],
   }));
-  const series: MemorySample[] = [];
-  let nextSample = 0;
-  let peakInUse = 0;
+  // The memory sampled after every round, from the boot on: what a boot's snapshot keeps, so a restore goes on sampling as the boot would have.
+  let sampler: Sampler = { series: [], nextSample: 0, peakInUse: 0 };
   let monitorSeen: Monitor | undefined;
-  const session = await MonitorSession.boot({
-    kernel: readFileSync(r.guest.kernel), config, vms,
+  const kernel = readFileSync(r.guest.kernel);
+  const options: MonitorSessionOptions = {
+    kernel, config, vms,
     monitor: sharingOptions(r.sharing, r),
     timeoutMs: 20 * 60_000,
     afterRound: (monitor) => {
       monitorSeen = monitor;
       const inUse = monitor.memory.pagesInUse();
-      if (inUse > peakInUse) peakInUse = inUse;
-      if (monitor.cycles < nextSample) return;
-      nextSample = monitor.cycles + r.sampleMs * CYCLES_PER_MS;
-      series.push(sample(monitor));
+      if (inUse > sampler.peakInUse) sampler.peakInUse = inUse;
+      if (monitor.cycles < sampler.nextSample) return;
+      sampler.nextSample = monitor.cycles + r.sampleMs * CYCLES_PER_MS;
+      sampler.series.push(sample(monitor));
     },
-  }).catch((error: unknown) => {
+  };
+  const failed = (error: unknown): { failedBoot: string; monitor: Monitor } => {
     const message = error instanceof Error ? error.message : String(error);
     // Overcommitted, a VM may be stopped before its shell is up: MonitorSession.boot then gives up on all of
     // them, and nothing ran pmake. That is this case's result.
     const stopped = monitorSeen?.vms.filter((vm) => vm.state === 'stopped') ?? [];
     if (r.allowStopped === true && monitorSeen !== undefined && stopped.length > 0) return { failedBoot: message, monitor: monitorSeen };
     throw new ExperimentError(`${r.count} VMs, sharing ${r.sharing}: ${message}`);
-  });
+  };
+  // Commands are given at a moment every VM idles, all at once: given when the host learns that the VMs
+  // booted (or that a command ended), a VM idle earlier would get its command at a moment that depends on
+  // the host's speed, and two runs with the same seeds differed (by 0.5 % in pmake's time).
+  const atOnce = <T>(s: MonitorSession, commands: (name: string, i: number) => Promise<T>): Promise<T[]> =>
+    s.atMachineIdle(() => names.map(commands)).then((started) => Promise.all(started));
+  // Each VM its own name (its root disk is its own copy-on-write one), before anything is measured.
+  const name = (s: MonitorSession): Promise<unknown> => atOnce(s, (vmName) => s.exec(vmName, `hostname ${vmName} && echo ${vmName} > /etc/hostname`));
+  let session: MonitorSession | { failedBoot: string; monitor: Monitor };
+  if (r.allowStopped === true) {
+    // Overcommitted, the boot itself may be the result (a VM stopped): booted here, as it always was.
+    session = await MonitorSession.boot(options).catch(failed);
+    if (session instanceof MonitorSession) await name(session);
+  } else {
+    // Booted and named once per configuration and kept (boot-cache.ts), the sampler's state with it; every
+    // run restores it, so a run is the same whether the boot is kept from before or made now.
+    const key = {
+      experiment: 'memory', kernel: contentHash(kernel), disk: baseIdentity(r.guest.disk), config, sharing: sharingOptions(r.sharing, r), sampleMs: r.sampleMs,
+      vms: vms.map((vm) => ({ ...vm, drives: vm.drives?.map((d) => ({ ...d, file: undefined })) })), step: 'hostname',
+    };
+    const { bytes } = await cachedBoot(key, async () => {
+      const booted = await MonitorSession.boot(options).catch(failed) as MonitorSession;
+      try {
+        await name(booted);
+        return await booted.snapshot(() => structuredClone(sampler));
+      } finally {
+        await booted.kill();
+      }
+    });
+    session = await MonitorSession.boot({ ...options, restore: bytes, restored: (kept) => { sampler = readSampler(kept); } });
+  }
   if (!(session instanceof MonitorSession)) {
     const stoppedNames = new Set(session.monitor.vms.filter((vm) => vm.state === 'stopped').map((vm) => vm.name));
     return {
       vms: r.count, sharing: r.sharing, seedBase: r.seedBase, machineMemory: r.machineMemory,
-      outcomes: names.map((name, i) => ({
-        name, seed: r.seedBase + i, checksum: null, pmakeMs: null,
-        stopped: stoppedNames.has(name) ? `during boot: ${session.monitor.vm(name)?.reason ?? ''}` : 'not run: another VM was stopped during boot',
+      outcomes: names.map((vmName, i) => ({
+        name: vmName, seed: r.seedBase + i, checksum: null, pmakeMs: null,
+        stopped: stoppedNames.has(vmName) ? `during boot: ${session.monitor.vm(vmName)?.reason ?? ''}` : 'not run: another VM was stopped during boot',
       })),
-      spanMs: 0, end: series.at(-1)!, peakInUse, series, scan: null, cowBreaks: 0, hostSeconds: (performance.now() - started) / 1000,
+      spanMs: 0, end: sampler.series.at(-1)!, peakInUse: sampler.peakInUse, series: sampler.series, scan: null, cowBreaks: 0, hostSeconds: (performance.now() - started) / 1000,
     };
   }
+  const { series } = sampler;
   try {
-    // Commands are given at a moment every VM idles, all at once: given when the host learns that the VMs
-    // booted (or that a command ended), a VM idle earlier would get its command at a moment that depends on
-    // the host's speed, and two runs with the same seeds differed (by 0.5 % in pmake's time).
-    const atOnce = <T>(commands: (name: string, i: number) => Promise<T>): Promise<T[]> =>
-      session.atMachineIdle(() => names.map(commands)).then((started) => Promise.all(started));
-    // Each VM its own name (its root disk is its own copy-on-write one), before anything is measured.
-    await atOnce((name) => session.exec(name, `hostname ${name} && echo ${name} > /etc/hostname`));
     const start = await session.atMachineIdle(() => session.monitor.cycles);
-    const outcomes: VmOutcome[] = await atOnce(async (name, i): Promise<VmOutcome> => {
+    const outcomes: VmOutcome[] = await atOnce(session, async (name, i): Promise<VmOutcome> => {
       const seed = r.seedBase + i;
       const delay = i * r.staggerMs;
       const command = `${delay > 0 ? `sleep ${(delay / 1000).toFixed(3)} && ` : ''}${pmakeCommand(r.job, seed)}`;
@@ -208,12 +235,26 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
     const cowBreaks = session.monitor.vms.reduce((n, vm) => n + [...vm.exits].reduce((k, [key, c]) => k + (key.endsWith('copy-on-write') ? c : 0), 0), 0);
     return {
       vms: r.count, sharing: r.sharing, seedBase: r.seedBase, machineMemory: r.machineMemory, outcomes,
-      spanMs: end.sample.ms - start / CYCLES_PER_MS, end: end.sample, afterOnePass, peakInUse, series, scan: end.scan, cowBreaks,
+      spanMs: end.sample.ms - start / CYCLES_PER_MS, end: end.sample, afterOnePass, peakInUse: sampler.peakInUse, series, scan: end.scan, cowBreaks,
       hostSeconds: (performance.now() - started) / 1000,
     };
   } finally {
     await session.kill();
   }
+}
+
+/** What the memory sampler has seen so far: kept with a boot's snapshot. */
+interface Sampler {
+  series: MemorySample[];
+  nextSample: number;
+  peakInUse: number;
+}
+
+/** A sampler's state as a boot's snapshot kept it (the cache's own file, checksummed: checked only for its shape). */
+function readSampler(kept: unknown): Sampler {
+  const k = kept as Partial<Sampler> | undefined;
+  if (!Array.isArray(k?.series) || typeof k.nextSample !== 'number' || typeof k.peakInUse !== 'number') throw new ExperimentError('a kept boot has no memory samples: remove the boot cache\'s snapshots');
+  return { series: k.series, nextSample: k.nextSample, peakInUse: k.peakInUse };
 }
 
 /** Pages as MiB. */

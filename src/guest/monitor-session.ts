@@ -63,6 +63,11 @@ export interface MonitorSessionOptions {
    * have. The same options must be given again (kernel and initrd are then unused).
    */
   restore?: Uint8Array;
+  /**
+   * With `restore`: called, before the first round, with what the caller kept in that snapshot
+   * (`snapshot(caller)`), or undefined — a sampler's state, say, that `afterRound` goes on from.
+   */
+  restored?: (caller: unknown) => void;
 }
 
 const TRANSCRIPT_BYTES = 32 * 1024;
@@ -71,6 +76,11 @@ const TRANSCRIPT_BYTES = 32 * 1024;
 function builtAs(loaded: LoadedMonitorSnapshot, name: string): VmBuild {
   const build = loaded.builds.get(name);
   return { drives: build?.drives.map((d) => savedDrive(d, false)) ?? [], rngSeed: build?.rngSeed ?? null };
+}
+
+/** What the caller of `snapshot(caller)` kept in a snapshot's extra, or undefined. */
+function callerPart(extra: unknown): unknown {
+  return typeof extra === 'object' && extra !== null && 'caller' in extra ? (extra as { caller: unknown }).caller : undefined;
 }
 
 /** A VM's agent as `snapshot()` saved it. */
@@ -153,6 +163,7 @@ export class MonitorSession {
       ? new Monitor({ ...options.monitor, config: options.config, translate })
       : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy, scan: options.monitor?.scan }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
     const agents = saved === undefined ? [] : savedAgents(saved.extra);
+    if (saved !== undefined) options.restored?.(callerPart(saved.extra));
     for (const spec of options.vms) {
       const vm = saved === undefined
         ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, homeNode: spec.homeNode, console: consoles.get(spec.name)! })
@@ -327,15 +338,17 @@ export class MonitorSession {
 
   /**
    * The whole machine as bytes (every VM, and each agent's next command id), for `restore`: taken at the next
-   * moment every vCPU idles and no command runs (with holdIdle; at once, between rounds, without).
+   * moment every vCPU idles and no command runs (with holdIdle; at once, between rounds, without). `caller`, at
+   * that moment, gives plain data of the caller's to keep with it (a restore hands it to `restored`).
    */
-  snapshot(): Promise<Uint8Array> {
+  snapshot(caller?: () => unknown): Promise<Uint8Array> {
     return this.atMachineIdle(() => {
       const agents = [...this.drivers.values()].map((d) => {
         if (d.agent.busy) throw new GuestSessionError(`a command is running in ${d.vm.name}`);
         return { name: d.vm.name, nextCommandId: d.agent.nextCommandId, ready: d.agent.ready };
       });
-      return encodeMonitorSnapshot(this.monitor, (vm) => this.builds.get(vm.name) ?? { drives: [], rngSeed: null }, { agents });
+      const kept = caller?.();
+      return encodeMonitorSnapshot(this.monitor, (vm) => this.builds.get(vm.name) ?? { drives: [], rngSeed: null }, { agents, ...(kept === undefined ? {} : { caller: kept }) });
     });
   }
 
