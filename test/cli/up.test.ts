@@ -719,6 +719,22 @@ describe('mirrorball up: shared and copy-on-write disks', () => {
       up2.stop();
     }
 
+    // VM a alone, from its own snapshot, beside a VM the file boots over the same base.
+    const one = join(dir, 'shared-cow-one.yaml');
+    writeFileSync(one, `vms:\n  - name: a\n    restore: shared-cow-a.snap\n${vm('e', `file=${base},snapshot=on`)}`);
+    const runDir5 = join(dir, 'shared-cow-run-5');
+    const up5 = Running.start(['up', one, '--run-dir', runDir5]);
+    try {
+      client = await Client.connect(join(runDir5, 'control.sock'), up5);
+      await client.ok('qmp_capabilities');
+      assert.deepEqual((await client.ok<Message[]>('query-vms')).map((v) => [v.name, v.state]), [['a', 'running'], ['e', 'running']]);
+      await client.ok('quit');
+      assert.equal(await up5.done, 0);
+    } finally {
+      client?.socket.destroy();
+      up5.stop();
+    }
+
     // The overlay written since the save: the snapshot no longer describes it, one line and nothing started.
     const fd = openSync(join(dir, 'c.overlay'), 'r+');
     writeSync(fd, Uint8Array.of(1), 0, 1, 3 * 4096);
