@@ -17,13 +17,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   timing: ['isa', 'memory'],
   board: ['isa', 'memory', 'cpu', 'devices', 'timing'],
   monitor: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board'],
-  host: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor'],
-  guest: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host'],
-  control: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host'],
-  experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest'],
-  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments'],
-  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments', 'cli'],
-  fuzz: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'host', 'guest', 'control', 'experiments', 'cli'],
+  net: ['isa', 'memory', 'devices'],
+  host: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net'],
+  guest: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host'],
+  control: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host'],
+  experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest'],
+  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest', 'control', 'experiments'],
+  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest', 'control', 'experiments', 'cli'],
+  fuzz: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest', 'control', 'experiments', 'cli'],
 };
 
 /** Only these layers talk to the host (files, terminals, clocks, processes): the hardware stays portable. */
