@@ -15,11 +15,14 @@ import { DriveError } from '../host/drives.js';
 import { buildMachine, type BuiltMachine, type MachineSpec } from '../host/machine-spec.js';
 import { loadRunSnapshot, saveRunSnapshot, type LoadedSnapshot } from '../host/run-snapshot.js';
 import { SnapshotFileError } from '../host/snapshot-file.js';
+import { SnapshotError } from '../board/snapshot.js';
 import { RunGate, runMachine } from '../host/runner.js';
 import { writeStatsOutput } from '../host/stats-output.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
+import { parseConsoleSocket, parseNet } from './net-options.js';
+import { attachRunDevices, type RunDevices } from './run-devices.js';
 import { chooseTopology, parseCacheSpec } from './topology-options.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
@@ -47,6 +50,9 @@ interface RunFlags {
   cache?: string;
   localMiss?: string;
   restore?: string;
+  net?: string;
+  console?: string;
+  serial?: string;
 }
 
 /** Name and version in the control socket's greeting. */
@@ -92,6 +98,12 @@ export function registerRunCommand(program: Command): void {
     .option('--stats-dir <dir>', 'on exit, write config.json, stats.txt (gem5 format) and stats.json into this directory')
     .option('--control <socket>', 'listen on this Unix socket for control commands (QMP-shaped JSON, docs/control.md): ' +
       'stop, cont, quit, query-status, set-mode fast|timing, stats-dump, stats-reset, query-stats, snapshot-save')
+    .option('--net <spec>', 'a virtio-net card on a network: "user[,hostfwd=tcp::HOSTPORT-:GUESTPORT]...[,restrict=on]" (the host\'s ' +
+      'user-mode network: the guest is 10.0.2.15 by DHCP, the host\'s 127.0.0.1 is 10.0.2.2; restrict=on reaches nothing else), or ' +
+      '"socket,listen=[ADDR]:PORT" / "socket,connect=ADDR:PORT" (one Ethernet segment with another run over TCP); ",mac=MAC" sets the card\'s MAC. ' +
+      'A machine on a network waits on the outside world: its runs are not reproducible')
+    .option('--console <spec>', 'socket=PATH: a virtio console (the guest\'s hvc1; boot with console=hvc1 to get the shell there) on a Unix socket, mode 0600')
+    .option('--serial <spec>', 'socket=PATH: the UART (ttyS0, the guest\'s console by default) on a Unix socket, mode 0600, instead of this terminal')
     .option('--restore <file>', 'continue the machine saved in this snapshot (the control socket\'s snapshot-save) instead of booting; ' +
       'the snapshot says which machine, so the flags that would are refused')
     .action(async (flags: RunFlags, command: Command) => {
@@ -104,6 +116,7 @@ const MACHINE_FLAGS: [keyof RunFlags, string][] = [
   ['kernel', '--kernel'], ['initrd', '--initrd'], ['append', '--append'], ['memory', '-m'], ['smp', '--smp'], ['nodes', '--nodes'],
   ['topology', '--topology'], ['distances', '--distances'], ['drive', '--drive'], ['bios', '--bios'], ['elf', '--elf'],
   ['time', '--time'], ['rng', '--rng'], ['timing', '--timing'], ['cache', '--cache'], ['localMiss', '--local-miss'],
+  ['net', '--net'], ['console', '--console'], ['serial', '--serial'],
 ];
 
 /** What `run` writes to config.json about the machine; a snapshot keeps it for the restored run's. */
@@ -140,9 +153,17 @@ function machineFromFlags(flags: RunFlags): { spec: MachineSpec; report: RunRepo
     topology: topology.name,
     memoryBytes: memory,
     timingFrom: timingFrom ?? null,
-    program: flags.elf !== undefined ? { elf: flags.elf } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? DEFAULT_APPEND },
+    program: flags.elf !== undefined ? { elf: flags.elf } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? defaultAppend(flags) },
   };
   return { spec, report, load: (machine) => loadProgram(machine, flags) };
+}
+
+/**
+ * The kernel command line without --append: on the user network the guest's init configures eth0 as DHCP
+ * would (mb.ip, docs/guest.md), so that the guest is on the network when its shell starts.
+ */
+function defaultAppend(flags: RunFlags): string {
+  return flags.net?.startsWith('user') === true ? `${DEFAULT_APPEND} mb.ip=10.0.2.15/24,10.0.2.2` : DEFAULT_APPEND;
 }
 
 function loadProgram(machine: Machine, flags: RunFlags): void {
@@ -165,7 +186,7 @@ function loadProgram(machine: Machine, flags: RunFlags): void {
   bootLinux(machine, {
     kernel,
     initrd: initrdPath === undefined ? undefined : readInput(initrdPath, 'initrd'),
-    append: flags.append ?? DEFAULT_APPEND,
+    append: flags.append ?? defaultAppend(flags),
     firmware: flags.bios === undefined ? undefined : readInput(flags.bios, 'firmware'),
   });
 }
@@ -200,8 +221,18 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   const fresh = restoring === undefined ? machineFromFlags(flags) : undefined;
   const { spec, report } = restoring ?? fresh!;
 
+  const net = flags.net === undefined ? undefined : parseNet(flags.net);
+  const consolePath = flags.console === undefined ? undefined : parseConsoleSocket(flags.console, '--console');
+  const serialPath = flags.serial === undefined ? undefined : parseConsoleSocket(flags.serial, '--serial');
   let terminal: Terminal | undefined;
-  const output = (bytes: Uint8Array): void => { terminal === undefined ? process.stdout.write(bytes) : terminal.write(bytes); };
+  let devices: RunDevices | undefined;
+  const output = (bytes: Uint8Array): void => {
+    if (devices?.serial !== undefined) {
+      devices.serial.write(bytes);
+      terminal?.log(bytes);
+    } else if (terminal === undefined) process.stdout.write(bytes);
+    else terminal.write(bytes);
+  };
   let built: BuiltMachine;
   try {
     built = buildMachine(spec, {
@@ -218,11 +249,18 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     throw error;
   }
   const { machine, model, simulation, disks } = built;
+  try {
+    devices = await attachRunDevices(machine, { net, console: consolePath, serial: serialPath }, (message) => process.stderr.write(`mirrorball: ${message}\n`));
+  } catch (error) {
+    for (const disk of disks) disk.close();
+    throw error;
+  }
 
   try {
     if (restoring !== undefined) restoring.loaded.restoreInto(built);
     else fresh!.load(machine);
   } catch (error) {
+    await devices.close();
     for (const disk of disks) disk.close();
     // A kernel, initrd, ELF or firmware we cannot place, or a snapshot we cannot restore, is the user's input: one line.
     if (error instanceof BootError) throw new UsageError(error.message);
@@ -232,10 +270,12 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
 
   // Someone (a person or a program on a pipe) may type: keep guest time from racing ahead while the guest
   // idles waiting for them. With no input possible (stdin from a file or /dev/null), idle time is skipped.
-  const interactive = process.stdin.isTTY === true || stdinIsStream();
+  // A machine on a network or with console sockets waits on the world the same way.
+  const interactive = process.stdin.isTTY === true || stdinIsStream() || devices.outside;
   terminal = new Terminal({
     logFile: flags.consoleLog,
-    onInput: (bytes) => machine.uart.input(bytes),
+    // With the UART on a socket the terminal types nothing into the guest; Ctrl-A x still quits.
+    onInput: (bytes) => { if (devices?.serial === undefined) machine.uart.input(bytes); },
     onQuit: () => machine.stopWith({ kind: 'quit' }),
   });
   const gate = new RunGate();
@@ -244,10 +284,14 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     try {
       control = await ControlServer.listen(flags.control, machineCommands({
         machine, simulation, gate, event: (name, data) => control?.event(name, data),
-        saveSnapshot: (file) => saveRunSnapshot(file, built, spec, report),
+        saveSnapshot: (file) => {
+          if (devices?.outside === true) throw new SnapshotError('snapshots of a machine with --net, --console or --serial are not supported: its peers\' state is outside it');
+          return saveRunSnapshot(file, built, spec, report);
+        },
       }), GREETING);
     } catch (error) {
       terminal.close();
+      await devices.close();
       for (const disk of disks) disk.close();
       if (error instanceof ControlSocketError) throw new UsageError(error.message);
       throw error;
@@ -260,6 +304,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     exit = await runMachine(machine, { maxInstructions, pace: interactive, gate });
   } finally {
     terminal.close();
+    await devices.close();
     for (const disk of disks) disk.close();
   }
   if (control !== undefined) {

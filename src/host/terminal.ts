@@ -31,6 +31,11 @@ export class Terminal {
 
   write(bytes: Uint8Array): void {
     process.stdout.write(bytes);
+    this.log(bytes);
+  }
+
+  /** Only into the log file (the guest's console is elsewhere, on a socket). */
+  log(bytes: Uint8Array): void {
     if (this.logFd !== undefined) writeSync(this.logFd, bytes);
   }
 
