@@ -15,6 +15,15 @@ const MiB = 2 ** 20;
 const problems = machineFileProblems;
 
 describe('machine file', () => {
+  it('reads net: user with run\'s --net words, and says what is wrong with one', () => {
+    const spec = parseMachineFile(['vms:', '  - name: web', '    net: user,restrict=on,hostfwd=tcp::8080-:80'].join('\n'), 'm.yaml');
+    assert.equal(spec.vms[0].net, false);
+    assert.deepEqual(spec.vms[0].userNet?.forwards, [{ address: '127.0.0.1', hostPort: 8080, guestPort: 80 }]);
+    assert.equal(spec.vms[0].userNet?.restrict, true);
+    assert.deepEqual(problems(['vms:', '  - name: web', '    net: user,hostfwd=tcp::8080'].join('\n')),
+      ['m.yaml:3:10: vms[0].net: hostfwd=tcp::8080 is not tcp:[ADDRESS]:HOSTPORT-:GUESTPORT (e.g. hostfwd=tcp::8080-:80)']);
+  });
+
   it('reads the machine and its VMs with the command-line words, and fills the defaults', () => {
     const spec = parseMachineFile([
       'machine:',
@@ -93,7 +102,7 @@ describe('machine file', () => {
       "m.yaml:7:11: vms[1].name: 'a' is already the name of vms[0]",
       "m.yaml:8:10: vms[1].smp must be an integer from 1 to 32, not '0'",
       "m.yaml:9:12: vms[1].drive: readonly must be on or off, not 'maybe'",
-      "m.yaml:10:10: vms[1].net: must be true or false, not 'yes'",
+      "m.yaml:10:10: vms[1].net: must be true (the VMs' subnet), false, or user[,hostfwd=tcp::HOSTPORT-:GUESTPORT...], not 'yes'",
       "m.yaml:11:5: vms[2]: needs a 'name'",
       "m.yaml:12:11: vms[3].name: '-bad' is not a VM name (letters, digits, '-' and '_', at most 32, not starting with '-' or '_')",
     ]);

@@ -18,6 +18,10 @@ import type { ScheduledFault } from '../board/hardware.js';
 import { linksFromDistances } from '../board/interconnect.js';
 import { chooseTopology, type ChosenTopology } from './topology-options.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
+import { parseNet, type NetSpec } from './net-options.js';
+
+/** `net: user,...` of a VM. */
+export type UserNetSpec = Extract<NetSpec, { kind: 'user' }>;
 
 export interface VmFileSpec {
   name: string;
@@ -34,6 +38,8 @@ export interface VmFileSpec {
   rng?: number;
   /** A virtio-net card on the monitor's subnet of VMs. */
   net: boolean;
+  /** A virtio-net card on a user network of its own (`net: user,...`, as `run --net user`; docs/networking.md). */
+  userNet?: UserNetSpec;
   /** False: none of its pages is shared with other VMs (`share: false`). */
   share: boolean;
   /** The cell it is confined to (`cell: N`, docs/cells.md); undefined: the monitor places it. */
@@ -260,7 +266,13 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       const rng = value('rng');
       const seed = rng === undefined ? undefined : attempt(rng.node, path, problem, () => parseCount(rng.text, `${path}.rng`, 0, 2 ** 32 - 1));
       const net = value('net');
-      if (net !== undefined && net.text !== 'true' && net.text !== 'false') problem(net.node, `${path}.net`, `must be true or false, not '${net.text}'`);
+      let userNet: UserNetSpec | undefined;
+      if (net !== undefined && (net.text === 'user' || net.text.startsWith('user,'))) {
+        const parsed = attempt(net.node, path, problem, () => parseNet(net.text));
+        if (parsed?.kind === 'user') userNet = parsed;
+      } else if (net !== undefined && net.text !== 'true' && net.text !== 'false') {
+        problem(net.node, `${path}.net`, `must be true (the VMs' subnet), false, or user[,hostfwd=tcp::HOSTPORT-:GUESTPORT...], not '${net.text}'`);
+      }
       const share = booleanOption(item, 'share', `${path}.share`, problem) ?? true;
       const cellValue = value('cell');
       const cellCount = cells?.length ?? 1;
@@ -277,6 +289,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         consoleLog: path_('console-log'),
         rng: seed,
         net: net?.text === 'true',
+        ...(userNet === undefined ? {} : { userNet }),
         share,
         ...(cell === undefined ? {} : { cell }),
         ...(restore === undefined ? {} : { restore }),

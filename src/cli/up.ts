@@ -11,6 +11,9 @@ import { BootError } from '../board/boot.js';
 import { monitorCommands } from '../control/monitor-commands.js';
 import { ControlServer, ControlSocketError } from '../control/server.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
+import { VirtioNet } from '../devices/virtio/net.js';
+import { SnapshotError } from '../board/snapshot.js';
+import { UserNet, UserNetError } from '../host/user-net.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '../host/console-socket.js';
 import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
@@ -21,7 +24,7 @@ import { runMonitor } from '../host/monitor-runner.js';
 import { SnapshotFileError } from '../host/snapshot-file.js';
 import { Monitor, MonitorError, type MonitorOptions } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
-import { MachineFileError, parseMachineFile, type MachineFileSpec, type VmFileSpec } from './machine-file.js';
+import { MachineFileError, parseMachineFile, type MachineFileSpec, type UserNetSpec, type VmFileSpec } from './machine-file.js';
 import { UsageError, translationWanted } from './options.js';
 import { cellsDiffer, vmsDiffer } from './up-restore.js';
 import { readInput } from './run.js';
@@ -139,6 +142,7 @@ class Up {
   private readonly consoles = new Map<VirtualMachine, VmConsole>();
   private readonly reported = new Set<VirtualMachine>();
   private readonly disks: OpenDrive[] = [];
+  private readonly userNets = new Map<VirtualMachine, UserNet>();
   /** How each VM was built beyond the monitor (drives, rng), for snapshots of it. */
   private readonly builds = new Map<VirtualMachine, VmBuild>();
   private monitor!: Monitor;
@@ -345,7 +349,11 @@ class Up {
       quit: () => { this.quitting ??= 'host-quit'; },
       runDir: this.runDir,
       statsConfig: () => this.statsConfig(),
-      saveSnapshot: (file, vm) => saveMonitorSnapshot(file, this.monitor, (x) => this.builds.get(x) ?? { drives: [], rngSeed: null }, vm),
+      saveSnapshot: (file, vm) => {
+        const outside = [...this.userNets.keys()].filter((x) => vm === undefined || x === vm);
+        if (outside.length > 0) throw new SnapshotError(`vm ${outside[0].name} is on a user network (net: user), which snapshots do not hold`);
+        return saveMonitorSnapshot(file, this.monitor, (x) => this.builds.get(x) ?? { drives: [], rngSeed: null }, vm);
+      },
     });
     try {
       this.server = await ControlServer.listen(this.controlPath, commands, GREETING);
@@ -371,12 +379,29 @@ class Up {
         if (error instanceof SocketPathError) throw new UsageError(error.message);
         throw error;
       }
-      const vcpus = vm.vcpus.length;
       const restored = this.restore ?? v.restore;
+      if (v.userNet !== undefined) {
+        // A snapshot never holds a user network's card (snapshot-save refuses it), so a restored VM has none to continue.
+        if (restored !== undefined) throw new UsageError(`vm ${vm.name}: net: user is not for a VM restored from a snapshot`);
+        await this.attachUserNet(vm, v.userNet);
+      }
+      const vcpus = vm.vcpus.length;
       process.stdout.write(`vm ${vm.name}: ${restored === undefined ? 'booting' : `restored from ${shown(restored)}`}, ${vcpus} vCPU${vcpus === 1 ? '' : 's'}, ` +
         `${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}${this.monitor.cells.count === 1 ? '' : `, cell${vm.cells.length === 1 ? '' : 's'} ${vm.cells.join(', ')}`}; ` +
         `console log ${shown(logPath)}\n`);
     }
+  }
+
+  /** A VM's card on a user network of its own (`net: user`), after its drives and rng; its forwards listening. */
+  private async attachUserNet(vm: VirtualMachine, spec: UserNetSpec): Promise<void> {
+    try {
+      const user = await UserNet.start({ guestMac: spec.mac, forwards: spec.forwards, restrict: spec.restrict, log: (message) => process.stderr.write(`mirrorball: vm ${vm.name}: ${message}\n`) });
+      this.userNets.set(vm, user);
+    } catch (error) {
+      if (error instanceof UserNetError) throw new UsageError(`vm ${vm.name}: ${error.message}`);
+      throw error;
+    }
+    vm.machine.attachVirtio(new VirtioNet(this.userNets.get(vm)!.network, { mac: spec.mac }));
   }
 
   /** Console output out, and each VM that ended since reported once: a line, the VM_STOPPED event, its console closed. */
@@ -424,6 +449,8 @@ class Up {
     }
     await this.server?.close();
     this.server = undefined;
+    for (const user of this.userNets.values()) await user.close();
+    this.userNets.clear();
     for (const disk of this.disks.splice(0)) disk.close();
   }
 }
