@@ -2,6 +2,7 @@
 //
 //   cpu   a bare-metal CPU-bound program (src/bench/programs/cpu.c) to its HTIF exit: time, MIPS, peak RSS
 //   boot  the built guest from power-on to its agent, then `poweroff -f` typed on the console, 1 hart
+//   net   TCP throughput through the user network, both ways, against QEMU's slirp (net.ts; only with --only net)
 //   timing  the cpu program and a memory-bound one (src/bench/programs/mem.c: a 4 MiB working set, pointer
 //         chasing and streaming) in fast mode and in timing mode: the slowdown against the 3x target
 //
@@ -15,6 +16,7 @@ import { describeGuestKernel, findBuiltGuest } from '../guest/artifacts.js';
 import { BenchError, measure, onPath, type Measurement } from './measure.js';
 import { BenchUsageError, formatSpread, parseBenchArgs, spread, USAGE, type BenchOptions } from './options.js';
 import { buildProgram } from './programs.js';
+import { netBench } from './net.js';
 
 const QEMU = 'qemu-system-riscv64';
 const MIRRORBALL = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
@@ -182,6 +184,15 @@ async function main(): Promise<void> {
   }
   const args: BenchOptions = parsed;
   const wants = (part: string): boolean => args.only === undefined || args.only === part;
+  if (args.only === 'net') {
+    const guest = findBuiltGuest();
+    if (guest === undefined) throw new BenchError('net: no guest built (run `mirrorball guest build`)');
+    if (!onPath(QEMU) || !onPath('curl')) throw new BenchError(`net needs ${QEMU} and curl`);
+    process.stderr.write('bench: net...\n');
+    process.stdout.write(`${await netBench(guest, MIRRORBALL, QEMU, QEMU_FIRMWARE, args.repeat)}\n`);
+    process.stdout.write(`(each figure the median of ${args.repeat} transfer${args.repeat === 1 ? '' : 's'} in one boot, with the range; loopback; the guest's are timed from the host, less an empty command's round trip)\n`);
+    return;
+  }
   if ((wants('cpu') || wants('boot')) && !onPath(QEMU)) {
     throw new BenchError(`${QEMU} is not installed (apt-get install qemu-system-misc): it is the reference`);
   }

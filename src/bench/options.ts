@@ -1,6 +1,6 @@
 // `npm run bench` options, and the median and range of repeated runs.
 
-export const PARTS = ['cpu', 'boot', 'timing'] as const;
+export const PARTS = ['cpu', 'boot', 'timing', 'net'] as const;
 export type Part = (typeof PARTS)[number];
 
 export const DEFAULT_ITERATIONS = 100;
@@ -12,9 +12,10 @@ Mirrorball against qemu-system-riscv64, side by side in the same run: time and m
   cpu      a CPU-bound bare-metal program to its exit (with Mirrorball's MIPS)
   boot     the built guest from power-on to its agent, then power-off (1 hart)
   timing   timing mode against fast mode: the CPU-bound program and a memory-bound one
+  net      TCP throughput through the user network against QEMU's slirp, both ways (only with --only net)
 
 Options:
-  --only cpu|boot|timing  run one bench (default: all three)
+  --only cpu|boot|timing|net  run one bench (default: cpu, boot and timing)
   --iterations N          rounds of the CPU-bound program, in cpu and in timing (default ${DEFAULT_ITERATIONS});
                           it makes that program longer, it does not repeat anything
   --repeat N              run each bench N times (Mirrorball and QEMU, or fast and timing mode,
