@@ -93,6 +93,13 @@ export class UserNetwork implements NetBackend {
     return this.connections.size;
   }
 
+  /** The most host bytes one connection holds for the guest (bounded by flow control). */
+  get largestBacklog(): number {
+    let most = 0;
+    for (const connection of this.connections.values()) most = Math.max(most, connection.queued);
+    return most;
+  }
+
   /** A frame from the guest. Anything malformed, or not for us, is dropped and counted. */
   send(frame: Uint8Array): void {
     this.statistics.received++;
