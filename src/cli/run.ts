@@ -102,8 +102,8 @@ export function registerRunCommand(program: Command): void {
       'user-mode network: the guest is 10.0.2.15 by DHCP, the host\'s 127.0.0.1 is 10.0.2.2; restrict=on reaches nothing else), or ' +
       '"socket,listen=[ADDR]:PORT" / "socket,connect=ADDR:PORT" (one Ethernet segment with another run over TCP); ",mac=MAC" sets the card\'s MAC. ' +
       'A machine on a network waits on the outside world: its runs are not reproducible')
-    .option('--console <spec>', 'socket=PATH: a virtio console (the guest\'s hvc1; boot with console=hvc1 to get the shell there) on a Unix socket, mode 0600')
-    .option('--serial <spec>', 'socket=PATH: the UART (ttyS0, the guest\'s console by default) on a Unix socket, mode 0600, instead of this terminal')
+    .option('--console <spec>', 'socket=PATH: a virtio console (the guest\'s hvc1; boot with console=hvc1 to get the shell there) on a Unix socket, mode 0600; paced by the host: not reproducible')
+    .option('--serial <spec>', 'socket=PATH: the UART (ttyS0, the guest\'s console by default) on a Unix socket, mode 0600, instead of this terminal; paced by the host: not reproducible')
     .option('--restore <file>', 'continue the machine saved in this snapshot (the control socket\'s snapshot-save) instead of booting; ' +
       'the snapshot says which machine, so the flags that would are refused')
     .action(async (flags: RunFlags, command: Command) => {

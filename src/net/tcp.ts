@@ -118,6 +118,8 @@ export class TcpConnection implements HostStreamEvents {
   private paused = false;
   private hostEnded = false;
   private finSent = false;
+  /** The highest sequence number sent so far (RFC 9293's SND.MAX): `next` goes back on a retransmission, this does not. */
+  private sentMax: number;
   private finAcknowledged = false;
   private guestFinished = false;
   /** The window last offered, to know when an opening is worth telling. */
@@ -131,6 +133,7 @@ export class TcpConnection implements HostStreamEvents {
     this.state = state;
     this.unacknowledged = options.initialSequence >>> 0;
     this.next = this.unacknowledged;
+    this.sentMax = this.next;
   }
 
   /** The guest's SYN: the host socket is being connected; the guest hears back once it is (or a reset). */
@@ -238,40 +241,45 @@ export class TcpConnection implements HostStreamEvents {
       return;
     }
     if ((flags & TCP_ACK) === 0) return;
-    this.acknowledged(segment);
+    // An ACK of what we never sent, or a handshake's last ACK that does not match: the segment goes no further.
+    if (!this.acknowledged(segment) || (this.state as State) !== 'established') return;
     this.receive(segment);
     this.transmit();
     if (this.finAcknowledged && this.guestFinished) this.close(true);
   }
 
-  private acknowledged(segment: TcpSegment): void {
+  /** Takes the segment's acknowledgment and window; false when the acknowledgment is not acceptable. */
+  private acknowledged(segment: TcpSegment): boolean {
     const ack = segment.acknowledgment;
-    if (before(this.next, ack)) {
-      this.acknowledge(); // acknowledges what we never sent: tell the guest where we are, ignore the rest
-      return;
+    if (before(this.sentMax, ack)) {
+      this.acknowledge(); // acknowledges what we never sent: tell the guest where we are (RFC 9293 §3.10.7.4)
+      return false;
     }
     if (this.state === 'syn-received') {
-      if (ack !== this.next) return;
+      if (ack !== this.next) return false;
       this.unacknowledged = ack;
       this.state = 'established';
       this.progress();
     }
     this.guestWindow = segment.window;
     if (before(this.unacknowledged, ack)) {
-      let count = (ack - this.unacknowledged) >>> 0;
-      // Our FIN takes one sequence number after the data.
-      if (this.finSent && ack === this.next) {
-        this.finAcknowledged = true;
-        count = Math.min(count, this.pending.length);
-      }
+      const count = (ack - this.unacknowledged) >>> 0;
+      // Our FIN takes the sequence number after the last byte of data.
+      if (this.hostEnded && count === this.pending.length + 1) this.finAcknowledged = true;
       this.pending.drop(Math.min(count, this.pending.length));
       this.unacknowledged = ack;
+      // After a go-back-N retransmission `next` may lag an acknowledgment of what was sent before it.
+      if (before(this.next, ack)) {
+        this.next = ack;
+        this.finSent = this.finAcknowledged;
+      }
       this.progress();
       if (this.paused && this.pending.length < SEND_BUFFER_LIMIT / 2) {
         this.paused = false;
         this.stream?.resume();
       }
     }
+    return true;
   }
 
   private receive(segment: TcpSegment): void {
@@ -328,6 +336,7 @@ export class TcpConnection implements HostStreamEvents {
     this.offered = this.window();
     this.options.send({ sequence: this.unacknowledged, acknowledgment: this.state === 'syn-sent' ? 0 : this.expected, flags: ours, window: this.offered, mss: OUR_MSS, payload: new Uint8Array(0) });
     this.next = add(this.unacknowledged, 1);
+    this.advanced();
     this.lastSent = this.options.now();
   }
 
@@ -348,6 +357,7 @@ export class TcpConnection implements HostStreamEvents {
       this.offered = this.window();
       this.options.send({ sequence: this.next, acknowledgment: this.expected, flags: TCP_ACK | TCP_PSH, window: this.offered, payload: bytes });
       this.next = add(this.next, bytes.length);
+      this.advanced();
       inFlight += bytes.length;
       probe = false;
     }
@@ -356,8 +366,13 @@ export class TcpConnection implements HostStreamEvents {
       this.offered = this.window();
       this.options.send({ sequence: this.next, acknowledgment: this.expected, flags: TCP_ACK | TCP_FIN, window: this.offered, payload: new Uint8Array(0) });
       this.next = add(this.next, 1);
+      this.advanced();
       this.finSent = true;
     }
+  }
+
+  private advanced(): void {
+    if (before(this.sentMax, this.next)) this.sentMax = this.next;
   }
 
   private progress(): void {

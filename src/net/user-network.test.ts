@@ -245,6 +245,24 @@ describe('TCP from the guest to the host', () => {
     assert.deepEqual([...again.payload], [1, 2, 3]);
   });
 
+  it('takes an acknowledgment of data sent before a retransmission went back (the guest had it all)', () => {
+    const { net, stream, out, ours, clock } = connected();
+    stream.events.data(new Uint8Array(3000));
+    // The guest shuts its window without acknowledging; the timeout probes with one byte, `next` going back.
+    net.send(guestTcp(HOST_ADDRESS, { destinationPort: 80, flags: TCP_ACK, sequence: 1000, acknowledgment: ours, window: 0 }));
+    out.length = 0;
+    clock.now += 1500;
+    net.tick();
+    assert.deepEqual(out.splice(0).map((f) => asTcp(f)!.payload.length), [1]);
+    // It had received all 3000 bytes: its acknowledgment of them counts, and nothing is sent again.
+    net.send(guestTcp(HOST_ADDRESS, { destinationPort: 80, flags: TCP_ACK, sequence: 1000, acknowledgment: ours + 3000, window: 65535 }));
+    clock.now += 60_000;
+    net.tick();
+    assert.equal(out.length, 0);
+    stream.events.data(Uint8Array.of(5));
+    assert.equal(asTcp(out.pop()!)!.sequence, ours + 3000);
+  });
+
   it('closes both ways: the guest\'s FIN ends the host stream, the host\'s end sends our FIN', () => {
     const { net, stream, out, ours } = connected();
     net.send(guestTcp(HOST_ADDRESS, { destinationPort: 80, flags: TCP_ACK | TCP_FIN, sequence: 1000, acknowledgment: ours }));
