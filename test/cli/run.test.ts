@@ -85,6 +85,16 @@ describe('mirrorball run: bad input', () => {
     assertOneLineError(mirrorball('run', '--frobnicate'), /unknown option '--frobnicate'/);
   });
 
+  it('refuses bad --net, --console and --serial specifications, and a segment peer that is not there, in one line', () => {
+    assertOneLineError(mirrorball('run', '--net', 'tap'), /--net: 'tap' is not a network \(user or socket\)/);
+    assertOneLineError(mirrorball('run', '--net', 'user,hostfwd=tcp::80'), /hostfwd=tcp::80 is not tcp:\[ADDRESS\]:HOSTPORT-:GUESTPORT/);
+    assertOneLineError(mirrorball('run', '--console', join(dir, 'c.sock')), /--console takes socket=PATH/);
+    assertOneLineError(mirrorball('run', '--serial', `socket=${join(dir, 'x'.repeat(120))}`), /Unix sockets allow 107/);
+    // Port 1 on loopback: nothing listens there unprivileged.
+    assertOneLineError(mirrorball('run', '--net', 'socket,connect=127.0.0.1:1'), /--net socket cannot connect to 127\.0\.0\.1:1: ECONNREFUSED/);
+    assertOneLineError(mirrorball('run', '--net', 'user', '--restore', join(dir, 'none.snap')), /--restore builds the machine the snapshot holds: drop --net/);
+  });
+
   it('says what to do when no kernel is given and no guest is built', () => {
     assertOneLineError(mirrorball('run'), /guest build/);
   });
