@@ -32,6 +32,16 @@ describe('the socket netdev', () => {
     }
   });
 
+  it('reads a largest frame sent a byte at a time', () => {
+    const reader = new FrameReader();
+    const stream = frameForStream(frame(MAX_FRAME, 9));
+    const got: Uint8Array[] = [];
+    for (let at = 0; at < stream.length; at++) got.push(...reader.frames(stream.subarray(at, at + 1))!);
+    assert.equal(got.length, 1);
+    assert.equal(got[0].length, MAX_FRAME);
+    assert.equal(got[0][MAX_FRAME - 1], 9);
+  });
+
   it('refuses lengths no Ethernet frame has', () => {
     for (const length of [0, 13, MAX_FRAME + 1, 0xffffffff]) {
       const bytes = new Uint8Array(4);

@@ -16,34 +16,65 @@ export class SocketNetError extends Error {}
 
 /**
  * Splits a byte stream into frames by their 4-byte big-endian length. A length outside [14, MAX_FRAME] is
- * the peer's mistake: `frames` then returns undefined and the stream must be dropped (there is no way to
- * find the next frame). Holds at most one frame's bytes.
+ * the peer's mistake: `frames` then returns undefined (the length in `bad`) and the stream must be dropped:
+ * there is no way to find the next frame. Holds at most one frame's bytes, and copies each byte once
+ * however the stream is cut (a peer sending a byte at a time costs linear time, not quadratic).
  */
 export class FrameReader {
-  private buffer = new Uint8Array(0);
+  private chunks: Uint8Array[] = [];
+  /** Chunks before this one are used up (an index, not shift(): a stream cut into single bytes stays linear). */
+  private first = 0;
+  private held = 0;
+  /** The length of the frame being read, once its 4 bytes are in. */
+  private length: number | undefined;
+  bad = 0;
 
-  /** The whole frames `chunk` completes, or undefined with the bad length in `bad`. */
+  /** The whole frames `chunk` completes, or undefined for a bad length. */
   frames(chunk: Uint8Array): Uint8Array[] | undefined {
-    const joined = new Uint8Array(this.buffer.length + chunk.length);
-    joined.set(this.buffer);
-    joined.set(chunk, this.buffer.length);
-    const out: Uint8Array[] = [];
-    let at = 0;
-    while (joined.length - at >= LENGTH_BYTES) {
-      const length = new DataView(joined.buffer, at).getUint32(0);
-      if (length < MIN_FRAME || length > MAX_FRAME) {
-        this.bad = length;
-        return undefined;
-      }
-      if (joined.length - at - LENGTH_BYTES < length) break;
-      out.push(joined.slice(at + LENGTH_BYTES, at + LENGTH_BYTES + length));
-      at += LENGTH_BYTES + length;
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.held += chunk.length;
     }
-    this.buffer = joined.slice(at);
+    const out: Uint8Array[] = [];
+    for (;;) {
+      if (this.length === undefined) {
+        if (this.held < LENGTH_BYTES) break;
+        const length = new DataView(this.take(LENGTH_BYTES).buffer).getUint32(0);
+        if (length < MIN_FRAME || length > MAX_FRAME) {
+          this.bad = length;
+          return undefined;
+        }
+        this.length = length;
+      }
+      if (this.held < this.length) break;
+      out.push(this.take(this.length));
+      this.length = undefined;
+    }
     return out;
   }
 
-  bad = 0;
+  /** The next `count` bytes held (count ≤ held), in a new array. */
+  private take(count: number): Uint8Array {
+    const out = new Uint8Array(count);
+    let filled = 0;
+    while (filled < count) {
+      const chunk = this.chunks[this.first];
+      const part = Math.min(chunk.length, count - filled);
+      out.set(chunk.subarray(0, part), filled);
+      filled += part;
+      if (part === chunk.length) this.first++;
+      else this.chunks[this.first] = chunk.subarray(part);
+    }
+    if (this.first === this.chunks.length) {
+      this.chunks = [];
+      this.first = 0;
+    } else if (this.first > 1024) {
+      this.chunks = this.chunks.slice(this.first);
+      this.first = 0;
+    }
+    this.held -= count;
+    return out;
+  }
 }
 
 export function frameForStream(frame: Uint8Array): Uint8Array {
