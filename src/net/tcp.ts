@@ -262,6 +262,9 @@ export class TcpConnection implements HostStreamEvents {
       this.progress();
     }
     this.guestWindow = segment.window;
+    // The guest answers: it is alive, so a window it keeps shut is probed for as long as it says so (RFC 9293
+    // §3.8.6.1), not given up on; only timeouts with no answer at all count toward a reset.
+    this.retries = 0;
     if (before(this.unacknowledged, ack)) {
       const count = (ack - this.unacknowledged) >>> 0;
       // Our FIN takes the sequence number after the last byte of data.

@@ -263,6 +263,24 @@ describe('TCP from the guest to the host', () => {
     assert.equal(asTcp(out.pop()!)!.sequence, ours + 3000);
   });
 
+  it('probes a window the guest keeps shut for as long as the guest answers, and gives up on one that does not', () => {
+    const { net, stream, out, ours, clock } = connected();
+    net.send(guestTcp(HOST_ADDRESS, { destinationPort: 80, flags: TCP_ACK, sequence: 1000, acknowledgment: ours, window: 0 }));
+    stream.events.data(new Uint8Array(100));
+    for (let second = 0; second < 600; second++) {
+      clock.now += 1000;
+      net.tick();
+      // Each probe is answered: the byte is not taken, the window still shut.
+      if (out.length > 0) net.send(guestTcp(HOST_ADDRESS, { destinationPort: 80, flags: TCP_ACK, sequence: 1000, acknowledgment: ours, window: 0 }));
+      out.length = 0;
+    }
+    assert.equal(net.connectionCount, 1, 'still there after ten minutes');
+    assert.equal(stream.destroyed, false);
+    for (let second = 0; second < 120; second++) { clock.now += 1000; net.tick(); }
+    assert.equal(net.connectionCount, 0, 'a guest that stopped answering is given up on');
+    assert.equal(stream.destroyed, true);
+  });
+
   it('closes both ways: the guest\'s FIN ends the host stream, the host\'s end sends our FIN', () => {
     const { net, stream, out, ours } = connected();
     net.send(guestTcp(HOST_ADDRESS, { destinationPort: 80, flags: TCP_ACK | TCP_FIN, sequence: 1000, acknowledgment: ours }));
