@@ -59,15 +59,39 @@ function add(a: number, b: number): number {
   return (a + b) >>> 0;
 }
 
-/** Bytes from the host, from the first unacknowledged one on. */
-class SendBuffer {
+/** Pieces shorter than a quarter of this are copied into blocks of this size, so the buffer holds few chunks. */
+const BLOCK = 16 * 1024;
+
+/**
+ * Bytes from the host, from the first unacknowledged one on. However small the host's pieces, it holds at most
+ * one chunk per BLOCK / 4 bytes, so reading a segment and dropping acknowledged bytes stay cheap.
+ */
+export class SendBuffer {
   private chunks: Uint8Array[] = [];
+  /** Chunks before this index are used up; bytes of the first live one before `offset` too. */
+  private first = 0;
   private offset = 0;
+  /** The block small pieces are being copied into: the last chunk is a view of its filled part. */
+  private tail: Uint8Array | undefined;
+  private tailUsed = 0;
   length = 0;
 
   push(bytes: Uint8Array): void {
-    this.chunks.push(bytes);
+    if (bytes.length === 0) return;
     this.length += bytes.length;
+    if (bytes.length >= BLOCK / 4) {
+      this.tail = undefined;
+      this.chunks.push(bytes);
+      return;
+    }
+    if (this.tail === undefined || this.tailUsed + bytes.length > BLOCK) {
+      this.tail = new Uint8Array(BLOCK);
+      this.tailUsed = 0;
+      this.chunks.push(this.tail.subarray(0, 0));
+    }
+    this.tail.set(bytes, this.tailUsed);
+    this.tailUsed += bytes.length;
+    this.chunks[this.chunks.length - 1] = this.tail.subarray(0, this.tailUsed);
   }
 
   /** `length` bytes (or fewer, at the end) from `start`. */
@@ -75,8 +99,8 @@ class SendBuffer {
     const out = new Uint8Array(Math.max(0, Math.min(length, this.length - start)));
     let skip = start + this.offset;
     let filled = 0;
-    for (const chunk of this.chunks) {
-      if (filled === out.length) break;
+    for (let i = this.first; i < this.chunks.length && filled < out.length; i++) {
+      const chunk = this.chunks[i];
       if (skip >= chunk.length) { skip -= chunk.length; continue; }
       const part = chunk.subarray(skip, skip + out.length - filled);
       out.set(part, filled);
@@ -89,8 +113,19 @@ class SendBuffer {
   drop(count: number): void {
     this.length -= count;
     count += this.offset;
-    while (this.chunks.length > 0 && count >= this.chunks[0].length) count -= this.chunks.shift()!.length;
+    while (this.first < this.chunks.length && count >= this.chunks[this.first].length) {
+      count -= this.chunks[this.first++].length;
+    }
     this.offset = count;
+    if (this.first === this.chunks.length) {
+      // All used up, the block being filled too (it is always the last chunk): the next small piece starts a new one.
+      this.chunks = [];
+      this.first = 0;
+      this.tail = undefined;
+    } else if (this.first > 64) {
+      this.chunks = this.chunks.slice(this.first);
+      this.first = 0;
+    }
   }
 }
 
