@@ -11,11 +11,11 @@ export const PRIVATE_DIRECTORY_MODE = 0o700;
 const SOCKET_UMASK = 0o177;
 
 /**
- * Opens `path` for writing ('w' truncates, 'a' appends). A file this creates is 0600 whatever the umask;
+ * Opens `path` for writing ('w' truncates, 'a' appends; 'w+' truncates and reads too). A file this creates is 0600 whatever the umask;
  * an existing file keeps its mode, the user's choice, unless `ours` (a file we name in our own run
  * directory, such as a console log from an earlier run): that one is made 0600 too.
  */
-export function openPrivateFile(path: string, flags: 'w' | 'a', ours = false): number {
+export function openPrivateFile(path: string, flags: 'w' | 'a' | 'w+', ours = false): number {
   const fd = openSync(path, flags, PRIVATE_FILE_MODE);
   if (ours) fchmodSync(fd, PRIVATE_FILE_MODE);
   return fd;

@@ -128,3 +128,37 @@ export const DEFAULT_SHARING_COSTS: SharingCosts = {
 export function scaleSharingCosts(costs: SharingCosts, factor: number): SharingCosts {
   return Object.fromEntries(Object.entries(costs).map(([k, v]) => [k, v * factor])) as unknown as SharingCosts;
 }
+
+/**
+ * What monitor-level paging costs (pager.ts, docs/monitor.md "Paging"): the swap device's time, which the vCPU
+ * that needed a page waits out (others run meanwhile), and the monitor's own work per page, charged to that
+ * vCPU as monitor cycles. A parameter of the pager (written to config.json with it); `scaleSwapCosts` gives it
+ * halved and doubled. Cycles of the 100 MHz machine clock (timing/clock.ts): 100 cycles a microsecond.
+ */
+export interface SwapCosts {
+  /** One request to the swap device (a batch of pages written, or a page read): an NVMe SSD's ~100 µs, an assumption. */
+  latency: number;
+  /** Each 4 KiB page moved: 4 µs, ~1 GB/s, an assumption of the same SSD. */
+  transferPerPage: number;
+  /** A page written out: the zero test (512 loads and compares), each sharer's pmap entry and the memmap, the request queued. */
+  pageOut: number;
+  /** A page dropped because it is zero: the zero test and each sharer's pmap entry, no write. */
+  zeroDrop: number;
+  /** A page read back, beyond its exit (charged as a protection fault: round trip and look-up): a machine page found, the request, the pmap and memmap entries. */
+  pageIn: number;
+  /** The second-chance hand passing one page: its memmap entry, each sharer's pmap entry read (and, for a second chance, written). */
+  handStep: number;
+}
+
+export const DEFAULT_SWAP_COSTS: SwapCosts = {
+  latency: 10_000,
+  transferPerPage: 400,
+  pageOut: 2 * PAGE_WORDS + PAGE_BOOKKEEPING + 40,
+  zeroDrop: 2 * PAGE_WORDS + PAGE_BOOKKEEPING,
+  pageIn: PAGE_BOOKKEEPING + 40,
+  handStep: 20,
+};
+
+export function scaleSwapCosts(costs: SwapCosts, factor: number): SwapCosts {
+  return Object.fromEntries(Object.entries(costs).map(([k, v]) => [k, v * factor])) as unknown as SwapCosts;
+}

@@ -65,6 +65,8 @@ export class MachineMemory {
    * many. The monitor sets it; memory under pressure breaks large pages before it gives up.
    */
   reclaim: ((nodes?: ReadonlySet<number>) => number) | undefined = undefined;
+  /** Told of every machine page given to a VM's guest page (the pager's FIFO, pager.ts), once the memmap names it. */
+  onVmPage: ((mpn: number) => void) | undefined = undefined;
   /** Told of every page `movePage` moved, after the move (the sharing ledger keeps its notes by machine page). */
   onPageMoved: ((from: number, to: number) => void) | undefined = undefined;
   /**
@@ -567,6 +569,7 @@ export class MachineMemory {
     this.users[mpn] = 1;
     this.pools[node]!.used++;
     this.pools[node]!.reserved--;
+    this.onVmPage?.(mpn);
   }
 
   /** Gives back reserved page `mpn`, never allocated, to its node's free pages. */
@@ -628,6 +631,7 @@ export class MachineMemory {
     this.owner[mpn] = owner;
     this.guestPage[mpn] = gppn;
     this.users[mpn] = 1;
+    if (owner >= 0) this.onVmPage?.(mpn);
     return mpn;
   }
 

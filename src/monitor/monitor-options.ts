@@ -11,6 +11,7 @@ import type { CellsSpec } from './cells.js';
 import type { BorrowParameters } from './memory-borrowing.js';
 import type { NumaPolicyParameters, PolicySignal } from './numa-policy.js';
 import type { ScanParameters } from './page-scanner.js';
+import type { SwapOptions } from './pager.js';
 import type { Placement } from './pmap.js';
 import type { MmuMode, MonitorCosts } from './vm.js';
 
@@ -76,6 +77,11 @@ export interface MonitorOptions {
   cells?: CellsSpec;
   /** What the cells' recovery costs (cell-recovery.ts DEFAULT_RECOVERY_COSTS). */
   recoveryCosts?: RecoveryCosts;
+  /**
+   * Monitor-level paging (pager.ts, docs/monitor.md "Paging"): when memory runs short, VMs' pages go to this
+   * swap store instead of a VM being stopped. Undefined: off (a VM that finds the machine full is stopped). One cell only.
+   */
+  swap?: SwapOptions;
 }
 
 /** The subnet's cards' options (MonitorOptions.subnet). */

@@ -169,12 +169,25 @@ export function imageDiskPages(image: PageImage): number {
   return image.blocks.length / DISK_PAGE_FIELDS;
 }
 
+/**
+ * The pager's state is not in a snapshot yet (docs/snapshots.md): a machine (or VM) with pages in its swap
+ * store, or a vCPU waiting for the store, is refused in one line.
+ */
+function refuseSwapped(monitor: Monitor, vm?: VirtualMachine): void {
+  const pager = monitor.pager;
+  if (pager === undefined) return;
+  const swapped = pager.swapped(vm?.id);
+  if (swapped > 0) throw new SnapshotError(`${vm === undefined ? 'the VMs have' : `VM ${vm.name} has`} ${swapped} pages in the swap file: a snapshot does not keep them yet; save before memory runs short`);
+  if (pager.sleeping > 0) throw new SnapshotError(`${pager.sleeping} vCPUs wait for the swap file: save once they have their pages`);
+}
+
 /** The whole monitor, every VM (ended ones too), between two rounds. Throws SnapshotError (vm-snapshot.ts). */
 export function saveMonitor(monitor: Monitor): MonitorSnapshot {
   if (monitor.policy !== undefined && monitor.policySignal === 'tlb-misses') {
     throw new SnapshotError('a NUMA policy on the TLB-miss signal cannot be saved yet (its counters are not in the snapshot): turn it off first');
   }
   if (monitor.recovery.paused) throw new SnapshotError('the cells are recovering from a fault: save once they have');
+  refuseSwapped(monitor);
   // Loans are not in the snapshot: what each cell lent and borrowed, and which pages came from which chunk.
   const loans = monitor.borrowing?.loans ?? 0;
   if (loans > 0) throw new SnapshotError(`the cells hold borrowed memory (${loans} loan records): a whole snapshot does not keep loans yet; save once they are given back`);
@@ -208,6 +221,7 @@ export function saveMonitor(monitor: Monitor): MonitorSnapshot {
  * are left out (a restored VM reads its master pages); pages it shares with other VMs are saved as its own.
  */
 export function saveOneVm(monitor: Monitor, vm: VirtualMachine): MonitorSnapshot {
+  refuseSwapped(monitor, vm);
   const saved = saveVm(monitor, vm);
   return {
     format: MONITOR_SNAPSHOT_FORMAT, version: MONITOR_SNAPSHOT_VERSION, settings: monitorSettings(monitor),

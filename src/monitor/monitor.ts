@@ -24,6 +24,8 @@ import { DEFAULT_QUANTUM_ROUNDS } from './scheduler.js';
 import { CellScheduler, cellMigrationCycles, type CellMigration } from './cell-scheduler.js';
 import { borrowProblems, defaultBorrowParameters, MemoryBorrowing, type BorrowParameters } from './memory-borrowing.js';
 import { VcpuRecord } from './vcpu-record.js';
+import { Pager, type VmSwapAccount } from './pager.js';
+import { DEFAULT_SWAP_COSTS } from './costs.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
 import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
@@ -96,6 +98,8 @@ export class Monitor {
   readonly cells: CellMap;
   /** Memory borrowing between cells, when asked for (memory-borrowing.ts). */
   readonly borrowing: MemoryBorrowing | undefined;
+  /** Monitor-level paging to a swap store, when asked for (pager.ts, MonitorOptions.swap). */
+  readonly pager: Pager | undefined;
 
   constructor(private readonly options: MonitorOptions) {
     this.layout = layoutMachine(options.config);
@@ -154,6 +158,32 @@ export class Monitor {
     });
     // After the cells' recovery: each cell's policy state is among its revocable objects.
     if (options.policy !== undefined) this.setPolicy(options.policy);
+    this.pager = this.makePager(options.swap);
+  }
+
+  /** The pager over `swap`'s store (undefined: off). Throws MonitorError. */
+  private makePager(swap: MonitorOptions['swap']): Pager | undefined {
+    if (swap === undefined) return undefined;
+    if (this.cells.count > 1) throw new MonitorError('paging to a swap file needs one cell: a cell\'s pages would go to one store shared by cells that fail apart');
+    let pager: Pager;
+    try {
+      pager = new Pager({
+        memory: this.memory, ledger: this.ledger,
+        pmapOf: (vm) => (this.vms[vm]?.state === 'running' ? this.vms[vm]!.pmap : undefined),
+        forgetCached: (mpn) => this.pageCache.forget(mpn),
+        reclaim: () => this.memory.reclaim?.() ?? 0,
+      }, swap, swap.costs ?? DEFAULT_SWAP_COSTS);
+    } catch (error) {
+      if (error instanceof RangeError) throw new MonitorError(`swap: ${error.message}`);
+      throw error;
+    }
+    this.memory.onVmPage = (mpn) => pager.arrived(mpn);
+    return pager;
+  }
+
+  /** What the pager did for `vm` and what of it is in the swap store now; undefined without paging. */
+  swapAccount(vm: VirtualMachine): VmSwapAccount | undefined {
+    return this.pager?.account(vm.id);
   }
 
   /** Borrowing as `borrow` asks (undefined: off), its defaults scaled to the machine. Throws MonitorError. */
@@ -367,6 +397,10 @@ export class Monitor {
     this.nextId++;
     this.promisedOnNode[homeNode]! += spec.memoryBytes;
     this.vms.push(vm);
+    if (this.pager !== undefined) {
+      vm.pager = this.pager;
+      this.pager.attach(vm.pmap);
+    }
     // Pages it took while being made from memory its cell borrowed: it depends on their lenders.
     for (const cell of this.borrowing?.lendersOf(vm.id) ?? []) if (!vm.cells.includes(cell)) this.vmDependsOn(vm, cell);
     if (spec.net === true) {
@@ -398,6 +432,8 @@ export class Monitor {
   private endVm(vm: VirtualMachine, state: 'off' | 'crashed' | 'stopped', reason: string): void {
     if (vm.state !== 'running') return;
     vm.end(state, reason);
+    // Its slots in the swap store go with its pages (a slot it shared stays for the others).
+    this.pager?.forgetVm(vm.id);
     const port = this.ports.get(vm);
     if (port !== undefined) this.subnet.unplug(port);
     this.scheduler.removeVm(vm.id);
@@ -430,7 +466,7 @@ export class Monitor {
    * forever).
    */
   get idle(): boolean {
-    return !this.recovery.paused && !this.recovery.unread && this.vms.every((vm) => this.vmIdle(vm));
+    return !this.recovery.paused && !this.recovery.unread && (this.pager?.sleeping ?? 0) === 0 && this.vms.every((vm) => this.vmIdle(vm));
   }
 
   /** True when no vCPU of `vm` can run until a timer or input wakes one. */
@@ -567,6 +603,9 @@ export class Monitor {
       this.cycles = end;
     } else this.skipIdle();
     this.reapEnded();
+    // vCPUs whose swap I/O is done run again; below half the reserve (devices' DMA took it), room is made
+    // here, at a safe point, for the next round's DMA.
+    if (this.pager !== undefined) this.pagerRound(this.pager);
     // The hardware's time moves with the machine's: faults due apply at this boundary, and the monitor reads
     // what the failure report says of them before the next round.
     this.hardware.advanceTo(this.cycles);
@@ -582,6 +621,17 @@ export class Monitor {
       !this.hardware.cpuRuns(scanner.parameters.cpu) ? 0 : scanPick === undefined || !ran.has(scanPick) ? this.cycles - (end - SLICE)
         : scanPick.runnable() ? 0 : Math.max(0, this.cycles - (end - SLICE) - (scanPick.hart.simulatedCycles - scanBusyBefore)));
     if (this.mode === 'timing' || this.tlbCounters !== undefined) this.numaPolicy?.afterRound();
+  }
+
+  /** The pager's part of a round's end: sleepers woken, and room made if devices' DMA took half the reserve. */
+  private pagerRound(pager: Pager): void {
+    pager.wake();
+    try {
+      pager.makeRoom(undefined, Math.ceil(pager.reservePages / 2));
+    } catch (error) {
+      // The store is full: the next vCPU that needs a page finds out, and is stopped with the reason.
+      if (!(error instanceof OutOfMachineMemory)) throw error;
+    }
   }
 
   /**

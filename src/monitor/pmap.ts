@@ -136,6 +136,11 @@ export class Pmap implements PagedRam, PageSpace {
   /** Groups that were one full block (every page placed) and were scattered, since the VM started (`scatter`). */
   groupsBroken = 0;
   homeNode: number;
+  /**
+   * Told when a guest page with no machine page is dropped (`unmap`) or comes to map a page some other way
+   * than a fault (`mapShared`): what the monitor's pager kept of it (a swap slot, pager.ts) is stale.
+   */
+  onDiscard: ((gppn: number) => void) | undefined = undefined;
 
   constructor(private readonly memory: MachineMemory, private readonly options: PmapOptions) {
     if (options.size <= 0 || options.size % PAGE !== 0 || options.base % PAGE !== 0) throw new Error('a pmap covers whole pages');
@@ -481,6 +486,7 @@ export class Pmap implements PagedRam, PageSpace {
     this.scatter(Math.floor(gppn / BLOCK_PAGES));
     this.memory.addUser(mpn, this.options.vm, gppn);
     if (mine === FREE) {
+      this.onDiscard?.(gppn);
       this.machine[gppn] = mpn;
       this.perm[gppn] = PERM_RX;
       this.restricted[Math.floor(gppn / BLOCK_PAGES)]!++;
@@ -729,7 +735,10 @@ export class Pmap implements PagedRam, PageSpace {
   unmap(gppn: number): void {
     this.check(gppn);
     const old = this.machine[gppn]!;
-    if (old === FREE) return;
+    if (old === FREE) {
+      this.onDiscard?.(gppn);
+      return;
+    }
     this.collapse(gppn);
     this.options.shootDown(this.memory.addressOf(old));
     this.scatter(Math.floor(gppn / BLOCK_PAGES));

@@ -16,6 +16,7 @@ import { FREE, OutOfMachineMemory, PAGE, type MachineMemory } from './machine-me
 import { causeCost, DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 import { MemmapTable, touchPage, VmTables } from './monitor-data.js';
 import { Pmap, type FaultResolution, type Placement } from './pmap.js';
+import { OUT_OF_SWAP, type Pager } from './pager.js';
 
 export { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 
@@ -157,6 +158,8 @@ export class VirtualMachine {
   /** False for a VM that opted out of sharing pages with other VMs (`share: false`). */
   readonly sharesWithOthers: boolean;
   private readonly onBoot: VmOptions['onBoot'];
+  /** Monitor-level paging (pager.ts), when the monitor has a swap store: it sets this once the VM is made. */
+  pager: Pager | undefined = undefined;
 
   constructor(memory: MachineMemory, options: VmOptions) {
     this.id = options.id;
@@ -253,11 +256,14 @@ export class VirtualMachine {
     switch (exit.kind) {
       case 'guest-page-fault': {
         const gppn = this.gppnOf(exit.gpa);
+        const paged = this.pager === undefined ? undefined : this.pagedFault(h, gppn, exit.needs);
+        if (paged !== undefined) return paged;
         const before = this.pmap.lookup(gppn);
         const mark = this.tlbShootdowns.slice();
         const resolution = this.resolveFault(gppn, exit.needs);
         if (resolution === undefined) return WAIT;
-        this.charge(h, `guest-page-fault.${resolution}`);
+        // The soft fault that tells the pager a page it gave a second chance was used (pager.ts).
+        this.charge(h, `guest-page-fault.${resolution === 'protection' && this.pager?.takeSoftFault(before) === true ? 'reference' : resolution}`);
         // A copy-on-write break or a collapse takes the old page from the other vCPUs' TLBs that hold it.
         h.chargeMonitor(this.shootdownIpis(mark, h.id) * this.costs.ipi);
         const timing = h.memoryTiming;
@@ -346,9 +352,54 @@ export class VirtualMachine {
     }
   }
 
+  /**
+   * With paging: the safe point of a vCPU's guest-page fault. Memory is made room for (pages written out or
+   * dropped), then the page, if in the swap store, is read back. Returns WAIT while the vCPU waits out the swap
+   * device (the others run; `Pager.sleep`), or after it found no memory; RESUME once a page read back allows the
+   * access; undefined when the fault goes on as usual (the pager did nothing, or only computed).
+   */
+  private pagedFault(h: Hart, gppn: number, needs: Access): ExitAction | undefined {
+    const pager = this.pager!;
+    const costs = pager.costs;
+    let read = false;
+    let work;
+    try {
+      work = pager.makeRoom({ vm: this.id, gppn });
+      // While it waits for its writes, the page is not read yet: its fault comes again after.
+      if (work.written === 0 && pager.slotOf(this.id, gppn) >= 0) {
+        if (!pager.readBack(this.pmap, gppn, needs)) this.pmap.resolveFault(gppn, needs);
+        read = true;
+      }
+    } catch (error) {
+      if (!(error instanceof OutOfMachineMemory)) throw error;
+      this.outOfMemory ??= error.message.startsWith(OUT_OF_SWAP) ? error.message : `${OUT_OF_MEMORY} (${Math.round((this.pmap.pagesInUse * PAGE) / 2 ** 20)} MiB in use)`;
+      return WAIT;
+    }
+    h.chargeMonitor(work.written * costs.pageOut + work.zeroDropped * costs.zeroDrop + work.handSteps * costs.handStep + (read ? costs.pageIn : 0));
+    if (read) this.charge(h, 'guest-page-fault.swap-in');
+    const io = (work.written > 0 ? costs.latency + work.written * costs.transferPerPage : 0) + (read ? costs.latency + costs.transferPerPage : 0);
+    if (io === 0) return read ? RESUME : undefined;
+    pager.sleep(h, () => this.machine.cycles, this.machine.cycles + io, () => this.state === 'running');
+    return WAIT;
+  }
+
   /** A device's DMA (or the loader) denied at `address`: resolved at once if it can be, refused otherwise. */
   private dmaFault(address: number, access: Access): boolean {
-    const resolution = this.resolveFault(this.gppnOf(address), access);
+    const gppn = this.gppnOf(address);
+    // A page in the swap store comes back at once: a device does not wait (its read is not charged to a vCPU).
+    if (this.pager !== undefined && this.pager.slotOf(this.id, gppn) >= 0) {
+      try {
+        if (this.pager.readBack(this.pmap, gppn, access)) {
+          this.count(-1, 'guest-page-fault.dma.swap-in');
+          return true;
+        }
+      } catch (error) {
+        if (!(error instanceof OutOfMachineMemory)) throw error;
+        this.outOfMemory ??= `${OUT_OF_MEMORY} (${Math.round((this.pmap.pagesInUse * PAGE) / 2 ** 20)} MiB in use)`;
+        return false;
+      }
+    }
+    const resolution = this.resolveFault(gppn, access);
     if (resolution !== undefined) this.count(-1, `guest-page-fault.dma.${resolution}`);
     return resolution !== undefined && resolution !== 'wait';
   }
