@@ -161,7 +161,7 @@ export class MonitorSession {
     const saved = options.restore === undefined ? undefined : decodeMonitorSnapshot(options.restore);
     this.monitor = saved === undefined
       ? new Monitor({ ...options.monitor, config: options.config, translate })
-      : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy, scan: options.monitor?.scan }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
+      : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy, scan: options.monitor?.scan, swap: options.monitor?.swap }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
     const agents = saved === undefined ? [] : savedAgents(saved.extra);
     if (saved !== undefined) options.restored?.(callerPart(saved.extra));
     for (const spec of options.vms) {

@@ -212,6 +212,8 @@ export interface WholeRestoreHost {
   timing?: MonitorOptions['timing'];
   policy?: MonitorOptions['policy'];
   scan?: MonitorOptions['scan'];
+  /** Paging (the swap store is the host's, not the snapshot's: a machine is saved with none in it). */
+  swap?: MonitorOptions['swap'];
   /**
    * What a machine file makes the monitor with (`up --restore`): the monitor is made with these options, and a
    * snapshot of a monitor made otherwise is refused, naming what differs. Its NUMA policy and scanner are the
@@ -246,7 +248,7 @@ export function restoreWhole(loaded: LoadedMonitorSnapshot, host: WholeRestoreHo
         config: s.config, costs: s.costs, quantumRounds: s.quantumRounds, mmu: s.mmu, placement: s.placement, gStageTlbEntries: s.gStageTlbEntries, subnet: s.subnet, cells: s.cells,
         diskCache: s.diskCache, shareBootImages: s.shareBootImages, gang: s.gang, idleBalance: s.idleBalance, balancePeriodRounds: s.balancePeriodRounds, borrow: s.borrow,
         // A machine saved without a timing configuration may be given one (restoreMonitor), and then a policy.
-        timing: s.timing ?? host.timing, policy: s.timing === null ? host.policy : undefined, translate: host.translate, log: host.log,
+        timing: s.timing ?? host.timing, policy: s.timing === null ? host.policy : undefined, translate: host.translate, log: host.log, swap: host.swap,
       });
     } catch (error) {
       throw new SnapshotFileError(`${loaded.what} cannot be restored: its machine: ${error instanceof Error ? error.message : String(error)}`);

@@ -517,6 +517,8 @@ export function restoreMonitor(monitor: Monitor, saved: ReadMonitor, vms: readon
     model.counters.restoreWatch(writes!);
     monitor.setExecutionMode(mode);
   }
+  // The pager (a machine saved with none in its store) starts its FIFO from the pages VMs hold now.
+  monitor.pager?.adopt();
   monitor.cycles = cycles;
   monitor.instructions = instructions;
 }

@@ -348,9 +348,10 @@ export class Monitor {
   createVm(spec: VmSpec): VirtualMachine {
     if (this.vms.some((vm) => vm.name === spec.name && vm.state === 'running')) throw new MonitorError(`a VM named '${spec.name}' is already running`);
     if (spec.memoryBytes % PAGE !== 0 || spec.memoryBytes <= 0) throw new MonitorError(`VM ${spec.name}: memory must be a positive number of 4 KiB pages`);
-    const machineBytes = this.memory.totalPages * PAGE;
+    // With paging, a VM may be larger than the machine, as far as the swap store reaches.
+    const machineBytes = (this.memory.totalPages + (this.pager?.store.slots ?? 0)) * PAGE;
     if (spec.memoryBytes > machineBytes) {
-      throw new MonitorError(`VM ${spec.name}: ${mib(spec.memoryBytes)} MiB is more than the machine's ${mib(machineBytes)} MiB`);
+      throw new MonitorError(`VM ${spec.name}: ${mib(spec.memoryBytes)} MiB is more than the machine's ${mib(machineBytes)} MiB${this.pager === undefined ? '' : ' with its swap store'}`);
     }
     if (spec.homeNode !== undefined && (!Number.isInteger(spec.homeNode) || spec.homeNode < 0 || spec.homeNode >= this.layout.nodes.length)) {
       throw new MonitorError(`VM ${spec.name}: the machine has no node ${spec.homeNode}`);

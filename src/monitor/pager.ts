@@ -130,6 +130,21 @@ export class Pager {
     }
   }
 
+  /**
+   * The FIFO starts again from the memmap: every page a VM or the page cache holds, in machine page order (a
+   * whole machine restored from a snapshot, whose pages came back without arriving one by one).
+   */
+  adopt(): void {
+    const memory = this.host.memory;
+    this.queue = [];
+    this.head = 0;
+    this.watched.clear();
+    for (let mpn = 0; mpn < memory.totalPages; mpn++) {
+      const owner = memory.owner[mpn]!;
+      if (memory.users[mpn]! > 0 && (owner >= 0 || owner === PAGE_CACHE)) this.arrived(mpn);
+    }
+  }
+
   /** VM `vm`'s pmap, as the pager must know it: a page with no machine page dropped or mapped otherwise forgets its slot. */
   attach(pmap: Pmap): void {
     pmap.onDiscard = (gppn) => this.discard(pmap.vm, gppn);

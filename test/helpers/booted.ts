@@ -33,17 +33,19 @@ export async function bootedGuest(options: GuestSessionOptions): Promise<GuestSe
 
 /**
  * The same for VMs under the monitor: every VM at the first moment after boot when all idle. The monitor's
- * timing configuration and policy are not in the key: a machine booted in fast mode gets them on restore.
+ * timing configuration, policy and swap store are not in the key: a machine booted in fast mode, and with no
+ * paging (its boot must fit in memory: a snapshot refuses pages in the store), gets them on restore.
  */
 export async function bootedMonitor(options: MonitorSessionOptions): Promise<MonitorSession> {
   if (options.pace === true) throw new Error('bootedMonitor: a paced session is booted with MonitorSession.boot');
-  const { timing: _timing, policy: _policy, ...monitor } = options.monitor ?? {};
+  const { timing: _timing, policy: _policy, swap: _swap, ...monitor } = options.monitor ?? {};
   const key = {
     kind: 'monitor', kernel: contentHash(options.kernel), initrd: options.initrd === undefined ? null : contentHash(options.initrd),
     config: options.config, vms: options.vms, monitor,
   };
   const { bytes } = await cachedBoot(key, async () => {
-    const booted = await MonitorSession.boot({ ...options, monitor, holdIdle: true });
+    // With paging the boot has its swap store too (a VM may be larger than the machine), but nothing in it.
+    const booted = await MonitorSession.boot({ ...options, monitor: _swap === undefined ? monitor : { ...monitor, swap: _swap }, holdIdle: true });
     try {
       return await booted.snapshot();
     } finally {
