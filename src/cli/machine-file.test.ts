@@ -120,7 +120,7 @@ describe('machine file', () => {
     assert.equal(spec('vms:\n  - name: a\n').monitor.mmu, 'software');
     assert.equal(spec('monitor:\n  mmu: nested\nvms:\n  - name: a\n').monitor.mmu, 'nested');
     assert.deepEqual(problems('monitor:\n  mmu: shadow\n  tlb: 9\nvms:\n  - name: a\n'), [
-      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow)",
+      "m.yaml:3:3: monitor: unknown key 'tlb' (known: mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow, swap)",
       "m.yaml:2:8: monitor.mmu: must be software or nested, not 'shadow'",
     ]);
   });
@@ -151,6 +151,21 @@ describe('machine file', () => {
     ]);
     assert.deepEqual(problems(`${cells}monitor:\n  borrow: 4M\nvms:\n  - name: a\n`), ['m.yaml:6:11: monitor.borrow: must be true, false or a mapping of sizes (lowFree, keep, chunk, lenderMinFree)']);
     assert.deepEqual(problems('monitor:\n  borrow: true\nvms:\n  - name: a\n'), ['m.yaml:2:11: monitor.borrow: memory borrowing is between cells: it needs machine.cells of 2 or more']);
+  });
+
+  it('takes a swap file for paging: off by default, a file beside the machine file and a size; a VM larger than the machine then fits', () => {
+    const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'conf/m.yaml');
+    assert.equal(spec('vms:\n  - name: a\n').monitor.swap, undefined);
+    assert.deepEqual(spec('machine:\n  memory: 256M\nmonitor:\n  swap: {file: m.swap, size: 512M}\nvms:\n  - name: a\n    memory: 512M\n').monitor.swap,
+      { file: resolve('conf/m.swap'), bytes: 512 * MiB });
+    assert.deepEqual(problems('monitor:\n  swap: {file: s, size: 0, colour: red}\nvms:\n  - name: a\n'), [
+      "m.yaml:2:28: monitor.swap: unknown key 'colour' (known: file, size)",
+      "m.yaml:2:25: monitor.swap.size: must be a whole number of 4 KiB pages, not '0'",
+    ]);
+    assert.deepEqual(problems('monitor:\n  swap: s.swap\nvms:\n  - name: a\n'), ['m.yaml:2:9: monitor.swap: must be a mapping of file and size']);
+    assert.deepEqual(problems('monitor:\n  swap: {size: 1G}\nvms:\n  - name: a\n'), ['m.yaml:2:9: monitor.swap: needs both a file and a size']);
+    assert.deepEqual(problems('machine:\n  memory: 256M\nmonitor:\n  swap: {file: s, size: 128M}\nvms:\n  - name: a\n    memory: 512M\n'),
+      ['m.yaml:6:3: vms[0].memory: 512 MiB is more than machine.memory (256 MiB) and monitor.swap.size (128 MiB)']);
   });
 
   it('takes the sharing options: the disk cache (on by default), boot images through it, the scanner, and share per VM', () => {

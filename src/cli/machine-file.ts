@@ -66,6 +66,8 @@ export interface MachineFileSpec {
     balancePeriodRounds: number;
     /** Memory borrowing between cells, its thresholds in bytes (undefined: off; docs/cells.md "Borrowing"). */
     borrow: BorrowParameters | undefined;
+    /** Monitor-level paging to a swap file (undefined: off; docs/monitor.md "Paging"): its path (resolved) and size. */
+    swap: { file: string; bytes: number } | undefined;
   };
   vms: VmFileSpec[];
   /** Faults to inject at simulated times (`faults:`, a list of { time, fault } or a JSON file of one; docs/faults.md). */
@@ -80,7 +82,8 @@ export class MachineFileError extends Error {
 }
 
 const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells'] as const;
-const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance', 'balancePeriodRounds', 'borrow'] as const;
+const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance', 'balancePeriodRounds', 'borrow', 'swap'] as const;
+const SWAP_KEYS = ['file', 'size'] as const;
 const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 'cpu'] as const;
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
@@ -167,6 +170,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   let idleBalance = false;
   let balancePeriodRounds = 0;
   let borrow: BorrowParameters | undefined;
+  let swap: { file: string; bytes: number } | undefined;
   if (monitorNode !== undefined && !isMap(monitorNode)) problem(monitorNode, 'monitor', `must be a mapping of monitor options (${MONITOR_KEYS.join(', ')})`);
   else if (monitorNode !== undefined) {
     checkKeys(monitorNode, MONITOR_KEYS, 'monitor', problem);
@@ -203,6 +207,8 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       else problem(period.node, 'monitor.balancePeriodRounds', `must be a whole number of rounds (0: off), not '${period.text}'`);
     }
     borrow = borrowOption(monitorNode, machineMemory, cells?.length ?? 1, problem);
+    swap = swapOption(monitorNode, baseDir, problem);
+    if (swap !== undefined && cells !== undefined && cells.length > 1) problem(monitorNode.get('swap', true) as Node, 'monitor.swap', `paging needs one cell, not ${cells.length}`);
     if (cells !== undefined && cells.length > 1) {
       if (shareBootImages) problem(monitorNode.get('shareBootImages', true) as Node, 'monitor.shareBootImages', `boot images go through the page cache, the whole machine's: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
       if (scan !== undefined) problem(monitorNode.get('scan', true) as Node, 'monitor.scan', `the content scanner merges pages of every VM of the machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
@@ -298,11 +304,11 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   }
 
   // The VMs take machine pages as they touch them, so together they may need more than the machine has
-  // (overcommit); one alone may not.
+  // (overcommit); one alone may not, but with paging as far as the swap file reaches.
   if (problems.length === 0 && machineMemory !== undefined) {
     vms.forEach((vm, index) => {
-      if (vm.restore === undefined && vm.memoryBytes > machineMemory) {
-        problem(vmsNode, `vms[${index}].memory`, `${mib(vm.memoryBytes)} MiB is more than machine.memory (${mib(machineMemory)} MiB)`);
+      if (vm.restore === undefined && vm.memoryBytes > machineMemory + (swap?.bytes ?? 0)) {
+        problem(vmsNode, `vms[${index}].memory`, `${mib(vm.memoryBytes)} MiB is more than machine.memory (${mib(machineMemory)} MiB)${swap === undefined ? '' : ` and monitor.swap.size (${mib(swap.bytes)} MiB)`}`);
       }
     });
   }
@@ -311,7 +317,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
   }
   const faults = faultsOption(root.get('faults', true) as Node | undefined, topology, baseDir, problem);
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow }, vms, faults };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow, swap }, vms, faults };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;
@@ -448,6 +454,33 @@ function borrowOption(monitorNode: YAMLMap, machineMemory: number | undefined, c
     problem(isMap(node) ? (node.get(key, true) as Node | undefined) ?? node : node, `monitor.borrow.${key}`, message.slice(key.length + 1));
   }
   return borrow;
+}
+
+/**
+ * `monitor.swap`: a mapping of `file` (a path, relative to the machine file; created 0600, truncated) and
+ * `size` (a whole number of 4 KiB pages, `512M`); absent: no paging.
+ */
+function swapOption(monitorNode: YAMLMap, baseDir: string, problem: Problem): { file: string; bytes: number } | undefined {
+  const node = monitorNode.get('swap', true) as Node | undefined;
+  if (node === undefined) return undefined;
+  if (!isMap(node)) {
+    problem(node, 'monitor.swap', `must be a mapping of ${SWAP_KEYS.join(' and ')}`);
+    return undefined;
+  }
+  checkKeys(node, SWAP_KEYS, 'monitor.swap', problem);
+  const file = scalarOption(node, 'file', 'monitor.swap.file', problem);
+  const size = scalarOption(node, 'size', 'monitor.swap.size', problem);
+  if (file === undefined || size === undefined) {
+    problem(node, 'monitor.swap', 'needs both a file and a size');
+    return undefined;
+  }
+  const bytes = attempt(size.node, 'monitor.swap.size', problem, () => parseSize(size.text, 'monitor.swap.size'));
+  if (bytes === undefined) return undefined;
+  if (bytes <= 0 || bytes % 4096 !== 0) {
+    problem(size.node, 'monitor.swap.size', `must be a whole number of 4 KiB pages, not '${size.text}'`);
+    return undefined;
+  }
+  return { file: resolve(baseDir, file.text), bytes };
 }
 
 /** The value of `key` as text, when it is a scalar (numbers and booleans as written); a problem otherwise. */

@@ -1,6 +1,7 @@
 // `mirrorball up machine.yaml`: the monitor on the file's machine, running every VM it lists, with a control
 // socket (QMP-shaped, docs/control.md) and one console socket per VM, in the foreground until the VMs end.
 
+import { FileSwapStore } from '../host/swap-file.js';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -148,6 +149,8 @@ class Up {
   private monitor!: Monitor;
   private server: ControlServer | undefined;
   private quitting: ShutdownReason | undefined;
+  /** The swap file of `monitor.swap`, once made. */
+  private swapStore: FileSwapStore | undefined;
 
   constructor(
     private readonly file: string,
@@ -213,7 +216,19 @@ class Up {
       balancePeriodRounds: this.spec.monitor.balancePeriodRounds,
       borrow: this.spec.monitor.borrow,
       cells: machine.cells,
+      swap: this.swapStore === undefined ? undefined : { store: this.swapStore },
     };
+  }
+
+  /** The machine file's swap file, made once (0600, truncated); a file that cannot be made is one line. */
+  private openSwap(): void {
+    const swap = this.spec.monitor.swap;
+    if (swap === undefined || this.swapStore !== undefined) return;
+    try {
+      this.swapStore = new FileSwapStore(swap.file, swap.bytes);
+    } catch (error) {
+      throw new UsageError(`${this.file}: monitor.swap: cannot make ${shown(swap.file)}: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   /**
@@ -229,6 +244,7 @@ class Up {
       if (loaded.saved.whole === null) throw new SnapshotFileError(`${loaded.what} holds one VM, not a whole machine (a VM entry's restore: makes it again)`);
       const differ = vmsDiffer(this.spec, loaded);
       if (differ !== undefined) throw new SnapshotFileError(`snapshot '${shown(file)}' is not the machine of ${shown(this.file)}: ${differ}`);
+      this.openSwap();
       const options = this.monitorOptions();
       const { monitor, disks } = restoreWhole(loaded, { translate: options.translate, log: options.log, made: options }, (name) => {
         const output = new VmConsole();
@@ -257,6 +273,7 @@ class Up {
   private createVms(): void {
     const { machine, vms } = this.spec;
     try {
+      this.openSwap();
       this.monitor = new Monitor(this.monitorOptions());
       if (machine.timing) this.monitor.setExecutionMode('timing');
       // The machine file's campaign script: faults at their simulated times (docs/faults.md).
@@ -452,6 +469,8 @@ class Up {
     for (const user of this.userNets.values()) await user.close();
     this.userNets.clear();
     for (const disk of this.disks.splice(0)) disk.close();
+    this.swapStore?.close();
+    this.swapStore = undefined;
   }
 }
 

@@ -12,6 +12,7 @@ import type { MonitorSession } from '../../src/guest/monitor-session.js';
 import type { MachineConfig } from '../../src/board/address-map.js';
 import { PAGE } from '../../src/monitor/machine-memory.js';
 import { FileSwapStore } from '../../src/host/swap-file.js';
+import { DEFAULT_SWAP_COSTS, scaleSwapCosts } from '../../src/monitor/costs.js';
 import { bootedMonitor } from '../helpers/booted.js';
 import { assertChecks, checksScript } from '../helpers/reference-checks.js';
 
@@ -25,6 +26,9 @@ const VM = 2 * MACHINE;
 /** membench's working set: with the booted guest's own pages, more than the machine holds. */
 const WORKING_SET = process.env.PAGING_MEMBENCH ?? `${MACHINE}M`;
 const COMMAND = `membench -m ${WORKING_SET} -r 1 -l 20000${process.env.PAGING_SEED === undefined ? '' : ` -S ${process.env.PAGING_SEED}`}`;
+
+/** The swap device's assumed costs scaled (docs/monitor.md "Paging": results with them halved and doubled). */
+const SWAP_SCALE = Number(process.env.PAGING_SWAP_SCALE ?? 1);
 
 function uma(mib: number): MachineConfig {
   return { harts: 1, nodes: [{ memoryBytes: mib * MiB, harts: [0] }] };
@@ -47,7 +51,7 @@ describe(`a VM of ${VM} MiB on a machine of ${MACHINE} MiB, paging to a swap fil
       initrd: readFileSync(guest!.initramfs),
       config: uma(machine),
       vms: [{ name: 'big', vcpus: 1, memoryBytes: VM * MiB }],
-      monitor: swap ? { swap: { store } } : {},
+      monitor: swap ? { swap: { store, costs: scaleSwapCosts(DEFAULT_SWAP_COSTS, SWAP_SCALE) } } : {},
       timeoutMs: 600_000,
     });
     sessions.push(session);
