@@ -102,10 +102,13 @@ function table(rows: string[][], left: number): string {
 /** `ps`'s table; on a machine of several cells (`cells`), with the cells each VM depends on (`0`, or `0,1` for one that spans both). */
 export function psTable(vms: readonly VmListing[], cells = 1): string {
   const withCells = cells > 1;
-  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'SHARERS', 'RESERVED', 'NODE', ...(withCells ? ['CELLS'] : [])]];
+  // With paging, what of each VM is in the swap file.
+  const withSwap = vms.some((vm) => vm.pagesSwapped !== undefined);
+  const rows = [['NAME', 'STATE', 'VCPUS', 'MEMORY', 'IN-USE', 'PRIVATE', 'SHARED', 'SHARERS', 'RESERVED', ...(withSwap ? ['SWAPPED'] : []), 'NODE', ...(withCells ? ['CELLS'] : [])]];
   for (const vm of vms) {
     rows.push([vm.name, vm.state, String(vm.vcpus), formatSize(vm.memoryBytes), formatSize(vm.bytesInUse), formatSize(vm.pagesPrivate * PAGE),
-      formatSize(vm.pagesShared * PAGE), sharers(vm.pagesSharedBy), formatSize(vm.pagesReserved * PAGE), String(vm.homeNode),
+      formatSize(vm.pagesShared * PAGE), sharers(vm.pagesSharedBy), formatSize(vm.pagesReserved * PAGE),
+      ...(withSwap ? [formatSize((vm.pagesSwapped ?? 0) * PAGE)] : []), String(vm.homeNode),
       ...(withCells ? [vm.cells.join(',')] : [])]);
   }
   return table(rows, 2);

@@ -49,6 +49,8 @@ export interface MemoryReport {
   /** The shape of every copy-on-write disk's reads, summed (virtio-blk's BlockReadMetrics). */
   diskReads: BlockReadMetrics;
   scanner: (ScanCounts & { pagesPerSecond: number; cpu: number }) | null;
+  /** With paging (`monitor.swap`): the store's slots, those in use, and the pager's totals; each VM's pages in it by name. */
+  swap?: { slots: number; used: number; totals: NonNullable<Monitor['pager']>['totals']; vms: { name: string; swapped: number; pagesOut: number; pagesIn: number; zeroDropped: number }[] };
 }
 
 export function memoryReport(monitor: Monitor): MemoryReport {
@@ -62,6 +64,12 @@ export function memoryReport(monitor: Monitor): MemoryReport {
     pageCache: monitor.pageCache.counts,
     diskReads,
     scanner: scanner === undefined ? null : { ...scanner.counts, pagesPerSecond: scanner.parameters.pagesPerSecond, cpu: scanner.parameters.cpu },
+    ...(monitor.pager === undefined ? {} : {
+      swap: {
+        slots: monitor.pager.store.slots, used: monitor.pager.store.used, totals: { ...monitor.pager.totals },
+        vms: monitor.vms.filter((vm) => account.vms.has(vm.id)).map((vm) => ({ name: vm.name, ...monitor.pager!.account(vm.id) })),
+      },
+    }),
   };
 }
 
@@ -138,7 +146,8 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       help: 'the machine\'s memory accounted (docs/monitor.md, "Accounting"): {"machine": {"inUse", "mapped", "privatePages", "sharedPages", "cacheOnly", ' +
         '"saved", "savedBy": {"zero", "disk", "kernel", "content", "other"}, "reserved", "monitor", "replicas", "lent", "free", "total"}, "vms": [{"name", ' +
         '"private", "shared", "sharers", "reserved"}], "pageCache": {"disk", "kernel"}, "diskReads", "scanner"}, in pages; ' +
-        'mapped − saved + cacheOnly = inUse, and inUse + reserved + monitor + replicas + lent + free = total (lent: free pages a cell lent to another\'s borrowed chunks)',
+        'mapped − saved + cacheOnly = inUse, and inUse + reserved + monitor + replicas + lent + free = total (lent: free pages a cell lent to another\'s borrowed chunks); ' +
+        'with paging also "swap": {"slots", "used", "totals", "vms": [{"name", "swapped", "pagesOut", "pagesIn", "zeroDropped"}]} (guest pages in the swap file have no machine page: not in "mapped")',
       run: () => memoryReport(monitor),
     },
     'share-pages': {

@@ -62,6 +62,10 @@ export interface VmSummary {
   pagesSharedBy: Record<string, number>;
   /** Machine pages held for the VM's large pages and not touched yet (no one else gets them until memory runs short). */
   pagesReserved: number;
+  /** With paging: guest pages in the swap file now (no machine page), and pages written out and read back since it started. */
+  pagesSwapped?: number;
+  pagesOut?: number;
+  pagesIn?: number;
 }
 
 export interface VmAccount extends VmSummary {
@@ -125,6 +129,7 @@ export function summarizeVm(vm: VirtualMachine): VmSummary {
     pagesShared: shared,
     pagesSharedBy: Object.fromEntries([...by].sort(([a], [b]) => a - b).map(([h, n]) => [String(h), n])),
     pagesReserved: vm.pmap.pagesReserved,
+    ...(vm.pager === undefined ? {} : (({ swapped, pagesOut, pagesIn }) => ({ pagesSwapped: swapped, pagesOut, pagesIn }))(vm.pager.account(vm.id))),
   };
 }
 
@@ -242,6 +247,13 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
     stats.scalar(`${prefix}.pages_in_use`, `VM ${vm.name}: guest pages with a machine page`, 'Count', () => vm.pmap.pagesInUse);
     stats.scalar(`${prefix}.pages_shared`, `VM ${vm.name}: guest pages whose machine page others map too`, 'Count', () => vm.pmap.pagesShared);
     stats.scalar(`${prefix}.pages_reserved`, `VM ${vm.name}: machine pages reserved for its large pages, not touched yet`, 'Count', () => vm.pmap.pagesReserved);
+    const pager = monitor.pager;
+    if (pager !== undefined) {
+      stats.scalar(`${prefix}.pages_swapped`, `VM ${vm.name}: guest pages in the swap file now`, 'Count', () => pager.account(vm.id).swapped);
+      stats.scalar(`${prefix}.pages_out`, `VM ${vm.name}: pages the pager wrote to the swap file`, 'Count', () => pager.account(vm.id).pagesOut);
+      stats.scalar(`${prefix}.pages_in`, `VM ${vm.name}: pages the pager read back`, 'Count', () => pager.account(vm.id).pagesIn);
+      stats.scalar(`${prefix}.pages_zero_dropped`, `VM ${vm.name}: zero pages the pager dropped instead of writing`, 'Count', () => pager.account(vm.id).zeroDropped);
+    }
     stats.scalar(`${prefix}.large_groups`, `VM ${vm.name}: 2 MiB groups of guest pages that are one machine block now (one large TLB entry)`, 'Count', () => vm.pmap.largeGroups);
     stats.scalar(`${prefix}.large_groups_broken`, `VM ${vm.name}: groups that were one full block and were scattered`, 'Count', () => vm.pmap.groupsBroken);
     stats.scalar(`${prefix}.pages_private`, `VM ${vm.name}: guest pages whose machine page is theirs alone`, 'Count', () => vm.pmap.pagesInUse - vm.pmap.pagesShared);
