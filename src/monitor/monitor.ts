@@ -165,9 +165,8 @@ export class Monitor {
   private makePager(swap: MonitorOptions['swap']): Pager | undefined {
     if (swap === undefined) return undefined;
     if (this.cells.count > 1) throw new MonitorError('paging to a swap file needs one cell: a cell\'s pages would go to one store shared by cells that fail apart');
-    let pager: Pager;
     try {
-      pager = new Pager({
+      return new Pager({
         memory: this.memory, ledger: this.ledger,
         pmapOf: (vm) => (this.vms[vm]?.state === 'running' ? this.vms[vm]!.pmap : undefined),
         forgetCached: (mpn) => this.pageCache.forget(mpn),
@@ -177,8 +176,6 @@ export class Monitor {
       if (error instanceof RangeError) throw new MonitorError(`swap: ${error.message}`);
       throw error;
     }
-    this.memory.onVmPage = (mpn) => pager.arrived(mpn);
-    return pager;
   }
 
   /** What the pager did for `vm` and what of it is in the swap store now; undefined without paging. */
@@ -604,9 +601,8 @@ export class Monitor {
       this.cycles = end;
     } else this.skipIdle();
     this.reapEnded();
-    // vCPUs whose swap I/O is done run again; below half the reserve (devices' DMA took it), room is made
-    // here, at a safe point, for the next round's DMA.
-    if (this.pager !== undefined) this.pagerRound(this.pager);
+    // vCPUs whose swap I/O is done run again, and room is made for the next round's DMA (pager.ts).
+    this.pager?.afterRound();
     // The hardware's time moves with the machine's: faults due apply at this boundary, and the monitor reads
     // what the failure report says of them before the next round.
     this.hardware.advanceTo(this.cycles);
@@ -622,17 +618,6 @@ export class Monitor {
       !this.hardware.cpuRuns(scanner.parameters.cpu) ? 0 : scanPick === undefined || !ran.has(scanPick) ? this.cycles - (end - SLICE)
         : scanPick.runnable() ? 0 : Math.max(0, this.cycles - (end - SLICE) - (scanPick.hart.simulatedCycles - scanBusyBefore)));
     if (this.mode === 'timing' || this.tlbCounters !== undefined) this.numaPolicy?.afterRound();
-  }
-
-  /** The pager's part of a round's end: sleepers woken, and room made if devices' DMA took half the reserve. */
-  private pagerRound(pager: Pager): void {
-    pager.wake();
-    try {
-      pager.makeRoom(undefined, Math.ceil(pager.reservePages / 2));
-    } catch (error) {
-      // The store is full: the next vCPU that needs a page finds out, and is stopped with the reason.
-      if (!(error instanceof OutOfMachineMemory)) throw error;
-    }
   }
 
   /**

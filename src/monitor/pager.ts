@@ -116,6 +116,21 @@ export class Pager {
     if (!Number.isInteger(this.reservePages) || this.reservePages < 1) throw new RangeError(`the pager's reserve is a whole number of pages ≥ 1, not ${this.reservePages}`);
     if (!Number.isInteger(this.batchPages) || this.batchPages < 0) throw new RangeError(`the pager's batch is a whole number of pages, not ${this.batchPages}`);
     this.stamps = new Float64Array(host.memory.totalPages);
+    host.memory.onVmPage = (mpn) => this.arrived(mpn);
+  }
+
+  /**
+   * The round's end (a safe point): vCPUs whose wait is over run again, and below half the reserve (devices'
+   * DMA took it) room is made for the next round's. A full store is left for the next fault that needs a
+   * page to find, and be stopped with the reason.
+   */
+  afterRound(): void {
+    this.wake();
+    try {
+      this.makeRoom(undefined, Math.ceil(this.reservePages / 2));
+    } catch (error) {
+      if (!(error instanceof OutOfMachineMemory)) throw error;
+    }
   }
 
   /** Machine page `mpn` was given to a VM (MachineMemory.onVmPage): it joins the FIFO's tail. */
