@@ -5,6 +5,7 @@ export const DEVICE_ID_NET = 1;
 export const DEVICE_ID_BLOCK = 2;
 export const DEVICE_ID_CONSOLE = 3;
 export const DEVICE_ID_ENTROPY = 4;
+export const DEVICE_ID_BALLOON = 5;
 
 /** Device status bits (§2.1). */
 export const STATUS_ACKNOWLEDGE = 1;
