@@ -127,7 +127,7 @@ function makeVm(monitor: Monitor, loaded: LoadedMonitorSnapshot, v: ReadVm, name
   let vm: VirtualMachine;
   try {
     vm = monitor.createVm({
-      name, vcpus: v.vcpus, memoryBytes: v.memoryBytes, net: v.net, share: v.scheduler?.share, homeNode, cell, sharing: v.sharing,
+      name, vcpus: v.vcpus, memoryBytes: v.memoryBytes, net: v.net, share: v.scheduler?.share, homeNode, cell, sharing: v.sharing, balloon: v.balloon !== null,
       secondLevelEntries: v.secondLevelEntries, console: io.console, log: io.log,
     });
   } catch (error) {
@@ -246,7 +246,7 @@ export function restoreWhole(loaded: LoadedMonitorSnapshot, host: WholeRestoreHo
     try {
       monitor = new Monitor(host.made !== undefined ? { ...host.made, policy: undefined, scan: undefined, translate: host.translate, log: host.log } : {
         config: s.config, costs: s.costs, quantumRounds: s.quantumRounds, mmu: s.mmu, placement: s.placement, gStageTlbEntries: s.gStageTlbEntries, subnet: s.subnet, cells: s.cells,
-        diskCache: s.diskCache, shareBootImages: s.shareBootImages, gang: s.gang, idleBalance: s.idleBalance, balancePeriodRounds: s.balancePeriodRounds, borrow: s.borrow,
+        diskCache: s.diskCache, shareBootImages: s.shareBootImages, gang: s.gang, idleBalance: s.idleBalance, balancePeriodRounds: s.balancePeriodRounds, borrow: s.borrow, balloonCosts: s.balloonCosts,
         // A machine saved without a timing configuration may be given one (restoreMonitor), and then a policy.
         timing: s.timing ?? host.timing, policy: s.timing === null ? host.policy : undefined, translate: host.translate, log: host.log, swap: host.swap,
       });

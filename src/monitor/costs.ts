@@ -162,3 +162,29 @@ export const DEFAULT_SWAP_COSTS: SwapCosts = {
 export function scaleSwapCosts(costs: SwapCosts, factor: number): SwapCosts {
   return Object.fromEntries(Object.entries(costs).map(([k, v]) => [k, v * factor])) as unknown as SwapCosts;
 }
+
+/**
+ * What the monitor's handling of the balloon's requests costs the vCPU that made them (balloon.ts), in cycles at
+ * one instruction a cycle. Its MMIO notify is charged as any MMIO exit; this is the work behind it. A parameter
+ * (MonitorOptions.balloonCosts, written to config.json with the monitor's settings); `scaleBalloonCosts` gives it
+ * halved and doubled.
+ */
+export interface BalloonCosts {
+  /** One inflate, deflate or report request: its descriptor chain walked and checked, each range looked up. */
+  request: number;
+  /**
+   * Each guest page a request gives back: its pmap entry cleared, its memmap entry's user dropped and, if that was
+   * the last user, the page on its node's free list (PAGE_BOOKKEEPING). The IPIs of the shootdowns are `ipi` each.
+   */
+  page: number;
+}
+
+export const DEFAULT_BALLOON_COSTS: BalloonCosts = {
+  // A dispatch on the queue and a walk of up to 32 descriptors with their bounds checks.
+  request: 100,
+  page: PAGE_BOOKKEEPING,
+};
+
+export function scaleBalloonCosts(costs: BalloonCosts, factor: number): BalloonCosts {
+  return { request: costs.request * factor, page: costs.page * factor };
+}

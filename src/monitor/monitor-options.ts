@@ -14,6 +14,7 @@ import type { ScanParameters } from './page-scanner.js';
 import type { SwapOptions } from './pager.js';
 import type { Placement } from './pmap.js';
 import type { MmuMode, MonitorCosts } from './vm.js';
+import type { BalloonCosts } from './costs.js';
 
 export interface MonitorOptions {
   /** The physical machine: its CPUs are what vCPUs run on, its nodes' memory what pmaps fill from. */
@@ -75,6 +76,8 @@ export interface MonitorOptions {
   subnet?: SubnetOptions;
   /** The cells (docs/cells.md): a count that splits the nodes evenly, or lists of nodes. Default: one cell of every node. */
   cells?: CellsSpec;
+  /** What the monitor's handling of balloon requests costs (costs.ts DEFAULT_BALLOON_COSTS), for VMs with `balloon`. */
+  balloonCosts?: BalloonCosts;
   /** What the cells' recovery costs (cell-recovery.ts DEFAULT_RECOVERY_COSTS). */
   recoveryCosts?: RecoveryCosts;
   /**
@@ -107,4 +110,9 @@ export interface VmSpec {
    * merges among its own pages only), against the side channels of cross-VM sharing. Default true.
    */
   sharing?: boolean;
+  /**
+   * A virtio balloon (after the network card, before the host's drives): the guest's free page reports and
+   * inflated pages give their machine pages back (balloon.ts, docs/monitor.md "The balloon"). Default false.
+   */
+  balloon?: boolean;
 }

@@ -9,7 +9,7 @@ import { MAX_AMOUNT, StateError, StateReader, integerItem } from '../memory/stat
 import type { CacheGeometry } from '../timing/cache.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import type { TimingLatencies } from '../timing/timing-model.js';
-import type { MonitorCosts } from './costs.js';
+import type { BalloonCosts, MonitorCosts } from './costs.js';
 import { BLOCK_PAGES, FREE, PAGE, type MachineMemory, type MachineMemoryState } from './machine-memory.js';
 import { BORROW_KEYS, borrowProblems, type BorrowParameters } from './memory-borrowing.js';
 import type { Monitor, SubnetOptions } from './monitor.js';
@@ -56,6 +56,8 @@ export interface MonitorSettings {
   balancePeriodRounds?: number;
   /** Memory borrowing's thresholds in bytes (absent: off); a machine with loans is not saved. */
   borrow?: BorrowParameters;
+  /** What the balloons' requests cost, when not the default (absent: DEFAULT_BALLOON_COSTS). */
+  balloonCosts?: BalloonCosts;
 }
 
 /**
@@ -304,6 +306,7 @@ export function readMonitorSnapshot(value: unknown): ReadMonitor {
     ...(s.has('idleBalance') ? { idleBalance: onlyValue(s.value('idleBalance'), true, 'snapshot.settings.idleBalance') } : {}),
     ...(s.has('balancePeriodRounds') ? { balancePeriodRounds: s.number('balancePeriodRounds', 1, 2 ** 30) } : {}),
     ...(s.has('borrow') ? { borrow: readBorrow(s.object('borrow')) } : {}),
+    ...(s.has('balloonCosts') ? { balloonCosts: { request: s.object('balloonCosts').amount('request'), page: s.object('balloonCosts').amount('page') } } : {}),
   };
   const nodes = config.nodes.length;
   const totalPages = config.nodes.reduce((n, node) => n + node.memoryBytes / PAGE, 0);

@@ -28,6 +28,7 @@ import { Pager, type VmSwapAccount } from './pager.js';
 import { DEFAULT_SWAP_COSTS } from './costs.js';
 import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VirtualSwitch, vmMac } from './virtual-switch.js';
+import type { BalloonCosts } from './costs.js';
 import { DEFAULT_COSTS, VirtualMachine, type MmuMode, type MonitorCosts, type VmOptions } from './vm.js';
 
 import type { MonitorOptions, SubnetOptions, VmSpec } from './monitor-options.js';
@@ -244,7 +245,7 @@ export class Monitor {
 
 
   /** How the monitor was made, as plain data (a snapshot records it, to make the same monitor again). */
-  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true; idleBalance?: true; balancePeriodRounds?: number; borrow?: BorrowParameters } {
+  get settings(): Required<Pick<MonitorOptions, 'config' | 'costs' | 'quantumRounds' | 'mmu' | 'placement' | 'gStageTlbEntries'>> & Pick<MonitorOptions, 'timing' | 'subnet'> & { cells?: number[][]; diskCache?: false; shareBootImages?: true; gang?: true; idleBalance?: true; balancePeriodRounds?: number; borrow?: BorrowParameters; balloonCosts?: BalloonCosts } {
     const o = this.options;
     return {
       config: o.config, costs: this.costs, quantumRounds: o.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS, mmu: this.mmu,
@@ -258,6 +259,7 @@ export class Monitor {
       ...(this.options.idleBalance === true ? { idleBalance: true as const } : {}),
       ...((this.options.balancePeriodRounds ?? 0) > 0 ? { balancePeriodRounds: this.options.balancePeriodRounds } : {}),
       ...(this.borrowing !== undefined ? { borrow: { ...this.borrowing.parameters } } : {}),
+      ...(this.options.balloonCosts !== undefined ? { balloonCosts: { ...this.options.balloonCosts } } : {}),
     };
   }
 
@@ -406,6 +408,7 @@ export class Monitor {
       vm.machine.attachVirtio(new VirtioNet(port, { mac: vmMac(vm.id), ...this.options.subnet }));
       this.ports.set(vm, port);
     }
+    if (spec.balloon === true) vm.attachBalloon(this.options.balloonCosts, spec.log ?? this.options.log);
     if (this.timingModel !== undefined) {
       attachTimingModel(vm.machine, this.timingModel);
       setExecutionMode(vm.machine, this.mode);
@@ -414,6 +417,18 @@ export class Monitor {
     this.records.set(vm, records);
     this.scheduler.addVm(vm.id, records, { share: spec.share, homeNode, cells: place.cells });
     return vm;
+  }
+
+  /**
+   * Asks `vm`'s guest to make its balloon `pages` 4 KiB pages big (`balloon` on up's socket): the guest inflates
+   * towards it, and the monitor takes the machine pages it gives (or deflates, taking pages back). Throws
+   * MonitorError for a VM without a balloon, one not running, or a size not in [0, its pages].
+   */
+  setBalloon(vm: VirtualMachine, pages: number): void {
+    if (vm.state !== 'running') throw new MonitorError(`VM ${vm.name} is not running`);
+    if (vm.balloonDevice === undefined) throw new MonitorError(`VM ${vm.name} has no balloon (balloon: true in its machine file entry)`);
+    if (!Number.isInteger(pages) || pages < 0 || pages > vm.pmap.pages) throw new MonitorError(`VM ${vm.name}: a balloon of ${pages} pages (it has ${vm.pmap.pages})`);
+    vm.balloonDevice.setTarget(pages);
   }
 
   /** The VM called `name` (the running one if a stopped one had the name before). */

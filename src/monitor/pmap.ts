@@ -731,19 +731,23 @@ export class Pmap implements PagedRam, PageSpace {
     return written;
   }
 
-  /** Drops guest page `gppn`'s mapping (its contents are lost: the guest gave it back); shoots it down. */
-  unmap(gppn: number): void {
+  /**
+   * Drops guest page `gppn`'s mapping (its contents are lost: the guest gave it back); shoots it down. Its
+   * replicas go first, and its 2 MiB group stops being a block. Returns true when its machine page went back
+   * to the machine (no one else held it), false when others still hold it or it had none.
+   */
+  unmap(gppn: number): boolean {
     this.check(gppn);
     const old = this.machine[gppn]!;
     if (old === FREE) {
       this.onDiscard?.(gppn);
-      return;
+      return false;
     }
     this.collapse(gppn);
     this.options.shootDown(this.memory.addressOf(old));
     this.scatter(Math.floor(gppn / BLOCK_PAGES));
     this.forget(gppn);
-    this.memory.removeUser(old, this.options.vm, gppn);
+    return this.memory.removeUser(old, this.options.vm, gppn);
   }
 
   /** Guest page `gppn` has no machine page any more (nothing else changes). */

@@ -8,6 +8,7 @@ import { restoreMachine, saveMachine, SnapshotError } from '../board/snapshot.js
 import { TLB_INVALID, TLB_SIZE, type LargeEntries, type SecondLevelTlb } from '../cpu/tlb.js';
 import { LARGE_ENTRIES, TLB_WAYS } from '../cpu/tlb-model.js';
 import { VirtioNet } from '../devices/virtio/net.js';
+import { BALLOON_ACCOUNT_KEYS, type BalloonAccount } from './balloon.js';
 import { LARGE_PAGE_BYTES, PERM_RWX } from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
 import { MAX_AMOUNT, StateError, StateReader, integerItem } from '../memory/state.js';
@@ -50,6 +51,8 @@ export interface VmSnapshot {
   net: boolean;
   /** False for a VM that opted out of sharing pages with other VMs (`share: false`). */
   sharing: boolean;
+  /** Its balloon's account (balloon.ts) when it has a balloon (after the network card), else null. */
+  balloon: BalloonAccount | null;
   state: VmState;
   reason: string;
   /** How its guest ended it, when it did. */
@@ -112,7 +115,7 @@ export function saveVm(monitor: Monitor, vm: VirtualMachine): VmSnapshot {
   return {
     id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, mmu: vm.mmu, secondLevelEntries: vm.tables.secondLevelEntries,
     gStageTlbEntries: vm.vcpus[0]!.gStageTlb?.entries ?? 0,
-    net: vm.machine.virtioTransports()[0]?.device instanceof VirtioNet, sharing: vm.sharesWithOthers,
+    net: vm.machine.virtioTransports()[0]?.device instanceof VirtioNet, sharing: vm.sharesWithOthers, balloon: vm.balloon?.saveState() ?? null,
     state: vm.state, reason: vm.reason, exit: exit === undefined ? null : { ...exit }, outOfMemory: vm.outOfMemory ?? null,
     machine: saveMachine(vm.machine, config),
     secondLevel: vm.vcpus.map((h) => (h.secondLevel === undefined ? null : saveSecondLevel(h.secondLevel.levels, regions))),
@@ -206,6 +209,7 @@ export function readVm(value: unknown, path: string, nodes: number, pages: numbe
   }
   return {
     id: r.number('id', 0, 2 ** 16), name: r.string('name'), vcpus, memoryBytes, mmu, secondLevelEntries, gStageTlbEntries, net: r.boolean('net'), sharing: r.boolean('sharing'),
+    balloon: readBalloon(r),
     state, reason: r.string('reason'), exit, outOfMemory: r.value('outOfMemory') === null ? null : r.string('outOfMemory'),
     machine: r.value('machine'), secondLevel, gStageTlb, pmap: readPmap(r.object('pmap'), guestPages, nodes, pages), tables,
     exits: counts(r, 'exits'), monitorCalls: counts(r, 'monitorCalls'),
@@ -453,6 +457,15 @@ export function restoreVmState(monitor: Monitor, vm: VirtualMachine, saved: Read
   fill(vm.monitorCalls, saved.monitorCalls);
   vm.vcpuExits.forEach((m, i) => fill(m, saved.vcpuExits[i]!));
   vm.outOfMemory = saved.outOfMemory ?? undefined;
+  if ((saved.balloon === null) !== (vm.balloon === undefined)) throw new StateError(`${path}.balloon: saved ${saved.balloon === null ? 'without' : 'with'} a balloon`);
+  if (saved.balloon !== null) vm.balloon!.restoreState(saved.balloon);
+}
+
+/** A saved VM's balloon account; null when it had none (or was saved before VMs had balloons). */
+function readBalloon(r: StateReader): BalloonAccount | null {
+  if (!r.has('balloon') || r.value('balloon') === null) return null;
+  const b = r.object('balloon');
+  return Object.fromEntries(BALLOON_ACCOUNT_KEYS.map((k) => [k, b.amount(k)])) as unknown as BalloonAccount;
 }
 
 /** The machine address of machine page `mpn` on a machine whose regions start at `bases` (pages are counted from the first). */

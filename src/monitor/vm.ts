@@ -13,7 +13,9 @@ import { SecondLevelTlbSet } from '../cpu/tlb.js';
 import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from '../isa/opcodes.js';
 import type { Access } from '../memory/bus.js';
 import { FREE, OutOfMachineMemory, PAGE, type MachineMemory } from './machine-memory.js';
-import { causeCost, DEFAULT_COSTS, type MonitorCosts } from './costs.js';
+import { causeCost, DEFAULT_BALLOON_COSTS, DEFAULT_COSTS, type BalloonCosts, type MonitorCosts } from './costs.js';
+import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import { VmBalloon } from './balloon.js';
 import { MemmapTable, touchPage, VmTables } from './monitor-data.js';
 import { Pmap, type FaultResolution, type Placement } from './pmap.js';
 import { OUT_OF_SWAP, type Pager } from './pager.js';
@@ -160,6 +162,9 @@ export class VirtualMachine {
   private readonly onBoot: VmOptions['onBoot'];
   /** Monitor-level paging (pager.ts), when the monitor has a swap store: it sets this once the VM is made. */
   pager: Pager | undefined = undefined;
+  /** Its virtio balloon and the monitor's side of it, once plugged in (`attachBalloon`). */
+  balloonDevice: VirtioBalloon | undefined = undefined;
+  balloon: VmBalloon | undefined = undefined;
 
   constructor(memory: MachineMemory, options: VmOptions) {
     this.id = options.id;
@@ -425,6 +430,18 @@ export class VirtualMachine {
     if (this.machine.reservations.count > 0) this.machine.reservations.storeBy(-1, address, bytes);
   }
 
+  /**
+   * Plugs a virtio balloon into the next free virtio slot, with the monitor's backend (balloon.ts): pages the
+   * guest reports free or inflates lose their machine pages, charged to the vCPU that asked per `costs`.
+   */
+  attachBalloon(costs: BalloonCosts = DEFAULT_BALLOON_COSTS, log?: (message: string) => void): VirtioBalloon {
+    if (this.balloonDevice !== undefined) throw new Error(`VM ${this.name} has a balloon already`);
+    this.balloon = new VmBalloon(this, costs, this.costs.ipi);
+    this.balloonDevice = new VirtioBalloon(this.balloon, { log });
+    this.machine.attachVirtio(this.balloonDevice);
+    return this.balloonDevice;
+  }
+
   /** Runs vCPU `h` until the VM's clock reaches `end` or it stops; says why it stopped. */
   runVcpu(h: Hart, end: number): VcpuStop {
     try {
@@ -432,6 +449,9 @@ export class VirtualMachine {
     } catch (error) {
       return { kind: 'crashed', error: error instanceof Error ? error.message : String(error) };
     }
+    // The balloon's requests ran inside this vCPU's MMIO notifies: their work is its to pay.
+    const owed = this.balloon?.takeOwed(h.id) ?? 0;
+    if (owed > 0) h.chargeMonitor(owed);
     if (this.outOfMemory !== undefined) return { kind: 'out-of-memory', reason: this.outOfMemory };
     if (this.hardwareError !== undefined) return { kind: 'hardware-error', reason: this.hardwareError };
     if (this.machine.exit !== undefined) return { kind: 'ended' };
