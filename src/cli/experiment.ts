@@ -211,7 +211,7 @@ function registerMemory(experiment: Command): void {
     .option('--quick', `1 and 2 VMs and a smaller pmake (${job(memory.QUICK_JOB)}), one run, no overcommit case`)
     .option('--repeat <n>', 'runs of every case, run k with its own seeds; the figures are medians with their range (1 with --quick)', '3')
     .option('--counts <list>', 'comma-separated numbers of VMs (1 to 8)')
-    .option('--cases <list>', `comma-separated ways of sharing, of ${memory.SHARING_CASES.join(', ')}`, memory.SHARING_CASES.join(','))
+    .option('--cases <list>', `comma-separated ways of sharing, of ${memory.SHARING_CASES.join(', ')} (report: content with every VM's free memory reported through a virtio balloon)`, memory.DEFAULT_SHARING_CASES.join(','))
     .option('--scan-rate <n>', 'the content scanner\'s pages per simulated second', String(memory.SCAN_RATE))
     .option('--idle-scan-rate <n>', 'its pages per simulated second while its CPU runs no vCPU (the part above --scan-rate only as far as the idle cycles go, charged to no one; 0 for off)', String(memory.IDLE_SCAN_RATE))
     .option('--merge-on-first-match <on|off>', 'merge a page at its first hash that matches a page of equal bytes (VMware ESX), not only once its hash held still over two looks (KSM)', memory.MERGE_ON_FIRST_MATCH ? 'on' : 'off')

@@ -42,6 +42,8 @@ export interface VmFileSpec {
   userNet?: UserNetSpec;
   /** False: none of its pages is shared with other VMs (`share: false`). */
   share: boolean;
+  /** A virtio balloon whose free page reports and inflated pages the monitor takes back (`balloon: true`). */
+  balloon: boolean;
   /** The cell it is confined to (`cell: N`, docs/cells.md); undefined: the monitor places it. */
   cell?: number;
   /**
@@ -88,7 +90,7 @@ const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
-const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'share', 'restore', 'cell'] as const;
+const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'share', 'balloon', 'restore', 'cell'] as const;
 /** What a VM made again from a snapshot takes besides `restore`: the rest is in the snapshot. */
 const RESTORE_KEYS = ['name', 'restore', 'console-log'];
 const DEFAULT_MACHINE_MEMORY = '1G';
@@ -280,6 +282,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         problem(net.node, `${path}.net`, `must be true (the VMs' subnet), false, or user[,hostfwd=tcp::HOSTPORT-:GUESTPORT...], not '${net.text}'`);
       }
       const share = booleanOption(item, 'share', `${path}.share`, problem) ?? true;
+      const balloon = booleanOption(item, 'balloon', `${path}.balloon`, problem) ?? false;
       const cellValue = value('cell');
       const cellCount = cells?.length ?? 1;
       const cell = cellValue === undefined ? undefined : attempt(cellValue.node, path, problem, () => parseCount(cellValue.text, `${path}.cell`, 0, cellCount - 1));
@@ -297,6 +300,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         net: net?.text === 'true',
         ...(userNet === undefined ? {} : { userNet }),
         share,
+        balloon,
         ...(cell === undefined ? {} : { cell }),
         ...(restore === undefined ? {} : { restore }),
       });

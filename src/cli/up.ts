@@ -307,7 +307,7 @@ class Up {
       let vm: VirtualMachine;
       try {
         vm = this.monitor.createVm({
-          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net, sharing: v.share, cell: v.cell,
+          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net, sharing: v.share, balloon: v.balloon, cell: v.cell,
           console: (bytes) => output.push(bytes),
           log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
         });

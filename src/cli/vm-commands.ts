@@ -37,6 +37,27 @@ export function registerVmCommands(program: Command): void {
     });
 
   controlOptions(program
+    .command('balloon')
+    .argument('<vm>', 'the VM (it needs `balloon: true` in the machine file)')
+    .argument('[pages]', 'the balloon\'s new size in 4 KiB pages (0 empties it); absent: show it')
+    .summary('set or show the balloon of one VM of a running `mirrorball up`')
+    .description('Ask one VM\'s guest to make its virtio balloon PAGES pages big (as QEMU\'s `balloon`, but in pages held by the balloon, ' +
+      'not the guest\'s size): the guest gives those pages, and the monitor takes their machine pages back. Without PAGES, show the balloon ' +
+      'and what it and the guest\'s free page reports gave back'))
+    .action(async (name: string, pages: string | undefined, flags: ControlFlags) => {
+      if (pages !== undefined && !/^\d+$/.test(pages)) {
+        process.stderr.write(`mirrorball: balloon: '${pages}' is not a number of pages\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const b = await withControl(flags, async (c) => (pages === undefined ? c.execute('query-balloon', { vm: name }) : c.execute('balloon', { vm: name, pages: Number(pages) }))) as
+        { target: number; actual: number; reporting: boolean; account: { reportedPages: number; inflatedPages: number; unmapped: number; freed: number } };
+      const a = b.account;
+      process.stdout.write(`vm ${name}: balloon ${b.actual} of ${b.target} pages (${((b.target * PAGE) / MiB).toFixed(1)} MiB asked); free page reporting ${b.reporting ? 'on' : 'off'}; ` +
+        `${a.reportedPages} pages reported and ${a.inflatedPages} inflated, ${a.unmapped} unmapped, ${a.freed} machine pages freed\n`);
+    });
+
+  controlOptions(program
     .command('down')
     .summary('stop every VM and end a running `mirrorball up`')
     .description('End a running `mirrorball up` (in the foreground or --detach): every VM still running is stopped, as `quit` on its control socket does'))

@@ -9,9 +9,10 @@ import { DEFAULT_POLICY, type NumaPolicyParameters } from '../monitor/numa-polic
 import type { VirtualMachine } from '../monitor/vm.js';
 import { noReadMetrics, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import type { ScanCounts } from '../monitor/page-scanner.js';
+import type { BalloonAccount } from '../monitor/balloon.js';
 import type { MachineMemoryAccount, VmMemoryAccount } from '../monitor/sharing-ledger.js';
 import { StatsRegistry } from '../timing/stats.js';
-import { enumArgument, QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
+import { enumArgument, integerArgument, QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
 import { faultCommands } from './fault-commands.js';
 
 export interface MonitorControl {
@@ -71,6 +72,12 @@ export function memoryReport(monitor: Monitor): MemoryReport {
       },
     }),
   };
+}
+
+/** A VM's balloon as `balloon` and `query-balloon` answer. */
+export function balloonReport(vm: VirtualMachine): { vm: string; target: number; actual: number; reporting: boolean; account: BalloonAccount } {
+  const device = vm.balloonDevice!;
+  return { vm: vm.name, target: device.target, actual: device.actual, reporting: device.reporting, account: { ...vm.balloon!.account } };
 }
 
 export function monitorCommands(c: MonitorControl): QmpCommands {
@@ -154,6 +161,32 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       help: 'merge the running VMs\' pages of equal contents into shared copy-on-write machine pages (content-based sharing) → ' +
         '{"scanned", "merged", "pagesBefore", "pagesAfter"}',
       run: () => monitor.sharePages(),
+    },
+    'balloon': {
+      help: 'ask a VM with a balloon (balloon: true) to make it {"pages": N} 4 KiB pages big, giving those pages to the monitor (0 empties it): {"vm": NAME, "pages": N} ' +
+        '→ the VM\'s balloon as query-balloon shows it; the guest inflates or deflates in its own time (docs/monitor.md, "The balloon")',
+      args: ['vm', 'pages'],
+      run: (args) => {
+        const vm = vmArgument(args);
+        if (args.pages === undefined) throw new QmpError('GenericError', "Parameter 'pages' is missing");
+        try {
+          monitor.setBalloon(vm, integerArgument(args, 'pages', 0, vm.pmap.pages, 0));
+        } catch (error) {
+          if (error instanceof MonitorError) throw new QmpError('GenericError', error.message);
+          throw error;
+        }
+        return balloonReport(vm);
+      },
+    },
+    'query-balloon': {
+      help: 'a VM\'s balloon: {"vm": NAME} → {"vm", "target", "actual" (pages the guest says it holds in it), "reporting" (the guest reports free pages), ' +
+        '"account": {"reports", "inflates", "deflates", "reportedPages", "inflatedPages", "deflatedPages", "unmapped", "freed", "skipped", "cycles"}}',
+      args: ['vm'],
+      run: (args) => {
+        const vm = vmArgument(args);
+        if (vm.balloonDevice === undefined) throw new QmpError('GenericError', `VM '${vm.name}' has no balloon (balloon: true in its machine file entry)`);
+        return balloonReport(vm);
+      },
     },
     'set-policy': {
       help: 'Disco\'s NUMA policy (docs/numa-policy.md): any of {"hotMisses", "tlbHotMisses", "sharedHotMisses", "tlbSharedHotMisses", "migrateShare", "writeSharedWrites", "intervalRounds", ' +

@@ -14,6 +14,7 @@ import { PAGE } from '../monitor/machine-memory.js';
 import type { Monitor, MonitorOptions } from '../monitor/monitor.js';
 import type { ScanCounts } from '../monitor/page-scanner.js';
 import type { ShareSource } from '../monitor/sharing-ledger.js';
+import { BALLOON_ACCOUNT_KEYS, emptyBalloonAccount, type BalloonAccount } from '../monitor/balloon.js';
 import { serveCase } from './child-case.js';
 import { ExperimentError } from './numa-placement.js';
 
@@ -23,9 +24,25 @@ export const MEMORY_TOPOLOGY = 'numa4x2';
 export const VM_MEMORY = 128 * MiB;
 export const VM_CPUS = 2;
 
-/** How much the monitor shares: nothing; the copy-on-write disk's page cache and the kernel; those and the content scanner. */
-export const SHARING_CASES = ['off', 'disk', 'content'] as const;
+/**
+ * How much the monitor shares: nothing; the copy-on-write disk's page cache and the kernel; those and the content
+ * scanner; `report`: `content` with a virtio balloon in every VM whose free page reports give the guests' freed
+ * memory back (issue 20's memory bar, second reading). The first three are the default.
+ */
+export const SHARING_CASES = ['off', 'disk', 'content', 'report'] as const;
+export const DEFAULT_SHARING_CASES = ['off', 'disk', 'content'] as const;
 export type Sharing = (typeof SHARING_CASES)[number];
+
+/**
+ * `report`: the order of the free blocks the guest reports (0: every free page). Linux 6.1.192 sets it when the
+ * balloon's driver registers, over the kernel command line, and its default (pageblock_order, 10: 4 MiB) never
+ * reports in a 128 MiB VM (a zone must have 32 such blocks free above its low watermark): it is written to
+ * /sys after boot (docs/monitor.md, "The balloon").
+ */
+export const REPORT_ORDER = 0;
+const REPORT_ORDER_FILE = '/sys/module/page_reporting/parameters/page_reporting_order';
+/** Simulated ms every VM sleeps after pmake before `settled` is read: Linux reports 2 s after memory is freed. */
+export const SETTLE_MS = 3000;
 
 export interface PmakeJob {
   files: number;
@@ -93,6 +110,10 @@ export interface MemoryCaseResult {
   /** Memory at the end of pmake in every VM (the figure), and the most in use at any sample. */
   end: MemorySample;
   peakInUse: number;
+  /** `content` and `report`: the memory after every VM then slept SETTLE_MS (its freed memory reported, with `report`). */
+  settled?: MemorySample | null;
+  /** `report`: what the balloons did, summed over the VMs (balloon.ts BalloonAccount), at the end of pmake and once settled. */
+  balloon?: { end: BalloonAccount; settled: BalloonAccount } | null;
   /** `content`: the memory after one pass merging every equal page at the end (not part of the figure). */
   afterOnePass?: MemorySample | null;
   series: MemorySample[];
@@ -113,6 +134,7 @@ export function pmakeCommand(job: PmakeJob, seed: number): string {
 export function sharingOptions(sharing: Sharing, r: Pick<MemoryCaseRequest, 'scanRate' | 'scanCostScale' | 'idleScanRate' | 'mergeOnFirstMatch'>): Omit<MonitorOptions, 'config'> {
   if (sharing === 'off') return { diskCache: false, shareBootImages: false };
   if (sharing === 'disk') return { diskCache: true, shareBootImages: true };
+  // `report` is `content` to the monitor; its VMs have balloons.
   return {
     diskCache: true, shareBootImages: true,
     scan: {
@@ -139,6 +161,7 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
     name, vcpus: VM_CPUS, memoryBytes: VM_MEMORY, net: true, rng: r.seedBase + i,
     append: `root=/dev/vda rw mb.ip=10.0.2.${i + 1}/24`,
     drives: [{ file: r.guest.disk, readOnly: false, snapshot: true }],
+    ...(r.sharing === 'report' ? { balloon: true } : {}),
   }));
   // The memory sampled after every round, from the boot on: what a boot's snapshot keeps, so a restore goes on sampling as the boot would have.
   let sampler: Sampler = { series: [], nextSample: 0, peakInUse: 0 };
@@ -171,7 +194,9 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
   const atOnce = <T>(s: MonitorSession, commands: (name: string, i: number) => Promise<T>): Promise<T[]> =>
     s.atMachineIdle(() => names.map(commands)).then((started) => Promise.all(started));
   // Each VM its own name (its root disk is its own copy-on-write one), before anything is measured.
-  const name = (s: MonitorSession): Promise<unknown> => atOnce(s, (vmName) => s.exec(vmName, `hostname ${vmName} && echo ${vmName} > /etc/hostname`));
+  // With free page reporting, the order reports are made at too (the kernel sets its own when the balloon registers).
+  const order = r.sharing === 'report' ? `echo ${REPORT_ORDER} > ${REPORT_ORDER_FILE} && ` : '';
+  const name = (s: MonitorSession): Promise<unknown> => atOnce(s, (vmName) => s.exec(vmName, `${order}hostname ${vmName} && echo ${vmName} > /etc/hostname`));
   let session: MonitorSession | { failedBoot: string; monitor: Monitor };
   if (r.allowStopped === true) {
     // Overcommitted, the boot itself may be the result (a VM stopped): booted here, as it always was.
@@ -226,16 +251,29 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
     });
     const end = await session.atMachineIdle(() => ({ sample: sample(session.monitor), scan: session.monitor.scanner === undefined ? null : { ...session.monitor.scanner.counts } }));
     series.push(end.sample);
+    const balloons = (): BalloonAccount => {
+      const sum = emptyBalloonAccount();
+      for (const vm of session.monitor.vms) for (const k of BALLOON_ACCOUNT_KEYS) sum[k] += vm.balloon?.account[k] ?? 0;
+      return sum;
+    };
+    const balloonAtEnd = balloons();
+    // Not the figure: the memory once the guests had time to report what they freed at pmake's end.
+    let settled: MemorySample | null = null;
+    if (r.sharing === 'content' || r.sharing === 'report') {
+      await atOnce(session, (name) => session.exec(name, `sleep ${SETTLE_MS / 1000}`));
+      settled = await session.atMachineIdle(() => sample(session.monitor));
+    }
+    const balloon = r.sharing === 'report' ? { end: balloonAtEnd, settled: balloons() } : null;
     // After the figure is read: what one pass merging every equal page (Monitor.sharePages) would leave, to
     // tell what of the private memory is still mergeable and what is each VM's own.
-    const afterOnePass = r.sharing === 'content' ? await session.atMachineIdle(() => {
+    const afterOnePass = r.sharing === 'content' || r.sharing === 'report' ? await session.atMachineIdle(() => {
       session.monitor.sharePages();
       return sample(session.monitor);
     }) : null;
     const cowBreaks = session.monitor.vms.reduce((n, vm) => n + [...vm.exits].reduce((k, [key, c]) => k + (key.endsWith('copy-on-write') ? c : 0), 0), 0);
     return {
       vms: r.count, sharing: r.sharing, seedBase: r.seedBase, machineMemory: r.machineMemory, outcomes,
-      spanMs: end.sample.ms - start / CYCLES_PER_MS, end: end.sample, afterOnePass, peakInUse: sampler.peakInUse, series, scan: end.scan, cowBreaks,
+      spanMs: end.sample.ms - start / CYCLES_PER_MS, end: end.sample, settled, balloon, afterOnePass, peakInUse: sampler.peakInUse, series, scan: end.scan, cowBreaks,
       hostSeconds: (performance.now() - started) / 1000,
     };
   } finally {

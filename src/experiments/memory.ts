@@ -9,7 +9,7 @@ import { sortedJson, writeFileWhole } from '../host/stats-output.js';
 import { SHARE_SOURCES, type ShareSource } from '../monitor/sharing-ledger.js';
 import { runCaseInChild } from './child-case.js';
 import {
-  CASE_MODULE, MEMORY_TOPOLOGY, pagesMiB, type MemoryCaseRequest, type MemoryCaseResult, type PmakeJob, type Sharing, SHARING_CASES, VM_CPUS, VM_MEMORY,
+  CASE_MODULE, DEFAULT_SHARING_CASES, MEMORY_TOPOLOGY, SETTLE_MS, pagesMiB, type MemoryCaseRequest, type MemoryCaseResult, type PmakeJob, type Sharing, SHARING_CASES, VM_CPUS, VM_MEMORY,
 } from './memory-case.js';
 import { memoryFigureSvg, memoryTable, overcommitTable } from './memory-report.js';
 import { ExperimentError } from './numa-placement.js';
@@ -89,6 +89,9 @@ export interface MemoryCaseSummary {
   scannerCycles: number;
   scannerCharged: number;
   scannerIdleCycles: number;
+  /** `content` and `report`: machine memory once every VM slept SETTLE_MS after pmake (not the figure). */
+  settledMiB?: number;
+  settledMiBRange?: [number, number];
   runs: MemoryCaseResult[];
 }
 
@@ -110,6 +113,7 @@ const meanPmake = (r: MemoryCaseResult): number => {
 
 function summarize(runs: MemoryCaseResult[], scanCostScale: number, off: MemoryCaseResult[] | undefined): MemoryCaseSummary {
   const machine = runs.map((r) => pagesMiB(r.end.inUse));
+  const settled = runs.flatMap((r) => (r.settled === undefined || r.settled === null ? [] : [pagesMiB(r.settled.inUse)]));
   const times = runs.map(meanPmake);
   const m = median(machine);
   const mid = runs[machine.indexOf(m)]!;
@@ -126,7 +130,9 @@ function summarize(runs: MemoryCaseResult[], scanCostScale: number, off: MemoryC
     cacheOnlyMiB: pagesMiB(mid.end.cacheOnly),
     savedMiB: Object.fromEntries(SHARE_SOURCES.map((s) => [s, pagesMiB(mid.end.savedBy[s])])) as Record<ShareSource, number>,
     peakMiB: pagesMiB(mid.peakInUse), cowBreaks: mid.cowBreaks, scannerCycles: mid.scan?.cycles ?? 0,
-    scannerCharged: mid.scan?.cyclesCharged ?? 0, scannerIdleCycles: mid.scan?.idleCycles ?? 0, runs,
+    scannerCharged: mid.scan?.cyclesCharged ?? 0, scannerIdleCycles: mid.scan?.idleCycles ?? 0,
+    ...(settled.length === runs.length ? { settledMiB: median(settled), settledMiBRange: range(settled) } : {}),
+    runs,
   };
 }
 
@@ -195,7 +201,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
       finished++;
       const completed = result.outcomes.filter((v) => v.checksum !== null).length;
       o.onProgress?.(`${step.label}${kept === undefined ? '' : ' (kept from an earlier invocation)'}: ${pagesMiB(result.end.inUse).toFixed(1)} MiB in use at the end (peak ${pagesMiB(result.peakInUse).toFixed(1)}), ` +
-        `pmake ${meanPmake(result).toFixed(1)} ms, ${completed}/${result.vms} VMs finished, ${result.hostSeconds.toFixed(0)} s host`);
+        `${result.settled === undefined || result.settled === null ? '' : `${pagesMiB(result.settled.inUse).toFixed(1)} MiB ${SETTLE_MS / 1000} s later, `}pmake ${meanPmake(result).toFixed(1)} ms, ${completed}/${result.vms} VMs finished, ${result.hostSeconds.toFixed(0)} s host`);
       if (kept === undefined) writeFileWhole(file, sortedJson(result));
       results[i] = result;
     }
@@ -240,4 +246,4 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResults> {
   return summary;
 }
 
-export { SHARING_CASES };
+export { DEFAULT_SHARING_CASES, SHARING_CASES };

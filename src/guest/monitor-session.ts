@@ -30,6 +30,8 @@ export interface SessionVm {
   rng?: number;
   /** Its home node (`VmSpec.homeNode`; default: the monitor's choice). */
   homeNode?: number;
+  /** A virtio balloon whose free page reports and inflated pages the monitor takes back (`VmSpec.balloon`). */
+  balloon?: boolean;
 }
 
 export interface MonitorSessionOptions {
@@ -166,7 +168,7 @@ export class MonitorSession {
     if (saved !== undefined) options.restored?.(callerPart(saved.extra));
     for (const spec of options.vms) {
       const vm = saved === undefined
-        ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, homeNode: spec.homeNode, console: consoles.get(spec.name)! })
+        ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, homeNode: spec.homeNode, balloon: spec.balloon, console: consoles.get(spec.name)! })
         : this.monitor.vm(spec.name);
       if (saved === undefined && vm !== undefined && spec.drives !== undefined) {
         this.disks.push(...attachDrives(vm.machine, spec.drives, `vm ${spec.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics)));
