@@ -41,8 +41,8 @@ test('a case that writes into the canary VM fails the run, shrunk to the smalles
 test('a device that throws on a hostile ring fails the run, and the failing case replays alone', async () => {
   const blk = KINDS.blk!;
   // The real virtio-blk, made to throw a TypeError (a bug, not a guest's mistake) when it serves a chain.
-  const broken = { ...blk, make: () => {
-    const kit = blk.make();
+  const broken = { ...blk, make: (guarded: Parameters<typeof blk.make>[0]) => {
+    const kit = blk.make(guarded);
     const notify = kit.device.notify.bind(kit.device);
     kit.device.notify = (q) => { notify(q); throw new TypeError('device bug'); };
     return kit;
