@@ -49,12 +49,12 @@ describe('machine file', () => {
     assert.equal(spec.machine.timing, true);
     assert.deepEqual(spec.vms[0], {
       name: 'web', smp: 2, memoryBytes: 256 * MiB, kernel: undefined, initrd: undefined, append: 'quiet',
-      drives: [{ file: resolve('conf/disks/web.img'), readOnly: true }], consoleLog: resolve('conf/logs/web.log'), rng: 7, net: true, share: true,
+      drives: [{ file: resolve('conf/disks/web.img'), readOnly: true }], consoleLog: resolve('conf/logs/web.log'), rng: 7, net: true, share: true, balloon: false,
     });
     assert.deepEqual(spec.vms[1], {
       name: 'db', smp: 1, memoryBytes: 128 * MiB, kernel: undefined, initrd: undefined, append: undefined,
       drives: [{ file: resolve('conf/disks/db.img'), readOnly: false }, { file: '/abs/scratch.img', readOnly: false }],
-      consoleLog: undefined, rng: undefined, net: false, share: true,
+      consoleLog: undefined, rng: undefined, net: false, share: true, balloon: false,
     });
   });
 
@@ -188,6 +188,12 @@ describe('machine file', () => {
       "m.yaml:2:34: monitor.scan.cpu: must be a CPU number, not 'x'",
       "m.yaml:6:12: vms[0].share: must be true or false, not 'no'",
     ]);
+  });
+
+  it('takes balloon per VM (off by default), and nothing but true or false', () => {
+    const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
+    assert.deepEqual(spec('vms:\n  - name: a\n  - name: b\n    balloon: true\n').vms.map((v) => v.balloon), [false, true]);
+    assert.deepEqual(problems('vms:\n  - name: a\n    balloon: 4096\n'), ["m.yaml:3:14: vms[0].balloon: must be true or false, not '4096'"]);
   });
 
   it('takes the placement and the NUMA policy (its defaults, or parameters over them), which needs timing mode', () => {
