@@ -28,4 +28,6 @@ test('balloon sets a VM\'s balloon target and query-balloon shows it; a VM witho
   refused({ vm: 'a' }, 'balloon', /'pages' is missing/);
   refused({ vm: 'c', pages: 1 }, 'balloon', /no VM named 'c'/);
   assert.equal(monitor.vm('a')!.balloonDevice!.target, 1024, 'a refused request changed nothing');
+  const memory = commands['query-memory']!.run({}) as { vms: { name: string; balloon: { reports: number } | null }[] };
+  assert.deepEqual(memory.vms.map((v) => [v.name, v.balloon?.reports ?? null]), [['a', 0], ['b', null]]);
 });

@@ -45,7 +45,8 @@ const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[
 /** What `query-memory` answers (and `ps` prints below its table). */
 export interface MemoryReport {
   machine: MachineMemoryAccount;
-  vms: ({ name: string } & VmMemoryAccount)[];
+  /** Each running VM's account, with its balloon's (null: it has none). */
+  vms: ({ name: string; balloon: BalloonAccount | null } & VmMemoryAccount)[];
   pageCache: Monitor['pageCache']['counts'];
   /** The shape of every copy-on-write disk's reads, summed (virtio-blk's BlockReadMetrics). */
   diskReads: BlockReadMetrics;
@@ -61,7 +62,7 @@ export function memoryReport(monitor: Monitor): MemoryReport {
   const scanner = monitor.scanner;
   return {
     machine: account.machine,
-    vms: monitor.vms.filter((vm) => account.vms.has(vm.id)).map((vm) => ({ name: vm.name, ...account.vms.get(vm.id)! })),
+    vms: monitor.vms.filter((vm) => account.vms.has(vm.id)).map((vm) => ({ name: vm.name, ...account.vms.get(vm.id)!, balloon: vm.balloon === undefined ? null : { ...vm.balloon.account } })),
     pageCache: monitor.pageCache.counts,
     diskReads,
     scanner: scanner === undefined ? null : { ...scanner.counts, pagesPerSecond: scanner.parameters.pagesPerSecond, cpu: scanner.parameters.cpu },
@@ -152,7 +153,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
     'query-memory': {
       help: 'the machine\'s memory accounted (docs/monitor.md, "Accounting"): {"machine": {"inUse", "mapped", "privatePages", "sharedPages", "cacheOnly", ' +
         '"saved", "savedBy": {"zero", "disk", "kernel", "content", "other"}, "reserved", "monitor", "replicas", "lent", "free", "total"}, "vms": [{"name", ' +
-        '"private", "shared", "sharers", "reserved"}], "pageCache": {"disk", "kernel"}, "diskReads", "scanner"}, in pages; ' +
+        '"private", "shared", "sharers", "reserved", "balloon" (null, or its account as query-balloon gives it)}], "pageCache": {"disk", "kernel"}, "diskReads", "scanner"}, in pages; ' +
         'mapped − saved + cacheOnly = inUse, and inUse + reserved + monitor + replicas + lent + free = total (lent: free pages a cell lent to another\'s borrowed chunks); ' +
         'with paging also "swap": {"slots", "used", "totals", "vms": [{"name", "swapped", "pagesOut", "pagesIn", "zeroDropped"}]} (guest pages in the swap file have no machine page: not in "mapped")',
       run: () => memoryReport(monitor),

@@ -6,6 +6,7 @@ import { PAGE } from './machine-memory.js';
 import type { Monitor } from './monitor.js';
 import { SHARE_SOURCES, type MemoryAccount } from './sharing-ledger.js';
 import type { VirtualMachine } from './vm.js';
+import { BALLOON_ACCOUNT_KEYS } from './balloon.js';
 
 export interface VcpuAccount {
   index: number;
@@ -274,6 +275,11 @@ export function registerMonitorStats(stats: StatsRegistry, monitor: Monitor): vo
       stats.vector(`${prefix}.policy_replicated`, `VM ${vm.name}: copies the NUMA policy made of its pages, by the copy's node`, 'Count', nodes,
         () => policy.perVm.get(vm.id)?.replicatedTo ?? nodes.map(() => 0));
       stats.scalar(`${prefix}.policy_collapsed`, `VM ${vm.name}: replicated pages whose copies went`, 'Count', () => vm.pmap.collapses);
+    }
+    const balloon = vm.balloon;
+    if (balloon !== undefined) {
+      stats.vector(`${prefix}.balloon`, `VM ${vm.name}: its balloon (docs/monitor.md, "The balloon"): requests, pages given and taken back, pages unmapped and machine pages freed, cycles charged`, 'Count',
+        [...BALLOON_ACCOUNT_KEYS], () => BALLOON_ACCOUNT_KEYS.map((k) => balloon.account[k]));
     }
     const calls = ['base', 'time', 'ipi', 'rfence', 'hsm', 'srst', 'dbcn', 'pmu', 'mirrorball', 'legacy', 'unknown'];
     stats.vector(`${prefix}.monitor_calls`, `VM ${vm.name}: monitor calls (SBI) by extension`, 'Count', calls, () => calls.map((c) => vm.monitorCalls.get(c) ?? 0));
