@@ -52,3 +52,25 @@ test('a saved switch with a value that is never saved is refused in one line', (
   value.settings.diskCache = 'yes';
   assert.throws(() => readMonitorSnapshot(value), /snapshot.settings.diskCache: "yes", where only false is saved/);
 });
+
+test('a VM\'s balloon, its account and target, and the balloon costs come back from a whole snapshot', () => {
+  const monitor = new Monitor({ config: monitorMachine(2, 32, 1), balloonCosts: { request: 7, page: 3 } });
+  const vm = monitor.createVm({ name: 'a', vcpus: 1, memoryBytes: 16 * MiB, console: quiet, balloon: true });
+  monitor.createVm({ name: 'b', vcpus: 1, memoryBytes: 16 * MiB, console: quiet });
+  const memory = vm.machine.bus.guestMemory();
+  memory.write(vm.pmap.base, new Uint8Array(3 * 4096).fill(5));
+  vm.balloon!.report([{ address: vm.pmap.base, length: 2 * 4096 }]);
+  vm.balloon!.takeOwed(0);
+  monitor.setBalloon(vm, 300);
+  const again = restoreWhole(decodeMonitorSnapshot(encodeMonitorSnapshot(monitor, noBuild)), {}, () => ({ console: quiet })).monitor;
+  const a = again.vm('a')!;
+  assert.deepEqual(a.balloon!.account, vm.balloon!.account);
+  assert.equal(a.balloon!.account.freed, 2);
+  assert.equal(a.balloonDevice!.target, 300);
+  assert.equal(again.vm('b')!.balloon, undefined, 'a VM without a balloon has none after the restore');
+  assert.deepEqual(monitorSettings(again).balloonCosts, { request: 7, page: 3 });
+  assert.equal('balloonCosts' in monitorSettings(new Monitor({ config: monitorMachine(2, 32, 1) })), false, 'the default costs save nothing new');
+  // The restored balloon goes on with the saved costs.
+  a.balloon!.report([{ address: a.pmap.base + 2 * 4096, length: 4096 }]);
+  assert.equal(a.balloon!.takeOwed(0), 7 + 3);
+});

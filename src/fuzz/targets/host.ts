@@ -195,7 +195,7 @@ const machineFile = fc.oneof(
   { weight: 6, arbitrary: fc.record({
     machine: fc.dictionary(fc.constantFrom('memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'x'), yamlValue, { maxKeys: 4 }),
     monitor: fc.option(fc.dictionary(fc.constantFrom('mmu', 'placement', 'policy', 'policySignal', 'x'), yamlValue, { maxKeys: 3 }), { nil: undefined }),
-    vms: fc.array(fc.dictionary(fc.constantFrom('name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'restore', 'x'), yamlValue, { maxKeys: 5 }), { maxLength: 4 }),
+    vms: fc.array(fc.dictionary(fc.constantFrom('name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'balloon', 'restore', 'x'), yamlValue, { maxKeys: 5 }), { maxLength: 4 }),
     faults: fc.option(fc.array(fc.dictionary(fc.constantFrom('time', 'fault', 'x'), fc.oneof(faultScalars, yamlValue), { maxKeys: 3 }), { maxLength: 3 }), { nil: undefined }),
   }).map((f) => {
     const block = (o: Record<string, string>, indent: string): string => Object.entries(o).map(([k, v]) => `${indent}${k}: ${v}\n`).join('');
