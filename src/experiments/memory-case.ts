@@ -27,9 +27,10 @@ export const VM_CPUS = 2;
 /**
  * How much the monitor shares: nothing; the copy-on-write disk's page cache and the kernel; those and the content
  * scanner; `report`: `content` with a virtio balloon in every VM whose free page reports give the guests' freed
- * memory back (issue 20's memory bar, second reading). The first three are the default.
+ * memory back (issue 20's memory bar, second reading); `zero-free`: `content` with every guest zeroing the memory it
+ * frees (Linux's `init_on_free=1`), so that the scanner merges it as zero pages. The first three are the default.
  */
-export const SHARING_CASES = ['off', 'disk', 'content', 'report'] as const;
+export const SHARING_CASES = ['off', 'disk', 'content', 'report', 'zero-free'] as const;
 export const DEFAULT_SHARING_CASES = ['off', 'disk', 'content'] as const;
 export type Sharing = (typeof SHARING_CASES)[number];
 
@@ -110,7 +111,7 @@ export interface MemoryCaseResult {
   /** Memory at the end of pmake in every VM (the figure), and the most in use at any sample. */
   end: MemorySample;
   peakInUse: number;
-  /** `content` and `report`: the memory after every VM then slept SETTLE_MS (its freed memory reported, with `report`). */
+  /** `content`, `report` and `zero-free`: the memory after every VM then slept SETTLE_MS (its freed memory reported, with `report`). */
   settled?: MemorySample | null;
   /** `report`: what the balloons did, summed over the VMs (balloon.ts BalloonAccount), at the end of pmake and once settled. */
   balloon?: { end: BalloonAccount; settled: BalloonAccount } | null;
@@ -134,7 +135,7 @@ export function pmakeCommand(job: PmakeJob, seed: number): string {
 export function sharingOptions(sharing: Sharing, r: Pick<MemoryCaseRequest, 'scanRate' | 'scanCostScale' | 'idleScanRate' | 'mergeOnFirstMatch'>): Omit<MonitorOptions, 'config'> {
   if (sharing === 'off') return { diskCache: false, shareBootImages: false };
   if (sharing === 'disk') return { diskCache: true, shareBootImages: true };
-  // `report` is `content` to the monitor; its VMs have balloons.
+  // `report` and `zero-free` are `content` to the monitor; the first's VMs have balloons, the second's guests zero what they free.
   return {
     diskCache: true, shareBootImages: true,
     scan: {
@@ -159,7 +160,7 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
   const names = Array.from({ length: r.count }, (_, i) => `vm${i}`);
   const vms: SessionVm[] = names.map((name, i) => ({
     name, vcpus: VM_CPUS, memoryBytes: VM_MEMORY, net: true, rng: r.seedBase + i,
-    append: `root=/dev/vda rw mb.ip=10.0.2.${i + 1}/24`,
+    append: `root=/dev/vda rw mb.ip=10.0.2.${i + 1}/24${r.sharing === 'zero-free' ? ' init_on_free=1' : ''}`,
     drives: [{ file: r.guest.disk, readOnly: false, snapshot: true }],
     ...(r.sharing === 'report' ? { balloon: true } : {}),
   }));
@@ -259,14 +260,14 @@ export async function runMemoryCase(r: MemoryCaseRequest): Promise<MemoryCaseRes
     const balloonAtEnd = balloons();
     // Not the figure: the memory once the guests had time to report what they freed at pmake's end.
     let settled: MemorySample | null = null;
-    if (r.sharing === 'content' || r.sharing === 'report') {
+    if (r.sharing === 'content' || r.sharing === 'report' || r.sharing === 'zero-free') {
       await atOnce(session, (name) => session.exec(name, `sleep ${SETTLE_MS / 1000}`));
       settled = await session.atMachineIdle(() => sample(session.monitor));
     }
     const balloon = r.sharing === 'report' ? { end: balloonAtEnd, settled: balloons() } : null;
     // After the figure is read: what one pass merging every equal page (Monitor.sharePages) would leave, to
     // tell what of the private memory is still mergeable and what is each VM's own.
-    const afterOnePass = r.sharing === 'content' || r.sharing === 'report' ? await session.atMachineIdle(() => {
+    const afterOnePass = r.sharing === 'content' || r.sharing === 'report' || r.sharing === 'zero-free' ? await session.atMachineIdle(() => {
       session.monitor.sharePages();
       return sample(session.monitor);
     }) : null;
