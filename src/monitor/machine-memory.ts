@@ -23,6 +23,9 @@ export const PAGE_CACHE = -4;
 /** The machine has no page left on any node, even after the pmaps gave back what they only reserved. */
 export class OutOfMachineMemory extends Error {}
 
+/** The most users a machine page can have (the memmap counts them in 16 bits): sharing must start another copy there. */
+export const MAX_PAGE_USERS = 0xffff;
+
 /** What the memmap needs of a VM's pmap: to shoot a machine page down in the VM's vCPUs, and to follow a page that moved. */
 export interface PageSpace {
   shootDown(machineAddress: number, bytes?: number): void;
@@ -248,7 +251,7 @@ export class MachineMemory {
   addUser(mpn: number, vm: number, gppn: number): void {
     this.reachable(mpn);
     if (this.users[mpn] === 0) throw new Error(`machine page ${mpn} is free: there is nothing to share`);
-    if (this.users[mpn] === 0xffff) throw new Error(`machine page ${mpn} has too many users`);
+    if (this.users[mpn] === MAX_PAGE_USERS) throw new Error(`machine page ${mpn} has too many users`);
     const more = this.moreUsers.get(mpn) ?? [];
     more.push({ vm, gppn });
     this.moreUsers.set(mpn, more);

@@ -49,3 +49,16 @@ test('equal pages merge within and across VMs; unequal and held ones stay; conte
   assert.notEqual(pmaps[0]!.lookup(0), shared);
   assert.equal(pmaps[0]!.lookup(5), shared);
 });
+
+test('more zero pages than a machine page can have users: the merge starts a second zero page instead of failing', () => {
+  // 0xffff users is the memmap's limit (16 bits): 70 000 zero guest pages (every freed page of eight guests
+  // that zero what they free) once made the merge throw and end the VM.
+  const pages = 70_000;
+  const memory = new MachineMemory(layoutMachine({ harts: 1, nodes: [{ memoryBytes: 320 * MiB, harts: [0] }] }));
+  const pmap = new Pmap(memory, { vm: 1, base: RAM_BASE, size: pages * PAGE, homeNode: 0, shootDown: () => {} });
+  for (let gppn = 0; gppn < pages; gppn++) pmap.resolveFault(gppn, ACCESS_WRITE);
+  const result = mergeIdenticalPages(memory, [pmap]);
+  assert.equal(result.merged, pages - 2, 'every zero page but the two shared ones merged');
+  assert.equal(memory.pagesInUse(), 2);
+  assert.ok(Math.max(...[0, pages - 1].map((g) => memory.users[pmap.lookup(g)]!)) <= 0xffff);
+});

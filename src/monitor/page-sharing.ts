@@ -2,7 +2,7 @@
 // in one VM or several, merged into one copy-on-write page. One pass on request (`mergeIdenticalPages`),
 // or a page at a time by the monitor's rate-limited scanner (page-scanner.ts); both visit pages here.
 
-import { FREE, PAGE, type MachineMemory } from './machine-memory.js';
+import { FREE, MAX_PAGE_USERS, PAGE, type MachineMemory } from './machine-memory.js';
 import type { Pmap } from './pmap.js';
 import type { SharingLedger } from './sharing-ledger.js';
 
@@ -143,7 +143,8 @@ export class ContentIndex {
         // must it be tested again, which costs a comparison.
         const known = theirs !== FREE && this.memory.users[theirs]! > 1 && this.ledger?.sourceOf(theirs) === 'zero';
         const recheck = theirs !== FREE && theirs !== mpn && !known;
-        if (theirs === FREE || theirs === mpn || zero!.pmap.held(zero!.gppn) || (recheck && !stillZero())) {
+        // A zero page with as many users as the memmap counts (MAX_PAGE_USERS) takes no more: this one starts another.
+        if (theirs === FREE || theirs === mpn || zero!.pmap.held(zero!.gppn) || this.memory.users[theirs]! >= MAX_PAGE_USERS || (recheck && !stillZero())) {
           this.zeroPages.set(salt, { pmap, gppn });
           return work;
         }
@@ -168,7 +169,7 @@ export class ContentIndex {
         continue;
       }
       if (theirs === mpn) return work;
-      if (c.pmap.held(c.gppn)) continue;
+      if (c.pmap.held(c.gppn) || this.memory.users[theirs]! >= MAX_PAGE_USERS) continue;
       work.compared++;
       // Both pages are read up to their first difference.
       const differs = firstDifferentWord(this.memory, theirs, mpn);
