@@ -9,25 +9,19 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { AgentProtocol } from '../guest/agent-protocol.js';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { BenchError } from './measure.js';
 import { formatSpread } from './options.js';
+import { freePort } from '../host/free-port.js';
 
 /** What each transfer moves. */
 const TRANSFER_MIB = 4;
 const APPEND = 'console=ttyS0 mb.agent=1 mb.ip=10.0.2.15/24,10.0.2.2';
 const BOOT_TIMEOUT_MS = 15 * 60_000;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 function curlSeconds(url: string): Promise<number> {
   return new Promise((done, fail) => execFile('curl', ['-sS', '-o', '/dev/null', '-w', '%{time_total} %{size_download}', url], (error, stdout, stderr) => {

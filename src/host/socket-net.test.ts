@@ -2,19 +2,13 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { createConnection } from 'node:net';
 import { MAX_FRAME } from '../devices/virtio/net.js';
 import { FrameReader, SocketNet, SocketNetError, frameForStream } from './socket-net.js';
+import { freePort } from './free-port.js';
 
 const frame = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 const until = async (condition: () => boolean): Promise<void> => {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((done) => setTimeout(done, 10));

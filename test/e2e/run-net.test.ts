@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { RunProcess } from '../helpers/run-process.js';
+import { freePort } from '../../src/host/free-port.js';
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
@@ -19,13 +20,6 @@ const directory = mkdtempSync(join(tmpdir(), 'mirrorball-run-net-'));
 after(() => rmSync(directory, { recursive: true, force: true }));
 
 /** A port nothing listens on now (the kernel's pick for a listener on port 0). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 function curl(url: string): Promise<string> {
   return new Promise((done, fail) => execFile('curl', ['-sS', '--max-time', '30', url], (error, stdout, stderr) => (error ? fail(new Error(`curl ${url}: ${stderr}`)) : done(stdout))));

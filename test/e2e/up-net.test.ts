@@ -5,26 +5,20 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { createConnection, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { AgentProtocol } from '../../src/guest/agent-protocol.js';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { CLI } from '../helpers/run-process.js';
+import { freePort } from '../../src/host/free-port.js';
 
 const guest = findBuiltGuest();
 const skip = guest === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
 const directory = mkdtempSync(join(tmpdir(), 'mirrorball-up-net-'));
 after(() => rmSync(directory, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 describe('up with net: user', { skip, timeout: 300_000 }, () => {
   it('forwards a host port to the VM and carries the VM\'s connections to the host', async () => {
