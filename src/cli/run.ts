@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { MachineConfigError } from '../board/address-map.js';
 import { describePreset, TOPOLOGY_PRESETS } from '../board/topology.js';
-import { BootError, bootElf, bootLinux } from '../board/boot.js';
+import { BootError, bootElf, bootLinux, bootSbiPayload, isElf } from '../board/boot.js';
 import { BootImageError, parseLinuxImage } from '../board/linux-image.js';
 import { Machine, type ExitReason } from '../board/machine.js';
 import { machineCommands } from '../control/machine-commands.js';
@@ -39,6 +39,7 @@ interface RunFlags {
   drive: string[];
   bios?: string;
   elf?: string;
+  sbi?: boolean;
   consoleLog?: string;
   time: 'instructions' | 'host';
   maxInstructions?: string;
@@ -86,6 +87,9 @@ export function registerRunCommand(program: Command): void {
     .option('--drive <spec>', 'virtio-blk disk: file=IMAGE[,readonly=on|snapshot=on|overlay=FILE] (repeatable)', (v: string, all: string[]) => [...all, v], [])
     .option('--bios <file>', 'M-mode firmware such as OpenSBI fw_jump.bin (default: built-in SBI in TypeScript)')
     .option('--elf <file>', 'run a bare-metal ELF in M-mode; exits with its HTIF exit code')
+    .option('--sbi', 'with --elf: run it in S-mode under the built-in SBI instead, as a VM\'s `elf:` does (hart 0 at its entry with a0 = hartid, ' +
+      'a1 = the device tree; the other harts started by HSM); exits with its SBI shutdown\'s status. ' +
+      '--kernel given an ELF does the same, as QEMU\'s -kernel')
     .option('--console-log <file>', 'also write everything the guest prints to this file')
     .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
     .option('--max-instructions <n>', 'stop after this many instructions')
@@ -114,7 +118,7 @@ export function registerRunCommand(program: Command): void {
 /** The flags that say which machine to build: with --restore the snapshot says it. */
 const MACHINE_FLAGS: [keyof RunFlags, string][] = [
   ['kernel', '--kernel'], ['initrd', '--initrd'], ['append', '--append'], ['memory', '-m'], ['smp', '--smp'], ['nodes', '--nodes'],
-  ['topology', '--topology'], ['distances', '--distances'], ['drive', '--drive'], ['bios', '--bios'], ['elf', '--elf'],
+  ['topology', '--topology'], ['distances', '--distances'], ['drive', '--drive'], ['bios', '--bios'], ['elf', '--elf'], ['sbi', '--sbi'],
   ['time', '--time'], ['rng', '--rng'], ['timing', '--timing'], ['cache', '--cache'], ['localMiss', '--local-miss'],
   ['net', '--net'], ['console', '--console'], ['serial', '--serial'],
 ];
@@ -129,6 +133,7 @@ interface RunReport {
 
 /** The machine the flags ask for, and what loads its program. */
 function machineFromFlags(flags: RunFlags): { spec: MachineSpec; report: RunReport; load: (machine: Machine) => void } {
+  checkProgramFlags(flags);
   const memory = parseSize(flags.memory, '-m');
   const topology = chooseTopology(flags, memory);
   if (flags.time !== 'instructions' && flags.time !== 'host') throw new UsageError(`--time must be "instructions" or "host", not '${flags.time}'`);
@@ -144,7 +149,7 @@ function machineFromFlags(flags: RunFlags): { spec: MachineSpec; report: RunRepo
   const spec: MachineSpec = {
     config: topology.config,
     time: flags.time,
-    builtinSbi: flags.bios === undefined && flags.elf === undefined,
+    builtinSbi: flags.bios === undefined && (flags.elf === undefined || flags.sbi === true),
     timing: timingFrom === undefined ? null : { from: timingFrom, latencies: topology.latencies, ...(cache === undefined ? {} : { cache }) },
     drives: flags.drive.map(parseDrive),
     rngSeed,
@@ -153,7 +158,7 @@ function machineFromFlags(flags: RunFlags): { spec: MachineSpec; report: RunRepo
     topology: topology.name,
     memoryBytes: memory,
     timingFrom: timingFrom ?? null,
-    program: flags.elf !== undefined ? { elf: flags.elf } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? defaultAppend(flags) },
+    program: flags.elf !== undefined ? { elf: flags.elf, mode: flags.sbi === true ? 'S under the built-in SBI' : 'M' } : { kernel: flags.kernel ?? 'built guest', initrd: flags.initrd ?? null, append: flags.append ?? defaultAppend(flags) },
   };
   return { spec, report, load: (machine) => loadProgram(machine, flags) };
 }
@@ -166,10 +171,22 @@ function defaultAppend(flags: RunFlags): string {
   return flags.net?.startsWith('user') === true ? `${DEFAULT_APPEND} mb.ip=10.0.2.15/24,10.0.2.2` : DEFAULT_APPEND;
 }
 
+/** The combinations of --elf, --sbi, --bios, --kernel and --initrd that make no sense: one line. */
+function checkProgramFlags(flags: RunFlags): void {
+  if (flags.sbi === true && flags.elf === undefined) throw new UsageError('--sbi runs an ELF program under the built-in SBI: give it with --elf');
+  if (flags.elf !== undefined && flags.bios !== undefined) throw new UsageError('--elf runs a program on the bare machine (M-mode, or S-mode with --sbi): drop --bios');
+  if (flags.elf !== undefined && (flags.kernel !== undefined || flags.initrd !== undefined)) {
+    throw new UsageError(`--elf runs its program instead of a kernel: drop ${flags.kernel !== undefined ? '--kernel' : '--initrd'}`);
+  }
+  if (flags.elf !== undefined && flags.append !== undefined) throw new UsageError('--append is a kernel\'s command line: an --elf program takes none');
+}
+
 function loadProgram(machine: Machine, flags: RunFlags): void {
   if (flags.elf !== undefined) {
     const elf = flags.elf;
-    namingInput(`ELF program '${elf}'`, () => bootElf(machine, readInput(elf, 'ELF program')));
+    const bytes = readInput(elf, 'ELF program');
+    if (flags.sbi === true) namingInput(`ELF program '${elf}'`, () => bootSbiPayload(machine, bytes));
+    else namingInput(`ELF program '${elf}'`, () => bootElf(machine, bytes));
     return;
   }
   let kernelPath = flags.kernel;
@@ -181,6 +198,13 @@ function loadProgram(machine: Machine, flags: RunFlags): void {
     initrdPath ??= guest.initramfs;
   }
   const kernel = readInput(kernelPath, 'kernel');
+  if (isElf(kernel)) {
+    // QEMU's -kernel takes an ELF too and runs it in S-mode after its firmware: here under the built-in SBI.
+    if (flags.bios !== undefined) throw new UsageError(`kernel '${kernelPath}' is an ELF program, which runs under the built-in SBI: drop --bios`);
+    if (flags.initrd !== undefined || flags.append !== undefined) throw new UsageError(`kernel '${kernelPath}' is an ELF program, which takes no ${flags.initrd !== undefined ? '--initrd' : '--append'}`);
+    namingInput(`ELF program '${kernelPath}'`, () => bootSbiPayload(machine, kernel));
+    return;
+  }
   // A file that is not a kernel is named: the user may have mixed up --kernel and --initrd.
   namingInput(`kernel '${kernelPath}'`, () => parseLinuxImage(kernel));
   bootLinux(machine, {
