@@ -32,6 +32,8 @@ export interface VmFileSpec {
   kernel?: string;
   initrd?: string;
   append?: string;
+  /** A bare S-mode program (absolute path) booted instead of Linux (`elf:`); then no kernel, initrd or append. */
+  elf?: string;
   drives: DriveSpec[];
   consoleLog?: string;
   /** A virtio-rng with this seed, when given. */
@@ -90,7 +92,7 @@ const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 
 const PLACEMENTS: readonly Placement[] = ['home', 'round-robin'];
 const POLICY_KEYS = Object.keys(DEFAULT_POLICY) as (keyof NumaPolicyParameters)[];
 const MMU_MODES: readonly MmuMode[] = ['software', 'nested'];
-const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'share', 'balloon', 'restore', 'cell'] as const;
+const VM_KEYS = ['name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'elf', 'drive', 'console-log', 'rng', 'net', 'share', 'balloon', 'restore', 'cell'] as const;
 /** What a VM made again from a snapshot takes besides `restore`: the rest is in the snapshot. */
 const RESTORE_KEYS = ['name', 'restore', 'console-log'];
 const DEFAULT_MACHINE_MEMORY = '1G';
@@ -271,6 +273,13 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
           if ((VM_KEYS as readonly string[]).includes(key) && !RESTORE_KEYS.includes(key)) problem(pair.key, `${path}.${key}`, 'not with restore: the snapshot says what the VM is');
         }
       }
+      const elf = path_('elf');
+      if (elf !== undefined) {
+        for (const key of ['kernel', 'initrd', 'append']) {
+          const other = item.get(key, true) as Node | undefined;
+          if (other !== undefined) problem(other, `${path}.${key}`, `not with elf: the VM boots that program instead of Linux`);
+        }
+      }
       const rng = value('rng');
       const seed = rng === undefined ? undefined : attempt(rng.node, path, problem, () => parseCount(rng.text, `${path}.rng`, 0, 2 ** 32 - 1));
       const net = value('net');
@@ -294,6 +303,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
         kernel: path_('kernel'),
         initrd: path_('initrd'),
         append: value('append')?.text,
+        ...(elf === undefined ? {} : { elf }),
         drives,
         consoleLog: path_('console-log'),
         rng: seed,

@@ -297,7 +297,7 @@ class Up {
       }
       let kernel = v.kernel;
       let initrd = v.initrd;
-      if (kernel === undefined) {
+      if (kernel === undefined && v.elf === undefined) {
         const guest = findBuiltGuest();
         if (guest === undefined) throw new UsageError(`vm ${v.name}: no kernel given and no guest built yet: run \`mirrorball guest build\` or give it a kernel`);
         kernel = guest.kernel;
@@ -325,9 +325,11 @@ class Up {
       }
       if (v.rng !== undefined) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(v.rng)));
       try {
-        vm.boot(read(kernel, 'kernel'), initrd === undefined ? undefined : read(initrd, 'initrd'), v.append === undefined ? UP_APPEND : `${UP_APPEND} ${v.append}`);
+        // A bare S-mode program (docs/machine-file.md, `elf:`) instead of Linux: the thin OS of examples/thin-os.
+        if (v.elf !== undefined) vm.bootElf(read(v.elf, 'ELF program'));
+        else vm.boot(read(kernel!, 'kernel'), initrd === undefined ? undefined : read(initrd, 'initrd'), v.append === undefined ? UP_APPEND : `${UP_APPEND} ${v.append}`);
       } catch (error) {
-        if (error instanceof BootError) throw new UsageError(`vm ${v.name}: ${error.message}`);
+        if (error instanceof BootError) throw new UsageError(`vm ${v.name}: ${v.elf !== undefined ? `ELF program '${shown(v.elf)}': ` : ''}${error.message}`);
         throw error;
       }
     }
@@ -452,7 +454,7 @@ class Up {
       policySignal: this.monitor.policySignal,
       vms: this.monitor.vms.map((vm) => {
         const v = this.spec.vms.find((s) => s.name === vm.name);
-        return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, kernel: v?.kernel ?? 'built guest', append: v?.append ?? null };
+        return { id: vm.id, name: vm.name, vcpus: vm.vcpus.length, memoryBytes: vm.pmap.size, ...(v?.elf !== undefined ? { elf: v.elf } : { kernel: v?.kernel ?? 'built guest', append: v?.append ?? null }) };
       }),
     };
   }

@@ -1,6 +1,6 @@
 // A virtual machine: an ordinary small UMA computer whose RAM is a pmap over the machine's memory.
 
-import { bootLinux } from '../board/boot.js';
+import { bootLinux, bootSbiPayload, type PayloadPlan } from '../board/boot.js';
 import { Machine, type ExitReason } from '../board/machine.js';
 import {
   EXT_BASE, EXT_DBCN, EXT_HSM, EXT_IPI, EXT_MIRRORBALL, EXT_PMU, EXT_RFENCE, EXT_SRST, EXT_TIME,
@@ -250,6 +250,15 @@ export class VirtualMachine {
     const images: BootImage[] = [{ kind: 'kernel', bytes: kernel, address: plan.kernel.base }];
     if (initrd !== undefined && plan.initrd !== undefined) images.push({ kind: 'initrd', bytes: initrd, address: plan.initrd.base });
     this.onBoot?.(this, images);
+  }
+
+  /**
+   * Loads a bare S-mode program (an ELF, not Linux: a thin library OS, Disco's SPLASHOS case) and starts
+   * vCPU 0 at its entry with a0 = 0, a1 = the VM's device tree; the SBI, answered by
+   * the monitor, and the VM's devices are its interface. A bad ELF is a BootError, nothing loaded.
+   */
+  bootElf(bytes: Uint8Array): PayloadPlan {
+    return bootSbiPayload(this.machine, bytes);
   }
 
   /**
