@@ -190,6 +190,20 @@ describe('machine file', () => {
     ]);
   });
 
+  it('takes elf: a bare S-mode program from the file\'s directory, and refuses it with a kernel, initrd or append', () => {
+    const spec = parseMachineFile(['vms:', '  - name: thin', '    smp: 4', '    elf: programs/thin-os.elf', '  - name: linux'].join('\n'), '/etc/m/m.yaml');
+    assert.equal(spec.vms[0].elf, resolve('/etc/m/programs/thin-os.elf'));
+    assert.equal(spec.vms[0].kernel, undefined);
+    assert.equal(spec.vms[1].elf, undefined, 'a VM without it boots Linux');
+    assert.deepEqual(problems(['vms:', '  - name: thin', '    elf: t.elf', '    kernel: Image', '    initrd: i.cpio', '    append: quiet'].join('\n')), [
+      'm.yaml:4:13: vms[0].kernel: not with elf: the VM boots that program instead of Linux',
+      'm.yaml:5:13: vms[0].initrd: not with elf: the VM boots that program instead of Linux',
+      'm.yaml:6:13: vms[0].append: not with elf: the VM boots that program instead of Linux',
+    ]);
+    assert.deepEqual(problems(['vms:', '  - name: thin', '    elf: ""'].join('\n')), ['m.yaml:3:10: vms[0].elf: is empty']);
+    assert.deepEqual(problems(['vms:', '  - name: thin', '    elf: t.elf', '    restore: t.snap'].join('\n')), ['m.yaml:3:5: vms[0].elf: not with restore: the snapshot says what the VM is']);
+  });
+
   it('takes balloon per VM (off by default), and nothing but true or false', () => {
     const spec = (text: string): MachineFileSpec => parseMachineFile(text, 'm.yaml');
     assert.deepEqual(spec('vms:\n  - name: a\n  - name: b\n    balloon: true\n').vms.map((v) => v.balloon), [false, true]);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { linkHtifElf, toolchainAvailable } from '../helpers/asm.js';
+import { buildThinOs, thinOsChecksum, thinOsHarts, thinOsSkip } from '../helpers/thin-os.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
 
@@ -95,6 +96,16 @@ describe('mirrorball run: bad input', () => {
     assertOneLineError(mirrorball('run', '--net', 'user', '--restore', join(dir, 'none.snap')), /--restore builds the machine the snapshot holds: drop --net/);
   });
 
+  it('refuses --sbi without --elf, and --elf with a kernel, initrd, append or firmware, in one line', () => {
+    const elf = join(dir, 'some.elf');
+    writeFileSync(elf, Buffer.alloc(256, 0x41));
+    assertOneLineError(mirrorball('run', '--sbi'), /--sbi runs an ELF program under the built-in SBI: give it with --elf/);
+    assertOneLineError(mirrorball('run', '--elf', elf, '--sbi', '--bios', elf), /--elf runs a program on the bare machine .*: drop --bios/);
+    assertOneLineError(mirrorball('run', '--elf', elf, '--kernel', elf), /--elf runs its program instead of a kernel: drop --kernel/);
+    assertOneLineError(mirrorball('run', '--elf', elf, '--sbi', '--append', 'quiet'), /--append is a kernel's command line: an --elf program takes none/);
+    assertOneLineError(mirrorball('run', '--elf', elf, '--sbi'), new RegExp(`^mirrorball: ELF program '${elf}': not an ELF file`));
+  });
+
   it('says what to do when no kernel is given and no guest is built', () => {
     assertOneLineError(mirrorball('run'), /guest build/);
   });
@@ -122,5 +133,20 @@ describe('mirrorball run --elf', () => {
     const r = mirrorball('run', '--elf', elf);
     assert.equal(r.status, 42, r.stderr);
     assert.equal(r.stdout, 'K');
+  });
+});
+
+describe('mirrorball run --elf --sbi: the thin-OS example', { skip: thinOsSkip() }, () => {
+  it('runs it in S-mode under the built-in SBI on every hart; the checksum does not depend on the harts, and --kernel takes it as QEMU\'s -kernel does', () => {
+    const elf = buildThinOs();
+    const runs = [['--elf', elf, '--sbi', '--smp', '1'], ['--elf', elf, '--sbi', '--smp', '4'], ['--kernel', elf, '--smp', '2']].map((args) => {
+      const r = mirrorball('run', ...args);
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    });
+    assert.deepEqual(runs.map(thinOsHarts), [1, 4, 2]);
+    const sums = runs.map(thinOsChecksum);
+    assert.ok(sums[0] !== undefined, runs[0]);
+    assert.deepEqual(sums, [sums[0], sums[0], sums[0]]);
   });
 });

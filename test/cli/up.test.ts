@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
+import { makeElf } from '../helpers/elf-file.js';
 
 // The command line from source (tsx), so these tests need no build of dist/.
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -246,6 +247,22 @@ describe('mirrorball up: mistakes', () => {
     r = mirrorball(['up', junk, '--run-dir', join(dir, 'junk-run')]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^mirrorball: vm junk: .*not a RISC-V Linux Image.*\n$/);
+  });
+
+  it('refuses an elf: that is not an ELF, or whose segments are outside the VM\'s RAM, in one line', () => {
+    const notElf = join(dir, 'not-elf.yaml');
+    writeFileSync(join(dir, 'notes.txt'), 'not a program\n');
+    writeFileSync(notElf, 'vms:\n  - name: thin\n    memory: 32M\n    elf: notes.txt\n');
+    let r = mirrorball(['up', notElf, '--run-dir', join(dir, 'not-elf-run')]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^mirrorball: vm thin: ELF program '.*notes\.txt': not an ELF file \(no \\x7fELF magic\)\n$/);
+    // An ELF at 0x80200000 of 32 MiB in memory reaches past a 16 MiB VM's RAM.
+    const big = join(dir, 'big.yaml');
+    writeFileSync(join(dir, 'big.elf'), makeElf([{ address: 0x8020_0000, data: Uint8Array.of(0x6f, 0, 0, 0), memorySize: 32 * MiB }]));
+    writeFileSync(big, 'vms:\n  - name: big\n    memory: 16M\n    elf: big.elf\n');
+    r = mirrorball(['up', big, '--run-dir', join(dir, 'big-run')]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^mirrorball: vm big: ELF program '.*big\.elf': segment 0 \(0x80200000, 33554432 bytes\) is outside RAM \(nothing at 0x81000000\)\n$/);
   });
 
   it('without a monitor, ps, stats, stop and console say to start one, in one line, exit 1', () => {
