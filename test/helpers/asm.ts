@@ -96,6 +96,33 @@ export function assemble(source: string, march = 'rv64gc'): Program {
   return { image: new Uint8Array(readFileSync(bin)), symbols: new Map(entries) };
 }
 
+/**
+ * Assembles and links `source` (entry `_start`) for rv64 at `textBase` and returns the ELF file itself: a bare
+ * S-mode program as `run --elf F --sbi` and a VM's `elf:` (VirtualMachine.bootElf) load it. Cached as `assemble`.
+ */
+export function assembleElf(source: string, march = 'rv64gc', textBase = TEXT_BASE): Uint8Array {
+  const { bin } = cachePaths(`elf -N\n${march}\n${textBase}\n${source}`);
+  if (existsSync(bin)) return new Uint8Array(readFileSync(bin));
+  mkdirSync(CACHE_DIR, { recursive: true });
+  const base = bin.slice(0, -4) + `.${process.pid}`;
+  writeFileSync(`${base}.S`, source.endsWith('\n') ? source : source + '\n');
+  try {
+    execFileSync(PREFIX + 'gcc', [
+      `-march=${march}`, '-mabi=lp64', '-nostdlib', '-nostartfiles', '-static', '-fno-pic', '-fno-pie', '-no-pie',
+      // -N: one segment from textBase, the ELF headers not loaded below it.
+      '-Wl,-N', `-Wl,-Ttext=0x${textBase.toString(16)}`, '-Wl,--build-id=none', '-Wl,--no-relax', '-Wl,-e,_start',
+      '-o', `${base}.elf`, `${base}.S`,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? String(e);
+    throw new Error(`assembly failed:\n${stderr}`);
+  } finally {
+    rmSync(`${base}.S`, { force: true });
+  }
+  renameSync(`${base}.elf`, bin);
+  return new Uint8Array(readFileSync(bin));
+}
+
 /** The HTIF mailbox that `run --elf` watches (riscv-tests convention): `tohost` and `fromhost`, 8 bytes each. */
 const HTIF_SECTION = ['.section .tohost, "aw"', '.align 3', '.globl tohost', 'tohost: .dword 0', '.globl fromhost', 'fromhost: .dword 0'];
 

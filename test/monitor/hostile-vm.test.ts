@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MSTATUS_SIE } from '../../src/cpu/hart-state.js';
-import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER, PRIV_S } from '../../src/isa/opcodes.js';
+import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from '../../src/isa/opcodes.js';
 import { VirtioRng, SeededEntropy } from '../../src/devices/virtio/rng.js';
 import { MmioRegister } from '../../src/devices/virtio/mock-driver.js';
 import { STATUS_ACKNOWLEDGE, STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK } from '../../src/devices/virtio/spec.js';
@@ -28,7 +28,7 @@ import { EXT_IPI, EXT_TIME } from '../../src/board/sbi.js';
 import { Monitor } from '../../src/monitor/monitor.js';
 import { PAGE } from '../../src/monitor/machine-memory.js';
 import { monitorCases, startMonitorCase } from '../../src/fuzz/targets/guest.js';
-import { assemble, requireToolchain, TEXT_BASE } from '../helpers/asm.js';
+import { assemble, assembleElf, requireToolchain, TEXT_BASE } from '../helpers/asm.js';
 
 const MiB = 2 ** 20;
 const CYCLES_PER_SECOND = 100_000_000; // 10 cycles a tick of the 10 MHz timebase
@@ -47,14 +47,15 @@ const MIN_RANDOM_INSTRUCTIONS = 5000;
 const MIN_RANDOM_TRAPS = 1000;
 const MIN_STORM_EXITS = 25;
 
+/** B, an ELF booted as a VM's \`elf:\` is (VirtualMachine.bootElf: a0 = hartid, a1 = its device tree, the SBI's delegation). */
 const CANARY = `
 .equ UART, 0x10000000
 .globl _start
 _start:
-  mv s0, a0
-  mv s1, a1
-  mv s2, a2
-  mv s3, a3
+  li s0, ${TEXT_BASE + PATTERN_OFFSET}
+  li s1, ${PATTERN_DWORDS}
+  li s2, ${PASSES}
+  li s3, ${TICKS_PER_PERIOD}
   li s4, 0x9E3779B97F4A7C15
   li t0, 32
   csrs sie, t0
@@ -141,8 +142,6 @@ const PLIC_S_CLAIM = 0x0c00_0000 + PLIC_CONTEXT_BASE + PLIC_CONTEXT_STRIDE + 4;
 const HOSTILE = `
 .equ TIME, ${EXT_TIME}
 .equ IPI, ${EXT_IPI}
-.globl _start
-_start:
 handler:
   csrr t6, scause
   bltz t6, interrupt
@@ -203,6 +202,19 @@ storm:
   bltu s2, s3, storm
   mv s2, s4
   j storm
+/* Where a boot of the ELF (VirtualMachine.bootElf, as a VM's elf: boots) starts the storm: every S interrupt enabled
+   through the handler, the table from s4 to s3. */
+.globl _start
+_start:
+  la t0, handler
+  csrw stvec, t0
+  li t0, ${(1 << IRQ_S_SOFT) | (1 << IRQ_S_TIMER) | (1 << IRQ_S_EXT)}
+  csrs sie, t0
+  csrsi sstatus, ${MSTATUS_SIE}
+  li s4, ${TEXT_BASE + STORM_TABLE}
+  li s3, ${TEXT_BASE + STORM_TABLE + 16 * STORM_ENTRIES}
+  mv s2, s4
+  j storm
 `;
 
 /** jal x0, offset (J-type, ISA §2.5). */
@@ -244,9 +256,9 @@ interface Period {
 
 test('a hostile VM next to a canary: the canary keeps its pattern and its CPU share, the host survives', { timeout: 900_000 }, (t) => {
   if (!requireToolchain(t)) return;
-  const program = assemble(CANARY);
+  const canaryElf = assembleElf(CANARY);
   const hostile = assemble(HOSTILE, 'rv64g');
-  const stormPc = hostile.symbols.get('storm')! - TEXT_BASE;
+  const hostileElf = assembleElf(HOSTILE, 'rv64g', TEXT_BASE + HOSTILE_CODE);
   const monitor = new Monitor({ config: { harts: 1, nodes: [{ memoryBytes: 64 * MiB, harts: [0] }] } });
   let canaryOutput = '';
   /** A virtio device failing for anything but the driver's mistake is a monitor bug (as in the fuzz targets). */
@@ -255,19 +267,10 @@ test('a hostile VM next to a canary: the canary keeps its pattern and its CPU sh
   const b = monitor.createVm({ name: 'canary', vcpus: 1, memoryBytes: 16 * MiB, console: (bytes) => { canaryOutput += Buffer.from(bytes).toString('latin1'); }, log: () => {} });
   const rng = a.machine.attachVirtio(new VirtioRng(new SeededEntropy(1)));
 
-  // B: the canary program, translation off, its timer interrupt enabled for WFI.
+  // B: the canary program, booted as an elf: VM is; it enables its timer interrupt for WFI.
   const bMemory = b.machine.bus.guestMemory();
-  bMemory.write(b.pmap.base, program.image);
+  b.bootElf(canaryElf);
   const hb = b.vcpus[0]!;
-  hb.reset(b.pmap.base);
-  hb.priv = PRIV_S;
-  hb.mcounteren = 7;
-  hb.mideleg = (1 << IRQ_S_SOFT) | (1 << IRQ_S_TIMER) | (1 << IRQ_S_EXT);
-  hb.updateTranslation();
-  hb.setReg(10, b.pmap.base + PATTERN_OFFSET);
-  hb.setReg(11, PATTERN_DWORDS);
-  hb.setReg(12, PASSES);
-  hb.setReg(13, TICKS_PER_PERIOD);
 
   // A's phases: RANDOM_CASES fresh random cases (code, tables, registers) and a fresh storm table each period.
   const ha = a.vcpus[0]!;
@@ -286,7 +289,10 @@ test('a hostile VM next to a canary: the canary keeps its pattern and its CPU sh
     ha.mstatus |= MSTATUS_SIE;
     ha.mcounteren = 7;
   };
-  /** The storm from its first table entry, translation off; the table written again (random code may have written over it). */
+  /**
+   * The storm from its first table entry, translation off: A booted again from its ELF as a VM's elf: is (its code
+   * and the table written again: random code may have written over them), vCPU 0 started by the SBI at _start.
+   */
   const startStorm = (period: number): void => {
     storms[period % storms.length]!.forEach(([address, value], k) => {
       const at = base + STORM_TABLE + 16 * k;
@@ -295,14 +301,8 @@ test('a hostile VM next to a canary: the canary keeps its pattern and its CPU sh
       aMemory.writeU32(at + 8, Number(value & 0xffff_ffffn));
       aMemory.writeU32(at + 12, Number(value >> 32n));
     });
-    ha.reset(base + HOSTILE_CODE + stormPc);
-    ha.parked = false;
-    ha.priv = PRIV_S;
-    ha.updateTranslation();
-    arm();
-    ha.setReg(18, base + STORM_TABLE);
-    ha.setReg(19, base + STORM_TABLE + 16 * STORM_ENTRIES);
-    ha.setReg(20, base + STORM_TABLE);
+    a.bootElf(hostileElf);
+    ha.codeWritten();
   };
   /**
    * A's driver points its rng at addresses stepping over the whole 64-bit space, and at B's machine pages: one
