@@ -171,7 +171,7 @@ function controlTarget(): FuzzTarget<ControlCase> {
 // ---- machine files ----
 
 const KEYS = ['machine', 'monitor', 'vms', 'memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'mmu', 'placement', 'policy', 'policySignal',
-  'name', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'restore', 'hotMisses', 'intervalRounds', 'x'];
+  'name', 'kernel', 'initrd', 'append', 'elf', 'drive', 'console-log', 'rng', 'net', 'restore', 'hotMisses', 'intervalRounds', 'x'];
 const scalars = fc.oneof(
   fc.constantFrom('1G', '128M', '16M', '0', '-1', '1e400', '0x10', '4K', '999999999999G', 'numa4x2', 'flash8', 'uma', 'nested', 'software',
     'round-robin', 'home', 'tlb-misses', 'true', 'yes', '~', '"a"', '10,20;20,10', '[10, 20]', 'a', ''),
@@ -195,7 +195,7 @@ const machineFile = fc.oneof(
   { weight: 6, arbitrary: fc.record({
     machine: fc.dictionary(fc.constantFrom('memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'x'), yamlValue, { maxKeys: 4 }),
     monitor: fc.option(fc.dictionary(fc.constantFrom('mmu', 'placement', 'policy', 'policySignal', 'x'), yamlValue, { maxKeys: 3 }), { nil: undefined }),
-    vms: fc.array(fc.dictionary(fc.constantFrom('name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'drive', 'console-log', 'rng', 'net', 'balloon', 'restore', 'x'), yamlValue, { maxKeys: 5 }), { maxLength: 4 }),
+    vms: fc.array(fc.dictionary(fc.constantFrom('name', 'smp', 'memory', 'kernel', 'initrd', 'append', 'elf', 'drive', 'console-log', 'rng', 'net', 'balloon', 'restore', 'x'), yamlValue, { maxKeys: 5 }), { maxLength: 4 }),
     faults: fc.option(fc.array(fc.dictionary(fc.constantFrom('time', 'fault', 'x'), fc.oneof(faultScalars, yamlValue), { maxKeys: 3 }), { maxLength: 3 }), { nil: undefined }),
   }).map((f) => {
     const block = (o: Record<string, string>, indent: string): string => Object.entries(o).map(([k, v]) => `${indent}${k}: ${v}\n`).join('');
@@ -228,7 +228,7 @@ function machineFileTarget(): FuzzTarget<string> {
 // ---- command-line flags ----
 
 /** Every option of `run` and `up` with values from a dictionary; paths only inside a scratch directory. */
-const FLAGS = ['--kernel', '--initrd', '--append', '-m', '--memory', '--smp', '-smp', '--nodes', '--topology', '--distances', '--drive', '--bios', '--elf',
+const FLAGS = ['--kernel', '--initrd', '--append', '-m', '--memory', '--smp', '-smp', '--nodes', '--topology', '--distances', '--drive', '--bios', '--elf', '--sbi',
   '--console-log', '--time', '--max-instructions', '--rng', '--stats', '--stats-dir', '--timing', '--cache', '--local-miss', '--control', '--restore',
   '--no-such', '-x', '--', '--help'];
 const FLAG_VALUES = ['0', '1', '-1', '2', '33', '1e9', 'NaN', '512M', '1G', '0x10', '16M', '999999G', 'uma', 'numa4x2', 'flash8', 'nope', '10,20;20,10',
