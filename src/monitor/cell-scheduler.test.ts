@@ -245,6 +245,67 @@ test('with gangs a spanning VM that fits in its home cell is scheduled there who
   }
 });
 
+test('property: with gangs, in any number of cells and with both balancers, no VM that fits in a cell ever runs with part of its runnable vCPUs, a larger one\'s part in a cell runs whole there, and none starves', () => {
+  const machineShape = fc.record({
+    cells: fc.constantFrom(1, 2, 4),
+    quantum: fc.integer({ min: 1, max: 4 }),
+    idleBalance: fc.boolean(),
+    period: fc.constantFrom(0, 3, 10),
+    vms: fc.array(fc.record({ vcpus: fc.integer({ min: 1, max: 4 }), cell: fc.integer({ min: 0, max: 3 }), spans: fc.boolean(), home: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 6 }),
+  });
+  const step = fc.record({ awake: fc.array(fc.boolean(), { minLength: 24, maxLength: 24 }), cycles: fc.integer({ min: 1, max: 10_000 }) });
+  fc.assert(
+    fc.property(machineShape, fc.array(step, { maxLength: 60 }), (shape, steps) => {
+      const cells = Array.from({ length: shape.cells }, (_, c) => NODES.map((_, p) => p).filter((p) => Math.floor(p / (8 / shape.cells)) === c));
+      const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: shape.quantum, cells, gang: true, idleBalance: shape.idleBalance, balancePeriodRounds: shape.period });
+      const vms = shape.vms.map((spec, id) => {
+        const vcpus = Array.from({ length: spec.vcpus }, (_, i) => new FakeVcpu(id, i));
+        // A VM of more vCPUs than a cell's CPUs spans cells, as the monitor places it; others span on request.
+        const spans = spec.spans || spec.vcpus > 8 / shape.cells;
+        scheduler.addVm(id, vcpus, { cells: spans ? cells.map((_, c) => c) : [spec.cell % shape.cells], homeNode: spec.home });
+        return vcpus;
+      });
+      const all = vms.flat();
+      const check = (round: number): (SchedVcpu | undefined)[] => {
+        const picks = scheduler.pick();
+        const chosen = new Set(picks.filter((v) => v !== undefined));
+        assert.equal(chosen.size, picks.filter((v) => v !== undefined).length, 'a vCPU on two CPUs');
+        for (const [id, vcpus] of vms.entries()) {
+          // A VM of more vCPUs than a cell has CPUs is dealt over cells, and gang-scheduled within each only
+          // (docs/cells.md): its part in each cell runs whole. Any other is one gang in one cell.
+          const byCell = new Map<number, FakeVcpu[]>();
+          for (const v of vcpus) {
+            const cell = scheduler.cellOf(id, v.index);
+            byCell.set(cell, [...(byCell.get(cell) ?? []), v]);
+          }
+          if (vcpus.length <= 8 / shape.cells) assert.ok(byCell.size === 1, `round ${round}: VM ${id}, which fits in a cell, is split over cells ${[...byCell.keys()].join(', ')}`);
+          for (const [cell, part] of byCell) {
+            const runnable = part.filter((v) => v.runnable());
+            const running = runnable.filter((v) => chosen.has(v));
+            assert.ok(running.length === 0 || running.length === runnable.length, `round ${round}: VM ${id} runs ${running.length} of its ${runnable.length} runnable vCPUs in cell ${cell}`);
+          }
+        }
+        return picks;
+      };
+      steps.forEach(({ awake, cycles }, round) => {
+        all.forEach((v, i) => (v.awake = awake[i]!));
+        for (const v of check(round)) if (v !== undefined) scheduler.charge(v, cycles);
+      });
+      // Liveness: with every vCPU runnable from here on, every VM runs, whole.
+      for (const v of all) v.awake = true;
+      const ran = new Set<number>();
+      for (let round = 0; round < 20_000 && ran.size < vms.length; round++) {
+        for (const v of check(steps.length + round)) {
+          if (v === undefined) continue;
+          ran.add(v.vm);
+          scheduler.charge(v, 1000);
+        }
+      }
+      assert.equal(ran.size, vms.length, 'a VM starved');
+    }),
+  );
+});
+
 test('the periodic balancer walks the cells\' tree each period, moving one vCPU where it narrows a gap, and never splits a VM', () => {
   const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, balancePeriodRounds: 10 });
   for (let vm = 0; vm < 4; vm++) scheduler.addVm(vm, [new FakeVcpu(vm, 0)], { cells: [0] });
