@@ -19,6 +19,8 @@ import * as numa from '../experiments/numa.js';
 import * as largePages from '../experiments/numa-large-pages.js';
 import * as overhead from '../experiments/overhead.js';
 import * as cellsCost from '../experiments/cells-cost.js';
+import * as balance from '../experiments/balance.js';
+import { BALANCE_CELLS, BALANCE_MEMORY, BALANCE_TOPOLOGY } from '../experiments/balance-case.js';
 import { variantsTable } from '../experiments/overhead-exits.js';
 import type { VmVariant } from '../experiments/overhead.js';
 import type { MmuMode } from '../monitor/vm.js';
@@ -110,6 +112,7 @@ export function registerExperimentCommands(program: Command): void {
     });
 
   registerCellsCost(experiment);
+  registerBalance(experiment);
   registerManyVms(experiment);
   registerMemory(experiment);
   registerFixedWork(experiment);
@@ -170,6 +173,32 @@ function registerCellsCost(experiment: Command): void {
         process.stdout.write(`\n${flags.out}/: ${cellsCost.RESULTS_TABLE}, ${cellsCost.RESULTS_JSON}, ${cellsCost.PLOT_SVG}\n`);
       } catch (error) {
         reportFailure('cells-cost', error);
+      }
+    });
+}
+
+function registerBalance(experiment: Command): void {
+  experiment
+    .command('balance')
+    .description(`Cellular Disco's balancing (issue 22): six VMs (raytrace in two of 4 vCPUs, pmake in two of 2, bursts of cpubench every 200 ms in two of 1) ` +
+      `arriving at 0, 100 and 200 ms on ${BALANCE_TOPOLOGY} (${BALANCE_MEMORY / 2 ** 30} GiB) under one cell, under ${BALANCE_CELLS} cells partitioned statically, and under ` +
+      `${BALANCE_CELLS} cells with the balancers and borrowing; prints CPU utilization, each VM's work, vCPU moves by kind and pages borrowed`)
+    .option('--out <dir>', 'output directory', 'out/balance')
+    .option('--quick', `${balance.QUICK_WINDOW_MS} ms of simulated time instead of ${balance.FULL_WINDOW_MS}, one seed`)
+    .option('--repeat <n>', 'runs of each case, run k with the workloads\' input seed k; figures are the median and range (default 3, 1 with --quick)')
+    .action(async (flags: { out: string; quick?: boolean; repeat?: string }) => {
+      const repeat = flags.repeat === undefined ? (flags.quick ? 1 : 3) : parseCount(flags.repeat, '--repeat', 1, 15);
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const result = await withProgress('balance', (p) => balance.runBalance({
+          guest, outDir: flags.out, windowMs: flags.quick ? balance.QUICK_WINDOW_MS : balance.FULL_WINDOW_MS, repeat, ...p,
+        }));
+        process.stdout.write(balance.balanceTable(result));
+        process.stdout.write(noteGuest(flags.out, balance.RESULTS_TABLE, guest));
+        process.stdout.write(`\n${flags.out}/: ${balance.RESULTS_TABLE}, ${balance.RESULTS_JSON}, ${balance.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('balance', error);
       }
     });
 }

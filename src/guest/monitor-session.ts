@@ -70,6 +70,26 @@ export interface MonitorSessionOptions {
    * (`snapshot(caller)`), or undefined — a sampler's state, say, that `afterRound` goes on from.
    */
   restored?: (caller: unknown) => void;
+  /**
+   * VMs made, before the monitor runs, each from a VM of a snapshot `snapshot()` took (`restoreVm`: on fresh
+   * machine pages, placed as `place` says, its agent ready as saved), instead of booted: `vms` must name them
+   * (`as`) with the sizes they were saved with. Later arrivals: `arriveAt`.
+   */
+  start?: StartVm[];
+  /**
+   * Called once the VMs are made, before the first round: what it asks of the session (`exec`, `atCycles`,
+   * `arriveAt`, a look at the monitor's scheduler) is in place from the very first round, whatever the host's speed.
+   */
+  beforeRun?: (session: MonitorSession) => void;
+}
+
+/** A VM a session makes from a snapshot's VM rather than booting it. */
+export interface StartVm {
+  from: LoadedMonitorSnapshot;
+  /** Its name in the snapshot, and in the session. */
+  name: string;
+  as: string;
+  place?: { homeNode?: number; cell?: number };
 }
 
 const TRANSCRIPT_BYTES = 32 * 1024;
@@ -166,7 +186,14 @@ export class MonitorSession {
       : restoreWhole(saved, { translate, timing: options.monitor?.timing, policy: options.monitor?.policy, scan: options.monitor?.scan, swap: options.monitor?.swap }, (name) => ({ console: (bytes) => consoles.get(name)?.(bytes) })).monitor;
     const agents = saved === undefined ? [] : savedAgents(saved.extra);
     if (saved !== undefined) options.restored?.(callerPart(saved.extra));
+    const started = new Map((options.start ?? []).map((v) => [v.as, v]));
+    if (saved !== undefined && started.size > 0) throw new GuestSessionError('a session restored whole makes no VM from another snapshot');
     for (const spec of options.vms) {
+      const from = started.get(spec.name);
+      if (from !== undefined) {
+        this.makeFrom(from.from, from.name, from.as, from.place ?? {});
+        continue;
+      }
       const vm = saved === undefined
         ? this.monitor.createVm({ name: spec.name, vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, share: spec.share, net: spec.net, sharing: spec.sharing, homeNode: spec.homeNode, balloon: spec.balloon, console: consoles.get(spec.name)! })
         : this.monitor.vm(spec.name);
@@ -195,12 +222,14 @@ export class MonitorSession {
       },
       whenReleased: () => new Promise<void>((resolve) => { this.release = resolve; }),
     } : undefined;
+    options.beforeRun?.(this);
     this.running = runMonitor(this.monitor, {
       pace: options.pace === true, done: () => this.stopRequested, idleHold, batchMs: options.batchMs,
-      afterRound: this.holdIdle || options.afterRound !== undefined ? () => {
+      afterRound: () => {
+        this.runTimed();
         options.afterRound?.(this.monitor);
         if (this.holdIdle && this.deferred.size > 0) this.deliverDeferred();
-      } : undefined,
+      },
       onBatch: () => { for (const d of this.drivers.values()) d.checkEnded(); },
     }).finally(() => {
       for (const disk of this.disks.splice(0)) disk.close();
@@ -213,6 +242,8 @@ export class MonitorSession {
 
   /** True when every running VM's agent is ready and runs no command: the VMs wait for the host. */
   private waitingForHost(): boolean {
+    // Something is due at a set time and nothing waits to be given now: machine time must flow to it.
+    if (this.timed.length > 0 && this.deferred.size === 0 && this.machineDeferred.length === 0) return false;
     for (const d of this.drivers.values()) if (d.vm.state === 'running' && (!d.agent.ready || d.agent.busy)) return false;
     return true;
   }
@@ -253,6 +284,57 @@ export class MonitorSession {
       this.machineDeferred.push(run);
       this.wake();
     });
+  }
+
+  /** Actions due at machine cycles (`atCycles`), in the order they are due. */
+  private readonly timed: { at: number; run: () => void }[] = [];
+
+  /**
+   * Runs `action` at the first round boundary at or after machine cycle `at` (at once if that has passed), on
+   * the monitor's loop: a run that does things at set simulated times (a VM's arrival, a burst of work)
+   * then reproduces whatever the host's speed. What `action` asks of a VM there (`exec`) is given to it at its
+   * next idle moment, as always.
+   */
+  atCycles<T>(at: number, action: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const run = settle(action, resolve, reject);
+      const k = this.timed.findIndex((t) => t.at > at);
+      this.timed.splice(k < 0 ? this.timed.length : k, 0, { at, run });
+      this.wake();
+    });
+  }
+
+  private runTimed(): void {
+    while (this.timed.length > 0 && this.timed[0]!.at <= this.monitor.cycles) this.timed.shift()!.run();
+  }
+
+  /**
+   * VM `as` arrives at machine cycle `at`: made then from VM `name` of `loaded` (a snapshot `snapshot()` took,
+   * decoded) on fresh machine pages of the running monitor, placed as `place` says, its agent ready as saved;
+   * `then` runs at once after, at the same round boundary (its first command, so that it is given at the
+   * VM's first idle moment whatever the host's speed). Rejects with the snapshot's one-line error if it cannot
+   * be restored.
+   */
+  arriveAt(at: number, loaded: LoadedMonitorSnapshot, name: string, as: string, place: { homeNode?: number; cell?: number } = {}, then?: (vm: VirtualMachine) => void): Promise<VirtualMachine> {
+    if (this.drivers.has(as)) return Promise.reject(new GuestSessionError(`a VM named ${as} is already in the session`));
+    return this.atCycles(at, () => {
+      const vm = this.makeFrom(loaded, name, as, place);
+      then?.(vm);
+      return vm;
+    });
+  }
+
+  /** VM `name` of `loaded` made again in the monitor as `as`, with its driver and its agent ready as saved. */
+  private makeFrom(loaded: LoadedMonitorSnapshot, name: string, as: string, place: { homeNode?: number; cell?: number }): VirtualMachine {
+    const agent = savedAgents(loaded.extra).find((a) => a.name === name);
+    if (agent === undefined || !agent.ready) throw new GuestSessionError(`the snapshot has no ready agent in a VM named ${name}`);
+    const { vm, disks } = restoreVm(this.monitor, loaded, name, as, { console: this.consoleOf(as) }, place);
+    this.disks.push(...disks);
+    this.builds.set(as, builtAs(loaded, name));
+    const driver = new VmDriver(vm, (line) => this.onConsoleLine?.(as, line));
+    this.drivers.set(as, driver);
+    this.resumeAgent(driver, agent);
+    return vm;
   }
 
   /** Does `action` for `d` now, or with holdIdle at its VM's next idle moment (and wakes a held runner). */
@@ -314,6 +396,12 @@ export class MonitorSession {
     return this.withTimeout(Promise.race([result, ended]), `${name}: ${JSON.stringify(command.slice(0, 60))}`);
   }
 
+  /** Whether VM `name` has a command running or waiting to be given to it (exact at a round boundary: `atCycles`). */
+  commandPending(name: string): boolean {
+    const d = this.driver(name);
+    return d.agent.busy || this.deferred.has(d);
+  }
+
   /** Types raw bytes into VM `name`'s console. */
   type(name: string, text: string): void {
     const d = this.driver(name);
@@ -365,15 +453,7 @@ export class MonitorSession {
     if (old !== undefined && old.vm.state === 'running') return Promise.reject(new GuestSessionError(`VM ${name} is still running`));
     const agent = savedAgents(loaded.extra).find((a) => a.name === name);
     if (agent === undefined || !agent.ready) return Promise.reject(new GuestSessionError(`the snapshot has no ready agent in a VM named ${name}`));
-    return this.atMachineIdle(() => {
-      const { vm, disks } = restoreVm(this.monitor, loaded, name, name, { console: this.consoleOf(name) }, place);
-      this.disks.push(...disks);
-      this.builds.set(name, builtAs(loaded, name));
-      const driver = new VmDriver(vm, (line) => this.onConsoleLine?.(name, line));
-      this.drivers.set(name, driver);
-      this.resumeAgent(driver, agent);
-      return vm;
-    });
+    return this.atMachineIdle(() => this.makeFrom(loaded, name, name, place));
   }
 
   /** VM `name`'s console: its agent's input, and the moment the agent is first ready. */
