@@ -218,6 +218,23 @@ test('the idle balancer: vCPUs waiting in a cell go to the nearest cell with idl
   }
 });
 
+test('a vCPU the idle balancer moves is held by its new cell as the monitor\'s own, not as the proxy read out of the cell it left', () => {
+  // The bug: the balancer took the vCPU out of the giving cell's `waiting` list, which hands out that cell's
+  // proxies, and the taking cell stored the proxy. Each move nested one more proxy (the experiment's balanced case
+  // spent 93 % of its host time in their traps after a few thousand moves), and the new cell's run queue held a
+  // reference into the old cell's state, so the old cell's failure broke the new cell's picks.
+  const objects = new CellObjects(4);
+  const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, objects, idleBalance: true });
+  const vcpus = [0, 1, 2].map((i) => new FakeVcpu(0, i));
+  scheduler.addVm(0, vcpus, { cells: [2] });
+  scheduler.pick();
+  assert.deepEqual(scheduler.takeMigrations().map((m) => [m.index, m.from, m.to]), [[2, 2, 1]]);
+  objects.revoke(2);
+  for (let round = 0; round < 5; round++) {
+    const picks = scheduler.pick();
+    assert.equal(picks[2], vcpus[2], `round ${round}: cell 1 runs the vCPU it took, the monitor's own object`);
+  }
+});
 test('the idle balancer with gangs moves only VMs of one vCPU: a gang split over cells could not run together', () => {
   const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, idleBalance: true, gang: true });
   scheduler.addVm(0, [0, 1].map((i) => new FakeVcpu(0, i)), { cells: [0] });

@@ -278,7 +278,8 @@ export class CellScheduler {
    */
   private movable(from: number, to: number): SchedVcpu | undefined {
     const here = [...this.parts].filter(([, parts]) => parts.some((p) => p.cell === from)).map(([vm]) => vm).sort((a, b) => a - b);
-    const waiting = new Set(this.schedulers[from]!.waiting);
+    // The cell's list hands out its proxies: compare the monitor's own objects.
+    const waiting = new Set(this.schedulers[from]!.waiting.map((v) => this.own(v)));
     const candidates = here.flatMap((vm) => this.parts.get(vm)!.find((p) => p.cell === from)!.indices.map((index) => this.vcpusOf.get(vm)!.find((v) => v.index === index)!));
     const fits = (v: SchedVcpu): boolean => (!this.gang && this.parts.get(v.vm)!.some((p) => p.cell === to)) || this.vcpusOf.get(v.vm)!.length === 1;
     const ordered = [...candidates.filter((v) => waiting.has(v)), ...candidates.filter((v) => !waiting.has(v))];
@@ -331,7 +332,10 @@ export class CellScheduler {
    * vCPU `v` goes from cell `from`'s run queue to cell `to`'s: with a bus, `to` asks `from` for it, and only if
    * `from` gave it up (it answered, and still had it) does `to` take it. Returns whether it moved.
    */
-  private move(v: SchedVcpu, from: number, to: number): boolean {
+  private move(moving: SchedVcpu, from: number, to: number): boolean {
+    // The taking cell must hold the monitor's own vCPU, never a proxy read out of the giving cell's state: a
+    // proxy of a proxy per move, and a reference into a cell that may fail (cell-scheduler.test.ts).
+    const v = this.own(moving)!;
     let handoff: number = CELL_MIGRATION.handoff;
     const bus = this.options.bus;
     if (bus !== undefined) {
