@@ -7,25 +7,34 @@
 //   them, dealt round-robin by index from its home node's cell (`cellOfVcpu`), so that vCPU 0 runs where its
 //   devices and the monitor's data for it are, and every cell it spans runs part of it; each cell keeps its
 //   own virtual time for its part. With gang scheduling a spanning VM whose vCPUs fit in its home cell's CPUs
-//   is scheduled there whole, since a gang runs together only within one cell.
+//   is scheduled there whole.
+// - Gangs across cells (gang scheduling, a VM larger than a cell): the cells run its parts at the same time by
+//   a fixed rotation of time slots that each cell derives from the placement, which all know (gang-slots.ts,
+//   Ousterhout's matrix): slots of `quantumRounds` rounds on the machine's clock, the spanning gangs packed
+//   into rows where they fit together, and one row for the VMs confined to the cells they use. In its slot each
+//   cell it spans runs every runnable vCPU of its part first and fills the CPUs left with its own VMs; outside
+//   it, none runs any of it. No message per round, and no cell waits for another, so nothing can deadlock. A
+//   vCPU in WFI is idle, not part of what must run together: it runs when woken, in its gang's next slot.
 // - The idle balancer (`idleBalance`, Cellular Disco's; off by default): a vCPU left waiting in one cell's run
 //   queue while another cell has a CPU its pick left idle moves to the nearest such cell, and runs there from
-//   the next round. The VM now depends on that cell too (the monitor records it). With gangs, only a VM of one vCPU
-//   moves: a gang split over cells could not run together.
+//   the next round. The VM now depends on that cell too (the monitor records it). With gangs a VM confined to a
+//   cell moves whole, all its vCPUs, to the nearest cell whose pick left idle CPUs for every one of them; a
+//   spanning gang never moves.
 // - The periodic balancer (`balancePeriodRounds`, Cellular Disco's; off by default): every period it walks a
 //   binary tree over the cells (leaves in id order) from the root, comparing each node's two subtrees by their
-//   load, the runnable vCPUs per CPU averaged over the period. Where moving one vCPU from the heavier side's
-//   most loaded cell to the lighter side's least loaded narrows the gap, it moves one, and it never splits a VM
-//   across cells to do it: it takes a vCPU of a VM already scheduled in the target cell, or the only vCPU of a
-//   VM (with gangs, only the latter), else it moves nothing there.
+//   load, the runnable vCPUs per CPU averaged over the period. Where a move from the heavier side's most loaded
+//   cell to the lighter side's least loaded narrows the gap, it makes it, and it never splits a VM across cells
+//   to do it: without gangs one vCPU, of a VM already scheduled in the target cell or the only vCPU of a VM;
+//   with gangs a whole VM confined to the cell, all its vCPUs (one whose vCPUs wait first, then by id).
 // - With one cell it is exactly one `Scheduler` over every CPU, numbered as the machine numbers them.
 // - The whole state saved (`saveState`) keeps the machine's CPU numbering and one record per VM, as with one
 //   cell, plus each cell's virtual times (`cellTimes`) when there are several.
 
 import { DEFAULT_HANDLER_CYCLES, DEFAULT_LATENCY, type CellBus } from './cell-bus.js';
 import type { CellObjects } from './revocable.js';
+import { gangSlots, slotAt } from './gang-slots.js';
 import { SECOND_LEVEL_ENTRY_BYTES } from './monitor-data.js';
-import { Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, type SchedulerVmState } from './scheduler.js';
+import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, type SchedulerVmState } from './scheduler.js';
 
 /**
  * What moving a vCPU to another cell costs, in cycles (documented parameters, docs/cells.md): the cells' handoff
@@ -41,8 +50,8 @@ export function cellMigrationCycles(secondLevelEntries: number, handoff: number 
   return handoff + Math.ceil((costs.cyclesPerKiB * (costs.stateBytes + secondLevelEntries * costs.secondLevelEntryBytes)) / 1024);
 }
 
-/** The request a cell makes of another for one of its vCPUs (a balancer's move), and the op's name. */
-interface GiveArgs { vm: number; index: number }
+/** The request a cell makes of another for some of its vCPUs, of one VM (a balancer's move), and the op's name. */
+interface GiveArgs { vm: number; indices: number[] }
 const GIVE = 'sched.give';
 
 export interface CellSchedulerOptions {
@@ -66,9 +75,17 @@ export interface CellSchedulerOptions {
    * takes the vCPU out of its own run queue (at most once); without, the move is made directly.
    */
   bus?: CellBus;
-  /** Simulated time, for the bus's requests (default 0). */
+  /**
+   * Simulated time, for the bus's requests and the spanning gangs' slots (default: the rounds picked so far
+   * times `roundCycles`).
+   */
   now?: () => number;
+  /** Cycles of a round (the machine's slice, 4096): a slot lasts `quantumRounds` of them. */
+  roundCycles?: number;
 }
+
+/** A round's cycles when the caller does not say (board/machine.ts's SLICE). */
+const ROUND_CYCLES = 4096;
 
 /** A vCPU moved to another cell by a balancer, at a pick, and what the handoff between the cells cost. */
 export interface CellMigration {
@@ -127,6 +144,9 @@ export class CellScheduler {
   private readonly shares = new Map<number, number | undefined>();
   private readonly homes = new Map<number, number | undefined>();
   private migrations: CellMigration[] = [];
+  /** The spanning gangs' slots (gang-slots.ts), made again whenever the placement or the CPUs change. */
+  private rows: number[][] | undefined;
+  private rounds = 0;
   /** Migrations so far (each cell's parts then differ from how `addVm` dealt them). */
   migrated = 0;
 
@@ -181,6 +201,9 @@ export class CellScheduler {
       parts.push({ cell, indices: mine.map((v) => v.index) });
     });
     this.parts.set(vm, parts);
+    // A gang over several cells runs in its slots only (gang-slots.ts).
+    if (this.gang && parts.length > 1) for (const part of parts) this.live(part.cell).setSlotted(vm, true);
+    this.rows = undefined;
     this.shares.set(vm, options.share);
     this.homes.set(vm, options.homeNode);
     this.vcpusOf.set(vm, sorted);
@@ -209,6 +232,7 @@ export class CellScheduler {
     // A failed cell's part is left where it is: its state is gone with it.
     for (const part of parts) if (!this.revoked(part.cell)) this.schedulers[part.cell]!.removeVm(vm);
     this.parts.delete(vm);
+    this.rows = undefined;
     this.shares.delete(vm);
     this.homes.delete(vm);
     this.vcpusOf.delete(vm);
@@ -217,9 +241,11 @@ export class CellScheduler {
   /** Each cell picks for its own CPUs; a failed cell's CPUs run nothing. */
   pick(): (SchedVcpu | undefined)[] {
     const next: (SchedVcpu | undefined)[] = this.pcpuNodes.map(() => undefined);
+    const inSlot = this.inSlot();
+    this.rounds++;
     this.schedulers.forEach((scheduler, cell) => {
       if (this.revoked(cell)) return;
-      const picked = scheduler.pick();
+      const picked = scheduler.pick(inSlot);
       for (let local = 0; local < picked.length; local++) next[this.cellCpus[cell]![local]!] = this.own(picked[local]);
     });
     if (this.options.idleBalance === true && this.cellCpus.length > 1) this.balanceIdle(next);
@@ -236,6 +262,27 @@ export class CellScheduler {
       }
     }
     return next;
+  }
+
+  /** The spanning gangs' rows, in rotation (gang-slots.ts; none without gangs or spanning gangs). */
+  get slots(): readonly (readonly number[])[] {
+    if (this.rows === undefined) {
+      const gangs = this.gang ? [...this.parts].filter(([, parts]) => parts.length > 1).map(([vm, parts]) => ({ vm, parts: parts.map((p) => ({ cell: p.cell, vcpus: p.indices.length })) })) : [];
+      // A failed cell's part never runs again (its VM ends): it takes no room.
+      const capacity = this.cellCpus.map((cpus, cell) => (this.revoked(cell) ? Infinity : cpus.filter((p) => !this.retired.has(p)).length));
+      const confinedIn = new Set([...this.parts.values()].filter((parts) => parts.length === 1).map((parts) => parts[0]!.cell));
+      this.rows = gangSlots(gangs, capacity, confinedIn);
+    }
+    return this.rows;
+  }
+
+  /** The spanning VMs whose slot this round is: the same in every cell, from the machine's clock. */
+  private inSlot(): ReadonlySet<number> | undefined {
+    const rows = this.slots;
+    if (rows.length === 0) return undefined;
+    const roundCycles = this.options.roundCycles ?? ROUND_CYCLES;
+    const now = this.options.now?.() ?? this.rounds * roundCycles;
+    return new Set(rows[slotAt(now, (this.options.quantumRounds ?? DEFAULT_QUANTUM_ROUNDS) * roundCycles, rows.length)]);
   }
 
   /** Per cell, the runnable vCPUs summed over the rounds of the period so far. */
@@ -256,14 +303,16 @@ export class CellScheduler {
       const L = cpus(light);
       const h = sum(heavy);
       const l = sum(light);
-      if (H > 0 && L > 0 && Math.abs((h - 1) / H - (l + 1) / L) < Math.abs(h / H - l / L)) {
+      // Moving n runnable vCPUs from the heavy side to the light one narrows the gap between their loads.
+      const narrows = (n: number): boolean => Math.abs((h - n) / H - (l + n) / L) < Math.abs(h / H - l / L);
+      if (H > 0 && L > 0 && narrows(1)) {
         const perCpu = (c: number): number => runnable[c]! / Math.max(1, cpus([c]));
         const from = [...heavy].sort((a, b) => perCpu(b) - perCpu(a) || a - b)[0]!;
         const to = [...light].filter((c) => cpus([c]) > 0).sort((a, b) => perCpu(a) - perCpu(b) || a - b)[0];
-        const v = to === undefined ? undefined : this.movable(from, to);
-        if (v !== undefined && this.move(v, from, to!)) {
-          runnable[from]!--;
-          runnable[to!]!++;
+        const move = to === undefined ? undefined : this.movable(from, to, cpus([to]), narrows);
+        if (move !== undefined && this.move(move.vm, move.indices, from, to!)) {
+          runnable[from]! -= move.indices.length;
+          runnable[to!]! += move.indices.length;
         }
       }
       walk(sides[0]);
@@ -273,17 +322,29 @@ export class CellScheduler {
   }
 
   /**
-   * A vCPU of cell `from` the periodic balancer may move to cell `to` without splitting a VM across cells: one
-   * of a VM already scheduled in `to` (not with gangs), else the only vCPU of a VM; waiting ones first.
+   * What of cell `from` the periodic balancer may move to cell `to` (`room` CPUs) without splitting a VM across
+   * cells, where moving that many vCPUs `narrows` the gap. Without gangs one vCPU: of a VM already scheduled in
+   * `to`, or the only vCPU of a VM. With gangs a VM confined to `from`, whole, that fits in `to`. Waiting ones
+   * first, then by VM and index.
    */
-  private movable(from: number, to: number): SchedVcpu | undefined {
+  private movable(from: number, to: number, room: number, narrows: (n: number) => boolean): { vm: number; indices: number[] } | undefined {
     const here = [...this.parts].filter(([, parts]) => parts.some((p) => p.cell === from)).map(([vm]) => vm).sort((a, b) => a - b);
     // The cell's list hands out its proxies: compare the monitor's own objects.
     const waiting = new Set(this.schedulers[from]!.waiting.map((v) => this.own(v)));
+    if (this.gang) {
+      const gangs = here.filter((vm) => {
+        const parts = this.parts.get(vm)!;
+        return parts.length === 1 && parts[0]!.indices.length <= room && narrows(parts[0]!.indices.length);
+      });
+      const waits = (vm: number): boolean => this.vcpusOf.get(vm)!.some((v) => waiting.has(v));
+      const vm = gangs.find(waits) ?? gangs[0];
+      return vm === undefined ? undefined : { vm, indices: [...this.parts.get(vm)![0]!.indices] };
+    }
     const candidates = here.flatMap((vm) => this.parts.get(vm)!.find((p) => p.cell === from)!.indices.map((index) => this.vcpusOf.get(vm)!.find((v) => v.index === index)!));
-    const fits = (v: SchedVcpu): boolean => (!this.gang && this.parts.get(v.vm)!.some((p) => p.cell === to)) || this.vcpusOf.get(v.vm)!.length === 1;
+    const fits = (v: SchedVcpu): boolean => this.parts.get(v.vm)!.some((p) => p.cell === to) || this.vcpusOf.get(v.vm)!.length === 1;
     const ordered = [...candidates.filter((v) => waiting.has(v)), ...candidates.filter((v) => !waiting.has(v))];
-    return ordered.find(fits);
+    const v = ordered.find(fits);
+    return v === undefined ? undefined : { vm: v.vm, indices: [v.index] };
   }
 
   /** The vCPUs the balancers moved since the last call. */
@@ -314,38 +375,46 @@ export class CellScheduler {
     const nodeOf = (cell: number): number => this.pcpuNodes[this.cellCpus[cell]![0]!]!;
     const live = this.cellCpus.map((_, c) => c).filter((c) => !this.revoked(c));
     const idle = new Map(live.map((c) => [c, this.cellCpus[c]!.filter((p) => next[p] === undefined && !this.retired.has(p)).length]));
+    const nearest = (donor: number, n: number): number | undefined => live.filter((c) => c !== donor && idle.get(c)! >= n)
+      .sort((a, b) => distance(nodeOf(donor), nodeOf(a)) - distance(nodeOf(donor), nodeOf(b)) || a - b)[0];
     for (const donor of live) {
-      for (const v of [...this.schedulers[donor]!.waiting]) {
-        // A gang split over cells could not run together: with gangs only a VM of one vCPU moves.
-        if (this.gang && this.vcpusOf.get(v.vm)!.length > 1) continue;
-        const to = live.filter((c) => c !== donor && idle.get(c)! > 0)
-          .sort((a, b) => distance(nodeOf(donor), nodeOf(a)) - distance(nodeOf(donor), nodeOf(b)) || a - b)[0];
-        if (to === undefined) return;
+      // Its list hands out the cell's proxies: the monitor's own objects, by VM and index.
+      const waiting = this.schedulers[donor]!.waiting.map((v) => this.own(v)!);
+      // With gangs, a VM confined to the donor moves whole, to a cell with idle CPUs for all its vCPUs, once.
+      const moves = this.gang
+        ? [...new Set(waiting.map((v) => v.vm))].filter((vm) => this.parts.get(vm)!.length === 1).map((vm) => ({ vm, indices: [...this.parts.get(vm)![0]!.indices] }))
+        : waiting.map((v) => ({ vm: v.vm, indices: [v.index] }));
+      for (const m of moves) {
+        const to = nearest(donor, m.indices.length);
+        if (to === undefined) continue;
         // A cell that does not give (it did not answer) is asked nothing more this round.
-        if (!this.move(v, donor, to)) break;
-        idle.set(to, idle.get(to)! - 1);
+        if (!this.move(m.vm, m.indices, donor, to)) break;
+        idle.set(to, idle.get(to)! - m.indices.length);
       }
     }
   }
 
   /**
-   * vCPU `v` goes from cell `from`'s run queue to cell `to`'s: with a bus, `to` asks `from` for it, and only if
-   * `from` gave it up (it answered, and still had it) does `to` take it. Returns whether it moved.
+   * vCPUs `indices` of VM `vm` go from cell `from`'s run queue to cell `to`'s, all or none: with a bus, `to` asks
+   * `from` for them in one request, and only if `from` gave them up (it answered, and still had every one) does
+   * `to` take them. Each is a move of its own, paid by its vCPU (the handoff, and its copies). Returns whether
+   * they moved.
    */
-  private move(moving: SchedVcpu, from: number, to: number): boolean {
-    // The taking cell must hold the monitor's own vCPU, never a proxy read out of the giving cell's state: a
-    // proxy of a proxy per move, and a reference into a cell that may fail (cell-scheduler.test.ts).
-    const v = this.own(moving)!;
+  private move(vm: number, indices: number[], from: number, to: number): boolean {
     let handoff: number = CELL_MIGRATION.handoff;
     const bus = this.options.bus;
     if (bus !== undefined) {
-      const answer = bus.call<boolean>(to, from, GIVE, { vm: v.vm, index: v.index } satisfies GiveArgs, { now: this.options.now?.() ?? 0 });
+      const answer = bus.call<boolean>(to, from, GIVE, { vm, indices } satisfies GiveArgs, { now: this.options.now?.() ?? 0 });
       if (!answer.ok || !answer.value) return false;
       handoff = answer.cycles;
-    } else if (!this.give(from, { vm: v.vm, index: v.index })) return false;
-    this.take(v, to);
-    this.migrations.push({ vm: v.vm, index: v.index, from, to, handoff });
-    this.migrated++;
+    } else if (!this.give(from, { vm, indices })) return false;
+    for (const index of indices) {
+      // The taking cell holds the monitor's own vCPU, never a proxy read out of the giving cell's state: that
+      // nested a proxy per move, and tied the new cell's run queue to the old cell's life (cell-scheduler.test.ts).
+      this.take(this.vcpusOf.get(vm)!.find((v) => v.index === index)!, to);
+      this.migrations.push({ vm, index, from, to, handoff });
+      this.migrated++;
+    }
     return true;
   }
 
@@ -362,16 +431,20 @@ export class CellScheduler {
     const home = this.homes.get(v.vm);
     const homeHere = home !== undefined && this.cellCpus[to]!.some((p) => this.pcpuNodes[p] === home);
     this.schedulers[to]!.addVcpu(v, { share: this.shares.get(v.vm), homeNode: homeHere ? home : undefined });
+    this.rows = undefined;
   }
 
-  /** Cell `cell` gives up vCPU `args` of its run queue (another cell takes it): false if it no longer has it. */
+  /** Cell `cell` gives up vCPUs `args` of its run queue (another cell takes them): false, giving none, if it no longer has them all. */
   private give(cell: number, args: GiveArgs): boolean {
     const parts = this.parts.get(args.vm);
     const source = parts?.find((p) => p.cell === cell);
-    if (parts === undefined || source === undefined || !source.indices.includes(args.index)) return false;
-    source.indices.splice(source.indices.indexOf(args.index), 1);
-    this.schedulers[cell]!.removeVcpu(args.vm, args.index);
+    if (parts === undefined || source === undefined || !args.indices.every((index) => source.indices.includes(index))) return false;
+    for (const index of args.indices) {
+      source.indices.splice(source.indices.indexOf(index), 1);
+      this.schedulers[cell]!.removeVcpu(args.vm, index);
+    }
     if (source.indices.length === 0) parts.splice(parts.indexOf(source), 1);
+    this.rows = undefined;
     return true;
   }
 
@@ -411,6 +484,7 @@ export class CellScheduler {
   retirePcpu(pcpu: number): void {
     const cell = this.cellOfCpu(pcpu);
     this.retired.add(pcpu);
+    this.rows = undefined;
     if (!this.revoked(cell)) this.schedulers[cell]!.retirePcpu(this.localOf[pcpu]!);
   }
 
@@ -418,6 +492,7 @@ export class CellScheduler {
   revivePcpu(pcpu: number): void {
     const cell = this.cellOfCpu(pcpu);
     this.retired.delete(pcpu);
+    this.rows = undefined;
     if (!this.revoked(cell)) this.schedulers[cell]!.revivePcpu(this.localOf[pcpu]!);
   }
 
@@ -433,6 +508,7 @@ export class CellScheduler {
     cpus.forEach((p, local) => { if (this.retired.has(p)) scheduler.retirePcpu(local); });
     this.schedulers[cell] = this.options.objects!.create(cell, scheduler);
     this.loadSums[cell] = 0;
+    this.rows = undefined;
   }
 
   get pcpusInUse(): number {
@@ -530,7 +606,7 @@ export class CellScheduler {
         const now = this.cellOf(id, index);
         if (now === cell || this.revoked(cell) || this.revoked(now)) return;
         const v = this.vcpusOf.get(id)!.find((x) => x.index === index)!;
-        this.give(now, { vm: id, index });
+        this.give(now, { vm: id, indices: [index] });
         this.take(v, cell);
       });
     }

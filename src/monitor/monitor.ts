@@ -155,7 +155,7 @@ export class Monitor {
     this.scheduler = new CellScheduler({
       pcpuNodes: this.layout.hartNode, quantumRounds: options.quantumRounds, gang: options.gang, idleBalance: options.idleBalance, balancePeriodRounds: options.balancePeriodRounds,
       nodeDistance: (a, b) => this.layout.distances[a]![b]!, cells: this.cells.cells.map((c) => c.cpus), objects: cellular?.objects,
-      bus: cellular?.bus, now: () => this.cycles,
+      bus: cellular?.bus, now: () => this.cycles, roundCycles: SLICE,
     });
     // After the cells' recovery: each cell's policy state is among its revocable objects.
     if (options.policy !== undefined) this.setPolicy(options.policy);

@@ -23,7 +23,9 @@
 //   gang goes ahead of it, so it runs as soon as enough pCPUs come free (some idle meanwhile: gang scheduling's
 //   price). A gang larger than every pCPU in use could never run whole: it runs on what is free.
 // - Cells (docs/cells.md) each have a scheduler of their own over their pCPUs (cell-scheduler.ts), so a
-//   scheduler never places a vCPU outside the pCPUs it was made with.
+//   scheduler never places a vCPU outside the pCPUs it was made with. A VM marked slotted (`setSlotted`: its
+//   part of a gang that spans cells) is outside the fair share: it runs only when `pick` is told it is in its
+//   slot, and then every runnable vCPU of it goes first, before any other keeps or gets a pCPU.
 // - Deterministic: no randomness, no host time; VMs are visited by id and vCPUs by index.
 
 /** What the scheduler needs to know about one virtual CPU. */
@@ -281,29 +283,60 @@ export class Scheduler {
     if (!this.vms.some((state) => state.id === vm)) throw new Error(`scheduler: there is no VM ${vm} to remove`);
     // Its vCPUs lose their pCPUs at once: the next pick asks only the VMs still here.
     this.vms = this.vms.filter((state) => state.id !== vm);
+    this.slotted.delete(vm);
   }
 
-  pick(): (SchedVcpu | undefined)[] {
+  /** VMs scheduled by slot from outside (cell-scheduler.ts), not by fair share. */
+  private readonly slotted = new Set<number>();
+
+  /**
+   * VM `vm` is (or no longer is) slotted: its vCPUs run only in the rounds `pick` is told are its slot, and then
+   * all its runnable ones together, first. Its virtual time then plays no part in the others' (the floor).
+   */
+  setSlotted(vm: number, on: boolean): void {
+    this.vmState(vm);
+    if (on) this.slotted.add(vm);
+    else this.slotted.delete(vm);
+  }
+
+  /** `inSlot`: the slotted VMs whose slot this round is (the other slotted VMs run nothing). */
+  pick(inSlot?: ReadonlySet<number>): (SchedVcpu | undefined)[] {
     // Ask each vCPU once, so that the whole pick sees one consistent answer.
     const runnable = new Set<VcpuState>();
     for (const vm of this.vms) for (const state of vm.vcpus) if (state.vcpu.runnable()) runnable.add(state);
     this.liftWokenVms(runnable);
 
     const next: (VcpuState | undefined)[] = this.pcpuNodes.map(() => undefined);
+    // Slotted VMs first: in their slot every runnable vCPU (as many as there are pCPUs in use), else none. They
+    // are neither in the fair share's queue nor waiting: they wait for their slot, not for a pCPU.
+    let placed = 0;
+    if (this.slotted.size > 0) {
+      const slotRun: VcpuState[] = [];
+      for (const vm of this.vms) {
+        if (!this.slotted.has(vm.id)) continue;
+        for (const state of vm.vcpus) {
+          if (!runnable.has(state)) continue;
+          runnable.delete(state);
+          if (inSlot?.has(vm.id) === true) slotRun.push(state);
+        }
+      }
+      placed = Math.min(slotRun.length, this.pcpusInUse);
+      this.place(slotRun.slice(0, placed), next);
+    }
     const kept = new Set<VcpuState>();
-    const keeps = (holder: VcpuState | undefined): holder is VcpuState => holder !== undefined && runnable.has(holder) && holder.roundsHeld < this.quantumRounds;
-    // With gangs, a VM keeps its pCPUs only if it keeps them all: every runnable vCPU of it holds one.
+    const keeps = (holder: VcpuState | undefined, pcpu: number): holder is VcpuState => holder !== undefined && next[pcpu] === undefined && runnable.has(holder) && holder.roundsHeld < this.quantumRounds;
+    // With gangs, a VM keeps its pCPUs only if it keeps them all: every runnable vCPU held, none past its quantum.
     const held = new Set(this.holders.filter(keeps));
     const whole = (vm: VmState): boolean => vm.vcpus.every((state) => !runnable.has(state) || held.has(state));
     this.holders.forEach((holder, pcpu) => {
-      if (keeps(holder) && (!this.gang || whole(holder.vm))) {
+      if (keeps(holder, pcpu) && (!this.gang || whole(holder.vm))) {
         next[pcpu] = holder;
         holder.roundsHeld++;
         kept.add(holder);
       }
     });
     const queue = [...runnable].filter((state) => !kept.has(state));
-    const free = this.pcpusInUse - kept.size;
+    const free = this.pcpusInUse - placed - kept.size;
     this.place(this.gang ? this.chooseGangs(queue, free) : this.chooseFairly(queue, free), next);
 
     next.forEach((state, pcpu) => {
@@ -348,7 +381,7 @@ export class Scheduler {
 
   /** CFS's answer to banked credit: a VM that becomes runnable starts no further behind than the floor. */
   private liftWokenVms(runnable: ReadonlySet<VcpuState>): void {
-    const contenders = this.vms.filter((vm) => vm.runnableLastRound);
+    const contenders = this.vms.filter((vm) => vm.runnableLastRound && !this.slotted.has(vm.id));
     if (contenders.length > 0) {
       const least = Math.min(...contenders.map((vm) => vm.virtualTime));
       this.virtualTimeFloor = Math.max(this.virtualTimeFloor, least);
