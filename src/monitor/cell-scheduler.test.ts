@@ -252,6 +252,21 @@ test('the idle balancer with gangs moves a VM confined to a cell whole, all its 
   assert.deepEqual(scheduler.takeMigrations(), [], 'nothing waits: nothing moves again');
 });
 
+test('with gangs the balancers move a gang only to a cell with room for it beside the VMs confined there, even when that cell\'s CPUs idle now', () => {
+  for (const [idleBalance, period] of [[true, 0], [false, 4]] as const) {
+    const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, idleBalance, balancePeriodRounds: period, gang: true });
+    scheduler.addVm(0, [0, 1].map((i) => new FakeVcpu(0, i)), { cells: [0] });
+    scheduler.addVm(1, [0, 1].map((i) => new FakeVcpu(1, i)), { cells: [0] });
+    // Cell 1's own VM sleeps: its CPUs idle now, but it will want both again.
+    scheduler.addVm(2, [0, 1].map((i) => new FakeVcpu(2, i, false)), { cells: [1] });
+    for (let round = 0; round < 8; round++) for (const v of scheduler.pick()) if (v !== undefined) scheduler.charge(v, 1000);
+    const moved = scheduler.takeMigrations();
+    // One of cell 0's two gangs (the one that waited last), whole, to cell 2: not to the nearer cell 1.
+    assert.equal(moved.length, 2, `${idleBalance ? 'idle' : 'periodic'}: ${JSON.stringify(moved)}`);
+    assert.ok(moved.every((m) => m.vm === moved[0]!.vm && m.from === 0 && m.to === 2), `${idleBalance ? 'idle' : 'periodic'}: ${JSON.stringify(moved)}`);
+  }
+});
+
 test('with gangs a spanning VM that fits in its home cell is scheduled there whole, and runs together; one larger than a cell is dealt', () => {
   const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, gang: true });
   const wide = [0, 1].map((i) => new FakeVcpu(0, i));

@@ -309,7 +309,7 @@ export class CellScheduler {
         const perCpu = (c: number): number => runnable[c]! / Math.max(1, cpus([c]));
         const from = [...heavy].sort((a, b) => perCpu(b) - perCpu(a) || a - b)[0]!;
         const to = [...light].filter((c) => cpus([c]) > 0).sort((a, b) => perCpu(a) - perCpu(b) || a - b)[0];
-        const move = to === undefined ? undefined : this.movable(from, to, cpus([to]), narrows);
+        const move = to === undefined ? undefined : this.movable(from, to, this.gang ? this.room(to) : cpus([to]), narrows);
         if (move !== undefined && this.move(move.vm, move.indices, from, to!)) {
           runnable[from]! -= move.indices.length;
           runnable[to!]! += move.indices.length;
@@ -347,6 +347,17 @@ export class CellScheduler {
     return v === undefined ? undefined : { vm: v.vm, indices: [v.index] };
   }
 
+  /**
+   * With gangs, the CPUs of cell `cell` the VMs confined to it leave: a gang moved there must fit in them, or it
+   * would wait there whenever the cell's own VMs run (in the slot of the confined VMs, gang-slots.ts), and the
+   * idle balancer would move it on again at the next CPU left idle elsewhere, slot after slot.
+   */
+  private room(cell: number): number {
+    let confined = 0;
+    for (const parts of this.parts.values()) if (parts.length === 1 && parts[0]!.cell === cell) confined += parts[0]!.indices.length;
+    return this.cellCpus[cell]!.filter((p) => !this.retired.has(p)).length - confined;
+  }
+
   /** The vCPUs the balancers moved since the last call. */
   takeMigrations(): CellMigration[] {
     const taken = this.migrations;
@@ -375,7 +386,8 @@ export class CellScheduler {
     const nodeOf = (cell: number): number => this.pcpuNodes[this.cellCpus[cell]![0]!]!;
     const live = this.cellCpus.map((_, c) => c).filter((c) => !this.revoked(c));
     const idle = new Map(live.map((c) => [c, this.cellCpus[c]!.filter((p) => next[p] === undefined && !this.retired.has(p)).length]));
-    const nearest = (donor: number, n: number): number | undefined => live.filter((c) => c !== donor && idle.get(c)! >= n)
+    // With gangs, only to a cell with room for the whole gang beside the VMs confined there (`room`).
+    const nearest = (donor: number, n: number): number | undefined => live.filter((c) => c !== donor && idle.get(c)! >= n && (!this.gang || this.room(c) >= n))
       .sort((a, b) => distance(nodeOf(donor), nodeOf(a)) - distance(nodeOf(donor), nodeOf(b)) || a - b)[0];
     for (const donor of live) {
       // Its list hands out the cell's proxies: the monitor's own objects, by VM and index.
