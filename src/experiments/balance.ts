@@ -23,7 +23,7 @@ export const PLOT_SVG = 'balance.svg';
 export const BAR = 1.5;
 /** Simulated ms of a run: the full one, and `--quick`'s. */
 export const FULL_WINDOW_MS = 1000;
-export const QUICK_WINDOW_MS = 250;
+export const QUICK_WINDOW_MS = 220;
 
 export interface BalanceOptions {
   guest: GuestArtifacts;
