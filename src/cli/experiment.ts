@@ -186,13 +186,14 @@ function registerBalance(experiment: Command): void {
     .option('--out <dir>', 'output directory', 'out/balance')
     .option('--quick', `${balance.QUICK_WINDOW_MS} ms of simulated time instead of ${balance.FULL_WINDOW_MS}, one seed`)
     .option('--repeat <n>', 'runs of each case, run k with the workloads\' input seed k; figures are the median and range (default 3, 1 with --quick)')
-    .action(async (flags: { out: string; quick?: boolean; repeat?: string }) => {
+    .option('--migration-costs', 'also run the balanced case with the cost of a move across cells halved and doubled')
+    .action(async (flags: { out: string; quick?: boolean; repeat?: string; migrationCosts?: boolean }) => {
       const repeat = flags.repeat === undefined ? (flags.quick ? 1 : 3) : parseCount(flags.repeat, '--repeat', 1, 15);
       writableOut(flags.out);
       const guest = builtGuest();
       try {
         const result = await withProgress('balance', (p) => balance.runBalance({
-          guest, outDir: flags.out, windowMs: flags.quick ? balance.QUICK_WINDOW_MS : balance.FULL_WINDOW_MS, repeat, ...p,
+          guest, outDir: flags.out, windowMs: flags.quick ? balance.QUICK_WINDOW_MS : balance.FULL_WINDOW_MS, repeat, migrationCostScales: flags.migrationCosts === true ? [0.5, 2] : [], ...p,
         }));
         process.stdout.write(balance.balanceTable(result));
         process.stdout.write(noteGuest(flags.out, balance.RESULTS_TABLE, guest));

@@ -10,6 +10,8 @@ import { cachedSession, contentHash } from '../guest/boot-cache.js';
 import { MonitorSession, type SessionVm } from '../guest/monitor-session.js';
 import { decodeMonitorSnapshot } from '../host/monitor-snapshot.js';
 import { accountVm } from '../monitor/accounting.js';
+import { CELL_MIGRATION } from '../monitor/cell-scheduler.js';
+import { DEFAULT_COSTS } from '../monitor/costs.js';
 import type { Monitor, MonitorOptions } from '../monitor/monitor.js';
 import type { VcpuRecord } from '../monitor/vcpu-record.js';
 import type { VirtualMachine } from '../monitor/vm.js';
@@ -36,11 +38,15 @@ export const CASE_NAMES: readonly CaseName[] = ['one-cell', 'static', 'balanced'
  * only in cells and in what may cross them: one cell of every node; 4 cells, each VM where the monitor placed it
  * (no balancer, no borrowing); 4 cells with the idle and periodic balancers and borrowing (its scaled defaults).
  */
-export function caseMonitor(name: CaseName): Omit<MonitorOptions, 'config'> {
+export function caseMonitor(name: CaseName, migrationCostScale = 1): Omit<MonitorOptions, 'config'> {
   switch (name) {
     case 'one-cell': return { gang: true };
     case 'static': return { gang: true, cells: BALANCE_CELLS };
-    case 'balanced': return { gang: true, cells: BALANCE_CELLS, idleBalance: true, balancePeriodRounds: BALANCE_PERIOD_ROUNDS, borrow: {} };
+    case 'balanced': {
+      // The cost of a move across cells is a parameter: its copy's rate, scaled (the bus's round trip stays).
+      const costs = migrationCostScale === 1 ? {} : { costs: { ...DEFAULT_COSTS, cellMigrationPerKiB: CELL_MIGRATION.cyclesPerKiB * migrationCostScale } };
+      return { gang: true, cells: BALANCE_CELLS, idleBalance: true, balancePeriodRounds: BALANCE_PERIOD_ROUNDS, borrow: {}, ...costs };
+    }
   }
 }
 
@@ -85,6 +91,8 @@ export interface CaseRequest {
   /** The workloads' input seed. */
   seed: number;
   windowMs: number;
+  /** The cost of a move across cells, times this (default 1). */
+  migrationCostScale?: number;
   kernel: string;
   initrd: string;
   timeoutMs: number;
@@ -122,6 +130,7 @@ export interface VmResult {
 export interface CaseResult {
   name: CaseName;
   seed: number;
+  migrationCostScale: number;
   cpus: number;
   /** Machine cycles of the window (from 0 to the round boundary where it ended). */
   windowCycles: number;
@@ -221,7 +230,7 @@ export async function runCase(r: CaseRequest): Promise<CaseResult> {
   const first = state.filter((s) => s.spec.arriveMs === 0);
   const ended = new Promise<void>((resolve, reject) => {
     MonitorSession.boot({
-      kernel: new Uint8Array(), config: balanceMachine(), monitor: caseMonitor(r.name), holdIdle: true, timeoutMs: r.timeoutMs, onConsoleLine: lines,
+      kernel: new Uint8Array(), config: balanceMachine(), monitor: caseMonitor(r.name, r.migrationCostScale), holdIdle: true, timeoutMs: r.timeoutMs, onConsoleLine: lines,
       vms: first.map((s) => ({ name: s.spec.name, vcpus: KINDS[s.spec.kind].vcpus, memoryBytes: VM_MEMORY })),
       start: first.map((s) => ({ from: loaded, name: s.spec.kind, as: s.spec.name })),
       beforeRun: (sess) => {
@@ -274,7 +283,7 @@ export async function runCase(r: CaseRequest): Promise<CaseResult> {
   // Busy cycles are CPU cycles some vCPU ran: more than the CPUs had would be an accounting error.
   if (utilization > 1 + 1e-9) throw new Error(`${r.name}: ${busy} busy cycles in ${cpus} CPUs × ${endCycles} cycles`);
   return {
-    name: r.name, seed: r.seed, cpus, windowCycles: endCycles, utilization, vms,
+    name: r.name, seed: r.seed, migrationCostScale: r.migrationCostScale ?? 1, cpus, windowCycles: endCycles, utilization, vms,
     migrations: { cpu: sumMoves('cpu'), node: sumMoves('node'), cell: sumMoves('cell') }, borrowing,
     hostSeconds: (performance.now() - started) / 1000,
   };

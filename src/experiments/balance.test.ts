@@ -11,7 +11,7 @@ const REFERENCES = readReferences('# comment\nraytrace -t 2 -w 32 -s 100 -m 1M\t
 
 function run(name: CaseName, seed: number, utilization: number, sums: Partial<Record<string, string[]>> = {}, cellMoves = 0): CaseResult {
   return {
-    name, seed, cpus: 8, windowCycles: 1e6, utilization,
+    name, seed, migrationCostScale: 1, cpus: 8, windowCycles: 1e6, utilization,
     vms: BALANCE_VMS.map((v) => ({
       name: v.name, kind: v.kind, vcpus: KINDS[v.kind].vcpus, arriveMs: v.arriveMs, homeNode: 0, cells: [0], work: (sums[v.name] ?? []).length,
       checksums: sums[v.name] ?? [], skippedBursts: 0, busyCycles: 0, readyCycles: 0, partialRounds: 1, partialInCellRounds: 0, multiRounds: 2,
@@ -51,11 +51,14 @@ describe('experiment balance', () => {
     const ratio = utilizationRatio([s, b])!;
     assert.deepEqual(ratio, { median: 2, min: 1, max: 2.5 });
     assert.equal(utilizationRatio([s]), null);
-    const result: BalanceResult = { cases: [s, b], ratio, barMet: true, windowMs: 1000, seeds: [0, 1, 2], checksums: { raytrace: [], pmake: [], burst: [] } };
+    const variant = (scale: number, u: number): BalanceResult['costVariants'][number] => ({ scale, utilization: { median: u, min: u, max: u }, ratio: { median: 1, min: 1, max: 1 }, cellMoves: { median: 4, min: 4, max: 4 }, runs: [] });
+    const result: BalanceResult = { cases: [s, b], costVariants: [variant(2, 0.45), variant(0.5, 0.55)], ratio, barMet: true, windowMs: 1000, seeds: [0, 1, 2], checksums: { raytrace: [], pmake: [], burst: [] } };
     const table = balanceTable(result);
     assert.match(table, /^\| static +\| 30\.0 \(20\.0–40\.0\) +\|/m);
     assert.match(table, /^\| balanced \| 50\.0 \(40\.0–60\.0\) +\| 1, 0\.4 +\| 2, 0\.9 +\| 4 \(3–5\), 36\.6 \(27\.4–45\.7\) \|/m);
     assert.match(table, /Balanced \/ static utilization: 2\.00 \(1\.00–2\.50\) \(bar: at least 1\.5; met\)/);
+    // The cost of a move across cells halved and doubled, beside the run with the parameter as it is, in order.
+    assert.match(table, /\| × 0\.5 \(4924 cycles\) +\| 55\.0 +\| 1\.00 +\| 4 +\|\n\| × 1 \(9148 cycles\) +\| 50\.0 \(40\.0–60\.0\) +\| 2\.00 \(1\.00–2\.50\) +\| 4 \(3–5\) +\|\n\| × 2 \(17596 cycles\) +\| 45\.0 /);
     const svg = balanceSvg(result);
     assert.ok(svg.startsWith('<?xml') && svg.includes('>balanced<') && svg.includes('50.0'));
   });

@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import { sortedJson, writeFileWhole } from '../host/stats-output.js';
-import { CELL_MIGRATION } from '../monitor/cell-scheduler.js';
+import { CELL_MIGRATION, cellMigrationCycles } from '../monitor/cell-scheduler.js';
+import { DEFAULT_SECOND_LEVEL_ENTRIES as SECOND_LEVEL_ENTRIES } from '../monitor/vm.js';
 import {
   BALANCE_CASE_MODULE, BALANCE_CELLS, BALANCE_MEMORY, BALANCE_PERIOD_ROUNDS, BALANCE_TOPOLOGY, BALANCE_VMS, BURST_PERIOD_MS, CASE_NAMES, KINDS, VM_MEMORY,
   type CaseName, type CaseRequest, type CaseResult, type Kind,
@@ -32,6 +33,8 @@ export interface BalanceOptions {
   /** Runs of each case, run k with the workloads' input seed k (default 3). */
   repeat?: number;
   cases?: readonly CaseName[];
+  /** The balanced case again with the cost of a move across cells times each of these, every seed (default none). */
+  migrationCostScales?: readonly number[];
   timeoutMs?: number;
   onProgress?: (line: string) => void;
   onStatus?: (text: string) => void;
@@ -65,8 +68,18 @@ export interface CaseSummary {
   runs: CaseResult[];
 }
 
+/** The balanced case with the cost of a move across cells scaled: its utilization, its ratio to static, its moves. */
+export interface CostVariant {
+  scale: number;
+  utilization: Spread;
+  ratio: Spread | null;
+  cellMoves: Spread;
+  runs: CaseResult[];
+}
+
 export interface BalanceResult {
   cases: CaseSummary[];
+  costVariants: CostVariant[];
   /** Balanced / static utilization: the median of each seed's ratio, and its range; null without both cases. */
   ratio: Spread | null;
   barMet: boolean | null;
@@ -156,7 +169,13 @@ export function balanceTable(r: BalanceResult): string {
     BALANCE_VMS.map((spec) => [spec.name, KINDS[spec.kind].vcpus, spec.arriveMs, unitName(spec.kind), ...r.cases.map((c) => fmt(c.work[spec.name]!))]),
   );
   const ratio = r.ratio === null ? '' : `\nBalanced / static utilization: ${fmt(r.ratio, 2)} (bar: at least ${BAR}; ${r.barMet === true ? 'met' : 'not met'}).\n`;
-  return `${cases}\n${work}${ratio}\nflash8 in ${BALANCE_CELLS} cells of 2 nodes, ${r.windowMs} ms of simulated time, fast mode; median (range) over input seeds ${r.seeds.join(', ')}.\n`;
+  const variants = r.costVariants.length === 0 ? '' : `\n${markdownTable(
+    ['move across cells costs', 'balanced utilization (%)', 'balanced / static', 'moves across cells'],
+    [{ scale: 1, utilization: spread(r.cases.find((c) => c.name === 'balanced')?.runs.map((x) => x.utilization) ?? [Number.NaN]), ratio: r.ratio, cellMoves: r.cases.find((c) => c.name === 'balanced')?.migrations.cell.count ?? spread([Number.NaN]) }, ...r.costVariants]
+      .sort((a, b) => a.scale - b.scale)
+      .map((v) => [`× ${v.scale} (${cellMigrationCycles(SECOND_LEVEL_ENTRIES, CELL_MIGRATION.handoff, { ...CELL_MIGRATION, cyclesPerKiB: CELL_MIGRATION.cyclesPerKiB * v.scale })} cycles)`, fmt(v.utilization, 1, 100), v.ratio === null ? '' : fmt(v.ratio, 2), fmt(v.cellMoves)]),
+  )}`;
+  return `${cases}\n${work}${ratio}${variants}\nflash8 in ${BALANCE_CELLS} cells of 2 nodes, ${r.windowMs} ms of simulated time, fast mode; median (range) over input seeds ${r.seeds.join(', ')}.\n`;
 }
 
 function unitName(kind: Kind): string {
@@ -196,7 +215,24 @@ export async function runBalance(o: BalanceOptions): Promise<BalanceResult> {
   const checksums = checkChecksums(runs, references, seeds);
   const cases = names.map((name) => summarize(name, runs.filter((r) => r.name === name)));
   const ratio = utilizationRatio(cases);
-  const result: BalanceResult = { cases, ratio, barMet: ratio === null ? null : ratio.median >= BAR, windowMs, seeds, checksums };
+  const stat = cases.find((c) => c.name === 'static');
+  const costVariants: CostVariant[] = [];
+  for (const scale of o.migrationCostScales ?? []) {
+    const variant: CaseResult[] = [];
+    for (const seed of seeds) {
+      o.onStatus?.(`balanced, seed ${seed}, moves across cells × ${scale}`);
+      const request: CaseRequest = { name: 'balanced', seed, windowMs, migrationCostScale: scale, kernel: o.guest.kernel, initrd: o.guest.initramfs, timeoutMs: o.timeoutMs ?? 30 * 60_000 };
+      const r = await runCaseInChild<CaseResult>(BALANCE_CASE_MODULE, request, `balanced, seed ${seed}, moves × ${scale}`);
+      o.onProgress?.(`balanced, seed ${seed}, moves across cells × ${scale}: utilization ${pct(r.utilization)} %, ${r.migrations.cell.count} moves across cells, ${r.hostSeconds.toFixed(1)} s`);
+      variant.push(r);
+    }
+    checkChecksums([...runs, ...variant], references, seeds);
+    costVariants.push({
+      scale, utilization: spread(variant.map((r) => r.utilization)), cellMoves: spread(variant.map((r) => r.migrations.cell.count)), runs: variant,
+      ratio: stat === undefined ? null : spread(variant.map((b) => b.utilization / stat.runs.find((s) => s.seed === b.seed)!.utilization)),
+    });
+  }
+  const result: BalanceResult = { cases, costVariants, ratio, barMet: ratio === null ? null : ratio.median >= BAR, windowMs, seeds, checksums };
   const json = {
     experiment: 'balance', machine: { topology: BALANCE_TOPOLOGY, memoryBytes: BALANCE_MEMORY, cells: BALANCE_CELLS }, vmMemoryBytes: VM_MEMORY,
     vms: BALANCE_VMS.map((v) => ({ ...v, vcpus: KINDS[v.kind].vcpus, command: KINDS[v.kind].command(0) })),

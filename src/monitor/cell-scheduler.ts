@@ -46,7 +46,7 @@ import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu, type SchedVmOptions,
 export const CELL_MIGRATION = { handoff: 2 * DEFAULT_LATENCY + DEFAULT_HANDLER_CYCLES, cyclesPerKiB: 256, stateBytes: 1024, secondLevelEntryBytes: SECOND_LEVEL_ENTRY_BYTES } as const;
 
 /** A move's cycles: `handoff` (the bus's round trip, when the move went through it) and the copies. */
-export function cellMigrationCycles(secondLevelEntries: number, handoff: number = CELL_MIGRATION.handoff, costs: typeof CELL_MIGRATION = CELL_MIGRATION): number {
+export function cellMigrationCycles(secondLevelEntries: number, handoff: number = CELL_MIGRATION.handoff, costs: { cyclesPerKiB: number; stateBytes: number; secondLevelEntryBytes: number } = CELL_MIGRATION): number {
   return handoff + Math.ceil((costs.cyclesPerKiB * (costs.stateBytes + secondLevelEntries * costs.secondLevelEntryBytes)) / 1024);
 }
 

@@ -32,6 +32,11 @@ export interface MonitorCosts {
   protectionFault: number;
   /** A physical CPU switching to another vCPU: its whole state saved and restored, first-level TLB emptied. */
   worldSwitch: number;
+  /**
+   * A vCPU moved to another cell: cycles per KiB of its state and second-level TLB copied (cell-scheduler.ts
+   * CELL_MIGRATION; the bus's round trip is the bus's). Absent in tables saved before it was a parameter: 256.
+   */
+  cellMigrationPerKiB?: number;
 }
 
 /**
@@ -70,6 +75,8 @@ export const DEFAULT_COSTS: MonitorCosts = {
   // Both ways of the switch, FP registers (32 each way, KVM's lazy FP saves them only if dirty: counted in
   // full), the scheduler's choice, and the first-level TLB flushed.
   worldSwitch: EXIT_ROUND_TRIP + 2 * 32 + 100,
+  // The page copy's rate: a load and a store per 8-byte word (cell-scheduler.ts CELL_MIGRATION).
+  cellMigrationPerKiB: 256,
 };
 
 /** The table with every cost multiplied by `factor` (0.5 and 2: how much a result depends on the table). */

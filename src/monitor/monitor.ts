@@ -21,7 +21,7 @@ import { PageScanner, scanProblems, type ScanParameters } from './page-scanner.j
 import { accountMemory, SharingLedger, type MemoryAccount } from './sharing-ledger.js';
 import { noReadMetrics, type BlockPageHook, type BlockReadMetrics } from '../devices/virtio/blk.js';
 import { DEFAULT_QUANTUM_ROUNDS } from './scheduler.js';
-import { CellScheduler, cellMigrationCycles, type CellMigration } from './cell-scheduler.js';
+import { CELL_MIGRATION, CellScheduler, cellMigrationCycles, type CellMigration } from './cell-scheduler.js';
 import { borrowProblems, defaultBorrowParameters, MemoryBorrowing, type BorrowParameters } from './memory-borrowing.js';
 import { VcpuRecord } from './vcpu-record.js';
 import { Pager, type VmSwapAccount } from './pager.js';
@@ -499,7 +499,8 @@ export class Monitor {
    */
   private migrated(m: CellMigration): void {
     const vm = this.vms[m.vm]!;
-    this.records.get(vm)![m.index]!.movedCell(cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff));
+    const perKiB = this.costs.cellMigrationPerKiB ?? CELL_MIGRATION.cyclesPerKiB;
+    this.records.get(vm)![m.index]!.movedCell(cellMigrationCycles(vm.tables.secondLevelEntries, m.handoff, { ...CELL_MIGRATION, cyclesPerKiB: perKiB }));
     this.vmDependsOn(vm, m.to);
   }
 

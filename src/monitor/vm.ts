@@ -20,6 +20,9 @@ import { MemmapTable, touchPage, VmTables } from './monitor-data.js';
 import { Pmap, type FaultResolution, type Placement } from './pmap.js';
 import { OUT_OF_SWAP, type Pager } from './pager.js';
 
+/** A vCPU's second-level TLB entries unless the VM says (Disco's software refill; docs/monitor.md). */
+export const DEFAULT_SECOND_LEVEL_ENTRIES = 2048;
+
 export { DEFAULT_COSTS, type MonitorCosts } from './costs.js';
 
 export type VmState = 'running' | 'off' | 'crashed' | 'stopped';
@@ -199,7 +202,7 @@ export class VirtualMachine {
     this.memmap = options.memmap;
     this.sharesWithOthers = options.sharesWithOthers ?? true;
     this.onBoot = options.onBoot;
-    const secondLevelEntries = options.secondLevelEntries ?? 2048;
+    const secondLevelEntries = options.secondLevelEntries ?? DEFAULT_SECOND_LEVEL_ENTRIES;
     try {
       this.tables = new VmTables(memory, this.pmap, options.homeNode, options.vcpus, secondLevelEntries);
     } catch (error) {
