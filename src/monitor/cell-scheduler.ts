@@ -15,6 +15,7 @@
 //   cell it spans runs every runnable vCPU of its part first and fills the CPUs left with its own VMs; outside
 //   it, none runs any of it. No message per round, and no cell waits for another, so nothing can deadlock. A
 //   vCPU in WFI is idle, not part of what must run together: it runs when woken, in its gang's next slot.
+// - The balancers (cell-balancers.ts) read the cells' run queues and move vCPUs through `move`.
 // - The idle balancer (`idleBalance`, Cellular Disco's; off by default): a vCPU left waiting in one cell's run
 //   queue while another cell has a CPU its pick left idle moves to the nearest such cell, and runs there from
 //   the next round. The VM now depends on that cell too (the monitor records it). With gangs a VM confined to a
@@ -32,6 +33,7 @@
 
 import { DEFAULT_HANDLER_CYCLES, DEFAULT_LATENCY, type CellBus } from './cell-bus.js';
 import type { CellObjects } from './revocable.js';
+import { balanceIdle, balancePeriodic, type BalancerView } from './cell-balancers.js';
 import { gangSlots, slotAt } from './gang-slots.js';
 import { SECOND_LEVEL_ENTRY_BYTES } from './monitor-data.js';
 import { DEFAULT_QUANTUM_ROUNDS, Scheduler, type SchedVcpu, type SchedVmOptions, type SchedulerState, type SchedulerVmState } from './scheduler.js';
@@ -163,6 +165,7 @@ export class CellScheduler {
     }));
     if (this.cpuCell.some((c) => c < 0)) throw new Error('scheduler: every CPU must be in a cell');
     this.loadSums.push(...this.cellCpus.map(() => 0));
+    this.view = this.makeView();
     const period = options.balancePeriodRounds ?? 0;
     if (!(Number.isInteger(period) && period >= 0)) throw new RangeError(`scheduler: the balancer's period must be a whole number of rounds, not ${period}`);
     this.schedulers = this.cellCpus.map((cpus, cell) => {
@@ -248,7 +251,10 @@ export class CellScheduler {
       const picked = scheduler.pick(inSlot);
       for (let local = 0; local < picked.length; local++) next[this.cellCpus[cell]![local]!] = this.own(picked[local]);
     });
-    if (this.options.idleBalance === true && this.cellCpus.length > 1) this.balanceIdle(next);
+    if (this.options.idleBalance === true && this.cellCpus.length > 1) {
+      const idle = new Map(this.view.live().map((c) => [c, this.cellCpus[c]!.filter((p) => next[p] === undefined && !this.retired.has(p)).length]));
+      balanceIdle(this.view, idle, this.options.nodeDistance ?? ((a: number, b: number) => Math.abs(a - b)));
+    }
     const period = this.options.balancePeriodRounds ?? 0;
     if (period > 0 && this.cellCpus.length > 1) {
       this.schedulers.forEach((scheduler, cell) => {
@@ -256,7 +262,7 @@ export class CellScheduler {
         this.loadSums[cell]! += this.cellCpus[cell]!.filter((p) => next[p] !== undefined).length + scheduler.waiting.length;
       });
       if (++this.periodRounds >= period) {
-        this.balancePeriodic(this.loadSums.map((sum) => sum / this.periodRounds));
+        balancePeriodic(this.view, this.loadSums.map((sum) => sum / this.periodRounds));
         this.periodRounds = 0;
         this.loadSums.fill(0);
       }
@@ -289,73 +295,21 @@ export class CellScheduler {
   private readonly loadSums: number[] = [];
   private periodRounds = 0;
 
-  /** The periodic balancer's walk, on each cell's average runnable vCPUs over the period. */
-  private balancePeriodic(runnable: number[]): void {
-    const cpus = (cells: readonly number[]): number => cells.reduce((n, c) => n + this.cellCpus[c]!.filter((p) => !this.retired.has(p)).length, 0);
-    const sum = (cells: readonly number[]): number => cells.reduce((n, c) => n + runnable[c]!, 0);
-    const walk = (cells: readonly number[]): void => {
-      if (cells.length < 2) return;
-      const half = Math.ceil(cells.length / 2);
-      const sides = [cells.slice(0, half), cells.slice(half)] as const;
-      const load = sides.map((side) => sum(side) / Math.max(1, cpus(side)));
-      const [heavy, light] = load[0]! >= load[1]! ? [sides[0], sides[1]] : [sides[1], sides[0]];
-      const H = cpus(heavy);
-      const L = cpus(light);
-      const h = sum(heavy);
-      const l = sum(light);
-      // Moving n runnable vCPUs from the heavy side to the light one narrows the gap between their loads.
-      const narrows = (n: number): boolean => Math.abs((h - n) / H - (l + n) / L) < Math.abs(h / H - l / L);
-      if (H > 0 && L > 0 && narrows(1)) {
-        const perCpu = (c: number): number => runnable[c]! / Math.max(1, cpus([c]));
-        const from = [...heavy].sort((a, b) => perCpu(b) - perCpu(a) || a - b)[0]!;
-        const to = [...light].filter((c) => cpus([c]) > 0).sort((a, b) => perCpu(a) - perCpu(b) || a - b)[0];
-        const move = to === undefined ? undefined : this.movable(from, to, this.gang ? this.room(to) : cpus([to]), narrows);
-        if (move !== undefined && this.move(move.vm, move.indices, from, to!)) {
-          runnable[from]! -= move.indices.length;
-          runnable[to!]! += move.indices.length;
-        }
-      }
-      walk(sides[0]);
-      walk(sides[1]);
+  /** What the balancers (cell-balancers.ts) read, and their moves (made with the options, in the constructor). */
+  private readonly view: BalancerView;
+
+  private makeView(): BalancerView {
+    return {
+      gang: this.gang,
+      live: () => this.cellCpus.map((_, c) => c).filter((c) => !this.revoked(c)),
+      cpus: (cell) => this.cellCpus[cell]!.filter((p) => !this.retired.has(p)).length,
+      nodeOf: (cell) => this.pcpuNodes[this.cellCpus[cell]![0]!]!,
+      // The cell's list hands out its proxies: the monitor's own objects.
+      waiting: (cell) => this.schedulers[cell]!.waiting.map((v) => this.own(v)!),
+      parts: () => this.parts,
+      vcpus: (vm) => this.vcpusOf.get(vm)!,
+      move: (vm, indices, from, to) => this.move(vm, indices, from, to),
     };
-    walk(this.cellCpus.map((_, c) => c).filter((c) => !this.revoked(c)));
-  }
-
-  /**
-   * What of cell `from` the periodic balancer may move to cell `to` (`room` CPUs) without splitting a VM across
-   * cells, where moving that many vCPUs `narrows` the gap. Without gangs one vCPU: of a VM already scheduled in
-   * `to`, or the only vCPU of a VM. With gangs a VM confined to `from`, whole, that fits in `to`. Waiting ones
-   * first, then by VM and index.
-   */
-  private movable(from: number, to: number, room: number, narrows: (n: number) => boolean): { vm: number; indices: number[] } | undefined {
-    const here = [...this.parts].filter(([, parts]) => parts.some((p) => p.cell === from)).map(([vm]) => vm).sort((a, b) => a - b);
-    // The cell's list hands out its proxies: compare the monitor's own objects.
-    const waiting = new Set(this.schedulers[from]!.waiting.map((v) => this.own(v)));
-    if (this.gang) {
-      const gangs = here.filter((vm) => {
-        const parts = this.parts.get(vm)!;
-        return parts.length === 1 && parts[0]!.indices.length <= room && narrows(parts[0]!.indices.length);
-      });
-      const waits = (vm: number): boolean => this.vcpusOf.get(vm)!.some((v) => waiting.has(v));
-      const vm = gangs.find(waits) ?? gangs[0];
-      return vm === undefined ? undefined : { vm, indices: [...this.parts.get(vm)![0]!.indices] };
-    }
-    const candidates = here.flatMap((vm) => this.parts.get(vm)!.find((p) => p.cell === from)!.indices.map((index) => this.vcpusOf.get(vm)!.find((v) => v.index === index)!));
-    const fits = (v: SchedVcpu): boolean => this.parts.get(v.vm)!.some((p) => p.cell === to) || this.vcpusOf.get(v.vm)!.length === 1;
-    const ordered = [...candidates.filter((v) => waiting.has(v)), ...candidates.filter((v) => !waiting.has(v))];
-    const v = ordered.find(fits);
-    return v === undefined ? undefined : { vm: v.vm, indices: [v.index] };
-  }
-
-  /**
-   * With gangs, the CPUs of cell `cell` the VMs confined to it leave: a gang moved there must fit in them, or it
-   * would wait there whenever the cell's own VMs run (in the slot of the confined VMs, gang-slots.ts), and the
-   * idle balancer would move it on again at the next CPU left idle elsewhere, slot after slot.
-   */
-  private room(cell: number): number {
-    let confined = 0;
-    for (const parts of this.parts.values()) if (parts.length === 1 && parts[0]!.cell === cell) confined += parts[0]!.indices.length;
-    return this.cellCpus[cell]!.filter((p) => !this.retired.has(p)).length - confined;
   }
 
   /** The vCPUs the balancers moved since the last call. */
@@ -375,35 +329,6 @@ export class CellScheduler {
     const part = this.partsOf(vm).find((p) => p.indices.includes(index));
     if (part === undefined) throw new Error(`scheduler: VM ${vm} has no vCPU ${index}`);
     return part.cell;
-  }
-
-  /**
-   * Each vCPU left waiting in a cell (cells in order, then by VM and index) while another cell has a CPU the
-   * pick left idle goes to the nearest such cell (ties: the lower), as many as there are idle CPUs.
-   */
-  private balanceIdle(next: readonly (SchedVcpu | undefined)[]): void {
-    const distance = this.options.nodeDistance ?? ((a: number, b: number) => Math.abs(a - b));
-    const nodeOf = (cell: number): number => this.pcpuNodes[this.cellCpus[cell]![0]!]!;
-    const live = this.cellCpus.map((_, c) => c).filter((c) => !this.revoked(c));
-    const idle = new Map(live.map((c) => [c, this.cellCpus[c]!.filter((p) => next[p] === undefined && !this.retired.has(p)).length]));
-    // With gangs, only to a cell with room for the whole gang beside the VMs confined there (`room`).
-    const nearest = (donor: number, n: number): number | undefined => live.filter((c) => c !== donor && idle.get(c)! >= n && (!this.gang || this.room(c) >= n))
-      .sort((a, b) => distance(nodeOf(donor), nodeOf(a)) - distance(nodeOf(donor), nodeOf(b)) || a - b)[0];
-    for (const donor of live) {
-      // Its list hands out the cell's proxies: the monitor's own objects, by VM and index.
-      const waiting = this.schedulers[donor]!.waiting.map((v) => this.own(v)!);
-      // With gangs, a VM confined to the donor moves whole, to a cell with idle CPUs for all its vCPUs, once.
-      const moves = this.gang
-        ? [...new Set(waiting.map((v) => v.vm))].filter((vm) => this.parts.get(vm)!.length === 1).map((vm) => ({ vm, indices: [...this.parts.get(vm)![0]!.indices] }))
-        : waiting.map((v) => ({ vm: v.vm, indices: [v.index] }));
-      for (const m of moves) {
-        const to = nearest(donor, m.indices.length);
-        if (to === undefined) continue;
-        // A cell that does not give (it did not answer) is asked nothing more this round.
-        if (!this.move(m.vm, m.indices, donor, to)) break;
-        idle.set(to, idle.get(to)! - m.indices.length);
-      }
-    }
   }
 
   /**
