@@ -174,6 +174,33 @@ test('property: with the balancers moving vCPUs, the whole state saved and resto
   );
 });
 
+test('property: with gangs across cells, their slots and both balancers, the whole state saved and restored picks on the same', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 200 }), fc.integer({ min: 0, max: 1000 }), (before, after, salt) => {
+      // The slots follow the machine's clock, which a whole snapshot keeps (the monitor's cycles): here, the round.
+      const clock = { round: 0 };
+      const make = (): { scheduler: CellScheduler; vms: Vm[] } => {
+        const scheduler = new CellScheduler({ pcpuNodes: NODES, quantumRounds: 3, cells: CELLS, gang: true, idleBalance: true, balancePeriodRounds: 7, now: () => clock.round * 4096, roundCycles: 4096 });
+        const vms: Vm[] = [
+          { id: 0, vcpus: [0, 1, 2, 3].map((i) => new FakeVcpu(0, i)), cells: [0, 1, 2, 3], home: 0 },
+          { id: 1, vcpus: [0, 1, 2, 3, 4].map((i) => new FakeVcpu(1, i)), cells: [0, 1, 2, 3], home: 1 },
+          { id: 2, vcpus: [0, 1].map((i) => new FakeVcpu(2, i)), cells: [1], home: 1 },
+          { id: 3, vcpus: [0].map((i) => new FakeVcpu(3, i)), cells: [1], home: 1 },
+        ];
+        for (const vm of vms) scheduler.addVm(vm.id, vm.vcpus, { homeNode: vm.home, cells: vm.cells });
+        return { scheduler, vms };
+      };
+      const awake = (vm: number, i: number, round: number): boolean => {
+        clock.round = round;
+        return (round * 5 + i * 3 + vm + salt) % 7 !== 0;
+      };
+      const straight = seam(make, before, after, awake, salt);
+      assert.equal(straight.slots.length, 3, 'two rows of spanning gangs (VM 1 has two vCPUs in one cell: they do not fit beside VM 0\'s there), and the confined VMs\' row');
+    }),
+    { numRuns: 40 },
+  );
+});
+
 test('one VM saved and put back keeps its vCPUs\' cycles and places, over its cells', () => {
   const { scheduler, vms } = machine();
   for (let round = 0; round < 30; round++) {
