@@ -16,13 +16,30 @@ const AMO_MAX = 0x14;
 const AMO_MINU = 0x18;
 const AMO_MAXU = 0x1c;
 
-function amo32(op: number, a: number, b: number): number {
+/**
+ * A 32-bit AMO on word `index` of `mem`, atomically (Atomics, so harts on other threads see it whole;
+ * docs/threads.md); returns the old value.
+ */
+function amo32(mem: Int32Array, index: number, op: number, b: number): number {
   switch (op) {
-    case AMO_ADD: return (a + b) | 0;
-    case AMO_SWAP: return b;
-    case AMO_XOR: return a ^ b;
-    case AMO_OR: return a | b;
-    case AMO_AND: return a & b;
+    case AMO_ADD: return Atomics.add(mem, index, b);
+    case AMO_SWAP: return Atomics.exchange(mem, index, b);
+    case AMO_XOR: return Atomics.xor(mem, index, b);
+    case AMO_OR: return Atomics.or(mem, index, b);
+    case AMO_AND: return Atomics.and(mem, index, b);
+    default: {
+      // MIN/MAX have no Atomics operation: compare and swap until no other thread came between.
+      for (;;) {
+        const a = mem[index]!;
+        const v = minMax32(op, a, b);
+        if (Atomics.compareExchange(mem, index, a, v) === a) return a;
+      }
+    }
+  }
+}
+
+function minMax32(op: number, a: number, b: number): number {
+  switch (op) {
     case AMO_MIN: return a < b ? a : b;
     case AMO_MAX: return a > b ? a : b;
     case AMO_MINU: return (a >>> 0) < (b >>> 0) ? a : b;
@@ -30,13 +47,26 @@ function amo32(op: number, a: number, b: number): number {
   }
 }
 
-function amo64(op: number, a: bigint, b: bigint): bigint {
+/** The 64-bit AMO on doubleword `index` of `mem`, atomically; returns the old value. */
+function amo64(mem: BigInt64Array, index: number, op: number, b: bigint): bigint {
   switch (op) {
-    case AMO_ADD: return BigInt.asIntN(64, a + b);
-    case AMO_SWAP: return b;
-    case AMO_XOR: return a ^ b;
-    case AMO_OR: return a | b;
-    case AMO_AND: return a & b;
+    case AMO_ADD: return Atomics.add(mem, index, b);
+    case AMO_SWAP: return Atomics.exchange(mem, index, b);
+    case AMO_XOR: return Atomics.xor(mem, index, b);
+    case AMO_OR: return Atomics.or(mem, index, b);
+    case AMO_AND: return Atomics.and(mem, index, b);
+    default: {
+      for (;;) {
+        const a = mem[index]!;
+        const v = minMax64(op, a, b);
+        if (Atomics.compareExchange(mem, index, a, v) === a) return a;
+      }
+    }
+  }
+}
+
+function minMax64(op: number, a: bigint, b: bigint): bigint {
+  switch (op) {
     case AMO_MIN: return a < b ? a : b;
     case AMO_MAX: return a > b ? a : b;
     case AMO_MINU: return BigInt.asUintN(64, a) < BigInt.asUintN(64, b) ? a : b;
@@ -60,32 +90,46 @@ export function executeAmo(h: HartMemory, insn: number, va: number): void {
   if (op === AMO_LR) {
     const region = h.atomicLocate(va, size, ACCESS_READ);
     const o = h.locOffset;
+    // Reserve before loading: a store another thread makes after the load breaks the reservation.
     resv.reserve(h.id, region.base + o);
-    if (size === 4) h.setReg(rd, region.i32[o >>> 2]);
-    else if (rd !== 0) h.x64[rd] = region.i64[o >>> 3];
+    if (size === 4) {
+      const value = Atomics.load(region.i32, o >>> 2);
+      if (resv.threaded) resv.noteLoaded(h.id, BigInt(value));
+      h.setReg(rd, value);
+    } else {
+      const value = Atomics.load(region.i64, o >>> 3);
+      if (resv.threaded) resv.noteLoaded(h.id, value);
+      if (rd !== 0) h.x64[rd] = value;
+    }
     return;
   }
   const region = h.atomicLocate(va, size, ACCESS_WRITE);
   const o = h.locOffset;
   const physical = region.base + o;
   if (op === AMO_SC) {
-    const ok = resv.take(h.id, physical);
+    let ok = resv.take(h.id, physical);
     if (ok) {
-      if (size === 4) region.i32[o >>> 2] = h.x[rs2 << 1];
-      else region.i64[o >>> 3] = h.x64[rs2];
       if (resv.count !== 0) resv.storeBy(h.id, physical, size);
+      if (!resv.threaded) {
+        if (size === 4) region.i32[o >>> 2] = h.x[rs2 << 1];
+        else region.i64[o >>> 3] = h.x64[rs2];
+      } else if (size === 4) {
+        // Threaded: the store happens only if the word still holds what LR loaded (docs/threads.md, "LR/SC").
+        const expected = Number(BigInt.asIntN(32, resv.loadedBy(h.id)));
+        ok = Atomics.compareExchange(region.i32, o >>> 2, expected, h.x[rs2 << 1]) === expected;
+      } else {
+        const expected = resv.loadedBy(h.id);
+        ok = Atomics.compareExchange(region.i64, o >>> 3, expected, h.x64[rs2]) === expected;
+      }
     }
     h.setReg(rd, ok ? 0 : 1);
     return;
   }
+  if (resv.count !== 0) resv.storeBy(h.id, physical, size);
   if (size === 4) {
-    const old = region.i32[o >>> 2];
-    region.i32[o >>> 2] = amo32(op, old, h.x[rs2 << 1]);
-    h.setReg(rd, old);
+    h.setReg(rd, amo32(region.i32, o >>> 2, op, h.x[rs2 << 1]));
   } else {
-    const old = region.i64[o >>> 3];
-    region.i64[o >>> 3] = amo64(op, old, h.x64[rs2]);
+    const old = amo64(region.i64, o >>> 3, op, h.x64[rs2]);
     if (rd !== 0) h.x64[rd] = old;
   }
-  if (resv.count !== 0) resv.storeBy(h.id, physical, size);
 }

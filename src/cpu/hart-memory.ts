@@ -343,8 +343,8 @@ export class HartMemory extends HartState {
     if (t.tag[i] === vpn) {
       const o = va + t.delta[i];
       if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
-      t.mem[i].u8[o] = v;
       if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 1);
+      t.mem[i].u8[o] = v;
       return;
     }
     this.storeSlow(va, 1, v);
@@ -357,8 +357,8 @@ export class HartMemory extends HartState {
     if (t.tag[i] === vpn && (va & 1) === 0) {
       const o = va + t.delta[i];
       if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
-      t.mem[i].u16[o >>> 1] = v;
       if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 2);
+      t.mem[i].u16[o >>> 1] = v;
       return;
     }
     this.storeSlow(va, 2, v);
@@ -371,8 +371,8 @@ export class HartMemory extends HartState {
     if (t.tag[i] === vpn && (va & 3) === 0) {
       const o = va + t.delta[i];
       if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
-      t.mem[i].i32[o >>> 2] = v;
       if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 4);
+      t.mem[i].i32[o >>> 2] = v;
       return;
     }
     this.storeSlow(va, 4, v);
@@ -385,10 +385,10 @@ export class HartMemory extends HartState {
     if (t.tag[i] === vpn && (va & 7) === 0) {
       const o = va + t.delta[i];
       if (this.timing !== undefined) this.chargeRam(this.timing, t.mem[i], o, true);
+      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 8);
       const m = t.mem[i].i32;
       m[o >>> 2] = lo;
       m[(o >>> 2) + 1] = hi;
-      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, t.mem[i].base + o, 8);
       return;
     }
     if ((va & 7) !== 0 && (va & 4095) > 4088) this.probeWrite(va, 8);
@@ -417,10 +417,10 @@ export class HartMemory extends HartState {
     const o = this.locOffset;
     if (charged && this.timing !== undefined) this.chargeLocated(this.timing, true);
     if (region !== undefined) {
+      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, region.base + o, size);
       if (size === 1) region.u8[o] = v;
       else if (size === 2) region.u16[o >>> 1] = v;
       else region.i32[o >>> 2] = v;
-      if (this.env.reservations.count !== 0) this.env.reservations.storeBy(this.id, region.base + o, size);
       return;
     }
     if (this.env.exit !== undefined) this.exitTo({ kind: 'mmio', address: o, size, write: true });

@@ -97,10 +97,13 @@ export function translate(h: HartState, va: number, access: Access): number {
         return translate(h, va, access);
       }
       if (region.faults !== null) h.hardwareCheck(region, bus.resolvedOffset, 8, va, access);
-      region.i32[bus.resolvedOffset >>> 2] = lo | want;
       // A store like any other: it breaks other harts' reservations on the PTE (an SC there must not
       // write back the entry without the bits just set).
-      if (h.env.reservations.count !== 0) h.env.reservations.storeBy(h.id, region.base + bus.resolvedOffset, 8);
+      const offset = bus.resolvedOffset;
+      if (h.env.reservations.count !== 0) h.env.reservations.storeBy(h.id, region.base + offset, 8);
+      // Atomic with the guest's own updates of the entry (privileged spec §4.3.1): if a hart on another
+      // thread changed it since it was read, walk again (with one thread the exchange always succeeds).
+      if (Atomics.compareExchange(region.i32, offset >>> 2, lo, lo | want) !== lo) return translate(h, va, access);
     }
     const pageInSpan = Math.floor(va / 4096) & (span - 1);
     h.walkLevels = levels - level;

@@ -1,9 +1,15 @@
-// Machine RAM: one ArrayBuffer per NUMA node, with the typed views the CPU's fast paths use.
+// Machine RAM: one buffer per NUMA node, with the typed views the CPU's fast paths use.
+// The buffer is a SharedArrayBuffer where the platform has one (docs/threads.md), so that harts on other
+// threads can work on the same memory; a plain ArrayBuffer otherwise (a page that is not cross-origin isolated).
 
 import type { RegionFaults } from './hardware-faults.js';
 
+/** True where machine memory can be shared between threads (Node; a cross-origin isolated page). */
+export const SHARED_MEMORY = typeof SharedArrayBuffer === 'function';
+
 export class RamRegion {
-  readonly buffer: ArrayBuffer;
+  /** A SharedArrayBuffer when SHARED_MEMORY, else an ArrayBuffer; lazily committed either way. */
+  readonly buffer: ArrayBufferLike;
   readonly u8: Uint8Array;
   readonly u16: Uint16Array;
   readonly i32: Int32Array;
@@ -14,10 +20,15 @@ export class RamRegion {
   /** Set while a hardware fault touches this memory (hardware-faults.ts): checked on TLB refills and DMA, never on the fast path. */
   faults: RegionFaults | null = null;
 
-  constructor(readonly node: number, readonly base: number, readonly size: number) {
+  /**
+   * `buffer`: the memory to view (another thread's region, docs/threads.md), of exactly `size` bytes;
+   * default a fresh zeroed buffer.
+   */
+  constructor(readonly node: number, readonly base: number, readonly size: number, buffer?: ArrayBufferLike) {
     if (size <= 0 || size % 4096 !== 0) throw new Error(`RAM size must be a positive multiple of 4 KiB, not ${size}`);
     if (base % 4096 !== 0) throw new Error(`RAM base must be page aligned, not 0x${base.toString(16)}`);
-    this.buffer = new ArrayBuffer(size);
+    if (buffer !== undefined && buffer.byteLength !== size) throw new Error(`RAM buffer of ${buffer.byteLength} bytes for a region of ${size}`);
+    this.buffer = buffer ?? (SHARED_MEMORY ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
     this.u8 = new Uint8Array(this.buffer);
     this.u16 = new Uint16Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
@@ -35,7 +46,7 @@ export class RamRegion {
     this.faults?.rewritten(offset, length);
   }
 
-    contains(address: number, length = 1): boolean {
+  contains(address: number, length = 1): boolean {
     return address >= this.base && address + length <= this.end;
   }
 }
