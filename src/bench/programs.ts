@@ -1,7 +1,8 @@
-// Builds the bare-metal benchmark programs (src/bench/programs) with the RISC-V cross compiler.
+// Builds the bare-metal programs (src/bench/programs: the benchmarks and the stress program) with the RISC-V
+// cross compiler.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,18 +23,35 @@ const FLAGS = [
 
 /** Compiles `name`.c with start.S into an ELF that runs `iterations` rounds; returns its path. */
 export function buildProgram(name: string, iterations: number): string {
+  return compile(name, 'start.S', [`-DITERATIONS=${iterations}`], `${name}-${iterations}.elf`);
+}
+
+/**
+ * Compiles the stress program (stress.c with stress-start.S, docs/threads.md) for exactly `harts` harts and
+ * `iterations` rounds each; returns its path.
+ */
+export function buildStress(harts: number, iterations: number): string {
+  if (!Number.isInteger(harts) || harts < 1 || harts > 32) throw new BenchError(`the stress program takes 1 to 32 harts, not ${harts}`);
+  return compile('stress', 'stress-start.S', [`-DHARTS=${harts}`, `-DITERATIONS=${iterations}`], `stress-${harts}-${iterations}.elf`);
+}
+
+function compile(name: string, start: string, defines: string[], file: string): string {
   if (!onPath(CROSS_GCC)) throw new BenchError(`${CROSS_GCC} is not installed (apt-get install gcc-riscv64-linux-gnu)`);
   const outDir = join(tmpdir(), 'mirrorball-bench-programs');
   mkdirSync(outDir, { recursive: true });
-  const out = join(outDir, `${name}-${iterations}.elf`);
+  const out = join(outDir, file);
+  // Through a name of this process's own, so that test files building the same program at once never
+  // run half a file.
+  const temporary = `${out}.${process.pid}.tmp`;
   try {
     execFileSync(CROSS_GCC, [
-      ...FLAGS, `-DITERATIONS=${iterations}`, '-T', join(SOURCES, 'link.ld'),
-      join(SOURCES, 'start.S'), join(SOURCES, `${name}.c`), '-o', out,
+      ...FLAGS, ...defines, '-T', join(SOURCES, 'link.ld'),
+      join(SOURCES, start), join(SOURCES, `${name}.c`), '-o', temporary,
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    renameSync(temporary, out);
   } catch (error) {
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim() ?? String(error);
-    throw new BenchError(`building the ${name} benchmark failed: ${stderr.split('\n')[0]}`);
+    throw new BenchError(`building the ${name} program failed: ${stderr.split('\n')[0]}`);
   }
   return out;
 }
