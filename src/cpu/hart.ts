@@ -63,6 +63,9 @@ export class Hart extends HartMemory {
   /** Set once run() has brought instret up to date for the counter access about to execute. */
   private countersSynced = false;
 
+  /** What FENCE does beyond nothing: a host barrier when harts share memory across threads (threaded-hart.ts). */
+  protected onFence: (() => void) | undefined = undefined;
+
   /** The block translator, or undefined to interpret every instruction (MIRRORBALL_TRANSLATE=0). */
   private translator: Translator | undefined = undefined;
 
@@ -456,10 +459,12 @@ export class Hart extends HartMemory {
         return;
       }
       case OP_MISC_MEM:
-        // FENCE and FENCE.I: one thread, and fetches read memory directly, so there is nothing to order;
-        // translated blocks are rechecked against memory after FENCE.I (docs/translator.md).
+        // FENCE and FENCE.I: on one thread, with fetches reading memory directly, there is nothing to order
+        // (across threads FENCE is a barrier: onFence, docs/threads.md); translated blocks are rechecked
+        // against memory after FENCE.I (docs/translator.md).
         if (f3 > 1) this.illegal(insn, len);
         if (f3 === 1) this.translator?.fenceI();
+        else this.onFence?.();
         this.pc = pc + len;
         return;
       case OP_AMO:
