@@ -27,12 +27,18 @@ export function buildProgram(name: string, iterations: number): string {
 }
 
 /**
- * Compiles the stress program (stress.c with stress-start.S, docs/threads.md) for exactly `harts` harts and
- * `iterations` rounds each; returns its path.
+ * Compiles a program that runs on every hart (harts-start.S: the stress program, stress.c, or the parallel
+ * benchmark, parallel.c; docs/threads.md) for exactly `harts` harts and `iterations` rounds each; returns
+ * its path.
  */
+export function buildHartsProgram(name: 'stress' | 'parallel', harts: number, iterations: number): string {
+  if (!Number.isInteger(harts) || harts < 1 || harts > 32) throw new BenchError(`the ${name} program takes 1 to 32 harts, not ${harts}`);
+  return compile(name, 'harts-start.S', [`-DHARTS=${harts}`, `-DITERATIONS=${iterations}`], `${name}-${harts}-${iterations}.elf`);
+}
+
+/** The stress program for `harts` harts and `iterations` rounds each. */
 export function buildStress(harts: number, iterations: number): string {
-  if (!Number.isInteger(harts) || harts < 1 || harts > 32) throw new BenchError(`the stress program takes 1 to 32 harts, not ${harts}`);
-  return compile('stress', 'stress-start.S', [`-DHARTS=${harts}`, `-DITERATIONS=${iterations}`], `stress-${harts}-${iterations}.elf`);
+  return buildHartsProgram('stress', harts, iterations);
 }
 
 function compile(name: string, start: string, defines: string[], file: string): string {

@@ -1,5 +1,6 @@
-# Entry of the stress program: every hart gets its own stack and runs stress_main(hartid). Hart 0's return
-# value is the exit code through HTIF tohost; the others park. fail() ends the run from any hart.
+# Entry of the programs that run on every hart (stress.c, parallel.c): each hart gets its own stack and runs
+# hart_main(hartid). Hart 0's return value is the exit code through HTIF tohost; the others park. fail()
+# ends the run from any hart.
     .section .text.start
     .globl _start
 _start:
@@ -10,7 +11,7 @@ _start:
     addi  t1, a0, 1
     slli  t1, t1, 14
     add   sp, sp, t1
-    call  stress_main
+    call  hart_main
     csrr  t0, mhartid
     bnez  t0, park
     # fall through with hart 0's result

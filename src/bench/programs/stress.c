@@ -130,7 +130,7 @@ static void receive(struct mailbox *in, uint64_t i, long from) {
   in->ack = i * BOTH_HALVES;
 }
 
-long stress_main(long hart) {
+long hart_main(long hart) {
   uint32_t sense = 0;
   uint64_t seed = (uint64_t)(hart + 1) * 0x9e3779b97f4a7c15ull;
   int64_t mine_max = INT64_MIN, mine_min = INT64_MAX;
