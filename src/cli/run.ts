@@ -21,6 +21,10 @@ import { writeStatsOutput } from '../host/stats-output.js';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
+import { runThreaded, ThreadedRunError } from '../host/threaded-runner.js';
+
+/** Most host threads `--threads` takes (a hart each at most: the machine has up to 32). */
+const MAX_THREADS = 32;
 import { parseConsoleSocket, parseNet } from './net-options.js';
 import { attachRunDevices, type RunDevices } from './run-devices.js';
 import { chooseTopology, parseCacheSpec } from './topology-options.js';
@@ -54,6 +58,7 @@ interface RunFlags {
   net?: string;
   console?: string;
   serial?: string;
+  threads?: string;
 }
 
 /** Name and version in the control socket's greeting. */
@@ -93,6 +98,8 @@ export function registerRunCommand(program: Command): void {
     .option('--console-log <file>', 'also write everything the guest prints to this file')
     .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
     .option('--max-instructions <n>', 'stop after this many instructions')
+    .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1); above 1 a run is not ' +
+      'reproducible, and so far only bare-metal --elf programs without devices run so (docs/threads.md)')
     .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
     .option('--timing [from]', 'timing mode: charge every access the ccNUMA cache model\'s cycles (2-3x slower); ' +
@@ -239,8 +246,22 @@ function machineFromSnapshot(flags: RunFlags, command: Command, file: string): {
   return { spec: loaded.spec, report, loaded };
 }
 
+/** --threads, and the runs it can do so far: a bare-metal ELF with nothing else attached (docs/threads.md). */
+function threadsWanted(flags: RunFlags): number {
+  const threads = flags.threads === undefined ? 1 : parseCount(flags.threads, '--threads', 1, MAX_THREADS);
+  if (threads === 1) return 1;
+  if (flags.elf === undefined) throw new UsageError('--threads above 1 runs only bare-metal --elf programs so far');
+  const refused = ([['--timing', flags.timing], ['--control', flags.control], ['--restore', flags.restore], ['--net', flags.net],
+    ['--console', flags.console], ['--serial', flags.serial], ['--rng', flags.rng], ['--time host', flags.time === 'host' ? true : undefined]] as const)
+    .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
+  if (flags.drive.length > 0) refused.push('--drive');
+  if (refused.length > 0) throw new UsageError(`--threads above 1 does not work with ${refused.join(', ')} yet`);
+  return threads;
+}
+
 async function run(flags: RunFlags, command: Command): Promise<number> {
   const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
+  const threads = threadsWanted(flags);
   const restoring = flags.restore === undefined ? undefined : machineFromSnapshot(flags, command, flags.restore);
   const fresh = restoring === undefined ? machineFromFlags(flags) : undefined;
   const { spec, report } = restoring ?? fresh!;
@@ -325,7 +346,12 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   const started = performance.now();
   const instructionsBefore = machine.instructions;
   try {
-    exit = await runMachine(machine, { maxInstructions, pace: interactive, gate });
+    exit = threads > 1
+      ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted() })
+      : await runMachine(machine, { maxInstructions, pace: interactive, gate });
+  } catch (error) {
+    if (error instanceof ThreadedRunError) throw new UsageError(error.message);
+    throw error;
   } finally {
     terminal.close();
     await devices.close();

@@ -1,0 +1,122 @@
+// Runs a machine's harts on worker threads over its shared memory (docs/threads.md): the main thread keeps
+// the clock and HTIF and starts each round; the workers run their harts to its end. Not reproducible.
+// So far for bare-metal programs only: the workers' harts have no devices (MMIO is an access fault).
+
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import type { HartGroupSpec } from '../board/hart-group.js';
+import type { ExitReason, Machine } from '../board/machine.js';
+import { restoreHart, saveHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
+import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
+
+/**
+ * Cycles per round when threaded: a round's barrier costs tens of microseconds, as much as a 4096-cycle
+ * slice takes to run, so threaded rounds are longer. Guest time moves once a round: this is also how far
+ * a hart can run ahead of the time it reads (docs/threads.md).
+ */
+export const THREADED_QUANTUM = 65536;
+/** Host milliseconds of rounds between two yields to the event loop. */
+const BATCH_MS = 20;
+
+export interface ThreadedOptions {
+  /** Worker threads (at most one per hart). */
+  threads: number;
+  maxInstructions?: number;
+  translate?: boolean;
+  quantum?: number;
+}
+
+/** A machine the threaded runner cannot run yet: one line for the user. */
+export class ThreadedRunError extends Error {}
+
+export async function runThreaded(machine: Machine, options: ThreadedOptions): Promise<ExitReason> {
+  const quantum = options.quantum ?? THREADED_QUANTUM;
+  const limit = options.maxInstructions ?? Infinity;
+  const regions = machine.bus.machineRam;
+  if (regions.some((r) => !(r.buffer instanceof SharedArrayBuffer))) throw new ThreadedRunError('threads need machine memory in SharedArrayBuffers');
+  if (machine.harts.some((h) => h.timed)) throw new ThreadedRunError('timing mode runs on one thread only');
+  const workers = Math.max(1, Math.min(options.threads, machine.harts.length));
+  const time = new SharedArrayBuffer(8);
+  const timeNow = new Float64Array(time);
+  const control = new Int32Array(new SharedArrayBuffer(CONTROL.WORDS * 4));
+  const numbers = new Float64Array(new SharedArrayBuffer((NUMBERS.WORKERS + workers * NUMBERS.PER_WORKER) * 8));
+  const shared = regions.map((r) => ({ node: r.node, base: r.base, size: r.size, buffer: r.buffer as SharedArrayBuffer }));
+  const reservations = machine.reservations.memory();
+  if (!(reservations instanceof SharedArrayBuffer)) throw new ThreadedRunError('threads need the reservation table in shared memory');
+  const groups: number[][] = Array.from({ length: workers }, () => []);
+  for (const h of machine.harts) groups[h.id % workers]!.push(h.id);
+
+  const finals: HartSnapshot[][] = [];
+  let failure: Error | undefined;
+  const threads = groups.map((ids, index) => {
+    const spec: HartGroupSpec = {
+      harts: machine.harts.length, ids, states: ids.map((id) => saveHart(machine.harts[id]!, regions)),
+      regions: shared, reservations, time, translate: options.translate ?? true,
+    };
+    const data: WorkerData = { index, spec, control: control.buffer as SharedArrayBuffer, numbers: numbers.buffer as SharedArrayBuffer };
+    const worker = startWorker(data);
+    const ended = new Promise<void>((resolve) => {
+      worker.on('message', (states: HartSnapshot[]) => { finals[index] = states; });
+      worker.on('error', (error) => { failure ??= error; resolve(); });
+      worker.on('exit', () => resolve());
+    });
+    return { worker, ended };
+  });
+
+  try {
+    while (machine.exit === undefined && failure === undefined) {
+      const until = performance.now() + BATCH_MS;
+      do {
+        const end = machine.cycles + quantum;
+        timeNow[0] = machine.clock.now();
+        numbers[NUMBERS.START] = machine.cycles;
+        numbers[NUMBERS.END] = end;
+        Atomics.store(control, CONTROL.DONE, 0);
+        Atomics.add(control, CONTROL.GENERATION, 1);
+        Atomics.notify(control, CONTROL.GENERATION);
+        // The main thread has nothing else to do during a round: it sleeps until every worker is done.
+        for (let done = Atomics.load(control, CONTROL.DONE); done < workers && failure === undefined; done = Atomics.load(control, CONTROL.DONE)) {
+          Atomics.wait(control, CONTROL.DONE, done, 100);
+          if (done === Atomics.load(control, CONTROL.DONE)) await yieldToEventLoop(); // a worker's error arrives as an event
+        }
+        let idle = true;
+        for (let w = 0; w < workers; w++) {
+          machine.instructions += numbers[NUMBERS.WORKERS + w * NUMBERS.PER_WORKER]!;
+          if (numbers[NUMBERS.WORKERS + w * NUMBERS.PER_WORKER + 1] === 0) idle = false;
+        }
+        // Time, timers and HTIF move on as after any round.
+        machine.closeRound(end);
+        if (machine.instructions >= limit) machine.stopWith({ kind: 'limit' });
+        else if (idle && machine.exit === undefined) {
+          throw new ThreadedRunError('every hart waits for an interrupt, and threaded runs have no devices yet to send one');
+        }
+      } while (machine.exit === undefined && failure === undefined && performance.now() < until);
+      await yieldToEventLoop();
+    }
+  } finally {
+    Atomics.store(control, CONTROL.STOP, 1);
+    Atomics.add(control, CONTROL.GENERATION, 1);
+    Atomics.notify(control, CONTROL.GENERATION);
+    await Promise.all(threads.map((t) => t.ended));
+  }
+  if (failure !== undefined) throw failure;
+  // The main thread's harts take the state the workers left them in (counters, registers, for reports).
+  groups.forEach((ids, index) => ids.forEach((id, i) => {
+    const state = finals[index]?.[i];
+    if (state !== undefined) restoreHart(machine.harts[id]!, state, regions, `hart ${id}`);
+  }));
+  return machine.exit ?? { kind: 'limit' };
+}
+
+/**
+ * The worker's module is beside this one. When this runs from the sources (tests, under tsx), it is
+ * TypeScript, and the worker registers tsx's loader before importing it: Node 20's workers inherit no
+ * module hooks.
+ */
+function startWorker(data: WorkerData): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./hart-worker.js', import.meta.url), { workerData: data });
+  const url = new URL('./hart-worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: data });
+}
