@@ -6,6 +6,13 @@ import { Reservations } from '../cpu/reservations.js';
 import { ThreadedHart } from '../cpu/threaded-hart.js';
 import { Bus } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
+import { addForwardedDevices, applyLines, type ForwardingMemory } from './forwarded-mmio.js';
+
+/**
+ * Instructions a hart runs before its thread looks at its interrupt lines again: what an interrupt that
+ * a device (or a hart on another thread, through the CLINT) raises mid-round waits at most.
+ */
+const LINES_CHUNK = 8192;
 
 /** One RAM region of the machine, by its shared buffer. */
 export interface SharedRegion {
@@ -29,6 +36,9 @@ export interface HartGroupSpec {
   /** Float64 [0]: guest time in ticks, which the main thread sets between rounds. */
   time: SharedArrayBuffer;
   translate: boolean;
+  /** The device windows of the main thread's bus, reached through the mailboxes of `forwarding`. */
+  devices: { base: number; size: number; name: string }[];
+  forwarding: ForwardingMemory;
 }
 
 /** What a group did in one round. */
@@ -42,12 +52,15 @@ export class HartGroup {
   readonly bus = new Bus();
   readonly harts: ThreadedHart[] = [];
   private readonly regions: RamRegion[];
+  private readonly lines: Int32Array;
 
   constructor(spec: HartGroupSpec) {
     this.regions = spec.regions.map((r) => new RamRegion(r.node, r.base, r.size, r.buffer));
     for (const region of this.regions) this.bus.addRam(region);
+    // Devices stay on the main thread: this bus forwards each access to them (forwarded-mmio.ts).
+    addForwardedDevices(this.bus, spec.devices, spec.forwarding);
+    this.lines = new Int32Array(spec.forwarding.lines);
     const time = new Float64Array(spec.time);
-    // Devices stay on the main thread; this bus has none yet, so MMIO is an access fault (docs/threads.md).
     const env = { bus: this.bus, clock: { now: () => time[0]! }, reservations: new Reservations(spec.harts, spec.reservations) };
     spec.ids.forEach((id, i) => {
       const h = new ThreadedHart(id, env);
@@ -69,10 +82,12 @@ export class HartGroup {
         idleUntil(h, end);
         continue;
       }
+      applyLines(this.lines, h);
       if (h.waiting) idleUntil(h, start);
       let left = end - h.localCycles;
       while (left >= 1) {
-        const n = h.run(Math.floor(left));
+        const n = h.run(Math.min(LINES_CHUNK, Math.floor(left)));
+        applyLines(this.lines, h);
         instructions += n;
         if (h.waiting || h.suspended || n === 0) break;
         left = end - h.localCycles;

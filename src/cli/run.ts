@@ -99,7 +99,7 @@ export function registerRunCommand(program: Command): void {
     .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
     .option('--max-instructions <n>', 'stop after this many instructions')
     .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1); above 1 a run is not ' +
-      'reproducible, and so far only bare-metal --elf programs without devices run so (docs/threads.md)')
+      'reproducible, and so far only bare-metal --elf programs run so (docs/threads.md)')
     .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
     .option('--timing [from]', 'timing mode: charge every access the ccNUMA cache model\'s cycles (2-3x slower); ' +
@@ -246,7 +246,7 @@ function machineFromSnapshot(flags: RunFlags, command: Command, file: string): {
   return { spec: loaded.spec, report, loaded };
 }
 
-/** --threads, and the runs it can do so far: a bare-metal ELF with nothing else attached (docs/threads.md). */
+/** --threads, and the runs it can do so far: a bare-metal ELF, with the board's own devices only (docs/threads.md). */
 function threadsWanted(flags: RunFlags): number {
   const threads = flags.threads === undefined ? 1 : parseCount(flags.threads, '--threads', 1, MAX_THREADS);
   if (threads === 1) return 1;

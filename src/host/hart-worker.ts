@@ -2,6 +2,7 @@
 // (threaded-runner.ts, docs/threads.md). Its last message is the harts' final state.
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { ring } from '../board/forwarded-mmio.js';
 import { HartGroup } from '../board/hart-group.js';
 import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
 
@@ -9,6 +10,7 @@ const data = workerData as WorkerData;
 const group = new HartGroup(data.spec);
 const control = new Int32Array(data.control);
 const numbers = new Float64Array(data.numbers);
+const doorbell = new Int32Array(data.spec.forwarding.doorbell);
 const mine = NUMBERS.WORKERS + data.index * NUMBERS.PER_WORKER;
 let generation = 0;
 for (;;) {
@@ -21,6 +23,6 @@ for (;;) {
   numbers[mine + 1] = round.idle ? 1 : 0;
   // The atomic add publishes the plain writes above with it.
   Atomics.add(control, CONTROL.DONE, 1);
-  Atomics.notify(control, CONTROL.DONE);
+  ring(doorbell);
 }
 parentPort!.postMessage(group.save());

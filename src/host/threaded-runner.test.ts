@@ -1,5 +1,6 @@
 // Harts on worker threads (docs/threads.md): the stress program passes with its harts on real threads
-// at once, the main thread gets the harts' final state back, and a machine that can never wake says so.
+// at once, the main thread gets the harts' final state back, the harts reach the main thread's devices
+// (UART, CLINT timer and IPIs, test finisher), and a machine that can never wake says so.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { test, type TestContext } from 'node:test';
 import { bootElf } from '../board/boot.js';
 import { Machine } from '../board/machine.js';
 import { buildStress } from '../bench/programs.js';
-import { toolchainAvailable } from '../../test/helpers/asm.js';
+import { assemble, toolchainAvailable } from '../../test/helpers/asm.js';
 import { runThreaded, ThreadedRunError } from './threaded-runner.js';
 
 const RAM = 0x8000_0000;
@@ -55,4 +56,81 @@ test('a limit of instructions stops a threaded run', async () => {
   machine.resetAll(RAM, true, 0);
   assert.deepEqual(await runThreaded(machine, { threads: 2, maxInstructions: 1_000_000 }), { kind: 'limit' });
   assert.ok(machine.instructions >= 1_000_000);
+});
+
+/**
+ * Hart 0 prints A on the UART, sleeps until its CLINT timer fires, sends hart 1 (on the other thread) an IPI
+ * through the CLINT, waits for hart 1's answer in memory, prints B and powers off through the test finisher.
+ */
+const DEVICES_PROGRAM = `
+.equ UART, 0x10000000
+.equ CLINT, 0x02000000
+.equ FINISHER, 0x100000
+.globl _start
+_start:
+  csrr a0, mhartid
+  bnez a0, hart1
+  li t0, UART
+  li t1, 'A'
+  sb t1, 0(t0)
+  li t0, CLINT + 0xbff8
+  ld t1, 0(t0)
+  addi t1, t1, 500
+  li t2, CLINT + 0x4000
+  sd t1, 0(t2)
+  li t0, 0x80
+  csrw mie, t0
+1: wfi
+  csrr t0, mip
+  andi t0, t0, 0x80
+  beqz t0, 1b
+  li t0, CLINT + 4
+  li t1, 1
+  sw t1, 0(t0)
+  la t0, answer
+2: lw t1, 0(t0)
+  beqz t1, 2b
+  li t0, UART
+  li t1, 'B'
+  sb t1, 0(t0)
+  li t0, FINISHER
+  li t1, 0x5555
+  sw t1, 0(t0)
+3: j 3b
+hart1:
+  li t0, 8
+  csrw mie, t0
+1: wfi
+  csrr t0, mip
+  andi t0, t0, 8
+  beqz t0, 1b
+  li t0, CLINT + 4
+  sw zero, 0(t0)
+  la t0, answer
+  li t1, 1
+  sw t1, 0(t0)
+2: wfi
+  j 2b
+.data
+.align 6
+answer: .word 0
+`;
+
+// A lost interrupt leaves both harts asleep for good: the timeout turns that into a failure.
+test('harts on two threads reach the main thread\'s devices: UART output, a timer interrupt, an IPI across threads, power-off', { timeout: 120_000 }, async (t) => {
+  if (!toolchainAvailable()) {
+    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
+    return;
+  }
+  const output: number[] = [];
+  const machine = new Machine({
+    config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false,
+    console: (bytes) => output.push(...bytes),
+  });
+  machine.bus.guestMemory().write(RAM, assemble(DEVICES_PROGRAM).image);
+  machine.resetAll(RAM, true, 0);
+  assert.deepEqual(await runThreaded(machine, { threads: 2 }), { kind: 'poweroff', code: 0 });
+  assert.equal(String.fromCharCode(...output), 'AB');
+  // Time jumped to the timer while both harts slept, as on one thread.
+  assert.ok(machine.clock.now() >= 500);
 });

@@ -1,6 +1,7 @@
 // Runs a machine's harts on worker threads over its shared memory (docs/threads.md): the main thread keeps
 // the clock and HTIF and starts each round; the workers run their harts to its end. Not reproducible.
-// So far for bare-metal programs only: the workers' harts have no devices (MMIO is an access fault).
+// So far for bare-metal programs: the workers' harts reach the main thread's devices through mailboxes, and
+// the devices' interrupt lines reach them; no SBI yet, so no Linux.
 
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
@@ -8,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { HartGroupSpec } from '../board/hart-group.js';
 import type { ExitReason, Machine } from '../board/machine.js';
 import { restoreHart, saveHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
+import { forwardingMemory, MmioServer } from '../board/forwarded-mmio.js';
 import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
 
 /**
@@ -41,6 +43,12 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   const timeNow = new Float64Array(time);
   const control = new Int32Array(new SharedArrayBuffer(CONTROL.WORDS * 4));
   const numbers = new Float64Array(new SharedArrayBuffer((NUMBERS.WORKERS + workers * NUMBERS.PER_WORKER) * 8));
+  const forwarding = forwardingMemory(machine.harts.length);
+  const doorbell = new Int32Array(forwarding.doorbell);
+  const server = new MmioServer(machine.bus, forwarding, machine.harts.length);
+  const lines = (hart: number): number => machine.harts[hart]!.mipLines;
+  server.publishLines(lines);
+  const devices = machine.bus.devices.map((w) => ({ base: w.base, size: w.size, name: w.device.name }));
   const shared = regions.map((r) => ({ node: r.node, base: r.base, size: r.size, buffer: r.buffer as SharedArrayBuffer }));
   const reservations = machine.reservations.memory();
   if (!(reservations instanceof SharedArrayBuffer)) throw new ThreadedRunError('threads need the reservation table in shared memory');
@@ -52,7 +60,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   const threads = groups.map((ids, index) => {
     const spec: HartGroupSpec = {
       harts: machine.harts.length, ids, states: ids.map((id) => saveHart(machine.harts[id]!, regions)),
-      regions: shared, reservations, time, translate: options.translate ?? true,
+      regions: shared, reservations, time, translate: options.translate ?? true, devices, forwarding,
     };
     const data: WorkerData = { index, spec, control: control.buffer as SharedArrayBuffer, numbers: numbers.buffer as SharedArrayBuffer };
     const worker = startWorker(data);
@@ -75,10 +83,12 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
         Atomics.store(control, CONTROL.DONE, 0);
         Atomics.add(control, CONTROL.GENERATION, 1);
         Atomics.notify(control, CONTROL.GENERATION);
-        // The main thread has nothing else to do during a round: it sleeps until every worker is done.
-        for (let done = Atomics.load(control, CONTROL.DONE); done < workers && failure === undefined; done = Atomics.load(control, CONTROL.DONE)) {
-          Atomics.wait(control, CONTROL.DONE, done, 100);
-          if (done === Atomics.load(control, CONTROL.DONE)) await yieldToEventLoop(); // a worker's error arrives as an event
+        // During a round the main thread answers the workers' MMIO and sleeps on the doorbell in between.
+        for (;;) {
+          const bell = Atomics.load(doorbell, 0);
+          if (server.serve() > 0) server.publishLines(lines);
+          if (Atomics.load(control, CONTROL.DONE) >= workers || failure !== undefined) break;
+          if (Atomics.wait(doorbell, 0, bell, 100) === 'timed-out') await yieldToEventLoop(); // a worker's error arrives as an event
         }
         let idle = true;
         for (let w = 0; w < workers; w++) {
@@ -87,9 +97,14 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
         }
         // Time, timers and HTIF move on as after any round.
         machine.closeRound(end);
+        const raised = server.publishLines(lines);
         if (machine.instructions >= limit) machine.stopWith({ kind: 'limit' });
-        else if (idle && machine.exit === undefined) {
-          throw new ThreadedRunError('every hart waits for an interrupt, and threaded runs have no devices yet to send one');
+        else if (idle && !raised && machine.exit === undefined) {
+          // Every hart waits: skip to the next timer deadline, as the one-thread machine does.
+          const wait = machine.cyclesToDeadline();
+          if (wait === Infinity) throw new ThreadedRunError('every hart waits for an interrupt and no timer is set to send one');
+          if (wait > 0) machine.skipCycles(wait);
+          server.publishLines(lines);
         }
       } while (machine.exit === undefined && failure === undefined && performance.now() < until);
       await yieldToEventLoop();

@@ -1,0 +1,149 @@
+// MMIO and interrupt lines across threads (docs/threads.md, "MMIO and interrupts"): a hart on a worker
+// thread reaches the devices on the main thread through its mailbox in shared memory, and the devices'
+// interrupt lines reach it through a shared word per hart. Plain JavaScript (SharedArrayBuffer, Atomics).
+
+import { Bus, BusError } from '../memory/bus.js';
+import type { AccessSize, Device } from '../memory/device.js';
+
+/** Int32 words of a hart's mailbox. */
+const STATE = 0;
+const KIND = 1;
+const ADDRESS_LO = 2;
+const ADDRESS_HI = 3;
+const SIZE = 4;
+const VALUE = 5;
+const FAILED = 6;
+const MAILBOX_WORDS = 8;
+
+const IDLE = 0;
+const REQUEST = 1;
+const REPLY = 2;
+
+const READ = 0;
+const WRITE = 1;
+
+/** The shared memory of every hart's mailbox and interrupt lines, and the main thread's doorbell. */
+export interface ForwardingMemory {
+  /** MAILBOX_WORDS Int32 words per hart. */
+  mailboxes: SharedArrayBuffer;
+  /** One Int32 word per hart: the mip bits the devices drive (HartState.mipLines). */
+  lines: SharedArrayBuffer;
+  /** Int32 [0]: bumped, with a notify, whenever a worker wants the main thread (a request, a round done). */
+  doorbell: SharedArrayBuffer;
+}
+
+export function forwardingMemory(harts: number): ForwardingMemory {
+  return {
+    mailboxes: new SharedArrayBuffer(harts * MAILBOX_WORDS * 4),
+    lines: new SharedArrayBuffer(harts * 4),
+    doorbell: new SharedArrayBuffer(4),
+  };
+}
+
+/** Rings the main thread's doorbell. */
+export function ring(doorbell: Int32Array): void {
+  Atomics.add(doorbell, 0, 1);
+  Atomics.notify(doorbell, 0);
+}
+
+/**
+ * A device window of the main thread's bus, seen from a worker: each access is a request in the hart's
+ * mailbox, and the hart's thread sleeps until the main thread has answered (docs/threads.md).
+ */
+export class ForwardedDevice implements Device {
+  private readonly mail: Int32Array;
+  private readonly doorbell: Int32Array;
+
+  constructor(readonly name: string, private readonly base: number, memory: ForwardingMemory) {
+    this.mail = new Int32Array(memory.mailboxes);
+    this.doorbell = new Int32Array(memory.doorbell);
+  }
+
+  read(offset: number, size: AccessSize, hart: number): number {
+    return this.request(hart, READ, offset, size, 0);
+  }
+
+  write(offset: number, size: AccessSize, value: number, hart: number): void {
+    this.request(hart, WRITE, offset, size, value);
+  }
+
+  private request(hart: number, kind: number, offset: number, size: AccessSize, value: number): number {
+    const m = this.mail;
+    const at = hart * MAILBOX_WORDS;
+    const address = this.base + offset;
+    m[at + KIND] = kind;
+    m[at + ADDRESS_LO] = address | 0;
+    m[at + ADDRESS_HI] = Math.floor(address / 4294967296);
+    m[at + SIZE] = size;
+    m[at + VALUE] = value;
+    // The atomic store publishes the fields above with it.
+    Atomics.store(m, at + STATE, REQUEST);
+    ring(this.doorbell);
+    while (Atomics.load(m, at + STATE) === REQUEST) Atomics.wait(m, at + STATE, REQUEST);
+    const failed = m[at + FAILED] !== 0;
+    const result = m[at + VALUE]! >>> 0;
+    Atomics.store(m, at + STATE, IDLE);
+    if (failed) throw new BusError(address);
+    return result;
+  }
+}
+
+/** The main thread's side: answers the harts' requests on its bus. */
+export class MmioServer {
+  private readonly mail: Int32Array;
+  private readonly lines: Int32Array;
+
+  constructor(private readonly bus: Bus, memory: ForwardingMemory, private readonly harts: number) {
+    this.mail = new Int32Array(memory.mailboxes);
+    this.lines = new Int32Array(memory.lines);
+  }
+
+  /** Answers every pending request; returns how many there were. */
+  serve(): number {
+    const m = this.mail;
+    let served = 0;
+    for (let hart = 0; hart < this.harts; hart++) {
+      const at = hart * MAILBOX_WORDS;
+      if (Atomics.load(m, at + STATE) !== REQUEST) continue;
+      const address = (m[at + ADDRESS_LO]! >>> 0) + m[at + ADDRESS_HI]! * 4294967296;
+      const size = m[at + SIZE] as AccessSize;
+      let failed = 0;
+      try {
+        if (m[at + KIND] === READ) m[at + VALUE] = this.bus.mmioRead(address, size, hart);
+        else this.bus.mmioWrite(address, size, m[at + VALUE]!, hart);
+      } catch (error) {
+        if (!(error instanceof BusError)) throw error;
+        failed = 1;
+      }
+      m[at + FAILED] = failed;
+      Atomics.store(m, at + STATE, REPLY);
+      Atomics.notify(m, at + STATE);
+      served++;
+    }
+    return served;
+  }
+
+  /** Publishes the lines each device drives into each hart (`lines` of the main thread's harts); true if any changed. */
+  publishLines(lines: (hart: number) => number): boolean {
+    let changed = false;
+    for (let hart = 0; hart < this.harts; hart++) {
+      const now = lines(hart);
+      if (Atomics.exchange(this.lines, hart, now) !== now) changed = true;
+    }
+    return changed;
+  }
+}
+
+/** The worker's side of the lines: copies them into a hart's `mipLines`; true if one was raised. */
+export function applyLines(lines: Int32Array, hart: { id: number; mipLines: number; stop: boolean }): boolean {
+  const now = Atomics.load(lines, hart.id);
+  const raised = (now & ~hart.mipLines) !== 0;
+  hart.mipLines = now;
+  if (raised) hart.stop = true;
+  return raised;
+}
+
+/** A bus with a worker's forwarded copy of every device window of `devices`. */
+export function addForwardedDevices(bus: Bus, devices: readonly { base: number; size: number; name: string }[], memory: ForwardingMemory): void {
+  for (const d of devices) bus.addDevice(d.base, d.size, new ForwardedDevice(d.name, d.base, memory));
+}
