@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { RAM_BASE } from '../board/address-map.js';
-import { ACCESS_READ, ACCESS_WRITE, type Access } from '../memory/bus.js';
+import { ACCESS_WRITE } from '../memory/bus.js';
 import { BLOCK_PAGES, FREE, MONITOR, PAGE, REPLICA } from './machine-memory.js';
 import { Monitor } from './monitor.js';
 import type { VirtualMachine } from './vm.js';
+import { GuestPages, resolvedPage } from '../../test/helpers/guest-pages.js';
 
 const MiB = 2 ** 20;
 const VMS = 3;
@@ -54,16 +55,6 @@ function blockBytes(block: number): Uint8Array {
   return new Uint8Array(PAGE).fill(block);
 }
 
-/** The machine page bytes guest page `gppn` of `vm` shows to an access of kind `access`, faulting as a hart would. */
-function cpuPage(vm: VirtualMachine, gppn: number, access: Access): { u8: Uint8Array; offset: number } {
-  const address = RAM_BASE + gppn * PAGE;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const region = vm.machine.bus.resolveRam(address, access);
-    if (region !== undefined) return { u8: region.u8, offset: vm.machine.bus.resolvedOffset };
-    assert.notEqual(vm.pmap.resolveFault(gppn, access), 'wait');
-  }
-  throw new Error(`guest page ${gppn} never became accessible`);
-}
 
 /** Every machine page's users are exactly the guest pages that map it and the page cache; the machine's pages add up. */
 function checkCounts(monitor: Monitor, vms: readonly VirtualMachine[]): void {
@@ -105,65 +96,32 @@ test('balloon reports and inflates take pages back without showing any VM anothe
     const monitor = new Monitor({ config: { harts: 2, nodes: [{ memoryBytes: 64 * MiB, harts: [0] }, { memoryBytes: 64 * MiB, harts: [1] }] }, log: quiet });
     const vms = Array.from({ length: VMS }, (_, i) => monitor.createVm({ name: `vm${i}`, vcpus: 1, memoryBytes: 16 * MiB, console: quiet, log: quiet, balloon: true, homeNode: 0 }));
     const hooks = vms.map((vm) => monitor.diskHook(vm, 'base'));
-    const dma = vms.map((vm) => vm.machine.bus.guestMemory());
-    const model = vms.map(() => new Map<number, Uint8Array>());
-    const expected = (v: number, gppn: number): Uint8Array => model[v]!.get(gppn) ?? new Uint8Array(PAGE);
-    const mine = (v: number, gppn: number): Uint8Array => {
-      let bytes = model[v]!.get(gppn);
-      if (bytes === undefined) model[v]!.set(gppn, (bytes = new Uint8Array(PAGE)));
-      return bytes;
-    };
-    const expectPage = (v: number, gppn: number, bytes: Uint8Array, how: string): void => {
-      const want = expected(v, gppn);
-      if (!Buffer.from(bytes).equals(Buffer.from(want))) {
-        const at = bytes.findIndex((b, i) => b !== want[i]);
-        assert.fail(`${how}: vm${v} page ${gppn} differs at byte ${at}: ${bytes[at]} where it holds ${want[at]}`);
-      }
-    };
-    const give = (v: number, pages: readonly number[]): void => {
-      for (const gppn of pages) model[v]!.delete(gppn);
-    };
+    const pages = new GuestPages(vms);
     for (const o of ops) {
       switch (o.kind) {
-        case 'fill': {
-          const p = cpuPage(vms[o.vm]!, o.page, ACCESS_WRITE);
-          p.u8.fill(o.value, p.offset, p.offset + PAGE);
-          mine(o.vm, o.page).fill(o.value);
+        case 'fill':
+          pages.cpuFill(o.vm, o.page, o.value);
           break;
-        }
-        case 'poke': {
-          const p = cpuPage(vms[o.vm]!, o.page, ACCESS_WRITE);
-          p.u8[p.offset + o.offset] = o.value;
-          mine(o.vm, o.page)[o.offset] = o.value;
+        case 'poke':
+          pages.cpuPoke(o.vm, o.page, o.offset, o.value);
           break;
-        }
-        case 'read': {
-          const p = cpuPage(vms[o.vm]!, o.page, ACCESS_READ);
-          expectPage(o.vm, o.page, p.u8.subarray(p.offset, p.offset + PAGE), 'a CPU read');
+        case 'read':
+          pages.cpuRead(o.vm, o.page);
           break;
-        }
         case 'fill-group':
           // Every page of the group touched: it becomes one large page if its block held.
-          dma[o.vm]!.write(RAM_BASE + GROUP * BLOCK_PAGES * PAGE, new Uint8Array(BLOCK_PAGES * PAGE).fill(o.value));
-          for (let k = 0; k < BLOCK_PAGES; k++) mine(o.vm, GROUP * BLOCK_PAGES + k).fill(o.value);
+          pages.dmaFill(o.vm, GROUP * BLOCK_PAGES, BLOCK_PAGES, o.value);
           break;
-        case 'disk-read': {
-          const address = RAM_BASE + o.page * PAGE;
-          const hook = hooks[o.vm];
-          if (hook === undefined || !hook.map(o.block, address)) {
-            dma[o.vm]!.write(address, blockBytes(o.block));
-            hook?.copied(o.block, address);
-          }
-          mine(o.vm, o.page).set(blockBytes(o.block));
+        case 'disk-read':
+          pages.diskRead(o.vm, o.page, o.block, blockBytes(o.block), hooks[o.vm]);
           break;
-        }
         case 'merge':
           monitor.sharePages();
           break;
         case 'replicate':
           // Made writable first (a private page, not copy-on-write), as a page the policy would replicate is.
-          cpuPage(vms[o.vm]!, o.page, ACCESS_WRITE);
-          mine(o.vm, o.page);
+          resolvedPage(vms[o.vm]!, o.page, ACCESS_WRITE);
+          pages.track(o.vm, o.page);
           vms[o.vm]!.pmap.replicate(o.page, [1]);
           break;
         case 'replicate-group':
@@ -172,16 +130,16 @@ test('balloon reports and inflates take pages back without showing any VM anothe
         case 'report': {
           const vm = vms[o.vm]!;
           const first = o.pages === BLOCK_PAGES ? GROUP * BLOCK_PAGES : o.page;
-          const pages = Array.from({ length: Math.min(o.pages, vm.pmap.pages - first) }, (_, k) => first + k);
-          vm.balloon!.report([{ address: RAM_BASE + first * PAGE, length: pages.length * PAGE }]);
-          give(o.vm, pages);
-          for (const gppn of pages) assert.equal(vm.pmap.lookup(gppn), FREE, `vm${o.vm} page ${gppn} still mapped after its report`);
-          expectPage(o.vm, first, dma[o.vm]!.read(RAM_BASE + first * PAGE, PAGE), 'a reported page read again');
+          const given = Array.from({ length: Math.min(o.pages, vm.pmap.pages - first) }, (_, k) => first + k);
+          vm.balloon!.report([{ address: RAM_BASE + first * PAGE, length: given.length * PAGE }]);
+          pages.forget(o.vm, given);
+          for (const gppn of given) assert.equal(vm.pmap.lookup(gppn), FREE, `vm${o.vm} page ${gppn} still mapped after its report`);
+          pages.dmaRead(o.vm, first, 'a reported page read again');
           break;
         }
         case 'inflate':
           vms[o.vm]!.balloon!.inflate(o.pages.map((p) => RAM_BASE + p * PAGE));
-          give(o.vm, o.pages);
+          pages.forget(o.vm, o.pages);
           break;
         case 'deflate':
           vms[o.vm]!.balloon!.deflate(o.pages.map((p) => RAM_BASE + p * PAGE));
@@ -192,9 +150,9 @@ test('balloon reports and inflates take pages back without showing any VM anothe
     }
     vms.forEach((vm, v) => {
       for (const gppn of [...Array.from({ length: SMALL }, (_, k) => k), GROUP * BLOCK_PAGES, (GROUP + 1) * BLOCK_PAGES - 1]) {
-        expectPage(v, gppn, dma[v]!.read(RAM_BASE + gppn * PAGE, PAGE), 'at the end');
+        pages.dmaRead(v, gppn, 'at the end');
       }
-      for (const [gppn] of model[v]!) expectPage(v, gppn, dma[v]!.read(RAM_BASE + gppn * PAGE, PAGE), 'at the end');
+      for (const gppn of pages.written(v)) pages.dmaRead(v, gppn, 'at the end');
     });
     checkCounts(monitor, vms);
   }), { numRuns: 100 });

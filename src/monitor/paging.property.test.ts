@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { RAM_BASE } from '../board/address-map.js';
-import { ACCESS_READ, ACCESS_WRITE, type Access } from '../memory/bus.js';
+import { ACCESS_WRITE, type Access } from '../memory/bus.js';
 import { FREE, PAGE } from './machine-memory.js';
 import { Monitor } from './monitor.js';
 import { MemorySwapStore } from './swap-store.js';
 import type { VirtualMachine } from './vm.js';
 import type { BlockPageHook } from '../devices/virtio/blk.js';
+import { GuestPages, type PageView } from '../../test/helpers/guest-pages.js';
 import type { MonitorOptions } from './monitor-options.js';
 
 const MiB = 2 ** 20;
@@ -76,7 +77,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
  * handler as a vCPU would: an exit answered WAIT (the vCPU waits for the swap device) is taken again, as the
  * vCPU's instruction is once it runs again.
  */
-function cpuPage(vm: VirtualMachine, gppn: number, access: Access): { u8: Uint8Array; offset: number } {
+function cpuPage(vm: VirtualMachine, gppn: number, access: Access): PageView {
   const address = RAM_BASE + gppn * PAGE;
   for (let attempt = 0; attempt < 6; attempt++) {
     const region = vm.machine.bus.resolveRam(address, access);
@@ -99,16 +100,8 @@ test('with paging, every VM reads back its own last write, whatever is shared, h
     const pager = monitor.pager!;
     const vms = Array.from({ length: VMS }, (_, i) => monitor.createVm(vmSpec(i, optOut)));
     const hooks: (BlockPageHook | undefined)[] = vms.map((vm) => monitor.diskHook(vm, 'base'));
-    // A DMA write may run up to two pages past the last page the test picks (offset + length < 2 pages + 64 bytes).
-    const model = vms.map(() => Array.from({ length: PAGES + 2 }, () => new Uint8Array(PAGE)));
-    const dma = vms.map((vm) => vm.machine.bus.guestMemory());
+    const pages = new GuestPages(vms, cpuPage);
     const held = new Set<string>();
-    const expectPage = (v: number, gppn: number, bytes: Uint8Array, how: string): void => {
-      if (!Buffer.from(bytes).equals(Buffer.from(model[v]![gppn]!))) {
-        const at = bytes.findIndex((b, i) => b !== model[v]![gppn]![i]);
-        assert.fail(`${how}: vm${v} page ${gppn} differs at byte ${at}: ${bytes[at]} where it wrote ${model[v]![gppn]![at]}`);
-      }
-    };
     /** A held page is given back before the test's own access (the monitor would make the access wait). */
     const release = (v: number, gppn: number): void => {
       for (const g of [gppn, gppn + 1]) {
@@ -121,45 +114,24 @@ test('with paging, every VM reads back its own last write, whatever is shared, h
     for (const o of ops) {
       if ('vm' in o) release(o.vm, o.page);
       switch (o.kind) {
-        case 'cpu-fill': {
-          const p = cpuPage(vms[o.vm]!, o.page, ACCESS_WRITE);
-          p.u8.fill(o.value, p.offset, p.offset + PAGE);
-          model[o.vm]![o.page]!.fill(o.value);
+        case 'cpu-fill':
+          pages.cpuFill(o.vm, o.page, o.value);
           break;
-        }
-        case 'cpu-poke': {
-          const p = cpuPage(vms[o.vm]!, o.page, ACCESS_WRITE);
-          p.u8[p.offset + o.offset] = o.value;
-          model[o.vm]![o.page]![o.offset] = o.value;
+        case 'cpu-poke':
+          pages.cpuPoke(o.vm, o.page, o.offset, o.value);
           break;
-        }
-        case 'cpu-read': {
-          const p = cpuPage(vms[o.vm]!, o.page, ACCESS_READ);
-          expectPage(o.vm, o.page, p.u8.subarray(p.offset, p.offset + PAGE), 'a CPU read');
+        case 'cpu-read':
+          pages.cpuRead(o.vm, o.page);
           break;
-        }
-        case 'dma-write': {
-          const data = new Uint8Array(o.length).fill(o.value);
-          dma[o.vm]!.write(RAM_BASE + o.page * PAGE + o.offset, data);
-          for (let i = 0; i < o.length; i++) {
-            const at = o.offset + i;
-            model[o.vm]![o.page + Math.floor(at / PAGE)]![at % PAGE] = o.value;
-          }
+        case 'dma-write':
+          pages.dmaWrite(o.vm, o.page, o.offset, o.length, o.value);
           break;
-        }
         case 'dma-read':
-          expectPage(o.vm, o.page, dma[o.vm]!.read(RAM_BASE + o.page * PAGE, PAGE), 'a DMA read');
+          pages.dmaRead(o.vm, o.page);
           break;
-        case 'disk-read': {
-          const address = RAM_BASE + o.page * PAGE;
-          const hook = hooks[o.vm];
-          if (hook === undefined || !hook.map(o.block, address)) {
-            dma[o.vm]!.write(address, blockBytes(o.block));
-            hook?.copied(o.block, address);
-          }
-          model[o.vm]![o.page]!.set(blockBytes(o.block));
+        case 'disk-read':
+          pages.diskRead(o.vm, o.page, o.block, blockBytes(o.block), hooks[o.vm]);
           break;
-        }
         case 'hold':
           // What a page on its way somewhere looks like to the pager: held, it must stay.
           if (vms[o.vm]!.pmap.lookup(o.page) !== FREE) {
@@ -170,7 +142,7 @@ test('with paging, every VM reads back its own last write, whatever is shared, h
         case 'drop':
           // The guest gave the page back (the balloon's free-page reporting): its contents are gone, a zero page next.
           vms[o.vm]!.pmap.unmap(o.page);
-          model[o.vm]![o.page]!.fill(0);
+          pages.forget(o.vm, [o.page]);
           break;
         case 'merge':
           monitor.sharePages();
@@ -187,7 +159,8 @@ test('with paging, every VM reads back its own last write, whatever is shared, h
       release(v!, g!);
     }
     vms.forEach((vm, v) => {
-      for (let gppn = 0; gppn < PAGES + 2; gppn++) expectPage(v, gppn, dma[v]!.read(RAM_BASE + gppn * PAGE, PAGE), 'at the end');
+      // A DMA write may run two pages past the last page picked.
+      for (let gppn = 0; gppn < PAGES + 2; gppn++) pages.dmaRead(v, gppn, 'at the end');
     });
     // Each slot in use is one some guest page waits for, and each guest page in the store has its slot.
     const slots = new Set<number>();
