@@ -32,8 +32,8 @@ export class Reservations {
     if (memory !== undefined && memory.byteLength !== bytes) throw new Error(`reservation table of ${memory.byteLength} bytes for ${harts} harts`);
     const buffer = memory ?? (typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
     this.table = new Int32Array(buffer);
+    // A new table: no hart holds a reservation (the count, slot 0, is zero). Another thread's is as it is.
     if (memory === undefined) this.table.fill(NONE, HEADER);
-    this.table[0] = memory === undefined ? 0 : this.table[0]!;
     this.loaded = new BigInt64Array(harts);
     this.threaded = memory !== undefined;
   }

@@ -2,7 +2,7 @@
 
 import { closeSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { PAGE } from '../monitor/machine-memory.js';
-import { SlotList, type SwapStore } from '../monitor/swap-store.js';
+import { SlotStore } from '../monitor/swap-store.js';
 import { openPrivateFile } from './private-files.js';
 
 /**
@@ -10,44 +10,25 @@ import { openPrivateFile } from './private-files.js';
  * is the guest's data, no one else's to read. The file is made sparse at its full size, so that a full disk
  * shows at a write, which throws (the pager stops the VM that needed the page, as a full file does).
  */
-export class FileSwapStore implements SwapStore {
+export class FileSwapStore extends SlotStore {
   readonly name: string;
-  private readonly list: SlotList;
   private fd: number | undefined;
 
   constructor(readonly path: string, bytes: number) {
-    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % PAGE !== 0) throw new RangeError(`a swap file's size is a whole number of 4 KiB pages, not ${bytes} bytes`);
+    super(checkedPages(bytes));
     this.name = `swap file ${path}`;
-    this.list = new SlotList(bytes / PAGE);
     this.fd = openPrivateFile(path, 'w+', true);
     ftruncateSync(this.fd, bytes);
   }
 
-  get slots(): number {
-    return this.list.slots;
-  }
-
-  get used(): number {
-    return this.list.used;
-  }
-
-  allocate(): number {
-    return this.list.allocate();
-  }
-
-  free(slot: number): void {
-    this.list.free(slot);
-  }
-
   write(slot: number, page: Uint8Array): void {
-    this.list.check(slot);
-    if (page.length !== PAGE) throw new RangeError(`a swap slot holds ${PAGE} bytes, not ${page.length}`);
+    this.checkWrite(slot, page);
     let done = 0;
     while (done < PAGE) done += writeSync(this.open(), page, done, PAGE - done, slot * PAGE + done);
   }
 
   read(slot: number, into: Uint8Array): void {
-    this.list.check(slot);
+    this.check(slot);
     let done = 0;
     while (done < PAGE) {
       const n = readSync(this.open(), into, done, PAGE - done, slot * PAGE + done);
@@ -65,4 +46,10 @@ export class FileSwapStore implements SwapStore {
     if (this.fd === undefined) throw new Error(`${this.name} is closed`);
     return this.fd;
   }
+}
+
+/** The slots of a swap file of `bytes`; throws RangeError unless it is a whole number of pages. */
+function checkedPages(bytes: number): number {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % PAGE !== 0) throw new RangeError(`a swap file's size is a whole number of 4 KiB pages, not ${bytes} bytes`);
+  return bytes / PAGE;
 }

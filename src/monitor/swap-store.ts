@@ -23,10 +23,12 @@ export interface SwapStore {
 }
 
 /**
- * The free-slot list every store shares: slots never used are handed out in order, freed ones again last
- * freed first. Taking or freeing a slot that is not in that state throws (a pager bug, not bad input).
+ * What every store shares: its free-slot list (slots never used are handed out in order, freed ones again last
+ * freed first) and the checks of a slot and a page. Taking or freeing a slot that is not in that state throws
+ * (a pager bug, not bad input). A store adds where the pages go.
  */
-export class SlotList {
+export abstract class SlotStore implements SwapStore {
+  abstract readonly name: string;
   private next = 0;
   private readonly freed: number[] = [];
   private readonly taken: Uint8Array;
@@ -52,47 +54,39 @@ export class SlotList {
     this.used--;
   }
 
+  abstract write(slot: number, page: Uint8Array): void;
+  abstract read(slot: number, into: Uint8Array): void;
+  abstract close(): void;
+
   /** Throws unless `slot` is taken. */
-  check(slot: number): void {
+  protected check(slot: number): void {
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots || this.taken[slot] !== 1) throw new Error(`swap slot ${slot} is not in use`);
+  }
+
+  /** Throws unless `slot` is taken and `page` is one page. */
+  protected checkWrite(slot: number, page: Uint8Array): void {
+    this.check(slot);
+    if (page.length !== PAGE) throw new RangeError(`a swap slot holds ${PAGE} bytes, not ${page.length}`);
   }
 }
 
 /** A store in the host's memory: for tests, and for machines that want paging's accounting without a file. */
-export class MemorySwapStore implements SwapStore {
+export class MemorySwapStore extends SlotStore {
   readonly name = 'memory';
-  private readonly list: SlotList;
   private readonly pages = new Map<number, Uint8Array>();
 
-  constructor(slots: number) {
-    this.list = new SlotList(slots);
-  }
-
-  get slots(): number {
-    return this.list.slots;
-  }
-
-  get used(): number {
-    return this.list.used;
-  }
-
-  allocate(): number {
-    return this.list.allocate();
-  }
-
-  free(slot: number): void {
-    this.list.free(slot);
+  override free(slot: number): void {
+    super.free(slot);
     this.pages.delete(slot);
   }
 
   write(slot: number, page: Uint8Array): void {
-    this.list.check(slot);
-    if (page.length !== PAGE) throw new RangeError(`a swap slot holds ${PAGE} bytes, not ${page.length}`);
+    this.checkWrite(slot, page);
     this.pages.set(slot, page.slice());
   }
 
   read(slot: number, into: Uint8Array): void {
-    this.list.check(slot);
+    this.check(slot);
     const page = this.pages.get(slot);
     if (page === undefined) throw new Error(`swap slot ${slot} was never written`);
     into.set(page);
