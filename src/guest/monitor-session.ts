@@ -112,6 +112,13 @@ interface SavedAgent {
   ready: boolean;
 }
 
+/** VM `name`'s agent in a snapshot a session took, ready for commands; throws GuestSessionError if it is not. */
+function readyAgent(loaded: LoadedMonitorSnapshot, name: string): SavedAgent {
+  const agent = savedAgents(loaded.extra).find((a) => a.name === name);
+  if (agent === undefined || !agent.ready) throw new GuestSessionError(`the snapshot has no ready agent in a VM named ${name}`);
+  return agent;
+}
+
 /** The agents a session's snapshot saved (its `extra`). Throws StateError. */
 function savedAgents(extra: unknown): SavedAgent[] {
   return new StateReader(extra, 'snapshot.extra').array('agents', (v, path) => {
@@ -326,8 +333,7 @@ export class MonitorSession {
 
   /** VM `name` of `loaded` made again in the monitor as `as`, with its driver and its agent ready as saved. */
   private makeFrom(loaded: LoadedMonitorSnapshot, name: string, as: string, place: { homeNode?: number; cell?: number }): VirtualMachine {
-    const agent = savedAgents(loaded.extra).find((a) => a.name === name);
-    if (agent === undefined || !agent.ready) throw new GuestSessionError(`the snapshot has no ready agent in a VM named ${name}`);
+    const agent = readyAgent(loaded, name);
     const { vm, disks } = restoreVm(this.monitor, loaded, name, as, { console: this.consoleOf(as) }, place);
     this.disks.push(...disks);
     this.builds.set(as, builtAs(loaded, name));
@@ -451,8 +457,11 @@ export class MonitorSession {
   replaceVm(name: string, loaded: LoadedMonitorSnapshot, place: { homeNode?: number; cell?: number } = {}): Promise<VirtualMachine> {
     const old = this.drivers.get(name);
     if (old !== undefined && old.vm.state === 'running') return Promise.reject(new GuestSessionError(`VM ${name} is still running`));
-    const agent = savedAgents(loaded.extra).find((a) => a.name === name);
-    if (agent === undefined || !agent.ready) return Promise.reject(new GuestSessionError(`the snapshot has no ready agent in a VM named ${name}`));
+    try {
+      readyAgent(loaded, name);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.atMachineIdle(() => this.makeFrom(loaded, name, name, place));
   }
 
