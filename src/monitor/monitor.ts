@@ -1,5 +1,6 @@
 // The Disco monitor: VMs on one (ccNUMA) machine, their vCPUs scheduled on its CPUs round by round.
 
+import { CpuTimes } from './cpu-time.js';
 import { layoutMachine, type MachineLayout } from '../board/address-map.js';
 import { SLICE } from '../board/machine.js';
 import { attachTimingModel, setExecutionMode, type ExecutionMode } from '../board/timing-mode.js';
@@ -80,6 +81,8 @@ export class Monitor {
   idleSkipLimit = Infinity;
   private readonly records = new Map<VirtualMachine, VcpuRecord[]>();
   private numaPolicy: NumaPolicy | undefined = undefined;
+  /** Each physical CPU's busy cycles by kind (the dashboard's per-CPU time). */
+  readonly cpuTimes: CpuTimes;
   /** The TLB-miss signal's counters, once a policy that reads them is set. */
   private tlbCounters: MissCounters | undefined = undefined;
   /** The TLB-miss signal's misses, to pages on the missing vCPU's node or not (the policy's locality series). */
@@ -104,6 +107,7 @@ export class Monitor {
 
   constructor(private readonly options: MonitorOptions) {
     this.layout = layoutMachine(options.config);
+    this.cpuTimes = new CpuTimes(this.layout.harts);
     this.cells = CellMap.forMonitor(this.layout, options);
     this.hardware = options.hardware ?? new MachineHardware(this.layout);
     if (!this.hardware.fits(this.layout)) throw new Error('the hardware given to the monitor has another layout than its configuration');
@@ -542,6 +546,7 @@ export class Monitor {
       if (!this.hardware.cpuRuns(p)) continue;
       ran.add(r);
       const h = r.hart;
+      this.cpuTimes.mark(h);
       h.timingCpu = p;
       const moves = r.takeOwed();
       if (moves > 0) h.chargeMonitor(moves);
@@ -600,6 +605,7 @@ export class Monitor {
           // The guest powered off or rebooted ('ended'): reapEnded ends it after the round.
           break;
       }
+      this.cpuTimes.charge(p, h);
       this.scheduler.charge(r, Math.max(0, h.localCycles - before));
     }
     for (const vm of this.vms) {
