@@ -14,6 +14,7 @@ import type { MachineMemoryAccount, VmMemoryAccount } from '../monitor/sharing-l
 import { StatsRegistry } from '../timing/stats.js';
 import { enumArgument, integerArgument, QmpError, stringArgument, type QmpArguments, type QmpCommands } from './qmp.js';
 import { faultCommands } from './fault-commands.js';
+import { cpuCommands } from './cpu-commands.js';
 
 export interface MonitorControl {
   monitor: Monitor;
@@ -21,6 +22,11 @@ export interface MonitorControl {
   consolePath(vm: VirtualMachine): string | undefined;
   /** Stops a running VM and reports it (the VM_STOPPED event, the line `up` prints). */
   stopVm(vm: VirtualMachine): void;
+  /**
+   * Boots the machine file's VM `name` again, whose last incarnation has ended, with the same name (the
+   * VM_STARTED event); throws QmpError when the file has no such VM or it cannot be made. Absent: no `vm-start`.
+   */
+  startVm?(name: string): VirtualMachine;
   /** Ends the monitor after this batch; the owner stops the VMs left and sends SHUTDOWN. */
   quit(): void;
   /** `stats-dump` writes into `dir` taken from here (default `stats`). */
@@ -97,6 +103,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
   return {
     // The hardware's faults: the VMs that depended on one end (monitor/fault-recovery.ts).
     ...faultCommands(monitor.hardware, () => monitor.cycles),
+    ...cpuCommands(monitor),
     'query-vms': {
       help: 'every VM: [{"id", "name", "state": "running" | "off" | "crashed" | "stopped", "reason", "vcpus", "memoryBytes", "bytesInUse", "homeNode", "cells", "console"}]',
       run: () => monitor.vms.map((vm) => listVm(vm, c.consolePath(vm))),
@@ -109,6 +116,19 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
         if (vm.state !== 'running') throw new QmpError('GenericError', `VM '${vm.name}' is not running (${vm.state}: ${vm.reason})`);
         c.stopVm(vm);
         return { vm: vm.name, state: vm.state, reason: vm.reason };
+      },
+    },
+    'vm-start': {
+      help: 'boot a VM of the machine file again after it ended, from its entry and with its name: {"vm": NAME} → the VM as query-vms lists it; event VM_STARTED',
+      args: ['vm'],
+      run: (args) => {
+        const name = stringArgument(args, 'vm');
+        if (name === undefined) throw new QmpError('GenericError', "Parameter 'vm' is missing");
+        if (c.startVm === undefined) throw new QmpError('GenericError', 'this monitor cannot start VMs');
+        const old = monitor.vm(name);
+        if (old?.state === 'running') throw new QmpError('GenericError', `VM '${name}' is running`);
+        const vm = c.startVm(name);
+        return listVm(vm, c.consolePath(vm));
       },
     },
     'query-vm-stats': {

@@ -18,7 +18,8 @@ export interface QmpCommand {
   help: string;
   /** Argument names it takes; anything else is refused before `run` is called. */
   args?: readonly string[];
-  run(args: QmpArguments): unknown;
+  /** `client` is the connection that sent it: for commands that keep state per client (console subscriptions). */
+  run(args: QmpArguments, client?: QmpConnection): unknown;
 }
 
 export type QmpCommands = Record<string, QmpCommand>;
@@ -31,6 +32,15 @@ export interface QmpGreeting {
   version: string;
 }
 
+/** What a transport may ask of a connection beyond the protocol itself. */
+export interface QmpConnectionOptions {
+  /**
+   * The secret `qmp_capabilities` must carry as `{"token": …}` (the web server's clients, docs/dashboard.md);
+   * a wrong or missing one is an error and the connection is closed. Without it, `token` is no argument.
+   */
+  token?: string;
+}
+
 /**
  * One client's side of the protocol, without sockets: `receive` takes the text the client sent (in any
  * pieces) and `send` gets every object to write back. Before `qmp_capabilities` only that command is
@@ -41,14 +51,28 @@ export class QmpConnection {
   private buffer = '';
   private negotiated = false;
   private closed = false;
+  private readonly cleanups: (() => void)[] = [];
 
   constructor(
     private readonly commands: QmpCommands,
     private readonly send: (message: object) => void,
     private readonly close: () => void,
     greeting: QmpGreeting,
+    private readonly options: QmpConnectionOptions = {},
   ) {
     send({ QMP: { version: { [greeting.name]: greeting.version }, capabilities: [] } });
+  }
+
+  /** Runs `cleanup` when the transport says the client has gone (`dispose`). */
+  onDispose(cleanup: () => void): void {
+    if (this.closed) cleanup();
+    else this.cleanups.push(cleanup);
+  }
+
+  /** The transport's word that the client has gone: no more events, and what commands kept for it is dropped. */
+  dispose(): void {
+    this.closed = true;
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
   }
 
   /** Whether this client gets events (after negotiation). */
@@ -98,6 +122,12 @@ export class QmpConnection {
     try {
       reply({ return: this.execute(request) ?? {} });
     } catch (error) {
+      if (error instanceof RefusedClient) {
+        reply(errorReply(error));
+        this.closed = true;
+        this.close();
+        return;
+      }
       if (!(error instanceof QmpError)) throw error;
       reply(errorReply(error));
     }
@@ -114,7 +144,9 @@ export class QmpConnection {
     if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new QmpError('GenericError', "QMP input member 'arguments' must be an object");
     if (name === 'qmp_capabilities') {
       if (this.negotiated) throw new QmpError('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
-      expectArguments(args as QmpArguments, ['enable']);
+      const token = this.options.token;
+      expectArguments(args as QmpArguments, token === undefined ? ['enable'] : ['enable', 'token']);
+      if (token !== undefined && !sameSecret((args as QmpArguments).token, token)) throw new RefusedClient('GenericError', 'the token is missing or wrong');
       this.negotiated = true;
       return {};
     }
@@ -123,8 +155,19 @@ export class QmpConnection {
     const command = Object.hasOwn(this.commands, name) ? this.commands[name] : undefined;
     if (command === undefined) throw new QmpError('CommandNotFound', `The command ${name} has not been found`);
     expectArguments(args as QmpArguments, command.args ?? []);
-    return command.run(args as QmpArguments);
+    return command.run(args as QmpArguments, this);
   }
+}
+
+/** A client that may not go on (a wrong token): its error is sent and the connection closed. */
+class RefusedClient extends QmpError {}
+
+/** Whether `given` is the string `secret`, in a time that does not depend on where they differ. */
+function sameSecret(given: unknown, secret: string): boolean {
+  if (typeof given !== 'string' || given.length !== secret.length) return false;
+  let differ = 0;
+  for (let i = 0; i < secret.length; i++) differ |= given.charCodeAt(i) ^ secret.charCodeAt(i);
+  return differ === 0;
 }
 
 function errorReply(error: QmpError): Record<string, unknown> {

@@ -65,7 +65,7 @@ export class ControlServer {
         write({ error: { class: 'GenericError', desc: `internal error: ${(error as Error).message}` } });
       }
     });
-    const drop = (): void => { this.clients.delete(connection); this.sockets.delete(socket); };
+    const drop = (): void => { this.clients.delete(connection); this.sockets.delete(socket); connection.dispose(); };
     socket.on('close', drop);
     socket.on('error', drop);
   }
