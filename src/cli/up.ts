@@ -2,10 +2,8 @@
 // socket (QMP-shaped, docs/control.md) and one console socket per VM, in the foreground until the VMs end.
 
 import { FileSwapStore } from '../host/swap-file.js';
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { closeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MachineConfigError } from '../board/address-map.js';
 import { BootError } from '../board/boot.js';
@@ -16,9 +14,9 @@ import { VirtioNet } from '../devices/virtio/net.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { UserNet, UserNetError } from '../host/user-net.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
-import { ConsoleSocket, SocketPathError, checkSocketPath, socketAnswers } from '../host/console-socket.js';
+import { ConsoleSocket, SocketPathError, checkSocketPath } from '../host/console-socket.js';
 import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
-import { makePrivateDirectory, openPrivateFile } from '../host/private-files.js';
+import { openPrivateFile } from '../host/private-files.js';
 import { loadMonitorSnapshot, restoreVm, restoreWhole, saveMonitorSnapshot, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
 import { savedDrive } from '../host/machine-spec.js';
 import { runMonitor } from '../host/monitor-runner.js';
@@ -30,19 +28,26 @@ import { UsageError, translationWanted } from './options.js';
 import { cellsDiffer, vmsDiffer } from './up-restore.js';
 import { readInput } from './run.js';
 import { CONTROL_SOCKET, defaultRunDir } from './vm-client.js';
+import { VmConsole } from './up-console.js';
+import { detach, makeRunDir, shown } from './up-detach.js';
+import { WebControl, parseWebAddress, type WebAddress } from './web.js';
+import { ConsoleHub } from '../control/console-commands.js';
+import { QmpError } from '../control/qmp.js';
+import { TokenFileError, loadToken } from '../host/web/token.js';
 import { endLine } from './vm-commands.js';
 
 /** Every VM's kernel command line starts with this; the machine file's `append` follows. */
 export const UP_APPEND = 'console=ttyS0';
 const GREETING = { name: 'mirrorball', version: '0.1.0' };
-/** How long `up --detach` waits for the monitor in the background to answer on its control socket. */
-const DETACH_WAIT_MS = 120_000;
+/** The dashboard's token in the run directory (docs/dashboard.md). */
+export const WEB_TOKEN = 'web.token';
 
 interface UpFlags {
   control?: string;
   runDir?: string;
   detach?: boolean;
   restore?: string;
+  web?: string;
 }
 
 export function registerUpCommand(program: Command): void {
@@ -60,15 +65,11 @@ export function registerUpCommand(program: Command): void {
     .option('--restore <file>', 'continue the whole machine saved in this snapshot (the control socket\'s snapshot-save without "vm") instead of ' +
       'booting: every VM, the monitor\'s memory, scheduler and cells, exactly where they were (docs/snapshots.md); the machine file must describe ' +
       'that machine (its settings, and its VMs in order with their vCPUs, memory, drives, rng), else one line and exit 2, nothing started')
+    .option('--web <[addr:]port>', 'serve the dashboard (docs/dashboard.md) on this port, on 127.0.0.1 unless an address is given: the VMs, their consoles, ' +
+      'where time goes, the NUMA map, faults; it prints the page\'s address with its token, kept in RUN-DIR/web.token (0600)')
     .action(async (file: string, flags: UpFlags) => {
       process.exitCode = await up(file, flags);
     });
-}
-
-/** A path as the user would type it: relative to here when inside, else absolute. */
-function shown(path: string): string {
-  const r = relative(process.cwd(), path);
-  return r === '' || r.startsWith('..') || isAbsolute(r) ? path : r;
 }
 
 function readMachineFile(file: string): MachineFileSpec | string[] {
@@ -99,41 +100,9 @@ async function up(file: string, flags: UpFlags): Promise<number> {
     throw error;
   }
   const restore = flags.restore === undefined ? undefined : resolve(flags.restore);
-  if (flags.detach === true) return detach(resolve(file), runDir, control, restore);
-  return new Up(resolve(file), spec, runDir, control, consolePath, restore).run();
-}
-
-/** Per VM: its console's log file and socket, fed in chunks between batches (the UART gives bytes one by one). */
-class VmConsole {
-  private pending = new Uint8Array(4096);
-  private length = 0;
-  logFd: number | undefined;
-  socket: ConsoleSocket | undefined;
-  closing: Promise<void> | undefined;
-
-  push(bytes: Uint8Array): void {
-    if (this.length + bytes.length > this.pending.length) {
-      const bigger = new Uint8Array(Math.max(this.pending.length * 2, this.length + bytes.length));
-      bigger.set(this.pending.subarray(0, this.length));
-      this.pending = bigger;
-    }
-    this.pending.set(bytes, this.length);
-    this.length += bytes.length;
-  }
-
-  flush(): void {
-    if (this.length === 0) return;
-    const bytes = this.pending.slice(0, this.length);
-    this.length = 0;
-    if (this.logFd !== undefined) writeSync(this.logFd, bytes);
-    this.socket?.write(bytes);
-  }
-
-  close(): Promise<void> {
-    this.flush();
-    this.closing ??= this.socket?.close() ?? Promise.resolve();
-    return this.closing;
-  }
+  const web = flags.web === undefined ? undefined : parseWebAddress(flags.web);
+  if (flags.detach === true) return detach(resolve(file), runDir, control, restore, flags.web);
+  return new Up(resolve(file), spec, runDir, control, consolePath, restore, web).run();
 }
 
 type ShutdownReason = 'host-quit' | 'host-signal';
@@ -143,6 +112,22 @@ class Up {
   private readonly consoles = new Map<VirtualMachine, VmConsole>();
   private readonly reported = new Set<VirtualMachine>();
   private readonly disks: OpenDrive[] = [];
+  /** Each VM's own drives, closed when it is started again (a writable disk is open in one VM at a time). */
+  private readonly vmDisks = new Map<VirtualMachine, OpenDrive[]>();
+  /** Every console's output for the control protocol's clients (console-subscribe). */
+  private readonly hub = new ConsoleHub({
+    check: (name) => {
+      if (this.monitor.vm(name) === undefined) throw new QmpError('GenericError', `no VM named '${name}' (the VMs are: ${this.monitor.vms.map((v) => v.name).join(', ')})`);
+    },
+    input: (name, bytes) => {
+      const vm = this.monitor.vm(name);
+      if (vm?.state !== 'running') throw new QmpError('GenericError', `VM '${name}' is not running`);
+      vm.machine.uart.input(bytes);
+    },
+  });
+  private web: WebControl | undefined;
+  /** Kernels, initrds and ELF programs read so far, by path. */
+  private readonly bootFiles = new Map<string, Uint8Array>();
   private readonly userNets = new Map<VirtualMachine, UserNet>();
   /** How each VM was built beyond the monitor (drives, rng), for snapshots of it. */
   private readonly builds = new Map<VirtualMachine, VmBuild>();
@@ -160,7 +145,15 @@ class Up {
     private readonly consolePath: (vm: VmFileSpec) => string,
     /** A whole machine's snapshot to continue instead of booting (`--restore`). */
     private readonly restore?: string,
+    /** Where the dashboard listens (`--web`). */
+    private readonly webAddress?: WebAddress,
   ) {}
+
+  /** An event to every client of the control socket and of the dashboard. */
+  private event(name: string, data?: object): void {
+    this.server?.event(name, data);
+    this.web?.event(name, data);
+  }
 
   async run(): Promise<number> {
     try {
@@ -186,7 +179,7 @@ class Up {
       const why = this.quitting === 'host-signal' ? 'the monitor was interrupted' : 'the monitor quit';
       for (const vm of this.monitor.vms) if (vm.state === 'running') this.monitor.stopVm(vm, why);
       this.afterBatch();
-      this.server?.event('SHUTDOWN', { reason: this.quitting ?? 'vms-ended' });
+      this.event('SHUTDOWN', { reason: this.quitting ?? 'vms-ended' });
     } finally {
       process.off('SIGINT', interrupted);
       process.off('SIGTERM', interrupted);
@@ -247,7 +240,7 @@ class Up {
       this.openSwap();
       const options = this.monitorOptions();
       const { monitor, disks } = restoreWhole(loaded, { translate: options.translate, log: options.log, made: options }, (name) => {
-        const output = new VmConsole();
+        const output = new VmConsole(name, this.hub);
         outputs.set(name, output);
         return { console: (bytes) => output.push(bytes), log: (message) => process.stderr.write(`mirrorball: vm ${name}: ${message}\n`) };
       });
@@ -283,61 +276,113 @@ class Up {
       if (error instanceof MonitorError) throw new UsageError(`${this.file}: ${error.message}`);
       throw error;
     }
-    const files = new Map<string, Uint8Array>();
-    const read = (path: string, what: string): Uint8Array => {
-      let bytes = files.get(path);
-      if (bytes === undefined) files.set(path, bytes = readInput(path, what));
-      return bytes;
-    };
     const snapshots = new Map<string, LoadedMonitorSnapshot>();
-    for (const v of vms) {
-      if (v.restore !== undefined) {
-        this.restoreVm(v, v.restore, snapshots);
-        continue;
-      }
-      let kernel = v.kernel;
-      let initrd = v.initrd;
-      if (kernel === undefined && v.elf === undefined) {
-        const guest = findBuiltGuest();
-        if (guest === undefined) throw new UsageError(`vm ${v.name}: no kernel given and no guest built yet: run \`mirrorball guest build\` or give it a kernel`);
-        kernel = guest.kernel;
-        initrd ??= guest.initramfs;
-      }
-      const output = new VmConsole();
-      let vm: VirtualMachine;
-      try {
-        vm = this.monitor.createVm({
-          name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net, sharing: v.share, balloon: v.balloon, cell: v.cell,
-          console: (bytes) => output.push(bytes),
-          log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
-        });
-      } catch (error) {
-        if (error instanceof MonitorError) throw new UsageError(error.message);
-        throw error;
-      }
-      this.consoles.set(vm, output);
-      this.builds.set(vm, { drives: v.drives, rngSeed: v.rng ?? null });
-      try {
-        this.disks.push(...attachDrives(vm.machine, v.drives, `vm ${v.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics)));
-      } catch (error) {
-        if (error instanceof DriveError) throw new UsageError(`vm ${v.name}: ${error.message}`);
-        throw error;
-      }
-      if (v.rng !== undefined) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(v.rng)));
-      try {
-        // A bare S-mode program (docs/machine-file.md, `elf:`) instead of Linux: the thin OS of examples/thin-os.
-        if (v.elf !== undefined) vm.bootElf(read(v.elf, 'ELF program'));
-        else vm.boot(read(kernel!, 'kernel'), initrd === undefined ? undefined : read(initrd, 'initrd'), v.append === undefined ? UP_APPEND : `${UP_APPEND} ${v.append}`);
-      } catch (error) {
-        if (error instanceof BootError) throw new UsageError(`vm ${v.name}: ${v.elf !== undefined ? `ELF program '${shown(v.elf)}': ` : ''}${error.message}`);
-        throw error;
-      }
+    for (const v of vms) this.bootVm(v, snapshots);
+  }
+
+  /** Reads a boot file once for every VM that names it. */
+  private read(path: string, what: string): Uint8Array {
+    let bytes = this.bootFiles.get(path);
+    if (bytes === undefined) this.bootFiles.set(path, bytes = readInput(path, what));
+    return bytes;
+  }
+
+  /** VM `v` of the machine file made and booted (or restored from its `restore:` snapshot); every mistake is one line. */
+  private bootVm(v: VmFileSpec, snapshots: Map<string, LoadedMonitorSnapshot>): VirtualMachine {
+    if (v.restore !== undefined) return this.restoreVm(v, v.restore, snapshots);
+    let kernel = v.kernel;
+    let initrd = v.initrd;
+    if (kernel === undefined && v.elf === undefined) {
+      const guest = findBuiltGuest();
+      if (guest === undefined) throw new UsageError(`vm ${v.name}: no kernel given and no guest built yet: run \`mirrorball guest build\` or give it a kernel`);
+      kernel = guest.kernel;
+      initrd ??= guest.initramfs;
+    }
+    const output = new VmConsole(v.name, this.hub);
+    let vm: VirtualMachine;
+    try {
+      vm = this.monitor.createVm({
+        name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, net: v.net, sharing: v.share, balloon: v.balloon, cell: v.cell,
+        console: (bytes) => output.push(bytes),
+        log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
+      });
+    } catch (error) {
+      if (error instanceof MonitorError) throw new UsageError(error.message);
+      throw error;
+    }
+    this.consoles.set(vm, output);
+    this.builds.set(vm, { drives: v.drives, rngSeed: v.rng ?? null });
+    try {
+      const disks = attachDrives(vm.machine, v.drives, `vm ${v.name}`, (baseId, metrics) => this.monitor.diskHook(vm, baseId, metrics));
+      this.disks.push(...disks);
+      this.vmDisks.set(vm, disks);
+    } catch (error) {
+      if (error instanceof DriveError) throw new UsageError(`vm ${v.name}: ${error.message}`);
+      throw error;
+    }
+    if (v.rng !== undefined) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(v.rng)));
+    try {
+      // A bare S-mode program (docs/machine-file.md, `elf:`) instead of Linux: the thin OS of examples/thin-os.
+      if (v.elf !== undefined) vm.bootElf(this.read(v.elf, 'ELF program'));
+      else vm.boot(this.read(kernel!, 'kernel'), initrd === undefined ? undefined : this.read(initrd, 'initrd'), v.append === undefined ? UP_APPEND : `${UP_APPEND} ${v.append}`);
+    } catch (error) {
+      if (error instanceof BootError) throw new UsageError(`vm ${v.name}: ${v.elf !== undefined ? `ELF program '${shown(v.elf)}': ` : ''}${error.message}`);
+      throw error;
+    }
+    return vm;
+  }
+
+  /**
+   * `vm-start`: the machine file's VM `name`, which ended, booted again with its name, its console log
+   * going on, a new console socket, its user network's card on the same network. Its old drives are closed
+   * first, so that a writable disk can be opened again.
+   */
+  private startVm(name: string): VirtualMachine {
+    const v = this.spec.vms.find((s) => s.name === name);
+    if (v === undefined) throw new QmpError('GenericError', `no VM named '${name}' in ${shown(this.file)} (its VMs are: ${this.spec.vms.map((s) => s.name).join(', ')})`);
+    const old = this.monitor.vm(name);
+    const oldOutput = old === undefined ? undefined : this.consoles.get(old);
+    for (const disk of (old === undefined ? undefined : this.vmDisks.get(old)) ?? []) {
+      disk.close();
+      this.disks.splice(this.disks.indexOf(disk), 1);
+    }
+    let vm: VirtualMachine;
+    try {
+      vm = this.bootVm(v, new Map());
+    } catch (error) {
+      if (error instanceof UsageError) throw new QmpError('GenericError', error.message);
+      throw error;
+    }
+    const output = this.consoles.get(vm)!;
+    output.logFd = oldOutput?.logFd;
+    if (oldOutput !== undefined) oldOutput.logFd = undefined;
+    const user = old === undefined ? undefined : this.userNets.get(old);
+    if (user !== undefined && v.userNet !== undefined) {
+      this.userNets.delete(old!);
+      this.userNets.set(vm, user);
+      vm.machine.attachVirtio(new VirtioNet(user.network, { mac: v.userNet.mac }));
+    }
+    this.hub.reset(name);
+    void this.openConsoleSocket(vm, v).catch((error: unknown) => process.stderr.write(`mirrorball: vm ${name}: no console socket: ${error instanceof Error ? error.message : String(error)}\n`));
+    process.stdout.write(`vm ${name}: started again, ${vm.vcpus.length} vCPU${vm.vcpus.length === 1 ? '' : 's'}, ${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}\n`);
+    this.event('VM_STARTED', { vm: name });
+    return vm;
+  }
+
+  /** VM's console socket, listening. */
+  private async openConsoleSocket(vm: VirtualMachine, v: VmFileSpec): Promise<void> {
+    const output = this.consoles.get(vm)!;
+    try {
+      output.socket = await ConsoleSocket.listen(this.consolePath(v), { onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); } });
+    } catch (error) {
+      if (error instanceof SocketPathError) throw new UsageError(error.message);
+      throw error;
     }
   }
 
   /** VM `v` made again from snapshot `file` (read once for all the VMs that name it); a bad one is a usage error. */
-  private restoreVm(v: VmFileSpec, file: string, snapshots: Map<string, LoadedMonitorSnapshot>): void {
-    const output = new VmConsole();
+  private restoreVm(v: VmFileSpec, file: string, snapshots: Map<string, LoadedMonitorSnapshot>): VirtualMachine {
+    const output = new VmConsole(v.name, this.hub);
     try {
       let loaded = snapshots.get(file);
       if (loaded === undefined) snapshots.set(file, loaded = loadMonitorSnapshot(file));
@@ -346,9 +391,11 @@ class Up {
         log: (message) => process.stderr.write(`mirrorball: vm ${v.name}: ${message}\n`),
       });
       this.disks.push(...disks);
+      this.vmDisks.set(vm, disks);
       this.consoles.set(vm, output);
       const build = loaded.builds.get(v.name)!;
       this.builds.set(vm, { drives: build.drives.map((d) => savedDrive(d, false)), rngSeed: build.rngSeed });
+      return vm;
     } catch (error) {
       if (error instanceof SnapshotFileError) throw new UsageError(`vm ${v.name}: ${error.message}`);
       throw error;
@@ -365,6 +412,7 @@ class Up {
         this.monitor.stopVm(vm, 'vm-stop from the control socket');
         this.afterBatch();
       },
+      startVm: (name) => this.startVm(name),
       quit: () => { this.quitting ??= 'host-quit'; },
       runDir: this.runDir,
       statsConfig: () => this.statsConfig(),
@@ -374,16 +422,28 @@ class Up {
         return saveMonitorSnapshot(file, this.monitor, (x) => this.builds.get(x) ?? { drives: [], rngSeed: null }, vm);
       },
     });
+    Object.assign(commands, this.hub.commands());
     try {
       this.server = await ControlServer.listen(this.controlPath, commands, GREETING);
     } catch (error) {
       if (error instanceof ControlSocketError) throw new UsageError(error.message);
       throw error;
     }
+    if (this.webAddress !== undefined) {
+      let token: string;
+      try {
+        token = loadToken(join(this.runDir, WEB_TOKEN));
+      } catch (error) {
+        if (error instanceof TokenFileError) throw new UsageError(error.message);
+        throw error;
+      }
+      this.web = await WebControl.start(this.webAddress, token, commands, GREETING);
+    }
     const { machine } = this.spec;
     const nodes = machine.config.nodes.length;
     process.stdout.write(`mirrorball: up: ${machine.config.harts} CPUs, ${nodes} node${nodes === 1 ? '' : 's'} (${machine.name}), ` +
       `${machine.memoryBytes / 2 ** 20} MiB; control socket ${shown(this.controlPath)}\n`);
+    if (this.web !== undefined) process.stdout.write(`mirrorball: dashboard ${this.web.url} (its token is in ${shown(join(this.runDir, WEB_TOKEN))})\n`);
     for (const [vm, output] of this.consoles) {
       const v = this.spec.vms.find((s) => s.name === vm.name)!;
       const logPath = v.consoleLog ?? join(this.runDir, `${vm.name}.console.log`);
@@ -392,12 +452,7 @@ class Up {
       } catch (error) {
         throw new UsageError(`vm ${vm.name}: cannot write its console log '${logPath}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
       }
-      try {
-        output.socket = await ConsoleSocket.listen(this.consolePath(v), { onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); } });
-      } catch (error) {
-        if (error instanceof SocketPathError) throw new UsageError(error.message);
-        throw error;
-      }
+      await this.openConsoleSocket(vm, v);
       const restored = this.restore ?? v.restore;
       if (v.userNet !== undefined) {
         // A snapshot never holds a user network's card (snapshot-save refuses it), so a restored VM has none to continue.
@@ -431,7 +486,7 @@ class Up {
       this.reported.add(vm);
       process.stdout.write(`${endLine(vm)}\n`);
       // The event before the console closes: an attached `mirrorball console` learns from it how the VM ended.
-      this.server?.event('VM_STOPPED', { vm: vm.name, state: vm.state, reason: vm.reason });
+      this.event('VM_STOPPED', { vm: vm.name, state: vm.state, reason: vm.reason });
       void this.consoles.get(vm)?.close();
     }
   }
@@ -468,64 +523,13 @@ class Up {
     }
     await this.server?.close();
     this.server = undefined;
+    await this.web?.close();
+    this.web = undefined;
     for (const user of this.userNets.values()) await user.close();
     this.userNets.clear();
     for (const disk of this.disks.splice(0)) disk.close();
     this.swapStore?.close();
     this.swapStore = undefined;
-  }
-}
-
-/**
- * `up --detach`: the same command again, in the background with its output in RUN-DIR/up.log; returns when
- * it answers on its control socket, or with its status and its own words when it stops before that.
- */
-async function detach(file: string, runDir: string, control: string, restore: string | undefined): Promise<number> {
-  if (await socketAnswers(control)) throw new UsageError(`control socket '${control}' is in use by another process`);
-  makeRunDir(runDir);
-  const logPath = join(runDir, 'up.log');
-  const log = openPrivateFile(logPath, 'a', true);
-  const logStart = fstatSync(log).size;
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', file, '--run-dir', runDir, '--control', control, ...(restore === undefined ? [] : ['--restore', restore])],
-    { detached: true, stdio: ['ignore', log, log] });
-  closeSync(log);
-  let status: number | undefined;
-  child.on('exit', (code, signal) => { status = code ?? (signal === null ? 1 : 128); });
-  child.unref();
-  const deadline = Date.now() + DETACH_WAIT_MS;
-  while (status === undefined && Date.now() < deadline) {
-    if (await socketAnswers(control)) {
-      process.stdout.write(`mirrorball: up in the background (pid ${child.pid}); control socket ${shown(control)}, log ${shown(logPath)}\n`);
-      return 0;
-    }
-    await sleep(100);
-  }
-  if (status === undefined) {
-    process.stderr.write(`mirrorball: the monitor (pid ${child.pid}) did not answer on '${control}' within ${DETACH_WAIT_MS / 1000} s; see ${shown(logPath)}\n`);
-    return 1;
-  }
-  process.stderr.write(readFrom(logPath, logStart));
-  return status;
-}
-
-function makeRunDir(runDir: string): void {
-  try {
-    makePrivateDirectory(runDir);
-  } catch (error) {
-    throw new UsageError(`cannot create the run directory '${runDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-}
-
-/** The text of `path` from byte `start` on. */
-function readFrom(path: string, start: number): string {
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size - start;
-    const bytes = Buffer.alloc(Math.max(0, size));
-    readSync(fd, bytes, 0, bytes.length, start);
-    return bytes.toString('utf8');
-  } finally {
-    closeSync(fd);
   }
 }
 
