@@ -10,6 +10,10 @@ import { BootImageError, parseLinuxImage } from '../board/linux-image.js';
 import { Machine, type ExitReason } from '../board/machine.js';
 import { machineCommands } from '../control/machine-commands.js';
 import { ControlServer, ControlSocketError } from '../control/server.js';
+import { ConsoleHub } from '../control/console-commands.js';
+import { QmpError } from '../control/qmp.js';
+import { newToken } from '../host/web/token.js';
+import { WebControl, parseWebAddress } from './web.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { DriveError } from '../host/drives.js';
 import { buildMachine, type BuiltMachine, type MachineSpec } from '../host/machine-spec.js';
@@ -59,6 +63,32 @@ interface RunFlags {
   console?: string;
   serial?: string;
   threads?: string;
+  web?: string;
+}
+
+/** The name of `run`'s console on the control protocol (console-subscribe, docs/control.md). */
+export const RUN_CONSOLE = 'machine';
+
+/** Bytes gathered and handed on together a few milliseconds after the first, so that output is not one event per byte. */
+class Chunks {
+  private parts: Uint8Array[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deliver: (bytes: Uint8Array) => void) {}
+
+  push(bytes: Uint8Array): void {
+    this.parts.push(bytes.slice());
+    this.timer ??= setTimeout(() => this.flush(), 10);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.parts.length === 0) return;
+    const bytes = Buffer.concat(this.parts);
+    this.parts = [];
+    this.deliver(new Uint8Array(bytes));
+  }
 }
 
 /** Name and version in the control socket's greeting. */
@@ -109,6 +139,8 @@ export function registerRunCommand(program: Command): void {
     .option('--stats-dir <dir>', 'on exit, write config.json, stats.txt (gem5 format) and stats.json into this directory')
     .option('--control <socket>', 'listen on this Unix socket for control commands (QMP-shaped JSON, docs/control.md): ' +
       'stop, cont, quit, query-status, set-mode fast|timing, stats-dump, stats-reset, query-stats, snapshot-save')
+    .option('--web <[addr:]port>', 'serve the dashboard (docs/dashboard.md) on this port, on 127.0.0.1 unless an address is given: the console in a ' +
+      'browser and the control commands; its address and token are printed on stderr (the token lives only in this process)')
     .option('--net <spec>', 'a virtio-net card on a network: "user[,hostfwd=tcp::HOSTPORT-:GUESTPORT]...[,restrict=on]" (the host\'s ' +
       'user-mode network: the guest is 10.0.2.15 by DHCP, the host\'s 127.0.0.1 is 10.0.2.2; restrict=on reaches nothing else), or ' +
       '"socket,listen=[ADDR]:PORT" / "socket,connect=ADDR:PORT" (one Ethernet segment with another run over TCP); ",mac=MAC" sets the card\'s MAC. ' +
@@ -251,7 +283,7 @@ function threadsWanted(flags: RunFlags): number {
   const threads = flags.threads === undefined ? 1 : parseCount(flags.threads, '--threads', 1, MAX_THREADS);
   if (threads === 1) return 1;
   if (flags.elf === undefined) throw new UsageError('--threads above 1 runs only bare-metal --elf programs so far');
-  const refused = ([['--timing', flags.timing], ['--control', flags.control], ['--restore', flags.restore], ['--net', flags.net],
+  const refused = ([['--timing', flags.timing], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore], ['--net', flags.net],
     ['--console', flags.console], ['--serial', flags.serial], ['--rng', flags.rng], ['--time host', flags.time === 'host' ? true : undefined]] as const)
     .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
   if (flags.drive.length > 0) refused.push('--drive');
@@ -269,9 +301,14 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   const net = flags.net === undefined ? undefined : parseNet(flags.net);
   const consolePath = flags.console === undefined ? undefined : parseConsoleSocket(flags.console, '--console');
   const serialPath = flags.serial === undefined ? undefined : parseConsoleSocket(flags.serial, '--serial');
+  const webAddress = flags.web === undefined ? undefined : parseWebAddress(flags.web);
+  // The dashboard's view of the console: the guest's output in chunks (the UART gives it byte by byte).
+  let hub: ConsoleHub | undefined;
+  const webOutput = new Chunks((bytes) => hub?.output(RUN_CONSOLE, bytes));
   let terminal: Terminal | undefined;
   let devices: RunDevices | undefined;
   const output = (bytes: Uint8Array): void => {
+    if (hub !== undefined) webOutput.push(bytes);
     if (devices?.serial !== undefined) {
       devices.serial.write(bytes);
       terminal?.log(bytes);
@@ -325,22 +362,31 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   });
   const gate = new RunGate();
   let control: ControlServer | undefined;
-  if (flags.control !== undefined) {
-    try {
-      control = await ControlServer.listen(flags.control, machineCommands({
-        machine, simulation, gate, event: (name, data) => control?.event(name, data),
-        saveSnapshot: (file) => {
-          if (devices?.outside === true) throw new SnapshotError('snapshots of a machine with --net, --console or --serial are not supported: its peers\' state is outside it');
-          return saveRunSnapshot(file, built, spec, report);
-        },
-      }), GREETING);
-    } catch (error) {
-      terminal.close();
-      await devices.close();
-      for (const disk of disks) disk.close();
-      if (error instanceof ControlSocketError) throw new UsageError(error.message);
-      throw error;
+  let web: WebControl | undefined;
+  const commands = machineCommands({
+    machine, simulation, gate, event: (name, data) => { control?.event(name, data); web?.event(name, data); },
+    saveSnapshot: (file) => {
+      if (devices?.outside === true) throw new SnapshotError('snapshots of a machine with --net, --console or --serial are not supported: its peers\' state is outside it');
+      return saveRunSnapshot(file, built, spec, report);
+    },
+  });
+  try {
+    if (flags.control !== undefined) control = await ControlServer.listen(flags.control, commands, GREETING);
+    if (webAddress !== undefined) {
+      hub = new ConsoleHub({
+        check: (name) => { if (name !== RUN_CONSOLE) throw new QmpError('GenericError', `no console named '${name}' (run's console is '${RUN_CONSOLE}')`); },
+        input: (_name, bytes) => machine.uart.input(bytes),
+      });
+      web = await WebControl.start(webAddress, newToken(), { ...commands, ...hub.commands() }, GREETING);
+      process.stderr.write(`mirrorball: dashboard ${web.url} (the token lives only in this process)\n`);
     }
+  } catch (error) {
+    terminal.close();
+    await control?.close();
+    await devices.close();
+    for (const disk of disks) disk.close();
+    if (error instanceof ControlSocketError) throw new UsageError(error.message);
+    throw error;
   }
   let exit: ExitReason;
   const started = performance.now();
@@ -357,9 +403,12 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     await devices.close();
     for (const disk of disks) disk.close();
   }
-  if (control !== undefined) {
-    control.event('SHUTDOWN', { reason: exit.kind === 'quit' ? 'host-quit' : exit.kind === 'poweroff' ? 'guest-shutdown' : exit.kind === 'reboot' ? 'guest-reset' : exit.kind });
-    await control.close();
+  webOutput.flush();
+  const reason = exit.kind === 'quit' ? 'host-quit' : exit.kind === 'poweroff' ? 'guest-shutdown' : exit.kind === 'reboot' ? 'guest-reset' : exit.kind;
+  for (const server of [control, web]) {
+    if (server === undefined) continue;
+    server.event('SHUTDOWN', { reason });
+    await server.close();
   }
   if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000, machine.instructions - instructionsBefore)}\n`);
   if (flags.statsDir !== undefined) {
