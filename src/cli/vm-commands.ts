@@ -1,4 +1,4 @@
-// `mirrorball ps`, `stop`, `stats` and `down`: a running `mirrorball up`'s VMs, through its control socket.
+// `mirrorball ps`, `stop`, `start`, `stats` and `down`: a running `mirrorball up`'s VMs, through its control socket.
 
 import type { Command } from 'commander';
 import type { MemoryReport, VmListing } from '../control/monitor-commands.js';
@@ -34,6 +34,17 @@ export function registerVmCommands(program: Command): void {
       // The reply says how it ended: the monitor may be gone right after (when it was the last VM).
       const vm = await withControl(flags, async (c) => (await c.execute('vm-stop', { vm: name })) as { state: string; reason: string });
       process.stdout.write(`vm ${name}: ${describeEnd(vm)}\n`);
+    });
+
+  controlOptions(program
+    .command('start')
+    .argument('<vm>', 'the VM to start again')
+    .summary('boot again a VM of a running `mirrorball up` that has ended')
+    .description('Boot again, from its entry in the machine file and with its name, a VM of a running `mirrorball up` that has ended ' +
+      '(stopped, powered off or crashed); its console log goes on, its console socket comes back (docs/up.md)'))
+    .action(async (name: string, flags: ControlFlags) => {
+      const vm = await withControl(flags, async (c) => (await c.execute('vm-start', { vm: name })) as { vcpus: number; memoryBytes: number; homeNode: number });
+      process.stdout.write(`vm ${name}: running, ${vm.vcpus} vCPU${vm.vcpus === 1 ? '' : 's'}, ${formatSize(vm.memoryBytes)} on node ${vm.homeNode}\n`);
     });
 
   controlOptions(program

@@ -92,3 +92,49 @@ describe('QmpConnection', () => {
     }));
   });
 });
+
+describe('QmpConnection with a token', () => {
+  const withToken = (): { sent: Record<string, unknown>[]; connection: QmpConnection; closed: () => number } => {
+    const sent: Record<string, unknown>[] = [];
+    let closed = 0;
+    const connection = new QmpConnection(ECHO, (m) => sent.push(m as Record<string, unknown>), () => { closed++; }, { name: 'mirrorball', version: '9.9' }, { token: 'secret-token' });
+    return { sent, connection, closed: () => closed };
+  };
+
+  for (const [what, args] of [['no token', ''], ['a wrong token', ',"arguments":{"token":"secret-tokeN"}'], ['a shorter one', ',"arguments":{"token":"secret"}'], ['a number', ',"arguments":{"token":7}']] as const) {
+    it(`refuses ${what} and closes the connection`, () => {
+      const c = withToken();
+      c.connection.receive(`{"execute":"qmp_capabilities"${args}}\n{"execute":"echo","arguments":{"mode":"a"}}\n`);
+      assert.deepEqual(c.sent.slice(1), [{ error: { class: 'GenericError', desc: 'the token is missing or wrong' } }], 'nothing after the refusal');
+      assert.equal(c.closed(), 1);
+      assert.equal(c.connection.listening, false);
+    });
+  }
+
+  it('takes the right token, and then the commands', () => {
+    const c = withToken();
+    c.connection.receive('{"execute":"qmp_capabilities","arguments":{"token":"secret-token"}}\n{"execute":"echo","arguments":{"mode":"a"}}\n');
+    assert.deepEqual(c.sent.slice(1), [{ return: {} }, { return: { mode: 'a' } }]);
+    assert.equal(c.closed(), 0);
+  });
+
+  it('without a token configured, a token argument is unexpected (the control socket)', () => {
+    const c = client(ECHO);
+    assert.deepEqual(c.ask('{"execute":"qmp_capabilities","arguments":{"token":"x"}}'), { error: { class: 'GenericError', desc: "Parameter 'token' is unexpected" } });
+  });
+
+  it('hands commands their connection, and runs its cleanups once it is disposed', () => {
+    let seen: QmpConnection | undefined;
+    const c = client({ who: { help: 'x', run: (_args, conn) => { seen = conn; return {}; } } });
+    c.ask('{"execute":"qmp_capabilities"}');
+    c.ask('{"execute":"who"}');
+    assert.equal(seen, c.connection);
+    let cleaned = 0;
+    c.connection.onDispose(() => { cleaned++; });
+    c.connection.dispose();
+    assert.equal(cleaned, 1);
+    assert.equal(c.connection.listening, false);
+    c.connection.onDispose(() => { cleaned++; });
+    assert.equal(cleaned, 2, 'a cleanup added after dispose runs at once');
+  });
+});
