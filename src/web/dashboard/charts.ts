@@ -26,7 +26,7 @@ export class StackedChart {
     this.plot = new uPlot({
       title, width: 360, height: 160, series,
       scales: { x: { time: true }, y: { range: [0, 100] } },
-      axes: [{}, { values: (_u, ticks) => ticks.map((t) => `${t}%`) }],
+      axes: [{}, { size: 50, values: (_u, ticks) => ticks.map((t) => `${t}%`) }],
       legend: { live: false },
     }, [[], ...labels.map(() => [])], parent);
   }
@@ -85,7 +85,7 @@ export class RateChart {
     if (rebuild || this.plot === undefined) {
       this.plot?.destroy();
       const series: uPlot.Series[] = [{}, ...[...this.values.keys()].map((label, i) => ({ label, stroke: EXIT_COLORS[i % EXIT_COLORS.length], width: 1, points: { show: false } }))];
-      this.plot = new uPlot({ title: this.title, width: 360, height: 160, series, scales: { x: { time: true } }, legend: { live: false } }, data, this.parent);
+      this.plot = new uPlot({ title: this.title, width: 360, height: 160, series, scales: { x: { time: true } }, axes: [{}, { size: 60 }], legend: { live: false } }, data, this.parent);
     } else this.plot.setData(data);
   }
 }
