@@ -15,7 +15,7 @@ export interface CpuReport {
   userCycles: number;
   kernelCycles: number;
   monitorCycles: number;
-  /** Timing mode: its caches' misses served by its own node's memory and by others'. */
+  /** Its caches' misses served by its own node's memory and by others', as timing mode counts them (null: the machine has no timing). */
   missesLocal: number | null;
   missesRemote: number | null;
 }
@@ -67,7 +67,7 @@ export function cpuCommands(monitor: Monitor): QmpCommands {
   return {
     'query-cpus': {
       help: 'the physical CPUs: {"cycles", "mode", "cpus": [{"cpu", "node", "cell", "failed", "vm", "vcpu" (what it ran last), "userCycles", "kernelCycles", "monitorCycles" ' +
-        '(busy cycles so far by kind; idle is "cycles" minus these), "missesLocal", "missesRemote" (timing mode, else null)}], "nodes": [{"id", "linesRead", "linesWritten"}] ' +
+        '(busy cycles so far by kind; idle is "cycles" minus these), "missesLocal", "missesRemote" (timing mode\'s, null on a machine without timing)}], "nodes": [{"id", "linesRead", "linesWritten"}] ' +
         '(timing mode: lines each node\'s memory supplied and took back), "policy": null or {"migratedTo", "replicatedTo"} (the NUMA policy\'s pages by destination node)}',
       run: () => cpusReport(monitor),
     },
