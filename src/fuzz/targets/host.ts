@@ -12,6 +12,8 @@ import { createProgram } from '../../cli/main.js';
 import { MachineFileError, parseMachineFile } from '../../cli/machine-file.js';
 import { UsageError } from '../../cli/options.js';
 import { monitorCommands } from '../../control/monitor-commands.js';
+import { ConsoleHub } from '../../control/console-commands.js';
+import { QmpError } from '../../control/qmp.js';
 import { MAX_LINE_BYTES } from '../../control/qmp.js';
 import { ControlServer } from '../../control/server.js';
 import { Monitor } from '../../monitor/monitor.js';
@@ -19,15 +21,16 @@ import type { FuzzSession, FuzzTarget } from '../harness.js';
 
 const MiB = 2 ** 20;
 const COMMANDS = ['qmp_capabilities', 'query-commands', 'query-vms', 'vm-stop', 'query-vm-stats', 'query-monitor', 'share-pages', 'set-policy',
-  'set-mode', 'stats-dump', 'snapshot-save', 'inject-fault', 'query-failure-report', 'quit', 'nonsense', '', 'QUERY-VMS', '__proto__', 'constructor', 'toString', 'hasOwnProperty'];
+  'set-mode', 'stats-dump', 'snapshot-save', 'inject-fault', 'query-failure-report', 'quit', 'query-cpus', 'vm-start',
+  'console-subscribe', 'console-unsubscribe', 'console-input', 'nonsense', '', 'QUERY-VMS', '__proto__', 'constructor', 'toString', 'hasOwnProperty'];
 const ARGUMENT_NAMES = ['vm', 'mode', 'dir', 'file', 'enabled', 'hotMisses', 'tlbHotMisses', 'migrateShare', 'writeSharedWrites', 'intervalRounds',
-  'moveLimit', 'freezeIntervals', 'fault', 'time', 'from', 'enable', '__proto__', 'x'];
+  'moveLimit', 'freezeIntervals', 'fault', 'time', 'from', 'enable', 'data', 'token', '__proto__', 'x'];
 /** Values for file and directory arguments: relative, inside the session's run directory only. */
 const SAFE_PATH = fc.constantFrom('stats', 'a', 'x.snap', '', '.', 'deep/er');
 
 const anyValue = fc.oneof(
   fc.constantFrom(null, true, false, 0, -1, 1.5, 1e308, -0, 2 ** 53 + 2, 'a', 'fast', 'timing', 'target', 'canary', '', '\u0000', '💥',
-    'node 0', 'cpu 0', 'link 0-1', 'page 0x80000000', 'line 0x80001040', '5ms', '1e400s'),
+    'node 0', 'cpu 0', 'link 0-1', 'page 0x80000000', 'line 0x80001040', '5ms', '1e400s', 'aGVsbG8K', '====', 'YQ', 'A'.repeat(8000)),
   fc.jsonValue({ maxDepth: 2 }),
 );
 
@@ -110,7 +113,7 @@ class Client {
 function controlTarget(): FuzzTarget<ControlCase> {
   return {
     name: 'control-socket',
-    surface: 'the monitor\'s control socket: malformed JSON, huge lines, unknown commands, random arguments, clients that connect and drop',
+    surface: 'the monitor\'s control socket: malformed JSON, huge lines, unknown commands, random arguments (console input among them), clients that connect and drop',
     cases: controlCases,
     async: true,
     async open(): Promise<FuzzSession<ControlCase>> {
@@ -122,10 +125,21 @@ function controlTarget(): FuzzTarget<ControlCase> {
         monitor, consolePath: () => undefined, stopVm: (vm) => monitor.stopVm(vm), quit: () => {}, runDir: dir,
         statsConfig: () => ({}), saveSnapshot: () => ({ saved: true }),
       });
+      // The consoles on the protocol: typing goes into the VM's UART; some output to follow.
+      const hub = new ConsoleHub({
+        check: (name) => { if (monitor.vm(name) === undefined) throw new QmpError('GenericError', `no VM named '${name}'`); },
+        input: (name, bytes) => {
+          const vm = monitor.vm(name);
+          if (vm?.state !== 'running') throw new QmpError('GenericError', `VM '${name}' is not running`);
+          vm.machine.uart.input(bytes);
+        },
+      });
+      Object.assign(commands, hub.commands());
       const server = await ControlServer.listen(path, commands, { name: 'mirrorball', version: 'fuzz' });
       let marker = 0;
       return {
         async run(c) {
+          hub.output('target', new TextEncoder().encode(`case ${marker}\n`));
           for (const action of c.clients) {
             const client = await Client.connect(path);
             try {
