@@ -164,3 +164,38 @@ describe('mirrorball up --web', () => {
     }
   });
 });
+
+describe('mirrorball run --web', () => {
+  it('gives the one machine\'s console and commands to a client with the token it printed', { timeout: 120_000 }, async () => {
+    const child = spawn(process.execPath, [CLI, 'run', '--kernel', join(dir, 'echo.Image'), '-m', '64M', '--web', '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => { stderr += t; });
+    child.stdout!.resume();
+    try {
+      const deadline = Date.now() + 60_000;
+      let m: RegExpExecArray | null = null;
+      while ((m = /dashboard (http:\/\/\S+)#token=(\S+) \(the token lives only in this process\)/.exec(stderr)) === null) {
+        if (child.exitCode !== null || Date.now() > deadline) assert.fail(`run did not print its dashboard: ${stderr}`);
+        await sleep(50);
+      }
+      const url = new URL(m[1]!);
+      const stranger = await WebClient.connect(url.host);
+      await stranger.next((x) => 'QMP' in x);
+      assert.equal(await stranger.error('qmp_capabilities', { token: 'wrong'.repeat(9) }), 'the token is missing or wrong');
+      await assert.rejects(WebClient.connect(url.host, { origin: 'http://evil.example' }), /refused: 403/);
+      const client = await negotiated(url.host, m[2]!);
+      assert.deepEqual(await client.ok('query-status'), { running: true, status: 'running' });
+      assert.match(await client.error('console-subscribe', { vm: 'web' }), /run's console is 'machine'/);
+      await client.ok('console-subscribe', { vm: 'machine' });
+      await client.ok('console-input', { vm: 'machine', data: Buffer.from('HAL').toString('base64') });
+      let seen = '';
+      const until = Date.now() + 30_000;
+      while (!seen.includes('IBM') && Date.now() < until) { seen += client.consoleText('machine'); await sleep(20); }
+      assert.equal(seen, 'IBM');
+      await client.ok('quit');
+      assert.deepEqual((await client.next((x) => x.event === 'SHUTDOWN')).data, { reason: 'host-quit' });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

@@ -107,41 +107,55 @@ function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)}M`;
 }
 
+/**
+ * The VM table, updated in place: a row per VM name, its cells' text changed only when it differs, so that a
+ * button under the pointer stays the same element between a press and its release (ten redraws a second
+ * would otherwise swallow clicks).
+ */
 function renderVms(): void {
   const body = byId('vm-table').querySelector('tbody')!;
-  const rows: HTMLTableRowElement[] = [];
-  for (const vm of latest(vms)) {
-    const pages = memory?.vms.find((m) => m.name === vm.name);
-    const row = document.createElement('tr');
-    row.dataset.vm = vm.name;
-    const cells = [vm.name, vm.state, String(vm.vcpus), mib(vm.memoryBytes),
-      pages === undefined || vm.state !== 'running' ? '–' : mib(pages.private * 4096),
-      pages === undefined || vm.state !== 'running' ? '–' : mib(pages.shared * 4096),
-      pages === undefined || vm.state !== 'running' ? '–' : mib(pages.reserved * 4096),
-      String(vm.homeNode), vm.cells.join(',')];
-    for (const [i, text] of cells.entries()) {
-      const td = document.createElement('td');
-      td.textContent = text;
-      if (i === 1) { td.className = `state ${vm.state}`; td.title = vm.reason; }
-      row.append(td);
-    }
-    const action = document.createElement('td');
-    const button = document.createElement('button');
-    const stop = vm.state === 'running';
-    button.textContent = stop ? 'stop' : 'start';
-    button.className = stop ? 'stop' : 'start';
-    button.onclick = () => {
-      button.disabled = true;
-      control.execute(stop ? 'vm-stop' : 'vm-start', { vm: vm.name })
-        .then(() => { byId('vm-error').textContent = ''; return refreshVms(false); })
-        .catch((error: Error) => { byId('vm-error').textContent = `${stop ? 'stop' : 'start'} ${vm.name}: ${error.message}`; })
-        .finally(() => { button.disabled = false; });
-    };
-    action.append(button);
-    row.append(action);
-    rows.push(row);
+  const shown = latest(vms);
+  for (const row of [...body.querySelectorAll<HTMLTableRowElement>('tr')]) {
+    if (!shown.some((vm) => vm.name === row.dataset.vm)) row.remove();
   }
-  body.replaceChildren(...rows);
+  for (const vm of shown) {
+    let row = body.querySelector<HTMLTableRowElement>(`tr[data-vm="${CSS.escape(vm.name)}"]`);
+    if (row === null) {
+      row = document.createElement('tr');
+      row.dataset.vm = vm.name;
+      for (let i = 0; i < 9; i++) row.append(document.createElement('td'));
+      row.cells[1]!.className = 'state';
+      const action = document.createElement('td');
+      const button = document.createElement('button');
+      const name = vm.name;
+      button.onclick = () => {
+        const stop = button.className === 'stop';
+        button.disabled = true;
+        control.execute(stop ? 'vm-stop' : 'vm-start', { vm: name })
+          .then(() => { byId('vm-error').textContent = ''; return refreshVms(false); })
+          .catch((error: Error) => { byId('vm-error').textContent = `${stop ? 'stop' : 'start'} ${name}: ${error.message}`; })
+          .finally(() => { button.disabled = false; });
+      };
+      action.append(button);
+      row.append(action);
+      body.append(row);
+    }
+    const pages = memory?.vms.find((m) => m.name === vm.name);
+    const live = pages !== undefined && vm.state === 'running';
+    const texts = [vm.name, vm.state, String(vm.vcpus), mib(vm.memoryBytes),
+      live ? mib(pages.private * 4096) : '–', live ? mib(pages.shared * 4096) : '–', live ? mib(pages.reserved * 4096) : '–',
+      String(vm.homeNode), vm.cells.join(',')];
+    texts.forEach((text, i) => { if (row!.cells[i]!.textContent !== text) row!.cells[i]!.textContent = text; });
+    const state = row.cells[1]!;
+    if (state.className !== `state ${vm.state}`) state.className = `state ${vm.state}`;
+    state.title = vm.reason;
+    const button = row.cells[9]!.firstElementChild as HTMLButtonElement;
+    const kind = vm.state === 'running' ? 'stop' : 'start';
+    if (button.className !== kind) {
+      button.className = kind;
+      button.textContent = kind;
+    }
+  }
 }
 
 function chartBox(parent: HTMLElement, key: string): HTMLElement {
