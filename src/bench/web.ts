@@ -144,6 +144,8 @@ async function oneRun(kind: ClientKind, browser: Browser, rounds: number): Promi
       if (page !== undefined) await page.goto(url);
       const socket = kind === 'socket' ? socketClient(url) : undefined;
       const pageStart = performance.now();
+      // `up` names each VM once its console socket listens.
+      await until('the VMs\' console sockets', () => VMS.every((vm) => output.includes(`vm ${vm}: booting`)) || up.exitCode !== null, 60_000);
       await Promise.all(VMS.map((vm) => runInConsole(join(runDir, `${vm}.console.sock`), `cpubench -n ${rounds} > /dev/null; exit`)));
       const code = await exited;
       if (code !== 0) throw new BenchError(`web: up exited with ${code}: ${output.trim().split('\n').slice(-3).join(' / ')}`);

@@ -37,6 +37,15 @@ export async function detach(file: string, runDir: string, control: string, rest
   while (status === undefined && Date.now() < deadline) {
     if (await socketAnswers(control)) {
       process.stdout.write(`mirrorball: up in the background (pid ${child.pid}); control socket ${shown(control)}, log ${shown(logPath)}\n`);
+      // With --web, the dashboard's line too (its port may have been picked), once the monitor has printed it.
+      while (web !== undefined && status === undefined && Date.now() < deadline) {
+        const line = /^mirrorball: dashboard .*$/m.exec(readFrom(logPath, logStart));
+        if (line !== null) {
+          process.stdout.write(`${line[0]}\n`);
+          break;
+        }
+        await sleep(50);
+      }
       return 0;
     }
     await sleep(100);

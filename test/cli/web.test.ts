@@ -199,3 +199,21 @@ describe('mirrorball run --web', () => {
     }
   });
 });
+
+describe('mirrorball up --detach --web', () => {
+  it('prints the dashboard\'s address too, once the monitor in the background serves it', { timeout: 120_000 }, async () => {
+    const runDir = join(dir, 'detached');
+    const r = spawnSync(process.execPath, [CLI, 'up', join(dir, 'tiny.yaml'), '--run-dir', runDir, '--detach', '--web', '0'], { encoding: 'utf8', timeout: 100_000 });
+    try {
+      assert.equal(r.status, 0, r.stderr);
+      const m = /^mirrorball: dashboard (http:\/\/\S+)#token=(\S+) /m.exec(r.stdout);
+      assert.ok(m !== null, r.stdout);
+      assert.equal(m[2], readFileSync(join(runDir, 'web.token'), 'utf8').trim());
+      const client = await negotiated(new URL(m[1]!).host, m[2]!);
+      assert.equal((await client.ok<Message[]>('query-vms')).length, 2);
+      client.close();
+    } finally {
+      spawnSync(process.execPath, [CLI, 'down', '--run-dir', runDir], { encoding: 'utf8', timeout: 60_000 });
+    }
+  });
+});
