@@ -13,8 +13,9 @@ Mirrorball against qemu-system-riscv64, side by side in the same run: time and m
   boot     the built guest from power-on to its agent, then power-off (1 hart)
   timing   timing mode against fast mode: the CPU-bound program and a memory-bound one
   net      TCP throughput through the user network against QEMU's slirp, both ways (only with --only net)
-  web      up's CPU time with one dashboard client (headless chromium, 10 updates a second) against none,
-           two VMs of the built guest running cpubench, runs alternating (only with --only web)
+  web      up's CPU time with one dashboard client (10 updates a second: a WebSocket client, and the page in
+           headless chromium) against none, two VMs of the built guest running cpubench; each run with a
+           client at the same time as one without (only with --only web)
 
 Options:
   --only cpu|boot|timing|net|web  run one bench (default: cpu, boot and timing)
