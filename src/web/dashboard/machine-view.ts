@@ -20,10 +20,10 @@ function el(tag: string, className?: string, text?: string): HTMLElement {
   return e;
 }
 
-/** Heat from 0 (white) to 1 (red). */
+/** Heat from 0 (white) to 1 (a light red that the box's text still reads on). */
 function heat(x: number): string {
   const v = Math.max(0, Math.min(1, x));
-  return `rgb(255, ${Math.round(255 * (1 - v))}, ${Math.round(255 * (1 - v))})`;
+  return `rgb(255, ${Math.round(255 - 150 * v)}, ${Math.round(255 - 150 * v)})`;
 }
 
 export function renderNuma(map: HTMLElement, note: HTMLElement, events: HTMLElement, machine: MonitorReply, cpus: CpusReply, vms: VmListing[], sample: NumaSample): void {
