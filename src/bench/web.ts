@@ -26,7 +26,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = resolve(HERE, '../../bin/mirrorball.js');
 const CPU_REPORT = join(HERE, 'cpu-report.js');
 /** cpubench's rounds in each VM: a few seconds of guest work. */
-export const WEB_ROUNDS = 200;
+export const WEB_ROUNDS = 150;
 const RUN_TIMEOUT_MS = 10 * 60_000;
 const VMS = ['web', 'db'];
 /** As the page (web/dashboard/main.ts): the fast state every 100 ms, the rest every 5th time. */
@@ -186,7 +186,10 @@ export async function webBench(repeat: number, rounds = WEB_ROUNDS): Promise<str
         await sleep(200);
         const second = oneRun(clientFirst ? 'none' : kind, browser, rounds);
         const [a, b] = await Promise.all([first, second]);
-        pairs.get(kind)!.push(clientFirst ? { client: a, none: b } : { none: a, client: b });
+        const pair = clientFirst ? { client: a, none: b } : { none: a, client: b };
+        pairs.get(kind)!.push(pair);
+        process.stderr.write(`bench: web pair ${i + 1}, ${kind}: ${pair.none.cpuSeconds.toFixed(2)} s without, ${pair.client.cpuSeconds.toFixed(2)} s with ` +
+          `(${(100 * (pair.client.cpuSeconds / pair.none.cpuSeconds - 1)).toFixed(1)} %), ${(pair.client.updatesPerSecond ?? 0).toFixed(1)} updates/s\n`);
       }
     }
   } finally {
