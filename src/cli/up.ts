@@ -126,7 +126,7 @@ class Up {
     },
   });
   private web: WebControl | undefined;
-  /** Kernels, initrds and ELF programs read so far, by path. */
+  /** Kernels, initrds and ELF programs read while the VMs are made, by path (each file read once for all the VMs that name it). */
   private readonly bootFiles = new Map<string, Uint8Array>();
   private readonly userNets = new Map<VirtualMachine, UserNet>();
   /** How each VM was built beyond the monitor (drives, rng), for snapshots of it. */
@@ -278,6 +278,8 @@ class Up {
     }
     const snapshots = new Map<string, LoadedMonitorSnapshot>();
     for (const v of vms) this.bootVm(v, snapshots);
+    // Not kept for the whole run: `vm-start` reads its VM's files again.
+    this.bootFiles.clear();
   }
 
   /** Reads a boot file once for every VM that names it. */
