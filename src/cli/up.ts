@@ -344,16 +344,22 @@ class Up {
     if (v === undefined) throw new QmpError('GenericError', `no VM named '${name}' in ${shown(this.file)} (its VMs are: ${this.spec.vms.map((s) => s.name).join(', ')})`);
     const old = this.monitor.vm(name);
     const oldOutput = old === undefined ? undefined : this.consoles.get(old);
-    for (const disk of (old === undefined ? undefined : this.vmDisks.get(old)) ?? []) {
-      disk.close();
-      this.disks.splice(this.disks.indexOf(disk), 1);
-    }
+    if (old !== undefined) this.closeDisks(old);
     let vm: VirtualMachine;
     try {
       vm = this.bootVm(v, new Map());
     } catch (error) {
+      // Made but not booted (a kernel gone, a disk that cannot be opened): it must not run.
+      const made = this.monitor.vm(name);
+      if (made !== undefined && made !== old && made.state === 'running') {
+        this.closeDisks(made);
+        this.monitor.stopVm(made, `vm-start failed: ${error instanceof Error ? error.message : String(error)}`);
+        this.afterBatch();
+      }
       if (error instanceof UsageError) throw new QmpError('GenericError', error.message);
       throw error;
+    } finally {
+      this.bootFiles.clear();
     }
     const output = this.consoles.get(vm)!;
     output.logFd = oldOutput?.logFd;
@@ -369,6 +375,15 @@ class Up {
     process.stdout.write(`vm ${name}: started again, ${vm.vcpus.length} vCPU${vm.vcpus.length === 1 ? '' : 's'}, ${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}\n`);
     this.event('VM_STARTED', { vm: name });
     return vm;
+  }
+
+  /** Closes the drives of `vm`, which has ended. */
+  private closeDisks(vm: VirtualMachine): void {
+    for (const disk of this.vmDisks.get(vm) ?? []) {
+      disk.close();
+      this.disks.splice(this.disks.indexOf(disk), 1);
+    }
+    this.vmDisks.delete(vm);
   }
 
   /** VM's console socket, listening. */

@@ -217,3 +217,37 @@ describe('mirrorball up --detach --web', () => {
     }
   });
 });
+
+describe('vm-start when the VM cannot be made', () => {
+  it('is an error naming why, and leaves no half-made VM running', { timeout: 120_000 }, async () => {
+    const kernel = join(dir, 'gone.Image');
+    writeFileSync(kernel, tinyKernel(PROGRAMS.idle));
+    const file = join(dir, 'gone.yaml');
+    writeFileSync(file, `machine:\n  topology: uma\n  smp: 2\n  memory: 256M\nvms:\n  - name: stays\n    memory: 32M\n    kernel: ${join(dir, 'idle.Image')}\n  - name: gone\n    memory: 32M\n    kernel: ${kernel}\n`);
+    const runDir = join(dir, 'gone-run');
+    const child = spawn(process.execPath, [CLI, 'up', file, '--run-dir', runDir, '--web', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.setEncoding('utf8').on('data', (t: string) => { output += t; });
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => { output += t; });
+    try {
+      const deadline = Date.now() + 60_000;
+      let m: RegExpExecArray | null = null;
+      while ((m = /dashboard (http:\/\/\S+)#token=(\S+) /.exec(output)) === null) {
+        if (child.exitCode !== null || Date.now() > deadline) assert.fail(`up did not print its dashboard: ${output}`);
+        await sleep(50);
+      }
+      const client = await negotiated(new URL(m[1]!).host, m[2]!);
+      await client.ok('vm-stop', { vm: 'gone' });
+      rmSync(kernel);
+      assert.match(await client.error('vm-start', { vm: 'gone' }), /cannot read kernel '.*gone\.Image'/);
+      const vms = await client.ok<Message[]>('query-vms');
+      assert.deepEqual(vms.filter((v) => v.name === 'gone').map((v) => v.state), ['stopped', 'stopped'], JSON.stringify(vms));
+      assert.match(String(vms[vms.length - 1]!.reason), /^vm-start failed: /);
+      writeFileSync(kernel, tinyKernel(PROGRAMS.idle));
+      assert.equal((await client.ok<Message>('vm-start', { vm: 'gone' })).state, 'running', 'with its kernel back, it starts');
+      await client.ok('quit');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
