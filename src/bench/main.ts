@@ -3,14 +3,14 @@
 //   cpu   a bare-metal CPU-bound program (src/bench/programs/cpu.c) to its HTIF exit: time, MIPS, peak RSS
 //   boot  the built guest from power-on to its agent, then `poweroff -f` typed on the console, 1 hart
 //   net   TCP throughput through the user network, both ways, against QEMU's slirp (net.ts; only with --only net)
-//   web   up's CPU time with one dashboard client against none (web.ts; only with --only web)
+//   dashboard  up's CPU time with one dashboard client against none (dashboard.ts; only with --only dashboard)
 //   timing  the cpu program and a memory-bound one (src/bench/programs/mem.c: a 4 MiB working set, pointer
 //         chasing and streaming) in fast mode and in timing mode: the slowdown against the 3x target
 //
 // Options (options.ts, `npm run bench -- --help`): --only cpu|boot|timing, --iterations N (rounds of the cpu
 // program), --repeat N (each bench N times, alternating, median and range), --json FILE.
 
-import { webBench } from './web.js';
+import { dashboardBench } from './dashboard.js';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AgentProtocol } from '../guest/agent-protocol.js';
@@ -195,9 +195,9 @@ async function main(): Promise<void> {
     process.stdout.write(`(each figure the median of ${args.repeat} transfer${args.repeat === 1 ? '' : 's'} in one boot, with the range; loopback; the guest's are timed from the host, less an empty command's round trip)\n`);
     return;
   }
-  if (args.only === 'web') {
-    if (findBuiltGuest() === undefined) throw new BenchError('web: no guest built (run `mirrorball guest build`)');
-    process.stdout.write(`${await webBench(args.repeat)}\n`);
+  if (args.only === 'dashboard') {
+    if (findBuiltGuest() === undefined) throw new BenchError('dashboard: no guest built (run `mirrorball guest build`)');
+    process.stdout.write(`${await dashboardBench(args.repeat)}\n`);
     return;
   }
   if ((wants('cpu') || wants('boot')) && !onPath(QEMU)) {

@@ -13,7 +13,7 @@ import { ControlServer, ControlSocketError } from '../control/server.js';
 import { ConsoleHub } from '../control/console-commands.js';
 import { QmpError } from '../control/qmp.js';
 import { newToken } from '../host/web/token.js';
-import { WebControl, parseWebAddress } from './web.js';
+import { WebControl, parseWebAddress } from './web-control.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import { DriveError } from '../host/drives.js';
 import { buildMachine, type BuiltMachine, type MachineSpec } from '../host/machine-spec.js';

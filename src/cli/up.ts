@@ -30,7 +30,7 @@ import { readInput } from './run.js';
 import { CONTROL_SOCKET, defaultRunDir } from './vm-client.js';
 import { VmConsole } from './up-console.js';
 import { detach, makeRunDir, shown } from './up-detach.js';
-import { WebControl, parseWebAddress, type WebAddress } from './web.js';
+import { WebControl, parseWebAddress, type WebAddress } from './web-control.js';
 import { ConsoleHub } from '../control/console-commands.js';
 import { QmpError } from '../control/qmp.js';
 import { TokenFileError, loadToken } from '../host/web/token.js';

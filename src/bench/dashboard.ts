@@ -1,4 +1,4 @@
-// `npm run bench -- --only web`: what a dashboard client costs `up` (issue 26's bar: ≤ 5 % more CPU time).
+// `npm run bench -- --only dashboard`: what a dashboard client costs `up` (issue 26's bar: ≤ 5 % more CPU time).
 //
 // Each run starts `up --web` with two VMs of the built guest; each VM boots, runs `cpubench -n ROUNDS` from
 // its console socket and leaves its shell, which powers it off; `up` then ends. The figure is `up`'s CPU time
@@ -7,7 +7,7 @@
 // web/dashboard/main.ts's poll, both consoles followed), which costs this machine's two cores next to
 // nothing; and with one headless chromium showing the dashboard itself, whose drawing competes with `up`
 // for the cores. So that drift on a shared machine falls on both sides, each run with a client is made at
-// the same time as one without (webBench).
+// the same time as one without (dashboardBench).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -173,7 +173,7 @@ async function oneRun(kind: ClientKind, browser: Browser, rounds: number): Promi
  * both; which one starts first alternates. Runs one after the other on a shared machine varied by tens of
  * per cent from drift alone, far more than the effect measured.
  */
-export async function webBench(repeat: number, rounds = WEB_ROUNDS): Promise<string> {
+export async function dashboardBench(repeat: number, rounds = WEB_ROUNDS): Promise<string> {
   const browser = await chromium.launch({ executablePath: process.env.MIRRORBALL_CHROMIUM ?? '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
   const kinds: Exclude<ClientKind, 'none'>[] = ['socket', 'chromium'];
   const pairs = new Map(kinds.map((k) => [k, [] as { none: WebRun; client: WebRun }[]]));

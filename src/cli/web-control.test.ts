@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { UsageError } from './options.js';
-import { parseWebAddress } from './web.js';
+import { parseWebAddress } from './web-control.js';
 
 it('--web takes [ADDR:]PORT, on 127.0.0.1 by default', () => {
   assert.deepEqual(parseWebAddress('8080'), { host: '127.0.0.1', port: 8080 });
