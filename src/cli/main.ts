@@ -10,6 +10,7 @@ import { registerUpCommand } from './up.js';
 import { ControlClientError } from './vm-client.js';
 import { registerVmCommands } from './vm-commands.js';
 import { registerFaultCommand, registerRepairCommand } from './fault.js';
+import { registerWebCommands } from './web.js';
 
 /** QEMU spells some options with one dash and several letters; accept those spellings too. */
 const QEMU_SPELLINGS: Record<string, string> = { '-smp': '--smp', '-kernel': '--kernel', '-initrd': '--initrd', '-append': '--append', '-bios': '--bios', '-drive': '--drive' };
@@ -34,6 +35,7 @@ export function createProgram(): Command {
   registerConsoleCommand(program);
   registerGuestCommands(program);
   registerExperimentCommands(program);
+  registerWebCommands(program);
   return program;
 }
 
