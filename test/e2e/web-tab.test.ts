@@ -60,7 +60,7 @@ describe('Mirrorball in a browser tab', { skip }, () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(server.url);
-    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'web serve\'s headers make the page cross-origin isolated');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated), true, 'web serve\'s headers make the page cross-origin isolated');
     const shots = screenshotDir();
     try {
       await page.waitForFunction((prompt) => (globalThis as unknown as { mirrorballTab?: { transcript(): string } }).mirrorballTab?.transcript().includes(prompt),

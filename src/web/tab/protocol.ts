@@ -18,7 +18,7 @@ export interface InputMessage {
 
 export type ToWorker = BootRequest | InputMessage;
 
-/** What the worker reports after each batch of rounds (about every 20 ms of host time while busy). */
+/** What the worker reports, at most every 100 ms of host time, and when the machine stops. */
 export interface StatsMessage {
   type: 'stats';
   /** Instructions of every hart together since power-on. */

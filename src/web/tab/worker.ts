@@ -1,5 +1,5 @@
 // The machine in a Web Worker: built, booted and run in the same rounds as `mirrorball run` (board/run-loop.ts),
-// its console bytes and statistics posted to the page after each batch, typed bytes taken at the next yield.
+// its console bytes and statistics posted to the page after each batch (statistics 10 times a second), typed bytes taken at the next yield.
 
 import { bootLinux } from '../../board/boot.js';
 import { layoutMachine, type MachineConfig } from '../../board/address-map.js';
@@ -30,6 +30,9 @@ function browserLoop(): HostLoop {
     sleep: (ms) => new Promise((resolve) => { setTimeout(resolve, ms); }),
   };
 }
+
+/** Host milliseconds between two statistics reports to the page (10 a second). */
+const STATS_EVERY_MS = 100;
 
 let machine: Machine | undefined;
 const pending: Uint8Array[] = [];
@@ -73,14 +76,20 @@ async function boot(request: Extract<ToWorker, { type: 'boot' }>): Promise<void>
   bootLinux(m, { kernel: new Uint8Array(request.kernel), initrd: new Uint8Array(request.initrd), append: request.append });
   machine = m;
   const started = performance.now();
-  const report = (): void => {
+  let reported = -Infinity;
+  const report = (final = false): void => {
     flushOutput();
+    // Console bytes go at once (typing echoes); statistics at most STATS_EVERY_MS apart: an idle paced
+    // machine ends a batch every 2 ms, and the page need not redraw its table 500 times a second.
+    const now = performance.now();
+    if (!final && now - reported < STATS_EVERY_MS) return;
+    reported = now;
     const busy = m.harts.filter((h) => !h.parked && !h.suspended && !(h.waiting && !h.wakeable)).length;
     post({ type: 'stats', instructions: m.instructions, guestSeconds: m.clock.now() / TIMEBASE_HZ, hostMs: performance.now() - started, harts: m.harts.length, busyHarts: busy });
   };
   // Paced, as `run` is when someone may type: a guest waiting for the keyboard waits in host time.
-  const exit = await runMachineOn(browserLoop(), m, { pace: true, onBatch: report });
-  report();
+  const exit = await runMachineOn(browserLoop(), m, { pace: true, onBatch: () => report() });
+  report(true);
   post({ type: 'exit', reason: describe(exit) });
 }
 
