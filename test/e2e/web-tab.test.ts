@@ -4,9 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join, normalize } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
@@ -30,6 +31,39 @@ function serve(dir: string): Promise<{ child: ChildProcess; url: string }> {
     });
     child.once('exit', (code) => reject(new Error(`web serve exited (${code})`)));
   });
+}
+
+/**
+ * The folder as a host that cannot set headers serves it (no COOP, no COEP): the page is then not cross-origin
+ * isolated. Only for this test's own files (paths are normalized and kept under `dir`, nothing more).
+ */
+async function serveWithoutIsolation(dir: string): Promise<{ server: Server; url: string }> {
+  const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json' };
+  const server = createServer((request, response) => {
+    const path = normalize(decodeURIComponent((request.url ?? '/').split('?')[0]!)).replace(/^(\.\.[/\\])+/, '');
+    const file = path === '/' ? 'index.html' : path;
+    try {
+      const body = readFileSync(join(dir, file));
+      response.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' });
+      response.end(body);
+    } catch {
+      response.writeHead(404);
+      response.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return { server, url: `http://127.0.0.1:${address.port}/` };
+}
+
+async function waitForPrompt(page: Page, errors: string[], shot: string): Promise<void> {
+  try {
+    await page.waitForFunction((prompt) => (globalThis as unknown as { mirrorballTab?: { transcript(): string } }).mirrorballTab?.transcript().includes(prompt),
+      PROMPT, { timeout: BOOT_TIMEOUT_MS, polling: 250 });
+  } catch (error) {
+    await page.screenshot({ path: join(screenshotDir(), shot) });
+    throw new Error(`no shell prompt in the page: ${String(error)}; page errors: ${errors.join('; ')}; progress: ${await page.textContent('#progress')}`);
+  }
 }
 
 function transcript(page: Page): Promise<string> {
@@ -62,13 +96,8 @@ describe('Mirrorball in a browser tab', { skip }, () => {
     await page.goto(server.url);
     assert.equal(await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated), true, 'web serve\'s headers make the page cross-origin isolated');
     const shots = screenshotDir();
-    try {
-      await page.waitForFunction((prompt) => (globalThis as unknown as { mirrorballTab?: { transcript(): string } }).mirrorballTab?.transcript().includes(prompt),
-        PROMPT, { timeout: BOOT_TIMEOUT_MS, polling: 250 });
-    } catch (error) {
-      await page.screenshot({ path: join(shots, 'web-tab-boot-failed.png') });
-      throw new Error(`no shell prompt in the page: ${String(error)}; page errors: ${errors.join('; ')}; progress: ${await page.textContent('#progress')}`);
-    }
+    assert.equal(await page.textContent('#notice'), '', 'no notice about isolation');
+    await waitForPrompt(page, errors, 'web-tab-boot-failed.png');
     const booted = await transcript(page);
     assert.match(booted, /Linux version 6\.1/);
     assert.match(booted, /Run \/init as init process/);
@@ -88,5 +117,23 @@ describe('Mirrorball in a browser tab', { skip }, () => {
     assert.match(stats['harts']!, /^1 \(\d busy\)$/);
     assert.ok(Number.parseFloat(stats['guest time']!) > 0.3, `guest time ${stats['guest time']}`);
     assert.deepEqual(errors, []);
+  });
+
+  it('boots without cross-origin isolation too (RAM a plain ArrayBuffer), and says so', { timeout: BOOT_TIMEOUT_MS + 60_000 }, async () => {
+    const plain = await serveWithoutIsolation(join(dir, 'page'));
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    try {
+      await page.goto(plain.url);
+      assert.equal(await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated), false);
+      await waitForPrompt(page, pageErrors, 'web-tab-not-isolated-failed.png');
+      assert.match(await page.textContent('#notice') ?? '', /not cross-origin isolated/);
+      await page.screenshot({ path: join(screenshotDir(), 'web-tab-not-isolated.png') });
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await page.close();
+      await new Promise((resolve) => plain.server.close(resolve));
+    }
   });
 });
