@@ -116,7 +116,22 @@ describe('Mirrorball in a browser tab', { skip }, () => {
     assert.deepEqual(Object.keys(stats), ['instructions per second', 'guest time', 'host time', 'harts']);
     assert.match(stats['harts']!, /^1 \(\d busy\)$/);
     assert.ok(Number.parseFloat(stats['guest time']!) > 0.3, `guest time ${stats['guest time']}`);
+
+    // Leaving the shell powers the guest off: the worker's machine stops and the page says why.
+    await page.keyboard.type('exit\n');
+    await page.locator('#progress', { hasText: 'the guest powered off (status 0)' }).waitFor({ timeout: 60_000 });
     assert.deepEqual(errors, []);
+  });
+
+  it('refuses a bad machine in its address with one line on the page', async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${server.url}?smp=99`);
+      await page.locator('#progress.error').waitFor({ timeout: 30_000 });
+      assert.equal(await page.textContent('#progress'), 'error: ?smp=99: a whole number from 1 to 32, please');
+    } finally {
+      await page.close();
+    }
   });
 
   it('boots without cross-origin isolation too (RAM a plain ArrayBuffer), and says so', { timeout: BOOT_TIMEOUT_MS + 60_000 }, async () => {
