@@ -98,8 +98,8 @@ export function registerRunCommand(program: Command): void {
     .option('--console-log <file>', 'also write everything the guest prints to this file')
     .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
     .option('--max-instructions <n>', 'stop after this many instructions')
-    .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1); above 1 a run is not ' +
-      'reproducible, and so far only bare-metal --elf programs run so (docs/threads.md)')
+    .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1, the reproducible mode); ' +
+      'above 1 a run is not reproducible, and not with --timing, --control, --restore or --time host (docs/threads.md)')
     .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
     .option('--timing [from]', 'timing mode: charge every access the ccNUMA cache model\'s cycles (2-3x slower); ' +
@@ -246,15 +246,16 @@ function machineFromSnapshot(flags: RunFlags, command: Command, file: string): {
   return { spec: loaded.spec, report, loaded };
 }
 
-/** --threads, and the runs it can do so far: a bare-metal ELF, with the board's own devices only (docs/threads.md). */
+/**
+ * --threads, and what a threaded run cannot do (docs/threads.md): timing mode runs on one thread, and the
+ * control socket (pausing, snapshots), restoring a snapshot and host time are not threaded yet.
+ */
 function threadsWanted(flags: RunFlags): number {
   const threads = flags.threads === undefined ? 1 : parseCount(flags.threads, '--threads', 1, MAX_THREADS);
   if (threads === 1) return 1;
-  if (flags.elf === undefined) throw new UsageError('--threads above 1 runs only bare-metal --elf programs so far');
-  const refused = ([['--timing', flags.timing], ['--control', flags.control], ['--restore', flags.restore], ['--net', flags.net],
-    ['--console', flags.console], ['--serial', flags.serial], ['--rng', flags.rng], ['--time host', flags.time === 'host' ? true : undefined]] as const)
+  const refused = ([['--timing', flags.timing], ['--control', flags.control], ['--restore', flags.restore],
+    ['--time host', flags.time === 'host' ? true : undefined]] as const)
     .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
-  if (flags.drive.length > 0) refused.push('--drive');
   if (refused.length > 0) throw new UsageError(`--threads above 1 does not work with ${refused.join(', ')} yet`);
   return threads;
 }
@@ -347,7 +348,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   const instructionsBefore = machine.instructions;
   try {
     exit = threads > 1
-      ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted() })
+      ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted(), pace: interactive })
       : await runMachine(machine, { maxInstructions, pace: interactive, gate });
   } catch (error) {
     if (error instanceof ThreadedRunError) throw new UsageError(error.message);
