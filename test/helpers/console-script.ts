@@ -26,6 +26,7 @@ export function consoleScript(file: string, args: readonly string[], command: st
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let raw = '';
     let text = '';
     let typed = false;
     let done = false;
@@ -51,11 +52,16 @@ export function consoleScript(file: string, args: readonly string[], command: st
         finish(undefined, { output: text.slice(begin + BEGIN.length + 1, end), console: text, seconds });
       }
     };
+    // A \r\n can be split between two chunks: the whole text is normalized each time.
     child.stdout.on('data', (chunk: Buffer) => {
-      text += chunk.toString('latin1').replace(/\r\n/g, '\n');
+      raw += chunk.toString('latin1');
+      text = raw.replace(/\r\n/g, '\n');
       look();
     });
-    child.stderr.on('data', (chunk: Buffer) => { text += chunk.toString('latin1'); });
+    child.stderr.on('data', (chunk: Buffer) => {
+      raw += chunk.toString('latin1');
+      text = raw.replace(/\r\n/g, '\n');
+    });
     child.on('error', (error) => finish(error));
     child.on('exit', (code) => finish(new Error(`${file} exited (${code}) before the end marker; console:\n${text.slice(-3000)}`)));
   });
