@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { consoleScript, type ConsoleRun } from '../helpers/console-script.js';
+import { consoleScript, type ConsoleRun } from '../../src/bench/console-script.js';
 import { typedChecksScript } from '../helpers/reference-checks.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));

@@ -1,8 +1,9 @@
 // A machine driven through its serial console as a person would: a child process (mirrorball run, or QEMU
 // with -nographic) whose stdout is the console; once the guest's shell prompt shows, one command line is
-// typed, and what it printed between two markers comes back. Used to compare Mirrorball with QEMU.
+// typed, and what it printed between two markers comes back. The threads bench and an e2e test use it.
 
 import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 
 const PROMPT = 'mirrorball:/# ';
 const BEGIN = '@@BEGIN@@';
@@ -15,6 +16,8 @@ export interface ConsoleRun {
   console: string;
   /** Host seconds from the start of the process to the end marker. */
   seconds: number;
+  /** Host seconds from typing the command to the end marker: the command's own wall time. */
+  commandSeconds: number;
 }
 
 /**
@@ -29,6 +32,7 @@ export function consoleScript(file: string, args: readonly string[], command: st
     let raw = '';
     let text = '';
     let typed = false;
+    let typedAt = 0;
     let done = false;
     const finish = (error: Error | undefined, result?: ConsoleRun): void => {
       if (done) return;
@@ -42,14 +46,15 @@ export function consoleScript(file: string, args: readonly string[], command: st
     const look = (): void => {
       if (!typed && text.includes(PROMPT)) {
         typed = true;
+        typedAt = performance.now();
         // The markers are printed by echo, so the typed line (echoed by the terminal) does not hold them whole.
         child.stdin.write(`echo '@@BEG''IN@@'; ${command}; echo '@@E''ND@@'\n`);
       }
       const begin = text.lastIndexOf(`${BEGIN}\n`);
       const end = text.indexOf(`${END}\n`, begin);
       if (typed && begin >= 0 && end > begin) {
-        const seconds = (performance.now() - started) / 1000;
-        finish(undefined, { output: text.slice(begin + BEGIN.length + 1, end), console: text, seconds });
+        const now = performance.now();
+        finish(undefined, { output: text.slice(begin + BEGIN.length + 1, end), console: text, seconds: (now - started) / 1000, commandSeconds: (now - typedAt) / 1000 });
       }
     };
     // A \r\n can be split between two chunks: the whole text is normalized each time.
