@@ -11,8 +11,8 @@ import { consoleScript } from './console-script.js';
 import { BenchError } from './measure.js';
 import { formatSpread } from './options.js';
 
-/** The raytrace: 2 threads, a scene and image big enough for some seconds on one host thread. */
-export const RAYTRACE = 'raytrace -t 2 -w 96 -H 64 -s 400 -m 1M';
+/** The raytrace: 2 threads, a scene and image big enough for about 10 s on one host thread (1 s in QEMU). */
+export const RAYTRACE = 'raytrace -t 2 -w 256 -H 160 -s 800 -m 1M';
 /** Iterations of the calibration's work per worker: about a second on one core here. */
 const CALIBRATION_WORK = 150_000_000;
 
