@@ -177,12 +177,12 @@ export class SbiFirmware {
         else ret(SBI_ERR_NOT_SUPPORTED);
         break;
       case EXT_RFENCE:
-        if (fid === 0) ret(this.fenceHarts(h, h.reg(A0), h.reg(A1), FENCE_I, () => undefined));
+        if (fid === 0) ret(this.fenceHarts(h.reg(A0), h.reg(A1), FENCE_I, () => undefined));
         else if (fid <= 2) {
           const start = h.reg(A2);
           const size = h.reg(A3);
           const asid = fid === 2 ? h.x[A4 * 2]! & 0xffff : undefined;
-          ret(this.fenceHarts(h, h.reg(A0), h.reg(A1), FENCE_VMA, (t) => this.sfence(t, start, size, asid)));
+          ret(this.fenceHarts(h.reg(A0), h.reg(A1), FENCE_VMA, (t) => this.sfence(t, start, size, asid)));
         }
         else ret(SBI_ERR_NOT_SUPPORTED);
         break;
@@ -212,7 +212,7 @@ export class SbiFirmware {
         const mask = this.readLegacyMask(h, h.reg(A0));
         // The legacy fences flush everything (FENCE.I needs nothing, but they are rare enough not to matter).
         if (eid === LEGACY_SEND_IPI) this.forHarts(mask, 0, (t) => this.sendIpi(t));
-        else this.fenceHarts(h, mask, 0, FENCE_I | FENCE_VMA, (t) => this.platform.harts[t]!.flushTlb());
+        else this.fenceHarts(mask, 0, FENCE_I | FENCE_VMA, (t) => this.platform.harts[t]!.flushTlb());
         h.setReg(A0, 0);
         return true;
       }
@@ -293,13 +293,12 @@ export class SbiFirmware {
   }
 
   /**
-   * A remote fence from hart `caller` on the harts selected by (mask, base): `act` on each, here at once.
+   * A remote fence on the harts selected by (mask, base): `act` on each, here at once.
    * On threads, harts elsewhere get a request (`what`) instead and the call returns once they have all
    * done it (threaded-sbi.ts).
    */
-  protected fenceHarts(caller: HartState, mask: number, base: number, what: number, act: (hart: number) => void): number {
-    void caller;
-    void what;
+  protected fenceHarts(mask: number, base: number, what: number, act: (hart: number) => void): number {
+    void what; // one thread: nothing to ask of anyone
     return this.forHarts(mask, base, act);
   }
 

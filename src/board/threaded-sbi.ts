@@ -181,7 +181,7 @@ export class WorkerSbi extends SbiFirmware {
    * is always allowed), and the call waits for every ack: what the fence protects (a page-table page reused,
    * new code run) happens only after each target has dropped what it held.
    */
-  protected override fenceHarts(caller: HartState, mask: number, base: number, what: number, act: (hart: number) => void): number {
+  protected override fenceHarts(mask: number, base: number, what: number, act: (hart: number) => void): number {
     const targets: number[] = [];
     const result = this.forHarts(mask, base, (t) => targets.push(t));
     if (result !== SBI_SUCCESS) return result;
@@ -191,7 +191,6 @@ export class WorkerSbi extends SbiFirmware {
       else waits.push([t, this.host.signals.requestFence(t, what)]);
     }
     if (waits.length > 0) this.host.awaitAcks(waits);
-    void caller;
     return SBI_SUCCESS;
   }
 }
