@@ -20,6 +20,7 @@ import type { RamRegion } from '../memory/ram.js';
 import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
 import { Translator } from './translator.js';
+import type { RegionLimits } from './block-source.js';
 
 /** Expansions of all 65536 halfwords, filled on first use; ILLEGAL_C marks a reserved encoding. */
 const rvcTable = new Int32Array(65536);
@@ -71,10 +72,10 @@ export class Hart extends HartMemory {
 
   /**
    * Turns the block translator on or off (the board turns it on). `hotBlock` is how many times a block is
-   * interpreted before it is compiled (tests pass 0).
+   * interpreted before it is compiled (tests pass 0); `region` what a compiled block takes in with it.
    */
-  setTranslation(on: boolean, hotBlock?: number): void {
-    this.translator = on ? new Translator(this, hotBlock) : undefined;
+  setTranslation(on: boolean, hotBlock?: number, region?: RegionLimits): void {
+    this.translator = on ? new Translator(this, hotBlock, undefined, region) : undefined;
     this.translator?.setTiming(this.timing);
   }
 
