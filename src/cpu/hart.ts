@@ -14,7 +14,7 @@ import { executeAmo } from './amo.js';
 import { csrRead, csrWrite, trappedInstruction } from './csr.js';
 import { EXIT, TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
-import { HartMemory } from './hart-memory.js';
+import { WarmHart } from './warm-tier.js';
 import type { MemoryTiming } from './memory-timing.js';
 import type { RamRegion } from '../memory/ram.js';
 import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
@@ -49,7 +49,7 @@ export interface HartRunState {
   countersSynced: boolean;
 }
 
-export class Hart extends HartMemory {
+export class Hart extends WarmHart {
   /** Virtual address of the page instructions are fetched from, its halfword index and memory. */
   private fetchPage = 2 ** 60;
   private fetchBase = 0;
@@ -72,10 +72,11 @@ export class Hart extends HartMemory {
 
   /**
    * Turns the block translator on or off (the board turns it on). `hotBlock` is how many times a block is
-   * interpreted before it is compiled (tests pass 0); `region` what a compiled block takes in with it.
+   * interpreted before it is compiled (tests pass 0); `region` what a compiled block takes in with it;
+   * `warmBlock` how many look-ups of a pc measure its block (and start the warm tier).
    */
-  setTranslation(on: boolean, hotBlock?: number, region?: RegionLimits): void {
-    this.translator = on ? new Translator(this, hotBlock, undefined, region) : undefined;
+  setTranslation(on: boolean, hotBlock?: number, region?: RegionLimits, warmBlock?: number): void {
+    this.translator = on ? new Translator(this, hotBlock, warmBlock, region) : undefined;
     this.translator?.setTiming(this.timing);
   }
 
@@ -165,8 +166,12 @@ export class Hart extends HartMemory {
             const b = tr.lookup(pc, this.fetchMem, this.fetchBase);
             if (b !== undefined && b.count !== 0 && b.count <= budget - n) {
               if (b.run !== undefined) n += b.run(this, x, tr, budget - n);
-              else {
-                // Warm: interpreted until it has run often enough to be worth compiling (until a side exit).
+              else if (b.ops !== undefined && this.timing === undefined) {
+                // Warm: run from its decoded form until it has run often enough to be worth compiling.
+                n += this.runWarm(b.ops, b.pcs, b.count, tr);
+                tr.warm(b);
+              } else {
+                // Warm in timing mode, which charges every fetch: interpreted (until a side exit).
                 const pcs = b.pcs;
                 let k = 0;
                 do {
@@ -324,7 +329,13 @@ export class Hart extends HartMemory {
       case OP_IMM: {
         const imm = insn >> 20;
         switch (f3) {
-          case 0: add(x, d, al, ah, imm, imm >> 31); break;
+          case 0: {
+            // ADDI, the most frequent instruction: add() inlined by hand (V8 does not inline it in this function).
+            const lo = (al + imm) | 0;
+            x[d] = lo;
+            x[d + 1] = (ah + (imm >> 31) + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+            break;
+          }
           case 1: if (imm & 0xfc0) this.illegal(insn, len); sll(x, d, al, ah, imm & 63); break;
           case 2: x[d] = lt(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
           case 3: x[d] = ltu(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
@@ -355,7 +366,12 @@ export class Hart extends HartMemory {
         const f7 = insn >>> 25;
         if (f7 === 0) {
           switch (f3) {
-            case 0: add(x, d, al, ah, bl, bh); break;
+            case 0: {
+              const lo = (al + bl) | 0;
+              x[d] = lo;
+              x[d + 1] = (ah + bh + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+              break;
+            }
             case 1: sll(x, d, al, ah, bl & 63); break;
             case 2: x[d] = lt(al, ah, bl, bh) ? 1 : 0; x[d + 1] = 0; break;
             case 3: x[d] = ltu(al, ah, bl, bh) ? 1 : 0; x[d + 1] = 0; break;

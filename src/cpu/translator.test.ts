@@ -63,13 +63,13 @@ class Rig {
 
   /**
    * `hotBlock`: interpreted runs of a block before it is compiled (0: at once); `cache`: run in timing mode;
-   * `region`: what a compiled block takes in with it (chaining).
+   * `region`: what a compiled block takes in with it (chaining); `warmBlock`: look-ups before a block is measured.
    */
-  constructor(translate: boolean, hotBlock = 0, cache?: Partial<CacheGeometry>, region?: RegionLimits) {
+  constructor(translate: boolean, hotBlock = 0, cache?: Partial<CacheGeometry>, region?: RegionLimits, warmBlock?: number) {
     const bus = new Bus();
     bus.addRam(this.ram);
     this.hart = new Hart(0, { bus, clock: { now: () => 0 }, reservations: new Reservations(1) });
-    this.hart.setTranslation(translate, hotBlock, region);
+    this.hart.setTranslation(translate, hotBlock, region, warmBlock);
     if (cache !== undefined) {
       this.model = new TimingModel({ cpuNode: [0], nodes: [{ base: RAM_BASE, size: RAM_BYTES }], latencies: LATENCIES, cache });
       this.hart.setMemoryTiming(this.model);
@@ -121,8 +121,8 @@ export function timingState(model: TimingModel, harts: readonly Hart[]): unknown
 
 /** Runs the same program and register file on an interpreting and a translating hart, slice by slice. */
 function differential(parcels: number[], registers: bigint[], slices: number[], hotBlock: number, cache?: Partial<CacheGeometry>,
-  region?: RegionLimits): void {
-  const rigs = [new Rig(false, 0, cache), new Rig(true, hotBlock, cache, region)];
+  region?: RegionLimits, warmBlock?: number): void {
+  const rigs = [new Rig(false, 0, cache), new Rig(true, hotBlock, cache, region, warmBlock)];
   for (const rig of rigs) {
     rig.put(CODE, parcels);
     for (let i = 1; i < 32; i++) rig.hart.x64[i] = registers[i];
@@ -456,4 +456,48 @@ test('code of a chained block rewritten behind the harts\' back is seen after FE
   }
   step(50);
   assert.ok(rigs[1].hart.x64[7] > 16n * 5n, 'the rewritten add ran');
+});
+
+test('random programs on the warm tier alone (measured at the first look-up, never compiled) agree with the interpreter', () => {
+  fc.assert(
+    fc.property(
+      fc.array(instruction, { minLength: 1, maxLength: 60 }),
+      fc.array(value64, { minLength: 32, maxLength: 32 }),
+      fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 6 }),
+      // In timing mode the warm tier steps through the interpreter, which charges each fetch.
+      fc.option(tinyCache, { nil: undefined }),
+      (program, registers, slices, cache) => differential(program.flat(), registers, slices, 1e9, cache, undefined, 1),
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test('the warm tier: a loop of two blocks with a load that faults stops at every slice end and traps precisely', () => {
+  for (const slices of [[3, 1, 7, 2, 11, 40], [5, 5, 5, 5, 5, 5, 5], [200]]) {
+    const rigs = [new Rig(false), new Rig(true, 1e9, undefined, undefined, 1)];
+    for (const rig of rigs) {
+      rig.put(CODE, twoBlocks);
+      rig.hart.x64[6] = 100n;
+      rig.hart.x64[8] = BigInt(RAM_BASE + RAM_BYTES - 5 * 8);
+    }
+    for (const slice of slices) {
+      assert.equal(rigs[1].hart.run(slice), rigs[0].hart.run(slice));
+      assert.deepEqual(rigs[1].snapshot(), rigs[0].snapshot());
+    }
+    assert.equal(rigs[1].hart.mcause, BigInt(CAUSE_STORE_ACCESS));
+    assert.equal(rigs[1].hart.mepc, CODE + 12);
+    assert.equal(rigs[1].hart.x64[5], 6n);
+  }
+});
+
+test('the warm tier: a store into the rest of its own block ends it, and the next instruction runs in its new form', () => {
+  const rigs = [new Rig(false), new Rig(true, 1e9, undefined, undefined, 1)];
+  for (const rig of rigs) {
+    rig.put(CODE, [sw(12, 13, 0), addi(10, 0, 1), JUMP_SELF]);
+    rig.hart.x64[12] = BigInt(CODE + 4);
+    rig.hart.x64[13] = BigInt(addi(10, 0, 42));
+  }
+  assert.equal(rigs[1].hart.run(10), rigs[0].hart.run(10));
+  assert.deepEqual(rigs[1].snapshot(), rigs[0].snapshot());
+  assert.equal(rigs[1].hart.x64[10], 42n);
 });

@@ -8,6 +8,7 @@ import type { RamRegion } from '../memory/ram.js';
 import { lt, ltu, mulDiv32, mulDiv64, mulhu32 } from './alu.js';
 import { generateBlock, measureBlock, type FetchTiming, type RegionLimits } from './block-source.js';
 import type { HartState } from './hart-state.js';
+import { decodeBlock } from './warm-tier.js';
 import type { FetchProbe, MemoryTiming } from './memory-timing.js';
 
 const PAGE_SHIFT = 12;
@@ -54,6 +55,8 @@ type Factory = (helpers: typeof HELPERS, pcs: number[], ks: number[]) => BlockFu
 export class Block {
   /** Times the block was interpreted since it was measured; it is compiled when this reaches hotBlock. */
   heat = 0;
+  /** Its decoded form, which the warm tier runs until it is compiled (warm-tier.ts). */
+  ops: Int32Array | undefined = undefined;
 
   constructor(
     readonly pc: number,
@@ -324,6 +327,7 @@ export class Translator {
     const text = mem.slice(start, start + (shape.bytes >>> 1));
     const b = new Block(pc, shape.count, shape.pcs, undefined, mem, base, code.versions, page, version, text, offset >>> 1, this.code.epoch);
     if (this.hotBlock === 0 && b.count > 0) this.compileBlock(b);
+    else if (b.count > 0) b.ops = decodeBlock(mem, base, shape.pcs, shape.count);
     return b;
   }
 
@@ -375,6 +379,7 @@ export class Translator {
     b.text = page.slice(source.low >>> 1, source.high >>> 1);
     b.textOffset = source.low >>> 1;
     b.run = this.code.compile(source.body, source.pcs, source.ks);
+    b.ops = undefined;
   }
 
   /**
