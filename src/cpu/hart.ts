@@ -166,12 +166,12 @@ export class Hart extends WarmHart {
             const b = tr.lookup(pc, this.fetchMem, this.fetchBase);
             if (b !== undefined && b.count !== 0 && b.count <= budget - n) {
               if (b.run !== undefined) n += b.run(this, x, tr, budget - n);
-              else if (b.ops !== undefined && this.timing === undefined) {
+              else if (b.ops !== undefined && !this.countersSynced) {
                 // Warm: run from its decoded form until it has run often enough to be worth compiling.
-                n += this.runWarm(b.ops, b.pcs, b.count, tr);
+                n += this.runWarm(b.ops, b.pcs, b.count, tr, this.fetchRegion!, this.fetchBase);
                 tr.warm(b);
               } else {
-                // Warm in timing mode, which charges every fetch: interpreted (until a side exit).
+                // A counter access run again after COUNTER_SYNC (never in a block): interpreted.
                 const pcs = b.pcs;
                 let k = 0;
                 do {

@@ -10,6 +10,7 @@ import {
 } from '../isa/opcodes.js';
 import { lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl } from './alu.js';
 import { immB, immI, immJ, immS, words } from './codegen.js';
+import type { RamRegion } from '../memory/ram.js';
 import { HartMemory } from './hart-memory.js';
 
 const PAGE_BYTES = 4096;
@@ -96,10 +97,13 @@ export class WarmHart extends HartMemory {
    * Runs the decoded block `ops` (pcs: its instructions' addresses) from its first instruction while the
    * path follows it: up to a taken branch or jump, a load or store that set `stop`, or its end. Returns how
    * many instructions ran and leaves `pc` at the next one. A trap leaves `pc` on the trapping instruction and
-   * `trap.done` at the instructions completed before it, as a compiled block does.
+   * `trap.done` at the instructions completed before it, as a compiled block does. In timing mode each
+   * fetch is charged right before its instruction, as `Hart.step` charges it: `region` is the RAM region
+   * the block's page is in and `base` the page's first halfword in it.
    */
-  runWarm(ops: Int32Array, pcs: readonly number[], count: number, trap: WarmTrap): number {
+  runWarm(ops: Int32Array, pcs: readonly number[], count: number, trap: WarmTrap, region: RamRegion, base: number): number {
     const x = this.x;
+    const timing = this.timing;
     let k = 0;
     try {
       for (; k < count; k++) {
@@ -111,6 +115,7 @@ export class WarmHart extends HartMemory {
         const al = x[s1]!;
         const ah = x[s1 + 1]!;
         const pc = pcs[k]!;
+        if (timing !== undefined) this.chargeRam(timing, region, (base + ((pc & (PAGE_BYTES - 1)) >>> 1)) * 2, false);
         switch (w & 0xff) {
           case ADDI: {
             const lo = (al + imm) | 0;
