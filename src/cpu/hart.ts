@@ -15,6 +15,7 @@ import { csrRead, csrWrite, trappedInstruction } from './csr.js';
 import { EXIT, TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
 import { WarmHart } from './warm-tier.js';
+import { primeWarmTier } from './warm-prime.js';
 import type { MemoryTiming } from './memory-timing.js';
 import type { RamRegion } from '../memory/ram.js';
 import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
@@ -76,6 +77,7 @@ export class Hart extends WarmHart {
    * `warmBlock` how many look-ups of a pc measure its block (and start the warm tier).
    */
   setTranslation(on: boolean, hotBlock?: number, region?: RegionLimits, warmBlock?: number): void {
+    if (on) primeWarmTier();
     this.translator = on ? new Translator(this, hotBlock, warmBlock, region) : undefined;
     this.translator?.setTiming(this.timing);
   }
