@@ -419,29 +419,30 @@ export class Hart extends WarmHart {
         return;
       }
       case OP_LOAD: {
-        const va = ah * 4294967296 + (al >>> 0) + (insn >> 20);
+        // The address goes as rs1's words and the offset (int32s): a double would be boxed (warm-tier.ts).
+        const imm = insn >> 20;
         let v: number;
         switch (f3) {
-          case 0: v = (this.load8(va) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
-          case 1: v = (this.load16(va) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
-          case 2: v = this.load32(va); x[d] = v; x[d + 1] = v >> 31; break;
-          case 3: v = this.load64(va); x[d] = v; x[d + 1] = this.loadHi; break;
-          case 4: x[d] = this.load8(va); x[d + 1] = 0; break;
-          case 5: x[d] = this.load16(va); x[d + 1] = 0; break;
-          case 6: x[d] = this.load32(va); x[d + 1] = 0; break;
+          case 0: v = (this.loadB(al, ah, imm) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
+          case 1: v = (this.loadH(al, ah, imm) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
+          case 2: v = this.loadW(al, ah, imm); x[d] = v; x[d + 1] = v >> 31; break;
+          case 3: v = this.loadD(al, ah, imm); x[d] = v; x[d + 1] = this.loadHi; break;
+          case 4: x[d] = this.loadB(al, ah, imm); x[d + 1] = 0; break;
+          case 5: x[d] = this.loadH(al, ah, imm); x[d + 1] = 0; break;
+          case 6: x[d] = this.loadW(al, ah, imm); x[d + 1] = 0; break;
           default: this.illegal(insn, len);
         }
         this.pc = pc + len;
         return;
       }
       case OP_STORE: {
-        const va = ah * 4294967296 + (al >>> 0) + (((insn >> 25) << 5) | rd);
+        const imm = ((insn >> 25) << 5) | rd;
         const s = rs2 << 1;
         switch (f3) {
-          case 0: this.store8(va, x[s] & 0xff); break;
-          case 1: this.store16(va, x[s] & 0xffff); break;
-          case 2: this.store32(va, x[s]); break;
-          case 3: this.store64(va, x[s], x[s + 1]); break;
+          case 0: this.storeB(al, ah, imm, x[s] & 0xff); break;
+          case 1: this.storeH(al, ah, imm, x[s] & 0xffff); break;
+          case 2: this.storeW(al, ah, imm, x[s]); break;
+          case 3: this.storeD(al, ah, imm, x[s], x[s + 1]); break;
           default: this.illegal(insn, len);
         }
         this.pc = pc + len;

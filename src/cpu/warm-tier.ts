@@ -93,6 +93,21 @@ export interface WarmTrap {
 }
 
 export class WarmHart extends HartMemory {
+  // Loads and stores at the address rs1 + imm, given as rs1's two int32 words and the immediate. An address
+  // is a double, and a double passed to a function V8 does not inline is boxed, a heap allocation per access;
+  // int32 arguments are not. These are small enough for V8 to inline the access into them.
+  protected loadB(lo: number, hi: number, imm: number): number { return this.load8(hi * 4294967296 + (lo >>> 0) + imm); }
+  protected loadH(lo: number, hi: number, imm: number): number { return this.load16(hi * 4294967296 + (lo >>> 0) + imm); }
+  protected loadW(lo: number, hi: number, imm: number): number { return this.load32(hi * 4294967296 + (lo >>> 0) + imm); }
+  /** The low word; the high word is left in `loadHi`. */
+  protected loadD(lo: number, hi: number, imm: number): number { return this.load64(hi * 4294967296 + (lo >>> 0) + imm); }
+  protected storeB(lo: number, hi: number, imm: number, v: number): void { this.store8(hi * 4294967296 + (lo >>> 0) + imm, v); }
+  protected storeH(lo: number, hi: number, imm: number, v: number): void { this.store16(hi * 4294967296 + (lo >>> 0) + imm, v); }
+  protected storeW(lo: number, hi: number, imm: number, v: number): void { this.store32(hi * 4294967296 + (lo >>> 0) + imm, v); }
+  protected storeD(lo: number, hi: number, imm: number, vl: number, vh: number): void {
+    this.store64(hi * 4294967296 + (lo >>> 0) + imm, vl, vh);
+  }
+
   /**
    * Runs the decoded block `ops` (pcs: its instructions' addresses) from its first instruction while the
    * path follows it: up to a taken branch or jump, a load or store that set `stop`, or its end. Returns how
@@ -203,20 +218,19 @@ export class WarmHart extends HartMemory {
           default: {
             // Loads and stores: the pc is on the instruction while it accesses memory (traps, exits).
             this.pc = pc;
-            const va = ah * 4294967296 + (al >>> 0) + imm;
             let v: number;
             switch (w & 0xff) {
-              case LB: v = (this.load8(va) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
-              case LH: v = (this.load16(va) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
-              case LW: v = this.load32(va); x[d] = v; x[d + 1] = v >> 31; break;
-              case LD: v = this.load64(va); x[d] = v; x[d + 1] = this.loadHi; break;
-              case LBU: x[d] = this.load8(va); x[d + 1] = 0; break;
-              case LHU: x[d] = this.load16(va); x[d + 1] = 0; break;
-              case LWU: x[d] = this.load32(va); x[d + 1] = 0; break;
-              case SB: this.store8(va, x[s2]! & 0xff); break;
-              case SH: this.store16(va, x[s2]! & 0xffff); break;
-              case SW: this.store32(va, x[s2]!); break;
-              default: this.store64(va, x[s2]!, x[s2 + 1]!); break;
+              case LB: v = (this.loadB(al, ah, imm) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
+              case LH: v = (this.loadH(al, ah, imm) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
+              case LW: v = this.loadW(al, ah, imm); x[d] = v; x[d + 1] = v >> 31; break;
+              case LD: v = this.loadD(al, ah, imm); x[d] = v; x[d + 1] = this.loadHi; break;
+              case LBU: x[d] = this.loadB(al, ah, imm); x[d + 1] = 0; break;
+              case LHU: x[d] = this.loadH(al, ah, imm); x[d + 1] = 0; break;
+              case LWU: x[d] = this.loadW(al, ah, imm); x[d + 1] = 0; break;
+              case SB: this.storeB(al, ah, imm, x[s2]! & 0xff); break;
+              case SH: this.storeH(al, ah, imm, x[s2]! & 0xffff); break;
+              case SW: this.storeW(al, ah, imm, x[s2]!); break;
+              default: this.storeD(al, ah, imm, x[s2]!, x[s2 + 1]!); break;
             }
             if (this.stop) {
               this.pc = pc + ((w >>> 23) & 7);
