@@ -9,7 +9,7 @@ import {
   OP_MISC_MEM, OP_MSUB, OP_NMADD, OP_NMSUB, OP_OP, OP_OP_32, OP_OP_FP, OP_STORE, OP_STORE_FP, OP_SYSTEM,
   PRIV_M, PRIV_S,
 } from '../isa/opcodes.js';
-import { add, lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
+import { lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
 import { executeAmo } from './amo.js';
 import { csrRead, csrWrite, trappedInstruction } from './csr.js';
 import { EXIT, TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,

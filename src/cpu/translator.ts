@@ -32,12 +32,12 @@ export const WARM_BLOCK = 128;
 const MAX_PAGE_INVALIDATIONS = 32;
 /** Bound on the shared table of compiled functions, so a long run cannot grow it without limit. */
 const MAX_COMPILED = 1 << 14;
-/**
- * A hot block is compiled with the blocks of its page it reaches by direct jumps (docs/translator.md,
- * "Chaining"): at most this many entry points and instructions in one function.
- */
 /** A block joins a region once it has run this fraction of the runs that make a block hot. */
 const CHAIN_HEAT = 4;
+/**
+ * Regions: a hot block compiled with the blocks of its page it reaches by direct jumps (docs/translator.md,
+ * "Chaining"), at most this many entry points and instructions in one function.
+ */
 export const CHAINED: RegionLimits = { segments: 12, instructions: 256, segmentLimit: MAX_BLOCK_INSTRUCTIONS };
 /**
  * What hot blocks are compiled with by default: each alone. Regions (CHAINED) were measured slower on the
