@@ -189,3 +189,25 @@ export function applyLines(lines: Int32Array, hart: { id: number; mipLines: numb
 export function addForwardedDevices(bus: Bus, devices: readonly { base: number; size: number; name: string }[], mailboxes: Mailboxes): void {
   for (const d of devices) bus.addDevice(d.base, d.size, new ForwardedDevice(d.name, d.base, mailboxes));
 }
+
+/**
+ * For a server that answers later (a host forwarding to another process, docs/giantvm.md): the request
+ * waiting in `hart`'s mailbox, or undefined. It stays there until answered: the caller remembers which
+ * it sent on.
+ */
+export function takeRequest(memory: ForwardingMemory, hart: number): { write: boolean; address: number; size: AccessSize; value: number } | undefined {
+  const m = new Int32Array(memory.mailboxes);
+  const at = hart * MAILBOX_WORDS;
+  if (Atomics.load(m, at + STATE) !== REQUEST) return undefined;
+  return { write: m[at + KIND] === WRITE, address: (m[at + ADDRESS_LO]! >>> 0) + m[at + ADDRESS_HI]! * 4294967296, size: m[at + SIZE] as AccessSize, value: m[at + VALUE]! };
+}
+
+/** Answers a request `takeRequest` took. */
+export function answerRequest(memory: ForwardingMemory, hart: number, value: number, failed: boolean): void {
+  const m = new Int32Array(memory.mailboxes);
+  const at = hart * MAILBOX_WORDS;
+  m[at + VALUE] = value;
+  m[at + FAILED] = failed ? 1 : 0;
+  Atomics.store(m, at + STATE, REPLY);
+  Atomics.notify(m, at + STATE);
+}

@@ -10,11 +10,13 @@ import { registerUpCommand } from './up.js';
 import { registerVmCommands } from './vm-commands.js';
 import { registerFaultCommand, registerRepairCommand } from './fault.js';
 import { registerWebCommands } from './web.js';
+import { registerHostCommand } from './host.js';
 
 /** Every command of `mirrorball`, parsing only. */
 export function createProgram(): Command {
   const program = emptyProgram();
   registerRunCommand(program);
+  registerHostCommand(program);
   registerUpCommand(program);
   registerVmCommands(program);
   registerFaultCommand(program);

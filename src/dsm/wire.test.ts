@@ -24,6 +24,7 @@ const message: fc.Arbitrary<WireMessage> = fc.oneof(
   fc.record({ kind: fc.constant('ready' as const), host: u16 }),
   fc.record({ kind: fc.constant('stop' as const), status: u32, reason: text(100) }),
   fc.record({ kind: fc.constant('heartbeat' as const), sent: fc.maxSafeNat() }),
+  fc.record({ kind: fc.constant('report' as const), host: u16, json: text(300) }),
   fc.record({ kind: fc.constantFrom('read-request' as const, 'write-request' as const), page: u32, from: u16, seq: u32 }),
   fc.record({ kind: fc.constant('forward' as const), page: u32, txn: u32, requester: u16, write: fc.boolean() }),
   fc.record({ kind: fc.constant('invalidate' as const), page: u32, txn: u32 }),

@@ -25,6 +25,7 @@ export type HostMessage =
   | { kind: 'ready'; host: number }
   | { kind: 'stop'; status: number; reason: string }
   | { kind: 'heartbeat'; sent: number }
+  | { kind: 'report'; host: number; json: string }
   | { kind: 'mmio'; id: number; hart: number; write: boolean; size: number; address: bigint; value: bigint }
   | { kind: 'mmio-reply'; id: number; ok: boolean; value: bigint }
   | { kind: 'lines'; hart: number; lines: number }
@@ -56,6 +57,7 @@ const LAYOUTS: Record<WireKind, readonly [number, Layout]> = {
   'ready': [6, [['host', 'u16']]],
   'stop': [7, [['status', 'u32'], ['reason', 'reason']]],
   'heartbeat': [8, [['sent', 'n64']]],
+  'report': [9, [['host', 'u16'], ['json', 'json']]],
   'read-request': [16, [['page', 'u32'], ['from', 'u16'], ['seq', 'u32']]],
   'write-request': [17, [['page', 'u32'], ['from', 'u16'], ['seq', 'u32']]],
   'forward': [18, [['page', 'u32'], ['txn', 'u32'], ['requester', 'u16'], ['write', 'bool']]],
