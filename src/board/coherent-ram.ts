@@ -213,6 +213,14 @@ export class CoherentPages {
     return found;
   }
 
+  /** The shootdown words and posted faults, for a hung run's diagnosis. */
+  describe(): string {
+    return this.harts.map((h) => {
+      const at = h * SHOOT_WORDS;
+      return `hart${h}:req${this.shoot[at + SHOOT_REQUESTED]}/done${this.shoot[at + SHOOT_DONE]}/run${this.shoot[at + SHOOT_RUNNING]}/fault${this.faults[h]}`;
+    }).join(' ');
+  }
+
   /** Every waiting thread looks again (its page may be there). */
   wakeAll(): void {
     for (const h of this.harts) {

@@ -201,6 +201,14 @@ export class DsmNode {
     for (const d of due) this.take(d.message, now);
   }
 
+  /** What is in progress, for a hung run's diagnosis. */
+  describe(): string {
+    const pending = [...this.pending.entries()].map(([p, f]) => `${p}${f.write ? 'w' : 'r'}`).join(',');
+    const active = [...this.active.entries()].map(([p, t]) => `${p}:txn${t.txn}/from${t.from}${t.write ? 'w' : 'r'}/await${t.awaiting}/asked${t.ownerAsked ? 1 : 0}/q${this.queued.get(p)?.length ?? 0}`).join(',');
+    const deferred = this.deferred.map((d) => `${d.message.kind}:${d.message.page}`).join(',');
+    return `pending=[${pending}] active=[${active}] deferred=[${deferred}]`;
+  }
+
   /** What the inputs since the last call produced. */
   takeOutput(): DsmOutput {
     const out = this.out;

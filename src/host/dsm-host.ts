@@ -108,6 +108,7 @@ export class HostNode {
       setState: (page, state) => this.setState(page, state),
     };
     this.dsm = new DsmNode(host, hosts, memory.size / 4096, frames, { holdUs: config.holdUs });
+    process.on('SIGUSR2', () => process.stderr.write(`${this.describe()}\n`));
     // The DSM starts with every page Modified on host 0.
     if (host === 0) for (let p = 0; p < this.pages.pages; p++) this.pages.raise(p, HOLDS_WRITE);
   }
@@ -212,6 +213,11 @@ export class HostNode {
     Atomics.notify(this.control, CONTROL.GENERATION);
     // A hart waiting for a page or an MMIO reply that will not come is ended from outside.
     return Promise.all(this.workers.map((w) => w.terminate())).then(() => {});
+  }
+
+  /** What this host waits for, for a hung run's diagnosis (SIGUSR2 prints it). */
+  describe(): string {
+    return `host ${this.host}: ${this.dsm.describe()} outbox=${this.outbox.length} shot-down=${this.pages.shotDown()} round-done=${this.roundDone()} ${this.pages.describe()}`;
   }
 
   report(): HostReport {
