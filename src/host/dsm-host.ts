@@ -3,6 +3,7 @@
 // links to the other hosts. Host 0 (hosts-runner.ts) adds the devices and the rounds; another host
 // (remote-host.ts) forwards its harts' MMIO to host 0.
 
+import { appendFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { CoherentPages, HOLDS_NONE, HOLDS_READ, HOLDS_WRITE, type CoherentMemory } from '../board/coherent-ram.js';
@@ -108,7 +109,12 @@ export class HostNode {
       setState: (page, state) => this.setState(page, state),
     };
     this.dsm = new DsmNode(host, hosts, memory.size / 4096, frames, { holdUs: config.holdUs });
-    process.on('SIGUSR2', () => process.stderr.write(`${this.describe()}\n`));
+    // A hung run says what each host waits for: on stderr, or appended to the file MIRRORBALL_DSM_DUMP names.
+    process.on('SIGUSR2', () => {
+      const dump = process.env.MIRRORBALL_DSM_DUMP;
+      if (dump === undefined) process.stderr.write(`${this.describe()}\n`);
+      else appendFileSync(dump, `${this.describe()}\n`);
+    });
     // The DSM starts with every page Modified on host 0.
     if (host === 0) for (let p = 0; p < this.pages.pages; p++) this.pages.raise(p, HOLDS_WRITE);
   }
