@@ -28,7 +28,14 @@ const SHOOT_DONE = 1;
 const SHOOT_WAKE = 2;
 /** 1 while the thread may run guest code (between its own checks), 0 while it sleeps between rounds. */
 const SHOOT_RUNNING = 3;
-const SHOOT_WORDS = 4;
+/** For a hung run's diagnosis: what the thread does (WHERE_*), and the page it waits for. */
+const SHOOT_WHERE = 4;
+const SHOOT_PAGE = 5;
+const SHOOT_POSTS = 6;
+const SHOOT_WORDS = 8;
+const WHERE_RUNNING = 0;
+const WHERE_FAULT = 1;
+const WHERE_BETWEEN = 2;
 
 /** The shared memory of one host's coherent RAM, structured-clonable to its hart threads. */
 export interface CoherentMemory {
@@ -111,6 +118,7 @@ export class CoherentRam implements PagedRam {
 
   /** The thread may run guest code from here on: it first drops what it was asked to. */
   enter(): void {
+    Atomics.store(this.shoot, this.at + SHOOT_WHERE, WHERE_RUNNING);
     Atomics.store(this.shoot, this.at + SHOOT_RUNNING, 1);
     this.serveShootdowns();
   }
@@ -119,6 +127,7 @@ export class CoherentRam implements PagedRam {
   leave(): void {
     this.serveShootdowns();
     Atomics.store(this.shoot, this.at + SHOOT_RUNNING, 0);
+    Atomics.store(this.shoot, this.at + SHOOT_WHERE, WHERE_BETWEEN);
   }
 
   /** Drops every TLB entry if the host asked since the last time; cheap when it did not. */
@@ -136,16 +145,25 @@ export class CoherentRam implements PagedRam {
   private fault(index: number, need: number): number {
     this.faultCount++;
     const word = 1 + index * 2 + (need === HOLDS_WRITE ? 1 : 0);
+    Atomics.store(this.shoot, this.at + SHOOT_PAGE, index);
+    Atomics.store(this.shoot, this.at + SHOOT_WHERE, WHERE_FAULT);
     for (;;) {
+      // The wake word is read before the fault is posted: the host wakes the thread after it took the
+      // fault (the page was there, or came), and a page that came and went again before this thread
+      // looked must find it awake to post again. Read after the post, that wake could be missed.
+      const wake = Atomics.load(this.shoot, this.at + SHOOT_WAKE);
       // Posted again at each wake: a read that came in answers a write fault only in part.
       Atomics.store(this.faults, this.hart * FAULT_WORDS, word);
+      Atomics.add(this.shoot, this.at + SHOOT_POSTS, 1);
       Atomics.add(this.doorbell, 0, 1);
       Atomics.notify(this.doorbell, 0);
-      const wake = Atomics.load(this.shoot, this.at + SHOOT_WAKE);
       // Pages taken away meanwhile are dropped while the hart waits: the host waits for that.
       this.serveShootdowns();
       const held = Atomics.load(this.states, index);
-      if (held >= need) return held;
+      if (held >= need) {
+        Atomics.store(this.shoot, this.at + SHOOT_WHERE, WHERE_RUNNING);
+        return held;
+      }
       Atomics.wait(this.shoot, this.at + SHOOT_WAKE, wake);
     }
   }
@@ -217,8 +235,16 @@ export class CoherentPages {
   describe(): string {
     return this.harts.map((h) => {
       const at = h * SHOOT_WORDS;
-      return `hart${h}:req${this.shoot[at + SHOOT_REQUESTED]}/done${this.shoot[at + SHOOT_DONE]}/run${this.shoot[at + SHOOT_RUNNING]}/fault${this.faults[h]}`;
+      const where = ['running', 'fault', 'between-rounds'][this.shoot[at + SHOOT_WHERE]!];
+      const page = this.shoot[at + SHOOT_PAGE]!;
+      return `hart${h}:req${this.shoot[at + SHOOT_REQUESTED]}/done${this.shoot[at + SHOOT_DONE]}/run${this.shoot[at + SHOOT_RUNNING]}/fault${this.faults[h]}/` +
+        `${where}/last-page${page}:holds${this.states[page]}/posts${this.shoot[at + SHOOT_POSTS]}/wake${this.shoot[at + SHOOT_WAKE]}`;
     }).join(' ');
+  }
+
+  /** The page each hart last faulted on. */
+  lastPages(): number[] {
+    return this.harts.map((h) => this.shoot[h * SHOOT_WORDS + SHOOT_PAGE]!);
   }
 
   /** Every waiting thread looks again (its page may be there). */

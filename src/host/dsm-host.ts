@@ -92,6 +92,7 @@ export class HostNode {
   readonly roundTrips: number[] = [];
   failure: string | undefined;
   instructions = 0;
+  private faultsTaken = 0;
 
   constructor(readonly host: number, readonly hosts: number, readonly config: HostsConfig, readonly memory: CoherentMemory,
     private readonly links: ReadonlyMap<number, PeerLink>) {
@@ -169,6 +170,7 @@ export class HostNode {
   service(): void {
     const now = nowUs();
     for (const f of this.pages.takeFaults()) {
+      this.faultsTaken++;
       if (!this.faultSince.has(f.page)) this.faultSince.set(f.page, now);
       if (this.dsm.fault(f.page, f.write, now)) this.pages.wakeAll();
     }
@@ -223,7 +225,8 @@ export class HostNode {
 
   /** What this host waits for, for a hung run's diagnosis (SIGUSR2 prints it). */
   describe(): string {
-    return `host ${this.host}: ${this.dsm.describe()} outbox=${this.outbox.length} shot-down=${this.pages.shotDown()} round-done=${this.roundDone()} ${this.pages.describe()}`;
+    const last = this.pages.lastPages();
+    return `host ${this.host}: ${this.dsm.describe()} dsm-states=[${last.map((p) => `${p}:${this.dsm.stateOf(p)}`).join(',')}] taken=${this.faultsTaken} outbox=${this.outbox.length} shot-down=${this.pages.shotDown()} round-done=${this.roundDone()} ${this.pages.describe()}`;
   }
 
   report(): HostReport {

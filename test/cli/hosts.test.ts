@@ -99,6 +99,16 @@ test('run --hosts 2: the parallel program gives the result it gives on one host'
   assert.equal(two.stdout, one.stdout);
 });
 
+test('run --hosts 1 is the plain run: the same instructions and guest time', (t) => {
+  if (!toolchainAvailable()) { t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu'); return; }
+  const program = buildStress(2, 200);
+  const counts = (r: Result): string => {
+    assert.equal(r.status, 0, r.stderr);
+    return /instructions=\d+ guest-seconds=[\d.]+/.exec(r.stderr)![0];
+  };
+  assert.equal(counts(mirrorball(['run', '--elf', program, '--smp', '2', '--hosts', '1', '--stats'])), counts(mirrorball(['run', '--elf', program, '--smp', '2', '--stats'])));
+});
+
 test('--hosts and --join refuse what they cannot run, in one line', () => {
   assertOneLine(mirrorball(['run', '--hosts', '2']), 2, /^mirrorball: --hosts and --join run only bare-metal --elf programs so far$/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--timing']), 2, /--timing is refused across hosts/);
