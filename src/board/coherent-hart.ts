@@ -13,7 +13,7 @@ import type { GroupRound } from './hart-group.js';
  * Instructions between two looks at the interrupt lines and at the host's shootdown requests: a page this
  * hart's host gives away waits at most this long for the hart's TLB to let it go.
  */
-export const COHERENT_CHUNK = 2048;
+export const COHERENT_CHUNK = 256;
 
 /** Everything a hart's thread needs: plain data, structured-clonable. */
 export interface CoherentHartSpec {

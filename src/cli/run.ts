@@ -65,6 +65,7 @@ interface RunFlags {
   hosts?: string;
   join?: string;
   tokenFile?: string;
+  dsmHold?: string;
 }
 
 /** Name and version in the control socket's greeting. */
@@ -109,6 +110,7 @@ export function registerRunCommand(program: Command): void {
     .option('--hosts <n>', 'spread the harts over this many host processes on this machine (hart i on host i mod N), guest memory kept ' +
       'coherent by a DSM; not reproducible; so far only bare-metal --elf programs (docs/giantvm.md)')
     .option('--join <addr:port,...>', 'spread the harts over this process and hosts started by `mirrorball host --listen` (docs/giantvm.md)')
+    .option('--dsm-hold <us>', 'with --hosts or --join: Mirage\'s hold time, the microseconds a host keeps a page it got before it may be taken away (default 100; 0: none)')
     .option('--token-file <file>', 'with --join: the hosts\' shared token, the file\'s first line (default: $MIRRORBALL_HOST_TOKEN)')
     .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
@@ -273,6 +275,7 @@ function threadsWanted(flags: RunFlags): number {
 /** --hosts and --join, and the runs they can do so far: a bare-metal ELF, as threads (docs/giantvm.md). */
 function hostsFor(flags: RunFlags): ReturnType<typeof hostsWanted> {
   const wanted = hostsWanted(flags);
+  if (wanted === undefined && flags.dsmHold !== undefined) throw new UsageError('--dsm-hold is for --hosts above 1 or --join');
   if (wanted === undefined) return undefined;
   if (flags.elf === undefined) throw new UsageError('--hosts and --join run only bare-metal --elf programs so far');
   if (flags.timing !== undefined && flags.timing !== false) throw new UsageError('--timing is refused across hosts: the cache model\'s caches and latencies know nothing of the network');
@@ -288,6 +291,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
   const threads = threadsWanted(flags);
   const hostsWanted = hostsFor(flags);
+  const holdUs = flags.dsmHold === undefined ? undefined : parseCount(flags.dsmHold, '--dsm-hold', 0, 1_000_000);
   const restoring = flags.restore === undefined ? undefined : machineFromSnapshot(flags, command, flags.restore);
   const fresh = restoring === undefined ? machineFromFlags(flags) : undefined;
   const { spec, report } = restoring ?? fresh!;
@@ -376,7 +380,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   try {
     if (hostsWanted !== undefined) {
       hosts = await openHosts(hostsWanted, flags.tokenFile);
-      ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted() }));
+      ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted(), holdUs }));
     } else {
       exit = threads > 1
         ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted(), pace: interactive })

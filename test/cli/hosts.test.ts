@@ -115,6 +115,8 @@ test('--hosts and --join refuse what they cannot run, in one line', () => {
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--rng', '--nodes', '2']), 2, /do not work with --rng, --nodes yet/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--join', '127.0.0.1:1']), 2, /give one of them/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '99']), 2, /--hosts/);
+  assertOneLine(mirrorball(['run', '--elf', CLI, '--dsm-hold', '5']), 2, /^mirrorball: --dsm-hold is for --hosts above 1 or --join$/);
+  assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--dsm-hold', 'soon']), 2, /--dsm-hold must be an integer/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '3']), 2, /--hosts takes at most 2 so far/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--join', '127.0.0.1:1,127.0.0.1:2']), 2, /--join takes 1 host so far/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--join', 'nowhere']), 2, /--join: 'nowhere' is not ADDR:PORT/);
