@@ -12,10 +12,11 @@ export function registerHostCommand(program: Command): void {
   program
     .command('host')
     .description('run part of one VM for a `mirrorball run --join` (docs/giantvm.md); not reproducible')
-    .requiredOption('--listen <addr:port>', 'address to listen on (ADDR defaults to 127.0.0.1; PORT 0 picks a free one)')
+    .option('--listen <addr:port>', 'address to listen on (ADDR defaults to 127.0.0.1; PORT 0 picks a free one)')
     .option('--token-file <file>', `the shared token, the file's first line (default: $MIRRORBALL_HOST_TOKEN); the wire carries guest memory`)
-    .action(async (flags: { listen: string; tokenFile?: string }) => {
-      process.exitCode = await host(flags);
+    .action(async (flags: { listen?: string; tokenFile?: string }) => {
+      if (flags.listen === undefined) throw new UsageError('mirrorball host needs --listen ADDR:PORT');
+      process.exitCode = await host({ listen: flags.listen, tokenFile: flags.tokenFile });
     });
 }
 

@@ -120,6 +120,7 @@ test('--hosts and --join refuse what they cannot run, in one line', () => {
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '3']), 2, /--hosts takes at most 2 so far/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--join', '127.0.0.1:1,127.0.0.1:2']), 2, /--join takes 1 host so far/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--join', 'nowhere']), 2, /--join: 'nowhere' is not ADDR:PORT/);
+  assertOneLine(mirrorball(['host']), 2, /^mirrorball: mirrorball host needs --listen ADDR:PORT$/);
   assertOneLine(mirrorball(['host', '--listen', '127.0.0.1:0'], { MIRRORBALL_HOST_TOKEN: '' }), 2, /^mirrorball: a host needs a shared token: --token-file FILE or MIRRORBALL_HOST_TOKEN$/);
 });
 
