@@ -6,7 +6,7 @@ import { Reservations } from '../cpu/reservations.js';
 import { ThreadedHart } from '../cpu/threaded-hart.js';
 import { Bus } from '../memory/bus.js';
 import { CoherentRam, type CoherentMemory } from './coherent-ram.js';
-import { addForwardedDevices, applyLines, type ForwardingMemory } from './forwarded-mmio.js';
+import { addForwardedDevices, applyLines, Mailboxes, type ForwardingMemory } from './forwarded-mmio.js';
 import type { GroupRound } from './hart-group.js';
 
 /**
@@ -40,7 +40,7 @@ export class CoherentHart {
   constructor(spec: CoherentHartSpec) {
     this.ram = new CoherentRam(spec.memory, spec.hart, spec.forwarding.doorbell);
     this.bus.addPagedRam(this.ram);
-    addForwardedDevices(this.bus, spec.devices, spec.forwarding);
+    addForwardedDevices(this.bus, spec.devices, new Mailboxes(spec.forwarding));
     this.lines = new Int32Array(spec.forwarding.lines);
     const time = new Float64Array(spec.time);
     const env = { bus: this.bus, clock: { now: () => time[0]! }, reservations: new Reservations(spec.harts, spec.reservations) };

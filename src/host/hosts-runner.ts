@@ -54,7 +54,7 @@ export async function runOnHosts(machine: Machine, links: readonly PeerLink[], o
   const sentLines = new Map<number, number>();
   /** Own harts' lines into shared memory, the others' as `lines` messages when they changed. */
   const publishLines = (): boolean => {
-    let raised = server.publishLines(lines);
+    let raised = server.publishLines(lines) !== 0;
     for (const h of machine.harts) {
       const host = hostOfHart(h.id, hosts);
       if (host === 0 || sentLines.get(h.id) === h.mipLines) continue;
