@@ -3,6 +3,8 @@
 //   cpu   a bare-metal CPU-bound program (src/bench/programs/cpu.c) to its HTIF exit: time, MIPS, peak RSS
 //   boot  the built guest from power-on to its agent, then `poweroff -f` typed on the console, 1 hart
 //   net   TCP throughput through the user network, both ways, against QEMU's slirp (net.ts; only with --only net)
+//   web   the guest to its shell prompt in a browser tab against `run` (web-tab.ts; only with --only web)
+//   threads  the parallel raytrace on 1 host thread and on 2, the host calibrated (threads.ts; only with --only threads)
 //   dashboard  up's CPU time with one dashboard client against none (dashboard.ts; only with --only dashboard)
 //   timing  the cpu program and a memory-bound one (src/bench/programs/mem.c: a 4 MiB working set, pointer
 //         chasing and streaming) in fast mode and in timing mode: the slowdown against the 3x target
@@ -19,6 +21,8 @@ import { BenchError, measure, onPath, type Measurement } from './measure.js';
 import { BenchUsageError, formatSpread, parseBenchArgs, spread, USAGE, type BenchOptions } from './options.js';
 import { buildProgram } from './programs.js';
 import { netBench } from './net.js';
+import { webTabBench } from './web-tab.js';
+import { threadsBench } from './threads.js';
 
 const QEMU = 'qemu-system-riscv64';
 const MIRRORBALL = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
@@ -193,6 +197,20 @@ async function main(): Promise<void> {
     process.stderr.write('bench: net...\n');
     process.stdout.write(`${await netBench(guest, MIRRORBALL, QEMU, QEMU_FIRMWARE, args.repeat)}\n`);
     process.stdout.write(`(each figure the median of ${args.repeat} transfer${args.repeat === 1 ? '' : 's'} in one boot, with the range; loopback; the guest's are timed from the host, less an empty command's round trip)\n`);
+    return;
+  }
+  if (args.only === 'web') {
+    if (findBuiltGuest() === undefined) throw new BenchError('web: no guest built (run `mirrorball guest build`)');
+    process.stderr.write('bench: web...\n');
+    process.stdout.write(`${await webTabBench(MIRRORBALL, args.repeat)}\n`);
+    process.stdout.write(`(the built guest from a cold start to its shell prompt; each figure the median of ${args.repeat} run${args.repeat === 1 ? '' : 's'}, with the range, ` +
+      'the two sides alternating; `run` timed from its spawn, the tab from opening the page in a fresh browser context)\n');
+    return;
+  }
+  if (args.only === 'threads') {
+    const guest = findBuiltGuest();
+    if (guest === undefined) throw new BenchError('threads: no guest built (run `mirrorball guest build`)');
+    process.stdout.write(`${await threadsBench(guest, MIRRORBALL, args.repeat)}\n`);
     return;
   }
   if (args.only === 'dashboard') {

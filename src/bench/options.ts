@@ -1,6 +1,6 @@
 // `npm run bench` options, and the median and range of repeated runs.
 
-export const PARTS = ['cpu', 'boot', 'timing', 'net', 'dashboard'] as const;
+export const PARTS = ['cpu', 'boot', 'timing', 'net', 'web', 'threads', 'dashboard'] as const;
 export type Part = (typeof PARTS)[number];
 
 export const DEFAULT_ITERATIONS = 100;
@@ -13,12 +13,13 @@ Mirrorball against qemu-system-riscv64, side by side in the same run: time and m
   boot     the built guest from power-on to its agent, then power-off (1 hart)
   timing   timing mode against fast mode: the CPU-bound program and a memory-bound one
   net      TCP throughput through the user network against QEMU's slirp, both ways (only with --only net)
-  dashboard  up's CPU time with one dashboard client (10 updates a second: a WebSocket client, and the page in
-           headless chromium) against none, two VMs of the built guest running cpubench; each run with a
-           client at the same time as one without (only with --only dashboard)
+  web      the built guest to its shell prompt in a browser tab against \`mirrorball run\`, 1 and 2 harts
+           (only with --only web; Debian's chromium)
+  threads  the parallel raytrace in Linux on 2 harts, on 1 host thread and on 2, with the host's cores
+           calibrated (no QEMU; only with --only threads)
 
 Options:
-  --only cpu|boot|timing|net|dashboard  run one bench (default: cpu, boot and timing)
+  --only cpu|boot|timing|net|web|threads|dashboard  run one bench (default: cpu, boot and timing)
   --iterations N          rounds of the CPU-bound program, in cpu and in timing (default ${DEFAULT_ITERATIONS});
                           it makes that program longer, it does not repeat anything
   --repeat N              run each bench N times (Mirrorball and QEMU, or fast and timing mode,

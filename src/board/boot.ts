@@ -121,7 +121,7 @@ export function bootSbiPayload(machine: Machine, bytes: Uint8Array): PayloadPlan
  * Every hart as M-mode firmware leaves it before entering S-mode, parked; hart 0 started at `entry` with
  * a0 = 0, a1 = `dtb` (the built-in SBI answers from then on).
  */
-function startUnderSbi(machine: Machine, entry: number, dtb: number): void {
+export function startUnderSbi(machine: Machine, entry: number, dtb: number): void {
   const sbi = machine.sbi;
   if (sbi === undefined) throw new BootError('the machine was built without the built-in SBI and no firmware was given');
   for (const h of machine.harts) {

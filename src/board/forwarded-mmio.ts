@@ -21,6 +21,19 @@ const REPLY = 2;
 
 const READ = 0;
 const WRITE = 1;
+/** SBI calls that act on the main thread (threaded-sbi.ts): system reset, console output, simulation control. */
+export const FIRMWARE_RESET = 2;
+export const FIRMWARE_CONSOLE = 3;
+export const FIRMWARE_CONTROL = 4;
+
+/** What the main thread does for the firmware kinds of request. */
+export interface FirmwareCalls {
+  /** SRST: type 0 shutdown, 1 cold reboot, 2 warm reboot. */
+  reset(type: number, reason: number): void;
+  consoleWrite(bytes: Uint8Array): void;
+  /** A simulation request: a result ≥ 0 or a negative SBI error. */
+  control(request: number, argument: number): number;
+}
 
 /** The shared memory of every hart's mailbox and interrupt lines, and the main thread's doorbell. */
 export interface ForwardingMemory {
@@ -47,30 +60,21 @@ export function ring(doorbell: Int32Array): void {
 }
 
 /**
- * A device window of the main thread's bus, seen from a worker: each access is a request in the hart's
- * mailbox, and the hart's thread sleeps until the main thread has answered (docs/threads.md).
+ * The workers' side of the mailboxes: a request in the hart's mailbox, and the hart's thread sleeps until
+ * the main thread has answered (docs/threads.md). Returns the reply's value; a failed access throws BusError.
  */
-export class ForwardedDevice implements Device {
+export class Mailboxes {
   private readonly mail: Int32Array;
   private readonly doorbell: Int32Array;
 
-  constructor(readonly name: string, private readonly base: number, memory: ForwardingMemory) {
+  constructor(memory: ForwardingMemory) {
     this.mail = new Int32Array(memory.mailboxes);
     this.doorbell = new Int32Array(memory.doorbell);
   }
 
-  read(offset: number, size: AccessSize, hart: number): number {
-    return this.request(hart, READ, offset, size, 0);
-  }
-
-  write(offset: number, size: AccessSize, value: number, hart: number): void {
-    this.request(hart, WRITE, offset, size, value);
-  }
-
-  private request(hart: number, kind: number, offset: number, size: AccessSize, value: number): number {
+  request(hart: number, kind: number, address: number, size: number, value: number): number {
     const m = this.mail;
     const at = hart * MAILBOX_WORDS;
-    const address = this.base + offset;
     m[at + KIND] = kind;
     m[at + ADDRESS_LO] = address | 0;
     m[at + ADDRESS_HI] = Math.floor(address / 4294967296);
@@ -88,12 +92,25 @@ export class ForwardedDevice implements Device {
   }
 }
 
+/** A device window of the main thread's bus, seen from a worker: each access goes through the hart's mailbox. */
+export class ForwardedDevice implements Device {
+  constructor(readonly name: string, private readonly base: number, private readonly mailboxes: Mailboxes) {}
+
+  read(offset: number, size: AccessSize, hart: number): number {
+    return this.mailboxes.request(hart, READ, this.base + offset, size, 0);
+  }
+
+  write(offset: number, size: AccessSize, value: number, hart: number): void {
+    this.mailboxes.request(hart, WRITE, this.base + offset, size, value);
+  }
+}
+
 /** The main thread's side: answers the harts' requests on its bus. */
 export class MmioServer {
   private readonly mail: Int32Array;
   private readonly lines: Int32Array;
 
-  constructor(private readonly bus: Bus, memory: ForwardingMemory, private readonly harts: number) {
+  constructor(private readonly bus: Bus, memory: ForwardingMemory, private readonly harts: number, private readonly firmware?: FirmwareCalls) {
     this.mail = new Int32Array(memory.mailboxes);
     this.lines = new Int32Array(memory.lines);
   }
@@ -109,8 +126,10 @@ export class MmioServer {
       const size = m[at + SIZE] as AccessSize;
       let failed = 0;
       try {
-        if (m[at + KIND] === READ) m[at + VALUE] = this.bus.mmioRead(address, size, hart);
-        else this.bus.mmioWrite(address, size, m[at + VALUE]!, hart);
+        const kind = m[at + KIND];
+        if (kind === READ) m[at + VALUE] = this.bus.mmioRead(address, size, hart);
+        else if (kind === WRITE) this.bus.mmioWrite(address, size, m[at + VALUE]!, hart);
+        else m[at + VALUE] = this.firmwareCall(kind!, address, size, m[at + VALUE]!);
       } catch (error) {
         if (!(error instanceof BusError)) throw error;
         failed = 1;
@@ -123,12 +142,35 @@ export class MmioServer {
     return served;
   }
 
-  /** Publishes the lines each device drives into each hart (`lines` of the main thread's harts); true if any changed. */
-  publishLines(lines: (hart: number) => number): boolean {
-    let changed = false;
+  /**
+   * A firmware request: RESET (address = type, value = reason); CONSOLE (size bytes packed in value, the
+   * first in its low byte); CONTROL (address = request, value = argument; the result back).
+   */
+  private firmwareCall(kind: number, address: number, size: number, value: number): number {
+    const firmware = this.firmware;
+    if (firmware === undefined) throw new BusError(address);
+    switch (kind) {
+      case FIRMWARE_RESET: firmware.reset(address, value >>> 0); return 0;
+      case FIRMWARE_CONSOLE: {
+        const bytes = new Uint8Array(Math.min(4, size));
+        for (let i = 0; i < bytes.length; i++) bytes[i] = (value >>> (8 * i)) & 0xff;
+        firmware.consoleWrite(bytes);
+        return 0;
+      }
+      case FIRMWARE_CONTROL: return firmware.control(address, value >>> 0);
+      default: throw new BusError(address);
+    }
+  }
+
+  /**
+   * Publishes the lines each device drives into each hart (`lines` of the main thread's harts); returns
+   * the harts whose lines changed, one bit each (0: none).
+   */
+  publishLines(lines: (hart: number) => number): number {
+    let changed = 0;
     for (let hart = 0; hart < this.harts; hart++) {
       const now = lines(hart);
-      if (Atomics.exchange(this.lines, hart, now) !== now) changed = true;
+      if (Atomics.exchange(this.lines, hart, now) !== now) changed |= 1 << hart;
     }
     return changed;
   }
@@ -144,6 +186,28 @@ export function applyLines(lines: Int32Array, hart: { id: number; mipLines: numb
 }
 
 /** A bus with a worker's forwarded copy of every device window of `devices`. */
-export function addForwardedDevices(bus: Bus, devices: readonly { base: number; size: number; name: string }[], memory: ForwardingMemory): void {
-  for (const d of devices) bus.addDevice(d.base, d.size, new ForwardedDevice(d.name, d.base, memory));
+export function addForwardedDevices(bus: Bus, devices: readonly { base: number; size: number; name: string }[], mailboxes: Mailboxes): void {
+  for (const d of devices) bus.addDevice(d.base, d.size, new ForwardedDevice(d.name, d.base, mailboxes));
+}
+
+/**
+ * For a server that answers later (a host forwarding to another process, docs/giantvm.md): the request
+ * waiting in `hart`'s mailbox, or undefined. It stays there until answered: the caller remembers which
+ * it sent on.
+ */
+export function takeRequest(memory: ForwardingMemory, hart: number): { write: boolean; address: number; size: AccessSize; value: number } | undefined {
+  const m = new Int32Array(memory.mailboxes);
+  const at = hart * MAILBOX_WORDS;
+  if (Atomics.load(m, at + STATE) !== REQUEST) return undefined;
+  return { write: m[at + KIND] === WRITE, address: (m[at + ADDRESS_LO]! >>> 0) + m[at + ADDRESS_HI]! * 4294967296, size: m[at + SIZE] as AccessSize, value: m[at + VALUE]! };
+}
+
+/** Answers a request `takeRequest` took. */
+export function answerRequest(memory: ForwardingMemory, hart: number, value: number, failed: boolean): void {
+  const m = new Int32Array(memory.mailboxes);
+  const at = hart * MAILBOX_WORDS;
+  m[at + VALUE] = value;
+  m[at + FAILED] = failed ? 1 : 0;
+  Atomics.store(m, at + STATE, REPLY);
+  Atomics.notify(m, at + STATE);
 }

@@ -195,7 +195,7 @@ export class Machine {
         now: () => this.clock.now(),
         consoleWrite: (bytes) => this.consoleOut(bytes),
         consoleRead: () => -1,
-        reset: (type, reason) => this.stopWith(type === 0 ? { kind: 'poweroff', code: reason === 0 ? 0 : 1 } : { kind: 'reboot' }),
+        reset: (type, reason) => this.sbiReset(type, reason),
         control: (request, argument) => runControlRequest(this.control, request, argument),
         readPhysical: (address, length) => {
           const memory = this.bus.guestMemory();
@@ -224,6 +224,16 @@ export class Machine {
   /** The test finisher is stateless; the control device's two registers are saved (snapshots). */
   get controlDevice(): ControlDevice {
     return this.controlRegisters;
+  }
+
+  /** The SBI's system reset (SRST): type 0 powers off (code 1 for a failure's reason), 1 and 2 reboot. */
+  sbiReset(type: number, reason: number): void {
+    this.stopWith(type === 0 ? { kind: 'poweroff', code: reason === 0 ? 0 : 1 } : { kind: 'reboot' });
+  }
+
+  /** Bytes on the machine's console, as the UART and the SBI console print them. */
+  consoleWrite(bytes: Uint8Array): void {
+    this.consoleOut(bytes);
   }
 
   stopWith(reason: ExitReason): void {
@@ -330,9 +340,14 @@ export class Machine {
     this.afterTime();
   }
 
-  /** Cycles from now to the next timer deadline (0 if due, Infinity if none). */
-  cyclesToDeadline(): number {
-    const deadline = this.nextDeadline();
+  /**
+   * Cycles from now to the next timer deadline (0 if due, Infinity if none). `threaded`: the harts run on
+   * other threads, where the SBI timers that are due have fired: only the deadlines still ahead count.
+   */
+  cyclesToDeadline(threaded = false): number {
+    const deadline = threaded
+      ? Math.min(this.clint.nextDeadline(), this.sbi?.nextDeadlineAfter(this.clock.now()) ?? Infinity)
+      : this.nextDeadline();
     if (deadline === Infinity) return Infinity;
     const clock = this.clock;
     const now = clock instanceof InstructionClock ? clock.instructions : clock.now() * INSTRUCTIONS_PER_TICK;

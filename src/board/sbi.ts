@@ -39,6 +39,8 @@ export const IMPL_ID = 0x4d42;
 
 export const HSM_STARTED = 0;
 export const HSM_STOPPED = 1;
+/** Asked to start, on another thread, and not yet running (SBI §9: START_PENDING). */
+export const HSM_START_PENDING = 2;
 const HSM_SUSPEND_RETENTIVE = 0;
 const HSM_SUSPEND_NON_RETENTIVE = 0x80000000;
 
@@ -61,6 +63,10 @@ const A7 = 17;
 /** Pages a remote SFENCE.VMA fences one by one; a larger range fences the whole address space. */
 export const FENCE_PAGE_LIMIT = 64;
 
+/** What a remote fence asks of a hart (the `what` of docs/threads.md): bits, since requests merge. */
+export const FENCE_I = 1;
+export const FENCE_VMA = 2;
+
 /** What the firmware needs from the machine. */
 export interface SbiPlatform {
   readonly harts: readonly HartState[];
@@ -79,16 +85,49 @@ export interface SbiPlatform {
   control?(request: number, argument: number): number;
 }
 
+/** The firmware's state every hart shares: in SharedArrayBuffers, so that harts on other threads see it. */
+export interface SbiShared {
+  timerDeadline: SharedArrayBuffer;
+  hsmState: SharedArrayBuffer;
+}
+
 export class SbiFirmware {
   /** Per hart: the S-mode timer deadline set through TIME or the legacy call (Infinity = none). */
   readonly timerDeadline: Float64Array;
   /** Per hart: HSM state; a stopped hart is parked and not run. */
   readonly hsmState: Int32Array;
+  protected readonly hartCount: number;
 
-  constructor(private readonly platform: SbiPlatform) {
-    const n = platform.harts.length;
-    this.timerDeadline = new Float64Array(n).fill(Infinity);
-    this.hsmState = new Int32Array(n).fill(HSM_STOPPED);
+  /**
+   * `shared`: the state of another SbiFirmware of the same machine, on another thread (threaded-sbi.ts);
+   * by default new, for `harts` harts (the platform's).
+   */
+  constructor(protected readonly platform: SbiPlatform, shared?: SbiShared, harts = platform.harts.length) {
+    this.hartCount = harts;
+    this.timerDeadline = new Float64Array(shared?.timerDeadline ?? new SharedArrayBuffer(harts * 8));
+    this.hsmState = new Int32Array(shared?.hsmState ?? new SharedArrayBuffer(harts * 4));
+    if (shared === undefined) {
+      this.timerDeadline.fill(Infinity);
+      this.hsmState.fill(HSM_STOPPED);
+    }
+  }
+
+  /** The buffers of the shared state, for an SbiFirmware on another thread. */
+  shared(): SbiShared {
+    return { timerDeadline: this.timerDeadline.buffer as SharedArrayBuffer, hsmState: this.hsmState.buffer as SharedArrayBuffer };
+  }
+
+  /**
+   * The earliest deadline after `now` (Infinity if none): what an idle threaded machine skips to, since
+   * the harts' STIP is on their own threads (a deadline at or before `now` has fired there).
+   */
+  nextDeadlineAfter(now: number): number {
+    let next = Infinity;
+    for (let i = 0; i < this.timerDeadline.length; i++) {
+      const deadline = this.timerDeadline[i]!;
+      if (deadline > now && deadline < next) next = deadline;
+    }
+    return next;
   }
 
   /** Sets STIP on every hart whose deadline has passed; returns the earliest deadline still ahead. */
@@ -138,12 +177,12 @@ export class SbiFirmware {
         else ret(SBI_ERR_NOT_SUPPORTED);
         break;
       case EXT_RFENCE:
-        if (fid === 0) ret(this.forHarts(h.reg(A0), h.reg(A1), () => undefined));
+        if (fid === 0) ret(this.fenceHarts(h.reg(A0), h.reg(A1), FENCE_I, () => undefined));
         else if (fid <= 2) {
           const start = h.reg(A2);
           const size = h.reg(A3);
           const asid = fid === 2 ? h.x[A4 * 2]! & 0xffff : undefined;
-          ret(this.forHarts(h.reg(A0), h.reg(A1), (t) => this.sfence(t, start, size, asid)));
+          ret(this.fenceHarts(h.reg(A0), h.reg(A1), FENCE_VMA, (t) => this.sfence(t, start, size, asid)));
         }
         else ret(SBI_ERR_NOT_SUPPORTED);
         break;
@@ -172,8 +211,8 @@ export class SbiFirmware {
         // The legacy calls pass a pointer to a hart mask in S-mode virtual memory.
         const mask = this.readLegacyMask(h, h.reg(A0));
         // The legacy fences flush everything (FENCE.I needs nothing, but they are rare enough not to matter).
-        const act = eid === LEGACY_SEND_IPI ? (t: number) => this.sendIpi(t) : (t: number) => this.platform.harts[t].flushTlb();
-        this.forHarts(mask, 0, act);
+        if (eid === LEGACY_SEND_IPI) this.forHarts(mask, 0, (t) => this.sendIpi(t));
+        else this.fenceHarts(mask, 0, FENCE_I | FENCE_VMA, (t) => this.platform.harts[t]!.flushTlb());
         h.setReg(A0, 0);
         return true;
       }
@@ -227,7 +266,8 @@ export class SbiFirmware {
     h.mip &= ~MIP_STIP;
   }
 
-  private sendIpi(target: number): void {
+  /** Sets SSIP on hart `target` (overridden for harts on other threads). */
+  protected sendIpi(target: number): void {
     const t = this.platform.harts[target];
     t.mip |= MIP_SSIP;
     t.stop = true;
@@ -241,7 +281,7 @@ export class SbiFirmware {
    * the other harts of a process this way, and flushing everything there would empty the second-level TLBs
    * of every address space under the monitor. (FENCE.I needs nothing: fetches read memory directly.)
    */
-  private sfence(target: number, start: number, size: number, asid: number | undefined): void {
+  protected sfence(target: number, start: number, size: number, asid: number | undefined): void {
     const h = this.platform.harts[target];
     const first = Math.floor(start / 4096);
     const pages = Math.floor((start + size - 1) / 4096) - first + 1;
@@ -252,9 +292,19 @@ export class SbiFirmware {
     for (let page = first; page < first + pages; page++) h.sfenceVma(page * 4096, asid);
   }
 
+  /**
+   * A remote fence on the harts selected by (mask, base): `act` on each, here at once.
+   * On threads, harts elsewhere get a request (`what`) instead and the call returns once they have all
+   * done it (threaded-sbi.ts).
+   */
+  protected fenceHarts(mask: number, base: number, what: number, act: (hart: number) => void): number {
+    void what; // one thread: nothing to ask of anyone
+    return this.forHarts(mask, base, act);
+  }
+
   /** Applies `act` to the harts selected by (mask, base), SBI §3.1; base = -1 means all harts. */
-  private forHarts(mask: number, base: number, act: (hart: number) => void): number {
-    const n = this.platform.harts.length;
+  protected forHarts(mask: number, base: number, act: (hart: number) => void): number {
+    const n = this.hartCount;
     if (base === -1) {
       for (let i = 0; i < n; i++) act(i);
       return SBI_SUCCESS;
@@ -273,7 +323,7 @@ export class SbiFirmware {
   }
 
   private readLegacyMask(h: HartState, pointer: number): number {
-    if (pointer === 0) return 2 ** this.platform.harts.length - 1;
+    if (pointer === 0) return 2 ** this.hartCount - 1;
     // Linux passes a kernel virtual address; the hart's own MMU resolves it.
     const reader = h as unknown as { load32(va: number): number };
     try {
@@ -284,24 +334,22 @@ export class SbiFirmware {
   }
 
   private hsm(h: HartState, fid: number, ret: (e: number, v?: number) => void): void {
-    const n = this.platform.harts.length;
+    const n = this.hartCount;
     switch (fid) {
       case 0: { // hart_start(hartid, start_addr, opaque)
         const target = h.reg(A0);
         if (target < 0 || target >= n) return ret(SBI_ERR_INVALID_PARAM);
-        if (this.hsmState[target] !== HSM_STOPPED) return ret(SBI_ERR_ALREADY_AVAILABLE);
-        this.startHart(target, h.reg(A1), h.x64[A1 + 1]);
-        return ret(SBI_SUCCESS);
+        return ret(this.hartStart(target, h.reg(A1), h.x64[A1 + 1]!));
       }
       case 1: // hart_stop
-        this.hsmState[h.id] = HSM_STOPPED;
+        Atomics.store(this.hsmState, h.id, HSM_STOPPED);
         h.parked = true;
         h.stop = true;
         return ret(SBI_SUCCESS);
       case 2: { // hart_get_status
         const target = h.reg(A0);
         if (target < 0 || target >= n) return ret(SBI_ERR_INVALID_PARAM);
-        return ret(SBI_SUCCESS, this.hsmState[target]);
+        return ret(SBI_SUCCESS, Atomics.load(this.hsmState, target));
       }
       case 3: { // hart_suspend(type, resume_addr, opaque)
         const type = h.x[A0 * 2] >>> 0;
@@ -318,9 +366,16 @@ export class SbiFirmware {
     }
   }
 
+  /** HSM hart_start: a stopped hart starts (overridden for harts on other threads). */
+  protected hartStart(target: number, entry: number, opaque: bigint): number {
+    if (this.hsmState[target] !== HSM_STOPPED) return SBI_ERR_ALREADY_AVAILABLE;
+    this.startHart(target, entry, opaque);
+    return SBI_SUCCESS;
+  }
+
   /** Brings a hart up in S-mode at `entry` with a0 = hartid, a1 = opaque, satp = 0 (SBI §9.1). */
   startHart(target: number, entry: number, opaque: bigint): void {
-    const t = this.platform.harts[target];
+    const t = this.platform.harts[target]!;
     t.x.fill(0);
     t.x64[A0] = BigInt(target);
     t.x64[A1] = opaque;
@@ -332,7 +387,7 @@ export class SbiFirmware {
     t.updateTranslation();
     t.parked = false;
     t.waiting = false;
-    this.hsmState[target] = HSM_STARTED;
+    Atomics.store(this.hsmState, target, HSM_STARTED);
     this.platform.wake(target);
   }
 

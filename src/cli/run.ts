@@ -26,6 +26,9 @@ import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
 import { runThreaded, ThreadedRunError } from '../host/threaded-runner.js';
+import { dsmStatsLine, HostsRunError, runOnHosts } from '../host/hosts-runner.js';
+import type { HostReport } from '../host/dsm-host.js';
+import { hostsWanted, openHosts, type RunHosts } from './run-hosts.js';
 
 /** Most host threads `--threads` takes (a hart each at most: the machine has up to 32). */
 const MAX_THREADS = 32;
@@ -64,6 +67,10 @@ interface RunFlags {
   serial?: string;
   threads?: string;
   web?: string;
+  hosts?: string;
+  join?: string;
+  tokenFile?: string;
+  dsmHold?: string;
 }
 
 /** The name of `run`'s console on the control protocol (console-subscribe, docs/control.md). */
@@ -128,8 +135,13 @@ export function registerRunCommand(program: Command): void {
     .option('--console-log <file>', 'also write everything the guest prints to this file')
     .option('--time <mode>', 'guest time from "instructions" (reproducible) or "host" (wall clock)', 'instructions')
     .option('--max-instructions <n>', 'stop after this many instructions')
-    .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1); above 1 a run is not ' +
-      'reproducible, and so far only bare-metal --elf programs run so (docs/threads.md)')
+    .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1, the reproducible mode); ' +
+      'above 1 a run is not reproducible, and not with --timing, --control, --restore or --time host (docs/threads.md)')
+    .option('--hosts <n>', 'spread the harts over this many host processes on this machine (hart i on host i mod N), guest memory kept ' +
+      'coherent by a DSM; not reproducible; so far only bare-metal --elf programs (docs/giantvm.md)')
+    .option('--join <addr:port,...>', 'spread the harts over this process and hosts started by `mirrorball host --listen` (docs/giantvm.md)')
+    .option('--dsm-hold <us>', 'with --hosts or --join: Mirage\'s hold time, the microseconds a host keeps a page it got before it may be taken away (default 100; 0: none)')
+    .option('--token-file <file>', 'with --join: the hosts\' shared token, the file\'s first line (default: $MIRRORBALL_HOST_TOKEN)')
     .option('--rng [seed]', 'attach a virtio-rng whose bytes come from a seeded generator (reproducible; default seed 0)')
     .option('--stats', 'on exit, print instructions executed, guest time and host time to stderr')
     .option('--timing [from]', 'timing mode: charge every access the ccNUMA cache model\'s cycles (2-3x slower); ' +
@@ -278,22 +290,40 @@ function machineFromSnapshot(flags: RunFlags, command: Command, file: string): {
   return { spec: loaded.spec, report, loaded };
 }
 
-/** --threads, and the runs it can do so far: a bare-metal ELF, with the board's own devices only (docs/threads.md). */
+/**
+ * --threads, and what a threaded run cannot do (docs/threads.md): timing mode runs on one thread, and the
+ * control socket (pausing, snapshots), restoring a snapshot and host time are not threaded yet.
+ */
 function threadsWanted(flags: RunFlags): number {
   const threads = flags.threads === undefined ? 1 : parseCount(flags.threads, '--threads', 1, MAX_THREADS);
   if (threads === 1) return 1;
-  if (flags.elf === undefined) throw new UsageError('--threads above 1 runs only bare-metal --elf programs so far');
-  const refused = ([['--timing', flags.timing], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore], ['--net', flags.net],
-    ['--console', flags.console], ['--serial', flags.serial], ['--rng', flags.rng], ['--time host', flags.time === 'host' ? true : undefined]] as const)
+  const refused = ([['--timing', flags.timing], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore],
+    ['--time host', flags.time === 'host' ? true : undefined]] as const)
     .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
-  if (flags.drive.length > 0) refused.push('--drive');
   if (refused.length > 0) throw new UsageError(`--threads above 1 does not work with ${refused.join(', ')} yet`);
   return threads;
+}
+
+/** --hosts and --join, and the runs they can do so far: a bare-metal ELF, as threads (docs/giantvm.md). */
+function hostsFor(flags: RunFlags): ReturnType<typeof hostsWanted> {
+  const wanted = hostsWanted(flags);
+  if (wanted === undefined && flags.dsmHold !== undefined) throw new UsageError('--dsm-hold is for --hosts above 1 or --join');
+  if (wanted === undefined) return undefined;
+  if (flags.elf === undefined) throw new UsageError('--hosts and --join run only bare-metal --elf programs so far');
+  if (flags.timing !== undefined && flags.timing !== false) throw new UsageError('--timing is refused across hosts: the cache model\'s caches and latencies know nothing of the network');
+  const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--restore', flags.restore], ['--net', flags.net], ['--console', flags.console],
+    ['--serial', flags.serial], ['--rng', flags.rng], ['--nodes', flags.nodes], ['--topology', flags.topology], ['--time host', flags.time === 'host' ? true : undefined]] as const)
+    .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
+  if (flags.drive.length > 0) refused.push('--drive');
+  if (refused.length > 0) throw new UsageError(`--hosts and --join do not work with ${refused.join(', ')} yet`);
+  return wanted;
 }
 
 async function run(flags: RunFlags, command: Command): Promise<number> {
   const maxInstructions = flags.maxInstructions === undefined ? undefined : parseCount(flags.maxInstructions, '--max-instructions', 1, Number.MAX_SAFE_INTEGER);
   const threads = threadsWanted(flags);
+  const hostsWanted = hostsFor(flags);
+  const holdUs = flags.dsmHold === undefined ? undefined : parseCount(flags.dsmHold, '--dsm-hold', 0, 1_000_000);
   const restoring = flags.restore === undefined ? undefined : machineFromSnapshot(flags, command, flags.restore);
   const fresh = restoring === undefined ? machineFromFlags(flags) : undefined;
   const { spec, report } = restoring ?? fresh!;
@@ -391,14 +421,24 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   let exit: ExitReason;
   const started = performance.now();
   const instructionsBefore = machine.instructions;
+  let hosts: RunHosts | undefined;
+  let dsmReports: HostReport[] = [];
   try {
-    exit = threads > 1
-      ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted() })
-      : await runMachine(machine, { maxInstructions, pace: interactive, gate });
+    if (hostsWanted !== undefined) {
+      hosts = await openHosts(hostsWanted, flags.tokenFile);
+      ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted(), holdUs }));
+    } else {
+      exit = threads > 1
+        ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted(), pace: interactive })
+        : await runMachine(machine, { maxInstructions, pace: interactive, gate });
+    }
   } catch (error) {
     if (error instanceof ThreadedRunError) throw new UsageError(error.message);
+    // A host lost, or one that broke the protocol: the whole VM stops, with its line.
+    if (error instanceof HostsRunError) { process.stderr.write(`mirrorball: ${error.message}\n`); return 1; }
     throw error;
   } finally {
+    hosts?.close();
     terminal.close();
     await devices.close();
     for (const disk of disks) disk.close();
@@ -411,6 +451,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     await server.close();
   }
   if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000, machine.instructions - instructionsBefore)}\n`);
+  if (flags.stats === true) for (const r of dsmReports) process.stderr.write(`${dsmStatsLine(r)}\n`);
   if (flags.statsDir !== undefined) {
     const config = {
       topology: report.topology,

@@ -9,17 +9,19 @@ import {
   OP_MISC_MEM, OP_MSUB, OP_NMADD, OP_NMSUB, OP_OP, OP_OP_32, OP_OP_FP, OP_STORE, OP_STORE_FP, OP_SYSTEM,
   PRIV_M, PRIV_S,
 } from '../isa/opcodes.js';
-import { add, lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
+import { lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl, sub } from './alu.js';
 import { executeAmo } from './amo.js';
 import { csrRead, csrWrite, trappedInstruction } from './csr.js';
 import { EXIT, TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
-import { HartMemory } from './hart-memory.js';
+import { WarmHart } from './warm-tier.js';
+import { primeWarmTier } from './warm-prime.js';
 import type { MemoryTiming } from './memory-timing.js';
 import type { RamRegion } from '../memory/ram.js';
 import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
 import { Translator } from './translator.js';
+import type { RegionLimits } from './block-source.js';
 
 /** Expansions of all 65536 halfwords, filled on first use; ILLEGAL_C marks a reserved encoding. */
 const rvcTable = new Int32Array(65536);
@@ -48,7 +50,7 @@ export interface HartRunState {
   countersSynced: boolean;
 }
 
-export class Hart extends HartMemory {
+export class Hart extends WarmHart {
   /** Virtual address of the page instructions are fetched from, its halfword index and memory. */
   private fetchPage = 2 ** 60;
   private fetchBase = 0;
@@ -71,10 +73,12 @@ export class Hart extends HartMemory {
 
   /**
    * Turns the block translator on or off (the board turns it on). `hotBlock` is how many times a block is
-   * interpreted before it is compiled (tests pass 0).
+   * interpreted before it is compiled (tests pass 0); `region` what a compiled block takes in with it;
+   * `warmBlock` how many look-ups of a pc measure its block (and start the warm tier).
    */
-  setTranslation(on: boolean, hotBlock?: number): void {
-    this.translator = on ? new Translator(this, hotBlock) : undefined;
+  setTranslation(on: boolean, hotBlock?: number, region?: RegionLimits, warmBlock?: number): void {
+    if (on) primeWarmTier();
+    this.translator = on ? new Translator(this, hotBlock, warmBlock, region) : undefined;
     this.translator?.setTiming(this.timing);
   }
 
@@ -164,8 +168,12 @@ export class Hart extends HartMemory {
             const b = tr.lookup(pc, this.fetchMem, this.fetchBase);
             if (b !== undefined && b.count !== 0 && b.count <= budget - n) {
               if (b.run !== undefined) n += b.run(this, x, tr, budget - n);
-              else {
-                // Warm: interpreted until it has run often enough to be worth compiling (until a side exit).
+              else if (b.ops !== undefined && !this.countersSynced) {
+                // Warm: run from its decoded form until it has run often enough to be worth compiling.
+                n += this.runWarm(b.ops, b.pcs, b.count, tr, this.fetchRegion!, this.fetchBase);
+                tr.warm(b);
+              } else {
+                // A counter access run again after COUNTER_SYNC (never in a block): interpreted.
                 const pcs = b.pcs;
                 let k = 0;
                 do {
@@ -323,7 +331,13 @@ export class Hart extends HartMemory {
       case OP_IMM: {
         const imm = insn >> 20;
         switch (f3) {
-          case 0: add(x, d, al, ah, imm, imm >> 31); break;
+          case 0: {
+            // ADDI, the most frequent instruction: add() inlined by hand (V8 does not inline it in this function).
+            const lo = (al + imm) | 0;
+            x[d] = lo;
+            x[d + 1] = (ah + (imm >> 31) + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+            break;
+          }
           case 1: if (imm & 0xfc0) this.illegal(insn, len); sll(x, d, al, ah, imm & 63); break;
           case 2: x[d] = lt(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
           case 3: x[d] = ltu(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
@@ -354,7 +368,12 @@ export class Hart extends HartMemory {
         const f7 = insn >>> 25;
         if (f7 === 0) {
           switch (f3) {
-            case 0: add(x, d, al, ah, bl, bh); break;
+            case 0: {
+              const lo = (al + bl) | 0;
+              x[d] = lo;
+              x[d + 1] = (ah + bh + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+              break;
+            }
             case 1: sll(x, d, al, ah, bl & 63); break;
             case 2: x[d] = lt(al, ah, bl, bh) ? 1 : 0; x[d + 1] = 0; break;
             case 3: x[d] = ltu(al, ah, bl, bh) ? 1 : 0; x[d + 1] = 0; break;
@@ -400,29 +419,30 @@ export class Hart extends HartMemory {
         return;
       }
       case OP_LOAD: {
-        const va = ah * 4294967296 + (al >>> 0) + (insn >> 20);
+        // The address goes as rs1's words and the offset (int32s): a double would be boxed (warm-tier.ts).
+        const imm = insn >> 20;
         let v: number;
         switch (f3) {
-          case 0: v = (this.load8(va) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
-          case 1: v = (this.load16(va) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
-          case 2: v = this.load32(va); x[d] = v; x[d + 1] = v >> 31; break;
-          case 3: v = this.load64(va); x[d] = v; x[d + 1] = this.loadHi; break;
-          case 4: x[d] = this.load8(va); x[d + 1] = 0; break;
-          case 5: x[d] = this.load16(va); x[d + 1] = 0; break;
-          case 6: x[d] = this.load32(va); x[d + 1] = 0; break;
+          case 0: v = (this.loadB(al, ah, imm) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
+          case 1: v = (this.loadH(al, ah, imm) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
+          case 2: v = this.loadW(al, ah, imm); x[d] = v; x[d + 1] = v >> 31; break;
+          case 3: v = this.loadD(al, ah, imm); x[d] = v; x[d + 1] = this.loadHi; break;
+          case 4: x[d] = this.loadB(al, ah, imm); x[d + 1] = 0; break;
+          case 5: x[d] = this.loadH(al, ah, imm); x[d + 1] = 0; break;
+          case 6: x[d] = this.loadW(al, ah, imm); x[d + 1] = 0; break;
           default: this.illegal(insn, len);
         }
         this.pc = pc + len;
         return;
       }
       case OP_STORE: {
-        const va = ah * 4294967296 + (al >>> 0) + (((insn >> 25) << 5) | rd);
+        const imm = ((insn >> 25) << 5) | rd;
         const s = rs2 << 1;
         switch (f3) {
-          case 0: this.store8(va, x[s] & 0xff); break;
-          case 1: this.store16(va, x[s] & 0xffff); break;
-          case 2: this.store32(va, x[s]); break;
-          case 3: this.store64(va, x[s], x[s + 1]); break;
+          case 0: this.storeB(al, ah, imm, x[s] & 0xff); break;
+          case 1: this.storeH(al, ah, imm, x[s] & 0xffff); break;
+          case 2: this.storeW(al, ah, imm, x[s]); break;
+          case 3: this.storeD(al, ah, imm, x[s], x[s + 1]); break;
           default: this.illegal(insn, len);
         }
         this.pc = pc + len;

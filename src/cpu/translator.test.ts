@@ -12,7 +12,8 @@ import { generateBlock } from './block-source.js';
 import { translatable } from './codegen.js';
 import { Hart } from './hart.js';
 import { Reservations } from './reservations.js';
-import { Translator } from './translator.js';
+import { CHAINED, Translator } from './translator.js';
+import type { RegionLimits } from './block-source.js';
 import type { CacheGeometry } from '../timing/cache.js';
 import { StatsRegistry } from '../timing/stats.js';
 import { TimingModel } from '../timing/timing-model.js';
@@ -60,12 +61,15 @@ class Rig {
   /** Timing mode's model, when the rig runs in timing mode. */
   readonly model: TimingModel | undefined;
 
-  /** `hotBlock`: interpreted runs of a block before it is compiled (0: at once); `cache`: run in timing mode. */
-  constructor(translate: boolean, hotBlock = 0, cache?: Partial<CacheGeometry>) {
+  /**
+   * `hotBlock`: interpreted runs of a block before it is compiled (0: at once); `cache`: run in timing mode;
+   * `region`: what a compiled block takes in with it (chaining); `warmBlock`: look-ups before a block is measured.
+   */
+  constructor(translate: boolean, hotBlock = 0, cache?: Partial<CacheGeometry>, region?: RegionLimits, warmBlock?: number) {
     const bus = new Bus();
     bus.addRam(this.ram);
     this.hart = new Hart(0, { bus, clock: { now: () => 0 }, reservations: new Reservations(1) });
-    this.hart.setTranslation(translate, hotBlock);
+    this.hart.setTranslation(translate, hotBlock, region, warmBlock);
     if (cache !== undefined) {
       this.model = new TimingModel({ cpuNode: [0], nodes: [{ base: RAM_BASE, size: RAM_BYTES }], latencies: LATENCIES, cache });
       this.hart.setMemoryTiming(this.model);
@@ -116,8 +120,9 @@ export function timingState(model: TimingModel, harts: readonly Hart[]): unknown
 }
 
 /** Runs the same program and register file on an interpreting and a translating hart, slice by slice. */
-function differential(parcels: number[], registers: bigint[], slices: number[], hotBlock: number, cache?: Partial<CacheGeometry>): void {
-  const rigs = [new Rig(false, 0, cache), new Rig(true, hotBlock, cache)];
+function differential(parcels: number[], registers: bigint[], slices: number[], hotBlock: number, cache?: Partial<CacheGeometry>,
+  region?: RegionLimits, warmBlock?: number): void {
+  const rigs = [new Rig(false, 0, cache), new Rig(true, hotBlock, cache, region, warmBlock)];
   for (const rig of rigs) {
     rig.put(CODE, parcels);
     for (let i = 1; i < 32; i++) rig.hart.x64[i] = registers[i];
@@ -244,8 +249,8 @@ test('the cheap measure agrees with the generator on which instructions are tran
 });
 
 /** Both harts on the same program; returns the translating one after checking it matches. */
-function agree(parcels: number[], budget: number | number[], setup?: (rig: Rig) => void): Rig {
-  const rigs = [new Rig(false), new Rig(true)];
+function agree(parcels: number[], budget: number | number[], setup?: (rig: Rig) => void, region?: RegionLimits): Rig {
+  const rigs = [new Rig(false), new Rig(true, 0, undefined, region)];
   for (const rig of rigs) {
     rig.put(CODE, parcels);
     setup?.(rig);
@@ -384,4 +389,115 @@ test('a block that branches to itself loops inside, stops at the slice end, and 
     assert.equal(rig.hart.x64[6], 95n);
     assert.equal(rig.hart.instret, 51);
   }
+});
+
+/** Tiny caches with short lines, as in the timing property above. */
+const tinyCache = fc.record({ sets: fc.constantFrom(4, 16, 64), ways: fc.constantFrom(1, 2), lineBytes: fc.constantFrom(8, 16, 64) })
+  .map(({ sets, ways, lineBytes }) => ({ sizeBytes: sets * ways * lineBytes, ways, lineBytes }));
+
+test('random programs with chained regions: translating and interpreting harts agree, in fast and timing mode', () => {
+  fc.assert(
+    fc.property(
+      fc.array(instruction, { minLength: 1, maxLength: 60 }),
+      fc.array(value64, { minLength: 32, maxLength: 32 }),
+      fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 6 }),
+      fc.constantFrom(0, 1, 3),
+      fc.option(tinyCache, { nil: undefined }),
+      // Small regions too, so that a region runs out of room and transfers leave the function.
+      fc.constantFrom(CHAINED, { segments: 3, instructions: 12, segmentLimit: 5 }),
+      (program, registers, slices, hotBlock, cache, region) => differential(program.flat(), registers, slices, hotBlock, cache, region),
+    ),
+    { numRuns: 400 },
+  );
+});
+
+// a: x5 += 1; jal b. b: sd x5, 0(x8); x8 += 8; x6 -= 1; bne x6, x0, a; then jump to self.
+const twoBlocks = [addi(5, 5, 1), jType(0, 8), JUMP_SELF, sd(8, 5, 0), addi(8, 8, 8), addi(6, 6, -1), bType(1, 6, 0, -24), JUMP_SELF];
+
+test('a region of two blocks chained both ways stops at every slice end and traps precisely in its second block', () => {
+  // The sixth store is past RAM: the trap is in the segment entered by the chained jump.
+  for (const slices of [[3, 1, 7, 2, 11, 40], [5, 5, 5, 5, 5, 5, 5], [200]]) {
+    const rig = agree(twoBlocks, slices, (r) => {
+      r.hart.x64[6] = 100n;
+      r.hart.x64[8] = BigInt(RAM_BASE + RAM_BYTES - 5 * 8);
+    }, CHAINED);
+    assert.equal(rig.hart.mcause, BigInt(CAUSE_STORE_ACCESS));
+    assert.equal(rig.hart.mepc, CODE + 12);
+    assert.equal(rig.hart.x64[5], 6n);
+    assert.equal(rig.hart.x64[6], 95n);
+  }
+});
+
+test('a store into another block of the region: the chained block runs in its new form', () => {
+  // b stores x13 over its own loop's first block a (x5 += 1 becomes x5 += 100): the next round runs that.
+  const rig = agree([addi(5, 5, 1), jType(0, 8), JUMP_SELF, sw(12, 13, 0), addi(6, 6, -1), bType(1, 6, 0, -20), JUMP_SELF], 60, (r) => {
+    r.hart.x64[6] = 3n;
+    r.hart.x64[12] = BigInt(CODE);
+    r.hart.x64[13] = BigInt(addi(5, 5, 100));
+  }, CHAINED);
+  assert.equal(rig.hart.x64[5], 201n);
+});
+
+test('code of a chained block rewritten behind the harts\' back is seen after FENCE.I (codeWritten): the region is rechecked whole', () => {
+  // Compiled from a, the region holds b too; b's add is then rewritten in RAM as a device would (no store by a hart).
+  const rigs = [new Rig(false), new Rig(true, 0, undefined, CHAINED)];
+  for (const rig of rigs) {
+    rig.put(CODE, [addi(5, 5, 1), jType(0, 8), JUMP_SELF, addi(7, 7, 1), addi(6, 6, -1), bType(1, 6, 0, -20), JUMP_SELF]);
+    rig.hart.x64[6] = 1000n;
+  }
+  const step = (budget: number): void => {
+    assert.equal(rigs[1].hart.run(budget), rigs[0].hart.run(budget));
+    assert.deepEqual(rigs[1].snapshot(), rigs[0].snapshot());
+  };
+  step(50);
+  for (const rig of rigs) {
+    rig.put(CODE + 12, [addi(7, 7, 16)]);
+    rig.hart.codeWritten();
+  }
+  step(50);
+  assert.ok(rigs[1].hart.x64[7] > 16n * 5n, 'the rewritten add ran');
+});
+
+test('random programs on the warm tier alone (measured at the first look-up, never compiled) agree with the interpreter', () => {
+  fc.assert(
+    fc.property(
+      fc.array(instruction, { minLength: 1, maxLength: 60 }),
+      fc.array(value64, { minLength: 32, maxLength: 32 }),
+      fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 6 }),
+      // In timing mode the warm tier steps through the interpreter, which charges each fetch.
+      fc.option(tinyCache, { nil: undefined }),
+      (program, registers, slices, cache) => differential(program.flat(), registers, slices, 1e9, cache, undefined, 1),
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test('the warm tier: a loop of two blocks with a load that faults stops at every slice end and traps precisely', () => {
+  for (const slices of [[3, 1, 7, 2, 11, 40], [5, 5, 5, 5, 5, 5, 5], [200]]) {
+    const rigs = [new Rig(false), new Rig(true, 1e9, undefined, undefined, 1)];
+    for (const rig of rigs) {
+      rig.put(CODE, twoBlocks);
+      rig.hart.x64[6] = 100n;
+      rig.hart.x64[8] = BigInt(RAM_BASE + RAM_BYTES - 5 * 8);
+    }
+    for (const slice of slices) {
+      assert.equal(rigs[1].hart.run(slice), rigs[0].hart.run(slice));
+      assert.deepEqual(rigs[1].snapshot(), rigs[0].snapshot());
+    }
+    assert.equal(rigs[1].hart.mcause, BigInt(CAUSE_STORE_ACCESS));
+    assert.equal(rigs[1].hart.mepc, CODE + 12);
+    assert.equal(rigs[1].hart.x64[5], 6n);
+  }
+});
+
+test('the warm tier: a store into the rest of its own block ends it, and the next instruction runs in its new form', () => {
+  const rigs = [new Rig(false), new Rig(true, 1e9, undefined, undefined, 1)];
+  for (const rig of rigs) {
+    rig.put(CODE, [sw(12, 13, 0), addi(10, 0, 1), JUMP_SELF]);
+    rig.hart.x64[12] = BigInt(CODE + 4);
+    rig.hart.x64[13] = BigInt(addi(10, 0, 42));
+  }
+  assert.equal(rigs[1].hart.run(10), rigs[0].hart.run(10));
+  assert.deepEqual(rigs[1].snapshot(), rigs[0].snapshot());
+  assert.equal(rigs[1].hart.x64[10], 42n);
 });

@@ -6,8 +6,9 @@ import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
 import type { Bus } from '../memory/bus.js';
 import type { RamRegion } from '../memory/ram.js';
 import { lt, ltu, mulDiv32, mulDiv64, mulhu32 } from './alu.js';
-import { generateBlock, measureBlock, type FetchTiming } from './block-source.js';
+import { generateBlock, measureBlock, type FetchTiming, type RegionLimits } from './block-source.js';
 import type { HartState } from './hart-state.js';
+import { decodeBlock } from './warm-tier.js';
 import type { FetchProbe, MemoryTiming } from './memory-timing.js';
 
 const PAGE_SHIFT = 12;
@@ -31,17 +32,31 @@ export const WARM_BLOCK = 128;
 const MAX_PAGE_INVALIDATIONS = 32;
 /** Bound on the shared table of compiled functions, so a long run cannot grow it without limit. */
 const MAX_COMPILED = 1 << 14;
+/** A block joins a region once it has run this fraction of the runs that make a block hot. */
+const CHAIN_HEAT = 4;
+/**
+ * Regions: a hot block compiled with the blocks of its page it reaches by direct jumps (docs/translator.md,
+ * "Chaining"), at most this many entry points and instructions in one function.
+ */
+export const CHAINED: RegionLimits = { segments: 12, instructions: 256, segmentLimit: MAX_BLOCK_INSTRUCTIONS };
+/**
+ * What hot blocks are compiled with by default: each alone. Regions (CHAINED) were measured slower on the
+ * CPU benchmark (docs/translator.md, "Chaining"), so they are only on where asked for (tests, experiments).
+ */
+export const REGION: RegionLimits = { segments: 1, instructions: 0, segmentLimit: MAX_BLOCK_INSTRUCTIONS };
 
 /** The compiled form of a block: runs it and returns how many instructions ran. */
 export type BlockFunction = (h: HartState, x: Int32Array, t: Translator, left: number) => number;
 
 /** Helpers the generated code calls; they are closure constants of each compiled block, so V8 inlines them. */
 const HELPERS = { lt, ltu, mulhu32, mulDiv32, mulDiv64 };
-type Factory = (helpers: typeof HELPERS, pcs: number[]) => BlockFunction;
+type Factory = (helpers: typeof HELPERS, pcs: number[], ks: number[]) => BlockFunction;
 
 export class Block {
   /** Times the block was interpreted since it was measured; it is compiled when this reaches hotBlock. */
   heat = 0;
+  /** Its decoded form, which the warm tier runs until it is compiled (warm-tier.ts). */
+  ops: Int32Array | undefined = undefined;
 
   constructor(
     readonly pc: number,
@@ -58,15 +73,19 @@ export class Block {
     readonly versions: Uint32Array,
     readonly page: number,
     readonly version: number,
-    /** The halfwords the block was decoded from, to recheck it after a FENCE.I (memory written by DMA). */
-    readonly text: Uint16Array,
+    /**
+     * The halfwords the block was decoded from, from halfword `textOffset` of its page, to recheck it after a
+     * FENCE.I (memory written by DMA). Once compiled, they cover every segment of its region.
+     */
+    public text: Uint16Array,
+    public textOffset: number,
     /** The FENCE.I epoch the block was last checked in. */
     public epoch: number,
   ) {}
 
   /** True if memory still holds the instructions the block was decoded from. */
   unchanged(): boolean {
-    const start = this.base + ((this.pc & (PAGE_BYTES - 1)) >>> 1);
+    const start = this.base + this.textOffset;
     const text = this.text;
     const mem = this.mem;
     for (let i = 0; i < text.length; i++) if (mem[start + i] !== text[i]) return false;
@@ -183,14 +202,14 @@ export class CodePages {
     for (const code of this.regions.values()) code.invalidations.fill(0);
   }
 
-  compile(body: string, pcs: number[]): BlockFunction {
+  compile(body: string, pcs: number[], ks: number[]): BlockFunction {
     let fn = this.compiled.get(body);
     if (fn !== undefined) return fn;
     const source = `'use strict';\nconst { lt, ltu, mulhu32, mulDiv32, mulDiv64 } = helpers;\n` +
       `return function block(h, x, t, left) {\n${body}\n};`;
     // eslint-disable-next-line @typescript-eslint/no-implied-eval -- compiling guest code is the point
-    const factory = new Function('helpers', 'pcs', source) as Factory;
-    fn = factory(HELPERS, pcs);
+    const factory = new Function('helpers', 'pcs', 'ks', source) as Factory;
+    fn = factory(HELPERS, pcs, ks);
     if (this.compiled.size >= MAX_COMPILED) this.compiled.clear();
     this.compiled.set(body, fn);
     return fn;
@@ -223,10 +242,14 @@ export function blocksAdopted(domain: object): number {
   return shared.get(domain)?.blocksAdopted ?? 0;
 }
 
-/** True if `a` and `b` start at the same pc and decode the same instructions. */
+/**
+ * True if `b`, just measured, starts at the same pc as the compiled `a` and its page holds what `a` was
+ * decoded from (every segment of `a`'s region, at the same offsets).
+ */
 function sameInstructions(a: Block, b: Block): boolean {
-  if (a.pc !== b.pc || a.count !== b.count || a.text.length !== b.text.length) return false;
-  for (let i = 0; i < a.text.length; i++) if (a.text[i] !== b.text[i]) return false;
+  if (a.pc !== b.pc || a.count !== b.count) return false;
+  const start = b.base + a.textOffset;
+  for (let i = 0; i < a.text.length; i++) if (b.mem[start + i] !== a.text[i]) return false;
   return true;
 }
 
@@ -248,7 +271,9 @@ export class Translator {
    * `hotBlock`: interpreted runs before a block is compiled (0 compiles it at once: tests use that so that
    * short programs exercise the generated code).
    */
-  constructor(hart: HartState, private readonly hotBlock = HOT_BLOCK, private readonly warmBlock = Math.min(WARM_BLOCK, hotBlock)) {
+  constructor(hart: HartState, private readonly hotBlock = HOT_BLOCK, private readonly warmBlock = Math.min(WARM_BLOCK, hotBlock),
+    /** What a compiled block takes in with it (tests compare chaining with single blocks). */
+    private readonly region: RegionLimits = REGION) {
     this.code = codePagesOf(hart.env.bus);
     this.code.add(this, hart);
   }
@@ -300,8 +325,9 @@ export class Translator {
     if (shape.count > 0) this.code.markCode(code, page);
     const start = base + (offset >>> 1);
     const text = mem.slice(start, start + (shape.bytes >>> 1));
-    const b = new Block(pc, shape.count, shape.pcs, undefined, mem, base, code.versions, page, version, text, this.code.epoch);
+    const b = new Block(pc, shape.count, shape.pcs, undefined, mem, base, code.versions, page, version, text, offset >>> 1, this.code.epoch);
     if (this.hotBlock === 0 && b.count > 0) this.compileBlock(b);
+    else if (b.count > 0) b.ops = decodeBlock(mem, base, shape.pcs, shape.count);
     return b;
   }
 
@@ -326,6 +352,8 @@ export class Translator {
    */
   private adopt(before: Block, b: Block): void {
     const samePage = before.mem === b.mem && before.base === b.base;
+    b.text = before.text;
+    b.textOffset = before.textOffset;
     if (this.timing === undefined || samePage) b.run = before.run;
     else this.compileBlock(b);
     b.heat = this.hotBlock;
@@ -339,14 +367,31 @@ export class Translator {
 
   private compileBlock(b: Block): void {
     const offset = b.pc & (PAGE_BYTES - 1);
-    // From the halfwords the block was measured from, not from memory now: a device may have written the page
-    // since (DMA is unseen until FENCE.I), and code generated from other instructions than the `count` measured
-    // could complete none of them (an instruction left to the interpreter at the start), leaving the hart's run
-    // loop calling a block that returns 0 forever. Until a FENCE.I the old code is what the hart may run (ISA §5.1).
-    const page = new Uint16Array(PAGE_BYTES >>> 1);
-    page.set(b.text, offset >>> 1);
-    const source = generateBlock(page, 0, offset, b.pc, b.count, this.fetchTiming(b));
-    b.run = this.code.compile(source.body, source.pcs);
+    // The block itself from the halfwords it was measured from (or adopted), not from memory now: a device
+    // may have written the page since (DMA is unseen until FENCE.I), and code generated from other
+    // instructions than the `count` measured could complete none of them (an instruction left to the
+    // interpreter at the start), leaving the hart's run loop calling a block that returns 0 forever. The rest
+    // of its region from memory now; until a FENCE.I either is what the hart may run (ISA §5.1), and `text`
+    // then holds what the whole function was generated from.
+    const page = b.mem.slice(b.base, b.base + (PAGE_BYTES >>> 1));
+    page.set(b.text, b.textOffset);
+    const source = generateBlock(page, 0, offset, b.pc, b.count, this.fetchTiming(b), this.region, (target) => this.runsOften(target, b));
+    b.text = page.slice(source.low >>> 1, source.high >>> 1);
+    b.textOffset = source.low >>> 1;
+    b.run = this.code.compile(source.body, source.pcs, source.ks);
+    b.ops = undefined;
+  }
+
+  /**
+   * True if the block at `target`, on `b`'s page, has run often enough to be worth compiling into `b`'s
+   * function: code never run there would be compiled for nothing, and V8 deoptimizes a function when a path
+   * it has no feedback for runs.
+   */
+  private runsOften(target: number, b: Block): boolean {
+    // Compiling at once (tests) compiles every region whole, so that short programs run its code.
+    if (this.hotBlock === 0) return true;
+    const t = this.all.get(target);
+    return t !== undefined && t.mem === b.mem && t.base === b.base && (t.run !== undefined || t.heat * CHAIN_HEAT >= this.hotBlock);
   }
 
   /** What a block compiled in timing mode needs to charge its fetches, or undefined in fast mode. */

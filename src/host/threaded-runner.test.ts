@@ -134,3 +134,88 @@ test('harts on two threads reach the main thread\'s devices: UART output, a time
   // Time jumped to the timer while both harts slept, as on one thread.
   assert.ok(machine.clock.now() >= 500);
 });
+
+/**
+ * Hart 1 (on the second thread) warms a function up until its thread runs it translated, takes a
+ * reservation, and asks a device on the main thread to write by DMA: a new body for the function and the
+ * reserved word (with the value it holds). Its SC must fail; after its FENCE.I the function must be the new one. Exit 1 + the failed
+ * check through the test finisher, 0 if both hold. Hart 0 sleeps.
+ */
+const DMA_PROGRAM = `
+.equ FINISHER, 0x100000
+.equ DMA, 0x20000000
+.globl _start
+_start:
+  csrr a0, mhartid
+  bnez a0, hart1
+1: wfi
+  j 1b
+hart1:
+  li s0, 20000
+0: call code
+  addi s0, s0, -1
+  bnez s0, 0b
+  la t0, resv
+  lr.w t1, (t0)
+  li t2, DMA
+  sw zero, 0(t2)
+  li t1, 7
+  sc.w t3, t1, (t0)
+  li s1, 1
+  beqz t3, fail
+  fence.i
+  call code
+  li s1, 2
+  li t0, 2
+  bne a0, t0, fail
+  li t1, 0x5555
+  j finish
+fail:
+  slli t1, s1, 16
+  li t0, 0x3333
+  or t1, t1, t0
+finish:
+  li t0, FINISHER
+  sw t1, 0(t0)
+2: j 2b
+.align 12
+.option push
+.option norvc
+code:
+  li a0, 1
+  ret
+.option pop
+.align 12
+.data
+.align 6
+resv: .word 0
+`;
+
+test('a device\'s DMA from the main thread breaks a reservation on a worker, and the worker\'s translated code sees DMA\'d code after FENCE.I', { timeout: 120_000 }, async (t) => {
+  if (!toolchainAvailable()) {
+    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
+    return;
+  }
+  const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false });
+  const program = assemble(DMA_PROGRAM);
+  const memory = machine.bus.guestMemory();
+  // A device that writes RAM as virtio devices do (Bus.guestMemory, whose writes break reservations).
+  let dmaWrites = 0;
+  machine.bus.addDevice(0x2000_0000, 0x1000, {
+    name: 'dma-test',
+    read: () => 0,
+    write: () => {
+      dmaWrites++;
+      memory.writeU32(program.symbols.get('code')!, 0x00200513); // addi a0, zero, 2
+      // The value already there: only the reservation table can make the SC fail, not its compare-and-swap.
+      memory.writeU32(program.symbols.get('resv')!, 0);
+    },
+  });
+  memory.write(RAM, program.image);
+  machine.resetAll(RAM, true, 0);
+  const exit = await runThreaded(machine, { threads: 2 });
+  assert.equal(dmaWrites, 1);
+  // 0x5555 passes; 0x3333 | check << 16 names the failed check (1: the SC succeeded, 2: the old code ran).
+  assert.deepEqual(exit, { kind: 'poweroff', code: 0 });
+  assert.equal(memory.readU32(program.symbols.get('resv')!), 0, 'the SC did not store');
+});

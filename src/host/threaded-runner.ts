@@ -1,15 +1,18 @@
 // Runs a machine's harts on worker threads over its shared memory (docs/threads.md): the main thread keeps
-// the clock and HTIF and starts each round; the workers run their harts to its end. Not reproducible.
-// So far for bare-metal programs: the workers' harts reach the main thread's devices through mailboxes, and
-// the devices' interrupt lines reach them; no SBI yet, so no Linux.
+// the clock, the devices, the SBI's shared state and HTIF, and starts each round; the workers run their
+// harts to its end. The workers' harts reach the devices through mailboxes, the devices' interrupt lines
+// reach them, and the built-in SBI runs on each worker (board/threaded-sbi.ts). Not reproducible.
 
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { HartGroupSpec } from '../board/hart-group.js';
 import type { ExitReason, Machine } from '../board/machine.js';
 import { restoreHart, saveHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
 import { forwardingMemory, MmioServer } from '../board/forwarded-mmio.js';
+import { runControlRequest } from '../devices/control.js';
+import { Signals, signalMemory, WORKER_CLOSED, WORKER_DONE, WORKER_IDLE, WORKER_RUNNING } from '../board/threaded-sbi.js';
+import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
 import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
 
 /**
@@ -20,6 +23,9 @@ import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
 export const THREADED_QUANTUM = 65536;
 /** Host milliseconds of rounds between two yields to the event loop. */
 const BATCH_MS = 20;
+/** How long an idle paced machine sleeps before it looks at the time and its input again (as runner.ts). */
+const IDLE_SLEEP_MS = 2;
+const TICKS_PER_MS = TIMEBASE_HZ / 1000;
 
 export interface ThreadedOptions {
   /** Worker threads (at most one per hart). */
@@ -27,6 +33,11 @@ export interface ThreadedOptions {
   maxInstructions?: number;
   translate?: boolean;
   quantum?: number;
+  /**
+   * When every hart idles, guest time does not run ahead of host time (runner.ts's `pace`): for a guest
+   * that waits on someone typing.
+   */
+  pace?: boolean;
 }
 
 /** A machine the threaded runner cannot run yet: one line for the user. */
@@ -45,9 +56,21 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   const numbers = new Float64Array(new SharedArrayBuffer((NUMBERS.WORKERS + workers * NUMBERS.PER_WORKER) * 8));
   const forwarding = forwardingMemory(machine.harts.length);
   const doorbell = new Int32Array(forwarding.doorbell);
-  const server = new MmioServer(machine.bus, forwarding, machine.harts.length);
+  const server = new MmioServer(machine.bus, forwarding, machine.harts.length, {
+    reset: (type, reason) => machine.sbiReset(type, reason),
+    consoleWrite: (bytes) => machine.consoleWrite(bytes),
+    control: (request, argument) => runControlRequest(machine.control, request, argument),
+  });
+  const signalsMemory = signalMemory(machine.harts.length, workers);
+  const signals = new Signals(signalsMemory, workers);
   const lines = (hart: number): number => machine.harts[hart]!.mipLines;
-  server.publishLines(lines);
+  /** Publishes the devices' lines; the workers of harts whose lines changed are kicked (a hart asleep in WFI wakes). */
+  const publish = (): boolean => {
+    const changed = server.publishLines(lines);
+    for (let hart = 0; hart < machine.harts.length; hart++) if ((changed >>> hart) & 1) signals.kick(signals.workerOf(hart));
+    return changed !== 0;
+  };
+  publish();
   const devices = machine.bus.devices.map((w) => ({ base: w.base, size: w.size, name: w.device.name }));
   const shared = regions.map((r) => ({ node: r.node, base: r.base, size: r.size, buffer: r.buffer as SharedArrayBuffer }));
   const reservations = machine.reservations.memory();
@@ -61,6 +84,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
     const spec: HartGroupSpec = {
       harts: machine.harts.length, ids, states: ids.map((id) => saveHart(machine.harts[id]!, regions)),
       regions: shared, reservations, time, translate: options.translate ?? true, devices, forwarding,
+      index, workers, signals: signalsMemory, sbi: machine.sbi?.shared(),
     };
     const data: WorkerData = { index, spec, control: control.buffer as SharedArrayBuffer, numbers: numbers.buffer as SharedArrayBuffer };
     const worker = startWorker(data);
@@ -72,22 +96,32 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
     return { worker, ended };
   });
 
+  const pace = options.pace === true;
+  // Paced, idle time flows at the host's rate from the moment the machine went idle (runner.ts).
+  let anchorGuest = machine.clock.now();
+  let anchorHost = performance.now();
+  const kickAll = (): void => { for (let w = 0; w < workers; w++) signals.kick(w); };
   try {
     while (machine.exit === undefined && failure === undefined) {
       const until = performance.now() + BATCH_MS;
+      let sleepAfter = false;
       do {
         const end = machine.cycles + quantum;
         timeNow[0] = machine.clock.now();
         numbers[NUMBERS.START] = machine.cycles;
         numbers[NUMBERS.END] = end;
         Atomics.store(control, CONTROL.DONE, 0);
+        for (let w = 0; w < workers; w++) Atomics.store(signals.states, w, WORKER_RUNNING);
         Atomics.add(control, CONTROL.GENERATION, 1);
-        Atomics.notify(control, CONTROL.GENERATION);
+        kickAll();
         // During a round the main thread answers the workers' MMIO and sleeps on the doorbell in between.
+        // When every worker is done or asleep (its harts in WFI), nothing can wake the sleepers but the
+        // main thread: it closes the round for them.
         for (;;) {
           const bell = Atomics.load(doorbell, 0);
-          if (server.serve() > 0) server.publishLines(lines);
+          if (server.serve() > 0) publish();
           if (Atomics.load(control, CONTROL.DONE) >= workers || failure !== undefined) break;
+          closeIfQuiet(signals, workers);
           if (Atomics.wait(doorbell, 0, bell, 100) === 'timed-out') await yieldToEventLoop(); // a worker's error arrives as an event
         }
         let idle = true;
@@ -97,22 +131,32 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
         }
         // Time, timers and HTIF move on as after any round.
         machine.closeRound(end);
-        const raised = server.publishLines(lines);
+        const raised = publish();
+        if (!idle) {
+          anchorGuest = machine.clock.now();
+          anchorHost = performance.now();
+        }
         if (machine.instructions >= limit) machine.stopWith({ kind: 'limit' });
         else if (idle && !raised && machine.exit === undefined) {
-          // Every hart waits: skip to the next timer deadline, as the one-thread machine does.
-          const wait = machine.cyclesToDeadline();
+          // Every hart waits: skip to the next timer deadline, as the one-thread machine does; paced, not
+          // past the host's time (then sleep a little).
+          let wait = machine.cyclesToDeadline(true);
+          if (pace) wait = Math.min(wait, Math.max(0, (anchorGuest + (performance.now() - anchorHost) * TICKS_PER_MS - machine.clock.now()) * INSTRUCTIONS_PER_TICK));
           if (wait === Infinity) throw new ThreadedRunError('every hart waits for an interrupt and no timer is set to send one');
-          if (wait > 0) machine.skipCycles(wait);
-          server.publishLines(lines);
+          if (wait > 0) machine.skipCycles(Math.ceil(wait));
+          else if (pace) sleepAfter = true;
+          publish();
         }
-      } while (machine.exit === undefined && failure === undefined && performance.now() < until);
-      await yieldToEventLoop();
+      } while (machine.exit === undefined && failure === undefined && !sleepAfter && performance.now() < until);
+      if (sleepAfter) await sleep(IDLE_SLEEP_MS);
+      else await yieldToEventLoop();
     }
   } finally {
     Atomics.store(control, CONTROL.STOP, 1);
     Atomics.add(control, CONTROL.GENERATION, 1);
-    Atomics.notify(control, CONTROL.GENERATION);
+    kickAll();
+    // A worker that failed leaves the others waiting for it (an ack, a round): they are ended.
+    if (failure !== undefined) for (const t of threads) void t.worker.terminate();
     await Promise.all(threads.map((t) => t.ended));
   }
   if (failure !== undefined) throw failure;
@@ -122,6 +166,21 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
     if (state !== undefined) restoreHart(machine.harts[id]!, state, regions, `hart ${id}`);
   }));
   return machine.exit ?? { kind: 'limit' };
+}
+
+/**
+ * Closes the round for the workers asleep in it (WORKER_IDLE) once no worker runs: each is done or asleep,
+ * so no hart can wake another. A sleeper that was woken just before keeps running (its compare-and-swap won).
+ */
+function closeIfQuiet(signals: Signals, workers: number): void {
+  const states = signals.states;
+  for (let w = 0; w < workers; w++) {
+    const state = Atomics.load(states, w);
+    if (state !== WORKER_IDLE && state !== WORKER_DONE) return;
+  }
+  for (let w = 0; w < workers; w++) {
+    if (Atomics.compareExchange(states, w, WORKER_IDLE, WORKER_CLOSED) === WORKER_IDLE) signals.kick(w);
+  }
 }
 
 /**

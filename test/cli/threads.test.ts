@@ -1,5 +1,5 @@
 // `mirrorball run --threads N` as a user meets it (docs/threads.md): a bare-metal program on worker threads
-// exits with its HTIF code; what threads cannot run yet is one line and exit 2.
+// exits with its HTIF code; what threads cannot run yet is one line and exit 2. (Linux on threads: test/e2e/threads.test.ts.)
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,8 +33,9 @@ test('run --elf --threads 2: the stress program on 2 harts, one a thread, exits 
   assert.match(r.stderr, /instructions/);
 });
 
-test('--threads above 1 without --elf, with a device or timing, or out of range is one line', () => {
-  assertOneLineError(mirrorball('run', '--threads', '2'), /--threads above 1 runs only bare-metal --elf programs/);
-  assertOneLineError(mirrorball('run', '--elf', CLI, '--threads', '2', '--timing', '--rng'), /does not work with --timing, --rng/);
+test('--threads above 1 with timing, the control socket, a restore or host time, or out of range is one line', () => {
+  assertOneLineError(mirrorball('run', '--elf', CLI, '--threads', '2', '--timing', '--rng'), /does not work with --timing yet$/);
+  assertOneLineError(mirrorball('run', '--threads', '2', '--control', 'x.sock', '--time', 'host'), /does not work with --control, --time host yet$/);
+  assertOneLineError(mirrorball('run', '--threads', '2', '--restore', 'x.snap'), /does not work with --restore yet$/);
   assertOneLineError(mirrorball('run', '--elf', CLI, '--threads', '0'), /--threads/);
 });

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { createProgram } from '../../src/cli/main.js';
+import { createProgram } from '../../src/cli/program.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
 

@@ -36,3 +36,11 @@ export function assertChecks(output: string, count: number): void {
   assert.equal(oks.length, count, output);
   assert.doesNotMatch(output, /^BAD /m, output);
 }
+
+/**
+ * checksScript for a command typed on a serial console, where a tab would ask the shell to complete a
+ * name: the separator is made by printf instead.
+ */
+export function typedChecksScript(pattern: string): string {
+  return checksScript(pattern).replace(`IFS='\t'`, `IFS="$(printf '\\t')"`);
+}

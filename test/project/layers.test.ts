@@ -18,20 +18,21 @@ const ALLOWED: Record<string, readonly string[]> = {
   board: ['isa', 'memory', 'cpu', 'devices', 'timing'],
   monitor: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board'],
   net: ['isa', 'memory', 'devices'],
-  host: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net'],
-  guest: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host'],
-  control: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host'],
-  experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest'],
-  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest', 'control', 'experiments'],
-  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest', 'control', 'experiments', 'cli'],
-  fuzz: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'host', 'guest', 'control', 'experiments', 'cli'],
-  // The pages that run in a browser: they talk to the rest only over the network (the dashboard).
-  web: [],
+  dsm: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor'],
+  host: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'dsm'],
+  guest: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'dsm', 'host'],
+  control: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'dsm', 'host'],
+  experiments: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'dsm', 'host', 'guest'],
+  cli: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'dsm', 'host', 'guest', 'control', 'experiments'],
+  bench: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'dsm', 'host', 'guest', 'control', 'experiments', 'cli'],
+  fuzz: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board', 'monitor', 'net', 'dsm', 'host', 'guest', 'control', 'experiments', 'cli'],
+  // The browser's code (the tab's page and its worker): the machine layers and browser packages, never Node.
+  web: ['isa', 'memory', 'cpu', 'devices', 'timing', 'board'],
 };
 
 /** Only these layers talk to the host (files, terminals, clocks, processes): the hardware stays portable. */
 const MAY_USE_NODE = new Set(['host', 'control', 'cli', 'guest', 'experiments', 'bench', 'fuzz']);
-/** These may use packages but not Node: the browser's pages (xterm.js, uPlot). */
+/** Layers that run in a browser: they may import packages (a terminal), never Node's built-ins. */
 const MAY_USE_PACKAGES = new Set([...MAY_USE_NODE, 'web']);
 
 function sourceFiles(dir: string): string[] {

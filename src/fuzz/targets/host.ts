@@ -8,7 +8,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { createProgram } from '../../cli/main.js';
+import { createProgram } from '../../cli/program.js';
 import { MachineFileError, parseMachineFile } from '../../cli/machine-file.js';
 import { UsageError } from '../../cli/options.js';
 import { monitorCommands } from '../../control/monitor-commands.js';

@@ -1,0 +1,36 @@
+// A threaded hart's doublewords (docs/threads.md, "The memory model"): aligned loads and stores through
+// Atomics give the same words as the one-thread path, negative halves included, in RAM's little-endian order.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Bus } from '../memory/bus.js';
+import { RamRegion } from '../memory/ram.js';
+import { Reservations } from './reservations.js';
+import { ThreadedHart } from './threaded-hart.js';
+
+const RAM = 0x8000_0000;
+
+class Probe extends ThreadedHart {
+  high(): number {
+    return this.loadHi;
+  }
+}
+
+test('a threaded hart stores and loads aligned doublewords as word pairs, low word first', () => {
+  const bus = new Bus();
+  bus.addRam(new RamRegion(0, RAM, 1 << 20));
+  const h = new Probe(0, { bus, clock: { now: () => 0 }, reservations: new Reservations(1) });
+  h.reset(RAM);
+  const memory = bus.guestMemory();
+  const cases: [number, number][] = [[0, 0], [1, 0], [-1, -1], [0x12345678, -0x789abcdf], [-0x80000000, 0x7fffffff]];
+  cases.forEach(([lo, hi], i) => {
+    const at = RAM + 0x100 + 8 * i;
+    h.store64(at, lo, hi);
+    assert.equal(memory.readU32(at), lo >>> 0, `low word of case ${i}`);
+    assert.equal(memory.readU32(at + 4), hi >>> 0, `high word of case ${i}`);
+    memory.writeU32(at + 0x1000, hi);
+    memory.writeU32(at + 0x1004, lo);
+    assert.equal(h.load64(at + 0x1000), hi | 0);
+    assert.equal(h.high(), lo | 0);
+  });
+});

@@ -1,0 +1,288 @@
+// The built-in SBI with harts on worker threads (docs/threads.md, board/threaded-sbi.ts): an S-mode
+// program on 2 harts, one a thread, starts the other hart, sends it an IPI, patches code it runs and makes
+// a remote FENCE.I that must reach the other thread's translated code before the call returns, has both
+// harts fence each other hundreds of times at once (no deadlock), sets an SBI timer, and powers off; and a
+// remote SFENCE.VMA that must empty the other thread's TLB before the call returns.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startUnderSbi } from '../board/boot.js';
+import { Machine } from '../board/machine.js';
+import { assemble, toolchainAvailable } from '../../test/helpers/asm.js';
+import { runThreaded } from './threaded-runner.js';
+
+const RAM = 0x8000_0000;
+
+const SBI_PROGRAM = `
+.equ EXT_HSM, 0x48534d
+.equ EXT_IPI, 0x735049
+.equ EXT_RFENCE, 0x52464e43
+.equ EXT_TIME, 0x54494d45
+.equ EXT_SRST, 0x53525354
+.equ EXT_DBCN, 0x4442434e
+.macro sbi ext, fid
+  li a7, \\ext
+  li a6, \\fid
+  ecall
+.endm
+.globl _start
+_start:
+  bnez a0, hart1
+  li a0, 1
+  la a1, hart1
+  li a2, 0x1234
+  sbi EXT_HSM, 0
+  bnez a0, fail
+1: li a0, 1
+  sbi EXT_HSM, 2
+  bnez a1, 1b
+  la t0, flag1
+2: lw t1, 0(t0)
+  beqz t1, 2b
+  li a0, 2
+  li a1, 0
+  sbi EXT_IPI, 0
+  la t0, flag2
+3: lw t1, 0(t0)
+  beqz t1, 3b
+  # hart 1 runs 'patch' in a loop: make it return 2, then fence hart 1's instruction fetches
+  la t0, patch
+  li t1, 0x00200513
+  sw t1, 0(t0)
+  li a0, 2
+  li a1, 0
+  sbi EXT_RFENCE, 0
+  la t0, flag3
+  li t1, 1
+  sw t1, 0(t0)
+  li s0, 300
+4: li a0, 2
+  li a1, 0
+  sbi EXT_RFENCE, 0
+  addi s0, s0, -1
+  bnez s0, 4b
+  la t0, flag4
+5: lw t1, 0(t0)
+  beqz t1, 5b
+  li t2, 1
+  bne t1, t2, fail
+  li a0, 'O'
+  sbi EXT_DBCN, 2
+  li a0, 'K'
+  sbi EXT_DBCN, 2
+  li a0, 0
+  li a1, 0
+  sbi EXT_SRST, 0
+6: j 6b
+fail:
+  li a0, 0
+  li a1, 1
+  sbi EXT_SRST, 0
+7: j 7b
+
+hart1:
+  li t0, 0x1234
+  bne a1, t0, fail
+  # warm 'patch' up, so that this thread runs it translated
+  li s0, 20000
+0: call patch
+  addi s0, s0, -1
+  bnez s0, 0b
+  la t0, flag1
+  li t1, 1
+  sw t1, 0(t0)
+  li t0, 2
+  csrw sie, t0
+1: wfi
+  csrr t0, sip
+  andi t0, t0, 2
+  beqz t0, 1b
+  csrci sip, 2
+  la t0, flag2
+  li t1, 1
+  sw t1, 0(t0)
+  la s1, flag3
+2: call patch
+  lw t1, 0(s1)
+  beqz t1, 2b
+  call patch
+  li t0, 2
+  bne a0, t0, bad
+  li s0, 300
+3: li a0, 1
+  li a1, 0
+  sbi EXT_RFENCE, 0
+  addi s0, s0, -1
+  bnez s0, 3b
+  rdtime t0
+  addi a0, t0, 1000
+  sbi EXT_TIME, 0
+  li t0, 0x20
+  csrw sie, t0
+4: wfi
+  csrr t0, sip
+  andi t0, t0, 0x20
+  beqz t0, 4b
+  li t1, 1
+  j 5f
+bad:
+  li t1, 2
+5: la t0, flag4
+  sw t1, 0(t0)
+6: wfi
+  j 6b
+
+.align 12
+.option push
+.option norvc
+patch:
+  li a0, 1
+  ret
+.option pop
+.align 12
+.data
+.align 6
+flag1: .word 0
+.align 6
+flag2: .word 0
+.align 6
+flag3: .word 0
+.align 6
+flag4: .word 0
+`;
+
+// A lost IPI, start or ack leaves a hart waiting for good: the timeout turns that into a failure.
+test('the built-in SBI on 2 threads: HSM start, an IPI, a remote FENCE.I that reaches the other thread\'s blocks, fences both ways at once, a timer, reset', { timeout: 120_000 }, async (t) => {
+  if (!toolchainAvailable()) {
+    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
+    return;
+  }
+  const output: number[] = [];
+  const machine = new Machine({
+    config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: true,
+    console: (bytes) => output.push(...bytes),
+  });
+  machine.bus.guestMemory().write(RAM, assemble(SBI_PROGRAM).image);
+  startUnderSbi(machine, RAM, 0);
+  assert.deepEqual(await runThreaded(machine, { threads: 2 }), { kind: 'poweroff', code: 0 });
+  assert.equal(String.fromCharCode(...output), 'OK');
+  assert.ok(machine.clock.now() >= 1000, 'time reached the timer hart 1 set');
+});
+
+/**
+ * Hart 1 (on the other thread) maps virtual 0x4000_0000 through a 2 MiB page to physical 0x8020_0000 and
+ * reads it until its TLB holds the page. Hart 0 then points the entry at 0x8040_0000 and makes a remote
+ * SFENCE.VMA of that page on hart 1: hart 1's next read must come from the new page. Exit 0 if so.
+ */
+const SFENCE_PROGRAM = `
+.equ EXT_HSM, 0x48534d
+.equ EXT_RFENCE, 0x52464e43
+.equ EXT_SRST, 0x53525354
+.equ OLD, 0x80200000
+.equ NEW, 0x80400000
+.equ VA, 0x40000000
+.macro sbi ext, fid
+  li a7, \\ext
+  li a6, \\fid
+  ecall
+.endm
+.globl _start
+_start:
+  li t0, OLD
+  li t1, 0x1111
+  sw t1, 0(t0)
+  li t0, NEW
+  li t1, 0x2222
+  sw t1, 0(t0)
+  # root[2]: 0x8000_0000 as a gigapage, RWX, accessed and dirty; root[1]: the level-1 table
+  la t0, root
+  li t1, (0x80000000 >> 12) << 10 | 0xcf
+  sd t1, 16(t0)
+  la t2, level1
+  srli t2, t2, 12
+  slli t2, t2, 10
+  ori t2, t2, 1
+  sd t2, 8(t0)
+  # level1[0]: VA's 2 MiB page at OLD, RW
+  la t0, level1
+  li t1, (OLD >> 12) << 10 | 0xc7
+  sd t1, 0(t0)
+  li a0, 1
+  la a1, hart1
+  li a2, 0
+  sbi EXT_HSM, 0
+  la t0, flag1
+1: lw t1, 0(t0)
+  beqz t1, 1b
+  la t0, level1
+  li t1, (NEW >> 12) << 10 | 0xc7
+  sd t1, 0(t0)
+  li a0, 2
+  li a1, 0
+  li a2, VA
+  li a3, 4096
+  sbi EXT_RFENCE, 1
+  la t0, flag2
+  li t1, 1
+  sw t1, 0(t0)
+  la t0, flag3
+2: lw t1, 0(t0)
+  beqz t1, 2b
+  addi a1, t1, -1
+  li a0, 0
+  sbi EXT_SRST, 0
+3: j 3b
+
+hart1:
+  la t0, root
+  srli t0, t0, 12
+  li t1, 8 << 60
+  or t0, t0, t1
+  csrw satp, t0
+  sfence.vma
+  li t0, VA
+  li s0, 1000
+1: lw t1, 0(t0)
+  addi s0, s0, -1
+  bnez s0, 1b
+  li t2, 0x1111
+  bne t1, t2, 4f
+  la t2, flag1
+  li t3, 1
+  sw t3, 0(t2)
+  la t2, flag2
+2: lw t3, 0(t2)
+  beqz t3, 2b
+  lw t1, 0(t0)
+  li t2, 0x2222
+  li t3, 1
+  beq t1, t2, 3f
+4: li t3, 2
+3: la t2, flag3
+  sw t3, 0(t2)
+5: wfi
+  j 5b
+
+.data
+.align 12
+root: .zero 4096
+level1: .zero 4096
+.align 6
+flag1: .word 0
+.align 6
+flag2: .word 0
+.align 6
+flag3: .word 0
+`;
+
+test('a remote SFENCE.VMA from the built-in SBI on 2 threads empties the other thread\'s TLB before the call returns', { timeout: 120_000 }, async (t) => {
+  if (!toolchainAvailable()) {
+    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
+    return;
+  }
+  const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: true });
+  machine.bus.guestMemory().write(RAM, assemble(SFENCE_PROGRAM).image);
+  startUnderSbi(machine, RAM, 0);
+  // Reason 0: hart 1 read the new page; 1: it read the old one through a stale TLB entry.
+  assert.deepEqual(await runThreaded(machine, { threads: 2 }), { kind: 'poweroff', code: 0 });
+});
