@@ -3,6 +3,7 @@
 
 import type { HartState } from '../cpu/hart-state.js';
 import { MIP_SSIP, MIP_STIP, PRIV_S } from '../isa/opcodes.js';
+import { shareableBuffer } from '../memory/ram.js';
 
 export const SBI_SUCCESS = 0;
 export const SBI_ERR_FAILED = -1;
@@ -104,8 +105,9 @@ export class SbiFirmware {
    */
   constructor(protected readonly platform: SbiPlatform, shared?: SbiShared, harts = platform.harts.length) {
     this.hartCount = harts;
-    this.timerDeadline = new Float64Array(shared?.timerDeadline ?? new SharedArrayBuffer(harts * 8));
-    this.hsmState = new Int32Array(shared?.hsmState ?? new SharedArrayBuffer(harts * 4));
+    // Shareable where the platform allows; a page that is not cross-origin isolated has no SharedArrayBuffer.
+    this.timerDeadline = new Float64Array(shared?.timerDeadline ?? shareableBuffer(harts * 8));
+    this.hsmState = new Int32Array(shared?.hsmState ?? shareableBuffer(harts * 4));
     if (shared === undefined) {
       this.timerDeadline.fill(Infinity);
       this.hsmState.fill(HSM_STOPPED);

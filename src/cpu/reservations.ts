@@ -1,5 +1,7 @@
 // LR/SC reservations of all harts of a machine, so that a store by one hart breaks another's reservation.
 // The table lives in shared memory when the harts run on several threads (docs/threads.md, "LR/SC").
+import { shareableBuffer } from '../memory/ram.js';
+
 
 /** Reservation granule: a store anywhere in the same 64-byte line breaks a reservation (ISA §8.2). */
 const GRANULE = 64;
@@ -30,7 +32,7 @@ export class Reservations {
   constructor(readonly harts: number, memory?: ReservationMemory) {
     const bytes = (HEADER + harts) * 4;
     if (memory !== undefined && memory.byteLength !== bytes) throw new Error(`reservation table of ${memory.byteLength} bytes for ${harts} harts`);
-    const buffer = memory ?? (typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+    const buffer = memory ?? shareableBuffer(bytes);
     this.table = new Int32Array(buffer);
     // A new table: no hart holds a reservation (the count, slot 0, is zero). Another thread's is as it is.
     if (memory === undefined) this.table.fill(NONE, HEADER);

@@ -7,6 +7,15 @@ import type { RegionFaults } from './hardware-faults.js';
 /** True where machine memory can be shared between threads (Node; a cross-origin isolated page). */
 export const SHARED_MEMORY = typeof SharedArrayBuffer === 'function';
 
+/**
+ * `bytes` of zeroed memory that other threads can share where the platform allows (SHARED_MEMORY), else a plain
+ * ArrayBuffer: what every piece of machine state that threads may share is made of, so that one thread works on
+ * a platform without SharedArrayBuffer.
+ */
+export function shareableBuffer(bytes: number): ArrayBufferLike {
+  return SHARED_MEMORY ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+}
+
 export class RamRegion {
   /** A SharedArrayBuffer when SHARED_MEMORY, else an ArrayBuffer; lazily committed either way. */
   readonly buffer: ArrayBufferLike;
@@ -28,7 +37,7 @@ export class RamRegion {
     if (size <= 0 || size % 4096 !== 0) throw new Error(`RAM size must be a positive multiple of 4 KiB, not ${size}`);
     if (base % 4096 !== 0) throw new Error(`RAM base must be page aligned, not 0x${base.toString(16)}`);
     if (buffer !== undefined && buffer.byteLength !== size) throw new Error(`RAM buffer of ${buffer.byteLength} bytes for a region of ${size}`);
-    this.buffer = buffer ?? (SHARED_MEMORY ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
+    this.buffer = buffer ?? shareableBuffer(size);
     this.u8 = new Uint8Array(this.buffer);
     this.u16 = new Uint16Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
