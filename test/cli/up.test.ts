@@ -15,6 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { makeElf } from '../helpers/elf-file.js';
 import { PROGRAMS, tinyKernel } from '../helpers/tiny-kernels.js';
+import { QmpTestClient, type Message } from '../helpers/qmp-test-client.js';
 
 // The command line from source (tsx), so these tests need no build of dist/.
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -68,15 +69,12 @@ async function until(what: string, condition: () => boolean | Promise<boolean>, 
   }
 }
 
-type Message = Record<string, unknown>;
-
-/** A QMP client reading one JSON object per line. */
-class Client {
-  readonly messages: Message[] = [];
+/** A QMP client of the Unix socket, reading one JSON object per line. */
+class Client extends QmpTestClient {
   private buffer = '';
-  closed = false;
 
   constructor(readonly socket: Socket) {
+    super();
     socket.setEncoding('utf8');
     socket.on('data', (text: string) => {
       this.buffer += text;
@@ -104,44 +102,12 @@ class Client {
     return client;
   }
 
-  /** The next message satisfying `wanted` (removed from the queue). */
-  async next(wanted: (m: Message) => boolean = () => true, timeoutMs = 60_000): Promise<Message> {
-    let found: Message | undefined;
-    await until('a message from the control socket', () => {
-      const i = this.messages.findIndex(wanted);
-      if (i >= 0) found = this.messages.splice(i, 1)[0];
-      return found !== undefined;
-    }, timeoutMs, () => `received: ${JSON.stringify(this.messages)}`);
-    return found!;
-  }
-
-  event(name: string, timeoutMs?: number): Promise<Message> {
-    return this.next((m) => m.event === name, timeoutMs);
-  }
-
   send(line: string): void {
     this.socket.write(line);
   }
 
-  async execute(command: string, args?: object): Promise<Message> {
-    const id = `${command}-${Math.random()}`;
-    this.send(`${JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id })}\n`);
-    const reply = await this.next((m) => m.id === id);
-    delete reply.id;
-    return reply;
-  }
-
-  /** The return value of a command that must succeed. */
-  async ok<T = unknown>(command: string, args?: object): Promise<T> {
-    const reply = await this.execute(command, args);
-    assert.ok('return' in reply, `${command} failed: ${JSON.stringify(reply)}`);
-    return reply.return as T;
-  }
-
-  async error(command: string, args?: object): Promise<string> {
-    const reply = await this.execute(command, args);
-    assert.ok('error' in reply, `${command} should have failed: ${JSON.stringify(reply)}`);
-    return (reply.error as { desc: string }).desc;
+  protected sendMessage(message: object): void {
+    this.send(`${JSON.stringify(message)}\n`);
   }
 }
 

@@ -1,17 +1,14 @@
 // A client of the dashboard's WebSocket (docs/dashboard.md) for tests: the control protocol, one JSON object
 // per message.
 
-import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { QmpTestClient, type Message } from './qmp-test-client.js';
 
-export type Message = Record<string, unknown>;
+export type { Message } from './qmp-test-client.js';
 
-export class WebClient {
-  readonly messages: Message[] = [];
-  closed = false;
-
+export class WebClient extends QmpTestClient {
   private constructor(readonly ws: WebSocket) {
+    super();
     ws.on('message', (data) => this.messages.push(JSON.parse(data.toString()) as Message));
     ws.on('close', () => { this.closed = true; });
   }
@@ -29,34 +26,8 @@ export class WebClient {
     });
   }
 
-  async next(wanted: (m: Message) => boolean = () => true, timeoutMs = 60_000): Promise<Message> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.messages.findIndex(wanted);
-      if (i >= 0) return this.messages.splice(i, 1)[0]!;
-      if (Date.now() > deadline) assert.fail(`no such message in ${timeoutMs / 1000} s; received ${JSON.stringify(this.messages).slice(0, 2000)}`);
-      await sleep(20);
-    }
-  }
-
-  async execute(command: string, args?: object): Promise<Message> {
-    const id = `${command}-${Math.random()}`;
-    this.ws.send(JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id }));
-    const reply = await this.next((m) => m.id === id);
-    delete reply.id;
-    return reply;
-  }
-
-  async ok<T = unknown>(command: string, args?: object): Promise<T> {
-    const reply = await this.execute(command, args);
-    assert.ok('return' in reply, `${command} failed: ${JSON.stringify(reply)}`);
-    return reply.return as T;
-  }
-
-  async error(command: string, args?: object): Promise<string> {
-    const reply = await this.execute(command, args);
-    assert.ok('error' in reply, `${command} should have failed: ${JSON.stringify(reply)}`);
-    return (reply.error as { desc: string }).desc;
+  protected sendMessage(message: object): void {
+    this.ws.send(JSON.stringify(message));
   }
 
   /** What the VM's console printed in CONSOLE_OUTPUT events so far (taken from the queue). */
