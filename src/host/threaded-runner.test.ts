@@ -8,7 +8,7 @@ import { test, type TestContext } from 'node:test';
 import { bootElf } from '../board/boot.js';
 import { Machine } from '../board/machine.js';
 import { buildStress } from '../bench/programs.js';
-import { assemble, toolchainAvailable } from '../../test/helpers/asm.js';
+import { assemble, requireToolchain } from '../../test/helpers/asm.js';
 import { runThreaded, ThreadedRunError } from './threaded-runner.js';
 
 const RAM = 0x8000_0000;
@@ -16,10 +16,7 @@ const WFI = 0x10500073;
 const JUMP_BACK_4 = 0xffdff06f; // jal x0, -4
 
 function stressMachine(t: TestContext, harts: number, iterations: number): Machine | undefined {
-  if (!toolchainAvailable()) {
-    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
-    return undefined;
-  }
+  if (!requireToolchain(t)) return undefined;
   const machine = new Machine({ config: { harts, nodes: [{ memoryBytes: 16 << 20, harts: [...Array(harts).keys()] }] }, builtinSbi: false });
   bootElf(machine, readFileSync(buildStress(harts, iterations)));
   return machine;
@@ -118,10 +115,7 @@ answer: .word 0
 
 // A lost interrupt leaves both harts asleep for good: the timeout turns that into a failure.
 test('harts on two threads reach the main thread\'s devices: UART output, a timer interrupt, an IPI across threads, power-off', { timeout: 120_000 }, async (t) => {
-  if (!toolchainAvailable()) {
-    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
-    return;
-  }
+  if (!requireToolchain(t)) return;
   const output: number[] = [];
   const machine = new Machine({
     config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false,
@@ -192,10 +186,7 @@ resv: .word 0
 `;
 
 test('a device\'s DMA from the main thread breaks a reservation on a worker, and the worker\'s translated code sees DMA\'d code after FENCE.I', { timeout: 120_000 }, async (t) => {
-  if (!toolchainAvailable()) {
-    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
-    return;
-  }
+  if (!requireToolchain(t)) return;
   const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false });
   const program = assemble(DMA_PROGRAM);
   const memory = machine.bus.guestMemory();

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startUnderSbi } from '../board/boot.js';
 import { Machine } from '../board/machine.js';
-import { assemble, toolchainAvailable } from '../../test/helpers/asm.js';
+import { assemble, requireToolchain } from '../../test/helpers/asm.js';
 import { runThreaded } from './threaded-runner.js';
 
 const RAM = 0x8000_0000;
@@ -153,10 +153,7 @@ flag4: .word 0
 
 // A lost IPI, start or ack leaves a hart waiting for good: the timeout turns that into a failure.
 test('the built-in SBI on 2 threads: HSM start, an IPI, a remote FENCE.I that reaches the other thread\'s blocks, fences both ways at once, a timer, reset', { timeout: 120_000 }, async (t) => {
-  if (!toolchainAvailable()) {
-    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
-    return;
-  }
+  if (!requireToolchain(t)) return;
   const output: number[] = [];
   const machine = new Machine({
     config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: true,
@@ -276,10 +273,7 @@ flag3: .word 0
 `;
 
 test('a remote SFENCE.VMA from the built-in SBI on 2 threads empties the other thread\'s TLB before the call returns', { timeout: 120_000 }, async (t) => {
-  if (!toolchainAvailable()) {
-    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
-    return;
-  }
+  if (!requireToolchain(t)) return;
   const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: true });
   machine.bus.guestMemory().write(RAM, assemble(SFENCE_PROGRAM).image);
   startUnderSbi(machine, RAM, 0);

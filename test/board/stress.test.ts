@@ -9,7 +9,7 @@ import { test, type TestContext } from 'node:test';
 import { bootElf } from '../../src/board/boot.js';
 import { Machine, type ExitReason } from '../../src/board/machine.js';
 import { buildStress } from '../../src/bench/programs.js';
-import { toolchainAvailable } from '../helpers/asm.js';
+import { requireToolchain } from '../helpers/asm.js';
 
 const LONG = process.env.MIRRORBALL_LONG === '1';
 const HARTS = 4;
@@ -27,10 +27,7 @@ interface Outcome {
 }
 
 function program(t: TestContext): Uint8Array | undefined {
-  if (!toolchainAvailable()) {
-    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
-    return undefined;
-  }
+  if (!requireToolchain(t)) return undefined;
   return readFileSync(buildStress(HARTS, ITERATIONS));
 }
 

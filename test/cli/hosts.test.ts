@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { buildHartsProgram, buildStress } from '../../src/bench/programs.js';
 import { encodeFrame } from '../../src/dsm/wire.js';
-import { toolchainAvailable } from '../helpers/asm.js';
+import { requireToolchain } from '../helpers/asm.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
 const LONG = process.env.MIRRORBALL_LONG === '1';
@@ -74,7 +74,7 @@ function dsmLine(stderr: string, host: number): Record<string, number> {
 }
 
 test('run --hosts 2: the stress program on harts in two host processes passes, its pages moving between them', (t) => {
-  if (!toolchainAvailable()) { t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu'); return; }
+  if (!requireToolchain(t)) return;
   const mark = `MB_HOSTS_TEST_${randomBytes(6).toString('hex')}`;
   for (const harts of [2, 3]) {
     const r = mirrorball(['run', '--elf', buildStress(harts, LONG ? 20_000 : 200), '--smp', String(harts), '--hosts', '2', '--stats'], { [mark]: '1' });
@@ -90,7 +90,7 @@ test('run --hosts 2: the stress program on harts in two host processes passes, i
 });
 
 test('run --hosts 2: the parallel program gives the result it gives on one host', (t) => {
-  if (!toolchainAvailable()) { t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu'); return; }
+  if (!requireToolchain(t)) return;
   const program = buildHartsProgram('parallel', 2, 4);
   const one = mirrorball(['run', '--elf', program, '--smp', '2']);
   const two = mirrorball(['run', '--elf', program, '--smp', '2', '--hosts', '2']);
@@ -100,7 +100,7 @@ test('run --hosts 2: the parallel program gives the result it gives on one host'
 });
 
 test('run --hosts 1 is the plain run: the same instructions and guest time', (t) => {
-  if (!toolchainAvailable()) { t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu'); return; }
+  if (!requireToolchain(t)) return;
   const program = buildStress(2, 200);
   const counts = (r: Result): string => {
     assert.equal(r.status, 0, r.stderr);
@@ -125,7 +125,7 @@ test('--hosts and --join refuse what they cannot run, in one line', () => {
 });
 
 test('run --join: a wrong token is refused in one line and nothing runs; the host then serves the right one', async (t) => {
-  if (!toolchainAvailable()) { t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu'); return; }
+  if (!requireToolchain(t)) return;
   const host = await startHost('the-token');
   try {
     const dir = mkdtempSync(join(tmpdir(), 'mb-hosts-'));
@@ -144,7 +144,7 @@ test('run --join: a wrong token is refused in one line and nothing runs; the hos
 });
 
 test('run --join: a host that speaks another wire version is one line, and nothing runs', async (t) => {
-  if (!toolchainAvailable()) { t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu'); return; }
+  if (!requireToolchain(t)) return;
   const fake = createServer((socket) => {
     const frame = encodeFrame({ kind: 'challenge', nonce: new Uint8Array(32) });
     frame[2] = 7;
@@ -162,7 +162,7 @@ test('run --join: a host that speaks another wire version is one line, and nothi
 });
 
 test('a host killed mid-run stops the VM with one line naming it', async (t) => {
-  if (!toolchainAvailable()) { t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu'); return; }
+  if (!requireToolchain(t)) return;
   const host = await startHost('k');
   const program = buildStress(2, 1_000_000);
   const run = mirrorballAsync(['run', '--elf', program, '--smp', '2', '--join', host.address], { MIRRORBALL_HOST_TOKEN: 'k' });
