@@ -4,6 +4,7 @@
 
 import { Bus, BusError } from '../memory/bus.js';
 import type { AccessSize, Device } from '../memory/device.js';
+import { WORKER_COUNTER, type WorkerCounters } from './thread-counters.js';
 
 /** Int32 words of a hart's mailbox. */
 const STATE = 0;
@@ -67,12 +68,16 @@ export class Mailboxes {
   private readonly mail: Int32Array;
   private readonly doorbell: Int32Array;
 
-  constructor(memory: ForwardingMemory) {
+  /** `counters`: where the waits and the requests are counted (thread-counters.ts). */
+  constructor(memory: ForwardingMemory, private readonly counters?: WorkerCounters) {
     this.mail = new Int32Array(memory.mailboxes);
     this.doorbell = new Int32Array(memory.doorbell);
   }
 
-  request(hart: number, kind: number, address: number, size: number, value: number): number {
+  /** `slot`: the counter of what asks (a device's WORKER_COUNTER.DEVICES + i, or FIRMWARE). */
+  request(hart: number, kind: number, address: number, size: number, value: number, slot: number = WORKER_COUNTER.FIRMWARE): number {
+    const counters = this.counters;
+    const started = counters === undefined ? 0 : counters.clock();
     const m = this.mail;
     const at = hart * MAILBOX_WORDS;
     m[at + KIND] = kind;
@@ -87,6 +92,10 @@ export class Mailboxes {
     const failed = m[at + FAILED] !== 0;
     const result = m[at + VALUE]! >>> 0;
     Atomics.store(m, at + STATE, IDLE);
+    if (counters !== undefined) {
+      counters.since(WORKER_COUNTER.MAILBOX_MS, started);
+      counters.add(slot, 1);
+    }
     if (failed) throw new BusError(address);
     return result;
   }
@@ -94,14 +103,15 @@ export class Mailboxes {
 
 /** A device window of the main thread's bus, seen from a worker: each access goes through the hart's mailbox. */
 export class ForwardedDevice implements Device {
-  constructor(readonly name: string, private readonly base: number, private readonly mailboxes: Mailboxes) {}
+  /** `slot`: the counter of this device's accesses (WORKER_COUNTER.DEVICES + its index). */
+  constructor(readonly name: string, private readonly base: number, private readonly mailboxes: Mailboxes, private readonly slot: number) {}
 
   read(offset: number, size: AccessSize, hart: number): number {
-    return this.mailboxes.request(hart, READ, this.base + offset, size, 0);
+    return this.mailboxes.request(hart, READ, this.base + offset, size, 0, this.slot);
   }
 
   write(offset: number, size: AccessSize, value: number, hart: number): void {
-    this.mailboxes.request(hart, WRITE, this.base + offset, size, value);
+    this.mailboxes.request(hart, WRITE, this.base + offset, size, value, this.slot);
   }
 }
 
@@ -187,7 +197,7 @@ export function applyLines(lines: Int32Array, hart: { id: number; mipLines: numb
 
 /** A bus with a worker's forwarded copy of every device window of `devices`. */
 export function addForwardedDevices(bus: Bus, devices: readonly { base: number; size: number; name: string }[], mailboxes: Mailboxes): void {
-  for (const d of devices) bus.addDevice(d.base, d.size, new ForwardedDevice(d.name, d.base, mailboxes));
+  devices.forEach((d, i) => bus.addDevice(d.base, d.size, new ForwardedDevice(d.name, d.base, mailboxes, WORKER_COUNTER.DEVICES + i)));
 }
 
 /**

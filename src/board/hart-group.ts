@@ -5,11 +5,12 @@ import { restoreHart, saveHart, type HartSnapshot } from '../cpu/hart-snapshot.j
 import type { HartState } from '../cpu/hart-state.js';
 import { Reservations } from '../cpu/reservations.js';
 import { ThreadedHart } from '../cpu/threaded-hart.js';
-import { MIP_STIP } from '../isa/opcodes.js';
+import { MIP_SSIP, MIP_STIP } from '../isa/opcodes.js';
 import { Bus } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
-import { addForwardedDevices, applyLines, Mailboxes, ring, type ForwardingMemory } from './forwarded-mmio.js';
+import { addForwardedDevices, applyLines, Mailboxes, type ForwardingMemory } from './forwarded-mmio.js';
 import { FENCE_I, FENCE_VMA, type SbiShared } from './sbi.js';
+import { ThreadCounters, WORKER_COUNTER, WorkerCounters } from './thread-counters.js';
 import {
   PENDING_START, Signals, WORKER_CLOSED, WORKER_IDLE, WORKER_RUNNING, WorkerSbi, type SignalMemory,
 } from './threaded-sbi.js';
@@ -53,6 +54,8 @@ export interface HartGroupSpec {
   signals: SignalMemory;
   /** The built-in SBI's shared state, when the machine has the built-in SBI. */
   sbi?: SbiShared;
+  /** The run's counters (thread-counters.ts: ThreadCounters.buffer, for `workers` and `devices`). */
+  counters?: SharedArrayBuffer;
 }
 
 /** What a group did in one round. */
@@ -70,19 +73,24 @@ export class HartGroup {
   private readonly lines: Int32Array;
   private readonly time: Float64Array;
   private readonly index: number;
-  private readonly doorbell: Int32Array;
   private readonly sbi: WorkerSbi | undefined;
+  /** Where the group's time goes (thread-counters.ts). */
+  readonly counters: WorkerCounters;
   /** The machine was reset by an SBI call: the harts stop until the main thread ends the run. */
   private reset = false;
 
-  constructor(spec: HartGroupSpec) {
+  /** `clock`: host milliseconds, for the counters' times (none: they count only). */
+  constructor(spec: HartGroupSpec, clock?: () => number) {
+    const counters = spec.counters === undefined
+      ? ThreadCounters.create(spec.workers, spec.devices.map((d) => d.name))
+      : new ThreadCounters(spec.counters, spec.workers, spec.devices.map((d) => d.name));
+    this.counters = new WorkerCounters(counters, spec.index, clock);
     this.regions = spec.regions.map((r) => new RamRegion(r.node, r.base, r.size, r.buffer));
     for (const region of this.regions) this.bus.addRam(region);
     // Devices stay on the main thread: this bus forwards each access to them (forwarded-mmio.ts).
-    const mailboxes = new Mailboxes(spec.forwarding);
+    const mailboxes = new Mailboxes(spec.forwarding, this.counters);
     addForwardedDevices(this.bus, spec.devices, mailboxes);
     this.lines = new Int32Array(spec.forwarding.lines);
-    this.doorbell = new Int32Array(spec.forwarding.doorbell);
     this.index = spec.index;
     this.signals = new Signals(spec.signals, spec.workers);
     const time = new Float64Array(spec.time);
@@ -93,6 +101,7 @@ export class HartGroup {
       harts: byId,
       signals: this.signals,
       mailboxes,
+      counters: this.counters,
       now: () => time[0]!,
       readPhysical: (address, length) => (memory.isRam(address, length) ? memory.read(address, length) : undefined),
       awaitAcks: (waits) => this.awaitAcks(waits),
@@ -125,6 +134,8 @@ export class HartGroup {
    */
   runRound(start: number, end: number): GroupRound {
     let instructions = 0;
+    const counters = this.counters;
+    counters.add(WORKER_COUNTER.ROUNDS, 1);
     for (const h of this.harts) if (h.waiting) idleUntil(h, start);
     for (;;) {
       this.serve();
@@ -134,7 +145,9 @@ export class HartGroup {
         if (h.parked || h.suspended || (h.waiting && !h.wakeable)) continue;
         let left = end - h.localCycles;
         while (left >= 1) {
+          const started = counters.clock();
           const n = h.run(Math.min(LINES_CHUNK, Math.floor(left)));
+          counters.since(WORKER_COUNTER.RUN_MS, started);
           ran += n;
           this.serve();
           if (h.waiting || h.suspended || n === 0 || this.reset) break;
@@ -150,6 +163,7 @@ export class HartGroup {
     this.serve();
     for (const h of this.harts) if (h.parked || h.suspended || h.waiting) idleUntil(h, end);
     const idle = this.reset || this.harts.every((h) => h.parked || h.suspended || (h.waiting && !h.wakeable));
+    counters.add(WORKER_COUNTER.INSTRUCTIONS, instructions);
     return { instructions, idle };
   }
 
@@ -161,16 +175,21 @@ export class HartGroup {
     const states = this.signals.states;
     const me = this.index;
     if (Atomics.compareExchange(states, me, WORKER_RUNNING, WORKER_IDLE) !== WORKER_RUNNING) return false;
-    ring(this.doorbell);
+    // If every other worker is done or asleep too, nothing can wake this one: the round ends for all.
+    this.signals.closeIfQuiet();
     for (;;) {
       const kick = Atomics.load(this.signals.kicks, me);
       if (Atomics.load(states, me) === WORKER_CLOSED) return false;
       this.serve();
       if (this.harts.some((h) => !h.parked && !h.suspended && (!h.waiting || h.wakeable) && end - h.localCycles >= 1)) {
         // Woken: the group runs again, unless the main thread closed the round just now.
-        return Atomics.compareExchange(states, me, WORKER_IDLE, WORKER_RUNNING) === WORKER_IDLE;
+        const woken = Atomics.compareExchange(states, me, WORKER_IDLE, WORKER_RUNNING) === WORKER_IDLE;
+        if (woken) this.counters.add(WORKER_COUNTER.WAKES, 1);
+        return woken;
       }
+      const started = this.counters.clock();
       Atomics.wait(this.signals.kicks, me, kick);
+      this.counters.since(WORKER_COUNTER.IDLE_MS, started);
     }
   }
 
@@ -183,12 +202,13 @@ export class HartGroup {
     const deadlines = this.sbi?.timerDeadline;
     for (const h of this.harts) {
       const id = h.id;
-      this.signals.serveFences(id, (what) => {
+      if (this.signals.serveFences(id, (what) => {
         if ((what & FENCE_I) !== 0) h.codeWritten();
         if ((what & FENCE_VMA) !== 0) h.flushTlb();
-      });
+      })) this.counters.add(WORKER_COUNTER.FENCES_SERVED, 1);
       const pending = this.signals.takePending(id);
       if (pending !== 0) {
+        if ((pending & MIP_SSIP) !== 0) this.counters.add(WORKER_COUNTER.IPIS_TAKEN, 1);
         if ((pending & PENDING_START) !== 0) {
           const { entry, opaque } = this.signals.startOf(id);
           this.sbi?.startHart(id, entry, opaque);
@@ -211,12 +231,15 @@ export class HartGroup {
   /** Sleeps until each fence request of `waits` is acked, serving the group's own harts meanwhile (no deadlock when two harts fence each other). */
   private awaitAcks(waits: readonly (readonly [number, number])[]): void {
     const kicks = this.signals.kicks;
+    const started = this.counters.clock();
+    this.counters.add(WORKER_COUNTER.FENCES_SENT, waits.length);
     for (;;) {
       const kick = Atomics.load(kicks, this.index);
       this.serve();
-      if (waits.every(([t, n]) => this.signals.acked(t, n))) return;
+      if (waits.every(([t, n]) => this.signals.acked(t, n))) break;
       Atomics.wait(kicks, this.index, kick, ACK_WAIT_MS);
     }
+    this.counters.since(WORKER_COUNTER.FENCE_MS, started);
   }
 
   /** Each hart's state, to put back into the main thread's machine at the end. */

@@ -6,6 +6,7 @@
 import type { HartState } from '../cpu/hart-state.js';
 import { MIP_SSIP } from '../isa/opcodes.js';
 import { FIRMWARE_CONSOLE, FIRMWARE_CONTROL, FIRMWARE_RESET, type Mailboxes } from './forwarded-mmio.js';
+import { WORKER_COUNTER, type WorkerCounters } from './thread-counters.js';
 import {
   HSM_START_PENDING, HSM_STOPPED, SBI_ERR_ALREADY_AVAILABLE, SBI_SUCCESS, SbiFirmware, type SbiPlatform, type SbiShared,
 } from './sbi.js';
@@ -124,6 +125,23 @@ export class Signals {
   startOf(hart: number): { entry: number; opaque: bigint } {
     return { entry: this.entries[hart * 2]!, opaque: this.opaques[hart * 2 + 1]! };
   }
+
+  /**
+   * Closes the round for the workers asleep in it (WORKER_IDLE) once no worker runs: each is done or
+   * asleep, so no hart can wake another. Any thread may call it after its own worker's state became done or
+   * idle (the last to do so sees every other's). A sleeper that was woken just before keeps running (its
+   * compare-and-swap won).
+   */
+  closeIfQuiet(): void {
+    const states = this.states;
+    for (let w = 0; w < this.workers; w++) {
+      const state = Atomics.load(states, w);
+      if (state !== WORKER_IDLE && state !== WORKER_DONE) return;
+    }
+    for (let w = 0; w < this.workers; w++) {
+      if (Atomics.compareExchange(states, w, WORKER_IDLE, WORKER_CLOSED) === WORKER_IDLE) this.kick(w);
+    }
+  }
 }
 
 /** What the worker's firmware needs from the group of harts it serves. */
@@ -132,6 +150,8 @@ export interface WorkerSbiHost {
   readonly harts: readonly (HartState | undefined)[];
   readonly signals: Signals;
   readonly mailboxes: Mailboxes;
+  /** Where the IPIs sent are counted. */
+  readonly counters?: WorkerCounters;
   /** Guest time in ticks (the round's). */
   now(): number;
   readPhysical(address: number, length: number): Uint8Array | undefined;
@@ -165,7 +185,10 @@ export class WorkerSbi extends SbiFirmware {
 
   protected override sendIpi(target: number): void {
     if (this.host.harts[target] !== undefined) super.sendIpi(target);
-    else this.host.signals.post(target, MIP_SSIP);
+    else {
+      this.host.signals.post(target, MIP_SSIP);
+      this.host.counters?.add(WORKER_COUNTER.IPIS_SENT, 1);
+    }
   }
 
   protected override hartStart(target: number, entry: number, opaque: bigint): number {

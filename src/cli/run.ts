@@ -29,6 +29,8 @@ import { runThreaded, ThreadedRunError } from '../host/threaded-runner.js';
 import { dsmStatsLine, HostsRunError, runOnHosts } from '../host/hosts-runner.js';
 import type { HostReport } from '../host/dsm-host.js';
 import { hostsWanted, openHosts, type RunHosts } from './run-hosts.js';
+import { logCounters } from '../host/thread-log.js';
+import type { ThreadCounters } from '../board/thread-counters.js';
 
 /** Most host threads `--threads` takes (a hart each at most: the machine has up to 32). */
 const MAX_THREADS = 32;
@@ -423,13 +425,19 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   const instructionsBefore = machine.instructions;
   let hosts: RunHosts | undefined;
   let dsmReports: HostReport[] = [];
+  /** A threaded run's counters: where each thread's time went (`--stats`, MIRRORBALL_THREAD_LOG). */
+  let counters: ThreadCounters | undefined;
+  let stopLog = (): void => {};
   try {
     if (hostsWanted !== undefined) {
       hosts = await openHosts(hostsWanted, flags.tokenFile);
       ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted(), holdUs }));
     } else {
       exit = threads > 1
-        ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted(), pace: interactive })
+        ? await runThreaded(machine, {
+          threads, maxInstructions, translate: translationWanted(), pace: interactive,
+          counted: (c) => { counters = c; stopLog = logCounters(c); },
+        })
         : await runMachine(machine, { maxInstructions, pace: interactive, gate });
     }
   } catch (error) {
@@ -438,6 +446,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     if (error instanceof HostsRunError) { process.stderr.write(`mirrorball: ${error.message}\n`); return 1; }
     throw error;
   } finally {
+    stopLog();
     hosts?.close();
     terminal.close();
     await devices.close();
@@ -452,6 +461,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   }
   if (flags.stats === true) process.stderr.write(`${statsLine(machine, (performance.now() - started) / 1000, machine.instructions - instructionsBefore)}\n`);
   if (flags.stats === true) for (const r of dsmReports) process.stderr.write(`${dsmStatsLine(r)}\n`);
+  if (flags.stats === true && counters !== undefined) for (const line of [...counters.report(), ...hartLines(machine)]) process.stderr.write(`${line}\n`);
   if (flags.statsDir !== undefined) {
     const config = {
       topology: report.topology,
@@ -500,6 +510,12 @@ export function statsLine(machine: Machine, hostSeconds: number, ran = machine.i
   const mips = ran / hostSeconds / 1e6;
   return `mirrorball: stats instructions=${machine.instructions} guest-seconds=${guestSeconds.toFixed(3)} ` +
     `host-seconds=${hostSeconds.toFixed(3)} mips=${mips.toFixed(1)}`;
+}
+
+/** Per hart for `--stats` of a threaded run: instructions retired, busy cycles per privilege level, idle cycles. */
+function hartLines(machine: Machine): string[] {
+  return machine.harts.map((h) => `mirrorball: hart ${h.id}: instructions=${h.instret} user=${h.cyclesAt(0)} supervisor=${h.cyclesAt(1)} ` +
+    `machine=${h.cyclesAt(3)} idle=${h.idleCycles}`);
 }
 
 function exitStatus(exit: ExitReason): number {

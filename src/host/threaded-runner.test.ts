@@ -9,6 +9,7 @@ import { bootElf } from '../board/boot.js';
 import { Machine } from '../board/machine.js';
 import { buildStress } from '../bench/programs.js';
 import { assemble, requireToolchain } from '../../test/helpers/asm.js';
+import { ThreadCounters, WORKER_COUNTER } from '../board/thread-counters.js';
 import { runThreaded, ThreadedRunError } from './threaded-runner.js';
 
 const RAM = 0x8000_0000;
@@ -123,10 +124,23 @@ test('harts on two threads reach the main thread\'s devices: UART output, a time
   });
   machine.bus.guestMemory().write(RAM, assemble(DEVICES_PROGRAM).image);
   machine.resetAll(RAM, true, 0);
-  assert.deepEqual(await runThreaded(machine, { threads: 2 }), { kind: 'poweroff', code: 0 });
+  let counters: ThreadCounters | undefined;
+  assert.deepEqual(await runThreaded(machine, { threads: 2, counted: (c) => { counters = c; } }), { kind: 'poweroff', code: 0 });
   assert.equal(String.fromCharCode(...output), 'AB');
   // Time jumped to the timer while both harts slept, as on one thread.
   assert.ok(machine.clock.now() >= 500);
+  // The counters saw what crossed the threads: each worker's accesses to each device, its instructions.
+  const c = counters!;
+  const mmio = (worker: number, name: string): number => c.slots[c.worker(worker) + WORKER_COUNTER.DEVICES + c.devices.indexOf(name)]!;
+  assert.equal(mmio(0, 'ns16550a'), 2, 'hart 0 wrote A and B');
+  // A doubleword crosses the mailbox as two words: mtime's load and mtimecmp's store are two requests each.
+  assert.equal(mmio(0, 'clint'), 5, 'hart 0 read mtime, set mtimecmp and hart 1\'s msip');
+  assert.equal(mmio(1, 'clint'), 1, 'hart 1 cleared its msip');
+  assert.equal(mmio(1, 'ns16550a'), 0);
+  const instructions = c.slots[c.worker(0) + WORKER_COUNTER.INSTRUCTIONS]! + c.slots[c.worker(1) + WORKER_COUNTER.INSTRUCTIONS]!;
+  assert.equal(instructions, machine.instructions);
+  assert.ok(c.slots[c.worker(0) + WORKER_COUNTER.MAILBOX_MS]! > 0, 'the waits for the main thread are timed');
+  assert.match(c.report().join('\n'), /worker 1: running [0-9.]+ s.*MMIO: clint 1$/m);
 });
 
 /**

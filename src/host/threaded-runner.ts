@@ -11,7 +11,8 @@ import type { ExitReason, Machine } from '../board/machine.js';
 import { restoreHart, saveHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
 import { forwardingMemory, MmioServer } from '../board/forwarded-mmio.js';
 import { runControlRequest } from '../devices/control.js';
-import { Signals, signalMemory, WORKER_CLOSED, WORKER_DONE, WORKER_IDLE, WORKER_RUNNING } from '../board/threaded-sbi.js';
+import { Signals, signalMemory, WORKER_RUNNING } from '../board/threaded-sbi.js';
+import { MAIN_COUNTER, ThreadCounters } from '../board/thread-counters.js';
 import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
 import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
 
@@ -38,6 +39,8 @@ export interface ThreadedOptions {
    * that waits on someone typing.
    */
   pace?: boolean;
+  /** Given the run's counters as it starts: where each thread's time goes (`--stats`), read at any time. */
+  counted?: (counters: ThreadCounters) => void;
 }
 
 /** A machine the threaded runner cannot run yet: one line for the user. */
@@ -72,6 +75,9 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   };
   publish();
   const devices = machine.bus.devices.map((w) => ({ base: w.base, size: w.size, name: w.device.name }));
+  const counters = ThreadCounters.create(workers, devices.map((d) => d.name));
+  const count = counters.slots;
+  options.counted?.(counters);
   const shared = regions.map((r) => ({ node: r.node, base: r.base, size: r.size, buffer: r.buffer as SharedArrayBuffer }));
   const reservations = machine.reservations.memory();
   if (!(reservations instanceof SharedArrayBuffer)) throw new ThreadedRunError('threads need the reservation table in shared memory');
@@ -84,7 +90,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
     const spec: HartGroupSpec = {
       harts: machine.harts.length, ids, states: ids.map((id) => saveHart(machine.harts[id]!, regions)),
       regions: shared, reservations, time, translate: options.translate ?? true, devices, forwarding,
-      index, workers, signals: signalsMemory, sbi: machine.sbi?.shared(),
+      index, workers, signals: signalsMemory, sbi: machine.sbi?.shared(), counters: counters.buffer,
     };
     const data: WorkerData = { index, spec, control: control.buffer as SharedArrayBuffer, numbers: numbers.buffer as SharedArrayBuffer };
     const worker = startWorker(data);
@@ -119,11 +125,22 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
         // main thread: it closes the round for them.
         for (;;) {
           const bell = Atomics.load(doorbell, 0);
-          if (server.serve() > 0) publish();
+          const serving = performance.now();
+          const served = server.serve();
+          if (served > 0) {
+            publish();
+            count[MAIN_COUNTER.SERVED]! += served;
+            count[MAIN_COUNTER.SERVE_MS]! += performance.now() - serving;
+          }
           if (Atomics.load(control, CONTROL.DONE) >= workers || failure !== undefined) break;
-          closeIfQuiet(signals, workers);
-          if (Atomics.wait(doorbell, 0, bell, 100) === 'timed-out') await yieldToEventLoop(); // a worker's error arrives as an event
+          signals.closeIfQuiet();
+          const sleeping = performance.now();
+          const woke = Atomics.wait(doorbell, 0, bell, 100);
+          count[MAIN_COUNTER.WAIT_MS]! += performance.now() - sleeping;
+          if (woke === 'timed-out') await yieldToEventLoop(); // a worker's error arrives as an event
         }
+        const closing = performance.now();
+        count[MAIN_COUNTER.ROUNDS]! += 1;
         let idle = true;
         for (let w = 0; w < workers; w++) {
           machine.instructions += numbers[NUMBERS.WORKERS + w * NUMBERS.PER_WORKER]!;
@@ -136,6 +153,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
           anchorGuest = machine.clock.now();
           anchorHost = performance.now();
         }
+        if (idle) count[MAIN_COUNTER.IDLE_ROUNDS]! += 1;
         if (machine.instructions >= limit) machine.stopWith({ kind: 'limit' });
         else if (idle && !raised && machine.exit === undefined) {
           // Every hart waits: skip to the next timer deadline, as the one-thread machine does; paced, not
@@ -147,6 +165,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
           else if (pace) sleepAfter = true;
           publish();
         }
+        count[MAIN_COUNTER.CLOSE_MS]! += performance.now() - closing;
       } while (machine.exit === undefined && failure === undefined && !sleepAfter && performance.now() < until);
       if (sleepAfter) await sleep(IDLE_SLEEP_MS);
       else await yieldToEventLoop();
@@ -166,21 +185,6 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
     if (state !== undefined) restoreHart(machine.harts[id]!, state, regions, `hart ${id}`);
   }));
   return machine.exit ?? { kind: 'limit' };
-}
-
-/**
- * Closes the round for the workers asleep in it (WORKER_IDLE) once no worker runs: each is done or asleep,
- * so no hart can wake another. A sleeper that was woken just before keeps running (its compare-and-swap won).
- */
-function closeIfQuiet(signals: Signals, workers: number): void {
-  const states = signals.states;
-  for (let w = 0; w < workers; w++) {
-    const state = Atomics.load(states, w);
-    if (state !== WORKER_IDLE && state !== WORKER_DONE) return;
-  }
-  for (let w = 0; w < workers; w++) {
-    if (Atomics.compareExchange(states, w, WORKER_IDLE, WORKER_CLOSED) === WORKER_IDLE) signals.kick(w);
-  }
 }
 
 /**

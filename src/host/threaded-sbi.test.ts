@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { startUnderSbi } from '../board/boot.js';
 import { Machine } from '../board/machine.js';
 import { assemble, requireToolchain } from '../../test/helpers/asm.js';
+import { ThreadCounters, WORKER_COUNTER } from '../board/thread-counters.js';
 import { runThreaded } from './threaded-runner.js';
 
 const RAM = 0x8000_0000;
@@ -161,9 +162,19 @@ test('the built-in SBI on 2 threads: HSM start, an IPI, a remote FENCE.I that re
   });
   machine.bus.guestMemory().write(RAM, assemble(SBI_PROGRAM).image);
   startUnderSbi(machine, RAM, 0);
-  assert.deepEqual(await runThreaded(machine, { threads: 2 }), { kind: 'poweroff', code: 0 });
+  let counters: ThreadCounters | undefined;
+  assert.deepEqual(await runThreaded(machine, { threads: 2, counted: (c) => { counters = c; } }), { kind: 'poweroff', code: 0 });
   assert.equal(String.fromCharCode(...output), 'OK');
   assert.ok(machine.clock.now() >= 1000, 'time reached the timer hart 1 set');
+  // The counters saw the IPI and the fences cross, each from one worker and taken on the other.
+  const c = counters!;
+  const slot = (worker: number, k: number): number => c.slots[c.worker(worker) + k]!;
+  assert.ok(slot(0, WORKER_COUNTER.IPIS_SENT) >= 1 && slot(1, WORKER_COUNTER.IPIS_TAKEN) >= 1);
+  for (const [from, to] of [[0, 1], [1, 0]] as const) {
+    assert.ok(slot(from, WORKER_COUNTER.FENCES_SENT) >= 300, `worker ${from} asked for its 300 fences`);
+    assert.ok(slot(to, WORKER_COUNTER.FENCES_SERVED) >= 1, `worker ${to} served fences`);
+  }
+  assert.ok(slot(0, WORKER_COUNTER.FIRMWARE) >= 2, 'the console bytes and the reset went to the main thread');
 });
 
 /**
