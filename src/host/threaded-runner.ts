@@ -13,7 +13,7 @@ import { forwardingMemory, MmioServer } from '../board/forwarded-mmio.js';
 import { runControlRequest } from '../devices/control.js';
 import { Signals, signalMemory, WORKER_RUNNING } from '../board/threaded-sbi.js';
 import { MAIN_COUNTER, ThreadCounters } from '../board/thread-counters.js';
-import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
+import { InstructionClock, INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
 import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
 
 /**
@@ -22,6 +22,13 @@ import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
  * a hart can run ahead of the time it reads (docs/threads.md).
  */
 export const THREADED_QUANTUM = 65536;
+/**
+ * Rounds the workers run by themselves, the last to finish one starting the next, before they wait for
+ * the main thread again (docs/threads.md, "Where the time goes"). The main thread catches up whenever it
+ * wakes (an MMIO access, a round's end it must act on): the CLINT's timer interrupts, the devices' host
+ * input and HTIF can come this many rounds late.
+ */
+export const RUN_AHEAD_ROUNDS = 8;
 /** Host milliseconds of rounds between two yields to the event loop. */
 const BATCH_MS = 20;
 /** How long an idle paced machine sleeps before it looks at the time and its input again (as runner.ts). */
@@ -103,26 +110,66 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   });
 
   const pace = options.pace === true;
+  if (!(machine.clock instanceof InstructionClock)) throw new ThreadedRunError('threads need the instruction clock');
+  const clock = machine.clock;
   // Paced, idle time flows at the host's rate from the moment the machine went idle (runner.ts).
   let anchorGuest = machine.clock.now();
   let anchorHost = performance.now();
   const kickAll = (): void => { for (let w = 0; w < workers; w++) signals.kick(w); };
+  const instructionSlot = (w: number): number => NUMBERS.WORKERS + w * NUMBERS.PER_WORKER;
+  /** The workers' instructions (each its running total) already in machine.instructions. */
+  let counted = 0;
+  /** The generation of the first round of the run the main thread started last, and its first cycle. */
+  let first = { generation: 0, cycles: 0 };
+  /** The last generation the main thread's clock and devices were caught up with. */
+  let seen = 0;
+  numbers[NUMBERS.QUANTUM] = quantum;
+
+  /**
+   * Starts a run of rounds, the workers parked: the first round here, the rest (up to RUN_AHEAD_ROUNDS,
+   * fewer near the instruction limit) started by the last worker to finish each.
+   */
+  const startRounds = (): void => {
+    const rounds = Math.max(1, Math.min(RUN_AHEAD_ROUNDS, Math.ceil((limit - machine.instructions) / (quantum * machine.harts.length))));
+    timeNow[0] = machine.clock.now();
+    numbers[NUMBERS.START] = machine.cycles;
+    numbers[NUMBERS.END] = machine.cycles + quantum;
+    numbers[NUMBERS.CLOCK] = clock.instructions;
+    Atomics.store(control, CONTROL.DONE, 0);
+    Atomics.store(control, CONTROL.PARKED, 0);
+    Atomics.store(control, CONTROL.RUN_AHEAD, rounds - 1);
+    for (let w = 0; w < workers; w++) Atomics.store(signals.states, w, WORKER_RUNNING);
+    first = { generation: Atomics.add(control, CONTROL.GENERATION, 1) + 1, cycles: machine.cycles };
+    seen = first.generation;
+    kickAll();
+  };
+  /**
+   * While the workers run rounds by themselves: the clock, timers and devices move on to the start of the
+   * round running now, so that the CLINT's mtime agrees with the harts' time and devices' input comes in.
+   */
+  const catchUp = (): void => {
+    const generation = Atomics.load(control, CONTROL.GENERATION);
+    if (generation === seen) return;
+    count[MAIN_COUNTER.ROUNDS]! += generation - seen;
+    seen = generation;
+    machine.closeRound(first.cycles + (generation - first.generation) * quantum);
+    publish();
+  };
+
   try {
-    while (machine.exit === undefined && failure === undefined) {
+    let parked = true;
+    // An exit ends the run once the workers have parked after their round, which is then counted.
+    const going = (): boolean => failure === undefined && (!parked || machine.exit === undefined);
+    while (going()) {
       const until = performance.now() + BATCH_MS;
       let sleepAfter = false;
       do {
-        const end = machine.cycles + quantum;
-        timeNow[0] = machine.clock.now();
-        numbers[NUMBERS.START] = machine.cycles;
-        numbers[NUMBERS.END] = end;
-        Atomics.store(control, CONTROL.DONE, 0);
-        for (let w = 0; w < workers; w++) Atomics.store(signals.states, w, WORKER_RUNNING);
-        Atomics.add(control, CONTROL.GENERATION, 1);
-        kickAll();
-        // During a round the main thread answers the workers' MMIO and sleeps on the doorbell in between.
-        // When every worker is done or asleep (its harts in WFI), nothing can wake the sleepers but the
-        // main thread: it closes the round for them.
+        if (parked) {
+          startRounds();
+          parked = false;
+        }
+        // While the rounds run, the main thread answers the workers' MMIO and sleeps on the doorbell in
+        // between, until the workers park (or it is time to yield to the event loop: they go on meanwhile).
         for (;;) {
           const bell = Atomics.load(doorbell, 0);
           const serving = performance.now();
@@ -132,22 +179,36 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
             count[MAIN_COUNTER.SERVED]! += served;
             count[MAIN_COUNTER.SERVE_MS]! += performance.now() - serving;
           }
-          if (Atomics.load(control, CONTROL.DONE) >= workers || failure !== undefined) break;
+          catchUp();
+          // An exit (a power-off through a device, a reset): the workers stop at the end of this round.
+          if (machine.exit !== undefined) Atomics.store(control, CONTROL.RUN_AHEAD, 0);
+          if (failure !== undefined) break;
+          if (Atomics.load(control, CONTROL.PARKED) !== 0) {
+            parked = true;
+            break;
+          }
+          if (performance.now() >= until) break;
           signals.closeIfQuiet();
           const sleeping = performance.now();
           const woke = Atomics.wait(doorbell, 0, bell, 100);
           count[MAIN_COUNTER.WAIT_MS]! += performance.now() - sleeping;
           if (woke === 'timed-out') await yieldToEventLoop(); // a worker's error arrives as an event
         }
+        if (!parked) break;
+        // The workers are parked after a round: it closes as on one thread.
         const closing = performance.now();
+        catchUp();
         count[MAIN_COUNTER.ROUNDS]! += 1;
+        let total = 0;
         let idle = true;
         for (let w = 0; w < workers; w++) {
-          machine.instructions += numbers[NUMBERS.WORKERS + w * NUMBERS.PER_WORKER]!;
-          if (numbers[NUMBERS.WORKERS + w * NUMBERS.PER_WORKER + 1] === 0) idle = false;
+          total += numbers[instructionSlot(w)]!;
+          if (numbers[instructionSlot(w) + 1] === 0) idle = false;
         }
+        machine.instructions += total - counted;
+        counted = total;
         // Time, timers and HTIF move on as after any round.
-        machine.closeRound(end);
+        machine.closeRound(numbers[NUMBERS.END]!);
         const raised = publish();
         if (!idle) {
           anchorGuest = machine.clock.now();
@@ -166,7 +227,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
           publish();
         }
         count[MAIN_COUNTER.CLOSE_MS]! += performance.now() - closing;
-      } while (machine.exit === undefined && failure === undefined && !sleepAfter && performance.now() < until);
+      } while (going() && !sleepAfter && performance.now() < until);
       if (sleepAfter) await sleep(IDLE_SLEEP_MS);
       else await yieldToEventLoop();
     }
