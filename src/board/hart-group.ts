@@ -45,7 +45,7 @@ export interface HartGroupSpec {
   regions: SharedRegion[];
   /** The machine's reservation table (Reservations.memory()). */
   reservations: SharedArrayBuffer;
-  /** Float64 [0]: guest time in ticks, which the main thread sets between rounds. */
+  /** Float64 [0]: guest time in ticks, which moves between rounds (the threaded runner: at the slowest worker's). */
   time: SharedArrayBuffer;
   translate: boolean;
   /** The device windows of the main thread's bus, reached through the mailboxes of `forwarding`. */
@@ -130,7 +130,7 @@ export class HartGroup {
    * Runs every hart of the group until its own time reaches `end` cycles, as Machine.runHart does in fast
    * mode. A hart that waits (WFI) or is stopped (HSM) and could be woken before the round ends keeps the
    * group in the round: it sleeps on its kick word, and runs the rest of the round if an IPI, a device's
-   * interrupt or a start comes for it, until the main thread closes the round (every group done or asleep).
+   * interrupt or a start comes for it, until the round is closed for it (no group runs: Signals.closeIfQuiet).
    */
   runRound(start: number, end: number): GroupRound {
     let instructions = 0;
@@ -169,7 +169,7 @@ export class HartGroup {
 
   /**
    * Nothing of the group can run, but a hart could be woken before the round ends: sleeps until it is
-   * (true) or the main thread closes the round (false).
+   * (true) or the round is closed for it (false).
    */
   private sleepInRound(end: number): boolean {
     const states = this.signals.states;
@@ -182,7 +182,7 @@ export class HartGroup {
       if (Atomics.load(states, me) === WORKER_CLOSED) return false;
       this.serve();
       if (this.harts.some((h) => !h.parked && !h.suspended && (!h.waiting || h.wakeable) && end - h.localCycles >= 1)) {
-        // Woken: the group runs again, unless the main thread closed the round just now.
+        // Woken: the group runs again, unless the round was closed for it just now.
         const woken = Atomics.compareExchange(states, me, WORKER_IDLE, WORKER_RUNNING) === WORKER_IDLE;
         if (woken) this.counters.add(WORKER_COUNTER.WAKES, 1);
         return woken;

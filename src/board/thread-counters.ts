@@ -10,7 +10,10 @@ export const WORKER_COUNTER = {
   RUN_MS: 0,
   /** Milliseconds asleep in a round: every hart of the worker in WFI or stopped, while others still run. */
   IDLE_MS: 1,
-  /** Milliseconds between rounds: done, waiting for the main thread to start the next (the barrier). */
+  /**
+   * Milliseconds between rounds: too far ahead of the slowest worker, or done with the rounds the main
+   * thread allowed and waiting for it to allow more (what is left of a barrier).
+   */
   BARRIER_MS: 2,
   /** Milliseconds waiting for the main thread's answer to a forwarded MMIO access or SBI call. */
   MAILBOX_MS: 3,
@@ -83,7 +86,7 @@ export class ThreadCounters {
       const devices = this.devices.map((name, i) => [name, c(WORKER_COUNTER.DEVICES + i)] as const).filter(([, n]) => n > 0);
       const mmio = devices.length === 0 ? 'none' : devices.map(([name, n]) => `${name} ${n}`).join(', ');
       lines.push(`mirrorball: worker ${w}: running ${ms(c(WORKER_COUNTER.RUN_MS))} s, idle in rounds ${ms(c(WORKER_COUNTER.IDLE_MS))} s ` +
-        `(woken ${c(WORKER_COUNTER.WAKES)} times), at the barrier ${ms(c(WORKER_COUNTER.BARRIER_MS))} s, ` +
+        `(woken ${c(WORKER_COUNTER.WAKES)} times), between rounds ${ms(c(WORKER_COUNTER.BARRIER_MS))} s, ` +
         `on the mailbox ${ms(c(WORKER_COUNTER.MAILBOX_MS))} s, in remote fences ${ms(c(WORKER_COUNTER.FENCE_MS))} s; ` +
         `rounds ${c(WORKER_COUNTER.ROUNDS)}, instructions ${c(WORKER_COUNTER.INSTRUCTIONS)}; IPIs sent ${c(WORKER_COUNTER.IPIS_SENT)}, taken ${c(WORKER_COUNTER.IPIS_TAKEN)}; ` +
         `fences sent ${c(WORKER_COUNTER.FENCES_SENT)}, served ${c(WORKER_COUNTER.FENCES_SERVED)}; ` +

@@ -21,12 +21,13 @@ const HART_WORDS = 4;
 /** A PENDING bit: the hart was asked to start (HSM), at the entry and with the opaque value of `starts`. */
 export const PENDING_START = 1 << 30;
 
-/** What a worker is doing in a round (its word of `SignalMemory.states`), for the main thread. */
+/** What a worker is doing in a round (its word of `SignalMemory.states`), for the other threads. */
 export const WORKER_RUNNING = 0;
 /** Nothing of it can run now, but a hart of it could be woken before the round ends: it sleeps on its kick word. */
 export const WORKER_IDLE = 1;
-/** The main thread ended the round for an idle worker (every other worker was done or idle too). */
+/** The round was ended for an idle worker (every other worker was done or idle too: closeIfQuiet). */
 export const WORKER_CLOSED = 2;
+/** Between rounds: done with them, or too far ahead of the slowest worker to start the next (hart-worker.ts). */
 export const WORKER_DONE = 3;
 
 /** Shared memory of the signals between threads. */

@@ -1,6 +1,6 @@
 // A worker thread running a group of harts (board/hart-group.ts) in rounds (threaded-runner.ts,
-// docs/threads.md): the main thread starts a run of rounds, and the last worker to finish each round starts
-// the next itself while the main thread allows it. Its last message is the harts' final state.
+// docs/threads.md): the main thread starts a run of rounds, which each worker runs by itself, a bounded
+// number of rounds ahead of the slowest at most. Its last message is the harts' final state.
 
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -24,37 +24,44 @@ const states = signals.states;
 const me = data.spec.index;
 const workers = data.spec.workers;
 const mine = NUMBERS.WORKERS + me * NUMBERS.PER_WORKER;
+const lag = Atomics.load(control, CONTROL.LAG);
 
-/** Did every worker's harts only wait in the round just done? (Read by the last to finish it.) */
-function everyoneIdle(): boolean {
-  for (let w = 0; w < workers; w++) if (numbers[NUMBERS.WORKERS + w * NUMBERS.PER_WORKER + 1] === 0) return false;
-  return true;
+/** The smallest number of rounds any worker has finished in this run. */
+function slowest(): number {
+  let m = Infinity;
+  for (let w = 0; w < workers; w++) m = Math.min(m, Atomics.load(control, CONTROL.ROUNDS + w));
+  return m;
 }
 
 /**
- * The last worker to finish a round starts the next, as the main thread would: the round's bounds and its
- * guest time (the instruction clock moves by a round, as Machine.closeRound moves it), then the others are
- * kicked. The main thread catches its clock and devices up when it next wakes (threaded-runner.ts).
+ * After this worker finished a round: if every worker has now finished `m` rounds, guest time moves to
+ * the start of round `m` (as Machine.closeRound moves the instruction clock), and the workers waiting to
+ * run ahead are kicked. Under a lock, so that time is only ever written forward.
  */
-function startNextRound(): void {
-  const quantum = numbers[NUMBERS.QUANTUM]!;
-  numbers[NUMBERS.START] = numbers[NUMBERS.END]!;
-  numbers[NUMBERS.END] = numbers[NUMBERS.END]! + quantum;
-  numbers[NUMBERS.CLOCK] = numbers[NUMBERS.CLOCK]! + quantum;
-  time[0] = Math.floor(numbers[NUMBERS.CLOCK]! / INSTRUCTIONS_PER_TICK);
-  Atomics.store(control, CONTROL.DONE, 0);
-  for (let w = 0; w < workers; w++) Atomics.store(states, w, WORKER_RUNNING);
-  // The atomic add publishes the plain writes above with it.
-  Atomics.add(control, CONTROL.GENERATION, 1);
-  for (let w = 0; w < workers; w++) if (w !== me) signals.kick(w);
+function raiseGlobal(clock0: number, quantum: number): void {
+  const m = slowest();
+  if (m <= Atomics.load(control, CONTROL.GLOBAL)) return;
+  while (Atomics.compareExchange(control, CONTROL.TIME_LOCK, 0, 1) !== 0);
+  const raised = m > Atomics.load(control, CONTROL.GLOBAL);
+  if (raised) {
+    time[0] = Math.floor((clock0 + m * quantum) / INSTRUCTIONS_PER_TICK);
+    Atomics.store(control, CONTROL.GLOBAL, m);
+  }
+  Atomics.store(control, CONTROL.TIME_LOCK, 0);
+  if (raised) for (let w = 0; w < workers; w++) if (w !== me) signals.kick(w);
+}
+
+/** Round `k` may start: the main thread allows it, and it is not too far ahead of the slowest worker. */
+function mayStart(k: number): boolean {
+  return k >= Atomics.load(control, CONTROL.ALLOWED) || k < Atomics.load(control, CONTROL.GLOBAL) + lag;
 }
 
 let generation = 0;
 /** When the worker last finished a round: from then to the next round's start is time at the barrier. */
 let finished = counters.clock();
 for (;;) {
-  // Between rounds the worker sleeps on its kick word, which is bumped to start a round (or stop), and
-  // by other workers to ask its harts for a fence, an IPI or a start: those are served at once.
+  // Between runs of rounds the worker sleeps on its kick word, which is bumped to start a run (or stop),
+  // and by other workers to ask its harts for a fence, an IPI or a start: those are served at once.
   const kick = Atomics.load(kicks, me);
   group.serve();
   const now = Atomics.load(control, CONTROL.GENERATION);
@@ -64,26 +71,42 @@ for (;;) {
   }
   generation = now;
   if (Atomics.load(control, CONTROL.STOP) !== 0) break;
-  const started = counters.since(WORKER_COUNTER.BARRIER_MS, finished);
-  const round = group.runRound(numbers[NUMBERS.START]!, numbers[NUMBERS.END]!);
-  finished = counters.since(WORKER_COUNTER.ROUND_MS, started);
-  numbers[mine] = numbers[mine]! + round.instructions;
-  numbers[mine + 1] = round.idle ? 1 : 0;
-  Atomics.store(states, me, WORKER_DONE);
-  // The atomic add publishes the plain writes above with it.
-  const last = Atomics.add(control, CONTROL.DONE, 1) + 1 === workers;
-  if (!last) {
-    // The others asleep in the round, if no worker runs now, finish it: one of them is then the last.
-    signals.closeIfQuiet();
-    continue;
+  // A run of rounds: each worker runs them by itself, up to `lag` rounds ahead of the slowest, so that a
+  // worker the host does not run for a while holds the others up only once they are that far ahead.
+  const first = numbers[NUMBERS.START]!;
+  const quantum = numbers[NUMBERS.QUANTUM]!;
+  const clock0 = numbers[NUMBERS.CLOCK]!;
+  let k = 0;
+  while (k < Atomics.load(control, CONTROL.ALLOWED)) {
+    if (!mayStart(k)) {
+      // Too far ahead: not running (the others asleep in a round may then be closed), until the slowest moves.
+      Atomics.store(states, me, WORKER_DONE);
+      signals.closeIfQuiet();
+      for (;;) {
+        const kicked = Atomics.load(kicks, me);
+        group.serve();
+        if (mayStart(k) || Atomics.load(control, CONTROL.STOP) !== 0) break;
+        Atomics.wait(kicks, me, kicked);
+      }
+      continue;
+    }
+    Atomics.store(states, me, WORKER_RUNNING);
+    const started = counters.since(WORKER_COUNTER.BARRIER_MS, finished);
+    const round = group.runRound(first + k * quantum, first + (k + 1) * quantum);
+    finished = counters.since(WORKER_COUNTER.ROUND_MS, started);
+    numbers[mine] = numbers[mine]! + round.instructions;
+    numbers[mine + 1] = round.idle ? 1 : 0;
+    k++;
+    // The atomic store publishes the plain writes above with it.
+    Atomics.store(control, CONTROL.ROUNDS + me, k);
+    raiseGlobal(clock0, quantum);
   }
-  // The main thread is woken only when it must act: every hart waits (it skips to a timer), it asked for
-  // the rounds to stop, or the rounds it allowed are used up. Waking it costs a context switch, and on a
-  // loaded host the woken thread can take the core of a worker (docs/threads.md).
-  if (!everyoneIdle() && Atomics.sub(control, CONTROL.RUN_AHEAD, 1) > 0) startNextRound();
-  else {
+  Atomics.store(states, me, WORKER_DONE);
+  // The last worker to finish the run wakes the main thread; the others close the round for the workers
+  // asleep in one, if no worker runs now (one of those is then the last).
+  if (Atomics.add(control, CONTROL.DONE, 1) + 1 === workers) {
     Atomics.store(control, CONTROL.PARKED, 1);
     ring(doorbell);
-  }
+  } else signals.closeIfQuiet();
 }
 parentPort!.postMessage(group.save());

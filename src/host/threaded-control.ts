@@ -6,19 +6,26 @@ import type { HartGroupSpec } from '../board/hart-group.js';
 export const CONTROL = {
   /** Bumped by the main thread to start a round (or to wake the workers to stop). */
   GENERATION: 0,
-  /** Workers that finished the round. */
+  /** Workers that finished the round (the threaded runner: every round the main thread allowed). */
   DONE: 1,
   /** Non-zero: the workers leave their loop and send their harts' state. */
   STOP: 2,
   /**
-   * Rounds the workers may still start by themselves: the last to finish a round starts the next while
-   * this is above 0 (taking one), so that the main thread is not on every round's path. The main thread
-   * sets it when it starts rounds, and to 0 when it wants them to stop (an exit).
+   * The threaded runner: rounds each worker runs, by itself, in the run of rounds the main thread started
+   * (so that the main thread is not on every round's path). The main thread lowers it to stop them early (an exit).
    */
-  RUN_AHEAD: 3,
-  /** Non-zero: the workers finished a round and wait for the main thread to start the next (it was rung). */
+  ALLOWED: 3,
+  /** Non-zero: every worker ran its rounds and waits for the main thread to start more (it was rung). */
   PARKED: 4,
-  WORDS: 5,
+  /** Rounds of the run every worker has finished: the round whose start is the guest time. */
+  GLOBAL: 5,
+  /** A lock word for raising GLOBAL with the guest time (0 free). */
+  TIME_LOCK: 6,
+  /** How many rounds a worker may run ahead of GLOBAL. */
+  LAG: 7,
+  /** Then one word per worker: the rounds of the run it has finished. */
+  ROUNDS: 8,
+  WORDS: 8,
 } as const;
 
 /** Float64 slots: the round, then per worker what it did. */

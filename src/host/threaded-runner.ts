@@ -23,12 +23,16 @@ import { CONTROL, NUMBERS, type WorkerData } from './threaded-control.js';
  */
 export const THREADED_QUANTUM = 65536;
 /**
- * Rounds the workers run by themselves, the last to finish one starting the next, before they wait for
- * the main thread again (docs/threads.md, "Where the time goes"). The main thread catches up whenever it
- * wakes (an MMIO access, a round's end it must act on): the CLINT's timer interrupts, the devices' host
- * input and HTIF can come this many rounds late.
+ * Rounds the workers run by themselves before they wait for the main thread again (docs/threads.md,
+ * "Where the time goes"). The main thread catches up whenever it wakes (an MMIO access, the end of the
+ * rounds): the CLINT's timer interrupts, the devices' host input and HTIF can come this many rounds late.
  */
-export const RUN_AHEAD_ROUNDS = 8;
+export const RUN_AHEAD_ROUNDS = 16;
+/**
+ * How many rounds a worker may run ahead of the slowest: guest time is the start of the slowest one's
+ * round, so a hart can run this many rounds more ahead of the time it reads (the bound of docs/threads.md).
+ */
+export const LAG_ROUNDS = 4;
 /** Host milliseconds of rounds between two yields to the event loop. */
 const BATCH_MS = 20;
 /** How long an idle paced machine sleeps before it looks at the time and its input again (as runner.ts). */
@@ -62,7 +66,8 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   const workers = Math.max(1, Math.min(options.threads, machine.harts.length));
   const time = new SharedArrayBuffer(8);
   const timeNow = new Float64Array(time);
-  const control = new Int32Array(new SharedArrayBuffer(CONTROL.WORDS * 4));
+  const control = new Int32Array(new SharedArrayBuffer((CONTROL.WORDS + machine.harts.length) * 4));
+  Atomics.store(control, CONTROL.LAG, LAG_ROUNDS);
   const numbers = new Float64Array(new SharedArrayBuffer((NUMBERS.WORKERS + workers * NUMBERS.PER_WORKER) * 8));
   const forwarding = forwardingMemory(machine.harts.length);
   const doorbell = new Int32Array(forwarding.doorbell);
@@ -119,15 +124,17 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   const instructionSlot = (w: number): number => NUMBERS.WORKERS + w * NUMBERS.PER_WORKER;
   /** The workers' instructions (each its running total) already in machine.instructions. */
   let counted = 0;
-  /** The generation of the first round of the run the main thread started last, and its first cycle. */
-  let first = { generation: 0, cycles: 0 };
-  /** The last generation the main thread's clock and devices were caught up with. */
+  /** The first cycle of the run of rounds the main thread started last. */
+  let first = 0;
+  /** The rounds of that run (every worker's) the main thread's clock and devices were caught up with. */
   let seen = 0;
+  /** The last of those rounds whose closing raised an interrupt line. */
+  let raisedAt = -1;
   numbers[NUMBERS.QUANTUM] = quantum;
 
   /**
-   * Starts a run of rounds, the workers parked: the first round here, the rest (up to RUN_AHEAD_ROUNDS,
-   * fewer near the instruction limit) started by the last worker to finish each.
+   * Starts a run of rounds, the workers parked: RUN_AHEAD_ROUNDS (fewer near the instruction limit), each
+   * worker running them by itself (hart-worker.ts).
    */
   const startRounds = (): void => {
     const rounds = Math.max(1, Math.min(RUN_AHEAD_ROUNDS, Math.ceil((limit - machine.instructions) / (quantum * machine.harts.length))));
@@ -137,10 +144,14 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
     numbers[NUMBERS.CLOCK] = clock.instructions;
     Atomics.store(control, CONTROL.DONE, 0);
     Atomics.store(control, CONTROL.PARKED, 0);
-    Atomics.store(control, CONTROL.RUN_AHEAD, rounds - 1);
+    Atomics.store(control, CONTROL.GLOBAL, 0);
+    for (let w = 0; w < workers; w++) Atomics.store(control, CONTROL.ROUNDS + w, 0);
+    Atomics.store(control, CONTROL.ALLOWED, rounds);
     for (let w = 0; w < workers; w++) Atomics.store(signals.states, w, WORKER_RUNNING);
-    first = { generation: Atomics.add(control, CONTROL.GENERATION, 1) + 1, cycles: machine.cycles };
-    seen = first.generation;
+    first = machine.cycles;
+    seen = 0;
+    raisedAt = -1;
+    Atomics.add(control, CONTROL.GENERATION, 1);
     kickAll();
   };
   /**
@@ -148,12 +159,19 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
    * round running now, so that the CLINT's mtime agrees with the harts' time and devices' input comes in.
    */
   const catchUp = (): void => {
-    const generation = Atomics.load(control, CONTROL.GENERATION);
-    if (generation === seen) return;
-    count[MAIN_COUNTER.ROUNDS]! += generation - seen;
-    seen = generation;
-    machine.closeRound(first.cycles + (generation - first.generation) * quantum);
-    publish();
+    const global = Atomics.load(control, CONTROL.GLOBAL);
+    if (global === seen) return;
+    count[MAIN_COUNTER.ROUNDS]! += global - seen;
+    seen = global;
+    machine.closeRound(first + global * quantum);
+    if (publish()) raisedAt = global;
+  };
+  /** Stops the workers soon (an exit): each runs up to the round the furthest ahead is in, then they park. */
+  const hold = (): void => {
+    let furthest = 0;
+    for (let w = 0; w < workers; w++) furthest = Math.max(furthest, Atomics.load(control, CONTROL.ROUNDS + w));
+    const allowed = Atomics.load(control, CONTROL.ALLOWED);
+    if (furthest + 1 < allowed) Atomics.store(control, CONTROL.ALLOWED, furthest + 1);
   };
 
   try {
@@ -181,7 +199,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
           }
           catchUp();
           // An exit (a power-off through a device, a reset): the workers stop at the end of this round.
-          if (machine.exit !== undefined) Atomics.store(control, CONTROL.RUN_AHEAD, 0);
+          if (machine.exit !== undefined) hold();
           if (failure !== undefined) break;
           if (Atomics.load(control, CONTROL.PARKED) !== 0) {
             parked = true;
@@ -197,8 +215,10 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
         if (!parked) break;
         // The workers are parked after a round: it closes as on one thread.
         const closing = performance.now();
+        // Time, timers and HTIF move on as after any round: every worker finished the run's rounds.
         catchUp();
-        count[MAIN_COUNTER.ROUNDS]! += 1;
+        // Closing the last round raised a line: a hart may run now, so no skip.
+        const raised = raisedAt === seen;
         let total = 0;
         let idle = true;
         for (let w = 0; w < workers; w++) {
@@ -207,9 +227,6 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
         }
         machine.instructions += total - counted;
         counted = total;
-        // Time, timers and HTIF move on as after any round.
-        machine.closeRound(numbers[NUMBERS.END]!);
-        const raised = publish();
         if (!idle) {
           anchorGuest = machine.clock.now();
           anchorHost = performance.now();
