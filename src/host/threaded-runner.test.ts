@@ -224,3 +224,67 @@ test('a device\'s DMA from the main thread breaks a reservation on a worker, and
   assert.deepEqual(exit, { kind: 'poweroff', code: 0 });
   assert.equal(memory.readU32(program.symbols.get('resv')!), 0, 'the SC did not store');
 });
+
+/**
+ * Hart 0 reads the time over and over and publishes each value; hart 1, on the other thread, reads a
+ * published value and then the time itself. Each hart's time must never go back, and hart 1's must never be
+ * before one hart 0 had already read: guest time is one clock for every worker however far one runs ahead
+ * of the other. Exit 0 on success; 1, 2 or 3 for the check that failed.
+ */
+const TIME_PROGRAM = `
+.equ FINISHER, 0x100000
+.globl _start
+_start:
+  csrr a0, mhartid
+  la s2, stamp
+  la s4, done0
+  li s1, 0
+  bnez a0, hart1
+  li s0, 200000
+1: csrr t0, time
+  bltu t0, s1, back0
+  mv s1, t0
+  sd t0, 0(s2)
+  addi s0, s0, -1
+  bnez s0, 1b
+  li t1, 1
+  sw t1, 0(s4)
+2: j 2b
+hart1:
+1: lw t1, 0(s4)
+  ld t3, 0(s2)
+  fence r, r
+  csrr t0, time
+  bltu t0, t3, behind
+  bltu t0, s1, back1
+  mv s1, t0
+  beqz t1, 1b
+  li t1, 0x5555
+  j 3f
+back0:
+  li t1, (1 << 16) | 0x3333
+  j 3f
+behind:
+  li t1, (2 << 16) | 0x3333
+  j 3f
+back1:
+  li t1, (3 << 16) | 0x3333
+3: li t0, FINISHER
+  sw t1, 0(t0)
+4: j 4b
+.data
+.align 6
+stamp: .dword 0
+.align 6
+done0: .word 0
+`;
+
+test('guest time on two threads never goes back on a hart, and no hart reads a time before one another hart already read', { timeout: 120_000 }, async (t) => {
+  if (!requireToolchain(t)) return;
+  const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false });
+  machine.bus.guestMemory().write(RAM, assemble(TIME_PROGRAM).image);
+  machine.resetAll(RAM, true, 0);
+  // Short rounds: many runs of rounds, the workers ahead of each other by up to the lag.
+  assert.deepEqual(await runThreaded(machine, { threads: 2, quantum: 1024 }), { kind: 'poweroff', code: 0 });
+  assert.ok(machine.clock.now() > 1000, 'time moved while they ran');
+});
