@@ -77,7 +77,7 @@ for (;;) {
   const quantum = numbers[NUMBERS.QUANTUM]!;
   const clock0 = numbers[NUMBERS.CLOCK]!;
   let k = 0;
-  while (k < Atomics.load(control, CONTROL.ALLOWED)) {
+  while (k < Atomics.load(control, CONTROL.ALLOWED) && Atomics.load(control, CONTROL.STOP) === 0) {
     if (!mayStart(k)) {
       // Too far ahead: not running (the others asleep in a round may then be closed), until the slowest moves.
       Atomics.store(states, me, WORKER_DONE);
