@@ -10,7 +10,9 @@ import { Machine } from '../board/machine.js';
 import { buildStress } from '../bench/programs.js';
 import { assemble, requireToolchain } from '../../test/helpers/asm.js';
 import { ThreadCounters, WORKER_COUNTER } from '../board/thread-counters.js';
-import { runThreaded, ThreadedRunError } from './threaded-runner.js';
+import { performance } from 'node:perf_hooks';
+import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
+import { runThreaded, THREADED_QUANTUM, ThreadedRunError } from './threaded-runner.js';
 
 const RAM = 0x8000_0000;
 const WFI = 0x10500073;
@@ -287,4 +289,45 @@ test('guest time on two threads never goes back on a hart, and no hart reads a t
   // Short rounds: many runs of rounds, the workers ahead of each other by up to the lag.
   assert.deepEqual(await runThreaded(machine, { threads: 2, quantum: 1024 }), { kind: 'poweroff', code: 0 });
   assert.ok(machine.clock.now() > 1000, 'time moved while they ran');
+});
+
+/** Hart 0 sets its CLINT timer 0.2 s of guest time ahead and sleeps until it fires, then powers off; hart 1 sleeps. */
+const PACED_PROGRAM = `
+.equ CLINT, 0x02000000
+.equ FINISHER, 0x100000
+.globl _start
+_start:
+  csrr a0, mhartid
+  bnez a0, 2f
+  li t0, CLINT + 0xbff8
+  ld t1, 0(t0)
+  li t2, 2000000
+  add t1, t1, t2
+  li t2, CLINT + 0x4000
+  sd t1, 0(t2)
+  li t0, 0x80
+  csrw mie, t0
+1: wfi
+  csrr t0, mip
+  andi t0, t0, 0x80
+  beqz t0, 1b
+  li t0, FINISHER
+  li t1, 0x5555
+  sw t1, 0(t0)
+2: wfi
+  j 2b
+`;
+
+test('a paced threaded run whose harts all wait does not let guest time run ahead of the host\'s', { timeout: 120_000 }, async (t) => {
+  if (!requireToolchain(t)) return;
+  const machine = new Machine({ config: { harts: 2, nodes: [{ memoryBytes: 16 << 20, harts: [0, 1] }] }, builtinSbi: false });
+  machine.bus.guestMemory().write(RAM, assemble(PACED_PROGRAM).image);
+  machine.resetAll(RAM, true, 0);
+  const started = performance.now();
+  assert.deepEqual(await runThreaded(machine, { threads: 2, pace: true }), { kind: 'poweroff', code: 0 });
+  const hostTicks = (performance.now() - started) * (TIMEBASE_HZ / 1000);
+  // A lower bound on the host's time, which a slow host only makes longer: the guest's 0.2 s of waiting
+  // took at least as long (the few instructions before it and one round of slack aside).
+  assert.ok(machine.clock.now() >= 2_000_000);
+  assert.ok(machine.clock.now() <= hostTicks + 2 * THREADED_QUANTUM / INSTRUCTIONS_PER_TICK, `guest ${machine.clock.now()} ticks, host ${Math.round(hostTicks)}`);
 });

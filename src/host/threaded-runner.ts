@@ -130,6 +130,11 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   let seen = 0;
   /** The last of those rounds whose closing raised an interrupt line. */
   let raisedAt = -1;
+  /**
+   * Every hart waited in the last round: the next run is one round, as before runs of rounds, so that an
+   * idle machine's time moves by the skips (paced: not past the host's time), not by a run's idle rounds.
+   */
+  let lastIdle = false;
   numbers[NUMBERS.QUANTUM] = quantum;
 
   /**
@@ -137,7 +142,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
    * worker running them by itself (hart-worker.ts).
    */
   const startRounds = (): void => {
-    const rounds = Math.max(1, Math.min(RUN_AHEAD_ROUNDS, Math.ceil((limit - machine.instructions) / (quantum * machine.harts.length))));
+    const rounds = lastIdle ? 1 : Math.max(1, Math.min(RUN_AHEAD_ROUNDS, Math.ceil((limit - machine.instructions) / (quantum * machine.harts.length))));
     timeNow[0] = machine.clock.now();
     numbers[NUMBERS.START] = machine.cycles;
     numbers[NUMBERS.END] = machine.cycles + quantum;
@@ -232,6 +237,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
           anchorHost = performance.now();
         }
         if (idle) count[MAIN_COUNTER.IDLE_ROUNDS]! += 1;
+        lastIdle = idle;
         if (machine.instructions >= limit) machine.stopWith({ kind: 'limit' });
         else if (idle && !raised && machine.exit === undefined) {
           // Every hart waits: skip to the next timer deadline, as the one-thread machine does; paced, not
