@@ -48,9 +48,11 @@ export const MAIN_COUNTER = {
   /** Milliseconds asleep on the doorbell while the workers run a round. */
   WAIT_MS: 3,
   ROUNDS: 4,
-  /** Rounds after which every hart waited, and the main thread skipped idle time. */
+  /** Runs of rounds that ended with every hart waiting (the main thread then skips idle time). */
   IDLE_ROUNDS: 5,
-  WORDS: 6,
+  /** Runs of rounds the main thread started. */
+  RUNS: 6,
+  WORDS: 7,
 } as const;
 
 /** The shared counters of a threaded run: the main thread's, then each worker's. */
@@ -79,7 +81,7 @@ export class ThreadCounters {
     const ms = (v: number): string => (v / 1000).toFixed(3);
     const lines = [`mirrorball: main thread: serving ${ms(s[MAIN_COUNTER.SERVE_MS]!)} s (${s[MAIN_COUNTER.SERVED]} requests), ` +
       `closing rounds ${ms(s[MAIN_COUNTER.CLOSE_MS]!)} s, asleep in rounds ${ms(s[MAIN_COUNTER.WAIT_MS]!)} s; ` +
-      `rounds ${s[MAIN_COUNTER.ROUNDS]} (${s[MAIN_COUNTER.IDLE_ROUNDS]} every hart idle)`];
+      `rounds ${s[MAIN_COUNTER.ROUNDS]} in ${s[MAIN_COUNTER.RUNS]} runs (${s[MAIN_COUNTER.IDLE_ROUNDS]} ending with every hart idle)`];
     for (let w = 0; w < this.workers; w++) {
       const at = this.worker(w);
       const c = (k: number): number => s[at + k]!;

@@ -156,6 +156,7 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
     first = machine.cycles;
     seen = 0;
     raisedAt = -1;
+    count[MAIN_COUNTER.RUNS]! += 1;
     Atomics.add(control, CONTROL.GENERATION, 1);
     kickAll();
   };
