@@ -48,7 +48,9 @@ function raiseGlobal(clock0: number, quantum: number): void {
     Atomics.store(control, CONTROL.GLOBAL, m);
   }
   Atomics.store(control, CONTROL.TIME_LOCK, 0);
-  if (raised) for (let w = 0; w < workers; w++) if (w !== me) signals.kick(w);
+  // Only a worker between rounds can be waiting for this (too far ahead): one that runs needs no kick.
+  // (It stores its state before it looks at GLOBAL again, and this looks at the state after storing GLOBAL.)
+  if (raised) for (let w = 0; w < workers; w++) if (w !== me && Atomics.load(states, w) === WORKER_DONE) signals.kick(w);
 }
 
 /** Round `k` may start: the main thread allows it, and it is not too far ahead of the slowest worker. */
