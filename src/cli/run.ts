@@ -435,7 +435,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     } else {
       exit = threads > 1
         ? await runThreaded(machine, {
-          threads, maxInstructions, translate: translationWanted(), pace: interactive,
+          threads, maxInstructions, translate: translationWanted(), pace: interactive, lag: lagWanted(),
           counted: (c) => { counters = c; stopLog = logCounters(c); },
         })
         : await runMachine(machine, { maxInstructions, pace: interactive, gate });
@@ -510,6 +510,16 @@ export function statsLine(machine: Machine, hostSeconds: number, ran = machine.i
   const mips = ran / hostSeconds / 1e6;
   return `mirrorball: stats instructions=${machine.instructions} guest-seconds=${guestSeconds.toFixed(3)} ` +
     `host-seconds=${hostSeconds.toFixed(3)} mips=${mips.toFixed(1)}`;
+}
+
+/**
+ * MIRRORBALL_THREAD_LAG: how many rounds a worker may run ahead of the slowest (docs/threads.md; 1 makes
+ * every round a barrier), to compare on a given host. Unset: the default.
+ */
+function lagWanted(): number | undefined {
+  const text = process.env.MIRRORBALL_THREAD_LAG;
+  if (text === undefined || text === '') return undefined;
+  return parseCount(text, 'MIRRORBALL_THREAD_LAG', 1, 64);
 }
 
 /** Per hart for `--stats` of a threaded run: instructions retired, busy cycles per privilege level, idle cycles. */

@@ -50,6 +50,8 @@ export interface ThreadedOptions {
    * that waits on someone typing.
    */
   pace?: boolean;
+  /** Rounds a worker may run ahead of the slowest (default LAG_ROUNDS; 1: every round is a barrier). */
+  lag?: number;
   /** Given the run's counters as it starts: where each thread's time goes (`--stats`), read at any time. */
   counted?: (counters: ThreadCounters) => void;
 }
@@ -67,7 +69,9 @@ export async function runThreaded(machine: Machine, options: ThreadedOptions): P
   const time = new SharedArrayBuffer(8);
   const timeNow = new Float64Array(time);
   const control = new Int32Array(new SharedArrayBuffer((CONTROL.WORDS + machine.harts.length) * 4));
-  Atomics.store(control, CONTROL.LAG, LAG_ROUNDS);
+  const lag = options.lag ?? LAG_ROUNDS;
+  if (!Number.isInteger(lag) || lag < 1) throw new ThreadedRunError(`the lag must be a whole number of rounds from 1, not ${lag}`);
+  Atomics.store(control, CONTROL.LAG, lag);
   const numbers = new Float64Array(new SharedArrayBuffer((NUMBERS.WORKERS + workers * NUMBERS.PER_WORKER) * 8));
   const forwarding = forwardingMemory(machine.harts.length);
   const doorbell = new Int32Array(forwarding.doorbell);

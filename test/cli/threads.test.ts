@@ -11,7 +11,11 @@ import { toolchainAvailable } from '../helpers/asm.js';
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
 
 function mirrorball(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return mirrorballWith({}, ...args);
+}
+
+function mirrorballWith(env: Record<string, string>, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -31,6 +35,18 @@ test('run --elf --threads 2: the stress program on 2 harts, one a thread, exits 
   const r = mirrorball('run', '--elf', buildStress(2, 2000), '--smp', '2', '--threads', '2', '--stats');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /instructions/);
+});
+
+test('MIRRORBALL_THREAD_LAG: 1 (every round a barrier) runs the stress program on 2 threads; 0 is one line', (t) => {
+  if (!toolchainAvailable()) {
+    t.skip('the RISC-V cross toolchain is not installed: apt-get install gcc-riscv64-linux-gnu');
+    return;
+  }
+  const r = mirrorballWith({ MIRRORBALL_THREAD_LAG: '1' }, 'run', '--elf', buildStress(2, 2000), '--smp', '2', '--threads', '2', '--stats');
+  assert.equal(r.status, 0, r.stderr);
+  // The per-thread lines of --stats: each worker's time and what crossed.
+  assert.match(r.stderr, /^mirrorball: worker 1: running [0-9.]+ s/m);
+  assertOneLineError(mirrorballWith({ MIRRORBALL_THREAD_LAG: '0' }, 'run', '--elf', buildStress(2, 20), '--smp', '2', '--threads', '2'), /MIRRORBALL_THREAD_LAG/);
 });
 
 test('--threads above 1 with timing, the control socket, a restore or host time, or out of range is one line', () => {
