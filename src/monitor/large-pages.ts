@@ -3,6 +3,7 @@
 // node again is made one block there (docs/numa-policy.md).
 
 import type { Hart } from '../cpu/hart.js';
+import { KIND_NUMA_POLICY } from '../cpu/monitor-kinds.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import { BLOCK_PAGES, FREE, PAGE } from './machine-memory.js';
 import { MoveRecords, type MoveRecord, type MoveRecordsState } from './move-records.js';
@@ -215,7 +216,7 @@ export class LargePagePolicy {
         // A copy's page counted misses for whatever it held before.
         this.counters.resetPage(copy + k);
       }
-      h.chargeMonitor(cycles);
+      h.chargeMonitor(cycles, KIND_NUMA_POLICY);
       this.charging.spent(vm, cycles);
       for (const c of [this.counts, mine]) {
         c.groupsReplicatedOn[node]!++;
@@ -321,7 +322,7 @@ export class LargePagePolicy {
       }
       this.counters.movePage(from, to);
     }
-    h.chargeMonitor(cycles);
+    h.chargeMonitor(cycles, KIND_NUMA_POLICY);
     this.charging.spent(vm, cycles);
     for (const c of [this.counts, mine]) {
       if (why === 'move') {
