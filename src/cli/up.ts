@@ -33,6 +33,7 @@ import { detach, makeRunDir, shown } from './up-detach.js';
 import { WebControl, parseWebAddress, type WebAddress } from './web-control.js';
 import { ConsoleHub } from '../control/console-commands.js';
 import { QmpError } from '../control/qmp.js';
+import { PageEvents } from '../control/page-events.js';
 import { TokenFileError, loadToken } from '../host/web/token.js';
 import { endLine } from './vm-commands.js';
 
@@ -126,6 +127,8 @@ class Up {
     },
   });
   private web: WebControl | undefined;
+  /** The NUMA policy's moves as events (control/page-events.ts). */
+  private pageEvents: PageEvents | undefined;
   /** Kernels, initrds and ELF programs read while the VMs are made, by path (each file read once for all the VMs that name it). */
   private readonly bootFiles = new Map<string, Uint8Array>();
   private readonly userNets = new Map<VirtualMachine, UserNet>();
@@ -160,6 +163,12 @@ class Up {
       if (this.restore === undefined) this.createVms();
       else this.restoreMachine(this.restore);
       await this.openHostSide();
+      this.pageEvents = new PageEvents({
+        tally: () => this.monitor.policy?.tally,
+        vmName: (id) => this.monitor.vms.find((v) => v.id === id)?.name ?? String(id),
+        emit: (name, data) => this.event(name, data),
+        now: () => performance.now(),
+      });
     } catch (error) {
       await this.teardown();
       throw error;
@@ -498,6 +507,7 @@ class Up {
   /** Console output out, and each VM that ended since reported once: a line, the VM_STOPPED event, its console closed. */
   private afterBatch(): void {
     for (const output of this.consoles.values()) output.flush();
+    this.pageEvents?.flush();
     for (const vm of this.monitor.vms) {
       if (vm.state === 'running' || this.reported.has(vm)) continue;
       this.reported.add(vm);

@@ -154,6 +154,7 @@ export class CellPolicy {
       c.cycles += cycles;
     }
     this.counters.movePage(mpn, to);
+    this.tally.onMove?.({ kind: 'migrated', vm: vm.id, address: vm.pmap.base + gppn * 4096, pages: 1, from: memory.nodeOf(mpn), to: memory.nodeOf(to) });
     this.records.moved(key, p, interval);
     // A spanning VM's page moved to another cell's node (memory that cell lent): its record goes with it, as its
     // counts did, so that the page's moves and freeze are the same wherever it lies.
@@ -190,6 +191,7 @@ export class CellPolicy {
         c.replicatedTo[node]!++;
         c.cycles += cycles;
       }
+      this.tally.onMove?.({ kind: 'replicated', vm: vm.id, address: vm.pmap.base + gppn * 4096, pages: 1, from: memory.nodeOf(mpn), to: node });
     });
     this.counters.resetPage(mpn);
     this.records.moved(key, p, interval);

@@ -222,6 +222,7 @@ export class LargePagePolicy {
         c.groupsReplicatedOn[node]!++;
         c.replicateCycles += cycles;
       }
+      this.tally.onMove?.({ kind: 'replicated', vm: vm.id, address: pmap.base + group * BLOCK_PAGES * PAGE, pages: BLOCK_PAGES, from: home, to: node });
     });
     // Misses from now on say who still reads the master.
     for (let k = 0; k < BLOCK_PAGES; k++) this.counters.resetPage(master + k);
@@ -334,6 +335,9 @@ export class LargePagePolicy {
       }
       c.pagesCopied += moved.length;
     }
+    // A coalescing gathers a group on the node most of it is on already: a move all the same, from that node.
+    const from = this.host.memory.nodeOf(moved[0]!.from);
+    this.tally.onMove?.({ kind: 'migrated', vm: vm.id, address: vm.pmap.base + group * BLOCK_PAGES * PAGE, pages: BLOCK_PAGES, from, to: node });
     return true;
   }
 
