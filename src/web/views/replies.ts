@@ -20,6 +20,7 @@ export interface VcpuTotals {
   guestUserCycles: number;
   guestKernelCycles: number;
   monitorCycles: number;
+  monitorByKind: Record<string, number>;
   idleCycles: number;
   readyCycles: number;
 }
@@ -35,7 +36,7 @@ export interface VmStats {
 export interface CpusReply {
   cycles: number;
   mode: 'fast' | 'timing';
-  cpus: { cpu: number; node: number; cell: number; failed: boolean; vm: string | null; vcpu: number | null; userCycles: number; kernelCycles: number; monitorCycles: number; missesLocal: number | null; missesRemote: number | null }[];
+  cpus: { cpu: number; node: number; cell: number; failed: boolean; vm: string | null; vcpu: number | null; userCycles: number; kernelCycles: number; monitorCycles: number; monitorByKind: Record<string, number>; missesLocal: number | null; missesRemote: number | null }[];
   nodes: { id: number; linesRead: number | null; linesWritten: number | null }[];
   policy: { migratedTo: number[]; replicatedTo: number[] } | null;
 }

@@ -1,7 +1,8 @@
 // The machine as the topology lays it out (docs/dashboard.md): each node a box with its CPUs, each CPU the
 // vCPU it runs; in timing mode each node's box colored by the misses its memory served in the last
-// interval; the NUMA policy's migrations and replications as they happen. And the cells, the VMs that
-// depend on each, and the failure report.
+// interval; the NUMA policy's migrations and replications as they happen (an arrow from node to node per
+// event). And the cells, the VMs that depend on each, and the failure report. Shared by the dashboard and the
+// browser tab (docs/browser.md).
 
 import type { CpusReply, FailureRecord, MonitorReply, VmListing } from './replies.js';
 
@@ -26,7 +27,7 @@ function heat(x: number): string {
   return `rgb(255, ${Math.round(255 - 150 * v)}, ${Math.round(255 - 150 * v)})`;
 }
 
-export function renderNuma(map: HTMLElement, note: HTMLElement, events: HTMLElement, machine: MonitorReply, cpus: CpusReply, vms: VmListing[], sample: NumaSample): void {
+export function renderNuma(map: HTMLElement, note: HTMLElement, machine: MonitorReply, cpus: CpusReply, vms: VmListing[], sample: NumaSample): void {
   const previous = sample.previous;
   sample.previous = cpus;
   const timing = cpus.mode === 'timing';
@@ -63,12 +64,78 @@ export function renderNuma(map: HTMLElement, note: HTMLElement, events: HTMLElem
     return box;
   });
   map.replaceChildren(...boxes);
-  if (previous?.policy != null && cpus.policy !== null) {
-    const lines: string[] = [];
-    cpus.policy.migratedTo.forEach((n, node) => { const d = n - previous.policy!.migratedTo[node]!; if (d > 0) lines.push(`${d} page${d === 1 ? '' : 's'} migrated to node ${node}`); });
-    cpus.policy.replicatedTo.forEach((n, node) => { const d = n - previous.policy!.replicatedTo[node]!; if (d > 0) lines.push(`${d} page${d === 1 ? '' : 's'} replicated on node ${node}`); });
-    for (const line of lines) events.prepend(el('li', undefined, `${new Date().toLocaleTimeString()}: ${line}`));
-    while (events.children.length > EVENTS_KEPT) events.lastElementChild!.remove();
+}
+
+/** A PAGE_MIGRATED or PAGE_REPLICATED event's data (docs/control.md, "Page events"). */
+export interface PageMove {
+  vm: string;
+  page: number;
+  pages: number;
+  from: number;
+  to: number;
+}
+
+/** Arrows drawn at once at most: a burst beyond it is in the list and the counts, not drawn. */
+const ARROWS_AT_ONCE = 24;
+/** How long an arrow stays, fading (the CSS animation `numa-arrow` is as long). */
+const ARROW_MS = 1500;
+
+/**
+ * The NUMA policy's moves as they come: each an arrow from its node's box to the other's on an SVG over the
+ * map (migrations solid, replications dashed), the destination box flashed, and a line in the list.
+ */
+export class MoveArrows {
+  private readonly svg: SVGSVGElement;
+  private drawn = 0;
+  /** Moves seen, by kind (what the list and the arrows show a part of). */
+  readonly seen = { migrated: 0, replicated: 0 };
+
+  constructor(private readonly map: HTMLElement, private readonly list: HTMLElement) {
+    const wrapper = map.parentElement!;
+    wrapper.style.position = 'relative';
+    this.svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+    this.svg.classList.add('numa-arrows');
+    const marker = document.createElementNS('http://www.w3.org/2000/svg', 'marker');
+    marker.id = 'numa-arrowhead';
+    for (const [k, v] of Object.entries({ viewBox: '0 0 10 10', refX: '9', refY: '5', markerWidth: '8', markerHeight: '8', orient: 'auto-start-reverse' })) marker.setAttribute(k, v);
+    const head = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+    head.setAttribute('d', 'M 0 0 L 10 5 L 0 10 z');
+    marker.append(head);
+    const defs = document.createElementNS('http://www.w3.org/2000/svg', 'defs');
+    defs.append(marker);
+    this.svg.append(defs);
+    wrapper.append(this.svg);
+  }
+
+  show(kind: 'migrated' | 'replicated', move: PageMove): void {
+    this.seen[kind]++;
+    const what = move.pages === 1 ? `page 0x${move.page.toString(16)}` : `${move.pages} pages from 0x${move.page.toString(16)}`;
+    this.list.prepend(el('li', kind, `${new Date().toLocaleTimeString()}: ${move.vm} ${what} ${kind === 'migrated' ? 'migrated' : 'replicated'} node ${move.from} → ${move.to}`));
+    while (this.list.children.length > EVENTS_KEPT) this.list.lastElementChild!.remove();
+    const from = this.map.querySelector<HTMLElement>(`.node[data-node="${move.from}"]`);
+    const to = this.map.querySelector<HTMLElement>(`.node[data-node="${move.to}"]`);
+    if (from === null || to === null || this.drawn >= ARROWS_AT_ONCE) return;
+    const base = this.svg.getBoundingClientRect();
+    const centre = (e: HTMLElement): [number, number] => {
+      const r = e.getBoundingClientRect();
+      return [r.left + r.width / 2 - base.left, r.top + r.height / 2 - base.top];
+    };
+    const [x1, y1] = centre(from);
+    const [x2, y2] = centre(to);
+    const line = document.createElementNS('http://www.w3.org/2000/svg', 'line');
+    // A little apart per arrow, so that several at once between the same nodes are seen as several.
+    const jitter = (this.drawn % 5) * 4 - 8;
+    for (const [k, v] of Object.entries({ x1: x1 + jitter, y1: y1 + jitter, x2: x2 + jitter, y2: y2 + jitter })) line.setAttribute(k, String(v));
+    line.setAttribute('marker-end', 'url(#numa-arrowhead)');
+    line.classList.add('arrow', kind);
+    this.svg.append(line);
+    this.drawn++;
+    to.classList.add('flash');
+    window.setTimeout(() => {
+      line.remove();
+      this.drawn--;
+      to.classList.remove('flash');
+    }, ARROW_MS);
   }
 }
 
