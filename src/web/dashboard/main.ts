@@ -107,7 +107,15 @@ async function slowPoll(): Promise<void> {
   [memory, machine] = await Promise.all([control.execute<MemoryReply>('query-memory'), control.execute<MonitorReply>('query-monitor')]);
   const from = failures.length === 0 ? 0 : failures[failures.length - 1]!.seq + 1;
   failures.push(...await control.execute<FailureRecord[]>('query-failure-report', { from }));
-  renderCells(byId('cell-table'), byId('failure-report'), machine, latest(vms), failures);
+  renderCells(byId('cell-table'), byId('failure-report'), machine, latest(vms), failures, failCell);
+}
+
+/** The cells table's **fail** button: the cell's monitor node fails, and with it the cell (docs/cells.md). */
+function failCell(cell: MonitorReply['cells'][number]): void {
+  const fault = `node ${cell.monitorNode}`;
+  control.execute<{ fault: string; time: number }>('inject-fault', { fault })
+    .then((r) => { byId('fault-result').textContent = `injected: ${r.fault} (cell ${cell.id}'s monitor node)`; return slowPoll(); })
+    .catch((error: Error) => { byId('fault-result').textContent = error.message; });
 }
 
 function mib(bytes: number): string {

@@ -42,7 +42,12 @@ export class TimeChart {
   private plot: uPlot | undefined;
   samples = 0;
 
-  constructor(private readonly parent: HTMLElement, private readonly title: string) {}
+  /** Its own box in `parent`, so that drawing it again keeps its place among the parent's charts. */
+  private readonly parent: HTMLElement;
+
+  constructor(parent: HTMLElement, private readonly title: string) {
+    this.parent = parent.appendChild(document.createElement('div'));
+  }
 
   /** The labels of the bands, bottom up. */
   get labels(): string[] {
@@ -110,7 +115,11 @@ export class RateChart {
   private plot: uPlot | undefined;
   samples = 0;
 
-  constructor(private readonly parent: HTMLElement, private readonly title: string) {}
+  private readonly parent: HTMLElement;
+
+  constructor(parent: HTMLElement, private readonly title: string) {
+    this.parent = parent.appendChild(document.createElement('div'));
+  }
 
   push(time: number, rates: Record<string, number>): void {
     let rebuild = false;

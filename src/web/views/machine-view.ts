@@ -139,13 +139,37 @@ export class MoveArrows {
   }
 }
 
-export function renderCells(table: HTMLElement, report: HTMLElement, machine: MonitorReply, vms: VmListing[], failures: FailureRecord[]): void {
-  const rows = machine.cells.map((cell) => {
-    const row = el('tr');
+/**
+ * The cells: a row per cell with its nodes, CPUs, state and the running VMs that depend on it, and a **fail**
+ * button that fails the cell (`onFail(cell)`: the dashboard injects the loss of its monitor node). Rows are
+ * updated in place, so that a button under the pointer stays the same element between a press and its release.
+ */
+export function renderCells(table: HTMLElement, report: HTMLElement, machine: MonitorReply, vms: VmListing[], failures: FailureRecord[], onFail?: (cell: MonitorReply['cells'][number]) => void): void {
+  const body = table.querySelector('tbody')!;
+  for (const row of [...body.querySelectorAll<HTMLTableRowElement>('tr')]) {
+    if (!machine.cells.some((c) => String(c.id) === row.dataset.cell)) row.remove();
+  }
+  for (const cell of machine.cells) {
+    let row = body.querySelector<HTMLTableRowElement>(`tr[data-cell="${cell.id}"]`);
+    if (row === null) {
+      row = el('tr') as HTMLTableRowElement;
+      row.dataset.cell = String(cell.id);
+      for (let i = 0; i < 5; i++) row.append(el('td'));
+      const action = el('td');
+      if (onFail !== undefined) {
+        const button = el('button', 'fail-cell', 'fail') as HTMLButtonElement;
+        button.title = `inject a fault: node ${cell.monitorNode} (its monitor node) fails, so the cell does; the VMs that depend on it end`;
+        button.onclick = () => onFail(cell);
+        action.append(button);
+      }
+      row.append(action);
+      body.append(row);
+    }
     const dependents = vms.filter((v) => v.state === 'running' && v.cells.includes(cell.id)).map((v) => v.name);
-    for (const text of [String(cell.id), cell.nodes.join(','), cell.cpus.join(','), cell.failure ?? 'up', dependents.join(', ') || '–']) row.append(el('td', undefined, text));
-    return row;
-  });
-  table.querySelector('tbody')!.replaceChildren(...rows);
+    const texts = [String(cell.id), cell.nodes.join(','), cell.cpus.join(','), cell.failure ?? 'up', dependents.join(', ') || '–'];
+    texts.forEach((text, i) => { if (row!.cells[i]!.textContent !== text) row!.cells[i]!.textContent = text; });
+    const button = row.querySelector<HTMLButtonElement>('button.fail-cell');
+    if (button !== null) button.disabled = cell.failure !== null;
+  }
   report.replaceChildren(...failures.slice(-EVENTS_KEPT).reverse().map((f) => el('li', undefined, `#${f.seq} ${f.kind}: ${f.text}`)));
 }
