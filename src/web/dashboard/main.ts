@@ -3,7 +3,6 @@
 // for the fast-changing state ten times a second and for the rest twice a second.
 
 import '@xterm/xterm/css/xterm.css';
-import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
 import { Consoles } from './consoles.js';
 import { RateChart, TimeChart, type TimeParts } from '../views/charts.js';

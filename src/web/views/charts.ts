@@ -3,6 +3,7 @@
 // its exits per second by kind. uPlot draws; the stacking is done here (each series is the sum of those below
 // it). Shared by the dashboard and the browser tab (docs/browser.md): no protocol here, only numbers.
 
+import 'uplot/dist/uPlot.min.css';
 import uPlot from 'uplot';
 
 /** How many intervals a chart keeps (at 10 a second, a minute). */
@@ -45,13 +46,14 @@ export class TimeChart {
   /** Its own box in `parent`, so that drawing it again keeps its place among the parent's charts. */
   private readonly parent: HTMLElement;
 
-  constructor(parent: HTMLElement, private readonly title: string) {
+  /** `monitor` false: a machine with no monitor (the browser tab's), whose chart has no monitor bands. */
+  constructor(parent: HTMLElement, private readonly title: string, private readonly monitor = true) {
     this.parent = parent.appendChild(document.createElement('div'));
   }
 
   /** The labels of the bands, bottom up. */
   get labels(): string[] {
-    return ['guest user', 'guest kernel', ...this.shown.map((k) => `monitor: ${k}`), 'monitor: other', 'idle'];
+    return ['guest user', 'guest kernel', ...(this.monitor ? [...this.shown.map((k) => `monitor: ${k}`), 'monitor: other'] : []), 'idle'];
   }
 
   push(time: number, parts: TimeParts): void {
@@ -67,13 +69,13 @@ export class TimeChart {
     }
     this.samples++;
     // Until it shows as many kinds as it may, it looks at every interval (a new chart has seen none yet).
-    const chosen = this.samples % CHOOSE_EVERY === 1 || this.shown.length < MONITOR_KINDS_SHOWN ? this.choose() : this.shown;
+    const chosen = !this.monitor ? [] : this.samples % CHOOSE_EVERY === 1 || this.shown.length < MONITOR_KINDS_SHOWN ? this.choose() : this.shown;
     if (chosen.join() !== this.shown.join() || this.plot === undefined) {
       this.shown = chosen;
       this.values = this.labels.map(() => []);
       for (const p of this.intervals) this.stack(p);
       this.plot?.destroy();
-      const colors = [...GUEST_COLORS, ...chosen.map((_, i) => MONITOR_COLORS[i % MONITOR_COLORS.length]!), MONITOR_OTHER_COLOR, IDLE_COLOR];
+      const colors = [...GUEST_COLORS, ...(this.monitor ? [...chosen.map((_, i) => MONITOR_COLORS[i % MONITOR_COLORS.length]!), MONITOR_OTHER_COLOR] : []), IDLE_COLOR];
       // Drawn top-down so the lower bands paint over the upper ones' fill.
       const series: uPlot.Series[] = [{}, ...this.labels.map((label, i) => ({ label, stroke: colors[i], fill: colors[i], width: 1, points: { show: false } }))];
       this.plot = new uPlot({
@@ -98,7 +100,7 @@ export class TimeChart {
   private stack(p: TimeParts): void {
     const shownCycles = this.shown.map((k) => p.monitor[k] ?? 0);
     const other = Object.entries(p.monitor).reduce((sum, [k, n]) => sum + (this.shown.includes(k) ? 0 : n), 0);
-    const parts = [p.user, p.kernel, ...shownCycles, other, p.idle];
+    const parts = this.monitor ? [p.user, p.kernel, ...shownCycles, other, p.idle] : [p.user, p.kernel, p.idle];
     const total = parts.reduce((a, b) => a + b, 0);
     let sum = 0;
     for (let i = parts.length - 1; i >= 0; i--) {

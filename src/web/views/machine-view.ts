@@ -4,6 +4,7 @@
 // event). And the cells, the VMs that depend on each, and the failure report. Shared by the dashboard and the
 // browser tab (docs/browser.md).
 
+import './views.css';
 import type { CpusReply, FailureRecord, MonitorReply, VmListing } from './replies.js';
 
 export interface NumaSample {
@@ -44,7 +45,8 @@ export function renderNuma(map: HTMLElement, note: HTMLElement, machine: Monitor
     box.style.background = timing ? heat(served[node.id]! / most) : CELL_COLORS[(cellOf.get(node.id) ?? 0) % CELL_COLORS.length]!;
     const cell = machine.cells.length > 1 ? `, cell ${cellOf.get(node.id) ?? '?'}` : '';
     box.append(el('div', 'node-title', `node ${node.id}${cell}${node.failed ? ' (failed)' : ''}`));
-    box.append(el('div', 'node-memory', `${(node.pagesInUse * 4096 / 2 ** 20).toFixed(0)} of ${(node.memoryBytes / 2 ** 20).toFixed(0)} MiB in use${timing ? `; ${served[node.id]} misses served` : ''}`));
+    const memory = node.pagesInUse === null ? `${(node.memoryBytes / 2 ** 20).toFixed(0)} MiB` : `${(node.pagesInUse * 4096 / 2 ** 20).toFixed(0)} of ${(node.memoryBytes / 2 ** 20).toFixed(0)} MiB in use`;
+    box.append(el('div', 'node-memory', `${memory}${timing ? `; ${served[node.id]} misses served` : ''}`));
     const row = el('div', 'cpus');
     for (const id of node.cpus) {
       const c = cpus.cpus[id]!;
@@ -52,7 +54,8 @@ export function renderNuma(map: HTMLElement, note: HTMLElement, machine: Monitor
       const cpu = el('div', `cpu${c.failed ? ' failed' : ''}`);
       cpu.dataset.cpu = String(id);
       cpu.append(el('div', 'cpu-title', `cpu ${id}`));
-      cpu.append(el('div', 'vcpu', c.vm === null ? 'idle' : `${c.vm}/${c.vcpu}`));
+      // The vCPU it ran last; on a machine with no monitor (the browser tab), what the hart does.
+      cpu.append(el('div', 'vcpu', c.vm !== null ? `${c.vm}/${c.vcpu}` : c.state ?? 'idle'));
       if (timing && p !== undefined && c.missesLocal !== null) {
         cpu.append(el('div', 'misses', `${c.missesLocal - (p.missesLocal ?? 0)} / ${c.missesRemote! - (p.missesRemote ?? 0)}`));
       }
