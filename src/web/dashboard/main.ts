@@ -106,7 +106,8 @@ async function slowPoll(): Promise<void> {
   [memory, machine] = await Promise.all([control.execute<MemoryReply>('query-memory'), control.execute<MonitorReply>('query-monitor')]);
   const from = failures.length === 0 ? 0 : failures[failures.length - 1]!.seq + 1;
   failures.push(...await control.execute<FailureRecord[]>('query-failure-report', { from }));
-  renderCells(byId('cell-table'), byId('failure-report'), machine, latest(vms), failures, failCell);
+  // With one cell, failing it is failing the machine: the inject form does that for whoever means it.
+  renderCells(byId('cell-table'), byId('failure-report'), machine, latest(vms), failures, machine.cells.length > 1 ? failCell : undefined);
 }
 
 /** The cells table's **fail** button: the cell's monitor node fails, and with it the cell (docs/cells.md). */
