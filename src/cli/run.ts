@@ -304,14 +304,13 @@ function threadsWanted(flags: RunFlags): number {
   return threads;
 }
 
-/** --hosts and --join, and the runs they can do so far: a bare-metal ELF, as threads (docs/giantvm.md). */
+/** --hosts and --join, and the runs they can do so far: a bare-metal ELF, or Linux under the built-in SBI (docs/giantvm.md). */
 function hostsFor(flags: RunFlags): ReturnType<typeof hostsWanted> {
   const wanted = hostsWanted(flags);
   if (wanted === undefined && flags.dsmHold !== undefined) throw new UsageError('--dsm-hold is for --hosts above 1 or --join');
   if (wanted === undefined) return undefined;
-  if (flags.elf === undefined) throw new UsageError('--hosts and --join run only bare-metal --elf programs so far');
   if (flags.timing !== undefined && flags.timing !== false) throw new UsageError('--timing is refused across hosts: the cache model\'s caches and latencies know nothing of the network');
-  const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--restore', flags.restore], ['--net', flags.net], ['--console', flags.console],
+  const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--restore', flags.restore], ['--bios', flags.bios], ['--net', flags.net], ['--console', flags.console],
     ['--serial', flags.serial], ['--rng', flags.rng], ['--nodes', flags.nodes], ['--topology', flags.topology], ['--time host', flags.time === 'host' ? true : undefined]] as const)
     .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
   if (flags.drive.length > 0) refused.push('--drive');
@@ -426,7 +425,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   try {
     if (hostsWanted !== undefined) {
       hosts = await openHosts(hostsWanted, flags.tokenFile);
-      ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted(), holdUs }));
+      ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted(), holdUs, pace: interactive }));
     } else {
       exit = threads > 1
         ? await runThreaded(machine, { threads, maxInstructions, translate: translationWanted(), pace: interactive })
