@@ -231,5 +231,7 @@ export function dsmStatsLine(r: HostReport): string {
   const bounced = [...r.bounces].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([page, n]) => `${page}:${n}`).join(',');
   return `mirrorball: dsm host=${r.host} instructions=${r.instructions} faults-read=${r.readFaults} faults-write=${r.writeFaults} ` +
     `faults-upgrade=${r.upgradeFaults} bytes-sent=${r.bytesSent} held=${r.held} rtt-count=${r.roundTripCount} rtt-median-us=${us(quantile(rtt, 0.5))} ` +
-    `rtt-p99-us=${us(quantile(rtt, 0.99))} pages-invalid=${r.pages[0]} pages-shared=${r.pages[1]} pages-modified=${r.pages[2]} most-bounced=${bounced || '-'}`;
+    `rtt-p99-us=${us(quantile(rtt, 0.99))} pages-invalid=${r.pages[0]} pages-shared=${r.pages[1]} pages-modified=${r.pages[2]}` +
+    (r.relay === undefined ? '' : ` signals-sent=${r.relay.signalsSent} fences-sent=${r.relay.fencesSent} fences-served=${r.relay.fencesServed} hsm-sent=${r.relay.hsmSent}`) +
+    (r.linesSent === undefined ? '' : ` lines-sent=${r.linesSent}`) + ` most-bounced=${bounced || '-'}`;
 }
