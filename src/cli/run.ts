@@ -21,7 +21,9 @@ import { loadRunSnapshot, saveRunSnapshot, type LoadedSnapshot } from '../host/r
 import { SnapshotFileError } from '../host/snapshot-file.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { RunGate, runMachine } from '../host/runner.js';
-import { writeStatsOutput } from '../host/stats-output.js';
+import { DSM_JSON_FILE, writeFileWhole, writeStatsOutput } from '../host/stats-output.js';
+import { PRIVATE_FILE_MODE } from '../host/private-files.js';
+import { join } from 'node:path';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
@@ -464,6 +466,8 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     };
     try {
       writeStatsOutput(flags.statsDir, config, simulation.stats, simulation.dumps);
+      // A run over hosts: each host's DSM and relay counters (docs/giantvm.md, "Statistics").
+      if (dsmReports.length > 0) writeFileWhole(join(flags.statsDir, DSM_JSON_FILE), `${JSON.stringify({ hosts: dsmReports }, null, 2)}\n`, PRIVATE_FILE_MODE);
     } catch (error) {
       throw new UsageError(`cannot write statistics to '${flags.statsDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }

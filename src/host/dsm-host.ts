@@ -23,6 +23,8 @@ import { SignalRelay, type RelayCounters, type RelayMessage } from './signal-rel
 
 /** Round trips a report carries at most (a frame holds 8 KiB): quantiles of them past that. */
 const REPORT_SAMPLES = 500;
+/** The most-bounced pages a report names (the frame's 8 KiB again). */
+const REPORT_BOUNCED = 64;
 
 /** `values` sorted, or `count` evenly spaced quantiles of them. */
 export function thin(values: readonly number[], count: number): number[] {
@@ -87,6 +89,7 @@ export interface HostReport {
   roundTripsUs: number[];
   roundTripCount: number;
   pages: [number, number, number];
+  /** The pages this host manages that bounced most: [page, times its ownership moved], at most REPORT_BOUNCED. */
   bounces: [number, number][];
   instructions: number;
   /** The built-in SBI's calls relayed to and from other hosts (absent for bare-metal programs). */
@@ -236,8 +239,14 @@ export class HostNode {
     const now = nowUs();
     for (const f of this.pages.takeFaults()) {
       this.faultsTaken++;
-      if (!this.faultSince.has(f.page)) this.faultSince.set(f.page, now);
-      if (this.dsm.fault(f.page, f.write, now)) this.pages.wakeAll();
+      if (this.dsm.fault(f.page, f.write, now)) {
+        // The page came between the hart's look and this one (the tail of an earlier round trip): nothing
+        // to time. Left in faultSince, it would time the page's next arrival from now, seconds later.
+        this.faultSince.delete(f.page);
+        this.pages.wakeAll();
+      } else if (!this.faultSince.has(f.page)) {
+        this.faultSince.set(f.page, now);
+      }
     }
     this.dsm.tick(now);
     this.collect(now);
@@ -290,17 +299,23 @@ export class HostNode {
     return Promise.all(this.workers.map((w) => w.terminate())).then(() => {});
   }
 
+  /** Pages this host's harts wait for (a fault taken, the page not here yet). */
+  get waitingFaults(): number {
+    return this.faultSince.size;
+  }
+
   /** What this host waits for, for a hung run's diagnosis (SIGUSR2 prints it). */
   describe(): string {
     const last = this.pages.lastPages();
-    return `host ${this.host}: ${this.dsm.describe()} dsm-states=[${last.map((p) => `${p}:${this.dsm.stateOf(p)}`).join(',')}] taken=${this.faultsTaken} outbox=${this.outbox.length} shot-down=${this.pages.shotDown()} round-done=${this.roundDone()} ${this.pages.describe()}`;
+    return `host ${this.host}: ${this.dsm.describe()} dsm-states=[${last.map((p) => `${p}:${this.dsm.stateOf(p)}`).join(',')}] taken=${this.faultsTaken} waiting=${this.faultSince.size} outbox=${this.outbox.length} shot-down=${this.pages.shotDown()} round-done=${this.roundDone()} ${this.pages.describe()}`;
   }
 
   report(): HostReport {
     const c = this.dsm.counters;
     return {
       host: this.host, readFaults: c.readFaults, writeFaults: c.writeFaults, upgradeFaults: c.upgradeFaults, bytesSent: c.bytesSent,
-      held: c.held, roundTripsUs: thin(this.roundTrips, REPORT_SAMPLES), roundTripCount: this.roundTrips.length, pages: this.dsm.pagesByState(), bounces: [...this.dsm.bounces.entries()],
+      held: c.held, roundTripsUs: thin(this.roundTrips, REPORT_SAMPLES), roundTripCount: this.roundTrips.length, pages: this.dsm.pagesByState(),
+      bounces: [...this.dsm.bounces.entries()].sort((x, y) => y[1] - x[1]).slice(0, REPORT_BOUNCED),
       instructions: this.instructions, relay: this.relay?.counters, linesSent: this.host === 0 ? this.linesSent : undefined,
     };
   }
