@@ -39,6 +39,38 @@ test('host link: the same token connects both ways and messages flow', async () 
   l.server.close();
 });
 
+test('host link: a stall of this process longer than the silence allowed is not taken for a silent peer', async () => {
+  const l = await listening('secret');
+  const got = l.nextPeer();
+  const client = await connectHost({ host: '127.0.0.1', port: portOf(l.server) }, 'secret');
+  const peer = await got;
+  const lines: string[] = [];
+  peer.onLost = (line) => lines.push(line);
+  client.onLost = (line) => lines.push(line);
+  // Neither side runs its timers or reads its socket for 1.5 s (a long synchronous stretch, or no CPU).
+  const until = Date.now() + 1500;
+  while (Date.now() < until) { /* stalled */ }
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  assert.deepEqual(lines, []);
+  assert.ok(peer.open && client.open);
+  client.close();
+  l.server.close();
+});
+
+test('host link: a peer that goes silent is lost with one line', async () => {
+  const l = await listening('secret');
+  const got = l.nextPeer();
+  const client = await connectHost({ host: '127.0.0.1', port: portOf(l.server) }, 'secret');
+  const peer = await got;
+  peer.onLost = () => {};
+  // Reach under the link: the listener's side stops sending heartbeats, its socket stays open.
+  clearInterval((peer as unknown as { timer: NodeJS.Timeout }).timer);
+  const lost = await new Promise<string>((resolve) => { client.onLost = resolve; });
+  assert.match(lost, /^host 127\.0\.0\.1:\d+ lost: silent for \d+ ms$/);
+  peer.close();
+  l.server.close();
+});
+
 test('host link: a bad token is refused with one line on both sides, and the listener goes on', async () => {
   const l = await listening('secret');
   const port = portOf(l.server);
