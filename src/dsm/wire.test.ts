@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { PAGE_BYTES } from './ivy.js';
-import { encodeFrame, FrameReader, HEADER_BYTES, MAX_BODY, MAX_REASON, WIRE_VERSION, WireEncodeError, type WireMessage } from './wire.js';
+import { decodeFrame, encodeFrame, FrameReader, HEADER_BYTES, MAX_BODY, MAX_REASON, WIRE_VERSION, WireEncodeError, type WireMessage } from './wire.js';
 
 const LONG = process.env.MIRRORBALL_LONG === '1';
 const u16 = fc.nat(0xffff);
@@ -42,6 +42,7 @@ const message: fc.Arbitrary<WireMessage> = fc.oneof(
   fc.record({ kind: fc.constant('fence-ack' as const), id: u32, hart: u16 }),
   fc.record({ kind: fc.constant('time' as const), round: u32, end: u64, mtime: u64 }),
   fc.record({ kind: fc.constant('round-done' as const), round: u32, host: u16, instructions: u64, waiting: fc.boolean(), timer: u64 }),
+  fc.record({ kind: fc.constant('via' as const), to: u16, from: u16, frame: fc.uint8Array({ maxLength: 4200 }) }),
 );
 
 /** The stream of frames cut at the given points. */
@@ -140,4 +141,12 @@ test('wire: this host refuses to encode what does not fit its layout', () => {
   assert.throws(() => encodeFrame({ kind: 'ready', host: 70000 }), /not a u16/);
   assert.throws(() => encodeFrame({ kind: 'refuse', reason: 'x'.repeat(MAX_REASON + 1) }), /longer than 512/);
   assert.throws(() => encodeFrame({ kind: 'start', host: 0, hosts: 2, config: 'x'.repeat(MAX_BODY) }), /at most 8192/);
+});
+
+test('wire: a via frame carries one whole frame; anything else inside it is one line', () => {
+  const inner = encodeFrame({ kind: 'grant', page: 9, txn: 2 });
+  assert.deepEqual(decodeFrame(inner), { kind: 'grant', page: 9, txn: 2 });
+  assert.equal(decodeFrame(inner.subarray(0, inner.length - 1)), 'not one whole frame');
+  assert.equal(decodeFrame(new Uint8Array([...inner, ...inner])), 'not one whole frame');
+  assert.equal(decodeFrame(new Uint8Array(12)), 'not a mirrorball host (bad magic)');
 });

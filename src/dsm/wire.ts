@@ -37,7 +37,8 @@ export type HostMessage =
   | { kind: 'fence'; id: number; hart: number; what: number }
   | { kind: 'fence-ack'; id: number; hart: number }
   | { kind: 'time'; round: number; end: bigint; mtime: bigint }
-  | { kind: 'round-done'; round: number; host: number; instructions: bigint; waiting: boolean; timer: bigint };
+  | { kind: 'round-done'; round: number; host: number; instructions: bigint; waiting: boolean; timer: bigint }
+  | { kind: 'via'; to: number; from: number; frame: Uint8Array };
 
 export type WireMessage = HostMessage | DsmMessage;
 export type WireKind = WireMessage['kind'];
@@ -45,9 +46,9 @@ export type WireKind = WireMessage['kind'];
 /**
  * A field's type: unsigned integers (u64 as a bigint; `n64` a u64 read as a safe integer), `bool` a byte
  * 0 or 1, `nonce`/`mac` 32 raw bytes, `page` 4096, `reason` and `json` UTF-8 to the
- * end of the body (a reason at most MAX_REASON bytes).
+ * end of the body (a reason at most MAX_REASON bytes), `frame` raw bytes to the end of the body.
  */
-type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'n64' | 'bool' | 'nonce' | 'mac' | 'page' | 'reason' | 'json';
+type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'n64' | 'bool' | 'nonce' | 'mac' | 'page' | 'reason' | 'json' | 'frame';
 type Layout = readonly (readonly [string, FieldType])[];
 
 /** Each kind's number and body, in order (the table in docs/giantvm.md). */
@@ -78,6 +79,7 @@ const LAYOUTS: Record<WireKind, readonly [number, Layout]> = {
   'fence-ack': [38, [['id', 'u32'], ['hart', 'u16']]],
   'time': [39, [['round', 'u32'], ['end', 'u64'], ['mtime', 'u64']]],
   'round-done': [40, [['round', 'u32'], ['host', 'u16'], ['instructions', 'u64'], ['waiting', 'bool'], ['timer', 'u64']]],
+  'via': [41, [['to', 'u16'], ['from', 'u16'], ['frame', 'frame']]],
 };
 
 const KINDS = new Map<number, WireKind>(Object.entries(LAYOUTS).map(([kind, [n]]) => [n, kind as WireKind]));
@@ -107,7 +109,9 @@ export function encodeFrame(message: WireMessage): Uint8Array {
   for (const [name, type] of layout) {
     const fixed = FIXED[type];
     if (fixed !== undefined) { length += fixed; continue; }
-    const bytes = encoder.encode(String(record[name]));
+    const value = record[name];
+    if (type === 'frame' && !(value instanceof Uint8Array)) throw new WireEncodeError(`${message.kind}.${name} is not bytes`);
+    const bytes = type === 'frame' ? value as Uint8Array : encoder.encode(String(value));
     if (type === 'reason' && bytes.length > MAX_REASON) throw new WireEncodeError(`${message.kind}: reason longer than ${MAX_REASON} bytes`);
     texts.set(name, bytes);
     length += bytes.length;
@@ -148,7 +152,7 @@ export function encodeFrame(message: WireMessage): Uint8Array {
         if (!(value instanceof Uint8Array) || value.length !== FIXED[type]) bad();
         frame.set(value as Uint8Array, at);
         break;
-      case 'reason': case 'json': {
+      case 'reason': case 'json': case 'frame': {
         const bytes = texts.get(name) as Uint8Array;
         frame.set(bytes, at);
         at += bytes.length;
@@ -187,6 +191,10 @@ function decodeBody(kind: WireKind, body: Uint8Array): WireMessage {
         break;
       }
       case 'nonce': case 'mac': case 'page': out[name] = body.slice(at, at + (fixed as number)); break;
+      case 'frame':
+        out[name] = body.slice(at);
+        at = body.length;
+        continue;
       case 'reason': case 'json': {
         const bytes = body.subarray(at);
         if (type === 'reason' && bytes.length > MAX_REASON) throw new BadFrame(`${kind}.${name} is longer than ${MAX_REASON} bytes`);
@@ -266,4 +274,13 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   c.set(a);
   c.set(b, a.length);
   return c;
+}
+
+/** The one frame `bytes` holds (a `via`'s), or a line saying what is wrong with it. */
+export function decodeFrame(bytes: Uint8Array): WireMessage | string {
+  const reader = new FrameReader();
+  const messages = reader.push(bytes);
+  if (reader.error !== undefined) return reader.error;
+  if (messages.length !== 1 || reader.pendingBytes !== 0) return 'not one whole frame';
+  return messages[0]!;
 }

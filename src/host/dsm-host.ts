@@ -16,7 +16,6 @@ import type { HartSnapshot } from '../cpu/hart-snapshot.js';
 import { Reservations } from '../cpu/reservations.js';
 import { DsmNode, DsmProtocolError, INVALID, MODIFIED, type DsmMessage, type Envelope, type PageFrames, type PageState } from '../dsm/ivy.js';
 import type { WireMessage } from '../dsm/wire.js';
-import type { PeerLink } from './host-link.js';
 import { CONTROL, NUMBERS } from './threaded-control.js';
 import type { DsmWorkerData } from './dsm-worker.js';
 import { SignalRelay, type RelayCounters, type RelayMessage } from './signal-relay.js';
@@ -25,12 +24,19 @@ import { SignalRelay, type RelayCounters, type RelayMessage } from './signal-rel
 const REPORT_SAMPLES = 500;
 /** The most-bounced pages a report names (the frame's 8 KiB again). */
 const REPORT_BOUNCED = 64;
+/** Milliseconds a host's main loop runs at most without a turn of the event loop (sockets, heartbeats). */
+const YIELD_MS = 20;
 
 /** `values` sorted, or `count` evenly spaced quantiles of them. */
 export function thin(values: readonly number[], count: number): number[] {
   const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length <= count) return sorted.map((v) => Math.round(v));
   return Array.from({ length: count }, (_, i) => Math.round(sorted[Math.floor((i * (sorted.length - 1)) / (count - 1))]!));
+}
+
+/** Where a host's messages to another go: a link, or (between hosts other than 0) a link through host 0. */
+export interface MessageSink {
+  send(message: WireMessage): void;
 }
 
 /** What every host is told in `start` (JSON). */
@@ -96,6 +102,8 @@ export interface HostReport {
   relay?: RelayCounters;
   /** `lines` messages host 0 sent (interrupt lines of harts on other hosts). */
   linesSent?: number;
+  /** Messages host 0 passed on between two other hosts (`via`). */
+  passedOn?: number;
 }
 
 export class HostNode {
@@ -116,6 +124,8 @@ export class HostNode {
   failure: string | undefined;
   instructions = 0;
   linesSent = 0;
+  private lastYield = performance.now();
+  passedOn = 0;
   private faultsTaken = 0;
   /** Under the built-in SBI: the SBI's state of this host, the harts' signal words and their relay to the other hosts. */
   readonly sbiShared: SbiShared | undefined;
@@ -124,7 +134,7 @@ export class HostNode {
   private readonly deadlines: Float64Array | undefined;
 
   constructor(readonly host: number, readonly hosts: number, readonly config: HostsConfig, readonly memory: CoherentMemory,
-    private readonly links: ReadonlyMap<number, PeerLink>, private readonly zero?: HostZeroSbi) {
+    private readonly links: ReadonlyMap<number, MessageSink>, private readonly zero?: HostZeroSbi) {
     this.mine = Array.from({ length: config.harts }, (_, i) => i).filter((h) => hostOfHart(h, hosts) === host);
     this.forwarding = forwardingMemory(config.harts);
     this.doorbell = new Int32Array(this.forwarding.doorbell);
@@ -288,6 +298,12 @@ export class HostNode {
     const bell = Atomics.load(this.doorbell, 0);
     const wait = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.doorbell, 0, bell, ms);
     if (wait.async) await wait.value;
+    // A main loop that never waited (the doorbell rang, a held request was due) still lets the event loop
+    // read the sockets and run the heartbeats now and then.
+    if (performance.now() - this.lastYield > YIELD_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.lastYield = performance.now();
+    }
   }
 
   stopWorkers(): Promise<void> {
@@ -317,6 +333,7 @@ export class HostNode {
       held: c.held, roundTripsUs: thin(this.roundTrips, REPORT_SAMPLES), roundTripCount: this.roundTrips.length, pages: this.dsm.pagesByState(),
       bounces: [...this.dsm.bounces.entries()].sort((x, y) => y[1] - x[1]).slice(0, REPORT_BOUNCED),
       instructions: this.instructions, relay: this.relay?.counters, linesSent: this.host === 0 ? this.linesSent : undefined,
+      passedOn: this.host === 0 && this.hosts > 2 ? this.passedOn : undefined,
     };
   }
 

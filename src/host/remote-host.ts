@@ -4,8 +4,8 @@
 
 import { coherentMemory } from '../board/coherent-ram.js';
 import { answerRequest, takeRequest } from '../board/forwarded-mmio.js';
-import type { WireMessage } from '../dsm/wire.js';
-import { HostNode, isDsmMessage, startDsmWorker, type HostsConfig } from './dsm-host.js';
+import { decodeFrame, encodeFrame, type WireMessage } from '../dsm/wire.js';
+import { HostNode, isDsmMessage, startDsmWorker, type HostsConfig, type MessageSink } from './dsm-host.js';
 import type { PeerLink } from './host-link.js';
 import { isRelayMessage } from './signal-relay.js';
 
@@ -35,7 +35,10 @@ export function parseHostsConfig(text: string): HostsConfig {
  */
 export async function serveRun(link: PeerLink, host: number, hosts: number, config: HostsConfig): Promise<void> {
   const memory = coherentMemory(config.ramBase, config.ramSize, config.harts);
-  const node = new HostNode(host, hosts, config, memory, new Map([[0, link]]));
+  // Host 0 directly; every other host through host 0 (docs/giantvm.md, "More than two hosts").
+  const sinks = new Map<number, MessageSink>([[0, link]]);
+  for (let to = 1; to < hosts; to++) if (to !== host) sinks.set(to, viaHostZero(link, host, to));
+  const node = new HostNode(host, hosts, config, memory, sinks);
   let lost: string | undefined;
   let stopped = false;
   let round: { number: number; active: boolean; mtime: number } = { number: 0, active: false, mtime: 0 };
@@ -48,7 +51,15 @@ export async function serveRun(link: PeerLink, host: number, hosts: number, conf
   link.onMessage = (m: WireMessage) => {
     if (isDsmMessage(m)) node.receive(m);
     else if (isRelayMessage(m)) node.receiveRelay(m, 0);
-    else switch (m.kind) {
+    else if (m.kind === 'via') {
+      // From another host, through host 0: its DSM messages and relayed SBI calls only.
+      const inner = decodeFrame(m.frame);
+      if (m.to !== host || m.from === 0 || m.from === host || m.from >= hosts) throw new Error(`host 0 passed on a message from host ${m.from} to host ${m.to}`);
+      if (typeof inner === 'string') throw new Error(`host ${m.from} sent through host 0: ${inner}`);
+      if (isDsmMessage(inner)) node.receive(inner);
+      else if (isRelayMessage(inner)) node.receiveRelay(inner, m.from);
+      else throw new Error(`host ${m.from} sent '${inner.kind}' through host 0`);
+    } else switch (m.kind) {
       case 'time':
         round = { number: m.round, active: true, mtime: Number(m.mtime) };
         node.startRound(start, Number(m.end), Number(m.mtime));
@@ -106,4 +117,9 @@ export async function serveRun(link: PeerLink, host: number, hosts: number, conf
     throw new Error(node.failure);
   }
   link.send({ kind: 'report', host, json: JSON.stringify(node.report()) });
+}
+
+/** Messages to host `to` (neither 0 nor this one), wrapped in `via` frames that host 0 passes on. */
+function viaHostZero(link: PeerLink, from: number, to: number): MessageSink {
+  return { send: (message) => link.send({ kind: 'via', to, from, frame: encodeFrame(message) }) };
 }
