@@ -1,11 +1,12 @@
 // End to end: Linux on 2 harts spread over 2 host processes (`run --hosts 2`, docs/giantvm.md) boots to its
 // shell and runs workloads' reference checks, and the console shows exactly what QEMU's does with the
 // same kernel, initramfs and command. The short version runs three checks (threads, processes, shared
-// counters); MIRRORBALL_LONG=1 runs the six of test/e2e/threads.test.ts.
+// counters); MIRRORBALL_LONG=1 runs the six of test/e2e/threads.test.ts, and the same on 4 harts over 4
+// host processes (hosts 1-3 reaching each other through host 0).
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { consoleScript, type ConsoleRun } from '../../src/bench/console-script.js';
@@ -33,13 +34,18 @@ async function twice(run: () => Promise<ConsoleRun>): Promise<ConsoleRun> {
   }
 }
 
-test('Linux on 2 harts over 2 host processes prints exactly what QEMU prints for the reference checks', { skip, timeout: 300_000 }, async (t) => {
-  const ours = await consoleScript(process.execPath, [CLI, 'run', '--smp', '2', '--hosts', '2', '--memory', '256M'], COMMAND, LONG ? 240_000 : 150_000);
-  t.diagnostic(`--hosts 2: ${ours.seconds.toFixed(1)} s to the end, the checks ${ours.commandSeconds.toFixed(1)} s`);
-  const theirs = await twice(() => consoleScript(QEMU, ['-machine', 'virt', '-smp', '2', '-m', '256M', '-nographic', '-bios', 'default',
+async function againstQemu(t: TestContext, harts: number, hosts: number): Promise<void> {
+  const ours = await consoleScript(process.execPath, [CLI, 'run', '--smp', String(harts), '--hosts', String(hosts), '--memory', '256M'], COMMAND, LONG ? 400_000 : 150_000);
+  t.diagnostic(`--hosts ${hosts}: ${ours.seconds.toFixed(1)} s to the end, the checks ${ours.commandSeconds.toFixed(1)} s`);
+  const theirs = await twice(() => consoleScript(QEMU, ['-machine', 'virt', '-smp', String(harts), '-m', '256M', '-nographic', '-bios', 'default',
     '-kernel', guest!.kernel, '-initrd', guest!.initramfs, '-append', 'console=ttyS0'], COMMAND, 40_000));
   assert.match(theirs.output, /^ok cpubench/m, `QEMU ran the checks:\n${theirs.output}`);
-  assert.equal(ours.output, theirs.output, `--hosts 2 against QEMU; our console:\n${ours.console.slice(-3000)}`);
-  assert.match(ours.output, /^2$/m);
+  assert.equal(ours.output, theirs.output, `--hosts ${hosts} against QEMU; our console:\n${ours.console.slice(-3000)}`);
+  assert.match(ours.output, new RegExp(`^${harts}$`, 'm'));
   assert.equal(ours.output.split('\n').filter((l) => l.startsWith('ok ')).length, CHECKS, ours.output);
-});
+}
+
+test('Linux on 2 harts over 2 host processes prints exactly what QEMU prints for the reference checks', { skip, timeout: 300_000 }, (t) => againstQemu(t, 2, 2));
+
+test('Linux on 4 harts over 4 host processes prints exactly what QEMU prints for the reference checks', { skip: skip || (!LONG && 'MIRRORBALL_LONG=1 runs it'), timeout: 500_000 },
+  (t) => againstQemu(t, 4, 4));
