@@ -4,20 +4,12 @@
 // most, with the part of memory they lie in (the guest's /proc/iomem: the kernel's code, data or bss, or
 // RAM the kernel allocated: per-CPU areas, slab, stacks, page tables).
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { GuestArtifacts } from '../guest/artifacts.js';
 import type { HostReport } from '../host/dsm-host.js';
 import { quantile } from '../host/hosts-runner.js';
-import { BenchError } from './measure.js';
+import { runSpanned } from '../experiments/giant.js';
 import { formatSpread } from './options.js';
 
-const PROMPT = 'mirrorball:/# ';
-const BEGIN = '@@BEGIN@@';
-const END = '@@END@@';
 /** Guest-physical base of RAM (the virt board's). */
 const RAM_BASE = 0x8000_0000;
 /** Pages of the top list. */
@@ -33,42 +25,9 @@ interface BootRun {
 }
 
 /** Boots, waits for the prompt, prints the kernel's place in /proc/iomem and powers off (leaving the shell). */
-function bootOnce(mirrorball: string, guest: GuestArtifacts, hosts: number): Promise<BootRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'mb-bench-hosts-'));
-  const args = [mirrorball, 'run', '--smp', '2', '--memory', '256M', '--kernel', guest.kernel, '--initrd', guest.initramfs, '--stats', '--stats-dir', dir];
-  if (hosts > 1) args.push('--hosts', String(hosts));
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let bootSeconds = 0;
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new BenchError(`hosts: no end in 10 minutes (--hosts ${hosts}); console:\n${out.slice(-2000)}`)); }, 600_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString('latin1');
-      if (bootSeconds === 0 && out.includes(PROMPT)) {
-        bootSeconds = (performance.now() - started) / 1000;
-        child.stdin.write(`echo '@@BEG''IN@@'; grep -i -e kernel /proc/iomem; echo '@@E''ND@@'; exit\n`);
-      }
-    });
-    child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString('latin1'); });
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      try {
-        if (status !== 0) throw new BenchError(`hosts: run --hosts ${hosts} ended with ${status}: ${err.trim()}`);
-        const text = out.replace(/\r\n/g, '\n');
-        const begin = text.lastIndexOf(`${BEGIN}\n`);
-        const iomem = text.slice(begin + BEGIN.length + 1, text.indexOf(`${END}\n`, begin));
-        const instructions = Number(/instructions=(\d+)/.exec(err)?.[1]);
-        const reports = hosts > 1 ? (JSON.parse(readFileSync(join(dir, 'dsm.json'), 'utf8')) as { hosts: HostReport[] }).hosts : [];
-        resolve({ bootSeconds, instructions, iomem, reports });
-      } catch (error) {
-        reject(error);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
-  });
+async function bootOnce(guest: GuestArtifacts, hosts: number): Promise<BootRun> {
+  const r = await runSpanned(guest, 2, hosts, 'grep -i -e kernel /proc/iomem');
+  return { bootSeconds: r.bootSeconds, instructions: r.instructions, iomem: r.output, reports: r.reports };
 }
 
 /** The kernel's sections from /proc/iomem lines ("80201000-804bf871 : Kernel code"), as physical ranges. */
@@ -86,7 +45,7 @@ function whatPage(page: number, sections: readonly { name: string; start: number
   return sections.length > 0 && start > sections[sections.length - 1]!.end ? 'RAM the kernel allocated (per-CPU, slab, stacks, page tables)' : 'RAM below the kernel';
 }
 
-export async function hostsBench(guest: GuestArtifacts, mirrorball: string, repeat: number): Promise<string> {
+export async function hostsBench(guest: GuestArtifacts, repeat: number): Promise<string> {
   const plain: BootRun[] = [];
   const spread: BootRun[] = [];
   for (let k = 1; k <= repeat; k++) {
@@ -94,7 +53,7 @@ export async function hostsBench(guest: GuestArtifacts, mirrorball: string, repe
     // Alternate which goes first, so that a trend in the host's load falls on both.
     const order = k % 2 === 1 ? [1, 2] : [2, 1];
     for (const hosts of order) {
-      const r = await bootOnce(mirrorball, guest, hosts);
+      const r = await bootOnce(guest, hosts);
       (hosts === 1 ? plain : spread).push(r);
       process.stderr.write(`bench: hosts: ${hosts === 1 ? 'plain run' : '--hosts 2'} to the prompt in ${r.bootSeconds.toFixed(1)} s\n`);
     }

@@ -218,7 +218,7 @@ async function main(): Promise<void> {
   if (args.only === 'hosts') {
     const guest = findBuiltGuest();
     if (guest === undefined) throw new BenchError('hosts: no guest built (run `mirrorball guest build`)');
-    process.stdout.write(`${await hostsBench(guest, MIRRORBALL, args.repeat)}\n`);
+    process.stdout.write(`${await hostsBench(guest, args.repeat)}\n`);
     return;
   }
   if (args.only === 'dashboard') {
