@@ -1,0 +1,235 @@
+// The monitor on worker threads (`up` with `threads: N`, docs/threads.md "The monitor on threads"): the
+// machine split into N parts (monitor/thread-partitions.ts), each run by a monitor of its own on a worker
+// (vm-worker.ts) with the VMs placed there. The main thread keeps the host's side: it learns after each of a
+// worker's batches what its VMs printed, which ended and how, and forwards input, stops and quit. Not
+// reproducible: the threads run at the host's pace.
+
+import { Worker } from 'node:worker_threads';
+import type { MachineConfig } from '../board/address-map.js';
+import type { Placement } from '../monitor/pmap.js';
+import { placeVms, splitMachine, type ThreadPart } from '../monitor/thread-partitions.js';
+import type { MmuMode } from '../monitor/vm.js';
+import type { DriveSpec } from './drives.js';
+
+/** A VM as a worker makes it: everything resolved (paths absolute, the whole kernel command line). */
+export interface ThreadedVmSpec {
+  name: string;
+  smp: number;
+  memoryBytes: number;
+  kernel?: string;
+  initrd?: string;
+  append: string;
+  elf?: string;
+  drives: DriveSpec[];
+  rng?: number;
+  share: boolean;
+  balloon: boolean;
+}
+
+export interface VmWorkerData {
+  index: number;
+  part: ThreadPart;
+  translate: boolean;
+  mmu: MmuMode;
+  placement: Placement;
+  gang: boolean;
+  vms: ThreadedVmSpec[];
+}
+
+/** A VM's state as its worker last reported it. */
+export interface VmWorkerState {
+  name: string;
+  state: 'running' | 'off' | 'crashed' | 'stopped';
+  reason: string;
+  bytesInUse: number;
+  /** Its home node among its part's nodes. */
+  homeNode: number;
+  /** Crashed, or powered off reporting a failure. */
+  failed: boolean;
+}
+
+export type ToVmWorker =
+  | { kind: 'run' }
+  | { kind: 'input'; name: string; bytes: Uint8Array }
+  | { kind: 'stop'; name: string; reason: string }
+  | { kind: 'quit'; reason: string };
+
+export type FromVmWorker =
+  | { kind: 'ready'; vms: (VmWorkerState & { vcpus: number; memoryBytes: number })[] }
+  | { kind: 'error'; line: string }
+  | { kind: 'log'; line: string }
+  | { kind: 'batch'; output: [string, Uint8Array][]; vms: VmWorkerState[]; cycles: number; instructions: number }
+  | { kind: 'done' };
+
+/** A VM of a threaded monitor, as the main thread knows it. */
+export interface ThreadedVm extends VmWorkerState {
+  /** Its place in the machine file. */
+  id: number;
+  /** The worker that runs it. */
+  thread: number;
+  vcpus: number;
+  memoryBytes: number;
+}
+
+/** Something the user gave that a threaded monitor cannot start with: one line. */
+export class ThreadedMonitorError extends Error {}
+
+export interface ThreadedMonitorOptions {
+  config: MachineConfig;
+  threads: number;
+  translate: boolean;
+  mmu: MmuMode;
+  placement: Placement;
+  gang: boolean;
+  vms: ThreadedVmSpec[];
+  /** VM `name` printed `bytes`. */
+  onOutput(name: string, bytes: Uint8Array): void;
+  /** VM `vm` ended (reported once). */
+  onEnded(vm: ThreadedVm): void;
+  /** A line of the monitor's log (a VM's, a worker's failure). */
+  log(line: string): void;
+}
+
+interface Thread {
+  /** Its part of the machine. */
+  index: number;
+  worker: Worker;
+  part: ThreadPart;
+  ended: Promise<void>;
+  cycles: number;
+  instructions: number;
+}
+
+export class ThreadedMonitor {
+  readonly vms: ThreadedVm[];
+  private readonly threads: Thread[] = [];
+  private readonly reported = new Set<string>();
+
+  private constructor(private readonly options: ThreadedMonitorOptions, placement: number[]) {
+    this.vms = options.vms.map((v, id) => ({
+      id, name: v.name, thread: placement[id]!, vcpus: v.smp, memoryBytes: v.memoryBytes,
+      state: 'running', reason: '', bytesInUse: 0, homeNode: 0, failed: false,
+    }));
+  }
+
+  /**
+   * Splits the machine, starts a worker for each part that has VMs and waits until each has made and booted
+   * its VMs. The first user mistake a worker finds (a disk, a kernel) is a ThreadedMonitorError, every worker ended.
+   */
+  static async start(options: ThreadedMonitorOptions): Promise<ThreadedMonitor> {
+    const parts = splitMachine(options.config, options.threads);
+    const placement = placeVms(parts, options.vms);
+    const monitor = new ThreadedMonitor(options, placement);
+    const readies: Promise<string | undefined>[] = [];
+    parts.forEach((part, index) => {
+      const vms = options.vms.filter((_, i) => placement[i] === index);
+      if (vms.length === 0) return;
+      const data: VmWorkerData = { index, part, translate: options.translate, mmu: options.mmu, placement: options.placement, gang: options.gang, vms };
+      const worker = startVmWorker(data);
+      let ready: (line: string | undefined) => void = () => undefined;
+      readies.push(new Promise((resolve) => { ready = resolve; }));
+      const thread: Thread = {
+        index, worker, part, cycles: 0, instructions: 0,
+        ended: new Promise((resolve) => {
+          worker.on('message', (message: FromVmWorker) => {
+            if (message.kind === 'ready') {
+              monitor.update(index, message.vms);
+              for (const v of message.vms) {
+                const vm = monitor.vms.find((x) => x.thread === index && x.name === v.name)!;
+                vm.vcpus = v.vcpus;
+                vm.memoryBytes = v.memoryBytes;
+              }
+              ready(undefined);
+            } else if (message.kind === 'error') ready(message.line);
+            else if (message.kind === 'log') options.log(message.line);
+            else if (message.kind === 'batch') {
+              for (const [name, bytes] of message.output) options.onOutput(name, bytes);
+              thread.cycles = message.cycles;
+              thread.instructions = message.instructions;
+              monitor.update(index, message.vms);
+            }
+          });
+          worker.on('error', (error) => {
+            // A bug in the worker: its VMs end as crashed, the others go on.
+            options.log(`thread ${index} failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+            ready(`thread ${index} failed: ${error instanceof Error ? error.message : String(error)}`);
+            monitor.update(index, monitor.vms.filter((v) => v.thread === index && v.state === 'running')
+              .map((v) => ({ ...v, state: 'crashed', reason: `monitor error: thread ${index} failed`, failed: true })));
+          });
+          worker.on('exit', () => {
+            ready('a worker thread ended before its VMs were made');
+            resolve();
+          });
+        }),
+      };
+      monitor.threads.push(thread);
+    });
+    const problems = (await Promise.all(readies)).filter((line): line is string => line !== undefined);
+    if (problems.length > 0) {
+      await Promise.all(monitor.threads.map((t) => t.worker.terminate()));
+      throw new ThreadedMonitorError(problems[0]);
+    }
+    return monitor;
+  }
+
+  private update(thread: number, states: readonly VmWorkerState[]): void {
+    for (const s of states) {
+      const vm = this.vms.find((v) => v.thread === thread && v.name === s.name);
+      if (vm === undefined) continue;
+      Object.assign(vm, { state: s.state, reason: s.reason, bytesInUse: s.bytesInUse, failed: s.failed, homeNode: this.threads.find((t) => t.index === thread)?.part.nodes[s.homeNode] ?? s.homeNode });
+      if (vm.state !== 'running' && !this.reported.has(vm.name)) {
+        this.reported.add(vm.name);
+        this.options.onEnded(vm);
+      }
+    }
+  }
+
+  /** Runs every worker's VMs until each worker's have ended (or `quit`). */
+  async run(): Promise<void> {
+    for (const t of this.threads) this.post(t, { kind: 'run' });
+    await Promise.all(this.threads.map((t) => t.ended));
+  }
+
+  vm(name: string): ThreadedVm | undefined {
+    return this.vms.find((v) => v.name === name);
+  }
+
+  get running(): boolean {
+    return this.vms.some((v) => v.state === 'running');
+  }
+
+  /** Machine cycles and instructions of each thread's monitor, as last reported. */
+  get progress(): { cycles: number; instructions: number }[] {
+    return this.threads.map((t) => ({ cycles: t.cycles, instructions: t.instructions }));
+  }
+
+  input(name: string, bytes: Uint8Array): void {
+    const vm = this.vm(name);
+    if (vm !== undefined) this.post(this.threadOf(vm), { kind: 'input', name, bytes });
+  }
+
+  stop(name: string, reason: string): void {
+    const vm = this.vm(name);
+    if (vm !== undefined) this.post(this.threadOf(vm), { kind: 'stop', name, reason });
+  }
+
+  /** Every worker stops its VMs still running, with `reason`, and ends. */
+  quit(reason: string): void {
+    for (const t of this.threads) this.post(t, { kind: 'quit', reason });
+  }
+
+  private threadOf(vm: ThreadedVm): Thread {
+    return this.threads.find((t) => t.index === vm.thread)!;
+  }
+
+  private post(thread: Thread, message: ToVmWorker): void {
+    thread.worker.postMessage(message);
+  }
+}
+
+function startVmWorker(data: VmWorkerData): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./vm-worker.js', import.meta.url), { workerData: data });
+  const url = new URL('./vm-worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: data });
+}

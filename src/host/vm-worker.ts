@@ -1,0 +1,133 @@
+// A worker thread of `up` with `threads: N` (threaded-monitor.ts, docs/threads.md "The monitor on threads"):
+// a monitor of its own on its part of the machine, running the VMs placed there. It opens their drives and
+// reads their boot files itself; their consoles, their ends and their memory in use go to the main thread
+// after each batch of rounds, and what the main thread asks (input, stop, quit) comes back as messages.
+
+import { readFileSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { MachineConfigError } from '../board/address-map.js';
+import { BootError } from '../board/boot.js';
+import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
+import { Monitor, MonitorError } from '../monitor/monitor.js';
+import type { VirtualMachine } from '../monitor/vm.js';
+import { DriveError, attachDrives, type OpenDrive } from './drives.js';
+import { runMonitor } from './monitor-runner.js';
+import type { FromVmWorker, ToVmWorker, VmWorkerData, VmWorkerState } from './threaded-monitor.js';
+
+const data = workerData as VmWorkerData;
+const port = parentPort!;
+const send = (message: FromVmWorker): void => port.postMessage(message);
+const disks: OpenDrive[] = [];
+const output = new Map<string, Uint8Array[]>();
+let monitor: Monitor | undefined;
+let quitting: string | undefined;
+
+/** One line for the user (a file that cannot be read, a disk in use, a kernel that is not one), or undefined for a bug. */
+function userError(error: unknown, vm?: string): string | undefined {
+  const prefix = vm === undefined ? '' : `vm ${vm}: `;
+  if (error instanceof MachineConfigError) return `${prefix}${error.problems.join('; ')}`;
+  if (error instanceof MonitorError || error instanceof DriveError) return `${prefix}${error.message}`;
+  if (error instanceof BootError) return `${prefix}${error.message}`;
+  return undefined;
+}
+
+function read(path: string, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new BootError(`cannot read ${what} '${path}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+function build(): Monitor {
+  const made = new Monitor({ config: data.part.config, translate: data.translate, mmu: data.mmu, placement: data.placement, gang: data.gang, diskCache: false });
+  for (const v of data.vms) {
+    const chunks: Uint8Array[] = [];
+    output.set(v.name, chunks);
+    let vm: VirtualMachine | undefined;
+    try {
+      vm = made.createVm({
+        name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, sharing: v.share, balloon: v.balloon,
+        console: (bytes) => chunks.push(bytes.slice()),
+        log: (message) => send({ kind: 'log', line: `vm ${v.name}: ${message}` }),
+      });
+      disks.push(...attachDrives(vm.machine, v.drives, `vm ${v.name}`));
+      if (v.rng !== undefined) vm.machine.attachVirtio(new VirtioRng(new SeededEntropy(v.rng)));
+      if (v.elf !== undefined) vm.bootElf(read(v.elf, 'ELF program'));
+      else vm.boot(read(v.kernel!, 'kernel'), v.initrd === undefined ? undefined : read(v.initrd, 'initrd'), v.append);
+    } catch (error) {
+      const line = userError(error, v.name);
+      if (line === undefined) throw error;
+      throw new WorkerUsageError(v.elf !== undefined && error instanceof BootError ? `vm ${v.name}: ELF program '${v.elf}': ${error.message}` : line);
+    }
+  }
+  return made;
+}
+
+class WorkerUsageError extends Error {}
+
+function states(m: Monitor): VmWorkerState[] {
+  return m.vms.map((vm) => {
+    const exit = vm.exit;
+    return {
+      name: vm.name, state: vm.state, reason: vm.reason, bytesInUse: vm.pmap.pagesInUse * 4096, homeNode: vm.pmap.homeNode,
+      failed: vm.state === 'crashed' || (vm.state === 'off' && exit?.kind === 'poweroff' && exit.code !== 0),
+    };
+  });
+}
+
+/** Every VM's output since the last batch, with the VMs' states, to the main thread. */
+function report(m: Monitor): void {
+  const out: [string, Uint8Array][] = [];
+  for (const [name, chunks] of output) {
+    if (chunks.length === 0) continue;
+    const length = chunks.reduce((n, c) => n + c.length, 0);
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for (const c of chunks.splice(0)) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    out.push([name, bytes]);
+  }
+  send({ kind: 'batch', output: out, vms: states(m), cycles: m.cycles, instructions: m.instructions });
+}
+
+port.on('message', (message: ToVmWorker) => {
+  if (message.kind === 'run') {
+    void run();
+    return;
+  }
+  const m = monitor;
+  if (m === undefined) return;
+  if (message.kind === 'input') {
+    const vm = m.vm(message.name);
+    if (vm?.state === 'running') vm.machine.uart.input(message.bytes);
+  } else if (message.kind === 'stop') {
+    const vm = m.vm(message.name);
+    if (vm?.state === 'running') m.stopVm(vm, message.reason);
+    report(m);
+  } else if (message.kind === 'quit') {
+    quitting = message.reason;
+  }
+});
+
+async function run(): Promise<void> {
+  const m = monitor!;
+  await runMonitor(m, { pace: true, onBatch: () => report(m), done: () => quitting !== undefined });
+  for (const vm of m.vms) if (vm.state === 'running') m.stopVm(vm, quitting ?? 'the monitor quit');
+  report(m);
+  for (const disk of disks.splice(0)) disk.close();
+  send({ kind: 'done' });
+  port.close();
+}
+
+try {
+  monitor = build();
+  send({ kind: 'ready', vms: states(monitor).map((s, i) => ({ ...s, vcpus: monitor!.vms[i]!.vcpus.length, memoryBytes: monitor!.vms[i]!.pmap.size })) });
+} catch (error) {
+  for (const disk of disks.splice(0)) disk.close();
+  if (!(error instanceof WorkerUsageError)) throw error;
+  send({ kind: 'error', line: error.message });
+  port.close();
+}
