@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { withControl } from '../cli/vm-client.js';
 import { BenchError } from './measure.js';
 import { formatSpread } from './options.js';
 import { calibrate, loadavg } from './threads.js';
@@ -27,6 +28,8 @@ interface Run {
   seconds: number;
   /** User and system CPU seconds of the `up` process by then. */
   cpu: number;
+  /** Guest instructions run by then (all VMs). */
+  instructions: number;
 }
 
 /** User and system seconds of process `pid` so far, from /proc (NaN off Linux). */
@@ -63,7 +66,13 @@ async function upRun(mirrorball: string, dir: string, threads: number, k: number
       for (const name of [...waiting]) if (prompted(name)) waiting.delete(name);
       if (waiting.size > 0) await sleep(100);
     }
-    return { seconds: (performance.now() - started) / 1000, cpu: cpuSeconds(child.pid!) };
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = cpuSeconds(child.pid!);
+    // One monitor counts every VM's instructions; with threads, each worker's monitor counts its own.
+    const instructions = await withControl({ runDir }, async (c) => (threads === 1
+      ? ((await c.execute('query-monitor')) as { instructions: number }).instructions
+      : ((await c.execute('query-threads')) as { instructions: number }[]).reduce((n, t) => n + t.instructions, 0)));
+    return { seconds, cpu, instructions };
   } finally {
     child.kill('SIGTERM');
     await new Promise<void>((resolve) => { if (exited) resolve(); else child.on('exit', () => resolve()); });
@@ -84,8 +93,8 @@ export async function upThreadsBench(mirrorball: string, repeat: number): Promis
       const b = await upRun(mirrorball, dir, 3 - first, k);
       const [one, two] = first === 1 ? [a, b] : [b, a];
       pairs.push({ one, two, cores, load });
-      process.stderr.write(`bench: up-threads: 1 thread ${one.seconds.toFixed(1)} s (cpu ${one.cpu.toFixed(1)} s), 2 threads ${two.seconds.toFixed(1)} s ` +
-        `(cpu ${two.cpu.toFixed(1)} s), host cores ${cores.toFixed(2)}, load ${load}\n`);
+      process.stderr.write(`bench: up-threads: 1 thread ${one.seconds.toFixed(1)} s (cpu ${one.cpu.toFixed(1)} s, ${(one.instructions / 1e6).toFixed(0)} M instructions), ` +
+        `2 threads ${two.seconds.toFixed(1)} s (cpu ${two.cpu.toFixed(1)} s, ${(two.instructions / 1e6).toFixed(0)} M instructions), host cores ${cores.toFixed(2)}, load ${load}\n`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -95,6 +104,8 @@ export async function upThreadsBench(mirrorball: string, repeat: number): Promis
     `up-threads: ${UP_THREADS_VMS} VMs of the built guest (128 MiB each) under up on 2 CPUs and 2 GiB, wall seconds from starting up to every shell prompt (${repeat} pair${repeat === 1 ? '' : 's'}, alternating)`,
     `  --threads 1: ${f(pairs.map((p) => p.one.seconds))} s, CPU ${f(pairs.map((p) => p.one.cpu))} s`,
     `  --threads 2: ${f(pairs.map((p) => p.two.seconds))} s, CPU ${f(pairs.map((p) => p.two.cpu))} s`,
+    `  guest instructions by then (M): --threads 1 ${f(pairs.map((p) => p.one.instructions / 1e6), 0)}, --threads 2 ${f(pairs.map((p) => p.two.instructions / 1e6), 0)}`,
+    `  CPU per instruction, --threads 2 against 1, pair by pair: ${f(pairs.map((p) => (p.two.cpu / p.two.instructions) / (p.one.cpu / p.one.instructions)), 2)}x`,
     `  speed-up, pair by pair: ${f(pairs.map((p) => p.one.seconds / p.two.seconds), 2)}x`,
     `  cores used by --threads 2 (CPU / wall): ${f(pairs.map((p) => p.two.cpu / p.two.seconds), 2)}`,
     `  host cores given (2 workers' fixed work against 1): ${f(pairs.map((p) => p.cores), 2)}`,

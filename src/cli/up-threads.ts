@@ -156,6 +156,10 @@ export class ThreadedUp {
           return { vm: vm.name, state: 'stopped', reason };
         },
       },
+      'query-threads': {
+        help: 'the worker threads: each one\'s CPUs and nodes of the machine, memory, VMs, and its monitor\'s cycles and instructions so far',
+        run: () => monitor.threadsNow,
+      },
       quit: {
         help: 'stop every VM and end the monitor',
         run: () => {

@@ -198,9 +198,12 @@ export class ThreadedMonitor {
     return this.vms.some((v) => v.state === 'running');
   }
 
-  /** Machine cycles and instructions of each thread's monitor, as last reported. */
-  get progress(): { cycles: number; instructions: number }[] {
-    return this.threads.map((t) => ({ cycles: t.cycles, instructions: t.instructions }));
+  /** Each worker: its part of the machine (the machine's CPU and node numbers), its VMs, and its monitor's cycles and instructions as last reported. */
+  get threadsNow(): { thread: number; cpus: number[]; nodes: number[]; memoryBytes: number; vms: string[]; cycles: number; instructions: number }[] {
+    return this.threads.map((t) => ({
+      thread: t.index, cpus: t.part.cpus, nodes: t.part.nodes, memoryBytes: t.part.memoryBytes,
+      vms: this.vms.filter((v) => v.thread === t.index).map((v) => v.name), cycles: t.cycles, instructions: t.instructions,
+    }));
   }
 
   input(name: string, bytes: Uint8Array): void {

@@ -70,6 +70,9 @@ describe('up with threads: 2 and two VMs of the built guest', { skip, timeout: 6
       b.socket.write('echo hello-$((7*8))\n');
       await until('a\'s answer', () => /hello-42\r?\n/.test(a.text()) && a.text().includes(`${MARK}\r\n`), 120_000, () => a.text().slice(-1000));
       await until('b\'s answer', () => /hello-56\r?\n/.test(b.text()), 120_000, () => b.text().slice(-1000));
+      const threads = (await client.execute('query-threads')).return as { thread: number; cpus: number[]; vms: string[]; instructions: number }[];
+      assert.deepEqual(threads.map((t) => [t.thread, t.cpus, t.vms]), [[0, [0], ['a']], [1, [1], ['b']]]);
+      assert.ok(threads.every((t) => t.instructions > 1e6), JSON.stringify(threads));
       // What the main thread cannot answer yet is one line.
       assert.deepEqual((await client.execute('query-memory')).error, { class: 'GenericError', desc: 'query-memory is not available with threads: 2 yet (docs/threads.md)' });
       // b stops; a goes on.
