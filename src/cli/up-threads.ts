@@ -23,7 +23,7 @@ import { endLine } from './vm-commands.js';
 const GREETING = { name: 'mirrorball', version: '0.1.0' };
 
 /** The control commands of `up` on one thread that a threaded `up` does not answer yet: each refused in one line. */
-const NOT_YET = ['balloon', 'inject-fault', 'query-balloon', 'query-cpus', 'query-failure-report', 'query-memory', 'query-monitor', 'query-vm-stats',
+const NOT_YET = ['balloon', 'inject-fault', 'query-balloon', 'query-cpus', 'query-failure-report', 'query-memory', 'query-monitor',
   'repair-hardware', 'set-mode', 'set-policy', 'share-pages', 'snapshot-save', 'stats-dump', 'vm-start'];
 
 export class ThreadedUp {
@@ -154,6 +154,16 @@ export class ThreadedUp {
           monitor.stop(vm.name, reason);
           // Its worker stops it at its next look at its messages; VM_STOPPED follows then.
           return { vm: vm.name, state: 'stopped', reason };
+        },
+      },
+      'query-vm-stats': {
+        help: 'one VM\'s account, from the monitor of its thread: {"vm": NAME} → as up on one thread answers it',
+        args: ['vm'],
+        run: (args) => {
+          const name = stringArgument(args, 'vm');
+          if (name === undefined) throw new QmpError('GenericError', "Parameter 'vm' is missing");
+          this.known(name);
+          return monitor.vmStats(name).catch((error: unknown) => { throw new QmpError('GenericError', error instanceof Error ? error.message : String(error)); });
         },
       },
       'query-threads': {

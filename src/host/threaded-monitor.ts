@@ -52,13 +52,16 @@ export type ToVmWorker =
   | { kind: 'run' }
   | { kind: 'input'; name: string; bytes: Uint8Array }
   | { kind: 'stop'; name: string; reason: string }
-  | { kind: 'quit'; reason: string };
+  | { kind: 'quit'; reason: string }
+  /** A question about one of its VMs: its account (`query-vm-stats`). */
+  | { kind: 'ask'; id: number; question: 'vm-stats'; name: string };
 
 export type FromVmWorker =
   | { kind: 'ready'; vms: (VmWorkerState & { vcpus: number; memoryBytes: number })[] }
   | { kind: 'error'; line: string }
   | { kind: 'log'; line: string }
   | { kind: 'batch'; output: [string, Uint8Array][]; vms: VmWorkerState[]; cycles: number; instructions: number }
+  | { kind: 'answer'; id: number; result?: unknown; error?: string }
   | { kind: 'done' };
 
 /** A VM of a threaded monitor, as the main thread knows it. */
@@ -98,12 +101,16 @@ interface Thread {
   ended: Promise<void>;
   cycles: number;
   instructions: number;
+  /** Its worker has exited. */
+  finished: boolean;
 }
 
 export class ThreadedMonitor {
   readonly vms: ThreadedVm[];
   private readonly threads: Thread[] = [];
   private readonly reported = new Set<string>();
+  private readonly pending = new Map<number, { thread: number; resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private nextQuestion = 0;
 
   private constructor(private readonly options: ThreadedMonitorOptions, placement: number[]) {
     this.vms = options.vms.map((v, id) => ({
@@ -129,7 +136,7 @@ export class ThreadedMonitor {
       let ready: (line: string | undefined) => void = () => undefined;
       readies.push(new Promise((resolve) => { ready = resolve; }));
       const thread: Thread = {
-        index, worker, part, cycles: 0, instructions: 0,
+        index, worker, part, cycles: 0, instructions: 0, finished: false,
         ended: new Promise((resolve) => {
           worker.on('message', (message: FromVmWorker) => {
             if (message.kind === 'ready') {
@@ -142,6 +149,7 @@ export class ThreadedMonitor {
               ready(undefined);
             } else if (message.kind === 'error') ready(message.line);
             else if (message.kind === 'log') options.log(message.line);
+            else if (message.kind === 'answer') monitor.answered(message.id, message.result, message.error);
             else if (message.kind === 'batch') {
               for (const [name, bytes] of message.output) options.onOutput(name, bytes);
               thread.cycles = message.cycles;
@@ -157,6 +165,12 @@ export class ThreadedMonitor {
               .map((v) => ({ ...v, state: 'crashed', reason: `monitor error: thread ${index} failed`, failed: true })));
           });
           worker.on('exit', () => {
+            thread.finished = true;
+            for (const [id, pending] of monitor.pending) {
+              if (pending.thread !== index) continue;
+              monitor.pending.delete(id);
+              pending.reject(new Error(`thread ${index} has ended`));
+            }
             ready('a worker thread ended before its VMs were made');
             resolve();
           });
@@ -214,6 +228,30 @@ export class ThreadedMonitor {
   stop(name: string, reason: string): void {
     const vm = this.vm(name);
     if (vm !== undefined) this.post(this.threadOf(vm), { kind: 'stop', name, reason });
+  }
+
+  /**
+   * VM `name`'s account, as its worker's monitor gives it (accounting.ts accountVm). Rejects with a sentence
+   * when its thread has ended (every VM there has).
+   */
+  vmStats(name: string): Promise<unknown> {
+    const vm = this.vm(name);
+    if (vm === undefined) return Promise.reject(new Error(`no VM named '${name}'`));
+    const thread = this.threadOf(vm);
+    if (thread.finished) return Promise.reject(new Error(`vm ${name} has ended, and thread ${thread.index} with every VM it ran`));
+    const id = this.nextQuestion++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { thread: thread.index, resolve, reject });
+      this.post(thread, { kind: 'ask', id, question: 'vm-stats', name });
+    });
+  }
+
+  private answered(id: number, result: unknown, error: string | undefined): void {
+    const pending = this.pending.get(id);
+    if (pending === undefined) return;
+    this.pending.delete(id);
+    if (error === undefined) pending.resolve(result);
+    else pending.reject(new Error(error));
   }
 
   /** Every worker stops its VMs still running, with `reason`, and ends. */

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { MachineConfigError } from '../board/address-map.js';
 import { BootError } from '../board/boot.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
+import { accountVm } from '../monitor/accounting.js';
 import { Monitor, MonitorError } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
 import { DriveError, attachDrives, type OpenDrive } from './drives.js';
@@ -40,7 +41,10 @@ function read(path: string, what: string): Uint8Array {
 }
 
 function build(): Monitor {
-  const made = new Monitor({ config: data.part.config, translate: data.translate, mmu: data.mmu, placement: data.placement, gang: data.gang, diskCache: false });
+  const made = new Monitor({
+    config: data.part.config, translate: data.translate, mmu: data.mmu, placement: data.placement, gang: data.gang, diskCache: false,
+    log: (message) => send({ kind: 'log', line: message }),
+  });
   for (const v of data.vms) {
     const chunks: Uint8Array[] = [];
     output.set(v.name, chunks);
@@ -109,6 +113,9 @@ port.on('message', (message: ToVmWorker) => {
     report(m);
   } else if (message.kind === 'quit') {
     quitting = message.reason;
+  } else if (message.kind === 'ask') {
+    const vm = m.vm(message.name);
+    send(vm === undefined ? { kind: 'answer', id: message.id, error: `no VM named '${message.name}' on this thread` } : { kind: 'answer', id: message.id, result: accountVm(m, vm) });
   }
 });
 
