@@ -63,8 +63,8 @@ export class ThreadedUp {
       await this.start();
       await this.openHostSide();
     } catch (error) {
-      this.monitor?.quit('the monitor did not start');
-      await this.monitor?.run();
+      // Nothing started: the VMs made on the workers go with them, as a failed start on one thread drops its monitor.
+      await this.monitor?.terminate();
       await this.teardown();
       throw error;
     }

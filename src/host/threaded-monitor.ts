@@ -254,6 +254,11 @@ export class ThreadedMonitor {
     else pending.reject(new Error(error));
   }
 
+  /** Ends every worker at once, its VMs with it, reporting nothing (a start that failed after the workers were ready). */
+  async terminate(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+  }
+
   /** Every worker stops its VMs still running, with `reason`, and ends. */
   quit(reason: string): void {
     for (const t of this.threads) this.post(t, { kind: 'quit', reason });

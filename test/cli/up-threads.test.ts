@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,5 +98,13 @@ describe('up --threads 2 with tiny kernels', { timeout: 180_000 }, () => {
       assert.match(r.stderr, expected);
     }
     assert.ok(!existsSync(join(dir, 'refused', 'control.sock')));
+    // A control socket path taken by a plain file: refused once the workers have made their VMs, which go with them.
+    mkdirSync(join(dir, 'taken'), { mode: 0o700 });
+    writeFileSync(join(dir, 'taken', 'control.sock'), 'not a socket');
+    const taken = spawnSync(process.execPath, [CLI, 'up', file, '--run-dir', join(dir, 'taken')], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(taken.status, 2, taken.stderr);
+    assert.equal(taken.stderr.trimEnd().split('\n').length, 1, taken.stderr);
+    assert.match(taken.stderr, /control\.sock.*not a socket/);
+    assert.equal(taken.stdout, '');
   });
 });
