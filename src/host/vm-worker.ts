@@ -4,6 +4,7 @@
 // after each batch of rounds, and what the main thread asks (input, stop, quit) comes back as messages.
 
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MachineConfigError } from '../board/address-map.js';
 import { BootError } from '../board/boot.js';
@@ -80,8 +81,22 @@ function states(m: Monitor): VmWorkerState[] {
   });
 }
 
-/** Every VM's output since the last batch, with the VMs' states, to the main thread. */
-function report(m: Monitor): void {
+/** How often the VMs' memory in use and the monitor's progress go to the main thread when nothing else does. */
+const PROGRESS_MS = 100;
+let lastReport = 0;
+let lastStates = '';
+
+/**
+ * Every VM's output since the last batch, with the VMs' states, to the main thread: at once when a VM printed
+ * or ended (or `now`), else at most every PROGRESS_MS (an idle monitor ends a batch every few milliseconds).
+ */
+function report(m: Monitor, now = false): void {
+  const printed = [...output.values()].some((chunks) => chunks.length > 0);
+  const ended = m.vms.map((vm) => vm.state).join();
+  const time = performance.now();
+  if (!now && !printed && ended === lastStates && time - lastReport < PROGRESS_MS) return;
+  lastReport = time;
+  lastStates = ended;
   const out: [string, Uint8Array][] = [];
   for (const [name, chunks] of output) {
     if (chunks.length === 0) continue;
@@ -110,7 +125,7 @@ port.on('message', (message: ToVmWorker) => {
   } else if (message.kind === 'stop') {
     const vm = m.vm(message.name);
     if (vm?.state === 'running') m.stopVm(vm, message.reason);
-    report(m);
+    report(m, true);
   } else if (message.kind === 'quit') {
     quitting = message.reason;
   } else if (message.kind === 'ask') {
@@ -123,7 +138,7 @@ async function run(): Promise<void> {
   const m = monitor!;
   await runMonitor(m, { pace: true, onBatch: () => report(m), done: () => quitting !== undefined });
   for (const vm of m.vms) if (vm.state === 'running') m.stopVm(vm, quitting ?? 'the monitor quit');
-  report(m);
+  report(m, true);
   for (const disk of disks.splice(0)) disk.close();
   send({ kind: 'done' });
   port.close();
