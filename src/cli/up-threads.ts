@@ -7,11 +7,14 @@
 import { closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConsoleHub } from '../control/console-commands.js';
-import { QmpError, stringArgument, type QmpCommands } from '../control/qmp.js';
+import { QmpError, stringArgument, type QmpArguments, type QmpCommands } from '../control/qmp.js';
 import { ControlServer, ControlSocketError } from '../control/server.js';
 import { ConsoleSocket, SocketPathError } from '../host/console-socket.js';
 import { openPrivateFile } from '../host/private-files.js';
-import { ThreadedMonitor, ThreadedMonitorError, type ThreadedVm, type ThreadedVmSpec } from '../host/threaded-monitor.js';
+import { ThreadAnswerError, ThreadedMonitor, ThreadedMonitorError, type ThreadedVm, type ThreadedVmSpec } from '../host/threaded-monitor.js';
+import { mergeMemory, mergeMonitor, type MonitorAnswer } from './up-threads-merge.js';
+import type { MemoryReport } from '../control/monitor-commands.js';
+import type { QmpErrorClass } from '../control/qmp.js';
 import { PartitionError } from '../monitor/thread-partitions.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
 import type { MachineFileSpec } from './machine-file.js';
@@ -23,8 +26,7 @@ import { endLine } from './vm-commands.js';
 const GREETING = { name: 'mirrorball', version: '0.1.0' };
 
 /** The control commands of `up` on one thread that a threaded `up` does not answer yet: each refused in one line. */
-const NOT_YET = ['balloon', 'inject-fault', 'query-balloon', 'query-cpus', 'query-failure-report', 'query-memory', 'query-monitor',
-  'repair-hardware', 'set-mode', 'set-policy', 'share-pages', 'snapshot-save', 'stats-dump', 'vm-start'];
+const NOT_YET = ['inject-fault', 'query-cpus', 'query-failure-report', 'repair-hardware', 'set-mode', 'set-policy', 'share-pages', 'snapshot-save', 'stats-dump', 'vm-start'];
 
 export class ThreadedUp {
   private readonly consoles = new Map<string, VmConsole>();
@@ -108,6 +110,7 @@ export class ThreadedUp {
     for (const v of vms) this.consoles.set(v.name, new VmConsole(v.name, this.hub));
     try {
       this.monitor = await ThreadedMonitor.start({
+        worker: new URL(import.meta.url.endsWith('.ts') ? './up-worker.ts' : './up-worker.js', import.meta.url),
         config: machine.config, threads: machine.threads, translate: translationWanted(),
         mmu: this.spec.monitor.mmu, placement: this.spec.monitor.placement, gang: this.spec.monitor.gang, vms: specs,
         onOutput: (name, bytes) => {
@@ -135,10 +138,10 @@ export class ThreadedUp {
     const monitor = this.monitor!;
     const commands: QmpCommands = {
       'query-vms': {
-        help: 'the VMs: id, name, state, reason, vCPUs, memory, memory in use, home node, thread, console socket',
+        help: 'the VMs as on one thread (their pages as of their thread\'s last report), with the thread each runs on',
         run: () => monitor.vms.map((vm) => ({
           id: vm.id, name: vm.name, state: vm.state, reason: vm.reason, vcpus: vm.vcpus, memoryBytes: vm.memoryBytes,
-          bytesInUse: vm.bytesInUse, homeNode: vm.homeNode, cells: [0], thread: vm.thread,
+          homeNode: vm.homeNode, cells: [0], ...vm.pages, bytesInUse: vm.bytesInUse, thread: vm.thread,
           console: vm.state === 'running' ? this.consoles.get(vm.name)?.socket?.path ?? null : null,
         })),
       },
@@ -156,15 +159,24 @@ export class ThreadedUp {
           return { vm: vm.name, state: 'stopped', reason };
         },
       },
-      'query-vm-stats': {
-        help: 'one VM\'s account, from the monitor of its thread: {"vm": NAME} → as up on one thread answers it',
-        args: ['vm'],
-        run: (args) => {
-          const name = stringArgument(args, 'vm');
-          if (name === undefined) throw new QmpError('GenericError', "Parameter 'vm' is missing");
-          this.known(name);
-          return monitor.vmStats(name).catch((error: unknown) => { throw new QmpError('GenericError', error instanceof Error ? error.message : String(error)); });
+      // Asked of the VM's thread, whose monitor answers as `up` on one thread does.
+      ...Object.fromEntries((['query-vm-stats', 'query-balloon', 'balloon'] as const).map((name) => [name, {
+        help: `as on one thread, answered by the monitor of the VM's thread (docs/up.md)`,
+        args: name === 'balloon' ? ['vm', 'pages'] : ['vm'],
+        run: (args: QmpArguments) => {
+          const vm = stringArgument(args, 'vm');
+          if (vm === undefined) throw new QmpError('GenericError', "Parameter 'vm' is missing");
+          this.known(vm);
+          return answered(monitor.askVm(vm, name, args));
         },
+      }])),
+      'query-memory': {
+        help: 'the machine\'s memory accounted, as on one thread: every thread\'s monitor\'s account added up (docs/threads.md)',
+        run: () => answered(monitor.askAll('query-memory').then((answers) => mergeMemory(answers.map((a) => a.answer as MemoryReport), this.spec.vms.map((v) => v.name)))),
+      },
+      'query-monitor': {
+        help: 'the machine under the monitors, as on one thread: the threads\' parts added up, cycles the least any thread reached (docs/threads.md)',
+        run: () => answered(monitor.askAll('query-monitor').then((answers) => mergeMonitor(answers.map((a) => ({ part: a.thread, answer: a.answer as MonitorAnswer })), this.spec.machine.config))),
       },
       'query-threads': {
         help: 'the worker threads: each one\'s CPUs and nodes of the machine, memory, VMs, and its monitor\'s cycles and instructions so far',
@@ -231,4 +243,12 @@ export class ThreadedUp {
     await this.server?.close();
     this.server = undefined;
   }
+}
+
+/** A worker's answer as the control protocol's: its refusal as a QmpError of the same class and sentence. */
+function answered(promise: Promise<unknown>): Promise<unknown> {
+  return promise.catch((error: unknown) => {
+    if (error instanceof ThreadAnswerError) throw new QmpError(error.errorClass as QmpErrorClass, error.message);
+    throw error;
+  });
 }

@@ -1,6 +1,6 @@
 // The monitor on worker threads (`up` with `threads: N`, docs/threads.md "The monitor on threads"): the
 // machine split into N parts (monitor/thread-partitions.ts), each run by a monitor of its own on a worker
-// (vm-worker.ts) with the VMs placed there. The main thread keeps the host's side: it learns after each of a
+// (the module the caller names: cli/up-worker.ts) with the VMs placed there. The main thread keeps the host's side: it learns after each of a
 // worker's batches what its VMs printed, which ended and how, and forwards input, stops and quit. Not
 // reproducible: the threads run at the host's pace.
 
@@ -46,6 +46,8 @@ export interface VmWorkerState {
   homeNode: number;
   /** Crashed, or powered off reporting a failure. */
   failed: boolean;
+  /** Its pages: in use, private, shared (and by how many holders: accounting.ts summarizeVm), reserved. */
+  pages: { pagesInUse: number; pagesPrivate: number; pagesShared: number; pagesSharedBy: Record<string, number>; pagesReserved: number };
 }
 
 export type ToVmWorker =
@@ -53,15 +55,18 @@ export type ToVmWorker =
   | { kind: 'input'; name: string; bytes: Uint8Array }
   | { kind: 'stop'; name: string; reason: string }
   | { kind: 'quit'; reason: string }
-  /** A question about one of its VMs: its account (`query-vm-stats`). */
-  | { kind: 'ask'; id: number; question: 'vm-stats'; name: string };
+  /** A control command its monitor answers (one of ASKED). */
+  | { kind: 'ask'; id: number; command: string; args: Record<string, unknown> };
+
+/** The control commands a worker's monitor answers for the main thread. */
+export const ASKED = ['query-vm-stats', 'query-balloon', 'balloon', 'query-memory', 'query-monitor'] as const;
 
 export type FromVmWorker =
   | { kind: 'ready'; vms: (VmWorkerState & { vcpus: number; memoryBytes: number })[] }
   | { kind: 'error'; line: string }
   | { kind: 'log'; line: string }
   | { kind: 'batch'; output: [string, Uint8Array][]; vms: VmWorkerState[]; cycles: number; instructions: number }
-  | { kind: 'answer'; id: number; result?: unknown; error?: string }
+  | { kind: 'answer'; id: number; result?: unknown; error?: { errorClass: string; message: string } }
   | { kind: 'done' };
 
 /** A VM of a threaded monitor, as the main thread knows it. */
@@ -74,10 +79,19 @@ export interface ThreadedVm extends VmWorkerState {
   memoryBytes: number;
 }
 
+/** A worker's monitor refused a command (its control error's class and sentence), or the worker has gone. */
+export class ThreadAnswerError extends Error {
+  constructor(readonly errorClass: string, message: string) {
+    super(message);
+  }
+}
+
 /** Something the user gave that a threaded monitor cannot start with: one line. */
 export class ThreadedMonitorError extends Error {}
 
 export interface ThreadedMonitorOptions {
+  /** The worker's module (a `.ts` one is loaded through tsx). */
+  worker: URL;
   config: MachineConfig;
   threads: number;
   translate: boolean;
@@ -109,13 +123,14 @@ export class ThreadedMonitor {
   readonly vms: ThreadedVm[];
   private readonly threads: Thread[] = [];
   private readonly reported = new Set<string>();
-  private readonly pending = new Map<number, { thread: number; resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private readonly pending = new Map<number, { thread: number; resolve: (value: unknown) => void; reject: (error: ThreadAnswerError) => void }>();
   private nextQuestion = 0;
 
   private constructor(private readonly options: ThreadedMonitorOptions, placement: number[]) {
     this.vms = options.vms.map((v, id) => ({
       id, name: v.name, thread: placement[id]!, vcpus: v.smp, memoryBytes: v.memoryBytes,
       state: 'running', reason: '', bytesInUse: 0, homeNode: 0, failed: false,
+      pages: { pagesInUse: 0, pagesPrivate: 0, pagesShared: 0, pagesSharedBy: {}, pagesReserved: 0 },
     }));
   }
 
@@ -132,7 +147,7 @@ export class ThreadedMonitor {
       const vms = options.vms.filter((_, i) => placement[i] === index);
       if (vms.length === 0) return;
       const data: VmWorkerData = { index, part, translate: options.translate, mmu: options.mmu, placement: options.placement, gang: options.gang, vms };
-      const worker = startVmWorker(data);
+      const worker = startVmWorker(options.worker, data);
       let ready: (line: string | undefined) => void = () => undefined;
       readies.push(new Promise((resolve) => { ready = resolve; }));
       const thread: Thread = {
@@ -169,7 +184,7 @@ export class ThreadedMonitor {
             for (const [id, pending] of monitor.pending) {
               if (pending.thread !== index) continue;
               monitor.pending.delete(id);
-              pending.reject(new Error(`thread ${index} has ended`));
+              pending.reject(new ThreadAnswerError('GenericError', `thread ${index} has ended`));
             }
             ready('a worker thread ended before its VMs were made');
             resolve();
@@ -190,7 +205,7 @@ export class ThreadedMonitor {
     for (const s of states) {
       const vm = this.vms.find((v) => v.thread === thread && v.name === s.name);
       if (vm === undefined) continue;
-      Object.assign(vm, { state: s.state, reason: s.reason, bytesInUse: s.bytesInUse, failed: s.failed, homeNode: this.threads.find((t) => t.index === thread)?.part.nodes[s.homeNode] ?? s.homeNode });
+      Object.assign(vm, { state: s.state, reason: s.reason, bytesInUse: s.bytesInUse, failed: s.failed, pages: s.pages, homeNode: this.threads.find((t) => t.index === thread)?.part.nodes[s.homeNode] ?? s.homeNode });
       if (vm.state !== 'running' && !this.reported.has(vm.name)) {
         this.reported.add(vm.name);
         this.options.onEnded(vm);
@@ -231,27 +246,37 @@ export class ThreadedMonitor {
   }
 
   /**
-   * VM `name`'s account, as its worker's monitor gives it (accounting.ts accountVm). Rejects with a sentence
-   * when its thread has ended (every VM there has).
+   * Control command `command` (one of ASKED) about VM `name`, answered by its thread's monitor. Rejects with a
+   * ThreadAnswerError when that monitor refuses it, or when the thread has ended (every VM there has).
    */
-  vmStats(name: string): Promise<unknown> {
+  askVm(name: string, command: string, args: Record<string, unknown>): Promise<unknown> {
     const vm = this.vm(name);
-    if (vm === undefined) return Promise.reject(new Error(`no VM named '${name}'`));
+    if (vm === undefined) return Promise.reject(new ThreadAnswerError('GenericError', `no VM named '${name}'`));
     const thread = this.threadOf(vm);
-    if (thread.finished) return Promise.reject(new Error(`vm ${name} has ended, and thread ${thread.index} with every VM it ran`));
+    if (thread.finished) return Promise.reject(new ThreadAnswerError('GenericError', `vm ${name} has ended, and thread ${thread.index} with every VM it ran`));
+    return this.ask(thread, command, args);
+  }
+
+  /** Control command `command` (one of ASKED) answered by every thread still running, in the threads' order. */
+  askAll(command: string): Promise<{ thread: ThreadPart; answer: unknown }[]> {
+    const running = this.threads.filter((t) => !t.finished);
+    return Promise.all(running.map(async (t) => ({ thread: t.part, answer: await this.ask(t, command, {}) })));
+  }
+
+  private ask(thread: Thread, command: string, args: Record<string, unknown>): Promise<unknown> {
     const id = this.nextQuestion++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { thread: thread.index, resolve, reject });
-      this.post(thread, { kind: 'ask', id, question: 'vm-stats', name });
+      this.post(thread, { kind: 'ask', id, command, args });
     });
   }
 
-  private answered(id: number, result: unknown, error: string | undefined): void {
+  private answered(id: number, result: unknown, error: { errorClass: string; message: string } | undefined): void {
     const pending = this.pending.get(id);
     if (pending === undefined) return;
     this.pending.delete(id);
     if (error === undefined) pending.resolve(result);
-    else pending.reject(new Error(error));
+    else pending.reject(new ThreadAnswerError(error.errorClass, error.message));
   }
 
   /** Ends every worker at once, its VMs with it, reporting nothing (a start that failed after the workers were ready). */
@@ -273,9 +298,8 @@ export class ThreadedMonitor {
   }
 }
 
-function startVmWorker(data: VmWorkerData): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./vm-worker.js', import.meta.url), { workerData: data });
-  const url = new URL('./vm-worker.ts', import.meta.url).href;
-  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); });`;
+function startVmWorker(module: URL, data: VmWorkerData): Worker {
+  if (!module.href.endsWith('.ts')) return new Worker(module, { workerData: data });
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); });`;
   return new Worker(bootstrap, { eval: true, workerData: data });
 }

@@ -73,8 +73,11 @@ describe('up with threads: 2 and two VMs of the built guest', { skip, timeout: 6
       const threads = (await client.execute('query-threads')).return as { thread: number; cpus: number[]; vms: string[]; instructions: number }[];
       assert.deepEqual(threads.map((t) => [t.thread, t.cpus, t.vms]), [[0, [0], ['a']], [1, [1], ['b']]]);
       assert.ok(threads.every((t) => t.instructions > 1e6), JSON.stringify(threads));
-      // What the main thread cannot answer yet is one line.
-      assert.deepEqual((await client.execute('query-memory')).error, { class: 'GenericError', desc: 'query-memory is not available with threads: 2 yet (docs/threads.md)' });
+      // The machine's memory from both threads' monitors: each VM's pages, added up.
+      const memory = (await client.execute('query-memory')).return as { machine: { inUse: number; total: number }; vms: { name: string; private: number }[] };
+      assert.deepEqual(memory.vms.map((v) => v.name), ['a', 'b']);
+      assert.ok(memory.vms.every((v) => v.private > 1000) && memory.machine.inUse >= memory.vms[0]!.private + memory.vms[1]!.private, JSON.stringify(memory));
+      assert.equal(memory.machine.total, 512 * 256);
       // b stops; a goes on.
       assert.deepEqual((await client.execute('vm-stop', { vm: 'b' })).return, { vm: 'b', state: 'stopped', reason: 'vm-stop from the control socket' });
       const stopped = await client.next((m) => m.event === 'VM_STOPPED');

@@ -1,7 +1,8 @@
-// A worker thread of `up` with `threads: N` (threaded-monitor.ts, docs/threads.md "The monitor on threads"):
+// A worker thread of `up` with `threads: N` (host/threaded-monitor.ts, docs/threads.md "The monitor on threads"):
 // a monitor of its own on its part of the machine, running the VMs placed there. It opens their drives and
 // reads their boot files itself; their consoles, their ends and their memory in use go to the main thread
-// after each batch of rounds, and what the main thread asks (input, stop, quit) comes back as messages.
+// after each batch of rounds, and what the main thread asks (input, stop, quit, control commands about its
+// VMs and its part) comes back as messages.
 
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -9,12 +10,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { MachineConfigError } from '../board/address-map.js';
 import { BootError } from '../board/boot.js';
 import { SeededEntropy, VirtioRng } from '../devices/virtio/rng.js';
-import { accountVm } from '../monitor/accounting.js';
+import { monitorCommands } from '../control/monitor-commands.js';
+import { QmpError, type QmpCommands } from '../control/qmp.js';
+import { summarizeVm } from '../monitor/accounting.js';
 import { Monitor, MonitorError } from '../monitor/monitor.js';
 import type { VirtualMachine } from '../monitor/vm.js';
-import { DriveError, attachDrives, type OpenDrive } from './drives.js';
-import { runMonitor } from './monitor-runner.js';
-import type { FromVmWorker, ToVmWorker, VmWorkerData, VmWorkerState } from './threaded-monitor.js';
+import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
+import { runMonitor } from '../host/monitor-runner.js';
+import { ASKED, type FromVmWorker, type ToVmWorker, type VmWorkerData, type VmWorkerState } from '../host/threaded-monitor.js';
 
 const data = workerData as VmWorkerData;
 const port = parentPort!;
@@ -22,6 +25,8 @@ const send = (message: FromVmWorker): void => port.postMessage(message);
 const disks: OpenDrive[] = [];
 const output = new Map<string, Uint8Array[]>();
 let monitor: Monitor | undefined;
+/** The control commands of this thread's monitor, made at the first question. */
+let commands: QmpCommands | undefined;
 let quitting: string | undefined;
 
 /** One line for the user (a file that cannot be read, a disk in use, a kernel that is not one), or undefined for a bug. */
@@ -77,6 +82,7 @@ function states(m: Monitor): VmWorkerState[] {
     return {
       name: vm.name, state: vm.state, reason: vm.reason, bytesInUse: vm.pmap.pagesInUse * 4096, homeNode: vm.pmap.homeNode,
       failed: vm.state === 'crashed' || (vm.state === 'off' && exit?.kind === 'poweroff' && exit.code !== 0),
+      pages: (({ pagesInUse, pagesPrivate, pagesShared, pagesSharedBy, pagesReserved }) => ({ pagesInUse, pagesPrivate, pagesShared, pagesSharedBy, pagesReserved }))(summarizeVm(vm)),
     };
   });
 }
@@ -129,8 +135,18 @@ port.on('message', (message: ToVmWorker) => {
   } else if (message.kind === 'quit') {
     quitting = message.reason;
   } else if (message.kind === 'ask') {
-    const vm = m.vm(message.name);
-    send(vm === undefined ? { kind: 'answer', id: message.id, error: `no VM named '${message.name}' on this thread` } : { kind: 'answer', id: message.id, result: accountVm(m, vm) });
+    commands ??= monitorCommands({
+      monitor: m, consolePath: () => undefined, runDir: '.', statsConfig: () => ({}),
+      stopVm: (vm) => { m.stopVm(vm, 'vm-stop from the control socket'); report(m, true); },
+      quit: () => { quitting ??= 'the monitor quit'; },
+    });
+    try {
+      if (!(ASKED as readonly string[]).includes(message.command)) throw new QmpError('GenericError', `${message.command} is not asked of a thread`);
+      send({ kind: 'answer', id: message.id, result: commands[message.command]!.run(message.args) });
+    } catch (error) {
+      if (!(error instanceof QmpError)) throw error;
+      send({ kind: 'answer', id: message.id, error: { errorClass: error.errorClass, message: error.message } });
+    }
   }
 });
 
