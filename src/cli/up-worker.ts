@@ -14,7 +14,6 @@ import { monitorCommands } from '../control/monitor-commands.js';
 import { QmpError, type QmpCommands } from '../control/qmp.js';
 import { summarizeVm } from '../monitor/accounting.js';
 import { Monitor, MonitorError } from '../monitor/monitor.js';
-import type { VirtualMachine } from '../monitor/vm.js';
 import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
 import { runMonitor } from '../host/monitor-runner.js';
 import { ASKED, type FromVmWorker, type ToVmWorker, type VmWorkerData, type VmWorkerState } from '../host/threaded-monitor.js';
@@ -29,21 +28,30 @@ let monitor: Monitor | undefined;
 let commands: QmpCommands | undefined;
 let quitting: string | undefined;
 
+/** A boot file that cannot be read. */
+class ReadError extends Error {}
+
 /** One line for the user (a file that cannot be read, a disk in use, a kernel that is not one), or undefined for a bug. */
-function userError(error: unknown, vm?: string): string | undefined {
-  const prefix = vm === undefined ? '' : `vm ${vm}: `;
-  if (error instanceof MachineConfigError) return `${prefix}${error.problems.join('; ')}`;
-  if (error instanceof MonitorError || error instanceof DriveError) return `${prefix}${error.message}`;
-  if (error instanceof BootError) return `${prefix}${error.message}`;
+function userError(error: unknown, vm: string, elf: string | undefined): string | undefined {
+  if (error instanceof MachineConfigError) return `vm ${vm}: ${error.problems.join('; ')}`;
+  if (error instanceof MonitorError || error instanceof DriveError || error instanceof ReadError) return `vm ${vm}: ${error.message}`;
+  if (error instanceof BootError) return `vm ${vm}: ${elf === undefined ? '' : `ELF program '${elf}': `}${error.message}`;
   return undefined;
 }
 
+/** Boot files by path, each read once for every VM of this thread that names it. */
+const bootFiles = new Map<string, Uint8Array>();
+
 function read(path: string, what: string): Uint8Array {
+  let bytes = bootFiles.get(path);
+  if (bytes !== undefined) return bytes;
   try {
-    return readFileSync(path);
+    bytes = readFileSync(path);
   } catch (error) {
-    throw new BootError(`cannot read ${what} '${path}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new ReadError(`cannot read ${what} '${path}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  bootFiles.set(path, bytes);
+  return bytes;
 }
 
 function build(): Monitor {
@@ -54,9 +62,8 @@ function build(): Monitor {
   for (const v of data.vms) {
     const chunks: Uint8Array[] = [];
     output.set(v.name, chunks);
-    let vm: VirtualMachine | undefined;
     try {
-      vm = made.createVm({
+      const vm = made.createVm({
         name: v.name, vcpus: v.smp, memoryBytes: v.memoryBytes, sharing: v.share, balloon: v.balloon,
         console: (bytes) => chunks.push(bytes.slice()),
         log: (message) => send({ kind: 'log', line: `vm ${v.name}: ${message}` }),
@@ -66,11 +73,12 @@ function build(): Monitor {
       if (v.elf !== undefined) vm.bootElf(read(v.elf, 'ELF program'));
       else vm.boot(read(v.kernel!, 'kernel'), v.initrd === undefined ? undefined : read(v.initrd, 'initrd'), v.append);
     } catch (error) {
-      const line = userError(error, v.name);
+      const line = userError(error, v.name, v.elf);
       if (line === undefined) throw error;
-      throw new WorkerUsageError(v.elf !== undefined && error instanceof BootError ? `vm ${v.name}: ELF program '${v.elf}': ${error.message}` : line);
+      throw new WorkerUsageError(line);
     }
   }
+  bootFiles.clear();
   return made;
 }
 

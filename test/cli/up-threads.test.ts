@@ -105,6 +105,13 @@ describe('up --threads 2 with tiny kernels', { timeout: 180_000 }, () => {
       assert.match(r.stderr, expected);
     }
     assert.ok(!existsSync(join(dir, 'refused', 'control.sock')));
+    // A kernel that cannot be read, on the second thread: its worker's one line, every worker ended.
+    const missing = join(dir, 'missing.yaml');
+    writeFileSync(missing, 'machine:\n  smp: 2\n  threads: 2\nvms:\n  - name: a\n    kernel: idle.Image\n  - name: b\n    kernel: none.Image\n');
+    const unread = spawnSync(process.execPath, [CLI, 'up', missing, '--run-dir', join(dir, 'unread')], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(unread.status, 2, unread.stderr);
+    assert.equal(unread.stderr, `mirrorball: vm b: cannot read kernel '${join(dir, 'none.Image')}': ENOENT\n`);
+    assert.ok(!existsSync(join(dir, 'unread', 'control.sock')));
     // A control socket path taken by a plain file: refused once the workers have made their VMs, which go with them.
     mkdirSync(join(dir, 'taken'), { mode: 0o700 });
     writeFileSync(join(dir, 'taken', 'control.sock'), 'not a socket');
