@@ -5,6 +5,8 @@
 //   net   TCP throughput through the user network, both ways, against QEMU's slirp (net.ts; only with --only net)
 //   web   the guest to its shell prompt in a browser tab against `run` (web-tab.ts; only with --only web)
 //   threads  the parallel raytrace on 1 host thread and on 2, the host calibrated (threads.ts; only with --only threads)
+//   hosts  Linux to its prompt on the plain run and on --hosts 2, with the DSM's faults and bounced pages (hosts.ts; only with --only hosts)
+//   up-threads  eight VMs under `up` to their shells on 1 host thread and on 2 (up-threads.ts; only with --only up-threads)
 //   dashboard  up's CPU time with one dashboard client against none (dashboard.ts; only with --only dashboard)
 //   timing  the cpu program and a memory-bound one (src/bench/programs/mem.c: a 4 MiB working set, pointer
 //         chasing and streaming) in fast mode and in timing mode: the slowdown against the 3x target
@@ -23,6 +25,8 @@ import { buildProgram } from './programs.js';
 import { netBench } from './net.js';
 import { webTabBench } from './web-tab.js';
 import { threadsBench } from './threads.js';
+import { hostsBench } from './hosts.js';
+import { upThreadsBench } from './up-threads.js';
 
 const QEMU = 'qemu-system-riscv64';
 const MIRRORBALL = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
@@ -211,6 +215,17 @@ async function main(): Promise<void> {
     const guest = findBuiltGuest();
     if (guest === undefined) throw new BenchError('threads: no guest built (run `mirrorball guest build`)');
     process.stdout.write(`${await threadsBench(guest, MIRRORBALL, args.repeat)}\n`);
+    return;
+  }
+  if (args.only === 'hosts') {
+    const guest = findBuiltGuest();
+    if (guest === undefined) throw new BenchError('hosts: no guest built (run `mirrorball guest build`)');
+    process.stdout.write(`${await hostsBench(guest, args.repeat)}\n`);
+    return;
+  }
+  if (args.only === 'up-threads') {
+    if (findBuiltGuest() === undefined) throw new BenchError('up-threads: no guest built (run `mirrorball guest build`)');
+    process.stdout.write(`${await upThreadsBench(MIRRORBALL, args.repeat)}\n`);
     return;
   }
   if (args.only === 'dashboard') {

@@ -38,13 +38,13 @@ async function workers(count: number): Promise<number> {
  * How many cores the host gives this process now, from 1 to 2: two workers' fixed work against one's
  * (2 when the two take as long as one, 1 when they take twice as long).
  */
-async function calibrate(): Promise<number> {
+export async function calibrate(): Promise<number> {
   const one = await workers(1);
   const two = await workers(2);
   return (2 * one) / two;
 }
 
-function loadavg(): string {
+export function loadavg(): string {
   try {
     return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   } catch {

@@ -1,5 +1,6 @@
 // Putting software into a fresh machine: a bare-metal ELF, or Linux with our SBI or with M-mode firmware.
 
+import type { Hart } from '../cpu/hart.js';
 import { PMP_ADDR_ALL, PMP_NAPOT, PMP_R, PMP_W, PMP_X } from '../cpu/pmp.js';
 import { MIP_SEIP, MIP_SSIP, MIP_STIP } from '../isa/opcodes.js';
 import { ElfError, loadElf, parseElf, ramProblem, symbolAddress, writeRam } from './elf.js';
@@ -124,17 +125,23 @@ export function bootSbiPayload(machine: Machine, bytes: Uint8Array): PayloadPlan
 export function startUnderSbi(machine: Machine, entry: number, dtb: number): void {
   const sbi = machine.sbi;
   if (sbi === undefined) throw new BootError('the machine was built without the built-in SBI and no firmware was given');
-  for (const h of machine.harts) {
-    h.reset(entry);
-    // What M-mode firmware would have set up before entering S-mode: delegation and counter access.
-    h.medeleg = MEDELEG_TO_S;
-    h.mideleg = MIP_SSIP | MIP_STIP | MIP_SEIP;
-    h.mcounteren = 7;
-    // PMP: one NAPOT entry over every address with R, W and X, as OpenSBI's last entry and the riscv-tests
-    // give S- and U-mode (with entries implemented and none matching, S/U accesses fail; privileged spec §3.7.1).
-    h.pmp.writeAddr(0, PMP_ADDR_ALL);
-    h.pmp.writeCfg(0, BigInt(PMP_NAPOT | PMP_R | PMP_W | PMP_X));
-    h.parked = true;
-  }
+  for (const h of machine.harts) parkUnderSbi(h, entry);
   sbi.startHart(0, entry, BigInt(dtb));
+}
+
+/**
+ * A hart as M-mode firmware leaves it before entering S-mode, parked until an HSM start (also a hart of a
+ * VM spanning hosts on a host other than 0, docs/giantvm.md).
+ */
+export function parkUnderSbi(h: Hart, entry: number): void {
+  h.reset(entry);
+  // What M-mode firmware would have set up before entering S-mode: delegation and counter access.
+  h.medeleg = MEDELEG_TO_S;
+  h.mideleg = MIP_SSIP | MIP_STIP | MIP_SEIP;
+  h.mcounteren = 7;
+  // PMP: one NAPOT entry over every address with R, W and X, as OpenSBI's last entry and the riscv-tests
+  // give S- and U-mode (with entries implemented and none matching, S/U accesses fail; privileged spec §3.7.1).
+  h.pmp.writeAddr(0, PMP_ADDR_ALL);
+  h.pmp.writeCfg(0, BigInt(PMP_NAPOT | PMP_R | PMP_W | PMP_X));
+  h.parked = true;
 }

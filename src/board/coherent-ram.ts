@@ -102,6 +102,19 @@ export class CoherentRam implements PagedRam {
     this.doorbell = new Int32Array(doorbell);
   }
 
+  /**
+   * The thread's wake word, which everything that wants it bumps (a page installed, a shootdown asked, a
+   * round started, a signal from another hart): read it, look at what there is to do, then `sleep` on it.
+   */
+  wakeValue(): number {
+    return Atomics.load(this.shoot, this.at + SHOOT_WAKE);
+  }
+
+  /** Sleeps until the wake word moves from `value` (or `ms` pass). */
+  sleep(value: number, ms = Infinity): void {
+    Atomics.wait(this.shoot, this.at + SHOOT_WAKE, value, ms);
+  }
+
   /** The harts whose TLBs a shootdown empties (this thread's). */
   flushing(targets: readonly Flushable[]): void {
     this.flushTargets = targets;
@@ -166,6 +179,21 @@ export class CoherentRam implements PagedRam {
       }
       Atomics.wait(this.shoot, this.at + SHOOT_WAKE, wake);
     }
+  }
+}
+
+/** The hart threads' wake words, from any thread of the host. */
+export class ThreadWakes {
+  private readonly shoot: Int32Array;
+
+  constructor(memory: CoherentMemory) {
+    this.shoot = new Int32Array(memory.shootdowns);
+  }
+
+  /** Hart `hart`'s thread looks at its signals, its round and its page again. */
+  wake(hart: number): void {
+    Atomics.add(this.shoot, hart * SHOOT_WORDS + SHOOT_WAKE, 1);
+    Atomics.notify(this.shoot, hart * SHOOT_WORDS + SHOOT_WAKE);
   }
 }
 

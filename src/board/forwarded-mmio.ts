@@ -154,9 +154,10 @@ export class MmioServer {
 
   /**
    * A firmware request: RESET (address = type, value = reason); CONSOLE (size bytes packed in value, the
-   * first in its low byte); CONTROL (address = request, value = argument; the result back).
+   * first in its low byte); CONTROL (address = request, value = argument; the result back). Public for a
+   * host that answers the firmware requests of harts on other hosts (docs/giantvm.md).
    */
-  private firmwareCall(kind: number, address: number, size: number, value: number): number {
+  firmwareCall(kind: number, address: number, size: number, value: number): number {
     const firmware = this.firmware;
     if (firmware === undefined) throw new BusError(address);
     switch (kind) {
@@ -205,11 +206,11 @@ export function addForwardedDevices(bus: Bus, devices: readonly { base: number; 
  * waiting in `hart`'s mailbox, or undefined. It stays there until answered: the caller remembers which
  * it sent on.
  */
-export function takeRequest(memory: ForwardingMemory, hart: number): { write: boolean; address: number; size: AccessSize; value: number } | undefined {
+export function takeRequest(memory: ForwardingMemory, hart: number): { write: boolean; kind: number; address: number; size: AccessSize; value: number } | undefined {
   const m = new Int32Array(memory.mailboxes);
   const at = hart * MAILBOX_WORDS;
   if (Atomics.load(m, at + STATE) !== REQUEST) return undefined;
-  return { write: m[at + KIND] === WRITE, address: (m[at + ADDRESS_LO]! >>> 0) + m[at + ADDRESS_HI]! * 4294967296, size: m[at + SIZE] as AccessSize, value: m[at + VALUE]! };
+  return { write: m[at + KIND] === WRITE, kind: m[at + KIND]!, address: (m[at + ADDRESS_LO]! >>> 0) + m[at + ADDRESS_HI]! * 4294967296, size: m[at + SIZE] as AccessSize, value: m[at + VALUE]! };
 }
 
 /** Answers a request `takeRequest` took. */

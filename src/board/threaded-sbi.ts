@@ -117,6 +117,24 @@ export class Signals {
     return true;
   }
 
+  /**
+   * For a host that relays the fences asked of a hart it does not run (docs/giantvm.md): hart `target`'s
+   * request count if it moved past `seen`, and what those requests ask (taken); else undefined.
+   */
+  takeFenceRequests(target: number, seen: number): { request: number; what: number } | undefined {
+    const at = target * HART_WORDS;
+    const request = Atomics.load(this.words, at + REQUEST);
+    if (request === seen) return undefined;
+    return { request, what: Atomics.exchange(this.words, at + WHAT, 0) };
+  }
+
+  /** The relay's side: hart `target` did every fence up to request `number` on its host; the waiters are kicked. */
+  ackFences(target: number, number: number): void {
+    const at = target * HART_WORDS + ACK;
+    if ((number - Atomics.load(this.words, at) | 0) > 0) Atomics.store(this.words, at, number);
+    for (let w = 0; w < this.workers; w++) this.kick(w);
+  }
+
   /** The target's side: the pending bits of hart `hart`, taken (0 if none). */
   takePending(hart: number): number {
     const at = hart * HART_WORDS + PENDING;

@@ -20,6 +20,7 @@ import * as largePages from '../experiments/numa-large-pages.js';
 import * as overhead from '../experiments/overhead.js';
 import * as cellsCost from '../experiments/cells-cost.js';
 import * as balance from '../experiments/balance.js';
+import * as giant from '../experiments/giant.js';
 import { BALANCE_CELLS, BALANCE_MEMORY, BALANCE_TOPOLOGY } from '../experiments/balance-case.js';
 import { variantsTable } from '../experiments/overhead-exits.js';
 import type { VmVariant } from '../experiments/overhead.js';
@@ -114,6 +115,7 @@ export function registerExperimentCommands(program: Command): void {
   registerCellsCost(experiment);
   registerBalance(experiment);
   registerManyVms(experiment);
+  registerGiant(experiment);
   registerMemory(experiment);
   registerFixedWork(experiment);
   registerNuma(experiment);
@@ -225,6 +227,29 @@ function registerManyVms(experiment: Command): void {
         process.stdout.write(`\n${flags.out}/: ${manyVms.RESULTS_TABLE}, ${manyVms.RESULTS_JSON}, ${manyVms.PLOT_SVG}\n`);
       } catch (error) {
         reportFailure('many-vms', error);
+      }
+    });
+}
+
+function registerGiant(experiment: Command): void {
+  experiment
+    .command('giant')
+    .description(`GiantVM (docs/giantvm.md): Linux on ${giant.GIANT_HARTS} harts over 1, 2 and 4 host processes (run --hosts N) runs raytrace and pmake; ` +
+      'prints wall time, DSM faults per second, the fault round trip, bytes moved, relayed IPIs, fences and interrupts, the most-bounced pages. Not reproducible')
+    .option('--out <dir>', 'output directory', 'out/giant')
+    .option('--hosts <list>', 'comma-separated numbers of hosts (1 to 4)', giant.FULL_HOSTS.join(','))
+    .option('--quick', `smaller workloads (${Object.values(giant.QUICK_WORKLOADS).join('; ')})`)
+    .action(async (flags: { out: string; hosts: string; quick?: boolean }) => {
+      const hosts = flags.hosts.split(',').map((c) => parseCount(c.trim(), '--hosts', 1, giant.GIANT_HARTS));
+      writableOut(flags.out);
+      const guest = builtGuest();
+      try {
+        const cases = await giant.runGiant({ guest, outDir: flags.out, hosts, quick: flags.quick === true, onCase: (line) => process.stderr.write(`giant: ${line}\n`) });
+        process.stdout.write(giant.giantTable(cases));
+        process.stdout.write(noteGuest(flags.out, giant.RESULTS_TABLE, guest));
+        process.stdout.write(`\n${flags.out}/: ${giant.RESULTS_TABLE}, ${giant.RESULTS_JSON}, ${giant.PLOT_SVG}\n`);
+      } catch (error) {
+        reportFailure('giant', error);
       }
     });
 }

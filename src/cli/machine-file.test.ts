@@ -96,7 +96,7 @@ describe('machine file', () => {
       '  - name: -bad',
     ].join('\n'));
     assert.deepEqual(found, [
-      "m.yaml:3:3: machine: unknown key 'colour' (known: memory, smp, nodes, topology, distances, timing, cells)",
+      "m.yaml:3:3: machine: unknown key 'colour' (known: memory, smp, nodes, topology, distances, timing, cells, threads)",
       'm.yaml:2:3: machine.smp must be an integer from 1 to 32, not \'40\'',
       "m.yaml:6:13: vms[0].memory: 'lots' is not a size (try 512M or 2G)",
       "m.yaml:7:11: vms[1].name: 'a' is already the name of vms[0]",

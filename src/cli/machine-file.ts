@@ -19,6 +19,7 @@ import { linksFromDistances } from '../board/interconnect.js';
 import { chooseTopology, type ChosenTopology } from './topology-options.js';
 import { UsageError, parseCount, parseDrive, parseSize } from './options.js';
 import { parseNet, type NetSpec } from './net-options.js';
+import { threadsOption, threadsProblems } from './machine-file-threads.js';
 
 /** `net: user,...` of a VM. */
 export type UserNetSpec = Extract<NetSpec, { kind: 'user' }>;
@@ -57,7 +58,8 @@ export interface VmFileSpec {
 
 export interface MachineFileSpec {
   /** `cells`: the machine's cells as lists of nodes (docs/cells.md); undefined: one cell of every node. */
-  machine: ChosenTopology & { memoryBytes: number; timing: boolean; cells?: CellsSpec };
+  /** `threads`: the VMs on that many worker threads, each a part of the machine (docs/threads.md); 1 by default. */
+  machine: ChosenTopology & { memoryBytes: number; timing: boolean; cells?: CellsSpec; threads: number };
   /** The monitor's own options: the mmu, where VMs' pages come from, and Disco's NUMA policy (undefined: off). */
   monitor: {
     mmu: MmuMode; placement: Placement; policy: NumaPolicyParameters | undefined; policySignal: PolicySignal;
@@ -85,7 +87,7 @@ export class MachineFileError extends Error {
   }
 }
 
-const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells'] as const;
+const MACHINE_KEYS = ['memory', 'smp', 'nodes', 'topology', 'distances', 'timing', 'cells', 'threads'] as const;
 const MONITOR_KEYS = ['mmu', 'placement', 'policy', 'policySignal', 'diskCache', 'shareBootImages', 'scan', 'gang', 'idleBalance', 'balancePeriodRounds', 'borrow', 'swap'] as const;
 const SWAP_KEYS = ['file', 'size'] as const;
 const SCAN_KEYS = ['pagesPerSecond', 'idlePagesPerSecond', 'mergeOnFirstMatch', 'cpu'] as const;
@@ -104,9 +106,9 @@ const MiB = 2 ** 20;
 
 /**
  * Parses and checks the text of machine file `fileName` (used in messages and to resolve relative paths).
- * Throws MachineFileError listing every problem found.
+ * Throws MachineFileError listing every problem found. `threads` (up --threads) replaces `machine.threads`.
  */
-export function parseMachineFile(text: string, fileName: string): MachineFileSpec {
+export function parseMachineFile(text: string, fileName: string, overrides: { threads?: number } = {}): MachineFileSpec {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const where = (node: Node | null | undefined): string => {
@@ -160,6 +162,8 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     topology = attempt(machineNode ?? root, 'machine', problem, () => chooseTopology(flags, machineMemory));
   }
   const cells = cellsOption(machineMap, topology, problem);
+  const fileThreads = threadsOption(machineMap, problem).threads;
+  const threads = overrides.threads ?? fileThreads;
 
   // The monitor.
   const monitorNode = root.get('monitor', true) as Node | undefined;
@@ -196,7 +200,8 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     }
     const cache = booleanOption(monitorNode, 'diskCache', 'monitor.diskCache', problem);
     // With several cells the page cache, the whole machine's, is off by default, and refused (cells.ts multiCellProblems).
-    diskCache = cache ?? (cells === undefined || cells.length === 1);
+    diskCache = cache ?? (threads === 1 && (cells === undefined || cells.length === 1));
+    if (cache === true && threads > 1) problem(monitorNode.get('diskCache', true) as Node, 'monitor.diskCache', `not with ${threads} threads yet: the page cache is the whole machine's, and each thread has its own memory (docs/threads.md)`);
     if (cache === true && cells !== undefined && cells.length > 1) {
       problem(monitorNode.get('diskCache', true) as Node, 'monitor.diskCache', `the page cache is shared by the whole machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
     }
@@ -217,7 +222,7 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
       if (shareBootImages) problem(monitorNode.get('shareBootImages', true) as Node, 'monitor.shareBootImages', `boot images go through the page cache, the whole machine's: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
       if (scan !== undefined) problem(monitorNode.get('scan', true) as Node, 'monitor.scan', `the content scanner merges pages of every VM of the machine: with ${cells.length} cells it needs issue 22's cross-cell sharing`);
     }
-  } else if (cells !== undefined && cells.length > 1) diskCache = false;
+  } else if ((cells !== undefined && cells.length > 1) || threads > 1) diskCache = false;
 
   // The VMs.
   const vmsNode = root.get('vms', true) as Node | undefined;
@@ -330,8 +335,12 @@ export function parseMachineFile(text: string, fileName: string): MachineFileSpe
     problem(monitorNode.get('policy', true) as Node, 'monitor.policy', 'needs machine.timing: true (the policy reads the miss counters of timing mode), or policySignal: tlb-misses');
   }
   const faults = faultsOption(root.get('faults', true) as Node | undefined, topology, baseDir, problem);
+  if (problems.length === 0) {
+    threadsProblems(root, { config: topology?.config, timing: timingOn, cells, monitor: { policy, scan, shareBootImages, swap, borrow }, faults, vms }, threads,
+      overrides.threads === undefined ? `machine.threads: ${threads}` : `--threads ${threads}`, problem);
+  }
   if (problems.length > 0 || topology === undefined) throw new MachineFileError(problems);
-  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }) }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow, swap }, vms, faults };
+  return { machine: { ...topology, memoryBytes: machineMemory!, timing: timingOn, ...(cells === undefined ? {} : { cells }), threads }, monitor: { mmu, placement, policy, policySignal, diskCache, shareBootImages, scan, gang, idleBalance, balancePeriodRounds, borrow, swap }, vms, faults };
 }
 
 type Problem = (node: Node | null | undefined, path: string, message: string) => void;

@@ -7,11 +7,8 @@ import { connectHost, formatAddress, freshToken, HostLinkError, parseHostAddress
 import { PARENT_ENV } from './host.js';
 import { parseCount, UsageError } from './options.js';
 
-/**
- * Most hosts a run spans so far: a host other than 0 has a link to host 0 only, and Ivy sends pages
- * between any two hosts (docs/giantvm.md, "Status").
- */
-export const MAX_HOSTS = 2;
+/** Most hosts a run spans: GiantVM's 16 (every host other than 0 reaches the others through host 0). */
+export const MAX_HOSTS = 16;
 /** How long a started host may take to say where it listens. */
 const START_MS = 15000;
 
@@ -33,7 +30,7 @@ export function hostsWanted(flags: HostsFlags): { start: number } | { join: Host
   if (flags.join !== undefined) {
     try {
       const join = flags.join.split(',').map(parseHostAddress);
-      if (join.length + 1 > MAX_HOSTS) throw new UsageError(`--join takes ${MAX_HOSTS - 1} host so far (hosts other than 0 do not talk to each other yet)`);
+      if (join.length + 1 > MAX_HOSTS) throw new UsageError(`--join takes at most ${MAX_HOSTS - 1} hosts`);
       return { join };
     } catch (error) {
       if (error instanceof HostLinkError) throw new UsageError(`--join: ${error.message}`);
@@ -42,7 +39,7 @@ export function hostsWanted(flags: HostsFlags): { start: number } | { join: Host
   }
   if (flags.hosts === undefined) return undefined;
   const n = parseCount(flags.hosts, '--hosts', 1, 64);
-  if (n > MAX_HOSTS) throw new UsageError(`--hosts takes at most ${MAX_HOSTS} so far (hosts other than 0 do not talk to each other yet)`);
+  if (n > MAX_HOSTS) throw new UsageError(`--hosts takes at most ${MAX_HOSTS}`);
   return n === 1 ? undefined : { start: n - 1 };
 }
 

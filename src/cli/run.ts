@@ -21,7 +21,9 @@ import { loadRunSnapshot, saveRunSnapshot, type LoadedSnapshot } from '../host/r
 import { SnapshotFileError } from '../host/snapshot-file.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { RunGate, runMachine } from '../host/runner.js';
-import { writeStatsOutput } from '../host/stats-output.js';
+import { DSM_JSON_FILE, writeFileWhole, writeStatsOutput } from '../host/stats-output.js';
+import { PRIVATE_FILE_MODE } from '../host/private-files.js';
+import { join } from 'node:path';
 import { Terminal } from '../host/terminal.js';
 import { TIMEBASE_HZ } from '../timing/clock.js';
 import { UsageError, parseCount, parseDrive, parseSize, translationWanted } from './options.js';
@@ -140,7 +142,7 @@ export function registerRunCommand(program: Command): void {
     .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1, the reproducible mode); ' +
       'above 1 a run is not reproducible, and not with --timing, --control, --restore or --time host (docs/threads.md)')
     .option('--hosts <n>', 'spread the harts over this many host processes on this machine (hart i on host i mod N), guest memory kept ' +
-      'coherent by a DSM; not reproducible; so far only bare-metal --elf programs (docs/giantvm.md)')
+      'coherent by a DSM; Linux under the built-in SBI or a bare-metal --elf program; not reproducible (docs/giantvm.md)')
     .option('--join <addr:port,...>', 'spread the harts over this process and hosts started by `mirrorball host --listen` (docs/giantvm.md)')
     .option('--dsm-hold <us>', 'with --hosts or --join: Mirage\'s hold time, the microseconds a host keeps a page it got before it may be taken away (default 100; 0: none)')
     .option('--token-file <file>', 'with --join: the hosts\' shared token, the file\'s first line (default: $MIRRORBALL_HOST_TOKEN)')
@@ -306,14 +308,13 @@ function threadsWanted(flags: RunFlags): number {
   return threads;
 }
 
-/** --hosts and --join, and the runs they can do so far: a bare-metal ELF, as threads (docs/giantvm.md). */
+/** --hosts and --join, and the runs they can do so far: a bare-metal ELF, or Linux under the built-in SBI (docs/giantvm.md). */
 function hostsFor(flags: RunFlags): ReturnType<typeof hostsWanted> {
   const wanted = hostsWanted(flags);
   if (wanted === undefined && flags.dsmHold !== undefined) throw new UsageError('--dsm-hold is for --hosts above 1 or --join');
   if (wanted === undefined) return undefined;
-  if (flags.elf === undefined) throw new UsageError('--hosts and --join run only bare-metal --elf programs so far');
   if (flags.timing !== undefined && flags.timing !== false) throw new UsageError('--timing is refused across hosts: the cache model\'s caches and latencies know nothing of the network');
-  const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--restore', flags.restore], ['--net', flags.net], ['--console', flags.console],
+  const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore], ['--bios', flags.bios], ['--net', flags.net], ['--console', flags.console],
     ['--serial', flags.serial], ['--rng', flags.rng], ['--nodes', flags.nodes], ['--topology', flags.topology], ['--time host', flags.time === 'host' ? true : undefined]] as const)
     .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
   if (flags.drive.length > 0) refused.push('--drive');
@@ -431,7 +432,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
   try {
     if (hostsWanted !== undefined) {
       hosts = await openHosts(hostsWanted, flags.tokenFile);
-      ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted(), holdUs }));
+      ({ exit, reports: dsmReports } = await runOnHosts(machine, hosts.links, { maxInstructions, translate: translationWanted(), holdUs, pace: interactive }));
     } else {
       exit = threads > 1
         ? await runThreaded(machine, {
@@ -475,6 +476,8 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     };
     try {
       writeStatsOutput(flags.statsDir, config, simulation.stats, simulation.dumps);
+      // A run over hosts: each host's DSM and relay counters (docs/giantvm.md, "Statistics").
+      if (dsmReports.length > 0) writeFileWhole(join(flags.statsDir, DSM_JSON_FILE), `${JSON.stringify({ hosts: dsmReports }, null, 2)}\n`, PRIVATE_FILE_MODE);
     } catch (error) {
       throw new UsageError(`cannot write statistics to '${flags.statsDir}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }

@@ -21,13 +21,13 @@ export function shown(path: string): string {
  * `up --detach`: the same command again, in the background with its output in RUN-DIR/up.log; returns when
  * it answers on its control socket, or with its status and its own words when it stops before that.
  */
-export async function detach(file: string, runDir: string, control: string, restore: string | undefined, web: string | undefined): Promise<number> {
+export async function detach(file: string, runDir: string, control: string, restore: string | undefined, web: string | undefined, threads?: number): Promise<number> {
   if (await socketAnswers(control)) throw new UsageError(`control socket '${control}' is in use by another process`);
   makeRunDir(runDir);
   const logPath = join(runDir, 'up.log');
   const log = openPrivateFile(logPath, 'a', true);
   const logStart = fstatSync(log).size;
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', file, '--run-dir', runDir, '--control', control, ...(restore === undefined ? [] : ['--restore', restore]), ...(web === undefined ? [] : ['--web', web])],
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', file, '--run-dir', runDir, '--control', control, ...(restore === undefined ? [] : ['--restore', restore]), ...(web === undefined ? [] : ['--web', web]), ...(threads === undefined ? [] : ['--threads', String(threads)])],
     { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
   let status: number | undefined;

@@ -33,8 +33,11 @@ import { detach, makeRunDir, shown } from './up-detach.js';
 import { WebControl, parseWebAddress, type WebAddress } from './web-control.js';
 import { ConsoleHub } from '../control/console-commands.js';
 import { QmpError } from '../control/qmp.js';
+import { PageEvents } from '../control/page-events.js';
 import { TokenFileError, loadToken } from '../host/web/token.js';
 import { endLine } from './vm-commands.js';
+import { parseUpThreads } from './machine-file-threads.js';
+import { ThreadedUp } from './up-threads.js';
 
 /** Every VM's kernel command line starts with this; the machine file's `append` follows. */
 export const UP_APPEND = 'console=ttyS0';
@@ -48,6 +51,7 @@ interface UpFlags {
   detach?: boolean;
   restore?: string;
   web?: string;
+  threads?: string;
 }
 
 export function registerUpCommand(program: Command): void {
@@ -67,15 +71,17 @@ export function registerUpCommand(program: Command): void {
       'that machine (its settings, and its VMs in order with their vCPUs, memory, drives, rng), else one line and exit 2, nothing started')
     .option('--web <[addr:]port>', 'serve the dashboard (docs/dashboard.md) on this port, on 127.0.0.1 unless an address is given: the VMs, their consoles, ' +
       'where time goes, the NUMA map, faults; it prints the page\'s address with its token, kept in RUN-DIR/web.token (0600)')
+    .option('--threads <n>', 'run the VMs on N worker threads, each a part of the machine (replaces machine.threads; default 1). Two or more are ' +
+      'not reproducible, and refuse timing mode, cells, the NUMA policy, page sharing, paging, faults, networks and snapshots (docs/threads.md)')
     .action(async (file: string, flags: UpFlags) => {
       process.exitCode = await up(file, flags);
     });
 }
 
-function readMachineFile(file: string): MachineFileSpec | string[] {
+function readMachineFile(file: string, threads: number | undefined): MachineFileSpec | string[] {
   const text = new TextDecoder().decode(readInput(file, 'machine file'));
   try {
-    return parseMachineFile(text, file);
+    return parseMachineFile(text, file, { threads });
   } catch (error) {
     if (error instanceof MachineFileError) return error.problems;
     throw error;
@@ -83,7 +89,8 @@ function readMachineFile(file: string): MachineFileSpec | string[] {
 }
 
 async function up(file: string, flags: UpFlags): Promise<number> {
-  const spec = readMachineFile(file);
+  const threads = flags.threads === undefined ? undefined : parseUpThreads(flags.threads);
+  const spec = readMachineFile(file, threads);
   if (Array.isArray(spec)) {
     // Each problem is already a whole line, `file:line:col: where: what`, as compilers print them.
     for (const line of spec) process.stderr.write(`${line}\n`);
@@ -101,7 +108,12 @@ async function up(file: string, flags: UpFlags): Promise<number> {
   }
   const restore = flags.restore === undefined ? undefined : resolve(flags.restore);
   const web = flags.web === undefined ? undefined : parseWebAddress(flags.web);
-  if (flags.detach === true) return detach(resolve(file), runDir, control, restore, flags.web);
+  if (flags.detach === true) return detach(resolve(file), runDir, control, restore, flags.web, threads);
+  if (spec.machine.threads > 1) {
+    if (restore !== undefined) throw new UsageError(`--restore: not with ${spec.machine.threads} threads yet: snapshots are one monitor's (docs/threads.md)`);
+    if (web !== undefined) throw new UsageError(`--web: not with ${spec.machine.threads} threads yet: the dashboard reads one monitor (docs/threads.md)`);
+    return new ThreadedUp(resolve(file), spec, runDir, control, (name) => join(runDir, `${name}.console.sock`), UP_APPEND).run();
+  }
   return new Up(resolve(file), spec, runDir, control, consolePath, restore, web).run();
 }
 
@@ -126,6 +138,8 @@ class Up {
     },
   });
   private web: WebControl | undefined;
+  /** The NUMA policy's moves as events (control/page-events.ts). */
+  private pageEvents: PageEvents | undefined;
   /** Kernels, initrds and ELF programs read while the VMs are made, by path (each file read once for all the VMs that name it). */
   private readonly bootFiles = new Map<string, Uint8Array>();
   private readonly userNets = new Map<VirtualMachine, UserNet>();
@@ -160,6 +174,12 @@ class Up {
       if (this.restore === undefined) this.createVms();
       else this.restoreMachine(this.restore);
       await this.openHostSide();
+      this.pageEvents = new PageEvents({
+        tally: () => this.monitor.policy?.tally,
+        vmName: (id) => this.monitor.vms.find((v) => v.id === id)?.name ?? String(id),
+        emit: (name, data) => this.event(name, data),
+        now: () => performance.now(),
+      });
     } catch (error) {
       await this.teardown();
       throw error;
@@ -498,6 +518,7 @@ class Up {
   /** Console output out, and each VM that ended since reported once: a line, the VM_STOPPED event, its console closed. */
   private afterBatch(): void {
     for (const output of this.consoles.values()) output.flush();
+    this.pageEvents?.flush();
     for (const vm of this.monitor.vms) {
       if (vm.state === 'running' || this.reported.has(vm)) continue;
       this.reported.add(vm);

@@ -163,7 +163,7 @@ export function memoryLines(r: MemoryReport): string {
     `${size(m.replicas)} replicas, ${m.lent > 0 ? `${size(m.lent)} lent to other cells, ` : ''}${size(m.free)} free, of ${size(m.total)}\n`;
 }
 
-const ROWS: [keyof VmAccount['total'], string][] = [
+const ROWS: [Exclude<keyof VmAccount['total'], 'monitorByKind'>, string][] = [
   ['guestUserCycles', 'guest user cycles'],
   ['guestKernelCycles', 'guest kernel cycles'],
   ['monitorCycles', 'monitor cycles'],

@@ -79,7 +79,8 @@ export async function buildWebTab(input: WebBuildInput): Promise<WebBuildResult>
   copyFileSync(input.initrd, join(input.out, GUEST_DIR, 'initramfs.cpio'));
   const manifest = { kernel: `${GUEST_DIR}/Image`, initrd: `${GUEST_DIR}/initramfs.cpio`, append: input.append };
   writeFileSync(join(input.out, GUEST_DIR, GUEST_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-  const written = ['index.html', 'main.js', 'main.js.map', 'worker.js', 'worker.js.map', 'tab.css', 'xterm.css',
+  // main.css: the styles the page's modules import (the shared views', uPlot's), bundled by esbuild.
+  const written = ['index.html', 'main.js', 'main.js.map', 'main.css', 'main.css.map', 'worker.js', 'worker.js.map', 'tab.css', 'xterm.css',
     `${GUEST_DIR}/Image`, `${GUEST_DIR}/initramfs.cpio`, `${GUEST_DIR}/${GUEST_MANIFEST}`];
   return { files: written.map((path) => ({ path, bytes: statSync(join(input.out, path)).size })) };
 }

@@ -1,7 +1,8 @@
 // `--web [ADDR:]PORT` of `up` and `run`: the dashboard's web server (host/web/server.ts) speaking the control
 // protocol (control/qmp.ts) to each page, with the token every client must give (docs/dashboard.md).
 
-import { QmpConnection, type QmpCommands, type QmpGreeting } from '../control/qmp.js';
+import { isAbsolute, normalize, sep } from 'node:path';
+import { QmpConnection, QmpError, type QmpCommands, type QmpGreeting } from '../control/qmp.js';
 import { dashboardFiles } from '../host/web/page.js';
 import { WebServer, WebServerError } from '../host/web/server.js';
 import { UsageError } from './options.js';
@@ -19,14 +20,45 @@ export function parseWebAddress(text: string): WebAddress {
   return { host: m[1] === undefined ? '127.0.0.1' : m[1].replace(/^\[|\]$/g, ''), port };
 }
 
+/** The commands that write host files, and the argument naming the file or folder. */
+const FILE_ARGUMENTS: Readonly<Record<string, string>> = { 'snapshot-save': 'file', 'stats-dump': 'dir' };
+
+/**
+ * The command table a web client gets: the same commands, except that a file or folder they write must be a
+ * relative path that stays inside the run directory. The control socket is this machine's user's own (mode
+ * 0600) and may name any path; a page holding the token must not turn it into a write anywhere the user can.
+ */
+export function confineFiles(commands: QmpCommands): QmpCommands {
+  const confined: QmpCommands = { ...commands };
+  for (const [name, argument] of Object.entries(FILE_ARGUMENTS)) {
+    const command = commands[name];
+    if (command === undefined) continue;
+    confined[name] = {
+      ...command,
+      run: (args, client) => {
+        const path = args[argument];
+        if (typeof path === 'string' && path !== '') {
+          const normal = normalize(path);
+          if (isAbsolute(path) || normal === '..' || normal.startsWith(`..${sep}`)) {
+            throw new QmpError('GenericError', `from a web client, '${argument}' must be a relative path inside the run directory: '${path}' is not`);
+          }
+        }
+        return command.run(args, client);
+      },
+    };
+  }
+  return confined;
+}
+
 /** The web server and its clients: every negotiated client gets the events the control socket's clients get. */
 export class WebControl {
   private readonly clients = new Set<QmpConnection>();
 
   private constructor(private server: WebServer | undefined, private readonly token: string) {}
 
-  static async start(address: WebAddress, token: string, commands: QmpCommands, greeting: QmpGreeting): Promise<WebControl> {
+  static async start(address: WebAddress, token: string, allCommands: QmpCommands, greeting: QmpGreeting): Promise<WebControl> {
     const files = await dashboardFiles();
+    const commands = confineFiles(allCommands);
     let control: WebControl | undefined;
     let server: WebServer;
     try {

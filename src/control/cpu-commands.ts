@@ -1,6 +1,7 @@
 // `query-cpus`: the physical CPUs as the dashboard draws them (docs/dashboard.md): where each is in the
 // topology, what vCPU it ran last, where its time went, and in timing mode its misses and each node's.
 
+import { kindRecord } from '../cpu/monitor-kinds.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { QmpCommands } from './qmp.js';
 
@@ -15,6 +16,8 @@ export interface CpuReport {
   userCycles: number;
   kernelCycles: number;
   monitorCycles: number;
+  /** Those cycles by kind of the monitor's work (cpu/monitor-kinds.ts), the kinds with any; they add up to `monitorCycles`. */
+  monitorByKind: Record<string, number>;
   /** Its caches' misses served by its own node's memory and by others', as timing mode counts them (null: the machine has no timing). */
   missesLocal: number | null;
   missesRemote: number | null;
@@ -49,6 +52,7 @@ export function cpusReport(monitor: Monitor): CpusReport {
       userCycles: times.user[p]!,
       kernelCycles: times.kernel[p]!,
       monitorCycles: times.monitor[p]!,
+      monitorByKind: kindRecord(times.kindsOf(p)),
       missesLocal: timing === undefined ? null : timing.missesLocal[p]!,
       missesRemote: timing === undefined ? null : timing.missesRemote[p]!,
     });
@@ -67,7 +71,7 @@ export function cpuCommands(monitor: Monitor): QmpCommands {
   return {
     'query-cpus': {
       help: 'the physical CPUs: {"cycles", "mode", "cpus": [{"cpu", "node", "cell", "failed", "vm", "vcpu" (what it ran last), "userCycles", "kernelCycles", "monitorCycles" ' +
-        '(busy cycles so far by kind; idle is "cycles" minus these), "missesLocal", "missesRemote" (timing mode\'s, null on a machine without timing)}], "nodes": [{"id", "linesRead", "linesWritten"}] ' +
+        '(busy cycles so far by kind; idle is "cycles" minus these), "monitorByKind" (the monitor\'s cycles by kind of work: world-switch, tlb-refill.l2, sbi.time, mmio, …), "missesLocal", "missesRemote" (timing mode\'s, null on a machine without timing)}], "nodes": [{"id", "linesRead", "linesWritten"}] ' +
         '(timing mode: lines each node\'s memory supplied and took back), "policy": null or {"migratedTo", "replicatedTo"} (the NUMA policy\'s pages by destination node)}',
       run: () => cpusReport(monitor),
     },

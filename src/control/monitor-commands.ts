@@ -132,7 +132,7 @@ export function monitorCommands(c: MonitorControl): QmpCommands {
       },
     },
     'query-vm-stats': {
-      help: 'one VM\'s account: {"vm": NAME} → cycles (guest user, guest kernel, monitor, idle, ready), instructions, TLB misses, ' +
+      help: 'one VM\'s account: {"vm": NAME} → cycles (guest user, guest kernel, monitor and the monitor\'s by kind of work in "monitorByKind", idle, ready), instructions, TLB misses, ' +
         'second-level TLB hits, world switches, monitor calls, exits by kind, pages in use (private, shared) and reserved; in "total" and "perVcpu"',
       args: ['vm'],
       run: (args) => accountVm(monitor, vmArgument(args)),

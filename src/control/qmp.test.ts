@@ -32,6 +32,23 @@ describe('QmpConnection', () => {
     assert.equal((c.ask('{"execute":"qmp_capabilities"}').error as { class: string }).class, 'CommandNotFound');
   });
 
+  it('answers a command that returns a promise when it settles, with its id, a QmpError as the error reply', async () => {
+    let answer: (value: unknown) => void = () => undefined;
+    const c = client({
+      later: { help: 'x', run: () => new Promise((resolve) => { answer = resolve; }) },
+      refused: { help: 'x', run: () => Promise.reject(new QmpError('GenericError', 'not here')) },
+    });
+    c.connection.receive('{"execute":"qmp_capabilities"}\n');
+    c.connection.receive('{"execute":"later","id":1}\n');
+    assert.equal(c.sent.length, 2, 'no reply before it settles');
+    answer({ n: 3 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(c.sent[2], { return: { n: 3 }, id: 1 });
+    c.connection.receive('{"execute":"refused","id":2}\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(c.sent[3], { error: { class: 'GenericError', desc: 'not here' }, id: 2 });
+  });
+
   it('answers mistakes with errors and goes on', () => {
     const c = client(ECHO);
     c.ask('{"execute":"qmp_capabilities"}');

@@ -18,7 +18,10 @@ export interface QmpCommand {
   help: string;
   /** Argument names it takes; anything else is refused before `run` is called. */
   args?: readonly string[];
-  /** `client` is the connection that sent it: for commands that keep state per client (console subscriptions). */
+  /**
+   * `client` is the connection that sent it: for commands that keep state per client (console subscriptions).
+   * A promise is answered when it settles (a QmpError as the error reply).
+   */
   run(args: QmpArguments, client?: QmpConnection): unknown;
 }
 
@@ -120,7 +123,16 @@ export class QmpConnection {
     const id = request.id;
     const reply = (message: Record<string, unknown>): void => this.send(id === undefined ? message : { ...message, id });
     try {
-      reply({ return: this.execute(request) ?? {} });
+      const result = this.execute(request);
+      // A command whose answer comes from elsewhere (another thread) returns a promise: its reply follows when it settles.
+      if (result instanceof Promise) {
+        result.then((value: unknown) => { if (!this.closed) reply({ return: value ?? {} }); }, (error: unknown) => {
+          if (!(error instanceof QmpError)) throw error;
+          if (!this.closed) reply(errorReply(error));
+        });
+        return;
+      }
+      reply({ return: result ?? {} });
     } catch (error) {
       if (error instanceof RefusedClient) {
         reply(errorReply(error));

@@ -9,6 +9,7 @@ import type { RamRegion } from '../memory/ram.js';
 import { HartState, SATP_MODE_SV39 } from './hart-state.js';
 import type { MonitorTables } from './exits.js';
 import type { MemoryTiming } from './memory-timing.js';
+import { KIND_REFILL_L2, KIND_REFILL_WALK, MONITOR_KIND_COUNT } from './monitor-kinds.js';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, accessFault, translate, type Access } from './mmu.js';
 import { PAGE_ALLOWED, PAGE_PARTIAL } from './pmp.js';
 import { GLOBAL_ASID, TLB_MASK } from './tlb.js';
@@ -84,6 +85,8 @@ export class HartMemory extends HartState {
    * pmap), per privilege level the vCPU was at; they are part of `simulatedCycles` (charged as stalls).
    */
   readonly monitorCycles = new Float64Array(4);
+  /** The same cycles by kind of work (monitor-kinds.ts): they add up to `monitorCycles`' sum. */
+  readonly monitorKindCycles = new Float64Array(MONITOR_KIND_COUNT);
   /** Under the monitor: what a first-level refill costs, from the second-level TLB or by a walk. */
   refillCosts: { secondLevelHit: number; walk: number } | undefined = undefined;
   /**
@@ -102,10 +105,11 @@ export class HartMemory extends HartState {
    */
   onTlbMiss: ((page: number, write: boolean) => void) | undefined = undefined;
 
-  /** The monitor charges `cycles` of its own work to this vCPU. */
-  chargeMonitor(cycles: number): void {
+  /** The monitor charges `cycles` of its own work of kind `kind` (monitor-kinds.ts) to this vCPU. */
+  chargeMonitor(cycles: number, kind: number): void {
     this.stallCycles += cycles;
     this.monitorCycles[this.priv]! += cycles;
+    this.monitorKindCycles[kind]! += cycles;
   }
 
   /**
@@ -136,12 +140,12 @@ export class HartMemory extends HartState {
       if (second !== undefined && second.lookup(vpn, this.satpAsid)) {
         const region = second.hitRegion!;
         this.secondLevelHits++;
-        if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.secondLevelHit);
+        if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.secondLevelHit, KIND_REFILL_L2);
         // The monitor answers from its table: one entry read, no walk of the guest's tables.
         if (this.timing !== undefined) {
           this.timing.chargeTlbRefill(this.timingCpu, 0);
           const tables = this.monitorTables;
-          if (tables !== undefined) this.chargeMonitor(tables.secondLevelEntry(this.timing, this.timingCpu, vpn, false));
+          if (tables !== undefined) this.chargeMonitor(tables.secondLevelEntry(this.timing, this.timingCpu, vpn, false), KIND_REFILL_L2);
         }
         this.locRegion = region;
         this.locOffset = va + second.hitDelta;
@@ -152,7 +156,7 @@ export class HartMemory extends HartState {
         if (second.hitLargeBase >= 0) this.tlbModel.fillLarge(vpn, second.hitAsid, second.hitAllows, second.hitLargeBase);
         return;
       }
-      if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.walk);
+      if (this.refillCosts !== undefined) this.chargeMonitor(this.refillCosts.walk, KIND_REFILL_WALK);
     }
     const pa = translate(this, va, access);
     // PMP (privileged spec §3.7) at the effective privilege; M-mode only once an entry is locked.
@@ -241,7 +245,7 @@ export class HartMemory extends HartState {
       // Disco's refill by the monitor: its walk is its handler's work (the cost table's `walk`), not the walker's.
       timing.chargeTlbRefill(cpu, 0);
       if (tables !== undefined) references += tables.pmapEntry(timing, cpu, pa) + tables.secondLevelEntry(timing, cpu, vpn, true);
-      this.chargeMonitor(references);
+      this.chargeMonitor(references, KIND_REFILL_WALK);
       return;
     }
     this.stallCycles += references + timing.chargeTlbRefill(cpu, levels);

@@ -3,6 +3,7 @@
 import { StateError, StateReader, bigintItem, integerItem } from '../memory/state.js';
 import type { RamRegion } from '../memory/ram.js';
 import type { Hart } from './hart.js';
+import { KIND_RESTORED } from './monitor-kinds.js';
 import { PMP_ENTRIES } from './pmp.js';
 import { TLB_INVALID, TLB_MASK, TLB_SIZE, type Tlb } from './tlb.js';
 import { LARGE_ENTRIES, TLB_WAYS } from './tlb-model.js';
@@ -164,6 +165,10 @@ export function restoreHart(h: Hart, state: unknown, regions: readonly RamRegion
   h.stop = stop;
   h.restoreRunState(run);
   h.monitorCycles.set(monitorCycles);
+  // The split by kind is not saved: what was charged before the snapshot is one kind of its own, so the kinds
+  // still add up to the monitor's cycles.
+  h.monitorKindCycles.fill(0);
+  h.monitorKindCycles[KIND_RESTORED] = monitorCycles.reduce((a, b) => a + b, 0);
   h.tlbSets.forEach((set, view) => KINDS.forEach((kind, k) => {
     const saved = tlbs[view]![k]!;
     const t = set[kind];

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { PAGE_BYTES } from './ivy.js';
-import { encodeFrame, FrameReader, HEADER_BYTES, MAX_BODY, MAX_REASON, WIRE_VERSION, WireEncodeError, type WireMessage } from './wire.js';
+import { decodeFrame, encodeFrame, FrameReader, HEADER_BYTES, MAX_BODY, MAX_REASON, WIRE_VERSION, WireEncodeError, type WireMessage } from './wire.js';
 
 const LONG = process.env.MIRRORBALL_LONG === '1';
 const u16 = fc.nat(0xffff);
@@ -32,15 +32,17 @@ const message: fc.Arbitrary<WireMessage> = fc.oneof(
   fc.record({ kind: fc.constant('page-data' as const), page: u32, txn: u32, write: fc.boolean(), data: bytes(PAGE_BYTES) }),
   fc.record({ kind: fc.constant('grant' as const), page: u32, txn: u32 }),
   fc.record({ kind: fc.constant('confirm' as const), page: u32, txn: u32, from: u16 }),
-  fc.record({ kind: fc.constant('mmio' as const), id: u32, hart: u16, write: fc.boolean(), size: fc.constantFrom(1, 2, 4, 8), address: u64, value: u64 }),
+  fc.record({ kind: fc.constant('mmio' as const), id: u32, hart: u16, access: fc.constantFrom(0, 1), size: fc.constantFrom(1, 2, 4, 8), address: u64, value: u64 }),
+  fc.record({ kind: fc.constant('mmio' as const), id: u32, hart: u16, access: fc.constantFrom(2, 3, 4), size: fc.integer({ min: 1, max: 8 }), address: u64, value: u64 }),
   fc.record({ kind: fc.constant('mmio-reply' as const), id: u32, ok: fc.boolean(), value: u64 }),
   fc.record({ kind: fc.constant('lines' as const), hart: u16, lines: u32 }),
-  fc.record({ kind: fc.constant('sbi' as const), id: u32, hart: u16, args: fc.array(u64, { minLength: 8, maxLength: 8 }) }),
-  fc.record({ kind: fc.constant('sbi-reply' as const), id: u32, a0: u64, a1: u64 }),
-  fc.record({ kind: fc.constant('fence' as const), id: u32, hart: u16, what: fc.nat(255), asid: u32 }),
-  fc.record({ kind: fc.constant('fence-ack' as const), id: u32 }),
+  fc.record({ kind: fc.constant('signal' as const), hart: u16, bits: u32, entry: u64, opaque: u64 }),
+  fc.record({ kind: fc.constant('hsm' as const), hart: u16, state: u32 }),
+  fc.record({ kind: fc.constant('fence' as const), id: u32, hart: u16, what: fc.nat(255) }),
+  fc.record({ kind: fc.constant('fence-ack' as const), id: u32, hart: u16 }),
   fc.record({ kind: fc.constant('time' as const), round: u32, end: u64, mtime: u64 }),
-  fc.record({ kind: fc.constant('round-done' as const), round: u32, host: u16, instructions: u64, waiting: fc.boolean() }),
+  fc.record({ kind: fc.constant('round-done' as const), round: u32, host: u16, instructions: u64, waiting: fc.boolean(), timer: u64 }),
+  fc.record({ kind: fc.constant('via' as const), to: u16, from: u16, frame: fc.uint8Array({ maxLength: 4200 }) }),
 );
 
 /** The stream of frames cut at the given points. */
@@ -121,8 +123,10 @@ test('wire: each way a frame can be wrong has its line', () => {
   assert.match(lineOf(extra) ?? '', /1 bytes too many/);
   const forward = encodeFrame({ kind: 'forward', page: 1, txn: 2, requester: 0, write: true }); forward[forward.length - 1] = 2;
   assert.match(lineOf(forward) ?? '', /forward.write is 2/);
-  const mmio = encodeFrame({ kind: 'mmio', id: 1, hart: 0, write: false, size: 4, address: 0x1000_0000n, value: 0n }); mmio[HEADER_BYTES + 7] = 3;
+  const mmio = encodeFrame({ kind: 'mmio', id: 1, hart: 0, access: 0, size: 4, address: 0x1000_0000n, value: 0n }); mmio[HEADER_BYTES + 7] = 3;
   assert.equal(lineOf(mmio), 'mmio of size 3');
+  const access = encodeFrame({ kind: 'mmio', id: 1, hart: 0, access: 3, size: 3, address: 0n, value: 0x414243n }); access[HEADER_BYTES + 6] = 5;
+  assert.equal(lineOf(access), 'mmio of access kind 5');
   const refuse = encodeFrame({ kind: 'refuse', reason: 'x' }); refuse[HEADER_BYTES] = 0xff;
   assert.equal(lineOf(refuse), 'refuse.reason is not UTF-8');
   // An incomplete frame is held, not an error.
@@ -137,4 +141,12 @@ test('wire: this host refuses to encode what does not fit its layout', () => {
   assert.throws(() => encodeFrame({ kind: 'ready', host: 70000 }), /not a u16/);
   assert.throws(() => encodeFrame({ kind: 'refuse', reason: 'x'.repeat(MAX_REASON + 1) }), /longer than 512/);
   assert.throws(() => encodeFrame({ kind: 'start', host: 0, hosts: 2, config: 'x'.repeat(MAX_BODY) }), /at most 8192/);
+});
+
+test('wire: a via frame carries one whole frame; anything else inside it is one line', () => {
+  const inner = encodeFrame({ kind: 'grant', page: 9, txn: 2 });
+  assert.deepEqual(decodeFrame(inner), { kind: 'grant', page: 9, txn: 2 });
+  assert.equal(decodeFrame(inner.subarray(0, inner.length - 1)), 'not one whole frame');
+  assert.equal(decodeFrame(new Uint8Array([...inner, ...inner])), 'not one whole frame');
+  assert.equal(decodeFrame(new Uint8Array(12)), 'not a mirrorball host (bad magic)');
 });

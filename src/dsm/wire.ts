@@ -4,7 +4,8 @@
 
 import { PAGE_BYTES, type DsmMessage } from './ivy.js';
 
-export const WIRE_VERSION = 1;
+/** 2: the forwarding of the built-in SBI (signal, hsm, fence with its hart, a round's next timer), mmio's access kinds. */
+export const WIRE_VERSION = 2;
 export const HEADER_BYTES = 8;
 /** The largest body: a page and its fields, with room to spare. */
 export const MAX_BODY = 8192;
@@ -14,6 +15,8 @@ const MAGIC1 = 0x42; // 'B'
 export const MAX_REASON = 512;
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
+/** mmio's access kinds: 0 read, 1 write, 2 SBI reset, 3 SBI console bytes, 4 SBI control (the mailbox's kinds, board/forwarded-mmio.ts). */
+export const MMIO_ACCESS_MAX = 4;
 
 /** Messages of the handshake, the run's control and the forwarding (the DSM's are DsmMessage). */
 export type HostMessage =
@@ -26,25 +29,26 @@ export type HostMessage =
   | { kind: 'stop'; status: number; reason: string }
   | { kind: 'heartbeat'; sent: number }
   | { kind: 'report'; host: number; json: string }
-  | { kind: 'mmio'; id: number; hart: number; write: boolean; size: number; address: bigint; value: bigint }
+  | { kind: 'mmio'; id: number; hart: number; access: number; size: number; address: bigint; value: bigint }
   | { kind: 'mmio-reply'; id: number; ok: boolean; value: bigint }
   | { kind: 'lines'; hart: number; lines: number }
-  | { kind: 'sbi'; id: number; hart: number; args: bigint[] }
-  | { kind: 'sbi-reply'; id: number; a0: bigint; a1: bigint }
-  | { kind: 'fence'; id: number; hart: number; what: number; asid: number }
-  | { kind: 'fence-ack'; id: number }
+  | { kind: 'signal'; hart: number; bits: number; entry: bigint; opaque: bigint }
+  | { kind: 'hsm'; hart: number; state: number }
+  | { kind: 'fence'; id: number; hart: number; what: number }
+  | { kind: 'fence-ack'; id: number; hart: number }
   | { kind: 'time'; round: number; end: bigint; mtime: bigint }
-  | { kind: 'round-done'; round: number; host: number; instructions: bigint; waiting: boolean };
+  | { kind: 'round-done'; round: number; host: number; instructions: bigint; waiting: boolean; timer: bigint }
+  | { kind: 'via'; to: number; from: number; frame: Uint8Array };
 
 export type WireMessage = HostMessage | DsmMessage;
 export type WireKind = WireMessage['kind'];
 
 /**
  * A field's type: unsigned integers (u64 as a bigint; `n64` a u64 read as a safe integer), `bool` a byte
- * 0 or 1, `nonce`/`mac` 32 raw bytes, `page` 4096, `args` eight u64, `reason` and `json` UTF-8 to the
- * end of the body (a reason at most MAX_REASON bytes).
+ * 0 or 1, `nonce`/`mac` 32 raw bytes, `page` 4096, `reason` and `json` UTF-8 to the
+ * end of the body (a reason at most MAX_REASON bytes), `frame` raw bytes to the end of the body.
  */
-type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'n64' | 'bool' | 'nonce' | 'mac' | 'page' | 'args' | 'reason' | 'json';
+type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'n64' | 'bool' | 'nonce' | 'mac' | 'page' | 'reason' | 'json' | 'frame';
 type Layout = readonly (readonly [string, FieldType])[];
 
 /** Each kind's number and body, in order (the table in docs/giantvm.md). */
@@ -66,19 +70,20 @@ const LAYOUTS: Record<WireKind, readonly [number, Layout]> = {
   'page-data': [21, [['page', 'u32'], ['txn', 'u32'], ['write', 'bool'], ['data', 'page']]],
   'grant': [22, [['page', 'u32'], ['txn', 'u32']]],
   'confirm': [23, [['page', 'u32'], ['txn', 'u32'], ['from', 'u16']]],
-  'mmio': [32, [['id', 'u32'], ['hart', 'u16'], ['write', 'bool'], ['size', 'u8'], ['address', 'u64'], ['value', 'u64']]],
+  'mmio': [32, [['id', 'u32'], ['hart', 'u16'], ['access', 'u8'], ['size', 'u8'], ['address', 'u64'], ['value', 'u64']]],
   'mmio-reply': [33, [['id', 'u32'], ['ok', 'bool'], ['value', 'u64']]],
   'lines': [34, [['hart', 'u16'], ['lines', 'u32']]],
-  'sbi': [35, [['id', 'u32'], ['hart', 'u16'], ['args', 'args']]],
-  'sbi-reply': [36, [['id', 'u32'], ['a0', 'u64'], ['a1', 'u64']]],
-  'fence': [37, [['id', 'u32'], ['hart', 'u16'], ['what', 'u8'], ['asid', 'u32']]],
-  'fence-ack': [38, [['id', 'u32']]],
+  'signal': [35, [['hart', 'u16'], ['bits', 'u32'], ['entry', 'u64'], ['opaque', 'u64']]],
+  'hsm': [36, [['hart', 'u16'], ['state', 'u32']]],
+  'fence': [37, [['id', 'u32'], ['hart', 'u16'], ['what', 'u8']]],
+  'fence-ack': [38, [['id', 'u32'], ['hart', 'u16']]],
   'time': [39, [['round', 'u32'], ['end', 'u64'], ['mtime', 'u64']]],
-  'round-done': [40, [['round', 'u32'], ['host', 'u16'], ['instructions', 'u64'], ['waiting', 'bool']]],
+  'round-done': [40, [['round', 'u32'], ['host', 'u16'], ['instructions', 'u64'], ['waiting', 'bool'], ['timer', 'u64']]],
+  'via': [41, [['to', 'u16'], ['from', 'u16'], ['frame', 'frame']]],
 };
 
 const KINDS = new Map<number, WireKind>(Object.entries(LAYOUTS).map(([kind, [n]]) => [n, kind as WireKind]));
-const FIXED: Partial<Record<FieldType, number>> = { u8: 1, u16: 2, u32: 4, u64: 8, n64: 8, bool: 1, nonce: NONCE_BYTES, mac: MAC_BYTES, page: PAGE_BYTES, args: 64 };
+const FIXED: Partial<Record<FieldType, number>> = { u8: 1, u16: 2, u32: 4, u64: 8, n64: 8, bool: 1, nonce: NONCE_BYTES, mac: MAC_BYTES, page: PAGE_BYTES };
 
 /** A message that cannot be put on the wire (a bug in this host, not a peer's fault). */
 export class WireEncodeError extends Error {}
@@ -104,7 +109,9 @@ export function encodeFrame(message: WireMessage): Uint8Array {
   for (const [name, type] of layout) {
     const fixed = FIXED[type];
     if (fixed !== undefined) { length += fixed; continue; }
-    const bytes = encoder.encode(String(record[name]));
+    const value = record[name];
+    if (type === 'frame' && !(value instanceof Uint8Array)) throw new WireEncodeError(`${message.kind}.${name} is not bytes`);
+    const bytes = type === 'frame' ? value as Uint8Array : encoder.encode(String(value));
     if (type === 'reason' && bytes.length > MAX_REASON) throw new WireEncodeError(`${message.kind}: reason longer than ${MAX_REASON} bytes`);
     texts.set(name, bytes);
     length += bytes.length;
@@ -145,16 +152,7 @@ export function encodeFrame(message: WireMessage): Uint8Array {
         if (!(value instanceof Uint8Array) || value.length !== FIXED[type]) bad();
         frame.set(value as Uint8Array, at);
         break;
-      case 'args': {
-        const args = value as bigint[];
-        if (!Array.isArray(args) || args.length !== 8) bad();
-        args.forEach((a, i) => {
-          if (typeof a !== 'bigint' || a < 0n || a >= 2n ** 64n) bad();
-          view.setBigUint64(at + 8 * i, a, true);
-        });
-        break;
-      }
-      case 'reason': case 'json': {
+      case 'reason': case 'json': case 'frame': {
         const bytes = texts.get(name) as Uint8Array;
         frame.set(bytes, at);
         at += bytes.length;
@@ -193,7 +191,10 @@ function decodeBody(kind: WireKind, body: Uint8Array): WireMessage {
         break;
       }
       case 'nonce': case 'mac': case 'page': out[name] = body.slice(at, at + (fixed as number)); break;
-      case 'args': out[name] = Array.from({ length: 8 }, (_, i) => view.getBigUint64(at + 8 * i, true)); break;
+      case 'frame':
+        out[name] = body.slice(at);
+        at = body.length;
+        continue;
       case 'reason': case 'json': {
         const bytes = body.subarray(at);
         if (type === 'reason' && bytes.length > MAX_REASON) throw new BadFrame(`${kind}.${name} is longer than ${MAX_REASON} bytes`);
@@ -209,7 +210,12 @@ function decodeBody(kind: WireKind, body: Uint8Array): WireMessage {
     at += fixed as number;
   }
   if (at !== body.length) throw new BadFrame(`${kind} frame has ${body.length - at} bytes too many`);
-  if (kind === 'mmio' && ![1, 2, 4, 8].includes(out.size as number)) throw new BadFrame(`mmio of size ${String(out.size)}`);
+  if (kind === 'mmio') {
+    // Reads and writes of a device register; the built-in SBI's reset, console bytes and control requests.
+    const access = out.access as number;
+    if (access > MMIO_ACCESS_MAX) throw new BadFrame(`mmio of access kind ${access}`);
+    if (access <= 1 ? ![1, 2, 4, 8].includes(out.size as number) : !((out.size as number) >= 1 && (out.size as number) <= 8)) throw new BadFrame(`mmio of size ${String(out.size)}`);
+  }
   return out as unknown as WireMessage;
 }
 
@@ -268,4 +274,13 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   c.set(a);
   c.set(b, a.length);
   return c;
+}
+
+/** The one frame `bytes` holds (a `via`'s), or a line saying what is wrong with it. */
+export function decodeFrame(bytes: Uint8Array): WireMessage | string {
+  const reader = new FrameReader();
+  const messages = reader.push(bytes);
+  if (reader.error !== undefined) return reader.error;
+  if (messages.length !== 1 || reader.pendingBytes !== 0) return 'not one whole frame';
+  return messages[0]!;
 }

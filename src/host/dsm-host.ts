@@ -7,23 +7,36 @@ import { appendFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { CoherentPages, HOLDS_NONE, HOLDS_READ, HOLDS_WRITE, type CoherentMemory } from '../board/coherent-ram.js';
-import type { CoherentHartSpec } from '../board/coherent-hart.js';
+import { HostSignals, type CoherentHartSpec } from '../board/coherent-hart.js';
+import { ThreadWakes } from '../board/coherent-ram.js';
 import { forwardingMemory, type ForwardingMemory } from '../board/forwarded-mmio.js';
+import type { SbiShared } from '../board/sbi.js';
+import { signalMemory, type SignalMemory } from '../board/threaded-sbi.js';
+import type { HartSnapshot } from '../cpu/hart-snapshot.js';
 import { Reservations } from '../cpu/reservations.js';
 import { DsmNode, DsmProtocolError, INVALID, MODIFIED, type DsmMessage, type Envelope, type PageFrames, type PageState } from '../dsm/ivy.js';
 import type { WireMessage } from '../dsm/wire.js';
-import type { PeerLink } from './host-link.js';
 import { CONTROL, NUMBERS } from './threaded-control.js';
 import type { DsmWorkerData } from './dsm-worker.js';
+import { SignalRelay, type RelayCounters, type RelayMessage } from './signal-relay.js';
 
 /** Round trips a report carries at most (a frame holds 8 KiB): quantiles of them past that. */
 const REPORT_SAMPLES = 500;
+/** The most-bounced pages a report names (the frame's 8 KiB again). */
+const REPORT_BOUNCED = 64;
+/** Milliseconds a host's main loop runs at most without a turn of the event loop (sockets, heartbeats). */
+const YIELD_MS = 20;
 
 /** `values` sorted, or `count` evenly spaced quantiles of them. */
 export function thin(values: readonly number[], count: number): number[] {
   const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length <= count) return sorted.map((v) => Math.round(v));
   return Array.from({ length: count }, (_, i) => Math.round(sorted[Math.floor((i * (sorted.length - 1)) / (count - 1))]!));
+}
+
+/** Where a host's messages to another go: a link, or (between hosts other than 0) a link through host 0. */
+export interface MessageSink {
+  send(message: WireMessage): void;
 }
 
 /** What every host is told in `start` (JSON). */
@@ -35,6 +48,17 @@ export interface HostsConfig {
   devices: { base: number; size: number; name: string }[];
   translate: boolean;
   holdUs: number;
+  /**
+   * Linux under the built-in SBI: each hart's HSM state at the start (the others are parked as firmware
+   * leaves a hart before S-mode, at `entry`). Absent: a bare-metal program, every hart at `entry` in M-mode.
+   */
+  sbi?: { hsm: number[] };
+}
+
+/** What host 0 hands its own harts under the built-in SBI: the machine's firmware state and the harts as loaded. */
+export interface HostZeroSbi {
+  shared: SbiShared;
+  states: HartSnapshot[];
 }
 
 /** Atomics.waitAsync (Node 16+; the project's TypeScript library predates it). */
@@ -71,8 +95,15 @@ export interface HostReport {
   roundTripsUs: number[];
   roundTripCount: number;
   pages: [number, number, number];
+  /** The pages this host manages that bounced most: [page, times its ownership moved], at most REPORT_BOUNCED. */
   bounces: [number, number][];
   instructions: number;
+  /** The built-in SBI's calls relayed to and from other hosts (absent for bare-metal programs). */
+  relay?: RelayCounters;
+  /** `lines` messages host 0 sent (interrupt lines of harts on other hosts). */
+  linesSent?: number;
+  /** Messages host 0 passed on between two other hosts (`via`). */
+  passedOn?: number;
 }
 
 export class HostNode {
@@ -92,10 +123,18 @@ export class HostNode {
   readonly roundTrips: number[] = [];
   failure: string | undefined;
   instructions = 0;
+  linesSent = 0;
+  private lastYield = performance.now();
+  passedOn = 0;
   private faultsTaken = 0;
+  /** Under the built-in SBI: the SBI's state of this host, the harts' signal words and their relay to the other hosts. */
+  readonly sbiShared: SbiShared | undefined;
+  private readonly signalsMemory: SignalMemory | undefined;
+  readonly relay: SignalRelay | undefined;
+  private readonly deadlines: Float64Array | undefined;
 
   constructor(readonly host: number, readonly hosts: number, readonly config: HostsConfig, readonly memory: CoherentMemory,
-    private readonly links: ReadonlyMap<number, PeerLink>) {
+    private readonly links: ReadonlyMap<number, MessageSink>, private readonly zero?: HostZeroSbi) {
     this.mine = Array.from({ length: config.harts }, (_, i) => i).filter((h) => hostOfHart(h, hosts) === host);
     this.forwarding = forwardingMemory(config.harts);
     this.doorbell = new Int32Array(this.forwarding.doorbell);
@@ -116,6 +155,15 @@ export class HostNode {
       if (dump === undefined) process.stderr.write(`${this.describe()}\n`);
       else appendFileSync(dump, `${this.describe()}\n`);
     });
+    if (config.sbi !== undefined) {
+      const harts = config.harts;
+      this.sbiShared = zero?.shared ?? hostSbiState(config.sbi.hsm);
+      this.deadlines = new Float64Array(this.sbiShared.timerDeadline);
+      this.signalsMemory = signalMemory(harts, harts);
+      const signals = new HostSignals(this.signalsMemory, harts, this.mine, new ThreadWakes(memory), this.doorbell);
+      this.relay = new SignalRelay(host, hosts, harts, this.mine, signals, new Int32Array(this.sbiShared.hsmState), (h) => hostOfHart(h, hosts),
+        (to, message) => this.sendTo(to, message));
+    }
     // The DSM starts with every page Modified on host 0.
     if (host === 0) for (let p = 0; p < this.pages.pages; p++) this.pages.raise(p, HOLDS_WRITE);
   }
@@ -127,6 +175,9 @@ export class HostNode {
       const spec: CoherentHartSpec = {
         hart, harts: this.config.harts, entry: this.config.entry, memory: this.memory, reservations, time: this.time,
         translate: this.config.translate, devices: this.config.devices, forwarding: this.forwarding,
+        sbi: this.sbiShared === undefined ? undefined : {
+          shared: this.sbiShared, signals: this.signalsMemory!, local: this.mine, state: this.zero?.states[hart],
+        },
       };
       const worker = startWorker({ index, spec, control: this.control.buffer as SharedArrayBuffer, numbers: this.numbers.buffer as SharedArrayBuffer });
       worker.on('error', (error) => { this.failure ??= `host ${this.host}: hart ${hart}: ${error.message}`; this.ring(); });
@@ -142,6 +193,33 @@ export class HostNode {
     Atomics.store(this.control, CONTROL.DONE, 0);
     Atomics.add(this.control, CONTROL.GENERATION, 1);
     Atomics.notify(this.control, CONTROL.GENERATION);
+    // Between rounds a hart's thread sleeps on its wake word (serving its signals).
+    this.pages.wakeAll();
+  }
+
+  /** The earliest SBI timer deadline of this host's harts after `now` ticks (Infinity: none): what an idle VM may skip to. */
+  nextTimer(now: number): number {
+    let next = Infinity;
+    if (this.deadlines === undefined) return next;
+    for (const h of this.mine) {
+      const d = this.deadlines[h]!;
+      if (d > now && d < next) next = d;
+    }
+    return next;
+  }
+
+  /** Whether this host relayed a signal since the last call (a round that did is not idle). */
+  takeActivity(): boolean {
+    return this.relay?.takeActivity() ?? false;
+  }
+
+  /** A relayed SBI message from host `from` (signal-relay.ts); a wrong one is this host's failure line. */
+  receiveRelay(message: RelayMessage, from: number): void {
+    try {
+      this.relay?.receive(message, from);
+    } catch (error) {
+      this.failure ??= `host ${this.host}: ${error instanceof Error ? error.message : String(error)}`;
+    }
   }
 
   roundDone(): boolean {
@@ -171,12 +249,19 @@ export class HostNode {
     const now = nowUs();
     for (const f of this.pages.takeFaults()) {
       this.faultsTaken++;
-      if (!this.faultSince.has(f.page)) this.faultSince.set(f.page, now);
-      if (this.dsm.fault(f.page, f.write, now)) this.pages.wakeAll();
+      if (this.dsm.fault(f.page, f.write, now)) {
+        // The page came between the hart's look and this one (the tail of an earlier round trip): nothing
+        // to time. Left in faultSince, it would time the page's next arrival from now, seconds later.
+        this.faultSince.delete(f.page);
+        this.pages.wakeAll();
+      } else if (!this.faultSince.has(f.page)) {
+        this.faultSince.set(f.page, now);
+      }
     }
     this.dsm.tick(now);
     this.collect(now);
     this.flush();
+    this.relay?.service();
   }
 
   /** A DSM message from a peer (or a device's fault on host 0). */
@@ -213,29 +298,49 @@ export class HostNode {
     const bell = Atomics.load(this.doorbell, 0);
     const wait = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.doorbell, 0, bell, ms);
     if (wait.async) await wait.value;
+    // A main loop that never waited (the doorbell rang, a held request was due) still lets the event loop
+    // read the sockets and run the heartbeats now and then.
+    if (performance.now() - this.lastYield > YIELD_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.lastYield = performance.now();
+    }
   }
 
   stopWorkers(): Promise<void> {
     Atomics.store(this.control, CONTROL.STOP, 1);
     Atomics.add(this.control, CONTROL.GENERATION, 1);
     Atomics.notify(this.control, CONTROL.GENERATION);
+    this.pages.wakeAll();
     // A hart waiting for a page or an MMIO reply that will not come is ended from outside.
     return Promise.all(this.workers.map((w) => w.terminate())).then(() => {});
+  }
+
+  /** Pages this host's harts wait for (a fault taken, the page not here yet). */
+  get waitingFaults(): number {
+    return this.faultSince.size;
   }
 
   /** What this host waits for, for a hung run's diagnosis (SIGUSR2 prints it). */
   describe(): string {
     const last = this.pages.lastPages();
-    return `host ${this.host}: ${this.dsm.describe()} dsm-states=[${last.map((p) => `${p}:${this.dsm.stateOf(p)}`).join(',')}] taken=${this.faultsTaken} outbox=${this.outbox.length} shot-down=${this.pages.shotDown()} round-done=${this.roundDone()} ${this.pages.describe()}`;
+    return `host ${this.host}: ${this.dsm.describe()} dsm-states=[${last.map((p) => `${p}:${this.dsm.stateOf(p)}`).join(',')}] taken=${this.faultsTaken} waiting=${this.faultSince.size} outbox=${this.outbox.length} shot-down=${this.pages.shotDown()} round-done=${this.roundDone()} ${this.pages.describe()}`;
   }
 
   report(): HostReport {
     const c = this.dsm.counters;
     return {
       host: this.host, readFaults: c.readFaults, writeFaults: c.writeFaults, upgradeFaults: c.upgradeFaults, bytesSent: c.bytesSent,
-      held: c.held, roundTripsUs: thin(this.roundTrips, REPORT_SAMPLES), roundTripCount: this.roundTrips.length, pages: this.dsm.pagesByState(), bounces: [...this.dsm.bounces.entries()],
-      instructions: this.instructions,
+      held: c.held, roundTripsUs: thin(this.roundTrips, REPORT_SAMPLES), roundTripCount: this.roundTrips.length, pages: this.dsm.pagesByState(),
+      bounces: [...this.dsm.bounces.entries()].sort((x, y) => y[1] - x[1]).slice(0, REPORT_BOUNCED),
+      instructions: this.instructions, relay: this.relay?.counters, linesSent: this.host === 0 ? this.linesSent : undefined,
+      passedOn: this.host === 0 && this.hosts > 2 ? this.passedOn : undefined,
     };
+  }
+
+  private sendTo(to: number, message: WireMessage): void {
+    const link = this.links.get(to);
+    if (link === undefined) { this.failure ??= `host ${this.host}: no link to host ${to}`; return; }
+    link.send(message);
   }
 
   private setState(page: number, state: PageState): void {
@@ -265,6 +370,14 @@ export class HostNode {
     }
     this.outbox.length = 0;
   }
+}
+
+/** A host's own copy of the SBI's state: no timer set, the HSM states host 0 started with. */
+function hostSbiState(hsm: readonly number[]): SbiShared {
+  const shared = { timerDeadline: new SharedArrayBuffer(hsm.length * 8), hsmState: new SharedArrayBuffer(hsm.length * 4) };
+  new Float64Array(shared.timerDeadline).fill(Infinity);
+  new Int32Array(shared.hsmState).set(hsm);
+  return shared;
 }
 
 /**

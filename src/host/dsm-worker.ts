@@ -21,7 +21,14 @@ const doorbell = new Int32Array(data.spec.forwarding.doorbell);
 const mine = NUMBERS.WORKERS + data.index * NUMBERS.PER_WORKER;
 let generation = 0;
 for (;;) {
-  Atomics.wait(control, CONTROL.GENERATION, generation);
+  // Between rounds the thread sleeps on its wake word, which a round's start bumps too: what other harts
+  // ask of this one (a remote fence, an IPI, an HSM start) is served meanwhile.
+  const wake = hart.ram.wakeValue();
+  if (Atomics.load(control, CONTROL.GENERATION) === generation) {
+    hart.serve();
+    hart.ram.sleep(wake);
+    continue;
+  }
   generation = Atomics.load(control, CONTROL.GENERATION);
   if (Atomics.load(control, CONTROL.STOP) !== 0) break;
   const round = hart.runRound(numbers[NUMBERS.START]!, numbers[NUMBERS.END]!);

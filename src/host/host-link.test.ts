@@ -39,6 +39,38 @@ test('host link: the same token connects both ways and messages flow', async () 
   l.server.close();
 });
 
+test('host link: a stall of this process longer than the silence allowed is not taken for a silent peer', async () => {
+  const l = await listening('secret');
+  const got = l.nextPeer();
+  const client = await connectHost({ host: '127.0.0.1', port: portOf(l.server) }, 'secret');
+  const peer = await got;
+  const lines: string[] = [];
+  peer.onLost = (line) => lines.push(line);
+  client.onLost = (line) => lines.push(line);
+  // Neither side runs its timers or reads its socket for 1.5 s (a long synchronous stretch, or no CPU).
+  const until = Date.now() + 1500;
+  while (Date.now() < until) { /* stalled */ }
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  assert.deepEqual(lines, []);
+  assert.ok(peer.open && client.open);
+  client.close();
+  l.server.close();
+});
+
+test('host link: a peer that goes silent is lost with one line', async () => {
+  const l = await listening('secret');
+  const got = l.nextPeer();
+  const client = await connectHost({ host: '127.0.0.1', port: portOf(l.server) }, 'secret');
+  const peer = await got;
+  peer.onLost = () => {};
+  // Reach under the link: the listener's side stops sending heartbeats, its socket stays open.
+  clearInterval((peer as unknown as { timer: NodeJS.Timeout }).timer);
+  const lost = await new Promise<string>((resolve) => { client.onLost = resolve; });
+  assert.match(lost, /^host 127\.0\.0\.1:\d+ lost: silent for \d+ ms$/);
+  peer.close();
+  l.server.close();
+});
+
 test('host link: a bad token is refused with one line on both sides, and the listener goes on', async () => {
   const l = await listening('secret');
   const port = portOf(l.server);
@@ -53,20 +85,20 @@ test('host link: a bad token is refused with one line on both sides, and the lis
 });
 
 test('host link: a listener that speaks another version is one line, and so is a client', async () => {
-  // A listener of version 2: its challenge's header says so.
+  // A listener of version 9: its challenge's header says so.
   const fake = createServer((socket) => {
     const frame = encodeFrame({ kind: 'challenge', nonce: new Uint8Array(32) });
-    frame[2] = 2;
+    frame[2] = 9;
     socket.write(frame);
     socket.on('error', () => {});
   });
   fake.listen(0, '127.0.0.1');
   await once(fake, 'listening');
   const port = portOf(fake);
-  await assert.rejects(connectHost({ host: '127.0.0.1', port }, 'secret'), { message: `host 127.0.0.1:${port} speaks wire version 2, this host speaks ${WIRE_VERSION}` });
+  await assert.rejects(connectHost({ host: '127.0.0.1', port }, 'secret'), { message: `host 127.0.0.1:${port} speaks wire version 9, this host speaks ${WIRE_VERSION}` });
   fake.close();
 
-  // A client of version 2 talking to this listener gets a refusal it can read.
+  // A client of version 9 talking to this listener gets a refusal it can read.
   const l = await listening('secret');
   const socket = createConnection({ host: '127.0.0.1', port: portOf(l.server) });
   const reader = new FrameReader();
@@ -74,13 +106,13 @@ test('host link: a listener that speaks another version is one line, and so is a
   socket.on('data', (chunk) => heard.push(...reader.push(chunk)));
   await once(socket, 'connect');
   const hello = encodeFrame({ kind: 'hello', mac: new Uint8Array(32), nonce: new Uint8Array(32) });
-  hello[2] = 2;
+  hello[2] = 9;
   socket.write(hello);
   await once(socket, 'close');
   assert.deepEqual(heard.map((m) => m.kind), ['challenge', 'refuse']);
-  assert.deepEqual(heard[1], { kind: 'refuse', reason: `this host speaks wire version ${WIRE_VERSION}, not 2` });
+  assert.deepEqual(heard[1], { kind: 'refuse', reason: `this host speaks wire version ${WIRE_VERSION}, not 9` });
   assert.equal(l.lines.length, 1);
-  assert.match(l.lines[0]!, /refused: it speaks wire version 2, this host speaks 1$/);
+  assert.match(l.lines[0]!, new RegExp(`refused: it speaks wire version 9, this host speaks ${WIRE_VERSION}$`));
   l.server.close();
 });
 

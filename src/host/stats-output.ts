@@ -9,6 +9,8 @@ import { makePrivateDirectory, PRIVATE_FILE_MODE } from './private-files.js';
 export const CONFIG_FILE = 'config.json';
 export const STATS_TEXT_FILE = 'stats.txt';
 export const STATS_JSON_FILE = 'stats.json';
+/** A run over several hosts: each host's DSM and relay counters (docs/giantvm.md). */
+export const DSM_JSON_FILE = 'dsm.json';
 export const DUMPS_JSON_FILE = 'dumps.json';
 
 /** JSON with object keys sorted at every level, so that equal configurations give identical files. */

@@ -1,6 +1,7 @@
 // Accounting per VM and per vCPU: where the time went, TLB refills, monitor calls, world switches, pages.
 
 import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
+import { kindRecord, MONITOR_KIND_COUNT } from '../cpu/monitor-kinds.js';
 import type { StatsRegistry } from '../timing/stats.js';
 import { PAGE } from './machine-memory.js';
 import type { Monitor } from './monitor.js';
@@ -15,6 +16,11 @@ export interface VcpuAccount {
   guestKernelCycles: number;
   /** Cycles of monitor work on this vCPU's behalf (refills, monitor calls, page fills, world switches). */
   monitorCycles: number;
+  /**
+   * Those cycles by kind of work (cpu/monitor-kinds.ts: `world-switch`, `tlb-refill.l2`, `sbi.time`, `mmio`,
+   * `numa-policy`, …), the kinds with any; they add up to `monitorCycles`.
+   */
+  monitorByKind: Record<string, number>;
   /** Cycles with nothing to do (WFI, powered off); ready time is not in it. */
   idleCycles: number;
   /** Cycles it could have run but another vCPU had the CPU (part of its idle time on its own clock). */
@@ -96,6 +102,7 @@ export function accountVcpu(monitor: Monitor, vm: VirtualMachine, index: number)
     guestUserCycles: h.cyclesAt(PRIV_U) - m[PRIV_U]!,
     guestKernelCycles: h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M) - m[PRIV_S]! - m[PRIV_M]!,
     monitorCycles: m[PRIV_U]! + m[PRIV_S]! + m[PRIV_M]!,
+    monitorByKind: kindRecord(h.monitorKindCycles),
     idleCycles: Math.max(0, h.idleCycles - record.readyCycles),
     readyCycles: record.readyCycles,
     instructions: h.instret,
@@ -137,7 +144,9 @@ export function summarizeVm(vm: VirtualMachine): VmSummary {
 
 export function accountVm(monitor: Monitor, vm: VirtualMachine): VmAccount {
   const perVcpu = vm.vcpus.map((_, i) => accountVcpu(monitor, vm, i));
-  const total = Object.fromEntries(SUMMED.map((k) => [k, perVcpu.reduce((sum, v) => sum + v[k], 0)])) as VmAccount['total'];
+  const kinds = new Float64Array(MONITOR_KIND_COUNT);
+  for (const h of vm.vcpus) for (let k = 0; k < MONITOR_KIND_COUNT; k++) kinds[k]! += h.monitorKindCycles[k]!;
+  const total = { ...Object.fromEntries(SUMMED.map((k) => [k, perVcpu.reduce((sum, v) => sum + v[k], 0)])), monitorByKind: kindRecord(kinds) } as VmAccount['total'];
   return {
     ...summarizeVm(vm),
     monitorCalls: sortedRecord(vm.monitorCalls),

@@ -3,6 +3,7 @@
 // With several cells each cell has one, made through the cells' revocable objects (docs/numa-policy.md, "Cells").
 
 import type { Hart } from '../cpu/hart.js';
+import { KIND_NUMA_POLICY } from '../cpu/monitor-kinds.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import { LargePagePolicy, type CellScope, type LargePageState } from './large-pages.js';
@@ -147,12 +148,13 @@ export class CellPolicy {
       const memmap = this.host.memmap;
       cycles += memmap.entry(timing, cpu, mpn, true) + memmap.entry(timing, cpu, to, true) + vm.tables.pmapEntry(timing, cpu, vm.pmap.base + gppn * 4096, true);
     }
-    h.chargeMonitor(cycles);
+    h.chargeMonitor(cycles, KIND_NUMA_POLICY);
     for (const c of [this.tally.counts, mine]) {
       c.migratedTo[memory.nodeOf(to)]!++;
       c.cycles += cycles;
     }
     this.counters.movePage(mpn, to);
+    this.tally.onMove?.({ kind: 'migrated', vm: vm.id, address: vm.pmap.base + gppn * 4096, pages: 1, from: memory.nodeOf(mpn), to: memory.nodeOf(to) });
     this.records.moved(key, p, interval);
     // A spanning VM's page moved to another cell's node (memory that cell lent): its record goes with it, as its
     // counts did, so that the page's moves and freeze are the same wherever it lies.
@@ -182,13 +184,14 @@ export class CellPolicy {
       const timing = h.memoryTiming;
       const cpu = this.host.lastCpu(vm, h);
       if (timing !== undefined && cpu >= 0) cycles += this.host.memmap.entry(timing, cpu, copy, true);
-      h.chargeMonitor(cycles);
+      h.chargeMonitor(cycles, KIND_NUMA_POLICY);
       // A copy's page counted misses for whatever it held before.
       this.counters.resetPage(copy);
       for (const c of [this.tally.counts, mine]) {
         c.replicatedTo[node]!++;
         c.cycles += cycles;
       }
+      this.tally.onMove?.({ kind: 'replicated', vm: vm.id, address: vm.pmap.base + gppn * 4096, pages: 1, from: memory.nodeOf(mpn), to: node });
     });
     this.counters.resetPage(mpn);
     this.records.moved(key, p, interval);

@@ -3,6 +3,7 @@
 // node again is made one block there (docs/numa-policy.md).
 
 import type { Hart } from '../cpu/hart.js';
+import { KIND_NUMA_POLICY } from '../cpu/monitor-kinds.js';
 import type { MissCounters } from '../timing/miss-counters.js';
 import { BLOCK_PAGES, FREE, PAGE } from './machine-memory.js';
 import { MoveRecords, type MoveRecord, type MoveRecordsState } from './move-records.js';
@@ -215,12 +216,13 @@ export class LargePagePolicy {
         // A copy's page counted misses for whatever it held before.
         this.counters.resetPage(copy + k);
       }
-      h.chargeMonitor(cycles);
+      h.chargeMonitor(cycles, KIND_NUMA_POLICY);
       this.charging.spent(vm, cycles);
       for (const c of [this.counts, mine]) {
         c.groupsReplicatedOn[node]!++;
         c.replicateCycles += cycles;
       }
+      this.tally.onMove?.({ kind: 'replicated', vm: vm.id, address: pmap.base + group * BLOCK_PAGES * PAGE, pages: BLOCK_PAGES, from: home, to: node });
     });
     // Misses from now on say who still reads the master.
     for (let k = 0; k < BLOCK_PAGES; k++) this.counters.resetPage(master + k);
@@ -321,7 +323,7 @@ export class LargePagePolicy {
       }
       this.counters.movePage(from, to);
     }
-    h.chargeMonitor(cycles);
+    h.chargeMonitor(cycles, KIND_NUMA_POLICY);
     this.charging.spent(vm, cycles);
     for (const c of [this.counts, mine]) {
       if (why === 'move') {
@@ -333,6 +335,9 @@ export class LargePagePolicy {
       }
       c.pagesCopied += moved.length;
     }
+    // A coalescing gathers a group on the node most of it is on already: a move all the same, from that node.
+    const from = this.host.memory.nodeOf(moved[0]!.from);
+    this.tally.onMove?.({ kind: 'migrated', vm: vm.id, address: vm.pmap.base + group * BLOCK_PAGES * PAGE, pages: BLOCK_PAGES, from, to: node });
     return true;
   }
 

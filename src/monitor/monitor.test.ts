@@ -243,11 +243,17 @@ test('the accounts add up: totals are the sums over vCPUs, and each vCPU\'s moni
   for (const vm of [small, big]) {
     const account = accountVm(monitor, vm);
     assert.equal(account.perVcpu.length, vm.vcpus.length);
-    const summed = Object.keys(account.perVcpu[0]!).filter((k) => k !== 'index' && k !== 'lastCpu') as (keyof typeof account.total)[];
-    assert.deepEqual(Object.keys(account.total).sort(), [...summed].sort(), 'the totals are not over the per-vCPU figures');
+    const summed = Object.keys(account.perVcpu[0]!).filter((k) => k !== 'index' && k !== 'lastCpu' && k !== 'monitorByKind') as Exclude<keyof typeof account.total, 'monitorByKind'>[];
+    assert.deepEqual(Object.keys(account.total).sort(), [...summed, 'monitorByKind'].sort(), 'the totals are not over the per-vCPU figures');
     for (const key of summed) {
       assert.equal(account.total[key], account.perVcpu.reduce((s, v) => s + v[key], 0), `${vm.name}: total ${key}`);
     }
+    // The monitor's cycles by kind: each vCPU's add up to its monitor cycles, and the VM's are the vCPUs' summed.
+    const kindSum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
+    for (const v of account.perVcpu) assert.equal(kindSum(v.monitorByKind), v.monitorCycles, `${vm.name} vCPU ${v.index}: kinds add up`);
+    const byKind = new Map<string, number>();
+    for (const v of account.perVcpu) for (const [k, n] of Object.entries(v.monitorByKind)) byKind.set(k, (byKind.get(k) ?? 0) + n);
+    assert.deepEqual(account.total.monitorByKind, Object.fromEntries(byKind), `${vm.name}: kinds summed over vCPUs`);
     let monitorCycles = 0;
     for (const [i, v] of account.perVcpu.entries()) {
       const h = vm.vcpus[i]!;
@@ -272,6 +278,15 @@ test('the accounts add up: totals are the sums over vCPUs, and each vCPU\'s moni
       t.worldSwitches * costs.worldSwitch + t.secondLevelHits * costs.secondLevelHit + (t.tlbMisses - t.secondLevelHits) * costs.walk +
       fills * costs.pageFill + exits('sbi.') * costs.monitorCall + exits('wfi') * costs.wfi + exits('interrupt.') * costs.interrupt +
       exits('mmio.') * costs.mmio, `${vm.name}: monitor cycles`);
+    // Each kind holds its own charges (prime costs: one charged under the wrong kind would not divide).
+    const kinds = t.monitorByKind;
+    assert.equal(kinds['world-switch'], t.worldSwitches * costs.worldSwitch, `${vm.name}: world-switch cycles`);
+    assert.equal(kinds['tlb-refill.l2'] ?? 0, t.secondLevelHits * costs.secondLevelHit, `${vm.name}: l2 refill cycles`);
+    assert.equal(kinds['tlb-refill.walk'] ?? 0, (t.tlbMisses - t.secondLevelHits) * costs.walk, `${vm.name}: walk cycles`);
+    assert.equal(kinds['guest-page-fault.fill'], fills * costs.pageFill, `${vm.name}: fill cycles`);
+    assert.equal(kinds['sbi.other'] ?? 0, exits('sbi.') * costs.monitorCall, `${vm.name}: SBI cycles`);
+    assert.equal(kinds.wfi ?? 0, exits('wfi') * costs.wfi, `${vm.name}: WFI cycles`);
+    assert.equal(kinds.interrupt ?? 0, exits('interrupt.') * costs.interrupt, `${vm.name}: interrupt cycles`);
 
     assert.deepEqual(account.monitorCalls, vm === small ? { srst: 1 } : {});
     assert.equal(account.state, vm.state);

@@ -11,6 +11,7 @@ import { CellMap, multiCellProblems } from './cells.js';
 import { MonitorError } from './monitor-error.js';
 import type { TimingModel } from '../timing/timing-model.js';
 import { G_STAGE_TLB_ENTRIES } from '../cpu/g-stage-tlb.js';
+import { KIND_CELL_MIGRATION, KIND_LENT_MEMORY, KIND_SCANNER, KIND_WORLD_SWITCH } from '../cpu/monitor-kinds.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { MachineMemory, OutOfMachineMemory, PAGE } from './machine-memory.js';
 import { MemmapTable } from './monitor-data.js';
@@ -533,7 +534,7 @@ export class Monitor {
       // The scanner's work on its CPU delays whoever runs there now; on an idle CPU it took idle time.
       if (scanPick === undefined || this.vms[scanPick.vm]!.state !== 'running') scanner.idled();
       else {
-        scanPick.hart.chargeMonitor(scanner.owed);
+        scanPick.hart.chargeMonitor(scanner.owed, KIND_SCANNER);
         scanner.charged(scanner.owed);
       }
     }
@@ -549,11 +550,11 @@ export class Monitor {
       this.cpuTimes.mark(h);
       h.timingCpu = p;
       const moves = r.takeOwed();
-      if (moves > 0) h.chargeMonitor(moves);
+      if (moves > 0) h.chargeMonitor(moves, KIND_CELL_MIGRATION);
       // What its VM's memory lent by other cells cost in messages (cell-recovery.ts), since it last ran.
       if (cellular !== undefined) {
         const owed = cellular.takeOwed(vm.id);
-        if (owed > 0) h.chargeMonitor(owed);
+        if (owed > 0) h.chargeMonitor(owed, KIND_LENT_MEMORY);
       }
       const node = this.layout.hartNode[p]!;
       // A vCPU that comes to another node reads its new node's replicas: what its second-level TLB holds of
@@ -564,12 +565,12 @@ export class Monitor {
       if (previous[p] !== r || r.lastPcpu !== p) {
         // The CPU's TLB held someone else's entries (or this vCPU's were on another CPU).
         h.flushFirstLevel();
-        h.chargeMonitor(this.costs.worldSwitch);
+        h.chargeMonitor(this.costs.worldSwitch, KIND_WORLD_SWITCH);
         switchCycles = this.costs.worldSwitch;
         const timing = h.memoryTiming;
         if (timing !== undefined) {
           const references = this.switchReferences(timing, p, previous[p], r, vm);
-          h.chargeMonitor(references);
+          h.chargeMonitor(references, KIND_WORLD_SWITCH);
           switchCycles += references;
         }
         r.worldSwitches++;

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { KIND_NUMA_POLICY } from '../cpu/monitor-kinds.js';
 import { latenciesFromDistances } from '../board/topology.js';
 import { Monitor } from './monitor.js';
 import { saveMonitor } from './monitor-snapshot.js';
@@ -69,6 +70,9 @@ test('pages only another node misses on move there at the round\'s end, charged 
   const moves = policy.counts.migratedTo[1]!;
   assert.ok(policy.counts.cycles > moves * monitor.costs.pageCopy + moves * 32 * 10, `policy cycles ${policy.counts.cycles} for ${moves} moves`);
   assert.ok(vm.vcpus[1]!.monitorCycles.reduce((a, b) => a + b, 0) >= policy.counts.cycles);
+  // The monitor's time by kind has the policy's work as its own kind, all of it and nothing else.
+  assert.equal(vm.vcpus[1]!.monitorKindCycles[KIND_NUMA_POLICY], policy.counts.cycles);
+  assert.equal(vm.vcpus[0]!.monitorKindCycles[KIND_NUMA_POLICY], 0);
   // A page the counters say node 1 misses on mostly (as its CPU would make them), node 0 a little, moves as well.
   const code = vm.pmap.lookup(pages.code[0]!);
   const counters = monitor.timingModel!.counters;

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { KIND_SCANNER } from '../cpu/monitor-kinds.js';
 import { RAM_BASE } from '../board/address-map.js';
 import { CPU_CYCLES_PER_SECOND, latenciesFromDistances } from '../board/topology.js';
 import { PRIV_S } from '../isa/opcodes.js';
@@ -308,6 +309,10 @@ test('while a vCPU runs on its CPU the scanner keeps its own rate and charges th
   assert.deepEqual(on, off);
   assert.equal(on.idleCycles, 0);
   assert.ok(on.cyclesCharged > 0 && on.visited >= 75 && on.visited <= 90, JSON.stringify(on));
+  // What the scanner charged is the vCPU's monitor time of kind scanner (cpu/monitor-kinds.ts).
+  const { monitor, vm } = oneCpu(0, true);
+  for (let i = 0; i < rounds; i++) monitor.runRound();
+  assert.equal(vm.vcpus[0]!.monitorKindCycles[KIND_SCANNER], monitor.scanner!.counts.cyclesCharged);
 });
 
 test('the scanner with an idle rate and first-match merging is deterministic: two identical runs count the same and map the same', () => {

@@ -25,6 +25,20 @@ export function copyCounts(c: PolicyCounts): PolicyCounts {
   return { ...c, migratedTo: [...c.migratedTo], replicatedTo: [...c.replicatedTo] };
 }
 
+/**
+ * One thing the policy did, as it did it (the control protocol's PAGE_MIGRATED and PAGE_REPLICATED events,
+ * docs/control.md): `pages` guest pages from guest-physical address `address` of VM `vm` moved (or copied)
+ * from node `from` to node `to`; 1, or a whole 2 MiB group's 512.
+ */
+export interface PolicyMove {
+  kind: 'migrated' | 'replicated';
+  vm: number;
+  address: number;
+  pages: number;
+  from: number;
+  to: number;
+}
+
 /** Why a hot page was left where it was. */
 export type LeftWhy = 'leftWriteShared' | 'leftFrozen' | 'leftOther';
 
@@ -38,6 +52,9 @@ export class PolicyTally {
   readonly perVm = new Map<number, PolicyCounts>();
   /** Whole 2 MiB groups (large-pages.ts): in all and per VM. */
   readonly large: { readonly counts: LargePageCounts; readonly perVm: Map<number, LargePageCounts> };
+
+  /** Told of each move and copy as it is made (`up` turns them into events); not part of any simulated result. */
+  onMove: ((move: PolicyMove) => void) | undefined = undefined;
 
   constructor(readonly nodes: number) {
     this.counts = noCounts(nodes);

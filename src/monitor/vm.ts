@@ -9,6 +9,7 @@ import { RESUME, WAIT, type ExitAction, type VcpuExit } from '../cpu/exits.js';
 import type { Hart } from '../cpu/hart.js';
 import type { MemoryTiming } from '../cpu/memory-timing.js';
 import { G_STAGE_TLB_ENTRIES, GStageTlb } from '../cpu/g-stage-tlb.js';
+import { causeKind, KIND_BALLOON, KIND_PAGING } from '../cpu/monitor-kinds.js';
 import { SecondLevelTlbSet } from '../cpu/tlb.js';
 import { IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from '../isa/opcodes.js';
 import type { Access } from '../memory/bus.js';
@@ -280,11 +281,11 @@ export class VirtualMachine {
         const resolution = this.resolveFault(gppn, exit.needs);
         if (resolution === undefined) return WAIT;
         // The soft fault that tells the pager a page it gave a second chance was used (pager.ts).
-        this.charge(h, `guest-page-fault.${resolution === 'protection' && this.pager?.takeSoftFault(before) === true ? 'reference' : resolution}`);
+        const kind = this.charge(h, `guest-page-fault.${resolution === 'protection' && this.pager?.takeSoftFault(before) === true ? 'reference' : resolution}`);
         // A copy-on-write break or a collapse takes the old page from the other vCPUs' TLBs that hold it.
-        h.chargeMonitor(this.shootdownIpis(mark, h.id) * this.costs.ipi);
+        h.chargeMonitor(this.shootdownIpis(mark, h.id) * this.costs.ipi, kind);
         const timing = h.memoryTiming;
-        if (timing !== undefined) h.chargeMonitor(this.faultReferences(timing, h.timingCpu, resolution, exit.gpa, before, this.pmap.lookup(gppn)));
+        if (timing !== undefined) h.chargeMonitor(this.faultReferences(timing, h.timingCpu, resolution, exit.gpa, before, this.pmap.lookup(gppn)), kind);
         return resolution === 'wait' ? WAIT : RESUME;
       }
       case 'sbi': {
@@ -316,11 +317,13 @@ export class VirtualMachine {
    * in timing mode also the guest's registers saved to its state page and loaded back, through the cache of
    * the CPU it runs on.
    */
-  private charge(h: Hart, cause: string): void {
+  private charge(h: Hart, cause: string): number {
     this.count(h.id, cause);
-    h.chargeMonitor(causeCost(this.costs, cause));
+    const kind = causeKind(cause);
+    h.chargeMonitor(causeCost(this.costs, cause), kind);
     const timing = h.memoryTiming;
-    if (timing !== undefined) h.chargeMonitor(this.tables.exitState(timing, h.timingCpu, h.id));
+    if (timing !== undefined) h.chargeMonitor(this.tables.exitState(timing, h.timingCpu, h.id), kind);
+    return kind;
   }
 
   /**
@@ -392,7 +395,7 @@ export class VirtualMachine {
       this.outOfMemory ??= error.message.startsWith(OUT_OF_SWAP) ? error.message : `${OUT_OF_MEMORY} (${Math.round((this.pmap.pagesInUse * PAGE) / 2 ** 20)} MiB in use)`;
       return WAIT;
     }
-    h.chargeMonitor(work.written * costs.pageOut + work.zeroDropped * costs.zeroDrop + work.handSteps * costs.handStep + (read ? costs.pageIn : 0));
+    h.chargeMonitor(work.written * costs.pageOut + work.zeroDropped * costs.zeroDrop + work.handSteps * costs.handStep + (read ? costs.pageIn : 0), KIND_PAGING);
     if (read) this.charge(h, 'guest-page-fault.swap-in');
     const io = (work.written > 0 ? costs.latency + work.written * costs.transferPerPage : 0) + (read ? costs.latency + costs.transferPerPage : 0);
     if (io === 0) return read ? RESUME : undefined;
@@ -463,7 +466,7 @@ export class VirtualMachine {
     }
     // The balloon's requests ran inside this vCPU's MMIO notifies: their work is its to pay.
     const owed = this.balloon?.takeOwed(h.id) ?? 0;
-    if (owed > 0) h.chargeMonitor(owed);
+    if (owed > 0) h.chargeMonitor(owed, KIND_BALLOON);
     if (this.outOfMemory !== undefined) return { kind: 'out-of-memory', reason: this.outOfMemory };
     if (this.hardwareError !== undefined) return { kind: 'hardware-error', reason: this.hardwareError };
     if (this.machine.exit !== undefined) return { kind: 'ended' };

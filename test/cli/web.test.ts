@@ -27,7 +27,7 @@ describe('mirrorball web', () => {
     const r = mirrorball('web', 'build', '--out', out, '--kernel', kernel, '--initrd', initrd, '--append', 'console=ttyS0 quiet');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), out);
-    for (const file of ['index.html', 'main.js', 'worker.js', 'xterm.css', 'tab.css']) assert.ok(existsSync(join(out, file)), file);
+    for (const file of ['index.html', 'main.js', 'worker.js', 'xterm.css', 'tab.css', 'main.css']) assert.ok(existsSync(join(out, file)), file);
     assert.deepEqual(readFileSync(join(out, 'guest', 'Image')), readFileSync(kernel));
     assert.deepEqual(readFileSync(join(out, 'guest', 'initramfs.cpio')), readFileSync(initrd));
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'guest', 'manifest.json'), 'utf8')),

@@ -73,6 +73,13 @@ describe('the dashboard in a browser', { skip }, () => {
       const later = await samples(page);
       for (const key of ['web', 'db']) assert.ok(later.vms[key]! > first.vms[key]! + 3, `vm ${key}'s chart: ${JSON.stringify([first, later])}`);
       for (const key of ['0', '1']) assert.ok(later.cpus[key]! > first.cpus[key]! + 3, `cpu ${key}'s chart: ${JSON.stringify([first, later])}`);
+      // Where time goes splits the monitor's share by kind: a booted Linux has world switches and exits of several kinds.
+      const bands = await page.evaluate(() => (globalThis as unknown as { mirrorball: { bands(): Record<string, string[]> } }).mirrorball.bands());
+      for (const chart of ['vm web', 'vm db', 'cpu 0', 'cpu 1']) {
+        const kinds = (bands[chart] ?? []).filter((b) => b.startsWith('monitor: ') && b !== 'monitor: other');
+        assert.ok(kinds.length >= 2, `${chart}'s bands: ${JSON.stringify(bands[chart])}`);
+        assert.deepEqual(bands[chart]!.slice(0, 2), ['guest user', 'guest kernel']);
+      }
       const row = await page.locator('#vm-table tr[data-vm="web"]').innerText();
       assert.match(row, /web\s+running\s+1\s+96\.0M\s+[1-9][\d.]*M\s+[\d.]+M\s+[\d.]+M\s+0\s+0/, row);
       assert.equal(await page.locator('#numa-map .cpu').count(), 2);

@@ -1,5 +1,6 @@
 // The static page of `mirrorball web build`, served by `web serve`, boots the built guest in a real browser
-// (Debian's chromium) to its shell prompt; a command typed into the page's terminal is answered there.
+// (Debian's chromium) to its shell prompt; a command typed into the page's terminal is answered there, and
+// the dashboard's views of where time goes and the NUMA map follow the tab's machine.
 // Booting takes about 6 s of an idle host's time in the browser; the waits below leave room for a loaded one.
 
 import assert from 'node:assert/strict';
@@ -116,6 +117,26 @@ describe('Mirrorball in a browser tab', { skip }, () => {
     assert.deepEqual(Object.keys(stats), ['instructions per second', 'guest time', 'host time', 'harts']);
     assert.match(stats['harts']!, /^1 \(\d busy\)$/);
     assert.ok(Number.parseFloat(stats['guest time']!) > 0.3, `guest time ${stats['guest time']}`);
+
+    // The dashboard's views, fed by the tab's machine: where time goes for the machine and its hart take samples
+    // as time goes on (a command keeps the guest busy meanwhile), and the NUMA map shows the node with its hart.
+    type Samples = { machine: number; harts: number[] };
+    const samples = (): Promise<Samples> => page.evaluate(() => (globalThis as unknown as { mirrorballTab: { samples(): Samples } }).mirrorballTab.samples());
+    const first = await samples();
+    await page.keyboard.type('i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo busy-done\n');
+    await page.waitForFunction(() => (globalThis as unknown as { mirrorballTab: { transcript(): string } }).mirrorballTab.transcript().includes('\nbusy-done'),
+      undefined, { timeout: 60_000, polling: 250 });
+    await page.waitForTimeout(1000);
+    const later = await samples();
+    assert.equal(later.harts.length, 1);
+    assert.ok(later.machine > first.machine + 3 && later.harts[0]! > first.harts[0]! + 3, `the charts did not take samples: ${JSON.stringify([first, later])}`);
+    const legend = await page.locator('#machine-charts .u-legend').innerText();
+    assert.match(legend, /guest user[\s\S]*guest kernel[\s\S]*idle/);
+    assert.doesNotMatch(legend, /monitor/, 'no monitor runs in the tab');
+    assert.equal(await page.locator('#numa-map .node').count(), 1);
+    assert.equal(await page.locator('#numa-map .cpu').count(), 1);
+    assert.match(await page.locator('#numa-map .cpu .vcpu').innerText(), /^(running|wfi|off)$/);
+    await page.screenshot({ path: join(shots, 'web-tab-views.png'), fullPage: true });
 
     // Leaving the shell powers the guest off: the worker's machine stops and the page says why.
     await page.keyboard.type('exit\n');

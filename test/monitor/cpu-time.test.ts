@@ -45,6 +45,21 @@ for (const mode of ['fast', 'timing'] as const) {
     assert.equal(sum((c) => c.userCycles), vcpus('guestUserCycles'));
     assert.equal(sum((c) => c.kernelCycles), vcpus('guestKernelCycles'));
     assert.equal(sum((c) => c.monitorCycles), vcpus('monitorCycles'));
+    // The monitor's cycles by kind: each CPU's add up to its monitor cycles, and each kind over the CPUs is that
+    // kind over the vCPUs.
+    const perKind = (records: Record<string, number>[]): Map<string, number> => {
+      const m = new Map<string, number>();
+      for (const r of records) for (const [k, n] of Object.entries(r)) m.set(k, (m.get(k) ?? 0) + n);
+      return m;
+    };
+    for (const c of report.cpus) {
+      assert.equal(Object.values(c.monitorByKind).reduce((x, y) => x + y, 0), c.monitorCycles, `cpu ${c.cpu}: kinds add up`);
+      assert.ok((c.monitorByKind['world-switch'] ?? 0) > 0, `cpu ${c.cpu}: ${JSON.stringify(c.monitorByKind)}`);
+    }
+    assert.deepEqual([...perKind(report.cpus.map((c) => c.monitorByKind))].sort(), [...perKind(accounts.map((x) => x.total.monitorByKind))].sort());
+    for (const x of accounts) {
+      for (const v of x.perVcpu) assert.equal(Object.values(v.monitorByKind).reduce((p, q) => p + q, 0), v.monitorCycles, `${x.name} vCPU ${v.index}: kinds add up`);
+    }
     if (mode === 'timing') {
       for (const c of report.cpus) assert.ok(c.missesLocal! + c.missesRemote! > 0, `cpu ${c.cpu}'s misses`);
       assert.ok(report.nodes.every((n) => n.linesRead !== null) && report.nodes.some((n) => n.linesRead! > 0), JSON.stringify(report.nodes));

@@ -3,13 +3,12 @@
 // for the fast-changing state ten times a second and for the rest twice a second.
 
 import '@xterm/xterm/css/xterm.css';
-import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
 import { Consoles } from './consoles.js';
-import { RateChart, StackedChart, timeChart } from './charts.js';
+import { RateChart, TimeChart, type TimeParts } from '../views/charts.js';
 import { Control, pageToken } from './protocol.js';
-import { renderCells, renderNuma, type NumaSample } from './machine-view.js';
-import type { CpusReply, FailureRecord, MemoryReply, MonitorReply, VmListing, VmStats } from './replies.js';
+import { MoveArrows, renderCells, renderNuma, type NumaSample, type PageMove } from '../views/machine-view.js';
+import type { CpusReply, FailureRecord, MemoryReply, MonitorReply, VmListing, VmStats } from '../views/replies.js';
 
 /** Host milliseconds between two polls of the fast-changing state. */
 const TICK_MS = 100;
@@ -33,7 +32,7 @@ let polling = false;
 /** Whether the monitor has VM commands (`up`) or is one machine (`run`). */
 let monitorMode = true;
 
-interface ChartState { time: StackedChart; exits?: RateChart; last?: { time: number; parts: number[]; exits?: Record<string, number> } }
+interface ChartState { time: TimeChart; exits?: RateChart; last?: { time: number; parts: number[]; kinds: Record<string, number>; exits?: Record<string, number> } }
 const vmCharts = new Map<string, ChartState>();
 const cpuCharts = new Map<number, ChartState>();
 let lastCpus: CpusReply | undefined;
@@ -57,6 +56,13 @@ control.on('VM_STOPPED', (data) => {
   void refreshVms(false);
 });
 control.on('VM_STARTED', () => { void refreshVms(false); });
+// The NUMA policy's moves as they happen (docs/control.md, "Page events").
+const arrows = new MoveArrows(byId('numa-map'), byId('policy-events'));
+control.on('PAGE_MIGRATED', (data) => arrows.show('migrated', data as unknown as PageMove));
+control.on('PAGE_REPLICATED', (data) => arrows.show('replicated', data as unknown as PageMove));
+control.on('PAGE_EVENTS_DROPPED', (data) => {
+  byId('policy-dropped').textContent = `and more than the events say: ${String(data.totalMigrated)} migrations and ${String(data.totalReplicated)} replications not sent (at most 50 events a second)`;
+});
 
 async function refreshVms(fresh: boolean): Promise<void> {
   const before = new Map(vms.map((v) => [v.name, v.id]));
@@ -89,7 +95,7 @@ async function poll(): Promise<void> {
     renderVms();
     for (const s of stats) vmSample(s, now);
     cpuSamples(cpus, now);
-    if (machine !== undefined) renderNuma(byId('numa-map'), byId('numa-note'), byId('policy-events'), machine, cpus, vms, numa);
+    if (machine !== undefined) renderNuma(byId('numa-map'), byId('numa-note'), machine, cpus, vms, numa);
   } catch {
     // The connection dropped or a VM ended between two commands: the next tick asks again.
   }
@@ -100,7 +106,16 @@ async function slowPoll(): Promise<void> {
   [memory, machine] = await Promise.all([control.execute<MemoryReply>('query-memory'), control.execute<MonitorReply>('query-monitor')]);
   const from = failures.length === 0 ? 0 : failures[failures.length - 1]!.seq + 1;
   failures.push(...await control.execute<FailureRecord[]>('query-failure-report', { from }));
-  renderCells(byId('cell-table'), byId('failure-report'), machine, latest(vms), failures);
+  // With one cell, failing it is failing the machine: the inject form does that for whoever means it.
+  renderCells(byId('cell-table'), byId('failure-report'), machine, latest(vms), failures, machine.cells.length > 1 ? failCell : undefined);
+}
+
+/** The cells table's **fail** button: the cell's monitor node fails, and with it the cell (docs/cells.md). */
+function failCell(cell: MonitorReply['cells'][number]): void {
+  const fault = `node ${cell.monitorNode}`;
+  control.execute<{ fault: string; time: number }>('inject-fault', { fault })
+    .then((r) => { byId('fault-result').textContent = `injected: ${r.fault} (cell ${cell.id}'s monitor node)`; return slowPoll(); })
+    .catch((error: Error) => { byId('fault-result').textContent = error.message; });
 }
 
 function mib(bytes: number): string {
@@ -173,7 +188,7 @@ function vmSample(s: VmStats, now: number): void {
   let state = vmCharts.get(s.name);
   if (state === undefined) {
     const box = chartBox(byId('vm-charts'), `vm-${s.name}`);
-    state = { time: timeChart(box, `vm ${s.name}`), exits: new RateChart(box, `vm ${s.name}: exits/s by kind`) };
+    state = { time: new TimeChart(box, `vm ${s.name}`), exits: new RateChart(box, `vm ${s.name}: exits/s by kind`) };
     vmCharts.set(s.name, state);
   }
   const t = s.total;
@@ -181,12 +196,19 @@ function vmSample(s: VmStats, now: number): void {
   const last = state.last;
   // A VM started again counts from zero: a fall in its counters starts a new baseline.
   if (last !== undefined && parts.every((p, i) => p >= last.parts[i]!) && now > last.time) {
-    state.time.push(now, parts.map((p, i) => p - last.parts[i]!));
+    state.time.push(now, { user: parts[0]! - last.parts[0]!, kernel: parts[1]! - last.parts[1]!, monitor: kindsSince(t.monitorByKind, last.kinds), idle: parts[3]! - last.parts[3]! });
     const rates: Record<string, number> = {};
     for (const [kind, n] of Object.entries(s.exits)) rates[kind] = Math.max(0, (n - (last.exits?.[kind] ?? 0)) / (now - last.time));
     state.exits!.push(now, rates);
   }
-  state.last = { time: now, parts, exits: s.exits };
+  state.last = { time: now, parts, kinds: t.monitorByKind, exits: s.exits };
+}
+
+/** The monitor's cycles by kind in an interval: `now` less `before`. */
+function kindsSince(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const grown: Record<string, number> = {};
+  for (const [k, n] of Object.entries(now)) if (n > (before[k] ?? 0)) grown[k] = n - (before[k] ?? 0);
+  return grown;
 }
 
 function cpuSamples(cpus: CpusReply, now: number): void {
@@ -197,21 +219,25 @@ function cpuSamples(cpus: CpusReply, now: number): void {
   for (const c of cpus.cpus) {
     let state = cpuCharts.get(c.cpu);
     if (state === undefined) {
-      state = { time: timeChart(chartBox(byId('cpu-charts'), `cpu-${c.cpu}`), `cpu ${c.cpu} (node ${c.node})`) };
+      state = { time: new TimeChart(chartBox(byId('cpu-charts'), `cpu-${c.cpu}`), `cpu ${c.cpu} (node ${c.node})`) };
       cpuCharts.set(c.cpu, state);
     }
     const p = previous.cpus[c.cpu]!;
     const busy = [c.userCycles - p.userCycles, c.kernelCycles - p.kernelCycles, c.monitorCycles - p.monitorCycles];
-    state.time.push(now, [...busy, Math.max(0, elapsed - busy.reduce((a, b) => a + b, 0))]);
+    const parts: TimeParts = { user: busy[0]!, kernel: busy[1]!, monitor: kindsSince(c.monitorByKind, p.monitorByKind), idle: Math.max(0, elapsed - busy.reduce((a, b) => a + b, 0)) };
+    state.time.push(now, parts);
   }
 }
 
-/** For the tests and the curious: how many samples each chart has drawn. */
+/** For the tests and the curious: how many samples each chart has drawn, each chart's bands, the moves seen. */
 (window as unknown as { mirrorball: object }).mirrorball = {
   samples: () => ({
     vms: Object.fromEntries([...vmCharts].map(([k, v]) => [k, v.time.samples])),
     cpus: Object.fromEntries([...cpuCharts].map(([k, v]) => [k, v.time.samples])),
   }),
+  /** Each chart's bands, bottom up: the monitor's kinds among them. */
+  bands: () => Object.fromEntries([...[...vmCharts].map(([k, v]) => [`vm ${k}`, v.time.labels]), ...[...cpuCharts].map(([k, v]) => [`cpu ${k}`, v.time.labels])]),
+  moves: () => ({ ...arrows.seen }),
 };
 
 control.connect();

@@ -1,9 +1,11 @@
 // The page: fetches the guest, starts the machine's worker, and shows its console in a terminal, a boot
-// progress line and a small statistics view.
+// progress line, a small statistics table, and the dashboard's views of where time goes and the NUMA map
+// (views.ts, drawn by the modules the dashboard uses: src/web/views/).
 
 import { Terminal } from '@xterm/xterm';
 import type { FromWorker, StatsMessage, ToWorker } from './protocol.js';
 import { LastLine, RateWindow } from './progress.js';
+import { TabViews } from './views.js';
 
 /** What `mirrorball web build` writes next to the page: where the guest's files are and how to boot them. */
 interface GuestManifest {
@@ -58,6 +60,7 @@ let transcript = '';
 let latest: StatsMessage | undefined;
 const lastLine = new LastLine();
 const rate = new RateWindow(1000);
+const views = new TabViews({ machineCharts: element('machine-charts'), hartCharts: element('hart-charts'), map: element('numa-map'), note: element('numa-note') });
 
 const terminal = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14 });
 terminal.open(element('terminal'));
@@ -65,6 +68,7 @@ terminal.focus();
 
 function showStats(stats: StatsMessage): void {
   latest = stats;
+  views.update(stats, Date.now() / 1000);
   rate.add(stats.hostMs, stats.instructions);
   const mips = rate.perSecond() / 1e6;
   progressLine.textContent = `${stats.instructions.toLocaleString('en')} instructions · guest ${stats.guestSeconds.toFixed(2)} s · ${lastLine.text || '…'}`;
@@ -131,6 +135,8 @@ function fail(message: string): void {
 (globalThis as unknown as { mirrorballTab: unknown }).mirrorballTab = {
   transcript: () => transcript,
   stats: () => latest,
+  /** How many intervals the charts of where time goes have drawn: the machine's and each hart's. */
+  samples: () => views.samples,
 };
 
 start().catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

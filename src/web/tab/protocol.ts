@@ -30,6 +30,19 @@ export interface StatsMessage {
   harts: number;
   /** Harts doing work now (not parked, not waiting in WFI). */
   busyHarts: number;
+  /** The machine's time in cycles (a hart's idle cycles are part of it). */
+  cycles: number;
+  memoryBytes: number;
+  /** Per hart, where its time went so far, in cycles, and what it does now: the dashboard's views draw them. */
+  perHart: HartTime[];
+}
+
+export interface HartTime {
+  user: number;
+  /** S and M mode: the guest's kernel and the built-in SBI. */
+  kernel: number;
+  idle: number;
+  state: 'running' | 'wfi' | 'off';
 }
 
 export type FromWorker =

@@ -7,7 +7,8 @@ import { MachineHardware } from '../../board/hardware.js';
 import { Machine, type ExitReason } from '../../board/machine.js';
 import { runMachineOn, type HostLoop } from '../../board/run-loop.js';
 import { TIMEBASE_HZ } from '../../timing/clock.js';
-import type { FromWorker, ToWorker } from './protocol.js';
+import { PRIV_M, PRIV_S, PRIV_U } from '../../isa/opcodes.js';
+import type { FromWorker, HartTime, ToWorker } from './protocol.js';
 
 /** The worker's global scope, as far as this file uses it (the project compiles without the WebWorker lib). */
 interface WorkerScope {
@@ -85,7 +86,14 @@ async function boot(request: Extract<ToWorker, { type: 'boot' }>): Promise<void>
     if (!final && now - reported < STATS_EVERY_MS) return;
     reported = now;
     const busy = m.harts.filter((h) => !h.parked && !h.suspended && !(h.waiting && !h.wakeable)).length;
-    post({ type: 'stats', instructions: m.instructions, guestSeconds: m.clock.now() / TIMEBASE_HZ, hostMs: performance.now() - started, harts: m.harts.length, busyHarts: busy });
+    const perHart: HartTime[] = m.harts.map((h) => ({
+      user: h.cyclesAt(PRIV_U), kernel: h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M), idle: h.idleCycles,
+      state: h.parked || h.suspended ? 'off' : h.waiting && !h.wakeable ? 'wfi' : 'running',
+    }));
+    post({
+      type: 'stats', instructions: m.instructions, guestSeconds: m.clock.now() / TIMEBASE_HZ, hostMs: performance.now() - started, harts: m.harts.length, busyHarts: busy,
+      cycles: m.cycles, memoryBytes: request.memoryBytes, perHart,
+    });
   };
   // Paced, as `run` is when someone may type: a guest waiting for the keyboard waits in host time.
   const exit = await runMachineOn(browserLoop(), m, { pace: true, onBatch: () => report() });

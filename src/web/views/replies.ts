@@ -1,4 +1,5 @@
-// The shapes of the replies the page reads (docs/up.md and docs/dashboard.md give them in full).
+// The shapes of the data the views draw: the control protocol's replies as the dashboard reads them (docs/up.md
+// and docs/dashboard.md give them in full); the browser tab makes the same shapes from its machine.
 
 export interface VmListing {
   id: number;
@@ -20,6 +21,7 @@ export interface VcpuTotals {
   guestUserCycles: number;
   guestKernelCycles: number;
   monitorCycles: number;
+  monitorByKind: Record<string, number>;
   idleCycles: number;
   readyCycles: number;
 }
@@ -35,14 +37,17 @@ export interface VmStats {
 export interface CpusReply {
   cycles: number;
   mode: 'fast' | 'timing';
-  cpus: { cpu: number; node: number; cell: number; failed: boolean; vm: string | null; vcpu: number | null; userCycles: number; kernelCycles: number; monitorCycles: number; missesLocal: number | null; missesRemote: number | null }[];
+  cpus: { cpu: number; node: number; cell: number; failed: boolean; vm: string | null; vcpu: number | null; userCycles: number; kernelCycles: number; monitorCycles: number; monitorByKind: Record<string, number>; missesLocal: number | null; missesRemote: number | null;
+    /** What the CPU is doing, where the view's source knows it (the browser tab: a hart running, in WFI, off). */
+    state?: string }[];
   nodes: { id: number; linesRead: number | null; linesWritten: number | null }[];
   policy: { migratedTo: number[]; replicatedTo: number[] } | null;
 }
 
 export interface MonitorReply {
   cpus: number;
-  nodes: { id: number; cpus: number[]; memoryBytes: number; pagesInUse: number; pagesFree: number; failed: boolean }[];
+  /** `pagesInUse` null: not known (the browser tab's machine, which has no monitor counting them). */
+  nodes: { id: number; cpus: number[]; memoryBytes: number; pagesInUse: number | null; pagesFree: number; failed: boolean }[];
   cells: { id: number; nodes: number[]; cpus: number[]; monitorNode: number; failure: string | null }[];
   mode: string;
   machineFailure: string | null;
