@@ -31,8 +31,9 @@ export const RUN_AHEAD_ROUNDS = 16;
 /**
  * How many rounds a worker may run ahead of the slowest: guest time is the start of the slowest one's
  * round, so a hart can run this many rounds more ahead of the time it reads (the bound of docs/threads.md).
+ * 1, every round a barrier: with a free second core, 4 rounds measured no faster (docs/threads.md, "Measured").
  */
-export const LAG_ROUNDS = 4;
+export const LAG_ROUNDS = 1;
 /** Host milliseconds of rounds between two yields to the event loop. */
 const BATCH_MS = 20;
 /** How long an idle paced machine sleeps before it looks at the time and its input again (as runner.ts). */
