@@ -3,7 +3,6 @@
 // charts updating, a VM stopped from the page and started again. Screenshots go to the helper's folder.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { launchBrowser, screenshotDir } from '../helpers/browser.js';
-import { CLI } from '../helpers/run-process.js';
+import { until, withDashboard } from '../helpers/dashboard-session.js';
 
 const skip = findBuiltGuest() === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
 let dir: string;
@@ -24,13 +22,6 @@ function screen(page: Page, vm: string): Promise<string> {
   return page.locator(`.console[data-vm="${vm}"] .xterm-rows`).innerText();
 }
 
-async function until(what: string, condition: () => Promise<boolean>, timeoutMs: number, detail: () => Promise<string> = async () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`waited ${timeoutMs / 1000} s for ${what}\n${await detail()}`);
-    await sleep(100);
-  }
-}
 
 const state = (page: Page, vm: string): Promise<string> => page.locator(`#vm-table tr[data-vm="${vm}"] td.state`).innerText();
 const samples = (page: Page): Promise<{ vms: Record<string, number>; cpus: Record<string, number> }> =>
@@ -41,30 +32,15 @@ describe('the dashboard in a browser', { skip }, () => {
   it('shows the VMs and charts, takes typing in a console, stops a VM and starts it again', { timeout: 180_000 }, async () => {
     const file = join(dir, 'two.yaml');
     writeFileSync(file, 'machine:\n  topology: uma\n  smp: 2\n  memory: 512M\nvms:\n  - name: web\n    memory: 96M\n  - name: db\n    memory: 96M\n');
-    const up = spawn(process.execPath, [CLI, 'up', file, '--run-dir', join(dir, 'run'), '--web', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    up.stdout!.setEncoding('utf8').on('data', (t: string) => { output += t; });
-    up.stderr!.setEncoding('utf8').on('data', (t: string) => { output += t; });
-    const browser = await launchBrowser();
-    const shots = screenshotDir();
-    let page: Page | undefined;
-    try {
-      await until('the dashboard\'s address', async () => /dashboard \S+/.test(output) || up.exitCode !== null, 60_000);
-      const url = /dashboard (\S+)/.exec(output)?.[1];
-      assert.ok(url !== undefined, output);
-      page = await browser.newPage({ viewport: { width: 1400, height: 1600 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(url);
-      await until('the page to connect', async () => (await page!.locator('#status').innerText()) === 'connected', 30_000, async () => page!.locator('#status').innerText());
+    await withDashboard(file, join(dir, 'run'), 'dashboard', 60_000, async ({ page, errors, shots }) => {
       assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
       assert.deepEqual([await state(page, 'web'), await state(page, 'db')], ['running', 'running']);
 
       // Both consoles reach the shell; one takes a command typed into it.
-      for (const vm of ['web', 'db']) await until(`${vm}'s shell prompt`, async () => (await screen(page!, vm)).includes('mirrorball:/# '), 90_000, () => screen(page!, vm));
+      for (const vm of ['web', 'db']) await until(`${vm}'s shell prompt`, async () => (await screen(page, vm)).includes('mirrorball:/# '), 90_000, () => screen(page, vm));
       await page.locator('.console[data-vm="web"] .xterm-screen').click();
       await page.keyboard.type('echo dash-$((6*7))\n');
-      await until('the answer in web\'s console', async () => (await screen(page!, 'web')).includes('dash-42'), 30_000, () => screen(page!, 'web'));
+      await until('the answer in web\'s console', async () => (await screen(page, 'web')).includes('dash-42'), 30_000, () => screen(page, 'web'));
       assert.ok(!(await screen(page, 'db')).includes('dash-42'), 'db\'s console did not get web\'s typing');
 
       // The charts take samples as time goes on, per VM and per physical CPU; the VM list has memory in it.
@@ -87,22 +63,15 @@ describe('the dashboard in a browser', { skip }, () => {
 
       // Stop db from the page, then start it again: the list follows, and db boots to its shell anew.
       await page.locator('#vm-table tr[data-vm="db"] button.stop').click();
-      await until('db stopped', async () => (await state(page!, 'db')) === 'stopped', 10_000);
+      await until('db stopped', async () => (await state(page, 'db')) === 'stopped', 10_000);
       assert.equal(await state(page, 'web'), 'running');
       await page.screenshot({ path: join(shots, 'dashboard-stopped.png'), fullPage: true });
       await page.locator('#vm-table tr[data-vm="db"] button.start').click();
-      await until('db running again', async () => (await state(page!, 'db')) === 'running', 10_000);
-      await until('db\'s console to start afresh', async () => !(await screen(page!, 'db')).includes('mirrorball:/# '), 10_000, () => screen(page!, 'db'));
-      await until('db\'s shell prompt again', async () => (await screen(page!, 'db')).includes('mirrorball:/# '), 90_000, () => screen(page!, 'db'));
+      await until('db running again', async () => (await state(page, 'db')) === 'running', 10_000);
+      await until('db\'s console to start afresh', async () => !(await screen(page, 'db')).includes('mirrorball:/# '), 10_000, () => screen(page, 'db'));
+      await until('db\'s shell prompt again', async () => (await screen(page, 'db')).includes('mirrorball:/# '), 90_000, () => screen(page, 'db'));
       await page.screenshot({ path: join(shots, 'dashboard-restarted.png'), fullPage: true });
       assert.deepEqual(errors, [], 'no script errors on the page');
-    } catch (error) {
-      await page?.screenshot({ path: join(shots, 'dashboard-failed.png'), fullPage: true }).catch(() => {});
-      throw error;
-    } finally {
-      await browser.close();
-      up.kill('SIGTERM');
-      await new Promise((resolve) => { if (up.exitCode !== null) resolve(null); else up.once('exit', resolve); });
-    }
+    });
   });
 });
