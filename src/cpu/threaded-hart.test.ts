@@ -1,5 +1,5 @@
 // A threaded hart's doublewords (docs/threads.md, "The memory model"): aligned loads and stores through
-// Atomics give the same words as the one-thread path, negative halves included, in RAM's little-endian order.
+// Atomics give the same words as the one-thread path, negative halves and words given unsigned included, in RAM's little-endian order.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -22,7 +22,7 @@ test('a threaded hart stores and loads aligned doublewords as word pairs, low wo
   const h = new Probe(0, { bus, clock: { now: () => 0 }, reservations: new Reservations(1) });
   h.reset(RAM);
   const memory = bus.guestMemory();
-  const cases: [number, number][] = [[0, 0], [1, 0], [-1, -1], [0x12345678, -0x789abcdf], [-0x80000000, 0x7fffffff]];
+  const cases: [number, number][] = [[0, 0], [1, 0], [-1, -1], [0x12345678, -0x789abcdf], [-0x80000000, 0x7fffffff], [0xffffffff, 0x80000000]];
   cases.forEach(([lo, hi], i) => {
     const at = RAM + 0x100 + 8 * i;
     h.store64(at, lo, hi);

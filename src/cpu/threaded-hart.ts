@@ -7,8 +7,6 @@ import { ACCESS_READ, ACCESS_WRITE } from './mmu.js';
 import { Hart } from './hart.js';
 import type { HartEnvironment } from './hart-state.js';
 
-const TWO_32 = 4294967296n;
-
 export class ThreadedHart extends Hart {
   /** A word of this hart's own: FENCE is an atomic add on it, a full barrier for the host and for V8. */
   private readonly fenceWord = new Int32Array(new SharedArrayBuffer(64));
@@ -56,11 +54,21 @@ export class ThreadedHart extends Hart {
       if (region !== undefined) {
         const reservations = this.env.reservations;
         if (reservations.count !== 0) reservations.storeBy(this.id, region.base + o, 8);
-        Atomics.store(region.i64, o >>> 3, BigInt(hi) * TWO_32 + BigInt(lo >>> 0));
+        Atomics.store(region.i64, o >>> 3, this.join(lo, hi));
         return;
       }
     }
     super.store64(va, lo, hi);
+  }
+
+  /**
+   * The doubleword of words `lo` and `hi`, through the scratch doubleword: one BigInt made, where
+   * `BigInt(hi) * 2n ** 32n + BigInt(lo >>> 0)` makes four and does BigInt arithmetic on each store.
+   */
+  private join(lo: number, hi: number): bigint {
+    this.scratch32[0] = lo;
+    this.scratch32[1] = hi;
+    return this.scratch64[0]!;
   }
 
   /**
