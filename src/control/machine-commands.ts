@@ -4,6 +4,8 @@ import type { Machine } from '../board/machine.js';
 import { MAX_DUMPS, type Simulation } from '../board/simulation.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { executionMode, setExecutionMode } from '../board/timing-mode.js';
+import { PRIV_M, PRIV_S, PRIV_U } from '../isa/opcodes.js';
+import type { CpusReport } from './cpu-commands.js';
 import type { RunGate } from '../host/runner.js';
 import { enumArgument, integerArgument, QmpError, stringArgument, type QmpCommands } from './qmp.js';
 import { faultCommands } from './fault-commands.js';
@@ -75,6 +77,11 @@ export function machineCommands(c: MachineControl): QmpCommands {
         }
       },
     },
+    'query-cpus': {
+      help: 'the harts as the dashboard draws physical CPUs, in query-cpus\' shape under `up` (no monitor: its cycles 0, no VM): {"cycles", "mode", ' +
+        '"cpus": [{"cpu", "node", "userCycles", "kernelCycles" (S and M), "missesLocal", "missesRemote" (timing mode\'s, else null), …}], "nodes", "policy": null}',
+      run: () => hartsReport(c.machine, c.simulation),
+    },
     'query-machine': {
       help: 'harts, nodes, memory, and how far the machine has run: {"harts", "nodes", "memoryBytes", "instructions", "cycles", "guestTicks"}',
       run: () => ({
@@ -131,5 +138,25 @@ export function machineCommands(c: MachineControl): QmpCommands {
         return out;
       },
     },
+  };
+}
+
+/**
+ * `query-cpus` for one machine (`run`): each hart as a physical CPU in the monitor's reply shape (cpu-commands.ts),
+ * so the dashboard draws where its time went; idle is the machine's cycles minus the hart's busy ones.
+ */
+export function hartsReport(machine: Machine, simulation: Simulation): CpusReport {
+  const timing = simulation.model;
+  return {
+    cycles: machine.cycles,
+    mode: executionMode(machine),
+    cpus: machine.harts.map((h, p) => ({
+      cpu: p, node: machine.layout.hartNode[p]!, cell: 0, failed: false, vm: null, vcpu: null,
+      userCycles: h.cyclesAt(PRIV_U), kernelCycles: h.cyclesAt(PRIV_S) + h.cyclesAt(PRIV_M), monitorCycles: 0, monitorByKind: {},
+      missesLocal: timing === undefined ? null : timing.missesLocal[p]!,
+      missesRemote: timing === undefined ? null : timing.missesRemote[p]!,
+    })),
+    nodes: machine.layout.nodes.map((n) => ({ id: n.id, linesRead: timing?.linesRead[n.id] ?? null, linesWritten: timing?.linesWritten[n.id] ?? null })),
+    policy: null,
   };
 }

@@ -192,6 +192,16 @@ describe('mirrorball run --web', () => {
       const until = Date.now() + 30_000;
       while (!seen.includes('IBM') && Date.now() < until) { seen += client.consoleText('machine'); await sleep(20); }
       assert.equal(seen, 'IBM');
+      // Where the hart's time went, in the monitor's query-cpus shape, so the page draws it: busy cycles grow
+      // and never exceed the machine's time.
+      type Cpus = { cycles: number; cpus: { cpu: number; userCycles: number; kernelCycles: number; monitorCycles: number }[] };
+      const first = await client.ok('query-cpus') as Cpus;
+      await sleep(300);
+      const later = await client.ok('query-cpus') as Cpus;
+      assert.deepEqual(later.cpus.map((c) => c.cpu), [0]);
+      const busy = (r: Cpus): number => r.cpus[0]!.userCycles + r.cpus[0]!.kernelCycles;
+      assert.ok(later.cycles > first.cycles && busy(later) > busy(first), JSON.stringify([first, later]));
+      assert.ok(busy(later) <= later.cycles && later.cpus[0]!.monitorCycles === 0, JSON.stringify(later));
       await client.ok('quit');
       assert.deepEqual((await client.next((x) => x.event === 'SHUTDOWN')).data, { reason: 'host-quit' });
     } finally {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
-import { until, withDashboard } from '../helpers/dashboard-session.js';
+import { until, withDashboard, withPage } from '../helpers/dashboard-session.js';
 
 const skip = findBuiltGuest() === undefined ? 'no guest built: run `node bin/mirrorball.js guest build` (npm test does)' : false;
 let dir: string;
@@ -71,6 +71,19 @@ describe('the dashboard in a browser', { skip }, () => {
       await until('db\'s console to start afresh', async () => !(await screen(page, 'db')).includes('mirrorball:/# '), 10_000, () => screen(page, 'db'));
       await until('db\'s shell prompt again', async () => (await screen(page, 'db')).includes('mirrorball:/# '), 90_000, () => screen(page, 'db'));
       await page.screenshot({ path: join(shots, 'dashboard-restarted.png'), fullPage: true });
+      assert.deepEqual(errors, [], 'no script errors on the page');
+    });
+  });
+
+  it('with run --web: the one machine\'s console, and where its harts\' time goes', { timeout: 120_000 }, async () => {
+    await withPage(['run', '--smp', '2', '--web', '0'], 'dashboard-run', 60_000, async ({ page, errors, shots }) => {
+      await until('the machine\'s shell prompt', async () => (await screen(page, 'machine')).includes('mirrorball:/# '), 90_000, () => screen(page, 'machine'));
+      const first = await samples(page);
+      await sleep(1500);
+      const later = await samples(page);
+      for (const key of ['0', '1']) assert.ok((later.cpus[key] ?? 0) > (first.cpus[key] ?? 0) + 3, `hart ${key}'s chart: ${JSON.stringify([first, later])}`);
+      assert.deepEqual(later.vms, {});
+      await page.screenshot({ path: join(shots, 'dashboard-run.png'), fullPage: true });
       assert.deepEqual(errors, [], 'no script errors on the page');
     });
   });

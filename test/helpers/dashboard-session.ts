@@ -34,8 +34,13 @@ export interface DashboardSession {
  * Runs `body` against `up FILE --run-dir RUN-DIR --web 0` with its page open and connected (after at most
  * `addressMs` for `up` to print the page's address). A failure saves `NAME-failed.png` before it is thrown.
  */
-export async function withDashboard(file: string, runDir: string, name: string, addressMs: number, body: (s: DashboardSession) => Promise<void>): Promise<void> {
-  const up = spawn(process.execPath, [CLI, 'up', file, '--run-dir', runDir, '--web', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function withDashboard(file: string, runDir: string, name: string, addressMs: number, body: (s: DashboardSession) => Promise<void>): Promise<void> {
+  return withPage(['up', file, '--run-dir', runDir, '--web', '0'], name, addressMs, body);
+}
+
+/** The same for any command line that serves the dashboard and prints its address (`run … --web 0` too). */
+export async function withPage(argv: readonly string[], name: string, addressMs: number, body: (s: DashboardSession) => Promise<void>): Promise<void> {
+  const up = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   up.stdout!.setEncoding('utf8').on('data', (t: string) => { output += t; });
   up.stderr!.setEncoding('utf8').on('data', (t: string) => { output += t; });

@@ -86,8 +86,12 @@ async function poll(): Promise<void> {
   tick++;
   try {
     if (tick % SLOW_EVERY === 0) await slowPoll();
-    if (!monitorMode) return;
     const now = Date.now() / 1000;
+    // One machine (`run`): where each hart's time goes, from the same query-cpus shape.
+    if (!monitorMode) {
+      cpuSamples(await control.execute<CpusReply>('query-cpus'), now);
+      return;
+    }
     const [list, cpus] = await Promise.all([control.execute<VmListing[]>('query-vms'), control.execute<CpusReply>('query-cpus')]);
     vms = list;
     const running = latest(vms).filter((v) => v.state === 'running');
