@@ -10,7 +10,7 @@ import { startUnderSbi } from '../board/boot.js';
 import { Machine } from '../board/machine.js';
 import { assemble, requireToolchain } from '../../test/helpers/asm.js';
 import { ThreadCounters, WORKER_COUNTER } from '../board/thread-counters.js';
-import { SBI_PROGRAM } from '../../test/helpers/sbi-programs.js';
+import { SBI_PRELUDE, SBI_PROGRAM } from '../../test/helpers/sbi-programs.js';
 import { runThreaded } from './threaded-runner.js';
 
 const RAM = 0x8000_0000;
@@ -46,18 +46,10 @@ test('the built-in SBI on 2 threads: HSM start, an IPI, a remote FENCE.I that re
  * reads it until its TLB holds the page. Hart 0 then points the entry at 0x8040_0000 and makes a remote
  * SFENCE.VMA of that page on hart 1: hart 1's next read must come from the new page. Exit 0 if so.
  */
-const SFENCE_PROGRAM = `
-.equ EXT_HSM, 0x48534d
-.equ EXT_RFENCE, 0x52464e43
-.equ EXT_SRST, 0x53525354
+const SFENCE_PROGRAM = `${SBI_PRELUDE}
 .equ OLD, 0x80200000
 .equ NEW, 0x80400000
 .equ VA, 0x40000000
-.macro sbi ext, fid
-  li a7, \\ext
-  li a6, \\fid
-  ecall
-.endm
 .globl _start
 _start:
   li t0, OLD

@@ -1,13 +1,7 @@
 // S-mode programs for the built-in SBI on harts of several threads or hosts (docs/threads.md, docs/giantvm.md).
 
-/**
- * Two harts, loaded at the start of RAM and started under the SBI (hart 0 at the start). Hart 0 starts hart
- * 1 (HSM, with an opaque value it checks), sends it an IPI, patches code hart 1 runs translated and makes a
- * remote FENCE.I that must reach hart 1's blocks before the call returns; both harts then fence each other
- * 300 times at once (no deadlock); hart 1 sets an SBI timer and waits for it. Hart 0 prints OK on the SBI's
- * debug console and powers off with 0; with 1 if something went wrong.
- */
-export const SBI_PROGRAM = `
+/** The SBI extensions' ids and a macro `sbi EXT, FID` that makes the call: the start of every program here. */
+export const SBI_PRELUDE = `
 .equ EXT_HSM, 0x48534d
 .equ EXT_IPI, 0x735049
 .equ EXT_RFENCE, 0x52464e43
@@ -19,6 +13,16 @@ export const SBI_PROGRAM = `
   li a6, \\fid
   ecall
 .endm
+`;
+
+/**
+ * Two harts, loaded at the start of RAM and started under the SBI (hart 0 at the start). Hart 0 starts hart
+ * 1 (HSM, with an opaque value it checks), sends it an IPI, patches code hart 1 runs translated and makes a
+ * remote FENCE.I that must reach hart 1's blocks before the call returns; both harts then fence each other
+ * 300 times at once (no deadlock); hart 1 sets an SBI timer and waits for it. Hart 0 prints OK on the SBI's
+ * debug console and powers off with 0; with 1 if something went wrong.
+ */
+export const SBI_PROGRAM = `${SBI_PRELUDE}
 .globl _start
 _start:
   bnez a0, hart1
