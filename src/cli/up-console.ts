@@ -1,7 +1,7 @@
 // A VM's console under `up`: its log file, its console socket and its part of the console hub (the control
 // protocol's console-subscribe, docs/control.md), fed in chunks between batches (the UART gives bytes one by one).
 
-import { writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import type { ConsoleHub } from '../control/console-commands.js';
 import type { ConsoleSocket } from '../host/console-socket.js';
 
@@ -38,5 +38,12 @@ export class VmConsole {
     this.flush();
     this.closing ??= this.socket?.close() ?? Promise.resolve();
     return this.closing;
+  }
+
+  /** Closes the socket and the log file too (`up` ending; `close` alone keeps the log for a restarted VM). */
+  async closeWithLog(): Promise<void> {
+    await this.close();
+    if (this.logFd !== undefined) closeSync(this.logFd);
+    this.logFd = undefined;
   }
 }

@@ -4,7 +4,6 @@
 // socket answers what the main thread knows (query-vms, vm-stop, quit, the consoles); the rest is refused
 // in one line until it is forwarded. Not reproducible.
 
-import { closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConsoleHub } from '../control/console-commands.js';
 import { QmpError, stringArgument, type QmpArguments, type QmpCommands } from '../control/qmp.js';
@@ -235,11 +234,7 @@ export class ThreadedUp {
   }
 
   private async teardown(): Promise<void> {
-    for (const output of this.consoles.values()) {
-      await output.close();
-      if (output.logFd !== undefined) closeSync(output.logFd);
-      output.logFd = undefined;
-    }
+    for (const output of this.consoles.values()) await output.closeWithLog();
     await this.server?.close();
     this.server = undefined;
   }

@@ -2,7 +2,6 @@
 // socket (QMP-shaped, docs/control.md) and one console socket per VM, in the foreground until the VMs end.
 
 import { FileSwapStore } from '../host/swap-file.js';
-import { closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MachineConfigError } from '../board/address-map.js';
@@ -554,11 +553,7 @@ class Up {
 
   /** Closes whatever was opened (also after a failed start). */
   private async teardown(): Promise<void> {
-    for (const output of this.consoles.values()) {
-      await output.close();
-      if (output.logFd !== undefined) closeSync(output.logFd);
-      output.logFd = undefined;
-    }
+    for (const output of this.consoles.values()) await output.closeWithLog();
     await this.server?.close();
     this.server = undefined;
     await this.web?.close();
