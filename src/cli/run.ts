@@ -317,7 +317,6 @@ function hostsFor(flags: RunFlags): ReturnType<typeof hostsWanted> {
   const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore], ['--bios', flags.bios], ['--net', flags.net], ['--console', flags.console],
     ['--serial', flags.serial], ['--rng', flags.rng], ['--nodes', flags.nodes], ['--topology', flags.topology], ['--time host', flags.time === 'host' ? true : undefined]] as const)
     .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
-  if (flags.drive.length > 0) refused.push('--drive');
   if (refused.length > 0) throw new UsageError(`--hosts and --join do not work with ${refused.join(', ')} yet`);
   return wanted;
 }

@@ -177,6 +177,11 @@ export class DsmNode {
     return false;
   }
 
+  /** Whether this host's request for `page` is out (its fault not yet satisfied). */
+  requested(page: number): boolean {
+    return this.pending.has(page);
+  }
+
   /** A message from a host (or from this one). */
   receive(message: DsmMessage, now: number): void {
     this.checkPage(message.page);

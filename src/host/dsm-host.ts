@@ -15,6 +15,7 @@ import { signalMemory, type SignalMemory } from '../board/threaded-sbi.js';
 import type { HartSnapshot } from '../cpu/hart-snapshot.js';
 import { Reservations } from '../cpu/reservations.js';
 import { DsmNode, DsmProtocolError, INVALID, MODIFIED, type DsmMessage, type Envelope, type PageFrames, type PageState } from '../dsm/ivy.js';
+import type { DmaCounters } from '../dsm/dma-gate.js';
 import type { WireMessage } from '../dsm/wire.js';
 import { CONTROL, NUMBERS } from './threaded-control.js';
 import type { DsmWorkerData } from './dsm-worker.js';
@@ -104,6 +105,8 @@ export interface HostReport {
   linesSent?: number;
   /** Messages host 0 passed on between two other hosts (`via`). */
   passedOn?: number;
+  /** Host 0's devices' DMA through the DSM (dsm/dma-gate.ts). */
+  dma?: DmaCounters;
 }
 
 export class HostNode {

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { INSTRUCTIONS_PER_TICK, TIMEBASE_HZ } from '../timing/clock.js';
 import { BusError } from '../memory/bus.js';
 import type { AccessSize } from '../memory/device.js';
+import { DmaGate } from '../dsm/dma-gate.js';
 import { DSM_HOLD_US } from '../dsm/ivy.js';
 import type { WireMessage } from '../dsm/wire.js';
 import { HostNode, hostOfHart, isDsmMessage, startDsmWorker, type HostReport, type HostsConfig } from './dsm-host.js';
@@ -65,6 +66,15 @@ export async function runOnHosts(machine: Machine, links: readonly PeerLink[], o
   const memory = coherentMemory(ram.base, ram.size, machine.harts.length, ram.buffer as SharedArrayBuffer);
   const node = new HostNode(0, hosts, config, memory, byHost,
     sbi === undefined ? undefined : { shared: sbi.shared(), states: machine.harts.map((h) => saveHart(h, regions)) });
+  // The devices' DMA goes through host 0's copy of memory, with the pages held as it needs (dsm/dma-gate.ts),
+  // and breaks the LR reservations of host 0's harts on what it writes.
+  const gate = new DmaGate(ram.base, ram.size, {
+    holds: (page) => node.pages.holds(page),
+    fault: (page, write) => node.hostFault(page, write),
+    requested: (page) => node.dsm.requested(page),
+  });
+  machine.bus.dmaGate = (address, length, write) => gate.check(address, length, write);
+  const stopObserving = machine.bus.observeDmaWrites((address, length) => node.reservations.storeBy(-1, address, length));
   // The built-in SBI's reset, console and control requests, from this host's harts and the others'.
   const server = new MmioServer(machine.bus, node.forwarding, machine.harts.length, {
     reset: (type, reason) => machine.sbiReset(type, reason),
@@ -172,6 +182,7 @@ export async function runOnHosts(machine: Machine, links: readonly PeerLink[], o
       for (;;) {
         if (server.serve() > 0) publishLines();
         node.service();
+        if (gate.service()) publishLines();
         check();
         if (node.roundDone() && roundsDone.size === links.length) break;
         await node.sleep(node.sleepMs());
@@ -179,7 +190,8 @@ export async function runOnHosts(machine: Machine, links: readonly PeerLink[], o
       const mine = node.roundResult();
       // A round in which a signal went between hosts (an IPI, a start, a fence) is not idle: its target may
       // have taken it only after its round (no skip of guest time past it).
-      let idle = mine.idle && !node.takeActivity();
+      // Nor is one in which a device waits for pages (its completion is an interrupt to come).
+      let idle = mine.idle && !node.takeActivity() && !gate.waiting;
       let remoteTimer = Infinity;
       machine.instructions += mine.instructions;
       for (const r of roundsDone.values()) {
@@ -215,13 +227,15 @@ export async function runOnHosts(machine: Machine, links: readonly PeerLink[], o
       }
     }
   } finally {
+    machine.bus.dmaGate = undefined;
+    stopObserving();
     for (const [, link] of byHost) link.send({ kind: 'stop', status: 0, reason: 'the run is over' });
     await node.stopWorkers();
   }
   const until = Date.now() + REPORT_MS;
   while (reports.length < links.length && lost === undefined && Date.now() < until) await node.sleep(20);
   for (const [, link] of byHost) link.close();
-  reports.push(node.report());
+  reports.push({ ...node.report(), dma: { ...gate.counters } });
   reports.sort((a, b) => a.host - b.host);
   return { exit: machine.exit ?? { kind: 'limit' }, reports };
 }
@@ -246,5 +260,6 @@ export function dsmStatsLine(r: HostReport): string {
     `faults-upgrade=${r.upgradeFaults} bytes-sent=${r.bytesSent} held=${r.held} rtt-count=${r.roundTripCount} rtt-median-us=${us(quantile(rtt, 0.5))} ` +
     `rtt-p99-us=${us(quantile(rtt, 0.99))} pages-invalid=${r.pages[0]} pages-shared=${r.pages[1]} pages-modified=${r.pages[2]}` +
     (r.relay === undefined ? '' : ` signals-sent=${r.relay.signalsSent} fences-sent=${r.relay.fencesSent} fences-served=${r.relay.fencesServed} hsm-sent=${r.relay.hsmSent}`) +
-    (r.linesSent === undefined ? '' : ` lines-sent=${r.linesSent}`) + (r.passedOn === undefined ? '' : ` passed-on=${r.passedOn}`) + ` most-bounced=${bounced || '-'}`;
+    (r.linesSent === undefined ? '' : ` lines-sent=${r.linesSent}`) +
+    (r.dma === undefined ? '' : ` dma-read-pages=${r.dma.readPages} dma-write-pages=${r.dma.writePages} dma-waits=${r.dma.waits} dma-bytes-read=${r.dma.bytesRead} dma-bytes-written=${r.dma.bytesWritten}`) + (r.passedOn === undefined ? '' : ` passed-on=${r.passedOn}`) + ` most-bounced=${bounced || '-'}`;
 }

@@ -86,6 +86,12 @@ export class Bus {
    * reports an error to the guest). Unset: denied DMA is refused.
    */
   dmaFault: ((address: number, access: Access) => boolean) | undefined = undefined;
+  /**
+   * Across hosts (docs/giantvm.md, "DMA"): asked before a device's DMA touches [address, address + length)
+   * of RAM; throws DmaPending (after asking for the pages) when this host does not hold them as the access
+   * needs. Unset: every page of RAM is here.
+   */
+  dmaGate: ((address: number, length: number, write: boolean) => void) | undefined = undefined;
   private dmaObservers: ((address: number, length: number) => void)[] = [];
 
   /**
@@ -262,8 +268,13 @@ export class Bus {
 class BusMemory implements GuestMemory {
   constructor(private readonly bus: Bus) {}
 
-  private check(address: number, length: number): void {
+  private check(address: number, length: number, write = false): void {
     if (!this.bus.isRam(address, length)) throw new DmaError(address, length);
+    this.bus.dmaGate?.(address, length, write);
+  }
+
+  prepare(address: number, length: number, write: boolean): void {
+    this.check(address, length, write);
   }
 
   isRam(address: number, length: number): boolean {
@@ -311,7 +322,7 @@ class BusMemory implements GuestMemory {
    * and breaks the copy or refuses the whole write, first); the pieces found so are then written.
    */
   write(address: number, data: Uint8Array): void {
-    this.check(address, data.length);
+    this.check(address, data.length, true);
     const pieces: [RamRegion, number, number, number][] = [];
     this.each(address, data.length, ACCESS_WRITE, (region, offset, done, n) => pieces.push([region, offset, done, n]));
     for (const [region, offset, done, n] of pieces) {
@@ -336,7 +347,7 @@ class BusMemory implements GuestMemory {
 
   /** Writes a little-endian value of `length` ≤ 4 bytes, in place when it lies in one piece. */
   private writeBytes(address: number, length: number, value: number): void {
-    this.check(address, length);
+    this.check(address, length, true);
     const region = this.resolve(address, length, ACCESS_WRITE);
     if (this.bus.resolvedRun >= length) {
       const o = this.bus.resolvedOffset;

@@ -8,6 +8,17 @@ export class DmaError extends Error {
 }
 
 /**
+ * Thrown when the memory a device reaches is RAM but not here yet: across hosts (docs/giantvm.md, "DMA"),
+ * a page another host holds. Nothing was touched. The device's work is to be done again once `whenReady`
+ * calls back; it is not the guest's mistake and not an error to report.
+ */
+export class DmaPending extends Error {
+  constructor(readonly address: number, readonly whenReady: (retry: () => void) => void) {
+    super(`DMA waits for the page at 0x${address.toString(16)}`);
+  }
+}
+
+/**
  * Physical memory as a device's DMA engine sees it (rust-vmm's GuestMemory shape). Under the monitor
  * the same interface resolves guest-physical addresses through the VM's pmap; on the bare machine it
  * is the machine's RAM. Every method checks the whole range and throws DmaError before touching anything.
@@ -25,4 +36,10 @@ export interface GuestMemory {
   writeU32(address: number, value: number): void;
   /** True when [address, address + length) lies entirely in RAM. */
   isRam(address: number, length: number): boolean;
+  /**
+   * Makes [address, address + length) ready for a device to read (or write, if `write`) without waiting:
+   * throws DmaError outside RAM, DmaPending when a page is not here yet (it is asked for, every missing
+   * page of the range at once). Absent, or returning: every access to the range goes through now.
+   */
+  prepare?(address: number, length: number, write: boolean): void;
 }

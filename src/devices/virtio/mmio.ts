@@ -1,7 +1,7 @@
 // The virtio-mmio transport, version 2 (virtio 1.1 §4.2): registers, feature negotiation, queues, interrupts.
 
 import type { AccessSize, Device, IrqLine } from '../../memory/device.js';
-import { DmaError, type GuestMemory } from '../../memory/guest-memory.js';
+import { DmaError, DmaPending, type GuestMemory } from '../../memory/guest-memory.js';
 import type { Pollable } from '../pollable.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
 import { StateError, StateReader } from '../../memory/state.js';
@@ -101,6 +101,8 @@ export class VirtioMmio implements Device, Pollable {
   /** The context of the current activation; replaced at reset so a stale one does nothing. */
   private context: (VirtioContext & { alive: boolean }) | undefined;
   private readonly log: (message: string) => void;
+  /** Work waiting for DMA pages across hosts (a queue's notify, or the poll): each waits once. */
+  private readonly waiting = new Set<number | 'poll'>();
 
   constructor(readonly device: VirtioDevice, private readonly memory: GuestMemory, private readonly irq: IrqLine, options: VirtioMmioOptions = {}) {
     this.name = `virtio-mmio(${device.deviceId})`;
@@ -123,7 +125,7 @@ export class VirtioMmio implements Device, Pollable {
   }
 
   poll(): void {
-    if (this.active && this.device.poll !== undefined) this.guarded(() => this.device.poll!());
+    if (this.active && this.device.poll !== undefined) this.guarded(() => this.device.poll!(), 'poll');
   }
 
   read(offset: number, size: AccessSize, _hart: number): number {
@@ -205,7 +207,7 @@ export class VirtioMmio implements Device, Pollable {
 
   private notify(index: number): void {
     if (!this.active || this.queues[index]?.virtqueue === undefined) return;
-    this.guarded(() => this.device.notify(index));
+    this.guarded(() => this.device.notify(index), index);
   }
 
   /** §2.1.2 and §3.1.1: the driver moves through ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK; 0 resets. */
@@ -233,12 +235,10 @@ export class VirtioMmio implements Device, Pollable {
 
   private activate(): void {
     const context = this.newContext();
-    this.guarded(() => {
-      this.device.activate(context);
-      // Buffers made available before DRIVER_OK were not consumed (§3.1.1); look at them now.
-      this.queues.forEach((queue, index) => {
-        if (queue.virtqueue !== undefined && this.active) this.device.notify(index);
-      });
+    this.guarded(() => this.device.activate(context));
+    // Buffers made available before DRIVER_OK were not consumed (§3.1.1); look at them now.
+    this.queues.forEach((queue, index) => {
+      if (queue.virtqueue !== undefined && this.active) this.notify(index);
     });
   }
 
@@ -330,6 +330,7 @@ export class VirtioMmio implements Device, Pollable {
   private reset(): void {
     if (this.context !== undefined) this.context.alive = false;
     this.context = undefined;
+    this.waiting.clear();
     this.device.reset();
     this.statusBits = 0;
     this.driverFeatures = 0n;
@@ -346,10 +347,23 @@ export class VirtioMmio implements Device, Pollable {
   }
 
   /** Runs device work; a guest mistake or a device fault stops the device instead of escaping to the bus. */
-  private guarded(work: () => void): void {
+  private guarded(work: () => void, retry?: number | 'poll'): void {
     try {
       work();
     } catch (error) {
+      if (error instanceof DmaPending && retry !== undefined) {
+        // Across hosts: a page the work needs is on its way; it is done again (whole: nothing was taken) once in.
+        if (this.waiting.has(retry)) return;
+        this.waiting.add(retry);
+        const context = this.context;
+        error.whenReady(() => {
+          if (this.context !== context) return; // reset meanwhile (which forgot what waited)
+          this.waiting.delete(retry);
+          if (retry === 'poll') this.poll();
+          else this.notify(retry);
+        });
+        return;
+      }
       const guestMistake = error instanceof VirtqueueError || error instanceof DmaError;
       const message = error instanceof Error ? error.message : String(error);
       this.needsReset(guestMistake ? message : `device fault: ${message}`);

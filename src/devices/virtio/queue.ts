@@ -1,6 +1,6 @@
 // The split virtqueue (virtio 1.1 §2.6), device side: the one boundary where guest-written rings are validated.
 
-import type { GuestMemory } from '../../memory/guest-memory.js';
+import { DmaPending, type GuestMemory } from '../../memory/guest-memory.js';
 import type { StateReader } from '../../memory/state.js';
 import { AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MAX_QUEUE_SIZE } from './spec.js';
 
@@ -109,8 +109,43 @@ export class Virtqueue {
     if (this.available() === 0) return undefined;
     const slot = this.layout.avail + RING_HEADER + AVAIL_ENTRY * (this.lastAvail % this.size);
     const head = this.memory.readU16(slot);
+    // A malformed chain takes its place in the ring all the same (the device then needs a reset anyway).
+    let chain: DescriptorChain;
+    try {
+      chain = this.walk(head);
+    } catch (error) {
+      if (!(error instanceof DmaPending)) this.lastAvail = (this.lastAvail + 1) & INDEX_MASK;
+      throw error;
+    }
+    this.prepare(chain);
     this.lastAvail = (this.lastAvail + 1) & INDEX_MASK;
-    return this.walk(head);
+    return chain;
+  }
+
+  /**
+   * Across hosts, everything the device will touch for `chain` is made ready before the chain leaves the
+   * ring: its buffers, its used entry, the used index and the avail flags `takeNotification` reads. A page
+   * not here throws DmaPending (every missing page asked for) with nothing taken, so the work is done again
+   * whole once the pages are in (docs/giantvm.md, "DMA").
+   */
+  private prepare(chain: DescriptorChain): void {
+    const prepare = this.memory.prepare;
+    if (prepare === undefined) return;
+    let pending: DmaPending | undefined;
+    const need = (address: number, length: number, write: boolean): void => {
+      try {
+        prepare.call(this.memory, address, length, write);
+      } catch (error) {
+        if (!(error instanceof DmaPending)) throw error;
+        pending ??= error;
+      }
+    };
+    for (const s of chain.readable) if (s.length > 0) need(s.address, s.length, false);
+    for (const s of chain.writable) if (s.length > 0) need(s.address, s.length, true);
+    need(this.layout.used + RING_HEADER + USED_ENTRY * (this.nextUsed % this.size), USED_ENTRY, true);
+    need(this.layout.used, RING_HEADER, true);
+    need(this.layout.avail, RING_HEADER, false);
+    if (pending !== undefined) throw pending;
   }
 
   /**
