@@ -21,6 +21,7 @@ import { loadRunSnapshot, saveRunSnapshot, type LoadedSnapshot } from '../host/r
 import { SnapshotFileError } from '../host/snapshot-file.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { RunGate, runMachine } from '../host/runner.js';
+import { registerDsmStats } from '../host/dsm-stats.js';
 import { DSM_JSON_FILE, writeFileWhole, writeStatsOutput } from '../host/stats-output.js';
 import { PRIVATE_FILE_MODE } from '../host/private-files.js';
 import { join } from 'node:path';
@@ -474,6 +475,8 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
       program: report.program,
     };
     try {
+      // A run over hosts: the DSM's counters under dsm.* (docs/giantvm.md, "Statistics").
+      if (dsmReports.length > 0) registerDsmStats(simulation.stats, dsmReports, machine.bus.machineRam[0]!.base);
       writeStatsOutput(flags.statsDir, config, simulation.stats, simulation.dumps);
       // A run over hosts: each host's DSM and relay counters (docs/giantvm.md, "Statistics").
       if (dsmReports.length > 0) writeFileWhole(join(flags.statsDir, DSM_JSON_FILE), `${JSON.stringify({ hosts: dsmReports }, null, 2)}\n`, PRIVATE_FILE_MODE);

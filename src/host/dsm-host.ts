@@ -19,6 +19,7 @@ import type { DmaCounters } from '../dsm/dma-gate.js';
 import type { WireMessage } from '../dsm/wire.js';
 import { CONTROL, NUMBERS } from './threaded-control.js';
 import type { DsmWorkerData } from './dsm-worker.js';
+import { rttHistogram } from './dsm-stats.js';
 import { SignalRelay, type RelayCounters, type RelayMessage } from './signal-relay.js';
 
 /** Round trips a report carries at most (a frame holds 8 KiB): quantiles of them past that. */
@@ -95,6 +96,8 @@ export interface HostReport {
   /** Fault round trips of this host's harts (the fault to the page in place), µs: all of them, or evenly spaced quantiles of them. */
   roundTripsUs: number[];
   roundTripCount: number;
+  /** All the round trips, counted by duration (dsm-stats.ts's buckets). */
+  rttHistogram?: number[];
   pages: [number, number, number];
   /** The pages this host manages that bounced most: [page, times its ownership moved], at most REPORT_BOUNCED. */
   bounces: [number, number][];
@@ -333,7 +336,8 @@ export class HostNode {
     const c = this.dsm.counters;
     return {
       host: this.host, readFaults: c.readFaults, writeFaults: c.writeFaults, upgradeFaults: c.upgradeFaults, bytesSent: c.bytesSent,
-      held: c.held, roundTripsUs: thin(this.roundTrips, REPORT_SAMPLES), roundTripCount: this.roundTrips.length, pages: this.dsm.pagesByState(),
+      held: c.held, roundTripsUs: thin(this.roundTrips, REPORT_SAMPLES), roundTripCount: this.roundTrips.length,
+      rttHistogram: rttHistogram(this.roundTrips), pages: this.dsm.pagesByState(),
       bounces: [...this.dsm.bounces.entries()].sort((x, y) => y[1] - x[1]).slice(0, REPORT_BOUNCED),
       instructions: this.instructions, relay: this.relay?.counters, linesSent: this.host === 0 ? this.linesSent : undefined,
       passedOn: this.host === 0 && this.hosts > 2 ? this.passedOn : undefined,

@@ -77,7 +77,8 @@ test('run --hosts 2: the stress program on harts in two host processes passes, i
   if (!requireToolchain(t)) return;
   const mark = `MB_HOSTS_TEST_${randomBytes(6).toString('hex')}`;
   for (const harts of [2, 3]) {
-    const r = mirrorball(['run', '--elf', buildStress(harts, LONG ? 20_000 : 200), '--smp', String(harts), '--hosts', '2', '--stats'], { [mark]: '1' });
+    const statsDir = join(mkdtempSync(join(tmpdir(), 'mb-hosts-stats-')), 'out');
+    const r = mirrorball(['run', '--elf', buildStress(harts, LONG ? 20_000 : 200), '--smp', String(harts), '--hosts', '2', '--stats', '--stats-dir', statsDir], { [mark]: '1' });
     assert.equal(r.status, 0, r.stderr);
     const zero = dsmLine(r.stderr, 0);
     const one = dsmLine(r.stderr, 1);
@@ -85,6 +86,19 @@ test('run --hosts 2: the stress program on harts in two host processes passes, i
     assert.ok(one['faults-read']! > 0 && one['faults-write']! > 0, r.stderr);
     assert.ok(zero['bytes-sent']! > 0 && one['bytes-sent']! > 0, r.stderr);
     assert.ok(one.instructions! > 0 && zero.instructions! > 0, r.stderr);
+    // The same counters in stats.json, under dsm.* (and in stats.txt beside the machine's).
+    const json = JSON.parse(readFileSync(join(statsDir, 'stats.json'), 'utf8')) as Record<string, { value?: number; values?: Record<string, number>; total?: number }>;
+    for (const [host, line] of [[0, zero], [1, one]] as const) {
+      const p = `dsm.host${host}`;
+      assert.deepEqual(json[`${p}.faults`]?.values, { read: line['faults-read'], write: line['faults-write'], upgrade: line['faults-upgrade'] });
+      assert.equal(json[`${p}.bytesSent`]?.value, line['bytes-sent']);
+      assert.equal(json[`${p}.roundTrips`]?.value, line['rtt-count']);
+      assert.equal(json[`${p}.roundTripHistogram`]?.total, line['rtt-count'], 'every round trip in one bucket');
+      assert.equal(json[`${p}.roundTripMedian`]?.value, line['rtt-median-us']);
+      assert.deepEqual(json[`${p}.pages`]?.values, { invalid: line['pages-invalid'], shared: line['pages-shared'], modified: line['pages-modified'] });
+    }
+    assert.ok(json['dsm.bounced']!.total! > 0, 'pages bounced, by address');
+    assert.match(readFileSync(join(statsDir, 'stats.txt'), 'utf8'), /^dsm\.host1\.faults::write +\d+/m);
   }
   assert.deepEqual(processesMarked(mark), [], 'no host process is left behind');
 });
