@@ -18,14 +18,24 @@ export interface ConsoleRun {
   seconds: number;
   /** Host seconds from typing the command to the end marker: the command's own wall time. */
   commandSeconds: number;
+  /** With `poweroff`: the process's exit status. */
+  status?: number | null;
+}
+
+export interface ConsoleScriptOptions {
+  /**
+   * After the end marker, type `poweroff -f` and resolve once the process has exited by itself (its status
+   * in `ConsoleRun.status`), so that it writes what it writes at exit (statistics); otherwise it is killed.
+   */
+  poweroff?: boolean;
 }
 
 /**
- * Starts `file args`, waits for the shell's prompt, types `command` framed by markers and `poweroff`, and
- * returns its output. Rejects with the console's tail when the prompt or the end marker does not come in
- * `timeoutMs`.
+ * Starts `file args`, waits for the shell's prompt, types `command` framed by markers, and returns its
+ * output. Rejects with the console's tail when the prompt or the end marker (or, with `poweroff`, the
+ * exit) does not come in `timeoutMs`.
  */
-export function consoleScript(file: string, args: readonly string[], command: string, timeoutMs: number): Promise<ConsoleRun> {
+export function consoleScript(file: string, args: readonly string[], command: string, timeoutMs: number, options: ConsoleScriptOptions = {}): Promise<ConsoleRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -34,6 +44,7 @@ export function consoleScript(file: string, args: readonly string[], command: st
     let typed = false;
     let typedAt = 0;
     let done = false;
+    let ended: ConsoleRun | undefined;
     const finish = (error: Error | undefined, result?: ConsoleRun): void => {
       if (done) return;
       done = true;
@@ -42,7 +53,7 @@ export function consoleScript(file: string, args: readonly string[], command: st
       if (error !== undefined) reject(error);
       else resolve(result!);
     };
-    const timer = setTimeout(() => finish(new Error(`no ${typed ? 'end marker' : 'prompt'} in ${timeoutMs} ms; console:\n${text.slice(-3000)}`)), timeoutMs);
+    const timer = setTimeout(() => finish(new Error(`no ${ended !== undefined ? 'exit' : typed ? 'end marker' : 'prompt'} in ${timeoutMs} ms; console:\n${text.slice(-3000)}`)), timeoutMs);
     const look = (): void => {
       if (!typed && text.includes(PROMPT)) {
         typed = true;
@@ -52,9 +63,11 @@ export function consoleScript(file: string, args: readonly string[], command: st
       }
       const begin = text.lastIndexOf(`${BEGIN}\n`);
       const end = text.indexOf(`${END}\n`, begin);
-      if (typed && begin >= 0 && end > begin) {
+      if (typed && ended === undefined && begin >= 0 && end > begin) {
         const now = performance.now();
-        finish(undefined, { output: text.slice(begin + BEGIN.length + 1, end), console: text, seconds: (now - started) / 1000, commandSeconds: (now - typedAt) / 1000 });
+        ended = { output: text.slice(begin + BEGIN.length + 1, end), console: text, seconds: (now - started) / 1000, commandSeconds: (now - typedAt) / 1000 };
+        if (options.poweroff === true) child.stdin.write('poweroff -f\n');
+        else finish(undefined, ended);
       }
     };
     // A \r\n can be split between two chunks: the whole text is normalized each time.
@@ -68,6 +81,9 @@ export function consoleScript(file: string, args: readonly string[], command: st
       text = raw.replace(/\r\n/g, '\n');
     });
     child.on('error', (error) => finish(error));
-    child.on('exit', (code) => finish(new Error(`${file} exited (${code}) before the end marker; console:\n${text.slice(-3000)}`)));
+    child.on('exit', (code) => {
+      if (ended !== undefined) finish(undefined, { ...ended, console: text, status: code });
+      else finish(new Error(`${file} exited (${code}) before the end marker; console:\n${text.slice(-3000)}`));
+    });
   });
 }
