@@ -315,7 +315,7 @@ function hostsFor(flags: RunFlags): ReturnType<typeof hostsWanted> {
   if (wanted === undefined && flags.dsmHold !== undefined) throw new UsageError('--dsm-hold is for --hosts above 1 or --join');
   if (wanted === undefined) return undefined;
   if (flags.timing !== undefined && flags.timing !== false) throw new UsageError('--timing is refused across hosts: the cache model\'s caches and latencies know nothing of the network');
-  const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore], ['--bios', flags.bios], ['--net', flags.net], ['--console', flags.console],
+  const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore], ['--bios', flags.bios], ['--console', flags.console],
     ['--serial', flags.serial], ['--rng', flags.rng], ['--nodes', flags.nodes], ['--topology', flags.topology], ['--time host', flags.time === 'host' ? true : undefined]] as const)
     .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
   if (refused.length > 0) throw new UsageError(`--hosts and --join do not work with ${refused.join(', ')} yet`);
