@@ -143,7 +143,8 @@ export function registerRunCommand(program: Command): void {
     .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1, the reproducible mode); ' +
       'above 1 a run is not reproducible, and not with --timing, --control, --restore or --time host (docs/threads.md)')
     .option('--hosts <n>', 'spread the harts over this many host processes on this machine (hart i on host i mod N), guest memory kept ' +
-      'coherent by a DSM; Linux under the built-in SBI or a bare-metal --elf program; not reproducible (docs/giantvm.md)')
+      'coherent by a DSM; Linux under the built-in SBI or a bare-metal --elf program; the devices (--drive, --net) on host 0, their DMA through the DSM; ' +
+      'not reproducible (docs/giantvm.md)')
     .option('--join <addr:port,...>', 'spread the harts over this process and hosts started by `mirrorball host --listen` (docs/giantvm.md)')
     .option('--dsm-hold <us>', 'with --hosts or --join: Mirage\'s hold time, the microseconds a host keeps a page it got before it may be taken away (default 100; 0: none)')
     .option('--token-file <file>', 'with --join: the hosts\' shared token, the file\'s first line (default: $MIRRORBALL_HOST_TOKEN)')
