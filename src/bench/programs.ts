@@ -31,7 +31,7 @@ export function buildProgram(name: string, iterations: number): string {
  * benchmark, parallel.c; docs/threads.md) for exactly `harts` harts and `iterations` rounds each; returns
  * its path.
  */
-export function buildHartsProgram(name: 'stress' | 'parallel', harts: number, iterations: number): string {
+export function buildHartsProgram(name: 'stress' | 'parallel' | 'virtio', harts: number, iterations: number): string {
   if (!Number.isInteger(harts) || harts < 1 || harts > 32) throw new BenchError(`the ${name} program takes 1 to 32 harts, not ${harts}`);
   return compile(name, 'harts-start.S', [`-DHARTS=${harts}`, `-DITERATIONS=${iterations}`], `${name}-${harts}-${iterations}.elf`);
 }

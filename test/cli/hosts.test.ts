@@ -126,6 +126,25 @@ test('run --hosts 2: the parallel program gives the result it gives on one host'
   assert.equal(two.stdout, one.stdout);
 });
 
+test('run --hosts 2 --drive: a virtio-blk driver on host 1\'s hart reads and writes the disk on host 0 through the DSM; its hostile chain is the guest\'s error', (t) => {
+  if (!requireToolchain(t)) return;
+  const program = buildHartsProgram('virtio', 2, 1);
+  const dir = mkdtempSync(join(tmpdir(), 'mb-hosts-virtio-'));
+  const image = join(dir, 'disk.img');
+  const disk = Buffer.alloc(1 << 20);
+  for (let i = 0; i < 512; i++) disk[i] = (i * 7 + 3) & 0xff;
+  writeFileSync(image, disk);
+  const r = mirrorball(['run', '--elf', program, '--smp', '2', '--hosts', '2', '--drive', `file=${image}`, '--stats']);
+  // 0: hart 1 read sector 0's pattern and wrote sector 1, and the chain outside RAM set DEVICE_NEEDS_RESET (9 if not).
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /^mirrorball: virtio-mmio\(2\): needs reset: buffer of 512 bytes at 0x1000 outside RAM$/m);
+  const written = readFileSync(image).subarray(512, 1024);
+  assert.deepEqual([...written], Array.from({ length: 512 }, (_, i) => (i * 5 + 1) & 0xff), 'sector 1 holds what hart 1 wrote');
+  // The rings and buffers were hart 1's pages: the device waited for them.
+  const zero = dsmLine(r.stderr, 0);
+  assert.ok(zero['dma-read-pages']! > 0 && zero['dma-write-pages']! > 0 && zero['dma-waits']! > 0, r.stderr);
+});
+
 test('run --hosts 1 is the plain run: the same instructions and guest time', (t) => {
   if (!requireToolchain(t)) return;
   const program = buildStress(2, 200);
