@@ -44,6 +44,8 @@ export interface CoherentHartSpec {
   harts: number;
   /** Where every hart starts (bare metal: M-mode, a0 = its id, as `run --elf` starts them; Linux: the kernel). */
   entry: number;
+  /** Bare metal: a1 at `entry` (OpenSBI's device tree; default 0). */
+  a1?: number;
   memory: CoherentMemory;
   reservations: SharedArrayBuffer;
   /** Float64 [0]: guest time in ticks, set by the host between rounds. */
@@ -119,7 +121,7 @@ export class CoherentHart {
     if (linux === undefined) {
       h.reset(spec.entry);
       h.setReg(10, spec.hart);
-      h.setReg(11, 0);
+      h.setReg(11, spec.a1 ?? 0);
     } else if (linux.state !== undefined) {
       restoreHart(h, linux.state, this.ram.regions, `hart ${spec.hart}`);
       // Entries made on the loader's machine would bypass this host's permissions.

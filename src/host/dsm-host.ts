@@ -45,6 +45,8 @@ export interface MessageSink {
 export interface HostsConfig {
   harts: number;
   entry: number;
+  /** Bare metal and M-mode firmware: every hart's a1 at `entry` (the device tree's address for OpenSBI; 0 for `--elf`). */
+  a1?: number;
   ramBase: number;
   ramSize: number;
   devices: { base: number; size: number; name: string }[];
@@ -179,7 +181,7 @@ export class HostNode {
     const reservations = this.reservations.memory() as SharedArrayBuffer;
     this.mine.forEach((hart, index) => {
       const spec: CoherentHartSpec = {
-        hart, harts: this.config.harts, entry: this.config.entry, memory: this.memory, reservations, time: this.time,
+        hart, harts: this.config.harts, entry: this.config.entry, a1: this.config.a1, memory: this.memory, reservations, time: this.time,
         translate: this.config.translate, devices: this.config.devices, forwarding: this.forwarding,
         sbi: this.sbiShared === undefined ? undefined : {
           shared: this.sbiShared, signals: this.signalsMemory!, local: this.mine, state: this.zero?.states[hart],

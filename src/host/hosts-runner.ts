@@ -57,7 +57,7 @@ export async function runOnHosts(machine: Machine, links: readonly PeerLink[], o
   const ram = regions[0]!;
   const sbi = machine.sbi;
   const config: HostsConfig = {
-    harts: machine.harts.length, entry: machine.harts[0]!.pc, ramBase: ram.base, ramSize: ram.size,
+    harts: machine.harts.length, entry: machine.harts[0]!.pc, a1: sbi === undefined ? machine.harts[0]!.reg(11) : undefined, ramBase: ram.base, ramSize: ram.size,
     devices: machine.bus.devices.map((w) => ({ base: w.base, size: w.size, name: w.device.name })),
     translate: options.translate ?? true, holdUs: options.holdUs ?? DSM_HOLD_US,
     sbi: sbi === undefined ? undefined : { hsm: [...sbi.hsmState] },

@@ -156,7 +156,7 @@ test('run --hosts 1 is the plain run: the same instructions and guest time', (t)
 });
 
 test('--hosts and --join refuse what they cannot run, in one line', () => {
-  assertOneLine(mirrorball(['run', '--hosts', '2', '--bios', CLI]), 2, /^mirrorball: --hosts and --join do not work with --bios yet$/);
+  assertOneLine(mirrorball(['run', '--hosts', '2', '--serial', 'socket=x.sock']), 2, /^mirrorball: --hosts and --join do not work with --serial yet$/);
   assertOneLine(mirrorball(['run', '--hosts', '2', '--web', '0']), 2, /^mirrorball: --hosts and --join do not work with --web yet$/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--timing']), 2, /--timing is refused across hosts/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--rng', '--nodes', '2']), 2, /do not work with --rng, --nodes yet/);
