@@ -6,6 +6,7 @@
 //   web   the guest to its shell prompt in a browser tab against `run` (web-tab.ts; only with --only web)
 //   threads  the parallel raytrace on 1 host thread and on 2, the host calibrated (threads.ts; only with --only threads)
 //   hosts  Linux to its prompt on the plain run and on --hosts 2, with the DSM's faults and bounced pages (hosts.ts; only with --only hosts)
+//   hosts-disk  a disk read and written from hart 1, plain and on --hosts 2, with the DMA's pages (hosts-disk.ts; only with --only hosts-disk)
 //   up-threads  eight VMs under `up` to their shells on 1 host thread and on 2 (up-threads.ts; only with --only up-threads)
 //   dashboard  up's CPU time with one dashboard client against none (dashboard.ts; only with --only dashboard)
 //   timing  the cpu program and a memory-bound one (src/bench/programs/mem.c: a 4 MiB working set, pointer
@@ -26,6 +27,7 @@ import { netBench } from './net.js';
 import { webTabBench } from './web-tab.js';
 import { threadsBench } from './threads.js';
 import { hostsBench } from './hosts.js';
+import { hostsDiskBench } from './hosts-disk.js';
 import { upThreadsBench } from './up-threads.js';
 
 const QEMU = 'qemu-system-riscv64';
@@ -221,6 +223,12 @@ async function main(): Promise<void> {
     const guest = findBuiltGuest();
     if (guest === undefined) throw new BenchError('hosts: no guest built (run `mirrorball guest build`)');
     process.stdout.write(`${await hostsBench(guest, args.repeat)}\n`);
+    return;
+  }
+  if (args.only === 'hosts-disk') {
+    const guest = findBuiltGuest();
+    if (guest === undefined) throw new BenchError('hosts-disk: no guest built (run `mirrorball guest build`)');
+    process.stdout.write(`${await hostsDiskBench(MIRRORBALL, guest, args.repeat)}\n`);
     return;
   }
   if (args.only === 'up-threads') {

@@ -1,6 +1,6 @@
 // `npm run bench` options, and the median and range of repeated runs.
 
-export const PARTS = ['cpu', 'boot', 'timing', 'net', 'web', 'threads', 'up-threads', 'dashboard', 'hosts'] as const;
+export const PARTS = ['cpu', 'boot', 'timing', 'net', 'web', 'threads', 'up-threads', 'dashboard', 'hosts', 'hosts-disk'] as const;
 export type Part = (typeof PARTS)[number];
 
 export const DEFAULT_ITERATIONS = 100;
@@ -19,12 +19,14 @@ Mirrorball against qemu-system-riscv64, side by side in the same run: time and m
            calibrated (no QEMU; only with --only threads)
   hosts    Linux on 2 harts to its shell prompt, plain and over 2 host processes (--hosts 2), with the
            DSM's faults, round trips and most-bounced pages (no QEMU; only with --only hosts)
+  hosts-disk  a disk read and written by a process on hart 1, plain and over 2 host processes, with what
+           the DMA asked of the DSM (no QEMU; only with --only hosts-disk)
 
   up-threads  eight VMs of the built guest under \`up\` to their shells, on 1 host thread and on 2
            (\`--threads\`), with the host's cores calibrated (only with --only up-threads)
 
 Options:
-  --only cpu|boot|timing|net|web|threads|up-threads|dashboard|hosts  run one bench (default: cpu, boot and timing)
+  --only cpu|boot|timing|net|web|threads|up-threads|dashboard|hosts|hosts-disk  run one bench (default: cpu, boot and timing)
   --iterations N          rounds of the CPU-bound program, in cpu and in timing (default ${DEFAULT_ITERATIONS});
                           it makes that program longer, it does not repeat anything
   --repeat N              run each bench N times (Mirrorball and QEMU, or fast and timing mode,
