@@ -77,7 +77,7 @@ export class Hart extends WarmHart {
    * `warmBlock` how many look-ups of a pc measure its block (and start the warm tier).
    */
   setTranslation(on: boolean, hotBlock?: number, region?: RegionLimits, warmBlock?: number): void {
-    if (on) primeWarmTier();
+    if (on) primeWarmTier(this);
     this.translator = on ? new Translator(this, hotBlock, warmBlock, region) : undefined;
     this.translator?.setTiming(this.timing);
   }

@@ -1,5 +1,6 @@
 // A threaded hart's doublewords (docs/threads.md, "The memory model"): aligned loads and stores through
 // Atomics give the same words as the one-thread path, negative halves and words given unsigned included, in RAM's little-endian order.
+// And the warm tier is primed with the threaded class of hart.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -7,6 +8,7 @@ import { Bus } from '../memory/bus.js';
 import { RamRegion } from '../memory/ram.js';
 import { Reservations } from './reservations.js';
 import { ThreadedHart } from './threaded-hart.js';
+import { warmTierPrimed } from './warm-prime.js';
 
 const RAM = 0x8000_0000;
 
@@ -33,4 +35,15 @@ test('a threaded hart stores and loads aligned doublewords as word pairs, low wo
     assert.equal(h.load64(at + 0x1000), hi | 0);
     assert.equal(h.high(), lo | 0);
   });
+});
+
+test('a threaded hart primes the warm tier with its own class, so that a worker\'s runner sees one class of hart', () => {
+  const bus = new Bus();
+  bus.addRam(new RamRegion(0, RAM, 1 << 20));
+  const h = new ThreadedHart(0, { bus, clock: { now: () => 0 }, reservations: new Reservations(1) });
+  assert.equal(warmTierPrimed(ThreadedHart), false);
+  h.setTranslation(true);
+  assert.equal(warmTierPrimed(ThreadedHart), true);
+  // A subclass is a class of its own: priming stays per class.
+  assert.equal(warmTierPrimed(Probe), false);
 });
