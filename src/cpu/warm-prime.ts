@@ -56,7 +56,7 @@ export function warmTierPrimed(kind: HartClass): boolean {
 }
 
 /**
- * Runs every operation of the warm tier once on a throwaway hart of `hart`'s class (once per class and
+ * Runs every operation of the warm tier once on a throwaway hart of `asker`'s class (once per class and
  * thread), so that the runner's feedback holds the one class of hart a thread runs.
  */
 export function primeWarmTier(asker: Hart): void {
