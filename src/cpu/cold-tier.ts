@@ -14,8 +14,8 @@ import { Op, decodedWord, operation } from './decoded-ops.js';
 import type { RamRegion } from '../memory/ram.js';
 import { WarmHart } from './warm-tier.js';
 
-/** Memo entries (halfword slots): 2^15 cover 64 KiB of code at a time; 16 bytes each, 512 KiB per thread. */
-const MEMO_BITS = 15;
+/** Memo entries (halfword slots): 2^17 cover 256 KiB of code at a time; 16 bytes each, 2 MiB per thread. */
+const MEMO_BITS = 17;
 const MEMO_MASK = (1 << MEMO_BITS) - 1;
 /** Raw bits no instruction has: an RVC halfword is below 2^16, a 32-bit word ends in binary 11. */
 const NO_INSTRUCTION = -4;
