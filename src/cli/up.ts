@@ -409,7 +409,10 @@ class Up {
   private async openConsoleSocket(vm: VirtualMachine, v: VmFileSpec): Promise<void> {
     const output = this.consoles.get(vm)!;
     try {
-      output.socket = await ConsoleSocket.listen(this.consolePath(v), { onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); } });
+      output.socket = await ConsoleSocket.listen(this.consolePath(v), {
+        onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); },
+        queued: () => (vm.state === 'running' ? vm.machine.uart.queuedInput : 0),
+      });
     } catch (error) {
       if (error instanceof SocketPathError) throw new UsageError(error.message);
       throw error;
