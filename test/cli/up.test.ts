@@ -229,6 +229,8 @@ describe('mirrorball up with tiny kernels', () => {
     let client: Client | undefined;
     try {
       client = await Client.connect(control, up);
+      // Once the control socket answers, the console sockets are there to attach to (poweroff's may be gone already).
+      for (const v of ['echo', 'idle']) assert.ok(existsSync(join(runDir, `${v}.console.sock`)), `${v}'s console socket when the control socket answers`);
       assert.equal((await client.execute('query-vms')).error !== undefined, true, 'nothing before qmp_capabilities');
       await client.ok('qmp_capabilities');
       const commands = (await client.ok<{ name: string }[]>('query-commands')).map((c) => c.name);
