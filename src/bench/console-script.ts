@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { processCpuSeconds } from './measure.js';
 
 const PROMPT = 'mirrorball:/# ';
 const BEGIN = '@@BEGIN@@';
@@ -18,6 +19,11 @@ export interface ConsoleRun {
   seconds: number;
   /** Host seconds from typing the command to the end marker: the command's own wall time. */
   commandSeconds: number;
+  /**
+   * CPU seconds (user and system, every thread of the process) from typing the command to the end marker:
+   * what the command cost, which a loaded host does not stretch as it does the wall time (NaN off Linux).
+   */
+  commandCpuSeconds: number;
   /** With `poweroff`: the process's exit status. */
   status?: number | null;
 }
@@ -43,6 +49,7 @@ export function consoleScript(file: string, args: readonly string[], command: st
     let text = '';
     let typed = false;
     let typedAt = 0;
+    let cpuAtTyping = Number.NaN;
     let done = false;
     let ended: ConsoleRun | undefined;
     const finish = (error: Error | undefined, result?: ConsoleRun): void => {
@@ -58,6 +65,7 @@ export function consoleScript(file: string, args: readonly string[], command: st
       if (!typed && text.includes(PROMPT)) {
         typed = true;
         typedAt = performance.now();
+        cpuAtTyping = processCpuSeconds(child.pid!);
         // The markers are printed by echo, so the typed line (echoed by the terminal) does not hold them whole.
         child.stdin.write(`echo '@@BEG''IN@@'; ${command}; echo '@@E''ND@@'\n`);
       }
@@ -65,7 +73,11 @@ export function consoleScript(file: string, args: readonly string[], command: st
       const end = text.indexOf(`${END}\n`, begin);
       if (typed && ended === undefined && begin >= 0 && end > begin) {
         const now = performance.now();
-        ended = { output: text.slice(begin + BEGIN.length + 1, end), console: text, seconds: (now - started) / 1000, commandSeconds: (now - typedAt) / 1000 };
+        const commandCpuSeconds = processCpuSeconds(child.pid!) - cpuAtTyping;
+        ended = {
+          output: text.slice(begin + BEGIN.length + 1, end), console: text, seconds: (now - started) / 1000,
+          commandSeconds: (now - typedAt) / 1000, commandCpuSeconds,
+        };
         if (options.poweroff === true) child.stdin.write('poweroff -f\n');
         else finish(undefined, ended);
       }

@@ -65,3 +65,16 @@ export async function measure(command: string, args: string[], options: MeasureO
 export function onPath(command: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, command)));
 }
+
+/** Clock ticks a second in /proc/PID/stat (Linux's USER_HZ). */
+const USER_HZ = 100;
+
+/** User and system CPU seconds of process `pid` so far, every thread's, from /proc (NaN off Linux). */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -55,18 +55,21 @@ export function loadavg(): string {
 interface ThreadsRun {
   oneThread: number;
   twoThreads: number;
+  /** CPU seconds of the command (every thread of the process): what a loaded host does not stretch. */
+  oneThreadCpu: number;
+  twoThreadsCpu: number;
   cores: number;
   loadBefore: string;
 }
 
 export async function threadsBench(guest: GuestArtifacts, mirrorball: string, repeat: number): Promise<string> {
   const command = `${RAYTRACE} | grep -o 'checksum=[0-9a-f]*'`;
-  const run = async (threads: number): Promise<{ seconds: number; checksum: string }> => {
+  const run = async (threads: number): Promise<{ seconds: number; cpu: number; checksum: string }> => {
     const r = await consoleScript(process.execPath, [mirrorball, 'run', '--smp', '2', '--threads', String(threads), '--memory', '256M',
       '--kernel', guest.kernel, '--initrd', guest.initramfs], command, 1_800_000);
     const checksum = /checksum=[0-9a-f]+/.exec(r.output)?.[0];
     if (checksum === undefined) throw new BenchError(`threads: no checksum from the raytrace on ${threads} thread(s): ${r.output.trim()}`);
-    return { seconds: r.commandSeconds, checksum };
+    return { seconds: r.commandSeconds, cpu: r.commandCpuSeconds, checksum };
   };
   const runs: ThreadsRun[] = [];
   const checksums = new Set<string>();
@@ -80,8 +83,9 @@ export async function threadsBench(guest: GuestArtifacts, mirrorball: string, re
     const b = await run(3 - first);
     checksums.add(a.checksum).add(b.checksum);
     const [one, two] = first === 1 ? [a, b] : [b, a];
-    runs.push({ oneThread: one.seconds, twoThreads: two.seconds, cores, loadBefore });
-    process.stderr.write(`bench: threads: 1 thread ${one.seconds.toFixed(2)} s, 2 threads ${two.seconds.toFixed(2)} s, ` +
+    runs.push({ oneThread: one.seconds, twoThreads: two.seconds, oneThreadCpu: one.cpu, twoThreadsCpu: two.cpu, cores, loadBefore });
+    process.stderr.write(`bench: threads: 1 thread ${one.seconds.toFixed(2)} s (CPU ${one.cpu.toFixed(2)} s), ` +
+      `2 threads ${two.seconds.toFixed(2)} s (CPU ${two.cpu.toFixed(2)} s), ` +
       `host cores ${cores.toFixed(2)}, load ${loadBefore}\n`);
   }
   if (checksums.size !== 1) throw new BenchError(`threads: the raytrace printed different checksums: ${[...checksums].join(' ')}`);
@@ -90,6 +94,9 @@ export async function threadsBench(guest: GuestArtifacts, mirrorball: string, re
     `  --threads 1: ${formatSpread(runs.map((r) => r.oneThread), 2)} s`,
     `  --threads 2: ${formatSpread(runs.map((r) => r.twoThreads), 2)} s`,
     `  speed-up, run by run: ${formatSpread(runs.map((r) => r.oneThread / r.twoThreads), 2)}x`,
+    `  CPU seconds of the command (every thread): --threads 1 ${formatSpread(runs.map((r) => r.oneThreadCpu), 2)}, ` +
+    `--threads 2 ${formatSpread(runs.map((r) => r.twoThreadsCpu), 2)}; 2 against 1, run by run: ` +
+    `${formatSpread(runs.map((r) => r.twoThreadsCpu / r.oneThreadCpu), 2)}x`,
     `  host cores given (2 workers' fixed work against 1): ${formatSpread(runs.map((r) => r.cores), 2)}`,
     `  load average before each run: ${runs.map((r) => r.loadBefore).join('; ')}`,
   ];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withControl } from '../cli/vm-client.js';
-import { BenchError } from './measure.js';
+import { BenchError, processCpuSeconds } from './measure.js';
 import { formatSpread } from './options.js';
 import { calibrate, loadavg } from './threads.js';
 
@@ -21,8 +21,6 @@ const MACHINE = 'machine:\n  topology: uma\n  smp: 2\n  memory: 2G\n';
 const PROMPT = 'mirrorball:/# ';
 /** Longest a run may take to reach every shell. */
 const RUN_LIMIT_MS = 20 * 60_000;
-/** Clock ticks a second in /proc/PID/stat (Linux's USER_HZ). */
-const USER_HZ = 100;
 
 interface Run {
   seconds: number;
@@ -30,16 +28,6 @@ interface Run {
   cpu: number;
   /** Guest instructions run by then (all VMs). */
   instructions: number;
-}
-
-/** User and system seconds of process `pid` so far, from /proc (NaN off Linux). */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** `up` with `threads` on a machine file of eight VMs, until every console shows its prompt; then `down`. */
@@ -67,7 +55,7 @@ async function upRun(mirrorball: string, dir: string, threads: number, k: number
       if (waiting.size > 0) await sleep(100);
     }
     const seconds = (performance.now() - started) / 1000;
-    const cpu = cpuSeconds(child.pid!);
+    const cpu = processCpuSeconds(child.pid!);
     // One monitor counts every VM's instructions; with threads, each worker's monitor counts its own.
     const instructions = await withControl({ runDir }, async (c) => (threads === 1
       ? ((await c.execute('query-monitor')) as { instructions: number }).instructions

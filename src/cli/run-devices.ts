@@ -48,13 +48,13 @@ export async function attachRunDevices(machine: Machine, flags: RunDeviceFlags, 
     if (flags.console !== undefined) {
       let socket: ConsoleSocket | undefined;
       const device = new VirtioConsole({ onOutput: (bytes) => socket?.write(bytes) });
-      socket = await ConsoleSocket.listen(flags.console, { onInput: (bytes) => device.input(bytes) });
+      socket = await ConsoleSocket.listen(flags.console, { onInput: (bytes) => device.input(bytes), queued: () => device.queuedInput });
       const opened = socket;
       closers.push(() => opened.close());
       machine.attachVirtio(device);
     }
     if (flags.serial !== undefined) {
-      const socket = await ConsoleSocket.listen(flags.serial, { onInput: (bytes) => machine.uart.input(bytes) });
+      const socket = await ConsoleSocket.listen(flags.serial, { onInput: (bytes) => machine.uart.input(bytes), queued: () => machine.uart.queuedInput });
       closers.push(() => socket.close());
       serial = socket;
     }

@@ -392,6 +392,7 @@ async function run(flags: RunFlags, command: Command): Promise<number> {
     logFile: flags.consoleLog,
     // With the UART on a socket the terminal types nothing into the guest; Ctrl-A x still quits.
     onInput: (bytes) => { if (devices?.serial === undefined) machine.uart.input(bytes); },
+    queued: () => (devices?.serial === undefined ? machine.uart.queuedInput : 0),
     onQuit: () => machine.stopWith({ kind: 'quit' }),
   });
   const gate = new RunGate();

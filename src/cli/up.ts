@@ -13,7 +13,7 @@ import { VirtioNet } from '../devices/virtio/net.js';
 import { SnapshotError } from '../board/snapshot.js';
 import { UserNet, UserNetError } from '../host/user-net.js';
 import { findBuiltGuest } from '../guest/artifacts.js';
-import { ConsoleSocket, SocketPathError, checkSocketPath } from '../host/console-socket.js';
+import { ConsoleSocket, SocketPathError, checkSocketPath, clearStaleSocket } from '../host/console-socket.js';
 import { DriveError, attachDrives, type OpenDrive } from '../host/drives.js';
 import { openPrivateFile } from '../host/private-files.js';
 import { loadMonitorSnapshot, restoreVm, restoreWhole, saveMonitorSnapshot, type LoadedMonitorSnapshot, type VmBuild } from '../host/monitor-snapshot.js';
@@ -409,7 +409,10 @@ class Up {
   private async openConsoleSocket(vm: VirtualMachine, v: VmFileSpec): Promise<void> {
     const output = this.consoles.get(vm)!;
     try {
-      output.socket = await ConsoleSocket.listen(this.consolePath(v), { onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); } });
+      output.socket = await ConsoleSocket.listen(this.consolePath(v), {
+        onInput: (bytes) => { if (vm.state === 'running') vm.machine.uart.input(bytes); },
+        queued: () => (vm.state === 'running' ? vm.machine.uart.queuedInput : 0),
+      });
     } catch (error) {
       if (error instanceof SocketPathError) throw new UsageError(error.message);
       throw error;
@@ -459,6 +462,36 @@ class Up {
       },
     });
     Object.assign(commands, this.hub.commands());
+    // A second `up` on this run directory is refused by its control socket before anything else is opened.
+    try {
+      await clearStaleSocket(this.controlPath, 'control socket');
+    } catch (error) {
+      if (error instanceof SocketPathError) throw new UsageError(error.message);
+      throw error;
+    }
+    // Every VM's console log, console socket and user network first, so that whoever reaches the control
+    // socket or the dashboard (an `up --detach` returns once the control socket answers) finds them ready.
+    const vmLines: string[] = [];
+    for (const [vm, output] of this.consoles) {
+      const v = this.spec.vms.find((s) => s.name === vm.name)!;
+      const logPath = v.consoleLog ?? join(this.runDir, `${vm.name}.console.log`);
+      try {
+        output.logFd = openPrivateFile(logPath, 'w', v.consoleLog === undefined);
+      } catch (error) {
+        throw new UsageError(`vm ${vm.name}: cannot write its console log '${logPath}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      }
+      await this.openConsoleSocket(vm, v);
+      const restored = this.restore ?? v.restore;
+      if (v.userNet !== undefined) {
+        // A snapshot never holds a user network's card (snapshot-save refuses it), so a restored VM has none to continue.
+        if (restored !== undefined) throw new UsageError(`vm ${vm.name}: net: user is not for a VM restored from a snapshot`);
+        await this.attachUserNet(vm, v.userNet);
+      }
+      const vcpus = vm.vcpus.length;
+      vmLines.push(`vm ${vm.name}: ${restored === undefined ? 'booting' : `restored from ${shown(restored)}`}, ${vcpus} vCPU${vcpus === 1 ? '' : 's'}, ` +
+        `${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}${this.monitor.cells.count === 1 ? '' : `, cell${vm.cells.length === 1 ? '' : 's'} ${vm.cells.join(', ')}`}; ` +
+        `console log ${shown(logPath)}\n`);
+    }
     try {
       this.server = await ControlServer.listen(this.controlPath, commands, GREETING);
     } catch (error) {
@@ -480,26 +513,7 @@ class Up {
     process.stdout.write(`mirrorball: up: ${machine.config.harts} CPUs, ${nodes} node${nodes === 1 ? '' : 's'} (${machine.name}), ` +
       `${machine.memoryBytes / 2 ** 20} MiB; control socket ${shown(this.controlPath)}\n`);
     if (this.web !== undefined) process.stdout.write(`mirrorball: dashboard ${this.web.url} (its token is in ${shown(join(this.runDir, WEB_TOKEN))})\n`);
-    for (const [vm, output] of this.consoles) {
-      const v = this.spec.vms.find((s) => s.name === vm.name)!;
-      const logPath = v.consoleLog ?? join(this.runDir, `${vm.name}.console.log`);
-      try {
-        output.logFd = openPrivateFile(logPath, 'w', v.consoleLog === undefined);
-      } catch (error) {
-        throw new UsageError(`vm ${vm.name}: cannot write its console log '${logPath}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-      }
-      await this.openConsoleSocket(vm, v);
-      const restored = this.restore ?? v.restore;
-      if (v.userNet !== undefined) {
-        // A snapshot never holds a user network's card (snapshot-save refuses it), so a restored VM has none to continue.
-        if (restored !== undefined) throw new UsageError(`vm ${vm.name}: net: user is not for a VM restored from a snapshot`);
-        await this.attachUserNet(vm, v.userNet);
-      }
-      const vcpus = vm.vcpus.length;
-      process.stdout.write(`vm ${vm.name}: ${restored === undefined ? 'booting' : `restored from ${shown(restored)}`}, ${vcpus} vCPU${vcpus === 1 ? '' : 's'}, ` +
-        `${vm.pmap.size / 2 ** 20} MiB on node ${vm.pmap.homeNode}${this.monitor.cells.count === 1 ? '' : `, cell${vm.cells.length === 1 ? '' : 's'} ${vm.cells.join(', ')}`}; ` +
-        `console log ${shown(logPath)}\n`);
-    }
+    for (const line of vmLines) process.stdout.write(line);
   }
 
   /** A VM's card on a user network of its own (`net: user`), after its drives and rng; its forwards listening. */

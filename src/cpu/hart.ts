@@ -14,10 +14,9 @@ import { executeAmo } from './amo.js';
 import { csrRead, csrWrite, trappedInstruction } from './csr.js';
 import { EXIT, TRAP, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPIE,
   MSTATUS_MIE, MSTATUS_SPP, MSTATUS_SPIE, MSTATUS_SIE, MSTATUS_MPRV } from './hart-state.js';
-import { WarmHart } from './warm-tier.js';
+import { ColdHart } from './cold-tier.js';
 import { primeWarmTier } from './warm-prime.js';
 import type { MemoryTiming } from './memory-timing.js';
-import type { RamRegion } from '../memory/ram.js';
 import { ACCESS_EXEC, ACCESS_WRITE, type Access } from './mmu.js';
 import { TLB_MASK } from './tlb.js';
 import { Translator } from './translator.js';
@@ -50,21 +49,7 @@ export interface HartRunState {
   countersSynced: boolean;
 }
 
-export class Hart extends WarmHart {
-  /** Virtual address of the page instructions are fetched from, its halfword index and memory. */
-  private fetchPage = 2 ** 60;
-  private fetchBase = 0;
-  private fetchMem: Uint16Array = new Uint16Array(0);
-  /** The RAM region fetches come from (timing mode charges each fetch to its node). */
-  private fetchRegion: RamRegion | undefined = undefined;
-
-  override fetchInvalidate(): void {
-    this.fetchPage = 2 ** 60;
-  }
-
-  /** Set once run() has brought instret up to date for the counter access about to execute. */
-  private countersSynced = false;
-
+export class Hart extends ColdHart {
   /** What FENCE does beyond nothing: a host barrier when harts share memory across threads (threaded-hart.ts). */
   protected onFence: (() => void) | undefined = undefined;
 
@@ -77,7 +62,7 @@ export class Hart extends WarmHart {
    * `warmBlock` how many look-ups of a pc measure its block (and start the warm tier).
    */
   setTranslation(on: boolean, hotBlock?: number, region?: RegionLimits, warmBlock?: number): void {
-    if (on) primeWarmTier();
+    if (on) primeWarmTier(this);
     this.translator = on ? new Translator(this, hotBlock, warmBlock, region) : undefined;
     this.translator?.setTiming(this.timing);
   }
@@ -186,34 +171,19 @@ export class Hart extends WarmHart {
               }
             } else if (b !== undefined && b.count !== 0) {
               // The block does not fit in what is left of the slice (under 48 instructions): interpret that.
-              do {
-                x[0] = 0;
-                x[1] = 0;
-                this.step();
-                n++;
-              } while (n < budget && !this.stop);
+              n += this.interpret(budget - n, false);
             } else {
               // Cold, or an instruction a block cannot start with: interpreted up to the next jump (or that
               // one instruction), where the next look-up happens.
-              do {
-                x[0] = 0;
-                x[1] = 0;
-                const from = this.pc;
-                this.step();
-                n++;
-                const step = this.pc - from;
-                if (b !== undefined || (step !== 2 && step !== 4)) break;
-              } while (n < budget && !this.stop);
+              n += this.interpret(b !== undefined ? 1 : budget - n, true);
             }
           }
         }
-        while (n < budget && !this.stop) {
-          x[0] = 0;
-          x[1] = 0;
-          this.step();
-          n++;
-        }
+        if (n < budget && !this.stop) n += this.interpret(budget - n, false);
       } catch (e) {
+        // Instructions the cold tier completed before the one that threw.
+        n += this.coldDone;
+        this.coldDone = 0;
         if (e === COUNTER_SYNC) {
           // A counter CSR is about to be accessed: bring instret up to date, then run that instruction again.
           this.instret += n - counted;
@@ -241,11 +211,41 @@ export class Hart extends WarmHart {
     return n;
   }
 
+  /** False: instructions outside blocks run through `step()` one by one, the reference the cold tier is tested against. */
+  private coldTier = true;
+
+  /** Tests: `false` makes the run loop interpret with `step()` instead of the cold tier's memo (cold-tier.ts). */
+  setColdTier(on: boolean): void {
+    this.coldTier = on;
+  }
+
+  /** Interprets up to `limit` instructions as `runCold` does (its contract), by the cold tier or by `step()`. */
+  private interpret(limit: number, toJump: boolean): number {
+    if (this.coldTier) return this.runCold(limit, toJump);
+    const x = this.x;
+    let k = 0;
+    try {
+      do {
+        x[0] = 0;
+        x[1] = 0;
+        const from = this.pc;
+        this.step();
+        k++;
+        const step = this.pc - from;
+        if (toJump && step !== 2 && step !== 4) break;
+      } while (k < limit && !this.stop);
+    } catch (e) {
+      this.coldDone = k;
+      throw e;
+    }
+    return k;
+  }
+
   /**
    * Points the fetch page at `pc`'s page. Returns false, leaving the pointer invalid, for a page PMP rules
    * split (pmp.ts), which stays out of the TLB: its instructions are fetched one by one (`stepUncached`).
    */
-  private fetchRefill(pc: number): boolean {
+  protected fetchRefill(pc: number): boolean {
     const vpn = Math.floor(pc / 4096);
     const t = this.execTlb;
     const i = vpn & TLB_MASK;
@@ -263,7 +263,7 @@ export class Hart extends WarmHart {
   }
 
   /** Fetches the halfword at `va` (the second half of a page-crossing insn, or any on a page PMP splits). */
-  private fetchHalf(va: number): number {
+  protected fetchHalf(va: number): number {
     const vpn = Math.floor(va / 4096);
     const t = this.execTlb;
     const i = vpn & TLB_MASK;

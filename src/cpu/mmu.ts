@@ -22,6 +22,13 @@ const PTE_D = 128;
 const PAGE_FAULT = [CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_PAGE_FAULT, CAUSE_FETCH_PAGE_FAULT];
 const ACCESS_FAULT = [CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_ACCESS];
 
+/** 2^(12 + 9 level): a virtual address divided by it is the page number above level `level` (constants: `2 **` with a variable exponent is a call). */
+const LEVEL_BYTES = [2 ** 12, 2 ** 21, 2 ** 30, 2 ** 39];
+/** 2^(9 level): the 4 KiB pages a leaf at level `level` spans. */
+const LEVEL_PAGES = [1, 2 ** 9, 2 ** 18, 2 ** 27];
+/** Half the virtual address space of Sv39 and Sv48 (indexed by levels): valid addresses lie in [-half, half). */
+const HALF_SPACE = [0, 0, 0, 2 ** 38, 2 ** 47];
+
 export function accessFault(access: Access): number {
   return ACCESS_FAULT[access];
 }
@@ -41,14 +48,14 @@ export function translate(h: HartState, va: number, access: Access): number {
   const priv = access === ACCESS_EXEC ? h.priv : h.dataPriv;
   if (priv === PRIV_M || h.satpMode === 0) return va;
   const levels = h.satpMode === SATP_MODE_SV39 ? 3 : 4;
-  const half = 2 ** (levels * 9 + 11);
+  const half = HALF_SPACE[levels]!;
   if (va < -half || va >= half) h.raise(PAGE_FAULT[access], va);
   const bus = h.env.bus;
   let table = h.satpPpn * 4096;
   // A G bit on a pointer makes everything below it global too (§4.3.1).
   let global = 0;
   for (let level = levels - 1; level >= 0; level--) {
-    const vpn = Math.floor(va / 2 ** (12 + 9 * level)) & 511;
+    const vpn = Math.floor(va / LEVEL_BYTES[level]!) & 511;
     const pteAddress = table + vpn * 8;
     // PMP checks the walker's reads and A/D writes as S-mode accesses; a refusal is an access fault of the
     // access that walked (privileged spec §3.7.1, §4.3.2).
@@ -84,7 +91,7 @@ export function translate(h: HartState, va: number, access: Access): number {
     if ((lo & PTE_U) !== 0) {
       if (priv === PRIV_S && (access === ACCESS_EXEC || (h.mstatus & MSTATUS_SUM) === 0)) ok = false;
     } else if (priv === PRIV_U) ok = false;
-    const span = 2 ** (9 * level);
+    const span = LEVEL_PAGES[level]!;
     if (!ok || ppn % span !== 0) h.raise(PAGE_FAULT[access], va);
     const want = access === ACCESS_WRITE ? PTE_A | PTE_D : PTE_A;
     h.walkUpdated = (lo & want) !== want;

@@ -1,5 +1,5 @@
 // A hart that shares machine memory with harts on other threads (docs/threads.md, "The memory model"):
-// aligned doubleword loads and stores are single-copy atomic, and FENCE is a host barrier. Fast mode only
+// aligned doubleword loads and stores are one 8-byte access, and FENCE is a host barrier. Fast mode only
 // (timing mode takes the one-thread path).
 
 import { TLB_MASK } from './tlb.js';
@@ -10,8 +10,8 @@ import type { HartEnvironment } from './hart-state.js';
 export class ThreadedHart extends Hart {
   /** A word of this hart's own: FENCE is an atomic add on it, a full barrier for the host and for V8. */
   private readonly fenceWord = new Int32Array(new SharedArrayBuffer(64));
-  /** A doubleword and its two words (little-endian, as the machine's RAM views are): see split. */
-  private readonly scratch64 = new BigInt64Array(1);
+  /** A doubleword as a float64 and as its two words (little-endian, as the machine's RAM views are). */
+  private readonly scratch64 = new Float64Array(1);
   private readonly scratch32 = new Int32Array(this.scratch64.buffer);
 
   constructor(id: number, env: HartEnvironment) {
@@ -20,20 +20,23 @@ export class ThreadedHart extends Hart {
   }
 
   /**
-   * An aligned doubleword in RAM is one `Atomics.load` on the region's BigInt64Array: the int32 pair of the
-   * one-thread path can be torn by a store on another thread, which RVWMO forbids (and Linux relies on for
-   * page-table entries and 64-bit READ_ONCE). Everything else takes the one-thread path.
+   * An aligned doubleword in RAM is one 8-byte load, through the region's Float64Array: the int32 pair of
+   * the one-thread path can be torn by a store on another thread, which RVWMO forbids (and Linux relies on
+   * for page-table entries and 64-bit READ_ONCE). The float64 is only a carrier of the 64 bits, copied into
+   * the scratch doubleword and read back as words, never computed on (docs/threads.md: why not
+   * `Atomics.load` on the BigInt64Array, which made a BigInt per access). Everything else takes the
+   * one-thread path.
    */
   override load64(va: number): number {
     if ((va & 7) === 0 && this.timing === undefined) {
       const vpn = Math.floor(va / 4096);
       const t = this.readTlb;
       const i = vpn & TLB_MASK;
-      if (t.tag[i] === vpn) return this.split(Atomics.load(t.mem[i].i64, (va + t.delta[i]) >>> 3));
+      if (t.tag[i] === vpn) return this.split(t.mem[i].f64[(va + t.delta[i]) >>> 3]!);
       // A miss: translate (faults and all) as the slow path would, then read RAM in one access.
       this.locate(va, ACCESS_READ, 8);
       const region = this.locRegion;
-      if (region !== undefined) return this.split(Atomics.load(region.i64, this.locOffset >>> 3));
+      if (region !== undefined) return this.split(region.f64[this.locOffset >>> 3]!);
     }
     return super.load64(va);
   }
@@ -54,29 +57,18 @@ export class ThreadedHart extends Hart {
       if (region !== undefined) {
         const reservations = this.env.reservations;
         if (reservations.count !== 0) reservations.storeBy(this.id, region.base + o, 8);
-        Atomics.store(region.i64, o >>> 3, this.join(lo, hi));
+        this.scratch32[0] = lo;
+        this.scratch32[1] = hi;
+        region.f64[o >>> 3] = this.scratch64[0]!;
         return;
       }
     }
     super.store64(va, lo, hi);
   }
 
-  /**
-   * The doubleword of words `lo` and `hi`, through the scratch doubleword: one BigInt made, where
-   * `BigInt(hi) * 2n ** 32n + BigInt(lo >>> 0)` makes four and does BigInt arithmetic on each store.
-   */
-  private join(lo: number, hi: number): bigint {
-    this.scratch32[0] = lo;
-    this.scratch32[1] = hi;
-    return this.scratch64[0]!;
-  }
-
-  /**
-   * The low word of `value`, its high word left in loadHi (as HartMemory.load64 does). Through a scratch
-   * doubleword and its two words: a third of the time of BigInt shifts and conversions, which allocate.
-   */
-  private split(value: bigint): number {
-    this.scratch64[0] = value;
+  /** The low word of the doubleword `bits`, its high word left in loadHi (as HartMemory.load64 does). */
+  private split(bits: number): number {
+    this.scratch64[0] = bits;
     this.loadHi = this.scratch32[1]!;
     return this.scratch32[0]!;
   }

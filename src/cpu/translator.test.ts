@@ -70,6 +70,8 @@ class Rig {
     bus.addRam(this.ram);
     this.hart = new Hart(0, { bus, clock: { now: () => 0 }, reservations: new Reservations(1) });
     this.hart.setTranslation(translate, hotBlock, region, warmBlock);
+    // The reference interprets every instruction with step(); the translating hart's cold code runs in the cold tier.
+    if (!translate) this.hart.setColdTier(false);
     if (cache !== undefined) {
       this.model = new TimingModel({ cpuNode: [0], nodes: [{ base: RAM_BASE, size: RAM_BYTES }], latencies: LATENCIES, cache });
       this.hart.setMemoryTiming(this.model);

@@ -5,64 +5,14 @@
 // `translatable`), with the semantics of Hart.execute, computed on the same helpers.
 
 import { expandCompressed } from '../isa/compressed.js';
-import {
-  OP_AUIPC, OP_BRANCH, OP_IMM, OP_IMM_32, OP_JAL, OP_JALR, OP_LOAD, OP_LUI, OP_OP, OP_OP_32, OP_STORE,
-} from '../isa/opcodes.js';
 import { lt, ltu, mul, mulDiv32, mulDiv64, sll, sra, srl } from './alu.js';
-import { immB, immI, immJ, immS, words } from './codegen.js';
+import { Op, decodedWord, operation } from './decoded-ops.js';
 import type { RamRegion } from '../memory/ram.js';
 import { HartMemory } from './hart-memory.js';
 
 const PAGE_BYTES = 4096;
 /** Words per decoded instruction. */
 export const DECODED_WORDS = 3;
-
-// Operation numbers: dense, so the runner's switch is a jump table.
-const ADDI = 0, SLTI = 1, SLTIU = 2, XORI = 3, ORI = 4, ANDI = 5, SLLI = 6, SRLI = 7, SRAI = 8;
-const ADD = 9, SUB = 10, SLL = 11, SLT = 12, SLTU = 13, XOR = 14, SRL = 15, SRA = 16, OR = 17, AND = 18;
-const MUL = 19, MULDIV = 20;
-const ADDIW = 21, SLLIW = 22, SRLIW = 23, SRAIW = 24;
-const ADDW = 25, SUBW = 26, SLLW = 27, SRLW = 28, SRAW = 29, MULDIVW = 30;
-const CONST = 31;
-const LB = 32, LH = 33, LW = 34, LD = 35, LBU = 36, LHU = 37, LWU = 38;
-const SB = 39, SH = 40, SW = 41, SD = 42;
-const BEQ = 43, BNE = 44, BLT = 45, BGE = 46, BLTU = 47, BGEU = 48;
-const JAL = 49, JALR = 50;
-
-const OP_IMM_OPS = [ADDI, SLLI, SLTI, SLTIU, XORI, SRLI, ORI, ANDI];
-const OP_OPS = [ADD, SLL, SLT, SLTU, XOR, SRL, OR, AND];
-const BRANCH_OPS = [BEQ, BNE, -1, -1, BLT, BGE, BLTU, BGEU];
-
-/** The operation of a translatable 32-bit instruction word (see codegen.ts `translatable`), with its immediate. */
-function operation(insn: number, pc: number): [op: number, imm: number, hi: number] {
-  const f3 = (insn >>> 12) & 7;
-  const f7 = insn >>> 25;
-  const imm = immI(insn);
-  switch (insn & 0x7f) {
-    case OP_IMM: return [f3 === 5 && (imm & 0x400) !== 0 ? SRAI : OP_IMM_OPS[f3]!, f3 === 1 || f3 === 5 ? imm & 63 : imm, 0];
-    case OP_LUI: {
-      const v = insn & 0xfffff000;
-      return [CONST, v, v >> 31];
-    }
-    case OP_AUIPC: return [CONST, ...words(pc + (insn & 0xfffff000))];
-    case OP_OP:
-      if (f7 === 1) return f3 === 0 ? [MUL, 0, 0] : [MULDIV, f3, 0];
-      if (f7 === 0x20) return [f3 === 0 ? SUB : SRA, 0, 0];
-      return [OP_OPS[f3]!, 0, 0];
-    case OP_IMM_32:
-      if (f3 === 0) return [ADDIW, imm, 0];
-      return [f3 === 1 ? SLLIW : (imm & 0x400) !== 0 ? SRAIW : SRLIW, imm & 31, 0];
-    case OP_OP_32:
-      if (f7 === 1) return [MULDIVW, f3, 0];
-      if (f3 === 0) return [f7 === 0 ? ADDW : SUBW, 0, 0];
-      return [f3 === 1 ? SLLW : f7 === 0 ? SRLW : SRAW, 0, 0];
-    case OP_LOAD: return [LB + f3, imm, 0];
-    case OP_STORE: return [SB + f3, immS(insn), 0];
-    case OP_BRANCH: return [BRANCH_OPS[f3]!, immB(insn), 0];
-    case OP_JAL: return [JAL, immJ(insn), 0];
-    default: return [JALR, imm, 0]; // OP_JALR with funct3 0, the only other translatable one
-  }
-}
 
 /**
  * The decoded form of the `count` instructions at `pcs` (a block measured by measureBlock), read from the
@@ -77,10 +27,7 @@ export function decodeBlock(mem: Uint16Array, base: number, pcs: readonly number
     const compressed = (half & 3) !== 3;
     const insn = compressed ? expandCompressed(half) : half | (mem[at + 1]! << 16);
     const [op, imm, hi] = operation(insn, pc);
-    const rd = (insn >>> 7) & 31;
-    const rs1 = (insn >>> 15) & 31;
-    const rs2 = (insn >>> 20) & 31;
-    ops[k * DECODED_WORDS] = op | (rd << 8) | (rs1 << 13) | (rs2 << 18) | ((compressed ? 2 : 4) << 23);
+    ops[k * DECODED_WORDS] = decodedWord(op, insn, compressed ? 2 : 4);
     ops[k * DECODED_WORDS + 1] = imm;
     ops[k * DECODED_WORDS + 2] = hi;
   }
@@ -132,61 +79,61 @@ export class WarmHart extends HartMemory {
         const pc = pcs[k]!;
         if (timing !== undefined) this.chargeRam(timing, region, (base + ((pc & (PAGE_BYTES - 1)) >>> 1)) * 2, false);
         switch (w & 0xff) {
-          case ADDI: {
+          case Op.ADDI: {
             const lo = (al + imm) | 0;
             x[d] = lo;
             x[d + 1] = (ah + (imm >> 31) + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
             break;
           }
-          case SLTI: x[d] = lt(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
-          case SLTIU: x[d] = ltu(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
-          case XORI: x[d] = al ^ imm; x[d + 1] = ah ^ (imm >> 31); break;
-          case ORI: x[d] = al | imm; x[d + 1] = ah | (imm >> 31); break;
-          case ANDI: x[d] = al & imm; x[d + 1] = ah & (imm >> 31); break;
-          case SLLI: sll(x, d, al, ah, imm); break;
-          case SRLI: srl(x, d, al, ah, imm); break;
-          case SRAI: sra(x, d, al, ah, imm); break;
-          case ADD: {
+          case Op.SLTI: x[d] = lt(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
+          case Op.SLTIU: x[d] = ltu(al, ah, imm, imm >> 31) ? 1 : 0; x[d + 1] = 0; break;
+          case Op.XORI: x[d] = al ^ imm; x[d + 1] = ah ^ (imm >> 31); break;
+          case Op.ORI: x[d] = al | imm; x[d + 1] = ah | (imm >> 31); break;
+          case Op.ANDI: x[d] = al & imm; x[d + 1] = ah & (imm >> 31); break;
+          case Op.SLLI: sll(x, d, al, ah, imm); break;
+          case Op.SRLI: srl(x, d, al, ah, imm); break;
+          case Op.SRAI: sra(x, d, al, ah, imm); break;
+          case Op.ADD: {
             const lo = (al + x[s2]!) | 0;
             x[d + 1] = (ah + x[s2 + 1]! + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
             x[d] = lo;
             break;
           }
-          case SUB: {
+          case Op.SUB: {
             const bl = x[s2]!;
             const borrow = (al >>> 0) < (bl >>> 0) ? 1 : 0;
             x[d + 1] = (ah - x[s2 + 1]! - borrow) | 0;
             x[d] = (al - bl) | 0;
             break;
           }
-          case SLL: sll(x, d, al, ah, x[s2]! & 63); break;
-          case SLT: { const v = lt(al, ah, x[s2]!, x[s2 + 1]!) ? 1 : 0; x[d] = v; x[d + 1] = 0; break; }
-          case SLTU: { const v = ltu(al, ah, x[s2]!, x[s2 + 1]!) ? 1 : 0; x[d] = v; x[d + 1] = 0; break; }
-          case XOR: x[d + 1] = ah ^ x[s2 + 1]!; x[d] = al ^ x[s2]!; break;
-          case SRL: srl(x, d, al, ah, x[s2]! & 63); break;
-          case SRA: sra(x, d, al, ah, x[s2]! & 63); break;
-          case OR: x[d + 1] = ah | x[s2 + 1]!; x[d] = al | x[s2]!; break;
-          case AND: x[d + 1] = ah & x[s2 + 1]!; x[d] = al & x[s2]!; break;
-          case MUL: mul(x, d, al, ah, x[s2]!, x[s2 + 1]!); break;
-          case MULDIV: if (d !== 0) mulDiv64(x, d, imm, al, ah, x[s2]!, x[s2 + 1]!); break;
-          case ADDIW: { const v = (al + imm) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
-          case SLLIW: { const v = al << imm; x[d] = v; x[d + 1] = v >> 31; break; }
-          case SRLIW: { const v = (al >>> imm) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
-          case SRAIW: { const v = al >> imm; x[d] = v; x[d + 1] = v >> 31; break; }
-          case ADDW: { const v = (al + x[s2]!) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
-          case SUBW: { const v = (al - x[s2]!) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
-          case SLLW: { const v = al << (x[s2]! & 31); x[d] = v; x[d + 1] = v >> 31; break; }
-          case SRLW: { const v = (al >>> (x[s2]! & 31)) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
-          case SRAW: { const v = al >> (x[s2]! & 31); x[d] = v; x[d + 1] = v >> 31; break; }
-          case MULDIVW: { const v = mulDiv32(imm, al, x[s2]!); x[d] = v; x[d + 1] = v >> 31; break; }
-          case CONST: x[d] = imm; x[d + 1] = ops[k * DECODED_WORDS + 2]!; break;
-          case BEQ: case BNE: case BLT: case BGE: case BLTU: case BGEU: {
+          case Op.SLL: sll(x, d, al, ah, x[s2]! & 63); break;
+          case Op.SLT: { const v = lt(al, ah, x[s2]!, x[s2 + 1]!) ? 1 : 0; x[d] = v; x[d + 1] = 0; break; }
+          case Op.SLTU: { const v = ltu(al, ah, x[s2]!, x[s2 + 1]!) ? 1 : 0; x[d] = v; x[d + 1] = 0; break; }
+          case Op.XOR: x[d + 1] = ah ^ x[s2 + 1]!; x[d] = al ^ x[s2]!; break;
+          case Op.SRL: srl(x, d, al, ah, x[s2]! & 63); break;
+          case Op.SRA: sra(x, d, al, ah, x[s2]! & 63); break;
+          case Op.OR: x[d + 1] = ah | x[s2 + 1]!; x[d] = al | x[s2]!; break;
+          case Op.AND: x[d + 1] = ah & x[s2 + 1]!; x[d] = al & x[s2]!; break;
+          case Op.MUL: mul(x, d, al, ah, x[s2]!, x[s2 + 1]!); break;
+          case Op.MULDIV: if (d !== 0) mulDiv64(x, d, imm, al, ah, x[s2]!, x[s2 + 1]!); break;
+          case Op.ADDIW: { const v = (al + imm) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.SLLIW: { const v = al << imm; x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.SRLIW: { const v = (al >>> imm) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.SRAIW: { const v = al >> imm; x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.ADDW: { const v = (al + x[s2]!) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.SUBW: { const v = (al - x[s2]!) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.SLLW: { const v = al << (x[s2]! & 31); x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.SRLW: { const v = (al >>> (x[s2]! & 31)) | 0; x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.SRAW: { const v = al >> (x[s2]! & 31); x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.MULDIVW: { const v = mulDiv32(imm, al, x[s2]!); x[d] = v; x[d + 1] = v >> 31; break; }
+          case Op.CONST: x[d] = imm; x[d + 1] = ops[k * DECODED_WORDS + 2]!; break;
+          case Op.BEQ: case Op.BNE: case Op.BLT: case Op.BGE: case Op.BLTU: case Op.BGEU: {
             const bl = x[s2]!;
             const bh = x[s2 + 1]!;
             const op = w & 0xff;
-            const taken = op === BEQ ? al === bl && ah === bh : op === BNE ? al !== bl || ah !== bh
-              : op === BLT ? lt(al, ah, bl, bh) : op === BGE ? !lt(al, ah, bl, bh)
-                : op === BLTU ? ltu(al, ah, bl, bh) : !ltu(al, ah, bl, bh);
+            const taken = op === Op.BEQ ? al === bl && ah === bh : op === Op.BNE ? al !== bl || ah !== bh
+              : op === Op.BLT ? lt(al, ah, bl, bh) : op === Op.BGE ? !lt(al, ah, bl, bh)
+                : op === Op.BLTU ? ltu(al, ah, bl, bh) : !ltu(al, ah, bl, bh);
             if (taken) {
               this.pc = pc + imm;
               x[0] = 0;
@@ -195,7 +142,7 @@ export class WarmHart extends HartMemory {
             }
             break;
           }
-          case JAL: {
+          case Op.JAL: {
             const link = pc + ((w >>> 23) & 7);
             this.pc = pc + imm;
             x[d] = link | 0;
@@ -204,7 +151,7 @@ export class WarmHart extends HartMemory {
             x[1] = 0;
             return k + 1;
           }
-          case JALR: {
+          case Op.JALR: {
             // Bit 0 of the sum is cleared, not of rs1 (ISA §2.5); the target is read before rd is written.
             const target = ah * 4294967296 + (al >>> 0) + imm;
             const link = pc + ((w >>> 23) & 7);
@@ -220,16 +167,16 @@ export class WarmHart extends HartMemory {
             this.pc = pc;
             let v: number;
             switch (w & 0xff) {
-              case LB: v = (this.loadB(al, ah, imm) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
-              case LH: v = (this.loadH(al, ah, imm) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
-              case LW: v = this.loadW(al, ah, imm); x[d] = v; x[d + 1] = v >> 31; break;
-              case LD: v = this.loadD(al, ah, imm); x[d] = v; x[d + 1] = this.loadHi; break;
-              case LBU: x[d] = this.loadB(al, ah, imm); x[d + 1] = 0; break;
-              case LHU: x[d] = this.loadH(al, ah, imm); x[d + 1] = 0; break;
-              case LWU: x[d] = this.loadW(al, ah, imm); x[d + 1] = 0; break;
-              case SB: this.storeB(al, ah, imm, x[s2]! & 0xff); break;
-              case SH: this.storeH(al, ah, imm, x[s2]! & 0xffff); break;
-              case SW: this.storeW(al, ah, imm, x[s2]!); break;
+              case Op.LB: v = (this.loadB(al, ah, imm) << 24) >> 24; x[d] = v; x[d + 1] = v >> 31; break;
+              case Op.LH: v = (this.loadH(al, ah, imm) << 16) >> 16; x[d] = v; x[d + 1] = v >> 31; break;
+              case Op.LW: v = this.loadW(al, ah, imm); x[d] = v; x[d + 1] = v >> 31; break;
+              case Op.LD: v = this.loadD(al, ah, imm); x[d] = v; x[d + 1] = this.loadHi; break;
+              case Op.LBU: x[d] = this.loadB(al, ah, imm); x[d + 1] = 0; break;
+              case Op.LHU: x[d] = this.loadH(al, ah, imm); x[d + 1] = 0; break;
+              case Op.LWU: x[d] = this.loadW(al, ah, imm); x[d + 1] = 0; break;
+              case Op.SB: this.storeB(al, ah, imm, x[s2]! & 0xff); break;
+              case Op.SH: this.storeH(al, ah, imm, x[s2]! & 0xffff); break;
+              case Op.SW: this.storeW(al, ah, imm, x[s2]!); break;
               default: this.storeD(al, ah, imm, x[s2]!, x[s2 + 1]!); break;
             }
             if (this.stop) {

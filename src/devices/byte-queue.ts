@@ -1,21 +1,35 @@
 // A first-in first-out queue of bytes from the host, waiting for room in the guest.
 
+/**
+ * Host input a device keeps for its guest at most. The host's sources (console sockets, stdin) stop
+ * reading long before this (src/host/input-gate.ts); what a source without that backpressure sends beyond
+ * it is dropped and counted, so a client typing faster than the guest reads cannot grow the host's memory.
+ */
+export const MAX_QUEUED_INPUT = 1 << 20;
+
 export class ByteQueue {
   private chunks: Uint8Array[] = [];
   /** Bytes of chunks[0] already taken. */
   private offset = 0;
   private count = 0;
+  /** Bytes refused because the queue was full. */
+  dropped = 0;
+
+  constructor(private readonly limit = MAX_QUEUED_INPUT) {}
 
   /** Bytes waiting. */
   get length(): number {
     return this.count;
   }
 
-  /** Appends a copy of `bytes`. */
-  push(bytes: Uint8Array | readonly number[]): void {
-    if (bytes.length === 0) return;
-    this.chunks.push(Uint8Array.from(bytes));
-    this.count += bytes.length;
+  /** Appends a copy of as much of `bytes` as fits under the limit; returns how many bytes it took. */
+  push(bytes: Uint8Array | readonly number[]): number {
+    const fits = Math.max(0, Math.min(bytes.length, this.limit - this.count));
+    this.dropped += bytes.length - fits;
+    if (fits <= 0) return 0;
+    this.chunks.push(Uint8Array.from(fits === bytes.length ? bytes : bytes.slice(0, fits)));
+    this.count += fits;
+    return fits;
   }
 
   /** A copy of every byte waiting, the queue unchanged (snapshots). */

@@ -116,7 +116,7 @@ export class Uart implements Device, Pollable {
     this.irq = options.irq ?? (() => {});
   }
 
-  /** Queues bytes from the host for the guest to receive; they enter the FIFO at the next `poll()`. */
+  /** Queues bytes from the host for the guest to receive (up to MAX_QUEUED_INPUT waiting); they enter the FIFO at the next `poll()`. */
   input(bytes: Uint8Array | readonly number[]): void {
     this.hostInput.push(bytes);
   }
@@ -124,6 +124,11 @@ export class Uart implements Device, Pollable {
   /** Bytes queued by `input()` and not yet moved into the FIFO. */
   get queuedInput(): number {
     return this.hostInput.length;
+  }
+
+  /** Bytes `input()` dropped because MAX_QUEUED_INPUT were already waiting. */
+  get droppedInput(): number {
+    return this.hostInput.dropped;
   }
 
   /** The registers, FIFO and waiting input as plain data (snapshots, docs/snapshots.md). */

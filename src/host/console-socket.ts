@@ -2,6 +2,7 @@
 
 import { lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { InputGate } from './input-gate.js';
 import { listenPrivately } from './private-files.js';
 
 /** A socket path we cannot listen on, in one line. */
@@ -12,6 +13,12 @@ export const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Output kept for a client that attaches later, so it sees the last lines instead of a blank screen. */
 const BACKLOG_BYTES = 2 * 1024;
+
+/**
+ * Output waiting in the host for one client at most. A client that stops reading is disconnected here,
+ * instead of the host buffering the guest's output for it without end; attaching again gives it the backlog.
+ */
+export const MAX_CLIENT_PENDING = 4 * 1024 * 1024;
 
 /** Refuses a path too long for a Unix socket: one line naming it. */
 export function checkSocketPath(path: string, what: string): void {
@@ -50,6 +57,11 @@ export async function clearStaleSocket(path: string, what: string): Promise<void
 export interface ConsoleSocketOptions {
   /** Bytes a client typed, for the VM's UART. */
   onInput(bytes: Uint8Array): void;
+  /**
+   * Bytes typed and not yet taken by the guest (the device's queue). With it, the clients stop being read
+   * while the queue is long (InputGate), so nothing typed is dropped however fast they send.
+   */
+  queued?(): number;
 }
 
 /**
@@ -65,8 +77,16 @@ export class ConsoleSocket {
   /** Whether older output was dropped (the backlog then starts at the first whole line). */
   private cut = false;
   private closed = false;
+  private readonly gate: InputGate | undefined;
 
-  private constructor(private readonly server: Server, readonly path: string, private readonly options: ConsoleSocketOptions) {}
+  private constructor(private readonly server: Server, readonly path: string, private readonly options: ConsoleSocketOptions) {
+    const queued = options.queued;
+    this.gate = queued === undefined ? undefined : new InputGate(
+      queued,
+      () => { for (const client of this.clients) client.pause(); },
+      () => { for (const client of this.clients) client.resume(); },
+    );
+  }
 
   static async listen(path: string, options: ConsoleSocketOptions): Promise<ConsoleSocket> {
     await clearStaleSocket(path, 'console socket');
@@ -94,7 +114,12 @@ export class ConsoleSocket {
     this.clients.add(socket);
     const backlog = this.backlog();
     if (backlog.length > 0) socket.write(backlog);
-    socket.on('data', (chunk: Buffer) => { if (!this.closed) this.options.onInput(new Uint8Array(chunk)); });
+    if (this.gate?.paused === true) socket.pause();
+    socket.on('data', (chunk: Buffer) => {
+      if (this.closed) return;
+      this.options.onInput(new Uint8Array(chunk));
+      this.gate?.afterInput();
+    });
     const drop = (): void => { this.clients.delete(socket); };
     socket.on('close', drop);
     socket.on('error', drop);
@@ -104,7 +129,15 @@ export class ConsoleSocket {
   write(bytes: Uint8Array): void {
     if (this.closed || bytes.length === 0) return;
     const chunk = Buffer.from(bytes);
-    for (const client of this.clients) if (!client.destroyed) client.write(chunk);
+    for (const client of this.clients) {
+      if (client.destroyed) continue;
+      if (client.writableLength > MAX_CLIENT_PENDING) {
+        this.clients.delete(client);
+        client.destroy();
+        continue;
+      }
+      client.write(chunk);
+    }
     this.recent.push(chunk);
     this.recentBytes += chunk.length;
     if (this.recentBytes > 2 * BACKLOG_BYTES) {
@@ -130,6 +163,7 @@ export class ConsoleSocket {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.gate?.stop();
     for (const client of this.clients) client.end(() => client.destroy());
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     try {

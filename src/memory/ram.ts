@@ -23,6 +23,11 @@ export class RamRegion {
   readonly u16: Uint16Array;
   readonly i32: Int32Array;
   readonly i64: BigInt64Array;
+  /**
+   * The same doublewords as float64 bit patterns: a threaded hart's aligned 64-bit loads and stores are one
+   * 8-byte move through this view, without making a BigInt (cpu/threaded-hart.ts, docs/threads.md).
+   */
+  readonly f64: Float64Array;
   readonly view: DataView;
   /** One past the last physical address of the region. */
   readonly end: number;
@@ -42,6 +47,7 @@ export class RamRegion {
     this.u16 = new Uint16Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
     this.i64 = new BigInt64Array(this.buffer);
+    this.f64 = new Float64Array(this.buffer);
     this.view = new DataView(this.buffer);
     this.end = base + size;
   }

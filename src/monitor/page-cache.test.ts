@@ -95,3 +95,21 @@ test('forgetOn lets go of the cached pages on the nodes named, from the cache\'s
   assert.ok(!monitor.memory.usersOf(pages[1]!).some((u) => u.vm === PAGE_CACHE), 'node 1\'s page is no longer cached');
   assert.ok(monitor.memory.usersOf(pages[0]!).some((u) => u.vm === PAGE_CACHE), 'node 0\'s stays');
 });
+
+test('trim lets go of every page only the cache holds, however many, and keeps the ones a VM maps', () => {
+  const { monitor, vms } = setup();
+  const [a, b] = vms;
+  const hook = monitor.diskHook(a!, 'base')!;
+  for (let k = 0; k < 40; k++) {
+    a!.machine.bus.guestMemory().write(RAM_BASE + k * PAGE, Uint8Array.of(k + 1));
+    hook.copied(k, RAM_BASE + k * PAGE);
+  }
+  // b maps every third block; a stops, so the cache alone holds the others.
+  const bHook = monitor.diskHook(b!, 'base')!;
+  for (let k = 0; k < 40; k += 3) assert.equal(bHook.map(k, RAM_BASE + k * PAGE), true);
+  monitor.stopVm(a!);
+  const kept = Math.ceil(40 / 3);
+  assert.equal(monitor.pageCache.trim(), 40 - kept);
+  assert.equal(monitor.pageCache.trim(), 0, 'nothing is left to trim');
+  for (let k = 0; k < 40; k++) assert.equal(bHook.map(k, RAM_BASE + 50 * PAGE), k % 3 === 0, `block ${k}`);
+});

@@ -172,7 +172,9 @@ export class PageCache implements PageSpace {
   /** Pages the cache alone holds go back to the machine (memory runs short). Returns how many. */
   trim(): number {
     let n = 0;
-    for (const [mpn, slot] of [...this.slotOfPage]) {
+    // A Map may lose its entries while it is iterated (drop deletes the current one): no copy of the cache
+    // on every reclaim, which memory running short calls at each refused page.
+    for (const [mpn, slot] of this.slotOfPage) {
       if (this.memory.users[mpn] === 1) {
         this.drop(slot);
         n++;
@@ -184,7 +186,7 @@ export class PageCache implements PageSpace {
   /** Forgets every entry (the memmap then names VMs' pages only). Returns how many went. */
   clear(): number {
     const n = this.slotOfPage.size;
-    for (const slot of [...this.slotOfPage.values()]) this.drop(slot);
+    for (const slot of this.slotOfPage.values()) this.drop(slot);
     return n;
   }
 

@@ -1,11 +1,8 @@
 // `mirrorball experiment memory`: bad cases, factors, sizes and job counts are one line and exit 2, before any guest is looked for.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
+import { mirrorballEach } from '../helpers/cli-batch.js';
 
 describe('experiment memory options', () => {
   it('refuses each bad value in one line with exit 2', () => {
@@ -19,8 +16,10 @@ describe('experiment memory options', () => {
       [['--idle-scan-rate', '-1'], /--idle-scan-rate/],
       [['--merge-on-first-match', 'maybe'], /--merge-on-first-match takes on or off/],
     ] as const;
-    for (const [args, pattern] of cases) {
-      const r = spawnSync(process.execPath, [CLI, 'experiment', 'memory', ...args, '--out', 'out/memory-usage-test'], { encoding: 'utf8', timeout: 60_000 });
+    // Each through the command line's main, all in one process (its start-up once).
+    const results = mirrorballEach(cases.map(([args]) => ['experiment', 'memory', ...args, '--out', 'out/memory-usage-test']));
+    for (const [i, [args, pattern]] of cases.entries()) {
+      const r = results[i]!;
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       const lines = r.stderr.trimEnd().split('\n');
       assert.equal(lines.length, 1, r.stderr);

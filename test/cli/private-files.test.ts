@@ -9,22 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client } from '../helpers/control-client.js';
+import { CLI } from '../helpers/run-process.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 const NOBODY = 65534;
 
 const otherUid = process.getuid?.() !== 0 ? 'becoming another uid needs root (setpriv --reuid)'
   : spawnSync('setpriv', ['--version']).status !== 0 ? 'setpriv (util-linux) is not installed' : false;
 
 let dir: string;
-let launcher: string;
 
 /** The command line under umask 000: whatever it creates has only the modes it asks for. */
 function underUmask000(args: string[]): string[] {
-  return ['-c', 'umask 000; exec "$@"', 'sh', process.execPath, '--import', TSX, launcher, ...args];
+  return ['-c', 'umask 000; exec "$@"', 'sh', process.execPath, CLI, ...args];
 }
 
 /** A kernel that sleeps forever: a RISC-V Linux Image header whose first instruction jumps to `wfi; j .-4`. */
@@ -74,8 +71,6 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'mb-private-'));
   // Others may enter this directory and read what it holds by default: only each file's own mode keeps them out.
   chmodSync(dir, 0o755);
-  launcher = join(dir, 'mirrorball.mjs');
-  writeFileSync(launcher, `import { main } from ${JSON.stringify(pathToFileURL(MAIN).href)};\nawait main(process.argv);\n`);
   writeFileSync(join(dir, 'idle.Image'), idleKernel());
   writeFileSync(join(dir, 'public.txt'), 'anyone may read this\n', { mode: 0o644 });
 });
@@ -112,7 +107,7 @@ describe('files private to their user', () => {
       }
     } finally {
       client?.socket.destroy();
-      const down = spawnSync(process.execPath, ['--import', TSX, launcher, 'down', '--control', control], { encoding: 'utf8', timeout: 60_000 });
+      const down = spawnSync(process.execPath, [CLI, 'down', '--control', control], { encoding: 'utf8', timeout: 60_000 });
       if (down.status !== 0 && pid > 0) process.kill(pid, 'SIGKILL');
     }
   });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { linkHtifElf, toolchainAvailable } from '../helpers/asm.js';
+import { mirrorballEach } from '../helpers/cli-batch.js';
 import { buildThinOs, thinOsChecksum, thinOsHarts, thinOsSkip } from '../helpers/thin-os.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
@@ -27,6 +28,19 @@ function assertOneLineError(r: ReturnType<typeof mirrorball>, pattern: RegExp): 
   assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
   assert.match(lines[0], /^mirrorball: /);
   assert.match(lines[0], pattern);
+}
+
+/**
+ * Each of `cases` (the words after `mirrorball`, and what its one line must match) through the command line's
+ * main, all in one process: the CLI's start-up once, not once a case.
+ */
+function assertOneLineErrors(cases: [string[], RegExp][]): void {
+  const results = mirrorballEach(cases.map(([args]) => args), { MIRRORBALL_CACHE: dir });
+  for (const [i, [args, pattern]] of cases.entries()) {
+    const r = results[i]!;
+    assert.equal(r.status, 2, `${args.join(' ')}: exit status; stderr: ${r.stderr}`);
+    assertOneLineError(r, pattern);
+  }
 }
 
 describe('mirrorball run: bad input', () => {
@@ -60,11 +74,13 @@ describe('mirrorball run: bad input', () => {
   });
 
   it('refuses too little memory, a bad hart count and a bad size', () => {
-    assertOneLineError(mirrorball('run', '-m', '1M'), /16 MiB|memory/i);
-    assertOneLineError(mirrorball('run', '-m', '1K'), /^mirrorball: -m asks for 1 KiB of RAM, too little: the machine needs at least 16 MiB; -m must be at least 16M$/);
-    assertOneLineError(mirrorball('run', '--smp', '0'), /--smp/);
-    assertOneLineError(mirrorball('run', '-m', 'lots'), /-m/);
-    assertOneLineError(mirrorball('run', '--nodes', '3', '--smp', '2'), /--nodes 3 needs at least 3 harts/);
+    assertOneLineErrors([
+      [['run', '-m', '1M'], /16 MiB|memory/i],
+      [['run', '-m', '1K'], /^mirrorball: -m asks for 1 KiB of RAM, too little: the machine needs at least 16 MiB; -m must be at least 16M$/],
+      [['run', '--smp', '0'], /--smp/],
+      [['run', '-m', 'lots'], /-m/],
+      [['run', '--nodes', '3', '--smp', '2'], /--nodes 3 needs at least 3 harts/],
+    ]);
   });
 
   it('names a missing disk image', () => {
@@ -76,10 +92,12 @@ describe('mirrorball run: bad input', () => {
     writeFileSync(base, Buffer.alloc(1 << 20));
     const overlay = join(dir, 'cow.overlay');
     writeFileSync(overlay, 'not an overlay\n');
-    assertOneLineError(mirrorball('run', '--drive', `file=${base},overlay=${overlay}`, '--kernel', join(dir, 'nope')), /'.*cow\.overlay' is not a Mirrorball overlay/);
-    assertOneLineError(mirrorball('run', '--drive', `file=${base},snapshot=on,readonly=on`), /readonly=on and snapshot=on exclude each other/);
-    assertOneLineError(mirrorball('run', '--drive', `file=${base},snapshot=maybe`), /--drive: snapshot must be on or off, not 'maybe'/);
-    assertOneLineError(mirrorball('run', '--drive', `file=${base},overlay=`), /overlay needs a file name/);
+    assertOneLineErrors([
+      [['run', '--drive', `file=${base},overlay=${overlay}`, '--kernel', join(dir, 'nope')], /'.*cow\.overlay' is not a Mirrorball overlay/],
+      [['run', '--drive', `file=${base},snapshot=on,readonly=on`], /readonly=on and snapshot=on exclude each other/],
+      [['run', '--drive', `file=${base},snapshot=maybe`], /--drive: snapshot must be on or off, not 'maybe'/],
+      [['run', '--drive', `file=${base},overlay=`], /overlay needs a file name/],
+    ]);
   });
 
   it('rejects an unknown option with one line and exit 2 (test/cli/usage.test.ts: every command)', () => {
@@ -87,23 +105,27 @@ describe('mirrorball run: bad input', () => {
   });
 
   it('refuses bad --net, --console and --serial specifications, and a segment peer that is not there, in one line', () => {
-    assertOneLineError(mirrorball('run', '--net', 'tap'), /--net: 'tap' is not a network \(user or socket\)/);
-    assertOneLineError(mirrorball('run', '--net', 'user,hostfwd=tcp::80'), /hostfwd=tcp::80 is not tcp:\[ADDRESS\]:HOSTPORT-:GUESTPORT/);
-    assertOneLineError(mirrorball('run', '--console', join(dir, 'c.sock')), /--console takes socket=PATH/);
-    assertOneLineError(mirrorball('run', '--serial', `socket=${join(dir, 'x'.repeat(120))}`), /Unix sockets allow 107/);
-    // Port 1 on loopback: nothing listens there unprivileged.
-    assertOneLineError(mirrorball('run', '--net', 'socket,connect=127.0.0.1:1'), /--net socket cannot connect to 127\.0\.0\.1:1: ECONNREFUSED/);
-    assertOneLineError(mirrorball('run', '--net', 'user', '--restore', join(dir, 'none.snap')), /--restore builds the machine the snapshot holds: drop --net/);
+    assertOneLineErrors([
+      [['run', '--net', 'tap'], /--net: 'tap' is not a network \(user or socket\)/],
+      [['run', '--net', 'user,hostfwd=tcp::80'], /hostfwd=tcp::80 is not tcp:\[ADDRESS\]:HOSTPORT-:GUESTPORT/],
+      [['run', '--console', join(dir, 'c.sock')], /--console takes socket=PATH/],
+      [['run', '--serial', `socket=${join(dir, 'x'.repeat(120))}`], /Unix sockets allow 107/],
+      // Port 1 on loopback: nothing listens there unprivileged.
+      [['run', '--net', 'socket,connect=127.0.0.1:1'], /--net socket cannot connect to 127\.0\.0\.1:1: ECONNREFUSED/],
+      [['run', '--net', 'user', '--restore', join(dir, 'none.snap')], /--restore builds the machine the snapshot holds: drop --net/],
+    ]);
   });
 
   it('refuses --sbi without --elf, and --elf with a kernel, initrd, append or firmware, in one line', () => {
     const elf = join(dir, 'some.elf');
     writeFileSync(elf, Buffer.alloc(256, 0x41));
-    assertOneLineError(mirrorball('run', '--sbi'), /--sbi runs an ELF program under the built-in SBI: give it with --elf/);
-    assertOneLineError(mirrorball('run', '--elf', elf, '--sbi', '--bios', elf), /--elf runs a program on the bare machine .*: drop --bios/);
-    assertOneLineError(mirrorball('run', '--elf', elf, '--kernel', elf), /--elf runs its program instead of a kernel: drop --kernel/);
-    assertOneLineError(mirrorball('run', '--elf', elf, '--sbi', '--append', 'quiet'), /--append is a kernel's command line: an --elf program takes none/);
-    assertOneLineError(mirrorball('run', '--elf', elf, '--sbi'), new RegExp(`^mirrorball: ELF program '${elf}': not an ELF file`));
+    assertOneLineErrors([
+      [['run', '--sbi'], /--sbi runs an ELF program under the built-in SBI: give it with --elf/],
+      [['run', '--elf', elf, '--sbi', '--bios', elf], /--elf runs a program on the bare machine .*: drop --bios/],
+      [['run', '--elf', elf, '--kernel', elf], /--elf runs its program instead of a kernel: drop --kernel/],
+      [['run', '--elf', elf, '--sbi', '--append', 'quiet'], /--append is a kernel's command line: an --elf program takes none/],
+      [['run', '--elf', elf, '--sbi'], new RegExp(`^mirrorball: ELF program '${elf}': not an ELF file`)],
+    ]);
   });
 
   it('says what to do when no kernel is given and no guest is built', () => {

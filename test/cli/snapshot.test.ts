@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { linkHtifElf, toolchainAvailable } from '../helpers/asm.js';
+import { mirrorballEach } from '../helpers/cli-batch.js';
 import { Client } from '../helpers/control-client.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
@@ -103,13 +104,17 @@ describe('mirrorball run --restore', { skip: toolchainAvailable() ? false : 'the
     assert.equal(stats('restored'), stats('straight'));
   });
 
-  /** Runs `--restore file` and checks it refused with one line on stderr, exit 2, and ran nothing. */
-  function refused(file: string, pattern: RegExp, extra: string[] = []): void {
-    const r = runSync(['--restore', file, ...extra]);
+  /** Checks that a `--restore` refused with one line on stderr, exit 2, and ran nothing. */
+  function assertRefused(r: Result, pattern: RegExp): void {
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stdout, '', 'nothing ran');
     assert.match(r.stderr, /^mirrorball: [^\n]+\n$/);
     assert.match(r.stderr, pattern);
+  }
+
+  /** Runs `--restore file` and checks it refused. */
+  function refused(file: string, pattern: RegExp, extra: string[] = []): void {
+    assertRefused(runSync(['--restore', file, ...extra]), pattern);
   }
 
   it('refuses a truncated, corrupt or foreign file, or another version, in one line', () => {
@@ -119,15 +124,20 @@ describe('mirrorball run --restore', { skip: toolchainAvailable() ? false : 'the
       writeFileSync(path, data);
       return path;
     };
-    refused(variant('truncated.snap', bytes.subarray(0, bytes.length >> 1)), /corrupt or truncated/);
     const flipped = Buffer.from(bytes);
     flipped[flipped.length >> 1] ^= 0x10;
-    refused(variant('flipped.snap', flipped), /corrupt or truncated/);
     const version = Buffer.from(bytes);
     version.writeUInt32LE(99, 8);
-    refused(variant('version.snap', version), /format version 99; this Mirrorball reads version 1/);
-    refused(variant('text.snap', Buffer.from('hello\n')), /is not a Mirrorball snapshot/);
-    refused(join(dir, 'missing.snap'), /no such file/);
+    const cases: [string, RegExp][] = [
+      [variant('truncated.snap', bytes.subarray(0, bytes.length >> 1)), /corrupt or truncated/],
+      [variant('flipped.snap', flipped), /corrupt or truncated/],
+      [variant('version.snap', version), /format version 99; this Mirrorball reads version 1/],
+      [variant('text.snap', Buffer.from('hello\n')), /is not a Mirrorball snapshot/],
+      [join(dir, 'missing.snap'), /no such file/],
+    ];
+    // Each through the command line's main, all in one process (its start-up once).
+    const results = mirrorballEach(cases.map(([file]) => ['run', '--restore', file]));
+    for (const [i, [, pattern]] of cases.entries()) assertRefused({ code: results[i]!.status, stdout: results[i]!.stdout, stderr: results[i]!.stderr }, pattern);
   });
 
   it('refuses flags that would build another machine', () => {

@@ -11,22 +11,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { findBuiltGuest } from '../../src/guest/artifacts.js';
 import { makeElf } from '../helpers/elf-file.js';
 import { PROGRAMS, tinyKernel } from '../helpers/tiny-kernels.js';
 import { QmpTestClient, type Message } from '../helpers/qmp-test-client.js';
+import { CLI } from '../helpers/run-process.js';
+import { mirrorballEach } from '../helpers/cli-batch.js';
 
-// The command line from source (tsx), so these tests need no build of dist/.
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
+// The compiled command line (dist/, built by `npm test` first), as the other CLI tests run it: under tsx every
+// one of this file's many processes transpiled the sources again, more than doubling its start-up.
 const MiB = 1024 * 1024;
 
 let dir: string;
-let launcher: string;
 
 function argv(args: string[]): string[] {
-  return ['--import', TSX, launcher, ...args];
+  return [CLI, ...args];
 }
 
 interface Result { status: number | null; stdout: string; stderr: string }
@@ -136,8 +135,6 @@ class Console {
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'mb-up-'));
-  launcher = join(dir, 'mirrorball.mjs');
-  writeFileSync(launcher, `import { main } from ${JSON.stringify(pathToFileURL(MAIN).href)};\nawait main(process.argv);\n`);
   for (const [name, program] of Object.entries(PROGRAMS)) writeFileSync(join(dir, `${name}.Image`), tinyKernel(program));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -190,8 +187,11 @@ describe('mirrorball up: mistakes', () => {
 
   it('without a monitor, ps, stats, stop and console say to start one, in one line, exit 1', () => {
     const runDir = join(dir, 'nobody');
-    for (const args of [['ps'], ['stats', 'web'], ['stop', 'web'], ['console', 'web'], ['down']]) {
-      const r = mirrorball([...args, '--run-dir', runDir]);
+    const commands = [['ps'], ['stats', 'web'], ['stop', 'web'], ['console', 'web'], ['down']];
+    // One process runs each command's main in turn (the CLI's start-up once); the other tests spawn each.
+    const results = mirrorballEach(commands.map((args) => [...args, '--run-dir', runDir]), { MIRRORBALL_RUN_DIR: '' });
+    for (const [i, args] of commands.entries()) {
+      const r = results[i]!;
       assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
       assert.equal(r.stderr, `mirrorball: no monitor is listening on '${join(runDir, 'control.sock')}': start one with \`mirrorball up machine.yaml\` (or pass --control or --run-dir)\n`);
     }
@@ -206,8 +206,9 @@ describe('mirrorball up: mistakes', () => {
       console: /Ctrl-A d detaches/,
       down: /End a running `mirrorball up`/,
     };
-    for (const [command, pattern] of Object.entries(words)) {
-      const r = mirrorball([command, '--help']);
+    const results = mirrorballEach(Object.keys(words).map((command) => [command, '--help']), { MIRRORBALL_RUN_DIR: '' });
+    for (const [i, [command, pattern]] of Object.entries(words).entries()) {
+      const r = results[i]!;
       assert.equal(r.status, 0);
       assert.match(r.stdout.replace(/\s+/g, ' '), pattern, command);
     }
@@ -228,6 +229,8 @@ describe('mirrorball up with tiny kernels', () => {
     let client: Client | undefined;
     try {
       client = await Client.connect(control, up);
+      // Once the control socket answers, the console sockets are there to attach to (poweroff's may be gone already).
+      for (const v of ['echo', 'idle']) assert.ok(existsSync(join(runDir, `${v}.console.sock`)), `${v}'s console socket when the control socket answers`);
       assert.equal((await client.execute('query-vms')).error !== undefined, true, 'nothing before qmp_capabilities');
       await client.ok('qmp_capabilities');
       const commands = (await client.ok<{ name: string }[]>('query-commands')).map((c) => c.name);
@@ -401,15 +404,18 @@ describe('mirrorball up with tiny kernels', () => {
       await until('the VMs to boot', () => up.stdout.includes('vm idle2: booting'), 60_000, () => up.stdout + up.stderr);
       assert.match(up.stdout, /vm idle1: booting, 1 vCPU, 32 MiB on node 0;/);
       assert.match(up.stdout, /vm idle2: booting, 1 vCPU, 32 MiB on node 1;/);
-      for (const [args, status, message] of [
+      const bad = [
         [['node', '2'], 1, 'mirrorball: no node 2: the machine has nodes 0 to 1\n'],
         [['cpu', '9'], 1, 'mirrorball: no CPU 9: the machine has CPUs 0 to 1\n'],
         [['page', '0x1000'], 1, 'mirrorball: no memory at 0x1000: RAM is 0x80000000 to 0x90000000\n'],
         [['link', '0-2'], 1, 'mirrorball: no node 2: the machine has nodes 0 to 1\n'],
         [['disk', '1'], 2, "mirrorball: no fault kind 'disk': write node N, cpu N, link A-B, router N, page ADDR or line ADDR\n"],
         [['page', 'here'], 2, "mirrorball: 'here' is not an address: write it in hexadecimal (0x80200000) or decimal\n"],
-      ] as const) {
-        const r = mirrorball(['fault', ...args, '--run-dir', runDir]);
+      ] as const;
+      // The bad faults through one process, in turn (the CLI's start-up once); the good one below is its own.
+      const results = mirrorballEach(bad.map(([args]) => ['fault', ...args, '--run-dir', runDir]), { MIRRORBALL_RUN_DIR: '' });
+      for (const [i, [args, status, message]] of bad.entries()) {
+        const r = results[i]!;
         assert.deepEqual([r.status, r.stderr], [status, message], args.join(' '));
       }
       const fault = mirrorball(['fault', 'node', '1', '--run-dir', runDir]);
@@ -748,32 +754,44 @@ describe('mirrorball up: snapshots of VMs', () => {
       up2.stop();
     }
 
-    // Bad input: one line each, exit 2, nothing started.
+    // Bad input: one line each, exit 2, nothing started. The cases that see the disk alike run in one process,
+    // one after the other (the CLI's start-up once), each with its own files.
     const snap = readFileSync(join(runDir, 'echo.snap'));
-    const bad = (name: string, bytes: Buffer, expected: RegExp, entry = 'name: echo\n    restore: bad.snap'): void => {
-      writeFileSync(join(dir, 'bad.snap'), bytes);
-      writeFileSync(join(dir, 'bad.yaml'), `vms:\n  - ${entry}\n`);
-      const badRun = join(dir, `bad-run-${name}`);
-      const r = mirrorball(['up', join(dir, 'bad.yaml'), '--run-dir', badRun]);
-      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
-      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${name}: one line: ${r.stderr}`);
-      assert.match(r.stderr, expected, name);
-      assert.ok(!existsSync(join(badRun, 'control.sock')), `${name}: nothing started`);
+    type Bad = [name: string, bytes: Buffer, expected: RegExp, entry?: string];
+    const bad = (cases: Bad[]): void => {
+      const commands = cases.map(([name, bytes, , entry]) => {
+        const slug = name.replace(/ /g, '-');
+        writeFileSync(join(dir, `bad-${slug}.snap`), bytes);
+        writeFileSync(join(dir, `bad-${slug}.yaml`), `vms:\n  - ${(entry ?? 'name: echo\n    restore: SNAP').replace('SNAP', `bad-${slug}.snap`)}\n`);
+        return ['up', join(dir, `bad-${slug}.yaml`), '--run-dir', join(dir, `bad-run-${slug}`)];
+      });
+      const results = mirrorballEach(commands, { MIRRORBALL_RUN_DIR: '' });
+      for (const [i, [name, , expected]] of cases.entries()) {
+        const r = results[i]!;
+        assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${name}: one line: ${r.stderr}`);
+        assert.match(r.stderr, expected, name);
+        assert.ok(!existsSync(join(commands[i]![3]!, 'control.sock')), `${name}: nothing started`);
+      }
     };
-    bad('truncated', snap.subarray(0, snap.length - 100), /corrupt or truncated/);
     const flipped = Buffer.from(snap);
     flipped[Math.floor(snap.length / 2)]! ^= 0x40;
-    bad('corrupt', flipped, /corrupt or truncated/);
     const version = Buffer.from(snap);
     version.writeUInt32LE(99, 8);
-    bad('version', version, /format version 99/);
-    bad('not a snapshot', Buffer.from('hello'), /is not a Mirrorball snapshot/);
-    bad('another VM', snap, /has no VM named 'nobody' \(it has echo\)/, 'name: nobody\n    restore: bad.snap');
+    bad([
+      ['truncated', snap.subarray(0, snap.length - 100), /corrupt or truncated/],
+      ['corrupt', flipped, /corrupt or truncated/],
+      ['version', version, /format version 99/],
+      ['not a snapshot', Buffer.from('hello'), /is not a Mirrorball snapshot/],
+      ['another VM', snap, /has no VM named 'nobody' \(it has echo\)/, 'name: nobody\n    restore: SNAP'],
+    ]);
     writeFileSync(disk, Buffer.alloc(MiB, 8));
-    bad('changed disk', snap, /disk image '.*snap-disk\.img' changed since the snapshot was taken/);
+    bad([['changed disk', snap, /disk image '.*snap-disk\.img' changed since the snapshot was taken/]]);
     rmSync(disk);
-    bad('missing disk', snap, /disk image '.*snap-disk\.img' is gone/);
-    bad('other keys', snap, /vms\[0\]\.smp: not with restore/, 'name: echo\n    restore: bad.snap\n    smp: 2');
+    bad([
+      ['missing disk', snap, /disk image '.*snap-disk\.img' is gone/],
+      ['other keys', snap, /vms\[0\]\.smp: not with restore/, 'name: echo\n    restore: SNAP\n    smp: 2'],
+    ]);
   });
 });
 
@@ -832,29 +850,38 @@ describe('mirrorball up --restore: the whole machine', () => {
       up2.stop();
     }
 
-    // Bad input: one line each, exit 2, nothing started.
-    const bad = (name: string, text: string, snapshot: string, expected: RegExp): void => {
-      const badFile = join(dir, `whole-bad-${name}.yaml`);
-      writeFileSync(badFile, text);
-      const badRun = join(dir, `whole-bad-run-${name}`);
-      const r = mirrorball(['up', badFile, '--run-dir', badRun, '--restore', snapshot]);
-      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
-      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${name}: one line: ${r.stderr}`);
-      assert.match(r.stderr, expected, name);
-      assert.ok(!existsSync(join(badRun, 'control.sock')), `${name}: nothing started`);
+    // Bad input: one line each, exit 2, nothing started. The cases that see the disk alike run in one process,
+    // one after the other (the CLI's start-up once).
+    type Bad = [name: string, text: string, snapshot: string, expected: RegExp];
+    const bad = (cases: Bad[]): void => {
+      const commands = cases.map(([name, text, snapshot]) => {
+        const badFile = join(dir, `whole-bad-${name}.yaml`);
+        writeFileSync(badFile, text);
+        return ['up', badFile, '--run-dir', join(dir, `whole-bad-run-${name}`), '--restore', snapshot];
+      });
+      const results = mirrorballEach(commands, { MIRRORBALL_RUN_DIR: '' });
+      for (const [i, [name, , , expected]] of cases.entries()) {
+        const r = results[i]!;
+        assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${name}: one line: ${r.stderr}`);
+        assert.match(r.stderr, expected, name);
+        assert.ok(!existsSync(join(commands[i]![3]!, 'control.sock')), `${name}: nothing started`);
+      }
     };
-    bad('memory', machine + vms('64M'), snap, /is not the machine of .*: vm counter: 64 MiB in the file, 32 MiB in the snapshot$/m);
-    bad('names', machine + vms('32M', 'other'), snap, /its VMs are counter, off, idle, the file's counter, off, other$/m);
-    bad('machine', machine.replace('smp: 2', 'smp: 4') + vms(), snap, /holds a machine made otherwise: its machine \(CPUs, nodes, memory, distances\) differs$/m);
-    bad('mmu', `${machine}monitor:\n  mmu: nested\n${vms()}`, snap, /holds a machine made otherwise: its mmu differs$/m);
-    bad('one VM', machine + vms(), join(dir, 'one-vm.snap'), /holds one VM, not a whole machine/);
-    bad('faults', `${machine}${vms()}faults:\n  - time: 1s\n    fault: node 0\n`, snap, /faults: a machine restored with --restore takes no fault script/);
     const bytes = readFileSync(snap);
     writeFileSync(join(dir, 'whole-truncated.snap'), bytes.subarray(0, bytes.length - 10));
-    bad('truncated', machine + vms(), join(dir, 'whole-truncated.snap'), /corrupt or truncated/);
-    bad('missing', machine + vms(), join(dir, 'nothing.snap'), /cannot read snapshot '.*nothing\.snap': no such file/);
+    bad([
+      ['memory', machine + vms('64M'), snap, /is not the machine of .*: vm counter: 64 MiB in the file, 32 MiB in the snapshot$/m],
+      ['names', machine + vms('32M', 'other'), snap, /its VMs are counter, off, idle, the file's counter, off, other$/m],
+      ['machine', machine.replace('smp: 2', 'smp: 4') + vms(), snap, /holds a machine made otherwise: its machine \(CPUs, nodes, memory, distances\) differs$/m],
+      ['mmu', `${machine}monitor:\n  mmu: nested\n${vms()}`, snap, /holds a machine made otherwise: its mmu differs$/m],
+      ['one VM', machine + vms(), join(dir, 'one-vm.snap'), /holds one VM, not a whole machine/],
+      ['faults', `${machine}${vms()}faults:\n  - time: 1s\n    fault: node 0\n`, snap, /faults: a machine restored with --restore takes no fault script/],
+      ['truncated', machine + vms(), join(dir, 'whole-truncated.snap'), /corrupt or truncated/],
+      ['missing', machine + vms(), join(dir, 'nothing.snap'), /cannot read snapshot '.*nothing\.snap': no such file/],
+    ]);
     writeFileSync(disk, Buffer.alloc(MiB, 6));
-    bad('changed disk', machine + vms(), snap, /disk image '.*whole-disk\.img' changed since the snapshot was taken/);
+    bad([['changed disk', machine + vms(), snap, /disk image '.*whole-disk\.img' changed since the snapshot was taken/]]);
   });
 });
 

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { createProgram } from '../../src/cli/program.js';
+import { mirrorballEach, type CliResult } from '../helpers/cli-batch.js';
 
 const CLI = fileURLToPath(new URL('../../bin/mirrorball.js', import.meta.url));
 
@@ -22,7 +23,7 @@ function leafCommands(command: Command, path: string[] = []): string[][] {
   return subs.flatMap((c) => leafCommands(c, [...path, c.name()]));
 }
 
-function assertUsageLine(r: ReturnType<typeof mirrorball>, pattern: RegExp): void {
+function assertUsageLine(r: CliResult, pattern: RegExp): void {
   assert.equal(r.status, 2, `exit status; stderr: ${r.stderr}`);
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
@@ -38,9 +39,12 @@ describe('mirrorball: bad command lines', () => {
   });
 
   it('an unknown option to any command: one line naming it and the command\'s --help, exit 2', () => {
-    for (const path of commands) {
-      assertUsageLine(mirrorball(...path, '--bogus'), new RegExp(`^mirrorball: unknown option '--bogus' \\(see mirrorball ${path.join(' ')} --help\\)$`));
-    }
+    // Every command through main in one process (the CLI's start-up once, not once per command); the tests
+    // below run the command line as its own process.
+    const results = mirrorballEach(commands.map((path) => [...path, '--bogus']));
+    commands.forEach((path, i) => {
+      assertUsageLine(results[i]!, new RegExp(`^mirrorball: unknown option '--bogus' \\(see mirrorball ${path.join(' ')} --help\\)$`));
+    });
   });
 
   it('a near miss is suggested on the same line', () => {
@@ -48,10 +52,11 @@ describe('mirrorball: bad command lines', () => {
   });
 
   it('an unknown command and a missing argument: one line, exit 2', () => {
-    assertUsageLine(mirrorball('bogus'), /^mirrorball: unknown command 'bogus' \(see mirrorball --help\)$/);
-    assertUsageLine(mirrorball('guest', 'bogus'), /^mirrorball: unknown command 'bogus' \(see mirrorball guest --help\)$/);
-    assertUsageLine(mirrorball('stop'), /^mirrorball: missing required argument 'vm' \(see mirrorball stop --help\)$/);
-    assertUsageLine(mirrorball('experiment', 'overhead', '--repeat'), /argument missing \(see mirrorball experiment overhead --help\)$/);
+    const [unknown, unknownGuest, stop, repeat] = mirrorballEach([['bogus'], ['guest', 'bogus'], ['stop'], ['experiment', 'overhead', '--repeat']]);
+    assertUsageLine(unknown!, /^mirrorball: unknown command 'bogus' \(see mirrorball --help\)$/);
+    assertUsageLine(unknownGuest!, /^mirrorball: unknown command 'bogus' \(see mirrorball guest --help\)$/);
+    assertUsageLine(stop!, /^mirrorball: missing required argument 'vm' \(see mirrorball stop --help\)$/);
+    assertUsageLine(repeat!, /argument missing \(see mirrorball experiment overhead --help\)$/);
   });
 
   it('--help is not an error', () => {

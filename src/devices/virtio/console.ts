@@ -46,7 +46,7 @@ export class VirtioConsole implements VirtioDevice {
     this.onOutput = options.onOutput ?? (() => {});
   }
 
-  /** Queues host bytes for the guest; they move into receive buffers at the next `poll()`. */
+  /** Queues host bytes for the guest (up to MAX_QUEUED_INPUT waiting); they move into receive buffers at the next `poll()`. */
   input(bytes: Uint8Array | readonly number[]): void {
     this.pending.push(bytes);
   }
@@ -54,6 +54,11 @@ export class VirtioConsole implements VirtioDevice {
   /** Bytes queued and not yet delivered. */
   get queuedInput(): number {
     return this.pending.length;
+  }
+
+  /** Bytes `input()` dropped because MAX_QUEUED_INPUT were already waiting. */
+  get droppedInput(): number {
+    return this.pending.dropped;
   }
 
   /** Host bytes not yet delivered, as plain data (snapshots). */
