@@ -135,6 +135,9 @@ export abstract class ColdHart extends WarmHart {
         const al = x[s1]!;
         const ah = x[s1 + 1]!;
         let next = pc + len;
+        // The ALU cases are warm-tier.ts's runner's, written out again so that each hot loop has its switch
+        // inline (one shared function with the switch is too large for V8 to inline into both). A change to
+        // one is a change to both: the random-program tests run each against the interpreter.
         switch (w & 0xff) {
           case Op.ADDI: {
             const lo = (al + imm) | 0;

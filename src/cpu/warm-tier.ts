@@ -78,6 +78,7 @@ export class WarmHart extends HartMemory {
         const ah = x[s1 + 1]!;
         const pc = pcs[k]!;
         if (timing !== undefined) this.chargeRam(timing, region, (base + ((pc & (PAGE_BYTES - 1)) >>> 1)) * 2, false);
+        // cold-tier.ts's runner has the same ALU cases, inline in its own loop (see there).
         switch (w & 0xff) {
           case Op.ADDI: {
             const lo = (al + imm) | 0;
