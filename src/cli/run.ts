@@ -143,7 +143,7 @@ export function registerRunCommand(program: Command): void {
     .option('--threads <n>', 'run the harts on this many host threads over shared memory (default 1, the reproducible mode); ' +
       'above 1 a run is not reproducible, and not with --timing, --control, --restore or --time host (docs/threads.md)')
     .option('--hosts <n>', 'spread the harts over this many host processes on this machine (hart i on host i mod N), guest memory kept ' +
-      'coherent by a DSM; Linux under the built-in SBI or OpenSBI (--bios), or a bare-metal --elf program; the devices (--drive, --net) on host 0, their DMA through the DSM; ' +
+      'coherent by a DSM; Linux under the built-in SBI or OpenSBI (--bios), or a bare-metal --elf program; the devices (--drive, --net, --rng) on host 0, their DMA through the DSM; ' +
       'not reproducible (docs/giantvm.md)')
     .option('--join <addr:port,...>', 'spread the harts over this process and hosts started by `mirrorball host --listen` (docs/giantvm.md)')
     .option('--dsm-hold <us>', 'with --hosts or --join: Mirage\'s hold time, the microseconds a host keeps a page it got before it may be taken away (default 100; 0: none)')
@@ -317,8 +317,8 @@ function hostsFor(flags: RunFlags): ReturnType<typeof hostsWanted> {
   if (wanted === undefined) return undefined;
   if (flags.timing !== undefined && flags.timing !== false) throw new UsageError('--timing is refused across hosts: the cache model\'s caches and latencies know nothing of the network');
   const refused = ([['--threads', flags.threads], ['--control', flags.control], ['--web', flags.web], ['--restore', flags.restore], ['--console', flags.console],
-    ['--serial', flags.serial], ['--rng', flags.rng], ['--nodes', flags.nodes], ['--topology', flags.topology], ['--time host', flags.time === 'host' ? true : undefined]] as const)
-    .filter(([, value]) => value !== undefined && value !== false).map(([name]): string => name);
+    ['--serial', flags.serial], ['--nodes', flags.nodes], ['--topology', flags.topology], ['--time host', flags.time === 'host' ? true : undefined]] as const)
+    .filter(([, value]) => value !== undefined).map(([name]): string => name);
   if (refused.length > 0) throw new UsageError(`--hosts and --join do not work with ${refused.join(', ')} yet`);
   return wanted;
 }

@@ -159,7 +159,7 @@ test('--hosts and --join refuse what they cannot run, in one line', () => {
   assertOneLine(mirrorball(['run', '--hosts', '2', '--serial', 'socket=x.sock']), 2, /^mirrorball: --hosts and --join do not work with --serial yet$/);
   assertOneLine(mirrorball(['run', '--hosts', '2', '--web', '0']), 2, /^mirrorball: --hosts and --join do not work with --web yet$/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--timing']), 2, /--timing is refused across hosts/);
-  assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--rng', '--nodes', '2']), 2, /do not work with --rng, --nodes yet/);
+  assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--console', 'socket=x.sock', '--nodes', '2']), 2, /do not work with --console, --nodes yet/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '2', '--join', '127.0.0.1:1']), 2, /give one of them/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--hosts', '99']), 2, /--hosts/);
   assertOneLine(mirrorball(['run', '--elf', CLI, '--dsm-hold', '5']), 2, /^mirrorball: --dsm-hold is for --hosts above 1 or --join$/);

@@ -35,7 +35,7 @@ function imageFile(image: string, path: string): Buffer {
   return execFileSync('debugfs', ['-R', `cat ${path}`, image], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
 }
 
-test('Linux on 2 harts over 2 host processes writes and reads a virtio-blk disk from both harts, and the image is right', { skip, timeout: 240_000 }, async (t) => {
+test('Linux on 2 harts over 2 host processes writes and reads a virtio-blk disk from both harts, and the image is right; the virtio-rng fills a buffer on host 1', { skip, timeout: 240_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mb-hosts-drive-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const disk = join(dir, 'disk.ext4');
@@ -45,15 +45,17 @@ test('Linux on 2 harts over 2 host processes writes and reads a virtio-blk disk 
   const command = 'dmesg -n 1; mount /dev/vda /mnt' +
     ` && taskset -c 1 sh -c 'seq 1 ${lines} > /mnt/h1.txt' && taskset -c 0 sh -c 'seq ${lines + 1} ${2 * lines} > /mnt/h0.txt'` +
     ' && sync && echo 3 > /proc/sys/vm/drop_caches' +
-    ' && taskset -c 1 md5sum /mnt/h0.txt /mnt/bin/busybox && taskset -c 0 md5sum /mnt/h1.txt && umount /mnt && echo unmounted';
-  const run = await consoleScript(process.execPath, [CLI, 'run', '--smp', '2', '--hosts', '2', '--memory', '256M', '--drive', `file=${disk}`, '--stats-dir', statsDir],
+    ' && taskset -c 1 md5sum /mnt/h0.txt /mnt/bin/busybox && taskset -c 0 md5sum /mnt/h1.txt && umount /mnt && echo unmounted' +
+    // The rng on host 0 fills a buffer of host 1's hart's process (its DMA writes through the DSM too).
+    ' && taskset -c 1 head -c 4096 /dev/hwrng | wc -c';
+  const run = await consoleScript(process.execPath, [CLI, 'run', '--smp', '2', '--hosts', '2', '--memory', '256M', '--drive', `file=${disk}`, '--rng', '7', '--stats-dir', statsDir],
     command, 200_000, { poweroff: true });
   t.diagnostic(`${run.seconds.toFixed(1)} s to the end, the command ${run.commandSeconds.toFixed(1)} s`);
   assert.equal(run.status, 0, run.console.slice(-3000));
   const h0 = seq(lines + 1, 2 * lines);
   const h1 = seq(1, lines);
   // What each hart read back (from the disk: the page cache was dropped) is what the other wrote.
-  assert.equal(run.output, `${md5(h0)}  /mnt/h0.txt\n${md5(imageFile(guest!.disk, '/bin/busybox'))}  /mnt/bin/busybox\n${md5(h1)}  /mnt/h1.txt\nunmounted\n`,
+  assert.equal(run.output, `${md5(h0)}  /mnt/h0.txt\n${md5(imageFile(guest!.disk, '/bin/busybox'))}  /mnt/bin/busybox\n${md5(h1)}  /mnt/h1.txt\nunmounted\n4096\n`,
     run.console.slice(-3000));
   // And the host's image holds them, in a clean file system.
   assert.equal(imageFile(disk, '/h1.txt').toString(), h1);
